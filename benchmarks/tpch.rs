@@ -1,0 +1,550 @@
+//! TPC-H, side by side: the 22 queries through Sluice (over the PostgreSQL
+//! wire and in process, on Delta tables), on raw DataFusion over the same
+//! data as Parquet, and on DuckDB over the same Parquet, in one run.
+//!
+//! ```text
+//! python benchmarks/tpch/gen.py --sf 1
+//! cargo run --release --example tpch -- --data benchmarks/data/sf1 --lake /tmp/tpch-lake
+//! ```
+//!
+//! The lake is loaded once (`CREATE TABLE tpch.<t> AS SELECT ...` from the
+//! Parquet files) and reused by later runs. Every query runs `--reps` times
+//! per engine and the best time is kept. The process exits non-zero when a
+//! query fails on Sluice or when Sluice and DataFusion disagree on a row
+//! count; the timings are never asserted.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider, SchemaProvider};
+use datafusion::common::ParamValues;
+use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+use futures::StreamExt;
+use sluice::engine::{Engine, Output, Session};
+use tokio_postgres::{NoTls, SimpleQueryMessage};
+
+const TABLES: [&str; 8] = [
+    "region", "nation", "supplier", "customer", "part", "partsupp", "orders", "lineitem",
+];
+const QUERIES: usize = 22;
+/// Targets from the design document (section 8).
+const TARGET_VS_DUCKDB: f64 = 1.0;
+const TARGET_VS_DATAFUSION: f64 = 1.10;
+
+#[derive(Parser, Debug)]
+#[command(about = "TPC-H: Sluice vs raw DataFusion vs DuckDB on the same data")]
+struct Args {
+    /// Folder with the eight <table>.parquet files (benchmarks/tpch/gen.py).
+    #[arg(long)]
+    data: PathBuf,
+    /// Sluice lake folder; loaded from --data when it has no `tpch` schema.
+    #[arg(long)]
+    lake: String,
+    /// Runs per query and engine; the best is kept.
+    #[arg(long, default_value_t = 3)]
+    reps: usize,
+    /// Do not run DuckDB.
+    #[arg(long)]
+    skip_duckdb: bool,
+    /// Only these queries, e.g. `--only 1,6,22`.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<usize>,
+    /// Folder with q01.sql .. q22.sql.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/benchmarks/tpch/queries"))]
+    queries: PathBuf,
+    /// Python interpreter with duckdb installed.
+    #[arg(long, env = "SLUICE_BENCH_PYTHON")]
+    python: Option<PathBuf>,
+}
+
+/// One engine's result for one query: best time and row count, or the error.
+type Measure = Result<(Duration, usize), String>;
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    match run(args).await {
+        Ok(true) => {}
+        Ok(false) => std::process::exit(1),
+        Err(e) => {
+            eprintln!("tpch: {e}");
+            std::process::exit(2);
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
+    let data = std::fs::canonicalize(&args.data)
+        .map_err(|e| format!("data folder {}: {e}", args.data.display()))?;
+    for t in TABLES {
+        let f = data.join(format!("{t}.parquet"));
+        if !f.is_file() {
+            return Err(format!("missing {} (run benchmarks/tpch/gen.py)", f.display()).into());
+        }
+    }
+    let numbers: Vec<usize> = if args.only.is_empty() {
+        (1..=QUERIES).collect()
+    } else {
+        args.only.clone()
+    };
+    let mut queries = Vec::new();
+    for &n in &numbers {
+        let path = args.queries.join(format!("q{n:02}.sql"));
+        let sql = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        queries.push((n, sql));
+    }
+    let reps = args.reps.max(1);
+
+    // a. Load the lake.
+    let engine = Engine::open(&args.lake).await?;
+    let t0 = Instant::now();
+    load(&engine, &data).await?;
+    println!("lake ready in {:.1}s: {}", t0.elapsed().as_secs_f64(), args.lake);
+
+    // b. Raw DataFusion over the Parquet files.
+    let raw = SessionContext::new();
+    for t in TABLES {
+        raw.register_parquet(t, path_str(&data.join(format!("{t}.parquet"))), ParquetReadOptions::default())
+            .await?;
+    }
+    let mut datafusion: BTreeMap<usize, Measure> = BTreeMap::new();
+    for (n, sql) in &queries {
+        let m = best_of(reps, || async {
+            let batches = raw.sql(sql).await?.collect().await?;
+            Ok::<_, datafusion::error::DataFusionError>(batches.iter().map(|b| b.num_rows()).sum())
+        })
+        .await;
+        report("datafusion", *n, &m);
+        datafusion.insert(*n, m);
+    }
+
+    // Sluice in process: the same engine without the wire.
+    let mut session = engine.session();
+    run_sql(&mut session, "SET search_path = tpch").await?;
+    // Queries name the tables unqualified. Should the server not resolve
+    // them through search_path, qualify them, and say so.
+    let qualify_names = match run_sql(&mut session, "SELECT r_regionkey FROM region LIMIT 1").await {
+        Ok(_) => false,
+        Err(e) => {
+            eprintln!(
+                "warning: after SET search_path = tpch, `SELECT ... FROM region` fails ({e}); \
+                 table names are qualified with tpch. for the Sluice runs"
+            );
+            true
+        }
+    };
+    let mut inproc: BTreeMap<usize, Measure> = BTreeMap::new();
+    for (n, sql) in &queries {
+        let sql = if qualify_names { qualified(sql)? } else { sql.clone() };
+        let mut m: Measure = Err("not run".into());
+        for _ in 0..reps {
+            let start = Instant::now();
+            match run_sql(&mut session, &sql).await {
+                Ok(rows) => m = Ok(better(&m, start.elapsed(), rows)),
+                Err(e) => {
+                    m = Err(e.to_string());
+                    break;
+                }
+            }
+        }
+        report("sluice(proc)", *n, &m);
+        inproc.insert(*n, m);
+    }
+
+    // c. Sluice through the wire.
+    let port = free_port()?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let listen = format!("127.0.0.1:{port}");
+    let server_engine = engine.clone();
+    let server = tokio::spawn(async move {
+        let stop = async {
+            let _ = stop_rx.await;
+        };
+        if let Err(e) = sluice::server::serve(server_engine, &listen, stop).await {
+            eprintln!("warning: server ended: {e}");
+        }
+    });
+    let client = connect(port).await?;
+    client.simple_query("SET search_path = tpch").await.map_err(pg_error)?;
+    let mut wire: BTreeMap<usize, Measure> = BTreeMap::new();
+    for (n, sql) in &queries {
+        let sql = if qualify_names { qualified(sql)? } else { sql.clone() };
+        let m = best_of(reps, || async {
+            let msgs = client.simple_query(&sql).await.map_err(pg_error)?;
+            Ok::<_, String>(msgs.iter().filter(|m| matches!(m, SimpleQueryMessage::Row(_))).count())
+        })
+        .await;
+        report("sluice(wire)", *n, &m);
+        wire.insert(*n, m);
+    }
+    drop(client);
+    let _ = stop_tx.send(());
+    let _ = server.await;
+
+    // d. DuckDB.
+    let duckdb: BTreeMap<usize, Option<f64>> = if args.skip_duckdb {
+        BTreeMap::new()
+    } else {
+        match run_duckdb(&args, &data, &numbers, reps) {
+            Ok(m) => m,
+            Err(e) => {
+                eprintln!("warning: DuckDB run failed, its column stays empty: {e}");
+                BTreeMap::new()
+            }
+        }
+    };
+
+    // e. The table.
+    Ok(print_table(&numbers, &wire, &inproc, &datafusion, &duckdb, reps, &data))
+}
+
+/// Create `tpch.<table>` in the lake from the Parquet files, through
+/// Sluice's own `CREATE TABLE ... AS SELECT`, for the tables not there yet.
+async fn load(engine: &Arc<Engine>, data: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    let mut session = engine.session();
+    // Read the files with plain Utf8 strings, as the Delta tables store them.
+    let mut config = SessionConfig::new();
+    config.options_mut().execution.parquet.schema_force_view_types = false;
+    let reader = SessionContext::new_with_config(config);
+    let schema = Arc::new(MemorySchemaProvider::new());
+    for t in TABLES {
+        reader
+            .register_parquet(t, path_str(&data.join(format!("{t}.parquet"))), ParquetReadOptions::default())
+            .await?;
+        let provider = reader.table_provider(t).await?;
+        schema.register_table(t.to_string(), provider)?;
+    }
+    let catalog = Arc::new(MemoryCatalogProvider::new());
+    catalog.register_schema("public", schema)?;
+    session.context().register_catalog("bench", catalog);
+
+    run_sql(&mut session, "CREATE SCHEMA IF NOT EXISTS tpch").await?;
+    for t in TABLES {
+        let start = Instant::now();
+        let sql = format!("CREATE TABLE IF NOT EXISTS tpch.{t} AS SELECT * FROM bench.public.{t}");
+        run_sql(&mut session, &sql).await?;
+        let notices = session.take_notices();
+        if notices.is_empty() {
+            println!("loaded tpch.{t} in {:.1}s", start.elapsed().as_secs_f64());
+        }
+    }
+    // A lake loaded from another scale factor would make every comparison
+    // meaningless: check one table's size against the files.
+    let in_lake = count(&mut session, "SELECT count(*) FROM tpch.lineitem").await?;
+    let in_files = count(&mut session, "SELECT count(*) FROM bench.public.lineitem").await?;
+    if in_lake != in_files {
+        return Err(format!(
+            "the lake's tpch.lineitem has {in_lake} rows but the Parquet files have {in_files}: \
+             use a fresh --lake for this scale factor"
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// `sql` with the TPC-H table names qualified by the `tpch` schema.
+fn qualified(sql: &str) -> Result<String, Box<dyn std::error::Error>> {
+    use datafusion::sql::sqlparser::ast::{Ident, ObjectNamePart, visit_relations_mut};
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser as SqlParser;
+    use std::ops::ControlFlow;
+    let mut stmts = SqlParser::parse_sql(&PostgreSqlDialect {}, sql)?;
+    let _ = visit_relations_mut(&mut stmts, |name| {
+        let is_tpch = matches!(name.0.as_slice(), [ObjectNamePart::Identifier(id)]
+            if TABLES.contains(&id.value.to_lowercase().as_str()));
+        if is_tpch {
+            name.0.insert(0, ObjectNamePart::Identifier(Ident::new("tpch")));
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    Ok(stmts.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(";\n"))
+}
+
+/// A wire error with the server's message.
+fn pg_error(e: tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
+        None => e.to_string(),
+    }
+}
+
+/// Run every statement of `sql` in the session; returns the rows of the last.
+async fn run_sql(session: &mut Session, sql: &str) -> sluice::Result<usize> {
+    let mut rows = 0;
+    for stmt in session.parse(sql)? {
+        rows = match session.execute(stmt, &ParamValues::List(vec![])).await? {
+            Output::Rows { mut stream, .. } => {
+                let mut n = 0;
+                while let Some(batch) = stream.next().await {
+                    n += batch?.num_rows();
+                }
+                n
+            }
+            Output::Command { rows, .. } => rows.unwrap_or(0),
+            _ => 0,
+        };
+    }
+    Ok(rows)
+}
+
+async fn count(session: &mut Session, sql: &str) -> Result<i64, Box<dyn std::error::Error>> {
+    use datafusion::arrow::array::{Array, Int64Array};
+    let stmt = session.parse(sql)?.remove(0);
+    let Output::Rows { mut stream, .. } = session.execute(stmt, &ParamValues::List(vec![])).await? else {
+        return Err(format!("{sql}: no rows").into());
+    };
+    let mut value = None;
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        if batch.num_rows() > 0 {
+            let col = batch.column(0).as_any().downcast_ref::<Int64Array>().ok_or("count(*) is not bigint")?;
+            value = Some(col.value(0));
+        }
+    }
+    value.ok_or_else(|| format!("{sql}: no rows").into())
+}
+
+/// Run `f` `reps` times; keep the best time. The first error ends the runs.
+async fn best_of<F, Fut, E>(reps: usize, f: F) -> Measure
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<usize, E>>,
+    E: std::fmt::Display,
+{
+    let mut m: Measure = Err("not run".into());
+    for _ in 0..reps {
+        let start = Instant::now();
+        match f().await {
+            Ok(rows) => m = Ok(better(&m, start.elapsed(), rows)),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    m
+}
+
+fn better(m: &Measure, t: Duration, rows: usize) -> (Duration, usize) {
+    match m {
+        Ok((best, _)) if *best <= t => (*best, rows),
+        _ => (t, rows),
+    }
+}
+
+fn report(engine: &str, n: usize, m: &Measure) {
+    match m {
+        Ok((t, rows)) => eprintln!("{engine} q{n}: {:.4}s, {rows} rows", t.as_secs_f64()),
+        Err(e) => eprintln!("warning: {engine} q{n} failed: {e}"),
+    }
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().expect("paths are UTF-8")
+}
+
+fn free_port() -> std::io::Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}
+
+async fn connect(port: u16) -> Result<tokio_postgres::Client, Box<dyn std::error::Error>> {
+    let conn_str = format!("host=127.0.0.1 port={port} user=sluice dbname=sluice");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match tokio_postgres::connect(&conn_str, NoTls).await {
+            Ok((client, conn)) => {
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        eprintln!("warning: connection ended: {e}");
+                    }
+                });
+                return Ok(client);
+            }
+            Err(e) if Instant::now() > deadline => return Err(format!("cannot connect on port {port}: {e}").into()),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+fn run_duckdb(
+    args: &Args,
+    data: &Path,
+    numbers: &[usize],
+    reps: usize,
+) -> Result<BTreeMap<usize, Option<f64>>, Box<dyn std::error::Error>> {
+    let python = match &args.python {
+        Some(p) => p.clone(),
+        None => {
+            let home = std::env::var("HOME").map_err(|_| "HOME is not set; pass --python")?;
+            PathBuf::from(home).join(".cache/sluice-venv/bin/python")
+        }
+    };
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benchmarks/tpch/duckdb_run.py");
+    let only = numbers.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(",");
+    let out = Command::new(&python)
+        .arg(script)
+        .arg("--data")
+        .arg(data)
+        .arg("--reps")
+        .arg(reps.to_string())
+        .arg("--queries")
+        .arg(&args.queries)
+        .arg("--only")
+        .arg(only)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| format!("{}: {e}", python.display()))?;
+    if !out.status.success() {
+        return Err(format!("{} {script} exited with {}", python.display(), out.status).into());
+    }
+    let parsed: BTreeMap<String, Option<f64>> = serde_json::from_slice(&out.stdout)?;
+    let mut times = BTreeMap::new();
+    for (k, v) in parsed {
+        if let Some(n) = k.strip_prefix('q').and_then(|s| s.parse::<usize>().ok()) {
+            if v.is_none() {
+                eprintln!("warning: duckdb q{n} failed");
+            }
+            times.insert(n, v);
+        }
+    }
+    Ok(times)
+}
+
+fn secs(m: Option<&Measure>) -> Option<f64> {
+    match m {
+        Some(Ok((t, _))) => Some(t.as_secs_f64()),
+        _ => None,
+    }
+}
+
+fn cell(v: Option<f64>, width: usize, prec: usize) -> String {
+    match v {
+        Some(v) => format!("{v:>width$.prec$}"),
+        None => format!("{:>width$}", "-"),
+    }
+}
+
+fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+        _ => None,
+    }
+}
+
+fn print_table(
+    numbers: &[usize],
+    wire: &BTreeMap<usize, Measure>,
+    inproc: &BTreeMap<usize, Measure>,
+    datafusion: &BTreeMap<usize, Measure>,
+    duckdb: &BTreeMap<usize, Option<f64>>,
+    reps: usize,
+    data: &Path,
+) -> bool {
+    let mut ok = true;
+    let mut problems = Vec::new();
+    println!();
+    println!("TPC-H {} (best of {reps}; seconds)", data.display());
+    println!(
+        "{:<5} {:>12} {:>12} {:>12} {:>10} {:>13} {:>17} {:>17} {:>8}",
+        "query", "sluice(wire)", "sluice(proc)", "datafusion", "duckdb", "sluice/duckdb", "sluice/datafusion", "proc/datafusion", "rows"
+    );
+    // Totals over the queries every engine that ran answered.
+    let (mut tw, mut tp, mut tf, mut td) = (0.0, 0.0, 0.0, 0.0);
+    let mut counted = 0;
+    let have_duckdb = !duckdb.is_empty();
+    for &n in numbers {
+        let w = secs(wire.get(&n));
+        let p = secs(inproc.get(&n));
+        let f = secs(datafusion.get(&n));
+        let d = duckdb.get(&n).copied().flatten();
+        let rows = |m: Option<&Measure>| match m {
+            Some(Ok((_, r))) => Some(*r),
+            _ => None,
+        };
+        let (rw, rp, rf) = (rows(wire.get(&n)), rows(inproc.get(&n)), rows(datafusion.get(&n)));
+        for (name, m) in [("sluice(wire)", wire.get(&n)), ("sluice(proc)", inproc.get(&n)), ("datafusion", datafusion.get(&n))] {
+            if let Some(Err(e)) = m {
+                problems.push(format!("q{n} failed on {name}: {e}"));
+                if name.starts_with("sluice") {
+                    ok = false;
+                }
+            }
+        }
+        if have_duckdb && d.is_none() {
+            problems.push(format!("q{n} failed on duckdb"));
+        }
+        let mut row_note = rf.or(rw).map(|r| r.to_string()).unwrap_or_else(|| "-".into());
+        for (name, r) in [("wire", rw), ("proc", rp)] {
+            if let (Some(r), Some(rf)) = (r, rf) {
+                if r != rf {
+                    problems.push(format!("q{n}: sluice({name}) returned {r} rows, datafusion {rf}"));
+                    row_note = format!("{r}!={rf}");
+                    ok = false;
+                }
+            }
+        }
+        println!(
+            "{:<5} {} {} {} {} {} {} {} {:>8}",
+            format!("q{n}"),
+            cell(w, 12, 4),
+            cell(p, 12, 4),
+            cell(f, 12, 4),
+            cell(d, 10, 4),
+            cell(ratio(w, d), 12, 2) + "x",
+            cell(ratio(w, f), 16, 2) + "x",
+            cell(ratio(p, f), 16, 2) + "x",
+            row_note,
+        );
+        if let (Some(w), Some(p), Some(f)) = (w, p, f) {
+            if !have_duckdb || d.is_some() {
+                tw += w;
+                tp += p;
+                tf += f;
+                td += d.unwrap_or(0.0);
+                counted += 1;
+            }
+        }
+    }
+    let td_opt = have_duckdb.then_some(td);
+    println!(
+        "{:<5} {} {} {} {} {} {} {}",
+        "total",
+        cell(Some(tw), 12, 4),
+        cell(Some(tp), 12, 4),
+        cell(Some(tf), 12, 4),
+        cell(td_opt, 10, 4),
+        cell(ratio(Some(tw), td_opt), 12, 2) + "x",
+        cell(ratio(Some(tw), Some(tf)), 16, 2) + "x",
+        cell(ratio(Some(tp), Some(tf)), 16, 2) + "x",
+    );
+    if counted < numbers.len() {
+        println!("(totals over the {counted} of {} queries that every engine answered)", numbers.len());
+    }
+    println!();
+    let verdict = |r: Option<f64>, target: f64| match r {
+        Some(r) if r <= target => format!("{r:.2}x  met"),
+        Some(r) => format!("{r:.2}x  NOT met"),
+        None => "not measured".to_string(),
+    };
+    println!(
+        "target: total sluice(wire) / duckdb     <= {TARGET_VS_DUCKDB:.2}x : {}",
+        verdict(ratio(Some(tw), td_opt), TARGET_VS_DUCKDB)
+    );
+    println!(
+        "target: total sluice(proc) / datafusion <= {TARGET_VS_DATAFUSION:.2}x : {}",
+        verdict(ratio(Some(tp), Some(tf)), TARGET_VS_DATAFUSION)
+    );
+    println!(
+        "        total sluice(wire) / datafusion <= {TARGET_VS_DATAFUSION:.2}x : {}",
+        verdict(ratio(Some(tw), Some(tf)), TARGET_VS_DATAFUSION)
+    );
+    if !problems.is_empty() {
+        println!();
+        for p in &problems {
+            println!("warning: {p}");
+        }
+    }
+    ok
+}

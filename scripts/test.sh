@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what the tests need, starts a throwaway
+# PostgreSQL 15 as the reference peer, then checks formatting, builds and runs
+# every Rust test. Exits non-zero on the first failure.
+#
+# Environment (all optional):
+#   SLUICE_VENV       Python virtualenv for client tests (default: $HOME/.cache/sluice-venv)
+#   SLUICE_PG_DIR     PostgreSQL test cluster location (default: /tmp/sluice-pg)
+#   SLUICE_PG_PORT    its port (default: 54329)
+#   CARGO_TARGET_DIR  build output (default: $HOME/.cache/sluice-target)
+#   TEST_THREADS      parallel tests per test binary (default: 2)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+export SLUICE_VENV="${SLUICE_VENV:-$HOME/.cache/sluice-venv}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sluice-target}"
+TEST_THREADS="${TEST_THREADS:-2}"
+
+step() { echo "==> $*" >&2; }
+
+step "setting up the test environment"
+scripts/setup-test-env.sh
+
+cleanup() {
+    scripts/pg-test-server.sh stop || true
+}
+trap cleanup EXIT
+
+step "starting PostgreSQL 15 (reference peer)"
+scripts/pg-test-server.sh start
+SLUICE_TEST_PG_URL="$(scripts/pg-test-server.sh url)"
+export SLUICE_TEST_PG_URL
+export SLUICE_TEST_PYTHON="$SLUICE_VENV/bin/python"
+
+step "checking tests/slt/pg_compat_*.slt against PostgreSQL"
+"$SLUICE_TEST_PYTHON" scripts/slt_check_pg.py --url "$SLUICE_TEST_PG_URL" tests/slt/pg_compat_*.slt
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo build"
+cargo build --bins
+
+step "cargo test"
+cargo test --all-targets -- --test-threads="$TEST_THREADS"
+
+step "all tests passed"

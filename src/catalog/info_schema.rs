@@ -1,0 +1,258 @@
+//! `information_schema` built from the catalog, with PostgreSQL type names
+//! (DataFusion's own reports Arrow names, which clients such as dbt misread).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{ArrayRef, Int32Array, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::catalog::{MemTable, SchemaProvider, TableProvider};
+use datafusion::error::Result as DfResult;
+
+use super::provider::ContextFactory;
+use super::{Catalog, ColumnDef, DATABASE, Kind, PgType, SYSTEM_SCHEMAS};
+
+const TABLES: &[&str] = &["schemata", "tables", "columns", "views"];
+
+#[derive(Clone)]
+pub struct InformationSchema {
+    catalog: Arc<Catalog>,
+    factory: ContextFactory,
+}
+
+impl std::fmt::Debug for InformationSchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("InformationSchema")
+    }
+}
+
+impl InformationSchema {
+    pub fn new(catalog: Arc<Catalog>, factory: ContextFactory) -> Self {
+        InformationSchema { catalog, factory }
+    }
+}
+
+fn text(values: Vec<Option<String>>) -> ArrayRef {
+    Arc::new(StringArray::from(values))
+}
+
+fn int(values: Vec<Option<i32>>) -> ArrayRef {
+    Arc::new(Int32Array::from(values))
+}
+
+fn mem(fields: Vec<(&str, DataType)>, cols: Vec<ArrayRef>) -> DfResult<Arc<dyn TableProvider>> {
+    let schema = Arc::new(Schema::new(
+        fields
+            .into_iter()
+            .map(|(n, t)| Field::new(n, t, true))
+            .collect::<Vec<_>>(),
+    ));
+    let batch = RecordBatch::try_new(schema.clone(), cols)?;
+    Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
+}
+
+impl InformationSchema {
+    /// Columns of every table and view: (schema, relation, columns).
+    async fn all_columns(&self) -> Vec<(String, String, Vec<ColumnDef>)> {
+        let snap = self.catalog.snapshot();
+        let mut out = Vec::new();
+        for e in snap.entries.iter() {
+            match e.kind {
+                Kind::Table => {
+                    if let Ok(def) = e.table_def() {
+                        out.push((e.schema.clone(), e.name.clone(), def.columns));
+                    }
+                }
+                Kind::View => {
+                    let ctx = (self.factory)(&e.schema);
+                    if let Ok(plan) = ctx.state().create_logical_plan(&e.definition).await {
+                        let cols = plan
+                            .schema()
+                            .fields()
+                            .iter()
+                            .map(|f| ColumnDef {
+                                name: f.name().clone(),
+                                ty: PgType::from_arrow(f.data_type()),
+                                not_null: false,
+                                default: None,
+                            })
+                            .collect();
+                        out.push((e.schema.clone(), e.name.clone(), cols));
+                    }
+                }
+                Kind::Schema => {}
+            }
+        }
+        out
+    }
+}
+
+#[async_trait]
+impl SchemaProvider for InformationSchema {
+    fn table_names(&self) -> Vec<String> {
+        TABLES.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        TABLES.contains(&name)
+    }
+
+    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        let snap = self.catalog.snapshot();
+        let db = || Some(DATABASE.to_string());
+        let s = DataType::Utf8;
+        let provider = match name {
+            "schemata" => {
+                let mut names: Vec<String> = snap.schemas();
+                names.extend(SYSTEM_SCHEMAS.iter().map(|s| s.to_string()));
+                mem(
+                    vec![
+                        ("catalog_name", s.clone()),
+                        ("schema_name", s.clone()),
+                        ("schema_owner", s.clone()),
+                    ],
+                    vec![
+                        text(names.iter().map(|_| db()).collect()),
+                        text(names.iter().map(|n| Some(n.clone())).collect()),
+                        text(names.iter().map(|_| Some("sluice".to_string())).collect()),
+                    ],
+                )?
+            }
+            "tables" => {
+                let rels: Vec<_> = snap
+                    .entries
+                    .iter()
+                    .filter(|e| e.kind != Kind::Schema)
+                    .collect();
+                mem(
+                    vec![
+                        ("table_catalog", s.clone()),
+                        ("table_schema", s.clone()),
+                        ("table_name", s.clone()),
+                        ("table_type", s.clone()),
+                    ],
+                    vec![
+                        text(rels.iter().map(|_| db()).collect()),
+                        text(rels.iter().map(|e| Some(e.schema.clone())).collect()),
+                        text(rels.iter().map(|e| Some(e.name.clone())).collect()),
+                        text(
+                            rels.iter()
+                                .map(|e| {
+                                    Some(if e.kind == Kind::View { "VIEW" } else { "BASE TABLE" }.to_string())
+                                })
+                                .collect(),
+                        ),
+                    ],
+                )?
+            }
+            "views" => {
+                let views: Vec<_> = snap.entries.iter().filter(|e| e.kind == Kind::View).collect();
+                mem(
+                    vec![
+                        ("table_catalog", s.clone()),
+                        ("table_schema", s.clone()),
+                        ("table_name", s.clone()),
+                        ("view_definition", s.clone()),
+                    ],
+                    vec![
+                        text(views.iter().map(|_| db()).collect()),
+                        text(views.iter().map(|e| Some(e.schema.clone())).collect()),
+                        text(views.iter().map(|e| Some(e.name.clone())).collect()),
+                        text(views.iter().map(|e| Some(e.definition.clone())).collect()),
+                    ],
+                )?
+            }
+            "columns" => {
+                let mut rows: Vec<(String, String, i32, ColumnDef)> = Vec::new();
+                for (schema, rel, cols) in self.all_columns().await {
+                    for (i, c) in cols.into_iter().enumerate() {
+                        rows.push((schema.clone(), rel.clone(), i as i32 + 1, c));
+                    }
+                }
+                let base = |c: &ColumnDef| {
+                    if c.ty.name.ends_with("[]") {
+                        "ARRAY".to_string()
+                    } else {
+                        c.ty.name.clone()
+                    }
+                };
+                let is_char = |c: &ColumnDef| {
+                    matches!(c.ty.name.as_str(), "character varying" | "character")
+                };
+                let numeric_precision = |c: &ColumnDef| match c.ty.name.as_str() {
+                    "smallint" => Some(16),
+                    "integer" => Some(32),
+                    "bigint" => Some(64),
+                    "real" => Some(24),
+                    "double precision" => Some(53),
+                    "numeric" => c.ty.length.map(|p| p as i32),
+                    _ => None,
+                };
+                let numeric_scale = |c: &ColumnDef| match c.ty.name.as_str() {
+                    "smallint" | "integer" | "bigint" => Some(0),
+                    "numeric" => c.ty.scale,
+                    _ => None,
+                };
+                let udt = |c: &ColumnDef| {
+                    let n = match c.ty.name.trim_end_matches("[]") {
+                        "smallint" => "int2",
+                        "integer" => "int4",
+                        "bigint" => "int8",
+                        "real" => "float4",
+                        "double precision" => "float8",
+                        "character varying" => "varchar",
+                        "character" => "bpchar",
+                        "boolean" => "bool",
+                        "timestamp without time zone" => "timestamp",
+                        "timestamp with time zone" => "timestamptz",
+                        other => other,
+                    };
+                    if c.ty.name.ends_with("[]") {
+                        format!("_{n}")
+                    } else {
+                        n.to_string()
+                    }
+                };
+                mem(
+                    vec![
+                        ("table_catalog", s.clone()),
+                        ("table_schema", s.clone()),
+                        ("table_name", s.clone()),
+                        ("column_name", s.clone()),
+                        ("ordinal_position", DataType::Int32),
+                        ("column_default", s.clone()),
+                        ("is_nullable", s.clone()),
+                        ("data_type", s.clone()),
+                        ("character_maximum_length", DataType::Int32),
+                        ("numeric_precision", DataType::Int32),
+                        ("numeric_scale", DataType::Int32),
+                        ("udt_name", s.clone()),
+                    ],
+                    vec![
+                        text(rows.iter().map(|_| db()).collect()),
+                        text(rows.iter().map(|r| Some(r.0.clone())).collect()),
+                        text(rows.iter().map(|r| Some(r.1.clone())).collect()),
+                        text(rows.iter().map(|r| Some(r.3.name.clone())).collect()),
+                        int(rows.iter().map(|r| Some(r.2)).collect()),
+                        text(rows.iter().map(|r| r.3.default.clone()).collect()),
+                        text(
+                            rows.iter()
+                                .map(|r| Some(if r.3.not_null { "NO" } else { "YES" }.to_string()))
+                                .collect(),
+                        ),
+                        text(rows.iter().map(|r| Some(base(&r.3))).collect()),
+                        int(rows
+                            .iter()
+                            .map(|r| if is_char(&r.3) { r.3.ty.length.map(|l| l as i32) } else { None })
+                            .collect()),
+                        int(rows.iter().map(|r| numeric_precision(&r.3)).collect()),
+                        int(rows.iter().map(|r| numeric_scale(&r.3)).collect()),
+                        text(rows.iter().map(|r| Some(udt(&r.3))).collect()),
+                    ],
+                )?
+            }
+            _ => return Ok(None),
+        };
+        Ok(Some(provider))
+    }
+}

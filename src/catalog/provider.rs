@@ -1,0 +1,243 @@
+//! DataFusion's view of the catalog.
+//!
+//! Each statement resolves table names through these providers, which open
+//! the newest Delta snapshot of the table at that moment, so a commit by any
+//! connection or process is visible to the next statement.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use async_trait::async_trait;
+use datafusion::catalog::{CatalogProvider, SchemaProvider, TableProvider};
+use datafusion::catalog::view::ViewTable;
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::prelude::SessionContext;
+
+use super::{Catalog, Kind, TableDef};
+use crate::error::{Error, ErrorKind};
+use crate::lake::TimeTravel;
+
+/// Makes a context for planning view bodies, with `schema` as the default.
+pub type ContextFactory = Arc<dyn Fn(&str) -> SessionContext + Send + Sync>;
+
+/// Schema under which time-travel references are resolved; the frontend
+/// rewrites `t VERSION AS OF 3` to `"__time_travel"."public.t@v3"`.
+pub const TIME_TRAVEL_SCHEMA: &str = "__time_travel";
+
+#[derive(Clone)]
+pub struct SluiceCatalogProvider {
+    catalog: Arc<Catalog>,
+    factory: ContextFactory,
+    extra: Arc<RwLock<HashMap<String, Arc<dyn SchemaProvider>>>>,
+}
+
+impl std::fmt::Debug for SluiceCatalogProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SluiceCatalogProvider").finish()
+    }
+}
+
+impl SluiceCatalogProvider {
+    pub fn new(catalog: Arc<Catalog>, factory: ContextFactory) -> Self {
+        SluiceCatalogProvider {
+            catalog,
+            factory,
+            extra: Arc::new(RwLock::new(HashMap::new())),
+        }
+    }
+}
+
+impl CatalogProvider for SluiceCatalogProvider {
+    fn schema_names(&self) -> Vec<String> {
+        let mut names = self.catalog.snapshot().schemas();
+        names.extend(self.extra.read().unwrap().keys().cloned());
+        names
+    }
+
+    fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
+        if let Some(s) = self.extra.read().unwrap().get(name) {
+            return Some(s.clone());
+        }
+        if name == TIME_TRAVEL_SCHEMA {
+            return Some(Arc::new(TimeTravelSchema {
+                catalog: self.catalog.clone(),
+            }));
+        }
+        if self.catalog.snapshot().schema_exists(name) {
+            return Some(Arc::new(SluiceSchemaProvider {
+                catalog: self.catalog.clone(),
+                schema: name.to_string(),
+                factory: self.factory.clone(),
+            }));
+        }
+        None
+    }
+
+    fn register_schema(
+        &self,
+        name: &str,
+        schema: Arc<dyn SchemaProvider>,
+    ) -> DfResult<Option<Arc<dyn SchemaProvider>>> {
+        Ok(self
+            .extra
+            .write()
+            .unwrap()
+            .insert(name.to_string(), schema))
+    }
+}
+
+#[derive(Clone)]
+pub struct SluiceSchemaProvider {
+    catalog: Arc<Catalog>,
+    schema: String,
+    factory: ContextFactory,
+}
+
+impl std::fmt::Debug for SluiceSchemaProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SluiceSchemaProvider")
+            .field("schema", &self.schema)
+            .finish()
+    }
+}
+
+fn ext(e: Error) -> DataFusionError {
+    DataFusionError::External(Box::new(e))
+}
+
+/// Open the newest snapshot of a catalog table as a DataFusion provider.
+pub async fn open_table(catalog: &Catalog, def: &TableDef) -> crate::error::Result<Arc<dyn TableProvider>> {
+    let lake = catalog.lake();
+    let url = lake.url_for(&def.location)?;
+    let table = lake.table(&url).await?;
+    Ok(table.table_provider().await?)
+}
+
+#[async_trait]
+impl SchemaProvider for SluiceSchemaProvider {
+    fn table_names(&self) -> Vec<String> {
+        self.catalog
+            .snapshot()
+            .relations_in(&self.schema)
+            .map(|e| e.name.clone())
+            .collect()
+    }
+
+    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        let snap = self.catalog.snapshot();
+        let Some(entry) = snap.relation(&self.schema, name) else {
+            return Ok(None);
+        };
+        match entry.kind {
+            Kind::Table => {
+                let def = entry.table_def().map_err(ext)?;
+                Ok(Some(open_table(&self.catalog, &def).await.map_err(ext)?))
+            }
+            Kind::View => {
+                let ctx = (self.factory)(&self.schema);
+                let plan = ctx
+                    .state()
+                    .create_logical_plan(&entry.definition)
+                    .await
+                    .map_err(|e| {
+                        ext(Error::new(
+                            ErrorKind::DependentObjects,
+                            format!(
+                                "view \"{}.{}\" cannot be read: {}",
+                                self.schema,
+                                name,
+                                Error::from(e)
+                            ),
+                        ))
+                    })?;
+                Ok(Some(Arc::new(ViewTable::new(
+                    plan,
+                    Some(entry.definition.clone()),
+                ))))
+            }
+            Kind::Schema => Ok(None),
+        }
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.catalog.snapshot().relation(&self.schema, name).is_some()
+    }
+}
+
+/// Resolves `schema.table@v<version>` and `schema.table@t<timestamp>`.
+#[derive(Debug)]
+struct TimeTravelSchema {
+    catalog: Arc<Catalog>,
+}
+
+/// Encode a time-travel reference as a table name in [`TIME_TRAVEL_SCHEMA`].
+pub fn time_travel_name(schema: &str, table: &str, at: &TimeTravel) -> String {
+    match at {
+        TimeTravel::Version(v) => format!("{schema}.{table}@v{v}"),
+        TimeTravel::Timestamp(t) => format!("{schema}.{table}@t{t}"),
+    }
+}
+
+fn parse_time_travel_name(name: &str) -> Option<(String, String, TimeTravel)> {
+    let (rel, spec) = name.split_once('@')?;
+    let (schema, table) = rel.split_once('.')?;
+    let at = if let Some(v) = spec.strip_prefix('v') {
+        TimeTravel::Version(v.parse().ok()?)
+    } else {
+        TimeTravel::Timestamp(spec.strip_prefix('t')?.to_string())
+    };
+    Some((schema.to_string(), table.to_string(), at))
+}
+
+#[async_trait]
+impl SchemaProvider for TimeTravelSchema {
+    fn table_names(&self) -> Vec<String> {
+        vec![]
+    }
+
+    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        let Some((schema, table, at)) = parse_time_travel_name(name) else {
+            return Ok(None);
+        };
+        let snap = self.catalog.snapshot();
+        let entry = match snap.relation(&schema, &table) {
+            Some(e) if e.kind == Kind::Table => e,
+            Some(_) => {
+                return Err(ext(Error::new(
+                    ErrorKind::WrongObjectType,
+                    format!("\"{schema}.{table}\" is not a table; only tables have versions"),
+                )));
+            }
+            None => {
+                return Err(ext(Error::new(
+                    ErrorKind::UndefinedTable,
+                    format!("relation \"{schema}.{table}\" does not exist"),
+                )));
+            }
+        };
+        let def = entry.table_def().map_err(ext)?;
+        let lake = self.catalog.lake();
+        let url = lake.url_for(&def.location).map_err(ext)?;
+        let delta = lake.table_at(&url, &at).await.map_err(ext)?;
+        Ok(Some(delta.table_provider().await?))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        parse_time_travel_name(name).is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_travel_names_round_trip() {
+        let at = TimeTravel::Version(12);
+        let n = time_travel_name("raw", "t", &at);
+        assert_eq!(parse_time_travel_name(&n), Some(("raw".into(), "t".into(), at)));
+        let at = TimeTravel::Timestamp("2026-11-01 00:00:00".into());
+        let n = time_travel_name("raw", "t", &at);
+        assert_eq!(parse_time_travel_name(&n), Some(("raw".into(), "t".into(), at)));
+    }
+}

@@ -1,0 +1,333 @@
+//! PostgreSQL column types and their Arrow/Delta storage.
+//!
+//! A column keeps its declared PostgreSQL type (`varchar(20)`,
+//! `numeric(12,2)`, `jsonb`) in the catalog, because Arrow cannot say
+//! `varchar(20)`; the Delta table stores the Arrow type it maps to.
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Field, TimeUnit};
+use datafusion::sql::sqlparser::ast::{
+    ArrayElemTypeDef, CharacterLength, DataType as SqlType, ExactNumberInfo, TimezoneInfo,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// A column type as declared in SQL, normalised to PostgreSQL's own spelling.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PgType {
+    /// `integer`, `character varying`, `numeric`, `integer[]`, ...
+    pub name: String,
+    /// varchar/char length, numeric precision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub length: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale: Option<i32>,
+}
+
+/// Precision and scale used for a `numeric` declared without them. Delta
+/// decimals top out at 38 digits.
+pub const DEFAULT_NUMERIC: (u8, i8) = (38, 10);
+
+impl PgType {
+    fn simple(name: &str) -> Self {
+        PgType {
+            name: name.to_string(),
+            length: None,
+            scale: None,
+        }
+    }
+
+    pub fn from_sql(ty: &SqlType) -> Result<PgType> {
+        use SqlType as S;
+        let char_len = |l: &Option<CharacterLength>| match l {
+            Some(CharacterLength::IntegerLength { length, .. }) => Some(*length as u32),
+            _ => None,
+        };
+        Ok(match ty {
+            S::SmallInt(_) | S::Int2(_) => PgType::simple("smallint"),
+            S::Int(_) | S::Integer(_) | S::Int4(_) => PgType::simple("integer"),
+            S::BigInt(_) | S::Int8(_) => PgType::simple("bigint"),
+            S::Real | S::Float4 => PgType::simple("real"),
+            S::DoublePrecision | S::Float8 | S::Double(_) => PgType::simple("double precision"),
+            S::Float(info) => match info {
+                ExactNumberInfo::Precision(p) if *p <= 24 => PgType::simple("real"),
+                _ => PgType::simple("double precision"),
+            },
+            S::Numeric(info) | S::Decimal(info) => {
+                let (length, scale) = match info {
+                    ExactNumberInfo::None => (None, None),
+                    ExactNumberInfo::Precision(p) => (Some(*p as u32), Some(0)),
+                    ExactNumberInfo::PrecisionAndScale(p, s) => (Some(*p as u32), Some(*s as i32)),
+                };
+                if let Some(p) = length
+                    && !(1..=38).contains(&p)
+                {
+                    return Err(Error::new(
+                        ErrorKind::InvalidParameter,
+                        format!("NUMERIC precision {p} must be between 1 and 38"),
+                    ));
+                }
+                if let (Some(p), Some(s)) = (length, scale)
+                    && (s < 0 || s as u32 > p)
+                {
+                    return Err(Error::new(
+                        ErrorKind::InvalidParameter,
+                        format!("NUMERIC scale {s} must be between 0 and precision {p}"),
+                    ));
+                }
+                PgType {
+                    name: "numeric".into(),
+                    length,
+                    scale,
+                }
+            }
+            S::Text | S::String(_) => PgType::simple("text"),
+            S::Varchar(l) | S::CharacterVarying(l) => PgType {
+                name: "character varying".into(),
+                length: char_len(l),
+                scale: None,
+            },
+            S::Char(l) | S::Character(l) => PgType {
+                name: "character".into(),
+                length: Some(char_len(l).unwrap_or(1)),
+                scale: None,
+            },
+            S::Bool | S::Boolean => PgType::simple("boolean"),
+            S::Date => PgType::simple("date"),
+            S::Timestamp(_, tz) => match tz {
+                TimezoneInfo::WithTimeZone | TimezoneInfo::Tz => {
+                    PgType::simple("timestamp with time zone")
+                }
+                _ => PgType::simple("timestamp without time zone"),
+            },
+            S::Bytea => PgType::simple("bytea"),
+            S::JSON => PgType::simple("json"),
+            S::JSONB => PgType::simple("jsonb"),
+            S::Array(elem) => {
+                let inner = match elem {
+                    ArrayElemTypeDef::SquareBracket(t, _)
+                    | ArrayElemTypeDef::AngleBracket(t)
+                    | ArrayElemTypeDef::Parenthesis(t) => PgType::from_sql(t)?,
+                    ArrayElemTypeDef::None => {
+                        return Err(Error::syntax("array type needs an element type"));
+                    }
+                };
+                if inner.name.ends_with("[]") {
+                    return Err(Error::not_supported("multi-dimensional array columns"));
+                }
+                PgType {
+                    name: format!("{}[]", inner.name),
+                    length: inner.length,
+                    scale: inner.scale,
+                }
+            }
+            S::Custom(name, args) if args.is_empty() => {
+                let n = name.to_string().to_lowercase();
+                match n.as_str() {
+                    "int2" => PgType::simple("smallint"),
+                    "int4" | "int" => PgType::simple("integer"),
+                    "int8" => PgType::simple("bigint"),
+                    "float4" => PgType::simple("real"),
+                    "float8" => PgType::simple("double precision"),
+                    "bool" => PgType::simple("boolean"),
+                    "timestamptz" => PgType::simple("timestamp with time zone"),
+                    "jsonb" => PgType::simple("jsonb"),
+                    "json" => PgType::simple("json"),
+                    _ => {
+                        return Err(Error::new(
+                            ErrorKind::UndefinedObject,
+                            format!("type \"{n}\" does not exist"),
+                        ));
+                    }
+                }
+            }
+            other => return Err(Error::not_supported(format!("column type {other}"))),
+        })
+    }
+
+    /// The Arrow type this column is stored as.
+    pub fn arrow_type(&self) -> DataType {
+        if let Some(elem) = self.name.strip_suffix("[]") {
+            let inner = PgType {
+                name: elem.to_string(),
+                length: self.length,
+                scale: self.scale,
+            };
+            return DataType::List(Arc::new(Field::new("element", inner.arrow_type(), true)));
+        }
+        match self.name.as_str() {
+            "smallint" => DataType::Int16,
+            "integer" => DataType::Int32,
+            "bigint" => DataType::Int64,
+            "real" => DataType::Float32,
+            "double precision" => DataType::Float64,
+            "numeric" => {
+                let (p, s) = match (self.length, self.scale) {
+                    (Some(p), Some(s)) => (p as u8, s as i8),
+                    (Some(p), None) => (p as u8, 0),
+                    _ => DEFAULT_NUMERIC,
+                };
+                DataType::Decimal128(p, s)
+            }
+            "boolean" => DataType::Boolean,
+            "date" => DataType::Date32,
+            "timestamp without time zone" => DataType::Timestamp(TimeUnit::Microsecond, None),
+            "timestamp with time zone" => {
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+            }
+            "bytea" => DataType::Binary,
+            _ => DataType::Utf8,
+        }
+    }
+
+    /// The PostgreSQL spelling `format_type` would print: `character varying(20)`.
+    pub fn display(&self) -> String {
+        let (base, array) = match self.name.strip_suffix("[]") {
+            Some(b) => (b, "[]"),
+            None => (self.name.as_str(), ""),
+        };
+        let args = match (base, self.length, self.scale) {
+            ("numeric", Some(p), Some(s)) => format!("({p},{s})"),
+            ("character varying" | "character", Some(l), _) => format!("({l})"),
+            _ => String::new(),
+        };
+        format!("{base}{args}{array}")
+    }
+
+    /// The type OID PostgreSQL uses for this type.
+    pub fn oid(&self) -> u32 {
+        match self.name.as_str() {
+            "smallint" => 21,
+            "integer" => 23,
+            "bigint" => 20,
+            "real" => 700,
+            "double precision" => 701,
+            "numeric" => 1700,
+            "text" => 25,
+            "character varying" => 1043,
+            "character" => 1042,
+            "boolean" => 16,
+            "date" => 1082,
+            "timestamp without time zone" => 1114,
+            "timestamp with time zone" => 1184,
+            "bytea" => 17,
+            "json" => 114,
+            "jsonb" => 3802,
+            "smallint[]" => 1005,
+            "integer[]" => 1007,
+            "bigint[]" => 1016,
+            "text[]" => 1009,
+            "real[]" => 1021,
+            "double precision[]" => 1022,
+            "boolean[]" => 1000,
+            "numeric[]" => 1231,
+            "character varying[]" => 1015,
+            "date[]" => 1182,
+            "timestamp without time zone[]" => 1115,
+            "timestamp with time zone[]" => 1185,
+            _ => 25,
+        }
+    }
+
+    /// Best PostgreSQL type for a column we only know the Arrow type of
+    /// (CREATE TABLE AS, tables written by other engines).
+    pub fn from_arrow(dt: &DataType) -> PgType {
+        match dt {
+            DataType::Int8 | DataType::Int16 | DataType::UInt8 => PgType::simple("smallint"),
+            DataType::Int32 | DataType::UInt16 => PgType::simple("integer"),
+            DataType::Int64 | DataType::UInt32 | DataType::UInt64 => PgType::simple("bigint"),
+            DataType::Float16 | DataType::Float32 => PgType::simple("real"),
+            DataType::Float64 => PgType::simple("double precision"),
+            DataType::Decimal128(p, s) | DataType::Decimal256(p, s) => PgType {
+                name: "numeric".into(),
+                length: Some(*p as u32),
+                scale: Some(*s as i32),
+            },
+            DataType::Boolean => PgType::simple("boolean"),
+            DataType::Date32 | DataType::Date64 => PgType::simple("date"),
+            DataType::Timestamp(_, None) => PgType::simple("timestamp without time zone"),
+            DataType::Timestamp(_, Some(_)) => PgType::simple("timestamp with time zone"),
+            DataType::Binary | DataType::LargeBinary | DataType::BinaryView => {
+                PgType::simple("bytea")
+            }
+            DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
+                let inner = PgType::from_arrow(f.data_type());
+                PgType {
+                    name: format!("{}[]", inner.name),
+                    length: inner.length,
+                    scale: inner.scale,
+                }
+            }
+            _ => PgType::simple("text"),
+        }
+    }
+}
+
+/// Map an Arrow type name as DataFusion prints it (`Int32`) to PostgreSQL's.
+pub fn arrow_name_to_pg(name: &str) -> String {
+    match name {
+        "Int16" => "smallint",
+        "Int32" => "integer",
+        "Int64" => "bigint",
+        "Float32" => "real",
+        "Float64" => "double precision",
+        "Boolean" => "boolean",
+        "Date32" => "date",
+        "Utf8" | "LargeUtf8" | "Utf8View" => "text",
+        n if n.starts_with("Decimal") => "numeric",
+        n if n.starts_with("Timestamp") => "timestamp",
+        other => other,
+    }
+    .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+
+    fn parse(ty: &str) -> PgType {
+        let sql = format!("CREATE TABLE t (c {ty})");
+        let stmt = Parser::parse_sql(&PostgreSqlDialect {}, &sql).unwrap().remove(0);
+        match stmt {
+            datafusion::sql::sqlparser::ast::Statement::CreateTable(ct) => {
+                PgType::from_sql(&ct.columns[0].data_type).unwrap()
+            }
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn declared_types_keep_their_postgres_spelling() {
+        assert_eq!(parse("varchar(20)").display(), "character varying(20)");
+        assert_eq!(parse("numeric(12,2)").display(), "numeric(12,2)");
+        assert_eq!(parse("char(3)").display(), "character(3)");
+        assert_eq!(parse("int4").display(), "integer");
+        assert_eq!(parse("timestamptz").display(), "timestamp with time zone");
+        assert_eq!(parse("integer[]").display(), "integer[]");
+        assert_eq!(parse("double precision").display(), "double precision");
+    }
+
+    #[test]
+    fn declared_types_map_to_arrow() {
+        assert_eq!(parse("numeric(12,2)").arrow_type(), DataType::Decimal128(12, 2));
+        assert_eq!(parse("smallint").arrow_type(), DataType::Int16);
+        assert_eq!(
+            parse("timestamptz").arrow_type(),
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+        );
+        assert!(matches!(parse("text[]").arrow_type(), DataType::List(_)));
+        assert_eq!(parse("jsonb").arrow_type(), DataType::Utf8);
+    }
+
+    #[test]
+    fn arrow_types_round_trip_through_pg() {
+        for ty in ["smallint", "bigint", "numeric(10,3)", "boolean", "date", "bytea", "real"] {
+            let pg = parse(ty);
+            assert_eq!(PgType::from_arrow(&pg.arrow_type()).display(), pg.display());
+        }
+    }
+}

@@ -1,0 +1,506 @@
+//! The engine: one [`Session`] per connection routes each statement either to
+//! DataFusion (queries, EXPLAIN) or to Sluice's own executors (DDL, DML,
+//! lakehouse maintenance), and keeps per-session settings and transaction
+//! state.
+//!
+//! ```text
+//!  Stmt ──▶ Session::execute ──┬─▶ DataFusion plan ──▶ record batch stream
+//!                              ├─▶ ddl::*   (catalog + Delta create/drop)
+//!                              ├─▶ dml::*   (Delta write/update/delete/merge)
+//!                              └─▶ lakehouse::* (history, optimize, vacuum, restore)
+//! ```
+
+pub mod ddl;
+pub mod dml;
+pub mod lakehouse;
+pub mod params;
+pub mod settings;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::ParamValues;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::memory::MemoryStream;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast::{ObjectName, Statement};
+
+use crate::catalog::info_schema::InformationSchema;
+use crate::catalog::provider::{ContextFactory, SluiceCatalogProvider};
+use crate::catalog::{Catalog, DATABASE, Entry, Kind, TableDef};
+use crate::error::{Error, ErrorKind, Result};
+use crate::frontend::{self, Stmt};
+use crate::lake::Lake;
+pub use settings::Settings;
+
+/// Shared by every session of a server (or one `sluice sql` run).
+pub struct Engine {
+    lake: Arc<Lake>,
+    catalog: Arc<Catalog>,
+    runtime: Arc<RuntimeEnv>,
+}
+
+impl Engine {
+    pub async fn open(lake_spec: &str) -> Result<Arc<Engine>> {
+        let lake = Lake::open(lake_spec)?;
+        let catalog = Catalog::open(lake.clone()).await?;
+        Ok(Arc::new(Engine {
+            lake,
+            catalog,
+            runtime: Arc::new(RuntimeEnv::default()),
+        }))
+    }
+
+    pub fn lake(&self) -> &Arc<Lake> {
+        &self.lake
+    }
+
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.catalog
+    }
+
+    pub fn session(self: &Arc<Self>) -> Session {
+        let settings = Settings::default();
+        let ctx = self.context(&settings.current_schema(), true);
+        Session {
+            engine: self.clone(),
+            ctx,
+            settings,
+            txn: TxnState::Idle,
+            notices: Vec::new(),
+        }
+    }
+
+    /// A DataFusion context that sees the Sluice catalog, with pg_catalog
+    /// when `for_clients` is set.
+    fn context(&self, default_schema: &str, for_clients: bool) -> SessionContext {
+        planning_context(&self.catalog, &self.runtime, default_schema, for_clients)
+    }
+}
+
+fn planning_context(
+    catalog: &Arc<Catalog>,
+    runtime: &Arc<RuntimeEnv>,
+    default_schema: &str,
+    for_clients: bool,
+) -> SessionContext {
+    let mut config = SessionConfig::new()
+        .with_default_catalog_and_schema(DATABASE, default_schema)
+        .with_create_default_catalog_and_schema(false)
+        .with_information_schema(false);
+    config.options_mut().sql_parser.enable_ident_normalization = true;
+    config.options_mut().execution.parquet.schema_force_view_types = false;
+    config.options_mut().sql_parser.parse_float_as_decimal = true;
+    let state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_runtime_env(runtime.clone())
+        .with_default_features()
+        // delta-rs plans its write operators through its own planner.
+        .with_query_planner(deltalake::delta_datafusion::planner::DeltaPlanner::new())
+        .build();
+    let ctx = SessionContext::new_with_state(state);
+    let cat2 = catalog.clone();
+    let rt2 = runtime.clone();
+    let factory: ContextFactory =
+        Arc::new(move |schema: &str| planning_context(&cat2, &rt2, schema, false));
+    let provider = SluiceCatalogProvider::new(catalog.clone(), factory.clone());
+    use datafusion::catalog::CatalogProvider;
+    let _ = provider.register_schema(
+        "information_schema",
+        Arc::new(InformationSchema::new(catalog.clone(), factory)),
+    );
+    ctx.register_catalog(DATABASE, Arc::new(provider));
+    if for_clients {
+        if let Err(e) = datafusion_pg_catalog::setup_pg_catalog(
+            &ctx,
+            DATABASE,
+            datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider,
+        ) {
+            tracing::warn!("pg_catalog setup failed: {e}");
+        }
+        settings::register_functions(&ctx);
+    }
+    ctx
+}
+
+/// Transaction block state, as PostgreSQL reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxnState {
+    Idle,
+    InBlock,
+    Failed,
+}
+
+/// What a statement produced.
+pub enum Output {
+    /// Rows, streamed. `tag` is the command tag word (`SELECT`, `SHOW`, ...).
+    Rows {
+        schema: SchemaRef,
+        stream: SendableRecordBatchStream,
+        tag: &'static str,
+    },
+    /// A command that returns a tag: `INSERT` with `rows` gives `INSERT 0 n`.
+    Command { tag: String, rows: Option<usize> },
+    TransactionStart,
+    TransactionEnd(&'static str),
+}
+
+impl Output {
+    fn command(tag: &str) -> Output {
+        Output::Command {
+            tag: tag.to_string(),
+            rows: None,
+        }
+    }
+
+    fn count(tag: &str, rows: usize) -> Output {
+        Output::Command {
+            tag: tag.to_string(),
+            rows: Some(rows),
+        }
+    }
+
+    pub fn batches(schema: SchemaRef, batches: Vec<RecordBatch>, tag: &'static str) -> Result<Output> {
+        let stream = MemoryStream::try_new(batches, schema.clone(), None)?;
+        Ok(Output::Rows {
+            schema,
+            stream: Box::pin(stream),
+            tag,
+        })
+    }
+}
+
+/// A statement prepared by the extended protocol.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub stmt: Stmt,
+    /// Parameter types DataFusion inferred ($1 first).
+    pub param_types: Vec<Option<datafusion::arrow::datatypes::DataType>>,
+    /// Result columns, if the statement returns rows.
+    pub result_schema: Option<SchemaRef>,
+}
+
+pub struct Session {
+    engine: Arc<Engine>,
+    ctx: SessionContext,
+    pub settings: Settings,
+    txn: TxnState,
+    notices: Vec<String>,
+}
+
+impl Session {
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    pub fn txn_state(&self) -> TxnState {
+        self.txn
+    }
+
+    pub fn take_notices(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notices)
+    }
+
+    /// A statement failed before it ran (a parse error): inside a
+    /// transaction block that aborts the block.
+    pub fn mark_failed(&mut self) {
+        if self.txn == TxnState::InBlock {
+            self.txn = TxnState::Failed;
+        }
+    }
+
+    pub fn notice(&mut self, msg: impl Into<String>) {
+        self.notices.push(msg.into());
+    }
+
+    pub fn statement_timeout(&self) -> Option<Duration> {
+        self.settings.statement_timeout()
+    }
+
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// Parse a query string with this session's search path.
+    pub fn parse(&self, sql: &str) -> Result<Vec<Stmt>> {
+        frontend::parse(sql, &self.settings.current_schema())
+    }
+
+    /// Run one statement, keeping transaction state as PostgreSQL does.
+    pub async fn execute(&mut self, stmt: Stmt, params: &ParamValues) -> Result<Output> {
+        let is_txn_end = matches!(&stmt, Stmt::Sql(s) if matches!(**s, Statement::Commit { .. } | Statement::Rollback { .. }));
+        if self.txn == TxnState::Failed && !is_txn_end {
+            return Err(Error::new(
+                ErrorKind::InFailedTransaction,
+                "current transaction is aborted, commands ignored until end of transaction block",
+            ));
+        }
+        let result = self.execute_inner(stmt, params).await;
+        if result.is_err() && self.txn == TxnState::InBlock {
+            self.txn = TxnState::Failed;
+        }
+        result
+    }
+
+    async fn execute_inner(&mut self, stmt: Stmt, params: &ParamValues) -> Result<Output> {
+        self.engine.catalog.refresh().await?;
+        let stmt = params::bind(stmt, params)?;
+        match stmt {
+            Stmt::Sql(s) => self.execute_sql(*s).await,
+            Stmt::DescribeHistory { table, limit } => lakehouse::history(self, &table, limit).await,
+            Stmt::Optimize { table, zorder } => lakehouse::optimize(self, &table, zorder).await,
+            Stmt::Vacuum {
+                table,
+                retain_hours,
+                dry_run,
+            } => lakehouse::vacuum(self, &table, retain_hours, dry_run).await,
+            Stmt::Restore { table, at } => lakehouse::restore(self, &table, at).await,
+        }
+    }
+
+    async fn execute_sql(&mut self, stmt: Statement) -> Result<Output> {
+        match stmt {
+            Statement::Query(_) | Statement::Explain { .. } | Statement::ExplainTable { .. } => {
+                self.query(stmt).await
+            }
+            Statement::CreateSchema {
+                schema_name,
+                if_not_exists,
+                ..
+            } => ddl::create_schema(self, &schema_name, if_not_exists).await,
+            Statement::CreateTable(ct) => ddl::create_table(self, ct).await,
+            Statement::CreateView(cv) => ddl::create_view(self, cv).await,
+            Statement::Drop {
+                object_type,
+                if_exists,
+                names,
+                cascade,
+                ..
+            } => ddl::drop(self, object_type, if_exists, names, cascade).await,
+            Statement::AlterTable(at) => ddl::alter_table(self, at).await,
+            Statement::Insert(ins) => dml::insert(self, ins).await,
+            Statement::Update(up) => dml::update(self, up).await,
+            Statement::Delete(del) => dml::delete(self, del).await,
+            Statement::Merge(m) => dml::merge(self, m).await,
+            Statement::Set(set) => settings::set(self, set),
+            Statement::ShowVariable { variable } => settings::show(self, &variable),
+            Statement::Reset(r) => settings::reset(self, r),
+            Statement::Discard { .. } => Ok(Output::command("DISCARD ALL")),
+            Statement::StartTransaction { .. } => {
+                if self.txn != TxnState::Idle {
+                    self.notice("there is already a transaction in progress");
+                } else {
+                    self.txn = TxnState::InBlock;
+                }
+                Ok(Output::TransactionStart)
+            }
+            Statement::Commit { .. } => {
+                let failed = self.txn == TxnState::Failed;
+                if self.txn == TxnState::Idle {
+                    self.notice("there is no transaction in progress");
+                }
+                self.txn = TxnState::Idle;
+                Ok(Output::TransactionEnd(if failed { "ROLLBACK" } else { "COMMIT" }))
+            }
+            Statement::Rollback { .. } => {
+                match self.txn {
+                    TxnState::Idle => self.notice("there is no transaction in progress"),
+                    TxnState::InBlock => self.notice(
+                        "statements in this transaction block were already committed; \
+                         ROLLBACK cannot undo them (each statement commits on its own)",
+                    ),
+                    TxnState::Failed => {}
+                }
+                self.txn = TxnState::Idle;
+                Ok(Output::TransactionEnd("ROLLBACK"))
+            }
+            other => Err(Error::not_supported(format!(
+                "statement \"{}\"",
+                first_words(&other.to_string())
+            ))),
+        }
+    }
+
+    /// Plan and run a query through DataFusion, streaming its rows.
+    pub async fn query(&mut self, stmt: Statement) -> Result<Output> {
+        let plan = self.plan(stmt.clone()).await?;
+        let tag = match stmt {
+            Statement::Explain { .. } | Statement::ExplainTable { .. } => "EXPLAIN",
+            _ => "SELECT",
+        };
+        let df = self.ctx.execute_logical_plan(plan).await?;
+        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let stream = df.execute_stream().await?;
+        Ok(Output::Rows {
+            schema,
+            stream,
+            tag,
+        })
+    }
+
+    pub async fn plan(&self, stmt: Statement) -> Result<LogicalPlan> {
+        let stmt = rewrite_for_datafusion(stmt);
+        Ok(self
+            .ctx
+            .state()
+            .statement_to_plan(DfStatement::Statement(Box::new(stmt)))
+            .await?)
+    }
+
+    /// Prepare a statement for the extended protocol: infer parameter types
+    /// and the result columns without running it.
+    pub async fn prepare(&mut self, sql: &str) -> Result<Option<Prepared>> {
+        self.engine.catalog.refresh().await?;
+        let mut stmts = self.parse(sql)?;
+        if stmts.is_empty() {
+            return Ok(None);
+        }
+        if stmts.len() > 1 {
+            return Err(Error::syntax(
+                "cannot insert multiple commands into a prepared statement",
+            ));
+        }
+        let stmt = stmts.remove(0);
+        let (param_types, result_schema) = match &stmt {
+            Stmt::Sql(s) => self.describe(s).await,
+            _ => (vec![], lakehouse::result_schema(&stmt)),
+        };
+        Ok(Some(Prepared {
+            stmt,
+            param_types,
+            result_schema,
+        }))
+    }
+
+    async fn describe(
+        &self,
+        s: &Statement,
+    ) -> (Vec<Option<datafusion::arrow::datatypes::DataType>>, Option<SchemaRef>) {
+        let returns_rows = matches!(
+            s,
+            Statement::Query(_) | Statement::Explain { .. } | Statement::ExplainTable { .. }
+        );
+        let plan = self.plan(s.clone()).await;
+        let mut types = Vec::new();
+        let mut schema = None;
+        if let Ok(plan) = &plan {
+            if let Ok(map) = plan.get_parameter_types() {
+                let mut entries: Vec<_> = map
+                    .into_iter()
+                    .filter_map(|(k, v)| {
+                        k.trim_start_matches('$')
+                            .parse::<usize>()
+                            .ok()
+                            .map(|i| (i, v))
+                    })
+                    .collect();
+                entries.sort_by_key(|(i, _)| *i);
+                let n = entries.last().map(|(i, _)| *i).unwrap_or(0);
+                types = vec![None; n];
+                for (i, t) in entries {
+                    types[i - 1] = t;
+                }
+            }
+            if returns_rows {
+                schema = Some(Arc::new(plan.schema().as_arrow().clone()));
+            }
+        } else {
+            types = vec![None; params::count_placeholders(s)];
+        }
+        if schema.is_none() {
+            schema = match s {
+                Statement::ShowVariable { variable } => Some(settings::show_schema(variable)),
+                Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) => {
+                    dml::returning_schema(self, s).await.ok().flatten()
+                }
+                _ => None,
+            };
+        }
+        (types, schema)
+    }
+
+    /// Find a table in the catalog: `(schema, name, definition)`.
+    pub fn resolve_table(&self, name: &ObjectName) -> Result<(String, String, TableDef)> {
+        let (schema, table) = self.qualify(name)?;
+        let snap = self.engine.catalog.snapshot();
+        match snap.relation(&schema, &table) {
+            Some(e) if e.kind == Kind::Table => Ok((schema, table, e.table_def()?)),
+            Some(_) => Err(Error::new(
+                ErrorKind::WrongObjectType,
+                format!("\"{table}\" is not a table"),
+            )),
+            None => Err(Error::new(
+                ErrorKind::UndefinedTable,
+                format!("relation \"{}\" does not exist", display_name(name)),
+            )),
+        }
+    }
+
+    /// Split a possibly-qualified name into (schema, object) using search_path.
+    pub fn qualify(&self, name: &ObjectName) -> Result<(String, String)> {
+        let parts: Vec<String> = name
+            .0
+            .iter()
+            .map(|p| {
+                p.as_ident()
+                    .map(normalize_ident)
+                    .unwrap_or_else(|| p.to_string())
+            })
+            .collect();
+        match parts.as_slice() {
+            [t] => {
+                let snap = self.engine.catalog.snapshot();
+                for schema in self.settings.search_path() {
+                    if snap.relation(&schema, t).is_some() {
+                        return Ok((schema, t.clone()));
+                    }
+                }
+                Ok((self.settings.current_schema(), t.clone()))
+            }
+            [s, t] => Ok((s.clone(), t.clone())),
+            [db, s, t] if db == DATABASE => Ok((s.clone(), t.clone())),
+            [db, _, _] => Err(Error::not_supported(format!(
+                "cross-database references (database \"{db}\")"
+            ))),
+            _ => Err(Error::syntax(format!(
+                "improper qualified name (too many dotted names): {name}"
+            ))),
+        }
+    }
+
+    pub(crate) fn catalog_entry(&self, schema: &str, name: &str) -> Option<Entry> {
+        self.engine.catalog.snapshot().relation(schema, name).cloned()
+    }
+}
+
+/// Lowercase unquoted identifiers, as PostgreSQL folds them.
+pub fn normalize_ident(id: &datafusion::sql::sqlparser::ast::Ident) -> String {
+    if id.quote_style.is_some() {
+        id.value.clone()
+    } else {
+        id.value.to_lowercase()
+    }
+}
+
+fn display_name(name: &ObjectName) -> String {
+    name.0
+        .iter()
+        .map(|p| p.as_ident().map(normalize_ident).unwrap_or_else(|| p.to_string()))
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+fn first_words(sql: &str) -> String {
+    sql.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+}
+
+/// Adjust PostgreSQL spellings DataFusion plans differently.
+fn rewrite_for_datafusion(stmt: Statement) -> Statement {
+    stmt
+}

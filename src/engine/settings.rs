@@ -1,0 +1,320 @@
+//! Session settings: `SET`, `SHOW`, `RESET`, and the functions clients call
+//! to read them (`version()`, `current_setting()`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use datafusion::arrow::array::{RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
+use datafusion::prelude::SessionContext;
+use datafusion::common::ScalarValue;
+use datafusion::sql::sqlparser::ast::{Expr, Ident, ObjectName, ResetStatement, Set, Value};
+
+use super::{Output, Session};
+use crate::catalog::DEFAULT_SCHEMA;
+use crate::error::{Error, ErrorKind, Result};
+
+pub const SERVER_VERSION: &str = "15.0 (Sluice 0.1.0)";
+
+/// Known settings and their defaults, as PostgreSQL 15 names them.
+const DEFAULTS: &[(&str, &str)] = &[
+    ("application_name", ""),
+    ("client_encoding", "UTF8"),
+    ("client_min_messages", "notice"),
+    ("datestyle", "ISO, MDY"),
+    ("default_transaction_isolation", "read committed"),
+    ("extra_float_digits", "1"),
+    ("intervalstyle", "postgres"),
+    ("lock_timeout", "0"),
+    ("search_path", "\"$user\", public"),
+    ("server_encoding", "UTF8"),
+    ("server_version", SERVER_VERSION),
+    ("server_version_num", "150000"),
+    ("standard_conforming_strings", "on"),
+    ("statement_timeout", "0"),
+    ("timezone", "UTC"),
+    ("transaction_isolation", "read committed"),
+    ("idle_in_transaction_session_timeout", "0"),
+    ("integer_datetimes", "on"),
+    ("max_identifier_length", "63"),
+    ("is_superuser", "on"),
+];
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    values: BTreeMap<String, String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            values: DEFAULTS
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+}
+
+impl Settings {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.values.get(&name.to_lowercase()).map(|s| s.as_str())
+    }
+
+    /// Schemas in `search_path`, `$user` skipped.
+    pub fn search_path(&self) -> Vec<String> {
+        self.get("search_path")
+            .unwrap_or("public")
+            .split(',')
+            .map(|s| s.trim().trim_matches('"').to_string())
+            .filter(|s| !s.is_empty() && s != "$user")
+            .collect()
+    }
+
+    /// Where unqualified new objects go: the first schema on the path.
+    pub fn current_schema(&self) -> String {
+        self.search_path()
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| DEFAULT_SCHEMA.to_string())
+    }
+
+    pub fn statement_timeout(&self) -> Option<Duration> {
+        let raw = self.get("statement_timeout")?;
+        let ms = parse_duration_ms(raw).ok()?;
+        (ms > 0).then(|| Duration::from_millis(ms))
+    }
+
+    pub fn set(&mut self, name: &str, value: &str) -> Result<()> {
+        let name = name.to_lowercase();
+        match name.as_str() {
+            "statement_timeout" | "lock_timeout" | "idle_in_transaction_session_timeout" => {
+                parse_duration_ms(value)?;
+            }
+            "server_version" | "server_encoding" | "server_version_num" | "integer_datetimes"
+            | "max_identifier_length" | "is_superuser" => {
+                return Err(Error::new(
+                    ErrorKind::InvalidParameter,
+                    format!("parameter \"{name}\" cannot be changed"),
+                ));
+            }
+            "client_encoding" => {
+                let v = value.to_uppercase().replace('-', "");
+                if v != "UTF8" && v != "UNICODE" {
+                    return Err(Error::not_supported(format!("client_encoding {value}")));
+                }
+                self.values.insert(name, "UTF8".into());
+                return Ok(());
+            }
+            _ => {}
+        }
+        self.values.insert(name, value.to_string());
+        Ok(())
+    }
+
+    pub fn reset(&mut self, name: &str) {
+        let name = name.to_lowercase();
+        match DEFAULTS.iter().find(|(k, _)| *k == name) {
+            Some((_, v)) => {
+                self.values.insert(name, v.to_string());
+            }
+            None => {
+                self.values.remove(&name);
+            }
+        }
+    }
+
+    pub fn all(&self) -> &BTreeMap<String, String> {
+        &self.values
+    }
+}
+
+/// `5000`, `5s`, `100ms`, `1min` → milliseconds.
+fn parse_duration_ms(raw: &str) -> Result<u64> {
+    let v = raw.trim().trim_matches('\'').to_lowercase();
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (num, unit) = v.split_at(split);
+    let n: u64 = num.parse().map_err(|_| {
+        Error::new(
+            ErrorKind::InvalidParameter,
+            format!("invalid value for parameter \"statement_timeout\": \"{raw}\""),
+        )
+    })?;
+    let factor = match unit.trim() {
+        "" | "ms" => 1,
+        "s" => 1000,
+        "min" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => {
+            return Err(Error::new(
+                ErrorKind::InvalidParameter,
+                format!("invalid value for parameter \"statement_timeout\": \"{raw}\""),
+            ));
+        }
+    };
+    Ok(n * factor)
+}
+
+fn expr_text(e: &Expr) -> String {
+    match e {
+        Expr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => s.clone(),
+            other => other.to_string(),
+        },
+        Expr::Identifier(id) => id.value.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn name_of(n: &ObjectName) -> String {
+    n.to_string().to_lowercase()
+}
+
+pub fn set(session: &mut Session, set: Set) -> Result<Output> {
+    match set {
+        Set::SingleAssignment {
+            variable, values, ..
+        } => {
+            let name = name_of(&variable);
+            let value = values.iter().map(expr_text).collect::<Vec<_>>().join(", ");
+            if value.eq_ignore_ascii_case("default") {
+                session.settings.reset(&name);
+            } else {
+                session.settings.set(&name, &value)?;
+            }
+        }
+        Set::SetTimeZone { value, .. } => {
+            let v = expr_text(&value);
+            session.settings.set("timezone", &v)?;
+        }
+        Set::SetNames { charset_name, .. } => {
+            session.settings.set("client_encoding", &charset_name.value)?;
+        }
+        Set::SetTransaction { .. } | Set::SetSessionParam(_) | Set::SetRole { .. } => {}
+        other => return Err(Error::not_supported(format!("\"{other}\""))),
+    }
+    Ok(Output::command("SET"))
+}
+
+pub fn show_schema(variable: &[Ident]) -> SchemaRef {
+    let name = variable
+        .iter()
+        .map(|i| i.value.to_lowercase())
+        .collect::<Vec<_>>()
+        .join(" ");
+    if name == "all" {
+        Arc::new(Schema::new(vec![
+            Field::new("name", DataType::Utf8, false),
+            Field::new("setting", DataType::Utf8, false),
+        ]))
+    } else {
+        Arc::new(Schema::new(vec![Field::new(&name, DataType::Utf8, false)]))
+    }
+}
+
+pub fn show(session: &mut Session, variable: &[Ident]) -> Result<Output> {
+    let name = variable
+        .iter()
+        .map(|i| i.value.to_lowercase())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let schema = show_schema(variable);
+    let name = match name.as_str() {
+        "time zone" => "timezone".to_string(),
+        "transaction isolation level" => "transaction_isolation".to_string(),
+        _ => name,
+    };
+    let batch = if name == "all" {
+        let all = session.settings.all();
+        RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(StringArray::from_iter_values(all.keys())),
+                Arc::new(StringArray::from_iter_values(all.values())),
+            ],
+        )?
+    } else {
+        let value = session.settings.get(&name).ok_or_else(|| {
+            Error::new(
+                ErrorKind::UndefinedObject,
+                format!("unrecognized configuration parameter \"{name}\""),
+            )
+        })?;
+        RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(StringArray::from(vec![value.to_string()]))],
+        )?
+    };
+    Output::batches(schema, vec![batch], "SHOW")
+}
+
+pub fn reset(session: &mut Session, r: ResetStatement) -> Result<Output> {
+    let text = r.to_string();
+    let name = text
+        .trim_start_matches("RESET")
+        .trim()
+        .to_lowercase();
+    if name == "all" {
+        session.settings = Settings::default();
+    } else {
+        session.settings.reset(&name);
+    }
+    Ok(Output::command("RESET"))
+}
+
+fn constant_udf(name: &str, value: &'static str) -> ScalarUDF {
+    create_udf(
+        name,
+        vec![],
+        DataType::Utf8,
+        Volatility::Stable,
+        Arc::new(move |_| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(value.to_string()))))),
+    )
+}
+
+/// `pg_function_is_visible(oid)` and friends: every object Sluice lists is
+/// on the search path's terms visible.
+fn visible_udf(name: &str) -> ScalarUDF {
+    create_udf(
+        name,
+        vec![DataType::Int64],
+        DataType::Boolean,
+        Volatility::Stable,
+        Arc::new(|_| Ok(ColumnarValue::Scalar(ScalarValue::Boolean(Some(true))))),
+    )
+}
+
+/// Functions clients call on connect.
+pub fn register_functions(ctx: &SessionContext) {
+    for name in ["pg_function_is_visible", "pg_type_is_visible"] {
+        ctx.register_udf(visible_udf(name));
+    }
+    ctx.register_udf(constant_udf(
+        "version",
+        "PostgreSQL 15.0 (Sluice 0.1.0) on x86_64-pc-linux-gnu, compiled by rustc, 64-bit",
+    ));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_parse_with_units() {
+        assert_eq!(parse_duration_ms("5000").unwrap(), 5000);
+        assert_eq!(parse_duration_ms("2s").unwrap(), 2000);
+        assert_eq!(parse_duration_ms("'1min'").unwrap(), 60_000);
+        assert!(parse_duration_ms("soon").is_err());
+    }
+
+    #[test]
+    fn search_path_skips_user() {
+        let mut s = Settings::default();
+        assert_eq!(s.search_path(), vec!["public"]);
+        s.set("search_path", "raw, public").unwrap();
+        assert_eq!(s.current_schema(), "raw");
+    }
+}

@@ -1,0 +1,382 @@
+//! One error type for the whole engine.
+//!
+//! Errors carry a [`ErrorKind`] that says what went wrong in PostgreSQL's
+//! terms; the wire layer (`server::sqlstate`) is the only place that turns a
+//! kind into a SQLSTATE code.
+
+use std::fmt;
+
+/// What class of failure an error is, independent of the wire protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    Syntax,
+    UndefinedTable,
+    UndefinedColumn,
+    UndefinedSchema,
+    UndefinedObject,
+    UndefinedFunction,
+    DuplicateTable,
+    DuplicateSchema,
+    DuplicateColumn,
+    DuplicateObject,
+    DatatypeMismatch,
+    InvalidText,
+    DivisionByZero,
+    NumericOutOfRange,
+    StringTooLong,
+    NotNullViolation,
+    DependentObjects,
+    WrongObjectType,
+    FeatureNotSupported,
+    InvalidParameter,
+    AmbiguousColumn,
+    Grouping,
+    InFailedTransaction,
+    QueryCanceled,
+    SerializationFailure,
+    InvalidTableDefinition,
+    DataException,
+    Io,
+    Internal,
+}
+
+/// An error with its kind, a message for the user, and optional detail.
+#[derive(Debug, Clone)]
+pub struct Error {
+    pub kind: ErrorKind,
+    pub message: String,
+    pub detail: Option<String>,
+    pub hint: Option<String>,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Error {
+            kind,
+            message: message.into(),
+            detail: None,
+            hint: None,
+        }
+    }
+
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    pub fn not_supported(what: impl fmt::Display) -> Self {
+        Error::new(
+            ErrorKind::FeatureNotSupported,
+            format!("{what} is not supported"),
+        )
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::Internal, message)
+    }
+
+    pub fn syntax(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::Syntax, message)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<datafusion::error::DataFusionError> for Error {
+    fn from(e: datafusion::error::DataFusionError) -> Self {
+        if let Some(ours) = find_ours(&e) {
+            return ours;
+        }
+        classify_datafusion(e)
+    }
+}
+
+/// An [`Error`] raised inside a plan (by one of our operators) comes back
+/// wrapped in DataFusion/Arrow errors; find it so its kind survives.
+fn find_ours(e: &(dyn std::error::Error + 'static)) -> Option<Error> {
+    let mut cur = Some(e);
+    while let Some(x) = cur {
+        if let Some(ours) = x.downcast_ref::<Error>() {
+            return Some(ours.clone());
+        }
+        if let Some(datafusion::error::DataFusionError::External(inner)) =
+            x.downcast_ref::<datafusion::error::DataFusionError>()
+            && let Some(ours) = inner.downcast_ref::<Error>()
+        {
+            return Some(ours.clone());
+        }
+        cur = x.source();
+    }
+    None
+}
+
+impl From<datafusion::sql::sqlparser::parser::ParserError> for Error {
+    fn from(e: datafusion::sql::sqlparser::parser::ParserError) -> Self {
+        let msg = e.to_string();
+        let msg = msg
+            .strip_prefix("sql parser error: ")
+            .unwrap_or(&msg)
+            .to_string();
+        // `Expected: X, found: Y at Line: 1, Column: 1` reads in PostgreSQL
+        // as `syntax error at or near "Y"`, with the expectation as detail.
+        if let Some((expected, found)) = msg.split_once(", found: ") {
+            let near = found.split(" at Line:").next().unwrap_or(found);
+            let err = if near == "EOF" {
+                Error::syntax("syntax error at end of input")
+            } else {
+                Error::syntax(format!("syntax error at or near \"{near}\""))
+            };
+            return err.with_detail(expected.to_string());
+        }
+        Error::syntax(format!("syntax error: {msg}"))
+    }
+}
+
+impl From<deltalake::DeltaTableError> for Error {
+    fn from(e: deltalake::DeltaTableError) -> Self {
+        use deltalake::DeltaTableError as D;
+        if let Some(ours) = find_ours(&e) {
+            return ours;
+        }
+        match e {
+            D::Arrow { source } => classify_arrow(&source),
+            D::Transaction { source } => {
+                let msg = source.to_string();
+                if msg.contains("conflict") || msg.contains("already exists") {
+                    Error::new(
+                        ErrorKind::SerializationFailure,
+                        format!("could not serialize access due to concurrent update: {msg}"),
+                    )
+                } else {
+                    Error::new(ErrorKind::Io, msg)
+                }
+            }
+            D::ObjectStore { source } => Error::new(ErrorKind::Io, source.to_string()),
+            other => {
+                let msg = other.to_string();
+                if let Some(e) = classify_message(&msg) {
+                    e
+                } else {
+                    Error::new(ErrorKind::Internal, msg)
+                }
+            }
+        }
+    }
+}
+
+impl From<datafusion::arrow::error::ArrowError> for Error {
+    fn from(e: datafusion::arrow::error::ArrowError) -> Self {
+        classify_arrow(&e)
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::new(ErrorKind::Io, e.to_string())
+    }
+}
+
+fn classify_arrow(e: &datafusion::arrow::error::ArrowError) -> Error {
+    use datafusion::arrow::error::ArrowError as A;
+    match e {
+        A::DivideByZero => Error::new(ErrorKind::DivisionByZero, "division by zero"),
+        A::CastError(m) | A::ParseError(m) => Error::new(ErrorKind::InvalidText, clean_cast(m)),
+        A::ArithmeticOverflow(m) => Error::new(ErrorKind::NumericOutOfRange, m.clone()),
+        A::ComputeError(m) if m.contains("Overflow") || m.contains("overflow") => {
+            Error::new(ErrorKind::NumericOutOfRange, m.clone())
+        }
+        A::ExternalError(inner) => {
+            if let Some(df) = inner.downcast_ref::<datafusion::error::DataFusionError>() {
+                classify_message(&df.to_string())
+                    .unwrap_or_else(|| Error::new(ErrorKind::Internal, df.to_string()))
+            } else {
+                classify_message(&inner.to_string())
+                    .unwrap_or_else(|| Error::new(ErrorKind::Internal, inner.to_string()))
+            }
+        }
+        other => classify_message(&other.to_string())
+            .unwrap_or_else(|| Error::new(ErrorKind::Internal, other.to_string())),
+    }
+}
+
+fn clean_cast(m: &str) -> String {
+    // Arrow says `Cannot cast string 'abc' to value of Int32 type`; PostgreSQL
+    // says `invalid input syntax for type integer: "abc"`.
+    if let Some(rest) = m.strip_prefix("Cannot cast string '")
+        && let Some((value, ty)) = rest.split_once("' to value of ")
+    {
+        let ty = ty.trim_end_matches(" type");
+        let pg = crate::catalog::types::arrow_name_to_pg(ty);
+        return format!("invalid input syntax for type {pg}: \"{value}\"");
+    }
+    m.to_string()
+}
+
+fn classify_datafusion(e: datafusion::error::DataFusionError) -> Error {
+    use datafusion::error::DataFusionError as D;
+    match e {
+        D::ArrowError(a, _) => classify_arrow(&a),
+        D::SQL(p, _) => Error::from(*p),
+        D::NotImplemented(m) => Error::new(ErrorKind::FeatureNotSupported, m),
+        D::External(inner) => {
+            if let Some(err) = inner.downcast_ref::<Error>() {
+                return err.clone();
+            }
+            if let Some(a) = inner.downcast_ref::<datafusion::arrow::error::ArrowError>() {
+                return classify_arrow(a);
+            }
+            let msg = inner.to_string();
+            classify_message(&msg).unwrap_or_else(|| Error::new(ErrorKind::Internal, msg))
+        }
+        D::Context(_, inner) => classify_datafusion(*inner),
+        D::Shared(inner) => classify_datafusion(
+            std::sync::Arc::try_unwrap(inner).unwrap_or_else(|a| D::Execution(a.to_string())),
+        ),
+        D::Diagnostic(_, inner) => classify_datafusion(*inner),
+        D::Collection(mut errs) if !errs.is_empty() => classify_datafusion(errs.remove(0)),
+        other => {
+            let msg = other.to_string();
+            classify_message(&msg).unwrap_or_else(|| Error::new(ErrorKind::Internal, strip_df(&msg)))
+        }
+    }
+}
+
+fn strip_df(msg: &str) -> String {
+    let mut m = msg;
+    for p in [
+        "Error during planning: ",
+        "Execution error: ",
+        "Schema error: ",
+        "Optimizer rule ",
+        "Internal error: ",
+        "Arrow error: ",
+        "External error: ",
+    ] {
+        if let Some(rest) = m.strip_prefix(p) {
+            m = rest;
+        }
+    }
+    m.to_string()
+}
+
+/// Recognise DataFusion/Arrow messages that have a precise PostgreSQL
+/// counterpart. Only called for errors that arrive as text.
+pub(crate) fn classify_message(raw: &str) -> Option<Error> {
+    let msg = strip_df(raw);
+    let lower = msg.to_lowercase();
+    if let Some(pos) = msg.find("null value in column") {
+        let text = msg[pos..].lines().next().unwrap_or("").to_string();
+        return Some(Error::new(ErrorKind::NotNullViolation, text));
+    }
+    if lower.contains("cannot coerce arithmetic expression") {
+        return Some(Error::new(
+            ErrorKind::UndefinedFunction,
+            format!("operator does not exist: {}", msg.rsplit("expression ").next().unwrap_or(&msg).trim_end_matches(" to valid types")),
+        ));
+    }
+    let kind = if lower.contains("divide by zero") || lower.contains("division by zero") {
+        return Some(Error::new(ErrorKind::DivisionByZero, "division by zero"));
+    } else if let Some(rest) = msg.strip_prefix("Cannot cast string '") {
+        return Some(Error::new(
+            ErrorKind::InvalidText,
+            clean_cast(&format!("Cannot cast string '{rest}")),
+        ));
+    } else if lower.contains("table '") && lower.contains("not found") {
+        ErrorKind::UndefinedTable
+    } else if lower.starts_with("no field named") || lower.contains("schema error: no field named")
+    {
+        ErrorKind::UndefinedColumn
+    } else if lower.contains("ambiguous reference") {
+        ErrorKind::AmbiguousColumn
+    } else if lower.contains("invalid function") || lower.contains("unknown function") {
+        ErrorKind::UndefinedFunction
+    } else if lower.contains("cannot be cast")
+        || lower.contains("cannot infer common")
+        || lower.contains("does not support")
+        || lower.contains("no function matches")
+        || lower.contains("failed to coerce")
+        || lower.contains("mismatch")
+    {
+        ErrorKind::DatatypeMismatch
+    } else if lower.contains("must appear in the group by") || lower.contains("group by") {
+        ErrorKind::Grouping
+    } else if lower.contains("overflow") {
+        ErrorKind::NumericOutOfRange
+    } else if lower.contains("cast error") || lower.contains("parser error") {
+        ErrorKind::InvalidText
+    } else {
+        return None;
+    };
+    Some(Error::new(kind, pg_style(&msg, kind)))
+}
+
+/// Reword the most common DataFusion messages the way PostgreSQL says them.
+fn pg_style(msg: &str, kind: ErrorKind) -> String {
+    match kind {
+        ErrorKind::UndefinedTable => {
+            if let Some(start) = msg.find("table '") {
+                let rest = &msg[start + 7..];
+                if let Some(end) = rest.find('\'') {
+                    let name = &rest[..end];
+                    let name = name.rsplit('.').next().unwrap_or(name);
+                    return format!("relation \"{name}\" does not exist");
+                }
+            }
+            msg.to_string()
+        }
+        ErrorKind::UndefinedColumn => {
+            if let Some(pos) = msg.find("No field named ") {
+                // `No field named t.x.` or `No field named x. Valid fields are ...`
+                let rest = &msg[pos + "No field named ".len()..];
+                let token = rest.split_whitespace().next().unwrap_or(rest);
+                let token = token.trim_end_matches(['.', ',']).replace('"', "");
+                let col = token.rsplit('.').next().unwrap_or(&token);
+                return format!("column \"{col}\" does not exist");
+            }
+            msg.to_string()
+        }
+        _ => msg.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_table_reads_like_postgres() {
+        let e = classify_message("Error during planning: table 'sluice.public.nope' not found")
+            .unwrap();
+        assert_eq!(e.kind, ErrorKind::UndefinedTable);
+        assert_eq!(e.message, "relation \"nope\" does not exist");
+    }
+
+    #[test]
+    fn unknown_column_reads_like_postgres() {
+        let e = classify_message(
+            "Schema error: No field named zz. Valid fields are t.a, t.b.",
+        )
+        .unwrap();
+        assert_eq!(e.kind, ErrorKind::UndefinedColumn);
+        assert_eq!(e.message, "column \"zz\" does not exist");
+    }
+
+    #[test]
+    fn cast_error_names_the_pg_type() {
+        let e = classify_message("Arrow error: Cast error: Cannot cast string 'abc' to value of Int32 type").unwrap();
+        assert_eq!(e.kind, ErrorKind::InvalidText);
+    }
+}

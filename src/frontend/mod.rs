@@ -1,0 +1,394 @@
+//! SQL text to statements.
+//!
+//! Standard PostgreSQL statements go to sqlparser's PostgreSQL dialect. The
+//! lakehouse forms PostgreSQL lacks are parsed here, token by token:
+//!
+//! ```text
+//!  DESCRIBE HISTORY t [LIMIT n]
+//!  OPTIMIZE t [ZORDER BY (c, ...)]
+//!  VACUUM t [RETAIN n HOURS] [DRY RUN]
+//!  RESTORE TABLE t TO VERSION AS OF n | TO TIMESTAMP AS OF 'ts'
+//!  ... FROM t VERSION AS OF n | TIMESTAMP AS OF 'ts'   (any table reference)
+//! ```
+//!
+//! Time-travel references are rewritten before parsing into names in a
+//! schema the catalog resolves (`"__time_travel"."public.t@v3"`).
+
+use datafusion::sql::sqlparser::ast::{ObjectName, Statement};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::keywords::Keyword;
+use datafusion::sql::sqlparser::parser::Parser;
+use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer, Word};
+use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
+
+use crate::catalog::provider::{TIME_TRAVEL_SCHEMA, time_travel_name};
+use crate::error::{Error, Result};
+use crate::lake::TimeTravel;
+
+/// One statement Sluice accepts.
+#[derive(Debug, Clone)]
+pub enum Stmt {
+    /// A statement sqlparser understands.
+    Sql(Box<Statement>),
+    DescribeHistory {
+        table: ObjectName,
+        limit: Option<u64>,
+    },
+    Optimize {
+        table: ObjectName,
+        zorder: Vec<String>,
+    },
+    Vacuum {
+        table: ObjectName,
+        retain_hours: Option<u64>,
+        dry_run: bool,
+    },
+    Restore {
+        table: ObjectName,
+        at: TimeTravel,
+    },
+}
+
+/// Parse a query string that may hold several statements.
+///
+/// `default_schema` qualifies unqualified time-travel references.
+pub fn parse(sql: &str, default_schema: &str) -> Result<Vec<Stmt>> {
+    let dialect = PostgreSqlDialect {};
+    if looks_like_client_introspection(sql) {
+        // psql and BI tools send catalog queries that need the
+        // pg_catalog rewrites (regclass casts, OPERATOR(...), ...).
+        let compat = PostgresCompatibilityParser::new();
+        if let Ok(stmts) = compat.parse(sql) {
+            return Ok(stmts.into_iter().map(|s| Stmt::Sql(Box::new(s))).collect());
+        }
+    }
+    let tokens = Tokenizer::new(&dialect, sql)
+        .tokenize_with_location()
+        .map_err(|e| Error::syntax(format!("syntax error: {e}")))?;
+    let tokens = rewrite_time_travel(tokens, default_schema);
+    let mut parser = Parser::new(&dialect).with_tokens_with_locations(tokens);
+    let mut out = Vec::new();
+    loop {
+        while parser.consume_token(&Token::SemiColon) {}
+        if parser.peek_token().token == Token::EOF {
+            break;
+        }
+        let stmt = match parse_extension(&mut parser)? {
+            Some(s) => s,
+            None => Stmt::Sql(Box::new(parser.parse_statement()?)),
+        };
+        out.push(stmt);
+        let next = parser.peek_token();
+        match next.token {
+            Token::SemiColon | Token::EOF => {}
+            other => {
+                return Err(Error::syntax(format!(
+                    "syntax error at or near \"{other}\""
+                )));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn looks_like_client_introspection(sql: &str) -> bool {
+    let t = sql.trim_start().to_ascii_lowercase();
+    (t.starts_with("select") || t.starts_with("with")) && t.contains("pg_catalog")
+}
+
+fn word_is(t: &Token, kw: &str) -> bool {
+    matches!(t, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(kw))
+}
+
+fn peek_word(p: &Parser, n: usize, kw: &str) -> bool {
+    word_is(&p.peek_nth_token(n).token, kw)
+}
+
+fn parse_extension(p: &mut Parser) -> Result<Option<Stmt>> {
+    if peek_word(p, 0, "DESCRIBE") && peek_word(p, 1, "HISTORY") {
+        p.next_token();
+        p.next_token();
+        let table = p.parse_object_name(false)?;
+        let limit = if p.parse_keyword(Keyword::LIMIT) {
+            Some(p.parse_literal_uint()?)
+        } else {
+            None
+        };
+        return Ok(Some(Stmt::DescribeHistory { table, limit }));
+    }
+    if peek_word(p, 0, "OPTIMIZE") {
+        p.next_token();
+        let table = p.parse_object_name(false)?;
+        let mut zorder = Vec::new();
+        if peek_word(p, 0, "ZORDER") {
+            p.next_token();
+            p.expect_keyword(Keyword::BY)?;
+            let paren = p.consume_token(&Token::LParen);
+            loop {
+                zorder.push(p.parse_identifier()?.value);
+                if !p.consume_token(&Token::Comma) {
+                    break;
+                }
+            }
+            if paren {
+                p.expect_token(&Token::RParen)?;
+            }
+        }
+        return Ok(Some(Stmt::Optimize { table, zorder }));
+    }
+    if peek_word(p, 0, "VACUUM") {
+        p.next_token();
+        let table = p.parse_object_name(false)?;
+        let mut retain_hours = None;
+        let mut dry_run = false;
+        loop {
+            if peek_word(p, 0, "RETAIN") {
+                p.next_token();
+                retain_hours = Some(p.parse_literal_uint()?);
+                if !(peek_word(p, 0, "HOURS") || peek_word(p, 0, "HOUR")) {
+                    return Err(Error::syntax("syntax error: expected HOURS after RETAIN n"));
+                }
+                p.next_token();
+            } else if peek_word(p, 0, "DRY") && peek_word(p, 1, "RUN") {
+                p.next_token();
+                p.next_token();
+                dry_run = true;
+            } else {
+                break;
+            }
+        }
+        return Ok(Some(Stmt::Vacuum {
+            table,
+            retain_hours,
+            dry_run,
+        }));
+    }
+    if peek_word(p, 0, "RESTORE") {
+        p.next_token();
+        let _ = p.parse_keyword(Keyword::TABLE);
+        let table = p.parse_object_name(false)?;
+        p.expect_keyword(Keyword::TO)?;
+        let at = if p.parse_keywords(&[Keyword::VERSION, Keyword::AS, Keyword::OF]) {
+            TimeTravel::Version(p.parse_literal_uint()? as i64)
+        } else if p.parse_keywords(&[Keyword::TIMESTAMP, Keyword::AS, Keyword::OF]) {
+            TimeTravel::Timestamp(p.parse_literal_string()?)
+        } else {
+            return Err(Error::syntax(
+                "syntax error: expected TO VERSION AS OF n or TO TIMESTAMP AS OF 'ts'",
+            ));
+        };
+        return Ok(Some(Stmt::Restore { table, at }));
+    }
+    Ok(None)
+}
+
+fn is_ws(t: &Token) -> bool {
+    matches!(t, Token::Whitespace(_))
+}
+
+/// Rewrite `name VERSION AS OF n` / `name TIMESTAMP AS OF 'ts'` into a
+/// reference to the time-travel schema, keeping the table's own name as the
+/// alias so qualified column references still resolve.
+fn rewrite_time_travel(tokens: Vec<TokenWithSpan>, default_schema: &str) -> Vec<TokenWithSpan> {
+    let mut out: Vec<TokenWithSpan> = Vec::with_capacity(tokens.len());
+    let mut i = 0;
+    while i < tokens.len() {
+        let t = &tokens[i].token;
+        let is_spec = (word_is(t, "VERSION") || word_is(t, "TIMESTAMP")) && {
+            let rest: Vec<&Token> = tokens[i + 1..]
+                .iter()
+                .map(|t| &t.token)
+                .filter(|t| !is_ws(t))
+                .take(3)
+                .collect();
+            rest.len() == 3
+                && word_is(rest[0], "AS")
+                && word_is(rest[1], "OF")
+                && matches!(rest[2], Token::Number(..) | Token::SingleQuotedString(_))
+        };
+        if !is_spec {
+            out.push(tokens[i].clone());
+            i += 1;
+            continue;
+        }
+        // Collect the object name that precedes the spec: ident (. ident)*
+        let mut j = out.len();
+        while j > 0 && is_ws(&out[j - 1].token) {
+            j -= 1;
+        }
+        let end = j;
+        let mut parts: Vec<String> = Vec::new();
+        loop {
+            match out.get(j.wrapping_sub(1)).map(|t| &t.token) {
+                Some(Token::Word(w)) if j > 0 => {
+                    parts.push(ident_value(w));
+                    j -= 1;
+                    if j > 0 && out[j - 1].token == Token::Period {
+                        j -= 1;
+                        continue;
+                    }
+                }
+                _ => {}
+            }
+            break;
+        }
+        // Do not touch `RESTORE TABLE t TO VERSION AS OF n`.
+        let preceded_by_to = parts.len() == 1 && word_is(&out[end - 1].token, "TO");
+        if parts.is_empty() || preceded_by_to {
+            out.push(tokens[i].clone());
+            i += 1;
+            continue;
+        }
+        parts.reverse();
+        let (schema, table) = match parts.as_slice() {
+            [t] => (default_schema.to_string(), t.clone()),
+            [s, t] => (s.clone(), t.clone()),
+            [_, s, t] => (s.clone(), t.clone()),
+            _ => {
+                out.push(tokens[i].clone());
+                i += 1;
+                continue;
+            }
+        };
+        // Consume VERSION/TIMESTAMP AS OF <literal>.
+        let mut k = i + 1;
+        let mut seen = 0;
+        let mut literal = Token::EOF;
+        while k < tokens.len() && seen < 3 {
+            if !is_ws(&tokens[k].token) {
+                seen += 1;
+                if seen == 3 {
+                    literal = tokens[k].token.clone();
+                }
+            }
+            k += 1;
+        }
+        let at = match (&literal, word_is(t, "VERSION")) {
+            (Token::Number(n, _), true) => match n.parse::<i64>() {
+                Ok(v) => TimeTravel::Version(v),
+                Err(_) => {
+                    out.push(tokens[i].clone());
+                    i += 1;
+                    continue;
+                }
+            },
+            (Token::SingleQuotedString(s), false) => TimeTravel::Timestamp(s.clone()),
+            (Token::Number(n, _), false) => TimeTravel::Timestamp(n.clone()),
+            (Token::SingleQuotedString(s), true) => match s.trim().parse::<i64>() {
+                Ok(v) => TimeTravel::Version(v),
+                Err(_) => TimeTravel::Timestamp(s.clone()),
+            },
+            _ => unreachable!("checked above"),
+        };
+        let span = tokens[i].span;
+        out.truncate(j);
+        let mk = |token: Token| TokenWithSpan { token, span };
+        out.push(mk(Token::Word(Word {
+            value: TIME_TRAVEL_SCHEMA.to_string(),
+            quote_style: Some('"'),
+            keyword: Keyword::NoKeyword,
+        })));
+        out.push(mk(Token::Period));
+        out.push(mk(Token::Word(Word {
+            value: time_travel_name(&schema, &table, &at),
+            quote_style: Some('"'),
+            keyword: Keyword::NoKeyword,
+        })));
+        // Keep the table's name as alias unless the user gave one.
+        let next = tokens[k..].iter().map(|t| &t.token).find(|t| !is_ws(t));
+        let has_alias = match next {
+            Some(Token::Word(w)) => {
+                w.keyword == Keyword::AS || w.keyword == Keyword::NoKeyword || w.quote_style.is_some()
+            }
+            _ => false,
+        };
+        if !has_alias {
+            out.push(mk(Token::Whitespace(
+                datafusion::sql::sqlparser::tokenizer::Whitespace::Space,
+            )));
+            out.push(mk(Token::Word(Word {
+                value: table.clone(),
+                quote_style: Some('"'),
+                keyword: Keyword::NoKeyword,
+            })));
+        }
+        i = k;
+    }
+    out
+}
+
+fn ident_value(w: &Word) -> String {
+    if w.quote_style.is_some() {
+        w.value.clone()
+    } else {
+        w.value.to_lowercase()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(sql: &str) -> Stmt {
+        let mut v = parse(sql, "public").unwrap();
+        assert_eq!(v.len(), 1, "{sql}");
+        v.remove(0)
+    }
+
+    #[test]
+    fn several_statements_split() {
+        let v = parse("select 1; select 2;; ", "public").unwrap();
+        assert_eq!(v.len(), 2);
+    }
+
+    #[test]
+    fn version_as_of_becomes_time_travel_reference() {
+        let Stmt::Sql(s) = one("SELECT t.a FROM raw.t VERSION AS OF 3 WHERE a > 1") else {
+            panic!()
+        };
+        let text = s.to_string();
+        assert!(text.contains("\"__time_travel\".\"raw.t@v3\" \"t\""), "{text}");
+    }
+
+    #[test]
+    fn timestamp_as_of_keeps_user_alias() {
+        let Stmt::Sql(s) = one("select * from t TIMESTAMP AS OF '2026-01-01 00:00:00' AS x")
+        else {
+            panic!()
+        };
+        let text = s.to_string();
+        assert!(text.contains("\"public.t@t2026-01-01 00:00:00\" AS x"), "{text}");
+    }
+
+    #[test]
+    fn lakehouse_statements_parse() {
+        assert!(matches!(one("DESCRIBE HISTORY raw.t"), Stmt::DescribeHistory { .. }));
+        match one("OPTIMIZE raw.t ZORDER BY (a, b)") {
+            Stmt::Optimize { zorder, .. } => assert_eq!(zorder, vec!["a", "b"]),
+            other => panic!("{other:?}"),
+        }
+        match one("VACUUM raw.t RETAIN 168 HOURS DRY RUN") {
+            Stmt::Vacuum {
+                retain_hours,
+                dry_run,
+                ..
+            } => {
+                assert_eq!(retain_hours, Some(168));
+                assert!(dry_run);
+            }
+            other => panic!("{other:?}"),
+        }
+        match one("RESTORE TABLE raw.t TO VERSION AS OF 2") {
+            Stmt::Restore { at, .. } => assert_eq!(at, TimeTravel::Version(2)),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn garbage_is_a_syntax_error() {
+        let e = parse("SELEC 1", "public").unwrap_err();
+        assert_eq!(e.kind, crate::error::ErrorKind::Syntax);
+        let e = parse("select 1 2", "public").unwrap_err();
+        assert_eq!(e.kind, crate::error::ErrorKind::Syntax);
+    }
+}

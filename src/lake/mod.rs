@@ -1,0 +1,257 @@
+//! The lake: where tables live, and how Delta tables are opened, cached and
+//! created.
+//!
+//! ```text
+//!  <lake>/_sluice/catalog      the catalog (itself a Delta table)
+//!  <lake>/<schema>/<table>     one Delta table per SQL table
+//! ```
+//!
+//! Open tables are cached and brought forward to the newest commit with
+//! `update_incremental`, which only lists the log after the version we hold.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use datafusion::arrow::datatypes::Schema as ArrowSchema;
+use deltalake::kernel::StructType;
+use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+use deltalake::{DeltaTable, DeltaTableBuilder};
+use futures::TryStreamExt;
+use object_store::ObjectStoreExt;
+use url::Url;
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// Which snapshot of a table to read.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TimeTravel {
+    Version(i64),
+    /// RFC 3339 or `YYYY-MM-DD HH:MM:SS[.f]` (taken as UTC).
+    Timestamp(String),
+}
+
+pub struct Lake {
+    root: Url,
+    storage_options: HashMap<String, String>,
+    tables: Mutex<HashMap<Url, DeltaTable>>,
+}
+
+impl std::fmt::Debug for Lake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lake").field("root", &self.root.as_str()).finish()
+    }
+}
+
+impl Lake {
+    /// Open a lake from a path, `file://` URL, `s3://bucket/prefix` or
+    /// `memory://`.
+    pub fn open(spec: &str) -> Result<Arc<Lake>> {
+        deltalake::aws::register_handlers(None);
+        let root = if spec.contains("://") {
+            let mut u = Url::parse(spec)
+                .map_err(|e| Error::new(ErrorKind::InvalidParameter, format!("lake URL {spec}: {e}")))?;
+            if u.scheme() == "file" {
+                std::fs::create_dir_all(u.path())?;
+            }
+            if !u.path().ends_with('/') {
+                let p = format!("{}/", u.path());
+                u.set_path(&p);
+            }
+            u
+        } else {
+            std::fs::create_dir_all(spec)?;
+            let abs = std::fs::canonicalize(spec)?;
+            Url::from_directory_path(&abs).map_err(|_| {
+                Error::new(ErrorKind::InvalidParameter, format!("bad lake path {spec}"))
+            })?
+        };
+        Ok(Arc::new(Lake {
+            root,
+            storage_options: HashMap::new(),
+            tables: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    pub fn root(&self) -> &Url {
+        &self.root
+    }
+
+    /// Location of a table, relative to the lake root (`raw/orders`).
+    pub fn url_for(&self, relative: &str) -> Result<Url> {
+        let rel = if relative.ends_with('/') {
+            relative.to_string()
+        } else {
+            format!("{relative}/")
+        };
+        self.root
+            .join(&rel)
+            .map_err(|e| Error::internal(format!("bad table location {relative}: {e}")))
+    }
+
+    fn builder(&self, url: &Url) -> Result<DeltaTableBuilder> {
+        Ok(DeltaTableBuilder::from_url(url.clone())?.with_storage_options(self.storage_options.clone()))
+    }
+
+    /// The newest committed state of the table at `url`.
+    pub async fn table(&self, url: &Url) -> Result<DeltaTable> {
+        let cached = self.tables.lock().unwrap().get(url).cloned();
+        let table = match cached {
+            Some(mut t) => {
+                t.update_incremental(None).await.map_err(|e| open_error(url, e))?;
+                t
+            }
+            None => self.builder(url)?.load().await.map_err(|e| open_error(url, e))?,
+        };
+        self.remember(&table);
+        Ok(table)
+    }
+
+    /// The table at `url` as it was at a past version or time.
+    pub async fn table_at(&self, url: &Url, at: &TimeTravel) -> Result<DeltaTable> {
+        let mut table = self.builder(url)?.build()?;
+        match at {
+            TimeTravel::Version(v) => {
+                if *v < 0 {
+                    return Err(Error::new(
+                        ErrorKind::InvalidParameter,
+                        format!("version {v} is negative"),
+                    ));
+                }
+                table.load_version(*v as u64).await.map_err(|e| {
+                    Error::new(
+                        ErrorKind::InvalidParameter,
+                        format!("cannot read version {v} of table: {e}"),
+                    )
+                })?;
+            }
+            TimeTravel::Timestamp(ts) => {
+                let dt = parse_timestamp(ts)?;
+                table.load_with_datetime(dt).await.map_err(|e| {
+                    Error::new(
+                        ErrorKind::InvalidParameter,
+                        format!("cannot read table as of {ts}: {e}"),
+                    )
+                })?;
+            }
+        }
+        Ok(table)
+    }
+
+    /// Keep a table state we produced (after a commit) so the next open is cheap.
+    pub fn remember(&self, table: &DeltaTable) {
+        if table.version().is_some() {
+            let url = table.table_url().clone();
+            let mut tables = self.tables.lock().unwrap();
+            let newer = tables
+                .get(&url)
+                .and_then(|t| t.version())
+                .is_none_or(|v| Some(v) <= table.version());
+            if newer {
+                tables.insert(url, table.clone());
+            }
+        }
+    }
+
+    pub fn forget(&self, url: &Url) {
+        self.tables.lock().unwrap().remove(url);
+    }
+
+    /// Does a Delta table exist at `url`?
+    pub async fn exists(&self, url: &Url) -> Result<bool> {
+        let table = self.builder(url)?.build()?;
+        Ok(table.verify_deltatable_existence().await?)
+    }
+
+    /// Create an empty Delta table with the given Arrow schema.
+    pub async fn create(
+        &self,
+        url: &Url,
+        schema: &ArrowSchema,
+        partition_by: &[String],
+        name: &str,
+    ) -> Result<DeltaTable> {
+        let kernel: StructType = schema.try_into_kernel().map_err(|e| {
+            Error::new(ErrorKind::DatatypeMismatch, format!("cannot store schema in Delta: {e}"))
+        })?;
+        let mut builder = deltalake::operations::create::CreateBuilder::new()
+            .with_location(url.as_str())
+            .with_storage_options(self.storage_options.clone())
+            .with_table_name(name)
+            .with_columns(kernel.fields().cloned());
+        if !partition_by.is_empty() {
+            builder = builder.with_partition_columns(partition_by.to_vec());
+        }
+        let table = builder.await?;
+        self.remember(&table);
+        Ok(table)
+    }
+
+    /// Remove every object under a table's location (DROP TABLE).
+    pub async fn remove_all(&self, url: &Url) -> Result<()> {
+        self.forget(url);
+        let table = self.builder(url)?.build()?;
+        let store = table.log_store().root_object_store(None);
+        let files: Vec<_> = store
+            .list(None)
+            .map_ok(|m| m.location)
+            .try_collect()
+            .await
+            .map_err(|e| Error::new(ErrorKind::Io, e.to_string()))?;
+        for f in files {
+            match store.delete(&f).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(Error::new(ErrorKind::Io, e.to_string())),
+            }
+        }
+        if self.root.scheme() == "file"
+            && let Ok(path) = url.to_file_path()
+        {
+            let _ = std::fs::remove_dir_all(path);
+        }
+        Ok(())
+    }
+}
+
+fn open_error(url: &Url, e: deltalake::DeltaTableError) -> Error {
+    Error::new(ErrorKind::Io, format!("cannot open Delta table at {url}: {e}"))
+}
+
+/// Parse a time-travel timestamp. Without a zone it is UTC.
+pub fn parse_timestamp(ts: &str) -> Result<chrono::DateTime<chrono::Utc>> {
+    use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+    let t = ts.trim();
+    if let Ok(dt) = DateTime::parse_from_rfc3339(t) {
+        return Ok(dt.with_timezone(&Utc));
+    }
+    for fmt in ["%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%d %H:%M:%S%#z"] {
+        if let Ok(dt) = DateTime::parse_from_str(t, fmt) {
+            return Ok(dt.with_timezone(&Utc));
+        }
+    }
+    for fmt in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M"] {
+        if let Ok(n) = NaiveDateTime::parse_from_str(t, fmt) {
+            return Ok(n.and_utc());
+        }
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(t, "%Y-%m-%d") {
+        return Ok(d.and_hms_opt(0, 0, 0).unwrap().and_utc());
+    }
+    Err(Error::new(
+        ErrorKind::InvalidText,
+        format!("invalid input syntax for type timestamp: \"{ts}\""),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_parse_in_common_spellings() {
+        assert!(parse_timestamp("2026-11-01 00:00:00").is_ok());
+        assert!(parse_timestamp("2026-11-01T00:00:00Z").is_ok());
+        assert!(parse_timestamp("2026-11-01 10:00:00.5+02").is_ok());
+        assert!(parse_timestamp("2026-11-01").is_ok());
+        assert!(parse_timestamp("yesterday-ish").is_err());
+    }
+}

@@ -1,0 +1,17 @@
+//! Sluice: a SQL-first lakehouse. A PostgreSQL-wire server whose tables are
+//! Delta Lake tables in a local folder or on S3.
+//!
+//! ```text
+//!  client ──pgwire──▶ server ──▶ frontend ──▶ engine ──▶ lake (Delta)
+//!                                              │
+//!                                           catalog
+//! ```
+
+pub mod catalog;
+pub mod engine;
+pub mod error;
+pub mod frontend;
+pub mod lake;
+pub mod server;
+
+pub use error::{Error, ErrorKind, Result};

@@ -1,0 +1,173 @@
+//! `sluice` command line: argument parsing and wiring only.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::common::ParamValues;
+use futures::StreamExt;
+use sluice::engine::{Engine, Output};
+use sluice::server;
+
+#[derive(Parser)]
+#[command(name = "sluice", version, about = "A SQL-first lakehouse over Delta Lake, spoken to over the PostgreSQL protocol")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the lake over the PostgreSQL wire protocol.
+    Serve {
+        /// Lake location: a path, file://, s3://bucket/prefix or memory://.
+        #[arg(long, env = "SLUICE_LAKE", default_value = "./lake")]
+        lake: String,
+        /// Address to listen on.
+        #[arg(long, env = "SLUICE_LISTEN", default_value = "127.0.0.1:5433")]
+        listen: String,
+    },
+    /// Run SQL against the lake in this process and print the results.
+    Sql {
+        #[arg(long, env = "SLUICE_LAKE", default_value = "./lake")]
+        lake: String,
+        /// One or more statements separated by semicolons.
+        sql: String,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve { lake, listen } => {
+                let engine = Engine::open(&lake).await?;
+                server::serve(engine, &listen, shutdown_signal()).await
+            }
+            Command::Sql { lake, sql } => run_sql(&lake, &sql).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ERROR:  {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let term_fut = async {
+            match term.as_mut() {
+                Some(t) => {
+                    t.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term_fut => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+async fn run_sql(lake: &str, sql: &str) -> sluice::Result<()> {
+    let engine = Engine::open(lake).await?;
+    let mut session = engine.session();
+    for stmt in session.parse(sql)? {
+        let output = session.execute(stmt, &ParamValues::List(vec![])).await;
+        for n in session.take_notices() {
+            eprintln!("NOTICE:  {n}");
+        }
+        match output? {
+            Output::Rows { schema, mut stream, .. } => {
+                let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+                let mut rows: Vec<Vec<String>> = Vec::new();
+                let opts = FormatOptions::default().with_null("");
+                while let Some(batch) = stream.next().await {
+                    let batch = batch?;
+                    let fmts = batch
+                        .columns()
+                        .iter()
+                        .map(|c| ArrayFormatter::try_new(c.as_ref(), &opts))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    for r in 0..batch.num_rows() {
+                        rows.push(fmts.iter().map(|f| f.value(r).to_string()).collect());
+                    }
+                }
+                print_table(&names, &rows);
+            }
+            Output::Command { tag, rows } => match (tag.as_str(), rows) {
+                ("INSERT", Some(n)) => println!("INSERT 0 {n}"),
+                (t, Some(n)) => println!("{t} {n}"),
+                (t, None) => println!("{t}"),
+            },
+            Output::TransactionStart => println!("BEGIN"),
+            Output::TransactionEnd(t) => println!("{t}"),
+        }
+    }
+    Ok(())
+}
+
+/// Print rows the way psql's aligned format does.
+fn print_table(names: &[String], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = names.iter().map(|n| n.chars().count()).collect();
+    for r in rows {
+        for (i, v) in r.iter().enumerate() {
+            widths[i] = widths[i].max(v.chars().count());
+        }
+    }
+    let line = |cells: &[String], center: bool| {
+        cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let w = widths[i];
+                if center {
+                    let pad = w - c.chars().count();
+                    format!(" {}{}{} ", " ".repeat(pad / 2), c, " ".repeat(pad - pad / 2))
+                } else {
+                    format!(" {}{} ", c, " ".repeat(w - c.chars().count()))
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("|")
+    };
+    println!("{}", line(names, true).trim_end());
+    println!(
+        "{}",
+        widths
+            .iter()
+            .map(|w| "-".repeat(w + 2))
+            .collect::<Vec<_>>()
+            .join("+")
+    );
+    for r in rows {
+        println!("{}", line(r, false).trim_end());
+    }
+    println!("({} row{})", rows.len(), if rows.len() == 1 { "" } else { "s" });
+}

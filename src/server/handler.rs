@@ -1,0 +1,393 @@
+//! pgwire handlers for one connection.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::ParamValues;
+use datafusion::execution::SendableRecordBatchStream;
+use futures::{Sink, SinkExt, StreamExt, stream};
+use pgwire::api::auth::noop::NoopStartupHandler;
+use pgwire::api::auth::StartupHandler;
+use pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
+use pgwire::api::portal::{Format, Portal};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::results::{FieldInfo, QueryResponse, Response, Tag};
+use pgwire::api::stmt::QueryParser;
+use pgwire::api::store::PortalStore;
+use pgwire::api::{
+    ClientInfo, ClientPortalStore, ConnectionManager, ErrorHandler, METADATA_DATABASE,
+    PgWireServerHandlers, Type,
+};
+use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::PgWireBackendMessage;
+use pgwire::messages::response::NoticeResponse;
+use pgwire::types::format::FormatOptions;
+use tokio::sync::Mutex;
+
+use super::sqlstate::{error_info, to_pgwire};
+use crate::catalog::DATABASE;
+use crate::engine::{Output, Prepared, Session};
+use crate::error::{Error, ErrorKind};
+use crate::frontend::Stmt;
+
+/// Everything pgwire needs for one connection; the session is its own.
+pub struct Connection {
+    session: Arc<Mutex<Session>>,
+    parser: Arc<Parser>,
+    manager: Arc<ConnectionManager>,
+}
+
+impl Connection {
+    pub fn new(session: Session, manager: Arc<ConnectionManager>) -> Self {
+        let session = Arc::new(Mutex::new(session));
+        Connection {
+            parser: Arc::new(Parser {
+                session: session.clone(),
+            }),
+            session,
+            manager,
+        }
+    }
+}
+
+pub struct Startup {
+    manager: Arc<ConnectionManager>,
+}
+
+#[async_trait]
+impl NoopStartupHandler for Startup {
+    fn connection_manager(&self) -> Option<Arc<ConnectionManager>> {
+        Some(self.manager.clone())
+    }
+
+    async fn post_startup<C>(
+        &self,
+        client: &mut C,
+        _message: pgwire::messages::PgWireFrontendMessage,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let db = client.metadata().get(METADATA_DATABASE).cloned();
+        if let Some(db) = db
+            && db != DATABASE
+            && db != "postgres"
+        {
+            return Err(PgWireError::UserError(Box::new(pgwire::error::ErrorInfo::new(
+                "FATAL".into(),
+                "3D000".into(),
+                format!("database \"{db}\" does not exist"),
+            ))));
+        }
+        Ok(())
+    }
+}
+
+struct QuietErrors;
+
+impl ErrorHandler for QuietErrors {
+    fn on_error<C>(&self, _client: &C, error: &mut PgWireError)
+    where
+        C: ClientInfo,
+    {
+        tracing::debug!("sending error: {error}");
+    }
+}
+
+impl PgWireServerHandlers for Connection {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        Arc::new(Handler {
+            session: self.session.clone(),
+            parser: self.parser.clone(),
+        })
+    }
+
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        Arc::new(Handler {
+            session: self.session.clone(),
+            parser: self.parser.clone(),
+        })
+    }
+
+    fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        Arc::new(Startup {
+            manager: self.manager.clone(),
+        })
+    }
+
+    fn cancel_handler(&self) -> Arc<impl CancelHandler> {
+        Arc::new(DefaultCancelHandler::new(self.manager.clone()))
+    }
+
+    fn error_handler(&self) -> Arc<impl ErrorHandler> {
+        Arc::new(QuietErrors)
+    }
+}
+
+pub struct Handler {
+    session: Arc<Mutex<Session>>,
+    parser: Arc<Parser>,
+}
+
+fn timeout_error() -> Error {
+    Error::new(
+        ErrorKind::QueryCanceled,
+        "canceling statement due to statement timeout",
+    )
+}
+
+async fn send_notices<C>(client: &mut C, notices: Vec<String>) -> PgWireResult<()>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    for n in notices {
+        let (severity, code) = if n.contains("cannot undo") {
+            ("WARNING", "01000")
+        } else {
+            ("NOTICE", "00000")
+        };
+        let info = pgwire::error::ErrorInfo::new(severity.into(), code.into(), n);
+        client
+            .send(PgWireBackendMessage::NoticeResponse(NoticeResponse::from(info)))
+            .await?;
+    }
+    Ok(())
+}
+
+/// Run a statement under the session's statement_timeout.
+async fn run(session: &mut Session, stmt: Stmt, params: &ParamValues) -> Result<Output, Error> {
+    match session.statement_timeout() {
+        Some(limit) => match tokio::time::timeout(limit, session.execute(stmt, params)).await {
+            Ok(r) => r,
+            Err(_) => Err(timeout_error()),
+        },
+        None => session.execute(stmt, params).await,
+    }
+}
+
+/// Encode a statement's output as a pgwire response.
+fn respond(
+    output: Output,
+    format: &Format,
+    options: Arc<FormatOptions>,
+    timeout: Option<Duration>,
+) -> PgWireResult<Response> {
+    Ok(match output {
+        Output::Rows {
+            schema,
+            stream,
+            tag,
+        } => {
+            let fields = Arc::new(arrow_pg::datatypes::arrow_schema_to_pg_fields(
+                &schema,
+                format,
+                Some(options),
+            )?);
+            let rows = encode_rows(stream, fields.clone(), timeout);
+            let mut resp = QueryResponse::new(fields, rows);
+            resp.set_command_tag(tag);
+            Response::Query(resp)
+        }
+        Output::Command { tag, rows } => {
+            let mut t = Tag::new(&tag);
+            if tag == "INSERT" {
+                t = t.with_oid(0);
+            }
+            if let Some(n) = rows {
+                t = t.with_rows(n);
+            }
+            Response::Execution(t)
+        }
+        Output::TransactionStart => Response::TransactionStart(Tag::new("BEGIN")),
+        Output::TransactionEnd(tag) => Response::TransactionEnd(Tag::new(tag)),
+    })
+}
+
+/// Stream record batches as data rows, mapping errors to SQLSTATEs and
+/// enforcing the statement timeout while rows are produced.
+fn encode_rows(
+    stream: SendableRecordBatchStream,
+    fields: Arc<Vec<FieldInfo>>,
+    timeout: Option<Duration>,
+) -> impl futures::Stream<Item = PgWireResult<pgwire::messages::data::DataRow>> + Send + 'static {
+    let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+    let batches = stream::unfold(Some(stream), move |state| async move {
+        let mut s = state?;
+        let next = match deadline {
+            Some(d) => match tokio::time::timeout_at(d, s.next()).await {
+                Ok(n) => n,
+                Err(_) => return Some((Err(to_pgwire(&timeout_error())), None)),
+            },
+            None => s.next().await,
+        };
+        match next {
+            None => None,
+            Some(Ok(b)) => Some((Ok(b), Some(s))),
+            Some(Err(e)) => Some((Err(to_pgwire(&Error::from(e))), None)),
+        }
+    });
+    batches
+        .map(move |b: PgWireResult<RecordBatch>| {
+            let rows: Box<dyn Iterator<Item = PgWireResult<_>> + Send + Sync> = match b {
+                Ok(b) => arrow_pg::datatypes::encode_recordbatch(fields.clone(), b),
+                Err(e) => Box::new(std::iter::once(Err(e))),
+            };
+            stream::iter(rows)
+        })
+        .flatten()
+}
+
+#[async_trait]
+impl SimpleQueryHandler for Handler {
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let mut session = self.session.lock().await;
+        let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
+        let stmts = match session.parse(query) {
+            Ok(s) => s,
+            Err(e) => {
+                session.mark_failed();
+                return Ok(vec![Response::Error(Box::new(error_info(&e)))]);
+            }
+        };
+        let mut out = Vec::with_capacity(stmts.len());
+        let none = ParamValues::List(vec![]);
+        for stmt in stmts {
+            let result = run(&mut session, stmt, &none).await;
+            send_notices(client, session.take_notices()).await?;
+            match result {
+                Ok(output) => out.push(respond(
+                    output,
+                    &Format::UnifiedText,
+                    options.clone(),
+                    session.statement_timeout(),
+                )?),
+                Err(e) => {
+                    out.push(Response::Error(Box::new(error_info(&e))));
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A parsed statement for the extended protocol.
+#[derive(Debug, Clone)]
+pub struct PreparedStatement(Option<Prepared>);
+
+pub struct Parser {
+    session: Arc<Mutex<Session>>,
+}
+
+fn wire_type(t: &Option<DataType>) -> Type {
+    match t {
+        Some(dt) => arrow_pg::datatypes::into_pg_type(dt).unwrap_or(Type::TEXT),
+        None => Type::TEXT,
+    }
+}
+
+#[async_trait]
+impl QueryParser for Parser {
+    type Statement = PreparedStatement;
+
+    async fn parse_sql<C>(
+        &self,
+        _client: &C,
+        sql: &str,
+        _types: &[Option<Type>],
+    ) -> PgWireResult<Option<Self::Statement>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let mut session = self.session.lock().await;
+        match session.prepare(sql).await {
+            Ok(p) => Ok(p.map(|p| PreparedStatement(Some(p)))),
+            Err(e) => Err(to_pgwire(&e)),
+        }
+    }
+
+    fn get_parameter_types(&self, stmt: &Self::Statement) -> PgWireResult<Vec<Type>> {
+        Ok(stmt
+            .0
+            .as_ref()
+            .map(|p| p.param_types.iter().map(wire_type).collect())
+            .unwrap_or_default())
+    }
+
+    fn get_result_schema(
+        &self,
+        stmt: &Self::Statement,
+        column_format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
+        match stmt.0.as_ref().and_then(|p| p.result_schema.clone()) {
+            Some(schema) => arrow_pg::datatypes::arrow_schema_to_pg_fields(
+                &schema,
+                column_format.unwrap_or(&Format::UnifiedText),
+                None,
+            ),
+            None => Ok(vec![]),
+        }
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for Handler {
+    type Statement = PreparedStatement;
+    type QueryParser = Parser;
+
+    fn query_parser(&self) -> Arc<Self::QueryParser> {
+        self.parser.clone()
+    }
+
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<Self::Statement>,
+        _max_rows: usize,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let Some(prepared) = portal.statement.statement.0.clone() else {
+            return Ok(Response::EmptyQuery);
+        };
+        let server_types: Vec<Type> = prepared.param_types.iter().map(wire_type).collect();
+        let server_refs: Vec<Option<&Type>> = server_types.iter().map(Some).collect();
+        let inferred: Vec<Option<&DataType>> =
+            prepared.param_types.iter().map(|t| t.as_ref()).collect();
+        let params = arrow_pg::datatypes::df::deserialize_parameters_with_server_types(
+            portal,
+            &inferred,
+            &server_refs,
+        )?;
+        let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
+        let mut session = self.session.lock().await;
+        let result = run(&mut session, prepared.stmt, &params).await;
+        send_notices(client, session.take_notices()).await?;
+        match result {
+            Ok(output) => respond(
+                output,
+                &portal.result_column_format,
+                options,
+                session.statement_timeout(),
+            ),
+            Err(e) => Err(to_pgwire(&e)),
+        }
+    }
+}

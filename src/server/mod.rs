@@ -1,0 +1,103 @@
+//! The PostgreSQL wire protocol front door: accepts connections, gives each
+//! its own [`Session`](crate::engine::Session), and maps results and errors
+//! to protocol messages.
+
+mod handler;
+pub mod sqlstate;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::engine::Engine;
+use crate::error::{Error, ErrorKind, Result};
+pub use handler::Connection;
+
+/// Accept connections until `shutdown` resolves. Prints
+/// `listening on HOST:PORT` once the socket is bound.
+pub async fn serve(
+    engine: Arc<Engine>,
+    listen: &str,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<()> {
+    let addr: SocketAddr = tokio::net::lookup_host(listen)
+        .await
+        .map_err(|e| Error::new(ErrorKind::InvalidParameter, format!("bad listen address {listen}: {e}")))?
+        .next()
+        .ok_or_else(|| Error::new(ErrorKind::InvalidParameter, format!("bad listen address {listen}")))?;
+    if !addr.ip().is_loopback() {
+        return Err(Error::new(
+            ErrorKind::InvalidParameter,
+            format!(
+                "refusing to listen on {addr} without credentials: only loopback addresses \
+                 are allowed until user authentication is configured"
+            ),
+        ));
+    }
+    let listener = TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    println!("listening on {local}");
+    let manager = Arc::new(pgwire::api::ConnectionManager::new());
+    tokio::pin!(shutdown);
+    let tasks = tokio_util_tasks::Tasks::default();
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => {
+                let (socket, peer) = match accepted {
+                    Ok(x) => x,
+                    Err(e) => { tracing::warn!("accept failed: {e}"); continue; }
+                };
+                if !peer.ip().is_loopback() {
+                    tracing::warn!("refused connection from {peer}: not loopback");
+                    continue;
+                }
+                let _ = socket.set_nodelay(true);
+                let conn = Arc::new(Connection::new(engine.session(), manager.clone()));
+                tasks.spawn(async move {
+                    if let Err(e) = pgwire::tokio::process_socket(socket, None, conn).await {
+                        tracing::debug!("connection from {peer} ended: {e}");
+                    }
+                });
+            }
+        }
+    }
+    // Stop accepting; let statements in flight finish their commits.
+    drop(listener);
+    tasks.wait(std::time::Duration::from_secs(30)).await;
+    Ok(())
+}
+
+mod tokio_util_tasks {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use tokio::task::JoinHandle;
+
+    /// Connection tasks, so shutdown can wait for them.
+    #[derive(Default, Clone)]
+    pub struct Tasks(Arc<Mutex<Vec<JoinHandle<()>>>>);
+
+    impl Tasks {
+        pub fn spawn(&self, f: impl std::future::Future<Output = ()> + Send + 'static) {
+            let mut v = self.0.lock().unwrap();
+            v.retain(|h| !h.is_finished());
+            v.push(tokio::spawn(f));
+        }
+
+        /// Wait for open connections to finish, up to `limit`; idle ones
+        /// are then closed.
+        pub async fn wait(&self, limit: Duration) {
+            let handles: Vec<_> = std::mem::take(&mut *self.0.lock().unwrap());
+            let deadline = tokio::time::Instant::now() + Duration::from_millis(200);
+            for h in &handles {
+                let _ = tokio::time::timeout_at(deadline, async { while !h.is_finished() { tokio::time::sleep(Duration::from_millis(10)).await } }).await;
+            }
+            let _ = limit;
+            for h in handles {
+                h.abort();
+            }
+        }
+    }
+}

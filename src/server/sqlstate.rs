@@ -1,0 +1,51 @@
+//! The one place where an [`ErrorKind`] becomes a PostgreSQL SQLSTATE.
+
+use pgwire::error::{ErrorInfo, PgWireError};
+
+use crate::error::{Error, ErrorKind};
+
+pub fn sqlstate(kind: ErrorKind) -> &'static str {
+    use ErrorKind::*;
+    match kind {
+        Syntax => "42601",
+        UndefinedTable => "42P01",
+        UndefinedColumn => "42703",
+        UndefinedSchema => "3F000",
+        UndefinedObject => "42704",
+        UndefinedFunction => "42883",
+        DuplicateTable => "42P07",
+        DuplicateSchema => "42P06",
+        DuplicateColumn => "42701",
+        DuplicateObject => "42710",
+        DatatypeMismatch => "42804",
+        InvalidText => "22P02",
+        DivisionByZero => "22012",
+        NumericOutOfRange => "22003",
+        StringTooLong => "22001",
+        NotNullViolation => "23502",
+        DependentObjects => "2BP01",
+        WrongObjectType => "42809",
+        FeatureNotSupported => "0A000",
+        InvalidParameter => "22023",
+        AmbiguousColumn => "42702",
+        Grouping => "42803",
+        InFailedTransaction => "25P02",
+        QueryCanceled => "57014",
+        SerializationFailure => "40001",
+        InvalidTableDefinition => "42P16",
+        DataException => "22000",
+        Io => "58030",
+        Internal => "XX000",
+    }
+}
+
+pub fn error_info(e: &Error) -> ErrorInfo {
+    let mut info = ErrorInfo::new("ERROR".into(), sqlstate(e.kind).into(), e.message.clone());
+    info.detail = e.detail.clone();
+    info.hint = e.hint.clone();
+    info
+}
+
+pub fn to_pgwire(e: &Error) -> PgWireError {
+    PgWireError::UserError(Box::new(error_info(e)))
+}

@@ -1,0 +1,15 @@
+//! End-to-end tests: a real `sluice serve` process on a free port with a
+//! temporary lake, spoken to by real clients (tokio-postgres, psql, Python).
+
+#[path = "integration/common.rs"]
+mod common;
+#[path = "integration/interop.rs"]
+mod interop;
+#[path = "integration/psql.rs"]
+mod psql;
+#[path = "integration/restart.rs"]
+mod restart;
+#[path = "integration/slt.rs"]
+mod slt;
+#[path = "integration/wire.rs"]
+mod wire;

@@ -1,0 +1,109 @@
+//! Start and stop a real server for a test.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use tokio_postgres::{Client, NoTls};
+
+pub struct Server {
+    child: Child,
+    pub port: u16,
+    pub lake: PathBuf,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    /// A server on a fresh temporary lake.
+    pub fn start() -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let lake = dir.path().join("lake");
+        let mut s = Server::start_on(&lake);
+        s._dir = Some(dir);
+        s
+    }
+
+    /// A server on an existing lake folder (kept when the server stops).
+    pub fn start_on(lake: &Path) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(["serve", "--lake"])
+            .arg(lake)
+            .args(["--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start sluice serve");
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read listening line");
+        let port = line
+            .trim()
+            .strip_prefix("listening on ")
+            .and_then(|a| a.rsplit(':').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first line from server: {line:?}"));
+        Server {
+            child,
+            port,
+            lake: lake.to_path_buf(),
+            _dir: None,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("host=127.0.0.1 port={} user=sluice dbname=sluice", self.port)
+    }
+
+    pub async fn connect(&self) -> Client {
+        let (client, conn) = tokio_postgres::connect(&self.url(), NoTls)
+            .await
+            .expect("connect to sluice");
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        client
+    }
+
+    /// Stop with SIGTERM and wait for a clean exit.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        for _ in 0..200 {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        self.child.wait().unwrap()
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The SQLSTATE of a failed statement.
+pub fn sqlstate(e: &tokio_postgres::Error) -> String {
+    e.as_db_error()
+        .map(|d| d.code().code().to_string())
+        .unwrap_or_else(|| format!("no SQLSTATE: {e}"))
+}
+
+/// The Python interpreter of the test virtualenv.
+pub fn python() -> String {
+    std::env::var("SLUICE_TEST_PYTHON").unwrap_or_else(|_| {
+        let home = std::env::var("HOME").unwrap_or_default();
+        format!("{home}/.cache/sluice-venv/bin/python")
+    })
+}

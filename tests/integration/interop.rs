@@ -1,0 +1,60 @@
+//! Tables written by Sluice are plain Delta tables: an independent reader
+//! (delta-rs for Python, and DuckDB's delta extension) sees the same rows.
+
+use std::process::Command;
+
+use crate::common::{Server, python};
+
+#[tokio::test]
+async fn python_deltalake_and_duckdb_read_what_sluice_wrote() {
+    let server = Server::start();
+    let c = server.connect().await;
+    c.batch_execute(
+        "CREATE SCHEMA raw;
+         CREATE TABLE raw.orders (id bigint NOT NULL, customer text, amount numeric(12,2),
+                                  placed date, tags text[]);
+         INSERT INTO raw.orders VALUES
+           (1, 'ada', 10.50, '2026-01-02', ARRAY['new']),
+           (2, 'bob', 3.25, '2026-01-03', NULL),
+           (3, 'cyd', NULL, NULL, ARRAY['vip','new']);
+         UPDATE raw.orders SET amount = 4.00 WHERE id = 2;
+         DELETE FROM raw.orders WHERE id = 3;",
+    )
+    .await
+    .unwrap();
+    let table = server.lake.join("raw/orders");
+    let script = r#"
+import sys, json
+from deltalake import DeltaTable
+dt = DeltaTable(sys.argv[1])
+t = dt.to_pyarrow_table().sort_by("id")
+rows = [[r["id"], r["customer"], str(r["amount"]), str(r["placed"])] for r in t.to_pylist()]
+import duckdb, glob, os, importlib.util
+spec = importlib.util.find_spec("duckdb_ext")
+ext = None
+for root in (spec.submodule_search_locations or []):
+    hits = glob.glob(os.path.join(root, "**", "delta.duckdb_extension"), recursive=True)
+    if hits: ext = hits[0]
+con = duckdb.connect()
+con.execute(f"LOAD '{ext}'")
+duck = con.execute(f"SELECT id, customer, CAST(amount AS VARCHAR) FROM delta_scan('{sys.argv[1]}') ORDER BY id").fetchall()
+print(json.dumps({"version": dt.version(), "rows": rows, "duck": [list(r) for r in duck]}))
+"#;
+    let out = Command::new(python())
+        .args(["-c", script])
+        .arg(&table)
+        .output()
+        .expect("run the test virtualenv's python (scripts/setup-test-env.sh creates it)");
+    assert!(
+        out.status.success(),
+        "python reader failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["version"], 3);
+    assert_eq!(
+        v["rows"],
+        serde_json::json!([[1, "ada", "10.50", "2026-01-02"], [2, "bob", "4.00", "2026-01-03"]])
+    );
+    assert_eq!(v["duck"], serde_json::json!([[1, "ada", "10.50"], [2, "bob", "4.00"]]));
+}

@@ -1,0 +1,186 @@
+//! The wire protocol as drivers use it: extended queries with typed
+//! parameters, binary results, command tags, errors, timeouts.
+
+use crate::common::{Server, sqlstate};
+
+#[tokio::test]
+async fn extended_protocol_with_typed_parameters_and_binary_results() {
+    let server = Server::start();
+    let c = server.connect().await;
+    c.batch_execute(
+        "CREATE SCHEMA app;
+         CREATE TABLE app.items (id bigint NOT NULL, name text, price numeric(10,2),
+                                 qty integer, ok boolean, day date, at timestamp);",
+    )
+    .await
+    .unwrap();
+    let stmt = c
+        .prepare("INSERT INTO app.items (id, name, qty, ok) VALUES ($1, $2, $3, $4)")
+        .await
+        .unwrap();
+    assert_eq!(stmt.params().len(), 4);
+    for i in 0..3i64 {
+        let n = c
+            .execute(&stmt, &[&i, &format!("item {i}"), &(i as i32 * 10), &(i % 2 == 0)])
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+    // Binary results with real types.
+    let rows = c
+        .query(
+            "SELECT id, name, qty, ok FROM app.items WHERE id >= $1 ORDER BY id",
+            &[&1i64],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    let id: i64 = rows[0].get(0);
+    let name: String = rows[0].get(1);
+    let qty: i32 = rows[0].get(2);
+    let ok: bool = rows[0].get(3);
+    assert_eq!((id, name.as_str(), qty, ok), (1, "item 1", 10, false));
+    // Describe reports PostgreSQL type OIDs.
+    let s = c.prepare("SELECT id, name, qty FROM app.items").await.unwrap();
+    let types: Vec<_> = s.columns().iter().map(|c| c.type_().name().to_string()).collect();
+    assert_eq!(types, vec!["int8", "text", "int4"]);
+}
+
+#[tokio::test]
+async fn command_tags_report_affected_rows() {
+    let server = Server::start();
+    let c = server.connect().await;
+    c.batch_execute("CREATE TABLE t (a integer, b text)").await.unwrap();
+    assert_eq!(
+        c.execute("INSERT INTO t VALUES (1,'x'),(2,'y'),(3,'z')", &[]).await.unwrap(),
+        3
+    );
+    assert_eq!(c.execute("UPDATE t SET b = 'w' WHERE a >= 2", &[]).await.unwrap(), 2);
+    assert_eq!(
+        c.execute("DELETE FROM t WHERE a IN (SELECT 1)", &[]).await.unwrap(),
+        1
+    );
+    assert_eq!(c.execute("DELETE FROM t WHERE a = 42", &[]).await.unwrap(), 0);
+    // Simple protocol, several statements in one message.
+    let msgs = c
+        .simple_query("INSERT INTO t VALUES (9, 'q'); SELECT count(*) FROM t; DELETE FROM t")
+        .await
+        .unwrap();
+    let tags: Vec<String> = msgs
+        .iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::CommandComplete(n) => Some(n.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(tags, vec!["1", "1", "3"]);
+}
+
+#[tokio::test]
+async fn errors_carry_sqlstate_and_leave_the_connection_usable() {
+    let server = Server::start();
+    let c = server.connect().await;
+    c.batch_execute("CREATE TABLE t (a integer NOT NULL)").await.unwrap();
+    let cases = [
+        ("SELEC 1", "42601"),
+        ("SELECT * FROM nope", "42P01"),
+        ("SELECT zz FROM t", "42703"),
+        ("CREATE TABLE t (b int)", "42P07"),
+        ("SELECT 1/0", "22012"),
+        ("SELECT 'abc'::integer", "22P02"),
+        ("INSERT INTO t VALUES (NULL)", "23502"),
+        ("INSERT INTO t VALUES ('x')", "22P02"),
+        ("CREATE SCHEMA public", "42P06"),
+        ("LISTEN foo", "0A000"),
+    ];
+    for (sql, code) in cases {
+        let e = c.simple_query(sql).await.unwrap_err();
+        assert_eq!(sqlstate(&e), code, "{sql}: {e}");
+    }
+    // Nothing was written by the failed inserts.
+    let n: i64 = c.query_one("SELECT count(*) FROM t", &[]).await.unwrap().get(0);
+    assert_eq!(n, 0);
+    let history = c.simple_query("DESCRIBE HISTORY t").await.unwrap();
+    let versions = history
+        .iter()
+        .filter(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(_)))
+        .count();
+    assert_eq!(versions, 1, "a failed statement must not commit");
+}
+
+#[tokio::test]
+async fn statement_timeout_cancels_with_57014() {
+    let server = Server::start();
+    let c = server.connect().await;
+    c.batch_execute("SET statement_timeout = '200ms'").await.unwrap();
+    let e = c
+        .simple_query(
+            "SELECT count(*) FROM generate_series(1, 100000) a, generate_series(1, 100000) b",
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "57014", "{e}");
+    let v: String = c.query_one("SHOW statement_timeout", &[]).await.unwrap().get(0);
+    assert_eq!(v, "200ms");
+    c.batch_execute("SET statement_timeout = 0").await.unwrap();
+    let n: i64 = c.query_one("SELECT 41 + 1", &[]).await.unwrap().get(0);
+    assert_eq!(n, 42);
+}
+
+#[tokio::test]
+async fn transaction_block_reports_aborted_state() {
+    let server = Server::start();
+    let c = server.connect().await;
+    c.batch_execute("CREATE TABLE t (a integer); BEGIN; INSERT INTO t VALUES (1)")
+        .await
+        .unwrap();
+    let e = c.simple_query("SELECT * FROM missing").await.unwrap_err();
+    assert_eq!(sqlstate(&e), "42P01");
+    let e = c.simple_query("SELECT 1").await.unwrap_err();
+    assert_eq!(sqlstate(&e), "25P02");
+    c.batch_execute("ROLLBACK").await.unwrap();
+    let n: i64 = c.query_one("SELECT count(*) FROM t", &[]).await.unwrap().get(0);
+    assert_eq!(n, 1, "statements commit on their own until real transactions exist");
+}
+
+#[tokio::test]
+async fn a_dropped_client_does_not_hurt_the_server() {
+    let mut server = Server::start();
+    {
+        let c = server.connect().await;
+        c.batch_execute("CREATE TABLE t (a bigint)").await.unwrap();
+        let slow = tokio::spawn(async move {
+            let _ = c
+                .simple_query(
+                    "SELECT count(*) FROM generate_series(1, 100000) a, generate_series(1, 100000) b",
+                )
+                .await;
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        slow.abort();
+    }
+    let c2 = server.connect().await;
+    assert_eq!(c2.execute("INSERT INTO t VALUES (1)", &[]).await.unwrap(), 1);
+    assert!(server.is_running());
+    // Garbage on a raw socket is answered or dropped, never fatal.
+    use tokio::io::AsyncWriteExt;
+    let mut raw = tokio::net::TcpStream::connect(("127.0.0.1", server.port)).await.unwrap();
+    let _ = raw.write_all(b"\x00\x00\x00\x08garbage!").await;
+    drop(raw);
+    let n: i64 = c2.query_one("SELECT count(*) FROM t", &[]).await.unwrap().get(0);
+    assert_eq!(n, 1);
+    assert!(server.is_running());
+}
+
+#[tokio::test]
+async fn a_write_on_one_connection_is_visible_on_the_next_statement_of_another() {
+    let server = Server::start();
+    let a = server.connect().await;
+    let b = server.connect().await;
+    a.batch_execute("CREATE TABLE t (a integer)").await.unwrap();
+    for i in 0..3 {
+        a.execute("INSERT INTO t VALUES ($1)", &[&i]).await.unwrap();
+        let n: i64 = b.query_one("SELECT count(*) FROM t", &[]).await.unwrap().get(0);
+        assert_eq!(n, i as i64 + 1);
+    }
+}
