@@ -20,7 +20,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider, SchemaProvider};
+use datafusion::catalog::{
+    CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider, SchemaProvider,
+};
 use datafusion::common::ParamValues;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use futures::StreamExt;
@@ -103,13 +105,21 @@ async fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
     let engine = Engine::open(&args.lake).await?;
     let t0 = Instant::now();
     load(&engine, &data).await?;
-    println!("lake ready in {:.1}s: {}", t0.elapsed().as_secs_f64(), args.lake);
+    println!(
+        "lake ready in {:.1}s: {}",
+        t0.elapsed().as_secs_f64(),
+        args.lake
+    );
 
     // b. Raw DataFusion over the Parquet files.
     let raw = SessionContext::new();
     for t in TABLES {
-        raw.register_parquet(t, path_str(&data.join(format!("{t}.parquet"))), ParquetReadOptions::default())
-            .await?;
+        raw.register_parquet(
+            t,
+            path_str(&data.join(format!("{t}.parquet"))),
+            ParquetReadOptions::default(),
+        )
+        .await?;
     }
     let mut datafusion: BTreeMap<usize, Measure> = BTreeMap::new();
     for (n, sql) in &queries {
@@ -127,7 +137,8 @@ async fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
     run_sql(&mut session, "SET search_path = tpch").await?;
     // Queries name the tables unqualified. Should the server not resolve
     // them through search_path, qualify them, and say so.
-    let qualify_names = match run_sql(&mut session, "SELECT r_regionkey FROM region LIMIT 1").await {
+    let qualify_names = match run_sql(&mut session, "SELECT r_regionkey FROM region LIMIT 1").await
+    {
         Ok(_) => false,
         Err(e) => {
             eprintln!(
@@ -139,7 +150,11 @@ async fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
     };
     let mut inproc: BTreeMap<usize, Measure> = BTreeMap::new();
     for (n, sql) in &queries {
-        let sql = if qualify_names { qualified(sql)? } else { sql.clone() };
+        let sql = if qualify_names {
+            qualified(sql)?
+        } else {
+            sql.clone()
+        };
         let mut m: Measure = Err("not run".into());
         for _ in 0..reps {
             let start = Instant::now();
@@ -169,13 +184,24 @@ async fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
         }
     });
     let client = connect(port).await?;
-    client.simple_query("SET search_path = tpch").await.map_err(pg_error)?;
+    client
+        .simple_query("SET search_path = tpch")
+        .await
+        .map_err(pg_error)?;
     let mut wire: BTreeMap<usize, Measure> = BTreeMap::new();
     for (n, sql) in &queries {
-        let sql = if qualify_names { qualified(sql)? } else { sql.clone() };
+        let sql = if qualify_names {
+            qualified(sql)?
+        } else {
+            sql.clone()
+        };
         let m = best_of(reps, || async {
             let msgs = client.simple_query(&sql).await.map_err(pg_error)?;
-            Ok::<_, String>(msgs.iter().filter(|m| matches!(m, SimpleQueryMessage::Row(_))).count())
+            Ok::<_, String>(
+                msgs.iter()
+                    .filter(|m| matches!(m, SimpleQueryMessage::Row(_)))
+                    .count(),
+            )
         })
         .await;
         report("sluice(wire)", *n, &m);
@@ -199,7 +225,15 @@ async fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
     };
 
     // e. The table.
-    Ok(print_table(&numbers, &wire, &inproc, &datafusion, &duckdb, reps, &data))
+    Ok(print_table(
+        &numbers,
+        &wire,
+        &inproc,
+        &datafusion,
+        &duckdb,
+        reps,
+        &data,
+    ))
 }
 
 /// Create `tpch.<table>` in the lake from the Parquet files, through
@@ -208,12 +242,20 @@ async fn load(engine: &Arc<Engine>, data: &Path) -> Result<(), Box<dyn std::erro
     let mut session = engine.session();
     // Read the files with plain Utf8 strings, as the Delta tables store them.
     let mut config = SessionConfig::new();
-    config.options_mut().execution.parquet.schema_force_view_types = false;
+    config
+        .options_mut()
+        .execution
+        .parquet
+        .schema_force_view_types = false;
     let reader = SessionContext::new_with_config(config);
     let schema = Arc::new(MemorySchemaProvider::new());
     for t in TABLES {
         reader
-            .register_parquet(t, path_str(&data.join(format!("{t}.parquet"))), ParquetReadOptions::default())
+            .register_parquet(
+                t,
+                path_str(&data.join(format!("{t}.parquet"))),
+                ParquetReadOptions::default(),
+            )
             .await?;
         let provider = reader.table_provider(t).await?;
         schema.register_table(t.to_string(), provider)?;
@@ -257,11 +299,16 @@ fn qualified(sql: &str) -> Result<String, Box<dyn std::error::Error>> {
         let is_tpch = matches!(name.0.as_slice(), [ObjectNamePart::Identifier(id)]
             if TABLES.contains(&id.value.to_lowercase().as_str()));
         if is_tpch {
-            name.0.insert(0, ObjectNamePart::Identifier(Ident::new("tpch")));
+            name.0
+                .insert(0, ObjectNamePart::Identifier(Ident::new("tpch")));
         }
         ControlFlow::<()>::Continue(())
     });
-    Ok(stmts.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(";\n"))
+    Ok(stmts
+        .iter()
+        .map(|s| s.to_string())
+        .collect::<Vec<_>>()
+        .join(";\n"))
 }
 
 /// A wire error with the server's message.
@@ -294,14 +341,19 @@ async fn run_sql(session: &mut Session, sql: &str) -> sluice::Result<usize> {
 async fn count(session: &mut Session, sql: &str) -> Result<i64, Box<dyn std::error::Error>> {
     use datafusion::arrow::array::{Array, Int64Array};
     let stmt = session.parse(sql)?.remove(0);
-    let Output::Rows { mut stream, .. } = session.execute(stmt, &ParamValues::List(vec![])).await? else {
+    let Output::Rows { mut stream, .. } = session.execute(stmt, &ParamValues::List(vec![])).await?
+    else {
         return Err(format!("{sql}: no rows").into());
     };
     let mut value = None;
     while let Some(batch) = stream.next().await {
         let batch = batch?;
         if batch.num_rows() > 0 {
-            let col = batch.column(0).as_any().downcast_ref::<Int64Array>().ok_or("count(*) is not bigint")?;
+            let col = batch
+                .column(0)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .ok_or("count(*) is not bigint")?;
             value = Some(col.value(0));
         }
     }
@@ -362,7 +414,9 @@ async fn connect(port: u16) -> Result<tokio_postgres::Client, Box<dyn std::error
                 });
                 return Ok(client);
             }
-            Err(e) if Instant::now() > deadline => return Err(format!("cannot connect on port {port}: {e}").into()),
+            Err(e) if Instant::now() > deadline => {
+                return Err(format!("cannot connect on port {port}: {e}").into());
+            }
             Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
         }
     }
@@ -382,7 +436,11 @@ fn run_duckdb(
         }
     };
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benchmarks/tpch/duckdb_run.py");
-    let only = numbers.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(",");
+    let only = numbers
+        .iter()
+        .map(|n| n.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
     let out = Command::new(&python)
         .arg(script)
         .arg("--data")
@@ -446,9 +504,20 @@ fn print_table(
     let mut problems = Vec::new();
     println!();
     println!("TPC-H {} (best of {reps}; seconds)", data.display());
+    if cfg!(debug_assertions) {
+        println!("(debug build: a smoke run; build with --release for timings worth comparing)");
+    }
     println!(
         "{:<5} {:>12} {:>12} {:>12} {:>10} {:>13} {:>17} {:>17} {:>8}",
-        "query", "sluice(wire)", "sluice(proc)", "datafusion", "duckdb", "sluice/duckdb", "sluice/datafusion", "proc/datafusion", "rows"
+        "query",
+        "sluice(wire)",
+        "sluice(proc)",
+        "datafusion",
+        "duckdb",
+        "sluice/duckdb",
+        "sluice/datafusion",
+        "proc/datafusion",
+        "rows"
     );
     // Totals over the queries every engine that ran answered.
     let (mut tw, mut tp, mut tf, mut td) = (0.0, 0.0, 0.0, 0.0);
@@ -463,8 +532,16 @@ fn print_table(
             Some(Ok((_, r))) => Some(*r),
             _ => None,
         };
-        let (rw, rp, rf) = (rows(wire.get(&n)), rows(inproc.get(&n)), rows(datafusion.get(&n)));
-        for (name, m) in [("sluice(wire)", wire.get(&n)), ("sluice(proc)", inproc.get(&n)), ("datafusion", datafusion.get(&n))] {
+        let (rw, rp, rf) = (
+            rows(wire.get(&n)),
+            rows(inproc.get(&n)),
+            rows(datafusion.get(&n)),
+        );
+        for (name, m) in [
+            ("sluice(wire)", wire.get(&n)),
+            ("sluice(proc)", inproc.get(&n)),
+            ("datafusion", datafusion.get(&n)),
+        ] {
             if let Some(Err(e)) = m {
                 problems.push(format!("q{n} failed on {name}: {e}"));
                 if name.starts_with("sluice") {
@@ -475,11 +552,16 @@ fn print_table(
         if have_duckdb && d.is_none() {
             problems.push(format!("q{n} failed on duckdb"));
         }
-        let mut row_note = rf.or(rw).map(|r| r.to_string()).unwrap_or_else(|| "-".into());
+        let mut row_note = rf
+            .or(rw)
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| "-".into());
         for (name, r) in [("wire", rw), ("proc", rp)] {
             if let (Some(r), Some(rf)) = (r, rf) {
                 if r != rf {
-                    problems.push(format!("q{n}: sluice({name}) returned {r} rows, datafusion {rf}"));
+                    problems.push(format!(
+                        "q{n}: sluice({name}) returned {r} rows, datafusion {rf}"
+                    ));
                     row_note = format!("{r}!={rf}");
                     ok = false;
                 }
@@ -507,20 +589,26 @@ fn print_table(
             }
         }
     }
-    let td_opt = have_duckdb.then_some(td);
+    // Nothing to total when no query ran everywhere.
+    let any = counted > 0;
+    let (tw, tp, tf) = (any.then_some(tw), any.then_some(tp), any.then_some(tf));
+    let td_opt = (any && have_duckdb).then_some(td);
     println!(
         "{:<5} {} {} {} {} {} {} {}",
         "total",
-        cell(Some(tw), 12, 4),
-        cell(Some(tp), 12, 4),
-        cell(Some(tf), 12, 4),
+        cell(tw, 12, 4),
+        cell(tp, 12, 4),
+        cell(tf, 12, 4),
         cell(td_opt, 10, 4),
-        cell(ratio(Some(tw), td_opt), 12, 2) + "x",
-        cell(ratio(Some(tw), Some(tf)), 16, 2) + "x",
-        cell(ratio(Some(tp), Some(tf)), 16, 2) + "x",
+        cell(ratio(tw, td_opt), 12, 2) + "x",
+        cell(ratio(tw, tf), 16, 2) + "x",
+        cell(ratio(tp, tf), 16, 2) + "x",
     );
     if counted < numbers.len() {
-        println!("(totals over the {counted} of {} queries that every engine answered)", numbers.len());
+        println!(
+            "(totals over the {counted} of {} queries that every engine answered)",
+            numbers.len()
+        );
     }
     println!();
     let verdict = |r: Option<f64>, target: f64| match r {
@@ -530,15 +618,15 @@ fn print_table(
     };
     println!(
         "target: total sluice(wire) / duckdb     <= {TARGET_VS_DUCKDB:.2}x : {}",
-        verdict(ratio(Some(tw), td_opt), TARGET_VS_DUCKDB)
+        verdict(ratio(tw, td_opt), TARGET_VS_DUCKDB)
     );
     println!(
         "target: total sluice(proc) / datafusion <= {TARGET_VS_DATAFUSION:.2}x : {}",
-        verdict(ratio(Some(tp), Some(tf)), TARGET_VS_DATAFUSION)
+        verdict(ratio(tp, tf), TARGET_VS_DATAFUSION)
     );
     println!(
         "        total sluice(wire) / datafusion <= {TARGET_VS_DATAFUSION:.2}x : {}",
-        verdict(ratio(Some(tw), Some(tf)), TARGET_VS_DATAFUSION)
+        verdict(ratio(tw, tf), TARGET_VS_DATAFUSION)
     );
     if !problems.is_empty() {
         println!();

@@ -46,4 +46,7 @@ cargo build --bins
 step "cargo test"
 cargo test --all-targets -- --test-threads="$TEST_THREADS"
 
+step "TPC-H smoke benchmark (SF 0.01)"
+SLUICE_BENCH_PYTHON="$SLUICE_TEST_PYTHON" benchmarks/run-smoke.sh
+
 step "all tests passed"

@@ -21,6 +21,7 @@ pub enum ErrorKind {
     DuplicateObject,
     DatatypeMismatch,
     InvalidText,
+    InvalidDatetime,
     DivisionByZero,
     NumericOutOfRange,
     StringTooLong,
@@ -193,7 +194,17 @@ fn classify_arrow(e: &datafusion::arrow::error::ArrowError) -> Error {
     use datafusion::arrow::error::ArrowError as A;
     match e {
         A::DivideByZero => Error::new(ErrorKind::DivisionByZero, "division by zero"),
-        A::CastError(m) | A::ParseError(m) => Error::new(ErrorKind::InvalidText, clean_cast(m)),
+        A::CastError(m) if m.starts_with("Can't cast value") => {
+            let ty = m.rsplit("to type ").next().unwrap_or("");
+            Error::new(
+                ErrorKind::NumericOutOfRange,
+                format!(
+                    "{} out of range",
+                    crate::catalog::types::arrow_name_to_pg(ty)
+                ),
+            )
+        }
+        A::CastError(m) | A::ParseError(m) => cast_error(m),
         A::ArithmeticOverflow(m) => Error::new(ErrorKind::NumericOutOfRange, m.clone()),
         A::ComputeError(m) if m.contains("Overflow") || m.contains("overflow") => {
             Error::new(ErrorKind::NumericOutOfRange, m.clone())
@@ -210,6 +221,18 @@ fn classify_arrow(e: &datafusion::arrow::error::ArrowError) -> Error {
         other => classify_message(&other.to_string())
             .unwrap_or_else(|| Error::new(ErrorKind::Internal, other.to_string())),
     }
+}
+
+/// A value that does not parse as its target type: 22007 for dates and
+/// times, 22P02 otherwise, as PostgreSQL reports them.
+fn cast_error(m: &str) -> Error {
+    let text = clean_cast(m);
+    let kind = if text.contains("type date") || text.contains("type timestamp") {
+        ErrorKind::InvalidDatetime
+    } else {
+        ErrorKind::InvalidText
+    };
+    Error::new(kind, text)
 }
 
 fn clean_cast(m: &str) -> String {
@@ -249,7 +272,8 @@ fn classify_datafusion(e: datafusion::error::DataFusionError) -> Error {
         D::Collection(mut errs) if !errs.is_empty() => classify_datafusion(errs.remove(0)),
         other => {
             let msg = other.to_string();
-            classify_message(&msg).unwrap_or_else(|| Error::new(ErrorKind::Internal, strip_df(&msg)))
+            classify_message(&msg)
+                .unwrap_or_else(|| Error::new(ErrorKind::Internal, strip_df(&msg)))
         }
     }
 }
@@ -275,25 +299,36 @@ fn strip_df(msg: &str) -> String {
 /// Recognise DataFusion/Arrow messages that have a precise PostgreSQL
 /// counterpart. Only called for errors that arrive as text.
 pub(crate) fn classify_message(raw: &str) -> Option<Error> {
+    use crate::catalog::types::arrow_name_to_pg;
     let msg = strip_df(raw);
     let lower = msg.to_lowercase();
     if let Some(pos) = msg.find("null value in column") {
         let text = msg[pos..].lines().next().unwrap_or("").to_string();
         return Some(Error::new(ErrorKind::NotNullViolation, text));
     }
+    if let Some(pos) = msg.find("Can't cast value") {
+        let ty = msg[pos..].rsplit("to type ").next().unwrap_or("").trim();
+        return Some(Error::new(
+            ErrorKind::NumericOutOfRange,
+            format!("{} out of range", arrow_name_to_pg(ty)),
+        ));
+    }
     if lower.contains("cannot coerce arithmetic expression") {
         return Some(Error::new(
             ErrorKind::UndefinedFunction,
-            format!("operator does not exist: {}", msg.rsplit("expression ").next().unwrap_or(&msg).trim_end_matches(" to valid types")),
+            format!(
+                "operator does not exist: {}",
+                msg.rsplit("expression ")
+                    .next()
+                    .unwrap_or(&msg)
+                    .trim_end_matches(" to valid types")
+            ),
         ));
     }
     let kind = if lower.contains("divide by zero") || lower.contains("division by zero") {
         return Some(Error::new(ErrorKind::DivisionByZero, "division by zero"));
     } else if let Some(rest) = msg.strip_prefix("Cannot cast string '") {
-        return Some(Error::new(
-            ErrorKind::InvalidText,
-            clean_cast(&format!("Cannot cast string '{rest}")),
-        ));
+        return Some(cast_error(&format!("Cannot cast string '{rest}")));
     } else if lower.contains("table '") && lower.contains("not found") {
         ErrorKind::UndefinedTable
     } else if lower.starts_with("no field named") || lower.contains("schema error: no field named")
@@ -366,17 +401,18 @@ mod tests {
 
     #[test]
     fn unknown_column_reads_like_postgres() {
-        let e = classify_message(
-            "Schema error: No field named zz. Valid fields are t.a, t.b.",
-        )
-        .unwrap();
+        let e = classify_message("Schema error: No field named zz. Valid fields are t.a, t.b.")
+            .unwrap();
         assert_eq!(e.kind, ErrorKind::UndefinedColumn);
         assert_eq!(e.message, "column \"zz\" does not exist");
     }
 
     #[test]
     fn cast_error_names_the_pg_type() {
-        let e = classify_message("Arrow error: Cast error: Cannot cast string 'abc' to value of Int32 type").unwrap();
+        let e = classify_message(
+            "Arrow error: Cast error: Cannot cast string 'abc' to value of Int32 type",
+        )
+        .unwrap();
         assert_eq!(e.kind, ErrorKind::InvalidText);
     }
 }

@@ -10,7 +10,11 @@ use sluice::engine::{Engine, Output};
 use sluice::server;
 
 #[derive(Parser)]
-#[command(name = "sluice", version, about = "A SQL-first lakehouse over Delta Lake, spoken to over the PostgreSQL protocol")]
+#[command(
+    name = "sluice",
+    version,
+    about = "A SQL-first lakehouse over Delta Lake, spoken to over the PostgreSQL protocol"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -45,7 +49,10 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start runtime: {e}");
@@ -104,7 +111,9 @@ async fn run_sql(lake: &str, sql: &str) -> sluice::Result<()> {
             eprintln!("NOTICE:  {n}");
         }
         match output? {
-            Output::Rows { schema, mut stream, .. } => {
+            Output::Rows {
+                schema, mut stream, ..
+            } => {
                 let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
                 let mut rows: Vec<Vec<String>> = Vec::new();
                 let opts = FormatOptions::default().with_null("");
@@ -149,7 +158,12 @@ fn print_table(names: &[String], rows: &[Vec<String>]) {
                 let w = widths[i];
                 if center {
                     let pad = w - c.chars().count();
-                    format!(" {}{}{} ", " ".repeat(pad / 2), c, " ".repeat(pad - pad / 2))
+                    format!(
+                        " {}{}{} ",
+                        " ".repeat(pad / 2),
+                        c,
+                        " ".repeat(pad - pad / 2)
+                    )
                 } else {
                     format!(" {}{} ", c, " ".repeat(w - c.chars().count()))
                 }
@@ -169,5 +183,9 @@ fn print_table(names: &[String], rows: &[Vec<String>]) {
     for r in rows {
         println!("{}", line(r, false).trim_end());
     }
-    println!("({} row{})", rows.len(), if rows.len() == 1 { "" } else { "s" });
+    println!(
+        "({} row{})",
+        rows.len(),
+        if rows.len() == 1 { "" } else { "s" }
+    );
 }

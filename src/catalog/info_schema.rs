@@ -138,7 +138,14 @@ impl SchemaProvider for InformationSchema {
                         text(
                             rels.iter()
                                 .map(|e| {
-                                    Some(if e.kind == Kind::View { "VIEW" } else { "BASE TABLE" }.to_string())
+                                    Some(
+                                        if e.kind == Kind::View {
+                                            "VIEW"
+                                        } else {
+                                            "BASE TABLE"
+                                        }
+                                        .to_string(),
+                                    )
                                 })
                                 .collect(),
                         ),
@@ -146,7 +153,11 @@ impl SchemaProvider for InformationSchema {
                 )?
             }
             "views" => {
-                let views: Vec<_> = snap.entries.iter().filter(|e| e.kind == Kind::View).collect();
+                let views: Vec<_> = snap
+                    .entries
+                    .iter()
+                    .filter(|e| e.kind == Kind::View)
+                    .collect();
                 mem(
                     vec![
                         ("table_catalog", s.clone()),
@@ -176,9 +187,8 @@ impl SchemaProvider for InformationSchema {
                         c.ty.name.clone()
                     }
                 };
-                let is_char = |c: &ColumnDef| {
-                    matches!(c.ty.name.as_str(), "character varying" | "character")
-                };
+                let is_char =
+                    |c: &ColumnDef| matches!(c.ty.name.as_str(), "character varying" | "character");
                 let numeric_precision = |c: &ColumnDef| match c.ty.name.as_str() {
                     "smallint" => Some(16),
                     "integer" => Some(32),
@@ -243,7 +253,13 @@ impl SchemaProvider for InformationSchema {
                         text(rows.iter().map(|r| Some(base(&r.3))).collect()),
                         int(rows
                             .iter()
-                            .map(|r| if is_char(&r.3) { r.3.ty.length.map(|l| l as i32) } else { None })
+                            .map(|r| {
+                                if is_char(&r.3) {
+                                    r.3.ty.length.map(|l| l as i32)
+                                } else {
+                                    None
+                                }
+                            })
                             .collect()),
                         int(rows.iter().map(|r| numeric_precision(&r.3)).collect()),
                         int(rows.iter().map(|r| numeric_scale(&r.3)).collect()),

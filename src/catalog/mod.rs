@@ -196,7 +196,9 @@ pub struct Catalog {
 
 impl std::fmt::Debug for Catalog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Catalog").field("url", &self.url.as_str()).finish()
+        f.debug_struct("Catalog")
+            .field("url", &self.url.as_str())
+            .finish()
     }
 }
 
@@ -339,7 +341,9 @@ async fn read_entries(table: &deltalake::DeltaTable) -> Result<Vec<Entry>> {
         }
     }
     // Stable order regardless of file layout.
-    out.sort_by(|a, b| (a.kind.as_str(), &a.schema, &a.name).cmp(&(b.kind.as_str(), &b.schema, &b.name)));
+    out.sort_by(|a, b| {
+        (a.kind.as_str(), &a.schema, &a.name).cmp(&(b.kind.as_str(), &b.schema, &b.name))
+    });
     Ok(out)
 }
 
@@ -347,7 +351,10 @@ fn entries_to_batch(entries: &[Entry]) -> Result<RecordBatch> {
     let kinds: StringArray = entries.iter().map(|e| Some(e.kind.as_str())).collect();
     let schemas: StringArray = entries.iter().map(|e| Some(e.schema.as_str())).collect();
     let names: StringArray = entries.iter().map(|e| Some(e.name.as_str())).collect();
-    let defs: StringArray = entries.iter().map(|e| Some(e.definition.as_str())).collect();
+    let defs: StringArray = entries
+        .iter()
+        .map(|e| Some(e.definition.as_str()))
+        .collect();
     Ok(RecordBatch::try_new(
         catalog_schema(),
         vec![

@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
-use datafusion::catalog::{CatalogProvider, SchemaProvider, TableProvider};
 use datafusion::catalog::view::ViewTable;
+use datafusion::catalog::{CatalogProvider, SchemaProvider, TableProvider};
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::prelude::SessionContext;
 
@@ -78,11 +78,7 @@ impl CatalogProvider for SluiceCatalogProvider {
         name: &str,
         schema: Arc<dyn SchemaProvider>,
     ) -> DfResult<Option<Arc<dyn SchemaProvider>>> {
-        Ok(self
-            .extra
-            .write()
-            .unwrap()
-            .insert(name.to_string(), schema))
+        Ok(self.extra.write().unwrap().insert(name.to_string(), schema))
     }
 }
 
@@ -106,7 +102,10 @@ fn ext(e: Error) -> DataFusionError {
 }
 
 /// Open the newest snapshot of a catalog table as a DataFusion provider.
-pub async fn open_table(catalog: &Catalog, def: &TableDef) -> crate::error::Result<Arc<dyn TableProvider>> {
+pub async fn open_table(
+    catalog: &Catalog,
+    def: &TableDef,
+) -> crate::error::Result<Arc<dyn TableProvider>> {
     let lake = catalog.lake();
     let url = lake.url_for(&def.location)?;
     let table = lake.table(&url).await?;
@@ -160,7 +159,10 @@ impl SchemaProvider for SluiceSchemaProvider {
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        self.catalog.snapshot().relation(&self.schema, name).is_some()
+        self.catalog
+            .snapshot()
+            .relation(&self.schema, name)
+            .is_some()
     }
 }
 
@@ -235,9 +237,15 @@ mod tests {
     fn time_travel_names_round_trip() {
         let at = TimeTravel::Version(12);
         let n = time_travel_name("raw", "t", &at);
-        assert_eq!(parse_time_travel_name(&n), Some(("raw".into(), "t".into(), at)));
+        assert_eq!(
+            parse_time_travel_name(&n),
+            Some(("raw".into(), "t".into(), at))
+        );
         let at = TimeTravel::Timestamp("2026-11-01 00:00:00".into());
         let n = time_travel_name("raw", "t", &at);
-        assert_eq!(parse_time_travel_name(&n), Some(("raw".into(), "t".into(), at)));
+        assert_eq!(
+            parse_time_travel_name(&n),
+            Some(("raw".into(), "t".into(), at))
+        );
     }
 }

@@ -291,7 +291,9 @@ mod tests {
 
     fn parse(ty: &str) -> PgType {
         let sql = format!("CREATE TABLE t (c {ty})");
-        let stmt = Parser::parse_sql(&PostgreSqlDialect {}, &sql).unwrap().remove(0);
+        let stmt = Parser::parse_sql(&PostgreSqlDialect {}, &sql)
+            .unwrap()
+            .remove(0);
         match stmt {
             datafusion::sql::sqlparser::ast::Statement::CreateTable(ct) => {
                 PgType::from_sql(&ct.columns[0].data_type).unwrap()
@@ -313,7 +315,10 @@ mod tests {
 
     #[test]
     fn declared_types_map_to_arrow() {
-        assert_eq!(parse("numeric(12,2)").arrow_type(), DataType::Decimal128(12, 2));
+        assert_eq!(
+            parse("numeric(12,2)").arrow_type(),
+            DataType::Decimal128(12, 2)
+        );
         assert_eq!(parse("smallint").arrow_type(), DataType::Int16);
         assert_eq!(
             parse("timestamptz").arrow_type(),
@@ -325,7 +330,15 @@ mod tests {
 
     #[test]
     fn arrow_types_round_trip_through_pg() {
-        for ty in ["smallint", "bigint", "numeric(10,3)", "boolean", "date", "bytea", "real"] {
+        for ty in [
+            "smallint",
+            "bigint",
+            "numeric(10,3)",
+            "boolean",
+            "date",
+            "bytea",
+            "real",
+        ] {
             let pg = parse(ty);
             assert_eq!(PgType::from_arrow(&pg.arrow_type()).display(), pg.display());
         }

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::Schema;
 use datafusion::sql::sqlparser::ast::{
-    AlterTable, AlterTableOperation, ColumnOption, CreateTable, CreateView,
-    HiveDistributionStyle, ObjectName, ObjectType, RenameTableNameKind, SchemaName, Statement,
+    AlterTable, AlterTableOperation, ColumnOption, CreateTable, CreateView, HiveDistributionStyle,
+    ObjectName, ObjectType, RenameTableNameKind, SchemaName, Statement,
 };
 use deltalake::DeltaTableBuilder;
 use deltalake::protocol::SaveMode;
@@ -38,12 +38,12 @@ pub async fn create_schema(
     if_not_exists: bool,
 ) -> Result<Output> {
     let name = match name {
-        SchemaName::Simple(n) | SchemaName::NamedAuthorization(n, _) => n
-            .0
-            .last()
-            .and_then(|p| p.as_ident())
-            .map(normalize_ident)
-            .unwrap_or_default(),
+        SchemaName::Simple(n) | SchemaName::NamedAuthorization(n, _) => {
+            n.0.last()
+                .and_then(|p| p.as_ident())
+                .map(normalize_ident)
+                .unwrap_or_default()
+        }
         SchemaName::UnnamedAuthorization(i) => normalize_ident(i),
     };
     if name.starts_with("pg_") || name.starts_with("__") {
@@ -69,7 +69,10 @@ pub async fn create_schema(
         .engine
         .catalog
         .mutate(move |entries| {
-            if entries.iter().any(|e| e.kind == Kind::Schema && e.name == n) {
+            if entries
+                .iter()
+                .any(|e| e.kind == Kind::Schema && e.name == n)
+            {
                 return Err(Error::new(
                     ErrorKind::DuplicateSchema,
                     format!("schema \"{n}\" already exists"),
@@ -155,7 +158,11 @@ pub async fn create_table(session: &mut Session, ct: CreateTable) -> Result<Outp
     if snap.relation(&schema, &table).is_some() {
         if ct.if_not_exists {
             session.notice(format!("relation \"{table}\" already exists, skipping"));
-            return Ok(Output::command(if ct.query.is_some() { "CREATE TABLE AS" } else { "CREATE TABLE" }));
+            return Ok(Output::command(if ct.query.is_some() {
+                "CREATE TABLE AS"
+            } else {
+                "CREATE TABLE"
+            }));
         }
         return Err(duplicate_relation(&table));
     }
@@ -201,8 +208,11 @@ pub async fn create_table(session: &mut Session, ct: CreateTable) -> Result<Outp
             .into_iter()
             .zip(&def.columns)
             .map(|(c, d)| {
-                datafusion::logical_expr::cast(datafusion::logical_expr::Expr::Column(c), d.ty.arrow_type())
-                    .alias(&d.name)
+                datafusion::logical_expr::cast(
+                    datafusion::logical_expr::Expr::Column(c),
+                    d.ty.arrow_type(),
+                )
+                .alias(&d.name)
             })
             .collect();
         let df = df.select(exprs)?;
@@ -240,7 +250,10 @@ pub async fn create_table(session: &mut Session, ct: CreateTable) -> Result<Outp
             {
                 return Err(duplicate_relation(&t2));
             }
-            if !entries.iter().any(|e| e.kind == Kind::Schema && e.name == s2) {
+            if !entries
+                .iter()
+                .any(|e| e.kind == Kind::Schema && e.name == s2)
+            {
                 return Err(missing_schema(&s2));
             }
             entries.push(entry.clone());
@@ -315,10 +328,9 @@ pub async fn create_view(session: &mut Session, cv: CreateView) -> Result<Output
         .engine
         .catalog
         .mutate(move |entries| {
-            if let Some(pos) = entries
-                .iter()
-                .position(|e| e.kind != Kind::Schema && e.schema == entry.schema && e.name == entry.name)
-            {
+            if let Some(pos) = entries.iter().position(|e| {
+                e.kind != Kind::Schema && e.schema == entry.schema && e.name == entry.name
+            }) {
                 if !(replace && entries[pos].kind == Kind::View) {
                     return Err(duplicate_relation(&entry.name));
                 }
@@ -341,8 +353,16 @@ pub async fn drop(
     match object_type {
         ObjectType::Schema => drop_schemas(session, if_exists, names, cascade).await,
         ObjectType::Table | ObjectType::View => {
-            let want = if object_type == ObjectType::Table { Kind::Table } else { Kind::View };
-            let tag = if want == Kind::Table { "DROP TABLE" } else { "DROP VIEW" };
+            let want = if object_type == ObjectType::Table {
+                Kind::Table
+            } else {
+                Kind::View
+            };
+            let tag = if want == Kind::Table {
+                "DROP TABLE"
+            } else {
+                "DROP VIEW"
+            };
             let mut victims = Vec::new();
             for n in &names {
                 let (schema, name) = session.qualify(n)?;
@@ -380,7 +400,11 @@ pub async fn drop(
                 .engine
                 .catalog
                 .mutate(move |entries| {
-                    entries.retain(|e| !gone.iter().any(|g| g.kind == e.kind && g.schema == e.schema && g.name == e.name));
+                    entries.retain(|e| {
+                        !gone
+                            .iter()
+                            .any(|g| g.kind == e.kind && g.schema == e.schema && g.name == e.name)
+                    });
                     Ok(())
                 })
                 .await?;
@@ -397,7 +421,11 @@ async fn remove_table_files(session: &Session, entries: &[Entry]) {
             && let Ok(url) = session.engine.lake().url_for(&def.location)
             && let Err(err) = session.engine.lake().remove_all(&url).await
         {
-            tracing::warn!("dropped table {}.{} but could not remove its files: {err}", e.schema, e.name);
+            tracing::warn!(
+                "dropped table {}.{} but could not remove its files: {err}",
+                e.schema,
+                e.name
+            );
         }
     }
 }
@@ -411,12 +439,11 @@ async fn drop_schemas(
     let snap = session.engine.catalog.snapshot();
     let mut schemas = Vec::new();
     for n in &names {
-        let name = n
-            .0
-            .last()
-            .and_then(|p| p.as_ident())
-            .map(normalize_ident)
-            .unwrap_or_default();
+        let name =
+            n.0.last()
+                .and_then(|p| p.as_ident())
+                .map(normalize_ident)
+                .unwrap_or_default();
         if SYSTEM_SCHEMAS.contains(&name.as_str()) {
             return Err(Error::new(
                 ErrorKind::DependentObjects,
@@ -442,7 +469,11 @@ async fn drop_schemas(
                     .map(|o| {
                         format!(
                             "{} {name}.{} depends on schema {name}",
-                            if o.kind == Kind::View { "view" } else { "table" },
+                            if o.kind == Kind::View {
+                                "view"
+                            } else {
+                                "table"
+                            },
                             o.name
                         )
                     })
@@ -500,7 +531,9 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
         ));
     }
     if at.operations.len() != 1 {
-        return Err(Error::not_supported("several ALTER TABLE actions in one statement"));
+        return Err(Error::not_supported(
+            "several ALTER TABLE actions in one statement",
+        ));
     }
     let mut def = entry.table_def()?;
     match at.operations.into_iter().next().unwrap() {
@@ -519,13 +552,21 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
                 .engine
                 .catalog
                 .mutate(move |entries| {
-                    if entries.iter().any(|e| e.kind != Kind::Schema && e.schema == s && e.name == n2) {
+                    if entries
+                        .iter()
+                        .any(|e| e.kind != Kind::Schema && e.schema == s && e.name == n2)
+                    {
                         return Err(duplicate_relation(&n2));
                     }
                     let e = entries
                         .iter_mut()
                         .find(|e| e.kind == Kind::Table && e.schema == s && e.name == old)
-                        .ok_or_else(|| Error::new(ErrorKind::UndefinedTable, format!("relation \"{old}\" does not exist")))?;
+                        .ok_or_else(|| {
+                            Error::new(
+                                ErrorKind::UndefinedTable,
+                                format!("relation \"{old}\" does not exist"),
+                            )
+                        })?;
                     e.name = n2.clone();
                     Ok(())
                 })
@@ -558,9 +599,9 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
             let field = datafusion::arrow::datatypes::Field::new(&col, ty.arrow_type(), true);
             let kernel: deltalake::kernel::StructType = {
                 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
-                (&Schema::new(vec![field])).try_into_kernel().map_err(|e| {
-                    Error::new(ErrorKind::DatatypeMismatch, e.to_string())
-                })?
+                (&Schema::new(vec![field]))
+                    .try_into_kernel()
+                    .map_err(|e| Error::new(ErrorKind::DatatypeMismatch, e.to_string()))?
             };
             let lake = session.engine.lake().clone();
             let url = lake.url_for(&def.location)?;
@@ -608,7 +649,11 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
                 .columns()
                 .into_iter()
                 .map(|c| {
-                    let n = if c.name == old { new.clone() } else { c.name.clone() };
+                    let n = if c.name == old {
+                        new.clone()
+                    } else {
+                        c.name.clone()
+                    };
                     datafusion::logical_expr::Expr::Column(c).alias(n)
                 })
                 .collect();

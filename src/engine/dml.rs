@@ -12,8 +12,8 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::common::{Column, ScalarValue};
 use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{Column, ScalarValue};
 use datafusion::dataframe::DataFrame;
 use datafusion::logical_expr::ExprSchemable;
 use datafusion::logical_expr::{
@@ -35,9 +35,7 @@ use crate::error::{Error, ErrorKind, Result};
 /// Does an expression contain a subquery?
 pub fn has_subquery(e: &Expr) -> bool {
     visit_expressions(e, |x| match x {
-        Expr::Subquery(_) | Expr::InSubquery { .. } | Expr::Exists { .. } => {
-            ControlFlow::Break(())
-        }
+        Expr::Subquery(_) | Expr::InSubquery { .. } | Expr::Exists { .. } => ControlFlow::Break(()),
         _ => ControlFlow::Continue(()),
     })
     .is_break()
@@ -60,7 +58,10 @@ impl ScalarUDFImpl for AssertNotNull {
     fn return_type(&self, args: &[DataType]) -> datafusion::error::Result<DataType> {
         Ok(args[0].clone())
     }
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> datafusion::error::Result<ColumnarValue> {
+    fn invoke_with_args(
+        &self,
+        args: ScalarFunctionArgs,
+    ) -> datafusion::error::Result<ColumnarValue> {
         let text = |i: usize| match &args.args[i] {
             ColumnarValue::Scalar(ScalarValue::Utf8(Some(s))) => s.clone(),
             _ => String::new(),
@@ -118,7 +119,12 @@ fn conform(
         .iter()
         .map(|f| f.name().clone())
         .collect();
-    let qualified: Vec<DfExpr> = df.schema().columns().into_iter().map(DfExpr::Column).collect();
+    let qualified: Vec<DfExpr> = df
+        .schema()
+        .columns()
+        .into_iter()
+        .map(DfExpr::Column)
+        .collect();
     let mut exprs = Vec::with_capacity(def.columns.len());
     for c in &def.columns {
         let source = match targets.iter().position(|t| t == &c.name) {
@@ -206,12 +212,11 @@ pub async fn insert(session: &mut Session, ins: Insert) -> Result<Output> {
     } else {
         let mut t = Vec::new();
         for c in &ins.columns {
-            let n = c
-                .0
-                .last()
-                .and_then(|p| p.as_ident())
-                .map(normalize_ident)
-                .unwrap_or_default();
+            let n =
+                c.0.last()
+                    .and_then(|p| p.as_ident())
+                    .map(normalize_ident)
+                    .unwrap_or_default();
             if def.column(&n).is_none() {
                 return Err(Error::new(
                     ErrorKind::UndefinedColumn,
@@ -268,24 +273,26 @@ pub async fn insert(session: &mut Session, ins: Insert) -> Result<Output> {
                 .with_session_state(Arc::new(session.ctx.state()))
                 .await?;
             session.engine.lake().remember(&written);
-            let _ = schema;
-            returning(session, batches, &tname, &items, n).await
+            let _ = (schema, n);
+            returning(session, batches, &def, &tname, &items, "INSERT 0").await
         }
     }
 }
 
 async fn returning(
     session: &Session,
-    batches: Vec<datafusion::arrow::array::RecordBatch>,
+    mut batches: Vec<datafusion::arrow::array::RecordBatch>,
+    def: &TableDef,
     table: &str,
     items: &[SelectItem],
-    n: usize,
+    tag: &'static str,
 ) -> Result<Output> {
-    let df = if batches.is_empty() {
-        return Err(Error::not_supported("RETURNING from a statement that changed no rows"));
-    } else {
-        session.ctx.read_batches(batches)?.alias(table)?
-    };
+    if batches.is_empty() {
+        batches.push(datafusion::arrow::array::RecordBatch::new_empty(
+            def.arrow_schema(),
+        ));
+    }
+    let df = session.ctx.read_batches(batches)?.alias(table)?;
     let mut exprs = Vec::new();
     for item in items {
         match item {
@@ -306,8 +313,7 @@ async fn returning(
     let out = df.select(exprs)?;
     let schema: SchemaRef = Arc::new(out.schema().as_arrow().clone());
     let rows = out.collect().await?;
-    let _ = n;
-    Output::batches(schema, rows, "INSERT")
+    Output::batches(schema, rows, tag)
 }
 
 /// Result columns of a DML statement's RETURNING clause, for Describe.
@@ -345,7 +351,9 @@ pub async fn returning_schema(session: &Session, s: &Statement) -> Result<Option
 }
 
 /// The single table a DML statement targets, with its alias.
-fn target(t: &TableWithJoins) -> Result<(datafusion::sql::sqlparser::ast::ObjectName, Option<String>)> {
+fn target(
+    t: &TableWithJoins,
+) -> Result<(datafusion::sql::sqlparser::ast::ObjectName, Option<String>)> {
     if !t.joins.is_empty() {
         return Err(Error::not_supported("joins in the target of UPDATE/DELETE"));
     }
@@ -354,12 +362,18 @@ fn target(t: &TableWithJoins) -> Result<(datafusion::sql::sqlparser::ast::Object
             name.clone(),
             alias.as_ref().map(|a| normalize_ident(&a.name)),
         )),
-        _ => Err(Error::not_supported("UPDATE/DELETE of something that is not a table")),
+        _ => Err(Error::not_supported(
+            "UPDATE/DELETE of something that is not a table",
+        )),
     }
 }
 
 fn quoted(schema: &str, table: &str) -> String {
-    format!("\"{}\".\"{}\"", schema.replace('"', "\"\""), table.replace('"', "\"\""))
+    format!(
+        "\"{}\".\"{}\"",
+        schema.replace('"', "\"\""),
+        table.replace('"', "\"\"")
+    )
 }
 
 fn unqualify(e: DfExpr) -> Result<DfExpr> {
@@ -382,13 +396,20 @@ async fn plan_exprs(
     exprs: &[String],
     pred: Option<&Expr>,
 ) -> Result<(Vec<DfExpr>, Option<DfExpr>)> {
-    let select = if exprs.is_empty() { "1".to_string() } else { exprs.join(", ") };
+    let select = if exprs.is_empty() {
+        "1".to_string()
+    } else {
+        exprs.join(", ")
+    };
     let alias_sql = alias
         .as_ref()
         .map(|a| format!(" AS \"{a}\""))
         .unwrap_or_default();
     let where_sql = pred.map(|p| format!(" WHERE {p}")).unwrap_or_default();
-    let sql = format!("SELECT {select} FROM {}{alias_sql}{where_sql}", quoted(schema, table));
+    let sql = format!(
+        "SELECT {select} FROM {}{alias_sql}{where_sql}",
+        quoted(schema, table)
+    );
     let plan = session.ctx.state().create_logical_plan(&sql).await?;
     let mut projections = Vec::new();
     let mut filter = None;
@@ -412,27 +433,32 @@ async fn plan_exprs(
         .map(unqualify)
         .collect::<Result<Vec<_>>>()?;
     let filter = filter.map(unqualify).transpose()?;
-    Ok((if exprs.is_empty() { vec![] } else { projections }, filter))
+    Ok((
+        if exprs.is_empty() {
+            vec![]
+        } else {
+            projections
+        },
+        filter,
+    ))
 }
 
 pub async fn update(session: &mut Session, up: Update) -> Result<Output> {
     if up.from.is_some() {
         return Err(Error::not_supported("UPDATE ... FROM"));
     }
-    if up.returning.is_some() {
-        return Err(Error::not_supported("UPDATE ... RETURNING"));
-    }
     let (name, alias) = target(&up.table)?;
     let (schema, tname, def) = session.resolve_table(&name)?;
+    let returning_items = up.returning.clone();
     let mut sets: Vec<(String, Expr)> = Vec::new();
     for a in &up.assignments {
         let col = match &a.target {
-            datafusion::sql::sqlparser::ast::AssignmentTarget::ColumnName(n) => n
-                .0
-                .last()
-                .and_then(|p| p.as_ident())
-                .map(normalize_ident)
-                .unwrap_or_default(),
+            datafusion::sql::sqlparser::ast::AssignmentTarget::ColumnName(n) => {
+                n.0.last()
+                    .and_then(|p| p.as_ident())
+                    .map(normalize_ident)
+                    .unwrap_or_default()
+            }
             _ => return Err(Error::not_supported("UPDATE of a column tuple")),
         };
         if def.column(&col).is_none() {
@@ -447,14 +473,89 @@ pub async fn update(session: &mut Session, up: Update) -> Result<Output> {
         }
         sets.push((col, a.value.clone()));
     }
+    // RETURNING: the new rows, computed on the snapshot the update reads.
+    let returned = match &returning_items {
+        Some(_) => {
+            let set_map: HashMap<&str, &Expr> = sets.iter().map(|(c, e)| (c.as_str(), e)).collect();
+            let cols: Vec<String> = def
+                .columns
+                .iter()
+                .map(|c| {
+                    let q = format!("\"{}\"", c.name.replace('"', "\"\""));
+                    match set_map.get(c.name.as_str()) {
+                        Some(e) => format!("CAST({e} AS {}) AS {q}", c.ty.display()),
+                        None => q,
+                    }
+                })
+                .collect();
+            let alias_sql = alias
+                .as_ref()
+                .map(|a| format!(" AS \"{a}\""))
+                .unwrap_or_default();
+            let where_sql = up
+                .selection
+                .as_ref()
+                .map(|p| format!(" WHERE {p}"))
+                .unwrap_or_default();
+            let sql = format!(
+                "SELECT {} FROM {}{alias_sql}{where_sql}",
+                cols.join(", "),
+                quoted(&schema, &tname)
+            );
+            Some(session.ctx.sql(&sql).await?.collect().await?)
+        }
+        None => None,
+    };
+    let out = update_rows(session, &schema, &tname, &alias, &def, &sets, &up).await?;
+    match (returned, returning_items) {
+        (Some(batches), Some(items)) => {
+            returning(session, batches, &def, &tname, &items, "UPDATE").await
+        }
+        _ => Ok(out),
+    }
+}
+
+async fn update_rows(
+    session: &mut Session,
+    schema: &str,
+    tname: &str,
+    alias: &Option<String>,
+    def: &TableDef,
+    sets: &[(String, Expr)],
+    up: &Update,
+) -> Result<Output> {
+    let (schema, tname, alias, def) = (
+        schema.to_string(),
+        tname.to_string(),
+        alias.clone(),
+        def.clone(),
+    );
     let needs_rewrite = up.selection.as_ref().is_some_and(has_subquery)
-        || sets.iter().any(|(c, e)| has_subquery(e) || def.partition_by.contains(c));
+        || sets
+            .iter()
+            .any(|(c, e)| has_subquery(e) || def.partition_by.contains(c));
     if needs_rewrite {
-        return rewrite_update(session, &schema, &tname, &alias, &def, &sets, up.selection.as_ref()).await;
+        return rewrite_update(
+            session,
+            &schema,
+            &tname,
+            &alias,
+            &def,
+            sets,
+            up.selection.as_ref(),
+        )
+        .await;
     }
     let texts: Vec<String> = sets.iter().map(|(_, e)| e.to_string()).collect();
-    let (values, pred) =
-        plan_exprs(session, &schema, &tname, &alias, &texts, up.selection.as_ref()).await?;
+    let (values, pred) = plan_exprs(
+        session,
+        &schema,
+        &tname,
+        &alias,
+        &texts,
+        up.selection.as_ref(),
+    )
+    .await?;
     let (_url, table) = open(session, &def).await?;
     let mut builder = table
         .update()
@@ -484,7 +585,9 @@ async fn rewrite_update(
     sets: &[(String, Expr)],
     pred: Option<&Expr>,
 ) -> Result<Output> {
-    let cond = pred.map(|p| format!("({p})")).unwrap_or_else(|| "TRUE".into());
+    let cond = pred
+        .map(|p| format!("{p}"))
+        .unwrap_or_else(|| "TRUE".into());
     let set_map: HashMap<&str, &Expr> = sets.iter().map(|(c, e)| (c.as_str(), e)).collect();
     let cols: Vec<String> = def
         .columns
@@ -492,21 +595,45 @@ async fn rewrite_update(
         .map(|c| {
             let q = format!("\"{}\"", c.name.replace('"', "\"\""));
             match set_map.get(c.name.as_str()) {
-                Some(e) => format!("CASE WHEN {cond} THEN {e} ELSE {q} END AS {q}"),
+                Some(e) => format!("CAST({e} AS {}) AS {q}", c.ty.display()),
                 None => q,
             }
         })
         .collect();
-    let alias_sql = alias.as_ref().map(|a| format!(" AS \"{a}\"")).unwrap_or_default();
+    let alias_sql = alias
+        .as_ref()
+        .map(|a| format!(" AS \"{a}\""))
+        .unwrap_or_default();
     let from = format!("{}{alias_sql}", quoted(schema, table));
     let count_sql = format!("SELECT count(*) FROM {from} WHERE {cond}");
     let n = count(session, &count_sql).await?;
-    let sql = format!("SELECT {} FROM {from}", cols.join(", "));
+    // Changed rows, plus every row the predicate does not select (EXCEPT ALL
+    // keeps duplicates and treats NULLs as equal, so rows where the
+    // predicate is NULL stay as they were). DataFusion turns the subqueries
+    // into joins in both branches.
+    let star = def
+        .columns
+        .iter()
+        .map(|c| format!("\"{}\"", c.name.replace('"', "\"\"")))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "SELECT {} FROM {from} WHERE {cond} UNION ALL \
+         (SELECT {star} FROM {from} EXCEPT ALL SELECT {star} FROM {from} WHERE {cond})",
+        cols.join(", ")
+    );
     let df = session.ctx.sql(&sql).await?;
     let targets: Vec<String> = def.columns.iter().map(|c| c.name.clone()).collect();
     let df = conform(session, df, def, &targets, table)?;
     let (_url, t) = open(session, def).await?;
-    write_plan(session, t, df.into_unoptimized_plan(), SaveMode::Overwrite, &def.partition_by).await?;
+    write_plan(
+        session,
+        t,
+        df.into_unoptimized_plan(),
+        SaveMode::Overwrite,
+        &def.partition_by,
+    )
+    .await?;
     Ok(Output::Command {
         tag: "UPDATE".into(),
         rows: Some(n),
@@ -515,7 +642,9 @@ async fn rewrite_update(
 
 async fn count(session: &Session, sql: &str) -> Result<usize> {
     let batches = session.ctx.sql(sql).await?.collect().await?;
-    let b = batches.first().ok_or_else(|| Error::internal("count returned nothing"))?;
+    let b = batches
+        .first()
+        .ok_or_else(|| Error::internal("count returned nothing"))?;
     let v = ScalarValue::try_from_array(b.column(0), 0)?;
     Ok(match v {
         ScalarValue::Int64(Some(n)) => n as usize,
@@ -527,9 +656,7 @@ pub async fn delete(session: &mut Session, del: Delete) -> Result<Output> {
     if del.using.is_some() {
         return Err(Error::not_supported("DELETE ... USING"));
     }
-    if del.returning.is_some() {
-        return Err(Error::not_supported("DELETE ... RETURNING"));
-    }
+
     let from = match &del.from {
         FromTable::WithFromKeyword(t) | FromTable::WithoutKeyword(t) => t,
     };
@@ -538,27 +665,73 @@ pub async fn delete(session: &mut Session, del: Delete) -> Result<Output> {
     }
     let (name, alias) = target(&from[0])?;
     let (schema, tname, def) = session.resolve_table(&name)?;
-    let alias_sql = alias.as_ref().map(|a| format!(" AS \"{a}\"")).unwrap_or_default();
+    let alias_sql = alias
+        .as_ref()
+        .map(|a| format!(" AS \"{a}\""))
+        .unwrap_or_default();
     let from_sql = format!("{}{alias_sql}", quoted(&schema, &tname));
+    if let Some(items) = &del.returning {
+        // The deleted rows, read from the snapshot the delete reads.
+        let where_sql = del
+            .selection
+            .as_ref()
+            .map(|p| format!(" WHERE {p}"))
+            .unwrap_or_default();
+        let gone = session
+            .ctx
+            .sql(&format!("SELECT * FROM {from_sql}{where_sql}"))
+            .await?
+            .collect()
+            .await?;
+        let mut plain = del.clone();
+        plain.returning = None;
+        Box::pin(delete(session, plain)).await?;
+        return returning(session, gone, &def, &tname, items, "DELETE").await;
+    }
     if del.selection.as_ref().is_some_and(has_subquery) {
         let pred = del.selection.as_ref().unwrap();
-        let n = count(session, &format!("SELECT count(*) FROM {from_sql} WHERE {pred}")).await?;
+        let n = count(
+            session,
+            &format!("SELECT count(*) FROM {from_sql} WHERE {pred}"),
+        )
+        .await?;
+        let star = def
+            .columns
+            .iter()
+            .map(|c| format!("\"{}\"", c.name.replace('"', "\"\"")))
+            .collect::<Vec<_>>()
+            .join(", ");
         let keep = session
             .ctx
             .sql(&format!(
-                "SELECT * FROM {from_sql} WHERE NOT COALESCE(({pred}), FALSE)"
+                "SELECT {star} FROM {from_sql} EXCEPT ALL SELECT {star} FROM {from_sql} WHERE {pred}"
             ))
             .await?;
         let targets: Vec<String> = def.columns.iter().map(|c| c.name.clone()).collect();
         let keep = conform(session, keep, &def, &targets, &tname)?;
         let (_url, t) = open(session, &def).await?;
-        write_plan(session, t, keep.into_unoptimized_plan(), SaveMode::Overwrite, &def.partition_by).await?;
+        write_plan(
+            session,
+            t,
+            keep.into_unoptimized_plan(),
+            SaveMode::Overwrite,
+            &def.partition_by,
+        )
+        .await?;
         return Ok(Output::Command {
             tag: "DELETE".into(),
             rows: Some(n),
         });
     }
-    let (_, pred) = plan_exprs(session, &schema, &tname, &alias, &[], del.selection.as_ref()).await?;
+    let (_, pred) = plan_exprs(
+        session,
+        &schema,
+        &tname,
+        &alias,
+        &[],
+        del.selection.as_ref(),
+    )
+    .await?;
     let (_url, table) = open(session, &def).await?;
     let before = table.clone();
     let mut builder = table

@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray};
+use datafusion::arrow::array::{
+    ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray,
+};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::sql::sqlparser::ast::ObjectName;
 use deltalake::operations::optimize::OptimizeType;
@@ -71,7 +73,11 @@ fn int(v: Vec<Option<i64>>) -> ArrayRef {
     Arc::new(Int64Array::from(v))
 }
 
-pub async fn history(session: &mut Session, name: &ObjectName, limit: Option<u64>) -> Result<Output> {
+pub async fn history(
+    session: &mut Session,
+    name: &ObjectName,
+    limit: Option<u64>,
+) -> Result<Output> {
     let table = open(session, name).await?;
     let latest = table.version().unwrap_or(0) as i64;
     let infos: Vec<_> = table
@@ -112,7 +118,11 @@ pub async fn history(session: &mut Session, name: &ObjectName, limit: Option<u64
     Output::batches(schema, vec![batch], "SELECT")
 }
 
-pub async fn optimize(session: &mut Session, name: &ObjectName, zorder: Vec<String>) -> Result<Output> {
+pub async fn optimize(
+    session: &mut Session,
+    name: &ObjectName,
+    zorder: Vec<String>,
+) -> Result<Output> {
     let (_, tname, def) = session.resolve_table(name)?;
     let mut cols = Vec::new();
     for z in zorder {
@@ -185,7 +195,11 @@ pub async fn vacuum(
         schema.clone(),
         vec![Arc::new(StringArray::from(m.files_deleted))],
     )?;
-    Output::batches(schema, vec![batch], if dry_run { "SELECT" } else { "VACUUM" })
+    Output::batches(
+        schema,
+        vec![batch],
+        if dry_run { "SELECT" } else { "VACUUM" },
+    )
 }
 
 pub async fn restore(session: &mut Session, name: &ObjectName, at: TimeTravel) -> Result<Output> {
@@ -195,9 +209,9 @@ pub async fn restore(session: &mut Session, name: &ObjectName, at: TimeTravel) -
         TimeTravel::Version(v) => builder.with_version_to_restore(*v as u64),
         TimeTravel::Timestamp(ts) => builder.with_datetime_to_restore(parse_timestamp(ts)?),
     };
-    let (written, m) = builder.await.map_err(|e| {
-        Error::new(ErrorKind::InvalidParameter, format!("cannot restore: {e}"))
-    })?;
+    let (written, m) = builder
+        .await
+        .map_err(|e| Error::new(ErrorKind::InvalidParameter, format!("cannot restore: {e}")))?;
     session.engine.lake().remember(&written);
     let schema = restore_schema();
     let batch = RecordBatch::try_new(

@@ -74,6 +74,7 @@ impl Engine {
             settings,
             txn: TxnState::Idle,
             notices: Vec::new(),
+            stream_failed: Default::default(),
         }
     }
 
@@ -95,7 +96,11 @@ fn planning_context(
         .with_create_default_catalog_and_schema(false)
         .with_information_schema(false);
     config.options_mut().sql_parser.enable_ident_normalization = true;
-    config.options_mut().execution.parquet.schema_force_view_types = false;
+    config
+        .options_mut()
+        .execution
+        .parquet
+        .schema_force_view_types = false;
     config.options_mut().sql_parser.parse_float_as_decimal = true;
     let state = SessionStateBuilder::new()
         .with_config(config)
@@ -146,7 +151,10 @@ pub enum Output {
         tag: &'static str,
     },
     /// A command that returns a tag: `INSERT` with `rows` gives `INSERT 0 n`.
-    Command { tag: String, rows: Option<usize> },
+    Command {
+        tag: String,
+        rows: Option<usize>,
+    },
     TransactionStart,
     TransactionEnd(&'static str),
 }
@@ -166,7 +174,11 @@ impl Output {
         }
     }
 
-    pub fn batches(schema: SchemaRef, batches: Vec<RecordBatch>, tag: &'static str) -> Result<Output> {
+    pub fn batches(
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+        tag: &'static str,
+    ) -> Result<Output> {
         let stream = MemoryStream::try_new(batches, schema.clone(), None)?;
         Ok(Output::Rows {
             schema,
@@ -192,9 +204,17 @@ pub struct Session {
     pub settings: Settings,
     txn: TxnState,
     notices: Vec<String>,
+    /// Set by a result stream that failed after the statement returned, so
+    /// the transaction block still aborts.
+    stream_failed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Session {
+    /// A flag for result streams to raise when they fail mid-way.
+    pub fn stream_failure_flag(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        self.stream_failed.clone()
+    }
+
     pub fn engine(&self) -> &Arc<Engine> {
         &self.engine
     }
@@ -227,6 +247,15 @@ impl Session {
         &self.ctx
     }
 
+    /// Unqualified names in queries resolve in the first schema of
+    /// search_path.
+    fn sync_default_schema(&mut self) {
+        let schema = self.settings.current_schema();
+        let state = self.ctx.state_ref();
+        let mut state = state.write();
+        state.config_mut().options_mut().catalog.default_schema = schema;
+    }
+
     /// Parse a query string with this session's search path.
     pub fn parse(&self, sql: &str) -> Result<Vec<Stmt>> {
         frontend::parse(sql, &self.settings.current_schema())
@@ -234,6 +263,12 @@ impl Session {
 
     /// Run one statement, keeping transaction state as PostgreSQL does.
     pub async fn execute(&mut self, stmt: Stmt, params: &ParamValues) -> Result<Output> {
+        if self
+            .stream_failed
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            self.mark_failed();
+        }
         let is_txn_end = matches!(&stmt, Stmt::Sql(s) if matches!(**s, Statement::Commit { .. } | Statement::Rollback { .. }));
         if self.txn == TxnState::Failed && !is_txn_end {
             return Err(Error::new(
@@ -288,9 +323,17 @@ impl Session {
             Statement::Update(up) => dml::update(self, up).await,
             Statement::Delete(del) => dml::delete(self, del).await,
             Statement::Merge(m) => dml::merge(self, m).await,
-            Statement::Set(set) => settings::set(self, set),
+            Statement::Set(set) => {
+                let out = settings::set(self, set)?;
+                self.sync_default_schema();
+                Ok(out)
+            }
             Statement::ShowVariable { variable } => settings::show(self, &variable),
-            Statement::Reset(r) => settings::reset(self, r),
+            Statement::Reset(r) => {
+                let out = settings::reset(self, r)?;
+                self.sync_default_schema();
+                Ok(out)
+            }
             Statement::Discard { .. } => Ok(Output::command("DISCARD ALL")),
             Statement::StartTransaction { .. } => {
                 if self.txn != TxnState::Idle {
@@ -306,7 +349,11 @@ impl Session {
                     self.notice("there is no transaction in progress");
                 }
                 self.txn = TxnState::Idle;
-                Ok(Output::TransactionEnd(if failed { "ROLLBACK" } else { "COMMIT" }))
+                Ok(Output::TransactionEnd(if failed {
+                    "ROLLBACK"
+                } else {
+                    "COMMIT"
+                }))
             }
             Statement::Rollback { .. } => {
                 match self.txn {
@@ -381,7 +428,10 @@ impl Session {
     async fn describe(
         &self,
         s: &Statement,
-    ) -> (Vec<Option<datafusion::arrow::datatypes::DataType>>, Option<SchemaRef>) {
+    ) -> (
+        Vec<Option<datafusion::arrow::datatypes::DataType>>,
+        Option<SchemaRef>,
+    ) {
         let returns_rows = matches!(
             s,
             Statement::Query(_) | Statement::Explain { .. } | Statement::ExplainTable { .. }
@@ -475,7 +525,11 @@ impl Session {
     }
 
     pub(crate) fn catalog_entry(&self, schema: &str, name: &str) -> Option<Entry> {
-        self.engine.catalog.snapshot().relation(schema, name).cloned()
+        self.engine
+            .catalog
+            .snapshot()
+            .relation(schema, name)
+            .cloned()
     }
 }
 
@@ -491,7 +545,11 @@ pub fn normalize_ident(id: &datafusion::sql::sqlparser::ast::Ident) -> String {
 fn display_name(name: &ObjectName) -> String {
     name.0
         .iter()
-        .map(|p| p.as_ident().map(normalize_ident).unwrap_or_else(|| p.to_string()))
+        .map(|p| {
+            p.as_ident()
+                .map(normalize_ident)
+                .unwrap_or_else(|| p.to_string())
+        })
         .collect::<Vec<_>>()
         .join(".")
 }

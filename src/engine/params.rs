@@ -7,7 +7,7 @@ use std::ops::ControlFlow;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::sql::sqlparser::ast::{
-    CastKind, DataType as SqlType, Expr, ExactNumberInfo, Statement, TimezoneInfo, Value,
+    CastKind, DataType as SqlType, ExactNumberInfo, Expr, Statement, TimezoneInfo, Value,
     visit_expressions, visit_expressions_mut,
 };
 
@@ -118,15 +118,17 @@ fn literal(v: &ScalarValue) -> Result<Expr> {
             Expr::value(Value::Number(v.to_string(), false)),
             &v.data_type(),
         ),
-        ScalarValue::Float32(Some(f)) if f.is_finite() => {
-            cast(Expr::value(Value::Number(v.to_string(), false)), &v.data_type())
-        }
-        ScalarValue::Float64(Some(f)) if f.is_finite() => {
-            cast(Expr::value(Value::Number(v.to_string(), false)), &v.data_type())
-        }
-        ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => {
-            string(s)
-        }
+        ScalarValue::Float32(Some(f)) if f.is_finite() => cast(
+            Expr::value(Value::Number(v.to_string(), false)),
+            &v.data_type(),
+        ),
+        ScalarValue::Float64(Some(f)) if f.is_finite() => cast(
+            Expr::value(Value::Number(v.to_string(), false)),
+            &v.data_type(),
+        ),
+        ScalarValue::Utf8(Some(s))
+        | ScalarValue::LargeUtf8(Some(s))
+        | ScalarValue::Utf8View(Some(s)) => string(s),
         ScalarValue::Binary(Some(b)) | ScalarValue::LargeBinary(Some(b)) => {
             let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
             Expr::value(Value::HexStringLiteral(hex))

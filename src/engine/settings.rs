@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use datafusion::arrow::array::{RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::ScalarValue;
 use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
 use datafusion::prelude::SessionContext;
-use datafusion::common::ScalarValue;
 use datafusion::sql::sqlparser::ast::{Expr, Ident, ObjectName, ResetStatement, Set, Value};
 
 use super::{Output, Session};
@@ -93,8 +93,12 @@ impl Settings {
             "statement_timeout" | "lock_timeout" | "idle_in_transaction_session_timeout" => {
                 parse_duration_ms(value)?;
             }
-            "server_version" | "server_encoding" | "server_version_num" | "integer_datetimes"
-            | "max_identifier_length" | "is_superuser" => {
+            "server_version"
+            | "server_encoding"
+            | "server_version_num"
+            | "integer_datetimes"
+            | "max_identifier_length"
+            | "is_superuser" => {
                 return Err(Error::new(
                     ErrorKind::InvalidParameter,
                     format!("parameter \"{name}\" cannot be changed"),
@@ -191,7 +195,9 @@ pub fn set(session: &mut Session, set: Set) -> Result<Output> {
             session.settings.set("timezone", &v)?;
         }
         Set::SetNames { charset_name, .. } => {
-            session.settings.set("client_encoding", &charset_name.value)?;
+            session
+                .settings
+                .set("client_encoding", &charset_name.value)?;
         }
         Set::SetTransaction { .. } | Set::SetSessionParam(_) | Set::SetRole { .. } => {}
         other => return Err(Error::not_supported(format!("\"{other}\""))),
@@ -253,10 +259,7 @@ pub fn show(session: &mut Session, variable: &[Ident]) -> Result<Output> {
 
 pub fn reset(session: &mut Session, r: ResetStatement) -> Result<Output> {
     let text = r.to_string();
-    let name = text
-        .trim_start_matches("RESET")
-        .trim()
-        .to_lowercase();
+    let name = text.trim_start_matches("RESET").trim().to_lowercase();
     if name == "all" {
         session.settings = Settings::default();
     } else {
@@ -271,7 +274,11 @@ fn constant_udf(name: &str, value: &'static str) -> ScalarUDF {
         vec![],
         DataType::Utf8,
         Volatility::Stable,
-        Arc::new(move |_| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(value.to_string()))))),
+        Arc::new(move |_| {
+            Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(
+                value.to_string(),
+            ))))
+        }),
     )
 }
 
@@ -291,6 +298,23 @@ fn visible_udf(name: &str) -> ScalarUDF {
 pub fn register_functions(ctx: &SessionContext) {
     for name in ["pg_function_is_visible", "pg_type_is_visible"] {
         ctx.register_udf(visible_udf(name));
+    }
+    for name in [
+        "pg_get_function_result",
+        "pg_get_function_arguments",
+        "pg_get_function_identity_arguments",
+    ] {
+        ctx.register_udf(create_udf(
+            name,
+            vec![DataType::Int64],
+            DataType::Utf8,
+            Volatility::Stable,
+            Arc::new(|_| {
+                Ok(ColumnarValue::Scalar(ScalarValue::Utf8(
+                    Some(String::new()),
+                )))
+            }),
+        ));
     }
     ctx.register_udf(constant_udf(
         "version",

@@ -298,7 +298,9 @@ fn rewrite_time_travel(tokens: Vec<TokenWithSpan>, default_schema: &str) -> Vec<
         let next = tokens[k..].iter().map(|t| &t.token).find(|t| !is_ws(t));
         let has_alias = match next {
             Some(Token::Word(w)) => {
-                w.keyword == Keyword::AS || w.keyword == Keyword::NoKeyword || w.quote_style.is_some()
+                w.keyword == Keyword::AS
+                    || w.keyword == Keyword::NoKeyword
+                    || w.quote_style.is_some()
             }
             _ => false,
         };
@@ -347,22 +349,30 @@ mod tests {
             panic!()
         };
         let text = s.to_string();
-        assert!(text.contains("\"__time_travel\".\"raw.t@v3\" \"t\""), "{text}");
+        assert!(
+            text.contains("\"__time_travel\".\"raw.t@v3\" \"t\""),
+            "{text}"
+        );
     }
 
     #[test]
     fn timestamp_as_of_keeps_user_alias() {
-        let Stmt::Sql(s) = one("select * from t TIMESTAMP AS OF '2026-01-01 00:00:00' AS x")
-        else {
+        let Stmt::Sql(s) = one("select * from t TIMESTAMP AS OF '2026-01-01 00:00:00' AS x") else {
             panic!()
         };
         let text = s.to_string();
-        assert!(text.contains("\"public.t@t2026-01-01 00:00:00\" AS x"), "{text}");
+        assert!(
+            text.contains("\"public.t@t2026-01-01 00:00:00\" AS x"),
+            "{text}"
+        );
     }
 
     #[test]
     fn lakehouse_statements_parse() {
-        assert!(matches!(one("DESCRIBE HISTORY raw.t"), Stmt::DescribeHistory { .. }));
+        assert!(matches!(
+            one("DESCRIBE HISTORY raw.t"),
+            Stmt::DescribeHistory { .. }
+        ));
         match one("OPTIMIZE raw.t ZORDER BY (a, b)") {
             Stmt::Optimize { zorder, .. } => assert_eq!(zorder, vec!["a", "b"]),
             other => panic!("{other:?}"),

@@ -38,7 +38,9 @@ pub struct Lake {
 
 impl std::fmt::Debug for Lake {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Lake").field("root", &self.root.as_str()).finish()
+        f.debug_struct("Lake")
+            .field("root", &self.root.as_str())
+            .finish()
     }
 }
 
@@ -48,8 +50,9 @@ impl Lake {
     pub fn open(spec: &str) -> Result<Arc<Lake>> {
         deltalake::aws::register_handlers(None);
         let root = if spec.contains("://") {
-            let mut u = Url::parse(spec)
-                .map_err(|e| Error::new(ErrorKind::InvalidParameter, format!("lake URL {spec}: {e}")))?;
+            let mut u = Url::parse(spec).map_err(|e| {
+                Error::new(ErrorKind::InvalidParameter, format!("lake URL {spec}: {e}"))
+            })?;
             if u.scheme() == "file" {
                 std::fs::create_dir_all(u.path())?;
             }
@@ -89,7 +92,8 @@ impl Lake {
     }
 
     fn builder(&self, url: &Url) -> Result<DeltaTableBuilder> {
-        Ok(DeltaTableBuilder::from_url(url.clone())?.with_storage_options(self.storage_options.clone()))
+        Ok(DeltaTableBuilder::from_url(url.clone())?
+            .with_storage_options(self.storage_options.clone()))
     }
 
     /// The newest committed state of the table at `url`.
@@ -97,10 +101,16 @@ impl Lake {
         let cached = self.tables.lock().unwrap().get(url).cloned();
         let table = match cached {
             Some(mut t) => {
-                t.update_incremental(None).await.map_err(|e| open_error(url, e))?;
+                t.update_incremental(None)
+                    .await
+                    .map_err(|e| open_error(url, e))?;
                 t
             }
-            None => self.builder(url)?.load().await.map_err(|e| open_error(url, e))?,
+            None => self
+                .builder(url)?
+                .load()
+                .await
+                .map_err(|e| open_error(url, e))?,
         };
         self.remember(&table);
         Ok(table)
@@ -171,7 +181,10 @@ impl Lake {
         name: &str,
     ) -> Result<DeltaTable> {
         let kernel: StructType = schema.try_into_kernel().map_err(|e| {
-            Error::new(ErrorKind::DatatypeMismatch, format!("cannot store schema in Delta: {e}"))
+            Error::new(
+                ErrorKind::DatatypeMismatch,
+                format!("cannot store schema in Delta: {e}"),
+            )
         })?;
         let mut builder = deltalake::operations::create::CreateBuilder::new()
             .with_location(url.as_str())
@@ -189,10 +202,27 @@ impl Lake {
     /// Remove every object under a table's location (DROP TABLE).
     pub async fn remove_all(&self, url: &Url) -> Result<()> {
         self.forget(url);
+        // Never reach outside the lake, and never the lake root itself.
+        if !url.as_str().starts_with(self.root.as_str()) || url.as_str() == self.root.as_str() {
+            return Err(Error::internal(format!(
+                "refusing to remove {url}: not a table location inside the lake"
+            )));
+        }
+        if url.scheme() == "file" {
+            let path = url
+                .to_file_path()
+                .map_err(|_| Error::internal(format!("bad table location {url}")))?;
+            return match std::fs::remove_dir_all(&path) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(e.into()),
+            };
+        }
         let table = self.builder(url)?.build()?;
         let store = table.log_store().root_object_store(None);
+        let prefix = object_store::path::Path::from(url.path().trim_matches('/'));
         let files: Vec<_> = store
-            .list(None)
+            .list(Some(&prefix))
             .map_ok(|m| m.location)
             .try_collect()
             .await
@@ -203,17 +233,15 @@ impl Lake {
                 Err(e) => return Err(Error::new(ErrorKind::Io, e.to_string())),
             }
         }
-        if self.root.scheme() == "file"
-            && let Ok(path) = url.to_file_path()
-        {
-            let _ = std::fs::remove_dir_all(path);
-        }
         Ok(())
     }
 }
 
 fn open_error(url: &Url, e: deltalake::DeltaTableError) -> Error {
-    Error::new(ErrorKind::Io, format!("cannot open Delta table at {url}: {e}"))
+    Error::new(
+        ErrorKind::Io,
+        format!("cannot open Delta table at {url}: {e}"),
+    )
 }
 
 /// Parse a time-travel timestamp. Without a zone it is UTC.
@@ -228,7 +256,11 @@ pub fn parse_timestamp(ts: &str) -> Result<chrono::DateTime<chrono::Utc>> {
             return Ok(dt.with_timezone(&Utc));
         }
     }
-    for fmt in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M"] {
+    for fmt in [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+    ] {
         if let Ok(n) = NaiveDateTime::parse_from_str(t, fmt) {
             return Ok(n.and_utc());
         }

@@ -10,8 +10,8 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::ParamValues;
 use datafusion::execution::SendableRecordBatchStream;
 use futures::{Sink, SinkExt, StreamExt, stream};
-use pgwire::api::auth::noop::NoopStartupHandler;
 use pgwire::api::auth::StartupHandler;
+use pgwire::api::auth::noop::NoopStartupHandler;
 use pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
@@ -79,11 +79,13 @@ impl NoopStartupHandler for Startup {
             && db != DATABASE
             && db != "postgres"
         {
-            return Err(PgWireError::UserError(Box::new(pgwire::error::ErrorInfo::new(
-                "FATAL".into(),
-                "3D000".into(),
-                format!("database \"{db}\" does not exist"),
-            ))));
+            return Err(PgWireError::UserError(Box::new(
+                pgwire::error::ErrorInfo::new(
+                    "FATAL".into(),
+                    "3D000".into(),
+                    format!("database \"{db}\" does not exist"),
+                ),
+            )));
         }
         Ok(())
     }
@@ -155,7 +157,9 @@ where
         };
         let info = pgwire::error::ErrorInfo::new(severity.into(), code.into(), n);
         client
-            .send(PgWireBackendMessage::NoticeResponse(NoticeResponse::from(info)))
+            .send(PgWireBackendMessage::NoticeResponse(NoticeResponse::from(
+                info,
+            )))
             .await?;
     }
     Ok(())
@@ -177,8 +181,10 @@ fn respond(
     output: Output,
     format: &Format,
     options: Arc<FormatOptions>,
-    timeout: Option<Duration>,
+    session: &Session,
 ) -> PgWireResult<Response> {
+    let timeout = session.statement_timeout();
+    let failed = session.stream_failure_flag();
     Ok(match output {
         Output::Rows {
             schema,
@@ -190,7 +196,7 @@ fn respond(
                 format,
                 Some(options),
             )?);
-            let rows = encode_rows(stream, fields.clone(), timeout);
+            let rows = encode_rows(stream, fields.clone(), timeout, failed);
             let mut resp = QueryResponse::new(fields, rows);
             resp.set_command_tag(tag);
             Response::Query(resp)
@@ -216,21 +222,29 @@ fn encode_rows(
     stream: SendableRecordBatchStream,
     fields: Arc<Vec<FieldInfo>>,
     timeout: Option<Duration>,
+    failed: Arc<std::sync::atomic::AtomicBool>,
 ) -> impl futures::Stream<Item = PgWireResult<pgwire::messages::data::DataRow>> + Send + 'static {
     let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
-    let batches = stream::unfold(Some(stream), move |state| async move {
-        let mut s = state?;
-        let next = match deadline {
-            Some(d) => match tokio::time::timeout_at(d, s.next()).await {
-                Ok(n) => n,
-                Err(_) => return Some((Err(to_pgwire(&timeout_error())), None)),
-            },
-            None => s.next().await,
-        };
-        match next {
-            None => None,
-            Some(Ok(b)) => Some((Ok(b), Some(s))),
-            Some(Err(e)) => Some((Err(to_pgwire(&Error::from(e))), None)),
+    let batches = stream::unfold(Some(stream), move |state| {
+        let failed = failed.clone();
+        async move {
+            let mut s = state?;
+            let fail = |e: Error| {
+                failed.store(true, std::sync::atomic::Ordering::SeqCst);
+                to_pgwire(&e)
+            };
+            let next = match deadline {
+                Some(d) => match tokio::time::timeout_at(d, s.next()).await {
+                    Ok(n) => n,
+                    Err(_) => return Some((Err(fail(timeout_error())), None)),
+                },
+                None => s.next().await,
+            };
+            match next {
+                None => None,
+                Some(Ok(b)) => Some((Ok(b), Some(s))),
+                Some(Err(e)) => Some((Err(fail(Error::from(e))), None)),
+            }
         }
     });
     batches
@@ -272,7 +286,7 @@ impl SimpleQueryHandler for Handler {
                     output,
                     &Format::UnifiedText,
                     options.clone(),
-                    session.statement_timeout(),
+                    &session,
                 )?),
                 Err(e) => {
                     out.push(Response::Error(Box::new(error_info(&e))));
@@ -381,12 +395,7 @@ impl ExtendedQueryHandler for Handler {
         let result = run(&mut session, prepared.stmt, &params).await;
         send_notices(client, session.take_notices()).await?;
         match result {
-            Ok(output) => respond(
-                output,
-                &portal.result_column_format,
-                options,
-                session.statement_timeout(),
-            ),
+            Ok(output) => respond(output, &portal.result_column_format, options, &session),
             Err(e) => Err(to_pgwire(&e)),
         }
     }

@@ -23,9 +23,19 @@ pub async fn serve(
 ) -> Result<()> {
     let addr: SocketAddr = tokio::net::lookup_host(listen)
         .await
-        .map_err(|e| Error::new(ErrorKind::InvalidParameter, format!("bad listen address {listen}: {e}")))?
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidParameter,
+                format!("bad listen address {listen}: {e}"),
+            )
+        })?
         .next()
-        .ok_or_else(|| Error::new(ErrorKind::InvalidParameter, format!("bad listen address {listen}")))?;
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidParameter,
+                format!("bad listen address {listen}"),
+            )
+        })?;
     if !addr.ip().is_loopback() {
         return Err(Error::new(
             ErrorKind::InvalidParameter,
@@ -92,7 +102,12 @@ mod tokio_util_tasks {
             let handles: Vec<_> = std::mem::take(&mut *self.0.lock().unwrap());
             let deadline = tokio::time::Instant::now() + Duration::from_millis(200);
             for h in &handles {
-                let _ = tokio::time::timeout_at(deadline, async { while !h.is_finished() { tokio::time::sleep(Duration::from_millis(10)).await } }).await;
+                let _ = tokio::time::timeout_at(deadline, async {
+                    while !h.is_finished() {
+                        tokio::time::sleep(Duration::from_millis(10)).await
+                    }
+                })
+                .await;
             }
             let _ = limit;
             for h in handles {

@@ -19,6 +19,7 @@ pub fn sqlstate(kind: ErrorKind) -> &'static str {
         DuplicateObject => "42710",
         DatatypeMismatch => "42804",
         InvalidText => "22P02",
+        InvalidDatetime => "22007",
         DivisionByZero => "22012",
         NumericOutOfRange => "22003",
         StringTooLong => "22001",

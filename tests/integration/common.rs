@@ -54,7 +54,10 @@ impl Server {
     }
 
     pub fn url(&self) -> String {
-        format!("host=127.0.0.1 port={} user=sluice dbname=sluice", self.port)
+        format!(
+            "host=127.0.0.1 port={} user=sluice dbname=sluice",
+            self.port
+        )
     }
 
     pub async fn connect(&self) -> Client {

@@ -54,7 +54,13 @@ print(json.dumps({"version": dt.version(), "rows": rows, "duck": [list(r) for r 
     assert_eq!(v["version"], 3);
     assert_eq!(
         v["rows"],
-        serde_json::json!([[1, "ada", "10.50", "2026-01-02"], [2, "bob", "4.00", "2026-01-03"]])
+        serde_json::json!([
+            [1, "ada", "10.50", "2026-01-02"],
+            [2, "bob", "4.00", "2026-01-03"]
+        ])
     );
-    assert_eq!(v["duck"], serde_json::json!([[1, "ada", "10.50"], [2, "bob", "4.00"]]));
+    assert_eq!(
+        v["duck"],
+        serde_json::json!([[1, "ada", "10.50"], [2, "bob", "4.00"]])
+    );
 }

@@ -6,7 +6,17 @@ use crate::common::Server;
 
 fn psql(server: &Server, args: &[&str]) -> (bool, String) {
     let out = Command::new("psql")
-        .args(["-X", "-h", "127.0.0.1", "-p", &server.port.to_string(), "-U", "sluice", "-d", "sluice"])
+        .args([
+            "-X",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &server.port.to_string(),
+            "-U",
+            "sluice",
+            "-d",
+            "sluice",
+        ])
         .args(args)
         .output()
         .expect("psql is installed by scripts/setup-test-env.sh");
@@ -38,7 +48,10 @@ async fn psql_meta_commands_show_sluice_objects() {
     let (ok, out) = psql(&server, &["-c", "\\dn"]);
     assert!(ok && out.contains("raw"), "{out}");
     let (ok, out) = psql(&server, &["-c", "\\dt raw.*"]);
-    assert!(ok && out.contains("events") && out.contains("table"), "{out}");
+    assert!(
+        ok && out.contains("events") && out.contains("table"),
+        "{out}"
+    );
     let (ok, out) = psql(&server, &["-c", "\\dv raw.*"]);
     assert!(ok && out.contains("kinds") && out.contains("view"), "{out}");
     let (ok, out) = psql(&server, &["-c", "\\d raw.events"]);
@@ -52,7 +65,10 @@ async fn psql_meta_commands_show_sluice_objects() {
     let (ok, out) = psql(&server, &["-c", "\\df"]);
     assert!(ok, "{out}");
     // An error leaves psql's session usable for the next command.
-    let (ok, out) = psql(&server, &["-c", "SELECT * FROM raw.missing", "-c", "SELECT 1 AS one"]);
+    let (ok, out) = psql(
+        &server,
+        &["-c", "SELECT * FROM raw.missing", "-c", "SELECT 1 AS one"],
+    );
     assert!(!ok || out.contains("one"), "{out}");
     assert!(out.contains("does not exist"), "{out}");
 }

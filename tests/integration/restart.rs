@@ -21,7 +21,11 @@ async fn catalog_rows_and_versions_survive_a_restart() {
     // A second process on the same lake sees the objects at once.
     let other = Server::start_on(&lake);
     let o = other.connect().await;
-    let n: i64 = o.query_one("SELECT count(*) FROM raw.t", &[]).await.unwrap().get(0);
+    let n: i64 = o
+        .query_one("SELECT count(*) FROM raw.t", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(n, 3);
     drop(o);
     other.stop();

@@ -113,7 +113,11 @@ fn slt_files(prefix: &str) -> Vec<PathBuf> {
         })
         .collect();
     files.sort();
-    assert!(!files.is_empty(), "no {prefix}*.slt files in {}", dir.display());
+    assert!(
+        !files.is_empty(),
+        "no {prefix}*.slt files in {}",
+        dir.display()
+    );
     files
 }
 

@@ -21,7 +21,10 @@ async fn extended_protocol_with_typed_parameters_and_binary_results() {
     assert_eq!(stmt.params().len(), 4);
     for i in 0..3i64 {
         let n = c
-            .execute(&stmt, &[&i, &format!("item {i}"), &(i as i32 * 10), &(i % 2 == 0)])
+            .execute(
+                &stmt,
+                &[&i, &format!("item {i}"), &(i as i32 * 10), &(i % 2 == 0)],
+            )
             .await
             .unwrap();
         assert_eq!(n, 1);
@@ -41,8 +44,15 @@ async fn extended_protocol_with_typed_parameters_and_binary_results() {
     let ok: bool = rows[0].get(3);
     assert_eq!((id, name.as_str(), qty, ok), (1, "item 1", 10, false));
     // Describe reports PostgreSQL type OIDs.
-    let s = c.prepare("SELECT id, name, qty FROM app.items").await.unwrap();
-    let types: Vec<_> = s.columns().iter().map(|c| c.type_().name().to_string()).collect();
+    let s = c
+        .prepare("SELECT id, name, qty FROM app.items")
+        .await
+        .unwrap();
+    let types: Vec<_> = s
+        .columns()
+        .iter()
+        .map(|c| c.type_().name().to_string())
+        .collect();
     assert_eq!(types, vec!["int8", "text", "int4"]);
 }
 
@@ -50,17 +60,31 @@ async fn extended_protocol_with_typed_parameters_and_binary_results() {
 async fn command_tags_report_affected_rows() {
     let server = Server::start();
     let c = server.connect().await;
-    c.batch_execute("CREATE TABLE t (a integer, b text)").await.unwrap();
+    c.batch_execute("CREATE TABLE t (a integer, b text)")
+        .await
+        .unwrap();
     assert_eq!(
-        c.execute("INSERT INTO t VALUES (1,'x'),(2,'y'),(3,'z')", &[]).await.unwrap(),
+        c.execute("INSERT INTO t VALUES (1,'x'),(2,'y'),(3,'z')", &[])
+            .await
+            .unwrap(),
         3
     );
-    assert_eq!(c.execute("UPDATE t SET b = 'w' WHERE a >= 2", &[]).await.unwrap(), 2);
     assert_eq!(
-        c.execute("DELETE FROM t WHERE a IN (SELECT 1)", &[]).await.unwrap(),
+        c.execute("UPDATE t SET b = 'w' WHERE a >= 2", &[])
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        c.execute("DELETE FROM t WHERE a IN (SELECT 1)", &[])
+            .await
+            .unwrap(),
         1
     );
-    assert_eq!(c.execute("DELETE FROM t WHERE a = 42", &[]).await.unwrap(), 0);
+    assert_eq!(
+        c.execute("DELETE FROM t WHERE a = 42", &[]).await.unwrap(),
+        0
+    );
     // Simple protocol, several statements in one message.
     let msgs = c
         .simple_query("INSERT INTO t VALUES (9, 'q'); SELECT count(*) FROM t; DELETE FROM t")
@@ -80,7 +104,9 @@ async fn command_tags_report_affected_rows() {
 async fn errors_carry_sqlstate_and_leave_the_connection_usable() {
     let server = Server::start();
     let c = server.connect().await;
-    c.batch_execute("CREATE TABLE t (a integer NOT NULL)").await.unwrap();
+    c.batch_execute("CREATE TABLE t (a integer NOT NULL)")
+        .await
+        .unwrap();
     let cases = [
         ("SELEC 1", "42601"),
         ("SELECT * FROM nope", "42P01"),
@@ -98,7 +124,11 @@ async fn errors_carry_sqlstate_and_leave_the_connection_usable() {
         assert_eq!(sqlstate(&e), code, "{sql}: {e}");
     }
     // Nothing was written by the failed inserts.
-    let n: i64 = c.query_one("SELECT count(*) FROM t", &[]).await.unwrap().get(0);
+    let n: i64 = c
+        .query_one("SELECT count(*) FROM t", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(n, 0);
     let history = c.simple_query("DESCRIBE HISTORY t").await.unwrap();
     let versions = history
@@ -112,7 +142,9 @@ async fn errors_carry_sqlstate_and_leave_the_connection_usable() {
 async fn statement_timeout_cancels_with_57014() {
     let server = Server::start();
     let c = server.connect().await;
-    c.batch_execute("SET statement_timeout = '200ms'").await.unwrap();
+    c.batch_execute("SET statement_timeout = '200ms'")
+        .await
+        .unwrap();
     let e = c
         .simple_query(
             "SELECT count(*) FROM generate_series(1, 100000) a, generate_series(1, 100000) b",
@@ -120,7 +152,11 @@ async fn statement_timeout_cancels_with_57014() {
         .await
         .unwrap_err();
     assert_eq!(sqlstate(&e), "57014", "{e}");
-    let v: String = c.query_one("SHOW statement_timeout", &[]).await.unwrap().get(0);
+    let v: String = c
+        .query_one("SHOW statement_timeout", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(v, "200ms");
     c.batch_execute("SET statement_timeout = 0").await.unwrap();
     let n: i64 = c.query_one("SELECT 41 + 1", &[]).await.unwrap().get(0);
@@ -139,8 +175,15 @@ async fn transaction_block_reports_aborted_state() {
     let e = c.simple_query("SELECT 1").await.unwrap_err();
     assert_eq!(sqlstate(&e), "25P02");
     c.batch_execute("ROLLBACK").await.unwrap();
-    let n: i64 = c.query_one("SELECT count(*) FROM t", &[]).await.unwrap().get(0);
-    assert_eq!(n, 1, "statements commit on their own until real transactions exist");
+    let n: i64 = c
+        .query_one("SELECT count(*) FROM t", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        n, 1,
+        "statements commit on their own until real transactions exist"
+    );
 }
 
 #[tokio::test]
@@ -160,14 +203,23 @@ async fn a_dropped_client_does_not_hurt_the_server() {
         slow.abort();
     }
     let c2 = server.connect().await;
-    assert_eq!(c2.execute("INSERT INTO t VALUES (1)", &[]).await.unwrap(), 1);
+    assert_eq!(
+        c2.execute("INSERT INTO t VALUES (1)", &[]).await.unwrap(),
+        1
+    );
     assert!(server.is_running());
     // Garbage on a raw socket is answered or dropped, never fatal.
     use tokio::io::AsyncWriteExt;
-    let mut raw = tokio::net::TcpStream::connect(("127.0.0.1", server.port)).await.unwrap();
+    let mut raw = tokio::net::TcpStream::connect(("127.0.0.1", server.port))
+        .await
+        .unwrap();
     let _ = raw.write_all(b"\x00\x00\x00\x08garbage!").await;
     drop(raw);
-    let n: i64 = c2.query_one("SELECT count(*) FROM t", &[]).await.unwrap().get(0);
+    let n: i64 = c2
+        .query_one("SELECT count(*) FROM t", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(n, 1);
     assert!(server.is_running());
 }
@@ -180,7 +232,11 @@ async fn a_write_on_one_connection_is_visible_on_the_next_statement_of_another()
     a.batch_execute("CREATE TABLE t (a integer)").await.unwrap();
     for i in 0..3 {
         a.execute("INSERT INTO t VALUES ($1)", &[&i]).await.unwrap();
-        let n: i64 = b.query_one("SELECT count(*) FROM t", &[]).await.unwrap().get(0);
+        let n: i64 = b
+            .query_one("SELECT count(*) FROM t", &[])
+            .await
+            .unwrap()
+            .get(0);
         assert_eq!(n, i as i64 + 1);
     }
 }
