@@ -557,14 +557,14 @@ fn print_table(
             .map(|r| r.to_string())
             .unwrap_or_else(|| "-".into());
         for (name, r) in [("wire", rw), ("proc", rp)] {
-            if let (Some(r), Some(rf)) = (r, rf) {
-                if r != rf {
-                    problems.push(format!(
-                        "q{n}: sluice({name}) returned {r} rows, datafusion {rf}"
-                    ));
-                    row_note = format!("{r}!={rf}");
-                    ok = false;
-                }
+            if let (Some(r), Some(rf)) = (r, rf)
+                && r != rf
+            {
+                problems.push(format!(
+                    "q{n}: sluice({name}) returned {r} rows, datafusion {rf}"
+                ));
+                row_note = format!("{r}!={rf}");
+                ok = false;
             }
         }
         println!(
@@ -579,14 +579,14 @@ fn print_table(
             cell(ratio(p, f), 16, 2) + "x",
             row_note,
         );
-        if let (Some(w), Some(p), Some(f)) = (w, p, f) {
-            if !have_duckdb || d.is_some() {
-                tw += w;
-                tp += p;
-                tf += f;
-                td += d.unwrap_or(0.0);
-                counted += 1;
-            }
+        if let (Some(w), Some(p), Some(f)) = (w, p, f)
+            && (!have_duckdb || d.is_some())
+        {
+            tw += w;
+            tp += p;
+            tf += f;
+            td += d.unwrap_or(0.0);
+            counted += 1;
         }
     }
     // Nothing to total when no query ran everywhere.

@@ -321,11 +321,10 @@ async fn read_entries(table: &deltalake::DeltaTable) -> Result<Vec<Entry>> {
     for b in batches {
         let col = |i: usize| -> Result<StringArray> {
             let arr = datafusion::arrow::compute::cast(b.column(i), &DataType::Utf8)?;
-            Ok(arr
-                .as_any()
+            arr.as_any()
                 .downcast_ref::<StringArray>()
                 .cloned()
-                .ok_or_else(|| Error::internal("catalog column is not text"))?)
+                .ok_or_else(|| Error::internal("catalog column is not text"))
         };
         let (k, s, n, d) = (col(0)?, col(1)?, col(2)?, col(3)?);
         for i in 0..b.num_rows() {

@@ -133,7 +133,7 @@ fn conform(
                 Some(sql) => session
                     .ctx
                     .parse_sql_expr(sql, df.schema())
-                    .map_err(|e| Error::from(e))?,
+                    .map_err(Error::from)?,
                 None => lit(ScalarValue::Null),
             },
         };
