@@ -220,7 +220,13 @@ impl SchemaProvider for TimeTravelSchema {
         let def = entry.table_def().map_err(ext)?;
         let lake = self.catalog.lake();
         let url = lake.url_for(&def.location).map_err(ext)?;
-        let delta = lake.table_at(&url, &at).await.map_err(ext)?;
+        // DML pins the version it just opened: usually the newest, which the
+        // cache already holds, so no log replay is needed.
+        let latest = lake.table(&url).await.map_err(ext)?;
+        let delta = match at {
+            TimeTravel::Version(v) if latest.version() == Some(v as u64) => latest,
+            _ => lake.table_at(&url, &at).await.map_err(ext)?,
+        };
         Ok(Some(delta.table_provider().await?))
     }
 

@@ -4,8 +4,6 @@
 //! first and registered second (a failed registration removes the new
 //! files); a dropped table is unregistered first and its files removed after.
 
-use std::sync::Arc;
-
 use datafusion::arrow::datatypes::Schema;
 use datafusion::sql::sqlparser::ast::{
     AlterTable, AlterTableOperation, ColumnOption, CreateTable, CreateView, HiveDistributionStyle,
@@ -14,7 +12,7 @@ use datafusion::sql::sqlparser::ast::{
 use deltalake::DeltaTableBuilder;
 use deltalake::protocol::SaveMode;
 
-use super::{Output, Session, normalize_ident};
+use super::{Output, Session, last_ident, normalize_ident};
 use crate::catalog::{ColumnDef, Entry, Kind, PgType, SYSTEM_SCHEMAS, TableDef};
 use crate::error::{Error, ErrorKind, Result};
 
@@ -38,12 +36,7 @@ pub async fn create_schema(
     if_not_exists: bool,
 ) -> Result<Output> {
     let name = match name {
-        SchemaName::Simple(n) | SchemaName::NamedAuthorization(n, _) => {
-            n.0.last()
-                .and_then(|p| p.as_ident())
-                .map(normalize_ident)
-                .unwrap_or_default()
-        }
+        SchemaName::Simple(n) | SchemaName::NamedAuthorization(n, _) => last_ident(n),
         SchemaName::UnnamedAuthorization(i) => normalize_ident(i),
     };
     if name.starts_with("pg_") || name.starts_with("__") {
@@ -217,15 +210,24 @@ pub async fn create_table(session: &mut Session, ct: CreateTable) -> Result<Outp
             .collect();
         let df = df.select(exprs)?;
         let fresh = DeltaTableBuilder::from_url(url.clone())?.build()?;
-        let (_t, n) = super::dml::write_plan(
+        let written = super::dml::write_plan(
             session,
             fresh,
             df.into_unoptimized_plan(),
             SaveMode::ErrorIfExists,
             &def.partition_by,
+            false,
         )
-        .await?;
-        (def, Some(n))
+        .await;
+        match written {
+            Ok((_, n)) => (def, Some(n)),
+            Err(e) => {
+                // A query that failed half-way may have written data files
+                // that no commit references; they belong to no table.
+                let _ = lake.remove_all(&url).await;
+                return Err(e);
+            }
+        }
     } else {
         let cols = columns_from_sql(&ct)?;
         let def = TableDef {
@@ -439,11 +441,7 @@ async fn drop_schemas(
     let snap = session.engine.catalog.snapshot();
     let mut schemas = Vec::new();
     for n in &names {
-        let name =
-            n.0.last()
-                .and_then(|p| p.as_ident())
-                .map(normalize_ident)
-                .unwrap_or_default();
+        let name = last_ident(n);
         if SYSTEM_SCHEMAS.contains(&name.as_str()) {
             return Err(Error::new(
                 ErrorKind::DependentObjects,
@@ -541,12 +539,7 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
             let new = match table_name {
                 RenameTableNameKind::To(n) | RenameTableNameKind::As(n) => n,
             };
-            let new_name = new
-                .0
-                .last()
-                .and_then(|p| p.as_ident())
-                .map(normalize_ident)
-                .unwrap_or_default();
+            let new_name = last_ident(&new);
             let (s, old, n2) = (schema.clone(), name.clone(), new_name.clone());
             session
                 .engine
@@ -674,6 +667,7 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
                 df.into_unoptimized_plan(),
                 SaveMode::Overwrite,
                 &def.partition_by,
+                true,
             )
             .await?;
             save_def(session, &schema, &name, def).await?;
@@ -700,6 +694,3 @@ async fn save_def(session: &Session, schema: &str, name: &str, def: TableDef) ->
         .await?;
     Ok(())
 }
-
-#[allow(unused)]
-fn _arc(_: Arc<()>) {}

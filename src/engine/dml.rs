@@ -7,30 +7,30 @@
 //! `EXISTS`) is not something those builders can evaluate, so it is planned
 //! by DataFusion as a full rewrite of the table in one overwrite commit.
 
-use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Column, ScalarValue};
 use datafusion::dataframe::DataFrame;
-use datafusion::logical_expr::ExprSchemable;
 use datafusion::logical_expr::{
     ColumnarValue, Expr as DfExpr, LogicalPlan, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
     Signature, Volatility, cast, lit,
 };
 use datafusion::sql::sqlparser::ast::{
-    Delete, Expr, FromTable, Insert, Merge, SelectItem, Statement, TableFactor, TableObject,
-    TableWithJoins, Update, visit_expressions,
+    AssignmentTarget, Delete, Expr, FromTable, Insert, Merge, ObjectName, SelectItem, Statement,
+    TableFactor, TableObject, TableWithJoins, Update, visit_expressions,
 };
 use deltalake::DeltaTable;
 use deltalake::protocol::SaveMode;
-use url::Url;
 
-use super::{Output, Session, normalize_ident};
+use super::{Output, Session, last_ident, normalize_ident};
 use crate::catalog::TableDef;
+use crate::catalog::provider::{TIME_TRAVEL_SCHEMA, time_travel_name};
 use crate::error::{Error, ErrorKind, Result};
+use crate::lake::TimeTravel;
 
 /// Does an expression contain a subquery?
 pub fn has_subquery(e: &Expr) -> bool {
@@ -94,6 +94,99 @@ fn assert_not_null(e: DfExpr, column: &str, table: &str) -> DfExpr {
 
 /// The expression that stores `e` into column `c` of `def`: cast to the
 /// column type, with the NOT NULL check when declared.
+/// Quote an identifier for SQL text we generate.
+fn ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// The table a DML statement writes, opened once: every read the statement
+/// makes of it and the commit it makes are on this one snapshot, so a
+/// concurrent commit is detected by Delta instead of silently overwritten.
+struct Target {
+    schema: String,
+    name: String,
+    /// The name the statement refers to the table by (its alias, if any).
+    alias: Option<String>,
+    def: TableDef,
+    table: DeltaTable,
+}
+
+impl Target {
+    async fn open(session: &Session, name: &ObjectName, alias: Option<String>) -> Result<Target> {
+        let (schema, name, def) = session.resolve_table(name)?;
+        let lake = session.engine.lake();
+        let table = lake.table(&lake.url_for(&def.location)?).await?;
+        Ok(Target {
+            schema,
+            name,
+            alias,
+            def,
+            table,
+        })
+    }
+
+    /// `FROM` text that reads exactly the opened snapshot.
+    fn snapshot_sql(&self) -> String {
+        let version = self.table.version().unwrap_or(0) as i64;
+        let pinned = time_travel_name(&self.schema, &self.name, &TimeTravel::Version(version));
+        format!(
+            "{}.{} AS {}",
+            ident(TIME_TRAVEL_SCHEMA),
+            ident(&pinned),
+            ident(self.alias.as_deref().unwrap_or(&self.name))
+        )
+    }
+
+    /// `SELECT list FROM <snapshot> [WHERE pred]`.
+    fn select_sql(&self, list: &str, pred: Option<&Expr>) -> String {
+        let where_sql = pred.map(|p| format!(" WHERE {p}")).unwrap_or_default();
+        format!("SELECT {list} FROM {}{where_sql}", self.snapshot_sql())
+    }
+
+    /// All columns, in table order.
+    fn columns_sql(&self) -> String {
+        let cols: Vec<String> = self.def.columns.iter().map(|c| ident(&c.name)).collect();
+        cols.join(", ")
+    }
+
+    /// The row after `SET`: assigned columns cast to their type, the rest as they are.
+    fn new_row_sql(&self, sets: &[(String, Expr)]) -> String {
+        let cols: Vec<String> = self
+            .def
+            .columns
+            .iter()
+            .map(|c| match sets.iter().find(|(n, _)| n == &c.name) {
+                Some((_, e)) => format!("CAST({e} AS {}) AS {}", c.ty.display(), ident(&c.name)),
+                None => ident(&c.name),
+            })
+            .collect();
+        cols.join(", ")
+    }
+
+    fn all_columns(&self) -> Vec<String> {
+        self.def.columns.iter().map(|c| c.name.clone()).collect()
+    }
+
+    /// Replace the table's rows with the result of `sql` in one overwrite
+    /// commit on the opened snapshot.
+    async fn overwrite_with(&self, session: &Session, sql: &str) -> Result<()> {
+        let df = session.ctx.sql(sql).await?;
+        let df = conform(session, df, &self.def, &self.all_columns(), &self.name)?;
+        write_plan(
+            session,
+            self.table.clone(),
+            df.into_unoptimized_plan(),
+            SaveMode::Overwrite,
+            &self.def.partition_by,
+            false,
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// The expression that stores `e` into column `c` of `def`: cast to the
+/// column type, with the NOT NULL check when declared.
 fn store_expr(e: DfExpr, def: &TableDef, column: &str, table: &str) -> DfExpr {
     let c = def.column(column).expect("column exists");
     let e = cast(e, c.ty.arrow_type());
@@ -113,13 +206,7 @@ fn conform(
     targets: &[String],
     table: &str,
 ) -> Result<DataFrame> {
-    let input: Vec<String> = df
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.name().clone())
-        .collect();
-    let qualified: Vec<DfExpr> = df
+    let input: Vec<DfExpr> = df
         .schema()
         .columns()
         .into_iter()
@@ -128,27 +215,15 @@ fn conform(
     let mut exprs = Vec::with_capacity(def.columns.len());
     for c in &def.columns {
         let source = match targets.iter().position(|t| t == &c.name) {
-            Some(i) => qualified[i].clone(),
+            Some(i) => input[i].clone(),
             None => match &c.default {
-                Some(sql) => session
-                    .ctx
-                    .parse_sql_expr(sql, df.schema())
-                    .map_err(Error::from)?,
+                Some(sql) => session.ctx.parse_sql_expr(sql, df.schema())?,
                 None => lit(ScalarValue::Null),
             },
         };
         exprs.push(store_expr(source, def, &c.name, table).alias(&c.name));
     }
-    let _ = input;
     Ok(df.select(exprs)?)
-}
-
-/// Open the newest snapshot of a catalog table.
-async fn open(session: &Session, def: &TableDef) -> Result<(Url, DeltaTable)> {
-    let lake = session.engine.lake();
-    let url = lake.url_for(&def.location)?;
-    let table = lake.table(&url).await?;
-    Ok((url, table))
 }
 
 /// Rows added by the commit that produced `table`, from its commit info.
@@ -167,14 +242,17 @@ async fn added_rows(table: &DeltaTable) -> usize {
     0
 }
 
-/// Stream `plan` into the table at `url` (created by this write when
-/// `table` has no state yet). Returns the new table and the rows written.
+/// Stream `plan` into `table` (created by this write when it has no state
+/// yet) in one commit. `new_schema` replaces the table's schema with the
+/// plan's (an overwrite that renames columns); otherwise the schema must
+/// match. Returns the new table and the rows written.
 pub(crate) async fn write_plan(
     session: &Session,
     table: DeltaTable,
     plan: LogicalPlan,
     mode: SaveMode,
     partition_by: &[String],
+    new_schema: bool,
 ) -> Result<(DeltaTable, usize)> {
     let state = Arc::new(session.ctx.state());
     let mut builder = table
@@ -185,7 +263,7 @@ pub(crate) async fn write_plan(
     if !partition_by.is_empty() {
         builder = builder.with_partition_columns(partition_by.to_vec());
     }
-    if mode == SaveMode::Overwrite {
+    if new_schema {
         builder = builder.with_schema_mode(deltalake::operations::write::SchemaMode::Overwrite);
     }
     let written = builder.await?;
@@ -194,7 +272,7 @@ pub(crate) async fn write_plan(
     Ok((written, n))
 }
 
-fn table_name(t: &TableObject) -> Result<&datafusion::sql::sqlparser::ast::ObjectName> {
+fn table_name(t: &TableObject) -> Result<&ObjectName> {
     match t {
         TableObject::TableName(n) => Ok(n),
         _ => Err(Error::not_supported("INSERT into a table function")),
@@ -205,18 +283,14 @@ pub async fn insert(session: &mut Session, ins: Insert) -> Result<Output> {
     if ins.on.is_some() {
         return Err(Error::not_supported("INSERT ... ON CONFLICT"));
     }
-    let name = table_name(&ins.table)?;
-    let (schema, tname, def) = session.resolve_table(name)?;
+    let target = Target::open(session, table_name(&ins.table)?, None).await?;
+    let (def, tname) = (&target.def, &target.name);
     let targets: Vec<String> = if ins.columns.is_empty() {
-        def.columns.iter().map(|c| c.name.clone()).collect()
+        target.all_columns()
     } else {
         let mut t = Vec::new();
         for c in &ins.columns {
-            let n =
-                c.0.last()
-                    .and_then(|p| p.as_ident())
-                    .map(normalize_ident)
-                    .unwrap_or_default();
+            let n = last_ident(c);
             if def.column(&n).is_none() {
                 return Err(Error::new(
                     ErrorKind::UndefinedColumn,
@@ -233,9 +307,8 @@ pub async fn insert(session: &mut Session, ins: Insert) -> Result<Output> {
         }
         t
     };
-    let source = match ins.source {
-        Some(q) => q,
-        None => return Err(Error::not_supported("INSERT without VALUES or SELECT")),
+    let Some(source) = ins.source else {
+        return Err(Error::not_supported("INSERT without VALUES or SELECT"));
     };
     let plan = session.plan(Statement::Query(source)).await?;
     let n_in = plan.schema().fields().len();
@@ -249,14 +322,13 @@ pub async fn insert(session: &mut Session, ins: Insert) -> Result<Output> {
             "INSERT has more target columns than expressions",
         ));
     }
-    let targets = &targets[..n_in];
     let df = session.ctx.execute_logical_plan(plan).await?;
-    let df = conform(session, df, &def, targets, &tname)?;
-    let (_url, table) = open(session, &def).await?;
+    let df = conform(session, df, def, &targets[..n_in], tname)?;
     match ins.returning {
         None => {
             let plan = df.into_unoptimized_plan();
-            let (_t, n) = write_plan(session, table, plan, SaveMode::Append, &[]).await?;
+            let (_, n) =
+                write_plan(session, target.table, plan, SaveMode::Append, &[], false).await?;
             Ok(Output::Command {
                 tag: "INSERT".into(),
                 rows: Some(n),
@@ -266,33 +338,40 @@ pub async fn insert(session: &mut Session, ins: Insert) -> Result<Output> {
             // RETURNING needs the rows after the write; they are the
             // statement's own rows, so holding them is bounded by its size.
             let batches = df.collect().await?;
-            let n: usize = batches.iter().map(|b| b.num_rows()).sum();
-            let written = table
+            let written = target
+                .table
+                .clone()
                 .write(batches.clone())
                 .with_save_mode(SaveMode::Append)
                 .with_session_state(Arc::new(session.ctx.state()))
                 .await?;
             session.engine.lake().remember(&written);
-            let _ = (schema, n);
-            returning(session, batches, &def, &tname, &items, "INSERT 0").await
+            returning(session, batches, &target, &items, "INSERT 0").await
         }
     }
 }
 
+/// Evaluate a RETURNING list over the rows a statement wrote or removed.
 async fn returning(
     session: &Session,
-    mut batches: Vec<datafusion::arrow::array::RecordBatch>,
-    def: &TableDef,
-    table: &str,
+    mut batches: Vec<RecordBatch>,
+    target: &Target,
     items: &[SelectItem],
     tag: &'static str,
 ) -> Result<Output> {
     if batches.is_empty() {
-        batches.push(datafusion::arrow::array::RecordBatch::new_empty(
-            def.arrow_schema(),
-        ));
+        batches.push(RecordBatch::new_empty(target.def.arrow_schema()));
     }
-    let df = session.ctx.read_batches(batches)?.alias(table)?;
+    let df = session.ctx.read_batches(batches)?.alias(&target.name)?;
+    let exprs = returning_exprs(session, &df, items)?;
+    let out = df.select(exprs)?;
+    let schema: SchemaRef = Arc::new(out.schema().as_arrow().clone());
+    let rows = out.collect().await?;
+    Output::batches(schema, rows, tag)
+}
+
+/// The expressions of a RETURNING list over rows shaped like the table.
+fn returning_exprs(session: &Session, df: &DataFrame, items: &[SelectItem]) -> Result<Vec<DfExpr>> {
     let mut exprs = Vec::new();
     for item in items {
         match item {
@@ -310,50 +389,35 @@ async fn returning(
             other => return Err(Error::not_supported(format!("RETURNING {other}"))),
         }
     }
-    let out = df.select(exprs)?;
-    let schema: SchemaRef = Arc::new(out.schema().as_arrow().clone());
-    let rows = out.collect().await?;
-    Output::batches(schema, rows, tag)
+    Ok(exprs)
 }
 
 /// Result columns of a DML statement's RETURNING clause, for Describe.
 pub async fn returning_schema(session: &Session, s: &Statement) -> Result<Option<SchemaRef>> {
     let (name, items) = match s {
-        Statement::Insert(i) => (table_name(&i.table)?.clone(), i.returning.clone()),
+        Statement::Insert(i) => (table_name(&i.table)?.clone(), &i.returning),
+        Statement::Update(u) => (target(&u.table)?.0, &u.returning),
+        Statement::Delete(d) => match &d.from {
+            FromTable::WithFromKeyword(t) | FromTable::WithoutKeyword(t) if t.len() == 1 => {
+                (target(&t[0])?.0, &d.returning)
+            }
+            _ => return Ok(None),
+        },
         _ => return Ok(None),
     };
     let Some(items) = items else { return Ok(None) };
     let (_, tname, def) = session.resolve_table(&name)?;
-    let schema = def.arrow_schema();
     let df = session
         .ctx
-        .read_batch(datafusion::arrow::array::RecordBatch::new_empty(schema))?
+        .read_batch(RecordBatch::new_empty(def.arrow_schema()))?
         .alias(&tname)?;
-    let mut fields: Vec<Field> = Vec::new();
-    for item in &items {
-        match item {
-            SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..) => {
-                fields.extend(df.schema().fields().iter().map(|f| f.as_ref().clone()));
-            }
-            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
-                let x = session.ctx.parse_sql_expr(&e.to_string(), df.schema())?;
-                let dt = x.to_field(df.schema())?.1.data_type().clone();
-                let name = match item {
-                    SelectItem::ExprWithAlias { alias, .. } => normalize_ident(alias),
-                    _ => e.to_string().to_lowercase(),
-                };
-                fields.push(Field::new(name, dt, true));
-            }
-            _ => {}
-        }
-    }
-    Ok(Some(Arc::new(Schema::new(fields))))
+    let exprs = returning_exprs(session, &df, items)?;
+    let out = df.select(exprs)?;
+    Ok(Some(Arc::new(out.schema().as_arrow().clone())))
 }
 
 /// The single table a DML statement targets, with its alias.
-fn target(
-    t: &TableWithJoins,
-) -> Result<(datafusion::sql::sqlparser::ast::ObjectName, Option<String>)> {
+fn target(t: &TableWithJoins) -> Result<(ObjectName, Option<String>)> {
     if !t.joins.is_empty() {
         return Err(Error::not_supported("joins in the target of UPDATE/DELETE"));
     }
@@ -368,14 +432,6 @@ fn target(
     }
 }
 
-fn quoted(schema: &str, table: &str) -> String {
-    format!(
-        "\"{}\".\"{}\"",
-        schema.replace('"', "\"\""),
-        table.replace('"', "\"\"")
-    )
-}
-
 fn unqualify(e: DfExpr) -> Result<DfExpr> {
     Ok(e.transform_up(|x| {
         Ok(match x {
@@ -386,31 +442,24 @@ fn unqualify(e: DfExpr) -> Result<DfExpr> {
     .data)
 }
 
-/// Plan `SELECT exprs FROM table [alias] WHERE pred` and pull out the
-/// DataFusion expressions, unqualified, for delta-rs' builders.
+/// Plan `SELECT exprs FROM target WHERE pred` and pull out the DataFusion
+/// expressions, unqualified, for delta-rs' builders.
 async fn plan_exprs(
     session: &Session,
-    schema: &str,
-    table: &str,
-    alias: &Option<String>,
+    target: &Target,
     exprs: &[String],
     pred: Option<&Expr>,
 ) -> Result<(Vec<DfExpr>, Option<DfExpr>)> {
-    let select = if exprs.is_empty() {
+    let list = if exprs.is_empty() {
         "1".to_string()
     } else {
         exprs.join(", ")
     };
-    let alias_sql = alias
-        .as_ref()
-        .map(|a| format!(" AS \"{a}\""))
-        .unwrap_or_default();
-    let where_sql = pred.map(|p| format!(" WHERE {p}")).unwrap_or_default();
-    let sql = format!(
-        "SELECT {select} FROM {}{alias_sql}{where_sql}",
-        quoted(schema, table)
-    );
-    let plan = session.ctx.state().create_logical_plan(&sql).await?;
+    let plan = session
+        .ctx
+        .state()
+        .create_logical_plan(&target.select_sql(&list, pred))
+        .await?;
     let mut projections = Vec::new();
     let mut filter = None;
     let mut node = &plan;
@@ -428,19 +477,12 @@ async fn plan_exprs(
             _ => break,
         }
     }
+    projections.truncate(exprs.len());
     let projections = projections
         .into_iter()
         .map(unqualify)
         .collect::<Result<Vec<_>>>()?;
-    let filter = filter.map(unqualify).transpose()?;
-    Ok((
-        if exprs.is_empty() {
-            vec![]
-        } else {
-            projections
-        },
-        filter,
-    ))
+    Ok((projections, filter.map(unqualify).transpose()?))
 }
 
 pub async fn update(session: &mut Session, up: Update) -> Result<Output> {
@@ -448,196 +490,80 @@ pub async fn update(session: &mut Session, up: Update) -> Result<Output> {
         return Err(Error::not_supported("UPDATE ... FROM"));
     }
     let (name, alias) = target(&up.table)?;
-    let (schema, tname, def) = session.resolve_table(&name)?;
-    let returning_items = up.returning.clone();
+    let target = Target::open(session, &name, alias).await?;
     let mut sets: Vec<(String, Expr)> = Vec::new();
     for a in &up.assignments {
         let col = match &a.target {
-            datafusion::sql::sqlparser::ast::AssignmentTarget::ColumnName(n) => {
-                n.0.last()
-                    .and_then(|p| p.as_ident())
-                    .map(normalize_ident)
-                    .unwrap_or_default()
-            }
+            AssignmentTarget::ColumnName(n) => last_ident(n),
             _ => return Err(Error::not_supported("UPDATE of a column tuple")),
         };
-        if def.column(&col).is_none() {
+        if target.def.column(&col).is_none() {
             return Err(Error::new(
                 ErrorKind::UndefinedColumn,
-                format!("column \"{col}\" of relation \"{tname}\" does not exist"),
+                format!(
+                    "column \"{col}\" of relation \"{}\" does not exist",
+                    target.name
+                ),
             ));
-        }
-        if def.partition_by.contains(&col) {
-            // delta-rs rewrites files in place; moving rows between
-            // partitions goes through the rewrite path below.
         }
         sets.push((col, a.value.clone()));
     }
+    let pred = up.selection.as_ref();
     // RETURNING: the new rows, computed on the snapshot the update reads.
-    let returned = match &returning_items {
+    let returned = match &up.returning {
         Some(_) => {
-            let set_map: HashMap<&str, &Expr> = sets.iter().map(|(c, e)| (c.as_str(), e)).collect();
-            let cols: Vec<String> = def
-                .columns
-                .iter()
-                .map(|c| {
-                    let q = format!("\"{}\"", c.name.replace('"', "\"\""));
-                    match set_map.get(c.name.as_str()) {
-                        Some(e) => format!("CAST({e} AS {}) AS {q}", c.ty.display()),
-                        None => q,
-                    }
-                })
-                .collect();
-            let alias_sql = alias
-                .as_ref()
-                .map(|a| format!(" AS \"{a}\""))
-                .unwrap_or_default();
-            let where_sql = up
-                .selection
-                .as_ref()
-                .map(|p| format!(" WHERE {p}"))
-                .unwrap_or_default();
-            let sql = format!(
-                "SELECT {} FROM {}{alias_sql}{where_sql}",
-                cols.join(", "),
-                quoted(&schema, &tname)
-            );
+            let sql = target.select_sql(&target.new_row_sql(&sets), pred);
             Some(session.ctx.sql(&sql).await?.collect().await?)
         }
         None => None,
     };
-    let out = update_rows(session, &schema, &tname, &alias, &def, &sets, &up).await?;
-    match (returned, returning_items) {
-        (Some(batches), Some(items)) => {
-            returning(session, batches, &def, &tname, &items, "UPDATE").await
-        }
-        _ => Ok(out),
-    }
-}
-
-async fn update_rows(
-    session: &mut Session,
-    schema: &str,
-    tname: &str,
-    alias: &Option<String>,
-    def: &TableDef,
-    sets: &[(String, Expr)],
-    up: &Update,
-) -> Result<Output> {
-    let (schema, tname, alias, def) = (
-        schema.to_string(),
-        tname.to_string(),
-        alias.clone(),
-        def.clone(),
-    );
-    let needs_rewrite = up.selection.as_ref().is_some_and(has_subquery)
+    // delta-rs evaluates neither subqueries nor moves rows between
+    // partitions; those updates rewrite the table instead.
+    let rewrite = pred.is_some_and(has_subquery)
         || sets
             .iter()
-            .any(|(c, e)| has_subquery(e) || def.partition_by.contains(c));
-    if needs_rewrite {
-        return rewrite_update(
-            session,
-            &schema,
-            &tname,
-            &alias,
-            &def,
-            sets,
-            up.selection.as_ref(),
-        )
-        .await;
+            .any(|(c, e)| has_subquery(e) || target.def.partition_by.contains(c));
+    let n = if rewrite {
+        let n = count(session, &target.select_sql("count(*)", pred)).await?;
+        // Changed rows, plus every row the predicate does not select (EXCEPT
+        // ALL keeps duplicates and treats NULLs as equal, so rows where the
+        // predicate is NULL stay as they were). DataFusion turns the
+        // subqueries into joins in both branches.
+        let cond = pred.map(|p| p.to_string()).unwrap_or_else(|| "TRUE".into());
+        let all = target.columns_sql();
+        let sql = format!(
+            "SELECT {} FROM {from} WHERE {cond} UNION ALL \
+             (SELECT {all} FROM {from} EXCEPT ALL SELECT {all} FROM {from} WHERE {cond})",
+            target.new_row_sql(&sets),
+            from = target.snapshot_sql(),
+        );
+        target.overwrite_with(session, &sql).await?;
+        n
+    } else {
+        let texts: Vec<String> = sets.iter().map(|(_, e)| e.to_string()).collect();
+        let (values, pred) = plan_exprs(session, &target, &texts, pred).await?;
+        let mut builder = target
+            .table
+            .clone()
+            .update()
+            .with_session_state(Arc::new(session.ctx.state()));
+        if let Some(p) = pred {
+            builder = builder.with_predicate(p);
+        }
+        for ((c, _), v) in sets.iter().zip(values) {
+            builder = builder.with_update(c.as_str(), store_expr(v, &target.def, c, &target.name));
+        }
+        let (written, metrics) = builder.await?;
+        session.engine.lake().remember(&written);
+        metrics.num_updated_rows
+    };
+    match (returned, &up.returning) {
+        (Some(batches), Some(items)) => returning(session, batches, &target, items, "UPDATE").await,
+        _ => Ok(Output::Command {
+            tag: "UPDATE".into(),
+            rows: Some(n),
+        }),
     }
-    let texts: Vec<String> = sets.iter().map(|(_, e)| e.to_string()).collect();
-    let (values, pred) = plan_exprs(
-        session,
-        &schema,
-        &tname,
-        &alias,
-        &texts,
-        up.selection.as_ref(),
-    )
-    .await?;
-    let (_url, table) = open(session, &def).await?;
-    let mut builder = table
-        .update()
-        .with_session_state(Arc::new(session.ctx.state()));
-    if let Some(p) = pred {
-        builder = builder.with_predicate(p);
-    }
-    for ((c, _), v) in sets.iter().zip(values) {
-        builder = builder.with_update(c.as_str(), store_expr(v, &def, c, &tname));
-    }
-    let (written, metrics) = builder.await?;
-    session.engine.lake().remember(&written);
-    Ok(Output::Command {
-        tag: "UPDATE".into(),
-        rows: Some(metrics.num_updated_rows),
-    })
-}
-
-/// UPDATE as one overwrite: every row passes through a CASE that applies
-/// the SET list where the predicate holds.
-async fn rewrite_update(
-    session: &mut Session,
-    schema: &str,
-    table: &str,
-    alias: &Option<String>,
-    def: &TableDef,
-    sets: &[(String, Expr)],
-    pred: Option<&Expr>,
-) -> Result<Output> {
-    let cond = pred
-        .map(|p| format!("{p}"))
-        .unwrap_or_else(|| "TRUE".into());
-    let set_map: HashMap<&str, &Expr> = sets.iter().map(|(c, e)| (c.as_str(), e)).collect();
-    let cols: Vec<String> = def
-        .columns
-        .iter()
-        .map(|c| {
-            let q = format!("\"{}\"", c.name.replace('"', "\"\""));
-            match set_map.get(c.name.as_str()) {
-                Some(e) => format!("CAST({e} AS {}) AS {q}", c.ty.display()),
-                None => q,
-            }
-        })
-        .collect();
-    let alias_sql = alias
-        .as_ref()
-        .map(|a| format!(" AS \"{a}\""))
-        .unwrap_or_default();
-    let from = format!("{}{alias_sql}", quoted(schema, table));
-    let count_sql = format!("SELECT count(*) FROM {from} WHERE {cond}");
-    let n = count(session, &count_sql).await?;
-    // Changed rows, plus every row the predicate does not select (EXCEPT ALL
-    // keeps duplicates and treats NULLs as equal, so rows where the
-    // predicate is NULL stay as they were). DataFusion turns the subqueries
-    // into joins in both branches.
-    let star = def
-        .columns
-        .iter()
-        .map(|c| format!("\"{}\"", c.name.replace('"', "\"\"")))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let sql = format!(
-        "SELECT {} FROM {from} WHERE {cond} UNION ALL \
-         (SELECT {star} FROM {from} EXCEPT ALL SELECT {star} FROM {from} WHERE {cond})",
-        cols.join(", ")
-    );
-    let df = session.ctx.sql(&sql).await?;
-    let targets: Vec<String> = def.columns.iter().map(|c| c.name.clone()).collect();
-    let df = conform(session, df, def, &targets, table)?;
-    let (_url, t) = open(session, def).await?;
-    write_plan(
-        session,
-        t,
-        df.into_unoptimized_plan(),
-        SaveMode::Overwrite,
-        &def.partition_by,
-    )
-    .await?;
-    Ok(Output::Command {
-        tag: "UPDATE".into(),
-        rows: Some(n),
-    })
 }
 
 async fn count(session: &Session, sql: &str) -> Result<usize> {
@@ -645,18 +571,16 @@ async fn count(session: &Session, sql: &str) -> Result<usize> {
     let b = batches
         .first()
         .ok_or_else(|| Error::internal("count returned nothing"))?;
-    let v = ScalarValue::try_from_array(b.column(0), 0)?;
-    Ok(match v {
-        ScalarValue::Int64(Some(n)) => n as usize,
-        other => other.to_string().parse().unwrap_or(0),
-    })
+    match ScalarValue::try_from_array(b.column(0), 0)? {
+        ScalarValue::Int64(Some(n)) => Ok(n as usize),
+        other => Err(Error::internal(format!("count returned {other}"))),
+    }
 }
 
 pub async fn delete(session: &mut Session, del: Delete) -> Result<Output> {
     if del.using.is_some() {
         return Err(Error::not_supported("DELETE ... USING"));
     }
-
     let from = match &del.from {
         FromTable::WithFromKeyword(t) | FromTable::WithoutKeyword(t) => t,
     };
@@ -664,101 +588,66 @@ pub async fn delete(session: &mut Session, del: Delete) -> Result<Output> {
         return Err(Error::not_supported("DELETE from several tables"));
     }
     let (name, alias) = target(&from[0])?;
-    let (schema, tname, def) = session.resolve_table(&name)?;
-    let alias_sql = alias
-        .as_ref()
-        .map(|a| format!(" AS \"{a}\""))
-        .unwrap_or_default();
-    let from_sql = format!("{}{alias_sql}", quoted(&schema, &tname));
-    if let Some(items) = &del.returning {
-        // The deleted rows, read from the snapshot the delete reads.
-        let where_sql = del
-            .selection
-            .as_ref()
-            .map(|p| format!(" WHERE {p}"))
-            .unwrap_or_default();
-        let gone = session
-            .ctx
-            .sql(&format!("SELECT * FROM {from_sql}{where_sql}"))
-            .await?
-            .collect()
-            .await?;
-        let mut plain = del.clone();
-        plain.returning = None;
-        Box::pin(delete(session, plain)).await?;
-        return returning(session, gone, &def, &tname, items, "DELETE").await;
-    }
-    if del.selection.as_ref().is_some_and(has_subquery) {
-        let pred = del.selection.as_ref().unwrap();
-        let n = count(
-            session,
-            &format!("SELECT count(*) FROM {from_sql} WHERE {pred}"),
-        )
-        .await?;
-        let star = def
-            .columns
-            .iter()
-            .map(|c| format!("\"{}\"", c.name.replace('"', "\"\"")))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let keep = session
-            .ctx
-            .sql(&format!(
-                "SELECT {star} FROM {from_sql} EXCEPT ALL SELECT {star} FROM {from_sql} WHERE {pred}"
-            ))
-            .await?;
-        let targets: Vec<String> = def.columns.iter().map(|c| c.name.clone()).collect();
-        let keep = conform(session, keep, &def, &targets, &tname)?;
-        let (_url, t) = open(session, &def).await?;
-        write_plan(
-            session,
-            t,
-            keep.into_unoptimized_plan(),
-            SaveMode::Overwrite,
-            &def.partition_by,
-        )
-        .await?;
-        return Ok(Output::Command {
-            tag: "DELETE".into(),
-            rows: Some(n),
-        });
-    }
-    let (_, pred) = plan_exprs(
-        session,
-        &schema,
-        &tname,
-        &alias,
-        &[],
-        del.selection.as_ref(),
-    )
-    .await?;
-    let (_url, table) = open(session, &def).await?;
-    let before = table.clone();
-    let mut builder = table
-        .delete()
-        .with_session_state(Arc::new(session.ctx.state()));
-    if let Some(p) = pred.clone() {
-        builder = builder.with_predicate(p);
-    }
-    let (written, metrics) = builder.await?;
-    session.engine.lake().remember(&written);
-    let n = match metrics.num_deleted_rows {
-        Some(n) => n,
-        None => {
-            // Whole files were dropped from metadata alone: count them on
-            // the snapshot the delete read.
-            let provider = before.table_provider().await?;
-            let mut df = session.ctx.read_table(provider)?;
-            if let Some(p) = pred {
-                df = df.filter(p)?;
+    let target = Target::open(session, &name, alias).await?;
+    let pred = del.selection.as_ref();
+    // RETURNING: the deleted rows, read from the snapshot the delete reads.
+    let gone = match &del.returning {
+        Some(_) => Some(
+            session
+                .ctx
+                .sql(&target.select_sql("*", pred))
+                .await?
+                .collect()
+                .await?,
+        ),
+        None => None,
+    };
+    let n = if pred.is_some_and(has_subquery) {
+        // delta-rs cannot evaluate subqueries: keep every row the predicate
+        // does not select, in one overwrite.
+        let n = count(session, &target.select_sql("count(*)", pred)).await?;
+        let all = target.columns_sql();
+        let keep = format!(
+            "SELECT {all} FROM {from} EXCEPT ALL {}",
+            target.select_sql(&all, pred),
+            from = target.snapshot_sql()
+        );
+        target.overwrite_with(session, &keep).await?;
+        n
+    } else {
+        let (_, pred) = plan_exprs(session, &target, &[], pred).await?;
+        let mut builder = target
+            .table
+            .clone()
+            .delete()
+            .with_session_state(Arc::new(session.ctx.state()));
+        if let Some(p) = pred.clone() {
+            builder = builder.with_predicate(p);
+        }
+        let (written, metrics) = builder.await?;
+        session.engine.lake().remember(&written);
+        match metrics.num_deleted_rows {
+            Some(n) => n,
+            None => {
+                // Whole files were dropped from metadata alone: count them
+                // on the snapshot the delete read.
+                let mut df = session
+                    .ctx
+                    .read_table(target.table.table_provider().await?)?;
+                if let Some(p) = pred {
+                    df = df.filter(p)?;
+                }
+                df.count().await?
             }
-            df.count().await?
         }
     };
-    Ok(Output::Command {
-        tag: "DELETE".into(),
-        rows: Some(n),
-    })
+    match (gone, &del.returning) {
+        (Some(rows), Some(items)) => returning(session, rows, &target, items, "DELETE").await,
+        _ => Ok(Output::Command {
+            tag: "DELETE".into(),
+            rows: Some(n),
+        }),
+    }
 }
 
 pub async fn merge(_session: &mut Session, _m: Merge) -> Result<Output> {

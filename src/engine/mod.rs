@@ -33,7 +33,7 @@ use datafusion::sql::sqlparser::ast::{ObjectName, Statement};
 
 use crate::catalog::info_schema::InformationSchema;
 use crate::catalog::provider::{ContextFactory, SluiceCatalogProvider};
-use crate::catalog::{Catalog, DATABASE, Entry, Kind, TableDef};
+use crate::catalog::{self, Catalog, DATABASE, Entry, Kind, TableDef};
 use crate::error::{Error, ErrorKind, Result};
 use crate::frontend::{self, Stmt};
 use crate::lake::Lake;
@@ -301,9 +301,8 @@ impl Session {
 
     async fn execute_sql(&mut self, stmt: Statement) -> Result<Output> {
         match stmt {
-            Statement::Query(_) | Statement::Explain { .. } | Statement::ExplainTable { .. } => {
-                self.query(stmt).await
-            }
+            Statement::ExplainTable { table_name, .. } => self.describe_relation(&table_name).await,
+            Statement::Query(_) | Statement::Explain { .. } => self.query(stmt).await,
             Statement::CreateSchema {
                 schema_name,
                 if_not_exists,
@@ -378,7 +377,7 @@ impl Session {
     pub async fn query(&mut self, stmt: Statement) -> Result<Output> {
         let plan = self.plan(stmt.clone()).await?;
         let tag = match stmt {
-            Statement::Explain { .. } | Statement::ExplainTable { .. } => "EXPLAIN",
+            Statement::Explain { .. } => "EXPLAIN",
             _ => "SELECT",
         };
         let df = self.ctx.execute_logical_plan(plan).await?;
@@ -389,6 +388,63 @@ impl Session {
             stream,
             tag,
         })
+    }
+
+    /// `DESCRIBE t`: the columns with their PostgreSQL types.
+    async fn describe_relation(&mut self, name: &ObjectName) -> Result<Output> {
+        use datafusion::arrow::array::StringArray;
+        let (schema, rel) = self.qualify(name)?;
+        let columns: Vec<catalog::ColumnDef> = match self.catalog_entry(&schema, &rel) {
+            Some(e) if e.kind == Kind::Table => e.table_def()?.columns,
+            Some(e) if e.kind == Kind::View => {
+                let plan = self
+                    .engine
+                    .context(&schema, false)
+                    .state()
+                    .create_logical_plan(&e.definition)
+                    .await?;
+                plan.schema()
+                    .fields()
+                    .iter()
+                    .map(|f| catalog::ColumnDef {
+                        name: f.name().clone(),
+                        ty: catalog::PgType::from_arrow(f.data_type()),
+                        not_null: false,
+                        default: None,
+                    })
+                    .collect()
+            }
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::UndefinedTable,
+                    format!("relation \"{}\" does not exist", display_name(name)),
+                ));
+            }
+        };
+        let out = describe_schema();
+        let batch = RecordBatch::try_new(
+            out.clone(),
+            vec![
+                Arc::new(StringArray::from_iter_values(
+                    columns.iter().map(|c| c.name.clone()),
+                )),
+                Arc::new(StringArray::from_iter_values(
+                    columns.iter().map(|c| c.ty.display()),
+                )),
+                Arc::new(StringArray::from_iter_values(
+                    columns
+                        .iter()
+                        .map(|c| if c.not_null { "NO" } else { "YES" }),
+                )),
+                Arc::new(StringArray::from(
+                    columns
+                        .iter()
+                        .map(|c| c.default.clone())
+                        .collect::<Vec<_>>(),
+                )),
+            ],
+        )?;
+        Output::batches(out, vec![batch], "SELECT")
     }
 
     pub async fn plan(&self, stmt: Statement) -> Result<LogicalPlan> {
@@ -432,11 +488,17 @@ impl Session {
         Vec<Option<datafusion::arrow::datatypes::DataType>>,
         Option<SchemaRef>,
     ) {
-        let returns_rows = matches!(
-            s,
-            Statement::Query(_) | Statement::Explain { .. } | Statement::ExplainTable { .. }
-        );
-        let plan = self.plan(s.clone()).await;
+        let returns_rows = matches!(s, Statement::Query(_) | Statement::Explain { .. });
+        // DataFusion plans DML without RETURNING; the parameter types come
+        // from the rest of the statement, the result columns from ours.
+        let mut probe = s.clone();
+        match &mut probe {
+            Statement::Insert(i) => i.returning = None,
+            Statement::Update(u) => u.returning = None,
+            Statement::Delete(d) => d.returning = None,
+            _ => {}
+        }
+        let plan = self.plan(probe).await;
         let mut types = Vec::new();
         let mut schema = None;
         if let Ok(plan) = &plan {
@@ -466,6 +528,7 @@ impl Session {
         if schema.is_none() {
             schema = match s {
                 Statement::ShowVariable { variable } => Some(settings::show_schema(variable)),
+                Statement::ExplainTable { .. } => Some(describe_schema()),
                 Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) => {
                     dml::returning_schema(self, s).await.ok().flatten()
                 }
@@ -533,6 +596,17 @@ impl Session {
     }
 }
 
+/// Columns of `DESCRIBE t`.
+fn describe_schema() -> SchemaRef {
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    Arc::new(Schema::new(vec![
+        Field::new("column_name", DataType::Utf8, false),
+        Field::new("data_type", DataType::Utf8, false),
+        Field::new("is_nullable", DataType::Utf8, false),
+        Field::new("column_default", DataType::Utf8, true),
+    ]))
+}
+
 /// Lowercase unquoted identifiers, as PostgreSQL folds them.
 pub fn normalize_ident(id: &datafusion::sql::sqlparser::ast::Ident) -> String {
     if id.quote_style.is_some() {
@@ -540,6 +614,15 @@ pub fn normalize_ident(id: &datafusion::sql::sqlparser::ast::Ident) -> String {
     } else {
         id.value.to_lowercase()
     }
+}
+
+/// The last part of a possibly qualified name, folded like PostgreSQL does.
+pub fn last_ident(name: &ObjectName) -> String {
+    name.0
+        .last()
+        .and_then(|p| p.as_ident())
+        .map(normalize_ident)
+        .unwrap_or_default()
 }
 
 fn display_name(name: &ObjectName) -> String {

@@ -42,6 +42,11 @@ pub struct Connection {
 }
 
 impl Connection {
+    /// This connection's session; locked while a statement runs.
+    pub fn session(&self) -> Arc<Mutex<Session>> {
+        self.session.clone()
+    }
+
     pub fn new(session: Session, manager: Arc<ConnectionManager>) -> Self {
         let session = Arc::new(Mutex::new(session));
         Connection {

@@ -65,7 +65,7 @@ pub async fn serve(
                 }
                 let _ = socket.set_nodelay(true);
                 let conn = Arc::new(Connection::new(engine.session(), manager.clone()));
-                tasks.spawn(async move {
+                tasks.spawn(conn.session(), async move {
                     if let Err(e) = pgwire::tokio::process_socket(socket, None, conn).await {
                         tracing::debug!("connection from {peer} ended: {e}");
                     }
@@ -75,7 +75,7 @@ pub async fn serve(
     }
     // Stop accepting; let statements in flight finish their commits.
     drop(listener);
-    tasks.wait(std::time::Duration::from_secs(30)).await;
+    tasks.shutdown(std::time::Duration::from_secs(30)).await;
     Ok(())
 }
 
@@ -85,33 +85,36 @@ mod tokio_util_tasks {
 
     use tokio::task::JoinHandle;
 
-    /// Connection tasks, so shutdown can wait for them.
+    use crate::engine::Session;
+
+    /// Open connections with their sessions. A statement holds its
+    /// session's lock while it runs, so taking the lock means none is
+    /// in flight on that connection.
     #[derive(Default, Clone)]
-    pub struct Tasks(Arc<Mutex<Vec<JoinHandle<()>>>>);
+    pub struct Tasks(Arc<Mutex<Vec<OpenConnection>>>);
+
+    type OpenConnection = (JoinHandle<()>, Arc<tokio::sync::Mutex<Session>>);
 
     impl Tasks {
-        pub fn spawn(&self, f: impl std::future::Future<Output = ()> + Send + 'static) {
+        pub fn spawn(
+            &self,
+            session: Arc<tokio::sync::Mutex<Session>>,
+            f: impl std::future::Future<Output = ()> + Send + 'static,
+        ) {
             let mut v = self.0.lock().unwrap();
-            v.retain(|h| !h.is_finished());
-            v.push(tokio::spawn(f));
+            v.retain(|(h, _)| !h.is_finished());
+            v.push((tokio::spawn(f), session));
         }
 
-        /// Wait for open connections to finish, up to `limit`; idle ones
-        /// are then closed.
-        pub async fn wait(&self, limit: Duration) {
-            let handles: Vec<_> = std::mem::take(&mut *self.0.lock().unwrap());
-            let deadline = tokio::time::Instant::now() + Duration::from_millis(200);
-            for h in &handles {
-                let _ = tokio::time::timeout_at(deadline, async {
-                    while !h.is_finished() {
-                        tokio::time::sleep(Duration::from_millis(10)).await
-                    }
-                })
-                .await;
-            }
-            let _ = limit;
-            for h in handles {
-                h.abort();
+        /// Let statements in flight finish (up to `limit` in all), then
+        /// close every connection before it can start another.
+        pub async fn shutdown(&self, limit: Duration) {
+            let open: Vec<_> = std::mem::take(&mut *self.0.lock().unwrap());
+            let deadline = tokio::time::Instant::now() + limit;
+            for (task, session) in open {
+                let idle = tokio::time::timeout_at(deadline, session.lock()).await;
+                task.abort();
+                drop(idle);
             }
         }
     }

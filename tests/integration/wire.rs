@@ -3,6 +3,10 @@
 
 use crate::common::{Server, sqlstate};
 
+/// Ten billion rows: runs far longer than any test waits.
+const SLOW_QUERY: &str =
+    "SELECT count(*) FROM generate_series(1, 100000) a, generate_series(1, 100000) b";
+
 #[tokio::test]
 async fn extended_protocol_with_typed_parameters_and_binary_results() {
     let server = Server::start();
@@ -145,12 +149,7 @@ async fn statement_timeout_cancels_with_57014() {
     c.batch_execute("SET statement_timeout = '200ms'")
         .await
         .unwrap();
-    let e = c
-        .simple_query(
-            "SELECT count(*) FROM generate_series(1, 100000) a, generate_series(1, 100000) b",
-        )
-        .await
-        .unwrap_err();
+    let e = c.simple_query(SLOW_QUERY).await.unwrap_err();
     assert_eq!(sqlstate(&e), "57014", "{e}");
     let v: String = c
         .query_one("SHOW statement_timeout", &[])
@@ -193,11 +192,7 @@ async fn a_dropped_client_does_not_hurt_the_server() {
         let c = server.connect().await;
         c.batch_execute("CREATE TABLE t (a bigint)").await.unwrap();
         let slow = tokio::spawn(async move {
-            let _ = c
-                .simple_query(
-                    "SELECT count(*) FROM generate_series(1, 100000) a, generate_series(1, 100000) b",
-                )
-                .await;
+            let _ = c.simple_query(SLOW_QUERY).await;
         });
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         slow.abort();
@@ -239,4 +234,81 @@ async fn a_write_on_one_connection_is_visible_on_the_next_statement_of_another()
             .get(0);
         assert_eq!(n, i as i64 + 1);
     }
+}
+
+#[tokio::test]
+async fn returning_works_over_the_extended_protocol() {
+    let server = Server::start();
+    let c = server.connect().await;
+    c.batch_execute(
+        "CREATE TABLE t (id bigint NOT NULL, v text);
+         INSERT INTO t VALUES (1, 'a'), (2, 'b'), (3, 'c');
+         CREATE TABLE keep (id bigint); INSERT INTO keep VALUES (1);",
+    )
+    .await
+    .unwrap();
+    // Describe must announce the RETURNING columns, or the driver rejects the rows.
+    let rows = c
+        .query(
+            "UPDATE t SET v = upper(v) WHERE id >= $1 RETURNING id, v",
+            &[&2i64],
+        )
+        .await
+        .unwrap();
+    let mut got: Vec<(i64, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    got.sort();
+    assert_eq!(got, vec![(2, "B".into()), (3, "C".into())]);
+    let rows = c
+        .query(
+            "DELETE FROM t WHERE id NOT IN (SELECT id FROM keep) RETURNING id",
+            &[],
+        )
+        .await
+        .unwrap();
+    let mut ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+    ids.sort();
+    assert_eq!(ids, vec![2, 3]);
+    let left: Vec<(i64, String)> = c
+        .query("SELECT id, v FROM t", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(left, vec![(1, "a".into())]);
+    // NOT NULL holds on the rewrite path too; nothing is committed.
+    let e = c
+        .execute(
+            "UPDATE t SET id = NULL WHERE id IN (SELECT id FROM keep)",
+            &[],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "23502", "{e}");
+}
+
+#[tokio::test]
+async fn a_failed_create_table_as_leaves_no_table_and_no_files() {
+    let server = Server::start();
+    let c = server.connect().await;
+    let e = c
+        .batch_execute(
+            "CREATE TABLE t AS SELECT 1 / (x - 500) AS y FROM generate_series(1, 1000) g(x)",
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "22012", "{e}");
+    assert!(
+        !server.lake.join("public/t").exists(),
+        "no files left behind"
+    );
+    c.batch_execute("CREATE TABLE t AS SELECT 1 AS y")
+        .await
+        .unwrap();
+    let n: i64 = c
+        .query_one("SELECT count(*) FROM t", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1);
 }
