@@ -135,30 +135,12 @@ async fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
     // Sluice in process: the same engine without the wire.
     let mut session = engine.session();
     run_sql(&mut session, "SET search_path = tpch").await?;
-    // Queries name the tables unqualified. Should the server not resolve
-    // them through search_path, qualify them, and say so.
-    let qualify_names = match run_sql(&mut session, "SELECT r_regionkey FROM region LIMIT 1").await
-    {
-        Ok(_) => false,
-        Err(e) => {
-            eprintln!(
-                "warning: after SET search_path = tpch, `SELECT ... FROM region` fails ({e}); \
-                 table names are qualified with tpch. for the Sluice runs"
-            );
-            true
-        }
-    };
     let mut inproc: BTreeMap<usize, Measure> = BTreeMap::new();
     for (n, sql) in &queries {
-        let sql = if qualify_names {
-            qualified(sql)?
-        } else {
-            sql.clone()
-        };
         let mut m: Measure = Err("not run".into());
         for _ in 0..reps {
             let start = Instant::now();
-            match run_sql(&mut session, &sql).await {
+            match run_sql(&mut session, sql).await {
                 Ok(rows) => m = Ok(better(&m, start.elapsed(), rows)),
                 Err(e) => {
                     m = Err(e.to_string());
@@ -190,13 +172,8 @@ async fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
         .map_err(pg_error)?;
     let mut wire: BTreeMap<usize, Measure> = BTreeMap::new();
     for (n, sql) in &queries {
-        let sql = if qualify_names {
-            qualified(sql)?
-        } else {
-            sql.clone()
-        };
         let m = best_of(reps, || async {
-            let msgs = client.simple_query(&sql).await.map_err(pg_error)?;
+            let msgs = client.simple_query(sql).await.map_err(pg_error)?;
             Ok::<_, String>(
                 msgs.iter()
                     .filter(|m| matches!(m, SimpleQueryMessage::Row(_)))
@@ -286,29 +263,6 @@ async fn load(engine: &Arc<Engine>, data: &Path) -> Result<(), Box<dyn std::erro
         .into());
     }
     Ok(())
-}
-
-/// `sql` with the TPC-H table names qualified by the `tpch` schema.
-fn qualified(sql: &str) -> Result<String, Box<dyn std::error::Error>> {
-    use datafusion::sql::sqlparser::ast::{Ident, ObjectNamePart, visit_relations_mut};
-    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-    use datafusion::sql::sqlparser::parser::Parser as SqlParser;
-    use std::ops::ControlFlow;
-    let mut stmts = SqlParser::parse_sql(&PostgreSqlDialect {}, sql)?;
-    let _ = visit_relations_mut(&mut stmts, |name| {
-        let is_tpch = matches!(name.0.as_slice(), [ObjectNamePart::Identifier(id)]
-            if TABLES.contains(&id.value.to_lowercase().as_str()));
-        if is_tpch {
-            name.0
-                .insert(0, ObjectNamePart::Identifier(Ident::new("tpch")));
-        }
-        ControlFlow::<()>::Continue(())
-    });
-    Ok(stmts
-        .iter()
-        .map(|s| s.to_string())
-        .collect::<Vec<_>>()
-        .join(";\n"))
 }
 
 /// A wire error with the server's message.
