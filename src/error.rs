@@ -22,6 +22,7 @@ pub enum ErrorKind {
     DatatypeMismatch,
     InvalidText,
     InvalidDatetime,
+    CardinalityViolation,
     DivisionByZero,
     NumericOutOfRange,
     StringTooLong,
@@ -302,6 +303,15 @@ pub(crate) fn classify_message(raw: &str) -> Option<Error> {
     use crate::catalog::types::arrow_name_to_pg;
     let msg = strip_df(raw);
     let lower = msg.to_lowercase();
+    if msg.contains("MERGE matched a target row with multiple source rows") {
+        return Some(
+            Error::new(
+                ErrorKind::CardinalityViolation,
+                "MERGE command cannot affect row a second time",
+            )
+            .with_hint("Ensure that not more than one source row matches any one target row."),
+        );
+    }
     if let Some(pos) = msg.find("null value in column") {
         let text = msg[pos..].lines().next().unwrap_or("").to_string();
         return Some(Error::new(ErrorKind::NotNullViolation, text));

@@ -66,6 +66,7 @@ pub fn parse(sql: &str, default_schema: &str) -> Result<Vec<Stmt>> {
         .tokenize_with_location()
         .map_err(|e| Error::syntax(format!("syntax error: {e}")))?;
     let tokens = rewrite_time_travel(tokens, default_schema);
+    let tokens = rewrite_merge_do_nothing(tokens);
     let mut parser = Parser::new(&dialect).with_tokens_with_locations(tokens);
     let mut out = Vec::new();
     loop {
@@ -319,6 +320,83 @@ fn rewrite_time_travel(tokens: Vec<TokenWithSpan>, default_schema: &str) -> Vec<
     out
 }
 
+/// Column name that marks a MERGE `DO NOTHING` action, which sqlparser
+/// does not parse: `THEN DO NOTHING` becomes an action on this column.
+pub const MERGE_DO_NOTHING: &str = "__sluice_do_nothing";
+
+fn rewrite_merge_do_nothing(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+    use datafusion::sql::sqlparser::tokenizer::Whitespace;
+    let significant = |v: &[TokenWithSpan]| -> Vec<usize> {
+        (0..v.len()).filter(|&i| !is_ws(&v[i].token)).collect()
+    };
+    let mut out: Vec<TokenWithSpan> = Vec::with_capacity(tokens.len());
+    let mut i = 0;
+    while i < tokens.len() {
+        let t = &tokens[i].token;
+        if word_is(t, "DO") {
+            let sig = significant(&out);
+            let prev_then = sig.last().is_some_and(|&j| word_is(&out[j].token, "THEN"));
+            let next = tokens[i + 1..].iter().position(|x| !is_ws(&x.token));
+            if let (true, Some(k)) = (prev_then, next)
+                && word_is(&tokens[i + 1 + k].token, "NOTHING")
+            {
+                // Which clause: the words after the last WHEN.
+                let when = sig.iter().rposition(|&j| word_is(&out[j].token, "WHEN"));
+                let words: Vec<&Token> = when
+                    .map(|w| sig[w + 1..].iter().map(|&j| &out[j].token).collect())
+                    .unwrap_or_default();
+                let not_matched = words.first().is_some_and(|t| word_is(t, "NOT"))
+                    && !words.iter().any(|t| word_is(t, "SOURCE"));
+                let span = tokens[i].span;
+                let word = |v: &str, q: Option<char>, keyword: Keyword| TokenWithSpan {
+                    token: Token::Word(Word {
+                        value: v.to_string(),
+                        quote_style: q,
+                        keyword,
+                    }),
+                    span,
+                };
+                let tok = |t: Token| TokenWithSpan { token: t, span };
+                let sp = || tok(Token::Whitespace(Whitespace::Space));
+                let marker = word(MERGE_DO_NOTHING, Some('"'), Keyword::NoKeyword);
+                let null = word("NULL", None, Keyword::NULL);
+                if not_matched {
+                    out.extend([
+                        word("INSERT", None, Keyword::INSERT),
+                        sp(),
+                        tok(Token::LParen),
+                        marker,
+                        tok(Token::RParen),
+                        sp(),
+                        word("VALUES", None, Keyword::VALUES),
+                        sp(),
+                        tok(Token::LParen),
+                        null,
+                        tok(Token::RParen),
+                    ]);
+                } else {
+                    out.extend([
+                        word("UPDATE", None, Keyword::UPDATE),
+                        sp(),
+                        word("SET", None, Keyword::SET),
+                        sp(),
+                        marker,
+                        sp(),
+                        tok(Token::Eq),
+                        sp(),
+                        null,
+                    ]);
+                }
+                i += k + 2;
+                continue;
+            }
+        }
+        out.push(tokens[i].clone());
+        i += 1;
+    }
+    out
+}
+
 fn ident_value(w: &Word) -> String {
     if w.quote_style.is_some() {
         w.value.clone()
@@ -392,6 +470,26 @@ mod tests {
             Stmt::Restore { at, .. } => assert_eq!(at, TimeTravel::Version(2)),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn merge_do_nothing_becomes_a_marked_action() {
+        let Stmt::Sql(s) = one("MERGE INTO t USING s ON t.k = s.k \
+             WHEN MATCHED AND s.x > 1 THEN DO NOTHING \
+             WHEN MATCHED THEN DELETE \
+             WHEN NOT MATCHED THEN DO NOTHING")
+        else {
+            panic!()
+        };
+        let text = s.to_string();
+        assert!(
+            text.contains("UPDATE SET \"__sluice_do_nothing\" = NULL"),
+            "{text}"
+        );
+        assert!(
+            text.contains("INSERT (\"__sluice_do_nothing\") VALUES (NULL)"),
+            "{text}"
+        );
     }
 
     #[test]

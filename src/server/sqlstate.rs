@@ -20,6 +20,7 @@ pub fn sqlstate(kind: ErrorKind) -> &'static str {
         DatatypeMismatch => "42804",
         InvalidText => "22P02",
         InvalidDatetime => "22007",
+        CardinalityViolation => "21000",
         DivisionByZero => "22012",
         NumericOutOfRange => "22003",
         StringTooLong => "22001",
