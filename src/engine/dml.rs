@@ -753,7 +753,7 @@ pub async fn merge(session: &mut Session, m: Merge) -> Result<Output> {
             }
         }
         if is_do_nothing(&clause.action) {
-            guards.push((clause.clause_kind.clone(), own.map(|c| c.is_not_true())));
+            guards.push((clause.clause_kind, own.map(|c| c.is_not_true())));
             continue;
         }
         if blocked {
