@@ -312,6 +312,11 @@ pub(crate) fn classify_message(raw: &str) -> Option<Error> {
             .with_hint("Ensure that not more than one source row matches any one target row."),
         );
     }
+    // Our own write-path checks, when delta-rs hands them back as text.
+    if let Some(pos) = msg.find("value too long for type") {
+        let text = msg[pos..].lines().next().unwrap_or("").to_string();
+        return Some(Error::new(ErrorKind::StringTooLong, text));
+    }
     if let Some(pos) = msg.find("null value in column") {
         let text = msg[pos..].lines().next().unwrap_or("").to_string();
         return Some(Error::new(ErrorKind::NotNullViolation, text));

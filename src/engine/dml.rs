@@ -86,6 +86,67 @@ impl ScalarUDFImpl for AssertNotNull {
     }
 }
 
+/// Enforces `varchar(n)` / `char(n)`: a longer value fails with 22001,
+/// unless the excess characters are all spaces, which are cut off, as in
+/// PostgreSQL.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct FitLength {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for FitLength {
+    fn name(&self) -> &str {
+        "sluice_fit_length"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> datafusion::error::Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(
+        &self,
+        args: ScalarFunctionArgs,
+    ) -> datafusion::error::Result<ColumnarValue> {
+        use datafusion::arrow::array::{Array, AsArray, StringArray};
+        let (max, type_name) = match (&args.args[1], &args.args[2]) {
+            (
+                ColumnarValue::Scalar(ScalarValue::Int64(Some(n))),
+                ColumnarValue::Scalar(ScalarValue::Utf8(Some(t))),
+            ) => (*n as usize, t.clone()),
+            _ => return datafusion::common::exec_err!("sluice_fit_length needs literal arguments"),
+        };
+        let input = args.args[0].to_array(args.number_rows)?;
+        let input = datafusion::arrow::compute::cast(&input, &DataType::Utf8)?;
+        let strings = input.as_string::<i32>();
+        let mut out = Vec::with_capacity(strings.len());
+        for i in 0..strings.len() {
+            if strings.is_null(i) {
+                out.push(None);
+                continue;
+            }
+            let v = strings.value(i);
+            match v.char_indices().nth(max) {
+                None => out.push(Some(v.to_string())),
+                Some((cut, _)) if v[cut..].chars().all(|c| c == ' ') => {
+                    out.push(Some(v[..cut].to_string()))
+                }
+                Some(_) => {
+                    return Err(datafusion::error::DataFusionError::External(Box::new(
+                        Error::new(
+                            ErrorKind::StringTooLong,
+                            format!("value too long for type {type_name}"),
+                        ),
+                    )));
+                }
+            }
+        }
+        Ok(ColumnarValue::Array(std::sync::Arc::new(
+            StringArray::from(out),
+        )))
+    }
+}
+
 fn assert_not_null(e: DfExpr, column: &str, table: &str) -> DfExpr {
     let udf = ScalarUDF::new_from_impl(AssertNotNull {
         signature: Signature::any(3, Volatility::Volatile),
@@ -93,8 +154,6 @@ fn assert_not_null(e: DfExpr, column: &str, table: &str) -> DfExpr {
     udf.call(vec![e, lit(column), lit(table)])
 }
 
-/// The expression that stores `e` into column `c` of `def`: cast to the
-/// column type, with the NOT NULL check when declared.
 /// Quote an identifier for SQL text we generate.
 fn ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
@@ -190,7 +249,13 @@ impl Target {
 /// column type, with the NOT NULL check when declared.
 fn store_expr(e: DfExpr, def: &TableDef, column: &str, table: &str) -> DfExpr {
     let c = def.column(column).expect("column exists");
-    let e = cast(e, c.ty.arrow_type());
+    let mut e = cast(e, c.ty.arrow_type());
+    if let ("character varying" | "character", Some(n)) = (c.ty.name.as_str(), c.ty.length) {
+        let fit = ScalarUDF::new_from_impl(FitLength {
+            signature: Signature::any(3, Volatility::Immutable),
+        });
+        e = fit.call(vec![e, lit(n as i64), lit(c.ty.display())]);
+    }
     if c.not_null {
         assert_not_null(e, column, table)
     } else {

@@ -15,6 +15,7 @@ pub mod dml;
 pub mod lakehouse;
 pub mod params;
 pub mod settings;
+pub mod text_input;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -108,6 +109,7 @@ fn planning_context(
         .with_default_features()
         // delta-rs plans its write operators through its own planner.
         .with_query_planner(deltalake::delta_datafusion::planner::DeltaPlanner::new())
+        .with_analyzer_rule(Arc::new(text_input::TextInputCasts))
         .build();
     let ctx = SessionContext::new_with_state(state);
     let cat2 = catalog.clone();
@@ -641,7 +643,36 @@ fn first_words(sql: &str) -> String {
     sql.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
 }
 
-/// Adjust PostgreSQL spellings DataFusion plans differently.
-fn rewrite_for_datafusion(stmt: Statement) -> Statement {
+/// Adjust PostgreSQL spellings DataFusion plans differently: an explicit
+/// cast to `varchar(n)` / `char(n)` cuts the value to n characters
+/// (DataFusion's string type has no length).
+fn rewrite_for_datafusion(mut stmt: Statement) -> Statement {
+    use datafusion::sql::sqlparser::ast::{
+        CharacterLength, DataType as SqlType, Expr, visit_expressions_mut,
+    };
+    use std::ops::ControlFlow;
+    let _ = visit_expressions_mut(&mut stmt, |e| {
+        if let Expr::Cast {
+            expr, data_type, ..
+        } = e
+            && let SqlType::Varchar(Some(CharacterLength::IntegerLength { length, .. }))
+            | SqlType::CharacterVarying(Some(CharacterLength::IntegerLength {
+                length, ..
+            }))
+            | SqlType::Char(Some(CharacterLength::IntegerLength { length, .. }))
+            | SqlType::Character(Some(CharacterLength::IntegerLength { length, .. })) = data_type
+        {
+            let sql = format!("left(CAST(({expr}) AS TEXT), {length})");
+            if let Ok(mut parser) = datafusion::sql::sqlparser::parser::Parser::new(
+                &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
+            )
+            .try_with_sql(&sql)
+                && let Ok(cut) = parser.parse_expr()
+            {
+                *e = cut;
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
     stmt
 }

@@ -255,7 +255,10 @@ fn encode_rows(
     batches
         .map(move |b: PgWireResult<RecordBatch>| {
             let rows: Box<dyn Iterator<Item = PgWireResult<_>> + Send + Sync> = match b {
-                Ok(b) => arrow_pg::datatypes::encode_recordbatch(fields.clone(), b),
+                Ok(b) => {
+                    let b = super::text::pg_text(b, &fields);
+                    arrow_pg::datatypes::encode_recordbatch(fields.clone(), b)
+                }
                 Err(e) => Box::new(std::iter::once(Err(e))),
             };
             stream::iter(rows)

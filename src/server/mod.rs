@@ -4,6 +4,7 @@
 
 mod handler;
 pub mod sqlstate;
+mod text;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

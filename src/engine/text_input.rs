@@ -1,0 +1,361 @@
+//! PostgreSQL's text input for the types Arrow cannot cast text to: arrays
+//! (`'{1,2,NULL}'`, `'{a,"b c",""}'`) and bytea (`'\x00ff'`, escapes).
+//!
+//! An analyzer rule turns every `CAST(<text> AS <type>[])` into
+//! `sluice_text_to_array(<text>, '<type>')` and `CAST(<text> AS bytea)` into
+//! `sluice_text_to_bytea(<text>)`; INSERT, UPDATE and MERGE cast their values
+//! to the column types, so literals work there too.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BinaryArray, ListArray, StringArray};
+use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{DFSchema, ScalarValue, exec_err};
+use datafusion::error::Result as DfResult;
+use datafusion::logical_expr::expr_rewriter::NamePreserver;
+use datafusion::logical_expr::{
+    ColumnarValue, Expr, ExprSchemable, LogicalPlan, ReturnFieldArgs, ScalarFunctionArgs,
+    ScalarUDF, ScalarUDFImpl, Signature, Volatility, cast, lit,
+};
+use datafusion::optimizer::AnalyzerRule;
+
+/// Split PostgreSQL array text into its elements; `None` is a NULL element.
+pub fn parse_array_text(text: &str) -> Result<Vec<Option<String>>, String> {
+    let t = text.trim();
+    let inner = t
+        .strip_prefix('{')
+        .and_then(|r| r.strip_suffix('}'))
+        .ok_or_else(|| format!("malformed array literal: \"{text}\""))?;
+    let mut out = Vec::new();
+    if inner.trim().is_empty() {
+        return Ok(out);
+    }
+    let mut chars = inner.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let mut value = String::new();
+        let quoted = chars.peek() == Some(&'"');
+        if quoted {
+            chars.next();
+            loop {
+                match chars.next() {
+                    Some('\\') => match chars.next() {
+                        Some(c) => value.push(c),
+                        None => return Err(format!("malformed array literal: \"{text}\"")),
+                    },
+                    Some('"') => break,
+                    Some(c) => value.push(c),
+                    None => return Err(format!("malformed array literal: \"{text}\"")),
+                }
+            }
+            while chars.peek().is_some_and(|c| c.is_whitespace()) {
+                chars.next();
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c == ',' {
+                    break;
+                }
+                if c == '{' || c == '}' || c == '"' {
+                    return Err(format!(
+                        "malformed array literal: \"{text}\" (nested arrays are not supported)"
+                    ));
+                }
+                if c == '\\' {
+                    chars.next();
+                    if let Some(n) = chars.next() {
+                        value.push(n);
+                    }
+                    continue;
+                }
+                value.push(c);
+                chars.next();
+            }
+            value = value.trim_end().to_string();
+            if value.is_empty() {
+                return Err(format!("malformed array literal: \"{text}\""));
+            }
+        }
+        let is_null = !quoted && value.eq_ignore_ascii_case("null");
+        out.push(if is_null { None } else { Some(value) });
+        match chars.next() {
+            Some(',') => continue,
+            None => break,
+            Some(c) => {
+                return Err(format!(
+                    "malformed array literal: \"{text}\" (unexpected {c:?})"
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct TextToArray {
+    signature: Signature,
+}
+
+const NAME: &str = "sluice_text_to_array";
+
+/// The element type is passed as the second argument, the name Arrow
+/// prints for it (`Int32`), so the return type follows from the call.
+fn element_type(args: &[Option<&ScalarValue>]) -> DfResult<DataType> {
+    match args.get(1) {
+        Some(Some(ScalarValue::Utf8(Some(t)))) => t
+            .parse::<DataType>()
+            .map_err(|e| datafusion::error::DataFusionError::Plan(e.to_string())),
+        _ => datafusion::common::plan_err!("{NAME} needs the element type as a literal"),
+    }
+}
+
+impl ScalarUDFImpl for TextToArray {
+    fn name(&self) -> &str {
+        NAME
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        datafusion::common::internal_err!("{NAME}: return_field_from_args is used")
+    }
+    fn return_field_from_args(&self, args: ReturnFieldArgs) -> DfResult<FieldRef> {
+        let elem = element_type(args.scalar_arguments)?;
+        Ok(Arc::new(Field::new(
+            NAME,
+            DataType::List(Arc::new(Field::new("element", elem, true))),
+            true,
+        )))
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let DataType::List(elem) = args.return_field.data_type().clone() else {
+            return exec_err!("{NAME}: unexpected return type");
+        };
+        let input = args.args[0].to_array(args.number_rows)?;
+        let input = datafusion::arrow::compute::cast(&input, &DataType::Utf8)?;
+        let strings = input.as_string::<i32>();
+        let mut values: Vec<Option<String>> = Vec::new();
+        let mut offsets = vec![0i32];
+        let mut valid = Vec::with_capacity(strings.len());
+        for i in 0..strings.len() {
+            if strings.is_null(i) {
+                valid.push(false);
+            } else {
+                let parsed = parse_array_text(strings.value(i)).map_err(|m| {
+                    datafusion::error::DataFusionError::External(Box::new(
+                        crate::error::Error::new(crate::error::ErrorKind::InvalidText, m),
+                    ))
+                })?;
+                values.extend(parsed);
+                valid.push(true);
+            }
+            offsets.push(values.len() as i32);
+        }
+        let text: ArrayRef = Arc::new(StringArray::from(values));
+        let typed = datafusion::arrow::compute::cast_with_options(
+            &text,
+            elem.data_type(),
+            &datafusion::arrow::compute::CastOptions {
+                safe: false,
+                ..Default::default()
+            },
+        )?;
+        let list = ListArray::try_new(
+            elem,
+            OffsetBuffer::new(offsets.into()),
+            typed,
+            Some(NullBuffer::from(valid)),
+        )?;
+        Ok(ColumnarValue::Array(Arc::new(list)))
+    }
+}
+
+pub fn text_to_array_udf() -> ScalarUDF {
+    ScalarUDF::new_from_impl(TextToArray {
+        signature: Signature::any(2, Volatility::Immutable),
+    })
+}
+
+fn is_text(t: &DataType) -> bool {
+    matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+}
+
+/// Decode PostgreSQL bytea text: `\x` hex, or the escape format.
+pub fn parse_bytea_text(text: &str) -> Result<Vec<u8>, String> {
+    let bad = || format!("invalid input syntax for type bytea: \"{text}\"");
+    if let Some(hex) = text.strip_prefix("\\x") {
+        let digits: Vec<u8> = hex.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+        if !digits.len().is_multiple_of(2) {
+            return Err(bad());
+        }
+        return digits
+            .chunks(2)
+            .map(|p| {
+                std::str::from_utf8(p)
+                    .ok()
+                    .and_then(|s| u8::from_str_radix(s, 16).ok())
+                    .ok_or_else(bad)
+            })
+            .collect();
+    }
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'\\' {
+            out.push(bytes[i]);
+            i += 1;
+        } else if bytes.get(i + 1) == Some(&b'\\') {
+            out.push(b'\\');
+            i += 2;
+        } else {
+            let oct = bytes.get(i + 1..i + 4).ok_or_else(bad)?;
+            let s = std::str::from_utf8(oct).map_err(|_| bad())?;
+            out.push(u8::from_str_radix(s, 8).map_err(|_| bad())?);
+            i += 4;
+        }
+    }
+    Ok(out)
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct TextToBytea {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for TextToBytea {
+    fn name(&self) -> &str {
+        "sluice_text_to_bytea"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Binary)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let input = args.args[0].to_array(args.number_rows)?;
+        let input = datafusion::arrow::compute::cast(&input, &DataType::Utf8)?;
+        let strings = input.as_string::<i32>();
+        let mut out = Vec::with_capacity(strings.len());
+        for i in 0..strings.len() {
+            out.push(if strings.is_null(i) {
+                None
+            } else {
+                Some(parse_bytea_text(strings.value(i)).map_err(invalid_text)?)
+            });
+        }
+        Ok(ColumnarValue::Array(Arc::new(BinaryArray::from_iter(out))))
+    }
+}
+
+fn invalid_text(message: String) -> datafusion::error::DataFusionError {
+    datafusion::error::DataFusionError::External(Box::new(crate::error::Error::new(
+        crate::error::ErrorKind::InvalidText,
+        message,
+    )))
+}
+
+/// A decimal with digits after the point (not already rounded).
+fn is_fractional_decimal(e: &Expr, schema: &DFSchema) -> bool {
+    let rounded = matches!(e, Expr::ScalarFunction(f) if f.name() == "round");
+    !rounded
+        && e.get_type(schema).is_ok_and(
+            |t| matches!(t, DataType::Decimal128(_, s) | DataType::Decimal256(_, s) if s > 0),
+        )
+}
+
+/// Rewrites text casts Arrow cannot do into the parsers above, and makes
+/// numeric-to-integer casts round as PostgreSQL does.
+#[derive(Debug, Default)]
+pub struct TextInputCasts;
+
+impl AnalyzerRule for TextInputCasts {
+    fn name(&self) -> &str {
+        "sluice_text_input_casts"
+    }
+
+    fn analyze(&self, plan: LogicalPlan, _: &ConfigOptions) -> DfResult<LogicalPlan> {
+        let udf = Arc::new(text_to_array_udf());
+        let bytea = Arc::new(ScalarUDF::new_from_impl(TextToBytea {
+            signature: Signature::any(1, Volatility::Immutable),
+        }));
+        plan.transform_up_with_subqueries(|node| {
+            let schema: DFSchema = match node.inputs().as_slice() {
+                [one] => one.schema().as_ref().clone(),
+                _ => node.schema().as_ref().clone(),
+            };
+            let names = NamePreserver::new(&node);
+            node.map_expressions(|e| {
+                let saved = names.save(&e);
+                let rewritten = e.transform_up(|x| match &x {
+                    Expr::Cast(c) => match c.field.data_type() {
+                        DataType::List(elem)
+                            if c.expr.get_type(&schema).is_ok_and(|t| is_text(&t)) =>
+                        {
+                            let call = udf
+                                .call(vec![(*c.expr).clone(), lit(elem.data_type().to_string())]);
+                            Ok(Transformed::yes(call))
+                        }
+                        // numeric -> integer rounds half away from zero in
+                        // PostgreSQL; Arrow truncates.
+                        t if t.is_integer() && is_fractional_decimal(&c.expr, &schema) => {
+                            let rounded = datafusion::functions::math::expr_fn::round(vec![
+                                (*c.expr).clone(),
+                            ]);
+                            Ok(Transformed::yes(cast(rounded, t.clone())))
+                        }
+                        DataType::Binary if c.expr.get_type(&schema).is_ok_and(|t| is_text(&t)) => {
+                            Ok(Transformed::yes(bytea.call(vec![(*c.expr).clone()])))
+                        }
+                        _ => Ok(Transformed::no(x)),
+                    },
+                    _ => Ok(Transformed::no(x)),
+                })?;
+                // Keep the column names the plan above expects.
+                Ok(rewritten.update_data(|x| saved.restore(x)))
+            })
+        })
+        .map(|t| t.data)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn array_text_parses_like_postgres() {
+        let s = |v: &[Option<&str>]| v.iter().map(|x| x.map(String::from)).collect::<Vec<_>>();
+        assert_eq!(
+            parse_array_text("{1,2,3}").unwrap(),
+            s(&[Some("1"), Some("2"), Some("3")])
+        );
+        assert_eq!(parse_array_text("{}").unwrap(), s(&[]));
+        assert_eq!(
+            parse_array_text(r#"{a,"b c","",NULL,"NULL"}"#).unwrap(),
+            s(&[Some("a"), Some("b c"), Some(""), None, Some("NULL")])
+        );
+        assert_eq!(parse_array_text(r#"{"q\"x"}"#).unwrap(), s(&[Some("q\"x")]));
+        assert!(parse_array_text("1,2").is_err());
+        assert!(parse_array_text("{1,,2}").is_err());
+        assert!(parse_array_text("{{1},{2}}").is_err());
+    }
+
+    #[test]
+    fn bytea_text_parses_like_postgres() {
+        assert_eq!(parse_bytea_text("\\x00ff10").unwrap(), vec![0, 255, 16]);
+        assert_eq!(parse_bytea_text("\\x").unwrap(), Vec::<u8>::new());
+        assert_eq!(
+            parse_bytea_text("ab\\\\c\\001").unwrap(),
+            b"ab\\c\x01".to_vec()
+        );
+        assert!(parse_bytea_text("\\x0").is_err());
+        assert!(parse_bytea_text("\\xzz").is_err());
+    }
+}
