@@ -97,11 +97,6 @@ fn planning_context(
         .with_create_default_catalog_and_schema(false)
         .with_information_schema(false);
     config.options_mut().sql_parser.enable_ident_normalization = true;
-    config
-        .options_mut()
-        .execution
-        .parquet
-        .schema_force_view_types = false;
     config.options_mut().sql_parser.parse_float_as_decimal = true;
     let state = SessionStateBuilder::new()
         .with_config(config)
