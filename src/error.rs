@@ -38,6 +38,10 @@ pub enum ErrorKind {
     SerializationFailure,
     InvalidTableDefinition,
     DataException,
+    /// 22P04: a COPY input line that does not follow the format.
+    BadCopyFormat,
+    /// 22021: bytes that are not valid UTF-8.
+    CharacterNotInRepertoire,
     Io,
     Internal,
 }
@@ -49,6 +53,8 @@ pub struct Error {
     pub message: String,
     pub detail: Option<String>,
     pub hint: Option<String>,
+    /// Where it happened (PostgreSQL's CONTEXT line), e.g. the COPY line.
+    pub context: Option<String>,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -60,6 +66,7 @@ impl Error {
             message: message.into(),
             detail: None,
             hint: None,
+            context: None,
         }
     }
 
@@ -70,6 +77,11 @@ impl Error {
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
+        self
+    }
+
+    pub fn with_context(mut self, context: impl Into<String>) -> Self {
+        self.context = Some(context.into());
         self
     }
 

@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod engine;
 pub mod error;
 pub mod frontend;
+pub mod ingest;
 pub mod lake;
 pub mod server;
 

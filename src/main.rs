@@ -138,6 +138,38 @@ async fn run_sql(lake: &str, sql: &str) -> sluice::Result<()> {
             },
             Output::TransactionStart => println!("BEGIN"),
             Output::TransactionEnd(t) => println!("{t}"),
+            Output::CopyIn(mut copy) => {
+                use tokio::io::AsyncReadExt;
+                let mut stdin = tokio::io::stdin();
+                let mut buf = vec![0u8; 256 * 1024];
+                loop {
+                    let n = stdin.read(&mut buf).await?;
+                    if n == 0 {
+                        break;
+                    }
+                    copy.feed(&buf[..n]).await?;
+                }
+                let (rows, skipped) = copy.finish().await?;
+                if skipped > 0 {
+                    eprintln!(
+                        "NOTICE:  {skipped} rows were skipped due to data type incompatibility"
+                    );
+                }
+                println!("COPY {rows}");
+            }
+            Output::CopyOut(copy) => {
+                use std::io::Write;
+                let options = std::sync::Arc::new(Default::default());
+                let (_, _, rows) = server::copy::copy_out_stream(copy, options)
+                    .map_err(|e| sluice::Error::internal(e.to_string()))?;
+                let mut rows = std::pin::pin!(rows);
+                let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+                while let Some(r) = rows.next().await {
+                    let r = r.map_err(|e| sluice::Error::internal(e.to_string()))?;
+                    out.write_all(&r.data)?;
+                }
+                out.flush()?;
+            }
         }
     }
     Ok(())

@@ -162,17 +162,21 @@ fn ident(s: &str) -> String {
 /// The table a DML statement writes, opened once: every read the statement
 /// makes of it and the commit it makes are on this one snapshot, so a
 /// concurrent commit is detected by Delta instead of silently overwritten.
-struct Target {
+pub(crate) struct Target {
     schema: String,
-    name: String,
+    pub(crate) name: String,
     /// The name the statement refers to the table by (its alias, if any).
     alias: Option<String>,
-    def: TableDef,
-    table: DeltaTable,
+    pub(crate) def: TableDef,
+    pub(crate) table: DeltaTable,
 }
 
 impl Target {
-    async fn open(session: &Session, name: &ObjectName, alias: Option<String>) -> Result<Target> {
+    pub(crate) async fn open(
+        session: &Session,
+        name: &ObjectName,
+        alias: Option<String>,
+    ) -> Result<Target> {
         let (schema, name, def) = session.resolve_table(name)?;
         let lake = session.engine.lake();
         let table = lake.table(&lake.url_for(&def.location)?).await?;
@@ -227,6 +231,34 @@ impl Target {
         self.def.columns.iter().map(|c| c.name.clone()).collect()
     }
 
+    /// The table columns a column list names, checked; all columns when
+    /// the list is empty.
+    pub(crate) fn target_columns(&self, listed: &[String]) -> Result<Vec<String>> {
+        if listed.is_empty() {
+            return Ok(self.all_columns());
+        }
+        let mut t: Vec<String> = Vec::new();
+        for n in listed {
+            if self.def.column(n).is_none() {
+                return Err(Error::new(
+                    ErrorKind::UndefinedColumn,
+                    format!(
+                        "column \"{n}\" of relation \"{}\" does not exist",
+                        self.name
+                    ),
+                ));
+            }
+            if t.contains(n) {
+                return Err(Error::new(
+                    ErrorKind::DuplicateColumn,
+                    format!("column \"{n}\" specified more than once"),
+                ));
+            }
+            t.push(n.clone());
+        }
+        Ok(t)
+    }
+
     /// Replace the table's rows with the result of `sql` in one overwrite
     /// commit on the opened snapshot.
     async fn overwrite_with(&self, session: &Session, sql: &str) -> Result<()> {
@@ -265,7 +297,7 @@ fn store_expr(e: DfExpr, def: &TableDef, column: &str, table: &str) -> DfExpr {
 
 /// Reshape `df` into the table's columns: `targets[i]` names the table
 /// column the i-th input column fills; the others get their DEFAULT or NULL.
-fn conform(
+pub(crate) fn conform(
     session: &Session,
     df: DataFrame,
     def: &TableDef,
@@ -320,20 +352,42 @@ pub(crate) async fn write_plan(
     partition_by: &[String],
     new_schema: bool,
 ) -> Result<(DeltaTable, usize)> {
-    let state = Arc::new(session.ctx.state());
+    write_with(
+        session.ctx.state(),
+        session.engine.lake().clone(),
+        table,
+        plan,
+        mode,
+        partition_by.to_vec(),
+        new_schema,
+    )
+    .await
+}
+
+/// [`write_plan`] with everything it needs owned, so it can run as a task
+/// of its own while its input is still arriving (COPY).
+pub(crate) async fn write_with(
+    state: datafusion::execution::SessionState,
+    lake: Arc<crate::lake::Lake>,
+    table: DeltaTable,
+    plan: LogicalPlan,
+    mode: SaveMode,
+    partition_by: Vec<String>,
+    new_schema: bool,
+) -> Result<(DeltaTable, usize)> {
     let mut builder = table
         .write(vec![])
         .with_input_plan(plan)
         .with_save_mode(mode)
-        .with_session_state(state);
+        .with_session_state(Arc::new(state));
     if !partition_by.is_empty() {
-        builder = builder.with_partition_columns(partition_by.to_vec());
+        builder = builder.with_partition_columns(partition_by);
     }
     if new_schema {
         builder = builder.with_schema_mode(deltalake::operations::write::SchemaMode::Overwrite);
     }
     let written = builder.await?;
-    session.engine.lake().remember(&written);
+    lake.remember(&written);
     let n = added_rows(&written).await;
     Ok((written, n))
 }
@@ -351,28 +405,8 @@ pub async fn insert(session: &mut Session, ins: Insert) -> Result<Output> {
     }
     let target = Target::open(session, table_name(&ins.table)?, None).await?;
     let (def, tname) = (&target.def, &target.name);
-    let targets: Vec<String> = if ins.columns.is_empty() {
-        target.all_columns()
-    } else {
-        let mut t = Vec::new();
-        for c in &ins.columns {
-            let n = last_ident(c);
-            if def.column(&n).is_none() {
-                return Err(Error::new(
-                    ErrorKind::UndefinedColumn,
-                    format!("column \"{n}\" of relation \"{tname}\" does not exist"),
-                ));
-            }
-            if t.contains(&n) {
-                return Err(Error::new(
-                    ErrorKind::DuplicateColumn,
-                    format!("column \"{n}\" specified more than once"),
-                ));
-            }
-            t.push(n);
-        }
-        t
-    };
+    let listed: Vec<String> = ins.columns.iter().map(last_ident).collect();
+    let targets = target.target_columns(&listed)?;
     let Some(source) = ins.source else {
         return Err(Error::not_supported("INSERT without VALUES or SELECT"));
     };

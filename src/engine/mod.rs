@@ -10,6 +10,7 @@
 //!                              └─▶ lakehouse::* (history, optimize, vacuum, restore)
 //! ```
 
+pub mod copy;
 pub mod ddl;
 pub mod dml;
 pub mod lakehouse;
@@ -154,6 +155,10 @@ pub enum Output {
     },
     TransactionStart,
     TransactionEnd(&'static str),
+    /// COPY FROM STDIN: the connection now feeds it the data.
+    CopyIn(Box<copy::CopyIn>),
+    /// COPY TO STDOUT: rows to format as COPY data.
+    CopyOut(copy::CopyOut),
 }
 
 impl Output {
@@ -293,6 +298,7 @@ impl Session {
                 dry_run,
             } => lakehouse::vacuum(self, &table, retain_hours, dry_run).await,
             Stmt::Restore { table, at } => lakehouse::restore(self, &table, at).await,
+            Stmt::Copy(c) => copy::execute(self, *c).await,
         }
     }
 

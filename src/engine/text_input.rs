@@ -138,41 +138,57 @@ impl ScalarUDFImpl for TextToArray {
         };
         let input = args.args[0].to_array(args.number_rows)?;
         let input = datafusion::arrow::compute::cast(&input, &DataType::Utf8)?;
-        let strings = input.as_string::<i32>();
-        let mut values: Vec<Option<String>> = Vec::new();
-        let mut offsets = vec![0i32];
-        let mut valid = Vec::with_capacity(strings.len());
-        for i in 0..strings.len() {
-            if strings.is_null(i) {
-                valid.push(false);
-            } else {
-                let parsed = parse_array_text(strings.value(i)).map_err(|m| {
-                    datafusion::error::DataFusionError::External(Box::new(
-                        crate::error::Error::new(crate::error::ErrorKind::InvalidText, m),
-                    ))
-                })?;
-                values.extend(parsed);
-                valid.push(true);
-            }
-            offsets.push(values.len() as i32);
-        }
-        let text: ArrayRef = Arc::new(StringArray::from(values));
-        let typed = datafusion::arrow::compute::cast_with_options(
-            &text,
-            elem.data_type(),
-            &datafusion::arrow::compute::CastOptions {
-                safe: false,
-                ..Default::default()
-            },
-        )?;
-        let list = ListArray::try_new(
+        Ok(ColumnarValue::Array(strings_to_list(
+            input.as_string::<i32>(),
             elem,
-            OffsetBuffer::new(offsets.into()),
-            typed,
-            Some(NullBuffer::from(valid)),
-        )?;
-        Ok(ColumnarValue::Array(Arc::new(list)))
+        )?))
     }
+}
+
+/// Parse every value of `strings` as PostgreSQL array text with elements
+/// of `elem`'s type.
+pub fn strings_to_list(strings: &StringArray, elem: FieldRef) -> DfResult<ArrayRef> {
+    let mut values: Vec<Option<String>> = Vec::new();
+    let mut offsets = vec![0i32];
+    let mut valid = Vec::with_capacity(strings.len());
+    for i in 0..strings.len() {
+        if strings.is_null(i) {
+            valid.push(false);
+        } else {
+            values.extend(parse_array_text(strings.value(i)).map_err(invalid_text)?);
+            valid.push(true);
+        }
+        offsets.push(values.len() as i32);
+    }
+    let text: ArrayRef = Arc::new(StringArray::from(values));
+    let typed = datafusion::arrow::compute::cast_with_options(
+        &text,
+        elem.data_type(),
+        &datafusion::arrow::compute::CastOptions {
+            safe: false,
+            ..Default::default()
+        },
+    )?;
+    let list = ListArray::try_new(
+        elem,
+        OffsetBuffer::new(offsets.into()),
+        typed,
+        Some(NullBuffer::from(valid)),
+    )?;
+    Ok(Arc::new(list))
+}
+
+/// Parse every value of `strings` as PostgreSQL bytea text.
+pub fn strings_to_bytea(strings: &StringArray) -> DfResult<ArrayRef> {
+    let mut out = Vec::with_capacity(strings.len());
+    for i in 0..strings.len() {
+        out.push(if strings.is_null(i) {
+            None
+        } else {
+            Some(parse_bytea_text(strings.value(i)).map_err(invalid_text)?)
+        });
+    }
+    Ok(Arc::new(BinaryArray::from_iter(out)))
 }
 
 pub fn text_to_array_udf() -> ScalarUDF {
@@ -241,16 +257,9 @@ impl ScalarUDFImpl for TextToBytea {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
         let input = args.args[0].to_array(args.number_rows)?;
         let input = datafusion::arrow::compute::cast(&input, &DataType::Utf8)?;
-        let strings = input.as_string::<i32>();
-        let mut out = Vec::with_capacity(strings.len());
-        for i in 0..strings.len() {
-            out.push(if strings.is_null(i) {
-                None
-            } else {
-                Some(parse_bytea_text(strings.value(i)).map_err(invalid_text)?)
-            });
-        }
-        Ok(ColumnarValue::Array(Arc::new(BinaryArray::from_iter(out))))
+        Ok(ColumnarValue::Array(strings_to_bytea(
+            input.as_string::<i32>(),
+        )?))
     }
 }
 

@@ -8,11 +8,14 @@
 //!  OPTIMIZE t [ZORDER BY (c, ...)]
 //!  VACUUM t [RETAIN n HOURS] [DRY RUN]
 //!  RESTORE TABLE t TO VERSION AS OF n | TO TIMESTAMP AS OF 'ts'
+//!  COPY ...   (see [`copy`]: every PostgreSQL and psql spelling)
 //!  ... FROM t VERSION AS OF n | TIMESTAMP AS OF 'ts'   (any table reference)
 //! ```
 //!
 //! Time-travel references are rewritten before parsing into names in a
 //! schema the catalog resolves (`"__time_travel"."public.t@v3"`).
+
+pub mod copy;
 
 use datafusion::sql::sqlparser::ast::{ObjectName, Statement};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
@@ -47,6 +50,7 @@ pub enum Stmt {
         table: ObjectName,
         at: TimeTravel,
     },
+    Copy(Box<copy::CopyStmt>),
 }
 
 /// Parse a query string that may hold several statements.
@@ -106,6 +110,9 @@ fn peek_word(p: &Parser, n: usize, kw: &str) -> bool {
 }
 
 fn parse_extension(p: &mut Parser) -> Result<Option<Stmt>> {
+    if peek_word(p, 0, "COPY") {
+        return Ok(Some(Stmt::Copy(Box::new(copy::parse_copy(p)?))));
+    }
     if peek_word(p, 0, "DESCRIBE") && peek_word(p, 1, "HISTORY") {
         p.next_token();
         p.next_token();

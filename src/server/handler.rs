@@ -13,6 +13,7 @@ use futures::{Sink, SinkExt, StreamExt, stream};
 use pgwire::api::auth::StartupHandler;
 use pgwire::api::auth::noop::NoopStartupHandler;
 use pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
+use pgwire::api::copy::CopyHandler;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{FieldInfo, QueryResponse, Response, Tag};
@@ -28,6 +29,7 @@ use pgwire::messages::response::NoticeResponse;
 use pgwire::types::format::FormatOptions;
 use tokio::sync::Mutex;
 
+use super::copy::{CopyReceiver, CopySlot, copy_in_response, copy_out_response};
 use super::sqlstate::{error_info, to_pgwire};
 use crate::catalog::DATABASE;
 use crate::engine::{Output, Prepared, Session};
@@ -39,6 +41,7 @@ pub struct Connection {
     session: Arc<Mutex<Session>>,
     parser: Arc<Parser>,
     manager: Arc<ConnectionManager>,
+    copy: CopySlot,
 }
 
 impl Connection {
@@ -55,7 +58,16 @@ impl Connection {
             }),
             session,
             manager,
+            copy: CopySlot::default(),
         }
+    }
+
+    fn handler(&self) -> Arc<Handler> {
+        Arc::new(Handler {
+            session: self.session.clone(),
+            parser: self.parser.clone(),
+            copy: self.copy.clone(),
+        })
     }
 }
 
@@ -109,16 +121,17 @@ impl ErrorHandler for QuietErrors {
 
 impl PgWireServerHandlers for Connection {
     fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
-        Arc::new(Handler {
-            session: self.session.clone(),
-            parser: self.parser.clone(),
-        })
+        self.handler()
     }
 
     fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
-        Arc::new(Handler {
+        self.handler()
+    }
+
+    fn copy_handler(&self) -> Arc<impl CopyHandler> {
+        Arc::new(CopyReceiver {
+            slot: self.copy.clone(),
             session: self.session.clone(),
-            parser: self.parser.clone(),
         })
     }
 
@@ -140,6 +153,7 @@ impl PgWireServerHandlers for Connection {
 pub struct Handler {
     session: Arc<Mutex<Session>>,
     parser: Arc<Parser>,
+    copy: CopySlot,
 }
 
 fn timeout_error() -> Error {
@@ -182,11 +196,12 @@ async fn run(session: &mut Session, stmt: Stmt, params: &ParamValues) -> Result<
 }
 
 /// Encode a statement's output as a pgwire response.
-fn respond(
+async fn respond(
     output: Output,
     format: &Format,
     options: Arc<FormatOptions>,
     session: &Session,
+    copy: &CopySlot,
 ) -> PgWireResult<Response> {
     let timeout = session.statement_timeout();
     let failed = session.stream_failure_flag();
@@ -218,6 +233,8 @@ fn respond(
         }
         Output::TransactionStart => Response::TransactionStart(Tag::new("BEGIN")),
         Output::TransactionEnd(tag) => Response::TransactionEnd(Tag::new(tag)),
+        Output::CopyIn(c) => copy_in_response(c, copy).await,
+        Output::CopyOut(c) => copy_out_response(c, options)?,
     })
 }
 
@@ -290,12 +307,24 @@ impl SimpleQueryHandler for Handler {
             let result = run(&mut session, stmt, &none).await;
             send_notices(client, session.take_notices()).await?;
             match result {
-                Ok(output) => out.push(respond(
-                    output,
-                    &Format::UnifiedText,
-                    options.clone(),
-                    &session,
-                )?),
+                Ok(output) => {
+                    let copy_in = matches!(output, Output::CopyIn(_));
+                    out.push(
+                        respond(
+                            output,
+                            &Format::UnifiedText,
+                            options.clone(),
+                            &session,
+                            &self.copy,
+                        )
+                        .await?,
+                    );
+                    if copy_in {
+                        // The data follows this statement; later ones in
+                        // the same query string are not run (as in PostgreSQL).
+                        break;
+                    }
+                }
                 Err(e) => {
                     out.push(Response::Error(Box::new(error_info(&e))));
                     break;
@@ -403,7 +432,16 @@ impl ExtendedQueryHandler for Handler {
         let result = run(&mut session, prepared.stmt, &params).await;
         send_notices(client, session.take_notices()).await?;
         match result {
-            Ok(output) => respond(output, &portal.result_column_format, options, &session),
+            Ok(output) => {
+                respond(
+                    output,
+                    &portal.result_column_format,
+                    options,
+                    &session,
+                    &self.copy,
+                )
+                .await
+            }
             Err(e) => Err(to_pgwire(&e)),
         }
     }

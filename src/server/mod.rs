@@ -2,6 +2,7 @@
 //! its own [`Session`](crate::engine::Session), and maps results and errors
 //! to protocol messages.
 
+pub mod copy;
 mod handler;
 pub mod sqlstate;
 mod text;

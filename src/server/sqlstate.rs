@@ -36,6 +36,8 @@ pub fn sqlstate(kind: ErrorKind) -> &'static str {
         SerializationFailure => "40001",
         InvalidTableDefinition => "42P16",
         DataException => "22000",
+        BadCopyFormat => "22P04",
+        CharacterNotInRepertoire => "22021",
         Io => "58030",
         Internal => "XX000",
     }
@@ -45,6 +47,7 @@ pub fn error_info(e: &Error) -> ErrorInfo {
     let mut info = ErrorInfo::new("ERROR".into(), sqlstate(e.kind).into(), e.message.clone());
     info.detail = e.detail.clone();
     info.hint = e.hint.clone();
+    info.where_context = e.context.clone();
     info
 }
 

@@ -1,0 +1,276 @@
+//! COPY: rows in from the client or from files, rows out to the client.
+//!
+//! ```text
+//!  COPY t FROM STDIN
+//!   CopyData ─▶ CopyIn::feed ─▶ decoder ─▶ converter ─▶ channel (2 batches)
+//!                                                          │
+//!            write task: INSERT-like plan over the channel ◀┘ ─▶ one Delta commit
+//! ```
+//!
+//! The write runs while data still arrives, so memory holds a few batches,
+//! not the load. It commits only after the end of the data was seen: a
+//! client that disconnects, a CopyFail or a bad row leave the table as it
+//! was (the files already written are referenced by no version).
+
+use std::sync::{Arc, Mutex as SyncMutex};
+
+use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::streaming::StreamingTable;
+use datafusion::error::DataFusionError;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::streaming::PartitionStream;
+use datafusion::sql::sqlparser::ast::Statement;
+use deltalake::protocol::SaveMode;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::dml::{Target, conform, write_with};
+use super::{Output, Session};
+use crate::error::{Error, ErrorKind, Result};
+use crate::frontend::copy::{CopyEndpoint, CopyFormat, CopyOptions, CopyRelation, CopyStmt};
+use crate::ingest::convert::Converter;
+use crate::ingest::text::TextDecoder;
+
+/// Rows per batch handed to the writer.
+const BATCH_ROWS: usize = 16 * 1024;
+
+enum Msg {
+    Batch(RecordBatch),
+    /// The input is complete; only now may the write commit.
+    End,
+}
+
+/// The write side's input: batches as the connection decodes them. Ends
+/// with an error unless [`Msg::End`] arrived, so an abandoned COPY fails
+/// its write instead of committing part of the data.
+#[derive(Debug)]
+struct ChannelPartition {
+    schema: SchemaRef,
+    rx: SyncMutex<Option<mpsc::Receiver<Msg>>>,
+}
+
+impl PartitionStream for ChannelPartition {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let rx = self.rx.lock().expect("not poisoned").take();
+        let stream = futures::stream::unfold(rx, |rx| async move {
+            let mut rx = rx?;
+            match rx.recv().await {
+                Some(Msg::Batch(b)) => Some((Ok(b), Some(rx))),
+                Some(Msg::End) => None,
+                None => Some((
+                    Err(DataFusionError::External(Box::new(Error::new(
+                        ErrorKind::QueryCanceled,
+                        "COPY was abandoned before the end of its data",
+                    )))),
+                    None,
+                )),
+            }
+        });
+        Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), stream))
+    }
+}
+
+/// A COPY FROM in progress: fed with the bytes of the data, finished once.
+pub struct CopyIn {
+    decoder: TextDecoder,
+    converter: Converter,
+    tx: Option<mpsc::Sender<Msg>>,
+    writer: Option<JoinHandle<Result<(deltalake::DeltaTable, usize)>>>,
+    /// 0 text, 1 binary: what CopyInResponse announces.
+    pub wire_format: i8,
+    pub columns: usize,
+}
+
+impl CopyIn {
+    pub async fn start(session: &Session, stmt: &CopyStmt) -> Result<CopyIn> {
+        let CopyRelation::Table { name, columns } = &stmt.relation else {
+            return Err(Error::syntax("COPY (query) can only be used with TO"));
+        };
+        let o = &stmt.options;
+        match o.format {
+            CopyFormat::Text | CopyFormat::Csv => {}
+            CopyFormat::Binary => return Err(Error::not_supported("COPY FROM in binary format")),
+            CopyFormat::Json | CopyFormat::Parquet => {
+                return Err(Error::new(
+                    ErrorKind::FeatureNotSupported,
+                    "COPY FROM STDIN takes FORMAT text, csv or binary; json and parquet are \
+                     read from files",
+                ));
+            }
+        }
+        let target = Target::open(session, name, None).await?;
+        let targets = target.target_columns(columns)?;
+        let typed: Vec<(String, crate::catalog::types::PgType)> = targets
+            .iter()
+            .map(|n| (n.clone(), target.def.column(n).expect("checked").ty.clone()))
+            .collect();
+        let schema: SchemaRef = Arc::new(Schema::new(
+            typed
+                .iter()
+                .map(|(n, t)| Field::new(n, t.arrow_type(), true))
+                .collect::<Vec<_>>(),
+        ));
+        let label = target.name.clone();
+        let decoder = TextDecoder::new(o, targets.clone(), &label, BATCH_ROWS)?;
+        let converter = Converter::new(&label, typed, schema.clone(), o.skip_bad_rows);
+
+        let (tx, rx) = mpsc::channel(2);
+        let source = StreamingTable::try_new(
+            schema.clone(),
+            vec![Arc::new(ChannelPartition {
+                schema: schema.clone(),
+                rx: SyncMutex::new(Some(rx)),
+            })],
+        )?;
+        let df = session.ctx.read_table(Arc::new(source))?;
+        let df = conform(session, df, &target.def, &targets, &label)?;
+        let plan = df.into_unoptimized_plan();
+        let writer = tokio::spawn(write_with(
+            session.ctx.state(),
+            session.engine.lake().clone(),
+            target.table,
+            plan,
+            SaveMode::Append,
+            vec![],
+            false,
+        ));
+        Ok(CopyIn {
+            decoder,
+            converter,
+            tx: Some(tx),
+            writer: Some(writer),
+            wire_format: 0,
+            columns: targets.len(),
+        })
+    }
+
+    /// Decode `data` and pass the full batches on to the writer.
+    pub async fn feed(&mut self, data: &[u8]) -> Result<()> {
+        let raws = self.decoder.feed(data)?;
+        for raw in raws {
+            let batch = self.converter.convert(raw)?;
+            self.send(batch).await?;
+        }
+        Ok(())
+    }
+
+    async fn send(&mut self, batch: RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let tx = self.tx.as_ref().expect("not finished");
+        if tx.send(Msg::Batch(batch)).await.is_err() {
+            // The writer stopped early: its error says why.
+            return Err(self
+                .writer_result()
+                .await
+                .err()
+                .unwrap_or_else(|| Error::internal("COPY writer stopped without an error")));
+        }
+        Ok(())
+    }
+
+    async fn writer_result(&mut self) -> Result<(deltalake::DeltaTable, usize)> {
+        match self.writer.take() {
+            Some(h) => h
+                .await
+                .map_err(|e| Error::internal(format!("COPY writer failed: {e}")))?,
+            None => Err(Error::internal("COPY writer already finished")),
+        }
+    }
+
+    /// The data is complete: write what is left and commit. Returns the
+    /// rows written and the rows skipped by `ON_ERROR ignore`.
+    pub async fn finish(mut self) -> Result<(usize, u64)> {
+        for raw in self.decoder.finish()? {
+            let batch = self.converter.convert(raw)?;
+            self.send(batch).await?;
+        }
+        let tx = self.tx.take().expect("not finished");
+        // If the writer is gone this fails; its result below says why.
+        let _ = tx.send(Msg::End).await;
+        drop(tx);
+        let (_, n) = self.writer_result().await?;
+        Ok((n, self.converter.skipped))
+    }
+}
+
+/// `COPY ... TO STDOUT`: the rows to send, and how to format them.
+pub struct CopyOut {
+    pub options: CopyOptions,
+    pub schema: SchemaRef,
+    pub stream: SendableRecordBatchStream,
+}
+
+async fn copy_out(session: &mut Session, stmt: CopyStmt) -> Result<Output> {
+    let query = match stmt.relation {
+        CopyRelation::Query(q) => Statement::Query(q),
+        CopyRelation::Table { name, columns } => {
+            let (schema, table, def) = session.resolve_table(&name)?;
+            let target_cols = if columns.is_empty() {
+                def.columns.iter().map(|c| c.name.clone()).collect()
+            } else {
+                for c in &columns {
+                    if def.column(c).is_none() {
+                        return Err(Error::new(
+                            ErrorKind::UndefinedColumn,
+                            format!("column \"{c}\" of relation \"{table}\" does not exist"),
+                        ));
+                    }
+                }
+                columns
+            };
+            let list: Vec<String> = target_cols.iter().map(|c| quote_ident(c)).collect();
+            let sql = format!(
+                "SELECT {} FROM {}.{}",
+                list.join(", "),
+                quote_ident(&schema),
+                quote_ident(&table)
+            );
+            let mut stmts = session.parse(&sql)?;
+            match stmts.pop() {
+                Some(crate::frontend::Stmt::Sql(s)) => *s,
+                _ => return Err(Error::internal("COPY could not build its query")),
+            }
+        }
+    };
+    match session.query(query).await? {
+        Output::Rows { schema, stream, .. } => Ok(Output::CopyOut(CopyOut {
+            options: stmt.options,
+            schema,
+            stream,
+        })),
+        _ => Err(Error::internal("COPY query returned no rows")),
+    }
+}
+
+fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// Run a COPY statement: starts a copy-in, or returns the rows to copy out.
+pub async fn execute(session: &mut Session, stmt: CopyStmt) -> Result<Output> {
+    match (&stmt.endpoint, stmt.from) {
+        (CopyEndpoint::Client, true) => Ok(Output::CopyIn(Box::new(
+            CopyIn::start(session, &stmt).await?,
+        ))),
+        (CopyEndpoint::Client, false) => {
+            if matches!(stmt.options.format, CopyFormat::Json | CopyFormat::Parquet) {
+                return Err(Error::not_supported(
+                    "COPY TO STDOUT in json or parquet format",
+                ));
+            }
+            copy_out(session, stmt).await
+        }
+        (CopyEndpoint::File(_), true) => Err(Error::not_supported("COPY FROM a server file")),
+        (CopyEndpoint::File(_), false) => Err(Error::not_supported(
+            "COPY TO a server file (use COPY ... TO STDOUT)",
+        )),
+    }
+}

@@ -1,0 +1,9 @@
+//! Getting data in: COPY's wire formats decoded into Arrow batches.
+//!
+//! ```text
+//!  CopyData pieces ─▶ text::TextDecoder (text, CSV) ─▶ RawRows (text columns)
+//!                  ─▶ convert::Converter (column types) ─▶ RecordBatch
+//! ```
+
+pub mod convert;
+pub mod text;

@@ -1,0 +1,350 @@
+//! The COPY sub-protocol: CopyData in for `COPY ... FROM STDIN`, CopyData
+//! out for `COPY ... TO STDOUT` in text, CSV and binary formats.
+//!
+//! Copy-in data is handed to the statement's [`CopyIn`] as it arrives; the
+//! engine decodes and writes it. Copy-out rows are encoded here, one
+//! CopyData message per row as PostgreSQL sends them.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::{BufMut, BytesMut};
+use datafusion::arrow::record_batch::RecordBatch;
+use futures::{Sink, SinkExt, Stream, StreamExt, stream};
+use pgwire::api::ClientInfo;
+use pgwire::api::copy::CopyHandler;
+use pgwire::api::portal::Format;
+use pgwire::api::results::{CopyEncoder, CopyResponse, FieldInfo, Tag};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::PgWireBackendMessage;
+use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
+use pgwire::messages::response::NoticeResponse;
+use pgwire::types::ToSqlText;
+use pgwire::types::format::FormatOptions;
+use postgres_types::{IsNull, ToSql};
+use tokio::sync::Mutex;
+
+use super::sqlstate::to_pgwire;
+use crate::engine::Session;
+use crate::engine::copy::{CopyIn, CopyOut};
+use crate::error::{Error, ErrorKind};
+use crate::frontend::copy::{CopyFormat, CopyOptions, ForceQuote, Header};
+
+/// The COPY FROM a connection is in the middle of, if any.
+pub type CopySlot = Arc<Mutex<Option<Box<CopyIn>>>>;
+
+pub struct CopyReceiver {
+    pub slot: CopySlot,
+    pub session: Arc<Mutex<Session>>,
+}
+
+impl CopyReceiver {
+    async fn fail(&self, e: &Error) -> PgWireError {
+        self.session.lock().await.mark_failed();
+        to_pgwire(e)
+    }
+}
+
+#[async_trait]
+impl CopyHandler for CopyReceiver {
+    async fn on_copy_data<C>(&self, _client: &mut C, data: CopyData) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let mut slot = self.slot.lock().await;
+        let Some(copy) = slot.as_mut() else {
+            return Ok(());
+        };
+        if let Err(e) = copy.feed(&data.data).await {
+            // Dropping the copy abandons its write: nothing is committed.
+            slot.take();
+            drop(slot);
+            return Err(self.fail(&e).await);
+        }
+        Ok(())
+    }
+
+    async fn on_copy_done<C>(&self, client: &mut C, _done: CopyDone) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let Some(copy) = self.slot.lock().await.take() else {
+            return Err(to_pgwire(&Error::new(
+                ErrorKind::Internal,
+                "COPY data ended with no COPY in progress",
+            )));
+        };
+        match copy.finish().await {
+            Ok((rows, skipped)) => {
+                if skipped > 0 {
+                    let msg = if skipped == 1 {
+                        "1 row was skipped due to data type incompatibility".to_string()
+                    } else {
+                        format!("{skipped} rows were skipped due to data type incompatibility")
+                    };
+                    let info = ErrorInfo::new("NOTICE".into(), "00000".into(), msg);
+                    client
+                        .send(PgWireBackendMessage::NoticeResponse(NoticeResponse::from(
+                            info,
+                        )))
+                        .await?;
+                }
+                let tag = Tag::new("COPY").with_rows(rows);
+                client
+                    .send(PgWireBackendMessage::CommandComplete(tag.into()))
+                    .await?;
+                Ok(())
+            }
+            Err(e) => Err(self.fail(&e).await),
+        }
+    }
+
+    async fn on_copy_fail<C>(&self, _client: &mut C, fail: CopyFail) -> PgWireError
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        self.slot.lock().await.take();
+        let e = Error::new(
+            ErrorKind::QueryCanceled,
+            format!("COPY from stdin failed: {}", fail.message),
+        );
+        self.fail(&e).await
+    }
+}
+
+/// PostgreSQL's text and CSV COPY row formats.
+struct TextRows {
+    csv: bool,
+    delimiter: u8,
+    quote: u8,
+    escape: u8,
+    null: Vec<u8>,
+    force_quote: Vec<bool>,
+    col: usize,
+    buf: BytesMut,
+    value: BytesMut,
+}
+
+impl TextRows {
+    fn new(o: &CopyOptions, names: &[String]) -> TextRows {
+        TextRows {
+            csv: o.format == CopyFormat::Csv,
+            delimiter: o.delimiter() as u8,
+            quote: o.quote() as u8,
+            escape: o.escape() as u8,
+            null: o.null_string().as_bytes().to_vec(),
+            force_quote: names
+                .iter()
+                .map(|n| match &o.force_quote {
+                    ForceQuote::None => false,
+                    ForceQuote::All => true,
+                    ForceQuote::Columns(c) => c.contains(n),
+                })
+                .collect(),
+            col: 0,
+            buf: BytesMut::new(),
+            value: BytesMut::new(),
+        }
+    }
+
+    fn put_value(&mut self, v: &[u8], force_quote: bool) {
+        if self.csv {
+            let needs_quote = force_quote
+                || v == self.null.as_slice()
+                || v == b"\\."
+                || v.iter()
+                    .any(|&b| b == self.delimiter || b == self.quote || b == b'\n' || b == b'\r');
+            if !needs_quote {
+                self.buf.put_slice(v);
+                return;
+            }
+            self.buf.put_u8(self.quote);
+            for &b in v {
+                if b == self.quote || b == self.escape {
+                    self.buf.put_u8(self.escape);
+                }
+                self.buf.put_u8(b);
+            }
+            self.buf.put_u8(self.quote);
+        } else {
+            for &b in v {
+                let esc = match b {
+                    8 => Some(b'b'),
+                    12 => Some(b'f'),
+                    b'\n' => Some(b'n'),
+                    b'\r' => Some(b'r'),
+                    b'\t' => Some(b't'),
+                    11 => Some(b'v'),
+                    b'\\' => Some(b'\\'),
+                    _ if b == self.delimiter => Some(b),
+                    _ => None,
+                };
+                match esc {
+                    Some(e) => {
+                        self.buf.put_u8(b'\\');
+                        self.buf.put_u8(e);
+                    }
+                    None => self.buf.put_u8(b),
+                }
+            }
+        }
+    }
+
+    fn header(&mut self, names: &[String]) {
+        for (i, n) in names.iter().enumerate() {
+            if i > 0 {
+                self.buf.put_u8(self.delimiter);
+            }
+            self.put_value(n.as_bytes(), false);
+        }
+        self.buf.put_u8(b'\n');
+    }
+}
+
+impl arrow_pg::encoder::Encoder for TextRows {
+    type Item = CopyData;
+
+    fn encode_field<T>(&mut self, value: &T, pg_field: &FieldInfo) -> PgWireResult<()>
+    where
+        T: ToSql + ToSqlText + Sized,
+    {
+        if self.col > 0 {
+            self.buf.put_u8(self.delimiter);
+        }
+        let mut v = std::mem::take(&mut self.value);
+        v.clear();
+        let null = value.to_sql_text(pg_field.datatype(), &mut v, pg_field.format_options())?;
+        match null {
+            IsNull::Yes => {
+                let n = self.null.clone();
+                self.buf.put_slice(&n);
+            }
+            IsNull::No => {
+                let force = self.force_quote.get(self.col).copied().unwrap_or(false);
+                self.put_value(&v, force);
+            }
+        }
+        self.value = v;
+        self.col += 1;
+        Ok(())
+    }
+
+    fn take_row(&mut self) -> CopyData {
+        self.buf.put_u8(b'\n');
+        self.col = 0;
+        CopyData::new(self.buf.split().freeze())
+    }
+}
+
+enum RowEncoder {
+    Text(TextRows),
+    Binary(CopyEncoder),
+}
+
+fn encode_batch(
+    enc: &mut RowEncoder,
+    fields: &Arc<Vec<FieldInfo>>,
+    batch: RecordBatch,
+) -> PgWireResult<Vec<CopyData>> {
+    let batch = match enc {
+        RowEncoder::Text(_) => super::text::pg_text(batch, fields),
+        RowEncoder::Binary(_) => batch,
+    };
+    let schema = batch.schema();
+    let mut out = Vec::with_capacity(batch.num_rows());
+    for r in 0..batch.num_rows() {
+        for (i, col) in batch.columns().iter().enumerate() {
+            let (f, pf) = (schema.field(i), &fields[i]);
+            match enc {
+                RowEncoder::Text(t) => arrow_pg::encoder::encode_value(t, col, r, f, pf)?,
+                RowEncoder::Binary(b) => arrow_pg::encoder::encode_value(b, col, r, f, pf)?,
+            }
+        }
+        out.push(match enc {
+            RowEncoder::Text(t) => arrow_pg::encoder::Encoder::take_row(t),
+            RowEncoder::Binary(b) => b.take_copy(),
+        });
+    }
+    Ok(out)
+}
+
+/// The CopyData messages for `out`, one per row (a CSV header rides with
+/// the first row so the row count in `COPY n` stays right).
+pub fn copy_out_stream(
+    out: CopyOut,
+    options: Arc<FormatOptions>,
+) -> PgWireResult<(
+    i8,
+    usize,
+    impl Stream<Item = PgWireResult<CopyData>> + Send + 'static,
+)> {
+    let binary = out.options.format == CopyFormat::Binary;
+    let format = if binary {
+        Format::UnifiedBinary
+    } else {
+        Format::UnifiedText
+    };
+    let fields = Arc::new(arrow_pg::datatypes::arrow_schema_to_pg_fields(
+        &out.schema,
+        &format,
+        Some(options),
+    )?);
+    let names: Vec<String> = out
+        .schema
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let mut enc = if binary {
+        RowEncoder::Binary(CopyEncoder::new_binary(fields.clone()))
+    } else {
+        let mut t = TextRows::new(&out.options, &names);
+        if out.options.header != Header::None {
+            t.header(&names);
+        }
+        RowEncoder::Text(t)
+    };
+    let ncols = fields.len();
+    let rows = out
+        .stream
+        .map(move |b| {
+            let msgs = match b {
+                Ok(b) => encode_batch(&mut enc, &fields, b),
+                Err(e) => Err(to_pgwire(&Error::from(e))),
+            };
+            match msgs {
+                Ok(m) => stream::iter(m.into_iter().map(Ok).collect::<Vec<_>>()),
+                Err(e) => stream::iter(vec![Err(e)]),
+            }
+        })
+        .flatten();
+    Ok((i8::from(binary), ncols, rows))
+}
+
+/// The response that starts a COPY TO STDOUT.
+pub fn copy_out_response(
+    out: CopyOut,
+    options: Arc<FormatOptions>,
+) -> PgWireResult<pgwire::api::results::Response> {
+    let (format, columns, rows) = copy_out_stream(out, options)?;
+    Ok(pgwire::api::results::Response::CopyOut(CopyResponse::new(
+        format, columns, rows,
+    )))
+}
+
+/// The response that starts a COPY FROM STDIN; the copy waits in `slot`.
+pub async fn copy_in_response(
+    copy: Box<CopyIn>,
+    slot: &CopySlot,
+) -> pgwire::api::results::Response {
+    let (format, columns) = (copy.wire_format, copy.columns);
+    *slot.lock().await = Some(copy);
+    pgwire::api::results::Response::CopyIn(CopyResponse::new(format, columns, stream::empty()))
+}
