@@ -40,6 +40,8 @@ pub enum ErrorKind {
     DataException,
     /// 22P04: a COPY input line that does not follow the format.
     BadCopyFormat,
+    /// 22P03: a binary COPY value of the wrong shape.
+    InvalidBinaryRepresentation,
     /// 22021: bytes that are not valid UTF-8.
     CharacterNotInRepertoire,
     Io,

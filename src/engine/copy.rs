@@ -30,6 +30,7 @@ use super::dml::{Target, conform, write_with};
 use super::{Output, Session};
 use crate::error::{Error, ErrorKind, Result};
 use crate::frontend::copy::{CopyEndpoint, CopyFormat, CopyOptions, CopyRelation, CopyStmt};
+use crate::ingest::binary::BinaryDecoder;
 use crate::ingest::convert::Converter;
 use crate::ingest::text::TextDecoder;
 
@@ -76,10 +77,38 @@ impl PartitionStream for ChannelPartition {
     }
 }
 
+/// Bytes of COPY data into batches of the target columns.
+enum Decoder {
+    Text(TextDecoder, Converter),
+    Binary(BinaryDecoder),
+}
+
+impl Decoder {
+    fn feed(&mut self, data: &[u8]) -> Result<Vec<RecordBatch>> {
+        match self {
+            Decoder::Text(d, c) => d.feed(data)?.into_iter().map(|r| c.convert(r)).collect(),
+            Decoder::Binary(d) => d.feed(data),
+        }
+    }
+
+    fn finish(&mut self) -> Result<Vec<RecordBatch>> {
+        match self {
+            Decoder::Text(d, c) => d.finish()?.into_iter().map(|r| c.convert(r)).collect(),
+            Decoder::Binary(d) => d.finish(),
+        }
+    }
+
+    fn skipped(&self) -> u64 {
+        match self {
+            Decoder::Text(_, c) => c.skipped,
+            Decoder::Binary(_) => 0,
+        }
+    }
+}
+
 /// A COPY FROM in progress: fed with the bytes of the data, finished once.
 pub struct CopyIn {
-    decoder: TextDecoder,
-    converter: Converter,
+    decoder: Decoder,
     tx: Option<mpsc::Sender<Msg>>,
     writer: Option<JoinHandle<Result<(deltalake::DeltaTable, usize)>>>,
     /// 0 text, 1 binary: what CopyInResponse announces.
@@ -94,8 +123,7 @@ impl CopyIn {
         };
         let o = &stmt.options;
         match o.format {
-            CopyFormat::Text | CopyFormat::Csv => {}
-            CopyFormat::Binary => return Err(Error::not_supported("COPY FROM in binary format")),
+            CopyFormat::Text | CopyFormat::Csv | CopyFormat::Binary => {}
             CopyFormat::Json | CopyFormat::Parquet => {
                 return Err(Error::new(
                     ErrorKind::FeatureNotSupported,
@@ -117,8 +145,20 @@ impl CopyIn {
                 .collect::<Vec<_>>(),
         ));
         let label = target.name.clone();
-        let decoder = TextDecoder::new(o, targets.clone(), &label, BATCH_ROWS)?;
-        let converter = Converter::new(&label, typed, schema.clone(), o.skip_bad_rows);
+        let decoder = if o.format == CopyFormat::Binary {
+            let jsonb: Vec<bool> = typed.iter().map(|(_, t)| t.name == "jsonb").collect();
+            Decoder::Binary(BinaryDecoder::new(
+                schema.clone(),
+                &jsonb,
+                &label,
+                BATCH_ROWS,
+            )?)
+        } else {
+            Decoder::Text(
+                TextDecoder::new(o, targets.clone(), &label, BATCH_ROWS)?,
+                Converter::new(&label, typed, schema.clone(), o.skip_bad_rows),
+            )
+        };
 
         let (tx, rx) = mpsc::channel(2);
         let source = StreamingTable::try_new(
@@ -142,19 +182,16 @@ impl CopyIn {
         ));
         Ok(CopyIn {
             decoder,
-            converter,
             tx: Some(tx),
             writer: Some(writer),
-            wire_format: 0,
+            wire_format: i8::from(o.format == CopyFormat::Binary),
             columns: targets.len(),
         })
     }
 
     /// Decode `data` and pass the full batches on to the writer.
     pub async fn feed(&mut self, data: &[u8]) -> Result<()> {
-        let raws = self.decoder.feed(data)?;
-        for raw in raws {
-            let batch = self.converter.convert(raw)?;
+        for batch in self.decoder.feed(data)? {
             self.send(batch).await?;
         }
         Ok(())
@@ -188,8 +225,7 @@ impl CopyIn {
     /// The data is complete: write what is left and commit. Returns the
     /// rows written and the rows skipped by `ON_ERROR ignore`.
     pub async fn finish(mut self) -> Result<(usize, u64)> {
-        for raw in self.decoder.finish()? {
-            let batch = self.converter.convert(raw)?;
+        for batch in self.decoder.finish()? {
             self.send(batch).await?;
         }
         let tx = self.tx.take().expect("not finished");
@@ -197,7 +233,7 @@ impl CopyIn {
         let _ = tx.send(Msg::End).await;
         drop(tx);
         let (_, n) = self.writer_result().await?;
-        Ok((n, self.converter.skipped))
+        Ok((n, self.decoder.skipped()))
     }
 }
 

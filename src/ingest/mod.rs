@@ -3,7 +3,9 @@
 //! ```text
 //!  CopyData pieces ─▶ text::TextDecoder (text, CSV) ─▶ RawRows (text columns)
 //!                  ─▶ convert::Converter (column types) ─▶ RecordBatch
+//!                  ─▶ binary::BinaryDecoder (binary) ────────────────▶ RecordBatch
 //! ```
 
+pub mod binary;
 pub mod convert;
 pub mod text;

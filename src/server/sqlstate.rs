@@ -37,6 +37,7 @@ pub fn sqlstate(kind: ErrorKind) -> &'static str {
         InvalidTableDefinition => "42P16",
         DataException => "22000",
         BadCopyFormat => "22P04",
+        InvalidBinaryRepresentation => "22P03",
         CharacterNotInRepertoire => "22021",
         Io => "58030",
         Internal => "XX000",
