@@ -139,11 +139,11 @@ async fn run_sql(lake: &str, sql: &str) -> sluice::Result<()> {
             Output::TransactionStart => println!("BEGIN"),
             Output::TransactionEnd(t) => println!("{t}"),
             Output::CopyIn(mut copy) => {
-                use tokio::io::AsyncReadExt;
-                let mut stdin = tokio::io::stdin();
+                use std::io::Read;
+                let mut stdin = std::io::stdin().lock();
                 let mut buf = vec![0u8; 256 * 1024];
                 loop {
-                    let n = stdin.read(&mut buf).await?;
+                    let n = tokio::task::block_in_place(|| stdin.read(&mut buf))?;
                     if n == 0 {
                         break;
                     }

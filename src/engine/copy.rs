@@ -26,13 +26,17 @@ use deltalake::protocol::SaveMode;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::dml::{Target, conform, write_with};
+use super::dml::{Target, conform, write_plan, write_with};
+use super::last_ident;
 use super::{Output, Session};
 use crate::error::{Error, ErrorKind, Result};
 use crate::frontend::copy::{CopyEndpoint, CopyFormat, CopyOptions, CopyRelation, CopyStmt};
 use crate::ingest::binary::BinaryDecoder;
 use crate::ingest::convert::Converter;
+use crate::ingest::files::{FileKind, ReadOptions, file_table, list_files};
 use crate::ingest::text::TextDecoder;
+use futures::StreamExt;
+use object_store::ObjectStoreExt;
 
 /// Rows per batch handed to the writer.
 const BATCH_ROWS: usize = 16 * 1024;
@@ -78,6 +82,8 @@ impl PartitionStream for ChannelPartition {
 }
 
 /// Bytes of COPY data into batches of the target columns.
+// One per COPY, so the size difference of the variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 enum Decoder {
     Text(TextDecoder, Converter),
     Binary(BinaryDecoder),
@@ -96,6 +102,19 @@ impl Decoder {
             Decoder::Text(d, c) => d.finish()?.into_iter().map(|r| c.convert(r)).collect(),
             Decoder::Binary(d) => d.finish(),
         }
+    }
+
+    /// Flush what is left of one file and start the next one.
+    fn next_file(&mut self, label: String) -> Result<Vec<RecordBatch>> {
+        let rest = self.finish()?;
+        match self {
+            Decoder::Text(d, c) => {
+                c.set_label(label.clone());
+                d.start_file(label);
+            }
+            Decoder::Binary(d) => d.start_file(label),
+        }
+        Ok(rest)
     }
 
     fn skipped(&self) -> u64 {
@@ -222,6 +241,35 @@ impl CopyIn {
         }
     }
 
+    /// Load every file `path` selects, in name order, as one COPY.
+    async fn feed_files(&mut self, session: &Session, table: &str, path: &str) -> Result<()> {
+        let state = session.ctx.state();
+        let lake = session.engine.lake();
+        let (store, files) = list_files(&state, lake, path).await?;
+        for (i, f) in files.iter().enumerate() {
+            let label = format!("COPY {table}, file '{}'", f.location);
+            if i > 0 {
+                for batch in self.decoder.next_file(label)? {
+                    self.send(batch).await?;
+                }
+            } else {
+                self.decoder.next_file(label)?;
+            }
+            let mut bytes = store
+                .get(&f.location)
+                .await
+                .map_err(|e| Error::new(ErrorKind::Io, format!("reading {}: {e}", f.location)))?
+                .into_stream();
+            while let Some(chunk) = bytes.next().await {
+                let chunk = chunk.map_err(|e| {
+                    Error::new(ErrorKind::Io, format!("reading {}: {e}", f.location))
+                })?;
+                self.feed(&chunk).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// The data is complete: write what is left and commit. Returns the
     /// rows written and the rows skipped by `ON_ERROR ignore`.
     pub async fn finish(mut self) -> Result<(usize, u64)> {
@@ -286,6 +334,84 @@ async fn copy_out(session: &mut Session, stmt: CopyStmt) -> Result<Output> {
     }
 }
 
+/// `COPY t FROM 'path'`: text, CSV and binary files go through the same
+/// decoder as COPY FROM STDIN; JSON and Parquet through DataFusion's
+/// readers. Either way all files are one commit.
+async fn copy_from_files(session: &mut Session, stmt: &CopyStmt, path: &str) -> Result<Output> {
+    let CopyRelation::Table { name, columns } = &stmt.relation else {
+        return Err(Error::syntax("COPY (query) can only be used with TO"));
+    };
+    let kind = match stmt.options.format {
+        CopyFormat::Json => FileKind::Json,
+        CopyFormat::Parquet => FileKind::Parquet,
+        _ => {
+            let mut copy = CopyIn::start(session, stmt).await?;
+            let table = last_ident(name);
+            copy.feed_files(session, &table, path).await?;
+            let (n, skipped) = copy.finish().await?;
+            if skipped > 0 {
+                session.notice(skipped_notice(skipped));
+            }
+            return Ok(Output::count("COPY", n));
+        }
+    };
+    let target = Target::open(session, name, None).await?;
+    let targets = target.target_columns(columns)?;
+    let state = session.ctx.state();
+    let source = file_table(
+        &state,
+        session.engine.lake(),
+        path,
+        kind,
+        &ReadOptions::default(),
+    )
+    .await?;
+    let df = session.ctx.read_table(source)?;
+    // By name when the file has every target column, else by position.
+    let file_cols: Vec<String> = df
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let df = if targets.iter().all(|t| file_cols.contains(t)) {
+        df.select_columns(&targets.iter().map(|s| s.as_str()).collect::<Vec<_>>())?
+    } else if file_cols.len() == targets.len() {
+        df
+    } else {
+        return Err(Error::new(
+            ErrorKind::BadCopyFormat,
+            format!(
+                "the files at '{path}' have columns ({}) that match neither the names nor the \
+                 number of the columns of \"{}\" ({})",
+                file_cols.join(", "),
+                target.name,
+                targets.join(", ")
+            ),
+        ));
+    };
+    let df = conform(session, df, &target.def, &targets, &target.name)?;
+    let (_, n) = write_plan(
+        session,
+        target.table,
+        df.into_unoptimized_plan(),
+        SaveMode::Append,
+        &[],
+        false,
+    )
+    .await?;
+    Ok(Output::count("COPY", n))
+}
+
+/// PostgreSQL's NOTICE after `ON_ERROR ignore` skipped rows.
+pub fn skipped_notice(skipped: u64) -> String {
+    if skipped == 1 {
+        "1 row was skipped due to data type incompatibility".to_string()
+    } else {
+        format!("{skipped} rows were skipped due to data type incompatibility")
+    }
+}
+
 fn quote_ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
@@ -304,7 +430,7 @@ pub async fn execute(session: &mut Session, stmt: CopyStmt) -> Result<Output> {
             }
             copy_out(session, stmt).await
         }
-        (CopyEndpoint::File(_), true) => Err(Error::not_supported("COPY FROM a server file")),
+        (CopyEndpoint::File(path), true) => copy_from_files(session, &stmt, path).await,
         (CopyEndpoint::File(_), false) => Err(Error::not_supported(
             "COPY TO a server file (use COPY ... TO STDOUT)",
         )),

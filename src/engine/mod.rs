@@ -41,6 +41,8 @@ use crate::frontend::{self, Stmt};
 use crate::lake::Lake;
 pub use settings::Settings;
 
+use crate::ingest::files::{FileKind, ReadFiles};
+
 /// Shared by every session of a server (or one `sluice sql` run).
 pub struct Engine {
     lake: Arc<Lake>,
@@ -52,10 +54,17 @@ impl Engine {
     pub async fn open(lake_spec: &str) -> Result<Arc<Engine>> {
         let lake = Lake::open(lake_spec)?;
         let catalog = Catalog::open(lake.clone()).await?;
+        // Files in the lake change under us (read_csv over a landing
+        // folder): list them afresh on every statement.
+        let caches = datafusion::execution::cache::cache_manager::CacheManagerConfig::default()
+            .with_list_files_cache_limit(0);
+        let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+            .with_cache_manager(caches)
+            .build_arc()?;
         Ok(Arc::new(Engine {
             lake,
             catalog,
-            runtime: Arc::new(RuntimeEnv::default()),
+            runtime,
         }))
     }
 
@@ -119,6 +128,20 @@ fn planning_context(
         Arc::new(InformationSchema::new(catalog.clone(), factory)),
     );
     ctx.register_catalog(DATABASE, Arc::new(provider));
+    for kind in [FileKind::Csv, FileKind::Json, FileKind::Parquet] {
+        let name = match kind {
+            FileKind::Csv => "read_csv",
+            FileKind::Json => "read_json",
+            FileKind::Parquet => "read_parquet",
+        };
+        ctx.register_udtf(
+            name,
+            Arc::new(ReadFiles {
+                kind,
+                lake: catalog.lake().clone(),
+            }),
+        );
+    }
     if for_clients {
         if let Err(e) = datafusion_pg_catalog::setup_pg_catalog(
             &ctx,

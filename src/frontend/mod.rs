@@ -71,6 +71,7 @@ pub fn parse(sql: &str, default_schema: &str) -> Result<Vec<Stmt>> {
         .map_err(|e| Error::syntax(format!("syntax error: {e}")))?;
     let tokens = rewrite_time_travel(tokens, default_schema);
     let tokens = rewrite_merge_do_nothing(tokens);
+    let tokens = rewrite_named_args(tokens);
     let mut parser = Parser::new(&dialect).with_tokens_with_locations(tokens);
     let mut out = Vec::new();
     loop {
@@ -188,6 +189,62 @@ fn parse_extension(p: &mut Parser) -> Result<Option<Stmt>> {
         return Ok(Some(Stmt::Restore { table, at }));
     }
     Ok(None)
+}
+
+/// Table functions whose `name => value` arguments are passed on as a
+/// `'name =>'` marker followed by the value (DataFusion's planner drops
+/// argument names).
+const NAMED_ARG_FUNCTIONS: &[&str] = &["read_csv", "read_json", "read_parquet", "postgres_query"];
+
+fn rewrite_named_args(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+    let mut out: Vec<TokenWithSpan> = Vec::with_capacity(tokens.len());
+    // Paren depth inside the current call of one of those functions.
+    let mut depth = 0usize;
+    let mut pending_call = false;
+    for t in tokens {
+        match &t.token {
+            Token::Word(w)
+                if depth == 0
+                    && NAMED_ARG_FUNCTIONS
+                        .iter()
+                        .any(|f| w.value.eq_ignore_ascii_case(f)) =>
+            {
+                pending_call = true;
+            }
+            Token::LParen if pending_call || depth > 0 => {
+                depth += 1;
+                pending_call = false;
+            }
+            Token::RParen if depth > 0 => depth -= 1,
+            Token::RArrow if depth == 1 => {
+                // Replace the argument name before `=>` with the marker.
+                while out.last().is_some_and(|p| is_ws(&p.token)) {
+                    out.pop();
+                }
+                if let Some(TokenWithSpan {
+                    token: Token::Word(name),
+                    span,
+                }) = out.last().cloned()
+                {
+                    out.pop();
+                    out.push(TokenWithSpan::new(
+                        Token::SingleQuotedString(format!(
+                            "{}{}",
+                            name.value,
+                            crate::ingest::files::NAMED_ARG_SUFFIX
+                        )),
+                        span,
+                    ));
+                    out.push(TokenWithSpan::new(Token::Comma, span));
+                    continue;
+                }
+            }
+            t if !is_ws(t) => pending_call = false,
+            _ => {}
+        }
+        out.push(t);
+    }
+    out
 }
 
 fn is_ws(t: &Token) -> bool {
@@ -420,6 +477,20 @@ mod tests {
         let mut v = parse(sql, "public").unwrap();
         assert_eq!(v.len(), 1, "{sql}");
         v.remove(0)
+    }
+
+    #[test]
+    fn named_arguments_of_table_functions_become_markers() {
+        let Stmt::Sql(s) =
+            one("SELECT * FROM read_csv('x.csv', header => false, delimiter => ';')")
+        else {
+            panic!()
+        };
+        let text = s.to_string();
+        assert!(
+            text.contains("read_csv('x.csv', 'header =>', false, 'delimiter =>', ';')"),
+            "{text}"
+        );
     }
 
     #[test]

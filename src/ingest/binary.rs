@@ -446,6 +446,15 @@ impl BinaryDecoder {
         Ok(out)
     }
 
+    /// The next input is a new file with its own header.
+    pub fn start_file(&mut self, label: String) {
+        self.label = label;
+        self.header_done = false;
+        self.ended = false;
+        self.row = 0;
+        self.buf.clear();
+    }
+
     pub fn finish(&mut self) -> Result<Vec<RecordBatch>> {
         if !self.buf.is_empty() || !self.header_done {
             return Err(Error::new(

@@ -101,6 +101,10 @@ impl Converter {
         }
     }
 
+    pub fn set_label(&mut self, label: String) {
+        self.label = label;
+    }
+
     pub fn schema(&self) -> &SchemaRef {
         &self.schema
     }

@@ -8,4 +8,5 @@
 
 pub mod binary;
 pub mod convert;
+pub mod files;
 pub mod text;

@@ -82,12 +82,11 @@ impl CopyHandler for CopyReceiver {
         match copy.finish().await {
             Ok((rows, skipped)) => {
                 if skipped > 0 {
-                    let msg = if skipped == 1 {
-                        "1 row was skipped due to data type incompatibility".to_string()
-                    } else {
-                        format!("{skipped} rows were skipped due to data type incompatibility")
-                    };
-                    let info = ErrorInfo::new("NOTICE".into(), "00000".into(), msg);
+                    let info = ErrorInfo::new(
+                        "NOTICE".into(),
+                        "00000".into(),
+                        crate::engine::copy::skipped_notice(skipped),
+                    );
                     client
                         .send(PgWireBackendMessage::NoticeResponse(NoticeResponse::from(
                             info,

@@ -1,0 +1,485 @@
+//! Files in the lake or anywhere an object store reaches: the
+//! `read_csv` / `read_json` / `read_parquet` table functions and the file
+//! side of `COPY ... FROM 'path'`.
+//!
+//! ```text
+//!  'raw/2026/*.csv'          lake-relative (joined to the lake root)
+//!  '/data/x.parquet'         absolute local path
+//!  'file:///data/x.json'     file URL
+//!  's3://bucket/landing/*'   S3 (AWS_* environment variables)
+//! ```
+//!
+//! Globs (`*`, `?`, `[...]`) select files; a folder means every file in it.
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
+use datafusion::common::ScalarValue;
+use datafusion::datasource::file_format::FileFormat;
+use datafusion::datasource::file_format::csv::CsvFormat;
+use datafusion::datasource::file_format::json::JsonFormat;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::error::DataFusionError;
+use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::logical_expr::Expr;
+use futures::TryStreamExt;
+use object_store::{ObjectMeta, ObjectStoreExt};
+use url::Url;
+
+use crate::catalog::types::PgType;
+use crate::error::{Error, ErrorKind, Result};
+use crate::lake::Lake;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    Csv,
+    Json,
+    Parquet,
+}
+
+impl FileKind {
+    fn name(self) -> &'static str {
+        match self {
+            FileKind::Csv => "read_csv",
+            FileKind::Json => "read_json",
+            FileKind::Parquet => "read_parquet",
+        }
+    }
+}
+
+/// Options of a `read_*` call (`name => value` arguments).
+#[derive(Debug, Clone, Default)]
+pub struct ReadOptions {
+    pub header: Option<bool>,
+    pub delimiter: Option<u8>,
+    pub quote: Option<u8>,
+    pub escape: Option<u8>,
+    pub null: Option<String>,
+    /// An explicit schema instead of inference: `'id bigint, name text'`.
+    pub columns: Option<String>,
+    /// JSON: `'newline_delimited'` or `'array'`; found from the data if unset.
+    pub json_format: Option<String>,
+}
+
+/// Where `path` points: lake-relative paths join the lake root.
+pub fn resolve_url(lake: &Lake, path: &str) -> Result<Url> {
+    let bad = |e: String| {
+        Error::new(
+            ErrorKind::InvalidParameter,
+            format!("bad path \"{path}\": {e}"),
+        )
+    };
+    if path.contains("://") {
+        return Url::parse(path).map_err(|e| bad(e.to_string()));
+    }
+    if path.starts_with('/') {
+        return Url::parse(&format!("file://{path}")).map_err(|e| bad(e.to_string()));
+    }
+    lake.root().join(path).map_err(|e| bad(e.to_string()))
+}
+
+/// Make sure the session's runtime can reach `url`'s store.
+pub fn register_store(runtime: &RuntimeEnv, url: &Url) -> Result<()> {
+    match url.scheme() {
+        "file" => Ok(()),
+        "s3" | "s3a" => {
+            let base = Url::parse(&format!("s3://{}", url.host_str().unwrap_or_default()))
+                .map_err(|e| Error::internal(e.to_string()))?;
+            if runtime.object_store_registry.get_store(&base).is_ok() {
+                return Ok(());
+            }
+            let store = object_store::aws::AmazonS3Builder::from_env()
+                .with_url(base.as_str())
+                .build()
+                .map_err(|e| {
+                    Error::new(
+                        ErrorKind::InvalidParameter,
+                        format!("cannot reach {base}: {e}"),
+                    )
+                })?;
+            runtime.register_object_store(&base, Arc::new(store));
+            Ok(())
+        }
+        other => Err(Error::not_supported(format!("reading {other}:// URLs"))),
+    }
+}
+
+/// The URL DataFusion lists: a glob in the path becomes a pattern over
+/// the names below the last folder before it; a local folder ends in `/`.
+fn listing_url(url: &Url) -> Result<ListingTableUrl> {
+    let path = percent_decode(url.path());
+    if let Some(first) = path.find(['*', '?', '[']) {
+        let cut = path[..first].rfind('/').map(|i| i + 1).unwrap_or(0);
+        let mut base = url.clone();
+        base.set_path(&path[..cut]);
+        let pattern = glob::Pattern::new(&path[cut..]).map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidParameter,
+                format!("bad glob \"{path}\": {e}"),
+            )
+        })?;
+        return ListingTableUrl::try_new(base, Some(pattern)).map_err(Error::from);
+    }
+    let mut url = url.clone();
+    if url.scheme() == "file" && std::path::Path::new(&path).is_dir() && !path.ends_with('/') {
+        url.set_path(&format!("{path}/"));
+    }
+    ListingTableUrl::try_new(url, None).map_err(Error::from)
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+        {
+            out.push(v);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The files `path` selects, in name order.
+pub async fn list_files(
+    session: &dyn Session,
+    lake: &Lake,
+    path: &str,
+) -> Result<(Arc<dyn object_store::ObjectStore>, Vec<ObjectMeta>)> {
+    let url = resolve_url(lake, path)?;
+    register_store(session.runtime_env(), &url)?;
+    let listing = listing_url(&url)?;
+    let store = session.runtime_env().object_store(&listing)?;
+    let mut files: Vec<ObjectMeta> = listing
+        .list_all_files(session, store.as_ref(), "")
+        .await?
+        .try_collect()
+        .await?;
+    files.sort_by(|a, b| a.location.cmp(&b.location));
+    if files.is_empty() {
+        return Err(Error::new(
+            ErrorKind::UndefinedObject,
+            format!("no files found at \"{path}\""),
+        ));
+    }
+    Ok((store, files))
+}
+
+/// Parse `'a int, b text'` into a schema with the Arrow types of those
+/// PostgreSQL types.
+pub fn parse_columns(columns: &str) -> Result<SchemaRef> {
+    use datafusion::sql::sqlparser::ast::Statement;
+    let sql = format!("CREATE TABLE t ({columns})");
+    let stmts = datafusion::sql::sqlparser::parser::Parser::parse_sql(
+        &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
+        &sql,
+    )
+    .map_err(|e| Error::syntax(format!("bad column list \"{columns}\": {e}")))?;
+    let Some(Statement::CreateTable(ct)) = stmts.first() else {
+        return Err(Error::syntax(format!("bad column list \"{columns}\"")));
+    };
+    let fields = ct
+        .columns
+        .iter()
+        .map(|c| {
+            Ok(Field::new(
+                crate::engine::normalize_ident(&c.name),
+                PgType::from_sql(&c.data_type)?.arrow_type(),
+                true,
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Arc::new(Schema::new(fields)))
+}
+
+/// First bytes of the first file: does this JSON hold one array?
+async fn json_is_array(
+    store: &Arc<dyn object_store::ObjectStore>,
+    first: &ObjectMeta,
+) -> Result<bool> {
+    let end = first.size.min(4096);
+    let head = store
+        .get_range(&first.location, 0..end)
+        .await
+        .map_err(|e| Error::new(ErrorKind::Io, format!("reading {}: {e}", first.location)))?;
+    Ok(head
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| *b == b'['))
+}
+
+/// A table over the files at `path`, read as `kind`.
+pub async fn file_table(
+    session: &dyn Session,
+    lake: &Lake,
+    path: &str,
+    kind: FileKind,
+    o: &ReadOptions,
+) -> Result<Arc<dyn TableProvider>> {
+    let (store, files) = list_files(session, lake, path).await?;
+    let format: Arc<dyn FileFormat> = match kind {
+        FileKind::Csv => {
+            let mut f = CsvFormat::default()
+                .with_has_header(o.header.unwrap_or(true))
+                .with_delimiter(o.delimiter.unwrap_or(b','))
+                .with_quote(o.quote.unwrap_or(b'"'))
+                .with_escape(o.escape)
+                .with_newlines_in_values(true);
+            if let Some(n) = &o.null {
+                f = f.with_null_regex(Some(format!("^{}$", regex_escape(n))));
+            }
+            Arc::new(f)
+        }
+        FileKind::Json => {
+            let array = match o.json_format.as_deref() {
+                Some("array") => true,
+                Some("newline_delimited" | "ndjson") => false,
+                Some(other) => {
+                    return Err(Error::new(
+                        ErrorKind::InvalidParameter,
+                        format!(
+                            "read_json format must be 'array' or 'newline_delimited', not '{other}'"
+                        ),
+                    ));
+                }
+                None => json_is_array(&store, &files[0]).await?,
+            };
+            Arc::new(JsonFormat::default().with_newline_delimited(!array))
+        }
+        FileKind::Parquet => Arc::new(ParquetFormat::default()),
+    };
+    let url = listing_url(&resolve_url(lake, path)?)?;
+    let options = ListingOptions::new(format).with_file_extension("");
+    let schema = match &o.columns {
+        Some(c) => parse_columns(c)?,
+        None => {
+            // Per file, then widened: one file's integers and another's
+            // decimals make a float column, not an error.
+            let mut merged: Option<Schema> = None;
+            for f in files.iter().filter(|f| f.size > 0) {
+                let one = options
+                    .format
+                    .infer_schema(session, &store, std::slice::from_ref(f))
+                    .await?;
+                merged = Some(match merged {
+                    None => one.as_ref().clone(),
+                    Some(m) => widen(&m, &one),
+                });
+            }
+            Arc::new(merged.ok_or_else(|| {
+                Error::new(
+                    ErrorKind::InvalidParameter,
+                    format!("all files at \"{path}\" are empty"),
+                )
+            })?)
+        }
+    };
+    let config = ListingTableConfig::new(url)
+        .with_listing_options(options)
+        .with_schema(schema);
+    Ok(Arc::new(ListingTable::try_new(config)?))
+}
+
+/// The schema holding the columns of both: a column in only one is
+/// nullable; differing types widen (integers to floats, else to text).
+fn widen(a: &Schema, b: &Schema) -> Schema {
+    use datafusion::arrow::datatypes::DataType;
+    let mut fields: Vec<Field> = Vec::new();
+    for fa in a.fields() {
+        let f = match b.field_with_name(fa.name()) {
+            Ok(fb) if fb.data_type() == fa.data_type() => fa.as_ref().clone(),
+            Ok(fb) => {
+                let (x, y) = (fa.data_type(), fb.data_type());
+                let t = if *x == DataType::Null {
+                    y.clone()
+                } else if *y == DataType::Null {
+                    x.clone()
+                } else if x.is_numeric() && y.is_numeric() {
+                    DataType::Float64
+                } else {
+                    DataType::Utf8
+                };
+                Field::new(fa.name(), t, true)
+            }
+            Err(_) => fa.as_ref().clone().with_nullable(true),
+        };
+        fields.push(f);
+    }
+    for fb in b.fields() {
+        if a.field_with_name(fb.name()).is_err() {
+            fields.push(fb.as_ref().clone().with_nullable(true));
+        }
+    }
+    Schema::new(fields)
+}
+
+fn regex_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Run a future from synchronous planning code (table functions are
+/// called while a statement is planned, inside the runtime).
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(f))
+}
+
+fn literal_str(e: &Expr) -> Option<String> {
+    match e {
+        Expr::Literal(ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)), _) => {
+            Some(s.clone())
+        }
+        _ => None,
+    }
+}
+
+fn literal_bool(e: &Expr) -> Option<bool> {
+    match e {
+        Expr::Literal(ScalarValue::Boolean(Some(b)), _) => Some(*b),
+        _ => literal_str(e).and_then(|s| match s.to_ascii_lowercase().as_str() {
+            "true" | "on" | "yes" | "1" => Some(true),
+            "false" | "off" | "no" | "0" => Some(false),
+            _ => None,
+        }),
+    }
+}
+
+/// Marker the frontend puts before a `name => value` argument's value.
+pub const NAMED_ARG_SUFFIX: &str = " =>";
+
+/// Split call arguments into positional ones and `name => value` pairs.
+pub fn split_args(exprs: &[Expr]) -> (Vec<Expr>, Vec<(String, Expr)>) {
+    let mut positional = Vec::new();
+    let mut named = Vec::new();
+    let mut i = 0;
+    while i < exprs.len() {
+        if let Some(name) = literal_str(&exprs[i]).and_then(|s| {
+            s.strip_suffix(NAMED_ARG_SUFFIX)
+                .map(|n| n.to_ascii_lowercase())
+        }) && i + 1 < exprs.len()
+        {
+            named.push((name, exprs[i + 1].clone()));
+            i += 2;
+        } else {
+            positional.push(exprs[i].clone());
+            i += 1;
+        }
+    }
+    (positional, named)
+}
+
+fn one_byte(fun: &str, name: &str, e: &Expr) -> datafusion::error::Result<u8> {
+    match literal_str(e) {
+        Some(s) if s.len() == 1 => Ok(s.as_bytes()[0]),
+        _ => Err(plan_error(format!(
+            "{fun}: {name} must be a single one-byte character"
+        ))),
+    }
+}
+
+fn plan_error(message: String) -> DataFusionError {
+    DataFusionError::External(Box::new(Error::new(ErrorKind::InvalidParameter, message)))
+}
+
+/// `read_csv(path, ...)`, `read_json(path, ...)`, `read_parquet(path)`.
+#[derive(Debug)]
+pub struct ReadFiles {
+    pub kind: FileKind,
+    pub lake: Arc<Lake>,
+}
+
+impl TableFunctionImpl for ReadFiles {
+    fn call_with_args(
+        &self,
+        args: TableFunctionArgs,
+    ) -> datafusion::error::Result<Arc<dyn TableProvider>> {
+        let fun = self.kind.name();
+        let (positional, named) = split_args(args.exprs());
+        let path = match positional.as_slice() {
+            [p] => literal_str(p),
+            _ => None,
+        }
+        .ok_or_else(|| plan_error(format!("{fun} takes a path: {fun}('raw/x.*', ...)")))?;
+        let mut o = ReadOptions::default();
+        for (name, v) in &named {
+            match (self.kind, name.as_str()) {
+                (FileKind::Csv, "header") => o.header = literal_bool(v),
+                (FileKind::Csv, "delimiter" | "delim" | "sep") => {
+                    o.delimiter = Some(one_byte(fun, name, v)?)
+                }
+                (FileKind::Csv, "quote") => o.quote = Some(one_byte(fun, name, v)?),
+                (FileKind::Csv, "escape") => o.escape = Some(one_byte(fun, name, v)?),
+                (FileKind::Csv, "null" | "nullstr") => o.null = literal_str(v),
+                (FileKind::Json, "format") => o.json_format = literal_str(v),
+                (FileKind::Csv | FileKind::Json, "columns") => o.columns = literal_str(v),
+                _ => {
+                    return Err(plan_error(format!("{fun} has no option \"{name}\"")));
+                }
+            }
+        }
+        let session = args.session();
+        block_on(file_table(session, &self.lake, &path, self.kind, &o))
+            .map_err(|e| DataFusionError::External(Box::new(e)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::logical_expr::lit;
+
+    #[test]
+    fn named_arguments_pair_up() {
+        let args = vec![
+            lit("raw/x.csv"),
+            lit("header =>"),
+            lit(false),
+            lit("delimiter =>"),
+            lit(";"),
+        ];
+        let (pos, named) = split_args(&args);
+        assert_eq!(pos.len(), 1);
+        assert_eq!(named.len(), 2);
+        assert_eq!(named[0].0, "header");
+        assert_eq!(literal_bool(&named[0].1), Some(false));
+    }
+
+    #[test]
+    fn paths_resolve_against_the_lake() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        let u = resolve_url(&lake, "raw/in/*.csv").unwrap();
+        assert!(u.as_str().starts_with(lake.root().as_str()), "{u}");
+        assert_eq!(
+            resolve_url(&lake, "/data/x.csv").unwrap().as_str(),
+            "file:///data/x.csv"
+        );
+        assert_eq!(
+            resolve_url(&lake, "s3://b/k/x.json").unwrap().as_str(),
+            "s3://b/k/x.json"
+        );
+    }
+
+    #[test]
+    fn column_lists_become_schemas() {
+        let s = parse_columns("id bigint, \"Name\" text, amt numeric(10,2)").unwrap();
+        assert_eq!(s.fields().len(), 3);
+        assert_eq!(s.field(1).name(), "Name");
+    }
+}
