@@ -406,7 +406,7 @@ fn table_name(t: &TableObject) -> Result<&ObjectName> {
 
 pub async fn insert(session: &mut Session, ins: Insert) -> Result<Output> {
     if ins.on.is_some() {
-        return Err(Error::not_supported("INSERT ... ON CONFLICT"));
+        return Box::pin(super::upsert::upsert(session, ins)).await;
     }
     let target = Target::open(session, table_name(&ins.table)?, None).await?;
     let (def, tname) = (&target.def, &target.name);

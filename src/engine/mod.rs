@@ -17,6 +17,7 @@ pub mod lakehouse;
 pub mod params;
 pub mod settings;
 pub mod text_input;
+pub mod upsert;
 
 use std::sync::Arc;
 use std::time::Duration;

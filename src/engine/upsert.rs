@@ -1,0 +1,183 @@
+//! `INSERT ... ON CONFLICT (key) DO NOTHING | DO UPDATE`, as a MERGE on
+//! the key columns:
+//!
+//! ```text
+//!  INSERT INTO t AS a (cols) <source> ON CONFLICT (k) DO UPDATE SET c = excluded.c WHERE w
+//!   ─▶ MERGE INTO t AS a USING (SELECT * FROM (<source>) AS s(cols)) AS excluded
+//!        ON a.k = excluded.k
+//!        WHEN MATCHED AND w THEN UPDATE SET c = excluded.c
+//!        WHEN NOT MATCHED THEN INSERT (cols) VALUES (excluded.cols)
+//! ```
+//!
+//! Delta tables have no unique indexes, so the listed columns are the key
+//! by declaration. As in PostgreSQL, `DO NOTHING` keeps the first of
+//! several incoming rows with one key (a load deduplicates), and `DO
+//! UPDATE` refuses incoming rows that share a key (21000). Rows with a NULL
+//! key never conflict.
+
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::{
+    ConflictTarget, Expr, Ident, Insert, OnConflict, OnConflictAction, OnInsert, Statement,
+    TableObject, visit_expressions_mut,
+};
+
+use super::dml::{Target, merge};
+use super::{Output, Session, last_ident, normalize_ident};
+use crate::error::{Error, ErrorKind, Result};
+
+fn ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// Unqualified column names in `DO UPDATE` refer to the existing row.
+fn qualify_with(mut e: Expr, alias: &str) -> Expr {
+    let _ = visit_expressions_mut(&mut e, |x| {
+        if let Expr::Identifier(id) = x {
+            *x = Expr::CompoundIdentifier(vec![Ident::with_quote('"', alias), id.clone()]);
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    e
+}
+
+pub async fn upsert(session: &mut Session, mut ins: Insert) -> Result<Output> {
+    let Some(OnInsert::OnConflict(OnConflict {
+        conflict_target,
+        action,
+    })) = ins.on.take()
+    else {
+        return Err(Error::not_supported("INSERT ... ON DUPLICATE KEY UPDATE"));
+    };
+    if ins.returning.is_some() {
+        return Err(Error::not_supported("INSERT ... ON CONFLICT ... RETURNING"));
+    }
+    let keys: Vec<String> = match conflict_target {
+        Some(ConflictTarget::Columns(c)) => c.iter().map(normalize_ident).collect(),
+        Some(ConflictTarget::OnConstraint(_)) => {
+            return Err(Error::not_supported("ON CONFLICT ON CONSTRAINT"));
+        }
+        None => match action {
+            // Nothing can conflict without a key: a plain INSERT.
+            OnConflictAction::DoNothing => return super::dml::insert(session, ins).await,
+            OnConflictAction::DoUpdate(_) => {
+                return Err(Error::syntax(
+                    "ON CONFLICT DO UPDATE requires inference specification or constraint name",
+                )
+                .with_hint("For example, ON CONFLICT (column_name)."));
+            }
+        },
+    };
+    let TableObject::TableName(name) = &ins.table else {
+        return Err(Error::not_supported("INSERT into a table function"));
+    };
+    let target = Target::open(session, name, None).await?;
+    let listed: Vec<String> = ins.columns.iter().map(last_ident).collect();
+    let cols = target.target_columns(&listed)?;
+    for k in &keys {
+        if target.def.column(k).is_none() {
+            return Err(Error::new(
+                ErrorKind::UndefinedColumn,
+                format!("column \"{k}\" does not exist"),
+            ));
+        }
+        if !cols.contains(k) {
+            return Err(Error::not_supported(format!(
+                "ON CONFLICT on column \"{k}\", which the INSERT does not set"
+            )));
+        }
+    }
+    let Some(source) = ins.source.take() else {
+        return Err(Error::not_supported("INSERT without VALUES or SELECT"));
+    };
+    let alias = ins
+        .table_alias
+        .as_ref()
+        .map(|a| normalize_ident(&a.alias))
+        .unwrap_or_else(|| target.name.clone());
+    let col_list = cols.iter().map(|c| ident(c)).collect::<Vec<_>>().join(", ");
+    let key_list = keys.iter().map(|c| ident(c)).collect::<Vec<_>>().join(", ");
+    let rows = format!("(SELECT * FROM ({source}) AS __sluice_src ({col_list}))");
+    let on = keys
+        .iter()
+        .map(|k| format!("{}.{} = excluded.{}", ident(&alias), ident(k), ident(k)))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let insert = format!(
+        "WHEN NOT MATCHED THEN INSERT ({col_list}) VALUES ({})",
+        cols.iter()
+            .map(|c| format!("excluded.{}", ident(c)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let table = format!("{name} AS {}", ident(&alias));
+    let merge_sql = match action {
+        OnConflictAction::DoNothing => {
+            // The first row of each key goes in; NULL keys are all distinct.
+            let numbered = format!(
+                "(SELECT *, row_number() OVER (PARTITION BY {key_list}) AS __sluice_n \
+                 FROM {rows} AS __sluice_rows)"
+            );
+            let nulls = keys
+                .iter()
+                .map(|k| format!("{} IS NULL", ident(k)))
+                .collect::<Vec<_>>()
+                .join(" OR ");
+            let first = format!(
+                "(SELECT {col_list} FROM {numbered} AS __sluice_numbered \
+                 WHERE __sluice_n = 1 OR {nulls})"
+            );
+            format!("MERGE INTO {table} USING {first} AS excluded ON {on} {insert}")
+        }
+        OnConflictAction::DoUpdate(up) => {
+            let key_not_null = keys
+                .iter()
+                .map(|k| format!("{} IS NOT NULL", ident(k)))
+                .collect::<Vec<_>>()
+                .join(" AND ");
+            let dup = format!(
+                "SELECT 1 FROM {rows} AS __sluice_rows WHERE {key_not_null} \
+                 GROUP BY {key_list} HAVING count(*) > 1 LIMIT 1"
+            );
+            if session.ctx.sql(&dup).await?.count().await? > 0 {
+                return Err(Error::new(
+                    ErrorKind::CardinalityViolation,
+                    "ON CONFLICT DO UPDATE command cannot affect row a second time",
+                )
+                .with_hint(
+                    "Ensure that no rows proposed for insertion within the same command have \
+                     duplicate constrained values.",
+                ));
+            }
+            let sets = up
+                .assignments
+                .iter()
+                .map(|a| format!("{} = {}", a.target, qualify_with(a.value.clone(), &alias)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let when = up
+                .selection
+                .map(|w| format!(" AND ({})", qualify_with(w, &alias)))
+                .unwrap_or_default();
+            format!(
+                "MERGE INTO {table} USING {rows} AS excluded ON {on} \
+                 WHEN MATCHED{when} THEN UPDATE SET {sets} {insert}"
+            )
+        }
+    };
+    drop(target);
+    let mut stmts = session.parse(&merge_sql)?;
+    let Some(crate::frontend::Stmt::Sql(stmt)) = stmts.pop() else {
+        return Err(Error::internal("upsert did not plan as MERGE"));
+    };
+    let Statement::Merge(m) = *stmt else {
+        return Err(Error::internal("upsert did not plan as MERGE"));
+    };
+    match merge(session, m).await? {
+        Output::Command { rows, .. } => Ok(Output::Command {
+            tag: "INSERT".into(),
+            rows,
+        }),
+        other => Ok(other),
+    }
+}
