@@ -308,11 +308,54 @@ impl Column {
     }
 }
 
-pub struct BinaryDecoder {
+/// Builders for a batch of columns fed with values in PostgreSQL's binary
+/// send format (COPY binary, or rows a PostgreSQL server returns).
+pub struct BinaryColumns {
     schema: SchemaRef,
+    columns: Vec<Column>,
+}
+
+impl BinaryColumns {
+    /// `jsonb[i]` marks the columns whose values are jsonb (a version byte
+    /// before the text).
+    pub fn new(schema: SchemaRef, jsonb: &[bool]) -> Result<BinaryColumns> {
+        let columns = schema
+            .fields()
+            .iter()
+            .zip(jsonb)
+            .map(|(f, j)| column_for(f.data_type(), *j))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(BinaryColumns { schema, columns })
+    }
+
+    /// Append one value (`None` is NULL) to column `c`.
+    pub fn push(&mut self, c: usize, v: Option<&[u8]>) -> Result<()> {
+        self.columns[c].push(v)
+    }
+
+    /// Rows gathered since the last batch.
+    pub fn len(&self) -> usize {
+        self.columns.first().map(|c| c.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn batch(&mut self) -> Result<RecordBatch> {
+        let arrays = self
+            .columns
+            .iter_mut()
+            .map(|c| c.finish())
+            .collect::<Result<Vec<_>>>()?;
+        Ok(RecordBatch::try_new(self.schema.clone(), arrays)?)
+    }
+}
+
+pub struct BinaryDecoder {
     names: Vec<String>,
     label: String,
-    columns: Vec<Column>,
+    columns: BinaryColumns,
     buf: Vec<u8>,
     header_done: bool,
     ended: bool,
@@ -329,32 +372,16 @@ impl BinaryDecoder {
         table: &str,
         batch_rows: usize,
     ) -> Result<BinaryDecoder> {
-        let columns = schema
-            .fields()
-            .iter()
-            .zip(jsonb)
-            .map(|(f, j)| column_for(f.data_type(), *j))
-            .collect::<Result<Vec<_>>>()?;
         Ok(BinaryDecoder {
             names: schema.fields().iter().map(|f| f.name().clone()).collect(),
-            schema,
+            columns: BinaryColumns::new(schema, jsonb)?,
             label: format!("COPY {table}"),
-            columns,
             buf: Vec::new(),
             header_done: false,
             ended: false,
             row: 0,
             batch_rows,
         })
-    }
-
-    fn batch(&mut self) -> Result<RecordBatch> {
-        let arrays = self
-            .columns
-            .iter_mut()
-            .map(|c| c.finish())
-            .collect::<Result<Vec<_>>>()?;
-        Ok(RecordBatch::try_new(self.schema.clone(), arrays)?)
     }
 
     pub fn feed(&mut self, data: &[u8]) -> Result<Vec<RecordBatch>> {
@@ -382,7 +409,7 @@ impl BinaryDecoder {
             pos = SIGNATURE.len() + 8 + ext;
             self.header_done = true;
         }
-        let n = self.columns.len();
+        let n = self.names.len();
         loop {
             if self.buf.len() < pos + 2 {
                 break;
@@ -429,7 +456,7 @@ impl BinaryDecoder {
             }
             for (c, span) in spans.into_iter().enumerate() {
                 let v = span.map(|(s, e)| &self.buf[s..e]);
-                if let Err(e) = self.columns[c].push(v) {
+                if let Err(e) = self.columns.push(c, v) {
                     return Err(e.with_context(format!(
                         "{}, line {line}, column {}",
                         self.label, self.names[c]
@@ -438,8 +465,8 @@ impl BinaryDecoder {
             }
             self.row += 1;
             pos = at;
-            if self.columns.first().map(|c| c.len()).unwrap_or(0) >= self.batch_rows {
-                out.push(self.batch()?);
+            if self.columns.len() >= self.batch_rows {
+                out.push(self.columns.batch()?);
             }
         }
         self.buf.drain(..pos);
@@ -467,9 +494,8 @@ impl BinaryDecoder {
             )
             .with_context(self.label.clone()));
         }
-        let pending = self.columns.first().map(|c| c.len()).unwrap_or(0);
-        Ok(if pending > 0 {
-            vec![self.batch()?]
+        Ok(if !self.columns.is_empty() {
+            vec![self.columns.batch()?]
         } else {
             vec![]
         })

@@ -24,8 +24,109 @@ pub struct Converter {
     pub skipped: u64,
 }
 
+/// Why a decimal text did not parse on the fast path.
+#[derive(Debug, PartialEq)]
+enum DecimalText {
+    Invalid,
+    Overflow,
+    /// Exponent notation and such: left to Arrow's parser.
+    Unusual,
+}
+
+/// `[+-]digits[.digits]` with surrounding spaces as an integer scaled to
+/// `scale` digits, rounded half away from zero, fitting `precision`.
+fn parse_decimal(text: &str, precision: u8, scale: i8) -> Result<i128, DecimalText> {
+    let b = text.trim_matches(' ').as_bytes();
+    let (neg, digits) = match b.first() {
+        Some(b'-') => (true, &b[1..]),
+        Some(b'+') => (false, &b[1..]),
+        _ => (false, b),
+    };
+    let scale = scale.max(0) as usize;
+    let mut mant: i128 = 0;
+    let mut seen = 0usize;
+    let mut frac = 0usize;
+    let mut in_frac = false;
+    let mut round_up = false;
+    for &c in digits {
+        match c {
+            b'0'..=b'9' => {
+                seen += 1;
+                if in_frac {
+                    frac += 1;
+                    if frac > scale {
+                        // The first dropped digit decides the rounding.
+                        if frac == scale + 1 {
+                            round_up = c >= b'5';
+                        }
+                        continue;
+                    }
+                }
+                mant = mant
+                    .checked_mul(10)
+                    .and_then(|m| m.checked_add((c - b'0') as i128))
+                    .ok_or(DecimalText::Overflow)?;
+            }
+            b'.' if !in_frac => in_frac = true,
+            b'e' | b'E' => return Err(DecimalText::Unusual),
+            _ => return Err(DecimalText::Invalid),
+        }
+    }
+    if seen == 0 {
+        return Err(DecimalText::Invalid);
+    }
+    let kept = frac.min(scale);
+    for _ in kept..scale {
+        mant = mant.checked_mul(10).ok_or(DecimalText::Overflow)?;
+    }
+    if round_up {
+        mant += 1;
+    }
+    if mant >= 10i128.pow(precision as u32) {
+        return Err(DecimalText::Overflow);
+    }
+    Ok(if neg { -mant } else { mant })
+}
+
+fn decimal_column(
+    strings: &StringArray,
+    p: u8,
+    s: i8,
+) -> datafusion::error::Result<Option<ArrayRef>> {
+    use datafusion::arrow::array::Decimal128Builder;
+    use datafusion::arrow::error::ArrowError;
+    let mut b = Decimal128Builder::with_capacity(strings.len()).with_precision_and_scale(p, s)?;
+    for v in strings.iter() {
+        match v {
+            None => b.append_null(),
+            Some(t) => match parse_decimal(t, p, s) {
+                Ok(n) => b.append_value(n),
+                Err(DecimalText::Unusual) => return Ok(None),
+                Err(DecimalText::Invalid) => {
+                    return Err(ArrowError::CastError(format!(
+                        "Cannot cast string '{t}' to decimal"
+                    ))
+                    .into());
+                }
+                Err(DecimalText::Overflow) => {
+                    return Err(ArrowError::CastError(format!(
+                        "value '{t}' out of range for Decimal128({p}, {s})"
+                    ))
+                    .into());
+                }
+            },
+        }
+    }
+    Ok(Some(Arc::new(b.finish())))
+}
+
 /// One column of text as `ty`, or the Arrow error of the first failure.
 fn convert_column(strings: &StringArray, ty: &DataType) -> datafusion::error::Result<ArrayRef> {
+    if let DataType::Decimal128(p, s) = ty
+        && let Some(a) = decimal_column(strings, *p, *s)?
+    {
+        return Ok(a);
+    }
     Ok(match ty {
         DataType::Utf8 => Arc::new(strings.clone()),
         DataType::Binary => strings_to_bytea(strings)?,
@@ -270,6 +371,22 @@ mod tests {
         let mut d = converter(&["date"], false);
         let e = d.convert(raw(&[&[Some("2024-13-01")]])).unwrap_err();
         assert_eq!(e.kind, ErrorKind::InvalidDatetime);
+    }
+
+    #[test]
+    fn decimals_parse_and_round_like_postgres() {
+        assert_eq!(parse_decimal("12.345", 10, 2), Ok(1235));
+        assert_eq!(parse_decimal("-12.345", 10, 2), Ok(-1235));
+        assert_eq!(parse_decimal(" 7 ", 10, 2), Ok(700));
+        assert_eq!(parse_decimal("0.5", 3, 0), Ok(1));
+        assert_eq!(parse_decimal(".25", 5, 2), Ok(25));
+        assert_eq!(parse_decimal("12.3449", 10, 2), Ok(1234));
+        assert_eq!(parse_decimal("999.995", 5, 2), Err(DecimalText::Overflow));
+        assert_eq!(parse_decimal("1000", 5, 2), Err(DecimalText::Overflow));
+        assert_eq!(parse_decimal("1e3", 5, 2), Err(DecimalText::Unusual));
+        assert_eq!(parse_decimal("1.2.3", 5, 2), Err(DecimalText::Invalid));
+        assert_eq!(parse_decimal("-", 5, 2), Err(DecimalText::Invalid));
+        assert_eq!(parse_decimal("", 5, 2), Err(DecimalText::Invalid));
     }
 
     #[test]

@@ -173,6 +173,14 @@ impl TextRows {
             }
             self.buf.put_u8(self.quote);
         } else {
+            let d = self.delimiter;
+            if !v
+                .iter()
+                .any(|&b| b == b'\\' || b == d || (8..=13).contains(&b))
+            {
+                self.buf.put_slice(v);
+                return;
+            }
             for &b in v {
                 let esc = match b {
                     8 => Some(b'b'),
@@ -194,6 +202,21 @@ impl TextRows {
                 }
             }
         }
+    }
+
+    /// One value already in text form (`None` is NULL) as column `i`.
+    fn put_cell(&mut self, i: usize, v: Option<&[u8]>) {
+        if i > 0 {
+            self.buf.put_u8(self.delimiter);
+        }
+        match v {
+            None => self.buf.put_slice(&self.null),
+            Some(v) => {
+                let force = self.force_quote.get(i).copied().unwrap_or(false);
+                self.put_value(v, force);
+            }
+        }
+        self.col = i + 1;
     }
 
     fn header(&mut self, names: &[String]) {
@@ -247,29 +270,173 @@ enum RowEncoder {
     Binary(CopyEncoder),
 }
 
+/// A column's values as text, made for the whole batch at once for the
+/// common types (the generic encoder formats one value at a time).
+enum Cells<'a> {
+    Str(&'a datafusion::arrow::array::StringArray),
+    View(&'a datafusion::arrow::array::StringViewArray),
+    Built(datafusion::arrow::array::StringArray),
+    /// Formatted value by value by the generic encoder.
+    Generic,
+}
+
+/// `YYYY-MM-DD` of a day count since 1970-01-01 (proleptic Gregorian,
+/// years 1..=9999; others go to the generic encoder).
+fn date_text(days: i32, out: &mut String) -> bool {
+    // Days to civil date (H. Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    if !(1..=9999).contains(&y) {
+        return false;
+    }
+    use std::fmt::Write;
+    let _ = write!(out, "{y:04}-{m:02}-{d:02}");
+    true
+}
+
+/// `-12.50` of a Decimal128 value with `scale` digits.
+fn decimal_text(v: i128, scale: i8, out: &mut String) {
+    let mut buf = itoa::Buffer::new();
+    let digits = buf.format(v.unsigned_abs());
+    if v < 0 {
+        out.push('-');
+    }
+    let scale = scale.max(0) as usize;
+    if scale == 0 {
+        out.push_str(digits);
+    } else if digits.len() > scale {
+        let (int, frac) = digits.split_at(digits.len() - scale);
+        out.push_str(int);
+        out.push('.');
+        out.push_str(frac);
+    } else {
+        out.push_str("0.");
+        for _ in digits.len()..scale {
+            out.push('0');
+        }
+        out.push_str(digits);
+    }
+}
+
+fn cells(col: &datafusion::arrow::array::ArrayRef) -> Cells<'_> {
+    use datafusion::arrow::array::{Array, AsArray, StringBuilder};
+    use datafusion::arrow::datatypes::*;
+    let n = col.len();
+    let mut b = StringBuilder::with_capacity(n, n * 8);
+    let mut s = String::new();
+    macro_rules! ints {
+        ($t:ty) => {{
+            let a = col.as_primitive::<$t>();
+            let mut f = itoa::Buffer::new();
+            for i in 0..n {
+                if a.is_null(i) {
+                    b.append_null();
+                } else {
+                    b.append_value(f.format(a.value(i)));
+                }
+            }
+        }};
+    }
+    match col.data_type() {
+        DataType::Utf8 => return Cells::Str(col.as_string::<i32>()),
+        DataType::Utf8View => return Cells::View(col.as_string_view()),
+        DataType::Int8 => ints!(Int8Type),
+        DataType::Int16 => ints!(Int16Type),
+        DataType::Int32 => ints!(Int32Type),
+        DataType::Int64 => ints!(Int64Type),
+        DataType::UInt32 => ints!(UInt32Type),
+        DataType::UInt64 => ints!(UInt64Type),
+        DataType::Boolean => {
+            let a = col.as_boolean();
+            for i in 0..n {
+                if a.is_null(i) {
+                    b.append_null();
+                } else {
+                    b.append_value(if a.value(i) { "t" } else { "f" });
+                }
+            }
+        }
+        DataType::Decimal128(_, scale) => {
+            let a = col.as_primitive::<Decimal128Type>();
+            for i in 0..n {
+                if a.is_null(i) {
+                    b.append_null();
+                } else {
+                    s.clear();
+                    decimal_text(a.value(i), *scale, &mut s);
+                    b.append_value(&s);
+                }
+            }
+        }
+        DataType::Date32 => {
+            let a = col.as_primitive::<Date32Type>();
+            for i in 0..n {
+                if a.is_null(i) {
+                    b.append_null();
+                } else {
+                    s.clear();
+                    if !date_text(a.value(i), &mut s) {
+                        return Cells::Generic;
+                    }
+                    b.append_value(&s);
+                }
+            }
+        }
+        _ => return Cells::Generic,
+    }
+    Cells::Built(b.finish())
+}
+
+fn cell<'a>(c: &'a Cells<'a>, row: usize) -> Option<Option<&'a [u8]>> {
+    use datafusion::arrow::array::Array;
+    Some(match c {
+        Cells::Str(a) => (!a.is_null(row)).then(|| a.value(row).as_bytes()),
+        Cells::View(a) => (!a.is_null(row)).then(|| a.value(row).as_bytes()),
+        Cells::Built(a) => (!a.is_null(row)).then(|| a.value(row).as_bytes()),
+        Cells::Generic => return None,
+    })
+}
+
 fn encode_batch(
     enc: &mut RowEncoder,
     fields: &Arc<Vec<FieldInfo>>,
     batch: RecordBatch,
 ) -> PgWireResult<Vec<CopyData>> {
-    let batch = match enc {
-        RowEncoder::Text(_) => super::text::pg_text(batch, fields),
-        RowEncoder::Binary(_) => batch,
-    };
     let schema = batch.schema();
     let mut out = Vec::with_capacity(batch.num_rows());
-    for r in 0..batch.num_rows() {
-        for (i, col) in batch.columns().iter().enumerate() {
-            let (f, pf) = (schema.field(i), &fields[i]);
-            match enc {
-                RowEncoder::Text(t) => arrow_pg::encoder::encode_value(t, col, r, f, pf)?,
-                RowEncoder::Binary(b) => arrow_pg::encoder::encode_value(b, col, r, f, pf)?,
+    match enc {
+        RowEncoder::Binary(b) => {
+            for r in 0..batch.num_rows() {
+                for (i, col) in batch.columns().iter().enumerate() {
+                    arrow_pg::encoder::encode_value(b, col, r, schema.field(i), &fields[i])?;
+                }
+                out.push(b.take_copy());
             }
         }
-        out.push(match enc {
-            RowEncoder::Text(t) => arrow_pg::encoder::Encoder::take_row(t),
-            RowEncoder::Binary(b) => b.take_copy(),
-        });
+        RowEncoder::Text(t) => {
+            let batch = super::text::pg_text(batch, fields);
+            let schema = batch.schema();
+            let cols: Vec<Cells> = batch.columns().iter().map(cells).collect();
+            for r in 0..batch.num_rows() {
+                for (i, col) in batch.columns().iter().enumerate() {
+                    match cell(&cols[i], r) {
+                        Some(v) => t.put_cell(i, v),
+                        None => {
+                            t.col = i;
+                            arrow_pg::encoder::encode_value(t, col, r, schema.field(i), &fields[i])?
+                        }
+                    }
+                }
+                out.push(arrow_pg::encoder::Encoder::take_row(t));
+            }
+        }
     }
     Ok(out)
 }
@@ -346,4 +513,34 @@ pub async fn copy_in_response(
     let (format, columns) = (copy.wire_format, copy.columns);
     *slot.lock().await = Some(copy);
     pgwire::api::results::Response::CopyIn(CopyResponse::new(format, columns, stream::empty()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_and_decimals_print_like_postgres() {
+        let mut s = String::new();
+        assert!(date_text(0, &mut s));
+        assert_eq!(s, "1970-01-01");
+        s.clear();
+        assert!(date_text(19_782, &mut s));
+        assert_eq!(s, "2024-02-29");
+        s.clear();
+        assert!(date_text(-719_162, &mut s));
+        assert_eq!(s, "0001-01-01");
+        assert!(!date_text(-719_163, &mut String::new()));
+        for (v, scale, text) in [
+            (150i128, 2i8, "1.50"),
+            (-5, 2, "-0.05"),
+            (0, 3, "0.000"),
+            (12345, 0, "12345"),
+            (-1234567, 3, "-1234.567"),
+        ] {
+            let mut s = String::new();
+            decimal_text(v, scale, &mut s);
+            assert_eq!(s, text);
+        }
+    }
 }
