@@ -129,6 +129,10 @@ fn planning_context(
         Arc::new(InformationSchema::new(catalog.clone(), factory)),
     );
     ctx.register_catalog(DATABASE, Arc::new(provider));
+    ctx.register_udtf(
+        "postgres_query",
+        Arc::new(crate::ingest::postgres::PostgresQuery),
+    );
     for kind in [FileKind::Csv, FileKind::Json, FileKind::Parquet] {
         let name = match kind {
             FileKind::Csv => "read_csv",

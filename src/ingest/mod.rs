@@ -9,4 +9,5 @@
 pub mod binary;
 pub mod convert;
 pub mod files;
+pub mod postgres;
 pub mod text;

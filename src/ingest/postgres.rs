@@ -1,0 +1,332 @@
+//! `postgres_query('postgresql://...', 'SELECT ...')`: rows streamed from
+//! an operational PostgreSQL into a query.
+//!
+//! ```text
+//!  plan:     connect, PREPARE the query ─▶ column types ─▶ Arrow schema
+//!  execute:  connect, run it ─▶ rows in binary format ─▶ BinaryColumns ─▶ batches
+//! ```
+//!
+//! Values arrive in PostgreSQL's binary send format and are decoded by the
+//! same column builders as binary COPY, so numeric, timestamptz, arrays,
+//! jsonb and NULLs keep their meaning. The connection string is never shown:
+//! messages name the host and database only.
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::streaming::StreamingTable;
+use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
+use datafusion::common::ScalarValue;
+use datafusion::error::DataFusionError;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::Expr;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::streaming::PartitionStream;
+use futures::StreamExt;
+use postgres_types::{FromSql, Type};
+use tokio_postgres::{Client, NoTls};
+
+use super::binary::BinaryColumns;
+use super::files::split_args;
+use crate::error::{Error, ErrorKind, Result};
+
+const BATCH_ROWS: usize = 8192;
+
+/// A value as the server sent it, whatever its type.
+struct Raw<'a>(Option<&'a [u8]>);
+
+impl<'a> FromSql<'a> for Raw<'a> {
+    fn from_sql(
+        _: &Type,
+        raw: &'a [u8],
+    ) -> std::result::Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(Raw(Some(raw)))
+    }
+
+    fn from_sql_null(
+        _: &Type,
+    ) -> std::result::Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(Raw(None))
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+}
+
+/// Host and database of a connection string, for messages (no user, no
+/// password).
+pub fn describe_target(conn: &str) -> String {
+    match conn.parse::<tokio_postgres::Config>() {
+        Ok(c) => {
+            let host = c
+                .get_hosts()
+                .first()
+                .map(|h| match h {
+                    tokio_postgres::config::Host::Tcp(h) => h.clone(),
+                    tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+                })
+                .unwrap_or_else(|| "localhost".into());
+            let port = c.get_ports().first().copied().unwrap_or(5432);
+            let db = c.get_dbname().unwrap_or("(default)");
+            format!("{host}:{port}/{db}")
+        }
+        Err(_) => "(unparsable connection string)".into(),
+    }
+}
+
+fn remote_error(conn: &str, e: tokio_postgres::Error) -> Error {
+    let target = describe_target(conn);
+    match e.as_db_error() {
+        Some(db) => Error::new(
+            ErrorKind::RemoteError,
+            format!("postgres_query on {target}: {}", db.message()),
+        )
+        .with_detail(format!("remote SQLSTATE {}", db.code().code())),
+        None => {
+            let cause = std::error::Error::source(&e)
+                .map(|c| format!(": {c}"))
+                .unwrap_or_default();
+            Error::new(
+                ErrorKind::ConnectionFailure,
+                format!("postgres_query could not reach {target}: {e}{cause}"),
+            )
+        }
+    }
+}
+
+async fn connect(conn: &str) -> Result<Client> {
+    let (client, connection) = tokio_postgres::connect(conn, NoTls)
+        .await
+        .map_err(|e| remote_error(conn, e))?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!("postgres_query connection ended: {e}");
+        }
+    });
+    Ok(client)
+}
+
+/// The Arrow type a PostgreSQL column becomes; `None` when not supported.
+fn arrow_type(ty: &Type, typmod: i32) -> Option<DataType> {
+    let scalar = |t: &Type| -> Option<DataType> {
+        Some(match *t {
+            Type::BOOL => DataType::Boolean,
+            Type::INT2 => DataType::Int16,
+            Type::INT4 => DataType::Int32,
+            Type::INT8 => DataType::Int64,
+            Type::FLOAT4 => DataType::Float32,
+            Type::FLOAT8 => DataType::Float64,
+            Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::JSON | Type::JSONB => {
+                DataType::Utf8
+            }
+            Type::DATE => DataType::Date32,
+            Type::TIMESTAMP => DataType::Timestamp(TimeUnit::Microsecond, None),
+            Type::TIMESTAMPTZ => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            Type::BYTEA => DataType::Binary,
+            Type::NUMERIC => {
+                if typmod >= 4 {
+                    let p = (((typmod - 4) >> 16) & 0xffff) as u8;
+                    let s = ((typmod - 4) & 0xffff) as i8;
+                    DataType::Decimal128(p.clamp(1, 38), s)
+                } else {
+                    DataType::Decimal128(38, 10)
+                }
+            }
+            _ => return None,
+        })
+    };
+    match ty.kind() {
+        postgres_types::Kind::Array(elem) => Some(DataType::List(Arc::new(Field::new(
+            "element",
+            scalar(elem)?,
+            true,
+        )))),
+        _ => scalar(ty),
+    }
+}
+
+/// The query's columns, from preparing it on the server.
+async fn describe(conn: &str, sql: &str) -> Result<(SchemaRef, Vec<bool>)> {
+    let client = connect(conn).await?;
+    let stmt = client
+        .prepare(sql)
+        .await
+        .map_err(|e| remote_error(conn, e))?;
+    let mut fields = Vec::new();
+    let mut jsonb = Vec::new();
+    for c in stmt.columns() {
+        let t = arrow_type(c.type_(), c.type_modifier()).ok_or_else(|| {
+            Error::not_supported(format!(
+                "postgres_query column \"{}\" of type {}",
+                c.name(),
+                c.type_()
+            ))
+            .with_hint("Cast it to text in the remote query, e.g. col::text.")
+        })?;
+        fields.push(Field::new(c.name(), t, true));
+        jsonb.push(*c.type_() == Type::JSONB);
+    }
+    Ok((Arc::new(Schema::new(fields)), jsonb))
+}
+
+/// Run the query and stream its rows as batches.
+#[derive(Debug)]
+struct RemoteQuery {
+    conn: String,
+    sql: String,
+    schema: SchemaRef,
+    jsonb: Vec<bool>,
+}
+
+impl PartitionStream for RemoteQuery {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let (conn, sql) = (self.conn.clone(), self.sql.clone());
+        let (schema, jsonb) = (self.schema.clone(), self.jsonb.clone());
+        let batches = futures::stream::once(async move {
+            let client = connect(&conn).await?;
+            let rows = client
+                .query_raw(sql.as_str(), std::iter::empty::<i32>())
+                .await
+                .map_err(|e| remote_error(&conn, e))?;
+            let columns = BinaryColumns::new(schema, &jsonb)?;
+            Ok::<_, Error>((client, Box::pin(rows), columns, conn))
+        })
+        .map(|started| match started {
+            Ok(state) => futures::stream::unfold(Some(state), next_batch).left_stream(),
+            Err(e) => futures::stream::iter(vec![Err(to_df(e))]).right_stream(),
+        })
+        .flatten();
+        Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), batches))
+    }
+}
+
+type Running = (
+    Client,
+    std::pin::Pin<Box<tokio_postgres::RowStream>>,
+    BinaryColumns,
+    String,
+);
+
+fn to_df(e: Error) -> DataFusionError {
+    DataFusionError::External(Box::new(e))
+}
+
+async fn next_batch(
+    state: Option<Running>,
+) -> Option<(datafusion::error::Result<RecordBatch>, Option<Running>)> {
+    let (client, mut rows, mut columns, conn) = state?;
+    while columns.len() < BATCH_ROWS {
+        match rows.next().await {
+            Some(Ok(row)) => {
+                for c in 0..row.len() {
+                    let v = match row.try_get::<_, Raw>(c) {
+                        Ok(v) => v.0,
+                        Err(e) => return Some((Err(to_df(remote_error(&conn, e))), None)),
+                    };
+                    if let Err(e) = columns.push(c, v) {
+                        let name = row.columns()[c].name().to_string();
+                        let e = e.with_context(format!("postgres_query column {name}"));
+                        return Some((Err(to_df(e)), None));
+                    }
+                }
+            }
+            Some(Err(e)) => return Some((Err(to_df(remote_error(&conn, e))), None)),
+            None => break,
+        }
+    }
+    if columns.is_empty() {
+        return None;
+    }
+    let batch = columns.batch().map_err(to_df);
+    let done = batch
+        .as_ref()
+        .map(|b| b.num_rows() < BATCH_ROWS)
+        .unwrap_or(true);
+    let next = if done {
+        // One more call ends the stream; keep nothing open meanwhile.
+        drop((client, rows));
+        None
+    } else {
+        Some((client, rows, columns, conn))
+    };
+    Some((batch, next))
+}
+
+fn literal_str(e: &Expr) -> Option<String> {
+    match e {
+        Expr::Literal(ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)), _) => {
+            Some(s.clone())
+        }
+        _ => None,
+    }
+}
+
+/// The `postgres_query` table function.
+#[derive(Debug)]
+pub struct PostgresQuery;
+
+impl TableFunctionImpl for PostgresQuery {
+    fn call_with_args(
+        &self,
+        args: TableFunctionArgs,
+    ) -> datafusion::error::Result<Arc<dyn TableProvider>> {
+        let (positional, _) = split_args(args.exprs());
+        let (Some(conn), Some(sql)) = (
+            positional.first().and_then(literal_str),
+            positional.get(1).and_then(literal_str),
+        ) else {
+            return Err(to_df(Error::new(
+                ErrorKind::InvalidParameter,
+                "postgres_query takes a connection string and a query: \
+                 postgres_query('postgresql://user@host/db', 'SELECT ...')",
+            )));
+        };
+        let (schema, jsonb) = tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(describe(&conn, &sql))
+        })
+        .map_err(to_df)?;
+        let part = RemoteQuery {
+            conn,
+            sql,
+            schema: schema.clone(),
+            jsonb,
+        };
+        Ok(Arc::new(StreamingTable::try_new(
+            schema,
+            vec![Arc::new(part)],
+        )?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_never_show_credentials() {
+        let t = describe_target("postgresql://alice:s3cret@db.internal:6432/sales");
+        assert_eq!(t, "db.internal:6432/sales");
+        let t = describe_target("host=db user=bob password=hunter2 dbname=ops");
+        assert!(!t.contains("hunter2") && !t.contains("bob"), "{t}");
+    }
+
+    #[test]
+    fn numeric_typmod_gives_precision_and_scale() {
+        let typmod = ((12 << 16) | 2) + 4;
+        assert_eq!(
+            arrow_type(&Type::NUMERIC, typmod),
+            Some(DataType::Decimal128(12, 2))
+        );
+        assert!(matches!(
+            arrow_type(&Type::INT4_ARRAY, -1),
+            Some(DataType::List(_))
+        ));
+        assert_eq!(arrow_type(&Type::POINT, -1), None);
+    }
+}
