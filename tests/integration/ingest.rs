@@ -1,0 +1,316 @@
+//! Getting data in from files and databases: read_csv / read_json /
+//! read_parquet, COPY FROM server-side files, postgres_query, upserts.
+
+use std::path::Path;
+
+use tokio_postgres::Client;
+
+use crate::common::{Server, sqlstate};
+
+fn write(lake: &Path, rel: &str, body: &str) {
+    let p = lake.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, body).unwrap();
+}
+
+async fn strings(c: &Client, sql: &str) -> Vec<String> {
+    let msgs = c
+        .simple_query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    msgs.into_iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => Some(
+                (0..r.len())
+                    .map(|i| r.get(i).unwrap_or("NULL").to_string())
+                    .collect::<Vec<_>>()
+                    .join("|"),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
+async fn versions(c: &Client, table: &str) -> usize {
+    strings(c, &format!("DESCRIBE HISTORY {table}")).await.len()
+}
+
+#[tokio::test]
+async fn files_are_read_and_copied_from_the_lake() {
+    let server = Server::start();
+    let lake = server.lake.clone();
+    let c = server.connect().await;
+
+    write(
+        &lake,
+        "landing/orders/a.csv",
+        "id,item,amount\n1,apple,1.50\n2,\"pear, green\",\n",
+    );
+    write(&lake, "landing/orders/b.csv", "id,item,amount\n3,plum,2\n");
+    write(&lake, "landing/raw.txt", "1;x\n2;y\n");
+
+    // Globs, header, inference widened across files (1.50 and 2).
+    assert_eq!(
+        strings(
+            &c,
+            "SELECT id, item, amount FROM read_csv('landing/orders/*.csv') ORDER BY id"
+        )
+        .await,
+        ["1|apple|1.5", "2|pear, green|NULL", "3|plum|2"]
+    );
+    // A folder is every file in it; options by name; an explicit schema.
+    assert_eq!(
+        strings(
+            &c,
+            "SELECT a + 1, b FROM read_csv('landing/raw.txt', header => false, delimiter => ';', \
+             columns => 'a integer, b text') ORDER BY a"
+        )
+        .await,
+        ["2|x", "3|y"]
+    );
+    assert_eq!(
+        strings(&c, "SELECT count(*) FROM read_csv('landing/orders')").await,
+        ["3"]
+    );
+    // Files added later are seen by the next statement.
+    write(
+        &lake,
+        "landing/orders/c.csv",
+        "id,item,amount\n4,fig,0.25\n",
+    );
+    assert_eq!(
+        strings(&c, "SELECT count(*) FROM read_csv('landing/orders/*.csv')").await,
+        ["4"]
+    );
+
+    // JSON: newline-delimited and one array, found from the data.
+    write(
+        &lake,
+        "landing/ev.json",
+        "{\"id\": 1, \"tags\": [\"a\"]}\n{\"id\": 2, \"tags\": []}\n",
+    );
+    write(
+        &lake,
+        "landing/arr.json",
+        "[{\"id\": 5, \"s\": \"x\"}, {\"id\": 6, \"s\": null}]",
+    );
+    assert_eq!(
+        strings(
+            &c,
+            "SELECT id, tags FROM read_json('landing/ev.json') ORDER BY id"
+        )
+        .await,
+        ["1|{a}", "2|{}"]
+    );
+    assert_eq!(
+        strings(
+            &c,
+            "SELECT id, s FROM read_json('landing/arr.json') ORDER BY id"
+        )
+        .await,
+        ["5|x", "6|NULL"]
+    );
+
+    // COPY FROM files: CSV through the COPY decoder (quoted empty vs NULL),
+    // all files one commit.
+    c.batch_execute(
+        "CREATE TABLE orders (id bigint NOT NULL, item varchar(20), amount numeric(8,2))",
+    )
+    .await
+    .unwrap();
+    let n = c
+        .execute(
+            "COPY orders FROM 'landing/orders/*.csv' WITH (FORMAT csv, HEADER)",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 4);
+    assert_eq!(versions(&c, "orders").await, 2);
+    assert_eq!(
+        strings(&c, "SELECT id, item, amount FROM orders ORDER BY id").await,
+        [
+            "1|apple|1.50",
+            "2|pear, green|NULL",
+            "3|plum|2.00",
+            "4|fig|0.25"
+        ]
+    );
+
+    // A bad value in one of the files: named by file, line and column;
+    // nothing from the other files is committed.
+    write(
+        &lake,
+        "landing/orders/d.csv",
+        "id,item,amount\n5,kiwi,1\n6,lime,cheap\n",
+    );
+    let e = c
+        .execute(
+            "COPY orders FROM 'landing/orders/*.csv' WITH (FORMAT csv, HEADER)",
+            &[],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "22P02");
+    let db = e.as_db_error().unwrap();
+    let ctx = db.where_().unwrap_or_default();
+    assert!(
+        ctx.contains("d.csv") && ctx.contains("line 3") && ctx.contains("amount"),
+        "{ctx}"
+    );
+    assert_eq!(versions(&c, "orders").await, 2);
+    assert_eq!(strings(&c, "SELECT count(*) FROM orders").await, ["4"]);
+
+    // ... unless bad rows are to be skipped.
+    let n = c
+        .execute(
+            "COPY orders FROM 'landing/orders/d.csv' WITH (FORMAT csv, HEADER, ON_ERROR ignore)",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+
+    // JSON and Parquet files: matched by column name.
+    c.batch_execute("CREATE TABLE ev (tags text[], id integer)")
+        .await
+        .unwrap();
+    let n = c
+        .execute("COPY ev FROM 'landing/ev.json' (FORMAT json)", &[])
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+    c.batch_execute("CREATE TABLE orders2 (id bigint, item text, amount numeric(8,2))")
+        .await
+        .unwrap();
+    let n = c
+        .execute("COPY orders2 FROM 'public/orders' (FORMAT parquet)", &[])
+        .await
+        .unwrap();
+    assert_eq!(n, 5);
+    assert_eq!(
+        strings(
+            &c,
+            "SELECT count(*), sum(amount) FROM read_parquet('public/orders2')"
+        )
+        .await,
+        ["5|4.75"]
+    );
+
+    // Bad input: no files, unknown option, bad path for the format.
+    let e = c
+        .simple_query("SELECT * FROM read_csv('landing/none/*.csv')")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "42704");
+    let e = c
+        .simple_query("SELECT * FROM read_csv('landing/raw.txt', colour => 'red')")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "22023");
+    let e = c
+        .execute("COPY orders FROM 'landing/none.csv' (FORMAT csv)", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "42704");
+    // The connection is still fine.
+    assert_eq!(strings(&c, "SELECT count(*) FROM orders").await, ["5"]);
+}
+
+#[tokio::test]
+async fn postgres_query_extracts_and_loads() {
+    let Ok(pg_url) = std::env::var("SLUICE_TEST_PG_URL") else {
+        panic!("SLUICE_TEST_PG_URL is not set: run the suite with scripts/test.sh");
+    };
+    let (pg, conn) = tokio_postgres::connect(&pg_url, tokio_postgres::NoTls)
+        .await
+        .expect("connect to the test PostgreSQL");
+    tokio::spawn(conn);
+    pg.batch_execute(
+        "DROP TABLE IF EXISTS ingest_pq_src;
+         CREATE TABLE ingest_pq_src (id integer PRIMARY KEY, amount numeric(12,2), ts timestamptz,
+             tags text[], doc jsonb, raw bytea, note varchar(10), ok boolean, d date, f float8);
+         INSERT INTO ingest_pq_src VALUES
+           (1, 12345.67, '2024-01-01 10:00:00+02', '{a,\"b c\"}', '{\"k\": [1, 2]}', '\\x00ff', 'hé', true, '2024-02-29', 0.1),
+           (2, -0.05, NULL, '{}', NULL, NULL, NULL, false, NULL, NULL),
+           (3, NULL, NULL, NULL, NULL, NULL, '', NULL, NULL, 'NaN');",
+    )
+    .await
+    .unwrap();
+
+    let server = Server::start();
+    let c = server.connect().await;
+    let src = format!(
+        "postgres_query('{}', 'SELECT * FROM ingest_pq_src')",
+        pg_url.replace('\'', "''")
+    );
+    c.batch_execute(&format!("CREATE TABLE pq AS SELECT * FROM {src}"))
+        .await
+        .unwrap();
+    let ours = strings(&c, "SELECT * FROM pq ORDER BY id").await;
+    // PostgreSQL's own text for the same rows (jsonb and timestamptz as
+    // PostgreSQL prints them in UTC).
+    pg.batch_execute("SET TimeZone = 'UTC'").await.unwrap();
+    let theirs = strings(&pg, "SELECT * FROM ingest_pq_src ORDER BY id").await;
+    assert_eq!(ours, theirs);
+    // Upsert from the source: changed rows update, new rows insert.
+    pg.batch_execute(
+        "UPDATE ingest_pq_src SET note = 'changed' WHERE id = 2;
+         INSERT INTO ingest_pq_src (id, note) VALUES (4, 'new');",
+    )
+    .await
+    .unwrap();
+    let n = c
+        .execute(
+            &format!(
+                "INSERT INTO pq SELECT * FROM {src} ON CONFLICT (id) DO UPDATE SET note = excluded.note"
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 4);
+    assert_eq!(
+        strings(&c, "SELECT id, note FROM pq WHERE id IN (2, 4) ORDER BY id").await,
+        ["2|changed", "4|new"]
+    );
+
+    // Unreachable server: 08001, and the password is never shown.
+    let e = c
+        .simple_query(
+            "SELECT * FROM postgres_query('postgresql://etl:s3cretpw@127.0.0.1:1/shop', 'SELECT 1')",
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "08001");
+    let text = format!("{e:?}");
+    assert!(
+        !text.contains("s3cretpw") && !text.contains("etl"),
+        "{text}"
+    );
+    // A failing remote query: HV000 with the remote SQLSTATE.
+    let bad = format!(
+        "SELECT * FROM postgres_query('{}', 'SELECT nope FROM ingest_pq_src')",
+        pg_url.replace('\'', "''")
+    );
+    let e = c.simple_query(&bad).await.unwrap_err();
+    assert_eq!(sqlstate(&e), "HV000");
+    assert!(
+        e.as_db_error()
+            .unwrap()
+            .detail()
+            .unwrap_or_default()
+            .contains("42703")
+    );
+    // Types without a mapping say how to get them.
+    let e = c
+        .simple_query(&format!(
+            "SELECT * FROM postgres_query('{}', 'SELECT point(1, 2) AS p')",
+            pg_url.replace('\'', "''")
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "0A000");
+    assert_eq!(strings(&c, "SELECT count(*) FROM pq").await, ["4"]);
+    pg.batch_execute("DROP TABLE ingest_pq_src").await.unwrap();
+}
