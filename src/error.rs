@@ -175,7 +175,12 @@ impl From<deltalake::DeltaTableError> for Error {
             D::Arrow { source } => classify_arrow(&source),
             D::Transaction { source } => {
                 let msg = source.to_string();
-                if msg.contains("conflict") || msg.contains("already exists") {
+                // Another writer committed first: a commit conflict, a taken
+                // version, or data this commit read was changed meanwhile.
+                if msg.contains("conflict")
+                    || msg.contains("already exists")
+                    || msg.contains("concurrent")
+                {
                     Error::new(
                         ErrorKind::SerializationFailure,
                         format!("could not serialize access due to concurrent update: {msg}"),

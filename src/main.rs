@@ -165,8 +165,8 @@ async fn run_sql(lake: &str, sql: &str) -> sluice::Result<()> {
                 let mut rows = std::pin::pin!(rows);
                 let mut out = std::io::BufWriter::new(std::io::stdout().lock());
                 while let Some(r) = rows.next().await {
-                    let r = r.map_err(|e| sluice::Error::internal(e.to_string()))?;
-                    out.write_all(&r.data)?;
+                    let chunk = r.map_err(|e| sluice::Error::internal(e.to_string()))?;
+                    out.write_all(&chunk.data)?;
                 }
                 out.flush()?;
             }

@@ -290,9 +290,12 @@ pub struct CopyOut {
     pub options: CopyOptions,
     pub schema: SchemaRef,
     pub stream: SendableRecordBatchStream,
+    /// Columns declared jsonb (their binary format has a version byte).
+    pub jsonb: Vec<bool>,
 }
 
 async fn copy_out(session: &mut Session, stmt: CopyStmt) -> Result<Output> {
+    let mut jsonb = Vec::new();
     let query = match stmt.relation {
         CopyRelation::Query(q) => Statement::Query(q),
         CopyRelation::Table { name, columns } => {
@@ -310,6 +313,10 @@ async fn copy_out(session: &mut Session, stmt: CopyStmt) -> Result<Output> {
                 }
                 columns
             };
+            jsonb = target_cols
+                .iter()
+                .map(|c| def.column(c).is_some_and(|d| d.ty.name == "jsonb"))
+                .collect();
             let list: Vec<String> = target_cols.iter().map(|c| quote_ident(c)).collect();
             let sql = format!(
                 "SELECT {} FROM {}.{}",
@@ -329,6 +336,7 @@ async fn copy_out(session: &mut Session, stmt: CopyStmt) -> Result<Output> {
             options: stmt.options,
             schema,
             stream,
+            jsonb,
         })),
         _ => Err(Error::internal("COPY query returned no rows")),
     }

@@ -291,6 +291,18 @@ impl Session {
         frontend::parse(sql, &self.settings.current_schema())
     }
 
+    /// In an aborted transaction block only COMMIT and ROLLBACK run.
+    fn check_not_aborted(&self, stmt: &Stmt) -> Result<()> {
+        let is_txn_end = matches!(stmt, Stmt::Sql(s) if matches!(**s, Statement::Commit { .. } | Statement::Rollback { .. }));
+        if self.txn == TxnState::Failed && !is_txn_end {
+            return Err(Error::new(
+                ErrorKind::InFailedTransaction,
+                "current transaction is aborted, commands ignored until end of transaction block",
+            ));
+        }
+        Ok(())
+    }
+
     /// Run one statement, keeping transaction state as PostgreSQL does.
     pub async fn execute(&mut self, stmt: Stmt, params: &ParamValues) -> Result<Output> {
         if self
@@ -299,13 +311,7 @@ impl Session {
         {
             self.mark_failed();
         }
-        let is_txn_end = matches!(&stmt, Stmt::Sql(s) if matches!(**s, Statement::Commit { .. } | Statement::Rollback { .. }));
-        if self.txn == TxnState::Failed && !is_txn_end {
-            return Err(Error::new(
-                ErrorKind::InFailedTransaction,
-                "current transaction is aborted, commands ignored until end of transaction block",
-            ));
-        }
+        self.check_not_aborted(&stmt)?;
         let result = self.execute_inner(stmt, params).await;
         if result.is_err() && self.txn == TxnState::InBlock {
             self.txn = TxnState::Failed;
@@ -501,6 +507,8 @@ impl Session {
             ));
         }
         let stmt = stmts.remove(0);
+        // As PostgreSQL: not even Parse runs in an aborted block.
+        self.check_not_aborted(&stmt)?;
         let (param_types, result_schema) = match &stmt {
             Stmt::Sql(s) => self.describe(s).await,
             _ => (vec![], lakehouse::result_schema(&stmt)),

@@ -88,6 +88,34 @@ fn parse_decimal(text: &str, precision: u8, scale: i8) -> Result<i128, DecimalTe
     Ok(if neg { -mant } else { mant })
 }
 
+/// `1.5e3` as `1500`, `25e-3` as `0.025`: exponent notation written out.
+fn expand_exponent(text: &str) -> Option<String> {
+    let t = text.trim_matches(' ');
+    let (mantissa, exp) = t.split_once(['e', 'E'])?;
+    let exp: i64 = exp.parse().ok()?;
+    let (sign, m) = match mantissa.strip_prefix('-') {
+        Some(m) => ("-", m),
+        None => ("", mantissa.strip_prefix('+').unwrap_or(mantissa)),
+    };
+    let (int, frac) = m.split_once('.').unwrap_or((m, ""));
+    let digits = format!("{int}{frac}");
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || exp.abs() > 100 {
+        return None;
+    }
+    let point = int.len() as i64 + exp;
+    Some(if point <= 0 {
+        format!("{sign}0.{}{digits}", "0".repeat((-point) as usize))
+    } else if point as usize >= digits.len() {
+        format!(
+            "{sign}{digits}{}",
+            "0".repeat(point as usize - digits.len())
+        )
+    } else {
+        let (a, b) = digits.split_at(point as usize);
+        format!("{sign}{a}.{b}")
+    })
+}
+
 fn decimal_column(
     strings: &StringArray,
     p: u8,
@@ -99,7 +127,13 @@ fn decimal_column(
     for v in strings.iter() {
         match v {
             None => b.append_null(),
-            Some(t) => match parse_decimal(t, p, s) {
+            Some(t) => match parse_decimal(t, p, s).or_else(|e| match e {
+                DecimalText::Unusual => match expand_exponent(t) {
+                    Some(plain) => parse_decimal(&plain, p, s),
+                    None => Err(DecimalText::Invalid),
+                },
+                other => Err(other),
+            }) {
                 Ok(n) => b.append_value(n),
                 Err(DecimalText::Unusual) => return Ok(None),
                 Err(DecimalText::Invalid) => {
@@ -120,8 +154,42 @@ fn decimal_column(
     Ok(Some(Arc::new(b.finish())))
 }
 
+/// A date or timestamp in a form Arrow's parser does not take but
+/// PostgreSQL does: surrounding spaces, or minutes without seconds.
+fn lenient_datetime(text: &str) -> Option<String> {
+    let t = text.trim_matches(' ');
+    for f in ["%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M"] {
+        if let Ok(dt) = chrono::NaiveDateTime::parse_from_str(t, f) {
+            return Some(dt.format("%Y-%m-%d %H:%M:%S").to_string());
+        }
+    }
+    Some(t.to_string())
+}
+
+/// Dates and timestamps: Arrow's parser, then the lenient forms value by
+/// value when it refuses some.
+fn datetime_column(strings: &StringArray, ty: &DataType) -> datafusion::error::Result<ArrayRef> {
+    let strict = CastOptions {
+        safe: false,
+        ..Default::default()
+    };
+    match cast_with_options(strings, ty, &strict) {
+        Ok(a) => Ok(a),
+        Err(first) => {
+            let fixed: StringArray = strings
+                .iter()
+                .map(|v| v.and_then(lenient_datetime))
+                .collect();
+            cast_with_options(&fixed, ty, &strict).map_err(|_| first.into())
+        }
+    }
+}
+
 /// One column of text as `ty`, or the Arrow error of the first failure.
 fn convert_column(strings: &StringArray, ty: &DataType) -> datafusion::error::Result<ArrayRef> {
+    if matches!(ty, DataType::Date32 | DataType::Timestamp(..)) {
+        return datetime_column(strings, ty);
+    }
     if let DataType::Decimal128(p, s) = ty
         && let Some(a) = decimal_column(strings, *p, *s)?
     {
@@ -384,9 +452,26 @@ mod tests {
         assert_eq!(parse_decimal("999.995", 5, 2), Err(DecimalText::Overflow));
         assert_eq!(parse_decimal("1000", 5, 2), Err(DecimalText::Overflow));
         assert_eq!(parse_decimal("1e3", 5, 2), Err(DecimalText::Unusual));
+        assert_eq!(expand_exponent("1e3").as_deref(), Some("1000"));
+        assert_eq!(expand_exponent("-1.5E-3").as_deref(), Some("-0.0015"));
+        assert_eq!(expand_exponent("12.5e1").as_deref(), Some("125"));
+        assert_eq!(expand_exponent("x1e3"), None);
         assert_eq!(parse_decimal("1.2.3", 5, 2), Err(DecimalText::Invalid));
         assert_eq!(parse_decimal("-", 5, 2), Err(DecimalText::Invalid));
         assert_eq!(parse_decimal("", 5, 2), Err(DecimalText::Invalid));
+    }
+
+    #[test]
+    fn dates_and_timestamps_in_postgres_spellings() {
+        let mut c = converter(&["date", "timestamp"], false);
+        let b = c
+            .convert(raw(&[
+                &[Some(" 2024-01-02 "), Some("2024-01-03")],
+                &[Some("2024-01-02 03:04"), Some("2024-01-02T03:04:05.5")],
+            ]))
+            .unwrap();
+        assert_eq!(b.num_rows(), 2);
+        assert!(c.convert(raw(&[&[Some("2024-01-32")], &[None]])).is_err());
     }
 
     #[test]

@@ -200,6 +200,8 @@ impl TextDecoder {
             };
             let Some((next, newlines)) = scanned else {
                 if at_end && pos < self.buf.len() {
+                    // PostgreSQL names the line where the data ran out.
+                    self.line += memchr::memchr_iter(b'\n', &self.buf[pos..]).count() as u64;
                     return Err(Error::new(
                         ErrorKind::BadCopyFormat,
                         "unterminated CSV quoted field",

@@ -441,68 +441,193 @@ fn encode_batch(
     Ok(out)
 }
 
-/// The CopyData messages for `out`, one per row (a CSV header rides with
-/// the first row so the row count in `COPY n` stays right).
+/// One CopyData message of a COPY TO and the data rows it holds.
+pub struct CopyChunk {
+    pub data: bytes::Bytes,
+    pub rows: usize,
+}
+
+/// Length of the binary format's header: signature, flags, extension length.
+const BINARY_HEADER_LEN: usize = 19;
+
+fn binary_header() -> bytes::Bytes {
+    let mut b = BytesMut::with_capacity(BINARY_HEADER_LEN);
+    b.put_slice(b"PGCOPY\n\xff\r\n\0");
+    b.put_i32(0);
+    b.put_i32(0);
+    b.freeze()
+}
+
+/// jsonb values in binary format start with a version byte (1).
+fn jsonb_binary(batch: RecordBatch, jsonb: &[bool]) -> PgWireResult<RecordBatch> {
+    use datafusion::arrow::array::{Array, AsArray, BinaryBuilder};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    if !jsonb.iter().any(|j| *j) {
+        return Ok(batch);
+    }
+    let schema = batch.schema();
+    let mut fields = Vec::new();
+    let mut cols = Vec::new();
+    for (i, col) in batch.columns().iter().enumerate() {
+        let f = schema.field(i);
+        if jsonb.get(i).copied().unwrap_or(false) && *col.data_type() == DataType::Utf8 {
+            let a = col.as_string::<i32>();
+            let mut b = BinaryBuilder::with_capacity(a.len(), a.value_data().len() + a.len());
+            let mut v = Vec::new();
+            for r in 0..a.len() {
+                if a.is_null(r) {
+                    b.append_null();
+                } else {
+                    v.clear();
+                    v.push(1u8);
+                    v.extend_from_slice(a.value(r).as_bytes());
+                    b.append_value(&v);
+                }
+            }
+            fields.push(Field::new(f.name(), DataType::Binary, true));
+            cols.push(Arc::new(b.finish()) as datafusion::arrow::array::ArrayRef);
+        } else {
+            fields.push(f.as_ref().clone());
+            cols.push(col.clone());
+        }
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)
+        .map_err(|e| to_pgwire(&Error::from(e)))
+}
+
+/// The messages of a COPY TO: header (text HEADER or the binary
+/// signature), one per row, and the binary trailer.
 pub fn copy_out_stream(
     out: CopyOut,
     options: Arc<FormatOptions>,
 ) -> PgWireResult<(
     i8,
     usize,
-    impl Stream<Item = PgWireResult<CopyData>> + Send + 'static,
+    impl Stream<Item = PgWireResult<CopyChunk>> + Send + 'static,
 )> {
     let binary = out.options.format == CopyFormat::Binary;
-    let format = if binary {
-        Format::UnifiedBinary
-    } else {
-        Format::UnifiedText
-    };
-    let fields = Arc::new(arrow_pg::datatypes::arrow_schema_to_pg_fields(
-        &out.schema,
-        &format,
-        Some(options),
-    )?);
     let names: Vec<String> = out
         .schema
         .fields()
         .iter()
         .map(|f| f.name().clone())
         .collect();
-    let mut enc = if binary {
-        RowEncoder::Binary(CopyEncoder::new_binary(fields.clone()))
+    let ncols = names.len();
+    let mut first: Vec<PgWireResult<CopyChunk>> = Vec::new();
+    let mut last: Vec<PgWireResult<CopyChunk>> = Vec::new();
+    let jsonb = out.jsonb.clone();
+    let (mut enc, fields) = if binary {
+        first.push(Ok(CopyChunk {
+            data: binary_header(),
+            rows: 0,
+        }));
+        last.push(Ok(CopyChunk {
+            data: bytes::Bytes::from_static(&[0xff, 0xff]),
+            rows: 0,
+        }));
+        // Fields follow the batches (jsonb turns into bytes); set per batch.
+        (
+            RowEncoder::Binary(CopyEncoder::new_binary(Arc::new(vec![]))),
+            None,
+        )
     } else {
+        let fields = Arc::new(arrow_pg::datatypes::arrow_schema_to_pg_fields(
+            &out.schema,
+            &Format::UnifiedText,
+            Some(options.clone()),
+        )?);
         let mut t = TextRows::new(&out.options, &names);
         if out.options.header != Header::None {
             t.header(&names);
+            first.push(Ok(CopyChunk {
+                data: t.buf.split().freeze(),
+                rows: 0,
+            }));
         }
-        RowEncoder::Text(t)
+        (RowEncoder::Text(t), Some(fields))
     };
-    let ncols = fields.len();
     let rows = out
         .stream
         .map(move |b| {
-            let msgs = match b {
-                Ok(b) => encode_batch(&mut enc, &fields, b),
-                Err(e) => Err(to_pgwire(&Error::from(e))),
-            };
+            let msgs = b.map_err(|e| to_pgwire(&Error::from(e))).and_then(|b| {
+                let (b, fields) = match &fields {
+                    Some(f) => (b, f.clone()),
+                    None => {
+                        let b = jsonb_binary(b, &jsonb)?;
+                        let f = Arc::new(arrow_pg::datatypes::arrow_schema_to_pg_fields(
+                            &b.schema(),
+                            &Format::UnifiedBinary,
+                            Some(options.clone()),
+                        )?);
+                        if let RowEncoder::Binary(e) = &mut enc {
+                            // A fresh encoder per batch: it writes the
+                            // signature before its first row, cut off below.
+                            *e = CopyEncoder::new_binary(f.clone());
+                        }
+                        (b, f)
+                    }
+                };
+                encode_batch(&mut enc, &fields, b)
+            });
+            let binary = fields.is_none();
             match msgs {
-                Ok(m) => stream::iter(m.into_iter().map(Ok).collect::<Vec<_>>()),
+                Ok(m) => stream::iter(
+                    m.into_iter()
+                        .enumerate()
+                        .map(|(i, d)| {
+                            let data = if binary && i == 0 {
+                                d.data.slice(BINARY_HEADER_LEN..)
+                            } else {
+                                d.data
+                            };
+                            Ok(CopyChunk { data, rows: 1 })
+                        })
+                        .collect::<Vec<_>>(),
+                ),
                 Err(e) => stream::iter(vec![Err(e)]),
             }
         })
         .flatten();
-    Ok((i8::from(binary), ncols, rows))
+    let all = stream::iter(first).chain(rows).chain(stream::iter(last));
+    Ok((i8::from(binary), ncols, all))
 }
 
-/// The response that starts a COPY TO STDOUT.
-pub fn copy_out_response(
+/// Run a COPY TO STDOUT on the connection, as PostgreSQL does: an error
+/// while rows are produced ends it with an ErrorResponse (never a
+/// CopyFail, which only clients send). Returns the `COPY n` completion.
+pub async fn send_copy_out<C>(
+    client: &mut C,
     out: CopyOut,
     options: Arc<FormatOptions>,
-) -> PgWireResult<pgwire::api::results::Response> {
-    let (format, columns, rows) = copy_out_stream(out, options)?;
-    Ok(pgwire::api::results::Response::CopyOut(CopyResponse::new(
-        format, columns, rows,
-    )))
+) -> PgWireResult<pgwire::api::results::Response>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    use pgwire::messages::copy::CopyOutResponse;
+    let (format, ncols, chunks) = copy_out_stream(out, options)?;
+    let mut chunks = std::pin::pin!(chunks);
+    client
+        .send(PgWireBackendMessage::CopyOutResponse(CopyOutResponse::new(
+            format,
+            ncols as i16,
+            vec![format as i16; ncols],
+        )))
+        .await?;
+    let mut rows = 0;
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk?;
+        rows += chunk.rows;
+        client
+            .feed(PgWireBackendMessage::CopyData(CopyData::new(chunk.data)))
+            .await?;
+    }
+    client
+        .send(PgWireBackendMessage::CopyDone(CopyDone::new()))
+        .await?;
+    Ok(pgwire::api::results::Response::Execution(
+        Tag::new("COPY").with_rows(rows),
+    ))
 }
 
 /// The response that starts a COPY FROM STDIN; the copy waits in `slot`.

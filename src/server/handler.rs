@@ -29,7 +29,7 @@ use pgwire::messages::response::NoticeResponse;
 use pgwire::types::format::FormatOptions;
 use tokio::sync::Mutex;
 
-use super::copy::{CopyReceiver, CopySlot, copy_in_response, copy_out_response};
+use super::copy::{CopyReceiver, CopySlot, copy_in_response, send_copy_out};
 use super::sqlstate::{error_info, to_pgwire};
 use crate::catalog::DATABASE;
 use crate::engine::{Output, Prepared, Session};
@@ -184,6 +184,14 @@ where
     Ok(())
 }
 
+/// The error a failed pgwire step reports to the client.
+fn pg_error_info(e: PgWireError) -> pgwire::error::ErrorInfo {
+    match e {
+        PgWireError::UserError(info) => *info,
+        other => pgwire::error::ErrorInfo::new("ERROR".into(), "XX000".into(), other.to_string()),
+    }
+}
+
 /// Run a statement under the session's statement_timeout.
 async fn run(session: &mut Session, stmt: Stmt, params: &ParamValues) -> Result<Output, Error> {
     match session.statement_timeout() {
@@ -234,7 +242,10 @@ async fn respond(
         Output::TransactionStart => Response::TransactionStart(Tag::new("BEGIN")),
         Output::TransactionEnd(tag) => Response::TransactionEnd(Tag::new(tag)),
         Output::CopyIn(c) => copy_in_response(c, copy).await,
-        Output::CopyOut(c) => copy_out_response(c, options)?,
+        // Sent by the caller, which holds the connection.
+        Output::CopyOut(_) => {
+            return Err(to_pgwire(&Error::internal("COPY TO reached respond")));
+        }
     })
 }
 
@@ -307,6 +318,14 @@ impl SimpleQueryHandler for Handler {
             let result = run(&mut session, stmt, &none).await;
             send_notices(client, session.take_notices()).await?;
             match result {
+                Ok(Output::CopyOut(c)) => match send_copy_out(client, c, options.clone()).await {
+                    Ok(r) => out.push(r),
+                    Err(e) => {
+                        session.mark_failed();
+                        out.push(Response::Error(Box::new(pg_error_info(e))));
+                        break;
+                    }
+                },
                 Ok(output) => {
                     let copy_in = matches!(output, Output::CopyIn(_));
                     out.push(
@@ -432,6 +451,13 @@ impl ExtendedQueryHandler for Handler {
         let result = run(&mut session, prepared.stmt, &params).await;
         send_notices(client, session.take_notices()).await?;
         match result {
+            Ok(Output::CopyOut(c)) => {
+                let r = send_copy_out(client, c, options).await;
+                if r.is_err() {
+                    session.mark_failed();
+                }
+                r
+            }
             Ok(output) => {
                 respond(
                     output,

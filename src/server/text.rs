@@ -15,47 +15,44 @@ use datafusion::arrow::datatypes::{
 use datafusion::arrow::record_batch::RecordBatch;
 use pgwire::api::results::{FieldFormat, FieldInfo};
 
-fn float_text(v: f64) -> String {
+/// PostgreSQL's float output (extra_float_digits = 1): the shortest text
+/// that reads back as the same value, in exponent form when the decimal
+/// exponent is below -4 or at least the type's digits (15, real 6).
+fn shortest_text(plain: String, exp_form: String, digits: i32) -> String {
+    let Some((mantissa, exp)) = exp_form.split_once('e') else {
+        return plain;
+    };
+    let e: i32 = exp.parse().unwrap_or(0);
+    if plain.trim_start_matches('-') == "0" || (-4..digits).contains(&e) {
+        return plain;
+    }
+    let sign = if e < 0 { '-' } else { '+' };
+    format!("{mantissa}e{sign}{:02}", e.abs())
+}
+
+fn non_finite(v: f64) -> String {
     if v.is_nan() {
         "NaN".into()
-    } else if v.is_infinite() {
-        if v > 0.0 { "Infinity" } else { "-Infinity" }.into()
+    } else if v > 0.0 {
+        "Infinity".into()
     } else {
-        // Rust prints the shortest string that reads back as the same
-        // value, which is what PostgreSQL (extra_float_digits = 1) prints,
-        // except for the exponent spelling of very large/small values.
-        let s = format!("{v}");
-        if s.len() > 17 && (v.abs() >= 1e15 || (v != 0.0 && v.abs() < 1e-4)) {
-            let e = format!("{v:e}");
-            // 1e20 -> 1e+20, 1.5e-7 -> 1.5e-07
-            match e.split_once('e') {
-                Some((m, x)) => {
-                    let (sign, digits) = match x.strip_prefix('-') {
-                        Some(d) => ('-', d),
-                        None => ('+', x),
-                    };
-                    format!("{m}e{sign}{digits:0>2}")
-                }
-                None => e,
-            }
-        } else {
-            s
-        }
+        "-Infinity".into()
     }
 }
 
-fn f32_text(v: f32) -> String {
-    if v.is_finite() {
-        // Shortest form of the f32 itself, not of its widened f64.
-        let s = format!("{v}");
-        if s.len() > 17 {
-            float_text(s.parse::<f64>().unwrap_or(v as f64))
-        } else {
-            s
-        }
-    } else {
-        float_text(v as f64)
+fn float_text(v: f64) -> String {
+    if !v.is_finite() {
+        return non_finite(v);
     }
+    shortest_text(format!("{v}"), format!("{v:e}"), 15)
+}
+
+fn f32_text(v: f32) -> String {
+    if !v.is_finite() {
+        return non_finite(v as f64);
+    }
+    // The shortest form of the f32 itself, not of its widened f64.
+    shortest_text(format!("{v}"), format!("{v:e}"), 6)
 }
 
 /// `2024-02-29 13:45:00.25` from microseconds since the epoch.
@@ -161,6 +158,13 @@ mod tests {
         assert_eq!(float_text(1e20), "1e+20");
         assert_eq!(f32_text(1.5), "1.5");
         assert_eq!(f32_text(0.1), "0.1");
+        assert_eq!(f32_text(1e6), "1e+06");
+        assert_eq!(f32_text(123456.0), "123456");
+        assert_eq!(float_text(1e15), "1e+15");
+        assert_eq!(float_text(123456789012345.0), "123456789012345");
+        assert_eq!(float_text(-0.000015), "-1.5e-05");
+        assert_eq!(float_text(0.0001), "0.0001");
+        assert_eq!(float_text(0.0), "0");
     }
 
     #[test]
