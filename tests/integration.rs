@@ -3,6 +3,10 @@
 
 #[path = "integration/common.rs"]
 mod common;
+#[path = "integration/copy.rs"]
+mod copy;
+#[path = "integration/ingest.rs"]
+mod ingest;
 #[path = "integration/interop.rs"]
 mod interop;
 #[path = "integration/psql.rs"]

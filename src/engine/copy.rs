@@ -117,6 +117,13 @@ impl Decoder {
         Ok(rest)
     }
 
+    fn position(&self) -> String {
+        match self {
+            Decoder::Text(d, _) => d.position(),
+            Decoder::Binary(d) => d.position(),
+        }
+    }
+
     fn skipped(&self) -> u64 {
         match self {
             Decoder::Text(_, c) => c.skipped,
@@ -206,6 +213,11 @@ impl CopyIn {
             wire_format: i8::from(o.format == CopyFormat::Binary),
             columns: targets.len(),
         })
+    }
+
+    /// `COPY t, line n`: where the data stands now.
+    pub fn position(&self) -> String {
+        self.decoder.position()
     }
 
     /// Decode `data` and pass the full batches on to the writer.

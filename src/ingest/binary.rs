@@ -473,6 +473,11 @@ impl BinaryDecoder {
         Ok(out)
     }
 
+    /// Where decoding stands, for the context of an error from outside.
+    pub fn position(&self) -> String {
+        format!("{}, line {}", self.label, self.row + 1)
+    }
+
     /// The next input is a new file with its own header.
     pub fn start_file(&mut self, label: String) {
         self.label = label;

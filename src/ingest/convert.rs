@@ -185,6 +185,53 @@ fn datetime_column(strings: &StringArray, ty: &DataType) -> datafusion::error::R
     }
 }
 
+/// Checks beyond the Arrow type: jsonb must be JSON, and a float that
+/// overflows is out of range rather than infinite.
+fn check_column(
+    strings: &StringArray,
+    array: &ArrayRef,
+    pg: &PgType,
+) -> datafusion::error::Result<()> {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::{Float32Type, Float64Type};
+    use datafusion::arrow::error::ArrowError;
+    if pg.name == "jsonb" || pg.name == "json" {
+        for v in strings.iter().flatten() {
+            if serde_json::from_str::<serde::de::IgnoredAny>(v).is_err() {
+                return Err(ArrowError::CastError(format!("invalid json '{v}'")).into());
+            }
+        }
+    }
+    let infinite: Vec<usize> = match array.data_type() {
+        DataType::Float64 => (0..array.len())
+            .filter(|&i| {
+                array.is_valid(i) && array.as_primitive::<Float64Type>().value(i).is_infinite()
+            })
+            .collect(),
+        DataType::Float32 => (0..array.len())
+            .filter(|&i| {
+                array.is_valid(i) && array.as_primitive::<Float32Type>().value(i).is_infinite()
+            })
+            .collect(),
+        _ => vec![],
+    };
+    for i in infinite {
+        let t = strings
+            .value(i)
+            .trim()
+            .trim_start_matches(['+', '-'])
+            .to_ascii_lowercase();
+        if t != "inf" && t != "infinity" {
+            return Err(ArrowError::CastError(format!(
+                "value '{}' out of range",
+                strings.value(i)
+            ))
+            .into());
+        }
+    }
+    Ok(())
+}
+
 /// One column of text as `ty`, or the Arrow error of the first failure.
 fn convert_column(strings: &StringArray, ty: &DataType) -> datafusion::error::Result<ArrayRef> {
     if matches!(ty, DataType::Date32 | DataType::Timestamp(..)) {
@@ -211,7 +258,7 @@ fn convert_column(strings: &StringArray, ty: &DataType) -> datafusion::error::Re
 }
 
 /// PostgreSQL's message for a value that does not read as `ty`.
-pub fn input_error(value: &str, ty: &PgType, cause: &str) -> Error {
+pub fn input_error(value: &str, ty: &PgType) -> Error {
     let base = ty.name.as_str();
     let numeric_like = value.trim().parse::<f64>().is_ok();
     match base {
@@ -220,6 +267,14 @@ pub fn input_error(value: &str, ty: &PgType, cause: &str) -> Error {
                 ErrorKind::NumericOutOfRange,
                 format!("value \"{value}\" is out of range for type {base}"),
             )
+        }
+        "real" | "double precision" if numeric_like => Error::new(
+            ErrorKind::NumericOutOfRange,
+            format!("\"{value}\" is out of range for type {base}"),
+        ),
+        "json" | "jsonb" => {
+            Error::new(ErrorKind::InvalidText, "invalid input syntax for type json")
+                .with_detail(format!("The input \"{value}\" is not valid JSON."))
         }
         "numeric" if numeric_like => Error::new(
             ErrorKind::NumericOutOfRange,
@@ -235,18 +290,46 @@ pub fn input_error(value: &str, ty: &PgType, cause: &str) -> Error {
             ErrorKind::InvalidDatetime,
             format!("invalid input syntax for type {base}: \"{value}\""),
         ),
-        "bytea" => Error::new(ErrorKind::InvalidText, cause.to_string()),
-        b if b.ends_with("[]") => Error::new(
-            ErrorKind::InvalidText,
-            if cause.contains("malformed array literal") {
-                format!("malformed array literal: \"{value}\"")
-            } else {
-                format!(
-                    "invalid input syntax for type {}: \"{value}\"",
-                    b.trim_end_matches("[]")
-                )
-            },
-        ),
+        "bytea" => match value.strip_prefix("\\x").and_then(|h| {
+            h.chars()
+                .find(|c| !c.is_ascii_hexdigit() && !c.is_whitespace())
+        }) {
+            Some(c) => Error::new(
+                ErrorKind::InvalidParameter,
+                format!("invalid hexadecimal digit: \"{c}\""),
+            ),
+            None => Error::new(
+                ErrorKind::InvalidText,
+                format!("invalid input syntax for type bytea: \"{value}\""),
+            ),
+        },
+        b if b.ends_with("[]") => {
+            let elem = b.trim_end_matches("[]");
+            let elem_type = PgType {
+                name: elem.to_string(),
+                length: ty.length,
+                scale: ty.scale,
+            };
+            // Name the element that does not read, as PostgreSQL does.
+            let bad = crate::engine::text_input::parse_array_text(value)
+                .ok()
+                .and_then(|items| {
+                    items.into_iter().flatten().find(|item| {
+                        convert_column(
+                            &StringArray::from(vec![item.as_str()]),
+                            &elem_type.arrow_type(),
+                        )
+                        .is_err()
+                    })
+                });
+            match bad {
+                Some(item) => input_error(&item, &elem_type),
+                None => Error::new(
+                    ErrorKind::InvalidText,
+                    format!("malformed array literal: \"{value}\""),
+                ),
+            }
+        }
         _ => Error::new(
             ErrorKind::InvalidText,
             format!("invalid input syntax for type {base}: \"{value}\""),
@@ -288,10 +371,9 @@ impl Converter {
                 Err((col, _)) => {
                     // Drop every row whose value in this column does not
                     // convert, then try again (other columns may fail too).
-                    let ty = self.schema.field(col).data_type().clone();
                     let strings = &raw.columns[col];
                     let keep: BooleanArray = (0..raw.len())
-                        .map(|r| Some(convert_column(&strings.slice(r, 1), &ty).is_ok()))
+                        .map(|r| Some(self.column(col, &strings.slice(r, 1)).is_ok()))
                         .collect();
                     let dropped = keep.false_count() as u64;
                     self.skipped += dropped;
@@ -301,24 +383,29 @@ impl Converter {
         }
     }
 
+    /// Column `i` of the target from its text values.
+    fn column(&self, i: usize, strings: &StringArray) -> datafusion::error::Result<ArrayRef> {
+        let a = convert_column(strings, self.schema.field(i).data_type())?;
+        check_column(strings, &a, &self.columns[i].1)?;
+        Ok(a)
+    }
+
     fn try_convert(&self, raw: &RawRows) -> std::result::Result<RecordBatch, (usize, String)> {
         let mut arrays = Vec::with_capacity(raw.columns.len());
         for (i, strings) in raw.columns.iter().enumerate() {
-            let ty = self.schema.field(i).data_type();
-            arrays.push(convert_column(strings, ty).map_err(|e| (i, e.to_string()))?);
+            arrays.push(self.column(i, strings).map_err(|e| (i, e.to_string()))?);
         }
         RecordBatch::try_new(self.schema.clone(), arrays).map_err(|e| (0, e.to_string()))
     }
 
     /// The error for the first row of column `col` that does not convert.
     fn locate(&self, raw: &RawRows, col: usize, err: String) -> Error {
-        let ty = self.schema.field(col).data_type();
         let strings = &raw.columns[col];
         let (name, pg) = &self.columns[col];
         for r in 0..raw.len() {
-            if let Err(e) = convert_column(&strings.slice(r, 1), ty) {
+            if self.column(col, &strings.slice(r, 1)).is_err() {
                 let value = strings.value(r);
-                return input_error(value, pg, &e.to_string()).with_context(format!(
+                return input_error(value, pg).with_context(format!(
                     "{}, line {}, column {name}: \"{}\"",
                     self.label,
                     raw.lines[r],

@@ -163,6 +163,11 @@ impl TextDecoder {
         Ok(out)
     }
 
+    /// Where decoding stands, for the context of an error from outside.
+    pub fn position(&self) -> String {
+        format!("{}, line {}", self.label, self.line)
+    }
+
     /// The next input is a new file: its own header and line numbers,
     /// named in error context as `label` (`COPY t, file 'x.csv'`).
     pub fn start_file(&mut self, label: String) {
@@ -186,11 +191,14 @@ impl TextDecoder {
 
     fn decode_rows(&mut self, out: &mut Vec<RawRows>, at_end: bool) -> Result<usize> {
         // One validation pass for the whole piece; a field past the first
-        // bad byte is checked on its own, which names the bad row.
+        // bad byte (or NUL) is checked on its own, which names the bad row.
         self.valid_utf8 = match std::str::from_utf8(&self.buf) {
             Ok(_) => self.buf.len(),
             Err(e) => e.valid_up_to(),
         };
+        if let Some(nul) = memchr::memchr(0, &self.buf[..self.valid_utf8]) {
+            self.valid_utf8 = nul;
+        }
         let mut pos = 0;
         loop {
             let scanned = if self.csv {
@@ -404,6 +412,16 @@ impl TextDecoder {
                 unescape_text(raw, &mut self.scratch);
                 &self.scratch
             };
+            if span.end > self.valid_utf8 || span.escaped {
+                // PostgreSQL text cannot hold a NUL byte.
+                if memchr::memchr(0, value).is_some() {
+                    return Err(self.field_error(
+                        ErrorKind::CharacterNotInRepertoire,
+                        "invalid byte sequence for encoding \"UTF8\": 0x00".into(),
+                        row,
+                    ));
+                }
+            }
             let checked = if !span.escaped && span.end <= self.valid_utf8 {
                 // SAFETY: buf[..valid_utf8] passed UTF-8 validation in this
                 // pass and a field never splits a character (its bounds are

@@ -109,11 +109,14 @@ impl CopyHandler for CopyReceiver {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        self.slot.lock().await.take();
-        let e = Error::new(
+        let copy = self.slot.lock().await.take();
+        let mut e = Error::new(
             ErrorKind::QueryCanceled,
             format!("COPY from stdin failed: {}", fail.message),
         );
+        if let Some(c) = copy {
+            e = e.with_context(c.position());
+        }
         self.fail(&e).await
     }
 }
@@ -517,10 +520,6 @@ pub fn copy_out_stream(
     let mut last: Vec<PgWireResult<CopyChunk>> = Vec::new();
     let jsonb = out.jsonb.clone();
     let (mut enc, fields) = if binary {
-        first.push(Ok(CopyChunk {
-            data: binary_header(),
-            rows: 0,
-        }));
         last.push(Ok(CopyChunk {
             data: bytes::Bytes::from_static(&[0xff, 0xff]),
             rows: 0,
@@ -588,7 +587,24 @@ pub fn copy_out_stream(
             }
         })
         .flatten();
-    let all = stream::iter(first).chain(rows).chain(stream::iter(last));
+    // The binary header travels in the same message as the first row (or
+    // the trailer), where drivers such as tokio-postgres look for it.
+    let mut header = binary.then(binary_header);
+    let all = stream::iter(first)
+        .chain(rows)
+        .chain(stream::iter(last))
+        .map(move |c| match (c, header.take()) {
+            (Ok(c), Some(h)) => {
+                let mut b = BytesMut::with_capacity(h.len() + c.data.len());
+                b.put_slice(&h);
+                b.put_slice(&c.data);
+                Ok(CopyChunk {
+                    data: b.freeze(),
+                    rows: c.rows,
+                })
+            }
+            (c, _) => c,
+        });
     Ok((i8::from(binary), ncols, all))
 }
 
