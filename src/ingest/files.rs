@@ -7,6 +7,7 @@
 //!  '/data/x.parquet'         absolute local path
 //!  'file:///data/x.json'     file URL
 //!  's3://bucket/landing/*'   S3 (AWS_* environment variables)
+//!  'https://host/x.json'     HTTP(S): one file (no listing, so no globs)
 //! ```
 //!
 //! Globs (`*`, `?`, `[...]`) select files; a folder means every file in it.
@@ -99,6 +100,28 @@ pub fn register_store(runtime: &RuntimeEnv, url: &Url) -> Result<()> {
                     Error::new(
                         ErrorKind::InvalidParameter,
                         format!("cannot reach {base}: {e}"),
+                    )
+                })?;
+            runtime.register_object_store(&base, Arc::new(store));
+            Ok(())
+        }
+        "http" | "https" => {
+            let origin = url.origin().ascii_serialization();
+            let base = Url::parse(&origin).map_err(|e| Error::internal(e.to_string()))?;
+            if runtime.object_store_registry.get_store(&base).is_ok() {
+                return Ok(());
+            }
+            // The URL says http: plain HTTP was asked for by name.
+            let options =
+                object_store::ClientOptions::new().with_allow_http(url.scheme() == "http");
+            let store = object_store::http::HttpBuilder::new()
+                .with_url(origin.as_str())
+                .with_client_options(options)
+                .build()
+                .map_err(|e| {
+                    Error::new(
+                        ErrorKind::InvalidParameter,
+                        format!("cannot reach {origin}: {e}"),
                     )
                 })?;
             runtime.register_object_store(&base, Arc::new(store));

@@ -314,3 +314,143 @@ async fn postgres_query_extracts_and_loads() {
     assert_eq!(strings(&c, "SELECT count(*) FROM pq").await, ["4"]);
     pg.batch_execute("DROP TABLE ingest_pq_src").await.unwrap();
 }
+
+/// A small HTTP/1.1 server on loopback serving `files` (path → body), with
+/// HEAD and single byte ranges, as object stores expect.
+fn serve_http(files: Vec<(&'static str, Vec<u8>)>) -> u16 {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let files = files.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                loop {
+                    let mut request = String::new();
+                    if reader.read_line(&mut request).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let mut range: Option<(usize, Option<usize>)> = None;
+                    loop {
+                        let mut h = String::new();
+                        if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                            break;
+                        }
+                        let lower = h.to_ascii_lowercase();
+                        if let Some(r) = lower.strip_prefix("range: bytes=") {
+                            let (a, b) = r.trim().split_once('-').unwrap();
+                            range = Some((a.parse().unwrap(), b.parse().ok()));
+                        }
+                    }
+                    let mut parts = request.split_whitespace();
+                    let method = parts.next().unwrap_or("").to_string();
+                    let path = parts.next().unwrap_or("").to_string();
+                    let body = files
+                        .iter()
+                        .find(|(p, _)| *p == path)
+                        .map(|(_, b)| b.clone());
+                    let response = match body {
+                        None => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_vec(),
+                        Some(b) => {
+                            let (status, slice, extra) = match range {
+                                Some((a, end)) => {
+                                    let e = end.map(|e| e + 1).unwrap_or(b.len()).min(b.len());
+                                    (
+                                        "206 Partial Content",
+                                        b[a..e].to_vec(),
+                                        format!(
+                                            "Content-Range: bytes {a}-{}/{}\r\n",
+                                            e - 1,
+                                            b.len()
+                                        ),
+                                    )
+                                }
+                                None => ("200 OK", b.clone(), String::new()),
+                            };
+                            let mut r = format!(
+                                "HTTP/1.1 {status}\r\nContent-Length: {}\r\n{extra}\
+                                 Last-Modified: Thu, 26 Nov 2026 10:00:00 GMT\r\n\r\n",
+                                slice.len()
+                            )
+                            .into_bytes();
+                            if method != "HEAD" {
+                                r.extend(slice);
+                            }
+                            r
+                        }
+                    };
+                    if stream.write_all(&response).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn files_are_read_over_http() {
+    let port = serve_http(vec![
+        (
+            "/api/events.json",
+            b"[{\"id\": 1, \"kind\": \"click\"}, {\"id\": 2, \"kind\": \"view\"}]".to_vec(),
+        ),
+        ("/exports/users.csv", b"id,name\n1,ann\n2,bob\n".to_vec()),
+    ]);
+    let server = Server::start();
+    let c = server.connect().await;
+    let base = format!("http://127.0.0.1:{port}");
+    assert_eq!(
+        strings(
+            &c,
+            &format!("SELECT id, kind FROM read_json('{base}/api/events.json') ORDER BY id")
+        )
+        .await,
+        ["1|click", "2|view"]
+    );
+    assert_eq!(
+        strings(
+            &c,
+            &format!("SELECT name FROM read_csv('{base}/exports/users.csv') ORDER BY id")
+        )
+        .await,
+        ["ann", "bob"]
+    );
+    c.batch_execute("CREATE TABLE events (id bigint, kind text)")
+        .await
+        .unwrap();
+    let n = c
+        .execute(
+            &format!("COPY events FROM '{base}/api/events.json' (FORMAT json)"),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+    c.batch_execute("CREATE TABLE users (id int, name text)")
+        .await
+        .unwrap();
+    let n = c
+        .execute(
+            &format!("COPY users FROM '{base}/exports/users.csv' (FORMAT csv, HEADER)"),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+    // A missing file and an unreachable server fail cleanly.
+    let e = c
+        .simple_query(&format!("SELECT * FROM read_json('{base}/api/none.json')"))
+        .await
+        .unwrap_err();
+    assert!(e.as_db_error().is_some(), "{e}");
+    let e = c
+        .simple_query("SELECT * FROM read_json('http://127.0.0.1:1/x.json')")
+        .await
+        .unwrap_err();
+    assert!(e.as_db_error().is_some(), "{e}");
+    assert_eq!(strings(&c, "SELECT count(*) FROM events").await, ["2"]);
+}
