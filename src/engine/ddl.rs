@@ -345,6 +345,103 @@ pub async fn create_view(session: &mut Session, cv: CreateView) -> Result<Output
     Ok(Output::command("CREATE VIEW"))
 }
 
+/// Marks a view that `CREATE EXTERNAL TABLE` made: `DROP TABLE` drops it.
+pub const EXTERNAL_TABLE_MARKER: &str = "/* external table */ ";
+
+/// `CREATE EXTERNAL TABLE`: schema on read over files, kept as a view over
+/// `read_csv` / `read_json` / `read_parquet`, so it is planned afresh (new
+/// files included) at every statement and never owns the files.
+pub async fn create_external_table(
+    session: &mut Session,
+    name: &ObjectName,
+    if_not_exists: bool,
+    columns: Option<String>,
+    format: &str,
+    location: &str,
+    options: Vec<(String, String)>,
+) -> Result<Output> {
+    let (schema, table) = session.qualify(name)?;
+    let snap = session.engine.catalog.snapshot();
+    if !snap.schema_exists(&schema) || SYSTEM_SCHEMAS.contains(&schema.as_str()) {
+        return Err(missing_schema(&schema));
+    }
+    if snap.relation(&schema, &table).is_some() {
+        if if_not_exists {
+            session.notice(format!("relation \"{table}\" already exists, skipping"));
+            return Ok(Output::command("CREATE EXTERNAL TABLE"));
+        }
+        return Err(duplicate_relation(&table));
+    }
+    let quote = |v: &str| format!("'{}'", v.replace('\'', "''"));
+    let function = match format {
+        "csv" => "read_csv",
+        "json" | "ndjson" => "read_json",
+        "parquet" => "read_parquet",
+        other => {
+            return Err(Error::not_supported(format!(
+                "STORED AS {other} (csv, json or parquet)"
+            )));
+        }
+    };
+    let mut args = vec![quote(location)];
+    let named = |k: &str, v: String| {
+        vec![
+            quote(&format!("{k}{}", crate::ingest::files::NAMED_ARG_SUFFIX)),
+            v,
+        ]
+    };
+    for (k, v) in &options {
+        let key = k.to_ascii_lowercase();
+        let key = key.strip_prefix("format.").unwrap_or(&key);
+        let key = match key {
+            "has_header" => "header",
+            k => k,
+        };
+        let value = match key {
+            "header" => v.to_ascii_lowercase(),
+            _ => quote(v),
+        };
+        if key == "header" && !matches!(value.as_str(), "true" | "false") {
+            return Err(Error::new(
+                ErrorKind::InvalidParameter,
+                format!("option header must be true or false, not '{v}'"),
+            ));
+        }
+        args.extend(named(key, value));
+    }
+    if format == "ndjson" {
+        args.extend(named("format", quote("newline_delimited")));
+    }
+    if let Some(c) = &columns {
+        if function == "read_parquet" {
+            return Err(Error::not_supported(
+                "a column list for Parquet (the files carry their schema)",
+            ));
+        }
+        args.extend(named("columns", quote(c)));
+    }
+    let select = format!("SELECT * FROM {function}({})", args.join(", "));
+    // Plan it now: no files, a bad option or a bad column list fail here.
+    let ctx = session.engine.context(&schema, false);
+    ctx.state().create_logical_plan(&select).await?;
+    let entry = Entry::view(&schema, &table, &format!("{EXTERNAL_TABLE_MARKER}{select}"));
+    session
+        .engine
+        .catalog
+        .mutate(move |entries| {
+            if entries
+                .iter()
+                .any(|e| e.kind != Kind::Schema && e.schema == entry.schema && e.name == entry.name)
+            {
+                return Err(duplicate_relation(&entry.name));
+            }
+            entries.push(entry.clone());
+            Ok(())
+        })
+        .await?;
+    Ok(Output::command("CREATE EXTERNAL TABLE"))
+}
+
 pub async fn drop(
     session: &mut Session,
     object_type: ObjectType,
@@ -370,6 +467,14 @@ pub async fn drop(
                 let (schema, name) = session.qualify(n)?;
                 match session.catalog_entry(&schema, &name) {
                     Some(e) if e.kind == want => victims.push(e),
+                    // An external table is a view that DROP TABLE drops.
+                    Some(e)
+                        if want == Kind::Table
+                            && e.kind == Kind::View
+                            && e.definition.starts_with(EXTERNAL_TABLE_MARKER) =>
+                    {
+                        victims.push(e)
+                    }
                     Some(_) => {
                         return Err(Error::new(
                             ErrorKind::WrongObjectType,

@@ -9,6 +9,7 @@
 //!  VACUUM t [RETAIN n HOURS] [DRY RUN]
 //!  RESTORE TABLE t TO VERSION AS OF n | TO TIMESTAMP AS OF 'ts'
 //!  COPY ...   (see [`copy`]: every PostgreSQL and psql spelling)
+//!  CREATE EXTERNAL TABLE t [(cols)] STORED AS fmt LOCATION 'path' [OPTIONS (...)]
 //!  ... FROM t VERSION AS OF n | TIMESTAMP AS OF 'ts'   (any table reference)
 //! ```
 //!
@@ -51,6 +52,17 @@ pub enum Stmt {
         at: TimeTravel,
     },
     Copy(Box<copy::CopyStmt>),
+    /// `CREATE EXTERNAL TABLE name [(columns)] STORED AS fmt LOCATION 'path'
+    /// [OPTIONS ('key' 'value', ...)]`
+    CreateExternalTable {
+        name: ObjectName,
+        if_not_exists: bool,
+        /// Column list as SQL text (`a integer, b text`), if given.
+        columns: Option<String>,
+        format: String,
+        location: String,
+        options: Vec<(String, String)>,
+    },
 }
 
 /// Parse a query string that may hold several statements.
@@ -111,6 +123,75 @@ fn peek_word(p: &Parser, n: usize, kw: &str) -> bool {
 }
 
 fn parse_extension(p: &mut Parser) -> Result<Option<Stmt>> {
+    if peek_word(p, 0, "CREATE") && peek_word(p, 1, "EXTERNAL") && peek_word(p, 2, "TABLE") {
+        for _ in 0..3 {
+            p.next_token();
+        }
+        let if_not_exists = p.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
+        let name = p.parse_object_name(false)?;
+        let columns = if p.peek_token().token == Token::LParen {
+            let (cols, _) = p.parse_columns()?;
+            let text: Vec<String> = cols
+                .iter()
+                .map(|c| format!("{} {}", c.name, c.data_type))
+                .collect();
+            Some(text.join(", "))
+        } else {
+            None
+        };
+        let mut format = None;
+        let mut location = None;
+        let mut options = Vec::new();
+        loop {
+            if p.parse_keywords(&[Keyword::STORED, Keyword::AS]) {
+                format = Some(p.parse_identifier()?.value.to_ascii_lowercase());
+            } else if peek_word(p, 0, "LOCATION") {
+                p.next_token();
+                location = Some(p.parse_literal_string()?);
+            } else if peek_word(p, 0, "WITH") && peek_word(p, 1, "HEADER") {
+                p.next_token();
+                p.next_token();
+                let _ = p.parse_keyword(Keyword::ROW);
+                options.push(("header".to_string(), "true".to_string()));
+            } else if peek_word(p, 0, "OPTIONS") {
+                p.next_token();
+                p.expect_token(&Token::LParen)?;
+                loop {
+                    let k = p.parse_literal_string()?;
+                    let v = match p.next_token().token {
+                        Token::SingleQuotedString(v) => v,
+                        Token::Number(v, _) => v,
+                        Token::Word(w) => w.value,
+                        other => {
+                            return Err(Error::syntax(format!(
+                                "syntax error at or near \"{other}\""
+                            )));
+                        }
+                    };
+                    options.push((k, v));
+                    if !p.consume_token(&Token::Comma) {
+                        break;
+                    }
+                }
+                p.expect_token(&Token::RParen)?;
+            } else {
+                break;
+            }
+        }
+        let (Some(format), Some(location)) = (format, location) else {
+            return Err(Error::syntax(
+                "CREATE EXTERNAL TABLE needs STORED AS <format> and LOCATION '<path>'",
+            ));
+        };
+        return Ok(Some(Stmt::CreateExternalTable {
+            name,
+            if_not_exists,
+            columns,
+            format,
+            location,
+            options,
+        }));
+    }
     if peek_word(p, 0, "COPY") {
         return Ok(Some(Stmt::Copy(Box::new(copy::parse_copy(p)?))));
     }

@@ -215,6 +215,37 @@ async fn files_are_read_and_copied_from_the_lake() {
     assert_eq!(sqlstate(&e), "42704");
     // The connection is still fine.
     assert_eq!(strings(&c, "SELECT count(*) FROM orders").await, ["5"]);
+
+    // External tables: schema on read, persisted, never owning the files.
+    c.batch_execute(
+        "CREATE EXTERNAL TABLE ext_orders (id bigint, item text, amount text) STORED AS CSV \
+         LOCATION 'landing/orders/' OPTIONS ('format.has_header' 'true');
+         CREATE EXTERNAL TABLE ext_events STORED AS JSON LOCATION 'landing/ev.json'",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        strings(&c, "SELECT count(*), max(amount) FROM ext_orders").await,
+        ["6|cheap"]
+    );
+    write(&lake, "landing/orders/e.csv", "id,item,amount\n7,date,3\n");
+    assert_eq!(strings(&c, "SELECT count(*) FROM ext_orders").await, ["7"]);
+    assert_eq!(strings(&c, "SELECT sum(id) FROM ext_events").await, ["3"]);
+    let e = c
+        .batch_execute("CREATE EXTERNAL TABLE ext_none STORED AS CSV LOCATION 'landing/none/'")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "42704");
+    let e = c
+        .batch_execute("CREATE EXTERNAL TABLE ext_orders STORED AS CSV LOCATION 'landing/orders/'")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "42P07");
+    c.batch_execute("DROP TABLE ext_orders, ext_events")
+        .await
+        .unwrap();
+    assert!(lake.join("landing/orders/e.csv").exists());
+    assert!(lake.join("landing/ev.json").exists());
 }
 
 #[tokio::test]
