@@ -24,9 +24,23 @@ impl Server {
         s
     }
 
+    /// A server on a fresh temporary lake with extra environment variables.
+    pub fn start_with_env(env: &[(&str, String)]) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let lake = dir.path().join("lake");
+        let mut s = Server::start_on_with_env(&lake, env);
+        s._dir = Some(dir);
+        s
+    }
+
     /// A server on an existing lake folder (kept when the server stops).
     pub fn start_on(lake: &Path) -> Server {
+        Server::start_on_with_env(lake, &[])
+    }
+
+    pub fn start_on_with_env(lake: &Path, env: &[(&str, String)]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .args(["serve", "--lake"])
             .arg(lake)
             .args(["--listen", "127.0.0.1:0"])

@@ -485,3 +485,102 @@ async fn files_are_read_over_http() {
     assert!(e.as_db_error().is_some(), "{e}");
     assert_eq!(strings(&c, "SELECT count(*) FROM events").await, ["2"]);
 }
+
+/// s3s-fs, a real S3 HTTP server over a folder (buckets are sub-folders).
+struct S3Server {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_s3(root: &Path) -> S3Server {
+    let bin = std::env::var("SLUICE_TEST_S3S_FS")
+        .expect("SLUICE_TEST_S3S_FS is not set: run the suite with scripts/test.sh");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = std::process::Command::new(bin)
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--access-key", "sluicekey", "--secret-key", "sluicesecret"])
+        .arg(root)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start s3s-fs");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return S3Server { child, port };
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("s3s-fs did not start");
+}
+
+#[tokio::test]
+async fn files_are_read_and_copied_from_s3() {
+    let root = tempfile::tempdir().unwrap();
+    write(
+        root.path(),
+        "landing/2026/11/a.csv",
+        "id,amount\n1,2.50\n2,3\n",
+    );
+    write(root.path(), "landing/2026/11/b.csv", "id,amount\n3,4.25\n");
+    write(
+        root.path(),
+        "landing/events.json",
+        "{\"id\": 1, \"kind\": \"click\"}\n{\"id\": 2, \"kind\": \"view\"}\n",
+    );
+    let s3 = start_s3(root.path());
+    let env = [
+        ("AWS_ACCESS_KEY_ID", "sluicekey".to_string()),
+        ("AWS_SECRET_ACCESS_KEY", "sluicesecret".to_string()),
+        ("AWS_REGION", "us-east-1".to_string()),
+        ("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{}", s3.port)),
+        ("AWS_ALLOW_HTTP", "true".to_string()),
+    ];
+    let server = Server::start_with_env(&env);
+    let c = server.connect().await;
+    assert_eq!(
+        strings(
+            &c,
+            "SELECT count(*), sum(amount) FROM read_csv('s3://landing/2026/11/*.csv')"
+        )
+        .await,
+        ["3|9.75"]
+    );
+    assert_eq!(
+        strings(
+            &c,
+            "SELECT kind FROM read_json('s3://landing/events.json') ORDER BY id"
+        )
+        .await,
+        ["click", "view"]
+    );
+    c.batch_execute("CREATE TABLE t (id int, amount numeric(6,2))")
+        .await
+        .unwrap();
+    let n = c
+        .execute(
+            "COPY t FROM 's3://landing/2026/11/*.csv' WITH (FORMAT csv, HEADER)",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 3);
+    assert_eq!(strings(&c, "SELECT sum(amount) FROM t").await, ["9.75"]);
+    // A bucket that is not there fails cleanly.
+    let e = c
+        .simple_query("SELECT * FROM read_csv('s3://no-such-bucket/x.csv')")
+        .await
+        .unwrap_err();
+    assert!(e.as_db_error().is_some(), "{e}");
+    assert_eq!(strings(&c, "SELECT count(*) FROM t").await, ["3"]);
+}
