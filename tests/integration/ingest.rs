@@ -515,9 +515,11 @@ fn start_s3(root: &Path) -> S3Server {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("start s3s-fs");
+    // Owned from here on: stopped on drop, also when it never comes up.
+    let server = S3Server { child, port };
     for _ in 0..100 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return S3Server { child, port };
+            return server;
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
