@@ -50,4 +50,8 @@ cargo test --all-targets -- --test-threads="$TEST_THREADS"
 step "TPC-H smoke benchmark (SF 0.01)"
 SLUICE_BENCH_PYTHON="$SLUICE_TEST_PYTHON" benchmarks/run-smoke.sh
 
+step "COPY smoke benchmark (SF 0.01, debug build)"
+SF=0.01 SLUICE_BIN="$CARGO_TARGET_DIR/debug/sluice" SLUICE_BENCH_PYTHON="$SLUICE_TEST_PYTHON" \
+    benchmarks/copy/run.sh >/dev/null
+
 step "all tests passed"
