@@ -39,10 +39,19 @@ impl Server {
     }
 
     pub fn start_on_with_env(lake: &Path, env: &[(&str, String)]) -> Server {
+        Server::start_lake(lake.as_os_str(), lake, env)
+    }
+
+    /// A server on a lake given by URL (`s3://bucket/prefix`).
+    pub fn start_on_url(url: &str, env: &[(&str, String)]) -> Server {
+        Server::start_lake(std::ffi::OsStr::new(url), Path::new(url), env)
+    }
+
+    fn start_lake(lake_arg: &std::ffi::OsStr, lake: &Path, env: &[(&str, String)]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .args(["serve", "--lake"])
-            .arg(lake)
+            .arg(lake_arg)
             .args(["--listen", "127.0.0.1:0"])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -123,4 +132,60 @@ pub fn python() -> String {
         let home = std::env::var("HOME").unwrap_or_default();
         format!("{home}/.cache/sluice-venv/bin/python")
     })
+}
+
+/// s3s-fs, a real S3 HTTP server over a folder (buckets are sub-folders).
+pub struct S3Server {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl S3Server {
+    /// The AWS_* variables that point a Sluice server at this one.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ACCESS_KEY_ID", "sluicekey".to_string()),
+            ("AWS_SECRET_ACCESS_KEY", "sluicesecret".to_string()),
+            ("AWS_REGION", "us-east-1".to_string()),
+            (
+                "AWS_ENDPOINT_URL",
+                format!("http://127.0.0.1:{}", self.port),
+            ),
+            ("AWS_ALLOW_HTTP", "true".to_string()),
+        ]
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn start_s3(root: &Path) -> S3Server {
+    let bin = std::env::var("SLUICE_TEST_S3S_FS")
+        .expect("SLUICE_TEST_S3S_FS is not set: run the suite with scripts/test.sh");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = std::process::Command::new(bin)
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--access-key", "sluicekey", "--secret-key", "sluicesecret"])
+        .arg(root)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start s3s-fs");
+    // Owned from here on: stopped on drop, also when it never comes up.
+    let server = S3Server { child, port };
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return server;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("s3s-fs did not start");
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use tokio_postgres::Client;
 
-use crate::common::{Server, sqlstate};
+use crate::common::{Server, sqlstate, start_s3};
 
 fn write(lake: &Path, rel: &str, body: &str) {
     let p = lake.join(rel);
@@ -486,46 +486,6 @@ async fn files_are_read_over_http() {
     assert_eq!(strings(&c, "SELECT count(*) FROM events").await, ["2"]);
 }
 
-/// s3s-fs, a real S3 HTTP server over a folder (buckets are sub-folders).
-struct S3Server {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_s3(root: &Path) -> S3Server {
-    let bin = std::env::var("SLUICE_TEST_S3S_FS")
-        .expect("SLUICE_TEST_S3S_FS is not set: run the suite with scripts/test.sh");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = std::process::Command::new(bin)
-        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-        .args(["--access-key", "sluicekey", "--secret-key", "sluicesecret"])
-        .arg(root)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start s3s-fs");
-    // Owned from here on: stopped on drop, also when it never comes up.
-    let server = S3Server { child, port };
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return server;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    panic!("s3s-fs did not start");
-}
-
 #[tokio::test]
 async fn files_are_read_and_copied_from_s3() {
     let root = tempfile::tempdir().unwrap();
@@ -541,14 +501,7 @@ async fn files_are_read_and_copied_from_s3() {
         "{\"id\": 1, \"kind\": \"click\"}\n{\"id\": 2, \"kind\": \"view\"}\n",
     );
     let s3 = start_s3(root.path());
-    let env = [
-        ("AWS_ACCESS_KEY_ID", "sluicekey".to_string()),
-        ("AWS_SECRET_ACCESS_KEY", "sluicesecret".to_string()),
-        ("AWS_REGION", "us-east-1".to_string()),
-        ("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{}", s3.port)),
-        ("AWS_ALLOW_HTTP", "true".to_string()),
-    ];
-    let server = Server::start_with_env(&env);
+    let server = Server::start_with_env(&s3.env());
     let c = server.connect().await;
     assert_eq!(
         strings(

@@ -148,6 +148,16 @@ async fn slt_files_pass_on_sluice() {
     run_files(server.url(), "sluice", slt_files("")).await;
 }
 
+/// The same files with the lake on S3 (s3s-fs, a real S3 HTTP server).
+#[tokio::test]
+async fn slt_files_pass_on_an_s3_lake() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("lakes")).unwrap();
+    let s3 = crate::common::start_s3(root.path());
+    let server = Server::start_on_url("s3://lakes/sluice", &s3.env());
+    run_files(server.url(), "sluice on S3", slt_files("")).await;
+}
+
 #[tokio::test]
 async fn pg_compat_files_pass_on_postgres() {
     let Ok(url) = std::env::var("SLUICE_TEST_PG_URL") else {
