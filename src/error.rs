@@ -177,7 +177,12 @@ impl From<deltalake::DeltaTableError> for Error {
                 let msg = source.to_string();
                 // Another writer committed first: a commit conflict, a taken
                 // version, or data this commit read was changed meanwhile.
-                if msg.contains("conflict")
+                let lost_race = matches!(
+                    source,
+                    deltalake::kernel::transaction::TransactionError::MaxCommitAttempts(_)
+                );
+                if lost_race
+                    || msg.contains("conflict")
                     || msg.contains("already exists")
                     || msg.contains("concurrent")
                 {

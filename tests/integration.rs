@@ -3,6 +3,8 @@
 
 #[path = "integration/common.rs"]
 mod common;
+#[path = "integration/concurrency.rs"]
+mod concurrency;
 #[path = "integration/copy.rs"]
 mod copy;
 #[path = "integration/ingest.rs"]

@@ -369,6 +369,14 @@ pub(crate) async fn write_plan(
     .await
 }
 
+/// Commit settings for writes: a commit that loses the race for a version
+/// checks the winners for conflicts and tries again. Appends never
+/// conflict, so with many writers they need more attempts than delta-rs'
+/// default 15 to get through.
+pub(crate) fn commit_properties() -> deltalake::kernel::transaction::CommitProperties {
+    deltalake::kernel::transaction::CommitProperties::default().with_max_retries(1000)
+}
+
 /// [`write_plan`] with everything it needs owned, so it can run as a task
 /// of its own while its input is still arriving (COPY).
 pub(crate) async fn write_with(
@@ -384,7 +392,8 @@ pub(crate) async fn write_with(
         .write(vec![])
         .with_input_plan(plan)
         .with_save_mode(mode)
-        .with_session_state(Arc::new(state));
+        .with_session_state(Arc::new(state))
+        .with_commit_properties(commit_properties());
     if !partition_by.is_empty() {
         builder = builder.with_partition_columns(partition_by);
     }
@@ -651,7 +660,8 @@ pub async fn update(session: &mut Session, up: Update) -> Result<Output> {
             .table
             .clone()
             .update()
-            .with_session_state(Arc::new(session.ctx.state()));
+            .with_session_state(Arc::new(session.ctx.state()))
+            .with_commit_properties(commit_properties());
         if let Some(p) = pred {
             builder = builder.with_predicate(p);
         }
@@ -725,7 +735,8 @@ pub async fn delete(session: &mut Session, del: Delete) -> Result<Output> {
             .table
             .clone()
             .delete()
-            .with_session_state(Arc::new(session.ctx.state()));
+            .with_session_state(Arc::new(session.ctx.state()))
+            .with_commit_properties(commit_properties());
         if let Some(p) = pred.clone() {
             builder = builder.with_predicate(p);
         }
@@ -834,7 +845,8 @@ pub async fn merge(session: &mut Session, m: Merge) -> Result<Output> {
         .merge(source, on)
         .with_source_alias(&source_alias)
         .with_target_alias(&target_alias)
-        .with_session_state(Arc::new(session.ctx.state()));
+        .with_session_state(Arc::new(session.ctx.state()))
+        .with_commit_properties(commit_properties());
     // A DO NOTHING clause is no operation for delta-rs: the rows it takes
     // must just not reach the later clauses of its kind, so those get
     // `AND (its condition) IS NOT TRUE` (or are dropped when it has none).
