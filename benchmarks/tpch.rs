@@ -161,7 +161,7 @@ async fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
         let stop = async {
             let _ = stop_rx.await;
         };
-        if let Err(e) = sluice::server::serve(server_engine, &listen, stop).await {
+        if let Err(e) = sluice::server::serve(server_engine, &listen, None, None, stop).await {
             eprintln!("warning: server ended: {e}");
         }
     });

@@ -44,6 +44,8 @@ pub enum ErrorKind {
     InvalidBinaryRepresentation,
     /// 22021: bytes that are not valid UTF-8.
     CharacterNotInRepertoire,
+    /// 42501: the user's role does not allow the statement.
+    InsufficientPrivilege,
     /// 08001: a remote database could not be reached.
     ConnectionFailure,
     /// HV000: a remote database refused the query (its SQLSTATE is in the detail).

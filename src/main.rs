@@ -21,6 +21,21 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user or replace its password and role. The password comes from
+    /// SLUICE_PASSWORD or one line on standard input; only a SCRAM verifier
+    /// is written.
+    Add {
+        name: String,
+        /// reader, writer or admin.
+        #[arg(long, default_value = "reader")]
+        role: String,
+        #[arg(long, env = "SLUICE_USERS", default_value = "users.toml")]
+        users: std::path::PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// Serve the lake over the PostgreSQL wire protocol.
     Serve {
@@ -30,6 +45,21 @@ enum Command {
         /// Address to listen on.
         #[arg(long, env = "SLUICE_LISTEN", default_value = "127.0.0.1:5433")]
         listen: String,
+        /// Users file (written by `sluice user add`): SCRAM-SHA-256 logins
+        /// with roles; needed to listen beyond loopback.
+        #[arg(long, env = "SLUICE_USERS")]
+        users: Option<std::path::PathBuf>,
+        /// TLS certificate chain (PEM); with --tls-key, clients may use sslmode=require.
+        #[arg(long, env = "SLUICE_TLS_CERT", requires = "tls_key")]
+        tls_cert: Option<std::path::PathBuf>,
+        /// TLS private key (PEM).
+        #[arg(long, env = "SLUICE_TLS_KEY", requires = "tls_cert")]
+        tls_key: Option<std::path::PathBuf>,
+    },
+    /// Manage the users file.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
     },
     /// Run SQL against the lake in this process and print the results.
     Sql {
@@ -62,10 +92,27 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Serve { lake, listen } => {
+            Command::Serve {
+                lake,
+                listen,
+                users,
+                tls_cert,
+                tls_key,
+            } => {
+                let users = match users {
+                    Some(path) => Some(std::sync::Arc::new(server::auth::Users::load(&path)?)),
+                    None => None,
+                };
+                let tls = match (tls_cert, tls_key) {
+                    (Some(c), Some(k)) => Some(server::tls_acceptor(&c, &k)?),
+                    _ => None,
+                };
                 let engine = Engine::open(&lake).await?;
-                server::serve(engine, &listen, shutdown_signal()).await
+                server::serve(engine, &listen, users, tls, shutdown_signal()).await
             }
+            Command::User {
+                command: UserCommand::Add { name, role, users },
+            } => add_user(&name, &role, &users),
             Command::Sql { lake, sql } => run_sql(&lake, &sql).await,
         }
     });
@@ -101,6 +148,32 @@ async fn shutdown_signal() {
     {
         let _ = ctrl_c.await;
     }
+}
+
+fn add_user(name: &str, role: &str, path: &std::path::Path) -> sluice::Result<()> {
+    let role = server::auth::Role::parse(role)?;
+    let password = match std::env::var("SLUICE_PASSWORD") {
+        Ok(p) => p,
+        Err(_) => {
+            eprint!("password for {name}: ");
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            line.trim_end_matches(['\r', '\n']).to_string()
+        }
+    };
+    if password.is_empty() {
+        return Err(sluice::Error::new(
+            sluice::ErrorKind::InvalidParameter,
+            "empty password",
+        ));
+    }
+    server::auth::Users::add(path, name, role, &password)?;
+    println!(
+        "user {name} ({}) written to {}",
+        role.name(),
+        path.display()
+    );
+    Ok(())
 }
 
 async fn run_sql(lake: &str, sql: &str) -> sluice::Result<()> {

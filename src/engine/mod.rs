@@ -10,6 +10,7 @@
 //!                              └─▶ lakehouse::* (history, optimize, vacuum, restore)
 //! ```
 
+pub mod access;
 pub mod copy;
 pub mod ddl;
 pub mod dml;
@@ -86,6 +87,7 @@ impl Engine {
             settings,
             txn: TxnState::Idle,
             notices: Vec::new(),
+            user: None,
             stream_failed: Default::default(),
         }
     }
@@ -234,6 +236,8 @@ pub struct Session {
     pub settings: Settings,
     txn: TxnState,
     notices: Vec<String>,
+    /// The authenticated user and role; `None` when the server has no users.
+    user: Option<(String, access::Role)>,
     /// Set by a result stream that failed after the statement returned, so
     /// the transaction block still aborts.
     stream_failed: Arc<std::sync::atomic::AtomicBool>,
@@ -243,6 +247,15 @@ impl Session {
     /// A flag for result streams to raise when they fail mid-way.
     pub fn stream_failure_flag(&self) -> Arc<std::sync::atomic::AtomicBool> {
         self.stream_failed.clone()
+    }
+
+    /// Statements from now on run with `role`'s rights.
+    pub fn set_user(&mut self, name: &str, role: access::Role) {
+        self.user = Some((name.to_string(), role));
+    }
+
+    pub fn has_user(&self) -> bool {
+        self.user.is_some()
     }
 
     pub fn engine(&self) -> &Arc<Engine> {
@@ -312,7 +325,15 @@ impl Session {
             self.mark_failed();
         }
         self.check_not_aborted(&stmt)?;
-        let result = self.execute_inner(stmt, params).await;
+        let allowed = match &self.user {
+            Some((name, role)) => access::check(name, *role, &stmt),
+            None => Ok(()),
+        };
+        // A refused statement aborts a transaction block like any error.
+        let result = match allowed {
+            Ok(()) => self.execute_inner(stmt, params).await,
+            Err(e) => Err(e),
+        };
         if result.is_err() && self.txn == TxnState::InBlock {
             self.txn = TxnState::Failed;
         }

@@ -29,12 +29,16 @@ use pgwire::messages::response::NoticeResponse;
 use pgwire::types::format::FormatOptions;
 use tokio::sync::Mutex;
 
+use super::auth::{ITERATIONS, UserAuthSource, Users};
 use super::copy::{CopyReceiver, CopySlot, copy_in_response, send_copy_out};
 use super::sqlstate::{error_info, to_pgwire};
 use crate::catalog::DATABASE;
 use crate::engine::{Output, Prepared, Session};
 use crate::error::{Error, ErrorKind};
 use crate::frontend::Stmt;
+use pgwire::api::auth::DefaultServerParameterProvider;
+use pgwire::api::auth::sasl::SASLAuthStartupHandler;
+use pgwire::api::auth::sasl::scram::ScramAuth;
 
 /// Everything pgwire needs for one connection; the session is its own.
 pub struct Connection {
@@ -42,6 +46,8 @@ pub struct Connection {
     parser: Arc<Parser>,
     manager: Arc<ConnectionManager>,
     copy: CopySlot,
+    /// Who may connect; `None` is a loopback-only server without passwords.
+    users: Option<Arc<Users>>,
 }
 
 impl Connection {
@@ -50,7 +56,11 @@ impl Connection {
         self.session.clone()
     }
 
-    pub fn new(session: Session, manager: Arc<ConnectionManager>) -> Self {
+    pub fn new(
+        session: Session,
+        manager: Arc<ConnectionManager>,
+        users: Option<Arc<Users>>,
+    ) -> Self {
         let session = Arc::new(Mutex::new(session));
         Connection {
             parser: Arc::new(Parser {
@@ -59,6 +69,7 @@ impl Connection {
             session,
             manager,
             copy: CopySlot::default(),
+            users,
         }
     }
 
@@ -67,12 +78,38 @@ impl Connection {
             session: self.session.clone(),
             parser: self.parser.clone(),
             copy: self.copy.clone(),
+            users: self.users.clone(),
         })
     }
 }
 
 pub struct Startup {
     manager: Arc<ConnectionManager>,
+}
+
+/// The startup of a connection: open (loopback only) or SCRAM-SHA-256.
+pub enum Front {
+    Open(Startup),
+    Scram(SASLAuthStartupHandler<DefaultServerParameterProvider>),
+}
+
+#[async_trait]
+impl StartupHandler for Front {
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: pgwire::messages::PgWireFrontendMessage,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        match self {
+            Front::Open(s) => s.on_startup(client, message).await,
+            Front::Scram(s) => s.on_startup(client, message).await,
+        }
+    }
 }
 
 #[async_trait]
@@ -136,8 +173,23 @@ impl PgWireServerHandlers for Connection {
     }
 
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
-        Arc::new(Startup {
-            manager: self.manager.clone(),
+        Arc::new(match &self.users {
+            None => Front::Open(Startup {
+                manager: self.manager.clone(),
+            }),
+            Some(users) => {
+                let mut scram = ScramAuth::new(Arc::new(UserAuthSource {
+                    users: users.clone(),
+                }));
+                scram.set_iterations(ITERATIONS);
+                Front::Scram(
+                    SASLAuthStartupHandler::new(
+                        Arc::new(DefaultServerParameterProvider::default()),
+                    )
+                    .with_scram(scram)
+                    .with_connection_manager(self.manager.clone()),
+                )
+            }
         })
     }
 
@@ -154,6 +206,34 @@ pub struct Handler {
     session: Arc<Mutex<Session>>,
     parser: Arc<Parser>,
     copy: CopySlot,
+    users: Option<Arc<Users>>,
+}
+
+impl Handler {
+    /// Give the session the role of the user who authenticated, once.
+    fn bind_user<C: ClientInfo>(&self, session: &mut Session, client: &C) -> PgWireResult<()> {
+        let Some(users) = &self.users else {
+            return Ok(());
+        };
+        if session.has_user() {
+            return Ok(());
+        }
+        let name = client
+            .metadata()
+            .get(pgwire::api::METADATA_USER)
+            .cloned()
+            .unwrap_or_default();
+        match users.get(&name) {
+            Some(u) => {
+                session.set_user(&name, u.role);
+                Ok(())
+            }
+            None => Err(to_pgwire(&Error::new(
+                ErrorKind::InsufficientPrivilege,
+                format!("user \"{name}\" is not known"),
+            ))),
+        }
+    }
 }
 
 fn timeout_error() -> Error {
@@ -304,6 +384,7 @@ impl SimpleQueryHandler for Handler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let mut session = self.session.lock().await;
+        self.bind_user(&mut session, client)?;
         let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
         let stmts = match session.parse(query) {
             Ok(s) => s,
@@ -448,6 +529,7 @@ impl ExtendedQueryHandler for Handler {
         )?;
         let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
         let mut session = self.session.lock().await;
+        self.bind_user(&mut session, client)?;
         let result = run(&mut session, prepared.stmt, &params).await;
         send_notices(client, session.take_notices()).await?;
         match result {

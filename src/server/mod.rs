@@ -2,13 +2,17 @@
 //! its own [`Session`](crate::engine::Session), and maps results and errors
 //! to protocol messages.
 
+pub mod auth;
 pub mod copy;
 mod handler;
 pub mod sqlstate;
 mod text;
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
+
+use pgwire::tokio::TlsAcceptor;
 
 use tokio::net::TcpListener;
 
@@ -18,9 +22,43 @@ pub use handler::Connection;
 
 /// Accept connections until `shutdown` resolves. Prints
 /// `listening on HOST:PORT` once the socket is bound.
+/// TLS from a PEM certificate chain and private key. Any problem stops
+/// the server before it listens: a server asked for TLS never runs without.
+pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor> {
+    use pgwire::tokio::tokio_rustls::rustls;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let bad = |what: &str, path: &Path, e: &dyn std::fmt::Display| {
+        Error::new(
+            ErrorKind::InvalidParameter,
+            format!("TLS {what} {}: {e}", path.display()),
+        )
+    };
+    let cert_pem = std::fs::read(cert).map_err(|e| bad("certificate", cert, &e))?;
+    let key_pem = std::fs::read(key).map_err(|e| bad("key", key, &e))?;
+    let chain = CertificateDer::pem_slice_iter(&cert_pem)
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| bad("certificate", cert, &e))?;
+    if chain.is_empty() {
+        return Err(bad("certificate", cert, &"no PEM certificate in the file"));
+    }
+    let key_der = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| bad("key", key, &e))?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| bad("setup for", cert, &e))?
+    .with_no_client_auth()
+    .with_single_cert(chain, key_der)
+    .map_err(|e| bad("certificate and key", cert, &e))?;
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
 pub async fn serve(
     engine: Arc<Engine>,
     listen: &str,
+    users: Option<Arc<auth::Users>>,
+    tls: Option<TlsAcceptor>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<()> {
     let addr: SocketAddr = tokio::net::lookup_host(listen)
@@ -38,12 +76,12 @@ pub async fn serve(
                 format!("bad listen address {listen}"),
             )
         })?;
-    if !addr.ip().is_loopback() {
+    if !addr.ip().is_loopback() && users.is_none() {
         return Err(Error::new(
             ErrorKind::InvalidParameter,
             format!(
                 "refusing to listen on {addr} without credentials: only loopback addresses \
-                 are allowed until user authentication is configured"
+                 are allowed unless users are configured (--users FILE)"
             ),
         ));
     }
@@ -61,14 +99,15 @@ pub async fn serve(
                     Ok(x) => x,
                     Err(e) => { tracing::warn!("accept failed: {e}"); continue; }
                 };
-                if !peer.ip().is_loopback() {
+                if !peer.ip().is_loopback() && users.is_none() {
                     tracing::warn!("refused connection from {peer}: not loopback");
                     continue;
                 }
                 let _ = socket.set_nodelay(true);
-                let conn = Arc::new(Connection::new(engine.session(), manager.clone()));
+                let conn = Arc::new(Connection::new(engine.session(), manager.clone(), users.clone()));
+                let tls = tls.clone();
                 tasks.spawn(conn.session(), async move {
-                    if let Err(e) = pgwire::tokio::process_socket(socket, None, conn).await {
+                    if let Err(e) = pgwire::tokio::process_socket(socket, tls, conn).await {
                         tracing::debug!("connection from {peer} ended: {e}");
                     }
                 });

@@ -39,6 +39,7 @@ pub fn sqlstate(kind: ErrorKind) -> &'static str {
         BadCopyFormat => "22P04",
         InvalidBinaryRepresentation => "22P03",
         CharacterNotInRepertoire => "22021",
+        InsufficientPrivilege => "42501",
         ConnectionFailure => "08001",
         RemoteError => "HV000",
         Io => "58030",

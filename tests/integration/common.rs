@@ -39,20 +39,35 @@ impl Server {
     }
 
     pub fn start_on_with_env(lake: &Path, env: &[(&str, String)]) -> Server {
-        Server::start_lake(lake.as_os_str(), lake, env)
+        Server::start_lake(lake.as_os_str(), lake, env, &[])
+    }
+
+    /// A server on a fresh temporary lake with extra `serve` arguments.
+    pub fn start_with_args(args: &[&str]) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let lake = dir.path().join("lake");
+        let mut s = Server::start_lake(lake.as_os_str(), &lake, &[], args);
+        s._dir = Some(dir);
+        s
     }
 
     /// A server on a lake given by URL (`s3://bucket/prefix`).
     pub fn start_on_url(url: &str, env: &[(&str, String)]) -> Server {
-        Server::start_lake(std::ffi::OsStr::new(url), Path::new(url), env)
+        Server::start_lake(std::ffi::OsStr::new(url), Path::new(url), env, &[])
     }
 
-    fn start_lake(lake_arg: &std::ffi::OsStr, lake: &Path, env: &[(&str, String)]) -> Server {
+    fn start_lake(
+        lake_arg: &std::ffi::OsStr,
+        lake: &Path,
+        env: &[(&str, String)],
+        args: &[&str],
+    ) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .args(["serve", "--lake"])
             .arg(lake_arg)
             .args(["--listen", "127.0.0.1:0"])
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -1,0 +1,135 @@
+//! What each role may run. A server with users checks every statement
+//! against the role of the user who sent it; without users (loopback only)
+//! and in `sluice sql` everything is allowed.
+
+use datafusion::sql::sqlparser::ast::Statement;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::frontend::Stmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    /// Queries, SHOW/SET, transactions, COPY TO.
+    Reader,
+    /// Also INSERT, UPDATE, DELETE, MERGE and COPY FROM.
+    Writer,
+    /// Also DDL and table maintenance.
+    Admin,
+}
+
+impl Role {
+    pub fn parse(s: &str) -> Result<Role> {
+        Ok(match s {
+            "reader" => Role::Reader,
+            "writer" => Role::Writer,
+            "admin" => Role::Admin,
+            other => {
+                return Err(Error::new(
+                    ErrorKind::InvalidParameter,
+                    format!("unknown role \"{other}\" (reader, writer or admin)"),
+                ));
+            }
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Reader => "reader",
+            Role::Writer => "writer",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+fn sql_role(s: &Statement) -> Role {
+    match s {
+        Statement::Query(_)
+        | Statement::ExplainTable { .. }
+        | Statement::ShowVariable { .. }
+        | Statement::Set(_)
+        | Statement::Discard { .. }
+        | Statement::StartTransaction { .. }
+        | Statement::Commit { .. }
+        | Statement::Rollback { .. } => Role::Reader,
+        // EXPLAIN ANALYZE runs what it explains.
+        Statement::Explain { statement, .. } => sql_role(statement),
+        Statement::Insert(_)
+        | Statement::Update(_)
+        | Statement::Delete(_)
+        | Statement::Merge(_) => Role::Writer,
+        _ => Role::Admin,
+    }
+}
+
+/// The least role that may run `stmt`.
+pub fn required_role(stmt: &Stmt) -> Role {
+    match stmt {
+        Stmt::Sql(s) => sql_role(s),
+        Stmt::DescribeHistory { .. } => Role::Reader,
+        Stmt::Copy(c) if c.from => Role::Writer,
+        Stmt::Copy(_) => Role::Reader,
+        Stmt::Optimize { .. }
+        | Stmt::Vacuum { .. }
+        | Stmt::Restore { .. }
+        | Stmt::CreateExternalTable { .. } => Role::Admin,
+    }
+}
+
+/// Fail with 42501 unless `role` may run `stmt`.
+pub fn check(user: &str, role: Role, stmt: &Stmt) -> Result<()> {
+    let need = required_role(stmt);
+    if role >= need {
+        return Ok(());
+    }
+    let what = match stmt {
+        Stmt::Sql(s) => s
+            .to_string()
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" "),
+        Stmt::Copy(_) => "COPY FROM".into(),
+        Stmt::Optimize { .. } => "OPTIMIZE".into(),
+        Stmt::Vacuum { .. } => "VACUUM".into(),
+        Stmt::Restore { .. } => "RESTORE".into(),
+        Stmt::CreateExternalTable { .. } => "CREATE EXTERNAL TABLE".into(),
+        Stmt::DescribeHistory { .. } => "DESCRIBE HISTORY".into(),
+    };
+    Err(Error::new(
+        ErrorKind::InsufficientPrivilege,
+        format!(
+            "permission denied: user \"{user}\" has role {}, and {what} needs role {}",
+            role.name(),
+            need.name()
+        ),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn role_of(sql: &str) -> Role {
+        required_role(&crate::frontend::parse(sql, "public").unwrap()[0])
+    }
+
+    #[test]
+    fn statements_need_the_roles_they_should() {
+        assert_eq!(role_of("SELECT 1"), Role::Reader);
+        assert_eq!(role_of("COPY t TO STDOUT"), Role::Reader);
+        assert_eq!(role_of("SET search_path = raw"), Role::Reader);
+        assert_eq!(role_of("INSERT INTO t VALUES (1)"), Role::Writer);
+        assert_eq!(role_of("COPY t FROM STDIN"), Role::Writer);
+        assert_eq!(role_of("EXPLAIN ANALYZE DELETE FROM t"), Role::Writer);
+        assert_eq!(role_of("CREATE TABLE t (a int)"), Role::Admin);
+        assert_eq!(role_of("DROP TABLE t"), Role::Admin);
+        assert_eq!(role_of("VACUUM t"), Role::Admin);
+        let e = check(
+            "ann",
+            Role::Reader,
+            &crate::frontend::parse("DELETE FROM t", "public").unwrap()[0],
+        )
+        .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::InsufficientPrivilege);
+    }
+}

@@ -1,0 +1,179 @@
+//! The front door: SCRAM-SHA-256 logins from a users file, roles, TLS, and
+//! no listening beyond loopback without users.
+
+use std::path::Path;
+use std::process::Command;
+
+use tokio_postgres::NoTls;
+
+use crate::common::{Server, sqlstate};
+
+fn add_user(file: &Path, name: &str, role: &str, password: &str) {
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["user", "add", name, "--role", role, "--users"])
+        .arg(file)
+        .env("SLUICE_PASSWORD", password)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+}
+
+async fn login(
+    server: &Server,
+    user: &str,
+    password: &str,
+) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let url = format!(
+        "host=127.0.0.1 port={} user={user} password='{password}' dbname=sluice",
+        server.port
+    );
+    let (client, conn) = tokio_postgres::connect(&url, NoTls).await?;
+    tokio::spawn(conn);
+    Ok(client)
+}
+
+async fn count(c: &tokio_postgres::Client) -> i64 {
+    c.query_one("SELECT count(*) FROM t", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test]
+async fn users_log_in_with_scram_and_act_within_their_roles() {
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users.toml");
+    add_user(&users, "ann", "admin", "admin pw");
+    add_user(&users, "walt", "writer", "writer-pw");
+    add_user(&users, "rita", "reader", "reader-pw");
+    let text = std::fs::read_to_string(&users).unwrap();
+    assert!(
+        !text.contains("admin pw") && !text.contains("writer-pw"),
+        "{text}"
+    );
+
+    // TLS with a throwaway self-signed certificate.
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let ok = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(ok.status.success(), "{ok:?}");
+    let server = Server::start_with_args(&[
+        "--users",
+        users.to_str().unwrap(),
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ]);
+
+    // Passwords: right, wrong, unknown user, unknown database.
+    let admin = login(&server, "ann", "admin pw").await.unwrap();
+    let e = login(&server, "ann", "wrong").await.unwrap_err();
+    assert_eq!(sqlstate(&e), "28P01", "{e:?}");
+    let e = login(&server, "mallory", "x").await.unwrap_err();
+    assert_eq!(sqlstate(&e), "28P01", "{e:?}");
+    let url = format!(
+        "host=127.0.0.1 port={} user=ann password='admin pw' dbname=nope",
+        server.port
+    );
+    let e = tokio_postgres::connect(&url, NoTls).await.err().unwrap();
+    assert_eq!(sqlstate(&e), "3D000", "{e:?}");
+
+    // Roles: each allowed statement works, each denied one is 42501 and
+    // changes nothing.
+    admin
+        .batch_execute("CREATE TABLE t (a integer); INSERT INTO t VALUES (1)")
+        .await
+        .unwrap();
+    let writer = login(&server, "walt", "writer-pw").await.unwrap();
+    let reader = login(&server, "rita", "reader-pw").await.unwrap();
+    assert_eq!(count(&reader).await, 1);
+    for sql in [
+        "INSERT INTO t VALUES (2)",
+        "DELETE FROM t",
+        "COPY t FROM STDIN",
+        "CREATE TABLE r (a int)",
+    ] {
+        let e = reader.simple_query(sql).await.unwrap_err();
+        assert_eq!(sqlstate(&e), "42501", "{sql}: {e:?}");
+    }
+    writer
+        .execute("INSERT INTO t VALUES (2)", &[])
+        .await
+        .unwrap();
+    writer
+        .execute("UPDATE t SET a = 3 WHERE a = 2", &[])
+        .await
+        .unwrap();
+    for sql in ["CREATE TABLE w (a int)", "DROP TABLE t", "VACUUM t"] {
+        let e = writer.simple_query(sql).await.unwrap_err();
+        assert_eq!(sqlstate(&e), "42501", "{sql}: {e:?}");
+    }
+    assert_eq!(count(&admin).await, 2);
+    let e = admin.simple_query("SELECT * FROM w").await.unwrap_err();
+    assert_eq!(sqlstate(&e), "42P01");
+    // A denied statement aborts a transaction block like any error.
+    reader.batch_execute("BEGIN").await.unwrap();
+    let e = reader.simple_query("DELETE FROM t").await.unwrap_err();
+    assert_eq!(sqlstate(&e), "42501");
+    let e = reader.simple_query("SELECT 1").await.unwrap_err();
+    assert_eq!(sqlstate(&e), "25P02");
+    reader.batch_execute("ROLLBACK").await.unwrap();
+
+    // psql over TLS: required, and verified against the certificate.
+    for mode in [
+        "sslmode=require".to_string(),
+        format!("sslmode=verify-full sslrootcert={}", cert.display()),
+    ] {
+        let out = Command::new("psql")
+            .arg(format!(
+                "host=127.0.0.1 port={} user=rita dbname=sluice {mode}",
+                server.port
+            ))
+            .args(["-X", "-A", "-t", "-c", "SELECT count(*) FROM t"])
+            .env("PGPASSWORD", "reader-pw")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{mode}: {out:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "2");
+    }
+}
+
+#[test]
+fn the_front_door_stays_shut_without_users_and_with_bad_tls_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(["serve", "--lake"])
+            .arg(dir.path().join("lake"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["--listen", "0.0.0.0:0"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("refusing to listen on 0.0.0.0"), "{err}");
+
+    let key = dir.path().join("key.pem");
+    std::fs::write(&key, "not a key").unwrap();
+    let out = run(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        "/nonexistent/cert.pem",
+        "--tls-key",
+        key.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent/cert.pem"), "{err}");
+}
