@@ -139,6 +139,19 @@ fn partition_columns(ct: &CreateTable, cols: &[ColumnDef]) -> Result<Vec<String>
     Ok(out)
 }
 
+/// After a failed create: did a concurrent CREATE (on this or another
+/// server) make the Delta table at `url` after this one checked the
+/// catalog? Its first commit may still be on its way, so look twice.
+async fn created_elsewhere(lake: &crate::lake::Lake, url: &url::Url) -> bool {
+    for wait in [0, 200] {
+        tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+        if lake.exists(url).await.unwrap_or(false) {
+            return true;
+        }
+    }
+    false
+}
+
 pub async fn create_table(session: &mut Session, ct: CreateTable) -> Result<Output> {
     if ct.external {
         return Err(Error::not_supported("CREATE EXTERNAL TABLE"));
@@ -222,6 +235,10 @@ pub async fn create_table(session: &mut Session, ct: CreateTable) -> Result<Outp
         match written {
             Ok((_, n)) => (def, Some(n)),
             Err(e) => {
+                // Another server created it first: its files are not ours.
+                if created_elsewhere(&lake, &url).await {
+                    return Err(duplicate_relation(&table));
+                }
                 // A query that failed half-way may have written data files
                 // that no commit references; they belong to no table.
                 let _ = lake.remove_all(&url).await;
@@ -236,7 +253,12 @@ pub async fn create_table(session: &mut Session, ct: CreateTable) -> Result<Outp
             location: location.clone(),
         };
         let arrow: Schema = def.arrow_schema().as_ref().clone();
-        lake.create(&url, &arrow, &def.partition_by, &table).await?;
+        if let Err(e) = lake.create(&url, &arrow, &def.partition_by, &table).await {
+            if created_elsewhere(&lake, &url).await {
+                return Err(duplicate_relation(&table));
+            }
+            return Err(e);
+        }
         (def, None)
     };
 

@@ -116,4 +116,22 @@ async fn two_servers_on_one_lake_lose_no_write() {
         .unwrap()
         .get(0);
     assert_eq!(n as u64, done.load(Ordering::SeqCst));
+
+    // Two servers creating one table at once: one succeeds, the other is
+    // told it exists.
+    let (ca, cb) = (a.connect().await, b.connect().await);
+    for round in 0..3 {
+        let sql = format!("CREATE TABLE raced_{round} (a integer)");
+        let (ra, rb) = tokio::join!(ca.simple_query(&sql), cb.simple_query(&sql));
+        let codes: Vec<String> = [&ra, &rb]
+            .iter()
+            .map(|r| match r {
+                Ok(_) => "ok".to_string(),
+                Err(e) => sqlstate(e),
+            })
+            .collect();
+        let mut sorted = codes.clone();
+        sorted.sort();
+        assert_eq!(sorted, ["42P07", "ok"], "round {round}: {ra:?} {rb:?}");
+    }
 }
