@@ -15,6 +15,7 @@ pub mod copy;
 pub mod ddl;
 pub mod dml;
 pub mod lakehouse;
+pub mod names;
 pub mod params;
 pub mod settings;
 pub mod text_input;
@@ -31,9 +32,11 @@ use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::memory::MemoryStream;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{ObjectName, Statement};
+use futures::StreamExt;
 
 use crate::catalog::info_schema::InformationSchema;
 use crate::catalog::provider::{ContextFactory, SluiceCatalogProvider};
@@ -452,14 +455,33 @@ impl Session {
 
     /// Plan and run a query through DataFusion, streaming its rows.
     pub async fn query(&mut self, stmt: Statement) -> Result<Output> {
+        let stmt_for_names = stmt.clone();
         let plan = self.plan(stmt.clone()).await?;
         let tag = match stmt {
             Statement::Explain { .. } => "EXPLAIN",
             _ => "SELECT",
         };
+        let pg = names::pg_result_names(&stmt_for_names, plan.schema().as_arrow());
         let df = self.ctx.execute_logical_plan(plan).await?;
-        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         let stream = df.execute_stream().await?;
+        let (schema, stream): (SchemaRef, SendableRecordBatchStream) = match pg {
+            // Same columns under PostgreSQL's names (types as each batch has them).
+            Some(named) => {
+                let names: Vec<String> = named.fields().iter().map(|f| f.name().clone()).collect();
+                let schema = names::with_names(&stream.schema(), &names);
+                let renamed = stream.map(move |b| {
+                    b.and_then(|b| {
+                        let s = names::with_names(&b.schema(), &names);
+                        RecordBatch::try_new(s, b.columns().to_vec()).map_err(Into::into)
+                    })
+                });
+                (
+                    schema.clone(),
+                    Box::pin(RecordBatchStreamAdapter::new(schema, renamed)),
+                )
+            }
+            None => (stream.schema(), stream),
+        };
         Ok(Output::Rows {
             schema,
             stream,
@@ -599,7 +621,10 @@ impl Session {
                 }
             }
             if returns_rows {
-                schema = Some(Arc::new(plan.schema().as_arrow().clone()));
+                let planned = plan.schema().as_arrow();
+                schema = Some(
+                    names::pg_result_names(s, planned).unwrap_or_else(|| Arc::new(planned.clone())),
+                );
             }
         } else {
             types = vec![None; params::count_placeholders(s)];

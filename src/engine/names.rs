@@ -1,0 +1,138 @@
+//! PostgreSQL's names for unnamed result columns: `count(*)` is `count`,
+//! `a::text` is `a`, `1 + 2` is `?column?`. DataFusion names them after the
+//! whole expression; clients (psql headers, drivers mapping rows to
+//! records, BI tools) see PostgreSQL's names instead.
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::sql::sqlparser::ast::{Expr, Query, SelectItem, SetExpr, Statement};
+
+const UNNAMED: &str = "?column?";
+
+/// The name PostgreSQL gives an unaliased select item, or `None` to keep
+/// the planner's (plain column references).
+fn expr_name(e: &Expr) -> Option<String> {
+    Some(match e {
+        Expr::Identifier(_) | Expr::CompoundIdentifier(_) => return None,
+        Expr::Nested(inner) => return expr_name(inner).or_else(|| Some(UNNAMED.into())),
+        Expr::Cast { expr, .. } => {
+            return match expr.as_ref() {
+                Expr::Identifier(id) => Some(super::normalize_ident(id)),
+                Expr::CompoundIdentifier(parts) => parts.last().map(super::normalize_ident),
+                other => expr_name(other),
+            };
+        }
+        Expr::Function(f) => f
+            .name
+            .0
+            .last()
+            .and_then(|p| p.as_ident())
+            .map(super::normalize_ident)
+            .unwrap_or_else(|| UNNAMED.into()),
+        Expr::Case { .. } => "case".into(),
+        Expr::Exists { .. } => "exists".into(),
+        Expr::Extract { .. } => "extract".into(),
+        Expr::Substring { .. } => "substring".into(),
+        Expr::Position { .. } => "position".into(),
+        Expr::Trim { .. } => "btrim".into(),
+        Expr::Ceil { .. } => "ceil".into(),
+        Expr::Floor { .. } => "floor".into(),
+        Expr::Array(_) => "array".into(),
+        _ => UNNAMED.into(),
+    })
+}
+
+fn first_select(body: &SetExpr) -> Option<&datafusion::sql::sqlparser::ast::Select> {
+    match body {
+        SetExpr::Select(s) => Some(s),
+        SetExpr::SetOperation { left, .. } => first_select(left),
+        SetExpr::Query(q) => first_select(&q.body),
+        _ => None,
+    }
+}
+
+fn query_names(q: &Query, schema: &Schema) -> Option<SchemaRef> {
+    let select = first_select(&q.body)?;
+    if select.projection.len() != schema.fields().len() {
+        return None;
+    }
+    let mut changed = false;
+    let mut fields = Vec::with_capacity(schema.fields().len());
+    for (item, field) in select.projection.iter().zip(schema.fields()) {
+        let name = match item {
+            SelectItem::UnnamedExpr(e) => expr_name(e),
+            SelectItem::ExprWithAlias { .. } => None,
+            // A wildcard expands to several columns: positions no longer match.
+            _ => return None,
+        };
+        match name {
+            Some(n) if &n != field.name() => {
+                changed = true;
+                fields.push(
+                    Field::new(n, field.data_type().clone(), field.is_nullable())
+                        .with_metadata(field.metadata().clone()),
+                );
+            }
+            _ => fields.push(field.as_ref().clone()),
+        }
+    }
+    changed.then(|| Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone())))
+}
+
+/// `schema` with its fields renamed, position by position.
+pub fn with_names(schema: &Schema, names: &[String]) -> SchemaRef {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .zip(names)
+        .map(|(f, n)| f.as_ref().clone().with_name(n))
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
+/// `schema` with PostgreSQL's column names for the result of `stmt`, when
+/// they differ from the planner's.
+pub fn pg_result_names(stmt: &Statement, schema: &Schema) -> Option<SchemaRef> {
+    match stmt {
+        Statement::Query(q) => query_names(q, schema),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::datatypes::DataType;
+
+    fn names(sql: &str, n: usize) -> Vec<String> {
+        let stmt = &datafusion::sql::sqlparser::parser::Parser::parse_sql(
+            &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
+            sql,
+        )
+        .unwrap()[0];
+        let schema = Schema::new(
+            (0..n)
+                .map(|i| Field::new(format!("df{i}"), DataType::Int64, true))
+                .collect::<Vec<_>>(),
+        );
+        match pg_result_names(stmt, &schema) {
+            Some(s) => s.fields().iter().map(|f| f.name().clone()).collect(),
+            None => schema.fields().iter().map(|f| f.name().clone()).collect(),
+        }
+    }
+
+    #[test]
+    fn unaliased_items_get_postgres_names() {
+        assert_eq!(
+            names(
+                "SELECT count(*), sum(a), a, a::text, 1 + 2, b AS x, upper(c) FROM t",
+                7
+            ),
+            ["count", "sum", "df2", "a", "?column?", "df5", "upper"]
+        );
+        assert_eq!(names("SELECT 1 UNION SELECT 2", 1), ["?column?"]);
+        assert_eq!(names("SELECT *, count(*) FROM t", 3), ["df0", "df1", "df2"]);
+        assert_eq!(names("SELECT CASE WHEN a THEN 1 END FROM t", 1), ["case"]);
+    }
+}
