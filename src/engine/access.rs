@@ -71,7 +71,7 @@ pub fn required_role(stmt: &Stmt) -> Role {
         Stmt::Optimize { .. }
         | Stmt::Vacuum { .. }
         | Stmt::Restore { .. }
-        | Stmt::CreateExternalTable { .. } => Role::Admin,
+        | Stmt::CreateExternalTable(_) => Role::Admin,
     }
 }
 
@@ -92,7 +92,7 @@ pub fn check(user: &str, role: Role, stmt: &Stmt) -> Result<()> {
         Stmt::Optimize { .. } => "OPTIMIZE".into(),
         Stmt::Vacuum { .. } => "VACUUM".into(),
         Stmt::Restore { .. } => "RESTORE".into(),
-        Stmt::CreateExternalTable { .. } => "CREATE EXTERNAL TABLE".into(),
+        Stmt::CreateExternalTable(_) => "CREATE EXTERNAL TABLE".into(),
         Stmt::DescribeHistory { .. } => "DESCRIBE HISTORY".into(),
     };
     Err(Error::new(

@@ -375,14 +375,18 @@ pub const EXTERNAL_TABLE_MARKER: &str = "/* external table */ ";
 /// files included) at every statement and never owns the files.
 pub async fn create_external_table(
     session: &mut Session,
-    name: &ObjectName,
-    if_not_exists: bool,
-    columns: Option<String>,
-    format: &str,
-    location: &str,
-    options: Vec<(String, String)>,
+    ext: crate::frontend::ExternalTable,
 ) -> Result<Output> {
-    let (schema, table) = session.qualify(name)?;
+    let crate::frontend::ExternalTable {
+        name,
+        if_not_exists,
+        columns,
+        format,
+        location,
+        options,
+    } = ext;
+    let (format, location) = (format.as_str(), location.as_str());
+    let (schema, table) = session.qualify(&name)?;
     let snap = session.engine.catalog.snapshot();
     if !snap.schema_exists(&schema) || SYSTEM_SCHEMAS.contains(&schema.as_str()) {
         return Err(missing_schema(&schema));

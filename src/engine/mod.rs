@@ -357,25 +357,7 @@ impl Session {
             } => lakehouse::vacuum(self, &table, retain_hours, dry_run).await,
             Stmt::Restore { table, at } => lakehouse::restore(self, &table, at).await,
             Stmt::Copy(c) => copy::execute(self, *c).await,
-            Stmt::CreateExternalTable {
-                name,
-                if_not_exists,
-                columns,
-                format,
-                location,
-                options,
-            } => {
-                ddl::create_external_table(
-                    self,
-                    &name,
-                    if_not_exists,
-                    columns,
-                    &format,
-                    &location,
-                    options,
-                )
-                .await
-            }
+            Stmt::CreateExternalTable(t) => ddl::create_external_table(self, *t).await,
         }
     }
 

@@ -52,17 +52,20 @@ pub enum Stmt {
         at: TimeTravel,
     },
     Copy(Box<copy::CopyStmt>),
-    /// `CREATE EXTERNAL TABLE name [(columns)] STORED AS fmt LOCATION 'path'
-    /// [OPTIONS ('key' 'value', ...)]`
-    CreateExternalTable {
-        name: ObjectName,
-        if_not_exists: bool,
-        /// Column list as SQL text (`a integer, b text`), if given.
-        columns: Option<String>,
-        format: String,
-        location: String,
-        options: Vec<(String, String)>,
-    },
+    CreateExternalTable(Box<ExternalTable>),
+}
+
+/// `CREATE EXTERNAL TABLE name [(columns)] STORED AS fmt LOCATION 'path'
+/// [OPTIONS ('key' 'value', ...)]`
+#[derive(Debug, Clone)]
+pub struct ExternalTable {
+    pub name: ObjectName,
+    pub if_not_exists: bool,
+    /// Column list as SQL text (`a integer, b text`), if given.
+    pub columns: Option<String>,
+    pub format: String,
+    pub location: String,
+    pub options: Vec<(String, String)>,
 }
 
 /// Parse a query string that may hold several statements.
@@ -183,14 +186,14 @@ fn parse_extension(p: &mut Parser) -> Result<Option<Stmt>> {
                 "CREATE EXTERNAL TABLE needs STORED AS <format> and LOCATION '<path>'",
             ));
         };
-        return Ok(Some(Stmt::CreateExternalTable {
+        return Ok(Some(Stmt::CreateExternalTable(Box::new(ExternalTable {
             name,
             if_not_exists,
             columns,
             format,
             location,
             options,
-        }));
+        }))));
     }
     if peek_word(p, 0, "COPY") {
         return Ok(Some(Stmt::Copy(Box::new(copy::parse_copy(p)?))));

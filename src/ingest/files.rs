@@ -363,7 +363,7 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(f))
 }
 
-fn literal_str(e: &Expr) -> Option<String> {
+pub(crate) fn literal_str(e: &Expr) -> Option<String> {
     match e {
         Expr::Literal(ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)), _) => {
             Some(s.clone())

@@ -17,10 +17,8 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit}
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::streaming::StreamingTable;
 use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
-use datafusion::common::ScalarValue;
 use datafusion::error::DataFusionError;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::PartitionStream;
 use futures::StreamExt;
@@ -28,7 +26,7 @@ use postgres_types::{FromSql, Type};
 use tokio_postgres::{Client, NoTls};
 
 use super::binary::BinaryColumns;
-use super::files::split_args;
+use super::files::{literal_str, split_args};
 use crate::error::{Error, ErrorKind, Result};
 
 const BATCH_ROWS: usize = 8192;
@@ -256,15 +254,6 @@ async fn next_batch(
         Some((client, rows, columns, conn))
     };
     Some((batch, next))
-}
-
-fn literal_str(e: &Expr) -> Option<String> {
-    match e {
-        Expr::Literal(ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)), _) => {
-            Some(s.clone())
-        }
-        _ => None,
-    }
 }
 
 /// The `postgres_query` table function.
