@@ -107,7 +107,10 @@ fn main() -> ExitCode {
                     (Some(c), Some(k)) => Some(server::tls_acceptor(&c, &k)?),
                     _ => None,
                 };
-                let engine = Engine::open(&lake).await?;
+                let engine = Engine::open(&lake).await.map_err(|e| {
+                    let message = format!("cannot open the lake at {lake}: {}", e.message);
+                    sluice::Error { message, ..e }
+                })?;
                 server::serve(engine, &listen, users, tls, shutdown_signal()).await
             }
             Command::User {

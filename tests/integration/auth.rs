@@ -176,4 +176,30 @@ fn the_front_door_stays_shut_without_users_and_with_bad_tls_files() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("/nonexistent/cert.pem"), "{err}");
+
+    // A lake that cannot be reached stops the start, naming the lake and
+    // never the secret.
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args([
+            "serve",
+            "--lake",
+            "s3://nobucket/lake",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env("AWS_ACCESS_KEY_ID", "key")
+        .env("AWS_SECRET_ACCESS_KEY", "very-secret-value")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
+        .env("AWS_ALLOW_HTTP", "true")
+        .env("AWS_MAX_RETRIES", "1")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot open the lake at s3://nobucket/lake"),
+        "{err}"
+    );
+    assert!(!err.contains("very-secret-value"), "{err}");
 }
