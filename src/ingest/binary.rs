@@ -90,7 +90,7 @@ fn numeric(v: &[u8], precision: u8, scale: i8) -> Result<Option<i128>> {
     if sign == 0xC000 {
         return Ok(None);
     }
-    if v.len() != 8 + 2 * ndigits as usize {
+    if ndigits < 0 || v.len() != 8 + 2 * ndigits as usize {
         return Err(bad("incorrect binary data format"));
     }
     let overflow = || {
@@ -108,6 +108,9 @@ fn numeric(v: &[u8], precision: u8, scale: i8) -> Result<Option<i128>> {
             .checked_mul(10_000)
             .and_then(|m| m.checked_add(d))
             .ok_or_else(overflow)?;
+    }
+    if mant == 0 {
+        return Ok(Some(0));
     }
     let exp = 4 * (weight - ndigits + 1) + scale as i64;
     let mut scaled = if exp >= 0 {
@@ -199,7 +202,10 @@ fn array(v: &[u8], list: &DataType) -> Result<ScalarValue> {
         for _ in 0..n {
             let len = be_i32(v, at)?;
             at += 4;
-            if len < 0 {
+            if len < -1 {
+                return Err(bad("invalid array element size"));
+            }
+            if len == -1 {
                 values.push(scalar(None, elem)?);
             } else {
                 let end = at + len as usize;
@@ -439,7 +445,11 @@ impl BinaryDecoder {
                 }
                 let len = be_i32(&self.buf, at)?;
                 at += 4;
-                if len < 0 {
+                if len < -1 {
+                    return Err(bad("invalid field size")
+                        .with_context(format!("{}, line {line}", self.label)));
+                }
+                if len == -1 {
                     spans.push(None);
                 } else {
                     let end = at + len as usize;
@@ -527,5 +537,9 @@ mod tests {
         let mut w = vec![0, 1, 0xff, 0xff, 0, 0, 0, 2];
         w.extend(500u16.to_be_bytes());
         assert_eq!(numeric(&w, 5, 2).unwrap(), Some(5));
+        // Malformed headers are errors, not panics.
+        assert!(numeric(&[0xff, 0xff, 0, 0, 0, 0, 0, 0], 5, 2).is_err());
+        assert!(numeric(&[0x7f, 0xff, 0x7f, 0xff, 0, 0, 0, 0], 5, 2).is_err());
+        assert!(numeric(&[0, 0, 0x7f, 0xff, 0, 0, 0, 0], 5, 2).is_ok());
     }
 }
