@@ -170,32 +170,29 @@ impl From<datafusion::sql::sqlparser::parser::ParserError> for Error {
 impl From<deltalake::DeltaTableError> for Error {
     fn from(e: deltalake::DeltaTableError) -> Self {
         use deltalake::DeltaTableError as D;
+        use deltalake::kernel::transaction::TransactionError;
         if let Some(ours) = find_ours(&e) {
             return ours;
         }
         match e {
             D::Arrow { source } => classify_arrow(&source),
-            D::Transaction { source } => {
-                let msg = source.to_string();
-                // Another writer committed first: a commit conflict, a taken
-                // version, or data this commit read was changed meanwhile.
-                let lost_race = matches!(
-                    source,
-                    deltalake::kernel::transaction::TransactionError::MaxCommitAttempts(_)
-                );
-                if lost_race
-                    || msg.contains("conflict")
-                    || msg.contains("already exists")
-                    || msg.contains("concurrent")
-                {
-                    Error::new(
-                        ErrorKind::SerializationFailure,
-                        format!("could not serialize access due to concurrent update: {msg}"),
-                    )
-                } else {
-                    Error::new(ErrorKind::Io, msg)
-                }
-            }
+            // Another writer committed first: a conflicting commit, a taken
+            // version, or no free version within the retries.
+            D::Transaction {
+                source:
+                    source @ (TransactionError::CommitConflict(_)
+                    | TransactionError::MaxCommitAttempts(_)),
+            } => Error::new(
+                ErrorKind::SerializationFailure,
+                format!("could not serialize access due to concurrent update: {source}"),
+            ),
+            D::VersionAlreadyExists(v) => Error::new(
+                ErrorKind::SerializationFailure,
+                format!(
+                    "could not serialize access due to concurrent update: version {v} was taken"
+                ),
+            ),
+            D::Transaction { source } => Error::new(ErrorKind::Io, source.to_string()),
             D::ObjectStore { source } => Error::new(ErrorKind::Io, source.to_string()),
             other => {
                 let msg = other.to_string();
