@@ -26,7 +26,7 @@ use deltalake::protocol::SaveMode;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::dml::{Target, conform, write_plan, write_with};
+use super::dml::{Target, conform, ident, write_plan, write_with};
 use super::last_ident;
 use super::{Output, Session};
 use crate::error::{Error, ErrorKind, Result};
@@ -258,14 +258,11 @@ impl CopyIn {
         let state = session.ctx.state();
         let lake = session.engine.lake();
         let (store, files) = list_files(&state, lake, path).await?;
-        for (i, f) in files.iter().enumerate() {
+        for f in &files {
+            // The previous file's last rows go out before this one starts.
             let label = format!("COPY {table}, file '{}'", f.location);
-            if i > 0 {
-                for batch in self.decoder.next_file(label)? {
-                    self.send(batch).await?;
-                }
-            } else {
-                self.decoder.next_file(label)?;
+            for batch in self.decoder.next_file(label)? {
+                self.send(batch).await?;
             }
             let mut bytes = store
                 .get(&f.location)
@@ -329,12 +326,12 @@ async fn copy_out(session: &mut Session, stmt: CopyStmt) -> Result<Output> {
                 .iter()
                 .map(|c| def.column(c).is_some_and(|d| d.ty.name == "jsonb"))
                 .collect();
-            let list: Vec<String> = target_cols.iter().map(|c| quote_ident(c)).collect();
+            let list: Vec<String> = target_cols.iter().map(|c| ident(c)).collect();
             let sql = format!(
                 "SELECT {} FROM {}.{}",
                 list.join(", "),
-                quote_ident(&schema),
-                quote_ident(&table)
+                ident(&schema),
+                ident(&table)
             );
             let mut stmts = session.parse(&sql)?;
             match stmts.pop() {
@@ -430,10 +427,6 @@ pub fn skipped_notice(skipped: u64) -> String {
     } else {
         format!("{skipped} rows were skipped due to data type incompatibility")
     }
-}
-
-fn quote_ident(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
 }
 
 /// Run a COPY statement: starts a copy-in, or returns the rows to copy out.

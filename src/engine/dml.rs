@@ -160,7 +160,7 @@ fn assert_not_null(e: DfExpr, column: &str, table: &str) -> DfExpr {
 }
 
 /// Quote an identifier for SQL text we generate.
-fn ident(s: &str) -> String {
+pub(crate) fn ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
 

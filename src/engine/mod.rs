@@ -437,13 +437,12 @@ impl Session {
 
     /// Plan and run a query through DataFusion, streaming its rows.
     pub async fn query(&mut self, stmt: Statement) -> Result<Output> {
-        let stmt_for_names = stmt.clone();
-        let plan = self.plan(stmt.clone()).await?;
         let tag = match stmt {
             Statement::Explain { .. } => "EXPLAIN",
             _ => "SELECT",
         };
-        let pg = names::pg_result_names(&stmt_for_names, plan.schema().as_arrow());
+        let plan = self.plan(stmt.clone()).await?;
+        let pg = names::pg_result_names(&stmt, plan.schema().as_arrow());
         let df = self.ctx.execute_logical_plan(plan).await?;
         let stream = df.execute_stream().await?;
         let (schema, stream): (SchemaRef, SendableRecordBatchStream) = match pg {

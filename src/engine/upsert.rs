@@ -22,13 +22,9 @@ use datafusion::sql::sqlparser::ast::{
     TableObject, visit_expressions_mut,
 };
 
-use super::dml::{Target, merge};
+use super::dml::{Target, ident, merge};
 use super::{Output, Session, last_ident, normalize_ident};
 use crate::error::{Error, ErrorKind, Result};
-
-fn ident(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
-}
 
 /// Unqualified column names in `DO UPDATE` refer to the existing row.
 fn qualify_with(mut e: Expr, alias: &str) -> Expr {
