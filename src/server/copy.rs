@@ -462,18 +462,39 @@ fn binary_header() -> bytes::Bytes {
 }
 
 /// jsonb values in binary format start with a version byte (1).
+fn is_jsonb_text(jsonb: &[bool], i: usize, ty: &datafusion::arrow::datatypes::DataType) -> bool {
+    jsonb.get(i).copied().unwrap_or(false) && *ty == datafusion::arrow::datatypes::DataType::Utf8
+}
+
+/// The schema binary COPY sends: jsonb text columns become bytes.
+fn binary_schema(
+    schema: &datafusion::arrow::datatypes::Schema,
+    jsonb: &[bool],
+) -> datafusion::arrow::datatypes::SchemaRef {
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            if is_jsonb_text(jsonb, i, f.data_type()) {
+                Field::new(f.name(), DataType::Binary, true)
+            } else {
+                f.as_ref().clone()
+            }
+        })
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
 fn jsonb_binary(batch: RecordBatch, jsonb: &[bool]) -> PgWireResult<RecordBatch> {
     use datafusion::arrow::array::{Array, AsArray, BinaryBuilder};
-    use datafusion::arrow::datatypes::{DataType, Field, Schema};
     if !jsonb.iter().any(|j| *j) {
         return Ok(batch);
     }
-    let schema = batch.schema();
-    let mut fields = Vec::new();
     let mut cols = Vec::new();
     for (i, col) in batch.columns().iter().enumerate() {
-        let f = schema.field(i);
-        if jsonb.get(i).copied().unwrap_or(false) && *col.data_type() == DataType::Utf8 {
+        if is_jsonb_text(jsonb, i, col.data_type()) {
             let a = col.as_string::<i32>();
             let mut b = BinaryBuilder::with_capacity(a.len(), a.value_data().len() + a.len());
             let mut v = Vec::new();
@@ -487,14 +508,12 @@ fn jsonb_binary(batch: RecordBatch, jsonb: &[bool]) -> PgWireResult<RecordBatch>
                     b.append_value(&v);
                 }
             }
-            fields.push(Field::new(f.name(), DataType::Binary, true));
             cols.push(Arc::new(b.finish()) as datafusion::arrow::array::ArrayRef);
         } else {
-            fields.push(f.as_ref().clone());
             cols.push(col.clone());
         }
     }
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)
+    RecordBatch::try_new(binary_schema(&batch.schema(), jsonb), cols)
         .map_err(|e| to_pgwire(&Error::from(e)))
 }
 
@@ -518,16 +537,21 @@ pub fn copy_out_stream(
     let ncols = names.len();
     let mut first: Vec<PgWireResult<CopyChunk>> = Vec::new();
     let mut last: Vec<PgWireResult<CopyChunk>> = Vec::new();
-    let jsonb = out.jsonb.clone();
+    // Only the binary format marks jsonb (a version byte); text is text.
+    let jsonb = if binary { out.jsonb.clone() } else { vec![] };
     let (mut enc, fields) = if binary {
         last.push(Ok(CopyChunk {
             data: bytes::Bytes::from_static(&[0xff, 0xff]),
             rows: 0,
         }));
-        // Fields follow the batches (jsonb turns into bytes); set per batch.
+        let fields = Arc::new(arrow_pg::datatypes::arrow_schema_to_pg_fields(
+            &binary_schema(&out.schema, &jsonb),
+            &Format::UnifiedBinary,
+            Some(options.clone()),
+        )?);
         (
-            RowEncoder::Binary(CopyEncoder::new_binary(Arc::new(vec![]))),
-            None,
+            RowEncoder::Binary(CopyEncoder::new_binary(fields.clone())),
+            fields,
         )
     } else {
         let fields = Arc::new(arrow_pg::datatypes::arrow_schema_to_pg_fields(
@@ -543,38 +567,23 @@ pub fn copy_out_stream(
                 rows: 0,
             }));
         }
-        (RowEncoder::Text(t), Some(fields))
+        (RowEncoder::Text(t), fields)
     };
+    // The encoder writes the signature before its first row; ours goes
+    // with the first message instead (below), which may be the trailer.
+    let mut encoder_signature = binary;
     let rows = out
         .stream
         .map(move |b| {
-            let msgs = b.map_err(|e| to_pgwire(&Error::from(e))).and_then(|b| {
-                let (b, fields) = match &fields {
-                    Some(f) => (b, f.clone()),
-                    None => {
-                        let b = jsonb_binary(b, &jsonb)?;
-                        let f = Arc::new(arrow_pg::datatypes::arrow_schema_to_pg_fields(
-                            &b.schema(),
-                            &Format::UnifiedBinary,
-                            Some(options.clone()),
-                        )?);
-                        if let RowEncoder::Binary(e) = &mut enc {
-                            // A fresh encoder per batch: it writes the
-                            // signature before its first row, cut off below.
-                            *e = CopyEncoder::new_binary(f.clone());
-                        }
-                        (b, f)
-                    }
-                };
-                encode_batch(&mut enc, &fields, b)
-            });
-            let binary = fields.is_none();
+            let msgs = b
+                .map_err(|e| to_pgwire(&Error::from(e)))
+                .and_then(|b| jsonb_binary(b, &jsonb))
+                .and_then(|b| encode_batch(&mut enc, &fields, b));
             match msgs {
                 Ok(m) => stream::iter(
                     m.into_iter()
-                        .enumerate()
-                        .map(|(i, d)| {
-                            let data = if binary && i == 0 {
+                        .map(|d| {
+                            let data = if std::mem::take(&mut encoder_signature) {
                                 d.data.slice(BINARY_HEADER_LEN..)
                             } else {
                                 d.data
