@@ -1,15 +1,14 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs: PostgreSQL 15 (server and client, the
 # reference peer) from Debian, a Python virtualenv with the client and
-# interoperability packages pinned in scripts/requirements-test.txt, and
-# s3s-fs, a real S3 HTTP server over a folder, for the S3 tests.
+# interoperability packages pinned in scripts/requirements-test.txt. (The S3
+# test server is a dev-dependency that runs inside the test process.)
 #
 # Idempotent and quick when everything is already in place.
 #
 # Environment:
 #   SLUICE_VENV   virtualenv location (default: $HOME/.cache/sluice-venv)
 #   SLUICE_PYTHON interpreter used to create it (default: python3)
-#   SLUICE_TOOLS  where s3s-fs is installed (default: $HOME/.cache/sluice-tools)
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -119,24 +118,5 @@ install_venv() {
     log "virtualenv ready"
 }
 
-# --- s3s-fs (S3 test server) -------------------------------------------------
-
-S3S_FS_VERSION=0.14.1
-TOOLS="${SLUICE_TOOLS:-$HOME/.cache/sluice-tools}"
-
-install_s3s_fs() {
-    local bin="$TOOLS/bin/s3s-fs"
-    if [ -x "$bin" ] && [ "$(cat "$TOOLS/s3s-fs.version" 2>/dev/null)" = "$S3S_FS_VERSION" ]; then
-        log "s3s-fs $S3S_FS_VERSION already installed"
-        return 0
-    fi
-    log "installing s3s-fs $S3S_FS_VERSION into $TOOLS (a few minutes, once)"
-    CARGO_TARGET_DIR="$HOME/.cache/s3s-fs-build" cargo install s3s-fs \
-        --version "$S3S_FS_VERSION" --features binary --locked --root "$TOOLS" --quiet
-    echo "$S3S_FS_VERSION" >"$TOOLS/s3s-fs.version"
-    log "s3s-fs ready"
-}
-
 install_postgres
 install_venv
-install_s3s_fs

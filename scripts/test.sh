@@ -33,7 +33,6 @@ scripts/pg-test-server.sh start
 SLUICE_TEST_PG_URL="$(scripts/pg-test-server.sh url)"
 export SLUICE_TEST_PG_URL
 export SLUICE_TEST_PYTHON="$SLUICE_VENV/bin/python"
-export SLUICE_TEST_S3S_FS="${SLUICE_TOOLS:-$HOME/.cache/sluice-tools}/bin/s3s-fs"
 
 step "checking tests/slt/pg_compat_*.slt against PostgreSQL"
 "$SLUICE_TEST_PYTHON" scripts/slt_check_pg.py --url "$SLUICE_TEST_PG_URL" tests/slt/pg_compat_*.slt

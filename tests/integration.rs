@@ -17,6 +17,8 @@ mod interop;
 mod psql;
 #[path = "integration/restart.rs"]
 mod restart;
+#[path = "integration/s3.rs"]
+mod s3;
 #[path = "integration/slt.rs"]
 mod slt;
 #[path = "integration/wire.rs"]

@@ -1,28 +1,36 @@
 //! Two `sluice serve` processes on one lake, many clients writing at once:
 //! no acknowledged write is lost, none is applied twice, and a write that
-//! could not be applied says so.
-//!
-//! The lake is a local folder, where a Delta commit is an atomic
-//! create-if-absent. The S3 test server (s3s-fs 0.14) checks If-None-Match
-//! and then writes, so two racing commits can both "succeed" there; this
-//! test cannot prove anything against it (MinIO or S3 itself make the
-//! check atomic).
+//! could not be applied says so. Run on a local folder (a commit is an
+//! atomic create-if-absent file) and on S3 (a conditional PUT with
+//! `If-None-Match: *`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::common::{Server, sqlstate};
+use crate::common::{Server, sqlstate, start_s3};
 
 const CLIENTS_PER_SERVER: usize = 8;
 const RUN_FOR: Duration = Duration::from_secs(6);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_servers_on_one_lake_lose_no_write() {
+async fn two_servers_on_one_local_lake_lose_no_write() {
     let root = tempfile::tempdir().unwrap();
     let lake = root.path().join("lake");
-    let a = Server::start_on(&lake);
-    let b = Server::start_on(&lake);
+    race(&Server::start_on(&lake), &Server::start_on(&lake)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_servers_on_one_s3_lake_lose_no_write() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("lakes")).unwrap();
+    let s3 = start_s3(root.path());
+    let a = Server::start_on_url("s3://lakes/shared", &s3.env());
+    let b = Server::start_on_url("s3://lakes/shared", &s3.env());
+    race(&a, &b).await;
+}
+
+async fn race(a: &Server, b: &Server) {
     a.connect()
         .await
         .batch_execute(
@@ -37,7 +45,7 @@ async fn two_servers_on_one_lake_lose_no_write() {
     let acked = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
-    for (s, server) in [&a, &b].into_iter().enumerate() {
+    for (s, server) in [a, b].into_iter().enumerate() {
         for k in 0..CLIENTS_PER_SERVER {
             let client = server.connect().await;
             let (acked, failed) = (acked.clone(), failed.clone());
@@ -87,7 +95,7 @@ async fn two_servers_on_one_lake_lose_no_write() {
     // client got an error; none is lost.
     let done = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
-    for server in [&a, &b] {
+    for server in [a, b] {
         for _ in 0..4 {
             let client = server.connect().await;
             let done = done.clone();
