@@ -48,6 +48,8 @@ pub struct Connection {
     copy: CopySlot,
     /// Who may connect; `None` is a loopback-only server without passwords.
     users: Option<Arc<Users>>,
+    /// The server has TLS: a connection that did not negotiate it is refused.
+    tls_required: bool,
 }
 
 impl Connection {
@@ -60,6 +62,7 @@ impl Connection {
         session: Session,
         manager: Arc<ConnectionManager>,
         users: Option<Arc<Users>>,
+        tls_required: bool,
     ) -> Self {
         let session = Arc::new(Mutex::new(session));
         Connection {
@@ -70,6 +73,7 @@ impl Connection {
             manager,
             copy: CopySlot::default(),
             users,
+            tls_required,
         }
     }
 
@@ -87,8 +91,14 @@ pub struct Startup {
     manager: Arc<ConnectionManager>,
 }
 
-/// The startup of a connection: open (loopback only) or SCRAM-SHA-256.
-pub enum Front {
+/// The startup of a connection: open (loopback only) or SCRAM-SHA-256,
+/// over TLS when the server has it.
+pub struct Front {
+    tls_required: bool,
+    auth: Auth,
+}
+
+enum Auth {
     Open(Startup),
     Scram(SASLAuthStartupHandler<DefaultServerParameterProvider>),
 }
@@ -105,9 +115,23 @@ impl StartupHandler for Front {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        match self {
-            Front::Open(s) => s.on_startup(client, message).await,
-            Front::Scram(s) => s.on_startup(client, message).await,
+        if self.tls_required
+            && !client.is_secure()
+            && matches!(message, pgwire::messages::PgWireFrontendMessage::Startup(_))
+        {
+            // Never fall back to plaintext: a client that did not ask for
+            // TLS is told so before it can send a password.
+            return Err(PgWireError::UserError(Box::new(
+                pgwire::error::ErrorInfo::new(
+                    "FATAL".into(),
+                    "28000".into(),
+                    "this server accepts TLS connections only (use sslmode=require)".into(),
+                ),
+            )));
+        }
+        match &self.auth {
+            Auth::Open(s) => s.on_startup(client, message).await,
+            Auth::Scram(s) => s.on_startup(client, message).await,
         }
     }
 }
@@ -173,8 +197,8 @@ impl PgWireServerHandlers for Connection {
     }
 
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
-        Arc::new(match &self.users {
-            None => Front::Open(Startup {
+        let auth = match &self.users {
+            None => Auth::Open(Startup {
                 manager: self.manager.clone(),
             }),
             Some(users) => {
@@ -182,7 +206,7 @@ impl PgWireServerHandlers for Connection {
                     users: users.clone(),
                 }));
                 scram.set_iterations(ITERATIONS);
-                Front::Scram(
+                Auth::Scram(
                     SASLAuthStartupHandler::new(
                         Arc::new(DefaultServerParameterProvider::default()),
                     )
@@ -190,6 +214,10 @@ impl PgWireServerHandlers for Connection {
                     .with_connection_manager(self.manager.clone()),
                 )
             }
+        };
+        Arc::new(Front {
+            tls_required: self.tls_required,
+            auth,
         })
     }
 

@@ -104,7 +104,12 @@ pub async fn serve(
                     continue;
                 }
                 let _ = socket.set_nodelay(true);
-                let conn = Arc::new(Connection::new(engine.session(), manager.clone(), users.clone()));
+                let conn = Arc::new(Connection::new(
+                    engine.session(),
+                    manager.clone(),
+                    users.clone(),
+                    tls.is_some(),
+                ));
                 let tls = tls.clone();
                 tasks.spawn(conn.session(), async move {
                     if let Err(e) = pgwire::tokio::process_socket(socket, tls, conn).await {
