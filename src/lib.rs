@@ -8,6 +8,7 @@
 //! ```
 
 pub mod catalog;
+pub mod config;
 pub mod engine;
 pub mod error;
 pub mod frontend;

@@ -45,6 +45,9 @@ enum Command {
         /// Address to listen on.
         #[arg(long, env = "SLUICE_LISTEN", default_value = "127.0.0.1:5433")]
         listen: String,
+        /// Config file with storage options per lake ([lake."s3://…"] sections).
+        #[arg(long, env = "SLUICE_CONFIG")]
+        config: Option<std::path::PathBuf>,
         /// Users file (written by `sluice user add`): SCRAM-SHA-256 logins
         /// with roles; needed to listen beyond loopback.
         #[arg(long, env = "SLUICE_USERS")]
@@ -65,6 +68,9 @@ enum Command {
     Sql {
         #[arg(long, env = "SLUICE_LAKE", default_value = "./lake")]
         lake: String,
+        /// Config file with storage options per lake ([lake."s3://…"] sections).
+        #[arg(long, env = "SLUICE_CONFIG")]
+        config: Option<std::path::PathBuf>,
         /// One or more statements separated by semicolons.
         sql: String,
     },
@@ -74,7 +80,11 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new("warn,deltalake_core::operations::merge=error")
+                tracing_subscriber::EnvFilter::new(
+                    // The kernel logs each failed read with a backtrace;
+                    // the statement reports it to its client already.
+                    "warn,deltalake_core::operations::merge=error,buoyant_kernel=off",
+                )
             }),
         )
         .with_writer(std::io::stderr)
@@ -95,6 +105,7 @@ fn main() -> ExitCode {
             Command::Serve {
                 lake,
                 listen,
+                config,
                 users,
                 tls_cert,
                 tls_key,
@@ -107,7 +118,7 @@ fn main() -> ExitCode {
                     (Some(c), Some(k)) => Some(server::tls_acceptor(&c, &k)?),
                     _ => None,
                 };
-                let engine = Engine::open(&lake).await.map_err(|e| {
+                let engine = open_engine(&lake, config.as_deref()).await.map_err(|e| {
                     let message = format!("cannot open the lake at {lake}: {}", e.message);
                     sluice::Error { message, ..e }
                 })?;
@@ -116,7 +127,7 @@ fn main() -> ExitCode {
             Command::User {
                 command: UserCommand::Add { name, role, users },
             } => add_user(&name, &role, &users),
-            Command::Sql { lake, sql } => run_sql(&lake, &sql).await,
+            Command::Sql { lake, config, sql } => run_sql(&lake, config.as_deref(), &sql).await,
         }
     });
     match result {
@@ -179,8 +190,19 @@ fn add_user(name: &str, role: &str, path: &std::path::Path) -> sluice::Result<()
     Ok(())
 }
 
-async fn run_sql(lake: &str, sql: &str) -> sluice::Result<()> {
-    let engine = Engine::open(lake).await?;
+async fn open_engine(
+    lake: &str,
+    config: Option<&std::path::Path>,
+) -> sluice::Result<std::sync::Arc<Engine>> {
+    let options = match config {
+        Some(path) => sluice::config::lake_options(path, lake)?,
+        None => Default::default(),
+    };
+    Engine::open_with(lake, options).await
+}
+
+async fn run_sql(lake: &str, config: Option<&std::path::Path>, sql: &str) -> sluice::Result<()> {
+    let engine = open_engine(lake, config).await?;
     let mut session = engine.session();
     for stmt in session.parse(sql)? {
         let output = session.execute(stmt, &ParamValues::List(vec![])).await;

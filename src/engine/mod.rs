@@ -21,6 +21,7 @@ pub mod settings;
 pub mod text_input;
 pub mod upsert;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -57,7 +58,15 @@ pub struct Engine {
 
 impl Engine {
     pub async fn open(lake_spec: &str) -> Result<Arc<Engine>> {
-        let lake = Lake::open(lake_spec)?;
+        Engine::open_with(lake_spec, HashMap::new()).await
+    }
+
+    /// Open with storage options for the lake (see [`crate::config`]).
+    pub async fn open_with(
+        lake_spec: &str,
+        storage_options: HashMap<String, String>,
+    ) -> Result<Arc<Engine>> {
+        let lake = Lake::open_with(lake_spec, storage_options)?;
         let catalog = Catalog::open(lake.clone()).await?;
         // Files in the lake change under us (read_csv over a landing
         // folder): list them afresh on every statement.
@@ -75,6 +84,26 @@ impl Engine {
 
     pub fn lake(&self) -> &Arc<Lake> {
         &self.lake
+    }
+
+    /// Open every table once: the ones that cannot be read (`schema.name`)
+    /// and why. Each failure is the table's own; the rest stay usable.
+    pub async fn unreadable_tables(&self) -> Vec<(String, Error)> {
+        let snapshot = self.catalog.snapshot();
+        let mut bad = Vec::new();
+        for entry in snapshot.entries.iter().filter(|e| e.kind == Kind::Table) {
+            let opened = match entry.table_def() {
+                Ok(def) => match self.lake.url_for(&def.location) {
+                    Ok(url) => self.lake.table(&url).await.map(|_| ()),
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(e),
+            };
+            if let Err(e) = opened {
+                bad.push((format!("{}.{}", entry.schema, entry.name), e));
+            }
+        }
+        bad
     }
 
     pub fn catalog(&self) -> &Arc<Catalog> {

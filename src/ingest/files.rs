@@ -84,7 +84,7 @@ pub fn resolve_url(lake: &Lake, path: &str) -> Result<Url> {
 }
 
 /// Make sure the session's runtime can reach `url`'s store.
-pub fn register_store(runtime: &RuntimeEnv, url: &Url) -> Result<()> {
+pub fn register_store(runtime: &RuntimeEnv, lake: &Lake, url: &Url) -> Result<()> {
     match url.scheme() {
         "file" => Ok(()),
         "s3" | "s3a" => {
@@ -93,15 +93,19 @@ pub fn register_store(runtime: &RuntimeEnv, url: &Url) -> Result<()> {
             if runtime.object_store_registry.get_store(&base).is_ok() {
                 return Ok(());
             }
-            let store = object_store::aws::AmazonS3Builder::from_env()
-                .with_url(base.as_str())
-                .build()
-                .map_err(|e| {
-                    Error::new(
-                        ErrorKind::InvalidParameter,
-                        format!("cannot reach {base}: {e}"),
-                    )
-                })?;
+            let mut builder =
+                object_store::aws::AmazonS3Builder::from_env().with_url(base.as_str());
+            for (key, value) in lake.options_for(url) {
+                if let Ok(key) = key.to_ascii_lowercase().parse() {
+                    builder = builder.with_config(key, value);
+                }
+            }
+            let store = builder.build().map_err(|e| {
+                Error::new(
+                    ErrorKind::InvalidParameter,
+                    format!("cannot reach {base}: {e}"),
+                )
+            })?;
             runtime.register_object_store(&base, Arc::new(store));
             Ok(())
         }
@@ -180,7 +184,7 @@ pub async fn list_files(
     path: &str,
 ) -> Result<(Arc<dyn object_store::ObjectStore>, Vec<ObjectMeta>)> {
     let url = resolve_url(lake, path)?;
-    register_store(session.runtime_env(), &url)?;
+    register_store(session.runtime_env(), lake, &url)?;
     let listing = listing_url(&url)?;
     let store = session.runtime_env().object_store(&listing)?;
     let mut files: Vec<ObjectMeta> = listing

@@ -48,6 +48,15 @@ impl Lake {
     /// Open a lake from a path, `file://` URL, `s3://bucket/prefix` or
     /// `memory://`.
     pub fn open(spec: &str) -> Result<Arc<Lake>> {
+        Lake::open_with(spec, HashMap::new())
+    }
+
+    /// Open a lake with storage options (from the config file) that win
+    /// over the `AWS_*` environment variables.
+    pub fn open_with(
+        spec: &str,
+        mut storage_options: HashMap<String, String>,
+    ) -> Result<Arc<Lake>> {
         deltalake::aws::register_handlers(None);
         let root = if spec.contains("://") {
             let mut u = Url::parse(spec).map_err(|e| {
@@ -68,15 +77,34 @@ impl Lake {
                 Error::new(ErrorKind::InvalidParameter, format!("bad lake path {spec}"))
             })?
         };
+        if matches!(root.scheme(), "s3" | "s3a") {
+            // Commits are conditional writes, whatever the environment
+            // says: an unsafe rename lets two writers overwrite each other.
+            storage_options.insert("AWS_S3_ALLOW_UNSAFE_RENAME".into(), "false".into());
+        }
         Ok(Arc::new(Lake {
             root,
-            storage_options: HashMap::new(),
+            storage_options,
             tables: Mutex::new(HashMap::new()),
         }))
     }
 
     pub fn root(&self) -> &Url {
         &self.root
+    }
+
+    /// The lake's storage options that also apply to `url`: those of an
+    /// S3 lake, for files in the lake's bucket.
+    pub fn options_for(&self, url: &Url) -> &HashMap<String, String> {
+        static NONE: std::sync::OnceLock<HashMap<String, String>> = std::sync::OnceLock::new();
+        let same_bucket = matches!(url.scheme(), "s3" | "s3a")
+            && matches!(self.root.scheme(), "s3" | "s3a")
+            && url.host_str() == self.root.host_str();
+        if same_bucket {
+            &self.storage_options
+        } else {
+            NONE.get_or_init(HashMap::new)
+        }
     }
 
     /// Location of a table, relative to the lake root (`raw/orders`).

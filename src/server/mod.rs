@@ -88,6 +88,13 @@ pub async fn serve(
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     println!("listening on {local}");
+    // Serve even when some tables cannot be read, and say which.
+    let check = engine.clone();
+    tokio::spawn(async move {
+        for (table, e) in check.unreadable_tables().await {
+            tracing::warn!("table {table} cannot be read: {}", e.message);
+        }
+    });
     let manager = Arc::new(pgwire::api::ConnectionManager::new());
     tokio::pin!(shutdown);
     let tasks = tokio_util_tasks::Tasks::default();

@@ -3,6 +3,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio_postgres::{Client, NoTls};
@@ -11,6 +12,8 @@ pub struct Server {
     child: Child,
     pub port: u16,
     pub lake: PathBuf,
+    /// What the server wrote to stderr so far (also passed on to ours).
+    log: Arc<Mutex<String>>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -53,7 +56,11 @@ impl Server {
 
     /// A server on a lake given by URL (`s3://bucket/prefix`).
     pub fn start_on_url(url: &str, env: &[(&str, String)]) -> Server {
-        Server::start_lake(std::ffi::OsStr::new(url), Path::new(url), env, &[])
+        Server::start_on_url_with_args(url, env, &[])
+    }
+
+    pub fn start_on_url_with_args(url: &str, env: &[(&str, String)], args: &[&str]) -> Server {
+        Server::start_lake(std::ffi::OsStr::new(url), Path::new(url), env, args)
     }
 
     fn start_lake(
@@ -69,9 +76,20 @@ impl Server {
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("start sluice serve");
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(|l| l.ok()) {
+                eprintln!("{line}");
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
         let stdout = child.stdout.take().unwrap();
         let mut line = String::new();
         BufReader::new(stdout)
@@ -87,6 +105,7 @@ impl Server {
             child,
             port,
             lake: lake.to_path_buf(),
+            log,
             _dir: None,
         }
     }
@@ -120,6 +139,19 @@ impl Server {
         }
         let _ = self.child.kill();
         self.child.wait().unwrap()
+    }
+
+    /// Wait up to 20 s for the server to write `needle` to stderr; all it
+    /// wrote so far, or a panic naming what was missing.
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        for _ in 0..400 {
+            let log = self.log.lock().unwrap().clone();
+            if log.contains(needle) {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("server never logged {needle:?}");
     }
 
     pub fn is_running(&mut self) -> bool {
