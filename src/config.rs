@@ -55,16 +55,7 @@ fn parse_lake_options(
     text: &str,
     lake: &str,
 ) -> std::result::Result<HashMap<String, String>, String> {
-    let doc: toml_edit::DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
-        // The error's own text quotes the line, which may hold a secret.
-        match e.span() {
-            Some(span) => format!(
-                "not valid TOML at line {}",
-                text[..span.start].matches('\n').count() + 1
-            ),
-            None => "not valid TOML".to_string(),
-        }
-    })?;
+    let doc = parse_toml(text)?;
     for (key, _) in doc.iter() {
         if key != "lake" {
             return Err(format!("unknown section [{key}] (expected [lake.\"URL\"])"));
@@ -115,6 +106,19 @@ fn parse_lake_options(
         options.insert(key.to_string(), value);
     }
     Ok(options)
+}
+
+/// Parse a TOML file that may hold secrets. toml_edit's error quotes the
+/// offending line, so only the line number is kept.
+pub(crate) fn parse_toml(text: &str) -> std::result::Result<toml_edit::DocumentMut, String> {
+    text.parse()
+        .map_err(|e: toml_edit::TomlError| match e.span() {
+            Some(span) => format!(
+                "not valid TOML at line {}",
+                text[..span.start].matches('\n').count() + 1
+            ),
+            None => "not valid TOML".to_string(),
+        })
 }
 
 #[cfg(test)]

@@ -84,7 +84,7 @@ fn bad_file(path: &Path, what: impl std::fmt::Display) -> Error {
 impl Users {
     pub fn load(path: &Path) -> Result<Users> {
         let text = std::fs::read_to_string(path).map_err(|e| bad_file(path, e))?;
-        let doc: toml_edit::DocumentMut = text.parse().map_err(|e| bad_file(path, e))?;
+        let doc = crate::config::parse_toml(&text).map_err(|e| bad_file(path, e))?;
         let mut users = Users::default();
         let Some(list) = doc.get("user") else {
             return Ok(users);
@@ -248,5 +248,13 @@ mod tests {
         assert!(Users::load(&path).is_err());
         std::fs::write(&path, "[[user]]\nname = \"w\"\nverifier = \"plain\"\n").unwrap();
         assert!(Users::load(&path).is_err());
+        // A broken line is located, never quoted: it may hold a password.
+        std::fs::write(&path, "[[user]]\nname = \"w\"\npassword = hunter2\n").unwrap();
+        let e = Users::load(&path).unwrap_err();
+        assert!(
+            e.message.ends_with("not valid TOML at line 3"),
+            "{}",
+            e.message
+        );
     }
 }

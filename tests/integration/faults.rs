@@ -82,6 +82,13 @@ async fn s3_faults_fail_the_statement_and_the_server_stays_up() {
         .unwrap()
         .get(0);
     assert_eq!(n, 2);
+    // Settings and the log never show the secret.
+    for row in c.simple_query("SHOW ALL").await.unwrap() {
+        if let tokio_postgres::SimpleQueryMessage::Row(r) = row {
+            assert!(!r.get(1).unwrap_or("").contains(SECRET_KEY));
+        }
+    }
+    assert!(!server.wait_for_log("").contains(SECRET_KEY));
 
     // Wrong credentials and a missing bucket stop the start, naming the
     // lake, never the secret.
