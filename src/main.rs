@@ -71,8 +71,12 @@ enum Command {
         /// Config file with storage options per lake ([lake."s3://…"] sections).
         #[arg(long, env = "SLUICE_CONFIG")]
         config: Option<std::path::PathBuf>,
+        /// Run the statements in FILE (as `psql -f`).
+        #[arg(short, long, conflicts_with = "sql")]
+        file: Option<std::path::PathBuf>,
         /// One or more statements separated by semicolons.
-        sql: String,
+        #[arg(required_unless_present = "file")]
+        sql: Option<String>,
     },
 }
 
@@ -127,7 +131,23 @@ fn main() -> ExitCode {
             Command::User {
                 command: UserCommand::Add { name, role, users },
             } => add_user(&name, &role, &users),
-            Command::Sql { lake, config, sql } => run_sql(&lake, config.as_deref(), &sql).await,
+            Command::Sql {
+                lake,
+                config,
+                file,
+                sql,
+            } => {
+                let sql = match (file, sql) {
+                    (Some(path), _) => std::fs::read_to_string(&path).map_err(|e| {
+                        sluice::Error::new(
+                            sluice::ErrorKind::Io,
+                            format!("could not read file \"{}\": {e}", path.display()),
+                        )
+                    })?,
+                    (None, sql) => sql.unwrap_or_default(),
+                };
+                run_sql(&lake, config.as_deref(), &sql).await
+            }
         }
     });
     match result {
