@@ -27,6 +27,9 @@ pub enum ErrorKind {
     NumericOutOfRange,
     StringTooLong,
     NotNullViolation,
+    CheckViolation,
+    UniqueViolation,
+    ForeignKeyViolation,
     DependentObjects,
     WrongObjectType,
     FeatureNotSupported,
@@ -111,7 +114,13 @@ impl Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
+        f.write_str(&self.message)?;
+        // As psql prints it; also how the detail survives a trip through
+        // delta-rs, which hands errors back as text.
+        if let Some(d) = &self.detail {
+            write!(f, "\nDETAIL:  {d}")?;
+        }
+        Ok(())
     }
 }
 
@@ -347,6 +356,15 @@ pub(crate) fn classify_message(raw: &str) -> Option<Error> {
     if let Some(pos) = msg.find("null value in column") {
         let text = msg[pos..].lines().next().unwrap_or("").to_string();
         return Some(Error::new(ErrorKind::NotNullViolation, text));
+    }
+    if let Some(pos) = msg.find("new row for relation") {
+        let mut lines = msg[pos..].lines();
+        let text = lines.next().unwrap_or("").to_string();
+        let mut e = Error::new(ErrorKind::CheckViolation, text);
+        if let Some(d) = lines.find_map(|l| l.strip_prefix("DETAIL:  ")) {
+            e = e.with_detail(d);
+        }
+        return Some(e);
     }
     if let Some(pos) = msg.find("Can't cast value") {
         let ty = msg[pos..].rsplit("to type ").next().unwrap_or("").trim();

@@ -12,7 +12,14 @@ use datafusion::error::Result as DfResult;
 use super::provider::ContextFactory;
 use super::{Catalog, ColumnDef, DATABASE, Kind, PgType, SYSTEM_SCHEMAS};
 
-const TABLES: &[&str] = &["schemata", "tables", "columns", "views"];
+const TABLES: &[&str] = &[
+    "schemata",
+    "tables",
+    "columns",
+    "views",
+    "table_constraints",
+    "check_constraints",
+];
 
 #[derive(Clone)]
 pub struct InformationSchema {
@@ -266,6 +273,67 @@ impl SchemaProvider for InformationSchema {
                         text(rows.iter().map(|r| Some(udt(&r.3))).collect()),
                     ],
                 )?
+            }
+            "table_constraints" | "check_constraints" => {
+                // (schema, table, constraint name, type, check clause)
+                let mut rows: Vec<(String, String, String, &str, Option<String>)> = Vec::new();
+                for e in snap.entries.iter().filter(|e| e.kind == Kind::Table) {
+                    let Ok(def) = e.table_def() else { continue };
+                    for c in &def.checks {
+                        let clause = Some(format!("({})", c.expr));
+                        rows.push((
+                            e.schema.clone(),
+                            e.name.clone(),
+                            c.name.clone(),
+                            "CHECK",
+                            clause,
+                        ));
+                    }
+                }
+                if name == "check_constraints" {
+                    mem(
+                        vec![
+                            ("constraint_catalog", s.clone()),
+                            ("constraint_schema", s.clone()),
+                            ("constraint_name", s.clone()),
+                            ("check_clause", s.clone()),
+                        ],
+                        vec![
+                            text(rows.iter().map(|_| db()).collect()),
+                            text(rows.iter().map(|r| Some(r.0.clone())).collect()),
+                            text(rows.iter().map(|r| Some(r.2.clone())).collect()),
+                            text(rows.iter().map(|r| r.4.clone()).collect()),
+                        ],
+                    )?
+                } else {
+                    let no = || Some("NO".to_string());
+                    mem(
+                        vec![
+                            ("constraint_catalog", s.clone()),
+                            ("constraint_schema", s.clone()),
+                            ("constraint_name", s.clone()),
+                            ("table_catalog", s.clone()),
+                            ("table_schema", s.clone()),
+                            ("table_name", s.clone()),
+                            ("constraint_type", s.clone()),
+                            ("is_deferrable", s.clone()),
+                            ("initially_deferred", s.clone()),
+                            ("enforced", s.clone()),
+                        ],
+                        vec![
+                            text(rows.iter().map(|_| db()).collect()),
+                            text(rows.iter().map(|r| Some(r.0.clone())).collect()),
+                            text(rows.iter().map(|r| Some(r.2.clone())).collect()),
+                            text(rows.iter().map(|_| db()).collect()),
+                            text(rows.iter().map(|r| Some(r.0.clone())).collect()),
+                            text(rows.iter().map(|r| Some(r.1.clone())).collect()),
+                            text(rows.iter().map(|r| Some(r.3.to_string())).collect()),
+                            text(rows.iter().map(|_| no()).collect()),
+                            text(rows.iter().map(|_| no()).collect()),
+                            text(rows.iter().map(|_| Some("YES".to_string())).collect()),
+                        ],
+                    )?
+                }
             }
             _ => return Ok(None),
         };

@@ -84,6 +84,9 @@ pub struct TableDef {
     pub partition_by: Vec<String>,
     /// Location relative to the lake root.
     pub location: String,
+    /// CHECK constraints, in declaration order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<crate::quality::CheckDef>,
 }
 
 impl TableDef {

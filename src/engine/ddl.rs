@@ -7,7 +7,7 @@
 use datafusion::arrow::datatypes::Schema;
 use datafusion::sql::sqlparser::ast::{
     AlterTable, AlterTableOperation, ColumnOption, CreateTable, CreateView, HiveDistributionStyle,
-    ObjectName, ObjectType, RenameTableNameKind, SchemaName, Statement,
+    ObjectName, ObjectType, RenameTableNameKind, SchemaName, Statement, TableConstraint,
 };
 use deltalake::DeltaTableBuilder;
 use deltalake::protocol::SaveMode;
@@ -15,6 +15,7 @@ use deltalake::protocol::SaveMode;
 use super::{Output, Session, last_ident, normalize_ident};
 use crate::catalog::{ColumnDef, Entry, Kind, PgType, SYSTEM_SCHEMAS, TableDef};
 use crate::error::{Error, ErrorKind, Result};
+use crate::quality::{self, CheckDef};
 
 fn duplicate_relation(name: &str) -> Error {
     Error::new(
@@ -78,14 +79,16 @@ pub async fn create_schema(
     Ok(Output::command("CREATE SCHEMA"))
 }
 
-fn columns_from_sql(ct: &CreateTable) -> Result<Vec<ColumnDef>> {
-    if !ct.constraints.is_empty() {
-        return Err(Error::not_supported(format!(
-            "table constraint \"{}\"",
-            ct.constraints[0]
-        )));
-    }
+/// The columns and CHECK constraints a CREATE TABLE declares.
+fn columns_from_sql(
+    session: &Session,
+    ct: &CreateTable,
+    table: &str,
+) -> Result<(Vec<ColumnDef>, Vec<CheckDef>)> {
     let mut cols: Vec<ColumnDef> = Vec::new();
+    // (explicit name, condition) in declaration order; named at the end,
+    // when every column is known.
+    let mut checks: Vec<(Option<String>, String, Option<String>)> = Vec::new();
     for c in &ct.columns {
         let name = normalize_ident(&c.name);
         if cols.iter().any(|x| x.name == name) {
@@ -105,16 +108,90 @@ fn columns_from_sql(ct: &CreateTable) -> Result<Vec<ColumnDef>> {
                 ColumnOption::NotNull => def.not_null = true,
                 ColumnOption::Null => def.not_null = false,
                 ColumnOption::Default(e) => def.default = Some(e.to_string()),
+                ColumnOption::Check(check) => {
+                    let name = opt.name.as_ref().or(check.name.as_ref());
+                    checks.push((
+                        name.map(normalize_ident),
+                        check.expr.to_string(),
+                        Some(def.name.clone()),
+                    ));
+                }
                 other => {
                     return Err(Error::not_supported(format!(
-                        "column constraint {other} (only NOT NULL and DEFAULT are enforced so far)"
+                        "column constraint {other} (NOT NULL, DEFAULT and CHECK are enforced so far)"
                     )));
                 }
             }
         }
         cols.push(def);
     }
-    Ok(cols)
+    for constraint in &ct.constraints {
+        match constraint {
+            TableConstraint::Check(check) => {
+                checks.push((
+                    check.name.as_ref().map(normalize_ident),
+                    check.expr.to_string(),
+                    None,
+                ));
+            }
+            other => {
+                return Err(Error::not_supported(format!(
+                    "table constraint \"{other}\" (CHECK is enforced so far)"
+                )));
+            }
+        }
+    }
+    let def = TableDef {
+        columns: cols,
+        partition_by: vec![],
+        location: String::new(),
+        checks: vec![],
+    };
+    let mut named: Vec<CheckDef> = Vec::new();
+    for (name, expr, column) in checks {
+        let taken: Vec<String> = named.iter().map(|c| c.name.clone()).collect();
+        let check = new_check(session, &def, table, name, expr, column, &taken)?;
+        named.push(check);
+    }
+    Ok((def.columns, named))
+}
+
+/// A CHECK constraint for `def`: the condition planned over its columns
+/// (an unknown column fails here, not at the first write), named as
+/// PostgreSQL would when no name is given: after `column` for a column
+/// constraint, else after the one column the condition names, if one.
+fn new_check(
+    session: &Session,
+    def: &TableDef,
+    table: &str,
+    name: Option<String>,
+    expr: String,
+    column: Option<String>,
+    taken: &[String],
+) -> Result<CheckDef> {
+    let schema = datafusion::common::DFSchema::try_from(def.arrow_schema().as_ref().clone())?;
+    let probe = CheckDef {
+        name: name.clone().unwrap_or_else(|| "check".into()),
+        expr,
+    };
+    let planned = quality::plan_check(&session.ctx, &probe, &schema)?;
+    let name = match name {
+        Some(n) if taken.contains(&n) => {
+            return Err(Error::new(
+                ErrorKind::DuplicateObject,
+                format!("constraint \"{n}\" for relation \"{table}\" already exists"),
+            ));
+        }
+        Some(n) => n,
+        None => {
+            let column = column.or_else(|| quality::only_column(&planned));
+            quality::default_name(table, column.as_deref(), "check", taken)
+        }
+    };
+    Ok(CheckDef {
+        name,
+        expr: probe.expr,
+    })
 }
 
 fn partition_columns(ct: &CreateTable, cols: &[ColumnDef]) -> Result<Vec<String>> {
@@ -207,6 +284,7 @@ pub async fn create_table(session: &mut Session, ct: CreateTable) -> Result<Outp
             partition_by: partition_columns(&ct, &cols)?,
             columns: cols,
             location: location.clone(),
+            checks: vec![],
         };
         let exprs: Vec<_> = df
             .schema()
@@ -246,11 +324,12 @@ pub async fn create_table(session: &mut Session, ct: CreateTable) -> Result<Outp
             }
         }
     } else {
-        let cols = columns_from_sql(&ct)?;
+        let (cols, checks) = columns_from_sql(session, &ct, &table)?;
         let def = TableDef {
             partition_by: partition_columns(&ct, &cols)?,
             columns: cols,
             location: location.clone(),
+            checks,
         };
         let arrow: Schema = def.arrow_schema().as_ref().clone();
         if let Err(e) = lake.create(&url, &arrow, &def.partition_by, &table).await {
@@ -792,6 +871,9 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
                     *p = new.clone();
                 }
             }
+            for check in def.checks.iter_mut() {
+                check.expr = quality::rename_column(&check.expr, &old, &new)?;
+            }
             super::dml::write_plan(
                 session,
                 table,
@@ -801,6 +883,60 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
                 true,
             )
             .await?;
+            save_def(session, &schema, &name, def).await?;
+        }
+        AlterTableOperation::AddConstraint {
+            constraint: TableConstraint::Check(check),
+            not_valid: false,
+        } => {
+            let taken: Vec<String> = def.checks.iter().map(|c| c.name.clone()).collect();
+            let name_given = check.name.as_ref().map(normalize_ident);
+            let check = new_check(
+                session,
+                &def,
+                &name,
+                name_given,
+                check.expr.to_string(),
+                None,
+                &taken,
+            )?;
+            // Existing rows first: a violating one stops the ALTER, named.
+            let lake = session.engine.lake().clone();
+            let table = lake.table(&lake.url_for(&def.location)?).await?;
+            let violating = quality::violating_row(&session.ctx, table, &def, &check).await?;
+            if let Some(row) = violating {
+                return Err(Error::new(
+                    ErrorKind::CheckViolation,
+                    format!(
+                        "check constraint \"{}\" of relation \"{name}\" is violated by some row",
+                        check.name
+                    ),
+                )
+                .with_detail(format!("Failing row contains ({row}).")));
+            }
+            def.checks.push(check);
+            save_def(session, &schema, &name, def).await?;
+        }
+        AlterTableOperation::DropConstraint {
+            if_exists,
+            name: constraint,
+            ..
+        } => {
+            let constraint = normalize_ident(&constraint);
+            let before = def.checks.len();
+            def.checks.retain(|c| c.name != constraint);
+            if def.checks.len() == before {
+                if if_exists {
+                    session.notice(format!(
+                        "constraint \"{constraint}\" of relation \"{name}\" does not exist, skipping"
+                    ));
+                    return Ok(Output::command("ALTER TABLE"));
+                }
+                return Err(Error::new(
+                    ErrorKind::UndefinedObject,
+                    format!("constraint \"{constraint}\" of relation \"{name}\" does not exist"),
+                ));
+            }
             save_def(session, &schema, &name, def).await?;
         }
         other => return Err(Error::not_supported(format!("ALTER TABLE {other}"))),

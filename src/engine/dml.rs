@@ -300,6 +300,18 @@ fn store_expr(e: DfExpr, def: &TableDef, column: &str, table: &str) -> DfExpr {
     }
 }
 
+/// Each column's value in the new row: the assigned expression, or the
+/// column as it is (`old`).
+fn new_row(def: &TableDef, sets: &[(String, DfExpr)], old: impl Fn(&str) -> DfExpr) -> Vec<DfExpr> {
+    def.columns
+        .iter()
+        .map(|c| match sets.iter().find(|(n, _)| n == &c.name) {
+            Some((_, v)) => v.clone(),
+            None => old(&c.name),
+        })
+        .collect()
+}
+
 /// Reshape `df` into the table's columns: `targets[i]` names the table
 /// column the i-th input column fills; the others get their DEFAULT or NULL.
 pub(crate) fn conform(
@@ -326,7 +338,7 @@ pub(crate) fn conform(
         };
         exprs.push(store_expr(source, def, &c.name, table).alias(&c.name));
     }
-    Ok(df.select(exprs)?)
+    crate::quality::filter(&session.ctx, df.select(exprs)?, def, table)
 }
 
 /// Rows added by the commit that produced `table`, from its commit info.
@@ -665,8 +677,29 @@ pub async fn update(session: &mut Session, up: Update) -> Result<Output> {
         if let Some(p) = pred {
             builder = builder.with_predicate(p);
         }
-        for ((c, _), v) in sets.iter().zip(values) {
-            builder = builder.with_update(c.as_str(), store_expr(v, &target.def, c, &target.name));
+        let stored: Vec<(String, DfExpr)> = sets
+            .iter()
+            .zip(values)
+            .map(|((c, _), v)| (c.clone(), store_expr(v, &target.def, c, &target.name)))
+            .collect();
+        let schema = DFSchema::try_from(target.def.arrow_schema().as_ref().clone())?;
+        let new_row = new_row(&target.def, &stored, |c| {
+            DfExpr::Column(Column::new_unqualified(c))
+        });
+        for (i, (c, v)) in stored.into_iter().enumerate() {
+            let v = if i == 0 {
+                crate::quality::on_value(
+                    &session.ctx,
+                    v,
+                    &target.def,
+                    &target.name,
+                    &schema,
+                    &new_row,
+                )?
+            } else {
+                v
+            };
+            builder = builder.with_update(c.as_str(), v);
         }
         let (written, metrics) = builder.await?;
         session.engine.lake().remember(&written);
@@ -838,6 +871,20 @@ pub async fn merge(session: &mut Session, m: Merge) -> Result<Output> {
         |e: &Expr| -> Result<DfExpr> { Ok(session.ctx.parse_sql_expr(&e.to_string(), &both)?) };
     let on = expr(&m.on)?;
     let store = |col: &str, e: DfExpr| store_expr(e, &target.def, col, &target.name);
+    // The table's checks, over the new row, ride on the first value set.
+    let checked = |sets: &mut Vec<(String, DfExpr)>, row: &[DfExpr]| -> Result<()> {
+        if let Some((_, first)) = sets.first_mut() {
+            *first = crate::quality::on_value(
+                &session.ctx,
+                first.clone(),
+                &target.def,
+                &target.name,
+                &target_schema,
+                row,
+            )?;
+        }
+        Ok(())
+    };
 
     let mut builder = target
         .table
@@ -896,6 +943,10 @@ pub async fn merge(session: &mut Session, m: Merge) -> Result<Output> {
                     let value = store(&col, expr(&a.value)?);
                     sets.push((col, value));
                 }
+                let row = new_row(&target.def, &sets, |c| {
+                    DfExpr::Column(Column::new(Some(target_alias.as_str()), c))
+                });
+                checked(&mut sets, &row)?;
                 let by_source = clause.clause_kind == MergeClauseKind::NotMatchedBySource;
                 let build = |mut b: deltalake::operations::merge::UpdateBuilder| {
                     if let Some(p) = pred.clone() {
@@ -961,6 +1012,8 @@ pub async fn merge(session: &mut Session, m: Merge) -> Result<Output> {
                     };
                     sets.push((c.name.clone(), store(&c.name, value)));
                 }
+                let row: Vec<DfExpr> = sets.iter().map(|(_, v)| v.clone()).collect();
+                checked(&mut sets, &row)?;
                 if let Some(bad) = columns.iter().find(|n| target.def.column(n).is_none()) {
                     return Err(Error::new(
                         ErrorKind::UndefinedColumn,

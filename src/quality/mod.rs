@@ -1,0 +1,329 @@
+//! Rules a table's rows obey, enforced inside every write plan.
+//!
+//! CHECK constraints are evaluated batch by batch in the plan that streams
+//! rows into the Delta writer, so nothing is collected: the first batch
+//! with a row whose condition is false fails the statement (23514) before
+//! anything is committed. A NULL result passes, as in PostgreSQL.
+//!
+//! Two placements, one operator:
+//! - INSERT, COPY and rewrites end in a projection of the table's columns;
+//!   the checks are a filter on top that never drops a row (`filter`).
+//! - UPDATE and MERGE hand delta-rs one expression per column; the checks
+//!   ride on one of them, over the new row's values (`on_value`).
+
+use datafusion::arrow::array::{Array, BooleanArray};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{Column, DFSchema, ScalarValue};
+use datafusion::dataframe::DataFrame;
+use datafusion::logical_expr::{
+    ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+use datafusion::prelude::SessionContext;
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::TableDef;
+use crate::error::{Error, ErrorKind, Result};
+
+/// A CHECK constraint as declared: its name and condition (SQL text over
+/// the table's columns).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckDef {
+    pub name: String,
+    pub expr: String,
+}
+
+/// PostgreSQL's name for an unnamed constraint: `<table>_<column>_<kind>`
+/// (`<table>_<kind>` without a column), numbered when taken.
+pub fn default_name(table: &str, column: Option<&str>, kind: &str, taken: &[String]) -> String {
+    let base = match column {
+        Some(c) => format!("{table}_{c}_{kind}"),
+        None => format!("{table}_{kind}"),
+    };
+    if !taken.contains(&base) {
+        return base;
+    }
+    (1..)
+        .map(|i| format!("{base}{i}"))
+        .find(|n| !taken.contains(n))
+        .expect("some number is free")
+}
+
+/// The condition of `check`, planned over `schema` (the table's columns,
+/// qualified or not as the caller's plan has them).
+pub fn plan_check(ctx: &SessionContext, check: &CheckDef, schema: &DFSchema) -> Result<Expr> {
+    ctx.parse_sql_expr(&check.expr, schema).map_err(|e| {
+        let e = Error::from(e);
+        Error::new(
+            e.kind,
+            format!("check constraint \"{}\": {}", check.name, e.message),
+        )
+    })
+}
+
+/// The column a condition names, when it names exactly one (PostgreSQL
+/// puts it in the constraint's default name).
+pub fn only_column(e: &Expr) -> Option<String> {
+    let mut found: Vec<String> = Vec::new();
+    let _ = e.apply(|x| {
+        if let Expr::Column(c) = x
+            && !found.contains(&c.name)
+        {
+            found.push(c.name.clone());
+        }
+        Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+    });
+    match found.as_slice() {
+        [one] => Some(one.clone()),
+        _ => None,
+    }
+}
+
+/// `df` (the table's columns, in order) with the table's checks enforced.
+pub fn filter(
+    ctx: &SessionContext,
+    df: DataFrame,
+    def: &TableDef,
+    table: &str,
+) -> Result<DataFrame> {
+    if def.checks.is_empty() {
+        return Ok(df);
+    }
+    let conditions = in_name_order(def)
+        .iter()
+        .map(|c| plan_check(ctx, c, df.schema()))
+        .collect::<Result<Vec<_>>>()?;
+    let row: Vec<Expr> = def
+        .columns
+        .iter()
+        .map(|c| Expr::Column(Column::new_unqualified(&c.name)))
+        .collect();
+    let udf = enforcer(def, table, Mode::Filter);
+    let mut args = conditions;
+    args.extend(row);
+    Ok(df.filter(udf.call(args))?)
+}
+
+/// `value` (the new value of one column) that fails the statement when
+/// the new row breaks a check. `new_row` gives each table column's new
+/// value, in table order; `schema` is what the checks are planned over,
+/// and its columns are replaced by those values.
+pub fn on_value(
+    ctx: &SessionContext,
+    value: Expr,
+    def: &TableDef,
+    table: &str,
+    schema: &DFSchema,
+    new_row: &[Expr],
+) -> Result<Expr> {
+    if def.checks.is_empty() {
+        return Ok(value);
+    }
+    let substitute = |e: Expr| -> Result<Expr> {
+        Ok(e.transform_up(|x| {
+            Ok(match x {
+                Expr::Column(c) => match def.columns.iter().position(|d| d.name == c.name) {
+                    Some(i) => Transformed::yes(new_row[i].clone()),
+                    None => Transformed::no(Expr::Column(c)),
+                },
+                other => Transformed::no(other),
+            })
+        })?
+        .data)
+    };
+    let mut args = vec![value];
+    for c in in_name_order(def) {
+        args.push(substitute(plan_check(ctx, c, schema)?)?);
+    }
+    args.extend(new_row.iter().cloned());
+    Ok(enforcer(def, table, Mode::PassFirst).call(args))
+}
+
+/// The first row of `table` (as `def` describes it) that breaks `check`,
+/// shown as in "Failing row contains (...)"; None when every row passes.
+pub async fn violating_row(
+    ctx: &SessionContext,
+    table: deltalake::DeltaTable,
+    def: &TableDef,
+    check: &CheckDef,
+) -> Result<Option<String>> {
+    let provider = table.table_provider().await?;
+    let df = ctx.read_table(provider)?;
+    let condition = plan_check(ctx, check, df.schema())?;
+    let row: Vec<Expr> = def
+        .columns
+        .iter()
+        .map(|c| Expr::Column(Column::new_unqualified(&c.name)))
+        .collect();
+    let batches = df
+        .filter(condition.is_false())?
+        .select(row)?
+        .limit(0, Some(1))?
+        .collect()
+        .await?;
+    let Some(batch) = batches.iter().find(|b| b.num_rows() > 0) else {
+        return Ok(None);
+    };
+    let columns: Vec<ColumnarValue> = batch
+        .columns()
+        .iter()
+        .map(|c| ColumnarValue::Array(c.clone()))
+        .collect();
+    Ok(Some(failing_row(&columns, 0, 1)))
+}
+
+/// A condition with column `old` renamed to `new` (ALTER TABLE RENAME
+/// COLUMN keeps the table's checks working).
+pub fn rename_column(expr: &str, old: &str, new: &str) -> Result<String> {
+    use datafusion::sql::sqlparser::ast::{Expr as Sql, Ident, visit_expressions_mut};
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+    let mut parsed = Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(expr)
+        .and_then(|mut p| p.parse_expr())
+        .map_err(|e| Error::internal(format!("stored check {expr} does not parse: {e}")))?;
+    let _ = visit_expressions_mut(&mut parsed, |e| {
+        match e {
+            Sql::Identifier(id) if crate::engine::normalize_ident(id) == old => {
+                *id = Ident::with_quote('"', new);
+            }
+            Sql::CompoundIdentifier(ids) => {
+                if let Some(last) = ids.last_mut()
+                    && crate::engine::normalize_ident(last) == old
+                {
+                    *last = Ident::with_quote('"', new);
+                }
+            }
+            _ => {}
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    Ok(parsed.to_string())
+}
+
+/// Checks run in name order, as in PostgreSQL, so a row that breaks
+/// several is reported against the same one.
+fn in_name_order(def: &TableDef) -> Vec<&CheckDef> {
+    let mut checks: Vec<&CheckDef> = def.checks.iter().collect();
+    checks.sort_by(|a, b| a.name.cmp(&b.name));
+    checks
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Mode {
+    /// Arguments: conditions, then the row; returns all-true.
+    Filter,
+    /// Arguments: a value, conditions, then the row; returns the value.
+    PassFirst,
+}
+
+fn enforcer(def: &TableDef, table: &str, mode: Mode) -> ScalarUDF {
+    ScalarUDF::new_from_impl(Enforce {
+        signature: Signature::variadic_any(Volatility::Volatile),
+        table: table.to_string(),
+        checks: in_name_order(def).iter().map(|c| c.name.clone()).collect(),
+        mode,
+    })
+}
+
+/// Fails the statement at the first row whose check condition is false.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Enforce {
+    signature: Signature,
+    table: String,
+    checks: Vec<String>,
+    mode: Mode,
+}
+
+impl ScalarUDFImpl for Enforce {
+    fn name(&self) -> &str {
+        "sluice_check"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, args: &[DataType]) -> datafusion::error::Result<DataType> {
+        Ok(match self.mode {
+            Mode::Filter => DataType::Boolean,
+            Mode::PassFirst => args[0].clone(),
+        })
+    }
+    fn invoke_with_args(
+        &self,
+        args: ScalarFunctionArgs,
+    ) -> datafusion::error::Result<ColumnarValue> {
+        let rows = args.number_rows;
+        let skip = usize::from(self.mode == Mode::PassFirst);
+        let n = self.checks.len();
+        for (i, name) in self.checks.iter().enumerate() {
+            let ok = args.args[skip + i].to_array(rows)?;
+            let ok = ok.as_any().downcast_ref::<BooleanArray>().ok_or_else(|| {
+                datafusion::error::DataFusionError::External(Box::new(Error::new(
+                    ErrorKind::DatatypeMismatch,
+                    format!(
+                        "argument of CHECK constraint \"{name}\" must be type boolean, not type {}",
+                        ok.data_type()
+                    ),
+                )))
+            })?;
+            // A NULL condition passes; only a false one fails.
+            let failing = (0..ok.len()).find(|&r| ok.is_valid(r) && !ok.value(r));
+            if let Some(r) = failing {
+                let row = failing_row(&args.args[skip + n..], r, rows);
+                return Err(datafusion::error::DataFusionError::External(Box::new(
+                    Error::new(
+                        ErrorKind::CheckViolation,
+                        format!(
+                            "new row for relation \"{}\" violates check constraint \"{name}\"",
+                            self.table
+                        ),
+                    )
+                    .with_detail(format!("Failing row contains ({row}).")),
+                )));
+            }
+        }
+        Ok(match self.mode {
+            Mode::PassFirst => args.args[0].clone(),
+            Mode::Filter => ColumnarValue::Scalar(ScalarValue::Boolean(Some(true))),
+        })
+    }
+}
+
+/// Row `r` as PostgreSQL shows it in "Failing row contains (...)".
+fn failing_row(columns: &[ColumnarValue], r: usize, rows: usize) -> String {
+    let options = FormatOptions::default().with_null("null");
+    columns
+        .iter()
+        .map(|c| {
+            let array = match c.to_array(rows) {
+                Ok(a) => a,
+                Err(_) => return "?".to_string(),
+            };
+            match ArrayFormatter::try_new(array.as_ref(), &options) {
+                Ok(f) => f.value(r).to_string(),
+                Err(_) => "?".to_string(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unnamed_constraints_get_postgres_names() {
+        assert_eq!(
+            default_name("pay", Some("amount"), "check", &[]),
+            "pay_amount_check"
+        );
+        assert_eq!(default_name("pay", None, "check", &[]), "pay_check");
+        let taken = vec!["pay_amount_check".to_string()];
+        assert_eq!(
+            default_name("pay", Some("amount"), "check", &taken),
+            "pay_amount_check1"
+        );
+    }
+}
