@@ -30,6 +30,7 @@ pub enum ErrorKind {
     CheckViolation,
     UniqueViolation,
     ForeignKeyViolation,
+    InvalidColumnReference,
     DependentObjects,
     WrongObjectType,
     FeatureNotSupported,
@@ -357,10 +358,17 @@ pub(crate) fn classify_message(raw: &str) -> Option<Error> {
         let text = msg[pos..].lines().next().unwrap_or("").to_string();
         return Some(Error::new(ErrorKind::NotNullViolation, text));
     }
-    if let Some(pos) = msg.find("new row for relation") {
+    let violations = [
+        ("new row for relation", ErrorKind::CheckViolation),
+        ("duplicate key value violates", ErrorKind::UniqueViolation),
+    ];
+    if let Some((pos, kind)) = violations
+        .iter()
+        .find_map(|(text, kind)| msg.find(text).map(|p| (p, *kind)))
+    {
         let mut lines = msg[pos..].lines();
         let text = lines.next().unwrap_or("").to_string();
-        let mut e = Error::new(ErrorKind::CheckViolation, text);
+        let mut e = Error::new(kind, text);
         if let Some(d) = lines.find_map(|l| l.strip_prefix("DETAIL:  ")) {
             e = e.with_detail(d);
         }

@@ -19,6 +19,7 @@ const TABLES: &[&str] = &[
     "views",
     "table_constraints",
     "check_constraints",
+    "key_column_usage",
 ];
 
 #[derive(Clone)]
@@ -279,6 +280,10 @@ impl SchemaProvider for InformationSchema {
                 let mut rows: Vec<(String, String, String, &str, Option<String>)> = Vec::new();
                 for e in snap.entries.iter().filter(|e| e.kind == Kind::Table) {
                     let Ok(def) = e.table_def() else { continue };
+                    for k in &def.keys {
+                        let kind = if k.primary { "PRIMARY KEY" } else { "UNIQUE" };
+                        rows.push((e.schema.clone(), e.name.clone(), k.name.clone(), kind, None));
+                    }
                     for c in &def.checks {
                         let clause = Some(format!("({})", c.expr));
                         rows.push((
@@ -291,6 +296,7 @@ impl SchemaProvider for InformationSchema {
                     }
                 }
                 if name == "check_constraints" {
+                    rows.retain(|r| r.3 == "CHECK");
                     mem(
                         vec![
                             ("constraint_catalog", s.clone()),
@@ -334,6 +340,46 @@ impl SchemaProvider for InformationSchema {
                         ],
                     )?
                 }
+            }
+            "key_column_usage" => {
+                // (schema, table, constraint, column, position)
+                let mut rows: Vec<(String, String, String, String, i32)> = Vec::new();
+                for e in snap.entries.iter().filter(|e| e.kind == Kind::Table) {
+                    let Ok(def) = e.table_def() else { continue };
+                    for k in &def.keys {
+                        for (i, c) in k.columns.iter().enumerate() {
+                            rows.push((
+                                e.schema.clone(),
+                                e.name.clone(),
+                                k.name.clone(),
+                                c.clone(),
+                                i as i32 + 1,
+                            ));
+                        }
+                    }
+                }
+                mem(
+                    vec![
+                        ("constraint_catalog", s.clone()),
+                        ("constraint_schema", s.clone()),
+                        ("constraint_name", s.clone()),
+                        ("table_catalog", s.clone()),
+                        ("table_schema", s.clone()),
+                        ("table_name", s.clone()),
+                        ("column_name", s.clone()),
+                        ("ordinal_position", DataType::Int32),
+                    ],
+                    vec![
+                        text(rows.iter().map(|_| db()).collect()),
+                        text(rows.iter().map(|r| Some(r.0.clone())).collect()),
+                        text(rows.iter().map(|r| Some(r.2.clone())).collect()),
+                        text(rows.iter().map(|_| db()).collect()),
+                        text(rows.iter().map(|r| Some(r.0.clone())).collect()),
+                        text(rows.iter().map(|r| Some(r.1.clone())).collect()),
+                        text(rows.iter().map(|r| Some(r.3.clone())).collect()),
+                        int(rows.iter().map(|r| Some(r.4)).collect()),
+                    ],
+                )?
             }
             _ => return Ok(None),
         };

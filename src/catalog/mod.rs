@@ -87,6 +87,9 @@ pub struct TableDef {
     /// CHECK constraints, in declaration order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<crate::quality::CheckDef>,
+    /// PRIMARY KEY and UNIQUE constraints.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<crate::quality::keys::KeyDef>,
 }
 
 impl TableDef {

@@ -196,6 +196,7 @@ impl CopyIn {
         )?;
         let df = session.ctx.read_table(Arc::new(source))?;
         let df = conform(session, df, &target.def, &targets, &label)?;
+        let df = target.guard_append(session, df)?;
         let plan = df.into_unoptimized_plan();
         let writer = tokio::spawn(write_with(
             session.ctx.state(),
@@ -408,6 +409,7 @@ async fn copy_from_files(session: &mut Session, stmt: &CopyStmt, path: &str) -> 
         ));
     };
     let df = conform(session, df, &target.def, &targets, &target.name)?;
+    let df = target.guard_append(session, df)?;
     let (_, n) = write_plan(
         session,
         target.table,

@@ -15,6 +15,7 @@ use deltalake::protocol::SaveMode;
 use super::{Output, Session, last_ident, normalize_ident};
 use crate::catalog::{ColumnDef, Entry, Kind, PgType, SYSTEM_SCHEMAS, TableDef};
 use crate::error::{Error, ErrorKind, Result};
+use crate::quality::keys::KeyDef;
 use crate::quality::{self, CheckDef};
 
 fn duplicate_relation(name: &str) -> Error {
@@ -79,12 +80,14 @@ pub async fn create_schema(
     Ok(Output::command("CREATE SCHEMA"))
 }
 
-/// The columns and CHECK constraints a CREATE TABLE declares.
+/// The columns and constraints a CREATE TABLE declares.
 fn columns_from_sql(
     session: &Session,
     ct: &CreateTable,
     table: &str,
-) -> Result<(Vec<ColumnDef>, Vec<CheckDef>)> {
+) -> Result<(Vec<ColumnDef>, Vec<CheckDef>, Vec<KeyDef>)> {
+    // (explicit name, columns, primary) in declaration order.
+    let mut keys: Vec<(Option<String>, Vec<String>, bool)> = Vec::new();
     let mut cols: Vec<ColumnDef> = Vec::new();
     // (explicit name, condition) in declaration order; named at the end,
     // when every column is known.
@@ -116,9 +119,18 @@ fn columns_from_sql(
                         Some(def.name.clone()),
                     ));
                 }
+                ColumnOption::PrimaryKey(pk) => {
+                    let name = opt.name.as_ref().or(pk.name.as_ref());
+                    keys.push((name.map(normalize_ident), vec![def.name.clone()], true));
+                }
+                ColumnOption::Unique(u) => {
+                    let name = opt.name.as_ref().or(u.name.as_ref());
+                    keys.push((name.map(normalize_ident), vec![def.name.clone()], false));
+                }
                 other => {
                     return Err(Error::not_supported(format!(
-                        "column constraint {other} (NOT NULL, DEFAULT and CHECK are enforced so far)"
+                        "column constraint {other} (NOT NULL, DEFAULT, CHECK, PRIMARY KEY and UNIQUE \
+                     are enforced so far)"
                     )));
                 }
             }
@@ -134,18 +146,66 @@ fn columns_from_sql(
                     None,
                 ));
             }
+            TableConstraint::PrimaryKey(pk) => {
+                let cols = index_columns(&pk.columns)?;
+                keys.push((pk.name.as_ref().map(normalize_ident), cols, true));
+            }
+            TableConstraint::Unique(u) => {
+                let cols = index_columns(&u.columns)?;
+                keys.push((u.name.as_ref().map(normalize_ident), cols, false));
+            }
             other => {
                 return Err(Error::not_supported(format!(
-                    "table constraint \"{other}\" (CHECK is enforced so far)"
+                    "table constraint \"{other}\" (CHECK, PRIMARY KEY and UNIQUE are enforced \
+                     so far)"
                 )));
             }
         }
+    }
+    // Keys: PostgreSQL's names, one primary key, its columns NOT NULL.
+    let mut named_keys: Vec<KeyDef> = Vec::new();
+    for (name, columns, primary) in keys {
+        if let Some(c) = columns.iter().find(|c| !cols.iter().any(|d| &&d.name == c)) {
+            return Err(Error::new(
+                ErrorKind::UndefinedColumn,
+                format!("column \"{c}\" named in key does not exist"),
+            ));
+        }
+        if primary && named_keys.iter().any(|k| k.primary) {
+            return Err(Error::new(
+                ErrorKind::InvalidTableDefinition,
+                format!("multiple primary keys for table \"{table}\" are not allowed"),
+            ));
+        }
+        let taken: Vec<String> = named_keys.iter().map(|k| k.name.clone()).collect();
+        let name = match name {
+            Some(n) if taken.contains(&n) => {
+                return Err(Error::new(
+                    ErrorKind::DuplicateTable,
+                    format!("relation \"{n}\" already exists"),
+                ));
+            }
+            Some(n) => n,
+            None if primary => quality::default_name(table, None, "pkey", &taken),
+            None => quality::default_name(table, Some(&columns.join("_")), "key", &taken),
+        };
+        if primary {
+            for c in cols.iter_mut().filter(|c| columns.contains(&c.name)) {
+                c.not_null = true;
+            }
+        }
+        named_keys.push(KeyDef {
+            name,
+            columns,
+            primary,
+        });
     }
     let def = TableDef {
         columns: cols,
         partition_by: vec![],
         location: String::new(),
         checks: vec![],
+        keys: vec![],
     };
     let mut named: Vec<CheckDef> = Vec::new();
     for (name, expr, column) in checks {
@@ -153,7 +213,20 @@ fn columns_from_sql(
         let check = new_check(session, &def, table, name, expr, column, &taken)?;
         named.push(check);
     }
-    Ok((def.columns, named))
+    Ok((def.columns, named, named_keys))
+}
+
+/// The plain column names of a key's column list.
+fn index_columns(columns: &[datafusion::sql::sqlparser::ast::IndexColumn]) -> Result<Vec<String>> {
+    columns
+        .iter()
+        .map(|c| match &c.column.expr {
+            datafusion::sql::sqlparser::ast::Expr::Identifier(id) => Ok(normalize_ident(id)),
+            other => Err(Error::not_supported(format!(
+                "a key on the expression {other}"
+            ))),
+        })
+        .collect()
 }
 
 /// A CHECK constraint for `def`: the condition planned over its columns
@@ -285,6 +358,7 @@ pub async fn create_table(session: &mut Session, ct: CreateTable) -> Result<Outp
             columns: cols,
             location: location.clone(),
             checks: vec![],
+            keys: vec![],
         };
         let exprs: Vec<_> = df
             .schema()
@@ -324,12 +398,13 @@ pub async fn create_table(session: &mut Session, ct: CreateTable) -> Result<Outp
             }
         }
     } else {
-        let (cols, checks) = columns_from_sql(session, &ct, &table)?;
+        let (cols, checks, keys) = columns_from_sql(session, &ct, &table)?;
         let def = TableDef {
             partition_by: partition_columns(&ct, &cols)?,
             columns: cols,
             location: location.clone(),
             checks,
+            keys,
         };
         let arrow: Schema = def.arrow_schema().as_ref().clone();
         if let Err(e) = lake.create(&url, &arrow, &def.partition_by, &table).await {
@@ -917,15 +992,70 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
             def.checks.push(check);
             save_def(session, &schema, &name, def).await?;
         }
+        AlterTableOperation::AddConstraint {
+            constraint: constraint @ (TableConstraint::PrimaryKey(_) | TableConstraint::Unique(_)),
+            not_valid: false,
+        } => {
+            let (given, columns, primary) = match &constraint {
+                TableConstraint::PrimaryKey(pk) => (&pk.name, index_columns(&pk.columns)?, true),
+                TableConstraint::Unique(u) => (&u.name, index_columns(&u.columns)?, false),
+                _ => unreachable!("matched above"),
+            };
+            if let Some(c) = columns.iter().find(|c| def.column(c).is_none()) {
+                return Err(Error::new(
+                    ErrorKind::UndefinedColumn,
+                    format!("column \"{c}\" named in key does not exist"),
+                ));
+            }
+            if primary && def.keys.iter().any(|k| k.primary) {
+                return Err(Error::new(
+                    ErrorKind::InvalidTableDefinition,
+                    format!("multiple primary keys for table \"{name}\" are not allowed"),
+                ));
+            }
+            let taken: Vec<String> = def.keys.iter().map(|k| k.name.clone()).collect();
+            let key_name = match given.as_ref().map(normalize_ident) {
+                Some(n) if taken.contains(&n) => {
+                    return Err(Error::new(
+                        ErrorKind::DuplicateTable,
+                        format!("relation \"{n}\" already exists"),
+                    ));
+                }
+                Some(n) => n,
+                None if primary => quality::default_name(&name, None, "pkey", &taken),
+                None => quality::default_name(&name, Some(&columns.join("_")), "key", &taken),
+            };
+            // The rows already there must obey it.
+            let lake = session.engine.lake().clone();
+            let table = lake.table(&lake.url_for(&def.location)?).await?;
+            let key = KeyDef {
+                name: key_name,
+                columns,
+                primary,
+            };
+            quality::keys::validate_existing(table, &name, &key).await?;
+            if primary {
+                for c in def
+                    .columns
+                    .iter_mut()
+                    .filter(|c| key.columns.contains(&c.name))
+                {
+                    c.not_null = true;
+                }
+            }
+            def.keys.push(key);
+            save_def(session, &schema, &name, def).await?;
+        }
         AlterTableOperation::DropConstraint {
             if_exists,
             name: constraint,
             ..
         } => {
             let constraint = normalize_ident(&constraint);
-            let before = def.checks.len();
+            let before = def.checks.len() + def.keys.len();
             def.checks.retain(|c| c.name != constraint);
-            if def.checks.len() == before {
+            def.keys.retain(|k| k.name != constraint);
+            if def.checks.len() + def.keys.len() == before {
                 if if_exists {
                     session.notice(format!(
                         "constraint \"{constraint}\" of relation \"{name}\" does not exist, skipping"

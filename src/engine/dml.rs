@@ -264,11 +264,33 @@ impl Target {
         Ok(t)
     }
 
+    /// `df` (rows to append) failing at its end on a key the table holds
+    /// already or the rows repeat.
+    pub(crate) fn guard_append(&self, session: &Session, df: DataFrame) -> Result<DataFrame> {
+        crate::quality::keys::guard(
+            &session.ctx,
+            df,
+            &self.def,
+            &self.name,
+            Some(self.table.clone()),
+        )
+    }
+
+    /// Does `column` belong to a PRIMARY KEY or UNIQUE constraint?
+    pub(crate) fn in_key(&self, column: &str) -> bool {
+        self.def
+            .keys
+            .iter()
+            .any(|k| k.columns.iter().any(|c| c == column))
+    }
+
     /// Replace the table's rows with the result of `sql` in one overwrite
     /// commit on the opened snapshot.
     async fn overwrite_with(&self, session: &Session, sql: &str) -> Result<()> {
         let df = session.ctx.sql(sql).await?;
         let df = conform(session, df, &self.def, &self.all_columns(), &self.name)?;
+        // The whole new table goes through: its keys must be unique in it.
+        let df = crate::quality::keys::guard(&session.ctx, df, &self.def, &self.name, None)?;
         write_plan(
             session,
             self.table.clone(),
@@ -450,6 +472,7 @@ pub async fn insert(session: &mut Session, ins: Insert) -> Result<Output> {
     }
     let df = session.ctx.execute_logical_plan(plan).await?;
     let df = conform(session, df, def, &targets[..n_in], tname)?;
+    let df = target.guard_append(session, df)?;
     match ins.returning {
         None => {
             let plan = df.into_unoptimized_plan();
@@ -645,10 +668,11 @@ pub async fn update(session: &mut Session, up: Update) -> Result<Output> {
     };
     // delta-rs evaluates neither subqueries nor moves rows between
     // partitions; those updates rewrite the table instead.
+    // A key that changes is checked over the whole new table.
     let rewrite = pred.is_some_and(has_subquery)
-        || sets
-            .iter()
-            .any(|(c, e)| has_subquery(e) || target.def.partition_by.contains(c));
+        || sets.iter().any(|(c, e)| {
+            has_subquery(e) || target.def.partition_by.contains(c) || target.in_key(c)
+        });
     let n = if rewrite {
         let n = count(session, &target.select_sql("count(*)", pred)).await?;
         // Changed rows, plus every row the predicate does not select (EXCEPT
@@ -832,6 +856,17 @@ fn is_do_nothing(action: &MergeAction) -> bool {
 /// rewrites only the target files holding matched rows. WHEN clauses keep
 /// their order; the first whose condition holds acts on a row.
 pub async fn merge(session: &mut Session, m: Merge) -> Result<Output> {
+    merge_with(session, m, false).await
+}
+
+/// MERGE; `keyed_upsert` says the ON condition matches the table's one key
+/// and the source holds each key once (INSERT ... ON CONFLICT), so inserts
+/// cannot repeat a key.
+pub(crate) async fn merge_with(
+    session: &mut Session,
+    m: Merge,
+    keyed_upsert: bool,
+) -> Result<Output> {
     if m.output.is_some() {
         return Err(Error::not_supported("MERGE ... RETURNING"));
     }
@@ -842,6 +877,25 @@ pub async fn merge(session: &mut Session, m: Merge) -> Result<Output> {
     };
     let target_alias = factor_name(&m.table).unwrap_or_default();
     let target = Target::open(session, name, Some(target_alias.clone())).await?;
+    if !target.def.keys.is_empty() {
+        for clause in &m.clauses {
+            let changes_key = match &clause.action {
+                MergeAction::Insert(_) => !keyed_upsert,
+                MergeAction::Update(u) => u.assignments.iter().any(|a| match &a.target {
+                    AssignmentTarget::ColumnName(n) => target.in_key(&last_ident(n)),
+                    _ => true,
+                }),
+                _ => false,
+            };
+            if changes_key {
+                return Err(Error::not_supported(format!(
+                    "MERGE that inserts or changes keys of \"{}\", which has a PRIMARY KEY or \
+                     UNIQUE constraint (use INSERT ... ON CONFLICT)",
+                    target.name
+                )));
+            }
+        }
+    }
     let source_alias =
         factor_name(&m.source).ok_or_else(|| Error::syntax("the MERGE source needs an alias"))?;
     let source = session

@@ -22,7 +22,7 @@ use datafusion::sql::sqlparser::ast::{
     TableObject, visit_expressions_mut,
 };
 
-use super::dml::{Target, ident, merge};
+use super::dml::{Target, ident, merge_with};
 use super::{Output, Session, last_ident, normalize_ident};
 use crate::error::{Error, ErrorKind, Result};
 
@@ -68,6 +68,29 @@ pub async fn upsert(session: &mut Session, mut ins: Insert) -> Result<Output> {
         return Err(Error::not_supported("INSERT into a table function"));
     };
     let target = Target::open(session, name, None).await?;
+    // With declared keys, the conflict target must be one of them (and,
+    // for now, the only one), as PostgreSQL wants a unique index.
+    if !target.def.keys.is_empty() {
+        let mut wanted = keys.clone();
+        wanted.sort();
+        let matches = target.def.keys.iter().any(|k| {
+            let mut cols = k.columns.clone();
+            cols.sort();
+            cols == wanted
+        });
+        if !matches {
+            return Err(Error::new(
+                ErrorKind::InvalidColumnReference,
+                "there is no unique or exclusion constraint matching the ON CONFLICT specification",
+            ));
+        }
+        if target.def.keys.len() > 1 {
+            return Err(Error::not_supported(format!(
+                "ON CONFLICT into \"{}\", which has more than one PRIMARY KEY or UNIQUE constraint",
+                target.name
+            )));
+        }
+    }
     let listed: Vec<String> = ins.columns.iter().map(last_ident).collect();
     let cols = target.target_columns(&listed)?;
     for k in &keys {
@@ -169,7 +192,7 @@ pub async fn upsert(session: &mut Session, mut ins: Insert) -> Result<Output> {
     let Statement::Merge(m) = *stmt else {
         return Err(Error::internal("upsert did not plan as MERGE"));
     };
-    match merge(session, m).await? {
+    match merge_with(session, m, true).await? {
         Output::Command { rows, .. } => Ok(Output::Command {
             tag: "INSERT".into(),
             rows,

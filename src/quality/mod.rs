@@ -11,6 +11,8 @@
 //! - UPDATE and MERGE hand delta-rs one expression per column; the checks
 //!   ride on one of them, over the new row's values (`on_value`).
 
+pub mod keys;
+
 use datafusion::arrow::array::{Array, BooleanArray};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};

@@ -28,6 +28,7 @@ pub fn sqlstate(kind: ErrorKind) -> &'static str {
         CheckViolation => "23514",
         UniqueViolation => "23505",
         ForeignKeyViolation => "23503",
+        InvalidColumnReference => "42P10",
         DependentObjects => "2BP01",
         WrongObjectType => "42809",
         FeatureNotSupported => "0A000",
