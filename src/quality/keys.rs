@@ -107,7 +107,7 @@ impl PartitionStream for Guarded {
 
 enum State {
     Start(Option<DataFrame>),
-    Streaming(SendableRecordBatchStream, Spill),
+    Streaming(SendableRecordBatchStream, Box<Spill>),
     Done,
 }
 
@@ -135,7 +135,7 @@ fn async_stream(
                 )),
                 State::Start(Some(df)) => {
                     let spill = match Spill::new(&ctx) {
-                        Ok(s) => s,
+                        Ok(s) => Box::new(s),
                         Err(e) => return Some((Err(external(e)), State::Done)),
                     };
                     match df.execute_stream().await {
@@ -151,7 +151,11 @@ fn async_stream(
 }
 
 /// One batch through (its keys spilled), or the check at the end.
-async fn next(mut stream: SendableRecordBatchStream, mut spill: Spill, ctx: &CheckCtx) -> Step {
+async fn next(
+    mut stream: SendableRecordBatchStream,
+    mut spill: Box<Spill>,
+    ctx: &CheckCtx,
+) -> Step {
     match stream.next().await {
         Some(Ok(batch)) => match spill.add(&batch) {
             Ok(()) => Some((Ok(batch), State::Streaming(stream, spill))),
