@@ -17,6 +17,8 @@ mod ingest;
 mod interop;
 #[path = "integration/psql.rs"]
 mod psql;
+#[path = "integration/quality.rs"]
+mod quality;
 #[path = "integration/restart.rs"]
 mod restart;
 #[path = "integration/s3.rs"]

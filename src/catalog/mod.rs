@@ -34,7 +34,10 @@ pub use types::PgType;
 pub const DATABASE: &str = "sluice";
 pub const DEFAULT_SCHEMA: &str = "public";
 /// Schemas that exist without being in the catalog table.
-pub const SYSTEM_SCHEMAS: &[&str] = &["pg_catalog", "information_schema"];
+pub const SYSTEM_SCHEMAS: &[&str] = &["pg_catalog", "information_schema", SLUICE_SCHEMA];
+
+/// Sluice's own system tables (`sluice.expectation_results`).
+pub const SLUICE_SCHEMA: &str = "sluice";
 const CATALOG_LOCATION: &str = "_sluice/catalog";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,6 +93,9 @@ pub struct TableDef {
     /// PRIMARY KEY and UNIQUE constraints.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub keys: Vec<crate::quality::keys::KeyDef>,
+    /// Expectations (`CONSTRAINT name EXPECT ...`), in declaration order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expectations: Vec<crate::quality::expect::ExpectDef>,
 }
 
 impl TableDef {

@@ -63,6 +63,11 @@ impl CatalogProvider for SluiceCatalogProvider {
                 catalog: self.catalog.clone(),
             }));
         }
+        if name == super::SLUICE_SCHEMA {
+            return Some(Arc::new(SystemTables {
+                catalog: self.catalog.clone(),
+            }));
+        }
         if self.catalog.snapshot().schema_exists(name) {
             return Some(Arc::new(SluiceSchemaProvider {
                 catalog: self.catalog.clone(),
@@ -163,6 +168,44 @@ impl SchemaProvider for SluiceSchemaProvider {
             .snapshot()
             .relation(&self.schema, name)
             .is_some()
+    }
+}
+
+/// The `sluice` schema: Sluice's own records, kept as Delta tables under
+/// `<lake>/_sluice/`.
+#[derive(Debug)]
+struct SystemTables {
+    catalog: Arc<Catalog>,
+}
+
+const SYSTEM_TABLES: &[&str] = &["expectation_results"];
+
+#[async_trait]
+impl SchemaProvider for SystemTables {
+    fn table_names(&self) -> Vec<String> {
+        SYSTEM_TABLES.iter().map(|s| s.to_string()).collect()
+    }
+
+    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        if name != "expectation_results" {
+            return Ok(None);
+        }
+        use crate::quality::expect::{RESULTS_LOCATION, results_schema};
+        let lake = self.catalog.lake();
+        let url = lake.url_for(RESULTS_LOCATION).map_err(ext)?;
+        if lake.exists(&url).await.map_err(ext)? {
+            let table = lake.table(&url).await.map_err(ext)?;
+            return Ok(Some(
+                table.table_provider().await.map_err(|e| ext(e.into()))?,
+            ));
+        }
+        // No write has recorded anything yet.
+        let empty = datafusion::catalog::MemTable::try_new(results_schema(), vec![vec![]])?;
+        Ok(Some(Arc::new(empty)))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        SYSTEM_TABLES.contains(&name)
     }
 }
 

@@ -137,6 +137,8 @@ pub struct CopyIn {
     decoder: Decoder,
     tx: Option<mpsc::Sender<Msg>>,
     writer: Option<JoinHandle<Result<(deltalake::DeltaTable, usize)>>>,
+    /// The table's expectations, recorded once the write committed.
+    run: Option<crate::quality::expect::Run>,
     /// 0 text, 1 binary: what CopyInResponse announces.
     pub wire_format: i8,
     pub columns: usize,
@@ -196,7 +198,7 @@ impl CopyIn {
         )?;
         let df = session.ctx.read_table(Arc::new(source))?;
         let df = conform(session, df, &target.def, &targets, &label)?;
-        let df = target.guard_append(session, df)?;
+        let (df, run) = target.prepare_append(session, df).await?;
         let plan = df.into_unoptimized_plan();
         let writer = tokio::spawn(write_with(
             session.ctx.state(),
@@ -211,6 +213,7 @@ impl CopyIn {
             decoder,
             tx: Some(tx),
             writer: Some(writer),
+            run,
             wire_format: i8::from(o.format == CopyFormat::Binary),
             columns: targets.len(),
         })
@@ -290,7 +293,10 @@ impl CopyIn {
         // If the writer is gone this fails; its result below says why.
         let _ = tx.send(Msg::End).await;
         drop(tx);
-        let (_, n) = self.writer_result().await?;
+        let (written, n) = self.writer_result().await?;
+        if let Some(run) = self.run.take() {
+            run.record(written.version().unwrap_or(0) as i64).await?;
+        }
         Ok((n, self.decoder.skipped()))
     }
 }
@@ -409,8 +415,8 @@ async fn copy_from_files(session: &mut Session, stmt: &CopyStmt, path: &str) -> 
         ));
     };
     let df = conform(session, df, &target.def, &targets, &target.name)?;
-    let df = target.guard_append(session, df)?;
-    let (_, n) = write_plan(
+    let (df, run) = target.prepare_append(session, df).await?;
+    let (written, n) = write_plan(
         session,
         target.table,
         df.into_unoptimized_plan(),
@@ -419,6 +425,9 @@ async fn copy_from_files(session: &mut Session, stmt: &CopyStmt, path: &str) -> 
         false,
     )
     .await?;
+    if let Some(run) = run {
+        run.record(written.version().unwrap_or(0) as i64).await?;
+    }
     Ok(Output::count("COPY", n))
 }
 

@@ -15,6 +15,7 @@ use deltalake::protocol::SaveMode;
 use super::{Output, Session, last_ident, normalize_ident};
 use crate::catalog::{ColumnDef, Entry, Kind, PgType, SYSTEM_SCHEMAS, TableDef};
 use crate::error::{Error, ErrorKind, Result};
+use crate::quality::expect::{Action as ExpectAction, ExpectDef};
 use crate::quality::keys::KeyDef;
 use crate::quality::{self, CheckDef};
 
@@ -81,11 +82,7 @@ pub async fn create_schema(
 }
 
 /// The columns and constraints a CREATE TABLE declares.
-fn columns_from_sql(
-    session: &Session,
-    ct: &CreateTable,
-    table: &str,
-) -> Result<(Vec<ColumnDef>, Vec<CheckDef>, Vec<KeyDef>)> {
+fn columns_from_sql(session: &Session, ct: &CreateTable, table: &str) -> Result<Declared> {
     // (explicit name, columns, primary) in declaration order.
     let mut keys: Vec<(Option<String>, Vec<String>, bool)> = Vec::new();
     let mut cols: Vec<ColumnDef> = Vec::new();
@@ -206,14 +203,199 @@ fn columns_from_sql(
         location: String::new(),
         checks: vec![],
         keys: vec![],
+        expectations: vec![],
     };
     let mut named: Vec<CheckDef> = Vec::new();
+    let mut expectations: Vec<ExpectDef> = Vec::new();
     for (name, expr, column) in checks {
-        let taken: Vec<String> = named.iter().map(|c| c.name.clone()).collect();
-        let check = new_check(session, &def, table, name, expr, column, &taken)?;
-        named.push(check);
+        let mut taken: Vec<String> = named.iter().map(|c| c.name.clone()).collect();
+        taken.extend(expectations.iter().map(|e| e.name.clone()));
+        match expectation_parts(&expr)? {
+            Some((cond, action)) => {
+                let e = new_expectation(session, &def, table, name, cond, action, &taken)?;
+                expectations.push(e);
+            }
+            None => {
+                let check = new_check(session, &def, table, name, expr, column, &taken)?;
+                named.push(check);
+            }
+        }
     }
-    Ok((def.columns, named, named_keys))
+    Ok(Declared {
+        columns: def.columns,
+        checks: named,
+        keys: named_keys,
+        expectations,
+    })
+}
+
+/// What a CREATE TABLE declares.
+struct Declared {
+    columns: Vec<ColumnDef>,
+    checks: Vec<CheckDef>,
+    keys: Vec<KeyDef>,
+    expectations: Vec<ExpectDef>,
+}
+
+/// `(condition, action)` when a CHECK's text is an expectation in disguise
+/// (see `frontend::rewrite_expectations`).
+fn expectation_parts(expr: &str) -> Result<Option<(String, ExpectAction)>> {
+    use datafusion::sql::sqlparser::ast::{
+        Expr as Sql, FunctionArg, FunctionArgExpr, FunctionArguments, Value,
+    };
+    if !expr.starts_with(crate::frontend::EXPECT_MARKER) {
+        return Ok(None);
+    }
+    let parsed = datafusion::sql::sqlparser::parser::Parser::new(
+        &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
+    )
+    .try_with_sql(expr)
+    .and_then(|mut p| p.parse_expr())
+    .map_err(|e| Error::syntax(format!("syntax error in EXPECT: {e}")))?;
+    let Sql::Function(f) = parsed else {
+        return Ok(None);
+    };
+    let FunctionArguments::List(list) = &f.args else {
+        return Ok(None);
+    };
+    let args: Vec<&Sql> = list
+        .args
+        .iter()
+        .filter_map(|a| match a {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e),
+            _ => None,
+        })
+        .collect();
+    let [cond, action] = args.as_slice() else {
+        return Ok(None);
+    };
+    let action = match action {
+        Sql::Value(v) => match &v.value {
+            Value::SingleQuotedString(a) => ExpectAction::parse(a),
+            _ => None,
+        },
+        _ => None,
+    };
+    let cond = match cond {
+        Sql::Nested(inner) => inner.to_string(),
+        other => other.to_string(),
+    };
+    Ok(action.map(|a| (cond, a)))
+}
+
+/// An expectation for `def`, its condition planned over the columns.
+fn new_expectation(
+    session: &Session,
+    def: &TableDef,
+    table: &str,
+    name: Option<String>,
+    expr: String,
+    action: ExpectAction,
+    taken: &[String],
+) -> Result<ExpectDef> {
+    let Some(name) = name else {
+        return Err(Error::syntax(
+            "an expectation needs a name: CONSTRAINT name EXPECT (...)",
+        ));
+    };
+    if taken.contains(&name) {
+        return Err(Error::new(
+            ErrorKind::DuplicateObject,
+            format!("constraint \"{name}\" for relation \"{table}\" already exists"),
+        ));
+    }
+    let schema = datafusion::common::DFSchema::try_from(def.arrow_schema().as_ref().clone())?;
+    let probe = CheckDef {
+        name: name.clone(),
+        expr: expr.clone(),
+    };
+    quality::plan_check(&session.ctx, &probe, &schema)?;
+    Ok(ExpectDef { name, expr, action })
+}
+
+/// Create `<table>__quarantine` when `def` quarantines rows and it does
+/// not exist yet: the table's columns (nullable, no rules) plus the rules
+/// a row broke and when.
+pub(crate) async fn ensure_quarantine(
+    session: &Session,
+    schema: &str,
+    table: &str,
+    def: &TableDef,
+) -> Result<()> {
+    use crate::quality::expect::{Action, BROKEN_RULES, QUARANTINED_AT, quarantine_table};
+    if !def
+        .expectations
+        .iter()
+        .any(|e| e.action == Action::Quarantine)
+    {
+        return Ok(());
+    }
+    let name = quarantine_table(table);
+    if session.catalog_entry(schema, &name).is_some() {
+        return Ok(());
+    }
+    let mut columns: Vec<ColumnDef> = def
+        .columns
+        .iter()
+        .map(|c| ColumnDef {
+            not_null: false,
+            default: None,
+            ..c.clone()
+        })
+        .collect();
+    columns.push(ColumnDef {
+        name: BROKEN_RULES.into(),
+        ty: PgType::from_sql(&datafusion::sql::sqlparser::ast::DataType::Array(
+            datafusion::sql::sqlparser::ast::ArrayElemTypeDef::SquareBracket(
+                Box::new(datafusion::sql::sqlparser::ast::DataType::Text),
+                None,
+            ),
+        ))?,
+        not_null: false,
+        default: None,
+    });
+    columns.push(ColumnDef {
+        name: QUARANTINED_AT.into(),
+        ty: PgType::from_sql(&datafusion::sql::sqlparser::ast::DataType::Timestamp(
+            None,
+            datafusion::sql::sqlparser::ast::TimezoneInfo::WithTimeZone,
+        ))?,
+        not_null: false,
+        default: None,
+    });
+    let qdef = TableDef {
+        columns,
+        partition_by: vec![],
+        location: format!("{schema}/{name}"),
+        checks: vec![],
+        keys: vec![],
+        expectations: vec![],
+    };
+    let lake = session.engine.lake().clone();
+    let url = lake.url_for(&qdef.location)?;
+    if !lake.exists(&url).await? {
+        let arrow: Schema = qdef.arrow_schema().as_ref().clone();
+        if let Err(e) = lake.create(&url, &arrow, &[], &name).await
+            && !created_elsewhere(&lake, &url).await
+        {
+            return Err(e);
+        }
+    }
+    let entry = Entry::table(schema, &name, &qdef);
+    session
+        .engine
+        .catalog
+        .mutate(move |entries| {
+            if !entries
+                .iter()
+                .any(|e| e.kind != Kind::Schema && e.schema == entry.schema && e.name == entry.name)
+            {
+                entries.push(entry.clone());
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(())
 }
 
 /// The plain column names of a key's column list.
@@ -359,6 +541,7 @@ pub async fn create_table(session: &mut Session, ct: CreateTable) -> Result<Outp
             location: location.clone(),
             checks: vec![],
             keys: vec![],
+            expectations: vec![],
         };
         let exprs: Vec<_> = df
             .schema()
@@ -398,13 +581,14 @@ pub async fn create_table(session: &mut Session, ct: CreateTable) -> Result<Outp
             }
         }
     } else {
-        let (cols, checks, keys) = columns_from_sql(session, &ct, &table)?;
+        let declared = columns_from_sql(session, &ct, &table)?;
         let def = TableDef {
-            partition_by: partition_columns(&ct, &cols)?,
-            columns: cols,
+            partition_by: partition_columns(&ct, &declared.columns)?,
+            columns: declared.columns,
             location: location.clone(),
-            checks,
-            keys,
+            checks: declared.checks,
+            keys: declared.keys,
+            expectations: declared.expectations,
         };
         let arrow: Schema = def.arrow_schema().as_ref().clone();
         if let Err(e) = lake.create(&url, &arrow, &def.partition_by, &table).await {
@@ -442,6 +626,7 @@ pub async fn create_table(session: &mut Session, ct: CreateTable) -> Result<Outp
         let _ = lake.remove_all(&url).await;
         return Err(e);
     }
+    ensure_quarantine(session, &schema, &table, &def).await?;
     Ok(match rows {
         Some(n) => Output::count("SELECT", n),
         None => Output::command("CREATE TABLE"),
@@ -963,8 +1148,22 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
         AlterTableOperation::AddConstraint {
             constraint: TableConstraint::Check(check),
             not_valid: false,
+        } if expectation_parts(&check.expr.to_string())?.is_some() => {
+            let (cond, action) = expectation_parts(&check.expr.to_string())?.expect("checked");
+            let mut taken: Vec<String> = def.checks.iter().map(|c| c.name.clone()).collect();
+            taken.extend(def.expectations.iter().map(|e| e.name.clone()));
+            let given = check.name.as_ref().map(normalize_ident);
+            let e = new_expectation(session, &def, &name, given, cond, action, &taken)?;
+            def.expectations.push(e);
+            ensure_quarantine(session, &schema, &name, &def).await?;
+            save_def(session, &schema, &name, def).await?;
+        }
+        AlterTableOperation::AddConstraint {
+            constraint: TableConstraint::Check(check),
+            not_valid: false,
         } => {
-            let taken: Vec<String> = def.checks.iter().map(|c| c.name.clone()).collect();
+            let mut taken: Vec<String> = def.checks.iter().map(|c| c.name.clone()).collect();
+            taken.extend(def.expectations.iter().map(|e| e.name.clone()));
             let name_given = check.name.as_ref().map(normalize_ident);
             let check = new_check(
                 session,
@@ -1052,10 +1251,11 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
             ..
         } => {
             let constraint = normalize_ident(&constraint);
-            let before = def.checks.len() + def.keys.len();
+            let before = def.checks.len() + def.keys.len() + def.expectations.len();
             def.checks.retain(|c| c.name != constraint);
             def.keys.retain(|k| k.name != constraint);
-            if def.checks.len() + def.keys.len() == before {
+            def.expectations.retain(|e| e.name != constraint);
+            if def.checks.len() + def.keys.len() + def.expectations.len() == before {
                 if if_exists {
                     session.notice(format!(
                         "constraint \"{constraint}\" of relation \"{name}\" does not exist, skipping"

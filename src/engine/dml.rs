@@ -32,6 +32,7 @@ use crate::catalog::TableDef;
 use crate::catalog::provider::{TIME_TRAVEL_SCHEMA, time_travel_name};
 use crate::error::{Error, ErrorKind, Result};
 use crate::lake::TimeTravel;
+use crate::quality::expect::Action;
 
 /// Does an expression contain a subquery?
 pub fn has_subquery(e: &Expr) -> bool {
@@ -264,16 +265,60 @@ impl Target {
         Ok(t)
     }
 
-    /// `df` (rows to append) failing at its end on a key the table holds
-    /// already or the rows repeat.
-    pub(crate) fn guard_append(&self, session: &Session, df: DataFrame) -> Result<DataFrame> {
-        crate::quality::keys::guard(
-            &session.ctx,
-            df,
-            &self.def,
-            &self.name,
-            Some(self.table.clone()),
-        )
+    /// `df` (rows to append) with the table's rules on it: expectations
+    /// applied (and their quarantine writer started), and at the end of
+    /// the input the key check and the quarantine commit. The returned run,
+    /// if any, records the expectation results once the write committed.
+    pub(crate) async fn prepare_append(
+        &self,
+        session: &Session,
+        df: DataFrame,
+    ) -> Result<(DataFrame, Option<crate::quality::expect::Run>)> {
+        let mut hooks: Vec<Box<dyn crate::quality::guard::InputHook>> =
+            crate::quality::keys::hook(&self.def, Some(self.table.clone()))
+                .into_iter()
+                .collect();
+        let mut run = None;
+        let mut df = df;
+        if !self.def.expectations.is_empty() {
+            let quarantine = if self
+                .def
+                .expectations
+                .iter()
+                .any(|e| e.action == crate::quality::expect::Action::Quarantine)
+            {
+                let qname = crate::quality::expect::quarantine_table(&self.name);
+                let entry = session.catalog_entry(&self.schema, &qname).ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::UndefinedTable,
+                        format!(
+                            "relation \"{qname}\" (the quarantine of \"{}\") does not exist",
+                            self.name
+                        ),
+                    )
+                })?;
+                let lake = session.engine.lake();
+                Some(
+                    lake.table(&lake.url_for(&entry.table_def()?.location)?)
+                        .await?,
+                )
+            } else {
+                None
+            };
+            let (applied, r, hook) = crate::quality::expect::Run::start(
+                session.ctx.state(),
+                session.engine.lake().clone(),
+                (&self.schema, &self.name),
+                &self.def,
+                df,
+                quarantine,
+            )?;
+            df = applied;
+            run = Some(r);
+            // Keys first: a duplicate must stop the quarantine commit too.
+            hooks.extend(hook);
+        }
+        Ok((crate::quality::guard::guard(&session.ctx, df, hooks)?, run))
     }
 
     /// Does `column` belong to a PRIMARY KEY or UNIQUE constraint?
@@ -290,7 +335,10 @@ impl Target {
         let df = session.ctx.sql(sql).await?;
         let df = conform(session, df, &self.def, &self.all_columns(), &self.name)?;
         // The whole new table goes through: its keys must be unique in it.
-        let df = crate::quality::keys::guard(&session.ctx, df, &self.def, &self.name, None)?;
+        let hooks = crate::quality::keys::hook(&self.def, None)
+            .into_iter()
+            .collect();
+        let df = crate::quality::guard::guard(&session.ctx, df, hooks)?;
         write_plan(
             session,
             self.table.clone(),
@@ -472,12 +520,15 @@ pub async fn insert(session: &mut Session, ins: Insert) -> Result<Output> {
     }
     let df = session.ctx.execute_logical_plan(plan).await?;
     let df = conform(session, df, def, &targets[..n_in], tname)?;
-    let df = target.guard_append(session, df)?;
+    let (df, run) = target.prepare_append(session, df).await?;
     match ins.returning {
         None => {
             let plan = df.into_unoptimized_plan();
-            let (_, n) =
+            let (written, n) =
                 write_plan(session, target.table, plan, SaveMode::Append, &[], false).await?;
+            if let Some(run) = run {
+                run.record(written.version().unwrap_or(0) as i64).await?;
+            }
             Ok(Output::Command {
                 tag: "INSERT".into(),
                 rows: Some(n),
@@ -495,6 +546,9 @@ pub async fn insert(session: &mut Session, ins: Insert) -> Result<Output> {
                 .with_session_state(Arc::new(session.ctx.state()))
                 .await?;
             session.engine.lake().remember(&written);
+            if let Some(run) = run {
+                run.record(written.version().unwrap_or(0) as i64).await?;
+            }
             returning(session, batches, &target, &items, "INSERT 0").await
         }
     }
@@ -673,6 +727,13 @@ pub async fn update(session: &mut Session, up: Update) -> Result<Output> {
         || sets.iter().any(|(c, e)| {
             has_subquery(e) || target.def.partition_by.contains(c) || target.in_key(c)
         });
+    if rewrite && !target.def.expectations.is_empty() {
+        return Err(Error::not_supported(format!(
+            "UPDATE of \"{}\" with a subquery or of a partition or key column, on a table \
+             with expectations",
+            target.name
+        )));
+    }
     let n = if rewrite {
         let n = count(session, &target.select_sql("count(*)", pred)).await?;
         // Changed rows, plus every row the predicate does not select (EXCEPT
@@ -691,7 +752,43 @@ pub async fn update(session: &mut Session, up: Update) -> Result<Output> {
         n
     } else {
         let texts: Vec<String> = sets.iter().map(|(_, e)| e.to_string()).collect();
+        let expected = update_expectations(session, &target, &sets, pred).await?;
         let (values, pred) = plan_exprs(session, &target, &texts, pred).await?;
+        // Rows whose new values a DROP ROW or QUARANTINE rule refuses keep
+        // their old values.
+        let schema = DFSchema::try_from(target.def.arrow_schema().as_ref().clone())?;
+        let raw_row = new_row(
+            &target.def,
+            &sets
+                .iter()
+                .zip(&values)
+                .map(|((c, _), v)| {
+                    (
+                        c.clone(),
+                        cast(
+                            v.clone(),
+                            target.def.column(c).expect("checked").ty.arrow_type(),
+                        ),
+                    )
+                })
+                .collect::<Vec<_>>(),
+            |c| DfExpr::Column(Column::new_unqualified(c)),
+        );
+        let mut pred = pred;
+        for e in &target.def.expectations {
+            if matches!(e.action, Action::Drop | Action::Quarantine) {
+                let check = crate::quality::CheckDef {
+                    name: e.name.clone(),
+                    expr: e.expr.clone(),
+                };
+                let cond = crate::quality::plan_check(&session.ctx, &check, &schema)?;
+                let cond = substitute_columns(cond, &target.def, &raw_row)?.is_not_false();
+                pred = Some(match pred {
+                    Some(p) => p.and(cond),
+                    None => cond,
+                });
+            }
+        }
         let mut builder = target
             .table
             .clone()
@@ -727,6 +824,9 @@ pub async fn update(session: &mut Session, up: Update) -> Result<Output> {
         }
         let (written, metrics) = builder.await?;
         session.engine.lake().remember(&written);
+        if let Some(run) = expected {
+            run.record(written.version().unwrap_or(0) as i64).await?;
+        }
         metrics.num_updated_rows
     };
     match (returned, &up.returning) {
@@ -736,6 +836,173 @@ pub async fn update(session: &mut Session, up: Update) -> Result<Output> {
             rows: Some(n),
         }),
     }
+}
+
+/// Replace each table column in `e` by its value in `row` (table order).
+fn substitute_columns(e: DfExpr, def: &TableDef, row: &[DfExpr]) -> Result<DfExpr> {
+    Ok(e.transform_up(|x| {
+        Ok(match x {
+            DfExpr::Column(c) => match def.columns.iter().position(|d| d.name == c.name) {
+                Some(i) => Transformed::yes(row[i].clone()),
+                None => Transformed::no(DfExpr::Column(c)),
+            },
+            other => Transformed::no(other),
+        })
+    })?
+    .data)
+}
+
+/// The expectations of an UPDATE, over the rows' new values, before it
+/// writes: counts per rule, FAIL rules checked (23514, nothing written),
+/// and the rows a QUARANTINE rule refuses written to the quarantine (its
+/// commit comes first). None when the table has no expectations.
+async fn update_expectations(
+    session: &Session,
+    target: &Target,
+    sets: &[(String, Expr)],
+    pred: Option<&Expr>,
+) -> Result<Option<crate::quality::expect::ExpectRecord>> {
+    let rules = &target.def.expectations;
+    if rules.is_empty() {
+        return Ok(None);
+    }
+    let changed = format!(
+        "({}) AS {}",
+        target.select_sql(&target.new_row_sql(sets), pred),
+        ident(&target.name)
+    );
+    let fails = |e: &crate::quality::expect::ExpectDef| format!("({}) IS FALSE", e.expr);
+    // Hard constraints come first, as in INSERT: a row a rule would drop
+    // must still not break a CHECK.
+    let mut checks: Vec<&crate::quality::CheckDef> = target.def.checks.iter().collect();
+    checks.sort_by(|a, b| a.name.cmp(&b.name));
+    for check in checks {
+        let sql = format!(
+            "SELECT {} FROM {changed} WHERE ({}) IS FALSE LIMIT 1",
+            target.columns_sql(),
+            check.expr
+        );
+        let rows = session.ctx.sql(&sql).await?.collect().await?;
+        if let Some(b) = rows.iter().find(|b| b.num_rows() > 0) {
+            return Err(Error::new(
+                ErrorKind::CheckViolation,
+                format!(
+                    "new row for relation \"{}\" violates check constraint \"{}\"",
+                    target.name, check.name
+                ),
+            )
+            .with_detail(format!(
+                "Failing row contains ({}).",
+                crate::quality::first_row_text(b)
+            )));
+        }
+    }
+    let mut list = vec!["count(*)".to_string()];
+    list.extend(
+        rules
+            .iter()
+            .map(|e| format!("sum(CASE WHEN {} THEN 1 ELSE 0 END)", fails(e))),
+    );
+    let batches = session
+        .ctx
+        .sql(&format!("SELECT {} FROM {changed}", list.join(", ")))
+        .await?
+        .collect()
+        .await?;
+    let value = |i: usize| -> u64 {
+        batches
+            .first()
+            .and_then(|b| ScalarValue::try_from_array(b.column(i), 0).ok())
+            .and_then(|v| match v {
+                ScalarValue::Int64(Some(n)) => Some(n as u64),
+                _ => None,
+            })
+            .unwrap_or(0)
+    };
+    let total = value(0);
+    let mut counts = Vec::new();
+    for (i, e) in rules.iter().enumerate() {
+        let failed = value(i + 1);
+        if e.action == Action::Fail && failed > 0 {
+            let sql = format!(
+                "SELECT {} FROM {changed} WHERE {} LIMIT 1",
+                target.columns_sql(),
+                fails(e)
+            );
+            let rows = session.ctx.sql(&sql).await?.collect().await?;
+            let row = rows
+                .iter()
+                .find(|b| b.num_rows() > 0)
+                .map(crate::quality::first_row_text)
+                .unwrap_or_default();
+            return Err(Error::new(
+                ErrorKind::CheckViolation,
+                format!(
+                    "new row for relation \"{}\" violates expectation \"{}\"",
+                    target.name, e.name
+                ),
+            )
+            .with_detail(format!("Failing row contains ({row}).")));
+        }
+        counts.push((total - failed, failed));
+    }
+    let quarantined: Vec<&crate::quality::expect::ExpectDef> = rules
+        .iter()
+        .filter(|e| e.action == Action::Quarantine)
+        .collect();
+    if !quarantined.is_empty() {
+        let broken = rules
+            .iter()
+            .map(|e| {
+                format!(
+                    "CASE WHEN {} THEN '{}' END",
+                    fails(e),
+                    e.name.replace('\'', "''")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let any = quarantined
+            .iter()
+            .map(|e| fails(e))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        let sql = format!(
+            "SELECT *, string_to_array(concat_ws(',', {broken}), ',') AS broken_rules, \
+             now() AS quarantined_at FROM {changed} WHERE {any}"
+        );
+        let qname = crate::quality::expect::quarantine_table(&target.name);
+        let entry = session
+            .catalog_entry(&target.schema, &qname)
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::UndefinedTable,
+                    format!("relation \"{qname}\" does not exist"),
+                )
+            })?;
+        let qdef = entry.table_def()?;
+        let lake = session.engine.lake();
+        let qtable = lake.table(&lake.url_for(&qdef.location)?).await?;
+        let df = session.ctx.sql(&sql).await?;
+        let cols: Vec<String> = qdef.columns.iter().map(|c| c.name.clone()).collect();
+        let df = conform(session, df, &qdef, &cols, &qname)?;
+        write_plan(
+            session,
+            qtable,
+            df.into_unoptimized_plan(),
+            SaveMode::Append,
+            &[],
+            false,
+        )
+        .await?;
+    }
+    Ok(Some(crate::quality::expect::ExpectRecord::new(
+        session.engine.lake().clone(),
+        &target.schema,
+        &target.name,
+        rules,
+        counts,
+    )))
 }
 
 async fn count(session: &Session, sql: &str) -> Result<usize> {
@@ -877,6 +1144,12 @@ pub(crate) async fn merge_with(
     };
     let target_alias = factor_name(&m.table).unwrap_or_default();
     let target = Target::open(session, name, Some(target_alias.clone())).await?;
+    if !target.def.expectations.is_empty() {
+        return Err(Error::not_supported(format!(
+            "MERGE (and INSERT ... ON CONFLICT) into \"{}\", which has expectations",
+            target.name
+        )));
+    }
     if !target.def.keys.is_empty() {
         for clause in &m.clauses {
             let changes_key = match &clause.action {

@@ -87,6 +87,7 @@ pub fn parse(sql: &str, default_schema: &str) -> Result<Vec<Stmt>> {
     let tokens = rewrite_time_travel(tokens, default_schema);
     let tokens = rewrite_merge_do_nothing(tokens);
     let tokens = rewrite_named_args(tokens);
+    let tokens = rewrite_expectations(tokens)?;
     let mut parser = Parser::new(&dialect).with_tokens_with_locations(tokens);
     let mut out = Vec::new();
     loop {
@@ -333,6 +334,109 @@ fn rewrite_named_args(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
 
 fn is_ws(t: &Token) -> bool {
     matches!(t, Token::Whitespace(_))
+}
+
+/// The function a CHECK carries an expectation in (see
+/// [`rewrite_expectations`]); never callable from SQL.
+pub const EXPECT_MARKER: &str = "__sluice_expect";
+
+/// `CONSTRAINT name EXPECT (cond) [ON VIOLATION FAIL [UPDATE] | DROP ROW |
+/// QUARANTINE]` becomes `CONSTRAINT name CHECK (__sluice_expect((cond),
+/// 'action'))`, which sqlparser parses as a table constraint of CREATE
+/// TABLE or ALTER TABLE ADD; the DDL turns it back into an expectation.
+fn rewrite_expectations(tokens: Vec<TokenWithSpan>) -> Result<Vec<TokenWithSpan>> {
+    let mut out: Vec<TokenWithSpan> = Vec::with_capacity(tokens.len());
+    let mut i = 0;
+    // Index of the next non-whitespace token at or after `j`.
+    let next = |j: usize| {
+        let mut j = j;
+        while j < tokens.len() && is_ws(&tokens[j].token) {
+            j += 1;
+        }
+        j
+    };
+    while i < tokens.len() {
+        let t = &tokens[i];
+        if word_is(&t.token, "EXPECT")
+            && out
+                .iter()
+                .rev()
+                .filter(|p| !is_ws(&p.token))
+                .nth(1)
+                .is_some_and(|p| word_is(&p.token, "CONSTRAINT"))
+        {
+            let span = t.span;
+            let open = next(i + 1);
+            if tokens.get(open).map(|t| &t.token) != Some(&Token::LParen) {
+                return Err(Error::syntax("syntax error: expected ( after EXPECT"));
+            }
+            // The condition, up to the matching parenthesis.
+            let mut depth = 0usize;
+            let mut close = open;
+            for (j, t) in tokens.iter().enumerate().skip(open) {
+                match t.token {
+                    Token::LParen => depth += 1,
+                    Token::RParen => {
+                        depth -= 1;
+                        if depth == 0 {
+                            close = j;
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            if close == open {
+                return Err(Error::syntax("syntax error: unterminated EXPECT condition"));
+            }
+            let mut after = next(close + 1);
+            let mut action = "record";
+            if tokens.get(after).is_some_and(|t| word_is(&t.token, "ON"))
+                && tokens
+                    .get(next(after + 1))
+                    .is_some_and(|t| word_is(&t.token, "VIOLATION"))
+            {
+                let a = next(next(after + 1) + 1);
+                let word =
+                    |j: usize, kw: &str| tokens.get(j).is_some_and(|t| word_is(&t.token, kw));
+                if word(a, "FAIL") {
+                    action = "fail";
+                    after = next(a + 1);
+                    if word(after, "UPDATE") {
+                        after = next(after + 1);
+                    }
+                } else if word(a, "DROP") && word(next(a + 1), "ROW") {
+                    action = "drop";
+                    after = next(next(a + 1) + 1);
+                } else if word(a, "QUARANTINE") {
+                    action = "quarantine";
+                    after = next(a + 1);
+                } else {
+                    return Err(Error::syntax(
+                        "syntax error: ON VIOLATION takes FAIL, DROP ROW or QUARANTINE",
+                    ));
+                }
+            }
+            let tok = |token: Token| TokenWithSpan::new(token, span);
+            out.push(tok(Token::make_keyword("CHECK")));
+            out.push(tok(Token::LParen));
+            out.push(tok(Token::make_word(EXPECT_MARKER, None)));
+            out.push(tok(Token::LParen));
+            out.extend(tokens[open..=close].iter().cloned());
+            out.push(tok(Token::Comma));
+            out.push(tok(Token::SingleQuotedString(action.to_string())));
+            out.push(tok(Token::RParen));
+            out.push(tok(Token::RParen));
+            out.push(tok(Token::Whitespace(
+                datafusion::sql::sqlparser::tokenizer::Whitespace::Space,
+            )));
+            i = after;
+            continue;
+        }
+        out.push(t.clone());
+        i += 1;
+    }
+    Ok(out)
 }
 
 /// Rewrite `name VERSION AS OF n` / `name TIMESTAMP AS OF 'ts'` into a

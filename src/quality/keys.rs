@@ -10,25 +10,17 @@
 //! so a key check stays bounded on tables larger than memory.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::ipc::writer::FileWriter;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
-use datafusion::catalog::streaming::StreamingTable;
-use datafusion::dataframe::DataFrame;
-use datafusion::error::DataFusionError;
-use datafusion::execution::TaskContext;
 use datafusion::execution::options::ArrowReadOptions;
-use datafusion::physical_plan::SendableRecordBatchStream;
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::streaming::PartitionStream;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use deltalake::DeltaTable;
-use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
+use super::guard::InputHook;
 use crate::catalog::TableDef;
 use crate::engine::dml::ident;
 use crate::error::{Error, ErrorKind, Result};
@@ -45,134 +37,41 @@ pub struct KeyDef {
 /// Memory the key-check queries may use before they spill.
 const CHECK_MEMORY: usize = 256 * 1024 * 1024;
 
-/// `df` (the rows a statement writes, in the table's columns) that fails
-/// at its end when a key repeats within it or, with `existing`, matches a
-/// row of that table state. Without keys, `df` itself.
-pub fn guard(
-    ctx: &SessionContext,
-    df: DataFrame,
-    def: &TableDef,
-    table: &str,
-    existing: Option<DeltaTable>,
-) -> Result<DataFrame> {
+/// The key check of an appending write (`existing`: the table state it
+/// adds to) or of a rewrite of the whole table (`None`); nothing when the
+/// table has no keys.
+pub fn hook(def: &TableDef, existing: Option<DeltaTable>) -> Option<Box<dyn InputHook>> {
     if def.keys.is_empty() {
-        return Ok(df);
+        return None;
     }
-    let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-    let partition = Guarded {
-        schema: schema.clone(),
-        input: Mutex::new(Some(df)),
+    Some(Box::new(KeyHook {
         keys: def.keys.clone(),
-        table: table.to_string(),
         existing,
-    };
-    let source = StreamingTable::try_new(schema, vec![Arc::new(partition)])?;
-    Ok(ctx.read_table(Arc::new(source))?)
+        spill: None,
+    }))
 }
 
-struct Guarded {
-    schema: SchemaRef,
-    input: Mutex<Option<DataFrame>>,
-    keys: Vec<KeyDef>,
-    table: String,
-    existing: Option<DeltaTable>,
-}
-
-impl std::fmt::Debug for Guarded {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Guarded")
-            .field("table", &self.table)
-            .finish()
-    }
-}
-
-fn external(e: Error) -> DataFusionError {
-    DataFusionError::External(Box::new(e))
-}
-
-impl PartitionStream for Guarded {
-    fn schema(&self) -> &SchemaRef {
-        &self.schema
-    }
-
-    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
-        let input = self.input.lock().expect("not poisoned").take();
-        let keys = self.keys.clone();
-        let existing = self.existing.clone();
-        let schema = self.schema.clone();
-        let stream = async_stream(input, keys, existing, schema.clone());
-        Box::pin(RecordBatchStreamAdapter::new(schema, stream))
-    }
-}
-
-enum State {
-    Start(Option<DataFrame>),
-    Streaming(SendableRecordBatchStream, Box<Spill>),
-    Done,
-}
-
-type Step = Option<(datafusion::error::Result<RecordBatch>, State)>;
-
-/// The input's batches, then the key check (an error, or nothing).
-fn async_stream(
-    input: Option<DataFrame>,
+struct KeyHook {
     keys: Vec<KeyDef>,
     existing: Option<DeltaTable>,
-    schema: SchemaRef,
-) -> impl futures::Stream<Item = datafusion::error::Result<RecordBatch>> + Send {
-    let ctx = Arc::new(CheckCtx {
-        keys,
-        existing,
-        schema,
-    });
-    futures::stream::unfold(State::Start(input), move |state| {
-        let ctx = ctx.clone();
-        async move {
-            match state {
-                State::Start(None) => Some((
-                    Err(external(Error::internal("key check input executed twice"))),
-                    State::Done,
-                )),
-                State::Start(Some(df)) => {
-                    let spill = match Spill::new(&ctx) {
-                        Ok(s) => Box::new(s),
-                        Err(e) => return Some((Err(external(e)), State::Done)),
-                    };
-                    match df.execute_stream().await {
-                        Ok(stream) => next(stream, spill, &ctx).await,
-                        Err(e) => Some((Err(e), State::Done)),
-                    }
-                }
-                State::Streaming(stream, spill) => next(stream, spill, &ctx).await,
-                State::Done => None,
-            }
+    spill: Option<Spill>,
+}
+
+#[async_trait::async_trait]
+impl InputHook for KeyHook {
+    fn batch(&mut self, batch: &RecordBatch) -> Result<()> {
+        if self.spill.is_none() {
+            self.spill = Some(Spill::new(&self.keys, batch.schema())?);
         }
-    })
-}
-
-/// One batch through (its keys spilled), or the check at the end.
-async fn next(
-    mut stream: SendableRecordBatchStream,
-    mut spill: Box<Spill>,
-    ctx: &CheckCtx,
-) -> Step {
-    match stream.next().await {
-        Some(Ok(batch)) => match spill.add(&batch) {
-            Ok(()) => Some((Ok(batch), State::Streaming(stream, spill))),
-            Err(e) => Some((Err(external(e)), State::Done)),
-        },
-        Some(Err(e)) => Some((Err(e), State::Done)),
-        None => match spill.check(ctx).await {
-            Ok(()) => None,
-            Err(e) => Some((Err(external(e)), State::Done)),
-        },
+        self.spill.as_mut().expect("just made").add(batch)
     }
-}
 
-struct CheckCtx {
-    keys: Vec<KeyDef>,
-    existing: Option<DeltaTable>,
-    schema: SchemaRef,
+    async fn end(&mut self) -> Result<()> {
+        match self.spill.as_mut() {
+            Some(spill) => spill.check(&self.keys, self.existing.as_ref()).await,
+            None => Ok(()),
+        }
+    }
 }
 
 /// The key columns of every row written, in an Arrow IPC file that is
@@ -190,11 +89,11 @@ impl Drop for Spill {
 }
 
 impl Spill {
-    fn new(ctx: &CheckCtx) -> Result<Spill> {
+    fn new(keys: &[KeyDef], schema: SchemaRef) -> Result<Spill> {
         let mut columns: Vec<usize> = Vec::new();
-        for k in &ctx.keys {
+        for k in keys {
             for c in &k.columns {
-                let i = ctx.schema.index_of(c).map_err(|_| {
+                let i = schema.index_of(c).map_err(|_| {
                     Error::internal(format!("key column {c} is not among the written columns"))
                 })?;
                 if !columns.contains(&i) {
@@ -202,7 +101,7 @@ impl Spill {
                 }
             }
         }
-        let projected = ctx.schema.project(&columns)?;
+        let projected = schema.project(&columns)?;
         let path = std::env::temp_dir().join(format!("sluice-keys-{}.arrow", uuid::Uuid::new_v4()));
         let file = std::fs::File::create(&path)?;
         let writer = FileWriter::try_new(std::io::BufWriter::new(file), &projected)?;
@@ -221,7 +120,7 @@ impl Spill {
         Ok(())
     }
 
-    async fn check(&mut self, ctx: &CheckCtx) -> Result<()> {
+    async fn check(&mut self, keys: &[KeyDef], existing: Option<&DeltaTable>) -> Result<()> {
         if let Some(mut w) = self.writer.take() {
             w.finish()?;
         }
@@ -230,10 +129,10 @@ impl Spill {
         check
             .register_arrow("incoming", &path, ArrowReadOptions::default())
             .await?;
-        if let Some(t) = &ctx.existing {
+        if let Some(t) = existing {
             check.register_table("existing", t.table_provider().await?)?;
         }
-        for key in &ctx.keys {
+        for key in keys {
             let cols: Vec<String> = key.columns.iter().map(|c| ident(c)).collect();
             let list = cols.join(", ");
             let not_null = cols
@@ -248,7 +147,7 @@ impl Spill {
             if let Some(k) = first_row(&check, &repeated).await? {
                 return Err(violation(key, &k));
             }
-            if ctx.existing.is_some() {
+            if existing.is_some() {
                 let on = cols
                     .iter()
                     .map(|c| format!("i.{c} = e.{c}"))

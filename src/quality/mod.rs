@@ -11,6 +11,8 @@
 //! - UPDATE and MERGE hand delta-rs one expression per column; the checks
 //!   ride on one of them, over the new row's values (`on_value`).
 
+pub mod expect;
+pub mod guard;
 pub mod keys;
 
 use datafusion::arrow::array::{Array, BooleanArray};
@@ -290,6 +292,16 @@ impl ScalarUDFImpl for Enforce {
             Mode::Filter => ColumnarValue::Scalar(ScalarValue::Boolean(Some(true))),
         })
     }
+}
+
+/// The first row of `batch` as in "Failing row contains (...)".
+pub fn first_row_text(batch: &datafusion::arrow::array::RecordBatch) -> String {
+    let columns: Vec<ColumnarValue> = batch
+        .columns()
+        .iter()
+        .map(|c| ColumnarValue::Array(c.clone()))
+        .collect();
+    failing_row(&columns, 0, batch.num_rows())
 }
 
 /// Row `r` as PostgreSQL shows it in "Failing row contains (...)".

@@ -184,7 +184,7 @@ async fn copy_in_pieces(
     sink.as_mut().finish().await
 }
 
-async fn copy_in(c: &Client, sql: &str, data: &[u8]) -> Result<u64, tokio_postgres::Error> {
+pub async fn copy_in(c: &Client, sql: &str, data: &[u8]) -> Result<u64, tokio_postgres::Error> {
     copy_in_pieces(c, sql, data, 64 * 1024).await
 }
 

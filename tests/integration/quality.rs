@@ -1,0 +1,251 @@
+//! Constraints and expectations through the wire: every write path keeps a
+//! table's rules, a rejected statement leaves the table's Delta version
+//! unchanged, quarantined rows land in `<table>__quarantine`, and
+//! `sluice.expectation_results` counts each rule of each write.
+
+use tokio_postgres::Client;
+
+use crate::common::{Server, sqlstate};
+use crate::copy::copy_in;
+
+async fn version(c: &Client, table: &str) -> i64 {
+    let rows = c
+        .query(&format!("DESCRIBE HISTORY {table}"), &[])
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|r| r.get::<_, i64>("version"))
+        .max()
+        .unwrap()
+}
+
+async fn ids(c: &Client, sql: &str) -> Vec<i64> {
+    c.query(sql, &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// (expectation, rows passed, rows failed) recorded for `version`.
+async fn results(c: &Client, version: i64) -> Vec<(String, i64, i64)> {
+    c.query(
+        "SELECT expectation, rows_passed, rows_failed FROM sluice.expectation_results \
+         WHERE table_name = 'txn' AND table_version = $1 ORDER BY expectation",
+        &[&version],
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| (r.get(0), r.get(1), r.get(2)))
+    .collect()
+}
+
+fn counts(v: &[(&str, i64, i64)]) -> Vec<(String, i64, i64)> {
+    v.iter().map(|(n, p, f)| (n.to_string(), *p, *f)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_write_path_keeps_the_rules() {
+    let server = Server::start();
+    let c = server.connect().await;
+    c.batch_execute(
+        "CREATE TABLE txn (
+           id bigint PRIMARY KEY,
+           currency text,
+           amount numeric(12,2) CHECK (amount <> 0),
+           CONSTRAINT known_currency EXPECT (currency IN ('USD', 'EUR')) ON VIOLATION QUARANTINE,
+           CONSTRAINT positive EXPECT (amount > 0) ON VIOLATION DROP ROW,
+           CONSTRAINT sane EXPECT (amount < 1000),
+           CONSTRAINT small_id EXPECT (id < 1000) ON VIOLATION FAIL
+         )",
+    )
+    .await
+    .unwrap();
+
+    // INSERT: one of each fate.
+    let n = c
+        .execute(
+            "INSERT INTO txn VALUES (1, 'USD', 10), (2, 'GBP', 5), (3, 'EUR', -1), \
+             (4, 'USD', 5000), (5, 'XXX', -3)",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 2, "kept: 1 and 4");
+    assert_eq!(ids(&c, "SELECT id FROM txn ORDER BY id").await, [1, 4]);
+    assert_eq!(
+        ids(&c, "SELECT id FROM txn__quarantine ORDER BY id").await,
+        [2, 5]
+    );
+    let broken: String = c
+        .query_one(
+            "SELECT array_to_string(broken_rules, ',') FROM txn__quarantine WHERE id = 5",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(broken, "known_currency,positive");
+    let v = version(&c, "txn").await;
+    assert_eq!(
+        results(&c, v).await,
+        counts(&[
+            ("known_currency", 3, 2),
+            ("positive", 3, 2),
+            ("sane", 4, 1),
+            ("small_id", 5, 0),
+        ])
+    );
+
+    // Rejected statements change nothing: FAIL, CHECK, NOT NULL, key.
+    for (sql, state) in [
+        (
+            "INSERT INTO txn VALUES (7, 'USD', 1), (2000, 'USD', 1)",
+            "23514",
+        ),
+        ("INSERT INTO txn VALUES (8, 'USD', 0)", "23514"),
+        ("INSERT INTO txn VALUES (NULL, 'USD', 1)", "23502"),
+        ("INSERT INTO txn VALUES (1, 'USD', 1)", "23505"),
+        (
+            "INSERT INTO txn VALUES (9, 'XXX', 1), (9, 'USD', 2), (9, 'EUR', 3)",
+            "23505",
+        ),
+    ] {
+        let e = c.execute(sql, &[]).await.unwrap_err();
+        assert_eq!(sqlstate(&e), state, "{sql}: {e:?}");
+    }
+    assert_eq!(version(&c, "txn").await, v, "no commit after a rejection");
+    assert_eq!(
+        ids(&c, "SELECT id FROM txn__quarantine ORDER BY id").await,
+        [2, 5],
+        "a rejected statement quarantines nothing"
+    );
+    let e = c
+        .execute("INSERT INTO txn VALUES (2000, 'USD', 1)", &[])
+        .await
+        .unwrap_err();
+    let db = e.as_db_error().unwrap();
+    assert_eq!(
+        db.message(),
+        "new row for relation \"txn\" violates expectation \"small_id\""
+    );
+    assert_eq!(db.detail(), Some("Failing row contains (2000, USD, 1.00)."));
+
+    // COPY: the same rules on the same path.
+    let n = copy_in(
+        &c,
+        "COPY txn FROM STDIN (FORMAT csv)",
+        b"10,USD,1\n11,JPY,2\n12,EUR,-2\n",
+    )
+    .await
+    .unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(ids(&c, "SELECT id FROM txn ORDER BY id").await, [1, 4, 10]);
+    assert_eq!(
+        ids(&c, "SELECT id FROM txn__quarantine ORDER BY id").await,
+        [2, 5, 11]
+    );
+    let v = version(&c, "txn").await;
+    assert_eq!(
+        results(&c, v).await,
+        counts(&[
+            ("known_currency", 2, 1),
+            ("positive", 2, 1),
+            ("sane", 3, 0),
+            ("small_id", 3, 0),
+        ])
+    );
+    let e = copy_in(
+        &c,
+        "COPY txn FROM STDIN (FORMAT csv)",
+        b"13,USD,1\n5000,USD,1\n",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(sqlstate(&e), "23514");
+    assert_eq!(version(&c, "txn").await, v);
+
+    // UPDATE: the new values meet the rules; refused rows keep the old.
+    let n = c
+        .execute("UPDATE txn SET currency = 'JPY' WHERE id = 10", &[])
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+    let cur: String = c
+        .query_one("SELECT currency FROM txn WHERE id = 10", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(cur, "USD");
+    assert_eq!(
+        ids(&c, "SELECT id FROM txn__quarantine ORDER BY id").await,
+        [2, 5, 10, 11]
+    );
+    let n = c
+        .execute("UPDATE txn SET amount = amount * 100", &[])
+        .await
+        .unwrap();
+    assert_eq!(n, 3);
+    let v = version(&c, "txn").await;
+    assert_eq!(
+        results(&c, v).await,
+        counts(&[
+            ("known_currency", 3, 0),
+            ("positive", 3, 0),
+            ("sane", 1, 2),
+            ("small_id", 3, 0),
+        ])
+    );
+    let e = c
+        .execute("UPDATE txn SET amount = 0 WHERE id = 1", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "23514");
+    let e = c
+        .execute("UPDATE txn SET id = 5000 WHERE id = 1", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        sqlstate(&e),
+        "0A000",
+        "key change on a table with expectations"
+    );
+    assert_eq!(version(&c, "txn").await, v);
+
+    // MERGE into a table with expectations is refused, not unchecked.
+    let e = c
+        .execute(
+            "MERGE INTO txn t USING (VALUES (1)) s(id) ON t.id = s.id \
+             WHEN MATCHED THEN UPDATE SET amount = 1",
+            &[],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "0A000");
+
+    // ALTER TABLE: add and drop an expectation.
+    c.batch_execute(
+        "ALTER TABLE txn ADD CONSTRAINT no_yen EXPECT (currency <> 'JPY') ON VIOLATION DROP ROW",
+    )
+    .await
+    .unwrap();
+    let n = c
+        .execute("INSERT INTO txn VALUES (20, 'USD', 1)", &[])
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    c.batch_execute("ALTER TABLE txn DROP CONSTRAINT no_yen")
+        .await
+        .unwrap();
+    let listed: i64 = c
+        .query_one(
+            "SELECT count(*) FROM information_schema.table_constraints WHERE table_name = 'txn'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(listed, 2, "the key and the CHECK");
+}
