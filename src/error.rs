@@ -31,6 +31,7 @@ pub enum ErrorKind {
     UniqueViolation,
     ForeignKeyViolation,
     InvalidColumnReference,
+    InvalidForeignKey,
     DependentObjects,
     WrongObjectType,
     FeatureNotSupported,
@@ -361,6 +362,8 @@ pub(crate) fn classify_message(raw: &str) -> Option<Error> {
     let violations = [
         ("new row for relation", ErrorKind::CheckViolation),
         ("duplicate key value violates", ErrorKind::UniqueViolation),
+        ("insert or update on table", ErrorKind::ForeignKeyViolation),
+        ("update or delete on table", ErrorKind::ForeignKeyViolation),
     ];
     if let Some((pos, kind)) = violations
         .iter()

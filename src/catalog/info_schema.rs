@@ -284,6 +284,10 @@ impl SchemaProvider for InformationSchema {
                         let kind = if k.primary { "PRIMARY KEY" } else { "UNIQUE" };
                         rows.push((e.schema.clone(), e.name.clone(), k.name.clone(), kind, None));
                     }
+                    for f in &def.foreign_keys {
+                        let kind = "FOREIGN KEY";
+                        rows.push((e.schema.clone(), e.name.clone(), f.name.clone(), kind, None));
+                    }
                     for c in &def.checks {
                         let clause = Some(format!("({})", c.expr));
                         rows.push((

@@ -93,6 +93,9 @@ pub struct TableDef {
     /// PRIMARY KEY and UNIQUE constraints.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub keys: Vec<crate::quality::keys::KeyDef>,
+    /// FOREIGN KEY constraints.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub foreign_keys: Vec<crate::quality::keys::ForeignKeyDef>,
     /// Expectations (`CONSTRAINT name EXPECT ...`), in declaration order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub expectations: Vec<crate::quality::expect::ExpectDef>,

@@ -16,7 +16,7 @@ use super::{Output, Session, last_ident, normalize_ident};
 use crate::catalog::{ColumnDef, Entry, Kind, PgType, SYSTEM_SCHEMAS, TableDef};
 use crate::error::{Error, ErrorKind, Result};
 use crate::quality::expect::{Action as ExpectAction, ExpectDef};
-use crate::quality::keys::KeyDef;
+use crate::quality::keys::{ForeignKeyDef, KeyDef};
 use crate::quality::{self, CheckDef};
 
 fn duplicate_relation(name: &str) -> Error {
@@ -85,6 +85,10 @@ pub async fn create_schema(
 fn columns_from_sql(session: &Session, ct: &CreateTable, table: &str) -> Result<Declared> {
     // (explicit name, columns, primary) in declaration order.
     let mut keys: Vec<(Option<String>, Vec<String>, bool)> = Vec::new();
+    let mut references: Vec<(
+        datafusion::sql::sqlparser::ast::ForeignKeyConstraint,
+        Vec<String>,
+    )> = Vec::new();
     let mut cols: Vec<ColumnDef> = Vec::new();
     // (explicit name, condition) in declaration order; named at the end,
     // when every column is known.
@@ -124,11 +128,15 @@ fn columns_from_sql(session: &Session, ct: &CreateTable, table: &str) -> Result<
                     let name = opt.name.as_ref().or(u.name.as_ref());
                     keys.push((name.map(normalize_ident), vec![def.name.clone()], false));
                 }
+                ColumnOption::ForeignKey(fk) => {
+                    let mut fk = fk.clone();
+                    if fk.name.is_none() {
+                        fk.name = opt.name.clone();
+                    }
+                    references.push((fk, vec![def.name.clone()]));
+                }
                 other => {
-                    return Err(Error::not_supported(format!(
-                        "column constraint {other} (NOT NULL, DEFAULT, CHECK, PRIMARY KEY and UNIQUE \
-                     are enforced so far)"
-                    )));
+                    return Err(Error::not_supported(format!("column constraint {other}")));
                 }
             }
         }
@@ -151,10 +159,13 @@ fn columns_from_sql(session: &Session, ct: &CreateTable, table: &str) -> Result<
                 let cols = index_columns(&u.columns)?;
                 keys.push((u.name.as_ref().map(normalize_ident), cols, false));
             }
+            TableConstraint::ForeignKey(fk) => {
+                let cols = fk.columns.iter().map(normalize_ident).collect();
+                references.push((fk.clone(), cols));
+            }
             other => {
                 return Err(Error::not_supported(format!(
-                    "table constraint \"{other}\" (CHECK, PRIMARY KEY and UNIQUE are enforced \
-                     so far)"
+                    "table constraint \"{other}\""
                 )));
             }
         }
@@ -203,6 +214,7 @@ fn columns_from_sql(session: &Session, ct: &CreateTable, table: &str) -> Result<
         location: String::new(),
         checks: vec![],
         keys: vec![],
+        foreign_keys: vec![],
         expectations: vec![],
     };
     let mut named: Vec<CheckDef> = Vec::new();
@@ -221,10 +233,24 @@ fn columns_from_sql(session: &Session, ct: &CreateTable, table: &str) -> Result<
             }
         }
     }
+    let mut foreign_keys: Vec<ForeignKeyDef> = Vec::new();
+    for (fk, columns) in references {
+        if let Some(c) = columns.iter().find(|c| def.column(c).is_none()) {
+            return Err(Error::new(
+                ErrorKind::UndefinedColumn,
+                format!("column \"{c}\" referenced in foreign key constraint does not exist"),
+            ));
+        }
+        let taken: Vec<String> = foreign_keys.iter().map(|f| f.name.clone()).collect();
+        let schema = session.qualify(&ct.name)?.0;
+        let f = new_foreign_key(session, (&schema, table), &named_keys, &fk, columns, &taken)?;
+        foreign_keys.push(f);
+    }
     Ok(Declared {
         columns: def.columns,
         checks: named,
         keys: named_keys,
+        foreign_keys,
         expectations,
     })
 }
@@ -234,7 +260,104 @@ struct Declared {
     columns: Vec<ColumnDef>,
     checks: Vec<CheckDef>,
     keys: Vec<KeyDef>,
+    foreign_keys: Vec<ForeignKeyDef>,
     expectations: Vec<ExpectDef>,
+}
+
+/// A FOREIGN KEY of `table` (whose own keys are `own_keys`, for a
+/// reference to itself): the parent must exist and the referenced
+/// columns (its primary key when not listed) must be one of its keys.
+fn new_foreign_key(
+    session: &Session,
+    table: (&str, &str),
+    own_keys: &[KeyDef],
+    fk: &datafusion::sql::sqlparser::ast::ForeignKeyConstraint,
+    columns: Vec<String>,
+    taken: &[String],
+) -> Result<ForeignKeyDef> {
+    use datafusion::sql::sqlparser::ast::ReferentialAction;
+    let (parent_schema, parent_table) = session.qualify(&fk.foreign_table)?;
+    let parent_keys: Vec<KeyDef> = if (parent_schema.as_str(), parent_table.as_str()) == table {
+        own_keys.to_vec()
+    } else {
+        let entry = session
+            .catalog_entry(&parent_schema, &parent_table)
+            .filter(|e| e.kind == Kind::Table)
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::UndefinedTable,
+                    format!("relation \"{parent_table}\" does not exist"),
+                )
+            })?;
+        entry.table_def()?.keys
+    };
+    let mut parent_columns: Vec<String> = fk.referred_columns.iter().map(normalize_ident).collect();
+    if parent_columns.is_empty() {
+        parent_columns = parent_keys
+            .iter()
+            .find(|k| k.primary)
+            .map(|k| k.columns.clone())
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::InvalidForeignKey,
+                    format!("there is no primary key for referenced table \"{parent_table}\""),
+                )
+            })?;
+    }
+    if parent_columns.len() != columns.len() {
+        return Err(Error::new(
+            ErrorKind::InvalidForeignKey,
+            "number of referencing and referenced columns for foreign key disagree",
+        ));
+    }
+    let mut wanted = parent_columns.clone();
+    wanted.sort();
+    if !parent_keys.iter().any(|k| {
+        let mut c = k.columns.clone();
+        c.sort();
+        c == wanted
+    }) {
+        return Err(Error::new(
+            ErrorKind::InvalidForeignKey,
+            format!(
+                "there is no unique constraint matching given keys for referenced table \"{parent_table}\""
+            ),
+        ));
+    }
+    let cascade = match fk.on_delete {
+        None | Some(ReferentialAction::NoAction) | Some(ReferentialAction::Restrict) => false,
+        Some(ReferentialAction::Cascade) => true,
+        Some(other) => return Err(Error::not_supported(format!("ON DELETE {other}"))),
+    };
+    if fk
+        .on_update
+        .is_some_and(|a| !matches!(a, ReferentialAction::NoAction | ReferentialAction::Restrict))
+    {
+        return Err(Error::not_supported(
+            "ON UPDATE actions other than NO ACTION",
+        ));
+    }
+    let name = match fk.name.as_ref().map(normalize_ident) {
+        Some(n) if taken.contains(&n) => {
+            return Err(Error::new(
+                ErrorKind::DuplicateObject,
+                format!(
+                    "constraint \"{n}\" for relation \"{}\" already exists",
+                    table.1
+                ),
+            ));
+        }
+        Some(n) => n,
+        None => quality::default_name(table.1, Some(&columns.join("_")), "fkey", taken),
+    };
+    Ok(ForeignKeyDef {
+        name,
+        columns,
+        parent_schema,
+        parent_table,
+        parent_columns,
+        cascade,
+    })
 }
 
 /// `(condition, action)` when a CHECK's text is an expectation in disguise
@@ -369,6 +492,7 @@ pub(crate) async fn ensure_quarantine(
         location: format!("{schema}/{name}"),
         checks: vec![],
         keys: vec![],
+        foreign_keys: vec![],
         expectations: vec![],
     };
     let lake = session.engine.lake().clone();
@@ -541,6 +665,7 @@ pub async fn create_table(session: &mut Session, ct: CreateTable) -> Result<Outp
             location: location.clone(),
             checks: vec![],
             keys: vec![],
+            foreign_keys: vec![],
             expectations: vec![],
         };
         let exprs: Vec<_> = df
@@ -588,6 +713,7 @@ pub async fn create_table(session: &mut Session, ct: CreateTable) -> Result<Outp
             location: location.clone(),
             checks: declared.checks,
             keys: declared.keys,
+            foreign_keys: declared.foreign_keys,
             expectations: declared.expectations,
         };
         let arrow: Schema = def.arrow_schema().as_ref().clone();

@@ -274,8 +274,9 @@ impl Target {
         session: &Session,
         df: DataFrame,
     ) -> Result<(DataFrame, Option<crate::quality::expect::Run>)> {
+        let parents = crate::quality::keys::parents(session.engine.catalog(), &self.def).await?;
         let mut hooks: Vec<Box<dyn crate::quality::guard::InputHook>> =
-            crate::quality::keys::hook(&self.def, Some(self.table.clone()))
+            crate::quality::keys::hook(&self.def, &self.name, Some(self.table.clone()), parents)
                 .into_iter()
                 .collect();
         let mut run = None;
@@ -321,12 +322,40 @@ impl Target {
         Ok((crate::quality::guard::guard(&session.ctx, df, hooks)?, run))
     }
 
+    /// The foreign keys of other tables (and this one) that point here:
+    /// (child schema, child table, the foreign key).
+    pub(crate) fn referenced_by(
+        &self,
+        session: &Session,
+    ) -> Vec<(String, String, crate::quality::keys::ForeignKeyDef)> {
+        let snap = session.engine.catalog().snapshot();
+        let mut out = Vec::new();
+        for e in snap
+            .entries
+            .iter()
+            .filter(|e| e.kind == crate::catalog::Kind::Table)
+        {
+            let Ok(def) = e.table_def() else { continue };
+            for fk in def.foreign_keys {
+                if fk.parent_schema == self.schema && fk.parent_table == self.name {
+                    out.push((e.schema.clone(), e.name.clone(), fk));
+                }
+            }
+        }
+        out
+    }
+
     /// Does `column` belong to a PRIMARY KEY or UNIQUE constraint?
     pub(crate) fn in_key(&self, column: &str) -> bool {
         self.def
             .keys
             .iter()
             .any(|k| k.columns.iter().any(|c| c == column))
+            || self
+                .def
+                .foreign_keys
+                .iter()
+                .any(|f| f.columns.iter().any(|c| c == column))
     }
 
     /// Replace the table's rows with the result of `sql` in one overwrite
@@ -334,8 +363,10 @@ impl Target {
     async fn overwrite_with(&self, session: &Session, sql: &str) -> Result<()> {
         let df = session.ctx.sql(sql).await?;
         let df = conform(session, df, &self.def, &self.all_columns(), &self.name)?;
-        // The whole new table goes through: its keys must be unique in it.
-        let hooks = crate::quality::keys::hook(&self.def, None)
+        // The whole new table goes through: its keys must be unique in it
+        // and its references present.
+        let parents = crate::quality::keys::parents(session.engine.catalog(), &self.def).await?;
+        let hooks = crate::quality::keys::hook(&self.def, &self.name, None, parents)
             .into_iter()
             .collect();
         let df = crate::quality::guard::guard(&session.ctx, df, hooks)?;
@@ -722,7 +753,18 @@ pub async fn update(session: &mut Session, up: Update) -> Result<Output> {
     };
     // delta-rs evaluates neither subqueries nor moves rows between
     // partitions; those updates rewrite the table instead.
-    // A key that changes is checked over the whole new table.
+    let referenced: Vec<String> = target
+        .referenced_by(session)
+        .into_iter()
+        .flat_map(|(_, _, fk)| fk.parent_columns)
+        .collect();
+    if let Some((c, _)) = sets.iter().find(|(c, _)| referenced.contains(c)) {
+        return Err(Error::not_supported(format!(
+            "UPDATE of column \"{c}\" of \"{}\", which a foreign key references",
+            target.name
+        )));
+    }
+    // A key or reference that changes is checked over the whole new table.
     let rewrite = pred.is_some_and(has_subquery)
         || sets.iter().any(|(c, e)| {
             has_subquery(e) || target.def.partition_by.contains(c) || target.in_key(c)
@@ -1005,6 +1047,75 @@ async fn update_expectations(
     )))
 }
 
+/// Before rows of `target` go: the rows of other tables that reference
+/// them are deleted first (ON DELETE CASCADE) or stop the statement
+/// (23503).
+async fn delete_references(
+    session: &mut Session,
+    target: &Target,
+    pred: Option<&Expr>,
+) -> Result<()> {
+    for (schema, child, fk) in target.referenced_by(session) {
+        let on = fk
+            .columns
+            .iter()
+            .zip(&fk.parent_columns)
+            .map(|(c, p)| format!("__gone.{} = __child.{}", ident(p), ident(c)))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let parent_cols = fk
+            .parent_columns
+            .iter()
+            .map(|c| ident(c))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let gone = target.select_sql(&parent_cols, pred);
+        let child_name = format!("{}.{}", ident(&schema), ident(&child));
+        if fk.cascade {
+            let sql = format!(
+                "DELETE FROM {child_name} AS __child WHERE EXISTS \
+                 (SELECT 1 FROM ({gone}) AS __gone WHERE {on})"
+            );
+            let mut stmts = session.parse(&sql)?;
+            let Some(crate::frontend::Stmt::Sql(stmt)) = stmts.pop() else {
+                return Err(Error::internal("cascade did not plan as DELETE"));
+            };
+            let Statement::Delete(d) = *stmt else {
+                return Err(Error::internal("cascade did not plan as DELETE"));
+            };
+            Box::pin(delete(session, d)).await?;
+            continue;
+        }
+        let child_cols = fk
+            .columns
+            .iter()
+            .map(|c| format!("__child.{}", ident(c)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT {child_cols} FROM {child_name} AS __child WHERE EXISTS \
+             (SELECT 1 FROM ({gone}) AS __gone WHERE {on}) LIMIT 1"
+        );
+        let rows = session.ctx.sql(&sql).await?.collect().await?;
+        if let Some(b) = rows.iter().find(|b| b.num_rows() > 0) {
+            let key = crate::quality::first_row_text(b);
+            return Err(Error::new(
+                ErrorKind::ForeignKeyViolation,
+                format!(
+                    "update or delete on table \"{}\" violates foreign key constraint \"{}\" \
+                     on table \"{child}\"",
+                    target.name, fk.name
+                ),
+            )
+            .with_detail(format!(
+                "Key ({})=({key}) is still referenced from table \"{child}\".",
+                fk.parent_columns.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
 async fn count(session: &Session, sql: &str) -> Result<usize> {
     let batches = session.ctx.sql(sql).await?.collect().await?;
     let b = batches
@@ -1029,6 +1140,7 @@ pub async fn delete(session: &mut Session, del: Delete) -> Result<Output> {
     let (name, alias) = target(&from[0])?;
     let target = Target::open(session, &name, alias).await?;
     let pred = del.selection.as_ref();
+    Box::pin(delete_references(session, &target, pred)).await?;
     // RETURNING: the deleted rows, read from the snapshot the delete reads.
     let gone = match &del.returning {
         Some(_) => Some(
@@ -1147,6 +1259,13 @@ pub(crate) async fn merge_with(
     if !target.def.expectations.is_empty() {
         return Err(Error::not_supported(format!(
             "MERGE (and INSERT ... ON CONFLICT) into \"{}\", which has expectations",
+            target.name
+        )));
+    }
+    if !target.def.foreign_keys.is_empty() || !target.referenced_by(session).is_empty() {
+        return Err(Error::not_supported(format!(
+            "MERGE (and INSERT ... ON CONFLICT) into \"{}\", which has or is referenced by a \
+             foreign key",
             target.name
         )));
     }

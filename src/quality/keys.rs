@@ -37,22 +37,65 @@ pub struct KeyDef {
 /// Memory the key-check queries may use before they spill.
 const CHECK_MEMORY: usize = 256 * 1024 * 1024;
 
-/// The key check of an appending write (`existing`: the table state it
-/// adds to) or of a rewrite of the whole table (`None`); nothing when the
-/// table has no keys.
-pub fn hook(def: &TableDef, existing: Option<DeltaTable>) -> Option<Box<dyn InputHook>> {
-    if def.keys.is_empty() {
+/// A FOREIGN KEY: `columns` of this table name a row of the parent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ForeignKeyDef {
+    pub name: String,
+    pub columns: Vec<String>,
+    pub parent_schema: String,
+    pub parent_table: String,
+    pub parent_columns: Vec<String>,
+    /// ON DELETE CASCADE; otherwise deleting a referenced row fails.
+    #[serde(default)]
+    pub cascade: bool,
+}
+
+/// The key and reference checks of a write: `existing` is the table state
+/// an appending write adds to (`None` for a rewrite of the whole table);
+/// `parents` the current state of each foreign key's parent, in
+/// `def.foreign_keys` order. Nothing when the table has neither.
+pub fn hook(
+    def: &TableDef,
+    table: &str,
+    existing: Option<DeltaTable>,
+    parents: Vec<DeltaTable>,
+) -> Option<Box<dyn InputHook>> {
+    if def.keys.is_empty() && def.foreign_keys.is_empty() {
         return None;
     }
     Some(Box::new(KeyHook {
         keys: def.keys.clone(),
+        refs: def.foreign_keys.iter().cloned().zip(parents).collect(),
+        table: table.to_string(),
         existing,
         spill: None,
     }))
 }
 
+/// Open the parent of each of `def`'s foreign keys, for [`hook`].
+pub async fn parents(catalog: &crate::catalog::Catalog, def: &TableDef) -> Result<Vec<DeltaTable>> {
+    let snap = catalog.snapshot();
+    let lake = catalog.lake();
+    let mut out = Vec::new();
+    for fk in &def.foreign_keys {
+        let entry = snap
+            .relation(&fk.parent_schema, &fk.parent_table)
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::UndefinedTable,
+                    format!("relation \"{}\" does not exist", fk.parent_table),
+                )
+            })?;
+        let pdef = entry.table_def()?;
+        out.push(lake.table(&lake.url_for(&pdef.location)?).await?);
+    }
+    Ok(out)
+}
+
 struct KeyHook {
     keys: Vec<KeyDef>,
+    refs: Vec<(ForeignKeyDef, DeltaTable)>,
+    table: String,
     existing: Option<DeltaTable>,
     spill: Option<Spill>,
 }
@@ -61,14 +104,29 @@ struct KeyHook {
 impl InputHook for KeyHook {
     fn batch(&mut self, batch: &RecordBatch) -> Result<()> {
         if self.spill.is_none() {
-            self.spill = Some(Spill::new(&self.keys, batch.schema())?);
+            let mut columns: Vec<&str> = Vec::new();
+            for c in self
+                .keys
+                .iter()
+                .flat_map(|k| &k.columns)
+                .chain(self.refs.iter().flat_map(|(f, _)| &f.columns))
+            {
+                if !columns.contains(&c.as_str()) {
+                    columns.push(c);
+                }
+            }
+            self.spill = Some(Spill::new(&columns, batch.schema())?);
         }
         self.spill.as_mut().expect("just made").add(batch)
     }
 
     async fn end(&mut self) -> Result<()> {
         match self.spill.as_mut() {
-            Some(spill) => spill.check(&self.keys, self.existing.as_ref()).await,
+            Some(spill) => {
+                let check = spill.context().await?;
+                check_keys(&check, &self.keys, self.existing.as_ref()).await?;
+                check_references(&check, &self.table, &self.refs).await
+            }
             None => Ok(()),
         }
     }
@@ -89,17 +147,13 @@ impl Drop for Spill {
 }
 
 impl Spill {
-    fn new(keys: &[KeyDef], schema: SchemaRef) -> Result<Spill> {
+    fn new(names: &[&str], schema: SchemaRef) -> Result<Spill> {
         let mut columns: Vec<usize> = Vec::new();
-        for k in keys {
-            for c in &k.columns {
-                let i = schema.index_of(c).map_err(|_| {
-                    Error::internal(format!("key column {c} is not among the written columns"))
-                })?;
-                if !columns.contains(&i) {
-                    columns.push(i);
-                }
-            }
+        for c in names {
+            let i = schema.index_of(c).map_err(|_| {
+                Error::internal(format!("key column {c} is not among the written columns"))
+            })?;
+            columns.push(i);
         }
         let projected = schema.project(&columns)?;
         let path = std::env::temp_dir().join(format!("sluice-keys-{}.arrow", uuid::Uuid::new_v4()));
@@ -120,7 +174,8 @@ impl Spill {
         Ok(())
     }
 
-    async fn check(&mut self, keys: &[KeyDef], existing: Option<&DeltaTable>) -> Result<()> {
+    /// A bounded context with the spilled keys as `incoming`.
+    async fn context(&mut self) -> Result<SessionContext> {
         if let Some(mut w) = self.writer.take() {
             w.finish()?;
         }
@@ -129,44 +184,105 @@ impl Spill {
         check
             .register_arrow("incoming", &path, ArrowReadOptions::default())
             .await?;
-        if let Some(t) = existing {
-            check.register_table("existing", t.table_provider().await?)?;
+        Ok(check)
+    }
+}
+
+/// No key repeated within `incoming`, nor (with `existing`) present there.
+async fn check_keys(
+    check: &SessionContext,
+    keys: &[KeyDef],
+    existing: Option<&DeltaTable>,
+) -> Result<()> {
+    if let Some(t) = existing
+        && !keys.is_empty()
+    {
+        check.register_table("existing", t.table_provider().await?)?;
+    }
+    for key in keys {
+        let cols: Vec<String> = key.columns.iter().map(|c| ident(c)).collect();
+        let list = cols.join(", ");
+        let not_null = cols
+            .iter()
+            .map(|c| format!("{c} IS NOT NULL"))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let repeated = format!(
+            "SELECT {list} FROM incoming WHERE {not_null} \
+             GROUP BY {list} HAVING count(*) > 1 LIMIT 1"
+        );
+        if let Some(k) = first_row(check, &repeated).await? {
+            return Err(violation(key, &k));
         }
-        for key in keys {
-            let cols: Vec<String> = key.columns.iter().map(|c| ident(c)).collect();
-            let list = cols.join(", ");
-            let not_null = cols
+        if existing.is_some() {
+            let on = cols
                 .iter()
-                .map(|c| format!("{c} IS NOT NULL"))
+                .map(|c| format!("i.{c} = e.{c}"))
                 .collect::<Vec<_>>()
                 .join(" AND ");
-            let repeated = format!(
-                "SELECT {list} FROM incoming WHERE {not_null} \
-                 GROUP BY {list} HAVING count(*) > 1 LIMIT 1"
-            );
-            if let Some(k) = first_row(&check, &repeated).await? {
+            let select = cols
+                .iter()
+                .map(|c| format!("i.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let present =
+                format!("SELECT {select} FROM incoming i JOIN existing e ON {on} LIMIT 1");
+            if let Some(k) = first_row(check, &present).await? {
                 return Err(violation(key, &k));
             }
-            if existing.is_some() {
-                let on = cols
-                    .iter()
-                    .map(|c| format!("i.{c} = e.{c}"))
-                    .collect::<Vec<_>>()
-                    .join(" AND ");
-                let select = cols
-                    .iter()
-                    .map(|c| format!("i.{c}"))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                let present =
-                    format!("SELECT {select} FROM incoming i JOIN existing e ON {on} LIMIT 1");
-                if let Some(k) = first_row(&check, &present).await? {
-                    return Err(violation(key, &k));
-                }
-            }
         }
-        Ok(())
     }
+    Ok(())
+}
+
+/// Every non-NULL reference in `incoming` names a row of its parent.
+async fn check_references(
+    check: &SessionContext,
+    table: &str,
+    refs: &[(ForeignKeyDef, DeltaTable)],
+) -> Result<()> {
+    for (n, (fk, parent)) in refs.iter().enumerate() {
+        let alias = format!("parent_{n}");
+        check.register_table(alias.as_str(), parent.table_provider().await?)?;
+        let select = fk
+            .columns
+            .iter()
+            .map(|c| format!("i.{}", ident(c)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let not_null = fk
+            .columns
+            .iter()
+            .map(|c| format!("i.{} IS NOT NULL", ident(c)))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let on = fk
+            .columns
+            .iter()
+            .zip(&fk.parent_columns)
+            .map(|(c, p)| format!("p.{} = i.{}", ident(p), ident(c)))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let missing = format!(
+            "SELECT {select} FROM incoming i WHERE {not_null} \
+             AND NOT EXISTS (SELECT 1 FROM {alias} p WHERE {on}) LIMIT 1"
+        );
+        if let Some(values) = first_row(check, &missing).await? {
+            return Err(Error::new(
+                ErrorKind::ForeignKeyViolation,
+                format!(
+                    "insert or update on table \"{table}\" violates foreign key constraint \"{}\"",
+                    fk.name
+                ),
+            )
+            .with_detail(format!(
+                "Key ({})=({values}) is not present in table \"{}\".",
+                fk.columns.join(", "),
+                fk.parent_table
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The first row of `sql` as PostgreSQL shows a key: `1, a@b`.

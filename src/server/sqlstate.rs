@@ -29,6 +29,7 @@ pub fn sqlstate(kind: ErrorKind) -> &'static str {
         UniqueViolation => "23505",
         ForeignKeyViolation => "23503",
         InvalidColumnReference => "42P10",
+        InvalidForeignKey => "42830",
         DependentObjects => "2BP01",
         WrongObjectType => "42809",
         FeatureNotSupported => "0A000",
