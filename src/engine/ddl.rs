@@ -1003,7 +1003,12 @@ pub async fn drop(
                             .iter()
                             .any(|g| g.kind == e.kind && g.schema == e.schema && g.name == e.name)
                     });
-                    Ok(())
+                    let dropped: Vec<(String, String)> = gone
+                        .iter()
+                        .filter(|g| g.kind == Kind::Table)
+                        .map(|g| (g.schema.clone(), g.name.clone()))
+                        .collect();
+                    drop_references(entries, &dropped, cascade)
                 })
                 .await?;
             remove_table_files(session, &victims).await;
@@ -1011,6 +1016,44 @@ pub async fn drop(
         }
         other => Err(Error::not_supported(format!("DROP {other}"))),
     }
+}
+
+/// The foreign keys of the tables that remain in `entries` that point at
+/// a `dropped` table: with CASCADE they go (as in PostgreSQL, the
+/// referencing table stays), otherwise the drop fails with 2BP01.
+fn drop_references(
+    entries: &mut [Entry],
+    dropped: &[(String, String)],
+    cascade: bool,
+) -> Result<()> {
+    for e in entries.iter_mut().filter(|e| e.kind == Kind::Table) {
+        let mut def = e.table_def()?;
+        let points_at_dropped = |fk: &ForeignKeyDef| {
+            dropped
+                .iter()
+                .any(|(s, t)| &fk.parent_schema == s && &fk.parent_table == t)
+        };
+        let Some(fk) = def.foreign_keys.iter().find(|fk| points_at_dropped(fk)) else {
+            continue;
+        };
+        if !cascade {
+            return Err(Error::new(
+                ErrorKind::DependentObjects,
+                format!(
+                    "cannot drop table {} because other objects depend on it",
+                    fk.parent_table
+                ),
+            )
+            .with_detail(format!(
+                "constraint {} on table {} depends on table {}",
+                fk.name, e.name, fk.parent_table
+            ))
+            .with_hint("Use DROP ... CASCADE to drop the dependent objects too."));
+        }
+        def.foreign_keys.retain(|fk| !points_at_dropped(fk));
+        *e = Entry::table(&e.schema, &e.name, &def);
+    }
+    Ok(())
 }
 
 async fn remove_table_files(session: &Session, entries: &[Entry]) {
@@ -1095,11 +1138,16 @@ async fn drop_schemas(
         .engine
         .catalog
         .mutate(move |entries| {
+            let dropped: Vec<(String, String)> = entries
+                .iter()
+                .filter(|e| e.kind == Kind::Table && gone.contains(&e.schema))
+                .map(|e| (e.schema.clone(), e.name.clone()))
+                .collect();
             entries.retain(|e| {
                 !(gone.contains(&e.schema) && e.kind != Kind::Schema
                     || e.kind == Kind::Schema && gone.contains(&e.name))
             });
-            Ok(())
+            drop_references(entries, &dropped, cascade)
         })
         .await?;
     remove_table_files(session, &victims).await;
