@@ -12,7 +12,7 @@ use datafusion::sql::sqlparser::ast::{
 use deltalake::DeltaTableBuilder;
 use deltalake::protocol::SaveMode;
 
-use super::{Output, Session, last_ident, normalize_ident};
+use super::{Output, Session, dml, last_ident, normalize_ident};
 use crate::catalog::{ColumnDef, Entry, Kind, PgType, SYSTEM_SCHEMAS, TableDef};
 use crate::error::{Error, ErrorKind, Result};
 use crate::quality::expect::{Action as ExpectAction, ExpectDef};
@@ -683,7 +683,7 @@ pub async fn create_table(session: &mut Session, ct: CreateTable) -> Result<Outp
             .collect();
         let df = df.select(exprs)?;
         let fresh = DeltaTableBuilder::from_url(url.clone())?.build()?;
-        let written = super::dml::write_plan(
+        let written = dml::write_plan(
             session,
             fresh,
             df.into_unoptimized_plan(),
@@ -1308,7 +1308,7 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
             for check in def.checks.iter_mut() {
                 check.expr = quality::rename_column(&check.expr, &old, &new)?;
             }
-            super::dml::write_plan(
+            dml::write_plan(
                 session,
                 table,
                 df.into_unoptimized_plan(),
@@ -1419,17 +1419,81 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
             def.keys.push(key);
             save_def(session, &schema, &name, def).await?;
         }
+        AlterTableOperation::AddConstraint {
+            constraint: TableConstraint::ForeignKey(fk),
+            not_valid: false,
+        } => {
+            let columns: Vec<String> = fk.columns.iter().map(normalize_ident).collect();
+            if let Some(c) = columns.iter().find(|c| def.column(c).is_none()) {
+                return Err(Error::new(
+                    ErrorKind::UndefinedColumn,
+                    format!("column \"{c}\" referenced in foreign key constraint does not exist"),
+                ));
+            }
+            let taken: Vec<String> = def.foreign_keys.iter().map(|f| f.name.clone()).collect();
+            let new = new_foreign_key(session, (&schema, &name), &def.keys, &fk, columns, &taken)?;
+            // The rows already there must reference existing rows.
+            let on = new
+                .columns
+                .iter()
+                .zip(&new.parent_columns)
+                .map(|(c, p)| format!("p.{} = c.{}", dml::ident(p), dml::ident(c)))
+                .collect::<Vec<_>>()
+                .join(" AND ");
+            let not_null = new
+                .columns
+                .iter()
+                .map(|c| format!("c.{} IS NOT NULL", dml::ident(c)))
+                .collect::<Vec<_>>()
+                .join(" AND ");
+            let cols = new
+                .columns
+                .iter()
+                .map(|c| format!("c.{}", dml::ident(c)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "SELECT {cols} FROM {}.{} AS c WHERE {not_null} AND NOT EXISTS \
+                 (SELECT 1 FROM {}.{} AS p WHERE {on}) LIMIT 1",
+                dml::ident(&schema),
+                dml::ident(&name),
+                dml::ident(&new.parent_schema),
+                dml::ident(&new.parent_table)
+            );
+            let rows = session.ctx.sql(&sql).await?.collect().await?;
+            if let Some(b) = rows.iter().find(|b| b.num_rows() > 0) {
+                return Err(Error::new(
+                    ErrorKind::ForeignKeyViolation,
+                    format!(
+                        "insert or update on table \"{name}\" violates foreign key constraint \"{}\"",
+                        new.name
+                    ),
+                )
+                .with_detail(format!(
+                    "Key ({})=({}) is not present in table \"{}\".",
+                    new.columns.join(", "),
+                    quality::first_row_text(b),
+                    new.parent_table
+                )));
+            }
+            def.foreign_keys.push(new);
+            save_def(session, &schema, &name, def).await?;
+        }
         AlterTableOperation::DropConstraint {
             if_exists,
             name: constraint,
             ..
         } => {
             let constraint = normalize_ident(&constraint);
-            let before = def.checks.len() + def.keys.len() + def.expectations.len();
+            let count = |d: &TableDef| {
+                d.checks.len() + d.keys.len() + d.expectations.len() + d.foreign_keys.len()
+            };
+            let before = count(&def);
             def.checks.retain(|c| c.name != constraint);
             def.keys.retain(|k| k.name != constraint);
             def.expectations.retain(|e| e.name != constraint);
-            if def.checks.len() + def.keys.len() + def.expectations.len() == before {
+            def.foreign_keys.retain(|f| f.name != constraint);
+            if count(&def) == before {
                 if if_exists {
                     session.notice(format!(
                         "constraint \"{constraint}\" of relation \"{name}\" does not exist, skipping"
