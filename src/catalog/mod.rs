@@ -111,6 +111,19 @@ impl TableDef {
         ))
     }
 
+    /// Names of every constraint and expectation: one namespace per table.
+    pub fn constraint_names(&self) -> Vec<String> {
+        let keys = self.keys.iter().map(|k| &k.name);
+        let fks = self.foreign_keys.iter().map(|f| &f.name);
+        let checks = self.checks.iter().map(|c| &c.name);
+        let expectations = self.expectations.iter().map(|e| &e.name);
+        keys.chain(fks)
+            .chain(checks)
+            .chain(expectations)
+            .cloned()
+            .collect()
+    }
+
     pub fn column(&self, name: &str) -> Option<&ColumnDef> {
         self.columns.iter().find(|c| c.name == name)
     }

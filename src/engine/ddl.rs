@@ -81,8 +81,9 @@ pub async fn create_schema(
     Ok(Output::command("CREATE SCHEMA"))
 }
 
-/// The columns and constraints a CREATE TABLE declares.
-fn columns_from_sql(session: &Session, ct: &CreateTable, table: &str) -> Result<Declared> {
+/// The columns and constraints a CREATE TABLE declares (location and
+/// partitioning are the caller's).
+fn columns_from_sql(session: &Session, ct: &CreateTable, table: &str) -> Result<TableDef> {
     // (explicit name, columns, primary) in declaration order.
     let mut keys: Vec<(Option<String>, Vec<String>, bool)> = Vec::new();
     let mut references: Vec<(
@@ -170,45 +171,7 @@ fn columns_from_sql(session: &Session, ct: &CreateTable, table: &str) -> Result<
             }
         }
     }
-    // Keys: PostgreSQL's names, one primary key, its columns NOT NULL.
-    let mut named_keys: Vec<KeyDef> = Vec::new();
-    for (name, columns, primary) in keys {
-        if let Some(c) = columns.iter().find(|c| !cols.iter().any(|d| &&d.name == c)) {
-            return Err(Error::new(
-                ErrorKind::UndefinedColumn,
-                format!("column \"{c}\" named in key does not exist"),
-            ));
-        }
-        if primary && named_keys.iter().any(|k| k.primary) {
-            return Err(Error::new(
-                ErrorKind::InvalidTableDefinition,
-                format!("multiple primary keys for table \"{table}\" are not allowed"),
-            ));
-        }
-        let taken: Vec<String> = named_keys.iter().map(|k| k.name.clone()).collect();
-        let name = match name {
-            Some(n) if taken.contains(&n) => {
-                return Err(Error::new(
-                    ErrorKind::DuplicateTable,
-                    format!("relation \"{n}\" already exists"),
-                ));
-            }
-            Some(n) => n,
-            None if primary => quality::default_name(table, None, "pkey", &taken),
-            None => quality::default_name(table, Some(&columns.join("_")), "key", &taken),
-        };
-        if primary {
-            for c in cols.iter_mut().filter(|c| columns.contains(&c.name)) {
-                c.not_null = true;
-            }
-        }
-        named_keys.push(KeyDef {
-            name,
-            columns,
-            primary,
-        });
-    }
-    let def = TableDef {
+    let mut def = TableDef {
         columns: cols,
         partition_by: vec![],
         location: String::new(),
@@ -217,51 +180,82 @@ fn columns_from_sql(session: &Session, ct: &CreateTable, table: &str) -> Result<
         foreign_keys: vec![],
         expectations: vec![],
     };
-    let mut named: Vec<CheckDef> = Vec::new();
-    let mut expectations: Vec<ExpectDef> = Vec::new();
+    for (name, columns, primary) in keys {
+        let key = new_key(&def, table, name, columns, primary)?;
+        add_key(&mut def, key);
+    }
     for (name, expr, column) in checks {
-        let mut taken: Vec<String> = named.iter().map(|c| c.name.clone()).collect();
-        taken.extend(expectations.iter().map(|e| e.name.clone()));
         match expectation_parts(&expr)? {
             Some((cond, action)) => {
-                let e = new_expectation(session, &def, table, name, cond, action, &taken)?;
-                expectations.push(e);
+                let e = new_expectation(session, &def, table, name, cond, action)?;
+                def.expectations.push(e);
             }
             None => {
-                let check = new_check(session, &def, table, name, expr, column, &taken)?;
-                named.push(check);
+                let check = new_check(session, &def, table, name, expr, column)?;
+                def.checks.push(check);
             }
         }
     }
-    let mut foreign_keys: Vec<ForeignKeyDef> = Vec::new();
+    let schema = session.qualify(&ct.name)?.0;
     for (fk, columns) in references {
-        if let Some(c) = columns.iter().find(|c| def.column(c).is_none()) {
+        let f = new_foreign_key(session, &def, (&schema, table), &fk, columns)?;
+        def.foreign_keys.push(f);
+    }
+    Ok(def)
+}
+
+/// A PRIMARY KEY or UNIQUE constraint for `def`: its columns exist, at
+/// most one primary key, PostgreSQL's name when none is given.
+fn new_key(
+    def: &TableDef,
+    table: &str,
+    name: Option<String>,
+    columns: Vec<String>,
+    primary: bool,
+) -> Result<KeyDef> {
+    if let Some(c) = columns.iter().find(|c| def.column(c).is_none()) {
+        return Err(Error::new(
+            ErrorKind::UndefinedColumn,
+            format!("column \"{c}\" named in key does not exist"),
+        ));
+    }
+    if primary && def.keys.iter().any(|k| k.primary) {
+        return Err(Error::new(
+            ErrorKind::InvalidTableDefinition,
+            format!("multiple primary keys for table \"{table}\" are not allowed"),
+        ));
+    }
+    let taken = def.constraint_names();
+    let name = match name {
+        Some(n) if taken.contains(&n) => {
             return Err(Error::new(
-                ErrorKind::UndefinedColumn,
-                format!("column \"{c}\" referenced in foreign key constraint does not exist"),
+                ErrorKind::DuplicateTable,
+                format!("relation \"{n}\" already exists"),
             ));
         }
-        let taken: Vec<String> = foreign_keys.iter().map(|f| f.name.clone()).collect();
-        let schema = session.qualify(&ct.name)?.0;
-        let f = new_foreign_key(session, (&schema, table), &named_keys, &fk, columns, &taken)?;
-        foreign_keys.push(f);
-    }
-    Ok(Declared {
-        columns: def.columns,
-        checks: named,
-        keys: named_keys,
-        foreign_keys,
-        expectations,
+        Some(n) => n,
+        None if primary => quality::default_name(table, None, "pkey", &taken),
+        None => quality::default_name(table, Some(&columns.join("_")), "key", &taken),
+    };
+    Ok(KeyDef {
+        name,
+        columns,
+        primary,
     })
 }
 
-/// What a CREATE TABLE declares.
-struct Declared {
-    columns: Vec<ColumnDef>,
-    checks: Vec<CheckDef>,
-    keys: Vec<KeyDef>,
-    foreign_keys: Vec<ForeignKeyDef>,
-    expectations: Vec<ExpectDef>,
+/// Add `key` to `def`; a primary key's columns become NOT NULL.
+fn add_key(def: &mut TableDef, key: KeyDef) {
+    if key.primary {
+        for c in def
+            .columns
+            .iter_mut()
+            .filter(|c| key.columns.contains(&c.name))
+        {
+            c.not_null = true;
+        }
+    }
+    def.keys.push(key);
 }
 
 /// A FOREIGN KEY of `table` (whose own keys are `own_keys`, for a
@@ -269,16 +263,22 @@ struct Declared {
 /// columns (its primary key when not listed) must be one of its keys.
 fn new_foreign_key(
     session: &Session,
+    def: &TableDef,
     table: (&str, &str),
-    own_keys: &[KeyDef],
     fk: &datafusion::sql::sqlparser::ast::ForeignKeyConstraint,
     columns: Vec<String>,
-    taken: &[String],
 ) -> Result<ForeignKeyDef> {
     use datafusion::sql::sqlparser::ast::ReferentialAction;
+    if let Some(c) = columns.iter().find(|c| def.column(c).is_none()) {
+        return Err(Error::new(
+            ErrorKind::UndefinedColumn,
+            format!("column \"{c}\" referenced in foreign key constraint does not exist"),
+        ));
+    }
+    let taken = def.constraint_names();
     let (parent_schema, parent_table) = session.qualify(&fk.foreign_table)?;
     let parent_keys: Vec<KeyDef> = if (parent_schema.as_str(), parent_table.as_str()) == table {
-        own_keys.to_vec()
+        def.keys.clone()
     } else {
         let entry = session
             .catalog_entry(&parent_schema, &parent_table)
@@ -348,7 +348,7 @@ fn new_foreign_key(
             ));
         }
         Some(n) => n,
-        None => quality::default_name(table.1, Some(&columns.join("_")), "fkey", taken),
+        None => quality::default_name(table.1, Some(&columns.join("_")), "fkey", &taken),
     };
     Ok(ForeignKeyDef {
         name,
@@ -414,14 +414,13 @@ fn new_expectation(
     name: Option<String>,
     expr: String,
     action: ExpectAction,
-    taken: &[String],
 ) -> Result<ExpectDef> {
     let Some(name) = name else {
         return Err(Error::syntax(
             "an expectation needs a name: CONSTRAINT name EXPECT (...)",
         ));
     };
-    if taken.contains(&name) {
+    if def.constraint_names().contains(&name) {
         return Err(Error::new(
             ErrorKind::DuplicateObject,
             format!("constraint \"{name}\" for relation \"{table}\" already exists"),
@@ -546,8 +545,8 @@ fn new_check(
     name: Option<String>,
     expr: String,
     column: Option<String>,
-    taken: &[String],
 ) -> Result<CheckDef> {
+    let taken = def.constraint_names();
     let schema = datafusion::common::DFSchema::try_from(def.arrow_schema().as_ref().clone())?;
     let probe = CheckDef {
         name: name.clone().unwrap_or_else(|| "check".into()),
@@ -564,7 +563,7 @@ fn new_check(
         Some(n) => n,
         None => {
             let column = column.or_else(|| quality::only_column(&planned));
-            quality::default_name(table, column.as_deref(), "check", taken)
+            quality::default_name(table, column.as_deref(), "check", &taken)
         }
     };
     Ok(CheckDef {
@@ -706,16 +705,9 @@ pub async fn create_table(session: &mut Session, ct: CreateTable) -> Result<Outp
             }
         }
     } else {
-        let declared = columns_from_sql(session, &ct, &table)?;
-        let def = TableDef {
-            partition_by: partition_columns(&ct, &declared.columns)?,
-            columns: declared.columns,
-            location: location.clone(),
-            checks: declared.checks,
-            keys: declared.keys,
-            foreign_keys: declared.foreign_keys,
-            expectations: declared.expectations,
-        };
+        let mut def = columns_from_sql(session, &ct, &table)?;
+        def.partition_by = partition_columns(&ct, &def.columns)?;
+        def.location = location.clone();
         let arrow: Schema = def.arrow_schema().as_ref().clone();
         if let Err(e) = lake.create(&url, &arrow, &def.partition_by, &table).await {
             if created_elsewhere(&lake, &url).await {
@@ -1324,10 +1316,8 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
             not_valid: false,
         } if expectation_parts(&check.expr.to_string())?.is_some() => {
             let (cond, action) = expectation_parts(&check.expr.to_string())?.expect("checked");
-            let mut taken: Vec<String> = def.checks.iter().map(|c| c.name.clone()).collect();
-            taken.extend(def.expectations.iter().map(|e| e.name.clone()));
             let given = check.name.as_ref().map(normalize_ident);
-            let e = new_expectation(session, &def, &name, given, cond, action, &taken)?;
+            let e = new_expectation(session, &def, &name, given, cond, action)?;
             def.expectations.push(e);
             ensure_quarantine(session, &schema, &name, &def).await?;
             save_def(session, &schema, &name, def).await?;
@@ -1336,8 +1326,6 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
             constraint: TableConstraint::Check(check),
             not_valid: false,
         } => {
-            let mut taken: Vec<String> = def.checks.iter().map(|c| c.name.clone()).collect();
-            taken.extend(def.expectations.iter().map(|e| e.name.clone()));
             let name_given = check.name.as_ref().map(normalize_ident);
             let check = new_check(
                 session,
@@ -1346,7 +1334,6 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
                 name_given,
                 check.expr.to_string(),
                 None,
-                &taken,
             )?;
             // Existing rows first: a violating one stops the ALTER, named.
             let lake = session.engine.lake().clone();
@@ -1374,49 +1361,18 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
                 TableConstraint::Unique(u) => (&u.name, index_columns(&u.columns)?, false),
                 _ => unreachable!("matched above"),
             };
-            if let Some(c) = columns.iter().find(|c| def.column(c).is_none()) {
-                return Err(Error::new(
-                    ErrorKind::UndefinedColumn,
-                    format!("column \"{c}\" named in key does not exist"),
-                ));
-            }
-            if primary && def.keys.iter().any(|k| k.primary) {
-                return Err(Error::new(
-                    ErrorKind::InvalidTableDefinition,
-                    format!("multiple primary keys for table \"{name}\" are not allowed"),
-                ));
-            }
-            let taken: Vec<String> = def.keys.iter().map(|k| k.name.clone()).collect();
-            let key_name = match given.as_ref().map(normalize_ident) {
-                Some(n) if taken.contains(&n) => {
-                    return Err(Error::new(
-                        ErrorKind::DuplicateTable,
-                        format!("relation \"{n}\" already exists"),
-                    ));
-                }
-                Some(n) => n,
-                None if primary => quality::default_name(&name, None, "pkey", &taken),
-                None => quality::default_name(&name, Some(&columns.join("_")), "key", &taken),
-            };
+            let key = new_key(
+                &def,
+                &name,
+                given.as_ref().map(normalize_ident),
+                columns,
+                primary,
+            )?;
             // The rows already there must obey it.
             let lake = session.engine.lake().clone();
             let table = lake.table(&lake.url_for(&def.location)?).await?;
-            let key = KeyDef {
-                name: key_name,
-                columns,
-                primary,
-            };
             quality::keys::validate_existing(table, &name, &key).await?;
-            if primary {
-                for c in def
-                    .columns
-                    .iter_mut()
-                    .filter(|c| key.columns.contains(&c.name))
-                {
-                    c.not_null = true;
-                }
-            }
-            def.keys.push(key);
+            add_key(&mut def, key);
             save_def(session, &schema, &name, def).await?;
         }
         AlterTableOperation::AddConstraint {
@@ -1424,57 +1380,17 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
             not_valid: false,
         } => {
             let columns: Vec<String> = fk.columns.iter().map(normalize_ident).collect();
-            if let Some(c) = columns.iter().find(|c| def.column(c).is_none()) {
-                return Err(Error::new(
-                    ErrorKind::UndefinedColumn,
-                    format!("column \"{c}\" referenced in foreign key constraint does not exist"),
-                ));
-            }
-            let taken: Vec<String> = def.foreign_keys.iter().map(|f| f.name.clone()).collect();
-            let new = new_foreign_key(session, (&schema, &name), &def.keys, &fk, columns, &taken)?;
+            let new = new_foreign_key(session, &def, (&schema, &name), &fk, columns)?;
             // The rows already there must reference existing rows.
-            let on = new
-                .columns
-                .iter()
-                .zip(&new.parent_columns)
-                .map(|(c, p)| format!("p.{} = c.{}", dml::ident(p), dml::ident(c)))
-                .collect::<Vec<_>>()
-                .join(" AND ");
-            let not_null = new
-                .columns
-                .iter()
-                .map(|c| format!("c.{} IS NOT NULL", dml::ident(c)))
-                .collect::<Vec<_>>()
-                .join(" AND ");
-            let cols = new
-                .columns
-                .iter()
-                .map(|c| format!("c.{}", dml::ident(c)))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let sql = format!(
-                "SELECT {cols} FROM {}.{} AS c WHERE {not_null} AND NOT EXISTS \
-                 (SELECT 1 FROM {}.{} AS p WHERE {on}) LIMIT 1",
-                dml::ident(&schema),
-                dml::ident(&name),
+            let child = format!("{}.{}", dml::ident(&schema), dml::ident(&name));
+            let parent = format!(
+                "{}.{}",
                 dml::ident(&new.parent_schema),
                 dml::ident(&new.parent_table)
             );
-            let rows = session.ctx.sql(&sql).await?.collect().await?;
-            if let Some(b) = rows.iter().find(|b| b.num_rows() > 0) {
-                return Err(Error::new(
-                    ErrorKind::ForeignKeyViolation,
-                    format!(
-                        "insert or update on table \"{name}\" violates foreign key constraint \"{}\"",
-                        new.name
-                    ),
-                )
-                .with_detail(format!(
-                    "Key ({})=({}) is not present in table \"{}\".",
-                    new.columns.join(", "),
-                    quality::first_row_text(b),
-                    new.parent_table
-                )));
+            let sql = new.missing_sql(&child, &parent);
+            if let Some(values) = quality::keys::first_row(&session.ctx, &sql).await? {
+                return Err(new.missing(&name, &values));
             }
             def.foreign_keys.push(new);
             save_def(session, &schema, &name, def).await?;

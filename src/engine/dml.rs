@@ -1056,13 +1056,7 @@ async fn delete_references(
     pred: Option<&Expr>,
 ) -> Result<()> {
     for (schema, child, fk) in target.referenced_by(session) {
-        let on = fk
-            .columns
-            .iter()
-            .zip(&fk.parent_columns)
-            .map(|(c, p)| format!("__gone.{} = __child.{}", ident(p), ident(c)))
-            .collect::<Vec<_>>()
-            .join(" AND ");
+        let on = fk.join_on("__gone", "__child");
         let parent_cols = fk
             .parent_columns
             .iter()

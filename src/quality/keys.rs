@@ -50,6 +50,55 @@ pub struct ForeignKeyDef {
     pub cascade: bool,
 }
 
+impl ForeignKeyDef {
+    /// `p.parent_col = c.col AND ...` for the given aliases of parent and child.
+    pub fn join_on(&self, parent: &str, child: &str) -> String {
+        self.columns
+            .iter()
+            .zip(&self.parent_columns)
+            .map(|(c, p)| format!("{parent}.{} = {child}.{}", ident(p), ident(c)))
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    }
+
+    /// A query for the first row of `child` whose reference is not NULL
+    /// and names no row of `parent` (both relations as SQL text).
+    pub fn missing_sql(&self, child: &str, parent: &str) -> String {
+        let cols = self
+            .columns
+            .iter()
+            .map(|c| format!("c.{}", ident(c)))
+            .collect::<Vec<_>>();
+        let not_null = cols
+            .iter()
+            .map(|c| format!("{c} IS NOT NULL"))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        format!(
+            "SELECT {} FROM {child} AS c WHERE {not_null} \
+             AND NOT EXISTS (SELECT 1 FROM {parent} AS p WHERE {}) LIMIT 1",
+            cols.join(", "),
+            self.join_on("p", "c")
+        )
+    }
+
+    /// 23503 for a row of `table` whose reference `values` names no parent row.
+    pub fn missing(&self, table: &str, values: &str) -> Error {
+        Error::new(
+            ErrorKind::ForeignKeyViolation,
+            format!(
+                "insert or update on table \"{table}\" violates foreign key constraint \"{}\"",
+                self.name
+            ),
+        )
+        .with_detail(format!(
+            "Key ({})=({values}) is not present in table \"{}\".",
+            self.columns.join(", "),
+            self.parent_table
+        ))
+    }
+}
+
 /// The key and reference checks of a write: `existing` is the table state
 /// an appending write adds to (`None` for a rewrite of the whole table);
 /// `parents` the current state of each foreign key's parent, in
@@ -244,49 +293,15 @@ async fn check_references(
     for (n, (fk, parent)) in refs.iter().enumerate() {
         let alias = format!("parent_{n}");
         check.register_table(alias.as_str(), parent.table_provider().await?)?;
-        let select = fk
-            .columns
-            .iter()
-            .map(|c| format!("i.{}", ident(c)))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let not_null = fk
-            .columns
-            .iter()
-            .map(|c| format!("i.{} IS NOT NULL", ident(c)))
-            .collect::<Vec<_>>()
-            .join(" AND ");
-        let on = fk
-            .columns
-            .iter()
-            .zip(&fk.parent_columns)
-            .map(|(c, p)| format!("p.{} = i.{}", ident(p), ident(c)))
-            .collect::<Vec<_>>()
-            .join(" AND ");
-        let missing = format!(
-            "SELECT {select} FROM incoming i WHERE {not_null} \
-             AND NOT EXISTS (SELECT 1 FROM {alias} p WHERE {on}) LIMIT 1"
-        );
-        if let Some(values) = first_row(check, &missing).await? {
-            return Err(Error::new(
-                ErrorKind::ForeignKeyViolation,
-                format!(
-                    "insert or update on table \"{table}\" violates foreign key constraint \"{}\"",
-                    fk.name
-                ),
-            )
-            .with_detail(format!(
-                "Key ({})=({values}) is not present in table \"{}\".",
-                fk.columns.join(", "),
-                fk.parent_table
-            )));
+        if let Some(values) = first_row(check, &fk.missing_sql("incoming", &alias)).await? {
+            return Err(fk.missing(table, &values));
         }
     }
     Ok(())
 }
 
 /// The first row of `sql` as PostgreSQL shows a key: `1, a@b`.
-async fn first_row(ctx: &SessionContext, sql: &str) -> Result<Option<String>> {
+pub async fn first_row(ctx: &SessionContext, sql: &str) -> Result<Option<String>> {
     let batches = ctx.sql(sql).await?.collect().await?;
     let Some(b) = batches.iter().find(|b| b.num_rows() > 0) else {
         return Ok(None);
