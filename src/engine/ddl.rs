@@ -444,12 +444,8 @@ pub(crate) async fn ensure_quarantine(
     table: &str,
     def: &TableDef,
 ) -> Result<()> {
-    use crate::quality::expect::{Action, BROKEN_RULES, QUARANTINED_AT, quarantine_table};
-    if !def
-        .expectations
-        .iter()
-        .any(|e| e.action == Action::Quarantine)
-    {
+    use crate::quality::expect::{BROKEN_RULES, QUARANTINED_AT, quarantine_table, quarantines};
+    if !quarantines(def) {
         return Ok(());
     }
     let name = quarantine_table(table);

@@ -282,27 +282,8 @@ impl Target {
         let mut run = None;
         let mut df = df;
         if !self.def.expectations.is_empty() {
-            let quarantine = if self
-                .def
-                .expectations
-                .iter()
-                .any(|e| e.action == crate::quality::expect::Action::Quarantine)
-            {
-                let qname = crate::quality::expect::quarantine_table(&self.name);
-                let entry = session.catalog_entry(&self.schema, &qname).ok_or_else(|| {
-                    Error::new(
-                        ErrorKind::UndefinedTable,
-                        format!(
-                            "relation \"{qname}\" (the quarantine of \"{}\") does not exist",
-                            self.name
-                        ),
-                    )
-                })?;
-                let lake = session.engine.lake();
-                Some(
-                    lake.table(&lake.url_for(&entry.table_def()?.location)?)
-                        .await?,
-                )
+            let quarantine = if crate::quality::expect::quarantines(&self.def) {
+                Some(self.quarantine(session).await?.1)
             } else {
                 None
             };
@@ -343,6 +324,24 @@ impl Target {
             }
         }
         out
+    }
+
+    /// The quarantine table of this table: its definition and state.
+    pub(crate) async fn quarantine(&self, session: &Session) -> Result<(TableDef, DeltaTable)> {
+        let qname = crate::quality::expect::quarantine_table(&self.name);
+        let entry = session.catalog_entry(&self.schema, &qname).ok_or_else(|| {
+            Error::new(
+                ErrorKind::UndefinedTable,
+                format!(
+                    "relation \"{qname}\" (the quarantine of \"{}\") does not exist",
+                    self.name
+                ),
+            )
+        })?;
+        let def = entry.table_def()?;
+        let lake = session.engine.lake();
+        let table = lake.table(&lake.url_for(&def.location)?).await?;
+        Ok((def, table))
     }
 
     /// Does `column` belong to a PRIMARY KEY or UNIQUE constraint?
@@ -824,7 +823,8 @@ pub async fn update(session: &mut Session, up: Update) -> Result<Output> {
                     expr: e.expr.clone(),
                 };
                 let cond = crate::quality::plan_check(&session.ctx, &check, &schema)?;
-                let cond = substitute_columns(cond, &target.def, &raw_row)?.is_not_false();
+                let cond =
+                    crate::quality::substitute_columns(cond, &target.def, &raw_row)?.is_not_false();
                 pred = Some(match pred {
                     Some(p) => p.and(cond),
                     None => cond,
@@ -878,20 +878,6 @@ pub async fn update(session: &mut Session, up: Update) -> Result<Output> {
             rows: Some(n),
         }),
     }
-}
-
-/// Replace each table column in `e` by its value in `row` (table order).
-fn substitute_columns(e: DfExpr, def: &TableDef, row: &[DfExpr]) -> Result<DfExpr> {
-    Ok(e.transform_up(|x| {
-        Ok(match x {
-            DfExpr::Column(c) => match def.columns.iter().position(|d| d.name == c.name) {
-                Some(i) => Transformed::yes(row[i].clone()),
-                None => Transformed::no(DfExpr::Column(c)),
-            },
-            other => Transformed::no(other),
-        })
-    })?
-    .data)
 }
 
 /// The expectations of an UPDATE, over the rows' new values, before it
@@ -1014,17 +1000,7 @@ async fn update_expectations(
              now() AS quarantined_at FROM {changed} WHERE {any}"
         );
         let qname = crate::quality::expect::quarantine_table(&target.name);
-        let entry = session
-            .catalog_entry(&target.schema, &qname)
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorKind::UndefinedTable,
-                    format!("relation \"{qname}\" does not exist"),
-                )
-            })?;
-        let qdef = entry.table_def()?;
-        let lake = session.engine.lake();
-        let qtable = lake.table(&lake.url_for(&qdef.location)?).await?;
+        let (qdef, qtable) = target.quarantine(session).await?;
         let df = session.ctx.sql(&sql).await?;
         let cols: Vec<String> = qdef.columns.iter().map(|c| c.name.clone()).collect();
         let df = conform(session, df, &qdef, &cols, &qname)?;

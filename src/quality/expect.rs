@@ -73,6 +73,21 @@ pub struct ExpectDef {
     pub action: Action,
 }
 
+/// (name, action) of each expectation, in declaration order.
+fn rules(expectations: &[ExpectDef]) -> Vec<(String, Action)> {
+    expectations
+        .iter()
+        .map(|e| (e.name.clone(), e.action))
+        .collect()
+}
+
+/// Does some expectation of `def` quarantine rows?
+pub fn quarantines(def: &TableDef) -> bool {
+    def.expectations
+        .iter()
+        .any(|e| e.action == Action::Quarantine)
+}
+
 /// Name of the table that holds a table's quarantined rows.
 pub fn quarantine_table(table: &str) -> String {
     format!("{table}__quarantine")
@@ -163,11 +178,7 @@ pub fn apply(
     let udf = ScalarUDF::new_from_impl(Expect {
         signature: Signature::variadic_any(Volatility::Volatile),
         table: table.to_string(),
-        rules: def
-            .expectations
-            .iter()
-            .map(|e| (e.name.clone(), e.action))
-            .collect(),
+        rules: rules(&def.expectations),
         state: Arc::new(Shared {
             tally,
             sink: Mutex::new(sink),
@@ -399,11 +410,7 @@ impl Run {
             lake,
             schema: schema.to_string(),
             table: table.to_string(),
-            rules: def
-                .expectations
-                .iter()
-                .map(|e| (e.name.clone(), e.action))
-                .collect(),
+            rules: rules(&def.expectations),
             tally,
         };
         Ok((df, run, hook))
@@ -446,7 +453,7 @@ impl ExpectRecord {
             lake,
             schema: schema.to_string(),
             table: table.to_string(),
-            rules: rules.iter().map(|e| (e.name.clone(), e.action)).collect(),
+            rules: self::rules(rules),
             counts,
         }
     }

@@ -124,21 +124,13 @@ pub fn on_value(
     if def.checks.is_empty() {
         return Ok(value);
     }
-    let substitute = |e: Expr| -> Result<Expr> {
-        Ok(e.transform_up(|x| {
-            Ok(match x {
-                Expr::Column(c) => match def.columns.iter().position(|d| d.name == c.name) {
-                    Some(i) => Transformed::yes(new_row[i].clone()),
-                    None => Transformed::no(Expr::Column(c)),
-                },
-                other => Transformed::no(other),
-            })
-        })?
-        .data)
-    };
     let mut args = vec![value];
     for c in in_name_order(def) {
-        args.push(substitute(plan_check(ctx, c, schema)?)?);
+        args.push(substitute_columns(
+            plan_check(ctx, c, schema)?,
+            def,
+            new_row,
+        )?);
     }
     args.extend(new_row.iter().cloned());
     Ok(enforcer(def, table, Mode::PassFirst).call(args))
@@ -212,6 +204,21 @@ fn in_name_order(def: &TableDef) -> Vec<&CheckDef> {
     let mut checks: Vec<&CheckDef> = def.checks.iter().collect();
     checks.sort_by(|a, b| a.name.cmp(&b.name));
     checks
+}
+
+/// `e` with each of `def`'s columns replaced by its value in `row`
+/// (table order): a condition over the row a statement would write.
+pub fn substitute_columns(e: Expr, def: &TableDef, row: &[Expr]) -> Result<Expr> {
+    Ok(e.transform_up(|x| {
+        Ok(match x {
+            Expr::Column(c) => match def.columns.iter().position(|d| d.name == c.name) {
+                Some(i) => Transformed::yes(row[i].clone()),
+                None => Transformed::no(Expr::Column(c)),
+            },
+            other => Transformed::no(other),
+        })
+    })?
+    .data)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
