@@ -127,7 +127,11 @@ pub enum QMsg {
     End,
 }
 
-pub type QuarantineSink = tokio::sync::mpsc::UnboundedSender<QMsg>;
+pub type QuarantineSink = tokio::sync::mpsc::Sender<QMsg>;
+
+/// Quarantined batches in flight to the quarantine writer: a slow writer
+/// holds up the filter rather than letting memory grow.
+const QUARANTINE_BACKLOG: usize = 4;
 
 /// The schema of a table's quarantine rows.
 pub fn quarantine_schema(table: &Schema) -> SchemaRef {
@@ -336,13 +340,26 @@ impl Expect {
             mask.append_value(*q);
         }
         let batch = filter_record_batch(&batch, &mask.finish())?;
-        let sink = self.state.sink.lock().expect("not poisoned");
-        match sink.as_ref() {
-            Some(tx) if tx.send(QMsg::Batch(batch)).is_ok() => Ok(()),
-            _ => Err(external(Error::internal(format!(
+        let tx = self.state.sink.lock().expect("not poisoned").clone();
+        let sent = match tx {
+            // The filter runs inside the runtime: wait for room without
+            // holding a worker (multi-threaded runtimes; a current-thread
+            // one cannot wait here, so a full backlog is an error there).
+            Some(tx) => match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+                Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
+                    tokio::task::block_in_place(|| tx.blocking_send(QMsg::Batch(batch))).is_ok()
+                }
+                _ => tx.try_send(QMsg::Batch(batch)).is_ok(),
+            },
+            None => false,
+        };
+        if sent {
+            Ok(())
+        } else {
+            Err(external(Error::internal(format!(
                 "the quarantine of \"{}\" is not accepting rows",
                 self.table
-            )))),
+            ))))
         }
     }
 }
@@ -378,7 +395,7 @@ impl Run {
         let tally = Tally::new(def.expectations.len());
         let (sink, hook) = match quarantine {
             Some(qtable) => {
-                let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<QMsg>();
+                let (tx, rx) = tokio::sync::mpsc::channel::<QMsg>(QUARANTINE_BACKLOG);
                 let qschema = quarantine_schema(&def.arrow_schema());
                 let source = datafusion::catalog::streaming::StreamingTable::try_new(
                     qschema.clone(),
@@ -533,7 +550,7 @@ pub fn results_schema() -> SchemaRef {
 #[derive(Debug)]
 struct QuarantineInput {
     schema: SchemaRef,
-    rx: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<QMsg>>>,
+    rx: Mutex<Option<tokio::sync::mpsc::Receiver<QMsg>>>,
 }
 
 impl datafusion::physical_plan::streaming::PartitionStream for QuarantineInput {
@@ -586,7 +603,7 @@ impl super::guard::InputHook for QuarantineHook {
 
     async fn end(&mut self) -> Result<()> {
         if let Some(tx) = self.tx.take() {
-            let _ = tx.send(QMsg::End);
+            let _ = tx.send(QMsg::End).await;
         }
         match self.writer.take() {
             Some(w) => match w.await {
