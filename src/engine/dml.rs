@@ -900,36 +900,20 @@ async fn update_expectations(
         ident(&target.name)
     );
     let fails = |e: &crate::quality::expect::ExpectDef| format!("({}) IS FALSE", e.expr);
-    // Hard constraints come first, as in INSERT: a row a rule would drop
-    // must still not break a CHECK.
+    // One pass over the changed rows counts the rows that break each CHECK
+    // (name order) and each expectation.
     let mut checks: Vec<&crate::quality::CheckDef> = target.def.checks.iter().collect();
     checks.sort_by(|a, b| a.name.cmp(&b.name));
-    for check in checks {
-        let sql = format!(
-            "SELECT {} FROM {changed} WHERE ({}) IS FALSE LIMIT 1",
-            target.columns_sql(),
-            check.expr
-        );
-        let rows = session.ctx.sql(&sql).await?.collect().await?;
-        if let Some(b) = rows.iter().find(|b| b.num_rows() > 0) {
-            return Err(Error::new(
-                ErrorKind::CheckViolation,
-                format!(
-                    "new row for relation \"{}\" violates check constraint \"{}\"",
-                    target.name, check.name
-                ),
-            )
-            .with_detail(format!(
-                "Failing row contains ({}).",
-                crate::quality::first_row_text(b)
-            )));
-        }
-    }
+    let conditions: Vec<String> = checks
+        .iter()
+        .map(|c| format!("({}) IS FALSE", c.expr))
+        .chain(rules.iter().map(fails))
+        .collect();
     let mut list = vec!["count(*)".to_string()];
     list.extend(
-        rules
+        conditions
             .iter()
-            .map(|e| format!("sum(CASE WHEN {} THEN 1 ELSE 0 END)", fails(e))),
+            .map(|c| format!("sum(CASE WHEN {c} THEN 1 ELSE 0 END)")),
     );
     let batches = session
         .ctx
@@ -947,22 +931,44 @@ async fn update_expectations(
             })
             .unwrap_or(0)
     };
+    // A row breaking the `i`-th condition, for the error's DETAIL.
+    let failing_row = |i: usize| {
+        let sql = format!(
+            "SELECT {} FROM {changed} WHERE {} LIMIT 1",
+            target.columns_sql(),
+            conditions[i]
+        );
+        async move {
+            let rows = session.ctx.sql(&sql).await?.collect().await?;
+            Ok::<String, Error>(
+                rows.iter()
+                    .find(|b| b.num_rows() > 0)
+                    .map(crate::quality::first_row_text)
+                    .unwrap_or_default(),
+            )
+        }
+    };
+    // Hard constraints come first, as in INSERT: a row a rule would drop
+    // must still not break a CHECK.
+    for (i, check) in checks.iter().enumerate() {
+        if value(i + 1) > 0 {
+            let row = failing_row(i).await?;
+            return Err(Error::new(
+                ErrorKind::CheckViolation,
+                format!(
+                    "new row for relation \"{}\" violates check constraint \"{}\"",
+                    target.name, check.name
+                ),
+            )
+            .with_detail(format!("Failing row contains ({row}).")));
+        }
+    }
     let total = value(0);
     let mut counts = Vec::new();
     for (i, e) in rules.iter().enumerate() {
-        let failed = value(i + 1);
+        let failed = value(checks.len() + i + 1);
         if e.action == Action::Fail && failed > 0 {
-            let sql = format!(
-                "SELECT {} FROM {changed} WHERE {} LIMIT 1",
-                target.columns_sql(),
-                fails(e)
-            );
-            let rows = session.ctx.sql(&sql).await?.collect().await?;
-            let row = rows
-                .iter()
-                .find(|b| b.num_rows() > 0)
-                .map(crate::quality::first_row_text)
-                .unwrap_or_default();
+            let row = failing_row(checks.len() + i).await?;
             return Err(Error::new(
                 ErrorKind::CheckViolation,
                 format!(
