@@ -6,7 +6,7 @@
 //! ```text
 //!  Stmt ──▶ Session::execute ──┬─▶ DataFusion plan ──▶ record batch stream
 //!                              ├─▶ ddl::*   (catalog + Delta create/drop)
-//!                              ├─▶ dml::*   (Delta write/update/delete/merge)
+//!                              ├─▶ dml::*   (Delta write/update/delete), merge::*
 //!                              └─▶ lakehouse::* (history, optimize, vacuum, restore)
 //! ```
 
@@ -15,6 +15,7 @@ pub mod copy;
 pub mod ddl;
 pub mod dml;
 pub mod lakehouse;
+pub mod merge;
 pub mod names;
 pub mod params;
 pub mod settings;
@@ -412,7 +413,7 @@ impl Session {
             Statement::Insert(ins) => dml::insert(self, ins).await,
             Statement::Update(up) => dml::update(self, up).await,
             Statement::Delete(del) => dml::delete(self, del).await,
-            Statement::Merge(m) => dml::merge(self, m).await,
+            Statement::Merge(m) => merge::merge(self, m).await,
             Statement::Set(set) => {
                 let out = settings::set(self, set)?;
                 self.sync_default_schema();

@@ -22,7 +22,8 @@ use datafusion::sql::sqlparser::ast::{
     TableObject, visit_expressions_mut,
 };
 
-use super::dml::{Target, ident, merge_with};
+use super::dml::{Target, ident};
+use super::merge::merge_with;
 use super::{Output, Session, last_ident, normalize_ident};
 use crate::error::{Error, ErrorKind, Result};
 
