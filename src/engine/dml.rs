@@ -195,15 +195,19 @@ impl Target {
     }
 
     /// `FROM` text that reads exactly the opened snapshot.
-    fn snapshot_sql(&self) -> String {
-        let version = self.table.version().unwrap_or(0) as i64;
-        let pinned = time_travel_name(&self.schema, &self.name, &TimeTravel::Version(version));
+    pub(crate) fn snapshot_sql(&self) -> String {
         format!(
-            "{}.{} AS {}",
-            ident(TIME_TRAVEL_SCHEMA),
-            ident(&pinned),
+            "{} AS {}",
+            self.pinned_sql(),
             ident(self.alias.as_deref().unwrap_or(&self.name))
         )
+    }
+
+    /// The name that reads exactly the opened snapshot.
+    pub(crate) fn pinned_sql(&self) -> String {
+        let version = self.table.version().unwrap_or(0) as i64;
+        let pinned = time_travel_name(&self.schema, &self.name, &TimeTravel::Version(version));
+        format!("{}.{}", ident(TIME_TRAVEL_SCHEMA), ident(&pinned))
     }
 
     /// `SELECT list FROM <snapshot> [WHERE pred]`.
@@ -213,7 +217,7 @@ impl Target {
     }
 
     /// All columns, in table order.
-    fn columns_sql(&self) -> String {
+    pub(crate) fn columns_sql(&self) -> String {
         let cols: Vec<String> = self.def.columns.iter().map(|c| ident(&c.name)).collect();
         cols.join(", ")
     }
@@ -230,6 +234,19 @@ impl Target {
             })
             .collect();
         cols.join(", ")
+    }
+
+    /// Old values kept beside new ones as `__sluice_old_<i>` (table
+    /// order), shown again as the table's columns (`only` some of them).
+    pub(crate) fn old_columns_sql(&self, only: Option<&[String]>) -> String {
+        self.def
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| only.is_none_or(|o| o.contains(&c.name)))
+            .map(|(j, c)| format!("__sluice_old_{j} AS {}", ident(&c.name)))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     pub(crate) fn all_columns(&self) -> Vec<String> {
@@ -358,7 +375,13 @@ impl Target {
 
     /// Replace the table's rows with the result of `sql` in one overwrite
     /// commit on the opened snapshot.
-    async fn overwrite_with(&self, session: &Session, sql: &str) -> Result<()> {
+    /// `last` runs after the checks, at the end of the input.
+    async fn overwrite_with(
+        &self,
+        session: &Session,
+        sql: &str,
+        last: Option<Box<dyn crate::quality::guard::InputHook>>,
+    ) -> Result<DeltaTable> {
         let df = session.ctx.sql(sql).await?;
         let df = conform(session, df, &self.def, &self.all_columns(), &self.name)?;
         // The whole new table goes through: its keys must be unique in it
@@ -366,6 +389,7 @@ impl Target {
         let parents = crate::quality::keys::parents(session.engine.catalog(), &self.def).await?;
         let hooks = crate::quality::keys::hook(&self.def, &self.name, None, parents)
             .into_iter()
+            .chain(last)
             .collect();
         let df = crate::quality::guard::guard(&session.ctx, df, hooks)?;
         write_plan(
@@ -376,8 +400,8 @@ impl Target {
             &self.def.partition_by,
             false,
         )
-        .await?;
-        Ok(())
+        .await
+        .map(|(t, _)| t)
     }
 }
 
@@ -760,43 +784,83 @@ pub async fn update(session: &mut Session, up: Update) -> Result<Output> {
         .into_iter()
         .flat_map(|(_, _, fk)| fk.parent_columns)
         .collect();
-    if let Some((c, _)) = sets.iter().find(|(c, _)| referenced.contains(c)) {
-        return Err(Error::not_supported(format!(
-            "UPDATE of column \"{c}\" of \"{}\", which a foreign key references",
-            target.name
-        )));
+    // A referenced key that changes must not be referenced any more.
+    let moved: Vec<String> = sets
+        .iter()
+        .filter(|(c, _)| referenced.contains(c))
+        .map(|(c, e)| {
+            format!(
+                "(CAST({e} AS {}) IS DISTINCT FROM {})",
+                target.def.column(c).expect("checked").ty.display(),
+                ident(c)
+            )
+        })
+        .collect();
+    if !moved.is_empty() {
+        let cond = pred.map(|p| format!("({p}) AND ")).unwrap_or_default();
+        let gone = format!(
+            "SELECT {} FROM {} WHERE {cond}({})",
+            target.columns_sql(),
+            target.snapshot_sql(),
+            moved.join(" OR ")
+        );
+        Box::pin(delete_references(session, &target, &gone, false)).await?;
     }
     // A key or reference that changes is checked over the whole new table.
     let rewrite = pred.is_some_and(has_subquery)
         || sets.iter().any(|(c, e)| {
             has_subquery(e) || target.def.partition_by.contains(c) || target.in_key(c)
         });
-    if rewrite && !target.def.expectations.is_empty() {
-        return Err(Error::not_supported(format!(
-            "UPDATE of \"{}\" with a subquery or of a partition or key column, on a table \
-             with expectations",
-            target.name
-        )));
-    }
     let n = if rewrite {
-        let n = count(session, &target.select_sql("count(*)", pred)).await?;
-        // Changed rows, plus every row the predicate does not select (EXCEPT
-        // ALL keeps duplicates and treats NULLs as equal, so rows where the
-        // predicate is NULL stay as they were). DataFusion turns the
-        // subqueries into joins in both branches.
+        // The selected rows with new and old values; those the DROP ROW and
+        // QUARANTINE rules let through change. The new table is the changed
+        // rows plus every other row (EXCEPT ALL keeps duplicates and treats
+        // NULLs as equal, so rows where the predicate is NULL stay as they
+        // were). DataFusion turns the subqueries into joins.
         let cond = pred.map(|p| p.to_string()).unwrap_or_else(|| "TRUE".into());
-        let all = target.columns_sql();
-        let sql = format!(
-            "SELECT {} FROM {from} WHERE {cond} UNION ALL \
-             (SELECT {all} FROM {from} EXCEPT ALL SELECT {all} FROM {from} WHERE {cond})",
+        let qualifier = ident(target.alias.as_deref().unwrap_or(&target.name));
+        let old: Vec<String> = target
+            .def
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(j, c)| format!("{qualifier}.{} AS __sluice_old_{j}", ident(&c.name)))
+            .collect();
+        let selected = format!(
+            "(SELECT {}, {} FROM {} WHERE {cond}) AS __sluice_u",
             target.new_row_sql(&sets),
+            old.join(", "),
+            target.snapshot_sql(),
+        );
+        let all = target.columns_sql();
+        let changed = format!("(SELECT {all} FROM {selected}) AS {}", ident(&target.name));
+        let mut expected = expectations_before(session, &target, &changed).await?;
+        let kept = crate::quality::expect::kept_sql(&target.def);
+        let n = count(
+            session,
+            &format!("SELECT count(*) FROM {selected} WHERE {kept}"),
+        )
+        .await?;
+        let sql = format!(
+            "SELECT {all} FROM {selected} WHERE {kept} UNION ALL \
+             (SELECT {all} FROM {from} EXCEPT ALL SELECT {} FROM {selected} WHERE {kept})",
+            target.old_columns_sql(None),
             from = target.snapshot_sql(),
         );
-        target.overwrite_with(session, &sql).await?;
+        let hook = expected.as_mut().map(Expected::at_end);
+        let written = target.overwrite_with(session, &sql, hook).await?;
+        if let Some(run) = expected {
+            run.record(written.version().unwrap_or(0) as i64).await?;
+        }
         n
     } else {
         let texts: Vec<String> = sets.iter().map(|(_, e)| e.to_string()).collect();
-        let expected = update_expectations(session, &target, &sets, pred).await?;
+        let changed = format!(
+            "({}) AS {}",
+            target.select_sql(&target.new_row_sql(&sets), pred),
+            ident(&target.name)
+        );
+        let mut expected = expectations_before(session, &target, &changed).await?;
         let (values, pred) = plan_exprs(session, &target, &texts, pred).await?;
         // Rows whose new values a DROP ROW or QUARANTINE rule refuses keep
         // their old values.
@@ -867,6 +931,9 @@ pub async fn update(session: &mut Session, up: Update) -> Result<Output> {
             };
             builder = builder.with_update(c.as_str(), v);
         }
+        if let Some(e) = expected.as_mut() {
+            e.quarantine().await?;
+        }
         let (written, metrics) = builder.await?;
         session.engine.lake().remember(&written);
         if let Some(run) = expected {
@@ -883,33 +950,55 @@ pub async fn update(session: &mut Session, up: Update) -> Result<Output> {
     }
 }
 
-/// The expectations of an UPDATE, over the rows' new values, before it
-/// writes: counts per rule, FAIL rules checked (23514, nothing written),
-/// and the rows a QUARANTINE rule refuses written to the quarantine (its
-/// commit comes first). None when the table has no expectations.
-async fn update_expectations(
+/// The expectations of an UPDATE or MERGE, over the rows' new values
+/// (`changed`: a relation named like the table), before it writes: counts
+/// per rule, NOT NULL, CHECKs and FAIL rules checked (23502, 23514), and
+/// the append of the rows a QUARANTINE rule refuses to the quarantine,
+/// planned for the caller to commit once its own checks passed. Nothing
+/// is written here. None when the table has no expectations.
+pub(crate) async fn expectations_before(
     session: &Session,
     target: &Target,
-    sets: &[(String, Expr)],
-    pred: Option<&Expr>,
-) -> Result<Option<crate::quality::expect::ExpectRecord>> {
+    changed: &str,
+) -> Result<Option<Expected>> {
     let rules = &target.def.expectations;
     if rules.is_empty() {
         return Ok(None);
     }
-    let changed = format!(
-        "({}) AS {}",
-        target.select_sql(&target.new_row_sql(sets), pred),
-        ident(&target.name)
-    );
     let fails = |e: &crate::quality::expect::ExpectDef| format!("({}) IS FALSE", e.expr);
-    // One pass over the changed rows counts the rows that break each CHECK
-    // (name order) and each expectation.
+    // One pass over the changed rows counts the rows that break each hard
+    // constraint (NOT NULL, then the CHECKs in name order, as PostgreSQL
+    // checks them) and each expectation.
     let mut checks: Vec<&crate::quality::CheckDef> = target.def.checks.iter().collect();
     checks.sort_by(|a, b| a.name.cmp(&b.name));
-    let conditions: Vec<String> = checks
+    let mut hard: Vec<(String, Error)> = Vec::new();
+    for c in target.def.columns.iter().filter(|c| c.not_null) {
+        hard.push((
+            format!("{} IS NULL", ident(&c.name)),
+            Error::new(
+                ErrorKind::NotNullViolation,
+                format!(
+                    "null value in column \"{}\" of relation \"{}\" violates not-null constraint",
+                    c.name, target.name
+                ),
+            ),
+        ));
+    }
+    for c in &checks {
+        hard.push((
+            format!("({}) IS FALSE", c.expr),
+            Error::new(
+                ErrorKind::CheckViolation,
+                format!(
+                    "new row for relation \"{}\" violates check constraint \"{}\"",
+                    target.name, c.name
+                ),
+            ),
+        ));
+    }
+    let conditions: Vec<String> = hard
         .iter()
-        .map(|c| format!("({}) IS FALSE", c.expr))
+        .map(|(c, _)| c.clone())
         .chain(rules.iter().map(fails))
         .collect();
     let mut list = vec!["count(*)".to_string()];
@@ -952,26 +1041,20 @@ async fn update_expectations(
         }
     };
     // Hard constraints come first, as in INSERT: a row a rule would drop
-    // must still not break a CHECK.
-    for (i, check) in checks.iter().enumerate() {
+    // must still not break one.
+    for (i, (_, error)) in hard.into_iter().enumerate() {
         if value(i + 1) > 0 {
             let row = failing_row(i).await?;
-            return Err(Error::new(
-                ErrorKind::CheckViolation,
-                format!(
-                    "new row for relation \"{}\" violates check constraint \"{}\"",
-                    target.name, check.name
-                ),
-            )
-            .with_detail(format!("Failing row contains ({row}).")));
+            return Err(error.with_detail(format!("Failing row contains ({row}).")));
         }
     }
+    let checks = conditions.len() - rules.len();
     let total = value(0);
     let mut counts = Vec::new();
     for (i, e) in rules.iter().enumerate() {
-        let failed = value(checks.len() + i + 1);
+        let failed = value(checks + i + 1);
         if e.action == Action::Fail && failed > 0 {
-            let row = failing_row(checks.len() + i).await?;
+            let row = failing_row(checks + i).await?;
             return Err(Error::new(
                 ErrorKind::CheckViolation,
                 format!(
@@ -987,6 +1070,7 @@ async fn update_expectations(
         .iter()
         .filter(|e| e.action == Action::Quarantine)
         .collect();
+    let mut quarantine = None;
     if !quarantined.is_empty() {
         let broken = rules
             .iter()
@@ -1013,44 +1097,112 @@ async fn update_expectations(
         let df = session.ctx.sql(&sql).await?;
         let cols: Vec<String> = qdef.columns.iter().map(|c| c.name.clone()).collect();
         let df = conform(session, df, &qdef, &cols, &qname)?;
-        write_plan(
-            session,
-            qtable,
-            df.into_unoptimized_plan(),
-            SaveMode::Append,
-            &[],
-            false,
-        )
-        .await?;
+        quarantine = Some(Pending {
+            state: session.ctx.state(),
+            lake: session.engine.lake().clone(),
+            table: qtable,
+            plan: df.into_unoptimized_plan(),
+        });
     }
-    Ok(Some(crate::quality::expect::ExpectRecord::new(
-        session.engine.lake().clone(),
-        &target.schema,
-        &target.name,
-        rules,
-        counts,
-    )))
+    Ok(Some(Expected {
+        record: crate::quality::expect::ExpectRecord::new(
+            session.engine.lake().clone(),
+            &target.schema,
+            &target.name,
+            rules,
+            counts,
+        ),
+        quarantine,
+    }))
 }
 
-/// Before rows of `target` go: the rows of other tables that reference
-/// them are deleted first (ON DELETE CASCADE) or stop the statement
-/// (23503).
-async fn delete_references(
+/// What [`expectations_before`] found: the counts to record once the
+/// statement committed, and the quarantine append to commit just before it.
+pub(crate) struct Expected {
+    pub(crate) record: crate::quality::expect::ExpectRecord,
+    pub(crate) quarantine: Option<Pending>,
+}
+
+impl Expected {
+    /// Commit the quarantine append, if any: the last step before the
+    /// statement's own commit, once every check passed.
+    pub(crate) async fn quarantine(&mut self) -> Result<()> {
+        match self.quarantine.take() {
+            Some(p) => p.write().await,
+            None => Ok(()),
+        }
+    }
+
+    /// The quarantine append as a hook at the end of a write's input.
+    fn at_end(&mut self) -> Box<dyn crate::quality::guard::InputHook> {
+        Box::new(AtEnd(self.quarantine.take()))
+    }
+
+    /// Record the counts against the version the statement produced.
+    pub(crate) async fn record(self, version: i64) -> Result<()> {
+        self.record.record(version).await
+    }
+}
+
+/// An append planned now and committed later.
+pub(crate) struct Pending {
+    state: datafusion::execution::SessionState,
+    lake: Arc<crate::lake::Lake>,
+    table: DeltaTable,
+    plan: LogicalPlan,
+}
+
+impl Pending {
+    async fn write(self) -> Result<()> {
+        write_with(
+            self.state,
+            self.lake,
+            self.table,
+            self.plan,
+            SaveMode::Append,
+            Vec::new(),
+            false,
+        )
+        .await
+        .map(|_| ())
+    }
+}
+
+/// The append as the last step of a rewrite's input, after its key checks.
+struct AtEnd(Option<Pending>);
+
+#[async_trait::async_trait]
+impl crate::quality::guard::InputHook for AtEnd {
+    fn batch(&mut self, _: &RecordBatch) -> Result<()> {
+        Ok(())
+    }
+
+    async fn end(&mut self) -> Result<()> {
+        match self.0.take() {
+            Some(p) => p.write().await,
+            None => Ok(()),
+        }
+    }
+}
+
+/// Before rows of `target` go (`gone`: a query for their old values, in
+/// the table's columns): the rows of other tables that reference them are
+/// deleted first when the rows are deleted and the key says ON DELETE
+/// CASCADE (`deleted`), or else stop the statement (23503).
+pub(crate) async fn delete_references(
     session: &mut Session,
     target: &Target,
-    pred: Option<&Expr>,
+    gone: &str,
+    deleted: bool,
 ) -> Result<()> {
-    for (schema, child, fk) in target.referenced_by(session) {
+    // Every reference that stops the statement is looked at before any
+    // cascade deletes (and commits) a child row.
+    let mut refs = target.referenced_by(session);
+    refs.sort_by_key(|(_, _, fk)| fk.cascade && deleted);
+    for (schema, child, fk) in refs {
         let on = fk.join_on("__gone", "__child");
-        let parent_cols = fk
-            .parent_columns
-            .iter()
-            .map(|c| ident(c))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let gone = target.select_sql(&parent_cols, pred);
         let child_name = format!("{}.{}", ident(&schema), ident(&child));
-        if fk.cascade {
+        if fk.cascade && deleted {
             let sql = format!(
                 "DELETE FROM {child_name} AS __child WHERE EXISTS \
                  (SELECT 1 FROM ({gone}) AS __gone WHERE {on})"
@@ -1119,7 +1271,8 @@ pub async fn delete(session: &mut Session, del: Delete) -> Result<Output> {
     let (name, alias) = target(&from[0])?;
     let target = Target::open(session, &name, alias).await?;
     let pred = del.selection.as_ref();
-    Box::pin(delete_references(session, &target, pred)).await?;
+    let gone = target.select_sql(&target.columns_sql(), pred);
+    Box::pin(delete_references(session, &target, &gone, true)).await?;
     // RETURNING: the deleted rows, read from the snapshot the delete reads.
     let gone = match &del.returning {
         Some(_) => Some(
@@ -1142,7 +1295,7 @@ pub async fn delete(session: &mut Session, del: Delete) -> Result<Output> {
             target.select_sql(&all, pred),
             from = target.snapshot_sql()
         );
-        target.overwrite_with(session, &keep).await?;
+        target.overwrite_with(session, &keep, None).await?;
         n
     } else {
         let (_, pred) = plan_exprs(session, &target, &[], pred).await?;

@@ -4,14 +4,18 @@
 use std::sync::Arc;
 
 use datafusion::common::{Column, DFSchema, ScalarValue};
-use datafusion::logical_expr::{Expr as DfExpr, lit};
+use datafusion::logical_expr::{Expr as DfExpr, cast, lit, not};
 use datafusion::sql::sqlparser::ast::{
     AssignmentTarget, Expr, Merge, MergeAction, MergeClauseKind, MergeInsertKind, TableFactor,
 };
 
-use super::dml::{Target, commit_properties, new_row, store_expr};
+use super::dml::{
+    Expected, Target, commit_properties, delete_references, expectations_before, ident, new_row,
+    store_expr,
+};
 use super::{Output, Session, last_ident, normalize_ident};
 use crate::error::{Error, ErrorKind, Result};
+use crate::quality::expect::Action;
 
 /// The name a table factor goes by in a statement: its alias or its name.
 fn factor_name(f: &TableFactor) -> Option<String> {
@@ -67,38 +71,6 @@ pub(crate) async fn merge_with(
     };
     let target_alias = factor_name(&m.table).unwrap_or_default();
     let target = Target::open(session, name, Some(target_alias.clone())).await?;
-    if !target.def.expectations.is_empty() {
-        return Err(Error::not_supported(format!(
-            "MERGE (and INSERT ... ON CONFLICT) into \"{}\", which has expectations",
-            target.name
-        )));
-    }
-    if !target.def.foreign_keys.is_empty() || !target.referenced_by(session).is_empty() {
-        return Err(Error::not_supported(format!(
-            "MERGE (and INSERT ... ON CONFLICT) into \"{}\", which has or is referenced by a \
-             foreign key",
-            target.name
-        )));
-    }
-    if !target.def.keys.is_empty() {
-        for clause in &m.clauses {
-            let changes_key = match &clause.action {
-                MergeAction::Insert(_) => !keyed_upsert,
-                MergeAction::Update(u) => u.assignments.iter().any(|a| match &a.target {
-                    AssignmentTarget::ColumnName(n) => target.in_key(&last_ident(n)),
-                    _ => true,
-                }),
-                _ => false,
-            };
-            if changes_key {
-                return Err(Error::not_supported(format!(
-                    "MERGE that inserts or changes keys of \"{}\", which has a PRIMARY KEY or \
-                     UNIQUE constraint (use INSERT ... ON CONFLICT)",
-                    target.name
-                )));
-            }
-        }
-    }
     let source_alias =
         factor_name(&m.source).ok_or_else(|| Error::syntax("the MERGE source needs an alias"))?;
     let source = session
@@ -128,6 +100,27 @@ pub(crate) async fn merge_with(
         |e: &Expr| -> Result<DfExpr> { Ok(session.ctx.parse_sql_expr(&e.to_string(), &both)?) };
     let on = expr(&m.on)?;
     let store = |col: &str, e: DfExpr| store_expr(e, &target.def, col, &target.name);
+    let as_stored =
+        |col: &str, e: DfExpr| cast(e, target.def.column(col).expect("checked").ty.arrow_type());
+    // The new row passes every DROP ROW and QUARANTINE rule (None when the
+    // table has none): a row that does not is left as it was, and its
+    // clause must not fall through to a later one.
+    let passes = |row: &[DfExpr]| -> Result<Option<DfExpr>> {
+        let mut all: Option<DfExpr> = None;
+        for e in &target.def.expectations {
+            if !matches!(e.action, Action::Drop | Action::Quarantine) {
+                continue;
+            }
+            let check = crate::quality::CheckDef {
+                name: e.name.clone(),
+                expr: e.expr.clone(),
+            };
+            let cond = crate::quality::plan_check(&session.ctx, &check, &target_schema)?;
+            let cond = crate::quality::substitute_columns(cond, &target.def, row)?.is_not_false();
+            all = Some(all.map_or(cond.clone(), |a| a.and(cond)));
+        }
+        Ok(all)
+    };
     // The table's checks, over the new row, ride on the first value set.
     let checked = |sets: &mut Vec<(String, DfExpr)>, row: &[DfExpr]| -> Result<()> {
         if let Some((_, first)) = sets.first_mut() {
@@ -179,10 +172,22 @@ pub(crate) async fn merge_with(
         if blocked {
             continue;
         }
+        let mut refused: Option<DfExpr> = None;
+        let mut with_rules = |pred: &Option<DfExpr>, row: &[DfExpr]| -> Result<Option<DfExpr>> {
+            let Some(pass) = passes(row)? else {
+                return Ok(pred.clone());
+            };
+            let taken = own
+                .clone()
+                .map_or(not(pass.clone()), |o| o.and(not(pass.clone())));
+            refused = Some(taken.is_not_true());
+            Ok(Some(pred.clone().map_or(pass.clone(), |p| p.and(pass))))
+        };
         match (&clause.clause_kind, &clause.action) {
             (MergeClauseKind::Matched, MergeAction::Update(u))
             | (MergeClauseKind::NotMatchedBySource, MergeAction::Update(u)) => {
                 let mut sets = Vec::new();
+                let mut raw = Vec::new();
                 for a in &u.assignments {
                     let AssignmentTarget::ColumnName(n) = &a.target else {
                         return Err(Error::not_supported("MERGE UPDATE of a column tuple"));
@@ -197,13 +202,14 @@ pub(crate) async fn merge_with(
                             ),
                         ));
                     }
-                    let value = store(&col, expr(&a.value)?);
-                    sets.push((col, value));
+                    let value = expr(&a.value)?;
+                    raw.push((col.clone(), as_stored(&col, value.clone())));
+                    sets.push((col.clone(), store(&col, value)));
                 }
-                let row = new_row(&target.def, &sets, |c| {
-                    DfExpr::Column(Column::new(Some(target_alias.as_str()), c))
-                });
+                let old = |c: &str| DfExpr::Column(Column::new(Some(target_alias.as_str()), c));
+                let row = new_row(&target.def, &sets, old);
                 checked(&mut sets, &row)?;
+                let pred = with_rules(&pred, &new_row(&target.def, &raw, old))?;
                 let by_source = clause.clause_kind == MergeClauseKind::NotMatchedBySource;
                 let build = |mut b: deltalake::operations::merge::UpdateBuilder| {
                     if let Some(p) = pred.clone() {
@@ -259,6 +265,7 @@ pub(crate) async fn merge_with(
                     }));
                 }
                 let mut sets = Vec::new();
+                let mut raw = Vec::new();
                 for c in &target.def.columns {
                     let value = match columns.iter().position(|n| n == &c.name) {
                         Some(i) => expr(&row[i])?,
@@ -267,10 +274,12 @@ pub(crate) async fn merge_with(
                             None => lit(ScalarValue::Null),
                         },
                     };
+                    raw.push(as_stored(&c.name, value.clone()));
                     sets.push((c.name.clone(), store(&c.name, value)));
                 }
                 let row: Vec<DfExpr> = sets.iter().map(|(_, v)| v.clone()).collect();
                 checked(&mut sets, &row)?;
+                let pred = with_rules(&pred, &raw)?;
                 if let Some(bad) = columns.iter().find(|n| target.def.column(n).is_none()) {
                     return Err(Error::new(
                         ErrorKind::UndefinedColumn,
@@ -297,9 +306,17 @@ pub(crate) async fn merge_with(
                 ));
             }
         }
+        if let Some(g) = refused {
+            guards.push((clause.clause_kind, Some(g)));
+        }
     }
+    let preview = Preview::new(&target, &m, &target_alias, &source_alias);
+    let expected = check_rules(session, &target, &preview, keyed_upsert).await?;
     let (written, metrics) = builder.await?;
     session.engine.lake().remember(&written);
+    if let Some(run) = expected {
+        run.record(written.version().unwrap_or(0) as i64).await?;
+    }
     Ok(Output::Command {
         tag: "MERGE".into(),
         rows: Some(
@@ -308,4 +325,304 @@ pub(crate) async fn merge_with(
                 + metrics.num_target_rows_deleted,
         ),
     })
+}
+
+/// What a MERGE does, as a query on the snapshot it reads: each row of
+/// target and source joined that a clause acts on, with the clause (its
+/// position, from 1), the new values under the table's column names, and
+/// the old values as `__sluice_old_<i>`. Clauses take rows in order, as
+/// in PostgreSQL and delta-rs.
+struct Preview {
+    sql: String,
+    updates: Vec<usize>,
+    inserts: Vec<usize>,
+    deletes: Vec<usize>,
+    /// Which columns each UPDATE clause assigns.
+    assigned: Vec<String>,
+    /// The new row passes every DROP ROW and QUARANTINE rule.
+    kept: String,
+}
+
+impl Preview {
+    fn new(target: &Target, m: &Merge, target_alias: &str, source_alias: &str) -> Preview {
+        let (t, s) = (ident(target_alias), ident(source_alias));
+        let (in_t, in_s) = (format!("{t}.__sluice_t"), format!("{s}.__sluice_s"));
+        let columns = &target.def.columns;
+        let mut p = Preview {
+            sql: String::new(),
+            updates: Vec::new(),
+            inserts: Vec::new(),
+            deletes: Vec::new(),
+            assigned: Vec::new(),
+            kept: String::new(),
+        };
+        let (mut by_target, mut by_source) = (false, false);
+        // (condition, new value of each column) per clause
+        let mut arms: Vec<(String, Option<Vec<String>>)> = Vec::new();
+        for (i, clause) in m.clauses.iter().enumerate() {
+            let kind = match clause.clause_kind {
+                MergeClauseKind::Matched => format!("{in_t} IS NOT NULL AND {in_s} IS NOT NULL"),
+                MergeClauseKind::NotMatched | MergeClauseKind::NotMatchedByTarget => {
+                    by_target = true;
+                    format!("{in_t} IS NULL")
+                }
+                MergeClauseKind::NotMatchedBySource => {
+                    by_source = true;
+                    format!("{in_s} IS NULL")
+                }
+            };
+            let cond = match &clause.predicate {
+                Some(pred) => format!("{kind} AND ({pred})"),
+                None => kind,
+            };
+            let typed = |c: &crate::catalog::ColumnDef, e: &str| {
+                format!("CAST(({e}) AS {})", c.ty.display())
+            };
+            let values = match &clause.action {
+                _ if is_do_nothing(&clause.action) => None,
+                MergeAction::Update(u) => {
+                    p.updates.push(i + 1);
+                    let values = columns
+                        .iter()
+                        .map(|c| {
+                            let set = u.assignments.iter().find(|a| {
+                                matches!(&a.target, AssignmentTarget::ColumnName(n) if last_ident(n) == c.name)
+                            });
+                            match set {
+                                Some(a) => {
+                                    p.assigned.push(c.name.clone());
+                                    typed(c, &a.value.to_string())
+                                }
+                                None => format!("{t}.{}", ident(&c.name)),
+                            }
+                        })
+                        .collect();
+                    Some(values)
+                }
+                MergeAction::Insert(ins) => {
+                    p.inserts.push(i + 1);
+                    let listed: Vec<String> = ins.columns.iter().map(last_ident).collect();
+                    let row = match &ins.kind {
+                        MergeInsertKind::Values(v) => {
+                            v.rows.first().map(|r| r.to_vec()).unwrap_or_default()
+                        }
+                        _ => Vec::new(),
+                    };
+                    let values = columns
+                        .iter()
+                        .enumerate()
+                        .map(|(j, c)| {
+                            let at = if listed.is_empty() {
+                                Some(j)
+                            } else {
+                                listed.iter().position(|n| n == &c.name)
+                            };
+                            match (at.and_then(|k| row.get(k)), &c.default) {
+                                (Some(e), _) => typed(c, &e.to_string()),
+                                (None, Some(d)) => typed(c, d),
+                                (None, None) => typed(c, "NULL"),
+                            }
+                        })
+                        .collect();
+                    Some(values)
+                }
+                MergeAction::Delete { .. } => {
+                    p.deletes.push(i + 1);
+                    None
+                }
+            };
+            arms.push((cond, values));
+        }
+        let case = |value: &dyn Fn(usize, &Option<Vec<String>>) -> String| {
+            let whens: Vec<String> = arms
+                .iter()
+                .enumerate()
+                .map(|(i, (cond, values))| format!("WHEN {cond} THEN {}", value(i, values)))
+                .collect();
+            format!("CASE {} END", whens.join(" "))
+        };
+        let mut list = vec![format!(
+            "{} AS __sluice_clause",
+            case(&|i, _| (i + 1).to_string())
+        )];
+        for (j, c) in columns.iter().enumerate() {
+            let new = case(&|_, values| match values {
+                Some(v) => v[j].clone(),
+                None => "NULL".into(),
+            });
+            list.push(format!("{new} AS {}", ident(&c.name)));
+            list.push(format!("{t}.{} AS __sluice_old_{j}", ident(&c.name)));
+        }
+        let join = match (by_target, by_source) {
+            (true, true) => "FULL JOIN",
+            (true, false) => "RIGHT JOIN",
+            (false, true) => "LEFT JOIN",
+            (false, false) => "JOIN",
+        };
+        p.sql = format!(
+            "SELECT {} FROM (SELECT *, TRUE AS __sluice_t FROM {}) AS {t} {join} \
+             (SELECT *, TRUE AS __sluice_s FROM {}) AS {s} ON {}",
+            list.join(", "),
+            target.pinned_sql(),
+            m.source,
+            m.on
+        );
+        p.kept = crate::quality::expect::kept_sql(&target.def);
+        p
+    }
+
+    /// `SELECT list` over the acting rows that `filter` keeps.
+    fn rows(&self, list: &str, filter: &str) -> String {
+        format!(
+            "SELECT {list} FROM ({}) AS __sluice_m WHERE {filter}",
+            self.sql
+        )
+    }
+
+    /// `__sluice_clause IN (...)`: the rows taken by one of `clauses`.
+    fn taken_by(clauses: &[usize]) -> String {
+        if clauses.is_empty() {
+            return "FALSE".into();
+        }
+        let list: Vec<String> = clauses.iter().map(|c| c.to_string()).collect();
+        format!("__sluice_clause IN ({})", list.join(", "))
+    }
+
+    /// The rows the MERGE writes (updated or inserted), new values.
+    fn written(&self) -> String {
+        let both: Vec<usize> = self.updates.iter().chain(&self.inserts).copied().collect();
+        Self::taken_by(&both)
+    }
+
+    /// The rows whose old values leave the table: deleted, or updated
+    /// and kept.
+    fn leaving(&self) -> String {
+        format!(
+            "({}) OR ({} AND {})",
+            Self::taken_by(&self.deletes),
+            Self::taken_by(&self.updates),
+            self.kept
+        )
+    }
+}
+
+/// The table's rules, checked on what the MERGE would write before it
+/// writes: expectations (counted, FAIL enforced, quarantine written),
+/// references to parents, keys, and references from children (deleted
+/// with ON DELETE CASCADE, else 23503); then the quarantine append
+/// commits. Without expectations, the CHECKs and NOT NULL ride in the
+/// write itself.
+async fn check_rules(
+    session: &mut Session,
+    target: &Target,
+    p: &Preview,
+    keyed_upsert: bool,
+) -> Result<Option<Expected>> {
+    let def = &target.def;
+    let all = target.columns_sql();
+    let expected = if def.expectations.is_empty() {
+        None
+    } else {
+        let changed = format!(
+            "({}) AS {}",
+            p.rows(&all, &p.written()),
+            ident(&target.name)
+        );
+        expectations_before(session, target, &changed).await?
+    };
+    let written = format!("({} AND {})", p.written(), p.kept);
+    let assigns = |cols: &[String]| p.assigned.iter().any(|c| cols.contains(c));
+    for fk in &def.foreign_keys {
+        if p.inserts.is_empty() && !assigns(&fk.columns) {
+            continue;
+        }
+        let parent = format!("{}.{}", ident(&fk.parent_schema), ident(&fk.parent_table));
+        let child = format!("({})", p.rows(&all, &written));
+        if let Some(values) =
+            crate::quality::keys::first_row(&session.ctx, &fk.missing_sql(&child, &parent)).await?
+        {
+            return Err(fk.missing(&target.name, &values));
+        }
+    }
+    for key in &def.keys {
+        let inserts = !p.inserts.is_empty() && !(keyed_upsert && def.keys.len() == 1);
+        if !inserts && !assigns(&key.columns) {
+            continue;
+        }
+        let cols: Vec<String> = key.columns.iter().map(|c| ident(c)).collect();
+        let list = cols.join(", ");
+        let not_null = cols
+            .iter()
+            .map(|c| format!("{c} IS NOT NULL"))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let new = p.rows(&list, &format!("{written} AND {not_null}"));
+        let repeated = format!(
+            "SELECT {list} FROM ({new}) AS __n GROUP BY {list} HAVING count(*) > 1 LIMIT 1"
+        );
+        let remaining = format!(
+            "SELECT {list} FROM {} WHERE {not_null} EXCEPT ALL {}",
+            target.pinned_sql(),
+            p.rows(&target.old_columns_sql(Some(&key.columns)), &p.leaving())
+        );
+        let on = cols
+            .iter()
+            .map(|c| format!("__n.{c} = __r.{c}"))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let select = cols
+            .iter()
+            .map(|c| format!("__n.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let clash = format!(
+            "SELECT {select} FROM ({new}) AS __n JOIN ({remaining}) AS __r ON {on} LIMIT 1"
+        );
+        for sql in [repeated, clash] {
+            if let Some(k) = crate::quality::keys::first_row(&session.ctx, &sql).await? {
+                return Err(crate::quality::keys::violation(key, &k));
+            }
+        }
+    }
+    let referenced: Vec<String> = target
+        .referenced_by(session)
+        .into_iter()
+        .flat_map(|(_, _, fk)| fk.parent_columns)
+        .collect();
+    if referenced.is_empty() {
+        return quarantine(expected).await;
+    }
+    if assigns(&referenced) {
+        let moved = def
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| referenced.contains(&c.name))
+            .map(|(j, c)| format!("{} IS DISTINCT FROM __sluice_old_{j}", ident(&c.name)))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        let filter = format!(
+            "{} AND {} AND ({moved})",
+            Preview::taken_by(&p.updates),
+            p.kept
+        );
+        let gone = p.rows(&target.old_columns_sql(None), &filter);
+        delete_references(session, target, &gone, false).await?;
+    }
+    if !p.deletes.is_empty() {
+        let gone = p.rows(
+            &target.old_columns_sql(None),
+            &Preview::taken_by(&p.deletes),
+        );
+        delete_references(session, target, &gone, true).await?;
+    }
+    quarantine(expected).await
+}
+
+/// The quarantine append, once every check passed.
+async fn quarantine(mut expected: Option<Expected>) -> Result<Option<Expected>> {
+    if let Some(e) = expected.as_mut() {
+        e.quarantine().await?;
+    }
+    Ok(expected)
 }

@@ -69,8 +69,8 @@ pub async fn upsert(session: &mut Session, mut ins: Insert) -> Result<Output> {
         return Err(Error::not_supported("INSERT into a table function"));
     };
     let target = Target::open(session, name, None).await?;
-    // With declared keys, the conflict target must be one of them (and,
-    // for now, the only one), as PostgreSQL wants a unique index.
+    // With declared keys, the conflict target must be one of them, as
+    // PostgreSQL wants a unique index; the others are checked by MERGE.
     if !target.def.keys.is_empty() {
         let mut wanted = keys.clone();
         wanted.sort();
@@ -84,12 +84,6 @@ pub async fn upsert(session: &mut Session, mut ins: Insert) -> Result<Output> {
                 ErrorKind::InvalidColumnReference,
                 "there is no unique or exclusion constraint matching the ON CONFLICT specification",
             ));
-        }
-        if target.def.keys.len() > 1 {
-            return Err(Error::not_supported(format!(
-                "ON CONFLICT into \"{}\", which has more than one PRIMARY KEY or UNIQUE constraint",
-                target.name
-            )));
         }
     }
     let listed: Vec<String> = ins.columns.iter().map(last_ident).collect();

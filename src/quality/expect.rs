@@ -88,6 +88,21 @@ pub fn quarantines(def: &TableDef) -> bool {
         .any(|e| e.action == Action::Quarantine)
 }
 
+/// SQL over a row's columns: it passes every DROP ROW and QUARANTINE rule
+/// of `def`, so a statement writes it (`TRUE` without such rules).
+pub fn kept_sql(def: &TableDef) -> String {
+    let kept: Vec<String> = def
+        .expectations
+        .iter()
+        .filter(|e| matches!(e.action, Action::Drop | Action::Quarantine))
+        .map(|e| format!("({}) IS NOT FALSE", e.expr))
+        .collect();
+    if kept.is_empty() {
+        return "TRUE".into();
+    }
+    kept.join(" AND ")
+}
+
 /// Name of the table that holds a table's quarantined rows.
 pub fn quarantine_table(table: &str) -> String {
     format!("{table}__quarantine")

@@ -318,7 +318,7 @@ pub async fn first_row(ctx: &SessionContext, sql: &str) -> Result<Option<String>
     Ok(Some(values.join(", ")))
 }
 
-fn violation(key: &KeyDef, values: &str) -> Error {
+pub fn violation(key: &KeyDef, values: &str) -> Error {
     Error::new(
         ErrorKind::UniqueViolation,
         format!(
