@@ -80,6 +80,9 @@ enum Command {
     },
 }
 
+/// Stack of each runtime worker thread.
+const WORKER_STACK: usize = 16 * 1024 * 1024;
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -94,8 +97,12 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    // Planning and optimizing a deep query recurses once per plan node;
+    // tokio's default 2 MiB worker stack is too small for nested MERGE
+    // checks and large generated statements.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_stack_size(WORKER_STACK)
         .build()
     {
         Ok(r) => r,

@@ -203,27 +203,123 @@ async fn every_write_path_keeps_the_rules() {
         .await
         .unwrap_err();
     assert_eq!(sqlstate(&e), "23514");
+    // An UPDATE that rewrites the table (a key column, a subquery) keeps
+    // the rules as well.
     let e = c
         .execute("UPDATE txn SET id = 5000 WHERE id = 1", &[])
         .await
         .unwrap_err();
-    assert_eq!(
-        sqlstate(&e),
-        "0A000",
-        "key change on a table with expectations"
-    );
+    assert_eq!(sqlstate(&e), "23514", "small_id fails the new key");
     assert_eq!(version(&c, "txn").await, v);
+    let n = c
+        .execute(
+            "UPDATE txn SET id = id + 100 WHERE id IN (SELECT id FROM txn WHERE id > 5)",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    let e = c
+        .execute("UPDATE txn SET id = 4 WHERE id = 110", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "23505");
+    assert_eq!(ids(&c, "SELECT id FROM txn ORDER BY id").await, [1, 4, 110]);
 
-    // MERGE into a table with expectations is refused, not unchecked.
+    // MERGE: each fate, for updates and inserts alike. A refused update
+    // leaves the row as it was.
+    let q = ids(&c, "SELECT id FROM txn__quarantine ORDER BY id").await;
+    assert_eq!(q, [2, 5, 10, 11]);
+    let n = c
+        .execute(
+            "MERGE INTO txn t USING (VALUES (1, 'USD', 7.0), (4, 'GBP', 9.0), \
+             (110, 'EUR', -4.0), (25, 'EUR', 3.0), (21, 'JPY', 1.0), (22, 'USD', -1.0)) \
+             AS s(id, currency, amount) ON t.id = s.id \
+             WHEN MATCHED THEN UPDATE SET currency = s.currency, amount = s.amount \
+             WHEN NOT MATCHED THEN INSERT VALUES (s.id, s.currency, s.amount)",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 2, "1 updated, 25 inserted");
+    let rows: Vec<(i64, String, String)> = c
+        .query(
+            "SELECT id, currency, amount::text FROM txn ORDER BY id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let expect = [
+        (1, "USD", "7.00"),
+        (4, "USD", "500000.00"),
+        (25, "EUR", "3.00"),
+        (110, "USD", "100.00"),
+    ];
+    assert_eq!(
+        rows,
+        expect
+            .iter()
+            .map(|(i, c, a)| (*i, c.to_string(), a.to_string()))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        ids(&c, "SELECT id FROM txn__quarantine ORDER BY id").await,
+        [2, 4, 5, 10, 11, 21]
+    );
+    let v = version(&c, "txn").await;
+    assert_eq!(
+        results(&c, v).await,
+        counts(&[
+            ("known_currency", 4, 2),
+            ("positive", 4, 2),
+            ("sane", 6, 0),
+            ("small_id", 6, 0),
+        ])
+    );
     let e = c
         .execute(
-            "MERGE INTO txn t USING (VALUES (1)) s(id) ON t.id = s.id \
-             WHEN MATCHED THEN UPDATE SET amount = 1",
+            "MERGE INTO txn t USING (VALUES (30, 'XXX', 1.0), (2000, 'USD', 1.0)) \
+             AS s(id, currency, amount) ON t.id = s.id \
+             WHEN NOT MATCHED THEN INSERT VALUES (s.id, s.currency, s.amount)",
             &[],
         )
         .await
         .unwrap_err();
-    assert_eq!(sqlstate(&e), "0A000");
+    assert_eq!(sqlstate(&e), "23514");
+    assert_eq!(version(&c, "txn").await, v);
+    assert_eq!(
+        ids(&c, "SELECT id FROM txn__quarantine ORDER BY id").await,
+        [2, 4, 5, 10, 11, 21],
+        "a rejected MERGE quarantines nothing"
+    );
+
+    // Upsert is a MERGE: the same rules.
+    let n = c
+        .execute(
+            "INSERT INTO txn VALUES (1, 'XXX', 2), (40, 'EUR', 4) \
+             ON CONFLICT (id) DO UPDATE SET currency = excluded.currency",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 1, "40 inserted; the update of 1 quarantined");
+    let cur: String = c
+        .query_one("SELECT currency FROM txn WHERE id = 1", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(cur, "USD");
+    assert_eq!(
+        ids(
+            &c,
+            "SELECT id FROM txn__quarantine WHERE currency = 'XXX' ORDER BY id"
+        )
+        .await,
+        [1, 5]
+    );
 
     // ALTER TABLE: add and drop an expectation.
     c.batch_execute(
