@@ -14,6 +14,7 @@
 //! Delta's conflict checker and retried against the newer state.
 
 pub mod info_schema;
+pub mod pg_constraints;
 pub mod provider;
 pub mod types;
 

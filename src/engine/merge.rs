@@ -545,7 +545,8 @@ async fn check_rules(
         }
     }
     for key in &def.keys {
-        let inserts = !p.inserts.is_empty() && !(keyed_upsert && def.keys.len() == 1);
+        // An upsert on the table's only key inserts only keys not there.
+        let inserts = !p.inserts.is_empty() && (!keyed_upsert || def.keys.len() > 1);
         if !inserts && !assigns(&key.columns) {
             continue;
         }

@@ -189,6 +189,10 @@ fn planning_context(
             datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider,
         ) {
             tracing::warn!("pg_catalog setup failed: {e}");
+        } else if let Err(e) =
+            crate::catalog::pg_constraints::install(&ctx, catalog.clone(), DATABASE)
+        {
+            tracing::warn!("pg_catalog constraints setup failed: {e}");
         }
         settings::register_functions(&ctx);
     }

@@ -78,7 +78,14 @@ pub fn parse(sql: &str, default_schema: &str) -> Result<Vec<Stmt>> {
         // pg_catalog rewrites (regclass casts, OPERATOR(...), ...).
         let compat = PostgresCompatibilityParser::new();
         if let Ok(stmts) = compat.parse(sql) {
-            return Ok(stmts.into_iter().map(|s| Stmt::Sql(Box::new(s))).collect());
+            return Ok(stmts
+                .into_iter()
+                .map(|mut s| {
+                    without_trigger_subqueries(&mut s);
+                    regclass_names(&mut s);
+                    Stmt::Sql(Box::new(s))
+                })
+                .collect());
         }
     }
     let tokens = Tokenizer::new(&dialect, sql)
@@ -111,6 +118,83 @@ pub fn parse(sql: &str, default_schema: &str) -> Result<Vec<Stmt>> {
         }
     }
     Ok(out)
+}
+
+/// `pg_trigger` is always empty, so the values a query over it alone
+/// selects are never computed: its scalar subqueries (psql's correlated
+/// "parent trigger" lookup, which DataFusion cannot plan) become NULL.
+fn without_trigger_subqueries(stmt: &mut Statement) {
+    use datafusion::sql::sqlparser::ast::{
+        Expr, SetExpr, TableFactor, Value, visit_expressions_mut,
+    };
+    let Statement::Query(q) = stmt else { return };
+    let SetExpr::Select(select) = q.body.as_mut() else {
+        return;
+    };
+    let only_triggers = match select.from.as_slice() {
+        [t] => {
+            t.joins.is_empty()
+                && matches!(&t.relation, TableFactor::Table { name, .. }
+                    if name.0.last().and_then(|p| p.as_ident()).is_some_and(|i| i.value.eq_ignore_ascii_case("pg_trigger")))
+        }
+        _ => false,
+    };
+    if !only_triggers {
+        return;
+    }
+    for item in select.projection.iter_mut() {
+        let _ = visit_expressions_mut(item, |e: &mut Expr| {
+            if matches!(e, Expr::Subquery(_)) {
+                *e = Expr::Value(Value::Null.into());
+            }
+            std::ops::ControlFlow::<()>::Continue(())
+        });
+    }
+}
+
+/// A relation OID cast to `regclass` in a select list shows the relation's
+/// name, as in PostgreSQL (the compatibility layer turns it into the OID).
+fn regclass_names(stmt: &mut Statement) {
+    use datafusion::sql::sqlparser::ast::{
+        Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments,
+        Ident, SetExpr, visit_expressions_mut,
+    };
+    let Statement::Query(q) = stmt else { return };
+    let SetExpr::Select(select) = q.body.as_mut() else {
+        return;
+    };
+    for item in select.projection.iter_mut() {
+        let _ = visit_expressions_mut(item, |e: &mut Expr| {
+            if let Expr::Cast {
+                expr, data_type, ..
+            } = e
+                && data_type
+                    .to_string()
+                    .to_ascii_lowercase()
+                    .ends_with("regclass")
+                && !matches!(expr.as_ref(), Expr::Value(_))
+            {
+                let arg = FunctionArg::Unnamed(FunctionArgExpr::Expr(expr.as_ref().clone()));
+                *e = Expr::Function(Function {
+                    name: ObjectName::from(vec![Ident::new(
+                        crate::catalog::pg_constraints::REGCLASS_NAME,
+                    )]),
+                    uses_odbc_syntax: false,
+                    parameters: FunctionArguments::None,
+                    args: FunctionArguments::List(FunctionArgumentList {
+                        duplicate_treatment: None,
+                        args: vec![arg],
+                        clauses: vec![],
+                    }),
+                    filter: None,
+                    null_treatment: None,
+                    over: None,
+                    within_group: vec![],
+                });
+            }
+            std::ops::ControlFlow::<()>::Continue(())
+        });
+    }
 }
 
 fn looks_like_client_introspection(sql: &str) -> bool {

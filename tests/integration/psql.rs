@@ -72,3 +72,78 @@ async fn psql_meta_commands_show_sluice_objects() {
     assert!(!ok || out.contains("one"), "{out}");
     assert!(out.contains("does not exist"), "{out}");
 }
+
+#[tokio::test]
+async fn psql_describe_lists_constraints() {
+    let server = Server::start();
+    let (ok, out) = psql(
+        &server,
+        &[
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            "CREATE TABLE accounts (id bigint PRIMARY KEY, handle text UNIQUE, \
+             credit numeric(10,2) CONSTRAINT credit_floor CHECK (credit >= 0))",
+            "-c",
+            "CREATE SCHEMA shop",
+            "-c",
+            "CREATE TABLE shop.orders (order_id bigint PRIMARY KEY, \
+             account_id bigint REFERENCES accounts (id) ON DELETE CASCADE)",
+        ],
+    );
+    assert!(ok, "{out}");
+    // The sections psql prints for a PostgreSQL table, in its wording.
+    let (ok, out) = psql(&server, &["-v", "ON_ERROR_STOP=1", "-c", "\\d accounts"]);
+    assert!(ok, "{out}");
+    for line in [
+        "Indexes:",
+        "\"accounts_pkey\" PRIMARY KEY, delta (id)",
+        "\"accounts_handle_key\" UNIQUE CONSTRAINT, delta (handle)",
+        "Check constraints:",
+        "\"credit_floor\" CHECK (credit >= 0)",
+        "Referenced by:",
+        "TABLE \"shop.orders\" CONSTRAINT \"orders_account_id_fkey\" FOREIGN KEY (account_id) \
+         REFERENCES public.accounts(id) ON DELETE CASCADE",
+    ] {
+        assert!(out.contains(line), "\\d accounts shows {line}:\n{out}");
+    }
+    let (ok, out) = psql(&server, &["-v", "ON_ERROR_STOP=1", "-c", "\\d shop.orders"]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("Foreign-key constraints:")
+            && out.contains("\"orders_account_id_fkey\" FOREIGN KEY (account_id)"),
+        "{out}"
+    );
+    // pg_constraint itself, as drivers read it.
+    let (ok, out) = psql(
+        &server,
+        &[
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-A",
+            "-t",
+            "-c",
+            "SELECT conname, contype, conkey FROM pg_catalog.pg_constraint \
+             WHERE conrelid = 'accounts'::regclass ORDER BY conname",
+        ],
+    );
+    assert!(ok, "{out}");
+    assert_eq!(
+        out.trim(),
+        "accounts_handle_key|u|{2}\naccounts_pkey|p|{1}\ncredit_floor|c|",
+        "{out}"
+    );
+    // A dropped constraint is gone from \d.
+    let (ok, out) = psql(
+        &server,
+        &[
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            "ALTER TABLE accounts DROP CONSTRAINT credit_floor",
+            "-c",
+            "\\d accounts",
+        ],
+    );
+    assert!(ok && !out.contains("credit_floor"), "{out}");
+}

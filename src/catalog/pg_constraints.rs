@@ -1,0 +1,717 @@
+//! Constraints in `pg_catalog`: `pg_constraint`, `pg_index` and the
+//! constraint columns of `pg_class` (`relchecks`, `relhasindex`,
+//! `relhastriggers`), filled from Sluice's catalog, so that psql's `\d`
+//! and other clients see keys, CHECKs and foreign keys.
+//!
+//! Tables get their OIDs from datafusion-pg-catalog's `pg_class`; each
+//! constraint gets one derived from its table's (`CON_OID_BASE + table
+//! oid * 64 + position`). A PRIMARY KEY or UNIQUE constraint also shows
+//! as an index relation (same OID), as psql lists keys under "Indexes".
+//! Delta has no index: the access method is shown as `delta`.
+//! `pg_get_constraintdef` and `pg_get_indexdef` answer from the
+//! definitions the last scan of these tables produced.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, StringArray, new_null_array,
+};
+use datafusion::arrow::compute::{cast, concat_batches};
+use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef};
+use datafusion::catalog::{SchemaProvider, Session};
+use datafusion::datasource::{MemTable, TableProvider, TableType};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::{
+    ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+use datafusion::physical_plan::{ExecutionPlan, collect};
+use datafusion::prelude::SessionContext;
+
+use super::{Catalog, Kind, TableDef};
+
+/// OIDs of constraints (and of the index relations of keys) start here,
+/// far above the ones datafusion-pg-catalog hands out from 16384.
+const CON_OID_BASE: i64 = 1_000_000;
+/// Constraints per table that get distinct OIDs.
+const PER_TABLE: i64 = 64;
+
+/// The function a reverse `::regclass` cast in a client's catalog query
+/// becomes: a relation's name (schema-qualified outside `public`) from its
+/// OID, as PostgreSQL shows a regclass.
+pub const REGCLASS_NAME: &str = "sluice_regclass_name";
+
+/// Definitions by OID, for `pg_get_constraintdef` / `pg_get_indexdef`.
+type Definitions = Arc<RwLock<HashMap<i64, String>>>;
+
+/// Wrap the `pg_catalog` schema of `database` in `ctx` (set up by
+/// datafusion-pg-catalog) so the three tables come from `catalog`.
+pub fn install(ctx: &SessionContext, catalog: Arc<Catalog>, database: &str) -> Result<()> {
+    let Some(cat) = ctx.catalog(database) else {
+        return Ok(());
+    };
+    let Some(inner) = cat.schema("pg_catalog") else {
+        return Ok(());
+    };
+    let constraint_defs: Definitions = Default::default();
+    let index_defs: Definitions = Default::default();
+    let relation_names: Definitions = Default::default();
+    ctx.register_udf(ScalarUDF::new_from_impl(GetDef {
+        name: REGCLASS_NAME,
+        defs: relation_names.clone(),
+        signature: Signature::variadic_any(Volatility::Volatile),
+    }));
+    ctx.register_udf(ScalarUDF::new_from_impl(GetDef {
+        name: "pg_get_constraintdef",
+        defs: constraint_defs.clone(),
+        signature: Signature::variadic_any(Volatility::Volatile),
+    }));
+    ctx.register_udf(ScalarUDF::new_from_impl(GetDef {
+        name: "pg_get_indexdef",
+        defs: index_defs.clone(),
+        signature: Signature::variadic_any(Volatility::Volatile),
+    }));
+    // No triggers exist; psql asks when a table has foreign keys.
+    ctx.register_udf(ScalarUDF::new_from_impl(GetDef {
+        name: "pg_get_triggerdef",
+        defs: Default::default(),
+        signature: Signature::variadic_any(Volatility::Volatile),
+    }));
+    ctx.register_udtf("pg_partition_ancestors", Arc::new(PartitionAncestors));
+    cat.register_schema(
+        "pg_catalog",
+        Arc::new(PgCatalog {
+            inner,
+            catalog,
+            constraint_defs,
+            index_defs,
+            relation_names,
+        }),
+    )?;
+    Ok(())
+}
+
+#[derive(Debug)]
+struct PgCatalog {
+    inner: Arc<dyn SchemaProvider>,
+    catalog: Arc<Catalog>,
+    constraint_defs: Definitions,
+    index_defs: Definitions,
+    relation_names: Definitions,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Which {
+    Class,
+    Constraint,
+    Index,
+}
+
+#[async_trait]
+impl SchemaProvider for PgCatalog {
+    fn table_names(&self) -> Vec<String> {
+        self.inner.table_names()
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        let which = match name.to_ascii_lowercase().as_str() {
+            "pg_class" => Which::Class,
+            "pg_constraint" => Which::Constraint,
+            "pg_index" => Which::Index,
+            _ => return self.inner.table(name).await,
+        };
+        let (Some(class), Some(namespace), Some(own)) = (
+            self.inner.table("pg_class").await?,
+            self.inner.table("pg_namespace").await?,
+            self.inner.table(name).await?,
+        ) else {
+            return self.inner.table(name).await;
+        };
+        Ok(Some(Arc::new(Derived {
+            which,
+            schema: nullable(&own.schema()),
+            class,
+            namespace,
+            catalog: self.catalog.clone(),
+            constraint_defs: self.constraint_defs.clone(),
+            index_defs: self.index_defs.clone(),
+            relation_names: self.relation_names.clone(),
+        })))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.inner.table_exist(name)
+    }
+}
+
+/// `schema` with every field nullable, so rows built here may leave
+/// columns empty.
+fn nullable(schema: &SchemaRef) -> SchemaRef {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone().with_nullable(true))
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
+#[derive(Debug)]
+struct Derived {
+    which: Which,
+    schema: SchemaRef,
+    class: Arc<dyn TableProvider>,
+    namespace: Arc<dyn TableProvider>,
+    catalog: Arc<Catalog>,
+    constraint_defs: Definitions,
+    index_defs: Definitions,
+    relation_names: Definitions,
+}
+
+#[async_trait]
+impl TableProvider for Derived {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let batch = self.build(state).await?;
+        MemTable::try_new(self.schema.clone(), vec![vec![batch]])?
+            .scan(state, projection, filters, limit)
+            .await
+    }
+}
+
+/// A value of a row built here; the column's type decides its array.
+#[derive(Debug, Clone)]
+enum V {
+    I(i64),
+    S(String),
+    B(bool),
+}
+
+/// One constraint of one table, as the catalog tables show it.
+struct Con {
+    oid: i64,
+    table_oid: i64,
+    namespace: i64,
+    name: String,
+    /// `p`, `u`, `c` or `f`.
+    kind: &'static str,
+    /// 1-based column positions in the table.
+    columns: Vec<i64>,
+    parent_oid: i64,
+    parent_columns: Vec<i64>,
+    on_delete: &'static str,
+    def: String,
+    index_def: Option<String>,
+}
+
+impl Derived {
+    async fn rows(&self, state: &dyn Session, p: &Arc<dyn TableProvider>) -> Result<RecordBatch> {
+        let plan = p.scan(state, None, &[], None).await?;
+        let batches = collect(plan, state.task_ctx()).await?;
+        Ok(concat_batches(&p.schema(), &batches)?)
+    }
+
+    async fn build(&self, state: &dyn Session) -> Result<RecordBatch> {
+        let class = self.rows(state, &self.class).await?;
+        let namespace = self.rows(state, &self.namespace).await?;
+        let ns_names: HashMap<i64, String> = pairs(&namespace, "oid", "nspname")?;
+        // (schema, table) -> (oid, namespace oid, row in pg_class)
+        let oids = int_column(&class, "oid")?;
+        let rel_ns = int_column(&class, "relnamespace")?;
+        let names = text_column(&class, "relname")?;
+        let mut tables: HashMap<(String, String), (i64, i64, usize)> = HashMap::new();
+        for row in 0..class.num_rows() {
+            if let Some(schema) = ns_names.get(&rel_ns[row]) {
+                tables.insert(
+                    (schema.clone(), names[row].clone()),
+                    (oids[row], rel_ns[row], row),
+                );
+            }
+        }
+        let cons = self.constraints(&tables);
+        {
+            let mut shown = self.relation_names.write().expect("not poisoned");
+            shown.clear();
+            for ((schema, name), (oid, _, _)) in &tables {
+                let text = if schema == "public" || schema == "pg_catalog" {
+                    quote(name)
+                } else {
+                    format!("{}.{}", quote(schema), quote(name))
+                };
+                shown.insert(*oid, text);
+            }
+            let mut defs = self.constraint_defs.write().expect("not poisoned");
+            let mut index_defs = self.index_defs.write().expect("not poisoned");
+            for c in &cons {
+                defs.insert(c.oid, c.def.clone());
+                if let Some(d) = &c.index_def {
+                    index_defs.insert(c.oid, d.clone());
+                }
+            }
+        }
+        match self.which {
+            Which::Constraint => self.batch(cons.iter().map(constraint_row).collect()),
+            Which::Index => self.batch(
+                cons.iter()
+                    .filter(|c| c.index_def.is_some())
+                    .map(index_row)
+                    .collect(),
+            ),
+            Which::Class => self.class_with(class, &tables, &cons),
+        }
+    }
+
+    /// Every constraint of every table in `tables`, in a stable order.
+    fn constraints(&self, tables: &HashMap<(String, String), (i64, i64, usize)>) -> Vec<Con> {
+        let snap = self.catalog.snapshot();
+        let mut out = Vec::new();
+        for e in snap.entries.iter().filter(|e| e.kind == Kind::Table) {
+            let Some(&(oid, ns, _)) = tables.get(&(e.schema.clone(), e.name.clone())) else {
+                continue;
+            };
+            let Ok(def) = e.table_def() else { continue };
+            let mut n = 0;
+            let mut next = || {
+                n += 1;
+                CON_OID_BASE + oid * PER_TABLE + n
+            };
+            let con =
+                |con_oid: i64, name: &str, kind: &'static str, cols: &[String], text: String| Con {
+                    oid: con_oid,
+                    table_oid: oid,
+                    namespace: ns,
+                    name: name.to_string(),
+                    kind,
+                    columns: positions(&def, cols),
+                    parent_oid: 0,
+                    parent_columns: Vec::new(),
+                    on_delete: " ",
+                    def: text,
+                    index_def: None,
+                };
+            for k in &def.keys {
+                let cols = column_list(&k.columns);
+                let kind = if k.primary { "p" } else { "u" };
+                let word = if k.primary { "PRIMARY KEY" } else { "UNIQUE" };
+                let mut c = con(
+                    next(),
+                    &k.name,
+                    kind,
+                    &k.columns,
+                    format!("{word} ({cols})"),
+                );
+                c.index_def = Some(format!(
+                    "CREATE UNIQUE INDEX {} ON {}.{} USING delta ({cols})",
+                    quote(&k.name),
+                    quote(&e.schema),
+                    quote(&e.name)
+                ));
+                out.push(c);
+            }
+            for ch in &def.checks {
+                let cols = Vec::new();
+                out.push(con(
+                    next(),
+                    &ch.name,
+                    "c",
+                    &cols,
+                    format!("CHECK ({})", ch.expr),
+                ));
+            }
+            for fk in &def.foreign_keys {
+                let parent = if fk.parent_schema == e.schema {
+                    quote(&fk.parent_table)
+                } else {
+                    format!("{}.{}", quote(&fk.parent_schema), quote(&fk.parent_table))
+                };
+                let mut text = format!(
+                    "FOREIGN KEY ({}) REFERENCES {parent}({})",
+                    column_list(&fk.columns),
+                    column_list(&fk.parent_columns)
+                );
+                if fk.cascade {
+                    text.push_str(" ON DELETE CASCADE");
+                }
+                let mut c = con(next(), &fk.name, "f", &fk.columns, text);
+                if let Some(&(parent_oid, _, _)) =
+                    tables.get(&(fk.parent_schema.clone(), fk.parent_table.clone()))
+                {
+                    c.parent_oid = parent_oid;
+                }
+                c.parent_columns = snap
+                    .entries
+                    .iter()
+                    .find(|p| {
+                        p.kind == Kind::Table
+                            && p.schema == fk.parent_schema
+                            && p.name == fk.parent_table
+                    })
+                    .and_then(|p| p.table_def().ok())
+                    .map(|p| positions(&p, &fk.parent_columns))
+                    .unwrap_or_default();
+                c.on_delete = if fk.cascade { "c" } else { "a" };
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    /// pg_class with the constraint columns filled and a row per key.
+    fn class_with(
+        &self,
+        class: RecordBatch,
+        tables: &HashMap<(String, String), (i64, i64, usize)>,
+        cons: &[Con],
+    ) -> Result<RecordBatch> {
+        let oids = int_column(&class, "oid")?;
+        let mut checks: HashMap<i64, i64> = HashMap::new();
+        let mut keyed: HashMap<i64, bool> = HashMap::new();
+        let mut referenced: HashMap<i64, bool> = HashMap::new();
+        for c in cons {
+            match c.kind {
+                "c" => *checks.entry(c.table_oid).or_default() += 1,
+                "f" => {
+                    referenced.insert(c.table_oid, true);
+                    referenced.insert(c.parent_oid, true);
+                }
+                _ => {
+                    keyed.insert(c.table_oid, true);
+                }
+            }
+        }
+        let mut columns: Vec<ArrayRef> = Vec::new();
+        for (i, f) in class.schema().fields().iter().enumerate() {
+            let patched: Option<Vec<V>> = match f.name().as_str() {
+                "relchecks" => Some(
+                    oids.iter()
+                        .map(|o| V::I(checks.get(o).copied().unwrap_or(0)))
+                        .collect(),
+                ),
+                "relhasindex" => Some(oids.iter().map(|o| V::B(keyed.contains_key(o))).collect()),
+                "relhastriggers" => Some(
+                    oids.iter()
+                        .map(|o| V::B(referenced.contains_key(o)))
+                        .collect(),
+                ),
+                _ => None,
+            };
+            let col = match patched {
+                Some(values) => array(
+                    f.data_type(),
+                    &values.into_iter().map(Some).collect::<Vec<_>>(),
+                )?,
+                None => class.column(i).clone(),
+            };
+            columns.push(col);
+        }
+        let patched = RecordBatch::try_new(self.schema.clone(), columns)?;
+        // A row per key, as an index relation: its table's row, renamed.
+        let mut parts = vec![patched.clone()];
+        let rows: HashMap<i64, usize> = tables.values().map(|(o, _, r)| (*o, *r)).collect();
+        for c in cons.iter().filter(|c| c.index_def.is_some()) {
+            let Some(&row) = rows.get(&c.table_oid) else {
+                continue;
+            };
+            let base = patched.slice(row, 1);
+            let mut columns = Vec::new();
+            for (i, f) in self.schema.fields().iter().enumerate() {
+                let value = match f.name().as_str() {
+                    "oid" => Some(V::I(c.oid)),
+                    "relname" => Some(V::S(c.name.clone())),
+                    "relkind" => Some(V::S("i".into())),
+                    "relchecks" => Some(V::I(0)),
+                    "relhasindex" | "relhastriggers" => Some(V::B(false)),
+                    "relnatts" => Some(V::I(c.columns.len() as i64)),
+                    _ => None,
+                };
+                columns.push(match value {
+                    Some(v) => array(f.data_type(), &[Some(v)])?,
+                    None => base.column(i).clone(),
+                });
+            }
+            parts.push(RecordBatch::try_new(self.schema.clone(), columns)?);
+        }
+        Ok(concat_batches(&self.schema, &parts)?)
+    }
+
+    /// A batch of this table's schema from rows of named values; columns
+    /// a row does not name are NULL.
+    fn batch(&self, rows: Vec<Vec<(&'static str, V)>>) -> Result<RecordBatch> {
+        let mut columns = Vec::new();
+        for f in self.schema.fields() {
+            let values: Vec<Option<V>> = rows
+                .iter()
+                .map(|r| {
+                    r.iter()
+                        .find(|(n, _)| *n == f.name())
+                        .map(|(_, v)| v.clone())
+                })
+                .collect();
+            columns.push(array(f.data_type(), &values)?);
+        }
+        Ok(RecordBatch::try_new_with_options(
+            self.schema.clone(),
+            columns,
+            &datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(rows.len())),
+        )?)
+    }
+}
+
+fn constraint_row(c: &Con) -> Vec<(&'static str, V)> {
+    let list = |cols: &[i64]| {
+        let items: Vec<String> = cols.iter().map(|c| c.to_string()).collect();
+        format!("{{{}}}", items.join(","))
+    };
+    let mut row = vec![
+        ("oid", V::I(c.oid)),
+        ("conname", V::S(c.name.clone())),
+        ("connamespace", V::I(c.namespace)),
+        ("contype", V::S(c.kind.into())),
+        ("condeferrable", V::B(false)),
+        ("condeferred", V::B(false)),
+        ("convalidated", V::B(true)),
+        ("conrelid", V::I(c.table_oid)),
+        ("contypid", V::I(0)),
+        (
+            "conindid",
+            V::I(if c.index_def.is_some() { c.oid } else { 0 }),
+        ),
+        ("conparentid", V::I(0)),
+        ("confrelid", V::I(c.parent_oid)),
+        (
+            "confupdtype",
+            V::S(if c.kind == "f" { "a" } else { " " }.into()),
+        ),
+        ("confdeltype", V::S(c.on_delete.into())),
+        (
+            "confmatchtype",
+            V::S(if c.kind == "f" { "s" } else { " " }.into()),
+        ),
+        ("conislocal", V::B(true)),
+        ("coninhcount", V::I(0)),
+        ("connoinherit", V::B(c.kind == "c")),
+    ];
+    if !c.columns.is_empty() {
+        row.push(("conkey", V::S(list(&c.columns))));
+    }
+    if c.kind == "f" {
+        row.push(("confkey", V::S(list(&c.parent_columns))));
+    }
+    row
+}
+
+fn index_row(c: &Con) -> Vec<(&'static str, V)> {
+    let n = c.columns.len() as i64;
+    let spaced = |v: &[String]| v.join(" ");
+    let zeros = vec!["0".to_string(); c.columns.len()];
+    vec![
+        ("indexrelid", V::I(c.oid)),
+        ("indrelid", V::I(c.table_oid)),
+        ("indnatts", V::I(n)),
+        ("indnkeyatts", V::I(n)),
+        ("indisunique", V::B(true)),
+        ("indnullsnotdistinct", V::B(false)),
+        ("indisprimary", V::B(c.kind == "p")),
+        ("indisexclusion", V::B(false)),
+        ("indimmediate", V::B(true)),
+        ("indisclustered", V::B(false)),
+        ("indisvalid", V::B(true)),
+        ("indcheckxmin", V::B(false)),
+        ("indisready", V::B(true)),
+        ("indislive", V::B(true)),
+        ("indisreplident", V::B(false)),
+        (
+            "indkey",
+            V::S(spaced(
+                &c.columns.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+            )),
+        ),
+        ("indcollation", V::S(spaced(&zeros))),
+        ("indclass", V::S(spaced(&zeros))),
+        ("indoption", V::S(spaced(&zeros))),
+    ]
+}
+
+/// An array of type `ty` from `values` (None is NULL).
+fn array(ty: &DataType, values: &[Option<V>]) -> Result<ArrayRef> {
+    let ints = || -> ArrayRef {
+        Arc::new(Int64Array::from_iter(values.iter().map(|v| match v {
+            Some(V::I(i)) => Some(*i),
+            _ => None,
+        })))
+    };
+    let natural: ArrayRef = match ty {
+        DataType::Boolean => Arc::new(BooleanArray::from_iter(values.iter().map(|v| match v {
+            Some(V::B(b)) => Some(*b),
+            _ => None,
+        }))),
+        DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 => {
+            Arc::new(StringArray::from_iter(values.iter().map(|v| match v {
+                Some(V::S(s)) => Some(s.clone()),
+                _ => None,
+            })))
+        }
+        DataType::Int16 | DataType::Int32 | DataType::Int64 => ints(),
+        other => return Ok(new_null_array(other, values.len())),
+    };
+    Ok(cast(&natural, ty)?)
+}
+
+/// `key -> value` from two columns of `batch`.
+fn pairs(batch: &RecordBatch, key: &str, value: &str) -> Result<HashMap<i64, String>> {
+    let keys = int_column(batch, key)?;
+    let values = text_column(batch, value)?;
+    Ok(keys.into_iter().zip(values).collect())
+}
+
+fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef> {
+    batch
+        .column_by_name(name)
+        .ok_or_else(|| DataFusionError::Internal(format!("pg_catalog table without {name}")))
+}
+
+fn int_column(batch: &RecordBatch, name: &str) -> Result<Vec<i64>> {
+    let c = cast(column(batch, name)?, &DataType::Int64)?;
+    let c = c.as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+    Ok((0..c.len()).map(|i| c.value(i)).collect())
+}
+
+fn text_column(batch: &RecordBatch, name: &str) -> Result<Vec<String>> {
+    let c = cast(column(batch, name)?, &DataType::Utf8)?;
+    let c = c.as_string::<i32>();
+    Ok((0..c.len()).map(|i| c.value(i).to_string()).collect())
+}
+
+/// 1-based positions of `cols` in `def`.
+fn positions(def: &TableDef, cols: &[String]) -> Vec<i64> {
+    cols.iter()
+        .filter_map(|c| def.columns.iter().position(|d| &d.name == c))
+        .map(|p| p as i64 + 1)
+        .collect()
+}
+
+/// An identifier as PostgreSQL prints it: quoted only when it must be.
+fn quote(name: &str) -> String {
+    let plain = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if plain {
+        name.to_string()
+    } else {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
+}
+
+fn column_list(cols: &[String]) -> String {
+    cols.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ")
+}
+
+/// `pg_get_constraintdef(oid [, pretty])` / `pg_get_indexdef(oid [, column,
+/// pretty])`: the definition of a constraint or key index, NULL when the
+/// OID is not one.
+#[derive(Debug)]
+struct GetDef {
+    name: &'static str,
+    defs: Definitions,
+    signature: Signature,
+}
+
+impl PartialEq for GetDef {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for GetDef {}
+
+impl std::hash::Hash for GetDef {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
+    }
+}
+
+impl ScalarUDFImpl for GetDef {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let Some(first) = args.args.first() else {
+            return Err(DataFusionError::Plan(format!("{} needs an OID", self.name)));
+        };
+        let oids = first.to_array(args.number_rows)?;
+        let oids = cast(&oids, &DataType::Int32)?;
+        let oids = oids.as_primitive::<Int32Type>();
+        let defs = self.defs.read().expect("not poisoned");
+        let out: StringArray = (0..oids.len())
+            .map(|i| {
+                (!oids.is_null(i))
+                    .then(|| defs.get(&(oids.value(i) as i64)).cloned())
+                    .flatten()
+            })
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(out)))
+    }
+}
+
+/// `pg_partition_ancestors(rel)`: the relation itself, as no table here
+/// is a partition of another (psql asks when it lists references). With
+/// an argument that is not a constant (psql's trigger query, over the
+/// always empty `pg_trigger`) it has no rows: table functions here take
+/// constants only.
+#[derive(Debug)]
+struct PartitionAncestors;
+
+impl datafusion::catalog::TableFunctionImpl for PartitionAncestors {
+    fn call_with_args(
+        &self,
+        args: datafusion::catalog::TableFunctionArgs,
+    ) -> Result<Arc<dyn TableProvider>> {
+        let oid = match args.exprs().first() {
+            Some(Expr::Literal(v, _)) => v.cast_to(&DataType::Int32).ok().and_then(|v| match v {
+                datafusion::common::ScalarValue::Int32(Some(o)) => Some(o),
+                _ => None,
+            }),
+            _ => None,
+        };
+        let relid = Field::new("relid", DataType::Int32, false);
+        let Some(oid) = oid else {
+            let depth = Field::new("depth", DataType::Int64, false);
+            let schema = Arc::new(Schema::new(vec![relid, depth]));
+            return Ok(Arc::new(MemTable::try_new(schema, vec![vec![]])?));
+        };
+        let schema = Arc::new(Schema::new(vec![relid]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(datafusion::arrow::array::Int32Array::from(vec![
+                oid,
+            ]))],
+        )?;
+        Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
+    }
+}
