@@ -705,7 +705,15 @@ pub async fn create_table(session: &mut Session, ct: CreateTable) -> Result<Outp
         def.partition_by = partition_columns(&ct, &def.columns)?;
         def.location = location.clone();
         let arrow: Schema = def.arrow_schema().as_ref().clone();
-        if let Err(e) = lake.create(&url, &arrow, &def.partition_by, &table).await {
+        let checks: Vec<(String, String)> = def
+            .checks
+            .iter()
+            .map(|c| (c.name.clone(), delta_constraint(c)))
+            .collect();
+        if let Err(e) = lake
+            .create_with_checks(&url, &arrow, &def.partition_by, &table, &checks)
+            .await
+        {
             if created_elsewhere(&lake, &url).await {
                 return Err(duplicate_relation(&table));
             }
@@ -1293,9 +1301,23 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
                     *p = new.clone();
                 }
             }
+            // Delta's copies of the checks that name the column go before
+            // the rewrite (they would not hold over the new schema) and come
+            // back renamed after it.
+            let mut renamed = Vec::new();
             for check in def.checks.iter_mut() {
-                check.expr = quality::rename_column(&check.expr, &old, &new)?;
+                let expr = quality::rename_column(&check.expr, &old, &new)?;
+                if expr != check.expr {
+                    renamed.push(check.name.clone());
+                }
+                check.expr = expr;
             }
+            let table = if renamed.is_empty() {
+                table
+            } else {
+                unstore_checks(session, &def, &renamed).await?;
+                lake.table(&url).await?
+            };
             dml::write_plan(
                 session,
                 table,
@@ -1305,6 +1327,12 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
                 true,
             )
             .await?;
+            let moved: Vec<&quality::CheckDef> = def
+                .checks
+                .iter()
+                .filter(|c| renamed.contains(&c.name))
+                .collect();
+            store_checks(session, &def, &moved).await?;
             save_def(session, &schema, &name, def).await?;
         }
         AlterTableOperation::AddConstraint {
@@ -1345,6 +1373,7 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
                 )
                 .with_detail(format!("Failing row contains ({row}).")));
             }
+            store_checks(session, &def, &[&check]).await?;
             def.checks.push(check);
             save_def(session, &schema, &name, def).await?;
         }
@@ -1401,6 +1430,9 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
                 d.checks.len() + d.keys.len() + d.expectations.len() + d.foreign_keys.len()
             };
             let before = count(&def);
+            if def.checks.iter().any(|c| c.name == constraint) {
+                unstore_checks(session, &def, std::slice::from_ref(&constraint)).await?;
+            }
             def.checks.retain(|c| c.name != constraint);
             def.keys.retain(|k| k.name != constraint);
             def.expectations.retain(|e| e.name != constraint);
@@ -1422,6 +1454,56 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
         other => return Err(Error::not_supported(format!("ALTER TABLE {other}"))),
     }
     Ok(Output::command("ALTER TABLE"))
+}
+
+/// A CHECK as Delta stores it, in `delta.constraints.<name>`: Delta
+/// engines fail a row whose condition is NULL, where PostgreSQL passes it.
+fn delta_constraint(check: &quality::CheckDef) -> String {
+    format!("({}) IS NOT FALSE", check.expr)
+}
+
+/// Add `checks` to the Delta table of `def` as Delta constraints, in one
+/// commit that also raises the writer version to 3 as they need. The
+/// rows already there were checked by the caller.
+async fn store_checks(
+    session: &Session,
+    def: &TableDef,
+    checks: &[&quality::CheckDef],
+) -> Result<()> {
+    if checks.is_empty() {
+        return Ok(());
+    }
+    let lake = session.engine.lake().clone();
+    let table = lake.table(&lake.url_for(&def.location)?).await?;
+    let mut properties = std::collections::HashMap::new();
+    properties.insert("delta.minWriterVersion".to_string(), "3".to_string());
+    for c in checks {
+        properties.insert(format!("delta.constraints.{}", c.name), delta_constraint(c));
+    }
+    let written = table
+        .set_tbl_properties()
+        .with_properties(properties)
+        .with_raise_if_not_exists(false)
+        .with_commit_properties(dml::commit_properties())
+        .await?;
+    lake.remember(&written);
+    Ok(())
+}
+
+/// Remove the Delta constraints `names` from the table of `def`.
+async fn unstore_checks(session: &Session, def: &TableDef, names: &[String]) -> Result<()> {
+    let lake = session.engine.lake().clone();
+    let mut table = lake.table(&lake.url_for(&def.location)?).await?;
+    for n in names {
+        table = table
+            .drop_constraints()
+            .with_constraint(n.clone())
+            .with_raise_if_not_exists(false)
+            .with_commit_properties(dml::commit_properties())
+            .await?;
+    }
+    lake.remember(&table);
+    Ok(())
 }
 
 async fn save_def(session: &Session, schema: &str, name: &str, def: TableDef) -> Result<()> {

@@ -208,6 +208,21 @@ impl Lake {
         partition_by: &[String],
         name: &str,
     ) -> Result<DeltaTable> {
+        self.create_with_checks(url, schema, partition_by, name, &[])
+            .await
+    }
+
+    /// [`Lake::create`] with CHECK constraints stored as Delta's
+    /// `delta.constraints.<name>` (`(name, condition)`), which other Delta
+    /// writers enforce; they need writer version 3.
+    pub async fn create_with_checks(
+        &self,
+        url: &Url,
+        schema: &ArrowSchema,
+        partition_by: &[String],
+        name: &str,
+        checks: &[(String, String)],
+    ) -> Result<DeltaTable> {
         let kernel: StructType = schema.try_into_kernel().map_err(|e| {
             Error::new(
                 ErrorKind::DatatypeMismatch,
@@ -221,6 +236,15 @@ impl Lake {
             .with_columns(kernel.fields().cloned());
         if !partition_by.is_empty() {
             builder = builder.with_partition_columns(partition_by.to_vec());
+        }
+        if !checks.is_empty() {
+            let mut config = vec![("delta.minWriterVersion".to_string(), Some("3".to_string()))];
+            for (n, sql) in checks {
+                config.push((format!("delta.constraints.{n}"), Some(sql.clone())));
+            }
+            builder = builder
+                .with_configuration(config)
+                .with_raise_if_key_not_exists(false);
         }
         let table = builder.await?;
         self.remember(&table);

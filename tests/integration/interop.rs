@@ -64,3 +64,70 @@ print(json.dumps({"version": dt.version(), "rows": rows, "duck": [list(r) for r 
         serde_json::json!([[1, "ada", "10.50"], [2, "bob", "4.00"]])
     );
 }
+
+/// CHECK constraints are stored as Delta constraints, so another Delta
+/// writer (delta-rs for Python) enforces them too, with PostgreSQL's NULL
+/// semantics kept.
+#[tokio::test]
+async fn another_delta_writer_keeps_sluice_checks() {
+    let server = Server::start();
+    let c = server.connect().await;
+    c.batch_execute(
+        "CREATE TABLE prices (sku text, amount numeric(10,2) CHECK (amount >= 0));
+         ALTER TABLE prices ADD CONSTRAINT short_sku CHECK (length(sku) < 6);
+         INSERT INTO prices VALUES ('a', 1);",
+    )
+    .await
+    .unwrap();
+    let table = server.lake.join("public/prices");
+    let script = r#"
+import sys, json, decimal
+import pyarrow as pa
+from deltalake import DeltaTable, write_deltalake
+path = sys.argv[1]
+schema = DeltaTable(path).schema().to_arrow()
+def append(sku, amount):
+    batch = pa.table({"sku": [sku], "amount": pa.array([amount], pa.decimal128(10, 2))})
+    try:
+        write_deltalake(path, batch, mode="append")
+        return "ok"
+    except Exception as e:
+        return "refused"
+out = {
+    "constraints": sorted(k for k in DeltaTable(path).metadata().configuration if k.startswith("delta.constraints.")),
+    "negative": append("b", decimal.Decimal("-1")),
+    "long": append("bbbbbbbb", decimal.Decimal("1")),
+    "null": append("c", None),
+    "good": append("d", decimal.Decimal("2")),
+}
+print(json.dumps(out))
+"#;
+    let out = Command::new(python())
+        .args(["-c", script])
+        .arg(&table)
+        .output()
+        .expect("run the test virtualenv's python (scripts/setup-test-env.sh creates it)");
+    assert!(
+        out.status.success(),
+        "python writer failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({
+            "constraints": ["delta.constraints.prices_amount_check", "delta.constraints.short_sku"],
+            "negative": "refused",
+            "long": "refused",
+            "null": "ok",
+            "good": "ok",
+        })
+    );
+    // Sluice reads what the other writer added.
+    let n: i64 = c
+        .query_one("SELECT count(*) FROM prices", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 3);
+}
