@@ -342,9 +342,14 @@ impl Derived {
                     column_list(&fk.columns),
                     column_list(&fk.parent_columns)
                 );
-                if fk.cascade {
-                    text.push_str(" ON DELETE CASCADE");
-                }
+                use crate::quality::keys::SetOnDelete;
+                let on_delete = match (fk.cascade, fk.on_delete_set) {
+                    (true, _) => ("c", " ON DELETE CASCADE"),
+                    (_, Some(SetOnDelete::Null)) => ("n", " ON DELETE SET NULL"),
+                    (_, Some(SetOnDelete::Default)) => ("d", " ON DELETE SET DEFAULT"),
+                    _ => ("a", ""),
+                };
+                text.push_str(on_delete.1);
                 let mut c = con(next(), &fk.name, "f", &fk.columns, text);
                 if let Some(&(parent_oid, _, _)) =
                     tables.get(&(fk.parent_schema.clone(), fk.parent_table.clone()))
@@ -362,7 +367,7 @@ impl Derived {
                     .and_then(|p| p.table_def().ok())
                     .map(|p| positions(&p, &fk.parent_columns))
                     .unwrap_or_default();
-                c.on_delete = if fk.cascade { "c" } else { "a" };
+                c.on_delete = on_delete.0;
                 out.push(c);
             }
         }

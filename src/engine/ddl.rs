@@ -324,10 +324,14 @@ fn new_foreign_key(
             ),
         ));
     }
-    let cascade = match fk.on_delete {
-        None | Some(ReferentialAction::NoAction) | Some(ReferentialAction::Restrict) => false,
-        Some(ReferentialAction::Cascade) => true,
-        Some(other) => return Err(Error::not_supported(format!("ON DELETE {other}"))),
+    use quality::keys::SetOnDelete;
+    let (cascade, on_delete_set) = match fk.on_delete {
+        None | Some(ReferentialAction::NoAction) | Some(ReferentialAction::Restrict) => {
+            (false, None)
+        }
+        Some(ReferentialAction::Cascade) => (true, None),
+        Some(ReferentialAction::SetNull) => (false, Some(SetOnDelete::Null)),
+        Some(ReferentialAction::SetDefault) => (false, Some(SetOnDelete::Default)),
     };
     if fk
         .on_update
@@ -357,6 +361,7 @@ fn new_foreign_key(
         parent_table,
         parent_columns,
         cascade,
+        on_delete_set,
     })
 }
 

@@ -1186,50 +1186,91 @@ impl crate::quality::guard::InputHook for AtEnd {
 }
 
 /// Before rows of `target` go (`gone`: a query for their old values, in
-/// the table's columns): the rows of other tables that reference them are
-/// deleted first when the rows are deleted and the key says ON DELETE
-/// CASCADE (`deleted`), or else stop the statement (23503).
+/// the table's columns), what references them: when the rows are deleted
+/// (`deleted`) and the foreign key says ON DELETE CASCADE / SET NULL / SET
+/// DEFAULT, a statement on the child deletes or changes the referencing
+/// rows; otherwise a referencing row stops the statement (23503). Every
+/// reference that stops the statement, and every SET NULL that a NOT NULL
+/// column refuses (23502), is found before any action commits.
 pub(crate) async fn delete_references(
     session: &mut Session,
     target: &Target,
     gone: &str,
     deleted: bool,
 ) -> Result<()> {
-    // Every reference that stops the statement is looked at before any
-    // cascade deletes (and commits) a child row.
-    let mut refs = target.referenced_by(session);
-    refs.sort_by_key(|(_, _, fk)| fk.cascade && deleted);
+    use crate::quality::keys::SetOnDelete;
+    let refs = target.referenced_by(session);
+    let mut actions = Vec::new();
     for (schema, child, fk) in refs {
         let on = fk.join_on("__gone", "__child");
         let child_name = format!("{}.{}", ident(&schema), ident(&child));
-        if fk.cascade && deleted {
-            let sql = format!(
-                "DELETE FROM {child_name} AS __child WHERE EXISTS \
-                 (SELECT 1 FROM ({gone}) AS __gone WHERE {on})"
-            );
-            let mut stmts = session.parse(&sql)?;
-            let Some(crate::frontend::Stmt::Sql(stmt)) = stmts.pop() else {
-                return Err(Error::internal("cascade did not plan as DELETE"));
-            };
-            let Statement::Delete(d) = *stmt else {
-                return Err(Error::internal("cascade did not plan as DELETE"));
-            };
-            Box::pin(delete(session, d)).await?;
-            continue;
-        }
-        let child_cols = fk
+        let referencing = format!("EXISTS (SELECT 1 FROM ({gone}) AS __gone WHERE {on})");
+        let child_def = session
+            .catalog_entry(&schema, &child)
+            .ok_or_else(|| Error::internal(format!("no table {child}")))?
+            .table_def()?;
+        let first_referencing = |cols: &[String]| {
+            let list = cols
+                .iter()
+                .map(|c| format!("__child.{}", ident(c)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!("SELECT {list} FROM {child_name} AS __child WHERE {referencing} LIMIT 1")
+        };
+        // (column, value) for SET NULL / SET DEFAULT
+        let sets: Vec<(String, Option<String>)> = fk
             .columns
             .iter()
-            .map(|c| format!("__child.{}", ident(c)))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!(
-            "SELECT {child_cols} FROM {child_name} AS __child WHERE EXISTS \
-             (SELECT 1 FROM ({gone}) AS __gone WHERE {on}) LIMIT 1"
-        );
-        let rows = session.ctx.sql(&sql).await?.collect().await?;
-        if let Some(b) = rows.iter().find(|b| b.num_rows() > 0) {
-            let key = crate::quality::first_row_text(b);
+            .map(|c| {
+                let value = match fk.on_delete_set {
+                    Some(SetOnDelete::Default) => {
+                        child_def.column(c).and_then(|d| d.default.clone())
+                    }
+                    _ => None,
+                };
+                (c.clone(), value)
+            })
+            .collect();
+        let action = if !deleted {
+            None
+        } else if fk.cascade {
+            Some(format!(
+                "DELETE FROM {child_name} AS __child WHERE {referencing}"
+            ))
+        } else if fk.on_delete_set.is_some() {
+            let nulled = sets
+                .iter()
+                .find(|(c, v)| v.is_none() && child_def.column(c).is_some_and(|d| d.not_null));
+            if let Some((c, _)) = nulled
+                && crate::quality::keys::first_row(&session.ctx, &first_referencing(&fk.columns))
+                    .await?
+                    .is_some()
+            {
+                return Err(Error::new(
+                    ErrorKind::NotNullViolation,
+                    format!(
+                        "null value in column \"{c}\" of relation \"{child}\" violates not-null constraint"
+                    ),
+                ));
+            }
+            let list: Vec<String> = sets
+                .iter()
+                .map(|(c, v)| format!("{} = {}", ident(c), v.as_deref().unwrap_or("NULL")))
+                .collect();
+            Some(format!(
+                "UPDATE {child_name} AS __child SET {} WHERE {referencing}",
+                list.join(", ")
+            ))
+        } else {
+            None
+        };
+        if let Some(sql) = action {
+            actions.push(sql);
+            continue;
+        }
+        if let Some(key) =
+            crate::quality::keys::first_row(&session.ctx, &first_referencing(&fk.columns)).await?
+        {
             return Err(Error::new(
                 ErrorKind::ForeignKeyViolation,
                 format!(
@@ -1243,6 +1284,19 @@ pub(crate) async fn delete_references(
                 fk.parent_columns.join(", ")
             )));
         }
+    }
+    // The actions: statements on the children, with the children's own
+    // rules, each its own commit before the parent's.
+    for sql in actions {
+        let mut stmts = session.parse(&sql)?;
+        match stmts.pop() {
+            Some(crate::frontend::Stmt::Sql(stmt)) => match *stmt {
+                Statement::Delete(d) => Box::pin(delete(session, d)).await?,
+                Statement::Update(u) => Box::pin(update(session, u)).await?,
+                _ => return Err(Error::internal("ON DELETE action did not plan")),
+            },
+            _ => return Err(Error::internal("ON DELETE action did not plan")),
+        };
     }
     Ok(())
 }

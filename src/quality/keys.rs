@@ -45,9 +45,21 @@ pub struct ForeignKeyDef {
     pub parent_schema: String,
     pub parent_table: String,
     pub parent_columns: Vec<String>,
-    /// ON DELETE CASCADE; otherwise deleting a referenced row fails.
+    /// ON DELETE CASCADE; otherwise deleting a referenced row fails,
+    /// unless `on_delete_set` says what the referencing columns become.
     #[serde(default)]
     pub cascade: bool,
+    /// ON DELETE SET NULL / SET DEFAULT.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_delete_set: Option<SetOnDelete>,
+}
+
+/// What ON DELETE SET ... puts in the referencing columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SetOnDelete {
+    Null,
+    Default,
 }
 
 impl ForeignKeyDef {
