@@ -249,6 +249,26 @@ impl Target {
             .join(", ")
     }
 
+    /// The column an assignment of `statement` sets, checked.
+    pub(crate) fn assigned_column(&self, to: &AssignmentTarget, statement: &str) -> Result<String> {
+        let AssignmentTarget::ColumnName(n) = to else {
+            return Err(Error::not_supported(format!(
+                "{statement} of a column tuple"
+            )));
+        };
+        let col = last_ident(n);
+        if self.def.column(&col).is_none() {
+            return Err(Error::new(
+                ErrorKind::UndefinedColumn,
+                format!(
+                    "column \"{col}\" of relation \"{}\" does not exist",
+                    self.name
+                ),
+            ));
+        }
+        Ok(col)
+    }
+
     pub(crate) fn all_columns(&self) -> Vec<String> {
         self.def.columns.iter().map(|c| c.name.clone()).collect()
     }
@@ -753,19 +773,7 @@ pub async fn update(session: &mut Session, up: Update) -> Result<Output> {
     let target = Target::open(session, &name, alias).await?;
     let mut sets: Vec<(String, Expr)> = Vec::new();
     for a in &up.assignments {
-        let col = match &a.target {
-            AssignmentTarget::ColumnName(n) => last_ident(n),
-            _ => return Err(Error::not_supported("UPDATE of a column tuple")),
-        };
-        if target.def.column(&col).is_none() {
-            return Err(Error::new(
-                ErrorKind::UndefinedColumn,
-                format!(
-                    "column \"{col}\" of relation \"{}\" does not exist",
-                    target.name
-                ),
-            ));
-        }
+        let col = target.assigned_column(&a.target, "UPDATE")?;
         sets.push((col, a.value.clone()));
     }
     let pred = up.selection.as_ref();

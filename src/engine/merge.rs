@@ -189,19 +189,7 @@ pub(crate) async fn merge_with(
                 let mut sets = Vec::new();
                 let mut raw = Vec::new();
                 for a in &u.assignments {
-                    let AssignmentTarget::ColumnName(n) = &a.target else {
-                        return Err(Error::not_supported("MERGE UPDATE of a column tuple"));
-                    };
-                    let col = last_ident(n);
-                    if target.def.column(&col).is_none() {
-                        return Err(Error::new(
-                            ErrorKind::UndefinedColumn,
-                            format!(
-                                "column \"{col}\" of relation \"{}\" does not exist",
-                                target.name
-                            ),
-                        ));
-                    }
+                    let col = target.assigned_column(&a.target, "MERGE UPDATE")?;
                     let value = expr(&a.value)?;
                     raw.push((col.clone(), as_stored(&col, value.clone())));
                     sets.push((col.clone(), store(&col, value)));
@@ -550,40 +538,24 @@ async fn check_rules(
         if !inserts && !assigns(&key.columns) {
             continue;
         }
-        let cols: Vec<String> = key.columns.iter().map(|c| ident(c)).collect();
-        let list = cols.join(", ");
-        let not_null = cols
+        // The keys written, and the keys of the rows that stay.
+        let list = key
+            .columns
             .iter()
-            .map(|c| format!("{c} IS NOT NULL"))
+            .map(|c| ident(c))
             .collect::<Vec<_>>()
-            .join(" AND ");
-        let new = p.rows(&list, &format!("{written} AND {not_null}"));
-        let repeated = format!(
-            "SELECT {list} FROM ({new}) AS __n GROUP BY {list} HAVING count(*) > 1 LIMIT 1"
-        );
+            .join(", ");
+        let new = format!("({})", p.rows(&list, &written));
         let remaining = format!(
-            "SELECT {list} FROM {} WHERE {not_null} EXCEPT ALL {}",
+            "(SELECT {list} FROM {} EXCEPT ALL {})",
             target.pinned_sql(),
             p.rows(&target.old_columns_sql(Some(&key.columns)), &p.leaving())
         );
-        let on = cols
-            .iter()
-            .map(|c| format!("__n.{c} = __r.{c}"))
-            .collect::<Vec<_>>()
-            .join(" AND ");
-        let select = cols
-            .iter()
-            .map(|c| format!("__n.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let clash = format!(
-            "SELECT {select} FROM ({new}) AS __n JOIN ({remaining}) AS __r ON {on} LIMIT 1"
-        );
-        for sql in [repeated, clash] {
-            if let Some(k) = crate::quality::keys::first_row(&session.ctx, &sql).await? {
-                return Err(crate::quality::keys::violation(key, &k));
-            }
-        }
+        key.first_violation(
+            &session.ctx,
+            &[key.repeated_sql(&new), key.present_sql(&new, &remaining)],
+        )
+        .await?;
     }
     let referenced: Vec<String> = target
         .referenced_by(session)

@@ -34,6 +34,57 @@ pub struct KeyDef {
     pub primary: bool,
 }
 
+impl KeyDef {
+    /// The key columns, quoted, and `c IS NOT NULL AND ...` over them.
+    fn columns_sql(&self) -> (Vec<String>, String) {
+        let cols: Vec<String> = self.columns.iter().map(|c| ident(c)).collect();
+        let not_null = cols
+            .iter()
+            .map(|c| format!("{c} IS NOT NULL"))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        (cols, not_null)
+    }
+
+    /// A query for the first key that `rows` (a relation, as SQL text)
+    /// holds more than once; NULL keys never repeat.
+    pub fn repeated_sql(&self, rows: &str) -> String {
+        let (cols, not_null) = self.columns_sql();
+        let list = cols.join(", ");
+        format!(
+            "SELECT {list} FROM {rows} AS __rows WHERE {not_null} \
+             GROUP BY {list} HAVING count(*) > 1 LIMIT 1"
+        )
+    }
+
+    /// A query for the first key of `incoming` also in `existing` (both
+    /// relations as SQL text).
+    pub fn present_sql(&self, incoming: &str, existing: &str) -> String {
+        let (cols, _) = self.columns_sql();
+        let on = cols
+            .iter()
+            .map(|c| format!("__i.{c} = __e.{c}"))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let select = cols
+            .iter()
+            .map(|c| format!("__i.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!("SELECT {select} FROM {incoming} AS __i JOIN {existing} AS __e ON {on} LIMIT 1")
+    }
+
+    /// The first key of `sqls`' results, if any, as a 23505 error.
+    pub async fn first_violation(&self, ctx: &SessionContext, sqls: &[String]) -> Result<()> {
+        for sql in sqls {
+            if let Some(k) = first_row(ctx, sql).await? {
+                return Err(violation(self, &k));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Memory the key-check queries may use before they spill.
 const CHECK_MEMORY: usize = 256 * 1024 * 1024;
 
@@ -261,37 +312,11 @@ async fn check_keys(
         check.register_table("existing", t.table_provider().await?)?;
     }
     for key in keys {
-        let cols: Vec<String> = key.columns.iter().map(|c| ident(c)).collect();
-        let list = cols.join(", ");
-        let not_null = cols
-            .iter()
-            .map(|c| format!("{c} IS NOT NULL"))
-            .collect::<Vec<_>>()
-            .join(" AND ");
-        let repeated = format!(
-            "SELECT {list} FROM incoming WHERE {not_null} \
-             GROUP BY {list} HAVING count(*) > 1 LIMIT 1"
-        );
-        if let Some(k) = first_row(check, &repeated).await? {
-            return Err(violation(key, &k));
-        }
+        let mut sqls = vec![key.repeated_sql("incoming")];
         if existing.is_some() {
-            let on = cols
-                .iter()
-                .map(|c| format!("i.{c} = e.{c}"))
-                .collect::<Vec<_>>()
-                .join(" AND ");
-            let select = cols
-                .iter()
-                .map(|c| format!("i.{c}"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let present =
-                format!("SELECT {select} FROM incoming i JOIN existing e ON {on} LIMIT 1");
-            if let Some(k) = first_row(check, &present).await? {
-                return Err(violation(key, &k));
-            }
+            sqls.push(key.present_sql("incoming", "existing"));
         }
+        key.first_violation(check, &sqls).await?;
     }
     Ok(())
 }
@@ -330,7 +355,7 @@ pub async fn first_row(ctx: &SessionContext, sql: &str) -> Result<Option<String>
     Ok(Some(values.join(", ")))
 }
 
-pub fn violation(key: &KeyDef, values: &str) -> Error {
+fn violation(key: &KeyDef, values: &str) -> Error {
     Error::new(
         ErrorKind::UniqueViolation,
         format!(

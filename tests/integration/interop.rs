@@ -5,6 +5,22 @@ use std::process::Command;
 
 use crate::common::{Server, python};
 
+/// Run `script` with the test virtualenv's python on `table`; its output
+/// is one JSON value.
+fn run_python(script: &str, table: &std::path::Path) -> serde_json::Value {
+    let out = Command::new(python())
+        .args(["-c", script])
+        .arg(table)
+        .output()
+        .expect("run the test virtualenv's python (scripts/setup-test-env.sh creates it)");
+    assert!(
+        out.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 #[tokio::test]
 async fn python_deltalake_and_duckdb_read_what_sluice_wrote() {
     let server = Server::start();
@@ -40,17 +56,7 @@ con.execute(f"LOAD '{ext}'")
 duck = con.execute(f"SELECT id, customer, CAST(amount AS VARCHAR) FROM delta_scan('{sys.argv[1]}') ORDER BY id").fetchall()
 print(json.dumps({"version": dt.version(), "rows": rows, "duck": [list(r) for r in duck]}))
 "#;
-    let out = Command::new(python())
-        .args(["-c", script])
-        .arg(&table)
-        .output()
-        .expect("run the test virtualenv's python (scripts/setup-test-env.sh creates it)");
-    assert!(
-        out.status.success(),
-        "python reader failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = run_python(script, &table);
     assert_eq!(v["version"], 3);
     assert_eq!(
         v["rows"],
@@ -102,17 +108,7 @@ out = {
 }
 print(json.dumps(out))
 "#;
-    let out = Command::new(python())
-        .args(["-c", script])
-        .arg(&table)
-        .output()
-        .expect("run the test virtualenv's python (scripts/setup-test-env.sh creates it)");
-    assert!(
-        out.status.success(),
-        "python writer failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = run_python(script, &table);
     assert_eq!(
         v,
         serde_json::json!({
