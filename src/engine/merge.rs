@@ -298,7 +298,11 @@ pub(crate) async fn merge_with(
             guards.push((clause.clause_kind, Some(g)));
         }
     }
-    let preview = Preview::new(&target, &m, &target_alias, &source_alias);
+    // Quarantine appends and changes to child tables commit before the
+    // merge; a target row that two source rows match is found first.
+    let numbered = crate::quality::expect::quarantines(&target.def)
+        || !target.referenced_by(session).is_empty();
+    let preview = Preview::new(&target, &m, (&target_alias, &source_alias), numbered);
     let expected = check_rules(session, &target, &preview, keyed_upsert).await?;
     let (written, metrics) = builder.await?;
     session.engine.lake().remember(&written);
@@ -329,10 +333,20 @@ struct Preview {
     assigned: Vec<String>,
     /// The new row passes every DROP ROW and QUARANTINE rule.
     kept: String,
+    /// WHEN MATCHED clauses that update or delete.
+    matched: Vec<usize>,
+    /// Target rows are numbered (`__sluice_row`), to find one that two
+    /// source rows would change.
+    numbered: bool,
 }
 
 impl Preview {
-    fn new(target: &Target, m: &Merge, target_alias: &str, source_alias: &str) -> Preview {
+    fn new(
+        target: &Target,
+        m: &Merge,
+        (target_alias, source_alias): (&str, &str),
+        numbered: bool,
+    ) -> Preview {
         let (t, s) = (ident(target_alias), ident(source_alias));
         let (in_t, in_s) = (format!("{t}.__sluice_t"), format!("{s}.__sluice_s"));
         let columns = &target.def.columns;
@@ -343,6 +357,8 @@ impl Preview {
             deletes: Vec::new(),
             assigned: Vec::new(),
             kept: String::new(),
+            matched: Vec::new(),
+            numbered,
         };
         let (mut by_target, mut by_source) = (false, false);
         // (condition, new value of each column) per clause
@@ -419,6 +435,12 @@ impl Preview {
                     None
                 }
             };
+            if clause.clause_kind == MergeClauseKind::Matched
+                && !is_do_nothing(&clause.action)
+                && !matches!(clause.action, MergeAction::Insert(_))
+            {
+                p.matched.push(i + 1);
+            }
             arms.push((cond, values));
         }
         let case = |value: &dyn Fn(usize, &Option<Vec<String>>) -> String| {
@@ -441,6 +463,12 @@ impl Preview {
             list.push(format!("{new} AS {}", ident(&c.name)));
             list.push(format!("{t}.{} AS __sluice_old_{j}", ident(&c.name)));
         }
+        let numbering = if numbered {
+            list.push(format!("{t}.__sluice_row"));
+            ", row_number() OVER () AS __sluice_row"
+        } else {
+            ""
+        };
         let join = match (by_target, by_source) {
             (true, true) => "FULL JOIN",
             (true, false) => "RIGHT JOIN",
@@ -448,7 +476,7 @@ impl Preview {
             (false, false) => "JOIN",
         };
         p.sql = format!(
-            "SELECT {} FROM (SELECT *, TRUE AS __sluice_t FROM {}) AS {t} {join} \
+            "SELECT {} FROM (SELECT *, TRUE AS __sluice_t{numbering} FROM {}) AS {t} {join} \
              (SELECT *, TRUE AS __sluice_s FROM {}) AS {s} ON {}",
             list.join(", "),
             target.pinned_sql(),
@@ -556,6 +584,25 @@ async fn check_rules(
             &[key.repeated_sql(&new), key.present_sql(&new, &remaining)],
         )
         .await?;
+    }
+    if p.numbered && !p.matched.is_empty() {
+        let twice = p.rows(
+            "__sluice_row",
+            &format!(
+                "{} GROUP BY __sluice_row HAVING count(*) > 1 LIMIT 1",
+                Preview::taken_by(&p.matched)
+            ),
+        );
+        if crate::quality::keys::first_row(&session.ctx, &twice)
+            .await?
+            .is_some()
+        {
+            return Err(Error::new(
+                ErrorKind::CardinalityViolation,
+                "MERGE command cannot affect row a second time",
+            )
+            .with_hint("Ensure that not more than one source row matches any one target row."));
+        }
     }
     let referenced: Vec<String> = target
         .referenced_by(session)

@@ -296,6 +296,23 @@ async fn every_write_path_keeps_the_rules() {
         "a rejected MERGE quarantines nothing"
     );
 
+    // A target row two source rows would change fails the MERGE (21000)
+    // before its quarantine append commits.
+    let e = c
+        .execute(
+            "MERGE INTO txn t USING (VALUES (1, 'XXX'), (1, 'USD')) AS s(id, currency) \
+             ON t.id = s.id WHEN MATCHED THEN UPDATE SET currency = s.currency",
+            &[],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "21000");
+    assert_eq!(version(&c, "txn").await, v);
+    assert_eq!(
+        ids(&c, "SELECT id FROM txn__quarantine ORDER BY id").await,
+        [2, 4, 5, 10, 11, 21]
+    );
+
     // Upsert is a MERGE: the same rules.
     let n = c
         .execute(
