@@ -7,7 +7,7 @@
 use datafusion::arrow::datatypes::Schema;
 use datafusion::sql::sqlparser::ast::{
     AlterTable, AlterTableOperation, ColumnOption, CreateTable, CreateView, HiveDistributionStyle,
-    ObjectName, ObjectType, RenameTableNameKind, SchemaName, Statement, TableConstraint,
+    Ident, ObjectName, ObjectType, RenameTableNameKind, SchemaName, Statement, TableConstraint,
 };
 use deltalake::DeltaTableBuilder;
 use deltalake::protocol::SaveMode;
@@ -365,6 +365,60 @@ fn new_foreign_key(
     })
 }
 
+/// Does a CREATE TABLE give column types or constraints (not just names)?
+fn declares_columns(ct: &CreateTable) -> bool {
+    !ct.constraints.is_empty()
+        || ct.columns.iter().any(|c| {
+            !matches!(
+                c.data_type,
+                datafusion::sql::sqlparser::ast::DataType::Unspecified
+            ) || !c.options.is_empty()
+        })
+}
+
+/// `CREATE TABLE t (column type [rules], ...) AS query`: the table is
+/// created with its columns and rules, then the query's rows go in through
+/// INSERT, which enforces every rule. When they break one, the table is
+/// dropped again and the error returned: the statement leaves nothing.
+async fn create_table_with_rules_as(session: &mut Session, mut ct: CreateTable) -> Result<Output> {
+    let query = ct.query.take().expect("checked by the caller");
+    let name = ct.name.clone();
+    Box::pin(create_table(session, ct)).await?;
+    let insert = format!("INSERT INTO {name} {query}");
+    let mut stmts = session.parse(&insert)?;
+    let Some(crate::frontend::Stmt::Sql(stmt)) = stmts.pop() else {
+        return Err(Error::internal("CREATE TABLE AS did not plan as INSERT"));
+    };
+    let Statement::Insert(ins) = *stmt else {
+        return Err(Error::internal("CREATE TABLE AS did not plan as INSERT"));
+    };
+    match dml::insert(session, ins).await {
+        Ok(Output::Command { rows, .. }) => Ok(Output::Command {
+            tag: "SELECT".into(),
+            rows,
+        }),
+        Ok(other) => Ok(other),
+        Err(e) => {
+            // The quarantine table came with it (if any rule quarantines).
+            let (schema, table) = session.qualify(&name)?;
+            let quarantine = ObjectName::from(vec![
+                Ident::new(schema),
+                Ident::new(crate::quality::expect::quarantine_table(&table)),
+            ]);
+            let _ = Box::pin(drop(
+                session,
+                ObjectType::Table,
+                true,
+                vec![name, quarantine],
+                false,
+            ))
+            .await;
+            session.notices.clear();
+            Err(e)
+        }
+    }
+}
+
 /// `(condition, action)` when a CHECK's text is an expectation in disguise
 /// (see `frontend::rewrite_expectations`).
 fn expectation_parts(expr: &str) -> Result<Option<(String, ExpectAction)>> {
@@ -637,6 +691,9 @@ pub async fn create_table(session: &mut Session, ct: CreateTable) -> Result<Outp
         lake.remove_all(&url).await?;
     }
 
+    if ct.query.is_some() && declares_columns(&ct) {
+        return create_table_with_rules_as(session, ct).await;
+    }
     let (def, rows) = if let Some(query) = &ct.query {
         let plan = session.plan(Statement::Query(query.clone())).await?;
         let df = session.ctx.execute_logical_plan(plan).await?;

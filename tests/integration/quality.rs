@@ -362,3 +362,63 @@ async fn every_write_path_keeps_the_rules() {
         .get(0);
     assert_eq!(listed, 2, "the key and the CHECK");
 }
+
+/// CREATE TABLE with typed columns and rules AS a query: the rows go in
+/// through INSERT, with every rule; a broken rule leaves no table behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_table_as_keeps_declared_rules() {
+    let server = Server::start();
+    let c = server.connect().await;
+    let n = c
+        .execute(
+            "CREATE TABLE scores (id int PRIMARY KEY, points int CHECK (points >= 0), \
+             CONSTRAINT capped EXPECT (points <= 100) ON VIOLATION QUARANTINE) \
+             AS SELECT * FROM (VALUES (1, 50), (2, 500), (3, 7)) AS s(a, b)",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+    assert_eq!(
+        ids(&c, "SELECT id::bigint AS k FROM scores ORDER BY k").await,
+        [1, 3]
+    );
+    assert_eq!(
+        ids(&c, "SELECT id::bigint FROM scores__quarantine").await,
+        [2]
+    );
+    let ty: String = c
+        .query_one(
+            "SELECT data_type FROM information_schema.columns \
+             WHERE table_name = 'scores' AND column_name = 'points'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(ty, "integer");
+    for (sql, state) in [
+        (
+            "CREATE TABLE broken (id int PRIMARY KEY, points int CHECK (points >= 0), \
+             CONSTRAINT capped EXPECT (points <= 100) ON VIOLATION QUARANTINE) \
+             AS SELECT * FROM (VALUES (1, 500), (2, -1)) AS s(a, b)",
+            "23514",
+        ),
+        (
+            "CREATE TABLE broken (id int PRIMARY KEY) AS SELECT * FROM (VALUES (1), (1)) AS s(a)",
+            "23505",
+        ),
+    ] {
+        let e = c.execute(sql, &[]).await.unwrap_err();
+        assert_eq!(sqlstate(&e), state, "{sql}");
+        let left: i64 = c
+            .query_one(
+                "SELECT count(*) FROM information_schema.tables WHERE table_name LIKE 'broken%'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(left, 0, "nothing left behind by {sql}");
+    }
+}
