@@ -343,7 +343,7 @@ impl Catalog {
 }
 
 async fn read_entries(table: &deltalake::DeltaTable) -> Result<Vec<Entry>> {
-    let provider = table.table_provider().await?;
+    let provider = crate::lake::provider(table).await?;
     let ctx = SessionContext::new();
     let batches = ctx.read_table(provider)?.collect().await?;
     let mut out = Vec::new();

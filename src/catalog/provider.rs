@@ -114,7 +114,7 @@ pub async fn open_table(
     let lake = catalog.lake();
     let url = lake.url_for(&def.location)?;
     let table = lake.table(&url).await?;
-    Ok(table.table_provider().await?)
+    crate::lake::provider(&table).await
 }
 
 #[async_trait]
@@ -195,9 +195,7 @@ impl SchemaProvider for SystemTables {
         let url = lake.url_for(RESULTS_LOCATION).map_err(ext)?;
         if lake.exists(&url).await.map_err(ext)? {
             let table = lake.table(&url).await.map_err(ext)?;
-            return Ok(Some(
-                table.table_provider().await.map_err(|e| ext(e.into()))?,
-            ));
+            return Ok(Some(crate::lake::provider(&table).await.map_err(ext)?));
         }
         // No write has recorded anything yet.
         let empty = datafusion::catalog::MemTable::try_new(results_schema(), vec![vec![]])?;
@@ -270,7 +268,7 @@ impl SchemaProvider for TimeTravelSchema {
             TimeTravel::Version(v) if latest.version() == Some(v as u64) => latest,
             _ => lake.table_at(&url, &at).await.map_err(ext)?,
         };
-        Ok(Some(delta.table_provider().await?))
+        Ok(Some(crate::lake::provider(&delta).await.map_err(ext)?))
     }
 
     fn table_exist(&self, name: &str) -> bool {

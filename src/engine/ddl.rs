@@ -1337,7 +1337,7 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
             let lake = session.engine.lake().clone();
             let url = lake.url_for(&def.location)?;
             let table = lake.table(&url).await?;
-            let provider = table.table_provider().await?;
+            let provider = crate::lake::provider(&table).await?;
             let df = session.ctx.read_table(provider)?;
             let exprs: Vec<_> = df
                 .schema()

@@ -1379,7 +1379,7 @@ pub async fn delete(session: &mut Session, del: Delete) -> Result<Output> {
                 // on the snapshot the delete read.
                 let mut df = session
                     .ctx
-                    .read_table(target.table.table_provider().await?)?;
+                    .read_table(crate::lake::provider(&target.table).await?)?;
                 if let Some(p) = pred {
                     df = df.filter(p)?;
                 }

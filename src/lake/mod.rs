@@ -10,7 +10,7 @@
 //! `update_incremental`, which only lists the log after the version we hold.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use datafusion::arrow::datatypes::Schema as ArrowSchema;
 use deltalake::kernel::StructType;
@@ -21,6 +21,22 @@ use object_store::ObjectStoreExt;
 use url::Url;
 
 use crate::error::{Error, ErrorKind, Result};
+
+/// Scan settings for reading Delta tables: DataFusion's own defaults. By
+/// default delta-rs pushes a query's filter into the Parquet reader, which
+/// then evaluates it row by row while decoding; that made filtered scans
+/// about 3x slower than the same filter applied after decoding, as
+/// DataFusion does for Parquet files (TPC-H q6 on lineitem).
+static SCAN_DEFAULTS: LazyLock<Arc<datafusion::execution::SessionState>> =
+    LazyLock::new(|| Arc::new(datafusion::execution::SessionStateBuilder::new().build()));
+
+/// A DataFusion provider reading `table`'s snapshot.
+pub async fn provider(table: &DeltaTable) -> Result<Arc<dyn datafusion::catalog::TableProvider>> {
+    Ok(table
+        .table_provider()
+        .with_session(SCAN_DEFAULTS.clone())
+        .await?)
+}
 
 /// Which snapshot of a table to read.
 #[derive(Debug, Clone, PartialEq)]

@@ -309,7 +309,7 @@ async fn check_keys(
     if let Some(t) = existing
         && !keys.is_empty()
     {
-        check.register_table("existing", t.table_provider().await?)?;
+        check.register_table("existing", crate::lake::provider(t).await?)?;
     }
     for key in keys {
         let mut sqls = vec![key.repeated_sql("incoming")];
@@ -329,7 +329,7 @@ async fn check_references(
 ) -> Result<()> {
     for (n, (fk, parent)) in refs.iter().enumerate() {
         let alias = format!("parent_{n}");
-        check.register_table(alias.as_str(), parent.table_provider().await?)?;
+        check.register_table(alias.as_str(), crate::lake::provider(parent).await?)?;
         if let Some(values) = first_row(check, &fk.missing_sql("incoming", &alias)).await? {
             return Err(fk.missing(table, &values));
         }
@@ -373,7 +373,7 @@ fn violation(key: &KeyDef, values: &str) -> Error {
 /// not repeat the key (nor, for a primary key, leave it NULL).
 pub async fn validate_existing(table: DeltaTable, name: &str, key: &KeyDef) -> Result<()> {
     let check = bounded_context();
-    check.register_table("existing", table.table_provider().await?)?;
+    check.register_table("existing", crate::lake::provider(&table).await?)?;
     let cols: Vec<String> = key.columns.iter().map(|c| ident(c)).collect();
     let list = cols.join(", ");
     if key.primary {

@@ -144,7 +144,7 @@ pub async fn violating_row(
     def: &TableDef,
     check: &CheckDef,
 ) -> Result<Option<String>> {
-    let provider = table.table_provider().await?;
+    let provider = crate::lake::provider(&table).await?;
     let df = ctx.read_table(provider)?;
     let condition = plan_check(ctx, check, df.schema())?;
     let row: Vec<Expr> = def
