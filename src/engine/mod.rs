@@ -768,6 +768,7 @@ fn rewrite_for_datafusion(mut stmt: Statement) -> Statement {
         CharacterLength, DataType as SqlType, Expr, visit_expressions_mut,
     };
     use std::ops::ControlFlow;
+    names::alias_column_casts(&mut stmt);
     let _ = visit_expressions_mut(&mut stmt, |e| {
         if let Expr::Cast {
             expr, data_type, ..

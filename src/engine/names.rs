@@ -80,6 +80,52 @@ fn query_names(q: &Query, schema: &Schema) -> Option<SchemaRef> {
     changed.then(|| Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone())))
 }
 
+/// In a query with ORDER BY, an unaliased cast of a column in the select
+/// list gets the name PostgreSQL gives it (the column's) as an alias. Then
+/// `SELECT id::bigint FROM t ORDER BY id` sorts by the output column, as
+/// PostgreSQL does, instead of failing in DataFusion because the cast and
+/// the column share a name (apache/datafusion#13558). Left alone when a
+/// wildcard or another item could take the same name.
+pub fn alias_column_casts(stmt: &mut Statement) {
+    use datafusion::sql::sqlparser::ast::Ident;
+    let Statement::Query(q) = stmt else { return };
+    if q.order_by.is_none() {
+        return;
+    }
+    let SetExpr::Select(select) = q.body.as_mut() else {
+        return;
+    };
+    let mut names = Vec::new();
+    for item in &select.projection {
+        names.push(match item {
+            SelectItem::UnnamedExpr(Expr::Identifier(id)) => Some(super::normalize_ident(id)),
+            SelectItem::UnnamedExpr(Expr::CompoundIdentifier(parts)) => {
+                parts.last().map(super::normalize_ident)
+            }
+            SelectItem::UnnamedExpr(e) => expr_name(e),
+            SelectItem::ExprWithAlias { alias, .. } => Some(super::normalize_ident(alias)),
+            _ => return,
+        });
+    }
+    for (item, name) in select.projection.iter_mut().zip(&names) {
+        let SelectItem::UnnamedExpr(e @ Expr::Cast { .. }) = item else {
+            continue;
+        };
+        let Some(name) = name else { continue };
+        let plain_column = matches!(
+            e,
+            Expr::Cast { expr, .. }
+                if matches!(expr.as_ref(), Expr::Identifier(_) | Expr::CompoundIdentifier(_))
+        );
+        if plain_column && names.iter().filter(|n| n.as_ref() == Some(name)).count() == 1 {
+            *item = SelectItem::ExprWithAlias {
+                expr: e.clone(),
+                alias: Ident::with_quote('"', name.clone()),
+            };
+        }
+    }
+}
+
 /// `schema` with its fields renamed, position by position.
 pub fn with_names(schema: &Schema, names: &[String]) -> SchemaRef {
     let fields: Vec<Field> = schema
