@@ -350,6 +350,11 @@ pub(crate) fn classify_message(raw: &str) -> Option<Error> {
             .with_hint("Ensure that not more than one source row matches any one target row."),
         );
     }
+    // A column alias list of the wrong length (also CREATE TABLE t (a, b)
+    // AS ...): PostgreSQL's syntax error class.
+    if msg.contains("names given as column alias") {
+        return Some(Error::syntax(msg.lines().next().unwrap_or("").to_string()));
+    }
     // Our own write-path checks, when delta-rs hands them back as text.
     if let Some(pos) = msg.find("value too long for type") {
         let text = msg[pos..].lines().next().unwrap_or("").to_string();

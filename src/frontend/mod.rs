@@ -210,7 +210,69 @@ fn peek_word(p: &Parser, n: usize, kw: &str) -> bool {
     word_is(&p.peek_nth_token(n).token, kw)
 }
 
+/// `CREATE TABLE name (column, ...) AS query`, PostgreSQL's way to name
+/// the columns of a CTAS: the position of the `AS` when the statement
+/// ahead has that shape (sqlparser wants a type after each column).
+fn ctas_with_column_names(p: &Parser) -> Option<usize> {
+    let mut n = 2;
+    if !(peek_word(p, 0, "CREATE") && peek_word(p, 1, "TABLE")) {
+        return None;
+    }
+    if peek_word(p, n, "IF") {
+        n += 3;
+    }
+    // name: word (. word)*
+    loop {
+        if !matches!(p.peek_nth_token(n).token, Token::Word(_)) {
+            return None;
+        }
+        n += 1;
+        if p.peek_nth_token(n).token != Token::Period {
+            break;
+        }
+        n += 1;
+    }
+    if p.peek_nth_token(n).token != Token::LParen {
+        return None;
+    }
+    n += 1;
+    loop {
+        if !matches!(p.peek_nth_token(n).token, Token::Word(_)) {
+            return None;
+        }
+        n += 1;
+        match p.peek_nth_token(n).token {
+            Token::Comma => n += 1,
+            Token::RParen => break,
+            _ => return None,
+        }
+    }
+    n += 1;
+    peek_word(p, n, "AS").then_some(n)
+}
+
 fn parse_extension(p: &mut Parser) -> Result<Option<Stmt>> {
+    if ctas_with_column_names(p).is_some() {
+        p.next_token();
+        p.next_token();
+        let if_not_exists = p.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
+        let name = p.parse_object_name(false)?;
+        p.expect_token(&Token::LParen)?;
+        let columns = p.parse_comma_separated(|p| p.parse_identifier())?;
+        p.expect_token(&Token::RParen)?;
+        p.expect_keyword(Keyword::AS)?;
+        let query = p.parse_query()?;
+        let columns: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
+        let sql = format!(
+            "CREATE TABLE {}{name} AS SELECT * FROM ({query}) AS __sluice_ctas ({})",
+            if if_not_exists { "IF NOT EXISTS " } else { "" },
+            columns.join(", ")
+        );
+        let stmt = Parser::new(&PostgreSqlDialect {})
+            .try_with_sql(&sql)?
+            .parse_statement()?;
+        return Ok(Some(Stmt::Sql(Box::new(stmt))));
+    }
     if peek_word(p, 0, "CREATE") && peek_word(p, 1, "EXTERNAL") && peek_word(p, 2, "TABLE") {
         for _ in 0..3 {
             p.next_token();
