@@ -32,25 +32,10 @@ SF="${SF:-1}"
 SIDES="${SIDES:-postgres sluice}"
 PG_SERVER="$ROOT/scripts/pg-test-server.sh"
 
-# The same DDL on both sides. The CSV is positional: make_csv.py writes the
-# columns in this order.
-DDL="CREATE TABLE lineitem (
-    l_orderkey      bigint,
-    l_partkey       bigint,
-    l_suppkey       bigint,
-    l_linenumber    integer,
-    l_quantity      numeric(15,2),
-    l_extendedprice numeric(15,2),
-    l_discount      numeric(15,2),
-    l_tax           numeric(15,2),
-    l_returnflag    char(1),
-    l_linestatus    char(1),
-    l_shipdate      date,
-    l_commitdate    date,
-    l_receiptdate   date,
-    l_shipinstruct  char(25),
-    l_shipmode      char(10),
-    l_comment       varchar(44)
+# The same DDL on both sides.
+# shellcheck source=benchmarks/lineitem.sh
+. "$ROOT/benchmarks/lineitem.sh"
+DDL="CREATE TABLE lineitem ($LINEITEM_COLUMNS
 )"
 COPY_FROM="COPY lineitem FROM STDIN WITH (FORMAT csv)"
 COPY_TO="COPY (SELECT * FROM lineitem) TO STDOUT WITH (FORMAT csv)"

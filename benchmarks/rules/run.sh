@@ -29,47 +29,20 @@ RUNS="${RUNS:-3}"
 BASE_ROWS="${BASE_ROWS:-10000000}"
 APPEND_ROWS="${APPEND_ROWS:-1000000}"
 
-COLUMNS="
-    l_orderkey      bigint,
-    l_partkey       bigint,
-    l_suppkey       bigint,
-    l_linenumber    integer,
-    l_quantity      numeric(15,2),
-    l_extendedprice numeric(15,2),
-    l_discount      numeric(15,2),
-    l_tax           numeric(15,2),
-    l_returnflag    char(1),
-    l_linestatus    char(1),
-    l_shipdate      date,
-    l_commitdate    date,
-    l_receiptdate   date,
-    l_shipinstruct  char(25),
-    l_shipmode      char(10),
-    l_comment       varchar(44)"
-PLAIN="CREATE TABLE plain ($COLUMNS)"
+# shellcheck source=benchmarks/lineitem.sh
+. "$ROOT/benchmarks/lineitem.sh"
+PLAIN="CREATE TABLE plain ($LINEITEM_COLUMNS)"
 # NOT NULL on 4 columns, 3 CHECKs, 2 expectations: every TPC-H row passes
 # the hard rules; l_tax < 0.08 fails for some rows and is only counted.
-RULES="CREATE TABLE ruled (
-    l_orderkey      bigint NOT NULL,
-    l_partkey       bigint NOT NULL,
-    l_suppkey       bigint NOT NULL,
-    l_linenumber    integer NOT NULL,
-    l_quantity      numeric(15,2) CHECK (l_quantity > 0),
-    l_extendedprice numeric(15,2),
-    l_discount      numeric(15,2) CHECK (l_discount BETWEEN 0 AND 0.10),
-    l_tax           numeric(15,2),
-    l_returnflag    char(1),
-    l_linestatus    char(1),
-    l_shipdate      date,
-    l_commitdate    date,
-    l_receiptdate   date,
-    l_shipinstruct  char(25),
-    l_shipmode      char(10),
-    l_comment       varchar(44),
+RULED_COLUMNS="$(sed -E 's/^( *(l_orderkey|l_partkey|l_suppkey|l_linenumber) +[a-z]+)/\1 NOT NULL/' <<<"$LINEITEM_COLUMNS")"
+RULES="CREATE TABLE ruled ($RULED_COLUMNS,
+    CHECK (l_quantity > 0),
+    CHECK (l_discount BETWEEN 0 AND 0.10),
     CHECK (l_shipdate <= l_receiptdate),
     CONSTRAINT known_flag EXPECT (l_returnflag IN ('A', 'N', 'R')) ON VIOLATION QUARANTINE,
     CONSTRAINT low_tax EXPECT (l_tax < 0.08)
 )"
+[[ "$(grep -o 'NOT NULL' <<<"$RULES" | wc -l)" == 4 ]] || { echo "rules-bench: NOT NULL columns not found" >&2; exit 1; }
 
 log() { echo "rules-bench: $*" >&2; }
 die() {
