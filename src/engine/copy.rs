@@ -295,7 +295,7 @@ impl CopyIn {
         drop(tx);
         let (written, n) = self.writer_result().await?;
         if let Some(run) = self.run.take() {
-            run.record(written.version().unwrap_or(0) as i64).await?;
+            run.record(written.version().unwrap_or(0) as i64).await;
         }
         Ok((n, self.decoder.skipped()))
     }
@@ -426,7 +426,7 @@ async fn copy_from_files(session: &mut Session, stmt: &CopyStmt, path: &str) -> 
     )
     .await?;
     if let Some(run) = run {
-        run.record(written.version().unwrap_or(0) as i64).await?;
+        run.record(written.version().unwrap_or(0) as i64).await;
     }
     Ok(Output::count("COPY", n))
 }

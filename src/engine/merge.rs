@@ -307,7 +307,7 @@ pub(crate) async fn merge_with(
     let (written, metrics) = builder.await?;
     session.engine.lake().remember(&written);
     if let Some(run) = expected {
-        run.record(written.version().unwrap_or(0) as i64).await?;
+        run.record(written.version().unwrap_or(0) as i64).await;
     }
     Ok(Output::Command {
         tag: "MERGE".into(),

@@ -449,8 +449,8 @@ impl Run {
     }
 
     /// Append this write's counts to `sluice.expectation_results`, against
-    /// the table version the write produced.
-    pub async fn record(self, version: i64) -> Result<()> {
+    /// the table version the write produced (see [`ExpectRecord::record`]).
+    pub async fn record(self, version: i64) {
         let counts: Vec<(u64, u64)> = (0..self.rules.len()).map(|i| self.tally.get(i)).collect();
         ExpectRecord {
             lake: self.lake,
@@ -490,8 +490,20 @@ impl ExpectRecord {
         }
     }
 
-    /// Append the counts to `sluice.expectation_results`.
-    pub async fn record(self, version: i64) -> Result<()> {
+    /// Append the counts to `sluice.expectation_results`. The write they
+    /// describe has committed by now, so a failure here must not turn it
+    /// into an error the client would retry: it is logged instead.
+    pub async fn record(self, version: i64) {
+        let table = format!("{}.{}", self.schema, self.table);
+        if let Err(e) = self.append(version).await {
+            tracing::warn!(
+                "the write of {table} (version {version}) committed, but its expectation \
+                 results could not be recorded: {e}"
+            );
+        }
+    }
+
+    async fn append(self, version: i64) -> Result<()> {
         use datafusion::arrow::array::{Int64Array, StringArray};
         let n = self.rules.len();
         let now = chrono::Utc::now().timestamp_micros();

@@ -42,8 +42,20 @@ async fn results(c: &Client, version: i64) -> Vec<(String, i64, i64)> {
     .collect()
 }
 
-fn counts(v: &[(&str, i64, i64)]) -> Vec<(String, i64, i64)> {
-    v.iter().map(|(n, p, f)| (n.to_string(), *p, *f)).collect()
+/// Assert the counts `txn`'s latest write recorded, per expectation
+/// (name order); returns that version.
+async fn recorded(c: &Client, expected: &[(&str, i64, i64)]) -> i64 {
+    let v = version(c, "txn").await;
+    let want: Vec<(String, i64, i64)> = expected
+        .iter()
+        .map(|(n, p, f)| (n.to_string(), *p, *f))
+        .collect();
+    assert_eq!(
+        results(c, v).await,
+        want,
+        "expectation results of version {v}"
+    );
+    v
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -88,16 +100,16 @@ async fn every_write_path_keeps_the_rules() {
         .unwrap()
         .get(0);
     assert_eq!(broken, "known_currency,positive");
-    let v = version(&c, "txn").await;
-    assert_eq!(
-        results(&c, v).await,
-        counts(&[
+    let v = recorded(
+        &c,
+        &[
             ("known_currency", 3, 2),
             ("positive", 3, 2),
             ("sane", 4, 1),
             ("small_id", 5, 0),
-        ])
-    );
+        ],
+    )
+    .await;
 
     // Rejected statements change nothing: FAIL, CHECK, NOT NULL, key.
     for (sql, state) in [
@@ -147,16 +159,16 @@ async fn every_write_path_keeps_the_rules() {
         ids(&c, "SELECT id FROM txn__quarantine ORDER BY id").await,
         [2, 5, 11]
     );
-    let v = version(&c, "txn").await;
-    assert_eq!(
-        results(&c, v).await,
-        counts(&[
+    let v = recorded(
+        &c,
+        &[
             ("known_currency", 2, 1),
             ("positive", 2, 1),
             ("sane", 3, 0),
             ("small_id", 3, 0),
-        ])
-    );
+        ],
+    )
+    .await;
     let e = copy_in(
         &c,
         "COPY txn FROM STDIN (FORMAT csv)",
@@ -188,16 +200,16 @@ async fn every_write_path_keeps_the_rules() {
         .await
         .unwrap();
     assert_eq!(n, 3);
-    let v = version(&c, "txn").await;
-    assert_eq!(
-        results(&c, v).await,
-        counts(&[
+    let v = recorded(
+        &c,
+        &[
             ("known_currency", 3, 0),
             ("positive", 3, 0),
             ("sane", 1, 2),
             ("small_id", 3, 0),
-        ])
-    );
+        ],
+    )
+    .await;
     let e = c
         .execute("UPDATE txn SET amount = 0 WHERE id = 1", &[])
         .await
@@ -269,16 +281,16 @@ async fn every_write_path_keeps_the_rules() {
         ids(&c, "SELECT id FROM txn__quarantine ORDER BY id").await,
         [2, 4, 5, 10, 11, 21]
     );
-    let v = version(&c, "txn").await;
-    assert_eq!(
-        results(&c, v).await,
-        counts(&[
+    let v = recorded(
+        &c,
+        &[
             ("known_currency", 4, 2),
             ("positive", 4, 2),
             ("sane", 6, 0),
             ("small_id", 6, 0),
-        ])
-    );
+        ],
+    )
+    .await;
     let e = c
         .execute(
             "MERGE INTO txn t USING (VALUES (30, 'XXX', 1.0), (2000, 'USD', 1.0)) \
