@@ -1225,60 +1225,14 @@ pub(crate) async fn delete_references(
                 .join(", ");
             format!("SELECT {list} FROM {child_name} AS __child WHERE {referencing} LIMIT 1")
         };
-        // (column, value) for SET NULL / SET DEFAULT
-        let sets: Vec<(String, Option<String>)> = fk
-            .columns
-            .iter()
-            .map(|c| {
-                let value = match fk.on_delete_set {
-                    Some(SetOnDelete::Default) => {
-                        child_def.column(c).and_then(|d| d.default.clone())
-                    }
-                    _ => None,
-                };
-                (c.clone(), value)
-            })
-            .collect();
-        let action = if !deleted {
-            None
-        } else if fk.cascade {
-            Some(format!(
-                "DELETE FROM {child_name} AS __child WHERE {referencing}"
-            ))
-        } else if fk.on_delete_set.is_some() {
-            let nulled = sets
-                .iter()
-                .find(|(c, v)| v.is_none() && child_def.column(c).is_some_and(|d| d.not_null));
-            if let Some((c, _)) = nulled
-                && crate::quality::keys::first_row(&session.ctx, &first_referencing(&fk.columns))
-                    .await?
-                    .is_some()
-            {
-                return Err(Error::new(
-                    ErrorKind::NotNullViolation,
-                    format!(
-                        "null value in column \"{c}\" of relation \"{child}\" violates not-null constraint"
-                    ),
-                ));
-            }
-            let list: Vec<String> = sets
-                .iter()
-                .map(|(c, v)| format!("{} = {}", ident(c), v.as_deref().unwrap_or("NULL")))
-                .collect();
-            Some(format!(
-                "UPDATE {child_name} AS __child SET {} WHERE {referencing}",
-                list.join(", ")
-            ))
-        } else {
-            None
-        };
-        if let Some(sql) = action {
-            actions.push(sql);
-            continue;
-        }
-        if let Some(key) =
+        // Nothing refers to the rows that go: no action, no error.
+        let Some(key) =
             crate::quality::keys::first_row(&session.ctx, &first_referencing(&fk.columns)).await?
-        {
+        else {
+            continue;
+        };
+        let acts = deleted && (fk.cascade || fk.on_delete_set.is_some());
+        if !acts {
             return Err(Error::new(
                 ErrorKind::ForeignKeyViolation,
                 format!(
@@ -1292,6 +1246,47 @@ pub(crate) async fn delete_references(
                 fk.parent_columns.join(", ")
             )));
         }
+        // The action on a table that references itself would start over on
+        // the rows it acts on, before they are gone.
+        if schema == target.schema && child == target.name {
+            return Err(Error::not_supported(format!(
+                "deleting rows of \"{child}\" that rows of the same table reference \
+                 through ON DELETE CASCADE / SET NULL / SET DEFAULT (\"{}\")",
+                fk.name
+            )));
+        }
+        let action = match fk.on_delete_set {
+            None => format!("DELETE FROM {child_name} AS __child WHERE {referencing}"),
+            Some(set) => {
+                // (column, value) for SET NULL / SET DEFAULT
+                let mut list = Vec::new();
+                for c in &fk.columns {
+                    let value = match set {
+                        SetOnDelete::Default => child_def.column(c).and_then(|d| d.default.clone()),
+                        SetOnDelete::Null => None,
+                    };
+                    if value.is_none() && child_def.column(c).is_some_and(|d| d.not_null) {
+                        return Err(Error::new(
+                            ErrorKind::NotNullViolation,
+                            format!(
+                                "null value in column \"{c}\" of relation \"{child}\" violates \
+                                 not-null constraint"
+                            ),
+                        ));
+                    }
+                    list.push(format!(
+                        "{} = {}",
+                        ident(c),
+                        value.as_deref().unwrap_or("NULL")
+                    ));
+                }
+                format!(
+                    "UPDATE {child_name} AS __child SET {} WHERE {referencing}",
+                    list.join(", ")
+                )
+            }
+        };
+        actions.push(action);
     }
     // The actions: statements on the children, with the children's own
     // rules, each its own commit before the parent's.
