@@ -1332,6 +1332,20 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
                     format!("column \"{new}\" of relation \"{name}\" already exists"),
                 ));
             }
+            // Another table's foreign key names the column: it would have
+            // to change with it.
+            if let Some((_, child, fk)) = dml::referencing(session, &schema, &name)
+                .into_iter()
+                .find(|(s, t, fk)| {
+                    !(s == &schema && t == &name) && fk.parent_columns.contains(&old)
+                })
+            {
+                return Err(Error::not_supported(format!(
+                    "RENAME COLUMN of \"{old}\", which foreign key \"{}\" of table \"{child}\" \
+                     references",
+                    fk.name
+                )));
+            }
             // Delta without column mapping stores names in the files, so a
             // rename rewrites the table in one overwrite commit.
             let lake = session.engine.lake().clone();
@@ -1366,6 +1380,23 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
             // Delta's copies of the checks that name the column go before
             // the rewrite (they would not hold over the new schema) and come
             // back renamed after it.
+            let rename = |cols: &mut Vec<String>| {
+                for c in cols.iter_mut().filter(|c| **c == old) {
+                    *c = new.clone();
+                }
+            };
+            for k in def.keys.iter_mut() {
+                rename(&mut k.columns);
+            }
+            for fk in def.foreign_keys.iter_mut() {
+                rename(&mut fk.columns);
+                if fk.parent_schema == schema && fk.parent_table == name {
+                    rename(&mut fk.parent_columns);
+                }
+            }
+            for e in def.expectations.iter_mut() {
+                e.expr = quality::rename_column(&e.expr, &old, &new)?;
+            }
             let mut renamed = Vec::new();
             for check in def.checks.iter_mut() {
                 let expr = quality::rename_column(&check.expr, &old, &new)?;
@@ -1395,7 +1426,24 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
                 .filter(|c| renamed.contains(&c.name))
                 .collect();
             store_checks(session, &def, &moved).await?;
+            let quarantined = quality::expect::quarantines(&def);
             save_def(session, &schema, &name, def).await?;
+            // The quarantine table keeps the table's column names.
+            if quarantined {
+                let sql = format!(
+                    "ALTER TABLE {}.{} RENAME COLUMN {} TO {}",
+                    dml::ident(&schema),
+                    dml::ident(&quality::expect::quarantine_table(&name)),
+                    dml::ident(&old),
+                    dml::ident(&new)
+                );
+                let mut stmts = session.parse(&sql)?;
+                if let Some(crate::frontend::Stmt::Sql(stmt)) = stmts.pop()
+                    && let Statement::AlterTable(at) = *stmt
+                {
+                    Box::pin(alter_table(session, at)).await?;
+                }
+            }
         }
         AlterTableOperation::AddConstraint {
             constraint: TableConstraint::Check(check),
@@ -1488,6 +1536,32 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
             ..
         } => {
             let constraint = normalize_ident(&constraint);
+            // A key another table's foreign key relies on stays.
+            if let Some(key) = def.keys.iter().find(|k| k.name == constraint) {
+                let mut cols = key.columns.clone();
+                cols.sort();
+                if let Some((_, child, fk)) = dml::referencing(session, &schema, &name)
+                    .into_iter()
+                    .find(|(_, _, fk)| {
+                        let mut p = fk.parent_columns.clone();
+                        p.sort();
+                        p == cols
+                    })
+                {
+                    return Err(Error::new(
+                        ErrorKind::DependentObjects,
+                        format!(
+                            "cannot drop constraint {constraint} on table {name} because other \
+                             objects depend on it"
+                        ),
+                    )
+                    .with_detail(format!(
+                        "constraint {} on table {child} depends on index {constraint}",
+                        fk.name
+                    ))
+                    .with_hint("Drop the foreign key first."));
+                }
+            }
             let count = |d: &TableDef| {
                 d.checks.len() + d.keys.len() + d.expectations.len() + d.foreign_keys.len()
             };

@@ -345,21 +345,7 @@ impl Target {
         &self,
         session: &Session,
     ) -> Vec<(String, String, crate::quality::keys::ForeignKeyDef)> {
-        let snap = session.engine.catalog().snapshot();
-        let mut out = Vec::new();
-        for e in snap
-            .entries
-            .iter()
-            .filter(|e| e.kind == crate::catalog::Kind::Table)
-        {
-            let Ok(def) = e.table_def() else { continue };
-            for fk in def.foreign_keys {
-                if fk.parent_schema == self.schema && fk.parent_table == self.name {
-                    out.push((e.schema.clone(), e.name.clone(), fk));
-                }
-            }
-        }
-        out
+        referencing(session, &self.schema, &self.name)
     }
 
     /// The quarantine table of this table: its definition and state.
@@ -423,6 +409,30 @@ impl Target {
         .await
         .map(|(t, _)| t)
     }
+}
+
+/// The foreign keys of all tables (`schema.table` itself included) that
+/// point at `schema.table`: (child schema, child table, the foreign key).
+pub(crate) fn referencing(
+    session: &Session,
+    schema: &str,
+    table: &str,
+) -> Vec<(String, String, crate::quality::keys::ForeignKeyDef)> {
+    let snap = session.engine.catalog().snapshot();
+    let mut out = Vec::new();
+    for e in snap
+        .entries
+        .iter()
+        .filter(|e| e.kind == crate::catalog::Kind::Table)
+    {
+        let Ok(def) = e.table_def() else { continue };
+        for fk in def.foreign_keys {
+            if fk.parent_schema == schema && fk.parent_table == table {
+                out.push((e.schema.clone(), e.name.clone(), fk));
+            }
+        }
+    }
+    out
 }
 
 /// The expression that stores `e` into column `c` of `def`: cast to the

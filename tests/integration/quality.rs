@@ -409,6 +409,26 @@ async fn create_table_as_keeps_declared_rules() {
         .unwrap()
         .get(0);
     assert_eq!(ty, "integer");
+    // RENAME COLUMN carries the rules and the quarantine table along.
+    c.batch_execute(
+        "ALTER TABLE scores RENAME COLUMN points TO score;
+         INSERT INTO scores VALUES (4, 400), (5, 5);",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        ids(
+            &c,
+            "SELECT id::bigint AS k FROM scores__quarantine WHERE score = 400"
+        )
+        .await,
+        [4]
+    );
+    let e = c
+        .execute("INSERT INTO scores VALUES (5, 1)", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "23505");
     for (sql, state) in [
         (
             "CREATE TABLE broken (id int PRIMARY KEY, points int CHECK (points >= 0), \
