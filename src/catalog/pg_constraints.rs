@@ -34,8 +34,8 @@ use super::{Catalog, Kind, TableDef};
 /// OIDs of constraints (and of the index relations of keys) start here,
 /// far above the ones datafusion-pg-catalog hands out from 16384.
 const CON_OID_BASE: i64 = 1_000_000;
-/// Constraints per table that get distinct OIDs.
-const PER_TABLE: i64 = 64;
+/// Constraints per table that get distinct OIDs (and are listed).
+const PER_TABLE: i64 = 1024;
 
 /// The function a reverse `::regclass` cast in a client's catalog query
 /// becomes: a relation's name (schema-qualified outside `public`) from its
@@ -255,6 +255,8 @@ impl Derived {
             }
             let mut defs = self.constraint_defs.write().expect("not poisoned");
             let mut index_defs = self.index_defs.write().expect("not poisoned");
+            defs.clear();
+            index_defs.clear();
             for c in &cons {
                 defs.insert(c.oid, c.def.clone());
                 if let Some(d) = &c.index_def {
@@ -283,6 +285,7 @@ impl Derived {
                 continue;
             };
             let Ok(def) = e.table_def() else { continue };
+            let first = out.len();
             let mut n = 0;
             let mut next = || {
                 n += 1;
@@ -370,6 +373,8 @@ impl Derived {
                 c.on_delete = on_delete.0;
                 out.push(c);
             }
+            // OIDs past the table's range would be the next table's.
+            out.truncate(first + PER_TABLE as usize - 1);
         }
         out
     }
@@ -685,10 +690,7 @@ impl ScalarUDFImpl for GetDef {
 }
 
 /// `pg_partition_ancestors(rel)`: the relation itself, as no table here
-/// is a partition of another (psql asks when it lists references). With
-/// an argument that is not a constant (psql's trigger query, over the
-/// always empty `pg_trigger`) it has no rows: table functions here take
-/// constants only.
+/// is a partition of another (psql asks when it lists references).
 #[derive(Debug)]
 struct PartitionAncestors;
 
@@ -704,13 +706,16 @@ impl datafusion::catalog::TableFunctionImpl for PartitionAncestors {
             }),
             _ => None,
         };
-        let relid = Field::new("relid", DataType::Int32, false);
         let Some(oid) = oid else {
-            let depth = Field::new("depth", DataType::Int64, false);
-            let schema = Arc::new(Schema::new(vec![relid, depth]));
-            return Ok(Arc::new(MemTable::try_new(schema, vec![vec![]])?));
+            return Err(DataFusionError::Plan(
+                "pg_partition_ancestors takes a constant relation OID".into(),
+            ));
         };
-        let schema = Arc::new(Schema::new(vec![relid]));
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "relid",
+            DataType::Int32,
+            false,
+        )]));
         let batch = RecordBatch::try_new(
             schema.clone(),
             vec![Arc::new(datafusion::arrow::array::Int32Array::from(vec![

@@ -152,48 +152,62 @@ fn without_trigger_subqueries(stmt: &mut Statement) {
     }
 }
 
-/// A relation OID cast to `regclass` in a select list shows the relation's
-/// name, as in PostgreSQL (the compatibility layer turns it into the OID).
+/// A select item that is a relation OID cast to `regclass` shows the
+/// relation's name, as in PostgreSQL (the
+/// compatibility layer turns the cast into the OID). Only whole select
+/// items: a regclass inside an expression (compared, cast on to oid)
+/// stays an OID.
 fn regclass_names(stmt: &mut Statement) {
     use datafusion::sql::sqlparser::ast::{
         Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments,
-        Ident, SetExpr, visit_expressions_mut,
+        Ident, SelectItem, SetExpr,
     };
     let Statement::Query(q) = stmt else { return };
     let SetExpr::Select(select) = q.body.as_mut() else {
         return;
     };
     for item in select.projection.iter_mut() {
-        let _ = visit_expressions_mut(item, |e: &mut Expr| {
-            if let Expr::Cast {
-                expr, data_type, ..
-            } = e
-                && data_type
-                    .to_string()
-                    .to_ascii_lowercase()
-                    .ends_with("regclass")
-                && !matches!(expr.as_ref(), Expr::Value(_))
-            {
-                let arg = FunctionArg::Unnamed(FunctionArgExpr::Expr(expr.as_ref().clone()));
-                *e = Expr::Function(Function {
-                    name: ObjectName::from(vec![Ident::new(
-                        crate::catalog::pg_constraints::REGCLASS_NAME,
-                    )]),
-                    uses_odbc_syntax: false,
-                    parameters: FunctionArguments::None,
-                    args: FunctionArguments::List(FunctionArgumentList {
-                        duplicate_treatment: None,
-                        args: vec![arg],
-                        clauses: vec![],
-                    }),
-                    filter: None,
-                    null_treatment: None,
-                    over: None,
-                    within_group: vec![],
-                });
-            }
-            std::ops::ControlFlow::<()>::Continue(())
+        let (e, alias) = match item {
+            SelectItem::UnnamedExpr(e) => (e.clone(), None),
+            SelectItem::ExprWithAlias { expr, alias } => (expr.clone(), Some(alias.clone())),
+            _ => continue,
+        };
+        let Expr::Cast {
+            expr, data_type, ..
+        } = &e
+        else {
+            continue;
+        };
+        if !data_type
+            .to_string()
+            .to_ascii_lowercase()
+            .ends_with("regclass")
+            || matches!(expr.as_ref(), Expr::Value(_))
+        {
+            continue;
+        }
+        let arg = FunctionArg::Unnamed(FunctionArgExpr::Expr(expr.as_ref().clone()));
+        let call = Expr::Function(Function {
+            name: ObjectName::from(vec![Ident::new(
+                crate::catalog::pg_constraints::REGCLASS_NAME,
+            )]),
+            uses_odbc_syntax: false,
+            parameters: FunctionArguments::None,
+            args: FunctionArguments::List(FunctionArgumentList {
+                duplicate_treatment: None,
+                args: vec![arg],
+                clauses: vec![],
+            }),
+            filter: None,
+            null_treatment: None,
+            over: None,
+            within_group: vec![],
         });
+        // An alias named like the column would clash with it (ORDER BY).
+        *item = match alias {
+            Some(alias) => SelectItem::ExprWithAlias { expr: call, alias },
+            None => SelectItem::UnnamedExpr(call),
+        };
     }
 }
 
