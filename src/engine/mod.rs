@@ -55,6 +55,8 @@ pub struct Engine {
     lake: Arc<Lake>,
     catalog: Arc<Catalog>,
     runtime: Arc<RuntimeEnv>,
+    /// DataFusion options every session starts from.
+    options: Arc<SessionConfig>,
 }
 
 impl Engine {
@@ -76,10 +78,12 @@ impl Engine {
         let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
             .with_cache_manager(caches)
             .build_arc()?;
+        let options = Arc::new(engine_options()?);
         Ok(Arc::new(Engine {
             lake,
             catalog,
             runtime,
+            options,
         }))
     }
 
@@ -128,17 +132,38 @@ impl Engine {
     /// A DataFusion context that sees the Sluice catalog, with pg_catalog
     /// when `for_clients` is set.
     fn context(&self, default_schema: &str, for_clients: bool) -> SessionContext {
-        planning_context(&self.catalog, &self.runtime, default_schema, for_clients)
+        planning_context(
+            &self.catalog,
+            &self.runtime,
+            &self.options,
+            default_schema,
+            for_clients,
+        )
     }
+}
+
+/// DataFusion's defaults, then any `DATAFUSION_*` environment variable
+/// (`DATAFUSION_EXECUTION_BATCH_SIZE=16384` sets
+/// `datafusion.execution.batch_size`), for tuning a deployment.
+fn engine_options() -> Result<SessionConfig> {
+    SessionConfig::from_env().map_err(|e| {
+        Error::new(
+            ErrorKind::InvalidParameter,
+            format!("DataFusion setting from the environment: {e}"),
+        )
+    })
 }
 
 fn planning_context(
     catalog: &Arc<Catalog>,
     runtime: &Arc<RuntimeEnv>,
+    options: &Arc<SessionConfig>,
     default_schema: &str,
     for_clients: bool,
 ) -> SessionContext {
-    let mut config = SessionConfig::new()
+    let mut config = options
+        .as_ref()
+        .clone()
         .with_default_catalog_and_schema(DATABASE, default_schema)
         .with_create_default_catalog_and_schema(false)
         .with_information_schema(false);
@@ -155,8 +180,9 @@ fn planning_context(
     let ctx = SessionContext::new_with_state(state);
     let cat2 = catalog.clone();
     let rt2 = runtime.clone();
+    let options2 = options.clone();
     let factory: ContextFactory =
-        Arc::new(move |schema: &str| planning_context(&cat2, &rt2, schema, false));
+        Arc::new(move |schema: &str| planning_context(&cat2, &rt2, &options2, schema, false));
     let provider = SluiceCatalogProvider::new(catalog.clone(), factory.clone());
     use datafusion::catalog::CatalogProvider;
     let _ = provider.register_schema(
