@@ -22,6 +22,8 @@ use url::Url;
 
 use crate::error::{Error, ErrorKind, Result};
 
+mod stats;
+
 /// Scan settings for reading Delta tables: DataFusion's own defaults. By
 /// default delta-rs pushes a query's filter into the Parquet reader, which
 /// then evaluates it row by row while decoding; that made filtered scans
@@ -31,11 +33,16 @@ static SCAN_DEFAULTS: LazyLock<Arc<datafusion::execution::SessionState>> =
     LazyLock::new(|| Arc::new(datafusion::execution::SessionStateBuilder::new().build()));
 
 /// A DataFusion provider reading `table`'s snapshot.
+/// Its scans carry column estimates from the Delta log ([`stats`]).
 pub async fn provider(table: &DeltaTable) -> Result<Arc<dyn datafusion::catalog::TableProvider>> {
-    Ok(table
+    let delta = table
         .table_provider()
         .with_session(SCAN_DEFAULTS.clone())
-        .await?)
+        .await?;
+    Ok(Arc::new(stats::WithStatistics::new(
+        delta,
+        stats::table_columns(table),
+    )))
 }
 
 /// Which snapshot of a table to read.
