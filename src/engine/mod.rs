@@ -15,6 +15,7 @@ pub mod copy;
 pub mod ddl;
 pub mod dml;
 pub mod lakehouse;
+mod late_filter;
 pub mod merge;
 pub mod names;
 pub mod params;
@@ -176,6 +177,7 @@ fn planning_context(
         // delta-rs plans its write operators through its own planner.
         .with_query_planner(deltalake::delta_datafusion::planner::DeltaPlanner::new())
         .with_analyzer_rule(Arc::new(text_input::TextInputCasts))
+        .with_physical_optimizer_rule(Arc::new(late_filter::SelectiveRowFilter))
         .build();
     let ctx = SessionContext::new_with_state(state);
     let cat2 = catalog.clone();
