@@ -9,7 +9,8 @@
 //!
 //! The lake is loaded once (`CREATE TABLE tpch.<t> AS SELECT ...` from the
 //! Parquet files) and reused by later runs. Every query runs `--reps` times
-//! per engine and the best time is kept. The process exits non-zero when a
+//! per engine and the best time is kept; each repetition runs the query on
+//! every engine in turn, so the machine's slow spells fall on all of them. The process exits non-zero when a
 //! query fails on Sluice or when Sluice and DataFusion disagree on a row
 //! count; the timings are never asserted.
 
@@ -111,7 +112,9 @@ async fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
         args.lake
     );
 
-    // b. Raw DataFusion over the Parquet files.
+    // b. The engines, all ready before the first query: raw DataFusion
+    // over the Parquet files, Sluice in process, Sluice through the wire,
+    // and DuckDB in a child process.
     let raw = SessionContext::new();
     for t in TABLES {
         raw.register_parquet(
@@ -121,38 +124,8 @@ async fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
         )
         .await?;
     }
-    let mut datafusion: BTreeMap<usize, Measure> = BTreeMap::new();
-    for (n, sql) in &queries {
-        let m = best_of(reps, || async {
-            let batches = raw.sql(sql).await?.collect().await?;
-            Ok::<_, datafusion::error::DataFusionError>(batches.iter().map(|b| b.num_rows()).sum())
-        })
-        .await;
-        report("datafusion", *n, &m);
-        datafusion.insert(*n, m);
-    }
-
-    // Sluice in process: the same engine without the wire.
     let mut session = engine.session();
     run_sql(&mut session, "SET search_path = tpch").await?;
-    let mut inproc: BTreeMap<usize, Measure> = BTreeMap::new();
-    for (n, sql) in &queries {
-        let mut m: Measure = Err("not run".into());
-        for _ in 0..reps {
-            let start = Instant::now();
-            match run_sql(&mut session, sql).await {
-                Ok(rows) => m = Ok(better(&m, start.elapsed(), rows)),
-                Err(e) => {
-                    m = Err(e.to_string());
-                    break;
-                }
-            }
-        }
-        report("sluice(proc)", *n, &m);
-        inproc.insert(*n, m);
-    }
-
-    // c. Sluice through the wire.
     let port = free_port()?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let listen = format!("127.0.0.1:{port}");
@@ -170,36 +143,69 @@ async fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
         .simple_query("SET search_path = tpch")
         .await
         .map_err(pg_error)?;
+    let mut duck = if args.skip_duckdb {
+        None
+    } else {
+        match DuckDb::start(&args, &data) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                eprintln!("warning: DuckDB did not start, its column stays empty: {e}");
+                None
+            }
+        }
+    };
+
+    // c. Each repetition runs the query on every engine in turn, so a
+    // slow spell of the machine falls on all of them alike.
+    let mut datafusion: BTreeMap<usize, Measure> = BTreeMap::new();
+    let mut inproc: BTreeMap<usize, Measure> = BTreeMap::new();
     let mut wire: BTreeMap<usize, Measure> = BTreeMap::new();
+    let mut duckdb: BTreeMap<usize, Option<f64>> = BTreeMap::new();
     for (n, sql) in &queries {
-        let m = best_of(reps, || async {
-            let msgs = client.simple_query(sql).await.map_err(pg_error)?;
-            Ok::<_, String>(
-                msgs.iter()
-                    .filter(|m| matches!(m, SimpleQueryMessage::Row(_)))
-                    .count(),
-            )
-        })
-        .await;
-        report("sluice(wire)", *n, &m);
-        wire.insert(*n, m);
+        let (mut m_raw, mut m_proc, mut m_wire): (Measure, Measure, Measure) = (
+            Err("not run".into()),
+            Err("not run".into()),
+            Err("not run".into()),
+        );
+        let mut m_duck: Measure = Err("not run".into());
+        for _ in 0..reps {
+            timed(&mut m_raw, || async {
+                let batches = raw.sql(sql).await?.collect().await?;
+                Ok::<_, datafusion::error::DataFusionError>(
+                    batches.iter().map(|b| b.num_rows()).sum(),
+                )
+            })
+            .await;
+            timed(&mut m_proc, || run_sql(&mut session, sql)).await;
+            timed(&mut m_wire, || async {
+                let msgs = client.simple_query(sql).await.map_err(pg_error)?;
+                Ok::<_, String>(
+                    msgs.iter()
+                        .filter(|m| matches!(m, SimpleQueryMessage::Row(_)))
+                        .count(),
+                )
+            })
+            .await;
+            if let Some(d) = duck.as_mut()
+                && !failed(&m_duck)
+            {
+                m_duck = d.run(*n).map(|(t, rows)| better(&m_duck, t, rows));
+            }
+        }
+        report("datafusion", *n, &m_raw);
+        report("sluice(proc)", *n, &m_proc);
+        report("sluice(wire)", *n, &m_wire);
+        datafusion.insert(*n, m_raw);
+        inproc.insert(*n, m_proc);
+        wire.insert(*n, m_wire);
+        if duck.is_some() {
+            report("duckdb", *n, &m_duck);
+            duckdb.insert(*n, m_duck.ok().map(|(t, _)| t.as_secs_f64()));
+        }
     }
     drop(client);
     let _ = stop_tx.send(());
     let _ = server.await;
-
-    // d. DuckDB.
-    let duckdb: BTreeMap<usize, Option<f64>> = if args.skip_duckdb {
-        BTreeMap::new()
-    } else {
-        match run_duckdb(&args, &data, &numbers, reps) {
-            Ok(m) => m,
-            Err(e) => {
-                eprintln!("warning: DuckDB run failed, its column stays empty: {e}");
-                BTreeMap::new()
-            }
-        }
-    };
 
     // e. The table.
     Ok(print_table(
@@ -314,22 +320,26 @@ async fn count(session: &mut Session, sql: &str) -> Result<i64, Box<dyn std::err
     value.ok_or_else(|| format!("{sql}: no rows").into())
 }
 
-/// Run `f` `reps` times; keep the best time. The first error ends the runs.
-async fn best_of<F, Fut, E>(reps: usize, f: F) -> Measure
+/// Run `f` once and keep the better of its time and `m`. After an error
+/// the query is not run again on that engine.
+async fn timed<F, Fut, E>(m: &mut Measure, f: F)
 where
-    F: Fn() -> Fut,
+    F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = Result<usize, E>>,
     E: std::fmt::Display,
 {
-    let mut m: Measure = Err("not run".into());
-    for _ in 0..reps {
-        let start = Instant::now();
-        match f().await {
-            Ok(rows) => m = Ok(better(&m, start.elapsed(), rows)),
-            Err(e) => return Err(e.to_string()),
-        }
+    if failed(m) {
+        return;
     }
-    m
+    let start = Instant::now();
+    *m = match f().await {
+        Ok(rows) => Ok(better(m, start.elapsed(), rows)),
+        Err(e) => Err(e.to_string()),
+    };
+}
+
+fn failed(m: &Measure) -> bool {
+    matches!(m, Err(e) if e != "not run")
 }
 
 fn better(m: &Measure, t: Duration, rows: usize) -> (Duration, usize) {
@@ -376,52 +386,74 @@ async fn connect(port: u16) -> Result<tokio_postgres::Client, Box<dyn std::error
     }
 }
 
-fn run_duckdb(
-    args: &Args,
-    data: &Path,
-    numbers: &[usize],
-    reps: usize,
-) -> Result<BTreeMap<usize, Option<f64>>, Box<dyn std::error::Error>> {
-    let python = match &args.python {
-        Some(p) => p.clone(),
-        None => {
-            let home = std::env::var("HOME").map_err(|_| "HOME is not set; pass --python")?;
-            PathBuf::from(home).join(".cache/sluice-venv/bin/python")
-        }
-    };
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benchmarks/tpch/duckdb_run.py");
-    let only = numbers
-        .iter()
-        .map(|n| n.to_string())
-        .collect::<Vec<_>>()
-        .join(",");
-    let out = Command::new(&python)
-        .arg(script)
-        .arg("--data")
-        .arg(data)
-        .arg("--reps")
-        .arg(reps.to_string())
-        .arg("--queries")
-        .arg(&args.queries)
-        .arg("--only")
-        .arg(only)
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .map_err(|e| format!("{}: {e}", python.display()))?;
-    if !out.status.success() {
-        return Err(format!("{} {script} exited with {}", python.display(), out.status).into());
-    }
-    let parsed: BTreeMap<String, Option<f64>> = serde_json::from_slice(&out.stdout)?;
-    let mut times = BTreeMap::new();
-    for (k, v) in parsed {
-        if let Some(n) = k.strip_prefix('q').and_then(|s| s.parse::<usize>().ok()) {
-            if v.is_none() {
-                eprintln!("warning: duckdb q{n} failed");
+/// DuckDB in a child process (`duckdb_run.py --serve`): one query number
+/// in on its standard input, its time and row count out, one line each.
+struct DuckDb {
+    child: std::process::Child,
+    input: std::process::ChildStdin,
+    output: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl DuckDb {
+    fn start(args: &Args, data: &Path) -> Result<DuckDb, Box<dyn std::error::Error>> {
+        let python = match &args.python {
+            Some(p) => p.clone(),
+            None => {
+                let home = std::env::var("HOME").map_err(|_| "HOME is not set; pass --python")?;
+                PathBuf::from(home).join(".cache/sluice-venv/bin/python")
             }
-            times.insert(n, v);
-        }
+        };
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benchmarks/tpch/duckdb_run.py");
+        let mut child = Command::new(&python)
+            .arg(script)
+            .arg("--data")
+            .arg(data)
+            .arg("--queries")
+            .arg(&args.queries)
+            .arg("--serve")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("{}: {e}", python.display()))?;
+        let input = child.stdin.take().ok_or("no stdin")?;
+        let output = std::io::BufReader::new(child.stdout.take().ok_or("no stdout")?);
+        Ok(DuckDb {
+            child,
+            input,
+            output,
+        })
     }
-    Ok(times)
+
+    /// Run query `n` once: DuckDB's own time (without the pipe) and rows.
+    fn run(&mut self, n: usize) -> Result<(Duration, usize), String> {
+        use std::io::{BufRead, Write};
+        writeln!(self.input, "{n}")
+            .and_then(|_| self.input.flush())
+            .map_err(|e| format!("DuckDB process: {e}"))?;
+        let mut line = String::new();
+        self.output
+            .read_line(&mut line)
+            .map_err(|e| format!("DuckDB process: {e}"))?;
+        let reply: serde_json::Value =
+            serde_json::from_str(&line).map_err(|e| format!("DuckDB reply {line:?}: {e}"))?;
+        if let Some(e) = reply.get("error").and_then(|e| e.as_str()) {
+            return Err(e.to_string());
+        }
+        let rows = reply.get("rows").and_then(|r| r.as_u64()).unwrap_or(0) as usize;
+        let seconds = reply
+            .get("seconds")
+            .and_then(|s| s.as_f64())
+            .ok_or_else(|| format!("DuckDB reply without seconds: {line:?}"))?;
+        Ok((Duration::from_secs_f64(seconds), rows))
+    }
+}
+
+impl Drop for DuckDb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 fn secs(m: Option<&Measure>) -> Option<f64> {
