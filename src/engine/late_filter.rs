@@ -63,7 +63,12 @@ impl PhysicalOptimizerRule for SelectiveRowFilter {
             let Some(parquet) = config.file_source.downcast_ref::<ParquetSource>() else {
                 return Ok(Transformed::no(node));
             };
-            if parquet.table_parquet_options().global.pushdown_filters {
+            // Already filtering while decoding; or reading row positions
+            // (Delta deletion vectors), which delta-rs itself never
+            // combines with a row filter.
+            if parquet.table_parquet_options().global.pushdown_filters
+                || !parquet.table_schema().virtual_columns().is_empty()
+            {
                 return Ok(Transformed::no(node));
             }
             let dynamic = parquet
@@ -263,5 +268,51 @@ impl Morselizer for PerFile {
         } else {
             self.plain.plan_file(file)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::logical_expr::Operator;
+    use datafusion::physical_expr::expressions::{Column, binary, in_list, lit};
+
+    use super::*;
+
+    #[test]
+    fn only_a_dynamic_filter_that_lists_keys_reads_with_the_row_filter() {
+        let schema = Schema::new(vec![Field::new("k", DataType::Int64, false)]);
+        let k: Arc<dyn PhysicalExpr> = Arc::new(Column::new("k", 0));
+        let dynamic = Arc::new(DynamicFilterPhysicalExpr::new(vec![k.clone()], lit(true)));
+        // A static IN list next to the dynamic filter does not count.
+        let fixed = in_list(k.clone(), vec![lit(1i64), lit(2i64)], &false, &schema).unwrap();
+        let predicate = binary(
+            fixed,
+            Operator::And,
+            dynamic.clone() as Arc<dyn PhysicalExpr>,
+            &schema,
+        )
+        .unwrap();
+        let found = dynamic_filters(&predicate);
+        assert_eq!(found.len(), 1);
+
+        // Before the build side is complete: read as planned.
+        assert!(!narrowed_to_keys(&found));
+        // Bounds only (a large build side): read as planned.
+        let bounds = binary(
+            binary(k.clone(), Operator::GtEq, lit(1i64), &schema).unwrap(),
+            Operator::And,
+            binary(k.clone(), Operator::LtEq, lit(9i64), &schema).unwrap(),
+            &schema,
+        )
+        .unwrap();
+        dynamic.update(bounds.clone()).unwrap();
+        assert!(!narrowed_to_keys(&found));
+        // The keys themselves: filter while decoding.
+        let keys = in_list(k.clone(), vec![lit(3i64), lit(7i64)], &false, &schema).unwrap();
+        dynamic
+            .update(binary(bounds, Operator::And, keys, &schema).unwrap())
+            .unwrap();
+        assert!(narrowed_to_keys(&found));
     }
 }
