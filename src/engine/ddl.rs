@@ -1243,15 +1243,29 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
             };
             let new_name = last_ident(&new);
             let (s, old, n2) = (schema.clone(), name.clone(), new_name.clone());
+            // The quarantine table follows the table's name.
+            let quarantine = quality::expect::quarantines(&def).then(|| {
+                (
+                    quality::expect::quarantine_table(&name),
+                    quality::expect::quarantine_table(&new_name),
+                )
+            });
             session
                 .engine
                 .catalog
                 .mutate(move |entries| {
-                    if entries
-                        .iter()
-                        .any(|e| e.kind != Kind::Schema && e.schema == s && e.name == n2)
-                    {
+                    let taken = |entries: &[Entry], n: &str| {
+                        entries
+                            .iter()
+                            .any(|e| e.kind != Kind::Schema && e.schema == s && e.name == n)
+                    };
+                    if taken(entries, &n2) {
                         return Err(duplicate_relation(&n2));
+                    }
+                    if let Some((_, q2)) = &quarantine
+                        && taken(entries, q2)
+                    {
+                        return Err(duplicate_relation(q2));
                     }
                     let e = entries
                         .iter_mut()
@@ -1263,6 +1277,30 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
                             )
                         })?;
                     e.name = n2.clone();
+                    if let Some((q, q2)) = &quarantine
+                        && let Some(e) = entries
+                            .iter_mut()
+                            .find(|e| e.kind == Kind::Table && e.schema == s && &e.name == q)
+                    {
+                        e.name = q2.clone();
+                    }
+                    // Foreign keys name their parent: every one that
+                    // referred to the old name (the table's own included)
+                    // now names the new one, as PostgreSQL's follow the
+                    // table itself.
+                    for e in entries.iter_mut().filter(|e| e.kind == Kind::Table) {
+                        let mut child = e.table_def()?;
+                        let mut changed = false;
+                        for fk in child.foreign_keys.iter_mut() {
+                            if fk.parent_schema == s && fk.parent_table == old {
+                                fk.parent_table = n2.clone();
+                                changed = true;
+                            }
+                        }
+                        if changed {
+                            *e = Entry::table(&e.schema, &e.name, &child);
+                        }
+                    }
                     Ok(())
                 })
                 .await?;

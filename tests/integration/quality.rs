@@ -429,6 +429,26 @@ async fn create_table_as_keeps_declared_rules() {
         .await
         .unwrap_err();
     assert_eq!(sqlstate(&e), "23505");
+    // RENAME TO takes the quarantine table along, rows and all.
+    c.batch_execute(
+        "ALTER TABLE scores RENAME TO results;
+         INSERT INTO results VALUES (6, 600);",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        ids(
+            &c,
+            "SELECT id::bigint AS k FROM results__quarantine ORDER BY k"
+        )
+        .await,
+        [2, 4, 6]
+    );
+    let e = c
+        .execute("SELECT * FROM scores__quarantine", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "42P01");
     for (sql, state) in [
         (
             "CREATE TABLE broken (id int PRIMARY KEY, points int CHECK (points >= 0), \
