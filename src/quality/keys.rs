@@ -170,7 +170,7 @@ pub fn hook(
     def: &TableDef,
     table: &str,
     existing: Option<DeltaTable>,
-    parents: Vec<DeltaTable>,
+    parents: Vec<Parent>,
 ) -> Option<Box<dyn InputHook>> {
     if def.keys.is_empty() && def.foreign_keys.is_empty() {
         return None;
@@ -184,8 +184,15 @@ pub fn hook(
     }))
 }
 
+/// The parent of one foreign key, opened for [`hook`].
+pub struct Parent {
+    table: DeltaTable,
+    /// The key refers to the table being written.
+    own: bool,
+}
+
 /// Open the parent of each of `def`'s foreign keys, for [`hook`].
-pub async fn parents(catalog: &crate::catalog::Catalog, def: &TableDef) -> Result<Vec<DeltaTable>> {
+pub async fn parents(catalog: &crate::catalog::Catalog, def: &TableDef) -> Result<Vec<Parent>> {
     let snap = catalog.snapshot();
     let lake = catalog.lake();
     let mut out = Vec::new();
@@ -199,14 +206,17 @@ pub async fn parents(catalog: &crate::catalog::Catalog, def: &TableDef) -> Resul
                 )
             })?;
         let pdef = entry.table_def()?;
-        out.push(lake.table(&lake.url_for(&pdef.location)?).await?);
+        out.push(Parent {
+            table: lake.table(&lake.url_for(&pdef.location)?).await?,
+            own: pdef.location == def.location,
+        });
     }
     Ok(out)
 }
 
 struct KeyHook {
     keys: Vec<KeyDef>,
-    refs: Vec<(ForeignKeyDef, DeltaTable)>,
+    refs: Vec<(ForeignKeyDef, Parent)>,
     table: String,
     existing: Option<DeltaTable>,
     spill: Option<Spill>,
@@ -237,7 +247,15 @@ impl InputHook for KeyHook {
             Some(spill) => {
                 let check = spill.context().await?;
                 check_keys(&check, &self.keys, self.existing.as_ref()).await?;
-                check_references(&check, &self.table, &self.refs).await
+                let spilled = spill.names();
+                check_references(
+                    &check,
+                    &self.table,
+                    &self.refs,
+                    self.existing.is_some(),
+                    &spilled,
+                )
+                .await
             }
             None => Ok(()),
         }
@@ -249,6 +267,7 @@ impl InputHook for KeyHook {
 struct Spill {
     path: PathBuf,
     columns: Vec<usize>,
+    names: Vec<String>,
     writer: Option<FileWriter<std::io::BufWriter<std::fs::File>>>,
 }
 
@@ -274,8 +293,14 @@ impl Spill {
         Ok(Spill {
             path,
             columns,
+            names: names.iter().map(|n| n.to_string()).collect(),
             writer: Some(writer),
         })
+    }
+
+    /// The names of the spilled columns.
+    fn names(&self) -> Vec<String> {
+        self.names.clone()
     }
 
     fn add(&mut self, batch: &RecordBatch) -> Result<()> {
@@ -322,15 +347,39 @@ async fn check_keys(
 }
 
 /// Every non-NULL reference in `incoming` names a row of its parent.
+///
+/// A table that references itself is its own parent, as it will be once
+/// the statement commits (PostgreSQL checks at the end of the statement):
+/// an append may refer to the rows it adds as well as the table's, and a
+/// rewrite (`appending` false) only to the new rows, which are the whole
+/// table.
 async fn check_references(
     check: &SessionContext,
     table: &str,
-    refs: &[(ForeignKeyDef, DeltaTable)],
+    refs: &[(ForeignKeyDef, Parent)],
+    appending: bool,
+    spilled: &[String],
 ) -> Result<()> {
     for (n, (fk, parent)) in refs.iter().enumerate() {
         let alias = format!("parent_{n}");
-        check.register_table(alias.as_str(), crate::lake::provider(parent).await?)?;
-        if let Some(values) = first_row(check, &fk.missing_sql("incoming", &alias)).await? {
+        check.register_table(alias.as_str(), crate::lake::provider(&parent.table).await?)?;
+        let own = parent.own && fk.parent_columns.iter().all(|c| spilled.contains(c));
+        let parents = if !own {
+            alias
+        } else {
+            let cols = fk
+                .parent_columns
+                .iter()
+                .map(|c| ident(c))
+                .collect::<Vec<_>>()
+                .join(", ");
+            if appending {
+                format!("(SELECT {cols} FROM {alias} UNION ALL SELECT {cols} FROM incoming)")
+            } else {
+                "incoming".to_string()
+            }
+        };
+        if let Some(values) = first_row(check, &fk.missing_sql("incoming", &parents)).await? {
             return Err(fk.missing(table, &values));
         }
     }
