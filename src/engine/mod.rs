@@ -590,7 +590,8 @@ impl Session {
     }
 
     pub async fn plan(&self, stmt: Statement) -> Result<LogicalPlan> {
-        let stmt = rewrite_for_datafusion(stmt);
+        let mut stmt = rewrite_for_datafusion(stmt);
+        self.qualify_relations(&mut stmt);
         Ok(self
             .ctx
             .state()
@@ -732,6 +733,51 @@ impl Session {
                 "improper qualified name (too many dotted names): {name}"
             ))),
         }
+    }
+
+    /// PostgreSQL's lookup of an unqualified relation name: `pg_catalog`
+    /// (first, unless `search_path` places it), then each schema of
+    /// `search_path`. DataFusion alone looks in the current schema only.
+    /// Names of WITH queries and names found nowhere stay as written.
+    fn qualify_relations(&self, stmt: &mut Statement) {
+        use datafusion::sql::sqlparser::ast::{Ident, ObjectNamePart, visit_relations_mut};
+        use std::ops::ControlFlow;
+        let withs = names::with_query_names(stmt);
+        let snap = self.engine.catalog.snapshot();
+        let pg_catalog = self
+            .ctx
+            .catalog(DATABASE)
+            .and_then(|c| c.schema("pg_catalog"));
+        let mut path = self.settings.search_path();
+        if !path.iter().any(|s| s == "pg_catalog") {
+            path.insert(0, "pg_catalog".to_string());
+        }
+        let current = self.settings.current_schema();
+        let _ = visit_relations_mut(stmt, |name| {
+            if let [part] = name.0.as_slice()
+                && let Some(id) = part.as_ident()
+            {
+                let t = normalize_ident(id);
+                let found = (!withs.contains(&t))
+                    .then(|| {
+                        path.iter().find(|schema| {
+                            if schema.as_str() == "pg_catalog" {
+                                pg_catalog.as_ref().is_some_and(|p| p.table_exist(&t))
+                            } else {
+                                snap.relation(schema, &t).is_some()
+                            }
+                        })
+                    })
+                    .flatten();
+                if let Some(schema) = found
+                    && *schema != current
+                {
+                    name.0
+                        .insert(0, ObjectNamePart::Identifier(Ident::new(schema)));
+                }
+            }
+            ControlFlow::<()>::Continue(())
+        });
     }
 
     pub(crate) fn catalog_entry(&self, schema: &str, name: &str) -> Option<Entry> {

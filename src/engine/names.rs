@@ -146,6 +146,27 @@ pub fn pg_result_names(stmt: &Statement, schema: &Schema) -> Option<SchemaRef> {
     }
 }
 
+/// The names every WITH query of `stmt` defines, at any depth.
+pub fn with_query_names(stmt: &Statement) -> std::collections::HashSet<String> {
+    use datafusion::sql::sqlparser::ast::{Visit, Visitor};
+    use std::ops::ControlFlow;
+    struct Withs(std::collections::HashSet<String>);
+    impl Visitor for Withs {
+        type Break = ();
+        fn pre_visit_query(&mut self, q: &Query) -> ControlFlow<()> {
+            if let Some(with) = &q.with {
+                for cte in &with.cte_tables {
+                    self.0.insert(super::normalize_ident(&cte.alias.name));
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut withs = Withs(Default::default());
+    let _ = stmt.visit(&mut withs);
+    withs.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
