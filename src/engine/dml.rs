@@ -168,7 +168,7 @@ pub(crate) fn ident(s: &str) -> String {
 /// makes of it and the commit it makes are on this one snapshot, so a
 /// concurrent commit is detected by Delta instead of silently overwritten.
 pub(crate) struct Target {
-    schema: String,
+    pub(crate) schema: String,
     pub(crate) name: String,
     /// The name the statement refers to the table by (its alias, if any).
     alias: Option<String>,

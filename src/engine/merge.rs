@@ -552,7 +552,26 @@ async fn check_rules(
         if p.inserts.is_empty() && !assigns(&fk.columns) {
             continue;
         }
-        let parent = format!("{}.{}", ident(&fk.parent_schema), ident(&fk.parent_table));
+        let mut parent = format!("{}.{}", ident(&fk.parent_schema), ident(&fk.parent_table));
+        if fk.parent_schema == target.schema && fk.parent_table == target.name {
+            // The table is its own parent, as it will be after the MERGE:
+            // the rows that stay and the rows written.
+            let list = fk
+                .parent_columns
+                .iter()
+                .map(|c| ident(c))
+                .collect::<Vec<_>>()
+                .join(", ");
+            parent = format!(
+                "(SELECT {list} FROM {} EXCEPT ALL {} UNION ALL {})",
+                target.pinned_sql(),
+                p.rows(
+                    &target.old_columns_sql(Some(&fk.parent_columns)),
+                    &p.leaving()
+                ),
+                p.rows(&list, &written)
+            );
+        }
         let child = format!("({})", p.rows(&all, &written));
         if let Some(values) =
             crate::quality::keys::first_row(&session.ctx, &fk.missing_sql(&child, &parent)).await?
