@@ -1301,6 +1301,14 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
                             *e = Entry::table(&e.schema, &e.name, &child);
                         }
                     }
+                    // Views name the table in their SQL: rewritten to the
+                    // new name, as PostgreSQL's views follow the table.
+                    for e in entries.iter_mut().filter(|e| e.kind == Kind::View) {
+                        if let Some(sql) = renamed_in_view(&e.definition, &e.schema, &s, &old, &n2)
+                        {
+                            e.definition = sql;
+                        }
+                    }
                     Ok(())
                 })
                 .await?;
@@ -1696,4 +1704,73 @@ async fn save_def(session: &Session, schema: &str, name: &str, def: TableDef) ->
         })
         .await?;
     Ok(())
+}
+
+/// A view's SQL with each reference to `schema.old` renamed to `new`, or
+/// `None` when it has none (or does not parse). Unqualified names in a
+/// view resolve in the view's own schema; a WITH query of that name hides
+/// the table.
+fn renamed_in_view(
+    sql: &str,
+    view_schema: &str,
+    schema: &str,
+    old: &str,
+    new: &str,
+) -> Option<String> {
+    use datafusion::sql::sqlparser::ast::{ObjectNamePart, visit_relations_mut};
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+    use std::ops::ControlFlow;
+    let mut stmts = Parser::parse_sql(&PostgreSqlDialect {}, sql).ok()?;
+    let [stmt] = stmts.as_mut_slice() else {
+        return None;
+    };
+    let withs = super::names::with_query_names(stmt);
+    let mut changed = false;
+    let _ = visit_relations_mut(stmt, |name| {
+        let parts: Vec<String> = name
+            .0
+            .iter()
+            .map(|p| p.as_ident().map(normalize_ident).unwrap_or_default())
+            .collect();
+        let hit = match parts.as_slice() {
+            [t] => view_schema == schema && t == old && !withs.contains(t),
+            [s, t] | [_, s, t] => s == schema && t == old,
+            _ => false,
+        };
+        if hit && let Some(last) = name.0.last_mut() {
+            *last = ObjectNamePart::Identifier(Ident::with_quote('"', new));
+            changed = true;
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    changed.then(|| stmt.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::renamed_in_view;
+
+    #[test]
+    fn a_view_follows_a_renamed_table() {
+        let r = |sql: &str, view_schema: &str| renamed_in_view(sql, view_schema, "s", "t", "u");
+        assert_eq!(
+            r("SELECT a FROM s.t", "x").as_deref(),
+            Some("SELECT a FROM s.\"u\"")
+        );
+        // Unqualified: the view's own schema.
+        assert_eq!(
+            r("SELECT a FROM t", "s").as_deref(),
+            Some("SELECT a FROM \"u\"")
+        );
+        assert_eq!(r("SELECT a FROM t", "x"), None);
+        // Another schema's t, and a WITH query named t, stay.
+        assert_eq!(r("SELECT a FROM x.t", "s"), None);
+        assert_eq!(r("WITH t AS (SELECT 1 AS a) SELECT a FROM t", "s"), None);
+        assert_eq!(
+            r("SELECT * FROM \"S\".t", "x"),
+            None,
+            "a quoted schema keeps its case"
+        );
+    }
 }
