@@ -164,6 +164,15 @@ pub(crate) fn ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
 
+/// Column names as a quoted, comma-separated SQL list.
+pub(crate) fn ident_list(columns: &[String]) -> String {
+    columns
+        .iter()
+        .map(|c| ident(c))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The table a DML statement writes, opened once: every read the statement
 /// makes of it and the commit it makes are on this one snapshot, so a
 /// concurrent commit is detected by Delta instead of silently overwritten.

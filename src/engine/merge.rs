@@ -10,8 +10,8 @@ use datafusion::sql::sqlparser::ast::{
 };
 
 use super::dml::{
-    Expected, Target, commit_properties, delete_references, expectations_before, ident, new_row,
-    store_expr,
+    Expected, Target, commit_properties, delete_references, expectations_before, ident, ident_list,
+    new_row, store_expr,
 };
 use super::{Output, Session, last_ident, normalize_ident};
 use crate::error::{Error, ErrorKind, Result};
@@ -556,12 +556,7 @@ async fn check_rules(
         if fk.parent_schema == target.schema && fk.parent_table == target.name {
             // The table is its own parent, as it will be after the MERGE:
             // the rows that stay and the rows written.
-            let list = fk
-                .parent_columns
-                .iter()
-                .map(|c| ident(c))
-                .collect::<Vec<_>>()
-                .join(", ");
+            let list = ident_list(&fk.parent_columns);
             parent = format!(
                 "(SELECT {list} FROM {} EXCEPT ALL {} UNION ALL {})",
                 target.pinned_sql(),
@@ -586,12 +581,7 @@ async fn check_rules(
             continue;
         }
         // The keys written, and the keys of the rows that stay.
-        let list = key
-            .columns
-            .iter()
-            .map(|c| ident(c))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let list = ident_list(&key.columns);
         let new = format!("({})", p.rows(&list, &written));
         let remaining = format!(
             "(SELECT {list} FROM {} EXCEPT ALL {})",

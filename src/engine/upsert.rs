@@ -22,7 +22,7 @@ use datafusion::sql::sqlparser::ast::{
     TableObject, visit_expressions_mut,
 };
 
-use super::dml::{Target, ident};
+use super::dml::{Target, ident, ident_list};
 use super::merge::merge_with;
 use super::{Output, Session, last_ident, normalize_ident};
 use crate::error::{Error, ErrorKind, Result};
@@ -109,8 +109,8 @@ pub async fn upsert(session: &mut Session, mut ins: Insert) -> Result<Output> {
         .as_ref()
         .map(|a| normalize_ident(&a.alias))
         .unwrap_or_else(|| target.name.clone());
-    let col_list = cols.iter().map(|c| ident(c)).collect::<Vec<_>>().join(", ");
-    let key_list = keys.iter().map(|c| ident(c)).collect::<Vec<_>>().join(", ");
+    let col_list = ident_list(&cols);
+    let key_list = ident_list(&keys);
     let rows = format!("(SELECT * FROM ({source}) AS __sluice_src ({col_list}))");
     let on = keys
         .iter()

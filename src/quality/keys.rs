@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use super::guard::InputHook;
 use crate::catalog::TableDef;
-use crate::engine::dml::ident;
+use crate::engine::dml::{ident, ident_list};
 use crate::error::{Error, ErrorKind, Result};
 
 /// A PRIMARY KEY or UNIQUE constraint.
@@ -367,12 +367,7 @@ async fn check_references(
         let parents = if !own {
             alias
         } else {
-            let cols = fk
-                .parent_columns
-                .iter()
-                .map(|c| ident(c))
-                .collect::<Vec<_>>()
-                .join(", ");
+            let cols = ident_list(&fk.parent_columns);
             if appending {
                 format!("(SELECT {cols} FROM {alias} UNION ALL SELECT {cols} FROM incoming)")
             } else {
