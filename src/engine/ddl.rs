@@ -310,13 +310,7 @@ fn new_foreign_key(
             "number of referencing and referenced columns for foreign key disagree",
         ));
     }
-    let mut wanted = parent_columns.clone();
-    wanted.sort();
-    if !parent_keys.iter().any(|k| {
-        let mut c = k.columns.clone();
-        c.sort();
-        c == wanted
-    }) {
+    if !parent_keys.iter().any(|k| k.is_on(&parent_columns)) {
         return Err(Error::new(
             ErrorKind::InvalidForeignKey,
             format!(
@@ -1583,30 +1577,23 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
         } => {
             let constraint = normalize_ident(&constraint);
             // A key another table's foreign key relies on stays.
-            if let Some(key) = def.keys.iter().find(|k| k.name == constraint) {
-                let mut cols = key.columns.clone();
-                cols.sort();
-                if let Some((_, child, fk)) = dml::referencing(session, &schema, &name)
+            if let Some(key) = def.keys.iter().find(|k| k.name == constraint)
+                && let Some((_, child, fk)) = dml::referencing(session, &schema, &name)
                     .into_iter()
-                    .find(|(_, _, fk)| {
-                        let mut p = fk.parent_columns.clone();
-                        p.sort();
-                        p == cols
-                    })
-                {
-                    return Err(Error::new(
-                        ErrorKind::DependentObjects,
-                        format!(
-                            "cannot drop constraint {constraint} on table {name} because other \
+                    .find(|(_, _, fk)| key.is_on(&fk.parent_columns))
+            {
+                return Err(Error::new(
+                    ErrorKind::DependentObjects,
+                    format!(
+                        "cannot drop constraint {constraint} on table {name} because other \
                              objects depend on it"
-                        ),
-                    )
-                    .with_detail(format!(
-                        "constraint {} on table {child} depends on index {constraint}",
-                        fk.name
-                    ))
-                    .with_hint("Drop the foreign key first."));
-                }
+                    ),
+                )
+                .with_detail(format!(
+                    "constraint {} on table {child} depends on index {constraint}",
+                    fk.name
+                ))
+                .with_hint("Drop the foreign key first."));
             }
             let count = |d: &TableDef| {
                 d.checks.len() + d.keys.len() + d.expectations.len() + d.foreign_keys.len()

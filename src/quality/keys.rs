@@ -35,6 +35,15 @@ pub struct KeyDef {
 }
 
 impl KeyDef {
+    /// Whether the key is on exactly `columns`, in any order (what a
+    /// foreign key's referenced columns must match).
+    pub fn is_on(&self, columns: &[String]) -> bool {
+        let (mut mine, mut theirs) = (self.columns.clone(), columns.to_vec());
+        mine.sort();
+        theirs.sort();
+        mine == theirs
+    }
+
     /// The key columns, quoted, and `c IS NOT NULL AND ...` over them.
     fn columns_sql(&self) -> (Vec<String>, String) {
         let cols: Vec<String> = self.columns.iter().map(|c| ident(c)).collect();
