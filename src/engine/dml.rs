@@ -245,15 +245,23 @@ impl Target {
         cols.join(", ")
     }
 
-    /// Old values kept beside new ones as `__sluice_old_<i>` (table
-    /// order), shown again as the table's columns (`only` some of them).
+    /// Old values kept beside new ones as `__sluice_old_<i>` (`i` in
+    /// table order), shown again as the table's columns: all of them in
+    /// table order, or `only` these in the order given, so the list lines
+    /// up with [`ident_list`] of the same columns (set operations match
+    /// columns by position).
     pub(crate) fn old_columns_sql(&self, only: Option<&[String]>) -> String {
-        self.def
-            .columns
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| only.is_none_or(|o| o.contains(&c.name)))
-            .map(|(j, c)| format!("__sluice_old_{j} AS {}", ident(&c.name)))
+        let old = |name: &String| {
+            let j = self.def.columns.iter().position(|c| &c.name == name)?;
+            Some(format!("__sluice_old_{j} AS {}", ident(name)))
+        };
+        let names: Vec<&String> = match only {
+            Some(o) => o.iter().collect(),
+            None => self.def.columns.iter().map(|c| &c.name).collect(),
+        };
+        names
+            .into_iter()
+            .filter_map(old)
             .collect::<Vec<_>>()
             .join(", ")
     }
