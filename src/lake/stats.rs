@@ -48,10 +48,15 @@ const CACHE_ENTRIES: usize = 512;
 /// The estimate for each column of `table`'s snapshot; empty when the log
 /// carries no statistics.
 pub(crate) fn table_columns(table: &DeltaTable) -> Arc<Columns> {
-    let Some(version) = table.version() else {
+    let (Some(version), Ok(state)) = (table.version(), table.snapshot()) else {
         return Arc::default();
     };
-    let key = (table.table_url().to_string(), version);
+    // The table id tells a table dropped and created again at the same
+    // place (and version numbers) from the one before.
+    let key = (
+        format!("{} {}", table.table_url(), state.metadata().id()),
+        version,
+    );
     if let Some(found) = lock().get(&key) {
         return found.clone();
     }
@@ -220,11 +225,20 @@ fn fill(config: &FileScanConfig, columns: &Columns) -> Statistics {
         let Some(known) = columns.get(field.name()) else {
             continue;
         };
+        // In the scan's type (strings are read as views); a bound that
+        // does not convert is left unknown.
+        let as_read = |v: &Precision<ScalarValue>| match v.get_value() {
+            Some(v) => match v.cast_to(field.data_type()) {
+                Ok(v) => Precision::Inexact(v),
+                Err(_) => Precision::Absent,
+            },
+            None => Precision::Absent,
+        };
         if column.min_value == Precision::Absent {
-            column.min_value = known.min_value.clone();
+            column.min_value = as_read(&known.min_value);
         }
         if column.max_value == Precision::Absent {
-            column.max_value = known.max_value.clone();
+            column.max_value = as_read(&known.max_value);
         }
     }
     stats
@@ -282,8 +296,28 @@ mod tests {
         let inexact = |v: ScalarValue| Precision::Inexact(v);
         assert_eq!(column("k").min_value, inexact(ScalarValue::Int32(Some(-2))));
         assert_eq!(column("k").max_value, inexact(ScalarValue::Int32(Some(9))));
-        assert_eq!(column("s").min_value, inexact(ScalarValue::from("a")));
-        assert_eq!(column("s").max_value, inexact(ScalarValue::from("c")));
+        let text = |s: &str| inexact(ScalarValue::Utf8View(Some(s.into())));
+        assert_eq!(column("s").min_value, text("a"));
+        assert_eq!(column("s").max_value, text("c"));
         assert_eq!(stats.num_rows, Precision::Exact(3));
+
+        // Dropped and created again at the same place, with another type:
+        // the new table's bounds, never the old one's.
+        run(&engine, "DROP TABLE t; CREATE TABLE t (k bigint)").await;
+        run(&engine, "INSERT INTO t VALUES (100)").await;
+        run(&engine, "INSERT INTO t VALUES (200)").await;
+        let table = lake
+            .table(&lake.url_for("public/t").unwrap())
+            .await
+            .unwrap();
+        let provider = crate::lake::provider(&table).await.unwrap();
+        let plan = provider.scan(&state, None, &[], None).await.unwrap();
+        let stats = StatisticsContext::new()
+            .compute(plan.as_ref(), &StatisticsArgs::new())
+            .unwrap();
+        assert_eq!(
+            stats.column_statistics[0].min_value,
+            inexact(ScalarValue::Int64(Some(100)))
+        );
     }
 }
