@@ -194,6 +194,10 @@ impl FileSource for Selective {
         }))
     }
 
+    fn reorder_files(&self, files: Vec<PartitionedFile>) -> Vec<PartitionedFile> {
+        self.plain.reorder_files(files)
+    }
+
     fn table_schema(&self) -> &TableSchema {
         self.plain.table_schema()
     }

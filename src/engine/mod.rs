@@ -772,8 +772,10 @@ impl Session {
                 if let Some(schema) = found
                     && *schema != current
                 {
-                    name.0
-                        .insert(0, ObjectNamePart::Identifier(Ident::new(schema)));
+                    name.0.insert(
+                        0,
+                        ObjectNamePart::Identifier(Ident::with_quote('"', schema)),
+                    );
                 }
             }
             ControlFlow::<()>::Continue(())
