@@ -1704,33 +1704,69 @@ fn renamed_in_view(
     old: &str,
     new: &str,
 ) -> Option<String> {
-    use datafusion::sql::sqlparser::ast::{ObjectNamePart, visit_relations_mut};
+    use datafusion::sql::sqlparser::ast::{
+        ObjectNamePart, TableAlias, TableFactor, VisitMut, VisitorMut,
+    };
     use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
     use datafusion::sql::sqlparser::parser::Parser;
     use std::ops::ControlFlow;
+    struct Rename<'a> {
+        view_schema: &'a str,
+        schema: &'a str,
+        old: &'a str,
+        new: &'a str,
+        withs: std::collections::HashSet<String>,
+        changed: bool,
+    }
+    impl VisitorMut for Rename<'_> {
+        type Break = ();
+        fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+            let TableFactor::Table { name, alias, .. } = factor else {
+                return ControlFlow::Continue(());
+            };
+            let parts: Vec<String> = name
+                .0
+                .iter()
+                .map(|p| p.as_ident().map(normalize_ident).unwrap_or_default())
+                .collect();
+            let hit = match parts.as_slice() {
+                [t] => self.view_schema == self.schema && t == self.old && !self.withs.contains(t),
+                [s, t] | [_, s, t] => s == self.schema && t == self.old,
+                _ => false,
+            };
+            if hit && let Some(last) = name.0.last_mut() {
+                let was = last.as_ident().cloned();
+                *last = ObjectNamePart::Identifier(Ident::with_quote('"', self.new));
+                // Columns written `old.col` keep naming the table.
+                if alias.is_none()
+                    && let Some(was) = was
+                {
+                    *alias = Some(TableAlias {
+                        explicit: true,
+                        name: was,
+                        columns: vec![],
+                        at: None,
+                    });
+                }
+                self.changed = true;
+            }
+            ControlFlow::Continue(())
+        }
+    }
     let mut stmts = Parser::parse_sql(&PostgreSqlDialect {}, sql).ok()?;
     let [stmt] = stmts.as_mut_slice() else {
         return None;
     };
-    let withs = super::names::with_query_names(stmt);
-    let mut changed = false;
-    let _ = visit_relations_mut(stmt, |name| {
-        let parts: Vec<String> = name
-            .0
-            .iter()
-            .map(|p| p.as_ident().map(normalize_ident).unwrap_or_default())
-            .collect();
-        let hit = match parts.as_slice() {
-            [t] => view_schema == schema && t == old && !withs.contains(t),
-            [s, t] | [_, s, t] => s == schema && t == old,
-            _ => false,
-        };
-        if hit && let Some(last) = name.0.last_mut() {
-            *last = ObjectNamePart::Identifier(Ident::with_quote('"', new));
-            changed = true;
-        }
-        ControlFlow::<()>::Continue(())
-    });
+    let mut rename = Rename {
+        view_schema,
+        schema,
+        old,
+        new,
+        withs: super::names::with_query_names(stmt),
+        changed: false,
+    };
+    let _ = stmt.visit(&mut rename);
+    let changed = rename.changed;
     changed.then(|| stmt.to_string())
 }
 
@@ -1742,13 +1778,13 @@ mod tests {
     fn a_view_follows_a_renamed_table() {
         let r = |sql: &str, view_schema: &str| renamed_in_view(sql, view_schema, "s", "t", "u");
         assert_eq!(
-            r("SELECT a FROM s.t", "x").as_deref(),
-            Some("SELECT a FROM s.\"u\"")
+            r("SELECT t.a FROM s.t", "x").as_deref(),
+            Some("SELECT t.a FROM s.\"u\" AS t")
         );
-        // Unqualified: the view's own schema.
+        // Unqualified: the view's own schema; an alias stays.
         assert_eq!(
-            r("SELECT a FROM t", "s").as_deref(),
-            Some("SELECT a FROM \"u\"")
+            r("SELECT x.a FROM t AS x", "s").as_deref(),
+            Some("SELECT x.a FROM \"u\" AS x")
         );
         assert_eq!(r("SELECT a FROM t", "x"), None);
         // Another schema's t, and a WITH query named t, stay.
