@@ -237,10 +237,7 @@ fn classify_arrow(e: &datafusion::arrow::error::ArrowError) -> Error {
             let ty = m.rsplit("to type ").next().unwrap_or("");
             Error::new(
                 ErrorKind::NumericOutOfRange,
-                format!(
-                    "{} out of range",
-                    crate::catalog::types::arrow_name_to_pg(ty)
-                ),
+                format!("{} out of range", arrow_name_to_pg(ty)),
             )
         }
         A::CastError(m) | A::ParseError(m) => cast_error(m),
@@ -281,7 +278,7 @@ fn clean_cast(m: &str) -> String {
         && let Some((value, ty)) = rest.split_once("' to value of ")
     {
         let ty = ty.trim_end_matches(" type");
-        let pg = crate::catalog::types::arrow_name_to_pg(ty);
+        let pg = arrow_name_to_pg(ty);
         return format!("invalid input syntax for type {pg}: \"{value}\"");
     }
     m.to_string()
@@ -338,7 +335,6 @@ fn strip_df(msg: &str) -> String {
 /// Recognise DataFusion/Arrow messages that have a precise PostgreSQL
 /// counterpart. Only called for errors that arrive as text.
 pub(crate) fn classify_message(raw: &str) -> Option<Error> {
-    use crate::catalog::types::arrow_name_to_pg;
     let msg = strip_df(raw);
     let lower = msg.to_lowercase();
     if msg.contains("MERGE matched a target row with multiple source rows") {
@@ -461,6 +457,24 @@ fn pg_style(msg: &str, kind: ErrorKind) -> String {
         }
         _ => msg.to_string(),
     }
+}
+
+/// Map an Arrow type name as DataFusion prints it (`Int32`) to PostgreSQL's.
+pub fn arrow_name_to_pg(name: &str) -> String {
+    match name {
+        "Int16" => "smallint",
+        "Int32" => "integer",
+        "Int64" => "bigint",
+        "Float32" => "real",
+        "Float64" => "double precision",
+        "Boolean" => "boolean",
+        "Date32" => "date",
+        "Utf8" | "LargeUtf8" | "Utf8View" => "text",
+        n if n.starts_with("Decimal") => "numeric",
+        n if n.starts_with("Timestamp") => "timestamp",
+        other => other,
+    }
+    .to_string()
 }
 
 #[cfg(test)]

@@ -16,5 +16,6 @@ pub mod ingest;
 pub mod lake;
 pub mod quality;
 pub mod server;
+pub mod types;
 
 pub use error::{Error, ErrorKind, Result};

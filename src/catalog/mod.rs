@@ -16,7 +16,7 @@
 pub mod info_schema;
 pub mod pg_constraints;
 pub mod provider;
-pub mod types;
+pub mod rules;
 
 use std::sync::{Arc, RwLock};
 
@@ -29,7 +29,7 @@ use url::Url;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::lake::Lake;
-pub use types::PgType;
+pub use crate::types::PgType;
 
 /// Database name clients connect to and the DataFusion catalog name.
 pub const DATABASE: &str = "sluice";
@@ -90,16 +90,16 @@ pub struct TableDef {
     pub location: String,
     /// CHECK constraints, in declaration order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub checks: Vec<crate::quality::CheckDef>,
+    pub checks: Vec<rules::CheckDef>,
     /// PRIMARY KEY and UNIQUE constraints.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub keys: Vec<crate::quality::keys::KeyDef>,
+    pub keys: Vec<rules::KeyDef>,
     /// FOREIGN KEY constraints.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub foreign_keys: Vec<crate::quality::keys::ForeignKeyDef>,
+    pub foreign_keys: Vec<rules::ForeignKeyDef>,
     /// Expectations (`CONSTRAINT name EXPECT ...`), in declaration order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub expectations: Vec<crate::quality::expect::ExpectDef>,
+    pub expectations: Vec<rules::ExpectDef>,
 }
 
 impl TableDef {

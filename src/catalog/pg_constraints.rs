@@ -345,7 +345,7 @@ impl Derived {
                     column_list(&fk.columns),
                     column_list(&fk.parent_columns)
                 );
-                use crate::quality::keys::SetOnDelete;
+                use super::rules::SetOnDelete;
                 let on_delete = match (fk.cascade, fk.on_delete_set) {
                     (true, _) => ("c", " ON DELETE CASCADE"),
                     (_, Some(SetOnDelete::Null)) => ("n", " ON DELETE SET NULL"),

@@ -162,7 +162,7 @@ impl CopyIn {
         }
         let target = Target::open(session, name, None).await?;
         let targets = target.target_columns(columns)?;
-        let typed: Vec<(String, crate::catalog::types::PgType)> = targets
+        let typed: Vec<(String, crate::types::PgType)> = targets
             .iter()
             .map(|n| (n.clone(), target.def.column(n).expect("checked").ty.clone()))
             .collect();

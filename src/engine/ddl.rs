@@ -16,6 +16,7 @@ use super::{Output, Session, dml, last_ident, normalize_ident};
 use crate::catalog::{ColumnDef, Entry, Kind, PgType, SYSTEM_SCHEMAS, TableDef};
 use crate::error::{Error, ErrorKind, Result};
 use crate::quality::expect::{Action as ExpectAction, ExpectDef};
+use crate::quality::keys::ForeignKeyChecks;
 use crate::quality::keys::{ForeignKeyDef, KeyDef};
 use crate::quality::{self, CheckDef};
 

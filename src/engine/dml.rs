@@ -32,6 +32,7 @@ use crate::catalog::provider::{TIME_TRAVEL_SCHEMA, time_travel_name};
 use crate::error::{Error, ErrorKind, Result};
 use crate::lake::TimeTravel;
 use crate::quality::expect::Action;
+use crate::quality::keys::ForeignKeyChecks;
 
 /// Does an expression contain a subquery?
 pub fn has_subquery(e: &Expr) -> bool {
@@ -159,19 +160,7 @@ fn assert_not_null(e: DfExpr, column: &str, table: &str) -> DfExpr {
     udf.call(vec![e, lit(column), lit(table)])
 }
 
-/// Quote an identifier for SQL text we generate.
-pub(crate) fn ident(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
-}
-
-/// Column names as a quoted, comma-separated SQL list.
-pub(crate) fn ident_list(columns: &[String]) -> String {
-    columns
-        .iter()
-        .map(|c| ident(c))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
+pub(crate) use crate::frontend::names::{quote_ident as ident, quote_list as ident_list};
 
 /// The table a DML statement writes, opened once: every read the statement
 /// makes of it and the commit it makes are on this one snapshot, so a

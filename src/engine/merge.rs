@@ -16,6 +16,7 @@ use super::dml::{
 use super::{Output, Session, last_ident, normalize_ident};
 use crate::error::{Error, ErrorKind, Result};
 use crate::quality::expect::Action;
+use crate::quality::keys::{ForeignKeyChecks, KeyChecks};
 
 /// The name a table factor goes by in a statement: its alias or its name.
 fn factor_name(f: &TableFactor) -> Option<String> {
@@ -588,7 +589,8 @@ async fn check_rules(
             target.pinned_sql(),
             p.rows(&target.old_columns_sql(Some(&key.columns)), &p.leaving())
         );
-        key.first_violation(
+        crate::quality::keys::first_violation(
+            key,
             &session.ctx,
             &[key.repeated_sql(&new), key.present_sql(&new, &remaining)],
         )

@@ -20,7 +20,6 @@ pub mod merge;
 pub mod names;
 pub mod params;
 pub mod settings;
-pub mod text_input;
 pub mod upsert;
 
 use std::collections::HashMap;
@@ -45,6 +44,7 @@ use crate::catalog::info_schema::InformationSchema;
 use crate::catalog::provider::{ContextFactory, SluiceCatalogProvider};
 use crate::catalog::{self, Catalog, DATABASE, Entry, Kind, TableDef};
 use crate::error::{Error, ErrorKind, Result};
+pub use crate::frontend::names::{display_name, last_ident, normalize_ident};
 use crate::frontend::{self, Stmt};
 use crate::lake::Lake;
 pub use settings::Settings;
@@ -176,7 +176,7 @@ fn planning_context(
         .with_default_features()
         // delta-rs plans its write operators through its own planner.
         .with_query_planner(deltalake::delta_datafusion::planner::DeltaPlanner::new())
-        .with_analyzer_rule(Arc::new(text_input::TextInputCasts))
+        .with_analyzer_rule(Arc::new(crate::types::text::TextInputCasts))
         .with_physical_optimizer_rule(Arc::new(late_filter::SelectiveRowFilter))
         .build();
     let ctx = SessionContext::new_with_state(state);
@@ -800,36 +800,6 @@ fn describe_schema() -> SchemaRef {
         Field::new("is_nullable", DataType::Utf8, false),
         Field::new("column_default", DataType::Utf8, true),
     ]))
-}
-
-/// Lowercase unquoted identifiers, as PostgreSQL folds them.
-pub fn normalize_ident(id: &datafusion::sql::sqlparser::ast::Ident) -> String {
-    if id.quote_style.is_some() {
-        id.value.clone()
-    } else {
-        id.value.to_lowercase()
-    }
-}
-
-/// The last part of a possibly qualified name, folded like PostgreSQL does.
-pub fn last_ident(name: &ObjectName) -> String {
-    name.0
-        .last()
-        .and_then(|p| p.as_ident())
-        .map(normalize_ident)
-        .unwrap_or_default()
-}
-
-fn display_name(name: &ObjectName) -> String {
-    name.0
-        .iter()
-        .map(|p| {
-            p.as_ident()
-                .map(normalize_ident)
-                .unwrap_or_else(|| p.to_string())
-        })
-        .collect::<Vec<_>>()
-        .join(".")
 }
 
 fn first_words(sql: &str) -> String {

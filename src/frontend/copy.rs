@@ -214,7 +214,9 @@ fn char_arg(p: &mut Parser, option: &str) -> Result<char> {
 fn column_list(p: &mut Parser) -> Result<Vec<String>> {
     let mut out = Vec::new();
     loop {
-        out.push(crate::engine::normalize_ident(&p.parse_identifier()?));
+        out.push(crate::frontend::names::normalize_ident(
+            &p.parse_identifier()?,
+        ));
         if !p.consume_token(&Token::Comma) {
             return Ok(out);
         }

@@ -17,6 +17,7 @@
 //! schema the catalog resolves (`"__time_travel"."public.t@v3"`).
 
 pub mod copy;
+pub mod names;
 
 use datafusion::sql::sqlparser::ast::{ObjectName, Statement};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;

@@ -11,9 +11,9 @@ use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 
 use super::text::{RawRows, excerpt};
-use crate::catalog::types::PgType;
-use crate::engine::text_input::{strings_to_bytea, strings_to_list};
 use crate::error::{Error, ErrorKind, Result};
+use crate::types::PgType;
+use crate::types::text::{strings_to_bytea, strings_to_list};
 
 /// Converts decoded rows into batches of the target columns.
 pub struct Converter {
@@ -311,7 +311,7 @@ pub fn input_error(value: &str, ty: &PgType) -> Error {
                 scale: ty.scale,
             };
             // Name the element that does not read, as PostgreSQL does.
-            let bad = crate::engine::text_input::parse_array_text(value)
+            let bad = crate::types::text::parse_array_text(value)
                 .ok()
                 .and_then(|items| {
                     items.into_iter().flatten().find(|item| {

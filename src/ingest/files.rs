@@ -31,9 +31,9 @@ use futures::TryStreamExt;
 use object_store::{ObjectMeta, ObjectStoreExt};
 use url::Url;
 
-use crate::catalog::types::PgType;
 use crate::error::{Error, ErrorKind, Result};
 use crate::lake::Lake;
+use crate::types::PgType;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileKind {
@@ -220,7 +220,7 @@ pub fn parse_columns(columns: &str) -> Result<SchemaRef> {
         .iter()
         .map(|c| {
             Ok(Field::new(
-                crate::engine::normalize_ident(&c.name),
+                crate::frontend::names::normalize_ident(&c.name),
                 PgType::from_sql(&c.data_type)?.arrow_type(),
                 true,
             ))

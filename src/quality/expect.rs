@@ -28,50 +28,11 @@ use datafusion::logical_expr::{
     ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 use datafusion::prelude::SessionContext;
-use serde::{Deserialize, Serialize};
 
 use super::{CheckDef, plan_check};
 use crate::catalog::TableDef;
+pub use crate::catalog::rules::{Action, ExpectDef};
 use crate::error::{Error, ErrorKind, Result};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Action {
-    /// Keep the row; count it.
-    Record,
-    Fail,
-    Drop,
-    Quarantine,
-}
-
-impl Action {
-    pub fn parse(s: &str) -> Option<Action> {
-        Some(match s {
-            "record" => Action::Record,
-            "fail" => Action::Fail,
-            "drop" => Action::Drop,
-            "quarantine" => Action::Quarantine,
-            _ => return None,
-        })
-    }
-
-    /// As `sluice.expectation_results` and the docs spell it.
-    pub fn label(self) -> &'static str {
-        match self {
-            Action::Record => "record",
-            Action::Fail => "fail",
-            Action::Drop => "drop row",
-            Action::Quarantine => "quarantine",
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ExpectDef {
-    pub name: String,
-    pub expr: String,
-    pub action: Action,
-}
 
 /// (name, action) of each expectation, in declaration order.
 fn rules(expectations: &[ExpectDef]) -> Vec<(String, Action)> {

@@ -18,32 +18,21 @@ use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::execution::options::ArrowReadOptions;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use deltalake::DeltaTable;
-use serde::{Deserialize, Serialize};
 
 use super::guard::InputHook;
 use crate::catalog::TableDef;
-use crate::engine::dml::{ident, ident_list};
+pub use crate::catalog::rules::{ForeignKeyDef, KeyDef, SetOnDelete};
 use crate::error::{Error, ErrorKind, Result};
+use crate::frontend::names::{quote_ident as ident, quote_list as ident_list};
 
-/// A PRIMARY KEY or UNIQUE constraint.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct KeyDef {
-    pub name: String,
-    pub columns: Vec<String>,
-    #[serde(default)]
-    pub primary: bool,
+/// SQL for the checks of a PRIMARY KEY or UNIQUE constraint.
+pub trait KeyChecks {
+    fn columns_sql(&self) -> (Vec<String>, String);
+    fn repeated_sql(&self, rows: &str) -> String;
+    fn present_sql(&self, incoming: &str, existing: &str) -> String;
 }
 
-impl KeyDef {
-    /// Whether the key is on exactly `columns`, in any order (what a
-    /// foreign key's referenced columns must match).
-    pub fn is_on(&self, columns: &[String]) -> bool {
-        let (mut mine, mut theirs) = (self.columns.clone(), columns.to_vec());
-        mine.sort();
-        theirs.sort();
-        mine == theirs
-    }
-
+impl KeyChecks for KeyDef {
     /// The key columns, quoted, and `c IS NOT NULL AND ...` over them.
     fn columns_sql(&self) -> (Vec<String>, String) {
         let cols: Vec<String> = self.columns.iter().map(|c| ident(c)).collect();
@@ -57,7 +46,7 @@ impl KeyDef {
 
     /// A query for the first key that `rows` (a relation, as SQL text)
     /// holds more than once; NULL keys never repeat.
-    pub fn repeated_sql(&self, rows: &str) -> String {
+    fn repeated_sql(&self, rows: &str) -> String {
         let (cols, not_null) = self.columns_sql();
         let list = cols.join(", ");
         format!(
@@ -68,7 +57,7 @@ impl KeyDef {
 
     /// A query for the first key of `incoming` also in `existing` (both
     /// relations as SQL text).
-    pub fn present_sql(&self, incoming: &str, existing: &str) -> String {
+    fn present_sql(&self, incoming: &str, existing: &str) -> String {
         let (cols, _) = self.columns_sql();
         let on = cols
             .iter()
@@ -82,49 +71,31 @@ impl KeyDef {
             .join(", ");
         format!("SELECT {select} FROM {incoming} AS __i JOIN {existing} AS __e ON {on} LIMIT 1")
     }
+}
 
-    /// The first key of `sqls`' results, if any, as a 23505 error.
-    pub async fn first_violation(&self, ctx: &SessionContext, sqls: &[String]) -> Result<()> {
-        for sql in sqls {
-            if let Some(k) = first_row(ctx, sql).await? {
-                return Err(violation(self, &k));
-            }
+/// The first key of `sqls`' results, if any, as a 23505 error of `key`.
+pub async fn first_violation(key: &KeyDef, ctx: &SessionContext, sqls: &[String]) -> Result<()> {
+    for sql in sqls {
+        if let Some(k) = first_row(ctx, sql).await? {
+            return Err(violation(key, &k));
         }
-        Ok(())
     }
+    Ok(())
 }
 
 /// Memory the key-check queries may use before they spill.
 const CHECK_MEMORY: usize = 256 * 1024 * 1024;
 
-/// A FOREIGN KEY: `columns` of this table name a row of the parent.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ForeignKeyDef {
-    pub name: String,
-    pub columns: Vec<String>,
-    pub parent_schema: String,
-    pub parent_table: String,
-    pub parent_columns: Vec<String>,
-    /// ON DELETE CASCADE; otherwise deleting a referenced row fails,
-    /// unless `on_delete_set` says what the referencing columns become.
-    #[serde(default)]
-    pub cascade: bool,
-    /// ON DELETE SET NULL / SET DEFAULT.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub on_delete_set: Option<SetOnDelete>,
+/// SQL for the checks of a FOREIGN KEY.
+pub trait ForeignKeyChecks {
+    fn join_on(&self, parent: &str, child: &str) -> String;
+    fn missing_sql(&self, child: &str, parent: &str) -> String;
+    fn missing(&self, table: &str, values: &str) -> Error;
 }
 
-/// What ON DELETE SET ... puts in the referencing columns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SetOnDelete {
-    Null,
-    Default,
-}
-
-impl ForeignKeyDef {
+impl ForeignKeyChecks for ForeignKeyDef {
     /// `p.parent_col = c.col AND ...` for the given aliases of parent and child.
-    pub fn join_on(&self, parent: &str, child: &str) -> String {
+    fn join_on(&self, parent: &str, child: &str) -> String {
         self.columns
             .iter()
             .zip(&self.parent_columns)
@@ -135,7 +106,7 @@ impl ForeignKeyDef {
 
     /// A query for the first row of `child` whose reference is not NULL
     /// and names no row of `parent` (both relations as SQL text).
-    pub fn missing_sql(&self, child: &str, parent: &str) -> String {
+    fn missing_sql(&self, child: &str, parent: &str) -> String {
         let cols = self
             .columns
             .iter()
@@ -155,7 +126,7 @@ impl ForeignKeyDef {
     }
 
     /// 23503 for a row of `table` whose reference `values` names no parent row.
-    pub fn missing(&self, table: &str, values: &str) -> Error {
+    fn missing(&self, table: &str, values: &str) -> Error {
         Error::new(
             ErrorKind::ForeignKeyViolation,
             format!(
@@ -350,7 +321,7 @@ async fn check_keys(
         if existing.is_some() {
             sqls.push(key.present_sql("incoming", "existing"));
         }
-        key.first_violation(check, &sqls).await?;
+        first_violation(key, check, &sqls).await?;
     }
     Ok(())
 }

@@ -25,18 +25,10 @@ use datafusion::logical_expr::{
     ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 use datafusion::prelude::SessionContext;
-use serde::{Deserialize, Serialize};
 
 use crate::catalog::TableDef;
+pub use crate::catalog::rules::CheckDef;
 use crate::error::{Error, ErrorKind, Result};
-
-/// A CHECK constraint as declared: its name and condition (SQL text over
-/// the table's columns).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CheckDef {
-    pub name: String,
-    pub expr: String,
-}
 
 /// PostgreSQL's name for an unnamed constraint: `<table>_<column>_<kind>`
 /// (`<table>_<kind>` without a column), numbered when taken.
@@ -181,12 +173,12 @@ pub fn rename_column(expr: &str, old: &str, new: &str) -> Result<String> {
         .map_err(|e| Error::internal(format!("stored check {expr} does not parse: {e}")))?;
     let _ = visit_expressions_mut(&mut parsed, |e| {
         match e {
-            Sql::Identifier(id) if crate::engine::normalize_ident(id) == old => {
+            Sql::Identifier(id) if crate::frontend::names::normalize_ident(id) == old => {
                 *id = Ident::with_quote('"', new);
             }
             Sql::CompoundIdentifier(ids) => {
                 if let Some(last) = ids.last_mut()
-                    && crate::engine::normalize_ident(last) == old
+                    && crate::frontend::names::normalize_ident(last) == old
                 {
                     *last = Ident::with_quote('"', new);
                 }

@@ -4,6 +4,8 @@
 //! `numeric(12,2)`, `jsonb`) in the catalog, because Arrow cannot say
 //! `varchar(20)`; the Delta table stores the Arrow type it maps to.
 
+pub mod text;
+
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Field, TimeUnit};
@@ -265,23 +267,7 @@ impl PgType {
     }
 }
 
-/// Map an Arrow type name as DataFusion prints it (`Int32`) to PostgreSQL's.
-pub fn arrow_name_to_pg(name: &str) -> String {
-    match name {
-        "Int16" => "smallint",
-        "Int32" => "integer",
-        "Int64" => "bigint",
-        "Float32" => "real",
-        "Float64" => "double precision",
-        "Boolean" => "boolean",
-        "Date32" => "date",
-        "Utf8" | "LargeUtf8" | "Utf8View" => "text",
-        n if n.starts_with("Decimal") => "numeric",
-        n if n.starts_with("Timestamp") => "timestamp",
-        other => other,
-    }
-    .to_string()
-}
+pub use crate::error::arrow_name_to_pg;
 
 #[cfg(test)]
 mod tests {

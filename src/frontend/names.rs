@@ -1,0 +1,57 @@
+//! Identifiers as PostgreSQL folds and quotes them.
+
+use datafusion::sql::sqlparser::ast::{Ident, ObjectName};
+
+/// Lowercase unquoted identifiers, as PostgreSQL folds them.
+pub fn normalize_ident(id: &Ident) -> String {
+    if id.quote_style.is_some() {
+        id.value.clone()
+    } else {
+        id.value.to_lowercase()
+    }
+}
+
+/// The last part of a possibly qualified name, folded like PostgreSQL does.
+pub fn last_ident(name: &ObjectName) -> String {
+    name.0
+        .last()
+        .and_then(|p| p.as_ident())
+        .map(normalize_ident)
+        .unwrap_or_default()
+}
+
+/// The parts of a possibly qualified name, folded.
+pub fn name_parts(name: &ObjectName) -> Vec<String> {
+    name.0
+        .iter()
+        .map(|p| {
+            p.as_ident()
+                .map(normalize_ident)
+                .unwrap_or_else(|| p.to_string())
+        })
+        .collect()
+}
+
+/// A possibly qualified name as the user wrote it, folded (`raw.orders`).
+pub fn display_name(name: &ObjectName) -> String {
+    name_parts(name).join(".")
+}
+
+/// Quote an identifier for SQL text.
+pub fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// Column names as a quoted, comma-separated SQL list.
+pub fn quote_list(columns: &[String]) -> String {
+    columns
+        .iter()
+        .map(|c| quote_ident(c))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A quoted identifier as an AST node (keeps its case).
+pub fn quoted(s: &str) -> Ident {
+    Ident::with_quote('"', s)
+}
