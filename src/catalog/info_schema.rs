@@ -10,7 +10,7 @@ use datafusion::catalog::{MemTable, SchemaProvider, TableProvider};
 use datafusion::error::Result as DfResult;
 
 use super::provider::ContextFactory;
-use super::{Catalog, ColumnDef, DATABASE, Kind, PgType, SYSTEM_SCHEMAS};
+use super::{Catalog, ColumnDef, DATABASE, Def, Kind, PgType, SYSTEM_SCHEMAS};
 
 const TABLES: &[&str] = &[
     "schemata",
@@ -64,16 +64,24 @@ impl InformationSchema {
     async fn all_columns(&self) -> Vec<(String, String, Vec<ColumnDef>)> {
         let snap = self.catalog.snapshot();
         let mut out = Vec::new();
-        for e in snap.entries.iter() {
-            match e.kind {
-                Kind::Table => {
-                    if let Ok(def) = e.table_def() {
-                        out.push((e.schema.clone(), e.name.clone(), def.columns));
-                    }
+        for e in snap.objects().iter() {
+            let sql = match &e.def {
+                Def::Table(def) => {
+                    out.push((e.schema.clone(), e.name.clone(), def.columns.clone()));
+                    continue;
                 }
-                Kind::View => {
+                Def::View(v) if !v.columns.is_empty() => {
+                    out.push((e.schema.clone(), e.name.clone(), v.columns.clone()));
+                    continue;
+                }
+                Def::View(v) => v.sql.clone(),
+                Def::External(x) => format!("SELECT * FROM {}", x.reader_sql()),
+                Def::Schema => continue,
+            };
+            {
+                {
                     let ctx = (self.factory)(&e.schema);
-                    if let Ok(plan) = ctx.state().create_logical_plan(&e.definition).await {
+                    if let Ok(plan) = ctx.state().create_logical_plan(&sql).await {
                         let cols = plan
                             .schema()
                             .fields()
@@ -88,7 +96,6 @@ impl InformationSchema {
                         out.push((e.schema.clone(), e.name.clone(), cols));
                     }
                 }
-                Kind::Schema => {}
             }
         }
         out
@@ -128,9 +135,9 @@ impl SchemaProvider for InformationSchema {
             }
             "tables" => {
                 let rels: Vec<_> = snap
-                    .entries
+                    .objects()
                     .iter()
-                    .filter(|e| e.kind != Kind::Schema)
+                    .filter(|e| e.kind() != Kind::Schema)
                     .collect();
                 mem(
                     vec![
@@ -147,10 +154,10 @@ impl SchemaProvider for InformationSchema {
                             rels.iter()
                                 .map(|e| {
                                     Some(
-                                        if e.kind == Kind::View {
-                                            "VIEW"
-                                        } else {
-                                            "BASE TABLE"
+                                        match e.kind() {
+                                            Kind::View => "VIEW",
+                                            Kind::External => "FOREIGN",
+                                            _ => "BASE TABLE",
                                         }
                                         .to_string(),
                                     )
@@ -162,9 +169,9 @@ impl SchemaProvider for InformationSchema {
             }
             "views" => {
                 let views: Vec<_> = snap
-                    .entries
+                    .objects()
                     .iter()
-                    .filter(|e| e.kind == Kind::View)
+                    .filter(|e| e.kind() == Kind::View)
                     .collect();
                 mem(
                     vec![
@@ -177,7 +184,15 @@ impl SchemaProvider for InformationSchema {
                         text(views.iter().map(|_| db()).collect()),
                         text(views.iter().map(|e| Some(e.schema.clone())).collect()),
                         text(views.iter().map(|e| Some(e.name.clone())).collect()),
-                        text(views.iter().map(|e| Some(e.definition.clone())).collect()),
+                        text(
+                            views
+                                .iter()
+                                .map(|e| match &e.def {
+                                    Def::View(v) => Some(v.sql.clone()),
+                                    _ => None,
+                                })
+                                .collect(),
+                        ),
                     ],
                 )?
             }
@@ -278,7 +293,7 @@ impl SchemaProvider for InformationSchema {
             "table_constraints" | "check_constraints" => {
                 // (schema, table, constraint name, type, check clause)
                 let mut rows: Vec<(String, String, String, &str, Option<String>)> = Vec::new();
-                for e in snap.entries.iter().filter(|e| e.kind == Kind::Table) {
+                for e in snap.objects().iter().filter(|e| e.kind() == Kind::Table) {
                     let Ok(def) = e.table_def() else { continue };
                     for k in &def.keys {
                         let kind = if k.primary { "PRIMARY KEY" } else { "UNIQUE" };
@@ -348,7 +363,7 @@ impl SchemaProvider for InformationSchema {
             "key_column_usage" => {
                 // (schema, table, constraint, column, position)
                 let mut rows: Vec<(String, String, String, String, i32)> = Vec::new();
-                for e in snap.entries.iter().filter(|e| e.kind == Kind::Table) {
+                for e in snap.objects().iter().filter(|e| e.kind() == Kind::Table) {
                     let Ok(def) = e.table_def() else { continue };
                     for k in &def.keys {
                         for (i, c) in k.columns.iter().enumerate() {

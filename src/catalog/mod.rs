@@ -1,30 +1,39 @@
-//! The catalog: schemas, tables and views, persisted in the lake.
+//! The catalog: typed objects (schemas, tables, views, external tables),
+//! persisted in the lake.
 //!
 //! ```text
 //!   <lake>/_sluice/catalog  (Delta table, one row per object)
-//!     kind | schema_name | name | definition
-//!     ------+-------------+------+------------------------------------------
-//!     schema|             | raw  |
-//!     table | raw         | t    | {"columns":[...],"location":"raw/t",...}
-//!     view  | raw         | v    | SELECT ...
+//!     kind    | schema_name | name | definition
+//!     --------+-------------+------+----------------------------------------
+//!     schema  |             | raw  |
+//!     table   | raw         | t    | {"columns":[...],"location":"raw/t",...}
+//!     view    | raw         | v    | {"sql":"SELECT ...","depends_on":[...]}
+//!     external| raw         | e    | {"format":"csv","location":"landing/"}
 //! ```
+//!
+//! A [`Snapshot`] is one catalog version, parsed once into [`Object`]s and
+//! indexed; every statement reading that version shares it.
 //!
 //! Every change rewrites the (small) catalog table in one Delta commit, so a
 //! change is atomic and a concurrent change by another process is detected by
 //! Delta's conflict checker and retried against the newer state.
 
 pub mod info_schema;
+mod object;
 pub mod pg_constraints;
 pub mod provider;
 pub mod rules;
 
+pub use object::{ColumnDef, Def, ExternalDef, Kind, Object, RelName, TableDef, ViewDef};
+use rules::ForeignKeyDef;
+
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 
 use datafusion::arrow::array::{Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::prelude::SessionContext;
 use deltalake::protocol::SaveMode;
-use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::error::{Error, ErrorKind, Result};
@@ -41,179 +50,105 @@ pub const SYSTEM_SCHEMAS: &[&str] = &["pg_catalog", "information_schema", SLUICE
 pub const SLUICE_SCHEMA: &str = "sluice";
 const CATALOG_LOCATION: &str = "_sluice/catalog";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    Schema,
-    Table,
-    View,
-}
-
-impl Kind {
-    fn as_str(self) -> &'static str {
-        match self {
-            Kind::Schema => "schema",
-            Kind::Table => "table",
-            Kind::View => "view",
-        }
-    }
-    fn parse(s: &str) -> Result<Kind> {
-        Ok(match s {
-            "schema" => Kind::Schema,
-            "table" => Kind::Table,
-            "view" => Kind::View,
-            other => return Err(Error::internal(format!("unknown catalog kind {other}"))),
-        })
-    }
-}
-
-/// One column of a table as declared.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ColumnDef {
-    pub name: String,
-    #[serde(rename = "type")]
-    pub ty: PgType,
-    #[serde(default)]
-    pub not_null: bool,
-    /// Default expression, as SQL text.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub default: Option<String>,
-}
-
-/// What the catalog records for a table.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TableDef {
-    pub columns: Vec<ColumnDef>,
-    #[serde(default)]
-    pub partition_by: Vec<String>,
-    /// Location relative to the lake root.
-    pub location: String,
-    /// CHECK constraints, in declaration order.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub checks: Vec<rules::CheckDef>,
-    /// PRIMARY KEY and UNIQUE constraints.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub keys: Vec<rules::KeyDef>,
-    /// FOREIGN KEY constraints.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub foreign_keys: Vec<rules::ForeignKeyDef>,
-    /// Expectations (`CONSTRAINT name EXPECT ...`), in declaration order.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub expectations: Vec<rules::ExpectDef>,
-}
-
-impl TableDef {
-    pub fn arrow_schema(&self) -> SchemaRef {
-        Arc::new(Schema::new(
-            self.columns
-                .iter()
-                .map(|c| Field::new(&c.name, c.ty.arrow_type(), !c.not_null))
-                .collect::<Vec<_>>(),
-        ))
-    }
-
-    /// Names of every constraint and expectation: one namespace per table.
-    pub fn constraint_names(&self) -> Vec<String> {
-        let keys = self.keys.iter().map(|k| &k.name);
-        let fks = self.foreign_keys.iter().map(|f| &f.name);
-        let checks = self.checks.iter().map(|c| &c.name);
-        let expectations = self.expectations.iter().map(|e| &e.name);
-        keys.chain(fks)
-            .chain(checks)
-            .chain(expectations)
-            .cloned()
-            .collect()
-    }
-
-    pub fn column(&self, name: &str) -> Option<&ColumnDef> {
-        self.columns.iter().find(|c| c.name == name)
-    }
-}
-
-/// One catalog row.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Entry {
-    pub kind: Kind,
-    /// Empty for schemas.
-    pub schema: String,
-    pub name: String,
-    /// JSON [`TableDef`] for tables, the SELECT text for views.
-    pub definition: String,
-}
-
-impl Entry {
-    pub fn schema(name: &str) -> Entry {
-        Entry {
-            kind: Kind::Schema,
-            schema: String::new(),
-            name: name.to_string(),
-            definition: String::new(),
-        }
-    }
-
-    pub fn table(schema: &str, name: &str, def: &TableDef) -> Entry {
-        Entry {
-            kind: Kind::Table,
-            schema: schema.to_string(),
-            name: name.to_string(),
-            definition: serde_json::to_string(def).expect("table definitions serialize"),
-        }
-    }
-
-    pub fn view(schema: &str, name: &str, sql: &str) -> Entry {
-        Entry {
-            kind: Kind::View,
-            schema: schema.to_string(),
-            name: name.to_string(),
-            definition: sql.to_string(),
-        }
-    }
-
-    pub fn table_def(&self) -> Result<TableDef> {
-        serde_json::from_str(&self.definition).map_err(|e| {
-            Error::internal(format!(
-                "catalog entry for table {}.{} is unreadable: {e}",
-                self.schema, self.name
-            ))
-        })
-    }
-}
-
-/// The catalog as of one Delta version.
+/// The catalog as of one Delta version: every object parsed once,
+/// indexed by name, shared by every statement that reads this version.
 #[derive(Debug, Default)]
 pub struct Snapshot {
     pub version: Option<u64>,
-    pub entries: Vec<Entry>,
+    objects: Vec<Object>,
+    /// (schema, name) of each relation to its position in `objects`.
+    relations: HashMap<(String, String), usize>,
+    schemas: BTreeSet<String>,
+    /// For each table, the foreign keys (of any table) that point at it:
+    /// (child, the foreign key).
+    referencing: HashMap<(String, String), Vec<(RelName, ForeignKeyDef)>>,
 }
 
 impl Snapshot {
+    fn new(version: Option<u64>, mut objects: Vec<Object>) -> Snapshot {
+        // Stable order regardless of file layout.
+        objects.sort_by(|a, b| {
+            (a.kind().as_str(), &a.schema, &a.name).cmp(&(b.kind().as_str(), &b.schema, &b.name))
+        });
+        let mut relations = HashMap::new();
+        let mut schemas = BTreeSet::new();
+        let mut referencing: HashMap<(String, String), Vec<(RelName, ForeignKeyDef)>> =
+            HashMap::new();
+        for (i, o) in objects.iter().enumerate() {
+            match &o.def {
+                Def::Schema => {
+                    schemas.insert(o.name.clone());
+                }
+                def => {
+                    relations.insert((o.schema.clone(), o.name.clone()), i);
+                    if let Def::Table(t) = def {
+                        for fk in &t.foreign_keys {
+                            referencing
+                                .entry((fk.parent_schema.clone(), fk.parent_table.clone()))
+                                .or_default()
+                                .push((o.rel_name(), fk.clone()));
+                        }
+                    }
+                }
+            }
+        }
+        Snapshot {
+            version,
+            objects,
+            relations,
+            schemas,
+            referencing,
+        }
+    }
+
+    /// Every object, schemas first, in name order.
+    pub fn objects(&self) -> &[Object] {
+        &self.objects
+    }
+
+    /// Every relation of the given kind.
+    pub fn of_kind(&self, kind: Kind) -> impl Iterator<Item = &Object> {
+        self.objects.iter().filter(move |o| o.kind() == kind)
+    }
+
     pub fn schema_exists(&self, name: &str) -> bool {
-        SYSTEM_SCHEMAS.contains(&name)
-            || self
-                .entries
-                .iter()
-                .any(|e| e.kind == Kind::Schema && e.name == name)
+        SYSTEM_SCHEMAS.contains(&name) || self.schemas.contains(name)
     }
 
+    /// The schemas users created, in name order.
     pub fn schemas(&self) -> Vec<String> {
-        self.entries
+        self.schemas.iter().cloned().collect()
+    }
+
+    /// A relation (table, view, external table) in a schema.
+    pub fn relation(&self, schema: &str, name: &str) -> Option<&Object> {
+        self.relations
+            .get(&(schema.to_string(), name.to_string()))
+            .map(|&i| &self.objects[i])
+    }
+
+    pub fn relations_in(&self, schema: &str) -> impl Iterator<Item = &Object> {
+        self.objects
             .iter()
-            .filter(|e| e.kind == Kind::Schema)
-            .map(|e| e.name.clone())
+            .filter(move |o| o.kind() != Kind::Schema && o.schema == schema)
+    }
+
+    /// The foreign keys of all tables (the table itself included) that
+    /// point at `schema.table`.
+    pub fn referencing(&self, schema: &str, table: &str) -> &[(RelName, ForeignKeyDef)] {
+        self.referencing
+            .get(&(schema.to_string(), table.to_string()))
+            .map(|v| v.as_slice())
+            .unwrap_or(&[])
+    }
+
+    /// The objects whose definitions read or refer to `schema.name`.
+    pub fn dependents(&self, schema: &str, name: &str) -> Vec<&Object> {
+        let target = RelName::new(schema, name);
+        self.objects
+            .iter()
+            .filter(|o| o.depends_on().contains(&target))
             .collect()
-    }
-
-    /// A table or view in a schema.
-    pub fn relation(&self, schema: &str, name: &str) -> Option<&Entry> {
-        self.entries
-            .iter()
-            .find(|e| e.kind != Kind::Schema && e.schema == schema && e.name == name)
-    }
-
-    pub fn relations_in(&self, schema: &str) -> impl Iterator<Item = &Entry> {
-        self.entries
-            .iter()
-            .filter(move |e| e.kind != Kind::Schema && e.schema == schema)
     }
 }
 
@@ -260,12 +195,12 @@ impl Catalog {
                 current: RwLock::new(Arc::new(Snapshot::default())),
             };
             catalog
-                .mutate(|entries| {
-                    if !entries
+                .mutate(|objects| {
+                    if !objects
                         .iter()
-                        .any(|e| e.kind == Kind::Schema && e.name == DEFAULT_SCHEMA)
+                        .any(|o| o.kind() == Kind::Schema && o.name == DEFAULT_SCHEMA)
                     {
-                        entries.push(Entry::schema(DEFAULT_SCHEMA));
+                        objects.push(Object::schema(DEFAULT_SCHEMA));
                     }
                     Ok(())
                 })
@@ -289,16 +224,21 @@ impl Catalog {
         self.current.read().unwrap().clone()
     }
 
-    /// Bring the catalog to the newest committed version.
+    /// Bring the catalog to the newest committed version (within the
+    /// lake's freshness window; see [`Lake::table`]).
     pub async fn refresh(&self) -> Result<Arc<Snapshot>> {
         let table = self.lake.table(&self.url).await?;
+        self.snapshot_of(&table).await
+    }
+
+    /// The parsed snapshot of the catalog table state `table`.
+    async fn snapshot_of(&self, table: &deltalake::DeltaTable) -> Result<Arc<Snapshot>> {
         let version = table.version();
         let held = self.snapshot();
         if held.version == version && version.is_some() {
             return Ok(held);
         }
-        let entries = read_entries(&table).await?;
-        let snap = Arc::new(Snapshot { version, entries });
+        let snap = Arc::new(Snapshot::new(version, read_objects(table).await?));
         let mut cur = self.current.write().unwrap();
         if cur.version.is_none_or(|v| version.is_some_and(|n| n >= v)) {
             *cur = snap.clone();
@@ -307,19 +247,21 @@ impl Catalog {
     }
 
     /// Apply a change to the catalog as one atomic commit. `change` sees the
-    /// newest entries and may refuse (duplicate names, missing objects); on a
-    /// concurrent commit it runs again on the newer state.
+    /// newest objects and may refuse (duplicate names, missing objects); on
+    /// a concurrent commit it runs again on the newer state.
     pub async fn mutate<F>(&self, change: F) -> Result<Arc<Snapshot>>
     where
-        F: Fn(&mut Vec<Entry>) -> Result<()>,
+        F: Fn(&mut Vec<Object>) -> Result<()>,
     {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let table = self.lake.table(&self.url).await?;
-            let mut entries = read_entries(&table).await?;
-            change(&mut entries)?;
-            let batch = entries_to_batch(&entries)?;
+            // The newest state, not the freshness window's: the commit
+            // below is conditional on it anyway.
+            let table = self.lake.table_now(&self.url).await?;
+            let mut objects = self.snapshot_of(&table).await?.objects().to_vec();
+            change(&mut objects)?;
+            let batch = objects_to_batch(&objects)?;
             let result = table
                 .clone()
                 .write(vec![batch])
@@ -328,7 +270,7 @@ impl Catalog {
             match result {
                 Ok(written) => {
                     self.lake.remember(&written);
-                    return self.refresh().await;
+                    return self.snapshot_of(&written).await;
                 }
                 Err(e) => {
                     let err = Error::from(e);
@@ -342,7 +284,7 @@ impl Catalog {
     }
 }
 
-async fn read_entries(table: &deltalake::DeltaTable) -> Result<Vec<Entry>> {
+async fn read_objects(table: &deltalake::DeltaTable) -> Result<Vec<Object>> {
     let provider = crate::lake::provider(table).await?;
     let ctx = SessionContext::new();
     let batches = ctx.read_table(provider)?.collect().await?;
@@ -360,29 +302,22 @@ async fn read_entries(table: &deltalake::DeltaTable) -> Result<Vec<Entry>> {
             if k.is_null(i) {
                 continue;
             }
-            out.push(Entry {
-                kind: Kind::parse(k.value(i))?,
-                schema: s.value(i).to_string(),
-                name: n.value(i).to_string(),
-                definition: d.value(i).to_string(),
-            });
+            out.push(Object::from_row(
+                k.value(i),
+                s.value(i),
+                n.value(i),
+                d.value(i),
+            )?);
         }
     }
-    // Stable order regardless of file layout.
-    out.sort_by(|a, b| {
-        (a.kind.as_str(), &a.schema, &a.name).cmp(&(b.kind.as_str(), &b.schema, &b.name))
-    });
     Ok(out)
 }
 
-fn entries_to_batch(entries: &[Entry]) -> Result<RecordBatch> {
-    let kinds: StringArray = entries.iter().map(|e| Some(e.kind.as_str())).collect();
-    let schemas: StringArray = entries.iter().map(|e| Some(e.schema.as_str())).collect();
-    let names: StringArray = entries.iter().map(|e| Some(e.name.as_str())).collect();
-    let defs: StringArray = entries
-        .iter()
-        .map(|e| Some(e.definition.as_str()))
-        .collect();
+fn objects_to_batch(objects: &[Object]) -> Result<RecordBatch> {
+    let kinds: StringArray = objects.iter().map(|o| Some(o.kind().as_str())).collect();
+    let schemas: StringArray = objects.iter().map(|o| Some(o.schema.as_str())).collect();
+    let names: StringArray = objects.iter().map(|o| Some(o.name.as_str())).collect();
+    let defs: StringArray = objects.iter().map(|o| Some(o.definition_text())).collect();
     Ok(RecordBatch::try_new(
         catalog_schema(),
         vec![

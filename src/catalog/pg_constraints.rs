@@ -116,6 +116,7 @@ impl SchemaProvider for PgCatalog {
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
         let which = match name.to_ascii_lowercase().as_str() {
+            "pg_policy" => return Ok(Some(empty_pg_policy()?)),
             "pg_class" => Which::Class,
             "pg_constraint" => Which::Constraint,
             "pg_index" => Which::Index,
@@ -143,6 +144,23 @@ impl SchemaProvider for PgCatalog {
     fn table_exist(&self, name: &str) -> bool {
         self.inner.table_exist(name)
     }
+}
+
+/// `pg_policy` as PostgreSQL types it (Sluice has no row-level security),
+/// so `oid = ANY (polroles)` in psql's `\d` plans.
+fn empty_pg_policy() -> Result<Arc<dyn TableProvider>> {
+    let oids = DataType::List(Arc::new(Field::new("item", DataType::Int32, true)));
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("oid", DataType::Int32, false),
+        Field::new("polname", DataType::Utf8, false),
+        Field::new("polrelid", DataType::Int32, false),
+        Field::new("polcmd", DataType::Utf8, false),
+        Field::new("polpermissive", DataType::Boolean, false),
+        Field::new("polroles", oids, false),
+        Field::new("polqual", DataType::Utf8, true),
+        Field::new("polwithcheck", DataType::Utf8, true),
+    ]));
+    Ok(Arc::new(MemTable::try_new(schema, vec![vec![]])?))
 }
 
 /// `schema` with every field nullable, so rows built here may leave
@@ -280,7 +298,7 @@ impl Derived {
     fn constraints(&self, tables: &HashMap<(String, String), (i64, i64, usize)>) -> Vec<Con> {
         let snap = self.catalog.snapshot();
         let mut out = Vec::new();
-        for e in snap.entries.iter().filter(|e| e.kind == Kind::Table) {
+        for e in snap.objects().iter().filter(|e| e.kind() == Kind::Table) {
             let Some(&(oid, ns, _)) = tables.get(&(e.schema.clone(), e.name.clone())) else {
                 continue;
             };
@@ -360,10 +378,10 @@ impl Derived {
                     c.parent_oid = parent_oid;
                 }
                 c.parent_columns = snap
-                    .entries
+                    .objects()
                     .iter()
                     .find(|p| {
-                        p.kind == Kind::Table
+                        p.kind() == Kind::Table
                             && p.schema == fk.parent_schema
                             && p.name == fk.parent_table
                     })

@@ -13,7 +13,7 @@ use datafusion::catalog::{CatalogProvider, SchemaProvider, TableProvider};
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::prelude::SessionContext;
 
-use super::{Catalog, Kind, TableDef};
+use super::{Catalog, Def, Kind, TableDef};
 use crate::error::{Error, ErrorKind};
 use crate::lake::TimeTravel;
 
@@ -132,34 +132,30 @@ impl SchemaProvider for SluiceSchemaProvider {
         let Some(entry) = snap.relation(&self.schema, name) else {
             return Ok(None);
         };
-        match entry.kind {
-            Kind::Table => {
-                let def = entry.table_def().map_err(ext)?;
-                Ok(Some(open_table(&self.catalog, &def).await.map_err(ext)?))
+        let sql = match &entry.def {
+            Def::Table(def) => {
+                return Ok(Some(open_table(&self.catalog, def).await.map_err(ext)?));
             }
-            Kind::View => {
+            Def::Schema => return Ok(None),
+            Def::View(v) => v.sql.clone(),
+            Def::External(e) => format!("SELECT * FROM {}", e.reader_sql()),
+        };
+        {
+            {
                 let ctx = (self.factory)(&self.schema);
-                let plan = ctx
-                    .state()
-                    .create_logical_plan(&entry.definition)
-                    .await
-                    .map_err(|e| {
-                        ext(Error::new(
-                            ErrorKind::DependentObjects,
-                            format!(
-                                "view \"{}.{}\" cannot be read: {}",
-                                self.schema,
-                                name,
-                                Error::from(e)
-                            ),
-                        ))
-                    })?;
-                Ok(Some(Arc::new(ViewTable::new(
-                    plan,
-                    Some(entry.definition.clone()),
-                ))))
+                let plan = ctx.state().create_logical_plan(&sql).await.map_err(|e| {
+                    ext(Error::new(
+                        ErrorKind::DependentObjects,
+                        format!(
+                            "view \"{}.{}\" cannot be read: {}",
+                            self.schema,
+                            name,
+                            Error::from(e)
+                        ),
+                    ))
+                })?;
+                Ok(Some(Arc::new(ViewTable::new(plan, Some(sql)))))
             }
-            Kind::Schema => Ok(None),
         }
     }
 
@@ -244,7 +240,7 @@ impl SchemaProvider for TimeTravelSchema {
         };
         let snap = self.catalog.snapshot();
         let entry = match snap.relation(&schema, &table) {
-            Some(e) if e.kind == Kind::Table => e,
+            Some(e) if e.kind() == Kind::Table => e,
             Some(_) => {
                 return Err(ext(Error::new(
                     ErrorKind::WrongObjectType,

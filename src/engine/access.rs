@@ -68,9 +68,12 @@ pub fn required_role(stmt: &Stmt) -> Role {
         Stmt::DescribeHistory { .. } => Role::Reader,
         Stmt::Copy(c) if c.from => Role::Writer,
         Stmt::Copy(_) => Role::Reader,
+        Stmt::Merge(_) => Role::Writer,
         Stmt::Optimize { .. }
         | Stmt::Vacuum { .. }
         | Stmt::Restore { .. }
+        | Stmt::CreateTable { .. }
+        | Stmt::AddExpectation { .. }
         | Stmt::CreateExternalTable(_) => Role::Admin,
     }
 }
@@ -94,6 +97,9 @@ pub fn check(user: &str, role: Role, stmt: &Stmt) -> Result<()> {
         Stmt::Restore { .. } => "RESTORE".into(),
         Stmt::CreateExternalTable(_) => "CREATE EXTERNAL TABLE".into(),
         Stmt::DescribeHistory { .. } => "DESCRIBE HISTORY".into(),
+        Stmt::Merge(_) => "MERGE".into(),
+        Stmt::CreateTable { .. } => "CREATE TABLE".into(),
+        Stmt::AddExpectation { .. } => "ALTER TABLE".into(),
     };
     Err(Error::new(
         ErrorKind::InsufficientPrivilege,
@@ -110,7 +116,7 @@ mod tests {
     use super::*;
 
     fn role_of(sql: &str) -> Role {
-        required_role(&crate::frontend::parse(sql, "public").unwrap()[0])
+        required_role(&crate::frontend::parse(sql).unwrap()[0])
     }
 
     #[test]
@@ -127,7 +133,7 @@ mod tests {
         let e = check(
             "ann",
             Role::Reader,
-            &crate::frontend::parse("DELETE FROM t", "public").unwrap()[0],
+            &crate::frontend::parse("DELETE FROM t").unwrap()[0],
         )
         .unwrap_err();
         assert_eq!(e.kind, ErrorKind::InsufficientPrivilege);

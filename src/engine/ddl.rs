@@ -13,8 +13,11 @@ use deltalake::DeltaTableBuilder;
 use deltalake::protocol::SaveMode;
 
 use super::{Output, Session, dml, last_ident, normalize_ident};
-use crate::catalog::{ColumnDef, Entry, Kind, PgType, SYSTEM_SCHEMAS, TableDef};
+use crate::catalog::{
+    ColumnDef, Def, ExternalDef, Kind, Object, PgType, SYSTEM_SCHEMAS, TableDef, ViewDef,
+};
 use crate::error::{Error, ErrorKind, Result};
+use crate::frontend::Expectation;
 use crate::quality::expect::{Action as ExpectAction, ExpectDef};
 use crate::quality::keys::ForeignKeyChecks;
 use crate::quality::keys::{ForeignKeyDef, KeyDef};
@@ -68,14 +71,14 @@ pub async fn create_schema(
         .mutate(move |entries| {
             if entries
                 .iter()
-                .any(|e| e.kind == Kind::Schema && e.name == n)
+                .any(|e| e.kind() == Kind::Schema && e.name == n)
             {
                 return Err(Error::new(
                     ErrorKind::DuplicateSchema,
                     format!("schema \"{n}\" already exists"),
                 ));
             }
-            entries.push(Entry::schema(&n));
+            entries.push(Object::schema(&n));
             Ok(())
         })
         .await?;
@@ -84,7 +87,12 @@ pub async fn create_schema(
 
 /// The columns and constraints a CREATE TABLE declares (location and
 /// partitioning are the caller's).
-fn columns_from_sql(session: &Session, ct: &CreateTable, table: &str) -> Result<TableDef> {
+fn columns_from_sql(
+    session: &Session,
+    ct: &CreateTable,
+    expectations: &[Expectation],
+    table: &str,
+) -> Result<TableDef> {
     // (explicit name, columns, primary) in declaration order.
     let mut keys: Vec<(Option<String>, Vec<String>, bool)> = Vec::new();
     let mut references: Vec<(
@@ -186,16 +194,19 @@ fn columns_from_sql(session: &Session, ct: &CreateTable, table: &str) -> Result<
         add_key(&mut def, key);
     }
     for (name, expr, column) in checks {
-        match expectation_parts(&expr)? {
-            Some((cond, action)) => {
-                let e = new_expectation(session, &def, table, name, cond, action)?;
-                def.expectations.push(e);
-            }
-            None => {
-                let check = new_check(session, &def, table, name, expr, column)?;
-                def.checks.push(check);
-            }
-        }
+        let check = new_check(session, &def, table, name, expr, column)?;
+        def.checks.push(check);
+    }
+    for x in expectations {
+        let e = new_expectation(
+            session,
+            &def,
+            table,
+            Some(x.name.clone()),
+            x.condition.to_string(),
+            x.action,
+        )?;
+        def.expectations.push(e);
     }
     let schema = session.qualify(&ct.name)?.0;
     for (fk, columns) in references {
@@ -283,14 +294,14 @@ fn new_foreign_key(
     } else {
         let entry = session
             .catalog_entry(&parent_schema, &parent_table)
-            .filter(|e| e.kind == Kind::Table)
+            .filter(|e| e.kind() == Kind::Table)
             .ok_or_else(|| {
                 Error::new(
                     ErrorKind::UndefinedTable,
                     format!("relation \"{parent_table}\" does not exist"),
                 )
             })?;
-        entry.table_def()?.keys
+        entry.table_def()?.keys.clone()
     };
     let mut parent_columns: Vec<String> = fk.referred_columns.iter().map(normalize_ident).collect();
     if parent_columns.is_empty() {
@@ -375,10 +386,14 @@ fn declares_columns(ct: &CreateTable) -> bool {
 /// created with its columns and rules, then the query's rows go in through
 /// INSERT, which enforces every rule. When they break one, the table is
 /// dropped again and the error returned: the statement leaves nothing.
-async fn create_table_with_rules_as(session: &mut Session, mut ct: CreateTable) -> Result<Output> {
+async fn create_table_with_rules_as(
+    session: &mut Session,
+    mut ct: CreateTable,
+    expectations: Vec<Expectation>,
+) -> Result<Output> {
     let query = ct.query.take().expect("checked by the caller");
     let name = ct.name.clone();
-    Box::pin(create_table(session, ct)).await?;
+    Box::pin(create_table(session, ct, expectations)).await?;
     let insert = format!("INSERT INTO {name} {query}");
     let mut stmts = session.parse(&insert)?;
     let Some(crate::frontend::Stmt::Sql(stmt)) = stmts.pop() else {
@@ -412,52 +427,6 @@ async fn create_table_with_rules_as(session: &mut Session, mut ct: CreateTable) 
             Err(e)
         }
     }
-}
-
-/// `(condition, action)` when a CHECK's text is an expectation in disguise
-/// (see `frontend::rewrite_expectations`).
-fn expectation_parts(expr: &str) -> Result<Option<(String, ExpectAction)>> {
-    use datafusion::sql::sqlparser::ast::{
-        Expr as Sql, FunctionArg, FunctionArgExpr, FunctionArguments, Value,
-    };
-    if !expr.starts_with(crate::frontend::EXPECT_MARKER) {
-        return Ok(None);
-    }
-    let parsed = datafusion::sql::sqlparser::parser::Parser::new(
-        &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
-    )
-    .try_with_sql(expr)
-    .and_then(|mut p| p.parse_expr())
-    .map_err(|e| Error::syntax(format!("syntax error in EXPECT: {e}")))?;
-    let Sql::Function(f) = parsed else {
-        return Ok(None);
-    };
-    let FunctionArguments::List(list) = &f.args else {
-        return Ok(None);
-    };
-    let args: Vec<&Sql> = list
-        .args
-        .iter()
-        .filter_map(|a| match a {
-            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e),
-            _ => None,
-        })
-        .collect();
-    let [cond, action] = args.as_slice() else {
-        return Ok(None);
-    };
-    let action = match action {
-        Sql::Value(v) => match &v.value {
-            Value::SingleQuotedString(a) => ExpectAction::parse(a),
-            _ => None,
-        },
-        _ => None,
-    };
-    let cond = match cond {
-        Sql::Nested(inner) => inner.to_string(),
-        other => other.to_string(),
-    };
-    Ok(action.map(|a| (cond, a)))
 }
 
 /// An expectation for `def`, its condition planned over the columns.
@@ -554,15 +523,14 @@ pub(crate) async fn ensure_quarantine(
             return Err(e);
         }
     }
-    let entry = Entry::table(schema, &name, &qdef);
+    let entry = Object::table(schema, &name, qdef.clone());
     session
         .engine
         .catalog
         .mutate(move |entries| {
-            if !entries
-                .iter()
-                .any(|e| e.kind != Kind::Schema && e.schema == entry.schema && e.name == entry.name)
-            {
+            if !entries.iter().any(|e| {
+                e.kind() != Kind::Schema && e.schema == entry.schema && e.name == entry.name
+            }) {
                 entries.push(entry.clone());
             }
             Ok(())
@@ -657,7 +625,11 @@ async fn created_elsewhere(lake: &crate::lake::Lake, url: &url::Url) -> bool {
     false
 }
 
-pub async fn create_table(session: &mut Session, ct: CreateTable) -> Result<Output> {
+pub async fn create_table(
+    session: &mut Session,
+    ct: CreateTable,
+    expectations: Vec<Expectation>,
+) -> Result<Output> {
     if ct.external {
         return Err(Error::not_supported("CREATE EXTERNAL TABLE"));
     }
@@ -686,12 +658,17 @@ pub async fn create_table(session: &mut Session, ct: CreateTable) -> Result<Outp
         lake.remove_all(&url).await?;
     }
 
-    if ct.query.is_some() && declares_columns(&ct) {
-        return create_table_with_rules_as(session, ct).await;
+    if ct.query.is_some() && (declares_columns(&ct) || !expectations.is_empty()) {
+        return create_table_with_rules_as(session, ct, expectations).await;
     }
     let (def, rows) = if let Some(query) = &ct.query {
         let plan = session.plan(Statement::Query(query.clone())).await?;
         let df = session.ctx.execute_logical_plan(plan).await?;
+        if ct.columns.len() > df.schema().fields().len() {
+            return Err(Error::syntax(
+                "CREATE TABLE AS specifies too many column names",
+            ));
+        }
         let mut cols: Vec<ColumnDef> = Vec::new();
         for (i, f) in df.schema().fields().iter().enumerate() {
             let name = match ct.columns.get(i) {
@@ -758,7 +735,7 @@ pub async fn create_table(session: &mut Session, ct: CreateTable) -> Result<Outp
             }
         }
     } else {
-        let mut def = columns_from_sql(session, &ct, &table)?;
+        let mut def = columns_from_sql(session, &ct, &expectations, &table)?;
         def.partition_by = partition_columns(&ct, &def.columns)?;
         def.location = location.clone();
         let arrow: Schema = def.arrow_schema().as_ref().clone();
@@ -779,7 +756,7 @@ pub async fn create_table(session: &mut Session, ct: CreateTable) -> Result<Outp
         (def, None)
     };
 
-    let entry = Entry::table(&schema, &table, &def);
+    let entry = Object::table(&schema, &table, def.clone());
     let (s2, t2) = (schema.clone(), table.clone());
     let registered = session
         .engine
@@ -787,13 +764,13 @@ pub async fn create_table(session: &mut Session, ct: CreateTable) -> Result<Outp
         .mutate(move |entries| {
             if entries
                 .iter()
-                .any(|e| e.kind != Kind::Schema && e.schema == s2 && e.name == t2)
+                .any(|e| e.kind() != Kind::Schema && e.schema == s2 && e.name == t2)
             {
                 return Err(duplicate_relation(&t2));
             }
             if !entries
                 .iter()
-                .any(|e| e.kind == Kind::Schema && e.name == s2)
+                .any(|e| e.kind() == Kind::Schema && e.name == s2)
             {
                 return Err(missing_schema(&s2));
             }
@@ -822,12 +799,12 @@ pub async fn create_view(session: &mut Session, cv: CreateView) -> Result<Output
         return Err(missing_schema(&schema));
     }
     match snap.relation(&schema, &name) {
-        Some(e) if e.kind == Kind::View && cv.or_replace => {}
-        Some(e) if e.kind == Kind::View && cv.if_not_exists => {
+        Some(e) if e.kind() == Kind::View && cv.or_replace => {}
+        Some(e) if e.kind() == Kind::View && cv.if_not_exists => {
             session.notice(format!("relation \"{name}\" already exists, skipping"));
             return Ok(Output::command("CREATE VIEW"));
         }
-        Some(e) if e.kind == Kind::Table && cv.or_replace => {
+        Some(e) if e.kind() == Kind::Table && cv.or_replace => {
             return Err(Error::new(
                 ErrorKind::WrongObjectType,
                 format!("\"{name}\" is not a view"),
@@ -846,7 +823,7 @@ pub async fn create_view(session: &mut Session, cv: CreateView) -> Result<Output
             .map(|c| format!("\"{}\"", normalize_ident(&c.name)))
             .collect();
         let sql = format!("SELECT * FROM ({inner}) AS v ({})", names.join(", "));
-        let parsed = crate::frontend::parse(&sql, &schema)?;
+        let parsed = crate::frontend::parse(&sql)?;
         match parsed.into_iter().next() {
             Some(crate::frontend::Stmt::Sql(s)) => {
                 if let Statement::Query(q) = *s {
@@ -858,22 +835,36 @@ pub async fn create_view(session: &mut Session, cv: CreateView) -> Result<Output
     }
     // Plan it now so a view over a missing table fails at CREATE, as in PostgreSQL.
     let ctx = session.engine.context(&schema, false);
-    ctx.state()
+    let plan = ctx
+        .state()
         .statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(
             Statement::Query(query.clone()),
         )))
         .await?;
-    let sql = query.to_string();
-    let entry = Entry::view(&schema, &name, &sql);
+    let columns = plan
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| ColumnDef::plain(f.name(), PgType::from_arrow(f.data_type())))
+        .collect();
+    let entry = Object::view(
+        &schema,
+        &name,
+        ViewDef {
+            sql: query.to_string(),
+            columns,
+            depends_on: vec![],
+        },
+    );
     let replace = cv.or_replace;
     session
         .engine
         .catalog
         .mutate(move |entries| {
             if let Some(pos) = entries.iter().position(|e| {
-                e.kind != Kind::Schema && e.schema == entry.schema && e.name == entry.name
+                e.kind() != Kind::Schema && e.schema == entry.schema && e.name == entry.name
             }) {
-                if !(replace && entries[pos].kind == Kind::View) {
+                if !(replace && entries[pos].kind() == Kind::View) {
                     return Err(duplicate_relation(&entry.name));
                 }
                 entries.remove(pos);
@@ -885,12 +876,9 @@ pub async fn create_view(session: &mut Session, cv: CreateView) -> Result<Output
     Ok(Output::command("CREATE VIEW"))
 }
 
-/// Marks a view that `CREATE EXTERNAL TABLE` made: `DROP TABLE` drops it.
-pub const EXTERNAL_TABLE_MARKER: &str = "/* external table */ ";
-
-/// `CREATE EXTERNAL TABLE`: schema on read over files, kept as a view over
-/// `read_csv` / `read_json` / `read_parquet`, so it is planned afresh (new
-/// files included) at every statement and never owns the files.
+/// `CREATE EXTERNAL TABLE`: schema on read over files, read through
+/// `read_csv` / `read_json` / `read_parquet` at every statement (new files
+/// included); the table never owns the files.
 pub async fn create_external_table(
     session: &mut Session,
     ext: crate::frontend::ExternalTable,
@@ -903,7 +891,6 @@ pub async fn create_external_table(
         location,
         options,
     } = ext;
-    let (format, location) = (format.as_str(), location.as_str());
     let (schema, table) = session.qualify(&name)?;
     let snap = session.engine.catalog.snapshot();
     if !snap.schema_exists(&schema) || SYSTEM_SCHEMAS.contains(&schema.as_str()) {
@@ -916,24 +903,12 @@ pub async fn create_external_table(
         }
         return Err(duplicate_relation(&table));
     }
-    let quote = |v: &str| format!("'{}'", v.replace('\'', "''"));
-    let function = match format {
-        "csv" => "read_csv",
-        "json" | "ndjson" => "read_json",
-        "parquet" => "read_parquet",
-        other => {
-            return Err(Error::not_supported(format!(
-                "STORED AS {other} (csv, json or parquet)"
-            )));
-        }
-    };
-    let mut args = vec![quote(location)];
-    let named = |k: &str, v: String| {
-        vec![
-            quote(&format!("{k}{}", crate::ingest::files::NAMED_ARG_SUFFIX)),
-            v,
-        ]
-    };
+    if !matches!(format.as_str(), "csv" | "json" | "ndjson" | "parquet") {
+        return Err(Error::not_supported(format!(
+            "STORED AS {format} (csv, json or parquet)"
+        )));
+    }
+    let mut normalized = Vec::new();
     for (k, v) in &options {
         let key = k.to_ascii_lowercase();
         let key = key.strip_prefix("format.").unwrap_or(&key);
@@ -943,7 +918,7 @@ pub async fn create_external_table(
         };
         let value = match key {
             "header" => v.to_ascii_lowercase(),
-            _ => quote(v),
+            _ => v.clone(),
         };
         if key == "header" && !matches!(value.as_str(), "true" | "false") {
             return Err(Error::new(
@@ -951,32 +926,32 @@ pub async fn create_external_table(
                 format!("option header must be true or false, not '{v}'"),
             ));
         }
-        args.extend(named(key, value));
+        normalized.push((key.to_string(), value));
     }
-    if format == "ndjson" {
-        args.extend(named("format", quote("newline_delimited")));
+    if columns.is_some() && format == "parquet" {
+        return Err(Error::not_supported(
+            "a column list for Parquet (the files carry their schema)",
+        ));
     }
-    if let Some(c) = &columns {
-        if function == "read_parquet" {
-            return Err(Error::not_supported(
-                "a column list for Parquet (the files carry their schema)",
-            ));
-        }
-        args.extend(named("columns", quote(c)));
-    }
-    let select = format!("SELECT * FROM {function}({})", args.join(", "));
+    let def = ExternalDef {
+        format,
+        location,
+        options: normalized,
+        columns,
+    };
     // Plan it now: no files, a bad option or a bad column list fail here.
     let ctx = session.engine.context(&schema, false);
-    ctx.state().create_logical_plan(&select).await?;
-    let entry = Entry::view(&schema, &table, &format!("{EXTERNAL_TABLE_MARKER}{select}"));
+    ctx.state()
+        .create_logical_plan(&format!("SELECT * FROM {}", def.reader_sql()))
+        .await?;
+    let entry = Object::external(&schema, &table, def);
     session
         .engine
         .catalog
         .mutate(move |entries| {
-            if entries
-                .iter()
-                .any(|e| e.kind != Kind::Schema && e.schema == entry.schema && e.name == entry.name)
-            {
+            if entries.iter().any(|e| {
+                e.kind() != Kind::Schema && e.schema == entry.schema && e.name == entry.name
+            }) {
                 return Err(duplicate_relation(&entry.name));
             }
             entries.push(entry.clone());
@@ -1010,15 +985,9 @@ pub async fn drop(
             for n in &names {
                 let (schema, name) = session.qualify(n)?;
                 match session.catalog_entry(&schema, &name) {
-                    Some(e) if e.kind == want => victims.push(e),
-                    // An external table is a view that DROP TABLE drops.
-                    Some(e)
-                        if want == Kind::Table
-                            && e.kind == Kind::View
-                            && e.definition.starts_with(EXTERNAL_TABLE_MARKER) =>
-                    {
-                        victims.push(e)
-                    }
+                    Some(e) if e.kind() == want => victims.push(e),
+                    // DROP TABLE drops an external table too.
+                    Some(e) if want == Kind::Table && e.kind() == Kind::External => victims.push(e),
                     Some(_) => {
                         return Err(Error::new(
                             ErrorKind::WrongObjectType,
@@ -1052,13 +1021,13 @@ pub async fn drop(
                 .catalog
                 .mutate(move |entries| {
                     entries.retain(|e| {
-                        !gone
-                            .iter()
-                            .any(|g| g.kind == e.kind && g.schema == e.schema && g.name == e.name)
+                        !gone.iter().any(|g| {
+                            g.kind() == e.kind() && g.schema == e.schema && g.name == e.name
+                        })
                     });
                     let dropped: Vec<(String, String)> = gone
                         .iter()
-                        .filter(|g| g.kind == Kind::Table)
+                        .filter(|g| g.kind() == Kind::Table)
                         .map(|g| (g.schema.clone(), g.name.clone()))
                         .collect();
                     drop_references(entries, &dropped, cascade)
@@ -1075,12 +1044,12 @@ pub async fn drop(
 /// a `dropped` table: with CASCADE they go (as in PostgreSQL, the
 /// referencing table stays), otherwise the drop fails with 2BP01.
 fn drop_references(
-    entries: &mut [Entry],
+    entries: &mut [Object],
     dropped: &[(String, String)],
     cascade: bool,
 ) -> Result<()> {
-    for e in entries.iter_mut().filter(|e| e.kind == Kind::Table) {
-        let mut def = e.table_def()?;
+    for e in entries.iter_mut().filter(|e| e.kind() == Kind::Table) {
+        let mut def = e.table_def()?.as_ref().clone();
         let points_at_dropped = |fk: &ForeignKeyDef| {
             dropped
                 .iter()
@@ -1104,13 +1073,13 @@ fn drop_references(
             .with_hint("Use DROP ... CASCADE to drop the dependent objects too."));
         }
         def.foreign_keys.retain(|fk| !points_at_dropped(fk));
-        *e = Entry::table(&e.schema, &e.name, &def);
+        *e = Object::table(&e.schema, &e.name, def);
     }
     Ok(())
 }
 
-async fn remove_table_files(session: &Session, entries: &[Entry]) {
-    for e in entries.iter().filter(|e| e.kind == Kind::Table) {
+async fn remove_table_files(session: &Session, entries: &[Object]) {
+    for e in entries.iter().filter(|e| e.kind() == Kind::Table) {
         if let Ok(def) = e.table_def()
             && let Ok(url) = session.engine.lake().url_for(&def.location)
             && let Err(err) = session.engine.lake().remove_all(&url).await
@@ -1147,7 +1116,7 @@ async fn drop_schemas(
             }
             return Err(missing_schema(&name));
         }
-        let objects: Vec<&Entry> = snap.relations_in(&name).collect();
+        let objects: Vec<&Object> = snap.relations_in(&name).collect();
         if !objects.is_empty() && !cascade {
             return Err(Error::new(
                 ErrorKind::DependentObjects,
@@ -1159,7 +1128,7 @@ async fn drop_schemas(
                     .map(|o| {
                         format!(
                             "{} {name}.{} depends on schema {name}",
-                            if o.kind == Kind::View {
+                            if o.kind() == Kind::View {
                                 "view"
                             } else {
                                 "table"
@@ -1180,10 +1149,10 @@ async fn drop_schemas(
     if schemas.is_empty() {
         return Ok(Output::command("DROP SCHEMA"));
     }
-    let victims: Vec<Entry> = snap
-        .entries
+    let victims: Vec<Object> = snap
+        .objects()
         .iter()
-        .filter(|e| e.kind != Kind::Schema && schemas.contains(&e.schema))
+        .filter(|e| e.kind() != Kind::Schema && schemas.contains(&e.schema))
         .cloned()
         .collect();
     let gone = schemas.clone();
@@ -1193,12 +1162,12 @@ async fn drop_schemas(
         .mutate(move |entries| {
             let dropped: Vec<(String, String)> = entries
                 .iter()
-                .filter(|e| e.kind == Kind::Table && gone.contains(&e.schema))
+                .filter(|e| e.kind() == Kind::Table && gone.contains(&e.schema))
                 .map(|e| (e.schema.clone(), e.name.clone()))
                 .collect();
             entries.retain(|e| {
-                !(gone.contains(&e.schema) && e.kind != Kind::Schema
-                    || e.kind == Kind::Schema && gone.contains(&e.name))
+                !(gone.contains(&e.schema) && e.kind() != Kind::Schema
+                    || e.kind() == Kind::Schema && gone.contains(&e.name))
             });
             drop_references(entries, &dropped, cascade)
         })
@@ -1219,7 +1188,7 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
             format!("relation \"{name}\" does not exist"),
         ));
     };
-    if entry.kind != Kind::Table {
+    if entry.kind() != Kind::Table {
         return Err(Error::new(
             ErrorKind::WrongObjectType,
             format!("\"{name}\" is not a table"),
@@ -1230,7 +1199,7 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
             "several ALTER TABLE actions in one statement",
         ));
     }
-    let mut def = entry.table_def()?;
+    let mut def = entry.table_def()?.as_ref().clone();
     match at.operations.into_iter().next().unwrap() {
         AlterTableOperation::RenameTable { table_name } => {
             let new = match table_name {
@@ -1249,10 +1218,10 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
                 .engine
                 .catalog
                 .mutate(move |entries| {
-                    let taken = |entries: &[Entry], n: &str| {
+                    let taken = |entries: &[Object], n: &str| {
                         entries
                             .iter()
-                            .any(|e| e.kind != Kind::Schema && e.schema == s && e.name == n)
+                            .any(|e| e.kind() != Kind::Schema && e.schema == s && e.name == n)
                     };
                     if taken(entries, &n2) {
                         return Err(duplicate_relation(&n2));
@@ -1264,7 +1233,7 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
                     }
                     let e = entries
                         .iter_mut()
-                        .find(|e| e.kind == Kind::Table && e.schema == s && e.name == old)
+                        .find(|e| e.kind() == Kind::Table && e.schema == s && e.name == old)
                         .ok_or_else(|| {
                             Error::new(
                                 ErrorKind::UndefinedTable,
@@ -1275,7 +1244,7 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
                     if let Some((q, q2)) = &quarantine
                         && let Some(e) = entries
                             .iter_mut()
-                            .find(|e| e.kind == Kind::Table && e.schema == s && &e.name == q)
+                            .find(|e| e.kind() == Kind::Table && e.schema == s && &e.name == q)
                     {
                         e.name = q2.clone();
                     }
@@ -1283,8 +1252,8 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
                     // referred to the old name (the table's own included)
                     // now names the new one, as PostgreSQL's follow the
                     // table itself.
-                    for e in entries.iter_mut().filter(|e| e.kind == Kind::Table) {
-                        let mut child = e.table_def()?;
+                    for e in entries.iter_mut().filter(|e| e.kind() == Kind::Table) {
+                        let mut child = e.table_def()?.as_ref().clone();
                         let mut changed = false;
                         for fk in child.foreign_keys.iter_mut() {
                             if fk.parent_schema == s && fk.parent_table == old {
@@ -1293,15 +1262,22 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
                             }
                         }
                         if changed {
-                            *e = Entry::table(&e.schema, &e.name, &child);
+                            *e = Object::table(&e.schema, &e.name, child.clone());
                         }
                     }
                     // Views name the table in their SQL: rewritten to the
                     // new name, as PostgreSQL's views follow the table.
-                    for e in entries.iter_mut().filter(|e| e.kind == Kind::View) {
-                        if let Some(sql) = renamed_in_view(&e.definition, &e.schema, &s, &old, &n2)
-                        {
-                            e.definition = sql;
+                    for e in entries.iter_mut() {
+                        let schema = e.schema.clone();
+                        let Def::View(v) = &mut e.def else { continue };
+                        if let Some(sql) = renamed_in_view(&v.sql, &schema, &s, &old, &n2) {
+                            let v = std::sync::Arc::make_mut(v);
+                            v.sql = sql;
+                            for d in v.depends_on.iter_mut() {
+                                if d.schema == s && d.name == old {
+                                    d.name = n2.clone();
+                                }
+                            }
                         }
                     }
                     Ok(())
@@ -1489,17 +1465,6 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
         AlterTableOperation::AddConstraint {
             constraint: TableConstraint::Check(check),
             not_valid: false,
-        } if expectation_parts(&check.expr.to_string())?.is_some() => {
-            let (cond, action) = expectation_parts(&check.expr.to_string())?.expect("checked");
-            let given = check.name.as_ref().map(normalize_ident);
-            let e = new_expectation(session, &def, &name, given, cond, action)?;
-            def.expectations.push(e);
-            ensure_quarantine(session, &schema, &name, &def).await?;
-            save_def(session, &schema, &name, def).await?;
-        }
-        AlterTableOperation::AddConstraint {
-            constraint: TableConstraint::Check(check),
-            not_valid: false,
         } => {
             let name_given = check.name.as_ref().map(normalize_ident);
             let check = new_check(
@@ -1676,16 +1641,37 @@ async fn unstore_checks(session: &Session, def: &TableDef, names: &[String]) -> 
     Ok(())
 }
 
+/// `ALTER TABLE t ADD CONSTRAINT c EXPECT (...) [ON VIOLATION ...]`.
+pub async fn add_expectation(
+    session: &mut Session,
+    table: &ObjectName,
+    x: Expectation,
+) -> Result<Output> {
+    let (schema, name, def) = session.resolve_table(table)?;
+    let mut def = def.as_ref().clone();
+    let e = new_expectation(
+        session,
+        &def,
+        &name,
+        Some(x.name),
+        x.condition.to_string(),
+        x.action,
+    )?;
+    def.expectations.push(e);
+    ensure_quarantine(session, &schema, &name, &def).await?;
+    save_def(session, &schema, &name, def).await?;
+    Ok(Output::command("ALTER TABLE"))
+}
+
 async fn save_def(session: &Session, schema: &str, name: &str, def: TableDef) -> Result<()> {
-    let entry = Entry::table(schema, name, &def);
+    let entry = Object::table(schema, name, def);
     session
         .engine
         .catalog
         .mutate(move |entries| {
-            if let Some(e) = entries
-                .iter_mut()
-                .find(|e| e.kind == Kind::Table && e.schema == entry.schema && e.name == entry.name)
-            {
+            if let Some(e) = entries.iter_mut().find(|e| {
+                e.kind() == Kind::Table && e.schema == entry.schema && e.name == entry.name
+            }) {
                 *e = entry.clone();
             }
             Ok(())

@@ -170,7 +170,7 @@ pub(crate) struct Target {
     pub(crate) name: String,
     /// The name the statement refers to the table by (its alias, if any).
     alias: Option<String>,
-    pub(crate) def: TableDef,
+    pub(crate) def: Arc<TableDef>,
     pub(crate) table: DeltaTable,
 }
 
@@ -355,7 +355,10 @@ impl Target {
     }
 
     /// The quarantine table of this table: its definition and state.
-    pub(crate) async fn quarantine(&self, session: &Session) -> Result<(TableDef, DeltaTable)> {
+    pub(crate) async fn quarantine(
+        &self,
+        session: &Session,
+    ) -> Result<(Arc<TableDef>, DeltaTable)> {
         let qname = crate::quality::expect::quarantine_table(&self.name);
         let entry = session.catalog_entry(&self.schema, &qname).ok_or_else(|| {
             Error::new(
@@ -424,21 +427,14 @@ pub(crate) fn referencing(
     schema: &str,
     table: &str,
 ) -> Vec<(String, String, crate::quality::keys::ForeignKeyDef)> {
-    let snap = session.engine.catalog().snapshot();
-    let mut out = Vec::new();
-    for e in snap
-        .entries
+    session
+        .engine
+        .catalog()
+        .snapshot()
+        .referencing(schema, table)
         .iter()
-        .filter(|e| e.kind == crate::catalog::Kind::Table)
-    {
-        let Ok(def) = e.table_def() else { continue };
-        for fk in def.foreign_keys {
-            if fk.parent_schema == schema && fk.parent_table == table {
-                out.push((e.schema.clone(), e.name.clone(), fk));
-            }
-        }
-    }
-    out
+        .map(|(child, fk)| (child.schema.clone(), child.name.clone(), fk.clone()))
+        .collect()
 }
 
 /// The expression that stores `e` into column `c` of `def`: cast to the

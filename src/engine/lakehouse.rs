@@ -58,7 +58,7 @@ pub fn result_schema(stmt: &Stmt) -> Option<SchemaRef> {
         Stmt::Optimize { .. } => optimize_schema(),
         Stmt::Vacuum { .. } => vacuum_schema(),
         Stmt::Restore { .. } => restore_schema(),
-        Stmt::Sql(_) | Stmt::Copy(_) | Stmt::CreateExternalTable(_) => return None,
+        _ => return None,
     })
 }
 

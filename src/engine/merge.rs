@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use datafusion::common::{Column, DFSchema, ScalarValue};
 use datafusion::logical_expr::{Expr as DfExpr, cast, lit, not};
-use datafusion::sql::sqlparser::ast::{
-    AssignmentTarget, Expr, Merge, MergeAction, MergeClauseKind, MergeInsertKind, TableFactor,
-};
+use datafusion::sql::sqlparser::ast::{AssignmentTarget, Expr, TableFactor};
+
+use crate::frontend::merge::{MergeAction, MergeStmt, WhenKind};
 
 use super::dml::{
     Expected, Target, commit_properties, delete_references, expectations_before, ident, ident_list,
@@ -29,28 +29,14 @@ fn factor_name(f: &TableFactor) -> Option<String> {
     }
 }
 
-fn same_kind(a: &MergeClauseKind, b: &MergeClauseKind) -> bool {
-    use MergeClauseKind::*;
-    let not_matched = |k: &MergeClauseKind| matches!(k, NotMatched | NotMatchedByTarget);
-    a == b || (not_matched(a) && not_matched(b))
-}
-
-/// The frontend turns `THEN DO NOTHING` into an action on a marker column.
 fn is_do_nothing(action: &MergeAction) -> bool {
-    let marker = crate::frontend::MERGE_DO_NOTHING;
-    match action {
-        MergeAction::Update(u) => u.assignments.iter().any(
-            |a| matches!(&a.target, AssignmentTarget::ColumnName(n) if last_ident(n) == marker),
-        ),
-        MergeAction::Insert(i) => i.columns.iter().any(|c| last_ident(c) == marker),
-        MergeAction::Delete { .. } => false,
-    }
+    matches!(action, MergeAction::DoNothing)
 }
 
 /// MERGE INTO (PostgreSQL 15) through delta-rs' merge: one commit that
 /// rewrites only the target files holding matched rows. WHEN clauses keep
 /// their order; the first whose condition holds acts on a row.
-pub async fn merge(session: &mut Session, m: Merge) -> Result<Output> {
+pub async fn merge(session: &mut Session, m: MergeStmt) -> Result<Output> {
     merge_with(session, m, false).await
 }
 
@@ -59,18 +45,15 @@ pub async fn merge(session: &mut Session, m: Merge) -> Result<Output> {
 /// cannot repeat a key.
 pub(crate) async fn merge_with(
     session: &mut Session,
-    m: Merge,
+    m: MergeStmt,
     keyed_upsert: bool,
 ) -> Result<Output> {
-    if m.output.is_some() {
-        return Err(Error::not_supported("MERGE ... RETURNING"));
-    }
-    let TableFactor::Table { name, .. } = &m.table else {
+    let TableFactor::Table { name, .. } = &m.target else {
         return Err(Error::not_supported(
             "MERGE into something that is not a table",
         ));
     };
-    let target_alias = factor_name(&m.table).unwrap_or_default();
+    let target_alias = factor_name(&m.target).unwrap_or_default();
     let target = Target::open(session, name, Some(target_alias.clone())).await?;
     let source_alias =
         factor_name(&m.source).ok_or_else(|| Error::syntax("the MERGE source needs an alias"))?;
@@ -148,26 +131,26 @@ pub(crate) async fn merge_with(
     // A DO NOTHING clause is no operation for delta-rs: the rows it takes
     // must just not reach the later clauses of its kind, so those get
     // `AND (its condition) IS NOT TRUE` (or are dropped when it has none).
-    let mut guards: Vec<(MergeClauseKind, Option<DfExpr>)> = Vec::new();
-    let guard_of = |kind: &MergeClauseKind, guards: &[(MergeClauseKind, Option<DfExpr>)]| {
+    let mut guards: Vec<(WhenKind, Option<DfExpr>)> = Vec::new();
+    let guard_of = |kind: &WhenKind, guards: &[(WhenKind, Option<DfExpr>)]| {
         guards
             .iter()
-            .filter(|(k, _)| same_kind(k, kind))
+            .filter(|(k, _)| k == kind)
             .map(|(_, g)| g.clone())
             .collect::<Vec<_>>()
     };
     for clause in &m.clauses {
-        let own = clause.predicate.as_ref().map(&expr).transpose()?;
+        let own = clause.condition.as_ref().map(&expr).transpose()?;
         let mut blocked = false;
         let mut pred = own.clone();
-        for g in guard_of(&clause.clause_kind, &guards) {
+        for g in guard_of(&clause.kind, &guards) {
             match g {
                 None => blocked = true,
                 Some(g) => pred = Some(pred.map_or(g.clone(), |p| p.and(g))),
             }
         }
         if is_do_nothing(&clause.action) {
-            guards.push((clause.clause_kind, own.map(|c| c.is_not_true())));
+            guards.push((clause.kind, own.map(|c| c.is_not_true())));
             continue;
         }
         if blocked {
@@ -184,12 +167,12 @@ pub(crate) async fn merge_with(
             refused = Some(taken.is_not_true());
             Ok(Some(pred.clone().map_or(pass.clone(), |p| p.and(pass))))
         };
-        match (&clause.clause_kind, &clause.action) {
-            (MergeClauseKind::Matched, MergeAction::Update(u))
-            | (MergeClauseKind::NotMatchedBySource, MergeAction::Update(u)) => {
+        match (&clause.kind, &clause.action) {
+            (WhenKind::Matched, MergeAction::Update(assignments))
+            | (WhenKind::NotMatchedBySource, MergeAction::Update(assignments)) => {
                 let mut sets = Vec::new();
                 let mut raw = Vec::new();
-                for a in &u.assignments {
+                for a in assignments {
                     let col = target.assigned_column(&a.target, "MERGE UPDATE")?;
                     let value = expr(&a.value)?;
                     raw.push((col.clone(), as_stored(&col, value.clone())));
@@ -199,7 +182,7 @@ pub(crate) async fn merge_with(
                 let row = new_row(&target.def, &sets, old);
                 checked(&mut sets, &row)?;
                 let pred = with_rules(&pred, &new_row(&target.def, &raw, old))?;
-                let by_source = clause.clause_kind == MergeClauseKind::NotMatchedBySource;
+                let by_source = clause.kind == WhenKind::NotMatchedBySource;
                 let build = |mut b: deltalake::operations::merge::UpdateBuilder| {
                     if let Some(p) = pred.clone() {
                         b = b.predicate(p);
@@ -215,7 +198,7 @@ pub(crate) async fn merge_with(
                     builder.when_matched_update(build)?
                 };
             }
-            (MergeClauseKind::Matched, MergeAction::Delete { .. }) => {
+            (WhenKind::Matched, MergeAction::Delete) => {
                 builder = builder.when_matched_delete(|mut d| {
                     if let Some(p) = pred.clone() {
                         d = d.predicate(p);
@@ -223,7 +206,7 @@ pub(crate) async fn merge_with(
                     d
                 })?;
             }
-            (MergeClauseKind::NotMatchedBySource, MergeAction::Delete { .. }) => {
+            (WhenKind::NotMatchedBySource, MergeAction::Delete) => {
                 builder = builder.when_not_matched_by_source_delete(|mut d| {
                     if let Some(p) = pred.clone() {
                         d = d.predicate(p);
@@ -231,20 +214,17 @@ pub(crate) async fn merge_with(
                     d
                 })?;
             }
-            (
-                MergeClauseKind::NotMatched | MergeClauseKind::NotMatchedByTarget,
-                MergeAction::Insert(ins),
-            ) => {
-                let MergeInsertKind::Values(values) = &ins.kind else {
-                    return Err(Error::not_supported("MERGE ... INSERT ROW"));
-                };
-                let [row] = values.rows.as_slice() else {
-                    return Err(Error::syntax("MERGE INSERT takes exactly one VALUES row"));
-                };
-                let columns: Vec<String> = if ins.columns.is_empty() {
-                    target.all_columns()
+            (WhenKind::NotMatched, MergeAction::Insert { columns, values }) => {
+                let empty = Vec::new();
+                let row = values.as_ref().unwrap_or(&empty);
+                let columns: Vec<String> = if columns.is_empty() {
+                    if values.is_none() {
+                        vec![]
+                    } else {
+                        target.all_columns()
+                    }
                 } else {
-                    ins.columns.iter().map(last_ident).collect()
+                    columns.iter().map(normalize_ident).collect()
                 };
                 if row.len() != columns.len() {
                     return Err(Error::syntax(if row.len() > columns.len() {
@@ -291,12 +271,12 @@ pub(crate) async fn merge_with(
             (kind, action) => {
                 return Err(Error::new(
                     ErrorKind::Syntax,
-                    format!("MERGE WHEN {kind:?} cannot {action}"),
+                    format!("MERGE WHEN {kind:?} cannot {action:?}"),
                 ));
             }
         }
         if let Some(g) = refused {
-            guards.push((clause.clause_kind, Some(g)));
+            guards.push((clause.kind, Some(g)));
         }
     }
     // Quarantine appends and changes to child tables commit before the
@@ -344,7 +324,7 @@ struct Preview {
 impl Preview {
     fn new(
         target: &Target,
-        m: &Merge,
+        m: &MergeStmt,
         (target_alias, source_alias): (&str, &str),
         numbered: bool,
     ) -> Preview {
@@ -365,18 +345,18 @@ impl Preview {
         // (condition, new value of each column) per clause
         let mut arms: Vec<(String, Option<Vec<String>>)> = Vec::new();
         for (i, clause) in m.clauses.iter().enumerate() {
-            let kind = match clause.clause_kind {
-                MergeClauseKind::Matched => format!("{in_t} IS NOT NULL AND {in_s} IS NOT NULL"),
-                MergeClauseKind::NotMatched | MergeClauseKind::NotMatchedByTarget => {
+            let kind = match clause.kind {
+                WhenKind::Matched => format!("{in_t} IS NOT NULL AND {in_s} IS NOT NULL"),
+                WhenKind::NotMatched => {
                     by_target = true;
                     format!("{in_t} IS NULL")
                 }
-                MergeClauseKind::NotMatchedBySource => {
+                WhenKind::NotMatchedBySource => {
                     by_source = true;
                     format!("{in_s} IS NULL")
                 }
             };
-            let cond = match &clause.predicate {
+            let cond = match &clause.condition {
                 Some(pred) => format!("{kind} AND ({pred})"),
                 None => kind,
             };
@@ -385,12 +365,12 @@ impl Preview {
             };
             let values = match &clause.action {
                 _ if is_do_nothing(&clause.action) => None,
-                MergeAction::Update(u) => {
+                MergeAction::Update(assignments) => {
                     p.updates.push(i + 1);
                     let values = columns
                         .iter()
                         .map(|c| {
-                            let set = u.assignments.iter().find(|a| {
+                            let set = assignments.iter().find(|a| {
                                 matches!(&a.target, AssignmentTarget::ColumnName(n) if last_ident(n) == c.name)
                             });
                             match set {
@@ -404,15 +384,13 @@ impl Preview {
                         .collect();
                     Some(values)
                 }
-                MergeAction::Insert(ins) => {
+                MergeAction::Insert {
+                    columns: listed,
+                    values,
+                } => {
                     p.inserts.push(i + 1);
-                    let listed: Vec<String> = ins.columns.iter().map(last_ident).collect();
-                    let row = match &ins.kind {
-                        MergeInsertKind::Values(v) => {
-                            v.rows.first().map(|r| r.to_vec()).unwrap_or_default()
-                        }
-                        _ => Vec::new(),
-                    };
+                    let listed: Vec<String> = listed.iter().map(normalize_ident).collect();
+                    let row = values.clone().unwrap_or_default();
                     let values = columns
                         .iter()
                         .enumerate()
@@ -431,14 +409,15 @@ impl Preview {
                         .collect();
                     Some(values)
                 }
-                MergeAction::Delete { .. } => {
+                MergeAction::Delete => {
                     p.deletes.push(i + 1);
                     None
                 }
+                MergeAction::DoNothing => None,
             };
-            if clause.clause_kind == MergeClauseKind::Matched
+            if clause.kind == WhenKind::Matched
                 && !is_do_nothing(&clause.action)
-                && !matches!(clause.action, MergeAction::Insert(_))
+                && !matches!(clause.action, MergeAction::Insert { .. })
             {
                 p.matched.push(i + 1);
             }

@@ -20,6 +20,8 @@ pub mod merge;
 pub mod names;
 pub mod params;
 pub mod settings;
+mod subplan;
+mod subquery;
 pub mod upsert;
 
 use std::collections::HashMap;
@@ -42,7 +44,7 @@ use futures::StreamExt;
 
 use crate::catalog::info_schema::InformationSchema;
 use crate::catalog::provider::{ContextFactory, SluiceCatalogProvider};
-use crate::catalog::{self, Catalog, DATABASE, Entry, Kind, TableDef};
+use crate::catalog::{self, Catalog, DATABASE, Kind, Object, TableDef};
 use crate::error::{Error, ErrorKind, Result};
 pub use crate::frontend::names::{display_name, last_ident, normalize_ident};
 use crate::frontend::{self, Stmt};
@@ -97,7 +99,11 @@ impl Engine {
     pub async fn unreadable_tables(&self) -> Vec<(String, Error)> {
         let snapshot = self.catalog.snapshot();
         let mut bad = Vec::new();
-        for entry in snapshot.entries.iter().filter(|e| e.kind == Kind::Table) {
+        for entry in snapshot
+            .objects()
+            .iter()
+            .filter(|e| e.kind() == Kind::Table)
+        {
             let opened = match entry.table_def() {
                 Ok(def) => match self.lake.url_for(&def.location) {
                     Ok(url) => self.lake.table(&url).await.map(|_| ()),
@@ -176,7 +182,15 @@ fn planning_context(
         .with_default_features()
         // delta-rs plans its write operators through its own planner.
         .with_query_planner(deltalake::delta_datafusion::planner::DeltaPlanner::new())
-        .with_analyzer_rule(Arc::new(crate::types::text::TextInputCasts))
+        .with_analyzer_rules({
+            // Ours first that must see the plan before DataFusion coerces it.
+            let mut rules: Vec<Arc<dyn datafusion::optimizer::AnalyzerRule + Send + Sync>> =
+                vec![Arc::new(crate::types::text::TextLiteralComparisons)];
+            rules.extend(datafusion::optimizer::Analyzer::new().rules);
+            rules.push(Arc::new(crate::types::text::TextInputCasts));
+            rules
+        })
+        .with_optimizer_rule(Arc::new(subplan::CorrelatedSubplans))
         .with_physical_optimizer_rule(Arc::new(late_filter::SelectiveRowFilter))
         .build();
     let ctx = SessionContext::new_with_state(state);
@@ -192,6 +206,9 @@ fn planning_context(
         Arc::new(InformationSchema::new(catalog.clone(), factory)),
     );
     ctx.register_catalog(DATABASE, Arc::new(provider));
+    let (rows, value) = subquery::functions();
+    ctx.register_udaf(rows);
+    ctx.register_udf(value);
     ctx.register_udtf(
         "postgres_query",
         Arc::new(crate::ingest::postgres::PostgresQuery),
@@ -364,9 +381,9 @@ impl Session {
         state.config_mut().options_mut().catalog.default_schema = schema;
     }
 
-    /// Parse a query string with this session's search path.
+    /// Parse a query string.
     pub fn parse(&self, sql: &str) -> Result<Vec<Stmt>> {
-        frontend::parse(sql, &self.settings.current_schema())
+        frontend::parse(sql)
     }
 
     /// In an aborted transaction block only COMMIT and ROLLBACK run.
@@ -420,6 +437,13 @@ impl Session {
             Stmt::Restore { table, at } => lakehouse::restore(self, &table, at).await,
             Stmt::Copy(c) => copy::execute(self, *c).await,
             Stmt::CreateExternalTable(t) => ddl::create_external_table(self, *t).await,
+            Stmt::CreateTable { ct, expectations } => {
+                ddl::create_table(self, *ct, expectations).await
+            }
+            Stmt::AddExpectation { table, expectation } => {
+                ddl::add_expectation(self, &table, *expectation).await
+            }
+            Stmt::Merge(m) => merge::merge(self, *m).await,
         }
     }
 
@@ -432,7 +456,6 @@ impl Session {
                 if_not_exists,
                 ..
             } => ddl::create_schema(self, &schema_name, if_not_exists).await,
-            Statement::CreateTable(ct) => ddl::create_table(self, ct).await,
             Statement::CreateView(cv) => ddl::create_view(self, cv).await,
             Statement::Drop {
                 object_type,
@@ -445,7 +468,6 @@ impl Session {
             Statement::Insert(ins) => dml::insert(self, ins).await,
             Statement::Update(up) => dml::update(self, up).await,
             Statement::Delete(del) => dml::delete(self, del).await,
-            Statement::Merge(m) => merge::merge(self, m).await,
             Statement::Set(set) => {
                 let out = settings::set(self, set)?;
                 self.sync_default_schema();
@@ -537,13 +559,18 @@ impl Session {
         use datafusion::arrow::array::StringArray;
         let (schema, rel) = self.qualify(name)?;
         let columns: Vec<catalog::ColumnDef> = match self.catalog_entry(&schema, &rel) {
-            Some(e) if e.kind == Kind::Table => e.table_def()?.columns,
-            Some(e) if e.kind == Kind::View => {
+            Some(e) if e.kind() == Kind::Table => e.table_def()?.columns.clone(),
+            Some(e) if matches!(e.kind(), Kind::View | Kind::External) => {
+                let sql = match &e.def {
+                    catalog::Def::View(v) => v.sql.clone(),
+                    catalog::Def::External(x) => format!("SELECT * FROM {}", x.reader_sql()),
+                    _ => unreachable!("matched above"),
+                };
                 let plan = self
                     .engine
                     .context(&schema, false)
                     .state()
-                    .create_logical_plan(&e.definition)
+                    .create_logical_plan(&sql)
                     .await?;
                 plan.schema()
                     .fields()
@@ -591,6 +618,13 @@ impl Session {
 
     pub async fn plan(&self, stmt: Statement) -> Result<LogicalPlan> {
         let mut stmt = rewrite_for_datafusion(stmt);
+        legacy_names(&mut stmt, &self.settings.current_schema());
+        {
+            let state = self.ctx.state_ref();
+            let state = state.read();
+            let aggregates = state.aggregate_functions();
+            subquery::rewrite(&mut stmt, &|n| aggregates.contains_key(n));
+        }
         self.qualify_relations(&mut stmt);
         Ok(self
             .ctx
@@ -687,11 +721,11 @@ impl Session {
     }
 
     /// Find a table in the catalog: `(schema, name, definition)`.
-    pub fn resolve_table(&self, name: &ObjectName) -> Result<(String, String, TableDef)> {
+    pub fn resolve_table(&self, name: &ObjectName) -> Result<(String, String, Arc<TableDef>)> {
         let (schema, table) = self.qualify(name)?;
         let snap = self.engine.catalog.snapshot();
         match snap.relation(&schema, &table) {
-            Some(e) if e.kind == Kind::Table => Ok((schema, table, e.table_def()?)),
+            Some(e) if e.kind() == Kind::Table => Ok((schema, table, e.table_def()?)),
             Some(_) => Err(Error::new(
                 ErrorKind::WrongObjectType,
                 format!("\"{table}\" is not a table"),
@@ -782,7 +816,7 @@ impl Session {
         });
     }
 
-    pub(crate) fn catalog_entry(&self, schema: &str, name: &str) -> Option<Entry> {
+    pub(crate) fn catalog_entry(&self, schema: &str, name: &str) -> Option<Object> {
         self.engine
             .catalog
             .snapshot()
@@ -804,6 +838,120 @@ fn describe_schema() -> SchemaRef {
 
 fn first_words(sql: &str) -> String {
     sql.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+}
+
+/// Table versions and named table-function arguments in the form the
+/// catalog's providers and the table functions read them: `t VERSION AS
+/// OF 3` names `"__time_travel"."schema.t@v3"` (aliased `t`), and `name =>
+/// value` becomes `'name =>', value`.
+fn legacy_names(stmt: &mut Statement, default_schema: &str) {
+    use crate::catalog::provider::{TIME_TRAVEL_SCHEMA, time_travel_name};
+    use crate::lake::TimeTravel;
+    use datafusion::sql::sqlparser::ast::{
+        Expr, FunctionArg, FunctionArgExpr, FunctionArgOperator, Ident, ObjectNamePart, TableAlias,
+        TableFactor, TableVersion, Value, VisitMut, VisitorMut,
+    };
+    use std::ops::ControlFlow;
+    struct V<'a>(&'a str);
+    impl VisitorMut for V<'_> {
+        type Break = ();
+        fn pre_visit_table_factor(&mut self, f: &mut TableFactor) -> ControlFlow<()> {
+            let TableFactor::Table {
+                name,
+                alias,
+                version,
+                args,
+                ..
+            } = f
+            else {
+                return ControlFlow::Continue(());
+            };
+            if let Some(args) = args {
+                let function = name.to_string().to_ascii_lowercase();
+                if ["read_csv", "read_json", "read_parquet", "postgres_query"]
+                    .contains(&function.as_str())
+                {
+                    let mut out = Vec::new();
+                    for a in std::mem::take(&mut args.args) {
+                        match a {
+                            FunctionArg::ExprNamed {
+                                name: Expr::Identifier(name),
+                                arg,
+                                operator: FunctionArgOperator::RightArrow,
+                            }
+                            | FunctionArg::Named {
+                                name,
+                                arg,
+                                operator: FunctionArgOperator::RightArrow,
+                            } => {
+                                out.push(FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::value(
+                                    Value::SingleQuotedString(format!(
+                                        "{}{}",
+                                        name.value,
+                                        crate::ingest::files::NAMED_ARG_SUFFIX
+                                    )),
+                                ))));
+                                out.push(FunctionArg::Unnamed(arg));
+                            }
+                            other => out.push(other),
+                        }
+                    }
+                    args.args = out;
+                }
+            }
+            let at = match version.take() {
+                None => return ControlFlow::Continue(()),
+                Some(TableVersion::VersionAsOf(e)) => match &e {
+                    Expr::Value(v) => match &v.value {
+                        Value::Number(n, _) => n.parse::<i64>().ok().map(TimeTravel::Version),
+                        Value::SingleQuotedString(s) => Some(
+                            s.trim()
+                                .parse::<i64>()
+                                .map(TimeTravel::Version)
+                                .unwrap_or_else(|_| TimeTravel::Timestamp(s.clone())),
+                        ),
+                        _ => None,
+                    },
+                    _ => None,
+                },
+                Some(TableVersion::TimestampAsOf(e)) => match &e {
+                    Expr::Value(v) => match &v.value {
+                        Value::SingleQuotedString(s) => Some(TimeTravel::Timestamp(s.clone())),
+                        Value::Number(n, _) => Some(TimeTravel::Timestamp(n.clone())),
+                        _ => None,
+                    },
+                    _ => None,
+                },
+                Some(_) => None,
+            };
+            let Some(at) = at else {
+                return ControlFlow::Continue(());
+            };
+            let parts: Vec<String> = crate::frontend::names::name_parts(name);
+            let (schema, table) = match parts.as_slice() {
+                [t] => (self.0.to_string(), t.clone()),
+                [s, t] | [_, s, t] => (s.clone(), t.clone()),
+                _ => return ControlFlow::Continue(()),
+            };
+            name.0 = vec![
+                ObjectNamePart::Identifier(Ident::with_quote('"', TIME_TRAVEL_SCHEMA)),
+                ObjectNamePart::Identifier(Ident::with_quote(
+                    '"',
+                    time_travel_name(&schema, &table, &at),
+                )),
+            ];
+            if alias.is_none() {
+                *alias = Some(TableAlias {
+                    explicit: false,
+                    name: Ident::with_quote('"', table),
+                    columns: vec![],
+                    at: None,
+                });
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = stmt.visit(&mut V(default_schema));
 }
 
 /// Adjust PostgreSQL spellings DataFusion plans differently: an explicit

@@ -18,8 +18,8 @@
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    ConflictTarget, Expr, Ident, Insert, OnConflict, OnConflictAction, OnInsert, Statement,
-    TableObject, visit_expressions_mut,
+    ConflictTarget, Expr, Ident, Insert, OnConflict, OnConflictAction, OnInsert, TableObject,
+    visit_expressions_mut,
 };
 
 use super::dml::{Target, ident, ident_list};
@@ -181,12 +181,10 @@ pub async fn upsert(session: &mut Session, mut ins: Insert) -> Result<Output> {
     };
     drop(target);
     let mut stmts = session.parse(&merge_sql)?;
-    let Some(crate::frontend::Stmt::Sql(stmt)) = stmts.pop() else {
+    let Some(crate::frontend::Stmt::Merge(m)) = stmts.pop() else {
         return Err(Error::internal("upsert did not plan as MERGE"));
     };
-    let Statement::Merge(m) = *stmt else {
-        return Err(Error::internal("upsert did not plan as MERGE"));
-    };
+    let m = *m;
     match merge_with(session, m, true).await? {
         Output::Command { rows, .. } => Ok(Output::Command {
             tag: "INSERT".into(),

@@ -1,40 +1,64 @@
 //! SQL text to statements.
 //!
-//! Standard PostgreSQL statements go to sqlparser's PostgreSQL dialect. The
-//! lakehouse forms PostgreSQL lacks are parsed here, token by token:
+//! Standard PostgreSQL statements go to sqlparser, with [`SluiceDialect`]
+//! (PostgreSQL's, plus Delta's table versions). The forms PostgreSQL lacks,
+//! and the ones sqlparser cannot parse, are parsed here into statements of
+//! our own, typed:
 //!
 //! ```text
+//!  CREATE TABLE t (..., CONSTRAINT c EXPECT (cond) [ON VIOLATION ...])   (see [`expect`])
+//!  ALTER TABLE t ADD CONSTRAINT c EXPECT (cond) [ON VIOLATION ...]
+//!  CREATE TABLE t (c, ...) AS query
+//!  MERGE ... WHEN ... THEN DO NOTHING                                    (see [`merge`])
 //!  DESCRIBE HISTORY t [LIMIT n]
 //!  OPTIMIZE t [ZORDER BY (c, ...)]
 //!  VACUUM t [RETAIN n HOURS] [DRY RUN]
 //!  RESTORE TABLE t TO VERSION AS OF n | TO TIMESTAMP AS OF 'ts'
 //!  COPY ...   (see [`copy`]: every PostgreSQL and psql spelling)
 //!  CREATE EXTERNAL TABLE t [(cols)] STORED AS fmt LOCATION 'path' [OPTIONS (...)]
-//!  ... FROM t VERSION AS OF n | TIMESTAMP AS OF 'ts'   (any table reference)
+//!  ... FROM t VERSION AS OF n | TIMESTAMP AS OF 'ts'   (any table reference, in sqlparser's AST)
 //! ```
 //!
-//! Time-travel references are rewritten before parsing into names in a
-//! schema the catalog resolves (`"__time_travel"."public.t@v3"`).
+//! Nothing of ours travels through sqlparser's AST in disguise, and nothing
+//! is rewritten into SQL text to be parsed again.
 
+pub mod compat;
 pub mod copy;
+pub mod dialect;
+pub mod expect;
+pub mod merge;
 pub mod names;
+pub mod template;
 
-use datafusion::sql::sqlparser::ast::{ObjectName, Statement};
-use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::ast::helpers::stmt_create_table::CreateTableBuilder;
+use datafusion::sql::sqlparser::ast::{ColumnDef, CreateTable, DataType, ObjectName, Statement};
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::Parser;
-use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer, Word};
-use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
+use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 
-use crate::catalog::provider::{TIME_TRAVEL_SCHEMA, time_travel_name};
+pub use dialect::SluiceDialect;
+pub use expect::Expectation;
+pub use merge::MergeStmt;
+
 use crate::error::{Error, Result};
 use crate::lake::TimeTravel;
 
 /// One statement Sluice accepts.
 #[derive(Debug, Clone)]
 pub enum Stmt {
-    /// A statement sqlparser understands.
+    /// A standard statement, as sqlparser parsed it.
     Sql(Box<Statement>),
+    /// `CREATE TABLE`, with its expectations.
+    CreateTable {
+        ct: Box<CreateTable>,
+        expectations: Vec<Expectation>,
+    },
+    /// `ALTER TABLE t ADD CONSTRAINT c EXPECT (...) [ON VIOLATION ...]`
+    AddExpectation {
+        table: ObjectName,
+        expectation: Box<Expectation>,
+    },
+    Merge(Box<MergeStmt>),
     DescribeHistory {
         table: ObjectName,
         limit: Option<u64>,
@@ -70,32 +94,18 @@ pub struct ExternalTable {
 }
 
 /// Parse a query string that may hold several statements.
-///
-/// `default_schema` qualifies unqualified time-travel references.
-pub fn parse(sql: &str, default_schema: &str) -> Result<Vec<Stmt>> {
-    let dialect = PostgreSqlDialect {};
-    if looks_like_client_introspection(sql) {
-        // psql and BI tools send catalog queries that need the
-        // pg_catalog rewrites (regclass casts, OPERATOR(...), ...).
-        let compat = PostgresCompatibilityParser::new();
-        if let Ok(stmts) = compat.parse(sql) {
-            return Ok(stmts
-                .into_iter()
-                .map(|mut s| {
-                    without_trigger_subqueries(&mut s);
-                    regclass_names(&mut s);
-                    Stmt::Sql(Box::new(s))
-                })
-                .collect());
-        }
-    }
+pub fn parse(sql: &str) -> Result<Vec<Stmt>> {
+    let dialect = SluiceDialect::for_sql(sql);
     let tokens = Tokenizer::new(&dialect, sql)
         .tokenize_with_location()
         .map_err(|e| Error::syntax(format!("syntax error: {e}")))?;
-    let tokens = rewrite_time_travel(tokens, default_schema);
-    let tokens = rewrite_merge_do_nothing(tokens);
-    let tokens = rewrite_named_args(tokens);
-    let tokens = rewrite_expectations(tokens)?;
+    // The text of a lone statement, for rewrites keyed on what clients send.
+    let statements = tokens
+        .iter()
+        .filter(|t| t.token == Token::SemiColon)
+        .count();
+    let lone = (statements == 0 || sql.trim_end().trim_end_matches(';').matches(';').count() == 0)
+        .then_some(sql);
     let mut parser = Parser::new(&dialect).with_tokens_with_locations(tokens);
     let mut out = Vec::new();
     loop {
@@ -105,7 +115,16 @@ pub fn parse(sql: &str, default_schema: &str) -> Result<Vec<Stmt>> {
         }
         let stmt = match parse_extension(&mut parser)? {
             Some(s) => s,
-            None => Stmt::Sql(Box::new(parser.parse_statement()?)),
+            None => match parser.parse_statement()? {
+                Statement::CreateTable(ct) => Stmt::CreateTable {
+                    ct: Box::new(ct),
+                    expectations: vec![],
+                },
+                mut other => {
+                    compat::rewrite(&mut other, lone);
+                    Stmt::Sql(Box::new(other))
+                }
+            },
         };
         out.push(stmt);
         let next = parser.peek_token();
@@ -121,100 +140,108 @@ pub fn parse(sql: &str, default_schema: &str) -> Result<Vec<Stmt>> {
     Ok(out)
 }
 
-/// `pg_trigger` is always empty, so the values a query over it alone
-/// selects are never computed: its scalar subqueries (psql's correlated
-/// "parent trigger" lookup, which DataFusion cannot plan) become NULL.
-fn without_trigger_subqueries(stmt: &mut Statement) {
-    use datafusion::sql::sqlparser::ast::{
-        Expr, SetExpr, TableFactor, Value, visit_expressions_mut,
-    };
-    let Statement::Query(q) = stmt else { return };
-    let SetExpr::Select(select) = q.body.as_mut() else {
-        return;
-    };
-    let only_triggers = match select.from.as_slice() {
-        [t] => {
-            t.joins.is_empty()
-                && matches!(&t.relation, TableFactor::Table { name, .. }
-                    if name.0.last().and_then(|p| p.as_ident()).is_some_and(|i| i.value.eq_ignore_ascii_case("pg_trigger")))
+/// The tokens of the statement `p` is at, up to (not including) the `;`
+/// that ends it at the top level.
+fn statement_tokens(p: &Parser) -> Vec<TokenWithSpan> {
+    let mut out = Vec::new();
+    let mut depth = 0usize;
+    for n in 0.. {
+        let t = p.peek_nth_token(n);
+        match t.token {
+            Token::EOF => break,
+            Token::SemiColon if depth == 0 => break,
+            Token::LParen => depth += 1,
+            Token::RParen => depth = depth.saturating_sub(1),
+            _ => {}
         }
-        _ => false,
-    };
-    if !only_triggers {
-        return;
+        out.push(t);
     }
-    for item in select.projection.iter_mut() {
-        let _ = visit_expressions_mut(item, |e: &mut Expr| {
-            if matches!(e, Expr::Subquery(_)) {
-                *e = Expr::Value(Value::Null.into());
+    out
+}
+
+/// `CREATE TABLE` with `CONSTRAINT c EXPECT ...` clauses: the clauses are
+/// taken out and the rest parsed as usual.
+fn create_table_with_expectations(p: &mut Parser) -> Result<Option<Stmt>> {
+    if !(peek_word(p, 0, "CREATE") && (peek_word(p, 1, "TABLE") || peek_word(p, 2, "TABLE"))) {
+        return Ok(None);
+    }
+    let tokens = statement_tokens(p);
+    let has_expect = tokens.windows(3).any(|w| {
+        word_is(&w[0].token, "EXPECT")
+            || word_is(&w[1].token, "EXPECT")
+            || word_is(&w[2].token, "EXPECT")
+    });
+    if !has_expect {
+        return Ok(None);
+    }
+    let significant: Vec<TokenWithSpan> = tokens
+        .iter()
+        .filter(|t| !matches!(t.token, Token::Whitespace(_)))
+        .cloned()
+        .collect();
+    let (kept, expectations) = expect::extract(significant)?;
+    if expectations.is_empty() {
+        return Ok(None);
+    }
+    for _ in 0..tokens.len() {
+        p.next_token();
+    }
+    let dialect = SluiceDialect::default();
+    let mut sub = Parser::new(&dialect).with_tokens_with_locations(kept);
+    match sub.parse_statement()? {
+        Statement::CreateTable(ct) => {
+            if sub.peek_token().token != Token::EOF {
+                return Err(Error::syntax(format!(
+                    "syntax error at or near \"{}\"",
+                    sub.peek_token().token
+                )));
             }
-            std::ops::ControlFlow::<()>::Continue(())
-        });
-    }
-}
-
-/// A select item that is a relation OID cast to `regclass` shows the
-/// relation's name, as in PostgreSQL (the
-/// compatibility layer turns the cast into the OID). Only whole select
-/// items: a regclass inside an expression (compared, cast on to oid)
-/// stays an OID.
-fn regclass_names(stmt: &mut Statement) {
-    use datafusion::sql::sqlparser::ast::{
-        Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments,
-        Ident, SelectItem, SetExpr,
-    };
-    let Statement::Query(q) = stmt else { return };
-    let SetExpr::Select(select) = q.body.as_mut() else {
-        return;
-    };
-    for item in select.projection.iter_mut() {
-        let (e, alias) = match item {
-            SelectItem::UnnamedExpr(e) => (e.clone(), None),
-            SelectItem::ExprWithAlias { expr, alias } => (expr.clone(), Some(alias.clone())),
-            _ => continue,
-        };
-        let Expr::Cast {
-            expr, data_type, ..
-        } = &e
-        else {
-            continue;
-        };
-        if !data_type
-            .to_string()
-            .to_ascii_lowercase()
-            .ends_with("regclass")
-            || matches!(expr.as_ref(), Expr::Value(_))
-        {
-            continue;
+            Ok(Some(Stmt::CreateTable {
+                ct: Box::new(ct),
+                expectations,
+            }))
         }
-        let arg = FunctionArg::Unnamed(FunctionArgExpr::Expr(expr.as_ref().clone()));
-        let call = Expr::Function(Function {
-            name: ObjectName::from(vec![Ident::new(
-                crate::catalog::pg_constraints::REGCLASS_NAME,
-            )]),
-            uses_odbc_syntax: false,
-            parameters: FunctionArguments::None,
-            args: FunctionArguments::List(FunctionArgumentList {
-                duplicate_treatment: None,
-                args: vec![arg],
-                clauses: vec![],
-            }),
-            filter: None,
-            null_treatment: None,
-            over: None,
-            within_group: vec![],
-        });
-        // An alias named like the column would clash with it (ORDER BY).
-        *item = match alias {
-            Some(alias) => SelectItem::ExprWithAlias { expr: call, alias },
-            None => SelectItem::UnnamedExpr(call),
-        };
+        _ => Err(Error::syntax("EXPECT is only allowed in CREATE TABLE")),
     }
 }
 
-fn looks_like_client_introspection(sql: &str) -> bool {
-    let t = sql.trim_start().to_ascii_lowercase();
-    (t.starts_with("select") || t.starts_with("with")) && t.contains("pg_catalog")
+/// `ALTER TABLE [IF EXISTS] t ADD CONSTRAINT c EXPECT (...)`: None when the
+/// ALTER is another one.
+fn add_expectation(p: &mut Parser) -> Result<Option<Stmt>> {
+    // ALTER TABLE [IF EXISTS] [ONLY] name ADD CONSTRAINT c EXPECT
+    let tokens: Vec<Token> = statement_tokens(p)
+        .into_iter()
+        .map(|t| t.token)
+        .filter(|t| !matches!(t, Token::Whitespace(_)))
+        .collect();
+    let Some(add) = tokens.iter().position(|t| word_is(t, "ADD")) else {
+        return Ok(None);
+    };
+    let is_expect = tokens
+        .get(add + 1)
+        .is_some_and(|t| word_is(t, "CONSTRAINT"))
+        && tokens.get(add + 3).is_some_and(|t| word_is(t, "EXPECT"));
+    if !is_expect {
+        return Ok(None);
+    }
+    p.expect_keyword(Keyword::ALTER)?;
+    p.expect_keyword(Keyword::TABLE)?;
+    if p.parse_keywords(&[Keyword::IF, Keyword::EXISTS]) {
+        return Err(Error::not_supported(
+            "ALTER TABLE IF EXISTS ... ADD CONSTRAINT ... EXPECT",
+        ));
+    }
+    let _ = p.parse_keyword(Keyword::ONLY);
+    let table = p.parse_object_name(false)?;
+    p.expect_keyword(Keyword::ADD)?;
+    p.expect_keyword(Keyword::CONSTRAINT)?;
+    let name = names::normalize_ident(&p.parse_identifier()?);
+    p.next_token(); // EXPECT
+    let expectation = expect::parse_after_expect(p, name)?;
+    Ok(Some(Stmt::AddExpectation {
+        table,
+        expectation: Box::new(expectation),
+    }))
 }
 
 fn word_is(t: &Token, kw: &str) -> bool {
@@ -277,16 +304,36 @@ fn parse_extension(p: &mut Parser) -> Result<Option<Stmt>> {
         p.expect_token(&Token::RParen)?;
         p.expect_keyword(Keyword::AS)?;
         let query = p.parse_query()?;
-        let columns: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
-        let sql = format!(
-            "CREATE TABLE {}{name} AS SELECT * FROM ({query}) AS __sluice_ctas ({})",
-            if if_not_exists { "IF NOT EXISTS " } else { "" },
-            columns.join(", ")
-        );
-        let stmt = Parser::new(&PostgreSqlDialect {})
-            .try_with_sql(&sql)?
-            .parse_statement()?;
-        return Ok(Some(Stmt::Sql(Box::new(stmt))));
+        // Named columns without types: the query's columns, renamed.
+        let columns = columns
+            .into_iter()
+            .map(|name| ColumnDef {
+                name,
+                data_type: DataType::Unspecified,
+                options: vec![],
+            })
+            .collect();
+        let ct = CreateTableBuilder::new(name)
+            .if_not_exists(if_not_exists)
+            .columns(columns)
+            .query(Some(query))
+            .build();
+        return Ok(Some(Stmt::CreateTable {
+            ct: Box::new(ct),
+            expectations: vec![],
+        }));
+    }
+    if let Some(stmt) = create_table_with_expectations(p)? {
+        return Ok(Some(stmt));
+    }
+    if peek_word(p, 0, "ALTER")
+        && peek_word(p, 1, "TABLE")
+        && let Some(stmt) = add_expectation(p)?
+    {
+        return Ok(Some(stmt));
+    }
+    if peek_word(p, 0, "MERGE") {
+        return Ok(Some(Stmt::Merge(Box::new(merge::parse_merge(p)?))));
     }
     if peek_word(p, 0, "CREATE") && peek_word(p, 1, "EXTERNAL") && peek_word(p, 2, "TABLE") {
         for _ in 0..3 {
@@ -437,399 +484,18 @@ fn parse_extension(p: &mut Parser) -> Result<Option<Stmt>> {
     Ok(None)
 }
 
-/// Table functions whose `name => value` arguments are passed on as a
-/// `'name =>'` marker followed by the value (DataFusion's planner drops
-/// argument names).
-const NAMED_ARG_FUNCTIONS: &[&str] = &["read_csv", "read_json", "read_parquet", "postgres_query"];
-
-fn rewrite_named_args(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
-    let mut out: Vec<TokenWithSpan> = Vec::with_capacity(tokens.len());
-    // Paren depth inside the current call of one of those functions.
-    let mut depth = 0usize;
-    let mut pending_call = false;
-    for t in tokens {
-        match &t.token {
-            Token::Word(w)
-                if depth == 0
-                    && NAMED_ARG_FUNCTIONS
-                        .iter()
-                        .any(|f| w.value.eq_ignore_ascii_case(f)) =>
-            {
-                pending_call = true;
-            }
-            Token::LParen if pending_call || depth > 0 => {
-                depth += 1;
-                pending_call = false;
-            }
-            Token::RParen if depth > 0 => depth -= 1,
-            Token::RArrow if depth == 1 => {
-                // Replace the argument name before `=>` with the marker.
-                while out.last().is_some_and(|p| is_ws(&p.token)) {
-                    out.pop();
-                }
-                if let Some(TokenWithSpan {
-                    token: Token::Word(name),
-                    span,
-                }) = out.last().cloned()
-                {
-                    out.pop();
-                    out.push(TokenWithSpan::new(
-                        Token::SingleQuotedString(format!(
-                            "{}{}",
-                            name.value,
-                            crate::ingest::files::NAMED_ARG_SUFFIX
-                        )),
-                        span,
-                    ));
-                    out.push(TokenWithSpan::new(Token::Comma, span));
-                    continue;
-                }
-            }
-            t if !is_ws(t) => pending_call = false,
-            _ => {}
-        }
-        out.push(t);
-    }
-    out
-}
-
-fn is_ws(t: &Token) -> bool {
-    matches!(t, Token::Whitespace(_))
-}
-
-/// The function a CHECK carries an expectation in (see
-/// [`rewrite_expectations`]); never callable from SQL.
-pub const EXPECT_MARKER: &str = "__sluice_expect";
-
-/// `CONSTRAINT name EXPECT (cond) [ON VIOLATION FAIL [UPDATE] | DROP ROW |
-/// QUARANTINE]` becomes `CONSTRAINT name CHECK (__sluice_expect((cond),
-/// 'action'))`, which sqlparser parses as a table constraint of CREATE
-/// TABLE or ALTER TABLE ADD; the DDL turns it back into an expectation.
-fn rewrite_expectations(tokens: Vec<TokenWithSpan>) -> Result<Vec<TokenWithSpan>> {
-    let mut out: Vec<TokenWithSpan> = Vec::with_capacity(tokens.len());
-    let mut i = 0;
-    // Index of the next non-whitespace token at or after `j`.
-    let next = |j: usize| {
-        let mut j = j;
-        while j < tokens.len() && is_ws(&tokens[j].token) {
-            j += 1;
-        }
-        j
-    };
-    while i < tokens.len() {
-        let t = &tokens[i];
-        if word_is(&t.token, "EXPECT")
-            && out
-                .iter()
-                .rev()
-                .filter(|p| !is_ws(&p.token))
-                .nth(1)
-                .is_some_and(|p| word_is(&p.token, "CONSTRAINT"))
-        {
-            let span = t.span;
-            let open = next(i + 1);
-            if tokens.get(open).map(|t| &t.token) != Some(&Token::LParen) {
-                return Err(Error::syntax("syntax error: expected ( after EXPECT"));
-            }
-            // The condition, up to the matching parenthesis.
-            let mut depth = 0usize;
-            let mut close = open;
-            for (j, t) in tokens.iter().enumerate().skip(open) {
-                match t.token {
-                    Token::LParen => depth += 1,
-                    Token::RParen => {
-                        depth -= 1;
-                        if depth == 0 {
-                            close = j;
-                            break;
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            if close == open {
-                return Err(Error::syntax("syntax error: unterminated EXPECT condition"));
-            }
-            let mut after = next(close + 1);
-            let mut action = "record";
-            if tokens.get(after).is_some_and(|t| word_is(&t.token, "ON"))
-                && tokens
-                    .get(next(after + 1))
-                    .is_some_and(|t| word_is(&t.token, "VIOLATION"))
-            {
-                let a = next(next(after + 1) + 1);
-                let word =
-                    |j: usize, kw: &str| tokens.get(j).is_some_and(|t| word_is(&t.token, kw));
-                if word(a, "FAIL") {
-                    action = "fail";
-                    after = next(a + 1);
-                    if word(after, "UPDATE") {
-                        after = next(after + 1);
-                    }
-                } else if word(a, "DROP") && word(next(a + 1), "ROW") {
-                    action = "drop";
-                    after = next(next(a + 1) + 1);
-                } else if word(a, "QUARANTINE") {
-                    action = "quarantine";
-                    after = next(a + 1);
-                } else {
-                    return Err(Error::syntax(
-                        "syntax error: ON VIOLATION takes FAIL, DROP ROW or QUARANTINE",
-                    ));
-                }
-            }
-            let tok = |token: Token| TokenWithSpan::new(token, span);
-            out.push(tok(Token::make_keyword("CHECK")));
-            out.push(tok(Token::LParen));
-            out.push(tok(Token::make_word(EXPECT_MARKER, None)));
-            out.push(tok(Token::LParen));
-            out.extend(tokens[open..=close].iter().cloned());
-            out.push(tok(Token::Comma));
-            out.push(tok(Token::SingleQuotedString(action.to_string())));
-            out.push(tok(Token::RParen));
-            out.push(tok(Token::RParen));
-            out.push(tok(Token::Whitespace(
-                datafusion::sql::sqlparser::tokenizer::Whitespace::Space,
-            )));
-            i = after;
-            continue;
-        }
-        out.push(t.clone());
-        i += 1;
-    }
-    Ok(out)
-}
-
-/// Rewrite `name VERSION AS OF n` / `name TIMESTAMP AS OF 'ts'` into a
-/// reference to the time-travel schema, keeping the table's own name as the
-/// alias so qualified column references still resolve.
-fn rewrite_time_travel(tokens: Vec<TokenWithSpan>, default_schema: &str) -> Vec<TokenWithSpan> {
-    let mut out: Vec<TokenWithSpan> = Vec::with_capacity(tokens.len());
-    let mut i = 0;
-    while i < tokens.len() {
-        let t = &tokens[i].token;
-        let is_spec = (word_is(t, "VERSION") || word_is(t, "TIMESTAMP")) && {
-            let rest: Vec<&Token> = tokens[i + 1..]
-                .iter()
-                .map(|t| &t.token)
-                .filter(|t| !is_ws(t))
-                .take(3)
-                .collect();
-            rest.len() == 3
-                && word_is(rest[0], "AS")
-                && word_is(rest[1], "OF")
-                && matches!(rest[2], Token::Number(..) | Token::SingleQuotedString(_))
-        };
-        if !is_spec {
-            out.push(tokens[i].clone());
-            i += 1;
-            continue;
-        }
-        // Collect the object name that precedes the spec: ident (. ident)*
-        let mut j = out.len();
-        while j > 0 && is_ws(&out[j - 1].token) {
-            j -= 1;
-        }
-        let end = j;
-        let mut parts: Vec<String> = Vec::new();
-        loop {
-            match out.get(j.wrapping_sub(1)).map(|t| &t.token) {
-                Some(Token::Word(w)) if j > 0 => {
-                    parts.push(ident_value(w));
-                    j -= 1;
-                    if j > 0 && out[j - 1].token == Token::Period {
-                        j -= 1;
-                        continue;
-                    }
-                }
-                _ => {}
-            }
-            break;
-        }
-        // Do not touch `RESTORE TABLE t TO VERSION AS OF n`.
-        let preceded_by_to = parts.len() == 1 && word_is(&out[end - 1].token, "TO");
-        if parts.is_empty() || preceded_by_to {
-            out.push(tokens[i].clone());
-            i += 1;
-            continue;
-        }
-        parts.reverse();
-        let (schema, table) = match parts.as_slice() {
-            [t] => (default_schema.to_string(), t.clone()),
-            [s, t] => (s.clone(), t.clone()),
-            [_, s, t] => (s.clone(), t.clone()),
-            _ => {
-                out.push(tokens[i].clone());
-                i += 1;
-                continue;
-            }
-        };
-        // Consume VERSION/TIMESTAMP AS OF <literal>.
-        let mut k = i + 1;
-        let mut seen = 0;
-        let mut literal = Token::EOF;
-        while k < tokens.len() && seen < 3 {
-            if !is_ws(&tokens[k].token) {
-                seen += 1;
-                if seen == 3 {
-                    literal = tokens[k].token.clone();
-                }
-            }
-            k += 1;
-        }
-        let at = match (&literal, word_is(t, "VERSION")) {
-            (Token::Number(n, _), true) => match n.parse::<i64>() {
-                Ok(v) => TimeTravel::Version(v),
-                Err(_) => {
-                    out.push(tokens[i].clone());
-                    i += 1;
-                    continue;
-                }
-            },
-            (Token::SingleQuotedString(s), false) => TimeTravel::Timestamp(s.clone()),
-            (Token::Number(n, _), false) => TimeTravel::Timestamp(n.clone()),
-            (Token::SingleQuotedString(s), true) => match s.trim().parse::<i64>() {
-                Ok(v) => TimeTravel::Version(v),
-                Err(_) => TimeTravel::Timestamp(s.clone()),
-            },
-            _ => unreachable!("checked above"),
-        };
-        let span = tokens[i].span;
-        out.truncate(j);
-        let mk = |token: Token| TokenWithSpan { token, span };
-        out.push(mk(Token::Word(Word {
-            value: TIME_TRAVEL_SCHEMA.to_string(),
-            quote_style: Some('"'),
-            keyword: Keyword::NoKeyword,
-        })));
-        out.push(mk(Token::Period));
-        out.push(mk(Token::Word(Word {
-            value: time_travel_name(&schema, &table, &at),
-            quote_style: Some('"'),
-            keyword: Keyword::NoKeyword,
-        })));
-        // Keep the table's name as alias unless the user gave one.
-        let next = tokens[k..].iter().map(|t| &t.token).find(|t| !is_ws(t));
-        let has_alias = match next {
-            Some(Token::Word(w)) => {
-                w.keyword == Keyword::AS
-                    || w.keyword == Keyword::NoKeyword
-                    || w.quote_style.is_some()
-            }
-            _ => false,
-        };
-        if !has_alias {
-            out.push(mk(Token::Whitespace(
-                datafusion::sql::sqlparser::tokenizer::Whitespace::Space,
-            )));
-            out.push(mk(Token::Word(Word {
-                value: table.clone(),
-                quote_style: Some('"'),
-                keyword: Keyword::NoKeyword,
-            })));
-        }
-        i = k;
-    }
-    out
-}
-
-/// Column name that marks a MERGE `DO NOTHING` action, which sqlparser
-/// does not parse: `THEN DO NOTHING` becomes an action on this column.
-pub const MERGE_DO_NOTHING: &str = "__sluice_do_nothing";
-
-fn rewrite_merge_do_nothing(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
-    use datafusion::sql::sqlparser::tokenizer::Whitespace;
-    let significant = |v: &[TokenWithSpan]| -> Vec<usize> {
-        (0..v.len()).filter(|&i| !is_ws(&v[i].token)).collect()
-    };
-    let mut out: Vec<TokenWithSpan> = Vec::with_capacity(tokens.len());
-    let mut i = 0;
-    while i < tokens.len() {
-        let t = &tokens[i].token;
-        if word_is(t, "DO") {
-            let sig = significant(&out);
-            let prev_then = sig.last().is_some_and(|&j| word_is(&out[j].token, "THEN"));
-            let next = tokens[i + 1..].iter().position(|x| !is_ws(&x.token));
-            if let (true, Some(k)) = (prev_then, next)
-                && word_is(&tokens[i + 1 + k].token, "NOTHING")
-            {
-                // Which clause: the words after the last WHEN.
-                let when = sig.iter().rposition(|&j| word_is(&out[j].token, "WHEN"));
-                let words: Vec<&Token> = when
-                    .map(|w| sig[w + 1..].iter().map(|&j| &out[j].token).collect())
-                    .unwrap_or_default();
-                let not_matched = words.first().is_some_and(|t| word_is(t, "NOT"))
-                    && !words.iter().any(|t| word_is(t, "SOURCE"));
-                let span = tokens[i].span;
-                let word = |v: &str, q: Option<char>, keyword: Keyword| TokenWithSpan {
-                    token: Token::Word(Word {
-                        value: v.to_string(),
-                        quote_style: q,
-                        keyword,
-                    }),
-                    span,
-                };
-                let tok = |t: Token| TokenWithSpan { token: t, span };
-                let sp = || tok(Token::Whitespace(Whitespace::Space));
-                let marker = word(MERGE_DO_NOTHING, Some('"'), Keyword::NoKeyword);
-                let null = word("NULL", None, Keyword::NULL);
-                if not_matched {
-                    out.extend([
-                        word("INSERT", None, Keyword::INSERT),
-                        sp(),
-                        tok(Token::LParen),
-                        marker,
-                        tok(Token::RParen),
-                        sp(),
-                        word("VALUES", None, Keyword::VALUES),
-                        sp(),
-                        tok(Token::LParen),
-                        null,
-                        tok(Token::RParen),
-                    ]);
-                } else {
-                    out.extend([
-                        word("UPDATE", None, Keyword::UPDATE),
-                        sp(),
-                        word("SET", None, Keyword::SET),
-                        sp(),
-                        marker,
-                        sp(),
-                        tok(Token::Eq),
-                        sp(),
-                        null,
-                    ]);
-                }
-                i += k + 2;
-                continue;
-            }
-        }
-        out.push(tokens[i].clone());
-        i += 1;
-    }
-    out
-}
-
-fn ident_value(w: &Word) -> String {
-    if w.quote_style.is_some() {
-        w.value.clone()
-    } else {
-        w.value.to_lowercase()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn one(sql: &str) -> Stmt {
-        let mut v = parse(sql, "public").unwrap();
+        let mut v = parse(sql).unwrap();
         assert_eq!(v.len(), 1, "{sql}");
         v.remove(0)
     }
 
     #[test]
-    fn named_arguments_of_table_functions_become_markers() {
+    fn named_arguments_stay_named() {
         let Stmt::Sql(s) =
             one("SELECT * FROM read_csv('x.csv', header => false, delimiter => ';')")
         else {
@@ -837,38 +503,31 @@ mod tests {
         };
         let text = s.to_string();
         assert!(
-            text.contains("read_csv('x.csv', 'header =>', false, 'delimiter =>', ';')"),
+            text.contains("read_csv('x.csv', header => false, delimiter => ';')"),
             "{text}"
         );
     }
 
     #[test]
     fn several_statements_split() {
-        let v = parse("select 1; select 2;; ", "public").unwrap();
+        let v = parse("select 1; select 2;; ").unwrap();
         assert_eq!(v.len(), 2);
     }
 
     #[test]
-    fn version_as_of_becomes_time_travel_reference() {
+    fn versions_stay_on_the_table_reference() {
         let Stmt::Sql(s) = one("SELECT t.a FROM raw.t VERSION AS OF 3 WHERE a > 1") else {
             panic!()
         };
         let text = s.to_string();
-        assert!(
-            text.contains("\"__time_travel\".\"raw.t@v3\" \"t\""),
-            "{text}"
-        );
-    }
-
-    #[test]
-    fn timestamp_as_of_keeps_user_alias() {
+        assert!(text.contains("raw.t VERSION AS OF 3"), "{text}");
         let Stmt::Sql(s) = one("select * from t TIMESTAMP AS OF '2026-01-01 00:00:00' AS x") else {
             panic!()
         };
-        let text = s.to_string();
         assert!(
-            text.contains("\"public.t@t2026-01-01 00:00:00\" AS x"),
-            "{text}"
+            s.to_string()
+                .contains("t AS x TIMESTAMP AS OF '2026-01-01 00:00:00'"),
+            "{s}"
         );
     }
 
@@ -900,30 +559,61 @@ mod tests {
     }
 
     #[test]
-    fn merge_do_nothing_becomes_a_marked_action() {
-        let Stmt::Sql(s) = one("MERGE INTO t USING s ON t.k = s.k \
+    fn expectations_come_out_typed() {
+        match one(
+            "CREATE TABLE t (a int CHECK (a > 0), CONSTRAINT pos EXPECT (a < 10) \
+             ON VIOLATION QUARANTINE)",
+        ) {
+            Stmt::CreateTable { ct, expectations } => {
+                assert_eq!(ct.columns.len(), 1);
+                assert_eq!(expectations.len(), 1);
+                assert_eq!(expectations[0].name, "pos");
+            }
+            other => panic!("{other:?}"),
+        }
+        match one("ALTER TABLE raw.t ADD CONSTRAINT c EXPECT (a IS NOT NULL) ON VIOLATION DROP ROW")
+        {
+            Stmt::AddExpectation { table, expectation } => {
+                assert_eq!(table.to_string(), "raw.t");
+                assert_eq!(expectation.action, crate::catalog::rules::Action::Drop);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            one("ALTER TABLE t ADD CONSTRAINT c CHECK (a > 0)"),
+            Stmt::Sql(_)
+        ));
+    }
+
+    #[test]
+    fn ctas_column_names_are_typed() {
+        match one("CREATE TABLE t (x, y) AS SELECT 1, 2") {
+            Stmt::CreateTable { ct, .. } => {
+                assert_eq!(ct.columns.len(), 2);
+                assert!(ct.query.is_some());
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn merge_do_nothing_is_typed() {
+        let Stmt::Merge(m) = one("MERGE INTO t USING s ON t.k = s.k \
              WHEN MATCHED AND s.x > 1 THEN DO NOTHING \
              WHEN MATCHED THEN DELETE \
              WHEN NOT MATCHED THEN DO NOTHING")
         else {
             panic!()
         };
-        let text = s.to_string();
-        assert!(
-            text.contains("UPDATE SET \"__sluice_do_nothing\" = NULL"),
-            "{text}"
-        );
-        assert!(
-            text.contains("INSERT (\"__sluice_do_nothing\") VALUES (NULL)"),
-            "{text}"
-        );
+        assert_eq!(m.clauses[0].action, merge::MergeAction::DoNothing);
+        assert_eq!(m.clauses[2].action, merge::MergeAction::DoNothing);
     }
 
     #[test]
     fn garbage_is_a_syntax_error() {
-        let e = parse("SELEC 1", "public").unwrap_err();
+        let e = parse("SELEC 1").unwrap_err();
         assert_eq!(e.kind, crate::error::ErrorKind::Syntax);
-        let e = parse("select 1 2", "public").unwrap_err();
+        let e = parse("select 1 2").unwrap_err();
         assert_eq!(e.kind, crate::error::ErrorKind::Syntax);
     }
 }

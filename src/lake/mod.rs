@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
+use std::time::{Duration, Instant};
 
 use datafusion::arrow::datatypes::Schema as ArrowSchema;
 use deltalake::kernel::StructType;
@@ -56,7 +57,32 @@ pub enum TimeTravel {
 pub struct Lake {
     root: Url,
     storage_options: HashMap<String, String>,
-    tables: Mutex<HashMap<Url, DeltaTable>>,
+    /// Each open table's newest state we know, and when we last asked
+    /// storage for a newer one.
+    tables: Mutex<HashMap<Url, (DeltaTable, Instant)>>,
+    /// How long a table state read from storage counts as current.
+    freshness: Duration,
+}
+
+/// How long a table's state, once read, is taken as the newest without
+/// asking storage again: `SLUICE_FRESHNESS_MS`, by default 0 for local
+/// lakes (asking is a directory listing) and 1 s for object stores (a LIST
+/// request). Commits made by this process are known at once, whatever the
+/// window; commits by others are seen at most this much later.
+fn freshness_for(root: &Url) -> Result<Duration> {
+    if let Ok(v) = std::env::var("SLUICE_FRESHNESS_MS") {
+        let ms: u64 = v.trim().parse().map_err(|_| {
+            Error::new(
+                ErrorKind::InvalidParameter,
+                format!("SLUICE_FRESHNESS_MS must be a number of milliseconds, not \"{v}\""),
+            )
+        })?;
+        return Ok(Duration::from_millis(ms));
+    }
+    Ok(match root.scheme() {
+        "file" | "memory" => Duration::ZERO,
+        _ => Duration::from_secs(1),
+    })
 }
 
 impl std::fmt::Debug for Lake {
@@ -105,10 +131,12 @@ impl Lake {
             // says: an unsafe rename lets two writers overwrite each other.
             storage_options.insert("AWS_S3_ALLOW_UNSAFE_RENAME".into(), "false".into());
         }
+        let freshness = freshness_for(&root)?;
         Ok(Arc::new(Lake {
             root,
             storage_options,
             tables: Mutex::new(HashMap::new()),
+            freshness,
         }))
     }
 
@@ -147,9 +175,20 @@ impl Lake {
             .with_storage_options(self.storage_options.clone()))
     }
 
-    /// The newest committed state of the table at `url`.
+    /// The newest committed state of the table at `url`, as of at most the
+    /// lake's freshness window ago.
     pub async fn table(&self, url: &Url) -> Result<DeltaTable> {
-        let cached = self.tables.lock().unwrap().get(url).cloned();
+        if let Some((t, checked)) = self.tables.lock().unwrap().get(url)
+            && checked.elapsed() < self.freshness
+        {
+            return Ok(t.clone());
+        }
+        self.table_now(url).await
+    }
+
+    /// The newest committed state of the table at `url`, asking storage.
+    pub async fn table_now(&self, url: &Url) -> Result<DeltaTable> {
+        let cached = self.tables.lock().unwrap().get(url).map(|(t, _)| t.clone());
         let table = match cached {
             Some(mut t) => {
                 t.update_incremental(None)
@@ -205,10 +244,10 @@ impl Lake {
             let mut tables = self.tables.lock().unwrap();
             let newer = tables
                 .get(&url)
-                .and_then(|t| t.version())
+                .and_then(|(t, _)| t.version())
                 .is_none_or(|v| Some(v) <= table.version());
             if newer {
-                tables.insert(url, table.clone());
+                tables.insert(url, (table.clone(), Instant::now()));
             }
         }
     }

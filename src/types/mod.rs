@@ -33,7 +33,7 @@ pub struct PgType {
 pub const DEFAULT_NUMERIC: (u8, i8) = (38, 10);
 
 impl PgType {
-    fn simple(name: &str) -> Self {
+    pub fn simple(name: &str) -> Self {
         PgType {
             name: name.to_string(),
             length: None,

@@ -334,6 +334,80 @@ impl AnalyzerRule for TextInputCasts {
     }
 }
 
+/// A text literal compared with an array takes the array's type, as an
+/// untyped literal does in PostgreSQL (`polroles = '{0}'`). Runs before
+/// DataFusion's type coercion, which would refuse the comparison.
+#[derive(Debug, Default)]
+pub struct TextLiteralComparisons;
+
+impl AnalyzerRule for TextLiteralComparisons {
+    fn name(&self) -> &str {
+        "sluice_text_literal_comparisons"
+    }
+
+    fn analyze(&self, plan: LogicalPlan, _: &ConfigOptions) -> DfResult<LogicalPlan> {
+        use datafusion::logical_expr::BinaryExpr;
+        let udf = Arc::new(text_to_array_udf());
+        plan.transform_up_with_subqueries(|node| {
+            let schema: DFSchema = match node.inputs().as_slice() {
+                [one] => one.schema().as_ref().clone(),
+                _ => node.schema().as_ref().clone(),
+            };
+            let names = NamePreserver::new(&node);
+            node.map_expressions(|e| {
+                let saved = names.save(&e);
+                let rewritten = e.transform_up(|x| {
+                    let Expr::BinaryExpr(BinaryExpr { left, op, right }) = &x else {
+                        return Ok(Transformed::no(x));
+                    };
+                    use datafusion::logical_expr::Operator as O;
+                    if !matches!(
+                        op,
+                        O::Eq
+                            | O::NotEq
+                            | O::Lt
+                            | O::LtEq
+                            | O::Gt
+                            | O::GtEq
+                            | O::IsDistinctFrom
+                            | O::IsNotDistinctFrom
+                    ) {
+                        return Ok(Transformed::no(x));
+                    }
+                    let as_array = |text: &Expr, other: &Expr| -> Option<Expr> {
+                        let Expr::Literal(ScalarValue::Utf8(Some(_)), _) = text else {
+                            return None;
+                        };
+                        match other.get_type(&schema).ok()? {
+                            DataType::List(elem) => Some(
+                                udf.call(vec![text.clone(), lit(elem.data_type().to_string())]),
+                            ),
+                            _ => None,
+                        }
+                    };
+                    if let Some(r) = as_array(right, left) {
+                        return Ok(Transformed::yes(Expr::BinaryExpr(BinaryExpr::new(
+                            left.clone(),
+                            *op,
+                            Box::new(r),
+                        ))));
+                    }
+                    if let Some(l) = as_array(left, right) {
+                        return Ok(Transformed::yes(Expr::BinaryExpr(BinaryExpr::new(
+                            Box::new(l),
+                            *op,
+                            right.clone(),
+                        ))));
+                    }
+                    Ok(Transformed::no(x))
+                })?;
+                Ok(rewritten.update_data(|x| saved.restore(x)))
+            })
+        })
+        .map(|t| t.data)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

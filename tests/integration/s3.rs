@@ -36,6 +36,9 @@ impl S3Server {
                 format!("http://127.0.0.1:{}", self.port),
             ),
             ("AWS_ALLOW_HTTP", "true".to_string()),
+            // These tests write behind the server's back (another server,
+            // a corrupt commit) and look at once: no freshness window.
+            ("SLUICE_FRESHNESS_MS", "0".to_string()),
         ]
     }
 

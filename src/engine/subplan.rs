@@ -1,0 +1,218 @@
+//! Correlated scalar subqueries that DataFusion cannot turn into joins,
+//! evaluated the way PostgreSQL evaluates every one of them: once per outer
+//! row (a "SubPlan").
+//!
+//! DataFusion decorrelates a scalar subquery when its correlation is a set of
+//! equalities; `(SELECT max(x) FROM d WHERE d.k = e.k AND d.v > e.v)` or a
+//! condition on the outer row alone stays a subquery, which it cannot
+//! execute. An optimizer rule that runs after DataFusion's own turns each
+//! such subquery into a function of the outer columns it reads. The
+//! function runs the subquery with those columns' values as literals, once
+//! per distinct set of values, in memory: PostgreSQL's plan, with its cost.
+
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
+
+use datafusion::arrow::array::Array;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{Column, ScalarValue};
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::SessionState;
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::logical_expr::expr_rewriter::NamePreserver;
+use datafusion::logical_expr::{
+    ColumnarValue, Expr, LogicalPlan, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    Subquery, Volatility, lit,
+};
+use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
+
+use crate::error::{Error, ErrorKind};
+
+/// The optimizer rule (see the module docs).
+#[derive(Debug, Default)]
+pub struct CorrelatedSubplans;
+
+impl OptimizerRule for CorrelatedSubplans {
+    fn name(&self) -> &str {
+        "sluice_correlated_subplans"
+    }
+
+    fn rewrite(
+        &self,
+        plan: LogicalPlan,
+        _config: &dyn OptimizerConfig,
+    ) -> DfResult<Transformed<LogicalPlan>> {
+        plan.transform_up(|node| {
+            // The rewritten expressions keep their names: the node's
+            // schema must not change.
+            let names = NamePreserver::new(&node);
+            node.map_expressions(|e| {
+                let saved = names.save(&e);
+                let rewritten = e.transform_up(|x| match x {
+                    Expr::ScalarSubquery(sq) if !sq.outer_ref_columns.is_empty() => {
+                        Ok(Transformed::yes(subplan_call(sq)?))
+                    }
+                    other => Ok(Transformed::no(other)),
+                })?;
+                Ok(rewritten.update_data(|e| saved.restore(e)))
+            })
+        })
+    }
+}
+
+/// `SubPlan(outer columns...)` for a correlated scalar subquery.
+fn subplan_call(sq: Subquery) -> DfResult<Expr> {
+    let mut outer: Vec<Column> = Vec::new();
+    for e in &sq.outer_ref_columns {
+        if let Expr::OuterReferenceColumn(_, c) = e
+            && !outer.contains(c)
+        {
+            outer.push(c.clone());
+        }
+    }
+    let out = sq.subquery.schema().field(0).data_type().clone();
+    let udf = ScalarUDF::new_from_impl(SubPlan {
+        signature: Signature::variadic_any(Volatility::Volatile),
+        plan: sq.subquery.clone(),
+        outer: outer.clone(),
+        out,
+    });
+    let args: Vec<Expr> = outer.into_iter().map(Expr::Column).collect();
+    // A function needs an argument; an empty outer list cannot happen here.
+    Ok(udf.call(args))
+}
+
+#[derive(Debug)]
+struct SubPlan {
+    signature: Signature,
+    plan: Arc<LogicalPlan>,
+    outer: Vec<Column>,
+    out: DataType,
+}
+
+impl PartialEq for SubPlan {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.plan, &other.plan)
+    }
+}
+
+impl Eq for SubPlan {}
+
+impl std::hash::Hash for SubPlan {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.outer.hash(state);
+    }
+}
+
+/// Plans and runs the per-row subqueries.
+static STATE: LazyLock<SessionState> =
+    LazyLock::new(|| SessionStateBuilder::new().with_default_features().build());
+
+fn ours(e: Error) -> DataFusionError {
+    DataFusionError::External(Box::new(e))
+}
+
+impl SubPlan {
+    /// The subquery with the outer columns bound to `values`.
+    fn bound(&self, values: &[ScalarValue]) -> DfResult<LogicalPlan> {
+        let bind = |e: Expr| {
+            e.transform_up(|x| match x {
+                Expr::OuterReferenceColumn(_, c) => match self.outer.iter().position(|o| o == &c) {
+                    Some(i) => Ok(Transformed::yes(lit(values[i].clone()))),
+                    None => Ok(Transformed::no(Expr::OuterReferenceColumn(
+                        Arc::new(datafusion::arrow::datatypes::Field::new(
+                            c.name(),
+                            DataType::Null,
+                            true,
+                        )),
+                        c,
+                    ))),
+                },
+                other => Ok(Transformed::no(other)),
+            })
+        };
+        let plan = self
+            .plan
+            .as_ref()
+            .clone()
+            .transform_up(|node| node.map_expressions(bind))?;
+        // Schemas computed with the outer references typed need recomputing.
+        plan.data.recompute_schema()
+    }
+
+    async fn run(&self, values: &[ScalarValue]) -> DfResult<ScalarValue> {
+        let plan = self.bound(values)?;
+        let plan = STATE.optimize(&plan)?;
+        let physical = STATE.create_physical_plan(&plan).await?;
+        let batches = datafusion::physical_plan::collect(physical, STATE.task_ctx()).await?;
+        let mut found: Option<ScalarValue> = None;
+        for b in batches.iter().filter(|b| b.num_rows() > 0) {
+            if found.is_some() || b.num_rows() > 1 {
+                return Err(ours(Error::new(
+                    ErrorKind::CardinalityViolation,
+                    "more than one row returned by a subquery used as an expression",
+                )));
+            }
+            found = Some(ScalarValue::try_from_array(b.column(0), 0)?);
+        }
+        match found {
+            Some(v) => Ok(v),
+            None => ScalarValue::try_from(&self.out),
+        }
+    }
+}
+
+impl ScalarUDFImpl for SubPlan {
+    fn name(&self) -> &str {
+        "sluice_subplan"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(self.out.clone())
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let rows = args.number_rows;
+        let columns = args
+            .args
+            .iter()
+            .map(|a| a.to_array(rows))
+            .collect::<DfResult<Vec<_>>>()?;
+        let handle = tokio::runtime::Handle::try_current().map_err(|_| {
+            ours(Error::not_supported(
+                "a correlated subquery outside the query runtime",
+            ))
+        })?;
+        let mut memo: HashMap<Vec<ScalarValue>, ScalarValue> = HashMap::new();
+        let mut out = Vec::with_capacity(rows);
+        for r in 0..rows {
+            let key = columns
+                .iter()
+                .map(|c| ScalarValue::try_from_array(c.as_ref(), r))
+                .collect::<DfResult<Vec<_>>>()?;
+            let value = match memo.get(&key) {
+                Some(v) => v.clone(),
+                None => {
+                    let v = tokio::task::block_in_place(|| handle.block_on(self.run(&key)))?;
+                    memo.insert(key, v.clone());
+                    v
+                }
+            };
+            out.push(value);
+        }
+        if out.is_empty() {
+            return Ok(ColumnarValue::Array(
+                datafusion::arrow::array::new_empty_array(&self.out),
+            ));
+        }
+        let array = ScalarValue::iter_to_array(out)?;
+        if array.data_type() != &self.out {
+            return Ok(ColumnarValue::Array(datafusion::arrow::compute::cast(
+                &array, &self.out,
+            )?));
+        }
+        Ok(ColumnarValue::Array(array))
+    }
+}

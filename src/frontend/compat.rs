@@ -1,0 +1,197 @@
+//! Rewrites for the catalog queries PostgreSQL clients send (psql, BI
+//! tools, drivers), applied to the parsed statement in one place.
+//!
+//! Some are safe for every statement (operator and function spellings with a
+//! `pg_catalog.` qualifier, `version()`'s column name); the others apply
+//! only to statements that read the system catalogs.
+
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::{ObjectName, Statement, TableFactor, visit_relations};
+use datafusion_pg_catalog::sql::rules::{
+    AliasDuplicatedProjectionRewrite, CurrentUserVariableToSessionUserFunctionCall,
+    FixVersionColumnName, ResolveUnqualifiedIdentifier, RewritePgCatalogOperator,
+    RewriteRegCastToSubquery, SqlStatementRewriteRule, StripCallableQualifier, StripCollate,
+};
+
+/// Does `stmt` read a system catalog (`pg_catalog`, `information_schema`,
+/// or an unqualified `pg_*` relation)?
+fn reads_system_catalogs(stmt: &Statement) -> bool {
+    let ctes = cte_names(stmt);
+    visit_relations(stmt, |name: &ObjectName| {
+        let parts: Vec<String> = name
+            .0
+            .iter()
+            .map(|p| p.to_string().trim_matches('"').to_ascii_lowercase())
+            .collect();
+        let system = match parts.as_slice() {
+            [t] => t.starts_with("pg_") && !ctes.contains(t),
+            [s, ..] => s == "pg_catalog" || s == "information_schema",
+            _ => false,
+        };
+        if system {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    })
+    .is_break()
+}
+
+/// The names every WITH query of `stmt` defines, at any depth.
+pub fn cte_names(stmt: &Statement) -> std::collections::HashSet<String> {
+    use datafusion::sql::sqlparser::ast::{Query, Visit, Visitor};
+    struct Withs(std::collections::HashSet<String>);
+    impl Visitor for Withs {
+        type Break = ();
+        fn pre_visit_query(&mut self, q: &Query) -> ControlFlow<()> {
+            if let Some(with) = &q.with {
+                for cte in &with.cte_tables {
+                    self.0
+                        .insert(super::names::normalize_ident(&cte.alias.name));
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut withs = Withs(Default::default());
+    let _ = stmt.visit(&mut withs);
+    withs.0
+}
+
+/// Apply the client-compatibility rewrites to `stmt`; `text` is its SQL
+/// as the client sent it, when known.
+pub fn rewrite(stmt: &mut Statement, text: Option<&str>) {
+    let universal: [&dyn SqlStatementRewriteRule; 4] = [
+        &StripCallableQualifier,
+        &RewritePgCatalogOperator,
+        &FixVersionColumnName,
+        &CurrentUserVariableToSessionUserFunctionCall,
+    ];
+    let mut s = std::mem::replace(
+        stmt,
+        Statement::Commit {
+            chain: false,
+            end: false,
+            modifier: None,
+        },
+    );
+    let catalog = reads_system_catalogs(&s);
+    let original = text.map(str::to_string).unwrap_or_else(|| s.to_string());
+    for rule in universal {
+        s = rule.rewrite(s);
+    }
+    if catalog {
+        // datafusion-pg-catalog's own rewrites for the catalog queries
+        // clients send, with its table of known client queries. (Its
+        // pg_catalog types arrays as text, which those rewrites expect.)
+        let compat = datafusion_pg_catalog::sql::PostgresCompatibilityParser::new();
+        if let Ok(mut rewritten) = compat.parse(&original)
+            && rewritten.len() == 1
+        {
+            s = rewritten.remove(0);
+        } else {
+            let catalog: [&dyn SqlStatementRewriteRule; 4] = [
+                &AliasDuplicatedProjectionRewrite,
+                &ResolveUnqualifiedIdentifier,
+                &StripCollate,
+                &RewriteRegCastToSubquery::new(),
+            ];
+            for rule in catalog {
+                s = rule.rewrite(s);
+            }
+        }
+        without_trigger_subqueries(&mut s);
+        regclass_names(&mut s);
+    }
+    *stmt = s;
+}
+
+/// `pg_trigger` is always empty, so the values a query over it alone
+/// selects are never computed: its scalar subqueries (psql's correlated
+/// "parent trigger" lookup, which DataFusion cannot plan) become NULL.
+fn without_trigger_subqueries(stmt: &mut Statement) {
+    use datafusion::sql::sqlparser::ast::{Expr, SetExpr, Value, visit_expressions_mut};
+    let Statement::Query(q) = stmt else { return };
+    let SetExpr::Select(select) = q.body.as_mut() else {
+        return;
+    };
+    let only_triggers = match select.from.as_slice() {
+        [t] => {
+            t.joins.is_empty()
+                && matches!(&t.relation, TableFactor::Table { name, .. }
+                    if name.0.last().and_then(|p| p.as_ident()).is_some_and(|i| i.value.eq_ignore_ascii_case("pg_trigger")))
+        }
+        _ => false,
+    };
+    if !only_triggers {
+        return;
+    }
+    for item in select.projection.iter_mut() {
+        let _ = visit_expressions_mut(item, |e: &mut Expr| {
+            if matches!(e, Expr::Subquery(_)) {
+                *e = Expr::Value(Value::Null.into());
+            }
+            std::ops::ControlFlow::<()>::Continue(())
+        });
+    }
+}
+
+/// A select item that is a relation OID cast to `regclass` shows the
+/// relation's name, as in PostgreSQL (the
+/// compatibility layer turns the cast into the OID). Only whole select
+/// items: a regclass inside an expression (compared, cast on to oid)
+/// stays an OID.
+fn regclass_names(stmt: &mut Statement) {
+    use datafusion::sql::sqlparser::ast::{
+        Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments,
+        Ident, SelectItem, SetExpr,
+    };
+    let Statement::Query(q) = stmt else { return };
+    let SetExpr::Select(select) = q.body.as_mut() else {
+        return;
+    };
+    for item in select.projection.iter_mut() {
+        let (e, alias) = match item {
+            SelectItem::UnnamedExpr(e) => (e.clone(), None),
+            SelectItem::ExprWithAlias { expr, alias } => (expr.clone(), Some(alias.clone())),
+            _ => continue,
+        };
+        let Expr::Cast {
+            expr, data_type, ..
+        } = &e
+        else {
+            continue;
+        };
+        if !data_type
+            .to_string()
+            .to_ascii_lowercase()
+            .ends_with("regclass")
+            || matches!(expr.as_ref(), Expr::Value(_))
+        {
+            continue;
+        }
+        let arg = FunctionArg::Unnamed(FunctionArgExpr::Expr(expr.as_ref().clone()));
+        let call = Expr::Function(Function {
+            name: ObjectName::from(vec![Ident::new(
+                crate::catalog::pg_constraints::REGCLASS_NAME,
+            )]),
+            uses_odbc_syntax: false,
+            parameters: FunctionArguments::None,
+            args: FunctionArguments::List(FunctionArgumentList {
+                duplicate_treatment: None,
+                args: vec![arg],
+                clauses: vec![],
+            }),
+            filter: None,
+            null_treatment: None,
+            over: None,
+            within_group: vec![],
+        });
+        // An alias named like the column would clash with it (ORDER BY).
+        *item = match alias {
+            Some(alias) => SelectItem::ExprWithAlias { expr: call, alias },
+            None => SelectItem::UnnamedExpr(call),
+        };
+    }
+}
