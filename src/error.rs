@@ -13,6 +13,8 @@ pub enum ErrorKind {
     UndefinedTable,
     UndefinedColumn,
     UndefinedSchema,
+    /// 3F000 as well: no schema to create an object in.
+    InvalidSchemaName,
     UndefinedObject,
     UndefinedFunction,
     DuplicateTable,

@@ -75,7 +75,10 @@ impl InformationSchema {
                     continue;
                 }
                 Def::View(v) => v.sql.clone(),
-                Def::External(x) => format!("SELECT * FROM {}", x.reader_sql()),
+                Def::External(x) => {
+                    out.push((e.schema.clone(), e.name.clone(), x.schema.clone()));
+                    continue;
+                }
                 Def::Schema => continue,
             };
             {

@@ -202,34 +202,9 @@ pub struct ExternalDef {
     /// Declared columns as SQL (`a integer, b text`), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub columns: Option<String>,
-}
-
-impl ExternalDef {
-    /// The table function that reads the files, with its arguments as SQL:
-    /// `read_csv('landing/*.csv', 'header =>', true)`.
-    pub fn reader_sql(&self) -> String {
-        let quote = |v: &str| format!("'{}'", v.replace('\'', "''"));
-        let function = match self.format.as_str() {
-            "json" | "ndjson" => "read_json",
-            "parquet" => "read_parquet",
-            _ => "read_csv",
-        };
-        let mut args = vec![quote(&self.location)];
-        for (k, v) in &self.options {
-            let value = match k.as_str() {
-                "header" => v.clone(),
-                _ => quote(v),
-            };
-            args.push(format!("'{k} =>', {value}"));
-        }
-        if self.format == "ndjson" {
-            args.push("'format =>', 'newline_delimited'".into());
-        }
-        if let Some(c) = &self.columns {
-            args.push(format!("'columns =>', {}", quote(c)));
-        }
-        format!("{function}({})", args.join(", "))
-    }
+    /// The columns the files had when the table was created.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schema: Vec<ColumnDef>,
 }
 
 /// The parsed definition of an object, by kind.
@@ -459,6 +434,7 @@ fn legacy_external(select: &str) -> Result<ExternalDef> {
         location,
         options,
         columns,
+        schema: vec![],
     })
 }
 

@@ -138,7 +138,13 @@ impl SchemaProvider for SluiceSchemaProvider {
             }
             Def::Schema => return Ok(None),
             Def::View(v) => v.sql.clone(),
-            Def::External(e) => format!("SELECT * FROM {}", e.reader_sql()),
+            Def::External(e) => {
+                let state = (self.factory)(&self.schema).state();
+                let lake = self.catalog.lake().clone();
+                return Ok(Some(
+                    crate::ingest::files::external_table(e, &lake, &state).map_err(ext)?,
+                ));
+            }
         };
         {
             {

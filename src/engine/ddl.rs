@@ -815,45 +815,55 @@ pub async fn create_view(session: &mut Session, cv: CreateView) -> Result<Output
     }
     let mut query = cv.query.clone();
     if !cv.columns.is_empty() {
-        // Column names given after the view name rename the query's columns.
-        let inner = query.to_string();
-        let names: Vec<String> = cv
-            .columns
-            .iter()
-            .map(|c| format!("\"{}\"", normalize_ident(&c.name)))
-            .collect();
-        let sql = format!("SELECT * FROM ({inner}) AS v ({})", names.join(", "));
-        let parsed = crate::frontend::parse(&sql)?;
-        match parsed.into_iter().next() {
-            Some(crate::frontend::Stmt::Sql(s)) => {
-                if let Statement::Query(q) = *s {
-                    query = q;
-                }
-            }
-            _ => return Err(Error::internal("view column list")),
+        // Column names given after the view name rename the query's
+        // columns: `SELECT * FROM (query) AS v (names)`.
+        let mut outer = crate::frontend::template::query("SELECT * FROM v", &[])?;
+        if let datafusion::sql::sqlparser::ast::SetExpr::Select(select) = outer.body.as_mut()
+            && let Some(from) = select.from.first_mut()
+        {
+            from.relation = datafusion::sql::sqlparser::ast::TableFactor::Derived {
+                lateral: false,
+                subquery: query,
+                alias: Some(datafusion::sql::sqlparser::ast::TableAlias {
+                    explicit: true,
+                    name: Ident::new("v"),
+                    columns: cv
+                        .columns
+                        .iter()
+                        .map(|c| datafusion::sql::sqlparser::ast::TableAliasColumnDef {
+                            name: c.name.clone(),
+                            data_type: None,
+                        })
+                        .collect(),
+                    at: None,
+                }),
+                sample: None,
+            };
         }
+        query = outer;
     }
-    // Plan it now so a view over a missing table fails at CREATE, as in PostgreSQL.
-    let ctx = session.engine.context(&schema, false);
-    let plan = ctx
-        .state()
-        .statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(
-            Statement::Query(query.clone()),
-        )))
-        .await?;
+    // The view keeps its query with every name resolved now, as
+    // PostgreSQL does: a later search_path does not change what it reads.
+    let mut stmt = Statement::Query(query);
+    let depends_on = session.qualify_query(&mut stmt)?;
+    // Plan it now so a view over a missing table fails at CREATE.
+    let plan = session.plan(stmt.clone()).await?;
     let columns = plan
         .schema()
         .fields()
         .iter()
         .map(|f| ColumnDef::plain(f.name(), PgType::from_arrow(f.data_type())))
         .collect();
+    let Statement::Query(query) = stmt else {
+        unreachable!("built as a query")
+    };
     let entry = Object::view(
         &schema,
         &name,
         ViewDef {
             sql: query.to_string(),
             columns,
-            depends_on: vec![],
+            depends_on: depends_on.into_iter().collect(),
         },
     );
     let replace = cv.or_replace;
@@ -933,17 +943,22 @@ pub async fn create_external_table(
             "a column list for Parquet (the files carry their schema)",
         ));
     }
-    let def = ExternalDef {
+    let mut def = ExternalDef {
         format,
         location,
         options: normalized,
         columns,
+        schema: vec![],
     };
-    // Plan it now: no files, a bad option or a bad column list fail here.
-    let ctx = session.engine.context(&schema, false);
-    ctx.state()
-        .create_logical_plan(&format!("SELECT * FROM {}", def.reader_sql()))
-        .await?;
+    // Read it now: no files, a bad option or a bad column list fail here.
+    let state = session.context().state();
+    let provider = crate::ingest::files::external_table(&def, session.engine.lake(), &state)?;
+    def.schema = provider
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| ColumnDef::plain(f.name(), PgType::from_arrow(f.data_type())))
+        .collect();
     let entry = Object::external(&schema, &table, def);
     session
         .engine
@@ -1014,6 +1029,40 @@ pub async fn drop(
             }
             if victims.is_empty() {
                 return Ok(Output::command(tag));
+            }
+            // Views that read what goes: refused, or dropped too (CASCADE).
+            let snap = session.engine.catalog.snapshot();
+            let mut i = 0;
+            while i < victims.len() {
+                let v = victims[i].clone();
+                for d in snap.dependents(&v.schema, &v.name) {
+                    if d.kind() == Kind::Table
+                        || victims.iter().any(|x| x.is_relation(&d.schema, &d.name))
+                    {
+                        continue;
+                    }
+                    if !cascade {
+                        return Err(Error::new(
+                            ErrorKind::DependentObjects,
+                            format!(
+                                "cannot drop {} {} because other objects depend on it",
+                                v.kind().noun(),
+                                v.name
+                            ),
+                        )
+                        .with_detail(format!(
+                            "{} {} depends on {} {}",
+                            d.kind().noun(),
+                            d.name,
+                            v.kind().noun(),
+                            v.name
+                        ))
+                        .with_hint("Use DROP ... CASCADE to drop the dependent objects too."));
+                    }
+                    session.notice(format!("drop cascades to {} {}", d.kind().noun(), d.name));
+                    victims.push(d.clone());
+                }
+                i += 1;
             }
             let gone = victims.clone();
             session

@@ -11,6 +11,7 @@
 //! ```
 
 pub mod access;
+mod bind;
 pub mod copy;
 pub mod ddl;
 pub mod dml;
@@ -19,6 +20,7 @@ mod late_filter;
 pub mod merge;
 pub mod names;
 pub mod params;
+mod planner;
 pub mod settings;
 mod subplan;
 mod subquery;
@@ -38,7 +40,6 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::memory::MemoryStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{ObjectName, Statement};
 use futures::StreamExt;
 
@@ -56,6 +57,8 @@ use crate::ingest::files::{FileKind, ReadFiles};
 /// Shared by every session of a server (or one `sluice sql` run).
 pub struct Engine {
     lake: Arc<Lake>,
+    /// Sluice's table functions (named arguments), by name.
+    table_functions: Arc<planner::TableFunctions>,
     catalog: Arc<Catalog>,
     runtime: Arc<RuntimeEnv>,
     /// DataFusion options every session starts from.
@@ -82,7 +85,14 @@ impl Engine {
             .with_cache_manager(caches)
             .build_arc()?;
         let options = Arc::new(engine_options()?);
+        let table_functions = Arc::new(
+            crate::ingest::table_functions(&lake)
+                .into_iter()
+                .map(|(n, f)| (n.to_string(), f))
+                .collect(),
+        );
         Ok(Arc::new(Engine {
+            table_functions,
             lake,
             catalog,
             runtime,
@@ -242,6 +252,26 @@ fn planning_context(
         settings::register_functions(&ctx);
     }
     ctx
+}
+
+/// The tables of the system schemas (`pg_catalog`, `information_schema`,
+/// `sluice`), for name lookup.
+pub struct SystemTables {
+    schemas: Vec<(String, Arc<dyn datafusion::catalog::SchemaProvider>)>,
+}
+
+impl SystemTables {
+    pub fn has(&self, schema: &str, table: &str) -> bool {
+        self.schemas
+            .iter()
+            .any(|(s, p)| s == schema && p.table_exist(table))
+    }
+}
+
+impl bind::SystemLookup for SystemTables {
+    fn has(&self, schema: &str, table: &str) -> bool {
+        SystemTables::has(self, schema, table)
+    }
 }
 
 /// Transaction block state, as PostgreSQL reports it.
@@ -443,7 +473,33 @@ impl Session {
             Stmt::AddExpectation { table, expectation } => {
                 ddl::add_expectation(self, &table, *expectation).await
             }
-            Stmt::Merge(m) => merge::merge(self, *m).await,
+            Stmt::Merge(mut m) => {
+                self.qualify_dml(&mut m.target)?;
+                self.qualify_dml(&mut m.source)?;
+                self.qualify_dml(&mut m.on)?;
+                for c in m.clauses.iter_mut() {
+                    if let Some(cond) = c.condition.as_mut() {
+                        self.qualify_dml(cond)?;
+                    }
+                    match &mut c.action {
+                        frontend::merge::MergeAction::Update(assignments) => {
+                            for a in assignments.iter_mut() {
+                                self.qualify_dml(&mut a.value)?;
+                            }
+                        }
+                        frontend::merge::MergeAction::Insert {
+                            values: Some(values),
+                            ..
+                        } => {
+                            for v in values.iter_mut() {
+                                self.qualify_dml(v)?;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                merge::merge(self, *m).await
+            }
         }
     }
 
@@ -465,9 +521,22 @@ impl Session {
                 ..
             } => ddl::drop(self, object_type, if_exists, names, cascade).await,
             Statement::AlterTable(at) => ddl::alter_table(self, at).await,
-            Statement::Insert(ins) => dml::insert(self, ins).await,
-            Statement::Update(up) => dml::update(self, up).await,
-            Statement::Delete(del) => dml::delete(self, del).await,
+            Statement::Insert(mut ins) => {
+                // The source is bound when it is planned; ON CONFLICT's
+                // expressions run inside a MERGE.
+                if let Some(on) = ins.on.as_mut() {
+                    self.qualify_dml(on)?;
+                }
+                dml::insert(self, ins).await
+            }
+            Statement::Update(mut up) => {
+                self.qualify_dml(&mut up)?;
+                dml::update(self, up).await
+            }
+            Statement::Delete(mut del) => {
+                self.qualify_dml(&mut del)?;
+                dml::delete(self, del).await
+            }
             Statement::Set(set) => {
                 let out = settings::set(self, set)?;
                 self.sync_default_schema();
@@ -561,16 +630,8 @@ impl Session {
         let columns: Vec<catalog::ColumnDef> = match self.catalog_entry(&schema, &rel) {
             Some(e) if e.kind() == Kind::Table => e.table_def()?.columns.clone(),
             Some(e) if matches!(e.kind(), Kind::View | Kind::External) => {
-                let sql = match &e.def {
-                    catalog::Def::View(v) => v.sql.clone(),
-                    catalog::Def::External(x) => format!("SELECT * FROM {}", x.reader_sql()),
-                    _ => unreachable!("matched above"),
-                };
                 let plan = self
-                    .engine
-                    .context(&schema, false)
-                    .state()
-                    .create_logical_plan(&sql)
+                    .plan(Statement::Query(select_all(&e.rel_name())?))
                     .await?;
                 plan.schema()
                     .fields()
@@ -616,21 +677,96 @@ impl Session {
         Output::batches(out, vec![batch], "SELECT")
     }
 
+    /// Bind and plan a statement DataFusion plans (a query, EXPLAIN).
     pub async fn plan(&self, stmt: Statement) -> Result<LogicalPlan> {
+        let mut binder = bind::Binder::new(self);
+        self.plan_with(&mut binder, stmt).await
+    }
+
+    /// [`Session::plan`] with the binder of the statement it is part of
+    /// (so that every read of a table sees one snapshot).
+    pub async fn plan_with(
+        &self,
+        binder: &mut bind::Binder<'_>,
+        stmt: Statement,
+    ) -> Result<LogicalPlan> {
+        let mut stmt = self.rewrite_for_planning(stmt);
+        let bound = binder.bind(&mut stmt).await?;
+        self.plan_bound(stmt, &bound)
+    }
+
+    /// PostgreSQL spellings DataFusion plans differently, adjusted.
+    fn rewrite_for_planning(&self, stmt: Statement) -> Statement {
         let mut stmt = rewrite_for_datafusion(stmt);
-        legacy_names(&mut stmt, &self.settings.current_schema());
-        {
-            let state = self.ctx.state_ref();
-            let state = state.read();
-            let aggregates = state.aggregate_functions();
-            subquery::rewrite(&mut stmt, &|n| aggregates.contains_key(n));
+        let state = self.ctx.state_ref();
+        let state = state.read();
+        let aggregates = state.aggregate_functions();
+        subquery::rewrite(&mut stmt, &|n| aggregates.contains_key(n));
+        stmt
+    }
+
+    /// Plan a bound statement.
+    pub fn plan_bound(&self, stmt: Statement, bound: &bind::Bound) -> Result<LogicalPlan> {
+        let state = self.ctx.state();
+        planner::Planner::new(&state, bound, &self.engine.table_functions).plan(stmt)
+    }
+
+    /// Qualify every relation name of a part of a statement DataFusion
+    /// does not plan whole (DML), and spell its table versions the way the
+    /// catalog's providers read them, for the SQL the DML builds.
+    pub fn qualify_dml<T: datafusion::sql::sqlparser::ast::VisitMut>(
+        &self,
+        node: &mut T,
+    ) -> Result<()> {
+        let snapshot = self.engine.catalog().snapshot();
+        let system = self.system_tables();
+        let resolver = self.resolver(&snapshot, &system);
+        bind::qualify_node(&resolver, node)?;
+        legacy_names(node);
+        Ok(())
+    }
+
+    /// Qualify every relation name a statement reads: the relations.
+    pub fn qualify_query(
+        &self,
+        stmt: &mut Statement,
+    ) -> Result<std::collections::BTreeSet<catalog::RelName>> {
+        let snapshot = self.engine.catalog().snapshot();
+        let system = self.system_tables();
+        let resolver = self.resolver(&snapshot, &system);
+        bind::qualify_reads(&resolver, stmt)
+    }
+
+    /// The system schemas' tables, for name lookup.
+    pub fn system_tables(&self) -> SystemTables {
+        let cat = self.ctx.catalog(DATABASE);
+        let schema = |n: &str| cat.as_ref().and_then(|c| c.schema(n));
+        SystemTables {
+            schemas: catalog::SYSTEM_SCHEMAS
+                .iter()
+                .filter_map(|n| schema(n).map(|p| (n.to_string(), p)))
+                .collect(),
         }
-        self.qualify_relations(&mut stmt);
-        Ok(self
-            .ctx
-            .state()
-            .statement_to_plan(DfStatement::Statement(Box::new(stmt)))
-            .await?)
+    }
+
+    /// A resolver with this session's `search_path`.
+    pub fn resolver<'a>(
+        &self,
+        snapshot: &'a catalog::Snapshot,
+        system: &'a SystemTables,
+    ) -> bind::Resolver<'a> {
+        bind::Resolver::new(snapshot, self.settings.search_path(), system)
+    }
+
+    /// A table of a system schema.
+    pub async fn system_table(
+        &self,
+        r: &catalog::RelName,
+    ) -> Result<Option<Arc<dyn datafusion::catalog::TableProvider>>> {
+        let Some(provider) = self.ctx.catalog(DATABASE).and_then(|c| c.schema(&r.schema)) else {
+            return Ok(None);
+        };
+        Ok(provider.table(&r.name).await?)
     }
 
     /// Prepare a statement for the extended protocol: infer parameter types
@@ -722,98 +858,26 @@ impl Session {
 
     /// Find a table in the catalog: `(schema, name, definition)`.
     pub fn resolve_table(&self, name: &ObjectName) -> Result<(String, String, Arc<TableDef>)> {
-        let (schema, table) = self.qualify(name)?;
-        let snap = self.engine.catalog.snapshot();
-        match snap.relation(&schema, &table) {
-            Some(e) if e.kind() == Kind::Table => Ok((schema, table, e.table_def()?)),
-            Some(_) => Err(Error::new(
-                ErrorKind::WrongObjectType,
-                format!("\"{table}\" is not a table"),
-            )),
-            None => Err(Error::new(
-                ErrorKind::UndefinedTable,
-                format!("relation \"{}\" does not exist", display_name(name)),
-            )),
-        }
+        let snapshot = self.engine.catalog.snapshot();
+        let system = self.system_tables();
+        let o = self
+            .resolver(&snapshot, &system)
+            .object(name, Kind::Table)?;
+        let def = o.table_def()?;
+        Ok((o.schema, o.name, def))
     }
 
-    /// Split a possibly-qualified name into (schema, object) using search_path.
+    /// `(schema, name)` of a possibly qualified name: where it resolves,
+    /// else where a new object of that name would go.
     pub fn qualify(&self, name: &ObjectName) -> Result<(String, String)> {
-        let parts: Vec<String> = name
-            .0
-            .iter()
-            .map(|p| {
-                p.as_ident()
-                    .map(normalize_ident)
-                    .unwrap_or_else(|| p.to_string())
-            })
-            .collect();
-        match parts.as_slice() {
-            [t] => {
-                let snap = self.engine.catalog.snapshot();
-                for schema in self.settings.search_path() {
-                    if snap.relation(&schema, t).is_some() {
-                        return Ok((schema, t.clone()));
-                    }
-                }
-                Ok((self.settings.current_schema(), t.clone()))
-            }
-            [s, t] => Ok((s.clone(), t.clone())),
-            [db, s, t] if db == DATABASE => Ok((s.clone(), t.clone())),
-            [db, _, _] => Err(Error::not_supported(format!(
-                "cross-database references (database \"{db}\")"
-            ))),
-            _ => Err(Error::syntax(format!(
-                "improper qualified name (too many dotted names): {name}"
-            ))),
-        }
-    }
-
-    /// PostgreSQL's lookup of an unqualified relation name: `pg_catalog`
-    /// (first, unless `search_path` places it), then each schema of
-    /// `search_path`. DataFusion alone looks in the current schema only.
-    /// Names of WITH queries and names found nowhere stay as written.
-    fn qualify_relations(&self, stmt: &mut Statement) {
-        use datafusion::sql::sqlparser::ast::{Ident, ObjectNamePart, visit_relations_mut};
-        use std::ops::ControlFlow;
-        let withs = names::with_query_names(stmt);
-        let snap = self.engine.catalog.snapshot();
-        let pg_catalog = self
-            .ctx
-            .catalog(DATABASE)
-            .and_then(|c| c.schema("pg_catalog"));
-        let mut path = self.settings.search_path();
-        if !path.iter().any(|s| s == "pg_catalog") {
-            path.insert(0, "pg_catalog".to_string());
-        }
-        let current = self.settings.current_schema();
-        let _ = visit_relations_mut(stmt, |name| {
-            if let [part] = name.0.as_slice()
-                && let Some(id) = part.as_ident()
-            {
-                let t = normalize_ident(id);
-                let found = (!withs.contains(&t))
-                    .then(|| {
-                        path.iter().find(|schema| {
-                            if schema.as_str() == "pg_catalog" {
-                                pg_catalog.as_ref().is_some_and(|p| p.table_exist(&t))
-                            } else {
-                                snap.relation(schema, &t).is_some()
-                            }
-                        })
-                    })
-                    .flatten();
-                if let Some(schema) = found
-                    && *schema != current
-                {
-                    name.0.insert(
-                        0,
-                        ObjectNamePart::Identifier(Ident::with_quote('"', schema)),
-                    );
-                }
-            }
-            ControlFlow::<()>::Continue(())
-        });
+        let snapshot = self.engine.catalog.snapshot();
+        let system = self.system_tables();
+        let resolver = self.resolver(&snapshot, &system);
+        let r = match resolver.lookup(name)? {
+            Some(found) => found.rel_name(),
+            None => resolver.for_create(name)?,
+        };
+        Ok((r.schema, r.name))
     }
 
     pub(crate) fn catalog_entry(&self, schema: &str, name: &str) -> Option<Object> {
@@ -823,6 +887,24 @@ impl Session {
             .relation(schema, name)
             .cloned()
     }
+}
+
+/// `SELECT * FROM schema.name`, as a syntax tree.
+pub(crate) fn select_all(
+    rel: &catalog::RelName,
+) -> Result<Box<datafusion::sql::sqlparser::ast::Query>> {
+    use datafusion::sql::sqlparser::ast::{ObjectNamePart, SetExpr, TableFactor};
+    let mut q = frontend::template::query("SELECT * FROM t", &[])?;
+    if let SetExpr::Select(select) = q.body.as_mut()
+        && let Some(from) = select.from.first_mut()
+        && let TableFactor::Table { name, .. } = &mut from.relation
+    {
+        name.0 = vec![
+            ObjectNamePart::Identifier(frontend::names::quoted(&rel.schema)),
+            ObjectNamePart::Identifier(frontend::names::quoted(&rel.name)),
+        ];
+    }
+    Ok(q)
 }
 
 /// Columns of `DESCRIBE t`.
@@ -844,61 +926,26 @@ fn first_words(sql: &str) -> String {
 /// catalog's providers and the table functions read them: `t VERSION AS
 /// OF 3` names `"__time_travel"."schema.t@v3"` (aliased `t`), and `name =>
 /// value` becomes `'name =>', value`.
-fn legacy_names(stmt: &mut Statement, default_schema: &str) {
+fn legacy_names<T: datafusion::sql::sqlparser::ast::VisitMut>(stmt: &mut T) {
     use crate::catalog::provider::{TIME_TRAVEL_SCHEMA, time_travel_name};
     use crate::lake::TimeTravel;
     use datafusion::sql::sqlparser::ast::{
-        Expr, FunctionArg, FunctionArgExpr, FunctionArgOperator, Ident, ObjectNamePart, TableAlias,
-        TableFactor, TableVersion, Value, VisitMut, VisitorMut,
+        Expr, Ident, ObjectNamePart, TableAlias, TableFactor, TableVersion, Value, VisitorMut,
     };
     use std::ops::ControlFlow;
-    struct V<'a>(&'a str);
-    impl VisitorMut for V<'_> {
+    struct V;
+    impl VisitorMut for V {
         type Break = ();
         fn pre_visit_table_factor(&mut self, f: &mut TableFactor) -> ControlFlow<()> {
             let TableFactor::Table {
                 name,
                 alias,
                 version,
-                args,
                 ..
             } = f
             else {
                 return ControlFlow::Continue(());
             };
-            if let Some(args) = args {
-                let function = name.to_string().to_ascii_lowercase();
-                if ["read_csv", "read_json", "read_parquet", "postgres_query"]
-                    .contains(&function.as_str())
-                {
-                    let mut out = Vec::new();
-                    for a in std::mem::take(&mut args.args) {
-                        match a {
-                            FunctionArg::ExprNamed {
-                                name: Expr::Identifier(name),
-                                arg,
-                                operator: FunctionArgOperator::RightArrow,
-                            }
-                            | FunctionArg::Named {
-                                name,
-                                arg,
-                                operator: FunctionArgOperator::RightArrow,
-                            } => {
-                                out.push(FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::value(
-                                    Value::SingleQuotedString(format!(
-                                        "{}{}",
-                                        name.value,
-                                        crate::ingest::files::NAMED_ARG_SUFFIX
-                                    )),
-                                ))));
-                                out.push(FunctionArg::Unnamed(arg));
-                            }
-                            other => out.push(other),
-                        }
-                    }
-                    args.args = out;
-                }
-            }
             let at = match version.take() {
                 None => return ControlFlow::Continue(()),
                 Some(TableVersion::VersionAsOf(e)) => match &e {
@@ -929,7 +976,6 @@ fn legacy_names(stmt: &mut Statement, default_schema: &str) {
             };
             let parts: Vec<String> = crate::frontend::names::name_parts(name);
             let (schema, table) = match parts.as_slice() {
-                [t] => (self.0.to_string(), t.clone()),
                 [s, t] | [_, s, t] => (s.clone(), t.clone()),
                 _ => return ControlFlow::Continue(()),
             };
@@ -951,7 +997,7 @@ fn legacy_names(stmt: &mut Statement, default_schema: &str) {
             ControlFlow::Continue(())
         }
     }
-    let _ = stmt.visit(&mut V(default_schema));
+    let _ = stmt.visit(&mut V);
 }
 
 /// Adjust PostgreSQL spellings DataFusion plans differently: an explicit

@@ -43,7 +43,7 @@ pub enum FileKind {
 }
 
 impl FileKind {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             FileKind::Csv => "read_csv",
             FileKind::Json => "read_json",
@@ -387,30 +387,6 @@ fn literal_bool(e: &Expr) -> Option<bool> {
     }
 }
 
-/// Marker the frontend puts before a `name => value` argument's value.
-pub const NAMED_ARG_SUFFIX: &str = " =>";
-
-/// Split call arguments into positional ones and `name => value` pairs.
-pub fn split_args(exprs: &[Expr]) -> (Vec<Expr>, Vec<(String, Expr)>) {
-    let mut positional = Vec::new();
-    let mut named = Vec::new();
-    let mut i = 0;
-    while i < exprs.len() {
-        if let Some(name) = literal_str(&exprs[i]).and_then(|s| {
-            s.strip_suffix(NAMED_ARG_SUFFIX)
-                .map(|n| n.to_ascii_lowercase())
-        }) && i + 1 < exprs.len()
-        {
-            named.push((name, exprs[i + 1].clone()));
-            i += 2;
-        } else {
-            positional.push(exprs[i].clone());
-            i += 1;
-        }
-    }
-    (positional, named)
-}
-
 fn one_byte(fun: &str, name: &str, e: &Expr) -> datafusion::error::Result<u8> {
     match literal_str(e) {
         Some(s) if s.len() == 1 => Ok(s.as_bytes()[0]),
@@ -436,15 +412,25 @@ impl TableFunctionImpl for ReadFiles {
         &self,
         args: TableFunctionArgs,
     ) -> datafusion::error::Result<Arc<dyn TableProvider>> {
+        super::NamedTableFunction::call_named(self, args.session(), args.exprs(), &[])
+    }
+}
+
+impl super::NamedTableFunction for ReadFiles {
+    fn call_named(
+        &self,
+        session: &dyn Session,
+        positional: &[Expr],
+        named: &[(String, Expr)],
+    ) -> datafusion::error::Result<Arc<dyn TableProvider>> {
         let fun = self.kind.name();
-        let (positional, named) = split_args(args.exprs());
-        let path = match positional.as_slice() {
+        let path = match positional {
             [p] => literal_str(p),
             _ => None,
         }
         .ok_or_else(|| plan_error(format!("{fun} takes a path: {fun}('raw/x.*', ...)")))?;
         let mut o = ReadOptions::default();
-        for (name, v) in &named {
+        for (name, v) in named {
             match (self.kind, name.as_str()) {
                 (FileKind::Csv, "header") => o.header = literal_bool(v),
                 (FileKind::Csv, "delimiter" | "delim" | "sep") => {
@@ -460,32 +446,55 @@ impl TableFunctionImpl for ReadFiles {
                 }
             }
         }
-        let session = args.session();
         block_on(file_table(session, &self.lake, &path, self.kind, &o))
             .map_err(|e| DataFusionError::External(Box::new(e)))
     }
 }
 
+/// The files of an external table, read by the table function of its
+/// format with its options.
+pub fn external_table(
+    x: &crate::catalog::ExternalDef,
+    lake: &Arc<Lake>,
+    session: &dyn Session,
+) -> Result<Arc<dyn TableProvider>> {
+    use super::NamedTableFunction;
+    use datafusion::logical_expr::lit;
+    let kind = match x.format.as_str() {
+        "json" | "ndjson" => FileKind::Json,
+        "parquet" => FileKind::Parquet,
+        _ => FileKind::Csv,
+    };
+    let mut named: Vec<(String, Expr)> = x
+        .options
+        .iter()
+        .map(|(k, v)| {
+            let value = match (k.as_str(), v.as_str()) {
+                ("header", "true") => lit(true),
+                ("header", "false") => lit(false),
+                _ => lit(v.clone()),
+            };
+            (k.clone(), value)
+        })
+        .collect();
+    if x.format == "ndjson" {
+        named.push(("format".into(), lit("newline_delimited")));
+    }
+    if let Some(c) = &x.columns {
+        named.push(("columns".into(), lit(c.clone())));
+    }
+    let reader = ReadFiles {
+        kind,
+        lake: lake.clone(),
+    };
+    reader
+        .call_named(session, &[lit(x.location.clone())], &named)
+        .map_err(Error::from)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::logical_expr::lit;
-
-    #[test]
-    fn named_arguments_pair_up() {
-        let args = vec![
-            lit("raw/x.csv"),
-            lit("header =>"),
-            lit(false),
-            lit("delimiter =>"),
-            lit(";"),
-        ];
-        let (pos, named) = split_args(&args);
-        assert_eq!(pos.len(), 1);
-        assert_eq!(named.len(), 2);
-        assert_eq!(named[0].0, "header");
-        assert_eq!(literal_bool(&named[0].1), Some(false));
-    }
 
     #[test]
     fn paths_resolve_against_the_lake() {

@@ -26,7 +26,7 @@ use postgres_types::{FromSql, Type};
 use tokio_postgres::{Client, NoTls};
 
 use super::binary::BinaryColumns;
-use super::files::{literal_str, split_args};
+use super::files::literal_str;
 use crate::error::{Error, ErrorKind, Result};
 
 const BATCH_ROWS: usize = 8192;
@@ -265,7 +265,23 @@ impl TableFunctionImpl for PostgresQuery {
         &self,
         args: TableFunctionArgs,
     ) -> datafusion::error::Result<Arc<dyn TableProvider>> {
-        let (positional, _) = split_args(args.exprs());
+        super::NamedTableFunction::call_named(self, args.session(), args.exprs(), &[])
+    }
+}
+
+impl super::NamedTableFunction for PostgresQuery {
+    fn call_named(
+        &self,
+        _session: &dyn datafusion::catalog::Session,
+        positional: &[datafusion::logical_expr::Expr],
+        named: &[(String, datafusion::logical_expr::Expr)],
+    ) -> datafusion::error::Result<Arc<dyn TableProvider>> {
+        if let Some((name, _)) = named.first() {
+            return Err(to_df(Error::new(
+                ErrorKind::InvalidParameter,
+                format!("postgres_query has no option \"{name}\""),
+            )));
+        }
         let (Some(conn), Some(sql)) = (
             positional.first().and_then(literal_str),
             positional.get(1).and_then(literal_str),

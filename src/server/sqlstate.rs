@@ -10,7 +10,7 @@ pub fn sqlstate(kind: ErrorKind) -> &'static str {
         Syntax => "42601",
         UndefinedTable => "42P01",
         UndefinedColumn => "42703",
-        UndefinedSchema => "3F000",
+        UndefinedSchema | InvalidSchemaName => "3F000",
         UndefinedObject => "42704",
         UndefinedFunction => "42883",
         DuplicateTable => "42P07",
