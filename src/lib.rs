@@ -17,5 +17,6 @@ pub mod lake;
 pub mod quality;
 pub mod server;
 pub mod types;
+pub mod write;
 
 pub use error::{Error, ErrorKind, Result};

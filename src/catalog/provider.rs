@@ -20,6 +20,16 @@ use crate::lake::TimeTravel;
 /// Makes a context for planning view bodies, with `schema` as the default.
 pub type ContextFactory = Arc<dyn Fn(&str) -> SessionContext + Send + Sync>;
 
+/// Opens the files of an external table (the engine knows its readers).
+pub type ExternalOpener = Arc<
+    dyn Fn(
+            &super::ExternalDef,
+            &datafusion::execution::SessionState,
+        ) -> crate::error::Result<Arc<dyn TableProvider>>
+        + Send
+        + Sync,
+>;
+
 /// Schema under which time-travel references are resolved; the frontend
 /// rewrites `t VERSION AS OF 3` to `"__time_travel"."public.t@v3"`.
 pub const TIME_TRAVEL_SCHEMA: &str = "__time_travel";
@@ -28,6 +38,7 @@ pub const TIME_TRAVEL_SCHEMA: &str = "__time_travel";
 pub struct SluiceCatalogProvider {
     catalog: Arc<Catalog>,
     factory: ContextFactory,
+    external: ExternalOpener,
     extra: Arc<RwLock<HashMap<String, Arc<dyn SchemaProvider>>>>,
 }
 
@@ -38,8 +49,9 @@ impl std::fmt::Debug for SluiceCatalogProvider {
 }
 
 impl SluiceCatalogProvider {
-    pub fn new(catalog: Arc<Catalog>, factory: ContextFactory) -> Self {
+    pub fn new(catalog: Arc<Catalog>, factory: ContextFactory, external: ExternalOpener) -> Self {
         SluiceCatalogProvider {
+            external,
             catalog,
             factory,
             extra: Arc::new(RwLock::new(HashMap::new())),
@@ -73,6 +85,7 @@ impl CatalogProvider for SluiceCatalogProvider {
                 catalog: self.catalog.clone(),
                 schema: name.to_string(),
                 factory: self.factory.clone(),
+                external: self.external.clone(),
             }));
         }
         None
@@ -92,6 +105,7 @@ pub struct SluiceSchemaProvider {
     catalog: Arc<Catalog>,
     schema: String,
     factory: ContextFactory,
+    external: ExternalOpener,
 }
 
 impl std::fmt::Debug for SluiceSchemaProvider {
@@ -140,10 +154,7 @@ impl SchemaProvider for SluiceSchemaProvider {
             Def::View(v) => v.sql.clone(),
             Def::External(e) => {
                 let state = (self.factory)(&self.schema).state();
-                let lake = self.catalog.lake().clone();
-                return Ok(Some(
-                    crate::ingest::files::external_table(e, &lake, &state).map_err(ext)?,
-                ));
+                return Ok(Some((self.external)(e, &state).map_err(ext)?));
             }
         };
         {
@@ -180,32 +191,32 @@ struct SystemTables {
     catalog: Arc<Catalog>,
 }
 
-const SYSTEM_TABLES: &[&str] = &["expectation_results"];
-
 #[async_trait]
 impl SchemaProvider for SystemTables {
     fn table_names(&self) -> Vec<String> {
-        SYSTEM_TABLES.iter().map(|s| s.to_string()).collect()
+        super::system::SYSTEM_TABLES
+            .iter()
+            .map(|t| t.name.to_string())
+            .collect()
     }
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
-        if name != "expectation_results" {
+        let Some(system) = super::system::find(name) else {
             return Ok(None);
-        }
-        use crate::quality::expect::{RESULTS_LOCATION, results_schema};
+        };
         let lake = self.catalog.lake();
-        let url = lake.url_for(RESULTS_LOCATION).map_err(ext)?;
+        let url = lake.url_for(system.location).map_err(ext)?;
         if lake.exists(&url).await.map_err(ext)? {
             let table = lake.table(&url).await.map_err(ext)?;
             return Ok(Some(crate::lake::provider(&table).await.map_err(ext)?));
         }
         // No write has recorded anything yet.
-        let empty = datafusion::catalog::MemTable::try_new(results_schema(), vec![vec![]])?;
+        let empty = datafusion::catalog::MemTable::try_new((system.schema)(), vec![vec![]])?;
         Ok(Some(Arc::new(empty)))
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        SYSTEM_TABLES.contains(&name)
+        super::system::find(name).is_some()
     }
 }
 

@@ -26,15 +26,16 @@ use deltalake::protocol::SaveMode;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::dml::{Target, conform, ident, write_plan, write_with};
 use super::last_ident;
 use super::{Output, Session};
 use crate::error::{Error, ErrorKind, Result};
 use crate::frontend::copy::{CopyEndpoint, CopyFormat, CopyOptions, CopyRelation, CopyStmt};
+use crate::frontend::names::quote_ident as ident;
 use crate::ingest::binary::BinaryDecoder;
 use crate::ingest::convert::Converter;
 use crate::ingest::files::{FileKind, ReadOptions, file_table, list_files};
 use crate::ingest::text::TextDecoder;
+use crate::write::{Append, Outcome, Target, WriteOptions, write_plan};
 use futures::StreamExt;
 use object_store::ObjectStoreExt;
 
@@ -136,9 +137,9 @@ impl Decoder {
 pub struct CopyIn {
     decoder: Decoder,
     tx: Option<mpsc::Sender<Msg>>,
-    writer: Option<JoinHandle<Result<(deltalake::DeltaTable, usize)>>>,
+    writer: Option<JoinHandle<Result<Outcome>>>,
     /// The table's expectations, recorded once the write committed.
-    run: Option<crate::quality::expect::Run>,
+    run: Option<crate::write::Run>,
     /// 0 text, 1 binary: what CopyInResponse announces.
     pub wire_format: i8,
     pub columns: usize,
@@ -160,7 +161,9 @@ impl CopyIn {
                 ));
             }
         }
-        let target = Target::open(session, name, None).await?;
+        let wc = session.write_context();
+        let (schema_name, table_name, def) = session.resolve_table(name)?;
+        let target = Target::open(&wc, &schema_name, &table_name, def, None).await?;
         let targets = target.target_columns(columns)?;
         let typed: Vec<(String, crate::types::PgType)> = targets
             .iter()
@@ -197,17 +200,19 @@ impl CopyIn {
             })],
         )?;
         let df = session.ctx.read_table(Arc::new(source))?;
-        let df = conform(session, df, &target.def, &targets, &label)?;
-        let (df, run) = target.prepare_append(session, df).await?;
+        let (df, run) = Append::new(&wc, &target)
+            .columns(targets.clone())
+            .label(label.clone())
+            .plan(df)
+            .await?;
         let plan = df.into_unoptimized_plan();
-        let writer = tokio::spawn(write_with(
+        let writer = tokio::spawn(write_plan(
             session.ctx.state(),
             session.engine.lake().clone(),
             target.table,
             plan,
             SaveMode::Append,
-            vec![],
-            false,
+            WriteOptions::default(),
         ));
         Ok(CopyIn {
             decoder,
@@ -248,7 +253,7 @@ impl CopyIn {
         Ok(())
     }
 
-    async fn writer_result(&mut self) -> Result<(deltalake::DeltaTable, usize)> {
+    async fn writer_result(&mut self) -> Result<Outcome> {
         match self.writer.take() {
             Some(h) => h
                 .await
@@ -293,10 +298,11 @@ impl CopyIn {
         // If the writer is gone this fails; its result below says why.
         let _ = tx.send(Msg::End).await;
         drop(tx);
-        let (written, n) = self.writer_result().await?;
+        let outcome = self.writer_result().await?;
         if let Some(run) = self.run.take() {
-            run.record(written.version().unwrap_or(0) as i64).await;
+            run.record(outcome.version).await;
         }
+        let n = outcome.rows;
         Ok((n, self.decoder.skipped()))
     }
 }
@@ -379,7 +385,9 @@ async fn copy_from_files(session: &mut Session, stmt: &CopyStmt, path: &str) -> 
             return Ok(Output::count("COPY", n));
         }
     };
-    let target = Target::open(session, name, None).await?;
+    let wc = session.write_context();
+    let (schema_name, table_name, def) = session.resolve_table(name)?;
+    let target = Target::open(&wc, &schema_name, &table_name, def, None).await?;
     let targets = target.target_columns(columns)?;
     let state = session.ctx.state();
     let source = file_table(
@@ -414,21 +422,8 @@ async fn copy_from_files(session: &mut Session, stmt: &CopyStmt, path: &str) -> 
             ),
         ));
     };
-    let df = conform(session, df, &target.def, &targets, &target.name)?;
-    let (df, run) = target.prepare_append(session, df).await?;
-    let (written, n) = write_plan(
-        session,
-        target.table,
-        df.into_unoptimized_plan(),
-        SaveMode::Append,
-        &[],
-        false,
-    )
-    .await?;
-    if let Some(run) = run {
-        run.record(written.version().unwrap_or(0) as i64).await;
-    }
-    Ok(Output::count("COPY", n))
+    let outcome = Append::new(&wc, &target).columns(targets).run(df).await?;
+    Ok(Output::count("COPY", outcome.rows))
 }
 
 /// PostgreSQL's NOTICE after `ON_ERROR ignore` skipped rows.

@@ -712,17 +712,20 @@ pub async fn create_table(
             .collect();
         let df = df.select(exprs)?;
         let fresh = DeltaTableBuilder::from_url(url.clone())?.build()?;
-        let written = dml::write_plan(
-            session,
+        let written = crate::write::write_plan(
+            session.context().state(),
+            lake.clone(),
             fresh,
             df.into_unoptimized_plan(),
             SaveMode::ErrorIfExists,
-            &def.partition_by,
-            false,
+            crate::write::WriteOptions {
+                partition_by: def.partition_by.clone(),
+                ..Default::default()
+            },
         )
         .await;
         match written {
-            Ok((_, n)) => (def, Some(n)),
+            Ok(outcome) => (def, Some(outcome.rows)),
             Err(e) => {
                 // Another server created it first: its files are not ours.
                 if created_elsewhere(&lake, &url).await {
@@ -1400,11 +1403,12 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
             }
             // Another table's foreign key names the column: it would have
             // to change with it.
-            if let Some((_, child, fk)) = dml::referencing(session, &schema, &name)
-                .into_iter()
-                .find(|(s, t, fk)| {
-                    !(s == &schema && t == &name) && fk.parent_columns.contains(&old)
-                })
+            if let Some((_, child, fk)) =
+                crate::write::referencing(&session.write_context(), &schema, &name)
+                    .into_iter()
+                    .find(|(s, t, fk)| {
+                        !(s == &schema && t == &name) && fk.parent_columns.contains(&old)
+                    })
             {
                 return Err(Error::not_supported(format!(
                     "RENAME COLUMN of \"{old}\", which foreign key \"{}\" of table \"{child}\" \
@@ -1477,13 +1481,17 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
                 unstore_checks(session, &def, &renamed).await?;
                 lake.table(&url).await?
             };
-            dml::write_plan(
-                session,
+            crate::write::write_plan(
+                session.context().state(),
+                lake.clone(),
                 table,
                 df.into_unoptimized_plan(),
                 SaveMode::Overwrite,
-                &def.partition_by,
-                true,
+                crate::write::WriteOptions {
+                    partition_by: def.partition_by.clone(),
+                    new_schema: true,
+                    txn: None,
+                },
             )
             .await?;
             let moved: Vec<&quality::CheckDef> = def
@@ -1498,10 +1506,10 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
             if quarantined {
                 let sql = format!(
                     "ALTER TABLE {}.{} RENAME COLUMN {} TO {}",
-                    dml::ident(&schema),
-                    dml::ident(&quality::expect::quarantine_table(&name)),
-                    dml::ident(&old),
-                    dml::ident(&new)
+                    crate::frontend::names::quote_ident(&schema),
+                    crate::frontend::names::quote_ident(&quality::expect::quarantine_table(&name)),
+                    crate::frontend::names::quote_ident(&old),
+                    crate::frontend::names::quote_ident(&new)
                 );
                 let mut stmts = session.parse(&sql)?;
                 if let Some(crate::frontend::Stmt::Sql(stmt)) = stmts.pop()
@@ -1572,11 +1580,15 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
             let columns: Vec<String> = fk.columns.iter().map(normalize_ident).collect();
             let new = new_foreign_key(session, &def, (&schema, &name), &fk, columns)?;
             // The rows already there must reference existing rows.
-            let child = format!("{}.{}", dml::ident(&schema), dml::ident(&name));
+            let child = format!(
+                "{}.{}",
+                crate::frontend::names::quote_ident(&schema),
+                crate::frontend::names::quote_ident(&name)
+            );
             let parent = format!(
                 "{}.{}",
-                dml::ident(&new.parent_schema),
-                dml::ident(&new.parent_table)
+                crate::frontend::names::quote_ident(&new.parent_schema),
+                crate::frontend::names::quote_ident(&new.parent_table)
             );
             let sql = new.missing_sql(&child, &parent);
             if let Some(values) = quality::keys::first_row(&session.ctx, &sql).await? {
@@ -1593,9 +1605,10 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
             let constraint = normalize_ident(&constraint);
             // A key another table's foreign key relies on stays.
             if let Some(key) = def.keys.iter().find(|k| k.name == constraint)
-                && let Some((_, child, fk)) = dml::referencing(session, &schema, &name)
-                    .into_iter()
-                    .find(|(_, _, fk)| key.is_on(&fk.parent_columns))
+                && let Some((_, child, fk)) =
+                    crate::write::referencing(&session.write_context(), &schema, &name)
+                        .into_iter()
+                        .find(|(_, _, fk)| key.is_on(&fk.parent_columns))
             {
                 return Err(Error::new(
                     ErrorKind::DependentObjects,
@@ -1668,7 +1681,7 @@ async fn store_checks(
         .set_tbl_properties()
         .with_properties(properties)
         .with_raise_if_not_exists(false)
-        .with_commit_properties(dml::commit_properties())
+        .with_commit_properties(crate::write::commit_properties())
         .await?;
     lake.remember(&written);
     Ok(())
@@ -1683,7 +1696,7 @@ async fn unstore_checks(session: &Session, def: &TableDef, names: &[String]) -> 
             .drop_constraints()
             .with_constraint(n.clone())
             .with_raise_if_not_exists(false)
-            .with_commit_properties(dml::commit_properties())
+            .with_commit_properties(crate::write::commit_properties())
             .await?;
     }
     lake.remember(&table);

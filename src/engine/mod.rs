@@ -6,7 +6,7 @@
 //! ```text
 //!  Stmt ──▶ Session::execute ──┬─▶ DataFusion plan ──▶ record batch stream
 //!                              ├─▶ ddl::*   (catalog + Delta create/drop)
-//!                              ├─▶ dml::*   (Delta write/update/delete), merge::*
+//!                              ├─▶ dml::*, upsert::*, copy::* ──▶ crate::write (the one write path)
 //!                              └─▶ lakehouse::* (history, optimize, vacuum, restore)
 //! ```
 
@@ -17,7 +17,6 @@ pub mod ddl;
 pub mod dml;
 pub mod lakehouse;
 mod late_filter;
-pub mod merge;
 pub mod names;
 pub mod params;
 mod planner;
@@ -209,7 +208,10 @@ fn planning_context(
     let options2 = options.clone();
     let factory: ContextFactory =
         Arc::new(move |schema: &str| planning_context(&cat2, &rt2, &options2, schema, false));
-    let provider = SluiceCatalogProvider::new(catalog.clone(), factory.clone());
+    let lake = catalog.lake().clone();
+    let external: crate::catalog::provider::ExternalOpener =
+        Arc::new(move |def, state| crate::ingest::files::external_table(def, &lake, state));
+    let provider = SluiceCatalogProvider::new(catalog.clone(), factory.clone(), external);
     use datafusion::catalog::CatalogProvider;
     let _ = provider.register_schema(
         "information_schema",
@@ -474,31 +476,10 @@ impl Session {
                 ddl::add_expectation(self, &table, *expectation).await
             }
             Stmt::Merge(mut m) => {
-                self.qualify_dml(&mut m.target)?;
-                self.qualify_dml(&mut m.source)?;
-                self.qualify_dml(&mut m.on)?;
-                for c in m.clauses.iter_mut() {
-                    if let Some(cond) = c.condition.as_mut() {
-                        self.qualify_dml(cond)?;
-                    }
-                    match &mut c.action {
-                        frontend::merge::MergeAction::Update(assignments) => {
-                            for a in assignments.iter_mut() {
-                                self.qualify_dml(&mut a.value)?;
-                            }
-                        }
-                        frontend::merge::MergeAction::Insert {
-                            values: Some(values),
-                            ..
-                        } => {
-                            for v in values.iter_mut() {
-                                self.qualify_dml(v)?;
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-                merge::merge(self, *m).await
+                let wc = self.write_context();
+                self.qualify_merge(&mut m)?;
+                let outcome = crate::write::merge::merge(&wc, *m, false).await?;
+                Ok(Output::count("MERGE", outcome.rows))
             }
         }
     }
@@ -724,6 +705,44 @@ impl Session {
         bind::qualify_node(&resolver, node)?;
         legacy_names(node);
         Ok(())
+    }
+
+    /// Qualify the names a MERGE reads and writes (see [`Session::qualify_dml`]).
+    pub fn qualify_merge(&self, m: &mut frontend::MergeStmt) -> Result<()> {
+        self.qualify_dml(&mut m.target)?;
+        self.qualify_dml(&mut m.source)?;
+        self.qualify_dml(&mut m.on)?;
+        for c in m.clauses.iter_mut() {
+            if let Some(cond) = c.condition.as_mut() {
+                self.qualify_dml(cond)?;
+            }
+            match &mut c.action {
+                frontend::merge::MergeAction::Update(assignments) => {
+                    for a in assignments.iter_mut() {
+                        self.qualify_dml(&mut a.value)?;
+                    }
+                }
+                frontend::merge::MergeAction::Insert {
+                    values: Some(values),
+                    ..
+                } => {
+                    for v in values.iter_mut() {
+                        self.qualify_dml(v)?;
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// What the write path needs of this session.
+    pub fn write_context(&self) -> crate::write::WriteContext {
+        crate::write::WriteContext {
+            ctx: self.ctx.clone(),
+            lake: self.engine.lake.clone(),
+            catalog: self.engine.catalog.clone(),
+        }
     }
 
     /// Qualify every relation name a statement reads: the relations.

@@ -22,10 +22,10 @@ use datafusion::sql::sqlparser::ast::{
     visit_expressions_mut,
 };
 
-use super::dml::{Target, ident, ident_list};
-use super::merge::merge_with;
 use super::{Output, Session, last_ident, normalize_ident};
 use crate::error::{Error, ErrorKind, Result};
+use crate::frontend::names::{quote_ident as ident, quote_list as ident_list};
+use crate::write::Target;
 
 /// Unqualified column names in `DO UPDATE` refer to the existing row.
 fn qualify_with(mut e: Expr, alias: &str) -> Expr {
@@ -68,7 +68,9 @@ pub async fn upsert(session: &mut Session, mut ins: Insert) -> Result<Output> {
     let TableObject::TableName(name) = &ins.table else {
         return Err(Error::not_supported("INSERT into a table function"));
     };
-    let target = Target::open(session, name, None).await?;
+    let wc = session.write_context();
+    let (schema_name, table_name, def) = session.resolve_table(name)?;
+    let target = Target::open(&wc, &schema_name, &table_name, def, None).await?;
     // With declared keys, the conflict target must be one of them, as
     // PostgreSQL wants a unique index; the others are checked by MERGE.
     if !target.def.keys.is_empty() {
@@ -184,12 +186,8 @@ pub async fn upsert(session: &mut Session, mut ins: Insert) -> Result<Output> {
     let Some(crate::frontend::Stmt::Merge(m)) = stmts.pop() else {
         return Err(Error::internal("upsert did not plan as MERGE"));
     };
-    let m = *m;
-    match merge_with(session, m, true).await? {
-        Output::Command { rows, .. } => Ok(Output::Command {
-            tag: "INSERT".into(),
-            rows,
-        }),
-        other => Ok(other),
-    }
+    let mut m = *m;
+    session.qualify_merge(&mut m)?;
+    let outcome = crate::write::merge::merge(&wc, m, true).await?;
+    Ok(Output::count("INSERT", outcome.rows))
 }

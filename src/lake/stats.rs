@@ -246,42 +246,67 @@ fn fill(config: &FileScanConfig, columns: &Columns) -> Statistics {
 
 #[cfg(test)]
 mod tests {
-    use datafusion::common::ParamValues;
+    use datafusion::arrow::array::{ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
     use datafusion::physical_plan::{StatisticsArgs, StatisticsContext};
     use datafusion::prelude::SessionContext;
-    use futures::StreamExt;
+    use deltalake::protocol::SaveMode;
 
     use super::*;
-    use crate::engine::{Engine, Output};
+    use crate::lake::Lake;
 
-    async fn run(engine: &Arc<Engine>, sql: &str) {
-        let mut session = engine.session();
-        for stmt in session.parse(sql).unwrap() {
-            let out = session
-                .execute(stmt, &ParamValues::List(vec![]))
-                .await
-                .unwrap();
-            if let Output::Rows { mut stream, .. } = out {
-                while let Some(batch) = stream.next().await {
-                    batch.unwrap();
-                }
-            }
-        }
+    async fn append(lake: &Lake, table: DeltaTable, columns: Vec<ArrayRef>) -> DeltaTable {
+        let fields: Vec<Field> = table
+            .snapshot()
+            .unwrap()
+            .snapshot()
+            .arrow_schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
+        let t = table
+            .write(vec![batch])
+            .with_save_mode(SaveMode::Append)
+            .await
+            .unwrap();
+        lake.remember(&t);
+        t
     }
 
     #[tokio::test]
     async fn scans_carry_column_estimates_from_the_log() {
         let dir = tempfile::tempdir().unwrap();
-        let engine = Engine::open(dir.path().to_str().unwrap()).await.unwrap();
-        run(&engine, "CREATE TABLE t (k int, s text, n int)").await;
+        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        let url = lake.url_for("public/t").unwrap();
+        let schema = Schema::new(vec![
+            Field::new("k", DataType::Int32, true),
+            Field::new("s", DataType::Utf8, true),
+            Field::new("n", DataType::Int32, true),
+        ]);
+        let table = lake.create(&url, &schema, &[], "t").await.unwrap();
         // Two commits, so two files whose bounds are folded.
-        run(&engine, "INSERT INTO t VALUES (5, 'b', NULL), (9, 'a', 1)").await;
-        run(&engine, "INSERT INTO t VALUES (-2, 'c', NULL)").await;
-        let lake = engine.lake();
-        let table = lake
-            .table(&lake.url_for("public/t").unwrap())
-            .await
-            .unwrap();
+        let table = append(
+            &lake,
+            table,
+            vec![
+                Arc::new(Int32Array::from(vec![5, 9])),
+                Arc::new(StringArray::from(vec!["b", "a"])),
+                Arc::new(Int32Array::from(vec![None, Some(1)])),
+            ],
+        )
+        .await;
+        let table = append(
+            &lake,
+            table,
+            vec![
+                Arc::new(Int32Array::from(vec![-2])),
+                Arc::new(StringArray::from(vec!["c"])),
+                Arc::new(Int32Array::from(vec![None])),
+            ],
+        )
+        .await;
         let provider = crate::lake::provider(&table).await.unwrap();
         let state = SessionContext::new().state();
         let plan = provider.scan(&state, None, &[], None).await.unwrap();
@@ -303,13 +328,11 @@ mod tests {
 
         // Dropped and created again at the same place, with another type:
         // the new table's bounds, never the old one's.
-        run(&engine, "DROP TABLE t; CREATE TABLE t (k bigint)").await;
-        run(&engine, "INSERT INTO t VALUES (100)").await;
-        run(&engine, "INSERT INTO t VALUES (200)").await;
-        let table = lake
-            .table(&lake.url_for("public/t").unwrap())
-            .await
-            .unwrap();
+        lake.remove_all(&url).await.unwrap();
+        let schema = Schema::new(vec![Field::new("k", DataType::Int64, true)]);
+        let table = lake.create(&url, &schema, &[], "t").await.unwrap();
+        let table = append(&lake, table, vec![Arc::new(Int64Array::from(vec![100]))]).await;
+        let table = append(&lake, table, vec![Arc::new(Int64Array::from(vec![200]))]).await;
         let provider = crate::lake::provider(&table).await.unwrap();
         let plan = provider.scan(&state, None, &[], None).await.unwrap();
         let stats = StatisticsContext::new()

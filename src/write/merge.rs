@@ -9,12 +9,14 @@ use datafusion::sql::sqlparser::ast::{AssignmentTarget, Expr, TableFactor};
 
 use crate::frontend::merge::{MergeAction, MergeStmt, WhenKind};
 
-use super::dml::{
-    Expected, Target, commit_properties, delete_references, expectations_before, ident, ident_list,
-    new_row, store_expr,
+use super::{
+    Expected, Outcome, Target, WriteContext, commit_properties, delete_references,
+    expectations_before, new_row, store_expr,
 };
-use super::{Output, Session, last_ident, normalize_ident};
 use crate::error::{Error, ErrorKind, Result};
+use crate::frontend::names::{
+    last_ident, normalize_ident, quote_ident as ident, quote_list as ident_list,
+};
 use crate::quality::expect::Action;
 use crate::quality::keys::{ForeignKeyChecks, KeyChecks};
 
@@ -36,31 +38,20 @@ fn is_do_nothing(action: &MergeAction) -> bool {
 /// MERGE INTO (PostgreSQL 15) through delta-rs' merge: one commit that
 /// rewrites only the target files holding matched rows. WHEN clauses keep
 /// their order; the first whose condition holds acts on a row.
-pub async fn merge(session: &mut Session, m: MergeStmt) -> Result<Output> {
-    merge_with(session, m, false).await
-}
-
-/// MERGE; `keyed_upsert` says the ON condition matches the table's one key
-/// and the source holds each key once (INSERT ... ON CONFLICT), so inserts
-/// cannot repeat a key.
-pub(crate) async fn merge_with(
-    session: &mut Session,
-    m: MergeStmt,
-    keyed_upsert: bool,
-) -> Result<Output> {
+/// `keyed_upsert` says the ON condition matches the table's one key and the
+/// source holds each key once (INSERT ... ON CONFLICT), so inserts cannot
+/// repeat a key. The target and every name in `m` are qualified.
+pub async fn merge(wc: &WriteContext, m: MergeStmt, keyed_upsert: bool) -> Result<Outcome> {
     let TableFactor::Table { name, .. } = &m.target else {
         return Err(Error::not_supported(
             "MERGE into something that is not a table",
         ));
     };
     let target_alias = factor_name(&m.target).unwrap_or_default();
-    let target = Target::open(session, name, Some(target_alias.clone())).await?;
+    let target = Target::open_qualified(wc, name, Some(target_alias.clone())).await?;
     let source_alias =
         factor_name(&m.source).ok_or_else(|| Error::syntax("the MERGE source needs an alias"))?;
-    let source = session
-        .ctx
-        .sql(&format!("SELECT * FROM {}", m.source))
-        .await?;
+    let source = wc.ctx.sql(&format!("SELECT * FROM {}", m.source)).await?;
     if source
         .schema()
         .fields()
@@ -80,8 +71,7 @@ pub(crate) async fn merge_with(
     let source_schema =
         DFSchema::try_from_qualified_schema(source_alias.as_str(), source.schema().as_arrow())?;
     let both = target_schema.join(&source_schema)?;
-    let expr =
-        |e: &Expr| -> Result<DfExpr> { Ok(session.ctx.parse_sql_expr(&e.to_string(), &both)?) };
+    let expr = |e: &Expr| -> Result<DfExpr> { Ok(wc.ctx.parse_sql_expr(&e.to_string(), &both)?) };
     let on = expr(&m.on)?;
     let store = |col: &str, e: DfExpr| store_expr(e, &target.def, col, &target.name);
     let as_stored =
@@ -99,7 +89,7 @@ pub(crate) async fn merge_with(
                 name: e.name.clone(),
                 expr: e.expr.clone(),
             };
-            let cond = crate::quality::plan_check(&session.ctx, &check, &target_schema)?;
+            let cond = crate::quality::plan_check(&wc.ctx, &check, &target_schema)?;
             let cond = crate::quality::substitute_columns(cond, &target.def, row)?.is_not_false();
             all = Some(all.map_or(cond.clone(), |a| a.and(cond)));
         }
@@ -109,7 +99,7 @@ pub(crate) async fn merge_with(
     let checked = |sets: &mut Vec<(String, DfExpr)>, row: &[DfExpr]| -> Result<()> {
         if let Some((_, first)) = sets.first_mut() {
             *first = crate::quality::on_value(
-                &session.ctx,
+                &wc.ctx,
                 first.clone(),
                 &target.def,
                 &target.name,
@@ -126,7 +116,7 @@ pub(crate) async fn merge_with(
         .merge(source, on)
         .with_source_alias(&source_alias)
         .with_target_alias(&target_alias)
-        .with_session_state(Arc::new(session.ctx.state()))
+        .with_session_state(Arc::new(wc.ctx.state()))
         .with_commit_properties(commit_properties());
     // A DO NOTHING clause is no operation for delta-rs: the rows it takes
     // must just not reach the later clauses of its kind, so those get
@@ -239,7 +229,7 @@ pub(crate) async fn merge_with(
                     let value = match columns.iter().position(|n| n == &c.name) {
                         Some(i) => expr(&row[i])?,
                         None => match &c.default {
-                            Some(sql) => session.ctx.parse_sql_expr(sql, &both)?,
+                            Some(sql) => wc.ctx.parse_sql_expr(sql, &both)?,
                             None => lit(ScalarValue::Null),
                         },
                     };
@@ -281,23 +271,19 @@ pub(crate) async fn merge_with(
     }
     // Quarantine appends and changes to child tables commit before the
     // merge; a target row that two source rows match is found first.
-    let numbered = crate::quality::expect::quarantines(&target.def)
-        || !target.referenced_by(session).is_empty();
+    let numbered =
+        crate::quality::expect::quarantines(&target.def) || !target.referenced_by(wc).is_empty();
     let preview = Preview::new(&target, &m, (&target_alias, &source_alias), numbered);
-    let expected = check_rules(session, &target, &preview, keyed_upsert).await?;
+    let expected = check_rules(wc, &target, &preview, keyed_upsert).await?;
     let (written, metrics) = builder.await?;
-    session.engine.lake().remember(&written);
+    wc.lake.remember(&written);
     if let Some(run) = expected {
         run.record(written.version().unwrap_or(0) as i64).await;
     }
-    Ok(Output::Command {
-        tag: "MERGE".into(),
-        rows: Some(
-            metrics.num_target_rows_inserted
-                + metrics.num_target_rows_updated
-                + metrics.num_target_rows_deleted,
-        ),
-    })
+    let rows = metrics.num_target_rows_inserted
+        + metrics.num_target_rows_updated
+        + metrics.num_target_rows_deleted;
+    Ok(Outcome::of(written, Some(rows)).await)
 }
 
 /// What a MERGE does, as a query on the snapshot it reads: each row of
@@ -509,7 +495,7 @@ impl Preview {
 /// commits. Without expectations, the CHECKs and NOT NULL ride in the
 /// write itself.
 async fn check_rules(
-    session: &mut Session,
+    wc: &WriteContext,
     target: &Target,
     p: &Preview,
     keyed_upsert: bool,
@@ -524,7 +510,7 @@ async fn check_rules(
             p.rows(&all, &p.written()),
             ident(&target.name)
         );
-        expectations_before(session, target, &changed).await?
+        expectations_before(wc, target, &changed).await?
     };
     let written = format!("({} AND {})", p.written(), p.kept);
     let assigns = |cols: &[String]| p.assigned.iter().any(|c| cols.contains(c));
@@ -549,7 +535,7 @@ async fn check_rules(
         }
         let child = format!("({})", p.rows(&all, &written));
         if let Some(values) =
-            crate::quality::keys::first_row(&session.ctx, &fk.missing_sql(&child, &parent)).await?
+            crate::quality::keys::first_row(&wc.ctx, &fk.missing_sql(&child, &parent)).await?
         {
             return Err(fk.missing(&target.name, &values));
         }
@@ -570,7 +556,7 @@ async fn check_rules(
         );
         crate::quality::keys::first_violation(
             key,
-            &session.ctx,
+            &wc.ctx,
             &[key.repeated_sql(&new), key.present_sql(&new, &remaining)],
         )
         .await?;
@@ -583,7 +569,7 @@ async fn check_rules(
                 Preview::taken_by(&p.matched)
             ),
         );
-        if crate::quality::keys::first_row(&session.ctx, &twice)
+        if crate::quality::keys::first_row(&wc.ctx, &twice)
             .await?
             .is_some()
         {
@@ -595,7 +581,7 @@ async fn check_rules(
         }
     }
     let referenced: Vec<String> = target
-        .referenced_by(session)
+        .referenced_by(wc)
         .into_iter()
         .flat_map(|(_, _, fk)| fk.parent_columns)
         .collect();
@@ -617,14 +603,14 @@ async fn check_rules(
             p.kept
         );
         let gone = p.rows(&target.old_columns_sql(None), &filter);
-        delete_references(session, target, &gone, false).await?;
+        delete_references(wc, target, &gone, false).await?;
     }
     if !p.deletes.is_empty() {
         let gone = p.rows(
             &target.old_columns_sql(None),
             &Preview::taken_by(&p.deletes),
         );
-        delete_references(session, target, &gone, true).await?;
+        delete_references(wc, target, &gone, true).await?;
     }
     quarantine(expected).await
 }

@@ -1,0 +1,124 @@
+//! Appending rows: INSERT, COPY, CREATE TABLE AS, refreshes.
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::dataframe::DataFrame;
+use datafusion::logical_expr::LogicalPlan;
+use deltalake::protocol::SaveMode;
+
+use super::expectations::Run;
+use super::{AppTransaction, Outcome, Target, WriteContext, WriteOptions, conform, write_plan};
+use crate::error::Result;
+
+/// Rows into a table, with its rules: missing columns get their defaults,
+/// values their column types, NOT NULL and CHECK hold, keys stay unique,
+/// references find their parents, expectations count, drop or quarantine.
+/// One commit.
+pub struct Append<'a> {
+    wc: &'a WriteContext,
+    target: &'a Target,
+    columns: Vec<String>,
+    txn: Option<AppTransaction>,
+    /// What the rows are called in errors (`COPY` uses the file).
+    label: String,
+}
+
+/// An append planned: the plan the writer runs, and the expectations to
+/// record once it committed.
+pub struct Planned {
+    pub plan: LogicalPlan,
+    pub run: Option<Run>,
+}
+
+impl Planned {
+    /// Record the expectation counts against the version `outcome` made.
+    pub async fn committed(self, outcome: &Outcome) {
+        if let Some(run) = self.run {
+            run.record(outcome.version).await;
+        }
+    }
+}
+
+impl<'a> Append<'a> {
+    pub fn new(wc: &'a WriteContext, target: &'a Target) -> Append<'a> {
+        Append {
+            wc,
+            target,
+            columns: target.def.column_names(),
+            txn: None,
+            label: target.name.clone(),
+        }
+    }
+
+    /// The table columns the input's columns fill, in order (the others
+    /// get their defaults).
+    pub fn columns(mut self, columns: Vec<String>) -> Self {
+        self.columns = columns;
+        self
+    }
+
+    /// Commit as `txn` (exactly once per writer and version).
+    pub fn app_transaction(mut self, txn: Option<AppTransaction>) -> Self {
+        self.txn = txn;
+        self
+    }
+
+    pub fn label(mut self, label: String) -> Self {
+        self.label = label;
+        self
+    }
+
+    /// The write plan of `df` with the table's rules on it.
+    pub async fn plan(&self, df: DataFrame) -> Result<(DataFrame, Option<Run>)> {
+        let df = conform(self.wc, df, &self.target.def, &self.columns, &self.label)?;
+        self.target.prepare_append(self.wc, df).await
+    }
+
+    fn options(&self) -> WriteOptions {
+        WriteOptions {
+            txn: self.txn.clone(),
+            ..Default::default()
+        }
+    }
+
+    /// Append the rows of `df` in one commit.
+    pub async fn run(self, df: DataFrame) -> Result<Outcome> {
+        let (df, run) = self.plan(df).await?;
+        let planned = Planned {
+            plan: df.into_unoptimized_plan(),
+            run,
+        };
+        let outcome = write_plan(
+            self.wc.ctx.state(),
+            self.wc.lake.clone(),
+            self.target.table.clone(),
+            planned.plan.clone(),
+            SaveMode::Append,
+            self.options(),
+        )
+        .await?;
+        planned.committed(&outcome).await;
+        Ok(outcome)
+    }
+
+    /// [`Append::run`], and the rows as written (for RETURNING: they are
+    /// the statement's own rows, so holding them is bounded by its size).
+    pub async fn run_returning(self, df: DataFrame) -> Result<(Outcome, Vec<RecordBatch>)> {
+        let (df, run) = self.plan(df).await?;
+        let batches = df.collect().await?;
+        let written = self
+            .target
+            .table
+            .clone()
+            .write(batches.clone())
+            .with_save_mode(SaveMode::Append)
+            .with_session_state(std::sync::Arc::new(self.wc.ctx.state()))
+            .with_commit_properties(super::commit_properties_with(self.txn.as_ref()))
+            .await?;
+        self.wc.lake.remember(&written);
+        let outcome = Outcome::of(written, None).await;
+        if let Some(run) = run {
+            run.record(outcome.version).await;
+        }
+        Ok((outcome, batches))
+    }
+}

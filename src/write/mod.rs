@@ -1,0 +1,200 @@
+//! The one write path: every statement that changes a table's rows goes
+//! through here, and so does everything else that writes (COPY, CTAS,
+//! refreshes).
+//!
+//! ```text
+//!  handler (INSERT, UPDATE, DELETE, MERGE, COPY, CTAS, ...)
+//!     │  rows as a plan, predicates and assignments as syntax trees
+//!     ▼
+//!  write::{append, overwrite, update, delete, merge}
+//!     │  the table's rules: defaults, casts, NOT NULL, CHECK, keys,
+//!     │  foreign keys (and their ON DELETE actions), expectations with
+//!     │  quarantine and results
+//!     ▼
+//!  one Delta commit (optionally an application transaction), an Outcome
+//! ```
+//!
+//! A write reads the table at one snapshot (its [`Target`]) and commits on
+//! top of it, so a concurrent commit is detected by Delta instead of
+//! silently overwritten.
+
+pub mod append;
+mod expectations;
+mod references;
+mod rules;
+mod target;
+
+pub mod delete;
+pub mod merge;
+pub mod update;
+
+use std::sync::Arc;
+
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::SessionContext;
+use deltalake::DeltaTable;
+use deltalake::protocol::SaveMode;
+
+use crate::catalog::Catalog;
+use crate::error::Result;
+use crate::lake::Lake;
+
+pub use append::Append;
+pub use expectations::{ExpectRecord, Expected, Pending, Run, expectations_before};
+pub use references::{delete_references, referencing};
+pub use rules::{conform, has_subquery, new_row, store_expr};
+pub use target::Target;
+
+/// The single table a generated UPDATE or DELETE targets, with its alias.
+fn single_target(
+    t: &datafusion::sql::sqlparser::ast::TableWithJoins,
+) -> Result<(datafusion::sql::sqlparser::ast::ObjectName, Option<String>)> {
+    use datafusion::sql::sqlparser::ast::TableFactor;
+    match &t.relation {
+        TableFactor::Table { name, alias, .. } if t.joins.is_empty() => Ok((
+            name.clone(),
+            alias
+                .as_ref()
+                .map(|a| crate::frontend::names::normalize_ident(&a.name)),
+        )),
+        _ => Err(crate::error::Error::internal(
+            "a generated statement targets one table",
+        )),
+    }
+}
+
+/// What a write needs from the engine: a context that plans the queries
+/// it runs (it sees the lake's tables), the lake and the catalog.
+#[derive(Clone)]
+pub struct WriteContext {
+    pub ctx: SessionContext,
+    pub lake: Arc<Lake>,
+    pub catalog: Arc<Catalog>,
+}
+
+/// A Delta application transaction: the writer `app_id` has applied its
+/// input up to `version`. A write that carries one commits only if the
+/// table has not seen that writer at this version or later already, so a
+/// retried or concurrent writer never applies the same input twice.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppTransaction {
+    pub app_id: String,
+    pub version: i64,
+}
+
+/// What a write did.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The table after the commit.
+    pub table: DeltaTable,
+    /// The version the commit produced.
+    pub version: i64,
+    /// Rows the statement affected (written, updated or deleted).
+    pub rows: usize,
+    pub files_added: usize,
+    pub bytes_added: u64,
+}
+
+impl Outcome {
+    /// The outcome of the commit that produced `table`, from its commit
+    /// info, with `rows` when the caller counted them itself.
+    pub async fn of(table: DeltaTable, rows: Option<usize>) -> Outcome {
+        let metrics = commit_metrics(&table).await;
+        let get = |keys: &[&str]| {
+            keys.iter()
+                .find_map(|k| {
+                    metrics
+                        .as_ref()
+                        .and_then(|m| m.get(*k))
+                        .and_then(|v| v.as_u64())
+                })
+                .unwrap_or(0)
+        };
+        let rows = rows.unwrap_or_else(|| get(&["num_added_rows", "numOutputRows"]) as usize);
+        Outcome {
+            version: table.version().unwrap_or(0) as i64,
+            files_added: get(&["num_added_files", "numAddedFiles", "numFiles"]) as usize,
+            bytes_added: get(&["num_added_bytes", "numAddedBytes", "numOutputBytes"]),
+            table,
+            rows,
+        }
+    }
+}
+
+/// The operation metrics of the commit that produced `table`.
+async fn commit_metrics(table: &DeltaTable) -> Option<serde_json::Map<String, serde_json::Value>> {
+    use futures::StreamExt;
+    let mut h = table.history(Some(1));
+    let info = h.next().await?.ok()?;
+    info.info
+        .get("operationMetrics")
+        .and_then(|m| m.as_object())
+        .cloned()
+}
+
+/// Commit settings for writes: a commit that loses the race for a version
+/// checks the winners for conflicts and tries again. Appends never
+/// conflict, so with many writers they need more attempts than delta-rs'
+/// default 15 to get through.
+pub fn commit_properties() -> deltalake::kernel::transaction::CommitProperties {
+    deltalake::kernel::transaction::CommitProperties::default().with_max_retries(1000)
+}
+
+/// [`commit_properties`] recording `txn`, when there is one.
+pub fn commit_properties_with(
+    txn: Option<&AppTransaction>,
+) -> deltalake::kernel::transaction::CommitProperties {
+    let props = commit_properties();
+    match txn {
+        Some(t) => props.with_application_transaction(deltalake::kernel::Transaction::new(
+            &t.app_id, t.version,
+        )),
+        None => props,
+    }
+}
+
+/// The version of `app_id` the table last recorded, if any.
+pub async fn applied_version(table: &DeltaTable, app_id: &str) -> Result<Option<i64>> {
+    let snapshot = table.snapshot()?;
+    Ok(snapshot
+        .transaction_version(table.log_store().as_ref(), app_id)
+        .await?)
+}
+
+/// How [`write_plan`] writes.
+#[derive(Debug, Clone, Default)]
+pub struct WriteOptions {
+    pub partition_by: Vec<String>,
+    /// Replace the table's schema with the plan's (an overwrite that
+    /// renames columns); otherwise the schema must match.
+    pub new_schema: bool,
+    pub txn: Option<AppTransaction>,
+}
+
+/// Stream `plan` into `table` (created by this write when it has no state
+/// yet) in one commit. Everything is owned, so the write can run as a task
+/// of its own while its input is still arriving (COPY).
+pub async fn write_plan(
+    state: datafusion::execution::SessionState,
+    lake: Arc<Lake>,
+    table: DeltaTable,
+    plan: LogicalPlan,
+    mode: SaveMode,
+    options: WriteOptions,
+) -> Result<Outcome> {
+    let mut builder = table
+        .write(vec![])
+        .with_input_plan(plan)
+        .with_save_mode(mode)
+        .with_session_state(Arc::new(state))
+        .with_commit_properties(commit_properties_with(options.txn.as_ref()));
+    if !options.partition_by.is_empty() {
+        builder = builder.with_partition_columns(options.partition_by);
+    }
+    if options.new_schema {
+        builder = builder.with_schema_mode(deltalake::operations::write::SchemaMode::Overwrite);
+    }
+    let written = builder.await?;
+    lake.remember(&written);
+    Ok(Outcome::of(written, None).await)
+}
