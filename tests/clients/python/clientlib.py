@@ -207,3 +207,21 @@ def sorted_rows(rows) -> list[tuple]:
         return sorted((tuple(r) for r in rows), key=key)
     except TypeError:
         return sorted((tuple(r) for r in rows), key=repr)
+
+
+_setups: dict[tuple, BaseException | None] = {}
+
+
+def setup_once(target: Target, sql: str) -> None:
+    """Runs `sql` on `target` once per server and database; a failed setup is
+    re-raised for every test that needs it (not retried into 'already exists')."""
+    key = (target.host, target.port, target.dbname, hash(sql))
+    if key not in _setups:
+        try:
+            run_script(target, sql)
+            _setups[key] = None
+        except BaseException as e:  # noqa: BLE001 - re-raised below
+            _setups[key] = e
+    err = _setups[key]
+    if err is not None:
+        raise AssertionError(f"schema setup failed on {target.kind}: {err}")

@@ -80,10 +80,7 @@ _ready: set[tuple[str, int, str]] = set()
 
 
 def prepared(target):
-    key = (target.host, target.port, target.dbname)
-    if key not in _ready:
-        clientlib.run_script(target, (REPLAY / "schema.sql").read_text())
-        _ready.add(key)
+    clientlib.setup_once(target, (REPLAY / "schema.sql").read_text())
 
 
 def oids(conn) -> dict[str, int]:

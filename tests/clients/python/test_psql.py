@@ -36,10 +36,7 @@ _ready: set[tuple[str, int, str]] = set()
 
 
 def psql(target, *commands: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    key = (target.host, target.port, target.dbname)
-    if key not in _ready:
-        clientlib.run_script(target, SETUP)
-        _ready.add(key)
+    clientlib.setup_once(target, SETUP)
     args = [PSQL, "-X", "-v", "ON_ERROR_STOP=1", "-h", target.host, "-p", str(target.port),
             "-U", target.user, "-d", target.dbname]
     for c in commands:

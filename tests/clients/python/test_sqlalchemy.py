@@ -37,7 +37,7 @@ CREATE TABLE shop.orders (
 );
 CREATE VIEW shop.big_orders AS SELECT id, amount FROM shop.orders WHERE amount > 100;
 INSERT INTO shop.customers VALUES (1, 'a@x.io', 'Ada', true, '2026-01-01'), (2, 'b@x.io', 'Bob', false, NULL);
-INSERT INTO shop.orders VALUES (10, 1, 150.00, '2026-11-01 10:00:00+00', 'first', 2), (11, 2, 5.50, '2026-11-02 11:00:00+00', DEFAULT, DEFAULT);
+INSERT INTO shop.orders VALUES (10, 1, 150.00, '2026-11-01 10:00:00+00', 'first', 2), (11, 2, 5.50, '2026-11-02 11:00:00+00', 'none', 1);
 """
 
 _ready: set[tuple[str, int, str]] = set()
@@ -46,10 +46,7 @@ _ready: set[tuple[str, int, str]] = set()
 @pytest.fixture(params=["psycopg2", "psycopg"])
 def engine(request, target):
     """An engine on `target` whose database holds the `shop` schema."""
-    key = (target.host, target.port, target.dbname)
-    if key not in _ready:
-        clientlib.run_script(target, SETUP)
-        _ready.add(key)
+    clientlib.setup_once(target, SETUP)
     eng = sa.create_engine(target.sqlalchemy_url(request.param), poolclass=sa.pool.NullPool)
     yield eng
     eng.dispose()
