@@ -4,7 +4,8 @@
 # tools' catalog queries, psql, pgjdbc and node-postgres, each run against a
 # Sluice server it starts and against PostgreSQL 15 as the oracle.
 #
-#   scripts/test-clients.sh [pytest args...]     e.g. -k psycopg3, or a file
+#   scripts/test-clients.sh                      every suite
+#   scripts/test-clients.sh [pytest args...]     e.g. -k psycopg3, or one file
 #
 # Environment:
 #   SLUICE_BIN          the sluice binary to test (default: /tmp/sluice-bin/sluice,
@@ -45,4 +46,8 @@ export SLUICE_TEST_PG_URL
 export DBT_SEND_ANONYMOUS_USAGE_STATS=false DBT_VERSION_CHECK=false DO_NOT_TRACK=1
 
 echo "test-clients: $SLUICE_BIN against PostgreSQL at $SLUICE_TEST_PG_URL" >&2
-exec "$SLUICE_VENV/bin/python" -m pytest tests/clients/python -q -rfE -p no:cacheprovider "$@"
+# Without arguments: all suites. No -x: one run lists every gap.
+if [ "$#" -eq 0 ]; then
+    set -- tests/clients/python
+fi
+exec "$SLUICE_VENV/bin/python" -m pytest -q -rfE -p no:cacheprovider "$@"

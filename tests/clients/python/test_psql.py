@@ -29,7 +29,7 @@ CREATE TABLE t (
 );
 CREATE VIEW v AS SELECT id, amount FROM t;
 INSERT INTO parent VALUES (1, 'p');
-INSERT INTO t VALUES (1, 2.50, 'a', '2026-11-01 00:00:00+00', 1), (2, 0, DEFAULT, NULL, NULL);
+INSERT INTO t VALUES (1, 2.50, 'a', '2026-11-01 00:00:00+00', 1), (2, 0, 'none', NULL, NULL);
 """
 
 _ready: set[tuple[str, int, str]] = set()

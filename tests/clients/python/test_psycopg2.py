@@ -133,7 +133,8 @@ def test_named_cursor(target):
     conn = connect(target)
     try:
         cur = conn.cursor()
-        cur.execute("CREATE TABLE p2seq AS SELECT g AS n FROM generate_series(1, 2000) AS g")
+        cur.execute("CREATE TABLE p2seq (n bigint)")
+        cur.execute("INSERT INTO p2seq SELECT * FROM generate_series(1, 2000)")
         conn.commit()
         named = conn.cursor(name="p2_scan")
         named.itersize = 500
