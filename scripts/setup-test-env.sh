@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs: PostgreSQL 15 (server and client, the
 # reference peer) from Debian, a Python virtualenv with the client and
-# interoperability packages pinned in scripts/requirements-test.txt. (The S3
-# test server is a dev-dependency that runs inside the test process.)
+# interoperability packages pinned in scripts/requirements-test.txt, and the
+# non-Python clients of tests/clients/: pgjdbc from Debian
+# (libpostgresql-jdbc-java) and node-postgres from npm (`npm ci` in
+# tests/clients/node). (The S3 test server is a dev-dependency that runs inside
+# the test process.)
 #
 # Idempotent and quick when everything is already in place.
 #
@@ -78,6 +81,40 @@ install_postgres() {
     fi
 }
 
+# --- JDBC driver (pgjdbc, what DBeaver and Metabase use) -------------------
+
+install_jdbc() {
+    if pkg_installed libpostgresql-jdbc-java && [ -f /usr/share/java/postgresql.jar ]; then
+        log "pgjdbc already installed"
+        return 0
+    fi
+    log "installing libpostgresql-jdbc-java"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        --no-install-recommends libpostgresql-jdbc-java
+}
+
+# --- node-postgres ---------------------------------------------------------
+
+install_node_clients() {
+    local dir="$SCRIPT_DIR/../tests/clients/node"
+    if ! command -v npm >/dev/null 2>&1; then
+        log "npm not found: node client tests will fail (install Node 20)"
+        return 1
+    fi
+    # npm ci wipes node_modules: only when the lock file changed since the last run.
+    local stamp="$dir/node_modules/.sluice-lock.sha256"
+    local want
+    want="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+        log "node packages in tests/clients/node are up to date"
+        return 0
+    fi
+    log "installing node packages (npm ci) in tests/clients/node"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    echo "$want" >"$stamp"
+}
+
 # --- Python virtualenv -----------------------------------------------------
 
 requirements_hash() {
@@ -119,4 +156,6 @@ install_venv() {
 }
 
 install_postgres
+install_jdbc
+install_node_clients
 install_venv
