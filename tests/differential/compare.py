@@ -279,7 +279,7 @@ def group_key(v: Verdict, sl: Outcome | None, pg: Outcome | None) -> str:
     """What a mismatch is filed under: one line per likely root cause."""
     k = v.kind
     if k in ("sluice_error", "internal_error"):
-        return f"{k} {sl.sqlstate} {norm_message(sl.message)}"
+        return f"{k} {sl.sqlstate} {norm_message(sl.message, 72)}"
     if k == "sqlstate":
         return f"{k} pg={pg.sqlstate} sluice={sl.sqlstate} {norm_message(sl.message, 60)}"
     if k == "pg_error_only":

@@ -12,6 +12,8 @@ JSON line to the report.
            [--report FILE] [--known FILE] [--reduce-seconds 20]
     run.py ... --sql "SELECT ..."      # run one query on both, show the outcomes
     run.py --print --seed 3 --count 5  # only print generated queries
+    run.py --pg-only --seed 1-5         # generator self-check on PostgreSQL alone
+    run.py --ci ...                     # short mode: 40 cases, at most 60 s
 
 --seed takes one number, a list (1,2,5) or a range (1-20); --count is per
 seed. The exit status is 1 when a mismatch is not covered by the known
@@ -559,6 +561,12 @@ def main(argv=None):
                     help="check the generator: run on PostgreSQL alone, show what it rejects")
     ap.add_argument("--keep", action="store_true", help="keep the temporary lake and log")
     ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--ci", action="store_true",
+                    help="short mode for CI: --count 40 --seconds 60 --reduce-seconds 5 "
+                         "--reduce-per-group 1 unless given")
+    argv = sys.argv[1:] if argv is None else argv
+    if "--ci" in argv:
+        ap.set_defaults(count=40, seconds=60.0, reduce_seconds=5.0, reduce_per_group=1)
     args = ap.parse_args(argv)
     seeds = parse_seeds(args.seed)
 
