@@ -583,6 +583,10 @@ def main(argv=None):
     if not os.access(args.sluice_bin, os.X_OK):
         ap.error(f"no Sluice binary at {args.sluice_bin}")
 
+    # Background jobs start with SIGINT ignored; make SIGINT and SIGTERM end
+    # the run through the finally below, which stops the server.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     workdir = tempfile.mkdtemp(prefix="sluice-diff-")
     server = SluiceServer(args.sluice_bin, workdir)
     code = 0
