@@ -38,6 +38,8 @@ INT_OIDS = {20, 21, 23, 26}
 FLOAT_OIDS = {700, 701}
 NUMERIC_OID = 1700
 TIMESTAMPTZ_OID = 1184
+TIMESTAMP_OID = 1114
+DATE_OID = 1082
 # Floats: relative 1e-9, or absolute 1e-5 (the rounding error of a sum of
 # rows near ±1e10, as numeric(12,2) cast to float gives, in another order).
 REL_TOL = 1e-9
@@ -210,6 +212,7 @@ def classify(pg: Outcome, sl: Outcome, ordered: bool) -> Verdict:
     if len(pg.columns) != len(sl.columns):
         return Verdict("wrong_result", {"why": f"{len(pg.columns)} columns vs {len(sl.columns)}"})
     a, b = normalise(pg), normalise(sl)
+    a, b = _date_vs_timestamp(pg, sl, a, b)
     if ordered:
         i = list_diff(a, b)
         if i is not None:
@@ -242,6 +245,27 @@ def classify(pg: Outcome, sl: Outcome, ordered: bool) -> Verdict:
     if names[0] != names[1]:
         return Verdict("column_name", {"pg": names[0], "sluice": names[1]})
     return Verdict("agree")
+
+
+def _date_vs_timestamp(pg, sl, a, b):
+    """A date on one side and a timestamp at midnight on the other are the
+    same value in different types: let the type check report it."""
+    cols = [i for i, (p, s) in enumerate(zip(pg.columns, sl.columns))
+            if {p[1], s[1]} in ({DATE_OID, TIMESTAMP_OID}, {DATE_OID, TIMESTAMPTZ_OID})]
+    if not cols:
+        return a, b
+
+    def fix(rows):
+        out = []
+        for r in rows:
+            r = list(r)
+            for i in cols:
+                v = r[i]
+                if v is not None and v[0] == "s" and v[1].endswith(" 00:00:00"):
+                    r[i] = ("s", v[1][:-9])
+            out.append(tuple(r))
+        return out
+    return fix(a), fix(b)
 
 
 def _scale_diffs(pg, sl, a, b, ordered):
