@@ -37,7 +37,7 @@ LITERALS = {
     BIGINT: ["3000000000", "CAST(-1 AS bigint)", "CAST(100 AS bigint)", "CAST(7 AS bigint)",
              "CAST(0 AS bigint)"],
     NUMERIC: ["0.00", "1.5", "2.50", "-3.75", "12.5", "0.000001", "100.000001", "1234.56",
-              "-0.01", "3"],
+              "-0.01", "3.0"],
     FLOAT: [f"CAST({v} AS double precision)"
             for v in ("0.5", "1.5", "-2.25", "0.375", "2.5", "100", "0.0625", "0")],
     TEXT: ["'apple'", "'b2'", "''", "'fig'", "'zzz'", "'a'", "'kiwi'", "'mango'", "'a1'"],
@@ -236,7 +236,7 @@ class Gen:
             add(1, "trunc", lambda: E("trunc({0})", [a(NUMERIC)], NUMERIC))
             add(1, "abs", lambda: E("abs({0})", [a(NUMERIC)], NUMERIC))
             add(1, "ceil_floor", lambda: E(self.pick(["ceil", "floor"]) + "({0})", [a(NUMERIC)], NUMERIC))
-            add(1, "mod", lambda: E("mod({0}, {1})", [a(NUMERIC), lit(self.pick(["2.5", "3", "0.7"]), NUMERIC)], NUMERIC))
+            add(1, "mod", lambda: E("mod({0}, {1})", [a(NUMERIC), lit(self.pick(["2.5", "3.0", "0.7"]), NUMERIC)], NUMERIC))
             add(3, "cast", lambda: E("CAST({0} AS %s)" % self.pick(NUMERIC_CASTS),
                                      [x(self.pick([INT, BIGINT, FLOAT, NUMERIC]))], NUMERIC))
             add(1, "extract", lambda: E("EXTRACT(%s FROM {0})" % self.pick(DATE_FIELDS), [x(DATE)], NUMERIC))

@@ -265,6 +265,7 @@ class Runner:
         self.kinds = Counter()
         self.groups: dict[str, list[dict]] = defaultdict(list)
         self.pg_rejects = Counter()
+        self.pg_reject_examples: dict[str, str] = {}
         self.unknown_mismatches = 0
         self.xx000 = 0
         self.query_time = 0.0
@@ -305,6 +306,9 @@ class Runner:
         v = self.crash_verdict(pg, sl, classify(pg, sl, is_ordered(q)))
         if not pg.ok:
             self.pg_rejects[pg.sqlstate] += 1
+            if not pg.sqlstate.startswith("22"):
+                # not a runtime error: the generator wrote something invalid
+                self.pg_reject_examples.setdefault(pg.sqlstate, f"{pg.message} :: {sql}")
         self.stats["differential"] += 1
         if v.kind == "skipped":
             self.stats["skipped"] += 1
@@ -483,6 +487,7 @@ class Runner:
             "unknown_mismatches": self.unknown_mismatches,
             "xx000_errors": self.xx000,
             "pg_rejected": dict(self.pg_rejects.most_common()),
+            "pg_rejected_examples": self.pg_reject_examples,
             "seconds": round(self.elapsed, 1),
             "seconds_reducing": round(self.reduce_time, 1),
             "seconds_per_100_cases": round(100 * (self.elapsed - self.reduce_time) / s["cases"], 1)
@@ -555,7 +560,8 @@ def main(argv=None):
     ap.add_argument("--disable", default="", type=lambda s: [f for f in s.split(",") if f],
                     help="generator features to leave out (comma-separated tags from gen.py, "
                          "e.g. mod,window,type_timestamptz): to look past a known failure")
-    ap.add_argument("--sql", default=None, help="run this one query on both and show outcomes")
+    ap.add_argument("--sql", action="append", default=None,
+                    help="run this query on both and show the outcomes (repeatable)")
     ap.add_argument("--print", action="store_true", help="only print the generated queries")
     ap.add_argument("--pg-only", action="store_true",
                     help="check the generator: run on PostgreSQL alone, show what it rejects")
@@ -600,11 +606,15 @@ def main(argv=None):
         for p in problems:
             print(f"LOAD: {p}", file=sys.stderr)
         if args.sql:
-            pgo, slo = pg.run(args.sql), sl.run(args.sql)
-            v = classify(pgo, slo, "ORDER BY" in args.sql.upper())
-            print(json.dumps({"verdict": v.kind, "detail": v.detail, "pg": pgo.summary(100),
-                              "sluice": slo.summary(100)}, indent=2, default=str))
-            return 0 if v.agree else 1
+            agree = True
+            for q in args.sql:
+                pgo, slo = pg.run(q), sl.run(q)
+                v = classify(pgo, slo, "ORDER BY" in q.upper())
+                agree = agree and v.agree
+                print(json.dumps({"sql": q, "verdict": v.kind, "detail": v.detail,
+                                  "pg": pgo.summary(100), "sluice": slo.summary(100)},
+                                 default=str))
+            return 0 if agree else 1
         runner = Runner(args, pg, sl)
         runner.run(seeds, args.count)
         summ = runner.summary()
