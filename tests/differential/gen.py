@@ -643,6 +643,8 @@ class Gen:
             types = [self.rtype() for _ in range(self.wpick([(3, 1), (4, 2), (3, 3), (1, 4)]))]
         mode = self.wpick([(5, "plain"), (3, "grouped", "group_by"), (1, "aggregate", "aggregate"),
                            (2 if role in ("top", "derived") else 0, "window", "window")])
+        # subqueries in the select list (not in WHERE or HAVING)
+        items_sub = base.sub and self.on("subquery_in_select")
         if mode == "grouped":
             keys = []
             for _ in range(self.wpick([(4, 1), (3, 2), (1, 3)])):
@@ -656,7 +658,8 @@ class Gen:
                 if s.group_mode == "sets":
                     n = len(keys)
                     s.grouping_sets = [tuple(range(n)), tuple(range(n - 1)) if n > 1 else (0,), ()]
-            gctx = Ctx(scope=scope, grouped=keys, agg=True, sub=base.sub, qd=qd)
+            gctx = Ctx(scope=scope, grouped=keys, agg=True, sub=items_sub, qd=qd)
+            hctx = Ctx(scope=scope, grouped=keys, agg=True, sub=base.sub, qd=qd)
             for t in types:
                 ks = [k for k in keys if k.t == t]
                 if ks and self.chance(0.45):
@@ -666,15 +669,15 @@ class Gen:
                 else:
                     s.items.append(self.expr(t, gctx))
             for _ in range(self.wpick([(3, 0), (2, 1), (1, 2)]) if self.on("having") else 0):
-                s.having.append(self.expr(BOOL, gctx))
+                s.having.append(self.expr(BOOL, hctx))
         elif mode == "aggregate":
-            gctx = Ctx(scope=scope, grouped=[], agg=True, sub=base.sub, qd=qd)
+            gctx = Ctx(scope=scope, grouped=[], agg=True, sub=items_sub, qd=qd)
             for t in types:
                 s.items.append(self.aggregate(t, gctx) if self.chance(0.7) else self.expr(t, gctx))
             if self.chance(0.2):
-                s.having.append(self.expr(BOOL, gctx))
+                s.having.append(self.expr(BOOL, Ctx(scope=scope, grouped=[], agg=True, sub=base.sub, qd=qd)))
         else:
-            ictx = Ctx(scope=scope, outer=outer, win=(mode == "window"), sub=base.sub, qd=qd)
+            ictx = Ctx(scope=scope, outer=outer, win=(mode == "window"), sub=items_sub, qd=qd)
             for t in types:
                 s.items.append(self.expr(t, ictx))
             if mode == "window" and not any(e.contains(lambda n: n.win) for e in s.items):

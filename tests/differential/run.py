@@ -148,6 +148,17 @@ def pg_database_url(url: str, dbname: str) -> str:
     return make_conninfo(**params)
 
 
+def drop_database(url: str, dbname: str):
+    try:
+        admin = Client(url)
+    except ConnectionLost:
+        return
+    try:
+        admin.execute(f"DROP DATABASE IF EXISTS {dbname} WITH (FORCE)")
+    finally:
+        admin.close()
+
+
 SESSION_SETUP = [
     f"SET statement_timeout = '{STATEMENT_TIMEOUT}'",
     "SET TimeZone = 'UTC'",
@@ -544,7 +555,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sluice-bin", default=os.environ.get("SLUICE_BIN", "/tmp/sluice-bin/sluice"))
     ap.add_argument("--pg-url", default=os.environ.get("SLUICE_TEST_PG_URL"))
-    ap.add_argument("--pg-db", default="diffgen", help="PostgreSQL database to create and use")
+    ap.add_argument("--pg-db", default=None,
+                    help="PostgreSQL database to create and use (default: diffgen_<pid>, "
+                         "dropped at the end, so that runs never share tables)")
     ap.add_argument("--seed", default="1")
     ap.add_argument("--count", type=int, default=100, help="cases per seed")
     ap.add_argument("--seconds", type=float, default=None, help="stop starting cases after this")
@@ -575,6 +588,9 @@ def main(argv=None):
         ap.set_defaults(count=40, seconds=60.0, reduce_seconds=5.0, reduce_per_group=1)
     args = ap.parse_args(argv)
     seeds = parse_seeds(args.seed)
+    own_db = args.pg_db is None
+    if own_db:
+        args.pg_db = f"diffgen_{os.getpid()}"
 
     if args.print:
         for seed in seeds:
@@ -585,7 +601,11 @@ def main(argv=None):
     if not args.pg_url:
         ap.error("--pg-url (or SLUICE_TEST_PG_URL) is required")
     if args.pg_only:
-        return pg_only(args, seeds)
+        try:
+            return pg_only(args, seeds)
+        finally:
+            if own_db:
+                drop_database(args.pg_url, args.pg_db)
     if not os.access(args.sluice_bin, os.X_OK):
         ap.error(f"no Sluice binary at {args.sluice_bin}")
 
@@ -631,6 +651,8 @@ def main(argv=None):
         code = 1 if (runner.unknown_mismatches or problems) else 0
     finally:
         server.stop()
+        if own_db and not args.keep:
+            drop_database(args.pg_url, args.pg_db)
         if args.keep:
             print(f"kept {workdir}", file=sys.stderr)
         else:
