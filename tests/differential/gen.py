@@ -619,7 +619,9 @@ class Gen:
         ctx = Ctx(scope=scope, sub=False, qd=qd)
         t = self.rtype((INT, TEXT, BOOL, DATE, NUMERIC, BIGINT, TS))
         cols = [c for c in scope.usable() if c.t == t]
-        if cols and self.chance(0.8):
+        # (a boolean key stays a column: PostgreSQL flattens nested AND/OR,
+        # so `(k OR true) OR bool_or(x)` no longer contains the key `k OR true`)
+        if cols and (t == BOOL or self.chance(0.8)):
             c = self.pick(cols)
             return col(c.ref, t, nolit=True)
         e = self.expr(t, ctx, 1)

@@ -456,27 +456,27 @@ class Runner:
             tag = "known" if rec["known"] else "MISMATCH"
             print(f"[{tag}] seed={seed} #{index} {gk}\n    {show_sql[:400]}", flush=True)
 
-    def run(self, seeds, count):
+    def run(self, seeds, count, cases=None):
+        """Cases 0..count-1 of every seed, or exactly the (seed, index) pairs given."""
         t0 = time.monotonic()
+        if cases is None:
+            cases = [(seed, i) for seed in seeds for i in range(count)]
+        for seed, i in cases:
+            if self.time_left() <= 0:
+                break
+            self.run_case(seed, i)
+        self.elapsed = time.monotonic() - t0
+
+    def run_case(self, seed, i):
         mix = [(self.args.tlp, "tlp"), (self.args.norec, "norec"),
                (max(0.0, 1 - self.args.tlp - self.args.norec), "diff")]
-        done = False
-        for seed in seeds:
-            for i in range(count):
-                if self.time_left() <= 0:
-                    done = True
-                    break
-                rng = random.Random(f"{seed}:{i}")
-                gen = Gen(rng, self.args.disable)
-                which = gen.wpick(mix)
-                self.stats["cases"] += 1
-                if which == "diff":
-                    self.differential(seed, i, gen)
-                else:
-                    self.metamorphic(seed, i, gen, which)
-            if done:
-                break
-        self.elapsed = time.monotonic() - t0
+        gen = Gen(random.Random(f"{seed}:{i}"), self.args.disable)
+        which = gen.wpick(mix)
+        self.stats["cases"] += 1
+        if which == "diff":
+            self.differential(seed, i, gen)
+        else:
+            self.metamorphic(seed, i, gen, which)
 
     def summary(self) -> dict:
         s = self.stats
@@ -573,6 +573,9 @@ def main(argv=None):
     ap.add_argument("--disable", default="", type=lambda s: [f for f in s.split(",") if f],
                     help="generator features to leave out (comma-separated tags from gen.py, "
                          "e.g. mod,window,type_timestamptz): to look past a known failure")
+    ap.add_argument("--cases", default=None,
+                    help="run only these cases, SEED:INDEX[,...] (as in a report), "
+                         "with the same generator settings (--disable, --tlp, --norec)")
     ap.add_argument("--sql", action="append", default=None,
                     help="run this query on both and show the outcomes (repeatable)")
     ap.add_argument("--print", action="store_true", help="only print the generated queries")
@@ -636,7 +639,10 @@ def main(argv=None):
                                  default=str))
             return 0 if agree else 1
         runner = Runner(args, pg, sl)
-        runner.run(seeds, args.count)
+        cases = None
+        if args.cases:
+            cases = [tuple(int(x) for x in c.split(":")) for c in args.cases.split(",")]
+        runner.run(seeds, args.count, cases)
         summ = runner.summary()
         summ["load_problems"] = problems
         summ["seeds"] = args.seed
