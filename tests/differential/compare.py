@@ -12,7 +12,8 @@ Kinds, most important first:
                    of columns)
   tlp, norec       a metamorphic relation broke on Sluice (and holds on
                    PostgreSQL)
-  crash            the Sluice process died
+  flaky            a difference that a second run of the query did not show
+  crash            the Sluice process died or dropped the connection
   numeric_precision  numerics that agree only to the precision of the less
                    precise side (avg giving 1.197777 for 1.19777778)
   internal_error   Sluice answered XX000 (always a failure)
@@ -45,7 +46,7 @@ DATE_OID = 1082
 REL_TOL = 1e-9
 ABS_TOL = 1e-5
 
-KIND_ORDER = ["wrong_result", "tlp", "norec", "crash", "numeric_precision", "internal_error",
+KIND_ORDER = ["wrong_result", "tlp", "norec", "flaky", "crash", "numeric_precision", "internal_error",
               "sluice_error",
               "timeout", "pg_error_only", "sqlstate", "column_type", "numeric_scale",
               "column_name"]

@@ -303,8 +303,10 @@ class Runner:
         return self.reduced_per_group[gk] < limit
 
     def crash_verdict(self, pg, sl, v):
-        if not sl.ok and sl.sqlstate == "CRASH":
-            return Verdict("crash", {})
+        if not sl.ok and sl.sqlstate in ("CRASH", "LOST"):
+            # the process died, or dropped the connection (a panic in the
+            # session's task)
+            return Verdict("crash", {"how": sl.sqlstate, "message": sl.message})
         return v
 
     # one differential case
@@ -327,9 +329,18 @@ class Runner:
         if v.agree:
             self.stats["agree"] += 1
             return
+        if v.kind in ("wrong_result", "numeric_precision", "pg_error_only"):
+            # The same answer twice, or the difference is not reproducible
+            # (a race in Sluice, or someone changing the tables under us).
+            p2, s2 = self.run_both(sql)
+            v2 = classify(p2, s2, is_ordered(q))
+            if v2.kind != v.kind:
+                v = Verdict("flaky", {"first": v.kind, "first_detail": v.detail,
+                                      "second": v2.kind, "second_pg": p2.summary(),
+                                      "second_sluice": s2.summary()})
         reduced, tries = None, 0
         gk = group_key(v, sl, pg)
-        if v.kind not in ("crash", "timeout") and self.may_reduce(gk) \
+        if v.kind not in ("crash", "timeout", "flaky") and self.may_reduce(gk) \
                 and pg.elapsed + sl.elapsed < 2.0:
             self.reduced_per_group[gk] += 1
             t_red = time.monotonic()
@@ -375,7 +386,7 @@ class Runner:
         if status == "error" and detail["sqlstate"] == "XX000":
             self.xx000 += 1
         if status == "error":
-            if detail["sqlstate"] in ("CRASH",):
+            if detail["sqlstate"] in ("CRASH", "LOST"):
                 v = Verdict("crash", {})
                 self.record(seed, index, v, case.sql(), None, detail["outcomes"][-1])
             else:
