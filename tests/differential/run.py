@@ -329,7 +329,7 @@ class Runner:
         if v.agree:
             self.stats["agree"] += 1
             return
-        if v.kind in ("wrong_result", "numeric_precision", "pg_error_only"):
+        if v.kind in ("wrong_result", "numeric_precision", "float_rounding", "pg_error_only"):
             # The same answer twice, or the difference is not reproducible
             # (a race in Sluice, or someone changing the tables under us).
             p2, s2 = self.run_both(sql)

@@ -49,6 +49,9 @@ class CompareTest(unittest.TestCase):
         self.assertEqual(classify(a, b, False).kind, "agree")
         c = ok([("x", F8)], [("0.31",)])
         self.assertEqual(classify(a, c, False).kind, "wrong_result")
+        d = ok([("x", F8)], [("135.48721490625",)])
+        e = ok([("x", F8)], [("135.48706175000112",)])
+        self.assertEqual(classify(d, e, False).kind, "float_rounding")
 
     def test_numeric_scale_and_precision(self):
         a = ok([("x", NUM)], [("1.50",)])
