@@ -45,7 +45,8 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo  # noqa: E402
 import oracles  # noqa: E402
 import schema  # noqa: E402
 from client import Client, ConnectionLost, Outcome  # noqa: E402
-from compare import KIND_ORDER, Verdict, classify, group_key, reduce_key  # noqa: E402
+from compare import (KIND_ORDER, Verdict, classify, group_key, normalise,  # noqa: E402
+                     reduce_key, show_row)
 from gen import Ctx, Gen  # noqa: E402
 from reduce import reduce  # noqa: E402
 from sqltree import is_ordered  # noqa: E402
@@ -531,9 +532,18 @@ def load_schema(pg: Peer, sl: Peer) -> list[str]:
             problems.append(f"Sluice refused {stmt}: {s.sqlstate} {s.message}")
     for t in schema.TABLES:
         q = f"SELECT * FROM {t.name} ORDER BY id"
-        v = classify(pg.run(q), sl.run(q), True)
+        p, s = pg.run(q), sl.run(q)
+        v = classify(p, s, True)
         if not v.agree:
             problems.append(f"{t.name} differs after loading: {v.kind} {v.detail}")
+        elif p.ok and s.ok:
+            # exactly: the float tolerance of the comparisons must not hide
+            # a value stored differently
+            for rp, rs in zip(normalise(p), normalise(s)):
+                for c, (a, b) in enumerate(zip(rp, rs)):
+                    if a != b and not (a and b and a[0] == b[0] == "n" and a[1] == b[1]):
+                        problems.append(f"{t.name}.{p.columns[c][0]} differs after loading: "
+                                        f"{show_row([a])[0]} vs {show_row([b])[0]}")
     return problems
 
 

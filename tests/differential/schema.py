@@ -109,12 +109,13 @@ def _n(s):
 
 
 def _f(s):
-    # Floats go in as typed literals so that no server reads them as numeric
-    # and rounds differently. t1's are multiples of 1/8, small except ±1e15
+    # Floats go in as strings cast to double precision, so that no server
+    # reads them as numeric literals first and rounds differently (Sluice
+    # reads the literal 1e15 as 999999999999999.9). t1's are multiples of 1/8, small except ±1e15
     # (whose ulp is 1/8): their sums are exact in any order, so the two
     # servers cannot differ by the order they add rows in. t3.f8 has 1e-5,
     # in a table without large values (a relative error only).
-    return None if s is None else f"CAST({s} AS double precision)"
+    return None if s is None else f"CAST('{s}' AS double precision)"
 
 
 def _b(v):
