@@ -52,6 +52,9 @@ class CompareTest(unittest.TestCase):
         d = ok([("x", F8)], [("135.48721490625",)])
         e = ok([("x", F8)], [("135.48706175000112",)])
         self.assertEqual(classify(d, e, False).kind, "float_rounding")
+        n = ok([("x", NUM)], [("176470599.47058824",)])
+        f = ok([("x", F8)], [("176470627.17647058",)])
+        self.assertEqual(classify(n, f, False).kind, "wrong_result")
 
     def test_numeric_scale_and_precision(self):
         a = ok([("x", NUM)], [("1.50",)])
