@@ -21,11 +21,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use datafusion::catalog::{
-    CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider, SchemaProvider,
-};
 use datafusion::common::ParamValues;
-use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use futures::StreamExt;
 use sluice::engine::{Engine, Output, Session};
 use tokio_postgres::{NoTls, SimpleQueryMessage};
@@ -223,34 +220,14 @@ async fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
 /// Sluice's own `CREATE TABLE ... AS SELECT`, for the tables not there yet.
 async fn load(engine: &Arc<Engine>, data: &Path) -> Result<(), Box<dyn std::error::Error>> {
     let mut session = engine.session();
-    // Read the files with plain Utf8 strings, as the Delta tables store them.
-    let mut config = SessionConfig::new();
-    config
-        .options_mut()
-        .execution
-        .parquet
-        .schema_force_view_types = false;
-    let reader = SessionContext::new_with_config(config);
-    let schema = Arc::new(MemorySchemaProvider::new());
-    for t in TABLES {
-        reader
-            .register_parquet(
-                t,
-                path_str(&data.join(format!("{t}.parquet"))),
-                ParquetReadOptions::default(),
-            )
-            .await?;
-        let provider = reader.table_provider(t).await?;
-        schema.register_table(t.to_string(), provider)?;
-    }
-    let catalog = Arc::new(MemoryCatalogProvider::new());
-    catalog.register_schema("public", schema)?;
-    session.context().register_catalog("bench", catalog);
-
+    let file = |t: &str| path_str(&data.join(format!("{t}.parquet"))).replace('\'', "''");
     run_sql(&mut session, "CREATE SCHEMA IF NOT EXISTS tpch").await?;
     for t in TABLES {
         let start = Instant::now();
-        let sql = format!("CREATE TABLE IF NOT EXISTS tpch.{t} AS SELECT * FROM bench.public.{t}");
+        let sql = format!(
+            "CREATE TABLE IF NOT EXISTS tpch.{t} AS SELECT * FROM read_parquet('{}')",
+            file(t)
+        );
         run_sql(&mut session, &sql).await?;
         let notices = session.take_notices();
         if notices.is_empty() {
@@ -260,7 +237,11 @@ async fn load(engine: &Arc<Engine>, data: &Path) -> Result<(), Box<dyn std::erro
     // A lake loaded from another scale factor would make every comparison
     // meaningless: check one table's size against the files.
     let in_lake = count(&mut session, "SELECT count(*) FROM tpch.lineitem").await?;
-    let in_files = count(&mut session, "SELECT count(*) FROM bench.public.lineitem").await?;
+    let in_files = count(
+        &mut session,
+        &format!("SELECT count(*) FROM read_parquet('{}')", file("lineitem")),
+    )
+    .await?;
     if in_lake != in_files {
         return Err(format!(
             "the lake's tpch.lineitem has {in_lake} rows but the Parquet files have {in_files}: \

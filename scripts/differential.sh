@@ -13,7 +13,7 @@
 #
 # Environment:
 #   SLUICE_BIN     the server binary (default: $CARGO_TARGET_DIR/release/sluice,
-#                  then .../debug/sluice, then /tmp/sluice-bin/sluice); never built here
+#                  then .../debug/sluice); never built here
 #   SLUICE_VENV    Python virtualenv with psycopg (default: $HOME/.cache/sluice-venv)
 #   SEEDS, COUNT, OUT, REDUCE_SECONDS (default 20), SECONDS_LIMIT (default: none)
 set -euo pipefail
@@ -22,14 +22,14 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 SLUICE_VENV="${SLUICE_VENV:-$HOME/.cache/sluice-venv}"
-CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sluice-target}"
+CARGO_TARGET_DIR="$(scripts/target-dir.sh)"
 SEEDS="${SEEDS:-1-20}"
 COUNT="${COUNT:-300}"
 OUT="${OUT:-$ROOT/target/differential}"
 REDUCE_SECONDS="${REDUCE_SECONDS:-20}"
 
 if [ -z "${SLUICE_BIN:-}" ]; then
-    for candidate in "$CARGO_TARGET_DIR/release/sluice" "$CARGO_TARGET_DIR/debug/sluice" /tmp/sluice-bin/sluice; do
+    for candidate in "$CARGO_TARGET_DIR/release/sluice" "$CARGO_TARGET_DIR/debug/sluice"; do
         if [ -x "$candidate" ]; then
             SLUICE_BIN="$candidate"
             break

@@ -8,8 +8,8 @@
 #   scripts/test-clients.sh [pytest args...]     e.g. -k psycopg3, or one file
 #
 # Environment:
-#   SLUICE_BIN          the sluice binary to test (default: /tmp/sluice-bin/sluice,
-#                       else $CARGO_TARGET_DIR/debug/sluice when that exists)
+#   SLUICE_BIN          the sluice binary to test (default: the debug build of this checkout,
+#                      (scripts/target-dir.sh))
 #   SLUICE_VENV         Python virtualenv (default: $HOME/.cache/sluice-venv)
 #   SLUICE_TEST_PG_URL  PostgreSQL 15 to compare with (default: scripts/pg-test-server.sh)
 #   SLUICE_SKIP_SETUP   set to 1 to skip scripts/setup-test-env.sh
@@ -21,11 +21,7 @@ cd "$ROOT"
 
 export SLUICE_VENV="${SLUICE_VENV:-$HOME/.cache/sluice-venv}"
 if [ -z "${SLUICE_BIN:-}" ]; then
-    if [ -x /tmp/sluice-bin/sluice ]; then
-        SLUICE_BIN=/tmp/sluice-bin/sluice
-    else
-        SLUICE_BIN="${CARGO_TARGET_DIR:-$HOME/.cache/sluice-target}/debug/sluice"
-    fi
+    SLUICE_BIN="$(scripts/target-dir.sh)/debug/sluice"
 fi
 export SLUICE_BIN
 if [ ! -x "$SLUICE_BIN" ]; then

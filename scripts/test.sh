@@ -7,7 +7,10 @@
 #   SLUICE_VENV       Python virtualenv for client tests (default: $HOME/.cache/sluice-venv)
 #   SLUICE_PG_DIR     PostgreSQL test cluster location (default: /tmp/sluice-pg)
 #   SLUICE_PG_PORT    its port (default: 54329)
-#   CARGO_TARGET_DIR  build output (default: $HOME/.cache/sluice-target)
+#   CARGO_TARGET_DIR  build output (default: one folder per checkout under
+#                     $HOME/.cache/sluice-target-*, so reruns are warm and two
+#                     checkouts never share build output: the tests embed the
+#                     checkout path at compile time)
 #   TEST_THREADS      parallel tests per test binary (default: 2)
 set -euo pipefail
 
@@ -15,7 +18,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 export SLUICE_VENV="${SLUICE_VENV:-$HOME/.cache/sluice-venv}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sluice-target}"
+export CARGO_TARGET_DIR="$(scripts/target-dir.sh)"
 TEST_THREADS="${TEST_THREADS:-2}"
 
 step() { echo "==> $*" >&2; }

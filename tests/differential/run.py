@@ -574,7 +574,7 @@ def pg_only(args, seeds) -> int:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sluice-bin", default=os.environ.get("SLUICE_BIN", "/tmp/sluice-bin/sluice"))
+    ap.add_argument("--sluice-bin", default=os.environ.get("SLUICE_BIN"))
     ap.add_argument("--pg-url", default=os.environ.get("SLUICE_TEST_PG_URL"))
     ap.add_argument("--pg-db", default=None,
                     help="PostgreSQL database to create and use (default: diffgen_<pid>, "
@@ -630,7 +630,7 @@ def main(argv=None):
         finally:
             if own_db:
                 drop_database(args.pg_url, args.pg_db)
-    if not os.access(args.sluice_bin, os.X_OK):
+    if not args.sluice_bin or not os.access(args.sluice_bin, os.X_OK):
         ap.error(f"no Sluice binary at {args.sluice_bin}")
 
     # Background jobs start with SIGINT ignored; make SIGINT and SIGTERM end
