@@ -12,7 +12,7 @@ use datafusion::sql::sqlparser::ast::{
 use deltalake::DeltaTableBuilder;
 use deltalake::protocol::SaveMode;
 
-use super::{Output, Session, dml, last_ident, normalize_ident};
+use super::{Output, Session, last_ident, normalize_ident};
 use crate::catalog::{
     ColumnDef, Def, ExternalDef, Kind, Object, PgType, SYSTEM_SCHEMAS, TableDef, ViewDef,
 };
@@ -394,20 +394,27 @@ async fn create_table_with_rules_as(
     let query = ct.query.take().expect("checked by the caller");
     let name = ct.name.clone();
     Box::pin(create_table(session, ct, expectations)).await?;
-    let insert = format!("INSERT INTO {name} {query}");
-    let mut stmts = session.parse(&insert)?;
-    let Some(crate::frontend::Stmt::Sql(stmt)) = stmts.pop() else {
-        return Err(Error::internal("CREATE TABLE AS did not plan as INSERT"));
+    // The query's rows go in through the write path, with every rule.
+    let filled = async {
+        let (schema, table, def) = session.resolve_table(&name)?;
+        let plan = session.plan(Statement::Query(query)).await?;
+        let width = plan.schema().fields().len();
+        if width > def.columns.len() {
+            return Err(Error::syntax(
+                "INSERT has more expressions than target columns",
+            ));
+        }
+        let columns = def.column_names()[..width].to_vec();
+        let wc = session.write_context();
+        let target = crate::write::Target::open(&wc, &schema, &table, def, None).await?;
+        let df = session.context().execute_logical_plan(plan).await?;
+        crate::write::Append::new(&wc, &target)
+            .columns(columns)
+            .run(df)
+            .await
     };
-    let Statement::Insert(ins) = *stmt else {
-        return Err(Error::internal("CREATE TABLE AS did not plan as INSERT"));
-    };
-    match dml::insert(session, ins).await {
-        Ok(Output::Command { rows, .. }) => Ok(Output::Command {
-            tag: "SELECT".into(),
-            rows,
-        }),
-        Ok(other) => Ok(other),
+    match filled.await {
+        Ok(outcome) => Ok(Output::count("SELECT", outcome.rows)),
         Err(e) => {
             // The quarantine table came with it (if any rule quarantines).
             let (schema, table) = session.qualify(&name)?;
@@ -1229,6 +1236,8 @@ async fn drop_schemas(
 }
 
 pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output> {
+    // Its shape, for the ALTER of the quarantine table that follows a rename.
+    let at_template = at.clone();
     let (schema, name) = session.qualify(&at.name)?;
     let Some(entry) = session.catalog_entry(&schema, &name) else {
         if at.if_exists {
@@ -1240,6 +1249,15 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
             format!("relation \"{name}\" does not exist"),
         ));
     };
+    // ALTER TABLE ... RENAME works on a view too, as in PostgreSQL (dbt
+    // renames the views it builds this way).
+    if entry.kind() == Kind::View
+        && let [AlterTableOperation::RenameTable { table_name }] = at.operations.as_slice()
+    {
+        let (RenameTableNameKind::To(n) | RenameTableNameKind::As(n)) = table_name;
+        rename_relation(session, Kind::View, &schema, &name, &last_ident(n), None).await?;
+        return Ok(Output::command("ALTER TABLE"));
+    }
     if entry.kind() != Kind::Table {
         return Err(Error::new(
             ErrorKind::WrongObjectType,
@@ -1258,7 +1276,6 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
                 RenameTableNameKind::To(n) | RenameTableNameKind::As(n) => n,
             };
             let new_name = last_ident(&new);
-            let (s, old, n2) = (schema.clone(), name.clone(), new_name.clone());
             // The quarantine table follows the table's name.
             let quarantine = quality::expect::quarantines(&def).then(|| {
                 (
@@ -1266,75 +1283,7 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
                     quality::expect::quarantine_table(&new_name),
                 )
             });
-            session
-                .engine
-                .catalog
-                .mutate(move |entries| {
-                    let taken = |entries: &[Object], n: &str| {
-                        entries
-                            .iter()
-                            .any(|e| e.kind() != Kind::Schema && e.schema == s && e.name == n)
-                    };
-                    if taken(entries, &n2) {
-                        return Err(duplicate_relation(&n2));
-                    }
-                    if let Some((_, q2)) = &quarantine
-                        && taken(entries, q2)
-                    {
-                        return Err(duplicate_relation(q2));
-                    }
-                    let e = entries
-                        .iter_mut()
-                        .find(|e| e.kind() == Kind::Table && e.schema == s && e.name == old)
-                        .ok_or_else(|| {
-                            Error::new(
-                                ErrorKind::UndefinedTable,
-                                format!("relation \"{old}\" does not exist"),
-                            )
-                        })?;
-                    e.name = n2.clone();
-                    if let Some((q, q2)) = &quarantine
-                        && let Some(e) = entries
-                            .iter_mut()
-                            .find(|e| e.kind() == Kind::Table && e.schema == s && &e.name == q)
-                    {
-                        e.name = q2.clone();
-                    }
-                    // Foreign keys name their parent: every one that
-                    // referred to the old name (the table's own included)
-                    // now names the new one, as PostgreSQL's follow the
-                    // table itself.
-                    for e in entries.iter_mut().filter(|e| e.kind() == Kind::Table) {
-                        let mut child = e.table_def()?.as_ref().clone();
-                        let mut changed = false;
-                        for fk in child.foreign_keys.iter_mut() {
-                            if fk.parent_schema == s && fk.parent_table == old {
-                                fk.parent_table = n2.clone();
-                                changed = true;
-                            }
-                        }
-                        if changed {
-                            *e = Object::table(&e.schema, &e.name, child.clone());
-                        }
-                    }
-                    // Views name the table in their SQL: rewritten to the
-                    // new name, as PostgreSQL's views follow the table.
-                    for e in entries.iter_mut() {
-                        let schema = e.schema.clone();
-                        let Def::View(v) = &mut e.def else { continue };
-                        if let Some(sql) = renamed_in_view(&v.sql, &schema, &s, &old, &n2) {
-                            let v = std::sync::Arc::make_mut(v);
-                            v.sql = sql;
-                            for d in v.depends_on.iter_mut() {
-                                if d.schema == s && d.name == old {
-                                    d.name = n2.clone();
-                                }
-                            }
-                        }
-                    }
-                    Ok(())
-                })
-                .await?;
+            rename_relation(session, Kind::Table, &schema, &name, &new_name, quarantine).await?;
         }
         AlterTableOperation::AddColumn {
             if_not_exists,
@@ -1399,6 +1348,21 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
                 return Err(Error::new(
                     ErrorKind::DuplicateColumn,
                     format!("column \"{new}\" of relation \"{name}\" already exists"),
+                ));
+            }
+            // The quarantine table has the table's columns and two more:
+            // checked before anything changes, so the rename is whole.
+            let quarantine_columns = [
+                quality::expect::BROKEN_RULES,
+                quality::expect::QUARANTINED_AT,
+            ];
+            if quality::expect::quarantines(&def) && quarantine_columns.contains(&new.as_str()) {
+                return Err(Error::new(
+                    ErrorKind::DuplicateColumn,
+                    format!(
+                        "column \"{new}\" of relation \"{}\" already exists",
+                        quality::expect::quarantine_table(&name)
+                    ),
                 ));
             }
             // Another table's foreign key names the column: it would have
@@ -1504,19 +1468,16 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
             save_def(session, &schema, &name, def).await?;
             // The quarantine table keeps the table's column names.
             if quarantined {
-                let sql = format!(
-                    "ALTER TABLE {}.{} RENAME COLUMN {} TO {}",
-                    crate::frontend::names::quote_ident(&schema),
-                    crate::frontend::names::quote_ident(&quality::expect::quarantine_table(&name)),
-                    crate::frontend::names::quote_ident(&old),
-                    crate::frontend::names::quote_ident(&new)
-                );
-                let mut stmts = session.parse(&sql)?;
-                if let Some(crate::frontend::Stmt::Sql(stmt)) = stmts.pop()
-                    && let Statement::AlterTable(at) = *stmt
-                {
-                    Box::pin(alter_table(session, at)).await?;
-                }
+                let mut at = at_template.clone();
+                at.name = ObjectName::from(vec![
+                    crate::frontend::names::quoted(&schema),
+                    crate::frontend::names::quoted(&quality::expect::quarantine_table(&name)),
+                ]);
+                at.operations = vec![AlterTableOperation::RenameColumn {
+                    old_column_name: crate::frontend::names::quoted(&old),
+                    new_column_name: crate::frontend::names::quoted(&new),
+                }];
+                Box::pin(alter_table(session, at)).await?;
             }
         }
         AlterTableOperation::AddConstraint {
@@ -1735,6 +1696,90 @@ async fn save_def(session: &Session, schema: &str, name: &str, def: TableDef) ->
                 e.kind() == Kind::Table && e.schema == entry.schema && e.name == entry.name
             }) {
                 *e = entry.clone();
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(())
+}
+
+/// Rename the table or view `schema.name` to `new_name` (and a table's
+/// quarantine table with it), keeping foreign keys and the views that name
+/// it pointing at it, as PostgreSQL's follow the object itself.
+async fn rename_relation(
+    session: &Session,
+    kind: Kind,
+    schema: &str,
+    name: &str,
+    new_name: &str,
+    quarantine: Option<(String, String)>,
+) -> Result<()> {
+    let (s, old, n2) = (schema.to_string(), name.to_string(), new_name.to_string());
+    session
+        .engine
+        .catalog
+        .mutate(move |entries| {
+            let taken = |entries: &[Object], n: &str| {
+                entries
+                    .iter()
+                    .any(|e| e.kind() != Kind::Schema && e.schema == s && e.name == n)
+            };
+            if taken(entries, &n2) {
+                return Err(duplicate_relation(&n2));
+            }
+            if let Some((_, q2)) = &quarantine
+                && taken(entries, q2)
+            {
+                return Err(duplicate_relation(q2));
+            }
+            let e = entries
+                .iter_mut()
+                .find(|e| e.kind() == kind && e.schema == s && e.name == old)
+                .ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::UndefinedTable,
+                        format!("relation \"{old}\" does not exist"),
+                    )
+                })?;
+            e.name = n2.clone();
+            if let Some((q, q2)) = &quarantine
+                && let Some(e) = entries
+                    .iter_mut()
+                    .find(|e| e.kind() == Kind::Table && e.schema == s && &e.name == q)
+            {
+                e.name = q2.clone();
+            }
+            // Foreign keys name their parent: every one that
+            // referred to the old name (the table's own included)
+            // now names the new one, as PostgreSQL's follow the
+            // table itself.
+            for e in entries.iter_mut().filter(|e| e.kind() == Kind::Table) {
+                let mut child = e.table_def()?.as_ref().clone();
+                let mut changed = false;
+                for fk in child.foreign_keys.iter_mut() {
+                    if fk.parent_schema == s && fk.parent_table == old {
+                        fk.parent_table = n2.clone();
+                        changed = true;
+                    }
+                }
+                if changed {
+                    *e = Object::table(&e.schema, &e.name, child.clone());
+                }
+            }
+            // Views name the table in their SQL: rewritten to the
+            // new name, as PostgreSQL's views follow the table.
+            for e in entries.iter_mut() {
+                let schema = e.schema.clone();
+                let Def::View(v) = &mut e.def else { continue };
+                if let Some(sql) = renamed_in_view(&v.sql, &schema, &s, &old, &n2) {
+                    let v = std::sync::Arc::make_mut(v);
+                    v.sql = sql;
+                    for d in v.depends_on.iter_mut() {
+                        if d.schema == s && d.name == old {
+                            d.name = n2.clone();
+                        }
+                    }
+                }
             }
             Ok(())
         })

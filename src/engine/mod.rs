@@ -15,11 +15,14 @@ mod bind;
 pub mod copy;
 pub mod ddl;
 pub mod dml;
+mod dynamic_filters;
+mod handlers;
 pub mod lakehouse;
 mod late_filter;
 pub mod names;
 pub mod params;
 mod planner;
+mod set_ops;
 pub mod settings;
 mod subplan;
 mod subquery;
@@ -135,6 +138,7 @@ impl Engine {
         let settings = Settings::default();
         let ctx = self.context(&settings.current_schema(), true);
         Session {
+            plans: Default::default(),
             engine: self.clone(),
             ctx,
             settings,
@@ -200,7 +204,11 @@ fn planning_context(
             rules
         })
         .with_optimizer_rule(Arc::new(subplan::CorrelatedSubplans))
-        .with_physical_optimizer_rule(Arc::new(late_filter::SelectiveRowFilter))
+        .with_physical_optimizer_rules({
+            let mut rules = dynamic_filters::physical_rules();
+            rules.push(Arc::new(late_filter::SelectiveRowFilter));
+            rules
+        })
         .build();
     let ctx = SessionContext::new_with_state(state);
     let cat2 = catalog.clone();
@@ -344,8 +352,54 @@ pub struct Prepared {
     pub result_schema: Option<SchemaRef>,
 }
 
+/// A query's plan and what it was planned on.
+#[derive(Clone)]
+struct CachedPlan {
+    catalog_version: Option<u64>,
+    tables: Vec<(url::Url, Option<u64>)>,
+    plan: LogicalPlan,
+}
+
+/// The Delta snapshots (location, version) `plan` reads, views included,
+/// when every relation it reads is one (not a system table, external files
+/// or a table function): the plan stays valid while the catalog and these
+/// versions do. `None` when something else is read.
+fn pinned_snapshots(plan: &LogicalPlan) -> Option<Vec<(url::Url, Option<u64>)>> {
+    use datafusion::common::tree_node::TreeNodeRecursion;
+    use datafusion::datasource::source_as_provider;
+    let mut tables = Some(Vec::new());
+    let _ = plan.apply_with_subqueries(|node| {
+        let LogicalPlan::TableScan(scan) = node else {
+            return Ok(TreeNodeRecursion::Continue);
+        };
+        let found = source_as_provider(&scan.source).ok().and_then(|p| {
+            if let Some(s) = crate::lake::snapshot_of(p.as_ref()) {
+                return Some(vec![s]);
+            }
+            p.downcast_ref::<datafusion::catalog::view::ViewTable>()
+                .and_then(|view| pinned_snapshots(view.logical_plan()))
+        });
+        match (found, tables.as_mut()) {
+            (Some(found), Some(all)) => {
+                all.extend(found);
+                Ok(TreeNodeRecursion::Continue)
+            }
+            _ => {
+                tables = None;
+                Ok(TreeNodeRecursion::Stop)
+            }
+        }
+    });
+    tables
+}
+
+/// Plans a session keeps (prepared statements); beyond this, it starts over.
+const PLAN_CACHE_ENTRIES: usize = 256;
+
 pub struct Session {
     engine: Arc<Engine>,
+    /// Plans of the queries it prepared, by statement.
+    plans: std::sync::Mutex<HashMap<String, CachedPlan>>,
     ctx: SessionContext,
     pub settings: Settings,
     txn: TxnState,
@@ -439,134 +493,23 @@ impl Session {
             self.mark_failed();
         }
         self.check_not_aborted(&stmt)?;
+        let handler = handlers::handler(stmt);
         let allowed = match &self.user {
-            Some((name, role)) => access::check(name, *role, &stmt),
+            Some((name, role)) => access::check(name, *role, handler.role(), &handler.name()),
             None => Ok(()),
         };
         // A refused statement aborts a transaction block like any error.
         let result = match allowed {
-            Ok(()) => self.execute_inner(stmt, params).await,
+            Ok(()) => match self.engine.catalog.refresh().await {
+                Ok(_) => handler.execute(self, params).await,
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         };
         if result.is_err() && self.txn == TxnState::InBlock {
             self.txn = TxnState::Failed;
         }
         result
-    }
-
-    async fn execute_inner(&mut self, stmt: Stmt, params: &ParamValues) -> Result<Output> {
-        self.engine.catalog.refresh().await?;
-        let stmt = params::bind(stmt, params)?;
-        match stmt {
-            Stmt::Sql(s) => self.execute_sql(*s).await,
-            Stmt::DescribeHistory { table, limit } => lakehouse::history(self, &table, limit).await,
-            Stmt::Optimize { table, zorder } => lakehouse::optimize(self, &table, zorder).await,
-            Stmt::Vacuum {
-                table,
-                retain_hours,
-                dry_run,
-            } => lakehouse::vacuum(self, &table, retain_hours, dry_run).await,
-            Stmt::Restore { table, at } => lakehouse::restore(self, &table, at).await,
-            Stmt::Copy(c) => copy::execute(self, *c).await,
-            Stmt::CreateExternalTable(t) => ddl::create_external_table(self, *t).await,
-            Stmt::CreateTable { ct, expectations } => {
-                ddl::create_table(self, *ct, expectations).await
-            }
-            Stmt::AddExpectation { table, expectation } => {
-                ddl::add_expectation(self, &table, *expectation).await
-            }
-            Stmt::Merge(mut m) => {
-                let wc = self.write_context();
-                self.qualify_merge(&mut m)?;
-                let outcome = crate::write::merge::merge(&wc, *m, false).await?;
-                Ok(Output::count("MERGE", outcome.rows))
-            }
-        }
-    }
-
-    async fn execute_sql(&mut self, stmt: Statement) -> Result<Output> {
-        match stmt {
-            Statement::ExplainTable { table_name, .. } => self.describe_relation(&table_name).await,
-            Statement::Query(_) | Statement::Explain { .. } => self.query(stmt).await,
-            Statement::CreateSchema {
-                schema_name,
-                if_not_exists,
-                ..
-            } => ddl::create_schema(self, &schema_name, if_not_exists).await,
-            Statement::CreateView(cv) => ddl::create_view(self, cv).await,
-            Statement::Drop {
-                object_type,
-                if_exists,
-                names,
-                cascade,
-                ..
-            } => ddl::drop(self, object_type, if_exists, names, cascade).await,
-            Statement::AlterTable(at) => ddl::alter_table(self, at).await,
-            Statement::Insert(mut ins) => {
-                // The source is bound when it is planned; ON CONFLICT's
-                // expressions run inside a MERGE.
-                if let Some(on) = ins.on.as_mut() {
-                    self.qualify_dml(on)?;
-                }
-                dml::insert(self, ins).await
-            }
-            Statement::Update(mut up) => {
-                self.qualify_dml(&mut up)?;
-                dml::update(self, up).await
-            }
-            Statement::Delete(mut del) => {
-                self.qualify_dml(&mut del)?;
-                dml::delete(self, del).await
-            }
-            Statement::Set(set) => {
-                let out = settings::set(self, set)?;
-                self.sync_default_schema();
-                Ok(out)
-            }
-            Statement::ShowVariable { variable } => settings::show(self, &variable),
-            Statement::Reset(r) => {
-                let out = settings::reset(self, r)?;
-                self.sync_default_schema();
-                Ok(out)
-            }
-            Statement::Discard { .. } => Ok(Output::command("DISCARD ALL")),
-            Statement::StartTransaction { .. } => {
-                if self.txn != TxnState::Idle {
-                    self.notice("there is already a transaction in progress");
-                } else {
-                    self.txn = TxnState::InBlock;
-                }
-                Ok(Output::TransactionStart)
-            }
-            Statement::Commit { .. } => {
-                let failed = self.txn == TxnState::Failed;
-                if self.txn == TxnState::Idle {
-                    self.notice("there is no transaction in progress");
-                }
-                self.txn = TxnState::Idle;
-                Ok(Output::TransactionEnd(if failed {
-                    "ROLLBACK"
-                } else {
-                    "COMMIT"
-                }))
-            }
-            Statement::Rollback { .. } => {
-                match self.txn {
-                    TxnState::Idle => self.notice("there is no transaction in progress"),
-                    TxnState::InBlock => self.notice(
-                        "statements in this transaction block were already committed; \
-                         ROLLBACK cannot undo them (each statement commits on its own)",
-                    ),
-                    TxnState::Failed => {}
-                }
-                self.txn = TxnState::Idle;
-                Ok(Output::TransactionEnd("ROLLBACK"))
-            }
-            other => Err(Error::not_supported(format!(
-                "statement \"{}\"",
-                first_words(&other.to_string())
-            ))),
-        }
     }
 
     /// Plan and run a query through DataFusion, streaming its rows.
@@ -576,7 +519,18 @@ impl Session {
             _ => "SELECT",
         };
         let plan = self.plan(stmt.clone()).await?;
-        let pg = names::pg_result_names(&stmt, plan.schema().as_arrow());
+        self.run_plan(&stmt, plan, tag).await
+    }
+
+    /// Run the plan of `stmt`, streaming its rows under PostgreSQL's
+    /// column names.
+    pub async fn run_plan(
+        &mut self,
+        stmt: &Statement,
+        plan: LogicalPlan,
+        tag: &'static str,
+    ) -> Result<Output> {
+        let pg = names::pg_result_names(stmt, plan.schema().as_arrow());
         let df = self.ctx.execute_logical_plan(plan).await?;
         let stream = df.execute_stream().await?;
         let (schema, stream): (SchemaRef, SendableRecordBatchStream) = match pg {
@@ -604,58 +558,47 @@ impl Session {
         })
     }
 
-    /// `DESCRIBE t`: the columns with their PostgreSQL types.
-    async fn describe_relation(&mut self, name: &ObjectName) -> Result<Output> {
-        use datafusion::arrow::array::StringArray;
-        let (schema, rel) = self.qualify(name)?;
-        let columns: Vec<catalog::ColumnDef> = match self.catalog_entry(&schema, &rel) {
-            Some(e) if e.kind() == Kind::Table => e.table_def()?.columns.clone(),
-            Some(e) if matches!(e.kind(), Kind::View | Kind::External) => {
-                let plan = self
-                    .plan(Statement::Query(select_all(&e.rel_name())?))
-                    .await?;
-                plan.schema()
-                    .fields()
-                    .iter()
-                    .map(|f| catalog::ColumnDef {
-                        name: f.name().clone(),
-                        ty: catalog::PgType::from_arrow(f.data_type()),
-                        not_null: false,
-                        default: None,
-                    })
-                    .collect()
+    /// The plan of a query, kept per session and reused while the catalog
+    /// and every table it reads are at the versions it was planned on (a
+    /// prepared statement executed again plans nothing).
+    pub async fn plan_cached(&self, stmt: &Statement) -> Result<LogicalPlan> {
+        let key = format!("{}\u{0}{stmt}", self.settings.search_path().join(","));
+        let catalog_version = self.engine.catalog.snapshot().version;
+        let cached = self.plans.lock().unwrap().get(&key).cloned();
+        if let Some(c) = cached
+            && c.catalog_version == catalog_version
+        {
+            let mut unchanged = true;
+            for (url, version) in &c.tables {
+                if self.engine.lake.table(url).await?.version() != *version {
+                    unchanged = false;
+                    break;
+                }
             }
-            _ => {
-                return Err(Error::new(
-                    ErrorKind::UndefinedTable,
-                    format!("relation \"{}\" does not exist", display_name(name)),
-                ));
+            if unchanged {
+                return Ok(c.plan);
             }
+        }
+        let mut binder = bind::Binder::new(self);
+        let plan = self.plan_with(&mut binder, stmt.clone()).await?;
+        let Some(mut tables) = pinned_snapshots(&plan) else {
+            return Ok(plan);
         };
-        let out = describe_schema();
-        let batch = RecordBatch::try_new(
-            out.clone(),
-            vec![
-                Arc::new(StringArray::from_iter_values(
-                    columns.iter().map(|c| c.name.clone()),
-                )),
-                Arc::new(StringArray::from_iter_values(
-                    columns.iter().map(|c| c.ty.display()),
-                )),
-                Arc::new(StringArray::from_iter_values(
-                    columns
-                        .iter()
-                        .map(|c| if c.not_null { "NO" } else { "YES" }),
-                )),
-                Arc::new(StringArray::from(
-                    columns
-                        .iter()
-                        .map(|c| c.default.clone())
-                        .collect::<Vec<_>>(),
-                )),
-            ],
-        )?;
-        Output::batches(out, vec![batch], "SELECT")
+        tables.sort();
+        tables.dedup();
+        let mut plans = self.plans.lock().unwrap();
+        if plans.len() >= PLAN_CACHE_ENTRIES {
+            plans.clear();
+        }
+        plans.insert(
+            key,
+            CachedPlan {
+                catalog_version,
+                tables,
+                plan: plan.clone(),
+            },
+        );
+        Ok(plan)
     }
 
     /// Bind and plan a statement DataFusion plans (a query, EXPLAIN).
@@ -804,75 +747,13 @@ impl Session {
         let stmt = stmts.remove(0);
         // As PostgreSQL: not even Parse runs in an aborted block.
         self.check_not_aborted(&stmt)?;
-        let (param_types, result_schema) = match &stmt {
-            Stmt::Sql(s) => self.describe(s).await,
-            _ => (vec![], lakehouse::result_schema(&stmt)),
-        };
+        let described = handlers::handler(stmt.clone()).describe(self).await?;
+        let (param_types, result_schema) = (described.params, described.columns);
         Ok(Some(Prepared {
             stmt,
             param_types,
             result_schema,
         }))
-    }
-
-    async fn describe(
-        &self,
-        s: &Statement,
-    ) -> (
-        Vec<Option<datafusion::arrow::datatypes::DataType>>,
-        Option<SchemaRef>,
-    ) {
-        let returns_rows = matches!(s, Statement::Query(_) | Statement::Explain { .. });
-        // DataFusion plans DML without RETURNING; the parameter types come
-        // from the rest of the statement, the result columns from ours.
-        let mut probe = s.clone();
-        match &mut probe {
-            Statement::Insert(i) => i.returning = None,
-            Statement::Update(u) => u.returning = None,
-            Statement::Delete(d) => d.returning = None,
-            _ => {}
-        }
-        let plan = self.plan(probe).await;
-        let mut types = Vec::new();
-        let mut schema = None;
-        if let Ok(plan) = &plan {
-            if let Ok(map) = plan.get_parameter_types() {
-                let mut entries: Vec<_> = map
-                    .into_iter()
-                    .filter_map(|(k, v)| {
-                        k.trim_start_matches('$')
-                            .parse::<usize>()
-                            .ok()
-                            .map(|i| (i, v))
-                    })
-                    .collect();
-                entries.sort_by_key(|(i, _)| *i);
-                let n = entries.last().map(|(i, _)| *i).unwrap_or(0);
-                types = vec![None; n];
-                for (i, t) in entries {
-                    types[i - 1] = t;
-                }
-            }
-            if returns_rows {
-                let planned = plan.schema().as_arrow();
-                schema = Some(
-                    names::pg_result_names(s, planned).unwrap_or_else(|| Arc::new(planned.clone())),
-                );
-            }
-        } else {
-            types = vec![None; params::count_placeholders(s)];
-        }
-        if schema.is_none() {
-            schema = match s {
-                Statement::ShowVariable { variable } => Some(settings::show_schema(variable)),
-                Statement::ExplainTable { .. } => Some(describe_schema()),
-                Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) => {
-                    dml::returning_schema(self, s).await.ok().flatten()
-                }
-                _ => None,
-            };
-        }
-        (types, schema)
     }
 
     /// Find a table in the catalog: `(schema, name, definition)`.
@@ -924,21 +805,6 @@ pub(crate) fn select_all(
         ];
     }
     Ok(q)
-}
-
-/// Columns of `DESCRIBE t`.
-fn describe_schema() -> SchemaRef {
-    use datafusion::arrow::datatypes::{DataType, Field, Schema};
-    Arc::new(Schema::new(vec![
-        Field::new("column_name", DataType::Utf8, false),
-        Field::new("data_type", DataType::Utf8, false),
-        Field::new("is_nullable", DataType::Utf8, false),
-        Field::new("column_default", DataType::Utf8, true),
-    ]))
-}
-
-fn first_words(sql: &str) -> String {
-    sql.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
 }
 
 /// Table versions and named table-function arguments in the form the
@@ -1029,6 +895,32 @@ fn rewrite_for_datafusion(mut stmt: Statement) -> Statement {
     use std::ops::ControlFlow;
     names::alias_column_casts(&mut stmt);
     let _ = visit_expressions_mut(&mut stmt, |e| {
+        // mod(a, b) is PostgreSQL's a % b (same sign rules).
+        if let Expr::Function(f) = e
+            && f.name.0.len() == 1
+            && f.name.0[0]
+                .as_ident()
+                .is_some_and(|i| i.value.eq_ignore_ascii_case("mod"))
+            && let datafusion::sql::sqlparser::ast::FunctionArguments::List(list) = &f.args
+            && list.args.len() == 2
+            && list.duplicate_treatment.is_none()
+            && list.clauses.is_empty()
+            && let [
+                datafusion::sql::sqlparser::ast::FunctionArg::Unnamed(
+                    datafusion::sql::sqlparser::ast::FunctionArgExpr::Expr(a),
+                ),
+                datafusion::sql::sqlparser::ast::FunctionArg::Unnamed(
+                    datafusion::sql::sqlparser::ast::FunctionArgExpr::Expr(b),
+                ),
+            ] = list.args.as_slice()
+        {
+            *e = Expr::Nested(Box::new(Expr::BinaryOp {
+                left: Box::new(Expr::Nested(Box::new(a.clone()))),
+                op: datafusion::sql::sqlparser::ast::BinaryOperator::Modulo,
+                right: Box::new(Expr::Nested(Box::new(b.clone()))),
+            }));
+            return ControlFlow::Continue(());
+        }
         if let Expr::Cast {
             expr, data_type, ..
         } = e

@@ -10,37 +10,91 @@ use datafusion::sql::sqlparser::ast::{Expr, Query, SelectItem, SetExpr, Statemen
 
 const UNNAMED: &str = "?column?";
 
+/// PostgreSQL's name for a type in a cast (`CAST(x AS integer)` is `int4`).
+fn type_name(t: &datafusion::sql::sqlparser::ast::DataType) -> String {
+    use datafusion::sql::sqlparser::ast::DataType as T;
+    match t {
+        T::Int(_) | T::Integer(_) | T::Int4(_) => "int4".into(),
+        T::BigInt(_) | T::Int8(_) => "int8".into(),
+        T::SmallInt(_) | T::Int2(_) => "int2".into(),
+        T::Real | T::Float4 => "float4".into(),
+        T::DoublePrecision | T::Float8 | T::Double(_) => "float8".into(),
+        T::Float(_) => "float8".into(),
+        T::Boolean | T::Bool => "bool".into(),
+        T::Text => "text".into(),
+        T::Varchar(_) | T::CharacterVarying(_) => "varchar".into(),
+        T::Char(_) | T::Character(_) => "bpchar".into(),
+        T::Numeric(_) | T::Decimal(_) | T::Dec(_) => "numeric".into(),
+        T::Date => "date".into(),
+        T::Timestamp(_, tz) => match tz {
+            datafusion::sql::sqlparser::ast::TimezoneInfo::WithTimeZone
+            | datafusion::sql::sqlparser::ast::TimezoneInfo::Tz => "timestamptz".into(),
+            _ => "timestamp".into(),
+        },
+        T::Interval { .. } => "interval".into(),
+        T::Bytea => "bytea".into(),
+        T::JSON => "json".into(),
+        T::JSONB => "jsonb".into(),
+        T::Uuid => "uuid".into(),
+        other => other.to_string().to_ascii_lowercase(),
+    }
+}
+
+/// PostgreSQL's FigureColname: the name of an unaliased select item and
+/// how strongly it holds (2: a column or function name, 1: a fallback such
+/// as a cast's type or `case`, 0: none, `?column?`).
+fn figure(e: &Expr) -> (Option<String>, u8) {
+    match e {
+        Expr::Identifier(id) => (Some(super::normalize_ident(id)), 2),
+        Expr::CompoundIdentifier(parts) => (parts.last().map(super::normalize_ident), 2),
+        Expr::Nested(inner) => figure(inner),
+        Expr::Cast {
+            expr, data_type, ..
+        } => match figure(expr) {
+            (Some(n), 2) => (Some(n), 2),
+            _ => (Some(type_name(data_type)), 1),
+        },
+        Expr::Function(f) => (
+            f.name
+                .0
+                .last()
+                .and_then(|p| p.as_ident())
+                .map(super::normalize_ident),
+            2,
+        ),
+        Expr::Case { else_result, .. } => match else_result.as_deref().map(figure) {
+            Some((Some(n), 2)) => (Some(n), 2),
+            _ => (Some("case".into()), 1),
+        },
+        Expr::Exists { .. } => (Some("exists".into()), 2),
+        Expr::Extract { .. } => (Some("extract".into()), 2),
+        Expr::Substring { .. } => (Some("substring".into()), 2),
+        Expr::Position { .. } => (Some("position".into()), 2),
+        Expr::Trim { .. } => (Some("btrim".into()), 2),
+        Expr::Ceil { .. } => (Some("ceil".into()), 2),
+        Expr::Floor { .. } => (Some("floor".into()), 2),
+        Expr::Array(_) => (Some("array".into()), 2),
+        Expr::Subquery(q) => match first_select(&q.body).and_then(|s| s.projection.first()) {
+            Some(SelectItem::ExprWithAlias { alias, .. }) => {
+                (Some(super::normalize_ident(alias)), 2)
+            }
+            Some(SelectItem::UnnamedExpr(e)) => match figure(e) {
+                (Some(n), 2) => (Some(n), 2),
+                _ => (None, 0),
+            },
+            _ => (None, 0),
+        },
+        _ => (None, 0),
+    }
+}
+
 /// The name PostgreSQL gives an unaliased select item, or `None` to keep
 /// the planner's (plain column references).
 fn expr_name(e: &Expr) -> Option<String> {
-    Some(match e {
-        Expr::Identifier(_) | Expr::CompoundIdentifier(_) => return None,
-        Expr::Nested(inner) => return expr_name(inner).or_else(|| Some(UNNAMED.into())),
-        Expr::Cast { expr, .. } => {
-            return match expr.as_ref() {
-                Expr::Identifier(id) => Some(super::normalize_ident(id)),
-                Expr::CompoundIdentifier(parts) => parts.last().map(super::normalize_ident),
-                other => expr_name(other),
-            };
-        }
-        Expr::Function(f) => f
-            .name
-            .0
-            .last()
-            .and_then(|p| p.as_ident())
-            .map(super::normalize_ident)
-            .unwrap_or_else(|| UNNAMED.into()),
-        Expr::Case { .. } => "case".into(),
-        Expr::Exists { .. } => "exists".into(),
-        Expr::Extract { .. } => "extract".into(),
-        Expr::Substring { .. } => "substring".into(),
-        Expr::Position { .. } => "position".into(),
-        Expr::Trim { .. } => "btrim".into(),
-        Expr::Ceil { .. } => "ceil".into(),
-        Expr::Floor { .. } => "floor".into(),
-        Expr::Array(_) => "array".into(),
-        _ => UNNAMED.into(),
-    })
+    match e {
+        Expr::Identifier(_) | Expr::CompoundIdentifier(_) => None,
+        _ => Some(figure(e).0.unwrap_or_else(|| UNNAMED.into())),
+    }
 }
 
 fn first_select(body: &SetExpr) -> Option<&datafusion::sql::sqlparser::ast::Select> {
@@ -201,5 +255,22 @@ mod tests {
         assert_eq!(names("SELECT 1 UNION SELECT 2", 1), ["?column?"]);
         assert_eq!(names("SELECT *, count(*) FROM t", 3), ["df0", "df1", "df2"]);
         assert_eq!(names("SELECT CASE WHEN a THEN 1 END FROM t", 1), ["case"]);
+    }
+
+    #[test]
+    fn casts_and_case_take_names_as_figure_colname_does() {
+        assert_eq!(
+            names(
+                "SELECT (1 + 2)::int, CAST(d + 1 AS text), CAST(CAST(x AS date) AS text), \
+                 CAST(count(*) AS bigint), CASE WHEN a THEN 1 ELSE k END, \
+                 CASE WHEN a THEN k ELSE 1 END, (SELECT max(v) FROM u), mod(a, 2) FROM t",
+                8
+            ),
+            ["int4", "text", "x", "count", "k", "case", "max", "mod"]
+        );
+        assert_eq!(
+            names("SELECT CAST(1.5 AS double precision), 'a'::varchar(3)", 2),
+            ["float8", "varchar"]
+        );
     }
 }

@@ -29,6 +29,38 @@ pub fn count_placeholders(stmt: &Statement) -> usize {
     max
 }
 
+/// Bind the parameters of a MERGE (which is ours, not sqlparser's).
+pub fn bind_merge(m: &mut crate::frontend::MergeStmt, params: &ParamValues) -> Result<()> {
+    use crate::frontend::merge::MergeAction;
+    let values = match params {
+        ParamValues::List(v) if !v.is_empty() => v,
+        _ => return Ok(()),
+    };
+    bind_node(&mut m.source, values)?;
+    bind_node(&mut m.on, values)?;
+    for c in m.clauses.iter_mut() {
+        if let Some(cond) = c.condition.as_mut() {
+            bind_node(cond, values)?;
+        }
+        match &mut c.action {
+            MergeAction::Update(assignments) => {
+                for a in assignments.iter_mut() {
+                    bind_node(&mut a.value, values)?;
+                }
+            }
+            MergeAction::Insert {
+                values: Some(row), ..
+            } => {
+                for v in row.iter_mut() {
+                    bind_node(v, values)?;
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 pub fn bind(stmt: Stmt, params: &ParamValues) -> Result<Stmt> {
     let values = match params {
         ParamValues::List(v) if !v.is_empty() => v,
@@ -37,8 +69,17 @@ pub fn bind(stmt: Stmt, params: &ParamValues) -> Result<Stmt> {
     let Stmt::Sql(mut s) = stmt else {
         return Ok(stmt);
     };
+    bind_node(&mut *s, values)?;
+    Ok(Stmt::Sql(s))
+}
+
+/// Replace the `$n` placeholders in `node` by literals of `values`.
+fn bind_node<T: datafusion::sql::sqlparser::ast::VisitMut>(
+    node: &mut T,
+    values: &[datafusion::common::metadata::ScalarAndMetadata],
+) -> Result<()> {
     let mut err = None;
-    let _ = visit_expressions_mut(&mut *s, |e| {
+    let _ = visit_expressions_mut(node, |e| {
         if let Expr::Value(v) = e
             && let Value::Placeholder(p) = &v.value
         {
@@ -57,10 +98,10 @@ pub fn bind(stmt: Stmt, params: &ParamValues) -> Result<Stmt> {
         }
         ControlFlow::<()>::Continue(())
     });
-    if let Some(e) = err {
-        return Err(e);
+    match err {
+        Some(e) => Err(e),
+        None => Ok(()),
     }
-    Ok(Stmt::Sql(s))
 }
 
 fn sql_type(dt: &DataType) -> Option<SqlType> {
@@ -136,6 +177,17 @@ fn literal(v: &ScalarValue) -> Result<Expr> {
         ScalarValue::List(_) | ScalarValue::LargeList(_) => {
             return Err(Error::not_supported("array parameters"));
         }
-        other => cast(string(&other.to_string()), &other.data_type()),
+        // Dates and times as text the cast reads back (`to_string` of a
+        // timestamp scalar is its raw count of microseconds).
+        other => {
+            let array = other.to_array()?;
+            let text = datafusion::arrow::util::display::ArrayFormatter::try_new(
+                array.as_ref(),
+                &datafusion::arrow::util::display::FormatOptions::default(),
+            )?
+            .value(0)
+            .to_string();
+            cast(string(&text), &other.data_type())
+        }
     })
 }

@@ -69,7 +69,9 @@ impl<'a> Planner<'a> {
 
     /// The logical plan of a statement DataFusion plans (queries, EXPLAIN).
     pub fn plan(&self, stmt: Statement) -> Result<LogicalPlan> {
-        Ok(self.sql().sql_statement_to_plan(stmt)?)
+        let plan = self.sql().sql_statement_to_plan(stmt)?;
+        let plan = super::set_ops::rewrite(plan)?;
+        Ok(crate::types::datetime::rewrite_plan(plan)?)
     }
 }
 

@@ -23,6 +23,7 @@ use url::Url;
 
 use crate::error::{Error, ErrorKind, Result};
 
+mod keep_limit;
 mod stats;
 
 /// Scan settings for reading Delta tables: DataFusion's own defaults. By
@@ -43,7 +44,19 @@ pub async fn provider(table: &DeltaTable) -> Result<Arc<dyn datafusion::catalog:
     Ok(Arc::new(stats::WithStatistics::new(
         delta,
         stats::table_columns(table),
+        (table.table_url().clone(), table.version()),
     )))
+}
+
+/// The table location and version `provider` reads when it is one pinned
+/// snapshot of a Delta table (made by [`provider`]): what it returns
+/// changes only with that table's version.
+pub fn snapshot_of(
+    provider: &dyn datafusion::catalog::TableProvider,
+) -> Option<(Url, Option<u64>)> {
+    provider
+        .downcast_ref::<stats::WithStatistics>()
+        .map(|p| p.snapshot.clone())
 }
 
 /// Which snapshot of a table to read.

@@ -132,11 +132,21 @@ impl Fold {
 pub(crate) struct WithStatistics {
     inner: Arc<dyn TableProvider>,
     columns: Arc<Columns>,
+    /// The table's location and the version this provider reads.
+    pub(crate) snapshot: (url::Url, Option<u64>),
 }
 
 impl WithStatistics {
-    pub(crate) fn new(inner: Arc<dyn TableProvider>, columns: Arc<Columns>) -> Self {
-        WithStatistics { inner, columns }
+    pub(crate) fn new(
+        inner: Arc<dyn TableProvider>,
+        columns: Arc<Columns>,
+        snapshot: (url::Url, Option<u64>),
+    ) -> Self {
+        WithStatistics {
+            inner,
+            columns,
+            snapshot,
+        }
     }
 }
 
@@ -166,6 +176,7 @@ impl TableProvider for WithStatistics {
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let plan = self.inner.scan(state, projection, filters, limit).await?;
+        let plan = super::keep_limit::keep_limit(plan);
         if self.columns.is_empty() {
             return Ok(plan);
         }
@@ -191,7 +202,21 @@ impl TableProvider for WithStatistics {
         &self,
         filters: &[&Expr],
     ) -> DfResult<Vec<TableProviderFilterPushDown>> {
-        self.inner.supports_filters_pushdown(filters)
+        // delta-rs calls a filter on partition columns only exact and uses it
+        // to skip files; a filter with no column at all (`NULL`, `false`, a
+        // constant part of `NOT IN (.., NULL)`) passes that test vacuously
+        // and was lost. The scan prunes with every filter it is given; the
+        // filter is evaluated again above it, which costs little and keeps
+        // SQL's three-valued logic exact.
+        Ok(self
+            .inner
+            .supports_filters_pushdown(filters)?
+            .into_iter()
+            .map(|p| match p {
+                TableProviderFilterPushDown::Exact => TableProviderFilterPushDown::Inexact,
+                other => other,
+            })
+            .collect())
     }
 
     async fn insert_into(

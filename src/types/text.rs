@@ -263,6 +263,34 @@ impl ScalarUDFImpl for TextToBytea {
     }
 }
 
+/// PostgreSQL's text for floats and timestamps (`CAST(x AS text)`), where
+/// Arrow's differs (`1.0`, `2024-02-29T13:45:00`).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct TextOut {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for TextOut {
+    fn name(&self) -> &str {
+        "sluice_text_out"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let input = args.args[0].to_array(args.number_rows)?;
+        Ok(ColumnarValue::Array(
+            match crate::types::output::render(&input) {
+                Some(text) => text,
+                None => datafusion::arrow::compute::cast(&input, &DataType::Utf8)?,
+            },
+        ))
+    }
+}
+
 fn invalid_text(message: String) -> datafusion::error::DataFusionError {
     datafusion::error::DataFusionError::External(Box::new(crate::error::Error::new(
         crate::error::ErrorKind::InvalidText,
@@ -279,6 +307,19 @@ fn is_fractional_decimal(e: &Expr, schema: &DFSchema) -> bool {
         )
 }
 
+/// `x` rounded to the nearest integer, halves to even, as C's `rint`:
+/// `CASE WHEN abs(x - trunc(x)) = 0.5 THEN 2 * round(x / 2) ELSE round(x) END`.
+fn rint(x: Expr) -> Expr {
+    use datafusion::functions::math::expr_fn::{abs, round, trunc};
+    // Typed already (this runs after type coercion): all in float8.
+    let x = cast(x, DataType::Float64);
+    let half = abs(x.clone() - trunc(vec![x.clone()])).eq(lit(0.5f64));
+    let even = lit(2.0f64) * round(vec![x.clone() / lit(2.0f64)]);
+    datafusion::logical_expr::when(half, even)
+        .otherwise(round(vec![x]))
+        .expect("a CASE with one branch and ELSE")
+}
+
 /// Rewrites text casts Arrow cannot do into the parsers above, and makes
 /// numeric-to-integer casts round as PostgreSQL does.
 #[derive(Debug, Default)]
@@ -292,6 +333,9 @@ impl AnalyzerRule for TextInputCasts {
     fn analyze(&self, plan: LogicalPlan, _: &ConfigOptions) -> DfResult<LogicalPlan> {
         let udf = Arc::new(text_to_array_udf());
         let bytea = Arc::new(ScalarUDF::new_from_impl(TextToBytea {
+            signature: Signature::any(1, Volatility::Immutable),
+        }));
+        let text_out = Arc::new(ScalarUDF::new_from_impl(TextOut {
             signature: Signature::any(1, Volatility::Immutable),
         }));
         plan.transform_up_with_subqueries(|node| {
@@ -318,6 +362,26 @@ impl AnalyzerRule for TextInputCasts {
                                 (*c.expr).clone(),
                             ]);
                             Ok(Transformed::yes(cast(rounded, t.clone())))
+                        }
+                        // float -> integer rounds half to even (rint) in
+                        // PostgreSQL; Arrow truncates.
+                        t if t.is_integer()
+                            && !matches!(c.expr.as_ref(), Expr::Case(_))
+                            && c.expr.get_type(&schema).is_ok_and(|t| t.is_floating()) =>
+                        {
+                            Ok(Transformed::yes(cast(rint((*c.expr).clone()), t.clone())))
+                        }
+                        t if is_text(t)
+                            && c.expr
+                                .get_type(&schema)
+                                .is_ok_and(|from| crate::types::output::renders(&from)) =>
+                        {
+                            let text = text_out.call(vec![(*c.expr).clone()]);
+                            Ok(Transformed::yes(if *t == DataType::Utf8 {
+                                text
+                            } else {
+                                cast(text, t.clone())
+                            }))
                         }
                         DataType::Binary if c.expr.get_type(&schema).is_ok_and(|t| is_text(&t)) => {
                             Ok(Transformed::yes(bytea.call(vec![(*c.expr).clone()])))

@@ -1,0 +1,102 @@
+//! CREATE, DROP and ALTER of schemas, tables, views and external tables.
+
+use async_trait::async_trait;
+use datafusion::common::ParamValues;
+use datafusion::sql::sqlparser::ast::{ObjectName, Statement};
+
+use super::{Handler, first_words};
+use crate::engine::access::Role;
+use crate::engine::{Output, Session, ddl};
+use crate::error::Result;
+use crate::frontend::{Expectation, ExternalTable};
+
+/// CREATE SCHEMA, CREATE VIEW, DROP, ALTER TABLE.
+pub struct Ddl(pub Statement);
+
+#[async_trait]
+impl Handler for Ddl {
+    fn name(&self) -> String {
+        first_words(&self.0.to_string(), 2)
+    }
+
+    fn role(&self) -> Role {
+        Role::Admin
+    }
+
+    async fn execute(self: Box<Self>, session: &mut Session, _: &ParamValues) -> Result<Output> {
+        match self.0 {
+            Statement::CreateSchema {
+                schema_name,
+                if_not_exists,
+                ..
+            } => ddl::create_schema(session, &schema_name, if_not_exists).await,
+            Statement::CreateView(cv) => ddl::create_view(session, cv).await,
+            Statement::Drop {
+                object_type,
+                if_exists,
+                names,
+                cascade,
+                ..
+            } => ddl::drop(session, object_type, if_exists, names, cascade).await,
+            Statement::AlterTable(at) => ddl::alter_table(session, at).await,
+            _ => unreachable!("dispatched for DDL only"),
+        }
+    }
+}
+
+/// CREATE TABLE [AS], with its expectations.
+pub struct CreateTable(
+    pub Box<datafusion::sql::sqlparser::ast::CreateTable>,
+    pub Vec<Expectation>,
+);
+
+#[async_trait]
+impl Handler for CreateTable {
+    fn name(&self) -> String {
+        "CREATE TABLE".into()
+    }
+
+    fn role(&self) -> Role {
+        Role::Admin
+    }
+
+    async fn execute(self: Box<Self>, session: &mut Session, _: &ParamValues) -> Result<Output> {
+        ddl::create_table(session, *self.0, self.1).await
+    }
+}
+
+/// ALTER TABLE t ADD CONSTRAINT c EXPECT (...).
+pub struct AddExpectation(pub ObjectName, pub Box<Expectation>);
+
+#[async_trait]
+impl Handler for AddExpectation {
+    fn name(&self) -> String {
+        "ALTER TABLE".into()
+    }
+
+    fn role(&self) -> Role {
+        Role::Admin
+    }
+
+    async fn execute(self: Box<Self>, session: &mut Session, _: &ParamValues) -> Result<Output> {
+        ddl::add_expectation(session, &self.0, *self.1).await
+    }
+}
+
+/// CREATE EXTERNAL TABLE.
+pub struct CreateExternal(pub Box<ExternalTable>);
+
+#[async_trait]
+impl Handler for CreateExternal {
+    fn name(&self) -> String {
+        "CREATE EXTERNAL TABLE".into()
+    }
+
+    fn role(&self) -> Role {
+        Role::Admin
+    }
+
+    async fn execute(self: Box<Self>, session: &mut Session, _: &ParamValues) -> Result<Output> {
+        ddl::create_external_table(session, *self.0).await
+    }
+}

@@ -1,0 +1,55 @@
+//! DESCRIBE HISTORY, OPTIMIZE, VACUUM, RESTORE.
+
+use async_trait::async_trait;
+use datafusion::common::ParamValues;
+
+use super::{Described, Handler};
+use crate::engine::access::Role;
+use crate::engine::{Output, Session, lakehouse};
+use crate::error::Result;
+use crate::frontend::Stmt;
+
+pub struct Lakehouse(pub Stmt);
+
+#[async_trait]
+impl Handler for Lakehouse {
+    fn name(&self) -> String {
+        match &self.0 {
+            Stmt::DescribeHistory { .. } => "DESCRIBE HISTORY",
+            Stmt::Optimize { .. } => "OPTIMIZE",
+            Stmt::Vacuum { .. } => "VACUUM",
+            _ => "RESTORE",
+        }
+        .into()
+    }
+
+    fn role(&self) -> Role {
+        match &self.0 {
+            Stmt::DescribeHistory { .. } => Role::Reader,
+            _ => Role::Admin,
+        }
+    }
+
+    async fn describe(&self, _: &Session) -> Result<Described> {
+        Ok(Described {
+            params: vec![],
+            columns: lakehouse::result_schema(&self.0),
+        })
+    }
+
+    async fn execute(self: Box<Self>, session: &mut Session, _: &ParamValues) -> Result<Output> {
+        match self.0 {
+            Stmt::DescribeHistory { table, limit } => {
+                lakehouse::history(session, &table, limit).await
+            }
+            Stmt::Optimize { table, zorder } => lakehouse::optimize(session, &table, zorder).await,
+            Stmt::Vacuum {
+                table,
+                retain_hours,
+                dry_run,
+            } => lakehouse::vacuum(session, &table, retain_hours, dry_run).await,
+            Stmt::Restore { table, at } => lakehouse::restore(session, &table, at).await,
+            _ => unreachable!("dispatched for lakehouse statements only"),
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! One handler per statement kind: the role it needs, what it returns (for
+//! Describe, before it runs), and how it runs.
+//!
+//! ```text
+//!  Stmt ──handler()──▶ Box<dyn Handler> ──role()──▶ access check
+//!                                        ├─describe()─▶ parameter types, result columns
+//!                                        └─execute()──▶ Output
+//! ```
+//!
+//! A new statement is its handler (a file here, or a type in one) and one
+//! line in [`handler`].
+
+mod ddl;
+mod lakehouse;
+mod query;
+mod session;
+mod write;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::common::ParamValues;
+use datafusion::sql::sqlparser::ast::Statement;
+
+use super::access::Role;
+use super::{Output, Session};
+use crate::error::{Error, Result};
+use crate::frontend::Stmt;
+
+/// What Describe reports of a statement before it runs.
+#[derive(Debug, Clone, Default)]
+pub struct Described {
+    /// Parameter types, `$1` first (`None`: unknown, sent as text).
+    pub params: Vec<Option<DataType>>,
+    /// The columns it returns, when it returns rows.
+    pub columns: Option<SchemaRef>,
+}
+
+#[async_trait]
+pub trait Handler: Send + Sync {
+    /// The statement's name in messages (`DROP TABLE`).
+    fn name(&self) -> String;
+    /// The least role that may run it.
+    fn role(&self) -> Role;
+    /// Its parameters and result columns, without running it.
+    async fn describe(&self, _session: &Session) -> Result<Described> {
+        Ok(Described::default())
+    }
+    /// Run it. `params` are the extended protocol's parameter values.
+    async fn execute(
+        self: Box<Self>,
+        session: &mut Session,
+        params: &ParamValues,
+    ) -> Result<Output>;
+}
+
+/// The handler of `stmt`: the one place statements are dispatched.
+pub fn handler(stmt: Stmt) -> Box<dyn Handler> {
+    match stmt {
+        Stmt::Sql(s) => sql_handler(*s),
+        Stmt::CreateTable { ct, expectations } => Box::new(ddl::CreateTable(ct, expectations)),
+        Stmt::AddExpectation { table, expectation } => {
+            Box::new(ddl::AddExpectation(table, expectation))
+        }
+        Stmt::CreateExternalTable(t) => Box::new(ddl::CreateExternal(t)),
+        Stmt::Merge(m) => Box::new(write::Merge(m)),
+        Stmt::Copy(c) => Box::new(write::Copy(c)),
+        s @ (Stmt::DescribeHistory { .. }
+        | Stmt::Optimize { .. }
+        | Stmt::Vacuum { .. }
+        | Stmt::Restore { .. }) => Box::new(lakehouse::Lakehouse(s)),
+    }
+}
+
+fn sql_handler(s: Statement) -> Box<dyn Handler> {
+    match s {
+        Statement::Query(_) | Statement::Explain { .. } => Box::new(query::Query(s)),
+        Statement::ExplainTable { table_name, .. } => Box::new(query::DescribeTable(table_name)),
+        Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) => {
+            Box::new(write::Dml(s))
+        }
+        Statement::Truncate(t) => Box::new(write::Truncate(t)),
+        Statement::CreateSchema { .. }
+        | Statement::CreateView(_)
+        | Statement::Drop { .. }
+        | Statement::AlterTable(_) => Box::new(ddl::Ddl(s)),
+        Statement::Set(_)
+        | Statement::ShowVariable { .. }
+        | Statement::Reset(_)
+        | Statement::Discard { .. }
+        | Statement::Deallocate { .. }
+        | Statement::StartTransaction { .. }
+        | Statement::Commit { .. }
+        | Statement::Rollback { .. } => Box::new(session::SessionStatement(s)),
+        other => Box::new(Unsupported(other)),
+    }
+}
+
+/// The first words of a statement, for messages.
+pub fn first_words(sql: &str, n: usize) -> String {
+    sql.split_whitespace().take(n).collect::<Vec<_>>().join(" ")
+}
+
+/// A statement sqlparser knows and Sluice does not run: 0A000.
+struct Unsupported(Statement);
+
+#[async_trait]
+impl Handler for Unsupported {
+    fn name(&self) -> String {
+        first_words(&self.0.to_string(), 2)
+    }
+    fn role(&self) -> Role {
+        Role::Admin
+    }
+    async fn execute(self: Box<Self>, _: &mut Session, _: &ParamValues) -> Result<Output> {
+        Err(Error::not_supported(format!(
+            "statement \"{}\"",
+            first_words(&self.0.to_string(), 3)
+        )))
+    }
+}

@@ -1,0 +1,184 @@
+//! Queries and EXPLAIN, planned by DataFusion; `DESCRIBE t`.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::ParamValues;
+use datafusion::sql::sqlparser::ast::{ObjectName, Statement};
+
+use super::{Described, Handler, first_words};
+use crate::catalog::{self, Kind};
+use crate::engine::access::Role;
+use crate::engine::{Output, Session, names, params};
+use crate::error::{Error, ErrorKind, Result};
+
+/// `SELECT`, `VALUES`, `WITH`, `EXPLAIN [ANALYZE]`.
+pub struct Query(pub Statement);
+
+/// The parameter types a plan infers for `$1`, `$2`, ...
+pub fn parameter_types(plan: &datafusion::logical_expr::LogicalPlan) -> Vec<Option<DataType>> {
+    let Ok(map) = plan.get_parameter_types() else {
+        return vec![];
+    };
+    let mut entries: Vec<_> = map
+        .into_iter()
+        .filter_map(|(k, v)| {
+            k.trim_start_matches('$')
+                .parse::<usize>()
+                .ok()
+                .map(|i| (i, v))
+        })
+        .collect();
+    entries.sort_by_key(|(i, _)| *i);
+    let n = entries.last().map(|(i, _)| *i).unwrap_or(0);
+    let mut types = vec![None; n];
+    for (i, t) in entries {
+        types[i - 1] = t;
+    }
+    types
+}
+
+#[async_trait]
+impl Handler for Query {
+    fn name(&self) -> String {
+        first_words(&self.0.to_string(), 1)
+    }
+
+    fn role(&self) -> Role {
+        match &self.0 {
+            // EXPLAIN ANALYZE runs what it explains.
+            Statement::Explain { statement, .. } => {
+                super::sql_handler(statement.as_ref().clone()).role()
+            }
+            _ => Role::Reader,
+        }
+    }
+
+    async fn describe(&self, session: &Session) -> Result<Described> {
+        match session.plan_cached(&self.0).await {
+            Ok(plan) => {
+                let planned = plan.schema().as_arrow();
+                Ok(Described {
+                    params: parameter_types(&plan),
+                    columns: Some(
+                        names::pg_result_names(&self.0, planned)
+                            .unwrap_or_else(|| Arc::new(planned.clone())),
+                    ),
+                })
+            }
+            // Describe of a statement that will fail to plan: its error
+            // comes when it runs.
+            Err(_) => Ok(Described {
+                params: vec![None; params::count_placeholders(&self.0)],
+                columns: None,
+            }),
+        }
+    }
+
+    async fn execute(
+        self: Box<Self>,
+        session: &mut Session,
+        params: &ParamValues,
+    ) -> Result<Output> {
+        let has_params = matches!(params, ParamValues::List(v) if !v.is_empty());
+        if has_params && matches!(self.0, Statement::Query(_)) {
+            // A prepared query: its plan, kept while nothing it reads
+            // changed, with the parameters' values put in.
+            let plan = session.plan_cached(&self.0).await?;
+            let plan = plan.with_param_values(params.clone())?;
+            return session.run_plan(&self.0, plan, "SELECT").await;
+        }
+        let stmt = match params::bind(crate::frontend::Stmt::Sql(Box::new(self.0)), params)? {
+            crate::frontend::Stmt::Sql(s) => *s,
+            _ => unreachable!("bound as it came"),
+        };
+        session.query(stmt).await
+    }
+}
+
+/// `DESCRIBE t` / `EXPLAIN t`: the columns with their PostgreSQL types.
+pub struct DescribeTable(pub ObjectName);
+
+pub fn describe_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("column_name", DataType::Utf8, false),
+        Field::new("data_type", DataType::Utf8, false),
+        Field::new("is_nullable", DataType::Utf8, false),
+        Field::new("column_default", DataType::Utf8, true),
+    ]))
+}
+
+#[async_trait]
+impl Handler for DescribeTable {
+    fn name(&self) -> String {
+        "DESCRIBE".into()
+    }
+
+    fn role(&self) -> Role {
+        Role::Reader
+    }
+
+    async fn describe(&self, _: &Session) -> Result<Described> {
+        Ok(Described {
+            params: vec![],
+            columns: Some(describe_schema()),
+        })
+    }
+
+    async fn execute(self: Box<Self>, session: &mut Session, _: &ParamValues) -> Result<Output> {
+        let (schema, rel) = session.qualify(&self.0)?;
+        let columns: Vec<catalog::ColumnDef> = match session.catalog_entry(&schema, &rel) {
+            Some(e) if e.kind() == Kind::Table => e.table_def()?.columns.clone(),
+            Some(e) if matches!(e.kind(), Kind::View | Kind::External) => {
+                let plan = session
+                    .plan(Statement::Query(crate::engine::select_all(&e.rel_name())?))
+                    .await?;
+                plan.schema()
+                    .fields()
+                    .iter()
+                    .map(|f| {
+                        catalog::ColumnDef::plain(
+                            f.name(),
+                            catalog::PgType::from_arrow(f.data_type()),
+                        )
+                    })
+                    .collect()
+            }
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::UndefinedTable,
+                    format!(
+                        "relation \"{}\" does not exist",
+                        crate::engine::display_name(&self.0)
+                    ),
+                ));
+            }
+        };
+        let out = describe_schema();
+        let batch = RecordBatch::try_new(
+            out.clone(),
+            vec![
+                Arc::new(StringArray::from_iter_values(
+                    columns.iter().map(|c| c.name.clone()),
+                )),
+                Arc::new(StringArray::from_iter_values(
+                    columns.iter().map(|c| c.ty.display()),
+                )),
+                Arc::new(StringArray::from_iter_values(
+                    columns
+                        .iter()
+                        .map(|c| if c.not_null { "NO" } else { "YES" }),
+                )),
+                Arc::new(StringArray::from(
+                    columns
+                        .iter()
+                        .map(|c| c.default.clone())
+                        .collect::<Vec<_>>(),
+                )),
+            ],
+        )?;
+        Output::batches(out, vec![batch], "SELECT")
+    }
+}

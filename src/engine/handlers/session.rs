@@ -1,0 +1,93 @@
+//! SET, SHOW, RESET, DISCARD and the transaction statements.
+
+use async_trait::async_trait;
+use datafusion::common::ParamValues;
+use datafusion::sql::sqlparser::ast::Statement;
+
+use super::{Described, Handler, first_words};
+use crate::engine::access::Role;
+use crate::engine::{Output, Session, TxnState, settings};
+use crate::error::Result;
+
+pub struct SessionStatement(pub Statement);
+
+#[async_trait]
+impl Handler for SessionStatement {
+    fn name(&self) -> String {
+        first_words(&self.0.to_string(), 1)
+    }
+
+    fn role(&self) -> Role {
+        Role::Reader
+    }
+
+    async fn describe(&self, _: &Session) -> Result<Described> {
+        Ok(Described {
+            params: vec![],
+            columns: match &self.0 {
+                Statement::ShowVariable { variable } => Some(settings::show_schema(variable)),
+                _ => None,
+            },
+        })
+    }
+
+    async fn execute(self: Box<Self>, session: &mut Session, _: &ParamValues) -> Result<Output> {
+        match self.0 {
+            Statement::Set(set) => {
+                let out = settings::set(session, set)?;
+                session.sync_default_schema();
+                Ok(out)
+            }
+            Statement::ShowVariable { variable } => settings::show(session, &variable),
+            Statement::Reset(r) => {
+                let out = settings::reset(session, r)?;
+                session.sync_default_schema();
+                Ok(out)
+            }
+            Statement::Discard { .. } => Ok(Output::command("DISCARD ALL")),
+            // Statements prepared over the extended protocol live in the
+            // connection; SQL-level ones are not kept, so there is nothing
+            // to free here.
+            Statement::Deallocate { name, .. } => {
+                Ok(Output::command(if name.value.eq_ignore_ascii_case("all") {
+                    "DEALLOCATE ALL"
+                } else {
+                    "DEALLOCATE"
+                }))
+            }
+            Statement::StartTransaction { .. } => {
+                if session.txn != TxnState::Idle {
+                    session.notice("there is already a transaction in progress");
+                } else {
+                    session.txn = TxnState::InBlock;
+                }
+                Ok(Output::TransactionStart)
+            }
+            Statement::Commit { .. } => {
+                let failed = session.txn == TxnState::Failed;
+                if session.txn == TxnState::Idle {
+                    session.notice("there is no transaction in progress");
+                }
+                session.txn = TxnState::Idle;
+                Ok(Output::TransactionEnd(if failed {
+                    "ROLLBACK"
+                } else {
+                    "COMMIT"
+                }))
+            }
+            Statement::Rollback { .. } => {
+                match session.txn {
+                    TxnState::Idle => session.notice("there is no transaction in progress"),
+                    TxnState::InBlock => session.notice(
+                        "statements in this transaction block were already committed; \
+                         ROLLBACK cannot undo them (each statement commits on its own)",
+                    ),
+                    TxnState::Failed => {}
+                }
+                session.txn = TxnState::Idle;
+                Ok(Output::TransactionEnd("ROLLBACK"))
+            }
+            _ => unreachable!("dispatched for session statements only"),
+        }
+    }
+}

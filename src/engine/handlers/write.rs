@@ -1,0 +1,152 @@
+//! INSERT, UPDATE, DELETE, MERGE and COPY.
+
+use async_trait::async_trait;
+use datafusion::common::ParamValues;
+use datafusion::sql::sqlparser::ast::Statement;
+
+use super::{Described, Handler, first_words};
+use crate::engine::access::Role;
+use crate::engine::{Output, Session, copy, dml, params};
+use crate::error::Result;
+use crate::frontend::{MergeStmt, Stmt, copy::CopyStmt};
+
+/// INSERT (and INSERT ... ON CONFLICT), UPDATE, DELETE.
+pub struct Dml(pub Statement);
+
+#[async_trait]
+impl Handler for Dml {
+    fn name(&self) -> String {
+        first_words(&self.0.to_string(), 2)
+    }
+
+    fn role(&self) -> Role {
+        Role::Writer
+    }
+
+    async fn describe(&self, session: &Session) -> Result<Described> {
+        // DataFusion plans DML without RETURNING: the parameter types come
+        // from the rest of the statement, the result columns from ours.
+        let mut probe = self.0.clone();
+        match &mut probe {
+            Statement::Insert(i) => i.returning = None,
+            Statement::Update(u) => u.returning = None,
+            Statement::Delete(d) => d.returning = None,
+            _ => {}
+        }
+        let params = match session.plan(probe).await {
+            Ok(plan) => super::query::parameter_types(&plan),
+            Err(_) => vec![None; params::count_placeholders(&self.0)],
+        };
+        let columns = dml::returning_schema(session, &self.0).await.ok().flatten();
+        Ok(Described { params, columns })
+    }
+
+    async fn execute(
+        self: Box<Self>,
+        session: &mut Session,
+        params: &ParamValues,
+    ) -> Result<Output> {
+        let Stmt::Sql(s) = params::bind(Stmt::Sql(Box::new(self.0)), params)? else {
+            unreachable!("bound as it came")
+        };
+        match *s {
+            Statement::Insert(mut ins) => {
+                // The source is bound when it is planned; ON CONFLICT runs
+                // as a MERGE, whose parts are qualified there.
+                if ins.on.is_some() {
+                    session.qualify_dml(&mut ins)?;
+                }
+                dml::insert(session, ins).await
+            }
+            Statement::Update(mut up) => {
+                session.qualify_dml(&mut up)?;
+                dml::update(session, up).await
+            }
+            Statement::Delete(mut del) => {
+                session.qualify_dml(&mut del)?;
+                dml::delete(session, del).await
+            }
+            _ => unreachable!("dispatched for DML only"),
+        }
+    }
+}
+
+/// MERGE.
+pub struct Merge(pub Box<MergeStmt>);
+
+#[async_trait]
+impl Handler for Merge {
+    fn name(&self) -> String {
+        "MERGE".into()
+    }
+
+    fn role(&self) -> Role {
+        Role::Writer
+    }
+
+    async fn execute(
+        self: Box<Self>,
+        session: &mut Session,
+        params: &ParamValues,
+    ) -> Result<Output> {
+        let mut m = *self.0;
+        params::bind_merge(&mut m, params)?;
+        let wc = session.write_context();
+        session.qualify_merge(&mut m)?;
+        let outcome = crate::write::merge::merge(&wc, m, false).await?;
+        Ok(Output::count("MERGE", outcome.rows))
+    }
+}
+
+/// COPY, both ways.
+pub struct Copy(pub Box<CopyStmt>);
+
+#[async_trait]
+impl Handler for Copy {
+    fn name(&self) -> String {
+        if self.0.from { "COPY FROM" } else { "COPY TO" }.into()
+    }
+
+    fn role(&self) -> Role {
+        if self.0.from {
+            Role::Writer
+        } else {
+            Role::Reader
+        }
+    }
+
+    async fn execute(self: Box<Self>, session: &mut Session, _: &ParamValues) -> Result<Output> {
+        copy::execute(session, *self.0).await
+    }
+}
+
+/// TRUNCATE [TABLE] name [, ...]: every row of each table removed, one
+/// Delta commit per table (the files are dropped from the log, not read).
+pub struct Truncate(pub datafusion::sql::sqlparser::ast::Truncate);
+
+#[async_trait]
+impl Handler for Truncate {
+    fn name(&self) -> String {
+        "TRUNCATE".into()
+    }
+
+    fn role(&self) -> Role {
+        Role::Writer
+    }
+
+    async fn execute(self: Box<Self>, session: &mut Session, _: &ParamValues) -> Result<Output> {
+        let mut targets = Vec::new();
+        for t in &self.0.table_names {
+            targets.push(session.resolve_table(&t.name)?);
+        }
+        let wc = session.write_context();
+        for (schema, table, def) in targets {
+            let target = crate::write::Target::open(&wc, &schema, &table, def, None).await?;
+            crate::write::delete::delete(&wc, &target, None, false).await?;
+        }
+        Ok(Output::Command {
+            tag: "TRUNCATE TABLE".into(),
+            rows: None,
+        })
+    }
+}

@@ -1,0 +1,75 @@
+//! `INTERSECT ALL` and `EXCEPT ALL` with PostgreSQL's multiplicities.
+//!
+//! DataFusion plans `l INTERSECT ALL r` as a semi join of `l` with `r` on
+//! every column, which keeps each row of `l` that has any match: a value
+//! three times in `l` and once in `r` came back three times instead of once
+//! (`EXCEPT ALL`, an anti join, dropped all three instead of keeping two).
+//! Numbering the copies of each row on both sides and joining on the number
+//! too gives `min(m, n)` and `max(m - n, 0)` copies, as PostgreSQL does.
+
+use datafusion::common::tree_node::Transformed;
+use datafusion::common::{Column, NullEquality};
+use datafusion::error::Result;
+use datafusion::functions_window::expr_fn::row_number;
+use datafusion::logical_expr::{Expr, ExprFunctionExt, JoinType, LogicalPlan, LogicalPlanBuilder};
+
+const COPY: &str = "__sluice_copy";
+
+/// `plan` with every `INTERSECT ALL` / `EXCEPT ALL` counted per copy.
+pub fn rewrite(plan: LogicalPlan) -> Result<LogicalPlan> {
+    plan.transform_up_with_subqueries(|node| {
+        let LogicalPlan::Join(join) = &node else {
+            return Ok(Transformed::no(node));
+        };
+        // The shape DataFusion's SQL planner gives a set operation with ALL:
+        // a semi or anti join on every column, NULLs equal, no filter, and
+        // (unlike the DISTINCT form) no DISTINCT on the left.
+        let set_op_all = matches!(join.join_type, JoinType::LeftSemi | JoinType::LeftAnti)
+            && join.null_equality == NullEquality::NullEqualsNull
+            && join.filter.is_none()
+            && join.on.len() == join.left.schema().fields().len()
+            && join.on.len() == join.right.schema().fields().len()
+            && !matches!(join.left.as_ref(), LogicalPlan::Distinct(_))
+            && !join.left.schema().fields().iter().any(|f| f.name() == COPY);
+        if !set_op_all {
+            return Ok(Transformed::no(node));
+        }
+        let columns = |p: &LogicalPlan| -> Vec<Expr> {
+            p.schema().columns().into_iter().map(Expr::Column).collect()
+        };
+        let numbered = |p: LogicalPlan| -> Result<LogicalPlan> {
+            let copy = row_number().partition_by(columns(&p)).build()?.alias(COPY);
+            LogicalPlanBuilder::from(p).window(vec![copy])?.build()
+        };
+        let output = columns(&join.left);
+        let (mut left_keys, mut right_keys): (Vec<Column>, Vec<Column>) = join
+            .on
+            .iter()
+            .map(|(l, r)| match (l, r) {
+                (Expr::Column(l), Expr::Column(r)) => Some((l.clone(), r.clone())),
+                _ => None,
+            })
+            .collect::<Option<Vec<_>>>()
+            .map(|v| v.into_iter().unzip())
+            .unwrap_or_default();
+        if left_keys.len() != join.on.len() {
+            return Ok(Transformed::no(node));
+        }
+        left_keys.push(Column::from_name(COPY));
+        right_keys.push(Column::from_name(COPY));
+        let left = numbered(join.left.as_ref().clone())?;
+        let right = numbered(join.right.as_ref().clone())?;
+        let plan = LogicalPlanBuilder::from(left)
+            .join_detailed(
+                right,
+                join.join_type,
+                (left_keys, right_keys),
+                None,
+                NullEquality::NullEqualsNull,
+            )?
+            .project(output)?
+            .build()?;
+        Ok(Transformed::yes(plan))
+    })
+    .map(|t| t.data)
+}
