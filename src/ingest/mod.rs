@@ -1,15 +1,20 @@
 //! Getting data in: COPY's wire formats decoded into Arrow batches, and the
-//! table functions that read files and other databases.
+//! table functions that read files, HTTP APIs, logs and other databases.
 //!
 //! ```text
 //!  CopyData pieces ─▶ text::TextDecoder (text, CSV) ─▶ RawRows (text columns)
 //!                  ─▶ convert::Converter (column types) ─▶ RecordBatch
 //!                  ─▶ binary::BinaryDecoder (binary) ────────────────▶ RecordBatch
+//!
+//!  read_csv / read_json / read_parquet ─▶ files (object stores, DataFusion readers)
+//!                                     └─▶ web (http:// and https://: plain GET, pages)
+//!  read_text / read_log ─▶ source (files or a URL, gzip, lines) ─▶ logs (parsers)
 //! ```
 
 pub mod binary;
 pub mod convert;
 pub mod files;
+pub mod http;
 pub mod postgres;
 pub mod text;
 
