@@ -16,6 +16,7 @@ pub mod convert;
 pub mod files;
 pub mod http;
 pub mod jsonpath;
+pub mod logs;
 pub mod postgres;
 pub mod records;
 pub mod source;
@@ -54,6 +55,13 @@ pub fn table_functions(
                 lake: lake.clone(),
             }),
         ));
+    }
+    for log in [false, true] {
+        let f = logs::ReadLines {
+            log,
+            lake: lake.clone(),
+        };
+        out.push((if log { "read_log" } else { "read_text" }, Arc::new(f)));
     }
     out
 }
