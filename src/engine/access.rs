@@ -61,9 +61,33 @@ fn sql_role(s: &Statement) -> Role {
     }
 }
 
+/// Does `s` call a table function that reads the server's files or the
+/// network (`read_csv`, `read_log`, `postgres_query`, ...)? Like COPY FROM
+/// a file, that needs role writer: a reader may only read the lake's
+/// tables.
+fn reads_server_side(s: &Statement) -> bool {
+    use datafusion::sql::sqlparser::ast::visit_relations;
+    use std::ops::ControlFlow;
+    let found = visit_relations(s, |name| {
+        let last = name
+            .0
+            .last()
+            .and_then(|p| p.as_ident())
+            .map(|i| i.value.to_ascii_lowercase());
+        match last {
+            Some(n) if crate::ingest::SERVER_SIDE_READERS.contains(&n.as_str()) => {
+                ControlFlow::Break(())
+            }
+            _ => ControlFlow::Continue(()),
+        }
+    });
+    found.is_break()
+}
+
 /// The least role that may run `stmt`.
 pub fn required_role(stmt: &Stmt) -> Role {
     match stmt {
+        Stmt::Sql(s) if reads_server_side(s) => sql_role(s).max(Role::Writer),
         Stmt::Sql(s) => sql_role(s),
         Stmt::DescribeHistory { .. } => Role::Reader,
         Stmt::Copy(c) if c.from => Role::Writer,
@@ -85,6 +109,9 @@ pub fn check(user: &str, role: Role, stmt: &Stmt) -> Result<()> {
         return Ok(());
     }
     let what = match stmt {
+        Stmt::Sql(s) if reads_server_side(s) && sql_role(s) < Role::Writer => {
+            "reading server-side files or URLs (read_csv, read_json, read_log, ...)".into()
+        }
         Stmt::Sql(s) => s
             .to_string()
             .split_whitespace()
@@ -130,6 +157,19 @@ mod tests {
         assert_eq!(role_of("CREATE TABLE t (a int)"), Role::Admin);
         assert_eq!(role_of("DROP TABLE t"), Role::Admin);
         assert_eq!(role_of("VACUUM t"), Role::Admin);
+        assert_eq!(
+            role_of("SELECT * FROM read_csv('/etc/passwd')"),
+            Role::Writer
+        );
+        assert_eq!(
+            role_of("SELECT 1 FROM t JOIN read_log('x.log', format => 'json') l ON true"),
+            Role::Writer
+        );
+        assert_eq!(
+            role_of("WITH x AS (SELECT * FROM read_text('http://h/')) SELECT * FROM x"),
+            Role::Writer
+        );
+        assert_eq!(role_of("SELECT * FROM read_csv_notes"), Role::Reader);
         let e = check(
             "ann",
             Role::Reader,

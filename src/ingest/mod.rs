@@ -66,6 +66,17 @@ pub fn table_functions(
     out
 }
 
+/// The table functions that read what the server can reach (its files,
+/// the network): the role they need is checked before planning.
+pub const SERVER_SIDE_READERS: &[&str] = &[
+    "read_csv",
+    "read_json",
+    "read_parquet",
+    "read_text",
+    "read_log",
+    "postgres_query",
+];
+
 /// The value of a constant argument as text (`None` for NULL): literals,
 /// expressions of literals (`'2026-01-01'::timestamptz`, `now() - interval
 /// '1 day'`) and scalar subqueries (`(SELECT max(updated_at) FROM t)`),
