@@ -839,6 +839,19 @@ async fn logs_become_typed_rows_and_bad_lines_are_kept() {
         rows(&c, "SELECT count(*) FROM hits WHERE _error IS NULL").await,
         ["7"]
     );
+    // Or bad lines go to quarantine through an expectation on _error.
+    c.batch_execute(&format!(
+        "CREATE TABLE statuses (line_number bigint, status int, _error text, \
+           CONSTRAINT parsed EXPECT (_error IS NULL) ON VIOLATION QUARANTINE); \
+         INSERT INTO statuses SELECT line_number, status, _error FROM {all}"
+    ))
+    .await
+    .unwrap();
+    assert_eq!(rows(&c, "SELECT count(*) FROM statuses").await, ["7"]);
+    assert_eq!(
+        rows(&c, "SELECT count(*) FROM statuses__quarantine").await,
+        ["2"]
+    );
     let (state, _) = fails(
         &c,
         &format!("SELECT * FROM read_log('{d}/app.txt', format => 'apache')"),
