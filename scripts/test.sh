@@ -49,6 +49,12 @@ cargo build --bins
 step "cargo test"
 cargo test --all-targets -- --test-threads="$TEST_THREADS"
 
+step "differential SQL tests against PostgreSQL (seed 1, at most 60 s)"
+rm -f "$CARGO_TARGET_DIR/differential-ci.jsonl"
+"$SLUICE_TEST_PYTHON" tests/differential/run.py --ci \
+    --sluice-bin "$CARGO_TARGET_DIR/debug/sluice" --pg-url "$SLUICE_TEST_PG_URL" \
+    --report "$CARGO_TARGET_DIR/differential-ci.jsonl"
+
 step "TPC-H smoke benchmark (SF 0.01)"
 SLUICE_BENCH_PYTHON="$SLUICE_TEST_PYTHON" benchmarks/run-smoke.sh
 

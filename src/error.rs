@@ -55,6 +55,8 @@ pub enum ErrorKind {
     InsufficientPrivilege,
     /// 08001: a remote database could not be reached.
     ConnectionFailure,
+    /// 58P01: a file or URL that is not there (HTTP 404).
+    UndefinedFile,
     /// HV000: a remote database refused the query (its SQLSTATE is in the detail).
     RemoteError,
     Io,
@@ -129,6 +131,14 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// Ours inside DataFusion's error, so its kind survives planning (see
+/// [`find_ours`]).
+impl From<Error> for datafusion::error::DataFusionError {
+    fn from(e: Error) -> Self {
+        datafusion::error::DataFusionError::External(Box::new(e))
+    }
+}
 
 impl From<datafusion::error::DataFusionError> for Error {
     fn from(e: datafusion::error::DataFusionError) -> Self {
@@ -347,6 +357,13 @@ pub(crate) fn classify_message(raw: &str) -> Option<Error> {
             )
             .with_hint("Ensure that not more than one source row matches any one target row."),
         );
+    }
+    // DataFusion plans NOT IN (subquery) as a null-aware anti join, which it
+    // can build on one key only: a correlated NOT IN is not supported yet.
+    if msg.contains("null_aware anti join only supports single column join key") {
+        return Some(Error::not_supported(
+            "NOT IN (subquery) correlated with the outer query (use NOT EXISTS)",
+        ));
     }
     // A column alias list of the wrong length (also CREATE TABLE t (a, b)
     // AS ...): PostgreSQL's syntax error class.

@@ -221,11 +221,11 @@ async fn open_engine(
     lake: &str,
     config: Option<&std::path::Path>,
 ) -> sluice::Result<std::sync::Arc<Engine>> {
-    let options = match config {
-        Some(path) => sluice::config::lake_options(path, lake)?,
+    let config = match config {
+        Some(path) => sluice::config::Config::load(path)?,
         None => Default::default(),
     };
-    Engine::open_with(lake, options).await
+    Engine::open_configured(lake, &config).await
 }
 
 async fn run_sql(lake: &str, config: Option<&std::path::Path>, sql: &str) -> sluice::Result<()> {

@@ -9,6 +9,8 @@ mod common;
 mod concurrency;
 #[path = "integration/copy.rs"]
 mod copy;
+#[path = "integration/extract.rs"]
+mod extract;
 #[path = "integration/faults.rs"]
 mod faults;
 #[path = "integration/ingest.rs"]

@@ -38,6 +38,29 @@ impl Role {
     }
 }
 
+/// Does `s` call a table function that reads the server's files or the
+/// network (`read_csv`, `read_log`, `postgres_query`, ...)? Like COPY FROM
+/// a file, that needs role writer: a reader may only read the lake's
+/// tables.
+pub fn reads_server_side(s: &datafusion::sql::sqlparser::ast::Statement) -> bool {
+    use datafusion::sql::sqlparser::ast::visit_relations;
+    use std::ops::ControlFlow;
+    let found = visit_relations(s, |name| {
+        let last = name
+            .0
+            .last()
+            .and_then(|p| p.as_ident())
+            .map(|i| i.value.to_ascii_lowercase());
+        match last {
+            Some(n) if crate::ingest::SERVER_SIDE_READERS.contains(&n.as_str()) => {
+                ControlFlow::Break(())
+            }
+            _ => ControlFlow::Continue(()),
+        }
+    });
+    found.is_break()
+}
+
 /// Fail with 42501 unless `role` may run a statement that needs `need`.
 pub fn check(user: &str, role: Role, need: Role, what: &str) -> Result<()> {
     if role >= need {
@@ -72,6 +95,19 @@ mod tests {
         assert_eq!(role_of("CREATE TABLE t (a int)"), Role::Admin);
         assert_eq!(role_of("DROP TABLE t"), Role::Admin);
         assert_eq!(role_of("VACUUM t"), Role::Admin);
+        assert_eq!(
+            role_of("SELECT * FROM read_csv('/etc/passwd')"),
+            Role::Writer
+        );
+        assert_eq!(
+            role_of("SELECT 1 FROM t JOIN read_log('x.log', format => 'json') l ON true"),
+            Role::Writer
+        );
+        assert_eq!(
+            role_of("WITH x AS (SELECT * FROM read_text('http://h/')) SELECT * FROM x"),
+            Role::Writer
+        );
+        assert_eq!(role_of("SELECT * FROM read_csv_notes"), Role::Reader);
         let e = check("ann", Role::Reader, role_of("DELETE FROM t"), "DELETE").unwrap_err();
         assert_eq!(e.kind, ErrorKind::InsufficientPrivilege);
     }

@@ -33,11 +33,14 @@ use crate::frontend::copy::{CopyEndpoint, CopyFormat, CopyOptions, CopyRelation,
 use crate::frontend::names::quote_ident as ident;
 use crate::ingest::binary::BinaryDecoder;
 use crate::ingest::convert::Converter;
-use crate::ingest::files::{FileKind, ReadOptions, file_table, list_files};
+use crate::ingest::files::{FileKind, ReadOptions, file_table};
+use crate::ingest::http::Credentials;
+use crate::ingest::source::{Located, locate};
 use crate::ingest::text::TextDecoder;
-use crate::write::{Append, Outcome, Target, WriteOptions, write_plan};
+use crate::write::{
+    AppTransaction, Append, Outcome, Target, WriteOptions, applied_version, write_plan,
+};
 use futures::StreamExt;
-use object_store::ObjectStoreExt;
 
 /// Rows per batch handed to the writer.
 const BATCH_ROWS: usize = 16 * 1024;
@@ -147,6 +150,15 @@ pub struct CopyIn {
 
 impl CopyIn {
     pub async fn start(session: &Session, stmt: &CopyStmt) -> Result<CopyIn> {
+        CopyIn::start_recording(session, stmt, Vec::new()).await
+    }
+
+    /// Start a copy whose commit records `txns` (the files it loads).
+    async fn start_recording(
+        session: &Session,
+        stmt: &CopyStmt,
+        txns: Vec<AppTransaction>,
+    ) -> Result<CopyIn> {
         let CopyRelation::Table { name, columns } = &stmt.relation else {
             return Err(Error::syntax("COPY (query) can only be used with TO"));
         };
@@ -212,7 +224,10 @@ impl CopyIn {
             target.table,
             plan,
             SaveMode::Append,
-            WriteOptions::default(),
+            WriteOptions {
+                txns,
+                ..Default::default()
+            },
         ));
         Ok(CopyIn {
             decoder,
@@ -262,27 +277,17 @@ impl CopyIn {
         }
     }
 
-    /// Load every file `path` selects, in name order, as one COPY.
-    async fn feed_files(&mut self, session: &Session, table: &str, path: &str) -> Result<()> {
-        let state = session.ctx.state();
-        let lake = session.engine.lake();
-        let (store, files) = list_files(&state, lake, path).await?;
-        for f in &files {
+    /// Load `files` in order as one COPY.
+    async fn feed_files(&mut self, table: &str, files: &[Located]) -> Result<()> {
+        for f in files {
             // The previous file's last rows go out before this one starts.
-            let label = format!("COPY {table}, file '{}'", f.location);
+            let label = format!("COPY {table}, file '{}'", f.name());
             for batch in self.decoder.next_file(label)? {
                 self.send(batch).await?;
             }
-            let mut bytes = store
-                .get(&f.location)
-                .await
-                .map_err(|e| Error::new(ErrorKind::Io, format!("reading {}: {e}", f.location)))?
-                .into_stream();
+            let mut bytes = f.open().await?;
             while let Some(chunk) = bytes.next().await {
-                let chunk = chunk.map_err(|e| {
-                    Error::new(ErrorKind::Io, format!("reading {}: {e}", f.location))
-                })?;
-                self.feed(&chunk).await?;
+                self.feed(&chunk?).await?;
             }
         }
         Ok(())
@@ -364,20 +369,64 @@ async fn copy_out(session: &mut Session, stmt: CopyStmt) -> Result<Output> {
     }
 }
 
+/// How a table remembers that a COPY loaded a file: a Delta application
+/// transaction with this id, committed with the rows.
+fn loaded_file_id(file: &Located) -> String {
+    format!("sluice.copy {}", file.name())
+}
+
+/// The files `path` selects; with `NEW_FILES_ONLY` only those the table
+/// has not loaded before, and the transactions that record them.
+async fn files_to_load(
+    session: &Session,
+    stmt: &CopyStmt,
+    path: &str,
+) -> Result<(Vec<Located>, Vec<AppTransaction>)> {
+    let CopyRelation::Table { name, .. } = &stmt.relation else {
+        return Err(Error::syntax("COPY (query) can only be used with TO"));
+    };
+    let state = session.ctx.state();
+    let files = locate(&state, session.engine.lake(), path, &Credentials::ByUrl).await?;
+    if !stmt.options.new_files_only {
+        return Ok((files, Vec::new()));
+    }
+    let wc = session.write_context();
+    let (schema_name, table_name, def) = session.resolve_table(name)?;
+    let target = Target::open(&wc, &schema_name, &table_name, def, None).await?;
+    let mut new = Vec::new();
+    let mut txns = Vec::new();
+    for f in files {
+        let app_id = loaded_file_id(&f);
+        if applied_version(&target.table, &app_id).await?.is_none() {
+            txns.push(AppTransaction { app_id, version: 1 });
+            new.push(f);
+        }
+    }
+    Ok((new, txns))
+}
+
 /// `COPY t FROM 'path'`: text, CSV and binary files go through the same
-/// decoder as COPY FROM STDIN; JSON and Parquet through DataFusion's
-/// readers. Either way all files are one commit.
+/// decoder as COPY FROM STDIN; JSON and Parquet through the readers of
+/// `read_json` / `read_parquet`. Either way all files are one commit.
+/// With `NEW_FILES_ONLY` the commit also records the files it loaded, so
+/// a second run loads none of them again (and two runs at once cannot
+/// both commit them: their transactions conflict).
 async fn copy_from_files(session: &mut Session, stmt: &CopyStmt, path: &str) -> Result<Output> {
     let CopyRelation::Table { name, columns } = &stmt.relation else {
         return Err(Error::syntax("COPY (query) can only be used with TO"));
     };
+    let (files, txns) = files_to_load(session, stmt, path).await?;
+    if files.is_empty() {
+        // NEW_FILES_ONLY and nothing new: no commit at all.
+        return Ok(Output::count("COPY", 0));
+    }
     let kind = match stmt.options.format {
         CopyFormat::Json => FileKind::Json,
         CopyFormat::Parquet => FileKind::Parquet,
         _ => {
-            let mut copy = CopyIn::start(session, stmt).await?;
+            let mut copy = CopyIn::start_recording(session, stmt, txns).await?;
             let table = last_ident(name);
-            copy.feed_files(session, &table, path).await?;
+            copy.feed_files(&table, &files).await?;
             let (n, skipped) = copy.finish().await?;
             if skipped > 0 {
                 session.notice(skipped_notice(skipped));
@@ -390,15 +439,25 @@ async fn copy_from_files(session: &mut Session, stmt: &CopyStmt, path: &str) -> 
     let target = Target::open(&wc, &schema_name, &table_name, def, None).await?;
     let targets = target.target_columns(columns)?;
     let state = session.ctx.state();
-    let source = file_table(
-        &state,
-        session.engine.lake(),
-        path,
-        kind,
-        &ReadOptions::default(),
-    )
-    .await?;
-    let df = session.ctx.read_table(source)?;
+    let lake = session.engine.lake();
+    let options = ReadOptions::default();
+    let df = if stmt.options.new_files_only {
+        // Only the new files, each read on its own, columns matched by name.
+        let mut all: Option<datafusion::dataframe::DataFrame> = None;
+        for f in &files {
+            let one = file_table(&state, lake, &f.name(), kind, &options).await?;
+            let one = session.ctx.read_table(one)?;
+            all = Some(match all {
+                None => one,
+                Some(a) => a.union_by_name(one)?,
+            });
+        }
+        all.expect("at least one file")
+    } else {
+        session
+            .ctx
+            .read_table(file_table(&state, lake, path, kind, &options).await?)?
+    };
     // By name when the file has every target column, else by position.
     let file_cols: Vec<String> = df
         .schema()
@@ -422,7 +481,11 @@ async fn copy_from_files(session: &mut Session, stmt: &CopyStmt, path: &str) -> 
             ),
         ));
     };
-    let outcome = Append::new(&wc, &target).columns(targets).run(df).await?;
+    let outcome = Append::new(&wc, &target)
+        .columns(targets)
+        .app_transactions(txns)
+        .run(df)
+        .await?;
     Ok(Output::count("COPY", outcome.rows))
 }
 
@@ -437,6 +500,12 @@ pub fn skipped_notice(skipped: u64) -> String {
 
 /// Run a COPY statement: starts a copy-in, or returns the rows to copy out.
 pub async fn execute(session: &mut Session, stmt: CopyStmt) -> Result<Output> {
+    if stmt.options.new_files_only && (stmt.endpoint == CopyEndpoint::Client || !stmt.from) {
+        return Err(Error::new(
+            ErrorKind::InvalidParameter,
+            "COPY NEW_FILES_ONLY applies to COPY ... FROM files ('path', 'glob' or URL)",
+        ));
+    }
     match (&stmt.endpoint, stmt.from) {
         (CopyEndpoint::Client, true) => Ok(Output::CopyIn(Box::new(
             CopyIn::start(session, &stmt).await?,

@@ -1454,7 +1454,7 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
                 crate::write::WriteOptions {
                     partition_by: def.partition_by.clone(),
                     new_schema: true,
-                    txn: None,
+                    txns: Vec::new(),
                 },
             )
             .await?;

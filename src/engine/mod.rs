@@ -72,10 +72,29 @@ impl Engine {
         Engine::open_with(lake_spec, HashMap::new()).await
     }
 
+    /// Open with the lake's storage options and the HTTP settings of the
+    /// config file (see [`crate::config`]).
+    pub async fn open_configured(
+        lake_spec: &str,
+        config: &crate::config::Config,
+    ) -> Result<Arc<Engine>> {
+        let http = crate::ingest::http::HttpClient::new(config.http.clone())?;
+        Engine::open_inner(lake_spec, config.lake_options(lake_spec), http).await
+    }
+
     /// Open with storage options for the lake (see [`crate::config`]).
     pub async fn open_with(
         lake_spec: &str,
         storage_options: HashMap<String, String>,
+    ) -> Result<Arc<Engine>> {
+        let http = crate::ingest::http::HttpClient::new(Default::default())?;
+        Engine::open_inner(lake_spec, storage_options, http).await
+    }
+
+    async fn open_inner(
+        lake_spec: &str,
+        storage_options: HashMap<String, String>,
+        http: crate::ingest::http::HttpClient,
     ) -> Result<Arc<Engine>> {
         let lake = Lake::open_with(lake_spec, storage_options)?;
         let catalog = Catalog::open(lake.clone()).await?;
@@ -86,7 +105,9 @@ impl Engine {
         let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
             .with_cache_manager(caches)
             .build_arc()?;
-        let options = Arc::new(engine_options()?);
+        // Table functions find the HTTP client (its settings and header
+        // sets) in the session configuration.
+        let options = Arc::new(engine_options()?.with_extension(Arc::new(http)));
         let table_functions = Arc::new(
             crate::ingest::table_functions(&lake)
                 .into_iter()

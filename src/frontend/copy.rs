@@ -73,6 +73,9 @@ pub struct CopyOptions {
     pub force_quote: ForceQuote,
     /// `ON_ERROR ignore` (PostgreSQL 17): skip rows that fail to convert.
     pub skip_bad_rows: bool,
+    /// `NEW_FILES_ONLY`: load only the files this table has not loaded
+    /// before (COPY FROM files).
+    pub new_files_only: bool,
 }
 
 impl Default for CopyOptions {
@@ -88,6 +91,7 @@ impl Default for CopyOptions {
             force_null: vec![],
             force_quote: ForceQuote::None,
             skip_bad_rows: false,
+            new_files_only: false,
         }
     }
 }
@@ -342,6 +346,7 @@ fn parse_option(p: &mut Parser, o: &mut CopyOptions) -> Result<()> {
         "FREEZE" => {
             bool_value(p);
         }
+        "NEW_FILES_ONLY" => o.new_files_only = bool_value(p),
         other => {
             return Err(Error::syntax(format!(
                 "option \"{}\" not recognized",

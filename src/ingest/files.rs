@@ -7,7 +7,8 @@
 //!  '/data/x.parquet'         absolute local path
 //!  'file:///data/x.json'     file URL
 //!  's3://bucket/landing/*'   S3 (AWS_* environment variables)
-//!  'https://host/x.json'     HTTP(S): one file (no listing, so no globs)
+//!  'https://host/x.json'     HTTP(S): one URL (no listing, so no globs), read
+//!                            with a plain GET by `super::web` (CSV, JSON)
 //! ```
 //!
 //! Globs (`*`, `?`, `[...]`) select files; a folder means every file in it.
@@ -31,6 +32,7 @@ use futures::TryStreamExt;
 use object_store::{ObjectMeta, ObjectStoreExt};
 use url::Url;
 
+use super::constant_text;
 use crate::error::{Error, ErrorKind, Result};
 use crate::lake::Lake;
 use crate::types::PgType;
@@ -64,6 +66,8 @@ pub struct ReadOptions {
     pub columns: Option<String>,
     /// JSON: `'newline_delimited'` or `'array'`; found from the data if unset.
     pub json_format: Option<String>,
+    /// HTTP(S) sources: credentials, and for JSON the API options.
+    pub api: super::web::ApiOptions,
 }
 
 /// Where `path` points: lake-relative paths join the lake root.
@@ -253,6 +257,15 @@ pub async fn file_table(
     kind: FileKind,
     o: &ReadOptions,
 ) -> Result<Arc<dyn TableProvider>> {
+    if super::source::is_http(path) && kind != FileKind::Parquet {
+        return http_table(session, path, kind, o).await;
+    }
+    if o.api.credentials != super::http::Credentials::ByUrl {
+        return Err(Error::new(
+            ErrorKind::InvalidParameter,
+            "headers => applies to http:// and https:// URLs only",
+        ));
+    }
     let (store, files) = list_files(session, lake, path).await?;
     let format: Arc<dyn FileFormat> = match kind {
         FileKind::Csv => {
@@ -317,6 +330,54 @@ pub async fn file_table(
     Ok(Arc::new(ListingTable::try_new(config)?))
 }
 
+/// CSV or JSON from an HTTP(S) URL: one streaming GET, no Range or HEAD.
+async fn http_table(
+    session: &dyn Session,
+    path: &str,
+    kind: FileKind,
+    o: &ReadOptions,
+) -> Result<Arc<dyn TableProvider>> {
+    let url = Url::parse(path.trim()).map_err(|e| {
+        Error::new(
+            ErrorKind::InvalidParameter,
+            format!("bad URL: {e} (URLs are read one at a time: no globs over HTTP)"),
+        )
+    })?;
+    let client = super::http::client_of(session);
+    let columns = o.columns.as_deref().map(parse_columns).transpose()?;
+    match kind {
+        FileKind::Json => {
+            let mut api = o.api.clone();
+            api.columns = columns;
+            api.ndjson = match o.json_format.as_deref() {
+                None => None,
+                Some("array") => Some(false),
+                Some("newline_delimited" | "ndjson") => Some(true),
+                Some(other) => {
+                    return Err(Error::new(
+                        ErrorKind::InvalidParameter,
+                        format!(
+                            "read_json format must be 'array' or 'newline_delimited', not '{other}'"
+                        ),
+                    ));
+                }
+            };
+            super::web::api_table(client, &url, api).await
+        }
+        _ => {
+            let options = super::web::CsvOptions {
+                header: o.header.unwrap_or(true),
+                delimiter: o.delimiter.unwrap_or(b','),
+                quote: o.quote.unwrap_or(b'"'),
+                escape: o.escape,
+                null: o.null.clone(),
+                columns,
+            };
+            super::web::csv_table(client, &url, o.api.credentials.clone(), options).await
+        }
+    }
+}
+
 /// The schema holding the columns of both: a column in only one is
 /// nullable; differing types widen (integers to floats, else to text).
 fn widen(a: &Schema, b: &Schema) -> Schema {
@@ -363,7 +424,7 @@ fn regex_escape(s: &str) -> String {
 
 /// Run a future from synchronous planning code (table functions are
 /// called while a statement is planned, inside the runtime).
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
+pub(crate) fn block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(f))
 }
 
@@ -430,7 +491,28 @@ impl super::NamedTableFunction for ReadFiles {
         }
         .ok_or_else(|| plan_error(format!("{fun} takes a path: {fun}('raw/x.*', ...)")))?;
         let mut o = ReadOptions::default();
+        let text = |name: &str, v: &Expr| {
+            literal_str(v).ok_or_else(|| plan_error(format!("{fun}: {name} must be a string")))
+        };
+        let mut paginate = None;
+        let mut cursor_param = None;
+        let mut api_only = Vec::new();
         for (name, v) in named {
+            if matches!(self.kind, FileKind::Json)
+                && matches!(
+                    name.as_str(),
+                    "records"
+                        | "paginate"
+                        | "cursor_param"
+                        | "max_pages"
+                        | "since"
+                        | "since_param"
+                        | "since_field"
+                        | "sample_size"
+                )
+            {
+                api_only.push(name.clone());
+            }
             match (self.kind, name.as_str()) {
                 (FileKind::Csv, "header") => o.header = literal_bool(v),
                 (FileKind::Csv, "delimiter" | "delim" | "sep") => {
@@ -441,10 +523,43 @@ impl super::NamedTableFunction for ReadFiles {
                 (FileKind::Csv, "null" | "nullstr") => o.null = literal_str(v),
                 (FileKind::Json, "format") => o.json_format = literal_str(v),
                 (FileKind::Csv | FileKind::Json, "columns") => o.columns = literal_str(v),
+                (FileKind::Csv | FileKind::Json, "headers") => {
+                    o.api.credentials = super::http::Credentials::Named(text(name, v)?)
+                }
+                (FileKind::Json, "records") => {
+                    o.api.records = Some(super::jsonpath::JsonPath::parse(&text(name, v)?)?)
+                }
+                (FileKind::Json, "paginate") => paginate = Some(text(name, v)?),
+                (FileKind::Json, "cursor_param") => cursor_param = Some(text(name, v)?),
+                (FileKind::Json, "max_pages" | "sample_size") => {
+                    let n = constant_text(session, v)?
+                        .and_then(|t| t.parse::<usize>().ok())
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| {
+                            plan_error(format!("{fun}: {name} must be a positive integer"))
+                        })?;
+                    if name == "max_pages" {
+                        o.api.max_pages = Some(n);
+                    } else {
+                        o.api.sample = n;
+                    }
+                }
+                (FileKind::Json, "since") => o.api.since = constant_text(session, v)?,
+                (FileKind::Json, "since_param") => o.api.since_param = Some(text(name, v)?),
+                (FileKind::Json, "since_field") => o.api.since_field = Some(text(name, v)?),
                 _ => {
                     return Err(plan_error(format!("{fun} has no option \"{name}\"")));
                 }
             }
+        }
+        if let Some(p) = paginate {
+            o.api.paginate = super::web::Paginate::parse(&p, cursor_param.as_deref())?;
+        }
+        if !api_only.is_empty() && !super::source::is_http(&path) {
+            return Err(plan_error(format!(
+                "{fun}: {} apply to http:// and https:// URLs only",
+                api_only.join(", ")
+            )));
         }
         block_on(file_table(session, &self.lake, &path, self.kind, &o))
             .map_err(|e| DataFusionError::External(Box::new(e)))

@@ -46,6 +46,7 @@ pub fn sqlstate(kind: ErrorKind) -> &'static str {
         CharacterNotInRepertoire => "22021",
         InsufficientPrivilege => "42501",
         ConnectionFailure => "08001",
+        UndefinedFile => "58P01",
         RemoteError => "HV000",
         Io => "58030",
         Internal => "XX000",

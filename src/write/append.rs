@@ -17,7 +17,7 @@ pub struct Append<'a> {
     wc: &'a WriteContext,
     target: &'a Target,
     columns: Vec<String>,
-    txn: Option<AppTransaction>,
+    txns: Vec<AppTransaction>,
     /// What the rows are called in errors (`COPY` uses the file).
     label: String,
 }
@@ -44,7 +44,7 @@ impl<'a> Append<'a> {
             wc,
             target,
             columns: target.def.column_names(),
-            txn: None,
+            txns: Vec::new(),
             label: target.name.clone(),
         }
     }
@@ -56,9 +56,9 @@ impl<'a> Append<'a> {
         self
     }
 
-    /// Commit as `txn` (exactly once per writer and version).
-    pub fn app_transaction(mut self, txn: Option<AppTransaction>) -> Self {
-        self.txn = txn;
+    /// Commit recording `txns` (exactly once per writer and version).
+    pub fn app_transactions(mut self, txns: Vec<AppTransaction>) -> Self {
+        self.txns = txns;
         self
     }
 
@@ -75,7 +75,7 @@ impl<'a> Append<'a> {
 
     fn options(&self) -> WriteOptions {
         WriteOptions {
-            txn: self.txn.clone(),
+            txns: self.txns.clone(),
             ..Default::default()
         }
     }
@@ -112,7 +112,7 @@ impl<'a> Append<'a> {
             .write(batches.clone())
             .with_save_mode(SaveMode::Append)
             .with_session_state(std::sync::Arc::new(self.wc.ctx.state()))
-            .with_commit_properties(super::commit_properties_with(self.txn.as_ref()))
+            .with_commit_properties(super::commit_properties_with(&self.txns))
             .await?;
         self.wc.lake.remember(&written);
         let outcome = Outcome::of(written, None).await;

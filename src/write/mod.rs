@@ -140,17 +140,16 @@ pub fn commit_properties() -> deltalake::kernel::transaction::CommitProperties {
     deltalake::kernel::transaction::CommitProperties::default().with_max_retries(1000)
 }
 
-/// [`commit_properties`] recording `txn`, when there is one.
+/// [`commit_properties`] recording `txns` (none, one per writer, or one
+/// per file a COPY loaded).
 pub fn commit_properties_with(
-    txn: Option<&AppTransaction>,
+    txns: &[AppTransaction],
 ) -> deltalake::kernel::transaction::CommitProperties {
-    let props = commit_properties();
-    match txn {
-        Some(t) => props.with_application_transaction(deltalake::kernel::Transaction::new(
-            &t.app_id, t.version,
-        )),
-        None => props,
-    }
+    commit_properties().with_application_transactions(
+        txns.iter()
+            .map(|t| deltalake::kernel::Transaction::new(&t.app_id, t.version))
+            .collect(),
+    )
 }
 
 /// The version of `app_id` the table last recorded, if any.
@@ -168,7 +167,7 @@ pub struct WriteOptions {
     /// Replace the table's schema with the plan's (an overwrite that
     /// renames columns); otherwise the schema must match.
     pub new_schema: bool,
-    pub txn: Option<AppTransaction>,
+    pub txns: Vec<AppTransaction>,
 }
 
 /// Stream `plan` into `table` (created by this write when it has no state
@@ -187,7 +186,7 @@ pub async fn write_plan(
         .with_input_plan(plan)
         .with_save_mode(mode)
         .with_session_state(Arc::new(state))
-        .with_commit_properties(commit_properties_with(options.txn.as_ref()));
+        .with_commit_properties(commit_properties_with(&options.txns));
     if !options.partition_by.is_empty() {
         builder = builder.with_partition_columns(options.partition_by);
     }

@@ -72,6 +72,37 @@ pub fn handler(stmt: Stmt) -> Box<dyn Handler> {
 }
 
 fn sql_handler(s: Statement) -> Box<dyn Handler> {
+    if super::access::reads_server_side(&s) {
+        return Box::new(ServerSide(plain_sql_handler(s)));
+    }
+    plain_sql_handler(s)
+}
+
+/// A statement that reads the server's files or the network through a
+/// table function: at least role writer, like COPY FROM a file.
+struct ServerSide(Box<dyn Handler>);
+
+#[async_trait]
+impl Handler for ServerSide {
+    fn name(&self) -> String {
+        "reading server-side files or URLs (read_csv, read_json, read_log, ...)".into()
+    }
+    fn role(&self) -> Role {
+        self.0.role().max(Role::Writer)
+    }
+    async fn describe(&self, session: &Session) -> Result<Described> {
+        self.0.describe(session).await
+    }
+    async fn execute(
+        self: Box<Self>,
+        session: &mut Session,
+        params: &ParamValues,
+    ) -> Result<Output> {
+        self.0.execute(session, params).await
+    }
+}
+
+fn plain_sql_handler(s: Statement) -> Box<dyn Handler> {
     match s {
         Statement::Query(_) | Statement::Explain { .. } => Box::new(query::Query(s)),
         Statement::ExplainTable { table_name, .. } => Box::new(query::DescribeTable(table_name)),
