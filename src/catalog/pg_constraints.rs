@@ -78,6 +78,10 @@ pub fn install(ctx: &SessionContext, catalog: Arc<Catalog>, database: &str) -> R
         defs: Default::default(),
         signature: Signature::variadic_any(Volatility::Volatile),
     }));
+    // Sluice has no temporary schemas (dbt's catalog query asks).
+    ctx.register_udf(ScalarUDF::new_from_impl(NoTempSchema {
+        signature: Signature::any(1, Volatility::Immutable),
+    }));
     ctx.register_udtf("pg_partition_ancestors", Arc::new(PartitionAncestors));
     cat.register_schema(
         "pg_catalog",
@@ -117,6 +121,20 @@ impl SchemaProvider for PgCatalog {
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
         let which = match name.to_ascii_lowercase().as_str() {
             "pg_policy" => return Ok(Some(empty_pg_policy()?)),
+            // Tables and views as the catalog has them (the generic ones
+            // listed views as tables and had no views: dbt then dropped a
+            // view with DROP TABLE).
+            n @ ("pg_tables" | "pg_views") => {
+                let Some(own) = self.inner.table(n).await? else {
+                    return Ok(None);
+                };
+                let kind = if n == "pg_tables" {
+                    Kind::Table
+                } else {
+                    Kind::View
+                };
+                return Ok(Some(relations_table(&own.schema(), &self.catalog, kind)?));
+            }
             "pg_class" => Which::Class,
             "pg_constraint" => Which::Constraint,
             "pg_index" => Which::Index,
@@ -143,6 +161,77 @@ impl SchemaProvider for PgCatalog {
 
     fn table_exist(&self, name: &str) -> bool {
         self.inner.table_exist(name)
+    }
+}
+
+/// `pg_tables` / `pg_views` with the columns `schema` gives them: one row
+/// per table (external tables included) or view of the catalog.
+fn relations_table(
+    schema: &SchemaRef,
+    catalog: &Catalog,
+    kind: Kind,
+) -> Result<Arc<dyn TableProvider>> {
+    use datafusion::arrow::array::{ArrayRef, BooleanArray, StringArray, new_null_array};
+    let snapshot = catalog.snapshot();
+    let objects: Vec<&crate::catalog::Object> = snapshot
+        .objects()
+        .iter()
+        .filter(|o| match kind {
+            Kind::Table => matches!(o.kind(), Kind::Table | Kind::External),
+            other => o.kind() == other,
+        })
+        .collect();
+    let schema = nullable(schema);
+    let text = |f: &dyn Fn(&crate::catalog::Object) -> Option<String>| -> ArrayRef {
+        Arc::new(objects.iter().map(|o| f(o)).collect::<StringArray>())
+    };
+    let columns: Vec<ArrayRef> = schema
+        .fields()
+        .iter()
+        .map(|field| match (field.name().as_str(), field.data_type()) {
+            ("schemaname", _) => text(&|o| Some(o.schema.clone())),
+            ("tablename" | "viewname", _) => text(&|o| Some(o.name.clone())),
+            ("tableowner" | "viewowner", _) => text(&|_| Some("postgres".into())),
+            ("definition", _) => text(&|o| match &o.def {
+                crate::catalog::Def::View(v) => Some(v.sql.clone()),
+                _ => None,
+            }),
+            (_, DataType::Boolean) => {
+                Arc::new(BooleanArray::from(vec![false; objects.len()])) as ArrayRef
+            }
+            (_, t) => new_null_array(t, objects.len()),
+        })
+        .collect();
+    // Cast each column to the type the schema declares.
+    let columns = columns
+        .into_iter()
+        .zip(schema.fields())
+        .map(|(a, f)| cast(&a, f.data_type()))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let batch = datafusion::arrow::array::RecordBatch::try_new(schema.clone(), columns)?;
+    Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
+}
+
+/// `pg_is_other_temp_schema(oid)`: always false, no schema is temporary.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct NoTempSchema {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for NoTempSchema {
+    fn name(&self) -> &str {
+        "pg_is_other_temp_schema"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Boolean)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        Ok(ColumnarValue::Array(Arc::new(
+            datafusion::arrow::array::BooleanArray::from(vec![false; args.number_rows]),
+        )))
     }
 }
 

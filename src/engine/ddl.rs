@@ -514,7 +514,7 @@ pub(crate) async fn ensure_quarantine(
     let qdef = TableDef {
         columns,
         partition_by: vec![],
-        location: format!("{schema}/{name}"),
+        location: free_location(session, schema, &name),
         checks: vec![],
         keys: vec![],
         foreign_keys: vec![],
@@ -656,7 +656,7 @@ pub async fn create_table(
         }
         return Err(duplicate_relation(&table));
     }
-    let location = format!("{schema}/{table}");
+    let location = free_location(session, &schema, &table);
     let lake = session.engine.lake().clone();
     let url = lake.url_for(&location)?;
     if lake.exists(&url).await? {
@@ -1785,6 +1785,26 @@ async fn rename_relation(
         })
         .await?;
     Ok(())
+}
+
+/// The folder for a new table `schema.name`: `schema/name`, unless a table
+/// renamed since keeps its files there (a table's folder stays when it is
+/// renamed: dbt creates `t__dbt_tmp`, renames it to `t`, and creates
+/// `t__dbt_tmp` again on its next run), then `schema/name-2`, `-3`, ...
+fn free_location(session: &Session, schema: &str, name: &str) -> String {
+    let snapshot = session.engine.catalog().snapshot();
+    let used: std::collections::HashSet<String> = snapshot
+        .of_kind(Kind::Table)
+        .filter_map(|o| o.table_def().ok().map(|d| d.location.clone()))
+        .collect();
+    let base = format!("{schema}/{name}");
+    if !used.contains(&base) {
+        return base;
+    }
+    (2..)
+        .map(|n| format!("{base}-{n}"))
+        .find(|c| !used.contains(c))
+        .expect("a free folder name")
 }
 
 /// A view's SQL with each reference to `schema.old` renamed to `new`, or

@@ -20,6 +20,42 @@ use crate::frontend::names::{
 use crate::quality::expect::Action;
 use crate::quality::keys::{ForeignKeyChecks, KeyChecks};
 
+/// In `WHEN NOT MATCHED [BY TARGET]` there is no target row: an unqualified
+/// column is the source's, as in PostgreSQL (dbt writes `INSERT (id, v)
+/// VALUES (id, v)`). Qualified here so that a name both sides have is not
+/// ambiguous.
+fn source_names_when_not_matched(m: &mut MergeStmt, source_alias: &str) {
+    use datafusion::sql::sqlparser::ast::{Expr, Ident, visit_expressions_mut};
+    use std::ops::ControlFlow;
+    let qualify = |e: &mut Expr| {
+        let _ = visit_expressions_mut(e, |x: &mut Expr| {
+            if let Expr::Identifier(id) = x {
+                *x = Expr::CompoundIdentifier(vec![
+                    Ident::with_quote('"', source_alias),
+                    id.clone(),
+                ]);
+            }
+            ControlFlow::<()>::Continue(())
+        });
+    };
+    for clause in m
+        .clauses
+        .iter_mut()
+        .filter(|c| c.kind == crate::frontend::merge::WhenKind::NotMatched)
+    {
+        if let Some(cond) = clause.condition.as_mut() {
+            qualify(cond);
+        }
+        if let crate::frontend::merge::MergeAction::Insert {
+            values: Some(values),
+            ..
+        } = &mut clause.action
+        {
+            values.iter_mut().for_each(qualify);
+        }
+    }
+}
+
 /// The name a table factor goes by in a statement: its alias or its name.
 fn factor_name(f: &TableFactor) -> Option<String> {
     match f {
@@ -41,7 +77,10 @@ fn is_do_nothing(action: &MergeAction) -> bool {
 /// `keyed_upsert` says the ON condition matches the table's one key and the
 /// source holds each key once (INSERT ... ON CONFLICT), so inserts cannot
 /// repeat a key. The target and every name in `m` are qualified.
-pub async fn merge(wc: &WriteContext, m: MergeStmt, keyed_upsert: bool) -> Result<Outcome> {
+pub async fn merge(wc: &WriteContext, mut m: MergeStmt, keyed_upsert: bool) -> Result<Outcome> {
+    if let Some(source_alias) = factor_name(&m.source) {
+        source_names_when_not_matched(&mut m, &source_alias);
+    }
     let TableFactor::Table { name, .. } = &m.target else {
         return Err(Error::not_supported(
             "MERGE into something that is not a table",
