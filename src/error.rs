@@ -23,6 +23,8 @@ pub enum ErrorKind {
     DuplicateObject,
     DatatypeMismatch,
     InvalidText,
+    /// 22025: a LIKE pattern ending in its escape character.
+    InvalidEscapeSequence,
     InvalidDatetime,
     CardinalityViolation,
     DivisionByZero,

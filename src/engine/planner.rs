@@ -71,7 +71,8 @@ impl<'a> Planner<'a> {
     pub fn plan(&self, stmt: Statement) -> Result<LogicalPlan> {
         let plan = self.sql().sql_statement_to_plan(stmt)?;
         let plan = super::set_ops::rewrite(plan)?;
-        Ok(crate::types::datetime::rewrite_plan(plan)?)
+        let plan = crate::types::datetime::rewrite_plan(plan)?;
+        Ok(crate::types::like::rewrite_plan(plan)?)
     }
 }
 

@@ -19,6 +19,7 @@ pub fn sqlstate(kind: ErrorKind) -> &'static str {
         DuplicateObject => "42710",
         DatatypeMismatch => "42804",
         InvalidText => "22P02",
+        InvalidEscapeSequence => "22025",
         InvalidDatetime => "22007",
         CardinalityViolation => "21000",
         DivisionByZero => "22012",

@@ -5,6 +5,7 @@
 //! `varchar(20)`; the Delta table stores the Arrow type it maps to.
 
 pub mod datetime;
+pub mod like;
 pub mod output;
 pub mod text;
 
