@@ -218,8 +218,11 @@ fn planning_context(
         .with_query_planner(deltalake::delta_datafusion::planner::DeltaPlanner::new())
         .with_analyzer_rules({
             // Ours first that must see the plan before DataFusion coerces it.
-            let mut rules: Vec<Arc<dyn datafusion::optimizer::AnalyzerRule + Send + Sync>> =
-                vec![Arc::new(crate::types::text::TextLiteralComparisons)];
+            let mut rules: Vec<Arc<dyn datafusion::optimizer::AnalyzerRule + Send + Sync>> = vec![
+                Arc::new(crate::types::text::TextLiteralComparisons),
+                Arc::new(set_ops::SetOperationsAll),
+                Arc::new(crate::types::like::LikeEscapes),
+            ];
             rules.extend(datafusion::optimizer::Analyzer::new().rules);
             rules.push(Arc::new(crate::types::text::TextInputCasts));
             rules
@@ -583,7 +586,8 @@ impl Session {
     /// and every table it reads are at the versions it was planned on (a
     /// prepared statement executed again plans nothing).
     pub async fn plan_cached(&self, stmt: &Statement) -> Result<LogicalPlan> {
-        let key = format!("{}\u{0}{stmt}", self.settings.search_path().join(","));
+        // Everything planning reads from the session is in the key.
+        let key = format!("{:?}\u{0}{stmt}", self.settings);
         let catalog_version = self.engine.catalog.snapshot().version;
         let cached = self.plans.lock().unwrap().get(&key).cloned();
         if let Some(c) = cached
@@ -591,7 +595,9 @@ impl Session {
         {
             let mut unchanged = true;
             for (url, version) in &c.tables {
-                if self.engine.lake.table(url).await?.version() != *version {
+                // Not readable now: planned again, which reports why.
+                let now = self.engine.lake.table(url).await.ok().map(|t| t.version());
+                if now != Some(*version) {
                     unchanged = false;
                     break;
                 }

@@ -70,9 +70,9 @@ impl<'a> Planner<'a> {
     /// The logical plan of a statement DataFusion plans (queries, EXPLAIN).
     pub fn plan(&self, stmt: Statement) -> Result<LogicalPlan> {
         let plan = self.sql().sql_statement_to_plan(stmt)?;
-        let plan = super::set_ops::rewrite(plan)?;
-        let plan = crate::types::datetime::rewrite_plan(plan)?;
-        Ok(crate::types::like::rewrite_plan(plan)?)
+        // Changes result types, so it cannot be an analyzer rule (those
+        // keep the plan's schema): applied to the plan as planned.
+        Ok(crate::types::datetime::rewrite_plan(plan)?)
     }
 }
 

@@ -15,8 +15,26 @@ use datafusion::logical_expr::{Expr, ExprFunctionExt, JoinType, LogicalPlan, Log
 
 const COPY: &str = "__sluice_copy";
 
-/// `plan` with every `INTERSECT ALL` / `EXCEPT ALL` counted per copy.
-pub fn rewrite(plan: LogicalPlan) -> Result<LogicalPlan> {
+/// Counts every `INTERSECT ALL` / `EXCEPT ALL` per copy. An analyzer rule
+/// (it keeps the plan's schema), so every plan the session runs gets it.
+#[derive(Debug, Default)]
+pub struct SetOperationsAll;
+
+impl datafusion::optimizer::AnalyzerRule for SetOperationsAll {
+    fn name(&self) -> &str {
+        "sluice_set_operations_all"
+    }
+
+    fn analyze(
+        &self,
+        plan: LogicalPlan,
+        _: &datafusion::common::config::ConfigOptions,
+    ) -> Result<LogicalPlan> {
+        rewrite(plan)
+    }
+}
+
+fn rewrite(plan: LogicalPlan) -> Result<LogicalPlan> {
     plan.transform_up_with_subqueries(|node| {
         let LogicalPlan::Join(join) = &node else {
             return Ok(Transformed::no(node));

@@ -76,9 +76,27 @@ impl ScalarUDFImpl for LikeEscape {
     }
 }
 
-/// `plan` (before analysis) with every `LIKE`/`ILIKE` whose escape is not
-/// the backslash rewritten to backslash escapes.
-pub fn rewrite_plan(plan: LogicalPlan) -> DfResult<LogicalPlan> {
+/// Rewrites every `LIKE`/`ILIKE` whose escape is not the backslash to
+/// backslash escapes. An analyzer rule, so that every plan the session runs
+/// (queries, DML, checks of the write path) gets it.
+#[derive(Debug, Default)]
+pub struct LikeEscapes;
+
+impl datafusion::optimizer::AnalyzerRule for LikeEscapes {
+    fn name(&self) -> &str {
+        "sluice_like_escapes"
+    }
+
+    fn analyze(
+        &self,
+        plan: LogicalPlan,
+        _: &datafusion::common::config::ConfigOptions,
+    ) -> DfResult<LogicalPlan> {
+        rewrite_plan(plan)
+    }
+}
+
+fn rewrite_plan(plan: LogicalPlan) -> DfResult<LogicalPlan> {
     plan.transform_up_with_subqueries(|node| {
         let names = NamePreserver::new(&node);
         node.map_expressions(|e| {

@@ -366,7 +366,6 @@ impl AnalyzerRule for TextInputCasts {
                         // float -> integer rounds half to even (rint) in
                         // PostgreSQL; Arrow truncates.
                         t if t.is_integer()
-                            && !matches!(c.expr.as_ref(), Expr::Case(_))
                             && c.expr.get_type(&schema).is_ok_and(|t| t.is_floating()) =>
                         {
                             Ok(Transformed::yes(cast(rint((*c.expr).clone()), t.clone())))
