@@ -669,7 +669,20 @@ async fn status_error(
         String::new()
     };
     let mut e = Error::new(kind, format!("GET {redacted}: HTTP {status}{tries}"));
-    let body = tokio::time::timeout(Duration::from_secs(5), resp.bytes()).await;
+    // Only the start of the error body is shown: read no more than that.
+    let start = async {
+        let mut resp = resp;
+        let mut out = Vec::new();
+        while out.len() < 300 {
+            match resp.chunk().await {
+                Ok(Some(chunk)) => out.extend_from_slice(&chunk),
+                Ok(None) => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    };
+    let body = tokio::time::timeout(Duration::from_secs(5), start).await;
     if let Ok(Ok(body)) = body {
         let text = String::from_utf8_lossy(&body[..body.len().min(300)]);
         let text = text.split_whitespace().collect::<Vec<_>>().join(" ");

@@ -102,6 +102,9 @@ impl Paginate {
     }
 }
 
+/// Pages read when `max_pages` is not given.
+const DEFAULT_MAX_PAGES: usize = 10_000;
+
 /// Options of `read_json` over HTTP.
 #[derive(Debug, Clone)]
 pub struct ApiOptions {
@@ -259,6 +262,10 @@ impl Pager {
         let ndjson = match self.o.ndjson {
             Some(n) => n,
             None => loop {
+                // A first line this long is one document, read bounded below.
+                if head.len() > 1 << 20 {
+                    break false;
+                }
                 if let Some(i) = memchr::memchr(b'\n', &head) {
                     let first = &head[..i];
                     let rest_blank = head[i..].iter().all(|b| b.is_ascii_whitespace());
@@ -418,7 +425,8 @@ impl Pager {
             let Some(next) = self.next.take() else {
                 return Ok(Vec::new());
             };
-            if self.o.max_pages.is_some_and(|m| self.pages >= m)
+            // A server that ignores the page parameter would page forever.
+            if self.pages >= self.o.max_pages.unwrap_or(DEFAULT_MAX_PAGES)
                 || (self.pages > 0 && self.seen.contains(next.as_str()))
             {
                 return Ok(Vec::new());

@@ -70,6 +70,14 @@ fn timestamp_text(micros: i64, tz: bool) -> String {
     s
 }
 
+/// A timestamp in seconds or milliseconds (`factor` to microseconds); one
+/// beyond the microsecond range prints its raw value.
+fn scaled_text(value: i64, factor: i64, tz: bool) -> String {
+    value
+        .checked_mul(factor)
+        .map_or_else(|| value.to_string(), |micros| timestamp_text(micros, tz))
+}
+
 fn strings(arr: &ArrayRef, f: impl Fn(usize) -> String) -> ArrayRef {
     let values: StringArray = (0..arr.len())
         .map(|i| (!arr.is_null(i)).then(|| f(i)))
@@ -93,11 +101,11 @@ pub fn render(arr: &ArrayRef) -> Option<ArrayRef> {
             match unit {
                 TimeUnit::Second => {
                     let a = arr.as_primitive::<TimestampSecondType>();
-                    strings(arr, |i| timestamp_text(a.value(i) * 1_000_000, tz))
+                    strings(arr, |i| scaled_text(a.value(i), 1_000_000, tz))
                 }
                 TimeUnit::Millisecond => {
                     let a = arr.as_primitive::<TimestampMillisecondType>();
-                    strings(arr, |i| timestamp_text(a.value(i) * 1_000, tz))
+                    strings(arr, |i| scaled_text(a.value(i), 1_000, tz))
                 }
                 TimeUnit::Microsecond => {
                     let a = arr.as_primitive::<TimestampMicrosecondType>();
@@ -105,7 +113,7 @@ pub fn render(arr: &ArrayRef) -> Option<ArrayRef> {
                 }
                 TimeUnit::Nanosecond => {
                     let a = arr.as_primitive::<TimestampNanosecondType>();
-                    strings(arr, |i| timestamp_text(a.value(i) / 1_000, tz))
+                    strings(arr, |i| timestamp_text(a.value(i).div_euclid(1_000), tz))
                 }
             }
         }

@@ -135,14 +135,28 @@ impl Handler for Truncate {
     }
 
     async fn execute(self: Box<Self>, session: &mut Session, _: &ParamValues) -> Result<Output> {
-        let mut targets = Vec::new();
-        for t in &self.0.table_names {
-            targets.push(session.resolve_table(&t.name)?);
+        // What it cannot honour is refused, not ignored: a PARTITION clause
+        // ignored would empty the whole table.
+        if self.0.partitions.is_some() {
+            return Err(crate::error::Error::not_supported("TRUNCATE ... PARTITION"));
+        }
+        if matches!(
+            self.0.identity,
+            Some(datafusion::sql::sqlparser::ast::TruncateIdentityOption::Restart)
+        ) {
+            return Err(crate::error::Error::not_supported(
+                "TRUNCATE ... RESTART IDENTITY",
+            ));
         }
         let wc = session.write_context();
-        for (schema, table, def) in targets {
-            let target = crate::write::Target::open(&wc, &schema, &table, def, None).await?;
-            crate::write::delete::delete(&wc, &target, None, false).await?;
+        // Every table resolved and opened before any is emptied.
+        let mut targets = Vec::new();
+        for t in &self.0.table_names {
+            let (schema, table, def) = session.resolve_table(&t.name)?;
+            targets.push(crate::write::Target::open(&wc, &schema, &table, def, None).await?);
+        }
+        for target in &targets {
+            crate::write::delete::delete(&wc, target, None, false).await?;
         }
         Ok(Output::Command {
             tag: "TRUNCATE TABLE".into(),
