@@ -58,6 +58,15 @@ async fn extended_protocol_with_typed_parameters_and_binary_results() {
         .map(|c| c.type_().name().to_string())
         .collect();
     assert_eq!(types, vec!["int8", "text", "int4"]);
+    // A parameter cast directly takes the cast's type, as in PostgreSQL.
+    let s = c
+        .prepare("SELECT $1::bigint + 1, $2::integer")
+        .await
+        .unwrap();
+    let params: Vec<_> = s.params().iter().map(|t| t.name().to_string()).collect();
+    assert_eq!(params, vec!["int8", "int4"]);
+    let row = c.query_one(&s, &[&41i64, &4i32]).await.unwrap();
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, i32>(1)), (42, 4));
 }
 
 #[tokio::test]

@@ -37,7 +37,38 @@ pub fn parameter_types(plan: &datafusion::logical_expr::LogicalPlan) -> Vec<Opti
     for (i, t) in entries {
         types[i - 1] = t;
     }
+    // `$1::bigint`: as in PostgreSQL, a parameter cast directly takes the
+    // type it is cast to when nothing else decides it.
+    if types.iter().any(Option::is_none) {
+        for (id, t) in cast_placeholders(plan) {
+            if let Some(i) = id.trim_start_matches('$').parse::<usize>().ok()
+                && let Some(slot @ None) = types.get_mut(i.wrapping_sub(1))
+            {
+                *slot = Some(t);
+            }
+        }
+    }
     types
+}
+
+/// `(placeholder, type)` of every `CAST($n AS type)` in `plan`.
+fn cast_placeholders(plan: &datafusion::logical_expr::LogicalPlan) -> Vec<(String, DataType)> {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    use datafusion::logical_expr::{Cast, Expr, TryCast};
+    let mut found = Vec::new();
+    let _ = plan.apply_with_subqueries(|node| {
+        node.apply_expressions(|e| {
+            e.apply(|x| {
+                if let Expr::Cast(Cast { expr, field }) | Expr::TryCast(TryCast { expr, field }) = x
+                    && let Expr::Placeholder(p) = expr.as_ref()
+                {
+                    found.push((p.id.clone(), field.data_type().clone()));
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })
+    });
+    found
 }
 
 #[async_trait]
