@@ -13,6 +13,8 @@ mod copy;
 mod extract;
 #[path = "integration/faults.rs"]
 mod faults;
+#[path = "integration/fixed_cost.rs"]
+mod fixed_cost;
 #[path = "integration/ingest.rs"]
 mod ingest;
 #[path = "integration/interop.rs"]

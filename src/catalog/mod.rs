@@ -267,10 +267,15 @@ impl Catalog {
                 .clone()
                 .write(vec![batch])
                 .with_save_mode(SaveMode::Overwrite)
+                // Log cleanup runs with checkpoints (`Lake::committed`).
+                .with_commit_properties(
+                    deltalake::kernel::transaction::CommitProperties::default()
+                        .with_cleanup_expired_logs(Some(false)),
+                )
                 .await;
             match result {
                 Ok(written) => {
-                    self.lake.remember(&written);
+                    self.lake.committed(&written).await;
                     return self.snapshot_of(&written).await;
                 }
                 Err(e) => {

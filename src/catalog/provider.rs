@@ -204,6 +204,11 @@ impl SchemaProvider for SystemTables {
         let Some(system) = super::system::find(name) else {
             return Ok(None);
         };
+        if let Some(live) = system.live {
+            let rows =
+                datafusion::catalog::MemTable::try_new((system.schema)(), vec![vec![live()]])?;
+            return Ok(Some(Arc::new(rows)));
+        }
         let lake = self.catalog.lake();
         let url = lake.url_for(system.location).map_err(ext)?;
         if lake.exists(&url).await.map_err(ext)? {

@@ -1323,7 +1323,7 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
                 .add_columns()
                 .with_fields(kernel.fields().cloned().collect::<Vec<_>>())
                 .await?;
-            lake.remember(&written);
+            lake.committed(&written).await;
             def.columns.push(ColumnDef {
                 name: col,
                 ty,
@@ -1644,7 +1644,7 @@ async fn store_checks(
         .with_raise_if_not_exists(false)
         .with_commit_properties(crate::write::commit_properties())
         .await?;
-    lake.remember(&written);
+    lake.committed(&written).await;
     Ok(())
 }
 

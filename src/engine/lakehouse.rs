@@ -147,7 +147,7 @@ pub async fn optimize(
         builder = builder.with_type(OptimizeType::ZOrder(cols));
     }
     let (written, m) = builder.await?;
-    session.engine.lake().remember(&written);
+    session.engine.lake().committed(&written).await;
     let schema = optimize_schema();
     let batch = RecordBatch::try_new(
         schema.clone(),
@@ -189,7 +189,7 @@ pub async fn vacuum(
             Error::from(e)
         }
     })?;
-    session.engine.lake().remember(&written);
+    session.engine.lake().committed(&written).await;
     let schema = vacuum_schema();
     let batch = RecordBatch::try_new(
         schema.clone(),
@@ -212,7 +212,7 @@ pub async fn restore(session: &mut Session, name: &ObjectName, at: TimeTravel) -
     let (written, m) = builder
         .await
         .map_err(|e| Error::new(ErrorKind::InvalidParameter, format!("cannot restore: {e}")))?;
-    session.engine.lake().remember(&written);
+    session.engine.lake().committed(&written).await;
     let schema = restore_schema();
     let batch = RecordBatch::try_new(
         schema.clone(),

@@ -27,6 +27,8 @@ pub mod settings;
 mod subplan;
 mod subquery;
 pub mod upsert;
+#[cfg(test)]
+mod write_tests;
 
 use std::collections::HashMap;
 use std::sync::Arc;

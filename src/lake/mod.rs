@@ -23,6 +23,7 @@ use url::Url;
 
 use crate::error::{Error, ErrorKind, Result};
 
+pub mod io;
 mod keep_limit;
 mod stats;
 
@@ -119,7 +120,7 @@ impl Lake {
         spec: &str,
         mut storage_options: HashMap<String, String>,
     ) -> Result<Arc<Lake>> {
-        deltalake::aws::register_handlers(None);
+        io::register();
         let root = if spec.contains("://") {
             let mut u = Url::parse(spec).map_err(|e| {
                 Error::new(ErrorKind::InvalidParameter, format!("lake URL {spec}: {e}"))
@@ -261,6 +262,29 @@ impl Lake {
                 .is_none_or(|v| Some(v) <= table.version());
             if newer {
                 tables.insert(url, (table.clone(), Instant::now()));
+            }
+        }
+    }
+
+    /// After a commit of ours: remember the new state and, when the commit
+    /// made a checkpoint, remove log entries past the table's retention
+    /// (what delta-rs would otherwise do after every commit, at the cost of
+    /// listing the whole log each time; see `write::commit_properties`).
+    pub async fn committed(&self, table: &DeltaTable) {
+        use deltalake::table::config::TablePropertiesExt as _;
+        self.remember(table);
+        let Some(version) = table.version() else {
+            return;
+        };
+        let Ok(snapshot) = table.snapshot() else {
+            return;
+        };
+        let config = snapshot.table_config();
+        let checkpointed = (version + 1).is_multiple_of(config.checkpoint_interval().get());
+        if checkpointed && config.enable_expired_log_cleanup() {
+            // Cleanup is housekeeping: the commit stands either way.
+            if let Err(e) = deltalake::protocol::checkpoints::cleanup_metadata(table, None).await {
+                tracing::warn!(table = %table.table_url(), "log cleanup failed: {e}");
             }
         }
     }

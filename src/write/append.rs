@@ -114,7 +114,7 @@ impl<'a> Append<'a> {
             .with_session_state(std::sync::Arc::new(self.wc.ctx.state()))
             .with_commit_properties(super::commit_properties_with(&self.txns))
             .await?;
-        self.wc.lake.remember(&written);
+        self.wc.lake.committed(&written).await;
         let outcome = Outcome::of(written, None).await;
         if let Some(run) = run {
             run.record(outcome.version).await;

@@ -74,7 +74,7 @@ pub async fn delete(
             builder = builder.with_predicate(p);
         }
         let (written, metrics) = builder.await?;
-        wc.lake.remember(&written);
+        wc.lake.committed(&written).await;
         let n = match metrics.num_deleted_rows {
             Some(n) => n,
             None => {

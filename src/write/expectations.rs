@@ -430,7 +430,7 @@ impl ExpectRecord {
             .with_save_mode(deltalake::protocol::SaveMode::Append)
             .with_commit_properties(super::commit_properties())
             .await?;
-        self.lake.remember(&written);
+        self.lake.committed(&written).await;
         Ok(())
     }
 }

@@ -330,7 +330,7 @@ pub async fn merge(wc: &WriteContext, mut m: MergeStmt, keyed_upsert: bool) -> R
     let preview = Preview::new(&target, &m, (&target_alias, &source_alias), numbered);
     let expected = check_rules(wc, &target, &preview, keyed_upsert).await?;
     let (written, metrics) = builder.await?;
-    wc.lake.remember(&written);
+    wc.lake.committed(&written).await;
     if let Some(run) = expected {
         run.record(written.version().unwrap_or(0) as i64).await;
     }

@@ -96,48 +96,74 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// The outcome of the commit that produced `table`, from its commit
-    /// info, with `rows` when the caller counted them itself.
+    /// The outcome of the commit that produced `table`, read from that
+    /// commit (its operation metrics and added files), with `rows` when
+    /// the caller counted them itself.
     pub async fn of(table: DeltaTable, rows: Option<usize>) -> Outcome {
-        let metrics = commit_metrics(&table).await;
-        let get = |keys: &[&str]| {
+        let commit = Commit::read(&table).await.unwrap_or_default();
+        let metric = |keys: &[&str]| {
             keys.iter()
-                .find_map(|k| {
-                    metrics
-                        .as_ref()
-                        .and_then(|m| m.get(*k))
-                        .and_then(|v| v.as_u64())
-                })
+                .find_map(|k| commit.metrics.get(*k).and_then(|v| v.as_u64()))
                 .unwrap_or(0)
         };
-        let rows = rows.unwrap_or_else(|| get(&["num_added_rows", "numOutputRows"]) as usize);
+        let rows = rows.unwrap_or_else(|| metric(&["num_added_rows", "numOutputRows"]) as usize);
         Outcome {
             version: table.version().unwrap_or(0) as i64,
-            files_added: get(&["num_added_files", "numAddedFiles", "numFiles"]) as usize,
-            bytes_added: get(&["num_added_bytes", "numAddedBytes", "numOutputBytes"]),
+            files_added: commit.files_added,
+            bytes_added: commit.bytes_added,
             table,
             rows,
         }
     }
 }
 
-/// The operation metrics of the commit that produced `table`.
-async fn commit_metrics(table: &DeltaTable) -> Option<serde_json::Map<String, serde_json::Value>> {
-    use futures::StreamExt;
-    let mut h = table.history(Some(1));
-    let info = h.next().await?.ok()?;
-    info.info
-        .get("operationMetrics")
-        .and_then(|m| m.as_object())
-        .cloned()
+/// What one commit recorded.
+#[derive(Debug, Default)]
+struct Commit {
+    metrics: serde_json::Map<String, serde_json::Value>,
+    files_added: usize,
+    bytes_added: u64,
+}
+
+impl Commit {
+    /// The commit that produced `table`, read from its one log entry (one
+    /// GET, no listing).
+    async fn read(table: &DeltaTable) -> Option<Commit> {
+        let version = table.version()?;
+        let bytes = table
+            .log_store()
+            .read_commit_entry(version as _)
+            .await
+            .ok()??;
+        let mut commit = Commit::default();
+        for line in std::str::from_utf8(&bytes).ok()?.lines() {
+            let Ok(action) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            if let Some(add) = action.get("add") {
+                commit.files_added += 1;
+                commit.bytes_added += add.get("size").and_then(|s| s.as_u64()).unwrap_or(0);
+            } else if let Some(m) = action
+                .get("commitInfo")
+                .and_then(|i| i.get("operationMetrics"))
+                .and_then(|m| m.as_object())
+            {
+                commit.metrics = m.clone();
+            }
+        }
+        Some(commit)
+    }
 }
 
 /// Commit settings for writes: a commit that loses the race for a version
 /// checks the winners for conflicts and tries again. Appends never
 /// conflict, so with many writers they need more attempts than delta-rs'
-/// default 15 to get through.
+/// default 15 to get through. Expired log entries are cleaned up when a
+/// checkpoint is written ([`Lake::committed`]), not after every commit.
 pub fn commit_properties() -> deltalake::kernel::transaction::CommitProperties {
-    deltalake::kernel::transaction::CommitProperties::default().with_max_retries(1000)
+    deltalake::kernel::transaction::CommitProperties::default()
+        .with_max_retries(1000)
+        .with_cleanup_expired_logs(Some(false))
 }
 
 /// [`commit_properties`] recording `txns` (none, one per writer, or one
@@ -181,6 +207,33 @@ pub async fn write_plan(
     mode: SaveMode,
     options: WriteOptions,
 ) -> Result<Outcome> {
+    if table.version().is_some() && !options.txns.is_empty() {
+        let mut applied = 0;
+        for t in &options.txns {
+            if applied_version(&table, &t.app_id)
+                .await?
+                .is_some_and(|v| v >= t.version)
+            {
+                applied += 1;
+            }
+        }
+        if applied == options.txns.len() {
+            // A retry of a write the table already has: nothing to do.
+            return Ok(Outcome {
+                version: table.version().unwrap_or(0) as i64,
+                table,
+                rows: 0,
+                files_added: 0,
+                bytes_added: 0,
+            });
+        }
+        if applied > 0 {
+            return Err(crate::error::Error::new(
+                crate::error::ErrorKind::SerializationFailure,
+                "part of this write was already applied by the same writer; nothing was written",
+            ));
+        }
+    }
     let mut builder = table
         .write(vec![])
         .with_input_plan(plan)
@@ -194,6 +247,6 @@ pub async fn write_plan(
         builder = builder.with_schema_mode(deltalake::operations::write::SchemaMode::Overwrite);
     }
     let written = builder.await?;
-    lake.remember(&written);
+    lake.committed(&written).await;
     Ok(Outcome::of(written, None).await)
 }

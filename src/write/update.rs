@@ -300,7 +300,7 @@ pub async fn update(
             e.quarantine().await?;
         }
         let (written, metrics) = builder.await?;
-        wc.lake.remember(&written);
+        wc.lake.committed(&written).await;
         if let Some(run) = expected {
             run.record(written.version().unwrap_or(0) as i64).await;
         }
