@@ -643,19 +643,20 @@ impl Session {
         binder: &mut bind::Binder<'_>,
         stmt: Statement,
     ) -> Result<LogicalPlan> {
-        let mut stmt = self.rewrite_for_planning(stmt);
+        let mut stmt = self.rewrite_for_planning(stmt)?;
         let bound = binder.bind(&mut stmt).await?;
         self.plan_bound(stmt, &bound)
     }
 
     /// PostgreSQL spellings DataFusion plans differently, adjusted.
-    fn rewrite_for_planning(&self, stmt: Statement) -> Statement {
+    fn rewrite_for_planning(&self, stmt: Statement) -> Result<Statement> {
         let mut stmt = rewrite_for_datafusion(stmt);
+        settings::inline_current_settings(&mut stmt, &self.settings)?;
         let state = self.ctx.state_ref();
         let state = state.read();
         let aggregates = state.aggregate_functions();
         subquery::rewrite(&mut stmt, &|n| aggregates.contains_key(n));
-        stmt
+        Ok(stmt)
     }
 
     /// Plan a bound statement.

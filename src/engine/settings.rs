@@ -205,12 +205,27 @@ pub fn set(session: &mut Session, set: Set) -> Result<Output> {
     Ok(Output::command("SET"))
 }
 
+/// The name PostgreSQL gives a setting (and `SHOW`'s column): the few
+/// mixed-case ones as PostgreSQL spells them, the SQL-standard spellings
+/// under their setting names, the rest in lower case.
+fn canonical_name(lower: &str) -> String {
+    match lower {
+        "datestyle" => "DateStyle",
+        "intervalstyle" => "IntervalStyle",
+        "timezone" | "time zone" => "TimeZone",
+        "transaction isolation level" => "transaction_isolation",
+        other => other,
+    }
+    .to_string()
+}
+
 pub fn show_schema(variable: &[Ident]) -> SchemaRef {
     let name = variable
         .iter()
         .map(|i| i.value.to_lowercase())
         .collect::<Vec<_>>()
         .join(" ");
+    let name = canonical_name(&name);
     if name == "all" {
         Arc::new(Schema::new(vec![
             Field::new("name", DataType::Utf8, false),
@@ -292,6 +307,81 @@ fn visible_udf(name: &str) -> ScalarUDF {
         Volatility::Stable,
         Arc::new(|_| Ok(ColumnarValue::Scalar(ScalarValue::Boolean(Some(true))))),
     )
+}
+
+/// `current_setting('name' [, missing_ok])` with a constant name becomes
+/// the session's value of that setting, as text. Plans are kept per
+/// statement and settings (`Session::plan_cached`), so a later `SET` is
+/// seen. An unknown name is `42704`, or NULL with `missing_ok` true.
+pub fn inline_current_settings(
+    stmt: &mut datafusion::sql::sqlparser::ast::Statement,
+    settings: &Settings,
+) -> Result<()> {
+    use datafusion::sql::sqlparser::ast::{
+        FunctionArg, FunctionArgExpr, FunctionArguments, ValueWithSpan, visit_expressions_mut,
+    };
+    use std::ops::ControlFlow;
+    let found = visit_expressions_mut(stmt, |e| {
+        let Expr::Function(f) = e else {
+            return ControlFlow::Continue(());
+        };
+        let named = match f.name.0.as_slice() {
+            [n] => n.as_ident(),
+            [schema, n]
+                if schema
+                    .as_ident()
+                    .is_some_and(|s| s.value.eq_ignore_ascii_case("pg_catalog")) =>
+            {
+                n.as_ident()
+            }
+            _ => None,
+        };
+        if !named.is_some_and(|n| n.value.eq_ignore_ascii_case("current_setting")) {
+            return ControlFlow::Continue(());
+        }
+        let FunctionArguments::List(list) = &f.args else {
+            return ControlFlow::Continue(());
+        };
+        let literal = |a: &FunctionArg| match a {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(ValueWithSpan {
+                value,
+                ..
+            }))) => Some(value.clone()),
+            _ => None,
+        };
+        let (name, missing_ok) = match list.args.as_slice() {
+            [n] => (literal(n), Some(Value::Boolean(false))),
+            [n, m] => (literal(n), literal(m)),
+            _ => return ControlFlow::Continue(()),
+        };
+        let (Some(Value::SingleQuotedString(name)), Some(Value::Boolean(missing_ok))) =
+            (name, missing_ok)
+        else {
+            return ControlFlow::Continue(());
+        };
+        let value = match settings.get(&name) {
+            Some(v) => Value::SingleQuotedString(v.to_string()),
+            None if missing_ok => Value::Null,
+            None => {
+                return ControlFlow::Break(Error::new(
+                    ErrorKind::UndefinedObject,
+                    format!("unrecognized configuration parameter \"{name}\""),
+                ));
+            }
+        };
+        *e = Expr::Cast {
+            kind: datafusion::sql::sqlparser::ast::CastKind::DoubleColon,
+            expr: Box::new(Expr::value(value)),
+            data_type: datafusion::sql::sqlparser::ast::DataType::Text,
+            array: false,
+            format: None,
+        };
+        ControlFlow::Continue(())
+    });
+    match found {
+        ControlFlow::Break(e) => Err(e),
+        ControlFlow::Continue(()) => Ok(()),
+    }
 }
 
 /// Functions clients call on connect.

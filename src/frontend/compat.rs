@@ -10,7 +10,8 @@ use std::ops::ControlFlow;
 use datafusion::sql::sqlparser::ast::{ObjectName, Statement, TableFactor, visit_relations};
 use datafusion_pg_catalog::sql::rules::{
     AliasDuplicatedProjectionRewrite, CurrentUserVariableToSessionUserFunctionCall,
-    FixVersionColumnName, ResolveUnqualifiedIdentifier, RewritePgCatalogOperator,
+    FixArrayLiteral, FixVersionColumnName, PrependUnqualifiedPgTableName,
+    ResolveUnqualifiedIdentifier, RewriteArrayAnyAllOperation, RewritePgCatalogOperator,
     RewriteRegCastToSubquery, SqlStatementRewriteRule, StripCallableQualifier, StripCollate,
 };
 
@@ -82,23 +83,41 @@ pub fn rewrite(stmt: &mut Statement, text: Option<&str>) {
         s = rule.rewrite(s);
     }
     if catalog {
-        // datafusion-pg-catalog's own rewrites for the catalog queries
-        // clients send, with its table of known client queries. (Its
-        // pg_catalog types arrays as text, which those rewrites expect.)
+        // datafusion-pg-catalog knows the exact text of some client
+        // queries and substitutes its own; those are taken whole. Its
+        // general rules are applied to everything else, except the one
+        // that turns every correlated subquery of a select list into NULL:
+        // Sluice plans those, and NULL is a wrong answer (a `count(*)` of
+        // no rows is 0).
         let compat = datafusion_pg_catalog::sql::PostgresCompatibilityParser::new();
-        if let Ok(mut rewritten) = compat.parse(&original)
-            && rewritten.len() == 1
-        {
-            s = rewritten.remove(0);
-        } else {
-            let catalog: [&dyn SqlStatementRewriteRule; 4] = [
-                &AliasDuplicatedProjectionRewrite,
-                &ResolveUnqualifiedIdentifier,
-                &StripCollate,
-                &RewriteRegCastToSubquery::new(),
-            ];
-            for rule in catalog {
-                s = rule.rewrite(s);
+        let substituted = compat
+            .parse(&original)
+            .ok()
+            .filter(|r| r.len() == 1)
+            .map(|mut r| r.remove(0));
+        let plain = datafusion::sql::sqlparser::parser::Parser::parse_sql(
+            &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
+            &original,
+        )
+        .ok()
+        .filter(|r| r.len() == 1)
+        .map(|mut r| compat.rewrite(r.remove(0)));
+        match (substituted, plain) {
+            (Some(known), Some(plain)) if known != plain => s = known,
+            _ => {
+                // Its types arrays as text, which these rewrites expect.
+                let catalog: [&dyn SqlStatementRewriteRule; 7] = [
+                    &AliasDuplicatedProjectionRewrite,
+                    &ResolveUnqualifiedIdentifier,
+                    &RewriteArrayAnyAllOperation,
+                    &PrependUnqualifiedPgTableName,
+                    &FixArrayLiteral,
+                    &StripCollate,
+                    &RewriteRegCastToSubquery::new(),
+                ];
+                for rule in catalog {
+                    s = rule.rewrite(s);
+                }
             }
         }
         without_trigger_subqueries(&mut s);

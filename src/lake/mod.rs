@@ -8,6 +8,8 @@
 //!
 //! Open tables are cached and brought forward to the newest commit with
 //! `update_incremental`, which only lists the log after the version we hold.
+//! Every request to storage passes through [`io`], which counts it and, on
+//! object stores, caches byte ranges of the immutable data files.
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
