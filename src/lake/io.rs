@@ -100,10 +100,11 @@ pub fn requests() -> Vec<(Operation, u64)> {
 }
 
 /// Wrap the object store factory of every lake scheme in a counting layer
-/// (once per process).
-pub fn register() {
+/// and size the data-file cache to `cache_mb` MiB (once per process).
+pub fn register(cache_mb: u64) {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
+        size_cache(cache_mb);
         deltalake::aws::register_handlers(None);
         let factories = deltalake::logstore::object_store_factories();
         for scheme in ["s3", "s3a", "file"] {
@@ -235,21 +236,34 @@ impl RangeCache {
     }
 }
 
-/// The process-wide cache, sized by `SLUICE_CACHE_MB`.
-fn cache() -> Option<&'static RangeCache> {
-    static CACHE: std::sync::OnceLock<Option<RangeCache>> = std::sync::OnceLock::new();
-    CACHE
-        .get_or_init(|| {
-            let mb: u64 = std::env::var("SLUICE_CACHE_MB")
-                .ok()
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(256);
-            (mb > 0).then(|| RangeCache {
-                capacity: mb << 20,
-                state: Mutex::new(CacheState::default()),
-            })
+static CACHE: std::sync::OnceLock<Option<RangeCache>> = std::sync::OnceLock::new();
+
+/// The size of the cache in MiB: `SLUICE_CACHE_MB`, by default 256.
+pub fn cache_mb_from_env() -> crate::error::Result<u64> {
+    match std::env::var("SLUICE_CACHE_MB") {
+        Err(_) => Ok(256),
+        Ok(v) => v.trim().parse().map_err(|_| {
+            crate::error::Error::new(
+                crate::error::ErrorKind::InvalidParameter,
+                format!("SLUICE_CACHE_MB must be a number of MiB, not \"{v}\""),
+            )
+        }),
+    }
+}
+
+/// Size the process-wide cache (0: none). The first call decides.
+fn size_cache(mb: u64) {
+    CACHE.get_or_init(|| {
+        (mb > 0).then(|| RangeCache {
+            capacity: mb << 20,
+            state: Mutex::new(CacheState::default()),
         })
-        .as_ref()
+    });
+}
+
+/// The process-wide cache, if there is one.
+fn cache() -> Option<&'static RangeCache> {
+    CACHE.get().and_then(Option::as_ref)
 }
 
 /// Is the object at `location` immutable: a Delta data file (written once
@@ -294,27 +308,38 @@ pub struct Counted {
 impl Counted {
     /// The cache key of a plain ranged read of an immutable object.
     fn cache_key(&self, location: &Path, options: &GetOptions) -> Option<RangeKey> {
-        let root = self.cache_root.as_ref()?;
         let plain = !options.head
             && options.if_match.is_none()
             && options.if_none_match.is_none()
             && options.if_modified_since.is_none()
             && options.if_unmodified_since.is_none()
             && options.version.is_none();
-        if !plain || !immutable(location) {
+        if !plain {
             return None;
         }
-        let range = match options.range.as_ref()? {
-            GetRange::Bounded(r) if r.end - r.start <= MAX_CACHED_RANGE => {
-                Requested::Bounded(r.start, r.end)
-            }
-            GetRange::Suffix(n) if *n <= MAX_CACHED_RANGE => Requested::Suffix(*n),
-            _ => return None,
-        };
+        match options.range.as_ref()? {
+            GetRange::Bounded(r) => self.range_key(location, r),
+            GetRange::Suffix(n) if *n <= MAX_CACHED_RANGE => Some(RangeKey {
+                object: self.object_key(location)?,
+                range: Requested::Suffix(*n),
+            }),
+            _ => None,
+        }
+    }
+
+    /// The cache key of `range` of the object at `location`.
+    fn range_key(&self, location: &Path, range: &Range<u64>) -> Option<RangeKey> {
+        (range.end - range.start <= MAX_CACHED_RANGE).then_some(())?;
         Some(RangeKey {
-            object: format!("{root}{location}"),
-            range,
+            object: self.object_key(location)?,
+            range: Requested::Bounded(range.start, range.end),
         })
+    }
+
+    /// `scheme://host/path` of an immutable object on a cached store.
+    fn object_key(&self, location: &Path) -> Option<String> {
+        let root = self.cache_root.as_ref()?;
+        immutable(location).then(|| format!("{root}{location}"))
     }
 }
 
@@ -411,16 +436,8 @@ impl ObjectStore for Counted {
         location: &Path,
         ranges: &[Range<u64>],
     ) -> object_store::Result<Vec<Bytes>> {
-        let keys: Option<Vec<RangeKey>> = ranges
-            .iter()
-            .map(|r| {
-                let options = GetOptions {
-                    range: Some(GetRange::Bounded(r.clone())),
-                    ..Default::default()
-                };
-                self.cache_key(location, &options)
-            })
-            .collect();
+        let keys: Option<Vec<RangeKey>> =
+            ranges.iter().map(|r| self.range_key(location, r)).collect();
         let (Some(cache), Some(keys)) = (cache(), keys) else {
             traced(Operation::Get, coalesced_requests(ranges), location);
             return self.inner.get_ranges(location, ranges).await;
@@ -506,7 +523,7 @@ mod tests {
 
     #[tokio::test]
     async fn requests_are_counted_and_memory_lakes_persist() {
-        register();
+        register(0);
         let url = Url::parse("memory://io-test/t").unwrap();
         let factory = deltalake::logstore::object_store_factories()
             .get(&Url::parse("memory://").unwrap())

@@ -122,7 +122,7 @@ impl Lake {
         spec: &str,
         mut storage_options: HashMap<String, String>,
     ) -> Result<Arc<Lake>> {
-        io::register();
+        io::register(io::cache_mb_from_env()?);
         let root = if spec.contains("://") {
             let mut u = Url::parse(spec).map_err(|e| {
                 Error::new(ErrorKind::InvalidParameter, format!("lake URL {spec}: {e}"))
