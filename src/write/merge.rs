@@ -29,18 +29,7 @@ fn source_names_when_not_matched(m: &mut MergeStmt, source_alias: &str) {
     use std::ops::ControlFlow;
     let qualify = |e: &mut Expr| {
         // Names inside a subquery are its own tables' first: left alone.
-        let has_subquery = datafusion::sql::sqlparser::ast::visit_expressions(e, |x| {
-            if matches!(
-                x,
-                Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. }
-            ) {
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
-            }
-        })
-        .is_break();
-        if has_subquery {
+        if super::has_subquery(e) {
             return;
         }
         let _ = visit_expressions_mut(e, |x: &mut Expr| {
