@@ -75,6 +75,10 @@ impl InformationSchema {
                     continue;
                 }
                 Def::View(v) => v.sql.clone(),
+                Def::MaterializedView(m) => {
+                    out.push((e.schema.clone(), e.name.clone(), m.table.columns.clone()));
+                    continue;
+                }
                 Def::External(x) => {
                     out.push((e.schema.clone(), e.name.clone(), x.schema.clone()));
                     continue;
@@ -160,6 +164,7 @@ impl SchemaProvider for InformationSchema {
                                         match e.kind() {
                                             Kind::View => "VIEW",
                                             Kind::External => "FOREIGN",
+                                            Kind::MaterializedView => "MATERIALIZED VIEW",
                                             _ => "BASE TABLE",
                                         }
                                         .to_string(),

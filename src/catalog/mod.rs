@@ -25,7 +25,9 @@ pub mod provider;
 pub mod rules;
 pub mod system;
 
-pub use object::{ColumnDef, Def, ExternalDef, Kind, Object, RelName, TableDef, ViewDef};
+pub use object::{
+    ColumnDef, Def, ExternalDef, Kind, MatViewDef, Object, RelName, TableDef, ViewDef,
+};
 use rules::ForeignKeyDef;
 
 use std::collections::{BTreeSet, HashMap};

@@ -7,6 +7,7 @@
 //!            ├─ Schema
 //!            ├─ Table(TableDef)        columns, partitioning, location, rules
 //!            ├─ View(ViewDef)          resolved SQL, output columns, dependencies
+//!            ├─ MaterializedView(MatViewDef)  a view's query, stored as a table
 //!            └─ External(ExternalDef)  format, location, options (schema on read)
 //! ```
 //!
@@ -31,6 +32,8 @@ pub enum Kind {
     View,
     /// Files read in place (`CREATE EXTERNAL TABLE`), never written.
     External,
+    /// A query whose result is kept as a Delta table and refreshed.
+    MaterializedView,
 }
 
 impl Kind {
@@ -41,6 +44,7 @@ impl Kind {
             Kind::Table => "table",
             Kind::View => "view",
             Kind::External => "external",
+            Kind::MaterializedView => "matview",
         }
     }
 
@@ -50,6 +54,7 @@ impl Kind {
             "table" => Kind::Table,
             "view" => Kind::View,
             "external" => Kind::External,
+            "matview" => Kind::MaterializedView,
             other => return Err(Error::internal(format!("unknown catalog kind {other}"))),
         })
     }
@@ -60,6 +65,7 @@ impl Kind {
             Kind::Schema => "schema",
             Kind::Table | Kind::External => "table",
             Kind::View => "view",
+            Kind::MaterializedView => "materialized view",
         }
     }
 }
@@ -190,6 +196,16 @@ pub struct ViewDef {
     pub depends_on: Vec<RelName>,
 }
 
+/// A materialized view: the query it keeps (names resolved at creation,
+/// as for a view) and the Delta table its result is stored in. What each
+/// refresh consumed is recorded in that table's own commits (Delta
+/// application transactions), not here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MatViewDef {
+    pub query: ViewDef,
+    pub table: TableDef,
+}
+
 /// Files read in place: `CREATE EXTERNAL TABLE ... STORED AS <format>
 /// LOCATION '<path>' [OPTIONS (...)]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -214,6 +230,7 @@ pub enum Def {
     Table(Arc<TableDef>),
     View(Arc<ViewDef>),
     External(Arc<ExternalDef>),
+    MaterializedView(Arc<MatViewDef>),
 }
 
 /// One object of the catalog.
@@ -261,12 +278,31 @@ impl Object {
         }
     }
 
+    pub fn materialized_view(schema: &str, name: &str, def: MatViewDef) -> Object {
+        Object {
+            schema: schema.to_string(),
+            name: name.to_string(),
+            def: Def::MaterializedView(Arc::new(def)),
+        }
+    }
+
     pub fn kind(&self) -> Kind {
         match self.def {
             Def::Schema => Kind::Schema,
             Def::Table(_) => Kind::Table,
             Def::View(_) => Kind::View,
             Def::External(_) => Kind::External,
+            Def::MaterializedView(_) => Kind::MaterializedView,
+        }
+    }
+
+    /// The Delta table holding this object's rows: a table's own, or the
+    /// one a materialized view keeps its result in.
+    pub fn stored(&self) -> Option<&TableDef> {
+        match &self.def {
+            Def::Table(t) => Some(t),
+            Def::MaterializedView(m) => Some(&m.table),
+            _ => None,
         }
     }
 
@@ -283,6 +319,10 @@ impl Object {
     pub fn table_def(&self) -> Result<Arc<TableDef>> {
         match &self.def {
             Def::Table(t) => Ok(t.clone()),
+            Def::MaterializedView(_) => Err(Error::new(
+                ErrorKind::WrongObjectType,
+                format!("cannot change materialized view \"{}\"", self.name),
+            )),
             _ => Err(Error::new(
                 ErrorKind::WrongObjectType,
                 format!("\"{}\" is not a table", self.name),
@@ -317,6 +357,7 @@ impl Object {
                 out
             }
             Def::View(v) => v.depends_on.clone(),
+            Def::MaterializedView(m) => m.query.depends_on.clone(),
         }
     }
 
@@ -327,6 +368,7 @@ impl Object {
             Def::Table(t) => serde_json::to_string(t.as_ref()),
             Def::View(v) => serde_json::to_string(v.as_ref()),
             Def::External(e) => serde_json::to_string(e.as_ref()),
+            Def::MaterializedView(m) => serde_json::to_string(m.as_ref()),
         };
         json.expect("catalog definitions serialize")
     }
@@ -360,6 +402,9 @@ impl Object {
                 serde_json::from_str(definition).map_err(unreadable)?,
             )),
             Kind::External => Def::External(Arc::new(
+                serde_json::from_str(definition).map_err(unreadable)?,
+            )),
+            Kind::MaterializedView => Def::MaterializedView(Arc::new(
                 serde_json::from_str(definition).map_err(unreadable)?,
             )),
         };

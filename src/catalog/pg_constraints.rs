@@ -124,14 +124,14 @@ impl SchemaProvider for PgCatalog {
             // Tables and views as the catalog has them (the generic ones
             // listed views as tables and had no views: dbt then dropped a
             // view with DROP TABLE).
-            n @ ("pg_tables" | "pg_views") => {
+            n @ ("pg_tables" | "pg_views" | "pg_matviews") => {
                 let Some(own) = self.inner.table(n).await? else {
                     return Ok(None);
                 };
-                let kind = if n == "pg_tables" {
-                    Kind::Table
-                } else {
-                    Kind::View
+                let kind = match n {
+                    "pg_tables" => Kind::Table,
+                    "pg_views" => Kind::View,
+                    _ => Kind::MaterializedView,
                 };
                 return Ok(Some(relations_table(&own.schema(), &self.catalog, kind)?));
             }
@@ -190,12 +190,17 @@ fn relations_table(
         .iter()
         .map(|field| match (field.name().as_str(), field.data_type()) {
             ("schemaname", _) => text(&|o| Some(o.schema.clone())),
-            ("tablename" | "viewname", _) => text(&|o| Some(o.name.clone())),
-            ("tableowner" | "viewowner", _) => text(&|_| Some("postgres".into())),
+            ("tablename" | "viewname" | "matviewname", _) => text(&|o| Some(o.name.clone())),
+            ("tableowner" | "viewowner" | "matviewowner", _) => text(&|_| Some("postgres".into())),
             ("definition", _) => text(&|o| match &o.def {
                 crate::catalog::Def::View(v) => Some(v.sql.clone()),
+                crate::catalog::Def::MaterializedView(m) => Some(m.query.sql.clone()),
                 _ => None,
             }),
+            // A materialized view always holds its query's result.
+            ("ispopulated", DataType::Boolean) => {
+                Arc::new(BooleanArray::from(vec![true; objects.len()])) as ArrayRef
+            }
             (_, DataType::Boolean) => {
                 Arc::new(BooleanArray::from(vec![false; objects.len()])) as ArrayRef
             }
@@ -494,6 +499,12 @@ impl Derived {
         cons: &[Con],
     ) -> Result<RecordBatch> {
         let oids = int_column(&class, "oid")?;
+        let snap = self.catalog.snapshot();
+        let matviews: std::collections::HashSet<i64> = snap
+            .of_kind(Kind::MaterializedView)
+            .filter_map(|o| tables.get(&(o.schema.clone(), o.name.clone())))
+            .map(|(oid, _, _)| *oid)
+            .collect();
         let mut checks: HashMap<i64, i64> = HashMap::new();
         let mut keyed: HashMap<i64, bool> = HashMap::new();
         let mut referenced: HashMap<i64, bool> = HashMap::new();
@@ -518,6 +529,21 @@ impl Derived {
                         .collect(),
                 ),
                 "relhasindex" => Some(oids.iter().map(|o| V::B(keyed.contains_key(o))).collect()),
+                "relkind" => {
+                    let kinds = text_column(&class, "relkind")?;
+                    Some(
+                        oids.iter()
+                            .zip(kinds)
+                            .map(|(o, k)| {
+                                V::S(if matviews.contains(o) {
+                                    "m".to_string()
+                                } else {
+                                    k
+                                })
+                            })
+                            .collect(),
+                    )
+                }
                 "relhastriggers" => Some(
                     oids.iter()
                         .map(|o| V::B(referenced.contains_key(o)))

@@ -13,7 +13,7 @@ use datafusion::catalog::{CatalogProvider, SchemaProvider, TableProvider};
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::prelude::SessionContext;
 
-use super::{Catalog, Def, Kind, TableDef};
+use super::{Catalog, Def, TableDef};
 use crate::error::{Error, ErrorKind};
 use crate::lake::TimeTravel;
 
@@ -156,6 +156,11 @@ impl SchemaProvider for SluiceSchemaProvider {
                 let state = (self.factory)(&self.schema).state();
                 return Ok(Some((self.external)(e, &state).map_err(ext)?));
             }
+            Def::MaterializedView(m) => {
+                return Ok(Some(
+                    open_table(&self.catalog, &m.table).await.map_err(ext)?,
+                ));
+            }
         };
         {
             {
@@ -261,8 +266,8 @@ impl SchemaProvider for TimeTravelSchema {
             return Ok(None);
         };
         let snap = self.catalog.snapshot();
-        let entry = match snap.relation(&schema, &table) {
-            Some(e) if e.kind() == Kind::Table => e,
+        let def = match snap.relation(&schema, &table) {
+            Some(e) if e.stored().is_some() => e.stored().expect("checked").clone(),
             Some(_) => {
                 return Err(ext(Error::new(
                     ErrorKind::WrongObjectType,
@@ -276,7 +281,6 @@ impl SchemaProvider for TimeTravelSchema {
                 )));
             }
         };
-        let def = entry.table_def().map_err(ext)?;
         let lake = self.catalog.lake();
         let url = lake.url_for(&def.location).map_err(ext)?;
         // DML pins the version it just opened: usually the newest, which the

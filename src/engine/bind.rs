@@ -415,7 +415,7 @@ impl<'s> Binder<'s> {
         let Resolved::Object(o) = resolved else {
             return Err(only_tables(&resolved.rel_name()));
         };
-        let Def::Table(def) = &o.def else {
+        let Some(def) = o.stored() else {
             return Err(only_tables(&o.rel_name()));
         };
         let at = time_travel(version)?;
@@ -447,7 +447,8 @@ impl<'s> Binder<'s> {
                 .await?
                 .ok_or_else(|| undefined(&r.to_string()))?,
             Resolved::Object(o) => match &o.def {
-                Def::Table(def) => {
+                Def::Table(_) | Def::MaterializedView(_) => {
+                    let def = o.stored().expect("a stored relation");
                     let url = self.session.engine.lake().url_for(&def.location)?;
                     let table = self.snapshot(&o.rel_name(), &url).await?;
                     crate::lake::provider(&table).await?

@@ -23,14 +23,14 @@ use crate::quality::keys::ForeignKeyChecks;
 use crate::quality::keys::{ForeignKeyDef, KeyDef};
 use crate::quality::{self, CheckDef};
 
-fn duplicate_relation(name: &str) -> Error {
+pub(super) fn duplicate_relation(name: &str) -> Error {
     Error::new(
         ErrorKind::DuplicateTable,
         format!("relation \"{name}\" already exists"),
     )
 }
 
-fn missing_schema(name: &str) -> Error {
+pub(super) fn missing_schema(name: &str) -> Error {
     Error::new(
         ErrorKind::UndefinedSchema,
         format!("schema \"{name}\" does not exist"),
@@ -799,30 +799,11 @@ pub async fn create_table(
     })
 }
 
-pub async fn create_view(session: &mut Session, cv: CreateView) -> Result<Output> {
-    if cv.materialized {
-        return Err(Error::not_supported("CREATE MATERIALIZED VIEW"));
-    }
-    let (schema, name) = session.qualify(&cv.name)?;
-    let snap = session.engine.catalog.snapshot();
-    if !snap.schema_exists(&schema) || SYSTEM_SCHEMAS.contains(&schema.as_str()) {
-        return Err(missing_schema(&schema));
-    }
-    match snap.relation(&schema, &name) {
-        Some(e) if e.kind() == Kind::View && cv.or_replace => {}
-        Some(e) if e.kind() == Kind::View && cv.if_not_exists => {
-            session.notice(format!("relation \"{name}\" already exists, skipping"));
-            return Ok(Output::command("CREATE VIEW"));
-        }
-        Some(e) if e.kind() == Kind::Table && cv.or_replace => {
-            return Err(Error::new(
-                ErrorKind::WrongObjectType,
-                format!("\"{name}\" is not a view"),
-            ));
-        }
-        Some(_) => return Err(duplicate_relation(&name)),
-        None => {}
-    }
+/// The query of `CREATE [MATERIALIZED] VIEW v (names) AS query`: the
+/// names given after the view name rename the query's columns.
+pub(super) fn query_with_column_names(
+    cv: &CreateView,
+) -> Result<Box<datafusion::sql::sqlparser::ast::Query>> {
     let mut query = cv.query.clone();
     if !cv.columns.is_empty() {
         // Column names given after the view name rename the query's
@@ -852,6 +833,34 @@ pub async fn create_view(session: &mut Session, cv: CreateView) -> Result<Output
         }
         query = outer;
     }
+    Ok(query)
+}
+
+pub async fn create_view(session: &mut Session, cv: CreateView) -> Result<Output> {
+    if cv.materialized {
+        return super::matview::create(session, cv).await;
+    }
+    let (schema, name) = session.qualify(&cv.name)?;
+    let snap = session.engine.catalog.snapshot();
+    if !snap.schema_exists(&schema) || SYSTEM_SCHEMAS.contains(&schema.as_str()) {
+        return Err(missing_schema(&schema));
+    }
+    match snap.relation(&schema, &name) {
+        Some(e) if e.kind() == Kind::View && cv.or_replace => {}
+        Some(e) if e.kind() == Kind::View && cv.if_not_exists => {
+            session.notice(format!("relation \"{name}\" already exists, skipping"));
+            return Ok(Output::command("CREATE VIEW"));
+        }
+        Some(e) if e.kind() == Kind::Table && cv.or_replace => {
+            return Err(Error::new(
+                ErrorKind::WrongObjectType,
+                format!("\"{name}\" is not a view"),
+            ));
+        }
+        Some(_) => return Err(duplicate_relation(&name)),
+        None => {}
+    }
+    let query = query_with_column_names(&cv)?;
     // The view keeps its query with every name resolved now, as
     // PostgreSQL does: a later search_path does not change what it reads.
     let mut stmt = Statement::Query(query);
@@ -995,16 +1004,11 @@ pub async fn drop(
 ) -> Result<Output> {
     match object_type {
         ObjectType::Schema => drop_schemas(session, if_exists, names, cascade).await,
-        ObjectType::Table | ObjectType::View => {
-            let want = if object_type == ObjectType::Table {
-                Kind::Table
-            } else {
-                Kind::View
-            };
-            let tag = if want == Kind::Table {
-                "DROP TABLE"
-            } else {
-                "DROP VIEW"
+        ObjectType::Table | ObjectType::View | ObjectType::MaterializedView => {
+            let (want, tag) = match object_type {
+                ObjectType::Table => (Kind::Table, "DROP TABLE"),
+                ObjectType::View => (Kind::View, "DROP VIEW"),
+                _ => (Kind::MaterializedView, "DROP MATERIALIZED VIEW"),
             };
             let mut victims = Vec::new();
             for n in &names {
@@ -1016,23 +1020,17 @@ pub async fn drop(
                     Some(_) => {
                         return Err(Error::new(
                             ErrorKind::WrongObjectType,
-                            format!(
-                                "\"{name}\" is not a {}",
-                                if want == Kind::Table { "table" } else { "view" }
-                            ),
+                            format!("\"{name}\" is not a {}", want.noun()),
                         ));
                     }
                     None if if_exists => session.notice(format!(
                         "{} \"{name}\" does not exist, skipping",
-                        if want == Kind::Table { "table" } else { "view" }
+                        want.noun()
                     )),
                     None => {
                         return Err(Error::new(
                             ErrorKind::UndefinedTable,
-                            format!(
-                                "{} \"{name}\" does not exist",
-                                if want == Kind::Table { "table" } else { "view" }
-                            ),
+                            format!("{} \"{name}\" does not exist", want.noun()),
                         ));
                     }
                 }
@@ -1138,8 +1136,8 @@ fn drop_references(
 }
 
 async fn remove_table_files(session: &Session, entries: &[Object]) {
-    for e in entries.iter().filter(|e| e.kind() == Kind::Table) {
-        if let Ok(def) = e.table_def()
+    for e in entries.iter() {
+        if let Some(def) = e.stored()
             && let Ok(url) = session.engine.lake().url_for(&def.location)
             && let Err(err) = session.engine.lake().remove_all(&url).await
         {
@@ -1454,7 +1452,7 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
                 crate::write::WriteOptions {
                     partition_by: def.partition_by.clone(),
                     new_schema: true,
-                    txns: Vec::new(),
+                    ..Default::default()
                 },
             )
             .await?;
@@ -1791,11 +1789,12 @@ async fn rename_relation(
 /// renamed since keeps its files there (a table's folder stays when it is
 /// renamed: dbt creates `t__dbt_tmp`, renames it to `t`, and creates
 /// `t__dbt_tmp` again on its next run), then `schema/name-2`, `-3`, ...
-fn free_location(session: &Session, schema: &str, name: &str) -> String {
+pub(super) fn free_location(session: &Session, schema: &str, name: &str) -> String {
     let snapshot = session.engine.catalog().snapshot();
     let used: std::collections::HashSet<String> = snapshot
-        .of_kind(Kind::Table)
-        .filter_map(|o| o.table_def().ok().map(|d| d.location.clone()))
+        .objects()
+        .iter()
+        .filter_map(|o| o.stored().map(|d| d.location.clone()))
         .collect();
     let base = format!("{schema}/{name}");
     if !used.contains(&base) {

@@ -19,6 +19,7 @@ mod dynamic_filters;
 mod handlers;
 pub mod lakehouse;
 mod late_filter;
+pub mod matview;
 pub mod names;
 pub mod params;
 mod planner;
@@ -134,16 +135,13 @@ impl Engine {
     pub async fn unreadable_tables(&self) -> Vec<(String, Error)> {
         let snapshot = self.catalog.snapshot();
         let mut bad = Vec::new();
-        for entry in snapshot
+        for (entry, def) in snapshot
             .objects()
             .iter()
-            .filter(|e| e.kind() == Kind::Table)
+            .filter_map(|e| e.stored().map(|def| (e, def)))
         {
-            let opened = match entry.table_def() {
-                Ok(def) => match self.lake.url_for(&def.location) {
-                    Ok(url) => self.lake.table(&url).await.map(|_| ()),
-                    Err(e) => Err(e),
-                },
+            let opened = match self.lake.url_for(&def.location) {
+                Ok(url) => self.lake.table(&url).await.map(|_| ()),
                 Err(e) => Err(e),
             };
             if let Err(e) = opened {

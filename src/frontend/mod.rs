@@ -15,6 +15,8 @@
 //!  VACUUM t [RETAIN n HOURS] [DRY RUN]
 //!  RESTORE TABLE t TO VERSION AS OF n | TO TIMESTAMP AS OF 'ts'
 //!  COPY ...   (see [`copy`]: every PostgreSQL and psql spelling)
+//!  REFRESH MATERIALIZED VIEW v [FULL]
+//!  EXPLAIN REFRESH MATERIALIZED VIEW v [FULL]
 //!  CREATE EXTERNAL TABLE t [(cols)] STORED AS fmt LOCATION 'path' [OPTIONS (...)]
 //!  ... FROM t VERSION AS OF n | TIMESTAMP AS OF 'ts'   (any table reference, in sqlparser's AST)
 //! ```
@@ -78,6 +80,12 @@ pub enum Stmt {
     },
     Copy(Box<copy::CopyStmt>),
     CreateExternalTable(Box<ExternalTable>),
+    /// `[EXPLAIN] REFRESH MATERIALIZED VIEW [CONCURRENTLY] v [FULL]`
+    RefreshMaterializedView {
+        name: ObjectName,
+        full: bool,
+        explain: bool,
+    },
 }
 
 /// `CREATE EXTERNAL TABLE name [(columns)] STORED AS fmt LOCATION 'path'
@@ -403,6 +411,39 @@ fn parse_extension(p: &mut Parser) -> Result<Option<Stmt>> {
             location,
             options,
         }))));
+    }
+    let explain = peek_word(p, 0, "EXPLAIN") && peek_word(p, 1, "REFRESH");
+    if peek_word(p, 0, "REFRESH") || explain {
+        if explain {
+            p.next_token();
+        }
+        p.next_token();
+        if !(peek_word(p, 0, "MATERIALIZED") && peek_word(p, 1, "VIEW")) {
+            return Err(Error::syntax(
+                "syntax error: expected MATERIALIZED VIEW after REFRESH",
+            ));
+        }
+        p.next_token();
+        p.next_token();
+        // Readers are never blocked by a refresh: CONCURRENTLY is the
+        // only way Sluice refreshes.
+        let _ = p.parse_keyword(Keyword::CONCURRENTLY);
+        let name = p.parse_object_name(false)?;
+        let full = peek_word(p, 0, "FULL");
+        if full {
+            p.next_token();
+        }
+        if p.parse_keywords(&[Keyword::WITH, Keyword::NO, Keyword::DATA]) {
+            return Err(Error::not_supported(
+                "REFRESH MATERIALIZED VIEW ... WITH NO DATA",
+            ));
+        }
+        let _ = p.parse_keywords(&[Keyword::WITH, Keyword::DATA]);
+        return Ok(Some(Stmt::RefreshMaterializedView {
+            name,
+            full,
+            explain,
+        }));
     }
     if peek_word(p, 0, "COPY") {
         return Ok(Some(Stmt::Copy(Box::new(copy::parse_copy(p)?))));

@@ -20,6 +20,8 @@ pub struct Append<'a> {
     txns: Vec<AppTransaction>,
     /// What the rows are called in errors (`COPY` uses the file).
     label: String,
+    mode: SaveMode,
+    metadata: Vec<(String, serde_json::Value)>,
 }
 
 /// An append planned: the plan the writer runs, and the expectations to
@@ -46,6 +48,8 @@ impl<'a> Append<'a> {
             columns: target.def.column_names(),
             txns: Vec::new(),
             label: target.name.clone(),
+            mode: SaveMode::Append,
+            metadata: Vec::new(),
         }
     }
 
@@ -67,6 +71,20 @@ impl<'a> Append<'a> {
         self
     }
 
+    /// The rows replace every row of the table (one overwrite commit)
+    /// instead of being added. Only for tables without keys or references
+    /// pointing at them: their checks read the rows being replaced.
+    pub fn replacing_all(mut self) -> Self {
+        self.mode = SaveMode::Overwrite;
+        self
+    }
+
+    /// Recorded in the commit's `commitInfo`.
+    pub fn metadata(mut self, metadata: Vec<(String, serde_json::Value)>) -> Self {
+        self.metadata = metadata;
+        self
+    }
+
     /// The write plan of `df` with the table's rules on it.
     pub async fn plan(&self, df: DataFrame) -> Result<(DataFrame, Option<Run>)> {
         let df = conform(self.wc, df, &self.target.def, &self.columns, &self.label)?;
@@ -76,6 +94,7 @@ impl<'a> Append<'a> {
     fn options(&self) -> WriteOptions {
         WriteOptions {
             txns: self.txns.clone(),
+            metadata: self.metadata.clone(),
             ..Default::default()
         }
     }
@@ -92,7 +111,7 @@ impl<'a> Append<'a> {
             self.wc.lake.clone(),
             self.target.table.clone(),
             planned.plan.clone(),
-            SaveMode::Append,
+            self.mode,
             self.options(),
         )
         .await?;

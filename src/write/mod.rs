@@ -119,7 +119,9 @@ impl Outcome {
 
 /// What one commit recorded.
 #[derive(Debug, Default)]
-struct Commit {
+pub struct Commit {
+    /// Its `commitInfo`: timestamp, operation, metrics, our metadata.
+    pub info: serde_json::Map<String, serde_json::Value>,
     metrics: serde_json::Map<String, serde_json::Value>,
     files_added: usize,
     bytes_added: u64,
@@ -128,7 +130,7 @@ struct Commit {
 impl Commit {
     /// The commit that produced `table`, read from its one log entry (one
     /// GET, no listing).
-    async fn read(table: &DeltaTable) -> Option<Commit> {
+    pub async fn read(table: &DeltaTable) -> Option<Commit> {
         let version = table.version()?;
         let bytes = table
             .log_store()
@@ -143,12 +145,11 @@ impl Commit {
             if let Some(add) = action.get("add") {
                 commit.files_added += 1;
                 commit.bytes_added += add.get("size").and_then(|s| s.as_u64()).unwrap_or(0);
-            } else if let Some(m) = action
-                .get("commitInfo")
-                .and_then(|i| i.get("operationMetrics"))
-                .and_then(|m| m.as_object())
-            {
-                commit.metrics = m.clone();
+            } else if let Some(info) = action.get("commitInfo").and_then(|i| i.as_object()) {
+                if let Some(m) = info.get("operationMetrics").and_then(|m| m.as_object()) {
+                    commit.metrics = m.clone();
+                }
+                commit.info = info.clone();
             }
         }
         Some(commit)
@@ -194,6 +195,8 @@ pub struct WriteOptions {
     /// renames columns); otherwise the schema must match.
     pub new_schema: bool,
     pub txns: Vec<AppTransaction>,
+    /// Recorded in the commit's `commitInfo` (what a refresh did, say).
+    pub metadata: Vec<(String, serde_json::Value)>,
 }
 
 /// Stream `plan` into `table` (created by this write when it has no state
@@ -239,7 +242,9 @@ pub async fn write_plan(
         .with_input_plan(plan)
         .with_save_mode(mode)
         .with_session_state(Arc::new(state))
-        .with_commit_properties(commit_properties_with(&options.txns));
+        .with_commit_properties(
+            commit_properties_with(&options.txns).with_metadata(options.metadata),
+        );
     if !options.partition_by.is_empty() {
         builder = builder.with_partition_columns(options.partition_by);
     }

@@ -12,6 +12,7 @@
 
 mod ddl;
 mod lakehouse;
+mod matview;
 mod query;
 mod session;
 mod write;
@@ -64,6 +65,15 @@ pub fn handler(stmt: Stmt) -> Box<dyn Handler> {
         Stmt::CreateExternalTable(t) => Box::new(ddl::CreateExternal(t)),
         Stmt::Merge(m) => Box::new(write::Merge(m)),
         Stmt::Copy(c) => Box::new(write::Copy(c)),
+        Stmt::RefreshMaterializedView {
+            name,
+            full,
+            explain,
+        } => Box::new(matview::Refresh {
+            name,
+            full,
+            explain,
+        }),
         s @ (Stmt::DescribeHistory { .. }
         | Stmt::Optimize { .. }
         | Stmt::Vacuum { .. }
