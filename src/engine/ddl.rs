@@ -704,20 +704,7 @@ pub async fn create_table(
             foreign_keys: vec![],
             expectations: vec![],
         };
-        let exprs: Vec<_> = df
-            .schema()
-            .columns()
-            .into_iter()
-            .zip(&def.columns)
-            .map(|(c, d)| {
-                datafusion::logical_expr::cast(
-                    datafusion::logical_expr::Expr::Column(c),
-                    d.ty.arrow_type(),
-                )
-                .alias(&d.name)
-            })
-            .collect();
-        let df = df.select(exprs)?;
+        let df = cast_to_columns(df, &def)?;
         let fresh = DeltaTableBuilder::from_url(url.clone())?.build()?;
         let written = crate::write::write_plan(
             session.context().state(),
@@ -1789,6 +1776,28 @@ async fn rename_relation(
 /// renamed since keeps its files there (a table's folder stays when it is
 /// renamed: dbt creates `t__dbt_tmp`, renames it to `t`, and creates
 /// `t__dbt_tmp` again on its next run), then `schema/name-2`, `-3`, ...
+/// `df`'s columns, by position, cast to the types of `def`'s columns and
+/// named after them (a query's result stored as a new table).
+pub(super) fn cast_to_columns(
+    df: datafusion::dataframe::DataFrame,
+    def: &TableDef,
+) -> Result<datafusion::dataframe::DataFrame> {
+    let exprs: Vec<_> = df
+        .schema()
+        .columns()
+        .into_iter()
+        .zip(&def.columns)
+        .map(|(c, d)| {
+            datafusion::logical_expr::cast(
+                datafusion::logical_expr::Expr::Column(c),
+                d.ty.arrow_type(),
+            )
+            .alias(&d.name)
+        })
+        .collect();
+    Ok(df.select(exprs)?)
+}
+
 pub(super) fn free_location(session: &Session, schema: &str, name: &str) -> String {
     let snapshot = session.engine.catalog().snapshot();
     let used: std::collections::HashSet<String> = snapshot

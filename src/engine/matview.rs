@@ -21,7 +21,9 @@ use datafusion::sql::sqlparser::ast::{CreateView, ObjectName, Statement};
 use deltalake::DeltaTable;
 use deltalake::protocol::SaveMode;
 
-use super::ddl::{duplicate_relation, free_location, missing_schema, query_with_column_names};
+use super::ddl::{
+    cast_to_columns, duplicate_relation, free_location, missing_schema, query_with_column_names,
+};
 use super::{Output, Session, bind};
 use crate::catalog::{
     ColumnDef, Kind, MatViewDef, Object, RelName, SYSTEM_SCHEMAS, TableDef, ViewDef,
@@ -134,7 +136,7 @@ pub async fn create(session: &mut Session, cv: CreateView) -> Result<Output> {
         lake.remove_all(&url).await?;
     }
     let df = datafusion::dataframe::DataFrame::new(session.ctx.state(), plan);
-    let df = conform_to(df, &table_def)?;
+    let df = cast_to_columns(df, &table_def)?;
     let fresh = deltalake::DeltaTableBuilder::from_url(url.clone())?.build()?;
     let written = crate::write::write_plan(
         session.context().state(),
@@ -186,48 +188,35 @@ pub async fn create(session: &mut Session, cv: CreateView) -> Result<Output> {
     Ok(Output::command(TAG))
 }
 
-/// `df`'s columns cast to the view's column types, under their names.
-fn conform_to(
-    df: datafusion::dataframe::DataFrame,
-    def: &TableDef,
-) -> Result<datafusion::dataframe::DataFrame> {
-    let exprs: Vec<_> = df
-        .schema()
-        .columns()
-        .into_iter()
-        .zip(&def.columns)
-        .map(|(c, d)| {
-            datafusion::logical_expr::cast(
-                datafusion::logical_expr::Expr::Column(c),
-                d.ty.arrow_type(),
-            )
-            .alias(&d.name)
-        })
-        .collect();
-    Ok(df.select(exprs)?)
-}
-
 /// What a refresh of a view would do, and why.
 struct Decision {
     method: &'static str,
     reason: String,
 }
 
-/// The sources whose newest version the view has not consumed yet.
+/// The sources whose newest version the view has not consumed yet: what
+/// changed (for EXPLAIN), and the transactions a refresh records. A
+/// source already consumed at its version is left out, so that a FULL
+/// refresh is not taken for a retry of an earlier write.
 async fn changed_sources(
     view: &DeltaTable,
     sources: &[(RelName, String, i64)],
-) -> Result<Vec<String>> {
+) -> Result<(Vec<String>, Vec<AppTransaction>)> {
     let mut changed = Vec::new();
+    let mut txns = Vec::new();
     for (rel, app_id, version) in sources {
         let applied = crate::write::applied_version(view, app_id).await?;
         match applied {
-            Some(v) if v == *version => {}
+            Some(v) if v == *version => continue,
             Some(v) => changed.push(format!("{rel} (version {v} → {version})")),
             None => changed.push(format!("{rel} (new source, version {version})")),
         }
+        txns.push(AppTransaction {
+            app_id: app_id.clone(),
+            version: *version,
+        });
     }
-    Ok(changed)
+    Ok((changed, txns))
 }
 
 fn decide(full: bool, changed: &[String], sources: &[(RelName, String, i64)]) -> Decision {
@@ -286,7 +275,7 @@ pub async fn refresh(
     let lake = session.engine.lake().clone();
     let view = lake.table(&lake.url_for(&def.table.location)?).await?;
     let (plan, sources) = plan_query(session, &def.query.sql).await?;
-    let changed = changed_sources(&view, &sources).await?;
+    let (changed, txns) = changed_sources(&view, &sources).await?;
     let decision = decide(full, &changed, &sources);
     if explain {
         return explain_output(&decision);
@@ -302,18 +291,8 @@ pub async fn refresh(
         def: Arc::new(def.table.clone()),
         table: view,
     };
-    // A full refresh records every source; when one was already consumed
-    // at its version its transaction is left out, so that the write is
-    // not taken for a retry of an earlier one.
-    let mut txns = Vec::new();
-    for t in transactions(&sources) {
-        let applied = crate::write::applied_version(&target.table, &t.app_id).await?;
-        if applied != Some(t.version) {
-            txns.push(t);
-        }
-    }
     let df = datafusion::dataframe::DataFrame::new(session.ctx.state(), plan);
-    let df = conform_to(df, &target.def)?;
+    let df = cast_to_columns(df, &target.def)?;
     Append::new(&wc, &target)
         .replacing_all()
         .app_transactions(txns)
