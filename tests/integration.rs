@@ -19,6 +19,8 @@ mod fixed_cost;
 mod ingest;
 #[path = "integration/interop.rs"]
 mod interop;
+#[path = "integration/matviews.rs"]
+mod matviews;
 #[path = "integration/psql.rs"]
 mod psql;
 #[path = "integration/quality.rs"]

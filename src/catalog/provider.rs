@@ -209,6 +209,12 @@ impl SchemaProvider for SystemTables {
         let Some(system) = super::system::find(name) else {
             return Ok(None);
         };
+        if let Some(rows) = system.of_catalog {
+            let batch = rows(&self.catalog).await.map_err(ext)?;
+            let rows =
+                datafusion::catalog::MemTable::try_new((system.schema)(), vec![vec![batch]])?;
+            return Ok(Some(Arc::new(rows)));
+        }
         if let Some(live) = system.live {
             let rows =
                 datafusion::catalog::MemTable::try_new((system.schema)(), vec![vec![live()]])?;

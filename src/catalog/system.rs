@@ -17,7 +17,15 @@ pub struct SystemTable {
     pub location: &'static str,
     pub schema: fn() -> SchemaRef,
     pub live: Option<fn() -> RecordBatch>,
+    /// For a table made from the catalog and the lake when it is read.
+    pub of_catalog: Option<OfCatalog>,
 }
+
+/// Rows made from the catalog and the lake.
+pub type OfCatalog =
+    for<'a> fn(
+        &'a super::Catalog,
+    ) -> futures::future::BoxFuture<'a, crate::error::Result<RecordBatch>>;
 
 /// Passed/failed counts per expectation of every write.
 pub const EXPECTATION_RESULTS: SystemTable = SystemTable {
@@ -25,6 +33,7 @@ pub const EXPECTATION_RESULTS: SystemTable = SystemTable {
     location: "_sluice/expectation_results",
     schema: expectation_results_schema,
     live: None,
+    of_catalog: None,
 };
 
 /// Requests this server has made to lake storage since it started.
@@ -33,10 +42,22 @@ pub const STORAGE_REQUESTS: SystemTable = SystemTable {
     location: "",
     schema: storage_requests_schema,
     live: Some(storage_requests),
+    of_catalog: None,
+};
+
+/// Every materialized view, with what its last refresh did and the source
+/// versions it has consumed.
+pub const MATERIALIZED_VIEWS: SystemTable = SystemTable {
+    name: "materialized_views",
+    location: "",
+    schema: materialized_views_schema,
+    live: None,
+    of_catalog: Some(|c| Box::pin(materialized_views(c))),
 };
 
 /// Every table of the `sluice` schema.
-pub const SYSTEM_TABLES: &[SystemTable] = &[EXPECTATION_RESULTS, STORAGE_REQUESTS];
+pub const SYSTEM_TABLES: &[SystemTable] =
+    &[EXPECTATION_RESULTS, MATERIALIZED_VIEWS, STORAGE_REQUESTS];
 
 pub fn find(name: &str) -> Option<&'static SystemTable> {
     SYSTEM_TABLES.iter().find(|t| t.name == name)
@@ -72,4 +93,100 @@ fn storage_requests() -> RecordBatch {
     let n = Int64Array::from_iter_values(counts.iter().map(|(_, n)| *n as i64));
     RecordBatch::try_new(storage_requests_schema(), vec![Arc::new(ops), Arc::new(n)])
         .expect("storage_requests columns match its schema")
+}
+
+fn materialized_views_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("schema_name", DataType::Utf8, false),
+        Field::new("view_name", DataType::Utf8, false),
+        Field::new("version", DataType::Int64, true),
+        Field::new("last_refresh", utc(), true),
+        Field::new("last_method", DataType::Utf8, true),
+        Field::new("new_files_read", DataType::Int64, true),
+        Field::new("sources", DataType::Utf8, true),
+        Field::new("definition", DataType::Utf8, false),
+    ]))
+}
+
+/// One row per materialized view; what its newest commit recorded about
+/// the refresh that made it (`sluice.refresh` in its commitInfo).
+async fn materialized_views(catalog: &super::Catalog) -> crate::error::Result<RecordBatch> {
+    use datafusion::arrow::array::TimestampMicrosecondArray;
+    let snapshot = catalog.snapshot();
+    let lake = catalog.lake();
+    let (
+        mut schemas,
+        mut names,
+        mut versions,
+        mut at,
+        mut methods,
+        mut files,
+        mut sources,
+        mut defs,
+    ) = (
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+    );
+    for o in snapshot.objects() {
+        let super::Def::MaterializedView(def) = &o.def else {
+            continue;
+        };
+        let table = lake.table(&lake.url_for(&def.table.location)?).await.ok();
+        let info = match &table {
+            Some(t) => crate::lake::last_commit_info(t).await,
+            None => None,
+        };
+        let refresh = info.as_ref().and_then(|i| i.get("sluice.refresh"));
+        schemas.push(o.schema.clone());
+        names.push(o.name.clone());
+        versions.push(table.as_ref().and_then(|t| t.version()).map(|v| v as i64));
+        at.push(
+            info.as_ref()
+                .and_then(|i| i.get("timestamp"))
+                .and_then(|t| t.as_i64())
+                .map(|ms| ms * 1000),
+        );
+        methods.push(
+            refresh
+                .and_then(|r| r.get("method"))
+                .and_then(|m| m.as_str())
+                .map(str::to_string),
+        );
+        files.push(
+            refresh
+                .and_then(|r| r.get("new_files"))
+                .and_then(|n| n.as_i64()),
+        );
+        sources.push(
+            refresh
+                .and_then(|r| r.get("sources"))
+                .and_then(|s| s.as_object())
+                .map(|m| {
+                    m.iter()
+                        .map(|(rel, v)| format!("{rel}@{v}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }),
+        );
+        defs.push(def.query.sql.clone());
+    }
+    Ok(RecordBatch::try_new(
+        materialized_views_schema(),
+        vec![
+            Arc::new(StringArray::from(schemas)),
+            Arc::new(StringArray::from(names)),
+            Arc::new(Int64Array::from(versions)),
+            Arc::new(TimestampMicrosecondArray::from(at).with_timezone("UTC")),
+            Arc::new(StringArray::from(methods)),
+            Arc::new(Int64Array::from(files)),
+            Arc::new(StringArray::from(sources)),
+            Arc::new(StringArray::from(defs)),
+        ],
+    )?)
 }

@@ -1236,11 +1236,11 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
     };
     // ALTER TABLE ... RENAME works on a view too, as in PostgreSQL (dbt
     // renames the views it builds this way).
-    if entry.kind() == Kind::View
+    if matches!(entry.kind(), Kind::View | Kind::MaterializedView)
         && let [AlterTableOperation::RenameTable { table_name }] = at.operations.as_slice()
     {
         let (RenameTableNameKind::To(n) | RenameTableNameKind::As(n)) = table_name;
-        rename_relation(session, Kind::View, &schema, &name, &last_ident(n), None).await?;
+        rename_relation(session, entry.kind(), &schema, &name, &last_ident(n), None).await?;
         return Ok(Output::command("ALTER TABLE"));
     }
     if entry.kind() != Kind::Table {
@@ -1691,7 +1691,7 @@ async fn save_def(session: &Session, schema: &str, name: &str, def: TableDef) ->
 /// Rename the table or view `schema.name` to `new_name` (and a table's
 /// quarantine table with it), keeping foreign keys and the views that name
 /// it pointing at it, as PostgreSQL's follow the object itself.
-async fn rename_relation(
+pub(super) async fn rename_relation(
     session: &Session,
     kind: Kind,
     schema: &str,
@@ -1755,9 +1755,12 @@ async fn rename_relation(
             // new name, as PostgreSQL's views follow the table.
             for e in entries.iter_mut() {
                 let schema = e.schema.clone();
-                let Def::View(v) = &mut e.def else { continue };
+                let v = match &mut e.def {
+                    Def::View(v) => std::sync::Arc::make_mut(v),
+                    Def::MaterializedView(m) => &mut std::sync::Arc::make_mut(m).query,
+                    _ => continue,
+                };
                 if let Some(sql) = renamed_in_view(&v.sql, &schema, &s, &old, &n2) {
-                    let v = std::sync::Arc::make_mut(v);
                     v.sql = sql;
                     for d in v.depends_on.iter_mut() {
                         if d.schema == s && d.name == old {

@@ -69,6 +69,26 @@ async fn open(session: &Session, name: &ObjectName) -> Result<deltalake::DeltaTa
     lake.table(&url).await
 }
 
+/// The Delta table of a table or a materialized view, for what reads its
+/// log or removes unreferenced files (neither changes a row).
+async fn open_stored(session: &Session, name: &ObjectName) -> Result<deltalake::DeltaTable> {
+    let snapshot = session.engine.catalog().snapshot();
+    let system = session.system_tables();
+    let not_table = |n: &str| {
+        Error::new(
+            ErrorKind::WrongObjectType,
+            format!("\"{n}\" is not a table"),
+        )
+    };
+    let object = match session.resolver(&snapshot, &system).resolve(name)? {
+        super::bind::Resolved::Object(o) => o,
+        super::bind::Resolved::System(r) => return Err(not_table(&r.name)),
+    };
+    let def = object.stored().ok_or_else(|| not_table(&object.name))?;
+    let lake = session.engine.lake();
+    lake.table(&lake.url_for(&def.location)?).await
+}
+
 fn int(v: Vec<Option<i64>>) -> ArrayRef {
     Arc::new(Int64Array::from(v))
 }
@@ -78,7 +98,7 @@ pub async fn history(
     name: &ObjectName,
     limit: Option<u64>,
 ) -> Result<Output> {
-    let table = open(session, name).await?;
+    let table = open_stored(session, name).await?;
     let latest = table.version().unwrap_or(0) as i64;
     let infos: Vec<_> = table
         .history(limit.map(|l| l as usize))
@@ -167,7 +187,7 @@ pub async fn vacuum(
     retain_hours: Option<u64>,
     dry_run: bool,
 ) -> Result<Output> {
-    let table = open(session, name).await?;
+    let table = open_stored(session, name).await?;
     let mut builder = table.vacuum().with_dry_run(dry_run);
     if let Some(h) = retain_hours {
         builder = builder.with_retention_period(chrono::Duration::hours(h as i64));

@@ -86,6 +86,12 @@ pub enum Stmt {
         full: bool,
         explain: bool,
     },
+    /// `ALTER MATERIALIZED VIEW [IF EXISTS] v RENAME TO w`
+    RenameMaterializedView {
+        name: ObjectName,
+        if_exists: bool,
+        new_name: ObjectName,
+    },
 }
 
 /// `CREATE EXTERNAL TABLE name [(columns)] STORED AS fmt LOCATION 'path'
@@ -443,6 +449,32 @@ fn parse_extension(p: &mut Parser) -> Result<Option<Stmt>> {
             name,
             full,
             explain,
+        }));
+    }
+    if peek_word(p, 0, "ALTER") && peek_word(p, 1, "MATERIALIZED") && peek_word(p, 2, "VIEW") {
+        for _ in 0..3 {
+            p.next_token();
+        }
+        let if_exists = p.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
+        let name = p.parse_object_name(false)?;
+        if !p.parse_keywords(&[Keyword::RENAME, Keyword::TO]) {
+            let mut rest = Vec::new();
+            while rest.len() < 3 && !matches!(p.peek_token().token, Token::EOF | Token::SemiColon) {
+                rest.push(p.next_token().to_string());
+            }
+            return Err(Error::new(
+                crate::error::ErrorKind::FeatureNotSupported,
+                format!(
+                    "ALTER MATERIALIZED VIEW ... {} is not supported; RENAME TO is",
+                    rest.join(" ")
+                ),
+            ));
+        }
+        let new_name = p.parse_object_name(false)?;
+        return Ok(Some(Stmt::RenameMaterializedView {
+            name,
+            if_exists,
+            new_name,
         }));
     }
     if peek_word(p, 0, "COPY") {

@@ -25,6 +25,7 @@ use url::Url;
 
 use crate::error::{Error, ErrorKind, Result};
 
+pub mod changes;
 pub mod io;
 mod keep_limit;
 mod stats;
@@ -49,6 +50,50 @@ pub async fn provider(table: &DeltaTable) -> Result<Arc<dyn datafusion::catalog:
         stats::table_columns(table),
         (table.table_url().clone(), table.version()),
     )))
+}
+
+/// A provider reading only the data files `paths` (relative to the table,
+/// as its log writes them) of `table`'s snapshot: the rows some commits
+/// added. It carries no table-wide estimates, which would be wrong for a
+/// part of the table.
+pub async fn provider_of_files(
+    table: &DeltaTable,
+    paths: Vec<String>,
+) -> Result<Arc<dyn datafusion::catalog::TableProvider>> {
+    let delta = table
+        .table_provider()
+        .with_session(SCAN_DEFAULTS.clone())
+        .with_file_paths(paths)
+        .await?;
+    Ok(delta)
+}
+
+/// The actions of the commit that made `version` of `table`, one JSON
+/// object each (`add`, `remove`, `commitInfo`, ...); `None` when the log
+/// no longer keeps that entry.
+pub async fn commit_actions(
+    table: &DeltaTable,
+    version: u64,
+) -> Result<Option<Vec<serde_json::Value>>> {
+    let Some(bytes) = table.log_store().read_commit_entry(version as _).await? else {
+        return Ok(None);
+    };
+    Ok(Some(
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect(),
+    ))
+}
+
+/// The `commitInfo` of the commit that made `table`'s version.
+pub async fn last_commit_info(
+    table: &DeltaTable,
+) -> Option<serde_json::Map<String, serde_json::Value>> {
+    let actions = commit_actions(table, table.version()?).await.ok()??;
+    actions
+        .into_iter()
+        .find_map(|a| a.get("commitInfo").and_then(|i| i.as_object()).cloned())
 }
 
 /// The table location and version `provider` reads when it is one pinned

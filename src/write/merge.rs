@@ -665,3 +665,71 @@ async fn quarantine(mut expected: Option<Expected>) -> Result<Option<Expected>> 
     }
     Ok(expected)
 }
+
+/// Replace groups of rows of `target`, found by key, in one commit that
+/// rewrites only the files holding them: `source` has one row per group,
+/// its keys in the columns `keys[k].1` (the target's `keys[k].0`, nulls
+/// equal), and the target's columns by name; where `present` is null the
+/// group has no row any more and its row is deleted. Records `txns`, so a
+/// retried replacement is not applied twice.
+pub async fn replace_groups(
+    wc: &WriteContext,
+    target: &Target,
+    source: datafusion::dataframe::DataFrame,
+    keys: &[(String, String)],
+    present: &str,
+    txns: &[super::AppTransaction],
+    metadata: Vec<(String, serde_json::Value)>,
+) -> Result<Outcome> {
+    if super::already_applied(&target.table, txns).await? {
+        return Ok(Outcome::of(target.table.clone(), Some(0)).await);
+    }
+    let (t, s) = ("__sluice_target", "__sluice_source");
+    let on = keys
+        .iter()
+        .map(|(tc, sc)| {
+            datafusion::logical_expr::binary_expr(
+                DfExpr::Column(Column::new(Some(t), tc)),
+                datafusion::logical_expr::Operator::IsNotDistinctFrom,
+                DfExpr::Column(Column::new(Some(s), sc)),
+            )
+        })
+        .reduce(DfExpr::and)
+        .ok_or_else(|| Error::internal("groups are replaced by key"))?;
+    let gone = DfExpr::Column(Column::new(Some(s), present)).is_null();
+    let columns = target.all_columns();
+    let value = |c: &str| DfExpr::Column(Column::new(Some(s), c));
+    let builder = target
+        .table
+        .clone()
+        .merge(source, on)
+        .with_source_alias(s)
+        .with_target_alias(t)
+        .with_session_state(Arc::new(wc.ctx.state()))
+        .with_commit_properties(super::commit_properties_with(txns).with_metadata(metadata.clone()))
+        .when_matched_delete(|d| d.predicate(gone.clone()))?
+        .when_matched_update(|mut u| {
+            for c in &columns {
+                u = u.update(c.as_str(), value(c));
+            }
+            u
+        })?
+        .when_not_matched_insert(|mut i| {
+            i = i.predicate(not(gone.clone()));
+            for c in &columns {
+                i = i.set(c.as_str(), value(c));
+            }
+            i
+        })?;
+    let (mut written, metrics) = builder.await?;
+    if written.version() == target.table.version() {
+        // No group changed: delta-rs made no commit.
+        written = super::record_transactions(&wc.lake, &written, txns, metadata).await?;
+    } else {
+        wc.lake.committed(&written).await;
+    }
+    let rows = metrics.num_target_rows_inserted
+        + metrics.num_target_rows_updated
+        + metrics.num_target_rows_deleted;
+    Ok(Outcome::of(written, Some(rows)).await)
+}

@@ -41,6 +41,7 @@ use crate::lake::Lake;
 
 pub use append::Append;
 pub use expectations::{ExpectRecord, Expected, Pending, Run, expectations_before};
+pub use merge::replace_groups;
 pub use references::{delete_references, referencing};
 pub use rules::{conform, has_subquery, new_row, store_expr};
 pub use target::Target;
@@ -131,17 +132,11 @@ impl Commit {
     /// The commit that produced `table`, read from its one log entry (one
     /// GET, no listing).
     pub async fn read(table: &DeltaTable) -> Option<Commit> {
-        let version = table.version()?;
-        let bytes = table
-            .log_store()
-            .read_commit_entry(version as _)
+        let actions = crate::lake::commit_actions(table, table.version()?)
             .await
             .ok()??;
         let mut commit = Commit::default();
-        for line in std::str::from_utf8(&bytes).ok()?.lines() {
-            let Ok(action) = serde_json::from_str::<serde_json::Value>(line) else {
-                continue;
-            };
+        for action in actions {
             if let Some(add) = action.get("add") {
                 commit.files_added += 1;
                 commit.bytes_added += add.get("size").and_then(|s| s.as_u64()).unwrap_or(0);
@@ -187,6 +182,53 @@ pub async fn applied_version(table: &DeltaTable, app_id: &str) -> Result<Option<
         .await?)
 }
 
+/// Whether `table` has every one of `txns` applied already (a retried
+/// write); an error when it has some of them only.
+pub async fn already_applied(table: &DeltaTable, txns: &[AppTransaction]) -> Result<bool> {
+    if table.version().is_none() || txns.is_empty() {
+        return Ok(false);
+    }
+    let mut applied = 0;
+    for t in txns {
+        if applied_version(table, &t.app_id)
+            .await?
+            .is_some_and(|v| v >= t.version)
+        {
+            applied += 1;
+        }
+    }
+    if applied > 0 && applied < txns.len() {
+        return Err(crate::error::Error::new(
+            crate::error::ErrorKind::SerializationFailure,
+            "part of this write was already applied by the same writer; nothing was written",
+        ));
+    }
+    Ok(applied == txns.len())
+}
+
+/// Record `txns` and `metadata` in a commit without data: a write whose
+/// input changed no row still marks that input consumed.
+pub async fn record_transactions(
+    lake: &Lake,
+    table: &DeltaTable,
+    txns: &[AppTransaction],
+    metadata: Vec<(String, serde_json::Value)>,
+) -> Result<DeltaTable> {
+    use deltalake::kernel::transaction::CommitBuilder;
+    use deltalake::protocol::DeltaOperation;
+    let operation = DeltaOperation::Write {
+        mode: SaveMode::Append,
+        partition_by: None,
+        predicate: None,
+    };
+    CommitBuilder::from(commit_properties_with(txns).with_metadata(metadata))
+        .build(Some(table.snapshot()?), table.log_store(), operation)
+        .await?;
+    let table = lake.table_now(table.table_url()).await?;
+    lake.committed(&table).await;
+    Ok(table)
+}
+
 /// How [`write_plan`] writes.
 #[derive(Debug, Clone, Default)]
 pub struct WriteOptions {
@@ -210,32 +252,15 @@ pub async fn write_plan(
     mode: SaveMode,
     options: WriteOptions,
 ) -> Result<Outcome> {
-    if table.version().is_some() && !options.txns.is_empty() {
-        let mut applied = 0;
-        for t in &options.txns {
-            if applied_version(&table, &t.app_id)
-                .await?
-                .is_some_and(|v| v >= t.version)
-            {
-                applied += 1;
-            }
-        }
-        if applied == options.txns.len() {
-            // A retry of a write the table already has: nothing to do.
-            return Ok(Outcome {
-                version: table.version().unwrap_or(0) as i64,
-                table,
-                rows: 0,
-                files_added: 0,
-                bytes_added: 0,
-            });
-        }
-        if applied > 0 {
-            return Err(crate::error::Error::new(
-                crate::error::ErrorKind::SerializationFailure,
-                "part of this write was already applied by the same writer; nothing was written",
-            ));
-        }
+    if already_applied(&table, &options.txns).await? {
+        // A retry of a write the table already has: nothing to do.
+        return Ok(Outcome {
+            version: table.version().unwrap_or(0) as i64,
+            table,
+            rows: 0,
+            files_added: 0,
+            bytes_added: 0,
+        });
     }
     let mut builder = table
         .write(vec![])

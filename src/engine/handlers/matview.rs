@@ -1,4 +1,5 @@
-//! REFRESH MATERIALIZED VIEW and EXPLAIN REFRESH MATERIALIZED VIEW.
+//! REFRESH MATERIALIZED VIEW, EXPLAIN REFRESH MATERIALIZED VIEW and
+//! ALTER MATERIALIZED VIEW ... RENAME TO.
 
 use async_trait::async_trait;
 use datafusion::common::ParamValues;
@@ -42,5 +43,26 @@ impl Handler for Refresh {
 
     async fn execute(self: Box<Self>, session: &mut Session, _: &ParamValues) -> Result<Output> {
         matview::refresh(session, &self.name, self.full, self.explain).await
+    }
+}
+
+pub struct Rename {
+    pub name: ObjectName,
+    pub if_exists: bool,
+    pub new_name: ObjectName,
+}
+
+#[async_trait]
+impl Handler for Rename {
+    fn name(&self) -> String {
+        "ALTER MATERIALIZED VIEW".into()
+    }
+
+    fn role(&self) -> Role {
+        Role::Admin
+    }
+
+    async fn execute(self: Box<Self>, session: &mut Session, _: &ParamValues) -> Result<Output> {
+        matview::rename(session, &self.name, self.if_exists, &self.new_name).await
     }
 }

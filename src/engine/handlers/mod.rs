@@ -74,6 +74,15 @@ pub fn handler(stmt: Stmt) -> Box<dyn Handler> {
             full,
             explain,
         }),
+        Stmt::RenameMaterializedView {
+            name,
+            if_exists,
+            new_name,
+        } => Box::new(matview::Rename {
+            name,
+            if_exists,
+            new_name,
+        }),
         s @ (Stmt::DescribeHistory { .. }
         | Stmt::Optimize { .. }
         | Stmt::Vacuum { .. }

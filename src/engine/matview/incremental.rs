@@ -1,0 +1,536 @@
+//! Incremental refresh: from a view's logical plan and the rows its
+//! sources gained, the plan of what changes in the view.
+//!
+//! ```text
+//!  Δ(scan of a changed source)  = the files added since the last refresh
+//!  Δ(π q), Δ(σ q), Δ(sort q)    = π Δq, σ Δq, Δq
+//!  Δ(q1 ∪all q2)                = Δq1 ∪all Δq2
+//!  Δ(l ⋈ r)                     = Δl ⋈ r_new  ∪all  l_old ⋈ Δr
+//!  γ over q with Δq             = the groups Δq touches, recomputed over q
+//! ```
+//!
+//! Sources only appended to (Delta commits with added files and no
+//! removed rows): a linear plan's delta is appended to the view; a grouped
+//! aggregate over a linear plan recomputes the groups the new rows touch
+//! and merges them in. Anything else is recomputed in full, with the
+//! reason said by `EXPLAIN REFRESH`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::catalog::TableProvider;
+use datafusion::common::Column;
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::datasource::{provider_as_source, source_as_provider};
+use datafusion::logical_expr::{
+    Aggregate, Expr, JoinType, LogicalPlan, LogicalPlanBuilder, Projection, SubqueryAlias,
+    TableScan, Union,
+};
+use url::Url;
+
+/// A source the view reads that gained rows: a scan of only them, and (for
+/// a join whose both sides changed) the source as the view last saw it.
+pub struct Changed {
+    pub version: u64,
+    pub delta: Arc<dyn TableProvider>,
+    pub old: Option<Arc<dyn TableProvider>>,
+}
+
+/// What changes in the view.
+pub enum Delta {
+    /// Rows to append: the plan of the view's query over the new rows.
+    Append(LogicalPlan),
+    /// Groups to replace. `rows` is the view's query over only the groups
+    /// `touched` holds (columns `__sluice_key_<k>`), whose key `k` is the
+    /// view's column `key_columns[k]`.
+    Groups {
+        rows: LogicalPlan,
+        touched: LogicalPlan,
+        key_columns: Vec<usize>,
+    },
+}
+
+/// Why a plan is recomputed in full.
+pub type Reason = String;
+
+/// The name of touched key `k`.
+pub fn key_name(k: usize) -> String {
+    format!("__sluice_key_{k}")
+}
+
+const TOUCHED: &str = "__sluice_touched";
+
+/// Views read inside the query replaced by their plans, so that the scans
+/// of their tables are seen.
+pub fn inline_views(plan: LogicalPlan) -> Result<LogicalPlan, Reason> {
+    plan.transform_down_with_subqueries(|node| {
+        let LogicalPlan::TableScan(scan) = &node else {
+            return Ok(Transformed::no(node));
+        };
+        let provider = source_as_provider(&scan.source)?;
+        let Some(inner) = provider.get_logical_plan() else {
+            return Ok(Transformed::no(node));
+        };
+        if scan.projection.is_some() || !scan.filters.is_empty() || scan.fetch.is_some() {
+            return Ok(Transformed::no(node));
+        }
+        let inner = inner.into_owned();
+        let alias = SubqueryAlias::try_new(Arc::new(inner), scan.table_name.clone())?;
+        Ok(Transformed::yes(LogicalPlan::SubqueryAlias(alias)))
+    })
+    .map(|t| t.data)
+    .map_err(|e| format!("the query's views could not be inlined: {e}"))
+}
+
+/// The Delta table (location, version) a scan reads, if it reads one.
+fn delta_scan(scan: &TableScan) -> Option<(Url, Option<u64>)> {
+    let provider = source_as_provider(&scan.source).ok()?;
+    crate::lake::snapshot_of(provider.as_ref())
+}
+
+/// The first relation the plan reads whose changes cannot be followed
+/// (files outside the lake, system tables, table functions): such a view
+/// is recomputed on every refresh.
+pub fn untracked(plan: &LogicalPlan) -> Option<String> {
+    let mut found = None;
+    let _ = plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            let is_view = source_as_provider(&scan.source)
+                .map(|p| p.get_logical_plan().is_some())
+                .unwrap_or(false);
+            if !is_view && delta_scan(scan).is_none() {
+                found = Some(scan.table_name.to_string());
+                return Ok(TreeNodeRecursion::Stop);
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    found
+}
+
+/// Computes deltas of plans over `changed` (by table location).
+pub struct Deriver<'a> {
+    pub changed: &'a HashMap<Url, Changed>,
+}
+
+/// A delta could not be derived: why, or that the old state of a source
+/// is needed first.
+#[derive(Debug)]
+pub enum Refused {
+    Reason(Reason),
+    NeedsOld,
+}
+
+impl From<String> for Refused {
+    fn from(s: String) -> Self {
+        Refused::Reason(s)
+    }
+}
+
+fn df_err(e: datafusion::error::DataFusionError) -> Refused {
+    Refused::Reason(format!("the incremental plan failed: {e}"))
+}
+
+fn node_name(node: &LogicalPlan) -> String {
+    match node {
+        LogicalPlan::Aggregate(_) => "an aggregate".into(),
+        LogicalPlan::Window(_) => "a window function".into(),
+        LogicalPlan::Limit(_) => "LIMIT/OFFSET".into(),
+        LogicalPlan::Distinct(_) => "DISTINCT".into(),
+        LogicalPlan::Sort(_) => "ORDER BY with LIMIT".into(),
+        LogicalPlan::Join(j) => format!("a {} join", j.join_type),
+        LogicalPlan::Union(_) => "UNION (without ALL)".into(),
+        other => format!("a {} step", other.display().to_string().to_lowercase()),
+    }
+}
+
+impl Deriver<'_> {
+    /// The changed source a scan reads at its newest version.
+    fn changing(&self, scan: &TableScan) -> Option<&Changed> {
+        let (url, version) = delta_scan(scan)?;
+        let c = self.changed.get(&url)?;
+        (version == Some(c.version)).then_some(c)
+    }
+
+    fn reads_changed(&self, plan: &LogicalPlan) -> bool {
+        let mut found = false;
+        let _ = plan.apply_with_subqueries(|node| {
+            if let LogicalPlan::TableScan(scan) = node
+                && self.changing(scan).is_some()
+            {
+                found = true;
+                return Ok(TreeNodeRecursion::Stop);
+            }
+            Ok(TreeNodeRecursion::Continue)
+        });
+        found
+    }
+
+    /// Subqueries in a node's expressions must not read a changed source
+    /// (their result would change for old rows too); volatile functions
+    /// would give the new rows other values than a full run.
+    fn check_expressions(&self, node: &LogicalPlan) -> Result<(), Refused> {
+        let mut refused = None;
+        let _ = node.apply_subqueries(|sub| {
+            if self.reads_changed(sub) {
+                refused = Some("a subquery reads a changed source".to_string());
+                return Ok(TreeNodeRecursion::Stop);
+            }
+            Ok(TreeNodeRecursion::Continue)
+        });
+        if let Some(r) = refused {
+            return Err(r.into());
+        }
+        if node.expressions().iter().any(|e| e.is_volatile()) {
+            return Err("the query calls a volatile function".to_string().into());
+        }
+        Ok(())
+    }
+
+    /// `plan` with each changed source read as the view last saw it.
+    fn old(&self, plan: &LogicalPlan) -> Result<LogicalPlan, Refused> {
+        let mut missing = false;
+        let out = plan
+            .clone()
+            .transform_up_with_subqueries(|node| {
+                let LogicalPlan::TableScan(scan) = &node else {
+                    return Ok(Transformed::no(node));
+                };
+                let Some(c) = self.changing(scan) else {
+                    return Ok(Transformed::no(node));
+                };
+                let Some(old) = &c.old else {
+                    missing = true;
+                    return Ok(Transformed::no(node));
+                };
+                Ok(Transformed::yes(LogicalPlan::TableScan(TableScan {
+                    source: provider_as_source(old.clone()),
+                    ..scan.clone()
+                })))
+            })
+            .map_err(df_err)?
+            .data;
+        if missing {
+            return Err(Refused::NeedsOld);
+        }
+        Ok(out)
+    }
+
+    /// The rows `plan` gains from the sources' new rows, as a sum of
+    /// terms with `plan`'s schema (a UNION ALL of them; kept apart because
+    /// a join's columns need not have unique names); `None` when it reads
+    /// no changed source.
+    pub fn delta(&self, plan: &LogicalPlan) -> Result<Option<Vec<LogicalPlan>>, Refused> {
+        if let LogicalPlan::TableScan(scan) = plan {
+            return Ok(self.changing(scan).map(|c| {
+                vec![LogicalPlan::TableScan(TableScan {
+                    source: provider_as_source(c.delta.clone()),
+                    ..scan.clone()
+                })]
+            }));
+        }
+        let inputs = plan.inputs();
+        let mut deltas = Vec::with_capacity(inputs.len());
+        for input in &inputs {
+            deltas.push(self.delta(input)?);
+        }
+        if deltas.iter().all(Option::is_none) {
+            if self.reads_changed(plan) {
+                return Err(
+                    format!("{} reads a changed source in a subquery", node_name(plan)).into(),
+                );
+            }
+            return Ok(None);
+        }
+        self.check_expressions(plan)?;
+        let over = |inputs: Vec<LogicalPlan>| {
+            plan.with_new_exprs(plan.expressions(), inputs)
+                .map_err(df_err)
+        };
+        match plan {
+            LogicalPlan::Projection(_) | LogicalPlan::Filter(_) | LogicalPlan::SubqueryAlias(_) => {
+                let terms = deltas.pop().flatten().expect("one input, changed");
+                Ok(Some(
+                    terms
+                        .into_iter()
+                        .map(|t| over(vec![t]))
+                        .collect::<Result<_, _>>()?,
+                ))
+            }
+            LogicalPlan::Sort(s) if s.fetch.is_none() => {
+                // Order means nothing to the rows a table gains.
+                Ok(deltas.pop().flatten())
+            }
+            LogicalPlan::Union(u) => {
+                let mut terms = Vec::new();
+                for t in deltas.into_iter().flatten().flatten() {
+                    terms.push(renamed_as(t, u)?);
+                }
+                Ok(Some(terms))
+            }
+            LogicalPlan::Join(j) => {
+                let mut it = deltas.into_iter();
+                let (dl, dr) = (it.next().flatten(), it.next().flatten());
+                let (l, r) = (j.left.as_ref(), j.right.as_ref());
+                use JoinType::*;
+                let left_ok = matches!(j.join_type, Inner | Left | LeftSemi | LeftAnti);
+                let right_ok = matches!(j.join_type, Inner | Right | RightSemi | RightAnti);
+                if (dl.is_some() && !left_ok) || (dr.is_some() && !right_ok) {
+                    let t = j.join_type.to_string().to_lowercase();
+                    return Err(format!(
+                        "a {t} join whose {} side changed can change rows already in the view",
+                        if dl.is_some() && !left_ok {
+                            "left"
+                        } else {
+                            "right"
+                        }
+                    )
+                    .into());
+                }
+                let mut terms = Vec::new();
+                for t in dl.into_iter().flatten() {
+                    terms.push(over(vec![t, r.clone()])?);
+                }
+                if let Some(dr) = dr {
+                    // The left side as it was, unless it did not change.
+                    let l_old = if self.reads_changed(l) {
+                        self.old(l)?
+                    } else {
+                        l.clone()
+                    };
+                    for t in dr {
+                        terms.push(over(vec![l_old.clone(), t])?);
+                    }
+                }
+                Ok(Some(terms))
+            }
+            other => Err(format!("{} over a changed source", node_name(other)).into()),
+        }
+    }
+
+    /// Replace the groups of a grouped aggregate the new rows touch: the
+    /// plan must be a grouped aggregate over a plan with a delta, under
+    /// projections, filters (HAVING) and sorts that keep every group key
+    /// as a column.
+    pub fn groups(&self, plan: &LogicalPlan) -> Result<Delta, Refused> {
+        // The nodes above the aggregate, top first.
+        let mut chain: Vec<&LogicalPlan> = Vec::new();
+        let mut node = plan;
+        let agg = loop {
+            match node {
+                LogicalPlan::Aggregate(a) => break a,
+                LogicalPlan::Projection(_)
+                | LogicalPlan::Filter(_)
+                | LogicalPlan::SubqueryAlias(_) => {}
+                LogicalPlan::Sort(s) if s.fetch.is_none() => {}
+                other => {
+                    return Err(format!("{} over a changed source", node_name(other)).into());
+                }
+            }
+            chain.push(node);
+            node = node.inputs()[0];
+        };
+        for n in &chain {
+            if self.reads_changed_in_subqueries(n) {
+                return Err("a subquery above the aggregate reads a changed source"
+                    .to_string()
+                    .into());
+            }
+            if n.expressions().iter().any(|e| e.is_volatile()) {
+                return Err("the query calls a volatile function".to_string().into());
+            }
+        }
+        if agg.group_expr.is_empty() {
+            return Err(
+                "an aggregate without GROUP BY is one group: it is recomputed whole"
+                    .to_string()
+                    .into(),
+            );
+        }
+        if agg
+            .group_expr
+            .iter()
+            .any(|e| matches!(e, Expr::GroupingSet(_)))
+        {
+            return Err("GROUPING SETS, ROLLUP and CUBE are recomputed whole"
+                .to_string()
+                .into());
+        }
+        if agg.aggr_expr.iter().any(|e| e.is_volatile())
+            || agg.group_expr.iter().any(|e| e.is_volatile())
+        {
+            return Err("the query calls a volatile function".to_string().into());
+        }
+        let Some(terms) = self.delta(&agg.input)? else {
+            return Err("the aggregate reads no changed source".to_string().into());
+        };
+        // Where each group key lands in the view's columns.
+        let mut positions: Vec<Option<usize>> = (0..agg.schema.fields().len()).map(Some).collect();
+        for n in chain.iter().rev() {
+            if let LogicalPlan::Projection(p) = n {
+                let input = p.input.schema();
+                positions = positions
+                    .iter()
+                    .map(|pos| {
+                        let pos = (*pos)?;
+                        p.expr.iter().position(|e| match e.clone().unalias() {
+                            Expr::Column(c) => input.index_of_column(&c).ok() == Some(pos),
+                            _ => false,
+                        })
+                    })
+                    .collect();
+            }
+        }
+        let mut key_columns = Vec::new();
+        for (k, g) in agg.group_expr.iter().enumerate() {
+            match positions[k] {
+                Some(p) => key_columns.push(p),
+                None => {
+                    return Err(format!(
+                        "the group key {g} is not a column of the view, so its rows cannot be found"
+                    )
+                    .into());
+                }
+            }
+        }
+        // The keys the new rows have, once each.
+        let keys: Vec<Expr> = agg
+            .group_expr
+            .iter()
+            .enumerate()
+            .map(|(k, g)| g.clone().unalias().alias(key_name(k)))
+            .collect();
+        let mut touched: Option<LogicalPlanBuilder> = None;
+        for t in terms {
+            let term = LogicalPlanBuilder::from(t)
+                .project(keys.clone())
+                .and_then(|b| b.build())
+                .map_err(df_err)?;
+            touched = Some(match touched {
+                None => LogicalPlanBuilder::from(term),
+                Some(b) => b.union(term).map_err(df_err)?,
+            });
+        }
+        let key_columns_of_touched: Vec<Expr> = (0..keys.len())
+            .map(|k| Expr::Column(Column::new_unqualified(key_name(k))))
+            .collect();
+        let touched = touched
+            .expect("a changed input has a term")
+            .aggregate(key_columns_of_touched, Vec::<Expr>::new())
+            .and_then(|b| b.alias(TOUCHED))
+            .and_then(|b| b.build())
+            .map_err(df_err)?;
+        // The aggregate over only the rows of those groups.
+        let on: Vec<Expr> = agg
+            .group_expr
+            .iter()
+            .enumerate()
+            .map(|(k, g)| {
+                not_distinct(
+                    g.clone().unalias(),
+                    Expr::Column(Column::new(Some(TOUCHED), key_name(k))),
+                )
+            })
+            .collect();
+        let input = LogicalPlanBuilder::from(agg.input.as_ref().clone())
+            .join_on(touched.clone(), JoinType::LeftSemi, on)
+            .and_then(|b| b.build())
+            .map_err(df_err)?;
+        let regrouped = LogicalPlan::Aggregate(
+            Aggregate::try_new(
+                Arc::new(input),
+                agg.group_expr.clone(),
+                agg.aggr_expr.clone(),
+            )
+            .map_err(df_err)?,
+        );
+        let mut rows = regrouped;
+        for n in chain.iter().rev() {
+            rows = n
+                .with_new_exprs(n.expressions(), vec![rows])
+                .map_err(df_err)?;
+        }
+        Ok(Delta::Groups {
+            rows,
+            touched,
+            key_columns,
+        })
+    }
+
+    fn reads_changed_in_subqueries(&self, node: &LogicalPlan) -> bool {
+        let mut found = false;
+        let _ = node.apply_subqueries(|sub| {
+            if self.reads_changed(sub) {
+                found = true;
+                return Ok(TreeNodeRecursion::Stop);
+            }
+            Ok(TreeNodeRecursion::Continue)
+        });
+        found
+    }
+
+    /// The incremental form of the whole view query.
+    pub fn derive(&self, plan: &LogicalPlan) -> Result<Delta, Refused> {
+        match self.delta(plan) {
+            Ok(Some(terms)) => {
+                let mut all: Option<LogicalPlanBuilder> = None;
+                for t in terms {
+                    all = Some(match all {
+                        None => LogicalPlanBuilder::from(t),
+                        Some(b) => b.union(t).map_err(df_err)?,
+                    });
+                }
+                let plan = all
+                    .expect("a changed plan has a term")
+                    .build()
+                    .map_err(df_err)?;
+                Ok(Delta::Append(plan))
+            }
+            Ok(None) => Err("the query reads no changed source".to_string().into()),
+            Err(Refused::NeedsOld) => Err(Refused::NeedsOld),
+            Err(Refused::Reason(linear)) => match self.groups(plan) {
+                Ok(d) => Ok(d),
+                Err(Refused::NeedsOld) => Err(Refused::NeedsOld),
+                Err(Refused::Reason(grouped)) => {
+                    // The reason of the form the query is closest to.
+                    let aggregated = plan_has_aggregate(plan);
+                    Err(Refused::Reason(if aggregated { grouped } else { linear }))
+                }
+            },
+        }
+    }
+}
+
+fn plan_has_aggregate(plan: &LogicalPlan) -> bool {
+    let mut found = false;
+    let _ = plan.apply(|n| {
+        if matches!(n, LogicalPlan::Aggregate(_)) {
+            found = true;
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    found
+}
+
+/// A term of a UNION ALL's input, with the union's column names.
+fn renamed_as(term: LogicalPlan, u: &Union) -> Result<LogicalPlan, Refused> {
+    let exprs: Vec<Expr> = term
+        .schema()
+        .columns()
+        .into_iter()
+        .map(Expr::Column)
+        .collect();
+    Ok(LogicalPlan::Projection(
+        Projection::try_new_with_schema(exprs, Arc::new(term), u.schema.clone()).map_err(df_err)?,
+    ))
+}
+
+/// `l IS NOT DISTINCT FROM r`: keys equal, nulls included.
+pub fn not_distinct(l: Expr, r: Expr) -> Expr {
+    datafusion::logical_expr::binary_expr(
+        l,
+        datafusion::logical_expr::Operator::IsNotDistinctFrom,
+        r,
+    )
+}

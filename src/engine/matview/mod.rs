@@ -1,0 +1,573 @@
+//! Materialized views: a query whose result is kept as a Delta table.
+//!
+//! ```text
+//!  CREATE MATERIALIZED VIEW v AS q ──bind q──▶ plan ──write──▶ Delta table (version 0)
+//!  REFRESH MATERIALIZED VIEW v     ──bind q──▶ sources changed? ──▶ overwrite, one commit
+//! ```
+//!
+//! Each commit of the view's table records, as Delta application
+//! transactions (`sluice.source.<source table id>`, version), the version
+//! of every source table it consumed. A refresh compares them with the
+//! sources' newest versions: nothing changed, nothing is written. Two
+//! refreshes racing write the same application ids, so Delta's conflict
+//! check lets only one of them commit. A refresh that fails leaves the
+//! previous version in place.
+
+mod incremental;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::common::{Column, JoinType};
+use datafusion::dataframe::DataFrame;
+use datafusion::logical_expr::{Expr, LogicalPlan, cast, col, lit};
+use datafusion::sql::sqlparser::ast::{CreateView, ObjectName, Statement};
+use deltalake::DeltaTable;
+use deltalake::protocol::SaveMode;
+use url::Url;
+
+use super::ddl::{
+    cast_to_columns, duplicate_relation, free_location, missing_schema, query_with_column_names,
+};
+use super::{Output, Session, bind};
+use crate::catalog::{
+    ColumnDef, Kind, MatViewDef, Object, RelName, SYSTEM_SCHEMAS, TableDef, ViewDef,
+};
+use crate::error::{Error, Result};
+use crate::lake::TimeTravel;
+use crate::lake::changes::Changes;
+use crate::types::PgType;
+use crate::write::{AppTransaction, Append, Target, WriteOptions};
+use incremental::not_distinct;
+
+/// The application id under which a view's commits record how far they
+/// consumed the source table `table` (its Delta table id: a table dropped
+/// and created again under the same name is a new source).
+fn source_app_id(table: &DeltaTable) -> Result<String> {
+    Ok(format!(
+        "sluice.source.{}",
+        table.snapshot()?.metadata().id()
+    ))
+}
+
+/// The view's query planned over the newest snapshot of every table it
+/// reads, and those snapshots: (source, app id, version).
+async fn plan_query(
+    session: &Session,
+    sql: &str,
+) -> Result<(LogicalPlan, Vec<(RelName, String, DeltaTable)>)> {
+    let stmt = match crate::frontend::parse(sql)?.pop() {
+        Some(crate::frontend::Stmt::Sql(s)) => *s,
+        _ => return Err(Error::internal("a materialized view's query is a query")),
+    };
+    let mut binder = bind::Binder::new(session);
+    let plan = session.plan_with(&mut binder, stmt).await?;
+    let mut sources = Vec::new();
+    for (rel, table) in binder.snapshots() {
+        sources.push((rel.clone(), source_app_id(table)?, table.clone()));
+    }
+    sources.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok((plan, sources))
+}
+
+fn transactions(sources: &[(RelName, String, DeltaTable)]) -> Vec<AppTransaction> {
+    sources
+        .iter()
+        .map(|(_, app_id, table)| AppTransaction {
+            app_id: app_id.clone(),
+            version: table.version().unwrap_or(0) as i64,
+        })
+        .collect()
+}
+
+/// What a commit of the view records about the refresh that made it
+/// (read by `sluice.materialized_views`).
+fn refresh_metadata(
+    method: &str,
+    new_files: usize,
+    sources: &[(RelName, String, DeltaTable)],
+) -> Vec<(String, serde_json::Value)> {
+    let versions: serde_json::Map<String, serde_json::Value> = sources
+        .iter()
+        .map(|(rel, _, t)| (rel.to_string(), t.version().unwrap_or(0).into()))
+        .collect();
+    vec![(
+        "sluice.refresh".to_string(),
+        serde_json::json!({ "method": method, "new_files": new_files, "sources": versions }),
+    )]
+}
+
+/// `CREATE MATERIALIZED VIEW [IF NOT EXISTS] v [(names)] AS query`
+pub async fn create(session: &mut Session, cv: CreateView) -> Result<Output> {
+    const TAG: &str = "CREATE MATERIALIZED VIEW";
+    let (schema, name) = session.qualify(&cv.name)?;
+    let snap = session.engine.catalog().snapshot();
+    if !snap.schema_exists(&schema) || SYSTEM_SCHEMAS.contains(&schema.as_str()) {
+        return Err(missing_schema(&schema));
+    }
+    if cv.or_replace {
+        return Err(Error::syntax(
+            "syntax error at or near \"MATERIALIZED\" (CREATE OR REPLACE MATERIALIZED VIEW)",
+        ));
+    }
+    if snap.relation(&schema, &name).is_some() {
+        if cv.if_not_exists {
+            session.notice(format!("relation \"{name}\" already exists, skipping"));
+            return Ok(Output::command(TAG));
+        }
+        return Err(duplicate_relation(&name));
+    }
+    // Names resolved now, as for a view.
+    let mut stmt = Statement::Query(query_with_column_names(&cv)?);
+    let depends_on = session.qualify_query(&mut stmt)?;
+    let Statement::Query(query) = stmt else {
+        unreachable!("built as a query")
+    };
+    let sql = query.to_string();
+    let (plan, sources) = plan_query(session, &sql).await?;
+    let mut columns: Vec<ColumnDef> = Vec::new();
+    for f in plan.schema().fields() {
+        if columns.iter().any(|c| &c.name == f.name()) {
+            return Err(Error::new(
+                crate::error::ErrorKind::DuplicateColumn,
+                format!("column \"{}\" specified more than once", f.name()),
+            ));
+        }
+        columns.push(ColumnDef::plain(
+            f.name(),
+            PgType::from_arrow(f.data_type()),
+        ));
+    }
+    let location = free_location(session, &schema, &name);
+    let table_def = TableDef::new(columns.clone(), location.clone());
+    let lake = session.engine.lake().clone();
+    let url = lake.url_for(&location)?;
+    if lake.exists(&url).await? {
+        // Left behind by a DROP that did not finish: no object owns it.
+        lake.remove_all(&url).await?;
+    }
+    let df = datafusion::dataframe::DataFrame::new(session.ctx.state(), plan);
+    let df = cast_to_columns(df, &table_def)?;
+    let fresh = deltalake::DeltaTableBuilder::from_url(url.clone())?.build()?;
+    let written = crate::write::write_plan(
+        session.context().state(),
+        lake.clone(),
+        fresh,
+        df.into_unoptimized_plan(),
+        SaveMode::ErrorIfExists,
+        WriteOptions {
+            txns: transactions(&sources),
+            metadata: refresh_metadata("full", 0, &sources),
+            ..Default::default()
+        },
+    )
+    .await;
+    if let Err(e) = written {
+        let _ = lake.remove_all(&url).await;
+        return Err(e);
+    }
+    let entry = Object::materialized_view(
+        &schema,
+        &name,
+        MatViewDef {
+            query: ViewDef {
+                sql,
+                columns,
+                depends_on: depends_on.into_iter().collect(),
+            },
+            table: table_def,
+        },
+    );
+    let registered = session
+        .engine
+        .catalog()
+        .mutate(move |entries| {
+            if entries
+                .iter()
+                .any(|e| e.is_relation(&entry.schema, &entry.name))
+            {
+                return Err(duplicate_relation(&entry.name));
+            }
+            entries.push(entry.clone());
+            Ok(())
+        })
+        .await;
+    if let Err(e) = registered {
+        let _ = lake.remove_all(&url).await;
+        return Err(e);
+    }
+    Ok(Output::command(TAG))
+}
+
+/// What a refresh of a view does.
+enum Work {
+    None,
+    Full,
+    Incremental(Box<incremental::Delta>),
+}
+
+/// What a refresh of a view would do, and why.
+struct Decision {
+    method: &'static str,
+    reason: String,
+    work: Work,
+    /// New source files the incremental plan reads.
+    new_files: usize,
+}
+
+impl Decision {
+    fn full(reason: String) -> Decision {
+        Decision {
+            method: "full",
+            reason: format!(
+                "{reason}; the query is recomputed and its result replaces the view's rows in \
+                 one commit"
+            ),
+            work: Work::Full,
+            new_files: 0,
+        }
+    }
+}
+
+/// A source table the view reads, as of now, and the version of it the
+/// view consumed last.
+struct Source {
+    rel: RelName,
+    app_id: String,
+    table: DeltaTable,
+    version: i64,
+    applied: Option<i64>,
+}
+
+impl Source {
+    fn transaction(&self) -> AppTransaction {
+        AppTransaction {
+            app_id: self.app_id.clone(),
+            version: self.version,
+        }
+    }
+}
+
+/// The sources whose newest version the view has not consumed yet. A
+/// source already consumed at its version is left out, so that a FULL
+/// refresh is not taken for a retry of an earlier write.
+async fn changed_sources(
+    view: &DeltaTable,
+    sources: Vec<(RelName, String, DeltaTable)>,
+) -> Result<Vec<Source>> {
+    let mut changed = Vec::new();
+    for (rel, app_id, table) in sources {
+        let version = table.version().unwrap_or(0) as i64;
+        let applied = crate::write::applied_version(view, &app_id).await?;
+        if applied == Some(version) {
+            continue;
+        }
+        changed.push(Source {
+            rel,
+            app_id,
+            table,
+            version,
+            applied,
+        });
+    }
+    Ok(changed)
+}
+
+fn describe(s: &Source) -> String {
+    match s.applied {
+        Some(v) => format!("{} (version {v} → {})", s.rel, s.version),
+        None => format!("{} (new source, version {})", s.rel, s.version),
+    }
+}
+
+async fn decide(
+    session: &Session,
+    plan: &LogicalPlan,
+    full: bool,
+    changed: &[Source],
+    all: &[(RelName, String, DeltaTable)],
+) -> Result<Decision> {
+    if full {
+        return Ok(Decision::full("FULL was asked for".into()));
+    }
+    let plan = match incremental::inline_views(plan.clone()) {
+        Ok(p) => p,
+        Err(reason) => return Ok(Decision::full(reason)),
+    };
+    if let Some(what) = incremental::untracked(&plan) {
+        return Ok(Decision::full(format!(
+            "the query reads {what}, whose changes no Delta log records"
+        )));
+    }
+    if changed.is_empty() {
+        let at: Vec<String> = all
+            .iter()
+            .map(|(r, _, t)| format!("{r} at version {}", t.version().unwrap_or(0)))
+            .collect();
+        let reason = if at.is_empty() {
+            "the query reads no table; nothing to refresh".to_string()
+        } else {
+            format!(
+                "no source changed since the last refresh ({})",
+                at.join(", ")
+            )
+        };
+        return Ok(Decision {
+            method: "none",
+            reason,
+            work: Work::None,
+            new_files: 0,
+        });
+    }
+    let what: Vec<String> = changed.iter().map(describe).collect();
+    let what = what.join(", ");
+    let lake = session.engine.lake();
+    let mut deltas: HashMap<Url, incremental::Changed> = HashMap::new();
+    let mut appended = Vec::new();
+    let mut new_files = 0;
+    for s in changed {
+        let Some(applied) = s.applied else {
+            return Ok(Decision::full(format!(
+                "changed since the last refresh: {what}"
+            )));
+        };
+        match crate::lake::changes::since(&s.table, applied, s.version).await? {
+            Changes::Other(why) => {
+                return Ok(Decision::full(format!(
+                    "{}: {why} (only appended rows are refreshed incrementally)",
+                    s.rel
+                )));
+            }
+            Changes::Appended(paths) => {
+                appended.push(format!(
+                    "{} gained {} file{} (version {applied} → {})",
+                    s.rel,
+                    paths.len(),
+                    if paths.len() == 1 { "" } else { "s" },
+                    s.version
+                ));
+                if paths.is_empty() {
+                    continue;
+                }
+                new_files += paths.len();
+                deltas.insert(
+                    s.table.table_url().clone(),
+                    incremental::Changed {
+                        version: s.version as u64,
+                        delta: crate::lake::provider_of_files(&s.table, paths).await?,
+                        old: None,
+                    },
+                );
+            }
+        }
+    }
+    let appended = appended.join(", ");
+    if deltas.is_empty() {
+        return Ok(Decision {
+            method: "none",
+            reason: format!("no rows were added since the last refresh: {appended}"),
+            work: Work::None,
+            new_files: 0,
+        });
+    }
+    let mut derived = incremental::Deriver { changed: &deltas }.derive(&plan);
+    if matches!(derived, Err(incremental::Refused::NeedsOld)) {
+        for s in changed {
+            let url = s.table.table_url().clone();
+            if let (Some(c), Some(applied)) = (deltas.get_mut(&url), s.applied) {
+                let old = lake.table_at(&url, &TimeTravel::Version(applied)).await?;
+                c.old = Some(crate::lake::provider(&old).await?);
+            }
+        }
+        derived = incremental::Deriver { changed: &deltas }.derive(&plan);
+    }
+    Ok(match derived {
+        Ok(delta @ incremental::Delta::Append(_)) => Decision {
+            method: "append",
+            reason: format!(
+                "only rows were appended ({appended}); the query maps each new row to its own \
+                 result rows, so only the new files are read and their result is appended"
+            ),
+            work: Work::Incremental(Box::new(delta)),
+            new_files,
+        },
+        Ok(delta @ incremental::Delta::Groups { .. }) => Decision {
+            method: "groups",
+            reason: format!(
+                "only rows were appended ({appended}); the groups the new rows touch are \
+                 recomputed from the sources and merged into the view"
+            ),
+            work: Work::Incremental(Box::new(delta)),
+            new_files,
+        },
+        Err(incremental::Refused::Reason(why)) => Decision::full(format!("{appended}; {why}")),
+        Err(incremental::Refused::NeedsOld) => Decision::full(format!(
+            "{appended}; an earlier version of a source is not readable"
+        )),
+    })
+}
+
+/// `[EXPLAIN] REFRESH MATERIALIZED VIEW v [FULL]`
+pub async fn refresh(
+    session: &mut Session,
+    name: &ObjectName,
+    full: bool,
+    explain: bool,
+) -> Result<Output> {
+    let snapshot = session.engine.catalog().snapshot();
+    let system = session.system_tables();
+    let object = session
+        .resolver(&snapshot, &system)
+        .object(name, Kind::MaterializedView)?;
+    let crate::catalog::Def::MaterializedView(def) = &object.def else {
+        unreachable!("resolved as a materialized view")
+    };
+    let lake = session.engine.lake().clone();
+    let view = lake.table(&lake.url_for(&def.table.location)?).await?;
+    let (plan, sources) = plan_query(session, &def.query.sql).await?;
+    let changed = changed_sources(&view, sources.clone()).await?;
+    let decision = decide(session, &plan, full, &changed, &sources).await?;
+    if explain {
+        return explain_output(&decision);
+    }
+    let txns: Vec<AppTransaction> = changed.iter().map(Source::transaction).collect();
+    let wc = session.write_context();
+    let target = Target {
+        schema: object.schema.clone(),
+        name: object.name.clone(),
+        alias: None,
+        def: Arc::new(def.table.clone()),
+        table: view,
+    };
+    let metadata = refresh_metadata(decision.method, decision.new_files, &sources);
+    let state = session.ctx.state();
+    match decision.work {
+        Work::None => {}
+        Work::Full => {
+            let df = DataFrame::new(state, plan);
+            let df = cast_to_columns(df, &target.def)?;
+            Append::new(&wc, &target)
+                .replacing_all()
+                .app_transactions(txns)
+                .metadata(metadata)
+                .run(df)
+                .await?;
+        }
+        Work::Incremental(delta) => match *delta {
+            incremental::Delta::Append(delta) => {
+                let df = cast_to_columns(DataFrame::new(state, delta), &target.def)?;
+                Append::new(&wc, &target)
+                    .app_transactions(txns)
+                    .metadata(metadata)
+                    .run(df)
+                    .await?;
+            }
+            incremental::Delta::Groups {
+                rows,
+                touched,
+                key_columns,
+            } => {
+                let rows = cast_to_columns(DataFrame::new(state.clone(), rows), &target.def)?
+                    .with_column(PRESENT, lit(true))?;
+                let columns = &target.def.columns;
+                let keys = DataFrame::new(state, touched).select(
+                    key_columns
+                        .iter()
+                        .enumerate()
+                        .map(|(k, &c)| {
+                            let key = incremental::key_name(k);
+                            cast(
+                                col(Column::new_unqualified(&key)),
+                                columns[c].ty.arrow_type(),
+                            )
+                            .alias(key)
+                        })
+                        .collect::<Vec<_>>(),
+                )?;
+                let on: Vec<Expr> = key_columns
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &c)| {
+                        not_distinct(
+                            col(Column::new_unqualified(incremental::key_name(k))),
+                            col(Column::new_unqualified(&columns[c].name)),
+                        )
+                    })
+                    .collect();
+                let source = keys.join_on(rows, JoinType::Left, on)?;
+                let keys: Vec<(String, String)> = key_columns
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &c)| (columns[c].name.clone(), incremental::key_name(k)))
+                    .collect();
+                crate::write::replace_groups(&wc, &target, source, &keys, PRESENT, &txns, metadata)
+                    .await?;
+            }
+        },
+    }
+    Ok(Output::command("REFRESH MATERIALIZED VIEW"))
+}
+
+/// The column of a group-replacing source that says the group still has
+/// a row (null: the group is gone, its row is deleted).
+const PRESENT: &str = "__sluice_present";
+
+/// `ALTER MATERIALIZED VIEW [IF EXISTS] v RENAME TO w`: the view keeps
+/// its table (and folder); views that read it follow the new name.
+pub async fn rename(
+    session: &mut Session,
+    name: &ObjectName,
+    if_exists: bool,
+    new_name: &ObjectName,
+) -> Result<Output> {
+    const TAG: &str = "ALTER MATERIALIZED VIEW";
+    let snapshot = session.engine.catalog().snapshot();
+    let system = session.system_tables();
+    let object = match session
+        .resolver(&snapshot, &system)
+        .object(name, Kind::MaterializedView)
+    {
+        Ok(o) => o,
+        Err(e) if if_exists && e.kind == crate::error::ErrorKind::UndefinedTable => {
+            session.notice(format!(
+                "relation \"{}\" does not exist, skipping",
+                crate::frontend::names::last_ident(name)
+            ));
+            return Ok(Output::command(TAG));
+        }
+        Err(e) => return Err(e),
+    };
+    let new = crate::frontend::names::last_ident(new_name);
+    super::ddl::rename_relation(
+        session,
+        Kind::MaterializedView,
+        &object.schema,
+        &object.name,
+        &new,
+        None,
+    )
+    .await?;
+    Ok(Output::command(TAG))
+}
+
+/// The columns `EXPLAIN REFRESH MATERIALIZED VIEW` returns.
+pub fn explain_schema() -> datafusion::arrow::datatypes::SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("method", DataType::Utf8, false),
+        Field::new("reason", DataType::Utf8, false),
+    ]))
+}
+
+fn explain_output(d: &Decision) -> Result<Output> {
+    let schema = explain_schema();
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(StringArray::from(vec![d.method])) as ArrayRef,
+            Arc::new(StringArray::from(vec![d.reason.clone()])),
+        ],
+    )?;
+    Output::batches(schema, vec![batch], "EXPLAIN")
+}
