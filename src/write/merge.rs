@@ -666,25 +666,40 @@ async fn quarantine(mut expected: Option<Expected>) -> Result<Option<Expected>> 
     Ok(expected)
 }
 
-/// Replace groups of rows of `target`, found by key, in one commit that
+/// The names a group merge gives the view's rows and the new ones.
+pub const GROUP_TARGET: &str = "__sluice_target";
+pub const GROUP_SOURCE: &str = "__sluice_source";
+
+/// How [`merge_groups`] changes the rows of the groups it finds.
+pub enum GroupMerge {
+    /// Each group's row is replaced by the source's; where the source's
+    /// column `present` is null the group has no row any more and its row
+    /// is deleted.
+    Replace { present: String },
+    /// Each group's row gets the values (expressions over
+    /// [`GROUP_TARGET`] and [`GROUP_SOURCE`] columns) of `set`; a new
+    /// group is inserted as the source has it.
+    Combine { set: Vec<(String, DfExpr)> },
+}
+
+/// Change groups of rows of `target`, found by key, in one commit that
 /// rewrites only the files holding them: `source` has one row per group,
 /// its keys in the columns `keys[k].1` (the target's `keys[k].0`, nulls
-/// equal), and the target's columns by name; where `present` is null the
-/// group has no row any more and its row is deleted. Records `txns`, so a
-/// retried replacement is not applied twice.
-pub async fn replace_groups(
+/// equal), and the target's columns by name. Records `txns`, also when no
+/// row changed, so a retried merge is not applied twice.
+pub async fn merge_groups(
     wc: &WriteContext,
     target: &Target,
     source: datafusion::dataframe::DataFrame,
     keys: &[(String, String)],
-    present: &str,
+    how: GroupMerge,
     txns: &[super::AppTransaction],
     metadata: Vec<(String, serde_json::Value)>,
 ) -> Result<Outcome> {
     if super::already_applied(&target.table, txns).await? {
         return Ok(Outcome::of(target.table.clone(), Some(0)).await);
     }
-    let (t, s) = ("__sluice_target", "__sluice_source");
+    let (t, s) = (GROUP_TARGET, GROUP_SOURCE);
     let on = keys
         .iter()
         .map(|(tc, sc)| {
@@ -695,32 +710,51 @@ pub async fn replace_groups(
             )
         })
         .reduce(DfExpr::and)
-        .ok_or_else(|| Error::internal("groups are replaced by key"))?;
-    let gone = DfExpr::Column(Column::new(Some(s), present)).is_null();
+        .ok_or_else(|| Error::internal("groups are merged by key"))?;
     let columns = target.all_columns();
     let value = |c: &str| DfExpr::Column(Column::new(Some(s), c));
-    let builder = target
+    let mut builder = target
         .table
         .clone()
         .merge(source, on)
         .with_source_alias(s)
         .with_target_alias(t)
         .with_session_state(Arc::new(wc.ctx.state()))
-        .with_commit_properties(super::commit_properties_with(txns).with_metadata(metadata.clone()))
-        .when_matched_delete(|d| d.predicate(gone.clone()))?
-        .when_matched_update(|mut u| {
-            for c in &columns {
-                u = u.update(c.as_str(), value(c));
-            }
-            u
-        })?
-        .when_not_matched_insert(|mut i| {
-            i = i.predicate(not(gone.clone()));
-            for c in &columns {
-                i = i.set(c.as_str(), value(c));
-            }
-            i
-        })?;
+        .with_commit_properties(
+            super::commit_properties_with(txns).with_metadata(metadata.clone()),
+        );
+    let insert_when = match how {
+        GroupMerge::Replace { present } => {
+            let gone = DfExpr::Column(Column::new(Some(s), present)).is_null();
+            builder = builder
+                .when_matched_delete(|d| d.predicate(gone.clone()))?
+                .when_matched_update(|mut u| {
+                    for c in &columns {
+                        u = u.update(c.as_str(), value(c));
+                    }
+                    u
+                })?;
+            Some(not(gone))
+        }
+        GroupMerge::Combine { set } => {
+            builder = builder.when_matched_update(|mut u| {
+                for (c, e) in set {
+                    u = u.update(c.as_str(), e);
+                }
+                u
+            })?;
+            None
+        }
+    };
+    builder = builder.when_not_matched_insert(|mut i| {
+        if let Some(p) = insert_when {
+            i = i.predicate(p);
+        }
+        for c in &columns {
+            i = i.set(c.as_str(), value(c));
+        }
+        i
+    })?;
     let (mut written, metrics) = builder.await?;
     if written.version() == target.table.version() {
         // No group changed: delta-rs made no commit.

@@ -41,7 +41,7 @@ use crate::lake::Lake;
 
 pub use append::Append;
 pub use expectations::{ExpectRecord, Expected, Pending, Run, expectations_before};
-pub use merge::replace_groups;
+pub use merge::{GroupMerge, merge_groups};
 pub use references::{delete_references, referencing};
 pub use rules::{conform, has_subquery, new_row, store_expr};
 pub use target::Target;

@@ -48,6 +48,47 @@ pub enum Delta {
         touched: LogicalPlan,
         key_columns: Vec<usize>,
     },
+    /// Groups to combine: `rows` is the view's query over only the new
+    /// rows (one row per group they touch); each view column is a key or
+    /// an aggregate whose new value follows from its stored one and the
+    /// new rows' (`combine`, one per view column).
+    Combine {
+        rows: LogicalPlan,
+        key_columns: Vec<usize>,
+        combine: Vec<Combine>,
+    },
+}
+
+/// How a view column's stored value and the new rows' value make its new
+/// value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Combine {
+    Key,
+    /// count: stored + new
+    Count,
+    /// sum: stored + new, a NULL side ignored
+    Sum,
+    Min,
+    Max,
+}
+
+/// How an aggregate's value over more rows follows from its values over
+/// two parts of them, if it does.
+fn combine_of(e: &Expr) -> Option<Combine> {
+    let Expr::AggregateFunction(f) = without_aliases(e) else {
+        return None;
+    };
+    let p = &f.params;
+    if p.distinct || p.filter.is_some() || !p.order_by.is_empty() {
+        return None;
+    }
+    match f.func.name() {
+        "count" => Some(Combine::Count),
+        "sum" => Some(Combine::Sum),
+        "min" => Some(Combine::Min),
+        "max" => Some(Combine::Max),
+        _ => None,
+    }
 }
 
 /// Why a plan is recomputed in full.
@@ -373,7 +414,7 @@ impl Deriver<'_> {
                     .iter()
                     .map(|pos| {
                         let pos = (*pos)?;
-                        p.expr.iter().position(|e| match e.clone().unalias() {
+                        p.expr.iter().position(|e| match without_aliases(e) {
                             Expr::Column(c) => input.index_of_column(&c).ok() == Some(pos),
                             _ => false,
                         })
@@ -393,12 +434,48 @@ impl Deriver<'_> {
                 }
             }
         }
+        // Every column a key or a combinable aggregate, no HAVING, one
+        // term: the new rows' groups combine with the stored ones.
+        if terms.len() == 1 && !chain.iter().any(|n| matches!(n, LogicalPlan::Filter(_))) {
+            let width = plan.schema().fields().len();
+            let groups = agg.group_expr.len();
+            let combine: Option<Vec<Combine>> = (0..width)
+                .map(|j| {
+                    let m = positions.iter().position(|p| *p == Some(j))?;
+                    if m < groups {
+                        Some(Combine::Key)
+                    } else {
+                        combine_of(agg.aggr_expr.get(m - groups)?)
+                    }
+                })
+                .collect();
+            if let Some(combine) = combine {
+                let mut rows = LogicalPlan::Aggregate(
+                    Aggregate::try_new(
+                        Arc::new(terms[0].clone()),
+                        agg.group_expr.clone(),
+                        agg.aggr_expr.clone(),
+                    )
+                    .map_err(df_err)?,
+                );
+                for n in chain.iter().rev() {
+                    rows = n
+                        .with_new_exprs(n.expressions(), vec![rows])
+                        .map_err(df_err)?;
+                }
+                return Ok(Delta::Combine {
+                    rows,
+                    key_columns,
+                    combine,
+                });
+            }
+        }
         // The keys the new rows have, once each.
         let keys: Vec<Expr> = agg
             .group_expr
             .iter()
             .enumerate()
-            .map(|(k, g)| g.clone().unalias().alias(key_name(k)))
+            .map(|(k, g)| without_aliases(g).alias(key_name(k)))
             .collect();
         let mut touched: Option<LogicalPlanBuilder> = None;
         for t in terms {
@@ -427,7 +504,7 @@ impl Deriver<'_> {
             .enumerate()
             .map(|(k, g)| {
                 not_distinct(
-                    g.clone().unalias(),
+                    without_aliases(g),
                     Expr::Column(Column::new(Some(TOUCHED), key_name(k))),
                 )
             })
@@ -524,6 +601,16 @@ fn renamed_as(term: LogicalPlan, u: &Union) -> Result<LogicalPlan, Refused> {
     Ok(LogicalPlan::Projection(
         Projection::try_new_with_schema(exprs, Arc::new(term), u.schema.clone()).map_err(df_err)?,
     ))
+}
+
+/// `e` without the aliases around it (a projection under ORDER BY names
+/// a column twice).
+fn without_aliases(e: &Expr) -> Expr {
+    let mut e = e;
+    while let Expr::Alias(a) = e {
+        e = &a.expr;
+    }
+    e.clone()
 }
 
 /// `l IS NOT DISTINCT FROM r`: keys equal, nulls included.

@@ -39,7 +39,7 @@ use crate::error::{Error, Result};
 use crate::lake::TimeTravel;
 use crate::lake::changes::Changes;
 use crate::types::PgType;
-use crate::write::{AppTransaction, Append, Target, WriteOptions};
+use crate::write::{AppTransaction, Append, GroupMerge, Target, WriteOptions, merge_groups};
 use incremental::not_distinct;
 
 /// The application id under which a view's commits record how far they
@@ -393,6 +393,16 @@ async fn decide(
             work: Work::Incremental(Box::new(delta)),
             new_files,
         },
+        Ok(delta @ incremental::Delta::Combine { .. }) => Decision {
+            method: "combine",
+            reason: format!(
+                "only rows were appended ({appended}); every column is a group key, count, sum, \
+                 min or max: the new rows are aggregated alone and combined with the groups \
+                 the view holds"
+            ),
+            work: Work::Incremental(Box::new(delta)),
+            new_files,
+        },
         Ok(delta @ incremental::Delta::Groups { .. }) => Decision {
             method: "groups",
             reason: format!(
@@ -502,12 +512,50 @@ pub async fn refresh(
                     .enumerate()
                     .map(|(k, &c)| (columns[c].name.clone(), incremental::key_name(k)))
                     .collect();
-                crate::write::replace_groups(&wc, &target, source, &keys, PRESENT, &txns, metadata)
-                    .await?;
+                let how = GroupMerge::Replace {
+                    present: PRESENT.to_string(),
+                };
+                merge_groups(&wc, &target, source, &keys, how, &txns, metadata).await?;
+            }
+            incremental::Delta::Combine {
+                rows,
+                key_columns,
+                combine,
+            } => {
+                let source = cast_to_columns(DataFrame::new(state, rows), &target.def)?;
+                let columns = &target.def.columns;
+                let keys: Vec<(String, String)> = key_columns
+                    .iter()
+                    .map(|&c| (columns[c].name.clone(), columns[c].name.clone()))
+                    .collect();
+                let set = columns
+                    .iter()
+                    .zip(&combine)
+                    .filter(|(_, how)| **how != incremental::Combine::Key)
+                    .map(|(c, how)| (c.name.clone(), combined(&c.name, *how)))
+                    .collect();
+                let how = GroupMerge::Combine { set };
+                merge_groups(&wc, &target, source, &keys, how, &txns, metadata).await?;
             }
         },
     }
     Ok(Output::command("REFRESH MATERIALIZED VIEW"))
+}
+
+/// The new value of a view column `c` from its stored value and the new
+/// rows' value.
+fn combined(c: &str, how: incremental::Combine) -> Expr {
+    use crate::write::merge::{GROUP_SOURCE, GROUP_TARGET};
+    use datafusion::functions::core::expr_fn::{coalesce, greatest, least};
+    let t = col(Column::new(Some(GROUP_TARGET), c));
+    let s = col(Column::new(Some(GROUP_SOURCE), c));
+    match how {
+        incremental::Combine::Key => t,
+        incremental::Combine::Count => t + s,
+        incremental::Combine::Sum => coalesce(vec![t.clone() + s.clone(), t, s]),
+        incremental::Combine::Min => least(vec![t, s]),
+        incremental::Combine::Max => greatest(vec![t, s]),
+    }
 }
 
 /// The column of a group-replacing source that says the group still has
