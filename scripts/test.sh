@@ -66,4 +66,8 @@ step "rules smoke benchmark (SF 0.01, debug build)"
 SF=0.01 RUNS=1 BASE_ROWS=100000 APPEND_ROWS=10000 SLUICE_BIN="$CARGO_TARGET_DIR/debug/sluice" \
     SLUICE_BENCH_PYTHON="$SLUICE_TEST_PYTHON" benchmarks/rules/run.sh >/dev/null
 
+step "materialized view smoke benchmark (SF 0.01, debug build)"
+SF=0.01 RUNS=1 SLUICE_BIN="$CARGO_TARGET_DIR/debug/sluice" SLUICE_BENCH_PYTHON="$SLUICE_TEST_PYTHON" \
+    benchmarks/matview/run.sh >/dev/null
+
 step "all tests passed"

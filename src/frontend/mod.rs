@@ -86,6 +86,11 @@ pub enum Stmt {
         full: bool,
         explain: bool,
     },
+    /// `CREATE MATERIALIZED VIEW ... PARTITIONED BY (columns) AS query`
+    CreateMaterializedView {
+        cv: Box<datafusion::sql::sqlparser::ast::CreateView>,
+        partition_by: Vec<String>,
+    },
     /// `ALTER MATERIALIZED VIEW [IF EXISTS] v RENAME TO w`
     RenameMaterializedView {
         name: ObjectName,
@@ -264,6 +269,95 @@ fn word_is(t: &Token, kw: &str) -> bool {
 
 fn peek_word(p: &Parser, n: usize, kw: &str) -> bool {
     word_is(&p.peek_nth_token(n).token, kw)
+}
+
+/// `CREATE MATERIALIZED VIEW ... PARTITIONED BY (a, b) AS query`: the
+/// statement without its PARTITIONED BY clause is what sqlparser reads;
+/// the clause's columns come with it. `None` when there is no such clause
+/// before the `AS`.
+fn partitioned_materialized_view(p: &mut Parser) -> Result<Option<Stmt>> {
+    // Where PARTITIONED is, at depth 0 before AS.
+    let mut depth = 0usize;
+    let mut at = None;
+    for n in 3.. {
+        match &p.peek_nth_token(n).token {
+            Token::EOF | Token::SemiColon => break,
+            Token::LParen => depth += 1,
+            Token::RParen => depth = depth.saturating_sub(1),
+            t if depth == 0 && word_is(t, "AS") => break,
+            t if depth == 0 && word_is(t, "PARTITIONED") => {
+                at = Some(n);
+                break;
+            }
+            _ => {}
+        }
+    }
+    let Some(at) = at else {
+        return Ok(None);
+    };
+    // The clause: PARTITIONED BY ( ident [, ident ...] )
+    let mut columns = Vec::new();
+    let bad =
+        || Error::syntax("syntax error in PARTITIONED BY: expected PARTITIONED BY (column, ...)");
+    if !word_is(&p.peek_nth_token(at + 1).token, "BY")
+        || p.peek_nth_token(at + 2).token != Token::LParen
+    {
+        return Err(bad());
+    }
+    let mut n = at + 3;
+    loop {
+        match p.peek_nth_token(n).token {
+            Token::Word(w) => columns.push(names::normalize_ident(
+                &w.to_ident(p.peek_nth_token(n).span),
+            )),
+            _ => return Err(bad()),
+        }
+        n += 1;
+        match p.peek_nth_token(n).token {
+            Token::Comma => n += 1,
+            Token::RParen => break,
+            _ => return Err(bad()),
+        }
+    }
+    let clause_end = n + 1;
+    // The statement's tokens without the clause, up to its end.
+    let mut tokens = Vec::new();
+    let mut depth = 0usize;
+    let mut i = 0;
+    loop {
+        let t = p.peek_nth_token(i);
+        match t.token {
+            Token::EOF => break,
+            Token::SemiColon if depth == 0 => break,
+            Token::LParen => depth += 1,
+            Token::RParen => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        if !(at..clause_end).contains(&i) {
+            tokens.push(t);
+        }
+        i += 1;
+    }
+    let text: Vec<String> = tokens.iter().map(|t| t.token.to_string()).collect();
+    let dialect = SluiceDialect::for_sql(&text.join(" "));
+    let mut inner = Parser::new(&dialect).with_tokens_with_locations(tokens);
+    let stmt = inner.parse_statement()?;
+    if inner.peek_token().token != Token::EOF {
+        return Err(Error::syntax(format!(
+            "syntax error at or near \"{}\"",
+            inner.peek_token().token
+        )));
+    }
+    for _ in 0..i {
+        p.next_token();
+    }
+    match stmt {
+        Statement::CreateView(cv) if cv.materialized => Ok(Some(Stmt::CreateMaterializedView {
+            cv: Box::new(cv),
+            partition_by: columns,
+        })),
+        _ => Err(bad()),
+    }
 }
 
 /// `CREATE TABLE name (column, ...) AS query`, PostgreSQL's way to name
@@ -450,6 +544,13 @@ fn parse_extension(p: &mut Parser) -> Result<Option<Stmt>> {
             full,
             explain,
         }));
+    }
+    if peek_word(p, 0, "CREATE")
+        && peek_word(p, 1, "MATERIALIZED")
+        && peek_word(p, 2, "VIEW")
+        && let Some(stmt) = partitioned_materialized_view(p)?
+    {
+        return Ok(Some(stmt));
     }
     if peek_word(p, 0, "ALTER") && peek_word(p, 1, "MATERIALIZED") && peek_word(p, 2, "VIEW") {
         for _ in 0..3 {

@@ -1,4 +1,4 @@
-//! REFRESH MATERIALIZED VIEW, EXPLAIN REFRESH MATERIALIZED VIEW and
+//! CREATE MATERIALIZED VIEW ... PARTITIONED BY, REFRESH MATERIALIZED VIEW, EXPLAIN REFRESH MATERIALIZED VIEW and
 //! ALTER MATERIALIZED VIEW ... RENAME TO.
 
 use async_trait::async_trait;
@@ -64,5 +64,27 @@ impl Handler for Rename {
 
     async fn execute(self: Box<Self>, session: &mut Session, _: &ParamValues) -> Result<Output> {
         matview::rename(session, &self.name, self.if_exists, &self.new_name).await
+    }
+}
+
+/// `CREATE MATERIALIZED VIEW ... PARTITIONED BY (...)` (without the clause
+/// it is an ordinary CREATE VIEW statement).
+pub struct Create {
+    pub cv: Box<datafusion::sql::sqlparser::ast::CreateView>,
+    pub partition_by: Vec<String>,
+}
+
+#[async_trait]
+impl Handler for Create {
+    fn name(&self) -> String {
+        "CREATE MATERIALIZED VIEW".into()
+    }
+
+    fn role(&self) -> Role {
+        Role::Admin
+    }
+
+    async fn execute(self: Box<Self>, session: &mut Session, _: &ParamValues) -> Result<Output> {
+        matview::create(session, *self.cv, self.partition_by).await
     }
 }

@@ -65,6 +65,9 @@ pub fn handler(stmt: Stmt) -> Box<dyn Handler> {
         Stmt::CreateExternalTable(t) => Box::new(ddl::CreateExternal(t)),
         Stmt::Merge(m) => Box::new(write::Merge(m)),
         Stmt::Copy(c) => Box::new(write::Copy(c)),
+        Stmt::CreateMaterializedView { cv, partition_by } => {
+            Box::new(matview::Create { cv, partition_by })
+        }
         Stmt::RefreshMaterializedView {
             name,
             full,

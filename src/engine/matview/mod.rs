@@ -99,8 +99,13 @@ fn refresh_metadata(
     )]
 }
 
-/// `CREATE MATERIALIZED VIEW [IF NOT EXISTS] v [(names)] AS query`
-pub async fn create(session: &mut Session, cv: CreateView) -> Result<Output> {
+/// `CREATE MATERIALIZED VIEW [IF NOT EXISTS] v [(names)] [PARTITIONED BY
+/// (columns)] AS query`
+pub async fn create(
+    session: &mut Session,
+    cv: CreateView,
+    partition_by: Vec<String>,
+) -> Result<Output> {
     const TAG: &str = "CREATE MATERIALIZED VIEW";
     let (schema, name) = session.qualify(&cv.name)?;
     let snap = session.engine.catalog().snapshot();
@@ -140,8 +145,17 @@ pub async fn create(session: &mut Session, cv: CreateView) -> Result<Output> {
             PgType::from_arrow(f.data_type()),
         ));
     }
+    for p in &partition_by {
+        if !columns.iter().any(|c| &c.name == p) {
+            return Err(Error::new(
+                crate::error::ErrorKind::UndefinedColumn,
+                format!("partition column \"{p}\" is not a column of materialized view \"{name}\""),
+            ));
+        }
+    }
     let location = free_location(session, &schema, &name);
-    let table_def = TableDef::new(columns.clone(), location.clone());
+    let mut table_def = TableDef::new(columns.clone(), location.clone());
+    table_def.partition_by = partition_by.clone();
     let lake = session.engine.lake().clone();
     let url = lake.url_for(&location)?;
     if lake.exists(&url).await? {
@@ -158,6 +172,7 @@ pub async fn create(session: &mut Session, cv: CreateView) -> Result<Output> {
         df.into_unoptimized_plan(),
         SaveMode::ErrorIfExists,
         WriteOptions {
+            partition_by,
             txns: transactions(&sources),
             metadata: refresh_metadata("full", 0, &sources),
             ..Default::default()
