@@ -437,7 +437,7 @@ async fn create_table_with_rules_as(
 }
 
 /// An expectation for `def`, its condition planned over the columns.
-fn new_expectation(
+pub(super) fn new_expectation(
     session: &Session,
     def: &TableDef,
     table: &str,
@@ -825,7 +825,7 @@ pub(super) fn query_with_column_names(
 
 pub async fn create_view(session: &mut Session, cv: CreateView) -> Result<Output> {
     if cv.materialized {
-        return super::matview::create(session, cv, vec![]).await;
+        return super::matview::create(session, cv, vec![], vec![]).await;
     }
     let (schema, name) = session.qualify(&cv.name)?;
     let snap = session.engine.catalog.snapshot();

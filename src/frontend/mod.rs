@@ -86,10 +86,11 @@ pub enum Stmt {
         full: bool,
         explain: bool,
     },
-    /// `CREATE MATERIALIZED VIEW ... PARTITIONED BY (columns) AS query`
+    /// `CREATE MATERIALIZED VIEW` with `PARTITIONED BY` or expectations
     CreateMaterializedView {
         cv: Box<datafusion::sql::sqlparser::ast::CreateView>,
         partition_by: Vec<String>,
+        expectations: Vec<Expectation>,
     },
     /// `ALTER MATERIALIZED VIEW [IF EXISTS] v RENAME TO w`
     RenameMaterializedView {
@@ -271,22 +272,65 @@ fn peek_word(p: &Parser, n: usize, kw: &str) -> bool {
     word_is(&p.peek_nth_token(n).token, kw)
 }
 
-/// `CREATE MATERIALIZED VIEW ... PARTITIONED BY (a, b) AS query`: the
-/// statement without its PARTITIONED BY clause is what sqlparser reads;
-/// the clause's columns come with it. `None` when there is no such clause
-/// before the `AS`.
-fn partitioned_materialized_view(p: &mut Parser) -> Result<Option<Stmt>> {
-    // Where PARTITIONED is, at depth 0 before AS.
+/// `CREATE MATERIALIZED VIEW v [(names, CONSTRAINT c EXPECT (...) [ON
+/// VIOLATION ...])] [PARTITIONED BY (a, b)] AS query`: the statement
+/// without Sluice's clauses is what sqlparser reads; the clauses come with
+/// it. `None` when it has neither.
+fn materialized_view_clauses(p: &mut Parser) -> Result<Option<Stmt>> {
+    let tokens = statement_tokens(p);
+    let consumed = tokens.len();
+    let (mut kept, expectations) = if tokens.iter().any(|t| word_is(&t.token, "EXPECT")) {
+        expect::extract(tokens)?
+    } else {
+        (tokens, vec![])
+    };
+    let partition_by = take_partitioned_by(&mut kept)?;
+    if expectations.is_empty() && partition_by.is_none() {
+        return Ok(None);
+    }
+    // A name list that held only expectations is gone with them.
+    if let Some(i) = kept.iter().position(|t| t.token == Token::LParen)
+        && kept.get(i + 1).is_some_and(|t| t.token == Token::RParen)
+    {
+        kept.drain(i..i + 2);
+    }
+    for _ in 0..consumed {
+        p.next_token();
+    }
+    let text: Vec<String> = kept.iter().map(|t| t.token.to_string()).collect();
+    let dialect = SluiceDialect::for_sql(&text.join(" "));
+    let mut inner = Parser::new(&dialect).with_tokens_with_locations(kept);
+    let stmt = inner.parse_statement()?;
+    if inner.peek_token().token != Token::EOF {
+        return Err(Error::syntax(format!(
+            "syntax error at or near \"{}\"",
+            inner.peek_token().token
+        )));
+    }
+    match stmt {
+        Statement::CreateView(cv) if cv.materialized => Ok(Some(Stmt::CreateMaterializedView {
+            cv: Box::new(cv),
+            partition_by: partition_by.unwrap_or_default(),
+            expectations,
+        })),
+        _ => Err(Error::syntax(
+            "EXPECT and PARTITIONED BY belong to CREATE MATERIALIZED VIEW ... AS query",
+        )),
+    }
+}
+
+/// Take `PARTITIONED BY (a, b)` (at depth 0, before the `AS`) out of a
+/// statement's tokens: its columns.
+fn take_partitioned_by(tokens: &mut Vec<TokenWithSpan>) -> Result<Option<Vec<String>>> {
     let mut depth = 0usize;
     let mut at = None;
-    for n in 3.. {
-        match &p.peek_nth_token(n).token {
-            Token::EOF | Token::SemiColon => break,
+    for (i, t) in tokens.iter().enumerate() {
+        match &t.token {
             Token::LParen => depth += 1,
             Token::RParen => depth = depth.saturating_sub(1),
             t if depth == 0 && word_is(t, "AS") => break,
             t if depth == 0 && word_is(t, "PARTITIONED") => {
-                at = Some(n);
+                at = Some(i);
                 break;
             }
             _ => {}
@@ -295,69 +339,31 @@ fn partitioned_materialized_view(p: &mut Parser) -> Result<Option<Stmt>> {
     let Some(at) = at else {
         return Ok(None);
     };
-    // The clause: PARTITIONED BY ( ident [, ident ...] )
-    let mut columns = Vec::new();
     let bad =
         || Error::syntax("syntax error in PARTITIONED BY: expected PARTITIONED BY (column, ...)");
-    if !word_is(&p.peek_nth_token(at + 1).token, "BY")
-        || p.peek_nth_token(at + 2).token != Token::LParen
-    {
+    let token = |i: usize| tokens.get(i).map(|t| &t.token);
+    if !token(at + 1).is_some_and(|t| word_is(t, "BY")) || token(at + 2) != Some(&Token::LParen) {
         return Err(bad());
     }
+    let mut columns = Vec::new();
     let mut n = at + 3;
     loop {
-        match p.peek_nth_token(n).token {
-            Token::Word(w) => columns.push(names::normalize_ident(
-                &w.to_ident(p.peek_nth_token(n).span),
-            )),
+        match tokens.get(n) {
+            Some(TokenWithSpan {
+                token: Token::Word(w),
+                span,
+            }) => columns.push(names::normalize_ident(&w.to_ident(*span))),
             _ => return Err(bad()),
         }
         n += 1;
-        match p.peek_nth_token(n).token {
-            Token::Comma => n += 1,
-            Token::RParen => break,
+        match token(n) {
+            Some(Token::Comma) => n += 1,
+            Some(Token::RParen) => break,
             _ => return Err(bad()),
         }
     }
-    let clause_end = n + 1;
-    // The statement's tokens without the clause, up to its end.
-    let mut tokens = Vec::new();
-    let mut depth = 0usize;
-    let mut i = 0;
-    loop {
-        let t = p.peek_nth_token(i);
-        match t.token {
-            Token::EOF => break,
-            Token::SemiColon if depth == 0 => break,
-            Token::LParen => depth += 1,
-            Token::RParen => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-        if !(at..clause_end).contains(&i) {
-            tokens.push(t);
-        }
-        i += 1;
-    }
-    let text: Vec<String> = tokens.iter().map(|t| t.token.to_string()).collect();
-    let dialect = SluiceDialect::for_sql(&text.join(" "));
-    let mut inner = Parser::new(&dialect).with_tokens_with_locations(tokens);
-    let stmt = inner.parse_statement()?;
-    if inner.peek_token().token != Token::EOF {
-        return Err(Error::syntax(format!(
-            "syntax error at or near \"{}\"",
-            inner.peek_token().token
-        )));
-    }
-    for _ in 0..i {
-        p.next_token();
-    }
-    match stmt {
-        Statement::CreateView(cv) if cv.materialized => Ok(Some(Stmt::CreateMaterializedView {
-            cv: Box::new(cv),
-            partition_by: columns,
-        })),
-        _ => Err(bad()),
-    }
+    tokens.drain(at..=n);
+    Ok(Some(columns))
 }
 
 /// `CREATE TABLE name (column, ...) AS query`, PostgreSQL's way to name
@@ -548,7 +554,7 @@ fn parse_extension(p: &mut Parser) -> Result<Option<Stmt>> {
     if peek_word(p, 0, "CREATE")
         && peek_word(p, 1, "MATERIALIZED")
         && peek_word(p, 2, "VIEW")
-        && let Some(stmt) = partitioned_materialized_view(p)?
+        && let Some(stmt) = materialized_view_clauses(p)?
     {
         return Ok(Some(stmt));
     }

@@ -292,3 +292,52 @@ async fn a_refresh_killed_midway_leaves_the_previous_version() {
         0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_incremental_refreshes_never_apply_rows_twice() {
+    let server = Server::start();
+    let c = server.connect().await;
+    c.batch_execute(
+        "CREATE TABLE ev (id bigint, k bigint);
+         INSERT INTO ev VALUES (0, 0);
+         CREATE MATERIALIZED VIEW ev_copy AS SELECT id, k FROM ev;
+         CREATE MATERIALIZED VIEW ev_sums AS SELECT k, count(*) AS n, sum(id) AS s FROM ev GROUP BY k;",
+    )
+    .await
+    .unwrap();
+    let (a, b) = (server.connect().await, server.connect().await);
+    for round in 1..=6_i64 {
+        c.batch_execute(&format!(
+            "INSERT INTO ev SELECT x, x % 3 FROM generate_series({}, {}) AS t(x)",
+            round * 100,
+            round * 100 + 49
+        ))
+        .await
+        .unwrap();
+        for view in ["ev_copy", "ev_sums"] {
+            let sql = format!("REFRESH MATERIALIZED VIEW {view}");
+            let (ra, rb) = tokio::join!(a.batch_execute(&sql), b.batch_execute(&sql));
+            for r in [ra, rb] {
+                if let Err(e) = r {
+                    // The loser of the race is told to retry.
+                    assert_eq!(crate::common::sqlstate(&e), "40001", "round {round}: {e:?}");
+                }
+            }
+        }
+        assert_eq!(
+            scalar(&c, "SELECT count(*) FROM ev_copy").await,
+            scalar(&c, "SELECT count(*) FROM ev").await,
+            "round {round}: ev_copy"
+        );
+        assert_eq!(
+            scalar(
+                &c,
+                "SELECT count(*) FROM (SELECT k, count(*) AS n, sum(id) AS s FROM ev GROUP BY k \
+                 EXCEPT ALL SELECT * FROM ev_sums) AS x"
+            )
+            .await,
+            0,
+            "round {round}: ev_sums"
+        );
+    }
+}

@@ -67,11 +67,12 @@ impl Handler for Rename {
     }
 }
 
-/// `CREATE MATERIALIZED VIEW ... PARTITIONED BY (...)` (without the clause
-/// it is an ordinary CREATE VIEW statement).
+/// `CREATE MATERIALIZED VIEW` with `PARTITIONED BY` or expectations
+/// (without them it is an ordinary CREATE VIEW statement).
 pub struct Create {
     pub cv: Box<datafusion::sql::sqlparser::ast::CreateView>,
     pub partition_by: Vec<String>,
+    pub expectations: Vec<crate::frontend::Expectation>,
 }
 
 #[async_trait]
@@ -85,6 +86,6 @@ impl Handler for Create {
     }
 
     async fn execute(self: Box<Self>, session: &mut Session, _: &ParamValues) -> Result<Output> {
-        matview::create(session, *self.cv, self.partition_by).await
+        matview::create(session, *self.cv, self.partition_by, self.expectations).await
     }
 }

@@ -65,9 +65,15 @@ pub fn handler(stmt: Stmt) -> Box<dyn Handler> {
         Stmt::CreateExternalTable(t) => Box::new(ddl::CreateExternal(t)),
         Stmt::Merge(m) => Box::new(write::Merge(m)),
         Stmt::Copy(c) => Box::new(write::Copy(c)),
-        Stmt::CreateMaterializedView { cv, partition_by } => {
-            Box::new(matview::Create { cv, partition_by })
-        }
+        Stmt::CreateMaterializedView {
+            cv,
+            partition_by,
+            expectations,
+        } => Box::new(matview::Create {
+            cv,
+            partition_by,
+            expectations,
+        }),
         Stmt::RefreshMaterializedView {
             name,
             full,

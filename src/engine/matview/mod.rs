@@ -23,7 +23,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::common::{Column, JoinType};
 use datafusion::dataframe::DataFrame;
 use datafusion::logical_expr::{Expr, LogicalPlan, cast, col, lit};
-use datafusion::sql::sqlparser::ast::{CreateView, ObjectName, Statement};
+use datafusion::sql::sqlparser::ast::{CreateView, Ident, ObjectName, ObjectType, Statement};
 use deltalake::DeltaTable;
 use deltalake::protocol::SaveMode;
 use url::Url;
@@ -105,6 +105,7 @@ pub async fn create(
     session: &mut Session,
     cv: CreateView,
     partition_by: Vec<String>,
+    expectations: Vec<crate::frontend::Expectation>,
 ) -> Result<Output> {
     const TAG: &str = "CREATE MATERIALIZED VIEW";
     let (schema, name) = session.qualify(&cv.name)?;
@@ -162,26 +163,49 @@ pub async fn create(
         // Left behind by a DROP that did not finish: no object owns it.
         lake.remove_all(&url).await?;
     }
+    for x in &expectations {
+        let e = super::ddl::new_expectation(
+            session,
+            &table_def,
+            &name,
+            Some(x.name.clone()),
+            x.condition.to_string(),
+            x.action,
+        )?;
+        table_def.expectations.push(e);
+    }
     let df = datafusion::dataframe::DataFrame::new(session.ctx.state(), plan);
     let df = cast_to_columns(df, &table_def)?;
-    let fresh = deltalake::DeltaTableBuilder::from_url(url.clone())?.build()?;
-    let written = crate::write::write_plan(
-        session.context().state(),
-        lake.clone(),
-        fresh,
-        df.into_unoptimized_plan(),
-        SaveMode::ErrorIfExists,
-        WriteOptions {
-            partition_by,
-            txns: transactions(&sources),
-            metadata: refresh_metadata("full", 0, &sources),
-            ..Default::default()
-        },
-    )
-    .await;
-    if let Err(e) = written {
-        let _ = lake.remove_all(&url).await;
-        return Err(e);
+    let txns = transactions(&sources);
+    let metadata = refresh_metadata("full", 0, &sources);
+    let checked = !table_def.expectations.is_empty();
+    if checked {
+        // Rows go in through the write path, which applies the
+        // expectations; the table and its quarantine exist first.
+        let arrow = table_def.arrow_schema();
+        lake.create_with_checks(&url, &arrow, &partition_by, &name, &[])
+            .await?;
+    } else {
+        // One commit creates the table with the rows.
+        let fresh = deltalake::DeltaTableBuilder::from_url(url.clone())?.build()?;
+        let written = crate::write::write_plan(
+            session.context().state(),
+            lake.clone(),
+            fresh,
+            df.clone().into_unoptimized_plan(),
+            SaveMode::ErrorIfExists,
+            WriteOptions {
+                partition_by,
+                txns: txns.clone(),
+                metadata: metadata.clone(),
+                ..Default::default()
+            },
+        )
+        .await;
+        if let Err(e) = written {
+            let _ = lake.remove_all(&url).await;
+            return Err(e);
+        }
     }
     let entry = Object::materialized_view(
         &schema,
@@ -192,7 +216,7 @@ pub async fn create(
                 columns,
                 depends_on: depends_on.into_iter().collect(),
             },
-            table: table_def,
+            table: table_def.clone(),
         },
     );
     let registered = session
@@ -212,6 +236,38 @@ pub async fn create(
     if let Err(e) = registered {
         let _ = lake.remove_all(&url).await;
         return Err(e);
+    }
+    if checked {
+        let filled = async {
+            super::ddl::ensure_quarantine(session, &schema, &name, &table_def).await?;
+            let wc = session.write_context();
+            let target = Target {
+                schema: schema.clone(),
+                name: name.clone(),
+                alias: None,
+                def: Arc::new(table_def.clone()),
+                table: lake.table(&url).await?,
+            };
+            Append::new(&wc, &target)
+                .app_transactions(txns)
+                .metadata(metadata)
+                .run(df)
+                .await
+        };
+        if let Err(e) = filled.await {
+            // Nothing of the view stays, its quarantine table included.
+            let named = |n: &str| ObjectName::from(vec![Ident::new(&schema), Ident::new(n)]);
+            let quarantine = crate::quality::expect::quarantine_table(&name);
+            for (kind, n) in [
+                (ObjectType::MaterializedView, name.as_str()),
+                (ObjectType::Table, quarantine.as_str()),
+            ] {
+                let _ =
+                    Box::pin(super::ddl::drop(session, kind, true, vec![named(n)], false)).await;
+            }
+            session.notices.clear();
+            return Err(e);
+        }
     }
     Ok(Output::command(TAG))
 }
@@ -300,6 +356,7 @@ fn describe(s: &Source) -> String {
 async fn decide(
     session: &Session,
     plan: &LogicalPlan,
+    expectations: bool,
     full: bool,
     changed: &[Source],
     all: &[(RelName, String, DeltaTable)],
@@ -398,6 +455,17 @@ async fn decide(
         }
         derived = incremental::Deriver { changed: &deltas }.derive(&plan);
     }
+    if expectations
+        && matches!(
+            derived,
+            Ok(incremental::Delta::Combine { .. } | incremental::Delta::Groups { .. })
+        )
+    {
+        return Ok(Decision::full(format!(
+            "{appended}; the view has expectations, which are checked on appended rows or a \
+             whole result, not on merged groups"
+        )));
+    }
     Ok(match derived {
         Ok(delta @ incremental::Delta::Append(_)) => Decision {
             method: "append",
@@ -453,7 +521,8 @@ pub async fn refresh(
     let view = lake.table(&lake.url_for(&def.table.location)?).await?;
     let (plan, sources) = plan_query(session, &def.query.sql).await?;
     let changed = changed_sources(&view, sources.clone()).await?;
-    let decision = decide(session, &plan, full, &changed, &sources).await?;
+    let expectations = !def.table.expectations.is_empty();
+    let decision = decide(session, &plan, expectations, full, &changed, &sources).await?;
     if explain {
         return explain_output(&decision);
     }
