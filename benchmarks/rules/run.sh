@@ -44,22 +44,14 @@ RULES="CREATE TABLE ruled ($RULED_COLUMNS,
 )"
 [[ "$(grep -o 'NOT NULL' <<<"$RULES" | wc -l)" == 4 ]] || { echo "rules-bench: NOT NULL columns not found" >&2; exit 1; }
 
-log() { echo "rules-bench: $*" >&2; }
-die() {
-    log "$*"
-    exit 1
-}
-now() { if [ -n "${EPOCHREALTIME:-}" ]; then echo "$EPOCHREALTIME"; else date +%s.%N; fi; }
-calc() { awk -v a="$2" -v b="${3:-0}" "BEGIN { printf \"%s\", $1 }"; }
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
+BENCH=rules-bench
+# shellcheck source=benchmarks/lib.sh
+. "$ROOT/benchmarks/lib.sh"
 SLUICE_PID=""
 WORK=""
 cleanup() {
-    if [ -n "$SLUICE_PID" ]; then
-        kill -TERM "$SLUICE_PID" 2>/dev/null || true
-        wait "$SLUICE_PID" 2>/dev/null || true
-    fi
+    stop_sluice
     [ -n "$WORK" ] && rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -75,17 +67,7 @@ CSV_ROWS="$(wc -l <"$CSV")"
 CSV_ROWS="${CSV_ROWS//[[:space:]]/}"
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/sluice-rules-bench.XXXXXX")"
-"$SLUICE_BIN" serve --lake "$WORK/lake" --listen 127.0.0.1:0 >"$WORK/stdout.log" 2>"$WORK/stderr.log" &
-SLUICE_PID=$!
-line=""
-for ((i = 0; i < 600; i++)); do
-    line="$(grep -m1 '^listening on ' "$WORK/stdout.log" 2>/dev/null || true)"
-    [ -n "$line" ] && break
-    kill -0 "$SLUICE_PID" 2>/dev/null || die "sluice exited before listening"
-    sleep 0.1
-done
-[ -n "$line" ] || die "sluice did not start"
-URL="postgresql://sluice@127.0.0.1:${line##*:}/sluice"
+start_sluice
 sql() { "$PSQL" -X -q -v ON_ERROR_STOP=1 -t -A -d "$URL" -c "$1"; }
 
 # time_copy TABLE: seconds for one COPY of the CSV into a fresh TABLE.

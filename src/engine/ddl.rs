@@ -753,28 +753,7 @@ pub async fn create_table(
         (def, None)
     };
 
-    let entry = Object::table(&schema, &table, def.clone());
-    let (s2, t2) = (schema.clone(), table.clone());
-    let registered = session
-        .engine
-        .catalog
-        .mutate(move |entries| {
-            if entries
-                .iter()
-                .any(|e| e.kind() != Kind::Schema && e.schema == s2 && e.name == t2)
-            {
-                return Err(duplicate_relation(&t2));
-            }
-            if !entries
-                .iter()
-                .any(|e| e.kind() == Kind::Schema && e.name == s2)
-            {
-                return Err(missing_schema(&s2));
-            }
-            entries.push(entry.clone());
-            Ok(())
-        })
-        .await;
+    let registered = register(session, Object::table(&schema, &table, def.clone())).await;
     if let Err(e) = registered {
         let _ = lake.remove_all(&url).await;
         return Err(e);
@@ -965,20 +944,7 @@ pub async fn create_external_table(
         .iter()
         .map(|f| ColumnDef::plain(f.name(), PgType::from_arrow(f.data_type())))
         .collect();
-    let entry = Object::external(&schema, &table, def);
-    session
-        .engine
-        .catalog
-        .mutate(move |entries| {
-            if entries.iter().any(|e| {
-                e.kind() != Kind::Schema && e.schema == entry.schema && e.name == entry.name
-            }) {
-                return Err(duplicate_relation(&entry.name));
-            }
-            entries.push(entry.clone());
-            Ok(())
-        })
-        .await?;
+    register(session, Object::external(&schema, &table, def)).await?;
     Ok(Output::command("CREATE EXTERNAL TABLE"))
 }
 
@@ -1799,6 +1765,32 @@ pub(super) fn cast_to_columns(
         })
         .collect();
     Ok(df.select(exprs)?)
+}
+
+/// Add a new relation to the catalog: 42P07 when its name is taken and
+/// 3F000 when its schema is gone, both checked against the newest state.
+pub(super) async fn register(session: &Session, entry: Object) -> Result<()> {
+    session
+        .engine
+        .catalog
+        .mutate(move |entries| {
+            if entries
+                .iter()
+                .any(|e| e.is_relation(&entry.schema, &entry.name))
+            {
+                return Err(duplicate_relation(&entry.name));
+            }
+            if !entries
+                .iter()
+                .any(|e| e.kind() == Kind::Schema && e.name == entry.schema)
+            {
+                return Err(missing_schema(&entry.schema));
+            }
+            entries.push(entry.clone());
+            Ok(())
+        })
+        .await?;
+    Ok(())
 }
 
 pub(super) fn free_location(session: &Session, schema: &str, name: &str) -> String {

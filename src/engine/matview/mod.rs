@@ -30,6 +30,7 @@ use url::Url;
 
 use super::ddl::{
     cast_to_columns, duplicate_relation, free_location, missing_schema, query_with_column_names,
+    register,
 };
 use super::{Output, Session, bind};
 use crate::catalog::{
@@ -219,21 +220,7 @@ pub async fn create(
             table: table_def.clone(),
         },
     );
-    let registered = session
-        .engine
-        .catalog()
-        .mutate(move |entries| {
-            if entries
-                .iter()
-                .any(|e| e.is_relation(&entry.schema, &entry.name))
-            {
-                return Err(duplicate_relation(&entry.name));
-            }
-            entries.push(entry.clone());
-            Ok(())
-        })
-        .await;
-    if let Err(e) = registered {
+    if let Err(e) = register(session, entry).await {
         let _ = lake.remove_all(&url).await;
         return Err(e);
     }
