@@ -675,6 +675,73 @@ mod tests {
     }
 
     #[test]
+    fn materialized_view_clauses_come_out_of_the_statement() {
+        let Stmt::CreateMaterializedView {
+            cv,
+            partition_by,
+            expectations,
+        } = one(
+            "CREATE MATERIALIZED VIEW IF NOT EXISTS s.v (k, n, CONSTRAINT pos EXPECT (n > 0) \
+             ON VIOLATION DROP ROW) PARTITIONED BY (k, \"Day\") AS SELECT a, count(*) FROM t \
+             GROUP BY a",
+        )
+        else {
+            panic!("not a materialized view with clauses")
+        };
+        assert!(cv.materialized && cv.if_not_exists);
+        assert_eq!(cv.columns.len(), 2);
+        assert_eq!(partition_by, vec!["k".to_string(), "Day".to_string()]);
+        assert_eq!(expectations.len(), 1);
+        assert_eq!(expectations[0].name, "pos");
+        // Only expectations in the list: the list goes with them.
+        let Stmt::CreateMaterializedView { cv, .. } =
+            one("CREATE MATERIALIZED VIEW v (CONSTRAINT c EXPECT (a > 0)) AS SELECT a FROM t")
+        else {
+            panic!("not a materialized view with clauses")
+        };
+        assert!(cv.columns.is_empty());
+        // Without clauses it is sqlparser's CREATE VIEW; a word in the
+        // query is not a clause.
+        assert!(matches!(
+            one("CREATE MATERIALIZED VIEW v AS SELECT 1 AS partitioned"),
+            Stmt::Sql(_)
+        ));
+        // Two statements: the clauses of the first stay with it.
+        let both =
+            parse("CREATE MATERIALIZED VIEW v PARTITIONED BY (a) AS SELECT 1 AS a; SELECT 2")
+                .unwrap();
+        assert_eq!(both.len(), 2);
+        for bad in [
+            "CREATE MATERIALIZED VIEW v PARTITIONED BY a AS SELECT 1 AS a",
+            "CREATE MATERIALIZED VIEW v PARTITIONED BY (a AS SELECT 1 AS a",
+            "CREATE MATERIALIZED VIEW v PARTITIONED BY (1) AS SELECT 1 AS a",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn alter_materialized_view_renames_only() {
+        let Stmt::RenameMaterializedView {
+            name,
+            if_exists,
+            new_name,
+        } = one("ALTER MATERIALIZED VIEW IF EXISTS s.v RENAME TO w")
+        else {
+            panic!("not a rename")
+        };
+        assert!(if_exists);
+        assert_eq!(name.to_string(), "s.v");
+        assert_eq!(new_name.to_string(), "w");
+        let e = match parse("ALTER MATERIALIZED VIEW v RENAME COLUMN a TO b") {
+            Err(e) => e,
+            Ok(_) => panic!("RENAME COLUMN parsed"),
+        };
+        assert_eq!(e.kind, crate::error::ErrorKind::FeatureNotSupported);
+        assert!(e.message.contains("RENAME COLUMN a"), "{}", e.message);
+    }
+
+    #[test]
     fn named_arguments_stay_named() {
         let Stmt::Sql(s) =
             one("SELECT * FROM read_csv('x.csv', header => false, delimiter => ';')")

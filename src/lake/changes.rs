@@ -80,3 +80,57 @@ pub async fn since(table: &DeltaTable, from: i64, to: i64) -> Result<Changes> {
     }
     Ok(Changes::Appended(added))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{Int64Array, RecordBatch};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use deltalake::DeltaTable;
+
+    use super::{Changes, since};
+
+    fn batch(values: &[i64]) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, true)]));
+        RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(values.to_vec()))]).unwrap()
+    }
+
+    async fn append(table: DeltaTable, values: &[i64]) -> DeltaTable {
+        table.write(vec![batch(values)]).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn appends_name_their_files_and_a_delete_ends_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = url::Url::from_directory_path(dir.path()).unwrap();
+        let table = deltalake::DeltaTableBuilder::from_url(url)
+            .unwrap()
+            .build()
+            .unwrap();
+        let table = append(table, &[1, 2]).await; // version 0
+        let table = append(table, &[3]).await; // version 1
+        let table = append(table, &[4]).await; // version 2
+        let Changes::Appended(files) = since(&table, 0, 2).await.unwrap() else {
+            panic!("appends only")
+        };
+        assert_eq!(files.len(), 2);
+        assert!(files.iter().all(|f| f.ends_with(".parquet")), "{files:?}");
+        assert_eq!(
+            since(&table, 2, 2).await.unwrap(),
+            Changes::Appended(vec![])
+        );
+
+        let (table, _) = table.delete().with_predicate("a = 3").await.unwrap(); // version 3
+        let table = append(table, &[5]).await; // version 4
+        let Changes::Other(why) = since(&table, 1, 4).await.unwrap() else {
+            panic!("a delete is not an append")
+        };
+        assert!(why.contains("version 3") && why.contains("DELETE"), "{why}");
+        // After the delete, appends again.
+        assert!(matches!(
+            since(&table, 3, 4).await.unwrap(),
+            Changes::Appended(f) if f.len() == 1
+        ));
+    }
+}
