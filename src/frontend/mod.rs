@@ -578,6 +578,12 @@ fn parse_extension(p: &mut Parser) -> Result<Option<Stmt>> {
             ));
         }
         let new_name = p.parse_object_name(false)?;
+        if new_name.0.len() > 1 {
+            // As in PostgreSQL: RENAME keeps the schema; SET SCHEMA moves.
+            return Err(Error::syntax(format!(
+                "syntax error at or near \".\": the new name \"{new_name}\" of RENAME TO takes no schema"
+            )));
+        }
         return Ok(Some(Stmt::RenameMaterializedView {
             name,
             if_exists,
@@ -739,6 +745,7 @@ mod tests {
         };
         assert_eq!(e.kind, crate::error::ErrorKind::FeatureNotSupported);
         assert!(e.message.contains("RENAME COLUMN a"), "{}", e.message);
+        assert!(parse("ALTER MATERIALIZED VIEW v RENAME TO s.w").is_err());
     }
 
     #[test]

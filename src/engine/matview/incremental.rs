@@ -372,14 +372,7 @@ impl Deriver<'_> {
             node = node.inputs()[0];
         };
         for n in &chain {
-            if self.reads_changed_in_subqueries(n) {
-                return Err("a subquery above the aggregate reads a changed source"
-                    .to_string()
-                    .into());
-            }
-            if n.expressions().iter().any(|e| e.is_volatile()) {
-                return Err("the query calls a volatile function".to_string().into());
-            }
+            self.check_expressions(n)?;
         }
         if agg.group_expr.is_empty() {
             return Err(
@@ -532,18 +525,6 @@ impl Deriver<'_> {
             touched,
             key_columns,
         })
-    }
-
-    fn reads_changed_in_subqueries(&self, node: &LogicalPlan) -> bool {
-        let mut found = false;
-        let _ = node.apply_subqueries(|sub| {
-            if self.reads_changed(sub) {
-                found = true;
-                return Ok(TreeNodeRecursion::Stop);
-            }
-            Ok(TreeNodeRecursion::Continue)
-        });
-        found
     }
 
     /// The incremental form of the whole view query.
