@@ -14,6 +14,7 @@ pub mod error;
 pub mod frontend;
 pub mod ingest;
 pub mod lake;
+pub mod project;
 pub mod quality;
 pub mod server;
 pub mod types;

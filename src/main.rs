@@ -7,7 +7,7 @@ use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::common::ParamValues;
 use futures::StreamExt;
 use sluice::engine::{Engine, Output};
-use sluice::server;
+use sluice::{project, server};
 
 #[derive(Parser)]
 #[command(
@@ -35,6 +35,38 @@ enum UserCommand {
     },
 }
 
+/// What every project command takes.
+#[derive(clap::Args, Clone)]
+struct ProjectArgs {
+    /// Lake location: a path, file://, s3://bucket/prefix or memory://.
+    #[arg(long, env = "SLUICE_LAKE", default_value = "./lake")]
+    lake: String,
+    /// Config file with storage options per lake ([lake."s3://…"] sections).
+    #[arg(long, env = "SLUICE_CONFIG")]
+    config: Option<std::path::PathBuf>,
+    /// The project folder (sluice_project.yml or dbt_project.yml).
+    #[arg(long, default_value = ".")]
+    project: std::path::PathBuf,
+    /// Nodes to run: names, +m, m+, @m, path:, tag:, config.<key>: (space-separated: union; comma: intersection).
+    #[arg(long, short = 's', num_args = 1..)]
+    select: Vec<String>,
+    /// Nodes to leave out (same syntax as --select).
+    #[arg(long, num_args = 1..)]
+    exclude: Vec<String>,
+    /// Rebuild incremental models and materialized views from scratch.
+    #[arg(long)]
+    full_refresh: bool,
+    /// Variables as YAML (`{key: value}`), over the project file's `vars`.
+    #[arg(long)]
+    vars: Option<String>,
+    /// Nodes run at once.
+    #[arg(long, default_value_t = 4)]
+    threads: usize,
+    /// Schema models go to (default: the project file's `schema`, else public).
+    #[arg(long)]
+    schema: Option<String>,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Serve the lake over the PostgreSQL wire protocol.
@@ -58,7 +90,20 @@ enum Command {
         /// TLS private key (PEM).
         #[arg(long, env = "SLUICE_TLS_KEY", requires = "tls_cert")]
         tls_key: Option<std::path::PathBuf>,
+        /// A model project to build (`sluice build`) before listening.
+        #[arg(long, env = "SLUICE_PROJECT")]
+        project: Option<std::path::PathBuf>,
     },
+    /// Build the models of a project (view, table, incremental, ephemeral, materialized_view).
+    Run(ProjectArgs),
+    /// Run the tests of a project (schema.yml generic tests and tests/*.sql).
+    Test(ProjectArgs),
+    /// Load a project's seeds (seeds/*.csv) into tables.
+    Seed(ProjectArgs),
+    /// Take a project's snapshots (SCD type 2 history).
+    Snapshot(ProjectArgs),
+    /// Seeds, models, snapshots and tests of a project in dependency order.
+    Build(ProjectArgs),
     /// Manage the users file.
     User {
         #[command(subcommand)]
@@ -90,7 +135,7 @@ fn main() -> ExitCode {
                 tracing_subscriber::EnvFilter::new(
                     // The kernel logs each failed read with a backtrace;
                     // the statement reports it to its client already.
-                    "warn,deltalake_core::operations::merge=error,buoyant_kernel=off",
+                    "warn,deltalake_core::operations::merge=error,deltalake_core::kernel::transaction=off,buoyant_kernel=off",
                 )
             }),
         )
@@ -120,6 +165,7 @@ fn main() -> ExitCode {
                 users,
                 tls_cert,
                 tls_key,
+                project,
             } => {
                 let users = match users {
                     Some(path) => Some(std::sync::Arc::new(server::auth::Users::load(&path)?)),
@@ -133,11 +179,34 @@ fn main() -> ExitCode {
                     let message = format!("cannot open the lake at {lake}: {}", e.message);
                     sluice::Error { message, ..e }
                 })?;
+                if let Some(dir) = project {
+                    eprintln!("building project {} before serving", dir.display());
+                    let args = ProjectArgs {
+                        lake: lake.clone(),
+                        config: None,
+                        project: dir,
+                        select: vec![],
+                        exclude: vec![],
+                        full_refresh: false,
+                        vars: None,
+                        threads: 4,
+                        schema: None,
+                    };
+                    // A failed node is reported; the lake is served anyway.
+                    if let Err(e) = run_project(&engine, &args, project::Command::Build).await {
+                        eprintln!("ERROR:  {e}");
+                    }
+                }
                 server::serve(engine, &listen, users, tls, shutdown_signal()).await
             }
             Command::User {
                 command: UserCommand::Add { name, role, users },
             } => add_user(&name, &role, &users),
+            Command::Run(a) => project_command(a, project::Command::Run).await,
+            Command::Test(a) => project_command(a, project::Command::Test).await,
+            Command::Seed(a) => project_command(a, project::Command::Seed).await,
+            Command::Snapshot(a) => project_command(a, project::Command::Snapshot).await,
+            Command::Build(a) => project_command(a, project::Command::Build).await,
             Command::Sql {
                 lake,
                 config,
@@ -164,6 +233,84 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+async fn project_command(args: ProjectArgs, command: project::Command) -> sluice::Result<()> {
+    let engine = open_engine(&args.lake, args.config.as_deref()).await?;
+    let summary = run_project(&engine, &args, command).await?;
+    if summary.failed() {
+        return Err(sluice::Error::new(
+            sluice::ErrorKind::InvalidParameter,
+            format!("{} failed: see the failures above", command.name()),
+        ));
+    }
+    Ok(())
+}
+
+/// Load the project, run `command`, print the failures and the totals.
+async fn run_project(
+    engine: &std::sync::Arc<Engine>,
+    args: &ProjectArgs,
+    command: project::Command,
+) -> sluice::Result<project::Summary> {
+    let vars = match &args.vars {
+        Some(text) => match project::parse_yaml(text, std::path::Path::new("--vars"))? {
+            serde_json::Value::Object(m) => m.into_iter().collect(),
+            serde_json::Value::Null => Default::default(),
+            _ => {
+                return Err(sluice::Error::new(
+                    sluice::ErrorKind::InvalidParameter,
+                    "--vars must be a YAML mapping, e.g. '{days: 7}'",
+                ));
+            }
+        },
+        None => Default::default(),
+    };
+    let loaded = project::Project::load(
+        &args.project,
+        &project::LoadOptions {
+            schema: args.schema.clone(),
+            vars,
+        },
+    )?;
+    let options = project::Options {
+        select: args.select.clone(),
+        exclude: args.exclude.clone(),
+        full_refresh: args.full_refresh,
+        threads: args.threads,
+        progress: true,
+    };
+    let summary = project::run(engine, std::sync::Arc::new(loaded), command, &options).await?;
+    let bad: Vec<_> = summary
+        .results
+        .iter()
+        .filter(|r| !r.message.is_empty() && r.status != project::Status::Success)
+        .filter(|r| r.status != project::Status::Skipped)
+        .collect();
+    if !bad.is_empty() {
+        eprintln!();
+        for r in bad {
+            eprintln!(
+                "{} in {} {} ({})",
+                r.status.name().to_uppercase(),
+                r.kind.label(),
+                r.name,
+                r.path
+            );
+            eprintln!("  {}", r.message.replace('\n', "\n  "));
+        }
+    }
+    use project::Status as S;
+    eprintln!(
+        "\nDone in {:.2}s. PASS={} WARN={} ERROR={} SKIP={} TOTAL={}",
+        summary.seconds,
+        summary.count(S::Success) + summary.count(S::Pass),
+        summary.count(S::Warn),
+        summary.count(S::Error) + summary.count(S::Fail),
+        summary.count(S::Skipped),
+        summary.results.len()
+    );
+    Ok(summary)
 }
 
 async fn shutdown_signal() {

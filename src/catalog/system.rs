@@ -55,9 +55,33 @@ pub const MATERIALIZED_VIEWS: SystemTable = SystemTable {
     of_catalog: Some(|c| Box::pin(materialized_views(c))),
 };
 
+/// Every node run of `sluice run | build | seed | test | snapshot`.
+pub const RUNS: SystemTable = SystemTable {
+    name: "runs",
+    location: "_sluice/runs",
+    schema: runs_schema,
+    live: None,
+    of_catalog: None,
+};
+
+/// The nodes of each model project last run on this lake, with what they
+/// read (the DAG).
+pub const MODELS: SystemTable = SystemTable {
+    name: "models",
+    location: "_sluice/models",
+    schema: models_schema,
+    live: None,
+    of_catalog: None,
+};
+
 /// Every table of the `sluice` schema.
-pub const SYSTEM_TABLES: &[SystemTable] =
-    &[EXPECTATION_RESULTS, MATERIALIZED_VIEWS, STORAGE_REQUESTS];
+pub const SYSTEM_TABLES: &[SystemTable] = &[
+    EXPECTATION_RESULTS,
+    MATERIALIZED_VIEWS,
+    MODELS,
+    RUNS,
+    STORAGE_REQUESTS,
+];
 
 pub fn find(name: &str) -> Option<&'static SystemTable> {
     SYSTEM_TABLES.iter().find(|t| t.name == name)
@@ -77,6 +101,41 @@ fn expectation_results_schema() -> SchemaRef {
         Field::new("rows_passed", DataType::Int64, true),
         Field::new("rows_failed", DataType::Int64, true),
         Field::new("recorded_at", utc(), true),
+    ]))
+}
+
+fn runs_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("run_id", DataType::Utf8, false),
+        Field::new("command", DataType::Utf8, false),
+        Field::new("project", DataType::Utf8, false),
+        Field::new("node", DataType::Utf8, false),
+        Field::new("kind", DataType::Utf8, false),
+        Field::new("relation", DataType::Utf8, true),
+        Field::new("materialized", DataType::Utf8, true),
+        Field::new("status", DataType::Utf8, false),
+        Field::new("started_at", utc(), false),
+        Field::new("ended_at", utc(), false),
+        Field::new("duration_s", DataType::Float64, false),
+        Field::new("rows", DataType::Int64, true),
+        Field::new("failures", DataType::Int64, true),
+        Field::new("message", DataType::Utf8, true),
+    ]))
+}
+
+fn models_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("project", DataType::Utf8, false),
+        Field::new("node", DataType::Utf8, false),
+        Field::new("kind", DataType::Utf8, false),
+        Field::new("name", DataType::Utf8, false),
+        Field::new("relation", DataType::Utf8, true),
+        Field::new("materialized", DataType::Utf8, true),
+        Field::new("depends_on", DataType::Utf8, true),
+        Field::new("path", DataType::Utf8, false),
+        Field::new("tags", DataType::Utf8, true),
+        Field::new("description", DataType::Utf8, true),
+        Field::new("updated_at", utc(), false),
     ]))
 }
 

@@ -65,7 +65,7 @@ pub async fn create_schema(
         ));
     }
     let n = name.clone();
-    session
+    let created = session
         .engine
         .catalog
         .mutate(move |entries| {
@@ -81,7 +81,16 @@ pub async fn create_schema(
             entries.push(Object::schema(&n));
             Ok(())
         })
-        .await?;
+        .await;
+    match created {
+        // Created by a concurrent statement since this one looked.
+        Err(e) if if_not_exists && e.kind == ErrorKind::DuplicateSchema => {
+            session.notice(format!("schema \"{name}\" already exists, skipping"));
+        }
+        other => {
+            other?;
+        }
+    }
     Ok(Output::command("CREATE SCHEMA"))
 }
 
@@ -645,7 +654,11 @@ pub async fn create_table(
     if !snap.schema_exists(&schema) || SYSTEM_SCHEMAS.contains(&schema.as_str()) {
         return Err(missing_schema(&schema));
     }
-    if snap.relation(&schema, &table).is_some() {
+    if let Some(existing) = snap.relation(&schema, &table) {
+        if ct.or_replace {
+            let existing = existing.clone();
+            return replace_table_as(session, ct, existing).await;
+        }
         if ct.if_not_exists {
             session.notice(format!("relation \"{table}\" already exists, skipping"));
             return Ok(Output::command(if ct.query.is_some() {
@@ -669,41 +682,7 @@ pub async fn create_table(
         return create_table_with_rules_as(session, ct, expectations).await;
     }
     let (def, rows) = if let Some(query) = &ct.query {
-        let plan = session.plan(Statement::Query(query.clone())).await?;
-        let df = session.ctx.execute_logical_plan(plan).await?;
-        if ct.columns.len() > df.schema().fields().len() {
-            return Err(Error::syntax(
-                "CREATE TABLE AS specifies too many column names",
-            ));
-        }
-        let mut cols: Vec<ColumnDef> = Vec::new();
-        for (i, f) in df.schema().fields().iter().enumerate() {
-            let name = match ct.columns.get(i) {
-                Some(c) => normalize_ident(&c.name),
-                None => f.name().clone(),
-            };
-            if cols.iter().any(|c| c.name == name) {
-                return Err(Error::new(
-                    ErrorKind::DuplicateColumn,
-                    format!("column \"{name}\" specified more than once"),
-                ));
-            }
-            cols.push(ColumnDef {
-                name,
-                ty: PgType::from_arrow(f.data_type()),
-                not_null: false,
-                default: None,
-            });
-        }
-        let def = TableDef {
-            partition_by: partition_columns(&ct, &cols)?,
-            columns: cols,
-            location: location.clone(),
-            checks: vec![],
-            keys: vec![],
-            foreign_keys: vec![],
-            expectations: vec![],
-        };
+        let (def, df) = table_as(session, &ct, query, &location).await?;
         let df = cast_to_columns(df, &def)?;
         let fresh = DeltaTableBuilder::from_url(url.clone())?.build()?;
         let written = crate::write::write_plan(
@@ -763,6 +742,188 @@ pub async fn create_table(
         Some(n) => Output::count("SELECT", n),
         None => Output::command("CREATE TABLE"),
     })
+}
+
+/// The definition of the table `CREATE TABLE … AS query` makes at
+/// `location` (columns named and typed by the query), and the query.
+async fn table_as(
+    session: &Session,
+    ct: &CreateTable,
+    query: &datafusion::sql::sqlparser::ast::Query,
+    location: &str,
+) -> Result<(TableDef, datafusion::dataframe::DataFrame)> {
+    let plan = session
+        .plan(Statement::Query(Box::new(query.clone())))
+        .await?;
+    let df = session.ctx.execute_logical_plan(plan).await?;
+    if ct.columns.len() > df.schema().fields().len() {
+        return Err(Error::syntax(
+            "CREATE TABLE AS specifies too many column names",
+        ));
+    }
+    let mut cols: Vec<ColumnDef> = Vec::new();
+    for (i, f) in df.schema().fields().iter().enumerate() {
+        let name = match ct.columns.get(i) {
+            Some(c) => normalize_ident(&c.name),
+            None => f.name().clone(),
+        };
+        if cols.iter().any(|c| c.name == name) {
+            return Err(Error::new(
+                ErrorKind::DuplicateColumn,
+                format!("column \"{name}\" specified more than once"),
+            ));
+        }
+        cols.push(ColumnDef {
+            name,
+            ty: PgType::from_arrow(f.data_type()),
+            not_null: false,
+            default: None,
+        });
+    }
+    let def = TableDef {
+        partition_by: partition_columns(ct, &cols)?,
+        columns: cols,
+        location: location.to_string(),
+        checks: vec![],
+        keys: vec![],
+        foreign_keys: vec![],
+        expectations: vec![],
+    };
+    Ok((def, df))
+}
+
+/// `CREATE OR REPLACE TABLE t AS query` on an existing table: its rows
+/// and columns become the query's, atomically for readers. When the
+/// columns stay the same and the table has no rules, the rows are
+/// overwritten in one Delta commit (history and time travel are kept);
+/// otherwise the new table is written beside the old one and the catalog
+/// switches to it in one commit.
+async fn replace_table_as(
+    session: &mut Session,
+    ct: CreateTable,
+    existing: Object,
+) -> Result<Output> {
+    let (schema, table) = (existing.schema.clone(), existing.name.clone());
+    let Some(query) = ct.query.clone() else {
+        return Err(Error::not_supported(
+            "CREATE OR REPLACE TABLE with a column list (use CREATE OR REPLACE TABLE … AS query)",
+        ));
+    };
+    let old = match &existing.def {
+        crate::catalog::Def::Table(def) => def.clone(),
+        _ => {
+            return Err(Error::new(
+                ErrorKind::WrongObjectType,
+                format!("\"{table}\" is not a table"),
+            ));
+        }
+    };
+    let snap = session.engine.catalog.snapshot();
+    if let Some((child, _)) = snap
+        .referencing(&schema, &table)
+        .iter()
+        .find(|(child, _)| !(child.schema == schema && child.name == table))
+    {
+        return Err(Error::new(
+            ErrorKind::DependentObjects,
+            format!(
+                "cannot replace table \"{table}\": a foreign key of table \"{}\" references it",
+                child.name
+            ),
+        ));
+    }
+    let lake = session.engine.lake().clone();
+    let (def, df) = table_as(session, &ct, &query, &old.location).await?;
+    let df = cast_to_columns(df, &def)?;
+    let same_shape = old.columns.len() == def.columns.len()
+        && old
+            .columns
+            .iter()
+            .zip(&def.columns)
+            .all(|(a, b)| a.name == b.name && a.ty == b.ty)
+        && old.partition_by == def.partition_by
+        && old.checks.is_empty()
+        && old.keys.is_empty()
+        && old.foreign_keys.is_empty()
+        && old.expectations.is_empty()
+        && old
+            .columns
+            .iter()
+            .all(|c| !c.not_null && c.default.is_none());
+    if same_shape {
+        let url = lake.url_for(&old.location)?;
+        let current = lake.table(&url).await?;
+        let outcome = crate::write::write_plan(
+            session.context().state(),
+            lake.clone(),
+            current,
+            df.into_unoptimized_plan(),
+            SaveMode::Overwrite,
+            Default::default(),
+        )
+        .await?;
+        return Ok(Output::count("SELECT", outcome.rows));
+    }
+    // A new folder, then one catalog commit points the name at it.
+    let location = free_location(session, &schema, &table);
+    let url = lake.url_for(&location)?;
+    if lake.exists(&url).await? {
+        lake.remove_all(&url).await?;
+    }
+    let def = TableDef {
+        location: location.clone(),
+        ..def
+    };
+    let fresh = DeltaTableBuilder::from_url(url.clone())?.build()?;
+    let written = crate::write::write_plan(
+        session.context().state(),
+        lake.clone(),
+        fresh,
+        df.into_unoptimized_plan(),
+        SaveMode::ErrorIfExists,
+        crate::write::WriteOptions {
+            partition_by: def.partition_by.clone(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let rows = match written {
+        Ok(outcome) => outcome.rows,
+        Err(e) => {
+            let _ = lake.remove_all(&url).await;
+            return Err(e);
+        }
+    };
+    let entry = Object::table(&schema, &table, def);
+    let old_location = old.location.clone();
+    let swapped = session
+        .engine
+        .catalog
+        .mutate(move |entries| {
+            let Some(e) = entries.iter_mut().find(|e| {
+                e.kind() == Kind::Table
+                    && e.schema == entry.schema
+                    && e.name == entry.name
+                    && e.stored().map(|d| d.location.as_str()) == Some(old_location.as_str())
+            }) else {
+                return Err(Error::new(
+                    ErrorKind::SerializationFailure,
+                    format!(
+                        "table \"{}\" was changed by another statement while it was being replaced",
+                        entry.name
+                    ),
+                ));
+            };
+            *e = entry.clone();
+            Ok(())
+        })
+        .await;
+    if let Err(e) = swapped {
+        let _ = lake.remove_all(&url).await;
+        return Err(e);
+    }
+    remove_table_files(session, std::slice::from_ref(&existing)).await;
+    Ok(Output::count("SELECT", rows))
 }
 
 /// The query of `CREATE [MATERIALIZED] VIEW v (names) AS query`: the

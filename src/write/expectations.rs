@@ -406,32 +406,7 @@ impl ExpectRecord {
                 Arc::new(TimestampMicrosecondArray::from(vec![now; n]).with_timezone("UTC")),
             ],
         )?;
-        let url = self.lake.url_for(EXPECTATION_RESULTS.location)?;
-        let table = if self.lake.exists(&url).await? {
-            self.lake.table(&url).await?
-        } else {
-            match self
-                .lake
-                .create(
-                    &url,
-                    &(EXPECTATION_RESULTS.schema)(),
-                    &[],
-                    "expectation_results",
-                )
-                .await
-            {
-                Ok(t) => t,
-                // Created by another write meanwhile.
-                Err(_) => self.lake.table(&url).await?,
-            }
-        };
-        let written = table
-            .write(vec![batch])
-            .with_save_mode(deltalake::protocol::SaveMode::Append)
-            .with_commit_properties(super::commit_properties())
-            .await?;
-        self.lake.committed(&written).await;
-        Ok(())
+        super::write_system_table(&self.lake, &EXPECTATION_RESULTS, batch, false).await
     }
 }
 

@@ -156,6 +156,38 @@ impl Commit {
 /// conflict, so with many writers they need more attempts than delta-rs'
 /// default 15 to get through. Expired log entries are cleaned up when a
 /// checkpoint is written ([`Lake::committed`]), not after every commit.
+/// Add `batch` to the Delta table of `table` (created on first use), or
+/// replace its rows with it, in one commit.
+pub async fn write_system_table(
+    lake: &crate::lake::Lake,
+    table: &crate::catalog::system::SystemTable,
+    batch: datafusion::arrow::array::RecordBatch,
+    overwrite: bool,
+) -> crate::error::Result<()> {
+    let url = lake.url_for(table.location)?;
+    let delta = if lake.exists(&url).await? {
+        lake.table(&url).await?
+    } else {
+        match lake.create(&url, &(table.schema)(), &[], table.name).await {
+            Ok(t) => t,
+            // Created by another writer meanwhile.
+            Err(_) => lake.table(&url).await?,
+        }
+    };
+    let mode = if overwrite {
+        deltalake::protocol::SaveMode::Overwrite
+    } else {
+        deltalake::protocol::SaveMode::Append
+    };
+    let written = delta
+        .write(vec![batch])
+        .with_save_mode(mode)
+        .with_commit_properties(commit_properties())
+        .await?;
+    lake.committed(&written).await;
+    Ok(())
+}
+
 pub fn commit_properties() -> deltalake::kernel::transaction::CommitProperties {
     deltalake::kernel::transaction::CommitProperties::default()
         .with_max_retries(1000)

@@ -76,9 +76,9 @@ def sluice_bin() -> str:
 class SluiceServer:
     """`sluice serve --lake <tmp> --listen 127.0.0.1:0`, stopped with SIGTERM."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, lake: pathlib.Path | None = None):
         self.dir = pathlib.Path(tempfile.mkdtemp(prefix=f"sluice-clients-{name}-"))
-        self.lake = self.dir / "lake"
+        self.lake = lake or self.dir / "lake"
         self.stdout_path = self.dir / "stdout.log"
         self.stderr_path = self.dir / "server.log"
         self.proc: subprocess.Popen | None = None
@@ -86,7 +86,7 @@ class SluiceServer:
 
     def start(self) -> Target:
         binary = sluice_bin()
-        self.lake.mkdir()
+        self.lake.mkdir(exist_ok=True)
         env = dict(os.environ)
         env.setdefault("RUST_LOG", "info")
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:

@@ -190,3 +190,64 @@ def test_docs_catalog_columns_match(runs):
     want = columns("pg")
     got = columns("sluice")
     assert got == want
+
+
+# ---------------------------------------------------------------------------
+# The same project built by Sluice itself (`sluice seed/run/snapshot/test`),
+# no dbt involved: every table must equal what real dbt made on PostgreSQL.
+
+SLUICE_STEPS = ["seed", "run", "snapshot", "seed2", "run2", "snapshot2", "test"]
+
+
+def run_sluice_sequence(lake: pathlib.Path) -> dict[str, StepResult]:
+    import subprocess
+
+    work = pathlib.Path(tempfile.mkdtemp(prefix="sluice-project-"))
+    project = work / "project"
+    shutil.copytree(PROJECT, project, ignore=shutil.ignore_patterns("target", "logs", "dbt_packages"))
+    results: dict[str, StepResult] = {}
+    for step in SLUICE_STEPS:
+        if step == "seed2":
+            shutil.copy(project / "seeds_update" / "orders.csv", project / "seeds" / "orders.csv")
+        command = COMMANDS[step][0]
+        p = subprocess.run(
+            [clientlib.sluice_bin(), command, "--lake", str(lake), "--project", str(project),
+             "--schema", SCHEMA],
+            capture_output=True, text=True, timeout=300,
+        )
+        results[step] = StepResult(p.returncode == 0, p.stdout + p.stderr)
+    if not os.environ.get("SLUICE_KEEP_LAKES"):
+        shutil.rmtree(work, ignore_errors=True)
+    return results
+
+
+@pytest.fixture(scope="module")
+def built(pg, sluice):
+    """A lake built by `sluice` commands, served for reading."""
+    work = pathlib.Path(tempfile.mkdtemp(prefix="sluice-built-"))
+    lake = work / "lake"
+    steps = run_sluice_sequence(lake)
+    server = clientlib.SluiceServer("dbt_built", lake)
+    try:
+        yield steps, server.start()
+    finally:
+        server.stop()
+        if not os.environ.get("SLUICE_KEEP_LAKES"):
+            shutil.rmtree(work, ignore_errors=True)
+
+
+@pytest.mark.parametrize("step", SLUICE_STEPS)
+def test_sluice_command_step(built, step):
+    steps, _ = built
+    assert steps[step].ok, f"sluice {COMMANDS[step][0]} failed:\n{steps[step].detail}"
+
+
+@pytest.mark.parametrize("table", TABLES)
+def test_sluice_build_matches_dbt_on_postgres(built, pg, table):
+    _, target = built
+    if "pg" not in _runs:
+        _runs["pg"] = run_dbt_sequence(pg)
+    want_cols, want = fetch(pg, table)
+    got_cols, got = fetch(target, table)
+    assert got_cols == want_cols
+    assert got == want
