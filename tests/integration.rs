@@ -21,6 +21,8 @@ mod ingest;
 mod interop;
 #[path = "integration/matviews.rs"]
 mod matviews;
+#[path = "integration/projects.rs"]
+mod projects;
 #[path = "integration/psql.rs"]
 mod psql;
 #[path = "integration/quality.rs"]

@@ -378,6 +378,8 @@ pub async fn run(
         );
         pending.remove(id);
         outcome.insert(id.clone(), Status::Error);
+        order += 1;
+        report(&progress, order, total, &r);
         results.push(r);
     }
 
@@ -794,7 +796,8 @@ async fn model(
                 let snap = session.engine().catalog().snapshot();
                 match snap.relation(&rel.schema, &rel.name).map(|o| &o.def) {
                     Some(crate::catalog::Def::MaterializedView(m)) => {
-                        Some(m.query.sql.trim() == sql.trim())
+                        let now = crate::engine::matview::definition_of(session, &sql);
+                        Some(now.is_ok_and(|d| d == m.query.sql))
                     }
                     _ => None,
                 }

@@ -100,6 +100,22 @@ fn refresh_metadata(
     )]
 }
 
+/// The definition `CREATE MATERIALIZED VIEW v AS query` would store for
+/// `query` now (names resolved): equal to a view's stored definition when
+/// creating it again would make the same view.
+pub fn definition_of(session: &Session, query: &str) -> Result<String> {
+    let mut stmt = match crate::frontend::parse(query)?.pop() {
+        Some(crate::frontend::Stmt::Sql(s)) if matches!(*s, Statement::Query(_)) => *s,
+        _ => {
+            return Err(Error::syntax(
+                "a materialized view's definition must be one query",
+            ));
+        }
+    };
+    session.qualify_query(&mut stmt)?;
+    Ok(stmt.to_string())
+}
+
 /// `CREATE MATERIALIZED VIEW [IF NOT EXISTS] v [(names)] [PARTITIONED BY
 /// (columns)] AS query`
 pub async fn create(

@@ -1,0 +1,3 @@
+-- a template error on line 3
+select
+  {{ 1 + }} as x

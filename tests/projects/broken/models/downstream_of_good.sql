@@ -1,0 +1,1 @@
+select x * 10 as y from {{ ref('good') }}

@@ -1,0 +1,1 @@
+select 1 as x union all select 2

@@ -1,0 +1,3 @@
+{% macro to_cents(column) -%}
+CAST(round(({{ column }}) * 100) AS bigint)
+{%- endmacro %}

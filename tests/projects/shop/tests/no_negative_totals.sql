@@ -1,0 +1,2 @@
+-- rows returned are failures
+select * from {{ ref('customer_totals') }} where amount_cents < 0
