@@ -26,6 +26,9 @@ fn table_name(t: &TableObject) -> Result<&ObjectName> {
 }
 
 pub async fn insert(session: &mut Session, ins: Insert) -> Result<Output> {
+    if ins.overwrite && ins.on.is_some() {
+        return Err(Error::syntax("INSERT OVERWRITE cannot have ON CONFLICT"));
+    }
     if ins.on.is_some() {
         return Box::pin(super::upsert::upsert(session, ins)).await;
     }
@@ -50,7 +53,26 @@ pub async fn insert(session: &mut Session, ins: Insert) -> Result<Output> {
         ));
     }
     let df = session.ctx.execute_logical_plan(plan).await?;
-    let append = Append::new(&wc, &target).columns(targets[..n_in].to_vec());
+    let mut append = Append::new(&wc, &target).columns(targets[..n_in].to_vec());
+    if ins.overwrite {
+        // INSERT OVERWRITE (Spark / Databricks): the rows replace every row,
+        // in one commit, with the table's rules applied to them.
+        if ins.returning.is_some() {
+            return Err(Error::not_supported("INSERT OVERWRITE ... RETURNING"));
+        }
+        let referenced = !session
+            .engine()
+            .catalog()
+            .snapshot()
+            .referencing(&schema, &name)
+            .is_empty();
+        if !target.def.keys.is_empty() || referenced {
+            return Err(Error::not_supported(format!(
+                "INSERT OVERWRITE into \"{name}\", which has a key or is referenced by a foreign key"
+            )));
+        }
+        append = append.replacing_all();
+    }
     match ins.returning {
         None => {
             let outcome = append.run(df).await?;

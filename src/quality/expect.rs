@@ -150,6 +150,12 @@ pub fn apply(
         };
         args.push(plan_check(ctx, &as_check, df.schema())?);
     }
+    // The table's checks come first (a row an expectation drops must still
+    // not break one): they are evaluated as part of the first condition, as
+    // an optimizer may merge the checks' filter with this one in any order.
+    if let Some(checks) = super::check_call(ctx, df.schema(), def, table)? {
+        args[0] = checks.and(args[0].clone());
+    }
     args.extend(
         def.columns
             .iter()

@@ -48,6 +48,18 @@ pub fn guard(
     Ok(ctx.read_table(Arc::new(source))?)
 }
 
+/// `df` as a stream of its own: planned and optimized alone, so nothing
+/// planned on top of it (a volatile predicate) can move into it.
+pub fn barrier(ctx: &SessionContext, df: DataFrame) -> Result<DataFrame> {
+    let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+    let partition = Guarded {
+        schema: schema.clone(),
+        start: Mutex::new(Some((df, Vec::new()))),
+    };
+    let source = StreamingTable::try_new(schema, vec![Arc::new(partition)])?;
+    Ok(ctx.read_table(Arc::new(source))?)
+}
+
 type Start = (DataFrame, Vec<Box<dyn InputHook>>);
 
 struct Guarded {

@@ -83,12 +83,27 @@ pub fn filter(
     def: &TableDef,
     table: &str,
 ) -> Result<DataFrame> {
+    match check_call(ctx, df.schema(), def, table)? {
+        Some(call) => Ok(df.filter(call)?),
+        None => Ok(df),
+    }
+}
+
+/// A predicate over rows of `schema` (the table's columns) that is true,
+/// or fails the statement for a row breaking one of `def`'s checks; `None`
+/// without checks.
+pub fn check_call(
+    ctx: &SessionContext,
+    schema: &DFSchema,
+    def: &TableDef,
+    table: &str,
+) -> Result<Option<Expr>> {
     if def.checks.is_empty() {
-        return Ok(df);
+        return Ok(None);
     }
     let conditions = in_name_order(def)
         .iter()
-        .map(|c| plan_check(ctx, c, df.schema()))
+        .map(|c| plan_check(ctx, c, schema))
         .collect::<Result<Vec<_>>>()?;
     let row: Vec<Expr> = def
         .columns
@@ -98,7 +113,7 @@ pub fn filter(
     let udf = enforcer(def, table, Mode::Filter);
     let mut args = conditions;
     args.extend(row);
-    Ok(df.filter(udf.call(args))?)
+    Ok(Some(udf.call(args)))
 }
 
 /// `value` (the new value of one column) that fails the statement when

@@ -87,7 +87,19 @@ impl<'a> Append<'a> {
 
     /// The write plan of `df` with the table's rules on it.
     pub async fn plan(&self, df: DataFrame) -> Result<(DataFrame, Option<Run>)> {
-        let df = conform(self.wc, df, &self.target.def, &self.columns, &self.label)?;
+        let def = &self.target.def;
+        // The table's checks and expectations are volatile predicates that
+        // the optimizers would push below (and merge with) the input's own
+        // filters, joins or aggregates, judging rows the input drops: such
+        // an input runs on its own first.
+        let df = if (!def.checks.is_empty() || !def.expectations.is_empty())
+            && !row_wise(df.logical_plan())
+        {
+            crate::quality::guard::barrier(&self.wc.ctx, df)?
+        } else {
+            df
+        };
+        let df = conform(self.wc, df, def, &self.columns, &self.label)?;
         self.target.prepare_append(self.wc, df).await
     }
 
@@ -140,4 +152,28 @@ impl<'a> Append<'a> {
         }
         Ok((outcome, batches))
     }
+}
+
+/// Whether `plan` maps each input row to at most one row on its own
+/// (scans, values, projections, unions), so a predicate above it may be
+/// evaluated below it without judging rows it drops.
+fn row_wise(plan: &LogicalPlan) -> bool {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    let mut only = true;
+    let _ = plan.apply(|n| {
+        if !matches!(
+            n,
+            LogicalPlan::Projection(_)
+                | LogicalPlan::TableScan(_)
+                | LogicalPlan::Values(_)
+                | LogicalPlan::SubqueryAlias(_)
+                | LogicalPlan::Union(_)
+                | LogicalPlan::EmptyRelation(_)
+        ) {
+            only = false;
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    only
 }
