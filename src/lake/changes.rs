@@ -13,13 +13,19 @@ pub enum Changes {
     /// writes them, relative to the table), all still in the newest
     /// snapshot.
     Appended(Vec<String>),
-    /// Rows were changed or removed, or the schema changed: why.
+    /// Rows were also changed or removed, and every commit that did so
+    /// wrote its change data (`cdc` files): the table's change data feed
+    /// has the rows before and after each change.
+    Feed,
+    /// Rows were changed or removed without change data, or the schema
+    /// changed: why.
     Other(String),
 }
 
 /// The changes of `table` (open at its newest version `to`) after `from`.
 pub async fn since(table: &DeltaTable, from: i64, to: i64) -> Result<Changes> {
     let mut added: Vec<String> = Vec::new();
+    let mut feed = false;
     for version in (from + 1)..=to {
         let Some(actions) = super::commit_actions(table, version as u64).await? else {
             return Ok(Changes::Other(format!(
@@ -30,6 +36,7 @@ pub async fn since(table: &DeltaTable, from: i64, to: i64) -> Result<Changes> {
         let mut removed_new_file = false;
         let mut removed_rows = false;
         let mut metadata = false;
+        let mut change_data = false;
         for action in actions {
             let data_change = |a: &serde_json::Value| {
                 a.get("dataChange")
@@ -49,6 +56,8 @@ pub async fn since(table: &DeltaTable, from: i64, to: i64) -> Result<Changes> {
                 } else if added.iter().any(|a| a == path) {
                     removed_new_file = true;
                 }
+            } else if action.get("cdc").is_some() {
+                change_data = true;
             } else if action.get("metaData").is_some() {
                 metadata = true;
             } else if let Some(info) = action.get("commitInfo") {
@@ -66,19 +75,30 @@ pub async fn since(table: &DeltaTable, from: i64, to: i64) -> Result<Changes> {
                 format!("version {version} ({operation}) {what}")
             }
         };
-        if removed_rows {
-            return Ok(Changes::Other(named("changed or removed rows")));
+        if removed_rows && change_data {
+            feed = true;
+        } else if removed_rows {
+            return Ok(Changes::Other(named(
+                "changed or removed rows without change data",
+            )));
         }
-        if metadata {
+        // Turning the change data feed on changes only properties.
+        if metadata && operation != "SET TBLPROPERTIES" {
             return Ok(Changes::Other(named("changed the table's metadata")));
         }
-        if removed_new_file {
+        // A compaction: the feed does not list it; the files read by an
+        // append refresh must still be there.
+        if removed_new_file && !feed {
             return Ok(Changes::Other(named(
                 "rewrote files added since the last refresh",
             )));
         }
     }
-    Ok(Changes::Appended(added))
+    Ok(if feed {
+        Changes::Feed
+    } else {
+        Changes::Appended(added)
+    })
 }
 
 #[cfg(test)]

@@ -68,6 +68,64 @@ pub async fn provider_of_files(
     Ok(delta)
 }
 
+/// The rows that changed in `table` after version `from` up to `to`, read
+/// from its change data feed: inserted and deleted rows and both images of
+/// updated ones, with the columns of `like` (the table's own provider), in
+/// its order and types.
+pub async fn provider_of_changes(
+    table: &DeltaTable,
+    from: i64,
+    to: i64,
+    like: &datafusion::arrow::datatypes::Schema,
+) -> Result<Arc<dyn datafusion::catalog::TableProvider>> {
+    use datafusion::logical_expr::{LogicalPlanBuilder, cast, col};
+    let builder = table
+        .clone()
+        .scan_cdf()
+        .with_starting_version((from + 1) as _)
+        .with_ending_version(to as _);
+    let feed = deltalake::delta_datafusion::DeltaCdfTableProvider::try_new(builder)?;
+    let source = datafusion::datasource::provider_as_source(Arc::new(feed));
+    let columns: Vec<datafusion::logical_expr::Expr> = like
+        .fields()
+        .iter()
+        .map(|f| {
+            cast(
+                col(format!("\"{}\"", f.name().replace('"', "\"\""))),
+                f.data_type().clone(),
+            )
+            .alias(f.name())
+        })
+        .collect();
+    let plan = LogicalPlanBuilder::scan("__sluice_changes", source, None)?
+        .project(columns)?
+        .build()?;
+    Ok(Arc::new(datafusion::catalog::view::ViewTable::new(
+        plan, None,
+    )))
+}
+
+/// Turn on the change data feed of `table` (one commit of its properties),
+/// unless it is on already; whether it committed. Later UPDATE, DELETE and
+/// MERGE commits write the rows they change beside the data.
+pub async fn enable_change_data_feed(lake: &Lake, table: &DeltaTable) -> Result<bool> {
+    use deltalake::table::config::TablePropertiesExt;
+    if table.snapshot()?.table_config().enable_change_data_feed() {
+        return Ok(false);
+    }
+    let changed = table
+        .clone()
+        .set_tbl_properties()
+        .with_properties(std::collections::HashMap::from([(
+            "delta.enableChangeDataFeed".to_string(),
+            "true".to_string(),
+        )]))
+        .with_raise_if_not_exists(false)
+        .await?;
+    lake.committed(&changed).await;
+    Ok(true)
+}
+
 /// The actions of the commit that made `version` of `table`, one JSON
 /// object each (`add`, `remove`, `commitInfo`, ...); `None` when the log
 /// no longer keeps that entry.

@@ -152,6 +152,10 @@ pub fn untracked(plan: &LogicalPlan) -> Option<String> {
 /// Computes deltas of plans over `changed` (by table location).
 pub struct Deriver<'a> {
     pub changed: &'a HashMap<Url, Changed>,
+    /// A changed scan reads a change data feed (rows removed as well as
+    /// added): only the groups method applies, which recomputes every
+    /// group a changed row was or is in.
+    pub feed: bool,
 }
 
 /// A delta could not be derived: why, or that the old state of a source
@@ -429,7 +433,10 @@ impl Deriver<'_> {
         }
         // Every column a key or a combinable aggregate, no HAVING, one
         // term: the new rows' groups combine with the stored ones.
-        if terms.len() == 1 && !chain.iter().any(|n| matches!(n, LogicalPlan::Filter(_))) {
+        if !self.feed
+            && terms.len() == 1
+            && !chain.iter().any(|n| matches!(n, LogicalPlan::Filter(_)))
+        {
             let width = plan.schema().fields().len();
             let groups = agg.group_expr.len();
             let combine: Option<Vec<Combine>> = (0..width)
@@ -529,6 +536,24 @@ impl Deriver<'_> {
 
     /// The incremental form of the whole view query.
     pub fn derive(&self, plan: &LogicalPlan) -> Result<Delta, Refused> {
+        if self.feed {
+            if !plan_has_aggregate(plan) {
+                return Err(
+                    "rows were changed or removed, and only a grouped aggregate \
+                     (its touched groups recomputed) follows those"
+                        .to_string()
+                        .into(),
+                );
+            }
+            return match self.groups(plan) {
+                Err(Refused::Reason(why)) => Err(format!(
+                    "rows were changed or removed, which only a grouped aggregate follows \
+                     (its touched groups recomputed): {why}"
+                )
+                .into()),
+                other => other,
+            };
+        }
         match self.delta(plan) {
             Ok(Some(terms)) => {
                 let mut all: Option<LogicalPlanBuilder> = None;

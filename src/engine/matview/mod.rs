@@ -149,7 +149,7 @@ pub async fn create(
         unreachable!("built as a query")
     };
     let sql = query.to_string();
-    let (plan, sources) = plan_query(session, &sql).await?;
+    let (plan, sources) = plan_following(session, &sql).await?;
     let mut columns: Vec<ColumnDef> = Vec::new();
     for f in plan.schema().fields() {
         if columns.iter().any(|c| &c.name == f.name()) {
@@ -273,6 +273,30 @@ pub async fn create(
         }
     }
     Ok(Output::command(TAG))
+}
+
+/// [`plan_query`], after turning on the change data feed of every source
+/// that has it off, so a later UPDATE, DELETE or MERGE of one is refreshed
+/// from the rows it changed (the versions returned include that commit).
+/// A source that cannot take it (a store refusing) only means full
+/// refreshes after such changes.
+async fn plan_following(
+    session: &Session,
+    sql: &str,
+) -> Result<(LogicalPlan, Vec<(RelName, String, DeltaTable)>)> {
+    let (plan, sources) = plan_query(session, sql).await?;
+    let lake = session.engine.lake();
+    let mut turned_on = false;
+    for (rel, _, table) in &sources {
+        match crate::lake::enable_change_data_feed(lake, table).await {
+            Ok(changed) => turned_on |= changed,
+            Err(e) => tracing::warn!("could not turn on the change data feed of {rel}: {e}"),
+        }
+    }
+    if turned_on {
+        return plan_query(session, sql).await;
+    }
+    Ok((plan, sources))
 }
 
 /// What a refresh of a view does.
@@ -402,6 +426,7 @@ async fn decide(
     let mut deltas: HashMap<Url, incremental::Changed> = HashMap::new();
     let mut appended = Vec::new();
     let mut new_files = 0;
+    let mut feed = false;
     for s in changed {
         let Some(applied) = s.applied else {
             return Ok(Decision::full(format!(
@@ -411,9 +436,29 @@ async fn decide(
         match crate::lake::changes::since(&s.table, applied, s.version).await? {
             Changes::Other(why) => {
                 return Ok(Decision::full(format!(
-                    "{}: {why} (only appended rows are refreshed incrementally)",
+                    "{}: {why} (only appended rows, or changes recorded in the table's \
+                     change data feed, are refreshed incrementally)",
                     s.rel
                 )));
+            }
+            Changes::Feed => {
+                appended.push(format!(
+                    "{} changed rows, read from its change data feed (version {applied} → {})",
+                    s.rel, s.version
+                ));
+                feed = true;
+                let like = crate::lake::provider(&s.table).await?.schema();
+                deltas.insert(
+                    s.table.table_url().clone(),
+                    incremental::Changed {
+                        version: s.version as u64,
+                        delta: crate::lake::provider_of_changes(
+                            &s.table, applied, s.version, &like,
+                        )
+                        .await?,
+                        old: None,
+                    },
+                );
             }
             Changes::Appended(paths) => {
                 appended.push(format!(
@@ -447,7 +492,11 @@ async fn decide(
             new_files: 0,
         });
     }
-    let mut derived = incremental::Deriver { changed: &deltas }.derive(&plan);
+    let mut derived = incremental::Deriver {
+        changed: &deltas,
+        feed,
+    }
+    .derive(&plan);
     if matches!(derived, Err(incremental::Refused::NeedsOld)) {
         for s in changed {
             let url = s.table.table_url().clone();
@@ -456,7 +505,11 @@ async fn decide(
                 c.old = Some(crate::lake::provider(&old).await?);
             }
         }
-        derived = incremental::Deriver { changed: &deltas }.derive(&plan);
+        derived = incremental::Deriver {
+            changed: &deltas,
+            feed,
+        }
+        .derive(&plan);
     }
     if expectations
         && matches!(
@@ -485,6 +538,15 @@ async fn decide(
                 "only rows were appended ({appended}); every column is a group key, count, sum, \
                  min or max: the new rows are aggregated alone and combined with the groups \
                  the view holds"
+            ),
+            work: Work::Incremental(Box::new(delta)),
+            new_files,
+        },
+        Ok(delta @ incremental::Delta::Groups { .. }) if feed => Decision {
+            method: "groups",
+            reason: format!(
+                "{appended}; the groups the changed rows were or are in are recomputed from \
+                 the sources and merged into the view (groups left empty are deleted)"
             ),
             work: Work::Incremental(Box::new(delta)),
             new_files,
@@ -522,7 +584,7 @@ pub async fn refresh(
     };
     let lake = session.engine.lake().clone();
     let view = lake.table(&lake.url_for(&def.table.location)?).await?;
-    let (plan, sources) = plan_query(session, &def.query.sql).await?;
+    let (plan, sources) = plan_following(session, &def.query.sql).await?;
     let changed = changed_sources(&view, sources.clone()).await?;
     let expectations = !def.table.expectations.is_empty();
     let decision = decide(session, &plan, expectations, full, &changed, &sources).await?;
