@@ -70,4 +70,14 @@ step "materialized view smoke benchmark (SF 0.01, debug build)"
 SF=0.01 RUNS=1 SLUICE_BIN="$CARGO_TARGET_DIR/debug/sluice" SLUICE_BENCH_PYTHON="$SLUICE_TEST_PYTHON" \
     benchmarks/matview/run.sh >/dev/null
 
+step "the demo project builds from an empty lake and its tests pass (10,000 transactions, debug build)"
+DEMO_LAKE="$(mktemp -d "${TMPDIR:-/tmp}/sluice-demo-ci.XXXXXX")"
+"$CARGO_TARGET_DIR/debug/sluice" build --lake "$DEMO_LAKE/lake" --project sql \
+    --vars '{n_transactions: 10000, n_users: 500, n_merchants: 50}' >/dev/null
+rm -rf "$DEMO_LAKE" sql/target
+
+step "project build smoke benchmark against dbt + PostgreSQL (SF 0.01, debug build)"
+SF=0.01 RUNS=1 SLUICE_BIN="$CARGO_TARGET_DIR/debug/sluice" SLUICE_BENCH_PYTHON="$SLUICE_TEST_PYTHON" \
+    benchmarks/project/run.sh >/dev/null
+
 step "all tests passed"

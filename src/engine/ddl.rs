@@ -684,19 +684,7 @@ pub async fn create_table(
     let (def, rows) = if let Some(query) = &ct.query {
         let (def, df) = table_as(session, &ct, query, &location).await?;
         let df = cast_to_columns(df, &def)?;
-        let fresh = DeltaTableBuilder::from_url(url.clone())?.build()?;
-        let written = crate::write::write_plan(
-            session.context().state(),
-            lake.clone(),
-            fresh,
-            df.into_unoptimized_plan(),
-            SaveMode::ErrorIfExists,
-            crate::write::WriteOptions {
-                partition_by: def.partition_by.clone(),
-                ..Default::default()
-            },
-        )
-        .await;
+        let written = write_new_table(session, &url, df, &def).await;
         match written {
             Ok(outcome) => (def, Some(outcome.rows)),
             Err(e) => {
@@ -792,6 +780,28 @@ async fn table_as(
     Ok((def, df))
 }
 
+/// The rows of `df` as a new Delta table at `url` (one commit).
+async fn write_new_table(
+    session: &Session,
+    url: &url::Url,
+    df: datafusion::dataframe::DataFrame,
+    def: &TableDef,
+) -> Result<crate::write::Outcome> {
+    let fresh = DeltaTableBuilder::from_url(url.clone())?.build()?;
+    crate::write::write_plan(
+        session.context().state(),
+        session.engine.lake().clone(),
+        fresh,
+        df.into_unoptimized_plan(),
+        SaveMode::ErrorIfExists,
+        crate::write::WriteOptions {
+            partition_by: def.partition_by.clone(),
+            ..Default::default()
+        },
+    )
+    .await
+}
+
 /// `CREATE OR REPLACE TABLE t AS query` on an existing table: its rows
 /// and columns become the query's, atomically for readers. When the
 /// columns stay the same and the table has no rules, the rows are
@@ -874,19 +884,7 @@ async fn replace_table_as(
         location: location.clone(),
         ..def
     };
-    let fresh = DeltaTableBuilder::from_url(url.clone())?.build()?;
-    let written = crate::write::write_plan(
-        session.context().state(),
-        lake.clone(),
-        fresh,
-        df.into_unoptimized_plan(),
-        SaveMode::ErrorIfExists,
-        crate::write::WriteOptions {
-            partition_by: def.partition_by.clone(),
-            ..Default::default()
-        },
-    )
-    .await;
+    let written = write_new_table(session, &url, df, &def).await;
     let rows = match written {
         Ok(outcome) => outcome.rows,
         Err(e) => {

@@ -163,7 +163,9 @@ fn render_text(
     is_incremental: bool,
 ) -> Result<Rendered, String> {
     let mut env = Environment::new();
-    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    // As Jinja2 (and so dbt): an undefined name renders empty; using it
+    // further (calling it, reading its attributes) is an error.
+    env.set_undefined_behavior(UndefinedBehavior::Lenient);
     if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder()
         .keep_trailing_newline(true)
         .build()

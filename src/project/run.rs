@@ -744,6 +744,147 @@ async fn ensure_schema(session: &mut Session, schema: &str) -> Result<()> {
     Ok(())
 }
 
+/// The `expectations` config of a table or incremental model (a Sluice
+/// extension): `{name: condition}` or a list of `{name, expect,
+/// on_violation}`, with `on_violation` as the default action. Returns the
+/// expectation names and the table rules of `CREATE TABLE`.
+fn expectation_rules(node: &Node) -> std::result::Result<Option<(Vec<String>, String)>, String> {
+    let Some(config) = node.config.get("expectations") else {
+        return Ok(None);
+    };
+    let default_action = node.config_str("on_violation");
+    let mut rules: Vec<(String, String, Option<String>)> = Vec::new();
+    match config {
+        serde_json::Value::Object(m) => {
+            for (name, cond) in m {
+                let Some(c) = cond.as_str() else {
+                    return Err(format!(
+                        "{}: expectation {name} must be a SQL condition",
+                        node.path.display()
+                    ));
+                };
+                rules.push((name.clone(), c.to_string(), default_action.clone()));
+            }
+        }
+        serde_json::Value::Array(a) => {
+            for e in a {
+                let name = e.get("name").and_then(|v| v.as_str());
+                let cond = e.get("expect").and_then(|v| v.as_str());
+                let (Some(name), Some(cond)) = (name, cond) else {
+                    return Err(format!(
+                        "{}: each expectation needs `name` and `expect`",
+                        node.path.display()
+                    ));
+                };
+                let action = e
+                    .get("on_violation")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string)
+                    .or_else(|| default_action.clone());
+                rules.push((name.to_string(), cond.to_string(), action));
+            }
+        }
+        _ => {
+            return Err(format!(
+                "{}: `expectations` must map names to conditions",
+                node.path.display()
+            ));
+        }
+    }
+    let mut names = Vec::new();
+    let mut clause = Vec::new();
+    for (name, cond, action) in rules {
+        let action = match action.as_deref().map(|a| a.to_ascii_lowercase()) {
+            None => String::new(),
+            Some(a) if a == "fail" => " ON VIOLATION FAIL".into(),
+            Some(a) if a == "drop" || a == "drop row" => " ON VIOLATION DROP ROW".into(),
+            Some(a) if a == "quarantine" => " ON VIOLATION QUARANTINE".into(),
+            Some(a) if a == "warn" || a == "none" => String::new(),
+            Some(a) => {
+                return Err(format!(
+                    "{}: on_violation '{a}' of expectation {name} is not one of fail, drop, quarantine, warn",
+                    node.path.display()
+                ));
+            }
+        };
+        clause.push(format!(
+            "CONSTRAINT {} EXPECT ({cond}){action}",
+            quote(&name)
+        ));
+        names.push(name);
+    }
+    Ok(Some((names, clause.join(", "))))
+}
+
+/// A table model with expectations: created with its rules, or its rows
+/// replaced through them (`INSERT OVERWRITE`) when the columns and
+/// expectations are unchanged; recreated otherwise.
+async fn checked_table(
+    session: &mut Session,
+    rel: &Relation,
+    sql: &str,
+    names: &[String],
+    rules: &str,
+    replace: bool,
+) -> Result<Option<i64>> {
+    let cols = columns_of(session, sql).await?;
+    let same = {
+        let snap = session.engine().catalog().snapshot();
+        snap.relation(&rel.schema, &rel.name)
+            .and_then(|o| match &o.def {
+                crate::catalog::Def::Table(d) => Some(d.clone()),
+                _ => None,
+            })
+            .is_some_and(|d| {
+                d.columns.len() == cols.len()
+                    && d.columns
+                        .iter()
+                        .zip(&cols)
+                        .all(|(a, (n, t))| &a.name == n && a.ty.display() == *t)
+                    && d.expectations
+                        .iter()
+                        .map(|e| e.name.as_str())
+                        .collect::<Vec<_>>()
+                        == names.iter().map(|n| n.as_str()).collect::<Vec<_>>()
+            })
+    };
+    let list = cols
+        .iter()
+        .map(|(c, _)| quote(c))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if same {
+        let verb = if replace {
+            "INSERT OVERWRITE"
+        } else {
+            "INSERT INTO"
+        };
+        return exec(
+            session,
+            &format!("{verb} {rel} ({list}) SELECT {list} FROM (\n{sql}\n) AS s"),
+        )
+        .await;
+    }
+    if let Some((kind, _)) = existing(session, rel) {
+        let d = match kind {
+            Kind::View => format!("DROP VIEW {rel} CASCADE"),
+            Kind::MaterializedView => format!("DROP MATERIALIZED VIEW {rel} CASCADE"),
+            _ => format!("DROP TABLE {rel} CASCADE"),
+        };
+        exec(session, &d).await?;
+    }
+    let columns = cols
+        .iter()
+        .map(|(c, t)| format!("{} {t}", quote(c)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    exec(
+        session,
+        &format!("CREATE TABLE {rel} ({columns}, {rules}) AS\n{sql}"),
+    )
+    .await
+}
+
 async fn model(
     session: &mut Session,
     project: &Project,
@@ -760,6 +901,7 @@ async fn model(
         && existing(session, &rel).is_some_and(|(k, _)| k == Kind::Table);
     let sql = compile(project, &node.id, incremental_now)?;
     write_compiled(project, node, &sql);
+    let rules = expectation_rules(node)?;
     let mut done = Done::default();
     match materialized.as_str() {
         "view" => {
@@ -767,6 +909,12 @@ async fn model(
                 exec(session, &d).await.map_err(fail)?;
             }
             exec(session, &format!("CREATE OR REPLACE VIEW {rel} AS\n{sql}"))
+                .await
+                .map_err(fail)?;
+        }
+        "table" | "incremental" if !incremental_now && rules.is_some() => {
+            let (names, clause) = rules.as_ref().expect("checked above");
+            done.rows = checked_table(session, &rel, &sql, names, clause, true)
                 .await
                 .map_err(fail)?;
         }
@@ -933,11 +1081,10 @@ async fn incremental(
         .map(|k| format!("t.{0} = s.{0}", quote(k)))
         .collect::<Vec<_>>()
         .join(" AND ");
+    let append = format!("INSERT INTO {rel} ({list}) SELECT {list} FROM (\n{sql}\n) AS s");
     let stmt = match strategy.as_str() {
-        "append" => format!("INSERT INTO {rel} ({list}) SELECT {list} FROM (\n{sql}\n) AS s"),
-        "merge" if keys.is_empty() => {
-            format!("INSERT INTO {rel} ({list}) SELECT {list} FROM (\n{sql}\n) AS s")
-        }
+        "append" => append,
+        "merge" if keys.is_empty() => append,
         "merge" => {
             let set = cols
                 .iter()

@@ -105,6 +105,23 @@ fn matches(
     })
 }
 
+/// A graph operator of a selector: none (`part` empty), all levels
+/// (`+`), or `n` levels (`n+` / `+n`); `digits` is `part` without its `+`.
+#[allow(clippy::option_option)]
+fn depth(part: &str, digits: Option<&str>, text: &str) -> Result<Option<Option<usize>>> {
+    if part.is_empty() {
+        return Ok(None);
+    }
+    match digits {
+        Some("") => Ok(Some(None)),
+        Some(n) => n
+            .parse::<usize>()
+            .map(|n| Some(Some(n)))
+            .map_err(|_| project_error(format!("invalid selector `{text}`"))),
+        None => Err(project_error(format!("invalid selector `{text}`"))),
+    }
+}
+
 /// The nodes one term (no spaces, no commas) selects.
 fn term(project: &Project, graph: &Graph, text: &str) -> Result<BTreeSet<String>> {
     let mut t = text;
@@ -116,33 +133,13 @@ fn term(project: &Project, graph: &Graph, text: &str) -> Result<BTreeSet<String>
         .find(|c: char| !c.is_ascii_digit() && c != '+')
         .unwrap_or(t.len());
     let (up, rest) = t.split_at(lead);
-    let up = if up.is_empty() {
-        None
-    } else if let Some(n) = up.strip_suffix('+') {
-        Some(if n.is_empty() {
-            None
-        } else {
-            n.parse::<usize>().ok()
-        })
-    } else {
-        return Err(project_error(format!("invalid selector `{text}`")));
-    };
+    let up = depth(up, up.strip_suffix('+'), text)?;
     let trail = rest
         .rfind(|c: char| !c.is_ascii_digit() && c != '+')
         .map(|i| i + 1)
         .unwrap_or(0);
     let (core, down) = rest.split_at(trail);
-    let down = if down.is_empty() {
-        None
-    } else if let Some(n) = down.strip_prefix('+') {
-        Some(if n.is_empty() {
-            None
-        } else {
-            n.parse::<usize>().ok()
-        })
-    } else {
-        return Err(project_error(format!("invalid selector `{text}`")));
-    };
+    let down = depth(down, down.strip_prefix('+'), text)?;
     let (method, value) = match core.split_once(':') {
         Some((m, v)) => (Some(m), v),
         None => (None, core),
@@ -221,4 +218,25 @@ pub fn select(
     }
     chosen.retain(|id| project.node(id).is_some_and(|n| kinds.contains(&n.kind)));
     Ok(chosen)
+}
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+
+    #[test]
+    fn graph_operators_parse() {
+        assert_eq!(depth("", None, "m").unwrap(), None);
+        assert_eq!(depth("+", Some(""), "+m").unwrap(), Some(None));
+        assert_eq!(depth("2+", Some("2"), "2+m").unwrap(), Some(Some(2)));
+        assert!(depth("x", None, "xm").is_err());
+        assert!(
+            depth(
+                "9999999999999999999999+",
+                Some("9999999999999999999999"),
+                "t"
+            )
+            .is_err()
+        );
+    }
 }

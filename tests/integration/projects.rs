@@ -41,7 +41,7 @@ fn sluice(lake: &Path, project: &Path, args: &[&str]) -> (bool, String) {
         .arg(lake)
         .arg("--project")
         .arg(project)
-        .env("SLUICE_LOG", "error")
+        .env("SLUICE_LOG", "warn,deltalake_core=off,buoyant_kernel=off")
         .output()
         .expect("run sluice");
     let text = format!(
@@ -92,7 +92,7 @@ async fn project_builds_every_materialization_and_reruns_incrementally() {
     let lake = p.parent().unwrap().join("lake");
     let out = ok(&lake, &p, &["build"]);
     assert!(
-        out.contains("PASS=16 WARN=1 ERROR=0 SKIP=0 TOTAL=17"),
+        out.contains("PASS=17 WARN=1 ERROR=0 SKIP=0 TOTAL=18"),
         "{out}"
     );
     let server = Server::start_on(&lake);
@@ -196,6 +196,15 @@ async fn project_builds_every_materialization_and_reruns_incrementally() {
         .await,
         ["placed|2|50.50", "shipped|2|55.25"]
     );
+    // A table model with expectations: rebuilt through its rules; the
+    // failing row went to the quarantine table, not the model.
+    assert_eq!(
+        rows(&c, "SELECT id FROM shop.valid_orders ORDER BY id").await,
+        ["1", "2", "3"]
+    );
+    let quarantined = rows(&c, "SELECT * FROM shop.valid_orders__quarantine").await;
+    assert_eq!(quarantined.len(), 1, "{quarantined:?}");
+    assert!(quarantined[0].starts_with("4|1|40.00"), "{quarantined:?}");
 
     // Third load: order 1 returned, order 3 gone, order 5 new.
     std::fs::copy(p.join("loads/orders_3.csv"), p.join("seeds/orders.csv")).unwrap();
@@ -275,6 +284,7 @@ async fn selection_picks_nodes_as_dbt_does() {
                 "--exclude",
                 "orders_append",
                 "status_counts",
+                "valid_orders",
             ],
             &["customer_totals", "orders_delete_insert", "orders_merge"],
         ),
@@ -292,6 +302,7 @@ async fn selection_picks_nodes_as_dbt_does() {
                 "orders_delete_insert",
                 "orders_merge",
                 "stg_orders",
+                "valid_orders",
             ],
         ),
         (
@@ -302,6 +313,7 @@ async fn selection_picks_nodes_as_dbt_does() {
                 "orders_delete_insert",
                 "orders_merge",
                 "stg_orders",
+                "valid_orders",
             ],
         ),
     ];
