@@ -17,7 +17,8 @@
 #
 # Environment: SF (default 1), RUNS (default 3), THREADS (default 4),
 # SLUICE_BIN (default $HOME/.cache/sluice-target/release/sluice),
-# SLUICE_BENCH_PYTHON (a virtualenv python with duckdb and dbt), PSQL.
+# SLUICE_BENCH_PYTHON (a virtualenv python with duckdb and dbt), PSQL,
+# KEEP_WORK=1 to keep the scratch folder (lake, both projects, logs).
 set -euo pipefail
 export LC_ALL=C
 

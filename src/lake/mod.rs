@@ -78,7 +78,7 @@ pub async fn provider_of_changes(
     to: i64,
     like: &datafusion::arrow::datatypes::Schema,
 ) -> Result<Arc<dyn datafusion::catalog::TableProvider>> {
-    use datafusion::logical_expr::{LogicalPlanBuilder, cast, col};
+    use datafusion::logical_expr::{Expr, LogicalPlanBuilder, cast};
     let builder = table
         .clone()
         .scan_cdf()
@@ -86,15 +86,12 @@ pub async fn provider_of_changes(
         .with_ending_version(to as _);
     let feed = deltalake::delta_datafusion::DeltaCdfTableProvider::try_new(builder)?;
     let source = datafusion::datasource::provider_as_source(Arc::new(feed));
-    let columns: Vec<datafusion::logical_expr::Expr> = like
+    let columns: Vec<Expr> = like
         .fields()
         .iter()
         .map(|f| {
-            cast(
-                col(format!("\"{}\"", f.name().replace('"', "\"\""))),
-                f.data_type().clone(),
-            )
-            .alias(f.name())
+            let column = Expr::Column(datafusion::common::Column::new_unqualified(f.name()));
+            cast(column, f.data_type().clone()).alias(f.name())
         })
         .collect();
     let plan = LogicalPlanBuilder::scan("__sluice_changes", source, None)?

@@ -462,8 +462,13 @@ impl Project {
 
     /// `{% snapshot name %} … {% endsnapshot %}` blocks of one file.
     fn add_snapshots(&mut self, p: &Path, dir: &str, text: &str) {
-        let open = regex::Regex::new(r"\{%-?\s*snapshot\s+(\w+)\s*-?%\}").expect("regex");
-        let close = regex::Regex::new(r"\{%-?\s*endsnapshot\s*-?%\}").expect("regex");
+        static OPEN: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+            regex::Regex::new(r"\{%-?\s*snapshot\s+(\w+)\s*-?%\}").expect("regex")
+        });
+        static CLOSE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+            regex::Regex::new(r"\{%-?\s*endsnapshot\s*-?%\}").expect("regex")
+        });
+        let (open, close) = (&*OPEN, &*CLOSE);
         for m in open.captures_iter(text) {
             let whole = m.get(0).expect("match");
             let name = m[1].to_string();

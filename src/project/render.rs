@@ -135,7 +135,9 @@ pub fn describe(path: &str, e: &minijinja::Error) -> String {
 }
 
 fn macro_imports(project: &Project) -> (String, Vec<(String, String)>) {
-    let def = regex::Regex::new(r"\{%-?\s*macro\s+(\w+)").expect("regex");
+    static DEF: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"\{%-?\s*macro\s+(\w+)").expect("regex"));
+    let def = &*DEF;
     let mut imports = String::new();
     for (path, text) in &project.macros {
         let names: Vec<&str> = def

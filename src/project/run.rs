@@ -474,7 +474,11 @@ pub async fn run(
         if let Some(joined) = tasks.join_next().await {
             let r = match joined {
                 Ok(r) => r,
-                Err(e) => return Err(Error::internal(format!("a node's task failed: {e}"))),
+                Err(e) => {
+                    ticker.abort();
+                    progress.lock().expect("progress").finish();
+                    return Err(Error::internal(format!("a node's task failed: {e}")));
+                }
             };
             outcome.insert(r.id.clone(), r.status);
             {
@@ -643,36 +647,41 @@ fn write_compiled(project: &Project, node: &Node, sql: &str) {
     let _ = std::fs::write(&p, sql);
 }
 
-/// Run every statement of `sql`; rows are read to the end and counted.
-async fn exec(session: &mut Session, sql: &str) -> Result<Option<i64>> {
-    let mut count = None;
-    for stmt in session.parse(sql)? {
-        match session.execute(stmt, &ParamValues::List(vec![])).await? {
-            Output::Rows { mut stream, .. } => {
-                let mut n = 0i64;
-                while let Some(b) = stream.next().await {
-                    n += b?.num_rows() as i64;
-                }
-                count = Some(n);
-            }
-            Output::Command { rows, .. } => count = rows.map(|r| r as i64),
-            _ => {}
-        }
-        let _ = session.take_notices();
+/// The one statement of `sql`: a model's text with a second statement in
+/// it (`select ...; drop table ...`) is refused before anything runs.
+fn one_statement(session: &Session, sql: &str) -> Result<crate::frontend::Stmt> {
+    let mut stmts = session.parse(sql)?;
+    if stmts.len() != 1 {
+        return Err(Error::syntax(format!(
+            "a model, seed, snapshot or test is one query; this has {} statements",
+            stmts.len()
+        )));
     }
+    Ok(stmts.remove(0))
+}
+
+/// Run the one statement of `sql`; rows are read to the end and counted.
+async fn exec(session: &mut Session, sql: &str) -> Result<Option<i64>> {
+    let stmt = one_statement(session, sql)?;
+    let count = match session.execute(stmt, &ParamValues::List(vec![])).await? {
+        Output::Rows { mut stream, .. } => {
+            let mut n = 0i64;
+            while let Some(b) = stream.next().await {
+                n += b?.num_rows() as i64;
+            }
+            Some(n)
+        }
+        Output::Command { rows, .. } => rows.map(|r| r as i64),
+        _ => None,
+    };
+    let _ = session.take_notices();
     Ok(count)
 }
 
-/// The rows of one query.
+/// The rows of one query (small results only: counts, schemas).
 async fn query(session: &mut Session, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-    let mut stmts = session.parse(sql)?;
-    if stmts.len() != 1 {
-        return Err(Error::syntax("expected one query"));
-    }
-    match session
-        .execute(stmts.remove(0), &ParamValues::List(vec![]))
-        .await?
-    {
+    let stmt = one_statement(session, sql)?;
+    match session.execute(stmt, &ParamValues::List(vec![])).await? {
         Output::Rows {
             schema, mut stream, ..
         } => {
@@ -715,10 +724,11 @@ fn existing(session: &Session, r: &Relation) -> Option<(Kind, Vec<String>)> {
     Some((o.kind(), cols))
 }
 
-/// Drop what stands at `r` when it is not a `keep`.
-fn drop_other(session: &Session, r: &Relation, keep: Kind) -> Option<String> {
+/// The statement dropping what stands at `r`, unless nothing does or it
+/// is a `keep`.
+fn drop_other(session: &Session, r: &Relation, keep: Option<Kind>) -> Option<String> {
     let (kind, _) = existing(session, r)?;
-    if kind == keep {
+    if Some(kind) == keep {
         return None;
     }
     Some(match kind {
@@ -865,12 +875,7 @@ async fn checked_table(
         )
         .await;
     }
-    if let Some((kind, _)) = existing(session, rel) {
-        let d = match kind {
-            Kind::View => format!("DROP VIEW {rel} CASCADE"),
-            Kind::MaterializedView => format!("DROP MATERIALIZED VIEW {rel} CASCADE"),
-            _ => format!("DROP TABLE {rel} CASCADE"),
-        };
+    if let Some(d) = drop_other(session, rel, None) {
         exec(session, &d).await?;
     }
     let columns = cols
@@ -905,7 +910,7 @@ async fn model(
     let mut done = Done::default();
     match materialized.as_str() {
         "view" => {
-            if let Some(d) = drop_other(session, &rel, Kind::View) {
+            if let Some(d) = drop_other(session, &rel, Some(Kind::View)) {
                 exec(session, &d).await.map_err(fail)?;
             }
             exec(session, &format!("CREATE OR REPLACE VIEW {rel} AS\n{sql}"))
@@ -919,7 +924,7 @@ async fn model(
                 .map_err(fail)?;
         }
         "table" => {
-            if let Some(d) = drop_other(session, &rel, Kind::Table) {
+            if let Some(d) = drop_other(session, &rel, Some(Kind::Table)) {
                 exec(session, &d).await.map_err(fail)?;
             }
             done.rows = exec(session, &format!("CREATE OR REPLACE TABLE {rel} AS\n{sql}"))
@@ -928,7 +933,7 @@ async fn model(
         }
         "incremental" => {
             if !incremental_now {
-                if let Some(d) = drop_other(session, &rel, Kind::Table) {
+                if let Some(d) = drop_other(session, &rel, Some(Kind::Table)) {
                     exec(session, &d).await.map_err(fail)?;
                 }
                 done.rows = exec(session, &format!("CREATE OR REPLACE TABLE {rel} AS\n{sql}"))
@@ -958,11 +963,7 @@ async fn model(
                     done.message = "refreshed".into();
                 }
                 _ => {
-                    if let Some(d) = existing(session, &rel).map(|(k, _)| match k {
-                        Kind::MaterializedView => format!("DROP MATERIALIZED VIEW {rel} CASCADE"),
-                        Kind::View => format!("DROP VIEW {rel} CASCADE"),
-                        _ => format!("DROP TABLE {rel} CASCADE"),
-                    }) {
+                    if let Some(d) = drop_other(session, &rel, None) {
                         exec(session, &d).await.map_err(fail)?;
                     }
                     exec(
@@ -1218,7 +1219,7 @@ async fn seed(
     let sql = format!("SELECT {select} FROM {source}");
     write_compiled(project, node, &sql);
     ensure_schema(session, &rel.schema).await.map_err(fail)?;
-    if let Some(d) = drop_other(session, &rel, Kind::Table) {
+    if let Some(d) = drop_other(session, &rel, Some(Kind::Table)) {
         exec(session, &d).await.map_err(fail)?;
     }
     let rows = exec(session, &format!("CREATE OR REPLACE TABLE {rel} AS {sql}"))

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio_postgres::{Client, NoTls};
 
-use crate::common::{Server, sqlstate};
+use crate::common::{Server, rows, sqlstate};
 
 /// A request as the test server saw it.
 #[derive(Debug, Clone)]
@@ -265,24 +265,6 @@ const COMBINED: &str = concat!(
     r#"10.0.0.3 - - [10/Oct/2000:13:57:00 +0000] "GET /x HTTP/1.1" 500 12 "-" "-""#,
     "\n",
 );
-
-async fn rows(c: &Client, sql: &str) -> Vec<String> {
-    let msgs = c
-        .simple_query(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
-    msgs.into_iter()
-        .filter_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::Row(r) => Some(
-                (0..r.len())
-                    .map(|i| r.get(i).unwrap_or("NULL").to_string())
-                    .collect::<Vec<_>>()
-                    .join("|"),
-            ),
-            _ => None,
-        })
-        .collect()
-}
 
 async fn fails(c: &Client, sql: &str) -> (String, String) {
     let e = c.simple_query(sql).await.map(|_| ()).expect_err(sql);

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use tokio_postgres::Client;
 
-use crate::common::{Server, sqlstate, start_s3};
+use crate::common::{Server, rows, sqlstate, start_s3};
 
 fn write(lake: &Path, rel: &str, body: &str) {
     let p = lake.join(rel);
@@ -13,26 +13,8 @@ fn write(lake: &Path, rel: &str, body: &str) {
     std::fs::write(p, body).unwrap();
 }
 
-async fn strings(c: &Client, sql: &str) -> Vec<String> {
-    let msgs = c
-        .simple_query(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    msgs.into_iter()
-        .filter_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::Row(r) => Some(
-                (0..r.len())
-                    .map(|i| r.get(i).unwrap_or("NULL").to_string())
-                    .collect::<Vec<_>>()
-                    .join("|"),
-            ),
-            _ => None,
-        })
-        .collect()
-}
-
 async fn versions(c: &Client, table: &str) -> usize {
-    strings(c, &format!("DESCRIBE HISTORY {table}")).await.len()
+    rows(c, &format!("DESCRIBE HISTORY {table}")).await.len()
 }
 
 #[tokio::test]
@@ -51,7 +33,7 @@ async fn files_are_read_and_copied_from_the_lake() {
 
     // Globs, header, inference widened across files (1.50 and 2).
     assert_eq!(
-        strings(
+        rows(
             &c,
             "SELECT id, item, amount FROM read_csv('landing/orders/*.csv') ORDER BY id"
         )
@@ -60,7 +42,7 @@ async fn files_are_read_and_copied_from_the_lake() {
     );
     // A folder is every file in it; options by name; an explicit schema.
     assert_eq!(
-        strings(
+        rows(
             &c,
             "SELECT a + 1, b FROM read_csv('landing/raw.txt', header => false, delimiter => ';', \
              columns => 'a integer, b text') ORDER BY a"
@@ -69,7 +51,7 @@ async fn files_are_read_and_copied_from_the_lake() {
         ["2|x", "3|y"]
     );
     assert_eq!(
-        strings(&c, "SELECT count(*) FROM read_csv('landing/orders')").await,
+        rows(&c, "SELECT count(*) FROM read_csv('landing/orders')").await,
         ["3"]
     );
     // Files added later are seen by the next statement.
@@ -79,7 +61,7 @@ async fn files_are_read_and_copied_from_the_lake() {
         "id,item,amount\n4,fig,0.25\n",
     );
     assert_eq!(
-        strings(&c, "SELECT count(*) FROM read_csv('landing/orders/*.csv')").await,
+        rows(&c, "SELECT count(*) FROM read_csv('landing/orders/*.csv')").await,
         ["4"]
     );
 
@@ -95,7 +77,7 @@ async fn files_are_read_and_copied_from_the_lake() {
         "[{\"id\": 5, \"s\": \"x\"}, {\"id\": 6, \"s\": null}]",
     );
     assert_eq!(
-        strings(
+        rows(
             &c,
             "SELECT id, tags FROM read_json('landing/ev.json') ORDER BY id"
         )
@@ -103,7 +85,7 @@ async fn files_are_read_and_copied_from_the_lake() {
         ["1|{a}", "2|{}"]
     );
     assert_eq!(
-        strings(
+        rows(
             &c,
             "SELECT id, s FROM read_json('landing/arr.json') ORDER BY id"
         )
@@ -128,7 +110,7 @@ async fn files_are_read_and_copied_from_the_lake() {
     assert_eq!(n, 4);
     assert_eq!(versions(&c, "orders").await, 2);
     assert_eq!(
-        strings(&c, "SELECT id, item, amount FROM orders ORDER BY id").await,
+        rows(&c, "SELECT id, item, amount FROM orders ORDER BY id").await,
         [
             "1|apple|1.50",
             "2|pear, green|NULL",
@@ -159,7 +141,7 @@ async fn files_are_read_and_copied_from_the_lake() {
         "{ctx}"
     );
     assert_eq!(versions(&c, "orders").await, 2);
-    assert_eq!(strings(&c, "SELECT count(*) FROM orders").await, ["4"]);
+    assert_eq!(rows(&c, "SELECT count(*) FROM orders").await, ["4"]);
 
     // ... unless bad rows are to be skipped.
     let n = c
@@ -189,7 +171,7 @@ async fn files_are_read_and_copied_from_the_lake() {
         .unwrap();
     assert_eq!(n, 5);
     assert_eq!(
-        strings(
+        rows(
             &c,
             "SELECT count(*), sum(amount) FROM read_parquet('public/orders2')"
         )
@@ -214,7 +196,7 @@ async fn files_are_read_and_copied_from_the_lake() {
         .unwrap_err();
     assert_eq!(sqlstate(&e), "42704");
     // The connection is still fine.
-    assert_eq!(strings(&c, "SELECT count(*) FROM orders").await, ["5"]);
+    assert_eq!(rows(&c, "SELECT count(*) FROM orders").await, ["5"]);
 
     // External tables: schema on read, persisted, never owning the files.
     c.batch_execute(
@@ -225,12 +207,12 @@ async fn files_are_read_and_copied_from_the_lake() {
     .await
     .unwrap();
     assert_eq!(
-        strings(&c, "SELECT count(*), max(amount) FROM ext_orders").await,
+        rows(&c, "SELECT count(*), max(amount) FROM ext_orders").await,
         ["6|cheap"]
     );
     write(&lake, "landing/orders/e.csv", "id,item,amount\n7,date,3\n");
-    assert_eq!(strings(&c, "SELECT count(*) FROM ext_orders").await, ["7"]);
-    assert_eq!(strings(&c, "SELECT sum(id) FROM ext_events").await, ["3"]);
+    assert_eq!(rows(&c, "SELECT count(*) FROM ext_orders").await, ["7"]);
+    assert_eq!(rows(&c, "SELECT sum(id) FROM ext_events").await, ["3"]);
     let e = c
         .batch_execute("CREATE EXTERNAL TABLE ext_none STORED AS CSV LOCATION 'landing/none/'")
         .await
@@ -278,11 +260,11 @@ async fn postgres_query_extracts_and_loads() {
     c.batch_execute(&format!("CREATE TABLE pq AS SELECT * FROM {src}"))
         .await
         .unwrap();
-    let ours = strings(&c, "SELECT * FROM pq ORDER BY id").await;
+    let ours = rows(&c, "SELECT * FROM pq ORDER BY id").await;
     // PostgreSQL's own text for the same rows (jsonb and timestamptz as
     // PostgreSQL prints them in UTC).
     pg.batch_execute("SET TimeZone = 'UTC'").await.unwrap();
-    let theirs = strings(&pg, "SELECT * FROM ingest_pq_src ORDER BY id").await;
+    let theirs = rows(&pg, "SELECT * FROM ingest_pq_src ORDER BY id").await;
     assert_eq!(ours, theirs);
     // Upsert from the source: changed rows update, new rows insert.
     pg.batch_execute(
@@ -302,7 +284,7 @@ async fn postgres_query_extracts_and_loads() {
         .unwrap();
     assert_eq!(n, 4);
     assert_eq!(
-        strings(&c, "SELECT id, note FROM pq WHERE id IN (2, 4) ORDER BY id").await,
+        rows(&c, "SELECT id, note FROM pq WHERE id IN (2, 4) ORDER BY id").await,
         ["2|changed", "4|new"]
     );
 
@@ -342,7 +324,7 @@ async fn postgres_query_extracts_and_loads() {
         .await
         .unwrap_err();
     assert_eq!(sqlstate(&e), "0A000");
-    assert_eq!(strings(&c, "SELECT count(*) FROM pq").await, ["4"]);
+    assert_eq!(rows(&c, "SELECT count(*) FROM pq").await, ["4"]);
     pg.batch_execute("DROP TABLE ingest_pq_src").await.unwrap();
 }
 
@@ -435,7 +417,7 @@ async fn files_are_read_over_http() {
     let c = server.connect().await;
     let base = format!("http://127.0.0.1:{port}");
     assert_eq!(
-        strings(
+        rows(
             &c,
             &format!("SELECT id, kind FROM read_json('{base}/api/events.json') ORDER BY id")
         )
@@ -443,7 +425,7 @@ async fn files_are_read_over_http() {
         ["1|click", "2|view"]
     );
     assert_eq!(
-        strings(
+        rows(
             &c,
             &format!("SELECT name FROM read_csv('{base}/exports/users.csv') ORDER BY id")
         )
@@ -483,7 +465,7 @@ async fn files_are_read_over_http() {
         .await
         .unwrap_err();
     assert!(e.as_db_error().is_some(), "{e}");
-    assert_eq!(strings(&c, "SELECT count(*) FROM events").await, ["2"]);
+    assert_eq!(rows(&c, "SELECT count(*) FROM events").await, ["2"]);
 }
 
 #[tokio::test]
@@ -504,7 +486,7 @@ async fn files_are_read_and_copied_from_s3() {
     let server = Server::start_with_env(&s3.env());
     let c = server.connect().await;
     assert_eq!(
-        strings(
+        rows(
             &c,
             "SELECT count(*), sum(amount) FROM read_csv('s3://landing/2026/11/*.csv')"
         )
@@ -512,7 +494,7 @@ async fn files_are_read_and_copied_from_s3() {
         ["3|9.75"]
     );
     assert_eq!(
-        strings(
+        rows(
             &c,
             "SELECT kind FROM read_json('s3://landing/events.json') ORDER BY id"
         )
@@ -530,12 +512,12 @@ async fn files_are_read_and_copied_from_s3() {
         .await
         .unwrap();
     assert_eq!(n, 3);
-    assert_eq!(strings(&c, "SELECT sum(amount) FROM t").await, ["9.75"]);
+    assert_eq!(rows(&c, "SELECT sum(amount) FROM t").await, ["9.75"]);
     // A bucket that is not there fails cleanly.
     let e = c
         .simple_query("SELECT * FROM read_csv('s3://no-such-bucket/x.csv')")
         .await
         .unwrap_err();
     assert!(e.as_db_error().is_some(), "{e}");
-    assert_eq!(strings(&c, "SELECT count(*) FROM t").await, ["3"]);
+    assert_eq!(rows(&c, "SELECT count(*) FROM t").await, ["3"]);
 }

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::common::Server;
+use crate::common::{Server, rows};
 
 /// A copy of fixture project `name` in a temporary folder.
 fn project(name: &str) -> (tempfile::TempDir, PathBuf) {
@@ -56,23 +56,6 @@ fn ok(lake: &Path, project: &Path, args: &[&str]) -> String {
     let (success, text) = sluice(lake, project, args);
     assert!(success, "sluice {args:?} failed:\n{text}");
     text
-}
-
-async fn rows(c: &tokio_postgres::Client, sql: &str) -> Vec<String> {
-    c.simple_query(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .into_iter()
-        .filter_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::Row(r) => Some(
-                (0..r.len())
-                    .map(|i| r.get(i).unwrap_or("NULL").to_string())
-                    .collect::<Vec<_>>()
-                    .join("|"),
-            ),
-            _ => None,
-        })
-        .collect()
 }
 
 /// Node → status of the newest run recorded in `sluice.runs`.
@@ -350,7 +333,8 @@ async fn failures_name_their_file_and_skip_only_their_descendants() {
         "model cycle_a is on a dependency cycle with cycle_b",
         "models/bad_sql.sql: model bad_sql: ERROR 42703: column \"no_such_column\" does not exist",
         "test unique_dupes_id found 2 failing rows",
-        "PASS=4 WARN=0 ERROR=6 SKIP=2 TOTAL=12",
+        "PASS=4 WARN=0 ERROR=7 SKIP=2 TOTAL=13",
+        "model two_statements: ERROR 42601: a model, seed, snapshot or test is one query; this has 2 statements",
     ] {
         assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
     }
@@ -369,6 +353,7 @@ async fn failures_name_their_file_and_skip_only_their_descendants() {
             "dupes:success",
             "good:success",
             "not_null_dupes_id:pass",
+            "two_statements:error",
             "unique_dupes_id:fail",
             "unknown_ref:error",
         ]
