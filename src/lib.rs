@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod features;
 pub mod frontend;
 pub mod ingest;
 pub mod lake;

@@ -1,6 +1,8 @@
 //! End-to-end tests: a real `sluice serve` process on a free port with a
 //! temporary lake, spoken to by real clients (tokio-postgres, psql, Python).
 
+#[path = "integration/asof.rs"]
+mod asof;
 #[path = "integration/auth.rs"]
 mod auth;
 #[path = "integration/common.rs"]

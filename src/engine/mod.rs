@@ -214,8 +214,8 @@ fn planning_context(
         .with_config(config)
         .with_runtime_env(runtime.clone())
         .with_default_features()
-        // delta-rs plans its write operators through its own planner.
-        .with_query_planner(deltalake::delta_datafusion::planner::DeltaPlanner::new())
+        // delta-rs's write nodes and Sluice's ASOF join.
+        .with_query_planner(Arc::new(crate::features::asof::SluiceQueryPlanner))
         .with_analyzer_rules({
             // Ours first that must see the plan before DataFusion coerces it.
             let mut rules: Vec<Arc<dyn datafusion::optimizer::AnalyzerRule + Send + Sync>> = vec![
@@ -225,6 +225,8 @@ fn planning_context(
             ];
             rules.extend(datafusion::optimizer::Analyzer::new().rules);
             rules.push(Arc::new(crate::types::text::TextInputCasts));
+            // After type coercion: the sides of every comparison agree.
+            rules.push(Arc::new(crate::features::asof::AsofJoins));
             rules
         })
         .with_optimizer_rule(Arc::new(subplan::CorrelatedSubplans))
@@ -253,6 +255,7 @@ fn planning_context(
     let (rows, value) = subquery::functions();
     ctx.register_udaf(rows);
     ctx.register_udf(value);
+    ctx.register_udf(crate::features::asof::AsofMatch::udf());
     ctx.register_udtf(
         "postgres_query",
         Arc::new(crate::ingest::postgres::PostgresQuery),

@@ -19,11 +19,14 @@
 //!  EXPLAIN REFRESH MATERIALIZED VIEW v [FULL]
 //!  CREATE EXTERNAL TABLE t [(cols)] STORED AS fmt LOCATION 'path' [OPTIONS (...)]
 //!  ... FROM t VERSION AS OF n | TIMESTAMP AS OF 'ts'   (any table reference, in sqlparser's AST)
+//!  ... l ASOF [LEFT] JOIN r MATCH_CONDITION (...) | ON ...   (see [`asof`]: a join with a marker)
 //! ```
 //!
-//! Nothing of ours travels through sqlparser's AST in disguise, and nothing
+//! Nothing of ours travels through sqlparser's AST in disguise but the ASOF
+//! join's marker, and nothing
 //! is rewritten into SQL text to be parsed again.
 
+pub mod asof;
 pub mod compat;
 pub mod copy;
 pub mod dialect;
@@ -119,6 +122,7 @@ pub fn parse(sql: &str) -> Result<Vec<Stmt>> {
     let tokens = Tokenizer::new(&dialect, sql)
         .tokenize_with_location()
         .map_err(|e| Error::syntax(format!("syntax error: {e}")))?;
+    let tokens = asof::normalize(tokens)?;
     // The text of a lone statement, for rewrites keyed on what clients send.
     let statements = tokens
         .iter()

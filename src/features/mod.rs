@@ -1,0 +1,9 @@
+//! The feature store: point-in-time (ASOF) joins.
+//!
+//! ```text
+//!  asof       the ASOF join in plans: marker rule, logical node, planner
+//!  asof_exec  the ASOF join operator
+//! ```
+
+pub mod asof;
+pub mod asof_exec;

@@ -1,0 +1,273 @@
+//! ASOF joins: random labels and features (ties, NULL keys and times)
+//! joined by Sluice agree with a brute-force reference and with DuckDB's
+//! ASOF JOIN on the same rows.
+
+use std::fmt::Write as _;
+
+use crate::common::{Server, python, rows};
+
+/// A small deterministic generator (xorshift), so a failure reproduces.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.max(1))
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+    /// `None` one time in `one_in`.
+    pub fn maybe(&mut self, one_in: u64, v: u64) -> Option<u64> {
+        (self.below(one_in) != 0).then_some(v)
+    }
+}
+
+pub struct Label {
+    pub id: u64,
+    pub k: Option<u64>,
+    pub k2: &'static str,
+    pub t: Option<u64>,
+}
+
+pub struct Feature {
+    pub k: Option<u64>,
+    pub k2: &'static str,
+    pub t: Option<u64>,
+}
+
+impl Feature {
+    /// The value is a function of key and time, so rows tied on both carry
+    /// the same value and any of them is the right answer.
+    pub fn v(&self) -> u64 {
+        self.k.unwrap_or(0) * 100_000 + self.t.unwrap_or(0) * 10 + u64::from(self.k2 == "b")
+    }
+}
+
+/// A time in seconds as a timestamp literal of 2026-01-01.
+pub fn ts(t: u64) -> String {
+    format!(
+        "2026-01-01 {:02}:{:02}:{:02}",
+        t / 3600,
+        (t / 60) % 60,
+        t % 60
+    )
+}
+
+fn opt(v: Option<u64>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_default()
+}
+
+/// The expected rows (`id|v`, sorted by id) of `l ASOF [LEFT] JOIN f` on
+/// both keys with `l.t <op> f.t`.
+fn reference(labels: &[Label], feats: &[Feature], op: &str, left: bool) -> Vec<String> {
+    let mut out = Vec::new();
+    for l in labels {
+        let found = match (l.k, l.t) {
+            (Some(k), Some(t)) => {
+                let candidates = feats.iter().filter(|f| {
+                    f.k == Some(k)
+                        && f.k2 == l.k2
+                        && f.t.is_some_and(|ft| match op {
+                            ">=" => t >= ft,
+                            ">" => t > ft,
+                            "<=" => t <= ft,
+                            _ => t < ft,
+                        })
+                });
+                if op.starts_with('>') {
+                    candidates.max_by_key(|f| f.t)
+                } else {
+                    candidates.min_by_key(|f| f.t)
+                }
+            }
+            _ => None,
+        };
+        match found {
+            Some(f) => out.push(format!("{}|{}", l.id, f.v())),
+            None if left => out.push(format!("{}|NULL", l.id)),
+            None => {}
+        }
+    }
+    out
+}
+
+const OPS: [&str; 4] = [">=", ">", "<=", "<"];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn asof_join_agrees_with_brute_force_and_duckdb() {
+    let server = Server::start();
+    let c = server.connect().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = Rng::new(20261201);
+    let labels: Vec<Label> = (0..400)
+        .map(|id| Label {
+            id,
+            k: rng.maybe(25, rng.0 % 20),
+            k2: if rng.below(2) == 0 { "a" } else { "b" },
+            t: rng.maybe(30, rng.0 % 260),
+        })
+        .collect();
+    let feats: Vec<Feature> = (0..1500)
+        .map(|_| Feature {
+            k: rng.maybe(20, rng.0 % 22),
+            k2: if rng.below(2) == 0 { "a" } else { "b" },
+            t: rng.maybe(30, rng.0 % 240 + 10),
+        })
+        .collect();
+    let mut lcsv = String::new();
+    for l in &labels {
+        let stamp = l.t.map(ts).unwrap_or_default();
+        writeln!(lcsv, "{},{},{},{},{stamp}", l.id, opt(l.k), l.k2, opt(l.t)).unwrap();
+    }
+    let mut fcsv = String::new();
+    for f in &feats {
+        let stamp = f.t.map(ts).unwrap_or_default();
+        writeln!(fcsv, "{},{},{},{stamp},{}", opt(f.k), f.k2, opt(f.t), f.v()).unwrap();
+    }
+    let (lpath, fpath) = (dir.path().join("labels.csv"), dir.path().join("feats.csv"));
+    std::fs::write(&lpath, lcsv).unwrap();
+    std::fs::write(&fpath, fcsv).unwrap();
+    c.batch_execute(&format!(
+        "CREATE TABLE labels (id bigint, k bigint, k2 text, t bigint, ts timestamp);
+         CREATE TABLE feats (k bigint, k2 text, t bigint, ts timestamp, v bigint);
+         COPY labels FROM '{}' WITH (FORMAT csv);
+         COPY feats FROM '{}' WITH (FORMAT csv);",
+        lpath.display(),
+        fpath.display()
+    ))
+    .await
+    .unwrap();
+
+    let mut duck_queries = Vec::new();
+    for op in OPS {
+        for left in [false, true] {
+            let expected = reference(&labels, &feats, op, left);
+            let join = if left { "ASOF LEFT JOIN" } else { "ASOF JOIN" };
+            // Snowflake's form on the integer times, DuckDB's on the timestamps.
+            let snowflake = format!(
+                "SELECT l.id, f.v FROM labels l {join} feats f MATCH_CONDITION (l.t {op} f.t) \
+                 ON l.k = f.k AND l.k2 = f.k2 ORDER BY l.id"
+            );
+            let duckdb = format!(
+                "SELECT l.id, f.v FROM labels l {join} feats f \
+                 ON l.k = f.k AND l.k2 = f.k2 AND l.ts {op} f.ts ORDER BY l.id"
+            );
+            assert_eq!(rows(&c, &snowflake).await, expected, "{snowflake}");
+            assert_eq!(rows(&c, &duckdb).await, expected, "{duckdb}");
+            // DuckDB matches a NULL key or time (it sorts NULL as a
+            // value); in SQL a NULL matches nothing. DuckDB gets the rows
+            // without NULLs, and is held to those.
+            let valid: Vec<String> = expected
+                .into_iter()
+                .filter(|r| {
+                    let id: usize = r.split('|').next().unwrap().parse().unwrap();
+                    labels[id].k.is_some() && labels[id].t.is_some()
+                })
+                .collect();
+            duck_queries.push((duckdb, valid));
+        }
+    }
+
+    // DuckDB, on the same rows.
+    let script = format!(
+        r#"
+import duckdb, json, sys
+con = duckdb.connect()
+con.execute("CREATE TABLE labels AS SELECT * FROM read_csv('{l}', header=false, columns={{'id':'BIGINT','k':'BIGINT','k2':'VARCHAR','t':'BIGINT','ts':'TIMESTAMP'}}) WHERE k IS NOT NULL AND ts IS NOT NULL")
+con.execute("CREATE TABLE feats AS SELECT * FROM read_csv('{f}', header=false, columns={{'k':'BIGINT','k2':'VARCHAR','t':'BIGINT','ts':'TIMESTAMP','v':'BIGINT'}}) WHERE k IS NOT NULL AND ts IS NOT NULL")
+out = []
+for q in json.load(sys.stdin):
+    out.append(["|".join("NULL" if v is None else str(v) for v in r) for r in con.execute(q).fetchall()])
+print(json.dumps(out))
+"#,
+        l = lpath.display(),
+        f = fpath.display()
+    );
+    let queries: Vec<&String> = duck_queries.iter().map(|(q, _)| q).collect();
+    let input = serde_json::to_string(&queries).unwrap();
+    let mut child = std::process::Command::new(python())
+        .args(["-c", &script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python of the test virtualenv");
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "duckdb: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let answers: Vec<Vec<String>> = serde_json::from_slice(&output.stdout).unwrap();
+    for ((q, expected), duck) in duck_queries.iter().zip(answers) {
+        assert_eq!(
+            &duck, expected,
+            "DuckDB disagrees with the reference on {q}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn asof_join_shapes_and_errors() {
+    let server = Server::start();
+    let c = server.connect().await;
+    c.batch_execute(
+        "CREATE TABLE l (k int, d date, ts timestamp, x text);
+         CREATE TABLE r (k int, d date, ts timestamp, y text);
+         INSERT INTO l VALUES (1, '2026-01-05', '2026-01-05 12:00:00', 'l1'), (2, '2026-01-05', '2026-01-05 12:00:00', 'l2');
+         INSERT INTO r VALUES (1, '2026-01-01', '2026-01-01 00:00:00', 'r1'), (1, '2026-01-04', '2026-01-04 00:00:00', 'r2'), (2, '2026-01-09', '2026-01-09 00:00:00', 'r3');",
+    )
+    .await
+    .unwrap();
+    // Dates, a view, a CTE and a subquery on the right.
+    assert_eq!(
+        rows(&c, "SELECT l.x, r.y FROM l ASOF LEFT JOIN r MATCH_CONDITION (l.d >= r.d) ON l.k = r.k ORDER BY 1").await,
+        ["l1|r2", "l2|NULL"]
+    );
+    c.batch_execute(
+        "CREATE VIEW latest AS SELECT l.x, r.y FROM l ASOF JOIN r ON l.k = r.k AND l.ts >= r.ts",
+    )
+    .await
+    .unwrap();
+    assert_eq!(rows(&c, "SELECT * FROM latest").await, ["l1|r2"]);
+    assert_eq!(
+        rows(&c, "WITH rr AS (SELECT * FROM r WHERE y <> 'r2') SELECT l.x, rr.y FROM l ASOF JOIN (SELECT * FROM rr) rr ON l.k = rr.k AND l.ts >= rr.ts").await,
+        ["l1|r1"]
+    );
+    // Without keys: the latest row of all.
+    assert_eq!(
+        rows(
+            &c,
+            "SELECT l.x, r.y FROM l ASOF JOIN r MATCH_CONDITION (l.ts <= r.ts) ORDER BY 1"
+        )
+        .await,
+        ["l1|r3", "l2|r3"]
+    );
+    // Shapes an ASOF join cannot take, each with a clear error; the
+    // connection stays usable.
+    for (sql, state) in [
+        ("SELECT * FROM l ASOF JOIN r ON l.k = r.k", "42601"),
+        (
+            "SELECT * FROM l ASOF JOIN r ON l.k = r.k AND l.x <> r.y AND l.ts >= r.ts",
+            "0A000",
+        ),
+        ("SELECT * FROM l ASOF JOIN r USING (k)", "0A000"),
+        ("SELECT * FROM l ASOF RIGHT JOIN r ON l.k = r.k", "42601"),
+        ("SELECT * FROM l ASOF JOIN r WHERE true", "42601"),
+    ] {
+        let e = c.simple_query(sql).await.unwrap_err();
+        let code = crate::common::sqlstate(&e);
+        assert_eq!(code, state, "{sql}: {e:?}");
+    }
+    assert_eq!(rows(&c, "SELECT count(*) FROM l").await, ["2"]);
+}
