@@ -80,4 +80,8 @@ step "project build smoke benchmark against dbt + PostgreSQL (SF 0.01, debug bui
 SF=0.01 RUNS=1 SLUICE_BIN="$CARGO_TARGET_DIR/debug/sluice" SLUICE_BENCH_PYTHON="$SLUICE_TEST_PYTHON" \
     benchmarks/project/run.sh >/dev/null
 
+step "ASOF join smoke benchmark against DuckDB (10,000 labels, debug build)"
+LABELS=10000 FEATURES=100000 ENTITIES=1000 RUNS=1 SLUICE_BIN="$CARGO_TARGET_DIR/debug/sluice" \
+    SLUICE_BENCH_PYTHON="$SLUICE_TEST_PYTHON" benchmarks/asof/run.sh >/dev/null
+
 step "all tests passed"

@@ -75,6 +75,7 @@ impl InformationSchema {
                     continue;
                 }
                 Def::View(v) => v.sql.clone(),
+                Def::FeatureService(_) => continue,
                 Def::MaterializedView(m) => {
                     out.push((e.schema.clone(), e.name.clone(), m.table.columns.clone()));
                     continue;

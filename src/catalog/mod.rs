@@ -26,7 +26,8 @@ pub mod rules;
 pub mod system;
 
 pub use object::{
-    ColumnDef, Def, ExternalDef, Kind, MatViewDef, Object, RelName, TableDef, ViewDef,
+    ColumnDef, Def, ExternalDef, FeatureDef, FeatureServiceDef, Kind, MatViewDef, Object, RelName,
+    ServiceView, TableDef, ViewDef,
 };
 use rules::ForeignKeyDef;
 
@@ -82,6 +83,7 @@ impl Snapshot {
                 Def::Schema => {
                     schemas.insert(o.name.clone());
                 }
+                Def::FeatureService(_) => {}
                 def => {
                     relations.insert((o.schema.clone(), o.name.clone()), i);
                     if let Def::Table(t) = def {

@@ -34,6 +34,8 @@ pub enum Kind {
     External,
     /// A query whose result is kept as a Delta table and refreshed.
     MaterializedView,
+    /// A named bundle of feature view columns (not a relation).
+    FeatureService,
 }
 
 impl Kind {
@@ -45,6 +47,7 @@ impl Kind {
             Kind::View => "view",
             Kind::External => "external",
             Kind::MaterializedView => "matview",
+            Kind::FeatureService => "feature_service",
         }
     }
 
@@ -55,6 +58,7 @@ impl Kind {
             "view" => Kind::View,
             "external" => Kind::External,
             "matview" => Kind::MaterializedView,
+            "feature_service" => Kind::FeatureService,
             other => return Err(Error::internal(format!("unknown catalog kind {other}"))),
         })
     }
@@ -66,6 +70,7 @@ impl Kind {
             Kind::Table | Kind::External => "table",
             Kind::View => "view",
             Kind::MaterializedView => "materialized view",
+            Kind::FeatureService => "feature service",
         }
     }
 }
@@ -204,6 +209,54 @@ pub struct ViewDef {
 pub struct MatViewDef {
     pub query: ViewDef,
     pub table: TableDef,
+    /// Set for a feature view: what its columns mean.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feature: Option<FeatureDef>,
+}
+
+/// A feature view's semantics: the rows are the history of each entity's
+/// feature values, each valid from its event time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureDef {
+    /// The entity key columns.
+    pub entity: Vec<String>,
+    /// The event time column: when the values became true.
+    pub timestamp: String,
+    /// When the values became known, if not at the event time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+    /// How long a value stays valid after its event time, in microseconds,
+    /// and as written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_micros: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
+    #[serde(default)]
+    pub online: bool,
+}
+
+impl FeatureDef {
+    /// The feature columns of a view with these `columns`: all but the
+    /// entity keys and times.
+    pub fn features<'a>(&'a self, columns: &'a [ColumnDef]) -> impl Iterator<Item = &'a ColumnDef> {
+        columns.iter().filter(move |c| {
+            !self.entity.contains(&c.name)
+                && c.name != self.timestamp
+                && self.created_at.as_deref() != Some(c.name.as_str())
+        })
+    }
+}
+
+/// A feature service: feature views, each with the features it serves.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureServiceDef {
+    pub views: Vec<ServiceView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceView {
+    pub view: RelName,
+    pub features: Vec<String>,
 }
 
 /// Files read in place: `CREATE EXTERNAL TABLE ... STORED AS <format>
@@ -231,6 +284,7 @@ pub enum Def {
     View(Arc<ViewDef>),
     External(Arc<ExternalDef>),
     MaterializedView(Arc<MatViewDef>),
+    FeatureService(Arc<FeatureServiceDef>),
 }
 
 /// One object of the catalog.
@@ -286,6 +340,22 @@ impl Object {
         }
     }
 
+    pub fn feature_service(schema: &str, name: &str, def: FeatureServiceDef) -> Object {
+        Object {
+            schema: schema.to_string(),
+            name: name.to_string(),
+            def: Def::FeatureService(Arc::new(def)),
+        }
+    }
+
+    /// The feature semantics of a feature view.
+    pub fn feature(&self) -> Option<&FeatureDef> {
+        match &self.def {
+            Def::MaterializedView(m) => m.feature.as_ref(),
+            _ => None,
+        }
+    }
+
     pub fn kind(&self) -> Kind {
         match self.def {
             Def::Schema => Kind::Schema,
@@ -293,6 +363,7 @@ impl Object {
             Def::View(_) => Kind::View,
             Def::External(_) => Kind::External,
             Def::MaterializedView(_) => Kind::MaterializedView,
+            Def::FeatureService(_) => Kind::FeatureService,
         }
     }
 
@@ -312,7 +383,9 @@ impl Object {
 
     /// Is this a relation (anything but a schema) named `schema.name`?
     pub fn is_relation(&self, schema: &str, name: &str) -> bool {
-        self.kind() != Kind::Schema && self.schema == schema && self.name == name
+        !matches!(self.kind(), Kind::Schema | Kind::FeatureService)
+            && self.schema == schema
+            && self.name == name
     }
 
     /// The table definition, or 42809 naming the object.
@@ -358,6 +431,7 @@ impl Object {
             }
             Def::View(v) => v.depends_on.clone(),
             Def::MaterializedView(m) => m.query.depends_on.clone(),
+            Def::FeatureService(s) => s.views.iter().map(|v| v.view.clone()).collect(),
         }
     }
 
@@ -369,6 +443,7 @@ impl Object {
             Def::View(v) => serde_json::to_string(v.as_ref()),
             Def::External(e) => serde_json::to_string(e.as_ref()),
             Def::MaterializedView(m) => serde_json::to_string(m.as_ref()),
+            Def::FeatureService(s) => serde_json::to_string(s.as_ref()),
         };
         json.expect("catalog definitions serialize")
     }
@@ -405,6 +480,9 @@ impl Object {
                 serde_json::from_str(definition).map_err(unreadable)?,
             )),
             Kind::MaterializedView => Def::MaterializedView(Arc::new(
+                serde_json::from_str(definition).map_err(unreadable)?,
+            )),
+            Kind::FeatureService => Def::FeatureService(Arc::new(
                 serde_json::from_str(definition).map_err(unreadable)?,
             )),
         };

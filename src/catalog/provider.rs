@@ -150,7 +150,7 @@ impl SchemaProvider for SluiceSchemaProvider {
             Def::Table(def) => {
                 return Ok(Some(open_table(&self.catalog, def).await.map_err(ext)?));
             }
-            Def::Schema => return Ok(None),
+            Def::Schema | Def::FeatureService(_) => return Ok(None),
             Def::View(v) => v.sql.clone(),
             Def::External(e) => {
                 let state = (self.factory)(&self.schema).state();

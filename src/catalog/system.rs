@@ -74,9 +74,29 @@ pub const MODELS: SystemTable = SystemTable {
     of_catalog: None,
 };
 
+/// Every feature view: its entity, times, TTL, features and freshness.
+pub const FEATURE_VIEWS: SystemTable = SystemTable {
+    name: "feature_views",
+    location: "",
+    schema: feature_views_schema,
+    live: None,
+    of_catalog: Some(|c| Box::pin(feature_views(c))),
+};
+
+/// Every feature service and the features it serves, one row per view.
+pub const FEATURE_SERVICES: SystemTable = SystemTable {
+    name: "feature_services",
+    location: "",
+    schema: feature_services_schema,
+    live: None,
+    of_catalog: Some(|c| Box::pin(feature_services(c))),
+};
+
 /// Every table of the `sluice` schema.
 pub const SYSTEM_TABLES: &[SystemTable] = &[
     EXPECTATION_RESULTS,
+    FEATURE_SERVICES,
+    FEATURE_VIEWS,
     MATERIALIZED_VIEWS,
     MODELS,
     RUNS,
@@ -247,5 +267,160 @@ async fn materialized_views(catalog: &super::Catalog) -> crate::error::Result<Re
             Arc::new(StringArray::from(sources)),
             Arc::new(StringArray::from(defs)),
         ],
+    )?)
+}
+
+fn feature_views_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("schema_name", DataType::Utf8, false),
+        Field::new("view_name", DataType::Utf8, false),
+        Field::new("entity", DataType::Utf8, false),
+        Field::new("timestamp_column", DataType::Utf8, false),
+        Field::new("created_at_column", DataType::Utf8, true),
+        Field::new("ttl", DataType::Utf8, true),
+        Field::new("online", DataType::Boolean, false),
+        Field::new("features", DataType::Utf8, false),
+        Field::new("version", DataType::Int64, true),
+        Field::new("latest_event", utc(), true),
+        Field::new("last_refresh", utc(), true),
+        Field::new("lag_seconds", DataType::Float64, true),
+    ]))
+}
+
+/// One row per feature view. The latest event time is read from the
+/// view's rows (its time column only).
+async fn feature_views(catalog: &super::Catalog) -> crate::error::Result<RecordBatch> {
+    use datafusion::arrow::array::{BooleanArray, Float64Array, TimestampMicrosecondArray};
+    use datafusion::arrow::compute::cast;
+    let snapshot = catalog.snapshot();
+    let lake = catalog.lake();
+    let mut rows: Vec<(String, String, super::FeatureDef, String)> = Vec::new();
+    let (mut versions, mut latest, mut refreshed) = (vec![], vec![], vec![]);
+    for o in snapshot.objects() {
+        let (Some(f), Some(stored)) = (o.feature(), o.stored()) else {
+            continue;
+        };
+        let features = f
+            .features(&stored.columns)
+            .map(|c| format!("{} {}", c.name, c.ty.display()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let table = lake.table(&lake.url_for(&stored.location)?).await.ok();
+        let info = match &table {
+            Some(t) => crate::lake::last_commit_info(t).await,
+            None => None,
+        };
+        versions.push(table.as_ref().and_then(|t| t.version()).map(|v| v as i64));
+        refreshed.push(
+            info.as_ref()
+                .and_then(|i| i.get("timestamp"))
+                .and_then(|t| t.as_i64())
+                .map(|ms| ms * 1000),
+        );
+        let mut max_event = None;
+        if let Some(t) = &table {
+            let ctx = datafusion::prelude::SessionContext::new();
+            let provider = crate::lake::provider(t).await?;
+            let df = ctx.read_table(provider)?.aggregate(
+                vec![],
+                vec![
+                    datafusion::functions_aggregate::expr_fn::max(datafusion::prelude::col(
+                        datafusion::common::Column::new_unqualified(&f.timestamp),
+                    ))
+                    .alias("m"),
+                ],
+            )?;
+            for b in df.collect().await? {
+                if b.num_rows() > 0 {
+                    let m = cast(b.column(0), &utc())?;
+                    let m = m
+                        .as_any()
+                        .downcast_ref::<TimestampMicrosecondArray>()
+                        .expect("cast to microseconds");
+                    if m.is_valid(0) {
+                        max_event = Some(m.value(0));
+                    }
+                }
+            }
+        }
+        latest.push(max_event);
+        rows.push((o.schema.clone(), o.name.clone(), f.clone(), features));
+    }
+    let now = chrono::Utc::now().timestamp_micros();
+    let lag: Vec<Option<f64>> = latest
+        .iter()
+        .map(|l| l.map(|l| (now - l) as f64 / 1e6))
+        .collect();
+    use datafusion::arrow::array::Array;
+    Ok(RecordBatch::try_new(
+        feature_views_schema(),
+        vec![
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|r| r.0.as_str()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|r| r.1.as_str()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|r| r.2.entity.join(", ")),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|r| r.2.timestamp.as_str()),
+            )),
+            Arc::new(StringArray::from_iter(
+                rows.iter().map(|r| r.2.created_at.as_deref()),
+            )),
+            Arc::new(StringArray::from_iter(
+                rows.iter().map(|r| r.2.ttl.as_deref()),
+            )),
+            Arc::new(BooleanArray::from_iter(
+                rows.iter().map(|r| Some(r.2.online)),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|r| r.3.as_str()),
+            )),
+            Arc::new(Int64Array::from(versions)),
+            Arc::new(TimestampMicrosecondArray::from(latest).with_timezone("UTC")),
+            Arc::new(TimestampMicrosecondArray::from(refreshed).with_timezone("UTC")),
+            Arc::new(Float64Array::from(lag)),
+        ],
+    )?)
+}
+
+fn feature_services_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("schema_name", DataType::Utf8, false),
+        Field::new("service_name", DataType::Utf8, false),
+        Field::new("view_schema", DataType::Utf8, false),
+        Field::new("view_name", DataType::Utf8, false),
+        Field::new("features", DataType::Utf8, false),
+    ]))
+}
+
+async fn feature_services(catalog: &super::Catalog) -> crate::error::Result<RecordBatch> {
+    let snapshot = catalog.snapshot();
+    let mut rows: Vec<[String; 5]> = Vec::new();
+    for o in snapshot.objects() {
+        let super::Def::FeatureService(s) = &o.def else {
+            continue;
+        };
+        for v in &s.views {
+            rows.push([
+                o.schema.clone(),
+                o.name.clone(),
+                v.view.schema.clone(),
+                v.view.name.clone(),
+                v.features.join(", "),
+            ]);
+        }
+    }
+    let column = |i: usize| -> datafusion::arrow::array::ArrayRef {
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| r[i].as_str()),
+        ))
+    };
+    Ok(RecordBatch::try_new(
+        feature_services_schema(),
+        (0..5).map(column).collect(),
     )?)
 }

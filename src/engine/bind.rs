@@ -69,6 +69,39 @@ pub struct Resolver<'a> {
     system: &'a dyn SystemLookup,
 }
 
+impl crate::features::training::FeatureCatalog for Resolver<'_> {
+    fn service(&self, name: &str) -> Result<(String, Arc<crate::catalog::FeatureServiceDef>)> {
+        let (schema, bare) = match name.split_once('.') {
+            Some((s, n)) => (Some(s.to_ascii_lowercase()), n.to_ascii_lowercase()),
+            None => (None, name.to_ascii_lowercase()),
+        };
+        let found = self.snapshot.of_kind(Kind::FeatureService).find(|o| {
+            o.name == bare
+                && match &schema {
+                    Some(s) => &o.schema == s,
+                    None => self.path.contains(&o.schema),
+                }
+        });
+        match found.map(|o| (o.schema.clone(), &o.def)) {
+            Some((schema, Def::FeatureService(def))) => Ok((schema, def.clone())),
+            _ => Err(Error::new(
+                ErrorKind::UndefinedObject,
+                format!("feature service \"{name}\" does not exist"),
+            )),
+        }
+    }
+
+    fn feature_view(&self, schema: &str, name: &str) -> Result<Object> {
+        match self.snapshot.relation(schema, name) {
+            Some(o) if o.feature().is_some() => Ok(o.clone()),
+            _ => Err(Error::new(
+                ErrorKind::UndefinedTable,
+                format!("feature view \"{schema}.{name}\" does not exist"),
+            )),
+        }
+    }
+}
+
 fn undefined(name: &str) -> Error {
     Error::new(
         ErrorKind::UndefinedTable,
@@ -290,6 +323,25 @@ fn qualify<T: VisitMut>(resolver: &Resolver, stmt: &mut T) -> Result<Vec<Referen
             ControlFlow::Continue(())
         }
         fn pre_visit_table_factor(&mut self, f: &mut TableFactor) -> ControlFlow<()> {
+            // A training set is the query it stands for: expanded here, so
+            // what it reads is qualified by this walk like anything else.
+            if let TableFactor::Table {
+                name,
+                args: Some(args),
+                alias,
+                ..
+            } = f
+                && name_parts(name).as_slice() == [crate::features::training::NAME]
+            {
+                match crate::features::training::expand(self.resolver, &args.args, alias.clone()) {
+                    Ok(expanded) => *f = expanded,
+                    Err(e) => {
+                        self.error = Some(e);
+                        return ControlFlow::Break(());
+                    }
+                }
+                return ControlFlow::Continue(());
+            }
             let TableFactor::Table {
                 name,
                 args: None,
@@ -455,7 +507,9 @@ impl<'s> Binder<'s> {
                 }
                 Def::View(v) => Box::pin(self.view(o, &v.sql)).await?,
                 Def::External(x) => self.external(x)?,
-                Def::Schema => return Err(Error::internal("a schema is not a relation")),
+                Def::Schema | Def::FeatureService(_) => {
+                    return Err(Error::internal(format!("{} is not a relation", o.name)));
+                }
             },
         };
         Ok(provider_as_source(provider))

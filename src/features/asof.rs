@@ -245,7 +245,11 @@ impl AsofMatch {
     pub fn udf() -> ScalarUDF {
         ScalarUDF::new_from_impl(AsofMatch {
             signature: Signature::one_of(
-                vec![TypeSignature::Nullary, TypeSignature::Any(1)],
+                vec![
+                    TypeSignature::Nullary,
+                    TypeSignature::Any(1),
+                    TypeSignature::Any(3),
+                ],
                 Volatility::Immutable,
             ),
         })
@@ -331,8 +335,26 @@ fn asof_join(plan: LogicalPlan) -> DfResult<Transformed<LogicalPlan>> {
     let Expr::ScalarFunction(marker) = conditions[at] else {
         unreachable!("checked by is_marker")
     };
+    // A point-in-time join (see `training`) adds the time a row became
+    // known and the TTL in microseconds, each NULL when there is none.
+    let (mut cutoff, mut max_age_micros) = (None, None);
     let comparison = match marker.args.as_slice() {
         [c] => c.clone(),
+        [c, created, ttl] => {
+            if !matches!(created, Expr::Literal(v, _) if v.is_null()) {
+                cutoff = Some(created.clone());
+            }
+            match ttl {
+                Expr::Literal(v, _) if v.is_null() => {}
+                Expr::Literal(datafusion::common::ScalarValue::Int64(Some(t)), _) => {
+                    max_age_micros = Some(*t)
+                }
+                other => {
+                    return syntax_err!("ASOF JOIN: the TTL must be microseconds, not {other}");
+                }
+            }
+            c.clone()
+        }
         [] => {
             let found: Vec<usize> = rest
                 .iter()
@@ -413,8 +435,8 @@ fn asof_join(plan: LogicalPlan) -> DfResult<Transformed<LogicalPlan>> {
         right_time,
         op: asof_op,
         keep_unmatched,
-        cutoff: None,
-        max_age_micros: None,
+        cutoff,
+        max_age_micros,
         schema: join.schema.clone(),
     };
     Ok(Transformed::new(

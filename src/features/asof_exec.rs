@@ -136,7 +136,9 @@ impl ExecutionPlan for AsofJoinExec {
     }
 
     fn maintains_input_order(&self) -> Vec<bool> {
-        vec![self.spec.keep_unmatched, false]
+        // Left rows keep their order, but the output does not declare it:
+        // a sort is never pushed below the join.
+        vec![false, false]
     }
 
     fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
@@ -222,13 +224,62 @@ impl ExecutionPlan for AsofJoinExec {
     }
 }
 
+/// Keys to their range in `order`: one integer key directly, any other
+/// keys in Arrow's row format.
+enum Groups {
+    Int(HashMap<i64, (u32, u32)>),
+    Rows(HashMap<Box<[u8]>, (u32, u32)>),
+}
+
+/// The keys of one batch, as [`Groups`] looks them up.
+enum Keys {
+    Int(datafusion::arrow::array::PrimitiveArray<Int64Type>),
+    Rows(Rows),
+}
+
+impl Keys {
+    fn of(arrays: &[ArrayRef], converter: &RowConverter, int: bool) -> DfResult<Keys> {
+        Ok(if int {
+            Keys::Int(
+                cast(&arrays[0], &DataType::Int64)?
+                    .as_primitive::<Int64Type>()
+                    .clone(),
+            )
+        } else {
+            Keys::Rows(converter.convert_columns(arrays)?)
+        })
+    }
+
+    fn range(&self, groups: &Groups, i: usize) -> Option<(u32, u32)> {
+        match (self, groups) {
+            (Keys::Int(k), Groups::Int(g)) => g.get(&k.value(i)).copied(),
+            (Keys::Rows(k), Groups::Rows(g)) => g.get(key_of(k, i)).copied(),
+            _ => None,
+        }
+    }
+}
+
+/// Whether one key column of this type is looked up as an integer.
+fn int_key(types: &[DataType]) -> bool {
+    matches!(
+        types,
+        [DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+            | DataType::UInt8
+            | DataType::UInt16
+            | DataType::UInt32]
+    )
+}
+
 /// One partition's right side, indexed by key and time.
 struct Index {
     batch: RecordBatch,
     converter: RowConverter,
     key_types: Vec<DataType>,
-    /// Key (row format) to its range in `order`.
-    groups: HashMap<Box<[u8]>, (u32, u32)>,
+    int: bool,
+    groups: Groups,
     /// Right row numbers, grouped by key, sorted by time within a group.
     order: Vec<u32>,
     /// The time of each entry of `order`.
@@ -267,22 +318,27 @@ impl Index {
                 .map(|t| SortField::new(t.clone()))
                 .collect(),
         )?;
-        let key_rows = converter.convert_columns(&keys)?;
+        let int = int_key(&key_types);
+        let key_rows = Keys::of(&keys, &converter, int)?;
         let time = times_of(&spec.right_time.evaluate(&batch)?.into_array(rows)?)?;
         let cutoff = match &spec.cutoff {
             Some(c) => Some(times_of(&c.evaluate(&batch)?.into_array(rows)?)?),
             None => None,
         };
         // Group ids by key; rows with a NULL key or time join nothing.
-        let mut ids: HashMap<&[u8], u32> = HashMap::new();
+        let mut int_ids: HashMap<i64, u32> = HashMap::new();
+        let mut row_ids: HashMap<&[u8], u32> = HashMap::new();
         let mut group_of = vec![u32::MAX; rows];
         let mut counts: Vec<u32> = Vec::new();
         for (i, slot) in group_of.iter_mut().enumerate() {
             if time.is_null(i) || keys.iter().any(|k| k.is_null(i)) {
                 continue;
             }
-            let next = ids.len() as u32;
-            let id = *ids.entry(key_of(&key_rows, i)).or_insert(next);
+            let next = counts.len() as u32;
+            let id = match &key_rows {
+                Keys::Int(k) => *int_ids.entry(k.value(i)).or_insert(next),
+                Keys::Rows(r) => *row_ids.entry(key_of(r, i)).or_insert(next),
+            };
             if id == next {
                 counts.push(0);
             }
@@ -325,18 +381,28 @@ impl Index {
                 })
                 .collect::<Vec<i64>>()
         });
-        let groups: HashMap<Box<[u8]>, (u32, u32)> = ids
-            .into_iter()
-            .map(|(k, g)| (Box::from(k), (starts[g as usize], starts[g as usize + 1])))
-            .collect();
-        let index_bytes = order.len() * 12
-            + cutoffs.as_ref().map_or(0, |c| c.len() * 8)
-            + groups.keys().map(|k| k.len() + 32).sum::<usize>();
+        let range = |g: u32| (starts[g as usize], starts[g as usize + 1]);
+        let (groups, key_bytes) = if int {
+            let n = int_ids.len();
+            let g = int_ids.into_iter().map(|(k, g)| (k, range(g))).collect();
+            (Groups::Int(g), n * 24)
+        } else {
+            let bytes = row_ids.keys().map(|k| k.len() + 32).sum::<usize>();
+            let g = row_ids
+                .into_iter()
+                .map(|(k, g)| (Box::from(k), range(g)))
+                .collect();
+            (Groups::Rows(g), bytes)
+        };
+        drop(key_rows);
+        let index_bytes =
+            order.len() * 12 + cutoffs.as_ref().map_or(0, |c| c.len() * 8) + key_bytes;
         reservation.try_grow(index_bytes)?;
         Ok(Index {
             batch,
             converter,
             key_types,
+            int,
             groups,
             order,
             times,
@@ -359,7 +425,7 @@ impl Index {
                 *k = cast(k, t)?;
             }
         }
-        let key_rows = self.converter.convert_columns(&keys)?;
+        let key_rows = Keys::of(&keys, &self.converter, self.int)?;
         let time = times_of(&spec.left_time.evaluate(left)?.into_array(n)?)?;
         let mut left_rows: Vec<u32> = Vec::with_capacity(n);
         let mut right_rows: Vec<Option<u32>> = Vec::with_capacity(n);
@@ -367,9 +433,9 @@ impl Index {
             let found = if time.is_null(i) || keys.iter().any(|k| k.is_null(i)) {
                 None
             } else {
-                self.groups
-                    .get(key_of(&key_rows, i))
-                    .and_then(|&(s, e)| self.find(s as usize, e as usize, time.value(i), spec))
+                key_rows
+                    .range(&self.groups, i)
+                    .and_then(|(s, e)| self.find(s as usize, e as usize, time.value(i), spec))
             };
             if found.is_some() || spec.keep_unmatched {
                 left_rows.push(i as u32);

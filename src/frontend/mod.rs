@@ -17,6 +17,7 @@
 //!  COPY ...   (see [`copy`]: every PostgreSQL and psql spelling)
 //!  REFRESH MATERIALIZED VIEW v [FULL]
 //!  EXPLAIN REFRESH MATERIALIZED VIEW v [FULL]
+//!  CREATE | REFRESH | DROP FEATURE VIEW ..., CREATE | DROP FEATURE SERVICE ...   (see [`features`])
 //!  CREATE EXTERNAL TABLE t [(cols)] STORED AS fmt LOCATION 'path' [OPTIONS (...)]
 //!  ... FROM t VERSION AS OF n | TIMESTAMP AS OF 'ts'   (any table reference, in sqlparser's AST)
 //!  ... l ASOF [LEFT] JOIN r MATCH_CONDITION (...) | ON ...   (see [`asof`]: a join with a marker)
@@ -31,6 +32,7 @@ pub mod compat;
 pub mod copy;
 pub mod dialect;
 pub mod expect;
+pub mod features;
 pub mod merge;
 pub mod names;
 pub mod template;
@@ -83,11 +85,24 @@ pub enum Stmt {
     },
     Copy(Box<copy::CopyStmt>),
     CreateExternalTable(Box<ExternalTable>),
-    /// `[EXPLAIN] REFRESH MATERIALIZED VIEW [CONCURRENTLY] v [FULL]`
+    /// `[EXPLAIN] REFRESH MATERIALIZED VIEW [CONCURRENTLY] v [FULL]`, and
+    /// `REFRESH FEATURE VIEW v [FULL]` (`feature`)
     RefreshMaterializedView {
         name: ObjectName,
         full: bool,
         explain: bool,
+        feature: bool,
+    },
+    /// `CREATE FEATURE VIEW` (see [`features`])
+    CreateFeatureView(Box<features::FeatureViewStmt>),
+    /// `CREATE FEATURE SERVICE`
+    CreateFeatureService(Box<features::FeatureServiceStmt>),
+    /// `DROP FEATURE VIEW | SERVICE`
+    DropFeature {
+        what: features::FeatureObject,
+        names: Vec<ObjectName>,
+        if_exists: bool,
+        cascade: bool,
     },
     /// `CREATE MATERIALIZED VIEW` with `PARTITIONED BY` or expectations
     CreateMaterializedView {
@@ -412,6 +427,9 @@ fn ctas_with_column_names(p: &Parser) -> Option<usize> {
 }
 
 fn parse_extension(p: &mut Parser) -> Result<Option<Stmt>> {
+    if let Some(stmt) = features::parse(p)? {
+        return Ok(Some(stmt));
+    }
     if ctas_with_column_names(p).is_some() {
         p.next_token();
         p.next_token();
@@ -553,6 +571,7 @@ fn parse_extension(p: &mut Parser) -> Result<Option<Stmt>> {
             name,
             full,
             explain,
+            feature: false,
         }));
     }
     if peek_word(p, 0, "CREATE")

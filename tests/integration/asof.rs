@@ -271,3 +271,192 @@ async fn asof_join_shapes_and_errors() {
     }
     assert_eq!(rows(&c, "SELECT count(*) FROM l").await, ["2"]);
 }
+
+/// `training_set` against a brute-force reference: a value joins a label
+/// only when its event time and its creation time are at or before the
+/// label time, and while it is within the TTL. Then the same training set
+/// is rebuilt, after the features changed, from the version it read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn training_set_is_point_in_time_and_reproducible() {
+    const TTL: u64 = 300;
+    let server = Server::start();
+    let c = server.connect().await;
+    let mut rng = Rng::new(7);
+    // (user, event time, created time); the value is a function of user
+    // and event time, so ties agree.
+    let feats: Vec<(Option<u64>, u64, u64)> = (0..600)
+        .map(|_| {
+            let t = rng.below(3000) + 100;
+            (
+                rng.maybe(30, rng.0 % 15),
+                t,
+                t + rng.below(4) * rng.below(120),
+            )
+        })
+        .collect();
+    let labels: Vec<(u64, Option<u64>, u64)> = (0..300)
+        .map(|id| (id, rng.maybe(30, rng.0 % 16), rng.below(3300)))
+        .collect();
+    let value = |u: u64, t: u64| u * 10_000 + t;
+    let mut sql = String::from(
+        "CREATE TABLE src (user_id bigint, ts timestamp, created timestamp, v bigint);
+         CREATE TABLE labels (id bigint, user_id bigint, ts timestamp);
+         INSERT INTO src VALUES ",
+    );
+    let values: Vec<String> = feats
+        .iter()
+        .map(|(u, t, cr)| {
+            let user = u.map(|u| u.to_string()).unwrap_or("NULL".into());
+            let v = u.map(|u| value(u, *t).to_string()).unwrap_or("NULL".into());
+            format!("({user}, '{}', '{}', {v})", ts(*t), ts(*cr))
+        })
+        .collect();
+    sql.push_str(&values.join(", "));
+    sql.push_str("; INSERT INTO labels VALUES ");
+    let values: Vec<String> = labels
+        .iter()
+        .map(|(id, u, t)| {
+            let user = u.map(|u| u.to_string()).unwrap_or("NULL".into());
+            format!("({id}, {user}, '{}')", ts(*t))
+        })
+        .collect();
+    sql.push_str(&values.join(", "));
+    sql.push_str(&format!(
+        "; CREATE FEATURE VIEW user_f ENTITY (user_id) TIMESTAMP event_ts CREATED_AT created TTL '{TTL} seconds'
+           AS SELECT user_id, ts AS event_ts, created, v FROM src;
+         CREATE FEATURE SERVICE svc AS user_f (v);"
+    ));
+    c.batch_execute(&sql).await.unwrap();
+
+    let expected: Vec<String> = labels
+        .iter()
+        .map(|(id, u, t)| {
+            let found = u.and_then(|u| {
+                feats
+                    .iter()
+                    .filter(|(fu, ft, cr)| *fu == Some(u) && ft <= t && cr <= t)
+                    .max_by_key(|(_, ft, _)| *ft)
+                    .filter(|(_, ft, _)| t - ft <= TTL)
+                    .map(|(_, ft, _)| value(u, *ft).to_string())
+            });
+            format!("{id}|{}", found.unwrap_or("NULL".into()))
+        })
+        .collect();
+    let query = "SELECT id, user_f__v FROM training_set('svc', 'SELECT id, user_id, ts FROM labels') ORDER BY id";
+    assert_eq!(rows(&c, query).await, expected);
+
+    // Kept as a table, then the features change.
+    c.batch_execute(
+        "CREATE TABLE train AS SELECT * FROM training_set('svc', 'SELECT id, user_id, ts FROM labels')",
+    )
+    .await
+    .unwrap();
+    let version = rows(
+        &c,
+        "SELECT version FROM sluice.feature_views WHERE view_name = 'user_f'",
+    )
+    .await
+    .remove(0);
+    c.batch_execute(
+        "INSERT INTO src SELECT user_id, ts - INTERVAL '1 second', created - INTERVAL '1 second', v + 1 FROM src;
+         UPDATE src SET v = v + 7 WHERE user_id < 5;
+         REFRESH FEATURE VIEW user_f;",
+    )
+    .await
+    .unwrap();
+    let differs = |q: &str| {
+        format!("SELECT count(*) FROM (SELECT * FROM train EXCEPT ALL SELECT * FROM {q}) a")
+    };
+    let now = "training_set('svc', 'SELECT id, user_id, ts FROM labels') n";
+    assert_ne!(
+        rows(&c, &differs(now)).await,
+        ["0"],
+        "the features did change"
+    );
+    let then =
+        format!("training_set('svc', 'SELECT id, user_id, ts FROM labels', as_of => {version}) t");
+    assert_eq!(rows(&c, &differs(&then)).await, ["0"]);
+    let back =
+        format!("SELECT count(*) FROM (SELECT * FROM {then} EXCEPT ALL SELECT * FROM train) a");
+    assert_eq!(rows(&c, &back).await, ["0"]);
+}
+
+/// Feature views and services: creation checks, the system tables,
+/// refresh, and drops that keep services consistent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feature_views_and_services() {
+    let server = Server::start();
+    let c = server.connect().await;
+    c.batch_execute(
+        "CREATE TABLE txns (user_id int, ts timestamp, amount int);
+         INSERT INTO txns VALUES (1, '2026-01-01 10:00:00', 10), (1, '2026-01-01 11:00:00', 20);
+         CREATE MATERIALIZED VIEW plain AS SELECT * FROM txns;
+         CREATE FEATURE VIEW user_txn ENTITY (user_id) TIMESTAMP event_ts TTL INTERVAL '1 day' ONLINE AS
+           SELECT user_id, ts AS event_ts, sum(amount) OVER (PARTITION BY user_id ORDER BY ts) AS total FROM txns;
+         CREATE FEATURE SERVICE s1 AS user_txn (total);",
+    )
+    .await
+    .unwrap();
+    for (sql, state) in [
+        (
+            "CREATE FEATURE VIEW b ENTITY (nope) TIMESTAMP ts AS SELECT user_id, ts, amount FROM txns",
+            "42703",
+        ),
+        (
+            "CREATE FEATURE VIEW b ENTITY (user_id) TIMESTAMP amount AS SELECT user_id, amount, ts FROM txns",
+            "42804",
+        ),
+        (
+            "CREATE FEATURE VIEW b ENTITY (user_id) TIMESTAMP ts TTL '1 month' AS SELECT user_id, ts, amount FROM txns",
+            "22023",
+        ),
+        (
+            "CREATE FEATURE VIEW b ENTITY (user_id) TIMESTAMP ts AS SELECT user_id, ts FROM txns",
+            "42601",
+        ),
+        ("CREATE FEATURE SERVICE s2 AS user_txn (nope)", "42703"),
+        ("CREATE FEATURE SERVICE s2 AS plain", "42809"),
+        ("CREATE FEATURE SERVICE s1 AS user_txn", "42710"),
+        ("REFRESH FEATURE VIEW plain", "42809"),
+        ("DROP FEATURE VIEW plain", "42809"),
+        ("DROP FEATURE VIEW user_txn", "2BP01"),
+        ("DROP FEATURE SERVICE nope", "42704"),
+    ] {
+        let e = c.simple_query(sql).await.unwrap_err();
+        assert_eq!(crate::common::sqlstate(&e), state, "{sql}: {e:?}");
+    }
+    assert_eq!(
+        rows(&c, "SELECT entity, timestamp_column, ttl, online, features, version FROM sluice.feature_views").await,
+        ["user_id|event_ts|1 day|t|total bigint|0"]
+    );
+    assert_eq!(
+        rows(
+            &c,
+            "SELECT service_name, view_name, features FROM sluice.feature_services"
+        )
+        .await,
+        ["s1|user_txn|total"]
+    );
+    c.batch_execute(
+        "INSERT INTO txns VALUES (1, '2026-01-02 10:00:00', 5); REFRESH FEATURE VIEW user_txn;",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        rows(&c, "SELECT max(total), count(*) FROM user_txn").await,
+        ["35|3"]
+    );
+    c.batch_execute("DROP FEATURE VIEW user_txn CASCADE")
+        .await
+        .unwrap();
+    assert!(
+        rows(&c, "SELECT * FROM sluice.feature_services")
+            .await
+            .is_empty()
+    );
+    assert!(
+        rows(&c, "SELECT * FROM sluice.feature_views")
+            .await
+            .is_empty()
+    );
+}

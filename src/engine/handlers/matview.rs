@@ -14,6 +14,8 @@ pub struct Refresh {
     pub name: ObjectName,
     pub full: bool,
     pub explain: bool,
+    /// `REFRESH FEATURE VIEW`: the view must be a feature view.
+    pub feature: bool,
 }
 
 #[async_trait]
@@ -21,6 +23,8 @@ impl Handler for Refresh {
     fn name(&self) -> String {
         if self.explain {
             "EXPLAIN REFRESH MATERIALIZED VIEW".into()
+        } else if self.feature {
+            "REFRESH FEATURE VIEW".into()
         } else {
             "REFRESH MATERIALIZED VIEW".into()
         }
@@ -42,6 +46,21 @@ impl Handler for Refresh {
     }
 
     async fn execute(self: Box<Self>, session: &mut Session, _: &ParamValues) -> Result<Output> {
+        if self.feature {
+            let snapshot = session.engine.catalog().snapshot();
+            let system = session.system_tables();
+            let o = session
+                .resolver(&snapshot, &system)
+                .object(&self.name, crate::catalog::Kind::MaterializedView)?;
+            if o.feature().is_none() {
+                return Err(crate::error::Error::new(
+                    crate::error::ErrorKind::WrongObjectType,
+                    format!("\"{}\" is not a feature view", o.name),
+                ));
+            }
+            matview::refresh(session, &self.name, self.full, false).await?;
+            return Ok(Output::command("REFRESH FEATURE VIEW"));
+        }
         matview::refresh(session, &self.name, self.full, self.explain).await
     }
 }
@@ -86,6 +105,13 @@ impl Handler for Create {
     }
 
     async fn execute(self: Box<Self>, session: &mut Session, _: &ParamValues) -> Result<Output> {
-        matview::create(session, *self.cv, self.partition_by, self.expectations).await
+        matview::create(
+            session,
+            *self.cv,
+            self.partition_by,
+            self.expectations,
+            None,
+        )
+        .await
     }
 }

@@ -11,6 +11,7 @@
 //! line in [`handler`].
 
 mod ddl;
+mod features;
 mod lakehouse;
 mod matview;
 mod query;
@@ -78,10 +79,25 @@ pub fn handler(stmt: Stmt) -> Box<dyn Handler> {
             name,
             full,
             explain,
+            feature,
         } => Box::new(matview::Refresh {
             name,
             full,
             explain,
+            feature,
+        }),
+        Stmt::CreateFeatureView(v) => Box::new(features::CreateView(v)),
+        Stmt::CreateFeatureService(s) => Box::new(features::CreateService(s)),
+        Stmt::DropFeature {
+            what,
+            names,
+            if_exists,
+            cascade,
+        } => Box::new(features::Drop {
+            what,
+            names,
+            if_exists,
+            cascade,
         }),
         Stmt::RenameMaterializedView {
             name,

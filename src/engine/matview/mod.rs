@@ -34,7 +34,7 @@ use super::ddl::{
 };
 use super::{Output, Session, bind};
 use crate::catalog::{
-    ColumnDef, Kind, MatViewDef, Object, RelName, SYSTEM_SCHEMAS, TableDef, ViewDef,
+    ColumnDef, FeatureDef, Kind, MatViewDef, Object, RelName, SYSTEM_SCHEMAS, TableDef, ViewDef,
 };
 use crate::error::{Error, Result};
 use crate::lake::TimeTravel;
@@ -123,8 +123,13 @@ pub async fn create(
     cv: CreateView,
     partition_by: Vec<String>,
     expectations: Vec<crate::frontend::Expectation>,
+    feature: Option<FeatureDef>,
 ) -> Result<Output> {
-    const TAG: &str = "CREATE MATERIALIZED VIEW";
+    let tag = if feature.is_some() {
+        "CREATE FEATURE VIEW"
+    } else {
+        "CREATE MATERIALIZED VIEW"
+    };
     let (schema, name) = session.qualify(&cv.name)?;
     let snap = session.engine.catalog().snapshot();
     if !snap.schema_exists(&schema) || SYSTEM_SCHEMAS.contains(&schema.as_str()) {
@@ -138,7 +143,7 @@ pub async fn create(
     if snap.relation(&schema, &name).is_some() {
         if cv.if_not_exists {
             session.notice(format!("relation \"{name}\" already exists, skipping"));
-            return Ok(Output::command(TAG));
+            return Ok(Output::command(tag));
         }
         return Err(duplicate_relation(&name));
     }
@@ -170,6 +175,9 @@ pub async fn create(
                 format!("partition column \"{p}\" is not a column of materialized view \"{name}\""),
             ));
         }
+    }
+    if let Some(f) = &feature {
+        check_feature_columns(f, &columns, &name)?;
     }
     let location = free_location(session, &schema, &name);
     let mut table_def = TableDef::new(columns.clone(), location.clone());
@@ -234,6 +242,7 @@ pub async fn create(
                 depends_on: depends_on.into_iter().collect(),
             },
             table: table_def.clone(),
+            feature,
         },
     );
     if let Err(e) = register(session, entry).await {
@@ -272,7 +281,7 @@ pub async fn create(
             return Err(e);
         }
     }
-    Ok(Output::command(TAG))
+    Ok(Output::command(tag))
 }
 
 /// [`plan_query`], after turning on the change data feed of every source
@@ -565,6 +574,45 @@ async fn decide(
             "{appended}; an earlier version of a source is not readable"
         )),
     })
+}
+
+/// A feature view's entity keys and times are columns of its query, the
+/// times of a time type.
+fn check_feature_columns(f: &FeatureDef, columns: &[ColumnDef], view: &str) -> Result<()> {
+    let find = |c: &str, role: &str| {
+        columns.iter().find(|x| x.name == c).ok_or_else(|| {
+            Error::new(
+                crate::error::ErrorKind::UndefinedColumn,
+                format!("{role} column \"{c}\" is not a column of feature view \"{view}\""),
+            )
+        })
+    };
+    for k in &f.entity {
+        find(k, "entity")?;
+    }
+    let times = std::iter::once((&f.timestamp, "TIMESTAMP"))
+        .chain(f.created_at.as_ref().map(|c| (c, "CREATED_AT")));
+    for (c, role) in times {
+        let col = find(c, role)?;
+        if !matches!(
+            col.ty.arrow_type(),
+            DataType::Timestamp(..) | DataType::Date32
+        ) {
+            return Err(Error::new(
+                crate::error::ErrorKind::DatatypeMismatch,
+                format!(
+                    "{role} column \"{c}\" of feature view \"{view}\" must be a timestamp or date, not {}",
+                    col.ty.display()
+                ),
+            ));
+        }
+    }
+    if f.features(columns).next().is_none() {
+        return Err(Error::syntax(format!(
+            "feature view \"{view}\" has no feature columns besides its entity and times"
+        )));
+    }
+    Ok(())
 }
 
 /// `[EXPLAIN] REFRESH MATERIALIZED VIEW v [FULL]`
