@@ -92,6 +92,16 @@ pub const FEATURE_SERVICES: SystemTable = SystemTable {
     of_catalog: Some(|c| Box::pin(feature_services(c))),
 };
 
+/// Every table made with `CREATE TABLE ... AS ... training_set(...)`: the
+/// feature view versions it read, to rebuild it with `as_of`.
+pub const TRAINING_SETS: SystemTable = SystemTable {
+    name: "training_sets",
+    location: "_sluice/training_sets",
+    schema: training_sets_schema,
+    live: None,
+    of_catalog: None,
+};
+
 /// Every table of the `sluice` schema.
 pub const SYSTEM_TABLES: &[SystemTable] = &[
     EXPECTATION_RESULTS,
@@ -101,6 +111,7 @@ pub const SYSTEM_TABLES: &[SystemTable] = &[
     MODELS,
     RUNS,
     STORAGE_REQUESTS,
+    TRAINING_SETS,
 ];
 
 pub fn find(name: &str) -> Option<&'static SystemTable> {
@@ -423,4 +434,16 @@ async fn feature_services(catalog: &super::Catalog) -> crate::error::Result<Reco
         feature_services_schema(),
         (0..5).map(column).collect(),
     )?)
+}
+
+pub fn training_sets_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("table_schema", DataType::Utf8, false),
+        Field::new("table_name", DataType::Utf8, false),
+        Field::new("service", DataType::Utf8, false),
+        Field::new("label_query", DataType::Utf8, false),
+        Field::new("as_of", DataType::Utf8, true),
+        Field::new("feature_versions", DataType::Utf8, false),
+        Field::new("created_at", utc(), false),
+    ]))
 }

@@ -682,11 +682,22 @@ pub async fn create_table(
         return create_table_with_rules_as(session, ct, expectations).await;
     }
     let (def, rows) = if let Some(query) = &ct.query {
+        let training = crate::features::training::calls(query);
         let (def, df) = table_as(session, &ct, query, &location).await?;
+        let read = if training.is_empty() {
+            None
+        } else {
+            super::pinned_snapshots(df.logical_plan())
+        };
         let df = cast_to_columns(df, &def)?;
         let written = write_new_table(session, &url, df, &def).await;
         match written {
-            Ok(outcome) => (def, Some(outcome.rows)),
+            Ok(outcome) => {
+                if !training.is_empty() {
+                    record_training_sets(session, &schema, &table, training, read).await?;
+                }
+                (def, Some(outcome.rows))
+            }
             Err(e) => {
                 // Another server created it first: its files are not ours.
                 if created_elsewhere(&lake, &url).await {
@@ -734,6 +745,55 @@ pub async fn create_table(
 
 /// The definition of the table `CREATE TABLE … AS query` makes at
 /// `location` (columns named and typed by the query), and the query.
+/// A row of `sluice.training_sets` per `training_set` call of a table
+/// just created: the feature views it read, at the versions read.
+async fn record_training_sets(
+    session: &Session,
+    schema: &str,
+    table: &str,
+    calls: Vec<crate::features::training::Call>,
+    read: Option<Vec<(url::Url, Option<u64>)>>,
+) -> Result<()> {
+    use datafusion::arrow::array::{StringArray, TimestampMicrosecondArray};
+    let lake = session.engine.lake();
+    let snapshot = session.engine.catalog().snapshot();
+    let read = read.unwrap_or_default();
+    let mut versions = Vec::new();
+    for o in snapshot.objects() {
+        if let (Some(_), Some(stored)) = (o.feature(), o.stored())
+            && let Ok(url) = lake.url_for(&stored.location)
+            && let Some((_, Some(v))) = read.iter().find(|(u, _)| {
+                u.as_str().trim_end_matches('/') == url.as_str().trim_end_matches('/')
+            })
+        {
+            versions.push(format!("{}.{}@{v}", o.schema, o.name));
+        }
+    }
+    let versions = versions.join(", ");
+    let n = calls.len();
+    let now = chrono::Utc::now().timestamp_micros();
+    let batch = datafusion::arrow::array::RecordBatch::try_new(
+        crate::catalog::system::training_sets_schema(),
+        vec![
+            std::sync::Arc::new(StringArray::from(vec![schema; n])),
+            std::sync::Arc::new(StringArray::from(vec![table; n])),
+            std::sync::Arc::new(StringArray::from_iter_values(
+                calls.iter().map(|c| c.service.as_str()),
+            )),
+            std::sync::Arc::new(StringArray::from_iter_values(
+                calls.iter().map(|c| c.labels.as_str()),
+            )),
+            std::sync::Arc::new(StringArray::from_iter(
+                calls.iter().map(|c| c.as_of.as_deref()),
+            )),
+            std::sync::Arc::new(StringArray::from(vec![versions.as_str(); n])),
+            std::sync::Arc::new(TimestampMicrosecondArray::from(vec![now; n]).with_timezone("UTC")),
+        ],
+    )?;
+    crate::write::write_system_table(lake, &crate::catalog::system::TRAINING_SETS, batch, false)
+        .await
+}
+
 async fn table_as(
     session: &Session,
     ct: &CreateTable,

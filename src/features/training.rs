@@ -194,3 +194,65 @@ fn ident(s: &str) -> String {
 fn literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
+
+/// A `training_set(...)` call as written: service, label query, `as_of`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Call {
+    pub service: String,
+    pub labels: String,
+    pub as_of: Option<String>,
+}
+
+/// The `training_set` calls of a query, before they are expanded.
+pub fn calls(query: &Query) -> Vec<Call> {
+    use datafusion::sql::sqlparser::ast::Visit;
+    use std::ops::ControlFlow;
+    struct V(Vec<Call>);
+    impl datafusion::sql::sqlparser::ast::Visitor for V {
+        type Break = ();
+        fn pre_visit_table_factor(&mut self, f: &TableFactor) -> ControlFlow<()> {
+            if let TableFactor::Table {
+                name,
+                args: Some(args),
+                ..
+            } = f
+                && crate::frontend::names::name_parts(name).as_slice() == [NAME]
+            {
+                let mut strings = args.args.iter().filter_map(|a| match a {
+                    FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => string(e, "").ok(),
+                    _ => None,
+                });
+                let as_of = args.args.iter().find_map(|a| match a {
+                    FunctionArg::Named {
+                        name,
+                        arg: FunctionArgExpr::Expr(e),
+                        ..
+                    }
+                    | FunctionArg::ExprNamed {
+                        name: SqlExpr::Identifier(name),
+                        arg: FunctionArgExpr::Expr(e),
+                        ..
+                    } if name.value.eq_ignore_ascii_case("as_of") => Some(match e {
+                        SqlExpr::Value(v) => match &v.value {
+                            Value::SingleQuotedString(s) => s.clone(),
+                            other => other.to_string(),
+                        },
+                        other => other.to_string(),
+                    }),
+                    _ => None,
+                });
+                if let (Some(service), Some(labels)) = (strings.next(), strings.next()) {
+                    self.0.push(Call {
+                        service,
+                        labels,
+                        as_of,
+                    });
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut v = V(Vec::new());
+    let _ = query.visit(&mut v);
+    v.0
+}

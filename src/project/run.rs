@@ -975,16 +975,95 @@ async fn model(
                 }
             }
         }
+        "feature_view" => {
+            let feature = feature_config(node)?;
+            let same = {
+                let snap = session.engine().catalog().snapshot();
+                match snap.relation(&rel.schema, &rel.name).map(|o| &o.def) {
+                    Some(crate::catalog::Def::MaterializedView(m)) => {
+                        let now = crate::engine::matview::definition_of(session, &sql);
+                        Some(
+                            now.is_ok_and(|d| d == m.query.sql)
+                                && m.feature.as_ref().is_some_and(|f| {
+                                    f.entity == feature.entity
+                                        && f.timestamp == feature.timestamp
+                                        && f.created_at == feature.created_at
+                                        && f.ttl == feature.ttl
+                                        && f.online == feature.online
+                                }),
+                        )
+                    }
+                    _ => None,
+                }
+            };
+            match same {
+                Some(true) if !full_refresh => {
+                    exec(session, &format!("REFRESH FEATURE VIEW {rel}"))
+                        .await
+                        .map_err(fail)?;
+                    done.message = "refreshed".into();
+                }
+                _ => {
+                    if let Some(d) = drop_other(session, &rel, None) {
+                        exec(session, &d).await.map_err(fail)?;
+                    }
+                    let mut head = format!(
+                        "CREATE FEATURE VIEW {rel} ENTITY ({}) TIMESTAMP {}",
+                        feature
+                            .entity
+                            .iter()
+                            .map(|k| quote(k))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        quote(&feature.timestamp)
+                    );
+                    if let Some(c) = &feature.created_at {
+                        head.push_str(&format!(" CREATED_AT {}", quote(c)));
+                    }
+                    if let Some(t) = &feature.ttl {
+                        head.push_str(&format!(" TTL '{}'", t.replace('\'', "''")));
+                    }
+                    if feature.online {
+                        head.push_str(" ONLINE");
+                    }
+                    exec(session, &format!("{head} AS\n{sql}"))
+                        .await
+                        .map_err(fail)?;
+                }
+            }
+        }
         "ephemeral" => {}
         other => {
             return Err(format!(
                 "{}: materialized='{other}' is not supported (view, table, incremental, \
-                 ephemeral, materialized_view)",
+                 ephemeral, materialized_view, feature_view)",
                 node.path.display()
             ));
         }
     }
     Ok(done)
+}
+
+/// A feature view model's `entity`, `timestamp`, `created_at`, `ttl` and
+/// `online` config.
+fn feature_config(node: &Node) -> std::result::Result<crate::catalog::FeatureDef, String> {
+    let entity = node.config_list("entity");
+    let timestamp = node.config_str("timestamp");
+    let (false, Some(timestamp)) = (entity.is_empty(), timestamp) else {
+        return Err(format!(
+            "{}: materialized='feature_view' needs entity= and timestamp= in its config",
+            node.path.display()
+        ));
+    };
+    let lower = |s: String| s.to_ascii_lowercase();
+    Ok(crate::catalog::FeatureDef {
+        entity: entity.into_iter().map(lower).collect(),
+        timestamp: lower(timestamp),
+        created_at: node.config_str("created_at").map(lower),
+        ttl_micros: None,
+        ttl: node.config_str("ttl"),
+        online: node.config_bool("online").unwrap_or(false),
+    })
 }
 
 /// The second and later runs of an incremental model: one MERGE or INSERT.

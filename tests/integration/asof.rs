@@ -357,6 +357,10 @@ async fn training_set_is_point_in_time_and_reproducible() {
     )
     .await
     .remove(0);
+    assert_eq!(
+        rows(&c, "SELECT table_name, service, label_query, as_of, feature_versions FROM sluice.training_sets").await,
+        [format!("train|svc|SELECT id, user_id, ts FROM labels|NULL|public.user_f@{version}")]
+    );
     c.batch_execute(
         "INSERT INTO src SELECT user_id, ts - INTERVAL '1 second', created - INTERVAL '1 second', v + 1 FROM src;
          UPDATE src SET v = v + 7 WHERE user_id < 5;

@@ -75,7 +75,7 @@ async fn project_builds_every_materialization_and_reruns_incrementally() {
     let lake = p.parent().unwrap().join("lake");
     let out = ok(&lake, &p, &["build"]);
     assert!(
-        out.contains("PASS=17 WARN=1 ERROR=0 SKIP=0 TOTAL=18"),
+        out.contains("PASS=18 WARN=1 ERROR=0 SKIP=0 TOTAL=19"),
         "{out}"
     );
     let server = Server::start_on(&lake);
@@ -126,6 +126,15 @@ async fn project_builds_every_materialization_and_reruns_incrementally() {
         )
         .await,
         ["1"]
+    );
+    // A feature view model.
+    assert_eq!(
+        rows(
+            &c,
+            "SELECT entity, timestamp_column, ttl, features FROM sluice.feature_views WHERE view_name = 'customer_features'"
+        )
+        .await,
+        ["customer_id|updated_at|30 days|last_amount numeric(12,2)"]
     );
     // The DAG is recorded.
     assert_eq!(
