@@ -278,7 +278,12 @@ async fn selection_picks_nodes_as_dbt_does() {
                 "status_counts",
                 "valid_orders",
             ],
-            &["customer_totals", "orders_delete_insert", "orders_merge"],
+            &[
+                "customer_features",
+                "customer_totals",
+                "orders_delete_insert",
+                "orders_merge",
+            ],
         ),
         (&["--select", "path:models/staging"], &["stg_orders"]),
         (
@@ -290,6 +295,7 @@ async fn selection_picks_nodes_as_dbt_does() {
         (
             &["--select", "stg_orders+1"],
             &[
+                "customer_features",
                 "orders_append",
                 "orders_delete_insert",
                 "orders_merge",
@@ -300,6 +306,7 @@ async fn selection_picks_nodes_as_dbt_does() {
         (
             &["--select", "@stg_orders", "--exclude", "resource_type:seed"],
             &[
+                "customer_features",
                 "customer_totals",
                 "orders_append",
                 "orders_delete_insert",

@@ -1,7 +1,8 @@
--- Features for the fraud model, one row per transaction: entity user_id,
--- event timestamp event_ts. Every window ends at the transaction itself, so a
--- row only sees what was known when the card was used: ready for a feature
--- store and point-in-time joins.
+-- Features for the fraud model, one row per transaction: a feature view with
+-- entity user_id and event timestamp event_ts. Every window ends at the
+-- transaction itself, so a row only sees what was known when the card was
+-- used; training_set() joins it to labels as of their time.
+{{ config(materialized='feature_view', entity='user_id', timestamp='event_ts', ttl='7 days') }}
 with first_use as (
     -- when each card first paid each merchant
     select user_id, merchant_id, min(ts) as first_ts
