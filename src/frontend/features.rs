@@ -2,7 +2,8 @@
 //!
 //! ```text
 //!  CREATE FEATURE VIEW [IF NOT EXISTS] v ENTITY (k, ...) TIMESTAMP col
-//!      [CREATED_AT col] [TTL [INTERVAL] 'text'] [ONLINE] AS query
+//!      [CREATED_AT col] [TTL [INTERVAL] 'text'] [ONLINE]
+//!      [CONSTRAINT c EXPECT (cond) [ON VIOLATION ...]] ... AS query
 //!  REFRESH FEATURE VIEW v [FULL]
 //!  DROP FEATURE VIEW [IF EXISTS] v [, ...] [CASCADE | RESTRICT]
 //!  CREATE FEATURE SERVICE [IF NOT EXISTS] s AS v (feature, ...) [, w [(...)]] ...
@@ -29,6 +30,7 @@ pub struct FeatureViewStmt {
     /// The TTL as written (`7 days`).
     pub ttl: Option<String>,
     pub online: bool,
+    pub expectations: Vec<super::Expectation>,
     pub query: Box<Query>,
 }
 
@@ -111,6 +113,7 @@ fn create_view(p: &mut Parser) -> Result<Stmt> {
     let mut created_at = None;
     let mut ttl = None;
     let mut online = false;
+    let mut expectations = Vec::new();
     loop {
         if peek_word(p, 0, "ENTITY") {
             p.next_token();
@@ -131,6 +134,11 @@ fn create_view(p: &mut Parser) -> Result<Stmt> {
         } else if peek_word(p, 0, "ONLINE") {
             p.next_token();
             online = true;
+        } else if peek_word(p, 0, "CONSTRAINT") && peek_word(p, 2, "EXPECT") {
+            p.next_token();
+            let name = identifier(p)?;
+            p.next_token();
+            expectations.push(super::expect::parse_after_expect(p, name)?);
         } else if peek_word(p, 0, "REFRESH") {
             return Err(Error::not_supported(
                 "REFRESH EVERY on a feature view (refresh it with REFRESH FEATURE VIEW)",
@@ -154,6 +162,7 @@ fn create_view(p: &mut Parser) -> Result<Stmt> {
         created_at,
         ttl,
         online,
+        expectations,
         query,
     })))
 }
@@ -188,7 +197,7 @@ mod tests {
     #[test]
     fn feature_view_clauses_in_any_order() {
         let s = parse_sql(
-            "CREATE FEATURE VIEW f.u ENTITY (user_id, Merchant) TIMESTAMP event_ts TTL INTERVAL '7 days' ONLINE CREATED_AT created AS SELECT 1",
+            "CREATE FEATURE VIEW f.u ENTITY (user_id, Merchant) TIMESTAMP event_ts TTL INTERVAL '7 days' ONLINE CREATED_AT created CONSTRAINT pos EXPECT (x > 0) ON VIOLATION DROP ROW AS SELECT 1",
         )
         .unwrap();
         let Stmt::CreateFeatureView(v) = &s[0] else {
@@ -199,6 +208,8 @@ mod tests {
         assert_eq!(v.created_at.as_deref(), Some("created"));
         assert_eq!(v.ttl.as_deref(), Some("7 days"));
         assert!(v.online);
+        assert_eq!(v.expectations.len(), 1);
+        assert_eq!(v.expectations[0].name, "pos");
         assert!(parse_sql("CREATE FEATURE VIEW v TIMESTAMP t AS SELECT 1").is_err());
         assert!(parse_sql("CREATE FEATURE VIEW v ENTITY (k) AS SELECT 1").is_err());
     }

@@ -450,7 +450,21 @@ async fn feature_views_and_services() {
         rows(&c, "SELECT max(total), count(*) FROM user_txn").await,
         ["35|3"]
     );
-    c.batch_execute("DROP FEATURE VIEW user_txn CASCADE")
+    // Expectations hold on a feature view like on a table.
+    c.batch_execute(
+        "INSERT INTO txns VALUES (2, '2026-01-02 10:00:00', -5);
+         CREATE FEATURE VIEW checked ENTITY (user_id) TIMESTAMP ts
+           CONSTRAINT positive EXPECT (amount > 0) ON VIOLATION QUARANTINE
+           AS SELECT user_id, ts, amount FROM txns;",
+    )
+    .await
+    .unwrap();
+    assert_eq!(rows(&c, "SELECT count(*) FROM checked").await, ["3"]);
+    assert_eq!(
+        rows(&c, "SELECT amount FROM checked__quarantine").await,
+        ["-5"]
+    );
+    c.batch_execute("DROP FEATURE VIEW user_txn CASCADE; DROP FEATURE VIEW checked")
         .await
         .unwrap();
     assert!(

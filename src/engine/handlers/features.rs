@@ -25,7 +25,8 @@ impl Handler for CreateView {
     }
 
     async fn execute(self: Box<Self>, session: &mut Session, _: &ParamValues) -> Result<Output> {
-        let v = *self.0;
+        let mut v = *self.0;
+        let expectations = std::mem::take(&mut v.expectations);
         let ttl_micros = v.ttl.as_deref().map(ttl_micros).transpose()?;
         let feature = FeatureDef {
             entity: v.entity,
@@ -54,7 +55,7 @@ impl Handler for CreateView {
             to: None,
             params: None,
         };
-        matview::create(session, cv, vec![], vec![], Some(feature)).await
+        matview::create(session, cv, vec![], expectations, Some(feature)).await
     }
 }
 
