@@ -944,92 +944,44 @@ async fn model(
                 done.message = "incremental".into();
             }
         }
-        "materialized_view" => {
-            let same = {
+        "materialized_view" | "feature_view" => {
+            let feature = (materialized == "feature_view")
+                .then(|| feature_config(node))
+                .transpose()?;
+            // Refreshed while the definition stands; made again otherwise.
+            let unchanged = {
                 let snap = session.engine().catalog().snapshot();
                 match snap.relation(&rel.schema, &rel.name).map(|o| &o.def) {
                     Some(crate::catalog::Def::MaterializedView(m)) => {
-                        let now = crate::engine::matview::definition_of(session, &sql);
-                        Some(now.is_ok_and(|d| d == m.query.sql))
+                        crate::engine::matview::definition_of(session, &sql)
+                            .is_ok_and(|d| d == m.query.sql)
+                            && m.feature.as_ref().map(feature_key)
+                                == feature.as_ref().map(feature_key)
                     }
-                    _ => None,
+                    _ => false,
                 }
             };
-            match same {
-                Some(true) if !full_refresh => {
-                    exec(session, &format!("REFRESH MATERIALIZED VIEW {rel}"))
-                        .await
-                        .map_err(fail)?;
-                    done.message = "refreshed".into();
-                }
-                _ => {
-                    if let Some(d) = drop_other(session, &rel, None) {
-                        exec(session, &d).await.map_err(fail)?;
-                    }
-                    exec(
-                        session,
-                        &format!("CREATE MATERIALIZED VIEW {rel} AS\n{sql}"),
-                    )
+            let noun = if feature.is_some() {
+                "FEATURE VIEW"
+            } else {
+                "MATERIALIZED VIEW"
+            };
+            if unchanged && !full_refresh {
+                exec(session, &format!("REFRESH {noun} {rel}"))
                     .await
                     .map_err(fail)?;
+                done.message = "refreshed".into();
+            } else {
+                if let Some(d) = drop_other(session, &rel, None) {
+                    exec(session, &d).await.map_err(fail)?;
                 }
-            }
-        }
-        "feature_view" => {
-            let feature = feature_config(node)?;
-            let same = {
-                let snap = session.engine().catalog().snapshot();
-                match snap.relation(&rel.schema, &rel.name).map(|o| &o.def) {
-                    Some(crate::catalog::Def::MaterializedView(m)) => {
-                        let now = crate::engine::matview::definition_of(session, &sql);
-                        Some(
-                            now.is_ok_and(|d| d == m.query.sql)
-                                && m.feature.as_ref().is_some_and(|f| {
-                                    f.entity == feature.entity
-                                        && f.timestamp == feature.timestamp
-                                        && f.created_at == feature.created_at
-                                        && f.ttl == feature.ttl
-                                        && f.online == feature.online
-                                }),
-                        )
-                    }
-                    _ => None,
+                let mut head = format!("CREATE {noun} {rel}");
+                if let Some(f) = &feature {
+                    head.push_str(&feature_clauses(f));
                 }
-            };
-            match same {
-                Some(true) if !full_refresh => {
-                    exec(session, &format!("REFRESH FEATURE VIEW {rel}"))
-                        .await
-                        .map_err(fail)?;
-                    done.message = "refreshed".into();
-                }
-                _ => {
-                    if let Some(d) = drop_other(session, &rel, None) {
-                        exec(session, &d).await.map_err(fail)?;
-                    }
-                    let mut head = format!(
-                        "CREATE FEATURE VIEW {rel} ENTITY ({}) TIMESTAMP {}",
-                        feature
-                            .entity
-                            .iter()
-                            .map(|k| quote(k))
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                        quote(&feature.timestamp)
-                    );
-                    if let Some(c) = &feature.created_at {
-                        head.push_str(&format!(" CREATED_AT {}", quote(c)));
-                    }
-                    if let Some(t) = &feature.ttl {
-                        head.push_str(&format!(" TTL '{}'", t.replace('\'', "''")));
-                    }
-                    if feature.online {
-                        head.push_str(" ONLINE");
-                    }
-                    exec(session, &format!("{head} AS\n{sql}"))
-                        .await
-                        .map_err(fail)?;
-                }
+                exec(session, &format!("{head} AS\n{sql}"))
+                    .await
+                    .map_err(fail)?;
             }
         }
         "ephemeral" => {}
@@ -1064,6 +1016,39 @@ fn feature_config(node: &Node) -> std::result::Result<crate::catalog::FeatureDef
         ttl: node.config_str("ttl"),
         online: node.config_bool("online").unwrap_or(false),
     })
+}
+
+/// What of a feature view's definition a model's config sets.
+fn feature_key(
+    f: &crate::catalog::FeatureDef,
+) -> (&[String], &str, Option<&str>, Option<&str>, bool) {
+    (
+        &f.entity,
+        &f.timestamp,
+        f.created_at.as_deref(),
+        f.ttl.as_deref(),
+        f.online,
+    )
+}
+
+/// `ENTITY (...) TIMESTAMP ... [CREATED_AT ...] [TTL '...'] [ONLINE]`
+fn feature_clauses(f: &crate::catalog::FeatureDef) -> String {
+    let keys: Vec<String> = f.entity.iter().map(|k| quote(k)).collect();
+    let mut out = format!(
+        " ENTITY ({}) TIMESTAMP {}",
+        keys.join(", "),
+        quote(&f.timestamp)
+    );
+    if let Some(c) = &f.created_at {
+        out.push_str(&format!(" CREATED_AT {}", quote(c)));
+    }
+    if let Some(t) = &f.ttl {
+        out.push_str(&format!(" TTL '{}'", t.replace('\'', "''")));
+    }
+    if f.online {
+        out.push_str(" ONLINE");
+    }
+    out
 }
 
 /// The second and later runs of an incremental model: one MERGE or INSERT.
