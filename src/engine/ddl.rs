@@ -681,23 +681,18 @@ pub async fn create_table(
     if ct.query.is_some() && (declares_columns(&ct) || !expectations.is_empty()) {
         return create_table_with_rules_as(session, ct, expectations).await;
     }
+    // Training sets it reads, and the table versions its query read.
+    let mut training = (vec![], None);
     let (def, rows) = if let Some(query) = &ct.query {
-        let training = crate::features::training::calls(query);
         let (def, df) = table_as(session, &ct, query, &location).await?;
-        let read = if training.is_empty() {
-            None
-        } else {
-            super::pinned_snapshots(df.logical_plan())
-        };
+        let calls = crate::features::training::calls(query);
+        if !calls.is_empty() {
+            training = (calls, super::pinned_snapshots(df.logical_plan()));
+        }
         let df = cast_to_columns(df, &def)?;
         let written = write_new_table(session, &url, df, &def).await;
         match written {
-            Ok(outcome) => {
-                if !training.is_empty() {
-                    record_training_sets(session, &schema, &table, training, read).await?;
-                }
-                (def, Some(outcome.rows))
-            }
+            Ok(outcome) => (def, Some(outcome.rows)),
             Err(e) => {
                 // Another server created it first: its files are not ours.
                 if created_elsewhere(&lake, &url).await {
@@ -737,14 +732,15 @@ pub async fn create_table(
         return Err(e);
     }
     ensure_quarantine(session, &schema, &table, &def).await?;
+    if !training.0.is_empty() {
+        record_training_sets(session, &schema, &table, training.0, training.1).await?;
+    }
     Ok(match rows {
         Some(n) => Output::count("SELECT", n),
         None => Output::command("CREATE TABLE"),
     })
 }
 
-/// The definition of the table `CREATE TABLE … AS query` makes at
-/// `location` (columns named and typed by the query), and the query.
 /// A row of `sluice.training_sets` per `training_set` call of a table
 /// just created: the feature views it read, at the versions read.
 async fn record_training_sets(
@@ -794,6 +790,8 @@ async fn record_training_sets(
         .await
 }
 
+/// The definition of the table `CREATE TABLE … AS query` makes at
+/// `location` (columns named and typed by the query), and the query.
 async fn table_as(
     session: &Session,
     ct: &CreateTable,

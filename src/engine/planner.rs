@@ -31,9 +31,7 @@ use datafusion::logical_expr::{
     WindowUDF,
 };
 use datafusion::sql::planner::{ParserOptions, SqlToRel};
-use datafusion::sql::sqlparser::ast::{
-    Expr as SqlExpr, FunctionArg, FunctionArgExpr, FunctionArgOperator, Statement, TableFactor,
-};
+use datafusion::sql::sqlparser::ast::{Statement, TableFactor};
 
 use super::bind::Bound;
 use crate::error::{Error, Result};
@@ -264,26 +262,14 @@ impl RelationPlanner for Relations {
         let mut positional = Vec::new();
         let mut named = Vec::new();
         for a in &args.args {
-            match a {
-                FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => {
-                    positional.push(context.sql_to_expr(e.clone(), &empty)?)
+            match crate::frontend::names::function_argument(a) {
+                Some((None, e)) => positional.push(context.sql_to_expr(e.clone(), &empty)?),
+                Some((Some(name), e)) => {
+                    named.push((name, context.sql_to_expr(e.clone(), &empty)?))
                 }
-                FunctionArg::Named {
-                    name,
-                    arg: FunctionArgExpr::Expr(e),
-                    operator: FunctionArgOperator::RightArrow | FunctionArgOperator::Assignment,
-                }
-                | FunctionArg::ExprNamed {
-                    name: SqlExpr::Identifier(name),
-                    arg: FunctionArgExpr::Expr(e),
-                    operator: FunctionArgOperator::RightArrow | FunctionArgOperator::Assignment,
-                } => named.push((
-                    name.value.to_ascii_lowercase(),
-                    context.sql_to_expr(e.clone(), &empty)?,
-                )),
-                other => {
+                None => {
                     return Err(ours(Error::syntax(format!(
-                        "unsupported argument {other} of {function}"
+                        "unsupported argument {a} of {function}"
                     ))));
                 }
             }

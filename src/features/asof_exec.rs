@@ -278,7 +278,6 @@ struct Index {
     batch: RecordBatch,
     converter: RowConverter,
     key_types: Vec<DataType>,
-    int: bool,
     groups: Groups,
     /// Right row numbers, grouped by key, sorted by time within a group.
     order: Vec<u32>,
@@ -402,7 +401,6 @@ impl Index {
             batch,
             converter,
             key_types,
-            int,
             groups,
             order,
             times,
@@ -425,7 +423,8 @@ impl Index {
                 *k = cast(k, t)?;
             }
         }
-        let key_rows = Keys::of(&keys, &self.converter, self.int)?;
+        let int = matches!(self.groups, Groups::Int(_));
+        let key_rows = Keys::of(&keys, &self.converter, int)?;
         let time = times_of(&spec.left_time.evaluate(left)?.into_array(n)?)?;
         let mut left_rows: Vec<u32> = Vec::with_capacity(n);
         let mut right_rows: Vec<Option<u32>> = Vec::with_capacity(n);

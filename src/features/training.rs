@@ -18,14 +18,14 @@
 //! gives) and has a column for each entity key of every view.
 
 use datafusion::sql::sqlparser::ast::{
-    Expr as SqlExpr, FunctionArg, FunctionArgExpr, FunctionArgOperator, Query, SetExpr, Statement,
-    TableAlias, TableFactor, Value,
+    Expr as SqlExpr, FunctionArg, Query, SetExpr, Statement, TableAlias, TableFactor, Value,
 };
 
 use crate::catalog::{FeatureServiceDef, Object};
 use crate::error::{Error, ErrorKind, Result};
 use crate::frontend::Stmt;
 use crate::frontend::asof::MATCH_MARKER;
+use crate::frontend::names::function_argument;
 
 /// The name the function is called by.
 pub const NAME: &str = "training_set";
@@ -47,18 +47,9 @@ pub fn expand(
     let mut as_of = None;
     let mut time_column = "ts".to_string();
     for a in args {
-        match a {
-            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => positional.push(e),
-            FunctionArg::Named {
-                name,
-                arg: FunctionArgExpr::Expr(e),
-                operator: FunctionArgOperator::RightArrow | FunctionArgOperator::Assignment,
-            }
-            | FunctionArg::ExprNamed {
-                name: SqlExpr::Identifier(name),
-                arg: FunctionArgExpr::Expr(e),
-                operator: FunctionArgOperator::RightArrow | FunctionArgOperator::Assignment,
-            } => match name.value.to_ascii_lowercase().as_str() {
+        match function_argument(a) {
+            Some((None, e)) => positional.push(e),
+            Some((Some(name), e)) => match name.as_str() {
                 "as_of" => as_of = Some(e.clone()),
                 "timestamp" => time_column = string(e, "timestamp")?,
                 other => {
@@ -67,9 +58,9 @@ pub fn expand(
                     )));
                 }
             },
-            other => {
+            None => {
                 return Err(Error::syntax(format!(
-                    "unsupported argument {other} of training_set"
+                    "unsupported argument {a} of training_set"
                 )));
             }
         }
@@ -218,29 +209,21 @@ pub fn calls(query: &Query) -> Vec<Call> {
             } = f
                 && crate::frontend::names::name_parts(name).as_slice() == [NAME]
             {
-                let mut strings = args.args.iter().filter_map(|a| match a {
-                    FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => string(e, "").ok(),
-                    _ => None,
-                });
-                let as_of = args.args.iter().find_map(|a| match a {
-                    FunctionArg::Named {
-                        name,
-                        arg: FunctionArgExpr::Expr(e),
-                        ..
-                    }
-                    | FunctionArg::ExprNamed {
-                        name: SqlExpr::Identifier(name),
-                        arg: FunctionArgExpr::Expr(e),
-                        ..
-                    } if name.value.eq_ignore_ascii_case("as_of") => Some(match e {
+                let arguments = args.args.iter().filter_map(function_argument);
+                let mut strings = arguments
+                    .clone()
+                    .filter(|(name, _)| name.is_none())
+                    .filter_map(|(_, e)| string(e, "").ok());
+                let as_of = arguments
+                    .filter(|(name, _)| name.as_deref() == Some("as_of"))
+                    .map(|(_, e)| match e {
                         SqlExpr::Value(v) => match &v.value {
                             Value::SingleQuotedString(s) => s.clone(),
                             other => other.to_string(),
                         },
                         other => other.to_string(),
-                    }),
-                    _ => None,
-                });
+                    })
+                    .next();
                 if let (Some(service), Some(labels)) = (strings.next(), strings.next()) {
                     self.0.push(Call {
                         service,

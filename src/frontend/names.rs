@@ -1,6 +1,8 @@
 //! Identifiers as PostgreSQL folds and quotes them.
 
-use datafusion::sql::sqlparser::ast::{Ident, ObjectName};
+use datafusion::sql::sqlparser::ast::{
+    Expr, FunctionArg, FunctionArgExpr, FunctionArgOperator, Ident, ObjectName,
+};
 
 /// Lowercase unquoted identifiers, as PostgreSQL folds them.
 pub fn normalize_ident(id: &Ident) -> String {
@@ -54,4 +56,23 @@ pub fn quote_list(columns: &[String]) -> String {
 /// A quoted identifier as an AST node (keeps its case).
 pub fn quoted(s: &str) -> Ident {
     Ident::with_quote('"', s)
+}
+
+/// One argument of a table function: `value`, or `name => value` /
+/// `name := value` with the name lower-cased. `None` for other forms.
+pub fn function_argument(a: &FunctionArg) -> Option<(Option<String>, &Expr)> {
+    match a {
+        FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some((None, e)),
+        FunctionArg::Named {
+            name,
+            arg: FunctionArgExpr::Expr(e),
+            operator: FunctionArgOperator::RightArrow | FunctionArgOperator::Assignment,
+        }
+        | FunctionArg::ExprNamed {
+            name: Expr::Identifier(name),
+            arg: FunctionArgExpr::Expr(e),
+            operator: FunctionArgOperator::RightArrow | FunctionArgOperator::Assignment,
+        } => Some((Some(name.value.to_ascii_lowercase()), e)),
+        _ => None,
+    }
 }
