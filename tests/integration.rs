@@ -23,6 +23,8 @@ mod ingest;
 mod interop;
 #[path = "integration/matviews.rs"]
 mod matviews;
+#[path = "integration/online.rs"]
+mod online;
 #[path = "integration/projects.rs"]
 mod projects;
 #[path = "integration/psql.rs"]

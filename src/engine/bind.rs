@@ -45,6 +45,9 @@ pub enum Resolved {
     Object(Object),
     /// A table of `pg_catalog`, `information_schema` or `sluice`.
     System(RelName),
+    /// `online.<name>`: the latest rows of an online feature view, or a
+    /// feature service (read by its entity keys only).
+    Online(Object),
 }
 
 impl Resolved {
@@ -52,6 +55,7 @@ impl Resolved {
         match self {
             Resolved::Object(o) => o.rel_name(),
             Resolved::System(r) => r.clone(),
+            Resolved::Online(o) => RelName::new(crate::features::lookup::SCHEMA, &o.name),
         }
     }
 }
@@ -154,9 +158,38 @@ impl<'a> Resolver<'a> {
             .map(|o| Resolved::Object(o.clone()))
     }
 
+    /// The online feature view or feature service `parts` names (after
+    /// `online.`), by `search_path` when unqualified.
+    pub fn online(&self, parts: &[String]) -> Option<Object> {
+        let schemas: Vec<&String> = match parts {
+            [_] => self.path.iter().collect(),
+            [s, _] => vec![s],
+            _ => return None,
+        };
+        let name = parts.last()?;
+        schemas.into_iter().find_map(|s| {
+            if let Some(o) = self.snapshot.relation(s, name)
+                && o.feature().is_some()
+            {
+                return Some(o.clone());
+            }
+            self.snapshot
+                .of_kind(Kind::FeatureService)
+                .find(|o| &o.schema == s && &o.name == name)
+                .cloned()
+        })
+    }
+
     /// What `name` denotes, or None.
     pub fn lookup(&self, name: &ObjectName) -> Result<Option<Resolved>> {
         let parts = name_parts(name);
+        if let [schema, rest @ ..] = parts.as_slice()
+            && schema == crate::features::lookup::SCHEMA
+            && !rest.is_empty()
+            && !self.snapshot.schema_exists(schema)
+        {
+            return Ok(self.online(rest).map(Resolved::Online));
+        }
         match Self::split(&parts, &parts.join("."))? {
             (Some(s), t) => Ok(self.in_schema(&s, &t)),
             (None, t) => Ok(self.path.iter().find_map(|s| self.in_schema(s, &t))),
@@ -181,6 +214,10 @@ impl<'a> Resolver<'a> {
             Resolved::System(r) => Err(Error::new(
                 ErrorKind::WrongObjectType,
                 format!("\"{}\" is a system table", r.name),
+            )),
+            Resolved::Online(o) => Err(Error::new(
+                ErrorKind::WrongObjectType,
+                format!("\"online.{}\" is an online lookup, not a {}", o.name, kind.noun()),
             )),
         }
     }
@@ -511,6 +548,7 @@ impl<'s> Binder<'s> {
                     return Err(Error::internal(format!("{} is not a relation", o.name)));
                 }
             },
+            Resolved::Online(o) => self.online(o).await?,
         };
         Ok(provider_as_source(provider))
     }
@@ -548,6 +586,26 @@ impl<'s> Binder<'s> {
             plan,
             Some(sql.to_string()),
         )))
+    }
+
+    /// `online.<view>` read as a relation: the online index's live rows.
+    /// A service has no rows of its own to scan.
+    async fn online(&self, o: &Object) -> Result<Arc<dyn TableProvider>> {
+        if o.kind() == Kind::FeatureService {
+            return Err(Error::not_supported(format!(
+                "online.{0} answers lookups by all its entity keys only \
+                 (SELECT ... FROM online.{0} WHERE key = value AND ...); \
+                 read its feature views for other queries",
+                o.name
+            )));
+        }
+        let online = self.session.engine.online();
+        let index = online.index(o).await?;
+        let rows = index.live_rows(crate::features::online::now_micros())?;
+        Ok(Arc::new(datafusion::datasource::MemTable::try_new(
+            rows.schema(),
+            vec![vec![rows]],
+        )?))
     }
 
     /// An external table: its files, read by the table function of its format.

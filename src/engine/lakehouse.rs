@@ -83,6 +83,7 @@ async fn open_stored(session: &Session, name: &ObjectName) -> Result<deltalake::
     let object = match session.resolver(&snapshot, &system).resolve(name)? {
         super::bind::Resolved::Object(o) => o,
         super::bind::Resolved::System(r) => return Err(not_table(&r.name)),
+        super::bind::Resolved::Online(o) => return Err(not_table(&format!("online.{}", o.name))),
     };
     let def = object.stored().ok_or_else(|| not_table(&object.name))?;
     let lake = session.engine.lake();

@@ -68,6 +68,8 @@ pub struct Engine {
     runtime: Arc<RuntimeEnv>,
     /// DataFusion options every session starts from.
     options: Arc<SessionConfig>,
+    /// The latest rows of online feature views.
+    online: Arc<crate::features::online::OnlineStore>,
 }
 
 impl Engine {
@@ -119,11 +121,17 @@ impl Engine {
         );
         Ok(Arc::new(Engine {
             table_functions,
+            online: Arc::new(crate::features::online::OnlineStore::new(lake.clone())),
             lake,
             catalog,
             runtime,
             options,
         }))
+    }
+
+    /// The online store of this server.
+    pub fn online(&self) -> &Arc<crate::features::online::OnlineStore> {
+        &self.online
     }
 
     pub fn lake(&self) -> &Arc<Lake> {
@@ -527,6 +535,7 @@ impl Session {
         };
         // A refused statement aborts a transaction block like any error.
         let result = match allowed {
+            Ok(()) if !handler.fresh_catalog() => handler.execute(self, params).await,
             Ok(()) => match self.engine.catalog.refresh().await {
                 Ok(_) => handler.execute(self, params).await,
                 Err(e) => Err(e),

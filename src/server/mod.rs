@@ -95,6 +95,12 @@ pub async fn serve(
             tracing::warn!("table {table} cannot be read: {}", e.message);
         }
     });
+    // Online feature views: indexed now, and kept up with every commit,
+    // this server's or another's.
+    engine.online().start_polling(
+        engine.catalog().clone(),
+        crate::features::online::poll_interval()?,
+    );
     let manager = Arc::new(pgwire::api::ConnectionManager::new());
     tokio::pin!(shutdown);
     let tasks = tokio_util_tasks::Tasks::default();

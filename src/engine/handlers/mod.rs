@@ -43,6 +43,11 @@ pub trait Handler: Send + Sync {
     fn name(&self) -> String;
     /// The least role that may run it.
     fn role(&self) -> Role;
+    /// Does it need the newest catalog before it runs? An online lookup
+    /// reads the store's own (kept up by its poller), and plans nothing.
+    fn fresh_catalog(&self) -> bool {
+        true
+    }
     /// Its parameters and result columns, without running it.
     async fn describe(&self, _session: &Session) -> Result<Described> {
         Ok(Described::default())

@@ -12,6 +12,7 @@ use super::{Described, Handler, first_words};
 use crate::catalog::{self, Kind};
 use crate::engine::access::Role;
 use crate::engine::{Output, Session, names, params};
+use crate::features::lookup;
 use crate::error::{Error, ErrorKind, Result};
 
 /// `SELECT`, `VALUES`, `WITH`, `EXPLAIN [ANALYZE]`.
@@ -87,7 +88,20 @@ impl Handler for Query {
         }
     }
 
+    fn fresh_catalog(&self) -> bool {
+        lookup::recognize(&self.0).is_none()
+    }
+
     async fn describe(&self, session: &Session) -> Result<Described> {
+        if let Some(l) = lookup::recognize(&self.0)
+            && let Some(t) = online_target(session, &l).await?
+            && l.fits(&t)
+        {
+            return Ok(Described {
+                params: l.param_types(&t),
+                columns: Some(l.schema(&t)?),
+            });
+        }
         match session.plan_cached(&self.0).await {
             Ok(plan) => {
                 let planned = plan.schema().as_arrow();
@@ -113,6 +127,26 @@ impl Handler for Query {
         session: &mut Session,
         params: &ParamValues,
     ) -> Result<Output> {
+        if let Some(l) = lookup::recognize(&self.0) {
+            if let Some(t) = online_target(session, &l).await?
+                && l.fits(&t)
+            {
+                let batch = l.answer(&t, params, crate::features::online::now_micros())?;
+                let schema = batch.schema();
+                let stream = datafusion::physical_plan::memory::MemoryStream::try_new(
+                    vec![batch],
+                    schema.clone(),
+                    None,
+                )?;
+                return Ok(Output::Rows {
+                    schema,
+                    stream: Box::pin(stream),
+                    tag: "SELECT",
+                });
+            }
+            // Planned as a query: on the newest catalog, like any other.
+            session.engine().catalog().refresh().await?;
+        }
         let has_params = matches!(params, ParamValues::List(v) if !v.is_empty());
         if has_params && matches!(self.0, Statement::Query(_)) {
             // A prepared query: its plan, kept while nothing it reads
@@ -127,6 +161,40 @@ impl Handler for Query {
         };
         session.query(stmt).await
     }
+}
+
+/// What an online lookup reads: the indexes of the feature view or service
+/// it names, or `None` when it names neither (then it is planned as a
+/// query, which reports what is wrong).
+async fn online_target(session: &Session, l: &lookup::Lookup) -> Result<Option<lookup::Target>> {
+    let snapshot = session.engine().catalog().snapshot();
+    if snapshot.schema_exists(lookup::SCHEMA) {
+        return Ok(None);
+    }
+    let system = session.system_tables();
+    let Some(o) = session.resolver(&snapshot, &system).online(&l.target) else {
+        return Ok(None);
+    };
+    let store = session.engine().online();
+    let catalog::Def::FeatureService(def) = &o.def else {
+        return Ok(Some(lookup::Target::View(store.index(&o).await?)));
+    };
+    let mut views = Vec::with_capacity(def.views.len());
+    for v in &def.views {
+        let view = snapshot
+            .relation(&v.view.schema, &v.view.name)
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::UndefinedTable,
+                    format!(
+                        "feature view \"{}\" of feature service \"{}\" does not exist",
+                        v.view, o.name
+                    ),
+                )
+            })?;
+        views.push((store.index(view).await?, v.features.clone()));
+    }
+    Ok(Some(lookup::Target::Service(views)))
 }
 
 /// `DESCRIBE t` / `EXPLAIN t`: the columns with their PostgreSQL types.

@@ -736,6 +736,13 @@ pub async fn refresh(
             }
         },
     }
+    // Lookups see the refresh as soon as it returns (the poller would
+    // catch up later; a failure here is left to it).
+    if def.feature.as_ref().is_some_and(|f| f.online)
+        && let Err(e) = session.engine.online().sync(&object).await
+    {
+        tracing::warn!(view = %object.rel_name(), "online index not brought forward: {e}");
+    }
     Ok(Output::command("REFRESH MATERIALIZED VIEW"))
 }
 
