@@ -107,9 +107,16 @@ impl Engine {
         // folder): list them afresh on every statement.
         let caches = datafusion::execution::cache::cache_manager::CacheManagerConfig::default()
             .with_list_files_cache_limit(0);
-        let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
-            .with_cache_manager(caches)
-            .build_arc()?;
+        let mut runtime =
+            datafusion::execution::runtime_env::RuntimeEnvBuilder::new().with_cache_manager(caches);
+        if let Some(bytes) = memory_limit()? {
+            use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
+            runtime = runtime.with_memory_pool(Arc::new(TrackConsumersPool::new(
+                FairSpillPool::new(bytes),
+                std::num::NonZeroUsize::new(3).expect("nonzero"),
+            )));
+        }
+        let runtime = runtime.build_arc()?;
         // Table functions find the HTTP client (its settings and header
         // sets) in the session configuration.
         let options = Arc::new(engine_options()?.with_extension(Arc::new(http)));
@@ -194,6 +201,43 @@ impl Engine {
 /// DataFusion's defaults, then any `DATAFUSION_*` environment variable
 /// (`DATAFUSION_EXECUTION_BATCH_SIZE=16384` sets
 /// `datafusion.execution.batch_size`), for tuning a deployment.
+/// The memory pool's size: `SLUICE_MEMORY_LIMIT` (`512MB`, `2GB`, `1.5GiB`,
+/// bytes). Unset: no limit. Within a limit, sorts, aggregates and ASOF
+/// joins spill to disk and other operators fail with "resources exhausted"
+/// rather than exhaust the machine.
+fn memory_limit() -> Result<Option<usize>> {
+    match std::env::var("SLUICE_MEMORY_LIMIT") {
+        Ok(v) => parse_bytes(&v).map(Some).ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidParameter,
+                format!("SLUICE_MEMORY_LIMIT must be a size such as 512MB or 2GB, not \"{v}\""),
+            )
+        }),
+        Err(_) => Ok(None),
+    }
+}
+
+/// `512MB`, `2 GB`, `1.5GiB`, `1048576`: bytes (KB, MB, GB are powers of 1024,
+/// as PostgreSQL's memory settings).
+pub fn parse_bytes(text: &str) -> Option<usize> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let n: f64 = number.parse().ok()?;
+    let factor: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kb" | "kib" | "k" => 1024.0,
+        "mb" | "mib" | "m" => 1024.0 * 1024.0,
+        "gb" | "gib" | "g" => 1024.0 * 1024.0 * 1024.0,
+        "tb" | "tib" | "t" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    let bytes = n * factor;
+    (bytes >= 1.0 && bytes < usize::MAX as f64).then_some(bytes as usize)
+}
+
 fn engine_options() -> Result<SessionConfig> {
     SessionConfig::from_env().map_err(|e| {
         Error::new(
@@ -984,4 +1028,20 @@ fn rewrite_for_datafusion(mut stmt: Statement) -> Statement {
         ControlFlow::<()>::Continue(())
     });
     stmt
+}
+
+#[cfg(test)]
+mod memory_limit_tests {
+    use super::parse_bytes;
+
+    #[test]
+    fn sizes_read_like_postgres_settings() {
+        assert_eq!(parse_bytes("512MB"), Some(512 << 20));
+        assert_eq!(parse_bytes(" 2 GB "), Some(2 << 30));
+        assert_eq!(parse_bytes("1.5GiB"), Some(3 << 29));
+        assert_eq!(parse_bytes("4096"), Some(4096));
+        assert_eq!(parse_bytes("lots"), None);
+        assert_eq!(parse_bytes("0"), None);
+        assert_eq!(parse_bytes("3 parsecs"), None);
+    }
 }

@@ -13,24 +13,35 @@
 //! ```
 //!
 //! The right side of a partition is held in memory, reserved from the
-//! memory pool, so a query that would not fit fails with "resources
-//! exhausted" instead of taking the machine down.
+//! memory pool. When the pool refuses it, the partition is split on disk:
+//! both sides are written to [`SPILL_PARTS`] files by a hash of the keys
+//! (rows of one key land in one file pair), and the pairs are joined one
+//! after another, each within the pool. Only a single file pair whose right
+//! side still does not fit (one huge key) fails with "resources exhausted".
+//!
+//! ```text
+//!  right ─collect─▶ refused ─▶ right files 0..N ┐
+//!  left  ───────────────────▶ left files 0..N  ┴▶ per pair: index right k, stream left k
+//! ```
 
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
-use datafusion::arrow::compute::{cast, concat_batches, take};
+use datafusion::arrow::compute::{BatchCoalescer, cast, concat_batches, take, take_record_batch};
 use datafusion::arrow::datatypes::{DataType, Int64Type, SchemaRef};
 use datafusion::arrow::row::{RowConverter, Rows, SortField};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
-use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::execution::{SendableRecordBatchStream, SpillFile, TaskContext};
 use datafusion::physical_expr::{EquivalenceProperties, Partitioning, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
-use datafusion::physical_plan::metrics::{BaselineMetrics, ExecutionPlanMetricsSet, MetricsSet};
+use datafusion::physical_plan::metrics::{
+    BaselineMetrics, ExecutionPlanMetricsSet, MetricsSet, SpillMetrics,
+};
+use datafusion::physical_plan::spill::SpillManager;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, ExecutionPlanProperties,
@@ -199,29 +210,238 @@ impl ExecutionPlan for AsofJoinExec {
         }
         let right = self.right.execute(partition, context.clone())?;
         let left = self.left.execute(partition, context.clone())?;
-        let reservation = MemoryConsumer::new(format!("AsofJoinExec[{partition}]"))
-            .register(context.memory_pool());
-        let spec = self.spec.clone();
+        let join = Join {
+            spec: self.spec.clone(),
+            schema: self.schema.clone(),
+            metrics: BaselineMetrics::new(&self.metrics, partition),
+            spill: SpillMetrics::new(&self.metrics, partition),
+            context,
+            partition,
+        };
         let schema = self.schema.clone();
-        let metrics = BaselineMetrics::new(&self.metrics, partition);
-        let out_schema = schema.clone();
-        let stream = futures::stream::once(async move {
-            let index = Arc::new(Index::build(right, &spec, reservation).await?);
-            let joined = left.map(move |batch| {
-                let batch = batch?;
-                let timer = metrics.elapsed_compute().timer();
-                let out = index.probe(&batch, &spec, &out_schema);
-                timer.done();
-                if let Ok(b) = &out {
-                    metrics.record_output(b.num_rows());
-                }
-                out
-            });
-            Ok::<_, DataFusionError>(joined)
-        })
-        .try_flatten();
+        let stream = futures::stream::once(join.run(left, right)).try_flatten();
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
     }
+}
+
+/// How many file pairs a partition whose right side does not fit in memory
+/// is split into.
+pub const SPILL_PARTS: usize = 32;
+
+/// Splits spilled rows by key; not the hash that partitioned the inputs
+/// (all rows of a partition share that one's remainder).
+const SPILL_HASH: datafusion::common::hash_utils::RandomState =
+    datafusion::common::hash_utils::RandomState::with_seed(0x5151_a50f);
+
+type Joined = std::pin::Pin<Box<dyn futures::Stream<Item = DfResult<RecordBatch>> + Send>>;
+
+/// One partition of the join.
+struct Join {
+    spec: Arc<AsofSpec>,
+    schema: SchemaRef,
+    metrics: BaselineMetrics,
+    spill: SpillMetrics,
+    context: Arc<TaskContext>,
+    partition: usize,
+}
+
+/// The right side of a partition as far as it was read.
+enum Gathered {
+    /// All of it, reserved.
+    Whole(Vec<RecordBatch>, MemoryReservation),
+    /// The pool refused more (why): what was read, and the rest.
+    TooLarge(Vec<RecordBatch>, SendableRecordBatchStream, DataFusionError),
+}
+
+impl Join {
+    fn reservation(&self, what: &str) -> MemoryReservation {
+        MemoryConsumer::new(format!("AsofJoinExec[{}]{what}", self.partition))
+            .with_can_spill(true)
+            .register(self.context.memory_pool())
+    }
+
+    /// Read the right side while the pool grants it (batches and index).
+    /// `coalesce`: copy small batches into full ones as they come (the
+    /// small batches read back from a spill file each hold a large buffer).
+    async fn gather(
+        mut input: SendableRecordBatchStream,
+        reservation: MemoryReservation,
+        coalesce: bool,
+    ) -> DfResult<Gathered> {
+        let mut batches = Vec::new();
+        let mut coalescer = coalesce.then(|| BatchCoalescer::new(input.schema(), 8192));
+        loop {
+            let batch = match coalescer.as_mut() {
+                None => match input.try_next().await? {
+                    Some(b) => b,
+                    None => break,
+                },
+                Some(c) => match c.next_completed_batch() {
+                    Some(b) => b,
+                    None => match input.try_next().await? {
+                        Some(b) => {
+                            c.push_batch(b)?;
+                            continue;
+                        }
+                        None if c.is_empty() => break,
+                        None => {
+                            c.finish_buffered_batch()?;
+                            continue;
+                        }
+                    },
+                },
+            };
+            // The batch, its copy in the concatenated one, and the index
+            // (buffers shared by columns counted once: batches read back
+            // from a spill file share one).
+            let size = datafusion::physical_plan::spill::get_record_batch_memory_size(&batch);
+            let need = 2 * size + batch.num_rows() * 32;
+            match reservation.try_grow(need) {
+                Ok(()) => batches.push(batch),
+                Err(e) if matches!(e.find_root(), DataFusionError::ResourcesExhausted(_)) => {
+                    batches.push(batch);
+                    return Ok(Gathered::TooLarge(batches, input, e));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Gathered::Whole(batches, reservation))
+    }
+
+    fn probe_stream(&self, index: Index, left: SendableRecordBatchStream) -> Joined {
+        let (spec, schema, metrics) =
+            (self.spec.clone(), self.schema.clone(), self.metrics.clone());
+        Box::pin(left.map(move |batch| {
+            let batch = batch?;
+            let timer = metrics.elapsed_compute().timer();
+            let out = index.probe(&batch, &spec, &schema);
+            timer.done();
+            if let Ok(b) = &out {
+                metrics.record_output(b.num_rows());
+            }
+            out
+        }))
+    }
+
+    async fn run(
+        self,
+        left: SendableRecordBatchStream,
+        right: SendableRecordBatchStream,
+    ) -> DfResult<Joined> {
+        let right_schema = right.schema();
+        match Self::gather(right, self.reservation(""), false).await? {
+            Gathered::Whole(batches, reservation) => {
+                let index = Index::new(&right_schema, batches, &self.spec, reservation)?;
+                Ok(self.probe_stream(index, left))
+            }
+            Gathered::TooLarge(read, rest, _) => self.spilled(left, read, rest).await,
+        }
+    }
+
+    /// The join of a partition split into file pairs.
+    async fn spilled(
+        self,
+        left: SendableRecordBatchStream,
+        read: Vec<RecordBatch>,
+        rest: SendableRecordBatchStream,
+    ) -> DfResult<Joined> {
+        let right_schema = rest.schema();
+        let key_types = self
+            .spec
+            .right_keys
+            .iter()
+            .map(|k| k.data_type(&right_schema))
+            .collect::<DfResult<Vec<_>>>()?;
+        let env = self.context.runtime_env();
+        let right_files = SpillManager::new(env.clone(), self.spill.clone(), right_schema.clone());
+        let rights = split(&right_files, &self.spec.right_keys, &key_types, read, rest).await?;
+        let left_files = SpillManager::new(env, self.spill.clone(), left.schema());
+        let lefts = split(&left_files, &self.spec.left_keys, &key_types, vec![], left).await?;
+        let this = Arc::new(self);
+        let pairs = futures::stream::iter(rights.into_iter().zip(lefts).enumerate()).then(
+            move |(k, (r, l))| {
+                let this = this.clone();
+                let (right_files, left_files) = (right_files.clone(), left_files.clone());
+                let right_schema = right_schema.clone();
+                async move {
+                    let Some(l) = l else {
+                        return Ok(Box::pin(futures::stream::empty()) as Joined);
+                    };
+                    let batches = match r {
+                        None => vec![],
+                        Some(r) => {
+                            let input = right_files.read_spill_as_stream(r, None)?;
+                            let reservation = this.reservation(&format!("/{k}"));
+                            match Self::gather(input, reservation, true).await? {
+                                Gathered::Whole(b, reservation) => {
+                                    let index =
+                                        Index::new(&right_schema, b, &this.spec, reservation)?;
+                                    let left = left_files.read_spill_as_stream(l, None)?;
+                                    return Ok(this.probe_stream(index, left));
+                                }
+                                Gathered::TooLarge(_, _, e) => {
+                                    return Err(DataFusionError::ResourcesExhausted(format!(
+                                        "ASOF JOIN: the right rows of one group of keys do not fit \
+                                         in memory even split {SPILL_PARTS} ways ({e})"
+                                    )));
+                                }
+                            }
+                        }
+                    };
+                    let index =
+                        Index::new(&right_schema, batches, &this.spec, this.reservation(""))?;
+                    let left = left_files.read_spill_as_stream(l, None)?;
+                    Ok(this.probe_stream(index, left))
+                }
+            },
+        );
+        Ok(Box::pin(pairs.try_flatten()))
+    }
+}
+
+/// Write the rows of `first` and then of `rest` to [`SPILL_PARTS`] files
+/// by a hash of their keys (cast to the right side's key types, so both
+/// sides agree): the files, `None` where no row went.
+async fn split(
+    manager: &SpillManager,
+    keys: &[Arc<dyn PhysicalExpr>],
+    key_types: &[DataType],
+    first: Vec<RecordBatch>,
+    mut rest: SendableRecordBatchStream,
+) -> DfResult<Vec<Option<Arc<dyn SpillFile>>>> {
+    let mut files = (0..SPILL_PARTS)
+        .map(|_| manager.create_in_progress_file("ASOF JOIN"))
+        .collect::<DfResult<Vec<_>>>()?;
+    let mut write = |batch: &RecordBatch| -> DfResult<()> {
+        let mut arrays = evaluate(keys, batch)?;
+        for (k, t) in arrays.iter_mut().zip(key_types) {
+            if k.data_type() != t {
+                *k = cast(k, t)?;
+            }
+        }
+        let mut hashes = vec![0u64; batch.num_rows()];
+        datafusion::common::hash_utils::create_hashes(arrays.iter(), &SPILL_HASH, &mut hashes)?;
+        let mut parts: Vec<Vec<u32>> = vec![Vec::new(); SPILL_PARTS];
+        for (i, h) in hashes.iter().enumerate() {
+            // The top bits of a remix: the low bits of one hash function
+            // under two seeds need not be independent.
+            let mixed = (h ^ (h >> 31)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            parts[((mixed >> 32) % SPILL_PARTS as u64) as usize].push(i as u32);
+        }
+        for (file, rows) in files.iter_mut().zip(parts) {
+            if !rows.is_empty() {
+                file.append_batch(&take_record_batch(batch, &UInt32Array::from(rows))?)?;
+            }
+        }
+        Ok(())
+    };
+    for b in first {
+        write(&b)?;
+    }
+    while let Some(b) = rest.try_next().await? {
+        write(&b)?;
+    }
+    files.iter_mut().map(|f| f.finish()).collect()
 }
 
 /// Keys to their range in `order`: one integer key directly, any other
@@ -290,18 +510,15 @@ struct Index {
 }
 
 impl Index {
-    async fn build(
-        mut input: SendableRecordBatchStream,
+    /// Index the right rows `batches` (their memory, and the index's,
+    /// already reserved in `reservation`).
+    fn new(
+        schema: &SchemaRef,
+        batches: Vec<RecordBatch>,
         spec: &AsofSpec,
         reservation: MemoryReservation,
     ) -> DfResult<Index> {
-        let schema = input.schema();
-        let mut batches = Vec::new();
-        while let Some(batch) = input.try_next().await? {
-            reservation.try_grow(batch.get_array_memory_size())?;
-            batches.push(batch);
-        }
-        let batch = concat_batches(&schema, &batches)?;
+        let batch = concat_batches(schema, &batches)?;
         drop(batches);
         let rows = batch.num_rows();
         if rows > u32::MAX as usize {
@@ -381,22 +598,17 @@ impl Index {
                 .collect::<Vec<i64>>()
         });
         let range = |g: u32| (starts[g as usize], starts[g as usize + 1]);
-        let (groups, key_bytes) = if int {
-            let n = int_ids.len();
-            let g = int_ids.into_iter().map(|(k, g)| (k, range(g))).collect();
-            (Groups::Int(g), n * 24)
+        let groups = if int {
+            Groups::Int(int_ids.into_iter().map(|(k, g)| (k, range(g))).collect())
         } else {
-            let bytes = row_ids.keys().map(|k| k.len() + 32).sum::<usize>();
-            let g = row_ids
-                .into_iter()
-                .map(|(k, g)| (Box::from(k), range(g)))
-                .collect();
-            (Groups::Rows(g), bytes)
+            Groups::Rows(
+                row_ids
+                    .into_iter()
+                    .map(|(k, g)| (Box::from(k), range(g)))
+                    .collect(),
+            )
         };
         drop(key_rows);
-        let index_bytes =
-            order.len() * 12 + cutoffs.as_ref().map_or(0, |c| c.len() * 8) + key_bytes;
-        reservation.try_grow(index_bytes)?;
         Ok(Index {
             batch,
             converter,
