@@ -676,6 +676,10 @@ pub enum GroupMerge {
     /// column `present` is null the group has no row any more and its row
     /// is deleted.
     Replace { present: String },
+    /// Groups of any number of rows: a source row whose column `marker`
+    /// is true stands for its key and deletes every row of it; the other
+    /// source rows are inserted.
+    ReplacePartitions { marker: String },
     /// Each group's row gets the values (expressions over
     /// [`GROUP_TARGET`] and [`GROUP_SOURCE`] columns) of `set`; a new
     /// group is inserted as the source has it.
@@ -711,6 +715,12 @@ pub async fn merge_groups(
         })
         .reduce(DfExpr::and)
         .ok_or_else(|| Error::internal("groups are merged by key"))?;
+    let on = match &how {
+        GroupMerge::ReplacePartitions { marker } => {
+            on.and(DfExpr::Column(Column::new(Some(s), marker)))
+        }
+        _ => on,
+    };
     let columns = target.all_columns();
     let value = |c: &str| DfExpr::Column(Column::new(Some(s), c));
     let mut builder = target
@@ -735,6 +745,10 @@ pub async fn merge_groups(
                     u
                 })?;
             Some(not(gone))
+        }
+        GroupMerge::ReplacePartitions { marker } => {
+            builder = builder.when_matched_delete(|d| d)?;
+            Some(not(DfExpr::Column(Column::new(Some(s), marker))))
         }
         GroupMerge::Combine { set } => {
             builder = builder.when_matched_update(|mut u| {

@@ -7,12 +7,15 @@
 //!  Δ(q1 ∪all q2)                = Δq1 ∪all Δq2
 //!  Δ(l ⋈ r)                     = Δl ⋈ r_new  ∪all  l_old ⋈ Δr
 //!  γ over q with Δq             = the groups Δq touches, recomputed over q
+//!  window over q with Δq        = the partitions Δq touches, recomputed over q
 //! ```
 //!
 //! Sources only appended to (Delta commits with added files and no
 //! removed rows): a linear plan's delta is appended to the view; a grouped
 //! aggregate over a linear plan recomputes the groups the new rows touch
-//! and merges them in. Anything else is recomputed in full, with the
+//! and merges them in; so do window functions partitioned by columns of
+//! the view (a feature view's windows per entity): every row of a touched
+//! partition is recomputed. Anything else is recomputed in full, with the
 //! reason said by `EXPLAIN REFRESH`.
 
 use std::collections::HashMap;
@@ -24,7 +27,7 @@ use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::datasource::{provider_as_source, source_as_provider};
 use datafusion::logical_expr::{
     Aggregate, Expr, JoinType, LogicalPlan, LogicalPlanBuilder, Projection, SubqueryAlias,
-    TableScan, Union,
+    TableScan, Union, Window,
 };
 use url::Url;
 
@@ -47,6 +50,8 @@ pub enum Delta {
         rows: LogicalPlan,
         touched: LogicalPlan,
         key_columns: Vec<usize>,
+        /// Window partitions: a key has any number of rows (else one).
+        partitions: bool,
     },
     /// Groups to combine: `rows` is the view's query over only the new
     /// rows (one row per group they touch); each view column is a key or
@@ -364,6 +369,12 @@ impl Deriver<'_> {
         let agg = loop {
             match node {
                 LogicalPlan::Aggregate(a) => break a,
+                LogicalPlan::Window(_) => {
+                    for n in &chain {
+                        self.check_expressions(n)?;
+                    }
+                    return self.partitions(plan, &chain, node);
+                }
                 LogicalPlan::Projection(_)
                 | LogicalPlan::Filter(_)
                 | LogicalPlan::SubqueryAlias(_) => {}
@@ -404,21 +415,7 @@ impl Deriver<'_> {
         };
         // Where each group key lands in the view's columns.
         let mut positions: Vec<Option<usize>> = (0..agg.schema.fields().len()).map(Some).collect();
-        for n in chain.iter().rev() {
-            if let LogicalPlan::Projection(p) = n {
-                let input = p.input.schema();
-                positions = positions
-                    .iter()
-                    .map(|pos| {
-                        let pos = (*pos)?;
-                        p.expr.iter().position(|e| match without_aliases(e) {
-                            Expr::Column(c) => input.index_of_column(&c).ok() == Some(pos),
-                            _ => false,
-                        })
-                    })
-                    .collect();
-            }
-        }
+        map_through(&chain, &mut positions);
         let mut key_columns = Vec::new();
         for (k, g) in agg.group_expr.iter().enumerate() {
             match positions[k] {
@@ -471,32 +468,8 @@ impl Deriver<'_> {
             }
         }
         // The keys the new rows have, once each.
-        let keys: Vec<Expr> = agg
-            .group_expr
-            .iter()
-            .enumerate()
-            .map(|(k, g)| without_aliases(g).alias(key_name(k)))
-            .collect();
-        let mut touched: Option<LogicalPlanBuilder> = None;
-        for t in terms {
-            let term = LogicalPlanBuilder::from(t)
-                .project(keys.clone())
-                .and_then(|b| b.build())
-                .map_err(df_err)?;
-            touched = Some(match touched {
-                None => LogicalPlanBuilder::from(term),
-                Some(b) => b.union(term).map_err(df_err)?,
-            });
-        }
-        let key_columns_of_touched: Vec<Expr> = (0..keys.len())
-            .map(|k| Expr::Column(Column::new_unqualified(key_name(k))))
-            .collect();
-        let touched = touched
-            .expect("a changed input has a term")
-            .aggregate(key_columns_of_touched, Vec::<Expr>::new())
-            .and_then(|b| b.alias(TOUCHED))
-            .and_then(|b| b.build())
-            .map_err(df_err)?;
+        let group_keys: Vec<Expr> = agg.group_expr.iter().map(without_aliases).collect();
+        let touched = touched_keys(terms, &group_keys)?;
         // The aggregate over only the rows of those groups.
         let on: Vec<Expr> = agg
             .group_expr
@@ -531,6 +504,118 @@ impl Deriver<'_> {
             rows,
             touched,
             key_columns,
+            partitions: false,
+        })
+    }
+
+    /// Replace the window partitions the new rows touch: `windows` is a
+    /// stack of window nodes under `chain` (projections, filters, sorts),
+    /// every function of them partitioned by (at least) the same columns,
+    /// which are columns of the view. Every row of a touched partition is
+    /// computed again over the rows of that partition.
+    fn partitions(
+        &self,
+        plan: &LogicalPlan,
+        chain: &[&LogicalPlan],
+        windows: &LogicalPlan,
+    ) -> Result<Delta, Refused> {
+        let mut stack: Vec<&Window> = Vec::new();
+        let mut node = windows;
+        while let LogicalPlan::Window(w) = node {
+            stack.push(w);
+            node = w.input.as_ref();
+        }
+        let bottom = node;
+        // The columns every window function is partitioned by.
+        let mut keys: Option<Vec<Column>> = None;
+        for w in &stack {
+            if w.window_expr.iter().any(|e| e.is_volatile()) {
+                return Err("the query calls a volatile function".to_string().into());
+            }
+            for e in &w.window_expr {
+                let Expr::WindowFunction(f) = without_aliases(e) else {
+                    return Err(format!("the window expression {e} is not a function").into());
+                };
+                let cols: Vec<Column> = f
+                    .params
+                    .partition_by
+                    .iter()
+                    .filter_map(|p| match p {
+                        Expr::Column(c) => Some(c.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                keys = Some(match keys {
+                    None => cols,
+                    Some(k) => k.into_iter().filter(|c| cols.contains(c)).collect(),
+                });
+            }
+        }
+        let keys = keys.unwrap_or_default();
+        if keys.is_empty() {
+            return Err(
+                "a window function not partitioned by a column (PARTITION BY) is recomputed whole"
+                    .to_string()
+                    .into(),
+            );
+        }
+        let Some(terms) = self.delta(bottom)? else {
+            return Err("the window functions read no changed source"
+                .to_string()
+                .into());
+        };
+        let top = stack[0];
+        let mut positions: Vec<Option<usize>> = (0..top.schema.fields().len()).map(Some).collect();
+        map_through(chain, &mut positions);
+        let mut key_columns = Vec::new();
+        for k in &keys {
+            let at = top.schema.index_of_column(k).ok();
+            match at.and_then(|i| positions[i]) {
+                Some(p) => key_columns.push(p),
+                None => {
+                    return Err(format!(
+                        "the partition key {k} is not a column of the view, so its rows cannot be found"
+                    )
+                    .into());
+                }
+            }
+        }
+        let key_exprs: Vec<Expr> = keys.iter().cloned().map(Expr::Column).collect();
+        let touched = touched_keys(terms, &key_exprs)?;
+        let on: Vec<Expr> = key_exprs
+            .iter()
+            .enumerate()
+            .map(|(k, e)| {
+                not_distinct(
+                    e.clone(),
+                    Expr::Column(Column::new(Some(TOUCHED), key_name(k))),
+                )
+            })
+            .collect();
+        let mut rows = LogicalPlanBuilder::from(bottom.clone())
+            .join_on(touched.clone(), JoinType::LeftSemi, on)
+            .and_then(|b| b.build())
+            .map_err(df_err)?;
+        for w in stack.iter().rev() {
+            rows = LogicalPlan::Window(
+                Window::try_new(w.window_expr.clone(), Arc::new(rows)).map_err(df_err)?,
+            );
+        }
+        for n in chain.iter().rev() {
+            rows = n
+                .with_new_exprs(n.expressions(), vec![rows])
+                .map_err(df_err)?;
+        }
+        if rows.schema().fields().len() != plan.schema().fields().len() {
+            return Err("the recomputed partitions do not have the view's columns"
+                .to_string()
+                .into());
+        }
+        Ok(Delta::Groups {
+            rows,
+            touched,
+            key_columns,
+            partitions: true,
         })
     }
 
@@ -539,8 +624,8 @@ impl Deriver<'_> {
         if self.feed {
             if !plan_has_aggregate(plan) {
                 return Err(
-                    "rows were changed or removed, and only a grouped aggregate \
-                     (its touched groups recomputed) follows those"
+                    "rows were changed or removed, and only a grouped aggregate or a \
+                     partitioned window (its touched groups recomputed) follows those"
                         .to_string()
                         .into(),
                 );
@@ -584,10 +669,60 @@ impl Deriver<'_> {
     }
 }
 
+/// Follow column positions up through `chain` (top first): where each
+/// lands in the top's columns, `None` where a projection drops it.
+fn map_through(chain: &[&LogicalPlan], positions: &mut Vec<Option<usize>>) {
+    for n in chain.iter().rev() {
+        if let LogicalPlan::Projection(p) = n {
+            let input = p.input.schema();
+            *positions = positions
+                .iter()
+                .map(|pos| {
+                    let pos = (*pos)?;
+                    p.expr.iter().position(|e| match without_aliases(e) {
+                        Expr::Column(c) => input.index_of_column(&c).ok() == Some(pos),
+                        _ => false,
+                    })
+                })
+                .collect();
+        }
+    }
+}
+
+/// The distinct values of `keys` in the delta `terms`, as columns
+/// `key_name(k)` of a relation named [`TOUCHED`].
+fn touched_keys(terms: Vec<LogicalPlan>, keys: &[Expr]) -> Result<LogicalPlan, Refused> {
+    let named: Vec<Expr> = keys
+        .iter()
+        .enumerate()
+        .map(|(k, e)| e.clone().alias(key_name(k)))
+        .collect();
+    let mut touched: Option<LogicalPlanBuilder> = None;
+    for t in terms {
+        let term = LogicalPlanBuilder::from(t)
+            .project(named.clone())
+            .and_then(|b| b.build())
+            .map_err(df_err)?;
+        touched = Some(match touched {
+            None => LogicalPlanBuilder::from(term),
+            Some(b) => b.union(term).map_err(df_err)?,
+        });
+    }
+    let columns: Vec<Expr> = (0..keys.len())
+        .map(|k| Expr::Column(Column::new_unqualified(key_name(k))))
+        .collect();
+    touched
+        .ok_or_else(|| Refused::Reason("no changed input".to_string()))?
+        .aggregate(columns, Vec::<Expr>::new())
+        .and_then(|b| b.alias(TOUCHED))
+        .and_then(|b| b.build())
+        .map_err(df_err)
+}
+
 fn plan_has_aggregate(plan: &LogicalPlan) -> bool {
     let mut found = false;
     let _ = plan.apply(|n| {
-        if matches!(n, LogicalPlan::Aggregate(_)) {
+        if matches!(n, LogicalPlan::Aggregate(_) | LogicalPlan::Window(_)) {
             found = true;
             return Ok(TreeNodeRecursion::Stop);
         }

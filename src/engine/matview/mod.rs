@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
-use datafusion::common::{Column, JoinType};
+use datafusion::common::{Column, JoinType, ScalarValue};
 use datafusion::dataframe::DataFrame;
 use datafusion::logical_expr::{Expr, LogicalPlan, cast, col, lit};
 use datafusion::sql::sqlparser::ast::{CreateView, Ident, ObjectName, ObjectType, Statement};
@@ -551,6 +551,21 @@ async fn decide(
             work: Work::Incremental(Box::new(delta)),
             new_files,
         },
+        Ok(
+            delta @ incremental::Delta::Groups {
+                partitions: true, ..
+            },
+        ) => Decision {
+            method: "partitions",
+            reason: format!(
+                "{appended}; the window functions are partitioned by columns of the view: \
+                 every row of the partitions the {} rows touch is recomputed from the \
+                 sources and replaces that partition's rows",
+                if feed { "changed" } else { "new" }
+            ),
+            work: Work::Incremental(Box::new(delta)),
+            new_files,
+        },
         Ok(delta @ incremental::Delta::Groups { .. }) if feed => Decision {
             method: "groups",
             reason: format!(
@@ -675,6 +690,62 @@ pub async fn refresh(
                 rows,
                 touched,
                 key_columns,
+                partitions: true,
+            } => {
+                // Marker rows (one per touched key) delete the partition's
+                // stored rows; the recomputed rows are inserted.
+                let columns = &target.def.columns;
+                let keys: Vec<(String, String)> = key_columns
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &c)| (columns[c].name.clone(), incremental::key_name(k)))
+                    .collect();
+                let marker = |is: bool| lit(is).alias(PRESENT);
+                let deletes = DataFrame::new(state.clone(), touched).select(
+                    key_columns
+                        .iter()
+                        .enumerate()
+                        .map(|(k, &c)| {
+                            cast(
+                                col(Column::new_unqualified(incremental::key_name(k))),
+                                columns[c].ty.arrow_type(),
+                            )
+                            .alias(incremental::key_name(k))
+                        })
+                        .chain(columns.iter().map(|c| {
+                            cast(lit(ScalarValue::Null), c.ty.arrow_type()).alias(&c.name)
+                        }))
+                        .chain([marker(true)])
+                        .collect::<Vec<_>>(),
+                )?;
+                let inserts = cast_to_columns(DataFrame::new(state, rows), &target.def)?;
+                let inserts = inserts.select(
+                    key_columns
+                        .iter()
+                        .enumerate()
+                        .map(|(k, &c)| {
+                            col(Column::new_unqualified(&columns[c].name))
+                                .alias(incremental::key_name(k))
+                        })
+                        .chain(
+                            columns
+                                .iter()
+                                .map(|c| col(Column::new_unqualified(&c.name))),
+                        )
+                        .chain([marker(false)])
+                        .collect::<Vec<_>>(),
+                )?;
+                let source = deletes.union(inserts)?;
+                let how = GroupMerge::ReplacePartitions {
+                    marker: PRESENT.to_string(),
+                };
+                merge_groups(&wc, &target, source, &keys, how, &txns, metadata).await?;
+            }
+            incremental::Delta::Groups {
+                rows,
+                touched,
+                key_columns,
+                partitions: false,
             } => {
                 let rows = cast_to_columns(DataFrame::new(state.clone(), rows), &target.def)?
                     .with_column(PRESENT, lit(true))?;
