@@ -217,7 +217,11 @@ impl<'a> Resolver<'a> {
             )),
             Resolved::Online(o) => Err(Error::new(
                 ErrorKind::WrongObjectType,
-                format!("\"online.{}\" is an online lookup, not a {}", o.name, kind.noun()),
+                format!(
+                    "\"online.{}\" is an online lookup, not a {}",
+                    o.name,
+                    kind.noun()
+                ),
             )),
         }
     }

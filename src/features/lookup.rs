@@ -329,10 +329,10 @@ impl Lookup {
         let schema = target_schema(t);
         self.keys.len() == keys.len()
             && self.keys.iter().all(|(k, _)| keys.contains(k))
-            && self.columns.as_ref().is_none_or(|cols| {
-                cols.iter()
-                    .all(|(c, _)| schema.field_with_name(c).is_ok())
-            })
+            && self
+                .columns
+                .as_ref()
+                .is_none_or(|cols| cols.iter().all(|(c, _)| schema.field_with_name(c).is_ok()))
     }
 
     /// The result's columns (for Describe).

@@ -401,10 +401,7 @@ impl ViewIndex {
         let Some(Some(k)) = self.keys.encode(&columns)?.pop() else {
             return Ok(None);
         };
-        Ok(self
-            .keys
-            .get(&k)
-            .filter(|&i| self.live(i as usize, now)))
+        Ok(self.keys.get(&k).filter(|&i| self.live(i as usize, now)))
     }
 
     /// The rows at `rows` (`None`: a row of NULLs).

@@ -478,3 +478,189 @@ async fn feature_views_and_services() {
             .is_empty()
     );
 }
+
+/// A right side larger than the memory pool: the join spills its
+/// partitions to disk in pieces and answers what an unlimited server does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn asof_join_spills_within_the_memory_pool() {
+    let roomy = Server::start();
+    let tight =
+        Server::start_on_with_env(&roomy.lake, &[("SLUICE_MEMORY_LIMIT", "24MB".to_string())]);
+    let c = roomy.connect().await;
+    c.batch_execute(
+        "CREATE TABLE f AS SELECT v % 20011 AS k, v AS t, v * 7 AS x, 'feature ' || v AS note
+           FROM generate_series(1, 1200000) AS g(v);
+         CREATE TABLE l AS SELECT (v * 7919) % 20011 AS k, (v * 104729) % 1300000 AS t
+           FROM generate_series(1, 300000) AS g(v);",
+    )
+    .await
+    .unwrap();
+    let q = "SELECT count(*), count(f.x), sum(f.x), max(length(f.note)) \
+             FROM l ASOF LEFT JOIN f ON l.k = f.k AND l.t >= f.t";
+    let expected = rows(&c, q).await;
+    let t = tight.connect().await;
+    assert_eq!(rows(&t, q).await, expected);
+    let plan = rows(&t, &format!("EXPLAIN ANALYZE {q}")).await.join("\n");
+    let line = plan
+        .lines()
+        .find(|l| l.contains("AsofJoinExec"))
+        .unwrap_or_else(|| panic!("no AsofJoinExec in {plan}"));
+    assert!(
+        line.contains("spill_count=") && !line.contains("spill_count=0,"),
+        "the join did not spill: {line}"
+    );
+    // The roomy server joined in memory.
+    let plan = rows(&c, &format!("EXPLAIN ANALYZE {q}")).await.join("\n");
+    assert!(plan.contains("AsofJoinExec"), "{plan}");
+}
+
+/// `training_set` over a service of two views with different entities and
+/// random TTLs, against the brute-force reference, for several seeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn training_set_joins_every_view_of_a_service() {
+    let server = Server::start();
+    let c = server.connect().await;
+    for seed in 1..=4u64 {
+        let mut rng = Rng::new(seed * 7919);
+        let ttl_u = [60, 400, 5000][rng.below(3) as usize];
+        let ttl_m = [30, 900][rng.below(2) as usize];
+        // (key, event time, created time)
+        let mut gen_rows = |n: usize, keys: u64, late: bool| -> Vec<(Option<u64>, u64, u64)> {
+            (0..n)
+                .map(|_| {
+                    let t = rng.below(3000);
+                    let k = rng.maybe(25, rng.0 % keys);
+                    let cr = if late {
+                        t + rng.below(3) * rng.below(200)
+                    } else {
+                        t
+                    };
+                    (k, t, cr)
+                })
+                .collect()
+        };
+        let users = gen_rows(400, 12, true);
+        let merchants = gen_rows(300, 6, false);
+        let labels: Vec<(u64, Option<u64>, Option<u64>, u64)> = (0..200)
+            .map(|id| {
+                (
+                    id,
+                    rng.maybe(20, rng.0 % 13),
+                    rng.maybe(20, rng.0 % 7),
+                    rng.below(3200),
+                )
+            })
+            .collect();
+        let key = |k: Option<u64>| k.map(|k| k.to_string()).unwrap_or("NULL".into());
+        let value = |k: u64, t: u64| k * 10_000 + t;
+        let insert = |table: &str, rows: &[(Option<u64>, u64, u64)]| {
+            let values: Vec<String> = rows
+                .iter()
+                .map(|(k, t, cr)| {
+                    let v = k.map(|k| value(k, *t).to_string()).unwrap_or("NULL".into());
+                    format!("({}, '{}', '{}', {v})", key(*k), ts(*t), ts(*cr))
+                })
+                .collect();
+            format!("INSERT INTO {table} VALUES {};", values.join(", "))
+        };
+        let labels_sql: Vec<String> = labels
+            .iter()
+            .map(|(id, u, m, t)| format!("({id}, {}, {}, '{}')", key(*u), key(*m), ts(*t)))
+            .collect();
+        c.batch_execute(&format!(
+            "CREATE SCHEMA s{seed}; SET search_path = s{seed};
+             CREATE TABLE u (user_id bigint, ts timestamp, created timestamp, v bigint);
+             CREATE TABLE m (merchant_id bigint, ts timestamp, created timestamp, v bigint);
+             CREATE TABLE labels (id bigint, user_id bigint, merchant_id bigint, ts timestamp);
+             {} {} INSERT INTO labels VALUES {};
+             CREATE FEATURE VIEW uf ENTITY (user_id) TIMESTAMP ts CREATED_AT created TTL '{ttl_u} seconds'
+               AS SELECT user_id, ts, created, v AS uv FROM u;
+             CREATE FEATURE VIEW mf ENTITY (merchant_id) TIMESTAMP ts TTL '{ttl_m} seconds'
+               AS SELECT merchant_id, ts, v AS mv FROM m;
+             CREATE FEATURE SERVICE svc AS uf (uv), mf (mv);",
+            insert("u", &users),
+            insert("m", &merchants),
+            labels_sql.join(", ")
+        ))
+        .await
+        .unwrap();
+        let pick = |rows: &[(Option<u64>, u64, u64)], k: Option<u64>, t: u64, ttl: u64| {
+            k.and_then(|k| {
+                rows.iter()
+                    .filter(|(rk, rt, cr)| *rk == Some(k) && *rt <= t && *cr <= t)
+                    .max_by_key(|(_, rt, _)| *rt)
+                    .filter(|(_, rt, _)| t - rt <= ttl)
+                    .map(|(_, rt, _)| value(k, *rt).to_string())
+            })
+            .unwrap_or("NULL".into())
+        };
+        let expected: Vec<String> = labels
+            .iter()
+            .map(|(id, u, m, t)| {
+                format!(
+                    "{id}|{}|{}",
+                    pick(&users, *u, *t, ttl_u),
+                    pick(&merchants, *m, *t, ttl_m)
+                )
+            })
+            .collect();
+        let got = rows(
+            &c,
+            "SELECT id, uf__uv, mf__mv FROM training_set('svc', 'SELECT id, user_id, merchant_id, ts FROM labels') ORDER BY id",
+        )
+        .await;
+        assert_eq!(got, expected, "seed {seed}, TTLs {ttl_u}/{ttl_m}");
+    }
+}
+
+/// A feature view of window functions per entity refreshes by recomputing
+/// only the entities whose rows were appended (late rows included), and
+/// ends up as a full recompute would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn window_feature_views_refresh_the_touched_entities() {
+    let server = Server::start();
+    let c = server.connect().await;
+    let query = "SELECT user_id, ts, amount,
+           sum(amount) OVER (PARTITION BY user_id ORDER BY ts) AS total,
+           count(*) OVER (PARTITION BY user_id ORDER BY ts RANGE BETWEEN INTERVAL '1 hour' PRECEDING AND CURRENT ROW) AS n_1h,
+           lag(amount) OVER (PARTITION BY user_id ORDER BY ts) AS previous
+         FROM tx";
+    c.batch_execute(&format!(
+        "CREATE TABLE tx (user_id int, ts timestamp, amount int);
+         INSERT INTO tx VALUES (1, '2026-01-01 10:00:00', 10), (1, '2026-01-01 10:30:00', 20),
+           (2, '2026-01-01 10:00:00', 5), (NULL, '2026-01-01 10:00:00', 1), (3, '2026-01-01 09:00:00', 2);
+         CREATE FEATURE VIEW fw ENTITY (user_id) TIMESTAMP ts AS {query};"
+    ))
+    .await
+    .unwrap();
+    // New rows for user 1 (one of them late: before rows the view holds)
+    // and for the NULL entity; users 2 and 3 untouched.
+    c.batch_execute(
+        "INSERT INTO tx VALUES (1, '2026-01-01 11:00:00', 5), (1, '2026-01-01 10:10:00', 7), (NULL, '2026-01-01 11:00:00', 4);",
+    )
+    .await
+    .unwrap();
+    let explain = rows(&c, "EXPLAIN REFRESH MATERIALIZED VIEW fw").await;
+    assert!(explain[0].starts_with("partitions|"), "{explain:?}");
+    c.batch_execute("REFRESH FEATURE VIEW fw").await.unwrap();
+    let diff = |a: &str, b: &str| format!("SELECT count(*) FROM ({a} EXCEPT ALL {b}) d");
+    assert_eq!(rows(&c, &diff("SELECT * FROM fw", query)).await, ["0"]);
+    assert_eq!(rows(&c, &diff(query, "SELECT * FROM fw")).await, ["0"]);
+    assert_eq!(rows(&c, "SELECT count(*) FROM fw").await, ["8"]);
+    assert_eq!(
+        rows(
+            &c,
+            "SELECT total, n_1h, previous FROM fw WHERE user_id = 1 ORDER BY ts"
+        )
+        .await,
+        ["10|1|NULL", "17|2|10", "37|3|7", "42|4|20"]
+    );
+    assert_eq!(
+        rows(
+            &c,
+            "SELECT last_method FROM sluice.materialized_views WHERE view_name = 'fw'"
+        )
+        .await,
+        ["partitions"]
+    );
+}

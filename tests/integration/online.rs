@@ -9,7 +9,11 @@ use crate::common::{Server, rows, sqlstate};
 
 /// A UTC timestamp literal `secs_ago` seconds before now.
 fn ago(secs_ago: u64) -> String {
-    let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() - secs_ago;
+    let t = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - secs_ago;
     let (days, rem) = ((t / 86_400) as i64, t % 86_400);
     // Days since 1970-01-01 to a civil date (H. Hinnant's algorithm).
     let z = days + 719_468;
@@ -71,10 +75,7 @@ async fn online_lookups_follow_refreshes_ttl_and_other_servers() {
         .await
         .unwrap();
     assert_eq!(one.params(), &[tokio_postgres::types::Type::INT8]);
-    assert_eq!(
-        amounts(&c.query(&one, &[&2i64]).await.unwrap()),
-        [(2, 2.0)]
-    );
+    assert_eq!(amounts(&c.query(&one, &[&2i64]).await.unwrap()), [(2, 2.0)]);
     assert!(c.query(&one, &[&1i64]).await.unwrap().is_empty(), "expired");
     assert!(c.query(&one, &[&99i64]).await.unwrap().is_empty());
 
@@ -83,25 +84,33 @@ async fn online_lookups_follow_refreshes_ttl_and_other_servers() {
         .prepare("SELECT user_id, amount FROM online.user_amounts WHERE user_id = ANY($1)")
         .await
         .unwrap();
-    let mut got = amounts(
-        &c.query(&batch, &[&vec![3i64, 2, 1, 99, 3]])
-            .await
-            .unwrap(),
-    );
+    let mut got = amounts(&c.query(&batch, &[&vec![3i64, 2, 1, 99, 3]]).await.unwrap());
     got.sort_by_key(|r| r.0);
     assert_eq!(got, [(2, 2.0), (3, 3.0)]);
 
     // The same questions planned as queries (shapes a lookup is not) agree.
     assert_eq!(
-        rows(&c, "SELECT user_id, amount FROM online.user_amounts ORDER BY user_id").await,
+        rows(
+            &c,
+            "SELECT user_id, amount FROM online.user_amounts ORDER BY user_id"
+        )
+        .await,
         ["2|2", "3|3"]
     );
     assert_eq!(
-        rows(&c, "SELECT amount FROM online.user_amounts WHERE user_id + 0 = 2").await,
+        rows(
+            &c,
+            "SELECT amount FROM online.user_amounts WHERE user_id + 0 = 2"
+        )
+        .await,
         ["2"]
     );
     assert_eq!(
-        rows(&c, "SELECT a.amount AS x FROM online.user_amounts a WHERE a.user_id = '3'").await,
+        rows(
+            &c,
+            "SELECT a.amount AS x FROM online.user_amounts a WHERE a.user_id = '3'"
+        )
+        .await,
         ["3"]
     );
 
@@ -118,10 +127,7 @@ async fn online_lookups_follow_refreshes_ttl_and_other_servers() {
         amounts(&c.query(&one, &[&2i64]).await.unwrap()),
         [(2, 20.0)]
     );
-    assert_eq!(
-        amounts(&c.query(&one, &[&4i64]).await.unwrap()),
-        [(4, 4.0)]
-    );
+    assert_eq!(amounts(&c.query(&one, &[&4i64]).await.unwrap()), [(4, 4.0)]);
 
     // Another server's commit is noticed by polling.
     let other = b.connect().await;
@@ -140,7 +146,11 @@ async fn online_lookups_follow_refreshes_ttl_and_other_servers() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(seen, [(3, 33.0)], "the other server's refresh never arrived");
+    assert_eq!(
+        seen,
+        [(3, 33.0)],
+        "the other server's refresh never arrived"
+    );
 
     // A service: one row per combination asked for, NULL where a view has
     // no live row.
@@ -160,15 +170,25 @@ async fn online_lookups_follow_refreshes_ttl_and_other_servers() {
     assert_eq!(r[0].get::<_, Option<f64>>(2), None);
     assert_eq!(r[0].get::<_, Option<f64>>(3), None);
     assert_eq!(
-        rows(&c, "SELECT * FROM online.scoring WHERE merchant_id IN ('m1') AND user_id IN (4, 2)").await,
+        rows(
+            &c,
+            "SELECT * FROM online.scoring WHERE merchant_id IN ('m1') AND user_id IN (4, 2)"
+        )
+        .await,
         ["4|m1|4|0.25", "2|m1|20|0.25"]
     );
 
     // Errors name what is wrong and leave the connection usable.
     for (sql, state) in [
-        ("SELECT * FROM online.offline_only WHERE user_id = 1", "42809"),
+        (
+            "SELECT * FROM online.offline_only WHERE user_id = 1",
+            "42809",
+        ),
         ("SELECT * FROM online.offline_only", "42809"),
-        ("SELECT * FROM online.user_amounts WHERE user_id = 'x'", "22P02"),
+        (
+            "SELECT * FROM online.user_amounts WHERE user_id = 'x'",
+            "22P02",
+        ),
         ("SELECT * FROM online.scoring WHERE user_id = 1", "0A000"),
         ("SELECT * FROM online.nope WHERE user_id = 1", "42P01"),
     ] {

@@ -12,8 +12,8 @@ use super::{Described, Handler, first_words};
 use crate::catalog::{self, Kind};
 use crate::engine::access::Role;
 use crate::engine::{Output, Session, names, params};
-use crate::features::lookup;
 use crate::error::{Error, ErrorKind, Result};
+use crate::features::lookup;
 
 /// `SELECT`, `VALUES`, `WITH`, `EXPLAIN [ANALYZE]`.
 pub struct Query(pub Statement);
