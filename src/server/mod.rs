@@ -3,6 +3,7 @@
 //! to protocol messages.
 
 pub mod auth;
+mod conn;
 pub mod copy;
 mod handler;
 pub mod sqlstate;
@@ -125,7 +126,7 @@ pub async fn serve(
                 ));
                 let tls = tls.clone();
                 tasks.spawn(conn.session(), async move {
-                    if let Err(e) = pgwire::tokio::process_socket(socket, tls, conn).await {
+                    if let Err(e) = conn::process(socket, tls, conn).await {
                         tracing::debug!("connection from {peer} ended: {e}");
                     }
                 });

@@ -1,0 +1,251 @@
+//! One connection's message loop: pgwire's handling of each message over a
+//! socket that sends a batch of replies in one write.
+//!
+//! pgwire flushes its socket after most replies (ParseComplete,
+//! BindComplete, CommandComplete, ReadyForQuery), which costs a system call
+//! and a TCP segment each: four for a prepared lookup where PostgreSQL
+//! sends one. [`Batched`] holds replies back until the connection next
+//! waits for the client: the message loop reads the socket only once it
+//! has handled every message already received, so whatever a client is
+//! waiting for has been answered by then, and goes out in one write. A
+//! large reply goes out as it grows.
+//!
+//! ```text
+//!  replies ──write──▶ held ──(the loop reads the socket, or 64 KiB held)──▶ one write
+//! ```
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures::StreamExt;
+use pgwire::api::{ClientInfo, PgWireConnectionState, PgWireServerHandlers};
+use pgwire::messages::PgWireFrontendMessage;
+use pgwire::tokio::server::{
+    PgWireMessageServerCodec, negotiate_tls, process_error, process_message,
+};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_util::codec::{Framed, FramedParts};
+
+/// A client that has not finished startup within this is dropped.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Replies are written out once this many bytes wait.
+const HIGH_WATER: usize = 64 * 1024;
+
+/// A socket that holds replies back until the connection reads again.
+pub struct Batched<T> {
+    inner: T,
+    out: Vec<u8>,
+    /// How much of `out` the socket took so far.
+    sent: usize,
+}
+
+impl<T: AsyncWrite + Unpin> Batched<T> {
+    fn new(inner: T) -> Batched<T> {
+        Batched {
+            inner,
+            out: Vec::new(),
+            sent: 0,
+        }
+    }
+
+    /// Write out everything held, and flush the socket.
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while self.sent < self.out.len() {
+            match Pin::new(&mut self.inner).poll_write(cx, &self.out[self.sent..]) {
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+                }
+                Poll::Ready(Ok(n)) => self.sent += n,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        self.out.clear();
+        self.sent = 0;
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for Batched<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        // The loop waits for the client: send what it is waiting for. A
+        // client that does not read yet still gets read from (the write
+        // wakes this task when the socket takes more).
+        if !this.out.is_empty()
+            && let Poll::Ready(Err(e)) = this.poll_drain(cx)
+        {
+            return Poll::Ready(Err(e));
+        }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Batched<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.out.len() >= HIGH_WATER {
+            match this.poll_drain(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                // Hold at most twice the mark while the client reads.
+                Poll::Pending if this.out.len() >= 2 * HIGH_WATER => return Poll::Pending,
+                Poll::Pending => {}
+            }
+        }
+        this.out.extend_from_slice(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.out.len() < HIGH_WATER {
+            return Poll::Ready(Ok(()));
+        }
+        this.poll_drain(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        match this.poll_drain(cx) {
+            Poll::Ready(Ok(())) => {}
+            other => return other,
+        }
+        Pin::new(&mut this.inner).poll_shutdown(cx)
+    }
+}
+
+/// Serve one client connection to its end.
+pub async fn process<H>(
+    tcp: TcpStream,
+    tls: Option<pgwire::tokio::TlsAcceptor>,
+    handlers: H,
+) -> io::Result<()>
+where
+    H: PgWireServerHandlers,
+{
+    let startup_deadline = tokio::time::sleep(STARTUP_TIMEOUT);
+    tokio::pin!(startup_deadline);
+    let negotiated = tokio::select! {
+        _ = &mut startup_deadline => return Ok(()),
+        s = negotiate_tls(tcp, tls) => s?,
+    };
+    // A direct TLS handshake without TLS configured: nothing to serve.
+    let Some(socket) = negotiated else {
+        return Ok(());
+    };
+    let state = socket.state();
+    let parts = socket.into_parts();
+    let mut rebuilt = FramedParts::new(Batched::new(parts.io), parts.codec);
+    rebuilt.read_buf = parts.read_buf;
+    rebuilt.write_buf = parts.write_buf;
+    let mut socket: Framed<_, PgWireMessageServerCodec<_>> = Framed::from_parts(rebuilt);
+    socket.set_state(state);
+
+    let startup = handlers.startup_handler();
+    let simple = handlers.simple_query_handler();
+    let extended = handlers.extended_query_handler();
+    let copy = handlers.copy_handler();
+    let cancel = handlers.cancel_handler();
+    let errors = handlers.error_handler();
+    loop {
+        let starting = matches!(
+            socket.state(),
+            PgWireConnectionState::AwaitingStartup
+                | PgWireConnectionState::AuthenticationInProgress
+        );
+        let msg = if starting {
+            tokio::select! {
+                _ = &mut startup_deadline => None,
+                m = socket.next() => m,
+            }
+        } else {
+            socket.next().await
+        };
+        let Some(Ok(msg)) = msg else { break };
+        // Terminate: the client waits for the connection to close.
+        if matches!(msg, PgWireFrontendMessage::Terminate(_)) {
+            break;
+        }
+        let wait_for_sync = match socket.state() {
+            PgWireConnectionState::CopyInProgress(extended) => extended,
+            _ => msg.is_extended_query(),
+        };
+        if let Err(mut e) = process_message(
+            msg,
+            &mut socket,
+            startup.clone(),
+            simple.clone(),
+            extended.clone(),
+            copy.clone(),
+            cancel.clone(),
+        )
+        .await
+        {
+            use pgwire::api::ErrorHandler as _;
+            errors.on_error(&socket, &mut e);
+            process_error(&mut socket, e, wait_for_sync).await?;
+        }
+    }
+    // Whatever is still held goes out before the socket closes.
+    futures::SinkExt::<pgwire::messages::PgWireBackendMessage>::close(&mut socket)
+        .await
+        .ok();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn replies_wait_for_the_next_read_and_go_out_together() {
+        let (server, mut client) = tokio::io::duplex(1 << 20);
+        let mut s = Batched::new(server);
+        s.write_all(b"one").await.unwrap();
+        s.flush().await.unwrap();
+        s.write_all(b"two").await.unwrap();
+        s.flush().await.unwrap();
+        // Nothing sent yet: the client sees it when the server reads.
+        let mut got = [0u8; 6];
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), client.read_exact(&mut got))
+                .await
+                .is_err()
+        );
+        client.write_all(b"q").await.unwrap();
+        let mut one = [0u8; 1];
+        s.read_exact(&mut one).await.unwrap();
+        client.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"onetwo");
+    }
+
+    #[tokio::test]
+    async fn a_large_reply_goes_out_as_it_grows_and_shutdown_sends_the_rest() {
+        let (server, mut client) = tokio::io::duplex(1 << 20);
+        let mut s = Batched::new(server);
+        let big = vec![7u8; HIGH_WATER + 10];
+        s.write_all(&big).await.unwrap();
+        s.flush().await.unwrap();
+        let mut got = vec![0u8; big.len()];
+        client.read_exact(&mut got).await.unwrap();
+        s.write_all(b"end").await.unwrap();
+        s.shutdown().await.unwrap();
+        let mut rest = Vec::new();
+        client.read_to_end(&mut rest).await.unwrap();
+        assert_eq!(rest, b"end");
+    }
+}
