@@ -55,6 +55,8 @@ pub enum ErrorKind {
     CharacterNotInRepertoire,
     /// 42501: the user's role does not allow the statement.
     InsufficientPrivilege,
+    /// 53200: the memory pool refused what a statement needed.
+    OutOfMemory,
     /// 08001: a remote database could not be reached.
     ConnectionFailure,
     /// 58P01: a file or URL that is not there (HTTP 404).
@@ -304,6 +306,9 @@ fn classify_datafusion(e: datafusion::error::DataFusionError) -> Error {
         D::ArrowError(a, _) => classify_arrow(&a),
         D::SQL(p, _) => Error::from(*p),
         D::NotImplemented(m) => Error::new(ErrorKind::FeatureNotSupported, m),
+        D::ResourcesExhausted(m) => {
+            Error::new(ErrorKind::OutOfMemory, format!("out of memory: {m}"))
+        }
         D::External(inner) => {
             if let Some(err) = inner.downcast_ref::<Error>() {
                 return err.clone();

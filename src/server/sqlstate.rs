@@ -39,6 +39,7 @@ pub fn sqlstate(kind: ErrorKind) -> &'static str {
         Grouping => "42803",
         InFailedTransaction => "25P02",
         QueryCanceled => "57014",
+        OutOfMemory => "53200",
         SerializationFailure => "40001",
         InvalidTableDefinition => "42P16",
         DataException => "22000",
