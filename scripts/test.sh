@@ -84,4 +84,8 @@ step "ASOF join smoke benchmark against DuckDB (10,000 labels, debug build)"
 LABELS=10000 FEATURES=100000 ENTITIES=1000 RUNS=1 SLUICE_BIN="$CARGO_TARGET_DIR/debug/sluice" \
     SLUICE_BENCH_PYTHON="$SLUICE_TEST_PYTHON" benchmarks/asof/run.sh >/dev/null
 
+step "online lookup smoke benchmark against PostgreSQL (1,000 entities, debug build)"
+ENTITIES=1000 ROWS_PER=3 SECS=3 CLIENTS=4 SLUICE_BIN="$CARGO_TARGET_DIR/debug/sluice" \
+    benchmarks/online/run.sh >/dev/null
+
 step "all tests passed"
