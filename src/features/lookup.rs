@@ -62,11 +62,60 @@ pub struct Lookup {
     pub keys: Vec<(String, Values)>,
 }
 
-/// The indexes a lookup reads.
-pub enum Target {
+/// The indexes a lookup reads, with the columns it answers with and the
+/// entity keys it is looked up by.
+pub struct Target {
+    source: Source,
+    schema: SchemaRef,
+    keys: Vec<String>,
+}
+
+enum Source {
     View(Arc<ViewIndex>),
     /// A service: each of its views' index with the features it serves.
     Service(Vec<(Arc<ViewIndex>, Vec<String>)>),
+}
+
+/// A lookup asks for more key combinations than this: refused (a batch
+/// lookup is for a page of entities, not a table's worth).
+pub const MAX_COMBINATIONS: usize = 100_000;
+
+impl Target {
+    /// A feature view: its own columns, by its entity keys.
+    pub fn view(ix: Arc<ViewIndex>) -> Target {
+        Target {
+            schema: ix.schema(),
+            keys: ix.feature.entity.clone(),
+            source: Source::View(ix),
+        }
+    }
+
+    /// A service: its views' entity keys (in order of first appearance),
+    /// then `view__feature` per feature it serves.
+    pub fn service(views: Vec<(Arc<ViewIndex>, Vec<String>)>) -> Target {
+        let keys = service_keys(&views);
+        let mut fields: Vec<Field> = keys
+            .iter()
+            .map(|(k, ty)| Field::new(k, ty.clone(), true))
+            .collect();
+        for (ix, features) in &views {
+            let schema = ix.schema();
+            for f in features {
+                if let Ok(field) = schema.field_with_name(f) {
+                    fields.push(Field::new(
+                        format!("{}__{f}", ix.view.name),
+                        field.data_type().clone(),
+                        true,
+                    ));
+                }
+            }
+        }
+        Target {
+            schema: Arc::new(Schema::new(fields)),
+            keys: keys.into_iter().map(|(k, _)| k).collect(),
+            source: Source::Service(views),
+        }
+    }
 }
 
 fn operand(e: &Expr) -> Option<Operand> {
@@ -279,37 +328,10 @@ fn alias_name(a: &Ident) -> String {
     normalize_ident(a)
 }
 
-/// The columns a target answers with: a view's own; a service's entity
-/// keys (in order of first appearance), then `view__feature` per feature.
-pub fn target_schema(t: &Target) -> SchemaRef {
-    match t {
-        Target::View(ix) => ix.schema(),
-        Target::Service(views) => {
-            let mut fields: Vec<Field> = Vec::new();
-            for (k, ty) in service_keys(views) {
-                fields.push(Field::new(k, ty, true));
-            }
-            for (ix, features) in views {
-                let schema = ix.schema();
-                for f in features {
-                    if let Ok(field) = schema.field_with_name(f) {
-                        fields.push(Field::new(
-                            format!("{}__{f}", ix.view.name),
-                            field.data_type().clone(),
-                            true,
-                        ));
-                    }
-                }
-            }
-            Arc::new(Schema::new(fields))
-        }
-    }
-}
-
 fn service_keys(views: &[(Arc<ViewIndex>, Vec<String>)]) -> Vec<(String, DataType)> {
     let mut keys: Vec<(String, DataType)> = Vec::new();
     for (ix, _) in views {
-        for (k, t) in ix.feature.entity.iter().zip(ix.key_types()) {
+        for (k, t) in ix.feature.entity.iter().zip(ix.key_types().iter().cloned()) {
             if !keys.iter().any(|(n, _)| n == k) {
                 keys.push((k.clone(), t));
             }
@@ -322,13 +344,9 @@ impl Lookup {
     /// Does this lookup constrain exactly the target's entity keys, and
     /// name only its columns? Otherwise it is planned as a query.
     pub fn fits(&self, t: &Target) -> bool {
-        let keys: Vec<String> = match t {
-            Target::View(ix) => ix.feature.entity.clone(),
-            Target::Service(views) => service_keys(views).into_iter().map(|(k, _)| k).collect(),
-        };
-        let schema = target_schema(t);
-        self.keys.len() == keys.len()
-            && self.keys.iter().all(|(k, _)| keys.contains(k))
+        let schema = &t.schema;
+        self.keys.len() == t.keys.len()
+            && self.keys.iter().all(|(k, _)| t.keys.contains(k))
             && self
                 .columns
                 .as_ref()
@@ -337,9 +355,9 @@ impl Lookup {
 
     /// The result's columns (for Describe).
     pub fn schema(&self, t: &Target) -> Result<SchemaRef> {
-        let full = target_schema(t);
+        let full = &t.schema;
         Ok(match &self.columns {
-            None => full,
+            None => full.clone(),
             Some(cols) => Arc::new(Schema::new(
                 cols.iter()
                     .map(|(c, out)| {
@@ -353,7 +371,7 @@ impl Lookup {
 
     /// The type of each parameter `$1..`, where a key decides it.
     pub fn param_types(&self, t: &Target) -> Vec<Option<DataType>> {
-        let full = target_schema(t);
+        let full = &t.schema;
         let mut types: Vec<Option<DataType>> = Vec::new();
         let mut set = |n: usize, ty: DataType| {
             if types.len() < n {
@@ -386,14 +404,11 @@ impl Lookup {
 
     /// Answer the lookup from the indexes at time `now` (microseconds).
     pub fn answer(&self, t: &Target, params: &ParamValues, now: i64) -> Result<RecordBatch> {
-        let full = target_schema(t);
+        let full = &t.schema;
         // The values each key takes, in the order the target lists its keys.
-        let key_names: Vec<String> = match t {
-            Target::View(ix) => ix.feature.entity.clone(),
-            Target::Service(views) => service_keys(views).into_iter().map(|(k, _)| k).collect(),
-        };
+        let key_names = &t.keys;
         let mut value_sets: Vec<Vec<ScalarValue>> = Vec::new();
-        for k in &key_names {
+        for k in key_names {
             let (_, v) = self
                 .keys
                 .iter()
@@ -410,9 +425,21 @@ impl Lookup {
             }
             value_sets.push(set);
         }
+        let count = value_sets
+            .iter()
+            .try_fold(1usize, |n, set| n.checked_mul(set.len()));
+        if count.is_none_or(|n| n > MAX_COMBINATIONS) {
+            return Err(Error::new(
+                ErrorKind::InvalidParameter,
+                format!(
+                    "an online lookup may ask for at most {MAX_COMBINATIONS} key combinations; \
+                     this one asks for more (ask in pages)"
+                ),
+            ));
+        }
         let combos = combinations(&value_sets);
-        let batch = match t {
-            Target::View(ix) => {
+        let batch = match &t.source {
+            Source::View(ix) => {
                 let mut rows = Vec::new();
                 for c in &combos {
                     if let Some(r) = ix.find(c, now)? {
@@ -421,7 +448,7 @@ impl Lookup {
                 }
                 ix.take(&rows)?
             }
-            Target::Service(views) => {
+            Source::Service(views) => {
                 let mut columns: Vec<ArrayRef> = Vec::new();
                 for (i, k) in key_names.iter().enumerate() {
                     let ty = full.field_with_name(k)?.data_type().clone();
@@ -447,7 +474,7 @@ impl Lookup {
                     }
                     let taken = ix.take(&rows)?;
                     for f in features {
-                        if let Ok(col) = taken.column_by_name(f).ok_or(()) {
+                        if let Some(col) = taken.column_by_name(f) {
                             columns.push(col.clone());
                         }
                     }

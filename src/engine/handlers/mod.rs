@@ -153,7 +153,7 @@ impl Handler for ServerSide {
 
 fn plain_sql_handler(s: Statement) -> Box<dyn Handler> {
     match s {
-        Statement::Query(_) | Statement::Explain { .. } => Box::new(query::Query(s)),
+        Statement::Query(_) | Statement::Explain { .. } => Box::new(query::Query::new(s)),
         Statement::ExplainTable { table_name, .. } => Box::new(query::DescribeTable(table_name)),
         Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) => {
             Box::new(write::Dml(s))

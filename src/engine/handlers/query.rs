@@ -15,8 +15,16 @@ use crate::engine::{Output, Session, names, params};
 use crate::error::{Error, ErrorKind, Result};
 use crate::features::lookup;
 
-/// `SELECT`, `VALUES`, `WITH`, `EXPLAIN [ANALYZE]`.
-pub struct Query(pub Statement);
+/// `SELECT`, `VALUES`, `WITH`, `EXPLAIN [ANALYZE]`; with the online lookup
+/// it is, recognized once.
+pub struct Query(pub Statement, Option<lookup::Lookup>);
+
+impl Query {
+    pub fn new(s: Statement) -> Query {
+        let l = lookup::recognize(&s);
+        Query(s, l)
+    }
+}
 
 /// The parameter types a plan infers for `$1`, `$2`, ...
 pub fn parameter_types(plan: &datafusion::logical_expr::LogicalPlan) -> Vec<Option<DataType>> {
@@ -89,12 +97,12 @@ impl Handler for Query {
     }
 
     fn fresh_catalog(&self) -> bool {
-        lookup::recognize(&self.0).is_none()
+        self.1.is_none()
     }
 
     async fn describe(&self, session: &Session) -> Result<Described> {
-        if let Some(l) = lookup::recognize(&self.0)
-            && let Some(t) = online_target(session, &l).await?
+        if let Some(l) = &self.1
+            && let Some(t) = online_target(session, l).await?
             && l.fits(&t)
         {
             return Ok(Described {
@@ -127,8 +135,8 @@ impl Handler for Query {
         session: &mut Session,
         params: &ParamValues,
     ) -> Result<Output> {
-        if let Some(l) = lookup::recognize(&self.0) {
-            if let Some(t) = online_target(session, &l).await?
+        if let Some(l) = &self.1 {
+            if let Some(t) = online_target(session, l).await?
                 && l.fits(&t)
             {
                 let batch = l.answer(&t, params, crate::features::online::now_micros())?;
@@ -177,7 +185,7 @@ async fn online_target(session: &Session, l: &lookup::Lookup) -> Result<Option<l
     };
     let store = session.engine().online();
     let catalog::Def::FeatureService(def) = &o.def else {
-        return Ok(Some(lookup::Target::View(store.index(&o).await?)));
+        return Ok(Some(lookup::Target::view(store.index(&o).await?)));
     };
     let mut views = Vec::with_capacity(def.views.len());
     for v in &def.views {
@@ -194,7 +202,7 @@ async fn online_target(session: &Session, l: &lookup::Lookup) -> Result<Option<l
             })?;
         views.push((store.index(view).await?, v.features.clone()));
     }
-    Ok(Some(lookup::Target::Service(views)))
+    Ok(Some(lookup::Target::service(views)))
 }
 
 /// `DESCRIBE t` / `EXPLAIN t`: the columns with their PostgreSQL types.
