@@ -56,6 +56,7 @@ pub struct ViewIndex {
     /// Event time of each row, in microseconds since the epoch.
     times: Vec<i64>,
     keys: Keys,
+    key_types: Vec<DataType>,
 }
 
 /// Entity keys to rows: one integer key directly, any other in Arrow's row
@@ -233,6 +234,21 @@ impl Builder {
         Ok(b)
     }
 
+    /// Absorb every row `provider` scans.
+    async fn read(
+        mut self,
+        provider: Arc<dyn datafusion::catalog::TableProvider>,
+    ) -> Result<Builder> {
+        let mut stream = SessionContext::new()
+            .read_table(provider)?
+            .execute_stream()
+            .await?;
+        while let Some(batch) = stream.next().await {
+            self.absorb(batch?)?;
+        }
+        Ok(self)
+    }
+
     fn absorb(&mut self, batch: RecordBatch) -> Result<()> {
         let batch = RecordBatch::try_new(self.schema.clone(), batch.columns().to_vec())?;
         let key_arrays: Vec<ArrayRef> = self
@@ -330,7 +346,13 @@ impl Builder {
         version: Option<u64>,
     ) -> Result<ViewIndex> {
         self.compact()?;
+        let key_types = self
+            .key_columns
+            .iter()
+            .map(|&i| self.schema.field(i).data_type().clone())
+            .collect();
         Ok(ViewIndex {
+            key_types,
             view,
             location,
             feature,
@@ -369,18 +391,8 @@ impl ViewIndex {
     }
 
     /// The types of the entity key columns, in ENTITY order.
-    pub fn key_types(&self) -> Vec<DataType> {
-        let schema = self.rows.schema();
-        self.feature
-            .entity
-            .iter()
-            .map(|k| {
-                schema
-                    .field_with_name(k)
-                    .map(|f| f.data_type().clone())
-                    .unwrap_or(DataType::Null)
-            })
-            .collect()
+    pub fn key_types(&self) -> &[DataType] {
+        &self.key_types
     }
 
     /// The row of the entity with key values `key` (in ENTITY order), if it
@@ -390,16 +402,24 @@ impl ViewIndex {
         if key.iter().any(ScalarValue::is_null) {
             return Ok(None);
         }
-        let types = self.key_types();
-        let mut columns = Vec::with_capacity(key.len());
-        for (v, t) in key.iter().zip(&types) {
-            match v.cast_to(t) {
-                Ok(v) if !v.is_null() => columns.push(v.to_array()?),
+        let k = match (&self.keys, key) {
+            (Keys::Int(_), [v]) => match v.cast_to(&DataType::Int64) {
+                Ok(ScalarValue::Int64(Some(i))) => KeyValue::Int(i),
                 _ => return Ok(None),
+            },
+            _ => {
+                let mut columns = Vec::with_capacity(key.len());
+                for (v, t) in key.iter().zip(&self.key_types) {
+                    match v.cast_to(t) {
+                        Ok(v) if !v.is_null() => columns.push(v.to_array()?),
+                        _ => return Ok(None),
+                    }
+                }
+                match self.keys.encode(&columns)?.pop() {
+                    Some(Some(k)) => k,
+                    _ => return Ok(None),
+                }
             }
-        }
-        let Some(Some(k)) = self.keys.encode(&columns)?.pop() else {
-            return Ok(None);
         };
         Ok(self.keys.get(&k).filter(|&i| self.live(i as usize, now)))
     }
@@ -500,30 +520,38 @@ impl OnlineStore {
             return Ok(ix.clone());
         }
         let rel = o.rel_name();
-        let appended = match (&held, version) {
-            (Some(ix), Some(to)) if ix.version.is_some() => {
-                match changes::since(&table, ix.version.unwrap() as i64, to as i64).await? {
+        // Only what was appended since the indexed version, when that is
+        // all that happened; if reading it fails, the whole table.
+        let appended = match (&held, held.as_ref().and_then(|ix| ix.version), version) {
+            (Some(ix), Some(from), Some(to)) => {
+                match changes::since(&table, from as i64, to as i64).await? {
                     Changes::Appended(files) => Some((ix.clone(), files)),
                     _ => None,
                 }
             }
             _ => None,
         };
-        let ctx = SessionContext::new();
-        let (mut builder, provider) = match appended {
-            Some((ix, files)) => (
-                Builder::from_index(&ix)?,
-                crate::lake::provider_of_files(&table, files).await?,
-            ),
-            None => {
+        let added = match appended {
+            Some((ix, files)) => {
+                let provider = crate::lake::provider_of_files(&table, files).await?;
+                match Builder::from_index(&ix) {
+                    Ok(b) => b.read(provider).await.map_err(|e| {
+                        tracing::debug!(view = %rel, "online index read again in full: {e}");
+                    }),
+                    Err(_) => Err(()),
+                }
+            }
+            None => Err(()),
+        };
+        let builder = match added {
+            Ok(b) => b,
+            Err(()) => {
                 let provider = crate::lake::provider(&table).await?;
-                (Builder::new(provider.schema(), feature)?, provider)
+                Builder::new(provider.schema(), feature)?
+                    .read(provider)
+                    .await?
             }
         };
-        let mut stream = ctx.read_table(provider)?.execute_stream().await?;
-        while let Some(batch) = stream.next().await {
-            builder.absorb(batch?)?;
-        }
         let ix = Arc::new(builder.finish(
             rel.clone(),
             location.to_string(),
