@@ -37,6 +37,7 @@ use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use datafusion::execution::{SendableRecordBatchStream, SpillFile, TaskContext};
 use datafusion::physical_expr::{EquivalenceProperties, Partitioning, PhysicalExpr};
+use datafusion::physical_plan::EmptyRecordBatchStream;
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::metrics::{
     BaselineMetrics, ExecutionPlanMetricsSet, MetricsSet, SpillMetrics,
@@ -367,29 +368,22 @@ impl Join {
                     let Some(l) = l else {
                         return Ok(Box::pin(futures::stream::empty()) as Joined);
                     };
-                    let batches = match r {
-                        None => vec![],
-                        Some(r) => {
-                            let input = right_files.read_spill_as_stream(r, None)?;
-                            let reservation = this.reservation(&format!("/{k}"));
-                            match Self::gather(input, reservation, true).await? {
-                                Gathered::Whole(b, reservation) => {
-                                    let index =
-                                        Index::new(&right_schema, b, &this.spec, reservation)?;
-                                    let left = left_files.read_spill_as_stream(l, None)?;
-                                    return Ok(this.probe_stream(index, left));
-                                }
-                                Gathered::TooLarge(_, _, e) => {
-                                    return Err(DataFusionError::ResourcesExhausted(format!(
-                                        "ASOF JOIN: the right rows of one group of keys do not fit \
-                                         in memory even split {SPILL_PARTS} ways ({e})"
-                                    )));
-                                }
-                            }
-                        }
+                    let input: SendableRecordBatchStream = match r {
+                        Some(r) => right_files.read_spill_as_stream(r, None)?,
+                        None => Box::pin(EmptyRecordBatchStream::new(right_schema.clone())),
                     };
-                    let index =
-                        Index::new(&right_schema, batches, &this.spec, this.reservation(""))?;
+                    let reservation = this.reservation(&format!("/{k}"));
+                    let (batches, reservation) =
+                        match Self::gather(input, reservation, true).await? {
+                            Gathered::Whole(b, reservation) => (b, reservation),
+                            Gathered::TooLarge(_, _, e) => {
+                                return Err(DataFusionError::ResourcesExhausted(format!(
+                                    "ASOF JOIN: the right rows of one group of keys do not fit \
+                                 in memory even split {SPILL_PARTS} ways ({e})"
+                                )));
+                            }
+                        };
+                    let index = Index::new(&right_schema, batches, &this.spec, reservation)?;
                     let left = left_files.read_spill_as_stream(l, None)?;
                     Ok(this.probe_stream(index, left))
                 }

@@ -695,23 +695,11 @@ pub async fn refresh(
                 // Marker rows (one per touched key) delete the partition's
                 // stored rows; the recomputed rows are inserted.
                 let columns = &target.def.columns;
-                let keys: Vec<(String, String)> = key_columns
-                    .iter()
-                    .enumerate()
-                    .map(|(k, &c)| (columns[c].name.clone(), incremental::key_name(k)))
-                    .collect();
+                let keys = key_pairs(&key_columns, columns);
                 let marker = |is: bool| lit(is).alias(PRESENT);
                 let deletes = DataFrame::new(state.clone(), touched).select(
-                    key_columns
-                        .iter()
-                        .enumerate()
-                        .map(|(k, &c)| {
-                            cast(
-                                col(Column::new_unqualified(incremental::key_name(k))),
-                                columns[c].ty.arrow_type(),
-                            )
-                            .alias(incremental::key_name(k))
-                        })
+                    touched_keys(&key_columns, columns)
+                        .into_iter()
                         .chain(columns.iter().map(|c| {
                             cast(lit(ScalarValue::Null), c.ty.arrow_type()).alias(&c.name)
                         }))
@@ -750,20 +738,8 @@ pub async fn refresh(
                 let rows = cast_to_columns(DataFrame::new(state.clone(), rows), &target.def)?
                     .with_column(PRESENT, lit(true))?;
                 let columns = &target.def.columns;
-                let keys = DataFrame::new(state, touched).select(
-                    key_columns
-                        .iter()
-                        .enumerate()
-                        .map(|(k, &c)| {
-                            let key = incremental::key_name(k);
-                            cast(
-                                col(Column::new_unqualified(&key)),
-                                columns[c].ty.arrow_type(),
-                            )
-                            .alias(key)
-                        })
-                        .collect::<Vec<_>>(),
-                )?;
+                let keys =
+                    DataFrame::new(state, touched).select(touched_keys(&key_columns, columns))?;
                 let on: Vec<Expr> = key_columns
                     .iter()
                     .enumerate()
@@ -775,11 +751,7 @@ pub async fn refresh(
                     })
                     .collect();
                 let source = keys.join_on(rows, JoinType::Left, on)?;
-                let keys: Vec<(String, String)> = key_columns
-                    .iter()
-                    .enumerate()
-                    .map(|(k, &c)| (columns[c].name.clone(), incremental::key_name(k)))
-                    .collect();
+                let keys = key_pairs(&key_columns, columns);
                 let how = GroupMerge::Replace {
                     present: PRESENT.to_string(),
                 };
@@ -815,6 +787,35 @@ pub async fn refresh(
         tracing::warn!(view = %object.rel_name(), "online index not brought forward: {e}");
     }
     Ok(Output::command("REFRESH MATERIALIZED VIEW"))
+}
+
+/// The touched keys (columns `key_name(k)`), each cast to the type of the
+/// view column it is.
+fn touched_keys(key_columns: &[usize], columns: &[crate::catalog::ColumnDef]) -> Vec<Expr> {
+    key_columns
+        .iter()
+        .enumerate()
+        .map(|(k, &c)| {
+            let key = incremental::key_name(k);
+            cast(
+                col(Column::new_unqualified(&key)),
+                columns[c].ty.arrow_type(),
+            )
+            .alias(key)
+        })
+        .collect()
+}
+
+/// `(view column, key_name(k))` of each key, as a group merge matches them.
+fn key_pairs(
+    key_columns: &[usize],
+    columns: &[crate::catalog::ColumnDef],
+) -> Vec<(String, String)> {
+    key_columns
+        .iter()
+        .enumerate()
+        .map(|(k, &c)| (columns[c].name.clone(), incremental::key_name(k)))
+        .collect()
 }
 
 /// The new value of a view column `c` from its stored value and the new
