@@ -3,34 +3,14 @@
 //! this server and commits of another one, with TTL expiry, batches and the
 //! planned fallback agreeing with the lookup.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use crate::common::{Server, rows, sqlstate};
 
-/// A UTC timestamp literal `secs_ago` seconds before now.
+/// A timestamp `secs_ago` seconds before now, as SQL (the server's clock,
+/// in UTC like the TTL check).
 fn ago(secs_ago: u64) -> String {
-    let t = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        - secs_ago;
-    let (days, rem) = ((t / 86_400) as i64, t % 86_400);
-    // Days since 1970-01-01 to a civil date (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        (rem / 60) % 60,
-        rem % 60
-    )
+    format!("CAST(now() - INTERVAL '{secs_ago} seconds' AS timestamp)")
 }
 
 /// The `amount` column of each row, in order.
@@ -49,13 +29,13 @@ async fn online_lookups_follow_refreshes_ttl_and_other_servers() {
     c.batch_execute(&format!(
         "CREATE TABLE events (user_id bigint, ts timestamp, amount double precision);
          INSERT INTO events VALUES
-           (1, '{old}', 1.0), (1, '{older}', 0.5),
-           (2, '{recent}', 2.0), (2, '{older}', 9.0),
-           (3, '{recent}', 3.0), (NULL, '{recent}', 7.0);
+           (1, {old}, 1.0), (1, {older}, 0.5),
+           (2, {recent}, 2.0), (2, {older}, 9.0),
+           (3, {recent}, 3.0), (NULL, {recent}, 7.0);
          CREATE FEATURE VIEW user_amounts ENTITY (user_id) TIMESTAMP ts TTL '1 hour' ONLINE AS
            SELECT user_id, ts, amount FROM events;
          CREATE TABLE merchants (merchant_id text, ts timestamp, risk double precision);
-         INSERT INTO merchants VALUES ('m1', '{recent}', 0.25);
+         INSERT INTO merchants VALUES ('m1', {recent}, 0.25);
          CREATE FEATURE VIEW merchant_risk ENTITY (merchant_id) TIMESTAMP ts ONLINE AS
            SELECT merchant_id, ts, risk FROM merchants;
          CREATE FEATURE VIEW offline_only ENTITY (user_id) TIMESTAMP ts AS
@@ -87,6 +67,10 @@ async fn online_lookups_follow_refreshes_ttl_and_other_servers() {
     let mut got = amounts(&c.query(&batch, &[&vec![3i64, 2, 1, 99, 3]]).await.unwrap());
     got.sort_by_key(|r| r.0);
     assert_eq!(got, [(2, 2.0), (3, 3.0)]);
+    // A batch is a page of entities, not a table's worth.
+    let many: Vec<i64> = (0..100_001).collect();
+    let e = c.query(&batch, &[&many]).await.unwrap_err();
+    assert_eq!(sqlstate(&e), "22023", "{e:?}");
 
     // The same questions planned as queries (shapes a lookup is not) agree.
     assert_eq!(
@@ -116,7 +100,7 @@ async fn online_lookups_follow_refreshes_ttl_and_other_servers() {
 
     // A refresh of this server is visible when it returns.
     c.batch_execute(&format!(
-        "INSERT INTO events VALUES (2, '{}', 20.0), (4, '{}', 4.0);
+        "INSERT INTO events VALUES (2, {}, 20.0), (4, {}, 4.0);
          REFRESH FEATURE VIEW user_amounts;",
         ago(30),
         ago(30)
@@ -133,7 +117,7 @@ async fn online_lookups_follow_refreshes_ttl_and_other_servers() {
     let other = b.connect().await;
     other
         .batch_execute(&format!(
-            "INSERT INTO events VALUES (3, '{}', 33.0); REFRESH FEATURE VIEW user_amounts;",
+            "INSERT INTO events VALUES (3, {}, 33.0); REFRESH FEATURE VIEW user_amounts;",
             ago(10)
         ))
         .await
