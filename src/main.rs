@@ -93,6 +93,9 @@ enum Command {
         /// A model project to build (`sluice build`) before listening.
         #[arg(long, env = "SLUICE_PROJECT")]
         project: Option<std::path::PathBuf>,
+        /// Serve Prometheus metrics at http://HOST:PORT/metrics.
+        #[arg(long, env = "SLUICE_METRICS")]
+        metrics: Option<String>,
     },
     /// Build the models of a project (view, table, incremental, ephemeral, materialized_view).
     Run(ProjectArgs),
@@ -166,7 +169,18 @@ fn main() -> ExitCode {
                 tls_cert,
                 tls_key,
                 project,
+                metrics,
             } => {
+                if let Some(addr) = metrics {
+                    let listener = tokio::net::TcpListener::bind(&addr).await.map_err(|e| {
+                        sluice::Error::new(
+                            sluice::error::ErrorKind::InvalidParameter,
+                            format!("cannot serve metrics at {addr}: {e}"),
+                        )
+                    })?;
+                    eprintln!("metrics at http://{}/metrics", listener.local_addr()?);
+                    tokio::spawn(sluice::metrics::serve(listener));
+                }
                 let users = match users {
                     Some(path) => Some(std::sync::Arc::new(server::auth::Users::load(&path)?)),
                     None => None,
@@ -372,7 +386,11 @@ async fn open_engine(
         Some(path) => sluice::config::Config::load(path)?,
         None => Default::default(),
     };
-    Engine::open_configured(lake, &config).await
+    let engine = Engine::open_configured(lake, &config).await?;
+    // `sluice.refresh(...)` works in every command; schedules run only
+    // in `serve`.
+    sluice::scheduler::Scheduler::install(&engine)?;
+    Ok(engine)
 }
 
 async fn run_sql(lake: &str, config: Option<&std::path::Path>, sql: &str) -> sluice::Result<()> {

@@ -25,6 +25,8 @@ mod interop;
 mod matviews;
 #[path = "integration/online.rs"]
 mod online;
+#[path = "integration/orchestration.rs"]
+mod orchestration;
 #[path = "integration/projects.rs"]
 mod projects;
 #[path = "integration/psql.rs"]

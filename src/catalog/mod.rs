@@ -23,6 +23,7 @@ mod object;
 pub mod pg_constraints;
 pub mod provider;
 pub mod rules;
+pub mod schedule;
 pub mod system;
 
 pub use object::{

@@ -212,6 +212,9 @@ pub struct MatViewDef {
     /// Set for a feature view: what its columns mean.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub feature: Option<FeatureDef>,
+    /// When it refreshes by itself; `None`: only when asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh: Option<super::schedule::RefreshPolicy>,
 }
 
 /// A feature view's semantics: the rows are the history of each entity's

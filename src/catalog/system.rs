@@ -55,7 +55,8 @@ pub const MATERIALIZED_VIEWS: SystemTable = SystemTable {
     of_catalog: Some(|c| Box::pin(materialized_views(c))),
 };
 
-/// Every node run of `sluice run | build | seed | test | snapshot`.
+/// Every node run of `sluice run | build | seed | test | snapshot`, and
+/// every refresh attempt the scheduler made (`sluice.refresh`, schedules).
 pub const RUNS: SystemTable = SystemTable {
     name: "runs",
     location: "_sluice/runs",
@@ -102,6 +103,16 @@ pub const TRAINING_SETS: SystemTable = SystemTable {
     of_catalog: None,
 };
 
+/// Every view that refreshes by itself: its policy, its last run, and
+/// when it runs next and why.
+pub const SCHEDULES: SystemTable = SystemTable {
+    name: "schedules",
+    location: "",
+    schema: schedules_schema,
+    live: None,
+    of_catalog: Some(|c| Box::pin(schedules(c))),
+};
+
 /// Every table of the `sluice` schema.
 pub const SYSTEM_TABLES: &[SystemTable] = &[
     EXPECTATION_RESULTS,
@@ -110,6 +121,7 @@ pub const SYSTEM_TABLES: &[SystemTable] = &[
     MATERIALIZED_VIEWS,
     MODELS,
     RUNS,
+    SCHEDULES,
     STORAGE_REQUESTS,
     TRAINING_SETS,
 ];
@@ -151,7 +163,84 @@ fn runs_schema() -> SchemaRef {
         Field::new("rows", DataType::Int64, true),
         Field::new("failures", DataType::Int64, true),
         Field::new("message", DataType::Utf8, true),
+        // Refreshes the scheduler ran (null for project commands).
+        Field::new("trigger", DataType::Utf8, true),
+        Field::new("attempt", DataType::Int64, true),
+        Field::new("version", DataType::Int64, true),
+        Field::new("method", DataType::Utf8, true),
+        Field::new("sources", DataType::Utf8, true),
     ]))
+}
+
+fn schedules_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("schema_name", DataType::Utf8, false),
+        Field::new("name", DataType::Utf8, false),
+        Field::new("kind", DataType::Utf8, false),
+        Field::new("schedule", DataType::Utf8, false),
+        Field::new("retries", DataType::Int64, false),
+        Field::new("running", DataType::Boolean, false),
+        Field::new("last_run", utc(), true),
+        Field::new("last_status", DataType::Utf8, true),
+        Field::new("next_run", utc(), true),
+        Field::new("reason", DataType::Utf8, false),
+    ]))
+}
+
+async fn schedules(catalog: &super::Catalog) -> crate::error::Result<RecordBatch> {
+    use datafusion::arrow::array::{BooleanArray, TimestampMicrosecondArray};
+    let snapshot = catalog.snapshot();
+    let lake = catalog.lake();
+    let leases = crate::lake::lease::Leases::new(lake)?;
+    let mut rows = Vec::new();
+    for o in snapshot.objects() {
+        let super::Def::MaterializedView(def) = &o.def else {
+            continue;
+        };
+        let Some(policy) = &def.refresh else {
+            continue;
+        };
+        let standing = super::schedule::Standing::of(lake, &leases, o, def).await?;
+        let (next, reason) = standing.next(policy);
+        rows.push((o, policy, standing, next, reason, def.feature.is_some()));
+    }
+    let text = |f: &dyn Fn(usize) -> String| {
+        Arc::new(StringArray::from_iter_values((0..rows.len()).map(f)))
+    };
+    let micros =
+        |v: Vec<Option<i64>>| Arc::new(TimestampMicrosecondArray::from(v).with_timezone("UTC"));
+    Ok(RecordBatch::try_new(
+        schedules_schema(),
+        vec![
+            text(&|i| rows[i].0.schema.clone()),
+            text(&|i| rows[i].0.name.clone()),
+            text(&|i| {
+                if rows[i].5 {
+                    "feature_view"
+                } else {
+                    "materialized_view"
+                }
+                .to_string()
+            }),
+            text(&|i| rows[i].1.describe()),
+            Arc::new(Int64Array::from_iter_values(
+                rows.iter().map(|r| r.1.retries as i64),
+            )),
+            Arc::new(BooleanArray::from_iter(
+                rows.iter().map(|r| Some(r.2.running)),
+            )),
+            micros(rows.iter().map(|r| r.2.last_ms.map(|m| m * 1000)).collect()),
+            Arc::new(StringArray::from_iter(
+                rows.iter().map(|r| r.2.last_status.clone()),
+            )),
+            micros(
+                rows.iter()
+                    .map(|r| r.3.map(|t| t.timestamp_micros()))
+                    .collect(),
+            ),
+            text(&|i| rows[i].4.clone()),
+        ],
+    )?)
 }
 
 fn models_schema() -> SchemaRef {

@@ -1021,7 +1021,7 @@ pub(super) fn query_with_column_names(
 
 pub async fn create_view(session: &mut Session, cv: CreateView) -> Result<Output> {
     if cv.materialized {
-        return super::matview::create(session, cv, vec![], vec![], None).await;
+        return super::matview::create(session, cv, vec![], vec![], None, None).await;
     }
     let (schema, name) = session.qualify(&cv.name)?;
     let snap = session.engine.catalog.snapshot();

@@ -16,6 +16,7 @@ pub mod copy;
 pub mod ddl;
 pub mod dml;
 mod dynamic_filters;
+pub mod events;
 mod handlers;
 pub mod lakehouse;
 mod late_filter;
@@ -70,6 +71,10 @@ pub struct Engine {
     options: Arc<SessionConfig>,
     /// The latest rows of online feature views.
     online: Arc<crate::features::online::OnlineStore>,
+    /// LISTEN / NOTIFY on this server.
+    notifier: events::Notifier,
+    /// Runs `sluice.refresh(...)`; set once by the scheduler.
+    orchestrator: std::sync::OnceLock<Arc<dyn events::Orchestrator>>,
 }
 
 impl Engine {
@@ -133,6 +138,8 @@ impl Engine {
             catalog,
             runtime,
             options,
+            notifier: Default::default(),
+            orchestrator: Default::default(),
         }))
     }
 
@@ -143,6 +150,19 @@ impl Engine {
 
     pub fn lake(&self) -> &Arc<Lake> {
         &self.lake
+    }
+
+    pub fn notifier(&self) -> &events::Notifier {
+        &self.notifier
+    }
+
+    /// Install what runs `sluice.refresh(...)`; the first one stays.
+    pub fn set_orchestrator(&self, o: Arc<dyn events::Orchestrator>) {
+        let _ = self.orchestrator.set(o);
+    }
+
+    pub fn orchestrator(&self) -> Option<&Arc<dyn events::Orchestrator>> {
+        self.orchestrator.get()
     }
 
     /// Open every table once: the ones that cannot be read (`schema.name`)
@@ -182,6 +202,8 @@ impl Engine {
             notices: Vec::new(),
             user: None,
             stream_failed: Default::default(),
+            listening: Default::default(),
+            pid: 0,
         }
     }
 
@@ -488,9 +510,26 @@ pub struct Session {
     /// Set by a result stream that failed after the statement returned, so
     /// the transaction block still aborts.
     stream_failed: Arc<std::sync::atomic::AtomicBool>,
+    /// The channels it LISTENs on.
+    listening: events::Listening,
+    /// The process id clients know the session by (0: not a connection).
+    pid: i32,
 }
 
 impl Session {
+    /// The channels it listens on, for its connection to deliver.
+    pub fn listening(&self) -> events::Listening {
+        self.listening.clone()
+    }
+
+    pub fn set_pid(&mut self, pid: i32) {
+        self.pid = pid;
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
     /// A flag for result streams to raise when they fail mid-way.
     pub fn stream_failure_flag(&self) -> Arc<std::sync::atomic::AtomicBool> {
         self.stream_failed.clone()

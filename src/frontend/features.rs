@@ -2,9 +2,10 @@
 //!
 //! ```text
 //!  CREATE FEATURE VIEW [IF NOT EXISTS] v ENTITY (k, ...) TIMESTAMP col
-//!      [CREATED_AT col] [TTL [INTERVAL] 'text'] [ONLINE]
+//!      [CREATED_AT col] [TTL [INTERVAL] 'text'] [ONLINE] [REFRESH ...]
 //!      [CONSTRAINT c EXPECT (cond) [ON VIOLATION ...]] ... AS query
 //!  REFRESH FEATURE VIEW v [FULL]
+//!  ALTER FEATURE VIEW [IF EXISTS] v SET REFRESH ... | MANUAL
 //!  DROP FEATURE VIEW [IF EXISTS] v [, ...] [CASCADE | RESTRICT]
 //!  CREATE FEATURE SERVICE [IF NOT EXISTS] s AS v (feature, ...) [, w [(...)]] ...
 //!  DROP FEATURE SERVICE [IF EXISTS] s [, ...]
@@ -30,6 +31,7 @@ pub struct FeatureViewStmt {
     /// The TTL as written (`7 days`).
     pub ttl: Option<String>,
     pub online: bool,
+    pub refresh: Option<crate::catalog::schedule::RefreshPolicy>,
     pub expectations: Vec<super::Expectation>,
     pub query: Box<Query>,
 }
@@ -60,6 +62,14 @@ pub fn parse(p: &mut Parser) -> Result<Option<Stmt>> {
     if at(0, "CREATE") && at(1, "FEATURE") && at(2, "SERVICE") {
         skip(p, 3);
         return create_service(p).map(Some);
+    }
+    if at(0, "ALTER") && at(1, "FEATURE") && at(2, "VIEW") {
+        return match super::schedule::parse_alter(p, true)? {
+            Some(stmt) => Ok(Some(stmt)),
+            None => Err(Error::not_supported(
+                "ALTER FEATURE VIEW other than SET REFRESH (drop and create it again)",
+            )),
+        };
     }
     if at(0, "REFRESH") && at(1, "FEATURE") && at(2, "VIEW") {
         skip(p, 3);
@@ -113,6 +123,7 @@ fn create_view(p: &mut Parser) -> Result<Stmt> {
     let mut created_at = None;
     let mut ttl = None;
     let mut online = false;
+    let mut refresh = None;
     let mut expectations = Vec::new();
     loop {
         if peek_word(p, 0, "ENTITY") {
@@ -140,9 +151,8 @@ fn create_view(p: &mut Parser) -> Result<Stmt> {
             p.next_token();
             expectations.push(super::expect::parse_after_expect(p, name)?);
         } else if peek_word(p, 0, "REFRESH") {
-            return Err(Error::not_supported(
-                "REFRESH EVERY on a feature view (refresh it with REFRESH FEATURE VIEW)",
-            ));
+            p.next_token();
+            refresh = Some(super::schedule::parse_policy(p)?);
         } else {
             break;
         }
@@ -162,6 +172,7 @@ fn create_view(p: &mut Parser) -> Result<Stmt> {
         created_at,
         ttl,
         online,
+        refresh,
         expectations,
         query,
     })))

@@ -35,6 +35,7 @@ pub mod expect;
 pub mod features;
 pub mod merge;
 pub mod names;
+pub mod schedule;
 pub mod template;
 
 use datafusion::sql::sqlparser::ast::helpers::stmt_create_table::CreateTableBuilder;
@@ -104,11 +105,26 @@ pub enum Stmt {
         if_exists: bool,
         cascade: bool,
     },
-    /// `CREATE MATERIALIZED VIEW` with `PARTITIONED BY` or expectations
+    /// `CREATE MATERIALIZED VIEW` with `PARTITIONED BY`, expectations or a
+    /// refresh policy
     CreateMaterializedView {
         cv: Box<datafusion::sql::sqlparser::ast::CreateView>,
         partition_by: Vec<String>,
         expectations: Vec<Expectation>,
+        refresh: Option<crate::catalog::schedule::RefreshPolicy>,
+    },
+    /// `SELECT sluice.refresh(arg)` or `CALL sluice.refresh(arg)`
+    RefreshCall {
+        arg: Box<datafusion::sql::sqlparser::ast::Expr>,
+        call: bool,
+    },
+    /// `ALTER MATERIALIZED VIEW | FEATURE VIEW [IF EXISTS] v SET REFRESH
+    /// ...` (`None`: `MANUAL`)
+    AlterRefresh {
+        name: ObjectName,
+        feature: bool,
+        if_exists: bool,
+        policy: Option<crate::catalog::schedule::RefreshPolicy>,
     },
     /// `ALTER MATERIALIZED VIEW [IF EXISTS] v RENAME TO w`
     RenameMaterializedView {
@@ -159,6 +175,9 @@ pub fn parse(sql: &str) -> Result<Vec<Stmt>> {
                     ct: Box::new(ct),
                     expectations: vec![],
                 },
+                other if schedule::refresh_call(&other).is_some() => {
+                    schedule::refresh_call(&other).expect("checked")
+                }
                 mut other => {
                     compat::rewrite(&mut other, lone);
                     Stmt::Sql(Box::new(other))
@@ -292,7 +311,7 @@ fn peek_word(p: &Parser, n: usize, kw: &str) -> bool {
 }
 
 /// `CREATE MATERIALIZED VIEW v [(names, CONSTRAINT c EXPECT (...) [ON
-/// VIOLATION ...])] [PARTITIONED BY (a, b)] AS query`: the statement
+/// VIOLATION ...])] [PARTITIONED BY (a, b)] [REFRESH ...] AS query`: the statement
 /// without Sluice's clauses is what sqlparser reads; the clauses come with
 /// it. `None` when it has neither.
 fn materialized_view_clauses(p: &mut Parser) -> Result<Option<Stmt>> {
@@ -304,7 +323,8 @@ fn materialized_view_clauses(p: &mut Parser) -> Result<Option<Stmt>> {
         (tokens, vec![])
     };
     let partition_by = take_partitioned_by(&mut kept)?;
-    if expectations.is_empty() && partition_by.is_none() {
+    let refresh = schedule::take_refresh(&mut kept)?;
+    if expectations.is_empty() && partition_by.is_none() && refresh.is_none() {
         return Ok(None);
     }
     // A name list that held only expectations is gone with them.
@@ -331,9 +351,10 @@ fn materialized_view_clauses(p: &mut Parser) -> Result<Option<Stmt>> {
             cv: Box::new(cv),
             partition_by: partition_by.unwrap_or_default(),
             expectations,
+            refresh,
         })),
         _ => Err(Error::syntax(
-            "EXPECT and PARTITIONED BY belong to CREATE MATERIALIZED VIEW ... AS query",
+            "EXPECT, PARTITIONED BY and REFRESH belong to CREATE MATERIALIZED VIEW ... AS query",
         )),
     }
 }
@@ -581,6 +602,13 @@ fn parse_extension(p: &mut Parser) -> Result<Option<Stmt>> {
     {
         return Ok(Some(stmt));
     }
+    if peek_word(p, 0, "ALTER")
+        && peek_word(p, 1, "MATERIALIZED")
+        && peek_word(p, 2, "VIEW")
+        && let Some(stmt) = schedule::parse_alter(p, false)?
+    {
+        return Ok(Some(stmt));
+    }
     if peek_word(p, 0, "ALTER") && peek_word(p, 1, "MATERIALIZED") && peek_word(p, 2, "VIEW") {
         for _ in 0..3 {
             p.next_token();
@@ -595,7 +623,7 @@ fn parse_extension(p: &mut Parser) -> Result<Option<Stmt>> {
             return Err(Error::new(
                 crate::error::ErrorKind::FeatureNotSupported,
                 format!(
-                    "ALTER MATERIALIZED VIEW ... {} is not supported; RENAME TO is",
+                    "ALTER MATERIALIZED VIEW ... {} is not supported; RENAME TO and SET REFRESH are",
                     rest.join(" ")
                 ),
             ));
@@ -709,6 +737,7 @@ mod tests {
             cv,
             partition_by,
             expectations,
+            ..
         } = one(
             "CREATE MATERIALIZED VIEW IF NOT EXISTS s.v (k, n, CONSTRAINT pos EXPECT (n > 0) \
              ON VIOLATION DROP ROW) PARTITIONED BY (k, \"Day\") AS SELECT a, count(*) FROM t \

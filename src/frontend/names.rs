@@ -76,3 +76,26 @@ pub fn function_argument(a: &FunctionArg) -> Option<(Option<String>, &Expr)> {
         _ => None,
     }
 }
+
+/// A name written as text (`'mart.v'`, `'"Mart".v'`), as `regclass`
+/// input reads one.
+pub fn parse_object_name(text: &str) -> crate::error::Result<ObjectName> {
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+    use datafusion::sql::sqlparser::tokenizer::Token;
+    let bad = || {
+        crate::error::Error::new(
+            crate::error::ErrorKind::InvalidParameter,
+            format!("invalid name syntax: \"{text}\""),
+        )
+    };
+    let dialect = PostgreSqlDialect {};
+    let mut p = Parser::new(&dialect)
+        .try_with_sql(text)
+        .map_err(|_| bad())?;
+    let name = p.parse_object_name(false).map_err(|_| bad())?;
+    if p.peek_token().token != Token::EOF {
+        return Err(bad());
+    }
+    Ok(name)
+}

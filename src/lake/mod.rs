@@ -28,6 +28,7 @@ use crate::error::{Error, ErrorKind, Result};
 pub mod changes;
 pub mod io;
 mod keep_limit;
+pub mod lease;
 mod stats;
 
 /// Scan settings for reading Delta tables: DataFusion's own defaults. By
@@ -450,6 +451,23 @@ impl Lake {
         let table = builder.await?;
         self.remember(&table);
         Ok(table)
+    }
+
+    /// The object store the lake lives in, and the path of `url` in it
+    /// (for small records of the lake's own, such as scheduler leases).
+    pub fn store_for(
+        &self,
+        url: &Url,
+    ) -> Result<(Arc<dyn object_store::ObjectStore>, object_store::path::Path)> {
+        if !url.as_str().starts_with(self.root.as_str()) {
+            return Err(Error::internal(format!("{url} is not inside the lake")));
+        }
+        let table = self.builder(url)?.build()?;
+        let store = table.log_store().root_object_store(None);
+        Ok((
+            store,
+            object_store::path::Path::from(url.path().trim_matches('/')),
+        ))
     }
 
     /// Remove every object under a table's location (DROP TABLE).

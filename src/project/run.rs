@@ -1600,7 +1600,7 @@ async fn record_runs(
     let batch = RecordBatch::try_new(
         (crate::catalog::system::RUNS.schema)(),
         vec![
-            text(&|_| Some(summary.run_id.clone())),
+            text(&|_| Some(summary.run_id.clone())) as datafusion::arrow::array::ArrayRef,
             text(&|_| Some(command.name().to_string())),
             text(&|_| Some(project.name.clone())),
             text(&|r| Some(r.id.clone())),
@@ -1620,7 +1620,16 @@ async fn record_runs(
                 rs.iter().map(|r| r.failures).collect::<Vec<_>>(),
             )),
             text(&|r| (!r.message.is_empty()).then(|| r.message.clone())),
-        ],
+        ]
+        .into_iter()
+        .chain(
+            (crate::catalog::system::RUNS.schema)()
+                .fields()
+                .iter()
+                .skip(14)
+                .map(|f| datafusion::arrow::array::new_null_array(f.data_type(), rs.len())),
+        )
+        .collect(),
     )?;
     crate::write::write_system_table(engine.lake(), &crate::catalog::system::RUNS, batch, false)
         .await

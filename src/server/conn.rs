@@ -19,9 +19,17 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures::StreamExt;
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use futures::{SinkExt, StreamExt};
 use pgwire::api::{ClientInfo, PgWireConnectionState, PgWireServerHandlers};
-use pgwire::messages::PgWireFrontendMessage;
+use pgwire::messages::response::NotificationResponse;
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::engine::Session;
+use crate::engine::events::Notification;
 use pgwire::tokio::server::{
     PgWireMessageServerCodec, negotiate_tls, process_error, process_message,
 };
@@ -127,11 +135,34 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Batched<T> {
     }
 }
 
+/// What a connection delivers besides replies: the notifications of the
+/// channels its session LISTENs on.
+pub struct Events {
+    pub rx: tokio::sync::broadcast::Receiver<Notification>,
+    pub session: Arc<tokio::sync::Mutex<Session>>,
+}
+
 /// Serve one client connection to its end.
 pub async fn process<H>(
     tcp: TcpStream,
     tls: Option<pgwire::tokio::TlsAcceptor>,
     handlers: H,
+    events: Events,
+) -> io::Result<()>
+where
+    H: PgWireServerHandlers,
+{
+    crate::metrics::connection_opened();
+    let result = serve_connection(tcp, tls, handlers, events).await;
+    crate::metrics::connection_closed();
+    result
+}
+
+async fn serve_connection<H>(
+    tcp: TcpStream,
+    tls: Option<pgwire::tokio::TlsAcceptor>,
+    handlers: H,
+    mut events: Events,
 ) -> io::Result<()>
 where
     H: PgWireServerHandlers,
@@ -160,6 +191,10 @@ where
     let copy = handlers.copy_handler();
     let cancel = handlers.cancel_handler();
     let errors = handlers.error_handler();
+    let listening = events.session.lock().await.listening();
+    let mut pid_known = false;
+    let mut pending: VecDeque<Notification> = VecDeque::new();
+    let mut events_open = true;
     loop {
         let starting = matches!(
             socket.state(),
@@ -172,7 +207,37 @@ where
                 m = socket.next() => m,
             }
         } else {
-            socket.next().await
+            if !pid_known {
+                let (pid, _) = socket.pid_and_secret_key();
+                events.session.lock().await.set_pid(pid);
+                pid_known = true;
+            }
+            loop {
+                // Delivered while the connection is idle, as PostgreSQL
+                // does; held through a query or COPY in progress.
+                if matches!(socket.state(), PgWireConnectionState::ReadyForQuery) {
+                    while let Some(n) = pending.pop_front() {
+                        socket
+                            .send(PgWireBackendMessage::NotificationResponse(
+                                NotificationResponse::new(n.pid, n.channel, n.payload),
+                            ))
+                            .await?;
+                    }
+                }
+                tokio::select! {
+                    m = socket.next() => break m,
+                    n = events.rx.recv(), if events_open => match n {
+                        Ok(n) if listening.lock().expect("listen set").contains(&n.channel) => {
+                            pending.push_back(n);
+                        }
+                        Ok(_) => {}
+                        Err(RecvError::Lagged(missed)) => {
+                            tracing::warn!("a listening connection fell behind by {missed} notifications");
+                        }
+                        Err(RecvError::Closed) => events_open = false,
+                    },
+                }
+            }
         };
         let Some(Ok(msg)) = msg else { break };
         // Terminate: the client waits for the connection to close.
@@ -200,7 +265,7 @@ where
         }
     }
     // Whatever is still held goes out before the socket closes.
-    futures::SinkExt::<pgwire::messages::PgWireBackendMessage>::close(&mut socket)
+    SinkExt::<PgWireBackendMessage>::close(&mut socket)
         .await
         .ok();
     Ok(())

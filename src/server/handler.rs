@@ -302,13 +302,16 @@ fn pg_error_info(e: PgWireError) -> pgwire::error::ErrorInfo {
 
 /// Run a statement under the session's statement_timeout.
 async fn run(session: &mut Session, stmt: Stmt, params: &ParamValues) -> Result<Output, Error> {
-    match session.statement_timeout() {
+    let started = std::time::Instant::now();
+    let result = match session.statement_timeout() {
         Some(limit) => match tokio::time::timeout(limit, session.execute(stmt, params)).await {
             Ok(r) => r,
             Err(_) => Err(timeout_error()),
         },
         None => session.execute(stmt, params).await,
-    }
+    };
+    crate::metrics::query_finished(result.is_ok(), started.elapsed());
+    result
 }
 
 /// Encode a statement's output as a pgwire response.

@@ -96,6 +96,8 @@ pub async fn serve(
             tracing::warn!("table {table} cannot be read: {}", e.message);
         }
     });
+    // Views with a refresh policy refresh by themselves from now on.
+    crate::scheduler::Scheduler::of(&engine)?.start()?;
     // Online feature views: indexed now, and kept up with every commit,
     // this server's or another's.
     engine.online().start_polling(
@@ -125,8 +127,12 @@ pub async fn serve(
                     tls.is_some(),
                 ));
                 let tls = tls.clone();
+                let events = conn::Events {
+                    rx: engine.notifier().subscribe(),
+                    session: conn.session(),
+                };
                 tasks.spawn(conn.session(), async move {
-                    if let Err(e) = conn::process(socket, tls, conn).await {
+                    if let Err(e) = conn::process(socket, tls, conn, events).await {
                         tracing::debug!("connection from {peer} ended: {e}");
                     }
                 });

@@ -701,7 +701,13 @@ pub async fn merge_groups(
     metadata: Vec<(String, serde_json::Value)>,
 ) -> Result<Outcome> {
     if super::already_applied(&target.table, txns).await? {
-        return Ok(Outcome::of(target.table.clone(), Some(0)).await);
+        return Ok(Outcome {
+            table: target.table.clone(),
+            version: target.table.version().unwrap_or(0) as i64,
+            rows: 0,
+            files_added: 0,
+            bytes_added: 0,
+        });
     }
     let (t, s) = (GROUP_TARGET, GROUP_SOURCE);
     let on = keys

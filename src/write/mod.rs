@@ -108,6 +108,7 @@ impl Outcome {
                 .unwrap_or(0)
         };
         let rows = rows.unwrap_or_else(|| metric(&["num_added_rows", "numOutputRows"]) as usize);
+        crate::metrics::written(rows as u64, commit.bytes_added);
         Outcome {
             version: table.version().unwrap_or(0) as i64,
             files_added: commit.files_added,
@@ -179,9 +180,11 @@ pub async fn write_system_table(
     } else {
         deltalake::protocol::SaveMode::Append
     };
+    // A table written by an older Sluice gains the columns added since.
     let written = delta
         .write(vec![batch])
         .with_save_mode(mode)
+        .with_schema_mode(deltalake::operations::write::SchemaMode::Merge)
         .with_commit_properties(commit_properties())
         .await?;
     lake.committed(&written).await;

@@ -55,7 +55,7 @@ impl Handler for CreateView {
             to: None,
             params: None,
         };
-        matview::create(session, cv, vec![], expectations, Some(feature)).await
+        matview::create(session, cv, vec![], expectations, Some(feature), v.refresh).await
     }
 }
 

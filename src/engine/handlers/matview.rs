@@ -86,12 +86,13 @@ impl Handler for Rename {
     }
 }
 
-/// `CREATE MATERIALIZED VIEW` with `PARTITIONED BY` or expectations
-/// (without them it is an ordinary CREATE VIEW statement).
+/// `CREATE MATERIALIZED VIEW` with `PARTITIONED BY`, expectations or a
+/// refresh policy (without them it is an ordinary CREATE VIEW statement).
 pub struct Create {
     pub cv: Box<datafusion::sql::sqlparser::ast::CreateView>,
     pub partition_by: Vec<String>,
     pub expectations: Vec<crate::frontend::Expectation>,
+    pub refresh: Option<crate::catalog::schedule::RefreshPolicy>,
 }
 
 #[async_trait]
@@ -111,6 +112,41 @@ impl Handler for Create {
             self.partition_by,
             self.expectations,
             None,
+            self.refresh,
+        )
+        .await
+    }
+}
+
+/// `ALTER MATERIALIZED VIEW | FEATURE VIEW v SET REFRESH ...`
+pub struct SetRefresh {
+    pub name: ObjectName,
+    pub feature: bool,
+    pub if_exists: bool,
+    pub policy: Option<crate::catalog::schedule::RefreshPolicy>,
+}
+
+#[async_trait]
+impl Handler for SetRefresh {
+    fn name(&self) -> String {
+        if self.feature {
+            "ALTER FEATURE VIEW".into()
+        } else {
+            "ALTER MATERIALIZED VIEW".into()
+        }
+    }
+
+    fn role(&self) -> Role {
+        Role::Admin
+    }
+
+    async fn execute(self: Box<Self>, session: &mut Session, _: &ParamValues) -> Result<Output> {
+        matview::set_refresh(
+            session,
+            &self.name,
+            self.feature,
+            self.if_exists,
+            self.policy,
         )
         .await
     }

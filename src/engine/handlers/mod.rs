@@ -14,6 +14,7 @@ mod ddl;
 mod features;
 mod lakehouse;
 mod matview;
+mod orchestration;
 mod query;
 mod session;
 mod write;
@@ -75,10 +76,24 @@ pub fn handler(stmt: Stmt) -> Box<dyn Handler> {
             cv,
             partition_by,
             expectations,
+            refresh,
         } => Box::new(matview::Create {
             cv,
             partition_by,
             expectations,
+            refresh,
+        }),
+        Stmt::RefreshCall { arg, call } => Box::new(orchestration::RefreshCall { arg: *arg, call }),
+        Stmt::AlterRefresh {
+            name,
+            feature,
+            if_exists,
+            policy,
+        } => Box::new(matview::SetRefresh {
+            name,
+            feature,
+            if_exists,
+            policy,
         }),
         Stmt::RefreshMaterializedView {
             name,
@@ -153,6 +168,9 @@ impl Handler for ServerSide {
 
 fn plain_sql_handler(s: Statement) -> Box<dyn Handler> {
     match s {
+        Statement::LISTEN { .. } | Statement::UNLISTEN { .. } | Statement::NOTIFY { .. } => {
+            Box::new(orchestration::Channel(s))
+        }
         Statement::Query(_) | Statement::Explain { .. } => Box::new(query::Query::new(s)),
         Statement::ExplainTable { table_name, .. } => Box::new(query::DescribeTable(table_name)),
         Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) => {

@@ -44,7 +44,11 @@ impl Handler for SessionStatement {
                 session.sync_default_schema();
                 Ok(out)
             }
-            Statement::Discard { .. } => Ok(Output::command("DISCARD ALL")),
+            Statement::Discard { .. } => {
+                // As PostgreSQL's DISCARD ALL: UNLISTEN * too.
+                session.listening().lock().expect("listen set").clear();
+                Ok(Output::command("DISCARD ALL"))
+            }
             // Statements prepared over the extended protocol live in the
             // connection; SQL-level ones are not kept, so there is nothing
             // to free here.

@@ -33,6 +33,7 @@ use super::ddl::{
     register,
 };
 use super::{Output, Session, bind};
+use crate::catalog::schedule::RefreshPolicy;
 use crate::catalog::{
     ColumnDef, FeatureDef, Kind, MatViewDef, Object, RelName, SYSTEM_SCHEMAS, TableDef, ViewDef,
 };
@@ -124,6 +125,7 @@ pub async fn create(
     partition_by: Vec<String>,
     expectations: Vec<crate::frontend::Expectation>,
     feature: Option<FeatureDef>,
+    refresh: Option<RefreshPolicy>,
 ) -> Result<Output> {
     let tag = if feature.is_some() {
         "CREATE FEATURE VIEW"
@@ -243,6 +245,7 @@ pub async fn create(
             },
             table: table_def.clone(),
             feature,
+            refresh,
         },
     );
     if let Err(e) = register(session, entry).await {
@@ -630,6 +633,21 @@ fn check_feature_columns(f: &FeatureDef, columns: &[ColumnDef], view: &str) -> R
     Ok(())
 }
 
+/// What a refresh did.
+#[derive(Debug, Clone)]
+pub struct Refreshed {
+    /// The method it took (`none`, `full`, `append`, `combine`, `groups`,
+    /// `partitions`).
+    pub method: &'static str,
+    /// The view's version after it (unchanged for `none`).
+    pub version: i64,
+    /// Rows it wrote.
+    pub rows: usize,
+    pub bytes: u64,
+    /// Every source and the version of it the view is now up to.
+    pub sources: Vec<(RelName, i64)>,
+}
+
 /// `[EXPLAIN] REFRESH MATERIALIZED VIEW v [FULL]`
 pub async fn refresh(
     session: &mut Session,
@@ -642,8 +660,30 @@ pub async fn refresh(
     let object = session
         .resolver(&snapshot, &system)
         .object(name, Kind::MaterializedView)?;
+    if explain {
+        let prepared = prepare_refresh(session, &object, full).await?;
+        return explain_output(&prepared.decision);
+    }
+    refresh_view(session, &object, full).await?;
+    Ok(Output::command("REFRESH MATERIALIZED VIEW"))
+}
+
+/// The view's table, its query's plan, its sources now and what a
+/// refresh would do.
+struct Prepared {
+    view: DeltaTable,
+    plan: LogicalPlan,
+    sources: Vec<(RelName, String, DeltaTable)>,
+    changed: Vec<Source>,
+    decision: Decision,
+}
+
+async fn prepare_refresh(session: &Session, object: &Object, full: bool) -> Result<Prepared> {
     let crate::catalog::Def::MaterializedView(def) = &object.def else {
-        unreachable!("resolved as a materialized view")
+        return Err(Error::new(
+            crate::error::ErrorKind::WrongObjectType,
+            format!("\"{}\" is not a materialized view", object.name),
+        ));
     };
     let lake = session.engine.lake().clone();
     let view = lake.table(&lake.url_for(&def.table.location)?).await?;
@@ -651,9 +691,83 @@ pub async fn refresh(
     let changed = changed_sources(&view, sources.clone()).await?;
     let expectations = !def.table.expectations.is_empty();
     let decision = decide(session, &plan, expectations, full, &changed, &sources).await?;
-    if explain {
-        return explain_output(&decision);
+    Ok(Prepared {
+        view,
+        plan,
+        sources,
+        changed,
+        decision,
+    })
+}
+
+/// Refresh the materialized (or feature) view `object`: one commit, or
+/// none when no source changed. A refresh that commits notifies
+/// `sluice_refresh` listeners.
+pub async fn refresh_view(session: &Session, object: &Object, full: bool) -> Result<Refreshed> {
+    let prepared = prepare_refresh(session, object, full).await?;
+    let (sources, changed) = (&prepared.sources, &prepared.changed);
+    let crate::catalog::Def::MaterializedView(def) = &object.def else {
+        unreachable!("checked by prepare_refresh")
+    };
+    let mut consumed: Vec<(RelName, i64)> = Vec::new();
+    for (rel, app_id, table) in sources {
+        let version = match changed.iter().find(|c| &c.app_id == app_id) {
+            Some(c) => c.version,
+            None => table.version().unwrap_or(0) as i64,
+        };
+        consumed.push((rel.clone(), version));
     }
+    let method = prepared.decision.method;
+    let before = prepared.view.version().unwrap_or(0) as i64;
+    let outcome = apply(session, object, def, prepared).await?;
+    let (version, rows, bytes) = match &outcome {
+        Some(o) => (o.version, o.rows, o.bytes_added),
+        None => (before, 0, 0),
+    };
+    if outcome.is_some() && version != before {
+        let payload = serde_json::json!({
+            "object": object.rel_name().to_string(),
+            "version": version,
+            "method": method,
+            "rows": rows,
+        });
+        session.engine.notifier().notify(
+            session.pid(),
+            super::events::REFRESH_CHANNEL,
+            &payload.to_string(),
+        );
+    }
+    // Lookups see the refresh as soon as it returns (the poller would
+    // catch up later; a failure here is left to it).
+    if def.feature.as_ref().is_some_and(|f| f.online)
+        && let Err(e) = session.engine.online().sync(object).await
+    {
+        tracing::warn!(view = %object.rel_name(), "online index not brought forward: {e}");
+    }
+    Ok(Refreshed {
+        method,
+        version,
+        rows,
+        bytes,
+        sources: consumed,
+    })
+}
+
+/// Carry out `decision`: the commit's outcome, `None` when there was
+/// nothing to write.
+async fn apply(
+    session: &Session,
+    object: &Object,
+    def: &MatViewDef,
+    prepared: Prepared,
+) -> Result<Option<crate::write::Outcome>> {
+    let Prepared {
+        view,
+        plan,
+        sources,
+        changed,
+        decision,
+    } = prepared;
     let txns: Vec<AppTransaction> = changed.iter().map(Source::transaction).collect();
     let wc = session.write_context();
     let target = Target {
@@ -665,8 +779,8 @@ pub async fn refresh(
     };
     let metadata = refresh_metadata(decision.method, decision.new_files, &sources);
     let state = session.ctx.state();
-    match decision.work {
-        Work::None => {}
+    let outcome = match decision.work {
+        Work::None => return Ok(None),
         Work::Full => {
             let df = DataFrame::new(state, plan);
             let df = cast_to_columns(df, &target.def)?;
@@ -675,7 +789,7 @@ pub async fn refresh(
                 .app_transactions(txns)
                 .metadata(metadata)
                 .run(df)
-                .await?;
+                .await?
         }
         Work::Incremental(delta) => match *delta {
             incremental::Delta::Append(delta) => {
@@ -684,7 +798,7 @@ pub async fn refresh(
                     .app_transactions(txns)
                     .metadata(metadata)
                     .run(df)
-                    .await?;
+                    .await?
             }
             incremental::Delta::Groups {
                 rows,
@@ -727,7 +841,7 @@ pub async fn refresh(
                 let how = GroupMerge::ReplacePartitions {
                     marker: PRESENT.to_string(),
                 };
-                merge_groups(&wc, &target, source, &keys, how, &txns, metadata).await?;
+                merge_groups(&wc, &target, source, &keys, how, &txns, metadata).await?
             }
             incremental::Delta::Groups {
                 rows,
@@ -755,7 +869,7 @@ pub async fn refresh(
                 let how = GroupMerge::Replace {
                     present: PRESENT.to_string(),
                 };
-                merge_groups(&wc, &target, source, &keys, how, &txns, metadata).await?;
+                merge_groups(&wc, &target, source, &keys, how, &txns, metadata).await?
             }
             incremental::Delta::Combine {
                 rows,
@@ -775,18 +889,11 @@ pub async fn refresh(
                     .map(|(c, how)| (c.name.clone(), combined(&c.name, *how)))
                     .collect();
                 let how = GroupMerge::Combine { set };
-                merge_groups(&wc, &target, source, &keys, how, &txns, metadata).await?;
+                merge_groups(&wc, &target, source, &keys, how, &txns, metadata).await?
             }
         },
-    }
-    // Lookups see the refresh as soon as it returns (the poller would
-    // catch up later; a failure here is left to it).
-    if def.feature.as_ref().is_some_and(|f| f.online)
-        && let Err(e) = session.engine.online().sync(&object).await
-    {
-        tracing::warn!(view = %object.rel_name(), "online index not brought forward: {e}");
-    }
-    Ok(Output::command("REFRESH MATERIALIZED VIEW"))
+    };
+    Ok(Some(outcome))
 }
 
 /// The touched keys (columns `key_name(k)`), each cast to the type of the
@@ -874,6 +981,70 @@ pub async fn rename(
     )
     .await?;
     Ok(Output::command(TAG))
+}
+
+/// `ALTER MATERIALIZED VIEW | FEATURE VIEW [IF EXISTS] v SET REFRESH
+/// ...`: the view's refresh policy (`None`: refreshed only when asked).
+pub async fn set_refresh(
+    session: &mut Session,
+    name: &ObjectName,
+    feature: bool,
+    if_exists: bool,
+    policy: Option<RefreshPolicy>,
+) -> Result<Output> {
+    let tag = if feature {
+        "ALTER FEATURE VIEW"
+    } else {
+        "ALTER MATERIALIZED VIEW"
+    };
+    let snapshot = session.engine.catalog().snapshot();
+    let system = session.system_tables();
+    let object = match session
+        .resolver(&snapshot, &system)
+        .object(name, Kind::MaterializedView)
+    {
+        Ok(o) => o,
+        Err(e) if if_exists && e.kind == crate::error::ErrorKind::UndefinedTable => {
+            session.notice(format!(
+                "relation \"{}\" does not exist, skipping",
+                crate::frontend::names::last_ident(name)
+            ));
+            return Ok(Output::command(tag));
+        }
+        Err(e) => return Err(e),
+    };
+    if feature && object.feature().is_none() {
+        return Err(Error::new(
+            crate::error::ErrorKind::WrongObjectType,
+            format!("\"{}\" is not a feature view", object.name),
+        ));
+    }
+    let (schema, view) = (object.schema.clone(), object.name.clone());
+    session
+        .engine
+        .catalog()
+        .mutate(move |objects| {
+            let o = objects
+                .iter_mut()
+                .find(|o| {
+                    o.schema == schema && o.name == view && o.kind() == Kind::MaterializedView
+                })
+                .ok_or_else(|| {
+                    Error::new(
+                        crate::error::ErrorKind::UndefinedTable,
+                        format!("materialized view \"{view}\" does not exist"),
+                    )
+                })?;
+            let crate::catalog::Def::MaterializedView(def) = &o.def else {
+                unreachable!("found as a materialized view")
+            };
+            let mut def = (**def).clone();
+            def.refresh = policy.clone();
+            o.def = crate::catalog::Def::MaterializedView(Arc::new(def));
+            Ok(())
+        })
+        .await?;
+    Ok(Output::command(tag))
 }
 
 /// The columns `EXPLAIN REFRESH MATERIALIZED VIEW` returns.

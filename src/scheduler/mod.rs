@@ -1,0 +1,674 @@
+//! The scheduler: keeps materialized and feature views fresh by their
+//! refresh policies, refreshes what depends on a refreshed view, retries
+//! failures, and records every attempt in `sluice.runs`.
+//!
+//! ```text
+//!  tick (every SLUICE_SCHEDULER_TICK_MS) ──▶ due by EVERY / CRON? a source's new version (ON UPSTREAM)?
+//!        │                                           │
+//!  sluice.refresh('v') ──────────────────────────────┴──▶ wave: v, then every view downstream, in DAG order
+//!                                                            each: lease ▶ refresh ▶ release ▶ run row
+//!                                                            failed (after retries): downstream skipped
+//! ```
+//!
+//! State lives in the lake, not in the process: leases (`lake::lease`)
+//! keep two servers from refreshing one view at once and tell each when
+//! the other last ran it, and the run history is a Delta table.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+
+use crate::catalog::schedule::{Standing, Trigger, lease_key};
+use crate::catalog::{Def, MatViewDef, Object, RelName};
+use crate::engine::Engine;
+use crate::engine::events::{Orchestrator, RunStatus};
+use crate::error::{Error, Result};
+use crate::lake::lease::{Held, Leases, Record};
+
+mod history;
+
+/// How often the scheduler looks at the schedules (ms).
+fn tick_interval() -> Result<Duration> {
+    env_ms("SLUICE_SCHEDULER_TICK_MS", 1000)
+}
+
+/// The first retry waits about this long; each later one twice as long.
+fn retry_base() -> Result<Duration> {
+    env_ms("SLUICE_RETRY_BASE_MS", 1000)
+}
+
+fn env_ms(var: &str, default: u64) -> Result<Duration> {
+    match std::env::var(var) {
+        Ok(v) => v
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|ms| *ms > 0)
+            .map(Duration::from_millis)
+            .ok_or_else(|| {
+                Error::new(
+                    crate::error::ErrorKind::InvalidParameter,
+                    format!("{var} must be a positive number of milliseconds, not \"{v}\""),
+                )
+            }),
+        Err(_) => Ok(Duration::from_millis(default)),
+    }
+}
+
+/// A lease lasts this long without renewal; a run renews it every third.
+const LEASE_TTL_MS: i64 = 60_000;
+/// The longest wait between two attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// Why a refresh ran (`sluice.runs.trigger`).
+#[derive(Debug, Clone)]
+enum Why {
+    Schedule(String),
+    Upstream(String),
+    Manual,
+    /// Downstream of a view refreshed in the same wave.
+    After(RelName),
+}
+
+impl Why {
+    fn label(&self) -> String {
+        match self {
+            Why::Schedule(s) => format!("schedule: {s}"),
+            Why::Upstream(s) => format!("upstream: {s}"),
+            Why::Manual => "manual".to_string(),
+            Why::After(r) => format!("after {r}"),
+        }
+    }
+}
+
+pub struct Scheduler {
+    engine: Arc<Engine>,
+    leases: Leases,
+    /// This server's name in lease records.
+    holder: String,
+    retry_base: Duration,
+    /// Views with a run in flight in this process.
+    running: Mutex<HashSet<RelName>>,
+    /// The source versions each ON UPSTREAM view was last seen against.
+    seen: Mutex<HashMap<RelName, HashMap<RelName, i64>>>,
+    /// The views whose freshness the metrics show.
+    reported: Mutex<HashSet<RelName>>,
+}
+
+/// How one view of a wave ended.
+enum Ended {
+    Succeeded(RunStatus),
+    Failed(Error),
+    Skipped,
+}
+
+impl Scheduler {
+    /// A scheduler for `engine`, answering `sluice.refresh(...)` from now
+    /// on (schedules run once [`Scheduler::start`] is called).
+    pub fn install(engine: &Arc<Engine>) -> Result<Arc<Scheduler>> {
+        let s = Arc::new(Scheduler {
+            engine: engine.clone(),
+            leases: Leases::new(engine.lake())?,
+            holder: format!("sluice-{}", uuid::Uuid::new_v4()),
+            retry_base: retry_base()?,
+            running: Default::default(),
+            seen: Default::default(),
+            reported: Default::default(),
+        });
+        engine.set_orchestrator(s.clone());
+        Ok(s)
+    }
+
+    /// The scheduler of `engine` (installed now if it has none).
+    pub fn of(engine: &Arc<Engine>) -> Result<Arc<dyn Orchestrator>> {
+        if let Some(o) = engine.orchestrator() {
+            return Ok(o.clone());
+        }
+        Ok(Scheduler::install(engine)?)
+    }
+
+    /// Run the schedules in the background, for as long as the process.
+    fn run_schedules(self: &Arc<Self>) -> Result<()> {
+        let every = tick_interval()?;
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                // Nothing a tick meets may end the loop.
+                let me2 = me.clone();
+                let ticked = tokio::spawn(async move { me2.tick().await }).await;
+                match ticked {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::warn!("scheduler: {}", e.message),
+                    Err(e) => tracing::error!("scheduler tick failed: {e}"),
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// Start every run that is due.
+    async fn tick(self: &Arc<Self>) -> Result<()> {
+        let snapshot = self.engine.catalog().refresh().await?;
+        let lake = self.engine.lake();
+        let now = Utc::now();
+        let mut scheduled = HashSet::new();
+        for o in snapshot.objects() {
+            let Def::MaterializedView(def) = &o.def else {
+                continue;
+            };
+            let Some(policy) = &def.refresh else {
+                continue;
+            };
+            let rel = o.rel_name();
+            scheduled.insert(rel.clone());
+            if self.running.lock().unwrap().contains(&rel) {
+                continue;
+            }
+            let standing = Standing::of(lake, &self.leases, o, def).await?;
+            crate::metrics::set_freshness_lag(
+                &rel.to_string(),
+                standing
+                    .last_ms
+                    .map(|ms| (now.timestamp_millis() - ms).max(0) as f64 / 1000.0),
+            );
+            let why = match &policy.trigger {
+                Trigger::Every { .. } | Trigger::Cron { .. } => {
+                    if standing.running {
+                        continue;
+                    }
+                    match standing.next(policy) {
+                        (Some(at), _) if at <= now => {
+                            Some((Why::Schedule(policy.describe()), standing.last_ms))
+                        }
+                        _ => None,
+                    }
+                }
+                Trigger::OnUpstream => self
+                    .upstream_changed(&snapshot, o, def)
+                    .await?
+                    .map(|what| (Why::Upstream(what), None)),
+            };
+            if let Some((why, based_on)) = why {
+                let me = self.clone();
+                let object = o.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = me.wave(object, why, based_on).await {
+                        tracing::warn!("scheduled refresh: {}", e.message);
+                    }
+                });
+            }
+        }
+        // Views no longer scheduled: forget what was seen of them.
+        self.seen
+            .lock()
+            .unwrap()
+            .retain(|r, _| scheduled.contains(r));
+        let mut reported = self.reported.lock().unwrap();
+        for gone in reported.difference(&scheduled) {
+            crate::metrics::set_freshness_lag(&gone.to_string(), None);
+        }
+        *reported = scheduled;
+        Ok(())
+    }
+
+    /// The tables `def` reads (through plain views), with their versions
+    /// now.
+    async fn source_versions(
+        &self,
+        snapshot: &crate::catalog::Snapshot,
+        def: &MatViewDef,
+    ) -> Result<HashMap<RelName, i64>> {
+        let lake = self.engine.lake();
+        let mut out = HashMap::new();
+        for rel in stored_sources(snapshot, &def.query.depends_on) {
+            let Some(o) = snapshot.relation(&rel.schema, &rel.name) else {
+                continue;
+            };
+            let Some(stored) = o.stored() else { continue };
+            let url = lake.url_for(&stored.location)?;
+            if let Ok(t) = lake.table(&url).await {
+                out.insert(rel, t.version().unwrap_or(0) as i64);
+            }
+        }
+        Ok(out)
+    }
+
+    /// A source of an ON UPSTREAM view that has a version the view was
+    /// not seen against yet (the first look only notes the versions).
+    async fn upstream_changed(
+        &self,
+        snapshot: &crate::catalog::Snapshot,
+        o: &Object,
+        def: &MatViewDef,
+    ) -> Result<Option<String>> {
+        let now = self.source_versions(snapshot, def).await?;
+        let rel = o.rel_name();
+        let known = self.seen.lock().unwrap().get(&rel).cloned();
+        let before = match known {
+            Some(b) => b,
+            // First look: against what the view last consumed, so that a
+            // commit made before the scheduler looked is not missed.
+            None => self.consumed(def).await.unwrap_or_else(|| now.clone()),
+        };
+        let mut seen = self.seen.lock().unwrap();
+        let mut changed: Vec<String> = now
+            .iter()
+            .filter(|(r, v)| before.get(*r).is_none_or(|b| b < *v))
+            .map(|(r, v)| format!("{r} version {v}"))
+            .collect();
+        changed.sort();
+        seen.insert(rel, now);
+        Ok((!changed.is_empty()).then(|| changed.join(", ")))
+    }
+
+    /// The source versions the view's last commit says it consumed.
+    async fn consumed(&self, def: &MatViewDef) -> Option<HashMap<RelName, i64>> {
+        let lake = self.engine.lake();
+        let table = lake
+            .table(&lake.url_for(&def.table.location).ok()?)
+            .await
+            .ok()?;
+        let info = crate::lake::last_commit_info(&table).await?;
+        let sources = info.get("sluice.refresh")?.get("sources")?.as_object()?;
+        Some(
+            sources
+                .iter()
+                .filter_map(|(rel, v)| {
+                    let (schema, name) = rel.split_once('.')?;
+                    Some((RelName::new(schema, name), v.as_i64()?))
+                })
+                .collect(),
+        )
+    }
+
+    /// Refresh `root`, then every view downstream of it in DAG order,
+    /// each once; a view whose upstream failed is skipped. The root's
+    /// run, or its error.
+    async fn wave(&self, root: Object, why: Why, based_on: Option<i64>) -> Result<RunStatus> {
+        let snapshot = self.engine.catalog().snapshot();
+        let order = downstream(&snapshot, &root.rel_name());
+        let run_id = uuid::Uuid::new_v4().to_string();
+        let mut failed: Vec<RelName> = Vec::new();
+        let mut result = None;
+        let manual = matches!(why, Why::Manual);
+        for (i, rel) in order.iter().enumerate() {
+            let Some(object) = snapshot.relation(&rel.schema, &rel.name).cloned() else {
+                continue;
+            };
+            let why_here = if i == 0 {
+                why.clone()
+            } else {
+                Why::After(root.rel_name())
+            };
+            let blocked = upstream_of(&snapshot, rel)
+                .into_iter()
+                .find(|u| failed.contains(u));
+            let ended = match blocked {
+                Some(u) => {
+                    history::record_skip(&self.engine, &run_id, &object, &why_here, &u).await;
+                    Ended::Skipped
+                }
+                None => {
+                    // Only the root of a scheduled wave may find its run
+                    // already done by another server.
+                    let based_on = if i == 0 { based_on } else { None };
+                    self.attempts(&run_id, &object, &why_here, manual || i > 0, based_on)
+                        .await
+                }
+            };
+            let ok = matches!(ended, Ended::Succeeded(_));
+            if !ok {
+                failed.push(rel.clone());
+            }
+            if i == 0 {
+                result = Some(ended);
+            }
+        }
+        match result {
+            Some(Ended::Succeeded(s)) => Ok(s),
+            Some(Ended::Failed(e)) => Err(e),
+            Some(Ended::Skipped) | None => Err(Error::new(
+                crate::error::ErrorKind::SerializationFailure,
+                format!("refresh of {} was not run", root.rel_name()),
+            )),
+        }
+    }
+
+    /// Refresh one view with its retries. `wait`: wait for a lease
+    /// another server holds (else leave the run to it).
+    async fn attempts(
+        &self,
+        run_id: &str,
+        object: &Object,
+        why: &Why,
+        wait: bool,
+        based_on: Option<i64>,
+    ) -> Ended {
+        let rel = object.rel_name();
+        if !self.running.lock().unwrap().insert(rel.clone()) && !wait {
+            return Ended::Skipped;
+        }
+        let ended = self
+            .attempts_inner(run_id, object, why, wait, based_on)
+            .await;
+        self.running.lock().unwrap().remove(&rel);
+        ended
+    }
+
+    async fn attempts_inner(
+        &self,
+        run_id: &str,
+        object: &Object,
+        why: &Why,
+        wait: bool,
+        based_on: Option<i64>,
+    ) -> Ended {
+        let retries = match &object.def {
+            Def::MaterializedView(d) => d.refresh.as_ref().map_or(0, |p| p.retries),
+            _ => 0,
+        };
+        let rel = object.rel_name();
+        let key = lease_key(&rel);
+        let mut attempt = 1u32;
+        loop {
+            let held = match self
+                .take_lease(&key, wait, based_on.filter(|_| attempt == 1))
+                .await
+            {
+                Ok(Some(h)) => h,
+                Ok(None) => return Ended::Skipped,
+                Err(e) => return Ended::Failed(e),
+            };
+            let started = Utc::now();
+            let (outcome, ended_at) = self.refresh_holding(held, object).await;
+            let last = attempt > retries;
+            let status = match (&outcome, last) {
+                (Ok(_), _) => "succeeded",
+                (Err(_), true) => "failed",
+                (Err(_), false) => "retrying",
+            };
+            crate::metrics::refresh_finished(status);
+            history::record(
+                &self.engine,
+                history::Attempt {
+                    run_id,
+                    object,
+                    why: &why.label(),
+                    attempt,
+                    status,
+                    started,
+                    ended: ended_at,
+                    outcome: &outcome,
+                },
+            )
+            .await;
+            match outcome {
+                Ok(r) => {
+                    return Ended::Succeeded(RunStatus {
+                        run_id: run_id.to_string(),
+                        status: status.to_string(),
+                        attempts: attempt,
+                        version: r.version,
+                        rows: r.rows as i64,
+                        method: r.method.to_string(),
+                    });
+                }
+                Err(e) if last => {
+                    let mut e = e;
+                    e.message = format!(
+                        "refresh of {rel} failed after {attempt} attempt{}: {}",
+                        if attempt == 1 { "" } else { "s" },
+                        e.message
+                    );
+                    return Ended::Failed(e);
+                }
+                Err(e) => {
+                    let wait = backoff(self.retry_base, attempt);
+                    tracing::info!(
+                        "refresh of {rel} failed (attempt {attempt}), retrying in {:.1}s: {}",
+                        wait.as_secs_f64(),
+                        e.message
+                    );
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    /// Take the view's lease. `None`: another server holds it (and
+    /// `wait` is off), or it ran the refresh since `based_on` (the start
+    /// of the run the schedule counted from).
+    async fn take_lease(
+        &self,
+        key: &str,
+        wait: bool,
+        based_on: Option<i64>,
+    ) -> Result<Option<Held>> {
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(2 * LEASE_TTL_MS as u64);
+        loop {
+            match self.leases.acquire(key, &self.holder, LEASE_TTL_MS).await? {
+                Some((held, before)) => {
+                    if let (Some(b), Some(Record { started_ms, .. })) = (based_on, &before)
+                        && *started_ms > b
+                    {
+                        // Someone ran it meanwhile: put their record back.
+                        self.leases.restore(held, before.expect("matched")).await?;
+                        return Ok(None);
+                    }
+                    return Ok(Some(held));
+                }
+                None if wait && tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                None if wait => {
+                    return Err(Error::new(
+                        crate::error::ErrorKind::SerializationFailure,
+                        format!("{key}: another server holds the refresh lease"),
+                    ));
+                }
+                None => return Ok(None),
+            }
+        }
+    }
+
+    /// Refresh `object` while holding (and renewing) `held`; the lease is
+    /// released with how it ended.
+    async fn refresh_holding(
+        &self,
+        held: Held,
+        object: &Object,
+    ) -> (
+        Result<crate::engine::matview::Refreshed>,
+        chrono::DateTime<Utc>,
+    ) {
+        let held = Arc::new(tokio::sync::Mutex::new(held));
+        let renewer = {
+            let held = held.clone();
+            let leases = self.leases.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(LEASE_TTL_MS as u64 / 3)).await;
+                    let mut h = held.lock().await;
+                    match leases.renew(&mut h, LEASE_TTL_MS).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            tracing::warn!("lease {} lost while refreshing", h.key);
+                            return;
+                        }
+                        Err(e) => tracing::warn!("lease {} not renewed: {}", h.key, e.message),
+                    }
+                }
+            })
+        };
+        let outcome = self.refresh_once(object).await;
+        // Ended before the lease is free: the next holder starts later.
+        let ended = Utc::now();
+        renewer.abort();
+        let _ = renewer.await;
+        let held = Arc::try_unwrap(held)
+            .map(|m| m.into_inner())
+            .unwrap_or_else(|m| m.try_lock().expect("renewer stopped").clone());
+        let status = if outcome.is_ok() {
+            "succeeded"
+        } else {
+            "failed"
+        };
+        if let Err(e) = self.leases.release(held, status).await {
+            tracing::warn!("refresh lease not released: {}", e.message);
+        }
+        (outcome, ended)
+    }
+
+    /// One refresh of the newest definition of `object`.
+    async fn refresh_once(&self, object: &Object) -> Result<crate::engine::matview::Refreshed> {
+        let snapshot = self.engine.catalog().refresh().await?;
+        let current = snapshot
+            .relation(&object.schema, &object.name)
+            .filter(|o| matches!(o.def, Def::MaterializedView(_)))
+            .cloned()
+            .ok_or_else(|| {
+                Error::new(
+                    crate::error::ErrorKind::UndefinedTable,
+                    format!("materialized view {} no longer exists", object.rel_name()),
+                )
+            })?;
+        let session = self.engine.session();
+        let run = std::panic::AssertUnwindSafe(crate::engine::matview::refresh_view(
+            &session, &current, false,
+        ));
+        match futures::FutureExt::catch_unwind(run).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::internal(format!(
+                "the refresh of {} panicked",
+                object.rel_name()
+            ))),
+        }
+    }
+}
+
+#[async_trait]
+impl Orchestrator for Scheduler {
+    async fn refresh_now(self: Arc<Self>, view: Object) -> Result<RunStatus> {
+        // The wave runs as its own task: a client that goes away does not
+        // cut a refresh (or its run record) short.
+        tokio::spawn(async move { self.wave(view, Why::Manual, None).await })
+            .await
+            .map_err(|e| Error::internal(format!("refresh task failed: {e}")))?
+    }
+
+    fn start(self: Arc<Self>) -> Result<()> {
+        self.run_schedules()
+    }
+}
+
+/// The wait before attempt `attempt + 1`: `base * 2^(attempt-1)`, with
+/// jitter of ±50% so that servers retrying together spread out.
+fn backoff(base: Duration, attempt: u32) -> Duration {
+    let exp = base.saturating_mul(1u32 << (attempt - 1).min(16));
+    let jitter = 0.5 + fastrand::f64();
+    exp.mul_f64(jitter).min(MAX_BACKOFF)
+}
+
+/// The stored relations (tables, materialized views) `names` read,
+/// looking through plain views.
+fn stored_sources(snapshot: &crate::catalog::Snapshot, names: &[RelName]) -> Vec<RelName> {
+    let mut out = Vec::new();
+    let mut stack: Vec<RelName> = names.to_vec();
+    let mut visited = HashSet::new();
+    while let Some(r) = stack.pop() {
+        if !visited.insert(r.clone()) {
+            continue;
+        }
+        match snapshot.relation(&r.schema, &r.name).map(|o| &o.def) {
+            Some(Def::View(v)) => stack.extend(v.depends_on.iter().cloned()),
+            Some(_) => out.push(r),
+            None => {}
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The materialized views `rel` reads (directly or through plain views).
+fn upstream_of(snapshot: &crate::catalog::Snapshot, rel: &RelName) -> Vec<RelName> {
+    match snapshot.relation(&rel.schema, &rel.name).map(|o| &o.def) {
+        Some(Def::MaterializedView(d)) => stored_sources(snapshot, &d.query.depends_on),
+        _ => vec![],
+    }
+}
+
+/// `root` and every materialized view downstream of it, each once, each
+/// after everything it reads of the set.
+fn downstream(snapshot: &crate::catalog::Snapshot, root: &RelName) -> Vec<RelName> {
+    let views: Vec<(RelName, Vec<RelName>)> = snapshot
+        .objects()
+        .iter()
+        .filter(|o| matches!(o.def, Def::MaterializedView(_)))
+        .map(|o| (o.rel_name(), upstream_of(snapshot, &o.rel_name())))
+        .collect();
+    // Everything reachable from the root.
+    let mut set: HashSet<RelName> = HashSet::from([root.clone()]);
+    loop {
+        let before = set.len();
+        for (v, ups) in &views {
+            if ups.iter().any(|u| set.contains(u)) {
+                set.insert(v.clone());
+            }
+        }
+        if set.len() == before {
+            break;
+        }
+    }
+    // Kahn's order within the set; the root first.
+    let mut order = vec![root.clone()];
+    let mut placed: HashSet<RelName> = HashSet::from([root.clone()]);
+    loop {
+        let mut next: Vec<RelName> = views
+            .iter()
+            .filter(|(v, ups)| {
+                set.contains(v)
+                    && !placed.contains(v)
+                    && ups
+                        .iter()
+                        .all(|u| !set.contains(u) || placed.contains(u) || u == v)
+            })
+            .map(|(v, _)| v.clone())
+            .collect();
+        if next.is_empty() {
+            break;
+        }
+        next.sort();
+        for v in next {
+            placed.insert(v.clone());
+            order.push(v);
+        }
+    }
+    order
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_a_cap() {
+        let base = Duration::from_millis(100);
+        for attempt in 1..=5u32 {
+            let w = backoff(base, attempt);
+            let exp = 100.0 * 2f64.powi(attempt as i32 - 1);
+            let ms = w.as_secs_f64() * 1000.0;
+            assert!(
+                ms >= exp * 0.5 - 1.0 && ms <= exp * 1.5 + 1.0,
+                "{attempt}: {ms}"
+            );
+        }
+        assert!(backoff(Duration::from_secs(10), 30) <= MAX_BACKOFF);
+    }
+}
