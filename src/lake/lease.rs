@@ -23,6 +23,10 @@ use serde::{Deserialize, Serialize};
 use super::Lake;
 use crate::error::{Error, ErrorKind, Result};
 
+/// A lease lasts this long without renewal; a holder renews it every
+/// third.
+pub const TTL_MS: i64 = 60_000;
+
 /// Older records kept beside the newest (the rest are removed).
 const KEEP: u64 = 8;
 
@@ -199,6 +203,77 @@ impl Leases {
             );
         }
         Ok(())
+    }
+
+    /// Take the lease `key`, waiting up to `patience` while another holds
+    /// it.
+    pub async fn acquire_waiting(
+        &self,
+        key: &str,
+        holder: &str,
+        ttl_ms: i64,
+        patience: std::time::Duration,
+    ) -> Result<(Held, Option<Record>)> {
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            if let Some(got) = self.acquire(key, holder, ttl_ms).await? {
+                return Ok(got);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::new(
+                    ErrorKind::SerializationFailure,
+                    format!(
+                        "{key} is held by another refresh (waited {} s)",
+                        patience.as_secs()
+                    ),
+                ));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Run `work` holding `held` (renewed every third of `ttl_ms`), then
+    /// free the lease with how it ended: its result, and when it ended
+    /// (before the lease was free, so the next holder starts later).
+    pub async fn holding<T>(
+        &self,
+        held: Held,
+        ttl_ms: i64,
+        work: impl std::future::Future<Output = Result<T>>,
+    ) -> (Result<T>, chrono::DateTime<chrono::Utc>) {
+        let held = Arc::new(tokio::sync::Mutex::new(held));
+        let renewer = {
+            let held = held.clone();
+            let leases = self.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(std::time::Duration::from_millis(ttl_ms as u64 / 3)).await;
+                    let mut h = held.lock().await;
+                    match leases.renew(&mut h, ttl_ms).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            tracing::warn!("lease {} lost while its job ran", h.key);
+                            return;
+                        }
+                        Err(e) => tracing::warn!("lease {} not renewed: {}", h.key, e.message),
+                    }
+                }
+            })
+        };
+        let result = work.await;
+        let ended = chrono::Utc::now();
+        renewer.abort();
+        let _ = renewer.await;
+        let held = held.lock().await.clone();
+        let status = if result.is_ok() {
+            "succeeded"
+        } else {
+            "failed"
+        };
+        if let Err(e) = self.release(held, status).await {
+            tracing::warn!("lease not released: {}", e.message);
+        }
+        (result, ended)
     }
 
     /// Free the lease as `previous` left it: taken only to find the job

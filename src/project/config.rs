@@ -34,6 +34,8 @@ const KNOWN: &[&str] = &[
     "limit",
     "delimiter",
     "partition_by",
+    "schedule",
+    "retries",
 ];
 
 /// Merge into `out` the configs of `tree` along `fqn` (project name first).

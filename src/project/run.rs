@@ -983,6 +983,11 @@ async fn model(
                     .await
                     .map_err(fail)?;
             }
+            if let Some(clause) = schedule_clause(node)? {
+                exec(session, &format!("ALTER {noun} {rel} SET REFRESH {clause}"))
+                    .await
+                    .map_err(fail)?;
+            }
         }
         "ephemeral" => {}
         other => {
@@ -994,6 +999,43 @@ async fn model(
         }
     }
     Ok(done)
+}
+
+/// A materialized or feature view model's `schedule` (`every 10 minutes`,
+/// `cron */5 * * * *`, `on upstream`, `manual`) and `retries`, as the
+/// clause after `SET REFRESH`.
+fn schedule_clause(node: &Node) -> std::result::Result<Option<String>, String> {
+    let Some(schedule) = node.config_str("schedule") else {
+        return Ok(None);
+    };
+    let quoted = |s: &str| format!("'{}'", s.trim().replace('\'', "''"));
+    let text = schedule.trim();
+    let lower = text.to_ascii_lowercase();
+    let mut clause = if let Some(every) = lower.strip_prefix("every ") {
+        format!("EVERY INTERVAL {}", quoted(&text[text.len() - every.len()..]))
+    } else if lower.starts_with("cron ") {
+        format!("CRON {}", quoted(&text[5..]))
+    } else if lower == "on upstream" || lower == "upstream" {
+        "ON UPSTREAM".to_string()
+    } else if lower == "manual" || lower == "none" {
+        return Ok(Some("MANUAL".to_string()));
+    } else {
+        return Err(format!(
+            "{}: schedule '{text}' is not 'every <interval>', 'cron <line>', 'on upstream' or \
+             'manual'",
+            node.path.display()
+        ));
+    };
+    if let Some(r) = node.config_str("retries") {
+        let n: u32 = r.trim().parse().map_err(|_| {
+            format!(
+                "{}: retries must be a whole number, not '{r}'",
+                node.path.display()
+            )
+        })?;
+        clause.push_str(&format!(" RETRIES {n}"));
+    }
+    Ok(Some(clause))
 }
 
 /// A feature view model's `entity`, `timestamp`, `created_at`, `ttl` and

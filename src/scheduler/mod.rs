@@ -26,7 +26,7 @@ use crate::catalog::{Def, MatViewDef, Object, RelName};
 use crate::engine::Engine;
 use crate::engine::events::{Orchestrator, RunStatus};
 use crate::error::{Error, Result};
-use crate::lake::lease::{Held, Leases, Record};
+use crate::lake::lease::{Held, Leases};
 
 mod history;
 
@@ -58,8 +58,7 @@ fn env_ms(var: &str, default: u64) -> Result<Duration> {
     }
 }
 
-/// A lease lasts this long without renewal; a run renews it every third.
-const LEASE_TTL_MS: i64 = 60_000;
+use crate::lake::lease::TTL_MS as LEASE_TTL_MS;
 /// The longest wait between two attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
@@ -386,7 +385,10 @@ impl Scheduler {
                 Err(e) => return Ended::Failed(e),
             };
             let started = Utc::now();
-            let (outcome, ended_at) = self.refresh_holding(held, object).await;
+            let (outcome, ended_at) = self
+                .leases
+                .holding(held, LEASE_TTL_MS, self.refresh_once(object))
+                .await;
             let last = attempt > retries;
             let status = match (&outcome, last) {
                 (Ok(_), _) => "succeeded",
@@ -451,79 +453,27 @@ impl Scheduler {
         wait: bool,
         based_on: Option<i64>,
     ) -> Result<Option<Held>> {
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(2 * LEASE_TTL_MS as u64);
-        loop {
-            match self.leases.acquire(key, &self.holder, LEASE_TTL_MS).await? {
-                Some((held, before)) => {
-                    if let (Some(b), Some(Record { started_ms, .. })) = (based_on, &before)
-                        && *started_ms > b
-                    {
-                        // Someone ran it meanwhile: put their record back.
-                        self.leases.restore(held, before.expect("matched")).await?;
-                        return Ok(None);
-                    }
-                    return Ok(Some(held));
-                }
-                None if wait && tokio::time::Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                None if wait => {
-                    return Err(Error::new(
-                        crate::error::ErrorKind::SerializationFailure,
-                        format!("{key}: another server holds the refresh lease"),
-                    ));
-                }
-                None => return Ok(None),
-            }
-        }
-    }
-
-    /// Refresh `object` while holding (and renewing) `held`; the lease is
-    /// released with how it ended.
-    async fn refresh_holding(
-        &self,
-        held: Held,
-        object: &Object,
-    ) -> (
-        Result<crate::engine::matview::Refreshed>,
-        chrono::DateTime<Utc>,
-    ) {
-        let held = Arc::new(tokio::sync::Mutex::new(held));
-        let renewer = {
-            let held = held.clone();
-            let leases = self.leases.clone();
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(Duration::from_millis(LEASE_TTL_MS as u64 / 3)).await;
-                    let mut h = held.lock().await;
-                    match leases.renew(&mut h, LEASE_TTL_MS).await {
-                        Ok(true) => {}
-                        Ok(false) => {
-                            tracing::warn!("lease {} lost while refreshing", h.key);
-                            return;
-                        }
-                        Err(e) => tracing::warn!("lease {} not renewed: {}", h.key, e.message),
-                    }
-                }
-            })
-        };
-        let outcome = self.refresh_once(object).await;
-        // Ended before the lease is free: the next holder starts later.
-        let ended = Utc::now();
-        renewer.abort();
-        let _ = renewer.await;
-        let held = Arc::try_unwrap(held)
-            .map(|m| m.into_inner())
-            .unwrap_or_else(|m| m.try_lock().expect("renewer stopped").clone());
-        let status = if outcome.is_ok() {
-            "succeeded"
+        let got = if wait {
+            let patience = Duration::from_millis(2 * LEASE_TTL_MS as u64);
+            Some(
+                self.leases
+                    .acquire_waiting(key, &self.holder, LEASE_TTL_MS, patience)
+                    .await?,
+            )
         } else {
-            "failed"
+            self.leases.acquire(key, &self.holder, LEASE_TTL_MS).await?
         };
-        if let Err(e) = self.leases.release(held, status).await {
-            tracing::warn!("refresh lease not released: {}", e.message);
+        let Some((held, before)) = got else {
+            return Ok(None);
+        };
+        if let (Some(b), Some(previous)) = (based_on, before)
+            && previous.started_ms > b
+        {
+            // Someone ran it meanwhile: put their record back.
+            self.leases.restore(held, previous).await?;
+            return Ok(None);
         }
-        (outcome, ended)
+        Ok(Some(held))
     }
 
     /// One refresh of the newest definition of `object`.

@@ -136,6 +136,18 @@ async fn project_builds_every_materialization_and_reruns_incrementally() {
         .await,
         ["customer_id|updated_at|30 days|last_amount numeric(12,2)"]
     );
+    // Schedules from the folder and the model's own config.
+    assert_eq!(
+        rows(
+            &c,
+            "SELECT name, schedule FROM sluice.schedules WHERE schema_name = 'shop' ORDER BY 1"
+        )
+        .await,
+        [
+            "customer_features|EVERY INTERVAL '1 day'",
+            "status_counts|ON UPSTREAM RETRIES 2"
+        ]
+    );
     // The DAG is recorded.
     assert_eq!(
         rows(

@@ -1,8 +1,9 @@
-{{ config(materialized='materialized_view') }}
+{{ config(materialized='materialized_view', schedule='every 1 hour') }}
 -- Totals per merchant category and day, as a Sluice materialized view: its
 -- columns are group keys, counts, sums, min and max, so when transactions
 -- only gain rows, REFRESH MATERIALIZED VIEW aggregates just the new rows and
--- combines them with the stored groups (EXPLAIN REFRESH says so).
+-- combines them with the stored groups (EXPLAIN REFRESH says so). Under
+-- `sluice serve --project sql` it also refreshes by itself every hour.
 select
     m.category,
     t.day,

@@ -2,7 +2,9 @@
 -- the merchant was in the last hour and day, and the share of its
 -- transactions of the last week that were reported as fraud by then
 -- (a report counts from the moment it came in). Entity merchant_id.
-{{ config(materialized='feature_view', entity='merchant_id', timestamp='event_ts', ttl='7 days') }}
+-- Under `sluice serve --project sql` it refreshes whenever the transactions
+-- it reads get a new version (schedule 'on upstream').
+{{ config(materialized='feature_view', entity='merchant_id', timestamp='event_ts', ttl='7 days', schedule='on upstream', retries=2) }}
 with events as (
     -- transactions, and fraud reports as events of their own
     select merchant_id, ts, amount_usd, 0 as reported

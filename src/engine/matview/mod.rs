@@ -664,7 +664,20 @@ pub async fn refresh(
         let prepared = prepare_refresh(session, &object, full).await?;
         return explain_output(&prepared.decision);
     }
-    refresh_view(session, &object, full).await?;
+    // The scheduler's lease: a refresh by hand waits for a scheduled one
+    // (of any server on the lake) instead of racing it.
+    use crate::lake::lease::{Leases, TTL_MS};
+    let leases = Leases::new(session.engine.lake())?;
+    let key = crate::catalog::schedule::lease_key(&object.rel_name());
+    let holder = format!("statement-{}", uuid::Uuid::new_v4());
+    let patience = std::time::Duration::from_millis(2 * TTL_MS as u64);
+    let (held, _) = leases
+        .acquire_waiting(&key, &holder, TTL_MS, patience)
+        .await?;
+    let (done, _) = leases
+        .holding(held, TTL_MS, refresh_view(session, &object, full))
+        .await;
+    done?;
     Ok(Output::command("REFRESH MATERIALIZED VIEW"))
 }
 
