@@ -36,12 +36,17 @@ pub struct Notification {
 /// Where notifications go out from.
 pub struct Notifier {
     tx: broadcast::Sender<Notification>,
+    /// The newest version of each view a refresh notification announced
+    /// (so that a commit seen twice, made here and then polled, is
+    /// announced once).
+    announced: Mutex<std::collections::HashMap<String, i64>>,
 }
 
 impl Default for Notifier {
     fn default() -> Notifier {
         Notifier {
             tx: broadcast::channel(BACKLOG).0,
+            announced: Default::default(),
         }
     }
 }
@@ -55,6 +60,50 @@ impl Notifier {
             channel: channel.to_string(),
             payload: payload.to_string(),
         });
+    }
+
+    /// Announce on [`REFRESH_CHANNEL`] that `object` (`schema.name`)
+    /// reached `version`, unless that version (or a later one) was
+    /// announced already.
+    pub fn refreshed(
+        &self,
+        pid: i32,
+        object: &str,
+        version: i64,
+        method: &str,
+        rows: Option<usize>,
+    ) {
+        {
+            let mut seen = self.announced.lock().expect("announced versions");
+            if seen.get(object).is_some_and(|v| *v >= version) {
+                return;
+            }
+            seen.insert(object.to_string(), version);
+        }
+        let payload = serde_json::json!({
+            "object": object,
+            "version": version,
+            "method": method,
+            "rows": rows,
+        });
+        self.notify(pid, REFRESH_CHANNEL, &payload.to_string());
+    }
+
+    /// The version of `object` announced last, if any.
+    pub fn announced(&self, object: &str) -> Option<i64> {
+        self.announced
+            .lock()
+            .expect("announced versions")
+            .get(object)
+            .copied()
+    }
+
+    /// Note `version` of `object` as known without announcing it (what a
+    /// server finds when it starts, or a commit that was no refresh).
+    pub fn note(&self, object: &str, version: i64) {
+        let mut seen = self.announced.lock().expect("announced versions");
+        let v = seen.entry(object.to_string()).or_insert(version);
+        *v = (*v).max(version);
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Notification> {

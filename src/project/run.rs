@@ -1012,7 +1012,10 @@ fn schedule_clause(node: &Node) -> std::result::Result<Option<String>, String> {
     let text = schedule.trim();
     let lower = text.to_ascii_lowercase();
     let mut clause = if let Some(every) = lower.strip_prefix("every ") {
-        format!("EVERY INTERVAL {}", quoted(&text[text.len() - every.len()..]))
+        format!(
+            "EVERY INTERVAL {}",
+            quoted(&text[text.len() - every.len()..])
+        )
     } else if lower.starts_with("cron ") {
         format!("CRON {}", quoted(&text[5..]))
     } else if lower == "on upstream" || lower == "upstream" {

@@ -203,6 +203,7 @@ impl Scheduler {
                 });
             }
         }
+        self.announce_others(&snapshot).await;
         // Views no longer scheduled: forget what was seen of them.
         self.seen
             .lock()
@@ -214,6 +215,43 @@ impl Scheduler {
         }
         *reported = scheduled;
         Ok(())
+    }
+
+    /// Announce refreshes another server (or process) committed: every
+    /// materialized view's version is compared with the one announced.
+    async fn announce_others(&self, snapshot: &crate::catalog::Snapshot) {
+        let lake = self.engine.lake();
+        let notifier = self.engine.notifier();
+        for o in snapshot.objects() {
+            let Def::MaterializedView(def) = &o.def else {
+                continue;
+            };
+            let Ok(url) = lake.url_for(&def.table.location) else {
+                continue;
+            };
+            let Ok(table) = lake.table(&url).await else {
+                continue;
+            };
+            let version = table.version().unwrap_or(0) as i64;
+            let rel = o.rel_name().to_string();
+            match notifier.announced(&rel) {
+                None => notifier.note(&rel, version),
+                Some(v) if v < version => {
+                    // Only refreshes (their commits say so) are announced.
+                    let info = crate::lake::last_commit_info(&table).await;
+                    let method = info
+                        .as_ref()
+                        .and_then(|i| i.get("sluice.refresh"))
+                        .and_then(|r| r.get("method"))
+                        .and_then(|m| m.as_str());
+                    match method {
+                        Some(m) => notifier.refreshed(0, &rel, version, m, None),
+                        None => notifier.note(&rel, version),
+                    }
+                }
+                Some(_) => {}
+            }
+        }
     }
 
     /// The tables `def` reads (through plain views), with their versions

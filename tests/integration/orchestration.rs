@@ -66,7 +66,9 @@ async fn schedules_upstream_triggers_and_notifications() {
            SELECT count(*) AS n FROM events;
          CREATE MATERIALIZED VIEW totals REFRESH ON UPSTREAM AS
            SELECT sum(amount) AS total FROM events;
-         CREATE MATERIALIZED VIEW doubled AS SELECT total * 2 AS twice FROM totals;",
+         CREATE MATERIALIZED VIEW doubled AS SELECT total * 2 AS twice FROM totals;
+         CREATE FEATURE VIEW latest_amount ENTITY (id) TIMESTAMP ts ONLINE REFRESH ON UPSTREAM AS
+           SELECT id, CAST('2026-01-01 00:00:00' AS timestamp) AS ts, amount FROM events;",
     )
     .await
     .unwrap();
@@ -79,13 +81,17 @@ async fn schedules_upstream_triggers_and_notifications() {
         "SELECT name, schedule, next_run IS NOT NULL, reason FROM sluice.schedules ORDER BY name",
     )
     .await;
-    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert_eq!(listed.len(), 3, "{listed:?}");
     assert!(
-        listed[0].starts_with("ticking|EVERY INTERVAL '1 second'|t|1 second after"),
+        listed[0].starts_with("latest_amount|ON UPSTREAM|f|"),
         "{listed:?}"
     );
     assert!(
-        listed[1].starts_with("totals|ON UPSTREAM|f|when a table it reads"),
+        listed[1].starts_with("ticking|EVERY INTERVAL '1 second'|t|1 second after"),
+        "{listed:?}"
+    );
+    assert!(
+        listed[2].starts_with("totals|ON UPSTREAM|f|when a table it reads"),
         "{listed:?}"
     );
 
@@ -97,14 +103,21 @@ async fn schedules_upstream_triggers_and_notifications() {
     eventually(&c, "SELECT n FROM ticking", &["2"]).await;
     eventually(&c, "SELECT total FROM totals", &["15"]).await;
     eventually(&c, "SELECT twice FROM doubled", &["30"]).await;
+    // A feature view follows too, and its online rows with it.
+    eventually(
+        &c,
+        "SELECT amount FROM online.latest_amount WHERE id = 2",
+        &["5"],
+    )
+    .await;
 
     // Each refresh that committed was announced to the listener.
     let mut announced = std::collections::BTreeSet::new();
     let deadline = Instant::now() + Duration::from_secs(20);
-    while announced.len() < 3 {
+    while announced.len() < 4 {
         let n = tokio::time::timeout_at(deadline.into(), notes.recv())
             .await
-            .expect("notifications for ticking, totals and doubled")
+            .expect("notifications for ticking, totals, doubled and latest_amount")
             .unwrap();
         assert_eq!(n.channel(), "sluice_refresh");
         let payload: serde_json::Value = serde_json::from_str(n.payload()).unwrap();
@@ -112,6 +125,7 @@ async fn schedules_upstream_triggers_and_notifications() {
         announced.insert(payload["object"].as_str().unwrap().to_string());
     }
     assert!(announced.contains("public.doubled"), "{announced:?}");
+    assert!(announced.contains("public.latest_amount"), "{announced:?}");
 
     // The run history says what ran, why, and what it consumed.
     eventually(
@@ -168,10 +182,19 @@ async fn schedules_upstream_triggers_and_notifications() {
     )
     .await
     .unwrap();
+    c.batch_execute("ALTER FEATURE VIEW latest_amount SET REFRESH MANUAL")
+        .await
+        .unwrap();
     assert_eq!(
         rows(&c, "SELECT name, schedule, retries FROM sluice.schedules").await,
         ["ticking|CRON '0 3 * * *' RETRIES 2|2"]
     );
+    // SET REFRESH on a materialized view that is not a feature view.
+    let e = c
+        .simple_query("ALTER FEATURE VIEW totals SET REFRESH ON UPSTREAM")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "42809", "{e:?}");
     c.batch_execute("INSERT INTO events VALUES (3, 1)")
         .await
         .unwrap();
@@ -329,6 +352,9 @@ async fn two_servers_never_refresh_one_view_at_once() {
     .await
     .unwrap();
     let d = b.connect().await;
+    // A listener on server b hears the refreshes server a commits too.
+    let (lb, mut notes) = listener(&b).await;
+    lb.batch_execute("LISTEN sluice_refresh").await.unwrap();
     // Both servers' schedulers run for a while; writes keep every
     // refresh busy.
     let until = Instant::now() + Duration::from_secs(6);
@@ -361,6 +387,25 @@ async fn two_servers_never_refresh_one_view_at_once() {
     }
     // About one run a second between both servers, not one each.
     assert!(runs.len() <= 12, "{} runs in ~8 s: {runs:?}", runs.len());
+    // Every committed refresh was announced on b once, whichever server
+    // made it.
+    let mut versions = Vec::new();
+    while let Ok(n) = notes.try_recv() {
+        let p: serde_json::Value = serde_json::from_str(n.payload()).unwrap();
+        assert_eq!(p["object"], "public.shared", "{p}");
+        versions.push(p["version"].as_i64().unwrap());
+    }
+    let committed = rows(
+        &c,
+        "SELECT count(*) FROM sluice.runs WHERE node = 'public.shared' AND rows > 0",
+    )
+    .await;
+    assert!(versions.len() >= 2, "{versions:?}");
+    assert!(versions.windows(2).all(|w| w[0] < w[1]), "{versions:?}");
+    assert!(
+        versions.len() as i64 >= committed[0].parse::<i64>().unwrap() - 1,
+        "{versions:?} vs {committed:?} committed refreshes"
+    );
     eventually(
         &c,
         "SELECT sum(n) = (SELECT count(*) FROM t) FROM shared",

@@ -738,16 +738,12 @@ pub async fn refresh_view(session: &Session, object: &Object, full: bool) -> Res
         None => (before, 0, 0),
     };
     if outcome.is_some() && version != before {
-        let payload = serde_json::json!({
-            "object": object.rel_name().to_string(),
-            "version": version,
-            "method": method,
-            "rows": rows,
-        });
-        session.engine.notifier().notify(
+        session.engine.notifier().refreshed(
             session.pid(),
-            super::events::REFRESH_CHANNEL,
-            &payload.to_string(),
+            &object.rel_name().to_string(),
+            version,
+            method,
+            Some(rows),
         );
     }
     // Lookups see the refresh as soon as it returns (the poller would
