@@ -189,10 +189,11 @@ fn main() -> ExitCode {
                     (Some(c), Some(k)) => Some(server::tls_acceptor(&c, &k)?),
                     _ => None,
                 };
-                let engine = open_engine(&lake, config.as_deref()).await.map_err(|e| {
-                    let message = format!("cannot open the lake at {lake}: {}", e.message);
-                    sluice::Error { message, ..e }
-                })?;
+                let (engine, scheduler) =
+                    open_engine(&lake, config.as_deref()).await.map_err(|e| {
+                        let message = format!("cannot open the lake at {lake}: {}", e.message);
+                        sluice::Error { message, ..e }
+                    })?;
                 if let Some(dir) = project {
                     eprintln!("building project {} before serving", dir.display());
                     let args = ProjectArgs {
@@ -207,8 +208,15 @@ fn main() -> ExitCode {
                         schema: None,
                     };
                     // A failed node is reported; the lake is served anyway.
-                    if let Err(e) = run_project(&engine, &args, project::Command::Build).await {
-                        eprintln!("ERROR:  {e}");
+                    match run_project(&engine, &args, project::Command::Build).await {
+                        Ok((_, loaded)) => {
+                            // Its scheduled models run by themselves from now on.
+                            let n = scheduler.schedule_models(loaded)?;
+                            if n > 0 {
+                                eprintln!("{n} project node(s) run on a schedule");
+                            }
+                        }
+                        Err(e) => eprintln!("ERROR:  {e}"),
                     }
                 }
                 server::serve(engine, &listen, users, tls, shutdown_signal()).await
@@ -250,8 +258,8 @@ fn main() -> ExitCode {
 }
 
 async fn project_command(args: ProjectArgs, command: project::Command) -> sluice::Result<()> {
-    let engine = open_engine(&args.lake, args.config.as_deref()).await?;
-    let summary = run_project(&engine, &args, command).await?;
+    let (engine, _) = open_engine(&args.lake, args.config.as_deref()).await?;
+    let (summary, _) = run_project(&engine, &args, command).await?;
     if summary.failed() {
         return Err(sluice::Error::new(
             sluice::ErrorKind::InvalidParameter,
@@ -266,7 +274,7 @@ async fn run_project(
     engine: &std::sync::Arc<Engine>,
     args: &ProjectArgs,
     command: project::Command,
-) -> sluice::Result<project::Summary> {
+) -> sluice::Result<(project::Summary, std::sync::Arc<project::Project>)> {
     let vars = match &args.vars {
         Some(text) => match project::parse_yaml(text, std::path::Path::new("--vars"))? {
             serde_json::Value::Object(m) => m.into_iter().collect(),
@@ -294,7 +302,8 @@ async fn run_project(
         threads: args.threads,
         progress: true,
     };
-    let summary = project::run(engine, std::sync::Arc::new(loaded), command, &options).await?;
+    let loaded = std::sync::Arc::new(loaded);
+    let summary = project::run(engine, loaded.clone(), command, &options).await?;
     let bad: Vec<_> = summary
         .results
         .iter()
@@ -324,7 +333,7 @@ async fn run_project(
         summary.count(S::Skipped),
         summary.results.len()
     );
-    Ok(summary)
+    Ok((summary, loaded))
 }
 
 async fn shutdown_signal() {
@@ -381,7 +390,10 @@ fn add_user(name: &str, role: &str, path: &std::path::Path) -> sluice::Result<()
 async fn open_engine(
     lake: &str,
     config: Option<&std::path::Path>,
-) -> sluice::Result<std::sync::Arc<Engine>> {
+) -> sluice::Result<(
+    std::sync::Arc<Engine>,
+    std::sync::Arc<sluice::scheduler::Scheduler>,
+)> {
     let config = match config {
         Some(path) => sluice::config::Config::load(path)?,
         None => Default::default(),
@@ -389,12 +401,12 @@ async fn open_engine(
     let engine = Engine::open_configured(lake, &config).await?;
     // `sluice.refresh(...)` works in every command; schedules run only
     // in `serve`.
-    sluice::scheduler::Scheduler::install(&engine)?;
-    Ok(engine)
+    let scheduler = sluice::scheduler::Scheduler::install(&engine)?;
+    Ok((engine, scheduler))
 }
 
 async fn run_sql(lake: &str, config: Option<&std::path::Path>, sql: &str) -> sluice::Result<()> {
-    let engine = open_engine(lake, config).await?;
+    let (engine, _) = open_engine(lake, config).await?;
     let mut session = engine.session();
     for stmt in session.parse(sql)? {
         let output = session.execute(stmt, &ParamValues::List(vec![])).await;

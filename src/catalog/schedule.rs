@@ -74,6 +74,45 @@ impl RefreshPolicy {
         })
     }
 
+    /// A project's `schedule` config (`every 10 minutes`, `cron */5 * * *
+    /// *`, `on upstream`; `manual` or `none`: `None`) with its `retries`.
+    pub fn from_config(schedule: &str, retries: Option<&str>) -> Result<Option<RefreshPolicy>> {
+        let text = schedule.trim();
+        let lower = text.to_ascii_lowercase();
+        let trigger = if lower.starts_with("every ") {
+            RefreshPolicy::every(text[6..].trim())?
+        } else if lower.starts_with("cron ") {
+            RefreshPolicy::cron(text[5..].trim())?
+        } else if lower == "on upstream" || lower == "upstream" {
+            Trigger::OnUpstream
+        } else if lower == "manual" || lower == "none" {
+            return Ok(None);
+        } else {
+            return Err(Error::new(
+                ErrorKind::InvalidParameter,
+                format!(
+                    "schedule '{text}' is not 'every <interval>', 'cron <line>', 'on upstream' \
+                     or 'manual'"
+                ),
+            ));
+        };
+        let retries = match retries {
+            None => 0,
+            Some(r) => r
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|n| *n <= MAX_RETRIES)
+                .ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::InvalidParameter,
+                        format!("retries must be a whole number up to {MAX_RETRIES}, not '{r}'"),
+                    )
+                })?,
+        };
+        Ok(Some(RefreshPolicy { trigger, retries }))
+    }
+
     /// The clause that declares it, as `sluice.schedules` shows it.
     pub fn describe(&self) -> String {
         let base = match &self.trigger {

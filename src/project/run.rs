@@ -1008,37 +1008,12 @@ fn schedule_clause(node: &Node) -> std::result::Result<Option<String>, String> {
     let Some(schedule) = node.config_str("schedule") else {
         return Ok(None);
     };
-    let quoted = |s: &str| format!("'{}'", s.trim().replace('\'', "''"));
-    let text = schedule.trim();
-    let lower = text.to_ascii_lowercase();
-    let mut clause = if let Some(every) = lower.strip_prefix("every ") {
-        format!(
-            "EVERY INTERVAL {}",
-            quoted(&text[text.len() - every.len()..])
-        )
-    } else if lower.starts_with("cron ") {
-        format!("CRON {}", quoted(&text[5..]))
-    } else if lower == "on upstream" || lower == "upstream" {
-        "ON UPSTREAM".to_string()
-    } else if lower == "manual" || lower == "none" {
-        return Ok(Some("MANUAL".to_string()));
-    } else {
-        return Err(format!(
-            "{}: schedule '{text}' is not 'every <interval>', 'cron <line>', 'on upstream' or \
-             'manual'",
-            node.path.display()
-        ));
-    };
-    if let Some(r) = node.config_str("retries") {
-        let n: u32 = r.trim().parse().map_err(|_| {
-            format!(
-                "{}: retries must be a whole number, not '{r}'",
-                node.path.display()
-            )
-        })?;
-        clause.push_str(&format!(" RETRIES {n}"));
+    let retries = node.config_str("retries");
+    match crate::catalog::schedule::RefreshPolicy::from_config(&schedule, retries.as_deref()) {
+        Ok(Some(p)) => Ok(Some(p.describe())),
+        Ok(None) => Ok(Some("MANUAL".to_string())),
+        Err(e) => Err(format!("{}: {}", node.path.display(), e.message)),
     }
-    Ok(Some(clause))
 }
 
 /// A feature view model's `entity`, `timestamp`, `created_at`, `ttl` and

@@ -29,6 +29,7 @@ use crate::error::{Error, Result};
 use crate::lake::lease::{Held, Leases};
 
 mod history;
+mod models;
 
 /// How often the scheduler looks at the schedules (ms).
 fn tick_interval() -> Result<Duration> {
@@ -95,6 +96,10 @@ pub struct Scheduler {
     seen: Mutex<HashMap<RelName, HashMap<RelName, i64>>>,
     /// The views whose freshness the metrics show.
     reported: Mutex<HashSet<RelName>>,
+    /// Nodes of a served project that run by themselves.
+    models: Mutex<Vec<models::ModelJob>>,
+    /// The source versions each ON UPSTREAM node was last seen against.
+    model_seen: Mutex<HashMap<String, HashMap<RelName, i64>>>,
 }
 
 /// How one view of a wave ended.
@@ -116,6 +121,8 @@ impl Scheduler {
             running: Default::default(),
             seen: Default::default(),
             reported: Default::default(),
+            models: Default::default(),
+            model_seen: Default::default(),
         });
         engine.set_orchestrator(s.clone());
         Ok(s)
@@ -204,6 +211,9 @@ impl Scheduler {
             }
         }
         self.announce_others(&snapshot).await;
+        if let Err(e) = self.tick_models().await {
+            tracing::warn!("scheduler (project models): {}", e.message);
+        }
         // Views no longer scheduled: forget what was seen of them.
         self.seen
             .lock()

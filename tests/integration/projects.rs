@@ -411,9 +411,32 @@ async fn serve_builds_its_project_before_listening() {
     let server = Server::start_with_args(&["--project", p.to_str().unwrap()]);
     let log = server.wait_for_log("Done in");
     assert!(log.contains("building project"), "{log}");
+    assert!(log.contains("project node(s) run on a schedule"), "{log}");
     let c = server.connect().await;
     assert_eq!(
         rows(&c, "SELECT count(*) FROM shop.customer_totals").await,
         ["3"]
+    );
+    // A scheduled table model runs again when a table it reads changes.
+    c.batch_execute("INSERT INTO shop.customers VALUES (9, 'Edsger', 'NL')")
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let n = rows(&c, "SELECT count(*) FROM shop.customer_totals").await;
+        if n == ["4"] {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "still {n:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        rows(
+            &c,
+            "SELECT command, status FROM sluice.runs WHERE node = 'model.shop.customer_totals' \
+             ORDER BY started_at DESC LIMIT 1"
+        )
+        .await,
+        ["run|success"]
     );
 }

@@ -1,3 +1,5 @@
+-- Run again under `sluice serve --project` whenever what it reads changes.
+{{ config(schedule='on upstream') }}
 with totals as (
     select customer_id, count(*) as orders, sum(amount) as amount
     from {{ ref('open_orders') }}
