@@ -128,14 +128,6 @@ impl Scheduler {
         Ok(s)
     }
 
-    /// The scheduler of `engine` (installed now if it has none).
-    pub fn of(engine: &Arc<Engine>) -> Result<Arc<dyn Orchestrator>> {
-        if let Some(o) = engine.orchestrator() {
-            return Ok(o.clone());
-        }
-        Ok(Scheduler::install(engine)?)
-    }
-
     /// Run the schedules in the background, for as long as the process.
     fn run_schedules(self: &Arc<Self>) -> Result<()> {
         let every = tick_interval()?;

@@ -96,8 +96,11 @@ pub async fn serve(
             tracing::warn!("table {table} cannot be read: {}", e.message);
         }
     });
-    // Views with a refresh policy refresh by themselves from now on.
-    crate::scheduler::Scheduler::of(&engine)?.start()?;
+    // Views with a refresh policy refresh by themselves from now on (the
+    // scheduler was installed with the engine).
+    if let Some(scheduler) = engine.orchestrator() {
+        scheduler.clone().start()?;
+    }
     // Online feature views: indexed now, and kept up with every commit,
     // this server's or another's.
     engine.online().start_polling(
