@@ -963,21 +963,8 @@ pub async fn rename(
     new_name: &ObjectName,
 ) -> Result<Output> {
     const TAG: &str = "ALTER MATERIALIZED VIEW";
-    let snapshot = session.engine.catalog().snapshot();
-    let system = session.system_tables();
-    let object = match session
-        .resolver(&snapshot, &system)
-        .object(name, Kind::MaterializedView)
-    {
-        Ok(o) => o,
-        Err(e) if if_exists && e.kind == crate::error::ErrorKind::UndefinedTable => {
-            session.notice(format!(
-                "relation \"{}\" does not exist, skipping",
-                crate::frontend::names::last_ident(name)
-            ));
-            return Ok(Output::command(TAG));
-        }
-        Err(e) => return Err(e),
+    let Some(object) = resolve_if_exists(session, name, if_exists)? else {
+        return Ok(Output::command(TAG));
     };
     let new = crate::frontend::names::last_ident(new_name);
     super::ddl::rename_relation(
@@ -990,6 +977,31 @@ pub async fn rename(
     )
     .await?;
     Ok(Output::command(TAG))
+}
+
+/// The materialized view `name`; `None` (with PostgreSQL's notice) when
+/// it does not exist and `IF EXISTS` was written.
+fn resolve_if_exists(
+    session: &mut Session,
+    name: &ObjectName,
+    if_exists: bool,
+) -> Result<Option<Object>> {
+    let snapshot = session.engine.catalog().snapshot();
+    let system = session.system_tables();
+    let found = session
+        .resolver(&snapshot, &system)
+        .object(name, Kind::MaterializedView);
+    match found {
+        Ok(o) => Ok(Some(o)),
+        Err(e) if if_exists && e.kind == crate::error::ErrorKind::UndefinedTable => {
+            session.notice(format!(
+                "relation \"{}\" does not exist, skipping",
+                crate::frontend::names::last_ident(name)
+            ));
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// `ALTER MATERIALIZED VIEW | FEATURE VIEW [IF EXISTS] v SET REFRESH
@@ -1006,21 +1018,8 @@ pub async fn set_refresh(
     } else {
         "ALTER MATERIALIZED VIEW"
     };
-    let snapshot = session.engine.catalog().snapshot();
-    let system = session.system_tables();
-    let object = match session
-        .resolver(&snapshot, &system)
-        .object(name, Kind::MaterializedView)
-    {
-        Ok(o) => o,
-        Err(e) if if_exists && e.kind == crate::error::ErrorKind::UndefinedTable => {
-            session.notice(format!(
-                "relation \"{}\" does not exist, skipping",
-                crate::frontend::names::last_ident(name)
-            ));
-            return Ok(Output::command(tag));
-        }
-        Err(e) => return Err(e),
+    let Some(object) = resolve_if_exists(session, name, if_exists)? else {
+        return Ok(Output::command(tag));
     };
     if feature && object.feature().is_none() {
         return Err(Error::new(
