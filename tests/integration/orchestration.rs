@@ -472,3 +472,38 @@ async fn metrics_are_prometheus_text() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedules_and_leases_work_on_an_s3_lake() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("lakes")).unwrap();
+    let s3 = crate::common::start_s3(root.path());
+    let mut env = s3.env();
+    env.extend(quick());
+    let a = Server::start_on_url("s3://lakes/orch", &env);
+    let b = Server::start_on_url("s3://lakes/orch", &env);
+    let c = a.connect().await;
+    c.batch_execute(
+        "CREATE TABLE t (x bigint);
+         INSERT INTO t VALUES (1), (2);
+         CREATE MATERIALIZED VIEW s REFRESH EVERY INTERVAL '1 second' AS SELECT count(*) AS n FROM t;
+         INSERT INTO t VALUES (3);",
+    )
+    .await
+    .unwrap();
+    eventually(&c, "SELECT n FROM s", &["3"]).await;
+    // By hand on the other server, through the same lease.
+    let d = b.connect().await;
+    d.batch_execute("INSERT INTO t VALUES (4); REFRESH MATERIALIZED VIEW s")
+        .await
+        .unwrap();
+    assert_eq!(rows(&d, "SELECT n FROM s").await, ["4"]);
+    assert_eq!(rows(&d, "SELECT sluice.refresh('s')").await, ["succeeded"]);
+    eventually(
+        &c,
+        "SELECT count(*) > 0 FROM sluice.runs WHERE node = 'public.s' AND status = 'succeeded' \
+         AND trigger LIKE 'schedule:%'",
+        &["t"],
+    )
+    .await;
+}

@@ -130,7 +130,10 @@ async fn errors_carry_sqlstate_and_leave_the_connection_usable() {
         ("INSERT INTO t VALUES (NULL)", "23502"),
         ("INSERT INTO t VALUES ('x')", "22P02"),
         ("CREATE SCHEMA public", "42P06"),
-        ("LISTEN foo", "0A000"),
+        (
+            "CREATE TRIGGER tr AFTER INSERT ON t FOR EACH ROW EXECUTE FUNCTION f()",
+            "0A000",
+        ),
     ];
     for (sql, code) in cases {
         let e = c.simple_query(sql).await.unwrap_err();
