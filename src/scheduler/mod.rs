@@ -63,6 +63,37 @@ use crate::lake::lease::TTL_MS as LEASE_TTL_MS;
 /// The longest wait between two attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
+/// A scheduled view's standing as last read, and its next run then.
+#[derive(Clone)]
+struct Planned {
+    policy: crate::catalog::schedule::RefreshPolicy,
+    standing: Standing,
+    next: Option<chrono::DateTime<Utc>>,
+    read: std::time::Instant,
+}
+
+/// How long a standing read from the lake is trusted.
+const STANDING_MAX_AGE: Duration = Duration::from_secs(60);
+
+/// The tables one tick opened, by location (each opened once per tick).
+#[derive(Default)]
+struct Versions(HashMap<url::Url, Option<deltalake::DeltaTable>>);
+
+impl Versions {
+    async fn table(
+        &mut self,
+        lake: &crate::lake::Lake,
+        url: &url::Url,
+    ) -> Option<deltalake::DeltaTable> {
+        if let Some(t) = self.0.get(url) {
+            return t.clone();
+        }
+        let t = lake.table(url).await.ok();
+        self.0.insert(url.clone(), t.clone());
+        t
+    }
+}
+
 /// Why a refresh ran (`sluice.runs.trigger`).
 #[derive(Debug, Clone)]
 enum Why {
@@ -96,6 +127,8 @@ pub struct Scheduler {
     seen: Mutex<HashMap<RelName, HashMap<RelName, i64>>>,
     /// The views whose freshness the metrics show.
     reported: Mutex<HashSet<RelName>>,
+    /// Where each scheduled view stood when last read from the lake.
+    planned: Mutex<HashMap<RelName, Planned>>,
     /// Nodes of a served project that run by themselves.
     models: Mutex<Vec<models::ModelJob>>,
     /// The source versions each ON UPSTREAM node was last seen against.
@@ -121,6 +154,7 @@ impl Scheduler {
             running: Default::default(),
             seen: Default::default(),
             reported: Default::default(),
+            planned: Default::default(),
             models: Default::default(),
             model_seen: Default::default(),
         });
@@ -153,9 +187,11 @@ impl Scheduler {
     /// Start every run that is due.
     async fn tick(self: &Arc<Self>) -> Result<()> {
         let snapshot = self.engine.catalog().refresh().await?;
-        let lake = self.engine.lake();
         let now = Utc::now();
         let mut scheduled = HashSet::new();
+        // Each table's version is read once per tick, however many views
+        // read it.
+        let mut versions = Versions::default();
         for o in snapshot.objects() {
             let Def::MaterializedView(def) = &o.def else {
                 continue;
@@ -168,7 +204,7 @@ impl Scheduler {
             if self.running.lock().unwrap().contains(&rel) {
                 continue;
             }
-            let standing = Standing::of(lake, &self.leases, o, def).await?;
+            let standing = self.standing(o, def, policy, now).await?;
             crate::metrics::set_freshness_lag(
                 &rel.to_string(),
                 standing
@@ -188,7 +224,7 @@ impl Scheduler {
                     }
                 }
                 Trigger::OnUpstream => self
-                    .upstream_changed(&snapshot, o, def)
+                    .upstream_changed(&snapshot, o, def, &mut versions)
                     .await?
                     .map(|what| (Why::Upstream(what), None)),
             };
@@ -202,12 +238,16 @@ impl Scheduler {
                 });
             }
         }
-        self.announce_others(&snapshot).await;
+        self.announce_others(&snapshot, &mut versions).await;
         if let Err(e) = self.tick_models().await {
             tracing::warn!("scheduler (project models): {}", e.message);
         }
         // Views no longer scheduled: forget what was seen of them.
         self.seen
+            .lock()
+            .unwrap()
+            .retain(|r, _| scheduled.contains(r));
+        self.planned
             .lock()
             .unwrap()
             .retain(|r, _| scheduled.contains(r));
@@ -221,7 +261,7 @@ impl Scheduler {
 
     /// Announce refreshes another server (or process) committed: every
     /// materialized view's version is compared with the one announced.
-    async fn announce_others(&self, snapshot: &crate::catalog::Snapshot) {
+    async fn announce_others(&self, snapshot: &crate::catalog::Snapshot, versions: &mut Versions) {
         let lake = self.engine.lake();
         let notifier = self.engine.notifier();
         for o in snapshot.objects() {
@@ -231,7 +271,7 @@ impl Scheduler {
             let Ok(url) = lake.url_for(&def.table.location) else {
                 continue;
             };
-            let Ok(table) = lake.table(&url).await else {
+            let Some(table) = versions.table(lake, &url).await else {
                 continue;
             };
             let version = table.version().unwrap_or(0) as i64;
@@ -262,6 +302,7 @@ impl Scheduler {
         &self,
         snapshot: &crate::catalog::Snapshot,
         def: &MatViewDef,
+        versions: &mut Versions,
     ) -> Result<HashMap<RelName, i64>> {
         let lake = self.engine.lake();
         let mut out = HashMap::new();
@@ -271,11 +312,45 @@ impl Scheduler {
             };
             let Some(stored) = o.stored() else { continue };
             let url = lake.url_for(&stored.location)?;
-            if let Ok(t) = lake.table(&url).await {
+            if let Some(t) = versions.table(lake, &url).await {
                 out.insert(rel, t.version().unwrap_or(0) as i64);
             }
         }
         Ok(out)
+    }
+
+    /// Where a scheduled view stands. Read from the lake when first seen,
+    /// when its policy changed, when it is due (another server may have
+    /// run it), and at least once a minute; else as last read, so an idle
+    /// schedule costs no storage request.
+    async fn standing(
+        &self,
+        o: &Object,
+        def: &MatViewDef,
+        policy: &crate::catalog::schedule::RefreshPolicy,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<Standing> {
+        let rel = o.rel_name();
+        let cached = self.planned.lock().unwrap().get(&rel).cloned();
+        if let Some(p) = cached
+            && &p.policy == policy
+            && p.read.elapsed() < STANDING_MAX_AGE
+            && p.next.is_none_or(|at| at > now)
+        {
+            return Ok(p.standing);
+        }
+        let standing = Standing::of(self.engine.lake(), &self.leases, o, def).await?;
+        let (next, _) = standing.next(policy);
+        self.planned.lock().unwrap().insert(
+            rel,
+            Planned {
+                policy: policy.clone(),
+                standing: standing.clone(),
+                next,
+                read: std::time::Instant::now(),
+            },
+        );
+        Ok(standing)
     }
 
     /// A source of an ON UPSTREAM view that has a version the view was
@@ -285,8 +360,9 @@ impl Scheduler {
         snapshot: &crate::catalog::Snapshot,
         o: &Object,
         def: &MatViewDef,
+        versions: &mut Versions,
     ) -> Result<Option<String>> {
-        let now = self.source_versions(snapshot, def).await?;
+        let now = self.source_versions(snapshot, def, versions).await?;
         let rel = o.rel_name();
         let known = self.seen.lock().unwrap().get(&rel).cloned();
         let before = match known {
@@ -397,6 +473,8 @@ impl Scheduler {
             .attempts_inner(run_id, object, why, wait, based_on)
             .await;
         self.running.lock().unwrap().remove(&rel);
+        // Its standing changed: read it again at the next tick.
+        self.planned.lock().unwrap().remove(&rel);
         ended
     }
 

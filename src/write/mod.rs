@@ -152,13 +152,9 @@ impl Commit {
     }
 }
 
-/// Commit settings for writes: a commit that loses the race for a version
-/// checks the winners for conflicts and tries again. Appends never
-/// conflict, so with many writers they need more attempts than delta-rs'
-/// default 15 to get through. Expired log entries are cleaned up when a
-/// checkpoint is written ([`Lake::committed`]), not after every commit.
 /// Add `batch` to the Delta table of `table` (created on first use), or
-/// replace its rows with it, in one commit.
+/// replace its rows with it, in one commit. Writers racing on a system
+/// table (every server records its runs and expectation results) retry.
 pub async fn write_system_table(
     lake: &crate::lake::Lake,
     table: &crate::catalog::system::SystemTable,
@@ -166,31 +162,62 @@ pub async fn write_system_table(
     overwrite: bool,
 ) -> crate::error::Result<()> {
     let url = lake.url_for(table.location)?;
-    let delta = if lake.exists(&url).await? {
-        lake.table(&url).await?
-    } else {
-        match lake.create(&url, &(table.schema)(), &[], table.name).await {
-            Ok(t) => t,
-            // Created by another writer meanwhile.
-            Err(_) => lake.table(&url).await?,
-        }
-    };
     let mode = if overwrite {
         deltalake::protocol::SaveMode::Overwrite
     } else {
         deltalake::protocol::SaveMode::Append
     };
-    // A table written by an older Sluice gains the columns added since.
-    let written = delta
-        .write(vec![batch])
-        .with_save_mode(mode)
-        .with_schema_mode(deltalake::operations::write::SchemaMode::Merge)
-        .with_commit_properties(commit_properties())
-        .await?;
-    lake.committed(&written).await;
-    Ok(())
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let delta = if lake.exists(&url).await? {
+            lake.table_now(&url).await?
+        } else {
+            match lake.create(&url, &(table.schema)(), &[], table.name).await {
+                Ok(t) => t,
+                // Created by another writer meanwhile.
+                Err(_) => lake.table_now(&url).await?,
+            }
+        };
+        // A table written by an older Sluice gains the columns added
+        // since; only then does the commit change the table's metadata
+        // (which concurrent appends would conflict with).
+        let has_all = delta.snapshot().is_ok_and(|s| {
+            let have = s.snapshot().arrow_schema();
+            batch
+                .schema()
+                .fields()
+                .iter()
+                .all(|f| have.field_with_name(f.name()).is_ok())
+        });
+        let mut write = delta
+            .write(vec![batch.clone()])
+            .with_save_mode(mode)
+            .with_commit_properties(commit_properties());
+        if !has_all {
+            write = write.with_schema_mode(deltalake::operations::write::SchemaMode::Merge);
+        }
+        match write.await {
+            Ok(written) => {
+                lake.committed(&written).await;
+                return Ok(());
+            }
+            Err(e) => {
+                let e = crate::error::Error::from(e);
+                if e.kind == crate::error::ErrorKind::SerializationFailure && attempt < 10 {
+                    continue;
+                }
+                return Err(e);
+            }
+        }
+    }
 }
 
+/// Commit settings for writes: a commit that loses the race for a version
+/// checks the winners for conflicts and tries again. Appends never
+/// conflict, so with many writers they need more attempts than delta-rs'
+/// default 15 to get through. Expired log entries are cleaned up when a
+/// checkpoint is written ([`Lake::committed`]), not after every commit.
 pub fn commit_properties() -> deltalake::kernel::transaction::CommitProperties {
     deltalake::kernel::transaction::CommitProperties::default()
         .with_max_retries(1000)
