@@ -140,6 +140,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Batched<T> {
 pub struct Events {
     pub rx: tokio::sync::broadcast::Receiver<Notification>,
     pub session: Arc<tokio::sync::Mutex<Session>>,
+    /// The server is at its connection limit: the client is told so
+    /// after its startup message (53300), as PostgreSQL does.
+    pub refuse: bool,
 }
 
 /// Serve one client connection to its end.
@@ -191,6 +194,22 @@ where
     let copy = handlers.copy_handler();
     let cancel = handlers.cancel_handler();
     let errors = handlers.error_handler();
+    if events.refuse {
+        // Read the startup message first: a client expects its answer.
+        let _ = tokio::time::timeout(STARTUP_TIMEOUT, socket.next()).await;
+        let info = pgwire::error::ErrorInfo::new(
+            "FATAL".into(),
+            "53300".into(),
+            "sorry, too many clients already".into(),
+        );
+        socket
+            .send(PgWireBackendMessage::ErrorResponse(info.into()))
+            .await?;
+        SinkExt::<PgWireBackendMessage>::close(&mut socket)
+            .await
+            .ok();
+        return Ok(());
+    }
     let listening = events.session.lock().await.listening();
     let mut pid_known = false;
     let mut pending: VecDeque<Notification> = VecDeque::new();

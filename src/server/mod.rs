@@ -108,6 +108,8 @@ pub async fn serve(
         crate::features::online::poll_interval()?,
     );
     let manager = Arc::new(pgwire::api::ConnectionManager::new());
+    let max_connections = max_connections()?;
+    let open_connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     tokio::pin!(shutdown);
     let tasks = tokio_util_tasks::Tasks::default();
     loop {
@@ -130,11 +132,15 @@ pub async fn serve(
                     tls.is_some(),
                 ));
                 let tls = tls.clone();
+                // Counted from here to the task's end, refused or not.
+                let open = OpenGuard::new(&open_connections);
                 let events = conn::Events {
                     rx: engine.notifier().subscribe(),
                     session: conn.session(),
+                    refuse: open.count > max_connections,
                 };
                 tasks.spawn(conn.session(), async move {
+                    let _open = open;
                     if let Err(e) = conn::process(socket, tls, conn, events).await {
                         tracing::debug!("connection from {peer} ended: {e}");
                     }
@@ -146,6 +152,49 @@ pub async fn serve(
     drop(listener);
     tasks.shutdown(std::time::Duration::from_secs(30)).await;
     Ok(())
+}
+
+/// How many client connections a server serves at once
+/// (`SLUICE_MAX_CONNECTIONS`, default 100 as PostgreSQL's
+/// `max_connections`); one more is refused with 53300.
+fn max_connections() -> crate::error::Result<usize> {
+    match std::env::var("SLUICE_MAX_CONNECTIONS") {
+        Ok(v) => v
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| {
+                crate::error::Error::new(
+                    crate::error::ErrorKind::InvalidParameter,
+                    format!("SLUICE_MAX_CONNECTIONS must be a positive number, not \"{v}\""),
+                )
+            }),
+        Err(_) => Ok(100),
+    }
+}
+
+/// One open connection, counted while it lives.
+struct OpenGuard {
+    open: Arc<std::sync::atomic::AtomicUsize>,
+    /// Open connections with this one.
+    count: usize,
+}
+
+impl OpenGuard {
+    fn new(open: &Arc<std::sync::atomic::AtomicUsize>) -> OpenGuard {
+        let count = open.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        OpenGuard {
+            open: open.clone(),
+            count,
+        }
+    }
+}
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.open.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 mod tokio_util_tasks {

@@ -369,3 +369,33 @@ async fn a_join_on_few_keys_filters_the_probe_scan_while_decoding() {
         "the scan of fact did not filter while decoding:\n{fact_scan}"
     );
 }
+
+#[tokio::test]
+async fn connections_past_the_limit_are_refused_with_53300() {
+    let s = Server::start_with_env(&[("SLUICE_MAX_CONNECTIONS", "2".to_string())]);
+    let a = s.connect().await;
+    let b = s.connect().await;
+    let e = match tokio_postgres::connect(&s.url(), tokio_postgres::NoTls).await {
+        Ok(_) => panic!("a third connection was accepted"),
+        Err(e) => e,
+    };
+    assert_eq!(sqlstate(&e), "53300", "{e:?}");
+    // The two served go on; once one closes, a new client gets in.
+    assert_eq!(crate::common::rows(&a, "SELECT 1").await, ["1"]);
+    drop(b);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match tokio_postgres::connect(&s.url(), tokio_postgres::NoTls).await {
+            Ok((c, conn)) => {
+                tokio::spawn(conn);
+                assert_eq!(crate::common::rows(&c, "SELECT 2").await, ["2"]);
+                break;
+            }
+            Err(e) => {
+                assert_eq!(sqlstate(&e), "53300", "{e:?}");
+                assert!(std::time::Instant::now() < deadline, "never let in");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
