@@ -403,9 +403,8 @@ pub struct Standing {
     /// The start of the last scheduled run, or of the view's last commit
     /// when that is later (a refresh by hand resets the interval).
     pub last_ms: Option<i64>,
-    /// How the last scheduled run ended, and when.
+    /// How the last scheduled run ended.
     pub last_status: Option<String>,
-    pub last_finished_ms: Option<i64>,
     /// A run holds the lease now.
     pub running: bool,
 }
@@ -428,7 +427,6 @@ impl Standing {
             s.last_ms = Some(r.started_ms);
             if !r.running {
                 s.last_status = r.status;
-                s.last_finished_ms = r.finished_ms;
             }
         }
         if let Ok(table) = lake.table(&lake.url_for(&def.table.location)?).await

@@ -466,13 +466,18 @@ impl Scheduler {
         based_on: Option<i64>,
     ) -> Ended {
         let rel = object.rel_name();
-        if !self.running.lock().unwrap().insert(rel.clone()) && !wait {
+        // A run of it in flight here: a scheduled one leaves it be, one
+        // that must run waits for its lease (and leaves the flag to it).
+        let mine = self.running.lock().unwrap().insert(rel.clone());
+        if !mine && !wait {
             return Ended::Skipped;
         }
         let ended = self
             .attempts_inner(run_id, object, why, wait, based_on)
             .await;
-        self.running.lock().unwrap().remove(&rel);
+        if mine {
+            self.running.lock().unwrap().remove(&rel);
+        }
         // Its standing changed: read it again at the next tick.
         self.planned.lock().unwrap().remove(&rel);
         ended
@@ -508,11 +513,7 @@ impl Scheduler {
                 .holding(held, LEASE_TTL_MS, self.refresh_once(object))
                 .await;
             let last = attempt > retries;
-            let status = match (&outcome, last) {
-                (Ok(_), _) => "succeeded",
-                (Err(_), true) => "failed",
-                (Err(_), false) => "retrying",
-            };
+            let status = attempt_status(outcome.is_ok(), last);
             crate::metrics::refresh_finished(status);
             history::record(
                 &self.engine,
@@ -549,13 +550,8 @@ impl Scheduler {
                     return Ended::Failed(e);
                 }
                 Err(e) => {
-                    let wait = backoff(self.retry_base, attempt);
-                    tracing::info!(
-                        "refresh of {rel} failed (attempt {attempt}), retrying in {:.1}s: {}",
-                        wait.as_secs_f64(),
-                        e.message
-                    );
-                    tokio::time::sleep(wait).await;
+                    self.wait_to_retry(&format!("refresh of {rel}"), attempt, &e)
+                        .await;
                     attempt += 1;
                 }
             }
@@ -633,6 +629,28 @@ impl Orchestrator for Scheduler {
 
     fn start(self: Arc<Self>) -> Result<()> {
         self.run_schedules()
+    }
+}
+
+/// How an attempt ended, as `sluice.runs.status` and the metrics say it.
+fn attempt_status(ok: bool, last: bool) -> &'static str {
+    match (ok, last) {
+        (true, _) => "succeeded",
+        (false, true) => "failed",
+        (false, false) => "retrying",
+    }
+}
+
+impl Scheduler {
+    /// Sleep the backoff after failed attempt `attempt` of `what`.
+    async fn wait_to_retry(&self, what: &str, attempt: u32, e: &Error) {
+        let wait = backoff(self.retry_base, attempt);
+        tracing::info!(
+            "{what} failed (attempt {attempt}), retrying in {:.1}s: {}",
+            wait.as_secs_f64(),
+            e.message
+        );
+        tokio::time::sleep(wait).await;
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::{Scheduler, Why, backoff};
+use super::{Scheduler, Why};
 use crate::catalog::RelName;
 use crate::catalog::schedule::{RefreshPolicy, Trigger};
 use crate::error::{Error, Result};
@@ -215,24 +215,14 @@ impl Scheduler {
             };
             let (result, _) = self.leases.holding(held, TTL_MS, run).await;
             let last = attempt > job.policy.retries;
-            let status = match (&result, last) {
-                (Ok(()), _) => "succeeded",
-                (Err(_), true) => "failed",
-                (Err(_), false) => "retrying",
-            };
+            let status = super::attempt_status(result.is_ok(), last);
             crate::metrics::refresh_finished(status);
             match result {
                 Ok(()) => return Ok(()),
                 Err(e) if last => return Err(e),
                 Err(e) => {
-                    let wait = backoff(self.retry_base, attempt);
-                    tracing::info!(
-                        "run of {} failed (attempt {attempt}), retrying in {:.1}s: {}",
-                        job.id,
-                        wait.as_secs_f64(),
-                        e.message
-                    );
-                    tokio::time::sleep(wait).await;
+                    self.wait_to_retry(&format!("run of {}", job.id), attempt, &e)
+                        .await;
                     attempt += 1;
                 }
             }
