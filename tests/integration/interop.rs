@@ -18,7 +18,15 @@ fn run_python(script: &str, table: &std::path::Path) -> serde_json::Value {
         "python failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout).unwrap()
+    // The answer is the last line: DuckDB may draw a progress bar on
+    // stdout first when a query runs long.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: python printed {stdout:?}"))
 }
 
 #[tokio::test]
