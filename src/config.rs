@@ -20,12 +20,19 @@
 //! base_url = "https://api.example.com/v1/"
 //! bearer_token = "..."
 //! headers = { "X-Tenant" = "acme" }
+//!
+//! [files]
+//! roots = ["/srv/landing", "s3://partner-drop/in/", "https://api.example.com/"]
 //! ```
 //!
 //! The section whose name is the lake URL applies to that lake; its values
 //! win over the `AWS_*` environment variables. A header set applies to the
 //! URLs under its `base_url` only, so SQL names it and never holds the
-//! secret. The file holds secrets, so no error about it ever quotes a value.
+//! secret. `[files] roots` is the allow-list of what statements may read
+//! outside the lake (`COPY ... FROM 'path'`, `read_*`, external tables);
+//! without it every path and URL may be read by those allowed to read
+//! server files. The file holds secrets, so no error about it ever quotes
+//! a value.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -67,6 +74,8 @@ pub struct Config {
     /// Storage options per lake URL (without a trailing `/`).
     lakes: LakeSections,
     pub http: HttpConfig,
+    /// `[files] roots`: `None` when the file sets none (no restriction).
+    pub roots: Option<Vec<String>>,
 }
 
 impl Config {
@@ -83,9 +92,10 @@ impl Config {
             match key {
                 "lake" => config.lakes = parse_lakes(item)?,
                 "http" => config.http = parse_http(item)?,
+                "files" => config.roots = parse_files(item)?,
                 _ => {
                     return Err(format!(
-                        "unknown section [{key}] (expected [lake.\"URL\"] or [http])"
+                        "unknown section [{key}] (expected [lake.\"URL\"], [http] or [files])"
                     ));
                 }
             }
@@ -232,18 +242,7 @@ impl HeaderSet {
     /// Is `url` under the base URL: same scheme, host and port, and a path
     /// below the base path (`/v1` covers `/v1/x`, not `/v10`)?
     pub fn applies_to(&self, url: &Url) -> bool {
-        let base = &self.base_url;
-        if url.scheme() != base.scheme()
-            || url.host_str() != base.host_str()
-            || url.port_or_known_default() != base.port_or_known_default()
-        {
-            return false;
-        }
-        let prefix = base.path();
-        let path = url.path();
-        prefix.ends_with('/') && path.starts_with(prefix)
-            || path == prefix
-            || path.starts_with(&format!("{prefix}/"))
+        url_under(&self.base_url, url)
     }
 
     /// Every secret this set holds, to scrub from text a server sends back.
@@ -255,6 +254,54 @@ impl HeaderSet {
             .filter(|v| v.len() >= 4)
             .collect()
     }
+}
+
+/// Is `url` under `base`: same scheme, host and port, and a path below
+/// the base path (`/v1` covers `/v1/x`, not `/v10`)?
+pub fn url_under(base: &Url, url: &Url) -> bool {
+    if url.scheme() != base.scheme()
+        || url.host_str() != base.host_str()
+        || url.port_or_known_default() != base.port_or_known_default()
+    {
+        return false;
+    }
+    let prefix = base.path();
+    let path = url.path();
+    prefix.ends_with('/') && path.starts_with(prefix)
+        || path == prefix
+        || path.starts_with(&format!("{prefix}/"))
+}
+
+/// `[files] roots = ["/abs/dir", "s3://bucket/prefix/", "https://host/path/"]`.
+fn parse_files(item: &toml_edit::Item) -> std::result::Result<Option<Vec<String>>, String> {
+    let table = item
+        .as_table_like()
+        .ok_or("`files` must be a table: [files] roots = [...]")?;
+    let mut roots = None;
+    for (key, value) in table.iter() {
+        match key {
+            "roots" => {
+                let list = value
+                    .as_array()
+                    .ok_or("[files] roots must be a list of paths and URLs")?;
+                let mut out = Vec::new();
+                for v in list.iter() {
+                    let s = v
+                        .as_str()
+                        .ok_or("[files] roots must be a list of paths and URLs")?;
+                    if !(s.starts_with('/') || s.contains("://")) {
+                        return Err(format!(
+                            "[files] root \"{s}\" must be an absolute path or a URL"
+                        ));
+                    }
+                    out.push(s.to_string());
+                }
+                roots = Some(out);
+            }
+            _ => return Err(format!("[files] unknown option {key}")),
+        }
+    }
+    Ok(roots)
 }
 
 /// `"30s"`, `"500ms"`, `"2m"` or a number of seconds.
@@ -525,5 +572,16 @@ X-Api-Key = "k-99999"
         )
         .unwrap_err();
         assert!(e.contains("not valid in HTTP") && !e.contains("sek"), "{e}");
+    }
+
+    #[test]
+    fn files_roots_are_absolute_paths_or_urls() {
+        let c = Config::parse("[files]\nroots = [\"/srv/in\", \"s3://b/in/\"]\n").unwrap();
+        assert_eq!(c.roots.unwrap(), ["/srv/in", "s3://b/in/"]);
+        assert!(Config::parse("").unwrap().roots.is_none());
+        let e = Config::parse("[files]\nroots = [\"in\"]\n").unwrap_err();
+        assert!(e.contains("absolute path or a URL"), "{e}");
+        let e = Config::parse("[files]\nroot = []\n").unwrap_err();
+        assert!(e.contains("[files] unknown option root"), "{e}");
     }
 }

@@ -30,6 +30,10 @@ enum UserCommand {
         /// reader, writer or admin.
         #[arg(long, default_value = "reader")]
         role: String,
+        /// Grant the server_files privilege: COPY ... FROM 'path', read_csv,
+        /// read_json, read_log, postgres_query ... (an admin has it anyway).
+        #[arg(long)]
+        server_files: bool,
         #[arg(long, env = "SLUICE_USERS", default_value = "users.toml")]
         users: std::path::PathBuf,
     },
@@ -222,8 +226,14 @@ fn main() -> ExitCode {
                 server::serve(engine, &listen, users, tls, shutdown_signal()).await
             }
             Command::User {
-                command: UserCommand::Add { name, role, users },
-            } => add_user(&name, &role, &users),
+                command:
+                    UserCommand::Add {
+                        name,
+                        role,
+                        server_files,
+                        users,
+                    },
+            } => add_user(&name, &role, server_files, &users),
             Command::Run(a) => project_command(a, project::Command::Run).await,
             Command::Test(a) => project_command(a, project::Command::Test).await,
             Command::Seed(a) => project_command(a, project::Command::Seed).await,
@@ -361,7 +371,12 @@ async fn shutdown_signal() {
     }
 }
 
-fn add_user(name: &str, role: &str, path: &std::path::Path) -> sluice::Result<()> {
+fn add_user(
+    name: &str,
+    role: &str,
+    server_files: bool,
+    path: &std::path::Path,
+) -> sluice::Result<()> {
     let role = server::auth::Role::parse(role)?;
     let password = match std::env::var("SLUICE_PASSWORD") {
         Ok(p) => p,
@@ -378,10 +393,11 @@ fn add_user(name: &str, role: &str, path: &std::path::Path) -> sluice::Result<()
             "empty password",
         ));
     }
-    server::auth::Users::add(path, name, role, &password)?;
+    server::auth::Users::add(path, name, role, server_files, &password)?;
     println!(
-        "user {name} ({}) written to {}",
+        "user {name} ({}{}) written to {}",
         role.name(),
+        if server_files { ", server_files" } else { "" },
         path.display()
     );
     Ok(())

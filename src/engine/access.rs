@@ -1,6 +1,12 @@
 //! What each role may run. A server with users checks every statement
 //! against the role of the user who sent it; without users (loopback only)
 //! and in `sluice sql` everything is allowed.
+//!
+//! Reading the server's own files and the network (`COPY ... FROM 'path'`,
+//! `read_csv`, `read_log`, `postgres_query`, ...) also needs the
+//! `server_files` privilege, as PostgreSQL's `pg_read_server_files`: an
+//! admin has it, anyone else only when the users file grants it. Where
+//! such reads may go is the `[files] roots` allow-list (`ingest::roots`).
 
 use crate::error::{Error, ErrorKind, Result};
 
@@ -61,6 +67,46 @@ pub fn reads_server_side(s: &datafusion::sql::sqlparser::ast::Statement) -> bool
     found.is_break()
 }
 
+/// Who runs a session's statements, with what rights.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    pub user: String,
+    pub role: Role,
+    /// May read server files and URLs (always true for an admin).
+    pub server_files: bool,
+}
+
+impl Grant {
+    pub fn new(user: &str, role: Role, server_files: bool) -> Grant {
+        Grant {
+            user: user.to_string(),
+            role,
+            server_files: server_files || role == Role::Admin,
+        }
+    }
+
+    /// Fail with 42501 unless this grant may run a statement that needs
+    /// role `need` (and the `server_files` privilege when `files`).
+    pub fn allow(&self, need: Role, files: bool, what: &str) -> Result<()> {
+        check(&self.user, self.role, need, what)?;
+        if files && !self.server_files {
+            return Err(Error::new(
+                ErrorKind::InsufficientPrivilege,
+                format!(
+                    "permission denied: {what} needs the server_files privilege, which user \"{}\" \
+                     does not have",
+                    self.user
+                ),
+            )
+            .with_hint(
+                "an administrator grants it in the users file: sluice user add NAME --role writer \
+                 --server-files",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Fail with 42501 unless `role` may run a statement that needs `need`.
 pub fn check(user: &str, role: Role, need: Role, what: &str) -> Result<()> {
     if role >= need {
@@ -110,5 +156,29 @@ mod tests {
         assert_eq!(role_of("SELECT * FROM read_csv_notes"), Role::Reader);
         let e = check("ann", Role::Reader, role_of("DELETE FROM t"), "DELETE").unwrap_err();
         assert_eq!(e.kind, ErrorKind::InsufficientPrivilege);
+    }
+
+    fn needs_files(sql: &str) -> bool {
+        crate::engine::handlers::handler(crate::frontend::parse(sql).unwrap().remove(0))
+            .server_files()
+    }
+
+    #[test]
+    fn server_files_is_a_privilege_of_its_own() {
+        assert!(needs_files("SELECT * FROM read_csv('/etc/passwd')"));
+        assert!(needs_files("COPY t FROM '/data/x.csv'"));
+        assert!(needs_files("INSERT INTO t SELECT * FROM read_json('http://h/x')"));
+        assert!(!needs_files("COPY t FROM STDIN"));
+        assert!(!needs_files("SELECT * FROM t"));
+        let walt = Grant::new("walt", Role::Writer, false);
+        assert!(walt.allow(Role::Writer, false, "INSERT").is_ok());
+        let e = walt.allow(Role::Writer, true, "COPY FROM").unwrap_err();
+        assert_eq!(e.kind, ErrorKind::InsufficientPrivilege);
+        assert!(e.message.contains("server_files"), "{}", e.message);
+        assert!(Grant::new("w", Role::Writer, true).allow(Role::Writer, true, "x").is_ok());
+        assert!(Grant::new("a", Role::Admin, false).allow(Role::Writer, true, "x").is_ok());
+        // The privilege does not lift the role: a reader still may not write.
+        let r = Grant::new("r", Role::Reader, true);
+        assert!(r.allow(Role::Writer, true, "COPY FROM").is_err());
     }
 }

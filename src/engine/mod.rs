@@ -88,8 +88,7 @@ impl Engine {
         lake_spec: &str,
         config: &crate::config::Config,
     ) -> Result<Arc<Engine>> {
-        let http = crate::ingest::http::HttpClient::new(config.http.clone())?;
-        Engine::open_inner(lake_spec, config.lake_options(lake_spec), http).await
+        Engine::open_inner(lake_spec, config.lake_options(lake_spec), config).await
     }
 
     /// Open with storage options for the lake (see [`crate::config`]).
@@ -97,16 +96,17 @@ impl Engine {
         lake_spec: &str,
         storage_options: HashMap<String, String>,
     ) -> Result<Arc<Engine>> {
-        let http = crate::ingest::http::HttpClient::new(Default::default())?;
-        Engine::open_inner(lake_spec, storage_options, http).await
+        Engine::open_inner(lake_spec, storage_options, &Default::default()).await
     }
 
     async fn open_inner(
         lake_spec: &str,
         storage_options: HashMap<String, String>,
-        http: crate::ingest::http::HttpClient,
+        config: &crate::config::Config,
     ) -> Result<Arc<Engine>> {
         let lake = Lake::open_with(lake_spec, storage_options)?;
+        let roots = crate::ingest::roots::Roots::new(config.roots.as_deref(), lake.root())?;
+        let http = crate::ingest::http::HttpClient::new(config.http.clone(), roots)?;
         let catalog = Catalog::open(lake.clone()).await?;
         // Files in the lake change under us (read_csv over a landing
         // folder): list them afresh on every statement.
@@ -505,8 +505,8 @@ pub struct Session {
     pub settings: Settings,
     txn: TxnState,
     notices: Vec<String>,
-    /// The authenticated user and role; `None` when the server has no users.
-    user: Option<(String, access::Role)>,
+    /// The authenticated user and rights; `None` when the server has no users.
+    user: Option<access::Grant>,
     /// Set by a result stream that failed after the statement returned, so
     /// the transaction block still aborts.
     stream_failed: Arc<std::sync::atomic::AtomicBool>,
@@ -535,9 +535,9 @@ impl Session {
         self.stream_failed.clone()
     }
 
-    /// Statements from now on run with `role`'s rights.
-    pub fn set_user(&mut self, name: &str, role: access::Role) {
-        self.user = Some((name.to_string(), role));
+    /// Statements from now on run with these rights.
+    pub fn set_user(&mut self, grant: access::Grant) {
+        self.user = Some(grant);
     }
 
     pub fn has_user(&self) -> bool {
@@ -613,7 +613,7 @@ impl Session {
         self.check_not_aborted(&stmt)?;
         let handler = handlers::handler(stmt);
         let allowed = match &self.user {
-            Some((name, role)) => access::check(name, *role, handler.role(), &handler.name()),
+            Some(grant) => grant.allow(handler.role(), handler.server_files(), &handler.name()),
             None => Ok(()),
         };
         // A refused statement aborts a transaction block like any error.

@@ -13,6 +13,7 @@
 //!
 //! Globs (`*`, `?`, `[...]`) select files; a folder means every file in it.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
@@ -188,6 +189,8 @@ pub async fn list_files(
     path: &str,
 ) -> Result<(Arc<dyn object_store::ObjectStore>, Vec<ObjectMeta>)> {
     let url = resolve_url(lake, path)?;
+    let client = super::http::client_of(session);
+    client.check_location(&url, path).await?;
     register_store(session.runtime_env(), lake, &url)?;
     let listing = listing_url(&url)?;
     let store = session.runtime_env().object_store(&listing)?;
@@ -202,6 +205,14 @@ pub async fn list_files(
             ErrorKind::UndefinedObject,
             format!("no files found at \"{path}\""),
         ));
+    }
+    if url.scheme() == "file" && client.roots().restricted() {
+        // A file the glob found may be a link out of the root.
+        for f in &files {
+            client
+                .roots()
+                .check_file(Path::new(&format!("/{}", f.location)))?;
+        }
     }
     Ok((store, files))
 }

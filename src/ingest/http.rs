@@ -40,6 +40,8 @@ pub type ByteStream = BoxStream<'static, Result<Bytes>>;
 pub struct HttpClient {
     config: HttpConfig,
     client: reqwest::Client,
+    /// Where statements may read (`[files] roots`).
+    roots: super::roots::Roots,
 }
 
 /// Which credentials a request carries.
@@ -60,7 +62,10 @@ pub fn client_of(session: &dyn Session) -> Arc<HttpClient> {
     static DEFAULT: OnceLock<Arc<HttpClient>> = OnceLock::new();
     DEFAULT
         .get_or_init(|| {
-            Arc::new(HttpClient::new(HttpConfig::default()).expect("default HTTP client"))
+            Arc::new(
+                HttpClient::new(HttpConfig::default(), Default::default())
+                    .expect("default HTTP client"),
+            )
         })
         .clone()
 }
@@ -415,7 +420,7 @@ fn retryable(status: StatusCode) -> bool {
 }
 
 impl HttpClient {
-    pub fn new(config: HttpConfig) -> Result<HttpClient> {
+    pub fn new(config: HttpConfig, roots: super::roots::Roots) -> Result<HttpClient> {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(config.connect_timeout)
@@ -426,7 +431,27 @@ impl HttpClient {
             }))
             .build()
             .map_err(|e| Error::internal(format!("cannot build the HTTP client: {e}")))?;
-        Ok(HttpClient { config, client })
+        Ok(HttpClient {
+            config,
+            client,
+            roots,
+        })
+    }
+
+    /// The allow-list of what statements may read.
+    pub fn roots(&self) -> &super::roots::Roots {
+        &self.roots
+    }
+
+    /// May a statement read at `url` (not an HTTP request of this
+    /// client: a file, an object prefix, a URL object_store reads)?
+    /// Under a root, and for http(s), not a link-local host.
+    pub async fn check_location(&self, url: &Url, shown: &str) -> Result<()> {
+        self.roots.check(url, shown)?;
+        if matches!(url.scheme(), "http" | "https") {
+            self.check_host(url).await?;
+        }
+        Ok(())
     }
 
     pub fn config(&self) -> &HttpConfig {
@@ -555,6 +580,8 @@ impl HttpClient {
         let mut hops = 0usize;
         let mut attempt = 0u32;
         loop {
+            // Every hop: a redirect must not lead out of the roots.
+            self.roots.check(&url, &redact(&url))?;
             self.check_host(&url).await?;
             let set = self.header_set(&url, credentials);
             let secrets: Vec<String> = set

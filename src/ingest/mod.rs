@@ -19,6 +19,7 @@ pub mod jsonpath;
 pub mod logs;
 pub mod postgres;
 pub mod records;
+pub mod roots;
 pub mod source;
 pub mod text;
 pub mod web;

@@ -36,6 +36,8 @@ const PREFIX: &str = "SCRAM-SHA-256$";
 #[derive(Clone)]
 pub struct User {
     pub role: Role,
+    /// May read server files and URLs (`server_files = true`).
+    pub server_files: bool,
     salt: Vec<u8>,
     salted: Vec<u8>,
 }
@@ -97,6 +99,15 @@ impl Users {
             let name = get("name").ok_or_else(|| bad_file(path, "a [[user]] without a name"))?;
             let role = Role::parse(&get("role").unwrap_or_else(|| "reader".into()))
                 .map_err(|e| bad_file(path, e))?;
+            let server_files = match t.get("server_files") {
+                None => false,
+                Some(v) => v.as_bool().ok_or_else(|| {
+                    bad_file(
+                        path,
+                        format!("user \"{name}\": server_files must be true or false"),
+                    )
+                })?,
+            };
             let stored = match (get("verifier"), get("password")) {
                 (Some(v), _) => v,
                 (None, Some(p)) => verifier(&p),
@@ -110,9 +121,13 @@ impl Users {
                     format!("user \"{name}\": verifier is not {PREFIX}{ITERATIONS}:<salt>$<key>"),
                 )
             })?;
-            users
-                .users
-                .insert(name, (User { role, salt, salted }, stored));
+            let user = User {
+                role,
+                server_files,
+                salt,
+                salted,
+            };
+            users.users.insert(name, (user, stored));
         }
         Ok(users)
     }
@@ -122,7 +137,13 @@ impl Users {
     }
 
     /// Add or replace `name` and write the file (owner-only permissions).
-    pub fn add(path: &Path, name: &str, role: Role, password: &str) -> Result<()> {
+    pub fn add(
+        path: &Path,
+        name: &str,
+        role: Role,
+        server_files: bool,
+        password: &str,
+    ) -> Result<()> {
         let mut users = if path.exists() {
             Users::load(path)?
         } else {
@@ -130,18 +151,26 @@ impl Users {
         };
         let v = verifier(password);
         let (salt, salted) = parse_verifier(&v).expect("own verifier parses");
-        users
-            .users
-            .insert(name.to_string(), (User { role, salt, salted }, v));
+        let user = User {
+            role,
+            server_files,
+            salt,
+            salted,
+        };
+        users.users.insert(name.to_string(), (user, v));
         let mut text = String::from(
             "# Sluice users: written by `sluice user add`. Verifiers, never passwords.\n",
         );
         for (n, (u, v)) in &users.users {
             text.push_str(&format!(
-                "\n[[user]]\nname = {}\nrole = \"{}\"\nverifier = \"{v}\"\n",
+                "\n[[user]]\nname = {}\nrole = \"{}\"\n",
                 toml_string(n),
                 u.role.name()
             ));
+            if u.server_files {
+                text.push_str("server_files = true\n");
+            }
+            text.push_str(&format!("verifier = \"{v}\"\n"));
         }
         let tmp = path.with_extension("tmp");
         std::fs::write(&tmp, text).map_err(|e| bad_file(path, e))?;
@@ -212,13 +241,15 @@ mod tests {
     fn users_file_round_trips_without_passwords() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("users.toml");
-        Users::add(&path, "ann", Role::Admin, "s3cret pw").unwrap();
-        Users::add(&path, "bob \"b\"", Role::Reader, "other").unwrap();
+        Users::add(&path, "ann", Role::Admin, false, "s3cret pw").unwrap();
+        Users::add(&path, "bob \"b\"", Role::Reader, true, "other").unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(!text.contains("s3cret"), "{text}");
         let users = Users::load(&path).unwrap();
         assert_eq!(users.get("ann").unwrap().role, Role::Admin);
         assert_eq!(users.get("bob \"b\"").unwrap().role, Role::Reader);
+        assert!(users.get("bob \"b\"").unwrap().server_files);
+        assert!(!users.get("ann").unwrap().server_files);
         let u = users.get("ann").unwrap();
         assert_eq!(
             u.salted,

@@ -253,7 +253,11 @@ impl Handler {
             .unwrap_or_default();
         match users.get(&name) {
             Some(u) => {
-                session.set_user(&name, u.role);
+                session.set_user(crate::engine::access::Grant::new(
+                    &name,
+                    u.role,
+                    u.server_files,
+                ));
                 Ok(())
             }
             None => Err(to_pgwire(&Error::new(

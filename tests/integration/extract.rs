@@ -848,10 +848,14 @@ async fn logs_become_typed_rows_and_bad_lines_are_kept() {
     assert_eq!(state, "22023");
 }
 
-fn add_user(file: &Path, name: &str, role: &str, password: &str) {
-    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(["user", "add", name, "--role", role, "--users"])
-        .arg(file)
+fn add_user(file: &Path, name: &str, role: &str, password: &str, server_files: bool) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    cmd.args(["user", "add", name, "--role", role, "--users"])
+        .arg(file);
+    if server_files {
+        cmd.arg("--server-files");
+    }
+    let out = cmd
         .env("SLUICE_PASSWORD", password)
         .output()
         .unwrap();
@@ -859,39 +863,101 @@ fn add_user(file: &Path, name: &str, role: &str, password: &str) {
 }
 
 #[tokio::test]
-async fn reading_server_files_and_urls_needs_role_writer() {
+async fn reading_server_files_and_urls_needs_the_server_files_privilege() {
     let dir = tempfile::tempdir().unwrap();
     let users = dir.path().join("users.toml");
-    add_user(&users, "rita", "reader", "reader-pw");
-    add_user(&users, "walt", "writer", "writer-pw");
+    add_user(&users, "rita", "reader", "reader-pw", false);
+    add_user(&users, "walt", "writer", "writer-pw", false);
+    add_user(&users, "fay", "writer", "files-pw", true);
     std::fs::write(dir.path().join("x.log"), "hello\n").unwrap();
     let server = Server::start_with_args(&["--users", users.to_str().unwrap()]);
-    let login = |user: &str, pw: &str| {
-        format!(
+    let connect = |user: &'static str, pw: &'static str| {
+        let conn = format!(
             "host=127.0.0.1 port={} user={user} password={pw} dbname=sluice",
             server.port
-        )
+        );
+        async move {
+            let (client, conn) = tokio_postgres::connect(&conn, NoTls).await.unwrap();
+            tokio::spawn(conn);
+            client
+        }
     };
-    let (reader, conn) = tokio_postgres::connect(&login("rita", "reader-pw"), NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    let (writer, conn) = tokio_postgres::connect(&login("walt", "writer-pw"), NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let reader = connect("rita", "reader-pw").await;
+    let writer = connect("walt", "writer-pw").await;
+    let files = connect("fay", "files-pw").await;
     let d = dir.path().display();
-    for sql in [
+    let reads = [
         format!("SELECT * FROM read_text('{d}/x.log')"),
         format!("SELECT * FROM (SELECT 1) s, read_log('{d}/x.log', format => 'json')"),
         "SELECT * FROM read_csv('/etc/passwd')".to_string(),
         "SELECT * FROM read_json('http://127.0.0.1:1/x')".to_string(),
-    ] {
-        let (state, msg) = fails(&reader, &sql).await;
+    ];
+    for sql in &reads {
+        let (state, msg) = fails(&reader, sql).await;
         assert_eq!(state, "42501", "{sql}: {msg}");
+        // A writer without the privilege: refused too, naming it.
+        let (state, msg) = fails(&writer, sql).await;
+        assert_eq!(state, "42501", "{sql}: {msg}");
+        assert!(msg.contains("server_files"), "{msg}");
     }
+    writer
+        .batch_execute("BEGIN; ROLLBACK")
+        .await
+        .expect("the connection stays usable");
+    let (state, msg) = fails(&writer, &format!("COPY t FROM '{d}/x.log'")).await;
+    assert_eq!(state, "42501", "{msg}");
     assert_eq!(
-        rows(&writer, &format!("SELECT line FROM read_text('{d}/x.log')")).await,
+        rows(&files, &format!("SELECT line FROM read_text('{d}/x.log')")).await,
         ["hello"]
     );
+}
+
+/// `[files] roots`: reads stay under the listed folders (and the lake),
+/// whatever `..` or a symlink says.
+#[tokio::test]
+async fn server_file_reads_stay_under_the_configured_roots() {
+    let dir = tempfile::tempdir().unwrap();
+    let landing = dir.path().join("landing");
+    std::fs::create_dir_all(&landing).unwrap();
+    std::fs::write(landing.join("a.csv"), "id,name\n1,ann\n").unwrap();
+    std::fs::write(dir.path().join("secret.csv"), "id,name\n9,secret\n").unwrap();
+    std::os::unix::fs::symlink(dir.path().join("secret.csv"), landing.join("link.csv")).unwrap();
+    let config = dir.path().join("sluice.toml");
+    std::fs::write(
+        &config,
+        format!("[files]\nroots = [\"{}\"]\n", landing.display()),
+    )
+    .unwrap();
+    let server = Server::start_with_args(&["--config", config.to_str().unwrap()]);
+    let client = server.connect().await;
+    let l = landing.display();
+    let d = dir.path().display();
+    assert_eq!(
+        rows(&client, &format!("SELECT name FROM read_csv('{l}/a.csv')")).await,
+        ["ann"]
+    );
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE t (id int, name text); COPY t FROM '{l}/a.csv' WITH (FORMAT csv, HEADER)"
+        ))
+        .await
+        .unwrap();
+    for sql in [
+        format!("SELECT * FROM read_csv('{d}/secret.csv')"),
+        format!("SELECT * FROM read_csv('{l}/../secret.csv')"),
+        format!("SELECT * FROM read_csv('{l}/link.csv')"),
+        // The glob finds the link too: refused, not skipped silently.
+        format!("SELECT * FROM read_csv('{l}/*.csv')"),
+        format!("SELECT * FROM read_text('{d}/secret.csv')"),
+        format!("COPY t FROM '{d}/secret.csv' WITH (FORMAT csv, HEADER)"),
+        format!("CREATE EXTERNAL TABLE x STORED AS CSV LOCATION '{d}/secret.csv'"),
+        "SELECT * FROM read_json('http://127.0.0.1:1/x')".to_string(),
+        "SELECT * FROM read_parquet('http://169.254.169.254/x.parquet')".to_string(),
+        "SELECT * FROM read_csv('../../../../../../etc/passwd')".to_string(),
+    ] {
+        let (state, msg) = fails(&client, &sql).await;
+        assert_eq!(state, "42501", "{sql}: {msg}");
+    }
+    // Nothing of the refused COPY landed.
+    assert_eq!(rows(&client, "SELECT count(*)::text FROM t").await, ["1"]);
 }

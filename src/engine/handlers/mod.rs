@@ -44,6 +44,11 @@ pub trait Handler: Send + Sync {
     fn name(&self) -> String;
     /// The least role that may run it.
     fn role(&self) -> Role;
+    /// Does it read the server's files or the network, which needs the
+    /// `server_files` privilege on top of the role?
+    fn server_files(&self) -> bool {
+        false
+    }
     /// Does it need the newest catalog before it runs? An online lookup
     /// reads the store's own (kept up by its poller), and plans nothing.
     fn fresh_catalog(&self) -> bool {
@@ -143,7 +148,8 @@ fn sql_handler(s: Statement) -> Box<dyn Handler> {
 }
 
 /// A statement that reads the server's files or the network through a
-/// table function: at least role writer, like COPY FROM a file.
+/// table function: at least role writer and the `server_files`
+/// privilege, like COPY FROM a file.
 struct ServerSide(Box<dyn Handler>);
 
 #[async_trait]
@@ -153,6 +159,9 @@ impl Handler for ServerSide {
     }
     fn role(&self) -> Role {
         self.0.role().max(Role::Writer)
+    }
+    fn server_files(&self) -> bool {
+        true
     }
     async fn describe(&self, session: &Session) -> Result<Described> {
         self.0.describe(session).await

@@ -115,6 +115,10 @@ impl Handler for Copy {
         }
     }
 
+    fn server_files(&self) -> bool {
+        matches!(self.0.endpoint, crate::frontend::copy::CopyEndpoint::File(_))
+    }
+
     async fn execute(self: Box<Self>, session: &mut Session, _: &ParamValues) -> Result<Output> {
         copy::execute(session, *self.0).await
     }
