@@ -167,7 +167,9 @@ mod tests {
     fn server_files_is_a_privilege_of_its_own() {
         assert!(needs_files("SELECT * FROM read_csv('/etc/passwd')"));
         assert!(needs_files("COPY t FROM '/data/x.csv'"));
-        assert!(needs_files("INSERT INTO t SELECT * FROM read_json('http://h/x')"));
+        assert!(needs_files(
+            "INSERT INTO t SELECT * FROM read_json('http://h/x')"
+        ));
         assert!(!needs_files("COPY t FROM STDIN"));
         assert!(!needs_files("SELECT * FROM t"));
         let walt = Grant::new("walt", Role::Writer, false);
@@ -175,8 +177,16 @@ mod tests {
         let e = walt.allow(Role::Writer, true, "COPY FROM").unwrap_err();
         assert_eq!(e.kind, ErrorKind::InsufficientPrivilege);
         assert!(e.message.contains("server_files"), "{}", e.message);
-        assert!(Grant::new("w", Role::Writer, true).allow(Role::Writer, true, "x").is_ok());
-        assert!(Grant::new("a", Role::Admin, false).allow(Role::Writer, true, "x").is_ok());
+        assert!(
+            Grant::new("w", Role::Writer, true)
+                .allow(Role::Writer, true, "x")
+                .is_ok()
+        );
+        assert!(
+            Grant::new("a", Role::Admin, false)
+                .allow(Role::Writer, true, "x")
+                .is_ok()
+        );
         // The privilege does not lift the role: a reader still may not write.
         let r = Grant::new("r", Role::Reader, true);
         assert!(r.allow(Role::Writer, true, "COPY FROM").is_err());

@@ -146,6 +146,9 @@ pub struct CopyIn {
     /// 0 text, 1 binary: what CopyInResponse announces.
     pub wire_format: i8,
     pub columns: usize,
+    /// When the statement's `statement_timeout` runs out: data arriving
+    /// later fails the COPY (57014) and nothing is committed.
+    pub deadline: Option<tokio::time::Instant>,
 }
 
 impl CopyIn {
@@ -236,6 +239,7 @@ impl CopyIn {
             run,
             wire_format: i8::from(o.format == CopyFormat::Binary),
             columns: targets.len(),
+            deadline: None,
         })
     }
 

@@ -552,6 +552,16 @@ impl Session {
         self.txn
     }
 
+    /// How long this session may stay idle now: its
+    /// `idle_in_transaction_session_timeout` inside a transaction block,
+    /// `None` outside one or when the setting is 0.
+    pub fn idle_limit(&self) -> Option<Duration> {
+        match self.txn {
+            TxnState::Idle => None,
+            TxnState::InBlock | TxnState::Failed => self.settings.idle_in_transaction_timeout(),
+        }
+    }
+
     pub fn take_notices(&mut self) -> Vec<String> {
         std::mem::take(&mut self.notices)
     }

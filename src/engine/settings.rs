@@ -49,13 +49,36 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings {
-            values: DEFAULTS
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+        let mut values: BTreeMap<String, String> = DEFAULTS
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        if let Some(v) = idle_in_transaction_default() {
+            values.insert("idle_in_transaction_session_timeout".into(), v.clone());
         }
+        Settings { values }
     }
+}
+
+/// The server's default `idle_in_transaction_session_timeout`, from
+/// `SLUICE_IDLE_IN_TRANSACTION_TIMEOUT` (`"5min"`, `"30s"`, milliseconds);
+/// a value that does not parse is logged once and ignored.
+fn idle_in_transaction_default() -> Option<&'static String> {
+    static VALUE: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    VALUE
+        .get_or_init(|| {
+            let raw = std::env::var("SLUICE_IDLE_IN_TRANSACTION_TIMEOUT").ok()?;
+            match parse_duration_ms(&raw) {
+                Ok(_) => Some(raw),
+                Err(_) => {
+                    tracing::warn!(
+                        "SLUICE_IDLE_IN_TRANSACTION_TIMEOUT={raw:?} is not a duration; ignored"
+                    );
+                    None
+                }
+            }
+        })
+        .as_ref()
 }
 
 impl Settings {
@@ -82,8 +105,18 @@ impl Settings {
     }
 
     pub fn statement_timeout(&self) -> Option<Duration> {
-        let raw = self.get("statement_timeout")?;
-        let ms = parse_duration_ms(raw).ok()?;
+        self.duration("statement_timeout")
+    }
+
+    /// How long a session may wait inside a transaction block for its
+    /// next statement before its connection is closed.
+    pub fn idle_in_transaction_timeout(&self) -> Option<Duration> {
+        self.duration("idle_in_transaction_session_timeout")
+    }
+
+    /// A time setting; `None` when it is 0 (off).
+    fn duration(&self, name: &str) -> Option<Duration> {
+        let ms = parse_duration_ms(self.get(name)?).ok()?;
         (ms > 0).then(|| Duration::from_millis(ms))
     }
 

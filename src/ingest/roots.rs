@@ -34,7 +34,9 @@ fn refused(shown: &str) -> Error {
         ErrorKind::InsufficientPrivilege,
         format!("refusing to read \"{shown}\": it is outside the roots the server allows"),
     )
-    .with_hint("the [files] roots of the server's config file list the folders and URLs it may read")
+    .with_hint(
+        "the [files] roots of the server's config file list the folders and URLs it may read",
+    )
 }
 
 /// The real path of `path`: symlinks resolved in the part that exists,
@@ -50,7 +52,10 @@ fn real_path(path: &Path) -> PathBuf {
             }
             return out;
         }
-        match (existing.file_name().map(|n| n.to_os_string()), existing.parent()) {
+        match (
+            existing.file_name().map(|n| n.to_os_string()),
+            existing.parent(),
+        ) {
             (Some(name), Some(parent)) => {
                 rest.push(name);
                 existing = parent.to_path_buf();
@@ -126,11 +131,7 @@ impl Roots {
                 Root::Dir(_) => false,
             })
         };
-        if allowed {
-            Ok(())
-        } else {
-            Err(refused(shown))
-        }
+        if allowed { Ok(()) } else { Err(refused(shown)) }
     }
 
     /// May a file a listing found be read: its real path (a symlink
@@ -180,7 +181,9 @@ mod tests {
         assert!(roots.check(&file(&landing.join("a.csv")), "a").is_ok());
         assert!(roots.check(&file(&landing.join("*.csv")), "g").is_ok());
         assert!(roots.check(&file(&lake.join("raw/in/x.csv")), "l").is_ok());
-        let e = roots.check(&file(&base.join("secret.txt")), "s").unwrap_err();
+        let e = roots
+            .check(&file(&base.join("secret.txt")), "s")
+            .unwrap_err();
         assert_eq!(e.kind, ErrorKind::InsufficientPrivilege);
         // `..` is resolved before the comparison.
         let up = Url::parse(&format!("file://{}/../secret.txt", landing.display())).unwrap();
@@ -198,11 +201,23 @@ mod tests {
             );
         }
         let api = |s: &str| Url::parse(s).unwrap();
-        assert!(roots.check(&api("https://api.example.com/v1/orders"), "a").is_ok());
-        assert!(roots.check(&api("https://api.example.com/v10"), "a").is_err());
+        assert!(
+            roots
+                .check(&api("https://api.example.com/v1/orders"), "a")
+                .is_ok()
+        );
+        assert!(
+            roots
+                .check(&api("https://api.example.com/v10"), "a")
+                .is_err()
+        );
         assert!(roots.check(&api("http://169.254.169.254/"), "m").is_err());
         assert!(roots.check(&api("s3://bucket/x"), "s").is_err());
-        assert!(Roots::unrestricted().check(&api("s3://bucket/x"), "s").is_ok());
+        assert!(
+            Roots::unrestricted()
+                .check(&api("s3://bucket/x"), "s")
+                .is_ok()
+        );
         let e = Roots::new(Some(&["/no/such/root".to_string()]), &file(&lake)).unwrap_err();
         assert!(e.message.contains("/no/such/root"), "{e:?}");
     }

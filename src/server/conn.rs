@@ -231,6 +231,13 @@ where
                 events.session.lock().await.set_pid(pid);
                 pid_known = true;
             }
+            // Idle in a transaction block: the connection may wait so long.
+            let idle_limit = match socket.state() {
+                PgWireConnectionState::ReadyForQuery => events.session.lock().await.idle_limit(),
+                _ => None,
+            };
+            let idle_deadline = tokio::time::sleep(idle_limit.unwrap_or(Duration::ZERO));
+            tokio::pin!(idle_deadline);
             loop {
                 // Delivered while the connection is idle, as PostgreSQL
                 // does; held through a query or COPY in progress.
@@ -245,6 +252,19 @@ where
                 }
                 tokio::select! {
                     m = socket.next() => break m,
+                    _ = &mut idle_deadline, if idle_limit.is_some() => {
+                        // As PostgreSQL: the transaction is rolled back
+                        // (its session goes) and the client told why.
+                        let info = pgwire::error::ErrorInfo::new(
+                            "FATAL".into(),
+                            "25P03".into(),
+                            "terminating connection due to idle-in-transaction timeout".into(),
+                        );
+                        socket
+                            .send(PgWireBackendMessage::ErrorResponse(info.into()))
+                            .await?;
+                        break None;
+                    }
                     n = events.rx.recv(), if events_open => match n {
                         Ok(n) if listening.lock().expect("listen set").contains(&n.channel) => {
                             pending.push_back(n);

@@ -58,7 +58,13 @@ impl CopyHandler for CopyReceiver {
         let Some(copy) = slot.as_mut() else {
             return Ok(());
         };
-        if let Err(e) = copy.feed(&data.data).await {
+        let fed = match copy.deadline {
+            Some(d) => tokio::time::timeout_at(d, copy.feed(&data.data))
+                .await
+                .unwrap_or_else(|_| Err(super::handler::timeout_error())),
+            None => copy.feed(&data.data).await,
+        };
+        if let Err(e) = fed {
             // Dropping the copy abandons its write: nothing is committed.
             slot.take();
             drop(slot);
@@ -79,6 +85,15 @@ impl CopyHandler for CopyReceiver {
                 "COPY data ended with no COPY in progress",
             )));
         };
+        // Past the deadline nothing is committed. Once the commit has
+        // begun it runs to its end: a commit reported as canceled must
+        // not land.
+        if copy
+            .deadline
+            .is_some_and(|d| d <= tokio::time::Instant::now())
+        {
+            return Err(self.fail(&super::handler::timeout_error()).await);
+        }
         match copy.finish().await {
             Ok((rows, skipped)) => {
                 if skipped > 0 {

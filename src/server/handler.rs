@@ -268,7 +268,7 @@ impl Handler {
     }
 }
 
-fn timeout_error() -> Error {
+pub(super) fn timeout_error() -> Error {
     Error::new(
         ErrorKind::QueryCanceled,
         "canceling statement due to statement timeout",
@@ -356,7 +356,11 @@ async fn respond(
         }
         Output::TransactionStart => Response::TransactionStart(Tag::new("BEGIN")),
         Output::TransactionEnd(tag) => Response::TransactionEnd(Tag::new(tag)),
-        Output::CopyIn(c) => copy_in_response(c, copy).await,
+        Output::CopyIn(mut c) => {
+            // The data that follows is part of the statement.
+            c.deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+            copy_in_response(c, copy).await
+        }
         // Sent by the caller, which holds the connection.
         Output::CopyOut(_) => {
             return Err(to_pgwire(&Error::internal("COPY TO reached respond")));

@@ -855,10 +855,7 @@ fn add_user(file: &Path, name: &str, role: &str, password: &str, server_files: b
     if server_files {
         cmd.arg("--server-files");
     }
-    let out = cmd
-        .env("SLUICE_PASSWORD", password)
-        .output()
-        .unwrap();
+    let out = cmd.env("SLUICE_PASSWORD", password).output().unwrap();
     assert!(out.status.success(), "{out:?}");
 }
 

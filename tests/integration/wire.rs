@@ -172,6 +172,71 @@ async fn statement_timeout_cancels_with_57014() {
     c.batch_execute("SET statement_timeout = 0").await.unwrap();
     let n: i64 = c.query_one("SELECT 41 + 1", &[]).await.unwrap().get(0);
     assert_eq!(n, 42);
+
+    // COPY FROM STDIN: the data is part of the statement. Data that comes
+    // after the timeout fails the COPY, and nothing of it is committed.
+    use futures::SinkExt;
+    c.batch_execute("CREATE TABLE slow_copy (a int); SET statement_timeout = '300ms'")
+        .await
+        .unwrap();
+    let mut sink = Box::pin(
+        c.copy_in::<_, bytes::Bytes>("COPY slow_copy FROM STDIN")
+            .await
+            .unwrap(),
+    );
+    sink.send(bytes::Bytes::from_static(b"1\n2\n"))
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let sent = sink.send(bytes::Bytes::from_static(b"3\n")).await;
+    let e = match sent {
+        Err(e) => e,
+        Ok(()) => sink.as_mut().finish().await.unwrap_err(),
+    };
+    assert_eq!(sqlstate(&e), "57014", "{e}");
+    drop(sink);
+    c.batch_execute("SET statement_timeout = 0").await.unwrap();
+    let n: i64 = c
+        .query_one("SELECT count(*) FROM slow_copy", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 0);
+}
+
+#[tokio::test]
+async fn idle_in_transaction_timeout_closes_the_connection() {
+    let server = Server::start();
+    let setup = server.connect().await;
+    setup
+        .batch_execute("CREATE TABLE idle_t (a int)")
+        .await
+        .unwrap();
+    let (c, conn) = tokio_postgres::connect(&server.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let conn = tokio::spawn(conn);
+    c.batch_execute("SET idle_in_transaction_session_timeout = '400ms'")
+        .await
+        .unwrap();
+    // Idle outside a transaction block: no limit.
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    c.batch_execute("BEGIN; INSERT INTO idle_t VALUES (1)")
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(900)).await;
+    let e = conn.await.unwrap().unwrap_err();
+    assert_eq!(sqlstate(&e), "25P03", "{e:?}");
+    assert!(c.batch_execute("COMMIT").await.is_err());
+    let n: i64 = setup
+        .query_one("SELECT count(*) FROM idle_t", &[])
+        .await
+        .unwrap()
+        .get(0);
+    // Each statement committed when it returned (docs/sql.md).
+    assert_eq!(n, 1);
+    let n: i64 = setup.query_one("SELECT 1::int8", &[]).await.unwrap().get(0);
+    assert_eq!(n, 1, "the server serves the others");
 }
 
 #[tokio::test]

@@ -116,7 +116,10 @@ impl Handler for Copy {
     }
 
     fn server_files(&self) -> bool {
-        matches!(self.0.endpoint, crate::frontend::copy::CopyEndpoint::File(_))
+        matches!(
+            self.0.endpoint,
+            crate::frontend::copy::CopyEndpoint::File(_)
+        )
     }
 
     async fn execute(self: Box<Self>, session: &mut Session, _: &ParamValues) -> Result<Output> {
