@@ -17,6 +17,8 @@ mod extract;
 mod faults;
 #[path = "integration/fixed_cost.rs"]
 mod fixed_cost;
+#[path = "integration/fuzz.rs"]
+mod fuzz;
 #[path = "integration/ingest.rs"]
 mod ingest;
 #[path = "integration/interop.rs"]

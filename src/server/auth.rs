@@ -288,4 +288,36 @@ mod tests {
             e.message
         );
     }
+
+    /// Mangled users files: an error, never a panic.
+    #[test]
+    fn mangled_users_files_never_panic() {
+        const NOISE: &[u8] = b"[]\"=.$:\n #0aZ";
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.toml");
+        Users::add(&path, "ann", Role::Admin, true, "pw one").unwrap();
+        Users::add(&path, "bob", Role::Writer, false, "pw two").unwrap();
+        let base = std::fs::read(&path).unwrap();
+        let seed = fastrand::u64(..);
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let mangled = dir.path().join("mangled.toml");
+        for _ in 0..500 {
+            let mut bytes = base.clone();
+            for _ in 0..rng.usize(1..5) {
+                if bytes.len() < 2 {
+                    break;
+                }
+                let i = rng.usize(..bytes.len());
+                match rng.u8(..3) {
+                    0 => bytes[i] = NOISE[rng.usize(..NOISE.len())],
+                    1 => {
+                        bytes.remove(i);
+                    }
+                    _ => bytes.truncate(i.max(1)),
+                }
+            }
+            std::fs::write(&mangled, &bytes).unwrap();
+            let _ = Users::load(&mangled);
+        }
+    }
 }

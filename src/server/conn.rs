@@ -22,10 +22,12 @@ use std::time::Duration;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use futures::{SinkExt, StreamExt};
+use futures::{FutureExt, SinkExt, StreamExt};
 use pgwire::api::{ClientInfo, PgWireConnectionState, PgWireServerHandlers};
+use pgwire::error::PgWireError;
 use pgwire::messages::response::NotificationResponse;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use std::panic::AssertUnwindSafe;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::engine::Session;
@@ -196,7 +198,7 @@ where
     let errors = handlers.error_handler();
     if events.refuse {
         // Read the startup message first: a client expects its answer.
-        let _ = tokio::time::timeout(STARTUP_TIMEOUT, socket.next()).await;
+        let _ = tokio::time::timeout(STARTUP_TIMEOUT, next_message(&mut socket)).await;
         let info = pgwire::error::ErrorInfo::new(
             "FATAL".into(),
             "53300".into(),
@@ -223,7 +225,7 @@ where
         let msg = if starting {
             tokio::select! {
                 _ = &mut startup_deadline => None,
-                m = socket.next() => m,
+                m = next_message(&mut socket) => m,
             }
         } else {
             if !pid_known {
@@ -251,7 +253,7 @@ where
                     }
                 }
                 tokio::select! {
-                    m = socket.next() => break m,
+                    m = next_message(&mut socket) => break m,
                     _ = &mut idle_deadline, if idle_limit.is_some() => {
                         // As PostgreSQL: the transaction is rolled back
                         // (its session goes) and the client told why.
@@ -278,7 +280,22 @@ where
                 }
             }
         };
-        let Some(Ok(msg)) = msg else { break };
+        let msg = match msg {
+            Some(Ok(Ok(msg))) => msg,
+            Some(Err(Malformed)) => {
+                // As PostgreSQL: a protocol violation ends the connection.
+                let info = pgwire::error::ErrorInfo::new(
+                    "FATAL".into(),
+                    "08P01".into(),
+                    "invalid frontend message: malformed body or length".into(),
+                );
+                let _ = socket
+                    .send(PgWireBackendMessage::ErrorResponse(info.into()))
+                    .await;
+                break;
+            }
+            _ => break,
+        };
         // Terminate: the client waits for the connection to close.
         if matches!(msg, PgWireFrontendMessage::Terminate(_)) {
             break;
@@ -287,7 +304,7 @@ where
             PgWireConnectionState::CopyInProgress(extended) => extended,
             _ => msg.is_extended_query(),
         };
-        if let Err(mut e) = process_message(
+        let processed = AssertUnwindSafe(process_message(
             msg,
             &mut socket,
             startup.clone(),
@@ -295,9 +312,23 @@ where
             extended.clone(),
             copy.clone(),
             cancel.clone(),
-        )
+        ))
+        .catch_unwind()
         .await
-        {
+        .unwrap_or_else(|_| {
+            // A bug, not the client's fault: the statement fails, the
+            // connection and the server go on.
+            Err(PgWireError::UserError(Box::new(
+                pgwire::error::ErrorInfo::new(
+                    "ERROR".into(),
+                    "XX000".into(),
+                    "internal error: the statement failed unexpectedly (the server log has the \
+                     details)"
+                        .into(),
+                ),
+            )))
+        });
+        if let Err(mut e) = processed {
             use pgwire::api::ErrorHandler as _;
             errors.on_error(&socket, &mut e);
             process_error(&mut socket, e, wait_for_sync).await?;
@@ -308,6 +339,23 @@ where
         .await
         .ok();
     Ok(())
+}
+
+/// A frontend message pgwire could not decode without panicking.
+struct Malformed;
+
+/// The next message from the client. pgwire's decoder trusts the lengths
+/// inside a message body and panics on a short one; that is the client's
+/// malformed message, answered with 08P01, not a crash of the task.
+async fn next_message<S>(socket: &mut S) -> Option<Result<<S as futures::Stream>::Item, Malformed>>
+where
+    S: futures::Stream + Unpin,
+{
+    match AssertUnwindSafe(socket.next()).catch_unwind().await {
+        Ok(Some(m)) => Some(Ok(m)),
+        Ok(None) => None,
+        Err(_) => Some(Err(Malformed)),
+    }
 }
 
 #[cfg(test)]

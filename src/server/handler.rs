@@ -177,6 +177,11 @@ impl ErrorHandler for QuietErrors {
         C: ClientInfo,
     {
         tracing::debug!("sending error: {error}");
+        // pgwire's own errors may quote what the client sent.
+        let taken = std::mem::replace(error, PgWireError::InvalidStartupMessage);
+        let mut info = pgwire::error::ErrorInfo::from(taken);
+        super::sqlstate::printable(&mut info);
+        *error = PgWireError::UserError(Box::new(info));
     }
 }
 
@@ -286,7 +291,8 @@ where
         } else {
             ("NOTICE", "00000")
         };
-        let info = pgwire::error::ErrorInfo::new(severity.into(), code.into(), n);
+        let mut info = pgwire::error::ErrorInfo::new(severity.into(), code.into(), n);
+        super::sqlstate::printable(&mut info);
         client
             .send(PgWireBackendMessage::NoticeResponse(NoticeResponse::from(
                 info,

@@ -60,7 +60,33 @@ pub fn error_info(e: &Error) -> ErrorInfo {
     info.detail = e.detail.clone();
     info.hint = e.hint.clone();
     info.where_context = e.context.clone();
+    printable(&mut info);
     info
+}
+
+/// The fields of an error or notice go out as C strings: a NUL byte in
+/// one (quoted from a COPY line, a value, a name) would end the field
+/// early and break the message for the client. Shown as `\0`.
+pub fn printable(info: &mut ErrorInfo) {
+    fn clean(s: &mut String) {
+        if s.contains('\0') {
+            *s = s.replace('\0', "\\0");
+        }
+    }
+    clean(&mut info.message);
+    for field in [
+        &mut info.detail,
+        &mut info.hint,
+        &mut info.where_context,
+        &mut info.position,
+        &mut info.internal_query,
+        &mut info.routine,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        clean(field);
+    }
 }
 
 pub fn to_pgwire(e: &Error) -> PgWireError {
