@@ -450,6 +450,9 @@ pub(crate) fn classify_message(raw: &str) -> Option<Error> {
         ErrorKind::NumericOutOfRange
     } else if lower.contains("cast error") || lower.contains("parser error") {
         ErrorKind::InvalidText
+    } else if lower.contains("with no tables specified is not valid") {
+        // PostgreSQL: 42601, same words.
+        ErrorKind::Syntax
     } else {
         return None;
     };

@@ -11,6 +11,8 @@ mod common;
 mod concurrency;
 #[path = "integration/copy.rs"]
 mod copy;
+#[path = "integration/crash.rs"]
+mod crash;
 #[path = "integration/extract.rs"]
 mod extract;
 #[path = "integration/faults.rs"]

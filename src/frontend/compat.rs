@@ -82,6 +82,7 @@ pub fn rewrite(stmt: &mut Statement, text: Option<&str>) {
     for rule in universal {
         s = rule.rewrite(s);
     }
+    scalar_function_aliases(&mut s);
     if catalog {
         // datafusion-pg-catalog knows the exact text of some client
         // queries and substitutes its own; those are taken whole. Its
@@ -124,6 +125,50 @@ pub fn rewrite(stmt: &mut Statement, text: Option<&str>) {
         regclass_names(&mut s);
     }
     *stmt = s;
+}
+
+/// A function returning one scalar column, in FROM with a bare alias,
+/// names its column after the alias in PostgreSQL:
+/// `SELECT g FROM generate_series(1, 3) g`, `SELECT u FROM unnest(a) u`.
+pub fn scalar_function_aliases<N: datafusion::sql::sqlparser::ast::VisitMut>(node: &mut N) {
+    use datafusion::sql::sqlparser::ast::{TableAliasColumnDef, VisitorMut};
+    struct Aliases;
+    impl VisitorMut for Aliases {
+        type Break = ();
+        fn pre_visit_table_factor(&mut self, t: &mut TableFactor) -> ControlFlow<()> {
+            let alias = match t {
+                TableFactor::Table {
+                    name,
+                    args: Some(_),
+                    alias: Some(alias),
+                    ..
+                } if name
+                    .0
+                    .last()
+                    .and_then(|p| p.as_ident())
+                    .is_some_and(|i| i.value.eq_ignore_ascii_case("generate_series")) =>
+                {
+                    alias
+                }
+                TableFactor::UNNEST {
+                    array_exprs,
+                    alias: Some(alias),
+                    with_offset: false,
+                    with_ordinality: false,
+                    ..
+                } if array_exprs.len() == 1 => alias,
+                _ => return ControlFlow::Continue(()),
+            };
+            if alias.columns.is_empty() {
+                alias.columns = vec![TableAliasColumnDef {
+                    name: alias.name.clone(),
+                    data_type: None,
+                }];
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = node.visit(&mut Aliases);
 }
 
 /// `pg_trigger` is always empty, so the values a query over it alone

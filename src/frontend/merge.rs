@@ -66,7 +66,8 @@ pub fn parse_merge(p: &mut Parser) -> Result<MergeStmt> {
     p.expect_keyword(Keyword::INTO)?;
     let target = p.parse_table_factor()?;
     p.expect_keyword(Keyword::USING)?;
-    let source = p.parse_table_factor()?;
+    let mut source = p.parse_table_factor()?;
+    super::compat::scalar_function_aliases(&mut source);
     p.expect_keyword(Keyword::ON)?;
     let on = p.parse_expr()?;
     let mut clauses = Vec::new();

@@ -184,6 +184,55 @@ impl Users {
     }
 }
 
+/// Failed logins per client address, for the delay before the next
+/// answer: 200 ms after the first, doubling to 6.4 s, forgotten after ten
+/// quiet minutes or a successful login. A guesser pays for every wrong
+/// password, and the map stays small (entries past 10,000 are dropped).
+static FAILED_LOGINS: std::sync::Mutex<
+    Option<std::collections::HashMap<std::net::IpAddr, (u32, std::time::Instant)>>,
+> = std::sync::Mutex::new(None);
+
+const FORGET_FAILURES: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Count a failed login from `peer`; how long to wait before saying so.
+pub fn failed_login(peer: Option<std::net::IpAddr>) -> std::time::Duration {
+    let base = std::time::Duration::from_millis(200);
+    let Some(ip) = peer else {
+        return base;
+    };
+    let now = std::time::Instant::now();
+    let mut guard = FAILED_LOGINS.lock().expect("failed logins");
+    let map = guard.get_or_insert_with(Default::default);
+    if map.len() > 10_000 {
+        map.retain(|_, (_, at)| now.duration_since(*at) < FORGET_FAILURES);
+        if map.len() > 10_000 {
+            map.clear();
+        }
+    }
+    let entry = map.entry(ip).or_insert((0, now));
+    if now.duration_since(entry.1) >= FORGET_FAILURES {
+        entry.0 = 0;
+    }
+    entry.0 += 1;
+    entry.1 = now;
+    let wait = base * 2u32.pow(entry.0.saturating_sub(1).min(5));
+    tracing::warn!(
+        "failed login from {ip} ({} in a row); answering in {} ms",
+        entry.0,
+        wait.as_millis()
+    );
+    wait
+}
+
+/// A login from `peer` succeeded: its count starts again.
+pub fn login_succeeded(peer: Option<std::net::IpAddr>) {
+    if let Some(ip) = peer
+        && let Some(map) = FAILED_LOGINS.lock().expect("failed logins").as_mut()
+    {
+        map.remove(&ip);
+    }
+}
+
 fn toml_string(s: &str) -> String {
     let mut out = String::from("\"");
     for c in s.chars() {

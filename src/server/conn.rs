@@ -172,6 +172,7 @@ async fn serve_connection<H>(
 where
     H: PgWireServerHandlers,
 {
+    let peer = tcp.peer_addr().ok().map(|a| a.ip());
     let startup_deadline = tokio::time::sleep(STARTUP_TIMEOUT);
     tokio::pin!(startup_deadline);
     let negotiated = tokio::select! {
@@ -232,6 +233,7 @@ where
                 let (pid, _) = socket.pid_and_secret_key();
                 events.session.lock().await.set_pid(pid);
                 pid_known = true;
+                super::auth::login_succeeded(peer);
             }
             // Idle in a transaction block: the connection may wait so long.
             let idle_limit = match socket.state() {
@@ -329,6 +331,9 @@ where
             )))
         });
         if let Err(mut e) = processed {
+            if starting && matches!(&e, PgWireError::UserError(info) if info.code == "28P01") {
+                tokio::time::sleep(super::auth::failed_login(peer)).await;
+            }
             use pgwire::api::ErrorHandler as _;
             errors.on_error(&socket, &mut e);
             process_error(&mut socket, e, wait_for_sync).await?;

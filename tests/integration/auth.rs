@@ -73,6 +73,8 @@ async fn users_log_in_with_scram_and_act_within_their_roles() {
     assert_eq!(sqlstate(&e), "28P01", "{e:?}");
     let e = login(&server, "mallory", "x").await.unwrap_err();
     assert_eq!(sqlstate(&e), "28P01", "{e:?}");
+    // Each failure from one address makes the next answer slower.
+    server.wait_for_log("failed login from 127.0.0.1 (2 in a row); answering in 400 ms");
     let url = format!(
         "host=127.0.0.1 port={} user=ann password='admin pw' dbname=nope",
         server.port

@@ -154,6 +154,12 @@ impl Server {
         panic!("server never logged {needle:?}");
     }
 
+    /// kill -9: no shutdown, no flush, nothing.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
