@@ -59,7 +59,7 @@ step "TPC-H smoke benchmark (SF 0.01)"
 SLUICE_BENCH_PYTHON="$SLUICE_TEST_PYTHON" benchmarks/run-smoke.sh
 
 step "COPY smoke benchmark (SF 0.01, debug build)"
-SF=0.01 SLUICE_BIN="$CARGO_TARGET_DIR/debug/sluice" SLUICE_BENCH_PYTHON="$SLUICE_TEST_PYTHON" \
+SF=0.01 REPS=2 SLUICE_BIN="$CARGO_TARGET_DIR/debug/sluice" SLUICE_BENCH_PYTHON="$SLUICE_TEST_PYTHON" \
     benchmarks/copy/run.sh >/dev/null
 
 step "rules smoke benchmark (SF 0.01, debug build)"

@@ -4,6 +4,10 @@
 # in the same run. Prints rows/s per side, the ratio Sluice ÷ PostgreSQL and
 # Sluice's peak resident memory during the load.
 #
+# Each repetition runs both sides, one after the other, in alternating
+# order, so a slow spell of the machine falls on both alike; the report
+# shows the median of the repetitions per side.
+#
 #   benchmarks/copy/run.sh                  # SF 1, both sides
 #   SF=0.01 benchmarks/copy/run.sh          # the smoke size
 #   SIDES=postgres benchmarks/copy/run.sh   # one side only
@@ -13,7 +17,8 @@
 #
 # Environment:
 #   SF                   scale factor (default 1)
-#   SIDES                which sides to run, in order (default "postgres sluice")
+#   SIDES                which sides to run (default "postgres sluice")
+#   REPS                 repetitions, medians reported (default 5)
 #   SLUICE_BIN           the server binary (default
 #                        $HOME/.cache/sluice-target/release/sluice)
 #   SLUICE_BENCH_PYTHON  interpreter with duckdb and duckdb-ext-tpch (default
@@ -30,6 +35,7 @@ SLUICE_BIN="${SLUICE_BIN:-$HOME/.cache/sluice-target/release/sluice}"
 PSQL="${PSQL:-psql}"
 SF="${SF:-1}"
 SIDES="${SIDES:-postgres sluice}"
+REPS="${REPS:-5}"
 PG_SERVER="$ROOT/scripts/pg-test-server.sh"
 
 # The same DDL on both sides.
@@ -68,7 +74,7 @@ SLUICE_PID=""
 WORK=""
 PG_TOUCHED=""
 PG_URL=""
-declare -A SECS=() ROWS=() RSS=()
+declare -A SECS=() ROWS=() RSS=() TIMES=()
 
 stop_sluice() {
     [ -n "$SLUICE_PID" ] || return 0
@@ -232,6 +238,8 @@ run_side() {
 
 # --------------------------------------------------------------- report --
 
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) exit; if (NR % 2) print v[(NR + 1) / 2]; else printf "%.6f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
 fmt_secs() { if [ -n "${1:-}" ]; then printf '%.3f' "$1"; else printf -- '-'; fi; }
 fmt_rate() { if [ -n "${1:-}" ] && [ -n "${2:-}" ]; then printf '%.0f' "$(calc 'a / b' "$1" "$2")"; else printf -- '-'; fi; }
 
@@ -256,7 +264,7 @@ verdict() { # verdict VALUE OP TARGET
 report() {
     local side stmt label
     echo
-    echo "COPY benchmark: TPC-H lineitem SF $SF, $CSV_ROWS rows, $(printf '%.1f' "$CSV_MIB") MiB of CSV"
+    echo "COPY benchmark: TPC-H lineitem SF $SF, $CSV_ROWS rows, $(printf '%.1f' "$CSV_MIB") MiB of CSV, median of $REPS interleaved repetitions"
     echo
     echo "| side | statement | rows | seconds | rows/s |"
     echo "|---|---|---:|---:|---:|"
@@ -308,23 +316,40 @@ main() {
     command -v "$PSQL" >/dev/null || die "no $PSQL on PATH (apt-get install postgresql-client-15)"
 
     prepare_data
+    local rep order stmt
     for side in $SIDES; do
         case "$side" in
         postgres)
             start_postgres
             PG_TOUCHED=1
-            run_side postgres "$PG_URL" || status=1
             ;;
-        sluice)
-            start_sluice
-            if ! run_side sluice "$SLUICE_URL"; then
-                status=1
-                log "last lines of the sluice server's stderr:"
-                tail -n 20 "$WORK/stderr.log" >&2 || true
-            fi
-            stop_sluice
-            ;;
+        sluice) start_sluice ;;
         esac
+    done
+    for ((rep = 1; rep <= REPS; rep++)); do
+        # Alternate which side goes first.
+        order="$SIDES"
+        if ((rep % 2 == 0)); then order="$(tr ' ' '\n' <<<"$SIDES" | tac | tr '\n' ' ')"; fi
+        for side in $order; do
+            local url="$PG_URL"
+            [ "$side" = sluice ] && url="$SLUICE_URL"
+            log "repetition $rep of $REPS: $side"
+            if ! run_side "$side" "$url"; then
+                status=1
+                if [ "$side" = sluice ]; then
+                    log "last lines of the sluice server's stderr:"
+                    tail -n 20 "$WORK/stderr.log" >&2 || true
+                fi
+                break 2
+            fi
+            for stmt in from to; do
+                TIMES[$side.$stmt]+="${SECS[$side.$stmt]} "
+            done
+        done
+    done
+    stop_sluice
+    for key in "${!TIMES[@]}"; do
+        SECS[$key]="$(median <<<"${TIMES[$key]}")"
     done
     report
     if [ "$status" -ne 0 ]; then
