@@ -331,12 +331,17 @@ where
             )))
         });
         if let Err(mut e) = processed {
+            use pgwire::api::ErrorHandler as _;
+            // Every error is a UserError from here on.
+            errors.on_error(&socket, &mut e);
             if starting && matches!(&e, PgWireError::UserError(info) if info.code == "28P01") {
                 tokio::time::sleep(super::auth::failed_login(peer)).await;
             }
-            use pgwire::api::ErrorHandler as _;
-            errors.on_error(&socket, &mut e);
+            let fatal = matches!(&e, PgWireError::UserError(info) if info.severity == "FATAL");
             process_error(&mut socket, e, wait_for_sync).await?;
+            if fatal {
+                break;
+            }
         }
     }
     // Whatever is still held goes out before the socket closes.
