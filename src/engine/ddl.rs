@@ -1208,8 +1208,26 @@ pub async fn drop(
             if victims.is_empty() {
                 return Ok(Output::command(tag));
             }
-            // Views that read what goes: refused, or dropped too (CASCADE).
             let snap = session.engine.catalog.snapshot();
+            // A table's quarantine table goes with it, as an index would,
+            // whether a rule still quarantines or not: `<name>__quarantine`
+            // with the quarantine's own columns.
+            use crate::quality::expect::{BROKEN_RULES, QUARANTINED_AT, quarantine_table};
+            let companions: Vec<Object> = victims
+                .iter()
+                .filter(|v| matches!(v.kind(), Kind::Table | Kind::MaterializedView))
+                .filter_map(|v| snap.relation(&v.schema, &quarantine_table(&v.name)))
+                .filter(|q| {
+                    q.kind() == Kind::Table
+                        && q.stored().is_some_and(|d| {
+                            d.column(BROKEN_RULES).is_some() && d.column(QUARANTINED_AT).is_some()
+                        })
+                        && !victims.iter().any(|v| v.is_relation(&q.schema, &q.name))
+                })
+                .cloned()
+                .collect();
+            victims.extend(companions);
+            // Views that read what goes: refused, or dropped too (CASCADE).
             let mut i = 0;
             while i < victims.len() {
                 let v = victims[i].clone();

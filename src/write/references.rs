@@ -42,7 +42,6 @@ pub async fn delete_references(
     for (schema, child, fk) in refs {
         let on = fk.join_on("__gone", "__child");
         let child_name = format!("{}.{}", ident(&schema), ident(&child));
-        let referencing = format!("EXISTS (SELECT 1 FROM ({gone}) AS __gone WHERE {on})");
         let child_def = wc
             .catalog
             .snapshot()
@@ -50,6 +49,26 @@ pub async fn delete_references(
             .cloned()
             .ok_or_else(|| Error::internal(format!("no table {child}")))?
             .table_def()?;
+        let itself = schema == target.schema && child == target.name;
+        let mut referencing = format!("EXISTS (SELECT 1 FROM ({gone}) AS __gone WHERE {on})");
+        if itself && deleted && !(fk.cascade || fk.on_delete_set.is_some()) {
+            // As PostgreSQL checks at the end of the statement: a row that
+            // goes in the same DELETE refers to nothing afterwards. Rows
+            // are told apart by the primary key, else by all columns.
+            let same: Vec<String> = child_def
+                .keys
+                .iter()
+                .find(|k| k.primary)
+                .map(|k| k.columns.clone())
+                .unwrap_or_else(|| child_def.column_names())
+                .iter()
+                .map(|c| format!("__self.{c} IS NOT DISTINCT FROM __child.{c}", c = ident(c)))
+                .collect();
+            referencing = format!(
+                "{referencing} AND NOT EXISTS (SELECT 1 FROM ({gone}) AS __self WHERE {})",
+                same.join(" AND ")
+            );
+        }
         let first_referencing = |cols: &[String]| {
             let list = cols
                 .iter()
@@ -81,7 +100,7 @@ pub async fn delete_references(
         }
         // The action on a table that references itself would start over on
         // the rows it acts on, before they are gone.
-        if schema == target.schema && child == target.name {
+        if itself {
             return Err(Error::not_supported(format!(
                 "deleting rows of \"{child}\" that rows of the same table reference \
                  through ON DELETE CASCADE / SET NULL / SET DEFAULT (\"{}\")",
