@@ -233,7 +233,7 @@ impl Catalog {
     /// Bring the catalog to the newest committed version (within the
     /// lake's freshness window; see [`Lake::table`]).
     pub async fn refresh(&self) -> Result<Arc<Snapshot>> {
-        let table = self.lake.table(&self.url).await?;
+        let table = self.lake.table_for_read(&self.url).await?;
         self.snapshot_of(&table).await
     }
 

@@ -527,7 +527,7 @@ impl<'s> Binder<'s> {
         if let Some(t) = self.snapshots.get(rel) {
             return Ok(t.clone());
         }
-        let t = self.session.engine.lake().table(url).await?;
+        let t = self.session.engine.lake().table_for_read(url).await?;
         self.snapshots.insert(rel.clone(), t.clone());
         Ok(t)
     }

@@ -247,6 +247,14 @@ impl Lake {
             // Commits are conditional writes, whatever the environment
             // says: an unsafe rename lets two writers overwrite each other.
             storage_options.insert("AWS_S3_ALLOW_UNSAFE_RENAME".into(), "false".into());
+            // A statement waits a bounded time for storage that does not
+            // answer (object_store's own default is about a minute of
+            // retries per request); the config file can say otherwise.
+            for (key, default) in [("max_retries", "3"), ("retry_timeout", "15s")] {
+                if !storage_options.keys().any(|k| k.eq_ignore_ascii_case(key)) {
+                    storage_options.insert(key.into(), default.into());
+                }
+            }
         }
         let freshness = freshness_for(&root)?;
         Ok(Arc::new(Lake {
@@ -303,24 +311,77 @@ impl Lake {
         self.table_now(url).await
     }
 
+    /// [`Lake::table`] for a query: when storage cannot be reached, a
+    /// table read before is served at the version last seen (a consistent
+    /// snapshot, as a lagging replica would), so queries on data this
+    /// server holds keep working through an outage. Writes use
+    /// [`Lake::table`] and fail.
+    pub async fn table_for_read(&self, url: &Url) -> Result<DeltaTable> {
+        let cached = match self.tables.lock().unwrap().get(url) {
+            Some((t, checked)) if checked.elapsed() < self.freshness => return Ok(t.clone()),
+            Some((t, _)) => Some(t.clone()),
+            None => None,
+        };
+        match self.ask_storage(url, cached.clone()).await {
+            Ok(t) => Ok(t),
+            Err((e, true)) => match cached {
+                Some(t) => {
+                    self.warn_outage(url, &e);
+                    Ok(t)
+                }
+                None => Err(e),
+            },
+            Err((e, false)) => Err(e),
+        }
+    }
+
     /// The newest committed state of the table at `url`, asking storage.
     pub async fn table_now(&self, url: &Url) -> Result<DeltaTable> {
         let cached = self.tables.lock().unwrap().get(url).map(|(t, _)| t.clone());
+        self.ask_storage(url, cached).await.map_err(|(e, _)| e)
+    }
+
+    /// Read the table's log from storage (from `cached` on); on failure,
+    /// also whether storage could not be reached at all.
+    async fn ask_storage(
+        &self,
+        url: &Url,
+        cached: Option<DeltaTable>,
+    ) -> std::result::Result<DeltaTable, (Error, bool)> {
+        let fail = |e: deltalake::DeltaTableError| {
+            let unreachable = storage_unreachable(&e);
+            (open_error(url, e), unreachable)
+        };
         let table = match cached {
             Some(mut t) => {
-                t.update_incremental(None)
-                    .await
-                    .map_err(|e| open_error(url, e))?;
+                t.update_incremental(None).await.map_err(fail)?;
                 t
             }
             None => self
-                .builder(url)?
+                .builder(url)
+                .map_err(|e| (e, false))?
                 .load()
                 .await
-                .map_err(|e| open_error(url, e))?,
+                .map_err(fail)?,
         };
         self.remember(&table);
         Ok(table)
+    }
+
+    /// Log, at most once a minute, that reads are served from what this
+    /// server holds.
+    fn warn_outage(&self, url: &Url, e: &Error) {
+        static LAST: Mutex<Option<Instant>> = Mutex::new(None);
+        let mut last = LAST.lock().unwrap();
+        if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+            *last = Some(Instant::now());
+            tracing::warn!(
+                "storage of {} cannot be reached; reads use the versions this server holds \
+                 (first: {url}): {}",
+                self.root,
+                e.message
+            );
+        }
     }
 
     /// The table at `url` as it was at a past version or time.
@@ -506,6 +567,30 @@ impl Lake {
         }
         Ok(())
     }
+}
+
+/// Did a read of a table's log fail because storage did not answer (a
+/// refused or dropped connection, a timeout, a 5xx), rather than because
+/// of what it answered (no such table, a log that does not parse)?
+fn storage_unreachable(e: &deltalake::DeltaTableError) -> bool {
+    use deltalake::DeltaTableError as D;
+    if let D::ObjectStore {
+        source: object_store::Error::Generic { .. },
+    } = e
+    {
+        return true;
+    }
+    // Wrapped (the kernel's log reads): told by what the client said.
+    let text = e.to_string().to_ascii_lowercase();
+    [
+        "error sending request",
+        "connection refused",
+        "connection reset",
+        "timed out",
+        "operation timed out",
+    ]
+    .iter()
+    .any(|m| text.contains(m))
 }
 
 fn open_error(url: &Url, e: deltalake::DeltaTableError) -> Error {

@@ -90,6 +90,10 @@ async fn race(a: &Server, b: &Server) {
     let (total, distinct): (i64, i64) = (row.get(0), row.get(1));
     assert_eq!(total as u64, acked, "rows in the table = rows acknowledged");
     assert_eq!(total, distinct, "no row applied twice");
+    eprintln!(
+        "race: {acked} rows acknowledged, {total} stored, {} appends refused with 40001",
+        failed.load(Ordering::SeqCst)
+    );
 
     // Conflicting UPDATEs of one row: each either took effect or its
     // client got an error; none is lost.
@@ -124,6 +128,58 @@ async fn race(a: &Server, b: &Server) {
         .unwrap()
         .get(0);
     assert_eq!(n as u64, done.load(Ordering::SeqCst));
+
+    // Conflicting MERGEs, each retried on 40001 as a client should: every
+    // one lands once, in the end.
+    let mut tasks = Vec::new();
+    let retries = Arc::new(AtomicU64::new(0));
+    for server in [a, b] {
+        for _ in 0..4 {
+            let client = server.connect().await;
+            let retries = retries.clone();
+            tasks.push(tokio::spawn(async move {
+                for _ in 0..3 {
+                    let mut attempts = 0;
+                    loop {
+                        attempts += 1;
+                        match client
+                            .execute(
+                                "MERGE INTO counters USING (SELECT 1 AS id) s ON counters.id = s.id \
+                                 WHEN MATCHED THEN UPDATE SET n = counters.n + 1",
+                                &[],
+                            )
+                            .await
+                        {
+                            Ok(1) => break,
+                            Ok(n) => panic!("MERGE reported {n} rows"),
+                            Err(e) => {
+                                assert_eq!(sqlstate(&e), "40001", "{e:?}");
+                                assert!(attempts < 100, "a MERGE never got through");
+                                retries.fetch_add(1, Ordering::SeqCst);
+                                tokio::time::sleep(Duration::from_millis(
+                                    fastrand::u64(5..50) * attempts.min(10),
+                                ))
+                                .await;
+                            }
+                        }
+                    }
+                }
+            }));
+        }
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let after: i32 = c
+        .query_one("SELECT n FROM counters WHERE id = 1", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(after, n + 24, "every retried MERGE landed exactly once");
+    eprintln!(
+        "race: 24 MERGEs landed after {} retries on 40001",
+        retries.load(Ordering::SeqCst)
+    );
 
     // Two servers creating one table at once: one succeeds, the other is
     // told it exists.

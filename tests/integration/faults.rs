@@ -48,14 +48,29 @@ async fn s3_faults_fail_the_statement_and_the_server_stays_up() {
         .get(0);
     assert_eq!(n, 1);
 
-    // Storage outage: statements fail naming what they could not reach
-    // (the lake's catalog comes first), and the server stays.
+    // Storage outage: queries on what this server holds go on (the
+    // versions it last saw), writes fail within the configured time with
+    // 58030 naming what they could not reach, and the server stays.
+    assert_eq!(crate::common::rows(&c, "SELECT a FROM good").await, ["1"]);
     s3.stop();
-    let e = c.query("SELECT * FROM good", &[]).await.unwrap_err();
+    // Past the lake's freshness window (1 s on S3), a statement asks storage.
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let other = server.connect().await;
+    let write = tokio::time::timeout(
+        std::time::Duration::from_secs(120),
+        c.execute("INSERT INTO good VALUES (3)", &[]),
+    )
+    .await
+    .expect("a write during the outage fails in bounded time");
+    let e = write.unwrap_err();
     let msg = e.as_db_error().map(|d| d.message().to_string()).unwrap();
     assert!(msg.contains("s3://lakes/faulty/"), "{msg}");
     assert!(!msg.contains(SECRET_KEY), "{msg}");
     assert_eq!(sqlstate(&e), "58030", "{e:?}");
+    assert_eq!(
+        crate::common::rows(&other, "SELECT a FROM good").await,
+        ["1"]
+    );
     assert!(server.is_running());
     // Back again: the same connection carries on.
     let _s3 = start_s3_on(root.path(), port);
