@@ -450,7 +450,7 @@ pub(crate) fn parse_toml(text: &str) -> std::result::Result<toml_edit::DocumentM
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     const FILE: &str = r#"
@@ -585,6 +585,26 @@ X-Api-Key = "k-99999"
         assert!(e.contains("[files] unknown option root"), "{e}");
     }
 
+    /// `bytes` with a few of them replaced by `noise`, removed, or cut off:
+    /// the kinds of damage a hand-edited TOML file sees.
+    pub(crate) fn mangle_toml(rng: &mut fastrand::Rng, bytes: &[u8], noise: &[u8]) -> Vec<u8> {
+        let mut bytes = bytes.to_vec();
+        for _ in 0..rng.usize(1..6) {
+            if bytes.len() < 2 {
+                break;
+            }
+            let i = rng.usize(..bytes.len());
+            match rng.u8(..3) {
+                0 => bytes[i] = noise[rng.usize(..noise.len())],
+                1 => {
+                    bytes.remove(i);
+                }
+                _ => bytes.truncate(i.max(1)),
+            }
+        }
+        bytes
+    }
+
     /// Mangled config files: an error naming the file's problem, never a
     /// panic, and never a secret in the message.
     #[test]
@@ -594,20 +614,7 @@ X-Api-Key = "k-99999"
         let mut rng = fastrand::Rng::with_seed(seed);
         let base = format!("{FILE}{HTTP}\n[files]\nroots = [\"s3://b/in/\"]\n");
         for _ in 0..3000 {
-            let mut bytes = base.clone().into_bytes();
-            for _ in 0..rng.usize(1..6) {
-                if bytes.len() < 2 {
-                    break;
-                }
-                let i = rng.usize(..bytes.len());
-                match rng.u8(..3) {
-                    0 => bytes[i] = NOISE[rng.usize(..NOISE.len())],
-                    1 => {
-                        bytes.remove(i);
-                    }
-                    _ => bytes.truncate(i.max(1)),
-                }
-            }
+            let bytes = mangle_toml(&mut rng, base.as_bytes(), NOISE);
             let text = String::from_utf8_lossy(&bytes);
             if let Err(e) = Config::parse(&text) {
                 assert!(!e.contains("s3cr3t"), "seed {seed}: {e}");

@@ -229,14 +229,37 @@ impl Engine {
 /// rather than exhaust the machine.
 fn memory_limit() -> Result<Option<usize>> {
     match std::env::var("SLUICE_MEMORY_LIMIT") {
+        Ok(v) if v.trim().eq_ignore_ascii_case("unlimited") => Ok(None),
         Ok(v) => parse_bytes(&v).map(Some).ok_or_else(|| {
             Error::new(
                 ErrorKind::InvalidParameter,
-                format!("SLUICE_MEMORY_LIMIT must be a size such as 512MB or 2GB, not \"{v}\""),
+                format!(
+                    "SLUICE_MEMORY_LIMIT must be a size such as 512MB or 2GB, or unlimited, \
+                     not \"{v}\""
+                ),
             )
         }),
-        Err(_) => Ok(None),
+        // Half of the machine's memory (or of the container's limit), so
+        // one query cannot take the server down.
+        Err(_) => Ok(machine_memory().map(|m| m / 2)),
     }
+}
+
+/// The memory this process may use: the cgroup limit when there is one,
+/// else the machine's total (Linux; `None` elsewhere).
+fn machine_memory() -> Option<usize> {
+    let total = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<usize>().ok())
+                .map(|kb| kb * 1024)
+        })?;
+    let cgroup = std::fs::read_to_string("/sys/fs/cgroup/memory.max")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    Some(cgroup.map_or(total, |c| c.min(total)))
 }
 
 /// `512MB`, `2 GB`, `1.5GiB`, `1048576`: bytes (KB, MB, GB are powers of 1024,

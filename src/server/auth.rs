@@ -351,20 +351,7 @@ mod tests {
         let mut rng = fastrand::Rng::with_seed(seed);
         let mangled = dir.path().join("mangled.toml");
         for _ in 0..500 {
-            let mut bytes = base.clone();
-            for _ in 0..rng.usize(1..5) {
-                if bytes.len() < 2 {
-                    break;
-                }
-                let i = rng.usize(..bytes.len());
-                match rng.u8(..3) {
-                    0 => bytes[i] = NOISE[rng.usize(..NOISE.len())],
-                    1 => {
-                        bytes.remove(i);
-                    }
-                    _ => bytes.truncate(i.max(1)),
-                }
-            }
+            let bytes = crate::config::tests::mangle_toml(&mut rng, &base, NOISE);
             std::fs::write(&mangled, &bytes).unwrap();
             let _ = Users::load(&mangled);
         }
