@@ -580,9 +580,9 @@ impl HttpClient {
         let mut hops = 0usize;
         let mut attempt = 0u32;
         loop {
-            // Every hop: a redirect must not lead out of the roots.
-            self.roots.check(&url, &redact(&url))?;
-            self.check_host(&url).await?;
+            // Every hop: a redirect must not lead out of the roots, nor to
+            // a metadata address.
+            self.check_location(&url, &redact(&url)).await?;
             let set = self.header_set(&url, credentials);
             let secrets: Vec<String> = set
                 .map(|s| s.secrets().into_iter().map(String::from).collect())

@@ -200,14 +200,7 @@ where
     if events.refuse {
         // Read the startup message first: a client expects its answer.
         let _ = tokio::time::timeout(STARTUP_TIMEOUT, next_message(&mut socket)).await;
-        let info = pgwire::error::ErrorInfo::new(
-            "FATAL".into(),
-            "53300".into(),
-            "sorry, too many clients already".into(),
-        );
-        socket
-            .send(PgWireBackendMessage::ErrorResponse(info.into()))
-            .await?;
+        fatal(&mut socket, "53300", "sorry, too many clients already").await?;
         SinkExt::<PgWireBackendMessage>::close(&mut socket)
             .await
             .ok();
@@ -259,14 +252,12 @@ where
                     _ = &mut idle_deadline, if idle_limit.is_some() => {
                         // As PostgreSQL: the transaction is rolled back
                         // (its session goes) and the client told why.
-                        let info = pgwire::error::ErrorInfo::new(
-                            "FATAL".into(),
-                            "25P03".into(),
-                            "terminating connection due to idle-in-transaction timeout".into(),
-                        );
-                        socket
-                            .send(PgWireBackendMessage::ErrorResponse(info.into()))
-                            .await?;
+                        fatal(
+                            &mut socket,
+                            "25P03",
+                            "terminating connection due to idle-in-transaction timeout",
+                        )
+                        .await?;
                         break None;
                     }
                     n = events.rx.recv(), if events_open => match n {
@@ -286,14 +277,12 @@ where
             Some(Ok(Ok(msg))) => msg,
             Some(Err(Malformed)) => {
                 // As PostgreSQL: a protocol violation ends the connection.
-                let info = pgwire::error::ErrorInfo::new(
-                    "FATAL".into(),
-                    "08P01".into(),
-                    "invalid frontend message: malformed body or length".into(),
-                );
-                let _ = socket
-                    .send(PgWireBackendMessage::ErrorResponse(info.into()))
-                    .await;
+                let _ = fatal(
+                    &mut socket,
+                    "08P01",
+                    "invalid frontend message: malformed body or length",
+                )
+                .await;
                 break;
             }
             _ => break,
@@ -349,6 +338,17 @@ where
         .await
         .ok();
     Ok(())
+}
+
+/// Tell the client why its connection ends (FATAL `code`).
+async fn fatal<S>(socket: &mut S, code: &str, message: &str) -> io::Result<()>
+where
+    S: futures::Sink<PgWireBackendMessage, Error = io::Error> + Unpin,
+{
+    let info = pgwire::error::ErrorInfo::new("FATAL".into(), code.into(), message.into());
+    socket
+        .send(PgWireBackendMessage::ErrorResponse(info.into()))
+        .await
 }
 
 /// A frontend message pgwire could not decode without panicking.
