@@ -23,12 +23,15 @@
 //!
 //! [files]
 //! roots = ["/srv/landing", "s3://partner-drop/in/", "https://api.example.com/"]
+//!
+//! [postgres."crm"]             # a connection, named in SQL: postgres_query('crm', ...)
+//! url = "postgresql://reporter:...@crm.internal/crm?sslmode=verify-full"
 //! ```
 //!
 //! The section whose name is the lake URL applies to that lake; its values
 //! win over the `AWS_*` environment variables. A header set applies to the
 //! URLs under its `base_url` only, so SQL names it and never holds the
-//! secret. `[files] roots` is the allow-list of what statements may read
+//! secret; so does a `[postgres."name"]` connection. `[files] roots` is the allow-list of what statements may read
 //! outside the lake (`COPY ... FROM 'path'`, `read_*`, external tables);
 //! without it every path and URL may be read by those allowed to read
 //! server files. The file holds secrets, so no error about it ever quotes
@@ -76,6 +79,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// `[files] roots`: `None` when the file sets none (no restriction).
     pub roots: Option<Vec<String>>,
+    /// `[postgres."name"]`: connections `postgres_query` may name.
+    pub postgres: PgConnections,
 }
 
 impl Config {
@@ -93,9 +98,11 @@ impl Config {
                 "lake" => config.lakes = parse_lakes(item)?,
                 "http" => config.http = parse_http(item)?,
                 "files" => config.roots = parse_files(item)?,
+                "postgres" => config.postgres = parse_postgres(item)?,
                 _ => {
                     return Err(format!(
-                        "unknown section [{key}] (expected [lake.\"URL\"], [http] or [files])"
+                        "unknown section [{key}] (expected [lake.\"URL\"], [http], [files] \
+                         or [postgres.\"name\"])"
                     ));
                 }
             }
@@ -270,6 +277,62 @@ pub fn url_under(base: &Url, url: &Url) -> bool {
     prefix.ends_with('/') && path.starts_with(prefix)
         || path == prefix
         || path.starts_with(&format!("{prefix}/"))
+}
+
+/// Connection strings by name, for `postgres_query('name', ...)`: the
+/// password stays in the config file, out of SQL text, view definitions
+/// and `pg_stat_activity`. Its Debug form shows names only.
+#[derive(Clone, Default)]
+pub struct PgConnections(Vec<(String, String)>);
+
+impl PgConnections {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, url)| url.as_str())
+    }
+}
+
+impl std::fmt::Debug for PgConnections {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(n, _)| n))
+            .finish()
+    }
+}
+
+/// `[postgres."name"] url = "postgresql://..."` (or `host=... dbname=...`).
+fn parse_postgres(item: &toml_edit::Item) -> std::result::Result<PgConnections, String> {
+    let table = item
+        .as_table_like()
+        .ok_or("`postgres` must hold [postgres.\"name\"] sections")?;
+    let mut out = Vec::new();
+    for (name, section) in table.iter() {
+        let section = section
+            .as_table_like()
+            .ok_or_else(|| format!("[postgres.\"{name}\"] must be a section with url = \"...\""))?;
+        let mut url = None;
+        for (key, value) in section.iter() {
+            match key {
+                "url" => {
+                    url = Some(
+                        value
+                            .as_str()
+                            .ok_or_else(|| format!("[postgres.\"{name}\"] url must be a string"))?,
+                    )
+                }
+                _ => return Err(format!("[postgres.\"{name}\"] unknown option {key}")),
+            }
+        }
+        let url = url.ok_or_else(|| format!("[postgres.\"{name}\"] needs url"))?;
+        // Checked now, so a typo stops the start rather than a query; the
+        // parser's message never quotes the string.
+        crate::ingest::pg_tls::Target::parse(url)
+            .map_err(|e| format!("[postgres.\"{name}\"] url: {}", e.message))?;
+        out.push((name.to_string(), url.to_string()));
+    }
+    Ok(PgConnections(out))
 }
 
 /// `[files] roots = ["/abs/dir", "s3://bucket/prefix/", "https://host/path/"]`.

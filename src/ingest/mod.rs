@@ -17,6 +17,7 @@ pub mod files;
 pub mod http;
 pub mod jsonpath;
 pub mod logs;
+pub mod pg_tls;
 pub mod postgres;
 pub mod records;
 pub mod roots;

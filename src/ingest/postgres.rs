@@ -23,10 +23,11 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::PartitionStream;
 use futures::StreamExt;
 use postgres_types::{FromSql, Type};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 use super::binary::BinaryColumns;
 use super::files::literal_str;
+use super::pg_tls::Target;
 use crate::error::{Error, ErrorKind, Result};
 
 const BATCH_ROWS: usize = 8192;
@@ -53,33 +54,12 @@ impl<'a> FromSql<'a> for Raw<'a> {
     }
 }
 
-/// Host and database of a connection string, for messages (no user, no
-/// password).
-pub fn describe_target(conn: &str) -> String {
-    match conn.parse::<tokio_postgres::Config>() {
-        Ok(c) => {
-            let host = c
-                .get_hosts()
-                .first()
-                .map(|h| match h {
-                    tokio_postgres::config::Host::Tcp(h) => h.clone(),
-                    tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
-                })
-                .unwrap_or_else(|| "localhost".into());
-            let port = c.get_ports().first().copied().unwrap_or(5432);
-            let db = c.get_dbname().unwrap_or("(default)");
-            format!("{host}:{port}/{db}")
-        }
-        Err(_) => "(unparsable connection string)".into(),
-    }
-}
-
-fn remote_error(conn: &str, e: tokio_postgres::Error) -> Error {
-    let target = describe_target(conn);
+fn remote_error(target: &Target, e: tokio_postgres::Error) -> Error {
+    let shown = target.shown();
     match e.as_db_error() {
         Some(db) => Error::new(
             ErrorKind::RemoteError,
-            format!("postgres_query on {target}: {}", db.message()),
+            format!("postgres_query on {shown}: {}", db.message()),
         )
         .with_detail(format!("remote SQLSTATE {}", db.code().code())),
         None => {
@@ -88,22 +68,46 @@ fn remote_error(conn: &str, e: tokio_postgres::Error) -> Error {
                 .unwrap_or_default();
             Error::new(
                 ErrorKind::ConnectionFailure,
-                format!("postgres_query could not reach {target}: {e}{cause}"),
+                format!("postgres_query could not reach {shown}: {e}{cause}"),
             )
         }
     }
 }
 
-async fn connect(conn: &str) -> Result<Client> {
-    let (client, connection) = tokio_postgres::connect(conn, NoTls)
+async fn connect(target: &Target) -> Result<Client> {
+    let (client, connection) = target
+        .config
+        .connect(target.tls()?)
         .await
-        .map_err(|e| remote_error(conn, e))?;
+        .map_err(|e| remote_error(target, e))?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::debug!("postgres_query connection ended: {e}");
         }
     });
     Ok(client)
+}
+
+/// The connection `postgres_query`'s first argument names: a connection
+/// string, or the name of a `[postgres."name"]` section of the config file.
+fn target_of(session: &dyn datafusion::catalog::Session, conn: &str) -> Result<Target> {
+    let is_string = conn.contains('=') || conn.contains("://");
+    if is_string || conn.is_empty() {
+        return Target::parse(conn);
+    }
+    let named = session
+        .config()
+        .get_extension::<crate::config::PgConnections>();
+    match named.as_deref().and_then(|c| c.get(conn)) {
+        Some(url) => Target::parse(url),
+        None => Err(Error::new(
+            ErrorKind::UndefinedObject,
+            format!("postgres_query: no connection named \"{conn}\""),
+        )
+        .with_hint(
+            "Give a connection string, or name a [postgres.\"name\"] section of the config file.",
+        )),
+    }
 }
 
 /// The Arrow type a PostgreSQL column becomes; `None` when not supported.
@@ -146,12 +150,12 @@ fn arrow_type(ty: &Type, typmod: i32) -> Option<DataType> {
 }
 
 /// The query's columns, from preparing it on the server.
-async fn describe(conn: &str, sql: &str) -> Result<(SchemaRef, Vec<bool>)> {
-    let client = connect(conn).await?;
+async fn describe(target: &Target, sql: &str) -> Result<(SchemaRef, Vec<bool>)> {
+    let client = connect(target).await?;
     let stmt = client
         .prepare(sql)
         .await
-        .map_err(|e| remote_error(conn, e))?;
+        .map_err(|e| remote_error(target, e))?;
     let mut fields = Vec::new();
     let mut jsonb = Vec::new();
     for c in stmt.columns() {
@@ -169,10 +173,11 @@ async fn describe(conn: &str, sql: &str) -> Result<(SchemaRef, Vec<bool>)> {
     Ok((Arc::new(Schema::new(fields)), jsonb))
 }
 
-/// Run the query and stream its rows as batches.
+/// Run the query and stream its rows as batches. Its Debug form (in
+/// plans) shows host and database only.
 #[derive(Debug)]
 struct RemoteQuery {
-    conn: String,
+    conn: Target,
     sql: String,
     schema: SchemaRef,
     jsonb: Vec<bool>,
@@ -208,7 +213,7 @@ type Running = (
     Client,
     std::pin::Pin<Box<tokio_postgres::RowStream>>,
     BinaryColumns,
-    String,
+    Target,
 );
 
 fn to_df(e: Error) -> DataFusionError {
@@ -272,7 +277,7 @@ impl TableFunctionImpl for PostgresQuery {
 impl super::NamedTableFunction for PostgresQuery {
     fn call_named(
         &self,
-        _session: &dyn datafusion::catalog::Session,
+        session: &dyn datafusion::catalog::Session,
         positional: &[datafusion::logical_expr::Expr],
         named: &[(String, datafusion::logical_expr::Expr)],
     ) -> datafusion::error::Result<Arc<dyn TableProvider>> {
@@ -288,10 +293,11 @@ impl super::NamedTableFunction for PostgresQuery {
         ) else {
             return Err(to_df(Error::new(
                 ErrorKind::InvalidParameter,
-                "postgres_query takes a connection string and a query: \
-                 postgres_query('postgresql://user@host/db', 'SELECT ...')",
+                "postgres_query takes a connection (a string or a configured name) \
+                 and a query: postgres_query('postgresql://user@host/db', 'SELECT ...')",
             )));
         };
+        let conn = target_of(session, &conn).map_err(to_df)?;
         let (schema, jsonb) = tokio::task::block_in_place(|| {
             tokio::runtime::Handle::current().block_on(describe(&conn, &sql))
         })
@@ -315,10 +321,12 @@ mod tests {
 
     #[test]
     fn messages_never_show_credentials() {
-        let t = describe_target("postgresql://alice:s3cret@db.internal:6432/sales");
-        assert_eq!(t, "db.internal:6432/sales");
-        let t = describe_target("host=db user=bob password=hunter2 dbname=ops");
-        assert!(!t.contains("hunter2") && !t.contains("bob"), "{t}");
+        let t = Target::parse("postgresql://alice:s3cret@db.internal:6432/sales").unwrap();
+        assert_eq!(t.shown(), "db.internal:6432/sales");
+        assert!(!format!("{t:?}").contains("s3cret"));
+        let t = Target::parse("host=db user=bob password=hunter2 dbname=ops").unwrap();
+        assert!(!t.shown().contains("hunter2") && !t.shown().contains("bob"));
+        assert!(!format!("{t:?}").contains("hunter2"));
     }
 
     #[test]

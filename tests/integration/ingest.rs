@@ -328,6 +328,180 @@ async fn postgres_query_extracts_and_loads() {
     pg.batch_execute("DROP TABLE ingest_pq_src").await.unwrap();
 }
 
+/// A throwaway CA and a server certificate it signed for 127.0.0.1 only:
+/// (ca.pem, cert.pem, key.pem).
+fn test_ca(dir: &Path) -> (String, String, String) {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "openssl {args:?}: {out:?}");
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=Sluice test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    run(&[
+        "req",
+        "-new",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "leaf.csr",
+    ]);
+    std::fs::write(
+        dir.join("leaf.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "leaf.ext",
+        "-out",
+        "cert.pem",
+    ]);
+    let p = |f: &str| dir.join(f).to_str().unwrap().to_string();
+    (p("ca.pem"), p("cert.pem"), p("key.pem"))
+}
+
+#[tokio::test]
+async fn postgres_query_over_tls_follows_sslmode() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = test_ca(dir.path());
+    // The remote side: a server that refuses plaintext.
+    let remote = Server::start_with_args(&["--tls-cert", &cert, "--tls-key", &key]);
+    let at = |host: &str, rest: &str| {
+        format!(
+            "host={host} port={} user=sluice dbname=sluice {rest}",
+            remote.port
+        )
+    };
+    // A named connection keeps its password in the config file.
+    let config = dir.path().join("sluice.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[postgres.\"remote\"]\nurl = \"{} password=hunter22\"\n",
+            at(
+                "127.0.0.1",
+                &format!("sslmode=verify-full sslrootcert={ca}")
+            )
+        ),
+    )
+    .unwrap();
+    let server = Server::start_with_args(&["--config", config.to_str().unwrap()]);
+    let c = server.connect().await;
+    let query = |conn: String| {
+        format!(
+            "SELECT * FROM postgres_query('{}', 'SELECT 1 AS one')",
+            conn.replace('\'', "''")
+        )
+    };
+
+    // Connections that must succeed: verified chain and name, verified
+    // chain only, encrypted only, and the default (prefer: TLS when offered).
+    for conn in [
+        at(
+            "127.0.0.1",
+            &format!("sslmode=verify-full sslrootcert={ca}"),
+        ),
+        at("localhost", &format!("sslmode=verify-ca sslrootcert={ca}")),
+        at("127.0.0.1", "sslmode=require"),
+        at("127.0.0.1", ""),
+        format!(
+            "postgresql://sluice@127.0.0.1:{}/sluice?sslmode=verify-full&sslrootcert={ca}",
+            remote.port
+        ),
+    ] {
+        let got = c.simple_query(&query(conn.clone())).await;
+        assert!(got.is_ok(), "{conn}: {got:?}");
+        assert_eq!(rows(&c, &query(conn)).await, ["1"]);
+    }
+    // Connections that must fail, before any query is sent.
+    for (conn, state, says) in [
+        (
+            at(
+                "localhost",
+                &format!("sslmode=verify-full sslrootcert={ca}"),
+            ),
+            "08001",
+            "certificate",
+        ),
+        (
+            at("127.0.0.1", "sslmode=verify-full"),
+            "08001",
+            "certificate",
+        ),
+        (at("127.0.0.1", "sslmode=disable"), "HV000", "TLS"),
+        (at("127.0.0.1", "sslmode=sometimes"), "22023", "sslmode"),
+        (
+            at(
+                "127.0.0.1",
+                "sslmode=verify-ca sslrootcert=/nonexistent/ca.pem",
+            ),
+            "22023",
+            "/nonexistent/ca.pem",
+        ),
+    ] {
+        let e = c.simple_query(&query(conn.clone())).await.unwrap_err();
+        assert_eq!(sqlstate(&e), state, "{conn}: {e:?}");
+        let text = format!("{e:?}");
+        assert!(text.contains(says), "{conn}: {text}");
+        assert!(!text.contains("hunter22"), "{text}");
+    }
+
+    // By name: works in a view, and the password is nowhere to be seen.
+    c.batch_execute(
+        "CREATE VIEW remote_one AS SELECT * FROM postgres_query('remote', 'SELECT 1 AS one')",
+    )
+    .await
+    .unwrap();
+    assert_eq!(rows(&c, "SELECT one FROM remote_one").await, ["1"]);
+    for sql in [
+        "SELECT view_definition FROM information_schema.views WHERE table_name = 'remote_one'",
+        "SELECT definition FROM pg_views WHERE viewname = 'remote_one'",
+        "EXPLAIN VERBOSE SELECT * FROM remote_one",
+    ] {
+        let text = rows(&c, sql).await.join("\n");
+        assert!(!text.contains("hunter22"), "{sql}: {text}");
+    }
+    let e = c
+        .simple_query("SELECT * FROM postgres_query('nope', 'SELECT 1')")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "42704", "{e:?}");
+    assert!(format!("{e:?}").contains("nope"));
+}
+
 /// A small HTTP/1.1 server on loopback serving `files` (path → body), with
 /// HEAD and single byte ranges, as object stores expect.
 fn serve_http(files: Vec<(&'static str, Vec<u8>)>) -> u16 {
