@@ -24,14 +24,18 @@ ACCOUNTS = 1000
 
 
 def rss_mib(pid):
+    """Resident memory in MiB: [total, anonymous (heap, stacks), file-backed
+    (the mapped binary and libraries)]; None when the process is gone."""
+    fields = {}
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
+                key, _, value = line.partition(":")
+                if key in ("VmRSS", "RssAnon", "RssFile"):
+                    fields[key] = round(int(value.split()[0]) / 1024, 1)
     except OSError:
         return None
-    return None
+    return [fields.get(k) for k in ("VmRSS", "RssAnon", "RssFile")]
 
 
 def pct(values, p):
@@ -151,12 +155,12 @@ def main():
         t.start()
     rss = []
     while any(t.is_alive() for t in threads):
-        rss.append((round(time.monotonic() - start), rss_mib(args.pid)))
+        rss.append((round(time.monotonic() - start), *(rss_mib(args.pid) or [None] * 3)))
         time.sleep(args.sample)
     for t in threads:
         t.join()
     elapsed = time.monotonic() - start
-    rss.append((round(elapsed), rss_mib(args.pid)))
+    rss.append((round(elapsed), *(rss_mib(args.pid) or [None] * 3)))
 
     with psycopg.connect(args.url, autocommit=True) as c:
         stored = c.execute("SELECT count(*) FROM load_events").fetchone()[0]
@@ -188,6 +192,7 @@ def main():
         "increments_acknowledged": stats.increments,
         "balance_sum": balance,
         "rss_mib": rss,
+        "rss_columns": ["seconds", "total", "anonymous", "file-backed"],
     }
     print(json.dumps(report, indent=1))
     ok = (

@@ -21,6 +21,7 @@
 pub mod info_schema;
 mod object;
 pub mod pg_constraints;
+pub mod pg_setup;
 pub mod provider;
 pub mod rules;
 pub mod schedule;

@@ -123,8 +123,13 @@ impl Engine {
         }
         let runtime = runtime.build_arc()?;
         // Table functions find the HTTP client (its settings and header
-        // sets) in the session configuration.
-        let options = Arc::new(engine_options()?.with_extension(Arc::new(http)));
+        // sets) and the named PostgreSQL connections in the session
+        // configuration.
+        let options = Arc::new(
+            engine_options()?
+                .with_extension(Arc::new(http))
+                .with_extension(Arc::new(config.postgres.clone())),
+        );
         let table_functions = Arc::new(
             crate::ingest::table_functions(&lake)
                 .into_iter()
@@ -372,11 +377,7 @@ fn planning_context(
         );
     }
     if for_clients {
-        if let Err(e) = datafusion_pg_catalog::setup_pg_catalog(
-            &ctx,
-            DATABASE,
-            datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider,
-        ) {
+        if let Err(e) = crate::catalog::pg_setup::install(&ctx, DATABASE) {
             tracing::warn!("pg_catalog setup failed: {e}");
         } else if let Err(e) =
             crate::catalog::pg_constraints::install(&ctx, catalog.clone(), DATABASE)
@@ -1115,5 +1116,37 @@ mod memory_limit_tests {
         assert_eq!(parse_bytes("lots"), None);
         assert_eq!(parse_bytes("0"), None);
         assert_eq!(parse_bytes("3 parsecs"), None);
+    }
+}
+
+#[cfg(test)]
+mod session_tests {
+    use super::*;
+
+    /// A connection's session owns its catalogs (with `pg_catalog`, which
+    /// refers back to them): once the session is dropped nothing may keep
+    /// them alive, or every closed connection leaks megabytes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_closed_session_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open_with(dir.path().to_str().unwrap(), HashMap::new())
+            .await
+            .unwrap();
+        let session = engine.session();
+        let catalogs = Arc::downgrade(&session.ctx.state().catalog_list().clone());
+        let rows = session
+            .ctx
+            .sql("SELECT count(*) FROM pg_catalog.pg_type")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        assert_eq!(rows[0].num_rows(), 1);
+        drop(session);
+        assert!(
+            catalogs.upgrade().is_none(),
+            "the session's catalogs outlive it"
+        );
     }
 }
