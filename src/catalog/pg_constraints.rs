@@ -91,6 +91,7 @@ pub fn install(ctx: &SessionContext, catalog: Arc<Catalog>, database: &str) -> R
             constraint_defs,
             index_defs,
             relation_names,
+            extra: Default::default(),
         }),
     )?;
     Ok(())
@@ -103,6 +104,8 @@ struct PgCatalog {
     constraint_defs: Definitions,
     index_defs: Definitions,
     relation_names: Definitions,
+    /// Tables a session adds (`pg_stat_activity`).
+    extra: RwLock<HashMap<String, Arc<dyn TableProvider>>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -115,10 +118,23 @@ enum Which {
 #[async_trait]
 impl SchemaProvider for PgCatalog {
     fn table_names(&self) -> Vec<String> {
-        self.inner.table_names()
+        let mut names = self.inner.table_names();
+        names.extend(self.extra.read().unwrap().keys().cloned());
+        names
+    }
+
+    fn register_table(
+        &self,
+        name: String,
+        table: Arc<dyn TableProvider>,
+    ) -> Result<Option<Arc<dyn TableProvider>>> {
+        Ok(self.extra.write().unwrap().insert(name, table))
     }
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        if let Some(t) = self.extra.read().unwrap().get(&name.to_ascii_lowercase()) {
+            return Ok(Some(t.clone()));
+        }
         let which = match name.to_ascii_lowercase().as_str() {
             "pg_policy" => return Ok(Some(empty_pg_policy()?)),
             // Tables and views as the catalog has them (the generic ones
@@ -160,7 +176,11 @@ impl SchemaProvider for PgCatalog {
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        self.inner.table_exist(name)
+        self.extra
+            .read()
+            .unwrap()
+            .contains_key(&name.to_ascii_lowercase())
+            || self.inner.table_exist(name)
     }
 }
 

@@ -122,7 +122,6 @@ pub fn install(ctx: &SessionContext, database: &str) -> DfResult<()> {
     ctx.register_udf(pg::create_pg_relation_is_publishable_udf());
     ctx.register_udf(pg::create_pg_get_statisticsobjdef_columns_udf());
     ctx.register_udf(pg::create_pg_encoding_to_char_udf());
-    ctx.register_udf(pg::create_pg_backend_pid_udf());
     ctx.register_udf(pg::create_pg_relation_size_udf());
     ctx.register_udf(pg::create_pg_total_relation_size_udf());
     ctx.register_udf(pg::create_pg_stat_get_numscans());

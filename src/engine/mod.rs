@@ -11,6 +11,7 @@
 //! ```
 
 pub mod access;
+pub mod activity;
 mod bind;
 pub mod copy;
 pub mod ddl;
@@ -75,6 +76,8 @@ pub struct Engine {
     notifier: events::Notifier,
     /// Runs `sluice.refresh(...)`; set once by the scheduler.
     orchestrator: std::sync::OnceLock<Arc<dyn events::Orchestrator>>,
+    /// The connections of this server (`pg_stat_activity`).
+    activity: Arc<activity::Activity>,
 }
 
 impl Engine {
@@ -145,6 +148,7 @@ impl Engine {
             options,
             notifier: Default::default(),
             orchestrator: Default::default(),
+            activity: Default::default(),
         }))
     }
 
@@ -195,10 +199,18 @@ impl Engine {
         &self.catalog
     }
 
+    /// The connections of this server.
+    pub fn activity(&self) -> &Arc<activity::Activity> {
+        &self.activity
+    }
+
     pub fn session(self: &Arc<Self>) -> Session {
         let settings = Settings::default();
         let ctx = self.context(&settings.current_schema(), true);
+        let caller = activity::install(&ctx, self.activity.clone(), DATABASE);
         Session {
+            caller,
+            backend: None,
             plans: Default::default(),
             engine: self.clone(),
             ctx,
@@ -523,6 +535,10 @@ const PLAN_CACHE_ENTRIES: usize = 256;
 
 pub struct Session {
     engine: Arc<Engine>,
+    /// Who `pg_stat_activity` and the signal functions serve.
+    caller: Arc<activity::Caller>,
+    /// This connection in `pg_stat_activity` (`None`: not a connection).
+    backend: Option<Arc<activity::Backend>>,
     /// Plans of the queries it prepared, by statement.
     plans: std::sync::Mutex<HashMap<String, CachedPlan>>,
     ctx: SessionContext,
@@ -548,6 +564,34 @@ impl Session {
 
     pub fn set_pid(&mut self, pid: i32) {
         self.pid = pid;
+        self.caller.set(pid, self.user.clone());
+    }
+
+    /// This session is the connection `backend` of `pg_stat_activity`.
+    pub fn set_backend(&mut self, backend: Arc<activity::Backend>) {
+        self.backend = Some(backend);
+    }
+
+    /// A statement (`text` as the client sent it) begins.
+    pub fn activity_started(&self, text: &str) {
+        if let Some(b) = &self.backend {
+            b.started(text);
+        }
+    }
+
+    pub fn backend_handle(&self) -> Option<Arc<activity::Backend>> {
+        self.backend.clone()
+    }
+
+    /// The statement returned.
+    pub fn activity_finished(&self) {
+        if let Some(b) = &self.backend {
+            b.finished(match self.txn {
+                TxnState::Idle => activity::State::Idle,
+                TxnState::InBlock => activity::State::IdleInTransaction,
+                TxnState::Failed => activity::State::IdleInTransactionAborted,
+            });
+        }
     }
 
     pub fn pid(&self) -> i32 {
@@ -562,6 +606,7 @@ impl Session {
     /// Statements from now on run with these rights.
     pub fn set_user(&mut self, grant: access::Grant) {
         self.user = Some(grant);
+        self.caller.set(self.pid, self.user.clone());
     }
 
     pub fn has_user(&self) -> bool {

@@ -147,6 +147,17 @@ pub struct Events {
     pub refuse: bool,
 }
 
+const TERMINATED: &str = "terminating connection due to administrator command";
+
+/// Aborts its task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Serve one client connection to its end.
 pub async fn process<H>(
     tcp: TcpStream,
@@ -172,7 +183,8 @@ async fn serve_connection<H>(
 where
     H: PgWireServerHandlers,
 {
-    let peer = tcp.peer_addr().ok().map(|a| a.ip());
+    let client = tcp.peer_addr().ok();
+    let peer = client.map(|a| a.ip());
     let startup_deadline = tokio::time::sleep(STARTUP_TIMEOUT);
     tokio::pin!(startup_deadline);
     let negotiated = tokio::select! {
@@ -208,6 +220,9 @@ where
     }
     let listening = events.session.lock().await.listening();
     let mut pid_known = false;
+    // In pg_stat_activity from login to the end; with the task that
+    // carries pg_cancel_backend to the statement in progress.
+    let mut registered: Option<(crate::engine::activity::Registered, AbortOnDrop)> = None;
     let mut pending: VecDeque<Notification> = VecDeque::new();
     let mut events_open = true;
     loop {
@@ -224,7 +239,32 @@ where
         } else {
             if !pid_known {
                 let (pid, _) = socket.pid_and_secret_key();
-                events.session.lock().await.set_pid(pid);
+                let meta = |key: &str| socket.metadata().get(key).cloned().unwrap_or_default();
+                let (user, app) = (
+                    meta(pgwire::api::METADATA_USER),
+                    meta(pgwire::api::METADATA_APPLICATION_NAME),
+                );
+                let mut session = events.session.lock().await;
+                session.set_pid(pid);
+                let reg = session
+                    .engine()
+                    .activity()
+                    .register(pid, &user, &app, client);
+                session.set_backend(reg.backend.clone());
+                drop(session);
+                let handle = socket
+                    .session_extensions()
+                    .get::<Arc<pgwire::api::ConnectionHandle>>();
+                let backend = reg.backend.clone();
+                let forward = tokio::spawn(async move {
+                    loop {
+                        backend.cancel.notified().await;
+                        if let Some(h) = &handle {
+                            h.cancel().await;
+                        }
+                    }
+                });
+                registered = Some((reg, AbortOnDrop(forward)));
                 pid_known = true;
                 super::auth::login_succeeded(peer);
             }
@@ -247,8 +287,18 @@ where
                             .await?;
                     }
                 }
+                let terminate = async {
+                    match &registered {
+                        Some((r, _)) => r.backend.terminate.notified().await,
+                        None => std::future::pending().await,
+                    }
+                };
                 tokio::select! {
                     m = next_message(&mut socket) => break m,
+                    _ = terminate => {
+                        fatal(&mut socket, "57P01", TERMINATED).await?;
+                        break None;
+                    }
                     _ = &mut idle_deadline, if idle_limit.is_some() => {
                         // As PostgreSQL: the transaction is rolled back
                         // (its session goes) and the client told why.
@@ -331,6 +381,15 @@ where
             if fatal {
                 break;
             }
+        }
+        // pg_terminate_backend during a statement: it was canceled, now
+        // the connection ends.
+        if registered
+            .as_ref()
+            .is_some_and(|(r, _)| r.backend.terminating())
+        {
+            fatal(&mut socket, "57P01", TERMINATED).await?;
+            break;
         }
     }
     // Whatever is still held goes out before the socket closes.

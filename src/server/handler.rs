@@ -136,10 +136,19 @@ impl StartupHandler for Front {
     }
 }
 
+/// Process ids for connections, unique on this server whatever the login
+/// (a generator per SCRAM handler gave every connection the same one).
+static PIDS: std::sync::LazyLock<Arc<pgwire::api::RandomPidSecretKeyGenerator>> =
+    std::sync::LazyLock::new(Default::default);
+
 #[async_trait]
 impl NoopStartupHandler for Startup {
     fn connection_manager(&self) -> Option<Arc<ConnectionManager>> {
         Some(self.manager.clone())
+    }
+
+    fn pid_secret_key_generator(&self) -> &dyn pgwire::api::PidSecretKeyGenerator {
+        PIDS.as_ref()
     }
 
     async fn post_startup<C>(
@@ -216,6 +225,7 @@ impl PgWireServerHandlers for Connection {
                         Arc::new(DefaultServerParameterProvider::default()),
                     )
                     .with_scram(scram)
+                    .with_pid_secret_key_generator(PIDS.clone())
                     .with_connection_manager(self.manager.clone()),
                 )
             }
@@ -310,9 +320,17 @@ fn pg_error_info(e: PgWireError) -> pgwire::error::ErrorInfo {
     }
 }
 
-/// Run a statement under the session's statement_timeout.
-async fn run(session: &mut Session, stmt: Stmt, params: &ParamValues) -> Result<Output, Error> {
+/// Run a statement (`text` as the client sent it) under the session's
+/// statement_timeout.
+async fn run(
+    session: &mut Session,
+    stmt: Stmt,
+    params: &ParamValues,
+    text: &str,
+) -> Result<Output, Error> {
     let started = std::time::Instant::now();
+    session.activity_started(text);
+    let _idle = Finished(session.backend_handle());
     let result = match session.statement_timeout() {
         Some(limit) => match tokio::time::timeout(limit, session.execute(stmt, params)).await {
             Ok(r) => r,
@@ -320,8 +338,21 @@ async fn run(session: &mut Session, stmt: Stmt, params: &ParamValues) -> Result<
         },
         None => session.execute(stmt, params).await,
     };
+    session.activity_finished();
     crate::metrics::query_finished(result.is_ok(), started.elapsed());
     result
+}
+
+/// Marks the connection no longer active when a statement is dropped
+/// unfinished (canceled); one that returns says its state itself.
+struct Finished(Option<Arc<crate::engine::activity::Backend>>);
+
+impl Drop for Finished {
+    fn drop(&mut self) {
+        if let Some(b) = &self.0 {
+            b.interrupted();
+        }
+    }
 }
 
 /// Encode a statement's output as a pgwire response.
@@ -441,7 +472,7 @@ impl SimpleQueryHandler for Handler {
         let mut out = Vec::with_capacity(stmts.len());
         let none = ParamValues::List(vec![]);
         for stmt in stmts {
-            let result = run(&mut session, stmt, &none).await;
+            let result = run(&mut session, stmt, &none, query).await;
             send_notices(client, session.take_notices()).await?;
             match result {
                 Ok(Output::CopyOut(c)) => match send_copy_out(client, c, options.clone()).await {
@@ -482,7 +513,7 @@ impl SimpleQueryHandler for Handler {
 
 /// A parsed statement for the extended protocol.
 #[derive(Debug, Clone)]
-pub struct PreparedStatement(Option<Prepared>);
+pub struct PreparedStatement(Option<Prepared>, Arc<str>);
 
 pub struct Parser {
     session: Arc<Mutex<Session>>,
@@ -510,7 +541,7 @@ impl QueryParser for Parser {
     {
         let mut session = self.session.lock().await;
         match session.prepare(sql).await {
-            Ok(p) => Ok(p.map(|p| PreparedStatement(Some(p)))),
+            Ok(p) => Ok(p.map(|p| PreparedStatement(Some(p), Arc::from(sql)))),
             Err(e) => Err(to_pgwire(&e)),
         }
     }
@@ -563,6 +594,7 @@ impl ExtendedQueryHandler for Handler {
         let Some(prepared) = portal.statement.statement.0.clone() else {
             return Ok(Response::EmptyQuery);
         };
+        let text = portal.statement.statement.1.clone();
         let server_types: Vec<Type> = prepared.param_types.iter().map(wire_type).collect();
         let server_refs: Vec<Option<&Type>> = server_types.iter().map(Some).collect();
         let inferred: Vec<Option<&DataType>> =
@@ -575,7 +607,7 @@ impl ExtendedQueryHandler for Handler {
         let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
         let mut session = self.session.lock().await;
         self.bind_user(&mut session, client)?;
-        let result = run(&mut session, prepared.stmt, &params).await;
+        let result = run(&mut session, prepared.stmt, &params, &text).await;
         send_notices(client, session.take_notices()).await?;
         match result {
             Ok(Output::CopyOut(c)) => {

@@ -123,6 +123,44 @@ async fn users_log_in_with_scram_and_act_within_their_roles() {
     assert_eq!(sqlstate(&e), "25P02");
     reader.batch_execute("ROLLBACK").await.unwrap();
 
+    // pg_stat_activity lists everyone; another user's statement text only
+    // an admin sees, and only an admin may signal another user's backend.
+    let walt: i32 = writer
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let text = |rows: Vec<tokio_postgres::Row>| -> Vec<String> {
+        rows.iter().map(|r| r.get::<_, String>(0)).collect()
+    };
+    let sql = "SELECT query FROM pg_stat_activity WHERE pid = $1";
+    assert_eq!(
+        text(reader.query(sql, &[&walt]).await.unwrap()),
+        ["<insufficient privilege>"]
+    );
+    assert_eq!(
+        text(admin.query(sql, &[&walt]).await.unwrap()),
+        ["SELECT pg_backend_pid()"]
+    );
+    let e = reader
+        .simple_query(&format!("SELECT pg_cancel_backend({walt})"))
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "42501", "{e:?}");
+    let e = reader
+        .simple_query(&format!("SELECT pg_terminate_backend({walt})"))
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "42501", "{e:?}");
+    let ok: bool = admin
+        .query_one(&format!("SELECT pg_cancel_backend({walt})"), &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(ok);
+    // Nothing was running there: the writer goes on.
+    assert_eq!(count(&writer).await, 2);
+
     // With TLS configured, plaintext is refused before any password is
     // sent; psql gets in over TLS, required and verified.
     let server = Server::start_with_args(&[

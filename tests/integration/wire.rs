@@ -464,3 +464,112 @@ async fn connections_past_the_limit_are_refused_with_53300() {
         }
     }
 }
+
+/// Connect with an application name, as tools do.
+async fn connect_as(server: &Server, app: &str) -> tokio_postgres::Client {
+    let (c, conn) = tokio_postgres::connect(
+        &format!("{} application_name={app}", server.url()),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    c
+}
+
+/// The rows of pg_stat_activity for connections named `app`:
+/// (pid, state, query).
+async fn activity_of(c: &tokio_postgres::Client, app: &str) -> Vec<(i32, String, String)> {
+    c.query(
+        "SELECT pid, state, query FROM pg_stat_activity WHERE application_name = $1",
+        &[&app],
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| (r.get(0), r.get(1), r.get(2)))
+    .collect()
+}
+
+#[tokio::test]
+async fn pg_stat_activity_shows_connections_and_signals_stop_them() {
+    let server = Server::start();
+    let admin = connect_as(&server, "watcher").await;
+    let worker = connect_as(&server, "worker").await;
+    let pid: i32 = worker
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    // Idle, with its last statement; the watcher sees itself active.
+    assert_eq!(
+        activity_of(&admin, "worker").await,
+        [(
+            pid,
+            "idle".to_string(),
+            "SELECT pg_backend_pid()".to_string()
+        )]
+    );
+    let me = activity_of(&admin, "watcher").await;
+    assert_eq!(me.len(), 1);
+    assert_eq!(me[0].1, "active");
+    assert!(me[0].2.contains("pg_stat_activity"), "{me:?}");
+    let (port, start): (Option<i32>, bool) = {
+        let r = admin
+            .query_one(
+                "SELECT client_port, backend_start <= now() FROM pg_stat_activity WHERE pid = $1",
+                &[&pid],
+            )
+            .await
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert!(port.is_some_and(|p| p > 0) && start);
+
+    // Cancel: nothing is running there, so nothing happens but true.
+    let ok: bool = admin
+        .query_one(&format!("SELECT pg_cancel_backend({pid})"), &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(ok);
+    // Not ended: the connection goes on.
+    let n: i64 = worker
+        .query_one("SELECT 7::bigint", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 7);
+
+    // No such backend: false, as PostgreSQL (which also warns).
+    let ok: bool = admin
+        .query_one("SELECT pg_cancel_backend(424242)", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(!ok);
+
+    // Terminate: the connection ends with 57P01 and leaves the view.
+    let ok: bool = admin
+        .query_one(&format!("SELECT pg_terminate_backend({pid})"), &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(ok);
+    let mut gone = false;
+    for _ in 0..200 {
+        if activity_of(&admin, "worker").await.is_empty() {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(gone, "a terminated connection is still listed");
+    let e = worker.simple_query("SELECT 1").await.unwrap_err();
+    assert!(
+        e.is_closed() || e.as_db_error().is_some_and(|d| d.code().code() == "57P01"),
+        "{e:?}"
+    );
+    // Closed connections leave too; the watcher's is still there.
+    assert_eq!(activity_of(&admin, "watcher").await.len(), 1);
+}
