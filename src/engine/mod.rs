@@ -107,6 +107,16 @@ impl Engine {
         storage_options: HashMap<String, String>,
         config: &crate::config::Config,
     ) -> Result<Arc<Engine>> {
+        // Named connections are checked now, so a typo stops the start
+        // rather than a query; the parser's messages never quote them.
+        for (name, url) in config.postgres.iter() {
+            crate::ingest::pg_tls::Target::parse(url).map_err(|e| {
+                Error::new(
+                    ErrorKind::InvalidParameter,
+                    format!("config file: [postgres.\"{name}\"] url: {}", e.message),
+                )
+            })?;
+        }
         let lake = Lake::open_with(lake_spec, storage_options)?;
         let roots = crate::ingest::roots::Roots::new(config.roots.as_deref(), lake.root())?;
         let http = crate::ingest::http::HttpClient::new(config.http.clone(), roots)?;
