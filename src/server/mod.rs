@@ -107,6 +107,8 @@ pub async fn serve(
         engine.catalog().clone(),
         crate::features::online::poll_interval()?,
     );
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    tokio::spawn(release_freed_memory());
     let manager = Arc::new(pgwire::api::ConnectionManager::new());
     let max_connections = max_connections()?;
     let open_connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -152,6 +154,20 @@ pub async fn serve(
     drop(listener);
     tasks.shutdown(std::time::Duration::from_secs(30)).await;
     Ok(())
+}
+
+/// glibc keeps memory freed after a peak (many connections replaying
+/// Delta logs at once) in its arenas, so resident memory only ever rises;
+/// every 10 s what is free is handed back to the system.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+async fn release_freed_memory() {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
+    loop {
+        tick.tick().await;
+        // SAFETY: malloc_trim only trims the allocator's own free lists
+        // and may be called from any thread at any time.
+        let _ = tokio::task::spawn_blocking(|| unsafe { libc::malloc_trim(0) }).await;
+    }
 }
 
 /// How many client connections a server serves at once
