@@ -32,6 +32,9 @@ use tokio::sync::Notify;
 
 use super::access::{Grant, Role};
 
+/// How much of a statement's text `pg_stat_activity` keeps.
+const QUERY_TEXT_BYTES: usize = 1024;
+
 /// What a backend is doing, as `pg_stat_activity.state` says it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
@@ -88,7 +91,13 @@ impl Backend {
             now.xact_start = Some(at);
         }
         now.state = State::Active;
-        now.query = query.to_string();
+        // As PostgreSQL's track_activity_query_size: the first 1 kB.
+        let mut end = query.len().min(QUERY_TEXT_BYTES);
+        while !query.is_char_boundary(end) {
+            end -= 1;
+        }
+        now.query.clear();
+        now.query.push_str(&query[..end]);
         now.query_start = Some(at);
         now.state_change = at;
     }
@@ -499,4 +508,24 @@ pub fn install(ctx: &SessionContext, activity: Arc<Activity>, database: &str) ->
         let _ = schema.register_table("pg_stat_activity".into(), table);
     }
     caller
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statement_text_is_kept_to_its_first_kilobyte_on_a_char_boundary() {
+        let activity = Arc::new(Activity::default());
+        let reg = activity.register(7, "ann", "psql", None);
+        let long = format!("SELECT '{}'", "é".repeat(2000));
+        reg.backend.started(&long);
+        let kept = reg.backend.now.lock().unwrap().query.clone();
+        assert!(kept.len() <= QUERY_TEXT_BYTES && kept.len() >= QUERY_TEXT_BYTES - 1);
+        assert!(long.starts_with(&kept));
+        reg.backend.finished(State::Idle);
+        assert_eq!(reg.backend.now.lock().unwrap().state, State::Idle);
+        drop(reg);
+        assert!(activity.get(7).is_none());
+    }
 }

@@ -66,7 +66,7 @@ impl SslMode {
 #[derive(Clone)]
 pub struct Target {
     pub config: tokio_postgres::Config,
-    pub mode: SslMode,
+    mode: SslMode,
     root_cert: Option<PathBuf>,
 }
 
@@ -141,10 +141,8 @@ impl Target {
         let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| Error::internal(format!("TLS setup: {e}")))?;
-        let verifier: Arc<dyn ServerCertVerifier> = match self.mode {
-            SslMode::Disable | SslMode::Prefer | SslMode::Require => {
-                Arc::new(Unverified(provider.clone()))
-            }
+        let chain = match self.mode {
+            SslMode::Disable | SslMode::Prefer | SslMode::Require => None,
             SslMode::VerifyCa | SslMode::VerifyFull => {
                 let roots = match &self.root_cert {
                     Some(path) => Arc::new(roots_from_file(path)?),
@@ -156,13 +154,14 @@ impl Target {
                 )
                 .build()
                 .map_err(|e| invalid(format!("trusted roots: {e}")))?;
-                if self.mode == SslMode::VerifyCa {
-                    Arc::new(AnyName(webpki))
-                } else {
-                    webpki
-                }
+                Some(webpki)
             }
         };
+        let verifier = Arc::new(Verifier {
+            provider,
+            chain,
+            name: self.mode == SslMode::VerifyFull,
+        });
         let mut config = builder
             .dangerous()
             .with_custom_certificate_verifier(verifier)
@@ -282,62 +281,17 @@ fn system_roots() -> Result<Arc<RootCertStore>> {
     Ok(roots.clone())
 }
 
-/// `sslmode=require` (and `prefer`): encrypted, certificate not checked,
-/// as in libpq. The handshake signature is still verified.
+/// What is checked of the server's certificate: nothing (`prefer`,
+/// `require`, as libpq), the chain (`verify-ca`), or the chain and the
+/// host name (`verify-full`). Handshake signatures are always verified.
 #[derive(Debug)]
-struct Unverified(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for Unverified {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
+struct Verifier {
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    chain: Option<Arc<rustls::client::WebPkiServerVerifier>>,
+    name: bool,
 }
 
-/// `sslmode=verify-ca`: the chain must lead to a trusted root; the name
-/// in the certificate need not match the host.
-#[derive(Debug)]
-struct AnyName(Arc<rustls::client::WebPkiServerVerifier>);
-
-impl ServerCertVerifier for AnyName {
+impl ServerCertVerifier for Verifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -346,13 +300,13 @@ impl ServerCertVerifier for AnyName {
         ocsp: &[u8],
         now: UnixTime,
     ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
-        {
+        let Some(chain) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) => Ok(ServerCertVerified::assertion()),
+            )) if !self.name => Ok(ServerCertVerified::assertion()),
             other => other,
         }
     }
@@ -363,7 +317,8 @@ impl ServerCertVerifier for AnyName {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
+        let algorithms = &self.provider.signature_verification_algorithms;
+        rustls::crypto::verify_tls12_signature(message, cert, dss, algorithms)
     }
 
     fn verify_tls13_signature(
@@ -372,11 +327,14 @@ impl ServerCertVerifier for AnyName {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
+        let algorithms = &self.provider.signature_verification_algorithms;
+        rustls::crypto::verify_tls13_signature(message, cert, dss, algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
