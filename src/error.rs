@@ -43,6 +43,12 @@ pub enum ErrorKind {
     AmbiguousColumn,
     Grouping,
     InFailedTransaction,
+    /// 22004: a NULL where none is allowed (a JSON object key).
+    NullValueNotAllowed,
+    /// 25P01: a transaction statement outside a transaction block.
+    NoActiveTransaction,
+    /// 3B001: a savepoint that does not exist.
+    InvalidSavepoint,
     QueryCanceled,
     SerializationFailure,
     InvalidTableDefinition,
@@ -76,6 +82,17 @@ pub struct Error {
     pub hint: Option<String>,
     /// Where it happened (PostgreSQL's CONTEXT line), e.g. the COPY line.
     pub context: Option<String>,
+    /// The table, column and constraint a violation concerns (PostgreSQL's
+    /// error fields `t`, `c`, `n`, which drivers show as diagnostics).
+    pub object: Option<Box<ErrorObject>>,
+}
+
+/// What a constraint violation names, besides its message.
+#[derive(Debug, Clone, Default)]
+pub struct ErrorObject {
+    pub table: Option<String>,
+    pub column: Option<String>,
+    pub constraint: Option<String>,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -88,6 +105,7 @@ impl Error {
             detail: None,
             hint: None,
             context: None,
+            object: None,
         }
     }
 
@@ -103,6 +121,44 @@ impl Error {
 
     pub fn with_context(mut self, context: impl Into<String>) -> Self {
         self.context = Some(context.into());
+        self
+    }
+
+    /// The violated constraint.
+    pub fn with_constraint(mut self, constraint: &str) -> Self {
+        let o = self.object.get_or_insert_with(Default::default);
+        o.constraint = Some(constraint.to_string());
+        self
+    }
+
+    /// The table a violation concerns, and the column when it is one.
+    pub fn with_table(mut self, table: &str, column: Option<&str>) -> Self {
+        let o = self.object.get_or_insert_with(Default::default);
+        o.table = Some(table.to_string());
+        o.column = column.map(str::to_string);
+        self
+    }
+
+    /// The table, column and constraint a violation's message names (in
+    /// the fixed wording of Sluice's checks), for an error that came back
+    /// as text from a write: delta-rs keeps only the message.
+    fn with_object_of_message(mut self) -> Self {
+        let m = &self.message;
+        let constraint = ["constraint \"", "expectation \""]
+            .iter()
+            .find_map(|marker| quoted_after(m, marker));
+        let table = quoted_after(m, "foreign key constraint \"")
+            .and_then(|_| quoted_after(m, "\" on table \""))
+            .or_else(|| quoted_after(m, "relation \""))
+            .or_else(|| quoted_after(m, "on table \""));
+        let column = quoted_after(m, "null value in column \"");
+        if constraint.is_some() || table.is_some() {
+            self.object = Some(Box::new(ErrorObject {
+                table,
+                column,
+                constraint,
+            }));
+        }
         self
     }
 
@@ -384,7 +440,7 @@ pub(crate) fn classify_message(raw: &str) -> Option<Error> {
     }
     if let Some(pos) = msg.find("null value in column") {
         let text = msg[pos..].lines().next().unwrap_or("").to_string();
-        return Some(Error::new(ErrorKind::NotNullViolation, text));
+        return Some(Error::new(ErrorKind::NotNullViolation, text).with_object_of_message());
     }
     let violations = [
         ("new row for relation", ErrorKind::CheckViolation),
@@ -398,7 +454,7 @@ pub(crate) fn classify_message(raw: &str) -> Option<Error> {
     {
         let mut lines = msg[pos..].lines();
         let text = lines.next().unwrap_or("").to_string();
-        let mut e = Error::new(kind, text);
+        let mut e = Error::new(kind, text).with_object_of_message();
         if let Some(d) = lines.find_map(|l| l.strip_prefix("DETAIL:  ")) {
             e = e.with_detail(d);
         }
@@ -506,9 +562,52 @@ pub fn arrow_name_to_pg(name: &str) -> String {
     .to_string()
 }
 
+/// The double-quoted name that follows `marker` (which ends with the
+/// opening quote) in `text`.
+fn quoted_after(text: &str, marker: &str) -> Option<String> {
+    let start = text.find(marker)? + marker.len();
+    let len = text[start..].find('"')?;
+    Some(text[start..start + len].to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn violations_returned_as_text_keep_their_table_column_and_constraint() {
+        let fields = |msg: &str| {
+            let o = classify_message(msg).unwrap().object.unwrap();
+            (o.table, o.column, o.constraint)
+        };
+        let s = |v: &str| Some(v.to_string());
+        assert_eq!(
+            fields(
+                "Generic error: new row for relation \"txn\" violates check constraint \"pos\"\nDETAIL:  Failing row contains (1)."
+            ),
+            (s("txn"), None, s("pos"))
+        );
+        assert_eq!(
+            fields("null value in column \"id\" of relation \"txn\" violates not-null constraint"),
+            (s("txn"), s("id"), None)
+        );
+        assert_eq!(
+            fields("duplicate key value violates unique constraint \"txn_pkey\""),
+            (None, None, s("txn_pkey"))
+        );
+        assert_eq!(
+            fields(
+                "insert or update on table \"line\" violates foreign key constraint \"line_fk\""
+            ),
+            (s("line"), None, s("line_fk"))
+        );
+        assert_eq!(
+            fields(
+                "update or delete on table \"head\" violates foreign key constraint \"line_fk\" on table \"line\""
+            ),
+            (s("line"), None, s("line_fk"))
+        );
+    }
 
     #[test]
     fn unknown_table_reads_like_postgres() {

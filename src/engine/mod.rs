@@ -226,6 +226,7 @@ impl Engine {
             ctx,
             settings,
             txn: TxnState::Idle,
+            block: Block::default(),
             notices: Vec::new(),
             user: None,
             stream_failed: Default::default(),
@@ -439,6 +440,19 @@ pub enum TxnState {
     Failed,
 }
 
+/// What a transaction block did: every statement commits on its own,
+/// so ROLLBACK and ROLLBACK TO SAVEPOINT can only say whether writes they
+/// cannot undo ran since the block or the savepoint began.
+#[derive(Debug, Default)]
+struct Block {
+    /// Statements that may have written, since the session began.
+    writes: u64,
+    /// `writes` when the block began.
+    began: u64,
+    /// Open savepoints, oldest first, with `writes` when each was set.
+    savepoints: Vec<(String, u64)>,
+}
+
 /// What a statement produced.
 pub enum Output {
     /// Rows, streamed. `tag` is the command tag word (`SELECT`, `SHOW`, ...).
@@ -554,6 +568,8 @@ pub struct Session {
     ctx: SessionContext,
     pub settings: Settings,
     txn: TxnState,
+    /// Savepoints and writes of the transaction block.
+    block: Block,
     notices: Vec<String>,
     /// The authenticated user and rights; `None` when the server has no users.
     user: Option<access::Grant>,
@@ -666,8 +682,10 @@ impl Session {
     }
 
     /// Unqualified names in queries resolve in the first schema of
-    /// search_path.
+    /// search_path; `current_setting` reads the settings as they are now.
     fn sync_default_schema(&mut self) {
+        self.ctx
+            .register_udf(settings::current_setting_udf(&self.settings));
         let schema = self.settings.current_schema();
         let state = self.ctx.state_ref();
         let mut state = state.write();
@@ -681,6 +699,7 @@ impl Session {
 
     /// In an aborted transaction block only COMMIT and ROLLBACK run.
     fn check_not_aborted(&self, stmt: &Stmt) -> Result<()> {
+        // ROLLBACK TO SAVEPOINT is a Rollback with a savepoint name.
         let is_txn_end = matches!(stmt, Stmt::Sql(s) if matches!(**s, Statement::Commit { .. } | Statement::Rollback { .. }));
         if self.txn == TxnState::Failed && !is_txn_end {
             return Err(Error::new(
@@ -701,6 +720,7 @@ impl Session {
         }
         self.check_not_aborted(&stmt)?;
         let handler = handlers::handler(stmt);
+        let writes = handler.role() >= access::Role::Writer;
         let allowed = match &self.user {
             Some(grant) => grant.allow(handler.role(), handler.server_files(), &handler.name()),
             None => Ok(()),
@@ -717,7 +737,104 @@ impl Session {
         if result.is_err() && self.txn == TxnState::InBlock {
             self.txn = TxnState::Failed;
         }
+        if writes && result.is_ok() {
+            self.block.writes += 1;
+        }
         result
+    }
+
+    /// BEGIN: a transaction block starts (a notice inside one already).
+    pub fn begin(&mut self) {
+        if self.txn != TxnState::Idle {
+            self.notice("there is already a transaction in progress");
+            return;
+        }
+        self.txn = TxnState::InBlock;
+        self.block.began = self.block.writes;
+        self.block.savepoints.clear();
+    }
+
+    /// COMMIT or ROLLBACK: the block ends. `rollback` warns when statements
+    /// that may have written already committed. Returns the command tag.
+    pub fn end_block(&mut self, rollback: bool) -> &'static str {
+        let tag = match (self.txn, rollback) {
+            (TxnState::Idle, _) => {
+                self.notice("there is no transaction in progress");
+                if rollback { "ROLLBACK" } else { "COMMIT" }
+            }
+            (TxnState::InBlock, false) => "COMMIT",
+            // COMMIT of a failed block rolls it back, as PostgreSQL.
+            (TxnState::InBlock, true) | (TxnState::Failed, _) => {
+                if self.block.writes > self.block.began {
+                    self.notice(
+                        "statements in this transaction block were already committed; \
+                         ROLLBACK cannot undo them (each statement commits on its own)",
+                    );
+                }
+                "ROLLBACK"
+            }
+        };
+        self.txn = TxnState::Idle;
+        self.block.savepoints.clear();
+        tag
+    }
+
+    /// SAVEPOINT name.
+    pub fn savepoint(&mut self, name: &str) -> Result<()> {
+        self.in_block("SAVEPOINT")?;
+        let mark = self.block.writes;
+        self.block.savepoints.push((name.to_string(), mark));
+        Ok(())
+    }
+
+    /// RELEASE [SAVEPOINT] name: forgets it and every later savepoint.
+    pub fn release_savepoint(&mut self, name: &str) -> Result<()> {
+        self.in_block("RELEASE SAVEPOINT")?;
+        let at = self.find_savepoint(name)?;
+        self.block.savepoints.truncate(at);
+        Ok(())
+    }
+
+    /// ROLLBACK TO [SAVEPOINT] name: the block is usable again after an
+    /// error; the savepoint stays, later ones go. Writes since the
+    /// savepoint already committed and stay: a warning says so.
+    pub fn rollback_to_savepoint(&mut self, name: &str) -> Result<()> {
+        self.in_block("ROLLBACK TO SAVEPOINT")?;
+        let at = self.find_savepoint(name)?;
+        let mark = self.block.savepoints[at].1;
+        self.block.savepoints.truncate(at + 1);
+        self.txn = TxnState::InBlock;
+        if self.block.writes > mark {
+            self.notice(format!(
+                "statements after savepoint \"{name}\" were already committed; \
+                 ROLLBACK TO SAVEPOINT cannot undo them (each statement commits on its own)"
+            ));
+        }
+        Ok(())
+    }
+
+    fn in_block(&self, what: &str) -> Result<()> {
+        if self.txn == TxnState::Idle {
+            return Err(Error::new(
+                ErrorKind::NoActiveTransaction,
+                format!("{what} can only be used in transaction blocks"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The newest savepoint of that name (names compare as identifiers).
+    fn find_savepoint(&self, name: &str) -> Result<usize> {
+        self.block
+            .savepoints
+            .iter()
+            .rposition(|(n, _)| n == name)
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::InvalidSavepoint,
+                    format!("savepoint \"{name}\" does not exist"),
+                )
+            })
     }
 
     /// Plan and run a query through DataFusion, streaming its rows.
@@ -1203,5 +1320,67 @@ mod session_tests {
             catalogs.upgrade().is_none(),
             "the session's catalogs outlive it"
         );
+    }
+
+    async fn run(session: &mut Session, sql: &str) -> Result<Output> {
+        let mut stmts = session.parse(sql)?;
+        assert_eq!(stmts.len(), 1, "{sql}");
+        session
+            .execute(stmts.remove(0), &ParamValues::List(vec![]))
+            .await
+    }
+
+    /// SAVEPOINT, ROLLBACK TO and RELEASE as PostgreSQL keeps them, and
+    /// warnings only where a write that cannot be undone ran.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn savepoints_nest_and_warn_only_about_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open_with(dir.path().to_str().unwrap(), HashMap::new())
+            .await
+            .unwrap();
+        let mut s = engine.session();
+        run(&mut s, "CREATE TABLE t (a integer)").await.unwrap();
+        let kind = |r: Result<Output>| r.err().map(|e| e.kind);
+        assert_eq!(
+            kind(run(&mut s, "SAVEPOINT a").await),
+            Some(ErrorKind::NoActiveTransaction)
+        );
+        run(&mut s, "BEGIN").await.unwrap();
+        run(&mut s, "SAVEPOINT a").await.unwrap();
+        run(&mut s, "SELECT 1").await.unwrap();
+        run(&mut s, "SAVEPOINT b").await.unwrap();
+        run(&mut s, "INSERT INTO t VALUES (1)").await.unwrap();
+        run(&mut s, "SAVEPOINT c").await.unwrap();
+        s.take_notices();
+        // Nothing written since c: no warning; the block stays usable.
+        assert!(run(&mut s, "SELECT * FROM missing").await.is_err());
+        assert_eq!(s.txn_state(), TxnState::Failed);
+        run(&mut s, "ROLLBACK TO SAVEPOINT c").await.unwrap();
+        assert_eq!(s.txn_state(), TxnState::InBlock);
+        assert!(s.take_notices().is_empty());
+        // The INSERT after b committed: ROLLBACK TO b says so, and c goes.
+        run(&mut s, "ROLLBACK TO b").await.unwrap();
+        let notices = s.take_notices();
+        assert_eq!(notices.len(), 1, "{notices:?}");
+        assert!(notices[0].contains("savepoint \"b\""), "{notices:?}");
+        assert_eq!(
+            kind(run(&mut s, "RELEASE c").await),
+            Some(ErrorKind::InvalidSavepoint)
+        );
+        run(&mut s, "ROLLBACK TO a").await.unwrap();
+        s.take_notices();
+        // RELEASE a forgets a and b; the names are case-folded.
+        run(&mut s, "RELEASE SAVEPOINT A").await.unwrap();
+        assert_eq!(
+            kind(run(&mut s, "ROLLBACK TO b").await),
+            Some(ErrorKind::InvalidSavepoint)
+        );
+        run(&mut s, "ROLLBACK").await.unwrap();
+        assert_eq!(s.take_notices().len(), 1, "ROLLBACK warns of the INSERT");
+        // A block that only read ends without a warning.
+        run(&mut s, "BEGIN").await.unwrap();
+        run(&mut s, "SELECT count(*) FROM t").await.unwrap();
+        run(&mut s, "ROLLBACK").await.unwrap();
+        assert!(s.take_notices().is_empty());
     }
 }

@@ -139,6 +139,8 @@ impl ForeignKeyChecks for ForeignKeyDef {
             self.columns.join(", "),
             self.parent_table
         ))
+        .with_table(table, None)
+        .with_constraint(&self.name)
     }
 }
 
@@ -391,6 +393,7 @@ fn violation(key: &KeyDef, values: &str) -> Error {
         "Key ({})=({values}) already exists.",
         key.columns.join(", ")
     ))
+    .with_constraint(&key.name)
 }
 
 /// ALTER TABLE ADD PRIMARY KEY / UNIQUE: the rows already in `table` must

@@ -297,7 +297,9 @@ impl ScalarUDFImpl for Enforce {
                             self.table
                         ),
                     )
-                    .with_detail(format!("Failing row contains ({row}).")),
+                    .with_detail(format!("Failing row contains ({row})."))
+                    .with_table(&self.table, None)
+                    .with_constraint(name),
                 )));
             }
         }

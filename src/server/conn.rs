@@ -381,6 +381,17 @@ where
             if fatal {
                 break;
             }
+            if !starting {
+                // An error pgwire met (a Bind, a row stream) aborts the
+                // block as one the session met.
+                events.session.lock().await.mark_failed();
+            }
+        }
+        // The session's transaction state is what the next ReadyForQuery
+        // reports (ROLLBACK TO SAVEPOINT leaves an aborted block).
+        if !starting && !matches!(socket.state(), PgWireConnectionState::CopyInProgress(_)) {
+            let txn = events.session.lock().await.txn_state();
+            socket.set_transaction_status(super::txn_status::wire_status(txn));
         }
         // pg_terminate_backend during a statement: it was canceled, now
         // the connection ends.

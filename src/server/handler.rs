@@ -32,6 +32,7 @@ use tokio::sync::Mutex;
 use super::auth::{ITERATIONS, UserAuthSource, Users};
 use super::copy::{CopyReceiver, CopySlot, copy_in_response, send_copy_out};
 use super::sqlstate::{error_info, to_pgwire};
+use super::txn_status::SessionStatus;
 use crate::catalog::DATABASE;
 use crate::engine::{Output, Prepared, Session};
 use crate::error::{Error, ErrorKind};
@@ -452,6 +453,25 @@ fn encode_rows(
 
 #[async_trait]
 impl SimpleQueryHandler for Handler {
+    /// pgwire's cycle, with ReadyForQuery reporting the session's state.
+    async fn on_query<C>(
+        &self,
+        client: &mut C,
+        query: pgwire::messages::simplequery::Query,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let mut client = SessionStatus {
+            client,
+            session: &self.session,
+        };
+        self._on_query(&mut client, query).await
+    }
+
     async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,

@@ -8,6 +8,7 @@ pub mod copy;
 mod handler;
 pub mod sqlstate;
 mod text;
+mod txn_status;
 
 use std::net::SocketAddr;
 use std::path::Path;

@@ -38,6 +38,9 @@ pub fn sqlstate(kind: ErrorKind) -> &'static str {
         AmbiguousColumn => "42702",
         Grouping => "42803",
         InFailedTransaction => "25P02",
+        NoActiveTransaction => "25P01",
+        NullValueNotAllowed => "22004",
+        InvalidSavepoint => "3B001",
         QueryCanceled => "57014",
         OutOfMemory => "53200",
         SerializationFailure => "40001",
@@ -60,6 +63,11 @@ pub fn error_info(e: &Error) -> ErrorInfo {
     info.detail = e.detail.clone();
     info.hint = e.hint.clone();
     info.where_context = e.context.clone();
+    if let Some(o) = &e.object {
+        info.table = o.table.clone();
+        info.column = o.column.clone();
+        info.constraint = o.constraint.clone();
+    }
     printable(&mut info);
     info
 }
@@ -81,6 +89,9 @@ pub fn printable(info: &mut ErrorInfo) {
         &mut info.position,
         &mut info.internal_query,
         &mut info.routine,
+        &mut info.table,
+        &mut info.column,
+        &mut info.constraint,
     ]
     .into_iter()
     .flatten()

@@ -56,7 +56,8 @@ pub async fn expectations_before(
                     "null value in column \"{}\" of relation \"{}\" violates not-null constraint",
                     c.name, target.name
                 ),
-            ),
+            )
+            .with_table(&target.name, Some(&c.name)),
         ));
     }
     for c in &checks {
@@ -68,7 +69,9 @@ pub async fn expectations_before(
                     "new row for relation \"{}\" violates check constraint \"{}\"",
                     target.name, c.name
                 ),
-            ),
+            )
+            .with_table(&target.name, None)
+            .with_constraint(&c.name),
         ));
     }
     let conditions: Vec<String> = hard

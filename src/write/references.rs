@@ -96,7 +96,9 @@ pub async fn delete_references(
             .with_detail(format!(
                 "Key ({})=({key}) is still referenced from table \"{child}\".",
                 fk.parent_columns.join(", ")
-            )));
+            ))
+            .with_table(&child, None)
+            .with_constraint(&fk.name));
         }
         // The action on a table that references itself would start over on
         // the rows it acts on, before they are gone.

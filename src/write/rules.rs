@@ -63,7 +63,8 @@ impl ScalarUDFImpl for AssertNotNull {
                     format!(
                         "null value in column \"{column}\" of relation \"{table}\" violates not-null constraint"
                     ),
-                ),
+                )
+                .with_table(&table, Some(&column)),
             )));
         }
         Ok(args.args[0].clone())

@@ -128,6 +128,28 @@ async fn every_write_path_keeps_the_rules() {
         let e = c.execute(sql, &[]).await.unwrap_err();
         assert_eq!(sqlstate(&e), state, "{sql}: {e:?}");
     }
+    // Drivers read the constraint, table and column from the error's fields.
+    for (sql, constraint, column) in [
+        (
+            "INSERT INTO txn VALUES (8, 'USD', 0)",
+            Some("txn_amount_check"),
+            None,
+        ),
+        ("INSERT INTO txn VALUES (NULL, 'USD', 1)", None, Some("id")),
+        (
+            "INSERT INTO txn VALUES (1, 'USD', 1)",
+            Some("txn_pkey"),
+            None,
+        ),
+    ] {
+        let e = c.execute(sql, &[]).await.unwrap_err();
+        let db = e.as_db_error().unwrap();
+        assert_eq!(db.constraint(), constraint, "{sql}");
+        assert_eq!(db.column(), column, "{sql}");
+        if constraint != Some("txn_pkey") {
+            assert_eq!(db.table(), Some("txn"), "{sql}");
+        }
+    }
     assert_eq!(version(&c, "txn").await, v, "no commit after a rejection");
     assert_eq!(
         ids(&c, "SELECT id FROM txn__quarantine ORDER BY id").await,

@@ -263,6 +263,99 @@ async fn transaction_block_reports_aborted_state() {
 }
 
 #[tokio::test]
+async fn savepoints_recover_an_aborted_block_as_drivers_use_them() {
+    let server = Server::start();
+    let mut c = server.connect().await;
+    c.batch_execute("CREATE TABLE t (a integer)").await.unwrap();
+    // Outside a block, as PostgreSQL: 25P01.
+    for sql in [
+        "SAVEPOINT a",
+        "RELEASE SAVEPOINT a",
+        "ROLLBACK TO SAVEPOINT a",
+    ] {
+        let e = c.simple_query(sql).await.unwrap_err();
+        assert_eq!(sqlstate(&e), "25P01", "{sql}");
+    }
+    c.batch_execute("BEGIN; SAVEPOINT one").await.unwrap();
+    let e = c.simple_query("RELEASE SAVEPOINT two").await.unwrap_err();
+    assert_eq!(sqlstate(&e), "3B001");
+    assert_eq!(
+        e.as_db_error().unwrap().message(),
+        "savepoint \"two\" does not exist"
+    );
+    // The unknown name aborted the block; ROLLBACK TO brings it back.
+    let e = c.simple_query("SELECT 1").await.unwrap_err();
+    assert_eq!(sqlstate(&e), "25P02");
+    let e = c.simple_query("RELEASE SAVEPOINT one").await.unwrap_err();
+    assert_eq!(sqlstate(&e), "25P02");
+    c.batch_execute("ROLLBACK TO SAVEPOINT one; INSERT INTO t VALUES (1); RELEASE one; COMMIT")
+        .await
+        .unwrap();
+
+    // tokio-postgres' own savepoints (SAVEPOINT, ROLLBACK TO, RELEASE over
+    // the extended protocol for the statements in between).
+    let mut tx = c.transaction().await.unwrap();
+    {
+        let sp = tx.savepoint("sp").await.unwrap();
+        let e = sp.query("SELECT * FROM missing", &[]).await.unwrap_err();
+        assert_eq!(sqlstate(&e), "42P01");
+        sp.rollback().await.unwrap();
+    }
+    tx.execute("INSERT INTO t VALUES (2)", &[]).await.unwrap();
+    tx.commit().await.unwrap();
+    let n: i64 = c
+        .query_one("SELECT count(*) FROM t", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 2);
+
+    // psycopg 3 reads the state ReadyForQuery reports: after the inner
+    // block's error is rolled back to its savepoint, the outer block is
+    // usable ('INTRANS'), not aborted. SQLAlchemy's psycopg dialect opens
+    // and rolls back a savepoint on its first connection.
+    let script = r#"
+import sys, json, psycopg, sqlalchemy as sa
+out = {}
+with psycopg.connect(sys.argv[1]) as conn:
+    with conn.transaction():
+        conn.execute("INSERT INTO t VALUES (3)")
+        try:
+            with conn.transaction():
+                conn.execute("SELECT * FROM missing")
+        except psycopg.errors.UndefinedTable:
+            pass
+        out["after_inner"] = conn.info.transaction_status.name
+        conn.execute("INSERT INTO t VALUES (4)")
+    out["after_outer"] = conn.info.transaction_status.name
+    out["count"] = conn.execute("SELECT count(*) FROM t").fetchone()[0]
+url = "postgresql+psycopg://" + sys.argv[1].split("://", 1)[1]
+eng = sa.create_engine(url, poolclass=sa.pool.NullPool)
+with eng.connect() as sc:
+    out["sqlalchemy"] = sc.execute(sa.text("SELECT 1")).scalar()
+print(json.dumps(out))
+"#;
+    let out = std::process::Command::new(crate::common::python())
+        .args(["-c", script])
+        .arg(format!(
+            "postgresql://sluice@127.0.0.1:{}/sluice",
+            server.port
+        ))
+        .output()
+        .expect("run the test virtualenv's python");
+    assert!(
+        out.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({"after_inner": "INTRANS", "after_outer": "IDLE", "count": 4, "sqlalchemy": 1})
+    );
+}
+
+#[tokio::test]
 async fn a_dropped_client_does_not_hurt_the_server() {
     let mut server = Server::start();
     {

@@ -197,7 +197,9 @@ fn plain_sql_handler(s: Statement) -> Box<dyn Handler> {
         | Statement::Deallocate { .. }
         | Statement::StartTransaction { .. }
         | Statement::Commit { .. }
-        | Statement::Rollback { .. } => Box::new(session::SessionStatement(s)),
+        | Statement::Rollback { .. }
+        | Statement::Savepoint { .. }
+        | Statement::ReleaseSavepoint { .. } => Box::new(session::SessionStatement(s)),
         other => Box::new(Unsupported(other)),
     }
 }

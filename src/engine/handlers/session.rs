@@ -6,8 +6,9 @@ use datafusion::sql::sqlparser::ast::Statement;
 
 use super::{Described, Handler, first_words};
 use crate::engine::access::Role;
-use crate::engine::{Output, Session, TxnState, settings};
+use crate::engine::{Output, Session, settings};
 use crate::error::Result;
+use crate::frontend::names::normalize_ident;
 
 pub struct SessionStatement(pub Statement);
 
@@ -60,36 +61,25 @@ impl Handler for SessionStatement {
                 }))
             }
             Statement::StartTransaction { .. } => {
-                if session.txn != TxnState::Idle {
-                    session.notice("there is already a transaction in progress");
-                } else {
-                    session.txn = TxnState::InBlock;
-                }
+                session.begin();
                 Ok(Output::TransactionStart)
             }
-            Statement::Commit { .. } => {
-                let failed = session.txn == TxnState::Failed;
-                if session.txn == TxnState::Idle {
-                    session.notice("there is no transaction in progress");
-                }
-                session.txn = TxnState::Idle;
-                Ok(Output::TransactionEnd(if failed {
-                    "ROLLBACK"
-                } else {
-                    "COMMIT"
-                }))
+            Statement::Commit { .. } => Ok(Output::TransactionEnd(session.end_block(false))),
+            Statement::Rollback {
+                savepoint: Some(name),
+                ..
+            } => {
+                session.rollback_to_savepoint(&normalize_ident(&name))?;
+                Ok(Output::command("ROLLBACK"))
             }
-            Statement::Rollback { .. } => {
-                match session.txn {
-                    TxnState::Idle => session.notice("there is no transaction in progress"),
-                    TxnState::InBlock => session.notice(
-                        "statements in this transaction block were already committed; \
-                         ROLLBACK cannot undo them (each statement commits on its own)",
-                    ),
-                    TxnState::Failed => {}
-                }
-                session.txn = TxnState::Idle;
-                Ok(Output::TransactionEnd("ROLLBACK"))
+            Statement::Rollback { .. } => Ok(Output::TransactionEnd(session.end_block(true))),
+            Statement::Savepoint { name } => {
+                session.savepoint(&normalize_ident(&name))?;
+                Ok(Output::command("SAVEPOINT"))
+            }
+            Statement::ReleaseSavepoint { name } => {
+                session.release_savepoint(&normalize_ident(&name))?;
+                Ok(Output::command("RELEASE"))
             }
             _ => unreachable!("dispatched for session statements only"),
         }
