@@ -42,6 +42,11 @@ const PER_TABLE: i64 = 1024;
 /// OID, as PostgreSQL shows a regclass.
 pub const REGCLASS_NAME: &str = "sluice_regclass_name";
 
+/// `pg_am` OIDs: tables are `heap`, keys shown as indexes `btree` (as a
+/// PostgreSQL key's index would be).
+const HEAP: i64 = 2;
+const BTREE: i64 = 403;
+
 /// Definitions by OID, for `pg_get_constraintdef` / `pg_get_indexdef`.
 type Definitions = Arc<RwLock<HashMap<i64, String>>>;
 
@@ -57,6 +62,7 @@ pub fn install(ctx: &SessionContext, catalog: Arc<Catalog>, database: &str) -> R
     let constraint_defs: Definitions = Default::default();
     let index_defs: Definitions = Default::default();
     let relation_names: Definitions = Default::default();
+    let view_defs: Definitions = Default::default();
     ctx.register_udf(ScalarUDF::new_from_impl(GetDef {
         name: REGCLASS_NAME,
         defs: relation_names.clone(),
@@ -70,6 +76,11 @@ pub fn install(ctx: &SessionContext, catalog: Arc<Catalog>, database: &str) -> R
     ctx.register_udf(ScalarUDF::new_from_impl(GetDef {
         name: "pg_get_indexdef",
         defs: index_defs.clone(),
+        signature: Signature::variadic_any(Volatility::Volatile),
+    }));
+    ctx.register_udf(ScalarUDF::new_from_impl(GetDef {
+        name: "pg_get_viewdef",
+        defs: view_defs.clone(),
         signature: Signature::variadic_any(Volatility::Volatile),
     }));
     // No triggers exist; psql asks when a table has foreign keys.
@@ -91,6 +102,7 @@ pub fn install(ctx: &SessionContext, catalog: Arc<Catalog>, database: &str) -> R
             constraint_defs,
             index_defs,
             relation_names,
+            view_defs,
             extra: Default::default(),
         }),
     )?;
@@ -104,6 +116,8 @@ struct PgCatalog {
     constraint_defs: Definitions,
     index_defs: Definitions,
     relation_names: Definitions,
+    /// The queries of views and materialized views, for `pg_get_viewdef`.
+    view_defs: Definitions,
     /// Tables a session adds (`pg_stat_activity`).
     extra: RwLock<HashMap<String, Arc<dyn TableProvider>>>,
 }
@@ -165,13 +179,14 @@ impl SchemaProvider for PgCatalog {
         };
         Ok(Some(Arc::new(Derived {
             which,
-            schema: nullable(&own.schema()),
+            schema: typed(&own.schema()),
             class,
             namespace,
             catalog: self.catalog.clone(),
             constraint_defs: self.constraint_defs.clone(),
             index_defs: self.index_defs.clone(),
             relation_names: self.relation_names.clone(),
+            view_defs: self.view_defs.clone(),
         })))
     }
 
@@ -277,6 +292,36 @@ fn empty_pg_policy() -> Result<Arc<dyn TableProvider>> {
     Ok(Arc::new(MemTable::try_new(schema, vec![vec![]])?))
 }
 
+/// The schema of a derived table: `schema` with every field nullable
+/// (rows built here may leave columns empty), column positions and
+/// operator classes as arrays where the generic tables have text
+/// (PostgreSQL's `int2[]` `conkey`, `confkey`; `indkey` and `indclass` are
+/// an `int2vector` and an `oidvector`, which SQLAlchemy unnests the same
+/// way; `indoption`, which it splits as text, stays text), and pg_class's `reloptions` and `relacl` (always
+/// NULL) that psql's `\d+` and `\dp` read.
+fn typed(schema: &SchemaRef) -> SchemaRef {
+    let positions = DataType::List(Arc::new(Field::new("item", DataType::Int16, true)));
+    let oids = DataType::List(Arc::new(Field::new("item", DataType::Int32, true)));
+    let texts = DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)));
+    let mut fields: Vec<Field> = nullable(schema)
+        .fields()
+        .iter()
+        .map(|f| match f.name().as_str() {
+            "conkey" | "confkey" | "indkey" => f.as_ref().clone().with_data_type(positions.clone()),
+            "indclass" => f.as_ref().clone().with_data_type(oids.clone()),
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    if schema.field_with_name("relname").is_ok() {
+        for extra in ["reloptions", "relacl"] {
+            if schema.field_with_name(extra).is_err() {
+                fields.push(Field::new(extra, texts.clone(), true));
+            }
+        }
+    }
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
 /// `schema` with every field nullable, so rows built here may leave
 /// columns empty.
 fn nullable(schema: &SchemaRef) -> SchemaRef {
@@ -298,6 +343,7 @@ struct Derived {
     constraint_defs: Definitions,
     index_defs: Definitions,
     relation_names: Definitions,
+    view_defs: Definitions,
 }
 
 #[async_trait]
@@ -330,6 +376,8 @@ enum V {
     I(i64),
     S(String),
     B(bool),
+    /// An `int2[]` (or `int2vector`) of column positions.
+    L(Vec<i64>),
 }
 
 /// One constraint of one table, as the catalog tables show it.
@@ -384,6 +432,18 @@ impl Derived {
                     format!("{}.{}", quote(schema), quote(name))
                 };
                 shown.insert(*oid, text);
+            }
+            let mut views = self.view_defs.write().expect("not poisoned");
+            views.clear();
+            for o in self.catalog.snapshot().objects() {
+                let sql = match &o.def {
+                    crate::catalog::Def::View(v) => &v.sql,
+                    crate::catalog::Def::MaterializedView(m) => &m.query.sql,
+                    _ => continue,
+                };
+                if let Some((oid, _, _)) = tables.get(&(o.schema.clone(), o.name.clone())) {
+                    views.insert(*oid, format!(" {};", sql.trim_end_matches(';')));
+                }
             }
             let mut defs = self.constraint_defs.write().expect("not poisoned");
             let mut index_defs = self.index_defs.write().expect("not poisoned");
@@ -541,7 +601,7 @@ impl Derived {
             }
         }
         let mut columns: Vec<ArrayRef> = Vec::new();
-        for (i, f) in class.schema().fields().iter().enumerate() {
+        for f in self.schema.fields() {
             let patched: Option<Vec<V>> = match f.name().as_str() {
                 "relchecks" => Some(
                     oids.iter()
@@ -569,14 +629,32 @@ impl Derived {
                         .map(|o| V::B(referenced.contains_key(o)))
                         .collect(),
                 ),
+                // Tables and materialized views use PostgreSQL's default
+                // table access method (`default_table_access_method`).
+                "relam" => {
+                    let kinds = text_column(&class, "relkind")?;
+                    Some(
+                        kinds
+                            .iter()
+                            .map(|k| {
+                                V::I(if matches!(k.as_str(), "r" | "m") {
+                                    HEAP
+                                } else {
+                                    0
+                                })
+                            })
+                            .collect(),
+                    )
+                }
                 _ => None,
             };
-            let col = match patched {
-                Some(values) => array(
+            let col = match (patched, class.column_by_name(f.name())) {
+                (Some(values), _) => array(
                     f.data_type(),
                     &values.into_iter().map(Some).collect::<Vec<_>>(),
                 )?,
-                None => class.column(i).clone(),
+                (None, Some(c)) => c.clone(),
+                (None, None) => new_null_array(f.data_type(), class.num_rows()),
             };
             columns.push(col);
         }
@@ -595,6 +673,7 @@ impl Derived {
                     "oid" => Some(V::I(c.oid)),
                     "relname" => Some(V::S(c.name.clone())),
                     "relkind" => Some(V::S("i".into())),
+                    "relam" => Some(V::I(BTREE)),
                     "relchecks" => Some(V::I(0)),
                     "relhasindex" | "relhastriggers" => Some(V::B(false)),
                     "relnatts" => Some(V::I(c.columns.len() as i64)),
@@ -634,10 +713,6 @@ impl Derived {
 }
 
 fn constraint_row(c: &Con) -> Vec<(&'static str, V)> {
-    let list = |cols: &[i64]| {
-        let items: Vec<String> = cols.iter().map(|c| c.to_string()).collect();
-        format!("{{{}}}", items.join(","))
-    };
     let mut row = vec![
         ("oid", V::I(c.oid)),
         ("conname", V::S(c.name.clone())),
@@ -668,10 +743,10 @@ fn constraint_row(c: &Con) -> Vec<(&'static str, V)> {
         ("connoinherit", V::B(c.kind == "c")),
     ];
     if !c.columns.is_empty() {
-        row.push(("conkey", V::S(list(&c.columns))));
+        row.push(("conkey", V::L(c.columns.clone())));
     }
     if c.kind == "f" {
-        row.push(("confkey", V::S(list(&c.parent_columns))));
+        row.push(("confkey", V::L(c.parent_columns.clone())));
     }
     row
 }
@@ -696,14 +771,9 @@ fn index_row(c: &Con) -> Vec<(&'static str, V)> {
         ("indisready", V::B(true)),
         ("indislive", V::B(true)),
         ("indisreplident", V::B(false)),
-        (
-            "indkey",
-            V::S(spaced(
-                &c.columns.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
-            )),
-        ),
+        ("indkey", V::L(c.columns.clone())),
         ("indcollation", V::S(spaced(&zeros))),
-        ("indclass", V::S(spaced(&zeros))),
+        ("indclass", V::L(vec![0; c.columns.len()])),
         ("indoption", V::S(spaced(&zeros))),
     ]
 }
@@ -728,6 +798,14 @@ fn array(ty: &DataType, values: &[Option<V>]) -> Result<ArrayRef> {
             })))
         }
         DataType::Int16 | DataType::Int32 | DataType::Int64 => ints(),
+        DataType::List(_) => Arc::new(datafusion::arrow::array::ListArray::from_iter_primitive::<
+            datafusion::arrow::datatypes::Int64Type,
+            _,
+            _,
+        >(values.iter().map(|v| match v {
+            Some(V::L(items)) => Some(items.iter().map(|i| Some(*i)).collect::<Vec<_>>()),
+            _ => None,
+        }))),
         other => return Ok(new_null_array(other, values.len())),
     };
     Ok(cast(&natural, ty)?)

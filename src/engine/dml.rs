@@ -10,9 +10,11 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::dataframe::DataFrame;
 use datafusion::logical_expr::Expr as DfExpr;
 use datafusion::sql::sqlparser::ast::{
-    Delete, Expr, FromTable, Insert, ObjectName, SelectItem, Statement, TableFactor, TableObject,
-    TableWithJoins, Update,
+    Delete, Expr, FromTable, Insert, ObjectName, Query, SelectItem, SetExpr, Statement,
+    TableFactor, TableObject, TableWithJoins, Update, Value,
 };
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::Parser;
 
 use super::{Output, Session, last_ident, normalize_ident};
 use crate::error::{Error, Result};
@@ -37,9 +39,10 @@ pub async fn insert(session: &mut Session, ins: Insert) -> Result<Output> {
     let target = Target::open(&wc, &schema, &name, def, None).await?;
     let listed: Vec<String> = ins.columns.iter().map(last_ident).collect();
     let targets = target.target_columns(&listed)?;
-    let Some(source) = ins.source else {
+    let Some(mut source) = ins.source else {
         return Err(Error::not_supported("INSERT without VALUES or SELECT"));
     };
+    fill_defaults(&mut source, &targets, &target.def)?;
     let plan = session.plan(Statement::Query(source)).await?;
     let n_in = plan.schema().fields().len();
     if n_in > targets.len() {
@@ -83,6 +86,39 @@ pub async fn insert(session: &mut Session, ins: Insert) -> Result<Output> {
             returning(session, batches, &target, &items, "INSERT 0").await
         }
     }
+}
+
+/// `DEFAULT` as a value of an INSERT's VALUES rows: the column's default
+/// expression, or NULL when it has none (as PostgreSQL, in any row).
+fn fill_defaults(
+    source: &mut Query,
+    targets: &[String],
+    def: &crate::catalog::TableDef,
+) -> Result<()> {
+    let SetExpr::Values(values) = source.body.as_mut() else {
+        return Ok(());
+    };
+    for row in &mut values.rows {
+        for (cell, column) in row.iter_mut().zip(targets) {
+            let is_default = matches!(cell, Expr::Identifier(id)
+                if id.quote_style.is_none() && id.value.eq_ignore_ascii_case("default"));
+            if !is_default {
+                continue;
+            }
+            *cell = match def.column(column).and_then(|c| c.default.as_deref()) {
+                Some(sql) => Parser::new(&PostgreSqlDialect {})
+                    .try_with_sql(sql)
+                    .and_then(|mut p| p.parse_expr())
+                    .map_err(|e| {
+                        Error::internal(format!(
+                            "the default of column \"{column}\" ({sql}) does not parse: {e}"
+                        ))
+                    })?,
+                None => Expr::value(Value::Null),
+            };
+        }
+    }
+    Ok(())
 }
 
 pub async fn update(session: &mut Session, up: Update) -> Result<Output> {

@@ -5,10 +5,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::array::{RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::ScalarValue;
-use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility, create_udf,
+};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::{Expr, Ident, ObjectName, ResetStatement, Set, Value};
 
@@ -25,6 +28,8 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("client_min_messages", "notice"),
     ("datestyle", "ISO, MDY"),
     ("default_transaction_isolation", "read committed"),
+    // What pg_class.relam says of tables (SQLAlchemy compares the two).
+    ("default_table_access_method", "heap"),
     ("extra_float_digits", "1"),
     ("intervalstyle", "postgres"),
     ("lock_timeout", "0"),
@@ -417,9 +422,79 @@ pub fn inline_current_settings(
     }
 }
 
+/// `current_setting(name [, missing_ok])` where the name is not a constant
+/// (a parameter: SQLAlchemy over psycopg 3 binds it), over `settings` as
+/// they are when a `SET` or `RESET` last changed them.
+pub fn current_setting_udf(settings: &Settings) -> ScalarUDF {
+    let values = Arc::new(settings.values.clone());
+    let missing = |name: &str| {
+        datafusion::error::DataFusionError::from(Error::new(
+            ErrorKind::UndefinedObject,
+            format!("unrecognized configuration parameter \"{name}\""),
+        ))
+    };
+    let one_or_two = Signature::one_of(
+        vec![
+            datafusion::logical_expr::TypeSignature::Exact(vec![DataType::Utf8]),
+            datafusion::logical_expr::TypeSignature::Exact(vec![DataType::Utf8, DataType::Boolean]),
+        ],
+        Volatility::Stable,
+    );
+    ScalarUDF::from(
+        datafusion::logical_expr::expr_fn::SimpleScalarUDF::new_with_signature(
+            "current_setting",
+            one_or_two,
+            DataType::Utf8,
+            Arc::new(move |args| {
+                let n = args
+                    .iter()
+                    .find_map(|a| match a {
+                        ColumnarValue::Array(a) => Some(a.len()),
+                        _ => None,
+                    })
+                    .unwrap_or(1);
+                let names = args[0].to_array(n)?;
+                let names = names.as_string::<i32>();
+                let missing_ok = match args.get(1) {
+                    Some(m) => Some(m.to_array(n)?),
+                    None => None,
+                };
+                let mut out = datafusion::arrow::array::StringBuilder::new();
+                for i in 0..n {
+                    if names.is_null(i) {
+                        out.append_null();
+                        continue;
+                    }
+                    let name = names.value(i);
+                    match values.get(&name.to_lowercase()) {
+                        Some(v) => out.append_value(v),
+                        None if missing_ok.as_ref().is_some_and(|m| m.as_boolean().value(i)) => {
+                            out.append_null()
+                        }
+                        None => return Err(missing(name)),
+                    }
+                }
+                let out: datafusion::arrow::array::ArrayRef = Arc::new(out.finish());
+                Ok(
+                    if args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) {
+                        ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
+                    } else {
+                        ColumnarValue::Array(out)
+                    },
+                )
+            }),
+        ),
+    )
+}
+
 /// Functions clients call on connect.
 pub fn register_functions(ctx: &SessionContext) {
-    for name in ["pg_function_is_visible", "pg_type_is_visible"] {
+    ctx.register_udf(current_setting_udf(&Settings::default()));
+    for name in [
+        "pg_function_is_visible",
+        "pg_type_is_visible",
+        "pg_collation_is_visible",
+    ] {
         ctx.register_udf(visible_udf(name));
     }
     for name in [
@@ -439,15 +514,176 @@ pub fn register_functions(ctx: &SessionContext) {
             }),
         ));
     }
+    // Sluice has no sequences, comments or descriptions: these answer
+    // NULL, as PostgreSQL does for an object without one. A relation's
+    // size on disk is not computed here (it would read the table's Delta
+    // log): NULL, which psql's `\dt+` shows as an empty size.
+    for name in [
+        "pg_get_serial_sequence",
+        "obj_description",
+        "col_description",
+        "shobj_description",
+    ] {
+        ctx.register_udf(null_udf(name, DataType::Utf8));
+    }
+    for name in [
+        "pg_table_size",
+        "pg_relation_size",
+        "pg_total_relation_size",
+        "pg_indexes_size",
+    ] {
+        ctx.register_udf(null_udf(name, DataType::Int64));
+    }
+    // The OID of a type named in SQL ('int8', 'character varying',
+    // 'text[]'), NULL for a type Sluice does not have (psycopg's TypeInfo
+    // probes for hstore this way).
+    ctx.register_udf(create_udf(
+        "to_regtype",
+        vec![DataType::Utf8],
+        DataType::Int32,
+        Volatility::Stable,
+        Arc::new(|args| {
+            let names = args[0].to_array(1)?;
+            let names = names.as_string::<i32>();
+            let out: datafusion::arrow::array::Int32Array =
+                names.iter().map(|n| n.and_then(type_oid)).collect();
+            Ok(match &args[0] {
+                ColumnarValue::Scalar(_) => {
+                    ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
+                }
+                ColumnarValue::Array(_) => ColumnarValue::Array(Arc::new(out)),
+            })
+        }),
+    ));
+    ctx.register_udf(crate::types::json::json_build_object());
+    // No session has a temporary schema (ADBC's schema query).
+    ctx.register_udf(create_udf(
+        "pg_my_temp_schema",
+        vec![],
+        DataType::Int32,
+        Volatility::Stable,
+        Arc::new(|_| Ok(ColumnarValue::Scalar(ScalarValue::Int32(Some(0))))),
+    ));
+    ctx.register_udf(create_udf(
+        "pg_size_pretty",
+        vec![DataType::Int64],
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(|args| {
+            let sizes = args[0].to_array(1)?;
+            let sizes = datafusion::arrow::compute::cast(&sizes, &DataType::Int64)?;
+            let sizes = sizes.as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+            let out: datafusion::arrow::array::StringArray =
+                sizes.iter().map(|v| v.map(size_pretty)).collect();
+            Ok(match &args[0] {
+                ColumnarValue::Scalar(_) => {
+                    ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
+                }
+                ColumnarValue::Array(_) => ColumnarValue::Array(Arc::new(out)),
+            })
+        }),
+    ));
     ctx.register_udf(constant_udf(
         "version",
         "PostgreSQL 15.0 (Sluice 0.1.0) on x86_64-pc-linux-gnu, compiled by rustc, 64-bit",
     ));
 }
 
+/// The OID of the type `name` spells in SQL, if Sluice has it.
+fn type_oid(name: &str) -> Option<i32> {
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+    let ty = Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(name)
+        .and_then(|mut p| p.parse_data_type())
+        .ok()?;
+    crate::types::PgType::from_sql(&ty)
+        .ok()?
+        .known_oid()
+        .map(|o| o as i32)
+}
+
+/// A function of any arguments whose answer is a NULL of type `ty`.
+fn null_udf(name: &str, ty: DataType) -> ScalarUDF {
+    #[derive(Debug, PartialEq, Eq, Hash)]
+    struct Null {
+        name: String,
+        ty: DataType,
+        signature: Signature,
+    }
+    impl ScalarUDFImpl for Null {
+        fn name(&self) -> &str {
+            &self.name
+        }
+        fn signature(&self) -> &Signature {
+            &self.signature
+        }
+        fn return_type(&self, _: &[DataType]) -> datafusion::error::Result<DataType> {
+            Ok(self.ty.clone())
+        }
+        fn invoke_with_args(
+            &self,
+            _: ScalarFunctionArgs,
+        ) -> datafusion::error::Result<ColumnarValue> {
+            Ok(ColumnarValue::Scalar(ScalarValue::try_from(&self.ty)?))
+        }
+    }
+    ScalarUDF::new_from_impl(Null {
+        name: name.to_string(),
+        ty,
+        signature: Signature::variadic_any(Volatility::Stable),
+    })
+}
+
+/// A byte count as PostgreSQL's `pg_size_pretty` prints it: bytes below
+/// 10 kB, then the largest of kB, MB, GB, TB, PB that leaves at least 10
+/// of it, rounded half away from zero.
+fn size_pretty(size: i64) -> String {
+    const LIMIT: i64 = 10 * 1024;
+    if size.abs() < LIMIT {
+        return format!("{size} bytes");
+    }
+    // One extra bit of precision for the rounding.
+    let mut half = size >> 9;
+    for unit in ["kB", "MB", "GB", "TB"] {
+        if half.abs() < LIMIT * 2 - 1 {
+            return format!("{} {unit}", (half + half.signum()) / 2);
+        }
+        half >>= 10;
+    }
+    format!("{} PB", (half + half.signum()) / 2)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn type_names_resolve_to_postgres_oids() {
+        assert_eq!(type_oid("int8"), Some(20));
+        assert_eq!(type_oid("character varying"), Some(1043));
+        assert_eq!(type_oid("text[]"), Some(1009));
+        assert_eq!(type_oid("hstore"), None);
+        assert_eq!(type_oid("not a type"), None);
+    }
+
+    #[test]
+    fn sizes_print_as_postgres_prints_them() {
+        // Values and answers from PostgreSQL 15's pg_size_pretty(bigint).
+        for (n, text) in [
+            (0, "0 bytes"),
+            (10239, "10239 bytes"),
+            (10240, "10 kB"),
+            (-10240, "-10 kB"),
+            (20971519, "20 MB"),
+            (20971520, "20 MB"),
+            (1_000_000_000, "954 MB"),
+            (1_099_511_627_776, "1024 GB"),
+            (i64::MAX, "8192 PB"),
+        ] {
+            assert_eq!(size_pretty(n), text, "{n}");
+        }
+    }
 
     #[test]
     fn timeouts_parse_with_units() {

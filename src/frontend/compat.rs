@@ -83,6 +83,7 @@ pub fn rewrite(stmt: &mut Statement, text: Option<&str>) {
         s = rule.rewrite(s);
     }
     scalar_function_aliases(&mut s);
+    generate_subscripts(&mut s);
     if catalog {
         // datafusion-pg-catalog knows the exact text of some client
         // queries and substitutes its own; those are taken whole. Its
@@ -123,6 +124,7 @@ pub fn rewrite(stmt: &mut Statement, text: Option<&str>) {
         }
         without_trigger_subqueries(&mut s);
         regclass_names(&mut s);
+        regproc_zero(&mut s);
     }
     *stmt = s;
 }
@@ -207,10 +209,7 @@ fn without_trigger_subqueries(stmt: &mut Statement) {
 /// items: a regclass inside an expression (compared, cast on to oid)
 /// stays an OID.
 fn regclass_names(stmt: &mut Statement) {
-    use datafusion::sql::sqlparser::ast::{
-        Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments,
-        Ident, SelectItem, SetExpr,
-    };
+    use datafusion::sql::sqlparser::ast::{Expr, SelectItem, SetExpr};
     let Statement::Query(q) = stmt else { return };
     let SetExpr::Select(select) = q.body.as_mut() else {
         return;
@@ -235,27 +234,151 @@ fn regclass_names(stmt: &mut Statement) {
         {
             continue;
         }
-        let arg = FunctionArg::Unnamed(FunctionArgExpr::Expr(expr.as_ref().clone()));
-        let call = Expr::Function(Function {
-            name: ObjectName::from(vec![Ident::new(
-                crate::catalog::pg_constraints::REGCLASS_NAME,
-            )]),
-            uses_odbc_syntax: false,
-            parameters: FunctionArguments::None,
-            args: FunctionArguments::List(FunctionArgumentList {
-                duplicate_treatment: None,
-                args: vec![arg],
-                clauses: vec![],
-            }),
-            filter: None,
-            null_treatment: None,
-            over: None,
-            within_group: vec![],
-        });
+        let call = call(
+            crate::catalog::pg_constraints::REGCLASS_NAME,
+            vec![expr.as_ref().clone()],
+        );
         // An alias named like the column would clash with it (ORDER BY).
         *item = match alias {
             Some(alias) => SelectItem::ExprWithAlias { expr: call, alias },
             None => SelectItem::UnnamedExpr(call),
         };
     }
+}
+
+/// A call of function `name` with `args`.
+fn call(
+    name: &str,
+    args: Vec<datafusion::sql::sqlparser::ast::Expr>,
+) -> datafusion::sql::sqlparser::ast::Expr {
+    use datafusion::sql::sqlparser::ast::{
+        Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments,
+        Ident,
+    };
+    Expr::Function(Function {
+        name: ObjectName::from(vec![Ident::new(name)]),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(FunctionArgumentList {
+            duplicate_treatment: None,
+            args: args
+                .into_iter()
+                .map(|a| FunctionArg::Unnamed(FunctionArgExpr::Expr(a)))
+                .collect(),
+            clauses: vec![],
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: vec![],
+    })
+}
+
+/// `generate_subscripts(array, dim)` (a set-returning function, in the
+/// select list beside `unnest(array)` in SQLAlchemy's key and index
+/// reflection) becomes `unnest(generate_series(lower, upper))`. Arrays
+/// start at 1, except the catalog's `int2vector` / `oidvector` columns
+/// (`indkey`, `indclass`, `indoption`, `indcollation`), which start at 0
+/// in PostgreSQL.
+pub fn generate_subscripts<N: datafusion::sql::sqlparser::ast::VisitMut>(node: &mut N) {
+    use datafusion::sql::sqlparser::ast::{
+        BinaryOperator, DataType, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Value,
+        visit_expressions_mut,
+    };
+    let _ = visit_expressions_mut(node, |e: &mut Expr| {
+        let Expr::Function(f) = e else {
+            return ControlFlow::<()>::Continue(());
+        };
+        let named = f
+            .name
+            .0
+            .last()
+            .and_then(|p| p.as_ident())
+            .is_some_and(|i| i.value.eq_ignore_ascii_case("generate_subscripts"));
+        let FunctionArguments::List(list) = &f.args else {
+            return ControlFlow::Continue(());
+        };
+        let args: Vec<&Expr> = list
+            .args
+            .iter()
+            .filter_map(|a| match a {
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(x)) => Some(x),
+                _ => None,
+            })
+            .collect();
+        if !named || args.len() != 2 || list.args.len() != 2 {
+            return ControlFlow::Continue(());
+        }
+        let (array, dim) = (args[0].clone(), args[1].clone());
+        let column = match &array {
+            Expr::Identifier(i) => Some(i.value.to_ascii_lowercase()),
+            Expr::CompoundIdentifier(ids) => ids.last().map(|i| i.value.to_ascii_lowercase()),
+            _ => None,
+        };
+        let vector = column.is_some_and(|c| {
+            matches!(
+                c.as_str(),
+                "indkey" | "indclass" | "indoption" | "indcollation"
+            )
+        });
+        let lower: i64 = if vector { 0 } else { 1 };
+        let length = Expr::Cast {
+            kind: datafusion::sql::sqlparser::ast::CastKind::Cast,
+            expr: Box::new(call("array_length", vec![array, dim])),
+            data_type: DataType::BigInt(None),
+            array: false,
+            format: None,
+        };
+        let upper = Expr::BinaryOp {
+            left: Box::new(length),
+            op: BinaryOperator::Plus,
+            right: Box::new(Expr::value(Value::Number((lower - 1).to_string(), false))),
+        };
+        let lower = Expr::value(Value::Number(lower.to_string(), false));
+        *e = call("unnest", vec![call("generate_series", vec![lower, upper])]);
+        ControlFlow::Continue(())
+    });
+}
+
+/// pg_type's function columns (`typreceive`, `typsend`, ...) are `regproc`
+/// in PostgreSQL, and 0 is "no function", which it prints as `-`; here
+/// they hold the printed name, so `typreceive != 0` (ADBC's type query)
+/// compares with `-`.
+fn regproc_zero(stmt: &mut Statement) {
+    use datafusion::sql::sqlparser::ast::{BinaryOperator, Expr, Value, visit_expressions_mut};
+    let regproc = |e: &Expr| {
+        let name = match e {
+            Expr::Identifier(i) => &i.value,
+            Expr::CompoundIdentifier(ids) => match ids.last() {
+                Some(i) => &i.value,
+                None => return false,
+            },
+            _ => return false,
+        };
+        matches!(
+            name.to_ascii_lowercase().as_str(),
+            "typinput"
+                | "typoutput"
+                | "typreceive"
+                | "typsend"
+                | "typmodin"
+                | "typmodout"
+                | "typanalyze"
+                | "typsubscript"
+        )
+    };
+    let _ = visit_expressions_mut(stmt, |e: &mut Expr| {
+        if let Expr::BinaryOp { left, op, right } = e
+            && matches!(op, BinaryOperator::Eq | BinaryOperator::NotEq)
+        {
+            let zero = |x: &Expr| matches!(x, Expr::Value(v) if matches!(&v.value, Value::Number(n, _) if n == "0"));
+            let dash = || Expr::value(Value::SingleQuotedString("-".into()));
+            if regproc(left) && zero(right) {
+                **right = dash();
+            } else if regproc(right) && zero(left) {
+                **left = dash();
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
 }

@@ -5,6 +5,7 @@
 //! `varchar(20)`; the Delta table stores the Arrow type it maps to.
 
 pub mod datetime;
+pub mod json;
 pub mod like;
 pub mod output;
 pub mod text;
@@ -203,7 +204,13 @@ impl PgType {
 
     /// The type OID PostgreSQL uses for this type.
     pub fn oid(&self) -> u32 {
-        match self.name.as_str() {
+        self.known_oid().unwrap_or(25)
+    }
+
+    /// The OID of a type PostgreSQL and Sluice both have; `None` for one
+    /// Sluice stores as text.
+    pub fn known_oid(&self) -> Option<u32> {
+        Some(match self.name.as_str() {
             "smallint" => 21,
             "integer" => 23,
             "bigint" => 20,
@@ -232,8 +239,8 @@ impl PgType {
             "date[]" => 1182,
             "timestamp without time zone[]" => 1115,
             "timestamp with time zone[]" => 1185,
-            _ => 25,
-        }
+            _ => return None,
+        })
     }
 
     /// Best PostgreSQL type for a column we only know the Arrow type of
