@@ -149,6 +149,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    server::limit_allocator_arenas();
     // Planning and optimizing a deep query recurses once per plan node;
     // tokio's default 2 MiB worker stack is too small for nested MERGE
     // checks and large generated statements.
