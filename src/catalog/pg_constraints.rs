@@ -83,6 +83,12 @@ pub fn install(ctx: &SessionContext, catalog: Arc<Catalog>, database: &str) -> R
         defs: view_defs.clone(),
         signature: Signature::variadic_any(Volatility::Volatile),
     }));
+    // Expressions in the catalog (column defaults) are kept as the text
+    // PostgreSQL would print: pg_get_expr shows it (the generic one gave
+    // an empty string).
+    ctx.register_udf(ScalarUDF::new_from_impl(ExprText {
+        signature: Signature::variadic_any(Volatility::Stable),
+    }));
     // No triggers exist; psql asks when a table has foreign keys.
     ctx.register_udf(ScalarUDF::new_from_impl(GetDef {
         name: "pg_get_triggerdef",
@@ -127,6 +133,10 @@ enum Which {
     Class,
     Constraint,
     Index,
+    /// pg_attribute with declared types, type modifiers and defaults.
+    Attribute,
+    /// pg_attrdef: one row per column default.
+    AttrDef,
 }
 
 #[async_trait]
@@ -168,6 +178,8 @@ impl SchemaProvider for PgCatalog {
             "pg_class" => Which::Class,
             "pg_constraint" => Which::Constraint,
             "pg_index" => Which::Index,
+            "pg_attribute" => Which::Attribute,
+            "pg_attrdef" => Which::AttrDef,
             _ => return self.inner.table(name).await,
         };
         let (Some(class), Some(namespace), Some(own)) = (
@@ -180,6 +192,7 @@ impl SchemaProvider for PgCatalog {
         Ok(Some(Arc::new(Derived {
             which,
             schema: typed(&own.schema()),
+            own,
             class,
             namespace,
             catalog: self.catalog.clone(),
@@ -250,6 +263,35 @@ fn relations_table(
         .collect::<std::result::Result<Vec<_>, _>>()?;
     let batch = datafusion::arrow::array::RecordBatch::try_new(schema.clone(), columns)?;
     Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
+}
+
+/// `pg_get_expr(text, relation [, pretty])`: the expression's text.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ExprText {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for ExprText {
+    fn name(&self) -> &str {
+        "pg_get_expr"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let Some(first) = args.args.into_iter().next() else {
+            return Err(DataFusionError::Plan(
+                "pg_get_expr needs an expression".into(),
+            ));
+        };
+        Ok(match first {
+            ColumnarValue::Array(a) => ColumnarValue::Array(cast(&a, &DataType::Utf8)?),
+            ColumnarValue::Scalar(v) => ColumnarValue::Scalar(v.cast_to(&DataType::Utf8)?),
+        })
+    }
 }
 
 /// `pg_is_other_temp_schema(oid)`: always false, no schema is temporary.
@@ -337,6 +379,8 @@ fn nullable(schema: &SchemaRef) -> SchemaRef {
 struct Derived {
     which: Which,
     schema: SchemaRef,
+    /// The generic table this one derives from.
+    own: Arc<dyn TableProvider>,
     class: Arc<dyn TableProvider>,
     namespace: Arc<dyn TableProvider>,
     catalog: Arc<Catalog>,
@@ -465,6 +509,16 @@ impl Derived {
                     .collect(),
             ),
             Which::Class => self.class_with(class, &tables, &cons),
+            Which::Attribute => {
+                let attrs = self.rows(state, &self.own).await?;
+                self.attributes_with(attrs, &tables)
+            }
+            Which::AttrDef => self.batch(
+                self.table_defs(&tables)
+                    .iter()
+                    .flat_map(|(oid, def)| attrdef_rows(*oid, def))
+                    .collect(),
+            ),
         }
     }
 
@@ -565,10 +619,99 @@ impl Derived {
                 c.on_delete = on_delete.0;
                 out.push(c);
             }
-            // OIDs past the table's range would be the next table's.
-            out.truncate(first + PER_TABLE as usize - 1);
+            // OIDs past the table's range would be its defaults' (the upper
+            // half) or the next table's.
+            out.truncate(first + PER_TABLE as usize / 2 - 1);
         }
         out
+    }
+
+    /// The definitions of the catalog's tables, by OID.
+    fn table_defs(
+        &self,
+        tables: &HashMap<(String, String), (i64, i64, usize)>,
+    ) -> Vec<(i64, Arc<TableDef>)> {
+        let snap = self.catalog.snapshot();
+        snap.objects()
+            .iter()
+            .filter(|o| o.kind() == Kind::Table)
+            .filter_map(|o| {
+                let (oid, _, _) = tables.get(&(o.schema.clone(), o.name.clone()))?;
+                Some((*oid, o.table_def().ok()?))
+            })
+            .collect()
+    }
+
+    /// pg_attribute with each table column's declared type, its modifier
+    /// (`varchar(20)`, `numeric(12,2)`) and whether it has a default:
+    /// the generic table knows only the Arrow type.
+    fn attributes_with(
+        &self,
+        attrs: RecordBatch,
+        tables: &HashMap<(String, String), (i64, i64, usize)>,
+    ) -> Result<RecordBatch> {
+        let defs: HashMap<i64, Arc<TableDef>> = self.table_defs(tables).into_iter().collect();
+        let relids = int_column(&attrs, "attrelid")?;
+        let names = text_column(&attrs, "attname")?;
+        let declared: Vec<Option<&super::ColumnDef>> = relids
+            .iter()
+            .zip(&names)
+            .map(|(rel, name)| defs.get(rel).and_then(|d| d.column(name)))
+            .collect();
+        let mut columns = Vec::new();
+        for f in self.schema.fields() {
+            let Some(generic) = attrs.column_by_name(f.name()) else {
+                columns.push(new_null_array(f.data_type(), attrs.num_rows()));
+                continue;
+            };
+            let patched: Option<Vec<Option<V>>> = match f.name().as_str() {
+                "atttypid" => {
+                    let old = int_column(&attrs, "atttypid")?;
+                    Some(
+                        declared
+                            .iter()
+                            .zip(old)
+                            .map(|(d, o)| {
+                                let oid = d.and_then(|c| c.ty.known_oid()).map(i64::from);
+                                Some(V::I(oid.unwrap_or(o)))
+                            })
+                            .collect(),
+                    )
+                }
+                "atttypmod" => {
+                    let old = int_column(&attrs, "atttypmod")?;
+                    Some(
+                        declared
+                            .iter()
+                            .zip(old)
+                            .map(|(d, o)| Some(V::I(d.map_or(o, |c| i64::from(c.ty.typmod())))))
+                            .collect(),
+                    )
+                }
+                "atthasdef" => {
+                    let old = cast(generic, &DataType::Boolean)?;
+                    let old = old.as_boolean();
+                    Some(
+                        declared
+                            .iter()
+                            .enumerate()
+                            .map(|(i, d)| {
+                                Some(V::B(match d {
+                                    Some(c) => c.default.is_some(),
+                                    None => old.is_valid(i) && old.value(i),
+                                }))
+                            })
+                            .collect(),
+                    )
+                }
+                _ => None,
+            };
+            columns.push(match patched {
+                Some(values) => array(f.data_type(), &values)?,
+                None => cast(generic, f.data_type())?,
+            });
+        }
+        Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
     }
 
     /// pg_class with the constraint columns filled and a row per key.
@@ -749,6 +892,37 @@ fn constraint_row(c: &Con) -> Vec<(&'static str, V)> {
         row.push(("confkey", V::L(c.parent_columns.clone())));
     }
     row
+}
+
+/// The pg_attrdef rows of table `oid`: each default as PostgreSQL prints
+/// it (`pg_get_expr`), a string literal with its column's type.
+fn attrdef_rows(oid: i64, def: &TableDef) -> Vec<Vec<(&'static str, V)>> {
+    def.columns
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| {
+            let text = c.default.as_ref()?;
+            let num = i as i64 + 1;
+            let literal = text.starts_with('\'') && text.ends_with('\'') && text.len() >= 2;
+            let shown = if literal {
+                format!("{text}::{}", c.ty.name)
+            } else {
+                text.clone()
+            };
+            // Past the table's constraint OIDs (see `constraints`).
+            (num < PER_TABLE / 2).then(|| {
+                vec![
+                    (
+                        "oid",
+                        V::I(CON_OID_BASE + oid * PER_TABLE + PER_TABLE / 2 + num),
+                    ),
+                    ("adrelid", V::I(oid)),
+                    ("adnum", V::I(num)),
+                    ("adbin", V::S(shown)),
+                ]
+            })
+        })
+        .collect()
 }
 
 fn index_row(c: &Con) -> Vec<(&'static str, V)> {

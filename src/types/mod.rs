@@ -203,6 +203,18 @@ impl PgType {
     }
 
     /// The type OID PostgreSQL uses for this type.
+    /// PostgreSQL's type modifier (`atttypmod`): the declared length of
+    /// `varchar(n)` / `char(n)` plus 4, precision and scale of
+    /// `numeric(p,s)` packed as `(p << 16 | s) + 4`; -1 when there is none.
+    pub fn typmod(&self) -> i32 {
+        let base = self.name.trim_end_matches("[]");
+        match (base, self.length) {
+            ("character varying" | "character", Some(n)) => n as i32 + 4,
+            ("numeric", Some(p)) => ((p as i32) << 16 | self.scale.unwrap_or(0)) + 4,
+            _ => -1,
+        }
+    }
+
     pub fn oid(&self) -> u32 {
         self.known_oid().unwrap_or(25)
     }

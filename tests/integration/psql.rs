@@ -83,7 +83,8 @@ async fn psql_describe_lists_constraints() {
             "ON_ERROR_STOP=1",
             "-c",
             "CREATE TABLE accounts (id bigint PRIMARY KEY, handle text UNIQUE, \
-             credit numeric(10,2) CONSTRAINT credit_floor CHECK (credit >= 0))",
+             credit numeric(10,2) CONSTRAINT credit_floor CHECK (credit >= 0), \
+             tier varchar(8) DEFAULT 'basic', note text DEFAULT 'n/a')",
             "-c",
             "CREATE SCHEMA shop",
             "-c",
@@ -96,6 +97,10 @@ async fn psql_describe_lists_constraints() {
     let (ok, out) = psql(&server, &["-v", "ON_ERROR_STOP=1", "-c", "\\d accounts"]);
     assert!(ok, "{out}");
     for line in [
+        // Declared types and defaults, as PostgreSQL prints them.
+        " credit | numeric(10,2)        |",
+        " tier   | character varying(8) |           |          | 'basic'::character varying",
+        " note   | text                 |           |          | 'n/a'::text",
         "Indexes:",
         "\"accounts_pkey\" PRIMARY KEY, delta (id)",
         "\"accounts_handle_key\" UNIQUE CONSTRAINT, delta (handle)",
