@@ -518,21 +518,17 @@ pub fn register_functions(ctx: &SessionContext) {
     // NULL, as PostgreSQL does for an object without one. A relation's
     // size on disk is not computed here (it would read the table's Delta
     // log): NULL, which psql's `\dt+` shows as an empty size.
-    for name in [
-        "pg_get_serial_sequence",
-        "obj_description",
-        "col_description",
-        "shobj_description",
+    for (name, ty) in [
+        ("pg_get_serial_sequence", DataType::Utf8),
+        ("obj_description", DataType::Utf8),
+        ("col_description", DataType::Utf8),
+        ("shobj_description", DataType::Utf8),
+        ("pg_table_size", DataType::Int64),
+        ("pg_relation_size", DataType::Int64),
+        ("pg_total_relation_size", DataType::Int64),
+        ("pg_indexes_size", DataType::Int64),
     ] {
-        ctx.register_udf(null_udf(name, DataType::Utf8));
-    }
-    for name in [
-        "pg_table_size",
-        "pg_relation_size",
-        "pg_total_relation_size",
-        "pg_indexes_size",
-    ] {
-        ctx.register_udf(null_udf(name, DataType::Int64));
+        ctx.register_udf(null_udf(name, ty));
     }
     // The OID of a type named in SQL ('int8', 'character varying',
     // 'text[]'), NULL for a type Sluice does not have (psycopg's TypeInfo

@@ -28,12 +28,13 @@ use datafusion::logical_expr::{
     ScalarUDFImpl, Signature, Volatility,
 };
 use datafusion::sql::sqlparser::ast::{
-    Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentClause, FunctionArgumentList,
-    FunctionArguments, GroupByExpr, Ident, LimitClause, ObjectName, OrderByKind, Query, SelectItem,
-    SetExpr, Statement, TableAlias, TableFactor, Value, VisitMut, VisitorMut,
+    Expr, FunctionArg, FunctionArgExpr, FunctionArgumentClause, FunctionArguments, GroupByExpr,
+    Ident, LimitClause, OrderByKind, Query, SelectItem, SetExpr, Statement, TableAlias,
+    TableFactor, Value, VisitMut, VisitorMut,
 };
 
 use crate::error::{Error, ErrorKind};
+use crate::frontend::compat::call;
 
 pub const ROWS: &str = "sluice_subquery_rows";
 pub const VALUE: &str = "sluice_subquery_value";
@@ -63,26 +64,6 @@ pub fn rewrite(stmt: &mut Statement, is_aggregate: &dyn Fn(&str) -> bool) {
         }
     }
     let _ = stmt.visit(&mut V(is_aggregate));
-}
-
-fn call(name: &str, args: Vec<Expr>, clauses: Vec<FunctionArgumentClause>) -> Expr {
-    Expr::Function(Function {
-        name: ObjectName::from(vec![Ident::new(name)]),
-        uses_odbc_syntax: false,
-        parameters: FunctionArguments::None,
-        args: FunctionArguments::List(FunctionArgumentList {
-            duplicate_treatment: None,
-            args: args
-                .into_iter()
-                .map(|a| FunctionArg::Unnamed(FunctionArgExpr::Expr(a)))
-                .collect(),
-            clauses,
-        }),
-        filter: None,
-        null_treatment: None,
-        over: None,
-        within_group: vec![],
-    })
 }
 
 /// Does `e` call an aggregate or a window function (outside nested queries)?

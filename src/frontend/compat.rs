@@ -237,6 +237,7 @@ fn regclass_names(stmt: &mut Statement) {
         let call = call(
             crate::catalog::pg_constraints::REGCLASS_NAME,
             vec![expr.as_ref().clone()],
+            vec![],
         );
         // An alias named like the column would clash with it (ORDER BY).
         *item = match alias {
@@ -246,10 +247,11 @@ fn regclass_names(stmt: &mut Statement) {
     }
 }
 
-/// A call of function `name` with `args`.
-fn call(
+/// A call of function `name` with `args` (and clauses such as ORDER BY).
+pub fn call(
     name: &str,
     args: Vec<datafusion::sql::sqlparser::ast::Expr>,
+    clauses: Vec<datafusion::sql::sqlparser::ast::FunctionArgumentClause>,
 ) -> datafusion::sql::sqlparser::ast::Expr {
     use datafusion::sql::sqlparser::ast::{
         Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments,
@@ -265,7 +267,7 @@ fn call(
                 .into_iter()
                 .map(|a| FunctionArg::Unnamed(FunctionArgExpr::Expr(a)))
                 .collect(),
-            clauses: vec![],
+            clauses,
         }),
         filter: None,
         null_treatment: None,
@@ -324,7 +326,7 @@ pub fn generate_subscripts<N: datafusion::sql::sqlparser::ast::VisitMut>(node: &
         let lower: i64 = if vector { 0 } else { 1 };
         let length = Expr::Cast {
             kind: datafusion::sql::sqlparser::ast::CastKind::Cast,
-            expr: Box::new(call("array_length", vec![array, dim])),
+            expr: Box::new(call("array_length", vec![array, dim], vec![])),
             data_type: DataType::BigInt(None),
             array: false,
             format: None,
@@ -335,7 +337,11 @@ pub fn generate_subscripts<N: datafusion::sql::sqlparser::ast::VisitMut>(node: &
             right: Box::new(Expr::value(Value::Number((lower - 1).to_string(), false))),
         };
         let lower = Expr::value(Value::Number(lower.to_string(), false));
-        *e = call("unnest", vec![call("generate_series", vec![lower, upper])]);
+        *e = call(
+            "unnest",
+            vec![call("generate_series", vec![lower, upper], vec![])],
+            vec![],
+        );
         ControlFlow::Continue(())
     });
 }
