@@ -339,8 +339,9 @@ fn empty_pg_policy() -> Result<Arc<dyn TableProvider>> {
 /// operator classes as arrays where the generic tables have text
 /// (PostgreSQL's `int2[]` `conkey`, `confkey`; `indkey` and `indclass` are
 /// an `int2vector` and an `oidvector`, which SQLAlchemy unnests the same
-/// way; `indoption`, which it splits as text, stays text), and pg_class's `reloptions` and `relacl` (always
-/// NULL) that psql's `\d+` and `\dp` read.
+/// way; `indoption`, which it splits as text, stays text), and pg_class's
+/// `reloptions` and `relacl` (always NULL) that psql's `\d+` and `\dp`
+/// read.
 fn typed(schema: &SchemaRef) -> SchemaRef {
     let positions = DataType::List(Arc::new(Field::new("item", DataType::Int16, true)));
     let oids = DataType::List(Arc::new(Field::new("item", DataType::Int32, true)));
@@ -351,6 +352,8 @@ fn typed(schema: &SchemaRef) -> SchemaRef {
         .map(|f| match f.name().as_str() {
             "conkey" | "confkey" | "indkey" => f.as_ref().clone().with_data_type(positions.clone()),
             "indclass" => f.as_ref().clone().with_data_type(oids.clone()),
+            // aclitem[] (always NULL): psql's `\dp` joins its items.
+            "attacl" => f.as_ref().clone().with_data_type(texts.clone()),
             _ => f.as_ref().clone(),
         })
         .collect();
@@ -708,6 +711,11 @@ impl Derived {
             };
             columns.push(match patched {
                 Some(values) => array(f.data_type(), &values)?,
+                None if generic.data_type() != f.data_type()
+                    && generic.null_count() == generic.len() =>
+                {
+                    new_null_array(f.data_type(), attrs.num_rows())
+                }
                 None => cast(generic, f.data_type())?,
             });
         }

@@ -64,6 +64,20 @@ async fn psql_meta_commands_show_sluice_objects() {
     assert!(ok && out.contains("sluice"), "{out}");
     let (ok, out) = psql(&server, &["-c", "\\df"]);
     assert!(ok, "{out}");
+    // The commands whose catalog queries need more than the basics:
+    // sizes, privileges, roles, types, storage details.
+    for cmd in [
+        "\\dt+ raw.*",
+        "\\d+ raw.events",
+        "\\dp raw.*",
+        "\\du",
+        "\\dT",
+    ] {
+        let (ok, out) = psql(&server, &["-v", "ON_ERROR_STOP=1", "-c", cmd]);
+        assert!(ok && !out.contains("ERROR"), "{cmd}:\n{out}");
+    }
+    let (_, out) = psql(&server, &["-c", "\\dp raw.*"]);
+    assert!(out.contains("events"), "{out}");
     // An error leaves psql's session usable for the next command.
     let (ok, out) = psql(
         &server,
