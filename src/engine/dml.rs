@@ -88,9 +88,9 @@ pub async fn insert(session: &mut Session, ins: Insert) -> Result<Output> {
     }
 }
 
-/// `DEFAULT` as a value of an INSERT's VALUES rows: the column's default
+/// `DEFAULT` as a value of an INSERT's (or upsert's) VALUES rows: the column's default
 /// expression, or NULL when it has none (as PostgreSQL, in any row).
-fn fill_defaults(
+pub(super) fn fill_defaults(
     source: &mut Query,
     targets: &[String],
     def: &crate::catalog::TableDef,

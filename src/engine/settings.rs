@@ -474,14 +474,7 @@ pub fn current_setting_udf(settings: &Settings) -> ScalarUDF {
                         None => return Err(missing(name)),
                     }
                 }
-                let out: datafusion::arrow::array::ArrayRef = Arc::new(out.finish());
-                Ok(
-                    if args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) {
-                        ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
-                    } else {
-                        ColumnarValue::Array(out)
-                    },
-                )
+                shaped_like(args, Arc::new(out.finish()))
             }),
         ),
     )
@@ -543,12 +536,7 @@ pub fn register_functions(ctx: &SessionContext) {
             let names = names.as_string::<i32>();
             let out: datafusion::arrow::array::Int32Array =
                 names.iter().map(|n| n.and_then(type_oid)).collect();
-            Ok(match &args[0] {
-                ColumnarValue::Scalar(_) => {
-                    ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
-                }
-                ColumnarValue::Array(_) => ColumnarValue::Array(Arc::new(out)),
-            })
+            shaped_like(args, Arc::new(out))
         }),
     ));
     ctx.register_udf(crate::types::json::json_build_object());
@@ -571,18 +559,28 @@ pub fn register_functions(ctx: &SessionContext) {
             let sizes = sizes.as_primitive::<datafusion::arrow::datatypes::Int64Type>();
             let out: datafusion::arrow::array::StringArray =
                 sizes.iter().map(|v| v.map(size_pretty)).collect();
-            Ok(match &args[0] {
-                ColumnarValue::Scalar(_) => {
-                    ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
-                }
-                ColumnarValue::Array(_) => ColumnarValue::Array(Arc::new(out)),
-            })
+            shaped_like(args, Arc::new(out))
         }),
     ));
     ctx.register_udf(constant_udf(
         "version",
         "PostgreSQL 15.0 (Sluice 0.1.0) on x86_64-pc-linux-gnu, compiled by rustc, 64-bit",
     ));
+}
+
+/// A function's result `out` as a scalar when every argument was one,
+/// else as the array it is.
+fn shaped_like(
+    args: &[ColumnarValue],
+    out: datafusion::arrow::array::ArrayRef,
+) -> datafusion::error::Result<ColumnarValue> {
+    Ok(
+        if args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) {
+            ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
+        } else {
+            ColumnarValue::Array(out)
+        },
+    )
 }
 
 /// The OID of the type `name` spells in SQL, if Sluice has it.

@@ -103,9 +103,10 @@ pub async fn upsert(session: &mut Session, mut ins: Insert) -> Result<Output> {
             )));
         }
     }
-    let Some(source) = ins.source.take() else {
+    let Some(mut source) = ins.source.take() else {
         return Err(Error::not_supported("INSERT without VALUES or SELECT"));
     };
+    super::dml::fill_defaults(&mut source, &cols, &target.def)?;
     let alias = ins
         .table_alias
         .as_ref()
