@@ -438,6 +438,15 @@ pub(crate) fn classify_message(raw: &str) -> Option<Error> {
         let text = msg[pos..].lines().next().unwrap_or("").to_string();
         return Some(Error::new(ErrorKind::StringTooLong, text));
     }
+    if let Some(pos) = msg.find("invalid input syntax for type") {
+        let mut lines = msg[pos..].lines();
+        let text = lines.next().unwrap_or("").to_string();
+        let mut e = Error::new(ErrorKind::InvalidText, text);
+        if let Some(d) = lines.find_map(|l| l.strip_prefix("DETAIL:  ")) {
+            e = e.with_detail(d);
+        }
+        return Some(e);
+    }
     if let Some(pos) = msg.find("null value in column") {
         let text = msg[pos..].lines().next().unwrap_or("").to_string();
         return Some(Error::new(ErrorKind::NotNullViolation, text).with_object_of_message());
@@ -573,6 +582,20 @@ fn quoted_after(text: &str, marker: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn input_errors_returned_as_text_keep_their_class_and_detail() {
+        let e = classify_message(
+            "Generic DeltaTable error: External error: invalid input syntax for type jsonb\nDETAIL:  The input \"{\" is not valid JSON.",
+        )
+        .unwrap();
+        assert_eq!(e.kind, ErrorKind::InvalidText);
+        assert_eq!(e.message, "invalid input syntax for type jsonb");
+        assert_eq!(
+            e.detail.as_deref(),
+            Some("The input \"{\" is not valid JSON.")
+        );
+    }
 
     #[test]
     fn violations_returned_as_text_keep_their_table_column_and_constraint() {

@@ -25,6 +25,7 @@ pub mod matview;
 pub mod names;
 pub mod params;
 mod planner;
+pub mod result_types;
 mod set_ops;
 pub mod settings;
 mod subplan;
@@ -409,6 +410,7 @@ fn planning_context(
         }
         settings::register_functions(&ctx);
     }
+    crate::types::typed::register(&ctx);
     ctx
 }
 
@@ -855,6 +857,19 @@ impl Session {
         plan: LogicalPlan,
         tag: &'static str,
     ) -> Result<Output> {
+        let typing = plan.clone();
+        self.run_plan_typed(stmt, plan, tag, &typing).await
+    }
+
+    /// [`Session::run_plan`], with the result columns' PostgreSQL types
+    /// traced through `typing` (the plan before its parameters were put in).
+    pub async fn run_plan_typed(
+        &mut self,
+        stmt: &Statement,
+        plan: LogicalPlan,
+        tag: &'static str,
+        typing: &LogicalPlan,
+    ) -> Result<Output> {
         let pg = names::pg_result_names(stmt, plan.schema().as_arrow());
         let df = self.ctx.execute_logical_plan(plan).await?;
         let stream = df.execute_stream().await?;
@@ -876,11 +891,18 @@ impl Session {
             }
             None => (stream.schema(), stream),
         };
+        let schema = self.result_types(typing, schema);
         Ok(Output::Rows {
             schema,
             stream,
             tag,
         })
+    }
+
+    /// `schema`, the result columns of `plan`, with their PostgreSQL types.
+    pub fn result_types(&self, plan: &LogicalPlan, schema: SchemaRef) -> SchemaRef {
+        let snapshot = self.engine.catalog.snapshot();
+        result_types::annotate(plan, schema, &snapshot, &self.engine.lake)
     }
 
     /// The plan of a query, kept per session and reused while the catalog

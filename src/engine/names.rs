@@ -40,6 +40,28 @@ fn type_name(t: &datafusion::sql::sqlparser::ast::DataType) -> String {
     }
 }
 
+/// The type and argument of a cast rewritten to a typed-text input
+/// function (`sluice_uuid_in(x)` for `x::uuid`).
+fn typed_cast(
+    f: &datafusion::sql::sqlparser::ast::Function,
+) -> Option<(crate::types::typed::TextType, Option<&Expr>)> {
+    use datafusion::sql::sqlparser::ast::{FunctionArg, FunctionArgExpr, FunctionArguments};
+    let ty = f
+        .name
+        .0
+        .last()
+        .and_then(|p| p.as_ident())
+        .and_then(|i| crate::types::typed::TextType::of_function(&i.value))?;
+    let arg = match &f.args {
+        FunctionArguments::List(l) => match l.args.first() {
+            Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(a))) => Some(a),
+            _ => None,
+        },
+        _ => None,
+    };
+    Some((ty, arg))
+}
+
 /// PostgreSQL's FigureColname: the name of an unaliased select item and
 /// how strongly it holds (2: a column or function name, 1: a fallback such
 /// as a cast's type or `case`, 0: none, `?column?`).
@@ -54,6 +76,14 @@ fn figure(e: &Expr) -> (Option<String>, u8) {
             (Some(n), 2) => (Some(n), 2),
             _ => (Some(type_name(data_type)), 1),
         },
+        // A cast to a type kept as text, rewritten to its input function.
+        Expr::Function(f) if typed_cast(f).is_some() => {
+            let (ty, arg) = typed_cast(f).expect("checked");
+            match arg.map(figure) {
+                Some((Some(n), 2)) => (Some(n), 2),
+                _ => (Some(ty.name().to_string()), 1),
+            }
+        }
         Expr::Function(f) => (
             f.name
                 .0

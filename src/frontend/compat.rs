@@ -84,6 +84,7 @@ pub fn rewrite(stmt: &mut Statement, text: Option<&str>) {
     }
     scalar_function_aliases(&mut s);
     generate_subscripts(&mut s);
+    typed_casts(&mut s);
     if catalog {
         // datafusion-pg-catalog knows the exact text of some client
         // queries and substitutes its own; those are taken whole. Its
@@ -127,6 +128,37 @@ pub fn rewrite(stmt: &mut Statement, text: Option<&str>) {
         regproc_zero(&mut s);
     }
     *stmt = s;
+}
+
+/// A cast to a type kept as checked text (`x::uuid`, `CAST(x AS jsonb)`)
+/// calls that type's input function, which checks and normalises the text.
+pub fn typed_casts<N: datafusion::sql::sqlparser::ast::VisitMut>(node: &mut N) {
+    use crate::types::typed::TextType;
+    use datafusion::sql::sqlparser::ast::{DataType, Expr, visit_expressions_mut};
+    let _ = visit_expressions_mut(node, |e: &mut Expr| {
+        if let Expr::Cast {
+            expr, data_type, ..
+        } = e
+        {
+            let ty = match data_type {
+                DataType::Uuid => Some(TextType::Uuid),
+                DataType::JSON => Some(TextType::Json),
+                DataType::JSONB => Some(TextType::Jsonb),
+                DataType::Custom(name, args) if args.is_empty() => name
+                    .0
+                    .last()
+                    .and_then(|p| p.as_ident())
+                    .and_then(|i| TextType::of(&i.value.to_ascii_lowercase())),
+                _ => None,
+            };
+            if let Some(ty) = ty {
+                let null = Expr::Value(datafusion::sql::sqlparser::ast::Value::Null.into());
+                let arg = std::mem::replace(expr.as_mut(), null);
+                *e = call(ty.function(), vec![arg], vec![]);
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
 }
 
 /// A function returning one scalar column, in FROM with a bare alias,

@@ -53,6 +53,12 @@ pub async fn provider(table: &DeltaTable) -> Result<Arc<dyn datafusion::catalog:
     )))
 }
 
+/// The location of the Delta table a provider of [`provider`] reads.
+pub(crate) fn provider_location(p: &dyn datafusion::catalog::TableProvider) -> Option<&url::Url> {
+    p.downcast_ref::<stats::WithStatistics>()
+        .map(|t| &t.snapshot.0)
+}
+
 /// A provider reading only the data files `paths` (relative to the table,
 /// as its log writes them) of `table`'s snapshot: the rows some commits
 /// added. It carries no table-wide estimates, which would be wrong for a

@@ -360,6 +360,7 @@ impl Drop for Finished {
 async fn respond(
     output: Output,
     format: &Format,
+    params: &[Option<Type>],
     options: Arc<FormatOptions>,
     session: &Session,
     copy: &CopySlot,
@@ -372,10 +373,11 @@ async fn respond(
             stream,
             tag,
         } => {
-            let fields = Arc::new(arrow_pg::datatypes::arrow_schema_to_pg_fields(
+            let fields = Arc::new(super::wire_types::fields(
                 &schema,
                 format,
                 Some(options),
+                params,
             )?);
             let rows = encode_rows(stream, fields.clone(), timeout, failed);
             let mut resp = QueryResponse::new(fields, rows);
@@ -509,6 +511,7 @@ impl SimpleQueryHandler for Handler {
                         respond(
                             output,
                             &Format::UnifiedText,
+                            &[],
                             options.clone(),
                             &session,
                             &self.copy,
@@ -533,7 +536,7 @@ impl SimpleQueryHandler for Handler {
 
 /// A parsed statement for the extended protocol.
 #[derive(Debug, Clone)]
-pub struct PreparedStatement(Option<Prepared>, Arc<str>);
+pub struct PreparedStatement(Option<Prepared>, Arc<str>, Arc<[Option<Type>]>);
 
 pub struct Parser {
     session: Arc<Mutex<Session>>,
@@ -554,14 +557,14 @@ impl QueryParser for Parser {
         &self,
         _client: &C,
         sql: &str,
-        _types: &[Option<Type>],
+        types: &[Option<Type>],
     ) -> PgWireResult<Option<Self::Statement>>
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
         let mut session = self.session.lock().await;
         match session.prepare(sql).await {
-            Ok(p) => Ok(p.map(|p| PreparedStatement(Some(p), Arc::from(sql)))),
+            Ok(p) => Ok(p.map(|p| PreparedStatement(Some(p), Arc::from(sql), Arc::from(types)))),
             Err(e) => Err(to_pgwire(&e)),
         }
     }
@@ -580,10 +583,11 @@ impl QueryParser for Parser {
         column_format: Option<&Format>,
     ) -> PgWireResult<Vec<FieldInfo>> {
         match stmt.0.as_ref().and_then(|p| p.result_schema.clone()) {
-            Some(schema) => arrow_pg::datatypes::arrow_schema_to_pg_fields(
+            Some(schema) => super::wire_types::fields(
                 &schema,
                 column_format.unwrap_or(&Format::UnifiedText),
                 None,
+                &stmt.2,
             ),
             None => Ok(vec![]),
         }
@@ -615,12 +619,14 @@ impl ExtendedQueryHandler for Handler {
             return Ok(Response::EmptyQuery);
         };
         let text = portal.statement.statement.1.clone();
+        let as_text = super::wire_types::text_parameters(portal);
+        let typed_portal = as_text.as_ref().unwrap_or(portal);
         let server_types: Vec<Type> = prepared.param_types.iter().map(wire_type).collect();
         let server_refs: Vec<Option<&Type>> = server_types.iter().map(Some).collect();
         let inferred: Vec<Option<&DataType>> =
             prepared.param_types.iter().map(|t| t.as_ref()).collect();
         let params = arrow_pg::datatypes::df::deserialize_parameters_with_server_types(
-            portal,
+            typed_portal,
             &inferred,
             &server_refs,
         )?;
@@ -641,6 +647,7 @@ impl ExtendedQueryHandler for Handler {
                 respond(
                     output,
                     &portal.result_column_format,
+                    &portal.statement.parameter_types,
                     options,
                     &session,
                     &self.copy,

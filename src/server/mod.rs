@@ -9,6 +9,7 @@ mod handler;
 pub mod sqlstate;
 mod text;
 mod txn_status;
+mod wire_types;
 
 use std::net::SocketAddr;
 use std::path::Path;

@@ -14,6 +14,14 @@ pub fn pg_text(batch: RecordBatch, fields: &[FieldInfo]) -> RecordBatch {
     let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
     let mut changed = false;
     for (i, col) in columns.iter_mut().enumerate() {
+        if let Some(binary) = fields
+            .get(i)
+            .and_then(|f| super::wire_types::binary_value(col, f))
+        {
+            *col = binary;
+            changed = true;
+            continue;
+        }
         if fields
             .get(i)
             .is_some_and(|f| f.format() == FieldFormat::Text)

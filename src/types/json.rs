@@ -11,6 +11,7 @@ use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 
+use super::jsonb::quote;
 use crate::error::{Error, ErrorKind};
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -102,25 +103,6 @@ fn is_json_number_or_bool(t: &DataType) -> bool {
 /// NaN and infinities are not JSON numbers: PostgreSQL quotes them.
 fn finite(text: &str) -> bool {
     !matches!(text, "NaN" | "inf" | "-inf" | "Infinity" | "-Infinity")
-}
-
-/// `s` as a JSON string.
-fn quote(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{08}' => out.push_str("\\b"),
-            '\u{0c}' => out.push_str("\\f"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 #[cfg(test)]

@@ -6,9 +6,12 @@
 
 pub mod datetime;
 pub mod json;
+pub mod jsonb;
 pub mod like;
 pub mod output;
 pub mod text;
+pub mod typed;
+pub mod uuid;
 
 use std::sync::Arc;
 
@@ -111,6 +114,7 @@ impl PgType {
             S::Bytea => PgType::simple("bytea"),
             S::JSON => PgType::simple("json"),
             S::JSONB => PgType::simple("jsonb"),
+            S::Uuid => PgType::simple("uuid"),
             S::Array(elem) => {
                 let inner = match elem {
                     ArrayElemTypeDef::SquareBracket(t, _)
@@ -141,6 +145,7 @@ impl PgType {
                     "timestamptz" => PgType::simple("timestamp with time zone"),
                     "jsonb" => PgType::simple("jsonb"),
                     "json" => PgType::simple("json"),
+                    "uuid" => PgType::simple("uuid"),
                     _ => {
                         return Err(Error::new(
                             ErrorKind::UndefinedObject,
@@ -239,6 +244,10 @@ impl PgType {
             "bytea" => 17,
             "json" => 114,
             "jsonb" => 3802,
+            "uuid" => 2950,
+            "uuid[]" => 2951,
+            "json[]" => 199,
+            "jsonb[]" => 3807,
             "smallint[]" => 1005,
             "integer[]" => 1007,
             "bigint[]" => 1016,

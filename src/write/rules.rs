@@ -149,6 +149,9 @@ fn assert_not_null(e: DfExpr, column: &str, table: &str) -> DfExpr {
 pub fn store_expr(e: DfExpr, def: &TableDef, column: &str, table: &str) -> DfExpr {
     let c = def.column(column).expect("column exists");
     let mut e = cast(e, c.ty.arrow_type());
+    if let Some(t) = crate::types::typed::TextType::of(&c.ty.name) {
+        e = t.udf().call(vec![e]);
+    }
     if let ("character varying" | "character", Some(n)) = (c.ty.name.as_str(), c.ty.length) {
         let fit = ScalarUDF::new_from_impl(FitLength {
             signature: Signature::any(3, Volatility::Immutable),

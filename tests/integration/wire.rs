@@ -69,6 +69,96 @@ async fn extended_protocol_with_typed_parameters_and_binary_results() {
     assert_eq!((row.get::<_, i64>(0), row.get::<_, i32>(1)), (42, 4));
 }
 
+/// A value's bytes as the server sent them, whatever its type.
+struct Raw(Vec<u8>);
+
+impl<'a> postgres_types::FromSql<'a> for Raw {
+    fn from_sql(
+        _: &postgres_types::Type,
+        raw: &'a [u8],
+    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(Raw(raw.to_vec()))
+    }
+    fn accepts(_: &postgres_types::Type) -> bool {
+        true
+    }
+}
+
+#[tokio::test]
+async fn declared_types_reach_row_descriptions_and_binary_values() {
+    let server = Server::start();
+    let c = server.connect().await;
+    c.batch_execute(
+        "CREATE TABLE docs (id uuid PRIMARY KEY, body jsonb, raw json, code varchar(8),
+                            amount numeric(12,2));
+         INSERT INTO docs VALUES ('A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11',
+                                  '{\"b\": 1, \"a\": [1, 2.50]}', '{\"k\" : 1}', 'x', 1.5);",
+    )
+    .await
+    .unwrap();
+    let s = c
+        .prepare("SELECT d.id, body, raw, code, amount, body -> 'a', id::text AS t FROM docs d")
+        .await
+        .unwrap();
+    let types: Vec<_> = s
+        .columns()
+        .iter()
+        .map(|c| c.type_().name().to_string())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "uuid", "jsonb", "json", "varchar", "numeric", "jsonb", "text"
+        ]
+    );
+    // Binary values in each type's own binary form.
+    let row = &c.query(&s, &[]).await.unwrap()[0];
+    let uuid: Raw = row.get(0);
+    assert_eq!(
+        uuid.0,
+        [
+            0xa0, 0xee, 0xbc, 0x99, 0x9c, 0x0b, 0x4e, 0xf8, 0xbb, 0x6d, 0x6b, 0xb9, 0xbd, 0x38,
+            0x0a, 0x11
+        ]
+    );
+    let body: Raw = row.get(1);
+    assert_eq!(body.0, b"\x01{\"a\": [1, 2.50], \"b\": 1}");
+    let raw: Raw = row.get(2);
+    assert_eq!(raw.0, b"{\"k\" : 1}");
+    // Text values, and the checks on the way in.
+    let text = c
+        .simple_query("SELECT id, body ->> 'b', raw -> 'k' FROM docs")
+        .await
+        .unwrap();
+    let tokio_postgres::SimpleQueryMessage::Row(r) = &text[1] else {
+        panic!("no row: {text:?}")
+    };
+    assert_eq!(r.get(0), Some("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"));
+    assert_eq!(r.get(1), Some("1"));
+    assert_eq!(r.get(2), Some("1"));
+    for (bad, message) in [
+        (
+            "INSERT INTO docs (id) VALUES ('not-a-uuid')",
+            "invalid input syntax for type uuid",
+        ),
+        (
+            "INSERT INTO docs (id, body) VALUES ('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a12', '{')",
+            "invalid input syntax for type jsonb",
+        ),
+        ("SELECT '[1'::json", "invalid input syntax for type json"),
+    ] {
+        let e = c.batch_execute(bad).await.unwrap_err();
+        assert_eq!(sqlstate(&e), "22P02", "{bad}: {e:?}");
+        assert!(format!("{e:?}").contains(message), "{bad}: {e:?}");
+    }
+    let n: i64 = c
+        .query_one("SELECT count(*) FROM docs", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1);
+}
+
 #[tokio::test]
 async fn command_tags_report_affected_rows() {
     let server = Server::start();

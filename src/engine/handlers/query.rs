@@ -116,8 +116,11 @@ impl Handler for Query {
                 Ok(Described {
                     params: parameter_types(&plan),
                     columns: Some(
-                        names::pg_result_names(&self.0, planned)
-                            .unwrap_or_else(|| Arc::new(planned.clone())),
+                        session.result_types(
+                            &plan,
+                            names::pg_result_names(&self.0, planned)
+                                .unwrap_or_else(|| Arc::new(planned.clone())),
+                        ),
                     ),
                 })
             }
@@ -159,9 +162,11 @@ impl Handler for Query {
         if has_params && matches!(self.0, Statement::Query(_)) {
             // A prepared query: its plan, kept while nothing it reads
             // changed, with the parameters' values put in.
-            let plan = session.plan_cached(&self.0).await?;
-            let plan = plan.with_param_values(params.clone())?;
-            return session.run_plan(&self.0, plan, "SELECT").await;
+            let typing = session.plan_cached(&self.0).await?;
+            let plan = typing.clone().with_param_values(params.clone())?;
+            return session
+                .run_plan_typed(&self.0, plan, "SELECT", &typing)
+                .await;
         }
         let stmt = match params::bind(crate::frontend::Stmt::Sql(Box::new(self.0)), params)? {
             crate::frontend::Stmt::Sql(s) => *s,

@@ -1,0 +1,147 @@
+//! The wire types of the types Sluice keeps as text or decimal: result
+//! columns described with their declared PostgreSQL type and modifier
+//! (traced by `engine::result_types`), `uuid` and `jsonb` values in their
+//! binary formats, and parameters a client sends as `uuid`, `json` or
+//! `jsonb` read as the text they are stored as.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BinaryBuilder};
+use datafusion::arrow::datatypes::Schema;
+use pgwire::api::Type;
+use pgwire::api::portal::{Format, Portal};
+use pgwire::api::results::{FieldFormat, FieldInfo};
+use pgwire::api::stmt::StoredStatement;
+use pgwire::error::PgWireResult;
+use pgwire::types::format::FormatOptions;
+
+use crate::engine::result_types::{PARAM_KEY, PG_TYPE_KEY};
+
+/// The RowDescription fields of `schema`. `params` are the parameter
+/// types the client declared, for columns that pass a parameter through.
+pub fn fields(
+    schema: &Schema,
+    format: &Format,
+    options: Option<Arc<FormatOptions>>,
+    params: &[Option<Type>],
+) -> PgWireResult<Vec<FieldInfo>> {
+    let mut fields = arrow_pg::datatypes::arrow_schema_to_pg_fields(schema, format, options)?;
+    for (info, field) in fields.iter_mut().zip(schema.fields()) {
+        let meta = field.metadata();
+        let declared = if let Some(t) = meta.get(PG_TYPE_KEY) {
+            t.split_once(',').and_then(|(oid, typmod)| {
+                Some((Type::from_oid(oid.parse().ok()?)?, typmod.parse().ok()?))
+            })
+        } else if let Some(n) = meta.get(PARAM_KEY) {
+            // A parameter of a type kept as text is that type; one whose
+            // type nothing in the statement decides (`SELECT $1`, when
+            // described) is the type the client declared, which is also
+            // the type its value is read as.
+            let untyped = field.data_type() == &datafusion::arrow::datatypes::DataType::Null;
+            let declared = n
+                .parse::<usize>()
+                .ok()
+                .and_then(|n| params.get(n.checked_sub(1)?).cloned().flatten())
+                .filter(|t| *t != Type::UNKNOWN);
+            match declared {
+                Some(t) if untyped || matches!(t, Type::UUID | Type::JSON | Type::JSONB) => {
+                    Some((t, -1))
+                }
+                // An unknown-typed parameter PostgreSQL resolves as text.
+                None if untyped => Some((Type::TEXT, -1)),
+                _ => None,
+            }
+        } else {
+            None
+        };
+        if let Some((ty, typmod)) = declared {
+            *info = FieldInfo::new(info.name().to_string(), None, None, ty, info.format())
+                .with_format_options(info.format_options().clone())
+                .with_type_modifier(typmod);
+        }
+    }
+    Ok(fields)
+}
+
+/// A text column of a binary-format `uuid` or `jsonb` field in that
+/// type's binary form: 16 bytes, or a version byte and the text.
+pub fn binary_value(col: &ArrayRef, field: &FieldInfo) -> Option<ArrayRef> {
+    if field.format() != FieldFormat::Binary {
+        return None;
+    }
+    let ty = field.datatype();
+    if *ty != Type::UUID && *ty != Type::JSONB {
+        return None;
+    }
+    let strings =
+        datafusion::arrow::compute::cast(col, &datafusion::arrow::datatypes::DataType::Utf8)
+            .ok()?;
+    let strings = strings.as_string::<i32>();
+    let mut out = BinaryBuilder::new();
+    for v in strings.iter() {
+        match v {
+            None => out.append_null(),
+            Some(s) if *ty == Type::UUID => match crate::types::uuid::bytes(s) {
+                Some(b) => out.append_value(b),
+                None => out.append_value(s.as_bytes()),
+            },
+            Some(s) => {
+                let mut b = Vec::with_capacity(s.len() + 1);
+                b.push(1u8);
+                b.extend_from_slice(s.as_bytes());
+                out.append_value(b);
+            }
+        }
+    }
+    let array: ArrayRef = Arc::new(out.finish());
+    (array.len() == col.len()).then_some(array)
+}
+
+/// `portal` with its `uuid`, `json` and `jsonb` parameters as text
+/// (the client's binary forms decoded), which the rest of the parameter
+/// path reads as the text Sluice stores; `None` when it has none.
+pub fn text_parameters<S: Clone>(portal: &Portal<S>) -> Option<Portal<S>> {
+    let types = &portal.statement.parameter_types;
+    let typed = |i: usize| types.get(i).cloned().flatten();
+    let is_text_kept =
+        |t: &Option<Type>| matches!(t, Some(Type::UUID) | Some(Type::JSON) | Some(Type::JSONB));
+    if !(0..portal.parameters.len()).any(|i| is_text_kept(&typed(i))) {
+        return None;
+    }
+    let mut formats = Vec::with_capacity(portal.parameters.len());
+    let mut values = Vec::with_capacity(portal.parameters.len());
+    let mut declared = types.clone();
+    for (i, v) in portal.parameters.iter().enumerate() {
+        let binary = portal.parameter_format.is_binary(i);
+        let t = typed(i);
+        if !is_text_kept(&t) {
+            formats.push(if binary { 1 } else { 0 });
+            values.push(v.clone());
+            continue;
+        }
+        let text = v.as_ref().map(|b| match (&t, binary) {
+            (Some(Type::UUID), true) => crate::types::uuid::from_bytes(b)
+                .map(Bytes::from)
+                .unwrap_or_else(|| b.clone()),
+            (Some(Type::JSONB), true) if b.first() == Some(&1) => b.slice(1..),
+            _ => b.clone(),
+        });
+        formats.push(0);
+        values.push(text);
+        if let Some(d) = declared.get_mut(i) {
+            *d = Some(Type::TEXT);
+        }
+    }
+    let statement = StoredStatement::new(
+        portal.statement.id.clone(),
+        portal.statement.statement.clone(),
+        declared,
+    );
+    let mut typed = Portal::new_cursor(portal.name.clone(), Arc::new(statement));
+    typed.parameter_format = Format::Individual(formats);
+    typed.parameters = values;
+    typed.result_column_format = portal.result_column_format.clone();
+    typed.state = portal.state.clone();
+    Some(typed)
+}

@@ -1,0 +1,409 @@
+//! Types Sluice keeps as text with a rule on the text: `uuid`, `json`,
+//! `jsonb`. A cast to one (`x::uuid`) and every value stored into such a
+//! column passes through its input function, which checks the text (22P02
+//! when it does not read) and normalises it; the JSON operators read it.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringBuilder};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Int64Type};
+use datafusion::common::{DFSchema, ScalarValue};
+use datafusion::error::Result;
+use datafusion::logical_expr::expr::ScalarFunction;
+use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult, RawBinaryExpr};
+use datafusion::logical_expr::{
+    ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+use datafusion::sql::sqlparser::ast::BinaryOperator;
+
+use super::jsonb;
+use crate::error::{Error, ErrorKind};
+
+/// A type kept as checked text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TextType {
+    Uuid,
+    Json,
+    Jsonb,
+}
+
+impl TextType {
+    /// The type a PostgreSQL type name (as `PgType` spells it) is, if any.
+    pub fn of(name: &str) -> Option<TextType> {
+        Some(match name {
+            "uuid" => TextType::Uuid,
+            "json" => TextType::Json,
+            "jsonb" => TextType::Jsonb,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TextType::Uuid => "uuid",
+            TextType::Json => "json",
+            TextType::Jsonb => "jsonb",
+        }
+    }
+
+    /// The name of the input function a cast to this type calls.
+    pub fn function(self) -> &'static str {
+        match self {
+            TextType::Uuid => "sluice_uuid_in",
+            TextType::Json => "sluice_json_in",
+            TextType::Jsonb => "sluice_jsonb_in",
+        }
+    }
+
+    /// The type whose input function `name` is.
+    pub fn of_function(name: &str) -> Option<TextType> {
+        [TextType::Uuid, TextType::Json, TextType::Jsonb]
+            .into_iter()
+            .find(|t| t.function() == name)
+    }
+
+    /// `text` read as a value of this type: its stored text.
+    pub fn input(self, text: &str) -> std::result::Result<String, Error> {
+        match self {
+            TextType::Uuid => super::uuid::canonical(text.trim()).ok_or_else(|| {
+                Error::new(
+                    ErrorKind::InvalidText,
+                    format!("invalid input syntax for type uuid: \"{text}\""),
+                )
+            }),
+            TextType::Json | TextType::Jsonb => match jsonb::parse(text) {
+                Some(v) if self == TextType::Jsonb => Ok(jsonb::jsonb_text(&v)),
+                Some(_) => Ok(text.to_string()),
+                None => Err(Error::new(
+                    ErrorKind::InvalidText,
+                    format!("invalid input syntax for type {}", self.name()),
+                )
+                .with_detail(format!("The input \"{text}\" is not valid JSON."))),
+            },
+        }
+    }
+
+    /// A whole column read as this type.
+    pub fn input_array(self, input: &ArrayRef) -> Result<ArrayRef> {
+        let strings = cast(input, &DataType::Utf8)?;
+        let strings = strings.as_string::<i32>();
+        let mut out = StringBuilder::with_capacity(strings.len(), strings.value_data().len());
+        for v in strings.iter() {
+            match v {
+                None => out.append_null(),
+                Some(s) => out.append_value(self.input(s)?),
+            }
+        }
+        Ok(Arc::new(out.finish()))
+    }
+
+    /// The input function as a UDF.
+    pub fn udf(self) -> ScalarUDF {
+        ScalarUDF::new_from_impl(Input {
+            ty: self,
+            signature: Signature::any(1, Volatility::Immutable),
+        })
+    }
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Input {
+    ty: TextType,
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for Input {
+    fn name(&self) -> &str {
+        self.ty.function()
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        match &args.args[0] {
+            ColumnarValue::Scalar(s) => {
+                let s = s.cast_to(&DataType::Utf8)?;
+                Ok(ColumnarValue::Scalar(match s {
+                    ScalarValue::Utf8(Some(t)) => ScalarValue::Utf8(Some(self.ty.input(&t)?)),
+                    _ => ScalarValue::Utf8(None),
+                }))
+            }
+            ColumnarValue::Array(a) => Ok(ColumnarValue::Array(self.ty.input_array(a)?)),
+        }
+    }
+}
+
+/// Which JSON operator a function implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JsonOp {
+    /// `->`: the element, as JSON.
+    Get,
+    /// `->>`: the element, as text.
+    GetText,
+    /// `#>`: the element at a path, as JSON.
+    Path,
+    /// `#>>`: the element at a path, as text.
+    PathText,
+}
+
+impl JsonOp {
+    pub const ALL: [JsonOp; 4] = [JsonOp::Get, JsonOp::GetText, JsonOp::Path, JsonOp::PathText];
+
+    pub fn function(self) -> &'static str {
+        match self {
+            JsonOp::Get => "json_get",
+            JsonOp::GetText => "json_get_text",
+            JsonOp::Path => "json_get_path",
+            JsonOp::PathText => "json_get_path_text",
+        }
+    }
+
+    fn text(self) -> bool {
+        matches!(self, JsonOp::GetText | JsonOp::PathText)
+    }
+
+    pub fn udf(self) -> ScalarUDF {
+        ScalarUDF::new_from_impl(JsonGet {
+            op: self,
+            signature: Signature::any(2, Volatility::Immutable),
+        })
+    }
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct JsonGet {
+    op: JsonOp,
+    signature: Signature,
+}
+
+/// A `#>` path given as text: `'{a,0,"b c"}'`.
+fn path_of_text(t: &str) -> Vec<String> {
+    let inner = t.trim().trim_start_matches('{').trim_end_matches('}');
+    if inner.trim().is_empty() {
+        return vec![];
+    }
+    inner
+        .split(',')
+        .map(|p| p.trim().trim_matches('"').to_string())
+        .collect()
+}
+
+impl ScalarUDFImpl for JsonGet {
+    fn name(&self) -> &str {
+        self.op.function()
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let n = args.number_rows;
+        let scalar = args
+            .args
+            .iter()
+            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let docs = cast(&args.args[0].to_array(n)?, &DataType::Utf8)?;
+        let docs = docs.as_string::<i32>();
+        let key = args.args[1].to_array(n)?;
+        let mut out = StringBuilder::new();
+        for row in 0..n {
+            if docs.is_null(row) || key.is_null(row) {
+                out.append_null();
+                continue;
+            }
+            let src = docs.value(row);
+            let doc = jsonb::parse(src).ok_or_else(|| {
+                Error::new(ErrorKind::InvalidText, "invalid input syntax for type json")
+                    .with_detail(format!("The input \"{src}\" is not valid JSON."))
+            })?;
+            // Keys, or the one array index of `->` / `->>` with an integer.
+            let (keys, index): (Vec<String>, Option<i64>) = match key.data_type() {
+                DataType::List(_) => {
+                    let items = cast(&key.as_list::<i32>().value(row), &DataType::Utf8)?;
+                    let items = items.as_string::<i32>();
+                    (
+                        items.iter().map(|s| s.unwrap_or("").to_string()).collect(),
+                        None,
+                    )
+                }
+                t if t.is_integer() => {
+                    let i = cast(&key.slice(row, 1), &DataType::Int64)?;
+                    (vec![], Some(i.as_primitive::<Int64Type>().value(0)))
+                }
+                _ => {
+                    let s = cast(&key.slice(row, 1), &DataType::Utf8)?;
+                    let s = s.as_string::<i32>().value(0).to_string();
+                    match self.op {
+                        JsonOp::Path | JsonOp::PathText => (path_of_text(&s), None),
+                        _ => (vec![s], None),
+                    }
+                }
+            };
+            let mut at = Some(&doc);
+            let path = matches!(self.op, JsonOp::Path | JsonOp::PathText);
+            for k in &keys {
+                let step = if path {
+                    jsonb::Step::Part(k)
+                } else {
+                    jsonb::Step::Key(k)
+                };
+                at = at.and_then(|v| jsonb::get(v, &step));
+            }
+            if let Some(i) = index {
+                at = at.and_then(|v| jsonb::get(v, &jsonb::Step::Index(i)));
+            }
+            let value = at.and_then(|v| {
+                if self.op.text() {
+                    jsonb::as_text(v, src, false)
+                } else {
+                    Some(jsonb::as_json(v, src, false))
+                }
+            });
+            match value {
+                Some(v) => out.append_value(v),
+                None => out.append_null(),
+            }
+        }
+        let array: ArrayRef = Arc::new(out.finish());
+        Ok(if scalar {
+            ColumnarValue::Scalar(ScalarValue::try_from_array(&array, 0)?)
+        } else {
+            ColumnarValue::Array(array)
+        })
+    }
+}
+
+/// Plans `->`, `->>`, `#>`, `#>>` as the JSON functions.
+#[derive(Debug)]
+pub struct JsonOperators;
+
+impl ExprPlanner for JsonOperators {
+    fn plan_binary_op(
+        &self,
+        expr: RawBinaryExpr,
+        _schema: &DFSchema,
+    ) -> Result<PlannerResult<RawBinaryExpr>> {
+        let op = match expr.op {
+            BinaryOperator::Arrow => JsonOp::Get,
+            BinaryOperator::LongArrow => JsonOp::GetText,
+            BinaryOperator::HashArrow => JsonOp::Path,
+            BinaryOperator::HashLongArrow => JsonOp::PathText,
+            _ => return Ok(PlannerResult::Original(expr)),
+        };
+        Ok(PlannerResult::Planned(Expr::ScalarFunction(
+            ScalarFunction::new_udf(Arc::new(op.udf()), vec![expr.left, expr.right]),
+        )))
+    }
+}
+
+/// `pg_typeof(x)`: the PostgreSQL name of the argument's type.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct TypeOf {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for TypeOf {
+    fn name(&self) -> &str {
+        "pg_typeof"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let t = args.arg_fields[0].data_type();
+        let name = match t {
+            DataType::Null => "unknown".to_string(),
+            DataType::Interval(_) => "interval".to_string(),
+            DataType::Time32(_) | DataType::Time64(_) => "time without time zone".to_string(),
+            other => super::PgType::from_arrow(other).display(),
+        };
+        Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(name))))
+    }
+}
+
+/// Register the input functions, JSON functions and operators,
+/// `gen_random_uuid()` and `pg_typeof()`.
+pub fn register(ctx: &datafusion::prelude::SessionContext) {
+    for t in [TextType::Uuid, TextType::Json, TextType::Jsonb] {
+        ctx.register_udf(t.udf());
+    }
+    for op in JsonOp::ALL {
+        ctx.register_udf(op.udf());
+    }
+    let uuid = datafusion::functions::string::uuid();
+    ctx.register_udf(uuid.as_ref().clone().with_aliases(["gen_random_uuid"]));
+    ctx.register_udf(ScalarUDF::new_from_impl(TypeOf {
+        signature: Signature::any(1, Volatility::Immutable),
+    }));
+    use datafusion::execution::FunctionRegistry;
+    let _ = ctx
+        .state_ref()
+        .write()
+        .register_expr_planner(Arc::new(JsonOperators));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::prelude::SessionContext;
+
+    async fn one(ctx: &SessionContext, sql: &str) -> Result<Option<String>> {
+        let batches = ctx.sql(sql).await?.collect().await?;
+        let col = cast(batches[0].column(0), &DataType::Utf8)?;
+        let s = col.as_string::<i32>();
+        Ok((!s.is_null(0)).then(|| s.value(0).to_string()))
+    }
+
+    #[tokio::test]
+    async fn operators_and_inputs_answer_as_postgres() {
+        let ctx = SessionContext::new();
+        register(&ctx);
+        let doc = r#"'{"a": {"b": [10, "x"]}, "n": null}'"#;
+        for (sql, want) in [
+            (format!("SELECT {doc} -> 'a'"), Some(r#"{"b": [10, "x"]}"#)),
+            (format!("SELECT {doc} -> 'a' -> 'b' ->> 1"), Some("x")),
+            (format!("SELECT {doc} ->> 'n'"), None),
+            (format!("SELECT {doc} ->> 'missing'"), None),
+            (format!("SELECT {doc} #> '{{a,b,0}}'"), Some("10")),
+            (format!("SELECT {doc} #>> '{{a,b,1}}'"), Some("x")),
+            (
+                "SELECT sluice_uuid_in('A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11')".into(),
+                Some("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"),
+            ),
+            (
+                r#"SELECT sluice_jsonb_in('{"b":1,"a":2}')"#.into(),
+                Some(r#"{"a": 2, "b": 1}"#),
+            ),
+            (
+                "SELECT pg_typeof(1.5::double precision)".into(),
+                Some("double precision"),
+            ),
+        ] {
+            assert_eq!(one(&ctx, &sql).await.unwrap().as_deref(), want, "{sql}");
+        }
+        let err = one(&ctx, "SELECT sluice_uuid_in('abc')").await.unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("invalid input syntax for type uuid: \"abc\""),
+            "{err}"
+        );
+        let err = one(&ctx, "SELECT sluice_json_in('{')").await.unwrap_err();
+        assert!(err.to_string().contains("type json"), "{err}");
+        assert_eq!(
+            one(&ctx, "SELECT length(gen_random_uuid())")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("36")
+        );
+    }
+}
