@@ -49,6 +49,14 @@ pub enum ErrorKind {
     NoActiveTransaction,
     /// 3B001: a savepoint that does not exist.
     InvalidSavepoint,
+    /// 26000: a prepared statement that does not exist.
+    InvalidSqlStatementName,
+    /// 34000: a cursor that does not exist.
+    InvalidCursorName,
+    /// 42P03: a cursor name already in use.
+    DuplicateCursor,
+    /// 55000: an object not in the state the statement needs.
+    ObjectNotInPrerequisiteState,
     QueryCanceled,
     SerializationFailure,
     InvalidTableDefinition,

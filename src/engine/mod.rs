@@ -14,6 +14,7 @@ pub mod access;
 pub mod activity;
 mod bind;
 pub mod copy;
+mod cursors;
 pub mod ddl;
 pub mod dml;
 mod dynamic_filters;
@@ -25,6 +26,7 @@ pub mod matview;
 pub mod names;
 pub mod params;
 mod planner;
+pub mod prepared;
 pub mod result_types;
 mod set_ops;
 pub mod settings;
@@ -219,7 +221,10 @@ impl Engine {
         let settings = Settings::default();
         let ctx = self.context(&settings.current_schema(), true);
         let caller = activity::install(&ctx, self.activity.clone(), DATABASE);
+        let prepared = prepared::PreparedStatements::default();
+        prepared.install(&ctx, DATABASE);
         Session {
+            prepared,
             caller,
             backend: None,
             plans: Default::default(),
@@ -232,6 +237,7 @@ impl Engine {
             user: None,
             stream_failed: Default::default(),
             listening: Default::default(),
+            cursors: Default::default(),
             pid: 0,
         }
     }
@@ -580,6 +586,10 @@ pub struct Session {
     stream_failed: Arc<std::sync::atomic::AtomicBool>,
     /// The channels it LISTENs on.
     listening: events::Listening,
+    /// Its open SQL cursors.
+    pub(crate) cursors: cursors::Cursors,
+    /// The statements its connection prepared by name.
+    pub prepared: prepared::PreparedStatements,
     /// The process id clients know the session by (0: not a connection).
     pid: i32,
 }
@@ -778,7 +788,13 @@ impl Session {
         };
         self.txn = TxnState::Idle;
         self.block.savepoints.clear();
+        self.cursors.end_of_block();
         tag
+    }
+
+    /// Is a transaction block open (also an aborted one)?
+    pub fn in_transaction_block(&self) -> bool {
+        self.txn != TxnState::Idle
     }
 
     /// SAVEPOINT name.

@@ -494,8 +494,14 @@ impl SimpleQueryHandler for Handler {
         let mut out = Vec::with_capacity(stmts.len());
         let none = ParamValues::List(vec![]);
         for stmt in stmts {
+            let forget = forgotten_statements(&stmt, &session);
             let result = run(&mut session, stmt, &none, query).await;
             send_notices(client, session.take_notices()).await?;
+            if result.is_ok() {
+                for name in forget {
+                    client.portal_store().rm_statement(&name);
+                }
+            }
             match result {
                 Ok(Output::CopyOut(c)) => match send_copy_out(client, c, options.clone()).await {
                     Ok(r) => out.push(r),
@@ -532,6 +538,58 @@ impl SimpleQueryHandler for Handler {
         }
         Ok(out)
     }
+}
+
+/// The prepared statements `stmt` drops (DEALLOCATE, DISCARD ALL), which
+/// the connection forgets too when it succeeds.
+fn forgotten_statements(stmt: &crate::frontend::Stmt, session: &Session) -> Vec<String> {
+    use datafusion::sql::sqlparser::ast::Statement;
+    let crate::frontend::Stmt::Sql(s) = stmt else {
+        return vec![];
+    };
+    match s.as_ref() {
+        Statement::Deallocate { name, .. }
+            if !(name.value.eq_ignore_ascii_case("all") && name.quote_style.is_none()) =>
+        {
+            vec![crate::frontend::names::normalize_ident(name)]
+        }
+        Statement::Deallocate { .. } | Statement::Discard { .. } => session.prepared.names(),
+        _ => vec![],
+    }
+}
+
+/// The name of the cursor `stmt` declares.
+fn declared_cursor(stmt: &crate::frontend::Stmt) -> Option<String> {
+    use datafusion::sql::sqlparser::ast::Statement;
+    match stmt {
+        crate::frontend::Stmt::Sql(s) => match s.as_ref() {
+            Statement::Declare { stmts } => stmts
+                .first()
+                .and_then(|d| d.names.first())
+                .map(crate::frontend::names::normalize_ident),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The protocol portal of cursor `name`: a `FETCH ALL` from it, described
+/// by the cursor's columns.
+fn cursor_portal(session: &Session, name: &str) -> Option<Portal<PreparedStatement>> {
+    let schema = session.cursors.schema(name)?;
+    let sql = format!("FETCH ALL FROM \"{}\"", name.replace('"', "\"\""));
+    let stmt = session.parse(&sql).ok()?.into_iter().next()?;
+    let prepared = Prepared {
+        stmt,
+        param_types: vec![],
+        result_schema: Some(schema),
+    };
+    let statement = pgwire::api::stmt::StoredStatement::new(
+        name.to_string(),
+        PreparedStatement(Some(prepared), Arc::from(sql.as_str()), Arc::from(vec![])),
+        vec![],
+    );
+    Some(Portal::new_cursor(name.to_string(), Arc::new(statement)))
 }
 
 /// A parsed statement for the extended protocol.
@@ -603,6 +661,82 @@ impl ExtendedQueryHandler for Handler {
         self.parser.clone()
     }
 
+    /// pgwire's Parse, and a named statement listed in
+    /// `pg_prepared_statements`.
+    async fn on_parse<C>(
+        &self,
+        client: &mut C,
+        message: pgwire::messages::extendedquery::Parse,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let name = message.name.clone().unwrap_or_default();
+        let parser = self.query_parser();
+        match pgwire::api::stmt::StoredStatement::parse(client, &message, parser).await? {
+            Some(stmt) => {
+                if !name.is_empty() {
+                    let types = match &stmt.statement.0 {
+                        Some(p) => p
+                            .param_types
+                            .iter()
+                            .enumerate()
+                            .map(|(i, t)| {
+                                let declared = stmt.parameter_types.get(i).cloned().flatten();
+                                declared.unwrap_or_else(|| wire_type(t)).name().to_string()
+                            })
+                            .collect(),
+                        None => vec![],
+                    };
+                    let session = self.session.lock().await;
+                    session.prepared.add(&name, &stmt.statement.1, types);
+                }
+                client.portal_store().put_statement(Arc::new(stmt));
+            }
+            None => client.portal_store().put_empty_statement(&name),
+        }
+        client
+            .send(PgWireBackendMessage::ParseComplete(
+                pgwire::messages::extendedquery::ParseComplete::new(),
+            ))
+            .await?;
+        Ok(())
+    }
+
+    /// pgwire's Close; a closed statement leaves `pg_prepared_statements`.
+    async fn on_close<C>(
+        &self,
+        client: &mut C,
+        message: pgwire::messages::extendedquery::Close,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let name = message.name.as_deref().unwrap_or("");
+        match message.target_type {
+            pgwire::messages::extendedquery::TARGET_TYPE_BYTE_STATEMENT => {
+                client.portal_store().rm_statement(name);
+                self.session.lock().await.prepared.remove(name);
+            }
+            pgwire::messages::extendedquery::TARGET_TYPE_BYTE_PORTAL => {
+                client.portal_store().rm_portal(name);
+            }
+            _ => {}
+        }
+        client
+            .send(PgWireBackendMessage::CloseComplete(
+                pgwire::messages::extendedquery::CloseComplete::new(),
+            ))
+            .await?;
+        Ok(())
+    }
+
     async fn do_query<C>(
         &self,
         client: &mut C,
@@ -633,8 +767,24 @@ impl ExtendedQueryHandler for Handler {
         let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
         let mut session = self.session.lock().await;
         self.bind_user(&mut session, client)?;
+        let declared = declared_cursor(&prepared.stmt);
+        let forget = forgotten_statements(&prepared.stmt, &session);
         let result = run(&mut session, prepared.stmt, &params, &text).await;
         send_notices(client, session.take_notices()).await?;
+        if result.is_ok() {
+            for name in forget {
+                client.portal_store().rm_statement(&name);
+            }
+        }
+        if result.is_ok()
+            && let Some(name) = declared
+        {
+            // The cursor is a portal too: Describe reports its columns,
+            // Execute fetches its rows.
+            if let Some(portal) = cursor_portal(&session, &name) {
+                client.portal_store().put_portal(Arc::new(portal));
+            }
+        }
         match result {
             Ok(Output::CopyOut(c)) => {
                 let r = send_copy_out(client, c, options).await;

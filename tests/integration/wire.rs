@@ -159,6 +159,103 @@ async fn declared_types_reach_row_descriptions_and_binary_values() {
     assert_eq!(n, 1);
 }
 
+fn rows_of(messages: &[tokio_postgres::SimpleQueryMessage]) -> Vec<String> {
+    messages
+        .iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn cursors_fetch_in_pieces_and_prepared_statements_are_listed() {
+    let server = Server::start();
+    let c = server.connect().await;
+    c.batch_execute(
+        "CREATE TABLE seq (n bigint); INSERT INTO seq SELECT * FROM generate_series(1, 10)",
+    )
+    .await
+    .unwrap();
+    let e = c
+        .batch_execute("DECLARE c CURSOR FOR SELECT n FROM seq")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "25P01", "{e:?}");
+    c.batch_execute("BEGIN; DECLARE c CURSOR FOR SELECT n FROM seq ORDER BY n")
+        .await
+        .unwrap();
+    let first = c.simple_query("FETCH 3 FROM c").await.unwrap();
+    assert_eq!(rows_of(&first), ["1", "2", "3"]);
+    assert!(matches!(
+        first.last(),
+        Some(tokio_postgres::SimpleQueryMessage::CommandComplete(3))
+    ));
+    assert_eq!(
+        rows_of(&c.simple_query("FETCH NEXT FROM c").await.unwrap()),
+        ["4"]
+    );
+    // Over the extended protocol too, described by the cursor's columns.
+    let rows = c.query("FETCH FORWARD 2 FROM c", &[]).await.unwrap();
+    assert_eq!(
+        rows.iter().map(|r| r.get::<_, i64>(0)).collect::<Vec<_>>(),
+        [5, 6]
+    );
+    let e = c
+        .batch_execute("FETCH BACKWARD 1 FROM c")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "55000", "{e:?}");
+    c.batch_execute("ROLLBACK").await.unwrap();
+    let e = c
+        .batch_execute("BEGIN; DECLARE d CURSOR FOR SELECT 1; DECLARE d CURSOR FOR SELECT 2")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "42P03", "{e:?}");
+    c.batch_execute("ROLLBACK").await.unwrap();
+    // A cursor without HOLD closes with its block; one WITH HOLD stays.
+    c.batch_execute(
+        "BEGIN; DECLARE gone CURSOR FOR SELECT n FROM seq;
+         DECLARE held CURSOR WITH HOLD FOR SELECT n FROM seq WHERE n > 8 ORDER BY n; COMMIT",
+    )
+    .await
+    .unwrap();
+    let e = c.batch_execute("FETCH 1 FROM gone").await.unwrap_err();
+    assert_eq!(sqlstate(&e), "34000", "{e:?}");
+    assert_eq!(
+        rows_of(&c.simple_query("FETCH ALL FROM held").await.unwrap()),
+        ["9", "10"]
+    );
+    assert!(rows_of(&c.simple_query("FETCH ALL FROM held").await.unwrap()).is_empty());
+    c.batch_execute("CLOSE held").await.unwrap();
+    let e = c.batch_execute("CLOSE held").await.unwrap_err();
+    assert_eq!(sqlstate(&e), "34000", "{e:?}");
+
+    // Statements prepared by name are listed until closed or deallocated.
+    let stmt = c.prepare("SELECT n FROM seq WHERE n = $1").await.unwrap();
+    let listed = || async {
+        c.query_one(
+            "SELECT count(*), max(parameter_types[1]) FROM pg_prepared_statements \
+             WHERE statement = 'SELECT n FROM seq WHERE n = $1'",
+            &[],
+        )
+        .await
+        .unwrap()
+    };
+    let row = listed().await;
+    assert_eq!(row.get::<_, i64>(0), 1);
+    assert_eq!(row.get::<_, String>(1), "int8");
+    drop(stmt); // tokio-postgres closes it
+    assert_eq!(listed().await.get::<_, i64>(0), 0);
+    let e = c
+        .batch_execute("DEALLOCATE nothing_here")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "26000", "{e:?}");
+    c.batch_execute("DEALLOCATE ALL").await.unwrap();
+}
+
 #[tokio::test]
 async fn command_tags_report_affected_rows() {
     let server = Server::start();

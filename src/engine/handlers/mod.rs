@@ -10,6 +10,7 @@
 //! A new statement is its handler (a file here, or a type in one) and one
 //! line in [`handler`].
 
+mod cursor;
 mod ddl;
 mod features;
 mod lakehouse;
@@ -181,6 +182,19 @@ fn plain_sql_handler(s: Statement) -> Box<dyn Handler> {
             Box::new(orchestration::Channel(s))
         }
         Statement::Query(_) | Statement::Explain { .. } => Box::new(query::Query::new(s)),
+        Statement::Declare { stmts } if stmts.len() == 1 => {
+            match cursor::DeclareCursor::new(&stmts[0]) {
+                Ok(d) => Box::new(d),
+                Err(e) => Box::new(Failing(std::sync::Mutex::new(Some(e)))),
+            }
+        }
+        Statement::Fetch {
+            name,
+            direction,
+            into: None,
+            ..
+        } => Box::new(cursor::Fetch::new(&name, &direction)),
+        Statement::Close { cursor } => Box::new(cursor::Close(cursor)),
         Statement::ExplainTable { table_name, .. } => Box::new(query::DescribeTable(table_name)),
         Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) => {
             Box::new(write::Dml(s))
@@ -207,6 +221,33 @@ fn plain_sql_handler(s: Statement) -> Box<dyn Handler> {
 /// The first words of a statement, for messages.
 pub fn first_words(sql: &str, n: usize) -> String {
     sql.split_whitespace().take(n).collect::<Vec<_>>().join(" ")
+}
+
+/// A statement whose form was refused when it was read: fails with that.
+struct Failing(std::sync::Mutex<Option<Error>>);
+
+#[async_trait]
+impl Handler for Failing {
+    fn name(&self) -> String {
+        "statement".into()
+    }
+    fn role(&self) -> Role {
+        Role::Reader
+    }
+    async fn describe(&self, _: &Session) -> Result<Described> {
+        Err(self.error())
+    }
+    async fn execute(self: Box<Self>, _: &mut Session, _: &ParamValues) -> Result<Output> {
+        Err(self.error())
+    }
+}
+
+impl Failing {
+    fn error(&self) -> Error {
+        let mut e = self.0.lock().expect("failing statement");
+        e.take()
+            .unwrap_or_else(|| Error::internal("statement error reported twice"))
+    }
 }
 
 /// A statement sqlparser knows and Sluice does not run: 0A000.

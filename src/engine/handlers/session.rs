@@ -7,7 +7,7 @@ use datafusion::sql::sqlparser::ast::Statement;
 use super::{Described, Handler, first_words};
 use crate::engine::access::Role;
 use crate::engine::{Output, Session, settings};
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
 use crate::frontend::names::normalize_ident;
 
 pub struct SessionStatement(pub Statement);
@@ -46,19 +46,28 @@ impl Handler for SessionStatement {
                 Ok(out)
             }
             Statement::Discard { .. } => {
-                // As PostgreSQL's DISCARD ALL: UNLISTEN * too.
+                // As PostgreSQL's DISCARD ALL: UNLISTEN *, CLOSE ALL and
+                // DEALLOCATE ALL too.
                 session.listening().lock().expect("listen set").clear();
+                session.cursors.close_all();
+                session.prepared.clear();
                 Ok(Output::command("DISCARD ALL"))
             }
-            // Statements prepared over the extended protocol live in the
-            // connection; SQL-level ones are not kept, so there is nothing
-            // to free here.
+            // The statements the connection prepared by name (the
+            // connection drops them from its protocol state too).
             Statement::Deallocate { name, .. } => {
-                Ok(Output::command(if name.value.eq_ignore_ascii_case("all") {
-                    "DEALLOCATE ALL"
-                } else {
-                    "DEALLOCATE"
-                }))
+                if name.value.eq_ignore_ascii_case("all") && name.quote_style.is_none() {
+                    session.prepared.clear();
+                    return Ok(Output::command("DEALLOCATE ALL"));
+                }
+                let name = normalize_ident(&name);
+                if !session.prepared.remove(&name) {
+                    return Err(Error::new(
+                        ErrorKind::InvalidSqlStatementName,
+                        format!("prepared statement \"{name}\" does not exist"),
+                    ));
+                }
+                Ok(Output::command("DEALLOCATE"))
             }
             Statement::StartTransaction { .. } => {
                 session.begin();
