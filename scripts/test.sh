@@ -49,6 +49,9 @@ cargo build --bins
 step "cargo test"
 cargo test --all-targets -- --test-threads="$TEST_THREADS"
 
+step "client suites (tests/clients: psql, psycopg 2 and 3, SQLAlchemy, pandas/Polars/ADBC, dbt, pgjdbc, node-postgres, BI catalog queries), each against Sluice and PostgreSQL"
+SLUICE_SKIP_SETUP=1 SLUICE_BIN="$CARGO_TARGET_DIR/debug/sluice" scripts/test-clients.sh
+
 step "differential SQL tests against PostgreSQL (seed 1, at most 60 s)"
 rm -f "$CARGO_TARGET_DIR/differential-ci.jsonl"
 "$SLUICE_TEST_PYTHON" tests/differential/run.py --ci \

@@ -398,7 +398,8 @@ impl AnalyzerRule for TextInputCasts {
 }
 
 /// A text literal compared with an array takes the array's type, as an
-/// untyped literal does in PostgreSQL (`polroles = '{0}'`). Runs before
+/// untyped literal does in PostgreSQL (`polroles = '{0}'`), and so does one
+/// that `= ANY(...)` searches. Runs before
 /// DataFusion's type coercion, which would refuse the comparison.
 #[derive(Debug, Default)]
 pub struct TextLiteralComparisons;
@@ -420,6 +421,20 @@ impl AnalyzerRule for TextLiteralComparisons {
             node.map_expressions(|e| {
                 let saved = names.save(&e);
                 let rewritten = e.transform_up(|x| {
+                    // `x = ANY('{a,b}')` (node-postgres sends an array
+                    // parameter as text): the text is an array of x's type.
+                    if let Expr::ScalarFunction(f) = &x
+                        && f.func.name() == "array_has"
+                        && let [text @ Expr::Literal(ScalarValue::Utf8(Some(_)), _), element] =
+                            f.args.as_slice()
+                        && let Ok(t) = element.get_type(&schema)
+                    {
+                        let t = if is_text(&t) { DataType::Utf8 } else { t };
+                        let array = udf.call(vec![text.clone(), lit(t.to_string())]);
+                        let mut f = f.clone();
+                        f.args[0] = array;
+                        return Ok(Transformed::yes(Expr::ScalarFunction(f)));
+                    }
                     let Expr::BinaryExpr(BinaryExpr { left, op, right }) = &x else {
                         return Ok(Transformed::no(x));
                     };

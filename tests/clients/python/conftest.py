@@ -54,3 +54,31 @@ def pytest_runtest_makereport(item, call):
     )
     if server is not None and server.log_tail():
         report.sections.append(("sluice server log (tail)", server.log_tail()))
+
+
+# What does not work yet, with the reason (docs/compatibility.md says the
+# same). Each is an expected failure that must keep failing: one that starts
+# to pass fails the run (strict), so this list is kept true.
+KNOWN_GAPS = {
+    "test_bi_replay.py::test_replay[dbeaver_schemas]": "DBeaver selects n.oid beside n.* (a duplicate column name)",
+    "test_bi_replay.py::test_replay[dbeaver_tables]": "DBeaver selects c.oid beside c.* (a duplicate column name)",
+    "test_bi_replay.py::test_replay[dbeaver_columns]": "DBeaver selects c.oid beside c.* (a duplicate column name)",
+    "test_bi_replay.py::test_replay[dbeaver_table_columns]": "DBeaver selects c.oid beside c.* (a duplicate column name)",
+    "test_bi_replay.py::test_replay[dbeaver_constraints]": "DBeaver selects c.oid beside c.* (a duplicate column name)",
+    "test_dataframes.py::test_polars_write_database_adbc[sluice]": "ADBC's append finds no columns of the target table (its column query)",
+    "test_dbt.py::test_docs_catalog_columns_match": "view columns are described without their type modifiers",
+    "test_jdbc.py::test_jdbc[sluice]": "getPrimaryKeys uses information_schema._pg_expandarray",
+    "test_node.py::test_node_pg[sluice]": "generate_series and integer literals are bigint, not integer",
+    "test_psql.py::test_describe_table_matches_postgres": "CHECK definitions lack PostgreSQL's implicit casts (0::numeric)",
+    "test_sqlalchemy.py::test_keys_and_constraints[psycopg2-sluice]": "CHECK definitions lack PostgreSQL's implicit casts (0::numeric)",
+    "test_sqlalchemy.py::test_keys_and_constraints[psycopg-sluice]": "CHECK definitions lack PostgreSQL's implicit casts (0::numeric)",
+    "test_sqlalchemy.py::test_comment_on_table[sluice]": "BIGSERIAL columns (no sequences yet)",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        key = item.nodeid.rsplit("/", 1)[-1]
+        reason = KNOWN_GAPS.get(key)
+        if reason:
+            item.add_marker(pytest.mark.xfail(reason=reason, strict=True))
