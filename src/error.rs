@@ -594,11 +594,11 @@ mod tests {
     #[test]
     fn input_errors_returned_as_text_keep_their_class_and_detail() {
         let e = classify_message(
-            "Generic DeltaTable error: External error: invalid input syntax for type jsonb\nDETAIL:  The input \"{\" is not valid JSON.",
+            "Generic DeltaTable error: External error: invalid input syntax for type json\nDETAIL:  The input \"{\" is not valid JSON.",
         )
         .unwrap();
         assert_eq!(e.kind, ErrorKind::InvalidText);
-        assert_eq!(e.message, "invalid input syntax for type jsonb");
+        assert_eq!(e.message, "invalid input syntax for type json");
         assert_eq!(
             e.detail.as_deref(),
             Some("The input \"{\" is not valid JSON.")

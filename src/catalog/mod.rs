@@ -18,6 +18,7 @@
 //! change is atomic and a concurrent change by another process is detected by
 //! Delta's conflict checker and retried against the newer state.
 
+mod deparse;
 pub mod info_schema;
 mod object;
 pub mod pg_constraints;

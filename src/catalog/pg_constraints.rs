@@ -60,27 +60,32 @@ pub fn install(ctx: &SessionContext, catalog: Arc<Catalog>, database: &str) -> R
         return Ok(());
     };
     let constraint_defs: Definitions = Default::default();
+    let constraint_pretty: Definitions = Default::default();
     let index_defs: Definitions = Default::default();
     let relation_names: Definitions = Default::default();
     let view_defs: Definitions = Default::default();
     ctx.register_udf(ScalarUDF::new_from_impl(GetDef {
         name: REGCLASS_NAME,
         defs: relation_names.clone(),
+        pretty: None,
         signature: Signature::variadic_any(Volatility::Volatile),
     }));
     ctx.register_udf(ScalarUDF::new_from_impl(GetDef {
         name: "pg_get_constraintdef",
         defs: constraint_defs.clone(),
+        pretty: Some(constraint_pretty.clone()),
         signature: Signature::variadic_any(Volatility::Volatile),
     }));
     ctx.register_udf(ScalarUDF::new_from_impl(GetDef {
         name: "pg_get_indexdef",
         defs: index_defs.clone(),
+        pretty: None,
         signature: Signature::variadic_any(Volatility::Volatile),
     }));
     ctx.register_udf(ScalarUDF::new_from_impl(GetDef {
         name: "pg_get_viewdef",
         defs: view_defs.clone(),
+        pretty: None,
         signature: Signature::variadic_any(Volatility::Volatile),
     }));
     // Expressions in the catalog (column defaults) are kept as the text
@@ -93,6 +98,7 @@ pub fn install(ctx: &SessionContext, catalog: Arc<Catalog>, database: &str) -> R
     ctx.register_udf(ScalarUDF::new_from_impl(GetDef {
         name: "pg_get_triggerdef",
         defs: Default::default(),
+        pretty: None,
         signature: Signature::variadic_any(Volatility::Volatile),
     }));
     // Sluice has no temporary schemas (dbt's catalog query asks).
@@ -106,6 +112,7 @@ pub fn install(ctx: &SessionContext, catalog: Arc<Catalog>, database: &str) -> R
             inner,
             catalog,
             constraint_defs,
+            constraint_pretty,
             index_defs,
             relation_names,
             view_defs,
@@ -120,6 +127,7 @@ struct PgCatalog {
     inner: Arc<dyn SchemaProvider>,
     catalog: Arc<Catalog>,
     constraint_defs: Definitions,
+    constraint_pretty: Definitions,
     index_defs: Definitions,
     relation_names: Definitions,
     /// The queries of views and materialized views, for `pg_get_viewdef`.
@@ -197,6 +205,7 @@ impl SchemaProvider for PgCatalog {
             namespace,
             catalog: self.catalog.clone(),
             constraint_defs: self.constraint_defs.clone(),
+            constraint_pretty: self.constraint_pretty.clone(),
             index_defs: self.index_defs.clone(),
             relation_names: self.relation_names.clone(),
             view_defs: self.view_defs.clone(),
@@ -388,6 +397,7 @@ struct Derived {
     namespace: Arc<dyn TableProvider>,
     catalog: Arc<Catalog>,
     constraint_defs: Definitions,
+    constraint_pretty: Definitions,
     index_defs: Definitions,
     relation_names: Definitions,
     view_defs: Definitions,
@@ -441,6 +451,8 @@ struct Con {
     parent_columns: Vec<i64>,
     on_delete: &'static str,
     def: String,
+    /// The pretty form of `def`, where it differs.
+    pretty: Option<String>,
     index_def: Option<String>,
 }
 
@@ -493,11 +505,16 @@ impl Derived {
                 }
             }
             let mut defs = self.constraint_defs.write().expect("not poisoned");
+            let mut pretty = self.constraint_pretty.write().expect("not poisoned");
             let mut index_defs = self.index_defs.write().expect("not poisoned");
             defs.clear();
+            pretty.clear();
             index_defs.clear();
             for c in &cons {
                 defs.insert(c.oid, c.def.clone());
+                if let Some(p) = &c.pretty {
+                    pretty.insert(c.oid, p.clone());
+                }
                 if let Some(d) = &c.index_def {
                     index_defs.insert(c.oid, d.clone());
                 }
@@ -552,6 +569,7 @@ impl Derived {
                     parent_columns: Vec::new(),
                     on_delete: " ",
                     def: text,
+                    pretty: None,
                     index_def: None,
                 };
             for k in &def.keys {
@@ -575,13 +593,12 @@ impl Derived {
             }
             for ch in &def.checks {
                 let cols = Vec::new();
-                out.push(con(
-                    next(),
-                    &ch.name,
-                    "c",
-                    &cols,
-                    format!("CHECK ({})", ch.expr),
-                ));
+                // As PostgreSQL prints it back, with its implicit casts.
+                let (plain, pretty) = super::deparse::check_texts(&ch.expr, &def.columns)
+                    .unwrap_or_else(|| (ch.expr.clone(), ch.expr.clone()));
+                let mut c = con(next(), &ch.name, "c", &cols, format!("CHECK ({plain})"));
+                c.pretty = Some(format!("CHECK ({pretty})"));
+                out.push(c);
             }
             for fk in &def.foreign_keys {
                 let parent = if fk.parent_schema == e.schema {
@@ -1053,6 +1070,8 @@ fn column_list(cols: &[String]) -> String {
 struct GetDef {
     name: &'static str,
     defs: Definitions,
+    /// The definitions' pretty forms (`pretty` true), where they differ.
+    pretty: Option<Definitions>,
     signature: Signature,
 }
 
@@ -1090,12 +1109,29 @@ impl ScalarUDFImpl for GetDef {
         let oids = first.to_array(args.number_rows)?;
         let oids = cast(&oids, &DataType::Int32)?;
         let oids = oids.as_primitive::<Int32Type>();
+        // The second argument of pg_get_constraintdef: pretty.
+        let flags = match (&self.pretty, args.args.get(1)) {
+            (Some(_), Some(a)) => Some(cast(&a.to_array(args.number_rows)?, &DataType::Boolean)?),
+            _ => None,
+        };
+        let flags = flags.as_ref().map(|f| f.as_boolean());
         let defs = self.defs.read().expect("not poisoned");
+        let pretty = self
+            .pretty
+            .as_ref()
+            .map(|p| p.read().expect("not poisoned"));
         let out: StringArray = (0..oids.len())
             .map(|i| {
-                (!oids.is_null(i))
-                    .then(|| defs.get(&(oids.value(i) as i64)).cloned())
-                    .flatten()
+                if oids.is_null(i) {
+                    return None;
+                }
+                let oid = oids.value(i) as i64;
+                let wants_pretty = flags.is_some_and(|f| f.is_valid(i) && f.value(i));
+                pretty
+                    .as_ref()
+                    .filter(|_| wants_pretty)
+                    .and_then(|p| p.get(&oid).cloned())
+                    .or_else(|| defs.get(&oid).cloned())
             })
             .collect();
         Ok(ColumnarValue::Array(Arc::new(out)))

@@ -75,9 +75,10 @@ impl TextType {
             TextType::Json | TextType::Jsonb => match jsonb::parse(text) {
                 Some(v) if self == TextType::Jsonb => Ok(jsonb::jsonb_text(&v)),
                 Some(_) => Ok(text.to_string()),
+                // PostgreSQL names json for both.
                 None => Err(Error::new(
                     ErrorKind::InvalidText,
-                    format!("invalid input syntax for type {}", self.name()),
+                    "invalid input syntax for type json",
                 )
                 .with_detail(format!("The input \"{text}\" is not valid JSON."))),
             },

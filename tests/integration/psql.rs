@@ -119,7 +119,7 @@ async fn psql_describe_lists_constraints() {
         "\"accounts_pkey\" PRIMARY KEY, delta (id)",
         "\"accounts_handle_key\" UNIQUE CONSTRAINT, delta (handle)",
         "Check constraints:",
-        "\"credit_floor\" CHECK (credit >= 0)",
+        "\"credit_floor\" CHECK (credit >= 0::numeric)",
         "Referenced by:",
         "TABLE \"shop.orders\" CONSTRAINT \"orders_account_id_fkey\" FOREIGN KEY (account_id) \
          REFERENCES public.accounts(id) ON DELETE CASCADE",

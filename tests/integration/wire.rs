@@ -143,7 +143,7 @@ async fn declared_types_reach_row_descriptions_and_binary_values() {
         ),
         (
             "INSERT INTO docs (id, body) VALUES ('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a12', '{')",
-            "invalid input syntax for type jsonb",
+            "invalid input syntax for type json",
         ),
         ("SELECT '[1'::json", "invalid input syntax for type json"),
     ] {

@@ -69,9 +69,6 @@ KNOWN_GAPS = {
     "test_dbt.py::test_docs_catalog_columns_match": "view columns are described without their type modifiers",
     "test_jdbc.py::test_jdbc[sluice]": "getPrimaryKeys uses information_schema._pg_expandarray",
     "test_node.py::test_node_pg[sluice]": "generate_series and integer literals are bigint, not integer",
-    "test_psql.py::test_describe_table_matches_postgres": "CHECK definitions lack PostgreSQL's implicit casts (0::numeric)",
-    "test_sqlalchemy.py::test_keys_and_constraints[psycopg2-sluice]": "CHECK definitions lack PostgreSQL's implicit casts (0::numeric)",
-    "test_sqlalchemy.py::test_keys_and_constraints[psycopg-sluice]": "CHECK definitions lack PostgreSQL's implicit casts (0::numeric)",
     "test_sqlalchemy.py::test_comment_on_table[sluice]": "BIGSERIAL columns (no sequences yet)",
 }
 
