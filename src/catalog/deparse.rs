@@ -173,7 +173,11 @@ fn build(e: &Expr, columns: &[ColumnDef]) -> Option<Node> {
     Some(match e {
         Expr::Nested(inner) => build(inner, columns)?,
         Expr::Identifier(id) => {
-            let name = crate::frontend::names::normalize_ident(id);
+            // An unquoted name folds to lower case, as everywhere in SQL.
+            let name = match id.quote_style {
+                Some(_) => id.value.clone(),
+                None => id.value.to_lowercase(),
+            };
             let c = columns.iter().find(|c| c.name == name)?;
             if c.ty.name.ends_with("[]") {
                 return None;
