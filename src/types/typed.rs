@@ -20,6 +20,15 @@ use datafusion::sql::sqlparser::ast::BinaryOperator;
 use super::jsonb;
 use crate::error::{Error, ErrorKind};
 
+/// `text` as a JSON document, or PostgreSQL's error (which names `json`
+/// for jsonb too).
+fn parse_json(text: &str) -> std::result::Result<jsonb::Value, Error> {
+    jsonb::parse(text).ok_or_else(|| {
+        Error::new(ErrorKind::InvalidText, "invalid input syntax for type json")
+            .with_detail(format!("The input \"{text}\" is not valid JSON."))
+    })
+}
+
 /// A type kept as checked text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TextType {
@@ -72,16 +81,8 @@ impl TextType {
                     format!("invalid input syntax for type uuid: \"{text}\""),
                 )
             }),
-            TextType::Json | TextType::Jsonb => match jsonb::parse(text) {
-                Some(v) if self == TextType::Jsonb => Ok(jsonb::jsonb_text(&v)),
-                Some(_) => Ok(text.to_string()),
-                // PostgreSQL names json for both.
-                None => Err(Error::new(
-                    ErrorKind::InvalidText,
-                    "invalid input syntax for type json",
-                )
-                .with_detail(format!("The input \"{text}\" is not valid JSON."))),
-            },
+            TextType::Json => parse_json(text).map(|_| text.to_string()),
+            TextType::Jsonb => parse_json(text).map(|v| jsonb::jsonb_text(&v)),
         }
     }
 
@@ -212,6 +213,17 @@ impl ScalarUDFImpl for JsonGet {
         let docs = cast(&args.args[0].to_array(n)?, &DataType::Utf8)?;
         let docs = docs.as_string::<i32>();
         let key = args.args[1].to_array(n)?;
+        // The key column read once: a list of path steps, integer indexes
+        // or text keys.
+        let list = matches!(key.data_type(), DataType::List(_));
+        let ints = key
+            .data_type()
+            .is_integer()
+            .then(|| cast(&key, &DataType::Int64))
+            .transpose()?;
+        let texts = (!list && ints.is_none())
+            .then(|| cast(&key, &DataType::Utf8))
+            .transpose()?;
         let mut out = StringBuilder::new();
         for row in 0..n {
             if docs.is_null(row) || key.is_null(row) {
@@ -219,31 +231,24 @@ impl ScalarUDFImpl for JsonGet {
                 continue;
             }
             let src = docs.value(row);
-            let doc = jsonb::parse(src).ok_or_else(|| {
-                Error::new(ErrorKind::InvalidText, "invalid input syntax for type json")
-                    .with_detail(format!("The input \"{src}\" is not valid JSON."))
-            })?;
+            let doc = parse_json(src)?;
             // Keys, or the one array index of `->` / `->>` with an integer.
-            let (keys, index): (Vec<String>, Option<i64>) = match key.data_type() {
-                DataType::List(_) => {
-                    let items = cast(&key.as_list::<i32>().value(row), &DataType::Utf8)?;
-                    let items = items.as_string::<i32>();
-                    (
-                        items.iter().map(|s| s.unwrap_or("").to_string()).collect(),
-                        None,
-                    )
-                }
-                t if t.is_integer() => {
-                    let i = cast(&key.slice(row, 1), &DataType::Int64)?;
-                    (vec![], Some(i.as_primitive::<Int64Type>().value(0)))
-                }
-                _ => {
-                    let s = cast(&key.slice(row, 1), &DataType::Utf8)?;
-                    let s = s.as_string::<i32>().value(0).to_string();
-                    match self.op {
-                        JsonOp::Path | JsonOp::PathText => (path_of_text(&s), None),
-                        _ => (vec![s], None),
-                    }
+            let (keys, index): (Vec<String>, Option<i64>) = if list {
+                let items = cast(&key.as_list::<i32>().value(row), &DataType::Utf8)?;
+                let items = items.as_string::<i32>();
+                let steps = items.iter().map(|s| s.unwrap_or("").to_string());
+                (steps.collect(), None)
+            } else if let Some(ints) = &ints {
+                (vec![], Some(ints.as_primitive::<Int64Type>().value(row)))
+            } else {
+                let s = texts
+                    .as_ref()
+                    .expect("text keys")
+                    .as_string::<i32>()
+                    .value(row);
+                match self.op {
+                    JsonOp::Path | JsonOp::PathText => (path_of_text(s), None),
+                    _ => (vec![s.to_string()], None),
                 }
             };
             let mut at = Some(&doc);

@@ -185,7 +185,7 @@ fn plain_sql_handler(s: Statement) -> Box<dyn Handler> {
         Statement::Declare { stmts } if stmts.len() == 1 => {
             match cursor::DeclareCursor::new(&stmts[0]) {
                 Ok(d) => Box::new(d),
-                Err(e) => Box::new(Failing(std::sync::Mutex::new(Some(e)))),
+                Err(e) => Box::new(Failing(e)),
             }
         }
         Statement::Fetch {
@@ -224,7 +224,7 @@ pub fn first_words(sql: &str, n: usize) -> String {
 }
 
 /// A statement whose form was refused when it was read: fails with that.
-struct Failing(std::sync::Mutex<Option<Error>>);
+struct Failing(Error);
 
 #[async_trait]
 impl Handler for Failing {
@@ -235,18 +235,10 @@ impl Handler for Failing {
         Role::Reader
     }
     async fn describe(&self, _: &Session) -> Result<Described> {
-        Err(self.error())
+        Err(self.0.clone())
     }
     async fn execute(self: Box<Self>, _: &mut Session, _: &ParamValues) -> Result<Output> {
-        Err(self.error())
-    }
-}
-
-impl Failing {
-    fn error(&self) -> Error {
-        let mut e = self.0.lock().expect("failing statement");
-        e.take()
-            .unwrap_or_else(|| Error::internal("statement error reported twice"))
+        Err(self.0)
     }
 }
 
