@@ -91,4 +91,8 @@ step "online lookup smoke benchmark against PostgreSQL (1,000 entities, debug bu
 ENTITIES=1000 ROWS_PER=3 SECS=3 CLIENTS=4 SLUICE_BIN="$CARGO_TARGET_DIR/debug/sluice" \
     benchmarks/online/run.sh >/dev/null
 
+step "JSON extraction smoke benchmark against DuckDB (100,000 documents, debug build)"
+ROWS=100000 RUNS=1 SLUICE_BIN="$CARGO_TARGET_DIR/debug/sluice" SLUICE_BENCH_PYTHON="$SLUICE_TEST_PYTHON" \
+    benchmarks/json/run.sh >/dev/null
+
 step "all tests passed"

@@ -20,6 +20,7 @@ pub mod dml;
 mod dynamic_filters;
 pub mod events;
 mod handlers;
+mod json_sets;
 pub mod lakehouse;
 mod late_filter;
 pub mod matview;
@@ -357,6 +358,7 @@ fn planning_context(
             ];
             rules.extend(datafusion::optimizer::Analyzer::new().rules);
             rules.push(Arc::new(crate::types::text::TextInputCasts));
+            rules.push(Arc::new(result_types::JsonArguments::new(catalog)));
             // After type coercion: the sides of every comparison agree.
             rules.push(Arc::new(crate::features::asof::AsofJoins));
             rules
@@ -992,6 +994,7 @@ impl Session {
         let state = self.ctx.state_ref();
         let state = state.read();
         let aggregates = state.aggregate_functions();
+        json_sets::rewrite(&mut stmt);
         subquery::rewrite(&mut stmt, &|n| aggregates.contains_key(n));
         Ok(stmt)
     }

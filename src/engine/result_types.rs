@@ -175,6 +175,26 @@ fn walk(plan: &LogicalPlan, tables: &mut Tables) -> Vec<Option<Source>> {
             out.resize(plan.schema().fields().len(), None);
             out
         }
+        // An unnested list column: its elements' type (the JSON lists of
+        // jsonb_array_elements and friends); other columns pass through.
+        LogicalPlan::Unnest(u) => {
+            let input = walk(&u.input, tables);
+            u.dependency_indices
+                .iter()
+                .map(|&i| {
+                    let source = input.get(i).cloned().flatten();
+                    let unnested = u.list_type_columns.iter().any(|(c, _)| *c == i);
+                    match source {
+                        Some(Source::Type(t)) if unnested => t
+                            .name
+                            .strip_suffix("[]")
+                            .map(|element| Source::Type(PgType::simple(element))),
+                        other if !unnested => other,
+                        _ => None,
+                    }
+                })
+                .collect()
+        }
         LogicalPlan::Window(w) => {
             let mut out = walk(&w.input, tables);
             out.resize(plan.schema().fields().len(), None);
@@ -232,6 +252,20 @@ fn expr_source(e: &Expr, input: &LogicalPlan, sources: &[Option<Source>]) -> Opt
             if name == "uuid" {
                 return Some(Source::Type(PgType::simple("uuid")));
             }
+            if let Some(jsonb) = crate::types::json_fns::json_list_result(name) {
+                return Some(Source::Type(PgType::simple(if jsonb {
+                    "jsonb[]"
+                } else {
+                    "json[]"
+                })));
+            }
+            if let Some(jsonb) = crate::types::json_fns::json_result(name) {
+                return Some(Source::Type(PgType::simple(if jsonb {
+                    "jsonb"
+                } else {
+                    "json"
+                })));
+            }
             if name == JsonOp::Get.function() || name == JsonOp::Path.function() {
                 let jsonb = matches!(
                     f.args.first().and_then(|a| expr_source(a, input, sources)),
@@ -246,5 +280,101 @@ fn expr_source(e: &Expr, input: &LogicalPlan, sources: &[Option<Source>]) -> Opt
             None
         }
         _ => None,
+    }
+}
+
+/// Marks the arguments of JSON builders (`to_jsonb`, `jsonb_build_object`,
+/// `jsonb_agg`, ...) that already are documents — a json/jsonb column, a
+/// cast, the result of `->` or of another builder — so that they are
+/// embedded, not quoted as strings (see [`crate::types::json_fns`]).
+#[derive(Debug)]
+pub struct JsonArguments {
+    catalog: std::sync::Weak<crate::catalog::Catalog>,
+}
+
+impl JsonArguments {
+    pub fn new(catalog: &Arc<crate::catalog::Catalog>) -> Self {
+        JsonArguments {
+            catalog: Arc::downgrade(catalog),
+        }
+    }
+}
+
+fn json_consumer(e: &Expr) -> Option<fn(usize) -> bool> {
+    match e {
+        Expr::ScalarFunction(f) => crate::types::json_fns::json_arguments(f.func.name()),
+        _ => None,
+    }
+}
+
+impl datafusion::optimizer::AnalyzerRule for JsonArguments {
+    fn name(&self) -> &str {
+        "sluice_json_arguments"
+    }
+
+    fn analyze(
+        &self,
+        plan: LogicalPlan,
+        _: &datafusion::common::config::ConfigOptions,
+    ) -> datafusion::error::Result<LogicalPlan> {
+        use datafusion::common::tree_node::{Transformed, TreeNode};
+        use datafusion::logical_expr::expr_rewriter::NamePreserver;
+        let Some(catalog) = self.catalog.upgrade() else {
+            return Ok(plan);
+        };
+        let snapshot = catalog.snapshot();
+        let mut tables = Tables {
+            snapshot: &snapshot,
+            lake: catalog.lake(),
+            by_url: None,
+        };
+        plan.transform_up_with_subqueries(|node| {
+            let wanted = node.expressions().iter().any(|e| {
+                e.exists(|x| Ok(json_consumer(x).is_some()))
+                    .unwrap_or(false)
+            });
+            let inputs = node.inputs();
+            if !wanted || inputs.len() != 1 {
+                return Ok(Transformed::no(node));
+            }
+            let input = inputs[0].clone();
+            let sources = walk(&input, &mut tables);
+            let names = NamePreserver::new(&node);
+            node.map_expressions(|e| {
+                let saved = names.save(&e);
+                let marked = e.transform_up(|x| {
+                    let Some(which) = json_consumer(&x) else {
+                        return Ok(Transformed::no(x));
+                    };
+                    let Expr::ScalarFunction(mut f) = x else {
+                        unreachable!("a consumer is a function call")
+                    };
+                    let mut changed = false;
+                    for (i, arg) in f.args.iter_mut().enumerate() {
+                        let already = matches!(arg, Expr::ScalarFunction(g)
+                            if g.func.name() == crate::types::json_fns::MARKED);
+                        let json = matches!(expr_source(arg, &input, &sources),
+                            Some(Source::Type(t)) if t.name == "json" || t.name == "jsonb");
+                        if which(i) && json && !already {
+                            *arg = Expr::ScalarFunction(
+                                datafusion::logical_expr::expr::ScalarFunction::new_udf(
+                                    Arc::new(crate::types::json_fns::udf(
+                                        crate::types::json_fns::MARKED,
+                                    )),
+                                    vec![arg.clone()],
+                                ),
+                            );
+                            changed = true;
+                        }
+                    }
+                    Ok(Transformed::new_transformed(
+                        Expr::ScalarFunction(f),
+                        changed,
+                    ))
+                })?;
+                Ok(marked.update_data(|e| saved.restore(e)))
+            })
+        })
+        .map(|t| t.data)
     }
 }

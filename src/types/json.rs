@@ -59,15 +59,22 @@ impl ScalarUDFImpl for BuildObject {
             .iter()
             .map(|a| a.to_array(n))
             .collect::<Result<Vec<ArrayRef>>>()?;
-        let texts = arrays
+        let keys = arrays
             .iter()
+            .step_by(2)
             .map(|a| cast(a, &DataType::Utf8))
             .collect::<std::result::Result<Vec<_>, _>>()?;
+        let values = arrays
+            .iter()
+            .skip(1)
+            .step_by(2)
+            .map(super::json_fns::to_json_texts)
+            .collect::<Result<Vec<_>>>()?;
         let mut out = StringBuilder::new();
         for row in 0..n {
             let mut text = String::from("{");
-            for (i, pair) in texts.chunks(2).enumerate() {
-                let (key, value) = (pair[0].as_string::<i32>(), pair[1].as_string::<i32>());
+            for (i, (key, value)) in keys.iter().zip(&values).enumerate() {
+                let key = key.as_string::<i32>();
                 if key.is_null(row) {
                     return Err(DataFusionError::from(Error::new(
                         ErrorKind::NullValueNotAllowed,
@@ -79,14 +86,7 @@ impl ScalarUDFImpl for BuildObject {
                 }
                 quote(&mut text, key.value(row));
                 text.push_str(" : ");
-                let original = &arrays[2 * i + 1];
-                if value.is_null(row) {
-                    text.push_str("null");
-                } else if is_json_number_or_bool(original.data_type()) && finite(value.value(row)) {
-                    text.push_str(value.value(row));
-                } else {
-                    quote(&mut text, value.value(row));
-                }
+                text.push_str(value[row].as_deref().unwrap_or("null"));
             }
             text.push('}');
             out.append_value(text);
@@ -94,15 +94,6 @@ impl ScalarUDFImpl for BuildObject {
         let array: ArrayRef = Arc::new(out.finish());
         Ok(ColumnarValue::Array(array))
     }
-}
-
-fn is_json_number_or_bool(t: &DataType) -> bool {
-    t.is_numeric() || matches!(t, DataType::Boolean)
-}
-
-/// NaN and infinities are not JSON numbers: PostgreSQL quotes them.
-fn finite(text: &str) -> bool {
-    !matches!(text, "NaN" | "inf" | "-inf" | "Infinity" | "-Infinity")
 }
 
 #[cfg(test)]

@@ -345,6 +345,185 @@ pub fn as_json(v: &Value, source: &str, normalized: bool) -> String {
     }
 }
 
+/// The text of the value `step` selects at the top of `src`, found by
+/// skipping over the other members instead of building the document (the
+/// operators' path for stored documents, which were checked when written).
+/// `Some(None)` when there is no such value; `None` when this scan cannot
+/// tell (an escaped key, a negative index, text that does not scan) and the
+/// full parser must answer.
+pub fn find<'s>(src: &'s str, step: &Step) -> Option<Option<&'s str>> {
+    let mut sc = Scan {
+        s: src.as_bytes(),
+        i: 0,
+    };
+    sc.ws();
+    let first = *sc.s.get(sc.i)?;
+    let index = match (first, step) {
+        (b'{', Step::Key(k) | Step::Part(k)) => return sc.member(src, k),
+        (b'[', Step::Index(i)) => *i,
+        (b'[', Step::Part(k)) => k.trim().parse::<i64>().ok()?,
+        (b'{' | b'[', _) => return Some(None),
+        // A scalar has no members (the full parser checks it is one).
+        _ => return None,
+    };
+    if index < 0 {
+        return None;
+    }
+    sc.element(src, index as usize)
+}
+
+/// The text of a value as `->>` gives it: a string unquoted, `null` as
+/// None; `None` outside when the string needs unescaping by the parser.
+pub fn raw_as_text(raw: &str) -> Option<Option<&str>> {
+    if raw == "null" {
+        return Some(None);
+    }
+    match raw.strip_prefix('"') {
+        Some(inner) if !inner.contains('\\') => Some(inner.strip_suffix('"')),
+        Some(_) => None,
+        None => Some(Some(raw)),
+    }
+}
+
+struct Scan<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+impl Scan<'_> {
+    fn ws(&mut self) {
+        while self.i < self.s.len() && matches!(self.s[self.i], b' ' | b'\t' | b'\n' | b'\r') {
+            self.i += 1;
+        }
+    }
+
+    fn at(&self, c: u8) -> bool {
+        self.s.get(self.i) == Some(&c)
+    }
+
+    /// Past a string starting at the quote; whether it had an escape.
+    fn string(&mut self) -> Option<bool> {
+        self.i += 1;
+        let mut escaped = false;
+        loop {
+            match *self.s.get(self.i)? {
+                b'"' => {
+                    self.i += 1;
+                    return Some(escaped);
+                }
+                b'\\' => {
+                    escaped = true;
+                    self.i += 2;
+                }
+                _ => self.i += 1,
+            }
+        }
+    }
+
+    /// Past one value.
+    fn value(&mut self) -> Option<()> {
+        match *self.s.get(self.i)? {
+            b'"' => self.string().map(|_| ()),
+            b'{' | b'[' => {
+                let mut depth = 0usize;
+                loop {
+                    match *self.s.get(self.i)? {
+                        b'"' => {
+                            self.string()?;
+                            continue;
+                        }
+                        b'{' | b'[' => depth += 1,
+                        b'}' | b']' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                self.i += 1;
+                                return Some(());
+                            }
+                        }
+                        _ => {}
+                    }
+                    self.i += 1;
+                }
+            }
+            _ => {
+                let from = self.i;
+                while self.i < self.s.len()
+                    && !matches!(
+                        self.s[self.i],
+                        b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'
+                    )
+                {
+                    self.i += 1;
+                }
+                (self.i > from).then_some(())
+            }
+        }
+    }
+
+    /// The last member named `key` of the object at the cursor.
+    fn member<'s>(&mut self, src: &'s str, key: &str) -> Option<Option<&'s str>> {
+        self.i += 1;
+        self.ws();
+        let mut found = None;
+        if self.at(b'}') {
+            return Some(None);
+        }
+        loop {
+            self.ws();
+            if !self.at(b'"') {
+                return None;
+            }
+            let start = self.i + 1;
+            if self.string()? {
+                return None;
+            }
+            let name = &src[start..self.i - 1];
+            self.ws();
+            if !self.at(b':') {
+                return None;
+            }
+            self.i += 1;
+            self.ws();
+            let from = self.i;
+            self.value()?;
+            if name == key {
+                found = Some(&src[from..self.i]);
+            }
+            self.ws();
+            match self.s.get(self.i)? {
+                b',' => self.i += 1,
+                b'}' => return Some(found),
+                _ => return None,
+            }
+        }
+    }
+
+    /// Element `index` of the array at the cursor.
+    fn element<'s>(&mut self, src: &'s str, index: usize) -> Option<Option<&'s str>> {
+        self.i += 1;
+        self.ws();
+        if self.at(b']') {
+            return Some(None);
+        }
+        let mut n = 0;
+        loop {
+            self.ws();
+            let from = self.i;
+            self.value()?;
+            if n == index {
+                return Some(Some(&src[from..self.i]));
+            }
+            n += 1;
+            self.ws();
+            match self.s.get(self.i)? {
+                b',' => self.i += 1,
+                b']' => return Some(None),
+                _ => return None,
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -405,5 +584,30 @@ mod tests {
         assert!(get(&v, &Step::Index(0)).is_none());
         assert!(get(b, &Step::Part("0")).is_some());
         assert!(get(b, &Step::Key("0")).is_none());
+    }
+
+    #[test]
+    fn the_quick_scan_agrees_with_the_parser() {
+        let src = r#"{"a": {"b" : [10, "x", null, {"c]": "}"}]}, "s": "q\"t", "a2": 1, "a": 7}"#;
+        assert_eq!(find(src, &Step::Key("a")), Some(Some("7")));
+        assert_eq!(find(src, &Step::Key("a2")), Some(Some("1")));
+        assert_eq!(find(src, &Step::Key("zz")), Some(None));
+        assert_eq!(find(src, &Step::Key("s")), Some(Some(r#""q\"t""#)));
+        assert_eq!(raw_as_text(r#""q\"t""#), None);
+        assert_eq!(raw_as_text(r#""qt""#), Some(Some("qt")));
+        assert_eq!(raw_as_text("null"), Some(None));
+        let inner = r#"{"b" : [10, "x", null, {"c]": "}"}]}"#;
+        let b = find(inner, &Step::Key("b")).unwrap().unwrap();
+        assert_eq!(find(b, &Step::Index(1)), Some(Some(r#""x""#)));
+        assert_eq!(find(b, &Step::Index(3)), Some(Some(r#"{"c]": "}"}"#)));
+        assert_eq!(find(b, &Step::Index(4)), Some(None));
+        assert_eq!(find(b, &Step::Part("0")), Some(Some("10")));
+        assert_eq!(find(b, &Step::Index(-1)), None);
+        assert_eq!(find(b, &Step::Key("x")), Some(None));
+        assert_eq!(find("[]", &Step::Index(0)), Some(None));
+        assert_eq!(find("{}", &Step::Key("a")), Some(None));
+        assert_eq!(find(r#"{"a\u0062": 1}"#, &Step::Key("ab")), None);
+        assert_eq!(find("3", &Step::Key("a")), None);
+        assert_eq!(find("{\"a\": 1", &Step::Key("a")), None);
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod datetime;
 pub mod json;
+pub mod json_fns;
 pub mod jsonb;
 pub mod like;
 pub mod output;

@@ -231,7 +231,6 @@ impl ScalarUDFImpl for JsonGet {
                 continue;
             }
             let src = docs.value(row);
-            let doc = parse_json(src)?;
             // Keys, or the one array index of `->` / `->>` with an integer.
             let (keys, index): (Vec<String>, Option<i64>) = if list {
                 let items = cast(&key.as_list::<i32>().value(row), &DataType::Utf8)?;
@@ -251,18 +250,31 @@ impl ScalarUDFImpl for JsonGet {
                     _ => (vec![s.to_string()], None),
                 }
             };
-            let mut at = Some(&doc);
             let path = matches!(self.op, JsonOp::Path | JsonOp::PathText);
-            for k in &keys {
-                let step = if path {
-                    jsonb::Step::Part(k)
-                } else {
-                    jsonb::Step::Key(k)
-                };
-                at = at.and_then(|v| jsonb::get(v, &step));
+            let mut steps: Vec<jsonb::Step> = keys
+                .iter()
+                .map(|k| {
+                    if path {
+                        jsonb::Step::Part(k)
+                    } else {
+                        jsonb::Step::Key(k)
+                    }
+                })
+                .collect();
+            steps.extend(index.map(jsonb::Step::Index));
+            // Stored documents were checked when written: most lookups
+            // skip through the text without building the document.
+            if let Some(found) = quick_lookup(src, &steps, self.op.text()) {
+                match found {
+                    Some(v) => out.append_value(v),
+                    None => out.append_null(),
+                }
+                continue;
             }
-            if let Some(i) = index {
-                at = at.and_then(|v| jsonb::get(v, &jsonb::Step::Index(i)));
+            let doc = parse_json(src)?;
+            let mut at = Some(&doc);
+            for step in &steps {
+                at = at.and_then(|v| jsonb::get(v, step));
             }
             let value = at.and_then(|v| {
                 if self.op.text() {
@@ -285,6 +297,23 @@ impl ScalarUDFImpl for JsonGet {
     }
 }
 
+/// The value `steps` select in `src` by the quick scan (as JSON or as
+/// `->>` text); `None` when the full parser must answer.
+fn quick_lookup<'s>(src: &'s str, steps: &[jsonb::Step], text: bool) -> Option<Option<&'s str>> {
+    let mut at = src.trim_matches(|c| matches!(c, ' ' | '\t' | '\n' | '\r'));
+    for step in steps {
+        match jsonb::find(at, step)? {
+            Some(v) => at = v,
+            None => return Some(None),
+        }
+    }
+    if text {
+        jsonb::raw_as_text(at)
+    } else {
+        Some(Some(at))
+    }
+}
+
 /// Plans `->`, `->>`, `#>`, `#>>` as the JSON functions.
 #[derive(Debug)]
 pub struct JsonOperators;
@@ -293,17 +322,44 @@ impl ExprPlanner for JsonOperators {
     fn plan_binary_op(
         &self,
         expr: RawBinaryExpr,
-        _schema: &DFSchema,
+        schema: &DFSchema,
     ) -> Result<PlannerResult<RawBinaryExpr>> {
         let op = match expr.op {
             BinaryOperator::Arrow => JsonOp::Get,
             BinaryOperator::LongArrow => JsonOp::GetText,
             BinaryOperator::HashArrow => JsonOp::Path,
             BinaryOperator::HashLongArrow => JsonOp::PathText,
-            _ => return Ok(PlannerResult::Original(expr)),
+            _ => return Ok(self.plan_test(expr, schema)),
         };
         Ok(PlannerResult::Planned(Expr::ScalarFunction(
             ScalarFunction::new_udf(Arc::new(op.udf()), vec![expr.left, expr.right]),
+        )))
+    }
+}
+
+impl JsonOperators {
+    /// `@>`, `<@`, `?`, `?|`, `?&` on documents (arrays keep DataFusion's
+    /// meaning of `@>` and `<@`).
+    fn plan_test(&self, expr: RawBinaryExpr, schema: &DFSchema) -> PlannerResult<RawBinaryExpr> {
+        let function = match expr.op {
+            BinaryOperator::AtArrow => "jsonb_contains",
+            BinaryOperator::ArrowAt => "jsonb_contained",
+            BinaryOperator::Question => "jsonb_exists",
+            BinaryOperator::QuestionPipe => "jsonb_exists_any",
+            BinaryOperator::QuestionAnd => "jsonb_exists_all",
+            _ => return PlannerResult::Original(expr),
+        };
+        use datafusion::logical_expr::ExprSchemable;
+        let text = matches!(
+            expr.left.get_type(schema),
+            Ok(DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 | DataType::Null)
+        );
+        if !text {
+            return PlannerResult::Original(expr);
+        }
+        PlannerResult::Planned(Expr::ScalarFunction(ScalarFunction::new_udf(
+            Arc::new(super::json_fns::udf(function)),
+            vec![expr.left, expr.right],
         )))
     }
 }
@@ -345,6 +401,7 @@ pub fn register(ctx: &datafusion::prelude::SessionContext) {
     for op in JsonOp::ALL {
         ctx.register_udf(op.udf());
     }
+    super::json_fns::register(ctx);
     let uuid = datafusion::functions::string::uuid();
     ctx.register_udf(uuid.as_ref().clone().with_aliases(["gen_random_uuid"]));
     ctx.register_udf(ScalarUDF::new_from_impl(TypeOf {

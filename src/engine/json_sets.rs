@@ -1,0 +1,397 @@
+//! PostgreSQL's JSON set-returning functions and aggregates, spelled with
+//! what DataFusion plans: a set-returning function is `unnest` of a list
+//! (`jsonb_array_elements(d)` → `unnest(sluice_jsonb_array_elements(d))`,
+//! in the select list or in FROM, where `jsonb_each(d) AS e` becomes a
+//! derived table of `key` and `value` unnested side by side), and an
+//! aggregate is built on `array_agg`, which already knows ORDER BY,
+//! DISTINCT and FILTER (`jsonb_agg(x ORDER BY y)` →
+//! `sluice_jsonb_agg_array(array_agg(to_jsonb(x) ORDER BY y))`).
+
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::{
+    Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, Ident,
+    ObjectName, Query, SelectItem, SelectItemQualifiedWildcardKind, SetExpr, Statement, TableAlias,
+    TableFactor, VisitMut, VisitorMut,
+};
+
+use crate::frontend::compat::call;
+use crate::types::json_fns::{AGGREGATES, SET_FUNCTIONS};
+
+/// The lower-case name of a call with a one-part name.
+fn simple_name(name: &ObjectName) -> Option<String> {
+    match name.0.as_slice() {
+        [part] => part.as_ident().map(|i| i.value.to_ascii_lowercase()),
+        [schema, part] if schema.as_ident().is_some_and(|s| s.value == "pg_catalog") => {
+            part.as_ident().map(|i| i.value.to_ascii_lowercase())
+        }
+        _ => None,
+    }
+}
+
+fn plain_args(args: &FunctionArguments) -> Option<Vec<Expr>> {
+    let FunctionArguments::List(list) = args else {
+        return None;
+    };
+    if list.duplicate_treatment.is_some() || !list.clauses.is_empty() {
+        return None;
+    }
+    list.args
+        .iter()
+        .map(|a| match a {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Rewrite the JSON set-returning functions and aggregates of `stmt`.
+pub fn rewrite(stmt: &mut Statement) {
+    struct V;
+    impl VisitorMut for V {
+        type Break = ();
+        fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
+            lateral_sets(q);
+            // A select item that is one of these calls is named after it.
+            if let SetExpr::Select(s) = q.body.as_mut() {
+                for item in s.projection.iter_mut() {
+                    if let SelectItem::UnnamedExpr(Expr::Function(f)) = item
+                        && let Some(name) = simple_name(&f.name)
+                        && (select_list_set(&name).is_some() || aggregate(&name).is_some())
+                    {
+                        let expr = Expr::Function(f.clone());
+                        *item = SelectItem::ExprWithAlias {
+                            expr,
+                            alias: Ident::new(name),
+                        };
+                    }
+                }
+            }
+            ControlFlow::Continue(())
+        }
+        fn pre_visit_table_factor(&mut self, f: &mut TableFactor) -> ControlFlow<()> {
+            if let Some(derived) = set_function_in_from(f) {
+                *f = derived;
+            }
+            ControlFlow::Continue(())
+        }
+        fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+            if let Expr::Function(f) = e
+                && let Some(name) = simple_name(&f.name)
+            {
+                if let Some(list) = select_list_set(&name)
+                    && let Some(args) = plain_args(&f.args)
+                {
+                    *e = call("unnest", vec![call(list, args, vec![])], vec![]);
+                } else if let Some((outer, pair)) = aggregate(&name) {
+                    *e = aggregate_call(f, outer, pair);
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = stmt.visit(&mut V);
+}
+
+/// The list function of a set-returning function of one column.
+fn select_list_set(name: &str) -> Option<&'static str> {
+    SET_FUNCTIONS
+        .iter()
+        .find(|(n, lists, _)| *n == name && lists.len() == 1)
+        .map(|(_, lists, _)| lists[0])
+}
+
+fn aggregate(name: &str) -> Option<(&'static str, bool)> {
+    AGGREGATES
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map(|&(_, outer, pair)| (outer, pair))
+}
+
+/// `jsonb_agg(x ...)` as `sluice_jsonb_agg_array(array_agg(to_jsonb(x) ...))`,
+/// the call's DISTINCT, ORDER BY, FILTER and OVER kept on `array_agg`.
+fn aggregate_call(f: &Function, outer: &str, pair: bool) -> Expr {
+    let mut inner = f.clone();
+    inner.name = ObjectName::from(vec![Ident::new("array_agg")]);
+    if let FunctionArguments::List(FunctionArgumentList { args, .. }) = &mut inner.args {
+        let exprs: Vec<Expr> = args
+            .iter()
+            .filter_map(|a| match a {
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e.clone()),
+                _ => None,
+            })
+            .collect();
+        let value = if pair {
+            call("sluice_json_member", exprs, vec![])
+        } else {
+            call("to_jsonb", exprs, vec![])
+        };
+        *args = vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(value))];
+    }
+    call(outer, vec![Expr::Function(inner)], vec![])
+}
+
+/// A set-returning function in FROM: the `unnest` calls that give its
+/// columns, their names, and its alias.
+struct SetInFrom {
+    calls: Vec<Expr>,
+    names: Vec<Ident>,
+    alias: Option<TableAlias>,
+    function: String,
+}
+
+impl SetInFrom {
+    fn of(f: &TableFactor) -> Option<SetInFrom> {
+        let TableFactor::Table {
+            name,
+            alias,
+            args: Some(args),
+            with_hints,
+            version: None,
+            with_ordinality: false,
+            ..
+        } = f
+        else {
+            return None;
+        };
+        let fname = simple_name(name)?;
+        if !with_hints.is_empty() || !args.settings.as_ref().is_none_or(Vec::is_empty) {
+            return None;
+        }
+        let exprs: Vec<Expr> = args
+            .args
+            .iter()
+            .map(|a| match a {
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e.clone()),
+                _ => None,
+            })
+            .collect::<Option<_>>()?;
+        let (lists, columns): (&[&str], &[&str]) = if fname == "unnest" && exprs.len() == 1 {
+            (&[], &["unnest"])
+        } else {
+            let (_, lists, columns) = SET_FUNCTIONS.iter().find(|(n, _, _)| *n == fname)?;
+            (lists, columns)
+        };
+        // Column names: the alias's list, else PostgreSQL's; a bare alias of
+        // a one-column function names its column.
+        let names: Vec<Ident> = columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| match alias {
+                Some(a) if !a.columns.is_empty() => a
+                    .columns
+                    .get(i)
+                    .map(|c| c.name.clone())
+                    .unwrap_or_else(|| Ident::new(*c)),
+                Some(a) if columns.len() == 1 && *c != "value" => a.name.clone(),
+                _ => Ident::new(*c),
+            })
+            .collect();
+        let calls: Vec<Expr> = if lists.is_empty() {
+            vec![call("unnest", exprs, vec![])]
+        } else {
+            lists
+                .iter()
+                .map(|l| call("unnest", vec![call(l, exprs.clone(), vec![])], vec![]))
+                .collect()
+        };
+        Some(SetInFrom {
+            calls,
+            names,
+            alias: alias.clone(),
+            function: fname,
+        })
+    }
+
+    /// `SELECT <calls> AS <names>` (with `q.*` first and `FROM rel AS q`
+    /// when it joins a relation laterally).
+    fn query(&self, lateral: Option<(&Ident, &TableFactor)>) -> Option<Box<Query>> {
+        let items = (1..=self.calls.len())
+            .map(|i| format!("${i} AS c{i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = match lateral {
+            Some(_) => format!("SELECT q.*, {items} FROM q"),
+            None => format!("SELECT {items}"),
+        };
+        let mut query = crate::frontend::template::query(&sql, &self.calls).ok()?;
+        if let SetExpr::Select(s) = query.body.as_mut() {
+            let skip = usize::from(lateral.is_some());
+            for (item, name) in s.projection.iter_mut().skip(skip).zip(&self.names) {
+                if let SelectItem::ExprWithAlias { alias, .. } = item {
+                    *alias = name.clone();
+                }
+            }
+            if let Some((q, relation)) = lateral {
+                if let Some(SelectItem::QualifiedWildcard(
+                    SelectItemQualifiedWildcardKind::ObjectName(n),
+                    _,
+                )) = s.projection.first_mut()
+                {
+                    *n = ObjectName::from(vec![q.clone()]);
+                }
+                let mut relation = relation.clone();
+                // A table read without an alias is named by its alias here.
+                if let TableFactor::Table {
+                    alias: a @ None, ..
+                } = &mut relation
+                {
+                    *a = Some(TableAlias {
+                        explicit: true,
+                        name: q.clone(),
+                        columns: vec![],
+                        at: None,
+                    });
+                }
+                s.from.first_mut()?.relation = relation;
+            }
+        }
+        Some(query)
+    }
+
+    /// Does the function read columns (of a relation before it)?
+    fn reads_columns(&self) -> bool {
+        use datafusion::sql::sqlparser::ast::{Visit, Visitor};
+        struct Columns;
+        impl Visitor for Columns {
+            type Break = ();
+            fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+                match e {
+                    Expr::Identifier(_) | Expr::CompoundIdentifier(_) => ControlFlow::Break(()),
+                    Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. } => {
+                        ControlFlow::Break(())
+                    }
+                    _ => ControlFlow::Continue(()),
+                }
+            }
+        }
+        self.calls.iter().any(|c| c.visit(&mut Columns).is_break())
+    }
+}
+
+/// `FROM jsonb_each(d) [AS e(k, v)]` as the derived table
+/// `(SELECT unnest(keys(d)) AS key, unnest(values(d)) AS value) AS e`.
+fn set_function_in_from(f: &TableFactor) -> Option<TableFactor> {
+    let set = SetInFrom::of(f)?;
+    if set.function == "unnest" {
+        // Left to the subquery rewrite, which knows unnest alone.
+        return None;
+    }
+    Some(TableFactor::Derived {
+        lateral: false,
+        subquery: set.query(None)?,
+        alias: Some(TableAlias {
+            explicit: true,
+            name: set
+                .alias
+                .as_ref()
+                .map(|a| a.name.clone())
+                .unwrap_or_else(|| Ident::new(&set.function)),
+            columns: vec![],
+            at: None,
+        }),
+        sample: None,
+    })
+}
+
+/// The name a FROM item's columns are qualified by.
+fn qualifier(f: &TableFactor) -> Option<Ident> {
+    match f {
+        TableFactor::Table {
+            alias: Some(a),
+            args: None,
+            ..
+        }
+        | TableFactor::Derived { alias: Some(a), .. } => {
+            a.columns.is_empty().then(|| a.name.clone())
+        }
+        TableFactor::Table {
+            name, args: None, ..
+        } => name.0.last()?.as_ident().cloned(),
+        _ => None,
+    }
+}
+
+/// `FROM t AS a, jsonb_array_elements(a.doc) AS e` (the function reads
+/// the relation before it, as LATERAL) as
+/// `FROM (SELECT a.*, unnest(...) AS value FROM t AS a) AS a`, with `e.value`
+/// read as `a.value`.
+fn lateral_sets(q: &mut Query) {
+    let SetExpr::Select(select) = q.body.as_mut() else {
+        return;
+    };
+    let mut renames: Vec<(String, Ident, Vec<Ident>)> = vec![];
+    let mut i = 1;
+    while i < select.from.len() {
+        let (before, at) = (&select.from[i - 1], &select.from[i]);
+        let merge = (before.joins.is_empty() && at.joins.is_empty())
+            .then(|| SetInFrom::of(&at.relation))
+            .flatten()
+            .filter(SetInFrom::reads_columns)
+            .and_then(|set| Some((qualifier(&before.relation)?, set)));
+        let Some((name, set)) = merge else {
+            i += 1;
+            continue;
+        };
+        let Some(query) = set.query(Some((&name, &before.relation))) else {
+            i += 1;
+            continue;
+        };
+        let alias = set
+            .alias
+            .as_ref()
+            .map(|a| a.name.value.to_ascii_lowercase())
+            .unwrap_or_else(|| set.function.clone());
+        renames.push((alias, name.clone(), set.names.clone()));
+        select.from[i - 1].relation = TableFactor::Derived {
+            lateral: false,
+            subquery: query,
+            alias: Some(TableAlias {
+                explicit: true,
+                name,
+                columns: vec![],
+                at: None,
+            }),
+            sample: None,
+        };
+        select.from.remove(i);
+    }
+    if renames.is_empty() {
+        return;
+    }
+    // References to the function's alias now name the merged relation.
+    struct Renames<'a>(&'a [(String, Ident, Vec<Ident>)]);
+    impl VisitorMut for Renames<'_> {
+        type Break = ();
+        fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+            let found = |a: &Ident| {
+                self.0
+                    .iter()
+                    .find(|(alias, _, _)| a.value.to_ascii_lowercase() == *alias)
+            };
+            match e {
+                Expr::CompoundIdentifier(parts) if parts.len() == 2 => {
+                    if let Some((_, q, names)) = found(&parts[0]) {
+                        let column = if names.len() == 1 {
+                            names[0].clone()
+                        } else {
+                            parts[1].clone()
+                        };
+                        *e = Expr::CompoundIdentifier(vec![q.clone(), column]);
+                    }
+                }
+                Expr::Identifier(a) => {
+                    if let Some((_, q, names)) = found(a)
+                        && names.len() == 1
+                        && !names[0].value.eq_ignore_ascii_case(&a.value)
+                    {
+                        *e = Expr::CompoundIdentifier(vec![q.clone(), names[0].clone()]);
+                    }
+                }
+                _ => {}
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = q.visit(&mut Renames(&renames));
+}
