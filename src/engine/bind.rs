@@ -27,8 +27,8 @@ use datafusion::common::TableReference;
 use datafusion::datasource::provider_as_source;
 use datafusion::logical_expr::TableSource;
 use datafusion::sql::sqlparser::ast::{
-    Expr, ObjectName, ObjectNamePart, Query, Statement, TableFactor, TableVersion, Value, VisitMut,
-    VisitorMut,
+    Expr, ObjectName, ObjectNamePart, Query, SetExpr, Statement, TableFactor, TableVersion, Value,
+    VisitMut, VisitorMut,
 };
 use deltalake::DeltaTable;
 
@@ -323,6 +323,47 @@ pub fn qualify_reads<T: VisitMut>(resolver: &Resolver, node: &mut T) -> Result<B
         .collect())
 }
 
+/// `t.*` of a table read without an alias, once its name is qualified
+/// (`"public"."t"`): the wildcard names it the same way, as a column
+/// reference `t.a` still finds it.
+fn wildcards_of_qualified_tables(body: &mut SetExpr) {
+    use datafusion::sql::sqlparser::ast::{SelectItem, SelectItemQualifiedWildcardKind};
+    let select = match body {
+        SetExpr::Select(s) => s,
+        SetExpr::SetOperation { left, right, .. } => {
+            wildcards_of_qualified_tables(left);
+            wildcards_of_qualified_tables(right);
+            return;
+        }
+        _ => return,
+    };
+    let tables: Vec<ObjectName> = select
+        .from
+        .iter()
+        .flat_map(|t| std::iter::once(&t.relation).chain(t.joins.iter().map(|j| &j.relation)))
+        .filter_map(|f| match f {
+            TableFactor::Table {
+                name,
+                alias: None,
+                args: None,
+                ..
+            } => Some(name.clone()),
+            _ => None,
+        })
+        .collect();
+    for item in select.projection.iter_mut() {
+        if let SelectItem::QualifiedWildcard(SelectItemQualifiedWildcardKind::ObjectName(n), _) =
+            item
+            && let [one] = name_parts(n).as_slice()
+            && let Some(full) = tables
+                .iter()
+                .find(|t| name_parts(t).last().is_some_and(|last| last == one))
+        {
+            *n = full.clone();
+        }
+    }
+}
+
 /// Qualify every relation name `stmt` reads (WITH names excepted) and
 /// collect what they denote. Table functions are left alone.
 fn qualify<T: VisitMut>(resolver: &Resolver, stmt: &mut T) -> Result<Vec<Reference>> {
@@ -348,8 +389,9 @@ fn qualify<T: VisitMut>(resolver: &Resolver, stmt: &mut T) -> Result<Vec<Referen
             self.scopes.push(names);
             ControlFlow::Continue(())
         }
-        fn post_visit_query(&mut self, _: &mut Query) -> ControlFlow<()> {
+        fn post_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
             self.scopes.pop();
+            wildcards_of_qualified_tables(&mut q.body);
             ControlFlow::Continue(())
         }
         fn pre_visit_statement(&mut self, s: &mut Statement) -> ControlFlow<()> {

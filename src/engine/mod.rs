@@ -34,6 +34,7 @@ pub mod settings;
 mod subplan;
 mod subquery;
 pub mod upsert;
+mod using_joins;
 #[cfg(test)]
 mod write_tests;
 
@@ -995,6 +996,7 @@ impl Session {
         let state = state.read();
         let aggregates = state.aggregate_functions();
         json_sets::rewrite(&mut stmt);
+        using_joins::rewrite(&mut stmt);
         subquery::rewrite(&mut stmt, &|n| aggregates.contains_key(n));
         Ok(stmt)
     }
@@ -1264,6 +1266,7 @@ fn rewrite_for_datafusion(mut stmt: Statement) -> Statement {
     };
     use std::ops::ControlFlow;
     names::alias_column_casts(&mut stmt);
+    names::alias_repeated_names(&mut stmt);
     let _ = visit_expressions_mut(&mut stmt, |e| {
         // mod(a, b) is PostgreSQL's a % b (same sign rules).
         if let Expr::Function(f) = e

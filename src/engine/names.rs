@@ -138,17 +138,38 @@ fn first_select(body: &SetExpr) -> Option<&datafusion::sql::sqlparser::ast::Sele
 
 fn query_names(q: &Query, schema: &Schema) -> Option<SchemaRef> {
     let select = first_select(&q.body)?;
-    if select.projection.len() != schema.fields().len() {
+    // One wildcard: it stands for the columns the other items leave.
+    let wildcards = select
+        .projection
+        .iter()
+        .filter(|i| {
+            matches!(
+                i,
+                SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
+            )
+        })
+        .count();
+    let width = match wildcards {
+        0 => 1,
+        1 => (schema.fields().len() + 1).checked_sub(select.projection.len())?,
+        _ => return None,
+    };
+    if select.projection.len() + width - 1 != schema.fields().len() {
         return None;
     }
+    let items = select.projection.iter().flat_map(|item| {
+        let n = match item {
+            SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..) => width,
+            _ => 1,
+        };
+        std::iter::repeat_n(item, n)
+    });
     let mut changed = false;
     let mut fields = Vec::with_capacity(schema.fields().len());
-    for (item, field) in select.projection.iter().zip(schema.fields()) {
+    for (item, field) in items.zip(schema.fields()) {
         let name = match item {
             SelectItem::UnnamedExpr(e) => expr_name(e),
-            SelectItem::ExprWithAlias { .. } => None,
-            // A wildcard expands to several columns: positions no longer match.
-            _ => return None,
+            _ => None,
         };
         match name {
             Some(n) if &n != field.name() => {
@@ -210,6 +231,53 @@ pub fn alias_column_casts(stmt: &mut Statement) {
     }
 }
 
+/// Marks an alias given to a repeated output name; the result's names drop
+/// it again (see [`pg_result_names`]).
+const REPEAT_MARK: char = '\u{1f}';
+
+/// PostgreSQL allows result columns of one name (`SELECT id, id`,
+/// `SELECT c.oid, c.*`, `SELECT 1 AS x, 2 AS x`); DataFusion requires a
+/// projection's names to be unique. The later items of a name, and plain
+/// columns beside a wildcard (which may expand to the same column), get an
+/// alias with a mark that the result's column names drop.
+pub fn alias_repeated_names(stmt: &mut Statement) {
+    use datafusion::sql::sqlparser::ast::Ident;
+    let Statement::Query(q) = stmt else { return };
+    let SetExpr::Select(select) = q.body.as_mut() else {
+        return;
+    };
+    let wildcard = select.projection.iter().any(|i| {
+        matches!(
+            i,
+            SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
+        )
+    });
+    let mut seen: std::collections::HashMap<String, usize> = Default::default();
+    for (pos, item) in select.projection.iter_mut().enumerate() {
+        let (name, plain) = match item {
+            SelectItem::UnnamedExpr(e @ (Expr::Identifier(_) | Expr::CompoundIdentifier(_))) => {
+                (figure(e).0.unwrap_or_default(), true)
+            }
+            SelectItem::UnnamedExpr(e) => (figure(e).0.unwrap_or_else(|| UNNAMED.into()), false),
+            SelectItem::ExprWithAlias { alias, .. } => (super::normalize_ident(alias), false),
+            _ => continue,
+        };
+        let count = seen.entry(name.clone()).or_default();
+        *count += 1;
+        if *count == 1 && !(plain && wildcard) {
+            continue;
+        }
+        let expr = match item {
+            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e.clone(),
+            _ => continue,
+        };
+        *item = SelectItem::ExprWithAlias {
+            expr,
+            alias: Ident::with_quote('"', format!("{name}{REPEAT_MARK}{pos}")),
+        };
+    }
+}
+
 /// `schema` with its fields renamed, position by position.
 pub fn with_names(schema: &Schema, names: &[String]) -> SchemaRef {
     let fields: Vec<Field> = schema
@@ -224,10 +292,20 @@ pub fn with_names(schema: &Schema, names: &[String]) -> SchemaRef {
 /// `schema` with PostgreSQL's column names for the result of `stmt`, when
 /// they differ from the planner's.
 pub fn pg_result_names(stmt: &Statement, schema: &Schema) -> Option<SchemaRef> {
-    match stmt {
+    let named = match stmt {
         Statement::Query(q) => query_names(q, schema),
         _ => None,
+    };
+    let base = named.as_deref().unwrap_or(schema);
+    if !base.fields().iter().any(|f| f.name().contains(REPEAT_MARK)) {
+        return named;
     }
+    let names: Vec<String> = base
+        .fields()
+        .iter()
+        .map(|f| f.name().split(REPEAT_MARK).next().unwrap_or("").to_string())
+        .collect();
+    Some(with_names(base, &names))
 }
 
 /// The names every WITH query of `stmt` defines, at any depth.
@@ -283,8 +361,41 @@ mod tests {
             ["count", "sum", "df2", "a", "?column?", "df5", "upper"]
         );
         assert_eq!(names("SELECT 1 UNION SELECT 2", 1), ["?column?"]);
-        assert_eq!(names("SELECT *, count(*) FROM t", 3), ["df0", "df1", "df2"]);
+        assert_eq!(
+            names("SELECT *, count(*) FROM t", 3),
+            ["df0", "df1", "count"]
+        );
+        assert_eq!(names("SELECT *, *, 1 FROM t", 3), ["df0", "df1", "df2"]);
         assert_eq!(names("SELECT CASE WHEN a THEN 1 END FROM t", 1), ["case"]);
+    }
+
+    #[test]
+    fn repeated_names_are_aliased_and_come_back_unmarked() {
+        let mut stmt = datafusion::sql::sqlparser::parser::Parser::parse_sql(
+            &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
+            "SELECT id, t.id, 1, 1, x AS n, y AS n, c.oid, c.* FROM t, c",
+        )
+        .unwrap()
+        .remove(0);
+        alias_repeated_names(&mut stmt);
+        let text = stmt.to_string();
+        assert!(text.starts_with(
+            "SELECT id AS \"id\u{1f}0\", t.id AS \"id\u{1f}1\", 1, 1 AS \"?column?\u{1f}3\""
+        ));
+        assert!(text.contains("y AS \"n\u{1f}5\", c.oid AS \"oid\u{1f}6\", c.*"));
+        let schema = Schema::new(vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new("id\u{1f}1", DataType::Int64, true),
+        ]);
+        let stmt = datafusion::sql::sqlparser::parser::Parser::parse_sql(
+            &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
+            "SELECT id, t.id AS \"id\u{1f}1\" FROM t",
+        )
+        .unwrap()
+        .remove(0);
+        let named = pg_result_names(&stmt, &schema).unwrap();
+        let names: Vec<_> = named.fields().iter().map(|f| f.name().as_str()).collect();
+        assert_eq!(names, ["id", "id"]);
     }
 
     #[test]

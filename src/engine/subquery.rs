@@ -28,9 +28,9 @@ use datafusion::logical_expr::{
     ScalarUDFImpl, Signature, Volatility,
 };
 use datafusion::sql::sqlparser::ast::{
-    Expr, FunctionArg, FunctionArgExpr, FunctionArgumentClause, FunctionArguments, GroupByExpr,
-    Ident, LimitClause, OrderByKind, Query, SelectItem, SetExpr, Statement, TableAlias,
-    TableFactor, Value, VisitMut, VisitorMut,
+    BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArgumentClause, FunctionArguments,
+    GroupByExpr, Ident, LimitClause, OrderByKind, Query, SelectItem, SetExpr, Statement,
+    TableAlias, TableFactor, Value, VisitMut, VisitorMut,
 };
 
 use crate::error::{Error, ErrorKind};
@@ -45,6 +45,10 @@ pub fn rewrite(stmt: &mut Statement, is_aggregate: &dyn Fn(&str) -> bool) {
     struct V<'a>(&'a dyn Fn(&str) -> bool);
     impl VisitorMut for V<'_> {
         type Break = ();
+        fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
+            constant_not_in(q);
+            ControlFlow::Continue(())
+        }
         fn pre_visit_table_factor(&mut self, f: &mut TableFactor) -> ControlFlow<()> {
             if let Some(derived) = unnest_in_from(f) {
                 *f = derived;
@@ -64,6 +68,92 @@ pub fn rewrite(stmt: &mut Statement, is_aggregate: &dyn Fn(&str) -> bool) {
         }
     }
     let _ = stmt.visit(&mut V(is_aggregate));
+}
+
+/// `c NOT IN (SELECT v ...)` in WHERE with a constant `c`: DataFusion
+/// filters the subquery by `v = c` before its null-aware anti join looks
+/// for NULLs, so a NULL `v` no longer keeps every row out. As a condition
+/// of WHERE, where NULL and false both drop the row, it is
+/// `NOT EXISTS (SELECT 1 FROM (SELECT v ...) AS s(v) WHERE s.v = c OR
+/// s.v IS NULL OR c IS NULL)`: no row when the subquery is empty, none
+/// when it has `c` or a NULL, as PostgreSQL answers.
+fn constant_not_in(q: &mut Query) {
+    let SetExpr::Select(s) = q.body.as_mut() else {
+        return;
+    };
+    if let Some(w) = s.selection.as_mut() {
+        conjuncts_not_in(w);
+    }
+}
+
+fn conjuncts_not_in(e: &mut Expr) {
+    match e {
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::And,
+            right,
+        } => {
+            conjuncts_not_in(left);
+            conjuncts_not_in(right);
+        }
+        Expr::Nested(inner) => conjuncts_not_in(inner),
+        Expr::InSubquery {
+            expr,
+            subquery,
+            negated: true,
+        } if constant(expr) => {
+            let Ok(q) = crate::frontend::template::query(
+                "SELECT NOT EXISTS (SELECT 1 FROM (SELECT 1) AS __not_in(v) \
+                 WHERE __not_in.v = $1 OR __not_in.v IS NULL OR $1 IS NULL)",
+                &[expr.as_ref().clone()],
+            ) else {
+                return;
+            };
+            let SetExpr::Select(select) = *q.body else {
+                return;
+            };
+            let Some(SelectItem::UnnamedExpr(mut exists)) = select.projection.into_iter().next()
+            else {
+                return;
+            };
+            // The placeholder derived table becomes the user's subquery.
+            struct Derived<'a>(Option<&'a Query>);
+            impl VisitorMut for Derived<'_> {
+                type Break = ();
+                fn pre_visit_table_factor(&mut self, f: &mut TableFactor) -> ControlFlow<()> {
+                    if let TableFactor::Derived { subquery, .. } = f
+                        && let Some(q) = self.0.take()
+                    {
+                        **subquery = q.clone();
+                    }
+                    ControlFlow::Continue(())
+                }
+            }
+            let _ = exists.visit(&mut Derived(Some(subquery)));
+            *e = exists;
+        }
+        _ => {}
+    }
+}
+
+/// Does `e` read no column and run no query?
+fn constant(e: &Expr) -> bool {
+    use datafusion::sql::sqlparser::ast::{Visit, Visitor};
+    struct Reads;
+    impl Visitor for Reads {
+        type Break = ();
+        fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+            match e {
+                Expr::Identifier(_)
+                | Expr::CompoundIdentifier(_)
+                | Expr::Subquery(_)
+                | Expr::Exists { .. }
+                | Expr::InSubquery { .. } => ControlFlow::Break(()),
+                _ => ControlFlow::Continue(()),
+            }
+        }
+    }
+    e.visit(&mut Reads).is_continue()
 }
 
 /// Does `e` call an aggregate or a window function (outside nested queries)?

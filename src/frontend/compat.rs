@@ -9,10 +9,10 @@ use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{ObjectName, Statement, TableFactor, visit_relations};
 use datafusion_pg_catalog::sql::rules::{
-    AliasDuplicatedProjectionRewrite, CurrentUserVariableToSessionUserFunctionCall,
-    FixArrayLiteral, FixVersionColumnName, PrependUnqualifiedPgTableName,
-    ResolveUnqualifiedIdentifier, RewriteArrayAnyAllOperation, RewritePgCatalogOperator,
-    RewriteRegCastToSubquery, SqlStatementRewriteRule, StripCallableQualifier, StripCollate,
+    CurrentUserVariableToSessionUserFunctionCall, FixArrayLiteral, FixVersionColumnName,
+    PrependUnqualifiedPgTableName, ResolveUnqualifiedIdentifier, RewriteArrayAnyAllOperation,
+    RewritePgCatalogOperator, RewriteRegCastToSubquery, SqlStatementRewriteRule,
+    StripCallableQualifier, StripCollate,
 };
 
 /// Does `stmt` read a system catalog (`pg_catalog`, `information_schema`,
@@ -109,8 +109,7 @@ pub fn rewrite(stmt: &mut Statement, text: Option<&str>) {
             (Some(known), Some(plain)) if known != plain => s = known,
             _ => {
                 // Its types arrays as text, which these rewrites expect.
-                let catalog: [&dyn SqlStatementRewriteRule; 7] = [
-                    &AliasDuplicatedProjectionRewrite,
+                let catalog: [&dyn SqlStatementRewriteRule; 6] = [
                     &ResolveUnqualifiedIdentifier,
                     &RewriteArrayAnyAllOperation,
                     &PrependUnqualifiedPgTableName,

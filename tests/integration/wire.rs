@@ -169,6 +169,58 @@ fn rows_of(messages: &[tokio_postgres::SimpleQueryMessage]) -> Vec<String> {
         .collect()
 }
 
+/// Result columns may repeat a name, as in PostgreSQL, and JSON results
+/// built by functions are described as json/jsonb (drivers parse them).
+#[tokio::test]
+async fn repeated_result_names_and_built_json_are_described_as_postgres_does() {
+    let server = Server::start();
+    let c = server.connect().await;
+    c.batch_execute(
+        "CREATE TABLE ev (id integer, body jsonb);
+         INSERT INTO ev VALUES (1, '{\"tags\": [\"a\", \"b\"]}'), (2, '{\"tags\": []}');",
+    )
+    .await
+    .unwrap();
+    let s = c
+        .prepare("SELECT id, id, 1, 1, e.body, e.* FROM ev e ORDER BY id")
+        .await
+        .unwrap();
+    let names: Vec<_> = s.columns().iter().map(|c| c.name().to_string()).collect();
+    assert_eq!(
+        names,
+        ["id", "id", "?column?", "?column?", "body", "id", "body"]
+    );
+    let rows = c.query(&s, &[]).await.unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[1].get::<_, i32>(5), 2);
+
+    let s = c
+        .prepare(
+            "SELECT jsonb_agg(t.value ORDER BY t.value) AS tags, \
+                    jsonb_build_object('n', count(*)) AS meta, \
+                    json_agg(e.id ORDER BY e.id) AS ids \
+             FROM ev e, jsonb_array_elements(e.body -> 'tags') AS t",
+        )
+        .await
+        .unwrap();
+    let types: Vec<_> = s
+        .columns()
+        .iter()
+        .map(|c| c.type_().name().to_string())
+        .collect();
+    assert_eq!(types, ["jsonb", "jsonb", "json"]);
+    // Binary values: jsonb with its version byte, json as its text.
+    let row = c.query_one(&s, &[]).await.unwrap();
+    let json = |i: usize, prefix: &[u8]| -> serde_json::Value {
+        let raw: Raw = row.get(i);
+        let text = raw.0.strip_prefix(prefix).expect("jsonb version byte");
+        serde_json::from_slice(text).unwrap()
+    };
+    assert_eq!(json(0, &[1]), serde_json::json!(["a", "b"]));
+    assert_eq!(json(1, &[1]), serde_json::json!({"n": 2}));
+    assert_eq!(json(2, &[]), serde_json::json!([1, 1]));
+}
+
 #[tokio::test]
 async fn cursors_fetch_in_pieces_and_prepared_statements_are_listed() {
     let server = Server::start();
