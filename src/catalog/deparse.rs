@@ -23,6 +23,39 @@ pub fn check_texts(expr: &str, columns: &[ColumnDef]) -> Option<(String, String)
     Some((node.plain(), node.pretty(0)))
 }
 
+/// The columns a CHECK expression reads, in the order they first appear
+/// (PostgreSQL's `conkey`).
+pub fn check_columns(expr: &str, columns: &[ColumnDef]) -> Vec<String> {
+    use datafusion::sql::sqlparser::ast::{Visit, Visitor};
+    use std::ops::ControlFlow;
+    let Ok(e) = Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(expr)
+        .and_then(|mut p| p.parse_expr())
+    else {
+        return vec![];
+    };
+    struct Names<'a>(&'a [ColumnDef], Vec<String>);
+    impl Visitor for Names<'_> {
+        type Break = ();
+        fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+            if let Expr::Identifier(id) = e {
+                let name = if id.quote_style.is_some() {
+                    id.value.clone()
+                } else {
+                    id.value.to_lowercase()
+                };
+                if self.0.iter().any(|c| c.name == name) && !self.1.contains(&name) {
+                    self.1.push(name);
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut names = Names(columns, vec![]);
+    let _ = e.visit(&mut names);
+    names.1
+}
+
 /// A deparsed expression.
 enum Node {
     /// A column, with the type PostgreSQL reads it as.
@@ -445,5 +478,17 @@ mod tests {
             assert_eq!((p.as_str(), q.as_str()), (plain, pretty), "{expr}");
         }
         assert!(check_texts("length(t) > 2", &cols()).is_none());
+    }
+
+    #[test]
+    fn a_check_reads_its_columns_in_order() {
+        assert_eq!(
+            check_columns(
+                "qty > 0 AND (T IS NULL OR length(t) > qty) OR zz > 1",
+                &cols()
+            ),
+            ["qty", "t"]
+        );
+        assert!(check_columns("1 >", &cols()).is_empty());
     }
 }

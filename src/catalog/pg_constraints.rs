@@ -592,7 +592,7 @@ impl Derived {
                 out.push(c);
             }
             for ch in &def.checks {
-                let cols = Vec::new();
+                let cols = super::deparse::check_columns(&ch.expr, &def.columns);
                 // As PostgreSQL prints it back, with its implicit casts.
                 let (plain, pretty) = super::deparse::check_texts(&ch.expr, &def.columns)
                     .unwrap_or_else(|| (ch.expr.clone(), ch.expr.clone()));

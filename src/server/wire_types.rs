@@ -18,6 +18,9 @@ use pgwire::types::format::FormatOptions;
 
 use crate::engine::result_types::{PARAM_KEY, PG_TYPE_KEY};
 
+/// datafusion-pg-catalog's field metadata on oid columns of the catalog.
+const OID_ALIAS_KEY: &str = "pg.oid_alias";
+
 /// The RowDescription fields of `schema`. `params` are the parameter
 /// types the client declared, for columns that pass a parameter through.
 pub fn fields(
@@ -52,6 +55,13 @@ pub fn fields(
                 None if untyped => Some((Type::TEXT, -1)),
                 _ => None,
             }
+        } else if meta.contains_key(OID_ALIAS_KEY)
+            && field.data_type() == &datafusion::arrow::datatypes::DataType::Int32
+        {
+            // A catalog column marked as naming a relation, type or schema
+            // (so that `relnamespace = 'public'` compares as PostgreSQL
+            // does) is of type oid in PostgreSQL, a number to clients.
+            Some((Type::OID, -1))
         } else {
             None
         };

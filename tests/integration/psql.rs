@@ -149,7 +149,7 @@ async fn psql_describe_lists_constraints() {
     assert!(ok, "{out}");
     assert_eq!(
         out.trim(),
-        "accounts_handle_key|u|{2}\naccounts_pkey|p|{1}\ncredit_floor|c|",
+        "accounts_handle_key|u|{2}\naccounts_pkey|p|{1}\ncredit_floor|c|{3}",
         "{out}"
     );
     // A dropped constraint is gone from \d.
