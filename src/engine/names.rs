@@ -241,10 +241,22 @@ const REPEAT_MARK: char = '\u{1f}';
 /// columns beside a wildcard (which may expand to the same column), get an
 /// alias with a mark that the result's column names drop.
 pub fn alias_repeated_names(stmt: &mut Statement) {
-    use datafusion::sql::sqlparser::ast::Ident;
     let Statement::Query(q) = stmt else { return };
-    let SetExpr::Select(select) = q.body.as_mut() else {
-        return;
+    alias_repeated_in(q.body.as_mut());
+}
+
+/// [`alias_repeated_names`] in every select of a set operation.
+fn alias_repeated_in(body: &mut SetExpr) {
+    use datafusion::sql::sqlparser::ast::Ident;
+    let select = match body {
+        SetExpr::Select(s) => s,
+        SetExpr::SetOperation { left, right, .. } => {
+            alias_repeated_in(left);
+            alias_repeated_in(right);
+            return;
+        }
+        SetExpr::Query(q) => return alias_repeated_in(q.body.as_mut()),
+        _ => return,
     };
     let wildcard = select.projection.iter().any(|i| {
         matches!(
