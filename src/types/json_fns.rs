@@ -538,17 +538,11 @@ fn type_name(v: &Value) -> &'static str {
 /// The members of an object as jsonb keeps them (the last of duplicate
 /// keys), or all of them in order for json.
 fn members(m: &[(String, Value)], jsonb: bool) -> Vec<(&String, &Value)> {
-    if !jsonb {
-        return m.iter().map(|(k, v)| (k, v)).collect();
+    if jsonb {
+        jsonb::jsonb_members(m)
+    } else {
+        m.iter().map(|(k, v)| (k, v)).collect()
     }
-    let mut kept: Vec<(&String, &Value)> = Vec::with_capacity(m.len());
-    for (k, v) in m.iter().rev() {
-        if !kept.iter().any(|(seen, _)| *seen == k) {
-            kept.push((k, v));
-        }
-    }
-    kept.sort_by(|a, b| (a.0.len(), a.0.as_bytes()).cmp(&(b.0.len(), b.0.as_bytes())));
-    kept
 }
 
 fn numbers_equal(a: &str, b: &str) -> bool {

@@ -282,7 +282,7 @@ fn write_jsonb(out: &mut String, v: &Value) {
 
 /// An object's members as jsonb keeps them: shorter keys first, then by
 /// bytes; of duplicate keys the last one.
-fn jsonb_members(members: &[(String, Value)]) -> Vec<(&String, &Value)> {
+pub fn jsonb_members(members: &[(String, Value)]) -> Vec<(&String, &Value)> {
     let mut kept: Vec<(&String, &Value)> = Vec::with_capacity(members.len());
     for (k, v) in members.iter().rev() {
         if !kept.iter().any(|(seen, _)| *seen == k) {
