@@ -147,7 +147,7 @@ fn merge_using_columns(q: &mut Query) {
         parts.push(c.clone());
         Expr::CompoundIdentifier(parts)
     };
-    let on = columns
+    let Some(on) = columns
         .iter()
         .map(|c| Expr::BinaryOp {
             left: Box::new(side(&left, c)),
@@ -159,7 +159,9 @@ fn merge_using_columns(q: &mut Query) {
             op: BinaryOperator::And,
             right: Box::new(b),
         })
-        .expect("a USING list names a column");
+    else {
+        return;
+    };
     let merged: Vec<(String, Expr)> = columns
         .iter()
         .map(|c| {

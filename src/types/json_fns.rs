@@ -968,6 +968,17 @@ impl JsonFn {
         if self.f == F::BuildObject && !arrays.len().is_multiple_of(2) {
             return Err(invalid("argument list must have even number of elements"));
         }
+        // Object keys as text, cast once: a member's first argument, every
+        // other argument of an object.
+        let keys = match self.f {
+            F::Member => vec![cast(&arrays[0], &DataType::Utf8)?],
+            F::BuildObject => arrays
+                .iter()
+                .step_by(2)
+                .map(|a| cast(a, &DataType::Utf8))
+                .collect::<std::result::Result<Vec<_>, _>>()?,
+            _ => vec![],
+        };
         for row in 0..n {
             let text = match self.f {
                 F::ToJson => values[0][row]
@@ -975,8 +986,7 @@ impl JsonFn {
                     .map(|t| normal(t, self.jsonb))
                     .transpose()?,
                 F::Member => {
-                    let key = cast(&arrays[0], &DataType::Utf8)?;
-                    let key = key.as_string::<i32>();
+                    let key = keys[0].as_string::<i32>();
                     if key.is_null(row) {
                         return Err(Error::new(
                             ErrorKind::InvalidParameter,
@@ -997,22 +1007,19 @@ impl JsonFn {
                 }
                 _ => {
                     let mut t = String::from("{");
-                    for (i, pair) in values.chunks(2).enumerate() {
-                        let Some(key) = arrays[2 * i]
-                            .is_valid(row)
-                            .then(|| cast(&arrays[2 * i], &DataType::Utf8))
-                            .transpose()?
-                        else {
+                    for (i, (pair, key)) in values.chunks(2).zip(&keys).enumerate() {
+                        let key = key.as_string::<i32>();
+                        if key.is_null(row) {
                             return Err(Error::new(
                                 ErrorKind::NullValueNotAllowed,
-                                "argument 1: key must not be null",
+                                format!("argument {}: key must not be null", 2 * i + 1),
                             )
                             .into());
-                        };
+                        }
                         if i > 0 {
                             t.push_str(", ");
                         }
-                        quote(&mut t, key.as_string::<i32>().value(row));
+                        quote(&mut t, key.value(row));
                         t.push_str(": ");
                         t.push_str(pair[1][row].as_deref().unwrap_or("null"));
                     }

@@ -283,9 +283,11 @@ fn write_jsonb(out: &mut String, v: &Value) {
 /// An object's members as jsonb keeps them: shorter keys first, then by
 /// bytes; of duplicate keys the last one.
 pub fn jsonb_members(members: &[(String, Value)]) -> Vec<(&String, &Value)> {
+    // A set of the keys seen: an aggregated object can have many members.
+    let mut seen = std::collections::HashSet::with_capacity(members.len());
     let mut kept: Vec<(&String, &Value)> = Vec::with_capacity(members.len());
     for (k, v) in members.iter().rev() {
-        if !kept.iter().any(|(seen, _)| *seen == k) {
+        if seen.insert(k.as_str()) {
             kept.push((k, v));
         }
     }
