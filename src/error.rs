@@ -433,7 +433,7 @@ pub(crate) fn classify_message(raw: &str) -> Option<Error> {
     // can build on one key only: a correlated NOT IN is not supported yet.
     if msg.contains("null_aware anti join only supports single column join key") {
         return Some(Error::not_supported(
-            "NOT IN (subquery) correlated with the outer query (use NOT EXISTS)",
+            "NOT IN (subquery) naming a column of the outer query unqualified (qualify it, or use NOT EXISTS)",
         ));
     }
     // A column alias list of the wrong length (also CREATE TABLE t (a, b)

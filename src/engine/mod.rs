@@ -365,7 +365,18 @@ fn planning_context(
             rules.push(Arc::new(crate::features::asof::AsofJoins));
             rules
         })
-        .with_optimizer_rule(Arc::new(subplan::CorrelatedSubplans))
+        .with_optimizer_rules({
+            // Correlated subqueries DataFusion left alone become subplans
+            // before it eliminates common expressions and prunes columns:
+            // a subquery's outer columns are not counted as read there.
+            let mut rules = datafusion::optimizer::Optimizer::new().rules;
+            let at = rules
+                .iter()
+                .position(|r| r.name() == "common_sub_expression_eliminate")
+                .unwrap_or(rules.len());
+            rules.insert(at, Arc::new(subplan::CorrelatedSubplans));
+            rules
+        })
         .with_physical_optimizer_rules({
             let mut rules = dynamic_filters::physical_rules();
             rules.push(Arc::new(late_filter::SelectiveRowFilter));

@@ -96,8 +96,12 @@ fn figure(e: &Expr) -> (Option<String>, u8) {
             Some((Some(n), 2)) => (Some(n), 2),
             _ => (Some("case".into()), 1),
         },
-        Expr::Exists { .. } => (Some("exists".into()), 2),
+        // `NOT EXISTS` is PostgreSQL's NOT over EXISTS: an operator.
+        Expr::Exists { negated: false, .. } => (Some("exists".into()), 2),
         Expr::Extract { .. } => (Some("extract".into()), 2),
+        Expr::Substring {
+            shorthand: true, ..
+        } => (Some("substr".into()), 2),
         Expr::Substring { .. } => (Some("substring".into()), 2),
         Expr::Position { .. } => (Some("position".into()), 2),
         Expr::Trim { .. } => (Some("btrim".into()), 2),

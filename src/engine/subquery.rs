@@ -14,6 +14,19 @@
 //! `sluice_subquery_value` turns them into the one value, or into 21000 for
 //! an outer row that really meets two: a key that repeats where no outer
 //! row looks is no error, as in PostgreSQL.
+//!
+//! Subquery conditions (`EXISTS`, `x [NOT] IN`, `x op ANY/ALL`) DataFusion
+//! plans as joins, which only work as filters and, for IN, only where a
+//! NULL means the same as false. Anywhere else (a select list, a CASE,
+//! under NOT or OR) they become counts of the deciding rows, scalar
+//! subqueries DataFusion decorrelates:
+//!
+//! ```text
+//!  EXISTS (SELECT ... WHERE w)   ─▶ (SELECT count(*) ... WHERE w) > 0
+//!  x = ANY (SELECT v ... WHERE w) ─▶ CASE WHEN (SELECT count(*) ... WHERE w AND x = v) > 0 THEN true
+//!                                        WHEN (SELECT count(*) ... WHERE w AND (x = v) IS NULL) > 0 THEN NULL
+//!                                        ELSE false END
+//! ```
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -30,7 +43,7 @@ use datafusion::logical_expr::{
 use datafusion::sql::sqlparser::ast::{
     BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArgumentClause, FunctionArguments,
     GroupByExpr, Ident, LimitClause, OrderByKind, Query, SelectItem, SetExpr, Statement,
-    TableAlias, TableFactor, Value, VisitMut, VisitorMut,
+    TableAlias, TableFactor, UnaryOperator, Value, VisitMut, VisitorMut,
 };
 
 use crate::error::{Error, ErrorKind};
@@ -42,11 +55,27 @@ pub const VALUE: &str = "sluice_subquery_value";
 /// Rewrite the scalar subqueries of `stmt` (see the module docs).
 /// `is_aggregate` tells aggregate function names.
 pub fn rewrite(stmt: &mut Statement, is_aggregate: &dyn Fn(&str) -> bool) {
-    struct V<'a>(&'a dyn Fn(&str) -> bool);
+    struct V<'a> {
+        is_aggregate: &'a dyn Fn(&str) -> bool,
+        /// Addresses of the subqueries of `x op ANY/ALL (SELECT ...)`: a
+        /// set of rows, which DataFusion plans as such, not a value.
+        compared: Vec<usize>,
+        /// Addresses of those that are conditions of a WHERE or HAVING.
+        filters: Vec<usize>,
+    }
     impl VisitorMut for V<'_> {
         type Break = ();
         fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
             constant_not_in(q);
+            planned_filters(q, &mut self.filters);
+            ControlFlow::Continue(())
+        }
+        fn pre_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+            if let Expr::AnyOp { right, .. } | Expr::AllOp { right, .. } = e
+                && let Expr::Subquery(q) = right.as_ref()
+            {
+                self.compared.push(q.as_ref() as *const Query as usize);
+            }
             ControlFlow::Continue(())
         }
         fn pre_visit_table_factor(&mut self, f: &mut TableFactor) -> ControlFlow<()> {
@@ -57,17 +86,29 @@ pub fn rewrite(stmt: &mut Statement, is_aggregate: &dyn Fn(&str) -> bool) {
         }
         fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
             if let Expr::Subquery(q) = e
-                && let Some(wrapped) = single_row(q, self.0)
+                && !self
+                    .compared
+                    .contains(&(q.as_ref() as *const Query as usize))
+                && let Some(wrapped) = single_row(q, self.is_aggregate)
             {
                 *e = wrapped;
             }
             if let Some(collected) = array_of_rows(e) {
                 *e = collected;
             }
+            if !self.filters.contains(&(e as *const Expr as usize))
+                && let Some(counted) = subquery_value(e, self.is_aggregate)
+            {
+                *e = counted;
+            }
             ControlFlow::Continue(())
         }
     }
-    let _ = stmt.visit(&mut V(is_aggregate));
+    let _ = stmt.visit(&mut V {
+        is_aggregate,
+        compared: Vec::new(),
+        filters: Vec::new(),
+    });
 }
 
 /// `c NOT IN (SELECT v ...)` in WHERE with a constant `c`: DataFusion
@@ -102,38 +143,361 @@ fn conjuncts_not_in(e: &mut Expr) {
             subquery,
             negated: true,
         } if constant(expr) => {
-            let Ok(q) = crate::frontend::template::query(
-                "SELECT NOT EXISTS (SELECT 1 FROM (SELECT 1) AS __not_in(v) \
-                 WHERE __not_in.v = $1 OR __not_in.v IS NULL OR $1 IS NULL)",
-                &[expr.as_ref().clone()],
-            ) else {
-                return;
-            };
-            let SetExpr::Select(select) = *q.body else {
-                return;
-            };
-            let Some(SelectItem::UnnamedExpr(mut exists)) = select.projection.into_iter().next()
-            else {
-                return;
-            };
-            // The placeholder derived table becomes the user's subquery.
-            struct Derived<'a>(Option<&'a Query>);
-            impl VisitorMut for Derived<'_> {
-                type Break = ();
-                fn pre_visit_table_factor(&mut self, f: &mut TableFactor) -> ControlFlow<()> {
-                    if let TableFactor::Derived { subquery, .. } = f
-                        && let Some(q) = self.0.take()
-                    {
-                        **subquery = q.clone();
-                    }
-                    ControlFlow::Continue(())
-                }
+            if let Some(exists) = over_rows(
+                "NOT EXISTS (SELECT 1 FROM (SELECT 1) AS __sluice_rows(v) \
+                 WHERE __sluice_rows.v = $1 OR __sluice_rows.v IS NULL OR $1 IS NULL)",
+                expr,
+                subquery,
+            ) {
+                *e = exists;
             }
-            let _ = exists.visit(&mut Derived(Some(subquery)));
-            *e = exists;
         }
         _ => {}
     }
+}
+
+/// The expression `template` with `$1` replaced by `value` and each
+/// placeholder derived table `(SELECT 1) AS __sluice_rows` by the user's
+/// `rows`.
+fn over_rows(template: &str, value: &Expr, rows: &Query) -> Option<Expr> {
+    let q = crate::frontend::template::query(
+        &format!("SELECT {template}"),
+        std::slice::from_ref(value),
+    )
+    .ok()?;
+    let SetExpr::Select(select) = *q.body else {
+        return None;
+    };
+    let Some(SelectItem::UnnamedExpr(mut expr)) = select.projection.into_iter().next() else {
+        return None;
+    };
+    // Replaced after its own contents were visited, so the user's rows
+    // (which may hold derived tables of their own) are never visited here.
+    struct Derived<'a>(&'a Query);
+    impl VisitorMut for Derived<'_> {
+        type Break = ();
+        fn post_visit_table_factor(&mut self, f: &mut TableFactor) -> ControlFlow<()> {
+            if let TableFactor::Derived {
+                subquery,
+                alias: Some(alias),
+                ..
+            } = f
+                && alias.name.value.starts_with("__sluice_rows")
+            {
+                **subquery = self.0.clone();
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = expr.visit(&mut Derived(rows));
+    Some(expr)
+}
+
+/// Addresses of the subquery conditions of a WHERE or HAVING of `q` that
+/// DataFusion plans as (semi, anti or mark) joins: `x IN` reached through
+/// AND only, where a NULL and false both drop the row (and `x NOT IN` when
+/// uncorrelated), and `EXISTS` through AND, OR and NOT, as it is never
+/// NULL. `x op ANY/ALL` is never left to it: its rewrite of those into
+/// EXISTS loses rows under a set operation.
+fn planned_filters(q: &mut Query, out: &mut Vec<usize>) {
+    fn walk(e: &mut Expr, conjunct: bool, out: &mut Vec<usize>) {
+        match e {
+            Expr::BinaryOp { left, op, right }
+                if matches!(op, BinaryOperator::And | BinaryOperator::Or) =>
+            {
+                let conjunct = conjunct && *op == BinaryOperator::And;
+                walk(left, conjunct, out);
+                walk(right, conjunct, out);
+            }
+            Expr::UnaryOp {
+                op: UnaryOperator::Not,
+                expr,
+            } => walk(expr, false, out),
+            Expr::Nested(inner) => walk(inner, conjunct, out),
+            Expr::Exists { .. } => out.push(e as *const Expr as usize),
+            // DataFusion's null-aware anti join takes no correlation.
+            Expr::InSubquery {
+                subquery,
+                negated: true,
+                ..
+            } if conjunct && !correlated(subquery) => out.push(e as *const Expr as usize),
+            Expr::InSubquery { negated: false, .. } if conjunct => {
+                out.push(e as *const Expr as usize)
+            }
+            _ => {}
+        }
+    }
+    if let SetExpr::Select(s) = q.body.as_mut() {
+        for e in s.selection.iter_mut().chain(s.having.iter_mut()) {
+            walk(e, true, out);
+        }
+    }
+}
+
+/// Does `q` name a table that none of its own FROM lists declares (a
+/// column of the outer query, written qualified)?
+fn correlated(q: &Query) -> bool {
+    let names = Names::of(q);
+    names
+        .qualifiers
+        .iter()
+        .any(|qualifier| !names.declared.contains(qualifier))
+}
+
+/// Could a column of `e` (an expression of the outer query) mean a column
+/// of `q` once written inside `q`: an unqualified one, or one qualified by
+/// a name `q` declares too?
+fn captured(e: &Expr, q: &Query) -> bool {
+    let declared = Names::of(q).declared;
+    let outer = Names::of(e);
+    outer.unqualified || outer.nested || outer.qualifiers.iter().any(|q| declared.contains(q))
+}
+
+/// Does the WHERE of `q` have a condition on outer columns alone
+/// (`WHERE d.k = e.k AND e.s <> 'a'`)? DataFusion's decorrelation of a
+/// count under such a condition loses rows in a filter.
+fn outer_only_condition(q: &Query) -> bool {
+    let SetExpr::Select(s) = q.body.as_ref() else {
+        return false;
+    };
+    let declared = Names::of(q).declared;
+    fn conjuncts<'a>(e: &'a Expr, out: &mut Vec<&'a Expr>) {
+        match e {
+            Expr::BinaryOp {
+                left,
+                op: BinaryOperator::And,
+                right,
+            } => {
+                conjuncts(left, out);
+                conjuncts(right, out);
+            }
+            Expr::Nested(inner) => conjuncts(inner, out),
+            other => out.push(other),
+        }
+    }
+    let mut all = vec![];
+    if let Some(w) = &s.selection {
+        conjuncts(w, &mut all);
+    }
+    all.into_iter().any(|c| {
+        let names = Names::of(c);
+        !names.unqualified
+            && !names.nested
+            && !names.qualifiers.is_empty()
+            && names.qualifiers.iter().all(|q| !declared.contains(q))
+    })
+}
+
+/// The table names and aliases a syntax tree declares, and the qualifiers
+/// and unqualified column names it uses (lowercased).
+#[derive(Default)]
+struct Names {
+    declared: Vec<String>,
+    qualifiers: Vec<String>,
+    unqualified: bool,
+    nested: bool,
+}
+
+impl Names {
+    fn of<T: datafusion::sql::sqlparser::ast::Visit>(node: &T) -> Names {
+        let mut names = Names::default();
+        let _ = node.visit(&mut names);
+        names
+    }
+}
+
+impl datafusion::sql::sqlparser::ast::Visitor for Names {
+    type Break = ();
+    fn pre_visit_query(&mut self, _: &Query) -> ControlFlow<()> {
+        self.nested = true;
+        ControlFlow::Continue(())
+    }
+    fn pre_visit_table_factor(&mut self, f: &TableFactor) -> ControlFlow<()> {
+        let (name, alias) = match f {
+            TableFactor::Table { name, alias, .. } => (
+                name.0
+                    .last()
+                    .and_then(|p| p.as_ident())
+                    .map(|i| i.value.to_lowercase()),
+                alias,
+            ),
+            TableFactor::Derived { alias, .. } | TableFactor::Function { alias, .. } => {
+                (None, alias)
+            }
+            _ => (None, &None),
+        };
+        self.declared.extend(name);
+        if let Some(a) = alias {
+            self.declared.push(a.name.value.to_lowercase());
+        }
+        ControlFlow::Continue(())
+    }
+    fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+        match e {
+            Expr::CompoundIdentifier(parts) if parts.len() >= 2 => self
+                .qualifiers
+                .push(parts[parts.len() - 2].value.to_lowercase()),
+            Expr::Identifier(_) => self.unqualified = true,
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// A subquery condition as a value (in a select list, a CASE, under OR or
+/// NOT), which DataFusion can only run as a filter, becomes counts of the
+/// rows that decide it. `EXISTS`: some row. `x op ANY/ALL (SELECT v ...)`
+/// (and `x [NOT] IN`, which is `= ANY` / `<> ALL`) keeps PostgreSQL's three
+/// values: ANY is true if some row compares true, else NULL if some
+/// compares NULL, else false (an empty set too); ALL is false if some row
+/// compares false, else NULL if some compares NULL, else true.
+fn subquery_value(e: &Expr, is_aggregate: &dyn Fn(&str) -> bool) -> Option<Expr> {
+    let (left, op, rows, any, negated) = match e {
+        Expr::Exists { subquery, negated } => {
+            let some = counted(subquery, None, None, is_aggregate)?;
+            return value(if *negated { "$1 = 0" } else { "$1 > 0" }, &[some]);
+        }
+        Expr::AnyOp {
+            left,
+            compare_op,
+            right,
+            ..
+        } => match right.as_ref() {
+            Expr::Subquery(rows) => (left, compare_op.clone(), rows, true, false),
+            _ => return None,
+        },
+        Expr::AllOp {
+            left,
+            compare_op,
+            right,
+        } => match right.as_ref() {
+            Expr::Subquery(rows) => (left, compare_op.clone(), rows, false, false),
+            _ => return None,
+        },
+        Expr::InSubquery {
+            expr,
+            subquery,
+            negated,
+        } => (expr, BinaryOperator::Eq, subquery, true, *negated),
+        _ => return None,
+    };
+    if !matches!(
+        op,
+        BinaryOperator::Eq
+            | BinaryOperator::NotEq
+            | BinaryOperator::Lt
+            | BinaryOperator::LtEq
+            | BinaryOperator::Gt
+            | BinaryOperator::GtEq
+    ) || aggregates(left, is_aggregate)
+    {
+        return None;
+    }
+    let compare = format!("$1 {op} $2");
+    let decisive = if any {
+        compare.clone()
+    } else {
+        format!("NOT ({compare})")
+    };
+    let decided = counted(rows, Some(&decisive), Some(left), is_aggregate)?;
+    let unknown = format!("({compare}) IS NULL");
+    let unknown = counted(rows, Some(&unknown), Some(left), is_aggregate)?;
+    let template = if any != negated {
+        "CASE WHEN $1 > 0 THEN true WHEN $2 > 0 THEN NULL ELSE false END"
+    } else {
+        "CASE WHEN $1 > 0 THEN false WHEN $2 > 0 THEN NULL ELSE true END"
+    };
+    value(template, &[decided, unknown])
+}
+
+/// The expression `template` with `$1`, `$2`, ... replaced by `args`.
+fn value(template: &str, args: &[Expr]) -> Option<Expr> {
+    let q = crate::frontend::template::query(&format!("SELECT {template}"), args).ok()?;
+    let SetExpr::Select(select) = *q.body else {
+        return None;
+    };
+    match select.projection.into_iter().next() {
+        Some(SelectItem::UnnamedExpr(e)) => Some(e),
+        _ => None,
+    }
+}
+
+/// The scalar subquery counting the rows of `rows` for which `condition`
+/// holds, where `$1` is `left` and `$2` the row's value. An uncorrelated
+/// `rows` is read as a derived table whose only column is `__sluice_v`. A
+/// correlated one must be a plain `SELECT v FROM ... WHERE ...`, as
+/// DataFusion decorrelates outer columns in a WHERE, not inside a derived
+/// table: it keeps its FROM and gets the condition added to its WHERE
+/// (unless a column of `left` would then mean one of the subquery's, or a
+/// condition reads outer columns alone); otherwise there is no rewrite.
+fn counted(
+    rows: &Query,
+    condition: Option<&str>,
+    left: Option<&Expr>,
+    is_aggregate: &dyn Fn(&str) -> bool,
+) -> Option<Expr> {
+    let left = left.cloned().unwrap_or(Expr::value(Value::Null));
+    let mut q = rows.clone();
+    let correlated = correlated(rows);
+    let plain = correlated
+        && !captured(&left, rows)
+        && q.with.is_none()
+        && q.fetch.is_none()
+        && q.limit_clause.is_none()
+        && match q.body.as_ref() {
+            SetExpr::Select(s) => {
+                let grouped = match &s.group_by {
+                    GroupByExpr::All(_) => true,
+                    GroupByExpr::Expressions(e, m) => !e.is_empty() || !m.is_empty(),
+                };
+                !s.from.is_empty()
+                    && !grouped
+                    && s.having.is_none()
+                    && s.distinct.is_none()
+                    && s.projection.iter().all(|item| match item {
+                        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
+                            !aggregates(e, is_aggregate)
+                        }
+                        _ => true,
+                    })
+            }
+            _ => false,
+        };
+    if plain && let SetExpr::Select(s) = q.body.as_mut() {
+        if let Some(condition) = condition {
+            let row = match s.projection.first() {
+                Some(SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. }) => {
+                    e.clone()
+                }
+                _ => return None,
+            };
+            let condition = value(condition, &[left, row])?;
+            s.selection = Some(match s.selection.take() {
+                Some(w) => value("($1) AND ($2)", &[w, condition])?,
+                None => condition,
+            });
+        }
+        s.projection = vec![SelectItem::UnnamedExpr(value("count(*)", &[])?)];
+        q.order_by = None;
+        // DataFusion's decorrelation of a count under a condition on outer
+        // columns alone loses rows in a filter: left as it was.
+        if outer_only_condition(&q) {
+            return None;
+        }
+        return Some(Expr::Subquery(Box::new(q)));
+    }
+    if correlated {
+        // Outer columns inside a derived table: not decorrelated either.
+        return None;
+    }
+    let template = match condition {
+        Some(condition) => format!(
+            "(SELECT count(*) FROM (SELECT 1) AS __sluice_rows(__sluice_v) WHERE {})",
+            condition.replace("$2", "__sluice_rows.__sluice_v")
+        ),
+        None => "(SELECT count(*) FROM (SELECT 1) AS __sluice_rows)".to_string(),
+    };
+    over_rows(&template, &left, rows)
 }
 
 /// Does `e` read no column and run no query?
@@ -539,5 +903,86 @@ mod tests {
             rewritten("SELECT (SELECT t FROM d ORDER BY k DESC LIMIT 1) FROM e"),
             "SELECT (SELECT first_value(t ORDER BY k DESC) FROM d) FROM e"
         );
+    }
+
+    #[test]
+    fn subquery_conditions_stay_joins_where_a_null_is_false() {
+        for same in [
+            "SELECT a FROM e WHERE a IN (SELECT b FROM d) AND c > 0",
+            "SELECT a FROM e WHERE NOT EXISTS (SELECT 1 FROM d WHERE d.b = e.a) OR c = 1",
+            "SELECT a FROM e WHERE a NOT IN (SELECT b FROM d)",
+        ] {
+            let printed = datafusion::sql::sqlparser::parser::Parser::parse_sql(
+                &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
+                same,
+            )
+            .unwrap()[0]
+                .to_string();
+            assert_eq!(rewritten(same), printed);
+        }
+        // A correlated NOT IN is counted.
+        assert!(
+            rewritten("SELECT a FROM e WHERE e.a NOT IN (SELECT d.b FROM d WHERE d.c = e.c)")
+                .contains("count(*)")
+        );
+    }
+
+    #[test]
+    fn subquery_conditions_as_values_count_the_deciding_rows() {
+        assert_eq!(
+            rewritten("SELECT EXISTS (SELECT 1 FROM d WHERE d.b = e.a) FROM e"),
+            "SELECT (SELECT count(*) FROM d WHERE d.b = e.a) > 0 FROM e"
+        );
+        // Uncorrelated: the rows are a derived table, compared outside it.
+        assert_eq!(
+            rewritten("SELECT a IN (SELECT b FROM d) FROM e"),
+            "SELECT CASE WHEN (SELECT count(*) FROM (SELECT b FROM d) AS __sluice_rows (__sluice_v) \
+             WHERE a = __sluice_rows.__sluice_v) > 0 THEN true \
+             WHEN (SELECT count(*) FROM (SELECT b FROM d) AS __sluice_rows (__sluice_v) \
+             WHERE (a = __sluice_rows.__sluice_v) IS NULL) > 0 THEN NULL ELSE false END FROM e"
+        );
+        // Correlated, with a qualified left side: the comparison joins the
+        // subquery's WHERE, where DataFusion decorrelates it.
+        assert_eq!(
+            rewritten("SELECT e.a <> ALL (SELECT d.b FROM d WHERE d.c = e.c) FROM e"),
+            "SELECT CASE WHEN (SELECT count(*) FROM d WHERE (d.c = e.c) AND (NOT (e.a <> d.b))) > 0 \
+             THEN false WHEN (SELECT count(*) FROM d WHERE (d.c = e.c) AND ((e.a <> d.b) IS NULL)) > 0 \
+             THEN NULL ELSE true END FROM e"
+        );
+        // An unqualified left side would mean the subquery's column there,
+        // and a condition on outer columns alone is decorrelated wrongly:
+        // neither is rewritten.
+        for same in [
+            "SELECT a = ANY (SELECT d.a FROM d WHERE d.c = e.c) FROM e",
+            "SELECT e.a = ANY (SELECT 1 FROM d WHERE d.c = e.c) FROM e",
+        ] {
+            assert!(!rewritten(same).contains("count(*)"), "{same}");
+        }
+    }
+
+    #[test]
+    fn correlation_is_a_qualifier_the_subquery_does_not_declare() {
+        let q = |sql: &str| {
+            datafusion::sql::sqlparser::parser::Parser::new(
+                &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
+            )
+            .try_with_sql(sql)
+            .unwrap()
+            .parse_query()
+            .unwrap()
+        };
+        assert!(correlated(&q("SELECT d.b FROM d WHERE d.c = e.c")));
+        assert!(!correlated(&q("SELECT x.b FROM s.d AS x WHERE x.c = 1")));
+        assert!(!correlated(&q(
+            "SELECT d.b FROM s.d WHERE d.c IN (SELECT f.c FROM f)"
+        )));
+        assert!(captured(
+            &Expr::Identifier(Ident::new("a")),
+            &q("SELECT b FROM d")
+        ));
+        assert!(!captured(
+            &Expr::CompoundIdentifier(vec![Ident::new("e"), Ident::new("a")]),
+            &q("SELECT b FROM d")
+        ));
     }
 }
