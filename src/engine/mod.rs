@@ -356,6 +356,7 @@ fn planning_context(
                 Arc::new(crate::types::text::TextLiteralComparisons),
                 Arc::new(set_ops::SetOperationsAll),
                 Arc::new(crate::types::like::LikeEscapes),
+                Arc::new(crate::types::averages::NumericAverages),
             ];
             rules.extend(datafusion::optimizer::Analyzer::new().rules);
             rules.push(Arc::new(crate::types::text::TextInputCasts));

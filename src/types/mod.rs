@@ -4,6 +4,7 @@
 //! `numeric(12,2)`, `jsonb`) in the catalog, because Arrow cannot say
 //! `varchar(20)`; the Delta table stores the Arrow type it maps to.
 
+pub mod averages;
 pub mod checked;
 pub mod datetime;
 pub mod json;
