@@ -367,14 +367,16 @@ fn planning_context(
             rules
         })
         .with_optimizer_rules({
-            // Correlated subqueries DataFusion left alone become subplans
-            // before it eliminates common expressions and prunes columns:
-            // a subquery's outer columns are not counted as read there.
+            // Correlated subqueries DataFusion could not decorrelate become
+            // subplans right after it tried, before the rules that do not
+            // count a subquery's outer columns as read: filter pushdown
+            // (which moves such a filter to one side of a join, or below
+            // a table alias), common expressions and column pruning.
             let mut rules = datafusion::optimizer::Optimizer::new().rules;
             let at = rules
                 .iter()
-                .position(|r| r.name() == "common_sub_expression_eliminate")
-                .unwrap_or(rules.len());
+                .position(|r| r.name() == "decorrelate_lateral_join")
+                .map_or(rules.len(), |i| i + 1);
             rules.insert(at, Arc::new(subplan::CorrelatedSubplans));
             rules
         })

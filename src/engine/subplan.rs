@@ -16,7 +16,7 @@ use std::sync::{Arc, LazyLock};
 use datafusion::arrow::array::Array;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::tree_node::{Transformed, TreeNode};
-use datafusion::common::{Column, DFSchema, ScalarValue};
+use datafusion::common::{Column, ScalarValue};
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::SessionState;
 use datafusion::execution::session_state::SessionStateBuilder;
@@ -47,15 +47,11 @@ impl OptimizerRule for CorrelatedSubplans {
             // The rewritten expressions keep their names: the node's
             // schema must not change.
             let names = NamePreserver::new(&node);
-            let mut input = DFSchema::empty();
-            for i in node.inputs() {
-                input.merge(i.schema());
-            }
             node.map_expressions(|e| {
                 let saved = names.save(&e);
                 let rewritten = e.transform_up(|x| match x {
                     Expr::ScalarSubquery(sq) if !sq.outer_ref_columns.is_empty() => {
-                        Ok(Transformed::yes(subplan_call(sq, &input)?))
+                        Ok(Transformed::yes(subplan_call(sq)?))
                     }
                     other => Ok(Transformed::no(other)),
                 })?;
@@ -65,9 +61,8 @@ impl OptimizerRule for CorrelatedSubplans {
     }
 }
 
-/// `SubPlan(outer columns...)` for a correlated scalar subquery, whose
-/// arguments are read from `input`.
-fn subplan_call(sq: Subquery, input: &DFSchema) -> DfResult<Expr> {
+/// `SubPlan(outer columns...)` for a correlated scalar subquery.
+fn subplan_call(sq: Subquery) -> DfResult<Expr> {
     let mut outer: Vec<Column> = Vec::new();
     for e in &sq.outer_ref_columns {
         if let Expr::OuterReferenceColumn(_, c) = e
@@ -83,25 +78,7 @@ fn subplan_call(sq: Subquery, input: &DFSchema) -> DfResult<Expr> {
         outer: outer.clone(),
         out,
     });
-    // A filter pushed below a table alias reads the table's own names,
-    // while the subquery still names the alias.
-    let args: Vec<Expr> = outer
-        .into_iter()
-        .map(|c| {
-            if input.has_column(&c) {
-                return Expr::Column(c);
-            }
-            let same_name: Vec<Column> = input
-                .columns()
-                .into_iter()
-                .filter(|i| i.name == c.name)
-                .collect();
-            match <[Column; 1]>::try_from(same_name) {
-                Ok([only]) => Expr::Column(only),
-                Err(_) => Expr::Column(c),
-            }
-        })
-        .collect();
+    let args: Vec<Expr> = outer.into_iter().map(Expr::Column).collect();
     // A function needs an argument; an empty outer list cannot happen here.
     Ok(udf.call(args))
 }
