@@ -801,14 +801,15 @@ async fn table_as(
     let plan = session
         .plan(Statement::Query(Box::new(query.clone())))
         .await?;
+    let output = session.output_schema(&plan)?;
     let df = session.ctx.execute_logical_plan(plan).await?;
-    if ct.columns.len() > df.schema().fields().len() {
+    if ct.columns.len() > output.fields().len() {
         return Err(Error::syntax(
             "CREATE TABLE AS specifies too many column names",
         ));
     }
     let mut cols: Vec<ColumnDef> = Vec::new();
-    for (i, f) in df.schema().fields().iter().enumerate() {
+    for (i, f) in output.fields().iter().enumerate() {
         let name = match ct.columns.get(i) {
             Some(c) => normalize_ident(&c.name),
             None => f.name().clone(),
@@ -1050,8 +1051,8 @@ pub async fn create_view(session: &mut Session, cv: CreateView) -> Result<Output
     let depends_on = session.qualify_query(&mut stmt)?;
     // Plan it now so a view over a missing table fails at CREATE.
     let plan = session.plan(stmt.clone()).await?;
-    let columns = plan
-        .schema()
+    let columns = session
+        .output_schema(&plan)?
         .fields()
         .iter()
         .map(|f| ColumnDef::plain(f.name(), PgType::from_arrow(f.data_type())))

@@ -1016,6 +1016,18 @@ impl Session {
         Ok(stmt)
     }
 
+    /// The columns `plan` answers with once analyzed, as its rows come:
+    /// the types a table made from it must have (an analyzer rule may
+    /// change a type the unanalyzed plan shows, as `avg` of a numeric).
+    pub fn output_schema(&self, plan: &LogicalPlan) -> Result<datafusion::common::DFSchemaRef> {
+        let state = self.ctx.state();
+        let analyzed =
+            state
+                .analyzer()
+                .execute_and_check(plan.clone(), state.config_options(), |_, _| {})?;
+        Ok(analyzed.schema().clone())
+    }
+
     /// Plan a bound statement.
     pub fn plan_bound(&self, stmt: Statement, bound: &bind::Bound) -> Result<LogicalPlan> {
         let state = self.ctx.state();

@@ -158,7 +158,7 @@ pub async fn create(
     let sql = query.to_string();
     let (plan, sources) = plan_following(session, &sql).await?;
     let mut columns: Vec<ColumnDef> = Vec::new();
-    for f in plan.schema().fields() {
+    for f in session.output_schema(&plan)?.fields() {
         if columns.iter().any(|c| &c.name == f.name()) {
             return Err(Error::new(
                 crate::error::ErrorKind::DuplicateColumn,
