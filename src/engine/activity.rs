@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
 
@@ -73,6 +73,12 @@ pub struct Backend {
     now: Mutex<Now>,
     /// Asks the connection to cancel its statement in progress.
     pub cancel: Notify,
+    /// Statements begun so far, and the one a cancel was asked for
+    /// (`u64::MAX`: none): a cancel that arrives while the connection is
+    /// idle, or reaches it only after that statement ended, is ignored, as
+    /// PostgreSQL ignores the signal when no query runs.
+    statements: AtomicU64,
+    cancel_target: AtomicU64,
     terminating: AtomicBool,
     /// Asks the connection to end (after canceling its statement).
     pub terminate: Notify,
@@ -91,6 +97,7 @@ impl Backend {
             now.xact_start = Some(at);
         }
         now.state = State::Active;
+        self.statements.fetch_add(1, Ordering::SeqCst);
         // As PostgreSQL's track_activity_query_size: the first 1 kB.
         let mut end = query.len().min(QUERY_TEXT_BYTES);
         while !query.is_char_boundary(end) {
@@ -100,6 +107,26 @@ impl Backend {
         now.query.push_str(&query[..end]);
         now.query_start = Some(at);
         now.state_change = at;
+    }
+
+    /// Ask for the statement in progress to be canceled (nothing when
+    /// none is).
+    pub fn request_cancel(&self) {
+        let now = self.now.lock().unwrap_or_else(|e| e.into_inner());
+        if now.state == State::Active {
+            self.cancel_target
+                .store(self.statements.load(Ordering::SeqCst), Ordering::SeqCst);
+            drop(now);
+            self.cancel.notify_one();
+        }
+    }
+
+    /// Is the statement a cancel was asked for still the one in progress?
+    /// (Clears the request.)
+    pub fn take_cancel(&self) -> bool {
+        let now = self.now.lock().unwrap_or_else(|e| e.into_inner());
+        let target = self.cancel_target.swap(u64::MAX, Ordering::SeqCst);
+        now.state == State::Active && target == self.statements.load(Ordering::SeqCst)
     }
 
     /// The statement was dropped before it returned (canceled): no longer
@@ -168,6 +195,8 @@ impl Activity {
                 state_change: at,
             }),
             cancel: Notify::new(),
+            statements: AtomicU64::new(0),
+            cancel_target: AtomicU64::new(u64::MAX),
             terminating: AtomicBool::new(false),
             terminate: Notify::new(),
         });
@@ -414,7 +443,7 @@ impl Signal {
             backend.terminating.store(true, Ordering::SeqCst);
             backend.terminate.notify_one();
         }
-        backend.cancel.notify_one();
+        backend.request_cancel();
         Ok(true)
     }
 }

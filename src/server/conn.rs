@@ -259,7 +259,9 @@ where
                 let forward = tokio::spawn(async move {
                     loop {
                         backend.cancel.notified().await;
-                        if let Some(h) = &handle {
+                        if let Some(h) = &handle
+                            && backend.take_cancel()
+                        {
                             h.cancel().await;
                         }
                     }
