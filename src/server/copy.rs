@@ -319,30 +319,6 @@ fn date_text(days: i32, out: &mut String) -> bool {
     true
 }
 
-/// `-12.50` of a Decimal128 value with `scale` digits.
-fn decimal_text(v: i128, scale: i8, out: &mut String) {
-    let mut buf = itoa::Buffer::new();
-    let digits = buf.format(v.unsigned_abs());
-    if v < 0 {
-        out.push('-');
-    }
-    let scale = scale.max(0) as usize;
-    if scale == 0 {
-        out.push_str(digits);
-    } else if digits.len() > scale {
-        let (int, frac) = digits.split_at(digits.len() - scale);
-        out.push_str(int);
-        out.push('.');
-        out.push_str(frac);
-    } else {
-        out.push_str("0.");
-        for _ in digits.len()..scale {
-            out.push('0');
-        }
-        out.push_str(digits);
-    }
-}
-
 fn cells(col: &datafusion::arrow::array::ArrayRef) -> Cells<'_> {
     use datafusion::arrow::array::{Array, AsArray, StringBuilder};
     use datafusion::arrow::datatypes::*;
@@ -388,7 +364,7 @@ fn cells(col: &datafusion::arrow::array::ArrayRef) -> Cells<'_> {
                     b.append_null();
                 } else {
                     s.clear();
-                    decimal_text(a.value(i), *scale, &mut s);
+                    crate::types::output::decimal_text(a.value(i), *scale, &mut s);
                     b.append_value(&s);
                 }
             }
@@ -704,7 +680,7 @@ mod tests {
             (-1234567, 3, "-1234.567"),
         ] {
             let mut s = String::new();
-            decimal_text(v, scale, &mut s);
+            crate::types::output::decimal_text(v, scale, &mut s);
             assert_eq!(s, text);
         }
     }

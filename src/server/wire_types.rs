@@ -81,6 +81,9 @@ pub fn binary_value(col: &ArrayRef, field: &FieldInfo) -> Option<ArrayRef> {
         return None;
     }
     let ty = field.datatype();
+    if *ty == Type::NUMERIC {
+        return crate::types::output::numeric_binary(col);
+    }
     if *ty != Type::UUID && *ty != Type::JSONB {
         return None;
     }

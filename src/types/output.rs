@@ -6,9 +6,11 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BinaryArray, Decimal128Array, StringArray,
+};
 use datafusion::arrow::datatypes::{
-    DataType, Float32Type, Float64Type, TimeUnit, TimestampMicrosecondType,
+    DataType, Decimal128Type, Float32Type, Float64Type, TimeUnit, TimestampMicrosecondType,
     TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
 };
 
@@ -85,9 +87,113 @@ fn strings(arr: &ArrayRef, f: impl Fn(usize) -> String) -> ArrayRef {
     Arc::new(values)
 }
 
+/// `-12.50` of a Decimal128 value with `scale` digits.
+pub fn decimal_text(v: i128, scale: i8, out: &mut String) {
+    let mut buf = itoa::Buffer::new();
+    let digits = buf.format(v.unsigned_abs());
+    if v < 0 {
+        out.push('-');
+    }
+    let scale = scale.max(0) as usize;
+    if scale == 0 {
+        out.push_str(digits);
+    } else if digits.len() > scale {
+        let (int, frac) = digits.split_at(digits.len() - scale);
+        out.push_str(int);
+        out.push('.');
+        out.push_str(frac);
+    } else {
+        out.push_str("0.");
+        for _ in digits.len()..scale {
+            out.push('0');
+        }
+        out.push_str(digits);
+    }
+}
+
+/// The largest magnitude the wire encoder's decimal holds (96 bits, scale
+/// at most 28): a numeric beyond it is printed and encoded by Sluice.
+fn fits_wire_decimal(a: &Decimal128Array, scale: i8) -> bool {
+    (0..=28).contains(&scale) && a.iter().flatten().all(|v| v.unsigned_abs() < (1u128 << 96))
+}
+
+/// A Decimal128 column the wire encoder cannot hold, as PostgreSQL's
+/// binary `numeric`: base-10000 digits with a weight, a sign and the
+/// display scale. `None` when the encoder holds every value.
+pub fn numeric_binary(arr: &ArrayRef) -> Option<ArrayRef> {
+    let DataType::Decimal128(_, scale) = arr.data_type() else {
+        return None;
+    };
+    let a = arr.as_primitive::<Decimal128Type>();
+    if fits_wire_decimal(a, *scale) {
+        return None;
+    }
+    let values: BinaryArray = a
+        .iter()
+        .map(|v| v.map(|v| numeric_bytes(v, *scale)))
+        .collect();
+    Some(Arc::new(values))
+}
+
+/// PostgreSQL's binary `numeric` of a Decimal128 value of `scale`.
+fn numeric_bytes(v: i128, scale: i8) -> Vec<u8> {
+    let dscale = scale.max(0) as usize;
+    let digits = v.unsigned_abs().to_string();
+    // Integer and fraction digits, each padded to whole groups of four
+    // away from the decimal point.
+    let (int, frac) = if digits.len() > dscale {
+        digits.split_at(digits.len() - dscale)
+    } else {
+        ("", digits.as_str())
+    };
+    let frac = format!("{}{frac}", "0".repeat(dscale - frac.len()));
+    let int = format!("{}{int}", "0".repeat((4 - int.len() % 4) % 4));
+    let frac = format!("{frac}{}", "0".repeat((4 - frac.len() % 4) % 4));
+    let group = |s: &str| -> Vec<i16> {
+        s.as_bytes()
+            .chunks(4)
+            .map(|c| std::str::from_utf8(c).unwrap_or("0").parse().unwrap_or(0))
+            .collect()
+    };
+    let mut groups = group(&int);
+    let mut weight = groups.len() as i16 - 1;
+    groups.extend(group(&frac));
+    while groups.first() == Some(&0) {
+        groups.remove(0);
+        weight -= 1;
+    }
+    while groups.last() == Some(&0) {
+        groups.pop();
+    }
+    if groups.is_empty() {
+        weight = 0;
+    }
+    let sign: u16 = if v < 0 { 0x4000 } else { 0 };
+    let mut out = Vec::with_capacity(8 + 2 * groups.len());
+    out.extend_from_slice(&(groups.len() as i16).to_be_bytes());
+    out.extend_from_slice(&weight.to_be_bytes());
+    out.extend_from_slice(&sign.to_be_bytes());
+    out.extend_from_slice(&(dscale as i16).to_be_bytes());
+    for g in groups {
+        out.extend_from_slice(&g.to_be_bytes());
+    }
+    out
+}
+
 /// `arr` as PostgreSQL prints it, for the types Arrow prints otherwise.
 pub fn render(arr: &ArrayRef) -> Option<ArrayRef> {
     Some(match arr.data_type() {
+        DataType::Decimal128(_, scale) => {
+            let a = arr.as_primitive::<Decimal128Type>();
+            if fits_wire_decimal(a, *scale) {
+                return None;
+            }
+            strings(arr, |i| {
+                let mut s = String::new();
+                decimal_text(a.value(i), *scale, &mut s);
+                s
+            })
+        }
         DataType::Float64 => {
             let a = arr.as_primitive::<Float64Type>();
             strings(arr, |i| float_text(a.value(i)))
@@ -132,6 +238,39 @@ pub fn renders(t: &DataType) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numerics_beyond_the_encoder_print_and_encode_whole() {
+        let big: i128 = 92233720368547758070000000000000000; // 9223372036854775807.0000000000000000
+        let arr: ArrayRef = Arc::new(
+            Decimal128Array::from(vec![Some(big), Some(-125), None, Some(0), Some(50000)])
+                .with_precision_and_scale(38, 16)
+                .unwrap(),
+        );
+        let text = render(&arr).unwrap();
+        let text = text.as_string::<i32>();
+        assert_eq!(text.value(0), "9223372036854775807.0000000000000000");
+        assert_eq!(text.value(1), "-0.0000000000000125");
+        assert!(text.is_null(2));
+        assert_eq!(text.value(3), "0.0000000000000000");
+        let small: ArrayRef = Arc::new(
+            Decimal128Array::from(vec![Some(125)])
+                .with_precision_and_scale(10, 2)
+                .unwrap(),
+        );
+        assert!(render(&small).is_none() && numeric_binary(&small).is_none());
+        // PostgreSQL's own bytes (numeric_send) of these values.
+        let hex = |v: i128, s: i8| {
+            numeric_bytes(v, s)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        };
+        assert_eq!(hex(big, 16), "0005000400000010039a0d2c0170156516af");
+        assert_eq!(hex(-125, 2), "0002000040000002000109c4");
+        assert_eq!(hex(-125, 16), "0001fffc40000010007d");
+        assert_eq!(numeric_bytes(0, 16), [0, 0, 0, 0, 0, 0, 0, 16]);
+    }
 
     #[test]
     fn floats_print_like_postgres() {

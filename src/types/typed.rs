@@ -386,7 +386,9 @@ impl ScalarUDFImpl for TypeOf {
             DataType::Null => "unknown".to_string(),
             DataType::Interval(_) => "interval".to_string(),
             DataType::Time32(_) | DataType::Time64(_) => "time without time zone".to_string(),
-            other => super::PgType::from_arrow(other).display(),
+            // A type, not a column's declaration: no modifiers (`numeric`,
+            // not `numeric(38,16)`), as regtype prints it.
+            other => super::PgType::from_arrow(other).name,
         };
         Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(name))))
     }
