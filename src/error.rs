@@ -455,6 +455,12 @@ pub(crate) fn classify_message(raw: &str) -> Option<Error> {
         }
         return Some(e);
     }
+    for ty in ["smallint", "integer", "bigint"] {
+        let text = format!("{ty} out of range");
+        if msg.ends_with(&text) || msg.contains(&format!("error: {text}")) {
+            return Some(Error::new(ErrorKind::NumericOutOfRange, text));
+        }
+    }
     if let Some(pos) = msg.find("null value in column") {
         let text = msg[pos..].lines().next().unwrap_or("").to_string();
         return Some(Error::new(ErrorKind::NotNullViolation, text).with_object_of_message());
@@ -603,6 +609,14 @@ mod tests {
             e.detail.as_deref(),
             Some("The input \"{\" is not valid JSON.")
         );
+    }
+
+    #[test]
+    fn integer_overflow_returned_as_text_is_22003() {
+        let e = classify_message("Generic DeltaTable error: External error: integer out of range")
+            .unwrap();
+        assert_eq!(e.kind, ErrorKind::NumericOutOfRange);
+        assert_eq!(e.message, "integer out of range");
     }
 
     #[test]

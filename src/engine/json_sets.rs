@@ -57,7 +57,9 @@ pub fn rewrite(stmt: &mut Statement) {
                 for item in s.projection.iter_mut() {
                     if let SelectItem::UnnamedExpr(Expr::Function(f)) = item
                         && let Some(name) = simple_name(&f.name)
-                        && (select_list_set(&name).is_some() || aggregate(&name).is_some())
+                        && (select_list_set(&name).is_some()
+                            || aggregate(&name).is_some()
+                            || name == "generate_series")
                     {
                         let expr = Expr::Function(f.clone());
                         *item = SelectItem::ExprWithAlias {
@@ -85,12 +87,51 @@ pub fn rewrite(stmt: &mut Statement) {
                     *e = call("unnest", vec![call(list, args, vec![])], vec![]);
                 } else if let Some((outer, pair)) = aggregate(&name) {
                     *e = aggregate_call(f, outer, pair);
+                } else if name == "generate_series"
+                    && f.over.is_none()
+                    && let Some(args) = plain_args(&f.args)
+                {
+                    *e = series(args);
                 }
             }
             ControlFlow::Continue(())
         }
     }
     let _ = stmt.visit(&mut V);
+}
+
+/// `generate_series(...)` outside FROM, a set of rows as in PostgreSQL
+/// (DataFusion's function of that name answers one list): the list
+/// unnested, `integer` when its bounds are integer constants.
+fn series(args: Vec<Expr>) -> Expr {
+    use datafusion::sql::sqlparser::ast::{CastKind, DataType, UnaryOperator, Value};
+    let int4 = |e: &Expr| {
+        let (negative, e) = match e {
+            Expr::UnaryOp {
+                op: UnaryOperator::Minus,
+                expr,
+            } => (true, expr.as_ref()),
+            e => (false, e),
+        };
+        matches!(e, Expr::Value(v) if matches!(&v.value, Value::Number(n, _)
+            if n.parse::<i64>().is_ok_and(|n| i32::try_from(if negative { -n } else { n }).is_ok())))
+    };
+    let integers = args.iter().all(int4);
+    let rows = call(
+        "unnest",
+        vec![call("generate_series", args, vec![])],
+        vec![],
+    );
+    if !integers {
+        return rows;
+    }
+    Expr::Cast {
+        kind: CastKind::Cast,
+        expr: Box::new(rows),
+        data_type: DataType::Integer(None),
+        array: false,
+        format: None,
+    }
 }
 
 /// The list function of a set-returning function of one column.

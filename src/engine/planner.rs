@@ -70,6 +70,7 @@ impl<'a> Planner<'a> {
         let plan = self.sql().sql_statement_to_plan(stmt)?;
         // Changes result types, so it cannot be an analyzer rule (those
         // keep the plan's schema): applied to the plan as planned.
+        let plan = crate::types::integers::rewrite_plan(plan)?;
         Ok(crate::types::datetime::rewrite_plan(plan)?)
     }
 }
@@ -108,10 +109,15 @@ impl ContextProvider for Planner<'_> {
             .get(name)
             .cloned()
             .ok_or_else(|| plan_datafusion_err!("table function '{name}' not found"))?;
+        // Before simplification, which folds `1::bigint` into a literal.
+        let integers = name.eq_ignore_ascii_case("generate_series") && args.iter().all(is_int4);
         let args = simplify_args(self.state, args)?;
-        Ok(provider_as_source(f.create_table_provider_with_args(
-            TableFunctionArgs::new(&args, self.state),
-        )?))
+        let provider =
+            f.create_table_provider_with_args(TableFunctionArgs::new(&args, self.state))?;
+        if integers {
+            return Ok(provider_as_source(integer_series(provider)?));
+        }
+        Ok(provider_as_source(provider))
     }
 
     fn create_cte_work_table(
@@ -293,4 +299,35 @@ fn name_of(
     name: &datafusion::sql::sqlparser::ast::ObjectName,
 ) -> DfResult<TableReference> {
     context.object_name_to_table_reference(name.clone())
+}
+
+/// Whether `e` is an integer literal PostgreSQL types `integer`.
+fn is_int4(e: &datafusion::prelude::Expr) -> bool {
+    use datafusion::common::ScalarValue;
+    matches!(e, datafusion::prelude::Expr::Literal(ScalarValue::Int64(Some(v)), _) if i32::try_from(*v).is_ok())
+        || matches!(
+            e,
+            datafusion::prelude::Expr::Literal(ScalarValue::Int32(_), _)
+        )
+}
+
+/// `generate_series` of integers answers integers, as PostgreSQL's does
+/// (DataFusion's answers bigints): its column cast, as a view of it.
+fn integer_series(
+    provider: Arc<dyn datafusion::catalog::TableProvider>,
+) -> DfResult<Arc<dyn datafusion::catalog::TableProvider>> {
+    use datafusion::arrow::datatypes::DataType;
+    use datafusion::logical_expr::{LogicalPlanBuilder, cast, col};
+    let columns: Vec<datafusion::prelude::Expr> = provider
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| cast(col(f.name()), DataType::Int32).alias(f.name()))
+        .collect();
+    let plan = LogicalPlanBuilder::scan("generate_series()", provider_as_source(provider), None)?
+        .project(columns)?
+        .build()?;
+    Ok(Arc::new(datafusion::catalog::view::ViewTable::new(
+        plan, None,
+    )))
 }

@@ -349,6 +349,9 @@ fn asof_join(plan: LogicalPlan) -> DfResult<Transformed<LogicalPlan>> {
                 Expr::Literal(datafusion::common::ScalarValue::Int64(Some(t)), _) => {
                     max_age_micros = Some(*t)
                 }
+                Expr::Literal(datafusion::common::ScalarValue::Int32(Some(t)), _) => {
+                    max_age_micros = Some(i64::from(*t))
+                }
                 other => {
                     return syntax_err!("ASOF JOIN: the TTL must be microseconds, not {other}");
                 }

@@ -309,7 +309,7 @@ pub fn call(
 
 /// `generate_subscripts(array, dim)` (a set-returning function, in the
 /// select list beside `unnest(array)` in SQLAlchemy's key and index
-/// reflection) becomes `unnest(generate_series(lower, upper))`. Arrays
+/// reflection) becomes `unnest(range(lower, upper + 1))`. Arrays
 /// start at 1, except the catalog's `int2vector` / `oidvector` columns
 /// (`indkey`, `indclass`, `indoption`, `indcollation`), which start at 0
 /// in PostgreSQL.
@@ -365,12 +365,14 @@ pub fn generate_subscripts<N: datafusion::sql::sqlparser::ast::VisitMut>(node: &
         let upper = Expr::BinaryOp {
             left: Box::new(length),
             op: BinaryOperator::Plus,
-            right: Box::new(Expr::value(Value::Number((lower - 1).to_string(), false))),
+            right: Box::new(Expr::value(Value::Number(lower.to_string(), false))),
         };
         let lower = Expr::value(Value::Number(lower.to_string(), false));
+        // `range` stops before its end (and is not rewritten again as a
+        // set-returning `generate_series`).
         *e = call(
             "unnest",
-            vec![call("generate_series", vec![lower, upper], vec![])],
+            vec![call("range", vec![lower, upper], vec![])],
             vec![],
         );
         ControlFlow::Continue(())

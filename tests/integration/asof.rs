@@ -489,9 +489,9 @@ async fn asof_join_spills_within_the_memory_pool() {
     let c = roomy.connect().await;
     c.batch_execute(
         "CREATE TABLE f AS SELECT v % 20011 AS k, v AS t, v * 7 AS x, 'feature ' || v AS note
-           FROM generate_series(1, 1200000) AS g(v);
+           FROM generate_series(1::bigint, 1200000) AS g(v);
          CREATE TABLE l AS SELECT (v * 7919) % 20011 AS k, (v * 104729) % 1300000 AS t
-           FROM generate_series(1, 300000) AS g(v);",
+           FROM generate_series(1::bigint, 300000) AS g(v);",
     )
     .await
     .unwrap();

@@ -409,7 +409,7 @@ async fn statement_timeout_cancels_with_57014() {
         .get(0);
     assert_eq!(v, "200ms");
     c.batch_execute("SET statement_timeout = 0").await.unwrap();
-    let n: i64 = c.query_one("SELECT 41 + 1", &[]).await.unwrap().get(0);
+    let n: i32 = c.query_one("SELECT 41 + 1", &[]).await.unwrap().get(0);
     assert_eq!(n, 42);
 
     // COPY FROM STDIN: the data is part of the statement. Data that comes

@@ -66,7 +66,6 @@ KNOWN_GAPS = {
     "test_dataframes.py::test_polars_write_database_adbc[sluice]": "ADBC's append finds no columns of the target table (its column query)",
     "test_dbt.py::test_docs_catalog_columns_match": "view columns are described without their type modifiers",
     "test_jdbc.py::test_jdbc[sluice]": "getPrimaryKeys uses information_schema._pg_expandarray",
-    "test_node.py::test_node_pg[sluice]": "generate_series and integer literals are bigint, not integer",
     "test_sqlalchemy.py::test_comment_on_table[sluice]": "BIGSERIAL columns (no sequences yet)",
 }
 

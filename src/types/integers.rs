@@ -1,0 +1,441 @@
+//! Integer literals typed as PostgreSQL types them: a whole number that
+//! fits in 32 bits is an `integer`, a larger one a `bigint`. DataFusion
+//! makes every integer literal an Int64, so `SELECT 1` answered a bigint
+//! (a string in node-postgres), `2147483647 + 1` did not overflow, and a
+//! table made by `CREATE TABLE AS SELECT 1` got a bigint column.
+//!
+//! Changes result types, so it is applied to the plan as the SQL planner
+//! gives it (before analysis), where every consumer of the plan's schema
+//! (a statement's description, a view, a table made from a query) sees the
+//! types its rows come in.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::{Column, DFSchema, ScalarValue};
+use datafusion::error::Result;
+use datafusion::logical_expr::expr_rewriter::NamePreserver;
+use datafusion::logical_expr::{
+    Expr, ExprSchemable, LogicalPlan, Operator, Subquery, Union, Values, WindowFunctionDefinition,
+    cast,
+};
+use datafusion::optimizer::analyzer::type_coercion::coerce_union_schema;
+
+/// `e` with its integer literals that fit in 32 bits made Int32.
+fn narrow(e: Expr) -> Result<Transformed<Expr>> {
+    e.transform_up(|x| match x {
+        Expr::Literal(ScalarValue::Int64(Some(v)), meta) if i32::try_from(v).is_ok() => Ok(
+            Transformed::yes(Expr::Literal(ScalarValue::Int32(Some(v as i32)), meta)),
+        ),
+        other => Ok(Transformed::no(other)),
+    })
+}
+
+/// The numeric an aggregate's integer argument is read as, when
+/// PostgreSQL's aggregate of that integer answers a numeric: `sum(bigint)`
+/// (DataFusion's wraps around on overflow) and `avg` of any integer
+/// (DataFusion's is a double). Precision enough for the integer's digits;
+/// `avg` then takes the digits of an average of numerics.
+fn numeric_argument(name: &str, args: &[Expr], schema: &DFSchema) -> Option<DataType> {
+    let [arg] = args else { return None };
+    match (name, arg.get_type(schema).ok()?) {
+        ("sum", DataType::Int64) => Some(DataType::Decimal128(38, 0)),
+        ("avg", DataType::Int16 | DataType::Int32) => Some(DataType::Decimal128(10, 0)),
+        ("avg", DataType::Int64) => Some(DataType::Decimal128(20, 0)),
+        _ => None,
+    }
+}
+
+fn numeric_aggregates(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
+    // The argument read as `t`.
+    fn cast_argument(args: &mut [Expr], t: DataType) {
+        let arg = std::mem::replace(&mut args[0], Expr::Literal(ScalarValue::Null, None));
+        args[0] = cast(arg, t);
+    }
+    e.transform_up(|x| match x {
+        Expr::AggregateFunction(mut a) => {
+            let Some(t) = numeric_argument(a.func.name(), &a.params.args, schema) else {
+                return Ok(Transformed::no(Expr::AggregateFunction(a)));
+            };
+            cast_argument(&mut a.params.args, t);
+            Ok(Transformed::yes(Expr::AggregateFunction(a)))
+        }
+        Expr::WindowFunction(mut w) => {
+            let t = match &w.fun {
+                WindowFunctionDefinition::AggregateUDF(f) => {
+                    numeric_argument(f.name(), &w.params.args, schema)
+                }
+                _ => None,
+            };
+            let Some(t) = t else {
+                return Ok(Transformed::no(Expr::WindowFunction(w)));
+            };
+            cast_argument(&mut w.params.args, t);
+            Ok(Transformed::yes(Expr::WindowFunction(w)))
+        }
+        other => Ok(Transformed::no(other)),
+    })
+}
+
+/// The functions and operators PostgreSQL types `integer` where
+/// DataFusion answers a 64-bit integer: `array_length`, `cardinality`
+/// and the days between two dates.
+fn integer_results(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
+    let is_date = |e: &Expr| {
+        e.get_type(schema)
+            .is_ok_and(|t| matches!(t, DataType::Date32 | DataType::Date64))
+    };
+    e.transform_up(|x| {
+        let integer = match &x {
+            Expr::ScalarFunction(f) => matches!(f.name(), "array_length" | "cardinality"),
+            Expr::BinaryExpr(b) => b.op == Operator::Minus && is_date(&b.left) && is_date(&b.right),
+            _ => false,
+        };
+        let wide = integer
+            && x.get_type(schema)
+                .is_ok_and(|t| matches!(t, DataType::Int64 | DataType::UInt64));
+        Ok(if wide {
+            Transformed::yes(cast(x, DataType::Int32))
+        } else {
+            Transformed::no(x)
+        })
+    })
+}
+
+/// Whether `plan` holds a recursive query: its work table's columns were
+/// typed from the initial term as planned, so its literals stay as they are.
+fn recursive(plan: &LogicalPlan) -> bool {
+    let mut found = false;
+    let _ = plan.apply_with_subqueries(|n| {
+        found = matches!(n, LogicalPlan::RecursiveQuery(_));
+        Ok(if found {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    });
+    found
+}
+
+/// `plan` (as the SQL planner gave it) with PostgreSQL's integer literals.
+pub fn rewrite_plan(plan: LogicalPlan) -> Result<LogicalPlan> {
+    if recursive(&plan) {
+        return Ok(plan);
+    }
+    let rewritten = plan.transform_up_with_subqueries(|node| match node {
+        // LIMIT and OFFSET are bigints, as the planner wants them.
+        LogicalPlan::Limit(_) => Ok(Transformed::no(node)),
+        LogicalPlan::Values(v) => values(v),
+        LogicalPlan::Union(u) => union(u),
+        node => {
+            let names = NamePreserver::new(&node);
+            let aggregates = matches!(node, LogicalPlan::Aggregate(_) | LogicalPlan::Window(_));
+            let mut input = DFSchema::empty();
+            for i in node.inputs() {
+                input.merge(i.schema());
+            }
+            let node = node.map_expressions(|e| {
+                // A grouping set names its columns after its expressions,
+                // and an alias would hide it from the physical planner:
+                // its literals stay as planned.
+                if matches!(e, Expr::GroupingSet(_)) {
+                    return Ok(Transformed::no(e));
+                }
+                let saved = names.save(&e);
+                let e = narrow(e)?.transform_data(|e| integer_results(e, &input))?;
+                let e = if aggregates {
+                    e.transform_data(|e| numeric_aggregates(e, &input))?
+                } else {
+                    e
+                };
+                Ok(e.update_data(|x| saved.restore(x)))
+            })?;
+            // A changed type changes the schema of this node and those above.
+            node.map_data(|n| n.recompute_schema())
+        }
+    })?;
+    if rewritten.transformed {
+        outer_references(rewritten.data)
+    } else {
+        Ok(rewritten.data)
+    }
+}
+
+/// A subquery's references to the columns of its outer query carry the
+/// type the column had when planned: each takes the type its column has
+/// now. A name given two different types in the plan is left as it is.
+fn outer_references(plan: LogicalPlan) -> Result<LogicalPlan> {
+    let mut types: HashMap<Column, Option<DataType>> = HashMap::new();
+    plan.apply_with_subqueries(|n| {
+        for (q, f) in n.schema().iter() {
+            let c = Column::new(q.cloned(), f.name());
+            types
+                .entry(c)
+                .and_modify(|t| {
+                    if t.as_ref() != Some(f.data_type()) {
+                        *t = None
+                    }
+                })
+                .or_insert_with(|| Some(f.data_type().clone()));
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    let retype = |e: Expr| -> Result<Transformed<Expr>> {
+        e.transform_up(|x| match x {
+            Expr::OuterReferenceColumn(f, c) => match types.get(&c) {
+                Some(Some(t)) if t != f.data_type() => {
+                    Ok(Transformed::yes(Expr::OuterReferenceColumn(
+                        Arc::new(f.as_ref().clone().with_data_type(t.clone())),
+                        c,
+                    )))
+                }
+                _ => Ok(Transformed::no(Expr::OuterReferenceColumn(f, c))),
+            },
+            other => Ok(Transformed::no(other)),
+        })
+    };
+    let subquery = |mut s: Subquery| -> Result<Subquery> {
+        s.outer_ref_columns = s
+            .outer_ref_columns
+            .into_iter()
+            .map(|e| retype(e).map(|t| t.data))
+            .collect::<Result<_>>()?;
+        Ok(s)
+    };
+    plan.transform_up_with_subqueries(|node| {
+        let node = node.map_expressions(|e| {
+            retype(e)?.transform_data(|e| {
+                e.transform_up(|x| {
+                    Ok(Transformed::yes(match x {
+                        Expr::ScalarSubquery(s) => Expr::ScalarSubquery(subquery(s)?),
+                        Expr::Exists(mut x) => {
+                            x.subquery = subquery(x.subquery)?;
+                            Expr::Exists(x)
+                        }
+                        Expr::InSubquery(mut x) => {
+                            x.subquery = subquery(x.subquery)?;
+                            Expr::InSubquery(x)
+                        }
+                        Expr::SetComparison(mut x) => {
+                            x.subquery = subquery(x.subquery)?;
+                            Expr::SetComparison(x)
+                        }
+                        other => return Ok(Transformed::no(other)),
+                    }))
+                })
+            })
+        })?;
+        node.transform_data(|n| match n {
+            LogicalPlan::Subquery(s) => Ok(Transformed::yes(LogicalPlan::Subquery(subquery(s)?))),
+            LogicalPlan::Limit(_) | LogicalPlan::Values(_) | LogicalPlan::Union(_) => {
+                Ok(Transformed::no(n))
+            }
+            n => n.recompute_schema().map(Transformed::yes),
+        })
+    })
+    .map(|t| t.data)
+}
+
+/// A VALUES list: a column whose rows all became one type takes it; any
+/// other column keeps its type, each row cast to it.
+fn values(v: Values) -> Result<Transformed<LogicalPlan>> {
+    let Values { schema, values } = v;
+    let empty = DFSchema::empty();
+    let mut changed = false;
+    let mut rows = Vec::with_capacity(values.len());
+    for row in values {
+        let mut out = Vec::with_capacity(row.len());
+        for e in row {
+            let t = narrow(e)?;
+            changed |= t.transformed;
+            out.push(t.data);
+        }
+        rows.push(out);
+    }
+    if !changed {
+        return Ok(Transformed::no(LogicalPlan::Values(Values {
+            schema,
+            values: rows,
+        })));
+    }
+    let mut fields = Vec::with_capacity(schema.fields().len());
+    for (i, (qualifier, field)) in schema.iter().enumerate() {
+        let types = rows
+            .iter()
+            .map(|r| {
+                if matches!(&r[i], Expr::Literal(v, _) if v.is_null()) {
+                    Ok(None)
+                } else {
+                    r[i].get_type(&empty).map(Some)
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut present = types.iter().flatten();
+        let one = present
+            .next()
+            .filter(|first| present.all(|t| t == *first))
+            .cloned();
+        let target = one.unwrap_or_else(|| field.data_type().clone());
+        for (r, t) in rows.iter_mut().zip(&types) {
+            if t.as_ref() != Some(&target) {
+                let e = std::mem::replace(&mut r[i], Expr::Literal(ScalarValue::Null, None));
+                r[i] = cast(e, target.clone());
+            }
+        }
+        fields.push((
+            qualifier.cloned(),
+            Arc::new(field.as_ref().clone().with_data_type(target)),
+        ));
+    }
+    let schema = DFSchema::new_with_metadata(fields, schema.metadata().clone())?;
+    Ok(Transformed::yes(LogicalPlan::Values(Values {
+        schema: Arc::new(schema),
+        values: rows,
+    })))
+}
+
+/// A UNION takes the types its inputs coerce to, as the analyzer will
+/// compute them (it starts from the union's own types).
+fn union(u: Union) -> Result<Transformed<LogicalPlan>> {
+    let coerced = coerce_union_schema(&u.inputs)?;
+    let same = u
+        .schema
+        .fields()
+        .iter()
+        .zip(coerced.fields())
+        .all(|(a, b)| a.data_type() == b.data_type());
+    if same {
+        return Ok(Transformed::no(LogicalPlan::Union(u)));
+    }
+    let fields = u
+        .schema
+        .iter()
+        .zip(coerced.fields())
+        .map(|((q, f), c)| {
+            (
+                q.cloned(),
+                Arc::new(f.as_ref().clone().with_data_type(c.data_type().clone())),
+            )
+        })
+        .collect();
+    let schema = DFSchema::new_with_metadata(fields, u.schema.metadata().clone())?;
+    Ok(Transformed::yes(LogicalPlan::Union(Union {
+        inputs: u.inputs,
+        schema: Arc::new(schema),
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::prelude::SessionContext;
+
+    async fn types(sql: &str) -> Vec<DataType> {
+        let ctx = SessionContext::new();
+        let plan = ctx.state().create_logical_plan(sql).await.unwrap();
+        let plan = rewrite_plan(plan).unwrap();
+        let want: Vec<DataType> = plan
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect();
+        // The analyzed plan answers with the types the plan says.
+        let analyzed = ctx
+            .state()
+            .analyzer()
+            .execute_and_check(plan.clone(), ctx.state().config_options(), |_, _| {})
+            .unwrap();
+        let got: Vec<DataType> = analyzed
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect();
+        assert_eq!(want, got, "{sql}");
+        let batches = ctx
+            .execute_logical_plan(plan)
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        if let Some(b) = batches.first() {
+            let rows: Vec<DataType> = b
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.data_type().clone())
+                .collect();
+            assert_eq!(want, rows, "{sql}");
+        }
+        want
+    }
+
+    #[tokio::test]
+    async fn literals_that_fit_are_integers() {
+        use DataType::*;
+        assert_eq!(
+            types("SELECT 1, 2147483648, -2147483648").await,
+            [Int32, Int64, Int32]
+        );
+        assert_eq!(types("SELECT 1 + 1, 1 + 2147483648").await, [Int32, Int64]);
+        assert_eq!(types("SELECT sum(1), count(1)").await, [Int64, Int64]);
+        // A literal among grouping sets keeps its planned type.
+        assert_eq!(
+            types("SELECT true, 2 FROM (VALUES (1)) t(k) GROUP BY CUBE (k), 2").await,
+            [Boolean, Int64]
+        );
+        assert_eq!(
+            types("SELECT array_length([1, 2], 1), cardinality([1]), DATE '2024-03-01' - DATE '2024-02-01'").await,
+            [Int32, Int32, Int32]
+        );
+        assert_eq!(
+            types("SELECT sum(x), avg(x), sum(y), avg(y) FROM (VALUES (1, 3000000000)) t(y, x)")
+                .await,
+            [
+                Decimal128(38, 0),
+                Decimal128(24, 4),
+                Int64,
+                Decimal128(14, 4)
+            ]
+        );
+        assert_eq!(
+            types("SELECT sum(x) OVER (), avg(y) OVER () FROM (VALUES (1, 3000000000)) t(y, x)")
+                .await,
+            [Decimal128(38, 0), Decimal128(14, 4)]
+        );
+        assert_eq!(types("SELECT * FROM (VALUES (1), (2)) t(x)").await, [Int32]);
+        assert_eq!(
+            types("SELECT * FROM (VALUES (1, 1), (NULL, 3000000000)) t(x, y)").await,
+            [Int32, Int64]
+        );
+        assert_eq!(types("SELECT 1 UNION ALL SELECT 2").await, [Int32]);
+        assert_eq!(types("SELECT 1 UNION SELECT 3000000000").await, [Int64]);
+        assert_eq!(
+            types("SELECT x FROM (SELECT 1 AS x) s LIMIT 1 OFFSET 0").await,
+            [Int32]
+        );
+        assert_eq!(
+            types("WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 3) SELECT n FROM r").await,
+            [Int64]
+        );
+        assert_eq!(
+            types(
+                "SELECT k, count(*) FROM (VALUES (1), (1), (2)) t(k) GROUP BY k HAVING count(*) > 1"
+            )
+            .await,
+            [Int32, Int64]
+        );
+        assert_eq!(
+            types("SELECT row_number() OVER (ORDER BY 1), lag(x, 1, 0) OVER (ORDER BY x) FROM (SELECT 5 AS x) s").await,
+            [UInt64, Int32]
+        );
+        assert_eq!(
+            types("SELECT (SELECT count(*) FROM (VALUES (1)) v(k) WHERE v.k = s.k), s.k FROM (SELECT 1 AS k) s WHERE EXISTS (SELECT 1 FROM (VALUES (1)) w(k) WHERE w.k IN (s.k, 2))").await,
+            [Int64, Int32]
+        );
+    }
+}
