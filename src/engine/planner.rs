@@ -70,8 +70,10 @@ impl<'a> Planner<'a> {
         let plan = self.sql().sql_statement_to_plan(stmt)?;
         // Changes result types, so it cannot be an analyzer rule (those
         // keep the plan's schema): applied to the plan as planned.
-        let plan = crate::types::integers::rewrite_plan(plan)?;
-        Ok(crate::types::datetime::rewrite_plan(plan)?)
+        // Dates first: `date_part` becomes a double before an aggregate
+        // of it is typed.
+        let plan = crate::types::datetime::rewrite_plan(plan)?;
+        Ok(crate::types::integers::rewrite_plan(plan)?)
     }
 }
 

@@ -131,7 +131,16 @@ pub fn rewrite_plan(plan: LogicalPlan) -> Result<LogicalPlan> {
         LogicalPlan::Union(u) => union(u),
         node => {
             let names = NamePreserver::new(&node);
-            let aggregates = matches!(node, LogicalPlan::Aggregate(_) | LogicalPlan::Window(_));
+            // Not under grouping sets, whose internal grouping id column a
+            // rebuilt aggregate lost (42703 "__grouping_id").
+            let aggregates = match &node {
+                LogicalPlan::Aggregate(a) => !a
+                    .group_expr
+                    .iter()
+                    .any(|g| matches!(g, Expr::GroupingSet(_))),
+                LogicalPlan::Window(_) => true,
+                _ => false,
+            };
             let mut input = DFSchema::empty();
             for i in node.inputs() {
                 input.merge(i.schema());

@@ -180,6 +180,68 @@ fn numeric_bytes(v: i128, scale: i8) -> Vec<u8> {
     out
 }
 
+/// A list column as PostgreSQL's array text (`{1,2,NULL}`, `{"x y",z}`,
+/// `{t,f}`, `{{1,2},{3}}`): Arrow's cast to text prints `[1, 2, ]`.
+pub fn array_text(arr: &ArrayRef) -> Option<ArrayRef> {
+    let list = match arr.data_type() {
+        DataType::List(_) => arr.as_list::<i32>(),
+        _ => return None,
+    };
+    let values = list.values();
+    let nested = matches!(values.data_type(), DataType::List(_));
+    let elements: ArrayRef = match values.data_type() {
+        DataType::List(_) => array_text(values)?,
+        DataType::Boolean => {
+            let b = values.as_boolean();
+            strings(values, |i| if b.value(i) { "t" } else { "f" }.to_string())
+        }
+        _ => match render(values) {
+            Some(text) => text,
+            None => datafusion::arrow::compute::cast(values, &DataType::Utf8).ok()?,
+        },
+    };
+    let elements = elements.as_string::<i32>();
+    Some(strings(arr, |row| {
+        let mut out = String::from("{");
+        for (n, i) in
+            (list.value_offsets()[row] as usize..list.value_offsets()[row + 1] as usize).enumerate()
+        {
+            if n > 0 {
+                out.push(',');
+            }
+            if elements.is_null(i) {
+                out.push_str("NULL");
+            } else if nested {
+                out.push_str(elements.value(i));
+            } else {
+                array_element(&mut out, elements.value(i));
+            }
+        }
+        out.push('}');
+        out
+    }))
+}
+
+/// One element of an array's text, quoted when PostgreSQL quotes it.
+fn array_element(out: &mut String, v: &str) {
+    let quote = v.is_empty()
+        || v.eq_ignore_ascii_case("NULL")
+        || v.chars()
+            .any(|c| matches!(c, '{' | '}' | ',' | '"' | '\\') || c.is_ascii_whitespace());
+    if !quote {
+        out.push_str(v);
+        return;
+    }
+    out.push('"');
+    for c in v.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+}
+
 /// `arr` as PostgreSQL prints it, for the types Arrow prints otherwise.
 pub fn render(arr: &ArrayRef) -> Option<ArrayRef> {
     Some(match arr.data_type() {
@@ -238,6 +300,46 @@ pub fn renders(t: &DataType) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn arrays_print_like_postgres() {
+        use datafusion::arrow::array::{ListArray, StringArray as S};
+        use datafusion::arrow::datatypes::Int32Type;
+        let ints: ArrayRef = Arc::new(ListArray::from_iter_primitive::<Int32Type, _, _>(vec![
+            Some(vec![Some(1), None, Some(3)]),
+            None,
+            Some(vec![]),
+        ]));
+        let text = array_text(&ints).unwrap();
+        let text = text.as_string::<i32>();
+        assert_eq!(text.value(0), "{1,NULL,3}");
+        assert!(text.is_null(1));
+        assert_eq!(text.value(2), "{}");
+        let words = S::from(vec![
+            Some("x y"),
+            Some("z"),
+            Some(""),
+            Some("a\"b"),
+            Some("null"),
+            None,
+        ]);
+        let field = Arc::new(datafusion::arrow::datatypes::Field::new(
+            "item",
+            DataType::Utf8,
+            true,
+        ));
+        let list: ArrayRef = Arc::new(ListArray::new(
+            field,
+            datafusion::arrow::buffer::OffsetBuffer::from_lengths([6]),
+            Arc::new(words),
+            None,
+        ));
+        let text = array_text(&list).unwrap();
+        assert_eq!(
+            text.as_string::<i32>().value(0),
+            r#"{"x y",z,"","a\"b","null",NULL}"#
+        );
+    }
 
     #[test]
     fn numerics_beyond_the_encoder_print_and_encode_whole() {

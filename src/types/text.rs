@@ -283,7 +283,9 @@ impl ScalarUDFImpl for TextOut {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
         let input = args.args[0].to_array(args.number_rows)?;
         Ok(ColumnarValue::Array(
-            match crate::types::output::render(&input) {
+            match crate::types::output::render(&input)
+                .or_else(|| crate::types::output::array_text(&input))
+            {
                 Some(text) => text,
                 None => datafusion::arrow::compute::cast(&input, &DataType::Utf8)?,
             },
@@ -371,9 +373,10 @@ impl AnalyzerRule for TextInputCasts {
                             Ok(Transformed::yes(cast(rint((*c.expr).clone()), t.clone())))
                         }
                         t if is_text(t)
-                            && c.expr
-                                .get_type(&schema)
-                                .is_ok_and(|from| crate::types::output::renders(&from)) =>
+                            && c.expr.get_type(&schema).is_ok_and(|from| {
+                                crate::types::output::renders(&from)
+                                    || matches!(from, DataType::List(_))
+                            }) =>
                         {
                             let text = text_out.call(vec![(*c.expr).clone()]);
                             Ok(Transformed::yes(if *t == DataType::Utf8 {
