@@ -92,6 +92,9 @@ fn figure(e: &Expr) -> (Option<String>, u8) {
                 .map(super::normalize_ident),
             2,
         ),
+        // A typed literal is a cast of a string: named after its type.
+        Expr::TypedString(t) => (Some(type_name(&t.data_type)), 1),
+        Expr::Interval(_) => (Some("interval".into()), 1),
         Expr::Case { else_result, .. } => match else_result.as_deref().map(figure) {
             Some((Some(n), 2)) => (Some(n), 2),
             _ => (Some("case".into()), 1),
@@ -377,6 +380,13 @@ mod tests {
             ["count", "sum", "df2", "a", "?column?", "df5", "upper"]
         );
         assert_eq!(names("SELECT 1 UNION SELECT 2", 1), ["?column?"]);
+        assert_eq!(
+            names(
+                "SELECT DATE '2024-02-29', TIMESTAMPTZ '2024-02-29 00:00:00+00', INTERVAL '1 day'",
+                3
+            ),
+            ["date", "timestamptz", "interval"]
+        );
         assert_eq!(
             names("SELECT *, count(*) FROM t", 3),
             ["df0", "df1", "count"]
