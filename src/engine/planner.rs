@@ -306,11 +306,8 @@ fn name_of(
 /// Whether `e` is an integer literal PostgreSQL types `integer`.
 fn is_int4(e: &datafusion::prelude::Expr) -> bool {
     use datafusion::common::ScalarValue;
+    // The SQL planner makes every integer literal an Int64.
     matches!(e, datafusion::prelude::Expr::Literal(ScalarValue::Int64(Some(v)), _) if i32::try_from(*v).is_ok())
-        || matches!(
-            e,
-            datafusion::prelude::Expr::Literal(ScalarValue::Int32(_), _)
-        )
 }
 
 /// `generate_series` of integers answers integers, as PostgreSQL's does

@@ -346,11 +346,13 @@ fn asof_join(plan: LogicalPlan) -> DfResult<Transformed<LogicalPlan>> {
             }
             match ttl {
                 Expr::Literal(v, _) if v.is_null() => {}
-                Expr::Literal(datafusion::common::ScalarValue::Int64(Some(t)), _) => {
-                    max_age_micros = Some(*t)
-                }
-                Expr::Literal(datafusion::common::ScalarValue::Int32(Some(t)), _) => {
-                    max_age_micros = Some(i64::from(*t))
+                // An integer literal of either width.
+                Expr::Literal(v, _)
+                    if v.data_type().is_integer()
+                        && let Ok(datafusion::common::ScalarValue::Int64(Some(t))) =
+                            v.cast_to(&DataType::Int64) =>
+                {
+                    max_age_micros = Some(t)
                 }
                 other => {
                     return syntax_err!("ASOF JOIN: the TTL must be microseconds, not {other}");

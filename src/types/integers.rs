@@ -48,18 +48,19 @@ fn numeric_argument(name: &str, args: &[Expr], schema: &DFSchema) -> Option<Data
     }
 }
 
+/// `e` replaced by its cast to `t`.
+fn cast_in_place(e: &mut Expr, t: DataType) {
+    let inner = std::mem::replace(e, Expr::Literal(ScalarValue::Null, None));
+    *e = cast(inner, t);
+}
+
 fn numeric_aggregates(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
-    // The argument read as `t`.
-    fn cast_argument(args: &mut [Expr], t: DataType) {
-        let arg = std::mem::replace(&mut args[0], Expr::Literal(ScalarValue::Null, None));
-        args[0] = cast(arg, t);
-    }
     e.transform_up(|x| match x {
         Expr::AggregateFunction(mut a) => {
             let Some(t) = numeric_argument(a.func.name(), &a.params.args, schema) else {
                 return Ok(Transformed::no(Expr::AggregateFunction(a)));
             };
-            cast_argument(&mut a.params.args, t);
+            cast_in_place(&mut a.params.args[0], t);
             Ok(Transformed::yes(Expr::AggregateFunction(a)))
         }
         Expr::WindowFunction(mut w) => {
@@ -72,7 +73,7 @@ fn numeric_aggregates(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
             let Some(t) = t else {
                 return Ok(Transformed::no(Expr::WindowFunction(w)));
             };
-            cast_argument(&mut w.params.args, t);
+            cast_in_place(&mut w.params.args[0], t);
             Ok(Transformed::yes(Expr::WindowFunction(w)))
         }
         other => Ok(Transformed::no(other)),
@@ -104,19 +105,43 @@ fn integer_results(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
     })
 }
 
-/// Whether `plan` holds a recursive query: its work table's columns were
-/// typed from the initial term as planned, so its literals stay as they are.
-fn recursive(plan: &LogicalPlan) -> bool {
-    let mut found = false;
+/// Whether a node of `plan` (subqueries included) is one `found` picks.
+fn holds(plan: &LogicalPlan, found: impl Fn(&LogicalPlan) -> bool) -> bool {
+    let mut hit = false;
     let _ = plan.apply_with_subqueries(|n| {
-        found = matches!(n, LogicalPlan::RecursiveQuery(_));
-        Ok(if found {
+        hit = found(n);
+        Ok(if hit {
             TreeNodeRecursion::Stop
         } else {
             TreeNodeRecursion::Continue
         })
     });
-    found
+    hit
+}
+
+/// Whether `plan` holds a recursive query: its work table's columns were
+/// typed from the initial term as planned, so its literals stay as they are.
+fn recursive(plan: &LogicalPlan) -> bool {
+    holds(plan, |n| matches!(n, LogicalPlan::RecursiveQuery(_)))
+}
+
+/// Whether `plan` has a subquery, whose outer references may need retyping.
+fn has_subqueries(plan: &LogicalPlan) -> bool {
+    holds(plan, |n| {
+        matches!(n, LogicalPlan::Subquery(_))
+            || n.expressions().iter().any(|e| {
+                e.exists(|x| {
+                    Ok(matches!(
+                        x,
+                        Expr::ScalarSubquery(_)
+                            | Expr::Exists(_)
+                            | Expr::InSubquery(_)
+                            | Expr::SetComparison(_)
+                    ))
+                })
+                .unwrap_or(true)
+            })
+    })
 }
 
 /// `plan` (as the SQL planner gave it) with PostgreSQL's integer literals.
@@ -141,10 +166,16 @@ pub fn rewrite_plan(plan: LogicalPlan) -> Result<LogicalPlan> {
                 LogicalPlan::Window(_) => true,
                 _ => false,
             };
-            let mut input = DFSchema::empty();
-            for i in node.inputs() {
-                input.merge(i.schema());
-            }
+            let input = match node.inputs().as_slice() {
+                [one] => Arc::clone(one.schema()),
+                many => {
+                    let mut merged = DFSchema::empty();
+                    for i in many {
+                        merged.merge(i.schema());
+                    }
+                    Arc::new(merged)
+                }
+            };
             let node = node.map_expressions(|e| {
                 // A grouping set names its columns after its expressions,
                 // and an alias would hide it from the physical planner:
@@ -165,7 +196,9 @@ pub fn rewrite_plan(plan: LogicalPlan) -> Result<LogicalPlan> {
             node.map_data(|n| n.recompute_schema())
         }
     })?;
-    if rewritten.transformed {
+    // Retyping outer references rebuilds every node's schema: only when
+    // a type changed and some subquery could refer to it.
+    if rewritten.transformed && has_subqueries(&rewritten.data) {
         outer_references(rewritten.data)
     } else {
         Ok(rewritten.data)
@@ -289,8 +322,7 @@ fn values(v: Values) -> Result<Transformed<LogicalPlan>> {
         let target = one.unwrap_or_else(|| field.data_type().clone());
         for (r, t) in rows.iter_mut().zip(&types) {
             if t.as_ref() != Some(&target) {
-                let e = std::mem::replace(&mut r[i], Expr::Literal(ScalarValue::Null, None));
-                r[i] = cast(e, target.clone());
+                cast_in_place(&mut r[i], target.clone());
             }
         }
         fields.push((
@@ -342,28 +374,20 @@ mod tests {
     use datafusion::prelude::SessionContext;
 
     async fn types(sql: &str) -> Vec<DataType> {
+        let of = |s: &DFSchema| -> Vec<DataType> {
+            s.fields().iter().map(|f| f.data_type().clone()).collect()
+        };
         let ctx = SessionContext::new();
         let plan = ctx.state().create_logical_plan(sql).await.unwrap();
         let plan = rewrite_plan(plan).unwrap();
-        let want: Vec<DataType> = plan
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.data_type().clone())
-            .collect();
-        // The analyzed plan answers with the types the plan says.
+        let want = of(plan.schema());
+        // The analyzed plan and the rows answer with the types the plan says.
         let analyzed = ctx
             .state()
             .analyzer()
             .execute_and_check(plan.clone(), ctx.state().config_options(), |_, _| {})
             .unwrap();
-        let got: Vec<DataType> = analyzed
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.data_type().clone())
-            .collect();
-        assert_eq!(want, got, "{sql}");
+        assert_eq!(want, of(analyzed.schema()), "{sql}");
         let batches = ctx
             .execute_logical_plan(plan)
             .await

@@ -113,19 +113,23 @@ pub fn decimal_text(v: i128, scale: i8, out: &mut String) {
 
 /// The largest magnitude the wire encoder's decimal holds (96 bits, scale
 /// at most 28): a numeric beyond it is printed and encoded by Sluice.
-fn fits_wire_decimal(a: &Decimal128Array, scale: i8) -> bool {
-    (0..=28).contains(&scale) && a.iter().flatten().all(|v| v.unsigned_abs() < (1u128 << 96))
+fn fits_wire_decimal(a: &Decimal128Array, precision: u8, scale: i8) -> bool {
+    if !(0..=28).contains(&scale) {
+        return false;
+    }
+    // 28 digits always fit (10^28 < 2^96): no value needs looking at.
+    precision <= 28 || a.iter().flatten().all(|v| v.unsigned_abs() < (1u128 << 96))
 }
 
 /// A Decimal128 column the wire encoder cannot hold, as PostgreSQL's
 /// binary `numeric`: base-10000 digits with a weight, a sign and the
 /// display scale. `None` when the encoder holds every value.
 pub fn numeric_binary(arr: &ArrayRef) -> Option<ArrayRef> {
-    let DataType::Decimal128(_, scale) = arr.data_type() else {
+    let DataType::Decimal128(precision, scale) = arr.data_type() else {
         return None;
     };
     let a = arr.as_primitive::<Decimal128Type>();
-    if fits_wire_decimal(a, *scale) {
+    if fits_wire_decimal(a, *precision, *scale) {
         return None;
     }
     let values: BinaryArray = a
@@ -245,9 +249,9 @@ fn array_element(out: &mut String, v: &str) {
 /// `arr` as PostgreSQL prints it, for the types Arrow prints otherwise.
 pub fn render(arr: &ArrayRef) -> Option<ArrayRef> {
     Some(match arr.data_type() {
-        DataType::Decimal128(_, scale) => {
+        DataType::Decimal128(precision, scale) => {
             let a = arr.as_primitive::<Decimal128Type>();
-            if fits_wire_decimal(a, *scale) {
+            if fits_wire_decimal(a, *precision, *scale) {
                 return None;
             }
             strings(arr, |i| {
