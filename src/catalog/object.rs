@@ -12,7 +12,8 @@
 //! ```
 //!
 //! Each object is stored as one row of the catalog table: its kind, schema,
-//! name and definition (JSON).
+//! name and definition (JSON). Comments (`COMMENT ON`) on an object and on
+//! its columns are kept beside its definition, under `comments`.
 
 use std::sync::Arc;
 
@@ -297,7 +298,16 @@ pub struct Object {
     pub schema: String,
     pub name: String,
     pub def: Def,
+    /// `COMMENT ON` texts: the object's under "", its columns' under
+    /// their names.
+    pub comments: Comments,
 }
+
+/// Comments of an object and its columns (see [`Object::comments`]).
+pub type Comments = std::collections::BTreeMap<String, String>;
+
+/// The key of the comments in a stored definition.
+const COMMENTS_KEY: &str = "comments";
 
 /// How views and external tables were stored before definitions were JSON.
 const LEGACY_EXTERNAL_MARKER: &str = "/* external table */ ";
@@ -308,6 +318,7 @@ impl Object {
             schema: String::new(),
             name: name.to_string(),
             def: Def::Schema,
+            comments: Comments::new(),
         }
     }
 
@@ -316,6 +327,7 @@ impl Object {
             schema: schema.to_string(),
             name: name.to_string(),
             def: Def::Table(Arc::new(def)),
+            comments: Comments::new(),
         }
     }
 
@@ -324,6 +336,7 @@ impl Object {
             schema: schema.to_string(),
             name: name.to_string(),
             def: Def::View(Arc::new(def)),
+            comments: Comments::new(),
         }
     }
 
@@ -332,6 +345,7 @@ impl Object {
             schema: schema.to_string(),
             name: name.to_string(),
             def: Def::External(Arc::new(def)),
+            comments: Comments::new(),
         }
     }
 
@@ -340,6 +354,7 @@ impl Object {
             schema: schema.to_string(),
             name: name.to_string(),
             def: Def::MaterializedView(Arc::new(def)),
+            comments: Comments::new(),
         }
     }
 
@@ -348,6 +363,7 @@ impl Object {
             schema: schema.to_string(),
             name: name.to_string(),
             def: Def::FeatureService(Arc::new(def)),
+            comments: Comments::new(),
         }
     }
 
@@ -377,6 +393,19 @@ impl Object {
             Def::Table(t) => Some(t),
             Def::MaterializedView(m) => Some(&m.table),
             _ => None,
+        }
+    }
+
+    /// The columns of a relation as its definition declares them (empty
+    /// for a schema, a feature service, or an external table created
+    /// before its columns were recorded).
+    pub fn declared_columns(&self) -> &[ColumnDef] {
+        match &self.def {
+            Def::Table(t) => &t.columns,
+            Def::MaterializedView(m) => &m.table.columns,
+            Def::View(v) => &v.columns,
+            Def::External(e) => &e.schema,
+            Def::Schema | Def::FeatureService(_) => &[],
         }
     }
 
@@ -441,14 +470,29 @@ impl Object {
     /// The definition as stored in the catalog table.
     pub fn definition_text(&self) -> String {
         let json = match &self.def {
-            Def::Schema => return String::new(),
-            Def::Table(t) => serde_json::to_string(t.as_ref()),
-            Def::View(v) => serde_json::to_string(v.as_ref()),
-            Def::External(e) => serde_json::to_string(e.as_ref()),
-            Def::MaterializedView(m) => serde_json::to_string(m.as_ref()),
-            Def::FeatureService(s) => serde_json::to_string(s.as_ref()),
+            Def::Schema if self.comments.is_empty() => return String::new(),
+            Def::Schema => Ok(serde_json::Value::Object(Default::default())),
+            Def::Table(t) => serde_json::to_value(t.as_ref()),
+            Def::View(v) => serde_json::to_value(v.as_ref()),
+            Def::External(e) => serde_json::to_value(e.as_ref()),
+            Def::MaterializedView(m) => serde_json::to_value(m.as_ref()),
+            Def::FeatureService(s) => serde_json::to_value(s.as_ref()),
         };
-        json.expect("catalog definitions serialize")
+        let mut json = json.expect("catalog definitions serialize");
+        if !self.comments.is_empty()
+            && let serde_json::Value::Object(map) = &mut json
+        {
+            map.insert(
+                COMMENTS_KEY.into(),
+                serde_json::to_value(&self.comments).expect("comments serialize"),
+            );
+        }
+        json.to_string()
+    }
+
+    /// The comment on the object (`column` None) or on one of its columns.
+    pub fn comment(&self, column: Option<&str>) -> Option<&str> {
+        self.comments.get(column.unwrap_or("")).map(String::as_str)
     }
 
     /// Read one catalog row.
@@ -457,6 +501,16 @@ impl Object {
             Error::internal(format!(
                 "catalog entry for {kind} {schema}.{name} is unreadable: {e}"
             ))
+        };
+        let comments: Comments = if definition.trim_start().starts_with('{') {
+            serde_json::from_str::<serde_json::Value>(definition)
+                .ok()
+                .and_then(|mut v| v.get_mut(COMMENTS_KEY).map(serde_json::Value::take))
+                .map(|c| serde_json::from_value(c).map_err(unreadable))
+                .transpose()?
+                .unwrap_or_default()
+        } else {
+            Comments::new()
         };
         let def = match Kind::parse(kind)? {
             Kind::Schema => Def::Schema,
@@ -493,6 +547,7 @@ impl Object {
             schema: schema.to_string(),
             name: name.to_string(),
             def,
+            comments,
         })
     }
 }

@@ -47,6 +47,39 @@ pub const REGCLASS_NAME: &str = "sluice_regclass_name";
 const HEAP: i64 = 2;
 const BTREE: i64 = 403;
 
+/// The fixed OIDs PostgreSQL gives its catalogs (pg_description's
+/// `classoid`), by name.
+const PG_CATALOG_OIDS: &[(i64, &str)] = &[
+    (1247, "pg_type"),
+    (1249, "pg_attribute"),
+    (1255, "pg_proc"),
+    (1259, "pg_class"),
+    (1262, "pg_database"),
+    (2600, "pg_aggregate"),
+    (2601, "pg_am"),
+    (2605, "pg_cast"),
+    (2606, "pg_constraint"),
+    (2607, "pg_conversion"),
+    (2612, "pg_language"),
+    (2615, "pg_namespace"),
+    (2616, "pg_opclass"),
+    (2617, "pg_operator"),
+    (2753, "pg_opfamily"),
+    (3079, "pg_extension"),
+    (3456, "pg_collation"),
+    (3600, "pg_ts_dict"),
+    (3601, "pg_ts_parser"),
+    (3602, "pg_ts_config"),
+    (3764, "pg_ts_template"),
+];
+
+/// A description: (objoid, the catalog of the object, objsubid, text).
+type Description = (i64, &'static str, i64, String);
+
+/// Descriptions by (objoid, catalog, objsubid), for `obj_description`
+/// and `col_description`.
+type Described = Arc<RwLock<HashMap<(i64, &'static str, i64), String>>>;
+
 /// Definitions by OID, for `pg_get_constraintdef` / `pg_get_indexdef`.
 type Definitions = Arc<RwLock<HashMap<i64, String>>>;
 
@@ -63,29 +96,45 @@ pub fn install(ctx: &SessionContext, catalog: Arc<Catalog>, database: &str) -> R
     let constraint_pretty: Definitions = Default::default();
     let index_defs: Definitions = Default::default();
     let relation_names: Definitions = Default::default();
+    let comments: Described = Default::default();
+    ctx.register_udf(ScalarUDF::new_from_impl(Describe {
+        name: "obj_description",
+        comments: comments.clone(),
+        signature: Signature::variadic_any(Volatility::Stable),
+    }));
+    ctx.register_udf(ScalarUDF::new_from_impl(Describe {
+        name: "col_description",
+        comments: comments.clone(),
+        signature: Signature::any(2, Volatility::Stable),
+    }));
     let view_defs: Definitions = Default::default();
     ctx.register_udf(ScalarUDF::new_from_impl(GetDef {
         name: REGCLASS_NAME,
         defs: relation_names.clone(),
         pretty: None,
+        columns: None,
         signature: Signature::variadic_any(Volatility::Volatile),
     }));
     ctx.register_udf(ScalarUDF::new_from_impl(GetDef {
         name: "pg_get_constraintdef",
         defs: constraint_defs.clone(),
         pretty: Some(constraint_pretty.clone()),
+        columns: None,
         signature: Signature::variadic_any(Volatility::Volatile),
     }));
+    let index_columns: IndexColumns = Default::default();
     ctx.register_udf(ScalarUDF::new_from_impl(GetDef {
         name: "pg_get_indexdef",
         defs: index_defs.clone(),
         pretty: None,
+        columns: Some(index_columns.clone()),
         signature: Signature::variadic_any(Volatility::Volatile),
     }));
     ctx.register_udf(ScalarUDF::new_from_impl(GetDef {
         name: "pg_get_viewdef",
         defs: view_defs.clone(),
         pretty: None,
+        columns: None,
         signature: Signature::variadic_any(Volatility::Volatile),
     }));
     // Expressions in the catalog (column defaults) are kept as the text
@@ -99,6 +148,7 @@ pub fn install(ctx: &SessionContext, catalog: Arc<Catalog>, database: &str) -> R
         name: "pg_get_triggerdef",
         defs: Default::default(),
         pretty: None,
+        columns: None,
         signature: Signature::variadic_any(Volatility::Volatile),
     }));
     // Sluice has no temporary schemas (dbt's catalog query asks).
@@ -106,6 +156,9 @@ pub fn install(ctx: &SessionContext, catalog: Arc<Catalog>, database: &str) -> R
         signature: Signature::any(1, Volatility::Immutable),
     }));
     ctx.register_udtf("pg_partition_ancestors", Arc::new(PartitionAncestors));
+    ctx.register_udf(ScalarUDF::new_from_impl(ExpandArray {
+        signature: Signature::any(1, Volatility::Immutable),
+    }));
     cat.register_schema(
         "pg_catalog",
         Arc::new(PgCatalog {
@@ -114,7 +167,9 @@ pub fn install(ctx: &SessionContext, catalog: Arc<Catalog>, database: &str) -> R
             constraint_defs,
             constraint_pretty,
             index_defs,
+            index_columns,
             relation_names,
+            comments,
             view_defs,
             extra: Default::default(),
         }),
@@ -129,7 +184,9 @@ struct PgCatalog {
     constraint_defs: Definitions,
     constraint_pretty: Definitions,
     index_defs: Definitions,
+    index_columns: IndexColumns,
     relation_names: Definitions,
+    comments: Described,
     /// The queries of views and materialized views, for `pg_get_viewdef`.
     view_defs: Definitions,
     /// Tables a session adds (`pg_stat_activity`).
@@ -145,6 +202,10 @@ enum Which {
     Attribute,
     /// pg_attrdef: one row per column default.
     AttrDef,
+    /// pg_description: PostgreSQL's own descriptions and `COMMENT ON`s.
+    Description,
+    /// pg_namespace with PostgreSQL 15's columns.
+    Namespace,
 }
 
 #[async_trait]
@@ -183,11 +244,13 @@ impl SchemaProvider for PgCatalog {
                 };
                 return Ok(Some(relations_table(&own.schema(), &self.catalog, kind)?));
             }
+            "pg_namespace" => Which::Namespace,
             "pg_class" => Which::Class,
             "pg_constraint" => Which::Constraint,
             "pg_index" => Which::Index,
             "pg_attribute" => Which::Attribute,
             "pg_attrdef" => Which::AttrDef,
+            "pg_description" => Which::Description,
             _ => return self.inner.table(name).await,
         };
         let (Some(class), Some(namespace), Some(own)) = (
@@ -207,7 +270,9 @@ impl SchemaProvider for PgCatalog {
             constraint_defs: self.constraint_defs.clone(),
             constraint_pretty: self.constraint_pretty.clone(),
             index_defs: self.index_defs.clone(),
+            index_columns: self.index_columns.clone(),
             relation_names: self.relation_names.clone(),
+            comments: self.comments.clone(),
             view_defs: self.view_defs.clone(),
         })))
     }
@@ -346,9 +411,9 @@ fn empty_pg_policy() -> Result<Arc<dyn TableProvider>> {
 /// The schema of a derived table: `schema` with every field nullable
 /// (rows built here may leave columns empty), column positions and
 /// operator classes as arrays where the generic tables have text
-/// (PostgreSQL's `int2[]` `conkey`, `confkey`; `indkey` and `indclass` are
-/// an `int2vector` and an `oidvector`, which SQLAlchemy unnests the same
-/// way; `indoption`, which it splits as text, stays text), and pg_class's
+/// (PostgreSQL's `int2[]` `conkey`, `confkey`; `indkey` and `indoption`
+/// are `int2vector`s, `indclass` and `indcollation` `oidvector`s, which
+/// SQLAlchemy reads as arrays and pgjdbc subscripts), and pg_class's
 /// `reloptions` and `relacl` (always NULL) that psql's `\d+` and `\dp`
 /// read.
 fn typed(schema: &SchemaRef) -> SchemaRef {
@@ -359,21 +424,44 @@ fn typed(schema: &SchemaRef) -> SchemaRef {
         .fields()
         .iter()
         .map(|f| match f.name().as_str() {
-            "conkey" | "confkey" | "indkey" => f.as_ref().clone().with_data_type(positions.clone()),
-            "indclass" => f.as_ref().clone().with_data_type(oids.clone()),
-            // aclitem[] (always NULL): psql's `\dp` joins its items.
-            "attacl" => f.as_ref().clone().with_data_type(texts.clone()),
+            "conkey" | "confkey" => f.as_ref().clone().with_data_type(positions.clone()),
+            "indkey" | "indoption" => vector(f, positions.clone(), "22"),
+            "indclass" | "indcollation" => vector(f, oids.clone(), "30"),
+            // aclitem[] (always NULL): psql's `\dp` and `\dn+` join
+            // their items.
+            "attacl" | "nspacl" => f.as_ref().clone().with_data_type(texts.clone()),
             _ => f.as_ref().clone(),
         })
+        // PostgreSQL 15's pg_namespace has no `options`.
+        .filter(|f| !(f.name() == "options" && schema.field_with_name("nspname").is_ok()))
         .collect();
     if schema.field_with_name("relname").is_ok() {
-        for extra in ["reloptions", "relacl"] {
+        // In PostgreSQL 15's order, before `relpartbound` (DBeaver reads
+        // `c.*` and keys its columns by position).
+        let at = fields
+            .iter()
+            .position(|f| f.name() == "relpartbound")
+            .unwrap_or(fields.len());
+        for (i, extra) in ["relacl", "reloptions"].into_iter().enumerate() {
             if schema.field_with_name(extra).is_err() {
-                fields.push(Field::new(extra, texts.clone(), true));
+                fields.insert(at + i, Field::new(extra, texts.clone(), true));
             }
         }
     }
     Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
+/// `f` as a list of `items`, described to clients as the vector type of
+/// OID `oid` (`int2vector` 22, `oidvector` 30), whose text is its items
+/// separated by spaces: psycopg reads it as text, which SQLAlchemy splits;
+/// a subscript (pgjdbc) reads the list.
+fn vector(f: &Field, items: DataType, oid: &str) -> Field {
+    let mut meta = f.metadata().clone();
+    meta.insert(
+        crate::engine::result_types::PG_TYPE_KEY.to_string(),
+        format!("{oid},-1"),
+    );
+    f.clone().with_data_type(items).with_metadata(meta)
 }
 
 /// `schema` with every field nullable, so rows built here may leave
@@ -399,7 +487,9 @@ struct Derived {
     constraint_defs: Definitions,
     constraint_pretty: Definitions,
     index_defs: Definitions,
+    index_columns: IndexColumns,
     relation_names: Definitions,
+    comments: Described,
     view_defs: Definitions,
 }
 
@@ -454,6 +544,11 @@ struct Con {
     /// The pretty form of `def`, where it differs.
     pretty: Option<String>,
     index_def: Option<String>,
+    /// The index a key constraint is, or the parent's key a foreign key
+    /// references (0: none).
+    index_oid: i64,
+    /// A key's columns, quoted as `pg_get_indexdef` shows them.
+    key_columns: Vec<String>,
 }
 
 impl Derived {
@@ -481,6 +576,14 @@ impl Derived {
             }
         }
         let cons = self.constraints(&tables);
+        let described = self.descriptions(&tables, &ns_names);
+        {
+            let mut map = self.comments.write().expect("not poisoned");
+            map.clear();
+            for (objoid, classoid, sub, text) in &described {
+                map.insert((*objoid, *classoid, *sub), text.clone());
+            }
+        }
         {
             let mut shown = self.relation_names.write().expect("not poisoned");
             shown.clear();
@@ -510,6 +613,8 @@ impl Derived {
             defs.clear();
             pretty.clear();
             index_defs.clear();
+            let mut index_columns = self.index_columns.write().expect("not poisoned");
+            index_columns.clear();
             for c in &cons {
                 defs.insert(c.oid, c.def.clone());
                 if let Some(p) = &c.pretty {
@@ -517,6 +622,7 @@ impl Derived {
                 }
                 if let Some(d) = &c.index_def {
                     index_defs.insert(c.oid, d.clone());
+                    index_columns.insert(c.oid, c.key_columns.clone());
                 }
             }
         }
@@ -539,7 +645,127 @@ impl Derived {
                     .flat_map(|(oid, def)| attrdef_rows(*oid, def))
                     .collect(),
             ),
+            Which::Namespace => {
+                let columns = self
+                    .schema
+                    .fields()
+                    .iter()
+                    .map(|f| match namespace.column_by_name(f.name()) {
+                        Some(c) if c.data_type() == f.data_type() => c.clone(),
+                        _ => new_null_array(f.data_type(), namespace.num_rows()),
+                    })
+                    .collect();
+                Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
+            }
+            Which::Description => {
+                let builtin = self.rows(state, &self.own).await?;
+                self.descriptions_with(builtin, &tables, &described)
+            }
         }
+    }
+
+    /// The descriptions of schemas, relations and their columns: the
+    /// `COMMENT ON`s of the catalog and PostgreSQL's own of `pg_catalog`
+    /// and `public`.
+    fn descriptions(
+        &self,
+        tables: &HashMap<(String, String), (i64, i64, usize)>,
+        ns_names: &HashMap<i64, String>,
+    ) -> Vec<Description> {
+        let (pg_class, pg_namespace) = ("pg_class", "pg_namespace");
+        let ns_oid: HashMap<&str, i64> = ns_names.iter().map(|(o, n)| (n.as_str(), *o)).collect();
+        let snap = self.catalog.snapshot();
+        let mut out = Vec::new();
+        for (schema, text) in [
+            ("pg_catalog", "system catalog schema"),
+            (super::DEFAULT_SCHEMA, "standard public schema"),
+        ] {
+            let commented = snap
+                .objects()
+                .iter()
+                .any(|o| o.kind() == Kind::Schema && o.name == schema && o.comment(None).is_some());
+            if let (Some(oid), false) = (ns_oid.get(schema), commented) {
+                out.push((*oid, pg_namespace, 0, text.to_string()));
+            }
+        }
+        for o in snap.objects().iter().filter(|o| !o.comments.is_empty()) {
+            if o.kind() == Kind::Schema {
+                if let (Some(oid), Some(text)) = (ns_oid.get(o.name.as_str()), o.comment(None)) {
+                    out.push((*oid, pg_namespace, 0, text.to_string()));
+                }
+                continue;
+            }
+            let Some(&(oid, _, _)) = tables.get(&(o.schema.clone(), o.name.clone())) else {
+                continue;
+            };
+            let columns = o.declared_columns();
+            for (key, text) in &o.comments {
+                let sub = if key.is_empty() {
+                    0
+                } else {
+                    match columns.iter().position(|c| &c.name == key) {
+                        Some(i) => i as i64 + 1,
+                        None => continue,
+                    }
+                };
+                out.push((oid, pg_class, sub, text.clone()));
+            }
+        }
+        out
+    }
+
+    /// pg_description: `builtin` (PostgreSQL's descriptions of its types,
+    /// functions, ...; its schema rows give way to `described`), with
+    /// each catalog's OID as this session's `pg_class` has it (what
+    /// `'pg_class'::regclass` gives here), then `described`.
+    fn descriptions_with(
+        &self,
+        builtin: RecordBatch,
+        tables: &HashMap<(String, String), (i64, i64, usize)>,
+        described: &[Description],
+    ) -> Result<RecordBatch> {
+        let class_oid = |name: &str| {
+            tables
+                .get(&("pg_catalog".to_string(), name.to_string()))
+                .map(|t| t.0)
+                .unwrap_or(0)
+        };
+        let catalogs: HashMap<i64, i64> = PG_CATALOG_OIDS
+            .iter()
+            .filter_map(|(fixed, name)| {
+                tables
+                    .get(&("pg_catalog".to_string(), name.to_string()))
+                    .map(|t| (*fixed, t.0))
+            })
+            .collect();
+        let objoids = int_column(&builtin, "objoid")?;
+        let classoids = int_column(&builtin, "classoid")?;
+        let subids = int_column(&builtin, "objsubid")?;
+        let texts = text_column(&builtin, "description")?;
+        let mut rows: Vec<Vec<(&'static str, V)>> = Vec::with_capacity(objoids.len());
+        for i in 0..objoids.len() {
+            // PostgreSQL's fixed pg_namespace OID: the schemas are described
+            // below, with their OIDs here.
+            if classoids[i] == 2615 {
+                continue;
+            }
+            let classoid = catalogs.get(&classoids[i]).copied().unwrap_or(classoids[i]);
+            rows.push(vec![
+                ("objoid", V::I(objoids[i])),
+                ("classoid", V::I(classoid)),
+                ("objsubid", V::I(subids[i])),
+                ("description", V::S(texts[i].clone())),
+            ]);
+        }
+        for (objoid, classoid, sub, text) in described {
+            rows.push(vec![
+                ("objoid", V::I(*objoid)),
+                ("classoid", V::I(class_oid(classoid))),
+                ("objsubid", V::I(*sub)),
+                ("description", V::S(text.clone())),
+            ]);
+        }
+        self.batch(rows)
     }
 
     /// Every constraint of every table in `tables`, in a stable order.
@@ -571,6 +797,8 @@ impl Derived {
                     def: text,
                     pretty: None,
                     index_def: None,
+                    index_oid: 0,
+                    key_columns: Vec::new(),
                 };
             for k in &def.keys {
                 let cols = column_list(&k.columns);
@@ -583,6 +811,8 @@ impl Derived {
                     &k.columns,
                     format!("{word} ({cols})"),
                 );
+                c.index_oid = c.oid;
+                c.key_columns = k.columns.iter().map(|n| quote(n)).collect();
                 c.index_def = Some(format!(
                     "CREATE UNIQUE INDEX {} ON {}.{} USING delta ({cols})",
                     quote(&k.name),
@@ -643,6 +873,19 @@ impl Derived {
             // half) or the next table's.
             out.truncate(first + PER_TABLE as usize / 2 - 1);
         }
+        // A foreign key's index is the key of the parent it references
+        // (pgjdbc's getImportedKeys joins `pkic.oid = con.conindid`).
+        let mut keys: HashMap<(i64, Vec<i64>), i64> = HashMap::new();
+        for c in out.iter().filter(|c| c.index_def.is_some()) {
+            let mut cols = c.columns.clone();
+            cols.sort_unstable();
+            keys.insert((c.table_oid, cols), c.oid);
+        }
+        for c in out.iter_mut().filter(|c| c.kind == "f") {
+            let mut cols = c.parent_columns.clone();
+            cols.sort_unstable();
+            c.index_oid = keys.get(&(c.parent_oid, cols)).copied().unwrap_or(0);
+        }
         out
     }
 
@@ -662,7 +905,7 @@ impl Derived {
             .collect()
     }
 
-    /// pg_attribute with each table column's declared type, its modifier
+    /// pg_attribute with each column's declared type, its modifier
     /// (`varchar(20)`, `numeric(12,2)`) and whether it has a default:
     /// the generic table knows only the Arrow type.
     fn attributes_with(
@@ -670,13 +913,34 @@ impl Derived {
         attrs: RecordBatch,
         tables: &HashMap<(String, String), (i64, i64, usize)>,
     ) -> Result<RecordBatch> {
-        let defs: HashMap<i64, Arc<TableDef>> = self.table_defs(tables).into_iter().collect();
+        // Every relation's declared columns: a view's and a materialized
+        // view's carry the types of the table columns they pass through.
+        let snap = self.catalog.snapshot();
+        let defs: HashMap<i64, &[super::ColumnDef]> = snap
+            .objects()
+            .iter()
+            .filter_map(|o| {
+                let (oid, _, _) = tables.get(&(o.schema.clone(), o.name.clone()))?;
+                Some((*oid, o.declared_columns()))
+            })
+            .collect();
+        // A view's columns are never NOT NULL in PostgreSQL, whatever the
+        // columns they read.
+        let views: std::collections::HashSet<i64> = snap
+            .objects()
+            .iter()
+            .filter(|o| matches!(o.kind(), Kind::View | Kind::MaterializedView))
+            .filter_map(|o| tables.get(&(o.schema.clone(), o.name.clone())).map(|t| t.0))
+            .collect();
         let relids = int_column(&attrs, "attrelid")?;
         let names = text_column(&attrs, "attname")?;
         let declared: Vec<Option<&super::ColumnDef>> = relids
             .iter()
             .zip(&names)
-            .map(|(rel, name)| defs.get(rel).and_then(|d| d.column(name)))
+            .map(|(rel, name)| {
+                defs.get(rel)
+                    .and_then(|cols| cols.iter().find(|c| &c.name == name))
+            })
             .collect();
         let mut columns = Vec::new();
         for f in self.schema.fields() {
@@ -705,6 +969,21 @@ impl Derived {
                             .iter()
                             .zip(old)
                             .map(|(d, o)| Some(V::I(d.map_or(o, |c| i64::from(c.ty.typmod())))))
+                            .collect(),
+                    )
+                }
+                "attnotnull" => {
+                    let old = cast(generic, &DataType::Boolean)?;
+                    let old = old.as_boolean();
+                    Some(
+                        relids
+                            .iter()
+                            .enumerate()
+                            .map(|(i, rel)| {
+                                Some(V::B(
+                                    !views.contains(rel) && old.is_valid(i) && old.value(i),
+                                ))
+                            })
                             .collect(),
                     )
                 }
@@ -891,10 +1170,7 @@ fn constraint_row(c: &Con) -> Vec<(&'static str, V)> {
         ("convalidated", V::B(true)),
         ("conrelid", V::I(c.table_oid)),
         ("contypid", V::I(0)),
-        (
-            "conindid",
-            V::I(if c.index_def.is_some() { c.oid } else { 0 }),
-        ),
+        ("conindid", V::I(c.index_oid)),
         ("conparentid", V::I(0)),
         ("confrelid", V::I(c.parent_oid)),
         (
@@ -952,8 +1228,6 @@ fn attrdef_rows(oid: i64, def: &TableDef) -> Vec<Vec<(&'static str, V)>> {
 
 fn index_row(c: &Con) -> Vec<(&'static str, V)> {
     let n = c.columns.len() as i64;
-    let spaced = |v: &[String]| v.join(" ");
-    let zeros = vec!["0".to_string(); c.columns.len()];
     vec![
         ("indexrelid", V::I(c.oid)),
         ("indrelid", V::I(c.table_oid)),
@@ -971,9 +1245,9 @@ fn index_row(c: &Con) -> Vec<(&'static str, V)> {
         ("indislive", V::B(true)),
         ("indisreplident", V::B(false)),
         ("indkey", V::L(c.columns.clone())),
-        ("indcollation", V::S(spaced(&zeros))),
+        ("indcollation", V::L(vec![0; c.columns.len()])),
         ("indclass", V::L(vec![0; c.columns.len()])),
-        ("indoption", V::S(spaced(&zeros))),
+        ("indoption", V::L(vec![0; c.columns.len()])),
     ]
 }
 
@@ -1072,8 +1346,14 @@ struct GetDef {
     defs: Definitions,
     /// The definitions' pretty forms (`pretty` true), where they differ.
     pretty: Option<Definitions>,
+    /// An index's columns: `pg_get_indexdef(oid, n, pretty)` answers the
+    /// n-th (pgjdbc's getIndexInfo).
+    columns: Option<IndexColumns>,
     signature: Signature,
 }
+
+/// The columns of each key index, by OID, as `pg_get_indexdef` shows them.
+type IndexColumns = Arc<RwLock<HashMap<i64, Vec<String>>>>;
 
 impl PartialEq for GetDef {
     fn eq(&self, other: &Self) -> bool {
@@ -1115,6 +1395,16 @@ impl ScalarUDFImpl for GetDef {
             _ => None,
         };
         let flags = flags.as_ref().map(|f| f.as_boolean());
+        // The second argument of pg_get_indexdef: a column number.
+        let numbers = match (&self.columns, args.args.get(1)) {
+            (Some(_), Some(a)) => Some(cast(&a.to_array(args.number_rows)?, &DataType::Int32)?),
+            _ => None,
+        };
+        let numbers = numbers.as_ref().map(|n| n.as_primitive::<Int32Type>());
+        let columns = self
+            .columns
+            .as_ref()
+            .map(|c| c.read().expect("not poisoned"));
         let defs = self.defs.read().expect("not poisoned");
         let pretty = self
             .pretty
@@ -1126,6 +1416,10 @@ impl ScalarUDFImpl for GetDef {
                     return None;
                 }
                 let oid = oids.value(i) as i64;
+                if let Some(n) = numbers.filter(|n| n.is_valid(i) && n.value(i) > 0) {
+                    let at = n.value(i) as usize - 1;
+                    return columns.as_ref()?.get(&oid)?.get(at).cloned();
+                }
                 let wants_pretty = flags.is_some_and(|f| f.is_valid(i) && f.value(i));
                 pretty
                     .as_ref()
@@ -1172,5 +1466,206 @@ impl datafusion::catalog::TableFunctionImpl for PartitionAncestors {
             ]))],
         )?;
         Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
+    }
+}
+
+/// What `information_schema._pg_expandarray(a)` becomes (unnested, see
+/// `frontend::compat::expand_array`): each list of `a` as a list of
+/// `(x, n)` records, the element and its 1-based position, which pgjdbc's
+/// `getPrimaryKeys` reads as `(_pg_expandarray(i.indkey)).n`.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ExpandArray {
+    signature: Signature,
+}
+
+pub const EXPAND_ARRAY: &str = "sluice_expandarray";
+
+impl ExpandArray {
+    fn record(element: &DataType) -> DataType {
+        DataType::Struct(
+            vec![
+                Field::new("x", element.clone(), true),
+                Field::new("n", DataType::Int32, false),
+            ]
+            .into(),
+        )
+    }
+}
+
+impl ScalarUDFImpl for ExpandArray {
+    fn name(&self) -> &str {
+        EXPAND_ARRAY
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, args: &[DataType]) -> Result<DataType> {
+        match args.first() {
+            Some(DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _)) => {
+                Ok(DataType::List(Arc::new(Field::new(
+                    "item",
+                    Self::record(f.data_type()),
+                    true,
+                ))))
+            }
+            Some(DataType::Null) => Ok(DataType::List(Arc::new(Field::new(
+                "item",
+                Self::record(&DataType::Null),
+                true,
+            )))),
+            other => Err(DataFusionError::Plan(format!(
+                "function _pg_expandarray(anyarray) does not accept {}",
+                other.map(|t| t.to_string()).unwrap_or_default()
+            ))),
+        }
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        use datafusion::arrow::array::{Int32Array, ListArray, StructArray};
+        use datafusion::arrow::buffer::OffsetBuffer;
+        let Some(first) = args.args.first() else {
+            return Err(DataFusionError::Plan(
+                "_pg_expandarray needs an array".into(),
+            ));
+        };
+        let input = first.to_array(args.number_rows)?;
+        let DataType::List(out_field) = args.return_field.data_type().clone() else {
+            return Err(DataFusionError::Internal("_pg_expandarray's type".into()));
+        };
+        let DataType::Struct(record) = out_field.data_type().clone() else {
+            return Err(DataFusionError::Internal("_pg_expandarray's record".into()));
+        };
+        let element = record[0].data_type().clone();
+        let input = cast(
+            &input,
+            &DataType::List(Arc::new(Field::new("item", element, true))),
+        )?;
+        let list = input.as_list::<i32>();
+        let offsets = list.offsets();
+        let start = offsets[0] as usize;
+        let end = offsets[offsets.len() - 1] as usize;
+        let values = list.values().slice(start, end - start);
+        let mut positions = Vec::with_capacity(end - start);
+        for w in offsets.windows(2) {
+            positions.extend(1..=(w[1] - w[0]));
+        }
+        let records = StructArray::try_new(
+            record,
+            vec![values, Arc::new(Int32Array::from(positions)) as ArrayRef],
+            None,
+        )?;
+        let rebased = OffsetBuffer::new(
+            offsets
+                .iter()
+                .map(|o| o - start as i32)
+                .collect::<Vec<_>>()
+                .into(),
+        );
+        Ok(ColumnarValue::Array(Arc::new(ListArray::try_new(
+            out_field,
+            rebased,
+            Arc::new(records),
+            list.nulls().cloned(),
+        )?)))
+    }
+}
+
+/// `obj_description(oid [, catalog])` and `col_description(table, column)`:
+/// a description from `pg_description`'s rows for the catalog's objects
+/// (as the last scan of a derived catalog table found them), NULL for an
+/// object without one.
+#[derive(Debug)]
+struct Describe {
+    name: &'static str,
+    comments: Described,
+    signature: Signature,
+}
+
+impl PartialEq for Describe {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for Describe {}
+
+impl std::hash::Hash for Describe {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
+    }
+}
+
+impl ScalarUDFImpl for Describe {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let n = args.number_rows;
+        let Some(first) = args.args.first() else {
+            return Err(DataFusionError::Plan(format!("{} needs an OID", self.name)));
+        };
+        let oids = cast(&first.to_array(n)?, &DataType::Int64)?;
+        let oids = oids.as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+        let second = match args.args.get(1) {
+            Some(a) => Some(a.to_array(n)?),
+            None => None,
+        };
+        let comments = self.comments.read().expect("not poisoned");
+        let out: StringArray = if self.name == "col_description" {
+            let columns = match &second {
+                Some(c) => cast(c, &DataType::Int64)?,
+                None => {
+                    return Err(DataFusionError::Plan(
+                        "col_description needs a column".into(),
+                    ));
+                }
+            };
+            let columns = columns.as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+            (0..n)
+                .map(|i| {
+                    if oids.is_null(i) || columns.is_null(i) {
+                        return None;
+                    }
+                    comments
+                        .get(&(oids.value(i), "pg_class", columns.value(i)))
+                        .cloned()
+                })
+                .collect()
+        } else {
+            let catalogs = match &second {
+                Some(c) => Some(cast(c, &DataType::Utf8)?),
+                None => None,
+            };
+            let catalogs = catalogs.as_ref().map(|c| c.as_string::<i32>());
+            (0..n)
+                .map(|i| {
+                    if oids.is_null(i) {
+                        return None;
+                    }
+                    let oid = oids.value(i);
+                    match catalogs {
+                        Some(c) if c.is_null(i) => None,
+                        Some(c) => {
+                            let name = c.value(i);
+                            let name = name.strip_prefix("pg_catalog.").unwrap_or(name);
+                            ["pg_class", "pg_namespace"]
+                                .into_iter()
+                                .find(|k| *k == name)
+                                .and_then(|k| comments.get(&(oid, k, 0)).cloned())
+                        }
+                        None => comments
+                            .get(&(oid, "pg_class", 0))
+                            .or_else(|| comments.get(&(oid, "pg_namespace", 0)))
+                            .cloned(),
+                    }
+                })
+                .collect()
+        };
+        Ok(ColumnarValue::Array(Arc::new(out)))
     }
 }

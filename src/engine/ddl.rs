@@ -802,6 +802,7 @@ async fn table_as(
         .plan(Statement::Query(Box::new(query.clone())))
         .await?;
     let output = session.output_schema(&plan)?;
+    let declared = session.declared_types(&plan, output.as_arrow());
     let df = session.ctx.execute_logical_plan(plan).await?;
     if ct.columns.len() > output.fields().len() {
         return Err(Error::syntax(
@@ -822,7 +823,9 @@ async fn table_as(
         }
         cols.push(ColumnDef {
             name,
-            ty: PgType::from_arrow(f.data_type()),
+            ty: declared[i]
+                .clone()
+                .unwrap_or_else(|| PgType::from_arrow(f.data_type())),
             not_null: false,
             default: None,
         });
@@ -1051,11 +1054,24 @@ pub async fn create_view(session: &mut Session, cv: CreateView) -> Result<Output
     let depends_on = session.qualify_query(&mut stmt)?;
     // Plan it now so a view over a missing table fails at CREATE.
     let plan = session.plan(stmt.clone()).await?;
-    let columns = session
-        .output_schema(&plan)?
+    let output = session.output_schema(&plan)?;
+    let declared = session.declared_types(&plan, output.as_arrow());
+    let columns = output
         .fields()
         .iter()
-        .map(|f| ColumnDef::plain(f.name(), PgType::from_arrow(f.data_type())))
+        .zip(declared)
+        .map(|(f, d)| {
+            // A computed numeric is `numeric` without a modifier, as
+            // PostgreSQL derives it (a column passed through keeps its own).
+            let computed = || {
+                let mut t = PgType::from_arrow(f.data_type());
+                if t.name == "numeric" {
+                    (t.length, t.scale) = (None, None);
+                }
+                t
+            };
+            ColumnDef::plain(f.name(), d.unwrap_or_else(computed))
+        })
         .collect();
     let Statement::Query(query) = stmt else {
         unreachable!("built as a query")
@@ -1319,7 +1335,7 @@ fn drop_references(
             .with_hint("Use DROP ... CASCADE to drop the dependent objects too."));
         }
         def.foreign_keys.retain(|fk| !points_at_dropped(fk));
-        *e = Object::table(&e.schema, &e.name, def);
+        *e.table_def_mut()? = def;
     }
     Ok(())
 }
@@ -1517,7 +1533,7 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
                 not_null: false,
                 default: None,
             });
-            save_def(session, &schema, &name, def).await?;
+            save_def(session, &schema, &name, def, None).await?;
         }
         AlterTableOperation::RenameColumn {
             old_column_name,
@@ -1652,7 +1668,7 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
                 .collect();
             store_checks(session, &def, &moved).await?;
             let quarantined = quality::expect::quarantines(&def);
-            save_def(session, &schema, &name, def).await?;
+            save_def(session, &schema, &name, def, Some((&old, &new))).await?;
             // The quarantine table keeps the table's column names.
             if quarantined {
                 let mut at = at_template.clone();
@@ -1696,7 +1712,7 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
             }
             store_checks(session, &def, &[&check]).await?;
             def.checks.push(check);
-            save_def(session, &schema, &name, def).await?;
+            save_def(session, &schema, &name, def, None).await?;
         }
         AlterTableOperation::AddConstraint {
             constraint: constraint @ (TableConstraint::PrimaryKey(_) | TableConstraint::Unique(_)),
@@ -1719,7 +1735,7 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
             let table = lake.table(&lake.url_for(&def.location)?).await?;
             quality::keys::validate_existing(table, &name, &key).await?;
             add_key(&mut def, key);
-            save_def(session, &schema, &name, def).await?;
+            save_def(session, &schema, &name, def, None).await?;
         }
         AlterTableOperation::AddConstraint {
             constraint: TableConstraint::ForeignKey(fk),
@@ -1743,7 +1759,7 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
                 return Err(new.missing(&name, &values));
             }
             def.foreign_keys.push(new);
-            save_def(session, &schema, &name, def).await?;
+            save_def(session, &schema, &name, def, None).await?;
         }
         AlterTableOperation::DropConstraint {
             if_exists,
@@ -1794,7 +1810,7 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
                     format!("constraint \"{constraint}\" of relation \"{name}\" does not exist"),
                 ));
             }
-            save_def(session, &schema, &name, def).await?;
+            save_def(session, &schema, &name, def, None).await?;
         }
         other => return Err(Error::not_supported(format!("ALTER TABLE {other}"))),
     }
@@ -1869,20 +1885,155 @@ pub async fn add_expectation(
     )?;
     def.expectations.push(e);
     ensure_quarantine(session, &schema, &name, &def).await?;
-    save_def(session, &schema, &name, def).await?;
+    save_def(session, &schema, &name, def, None).await?;
     Ok(Output::command("ALTER TABLE"))
 }
 
-async fn save_def(session: &Session, schema: &str, name: &str, def: TableDef) -> Result<()> {
-    let entry = Object::table(schema, name, def);
+/// `COMMENT ON {TABLE | VIEW | MATERIALIZED VIEW | COLUMN | SCHEMA} name IS
+/// 'text' | NULL`: kept with the object in the catalog (an empty text
+/// removes the comment, as in PostgreSQL), shown by `pg_description`,
+/// `obj_description` and `col_description`.
+pub async fn comment(
+    session: &mut Session,
+    object_type: datafusion::sql::sqlparser::ast::CommentObject,
+    object_name: ObjectName,
+    text: Option<String>,
+    if_exists: bool,
+) -> Result<Output> {
+    use datafusion::sql::sqlparser::ast::CommentObject as C;
+    let text = text.filter(|t| !t.is_empty());
+    let snap = session.engine.catalog.snapshot();
+    // (kind, schema, name, column) of the commented object.
+    let (kind, schema, name, column) = match object_type {
+        C::Schema => {
+            let name = crate::frontend::names::last_ident(&object_name);
+            if SYSTEM_SCHEMAS.contains(&name.as_str()) && name != crate::catalog::DEFAULT_SCHEMA {
+                return Err(Error::not_supported(format!(
+                    "COMMENT ON SCHEMA {name} (a system schema)"
+                )));
+            }
+            if !snap.schema_exists(&name) {
+                if if_exists {
+                    return Ok(Output::command("COMMENT"));
+                }
+                return Err(missing_schema(&name));
+            }
+            (Kind::Schema, String::new(), name, None)
+        }
+        C::Table | C::View | C::MaterializedView | C::Column => {
+            let (relation, column) = if object_type == C::Column {
+                let mut parts = object_name.0.clone();
+                let column = parts.pop().and_then(|p| p.as_ident().cloned());
+                let (Some(column), false) = (column, parts.is_empty()) else {
+                    return Err(Error::new(
+                        ErrorKind::Syntax,
+                        format!("column name must be qualified: {object_name}"),
+                    ));
+                };
+                (
+                    ObjectName(parts),
+                    Some(crate::frontend::names::normalize_ident(&column)),
+                )
+            } else {
+                (object_name.clone(), None)
+            };
+            let (schema, name) = session.qualify(&relation)?;
+            let Some(entry) = snap.relation(&schema, &name) else {
+                if if_exists {
+                    return Ok(Output::command("COMMENT"));
+                }
+                return Err(Error::new(
+                    ErrorKind::UndefinedTable,
+                    format!("relation \"{name}\" does not exist"),
+                ));
+            };
+            let wanted = match object_type {
+                C::Table => Some(Kind::Table),
+                C::View => Some(Kind::View),
+                C::MaterializedView => Some(Kind::MaterializedView),
+                _ => None,
+            };
+            let fits =
+                |k: Kind| k == entry.kind() || (k == Kind::Table && entry.kind() == Kind::External);
+            if let Some(k) = wanted
+                && !fits(k)
+            {
+                return Err(Error::new(
+                    ErrorKind::WrongObjectType,
+                    format!("\"{name}\" is not a {}", k.noun()),
+                ));
+            }
+            if let Some(c) = &column
+                && !entry.declared_columns().iter().any(|d| &d.name == c)
+            {
+                return Err(Error::new(
+                    ErrorKind::UndefinedColumn,
+                    format!("column \"{c}\" of relation \"{name}\" does not exist"),
+                ));
+            }
+            (entry.kind(), schema, name, column)
+        }
+        other => {
+            return Err(Error::not_supported(format!("COMMENT ON {other}")));
+        }
+    };
     session
         .engine
         .catalog
         .mutate(move |entries| {
-            if let Some(e) = entries.iter_mut().find(|e| {
-                e.kind() == Kind::Table && e.schema == entry.schema && e.name == entry.name
-            }) {
-                *e = entry.clone();
+            let Some(e) = entries
+                .iter_mut()
+                .find(|e| e.kind() == kind && e.schema == schema && e.name == name)
+            else {
+                return Err(Error::new(
+                    ErrorKind::UndefinedTable,
+                    format!("relation \"{name}\" does not exist"),
+                ));
+            };
+            let key = column.clone().unwrap_or_default();
+            match &text {
+                Some(t) => {
+                    e.comments.insert(key, t.clone());
+                }
+                None => {
+                    e.comments.remove(&key);
+                }
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(Output::command("COMMENT"))
+}
+
+/// Store `def` as the definition of table `schema.name`. Its comments stay,
+/// except those of columns it no longer has; `renamed` moves a column's
+/// comment to its new name.
+async fn save_def(
+    session: &Session,
+    schema: &str,
+    name: &str,
+    def: TableDef,
+    renamed: Option<(&str, &str)>,
+) -> Result<()> {
+    let (schema, name) = (schema.to_string(), name.to_string());
+    let renamed = renamed.map(|(a, b)| (a.to_string(), b.to_string()));
+    let def = std::sync::Arc::new(def);
+    session
+        .engine
+        .catalog
+        .mutate(move |entries| {
+            if let Some(e) = entries
+                .iter_mut()
+                .find(|e| e.kind() == Kind::Table && e.schema == schema && e.name == name)
+            {
+                e.def = Def::Table(def.clone());
+                if let Some((old, new)) = &renamed
+                    && let Some(text) = e.comments.remove(old)
+                {
+                    e.comments.insert(new.clone(), text);
+                }
+                e.comments
+                    .retain(|column, _| column.is_empty() || def.column(column).is_some());
             }
             Ok(())
         })
@@ -1950,7 +2101,7 @@ pub(super) async fn rename_relation(
                     }
                 }
                 if changed {
-                    *e = Object::table(&e.schema, &e.name, child.clone());
+                    *e.table_def_mut()? = child;
                 }
             }
             // Views name the table in their SQL: rewritten to the

@@ -225,7 +225,7 @@ impl Engine {
         let caller = activity::install(&ctx, self.activity.clone(), DATABASE);
         let prepared = prepared::PreparedStatements::default();
         prepared.install(&ctx, DATABASE);
-        Session {
+        let session = Session {
             prepared,
             caller,
             backend: None,
@@ -241,7 +241,9 @@ impl Engine {
             listening: Default::default(),
             cursors: Default::default(),
             pid: 0,
-        }
+        };
+        session.install_pg_settings();
+        session
     }
 
     /// A DataFusion context that sees the Sluice catalog, with pg_catalog
@@ -711,11 +713,30 @@ impl Session {
         &self.ctx
     }
 
+    /// `pg_catalog.pg_settings` shows this session's settings.
+    fn install_pg_settings(&self) {
+        let table = match settings::pg_settings(&self.settings) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!("pg_settings: {e}");
+                return;
+            }
+        };
+        if let Some(schema) = self
+            .ctx
+            .catalog(DATABASE)
+            .and_then(|c| c.schema("pg_catalog"))
+        {
+            let _ = schema.register_table("pg_settings".into(), table);
+        }
+    }
+
     /// Unqualified names in queries resolve in the first schema of
     /// search_path; `current_setting` reads the settings as they are now.
     fn sync_default_schema(&mut self) {
         self.ctx
             .register_udf(settings::current_setting_udf(&self.settings));
+        self.install_pg_settings();
         let schema = self.settings.current_schema();
         let state = self.ctx.state_ref();
         let mut state = state.write();
@@ -1026,6 +1047,18 @@ impl Session {
                 .analyzer()
                 .execute_and_check(plan.clone(), state.config_options(), |_, _| {})?;
         Ok(analyzed.schema().clone())
+    }
+
+    /// The declared type of each column of `plan`'s result (`schema`)
+    /// that passes a table column or typed cast through (see
+    /// [`result_types::declared`]).
+    pub fn declared_types(
+        &self,
+        plan: &LogicalPlan,
+        schema: &datafusion::arrow::datatypes::Schema,
+    ) -> Vec<Option<crate::types::PgType>> {
+        let snapshot = self.engine.catalog.snapshot();
+        result_types::declared(plan, schema, &snapshot, self.engine.lake())
     }
 
     /// Plan a bound statement.

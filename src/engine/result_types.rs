@@ -69,6 +69,35 @@ pub fn annotate(
     Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
 
+/// The declared PostgreSQL type of each result column of `plan` (whose
+/// columns are `schema`'s) that passes a table column or a typed cast
+/// through, e.g. `numeric(12,2)`: what a view or `CREATE TABLE AS` over
+/// it declares, as PostgreSQL derives it.
+pub fn declared(
+    plan: &LogicalPlan,
+    schema: &Schema,
+    snapshot: &Snapshot,
+    lake: &Lake,
+) -> Vec<Option<PgType>> {
+    let mut tables = Tables {
+        snapshot,
+        lake,
+        by_url: None,
+    };
+    let sources = walk(plan, &mut tables);
+    if sources.len() != schema.fields().len() {
+        return vec![None; schema.fields().len()];
+    }
+    sources
+        .into_iter()
+        .zip(schema.fields())
+        .map(|(s, f)| match s {
+            Some(Source::Type(t)) if fits(&t, f) => Some(t),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Whether `t` describes a column of `f`'s Arrow type and says more than
 /// that type does (arrays keep Arrow's mapping).
 fn fits(t: &PgType, f: &Field) -> bool {

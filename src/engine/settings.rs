@@ -45,6 +45,24 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("integer_datetimes", "on"),
     ("max_identifier_length", "63"),
     ("is_superuser", "on"),
+    // Compile-time limits clients read (pgjdbc's getImportedKeys reads
+    // max_index_keys from pg_settings).
+    ("max_index_keys", "32"),
+    ("max_function_args", "100"),
+    ("block_size", "8192"),
+];
+
+/// Settings a session cannot change (PostgreSQL's `internal` context).
+const READ_ONLY: &[&str] = &[
+    "server_version",
+    "server_encoding",
+    "server_version_num",
+    "integer_datetimes",
+    "max_identifier_length",
+    "is_superuser",
+    "max_index_keys",
+    "max_function_args",
+    "block_size",
 ];
 
 #[derive(Debug, Clone)]
@@ -131,12 +149,7 @@ impl Settings {
             "statement_timeout" | "lock_timeout" | "idle_in_transaction_session_timeout" => {
                 parse_duration_ms(value)?;
             }
-            "server_version"
-            | "server_encoding"
-            | "server_version_num"
-            | "integer_datetimes"
-            | "max_identifier_length"
-            | "is_superuser" => {
+            n if READ_ONLY.contains(&n) => {
                 return Err(Error::new(
                     ErrorKind::InvalidParameter,
                     format!("parameter \"{name}\" cannot be changed"),
@@ -480,6 +493,105 @@ pub fn current_setting_udf(settings: &Settings) -> ScalarUDF {
     )
 }
 
+/// `pg_catalog.pg_settings` as `settings` are now: one row per setting
+/// with PostgreSQL 15's columns.
+pub fn pg_settings(
+    settings: &Settings,
+) -> datafusion::error::Result<Arc<dyn datafusion::catalog::TableProvider>> {
+    use datafusion::arrow::array::{ArrayRef, BooleanArray, Int32Array, ListArray};
+    let text = |name: &str| Field::new(name, DataType::Utf8, true);
+    let schema = Arc::new(Schema::new(vec![
+        text("name"),
+        text("setting"),
+        text("unit"),
+        text("category"),
+        text("short_desc"),
+        text("extra_desc"),
+        text("context"),
+        text("vartype"),
+        text("source"),
+        text("min_val"),
+        text("max_val"),
+        Field::new(
+            "enumvals",
+            DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
+            true,
+        ),
+        text("boot_val"),
+        text("reset_val"),
+        text("sourcefile"),
+        Field::new("sourceline", DataType::Int32, true),
+        Field::new("pending_restart", DataType::Boolean, true),
+    ]));
+    let rows: Vec<(&String, &String)> = settings.all().iter().collect();
+    let default = |name: &str| DEFAULTS.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
+    let column = |f: &dyn Fn(&str, &str) -> Option<String>| -> ArrayRef {
+        Arc::new(rows.iter().map(|(k, v)| f(k, v)).collect::<StringArray>())
+    };
+    let vartype = |name: &str, value: &str| -> &'static str {
+        match (name, value) {
+            (_, "on" | "off") => "bool",
+            ("statement_timeout" | "lock_timeout" | "idle_in_transaction_session_timeout", _) => {
+                "integer"
+            }
+            (_, v) if v.parse::<i64>().is_ok() && default(name).is_some() => "integer",
+            _ => "string",
+        }
+    };
+    let n = rows.len();
+    let columns: Vec<ArrayRef> = vec![
+        column(&|k, _| Some(k.to_string())),
+        column(&|_, v| Some(v.to_string())),
+        column(&|k, _| {
+            matches!(
+                k,
+                "statement_timeout" | "lock_timeout" | "idle_in_transaction_session_timeout"
+            )
+            .then(|| "ms".to_string())
+        }),
+        column(&|_, _| Some("Sluice".to_string())),
+        column(&|_, _| Some(String::new())),
+        column(&|_, _| None),
+        column(&|k, _| {
+            Some(
+                if READ_ONLY.contains(&k) {
+                    "internal"
+                } else {
+                    "user"
+                }
+                .to_string(),
+            )
+        }),
+        column(&|k, v| Some(vartype(k, v).to_string())),
+        column(&|k, v| {
+            Some(
+                if default(k) == Some(v) {
+                    "default"
+                } else {
+                    "session"
+                }
+                .to_string(),
+            )
+        }),
+        column(&|_, _| None),
+        column(&|_, _| None),
+        Arc::new(ListArray::new_null(
+            Arc::new(Field::new("item", DataType::Utf8, true)),
+            n,
+        )),
+        column(&|k, v| Some(default(k).unwrap_or(v).to_string())),
+        column(&|k, v| Some(default(k).unwrap_or(v).to_string())),
+        column(&|_, _| None),
+        Arc::new(Int32Array::new_null(n)),
+        Arc::new(BooleanArray::from(vec![false; n])),
+    ];
+    let batch = RecordBatch::try_new(schema.clone(), columns)?;
+    Ok(Arc::new(datafusion::datasource::MemTable::try_new(
+        schema,
+        vec![vec![batch]],
+    )?))
+}
+
 /// Functions clients call on connect.
 pub fn register_functions(ctx: &SessionContext) {
     ctx.register_udf(current_setting_udf(&Settings::default()));
@@ -507,19 +619,20 @@ pub fn register_functions(ctx: &SessionContext) {
             }),
         ));
     }
-    // Sluice has no sequences, comments or descriptions: these answer
-    // NULL, as PostgreSQL does for an object without one. A relation's
+    // Sluice has no sequences or shared objects: these answer NULL, as
+    // PostgreSQL does for an object without one (`obj_description` and
+    // `col_description` are pg_catalog's, with the catalog's comments). A relation's
     // size on disk is not computed here (it would read the table's Delta
     // log): NULL, which psql's `\dt+` shows as an empty size.
     for (name, ty) in [
         ("pg_get_serial_sequence", DataType::Utf8),
-        ("obj_description", DataType::Utf8),
-        ("col_description", DataType::Utf8),
         ("shobj_description", DataType::Utf8),
         ("pg_table_size", DataType::Int64),
         ("pg_relation_size", DataType::Int64),
         ("pg_total_relation_size", DataType::Int64),
         ("pg_indexes_size", DataType::Int64),
+        ("pg_database_size", DataType::Int64),
+        ("pg_tablespace_size", DataType::Int64),
     ] {
         ctx.register_udf(null_udf(name, ty));
     }

@@ -84,8 +84,11 @@ pub fn rewrite(stmt: &mut Statement, text: Option<&str>) {
     }
     scalar_function_aliases(&mut s);
     generate_subscripts(&mut s);
+    expand_array(&mut s);
     typed_casts(&mut s);
     if catalog {
+        regproc_names(&mut s);
+        catalog_regclass(&mut s);
         // datafusion-pg-catalog knows the exact text of some client
         // queries and substitutes its own; those are taken whole. Its
         // general rules are applied to everything else, except the one
@@ -125,8 +128,42 @@ pub fn rewrite(stmt: &mut Statement, text: Option<&str>) {
         without_trigger_subqueries(&mut s);
         regclass_names(&mut s);
         regproc_zero(&mut s);
+    } else if casts_name_to_oid(&s) {
+        // `SELECT obj_description('t'::regclass)`: the name is looked up
+        // in the catalog tables as in a catalog query.
+        catalog_regclass(&mut s);
+        s = RewriteRegCastToSubquery::new().rewrite(s);
     }
     *stmt = s;
+}
+
+/// Whether `stmt` casts a string literal to an OID alias type
+/// (`'t'::regclass`, `'int8'::regtype`, ...).
+fn casts_name_to_oid(stmt: &Statement) -> bool {
+    use datafusion::sql::sqlparser::ast::{DataType, Expr, Value, visit_expressions};
+    visit_expressions(stmt, |e: &Expr| {
+        if let Expr::Cast {
+            expr, data_type, ..
+        } = e
+            && matches!(expr.as_ref(), Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_)))
+        {
+            let name = match data_type {
+                DataType::Regclass => "regclass".to_string(),
+                DataType::Custom(n, _) => n
+                    .0
+                    .last()
+                    .and_then(|p| p.as_ident())
+                    .map(|i| i.value.to_ascii_lowercase())
+                    .unwrap_or_default(),
+                _ => String::new(),
+            };
+            if matches!(name.as_str(), "regclass" | "regtype" | "regnamespace" | "regproc") {
+                return ControlFlow::Break(());
+            }
+        }
+        ControlFlow::Continue(())
+    })
+    .is_break()
 }
 
 /// A cast to a type kept as checked text (`x::uuid`, `CAST(x AS jsonb)`)
@@ -307,6 +344,64 @@ pub fn call(
     })
 }
 
+/// `information_schema._pg_expandarray(array)`, a set of `(x, n)` records
+/// (an element and its position), as `unnest` of a list of them: pgjdbc's
+/// `getPrimaryKeys` calls it twice in one select list, which unnest in
+/// step as PostgreSQL's set-returning functions do.
+pub fn expand_array<N: datafusion::sql::sqlparser::ast::VisitMut>(node: &mut N) {
+    use datafusion::sql::sqlparser::ast::{Expr, FunctionArguments, visit_expressions_mut};
+    let _ = visit_expressions_mut(node, |e: &mut Expr| {
+        if let Expr::Function(f) = e
+            && f.name
+                .0
+                .last()
+                .and_then(|p| p.as_ident())
+                .is_some_and(|i| i.value.eq_ignore_ascii_case("_pg_expandarray"))
+            && let FunctionArguments::List(list) = &f.args
+            && list.args.len() == 1
+        {
+            let args = list.args.clone();
+            let mut inner = f.clone();
+            inner.name = datafusion::sql::sqlparser::ast::ObjectName::from(vec![
+                datafusion::sql::sqlparser::ast::Ident::new(
+                    crate::catalog::pg_constraints::EXPAND_ARRAY,
+                ),
+            ]);
+            if let FunctionArguments::List(l) = &mut inner.args {
+                l.args = args;
+            }
+            *e = call("unnest", vec![Expr::Function(inner)], vec![]);
+        }
+        record_fields(e);
+        ControlFlow::<()>::Continue(())
+    });
+}
+
+/// `(expr).field`, a field of a record-valued expression, as the subscript
+/// `(expr)['field']` DataFusion plans for a struct (its dot access takes
+/// only column names).
+fn record_fields(e: &mut datafusion::sql::sqlparser::ast::Expr) {
+    use datafusion::sql::sqlparser::ast::{AccessExpr, Expr, Subscript, Value};
+    let Expr::CompoundFieldAccess { root, access_chain } = e else {
+        return;
+    };
+    if !matches!(root.as_ref(), Expr::Nested(_)) {
+        return;
+    }
+    for access in access_chain.iter_mut() {
+        if let AccessExpr::Dot(Expr::Identifier(field)) = access {
+            let name = if field.quote_style.is_some() {
+                field.value.clone()
+            } else {
+                field.value.to_ascii_lowercase()
+            };
+            *access = AccessExpr::Subscript(Subscript::Index {
+                index: Expr::value(Value::SingleQuotedString(name)),
+            });
+        }
+    }
+}
+
 /// `generate_subscripts(array, dim)` (a set-returning function, in the
 /// select list beside `unnest(array)` in SQLAlchemy's key and index
 /// reflection) becomes `unnest(range(lower, upper + 1))`. Arrays
@@ -379,33 +474,124 @@ pub fn generate_subscripts<N: datafusion::sql::sqlparser::ast::VisitMut>(node: &
     });
 }
 
+/// `'pg_class'::regclass`: PostgreSQL looks for a relation in
+/// `pg_catalog` before the search path, so a one-part name of a catalog
+/// table (`pg_...`) is read as `pg_catalog.pg_...` (SQLAlchemy and DBeaver
+/// compare `pg_description.classoid` with one).
+fn catalog_regclass(stmt: &mut Statement) {
+    use datafusion::sql::sqlparser::ast::{DataType, Expr, Value, visit_expressions_mut};
+    let _ = visit_expressions_mut(stmt, |e: &mut Expr| {
+        let regclass = |t: &DataType| match t {
+            DataType::Regclass => true,
+            DataType::Custom(n, _) => {
+                n.0.last()
+                    .and_then(|p| p.as_ident())
+                    .is_some_and(|i| i.value.eq_ignore_ascii_case("regclass"))
+            }
+            _ => false,
+        };
+        if let Expr::Cast {
+            expr, data_type, ..
+        } = e
+            && regclass(data_type)
+            && let Expr::Value(v) = expr.as_mut()
+            && let Value::SingleQuotedString(name) = &mut v.value
+            && name.starts_with("pg_")
+            && !name.contains('.')
+            && !name.contains('"')
+        {
+            *name = format!("pg_catalog.{name}");
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
+/// pg_type's function columns hold function names here: a comparison
+/// with a `'[schema.]name'::regproc` literal (pgjdbc's
+/// `typinput = 'pg_catalog.array_in'::regproc`) compares the name.
+fn regproc_names(stmt: &mut Statement) {
+    use datafusion::sql::sqlparser::ast::{
+        BinaryOperator, DataType, Expr, Value, visit_expressions_mut,
+    };
+    let literal = |e: &Expr| -> Option<String> {
+        let Expr::Cast {
+            expr, data_type, ..
+        } = e
+        else {
+            return None;
+        };
+        let DataType::Custom(name, _) = data_type else {
+            return None;
+        };
+        let is_regproc = name
+            .0
+            .last()
+            .and_then(|p| p.as_ident())
+            .is_some_and(|i| i.value.eq_ignore_ascii_case("regproc"));
+        match expr.as_ref() {
+            Expr::Value(v) if is_regproc => match &v.value {
+                Value::SingleQuotedString(s) => Some(
+                    s.rsplit('.')
+                        .next()
+                        .unwrap_or(s)
+                        .trim_matches('"')
+                        .to_string(),
+                ),
+                _ => None,
+            },
+            _ => None,
+        }
+    };
+    let _ = visit_expressions_mut(stmt, |e: &mut Expr| {
+        if let Expr::BinaryOp { left, op, right } = e
+            && matches!(op, BinaryOperator::Eq | BinaryOperator::NotEq)
+        {
+            let name = |x: &str| Expr::value(Value::SingleQuotedString(x.to_string()));
+            if regproc_column(left)
+                && let Some(n) = literal(right)
+            {
+                **right = name(&n);
+            } else if regproc_column(right)
+                && let Some(n) = literal(left)
+            {
+                **left = name(&n);
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
+/// A column of pg_type that names a function (`regproc` in PostgreSQL).
+fn regproc_column(e: &datafusion::sql::sqlparser::ast::Expr) -> bool {
+    use datafusion::sql::sqlparser::ast::Expr;
+    let name = match e {
+        Expr::Identifier(i) => &i.value,
+        Expr::CompoundIdentifier(ids) => match ids.last() {
+            Some(i) => &i.value,
+            None => return false,
+        },
+        _ => return false,
+    };
+    matches!(
+        name.to_ascii_lowercase().as_str(),
+        "typinput"
+            | "typoutput"
+            | "typreceive"
+            | "typsend"
+            | "typmodin"
+            | "typmodout"
+            | "typanalyze"
+            | "typsubscript"
+    )
+}
+
 /// pg_type's function columns (`typreceive`, `typsend`, ...) are `regproc`
 /// in PostgreSQL, and 0 is "no function", which it prints as `-`; here
 /// they hold the printed name, so `typreceive != 0` (ADBC's type query)
 /// compares with `-`.
 fn regproc_zero(stmt: &mut Statement) {
     use datafusion::sql::sqlparser::ast::{BinaryOperator, Expr, Value, visit_expressions_mut};
-    let regproc = |e: &Expr| {
-        let name = match e {
-            Expr::Identifier(i) => &i.value,
-            Expr::CompoundIdentifier(ids) => match ids.last() {
-                Some(i) => &i.value,
-                None => return false,
-            },
-            _ => return false,
-        };
-        matches!(
-            name.to_ascii_lowercase().as_str(),
-            "typinput"
-                | "typoutput"
-                | "typreceive"
-                | "typsend"
-                | "typmodin"
-                | "typmodout"
-                | "typanalyze"
-                | "typsubscript"
-        )
-    };
+    let regproc = regproc_column;
     let _ = visit_expressions_mut(stmt, |e: &mut Expr| {
         if let Expr::BinaryOp { left, op, right } = e
             && matches!(op, BinaryOperator::Eq | BinaryOperator::NotEq)

@@ -652,6 +652,24 @@ impl QueryParser for Parser {
     }
 }
 
+/// A statement's Describe reply: NoData whenever it has no result columns.
+struct StatementDescription(pgwire::api::results::DescribeStatementResponse);
+
+impl pgwire::api::results::DescribeResponse for StatementDescription {
+    fn parameters(&self) -> Option<&[Type]> {
+        Some(&self.0.parameters)
+    }
+    fn fields(&self) -> &[FieldInfo] {
+        &self.0.fields
+    }
+    fn no_data() -> Self {
+        StatementDescription(pgwire::api::results::DescribeStatementResponse::no_data())
+    }
+    fn is_no_data(&self) -> bool {
+        self.0.fields.is_empty()
+    }
+}
+
 #[async_trait]
 impl ExtendedQueryHandler for Handler {
     type Statement = PreparedStatement;
@@ -704,6 +722,34 @@ impl ExtendedQueryHandler for Handler {
             ))
             .await?;
         Ok(())
+    }
+
+    /// pgwire's Describe, except that a statement with parameters and no
+    /// result columns (`INSERT ... VALUES ($1)`) answers NoData after its
+    /// ParameterDescription, as PostgreSQL does; pgwire sends an empty
+    /// RowDescription, which pgjdbc takes for a query and then counts a
+    /// batch's inserts as 0 rows.
+    async fn on_describe<C>(
+        &self,
+        client: &mut C,
+        message: pgwire::messages::extendedquery::Describe,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        use pgwire::api::store::Entry;
+        if message.target_type == pgwire::messages::extendedquery::TARGET_TYPE_BYTE_STATEMENT {
+            let name = message.name.as_deref().unwrap_or("");
+            if let Some(Entry::Value(stmt)) = client.portal_store().get_statement(name) {
+                let described = self.do_describe_statement(client, &stmt).await?;
+                let reply = StatementDescription(described);
+                return pgwire::api::query::send_describe_response(client, &reply).await;
+            }
+        }
+        self._on_describe(client, message).await
     }
 
     /// pgwire's Close; a closed statement leaves `pg_prepared_statements`.

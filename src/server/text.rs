@@ -22,6 +22,18 @@ pub fn pg_text(batch: RecordBatch, fields: &[FieldInfo]) -> RecordBatch {
             changed = true;
             continue;
         }
+        if let Some(f) = fields.get(i)
+            && f.format() == FieldFormat::Text
+            && matches!(
+                *f.datatype(),
+                pgwire::api::Type::INT2_VECTOR | pgwire::api::Type::OID_VECTOR
+            )
+            && let Some(text) = crate::types::output::vector_text(col)
+        {
+            *col = text;
+            changed = true;
+            continue;
+        }
         if fields
             .get(i)
             .is_some_and(|f| f.format() == FieldFormat::Text)

@@ -226,6 +226,25 @@ pub fn array_text(arr: &ArrayRef) -> Option<ArrayRef> {
     }))
 }
 
+/// A list column of integers as the text of PostgreSQL's `int2vector` /
+/// `oidvector`: the items separated by spaces (`1 3`).
+pub fn vector_text(arr: &ArrayRef) -> Option<ArrayRef> {
+    let DataType::List(_) = arr.data_type() else {
+        return None;
+    };
+    let list = arr.as_list::<i32>();
+    let items = datafusion::arrow::compute::cast(list.values(), &DataType::Utf8).ok()?;
+    let items = items.as_string::<i32>();
+    Some(strings(arr, |row| {
+        let range = list.value_offsets()[row] as usize..list.value_offsets()[row + 1] as usize;
+        range
+            .filter(|i| items.is_valid(*i))
+            .map(|i| items.value(i))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }))
+}
+
 /// One element of an array's text, quoted when PostgreSQL quotes it.
 fn array_element(out: &mut String, v: &str) {
     let quote = v.is_empty()

@@ -39,6 +39,12 @@ impl Handler for Ddl {
                 ..
             } => ddl::drop(session, object_type, if_exists, names, cascade).await,
             Statement::AlterTable(at) => ddl::alter_table(session, at).await,
+            Statement::Comment {
+                object_type,
+                object_name,
+                comment,
+                if_exists,
+            } => ddl::comment(session, object_type, object_name, comment, if_exists).await,
             _ => unreachable!("dispatched for DDL only"),
         }
     }

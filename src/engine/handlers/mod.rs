@@ -203,7 +203,8 @@ fn plain_sql_handler(s: Statement) -> Box<dyn Handler> {
         Statement::CreateSchema { .. }
         | Statement::CreateView(_)
         | Statement::Drop { .. }
-        | Statement::AlterTable(_) => Box::new(ddl::Ddl(s)),
+        | Statement::AlterTable(_)
+        | Statement::Comment { .. } => Box::new(ddl::Ddl(s)),
         Statement::Set(_)
         | Statement::ShowVariable { .. }
         | Statement::Reset(_)

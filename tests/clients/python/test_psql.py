@@ -28,6 +28,8 @@ CREATE TABLE t (
   parent_id bigint REFERENCES parent (id)
 );
 CREATE VIEW v AS SELECT id, amount FROM t;
+COMMENT ON TABLE t IS 'amounts by id';
+COMMENT ON COLUMN t.amount IS 'in USD';
 INSERT INTO parent VALUES (1, 'p');
 INSERT INTO t VALUES (1, 2.50, 'a', '2026-11-01 00:00:00+00', 1), (2, 0, 'none', NULL, NULL);
 """
@@ -54,6 +56,7 @@ def ok(res: subprocess.CompletedProcess, what: str) -> str:
 META = [
     r"\l", r"\dn", r"\dt", r"\dv", r"\dm", r"\di", r"\df", r"\dT", r"\d t", r"\d+ t",
     r"\du", r"\dp", r"\d", r"\d v", r"\dt+", r"\conninfo",
+    r"\dn+", r"\dv+", r"\l+", r"\dm+", r"\di+", r"\d+ v",
 ]
 
 
