@@ -457,10 +457,7 @@ fn typed(schema: &SchemaRef) -> SchemaRef {
 /// a subscript (pgjdbc) reads the list.
 fn vector(f: &Field, items: DataType, oid: &str) -> Field {
     let mut meta = f.metadata().clone();
-    meta.insert(
-        crate::engine::result_types::PG_TYPE_KEY.to_string(),
-        format!("{oid},-1"),
-    );
+    meta.insert(crate::types::PG_TYPE_KEY.to_string(), format!("{oid},-1"));
     f.clone().with_data_type(items).with_metadata(meta)
 }
 
@@ -1355,19 +1352,25 @@ struct GetDef {
 /// The columns of each key index, by OID, as `pg_get_indexdef` shows them.
 type IndexColumns = Arc<RwLock<HashMap<i64, Vec<String>>>>;
 
-impl PartialEq for GetDef {
-    fn eq(&self, other: &Self) -> bool {
-        self.name == other.name
-    }
+/// `PartialEq`, `Eq` and `Hash` of a UDF by its name (its shared maps
+/// are the same for every instance of one name).
+macro_rules! same_by_name {
+    ($t:ty) => {
+        impl PartialEq for $t {
+            fn eq(&self, other: &Self) -> bool {
+                self.name == other.name
+            }
+        }
+        impl Eq for $t {}
+        impl std::hash::Hash for $t {
+            fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+                self.name.hash(state);
+            }
+        }
+    };
 }
 
-impl Eq for GetDef {}
-
-impl std::hash::Hash for GetDef {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.name.hash(state);
-    }
-}
+same_by_name!(GetDef);
 
 impl ScalarUDFImpl for GetDef {
     fn name(&self) -> &str {
@@ -1580,19 +1583,7 @@ struct Describe {
     signature: Signature,
 }
 
-impl PartialEq for Describe {
-    fn eq(&self, other: &Self) -> bool {
-        self.name == other.name
-    }
-}
-
-impl Eq for Describe {}
-
-impl std::hash::Hash for Describe {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.name.hash(state);
-    }
-}
+same_by_name!(Describe);
 
 impl ScalarUDFImpl for Describe {
     fn name(&self) -> &str {

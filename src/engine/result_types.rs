@@ -19,8 +19,7 @@ use crate::lake::Lake;
 use crate::types::PgType;
 use crate::types::typed::{JsonOp, TextType};
 
-/// Field metadata: `oid,typmod` of the column's PostgreSQL type.
-pub const PG_TYPE_KEY: &str = "sluice.pg_type";
+pub use crate::types::PG_TYPE_KEY;
 /// Field metadata: the column is parameter `$n` passed through, typed as
 /// the client declared it.
 pub const PARAM_KEY: &str = "sluice.param";

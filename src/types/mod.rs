@@ -39,6 +39,10 @@ pub struct PgType {
     pub scale: Option<i32>,
 }
 
+/// Field metadata: `oid,typmod` of the column's PostgreSQL type, read by
+/// the wire layer when the Arrow type does not say it.
+pub const PG_TYPE_KEY: &str = "sluice.pg_type";
+
 /// Precision and scale used for a `numeric` declared without them. Delta
 /// decimals top out at 38 digits.
 pub const DEFAULT_NUMERIC: (u8, i8) = (38, 10);
