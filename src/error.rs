@@ -26,6 +26,8 @@ pub enum ErrorKind {
     /// 22025: a LIKE pattern ending in its escape character.
     InvalidEscapeSequence,
     InvalidDatetime,
+    /// 22008: a date, time or interval beyond its type's range.
+    DatetimeOverflow,
     CardinalityViolation,
     DivisionByZero,
     NumericOutOfRange,
@@ -51,6 +53,8 @@ pub enum ErrorKind {
     InvalidSavepoint,
     /// 26000: a prepared statement that does not exist.
     InvalidSqlStatementName,
+    /// 42P05: a prepared statement name already in use.
+    DuplicatePreparedStatement,
     /// 34000: a cursor that does not exist.
     InvalidCursorName,
     /// 42P03: a cursor name already in use.
@@ -460,6 +464,22 @@ pub(crate) fn classify_message(raw: &str) -> Option<Error> {
         if msg.ends_with(&text) || msg.contains(&format!("error: {text}")) {
             return Some(Error::new(ErrorKind::NumericOutOfRange, text));
         }
+    }
+    if let Some(pos) = msg.find("date/time field value out of range") {
+        let text = msg[pos..].lines().next().unwrap_or("").to_string();
+        return Some(Error::new(ErrorKind::DatetimeOverflow, text));
+    }
+    if let Some(pos) = msg.find("invalid value \"")
+        && msg[pos..].contains("\" for \"")
+    {
+        let text = msg[pos..].lines().next().unwrap_or("").to_string();
+        return Some(Error::new(ErrorKind::InvalidDatetime, text));
+    }
+    if msg.ends_with("interval out of range") {
+        return Some(Error::new(
+            ErrorKind::DatetimeOverflow,
+            "interval out of range",
+        ));
     }
     if let Some(pos) = msg.find("null value in column") {
         let text = msg[pos..].lines().next().unwrap_or("").to_string();

@@ -346,10 +346,15 @@ fn planning_context(
         .with_information_schema(false);
     config.options_mut().sql_parser.enable_ident_normalization = true;
     config.options_mut().sql_parser.parse_float_as_decimal = true;
-    let state = SessionStateBuilder::new()
+    let mut builder = SessionStateBuilder::new()
         .with_config(config)
         .with_runtime_env(runtime.clone())
-        .with_default_features()
+        .with_default_features();
+    // Ahead of DataFusion's planners (EXTRACT, interval products).
+    if let Some(planners) = builder.expr_planners() {
+        planners.insert(0, Arc::new(crate::types::datetime::DateTimePlanner));
+    }
+    let state = builder
         // delta-rs's write nodes and Sluice's ASOF join.
         .with_query_planner(Arc::new(crate::features::asof::SluiceQueryPlanner))
         .with_analyzer_rules({
@@ -437,6 +442,7 @@ fn planning_context(
         settings::register_functions(&ctx);
     }
     crate::types::typed::register(&ctx);
+    crate::types::pg_format::register(&ctx);
     ctx
 }
 

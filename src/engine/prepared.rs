@@ -1,6 +1,7 @@
-//! The statements a connection prepared by name over the extended protocol,
-//! as `pg_catalog.pg_prepared_statements` lists them (psycopg reads it, and
-//! `DEALLOCATE` forgets them).
+//! The statements a connection prepared by name, over the extended protocol
+//! or with SQL `PREPARE`, as `pg_catalog.pg_prepared_statements` lists them
+//! (psycopg reads it, and `DEALLOCATE` forgets them). One namespace for
+//! both, as in PostgreSQL.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -17,9 +18,19 @@ use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 
+/// A statement prepared with SQL `PREPARE`, which `EXECUTE` runs.
+#[derive(Debug, Clone)]
+pub struct SqlPrepared {
+    pub stmt: crate::frontend::Stmt,
+    /// Parameter types, `$1` first (`None`: unknown, read as text).
+    pub types: Vec<Option<DataType>>,
+}
+
 #[derive(Debug, Clone)]
 struct Entry {
     statement: String,
+    /// Set for a statement prepared with SQL `PREPARE`.
+    sql: Option<SqlPrepared>,
     /// Microseconds since the epoch.
     prepared_at: i64,
     parameter_types: Vec<String>,
@@ -37,10 +48,53 @@ impl PreparedStatements {
             name.to_string(),
             Entry {
                 statement: statement.to_string(),
+                sql: None,
                 prepared_at,
                 parameter_types,
             },
         );
+    }
+
+    /// `name` was prepared with SQL `PREPARE`; false (and nothing changed)
+    /// when a statement of that name exists.
+    pub fn add_sql(
+        &self,
+        name: &str,
+        statement: &str,
+        parameter_types: Vec<String>,
+        prepared: SqlPrepared,
+    ) -> bool {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if map.contains_key(name) {
+            return false;
+        }
+        map.insert(
+            name.to_string(),
+            Entry {
+                statement: statement.to_string(),
+                sql: Some(prepared),
+                prepared_at: chrono::Utc::now().timestamp_micros(),
+                parameter_types,
+            },
+        );
+        true
+    }
+
+    /// Whether a statement named `name` exists.
+    pub fn contains(&self, name: &str) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(name)
+    }
+
+    /// The statement SQL `PREPARE` made under `name`.
+    pub fn sql(&self, name: &str) -> Option<SqlPrepared> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .and_then(|e| e.sql.clone())
     }
 
     /// Forget `name`; whether it was there.
@@ -83,7 +137,9 @@ impl PreparedStatements {
                     .with_timezone("UTC"),
             ),
             Arc::new(types.finish()),
-            Arc::new(BooleanArray::from(vec![false; n])),
+            Arc::new(BooleanArray::from_iter(
+                map.values().map(|e| Some(e.sql.is_some())),
+            )),
             Arc::new(Int64Array::from(vec![0; n])),
             Arc::new(Int64Array::from(vec![0; n])),
         ];

@@ -86,6 +86,7 @@ pub fn rewrite(stmt: &mut Statement, text: Option<&str>) {
     generate_subscripts(&mut s);
     expand_array(&mut s);
     typed_casts(&mut s);
+    prefix_operators(&mut s);
     if catalog {
         regproc_names(&mut s);
         catalog_regclass(&mut s);
@@ -197,6 +198,49 @@ pub fn typed_casts<N: datafusion::sql::sqlparser::ast::VisitMut>(node: &mut N) {
     });
 }
 
+/// PostgreSQL's prefix operators `@ x` (absolute value), `|/ x` (square
+/// root) and `||/ x` (cube root), which DataFusion does not plan, as the
+/// functions they are. An unaliased select item keeps an operator's name,
+/// `?column?`.
+fn prefix_operators(stmt: &mut Statement) {
+    use datafusion::sql::sqlparser::ast::{
+        Expr, Ident, SelectItem, SetExpr, UnaryOperator, visit_expressions_mut,
+    };
+    let function = |op: &UnaryOperator| match op {
+        UnaryOperator::PGAbs => Some("abs"),
+        UnaryOperator::PGSquareRoot => Some("sqrt"),
+        UnaryOperator::PGCubeRoot => Some("cbrt"),
+        _ => None,
+    };
+    if let Statement::Query(q) = stmt
+        && let SetExpr::Select(select) = q.body.as_mut()
+    {
+        for item in select.projection.iter_mut() {
+            if let SelectItem::UnnamedExpr(e @ Expr::UnaryOp { .. }) = item
+                && let Expr::UnaryOp { op, .. } = e
+                && function(op).is_some()
+            {
+                *item = SelectItem::ExprWithAlias {
+                    expr: e.clone(),
+                    alias: Ident::with_quote('"', "?column?"),
+                };
+            }
+        }
+    }
+    let _ = visit_expressions_mut(stmt, |e: &mut Expr| {
+        if let Expr::UnaryOp { op, expr } = e
+            && let Some(f) = function(op)
+        {
+            let arg = std::mem::replace(
+                expr.as_mut(),
+                Expr::Value(datafusion::sql::sqlparser::ast::Value::Null.into()),
+            );
+            *e = call(f, vec![arg], vec![]);
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
 /// A function returning one scalar column, in FROM with a bare alias,
 /// names its column after the alias in PostgreSQL:
 /// `SELECT g FROM generate_series(1, 3) g`, `SELECT u FROM unnest(a) u`.
@@ -206,6 +250,25 @@ pub fn scalar_function_aliases<N: datafusion::sql::sqlparser::ast::VisitMut>(nod
     impl VisitorMut for Aliases {
         type Break = ();
         fn pre_visit_table_factor(&mut self, t: &mut TableFactor) -> ControlFlow<()> {
+            // Without an alias, the function's name is the relation's and
+            // its column's: `SELECT * FROM generate_series(1, 3)` has a
+            // column `generate_series`.
+            if let TableFactor::Table {
+                name,
+                args: Some(_),
+                alias: alias @ None,
+                ..
+            } = t
+                && let Some(f) = name.0.last().and_then(|p| p.as_ident())
+                && f.value.eq_ignore_ascii_case("generate_series")
+            {
+                *alias = Some(datafusion::sql::sqlparser::ast::TableAlias {
+                    explicit: false,
+                    name: datafusion::sql::sqlparser::ast::Ident::new("generate_series"),
+                    columns: vec![],
+                    at: None,
+                });
+            }
             let alias = match t {
                 TableFactor::Table {
                     name,

@@ -16,6 +16,10 @@ fn is_interval(e: &Expr, schema: &DFSchema) -> bool {
         .is_ok_and(|t| matches!(t, DataType::Interval(_)))
 }
 
+fn is_number(e: &Expr, schema: &DFSchema) -> bool {
+    e.get_type(schema).is_ok_and(|t| t.is_numeric())
+}
+
 fn is_date(e: &Expr, schema: &DFSchema) -> bool {
     e.get_type(schema)
         .is_ok_and(|t| matches!(t, DataType::Date32 | DataType::Date64))
@@ -44,6 +48,18 @@ fn rewrite(x: Expr, schema: &DFSchema) -> DfResult<Transformed<Expr>> {
                 op,
                 Box::new(right),
             ))))
+        }
+        // `date_trunc(field, date)` truncates the date as a timestamptz
+        // (PostgreSQL's only candidate for a date).
+        Expr::ScalarFunction(mut f)
+            if f.name() == "date_trunc" && f.args.len() == 2 && is_date(&f.args[1], schema) =>
+        {
+            let d = std::mem::replace(&mut f.args[1], lit(0));
+            f.args[1] = cast(
+                d,
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            );
+            Ok(Transformed::yes(Expr::ScalarFunction(f)))
         }
         Expr::ScalarFunction(f) if f.name() == "date_part" && f.args.len() == 2 => {
             let part = match &f.args[0] {
@@ -95,4 +111,327 @@ pub fn rewrite_plan(plan: LogicalPlan) -> DfResult<LogicalPlan> {
         node.map_data(|n| n.recompute_schema())
     })
     .map(|t| t.data)
+}
+
+/// How `EXTRACT` reads a field: from DataFusion's `date_part` of the same
+/// field, or (seconds with their fraction) from its microseconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Field {
+    /// Seconds, milliseconds or microseconds, with the given scale: the
+    /// field's microseconds divided by `10^scale`.
+    Fraction(i8),
+    /// Seconds since the epoch: six decimals, none for a date.
+    Epoch,
+    /// A whole number.
+    Whole,
+}
+
+fn extract_field(part: &str) -> Field {
+    match part.trim().to_ascii_lowercase().as_str() {
+        "second" | "seconds" | "s" | "sec" | "secs" => Field::Fraction(6),
+        "millisecond" | "milliseconds" | "ms" | "msec" | "msecs" | "msecond" | "mseconds" => {
+            Field::Fraction(3)
+        }
+        "microsecond" | "microseconds" | "us" | "usec" | "usecs" | "usecond" | "useconds" => {
+            Field::Fraction(0)
+        }
+        "epoch" => Field::Epoch,
+        _ => Field::Whole,
+    }
+}
+
+/// The scale of `EXTRACT(part FROM <t>)`'s numeric, as PostgreSQL gives it.
+fn extract_scale(field: Field, t: &DataType) -> i8 {
+    match field {
+        Field::Fraction(s) => s,
+        Field::Epoch if matches!(t, DataType::Date32 | DataType::Date64) => 0,
+        Field::Epoch => 6,
+        Field::Whole => 0,
+    }
+}
+
+/// Planned ahead of DataFusion's own planners: `EXTRACT(field FROM value)`
+/// is a `numeric`, as in PostgreSQL (DataFusion makes it `date_part`, which
+/// stays a `double precision`); `interval * n`, `n * interval` and
+/// `interval / n`, which DataFusion has no operator for (it fails while
+/// the select list is typed, before any plan rewrite could see it).
+#[derive(Debug)]
+pub struct DateTimePlanner;
+
+impl datafusion::logical_expr::planner::ExprPlanner for DateTimePlanner {
+    fn plan_binary_op(
+        &self,
+        expr: datafusion::logical_expr::planner::RawBinaryExpr,
+        schema: &DFSchema,
+    ) -> DfResult<
+        datafusion::logical_expr::planner::PlannerResult<
+            datafusion::logical_expr::planner::RawBinaryExpr,
+        >,
+    > {
+        use datafusion::logical_expr::planner::PlannerResult;
+        use datafusion::sql::sqlparser::ast::BinaryOperator;
+        let divide = match expr.op {
+            BinaryOperator::Multiply => false,
+            BinaryOperator::Divide => true,
+            _ => return Ok(PlannerResult::Original(expr)),
+        };
+        let (l, r) = (&expr.left, &expr.right);
+        if is_interval(l, schema) && is_number(r, schema) {
+            return Ok(PlannerResult::Planned(interval_times_expr(
+                expr.left, expr.right, divide,
+            )));
+        }
+        if !divide && is_number(l, schema) && is_interval(r, schema) {
+            return Ok(PlannerResult::Planned(interval_times_expr(
+                expr.right, expr.left, false,
+            )));
+        }
+        Ok(PlannerResult::Original(expr))
+    }
+
+    fn plan_extract(
+        &self,
+        args: Vec<Expr>,
+    ) -> DfResult<datafusion::logical_expr::planner::PlannerResult<Vec<Expr>>> {
+        Ok(datafusion::logical_expr::planner::PlannerResult::Planned(
+            datafusion::logical_expr::ScalarUDF::new_from_impl(Extract::new()).call(args),
+        ))
+    }
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Extract {
+    signature: datafusion::logical_expr::Signature,
+}
+
+impl Extract {
+    fn new() -> Self {
+        Extract {
+            signature: datafusion::logical_expr::Signature::any(
+                2,
+                datafusion::logical_expr::Volatility::Immutable,
+            ),
+        }
+    }
+}
+
+fn extract_part(v: Option<&datafusion::common::ScalarValue>) -> DfResult<String> {
+    match v.and_then(|v| v.try_as_str().flatten()) {
+        Some(p) if !p.is_empty() => Ok(p.to_string()),
+        _ => datafusion::common::plan_err!("EXTRACT needs a field name"),
+    }
+}
+
+impl datafusion::logical_expr::ScalarUDFImpl for Extract {
+    fn name(&self) -> &str {
+        "extract"
+    }
+    fn signature(&self) -> &datafusion::logical_expr::Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        datafusion::common::internal_err!("extract's type comes from its arguments")
+    }
+    fn return_field_from_args(
+        &self,
+        args: datafusion::logical_expr::ReturnFieldArgs,
+    ) -> DfResult<datafusion::arrow::datatypes::FieldRef> {
+        let part = extract_part(args.scalar_arguments[0])?;
+        let scale = extract_scale(extract_field(&part), args.arg_fields[1].data_type());
+        Ok(std::sync::Arc::new(
+            datafusion::arrow::datatypes::Field::new(
+                self.name(),
+                DataType::Decimal128(38, scale),
+                args.arg_fields[1].is_nullable(),
+            ),
+        ))
+    }
+    fn invoke_with_args(
+        &self,
+        args: datafusion::logical_expr::ScalarFunctionArgs,
+    ) -> DfResult<datafusion::logical_expr::ColumnarValue> {
+        use datafusion::common::ScalarValue;
+        use datafusion::logical_expr::ColumnarValue;
+        let part = match &args.args[0] {
+            ColumnarValue::Scalar(v) => extract_part(Some(v))?,
+            ColumnarValue::Array(_) => extract_part(None)?,
+        };
+        let field = extract_field(&part);
+        let scale = extract_scale(field, args.arg_fields[1].data_type());
+        let source = match field {
+            Field::Fraction(_) => "microsecond".to_string(),
+            _ => part,
+        };
+        let date_part = datafusion::functions::datetime::date_part();
+        let source = ScalarValue::Utf8(Some(source));
+        let arg_fields = vec![
+            std::sync::Arc::new(datafusion::arrow::datatypes::Field::new(
+                "part",
+                DataType::Utf8,
+                false,
+            )),
+            std::sync::Arc::clone(&args.arg_fields[1]),
+        ];
+        let return_field =
+            date_part.return_field_from_args(datafusion::logical_expr::ReturnFieldArgs {
+                arg_fields: &arg_fields,
+                scalar_arguments: &[Some(&source), None],
+            })?;
+        let value = date_part.invoke_with_args(datafusion::logical_expr::ScalarFunctionArgs {
+            args: vec![ColumnarValue::Scalar(source), args.args[1].clone()],
+            arg_fields,
+            number_rows: args.number_rows,
+            return_field,
+            config_options: args.config_options,
+        })?;
+        // A float of the value (microseconds for a fraction), then the
+        // decimal of its digits: `(v * 10^scale).round()`, exact for the
+        // microseconds of any timestamp a float holds whole (2^53 µs).
+        let value = value.cast_to(&DataType::Float64, None)?;
+        let value = match field {
+            Field::Fraction(s) => {
+                let divisor = 10f64.powi(i32::from(s));
+                let div = |x: f64| x / divisor;
+                match value {
+                    ColumnarValue::Scalar(ScalarValue::Float64(v)) => {
+                        ColumnarValue::Scalar(ScalarValue::Float64(v.map(div)))
+                    }
+                    ColumnarValue::Array(a) => {
+                        use datafusion::arrow::array::AsArray;
+                        let a = a.as_primitive::<datafusion::arrow::datatypes::Float64Type>();
+                        ColumnarValue::Array(std::sync::Arc::new(
+                            a.unary::<_, datafusion::arrow::datatypes::Float64Type>(div),
+                        ))
+                    }
+                    other => other,
+                }
+            }
+            _ => value,
+        };
+        value.cast_to(&DataType::Decimal128(38, scale), None)
+    }
+}
+
+/// PostgreSQL's `interval * float8` (and `interval / float8`, the product
+/// by its inverse): the months' fraction carried to days (30 a month), the
+/// days' fraction to time, each rounded to microseconds as PostgreSQL's
+/// `interval_mul` does.
+fn interval_times(
+    v: datafusion::arrow::datatypes::IntervalMonthDayNano,
+    factor: f64,
+) -> DfResult<datafusion::arrow::datatypes::IntervalMonthDayNano> {
+    let round = |x: f64| (x * 1e6).round_ties_even() / 1e6;
+    let out_of_range =
+        || datafusion::common::DataFusionError::Execution("interval out of range".to_string());
+    let whole = |x: f64| -> DfResult<i32> {
+        if x.is_finite() && x.abs() < 2_147_483_648.0 {
+            Ok(x.trunc() as i32)
+        } else {
+            Err(out_of_range())
+        }
+    };
+    let months = whole(f64::from(v.months) * factor)?;
+    let mut days = whole(f64::from(v.days) * factor)?;
+    let month_days = round((f64::from(v.months) * factor - f64::from(months)) * 30.0);
+    let mut secs = round(
+        (f64::from(v.days) * factor - f64::from(days) + month_days - month_days.trunc()) * 86_400.0,
+    );
+    if secs.abs() >= 86_400.0 {
+        let carried = (secs / 86_400.0).trunc();
+        days += carried as i32;
+        secs -= carried * 86_400.0;
+    }
+    days += month_days.trunc() as i32;
+    let micros = ((v.nanoseconds / 1000) as f64 * factor + secs * 1e6).round_ties_even();
+    if !micros.is_finite() || micros.abs() >= 9.2e18 {
+        return Err(out_of_range());
+    }
+    Ok(datafusion::arrow::datatypes::IntervalMonthDayNano::new(
+        months,
+        days,
+        (micros as i64) * 1000,
+    ))
+}
+
+/// `interval * number`, `number * interval` and `interval / number`.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct IntervalTimes {
+    signature: datafusion::logical_expr::Signature,
+    divide: bool,
+}
+
+impl datafusion::logical_expr::ScalarUDFImpl for IntervalTimes {
+    fn name(&self) -> &str {
+        if self.divide {
+            "interval_div"
+        } else {
+            "interval_mul"
+        }
+    }
+    fn signature(&self) -> &datafusion::logical_expr::Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Interval(
+            datafusion::arrow::datatypes::IntervalUnit::MonthDayNano,
+        ))
+    }
+    fn invoke_with_args(
+        &self,
+        args: datafusion::logical_expr::ScalarFunctionArgs,
+    ) -> DfResult<datafusion::logical_expr::ColumnarValue> {
+        use datafusion::arrow::array::{Array, AsArray, IntervalMonthDayNanoBuilder};
+        use datafusion::arrow::datatypes::{Float64Type, IntervalMonthDayNanoType};
+        let n = args.number_rows;
+        let scalar = args
+            .args
+            .iter()
+            .all(|a| matches!(a, datafusion::logical_expr::ColumnarValue::Scalar(_)));
+        let arrays = datafusion::logical_expr::ColumnarValue::values_to_arrays(&args.args)?;
+        let spans = arrays[0].as_primitive::<IntervalMonthDayNanoType>();
+        let factors = arrays[1].as_primitive::<Float64Type>();
+        let mut out = IntervalMonthDayNanoBuilder::with_capacity(n);
+        for i in 0..spans.len() {
+            if spans.is_null(i) || factors.is_null(i) {
+                out.append_null();
+                continue;
+            }
+            let mut factor = factors.value(i);
+            if self.divide {
+                if factor == 0.0 {
+                    return Err(datafusion::common::DataFusionError::Execution(
+                        "division by zero".to_string(),
+                    ));
+                }
+                factor = 1.0 / factor;
+            }
+            out.append_value(interval_times(spans.value(i), factor)?);
+        }
+        let array: datafusion::arrow::array::ArrayRef = std::sync::Arc::new(out.finish());
+        Ok(if scalar {
+            datafusion::logical_expr::ColumnarValue::Scalar(
+                datafusion::common::ScalarValue::try_from_array(&array, 0)?,
+            )
+        } else {
+            datafusion::logical_expr::ColumnarValue::Array(array)
+        })
+    }
+}
+
+/// `span * factor` (or `span / factor`) as PostgreSQL computes it.
+fn interval_times_expr(span: Expr, factor: Expr, divide: bool) -> Expr {
+    datafusion::logical_expr::ScalarUDF::new_from_impl(IntervalTimes {
+        signature: datafusion::logical_expr::Signature::any(
+            2,
+            datafusion::logical_expr::Volatility::Immutable,
+        ),
+        divide,
+    })
+    .call(vec![
+        cast(
+            span,
+            DataType::Interval(datafusion::arrow::datatypes::IntervalUnit::MonthDayNano),
+        ),
+        cast(factor, DataType::Float64),
+    ])
 }

@@ -105,6 +105,54 @@ fn integer_results(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
     })
 }
 
+/// The type PostgreSQL gives a ranking window function's result where
+/// DataFusion's is an unsigned 64-bit integer (a `numeric` on the wire):
+/// `ntile` is an `integer`, `row_number`, `rank` and `dense_rank` are
+/// `bigint`s.
+fn ranking_type(e: &Expr) -> Option<DataType> {
+    let e = match e {
+        Expr::Alias(a) => a.expr.as_ref(),
+        e => e,
+    };
+    let Expr::WindowFunction(w) = e else {
+        return None;
+    };
+    match &w.fun {
+        WindowFunctionDefinition::WindowUDF(f) => match f.name() {
+            "ntile" => Some(DataType::Int32),
+            "row_number" | "rank" | "dense_rank" => Some(DataType::Int64),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// `e` with its references to a ranking window function's unsigned
+/// result (`ranked`: column name to PostgreSQL's type) cast to the type
+/// PostgreSQL gives it.
+fn ranking_results(
+    e: Expr,
+    schema: &DFSchema,
+    ranked: &HashMap<String, DataType>,
+) -> Result<Transformed<Expr>> {
+    if ranked.is_empty() {
+        return Ok(Transformed::no(e));
+    }
+    e.transform_up(|x| match x {
+        Expr::Column(c) => match ranked.get(&c.name) {
+            Some(t)
+                if Expr::Column(c.clone())
+                    .get_type(schema)
+                    .is_ok_and(|u| u == DataType::UInt64) =>
+            {
+                Ok(Transformed::yes(cast(Expr::Column(c), t.clone())))
+            }
+            _ => Ok(Transformed::no(Expr::Column(c))),
+        },
+        other => Ok(Transformed::no(other)),
+    })
+}
+
 /// Whether a node of `plan` (subqueries included) is one `found` picks.
 fn holds(plan: &LogicalPlan, found: impl Fn(&LogicalPlan) -> bool) -> bool {
     let mut hit = false;
@@ -149,6 +197,8 @@ pub fn rewrite_plan(plan: LogicalPlan) -> Result<LogicalPlan> {
     if recursive(&plan) {
         return Ok(plan);
     }
+    // Columns of window nodes below that hold a ranking function's result.
+    let mut ranked: HashMap<String, DataType> = HashMap::new();
     let rewritten = plan.transform_up_with_subqueries(|node| match node {
         // LIMIT and OFFSET are bigints, as the planner wants them.
         LogicalPlan::Limit(_) => Ok(Transformed::no(node)),
@@ -184,7 +234,9 @@ pub fn rewrite_plan(plan: LogicalPlan) -> Result<LogicalPlan> {
                     return Ok(Transformed::no(e));
                 }
                 let saved = names.save(&e);
-                let e = narrow(e)?.transform_data(|e| integer_results(e, &input))?;
+                let e = narrow(e)?
+                    .transform_data(|e| integer_results(e, &input))?
+                    .transform_data(|e| ranking_results(e, &input, &ranked))?;
                 let e = if aggregates {
                     e.transform_data(|e| numeric_aggregates(e, &input))?
                 } else {
@@ -192,6 +244,18 @@ pub fn rewrite_plan(plan: LogicalPlan) -> Result<LogicalPlan> {
                 };
                 Ok(e.update_data(|x| saved.restore(x)))
             })?;
+            if let LogicalPlan::Window(w) = &node.data {
+                for (e, f) in w.window_expr.iter().zip(
+                    w.schema
+                        .fields()
+                        .iter()
+                        .skip(w.schema.fields().len() - w.window_expr.len()),
+                ) {
+                    if let Some(t) = ranking_type(e) {
+                        ranked.insert(f.name().clone(), t);
+                    }
+                }
+            }
             // A changed type changes the schema of this node and those above.
             node.map_data(|n| n.recompute_schema())
         }
@@ -464,7 +528,7 @@ mod tests {
         );
         assert_eq!(
             types("SELECT row_number() OVER (ORDER BY 1), lag(x, 1, 0) OVER (ORDER BY x) FROM (SELECT 5 AS x) s").await,
-            [UInt64, Int32]
+            [Int64, Int32]
         );
         assert_eq!(
             types("SELECT (SELECT count(*) FROM (VALUES (1)) v(k) WHERE v.k = s.k), s.k FROM (SELECT 1 AS k) s WHERE EXISTS (SELECT 1 FROM (VALUES (1)) w(k) WHERE w.k IN (s.k, 2))").await,

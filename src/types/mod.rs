@@ -13,6 +13,7 @@ pub mod json_fns;
 pub mod jsonb;
 pub mod like;
 pub mod output;
+pub mod pg_format;
 pub mod text;
 pub mod typed;
 pub mod uuid;

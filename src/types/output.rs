@@ -265,6 +265,58 @@ fn array_element(out: &mut String, v: &str) {
     out.push('"');
 }
 
+/// An interval as PostgreSQL prints it (`IntervalStyle` postgres): `1 year
+/// 2 mons -3 days +04:05:06.5`, `00:00:00` when zero.
+pub fn interval_text(months: i32, days: i32, nanos: i64) -> String {
+    let mut out = String::new();
+    let mut before_negative = false;
+    let mut zero = true;
+    let mut part = |out: &mut String, v: i64, unit: &str| {
+        if v == 0 {
+            return;
+        }
+        if !zero {
+            out.push(' ');
+        }
+        let plus = if !zero && before_negative && v > 0 {
+            "+"
+        } else {
+            ""
+        };
+        let plural = if v == 1 { "" } else { "s" };
+        out.push_str(&format!("{plus}{v} {unit}{plural}"));
+        before_negative = v < 0;
+        zero = false;
+    };
+    part(&mut out, i64::from(months / 12), "year");
+    part(&mut out, i64::from(months % 12), "mon");
+    part(&mut out, i64::from(days), "day");
+    let micros = nanos / 1000;
+    if micros != 0 || zero {
+        if !zero {
+            out.push(' ');
+        }
+        let sign = if micros < 0 {
+            "-"
+        } else if before_negative {
+            "+"
+        } else {
+            ""
+        };
+        let m = micros.unsigned_abs();
+        let (h, rest) = (m / 3_600_000_000, m % 3_600_000_000);
+        let (min, rest) = (rest / 60_000_000, rest % 60_000_000);
+        let (sec, frac) = (rest / 1_000_000, rest % 1_000_000);
+        out.push_str(&format!("{sign}{h:02}:{min:02}:{sec:02}"));
+        if frac != 0 {
+            let f = format!("{frac:06}");
+            out.push('.');
+            out.push_str(f.trim_end_matches('0'));
+        }
+    }
+    out
+}
+
 /// `arr` as PostgreSQL prints it, for the types Arrow prints otherwise.
 pub fn render(arr: &ArrayRef) -> Option<ArrayRef> {
     Some(match arr.data_type() {
@@ -308,6 +360,13 @@ pub fn render(arr: &ArrayRef) -> Option<ArrayRef> {
                 }
             }
         }
+        DataType::Interval(datafusion::arrow::datatypes::IntervalUnit::MonthDayNano) => {
+            let a = arr.as_primitive::<datafusion::arrow::datatypes::IntervalMonthDayNanoType>();
+            strings(arr, |i| {
+                let v = a.value(i);
+                interval_text(v.months, v.days, v.nanoseconds)
+            })
+        }
         _ => return None,
     })
 }
@@ -316,13 +375,29 @@ pub fn render(arr: &ArrayRef) -> Option<ArrayRef> {
 pub fn renders(t: &DataType) -> bool {
     matches!(
         t,
-        DataType::Float64 | DataType::Float32 | DataType::Timestamp(..)
+        DataType::Float64
+            | DataType::Float32
+            | DataType::Timestamp(..)
+            | DataType::Interval(datafusion::arrow::datatypes::IntervalUnit::MonthDayNano)
     )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn intervals_print_like_postgres() {
+        assert_eq!(interval_text(0, 0, 0), "00:00:00");
+        assert_eq!(interval_text(1, 15, 0), "1 mon 15 days");
+        assert_eq!(
+            interval_text(14, 1, 3_600_000_000_000),
+            "1 year 2 mons 1 day 01:00:00"
+        );
+        assert_eq!(interval_text(0, -1, 7_200_000_000_000), "-1 days +02:00:00");
+        assert_eq!(interval_text(0, 0, -1_500_000_000), "-00:00:01.5");
+        assert_eq!(interval_text(-13, 0, 0), "-1 years -1 mons");
+    }
 
     #[test]
     fn arrays_print_like_postgres() {

@@ -222,6 +222,95 @@ async fn repeated_result_names_and_built_json_are_described_as_postgres_does() {
 }
 
 #[tokio::test]
+async fn ranks_extract_and_date_functions_are_described_as_postgres_does() {
+    let server = Server::start();
+    let c = server.connect().await;
+    let s = c
+        .prepare(
+            "SELECT ntile(2) OVER (ORDER BY x), row_number() OVER (), \
+                    rank() OVER (ORDER BY x), dense_rank() OVER (ORDER BY x), \
+                    EXTRACT(SECOND FROM TIMESTAMP '2024-01-01 10:00:01.5'), \
+                    date_part('second', TIMESTAMP '2024-01-01 10:00:01.5'), \
+                    date_trunc('month', DATE '2024-02-10'), to_timestamp(0), \
+                    to_char(x, 'FM000'), to_date('04/07/2026', 'DD/MM/YYYY'), \
+                    INTERVAL '1 day' * x \
+             FROM (VALUES (1), (2)) v(x) ORDER BY x",
+        )
+        .await
+        .unwrap();
+    let types: Vec<_> = s
+        .columns()
+        .iter()
+        .map(|c| c.type_().name().to_string())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "int4",
+            "int8",
+            "int8",
+            "int8",
+            "numeric",
+            "float8",
+            "timestamptz",
+            "timestamptz",
+            "text",
+            "date",
+            "interval"
+        ]
+    );
+    let rows: Vec<String> = c
+        .simple_query(
+            "SELECT ntile(2) OVER (ORDER BY x), EXTRACT(SECOND FROM TIMESTAMP '2024-01-01 10:00:01.5'), \
+                    to_char(x * 1234.5, 'FM9,999.00'), INTERVAL '1 month' * 1.5 \
+             FROM (VALUES (1), (2)) v(x) ORDER BY x",
+        )
+        .await
+        .unwrap()
+        .iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => Some(
+                (0..r.len())
+                    .map(|i| r.get(i).unwrap_or("NULL").to_string())
+                    .collect::<Vec<_>>()
+                    .join("|"),
+            ),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            "1|1.500000|1,234.50|1 mon 15 days",
+            "2|1.500000|2,469.00|1 mon 15 days"
+        ]
+    );
+    // SQL PREPARE / EXECUTE, through the simple protocol.
+    c.batch_execute(
+        "CREATE TABLE pe (id integer, name text);
+         PREPARE ins (integer, text) AS INSERT INTO pe VALUES ($1, $2);
+         EXECUTE ins(1, 'a'); EXECUTE ins(1 + 1, 'b' || 'c');
+         PREPARE get AS SELECT name FROM pe WHERE id = $1;",
+    )
+    .await
+    .unwrap();
+    let rows = rows_of(&c.simple_query("EXECUTE get(2)").await.unwrap());
+    assert_eq!(rows, ["bc"]);
+    let e = c.simple_query("EXECUTE get(1, 2)").await.unwrap_err();
+    assert_eq!(e.code().unwrap().code(), "42601");
+    let e = c.simple_query("PREPARE get AS SELECT 1").await.unwrap_err();
+    assert_eq!(e.code().unwrap().code(), "42P05");
+    let e = c
+        .simple_query("PREPARE bad AS SELECT * FROM nosuch")
+        .await
+        .unwrap_err();
+    assert_eq!(e.code().unwrap().code(), "42P01");
+    c.batch_execute("DEALLOCATE get").await.unwrap();
+    let e = c.simple_query("EXECUTE get(2)").await.unwrap_err();
+    assert_eq!(e.code().unwrap().code(), "26000");
+}
+
+#[tokio::test]
 async fn cursors_fetch_in_pieces_and_prepared_statements_are_listed() {
     let server = Server::start();
     let c = server.connect().await;

@@ -16,6 +16,7 @@ mod features;
 mod lakehouse;
 mod matview;
 mod orchestration;
+mod prepare;
 mod query;
 mod session;
 mod write;
@@ -200,6 +201,28 @@ fn plain_sql_handler(s: Statement) -> Box<dyn Handler> {
             Box::new(write::Dml(s))
         }
         Statement::Truncate(t) => Box::new(write::Truncate(t)),
+        Statement::Prepare {
+            name,
+            data_types,
+            statement,
+        } => Box::new(prepare::Prepare {
+            name,
+            types: data_types,
+            statement,
+        }),
+        Statement::Execute {
+            name,
+            parameters,
+            immediate: false,
+            into,
+            using,
+            output: false,
+            default: false,
+            ..
+        } if into.is_empty() && using.is_empty() => Box::new(prepare::Execute {
+            name,
+            values: parameters,
+        }),
         Statement::CreateSchema { .. }
         | Statement::CreateView(_)
         | Statement::Drop { .. }

@@ -1,0 +1,1008 @@
+//! PostgreSQL's formatting functions with PostgreSQL's template patterns:
+//! `to_char(timestamp | date | number, 'YYYY-MM-DD HH24:MI:SS' | 'FM9990.00')`,
+//! `to_date(text, 'DD/MM/YYYY')`, `to_timestamp(text, template)` and
+//! `to_timestamp(seconds)`. DataFusion's functions of those names take
+//! chrono's `%Y-%m-%d` patterns: given PostgreSQL's, `to_char` answered the
+//! template itself as the value (a wrong answer), `to_date` failed.
+
+use std::sync::Arc;
+
+use chrono::{Datelike, NaiveDate, NaiveDateTime, Timelike};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, Date32Builder, StringBuilder, TimestampMicrosecondBuilder,
+};
+use datafusion::arrow::datatypes::{DataType, Float64Type, TimeUnit, TimestampMicrosecondType};
+use datafusion::common::{DataFusionError, ScalarValue, exec_err, plan_err};
+use datafusion::error::Result;
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+
+/// One piece of a datetime template.
+#[derive(Debug, Clone, PartialEq)]
+enum Piece {
+    /// A field (`YYYY`, `Mon`, ...) with the FM (no padding) and TH
+    /// (ordinal suffix, `th` lower case) modifiers.
+    Field {
+        name: &'static str,
+        fm: bool,
+        th: Option<bool>,
+    },
+    Text(String),
+}
+
+/// The field patterns, longest first where one is a prefix of another.
+/// Case matters for names (`Month`, `MONTH`, `month`); other patterns are
+/// matched without case, as PostgreSQL does.
+const FIELDS: &[&str] = &[
+    "HH24", "HH12", "HH", "MI", "SSSSS", "SSSS", "SS", "MS", "US", "FF1", "FF2", "FF3", "FF4",
+    "FF5", "FF6", "A.M.", "a.m.", "P.M.", "p.m.", "AM", "am", "PM", "pm", "Y,YYY", "YYYY", "YYY",
+    "YY", "Y", "IYYY", "IYY", "IY", "I", "MONTH", "Month", "month", "MON", "Mon", "mon", "MM",
+    "DAY", "Day", "day", "DY", "Dy", "dy", "DDD", "DD", "D", "IDDD", "ID", "WW", "W", "IW", "CC",
+    "J", "Q", "TZH", "TZM", "TZ", "tz", "OF", "BC", "AD", "bc", "ad",
+];
+
+/// Case-sensitive patterns (their case chooses the output's).
+fn case_sensitive(f: &str) -> bool {
+    f.chars().any(|c| c.is_ascii_lowercase())
+        || matches!(
+            f,
+            "MONTH" | "MON" | "DAY" | "DY" | "AM" | "PM" | "A.M." | "P.M."
+        )
+        || matches!(f, "TZ" | "BC" | "AD")
+}
+
+fn field_at(rest: &str) -> Option<&'static str> {
+    // The longest pattern that matches here.
+    let mut best: Option<&'static str> = None;
+    for f in FIELDS {
+        let Some(head) = rest.get(..f.len()) else {
+            continue;
+        };
+        let hit = if case_sensitive(f) {
+            head == *f
+        } else {
+            head.eq_ignore_ascii_case(f)
+        };
+        if hit && best.is_none_or(|b| f.len() > b.len()) {
+            best = Some(f);
+        }
+    }
+    // The case-insensitive form of a case-sensitive name (`mONTH`) is the
+    // name with its first letters' case.
+    best
+}
+
+fn pieces(template: &str) -> Vec<Piece> {
+    let mut out = Vec::new();
+    let mut text = String::new();
+    let mut rest = template;
+    while !rest.is_empty() {
+        if let Some(r) = rest.strip_prefix('"') {
+            // Quoted text, with backslash escapes.
+            let mut chars = r.char_indices();
+            let mut end = r.len();
+            while let Some((i, c)) = chars.next() {
+                match c {
+                    '\\' => {
+                        if let Some((_, n)) = chars.next() {
+                            text.push(n);
+                        }
+                    }
+                    '"' => {
+                        end = i + 1;
+                        break;
+                    }
+                    c => text.push(c),
+                }
+            }
+            rest = &r[end.min(r.len())..];
+            continue;
+        }
+        if let Some(r) = rest.strip_prefix('\\')
+            && let Some(c) = r.chars().next()
+        {
+            text.push(c);
+            rest = &r[c.len_utf8()..];
+            continue;
+        }
+        let mut fm = false;
+        let mut r = rest;
+        loop {
+            let upper = r.get(..2).map(str::to_ascii_uppercase);
+            match upper.as_deref() {
+                Some("FM") => {
+                    fm = true;
+                    r = &r[2..];
+                }
+                Some("FX" | "TM") => r = &r[2..],
+                _ => break,
+            }
+        }
+        if let Some(name) = field_at(r) {
+            if !text.is_empty() {
+                out.push(Piece::Text(std::mem::take(&mut text)));
+            }
+            r = &r[name.len()..];
+            let th = match r.get(..2) {
+                Some("TH") => Some(false),
+                Some("th") => Some(true),
+                _ => None,
+            };
+            if th.is_some() {
+                r = &r[2..];
+            }
+            out.push(Piece::Field { name, fm, th });
+            rest = r;
+            continue;
+        }
+        let c = rest.chars().next().expect("not empty");
+        text.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    if !text.is_empty() {
+        out.push(Piece::Text(text));
+    }
+    out
+}
+
+const MONTHS: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
+const DAYS: [&str; 7] = [
+    "Sunday",
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+];
+
+fn ordinal(n: i64, lower: bool) -> &'static str {
+    let s = match (n % 100, n % 10) {
+        (11..=13, _) => "th",
+        (_, 1) => "st",
+        (_, 2) => "nd",
+        (_, 3) => "rd",
+        _ => "th",
+    };
+    if lower {
+        s
+    } else {
+        match s {
+            "st" => "ST",
+            "nd" => "ND",
+            "rd" => "RD",
+            _ => "TH",
+        }
+    }
+}
+
+/// A name in the case of its pattern (`MONTH`, `Month`, `month`), padded
+/// to `width` unless FM.
+fn named(name: &str, pattern: &str, width: usize, fm: bool) -> String {
+    let s = if pattern.chars().all(|c| c.is_ascii_uppercase()) {
+        name.to_ascii_uppercase()
+    } else if pattern.chars().all(|c| c.is_ascii_lowercase()) {
+        name.to_ascii_lowercase()
+    } else {
+        name.to_string()
+    };
+    if fm { s } else { format!("{s:<width$}") }
+}
+
+/// `dt` (with UTC offset `offset` seconds for a timestamptz) as `template`
+/// says.
+fn format_datetime(dt: NaiveDateTime, offset: Option<i32>, template: &[Piece]) -> String {
+    let mut out = String::new();
+    for p in template {
+        let (name, fm, th) = match p {
+            Piece::Text(t) => {
+                out.push_str(t);
+                continue;
+            }
+            Piece::Field { name, fm, th } => (*name, *fm, *th),
+        };
+        let num = |v: i64, width: usize| -> String {
+            let s = if fm {
+                v.to_string()
+            } else if v < 0 {
+                format!("-{:0width$}", -v)
+            } else {
+                format!("{v:0width$}")
+            };
+            match th {
+                Some(lower) => format!("{s}{}", ordinal(v, lower)),
+                None => s,
+            }
+        };
+        let hour12 = match dt.hour() % 12 {
+            0 => 12,
+            h => h,
+        };
+        let year = i64::from(dt.year());
+        let iso = dt.iso_week();
+        let s = match name.to_ascii_uppercase().as_str() {
+            "HH24" => num(i64::from(dt.hour()), 2),
+            "HH12" | "HH" => num(i64::from(hour12), 2),
+            "MI" => num(i64::from(dt.minute()), 2),
+            "SS" => num(i64::from(dt.second()), 2),
+            "SSSS" | "SSSSS" => num(i64::from(dt.num_seconds_from_midnight()), 0),
+            "MS" => num(i64::from(dt.nanosecond() / 1_000_000), 3),
+            "US" => num(i64::from(dt.nanosecond() / 1_000), 6),
+            f if f.starts_with("FF") => {
+                let digits: u32 = f[2..].parse().unwrap_or(6);
+                num(
+                    i64::from(dt.nanosecond() / 10u32.pow(9 - digits)),
+                    digits as usize,
+                )
+            }
+            "AM" | "PM" | "A.M." | "P.M." => {
+                let pm = dt.hour() >= 12;
+                let s = match (name.contains('.'), pm) {
+                    (false, false) => "AM",
+                    (false, true) => "PM",
+                    (true, false) => "A.M.",
+                    (true, true) => "P.M.",
+                };
+                if name.chars().any(|c| c.is_ascii_lowercase()) {
+                    s.to_ascii_lowercase()
+                } else {
+                    s.to_string()
+                }
+            }
+            "Y,YYY" => {
+                let y = year.abs();
+                format!("{},{:03}", y / 1000, y % 1000)
+            }
+            "YYYY" => num(year, 4),
+            "YYY" => num(year % 1000, 3),
+            "YY" => num(year % 100, 2),
+            "Y" => num(year % 10, 1),
+            "IYYY" => num(i64::from(iso.year()), 4),
+            "IYY" => num(i64::from(iso.year()) % 1000, 3),
+            "IY" => num(i64::from(iso.year()) % 100, 2),
+            "I" => num(i64::from(iso.year()) % 10, 1),
+            "MONTH" => named(MONTHS[dt.month0() as usize], name, 9, fm),
+            "MON" => named(&MONTHS[dt.month0() as usize][..3], name, 3, fm),
+            "MM" => num(i64::from(dt.month()), 2),
+            "DAY" => named(
+                DAYS[dt.weekday().num_days_from_sunday() as usize],
+                name,
+                9,
+                fm,
+            ),
+            "DY" => named(
+                &DAYS[dt.weekday().num_days_from_sunday() as usize][..3],
+                name,
+                3,
+                fm,
+            ),
+            "DDD" => num(i64::from(dt.ordinal()), 3),
+            "DD" => num(i64::from(dt.day()), 2),
+            "D" => num(i64::from(dt.weekday().number_from_sunday()), 1),
+            "IDDD" => num(
+                i64::from((iso.week() - 1) * 7 + dt.weekday().number_from_monday()),
+                3,
+            ),
+            "ID" => num(i64::from(dt.weekday().number_from_monday()), 1),
+            "WW" => num(i64::from((dt.ordinal() - 1) / 7 + 1), 2),
+            "W" => num(i64::from((dt.day() - 1) / 7 + 1), 1),
+            "IW" => num(i64::from(iso.week()), 2),
+            "CC" => num(
+                if year > 0 {
+                    (year + 99) / 100
+                } else {
+                    -((99 - year) / 100)
+                },
+                2,
+            ),
+            "J" => num(i64::from(dt.date().num_days_from_ce()) + 1_721_425, 0),
+            "Q" => num(i64::from(dt.month0() / 3 + 1), 1),
+            "BC" | "AD" => {
+                let s = if year > 0 { "AD" } else { "BC" };
+                if name.chars().any(|c| c.is_ascii_lowercase()) {
+                    s.to_ascii_lowercase()
+                } else {
+                    s.to_string()
+                }
+            }
+            "TZ" => match offset {
+                Some(0) => {
+                    if name == "tz" {
+                        "utc".into()
+                    } else {
+                        "UTC".into()
+                    }
+                }
+                _ => String::new(),
+            },
+            "OF" | "TZH" | "TZM" => {
+                let o = offset.unwrap_or(0);
+                let sign = if o < 0 { '-' } else { '+' };
+                let (h, m) = (o.abs() / 3600, o.abs() % 3600 / 60);
+                match name {
+                    "TZH" => format!("{sign}{h:02}"),
+                    "TZM" => format!("{m:02}"),
+                    _ if m == 0 => format!("{sign}{h:02}"),
+                    _ => format!("{sign}{h:02}:{m:02}"),
+                }
+            }
+            _ => String::new(),
+        };
+        out.push_str(&s);
+    }
+    out
+}
+
+/// `text` read as `template` says, as `to_date` / `to_timestamp` do:
+/// fields not in the template are the first of January, midnight.
+fn parse_datetime(text: &str, template: &str) -> std::result::Result<NaiveDateTime, String> {
+    use chrono::format::{Parsed, StrftimeItems, parse};
+    let mut fmt = String::new();
+    for p in pieces(template) {
+        match p {
+            Piece::Text(t) => {
+                for c in t.chars() {
+                    if c == '%' {
+                        fmt.push_str("%%");
+                    } else {
+                        fmt.push(c);
+                    }
+                }
+            }
+            Piece::Field { name, .. } => {
+                let f = match name.to_ascii_uppercase().as_str() {
+                    "HH24" => "%H",
+                    "HH12" | "HH" => "%I",
+                    "MI" => "%M",
+                    "SS" => "%S",
+                    "MS" => "%3f",
+                    "US" => "%6f",
+                    "AM" | "PM" => "%p",
+                    "YYYY" => "%Y",
+                    "YY" => "%y",
+                    "MONTH" => "%B",
+                    "MON" => "%b",
+                    "MM" => "%m",
+                    "DAY" => "%A",
+                    "DY" => "%a",
+                    "DDD" => "%j",
+                    "DD" => "%d",
+                    "IYYY" => "%G",
+                    "IW" => "%V",
+                    "TZH" => "%#z",
+                    other => {
+                        return Err(format!(
+                            "formatting field \"{other}\" is only supported in to_char"
+                        ));
+                    }
+                };
+                fmt.push_str(f);
+            }
+        }
+    }
+    let mut parsed = Parsed::new();
+    parse(&mut parsed, text.trim(), StrftimeItems::new(&fmt))
+        .map_err(|e| format!("invalid value \"{text}\" for \"{template}\" ({e})"))?;
+    if parsed.month().is_none() && parsed.ordinal().is_none() {
+        let _ = parsed.set_month(1);
+    }
+    if parsed.day().is_none() && parsed.ordinal().is_none() {
+        let _ = parsed.set_day(1);
+    }
+    if parsed.year().is_none() && parsed.isoyear().is_none() && parsed.year_mod_100().is_none() {
+        let _ = parsed.set_year(1);
+    }
+    let date = parsed
+        .to_naive_date()
+        .map_err(|_| format!("date/time field value out of range: \"{text}\""))?;
+    if parsed.hour_div_12().is_none() && parsed.hour_mod_12().is_none() {
+        let _ = parsed.set_hour(0);
+    }
+    if parsed.minute().is_none() {
+        let _ = parsed.set_minute(0);
+    }
+    let time = parsed
+        .to_naive_time()
+        .map_err(|_| format!("date/time field value out of range: \"{text}\""))?;
+    let dt = date.and_time(time);
+    Ok(match parsed.offset() {
+        Some(o) => dt - chrono::Duration::seconds(i64::from(o)),
+        None => dt,
+    })
+}
+
+/// One piece of a numeric template.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum NumPiece {
+    Nine,
+    Zero,
+    Point,
+    Group,
+    /// `S`: the sign, `+` or `-`, next to the number.
+    Sign,
+    /// `MI`, `PL`, `SG`: a minus, a plus, either, where written.
+    Minus,
+    Plus,
+    PlusMinus,
+    Char(char),
+}
+
+fn numeric_template(template: &str) -> std::result::Result<(Vec<NumPiece>, bool), String> {
+    let mut out = Vec::new();
+    let mut fm = false;
+    let upper = template.to_ascii_uppercase();
+    let mut i = 0;
+    let bytes: Vec<char> = upper.chars().collect();
+    let original: Vec<char> = template.chars().collect();
+    while i < bytes.len() {
+        let two: String = bytes[i..bytes.len().min(i + 2)].iter().collect();
+        match two.as_str() {
+            "FM" => {
+                fm = true;
+                i += 2;
+                continue;
+            }
+            "MI" => {
+                out.push(NumPiece::Minus);
+                i += 2;
+                continue;
+            }
+            "PL" => {
+                out.push(NumPiece::Plus);
+                i += 2;
+                continue;
+            }
+            "SG" => {
+                out.push(NumPiece::PlusMinus);
+                i += 2;
+                continue;
+            }
+            "EE" | "RN" | "TH" => {
+                return Err(format!(
+                    "the numeric template pattern \"{}\" is not supported",
+                    &template[i..]
+                ));
+            }
+            _ => {}
+        }
+        out.push(match bytes[i] {
+            '9' => NumPiece::Nine,
+            '0' => NumPiece::Zero,
+            '.' | 'D' => NumPiece::Point,
+            ',' | 'G' => NumPiece::Group,
+            'S' => NumPiece::Sign,
+            'V' | 'L' | 'B' => {
+                return Err(format!(
+                    "the numeric template pattern \"{}\" is not supported",
+                    original[i]
+                ));
+            }
+            _ => NumPiece::Char(original[i]),
+        });
+        i += 1;
+    }
+    Ok((out, fm))
+}
+
+/// The decimal digits of `value` (a number's text: `-12.345`), rounded
+/// half away from zero to `scale` fraction digits: (negative, whole part
+/// without leading zeros, fraction of exactly `scale` digits).
+fn rounded_digits(value: &str, scale: usize) -> (bool, String, String) {
+    let (negative, v) = match value.strip_prefix('-') {
+        Some(v) => (true, v),
+        None => (false, value),
+    };
+    let (whole, frac) = v.split_once('.').unwrap_or((v, ""));
+    let mut digits: Vec<u8> = whole
+        .bytes()
+        .chain(frac.bytes().chain(std::iter::repeat(b'0')).take(scale))
+        .map(|b| b - b'0')
+        .collect();
+    if frac.as_bytes().get(scale).is_some_and(|d| *d >= b'5') {
+        let mut i = digits.len();
+        loop {
+            if i == 0 {
+                digits.insert(0, 1);
+                break;
+            }
+            i -= 1;
+            if digits[i] == 9 {
+                digits[i] = 0;
+            } else {
+                digits[i] += 1;
+                break;
+            }
+        }
+    }
+    let split = digits.len() - scale;
+    let text = |d: &[u8]| d.iter().map(|d| char::from(b'0' + d)).collect::<String>();
+    let whole = text(&digits[..split]).trim_start_matches('0').to_string();
+    let frac = text(&digits[split..]);
+    let zero = whole.is_empty() && frac.bytes().all(|b| b == b'0');
+    (negative && !zero, whole, frac)
+}
+
+/// A number (its decimal text) as a numeric template says.
+fn format_number(value: &str, template: &[NumPiece], fm: bool) -> String {
+    let point = template.iter().position(|p| *p == NumPiece::Point);
+    let is_digit = |p: &NumPiece| matches!(p, NumPiece::Nine | NumPiece::Zero);
+    let whole_positions = template[..point.unwrap_or(template.len())]
+        .iter()
+        .filter(|p| is_digit(p))
+        .count();
+    let frac_positions = point.map_or(0, |at| {
+        template[at..].iter().filter(|p| is_digit(p)).count()
+    });
+    let (negative, mut whole, frac) = rounded_digits(value, frac_positions);
+    // The sign next to the number: `S` before its first digit, or, with
+    // no `S`, `MI` or `SG`, a minus (a blank when positive, unless FM).
+    // `MI`, `PL`, `SG` and a trailing `S` print where they are written.
+    let first_digit = template
+        .iter()
+        .position(|p| is_digit(p) || *p == NumPiece::Point);
+    let leading_s = template
+        .iter()
+        .position(|p| *p == NumPiece::Sign)
+        .is_some_and(|at| first_digit.is_none_or(|d| at < d));
+    let placed_sign = template
+        .iter()
+        .any(|p| matches!(p, NumPiece::Sign | NumPiece::Minus | NumPiece::PlusMinus));
+    // No whole-number position: PostgreSQL prints every digit as `#`.
+    let overflow = whole.len() > whole_positions || whole_positions == 0;
+    let anchored: Option<char> = if leading_s {
+        Some(if negative { '-' } else { '+' })
+    } else if placed_sign || (!negative && fm) {
+        None
+    } else {
+        Some(if negative { '-' } else { ' ' })
+    };
+    // The last fraction position that prints in FM (trailing 9s drop).
+    let last_kept = if fm {
+        let mut last = None;
+        let mut n = 0;
+        for p in template
+            .iter()
+            .skip(point.map_or(template.len(), |p| p + 1))
+        {
+            if is_digit(p) {
+                let d = frac.as_bytes()[n];
+                if *p == NumPiece::Zero || d != b'0' {
+                    last = Some(n);
+                }
+                n += 1;
+            }
+        }
+        last
+    } else {
+        frac_positions.checked_sub(1)
+    };
+    // A number that would print no digit at all prints its units' zero.
+    if whole.is_empty() && last_kept.is_none() {
+        whole.push('0');
+    }
+    let mut out = String::new();
+    let mut started = false;
+    let mut whole_index = 0;
+    let mut frac_index = 0;
+    let mut after_point = false;
+    let sign_char = |out: &mut String| {
+        if let Some(c) = anchored {
+            out.push(c);
+        }
+    };
+    for p in template {
+        match p {
+            NumPiece::Nine | NumPiece::Zero if !after_point => {
+                let lead = whole_positions - whole.len().min(whole_positions);
+                if overflow {
+                    if !started {
+                        sign_char(&mut out);
+                        started = true;
+                    }
+                    out.push('#');
+                } else if whole_index < lead {
+                    if *p == NumPiece::Zero && !started {
+                        sign_char(&mut out);
+                        started = true;
+                    }
+                    if started {
+                        out.push('0');
+                    } else if !fm {
+                        out.push(' ');
+                    }
+                } else {
+                    if !started {
+                        sign_char(&mut out);
+                        started = true;
+                    }
+                    out.push(char::from(whole.as_bytes()[whole_index - lead]));
+                }
+                whole_index += 1;
+            }
+            NumPiece::Nine | NumPiece::Zero => {
+                if overflow {
+                    out.push('#');
+                } else if last_kept.is_some_and(|l| frac_index <= l) {
+                    out.push(char::from(frac.as_bytes()[frac_index]));
+                }
+                frac_index += 1;
+            }
+            // A point with no fraction position after it ends the output.
+            // (A number too wide for the template keeps it.)
+            NumPiece::Point if frac_positions == 0 && !overflow => break,
+            NumPiece::Point => {
+                if !started {
+                    sign_char(&mut out);
+                    started = true;
+                }
+                after_point = true;
+                out.push('.');
+            }
+            NumPiece::Group => {
+                if started {
+                    out.push(',');
+                } else if !fm {
+                    out.push(' ');
+                }
+            }
+            NumPiece::Sign if leading_s => {}
+            NumPiece::Sign => out.push(if negative { '-' } else { '+' }),
+            NumPiece::Minus => {
+                if negative {
+                    out.push('-')
+                } else if !fm {
+                    out.push(' ')
+                }
+            }
+            NumPiece::Plus => {
+                if !negative {
+                    out.push('+')
+                } else if !fm {
+                    out.push(' ')
+                }
+            }
+            NumPiece::PlusMinus => out.push(if negative { '-' } else { '+' }),
+            NumPiece::Char(c) => out.push(*c),
+        }
+    }
+    if !started {
+        // A template with no digit position: the sign's place only.
+        let mut s = String::new();
+        sign_char(&mut s);
+        out.insert_str(0, &s);
+    }
+    out
+}
+
+fn input_error(message: String) -> DataFusionError {
+    if message.contains("only supported in to_char") {
+        DataFusionError::NotImplemented(message)
+    } else {
+        DataFusionError::Execution(message)
+    }
+}
+
+/// The template: a constant, as in every real use.
+fn template_of(v: &ColumnarValue) -> Result<Option<String>> {
+    match v {
+        ColumnarValue::Scalar(s) => Ok(s.try_as_str().flatten().map(str::to_string)),
+        ColumnarValue::Array(_) => {
+            exec_err!("the template of to_char, to_date or to_timestamp must be a constant")
+        }
+    }
+}
+
+fn finish(array: ArrayRef, scalar: bool) -> Result<ColumnarValue> {
+    Ok(if scalar {
+        ColumnarValue::Scalar(ScalarValue::try_from_array(&array, 0)?)
+    } else {
+        ColumnarValue::Array(array)
+    })
+}
+
+fn all_scalar(args: &[ColumnarValue]) -> bool {
+    args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)))
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ToChar {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for ToChar {
+    fn name(&self) -> &str {
+        "to_char"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, args: &[DataType]) -> Result<DataType> {
+        match args.first() {
+            Some(
+                DataType::Date32
+                | DataType::Date64
+                | DataType::Timestamp(..)
+                | DataType::Null
+                | DataType::Utf8
+                | DataType::Utf8View
+                | DataType::LargeUtf8,
+            ) => Ok(DataType::Utf8),
+            Some(t) if t.is_numeric() => Ok(DataType::Utf8),
+            Some(t) => plan_err!(
+                "function to_char({}, text) does not exist",
+                super::PgType::from_arrow(t).name
+            ),
+            None => plan_err!("to_char needs a value and a template"),
+        }
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let scalar = all_scalar(&args.args);
+        let n = args.number_rows;
+        let Some(template) = template_of(&args.args[1])? else {
+            return Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)));
+        };
+        let input = args.args[0].to_array(n)?;
+        let mut out = StringBuilder::with_capacity(n, n * template.len());
+        match input.data_type() {
+            t if t.is_numeric() => {
+                let (pieces, fm) =
+                    numeric_template(&template).map_err(DataFusionError::NotImplemented)?;
+                let text = match t {
+                    DataType::Float32 | DataType::Float64 => {
+                        // PostgreSQL rounds a float to 15 significant digits first.
+                        let f = datafusion::arrow::compute::cast(&input, &DataType::Float64)?;
+                        let f = f.as_primitive::<Float64Type>();
+                        let mut b = StringBuilder::with_capacity(n, n * 16);
+                        for i in 0..f.len() {
+                            if f.is_null(i) {
+                                b.append_null();
+                            } else {
+                                b.append_value(float_text(f.value(i)));
+                            }
+                        }
+                        Arc::new(b.finish()) as ArrayRef
+                    }
+                    _ => datafusion::arrow::compute::cast(&input, &DataType::Utf8)?,
+                };
+                let text = text.as_string::<i32>();
+                for i in 0..text.len() {
+                    if text.is_null(i) {
+                        out.append_null();
+                    } else {
+                        out.append_value(format_number(text.value(i), &pieces, fm));
+                    }
+                }
+            }
+            _ => {
+                let pieces = pieces(&template);
+                let offset =
+                    matches!(input.data_type(), DataType::Timestamp(_, Some(_))).then_some(0);
+                let micros = datafusion::arrow::compute::cast(
+                    &input,
+                    &DataType::Timestamp(TimeUnit::Microsecond, None),
+                )?;
+                let micros = micros.as_primitive::<TimestampMicrosecondType>();
+                for i in 0..micros.len() {
+                    if micros.is_null(i) {
+                        out.append_null();
+                        continue;
+                    }
+                    let Some(dt) = chrono::DateTime::from_timestamp_micros(micros.value(i)) else {
+                        return exec_err!("timestamp out of range");
+                    };
+                    out.append_value(format_datetime(dt.naive_utc(), offset, &pieces));
+                }
+            }
+        }
+        finish(Arc::new(out.finish()), scalar)
+    }
+}
+
+/// A float's digits as PostgreSQL's `to_char(float8)` reads them: 15
+/// significant digits.
+fn float_text(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return "0".into();
+    }
+    let digits = 15 - 1 - v.abs().log10().floor() as i32;
+    format!("{:.*}", digits.clamp(0, 30) as usize, v)
+}
+
+/// `to_date(text, template)` and `to_timestamp(text, template)`;
+/// `to_timestamp(seconds)`.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Parse {
+    signature: Signature,
+    timestamp: bool,
+}
+
+impl ScalarUDFImpl for Parse {
+    fn name(&self) -> &str {
+        if self.timestamp {
+            "to_timestamp"
+        } else {
+            "to_date"
+        }
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, args: &[DataType]) -> Result<DataType> {
+        let fits = match args {
+            [t] => self.timestamp && (t.is_numeric() || *t == DataType::Null),
+            [_, _] => true,
+            _ => false,
+        };
+        if !fits {
+            let names: Vec<String> = args
+                .iter()
+                .map(|t| super::PgType::from_arrow(t).name)
+                .collect();
+            return plan_err!(
+                "function {}({}) does not exist",
+                self.name(),
+                names.join(", ")
+            );
+        }
+        Ok(if self.timestamp {
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+        } else {
+            DataType::Date32
+        })
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let scalar = all_scalar(&args.args);
+        let n = args.number_rows;
+        let input = args.args[0].to_array(n)?;
+        if args.args.len() == 1 {
+            if !self.timestamp || !input.data_type().is_numeric() {
+                return plan_err!("{} needs a template", self.name());
+            }
+            // Seconds since the epoch, with their fraction.
+            let f = datafusion::arrow::compute::cast(&input, &DataType::Float64)?;
+            let f = f.as_primitive::<Float64Type>();
+            let mut b = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
+            for i in 0..f.len() {
+                if f.is_null(i) {
+                    b.append_null();
+                    continue;
+                }
+                let micros = (f.value(i) * 1e6).round();
+                if !micros.is_finite() || micros.abs() > 9.2e18 {
+                    return exec_err!("timestamp out of range: \"{}\"", f.value(i));
+                }
+                b.append_value(micros as i64);
+            }
+            return finish(Arc::new(b.finish()), scalar);
+        }
+        let Some(template) = template_of(&args.args[1])? else {
+            let t = if self.timestamp {
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+            } else {
+                DataType::Date32
+            };
+            return Ok(ColumnarValue::Scalar(ScalarValue::try_from(&t)?));
+        };
+        let text = datafusion::arrow::compute::cast(&input, &DataType::Utf8)?;
+        let text = text.as_string::<i32>();
+        let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
+        let array: ArrayRef = if self.timestamp {
+            let mut b = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
+            for i in 0..text.len() {
+                if text.is_null(i) {
+                    b.append_null();
+                    continue;
+                }
+                let dt = parse_datetime(text.value(i), &template).map_err(input_error)?;
+                b.append_value(dt.and_utc().timestamp_micros());
+            }
+            Arc::new(b.finish())
+        } else {
+            let mut b = Date32Builder::with_capacity(n);
+            for i in 0..text.len() {
+                if text.is_null(i) {
+                    b.append_null();
+                    continue;
+                }
+                let dt = parse_datetime(text.value(i), &template).map_err(input_error)?;
+                b.append_value((dt.date() - epoch).num_days() as i32);
+            }
+            Arc::new(b.finish())
+        };
+        finish(array, scalar)
+    }
+}
+
+/// Register `to_char`, `to_date` and `to_timestamp` in place of
+/// DataFusion's functions of those names.
+pub fn register(ctx: &datafusion::prelude::SessionContext) {
+    ctx.register_udf(ScalarUDF::new_from_impl(ToChar {
+        signature: Signature::any(2, Volatility::Immutable),
+    }));
+    for timestamp in [false, true] {
+        ctx.register_udf(ScalarUDF::new_from_impl(Parse {
+            signature: Signature::variadic_any(Volatility::Immutable),
+            timestamp,
+        }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> NaiveDateTime {
+        NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f").unwrap()
+    }
+
+    fn char_of(s: &str, t: &str) -> String {
+        format_datetime(at(s), None, &pieces(t))
+    }
+
+    fn num(v: &str, t: &str) -> String {
+        let (p, fm) = numeric_template(t).unwrap();
+        format_number(v, &p, fm)
+    }
+
+    #[test]
+    fn datetime_templates() {
+        let t = "2024-03-05 14:07:09.5";
+        assert_eq!(char_of(t, "YYYY-MM-DD HH24:MI:SS"), "2024-03-05 14:07:09");
+        assert_eq!(char_of(t, "DD Mon YYYY"), "05 Mar 2024");
+        assert_eq!(char_of(t, "Month"), "March    ");
+        assert_eq!(char_of(t, "FMMonth FMDDth, YYYY"), "March 5th, 2024");
+        assert_eq!(char_of(t, "HH12:MI AM"), "02:07 PM");
+        assert_eq!(char_of(t, "Dy DAY d"), "Tue TUESDAY   3");
+        assert_eq!(char_of(t, "MS US"), "500 500000");
+        assert_eq!(char_of(t, "\"Q\"Q YYYY\"-W\"IW"), "Q1 2024-W10");
+        assert_eq!(char_of(t, "DDD J"), "065 2460375");
+    }
+
+    #[test]
+    fn datetime_input() {
+        assert_eq!(
+            parse_datetime("04/07/2026", "DD/MM/YYYY").unwrap(),
+            at("2026-07-04 00:00:00")
+        );
+        assert_eq!(
+            parse_datetime("2024-03-05 14:07", "YYYY-MM-DD HH24:MI").unwrap(),
+            at("2024-03-05 14:07:00")
+        );
+        assert_eq!(
+            parse_datetime("2024", "YYYY").unwrap(),
+            at("2024-01-01 00:00:00")
+        );
+        assert!(parse_datetime("31/02/2024", "DD/MM/YYYY").is_err());
+    }
+
+    #[test]
+    fn numeric_templates() {
+        assert_eq!(num("1234.5", "FM9999.00"), "1234.50");
+        assert_eq!(num("1234.5", "9999.99"), " 1234.50");
+        assert_eq!(num("1234.5", "FM9999.99"), "1234.5");
+        assert_eq!(num("-5", "999"), "  -5");
+        assert_eq!(num("5", "999"), "   5");
+        assert_eq!(num("0.5", "999.99"), "    .50");
+        assert_eq!(num("5", "0999"), " 0005");
+        assert_eq!(num("1234567.891", "9,999,999.99"), " 1,234,567.89");
+        assert_eq!(num("12345", "999"), " ###");
+        assert_eq!(num("-12.5", "S999.9"), " -12.5");
+        assert_eq!(num("-12", "MI9999"), "-  12");
+        assert_eq!(num("12.5", "999.9MI"), " 12.5 ");
+        assert_eq!(num("0.995", "FM990.00"), "1.00");
+    }
+}
