@@ -56,6 +56,9 @@ EXTREME_LITERALS = {INT: ["2147483647", "-2147483647"], BIGINT: ["92233720368547
 INTERVALS = ["1 day", "1 month", "2 hours", "1 year", "30 minutes", "1 day 2 hours", "-1 day",
              "1 month 1 day"]
 TRUNC_UNITS = ["year", "quarter", "month", "week", "day", "hour", "minute"]
+DATETIME_TEMPLATES = ["YYYY-MM-DD", "DD/MM/YYYY HH24:MI:SS", "FMMonth FMDDth, YYYY", "Dy Mon DD YY",
+                      "HH12:MI AM", "IYYY-\"W\"IW ID", "Q DDD WW", "YYYYMMDD", "MS US", "DAY day"]
+NUMBER_TEMPLATES = ["FM999,999,990.00", "9999.99", "S9990", "999MI", "FM0000", "9G999D9", "99PL", "FM9.999"]
 DATE_FIELDS = ["YEAR", "MONTH", "DAY", "DOW", "DOY", "QUARTER", "EPOCH"]
 TS_FIELDS = DATE_FIELDS + ["HOUR", "MINUTE", "SECOND"]
 LIKE_PATTERNS = ["'a%'", "'%e'", "'%an%'", "'_i%'", "'b_'", "''", "'%'", "'%2'"]
@@ -259,6 +262,10 @@ class Gen:
             add(2, "concat", lambda: E("concat({0}, {1})", [x(TEXT), x(self.rtype((TEXT, INT, NUMERIC, DATE)))], TEXT))
             add(3, "cast", lambda: E("CAST({0} AS text)", [x(self.rtype((INT, BIGINT, NUMERIC, DATE, TS, BOOL)))], TEXT))
             add(1, "float_to_text", lambda: E("CAST({0} AS text)", [x(FLOAT)], TEXT))
+            add(2, "to_char", lambda: E("to_char({0}, '%s')" % self.pick(DATETIME_TEMPLATES),
+                                        [x(self.pick([DATE, TS]))], TEXT))
+            add(2, "to_char", lambda: E("to_char({0}, '%s')" % self.pick(NUMBER_TEMPLATES),
+                                        [x(self.pick([INT, NUMERIC]))], TEXT))
         elif t == BOOL:
             add(6, "comparison", lambda: self.comparison(ctx, d))
             add(2, "and_or", lambda: E("({0} AND {1})", [x(BOOL), x(BOOL)], BOOL))
@@ -282,6 +289,7 @@ class Gen:
             add(1, "date_arith", lambda: E("({0} - {1})", [x(DATE), lit(self.pick(["1", "31", "366"]), INT)], DATE))
             add(2, "cast", lambda: E("CAST({0} AS date)", [x(self.pick([TS, TSTZ]))], DATE))
             add(1, "interval", lambda: E("CAST(({0} + INTERVAL '%s') AS date)" % self.pick(INTERVALS), [x(DATE)], DATE))
+            add(1, "to_date", lambda: E("to_date(to_char({0}, 'DD/MM/YYYY'), 'DD/MM/YYYY')", [x(DATE)], DATE))
         elif t == TS:
             add(2, "date_trunc", lambda: E("date_trunc('%s', {0})" % self.pick(TRUNC_UNITS), [x(TS)], TS))
             add(2, "interval", lambda: E("({0} %s INTERVAL '%s')" % (self.pick(["+", "-"]), self.pick(INTERVALS)),
@@ -291,6 +299,9 @@ class Gen:
             add(1, "cast", lambda: E("CAST({0} AS timestamptz)", [x(self.pick([TS, DATE]))], TSTZ))
             add(1, "date_trunc", lambda: E("date_trunc('%s', {0})" % self.pick(TRUNC_UNITS), [x(TSTZ)], TSTZ))
             add(1, "interval", lambda: E("({0} + INTERVAL '%s')" % self.pick(INTERVALS), [x(TSTZ)], TSTZ))
+            add(1, "date_trunc", lambda: E("date_trunc('%s', {0})" % self.pick(TRUNC_UNITS), [x(DATE)], TSTZ))
+            add(1, "interval_product", lambda: E("({0} + INTERVAL '%s' * {1})" % self.pick(INTERVALS),
+                                                 [x(TSTZ), a(self.pick([INT, NUMERIC]))], TSTZ))
         return P
 
     def simple_case(self, t, ctx, d):
