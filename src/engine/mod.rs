@@ -346,6 +346,10 @@ fn planning_context(
         .with_information_schema(false);
     config.options_mut().sql_parser.enable_ident_normalization = true;
     config.options_mut().sql_parser.parse_float_as_decimal = true;
+    // `timestamptz` (a cast, a literal, `now()`) is an instant in UTC, as
+    // the session's TimeZone says: without a zone DataFusion typed it as a
+    // plain timestamp.
+    config.options_mut().execution.time_zone = Some("UTC".into());
     let mut builder = SessionStateBuilder::new()
         .with_config(config)
         .with_runtime_env(runtime.clone())

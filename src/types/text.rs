@@ -263,6 +263,85 @@ impl ScalarUDFImpl for TextToBytea {
     }
 }
 
+/// `text` with `:00` seconds added to a time of day written without them
+/// (`2024-01-01 10:00`, `2024-01-01T10:00+02`), which PostgreSQL reads and
+/// Arrow's timestamp parser refuses; `None` when nothing needs adding.
+pub fn with_seconds(text: &str) -> Option<String> {
+    let t = text.trim_start();
+    let b = t.as_bytes();
+    // The date: digits, '-', digits, '-', digits.
+    let mut i = 0;
+    for part in 0..3 {
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == start {
+            return None;
+        }
+        if part < 2 {
+            if b.get(i) != Some(&b'-') {
+                return None;
+            }
+            i += 1;
+        }
+    }
+    if !matches!(b.get(i), Some(b' ' | b'T' | b't')) {
+        return None;
+    }
+    i += 1;
+    let start = i;
+    while i < b.len() && b[i].is_ascii_digit() {
+        i += 1;
+    }
+    if i == start || b.get(i) != Some(&b':') {
+        return None;
+    }
+    i += 1;
+    let start = i;
+    while i < b.len() && b[i].is_ascii_digit() {
+        i += 1;
+    }
+    if i - start != 2 || b.get(i) == Some(&b':') {
+        return None;
+    }
+    Some(format!("{}:00{}", &t[..i], &t[i..]))
+}
+
+/// Text read as a timestamp: a time of day without seconds gets them.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct TimestampText {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for TimestampText {
+    fn name(&self) -> &str {
+        "sluice_timestamp_text"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        if let ColumnarValue::Scalar(v) = &args.args[0] {
+            let text = v.try_as_str().flatten();
+            return Ok(ColumnarValue::Scalar(ScalarValue::Utf8(
+                text.map(|t| with_seconds(t).unwrap_or_else(|| t.to_string())),
+            )));
+        }
+        let input = args.args[0].to_array(args.number_rows)?;
+        let input = datafusion::arrow::compute::cast(&input, &DataType::Utf8)?;
+        let out: StringArray = input
+            .as_string::<i32>()
+            .iter()
+            .map(|v| v.map(|t| with_seconds(t).unwrap_or_else(|| t.to_string())))
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(out)))
+    }
+}
+
 /// PostgreSQL's text for floats and timestamps (`CAST(x AS text)`), where
 /// Arrow's differs (`1.0`, `2024-02-29T13:45:00`).
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -340,6 +419,9 @@ impl AnalyzerRule for TextInputCasts {
         let text_out = Arc::new(ScalarUDF::new_from_impl(TextOut {
             signature: Signature::any(1, Volatility::Immutable),
         }));
+        let timestamp_text = Arc::new(ScalarUDF::new_from_impl(TimestampText {
+            signature: Signature::any(1, Volatility::Immutable),
+        }));
         plan.transform_up_with_subqueries(|node| {
             let schema: DFSchema = match node.inputs().as_slice() {
                 [one] => one.schema().as_ref().clone(),
@@ -384,6 +466,12 @@ impl AnalyzerRule for TextInputCasts {
                             } else {
                                 cast(text, t.clone())
                             }))
+                        }
+                        DataType::Timestamp(..)
+                            if c.expr.get_type(&schema).is_ok_and(|t| is_text(&t)) =>
+                        {
+                            let text = timestamp_text.call(vec![(*c.expr).clone()]);
+                            Ok(Transformed::yes(cast(text, c.field.data_type().clone())))
                         }
                         DataType::Binary if c.expr.get_type(&schema).is_ok_and(|t| is_text(&t)) => {
                             Ok(Transformed::yes(bytea.call(vec![(*c.expr).clone()])))
@@ -491,6 +579,22 @@ impl AnalyzerRule for TextLiteralComparisons {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn times_of_day_without_seconds_get_them() {
+        assert_eq!(
+            with_seconds("2024-01-01 10:00").as_deref(),
+            Some("2024-01-01 10:00:00")
+        );
+        assert_eq!(
+            with_seconds("2024-3-5T10:07+02").as_deref(),
+            Some("2024-3-5T10:07:00+02")
+        );
+        assert_eq!(with_seconds("2024-01-01 10:00:05"), None);
+        assert_eq!(with_seconds("2024-01-01"), None);
+        assert_eq!(with_seconds("10:00"), None);
+    }
+
     use super::*;
 
     #[test]
