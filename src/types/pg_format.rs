@@ -450,34 +450,23 @@ fn numeric_template(template: &str) -> std::result::Result<(Vec<NumPiece>, bool)
     let original: Vec<char> = template.chars().collect();
     while i < bytes.len() {
         let two: String = bytes[i..bytes.len().min(i + 2)].iter().collect();
-        match two.as_str() {
-            "FM" => {
-                fm = true;
-                i += 2;
-                continue;
-            }
-            "MI" => {
-                out.push(NumPiece::Minus);
-                i += 2;
-                continue;
-            }
-            "PL" => {
-                out.push(NumPiece::Plus);
-                i += 2;
-                continue;
-            }
-            "SG" => {
-                out.push(NumPiece::PlusMinus);
-                i += 2;
-                continue;
-            }
-            "EE" | "RN" | "TH" => {
-                return Err(format!(
-                    "the numeric template pattern \"{}\" is not supported",
-                    &template[i..]
-                ));
-            }
-            _ => {}
+        let sign = match two.as_str() {
+            "MI" => Some(NumPiece::Minus),
+            "PL" => Some(NumPiece::Plus),
+            "SG" => Some(NumPiece::PlusMinus),
+            _ => None,
+        };
+        if two == "FM" || sign.is_some() {
+            fm |= two == "FM";
+            out.extend(sign);
+            i += 2;
+            continue;
+        }
+        if matches!(two.as_str(), "EE" | "RN" | "TH") {
+            return Err(format!(
+                "the numeric template pattern \"{}\" is not supported",
+                original[i..].iter().collect::<String>()
+            ));
         }
         out.push(match bytes[i] {
             '9' => NumPiece::Nine,
@@ -1004,5 +993,10 @@ mod tests {
         assert_eq!(num("-12", "MI9999"), "-  12");
         assert_eq!(num("12.5", "999.9MI"), " 12.5 ");
         assert_eq!(num("0.995", "FM990.00"), "1.00");
+        assert_eq!(num("5", "FM9.999"), "5.");
+        assert_eq!(num("0", "999"), "   0");
+        // Not ASCII: copied, and refused patterns name themselves.
+        assert_eq!(num("5", "9 €"), " 5 €");
+        assert!(numeric_template("é EEEE").is_err());
     }
 }

@@ -259,25 +259,13 @@ async fn ranks_extract_and_date_functions_are_described_as_postgres_does() {
             "interval"
         ]
     );
-    let rows: Vec<String> = c
-        .simple_query(
-            "SELECT ntile(2) OVER (ORDER BY x), EXTRACT(SECOND FROM TIMESTAMP '2024-01-01 10:00:01.5'), \
-                    to_char(x * 1234.5, 'FM9,999.00'), INTERVAL '1 month' * 1.5 \
-             FROM (VALUES (1), (2)) v(x) ORDER BY x",
-        )
-        .await
-        .unwrap()
-        .iter()
-        .filter_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::Row(r) => Some(
-                (0..r.len())
-                    .map(|i| r.get(i).unwrap_or("NULL").to_string())
-                    .collect::<Vec<_>>()
-                    .join("|"),
-            ),
-            _ => None,
-        })
-        .collect();
+    let rows = crate::common::rows(
+        &c,
+        "SELECT ntile(2) OVER (ORDER BY x), EXTRACT(SECOND FROM TIMESTAMP '2024-01-01 10:00:01.5'), \
+                to_char(x * 1234.5, 'FM9,999.00'), INTERVAL '1 month' * 1.5 \
+         FROM (VALUES (1), (2)) v(x) ORDER BY x",
+    )
+    .await;
     assert_eq!(
         rows,
         [
