@@ -153,6 +153,33 @@ fn ranking_results(
     })
 }
 
+/// `NULLIF(a, b)` is of `a`'s type in PostgreSQL; DataFusion gives it the
+/// type both coerce to (`NULLIF(-3.75, CAST(NULL AS numeric(18,6)))` printed
+/// `-3.750000`). The value is `a`'s or NULL, so the cast back loses nothing.
+fn nullif_results(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
+    e.transform_up(|x| {
+        let first = match &x {
+            Expr::ScalarFunction(f) if f.name() == "nullif" && f.args.len() == 2 => {
+                f.args[0].get_type(schema).ok()
+            }
+            _ => None,
+        };
+        match first {
+            Some(t)
+                if x.get_type(schema).is_ok_and(|now| {
+                    now != t
+                        && ((now.is_integer() && t.is_integer())
+                            || (matches!(now, DataType::Decimal128(..))
+                                && matches!(t, DataType::Decimal128(..))))
+                }) =>
+            {
+                Ok(Transformed::yes(cast(x, t)))
+            }
+            _ => Ok(Transformed::no(x)),
+        }
+    })
+}
+
 /// Whether a node of `plan` (subqueries included) is one `found` picks.
 fn holds(plan: &LogicalPlan, found: impl Fn(&LogicalPlan) -> bool) -> bool {
     let mut hit = false;
@@ -236,7 +263,8 @@ pub fn rewrite_plan(plan: LogicalPlan) -> Result<LogicalPlan> {
                 let saved = names.save(&e);
                 let e = narrow(e)?
                     .transform_data(|e| integer_results(e, &input))?
-                    .transform_data(|e| ranking_results(e, &input, &ranked))?;
+                    .transform_data(|e| ranking_results(e, &input, &ranked))?
+                    .transform_data(|e| nullif_results(e, &input))?;
                 let e = if aggregates {
                     e.transform_data(|e| numeric_aggregates(e, &input))?
                 } else {
