@@ -80,27 +80,46 @@ fn numeric_aggregates(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
     })
 }
 
-/// The functions and operators PostgreSQL types `integer` where
-/// DataFusion answers a 64-bit integer: `array_length`, `cardinality`
-/// and the days between two dates.
-fn integer_results(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
-    let is_date = |e: &Expr| {
-        e.get_type(schema)
-            .is_ok_and(|t| matches!(t, DataType::Date32 | DataType::Date64))
-    };
+/// Function and operator results PostgreSQL types otherwise than
+/// DataFusion: `array_length`, `cardinality` and the days between two dates
+/// are `integer` (DataFusion: 64 bits); `NULLIF(a, b)` is of `a`'s type when
+/// `=` compares the two without promoting `a` (two integers, two numerics),
+/// where DataFusion gives the type both coerce to
+/// (`NULLIF(-3.75, CAST(NULL AS numeric(18,6)))` printed `-3.750000`) —
+/// its value is `a`'s or NULL, so the cast back loses nothing, and
+/// `NULLIF(1, 2.5)` stays a numeric, as in PostgreSQL.
+fn function_results(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
+    let type_of = |e: &Expr| e.get_type(schema).ok();
+    let is_date = |e: &Expr| matches!(type_of(e), Some(DataType::Date32 | DataType::Date64));
     e.transform_up(|x| {
-        let integer = match &x {
-            Expr::ScalarFunction(f) => matches!(f.name(), "array_length" | "cardinality"),
-            Expr::BinaryExpr(b) => b.op == Operator::Minus && is_date(&b.left) && is_date(&b.right),
-            _ => false,
+        let wanted = match &x {
+            Expr::ScalarFunction(f) if matches!(f.name(), "array_length" | "cardinality") => {
+                Some(DataType::Int32)
+            }
+            Expr::BinaryExpr(b)
+                if b.op == Operator::Minus && is_date(&b.left) && is_date(&b.right) =>
+            {
+                Some(DataType::Int32)
+            }
+            Expr::ScalarFunction(f) if f.name() == "nullif" && f.args.len() == 2 => {
+                type_of(&f.args[0])
+            }
+            _ => None,
         };
-        let wide = integer
-            && x.get_type(schema)
-                .is_ok_and(|t| matches!(t, DataType::Int64 | DataType::UInt64));
-        Ok(if wide {
-            Transformed::yes(cast(x, DataType::Int32))
-        } else {
-            Transformed::no(x)
+        let retype = match (wanted, type_of(&x)) {
+            (Some(DataType::Int32), Some(DataType::Int64 | DataType::UInt64)) => {
+                Some(DataType::Int32)
+            }
+            (Some(t), Some(now)) if now != t => {
+                let both = |p: fn(&DataType) -> bool| p(&t) && p(&now);
+                (both(DataType::is_integer) || both(|d| matches!(d, DataType::Decimal128(..))))
+                    .then_some(t)
+            }
+            _ => None,
+        };
+        Ok(match retype {
+            Some(t) => Transformed::yes(cast(x, t)),
+            None => Transformed::no(x),
         })
     })
 }
@@ -150,33 +169,6 @@ fn ranking_results(
             _ => Ok(Transformed::no(Expr::Column(c))),
         },
         other => Ok(Transformed::no(other)),
-    })
-}
-
-/// `NULLIF(a, b)` is of `a`'s type in PostgreSQL; DataFusion gives it the
-/// type both coerce to (`NULLIF(-3.75, CAST(NULL AS numeric(18,6)))` printed
-/// `-3.750000`). The value is `a`'s or NULL, so the cast back loses nothing.
-fn nullif_results(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
-    e.transform_up(|x| {
-        let first = match &x {
-            Expr::ScalarFunction(f) if f.name() == "nullif" && f.args.len() == 2 => {
-                f.args[0].get_type(schema).ok()
-            }
-            _ => None,
-        };
-        match first {
-            Some(t)
-                if x.get_type(schema).is_ok_and(|now| {
-                    now != t
-                        && ((now.is_integer() && t.is_integer())
-                            || (matches!(now, DataType::Decimal128(..))
-                                && matches!(t, DataType::Decimal128(..))))
-                }) =>
-            {
-                Ok(Transformed::yes(cast(x, t)))
-            }
-            _ => Ok(Transformed::no(x)),
-        }
     })
 }
 
@@ -262,9 +254,8 @@ pub fn rewrite_plan(plan: LogicalPlan) -> Result<LogicalPlan> {
                 }
                 let saved = names.save(&e);
                 let e = narrow(e)?
-                    .transform_data(|e| integer_results(e, &input))?
-                    .transform_data(|e| ranking_results(e, &input, &ranked))?
-                    .transform_data(|e| nullif_results(e, &input))?;
+                    .transform_data(|e| function_results(e, &input))?
+                    .transform_data(|e| ranking_results(e, &input, &ranked))?;
                 let e = if aggregates {
                     e.transform_data(|e| numeric_aggregates(e, &input))?
                 } else {

@@ -349,8 +349,14 @@ fn format_datetime(dt: NaiveDateTime, offset: Option<i32>, template: &[Piece]) -
 
 /// `text` read as `template` says, as `to_date` / `to_timestamp` do:
 /// fields not in the template are the first of January, midnight.
+#[cfg(test)]
 fn parse_datetime(text: &str, template: &str) -> std::result::Result<NaiveDateTime, String> {
-    use chrono::format::{Parsed, StrftimeItems, parse};
+    read_datetime(text, &input_format(template)?, template)
+}
+
+/// The chrono format that reads what `template` describes (built once per
+/// batch, not per value).
+fn input_format(template: &str) -> std::result::Result<String, String> {
     let mut fmt = String::new();
     for p in pieces(template) {
         match p {
@@ -394,8 +400,21 @@ fn parse_datetime(text: &str, template: &str) -> std::result::Result<NaiveDateTi
             }
         }
     }
+    Ok(fmt)
+}
+
+/// `text` read with `fmt` (of [`input_format`] of `template`, which
+/// messages name): fields the template leaves out are the first of
+/// January, midnight.
+fn read_datetime(
+    text: &str,
+    fmt: &str,
+    template: &str,
+) -> std::result::Result<NaiveDateTime, String> {
+    use chrono::format::{Parsed, StrftimeItems, parse};
+    let out_of_range = || format!("date/time field value out of range: \"{text}\"");
     let mut parsed = Parsed::new();
-    parse(&mut parsed, text.trim(), StrftimeItems::new(&fmt))
+    parse(&mut parsed, text.trim(), StrftimeItems::new(fmt))
         .map_err(|e| format!("invalid value \"{text}\" for \"{template}\" ({e})"))?;
     if parsed.month().is_none() && parsed.ordinal().is_none() {
         let _ = parsed.set_month(1);
@@ -406,23 +425,21 @@ fn parse_datetime(text: &str, template: &str) -> std::result::Result<NaiveDateTi
     if parsed.year().is_none() && parsed.isoyear().is_none() && parsed.year_mod_100().is_none() {
         let _ = parsed.set_year(1);
     }
-    let date = parsed
-        .to_naive_date()
-        .map_err(|_| format!("date/time field value out of range: \"{text}\""))?;
+    let date = parsed.to_naive_date().map_err(|_| out_of_range())?;
     if parsed.hour_div_12().is_none() && parsed.hour_mod_12().is_none() {
         let _ = parsed.set_hour(0);
     }
     if parsed.minute().is_none() {
         let _ = parsed.set_minute(0);
     }
-    let time = parsed
-        .to_naive_time()
-        .map_err(|_| format!("date/time field value out of range: \"{text}\""))?;
+    let time = parsed.to_naive_time().map_err(|_| out_of_range())?;
     let dt = date.and_time(time);
-    Ok(match parsed.offset() {
-        Some(o) => dt - chrono::Duration::seconds(i64::from(o)),
-        None => dt,
-    })
+    match parsed.offset() {
+        Some(o) => dt
+            .checked_sub_signed(chrono::Duration::seconds(i64::from(o)))
+            .ok_or_else(out_of_range),
+        None => Ok(dt),
+    }
 }
 
 /// One piece of a numeric template.
@@ -689,9 +706,9 @@ fn input_error(message: String) -> DataFusionError {
 fn template_of(v: &ColumnarValue) -> Result<Option<String>> {
     match v {
         ColumnarValue::Scalar(s) => Ok(s.try_as_str().flatten().map(str::to_string)),
-        ColumnarValue::Array(_) => {
-            exec_err!("the template of to_char, to_date or to_timestamp must be a constant")
-        }
+        ColumnarValue::Array(_) => Err(DataFusionError::NotImplemented(
+            "the template of to_char, to_date or to_timestamp must be a constant".into(),
+        )),
     }
 }
 
@@ -886,29 +903,28 @@ impl ScalarUDFImpl for Parse {
             };
             return Ok(ColumnarValue::Scalar(ScalarValue::try_from(&t)?));
         };
+        let fmt = input_format(&template).map_err(input_error)?;
         let text = datafusion::arrow::compute::cast(&input, &DataType::Utf8)?;
         let text = text.as_string::<i32>();
-        let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
+        let read = |i: usize| -> Result<Option<NaiveDateTime>> {
+            if text.is_null(i) {
+                return Ok(None);
+            }
+            read_datetime(text.value(i), &fmt, &template)
+                .map(Some)
+                .map_err(input_error)
+        };
         let array: ArrayRef = if self.timestamp {
             let mut b = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
             for i in 0..text.len() {
-                if text.is_null(i) {
-                    b.append_null();
-                    continue;
-                }
-                let dt = parse_datetime(text.value(i), &template).map_err(input_error)?;
-                b.append_value(dt.and_utc().timestamp_micros());
+                b.append_option(read(i)?.map(|dt| dt.and_utc().timestamp_micros()));
             }
             Arc::new(b.finish())
         } else {
+            let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
             let mut b = Date32Builder::with_capacity(n);
             for i in 0..text.len() {
-                if text.is_null(i) {
-                    b.append_null();
-                    continue;
-                }
-                let dt = parse_datetime(text.value(i), &template).map_err(input_error)?;
-                b.append_value((dt.date() - epoch).num_days() as i32);
+                b.append_option(read(i)?.map(|dt| (dt.date() - epoch).num_days() as i32));
             }
             Arc::new(b.finish())
         };

@@ -333,8 +333,15 @@ impl ScalarUDFImpl for TimestampText {
         }
         let input = args.args[0].to_array(args.number_rows)?;
         let input = datafusion::arrow::compute::cast(&input, &DataType::Utf8)?;
-        let out: StringArray = input
-            .as_string::<i32>()
+        let strings = input.as_string::<i32>();
+        // Copied only when some value needs its seconds.
+        if !strings
+            .iter()
+            .any(|v| v.is_some_and(|t| with_seconds(t).is_some()))
+        {
+            return Ok(ColumnarValue::Array(input));
+        }
+        let out: StringArray = strings
             .iter()
             .map(|v| v.map(|t| with_seconds(t).unwrap_or_else(|| t.to_string())))
             .collect();

@@ -52,11 +52,7 @@ async fn extended_protocol_with_typed_parameters_and_binary_results() {
         .prepare("SELECT id, name, qty FROM app.items")
         .await
         .unwrap();
-    let types: Vec<_> = s
-        .columns()
-        .iter()
-        .map(|c| c.type_().name().to_string())
-        .collect();
+    let types = column_types(&s);
     assert_eq!(types, vec!["int8", "text", "int4"]);
     // A parameter cast directly takes the cast's type, as in PostgreSQL.
     let s = c
@@ -100,11 +96,7 @@ async fn declared_types_reach_row_descriptions_and_binary_values() {
         .prepare("SELECT d.id, body, raw, code, amount, body -> 'a', id::text AS t FROM docs d")
         .await
         .unwrap();
-    let types: Vec<_> = s
-        .columns()
-        .iter()
-        .map(|c| c.type_().name().to_string())
-        .collect();
+    let types = column_types(&s);
     assert_eq!(
         types,
         [
@@ -159,6 +151,14 @@ async fn declared_types_reach_row_descriptions_and_binary_values() {
     assert_eq!(n, 1);
 }
 
+/// The type names of a prepared statement's result columns.
+fn column_types(s: &tokio_postgres::Statement) -> Vec<String> {
+    s.columns()
+        .iter()
+        .map(|c| c.type_().name().to_string())
+        .collect()
+}
+
 fn rows_of(messages: &[tokio_postgres::SimpleQueryMessage]) -> Vec<String> {
     messages
         .iter()
@@ -203,11 +203,7 @@ async fn repeated_result_names_and_built_json_are_described_as_postgres_does() {
         )
         .await
         .unwrap();
-    let types: Vec<_> = s
-        .columns()
-        .iter()
-        .map(|c| c.type_().name().to_string())
-        .collect();
+    let types = column_types(&s);
     assert_eq!(types, ["jsonb", "jsonb", "json"]);
     // Binary values: jsonb with its version byte, json as its text.
     let row = c.query_one(&s, &[]).await.unwrap();
@@ -238,11 +234,7 @@ async fn ranks_extract_and_date_functions_are_described_as_postgres_does() {
         )
         .await
         .unwrap();
-    let types: Vec<_> = s
-        .columns()
-        .iter()
-        .map(|c| c.type_().name().to_string())
-        .collect();
+    let types = column_types(&s);
     assert_eq!(
         types,
         [
@@ -288,6 +280,12 @@ async fn ranks_extract_and_date_functions_are_described_as_postgres_does() {
     assert_eq!(e.code().unwrap().code(), "42601");
     let e = c.simple_query("PREPARE get AS SELECT 1").await.unwrap_err();
     assert_eq!(e.code().unwrap().code(), "42P05");
+    // Only queries and row writes: a prepared EXECUTE would run itself.
+    let e = c
+        .simple_query("PREPARE again AS EXECUTE again")
+        .await
+        .unwrap_err();
+    assert_eq!(e.code().unwrap().code(), "42601");
     let e = c
         .simple_query("PREPARE bad AS SELECT * FROM nosuch")
         .await

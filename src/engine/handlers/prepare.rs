@@ -33,6 +33,20 @@ impl Handler for Prepare {
         Role::Reader
     }
     async fn execute(self: Box<Self>, session: &mut Session, _: &ParamValues) -> Result<Output> {
+        // PostgreSQL prepares queries and row writes only (an `EXECUTE`
+        // inside would run itself without end).
+        if !matches!(
+            self.statement.as_ref(),
+            Statement::Query(_)
+                | Statement::Insert(_)
+                | Statement::Update(_)
+                | Statement::Delete(_)
+        ) {
+            return Err(Error::syntax(format!(
+                "PREPARE takes SELECT, VALUES, INSERT, UPDATE or DELETE, not {}",
+                super::first_words(&self.statement.to_string(), 2)
+            )));
+        }
         let name = normalize_ident(&self.name);
         if session.prepared.contains(&name) {
             return Err(Error::new(
