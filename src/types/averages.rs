@@ -18,7 +18,7 @@ use datafusion::error::Result;
 use datafusion::logical_expr::expr::{AggregateFunction, WindowFunction};
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::{
-    Cast, Expr, ExprSchemable, LogicalPlan, Projection, WindowFunctionDefinition,
+    Aggregate, Cast, Expr, ExprSchemable, LogicalPlan, Projection, WindowFunctionDefinition,
 };
 use datafusion::optimizer::AnalyzerRule;
 
@@ -59,10 +59,13 @@ impl AnalyzerRule for NumericAverages {
                 return Ok(rewritten);
             }
             let node = rewritten.data.recompute_schema()?;
-            // The same columns, the averages rounded.
+            // The same columns, the averages rounded; without the internal
+            // grouping id of grouping sets, which the analyzer's rule for
+            // `grouping(...)` drops from the aggregate's output after this.
             let columns = node
                 .schema()
                 .iter()
+                .filter(|(q, f)| q.is_some() || f.name() != Aggregate::INTERNAL_GROUPING_ID)
                 .map(|(qualifier, field)| {
                     let column = Expr::Column((qualifier, field).into());
                     if qualifier.is_none() && averaged.contains(field.name()) {

@@ -186,6 +186,12 @@ fn holds(plan: &LogicalPlan, found: impl Fn(&LogicalPlan) -> bool) -> bool {
     hit
 }
 
+/// Whether `e` calls the aggregate `grouping(...)`.
+fn grouping_function(e: &Expr) -> bool {
+    e.exists(|x| Ok(matches!(x, Expr::AggregateFunction(a) if a.func.name() == "grouping")))
+        .unwrap_or(true)
+}
+
 /// Whether `plan` holds a recursive query: its work table's columns were
 /// typed from the initial term as planned, so its literals stay as they are.
 fn recursive(plan: &LogicalPlan) -> bool {
@@ -225,16 +231,7 @@ pub fn rewrite_plan(plan: LogicalPlan) -> Result<LogicalPlan> {
         LogicalPlan::Union(u) => union(u),
         node => {
             let names = NamePreserver::new(&node);
-            // Not under grouping sets, whose internal grouping id column a
-            // rebuilt aggregate lost (42703 "__grouping_id").
-            let aggregates = match &node {
-                LogicalPlan::Aggregate(a) => !a
-                    .group_expr
-                    .iter()
-                    .any(|g| matches!(g, Expr::GroupingSet(_))),
-                LogicalPlan::Window(_) => true,
-                _ => false,
-            };
+            let aggregates = matches!(node, LogicalPlan::Aggregate(_) | LogicalPlan::Window(_));
             let input = match node.inputs().as_slice() {
                 [one] => Arc::clone(one.schema()),
                 many => {
@@ -248,8 +245,10 @@ pub fn rewrite_plan(plan: LogicalPlan) -> Result<LogicalPlan> {
             let node = node.map_expressions(|e| {
                 // A grouping set names its columns after its expressions,
                 // and an alias would hide it from the physical planner:
-                // its literals stay as planned.
-                if matches!(e, Expr::GroupingSet(_)) {
+                // its literals stay as planned. So does `grouping(...)`,
+                // which the analyzer finds by its shape and turns into
+                // bits of the internal grouping id.
+                if matches!(e, Expr::GroupingSet(_)) || grouping_function(&e) {
                     return Ok(Transformed::no(e));
                 }
                 let saved = names.save(&e);
