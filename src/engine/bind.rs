@@ -304,6 +304,43 @@ pub struct Bound {
     pub depends_on: BTreeSet<RelName>,
 }
 
+impl Bound {
+    /// The column names of a table the statement reads, as bound (a
+    /// table or a table at a version; `None` for anything else).
+    pub fn columns(&self, f: &TableFactor) -> Option<Vec<String>> {
+        let TableFactor::Table {
+            name,
+            args: None,
+            version,
+            ..
+        } = f
+        else {
+            return None;
+        };
+        let source = match version {
+            Some(v) => self.versions.get(&versioned_reference(name, v).ok()?)?,
+            None => {
+                let [schema, table] = name.0.as_slice() else {
+                    return None;
+                };
+                let key = TableReference::partial(
+                    schema.as_ident()?.value.clone(),
+                    table.as_ident()?.value.clone(),
+                );
+                self.tables.get(&key)?
+            }
+        };
+        Some(
+            source
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect(),
+        )
+    }
+}
+
 /// One reference the walk found.
 struct Reference {
     resolved: Resolved,

@@ -1031,6 +1031,7 @@ impl Session {
     ) -> Result<LogicalPlan> {
         let mut stmt = self.rewrite_for_planning(stmt)?;
         let bound = binder.bind(&mut stmt).await?;
+        using_joins::rewrite(&mut stmt, &|f| bound.columns(f))?;
         self.plan_bound(stmt, &bound)
     }
 
@@ -1042,7 +1043,6 @@ impl Session {
         let state = state.read();
         let aggregates = state.aggregate_functions();
         json_sets::rewrite(&mut stmt);
-        using_joins::rewrite(&mut stmt);
         subquery::rewrite(&mut stmt, &|n| aggregates.contains_key(n));
         Ok(stmt)
     }

@@ -242,6 +242,12 @@ pub fn alias_column_casts(stmt: &mut Statement) {
 /// it again (see [`pg_result_names`]).
 const REPEAT_MARK: char = '\u{1f}';
 
+/// The alias of the `pos`-th output column when its `name` repeats one
+/// before it (see [`alias_repeated_names`]).
+pub fn repeated_alias(name: &str, pos: usize) -> String {
+    format!("{name}{REPEAT_MARK}{pos}")
+}
+
 /// PostgreSQL allows result columns of one name (`SELECT id, id`,
 /// `SELECT c.oid, c.*`, `SELECT 1 AS x, 2 AS x`); DataFusion requires a
 /// projection's names to be unique. The later items of a name, and plain
@@ -292,7 +298,7 @@ fn alias_repeated_in(body: &mut SetExpr) {
         };
         *item = SelectItem::ExprWithAlias {
             expr,
-            alias: Ident::with_quote('"', format!("{name}{REPEAT_MARK}{pos}")),
+            alias: Ident::with_quote('"', repeated_alias(&name, pos)),
         };
     }
 }

@@ -2,33 +2,183 @@
 //! (unqualified, or in `*`) is one column, `COALESCE(l.k, r.k)` for a
 //! `RIGHT` or `FULL` join, where DataFusion gives the left table's `k` (NULL
 //! for the rows only the right side has) and finds an unqualified `k` in
-//! WHERE ambiguous. The join becomes `ON l.k = r.k`; an unqualified `k` at
-//! that query's level becomes the merged value and `*` becomes
-//! `k, l.* EXCLUDE (k), r.* EXCLUDE (k), ...` in PostgreSQL's column order.
-//! Qualified `l.k` / `r.k` keep their side's value, as in PostgreSQL.
+//! WHERE ambiguous. Each USING join becomes `ON <left k> = r.k`, where the
+//! left `k` is the merged column of an earlier USING join of the same FROM
+//! item or the one relation on the left that has a `k`; an unqualified `k`
+//! at that query's level becomes the merged value and `*` becomes the
+//! columns in PostgreSQL's order (merged columns first, then the left's
+//! other columns, then the right's). Qualified `l.k` / `r.k` keep their
+//! side's value, as in PostgreSQL.
+//!
+//! Runs after binding, which knows each table's columns; a derived table's
+//! or a WITH query's are read from its select list. Where a relation's
+//! columns cannot be known (a select list of unnamed expressions or `*`, a
+//! table function) the query is left to DataFusion, unless a `RIGHT` or
+//! `FULL` USING join's merged column is read through it, which is refused
+//! (`0A000`) rather than answered with the left key.
 
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    BinaryOperator, ExcludeSelectItem, Expr, GroupByExpr, Ident, JoinConstraint, JoinOperator,
-    ObjectName, OrderByKind, Query, SelectItem, SelectItemQualifiedWildcardKind, SetExpr,
-    Statement, TableFactor, VisitMut, VisitorMut, WildcardAdditionalOptions,
+    BinaryOperator, Expr, GroupByExpr, Ident, JoinConstraint, JoinOperator, ObjectName,
+    OrderByKind, Query, Select, SelectItem, SelectItemQualifiedWildcardKind, SetExpr, Statement,
+    TableFactor, VisitMut, Visitor, VisitorMut, WildcardAdditionalOptions,
 };
 
+use super::names::repeated_alias;
+use crate::error::{Error, Result};
 use crate::frontend::compat::call;
 use crate::frontend::names::normalize_ident;
 
+/// The names of a relation's columns, in order, when they can be known.
+pub type ColumnsOf<'a> = dyn Fn(&TableFactor) -> Option<Vec<String>> + 'a;
+
 /// Rewrite every query level of `stmt` that has such a join.
-pub fn rewrite(stmt: &mut Statement) {
-    struct V;
-    impl VisitorMut for V {
+/// `columns_of` answers for tables and versioned tables (as bound).
+pub fn rewrite(stmt: &mut Statement, columns_of: &ColumnsOf) -> Result<()> {
+    struct V<'a> {
+        columns_of: &'a ColumnsOf<'a>,
+        /// WITH queries in scope: name and columns.
+        ctes: Vec<Vec<(String, Option<Vec<String>>)>>,
+        error: Option<Error>,
+    }
+    impl V<'_> {
+        /// A WITH query's columns by its name, else a bound table's.
+        fn lookup(&self, f: &TableFactor) -> Option<Vec<String>> {
+            if let TableFactor::Table {
+                name,
+                args: None,
+                version: None,
+                ..
+            } = f
+                && let [one] = name.0.as_slice()
+                && let Some(id) = one.as_ident()
+            {
+                let n = normalize_ident(id);
+                if let Some(found) = self.ctes.iter().rev().flatten().find(|(c, _)| *c == n) {
+                    return found.1.clone();
+                }
+            }
+            (self.columns_of)(f)
+        }
+    }
+    impl VisitorMut for V<'_> {
         type Break = ();
         fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
-            merge_using_columns(q);
+            self.ctes.push(vec![]);
+            for c in q.with.iter().flat_map(|w| &w.cte_tables) {
+                let named: Vec<String> = c
+                    .alias
+                    .columns
+                    .iter()
+                    .map(|d| normalize_ident(&d.name))
+                    .collect();
+                let columns = if named.is_empty() {
+                    output_names(&c.query, &|f| self.lookup(f))
+                } else {
+                    Some(named)
+                };
+                let entry = (normalize_ident(&c.alias.name), columns);
+                self.ctes.last_mut().expect("pushed").push(entry);
+            }
+            match merge_using_columns(q, &|f| self.lookup(f)) {
+                Ok(()) => ControlFlow::Continue(()),
+                Err(e) => {
+                    self.error = Some(e);
+                    ControlFlow::Break(())
+                }
+            }
+        }
+        fn post_visit_query(&mut self, _: &mut Query) -> ControlFlow<()> {
+            self.ctes.pop();
             ControlFlow::Continue(())
         }
     }
-    let _ = stmt.visit(&mut V);
+    let mut v = V {
+        columns_of,
+        ctes: vec![],
+        error: None,
+    };
+    let _ = stmt.visit(&mut v);
+    v.error.map_or(Ok(()), Err)
+}
+
+/// The names of a query's output columns, when each can be known: named
+/// expressions, columns, function calls (named after the function) and
+/// casts of a column, and `*` over relations whose columns are known and
+/// not joined by name.
+fn output_names(q: &Query, columns_of: &ColumnsOf) -> Option<Vec<String>> {
+    fn expr_name(e: &Expr) -> Option<String> {
+        match e {
+            Expr::Identifier(id) => Some(normalize_ident(id)),
+            Expr::CompoundIdentifier(parts) => parts.last().map(normalize_ident),
+            Expr::Function(f) => f
+                .name
+                .0
+                .last()
+                .and_then(|p| p.as_ident())
+                .map(normalize_ident),
+            Expr::Cast { expr, .. } => match expr.as_ref() {
+                e @ (Expr::Identifier(_) | Expr::CompoundIdentifier(_)) => expr_name(e),
+                _ => None,
+            },
+            Expr::Nested(e) => expr_name(e),
+            _ => None,
+        }
+    }
+    fn of(body: &SetExpr, columns_of: &ColumnsOf) -> Option<Vec<String>> {
+        match body {
+            SetExpr::Select(s) => {
+                let mut names = vec![];
+                for item in &s.projection {
+                    match item {
+                        SelectItem::UnnamedExpr(e) => names.push(expr_name(e)?),
+                        SelectItem::ExprWithAlias { alias, .. } => {
+                            names.push(normalize_ident(alias))
+                        }
+                        SelectItem::Wildcard(o) if *o == WildcardAdditionalOptions::default() => {
+                            for item in &s.from {
+                                if item.joins.iter().any(|j| {
+                                    using_columns(&j.join_operator).is_some()
+                                        || matches!(
+                                            constraint(&j.join_operator),
+                                            Some(JoinConstraint::Natural)
+                                        )
+                                }) {
+                                    return None;
+                                }
+                                for f in std::iter::once(&item.relation)
+                                    .chain(item.joins.iter().map(|j| &j.relation))
+                                {
+                                    names.extend(columns(f, columns_of)?);
+                                }
+                            }
+                        }
+                        SelectItem::QualifiedWildcard(
+                            SelectItemQualifiedWildcardKind::ObjectName(q),
+                            o,
+                        ) if *o == WildcardAdditionalOptions::default() => {
+                            let f = s
+                                .from
+                                .iter()
+                                .flat_map(|i| {
+                                    std::iter::once(&i.relation)
+                                        .chain(i.joins.iter().map(|j| &j.relation))
+                                })
+                                .find(|f| qualifier(f).as_ref() == Some(q))?;
+                            names.extend(columns(f, columns_of)?);
+                        }
+                        _ => return None,
+                    }
+                }
+                Some(names)
+            }
+            SetExpr::Query(q) => of(&q.body, columns_of),
+            SetExpr::SetOperation { left, .. } => of(left, columns_of),
+            _ => None,
+        }
+    }
+    of(&q.body, columns_of)
 }
 
 /// The name a FROM relation's columns are qualified by.
@@ -39,16 +189,40 @@ fn qualifier(f: &TableFactor) -> Option<ObjectName> {
             args: None,
             ..
         }
-        | TableFactor::Derived { alias: Some(a), .. } => a
-            .columns
-            .is_empty()
-            .then(|| ObjectName::from(vec![a.name.clone()])),
+        | TableFactor::Derived { alias: Some(a), .. } => {
+            Some(ObjectName::from(vec![a.name.clone()]))
+        }
         TableFactor::Table {
             name,
             alias: None,
             args: None,
             ..
         } => Some(name.clone()),
+        _ => None,
+    }
+}
+
+/// The columns of a FROM relation, as its qualifier names them.
+fn columns(f: &TableFactor, columns_of: &ColumnsOf) -> Option<Vec<String>> {
+    let underlying = match f {
+        TableFactor::Derived { subquery, .. } => output_names(subquery, columns_of),
+        TableFactor::Table { .. } => columns_of(f),
+        _ => None,
+    };
+    let renamed: Vec<String> = match f {
+        TableFactor::Table { alias: Some(a), .. } | TableFactor::Derived { alias: Some(a), .. } => {
+            a.columns.iter().map(|c| normalize_ident(&c.name)).collect()
+        }
+        _ => vec![],
+    };
+    match underlying {
+        Some(u) if u.len() >= renamed.len() => Some(
+            renamed
+                .iter()
+                .cloned()
+                .chain(u.into_iter().skip(renamed.len()))
+                .collect(),
+        ),
         _ => None,
     }
 }
@@ -68,9 +242,9 @@ fn using_columns(op: &JoinOperator) -> Option<(&[ObjectName], bool)> {
     }
 }
 
-fn joins_by_name(op: &JoinOperator) -> bool {
+fn constraint(op: &JoinOperator) -> Option<&JoinConstraint> {
     use JoinOperator as J;
-    let c = match op {
+    match op {
         J::Join(c)
         | J::Inner(c)
         | J::Left(c)
@@ -84,139 +258,322 @@ fn joins_by_name(op: &JoinOperator) -> bool {
         | J::RightSemi(c)
         | J::Anti(c)
         | J::LeftAnti(c)
-        | J::RightAnti(c) => c,
-        _ => return false,
-    };
-    matches!(c, JoinConstraint::Using(_) | JoinConstraint::Natural)
+        | J::RightAnti(c) => Some(c),
+        _ => None,
+    }
 }
 
-fn merge_using_columns(q: &mut Query) {
-    let SetExpr::Select(select) = q.body.as_mut() else {
-        return;
-    };
-    // One USING join, the first join of its FROM item, and no
-    // other join by name in this FROM list (chained USING joins merge
-    // columns of merged columns: left to DataFusion).
-    let mut found = None;
-    let mut by_name = 0;
-    for (i, item) in select.from.iter().enumerate() {
-        for (j, join) in item.joins.iter().enumerate() {
-            if joins_by_name(&join.join_operator) {
-                by_name += 1;
-                if j == 0 && using_columns(&join.join_operator).is_some() {
-                    found = Some(i);
+fn on_mut(op: &mut JoinOperator) -> Option<&mut Expr> {
+    use JoinOperator as J;
+    match op {
+        J::Join(JoinConstraint::On(on))
+        | J::Inner(JoinConstraint::On(on))
+        | J::Left(JoinConstraint::On(on))
+        | J::LeftOuter(JoinConstraint::On(on))
+        | J::Right(JoinConstraint::On(on))
+        | J::RightOuter(JoinConstraint::On(on))
+        | J::FullOuter(JoinConstraint::On(on)) => Some(on),
+        _ => None,
+    }
+}
+
+/// `q.c` as an expression.
+fn qualified(q: &ObjectName, c: &str) -> Expr {
+    let mut parts: Vec<Ident> = q.0.iter().filter_map(|p| p.as_ident().cloned()).collect();
+    parts.push(Ident::with_quote('"', c));
+    Expr::CompoundIdentifier(parts)
+}
+
+/// A column of a FROM item's output: its name and value.
+type Output = (String, Expr);
+
+/// What the USING joins of one query level became.
+struct Merged {
+    /// Unqualified name to merged value.
+    values: Vec<Output>,
+    /// The output of `*`: a FROM item's columns, or for an item without
+    /// USING joins whose columns are not all known, its relations' `*`.
+    star: Vec<SelectItem>,
+}
+
+/// Plan every USING join of `select`'s FROM list, or `None` when a
+/// column it needs cannot be known.
+fn plan_joins(select: &Select, columns_of: &ColumnsOf) -> Option<(Merged, Vec<Vec<JoinOperator>>)> {
+    let star_used = select.projection.iter().any(
+        |i| matches!(i, SelectItem::Wildcard(o) if *o == WildcardAdditionalOptions::default()),
+    );
+    let mut values: Vec<Output> = vec![];
+    let mut star: Vec<SelectItem> = vec![];
+    let mut star_names: Vec<String> = vec![];
+    let mut operators = vec![];
+    for item in &select.from {
+        let mut item_values: Vec<Output> = vec![];
+        let q = qualifier(&item.relation);
+        let cols = q.as_ref().and_then(|_| columns(&item.relation, columns_of));
+        // Relations joined so far: qualifier and columns.
+        let mut rels: Vec<(Option<ObjectName>, Option<Vec<String>>)> = vec![(q, cols)];
+        // The item's output so far, when known.
+        let mut output: Option<Vec<Output>> = match &rels[0] {
+            (Some(q), Some(c)) => Some(c.iter().map(|c| (c.clone(), qualified(q, c))).collect()),
+            _ => None,
+        };
+        let mut ops = vec![];
+        for join in &item.joins {
+            let rq = qualifier(&join.relation);
+            let rcols = rq
+                .as_ref()
+                .and_then(|_| columns(&join.relation, columns_of));
+            let right_output: Option<Vec<Output>> = match (&rq, &rcols) {
+                (Some(q), Some(c)) => {
+                    Some(c.iter().map(|c| (c.clone(), qualified(q, c))).collect())
+                }
+                _ => None,
+            };
+            let Some((names, coalesced)) = using_columns(&join.join_operator) else {
+                if matches!(
+                    constraint(&join.join_operator),
+                    Some(JoinConstraint::Natural)
+                ) {
+                    return None;
+                }
+                ops.push(join.join_operator.clone());
+                output = match (output, right_output) {
+                    (Some(mut l), Some(r)) => {
+                        l.extend(r);
+                        Some(l)
+                    }
+                    _ => None,
+                };
+                rels.push((rq, rcols));
+                continue;
+            };
+            let (Some(rq), Some(rcols)) = (rq, rcols) else {
+                return None;
+            };
+            let names: Vec<String> = names
+                .iter()
+                .map(|n| match n.0.as_slice() {
+                    [part] => part.as_ident().map(normalize_ident),
+                    _ => None,
+                })
+                .collect::<Option<_>>()?;
+            let mut on: Option<Expr> = None;
+            let mut merged_here = vec![];
+            for n in &names {
+                if !rcols.contains(n) {
+                    return None;
+                }
+                let left = match item_values.iter().find(|(m, _)| m == n) {
+                    Some((_, v)) => v.clone(),
+                    None => {
+                        let mut having = rels.iter().filter(|(_, c)| match c {
+                            Some(c) => c.contains(n),
+                            None => true,
+                        });
+                        match (having.next(), having.next()) {
+                            (Some((Some(q), Some(_))), None) => qualified(q, n),
+                            _ => return None,
+                        }
+                    }
+                };
+                let right = qualified(&rq, n);
+                let eq = Expr::BinaryOp {
+                    left: Box::new(left.clone()),
+                    op: BinaryOperator::Eq,
+                    right: Box::new(right.clone()),
+                };
+                on = Some(match on {
+                    None => eq,
+                    Some(a) => Expr::BinaryOp {
+                        left: Box::new(a),
+                        op: BinaryOperator::And,
+                        right: Box::new(eq),
+                    },
+                });
+                let value = if coalesced {
+                    call("coalesce", vec![left, right], vec![])
+                } else {
+                    left
+                };
+                merged_here.push((n.clone(), value));
+            }
+            let on = on?;
+            ops.push(match &join.join_operator {
+                JoinOperator::FullOuter(_) => JoinOperator::FullOuter(JoinConstraint::On(on)),
+                JoinOperator::Right(_) | JoinOperator::RightOuter(_) => {
+                    JoinOperator::RightOuter(JoinConstraint::On(on))
+                }
+                JoinOperator::Left(_) | JoinOperator::LeftOuter(_) => {
+                    JoinOperator::LeftOuter(JoinConstraint::On(on))
+                }
+                _ => JoinOperator::Inner(JoinConstraint::On(on)),
+            });
+            output = match (output, right_output) {
+                (Some(l), Some(r)) => {
+                    let mut o = merged_here.clone();
+                    o.extend(l.into_iter().filter(|(c, _)| !names.contains(c)));
+                    o.extend(r.into_iter().filter(|(c, _)| !names.contains(c)));
+                    Some(o)
+                }
+                _ => None,
+            };
+            for (n, v) in merged_here {
+                match item_values.iter_mut().find(|(m, _)| *m == n) {
+                    Some(slot) => slot.1 = v,
+                    None => item_values.push((n, v)),
                 }
             }
+            rels.push((Some(rq), Some(rcols)));
         }
-    }
-    let (Some(i), 1) = (found, by_name) else {
-        return;
-    };
-    let item = &select.from[i];
-    let (Some(left), Some(right)) = (
-        qualifier(&item.relation),
-        qualifier(&item.joins[0].relation),
-    ) else {
-        return;
-    };
-    let Some((columns, coalesced)) = using_columns(&item.joins[0].join_operator) else {
-        return;
-    };
-    let Some(columns): Option<Vec<Ident>> = columns
-        .iter()
-        .map(|c| match c.0.as_slice() {
-            [part] => part.as_ident().cloned(),
-            _ => None,
-        })
-        .collect()
-    else {
-        return;
-    };
-    // Every relation's qualifier, for `*`.
-    let mut relations = vec![];
-    for item in &select.from {
-        for f in std::iter::once(&item.relation).chain(item.joins.iter().map(|j| &j.relation)) {
-            match qualifier(f) {
-                Some(q) => relations.push(q),
-                None => return,
+        if star_used {
+            match output {
+                Some(o) => {
+                    for (name, expr) in o {
+                        // Names may repeat (`*` over a FULL JOIN USING
+                        // (k, s) and another table with an `s`).
+                        let alias = if star_names.contains(&name) {
+                            repeated_alias(&name, star.len())
+                        } else {
+                            name.clone()
+                        };
+                        star_names.push(name);
+                        star.push(SelectItem::ExprWithAlias {
+                            expr,
+                            alias: Ident::with_quote('"', alias),
+                        });
+                    }
+                }
+                None if item_values.is_empty() => {
+                    for (q, _) in rels {
+                        star.push(SelectItem::QualifiedWildcard(
+                            SelectItemQualifiedWildcardKind::ObjectName(q?),
+                            WildcardAdditionalOptions::default(),
+                        ));
+                    }
+                }
+                None => return None,
             }
         }
+        operators.push(ops);
+        for (n, v) in item_values {
+            // The same merged name in two FROM items is ambiguous.
+            if values.iter().any(|(m, _)| *m == n) {
+                return None;
+            }
+            values.push((n, v));
+        }
     }
-    let side = |q: &ObjectName, c: &Ident| {
-        let mut parts: Vec<Ident> = q.0.iter().filter_map(|p| p.as_ident().cloned()).collect();
-        parts.push(c.clone());
-        Expr::CompoundIdentifier(parts)
-    };
-    let Some(on) = columns
+    Some((Merged { values, star }, operators))
+}
+
+/// Whether `select` reads an unqualified `name` (one of `names`) or an
+/// unqualified `*` at its own level.
+fn reads_merged(select: &Select, names: &[String]) -> bool {
+    struct Finder<'a> {
+        names: &'a [String],
+        depth: usize,
+        found: bool,
+    }
+    impl Visitor for Finder<'_> {
+        type Break = ();
+        fn pre_visit_query(&mut self, _: &Query) -> ControlFlow<()> {
+            self.depth += 1;
+            ControlFlow::Continue(())
+        }
+        fn post_visit_query(&mut self, _: &Query) -> ControlFlow<()> {
+            self.depth -= 1;
+            ControlFlow::Continue(())
+        }
+        fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+            if self.depth == 0
+                && let Expr::Identifier(id) = e
+                && self.names.contains(&normalize_ident(id))
+            {
+                self.found = true;
+                return ControlFlow::Break(());
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    if select
+        .projection
         .iter()
-        .map(|c| Expr::BinaryOp {
-            left: Box::new(side(&left, c)),
-            op: BinaryOperator::Eq,
-            right: Box::new(side(&right, c)),
-        })
-        .reduce(|a, b| Expr::BinaryOp {
-            left: Box::new(a),
-            op: BinaryOperator::And,
-            right: Box::new(b),
-        })
-    else {
-        return;
+        .any(|i| matches!(i, SelectItem::Wildcard(_)))
+    {
+        return true;
+    }
+    let mut f = Finder {
+        names,
+        depth: 0,
+        found: false,
     };
-    let merged: Vec<(String, Expr)> = columns
+    let _ = datafusion::sql::sqlparser::ast::Visit::visit(select, &mut f);
+    f.found
+}
+
+fn merge_using_columns(q: &mut Query, columns_of: &ColumnsOf) -> Result<()> {
+    let SetExpr::Select(select) = q.body.as_mut() else {
+        return Ok(());
+    };
+    let has_using = select.from.iter().any(|item| {
+        item.joins.iter().any(|j| {
+            using_columns(&j.join_operator).is_some()
+                || matches!(constraint(&j.join_operator), Some(JoinConstraint::Natural))
+        })
+    });
+    if !has_using {
+        return Ok(());
+    }
+    let Some((merged, operators)) = plan_joins(select, columns_of) else {
+        // Left to DataFusion, whose merged column is the left one: right
+        // for INNER and LEFT joins, not for RIGHT and FULL.
+        let outer: Vec<String> = select
+            .from
+            .iter()
+            .flat_map(|i| &i.joins)
+            .filter_map(|j| match using_columns(&j.join_operator) {
+                Some((names, true)) => Some(names),
+                _ => None,
+            })
+            .flatten()
+            .filter_map(|n| n.0.last().and_then(|p| p.as_ident()).map(normalize_ident))
+            .collect();
+        if !outer.is_empty() && reads_merged(select, &outer) {
+            return Err(Error::not_supported(format!(
+                "the merged column \"{}\" of a RIGHT or FULL JOIN ... USING whose sides' columns are not known before planning (a table function, or a subquery whose select list has unnamed expressions or *); name it by its table (l.{0}, r.{0}), or join with ON",
+                outer[0]
+            )));
+        }
+        return Ok(());
+    };
+    // Each FROM item's first USING join (past the end if none).
+    let first_using: Vec<usize> = select
+        .from
         .iter()
-        .map(|c| {
-            let value = if coalesced {
-                call("coalesce", vec![side(&left, c), side(&right, c)], vec![])
-            } else {
-                side(&left, c)
-            };
-            (normalize_ident(c), value)
+        .map(|i| {
+            i.joins
+                .iter()
+                .position(|j| using_columns(&j.join_operator).is_some())
+                .unwrap_or(i.joins.len())
         })
         .collect();
-    let join = &mut select.from[i].joins[0];
-    join.join_operator = match &join.join_operator {
-        JoinOperator::FullOuter(_) => JoinOperator::FullOuter(JoinConstraint::On(on)),
-        JoinOperator::Right(_) | JoinOperator::RightOuter(_) => {
-            JoinOperator::RightOuter(JoinConstraint::On(on))
+    for (item, ops) in select.from.iter_mut().zip(operators) {
+        for (join, op) in item.joins.iter_mut().zip(ops) {
+            join.join_operator = op;
         }
-        JoinOperator::Left(_) | JoinOperator::LeftOuter(_) => {
-            JoinOperator::LeftOuter(JoinConstraint::On(on))
-        }
-        _ => JoinOperator::Inner(JoinConstraint::On(on)),
-    };
+    }
+    let values = &merged.values;
 
     let mut projection = Vec::with_capacity(select.projection.len());
     for item in select.projection.drain(..) {
         match item {
             SelectItem::Wildcard(opts) if opts == WildcardAdditionalOptions::default() => {
-                for (c, (_, e)) in columns.iter().zip(&merged) {
-                    projection.push(SelectItem::ExprWithAlias {
-                        expr: e.clone(),
-                        alias: c.clone(),
-                    });
-                }
-                for r in &relations {
-                    let exclude = (*r == left || *r == right).then(|| {
-                        ExcludeSelectItem::Multiple(
-                            columns
-                                .iter()
-                                .map(|c| ObjectName::from(vec![c.clone()]))
-                                .collect(),
-                        )
-                    });
-                    projection.push(SelectItem::QualifiedWildcard(
-                        SelectItemQualifiedWildcardKind::ObjectName(r.clone()),
-                        WildcardAdditionalOptions {
-                            opt_exclude: exclude,
-                            ..Default::default()
-                        },
-                    ));
-                }
+                projection.extend(merged.star.iter().cloned());
             }
             SelectItem::UnnamedExpr(Expr::Identifier(id))
-                if merged.iter().any(|(n, _)| *n == normalize_ident(&id)) =>
+                if values.iter().any(|(n, _)| *n == normalize_ident(&id)) =>
             {
-                let expr = merged
+                let expr = values
                     .iter()
                     .find(|(n, _)| *n == normalize_ident(&id))
                     .map(|(_, e)| e.clone())
@@ -230,7 +587,7 @@ fn merge_using_columns(q: &mut Query) {
 
     // Unqualified references at this level (not in nested queries).
     struct Refs<'a> {
-        merged: &'a [(String, Expr)],
+        merged: &'a [Output],
         depth: usize,
     }
     impl VisitorMut for Refs<'_> {
@@ -254,7 +611,7 @@ fn merge_using_columns(q: &mut Query) {
         }
     }
     let mut refs = Refs {
-        merged: &merged,
+        merged: values,
         depth: 0,
     };
     for item in select.projection.iter_mut() {
@@ -265,18 +622,13 @@ fn merge_using_columns(q: &mut Query) {
     if let Some(w) = select.selection.as_mut() {
         let _ = w.visit(&mut refs);
     }
-    // A later join's ON may name the merged column too.
-    for join in select.from[i].joins.iter_mut().skip(1) {
-        use JoinOperator as J;
-        if let J::Join(JoinConstraint::On(on))
-        | J::Inner(JoinConstraint::On(on))
-        | J::Left(JoinConstraint::On(on))
-        | J::LeftOuter(JoinConstraint::On(on))
-        | J::Right(JoinConstraint::On(on))
-        | J::RightOuter(JoinConstraint::On(on))
-        | J::FullOuter(JoinConstraint::On(on)) = &mut join.join_operator
-        {
-            let _ = on.visit(&mut refs);
+    // The ON of a join after a USING join may name its merged column too
+    // (a USING join's own ON is of qualified names, left alone).
+    for (item, first) in select.from.iter_mut().zip(first_using) {
+        for join in item.joins.iter_mut().skip(first + 1) {
+            if let Some(on) = on_mut(&mut join.join_operator) {
+                let _ = on.visit(&mut refs);
+            }
         }
     }
     if let GroupByExpr::Expressions(exprs, _) = &mut select.group_by {
@@ -306,5 +658,90 @@ fn merge_using_columns(q: &mut Query) {
             }
             let _ = o.expr.visit(&mut refs);
         }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+
+    /// `sql` rewritten over tables `a (k, x)`, `b (k, y)`, `c (k, x)`, `d (y)`.
+    fn rewritten(sql: &str) -> Result<String> {
+        let mut stmt = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+            .unwrap()
+            .remove(0);
+        let columns = |f: &TableFactor| -> Option<Vec<String>> {
+            let TableFactor::Table {
+                name, args: None, ..
+            } = f
+            else {
+                return None;
+            };
+            let cols: &[&str] = match name.to_string().as_str() {
+                "a" => &["k", "x"],
+                "b" => &["k", "y"],
+                "c" => &["k", "x"],
+                "d" => &["y"],
+                _ => return None,
+            };
+            Some(cols.iter().map(|c| c.to_string()).collect())
+        };
+        rewrite(&mut stmt, &columns)?;
+        Ok(stmt.to_string())
+    }
+
+    #[test]
+    fn a_using_join_after_another_join_merges_with_the_left_side_that_has_the_column() {
+        assert_eq!(
+            rewritten("SELECT k FROM a JOIN d ON a.x = d.y FULL JOIN c USING (k)").unwrap(),
+            "SELECT coalesce(a.\"k\", c.\"k\") AS k FROM a JOIN d ON a.x = d.y \
+             FULL JOIN c ON a.\"k\" = c.\"k\""
+        );
+    }
+
+    #[test]
+    fn chained_using_joins_merge_the_merged_column() {
+        assert_eq!(
+            rewritten("SELECT * FROM a FULL JOIN b USING (k) FULL JOIN c USING (k)").unwrap(),
+            "SELECT coalesce(coalesce(a.\"k\", b.\"k\"), c.\"k\") AS \"k\", a.\"x\" AS \"x\", \
+             b.\"y\" AS \"y\", c.\"x\" AS \"x\u{1f}3\" FROM a FULL JOIN b ON a.\"k\" = b.\"k\" \
+             FULL JOIN c ON coalesce(a.\"k\", b.\"k\") = c.\"k\""
+        );
+    }
+
+    #[test]
+    fn a_subquery_s_columns_are_read_from_its_select_list() {
+        assert_eq!(
+            rewritten(
+                "WITH w AS (SELECT * FROM a) \
+                 SELECT k FROM (SELECT b.*, count(*), y::text FROM b) s RIGHT JOIN w USING (k)"
+            )
+            .unwrap(),
+            "WITH w AS (SELECT * FROM a) SELECT coalesce(s.\"k\", w.\"k\") AS k FROM \
+             (SELECT b.*, count(*), y::TEXT FROM b) s RIGHT OUTER JOIN w ON s.\"k\" = w.\"k\""
+        );
+    }
+
+    #[test]
+    fn a_column_two_left_relations_have_is_left_to_the_planner() {
+        // PostgreSQL: "common column name k appears more than once".
+        let sql = "SELECT a.k FROM a JOIN c ON true JOIN b USING(k)";
+        assert_eq!(rewritten(sql).unwrap(), sql);
+    }
+
+    #[test]
+    fn an_outer_merged_column_over_unknown_columns_is_refused_not_answered_wrong() {
+        let e =
+            rewritten("SELECT k FROM f() AS g JOIN a USING (k) FULL JOIN b USING (k)").unwrap_err();
+        assert!(
+            matches!(e.kind, crate::error::ErrorKind::FeatureNotSupported),
+            "{e}"
+        );
+        // Not read unqualified: planned as written.
+        let sql = "SELECT b.k FROM f() AS g FULL JOIN b USING(k)";
+        assert_eq!(rewritten(sql).unwrap(), sql);
     }
 }
