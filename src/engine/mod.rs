@@ -1043,6 +1043,7 @@ impl Session {
         let state = state.read();
         let aggregates = state.aggregate_functions();
         json_sets::rewrite(&mut stmt);
+        names::distinct_cast_names(&mut stmt, &|n| aggregates.contains_key(n));
         subquery::rewrite(&mut stmt, &|n| aggregates.contains_key(n));
         Ok(stmt)
     }

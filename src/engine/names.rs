@@ -3,10 +3,14 @@
 //! whole expression; clients (psql headers, drivers mapping rows to
 //! records, BI tools) see PostgreSQL's names instead.
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
-use datafusion::sql::sqlparser::ast::{Expr, Query, SelectItem, SetExpr, Statement};
+use datafusion::sql::sqlparser::ast::{
+    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, OrderByKind, Query,
+    SelectItem, SetExpr, Statement, VisitMut, VisitorMut,
+};
 
 const UNNAMED: &str = "?column?";
 
@@ -303,6 +307,257 @@ fn alias_repeated_in(body: &mut SetExpr) {
     }
 }
 
+/// Aggregate and window calls, and GROUP BY expressions, of one query
+/// level that differ only in casts (`sum(k::numeric)` and `sum(k)`):
+/// DataFusion names a cast after what it casts and refuses two of one
+/// name. Every spelling after the first of such a name gets its first
+/// argument (a GROUP BY expression: itself) wrapped in `same_value()`,
+/// which tells the names apart and is simplified away.
+pub fn distinct_cast_names(stmt: &mut Statement, is_aggregate: &dyn Fn(&str) -> bool) {
+    struct V<'a> {
+        is_aggregate: &'a dyn Fn(&str) -> bool,
+    }
+    impl VisitorMut for V<'_> {
+        type Break = ();
+        fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
+            let order: Vec<&mut Expr> = match q.order_by.as_mut().map(|o| &mut o.kind) {
+                Some(OrderByKind::Expressions(exprs)) => {
+                    exprs.iter_mut().map(|o| &mut o.expr).collect()
+                }
+                _ => vec![],
+            };
+            distinct_in(q.body.as_mut(), order, self.is_aggregate);
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = stmt.visit(&mut V { is_aggregate });
+}
+
+/// [`distinct_cast_names`] for the selects of one query body; `order`
+/// is the query's ORDER BY, which reads the (first) select's output.
+fn distinct_in(body: &mut SetExpr, order: Vec<&mut Expr>, is_aggregate: &dyn Fn(&str) -> bool) {
+    let select = match body {
+        SetExpr::Select(s) => s,
+        SetExpr::SetOperation { left, right, .. } => {
+            distinct_in(left, vec![], is_aggregate);
+            distinct_in(right, vec![], is_aggregate);
+            return;
+        }
+        _ => return,
+    };
+    // GROUP BY 2 is the second output column's expression.
+    if let GroupByExpr::Expressions(exprs, _) = &mut select.group_by {
+        let outputs: Vec<Option<&Expr>> = select
+            .projection
+            .iter()
+            .map(|item| match item {
+                SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => Some(e),
+                _ => None,
+            })
+            .collect();
+        let positions: Vec<Option<Expr>> = exprs
+            .iter()
+            .map(|e| match e {
+                Expr::Value(v) => match &v.value {
+                    datafusion::sql::sqlparser::ast::Value::Number(n, _) => n
+                        .parse::<usize>()
+                        .ok()
+                        .and_then(|i| outputs.get(i.checked_sub(1)?).copied().flatten())
+                        .cloned(),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect();
+        // Spelled out only when two of them would share a name.
+        let texts: Vec<String> = exprs
+            .iter()
+            .zip(&positions)
+            .map(|(e, p)| without_casts(p.as_ref().unwrap_or(e)))
+            .collect();
+        let clash = texts
+            .iter()
+            .enumerate()
+            .any(|(i, t)| texts[..i].contains(t));
+        if clash {
+            for (e, p) in exprs.iter_mut().zip(positions) {
+                if let Some(p) = p {
+                    *e = p;
+                }
+            }
+        }
+    }
+    let grouped: Vec<String> = match &select.group_by {
+        GroupByExpr::Expressions(exprs, _) => exprs
+            .iter()
+            .filter(|e| !matches!(e, Expr::Value(_)))
+            .map(|e| e.to_string())
+            .collect(),
+        _ => vec![],
+    };
+    let is_call = |e: &Expr| {
+        matches!(e, Expr::Function(f) if f.over.is_some()
+            || f.name.0.last().and_then(|p| p.as_ident()).is_some_and(|i| is_aggregate(&i.value.to_lowercase())))
+    };
+    // Every candidate's text, by its text without casts.
+    let mut parts: Vec<&mut Expr> = vec![];
+    for item in select.projection.iter_mut() {
+        if let SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } = item {
+            parts.push(e);
+        }
+    }
+    if let GroupByExpr::Expressions(exprs, _) = &mut select.group_by {
+        parts.extend(exprs.iter_mut());
+    }
+    parts.extend(select.having.as_mut());
+    parts.extend(select.qualify.as_mut());
+    parts.extend(order);
+    let mut by_key: Vec<(String, Vec<String>)> = vec![];
+    let mut note = |e: &Expr| {
+        let text = e.to_string();
+        let key = without_casts(e);
+        match by_key.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, texts)) if !texts.contains(&text) => texts.push(text),
+            Some(_) => {}
+            None => by_key.push((key, vec![text])),
+        }
+    };
+    for p in parts.iter() {
+        let _ = at_level(p, &mut |e| {
+            if is_call(e) {
+                note(e)
+            }
+        });
+    }
+    for g in &grouped {
+        // Parsed back only to find its key: the text is the expression's.
+        if let Some(e) = parts.iter().find_map(|p| find_text(p, g)) {
+            note(&e);
+        }
+    }
+    // The spelling without casts keeps its name: a bare `k` may stand
+    // inside the others.
+    let targets: Vec<String> = by_key
+        .into_iter()
+        .flat_map(|(key, mut texts)| {
+            texts.sort_by_key(|t| *t != key);
+            texts.into_iter().skip(1)
+        })
+        .collect();
+    if targets.is_empty() {
+        return;
+    }
+    for p in parts {
+        let _ = at_level_mut(p, &mut |e| {
+            if !targets.contains(&e.to_string()) {
+                return;
+            }
+            if let Expr::Function(f) = e
+                && is_call(&Expr::Function(f.clone()))
+            {
+                if let FunctionArguments::List(list) = &mut f.args
+                    && let Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(arg))) =
+                        list.args.first_mut()
+                {
+                    let inner = std::mem::replace(
+                        arg,
+                        Expr::value(datafusion::sql::sqlparser::ast::Value::Null),
+                    );
+                    *arg = crate::frontend::compat::call(
+                        crate::types::typed::SAME,
+                        vec![inner],
+                        vec![],
+                    );
+                }
+            } else if grouped.contains(&e.to_string()) {
+                let inner =
+                    std::mem::replace(e, Expr::value(datafusion::sql::sqlparser::ast::Value::Null));
+                *e = crate::frontend::compat::call(crate::types::typed::SAME, vec![inner], vec![]);
+            }
+        });
+    }
+}
+
+/// `e`'s text with its casts (and parentheses) left out, as DataFusion
+/// names it.
+fn without_casts(e: &Expr) -> String {
+    let mut e = e.clone();
+    let _ = datafusion::sql::sqlparser::ast::visit_expressions_mut(&mut e, |x| {
+        while let Expr::Cast { expr, .. } | Expr::Nested(expr) = x {
+            let inner = std::mem::replace(
+                expr.as_mut(),
+                Expr::value(datafusion::sql::sqlparser::ast::Value::Null),
+            );
+            *x = inner;
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    e.to_string()
+}
+
+/// The expression of text `text` in `e`, at its query level.
+fn find_text(e: &Expr, text: &str) -> Option<Expr> {
+    let mut found = None;
+    let _ = at_level(e, &mut |x| {
+        if found.is_none() && x.to_string() == text {
+            found = Some(x.clone());
+        }
+    });
+    found
+}
+
+/// Call `f` on every expression of `e` outside nested queries.
+fn at_level(e: &Expr, f: &mut dyn FnMut(&Expr)) -> ControlFlow<()> {
+    struct L<'a> {
+        f: &'a mut dyn FnMut(&Expr),
+        depth: usize,
+    }
+    impl datafusion::sql::sqlparser::ast::Visitor for L<'_> {
+        type Break = ();
+        fn pre_visit_query(&mut self, _: &Query) -> ControlFlow<()> {
+            self.depth += 1;
+            ControlFlow::Continue(())
+        }
+        fn post_visit_query(&mut self, _: &Query) -> ControlFlow<()> {
+            self.depth -= 1;
+            ControlFlow::Continue(())
+        }
+        fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+            if self.depth == 0 {
+                (self.f)(e);
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    datafusion::sql::sqlparser::ast::Visit::visit(e, &mut L { f, depth: 0 })
+}
+
+/// [`at_level`], changing expressions after their parts.
+fn at_level_mut(e: &mut Expr, f: &mut dyn FnMut(&mut Expr)) -> ControlFlow<()> {
+    struct L<'a> {
+        f: &'a mut dyn FnMut(&mut Expr),
+        depth: usize,
+    }
+    impl VisitorMut for L<'_> {
+        type Break = ();
+        fn pre_visit_query(&mut self, _: &mut Query) -> ControlFlow<()> {
+            self.depth += 1;
+            ControlFlow::Continue(())
+        }
+        fn post_visit_query(&mut self, _: &mut Query) -> ControlFlow<()> {
+            self.depth -= 1;
+            ControlFlow::Continue(())
+        }
+        fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+            if self.depth == 0 {
+                (self.f)(e);
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    e.visit(&mut L { f, depth: 0 })
+}
+
 /// `schema` with its fields renamed, position by position.
 pub fn with_names(schema: &Schema, names: &[String]) -> SchemaRef {
     let fields: Vec<Field> = schema
@@ -358,6 +613,39 @@ pub fn with_query_names(stmt: &Statement) -> std::collections::HashSet<String> {
 mod tests {
     use super::*;
     use datafusion::arrow::datatypes::DataType;
+
+    fn distinct(sql: &str) -> String {
+        let mut stmt = datafusion::sql::sqlparser::parser::Parser::parse_sql(
+            &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
+            sql,
+        )
+        .unwrap()
+        .remove(0);
+        distinct_cast_names(&mut stmt, &|n| matches!(n, "sum" | "max"));
+        stmt.to_string()
+    }
+
+    #[test]
+    fn aggregates_and_groups_that_differ_in_casts_get_distinct_names() {
+        assert_eq!(
+            distinct("SELECT sum(k::NUMERIC), sum(k), sum(k) OVER () FROM t"),
+            "SELECT sum(same_value(k::NUMERIC)), sum(k), sum(k) OVER () FROM t"
+        );
+        assert_eq!(
+            distinct("SELECT k::TEXT AS a, k FROM t GROUP BY 1, 2 HAVING max(k) > 0"),
+            "SELECT same_value(k::TEXT) AS a, k FROM t GROUP BY same_value(k::TEXT), k \
+             HAVING max(k) > 0"
+        );
+        // Nothing alike: unchanged, positions too.
+        let sql = "SELECT k::TEXT, sum(v) FROM t GROUP BY 1 ORDER BY sum(v::NUMERIC)";
+        assert_eq!(
+            distinct(sql),
+            "SELECT k::TEXT, sum(v) FROM t GROUP BY 1 ORDER BY sum(same_value(v::NUMERIC))"
+        );
+        // Subqueries are their own level.
+        let sql = "SELECT sum(k), (SELECT sum(k::NUMERIC) FROM u) FROM t";
+        assert_eq!(distinct(sql), sql);
+    }
 
     fn names(sql: &str, n: usize) -> Vec<String> {
         let stmt = &datafusion::sql::sqlparser::parser::Parser::parse_sql(

@@ -394,8 +394,48 @@ impl ScalarUDFImpl for TypeOf {
     }
 }
 
+/// The name of [`Same`].
+pub const SAME: &str = "same_value";
+
+/// `same_value(x)` is `x`. DataFusion names a cast after what it casts, so
+/// `sum(k::numeric)` and `sum(k)` are two aggregates of one name, which
+/// it refuses; the planner wraps one of them in this to tell them apart,
+/// and simplification takes it away again.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Same {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for Same {
+    fn name(&self) -> &str {
+        SAME
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, types: &[DataType]) -> Result<DataType> {
+        Ok(types[0].clone())
+    }
+    fn return_field_from_args(
+        &self,
+        args: datafusion::logical_expr::ReturnFieldArgs,
+    ) -> Result<datafusion::arrow::datatypes::FieldRef> {
+        Ok(Arc::clone(&args.arg_fields[0]))
+    }
+    fn simplify(
+        &self,
+        mut args: Vec<Expr>,
+        _: &datafusion::logical_expr::simplify::SimplifyContext,
+    ) -> Result<datafusion::logical_expr::simplify::ExprSimplifyResult> {
+        Ok(datafusion::logical_expr::simplify::ExprSimplifyResult::Simplified(args.remove(0)))
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        Ok(args.args[0].clone())
+    }
+}
+
 /// Register the input functions, JSON functions and operators,
-/// `gen_random_uuid()` and `pg_typeof()`.
+/// `gen_random_uuid()`, `pg_typeof()` and `same_value()`.
 pub fn register(ctx: &datafusion::prelude::SessionContext) {
     for t in [TextType::Uuid, TextType::Json, TextType::Jsonb] {
         ctx.register_udf(t.udf());
@@ -407,6 +447,9 @@ pub fn register(ctx: &datafusion::prelude::SessionContext) {
     let uuid = datafusion::functions::string::uuid();
     ctx.register_udf(uuid.as_ref().clone().with_aliases(["gen_random_uuid"]));
     ctx.register_udf(ScalarUDF::new_from_impl(TypeOf {
+        signature: Signature::any(1, Volatility::Immutable),
+    }));
+    ctx.register_udf(ScalarUDF::new_from_impl(Same {
         signature: Signature::any(1, Volatility::Immutable),
     }));
     use datafusion::execution::FunctionRegistry;
