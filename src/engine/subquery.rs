@@ -41,9 +41,9 @@ use datafusion::logical_expr::{
     ScalarUDFImpl, Signature, Volatility,
 };
 use datafusion::sql::sqlparser::ast::{
-    BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArgumentClause, FunctionArguments,
-    GroupByExpr, Ident, LimitClause, OrderByKind, Query, SelectItem, SetExpr, Statement,
-    TableAlias, TableFactor, UnaryOperator, Value, VisitMut, VisitorMut,
+    BinaryOperator, Distinct, Expr, FunctionArg, FunctionArgExpr, FunctionArgumentClause,
+    FunctionArguments, GroupByExpr, Ident, LimitClause, OrderByKind, Query, SelectItem, SetExpr,
+    Statement, TableAlias, TableFactor, UnaryOperator, Value, VisitMut, VisitorMut,
 };
 
 use crate::error::{Error, ErrorKind};
@@ -75,6 +75,17 @@ pub fn rewrite(stmt: &mut Statement, is_aggregate: &dyn Fn(&str) -> bool) {
                 && let Expr::Subquery(q) = right.as_ref()
             {
                 self.compared.push(q.as_ref() as *const Query as usize);
+            }
+            match e {
+                Expr::AnyOp { right, .. } | Expr::AllOp { right, .. } => {
+                    if let Expr::Subquery(q) = right.as_mut() {
+                        without_distinct(q);
+                    }
+                }
+                Expr::InSubquery { subquery: q, .. } | Expr::Exists { subquery: q, .. } => {
+                    without_distinct(q)
+                }
+                _ => {}
             }
             ControlFlow::Continue(())
         }
@@ -109,6 +120,21 @@ pub fn rewrite(stmt: &mut Statement, is_aggregate: &dyn Fn(&str) -> bool) {
         compared: Vec::new(),
         filters: Vec::new(),
     });
+}
+
+/// The rows of `IN`, `ANY`, `ALL` and `EXISTS` as a set: their `DISTINCT`
+/// changes no answer (unless a LIMIT counts rows after it) and is dropped,
+/// since DataFusion's decorrelation of a `DISTINCT` of a constant fails
+/// (`XX000 Projections require unique expression names`).
+fn without_distinct(q: &mut Query) {
+    if q.limit_clause.is_some() || q.fetch.is_some() {
+        return;
+    }
+    if let SetExpr::Select(s) = q.body.as_mut()
+        && matches!(s.distinct, Some(Distinct::Distinct))
+    {
+        s.distinct = None;
+    }
 }
 
 /// `c NOT IN (SELECT v ...)` in WHERE with a constant `c`: DataFusion

@@ -512,8 +512,27 @@ fn reads_merged(select: &Select, names: &[String]) -> bool {
 }
 
 fn merge_using_columns(q: &mut Query, columns_of: &ColumnsOf) -> Result<()> {
-    let SetExpr::Select(select) = q.body.as_mut() else {
-        return Ok(());
+    let order = q.order_by.as_mut().and_then(|o| match &mut o.kind {
+        OrderByKind::Expressions(exprs) => Some(exprs),
+        _ => None,
+    });
+    merge_in(q.body.as_mut(), order, columns_of)
+}
+
+/// [`merge_using_columns`] for each select of a query body; `order` is
+/// the query's ORDER BY when the body is one select.
+fn merge_in(
+    body: &mut SetExpr,
+    order: Option<&mut Vec<datafusion::sql::sqlparser::ast::OrderByExpr>>,
+    columns_of: &ColumnsOf,
+) -> Result<()> {
+    let select = match body {
+        SetExpr::Select(select) => select,
+        SetExpr::SetOperation { left, right, .. } => {
+            merge_in(left, None, columns_of)?;
+            return merge_in(right, None, columns_of);
+        }
+        _ => return Ok(()),
     };
     let has_using = select.from.iter().any(|item| {
         item.joins.iter().any(|j| {
@@ -649,9 +668,7 @@ fn merge_using_columns(q: &mut Query, columns_of: &ColumnsOf) -> Result<()> {
             _ => None,
         })
         .collect();
-    if let Some(order) = q.order_by.as_mut()
-        && let OrderByKind::Expressions(exprs) = &mut order.kind
-    {
+    if let Some(exprs) = order {
         for o in exprs {
             if matches!(&o.expr, Expr::Identifier(id) if outputs.contains(&normalize_ident(id))) {
                 continue;
