@@ -66,7 +66,7 @@ pub fn rewrite(stmt: &mut Statement, is_aggregate: &dyn Fn(&str) -> bool) {
     impl VisitorMut for V<'_> {
         type Break = ();
         fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
-            constant_not_in(q);
+            constant_not_in(q, self.is_aggregate);
             planned_filters(q, &mut self.filters);
             ControlFlow::Continue(())
         }
@@ -144,26 +144,29 @@ fn without_distinct(q: &mut Query) {
 /// `NOT EXISTS (SELECT 1 FROM (SELECT v ...) AS s(v) WHERE s.v = c OR
 /// s.v IS NULL OR c IS NULL)`: no row when the subquery is empty, none
 /// when it has `c` or a NULL, as PostgreSQL answers.
-fn constant_not_in(q: &mut Query) {
+fn constant_not_in(q: &mut Query, is_aggregate: &dyn Fn(&str) -> bool) {
     let SetExpr::Select(s) = q.body.as_mut() else {
         return;
     };
     if let Some(w) = s.selection.as_mut() {
-        conjuncts_not_in(w);
+        where_conjuncts(w, is_aggregate);
     }
 }
 
-fn conjuncts_not_in(e: &mut Expr) {
+/// The conditions of a WHERE joined by AND: a constant `NOT IN` (see
+/// [`constant_not_in`]) and an `IN` whose rows' value reads outer
+/// columns (see [`correlated_value_in`]).
+fn where_conjuncts(e: &mut Expr, is_aggregate: &dyn Fn(&str) -> bool) {
     match e {
         Expr::BinaryOp {
             left,
             op: BinaryOperator::And,
             right,
         } => {
-            conjuncts_not_in(left);
-            conjuncts_not_in(right);
+            where_conjuncts(left, is_aggregate);
+            where_conjuncts(right, is_aggregate);
         }
-        Expr::Nested(inner) => conjuncts_not_in(inner),
+        Expr::Nested(inner) => where_conjuncts(inner, is_aggregate),
         Expr::InSubquery {
             expr,
             subquery,
@@ -178,8 +181,78 @@ fn conjuncts_not_in(e: &mut Expr) {
                 *e = exists;
             }
         }
+        Expr::InSubquery {
+            expr,
+            subquery,
+            negated: false,
+        } => {
+            if let Some(exists) = correlated_value_in(expr, subquery, is_aggregate) {
+                *e = exists;
+            }
+        }
         _ => {}
     }
+}
+
+/// `x IN (SELECT v FROM ... WHERE w)` as a condition of WHERE, where `v`
+/// reads columns of the outer query: DataFusion decorrelates outer columns
+/// in a WHERE, not in a select list (`0A000`, or `XX000 single expression
+/// required`). Where NULL and false both drop the row, it is `EXISTS
+/// (SELECT 1 FROM ... WHERE (w) AND (x) = (v))`. Only for a plain select
+/// (no grouping, aggregate, LIMIT or set operation) and an `x` whose
+/// columns cannot mean the subquery's.
+fn correlated_value_in(
+    x: &Expr,
+    rows: &Query,
+    is_aggregate: &dyn Fn(&str) -> bool,
+) -> Option<Expr> {
+    if rows.with.is_some() || rows.limit_clause.is_some() || rows.fetch.is_some() {
+        return None;
+    }
+    let SetExpr::Select(s) = rows.body.as_ref() else {
+        return None;
+    };
+    let grouped = match &s.group_by {
+        GroupByExpr::All(_) => true,
+        GroupByExpr::Expressions(e, m) => !e.is_empty() || !m.is_empty(),
+    };
+    if grouped
+        || s.having.is_some()
+        || s.from.is_empty()
+        || matches!(s.distinct, Some(Distinct::On(_)))
+    {
+        return None;
+    }
+    let [SelectItem::UnnamedExpr(v) | SelectItem::ExprWithAlias { expr: v, .. }] =
+        s.projection.as_slice()
+    else {
+        return None;
+    };
+    let declared = Names::of(rows).declared;
+    let read = Names::of(v);
+    if read.nested
+        || aggregates(v, is_aggregate)
+        || !read.qualifiers.iter().any(|q| !declared.contains(q))
+        || captured(x, rows)
+    {
+        return None;
+    }
+    let condition = value("($1) = ($2)", &[x.clone(), v.clone()])?;
+    let mut q = rows.clone();
+    let SetExpr::Select(s) = q.body.as_mut() else {
+        return None;
+    };
+    s.selection = Some(match s.selection.take() {
+        Some(w) => value("($1) AND ($2)", &[w, condition])?,
+        None => condition,
+    });
+    s.projection = vec![SelectItem::UnnamedExpr(value("1", &[])?)];
+    s.distinct = None;
+    q.order_by = None;
+    Some(Expr::Exists {
+        subquery: Box::new(q),
+        negated: false,
+    })
 }
 
 /// The expression `template` with `$1` replaced by `value` and each
