@@ -533,7 +533,7 @@ fn at_level(e: &Expr, f: &mut dyn FnMut(&Expr)) -> ControlFlow<()> {
 }
 
 /// [`at_level`], changing expressions after their parts.
-fn at_level_mut(e: &mut Expr, f: &mut dyn FnMut(&mut Expr)) -> ControlFlow<()> {
+pub(super) fn at_level_mut(e: &mut Expr, f: &mut dyn FnMut(&mut Expr)) -> ControlFlow<()> {
     struct L<'a> {
         f: &'a mut dyn FnMut(&mut Expr),
         depth: usize,

@@ -42,8 +42,8 @@ use datafusion::logical_expr::{
 };
 use datafusion::sql::sqlparser::ast::{
     BinaryOperator, Distinct, Expr, FunctionArg, FunctionArgExpr, FunctionArgumentClause,
-    FunctionArguments, GroupByExpr, Ident, LimitClause, OrderByKind, Query, SelectItem, SetExpr,
-    Statement, TableAlias, TableFactor, UnaryOperator, Value, VisitMut, VisitorMut,
+    FunctionArguments, GroupByExpr, Ident, LimitClause, OrderByKind, Query, Select, SelectItem,
+    SetExpr, Statement, TableAlias, TableFactor, UnaryOperator, Value, VisitMut, VisitorMut,
 };
 
 use crate::error::{Error, ErrorKind};
@@ -212,11 +212,7 @@ fn correlated_value_in(
     let SetExpr::Select(s) = rows.body.as_ref() else {
         return None;
     };
-    let grouped = match &s.group_by {
-        GroupByExpr::All(_) => true,
-        GroupByExpr::Expressions(e, m) => !e.is_empty() || !m.is_empty(),
-    };
-    if grouped
+    if grouped(s)
         || s.having.is_some()
         || s.from.is_empty()
         || matches!(s.distinct, Some(Distinct::On(_)))
@@ -253,6 +249,14 @@ fn correlated_value_in(
         subquery: Box::new(q),
         negated: false,
     })
+}
+
+/// Does `s` have a GROUP BY (of anything)?
+fn grouped(s: &Select) -> bool {
+    match &s.group_by {
+        GroupByExpr::All(_) => true,
+        GroupByExpr::Expressions(e, m) => !e.is_empty() || !m.is_empty(),
+    }
 }
 
 /// The expression `template` with `$1` replaced by `value` and each
@@ -545,12 +549,8 @@ fn counted(
         && q.limit_clause.is_none()
         && match q.body.as_ref() {
             SetExpr::Select(s) => {
-                let grouped = match &s.group_by {
-                    GroupByExpr::All(_) => true,
-                    GroupByExpr::Expressions(e, m) => !e.is_empty() || !m.is_empty(),
-                };
                 !s.from.is_empty()
-                    && !grouped
+                    && !grouped(s)
                     && s.having.is_none()
                     && s.distinct.is_none()
                     && s.projection.iter().all(|item| match item {
@@ -657,12 +657,8 @@ fn single_row(q: &mut Query, is_aggregate: &dyn Fn(&str) -> bool) -> Option<Expr
     let SetExpr::Select(select) = q.body.as_mut() else {
         return None;
     };
-    let grouped = match &select.group_by {
-        GroupByExpr::All(_) => true,
-        GroupByExpr::Expressions(e, m) => !e.is_empty() || !m.is_empty(),
-    };
     if select.from.is_empty()
-        || grouped
+        || grouped(select)
         || select.having.is_some()
         || select.distinct.is_some()
         || select.projection.len() != 1

@@ -25,7 +25,7 @@ use datafusion::sql::sqlparser::ast::{
     TableFactor, VisitMut, Visitor, VisitorMut, WildcardAdditionalOptions,
 };
 
-use super::names::repeated_alias;
+use super::names::{at_level_mut, repeated_alias};
 use crate::error::{Error, Result};
 use crate::frontend::compat::call;
 use crate::frontend::names::normalize_ident;
@@ -605,58 +605,37 @@ fn merge_in(
     select.projection = projection;
 
     // Unqualified references at this level (not in nested queries).
-    struct Refs<'a> {
-        merged: &'a [Output],
-        depth: usize,
-    }
-    impl VisitorMut for Refs<'_> {
-        type Break = ();
-        fn pre_visit_query(&mut self, _: &mut Query) -> ControlFlow<()> {
-            self.depth += 1;
-            ControlFlow::Continue(())
+    let mut refs = |e: &mut Expr| {
+        if let Expr::Identifier(id) = e
+            && let Some((_, m)) = values.iter().find(|(n, _)| *n == normalize_ident(id))
+        {
+            *e = m.clone();
         }
-        fn post_visit_query(&mut self, _: &mut Query) -> ControlFlow<()> {
-            self.depth -= 1;
-            ControlFlow::Continue(())
-        }
-        fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
-            if self.depth == 0
-                && let Expr::Identifier(id) = e
-                && let Some((_, m)) = self.merged.iter().find(|(n, _)| *n == normalize_ident(id))
-            {
-                *e = m.clone();
-            }
-            ControlFlow::Continue(())
-        }
-    }
-    let mut refs = Refs {
-        merged: values,
-        depth: 0,
     };
     for item in select.projection.iter_mut() {
         if let SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } = item {
-            let _ = e.visit(&mut refs);
+            let _ = at_level_mut(e, &mut refs);
         }
     }
     if let Some(w) = select.selection.as_mut() {
-        let _ = w.visit(&mut refs);
+        let _ = at_level_mut(w, &mut refs);
     }
     // The ON of a join after a USING join may name its merged column too
     // (a USING join's own ON is of qualified names, left alone).
     for (item, first) in select.from.iter_mut().zip(first_using) {
         for join in item.joins.iter_mut().skip(first + 1) {
             if let Some(on) = on_mut(&mut join.join_operator) {
-                let _ = on.visit(&mut refs);
+                let _ = at_level_mut(on, &mut refs);
             }
         }
     }
     if let GroupByExpr::Expressions(exprs, _) = &mut select.group_by {
         for e in exprs {
-            let _ = e.visit(&mut refs);
+            let _ = at_level_mut(e, &mut refs);
         }
     }
     if let Some(h) = select.having.as_mut() {
-        let _ = h.visit(&mut refs);
+        let _ = at_level_mut(h, &mut refs);
     }
     // ORDER BY a bare name reads the output column of that name first.
     let outputs: Vec<String> = select
@@ -673,7 +652,7 @@ fn merge_in(
             if matches!(&o.expr, Expr::Identifier(id) if outputs.contains(&normalize_ident(id))) {
                 continue;
             }
-            let _ = o.expr.visit(&mut refs);
+            let _ = at_level_mut(&mut o.expr, &mut refs);
         }
     }
     Ok(())
