@@ -423,7 +423,7 @@ fn distinct_in(body: &mut SetExpr, order: Vec<&mut Expr>, is_aggregate: &dyn Fn(
         }
     };
     for p in parts.iter() {
-        let _ = at_level(p, &mut |e| {
+        let _ = at_level(&**p, &mut |e| {
             if is_call(e) {
                 note(e)
             }
@@ -452,8 +452,8 @@ fn distinct_in(body: &mut SetExpr, order: Vec<&mut Expr>, is_aggregate: &dyn Fn(
             if !targets.contains(&e.to_string()) {
                 return;
             }
-            if let Expr::Function(f) = e
-                && is_call(&Expr::Function(f.clone()))
+            if is_call(e)
+                && let Expr::Function(f) = e
             {
                 if let FunctionArguments::List(list) = &mut f.args
                     && let Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(arg))) =
@@ -506,8 +506,11 @@ fn find_text(e: &Expr, text: &str) -> Option<Expr> {
     found
 }
 
-/// Call `f` on every expression of `e` outside nested queries.
-fn at_level(e: &Expr, f: &mut dyn FnMut(&Expr)) -> ControlFlow<()> {
+/// Call `f` on every expression of `node` outside nested queries.
+pub(super) fn at_level<T: datafusion::sql::sqlparser::ast::Visit>(
+    node: &T,
+    f: &mut dyn FnMut(&Expr),
+) -> ControlFlow<()> {
     struct L<'a> {
         f: &'a mut dyn FnMut(&Expr),
         depth: usize,
@@ -529,7 +532,7 @@ fn at_level(e: &Expr, f: &mut dyn FnMut(&Expr)) -> ControlFlow<()> {
             ControlFlow::Continue(())
         }
     }
-    datafusion::sql::sqlparser::ast::Visit::visit(e, &mut L { f, depth: 0 })
+    datafusion::sql::sqlparser::ast::Visit::visit(node, &mut L { f, depth: 0 })
 }
 
 /// [`at_level`], changing expressions after their parts.

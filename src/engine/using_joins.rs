@@ -22,10 +22,10 @@ use std::ops::ControlFlow;
 use datafusion::sql::sqlparser::ast::{
     BinaryOperator, Expr, GroupByExpr, Ident, JoinConstraint, JoinOperator, ObjectName,
     OrderByKind, Query, Select, SelectItem, SelectItemQualifiedWildcardKind, SetExpr, Statement,
-    TableFactor, VisitMut, Visitor, VisitorMut, WildcardAdditionalOptions,
+    TableFactor, VisitMut, VisitorMut, WildcardAdditionalOptions,
 };
 
-use super::names::{at_level_mut, repeated_alias};
+use super::names::{at_level, at_level_mut, repeated_alias};
 use crate::error::{Error, Result};
 use crate::frontend::compat::call;
 use crate::frontend::names::normalize_ident;
@@ -469,32 +469,6 @@ fn plan_joins(select: &Select, columns_of: &ColumnsOf) -> Option<(Merged, Vec<Ve
 /// Whether `select` reads an unqualified `name` (one of `names`) or an
 /// unqualified `*` at its own level.
 fn reads_merged(select: &Select, names: &[String]) -> bool {
-    struct Finder<'a> {
-        names: &'a [String],
-        depth: usize,
-        found: bool,
-    }
-    impl Visitor for Finder<'_> {
-        type Break = ();
-        fn pre_visit_query(&mut self, _: &Query) -> ControlFlow<()> {
-            self.depth += 1;
-            ControlFlow::Continue(())
-        }
-        fn post_visit_query(&mut self, _: &Query) -> ControlFlow<()> {
-            self.depth -= 1;
-            ControlFlow::Continue(())
-        }
-        fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
-            if self.depth == 0
-                && let Expr::Identifier(id) = e
-                && self.names.contains(&normalize_ident(id))
-            {
-                self.found = true;
-                return ControlFlow::Break(());
-            }
-            ControlFlow::Continue(())
-        }
-    }
     if select
         .projection
         .iter()
@@ -502,13 +476,11 @@ fn reads_merged(select: &Select, names: &[String]) -> bool {
     {
         return true;
     }
-    let mut f = Finder {
-        names,
-        depth: 0,
-        found: false,
-    };
-    let _ = datafusion::sql::sqlparser::ast::Visit::visit(select, &mut f);
-    f.found
+    let mut found = false;
+    let _ = at_level(select, &mut |e| {
+        found |= matches!(e, Expr::Identifier(id) if names.contains(&normalize_ident(id)));
+    });
+    found
 }
 
 fn merge_using_columns(q: &mut Query, columns_of: &ColumnsOf) -> Result<()> {
