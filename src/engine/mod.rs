@@ -17,7 +17,6 @@ pub mod copy;
 mod cursors;
 pub mod ddl;
 pub mod dml;
-mod dynamic_filters;
 pub mod events;
 mod handlers;
 mod json_sets;
@@ -29,6 +28,7 @@ pub mod params;
 mod planner;
 pub mod prepared;
 pub mod result_types;
+mod safe_pushdown;
 mod set_ops;
 pub mod settings;
 mod subplan;
@@ -392,7 +392,7 @@ fn planning_context(
             rules
         })
         .with_physical_optimizer_rules({
-            let mut rules = dynamic_filters::physical_rules();
+            let mut rules = safe_pushdown::physical_rules();
             rules.push(Arc::new(late_filter::SelectiveRowFilter));
             rules
         })
