@@ -440,6 +440,14 @@ pub(crate) fn classify_message(raw: &str) -> Option<Error> {
             "NOT IN (subquery) naming a column of the outer query unqualified (qualify it, or use NOT EXISTS)",
         ));
     }
+    // `a.x` where `a` is a column (a table function's, named after its
+    // alias) and not a table: DataFusion reads `.x` as a field of it.
+    if msg.contains("Cannot access field at argument") && msg.contains("is not Struct") {
+        return Some(Error::new(
+            ErrorKind::UndefinedColumn,
+            "column does not exist: a qualified name reads a field of a column that has none",
+        ));
+    }
     // A column alias list of the wrong length (also CREATE TABLE t (a, b)
     // AS ...): PostgreSQL's syntax error class.
     if msg.contains("names given as column alias") {

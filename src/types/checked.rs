@@ -79,6 +79,29 @@ impl ScalarUDFImpl for Checked {
     fn return_type(&self, args: &[DataType]) -> Result<DataType> {
         Ok(args[0].clone())
     }
+
+    /// Named as the operator it replaces (`t.k + Int64(1)`): the column it
+    /// makes keeps its name, so no alias is needed, which a grouping set
+    /// cannot carry (`GROUPING SETS ((k + 1), (k + 1))` failed).
+    fn schema_name(&self, args: &[Expr]) -> Result<String> {
+        Ok(match (self.op, args) {
+            (Op::Neg, [x]) => format!("(- {})", x.schema_name()),
+            (Op::Add | Op::Sub | Op::Mul, [l, r]) => {
+                let op = match self.op {
+                    Op::Add => Operator::Plus,
+                    Op::Sub => Operator::Minus,
+                    _ => Operator::Multiply,
+                };
+                format!("{} {op} {}", l.schema_name(), r.schema_name())
+            }
+            _ => {
+                return Err(DataFusionError::Internal(format!(
+                    "{} arguments",
+                    self.op.name()
+                )));
+            }
+        })
+    }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let n = args.number_rows;
         let scalar = args
