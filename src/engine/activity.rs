@@ -82,6 +82,14 @@ pub struct Backend {
     terminating: AtomicBool,
     /// Asks the connection to end (after canceling its statement).
     pub terminate: Notify,
+    /// The statement whose rows are going out (0: none): it has returned
+    /// its result stream, and the work that stream does (a join, an
+    /// aggregate) runs while the rows are sent. A cancel then stops the
+    /// stream: `rows_cancel_target` names the statement, `rows_cancel`
+    /// wakes it.
+    rows: AtomicU64,
+    rows_cancel_target: AtomicU64,
+    rows_cancel: Notify,
 }
 
 impl Backend {
@@ -118,6 +126,38 @@ impl Backend {
                 .store(self.statements.load(Ordering::SeqCst), Ordering::SeqCst);
             drop(now);
             self.cancel.notify_one();
+            return;
+        }
+        let rows = self.rows.load(Ordering::SeqCst);
+        if rows != 0 {
+            self.rows_cancel_target.store(rows, Ordering::SeqCst);
+            drop(now);
+            self.rows_cancel.notify_one();
+        }
+    }
+
+    /// The rows of the statement that just returned begin to go out; its
+    /// number, for [`Backend::rows_canceled`] and [`Backend::rows_sent`].
+    pub fn rows_started(&self) -> u64 {
+        let n = self.statements.load(Ordering::SeqCst);
+        self.rows.store(n, Ordering::SeqCst);
+        n
+    }
+
+    /// The rows of statement `n` are all out (or dropped).
+    pub fn rows_sent(&self, n: u64) {
+        let _ = self
+            .rows
+            .compare_exchange(n, 0, Ordering::SeqCst, Ordering::SeqCst);
+    }
+
+    /// Completes when a cancel asks to stop the rows of statement `n`.
+    pub async fn rows_canceled(&self, n: u64) {
+        loop {
+            self.rows_cancel.notified().await;
+            if self.rows_cancel_target.load(Ordering::SeqCst) == n {
+                return;
+            }
         }
     }
 
@@ -199,6 +239,9 @@ impl Activity {
             cancel_target: AtomicU64::new(u64::MAX),
             terminating: AtomicBool::new(false),
             terminate: Notify::new(),
+            rows: AtomicU64::new(0),
+            rows_cancel_target: AtomicU64::new(0),
+            rows_cancel: Notify::new(),
         });
         self.backends
             .lock()

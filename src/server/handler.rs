@@ -12,7 +12,7 @@ use datafusion::execution::SendableRecordBatchStream;
 use futures::{Sink, SinkExt, StreamExt, stream};
 use pgwire::api::auth::StartupHandler;
 use pgwire::api::auth::noop::NoopStartupHandler;
-use pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
+use pgwire::api::cancel::CancelHandler;
 use pgwire::api::copy::CopyHandler;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
@@ -238,11 +238,34 @@ impl PgWireServerHandlers for Connection {
     }
 
     fn cancel_handler(&self) -> Arc<impl CancelHandler> {
-        Arc::new(DefaultCancelHandler::new(self.manager.clone()))
+        Arc::new(Cancel {
+            manager: self.manager.clone(),
+            session: self.session.clone(),
+        })
     }
 
     fn error_handler(&self) -> Arc<impl ErrorHandler> {
         Arc::new(QuietErrors)
+    }
+}
+
+/// A CancelRequest: pgwire cancels a statement still being planned; the
+/// backend, a statement whose rows are going out.
+struct Cancel {
+    manager: Arc<ConnectionManager>,
+    session: Arc<Mutex<Session>>,
+}
+
+#[async_trait]
+impl CancelHandler for Cancel {
+    async fn on_cancel_request(&self, request: pgwire::messages::cancel::CancelRequest) {
+        if !self.manager.cancel(request.pid, &request.secret_key).await {
+            return;
+        }
+        let activity = self.session.lock().await.engine().activity().clone();
+        if let Some(backend) = activity.get(request.pid) {
+            backend.request_cancel();
+        }
     }
 }
 
@@ -356,6 +379,16 @@ impl Drop for Finished {
     }
 }
 
+/// The rows of statement `.1` of a backend are going out; sent (or
+/// dropped) when this is dropped.
+struct Sending(Arc<crate::engine::activity::Backend>, u64);
+
+impl Drop for Sending {
+    fn drop(&mut self) {
+        self.0.rows_sent(self.1);
+    }
+}
+
 /// Encode a statement's output as a pgwire response.
 async fn respond(
     output: Output,
@@ -379,7 +412,13 @@ async fn respond(
                 Some(options),
                 params,
             )?);
-            let rows = encode_rows(stream, fields.clone(), timeout, failed);
+            let rows = encode_rows(
+                stream,
+                fields.clone(),
+                timeout,
+                failed,
+                session.backend_handle(),
+            );
             let mut resp = QueryResponse::new(fields, rows);
             resp.set_command_tag(tag);
             Response::Query(resp)
@@ -409,33 +448,56 @@ async fn respond(
 }
 
 /// Stream record batches as data rows, mapping errors to SQLSTATEs and
-/// enforcing the statement timeout while rows are produced.
+/// enforcing the statement timeout while rows are produced. A cancel
+/// (CancelRequest, `pg_cancel_backend`) of `backend` stops the stream, and
+/// with it the work that produces the rows.
 fn encode_rows(
     stream: SendableRecordBatchStream,
     fields: Arc<Vec<FieldInfo>>,
     timeout: Option<Duration>,
     failed: Arc<std::sync::atomic::AtomicBool>,
+    backend: Option<Arc<crate::engine::activity::Backend>>,
 ) -> impl futures::Stream<Item = PgWireResult<pgwire::messages::data::DataRow>> + Send + 'static {
     let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+    let sending = backend.map(|b| {
+        let n = b.rows_started();
+        Arc::new(Sending(b, n))
+    });
     let batches = stream::unfold(Some(stream), move |state| {
         let failed = failed.clone();
+        let sending = sending.clone();
         async move {
             let mut s = state?;
             let fail = |e: Error| {
                 failed.store(true, std::sync::atomic::Ordering::SeqCst);
                 to_pgwire(&e)
             };
-            let next = match deadline {
-                Some(d) => match tokio::time::timeout_at(d, s.next()).await {
-                    Ok(n) => n,
-                    Err(_) => return Some((Err(fail(timeout_error())), None)),
-                },
-                None => s.next().await,
+            let timed = async {
+                match deadline {
+                    Some(d) => tokio::time::timeout_at(d, s.next())
+                        .await
+                        .map_err(|_| timeout_error()),
+                    None => Ok(s.next().await),
+                }
+            };
+            let canceled = async {
+                match &sending {
+                    Some(rows) => rows.0.rows_canceled(rows.1).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let next = tokio::select! {
+                next = timed => next,
+                () = canceled => Err(Error::new(
+                    ErrorKind::QueryCanceled,
+                    "canceling statement due to user request",
+                )),
             };
             match next {
-                None => None,
-                Some(Ok(b)) => Some((Ok(b), Some(s))),
-                Some(Err(e)) => Some((Err(fail(Error::from(e))), None)),
+                Err(e) => Some((Err(fail(e)), None)),
+                Ok(None) => None,
+                Ok(Some(Ok(b))) => Some((Ok(b), Some(s))),
+                Ok(Some(Err(e))) => Some((Err(fail(Error::from(e))), None)),
             }
         }
     });

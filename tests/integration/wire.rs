@@ -468,6 +468,81 @@ async fn errors_carry_sqlstate_and_leave_the_connection_usable() {
     assert_eq!(versions, 1, "a failed statement must not commit");
 }
 
+/// Runs `query` on `c` while `cancel` is sent every 200 ms (a cancel that
+/// arrives before the statement starts is ignored, as in PostgreSQL);
+/// the error the statement ended with. A statement still running after
+/// two minutes fails the test: the cancel did not reach it.
+async fn canceled<F, Fut>(
+    query: impl std::future::Future<Output = Result<(), tokio_postgres::Error>>,
+    cancel: F,
+) -> tokio_postgres::Error
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    tokio::pin!(query);
+    let limit = tokio::time::sleep(std::time::Duration::from_secs(120));
+    tokio::pin!(limit);
+    loop {
+        tokio::select! {
+            r = &mut query => return r.expect_err("the statement ended without being canceled"),
+            _ = &mut limit => panic!("a canceled statement was still running after 120 s"),
+            _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => cancel().await,
+        }
+    }
+}
+
+#[tokio::test]
+async fn cancel_stops_a_statement_whose_rows_are_being_computed() {
+    let server = Server::start();
+    let c = server.connect().await;
+    // A CancelRequest on its own connection, as psql's Ctrl-C sends it;
+    // the cross join runs while its one row is being produced.
+    let token = c.cancel_token();
+    let e = canceled(
+        async { c.simple_query(SLOW_QUERY).await.map(|_| ()) },
+        || async {
+            token.cancel_query(tokio_postgres::NoTls).await.unwrap();
+        },
+    )
+    .await;
+    assert_eq!(sqlstate(&e), "57014", "{e}");
+    let message = e.as_db_error().map(|d| d.message().to_string());
+    assert_eq!(
+        message.as_deref(),
+        Some("canceling statement due to user request")
+    );
+    let n: i32 = c.query_one("SELECT 41 + 1", &[]).await.unwrap().get(0);
+    assert_eq!(n, 42);
+
+    // pg_cancel_backend from another connection, of a statement sent with
+    // the extended protocol inside a transaction block: the block is
+    // aborted, as in PostgreSQL, and ROLLBACK ends it.
+    let admin = server.connect().await;
+    let pid: i32 = c
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    c.batch_execute("BEGIN").await.unwrap();
+    let e = canceled(
+        async { c.query(SLOW_QUERY, &[]).await.map(|_| ()) },
+        || async {
+            admin
+                .query_one(&format!("SELECT pg_cancel_backend({pid})"), &[])
+                .await
+                .unwrap();
+        },
+    )
+    .await;
+    assert_eq!(sqlstate(&e), "57014", "{e}");
+    let e = c.query_one("SELECT 1", &[]).await.unwrap_err();
+    assert_eq!(sqlstate(&e), "25P02", "{e}");
+    c.batch_execute("ROLLBACK").await.unwrap();
+    let n: i32 = c.query_one("SELECT 41 + 1", &[]).await.unwrap().get(0);
+    assert_eq!(n, 42);
+}
+
 #[tokio::test]
 async fn statement_timeout_cancels_with_57014() {
     let server = Server::start();
