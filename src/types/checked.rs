@@ -32,6 +32,16 @@ enum Op {
 }
 
 impl Op {
+    /// The binary operator this replaces (none for negation).
+    fn operator(self) -> Option<Operator> {
+        match self {
+            Op::Add => Some(Operator::Plus),
+            Op::Sub => Some(Operator::Minus),
+            Op::Mul => Some(Operator::Multiply),
+            Op::Neg => None,
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Op::Add => "sluice_int_add",
@@ -84,16 +94,9 @@ impl ScalarUDFImpl for Checked {
     /// makes keeps its name, so no alias is needed, which a grouping set
     /// cannot carry (`GROUPING SETS ((k + 1), (k + 1))` failed).
     fn schema_name(&self, args: &[Expr]) -> Result<String> {
-        Ok(match (self.op, args) {
-            (Op::Neg, [x]) => format!("(- {})", x.schema_name()),
-            (Op::Add | Op::Sub | Op::Mul, [l, r]) => {
-                let op = match self.op {
-                    Op::Add => Operator::Plus,
-                    Op::Sub => Operator::Minus,
-                    _ => Operator::Multiply,
-                };
-                format!("{} {op} {}", l.schema_name(), r.schema_name())
-            }
+        Ok(match (self.op.operator(), args) {
+            (None, [x]) => format!("(- {})", x.schema_name()),
+            (Some(op), [l, r]) => format!("{} {op} {}", l.schema_name(), r.schema_name()),
             _ => {
                 return Err(DataFusionError::Internal(format!(
                     "{} arguments",
@@ -102,6 +105,7 @@ impl ScalarUDFImpl for Checked {
             }
         })
     }
+
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let n = args.number_rows;
         let scalar = args
