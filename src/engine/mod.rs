@@ -368,6 +368,7 @@ fn planning_context(
                 Arc::new(set_ops::SetOperationsAll),
                 Arc::new(crate::types::like::LikeEscapes),
                 Arc::new(crate::types::averages::NumericAverages),
+                Arc::new(crate::types::numeric::NumericScales),
             ];
             rules.extend(datafusion::optimizer::Analyzer::new().rules);
             rules.push(Arc::new(crate::types::text::TextInputCasts));

@@ -44,6 +44,23 @@ fn type_name(t: &datafusion::sql::sqlparser::ast::DataType) -> String {
     }
 }
 
+/// The argument of a cast to `numeric` without a type modifier, which the
+/// frontend rewrites to a call of `types::numeric::FUNCTION`.
+fn unconstrained_numeric(f: &datafusion::sql::sqlparser::ast::Function) -> Option<&Expr> {
+    use datafusion::sql::sqlparser::ast::{FunctionArg, FunctionArgExpr, FunctionArguments};
+    let name = f.name.0.last().and_then(|p| p.as_ident())?;
+    if name.value != crate::types::numeric::FUNCTION {
+        return None;
+    }
+    match &f.args {
+        FunctionArguments::List(l) => match l.args.as_slice() {
+            [FunctionArg::Unnamed(FunctionArgExpr::Expr(a))] => Some(a),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 /// The type and argument of a cast rewritten to a typed-text input
 /// function (`sluice_uuid_in(x)` for `x::uuid`).
 fn typed_cast(
@@ -86,6 +103,13 @@ fn figure(e: &Expr) -> (Option<String>, u8) {
             match arg.map(figure) {
                 Some((Some(n), 2)) => (Some(n), 2),
                 _ => (Some(ty.name().to_string()), 1),
+            }
+        }
+        // A cast to an unconstrained numeric, rewritten to keep the digits.
+        Expr::Function(f) if unconstrained_numeric(f).is_some() => {
+            match unconstrained_numeric(f).map(figure) {
+                Some((Some(n), 2)) => (Some(n), 2),
+                _ => (Some("numeric".to_string()), 1),
             }
         }
         Expr::Function(f) => (

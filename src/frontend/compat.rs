@@ -171,12 +171,36 @@ fn casts_name_to_oid(stmt: &Statement) -> bool {
 /// calls that type's input function, which checks and normalises the text.
 pub fn typed_casts<N: datafusion::sql::sqlparser::ast::VisitMut>(node: &mut N) {
     use crate::types::typed::TextType;
-    use datafusion::sql::sqlparser::ast::{DataType, Expr, visit_expressions_mut};
+    use datafusion::sql::sqlparser::ast::{
+        DataType, ExactNumberInfo, Expr, Value, visit_expressions_mut,
+    };
     let _ = visit_expressions_mut(node, |e: &mut Expr| {
         if let Expr::Cast {
             expr, data_type, ..
         } = e
         {
+            if let DataType::Numeric(ExactNumberInfo::None)
+            | DataType::Decimal(ExactNumberInfo::None)
+            | DataType::Dec(ExactNumberInfo::None) = data_type
+            {
+                // An unconstrained numeric keeps the digits of the value.
+                let written = match expr.as_ref() {
+                    Expr::Value(v) => match &v.value {
+                        Value::SingleQuotedString(s) => crate::types::numeric::literal_digits(s),
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                if let Some((p, s)) = written {
+                    *data_type =
+                        DataType::Numeric(ExactNumberInfo::PrecisionAndScale(p as u64, s as i64));
+                } else {
+                    let null = Expr::Value(Value::Null.into());
+                    let arg = std::mem::replace(expr.as_mut(), null);
+                    *e = call(crate::types::numeric::FUNCTION, vec![arg], vec![]);
+                }
+                return ControlFlow::Continue(());
+            }
             let ty = match data_type {
                 DataType::Uuid => Some(TextType::Uuid),
                 DataType::JSON => Some(TextType::Json),
@@ -189,7 +213,7 @@ pub fn typed_casts<N: datafusion::sql::sqlparser::ast::VisitMut>(node: &mut N) {
                 _ => None,
             };
             if let Some(ty) = ty {
-                let null = Expr::Value(datafusion::sql::sqlparser::ast::Value::Null.into());
+                let null = Expr::Value(Value::Null.into());
                 let arg = std::mem::replace(expr.as_mut(), null);
                 *e = call(ty.function(), vec![arg], vec![]);
             }

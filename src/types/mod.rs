@@ -12,6 +12,7 @@ pub mod json;
 pub mod json_fns;
 pub mod jsonb;
 pub mod like;
+pub mod numeric;
 pub mod output;
 pub mod pg_format;
 pub mod text;

@@ -444,6 +444,7 @@ pub fn register(ctx: &datafusion::prelude::SessionContext) {
         ctx.register_udf(op.udf());
     }
     super::json_fns::register(ctx);
+    ctx.register_udf(super::numeric::udf());
     let uuid = datafusion::functions::string::uuid();
     ctx.register_udf(uuid.as_ref().clone().with_aliases(["gen_random_uuid"]));
     ctx.register_udf(ScalarUDF::new_from_impl(TypeOf {

@@ -1,0 +1,295 @@
+//! `x::numeric` without precision and scale. PostgreSQL's unconstrained
+//! numeric keeps each value's own digits (`3::numeric` is `3`,
+//! `1.50::numeric` is `1.50`); an Arrow decimal has one scale per column,
+//! and DataFusion casts to `numeric(38,10)`, which prints `3.0000000000`.
+//! The cast is rewritten to [`FUNCTION`], whose type follows its argument:
+//! an integer becomes a decimal of scale 0 wide enough for it, a decimal
+//! stays as it is, anything else (text, floats) becomes `numeric(38,10)`
+//! as before. Simplification turns the call back into a plain cast to that
+//! type, so the optimizer sees a cast.
+//!
+//! [`NumericScales`] gives the arithmetic on numerics PostgreSQL's scales
+//! where DataFusion's differ: a quotient has 20 fractional digits, rounded
+//! (DataFusion keeps the dividend's scale plus 4, truncated: `1::numeric /
+//! 3` was `0.3333`), and `round(x, d)` / `trunc(x, d)` have scale `d`
+//! (DataFusion keeps the scale of `x` when it is smaller, or larger for
+//! `trunc`).
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{DFSchema, ScalarValue};
+use datafusion::error::Result;
+use datafusion::logical_expr::expr::{Cast, ScalarFunction};
+use datafusion::logical_expr::expr_rewriter::NamePreserver;
+use datafusion::logical_expr::simplify::{ExprSimplifyResult, SimplifyContext};
+use datafusion::logical_expr::{
+    BinaryExpr, ColumnarValue, Expr, ExprSchemable, LogicalPlan, Operator, ScalarFunctionArgs,
+    ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+use datafusion::optimizer::AnalyzerRule;
+
+use super::DEFAULT_NUMERIC;
+
+/// The function a cast to `numeric` without a type modifier calls.
+pub const FUNCTION: &str = "sluice_numeric";
+
+/// The decimal a value of type `arg` becomes when cast to an unconstrained
+/// `numeric`.
+pub fn unconstrained(arg: &DataType) -> DataType {
+    let digits = match arg {
+        DataType::Int8 | DataType::UInt8 => 3,
+        DataType::Int16 | DataType::UInt16 => 5,
+        DataType::Int32 | DataType::UInt32 => 10,
+        DataType::Int64 => 19,
+        DataType::UInt64 => 20,
+        DataType::Decimal32(..)
+        | DataType::Decimal64(..)
+        | DataType::Decimal128(..)
+        | DataType::Decimal256(..) => return arg.clone(),
+        _ => return DataType::Decimal128(DEFAULT_NUMERIC.0, DEFAULT_NUMERIC.1),
+    };
+    DataType::Decimal128(digits, 0)
+}
+
+/// The precision and scale of a numeric literal written as text
+/// (`'1.50'` is (3, 2)), when it is a plain decimal that fits 38 digits.
+pub fn literal_digits(text: &str) -> Option<(u8, i8)> {
+    let t = text.trim();
+    let t = t.strip_prefix(['+', '-']).unwrap_or(t);
+    let (int, frac) = t.split_once('.').unwrap_or((t, ""));
+    if int.is_empty() && frac.is_empty()
+        || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let int = int.trim_start_matches('0');
+    let precision = (int.len() + frac.len()).max(1);
+    (precision <= 38).then_some((precision as u8, frac.len() as i8))
+}
+
+/// [`FUNCTION`] as a UDF.
+pub fn udf() -> ScalarUDF {
+    ScalarUDF::new_from_impl(Unconstrained {
+        signature: Signature::any(1, Volatility::Immutable),
+    })
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Unconstrained {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for Unconstrained {
+    fn name(&self) -> &str {
+        FUNCTION
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, types: &[DataType]) -> Result<DataType> {
+        Ok(unconstrained(&types[0]))
+    }
+    fn simplify(&self, mut args: Vec<Expr>, info: &SimplifyContext) -> Result<ExprSimplifyResult> {
+        let arg = args.remove(0);
+        match info.get_data_type(&arg) {
+            Ok(t) => Ok(ExprSimplifyResult::Simplified(Expr::Cast(Cast::new(
+                Box::new(arg),
+                unconstrained(&t),
+            )))),
+            Err(_) => Ok(ExprSimplifyResult::Original(vec![arg])),
+        }
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let target = unconstrained(&args.args[0].data_type());
+        let options = datafusion::arrow::compute::CastOptions {
+            safe: false,
+            ..Default::default()
+        };
+        args.args[0].cast_to(&target, Some(&options))
+    }
+}
+
+/// The fractional digits of a quotient of numerics: PostgreSQL's for a
+/// quotient between 0.0001 and 1 (it chooses per value, at least 16
+/// significant digits).
+const QUOTIENT_SCALE: i8 = 20;
+
+/// Numeric quotients, `round` and `trunc` at PostgreSQL's scales (see the
+/// module docs). Runs before type coercion, which recomputes the schemas.
+#[derive(Debug)]
+pub struct NumericScales;
+
+impl AnalyzerRule for NumericScales {
+    fn name(&self) -> &str {
+        "sluice_numeric_scales"
+    }
+
+    fn analyze(&self, plan: LogicalPlan, _: &ConfigOptions) -> Result<LogicalPlan> {
+        plan.transform_up_with_subqueries(|node| {
+            let inputs = node.inputs();
+            if inputs.is_empty() {
+                return Ok(Transformed::no(node));
+            }
+            let mut schema = DFSchema::empty();
+            for input in inputs {
+                schema.merge(input.schema());
+            }
+            let names = NamePreserver::new(&node);
+            node.map_expressions(|e| {
+                let saved = names.save(&e);
+                let scaled = e.transform_up(|x| scaled(x, &schema))?;
+                Ok(scaled.update_data(|e| saved.restore(e)))
+            })
+        })
+        .map(|t| t.data)
+    }
+}
+
+/// Precision and scale of `e` as a numeric operand: a decimal's own, an
+/// integer's as [`unconstrained`] widens it.
+fn decimal_of(e: &Expr, schema: &DFSchema) -> Option<(u8, i8)> {
+    match e.get_type(schema).ok()? {
+        DataType::Decimal128(p, s) if (0..=p as i8).contains(&s) => Some((p, s)),
+        t @ (DataType::Int8
+        | DataType::Int16
+        | DataType::Int32
+        | DataType::Int64
+        | DataType::UInt8
+        | DataType::UInt16
+        | DataType::UInt32
+        | DataType::UInt64) => match unconstrained(&t) {
+            DataType::Decimal128(p, s) => Some((p, s)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn decimal(e: Expr, (p, s): (u8, i8)) -> Expr {
+    Expr::Cast(Cast::new(Box::new(e), DataType::Decimal128(p, s)))
+}
+
+fn places(e: &Expr) -> Option<i8> {
+    let Expr::Literal(v, _) = e else { return None };
+    let d = match v {
+        ScalarValue::Int64(Some(d)) => *d,
+        ScalarValue::Int32(Some(d)) => *d as i64,
+        _ => return None,
+    };
+    (0..=38).contains(&d).then_some(d as i8)
+}
+
+fn scaled(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
+    match e {
+        Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::Divide,
+            right,
+        }) if matches!(left.get_type(schema), Ok(DataType::Decimal128(..)))
+            || matches!(right.get_type(schema), Ok(DataType::Decimal128(..))) =>
+        {
+            let (Some((p1, s1)), Some((p2, s2))) =
+                (decimal_of(&left, schema), decimal_of(&right, schema))
+            else {
+                return Ok(Transformed::no(Expr::BinaryExpr(BinaryExpr::new(
+                    left,
+                    Operator::Divide,
+                    right,
+                ))));
+            };
+            // The quotient's integer digits, and one more digit than kept
+            // so that the truncating division can be rounded.
+            let integer = (p1 - s1 as u8) as i16 + s2 as i16;
+            let scale = (QUOTIENT_SCALE.max(s1).max(s2) as i16).min(37 - integer);
+            if scale <= s1 as i16 + 4 {
+                return Ok(Transformed::no(Expr::BinaryExpr(BinaryExpr::new(
+                    left,
+                    Operator::Divide,
+                    right,
+                ))));
+            }
+            // DataFusion divides at the dividend's scale plus 4.
+            let dividend = decimal(
+                *left,
+                ((p1 - s1 as u8) + (scale - 3) as u8, (scale - 3) as i8),
+            );
+            let quotient = Expr::BinaryExpr(BinaryExpr::new(
+                Box::new(dividend),
+                Operator::Divide,
+                Box::new(decimal(*right, (p2, s2))),
+            ));
+            Ok(Transformed::yes(Expr::ScalarFunction(
+                ScalarFunction::new_udf(
+                    datafusion::functions::math::round(),
+                    vec![
+                        quotient,
+                        Expr::Literal(ScalarValue::Int32(Some(scale as i32)), None),
+                    ],
+                ),
+            )))
+        }
+        Expr::ScalarFunction(mut f)
+            if matches!(f.func.name(), "round" | "trunc") && f.args.len() == 2 =>
+        {
+            let (Some((p, s)), Some(d)) = (decimal_of(&f.args[0], schema), places(&f.args[1]))
+            else {
+                return Ok(Transformed::no(Expr::ScalarFunction(f)));
+            };
+            let integer = p - s as u8;
+            if !matches!(f.args[0].get_type(schema), Ok(DataType::Decimal128(..)))
+                || d == s
+                || integer + d as u8 > 38
+            {
+                return Ok(Transformed::no(Expr::ScalarFunction(f)));
+            }
+            let target = ((integer + d as u8).max(1), d);
+            if d > s {
+                // Widened first: both keep the scale of their argument.
+                let arg = std::mem::replace(&mut f.args[0], Expr::Literal(ScalarValue::Null, None));
+                f.args[0] = decimal(arg, target);
+                Ok(Transformed::yes(Expr::ScalarFunction(f)))
+            } else if f.func.name() == "trunc" {
+                // `round` already answers at scale `d`; `trunc` keeps `s`.
+                Ok(Transformed::yes(decimal(Expr::ScalarFunction(f), target)))
+            } else {
+                Ok(Transformed::no(Expr::ScalarFunction(f)))
+            }
+        }
+        e => Ok(Transformed::no(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literal_digits_are_the_written_ones() {
+        assert_eq!(literal_digits("1.50"), Some((3, 2)));
+        assert_eq!(literal_digits(" -007 "), Some((1, 0)));
+        assert_eq!(literal_digits("0.001"), Some((3, 3)));
+        assert_eq!(literal_digits(".5"), Some((1, 1)));
+        assert_eq!(literal_digits("12."), Some((2, 0)));
+        assert_eq!(literal_digits("0"), Some((1, 0)));
+        assert_eq!(literal_digits("1e3"), None);
+        assert_eq!(literal_digits("."), None);
+        assert_eq!(literal_digits(""), None);
+        assert_eq!(literal_digits("NaN"), None);
+        assert_eq!(literal_digits(&"9".repeat(39)), None);
+    }
+
+    #[test]
+    fn integers_keep_their_digits_and_decimals_their_scale() {
+        assert_eq!(unconstrained(&DataType::Int32), DataType::Decimal128(10, 0));
+        assert_eq!(unconstrained(&DataType::Int64), DataType::Decimal128(19, 0));
+        assert_eq!(
+            unconstrained(&DataType::Decimal128(12, 2)),
+            DataType::Decimal128(12, 2)
+        );
+        assert_eq!(
+            unconstrained(&DataType::Float64),
+            DataType::Decimal128(38, 10)
+        );
+    }
+}
