@@ -804,6 +804,12 @@ async fn table_as(
     let output = session.output_schema(&plan)?;
     let declared = session.declared_types(&plan, output.as_arrow());
     let df = session.ctx.execute_logical_plan(plan).await?;
+    // Columns named as PostgreSQL names them (`count(*)` is `count`).
+    let named = crate::engine::names::pg_result_names(
+        &Statement::Query(Box::new(query.clone())),
+        output.as_arrow(),
+    );
+    let output = named.unwrap_or_else(|| std::sync::Arc::new(output.as_arrow().clone()));
     if ct.columns.len() > output.fields().len() {
         return Err(Error::syntax(
             "CREATE TABLE AS specifies too many column names",
@@ -1056,11 +1062,21 @@ pub async fn create_view(session: &mut Session, cv: CreateView) -> Result<Output
     let plan = session.plan(stmt.clone()).await?;
     let output = session.output_schema(&plan)?;
     let declared = session.declared_types(&plan, output.as_arrow());
-    let columns = output
+    // Its columns are named as PostgreSQL names them, in the kept query too.
+    let Statement::Query(mut query) = stmt else {
+        unreachable!("built as a query")
+    };
+    let named =
+        crate::engine::names::pg_result_names(&Statement::Query(query.clone()), output.as_arrow());
+    crate::engine::names::alias_pg_names(&mut query, output.as_arrow());
+    let columns = named
+        .as_deref()
+        .unwrap_or(output.as_arrow())
         .fields()
         .iter()
+        .zip(output.fields())
         .zip(declared)
-        .map(|(f, d)| {
+        .map(|((n, f), d)| {
             // A computed numeric is `numeric` without a modifier, as
             // PostgreSQL derives it (a column passed through keeps its own).
             let computed = || {
@@ -1070,12 +1086,20 @@ pub async fn create_view(session: &mut Session, cv: CreateView) -> Result<Output
                 }
                 t
             };
-            ColumnDef::plain(f.name(), d.unwrap_or_else(computed))
+            ColumnDef::plain(n.name(), d.unwrap_or_else(computed))
         })
-        .collect();
-    let Statement::Query(query) = stmt else {
-        unreachable!("built as a query")
-    };
+        .collect::<Vec<_>>();
+    if let Some(c) = columns
+        .iter()
+        .enumerate()
+        .find(|(i, c)| columns[..*i].iter().any(|o| o.name == c.name))
+        .map(|(_, c)| c)
+    {
+        return Err(Error::new(
+            ErrorKind::DuplicateColumn,
+            format!("column \"{}\" specified more than once", c.name),
+        ));
+    }
     let entry = Object::view(
         &schema,
         &name,

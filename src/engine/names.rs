@@ -171,6 +171,60 @@ fn first_select(body: &SetExpr) -> Option<&datafusion::sql::sqlparser::ast::Sele
     }
 }
 
+fn first_select_mut(body: &mut SetExpr) -> Option<&mut datafusion::sql::sqlparser::ast::Select> {
+    match body {
+        SetExpr::Select(s) => Some(s),
+        SetExpr::SetOperation { left, .. } => first_select_mut(left),
+        SetExpr::Query(q) => first_select_mut(&mut q.body),
+        _ => None,
+    }
+}
+
+/// Gives the unnamed items of `q`'s select list the names PostgreSQL gives
+/// them as aliases (`upper(s)` is `upper`, `k::text` is `k`, `count(*)`
+/// is `count`), for a query kept and planned again by name: a view's or a
+/// materialized view's. `schema` is its planned result.
+pub fn alias_pg_names(q: &mut Query, schema: &Schema) {
+    use datafusion::sql::sqlparser::ast::Ident;
+    let Some(named) = query_names(q, schema) else {
+        return;
+    };
+    let Some(select) = first_select_mut(&mut q.body) else {
+        return;
+    };
+    let wildcard = |i: &SelectItem| {
+        matches!(
+            i,
+            SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
+        )
+    };
+    // As in `query_names`: at most one wildcard, standing for the rest.
+    let width = (schema.fields().len() + 1).saturating_sub(select.projection.len());
+    let mut at = 0;
+    for item in select.projection.iter_mut() {
+        if wildcard(item) {
+            at += width;
+            continue;
+        }
+        if let SelectItem::UnnamedExpr(e) = item
+            && let (Some(pg), Some(planned)) = (named.fields().get(at), schema.fields().get(at))
+            && pg.name() != planned.name()
+        {
+            let name = pg
+                .name()
+                .split(REPEAT_MARK)
+                .next()
+                .unwrap_or("")
+                .to_string();
+            *item = SelectItem::ExprWithAlias {
+                expr: e.clone(),
+                alias: Ident::with_quote('"', name),
+            };
+        }
+        at += 1;
+    }
+}
+
 fn query_names(q: &Query, schema: &Schema) -> Option<SchemaRef> {
     let select = first_select(&q.body)?;
     // One wildcard: it stands for the columns the other items leave.

@@ -152,11 +152,34 @@ pub async fn create(
     // Names resolved now, as for a view.
     let mut stmt = Statement::Query(query_with_column_names(&cv)?);
     let depends_on = session.qualify_query(&mut stmt)?;
-    let Statement::Query(query) = stmt else {
+    let Statement::Query(mut query) = stmt else {
         unreachable!("built as a query")
     };
-    let sql = query.to_string();
-    let (plan, sources) = plan_following(session, &sql).await?;
+    let mut sql = query.to_string();
+    let (mut plan, mut sources) = plan_following(session, &sql).await?;
+    // Its columns are named as PostgreSQL names them (`count(*)` is
+    // `count`), in the kept query too, which refreshes plan again.
+    let output = session.output_schema(&plan)?;
+    if let Some(named) =
+        crate::engine::names::pg_result_names(&Statement::Query(query.clone()), output.as_arrow())
+    {
+        let fields = named.fields();
+        if let Some((_, f)) = fields
+            .iter()
+            .enumerate()
+            .find(|(i, f)| fields[..*i].iter().any(|o| o.name() == f.name()))
+        {
+            return Err(Error::new(
+                crate::error::ErrorKind::DuplicateColumn,
+                format!("column \"{}\" specified more than once", f.name()),
+            ));
+        }
+    }
+    crate::engine::names::alias_pg_names(&mut query, output.as_arrow());
+    if query.to_string() != sql {
+        sql = query.to_string();
+        (plan, sources) = plan_following(session, &sql).await?;
+    }
     let mut columns: Vec<ColumnDef> = Vec::new();
     for f in session.output_schema(&plan)?.fields() {
         if columns.iter().any(|c| &c.name == f.name()) {
