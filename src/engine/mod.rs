@@ -1337,6 +1337,8 @@ fn rewrite_for_datafusion(mut stmt: Statement) -> Statement {
         CharacterLength, DataType as SqlType, Expr, visit_expressions_mut,
     };
     use std::ops::ControlFlow;
+    names::drop_constant_order_keys(&mut stmt);
+    names::alias_ordinal_order_keys(&mut stmt);
     names::alias_column_casts(&mut stmt);
     names::alias_repeated_names(&mut stmt);
     let _ = visit_expressions_mut(&mut stmt, |e| {

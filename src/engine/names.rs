@@ -385,6 +385,139 @@ fn alias_repeated_in(body: &mut SetExpr) {
     }
 }
 
+/// ORDER BY keys naming a constant select item (`SELECT 'total', sum(x)
+/// ... GROUP BY k ORDER BY 1`), by position or alias, are left out:
+/// sorting by a constant changes nothing, and DataFusion refuses the key
+/// beside GROUP BY (42803 `must appear in the GROUP BY clause`).
+pub fn drop_constant_order_keys(stmt: &mut Statement) {
+    fn constant(e: &Expr) -> bool {
+        match e {
+            Expr::Value(v) => !matches!(
+                v.value,
+                datafusion::sql::sqlparser::ast::Value::Placeholder(_)
+            ),
+            Expr::TypedString(_) => true,
+            Expr::Nested(x) | Expr::UnaryOp { expr: x, .. } | Expr::Cast { expr: x, .. } => {
+                constant(x)
+            }
+            _ => false,
+        }
+    }
+    struct V;
+    impl VisitorMut for V {
+        type Break = ();
+        fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
+            let SetExpr::Select(select) = q.body.as_ref() else {
+                return ControlFlow::Continue(());
+            };
+            let Some(OrderByKind::Expressions(keys)) = q.order_by.as_mut().map(|o| &mut o.kind)
+            else {
+                return ControlFlow::Continue(());
+            };
+            let items = &select.projection;
+            let names_constant = |key: &Expr| match key {
+                Expr::Value(v) => match &v.value {
+                    datafusion::sql::sqlparser::ast::Value::Number(n, _) => n
+                        .parse::<usize>()
+                        .ok()
+                        .and_then(|i| items.get(i.checked_sub(1)?))
+                        .is_some_and(|item| match item {
+                            SelectItem::UnnamedExpr(e)
+                            | SelectItem::ExprWithAlias { expr: e, .. } => constant(e),
+                            _ => false,
+                        }),
+                    _ => false,
+                },
+                Expr::Identifier(id) => {
+                    let name = super::normalize_ident(id);
+                    let mut named = items.iter().filter(|item| match item {
+                        SelectItem::ExprWithAlias { alias, .. } => {
+                            super::normalize_ident(alias) == name
+                        }
+                        SelectItem::UnnamedExpr(e) => expr_name(e).as_deref() == Some(&name),
+                        _ => true,
+                    });
+                    matches!(
+                        (named.next(), named.next()),
+                        (Some(SelectItem::ExprWithAlias { expr, .. }), None) if constant(expr)
+                    )
+                }
+                _ => false,
+            };
+            let before = keys.len();
+            keys.retain(|k| !names_constant(&k.expr));
+            if keys.is_empty() && before > 0 {
+                q.order_by = None;
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = stmt.visit(&mut V);
+}
+
+/// `ORDER BY 1` naming a select item that is an expression (`SELECT k + 1,
+/// count(*) ... GROUP BY k ORDER BY 1`) orders by an alias of it: DataFusion
+/// refuses the expression itself beside GROUP BY (42803). The alias is the
+/// name PostgreSQL gives the item, marked as a repeat when another item
+/// has that name too (the result's names drop the mark).
+pub fn alias_ordinal_order_keys(stmt: &mut Statement) {
+    use datafusion::sql::sqlparser::ast::Ident;
+    struct V;
+    impl VisitorMut for V {
+        type Break = ();
+        fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
+            let SetExpr::Select(select) = q.body.as_mut() else {
+                return ControlFlow::Continue(());
+            };
+            let Some(OrderByKind::Expressions(keys)) = q.order_by.as_mut().map(|o| &mut o.kind)
+            else {
+                return ControlFlow::Continue(());
+            };
+            let names: Vec<Option<String>> = select
+                .projection
+                .iter()
+                .map(|item| match item {
+                    SelectItem::UnnamedExpr(e) => expr_name(e),
+                    SelectItem::ExprWithAlias { alias, .. } => Some(super::normalize_ident(alias)),
+                    _ => None,
+                })
+                .collect();
+            for key in keys.iter_mut() {
+                let Expr::Value(v) = &key.expr else { continue };
+                let datafusion::sql::sqlparser::ast::Value::Number(n, _) = &v.value else {
+                    continue;
+                };
+                let Some(pos) = n.parse::<usize>().ok().and_then(|i| i.checked_sub(1)) else {
+                    continue;
+                };
+                let Some(SelectItem::UnnamedExpr(e)) = select.projection.get(pos) else {
+                    continue;
+                };
+                if matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) {
+                    continue;
+                }
+                let name = names[pos].clone().unwrap_or_else(|| UNNAMED.into());
+                let unique = names
+                    .iter()
+                    .enumerate()
+                    .all(|(i, n)| i == pos || n.as_deref() != Some(name.as_str()));
+                let alias = if unique {
+                    name
+                } else {
+                    repeated_alias(&name, pos)
+                };
+                select.projection[pos] = SelectItem::ExprWithAlias {
+                    expr: e.clone(),
+                    alias: Ident::with_quote('"', alias.clone()),
+                };
+                key.expr = Expr::Identifier(Ident::with_quote('"', alias));
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = stmt.visit(&mut V);
+}
+
 /// Aggregate and window calls, and GROUP BY expressions, of one query
 /// level that differ only in casts (`sum(k::numeric)` and `sum(k)`):
 /// DataFusion names a cast after what it casts and refuses two of one
@@ -768,6 +901,96 @@ mod tests {
         );
         assert_eq!(names("SELECT *, *, 1 FROM t", 3), ["df0", "df1", "df2"]);
         assert_eq!(names("SELECT CASE WHEN a THEN 1 END FROM t", 1), ["case"]);
+    }
+
+    fn parsed(sql: &str) -> Statement {
+        datafusion::sql::sqlparser::parser::Parser::parse_sql(
+            &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
+            sql,
+        )
+        .unwrap()
+        .remove(0)
+    }
+
+    #[test]
+    fn kept_queries_get_postgres_names_as_aliases() {
+        let aliased = |sql: &str, n: usize| {
+            let Statement::Query(mut q) = parsed(sql) else {
+                panic!("a query")
+            };
+            let schema = Schema::new(
+                (0..n)
+                    .map(|i| Field::new(format!("df{i}"), DataType::Int64, true))
+                    .collect::<Vec<_>>(),
+            );
+            alias_pg_names(&mut q, &schema);
+            q.to_string()
+        };
+        assert_eq!(
+            aliased("SELECT upper(s), k::TEXT, k AS x FROM t", 3),
+            "SELECT upper(s) AS \"upper\", k::TEXT AS \"k\", k AS x FROM t"
+        );
+        // A wildcard stands for the columns the other items leave.
+        assert_eq!(
+            aliased("SELECT *, count(*) FROM t", 3),
+            "SELECT *, count(*) AS \"count\" FROM t"
+        );
+        // A union is named by its first select.
+        assert_eq!(
+            aliased("(SELECT lower(s) FROM t) UNION SELECT s FROM u", 1),
+            "(SELECT lower(s) AS \"lower\" FROM t) UNION SELECT s FROM u"
+        );
+    }
+
+    #[test]
+    fn order_keys_naming_a_constant_item_are_left_out() {
+        let dropped = |sql: &str| {
+            let mut stmt = parsed(sql);
+            drop_constant_order_keys(&mut stmt);
+            stmt.to_string()
+        };
+        assert_eq!(
+            dropped("SELECT 'all' AS scope, k FROM t GROUP BY k ORDER BY scope, 1, 2 DESC"),
+            "SELECT 'all' AS scope, k FROM t GROUP BY k ORDER BY 2 DESC"
+        );
+        assert_eq!(
+            dropped("SELECT 1.5, k FROM t GROUP BY k ORDER BY 1"),
+            "SELECT 1.5, k FROM t GROUP BY k"
+        );
+        // Not constants: a column, a parameter, a union's output.
+        for sql in [
+            "SELECT k, 1 FROM t ORDER BY 1",
+            "SELECT $1 FROM t ORDER BY 1",
+            "SELECT 1 UNION SELECT 2 ORDER BY 1",
+            "SELECT 1 AS k, * FROM t ORDER BY k",
+        ] {
+            assert_eq!(dropped(sql), sql);
+        }
+    }
+
+    #[test]
+    fn ordinal_order_keys_of_expressions_order_by_an_alias() {
+        let aliased = |sql: &str| {
+            let mut stmt = parsed(sql);
+            alias_ordinal_order_keys(&mut stmt);
+            stmt.to_string()
+        };
+        assert_eq!(
+            aliased("SELECT k + 1, count(*) FROM t GROUP BY k ORDER BY 1 DESC, 2"),
+            "SELECT k + 1 AS \"?column?\", count(*) AS \"count\" FROM t GROUP BY k \
+             ORDER BY \"?column?\" DESC, \"count\""
+        );
+        // A name two items have is marked as a repeat.
+        assert_eq!(
+            aliased("SELECT k + 1, k + 2 FROM t GROUP BY k ORDER BY 2"),
+            format!(
+                "SELECT k + 1, k + 2 AS \"?column?{REPEAT_MARK}1\" FROM t GROUP BY k \
+                 ORDER BY \"?column?{REPEAT_MARK}1\""
+            )
+        );
+        // Columns and aliased items are left as they are.
+        let sql = "SELECT k, k + 1 AS x FROM t ORDER BY 1, 2";
+        assert_eq!(aliased(sql), sql);
     }
 
     #[test]
