@@ -511,6 +511,34 @@ pub(crate) fn classify_message(raw: &str) -> Option<Error> {
         }
         return Some(e);
     }
+    // Arrow: `12345.6 is too large to store in a Decimal128 of precision 5.
+    // Max is 9999.9`.
+    if let Some(pos) = msg
+        .find(" to store in a Decimal")
+        .filter(|_| msg.contains(" is too large") || msg.contains(" is too small"))
+    {
+        let mut e = Error::new(ErrorKind::NumericOutOfRange, "numeric field overflow");
+        let rest = &msg[pos..];
+        let precision = rest
+            .split("of precision ")
+            .nth(1)
+            .and_then(|r| r.split('.').next())
+            .and_then(|p| p.trim().parse::<u32>().ok());
+        let scale = rest.rsplit(" is ").next().map(|m| {
+            m.trim()
+                .split_once('.')
+                .map_or(0, |(_, f)| f.trim().len() as u32)
+        });
+        if let (Some(p), Some(s)) = (precision, scale)
+            && s <= p
+        {
+            e = e.with_detail(format!(
+                "A field with precision {p}, scale {s} must round to an absolute value less than 10^{}.",
+                p - s
+            ));
+        }
+        return Some(e);
+    }
     if let Some(pos) = msg.find("Can't cast value") {
         let ty = msg[pos..].rsplit("to type ").next().unwrap_or("").trim();
         return Some(Error::new(
@@ -636,6 +664,22 @@ mod tests {
         assert_eq!(
             e.detail.as_deref(),
             Some("The input \"{\" is not valid JSON.")
+        );
+    }
+
+    #[test]
+    fn decimal_precision_overflow_is_numeric_field_overflow() {
+        let e = classify_message(
+            "Invalid argument error: 12345.6 is too large to store in a Decimal128 of precision 5. Max is 9999.9",
+        )
+        .unwrap();
+        assert_eq!(e.kind, ErrorKind::NumericOutOfRange);
+        assert_eq!(e.message, "numeric field overflow");
+        assert_eq!(
+            e.detail.as_deref(),
+            Some(
+                "A field with precision 5, scale 1 must round to an absolute value less than 10^4."
+            )
         );
     }
 
