@@ -1338,6 +1338,7 @@ fn rewrite_for_datafusion(mut stmt: Statement) -> Statement {
     };
     use std::ops::ControlFlow;
     names::drop_constant_order_keys(&mut stmt);
+    names::alias_derived_names(&mut stmt);
     names::alias_ordinal_order_keys(&mut stmt);
     names::alias_column_casts(&mut stmt);
     names::alias_repeated_names(&mut stmt);

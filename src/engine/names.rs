@@ -162,6 +162,11 @@ fn expr_name(e: &Expr) -> Option<String> {
     }
 }
 
+/// The name PostgreSQL gives an unaliased select item, columns included.
+fn pg_name(e: &Expr) -> String {
+    figure(e).0.unwrap_or_else(|| UNNAMED.into())
+}
+
 fn first_select(body: &SetExpr) -> Option<&datafusion::sql::sqlparser::ast::Select> {
     match body {
         SetExpr::Select(s) => Some(s),
@@ -455,6 +460,85 @@ pub fn drop_constant_order_keys(stmt: &mut Statement) {
     let _ = stmt.visit(&mut V);
 }
 
+/// The unnamed expressions of a derived table's or a WITH query's select
+/// list get the names PostgreSQL gives them as aliases, so that the outer
+/// query reads them by those names (`SELECT s.count FROM (SELECT k,
+/// count(*) FROM t GROUP BY k) s`) and `*` shows them (DataFusion's names
+/// are `count(*)`, `upper(public.t.s)`). A name two items have is marked as
+/// a repeat (the result's names drop the mark), as DataFusion requires a
+/// select list's names to differ.
+pub fn alias_derived_names(stmt: &mut Statement) {
+    use datafusion::sql::sqlparser::ast::{Ident, TableFactor};
+    fn alias_items(body: &mut SetExpr) {
+        let Some(select) = first_select_mut(body) else {
+            return;
+        };
+        let names: Vec<Option<String>> = select
+            .projection
+            .iter()
+            .map(|item| match item {
+                SelectItem::UnnamedExpr(e) => Some(pg_name(e)),
+                SelectItem::ExprWithAlias { alias, .. } => Some(super::normalize_ident(alias)),
+                _ => None,
+            })
+            .collect();
+        let wildcard = select.projection.iter().any(|i| {
+            matches!(
+                i,
+                SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
+            )
+        });
+        for (pos, item) in select.projection.iter_mut().enumerate() {
+            let SelectItem::UnnamedExpr(e) = item else {
+                continue;
+            };
+            if matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) {
+                continue;
+            }
+            let name = names[pos].clone().unwrap_or_else(|| UNNAMED.into());
+            let repeated = wildcard
+                || names
+                    .iter()
+                    .enumerate()
+                    .any(|(i, n)| i != pos && n.as_deref() == Some(name.as_str()));
+            let alias = if repeated {
+                repeated_alias(&name, pos)
+            } else {
+                name
+            };
+            *item = SelectItem::ExprWithAlias {
+                expr: e.clone(),
+                alias: Ident::with_quote('"', alias),
+            };
+        }
+    }
+    struct V;
+    impl VisitorMut for V {
+        type Break = ();
+        fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
+            if let Some(with) = q.with.as_mut() {
+                for cte in &mut with.cte_tables {
+                    if cte.alias.columns.is_empty() {
+                        alias_items(cte.query.body.as_mut());
+                    }
+                }
+            }
+            ControlFlow::Continue(())
+        }
+        fn pre_visit_table_factor(&mut self, t: &mut TableFactor) -> ControlFlow<()> {
+            if let TableFactor::Derived {
+                subquery, alias, ..
+            } = t
+                && alias.as_ref().is_none_or(|a| a.columns.is_empty())
+            {
+                alias_items(subquery.body.as_mut());
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = stmt.visit(&mut V);
+}
+
 /// `ORDER BY 1` naming a select item that is an expression (`SELECT k + 1,
 /// count(*) ... GROUP BY k ORDER BY 1`) orders by an alias of it: DataFusion
 /// refuses the expression itself beside GROUP BY (42803). The alias is the
@@ -477,7 +561,7 @@ pub fn alias_ordinal_order_keys(stmt: &mut Statement) {
                 .projection
                 .iter()
                 .map(|item| match item {
-                    SelectItem::UnnamedExpr(e) => expr_name(e),
+                    SelectItem::UnnamedExpr(e) => Some(pg_name(e)),
                     SelectItem::ExprWithAlias { alias, .. } => Some(super::normalize_ident(alias)),
                     _ => None,
                 })
@@ -991,6 +1075,33 @@ mod tests {
         // Columns and aliased items are left as they are.
         let sql = "SELECT k, k + 1 AS x FROM t ORDER BY 1, 2";
         assert_eq!(aliased(sql), sql);
+    }
+
+    #[test]
+    fn derived_tables_and_with_queries_name_their_columns_as_postgres_does() {
+        let aliased = |sql: &str| {
+            let mut stmt = parsed(sql);
+            alias_derived_names(&mut stmt);
+            stmt.to_string()
+        };
+        assert_eq!(
+            aliased("SELECT s.count FROM (SELECT k, count(*), k::TEXT FROM t GROUP BY k) AS s"),
+            format!(
+                "SELECT s.count FROM (SELECT k, count(*) AS \"count\", k::TEXT AS \"k{REPEAT_MARK}2\" \
+                 FROM t GROUP BY k) AS s"
+            )
+        );
+        assert_eq!(
+            aliased("WITH c AS (SELECT upper(s) FROM t) SELECT * FROM c"),
+            "WITH c AS (SELECT upper(s) AS \"upper\" FROM t) SELECT * FROM c"
+        );
+        // Names given by a column list, and subqueries that are values, stay.
+        for sql in [
+            "SELECT * FROM (SELECT count(*) FROM t) AS s (n)",
+            "SELECT (SELECT count(*) FROM t)",
+        ] {
+            assert_eq!(aliased(sql), sql);
+        }
     }
 
     #[test]
