@@ -47,14 +47,19 @@ fn type_name(t: &datafusion::sql::sqlparser::ast::DataType) -> String {
 /// The argument of a cast to `numeric` without a type modifier, which the
 /// frontend rewrites to a call of `types::numeric::FUNCTION`.
 fn unconstrained_numeric(f: &datafusion::sql::sqlparser::ast::Function) -> Option<&Expr> {
-    use datafusion::sql::sqlparser::ast::{FunctionArg, FunctionArgExpr, FunctionArguments};
     let name = f.name.0.last().and_then(|p| p.as_ident())?;
     if name.value != crate::types::numeric::FUNCTION {
         return None;
     }
+    first_argument(f)
+}
+
+/// A call's first argument, when it is a plain expression.
+fn first_argument(f: &datafusion::sql::sqlparser::ast::Function) -> Option<&Expr> {
+    use datafusion::sql::sqlparser::ast::{FunctionArg, FunctionArgExpr, FunctionArguments};
     match &f.args {
-        FunctionArguments::List(l) => match l.args.as_slice() {
-            [FunctionArg::Unnamed(FunctionArgExpr::Expr(a))] => Some(a),
+        FunctionArguments::List(l) => match l.args.first() {
+            Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(a))) => Some(a),
             _ => None,
         },
         _ => None,
@@ -66,21 +71,13 @@ fn unconstrained_numeric(f: &datafusion::sql::sqlparser::ast::Function) -> Optio
 fn typed_cast(
     f: &datafusion::sql::sqlparser::ast::Function,
 ) -> Option<(crate::types::typed::TextType, Option<&Expr>)> {
-    use datafusion::sql::sqlparser::ast::{FunctionArg, FunctionArgExpr, FunctionArguments};
     let ty = f
         .name
         .0
         .last()
         .and_then(|p| p.as_ident())
         .and_then(|i| crate::types::typed::TextType::of_function(&i.value))?;
-    let arg = match &f.args {
-        FunctionArguments::List(l) => match l.args.first() {
-            Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(a))) => Some(a),
-            _ => None,
-        },
-        _ => None,
-    };
-    Some((ty, arg))
+    Some((ty, first_argument(f)))
 }
 
 /// PostgreSQL's FigureColname: the name of an unaliased select item and
@@ -167,6 +164,48 @@ fn pg_name(e: &Expr) -> String {
     figure(e).0.unwrap_or_else(|| UNNAMED.into())
 }
 
+fn is_wildcard(item: &SelectItem) -> bool {
+    matches!(
+        item,
+        SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
+    )
+}
+
+/// The name each item of a select list has: its alias, or the name
+/// PostgreSQL gives it; `None` for a wildcard.
+fn item_names(projection: &[SelectItem]) -> Vec<Option<String>> {
+    projection
+        .iter()
+        .map(|item| match item {
+            SelectItem::UnnamedExpr(e) => Some(pg_name(e)),
+            SelectItem::ExprWithAlias { alias, .. } => Some(super::normalize_ident(alias)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The alias that names item `pos` of a select list whose items are named
+/// `names` (see [`item_names`]) as PostgreSQL does, marked as a repeat when
+/// another item has that name too, or when `marked`.
+fn pg_alias(
+    names: &[Option<String>],
+    pos: usize,
+    marked: bool,
+) -> datafusion::sql::sqlparser::ast::Ident {
+    let name = names[pos].clone().unwrap_or_else(|| UNNAMED.into());
+    let repeated = marked
+        || names
+            .iter()
+            .enumerate()
+            .any(|(i, n)| i != pos && n.as_deref() == Some(name.as_str()));
+    let alias = if repeated {
+        repeated_alias(&name, pos)
+    } else {
+        name
+    };
+    datafusion::sql::sqlparser::ast::Ident::with_quote('"', alias)
+}
+
 fn first_select(body: &SetExpr) -> Option<&datafusion::sql::sqlparser::ast::Select> {
     match body {
         SetExpr::Select(s) => Some(s),
@@ -197,17 +236,11 @@ pub fn alias_pg_names(q: &mut Query, schema: &Schema) {
     let Some(select) = first_select_mut(&mut q.body) else {
         return;
     };
-    let wildcard = |i: &SelectItem| {
-        matches!(
-            i,
-            SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
-        )
-    };
     // As in `query_names`: at most one wildcard, standing for the rest.
     let width = (schema.fields().len() + 1).saturating_sub(select.projection.len());
     let mut at = 0;
     for item in select.projection.iter_mut() {
-        if wildcard(item) {
+        if is_wildcard(item) {
             at += width;
             continue;
         }
@@ -420,26 +453,16 @@ pub fn drop_constant_order_keys(stmt: &mut Statement) {
                 return ControlFlow::Continue(());
             };
             let items = &select.projection;
+            // Beside a wildcard, a position is not the item's.
+            let wildcard = items.iter().any(is_wildcard);
             let names_constant = |key: &Expr| match key {
-                Expr::Value(v) => match &v.value {
-                    datafusion::sql::sqlparser::ast::Value::Number(n, _) => n
-                        .parse::<usize>()
-                        .ok()
-                        .and_then(|i| items.get(i.checked_sub(1)?))
-                        .is_some_and(|item| match item {
-                            SelectItem::UnnamedExpr(e)
-                            | SelectItem::ExprWithAlias { expr: e, .. } => constant(e),
-                            _ => false,
-                        }),
-                    _ => false,
-                },
                 Expr::Identifier(id) => {
                     let name = super::normalize_ident(id);
                     let mut named = items.iter().filter(|item| match item {
                         SelectItem::ExprWithAlias { alias, .. } => {
                             super::normalize_ident(alias) == name
                         }
-                        SelectItem::UnnamedExpr(e) => expr_name(e).as_deref() == Some(&name),
+                        SelectItem::UnnamedExpr(e) => pg_name(e) == name,
                         _ => true,
                     });
                     matches!(
@@ -447,7 +470,16 @@ pub fn drop_constant_order_keys(stmt: &mut Statement) {
                         (Some(SelectItem::ExprWithAlias { expr, .. }), None) if constant(expr)
                     )
                 }
-                _ => false,
+                key => {
+                    !wildcard
+                        && ordinal(key).and_then(|pos| items.get(pos)).is_some_and(
+                            |item| match item {
+                                SelectItem::UnnamedExpr(e)
+                                | SelectItem::ExprWithAlias { expr: e, .. } => constant(e),
+                                _ => false,
+                            },
+                        )
+                }
             };
             let before = keys.len();
             keys.retain(|k| !names_constant(&k.expr));
@@ -460,6 +492,15 @@ pub fn drop_constant_order_keys(stmt: &mut Statement) {
     let _ = stmt.visit(&mut V);
 }
 
+/// The select item an `ORDER BY` position names (`ORDER BY 2`: 1).
+fn ordinal(key: &Expr) -> Option<usize> {
+    let Expr::Value(v) = key else { return None };
+    let datafusion::sql::sqlparser::ast::Value::Number(n, _) = &v.value else {
+        return None;
+    };
+    n.parse::<usize>().ok()?.checked_sub(1)
+}
+
 /// The unnamed expressions of a derived table's or a WITH query's select
 /// list get the names PostgreSQL gives them as aliases, so that the outer
 /// query reads them by those names (`SELECT s.count FROM (SELECT k,
@@ -468,48 +509,23 @@ pub fn drop_constant_order_keys(stmt: &mut Statement) {
 /// a repeat (the result's names drop the mark), as DataFusion requires a
 /// select list's names to differ.
 pub fn alias_derived_names(stmt: &mut Statement) {
-    use datafusion::sql::sqlparser::ast::{Ident, TableFactor};
+    use datafusion::sql::sqlparser::ast::TableFactor;
     fn alias_items(body: &mut SetExpr) {
         let Some(select) = first_select_mut(body) else {
             return;
         };
-        let names: Vec<Option<String>> = select
-            .projection
-            .iter()
-            .map(|item| match item {
-                SelectItem::UnnamedExpr(e) => Some(pg_name(e)),
-                SelectItem::ExprWithAlias { alias, .. } => Some(super::normalize_ident(alias)),
-                _ => None,
-            })
-            .collect();
-        let wildcard = select.projection.iter().any(|i| {
-            matches!(
-                i,
-                SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
-            )
-        });
+        let names = item_names(&select.projection);
+        // A wildcard may bring any name.
+        let wildcard = select.projection.iter().any(is_wildcard);
         for (pos, item) in select.projection.iter_mut().enumerate() {
-            let SelectItem::UnnamedExpr(e) = item else {
-                continue;
-            };
-            if matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) {
-                continue;
+            if let SelectItem::UnnamedExpr(e) = item
+                && !matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_))
+            {
+                *item = SelectItem::ExprWithAlias {
+                    expr: e.clone(),
+                    alias: pg_alias(&names, pos, wildcard),
+                };
             }
-            let name = names[pos].clone().unwrap_or_else(|| UNNAMED.into());
-            let repeated = wildcard
-                || names
-                    .iter()
-                    .enumerate()
-                    .any(|(i, n)| i != pos && n.as_deref() == Some(name.as_str()));
-            let alias = if repeated {
-                repeated_alias(&name, pos)
-            } else {
-                name
-            };
-            *item = SelectItem::ExprWithAlias {
-                expr: e.clone(),
-                alias: Ident::with_quote('"', alias),
-            };
         }
     }
     struct V;
@@ -545,11 +561,11 @@ pub fn alias_derived_names(stmt: &mut Statement) {
 /// name PostgreSQL gives the item, marked as a repeat when another item
 /// has that name too (the result's names drop the mark).
 pub fn alias_ordinal_order_keys(stmt: &mut Statement) {
-    use datafusion::sql::sqlparser::ast::Ident;
     struct V;
     impl VisitorMut for V {
         type Break = ();
         fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
+            // Beside a wildcard, a position is not the item's.
             let SetExpr::Select(select) = q.body.as_mut() else {
                 return ControlFlow::Continue(());
             };
@@ -557,21 +573,12 @@ pub fn alias_ordinal_order_keys(stmt: &mut Statement) {
             else {
                 return ControlFlow::Continue(());
             };
-            let names: Vec<Option<String>> = select
-                .projection
-                .iter()
-                .map(|item| match item {
-                    SelectItem::UnnamedExpr(e) => Some(pg_name(e)),
-                    SelectItem::ExprWithAlias { alias, .. } => Some(super::normalize_ident(alias)),
-                    _ => None,
-                })
-                .collect();
+            if select.projection.iter().any(is_wildcard) {
+                return ControlFlow::Continue(());
+            }
+            let names = item_names(&select.projection);
             for key in keys.iter_mut() {
-                let Expr::Value(v) = &key.expr else { continue };
-                let datafusion::sql::sqlparser::ast::Value::Number(n, _) = &v.value else {
-                    continue;
-                };
-                let Some(pos) = n.parse::<usize>().ok().and_then(|i| i.checked_sub(1)) else {
+                let Some(pos) = ordinal(&key.expr) else {
                     continue;
                 };
                 let Some(SelectItem::UnnamedExpr(e)) = select.projection.get(pos) else {
@@ -580,21 +587,12 @@ pub fn alias_ordinal_order_keys(stmt: &mut Statement) {
                 if matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) {
                     continue;
                 }
-                let name = names[pos].clone().unwrap_or_else(|| UNNAMED.into());
-                let unique = names
-                    .iter()
-                    .enumerate()
-                    .all(|(i, n)| i == pos || n.as_deref() != Some(name.as_str()));
-                let alias = if unique {
-                    name
-                } else {
-                    repeated_alias(&name, pos)
-                };
+                let alias = pg_alias(&names, pos, false);
                 select.projection[pos] = SelectItem::ExprWithAlias {
                     expr: e.clone(),
-                    alias: Ident::with_quote('"', alias.clone()),
+                    alias: alias.clone(),
                 };
-                key.expr = Expr::Identifier(Ident::with_quote('"', alias));
+                key.expr = Expr::Identifier(alias);
             }
             ControlFlow::Continue(())
         }
@@ -996,6 +994,13 @@ mod tests {
         .remove(0)
     }
 
+    /// `sql` after `rewrite`, as text.
+    fn rewritten(sql: &str, rewrite: fn(&mut Statement)) -> String {
+        let mut stmt = parsed(sql);
+        rewrite(&mut stmt);
+        stmt.to_string()
+    }
+
     #[test]
     fn kept_queries_get_postgres_names_as_aliases() {
         let aliased = |sql: &str, n: usize| {
@@ -1028,11 +1033,7 @@ mod tests {
 
     #[test]
     fn order_keys_naming_a_constant_item_are_left_out() {
-        let dropped = |sql: &str| {
-            let mut stmt = parsed(sql);
-            drop_constant_order_keys(&mut stmt);
-            stmt.to_string()
-        };
+        let dropped = |sql: &str| rewritten(sql, drop_constant_order_keys);
         assert_eq!(
             dropped("SELECT 'all' AS scope, k FROM t GROUP BY k ORDER BY scope, 1, 2 DESC"),
             "SELECT 'all' AS scope, k FROM t GROUP BY k ORDER BY 2 DESC"
@@ -1047,6 +1048,9 @@ mod tests {
             "SELECT $1 FROM t ORDER BY 1",
             "SELECT 1 UNION SELECT 2 ORDER BY 1",
             "SELECT 1 AS k, * FROM t ORDER BY k",
+            // Beside a wildcard, position 2 is not the constant.
+            "SELECT *, 1 FROM t ORDER BY 2",
+            "SELECT 1 AS k, k FROM t ORDER BY k",
         ] {
             assert_eq!(dropped(sql), sql);
         }
@@ -1054,11 +1058,7 @@ mod tests {
 
     #[test]
     fn ordinal_order_keys_of_expressions_order_by_an_alias() {
-        let aliased = |sql: &str| {
-            let mut stmt = parsed(sql);
-            alias_ordinal_order_keys(&mut stmt);
-            stmt.to_string()
-        };
+        let aliased = |sql: &str| rewritten(sql, alias_ordinal_order_keys);
         assert_eq!(
             aliased("SELECT k + 1, count(*) FROM t GROUP BY k ORDER BY 1 DESC, 2"),
             "SELECT k + 1 AS \"?column?\", count(*) AS \"count\" FROM t GROUP BY k \
@@ -1072,18 +1072,19 @@ mod tests {
                  ORDER BY \"?column?{REPEAT_MARK}1\""
             )
         );
-        // Columns and aliased items are left as they are.
-        let sql = "SELECT k, k + 1 AS x FROM t ORDER BY 1, 2";
-        assert_eq!(aliased(sql), sql);
+        // Columns and aliased items are left as they are, and positions
+        // beside a wildcard, which are not the items'.
+        for sql in [
+            "SELECT k, k + 1 AS x FROM t ORDER BY 1, 2",
+            "SELECT *, k * 10 FROM t ORDER BY 2",
+        ] {
+            assert_eq!(aliased(sql), sql);
+        }
     }
 
     #[test]
     fn derived_tables_and_with_queries_name_their_columns_as_postgres_does() {
-        let aliased = |sql: &str| {
-            let mut stmt = parsed(sql);
-            alias_derived_names(&mut stmt);
-            stmt.to_string()
-        };
+        let aliased = |sql: &str| rewritten(sql, alias_derived_names);
         assert_eq!(
             aliased("SELECT s.count FROM (SELECT k, count(*), k::TEXT FROM t GROUP BY k) AS s"),
             format!(
