@@ -30,6 +30,22 @@ pub(super) fn duplicate_relation(name: &str) -> Error {
     )
 }
 
+pub(super) fn duplicate_column(name: &str) -> Error {
+    Error::new(
+        ErrorKind::DuplicateColumn,
+        format!("column \"{name}\" specified more than once"),
+    )
+}
+
+/// 42701 for the first name `names` repeat (a relation's columns).
+pub(super) fn unique_columns<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    match names.into_iter().find(|n| !seen.insert(*n)) {
+        Some(n) => Err(duplicate_column(n)),
+        None => Ok(()),
+    }
+}
+
 pub(super) fn missing_schema(name: &str) -> Error {
     Error::new(
         ErrorKind::UndefinedSchema,
@@ -115,10 +131,7 @@ fn columns_from_sql(
     for c in &ct.columns {
         let name = normalize_ident(&c.name);
         if cols.iter().any(|x| x.name == name) {
-            return Err(Error::new(
-                ErrorKind::DuplicateColumn,
-                format!("column \"{name}\" specified more than once"),
-            ));
+            return Err(duplicate_column(&name));
         }
         let mut def = ColumnDef {
             name,
@@ -822,10 +835,7 @@ async fn table_as(
             None => f.name().clone(),
         };
         if cols.iter().any(|c| c.name == name) {
-            return Err(Error::new(
-                ErrorKind::DuplicateColumn,
-                format!("column \"{name}\" specified more than once"),
-            ));
+            return Err(duplicate_column(&name));
         }
         cols.push(ColumnDef {
             name,
@@ -1089,17 +1099,7 @@ pub async fn create_view(session: &mut Session, cv: CreateView) -> Result<Output
             ColumnDef::plain(n.name(), d.unwrap_or_else(computed))
         })
         .collect::<Vec<_>>();
-    if let Some(c) = columns
-        .iter()
-        .enumerate()
-        .find(|(i, c)| columns[..*i].iter().any(|o| o.name == c.name))
-        .map(|(_, c)| c)
-    {
-        return Err(Error::new(
-            ErrorKind::DuplicateColumn,
-            format!("column \"{}\" specified more than once", c.name),
-        ));
-    }
+    unique_columns(columns.iter().map(|c| c.name.as_str()))?;
     let entry = Object::view(
         &schema,
         &name,

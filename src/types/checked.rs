@@ -10,11 +10,10 @@ use datafusion::arrow::array::ArrayRef;
 use datafusion::arrow::compute::kernels::numeric;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::tree_node::Transformed;
 use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::expr::ScalarFunction;
-use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::{
     BinaryExpr, ColumnarValue, Expr, ExprSchemable, LogicalPlan, Operator, ScalarFunctionArgs,
     ScalarUDF, ScalarUDFImpl, Signature, Volatility,
@@ -150,23 +149,7 @@ impl AnalyzerRule for CheckedIntegers {
     }
 
     fn analyze(&self, plan: LogicalPlan, _: &ConfigOptions) -> Result<LogicalPlan> {
-        plan.transform_up_with_subqueries(|node| {
-            let inputs = node.inputs();
-            if inputs.is_empty() {
-                return Ok(Transformed::no(node));
-            }
-            let mut schema = DFSchema::empty();
-            for input in inputs {
-                schema.merge(input.schema());
-            }
-            let names = NamePreserver::new(&node);
-            node.map_expressions(|e| {
-                let saved = names.save(&e);
-                let checked = e.transform_up(|x| checked(x, &schema))?;
-                Ok(checked.update_data(|e| saved.restore(e)))
-            })
-        })
-        .map(|t| t.data)
+        super::rewrite_expressions(plan, checked)
     }
 }
 

@@ -29,6 +29,39 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorKind, Result};
 
+/// Every expression of every node of `plan`, subqueries' too, rewritten
+/// bottom-up by `f`, which is given the schema of the node's inputs; the
+/// nodes keep their output names. For analyzer rules that replace an
+/// operator or a function with another.
+pub(crate) fn rewrite_expressions(
+    plan: datafusion::logical_expr::LogicalPlan,
+    f: fn(
+        datafusion::logical_expr::Expr,
+        &datafusion::common::DFSchema,
+    ) -> datafusion::error::Result<
+        datafusion::common::tree_node::Transformed<datafusion::logical_expr::Expr>,
+    >,
+) -> datafusion::error::Result<datafusion::logical_expr::LogicalPlan> {
+    use datafusion::common::tree_node::{Transformed, TreeNode};
+    plan.transform_up_with_subqueries(|node| {
+        let inputs = node.inputs();
+        if inputs.is_empty() {
+            return Ok(Transformed::no(node));
+        }
+        let mut schema = datafusion::common::DFSchema::empty();
+        for input in inputs {
+            schema.merge(input.schema());
+        }
+        let names = datafusion::logical_expr::expr_rewriter::NamePreserver::new(&node);
+        node.map_expressions(|e| {
+            let saved = names.save(&e);
+            let rewritten = e.transform_up(|x| f(x, &schema))?;
+            Ok(rewritten.update_data(|e| saved.restore(e)))
+        })
+    })
+    .map(|t| t.data)
+}
+
 /// A column type as declared in SQL, normalised to PostgreSQL's own spelling.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PgType {

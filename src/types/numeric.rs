@@ -17,11 +17,10 @@
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::tree_node::Transformed;
 use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::error::Result;
 use datafusion::logical_expr::expr::{Cast, ScalarFunction};
-use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::simplify::{ExprSimplifyResult, SimplifyContext};
 use datafusion::logical_expr::{
     BinaryExpr, ColumnarValue, Expr, ExprSchemable, LogicalPlan, Operator, ScalarFunctionArgs,
@@ -126,23 +125,7 @@ impl AnalyzerRule for NumericScales {
     }
 
     fn analyze(&self, plan: LogicalPlan, _: &ConfigOptions) -> Result<LogicalPlan> {
-        plan.transform_up_with_subqueries(|node| {
-            let inputs = node.inputs();
-            if inputs.is_empty() {
-                return Ok(Transformed::no(node));
-            }
-            let mut schema = DFSchema::empty();
-            for input in inputs {
-                schema.merge(input.schema());
-            }
-            let names = NamePreserver::new(&node);
-            node.map_expressions(|e| {
-                let saved = names.save(&e);
-                let scaled = e.transform_up(|x| scaled(x, &schema))?;
-                Ok(scaled.update_data(|e| saved.restore(e)))
-            })
-        })
-        .map(|t| t.data)
+        super::rewrite_expressions(plan, scaled)
     }
 }
 

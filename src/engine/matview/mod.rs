@@ -29,8 +29,8 @@ use deltalake::protocol::SaveMode;
 use url::Url;
 
 use super::ddl::{
-    cast_to_columns, duplicate_relation, free_location, missing_schema, query_with_column_names,
-    register,
+    cast_to_columns, duplicate_column, duplicate_relation, free_location, missing_schema,
+    query_with_column_names, register, unique_columns,
 };
 use super::{Output, Session, bind};
 use crate::catalog::schedule::RefreshPolicy;
@@ -163,17 +163,7 @@ pub async fn create(
     if let Some(named) =
         crate::engine::names::pg_result_names(&Statement::Query(query.clone()), output.as_arrow())
     {
-        let fields = named.fields();
-        if let Some((_, f)) = fields
-            .iter()
-            .enumerate()
-            .find(|(i, f)| fields[..*i].iter().any(|o| o.name() == f.name()))
-        {
-            return Err(Error::new(
-                crate::error::ErrorKind::DuplicateColumn,
-                format!("column \"{}\" specified more than once", f.name()),
-            ));
-        }
+        unique_columns(named.fields().iter().map(|f| f.name().as_str()))?;
     }
     crate::engine::names::alias_pg_names(&mut query, output.as_arrow());
     if query.to_string() != sql {
@@ -183,10 +173,7 @@ pub async fn create(
     let mut columns: Vec<ColumnDef> = Vec::new();
     for f in session.output_schema(&plan)?.fields() {
         if columns.iter().any(|c| &c.name == f.name()) {
-            return Err(Error::new(
-                crate::error::ErrorKind::DuplicateColumn,
-                format!("column \"{}\" specified more than once", f.name()),
-            ));
+            return Err(duplicate_column(f.name()));
         }
         columns.push(ColumnDef::plain(
             f.name(),
