@@ -21,6 +21,7 @@ pub mod quality;
 pub mod scheduler;
 pub mod server;
 pub mod types;
+pub mod visit;
 pub mod write;
 
 pub use error::{Error, ErrorKind, Result};

@@ -26,7 +26,7 @@ pub fn check_texts(expr: &str, columns: &[ColumnDef]) -> Option<(String, String)
 /// The columns a CHECK expression reads, in the order they first appear
 /// (PostgreSQL's `conkey`).
 pub fn check_columns(expr: &str, columns: &[ColumnDef]) -> Vec<String> {
-    use datafusion::sql::sqlparser::ast::{Visit, Visitor};
+    use datafusion::sql::sqlparser::ast::Visitor;
     use std::ops::ControlFlow;
     let Ok(e) = Parser::new(&PostgreSqlDialect {})
         .try_with_sql(expr)
@@ -52,7 +52,7 @@ pub fn check_columns(expr: &str, columns: &[ColumnDef]) -> Vec<String> {
         }
     }
     let mut names = Names(columns, vec![]);
-    let _ = e.visit(&mut names);
+    let _ = crate::visit::walk(&e, &mut names);
     names.1
 }
 

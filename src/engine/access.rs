@@ -49,7 +49,7 @@ impl Role {
 /// a file, that needs role writer: a reader may only read the lake's
 /// tables.
 pub fn reads_server_side(s: &datafusion::sql::sqlparser::ast::Statement) -> bool {
-    use datafusion::sql::sqlparser::ast::visit_relations;
+    use crate::visit::visit_relations;
     use std::ops::ControlFlow;
     let found = visit_relations(s, |name| {
         let last = name

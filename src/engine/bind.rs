@@ -511,7 +511,7 @@ fn qualify<T: VisitMut>(resolver: &Resolver, stmt: &mut T) -> Result<Vec<Referen
         found: Vec::new(),
         error: None,
     };
-    let _ = stmt.visit(&mut v);
+    let _ = crate::visit::walk_mut(stmt, &mut v);
     match v.error {
         Some(e) => Err(e),
         None => Ok(v.found),

@@ -2232,9 +2232,7 @@ fn renamed_in_view(
     old: &str,
     new: &str,
 ) -> Option<String> {
-    use datafusion::sql::sqlparser::ast::{
-        ObjectNamePart, TableAlias, TableFactor, VisitMut, VisitorMut,
-    };
+    use datafusion::sql::sqlparser::ast::{ObjectNamePart, TableAlias, TableFactor, VisitorMut};
     use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
     use datafusion::sql::sqlparser::parser::Parser;
     use std::ops::ControlFlow;
@@ -2293,7 +2291,7 @@ fn renamed_in_view(
         withs: super::names::with_query_names(stmt),
         changed: false,
     };
-    let _ = stmt.visit(&mut rename);
+    let _ = crate::visit::walk_mut(stmt, &mut rename);
     let changed = rename.changed;
     changed.then(|| stmt.to_string())
 }

@@ -12,7 +12,7 @@ use std::ops::ControlFlow;
 use datafusion::sql::sqlparser::ast::{
     Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, Ident,
     ObjectName, Query, SelectItem, SelectItemQualifiedWildcardKind, SetExpr, Statement, TableAlias,
-    TableFactor, VisitMut, VisitorMut,
+    TableFactor, VisitorMut,
 };
 
 use crate::frontend::compat::call;
@@ -97,7 +97,7 @@ pub fn rewrite(stmt: &mut Statement) {
             ControlFlow::Continue(())
         }
     }
-    let _ = stmt.visit(&mut V);
+    let _ = crate::visit::walk_mut(stmt, &mut V);
 }
 
 /// `generate_series(...)` outside FROM, a set of rows as in PostgreSQL
@@ -292,7 +292,7 @@ impl SetInFrom {
 
     /// Does the function read columns (of a relation before it)?
     fn reads_columns(&self) -> bool {
-        use datafusion::sql::sqlparser::ast::{Visit, Visitor};
+        use datafusion::sql::sqlparser::ast::Visitor;
         struct Columns;
         impl Visitor for Columns {
             type Break = ();
@@ -306,7 +306,9 @@ impl SetInFrom {
                 }
             }
         }
-        self.calls.iter().any(|c| c.visit(&mut Columns).is_break())
+        self.calls
+            .iter()
+            .any(|c| crate::visit::walk(c, &mut Columns).is_break())
     }
 }
 
@@ -434,5 +436,5 @@ fn lateral_sets(q: &mut Query) {
             ControlFlow::Continue(())
         }
     }
-    let _ = q.visit(&mut Renames(&renames));
+    let _ = crate::visit::walk_mut(q, &mut Renames(&renames));
 }

@@ -1326,16 +1326,15 @@ fn legacy_names<T: datafusion::sql::sqlparser::ast::VisitMut>(stmt: &mut T) {
             ControlFlow::Continue(())
         }
     }
-    let _ = stmt.visit(&mut V);
+    let _ = crate::visit::walk_mut(stmt, &mut V);
 }
 
 /// Adjust PostgreSQL spellings DataFusion plans differently: an explicit
 /// cast to `varchar(n)` / `char(n)` cuts the value to n characters
 /// (DataFusion's string type has no length).
 fn rewrite_for_datafusion(mut stmt: Statement) -> Statement {
-    use datafusion::sql::sqlparser::ast::{
-        CharacterLength, DataType as SqlType, Expr, visit_expressions_mut,
-    };
+    use crate::visit::visit_expressions_mut;
+    use datafusion::sql::sqlparser::ast::{CharacterLength, DataType as SqlType, Expr};
     use std::ops::ControlFlow;
     names::drop_constant_order_keys(&mut stmt);
     names::alias_derived_names(&mut stmt);

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::sql::sqlparser::ast::{
     Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, OrderByKind, Query,
-    SelectItem, SetExpr, Statement, VisitMut, VisitorMut,
+    SelectItem, SetExpr, Statement, VisitorMut,
 };
 
 const UNNAMED: &str = "?column?";
@@ -489,7 +489,7 @@ pub fn drop_constant_order_keys(stmt: &mut Statement) {
             ControlFlow::Continue(())
         }
     }
-    let _ = stmt.visit(&mut V);
+    let _ = crate::visit::walk_mut(stmt, &mut V);
 }
 
 /// The select item an `ORDER BY` position names (`ORDER BY 2`: 1).
@@ -552,7 +552,7 @@ pub fn alias_derived_names(stmt: &mut Statement) {
             ControlFlow::Continue(())
         }
     }
-    let _ = stmt.visit(&mut V);
+    let _ = crate::visit::walk_mut(stmt, &mut V);
 }
 
 /// `ORDER BY 1` naming a select item that is an expression (`SELECT k + 1,
@@ -597,7 +597,7 @@ pub fn alias_ordinal_order_keys(stmt: &mut Statement) {
             ControlFlow::Continue(())
         }
     }
-    let _ = stmt.visit(&mut V);
+    let _ = crate::visit::walk_mut(stmt, &mut V);
 }
 
 /// Aggregate and window calls, and GROUP BY expressions, of one query
@@ -623,7 +623,7 @@ pub fn distinct_cast_names(stmt: &mut Statement, is_aggregate: &dyn Fn(&str) -> 
             ControlFlow::Continue(())
         }
     }
-    let _ = stmt.visit(&mut V { is_aggregate });
+    let _ = crate::visit::walk_mut(stmt, &mut V { is_aggregate });
 }
 
 /// [`distinct_cast_names`] for the selects of one query body; `order`
@@ -775,7 +775,7 @@ fn distinct_in(body: &mut SetExpr, order: Vec<&mut Expr>, is_aggregate: &dyn Fn(
 /// names it.
 fn without_casts(e: &Expr) -> String {
     let mut e = e.clone();
-    let _ = datafusion::sql::sqlparser::ast::visit_expressions_mut(&mut e, |x| {
+    let _ = crate::visit::visit_expressions_mut(&mut e, |x| {
         while let Expr::Cast { expr, .. } | Expr::Nested(expr) = x {
             let inner = std::mem::replace(
                 expr.as_mut(),
@@ -825,7 +825,7 @@ pub(super) fn at_level<T: datafusion::sql::sqlparser::ast::Visit>(
             ControlFlow::Continue(())
         }
     }
-    datafusion::sql::sqlparser::ast::Visit::visit(node, &mut L { f, depth: 0 })
+    crate::visit::walk(node, &mut L { f, depth: 0 })
 }
 
 /// [`at_level`], changing expressions after their parts.
@@ -851,7 +851,7 @@ pub(super) fn at_level_mut(e: &mut Expr, f: &mut dyn FnMut(&mut Expr)) -> Contro
             ControlFlow::Continue(())
         }
     }
-    e.visit(&mut L { f, depth: 0 })
+    crate::visit::walk_mut(e, &mut L { f, depth: 0 })
 }
 
 /// `schema` with its fields renamed, position by position.
@@ -886,7 +886,7 @@ pub fn pg_result_names(stmt: &Statement, schema: &Schema) -> Option<SchemaRef> {
 
 /// The names every WITH query of `stmt` defines, at any depth.
 pub fn with_query_names(stmt: &Statement) -> std::collections::HashSet<String> {
-    use datafusion::sql::sqlparser::ast::{Visit, Visitor};
+    use datafusion::sql::sqlparser::ast::Visitor;
     use std::ops::ControlFlow;
     struct Withs(std::collections::HashSet<String>);
     impl Visitor for Withs {
@@ -901,7 +901,7 @@ pub fn with_query_names(stmt: &Statement) -> std::collections::HashSet<String> {
         }
     }
     let mut withs = Withs(Default::default());
-    let _ = stmt.visit(&mut withs);
+    let _ = crate::visit::walk(stmt, &mut withs);
     withs.0
 }
 

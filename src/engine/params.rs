@@ -4,11 +4,11 @@
 
 use std::ops::ControlFlow;
 
+use crate::visit::{visit_expressions, visit_expressions_mut};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::sql::sqlparser::ast::{
     CastKind, DataType as SqlType, ExactNumberInfo, Expr, Statement, TimezoneInfo, Value,
-    visit_expressions, visit_expressions_mut,
 };
 
 use crate::error::{Error, ErrorKind, Result};

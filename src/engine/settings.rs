@@ -368,8 +368,9 @@ pub fn inline_current_settings(
     stmt: &mut datafusion::sql::sqlparser::ast::Statement,
     settings: &Settings,
 ) -> Result<()> {
+    use crate::visit::visit_expressions_mut;
     use datafusion::sql::sqlparser::ast::{
-        FunctionArg, FunctionArgExpr, FunctionArguments, ValueWithSpan, visit_expressions_mut,
+        FunctionArg, FunctionArgExpr, FunctionArguments, ValueWithSpan,
     };
     use std::ops::ControlFlow;
     let found = visit_expressions_mut(stmt, |e| {

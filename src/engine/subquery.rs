@@ -43,7 +43,7 @@ use datafusion::logical_expr::{
 use datafusion::sql::sqlparser::ast::{
     BinaryOperator, Distinct, Expr, FunctionArg, FunctionArgExpr, FunctionArgumentClause,
     FunctionArguments, GroupByExpr, Ident, LimitClause, OrderByKind, Query, Select, SelectItem,
-    SetExpr, Statement, TableAlias, TableFactor, UnaryOperator, Value, VisitMut, VisitorMut,
+    SetExpr, Statement, TableAlias, TableFactor, UnaryOperator, Value, VisitorMut,
 };
 
 use crate::error::{Error, ErrorKind};
@@ -115,11 +115,14 @@ pub fn rewrite(stmt: &mut Statement, is_aggregate: &dyn Fn(&str) -> bool) {
             ControlFlow::Continue(())
         }
     }
-    let _ = stmt.visit(&mut V {
-        is_aggregate,
-        compared: Vec::new(),
-        filters: Vec::new(),
-    });
+    let _ = crate::visit::walk_mut(
+        stmt,
+        &mut V {
+            is_aggregate,
+            compared: Vec::new(),
+            filters: Vec::new(),
+        },
+    );
 }
 
 /// The rows of `IN`, `ANY`, `ALL` and `EXISTS` as a set: their `DISTINCT`
@@ -292,7 +295,7 @@ fn over_rows(template: &str, value: &Expr, rows: &Query) -> Option<Expr> {
             ControlFlow::Continue(())
         }
     }
-    let _ = expr.visit(&mut Derived(rows));
+    let _ = crate::visit::walk_mut(&mut expr, &mut Derived(rows));
     Some(expr)
 }
 
@@ -404,7 +407,7 @@ struct Names {
 impl Names {
     fn of<T: datafusion::sql::sqlparser::ast::Visit>(node: &T) -> Names {
         let mut names = Names::default();
-        let _ = node.visit(&mut names);
+        let _ = crate::visit::walk(node, &mut names);
         names
     }
 }
@@ -601,7 +604,7 @@ fn counted(
 
 /// Does `e` read no column and run no query?
 fn constant(e: &Expr) -> bool {
-    use datafusion::sql::sqlparser::ast::{Visit, Visitor};
+    use datafusion::sql::sqlparser::ast::Visitor;
     struct Reads;
     impl Visitor for Reads {
         type Break = ();
@@ -616,12 +619,12 @@ fn constant(e: &Expr) -> bool {
             }
         }
     }
-    e.visit(&mut Reads).is_continue()
+    crate::visit::walk(e, &mut Reads).is_continue()
 }
 
 /// Does `e` call an aggregate or a window function (outside nested queries)?
 fn aggregates(e: &Expr, is_aggregate: &dyn Fn(&str) -> bool) -> bool {
-    use datafusion::sql::sqlparser::ast::{Visit, Visitor};
+    use datafusion::sql::sqlparser::ast::Visitor;
     struct A<'a>(&'a dyn Fn(&str) -> bool, usize);
     impl Visitor for A<'_> {
         type Break = ();
@@ -645,7 +648,7 @@ fn aggregates(e: &Expr, is_aggregate: &dyn Fn(&str) -> bool) -> bool {
             ControlFlow::Continue(())
         }
     }
-    e.visit(&mut A(is_aggregate, 0)).is_break()
+    crate::visit::walk(e, &mut A(is_aggregate, 0)).is_break()
 }
 
 /// The rewritten expression for the scalar subquery `q`, when it has the

@@ -17,9 +17,9 @@
 
 use std::ops::ControlFlow;
 
+use crate::visit::visit_expressions_mut;
 use datafusion::sql::sqlparser::ast::{
     ConflictTarget, Expr, Ident, Insert, OnConflict, OnConflictAction, OnInsert, TableObject,
-    visit_expressions_mut,
 };
 
 use super::{Output, Session, last_ident, normalize_ident};

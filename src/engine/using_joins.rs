@@ -22,7 +22,7 @@ use std::ops::ControlFlow;
 use datafusion::sql::sqlparser::ast::{
     BinaryOperator, Expr, GroupByExpr, Ident, JoinConstraint, JoinOperator, ObjectName,
     OrderByKind, Query, Select, SelectItem, SelectItemQualifiedWildcardKind, SetExpr, Statement,
-    TableFactor, VisitMut, VisitorMut, WildcardAdditionalOptions,
+    TableFactor, VisitorMut, WildcardAdditionalOptions,
 };
 
 use super::names::{at_level, at_level_mut, repeated_alias};
@@ -99,7 +99,7 @@ pub fn rewrite(stmt: &mut Statement, columns_of: &ColumnsOf) -> Result<()> {
         ctes: vec![],
         error: None,
     };
-    let _ = stmt.visit(&mut v);
+    let _ = crate::visit::walk_mut(stmt, &mut v);
     v.error.map_or(Ok(()), Err)
 }
 

@@ -196,7 +196,6 @@ pub struct Call {
 
 /// The `training_set` calls of a query, before they are expanded.
 pub fn calls(query: &Query) -> Vec<Call> {
-    use datafusion::sql::sqlparser::ast::Visit;
     use std::ops::ControlFlow;
     struct V(Vec<Call>);
     impl datafusion::sql::sqlparser::ast::Visitor for V {
@@ -236,6 +235,6 @@ pub fn calls(query: &Query) -> Vec<Call> {
         }
     }
     let mut v = V(Vec::new());
-    let _ = query.visit(&mut v);
+    let _ = crate::visit::walk(query, &mut v);
     v.0
 }

@@ -7,7 +7,8 @@
 
 use std::ops::ControlFlow;
 
-use datafusion::sql::sqlparser::ast::{ObjectName, Statement, TableFactor, visit_relations};
+use crate::visit::visit_relations;
+use datafusion::sql::sqlparser::ast::{ObjectName, Statement, TableFactor};
 use datafusion_pg_catalog::sql::rules::{
     CurrentUserVariableToSessionUserFunctionCall, FixArrayLiteral, FixVersionColumnName,
     PrependUnqualifiedPgTableName, ResolveUnqualifiedIdentifier, RewriteArrayAnyAllOperation,
@@ -41,7 +42,7 @@ fn reads_system_catalogs(stmt: &Statement) -> bool {
 
 /// The names every WITH query of `stmt` defines, at any depth.
 pub fn cte_names(stmt: &Statement) -> std::collections::HashSet<String> {
-    use datafusion::sql::sqlparser::ast::{Query, Visit, Visitor};
+    use datafusion::sql::sqlparser::ast::{Query, Visitor};
     struct Withs(std::collections::HashSet<String>);
     impl Visitor for Withs {
         type Break = ();
@@ -56,7 +57,7 @@ pub fn cte_names(stmt: &Statement) -> std::collections::HashSet<String> {
         }
     }
     let mut withs = Withs(Default::default());
-    let _ = stmt.visit(&mut withs);
+    let _ = crate::visit::walk(stmt, &mut withs);
     withs.0
 }
 
@@ -141,7 +142,8 @@ pub fn rewrite(stmt: &mut Statement, text: Option<&str>) {
 /// Whether `stmt` casts a string literal to an OID alias type
 /// (`'t'::regclass`, `'int8'::regtype`, ...).
 fn casts_name_to_oid(stmt: &Statement) -> bool {
-    use datafusion::sql::sqlparser::ast::{DataType, Expr, Value, visit_expressions};
+    use crate::visit::visit_expressions;
+    use datafusion::sql::sqlparser::ast::{DataType, Expr, Value};
     visit_expressions(stmt, |e: &Expr| {
         if let Expr::Cast {
             expr, data_type, ..
@@ -171,9 +173,8 @@ fn casts_name_to_oid(stmt: &Statement) -> bool {
 /// calls that type's input function, which checks and normalises the text.
 pub fn typed_casts<N: datafusion::sql::sqlparser::ast::VisitMut>(node: &mut N) {
     use crate::types::typed::TextType;
-    use datafusion::sql::sqlparser::ast::{
-        DataType, ExactNumberInfo, Expr, Value, visit_expressions_mut,
-    };
+    use crate::visit::visit_expressions_mut;
+    use datafusion::sql::sqlparser::ast::{DataType, ExactNumberInfo, Expr, Value};
     let _ = visit_expressions_mut(node, |e: &mut Expr| {
         if let Expr::Cast {
             expr, data_type, ..
@@ -227,9 +228,8 @@ pub fn typed_casts<N: datafusion::sql::sqlparser::ast::VisitMut>(node: &mut N) {
 /// functions they are. An unaliased select item keeps an operator's name,
 /// `?column?`.
 fn prefix_operators(stmt: &mut Statement) {
-    use datafusion::sql::sqlparser::ast::{
-        Expr, Ident, SelectItem, SetExpr, UnaryOperator, visit_expressions_mut,
-    };
+    use crate::visit::visit_expressions_mut;
+    use datafusion::sql::sqlparser::ast::{Expr, Ident, SelectItem, SetExpr, UnaryOperator};
     let function = |op: &UnaryOperator| match op {
         UnaryOperator::PGAbs => Some("abs"),
         UnaryOperator::PGSquareRoot => Some("sqrt"),
@@ -325,14 +325,15 @@ pub fn scalar_function_aliases<N: datafusion::sql::sqlparser::ast::VisitMut>(nod
             ControlFlow::Continue(())
         }
     }
-    let _ = node.visit(&mut Aliases);
+    let _ = crate::visit::walk_mut(node, &mut Aliases);
 }
 
 /// `pg_trigger` is always empty, so the values a query over it alone
 /// selects are never computed: its scalar subqueries (psql's correlated
 /// "parent trigger" lookup, which DataFusion cannot plan) become NULL.
 fn without_trigger_subqueries(stmt: &mut Statement) {
-    use datafusion::sql::sqlparser::ast::{Expr, SetExpr, Value, visit_expressions_mut};
+    use crate::visit::visit_expressions_mut;
+    use datafusion::sql::sqlparser::ast::{Expr, SetExpr, Value};
     let Statement::Query(q) = stmt else { return };
     let SetExpr::Select(select) = q.body.as_mut() else {
         return;
@@ -436,7 +437,8 @@ pub fn call(
 /// `getPrimaryKeys` calls it twice in one select list, which unnest in
 /// step as PostgreSQL's set-returning functions do.
 pub fn expand_array<N: datafusion::sql::sqlparser::ast::VisitMut>(node: &mut N) {
-    use datafusion::sql::sqlparser::ast::{Expr, FunctionArguments, visit_expressions_mut};
+    use crate::visit::visit_expressions_mut;
+    use datafusion::sql::sqlparser::ast::{Expr, FunctionArguments};
     let _ = visit_expressions_mut(node, |e: &mut Expr| {
         if let Expr::Function(f) = e
             && f.name
@@ -496,9 +498,9 @@ fn record_fields(e: &mut datafusion::sql::sqlparser::ast::Expr) {
 /// (`indkey`, `indclass`, `indoption`, `indcollation`), which start at 0
 /// in PostgreSQL.
 pub fn generate_subscripts<N: datafusion::sql::sqlparser::ast::VisitMut>(node: &mut N) {
+    use crate::visit::visit_expressions_mut;
     use datafusion::sql::sqlparser::ast::{
         BinaryOperator, DataType, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Value,
-        visit_expressions_mut,
     };
     let _ = visit_expressions_mut(node, |e: &mut Expr| {
         let Expr::Function(f) = e else {
@@ -566,7 +568,8 @@ pub fn generate_subscripts<N: datafusion::sql::sqlparser::ast::VisitMut>(node: &
 /// table (`pg_...`) is read as `pg_catalog.pg_...` (SQLAlchemy and DBeaver
 /// compare `pg_description.classoid` with one).
 fn catalog_regclass(stmt: &mut Statement) {
-    use datafusion::sql::sqlparser::ast::{DataType, Expr, Value, visit_expressions_mut};
+    use crate::visit::visit_expressions_mut;
+    use datafusion::sql::sqlparser::ast::{DataType, Expr, Value};
     let _ = visit_expressions_mut(stmt, |e: &mut Expr| {
         let regclass = |t: &DataType| match t {
             DataType::Regclass => true,
@@ -597,9 +600,8 @@ fn catalog_regclass(stmt: &mut Statement) {
 /// with a `'[schema.]name'::regproc` literal (pgjdbc's
 /// `typinput = 'pg_catalog.array_in'::regproc`) compares the name.
 fn regproc_names(stmt: &mut Statement) {
-    use datafusion::sql::sqlparser::ast::{
-        BinaryOperator, DataType, Expr, Value, visit_expressions_mut,
-    };
+    use crate::visit::visit_expressions_mut;
+    use datafusion::sql::sqlparser::ast::{BinaryOperator, DataType, Expr, Value};
     let literal = |e: &Expr| -> Option<String> {
         let Expr::Cast {
             expr, data_type, ..
@@ -677,7 +679,8 @@ fn regproc_column(e: &datafusion::sql::sqlparser::ast::Expr) -> bool {
 /// they hold the printed name, so `typreceive != 0` (ADBC's type query)
 /// compares with `-`.
 fn regproc_zero(stmt: &mut Statement) {
-    use datafusion::sql::sqlparser::ast::{BinaryOperator, Expr, Value, visit_expressions_mut};
+    use crate::visit::visit_expressions_mut;
+    use datafusion::sql::sqlparser::ast::{BinaryOperator, Expr, Value};
     let regproc = regproc_column;
     let _ = visit_expressions_mut(stmt, |e: &mut Expr| {
         if let Expr::BinaryOp { left, op, right } = e

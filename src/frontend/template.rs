@@ -32,7 +32,7 @@ fn substitute<T: VisitMut>(node: &mut T, args: &[Expr]) -> Result<()> {
         }
     }
     let mut sub = Sub(args, None);
-    let _ = node.visit(&mut sub);
+    let _ = crate::visit::walk_mut(node, &mut sub);
     match sub.1 {
         Some(e) => Err(e),
         None => Ok(()),

@@ -179,7 +179,8 @@ pub async fn violating_row(
 /// A condition with column `old` renamed to `new` (ALTER TABLE RENAME
 /// COLUMN keeps the table's checks working).
 pub fn rename_column(expr: &str, old: &str, new: &str) -> Result<String> {
-    use datafusion::sql::sqlparser::ast::{Expr as Sql, Ident, visit_expressions_mut};
+    use crate::visit::visit_expressions_mut;
+    use datafusion::sql::sqlparser::ast::{Expr as Sql, Ident};
     use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
     use datafusion::sql::sqlparser::parser::Parser;
     let mut parsed = Parser::new(&PostgreSqlDialect {})

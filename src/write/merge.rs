@@ -25,7 +25,8 @@ use crate::quality::keys::{ForeignKeyChecks, KeyChecks};
 /// VALUES (id, v)`). Qualified here so that a name both sides have is not
 /// ambiguous.
 fn source_names_when_not_matched(m: &mut MergeStmt, source_alias: &str) {
-    use datafusion::sql::sqlparser::ast::{Expr, Ident, visit_expressions_mut};
+    use crate::visit::visit_expressions_mut;
+    use datafusion::sql::sqlparser::ast::{Expr, Ident};
     use std::ops::ControlFlow;
     let qualify = |e: &mut Expr| {
         // Names inside a subquery are its own tables' first: left alone.

@@ -4,6 +4,7 @@
 
 use std::ops::ControlFlow;
 
+use crate::visit::visit_expressions;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
 use datafusion::dataframe::DataFrame;
@@ -11,7 +12,7 @@ use datafusion::logical_expr::{
     ColumnarValue, Expr as DfExpr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
     Volatility, cast, lit,
 };
-use datafusion::sql::sqlparser::ast::{Expr, visit_expressions};
+use datafusion::sql::sqlparser::ast::Expr;
 
 use super::WriteContext;
 use crate::catalog::TableDef;

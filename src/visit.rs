@@ -1,0 +1,238 @@
+//! Walks of sqlparser's syntax tree, compiled once.
+//!
+//! sqlparser derives `Visit` and `VisitMut` for every node type, generic
+//! over the visitor: each visitor type compiles the walk of the whole tree
+//! again, some three thousand functions with their stack-growth shims.
+//! With one visitor type per rewrite that was four fifths of the
+//! functions this crate compiled and half of its build time. Every walk
+//! goes through here instead: the visitor is held as a trait object, so
+//! the tree's walk is compiled once per break type.
+//!
+//! [`visit_expressions_mut`], [`visit_expressions`] and
+//! [`visit_relations`] call their closure where sqlparser's functions of
+//! the same names do. `clippy.toml` disallows sqlparser's walks
+//! elsewhere.
+
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::{
+    Expr, ObjectName, Query, Select, Statement, TableFactor, ValueWithSpan, Visit, VisitMut,
+    Visitor, VisitorMut,
+};
+
+/// Walk `node`, calling `visitor`'s hooks (sqlparser's `node.visit`).
+#[allow(clippy::disallowed_methods)]
+pub fn walk_mut<N: VisitMut, B>(
+    node: &mut N,
+    visitor: &mut dyn VisitorMut<Break = B>,
+) -> ControlFlow<B> {
+    node.visit(&mut DynMut(visitor))
+}
+
+/// Walk `node` without changing it (sqlparser's `node.visit`).
+#[allow(clippy::disallowed_methods)]
+pub fn walk<N: Visit, B>(node: &N, visitor: &mut dyn Visitor<Break = B>) -> ControlFlow<B> {
+    node.visit(&mut Dyn(visitor))
+}
+
+/// Call `f` on every expression of `node`, children before their parent.
+pub fn visit_expressions_mut<N: VisitMut, B>(
+    node: &mut N,
+    mut f: impl FnMut(&mut Expr) -> ControlFlow<B>,
+) -> ControlFlow<B> {
+    struct V<'a, B>(&'a mut dyn FnMut(&mut Expr) -> ControlFlow<B>);
+    impl<B> VisitorMut for V<'_, B> {
+        type Break = B;
+        fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<B> {
+            (self.0)(e)
+        }
+    }
+    walk_mut(node, &mut V(&mut f))
+}
+
+/// Call `f` on every expression of `node`, parents before their children.
+pub fn visit_expressions<N: Visit, B>(
+    node: &N,
+    mut f: impl FnMut(&Expr) -> ControlFlow<B>,
+) -> ControlFlow<B> {
+    struct V<'a, B>(&'a mut dyn FnMut(&Expr) -> ControlFlow<B>);
+    impl<B> Visitor for V<'_, B> {
+        type Break = B;
+        fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<B> {
+            (self.0)(e)
+        }
+    }
+    walk(node, &mut V(&mut f))
+}
+
+/// Call `f` on every relation name `node` reads or writes.
+pub fn visit_relations<N: Visit, B>(
+    node: &N,
+    mut f: impl FnMut(&ObjectName) -> ControlFlow<B>,
+) -> ControlFlow<B> {
+    struct V<'a, B>(&'a mut dyn FnMut(&ObjectName) -> ControlFlow<B>);
+    impl<B> Visitor for V<'_, B> {
+        type Break = B;
+        fn pre_visit_relation(&mut self, r: &ObjectName) -> ControlFlow<B> {
+            (self.0)(r)
+        }
+    }
+    walk(node, &mut V(&mut f))
+}
+
+/// The one visitor type the mutable walk is compiled for.
+struct DynMut<'a, B>(&'a mut dyn VisitorMut<Break = B>);
+
+impl<B> VisitorMut for DynMut<'_, B> {
+    type Break = B;
+    fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<B> {
+        self.0.pre_visit_query(q)
+    }
+    fn post_visit_query(&mut self, q: &mut Query) -> ControlFlow<B> {
+        self.0.post_visit_query(q)
+    }
+    fn pre_visit_select(&mut self, s: &mut Select) -> ControlFlow<B> {
+        self.0.pre_visit_select(s)
+    }
+    fn post_visit_select(&mut self, s: &mut Select) -> ControlFlow<B> {
+        self.0.post_visit_select(s)
+    }
+    fn pre_visit_relation(&mut self, r: &mut ObjectName) -> ControlFlow<B> {
+        self.0.pre_visit_relation(r)
+    }
+    fn post_visit_relation(&mut self, r: &mut ObjectName) -> ControlFlow<B> {
+        self.0.post_visit_relation(r)
+    }
+    fn pre_visit_table_factor(&mut self, t: &mut TableFactor) -> ControlFlow<B> {
+        self.0.pre_visit_table_factor(t)
+    }
+    fn post_visit_table_factor(&mut self, t: &mut TableFactor) -> ControlFlow<B> {
+        self.0.post_visit_table_factor(t)
+    }
+    fn pre_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<B> {
+        self.0.pre_visit_expr(e)
+    }
+    fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<B> {
+        self.0.post_visit_expr(e)
+    }
+    fn pre_visit_statement(&mut self, s: &mut Statement) -> ControlFlow<B> {
+        self.0.pre_visit_statement(s)
+    }
+    fn post_visit_statement(&mut self, s: &mut Statement) -> ControlFlow<B> {
+        self.0.post_visit_statement(s)
+    }
+    fn pre_visit_value(&mut self, v: &mut ValueWithSpan) -> ControlFlow<B> {
+        self.0.pre_visit_value(v)
+    }
+    fn post_visit_value(&mut self, v: &mut ValueWithSpan) -> ControlFlow<B> {
+        self.0.post_visit_value(v)
+    }
+}
+
+/// The one visitor type the read-only walk is compiled for.
+struct Dyn<'a, B>(&'a mut dyn Visitor<Break = B>);
+
+impl<B> Visitor for Dyn<'_, B> {
+    type Break = B;
+    fn pre_visit_query(&mut self, q: &Query) -> ControlFlow<B> {
+        self.0.pre_visit_query(q)
+    }
+    fn post_visit_query(&mut self, q: &Query) -> ControlFlow<B> {
+        self.0.post_visit_query(q)
+    }
+    fn pre_visit_select(&mut self, s: &Select) -> ControlFlow<B> {
+        self.0.pre_visit_select(s)
+    }
+    fn post_visit_select(&mut self, s: &Select) -> ControlFlow<B> {
+        self.0.post_visit_select(s)
+    }
+    fn pre_visit_relation(&mut self, r: &ObjectName) -> ControlFlow<B> {
+        self.0.pre_visit_relation(r)
+    }
+    fn post_visit_relation(&mut self, r: &ObjectName) -> ControlFlow<B> {
+        self.0.post_visit_relation(r)
+    }
+    fn pre_visit_table_factor(&mut self, t: &TableFactor) -> ControlFlow<B> {
+        self.0.pre_visit_table_factor(t)
+    }
+    fn post_visit_table_factor(&mut self, t: &TableFactor) -> ControlFlow<B> {
+        self.0.post_visit_table_factor(t)
+    }
+    fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<B> {
+        self.0.pre_visit_expr(e)
+    }
+    fn post_visit_expr(&mut self, e: &Expr) -> ControlFlow<B> {
+        self.0.post_visit_expr(e)
+    }
+    fn pre_visit_statement(&mut self, s: &Statement) -> ControlFlow<B> {
+        self.0.pre_visit_statement(s)
+    }
+    fn post_visit_statement(&mut self, s: &Statement) -> ControlFlow<B> {
+        self.0.post_visit_statement(s)
+    }
+    fn pre_visit_value(&mut self, v: &ValueWithSpan) -> ControlFlow<B> {
+        self.0.pre_visit_value(v)
+    }
+    fn post_visit_value(&mut self, v: &ValueWithSpan) -> ControlFlow<B> {
+        self.0.post_visit_value(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+
+    fn parse(sql: &str) -> Statement {
+        Parser::parse_sql(&PostgreSqlDialect {}, sql)
+            .unwrap()
+            .remove(0)
+    }
+
+    #[test]
+    fn expressions_are_visited_as_sqlparser_orders_them() {
+        let mut stmt = parse("SELECT a + 1 FROM t WHERE b > (SELECT max(c) FROM u)");
+        let mut ours = Vec::new();
+        let _ = visit_expressions(&stmt, |e| {
+            ours.push(e.to_string());
+            ControlFlow::<()>::Continue(())
+        });
+        let mut theirs = Vec::new();
+        #[allow(clippy::disallowed_methods)]
+        let _ = datafusion::sql::sqlparser::ast::visit_expressions(&stmt, |e| {
+            theirs.push(e.to_string());
+            ControlFlow::<()>::Continue(())
+        });
+        assert_eq!(ours, theirs);
+        assert_eq!(ours[0], "a + 1");
+
+        let mut post = Vec::new();
+        let _ = visit_expressions_mut(&mut stmt, |e| {
+            post.push(e.to_string());
+            ControlFlow::<()>::Continue(())
+        });
+        assert_eq!(post.first().map(String::as_str), Some("a"));
+        assert_eq!(post.len(), ours.len());
+    }
+
+    #[test]
+    fn a_break_stops_the_walk_with_its_value() {
+        let mut stmt = parse("SELECT x FROM a JOIN b ON true WHERE y IN (SELECT z FROM c)");
+        let mut names = Vec::new();
+        let _ = visit_relations(&stmt, |r| {
+            names.push(r.to_string());
+            ControlFlow::<()>::Continue(())
+        });
+        assert_eq!(names, ["a", "b", "c"]);
+        let found = visit_expressions_mut(&mut stmt, |e| match e {
+            Expr::Identifier(i) if i.value == "y" => {
+                i.value = "w".into();
+                ControlFlow::Break(7)
+            }
+            _ => ControlFlow::Continue(()),
+        });
+        assert_eq!(found, ControlFlow::Break(7));
+        assert!(stmt.to_string().contains("WHERE w IN"));
+    }
+}
