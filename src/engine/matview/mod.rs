@@ -127,7 +127,8 @@ pub async fn create(
     feature: Option<FeatureDef>,
     refresh: Option<RefreshPolicy>,
 ) -> Result<Output> {
-    let tag = if feature.is_some() {
+    let feature_view = feature.is_some();
+    let tag = if feature_view {
         "CREATE FEATURE VIEW"
     } else {
         "CREATE MATERIALIZED VIEW"
@@ -216,6 +217,8 @@ pub async fn create(
     let txns = transactions(&sources);
     let metadata = refresh_metadata("full", 0, &sources);
     let checked = !table_def.expectations.is_empty();
+    // Rows written: PostgreSQL answers `SELECT n`, as for CREATE TABLE AS.
+    let mut rows = 0;
     if checked {
         // Rows go in through the write path, which applies the
         // expectations; the table and its quarantine exist first.
@@ -239,9 +242,12 @@ pub async fn create(
             },
         )
         .await;
-        if let Err(e) = written {
-            let _ = lake.remove_all(&url).await;
-            return Err(e);
+        match written {
+            Ok(outcome) => rows = outcome.rows,
+            Err(e) => {
+                let _ = lake.remove_all(&url).await;
+                return Err(e);
+            }
         }
     }
     let entry = Object::materialized_view(
@@ -279,7 +285,11 @@ pub async fn create(
                 .run(df)
                 .await
         };
-        if let Err(e) = filled.await {
+        let filled = filled.await;
+        if let Ok(outcome) = &filled {
+            rows = outcome.rows;
+        }
+        if let Err(e) = filled {
             // Nothing of the view stays, its quarantine table included.
             let named = |n: &str| ObjectName::from(vec![Ident::new(&schema), Ident::new(n)]);
             let quarantine = crate::quality::expect::quarantine_table(&name);
@@ -294,7 +304,11 @@ pub async fn create(
             return Err(e);
         }
     }
-    Ok(Output::command(tag))
+    Ok(if feature_view {
+        Output::command(tag)
+    } else {
+        Output::count("SELECT", rows)
+    })
 }
 
 /// [`plan_query`], after turning on the change data feed of every source

@@ -315,6 +315,31 @@ def test_transaction_status(target):
         conn.rollback()
 
 
+def test_command_tags(target):
+    """The tag of each statement, as psycopg shows it (statusmessage) and
+    counts it (rowcount): what scripts and migration tools log and check."""
+    cases = [
+        ("CREATE TABLE tags_t (k bigint, v text)", "CREATE TABLE", -1),
+        ("INSERT INTO tags_t VALUES (1, 'a'), (2, 'b'), (3, 'c')", "INSERT 0 3", 3),
+        ("CREATE TABLE tags_ctas AS SELECT k FROM tags_t WHERE k > 1", "SELECT 2", 2),
+        ("CREATE MATERIALIZED VIEW tags_mv AS SELECT k, v FROM tags_t", "SELECT 3", 3),
+        ("CREATE MATERIALIZED VIEW IF NOT EXISTS tags_mv AS SELECT k FROM tags_t", "CREATE MATERIALIZED VIEW", -1),
+        ("UPDATE tags_t SET v = 'x' WHERE k >= 2", "UPDATE 2", 2),
+        ("REFRESH MATERIALIZED VIEW tags_mv", "REFRESH MATERIALIZED VIEW", -1),
+        ("DELETE FROM tags_t WHERE k = 1", "DELETE 1", 1),
+        ("CREATE VIEW tags_v AS SELECT k FROM tags_t", "CREATE VIEW", -1),
+        ("SELECT k FROM tags_mv ORDER BY k", "SELECT 3", 3),
+        ("DROP VIEW tags_v", "DROP VIEW", -1),
+        ("DROP MATERIALIZED VIEW tags_mv", "DROP MATERIALIZED VIEW", -1),
+    ]
+    with connect(target, autocommit=True) as conn:
+        got = []
+        for sql, _, _ in cases:
+            cur = conn.execute(sql)
+            got.append((sql, cur.statusmessage, cur.rowcount))
+        assert got == cases
+
+
 def test_errors_keep_connection_usable(target):
     with connect(target, autocommit=True) as conn:
         cases = [
