@@ -52,8 +52,9 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::memory::MemoryStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use datafusion::sql::sqlparser::ast::{ObjectName, Statement};
+use datafusion::sql::sqlparser::ast::{ObjectName, Query, Statement, TableFactor};
 use futures::StreamExt;
+use std::ops::ControlFlow;
 
 use crate::catalog::info_schema::InformationSchema;
 use crate::catalog::provider::{ContextFactory, SluiceCatalogProvider};
@@ -1045,7 +1046,39 @@ impl Session {
         let aggregates = state.aggregate_functions();
         json_sets::rewrite(&mut stmt);
         names::distinct_cast_names(&mut stmt, &|n| aggregates.contains_key(n));
-        subquery::rewrite(&mut stmt, &|n| aggregates.contains_key(n));
+        let snapshot = self.engine.catalog().snapshot();
+        let system = self.system_tables();
+        let resolver = self.resolver(&snapshot, &system);
+        let withs = with_names(&stmt);
+        let columns_of = |f: &TableFactor| -> Option<Vec<String>> {
+            let TableFactor::Table {
+                name,
+                args: None,
+                version: None,
+                ..
+            } = f
+            else {
+                return None;
+            };
+            // A WITH query's name hides a table's.
+            if let [only] = name.0.as_slice()
+                && only
+                    .as_ident()
+                    .is_none_or(|i| withs.contains(&i.value.to_lowercase()))
+            {
+                return None;
+            }
+            match resolver.lookup(name).ok()?? {
+                bind::Resolved::Object(o) if !o.declared_columns().is_empty() => Some(
+                    o.declared_columns()
+                        .iter()
+                        .map(|c| c.name.clone())
+                        .collect(),
+                ),
+                _ => None,
+            }
+        };
+        subquery::rewrite(&mut stmt, &|n| aggregates.contains_key(n), &columns_of);
         Ok(stmt)
     }
 
@@ -1259,9 +1292,8 @@ fn legacy_names<T: datafusion::sql::sqlparser::ast::VisitMut>(stmt: &mut T) {
     use crate::catalog::provider::{TIME_TRAVEL_SCHEMA, time_travel_name};
     use crate::lake::TimeTravel;
     use datafusion::sql::sqlparser::ast::{
-        Expr, Ident, ObjectNamePart, TableAlias, TableFactor, TableVersion, Value, VisitorMut,
+        Expr, Ident, ObjectNamePart, TableAlias, TableVersion, Value, VisitorMut,
     };
-    use std::ops::ControlFlow;
     struct V;
     impl VisitorMut for V {
         type Break = ();
@@ -1332,6 +1364,27 @@ fn legacy_names<T: datafusion::sql::sqlparser::ast::VisitMut>(stmt: &mut T) {
 /// Adjust PostgreSQL spellings DataFusion plans differently: an explicit
 /// cast to `varchar(n)` / `char(n)` cuts the value to n characters
 /// (DataFusion's string type has no length).
+/// The names of the WITH queries of `stmt`, at any level (lowercased).
+fn with_names(stmt: &Statement) -> Vec<String> {
+    struct W(Vec<String>);
+    impl datafusion::sql::sqlparser::ast::Visitor for W {
+        type Break = ();
+        fn pre_visit_query(&mut self, q: &Query) -> ControlFlow<()> {
+            if let Some(with) = &q.with {
+                self.0.extend(
+                    with.cte_tables
+                        .iter()
+                        .map(|c| c.alias.name.value.to_lowercase()),
+                );
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut w = W(Vec::new());
+    let _ = crate::visit::walk(stmt, &mut w);
+    w.0
+}
+
 fn rewrite_for_datafusion(mut stmt: Statement) -> Statement {
     use crate::visit::visit_expressions_mut;
     use datafusion::sql::sqlparser::ast::{CharacterLength, DataType as SqlType, Expr};

@@ -46,6 +46,7 @@ use datafusion::sql::sqlparser::ast::{
     SetExpr, Statement, TableAlias, TableFactor, UnaryOperator, Value, VisitorMut,
 };
 
+use super::using_joins::ColumnsOf;
 use crate::error::{Error, ErrorKind};
 use crate::frontend::compat::call;
 
@@ -54,9 +55,11 @@ pub const VALUE: &str = "sluice_subquery_value";
 
 /// Rewrite the scalar subqueries of `stmt` (see the module docs).
 /// `is_aggregate` tells aggregate function names.
-pub fn rewrite(stmt: &mut Statement, is_aggregate: &dyn Fn(&str) -> bool) {
+/// `columns_of` tells the columns of a table of a FROM (None: unknown).
+pub fn rewrite(stmt: &mut Statement, is_aggregate: &dyn Fn(&str) -> bool, columns_of: &ColumnsOf) {
     struct V<'a> {
         is_aggregate: &'a dyn Fn(&str) -> bool,
+        columns_of: &'a ColumnsOf<'a>,
         /// Addresses of the subqueries of `x op ANY/ALL (SELECT ...)`: a
         /// set of rows, which DataFusion plans as such, not a value.
         compared: Vec<usize>,
@@ -66,7 +69,7 @@ pub fn rewrite(stmt: &mut Statement, is_aggregate: &dyn Fn(&str) -> bool) {
     impl VisitorMut for V<'_> {
         type Break = ();
         fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
-            constant_not_in(q, self.is_aggregate);
+            constant_not_in(q, self.is_aggregate, self.columns_of);
             planned_filters(q, &mut self.filters);
             ControlFlow::Continue(())
         }
@@ -108,7 +111,7 @@ pub fn rewrite(stmt: &mut Statement, is_aggregate: &dyn Fn(&str) -> bool) {
                 *e = collected;
             }
             if !self.filters.contains(&(e as *const Expr as usize))
-                && let Some(counted) = subquery_value(e, self.is_aggregate)
+                && let Some(counted) = subquery_value(e, self.is_aggregate, self.columns_of)
             {
                 *e = counted;
             }
@@ -119,6 +122,7 @@ pub fn rewrite(stmt: &mut Statement, is_aggregate: &dyn Fn(&str) -> bool) {
         stmt,
         &mut V {
             is_aggregate,
+            columns_of,
             compared: Vec::new(),
             filters: Vec::new(),
         },
@@ -147,29 +151,29 @@ fn without_distinct(q: &mut Query) {
 /// `NOT EXISTS (SELECT 1 FROM (SELECT v ...) AS s(v) WHERE s.v = c OR
 /// s.v IS NULL OR c IS NULL)`: no row when the subquery is empty, none
 /// when it has `c` or a NULL, as PostgreSQL answers.
-fn constant_not_in(q: &mut Query, is_aggregate: &dyn Fn(&str) -> bool) {
+fn constant_not_in(q: &mut Query, is_aggregate: &dyn Fn(&str) -> bool, columns_of: &ColumnsOf) {
     let SetExpr::Select(s) = q.body.as_mut() else {
         return;
     };
     if let Some(w) = s.selection.as_mut() {
-        where_conjuncts(w, is_aggregate);
+        where_conjuncts(w, is_aggregate, columns_of);
     }
 }
 
 /// The conditions of a WHERE joined by AND: a constant `NOT IN` (see
 /// [`constant_not_in`]) and an `IN` whose rows' value reads outer
 /// columns (see [`correlated_value_in`]).
-fn where_conjuncts(e: &mut Expr, is_aggregate: &dyn Fn(&str) -> bool) {
+fn where_conjuncts(e: &mut Expr, is_aggregate: &dyn Fn(&str) -> bool, columns_of: &ColumnsOf) {
     match e {
         Expr::BinaryOp {
             left,
             op: BinaryOperator::And,
             right,
         } => {
-            where_conjuncts(left, is_aggregate);
-            where_conjuncts(right, is_aggregate);
+            where_conjuncts(left, is_aggregate, columns_of);
+            where_conjuncts(right, is_aggregate, columns_of);
         }
-        Expr::Nested(inner) => where_conjuncts(inner, is_aggregate),
+        Expr::Nested(inner) => where_conjuncts(inner, is_aggregate, columns_of),
         Expr::InSubquery {
             expr,
             subquery,
@@ -189,7 +193,7 @@ fn where_conjuncts(e: &mut Expr, is_aggregate: &dyn Fn(&str) -> bool) {
             subquery,
             negated: false,
         } => {
-            if let Some(exists) = correlated_value_in(expr, subquery, is_aggregate) {
+            if let Some(exists) = correlated_value_in(expr, subquery, is_aggregate, columns_of) {
                 *e = exists;
             }
         }
@@ -208,6 +212,7 @@ fn correlated_value_in(
     x: &Expr,
     rows: &Query,
     is_aggregate: &dyn Fn(&str) -> bool,
+    columns_of: &ColumnsOf,
 ) -> Option<Expr> {
     if rows.with.is_some() || rows.limit_clause.is_some() || rows.fetch.is_some() {
         return None;
@@ -232,7 +237,7 @@ fn correlated_value_in(
     if read.nested
         || aggregates(v, is_aggregate)
         || !read.qualifiers.iter().any(|q| !declared.contains(q))
-        || captured(x, rows)
+        || captured(x, rows, columns_of)
     {
         return None;
     }
@@ -351,12 +356,36 @@ fn correlated(q: &Query) -> bool {
 }
 
 /// Could a column of `e` (an expression of the outer query) mean a column
-/// of `q` once written inside `q`: an unqualified one, or one qualified by
-/// a name `q` declares too?
-fn captured(e: &Expr, q: &Query) -> bool {
+/// of `q` once written inside `q`: one qualified by a name `q` declares
+/// too, or an unqualified one that a table of `q`'s FROM has (or may have:
+/// a FROM item whose columns `columns_of` does not know)?
+fn captured(e: &Expr, q: &Query, columns_of: &ColumnsOf) -> bool {
     let declared = Names::of(q).declared;
     let outer = Names::of(e);
-    outer.unqualified || outer.nested || outer.qualifiers.iter().any(|q| declared.contains(q))
+    if outer.nested || outer.qualifiers.iter().any(|q| declared.contains(q)) {
+        return true;
+    }
+    if outer.unqualified.is_empty() {
+        return false;
+    }
+    // An unqualified column means the subquery's when a table of its FROM
+    // has a column of that name, or may when a FROM item's columns are
+    // not known.
+    let SetExpr::Select(s) = q.body.as_ref() else {
+        return true;
+    };
+    let factors = s
+        .from
+        .iter()
+        .flat_map(|f| std::iter::once(&f.relation).chain(f.joins.iter().map(|j| &j.relation)));
+    let mut known = Vec::new();
+    for f in factors {
+        match columns_of(f) {
+            Some(columns) => known.extend(columns.into_iter().map(|c| c.to_lowercase())),
+            None => return true,
+        }
+    }
+    outer.unqualified.iter().any(|n| known.contains(n))
 }
 
 /// Does the WHERE of `q` have a condition on outer columns alone
@@ -387,7 +416,7 @@ fn outer_only_condition(q: &Query) -> bool {
     }
     all.into_iter().any(|c| {
         let names = Names::of(c);
-        !names.unqualified
+        names.unqualified.is_empty()
             && !names.nested
             && !names.qualifiers.is_empty()
             && names.qualifiers.iter().all(|q| !declared.contains(q))
@@ -400,7 +429,7 @@ fn outer_only_condition(q: &Query) -> bool {
 struct Names {
     declared: Vec<String>,
     qualifiers: Vec<String>,
-    unqualified: bool,
+    unqualified: Vec<String>,
     nested: bool,
 }
 
@@ -443,7 +472,7 @@ impl datafusion::sql::sqlparser::ast::Visitor for Names {
             Expr::CompoundIdentifier(parts) if parts.len() >= 2 => self
                 .qualifiers
                 .push(parts[parts.len() - 2].value.to_lowercase()),
-            Expr::Identifier(_) => self.unqualified = true,
+            Expr::Identifier(i) => self.unqualified.push(i.value.to_lowercase()),
             _ => {}
         }
         ControlFlow::Continue(())
@@ -457,10 +486,14 @@ impl datafusion::sql::sqlparser::ast::Visitor for Names {
 /// values: ANY is true if some row compares true, else NULL if some
 /// compares NULL, else false (an empty set too); ALL is false if some row
 /// compares false, else NULL if some compares NULL, else true.
-fn subquery_value(e: &Expr, is_aggregate: &dyn Fn(&str) -> bool) -> Option<Expr> {
+fn subquery_value(
+    e: &Expr,
+    is_aggregate: &dyn Fn(&str) -> bool,
+    columns_of: &ColumnsOf,
+) -> Option<Expr> {
     let (left, op, rows, any, negated) = match e {
         Expr::Exists { subquery, negated } => {
-            let some = counted(subquery, None, None, is_aggregate)?;
+            let some = counted(subquery, None, None, is_aggregate, columns_of)?;
             return value(if *negated { "$1 = 0" } else { "$1 > 0" }, &[some]);
         }
         Expr::AnyOp {
@@ -505,9 +538,9 @@ fn subquery_value(e: &Expr, is_aggregate: &dyn Fn(&str) -> bool) -> Option<Expr>
     } else {
         format!("NOT ({compare})")
     };
-    let decided = counted(rows, Some(&decisive), Some(left), is_aggregate)?;
+    let decided = counted(rows, Some(&decisive), Some(left), is_aggregate, columns_of)?;
     let unknown = format!("({compare}) IS NULL");
-    let unknown = counted(rows, Some(&unknown), Some(left), is_aggregate)?;
+    let unknown = counted(rows, Some(&unknown), Some(left), is_aggregate, columns_of)?;
     let template = if any != negated {
         "CASE WHEN $1 > 0 THEN true WHEN $2 > 0 THEN NULL ELSE false END"
     } else {
@@ -541,12 +574,13 @@ fn counted(
     condition: Option<&str>,
     left: Option<&Expr>,
     is_aggregate: &dyn Fn(&str) -> bool,
+    columns_of: &ColumnsOf,
 ) -> Option<Expr> {
     let left = left.cloned().unwrap_or(Expr::value(Value::Null));
     let mut q = rows.clone();
     let correlated = correlated(rows);
     let plain = correlated
-        && !captured(&left, rows)
+        && !captured(&left, rows, columns_of)
         && q.with.is_none()
         && q.fetch.is_none()
         && q.limit_clause.is_none()
@@ -976,6 +1010,18 @@ impl ScalarUDFImpl for SingleValue {
 mod tests {
     use super::*;
 
+    /// Tables `d` (a, b, c) and `f` (c) are known; nothing else is.
+    fn table_columns(f: &TableFactor) -> Option<Vec<String>> {
+        let TableFactor::Table { name, .. } = f else {
+            return None;
+        };
+        match name.to_string().as_str() {
+            "d" => Some(vec!["a".into(), "b".into(), "c".into()]),
+            "f" => Some(vec!["c".into()]),
+            _ => None,
+        }
+    }
+
     fn rewritten(sql: &str) -> String {
         let mut stmt = datafusion::sql::sqlparser::parser::Parser::parse_sql(
             &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
@@ -983,7 +1029,7 @@ mod tests {
         )
         .unwrap()
         .remove(0);
-        rewrite(&mut stmt, &|n| matches!(n, "count" | "max"));
+        rewrite(&mut stmt, &|n| matches!(n, "count" | "max"), &table_columns);
         stmt.to_string()
     }
 
@@ -1056,6 +1102,11 @@ mod tests {
         ] {
             assert!(!rewritten(same).contains("count(*)"), "{same}");
         }
+        // One that no table of the subquery has is the outer query's.
+        assert!(
+            rewritten("SELECT x = ANY (SELECT f.c FROM f WHERE f.c <> e.c) FROM e")
+                .contains("(f.c <> e.c) AND (x = f.c)")
+        );
     }
 
     #[test]
@@ -1074,13 +1125,24 @@ mod tests {
         assert!(!correlated(&q(
             "SELECT d.b FROM s.d WHERE d.c IN (SELECT f.c FROM f)"
         )));
+        let a = Expr::Identifier(Ident::new("a"));
+        assert!(captured(&a, &q("SELECT b FROM d"), &table_columns));
+        assert!(!captured(&a, &q("SELECT c FROM f"), &table_columns));
         assert!(captured(
-            &Expr::Identifier(Ident::new("a")),
-            &q("SELECT b FROM d")
+            &a,
+            &q("SELECT c FROM f JOIN d USING (c)"),
+            &table_columns
+        ));
+        assert!(captured(&a, &q("SELECT c FROM f, unknown"), &table_columns));
+        assert!(captured(
+            &a,
+            &q("SELECT c FROM (SELECT 1 AS c) s"),
+            &table_columns
         ));
         assert!(!captured(
             &Expr::CompoundIdentifier(vec![Ident::new("e"), Ident::new("a")]),
-            &q("SELECT b FROM d")
+            &q("SELECT b FROM d"),
+            &table_columns
         ));
     }
 }
