@@ -368,12 +368,40 @@ fn clean_cast(m: &str) -> String {
     m.to_string()
 }
 
+/// What the planner cannot run yet, named as the user wrote it: a
+/// subquery it could not turn into a join reaches execution as a logical
+/// expression, and DataFusion's text is a dump of its plan.
+fn not_implemented(m: String) -> Error {
+    let left = |kind: &str| {
+        m.starts_with(&format!(
+            "Physical plan does not support logical expression {kind}("
+        ))
+    };
+    if left("InSubquery") || left("Exists") {
+        return Error::not_supported(
+            "a correlated IN, EXISTS or ANY (subquery) used as a value in this form",
+        )
+        .with_hint(
+            "As a value (a select list, a CASE, under NOT or OR) the subquery must be a plain \
+             SELECT ... FROM tables WHERE ..., and the columns on the left of IN must not be \
+             columns of those tables too; as a condition of WHERE it is planned as a join.",
+        );
+    }
+    if left("ScalarSubquery") {
+        return Error::not_supported("a correlated scalar subquery in this form").with_hint(
+            "Outer columns are supported in the WHERE of a subquery over tables; write one \
+             that orders or limits rows of a join by them as a join or a LATERAL subquery.",
+        );
+    }
+    Error::new(ErrorKind::FeatureNotSupported, m)
+}
+
 fn classify_datafusion(e: datafusion::error::DataFusionError) -> Error {
     use datafusion::error::DataFusionError as D;
     match e {
         D::ArrowError(a, _) => classify_arrow(&a),
         D::SQL(p, _) => Error::from(*p),
-        D::NotImplemented(m) => Error::new(ErrorKind::FeatureNotSupported, m),
+        D::NotImplemented(m) => not_implemented(m),
         D::ResourcesExhausted(m) => {
             Error::new(ErrorKind::OutOfMemory, format!("out of memory: {m}"))
         }
@@ -652,6 +680,31 @@ fn quoted_after(text: &str, marker: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn subqueries_the_planner_cannot_run_are_named_not_dumped() {
+        let e = classify_datafusion(datafusion::error::DataFusionError::NotImplemented(
+            "Physical plan does not support logical expression InSubquery(InSubquery { expr: Column(..) })".into(),
+        ));
+        assert_eq!(e.kind, ErrorKind::FeatureNotSupported);
+        assert_eq!(
+            e.message,
+            "a correlated IN, EXISTS or ANY (subquery) used as a value in this form is not supported"
+        );
+        assert!(e.hint.is_some());
+        let e = classify_datafusion(datafusion::error::DataFusionError::NotImplemented(
+            "Physical plan does not support logical expression ScalarSubquery(<subquery>)".into(),
+        ));
+        assert!(
+            e.message.starts_with("a correlated scalar subquery"),
+            "{}",
+            e.message
+        );
+        let e = classify_datafusion(datafusion::error::DataFusionError::NotImplemented(
+            "Unsupported something".into(),
+        ));
+        assert_eq!(e.message, "Unsupported something");
+    }
 
     #[test]
     fn input_errors_returned_as_text_keep_their_class_and_detail() {
