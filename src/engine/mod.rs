@@ -52,7 +52,7 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::memory::MemoryStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use datafusion::sql::sqlparser::ast::{ObjectName, Query, Statement, TableFactor};
+use datafusion::sql::sqlparser::ast::{ObjectName, Statement, TableFactor};
 use futures::StreamExt;
 use std::ops::ControlFlow;
 
@@ -1046,10 +1046,9 @@ impl Session {
         let aggregates = state.aggregate_functions();
         json_sets::rewrite(&mut stmt);
         names::distinct_cast_names(&mut stmt, &|n| aggregates.contains_key(n));
-        let snapshot = self.engine.catalog().snapshot();
-        let system = self.system_tables();
-        let resolver = self.resolver(&snapshot, &system);
-        let withs = with_names(&stmt);
+        // Asked only for the tables of a correlated subquery used as a
+        // value, so the catalog is looked at then, not for every statement.
+        let withs = names::with_query_names(&stmt);
         let columns_of = |f: &TableFactor| -> Option<Vec<String>> {
             let TableFactor::Table {
                 name,
@@ -1064,11 +1063,13 @@ impl Session {
             if let [only] = name.0.as_slice()
                 && only
                     .as_ident()
-                    .is_none_or(|i| withs.contains(&i.value.to_lowercase()))
+                    .is_none_or(|i| withs.contains(&crate::frontend::names::normalize_ident(i)))
             {
                 return None;
             }
-            match resolver.lookup(name).ok()?? {
+            let snapshot = self.engine.catalog().snapshot();
+            let system = self.system_tables();
+            match self.resolver(&snapshot, &system).lookup(name).ok()?? {
                 bind::Resolved::Object(o) if !o.declared_columns().is_empty() => Some(
                     o.declared_columns()
                         .iter()
@@ -1364,27 +1365,6 @@ fn legacy_names<T: datafusion::sql::sqlparser::ast::VisitMut>(stmt: &mut T) {
 /// Adjust PostgreSQL spellings DataFusion plans differently: an explicit
 /// cast to `varchar(n)` / `char(n)` cuts the value to n characters
 /// (DataFusion's string type has no length).
-/// The names of the WITH queries of `stmt`, at any level (lowercased).
-fn with_names(stmt: &Statement) -> Vec<String> {
-    struct W(Vec<String>);
-    impl datafusion::sql::sqlparser::ast::Visitor for W {
-        type Break = ();
-        fn pre_visit_query(&mut self, q: &Query) -> ControlFlow<()> {
-            if let Some(with) = &q.with {
-                self.0.extend(
-                    with.cte_tables
-                        .iter()
-                        .map(|c| c.alias.name.value.to_lowercase()),
-                );
-            }
-            ControlFlow::Continue(())
-        }
-    }
-    let mut w = W(Vec::new());
-    let _ = crate::visit::walk(stmt, &mut w);
-    w.0
-}
-
 fn rewrite_for_datafusion(mut stmt: Statement) -> Statement {
     use crate::visit::visit_expressions_mut;
     use datafusion::sql::sqlparser::ast::{CharacterLength, DataType as SqlType, Expr};

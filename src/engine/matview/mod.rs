@@ -285,23 +285,22 @@ pub async fn create(
                 .run(df)
                 .await
         };
-        let filled = filled.await;
-        if let Ok(outcome) = &filled {
-            rows = outcome.rows;
-        }
-        if let Err(e) = filled {
-            // Nothing of the view stays, its quarantine table included.
-            let named = |n: &str| ObjectName::from(vec![Ident::new(&schema), Ident::new(n)]);
-            let quarantine = crate::quality::expect::quarantine_table(&name);
-            for (kind, n) in [
-                (ObjectType::MaterializedView, name.as_str()),
-                (ObjectType::Table, quarantine.as_str()),
-            ] {
-                let _ =
-                    Box::pin(super::ddl::drop(session, kind, true, vec![named(n)], false)).await;
+        match filled.await {
+            Ok(outcome) => rows = outcome.rows,
+            Err(e) => {
+                // Nothing of the view stays, its quarantine table included.
+                let named = |n: &str| ObjectName::from(vec![Ident::new(&schema), Ident::new(n)]);
+                let quarantine = crate::quality::expect::quarantine_table(&name);
+                for (kind, n) in [
+                    (ObjectType::MaterializedView, name.as_str()),
+                    (ObjectType::Table, quarantine.as_str()),
+                ] {
+                    let _ = Box::pin(super::ddl::drop(session, kind, true, vec![named(n)], false))
+                        .await;
+                }
+                session.notices.clear();
+                return Err(e);
             }
-            session.notices.clear();
-            return Err(e);
         }
     }
     Ok(if feature_view {
