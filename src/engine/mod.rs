@@ -449,6 +449,7 @@ fn planning_context(
     }
     crate::types::typed::register(&ctx);
     crate::types::pg_format::register(&ctx);
+    crate::types::ident::register(&ctx);
     ctx
 }
 

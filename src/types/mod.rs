@@ -7,6 +7,7 @@
 pub mod averages;
 pub mod checked;
 pub mod datetime;
+pub mod ident;
 pub mod integers;
 pub mod json;
 pub mod json_fns;

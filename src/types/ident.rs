@@ -1,0 +1,240 @@
+//! `parse_ident(text [, strict])`: a qualified name written as text split
+//! into its identifiers, by PostgreSQL's rules. Quoted parts keep their
+//! case and may hold dots and doubled quotes; unquoted parts fold to lower
+//! case; whitespace may surround the dots (`"public" . "t"`, the form the
+//! ADBC driver writes when it checks the columns of a table it appends to).
+//! The `::regclass` lookup of a name given as a value reads the name
+//! through this function, so the two agree.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, AsArray, ListBuilder, StringBuilder};
+use datafusion::arrow::datatypes::{DataType, Field};
+use datafusion::error::Result as DfResult;
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
+    Volatility,
+};
+
+use crate::error::{Error, ErrorKind};
+
+/// PostgreSQL's `scanner_isspace`.
+fn is_space(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n' | '\r' | '\x0c')
+}
+
+fn is_ident_start(c: char) -> bool {
+    c.is_ascii_alphabetic() || c == '_' || !c.is_ascii()
+}
+
+fn is_ident_cont(c: char) -> bool {
+    is_ident_start(c) || c.is_ascii_digit() || c == '$'
+}
+
+/// Split `text` into identifiers as PostgreSQL's `parse_ident` does. With
+/// `strict` false, whatever follows the last identifier is ignored.
+pub fn parse_ident(text: &str, strict: bool) -> Result<Vec<String>, Error> {
+    let invalid = |detail: Option<&str>| {
+        let e = Error::new(
+            ErrorKind::InvalidParameter,
+            format!("string is not a valid identifier: \"{text}\""),
+        );
+        match detail {
+            Some(d) => e.with_detail(d),
+            None => e,
+        }
+    };
+    let chars: Vec<char> = text.chars().collect();
+    let mut i = 0;
+    let skip_space = |i: &mut usize| {
+        while *i < chars.len() && is_space(chars[*i]) {
+            *i += 1;
+        }
+    };
+    skip_space(&mut i);
+    let mut parts = Vec::new();
+    let mut after_dot = false;
+    loop {
+        match chars.get(i) {
+            Some('"') => {
+                let mut part = String::new();
+                i += 1;
+                loop {
+                    match chars.get(i) {
+                        None => return Err(invalid(Some("String has unclosed double quotes."))),
+                        Some('"') if chars.get(i + 1) == Some(&'"') => {
+                            part.push('"');
+                            i += 2;
+                        }
+                        Some('"') => {
+                            i += 1;
+                            break;
+                        }
+                        Some(&c) => {
+                            part.push(c);
+                            i += 1;
+                        }
+                    }
+                }
+                if part.is_empty() {
+                    return Err(invalid(Some("Quoted identifier must not be empty.")));
+                }
+                parts.push(part);
+            }
+            Some(&c) if is_ident_start(c) => {
+                let start = i;
+                while i < chars.len() && is_ident_cont(chars[i]) {
+                    i += 1;
+                }
+                parts.push(
+                    chars[start..i]
+                        .iter()
+                        .collect::<String>()
+                        .to_ascii_lowercase(),
+                );
+            }
+            next => {
+                return Err(if next == Some(&'.') {
+                    invalid(Some("No valid identifier before \".\"."))
+                } else if after_dot {
+                    invalid(Some("No valid identifier after \".\"."))
+                } else {
+                    invalid(None)
+                });
+            }
+        }
+        skip_space(&mut i);
+        match chars.get(i) {
+            Some('.') => {
+                after_dot = true;
+                i += 1;
+                skip_space(&mut i);
+            }
+            None => break,
+            Some(_) if strict => return Err(invalid(None)),
+            Some(_) => break,
+        }
+    }
+    Ok(parts)
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ParseIdent {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for ParseIdent {
+    fn name(&self) -> &str {
+        "parse_ident"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::new_list(DataType::Utf8, true))
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let scalar = args
+            .args
+            .iter()
+            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let n = if scalar { 1 } else { args.number_rows };
+        let text = args.args[0].to_array(n)?;
+        let text = datafusion::arrow::compute::cast(&text, &DataType::Utf8)?;
+        let text = text.as_string::<i32>();
+        let strict = match args.args.get(1) {
+            Some(a) => Some(a.to_array(n)?),
+            None => None,
+        };
+        let strict = strict.as_ref().map(|a| a.as_boolean());
+        let mut out = ListBuilder::new(StringBuilder::new())
+            .with_field(Arc::new(Field::new_list_field(DataType::Utf8, true)));
+        for row in 0..n {
+            let strict = match strict {
+                Some(s) if s.is_null(row) => None,
+                Some(s) => Some(s.value(row)),
+                None => Some(true),
+            };
+            match (text.is_null(row), strict) {
+                (false, Some(strict)) => {
+                    for part in parse_ident(text.value(row), strict)? {
+                        out.values().append_value(part);
+                    }
+                    out.append(true);
+                }
+                _ => out.append(false),
+            }
+        }
+        let array: Arc<dyn Array> = Arc::new(out.finish());
+        Ok(if scalar {
+            ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(&array, 0)?)
+        } else {
+            ColumnarValue::Array(array)
+        })
+    }
+}
+
+/// Register `parse_ident` in place of the catalog library's, which split on
+/// every dot and kept the whitespace around it.
+pub fn register(ctx: &datafusion::prelude::SessionContext) {
+    ctx.register_udf(ScalarUDF::new_from_impl(ParseIdent {
+        signature: Signature::one_of(
+            vec![
+                TypeSignature::Exact(vec![DataType::Utf8]),
+                TypeSignature::Exact(vec![DataType::Utf8, DataType::Boolean]),
+            ],
+            Volatility::Immutable,
+        ),
+    }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_ident;
+
+    fn ok(s: &str) -> Vec<String> {
+        parse_ident(s, true).unwrap()
+    }
+
+    fn detail(s: &str, strict: bool) -> Option<String> {
+        parse_ident(s, strict).unwrap_err().detail
+    }
+
+    #[test]
+    fn splits_as_postgres_does() {
+        assert_eq!(ok("\"public\" . \"pl_adbc\""), ["public", "pl_adbc"]);
+        assert_eq!(ok(" public .  x "), ["public", "x"]);
+        assert_eq!(ok("A.\"B\""), ["a", "B"]);
+        assert_eq!(ok("\"a.b\".c"), ["a.b", "c"]);
+        assert_eq!(ok("\"say \"\"hi\"\"\""), ["say \"hi\""]);
+        assert_eq!(ok("x1$_"), ["x1$_"]);
+        assert_eq!(ok("Übung.T"), ["Übung", "t"]);
+        assert_eq!(parse_ident("a.b()", false).unwrap(), ["a", "b"]);
+    }
+
+    #[test]
+    fn refuses_what_postgres_refuses() {
+        assert_eq!(
+            detail("a.b.", true).as_deref(),
+            Some("No valid identifier after \".\".")
+        );
+        assert_eq!(
+            detail(".a", true).as_deref(),
+            Some("No valid identifier before \".\".")
+        );
+        assert_eq!(
+            detail("\"a", true).as_deref(),
+            Some("String has unclosed double quotes.")
+        );
+        assert_eq!(
+            detail("\"\".a", true).as_deref(),
+            Some("Quoted identifier must not be empty.")
+        );
+        assert_eq!(detail("a.b()", true), None);
+        assert_eq!(detail("1a", true), None);
+        assert_eq!(
+            parse_ident("1a", true).unwrap_err().message,
+            "string is not a valid identifier: \"1a\""
+        );
+    }
+}
