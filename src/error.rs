@@ -61,6 +61,10 @@ pub enum ErrorKind {
     DuplicateCursor,
     /// 55000: an object not in the state the statement needs.
     ObjectNotInPrerequisiteState,
+    /// 2200H: a sequence at its end without CYCLE.
+    SequenceLimit,
+    /// 428C9: a value given for a `GENERATED ALWAYS` identity column.
+    GeneratedAlways,
     QueryCanceled,
     SerializationFailure,
     InvalidTableDefinition,

@@ -399,6 +399,7 @@ mod tests {
             ty,
             not_null: false,
             default: None,
+            identity: None,
         };
         vec![
             c(

@@ -16,6 +16,7 @@ const TABLES: &[&str] = &[
     "schemata",
     "tables",
     "columns",
+    "sequences",
     "views",
     "table_constraints",
     "check_constraints",
@@ -84,7 +85,7 @@ impl InformationSchema {
                     out.push((e.schema.clone(), e.name.clone(), x.schema.clone()));
                     continue;
                 }
-                Def::Schema => continue,
+                Def::Schema | Def::Sequence(_) => continue,
             };
             {
                 {
@@ -99,6 +100,7 @@ impl InformationSchema {
                                 ty: PgType::from_arrow(f.data_type()),
                                 not_null: false,
                                 default: None,
+                                identity: None,
                             })
                             .collect();
                         out.push((e.schema.clone(), e.name.clone(), cols));
@@ -141,11 +143,68 @@ impl SchemaProvider for InformationSchema {
                     ],
                 )?
             }
+            "sequences" => {
+                let seqs: Vec<(&super::Object, &super::SequenceDef)> = snap
+                    .objects()
+                    .iter()
+                    .filter_map(|o| match &o.def {
+                        Def::Sequence(d) => Some((o, d.as_ref())),
+                        _ => None,
+                    })
+                    .collect();
+                let num = |f: &dyn Fn(&super::SequenceDef) -> i64| {
+                    text(seqs.iter().map(|(_, d)| Some(f(d).to_string())).collect())
+                };
+                let bits = |d: &super::SequenceDef| match d.ty.name.as_str() {
+                    "smallint" => 16,
+                    "integer" => 32,
+                    _ => 64,
+                };
+                mem(
+                    vec![
+                        ("sequence_catalog", s.clone()),
+                        ("sequence_schema", s.clone()),
+                        ("sequence_name", s.clone()),
+                        ("data_type", s.clone()),
+                        ("numeric_precision", DataType::Int32),
+                        ("numeric_precision_radix", DataType::Int32),
+                        ("numeric_scale", DataType::Int32),
+                        ("start_value", s.clone()),
+                        ("minimum_value", s.clone()),
+                        ("maximum_value", s.clone()),
+                        ("increment", s.clone()),
+                        ("cycle_option", s.clone()),
+                    ],
+                    vec![
+                        text(seqs.iter().map(|_| db()).collect()),
+                        text(seqs.iter().map(|(o, _)| Some(o.schema.clone())).collect()),
+                        text(seqs.iter().map(|(o, _)| Some(o.name.clone())).collect()),
+                        text(seqs.iter().map(|(_, d)| Some(d.ty.name.clone())).collect()),
+                        int(seqs.iter().map(|(_, d)| Some(bits(d))).collect()),
+                        int(seqs.iter().map(|_| Some(2)).collect()),
+                        int(seqs.iter().map(|_| Some(0)).collect()),
+                        num(&|d| d.start),
+                        num(&|d| d.min),
+                        num(&|d| d.max),
+                        num(&|d| d.increment),
+                        text(
+                            seqs.iter()
+                                .map(|(_, d)| Some(if d.cycle { "YES" } else { "NO" }.to_string()))
+                                .collect(),
+                        ),
+                    ],
+                )?
+            }
             "tables" => {
                 let rels: Vec<_> = snap
                     .objects()
                     .iter()
-                    .filter(|e| e.kind() != Kind::Schema)
+                    .filter(|e| {
+                        !matches!(
+                            e.kind(),
+                            Kind::Schema | Kind::Sequence | Kind::FeatureService
+                        )
+                    })
                     .collect();
                 mem(
                     vec![
@@ -276,7 +335,7 @@ impl SchemaProvider for InformationSchema {
                         text(rows.iter().map(|r| Some(r.1.clone())).collect()),
                         text(rows.iter().map(|r| Some(r.3.name.clone())).collect()),
                         int(rows.iter().map(|r| Some(r.2)).collect()),
-                        text(rows.iter().map(|r| r.3.default.clone()).collect()),
+                        text(rows.iter().map(|r| r.3.shown_default()).collect()),
                         text(
                             rows.iter()
                                 .map(|r| Some(if r.3.not_null { "NO" } else { "YES" }.to_string()))

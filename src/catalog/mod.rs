@@ -29,8 +29,8 @@ pub mod schedule;
 pub mod system;
 
 pub use object::{
-    ColumnDef, Def, ExternalDef, FeatureDef, FeatureServiceDef, Kind, MatViewDef, Object, RelName,
-    ServiceView, TableDef, ViewDef,
+    ColumnDef, Def, ExternalDef, FeatureDef, FeatureServiceDef, Identity, Kind, MatViewDef, Object,
+    RelName, SequenceDef, ServiceView, TableDef, ViewDef,
 };
 use rules::ForeignKeyDef;
 

@@ -1199,7 +1199,7 @@ fn attrdef_rows(oid: i64, def: &TableDef) -> Vec<Vec<(&'static str, V)>> {
         .iter()
         .enumerate()
         .filter_map(|(i, c)| {
-            let text = c.default.as_ref()?;
+            let text = &c.shown_default()?;
             let num = i as i64 + 1;
             let literal = text.starts_with('\'') && text.ends_with('\'') && text.len() >= 2;
             let shown = if literal {

@@ -150,7 +150,8 @@ impl SchemaProvider for SluiceSchemaProvider {
             Def::Table(def) => {
                 return Ok(Some(open_table(&self.catalog, def).await.map_err(ext)?));
             }
-            Def::Schema | Def::FeatureService(_) => return Ok(None),
+            // Read through the binder, which knows where it stands.
+            Def::Schema | Def::FeatureService(_) | Def::Sequence(_) => return Ok(None),
             Def::View(v) => v.sql.clone(),
             Def::External(e) => {
                 let state = (self.factory)(&self.schema).state();

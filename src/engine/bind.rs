@@ -627,6 +627,7 @@ impl<'s> Binder<'s> {
                 }
                 Def::View(v) => Box::pin(self.view(o, &v.sql)).await?,
                 Def::External(x) => self.external(x)?,
+                Def::Sequence(d) => crate::engine::sequences::as_relation(self.session, d).await?,
                 Def::Schema | Def::FeatureService(_) => {
                     return Err(Error::internal(format!("{} is not a relation", o.name)));
                 }

@@ -117,7 +117,10 @@ fn columns_from_sql(
     ct: &CreateTable,
     expectations: &[Expectation],
     table: &str,
-) -> Result<TableDef> {
+) -> Result<(TableDef, Vec<Object>)> {
+    use super::sequences::ColumnSequence;
+    // Serial and identity columns, whose sequences are created with the table.
+    let mut sequences: Vec<ColumnSequence> = Vec::new();
     // (explicit name, columns, primary) in declaration order.
     let mut keys: Vec<(Option<String>, Vec<String>, bool)> = Vec::new();
     let mut references: Vec<(
@@ -133,17 +136,60 @@ fn columns_from_sql(
         if cols.iter().any(|x| x.name == name) {
             return Err(duplicate_column(&name));
         }
+        let serial = super::sequences::serial_type(&c.data_type);
         let mut def = ColumnDef {
             name,
-            ty: PgType::from_sql(&c.data_type)?,
-            not_null: false,
+            ty: match &serial {
+                Some(t) => t.clone(),
+                None => PgType::from_sql(&c.data_type)?,
+            },
+            not_null: serial.is_some(),
             default: None,
+            identity: None,
         };
+        if let Some(ty) = serial {
+            sequences.push(ColumnSequence {
+                column: def.name.clone(),
+                ty,
+                options: vec![],
+            });
+        }
         for opt in &c.options {
             match &opt.option {
                 ColumnOption::NotNull => def.not_null = true,
                 ColumnOption::Null => def.not_null = false,
-                ColumnOption::Default(e) => def.default = Some(e.to_string()),
+                ColumnOption::Default(e) => {
+                    let mut e = e.clone();
+                    crate::frontend::compat::sequence_arguments(&mut e);
+                    def.default = Some(e.to_string());
+                }
+                ColumnOption::Generated {
+                    generated_as,
+                    sequence_options,
+                    generation_expr: None,
+                    ..
+                } => {
+                    let identity = super::sequences::identity(generated_as)?;
+                    if def.identity.is_some() || sequences.iter().any(|s| s.column == def.name) {
+                        return Err(Error::syntax(format!(
+                            "multiple identity specifications for column \"{}\" of table \"{table}\"",
+                            def.name
+                        )));
+                    }
+                    let ty = super::sequences::sequence_type(&def.ty).map_err(|_| {
+                        Error::new(
+                            ErrorKind::InvalidParameter,
+                            "identity column type must be smallint, integer, or bigint",
+                        )
+                    })?;
+                    def.identity = Some(identity);
+                    def.not_null = true;
+                    sequences.push(ColumnSequence {
+                        column: def.name.clone(),
+                        ty,
+                        options: sequence_options.clone().unwrap_or_default(),
+                    });
+                }
                 ColumnOption::Check(check) => {
                     let name = opt.name.as_ref().or(check.name.as_ref());
                     checks.push((
@@ -235,7 +281,19 @@ fn columns_from_sql(
         let f = new_foreign_key(session, &def, (&schema, table), &fk, columns)?;
         def.foreign_keys.push(f);
     }
-    Ok(def)
+    if let Some(c) = def
+        .columns
+        .iter()
+        .find(|c| c.default.is_some() && sequences.iter().any(|s| s.column == c.name))
+    {
+        return Err(Error::syntax(format!(
+            "multiple default values specified for column \"{}\" of table \"{table}\"",
+            c.name
+        )));
+    }
+    let sequences =
+        super::sequences::column_sequences(session, &schema, table, &mut def.columns, sequences)?;
+    Ok((def, sequences))
 }
 
 /// A PRIMARY KEY or UNIQUE constraint for `def`: its columns exist, at
@@ -523,6 +581,7 @@ pub(crate) async fn ensure_quarantine(
         ))?,
         not_null: false,
         default: None,
+        identity: None,
     });
     columns.push(ColumnDef {
         name: QUARANTINED_AT.into(),
@@ -532,6 +591,7 @@ pub(crate) async fn ensure_quarantine(
         ))?,
         not_null: false,
         default: None,
+        identity: None,
     });
     let qdef = TableDef {
         columns,
@@ -696,6 +756,8 @@ pub async fn create_table(
     }
     // Training sets it reads, and the table versions its query read.
     let mut training = (vec![], None);
+    // The sequences of its serial and identity columns.
+    let mut owned = Vec::new();
     let (def, rows) = if let Some(query) = &ct.query {
         let (def, df) = table_as(session, &ct, query, &location).await?;
         let calls = crate::features::training::calls(query);
@@ -718,7 +780,8 @@ pub async fn create_table(
             }
         }
     } else {
-        let mut def = columns_from_sql(session, &ct, &expectations, &table)?;
+        let (mut def, sequences) = columns_from_sql(session, &ct, &expectations, &table)?;
+        owned = sequences;
         def.partition_by = partition_columns(&ct, &def.columns)?;
         def.location = location.clone();
         let arrow: Schema = def.arrow_schema().as_ref().clone();
@@ -739,7 +802,9 @@ pub async fn create_table(
         (def, None)
     };
 
-    let registered = register(session, Object::table(&schema, &table, def.clone())).await;
+    let mut objects = vec![Object::table(&schema, &table, def.clone())];
+    objects.extend(owned);
+    let registered = register_all(session, objects).await;
     if let Err(e) = registered {
         let _ = lake.remove_all(&url).await;
         return Err(e);
@@ -844,6 +909,7 @@ async fn table_as(
                 .unwrap_or_else(|| PgType::from_arrow(f.data_type())),
             not_null: false,
             default: None,
+            identity: None,
         });
     }
     let def = TableDef {
@@ -1215,10 +1281,14 @@ pub async fn drop(
 ) -> Result<Output> {
     match object_type {
         ObjectType::Schema => drop_schemas(session, if_exists, names, cascade).await,
-        ObjectType::Table | ObjectType::View | ObjectType::MaterializedView => {
+        ObjectType::Table
+        | ObjectType::View
+        | ObjectType::MaterializedView
+        | ObjectType::Sequence => {
             let (want, tag) = match object_type {
                 ObjectType::Table => (Kind::Table, "DROP TABLE"),
                 ObjectType::View => (Kind::View, "DROP VIEW"),
+                ObjectType::Sequence => (Kind::Sequence, "DROP SEQUENCE"),
                 _ => (Kind::MaterializedView, "DROP MATERIALIZED VIEW"),
             };
             let mut victims = Vec::new();
@@ -1268,6 +1338,73 @@ pub async fn drop(
                 .cloned()
                 .collect();
             victims.extend(companions);
+            // A table's serial and identity sequences go with it.
+            let owned: Vec<Object> = snap
+                .of_kind(Kind::Sequence)
+                .filter(|s| {
+                    let Def::Sequence(d) = &s.def else {
+                        return false;
+                    };
+                    d.owned_by.as_ref().is_some_and(|(t, _)| {
+                        victims.iter().any(|v| {
+                            v.kind() == Kind::Table && v.schema == s.schema && &v.name == t
+                        })
+                    }) && !victims.iter().any(|v| v.is_relation(&s.schema, &s.name))
+                })
+                .cloned()
+                .collect();
+            victims.extend(owned);
+            // A sequence a column's default takes from: refused, or the
+            // default goes too (CASCADE).
+            let mut defaults_dropped: Vec<(String, String, String)> = Vec::new();
+            for v in victims
+                .iter()
+                .filter(|v| want == Kind::Sequence && v.kind() == Kind::Sequence)
+            {
+                let Def::Sequence(d) = &v.def else { continue };
+                let Some((table, column)) = &d.owned_by else {
+                    continue;
+                };
+                if victims
+                    .iter()
+                    .any(|x| x.kind() == Kind::Table && x.schema == v.schema && &x.name == table)
+                {
+                    continue;
+                }
+                let used = snap
+                    .relation(&v.schema, table)
+                    .and_then(|t| t.stored().and_then(|t| t.column(column).cloned()))
+                    .filter(|c| c.default.is_some());
+                let Some(c) = used else { continue };
+                if c.identity.is_some() {
+                    return Err(Error::new(
+                        ErrorKind::DependentObjects,
+                        format!(
+                            "cannot drop sequence {} because column {column} of table {table} requires it",
+                            v.name
+                        ),
+                    )
+                    .with_hint(format!("You can drop column {column} of table {table} instead.")));
+                }
+                if !cascade {
+                    return Err(Error::new(
+                        ErrorKind::DependentObjects,
+                        format!(
+                            "cannot drop sequence {} because other objects depend on it",
+                            v.name
+                        ),
+                    )
+                    .with_detail(format!(
+                        "default value for column {column} of table {table} depends on sequence {}",
+                        v.name
+                    ))
+                    .with_hint("Use DROP ... CASCADE to drop the dependent objects too."));
+                }
+                session.notice(format!(
+                    "drop cascades to default value for column {column} of table {table}"
+                ));
+                defaults_dropped.push((v.schema.clone(), table.clone(), column.clone()));
+            }
             // Views that read what goes: refused, or dropped too (CASCADE).
             let mut i = 0;
             while i < victims.len() {
@@ -1316,6 +1453,18 @@ pub async fn drop(
                         .filter(|g| g.kind() == Kind::Table)
                         .map(|g| (g.schema.clone(), g.name.clone()))
                         .collect();
+                    for (schema, table, column) in &defaults_dropped {
+                        if let Some(e) = entries.iter_mut().find(|e| {
+                            e.kind() == Kind::Table && &e.schema == schema && &e.name == table
+                        }) && let Some(c) = e
+                            .table_def_mut()?
+                            .columns
+                            .iter_mut()
+                            .find(|c| &c.name == column)
+                        {
+                            c.default = None;
+                        }
+                    }
                     drop_references(entries, &dropped, cascade)
                 })
                 .await?;
@@ -1556,6 +1705,7 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
                 ty,
                 not_null: false,
                 default: None,
+                identity: None,
             });
             save_def(session, &schema, &name, def, None).await?;
         }
@@ -2181,23 +2331,30 @@ pub(super) fn cast_to_columns(
 /// Add a new relation to the catalog: 42P07 when its name is taken and
 /// 3F000 when its schema is gone, both checked against the newest state.
 pub(super) async fn register(session: &Session, entry: Object) -> Result<()> {
+    register_all(session, vec![entry]).await
+}
+
+/// Add `new` to the catalog in one commit (a table with its sequences).
+pub(super) async fn register_all(session: &Session, new: Vec<Object>) -> Result<()> {
     session
         .engine
         .catalog
         .mutate(move |entries| {
-            if entries
-                .iter()
-                .any(|e| e.is_relation(&entry.schema, &entry.name))
-            {
-                return Err(duplicate_relation(&entry.name));
+            for entry in &new {
+                if entries
+                    .iter()
+                    .any(|e| e.is_relation(&entry.schema, &entry.name))
+                {
+                    return Err(duplicate_relation(&entry.name));
+                }
+                if !entries
+                    .iter()
+                    .any(|e| e.kind() == Kind::Schema && e.name == entry.schema)
+                {
+                    return Err(missing_schema(&entry.schema));
+                }
+                entries.push(entry.clone());
             }
-            if !entries
-                .iter()
-                .any(|e| e.kind() == Kind::Schema && e.name == entry.schema)
-            {
-                return Err(missing_schema(&entry.schema));
-            }
-            entries.push(entry.clone());
             Ok(())
         })
         .await?;

@@ -42,6 +42,7 @@ pub async fn insert(session: &mut Session, ins: Insert) -> Result<Output> {
     let Some(mut source) = ins.source else {
         return Err(Error::not_supported("INSERT without VALUES or SELECT"));
     };
+    refuse_generated_always(&source, &targets, !ins.columns.is_empty(), &target.def)?;
     fill_defaults(&mut source, &targets, &target.def)?;
     let plan = session.plan(Statement::Query(source)).await?;
     let n_in = plan.schema().fields().len();
@@ -88,6 +89,43 @@ pub async fn insert(session: &mut Session, ins: Insert) -> Result<Output> {
     }
 }
 
+fn is_default(cell: &Expr) -> bool {
+    matches!(cell, Expr::Identifier(id)
+        if id.quote_style.is_none() && id.value.eq_ignore_ascii_case("default"))
+}
+
+/// A value given for a `GENERATED ALWAYS` identity column (anything but
+/// `DEFAULT` in VALUES, or a listed column filled by a query): 428C9.
+pub(super) fn refuse_generated_always(
+    source: &Query,
+    targets: &[String],
+    listed: bool,
+    def: &crate::catalog::TableDef,
+) -> Result<()> {
+    for (i, t) in targets.iter().enumerate() {
+        if def.column(t).and_then(|c| c.identity) != Some(crate::catalog::Identity::Always) {
+            continue;
+        }
+        let given = match source.body.as_ref() {
+            SetExpr::Values(v) => v
+                .rows
+                .iter()
+                .any(|r| r.get(i).is_some_and(|c| !is_default(c))),
+            _ => listed,
+        };
+        if given {
+            return Err(Error::new(
+                crate::error::ErrorKind::GeneratedAlways,
+                format!("cannot insert a non-DEFAULT value into column \"{t}\""),
+            )
+            .with_detail(format!(
+                "Column \"{t}\" is an identity column defined as GENERATED ALWAYS."
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// `DEFAULT` as a value of an INSERT's (or upsert's) VALUES rows: the column's default
 /// expression, or NULL when it has none (as PostgreSQL, in any row).
 pub(super) fn fill_defaults(
@@ -100,9 +138,7 @@ pub(super) fn fill_defaults(
     };
     for row in &mut values.rows {
         for (cell, column) in row.iter_mut().zip(targets) {
-            let is_default = matches!(cell, Expr::Identifier(id)
-                if id.quote_style.is_none() && id.value.eq_ignore_ascii_case("default"));
-            if !is_default {
+            if !is_default(cell) {
                 continue;
             }
             *cell = match def.column(column).and_then(|c| c.default.as_deref()) {

@@ -29,6 +29,7 @@ mod planner;
 pub mod prepared;
 pub mod result_types;
 mod safe_pushdown;
+pub mod sequences;
 mod set_ops;
 pub mod settings;
 mod subplan;
@@ -84,6 +85,8 @@ pub struct Engine {
     orchestrator: std::sync::OnceLock<Arc<dyn events::Orchestrator>>,
     /// The connections of this server (`pg_stat_activity`).
     activity: Arc<activity::Activity>,
+    /// The sequence values this server reserved.
+    sequences: Arc<crate::write::sequences::Sequences>,
 }
 
 impl Engine {
@@ -158,6 +161,7 @@ impl Engine {
         Ok(Arc::new(Engine {
             table_functions,
             online: Arc::new(crate::features::online::OnlineStore::new(lake.clone())),
+            sequences: crate::write::sequences::Sequences::new(lake.clone()),
             lake,
             catalog,
             runtime,
@@ -166,6 +170,11 @@ impl Engine {
             orchestrator: Default::default(),
             activity: Default::default(),
         }))
+    }
+
+    /// The sequence values this server reserved.
+    pub fn sequences(&self) -> &Arc<crate::write::sequences::Sequences> {
+        &self.sequences
     }
 
     /// The online store of this server.
@@ -242,8 +251,10 @@ impl Engine {
             listening: Default::default(),
             cursors: Default::default(),
             pid: 0,
+            sequence_values: Default::default(),
         };
         session.install_pg_settings();
+        session.install_sequence_functions();
         session
     }
 
@@ -252,6 +263,7 @@ impl Engine {
     fn context(&self, default_schema: &str, for_clients: bool) -> SessionContext {
         planning_context(
             &self.catalog,
+            &self.sequences,
             &self.runtime,
             &self.options,
             default_schema,
@@ -334,6 +346,7 @@ fn engine_options() -> Result<SessionConfig> {
 
 fn planning_context(
     catalog: &Arc<Catalog>,
+    sequences: &Arc<crate::write::sequences::Sequences>,
     runtime: &Arc<RuntimeEnv>,
     options: &Arc<SessionConfig>,
     default_schema: &str,
@@ -401,10 +414,12 @@ fn planning_context(
         .build();
     let ctx = SessionContext::new_with_state(state);
     let cat2 = catalog.clone();
+    let seq2 = sequences.clone();
     let rt2 = runtime.clone();
     let options2 = options.clone();
-    let factory: ContextFactory =
-        Arc::new(move |schema: &str| planning_context(&cat2, &rt2, &options2, schema, false));
+    let factory: ContextFactory = Arc::new(move |schema: &str| {
+        planning_context(&cat2, &seq2, &rt2, &options2, schema, false)
+    });
     let lake = catalog.lake().clone();
     let external: crate::catalog::provider::ExternalOpener =
         Arc::new(move |def, state| crate::ingest::files::external_table(def, &lake, state));
@@ -450,6 +465,13 @@ fn planning_context(
     crate::types::typed::register(&ctx);
     crate::types::pg_format::register(&ctx);
     crate::types::ident::register(&ctx);
+    crate::write::sequences::register(
+        &ctx,
+        sequences,
+        catalog,
+        vec![default_schema.to_string()],
+        &Default::default(),
+    );
     ctx
 }
 
@@ -623,6 +645,8 @@ pub struct Session {
     pub(crate) cursors: cursors::Cursors,
     /// The statements its connection prepared by name.
     pub prepared: prepared::PreparedStatements,
+    /// What `currval` and `lastval` answer.
+    sequence_values: crate::write::sequences::SessionState,
     /// The process id clients know the session by (0: not a connection).
     pid: i32,
 }
@@ -744,12 +768,25 @@ impl Session {
         }
     }
 
+    /// `nextval` and the other sequence functions, looking names up by
+    /// this session's search_path and answering `currval` from its calls.
+    fn install_sequence_functions(&self) {
+        crate::write::sequences::register(
+            &self.ctx,
+            &self.engine.sequences,
+            &self.engine.catalog,
+            self.settings.search_path(),
+            &self.sequence_values,
+        );
+    }
+
     /// Unqualified names in queries resolve in the first schema of
     /// search_path; `current_setting` reads the settings as they are now.
     fn sync_default_schema(&mut self) {
         self.ctx
             .register_udf(settings::current_setting_udf(&self.settings));
         self.install_pg_settings();
+        self.install_sequence_functions();
         let schema = self.settings.current_schema();
         let state = self.ctx.state_ref();
         let mut state = state.write();

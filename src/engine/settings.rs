@@ -620,13 +620,12 @@ pub fn register_functions(ctx: &SessionContext) {
             }),
         ));
     }
-    // Sluice has no sequences or shared objects: these answer NULL, as
+    // Sluice has no shared objects: these answer NULL, as
     // PostgreSQL does for an object without one (`obj_description` and
     // `col_description` are pg_catalog's, with the catalog's comments). A relation's
     // size on disk is not computed here (it would read the table's Delta
     // log): NULL, which psql's `\dt+` shows as an empty size.
     for (name, ty) in [
-        ("pg_get_serial_sequence", DataType::Utf8),
         ("shobj_description", DataType::Utf8),
         ("pg_table_size", DataType::Int64),
         ("pg_relation_size", DataType::Int64),

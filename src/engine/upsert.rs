@@ -106,6 +106,7 @@ pub async fn upsert(session: &mut Session, mut ins: Insert) -> Result<Output> {
     let Some(mut source) = ins.source.take() else {
         return Err(Error::not_supported("INSERT without VALUES or SELECT"));
     };
+    super::dml::refuse_generated_always(&source, &cols, true, &target.def)?;
     super::dml::fill_defaults(&mut source, &cols, &target.def)?;
     let alias = ins
         .table_alias

@@ -83,6 +83,7 @@ pub fn rewrite(stmt: &mut Statement, text: Option<&str>) {
     for rule in universal {
         s = rule.rewrite(s);
     }
+    sequence_arguments(&mut s);
     scalar_function_aliases(&mut s);
     generate_subscripts(&mut s);
     expand_array(&mut s);
@@ -137,6 +138,55 @@ pub fn rewrite(stmt: &mut Statement, text: Option<&str>) {
         s = RewriteRegCastToSubquery::new().rewrite(s);
     }
     *stmt = s;
+}
+
+/// `regclass` or `pg_catalog.regclass`.
+fn is_regclass(t: &datafusion::sql::sqlparser::ast::DataType) -> bool {
+    use datafusion::sql::sqlparser::ast::DataType;
+    match t {
+        DataType::Regclass => true,
+        DataType::Custom(n, _) => {
+            n.0.last()
+                .and_then(|p| p.as_ident())
+                .is_some_and(|i| i.value.eq_ignore_ascii_case("regclass"))
+        }
+        _ => false,
+    }
+}
+
+/// `nextval('s'::regclass)` (how PostgreSQL prints a serial column's
+/// default, and how clients write it) names the sequence by its text:
+/// the sequence functions look the name up themselves, by the search
+/// path, so the cast is dropped.
+pub fn sequence_arguments<N: datafusion::sql::sqlparser::ast::VisitMut>(node: &mut N) {
+    use crate::visit::visit_expressions_mut;
+    use datafusion::sql::sqlparser::ast::{
+        Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Value,
+    };
+    let _ = visit_expressions_mut(node, |e: &mut Expr| {
+        let Expr::Function(f) = e else {
+            return ControlFlow::<()>::Continue(());
+        };
+        let is_sequence_fn = f.name.0.last().and_then(|p| p.as_ident()).is_some_and(|i| {
+            ["nextval", "currval", "setval"]
+                .iter()
+                .any(|n| i.value.eq_ignore_ascii_case(n))
+        });
+        if !is_sequence_fn {
+            return ControlFlow::Continue(());
+        }
+        if let FunctionArguments::List(list) = &mut f.args
+            && let Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(arg))) = list.args.first_mut()
+            && let Expr::Cast {
+                expr, data_type, ..
+            } = arg
+            && is_regclass(data_type)
+            && matches!(expr.as_ref(), Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_)))
+        {
+            *arg = expr.as_ref().clone();
+        }
+        ControlFlow::Continue(())
+    });
 }
 
 /// Whether `stmt` casts a string literal to an OID alias type
@@ -569,21 +619,12 @@ pub fn generate_subscripts<N: datafusion::sql::sqlparser::ast::VisitMut>(node: &
 /// compare `pg_description.classoid` with one).
 fn catalog_regclass(stmt: &mut Statement) {
     use crate::visit::visit_expressions_mut;
-    use datafusion::sql::sqlparser::ast::{DataType, Expr, Value};
+    use datafusion::sql::sqlparser::ast::{Expr, Value};
     let _ = visit_expressions_mut(stmt, |e: &mut Expr| {
-        let regclass = |t: &DataType| match t {
-            DataType::Regclass => true,
-            DataType::Custom(n, _) => {
-                n.0.last()
-                    .and_then(|p| p.as_ident())
-                    .is_some_and(|i| i.value.eq_ignore_ascii_case("regclass"))
-            }
-            _ => false,
-        };
         if let Expr::Cast {
             expr, data_type, ..
         } = e
-            && regclass(data_type)
+            && is_regclass(data_type)
             && let Expr::Value(v) = expr.as_mut()
             && let Value::SingleQuotedString(name) = &mut v.value
             && name.starts_with("pg_")

@@ -36,6 +36,7 @@ pub mod features;
 pub mod merge;
 pub mod names;
 pub mod schedule;
+mod sequence_options;
 pub mod template;
 
 use datafusion::sql::sqlparser::ast::helpers::stmt_create_table::CreateTableBuilder;
@@ -153,7 +154,7 @@ pub fn parse(sql: &str) -> Result<Vec<Stmt>> {
     let tokens = Tokenizer::new(&dialect, sql)
         .tokenize_with_location()
         .map_err(|e| Error::syntax(format!("syntax error: {e}")))?;
-    let tokens = asof::normalize(tokens)?;
+    let tokens = sequence_options::normalize(asof::normalize(tokens)?);
     // The text of a lone statement, for rewrites keyed on what clients send.
     let statements = tokens
         .iter()

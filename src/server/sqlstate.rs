@@ -47,6 +47,8 @@ pub fn sqlstate(kind: ErrorKind) -> &'static str {
         DuplicatePreparedStatement => "42P05",
         DuplicateCursor => "42P03",
         ObjectNotInPrerequisiteState => "55000",
+        GeneratedAlways => "428C9",
+        SequenceLimit => "2200H",
         QueryCanceled => "57014",
         OutOfMemory => "53200",
         SerializationFailure => "40001",

@@ -26,6 +26,7 @@ mod target;
 
 pub mod delete;
 pub mod merge;
+pub mod sequences;
 pub mod update;
 
 use std::sync::Arc;

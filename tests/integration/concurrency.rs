@@ -199,3 +199,72 @@ async fn race(a: &Server, b: &Server) {
         assert_eq!(sorted, ["42P07", "ok"], "round {round}: {ra:?} {rb:?}");
     }
 }
+
+/// Two servers on one lake, four clients each calling `nextval` and
+/// inserting into a `bigserial` table: no value is handed out twice, and a
+/// server started again continues past every value handed out before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_servers_never_hand_out_a_sequence_value_twice() {
+    let root = tempfile::tempdir().unwrap();
+    let lake = root.path().join("lake");
+    let (a, b) = (Server::start_on(&lake), Server::start_on(&lake));
+    a.connect()
+        .await
+        .batch_execute("CREATE SEQUENCE ids; CREATE TABLE rows (id bigserial, server integer);")
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for (s, server) in [&a, &b].into_iter().enumerate() {
+        for _ in 0..4 {
+            let client = server.connect().await;
+            tasks.push(tokio::spawn(async move {
+                let mut got = Vec::new();
+                for _ in 0..40 {
+                    let v: i64 = client
+                        .query_one("SELECT nextval('ids')", &[])
+                        .await
+                        .unwrap()
+                        .get(0);
+                    got.push(v);
+                }
+                client
+                    .execute(
+                        &format!(
+                            "INSERT INTO rows (server) SELECT {s} FROM generate_series(1, 50)"
+                        ),
+                        &[],
+                    )
+                    .await
+                    .unwrap();
+                got
+            }));
+        }
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let n = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), n, "a sequence value was handed out twice");
+    let c = b.connect().await;
+    let row = c
+        .query_one("SELECT count(*), count(DISTINCT id) FROM rows", &[])
+        .await
+        .unwrap();
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (400, 400));
+    let before = *all.last().unwrap();
+    drop(c);
+    drop(a);
+    drop(b);
+    let again = Server::start_on(&lake);
+    let next: i64 = again
+        .connect()
+        .await
+        .query_one("SELECT nextval('ids')", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(next > before, "{next} after {before}");
+}

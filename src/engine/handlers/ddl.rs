@@ -39,6 +39,24 @@ impl Handler for Ddl {
                 ..
             } => ddl::drop(session, object_type, if_exists, names, cascade).await,
             Statement::AlterTable(at) => ddl::alter_table(session, at).await,
+            Statement::CreateSequence {
+                temporary: false,
+                if_not_exists,
+                name,
+                data_type,
+                sequence_options,
+                owned_by,
+            } => {
+                crate::engine::sequences::create_sequence(
+                    session,
+                    if_not_exists,
+                    &name,
+                    data_type.as_ref(),
+                    &sequence_options,
+                    owned_by.as_ref(),
+                )
+                .await
+            }
             Statement::Comment {
                 object_type,
                 object_name,

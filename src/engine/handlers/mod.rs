@@ -225,6 +225,9 @@ fn plain_sql_handler(s: Statement) -> Box<dyn Handler> {
         }),
         Statement::CreateSchema { .. }
         | Statement::CreateView(_)
+        | Statement::CreateSequence {
+            temporary: false, ..
+        }
         | Statement::Drop { .. }
         | Statement::AlterTable(_)
         | Statement::Comment { .. } => Box::new(ddl::Ddl(s)),

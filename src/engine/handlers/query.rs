@@ -286,7 +286,7 @@ impl Handler for DescribeTable {
                 Arc::new(StringArray::from(
                     columns
                         .iter()
-                        .map(|c| c.default.clone())
+                        .map(|c| c.shown_default())
                         .collect::<Vec<_>>(),
                 )),
             ],

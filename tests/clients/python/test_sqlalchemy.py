@@ -13,6 +13,7 @@ import decimal
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 import clientlib
 
@@ -191,6 +192,48 @@ def test_core_create_insert_select(target):
             assert conn.execute(sa.select(t.c.name).where(t.c.id == 1)).scalar() == "upd"
             assert conn.execute(sa.select(sa.func.count()).select_from(t)).scalar() == 30
         md.drop_all(eng)
+        eng.dispose()
+
+
+def test_orm_autoincrement_keys(target):
+    """An ORM model's integer key (SERIAL) and an Identity column take their
+    values from sequences; the ORM reads them back with RETURNING, and the
+    inspector reports the serial default and the identity as PostgreSQL does."""
+    for driver in ("psycopg2", "psycopg"):
+        class Base(DeclarativeBase):
+            pass
+
+        class User(Base):
+            __tablename__ = f"orm_users_{driver}"
+            id: Mapped[int] = mapped_column(primary_key=True)
+            email: Mapped[str] = mapped_column(sa.String(40))
+
+        class Event(Base):
+            __tablename__ = f"orm_events_{driver}"
+            id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(start=100, increment=10), primary_key=True)
+            kind: Mapped[str] = mapped_column(sa.Text)
+
+        eng = sa.create_engine(target.sqlalchemy_url(driver), poolclass=sa.pool.NullPool)
+        Base.metadata.drop_all(eng)
+        Base.metadata.create_all(eng)
+        with Session(eng) as s:
+            users = [User(email=f"u{i}@x.io") for i in range(3)]
+            s.add_all(users)
+            s.add(Event(kind="signup"))
+            s.commit()
+            assert [u.id for u in users] == [1, 2, 3]
+            assert s.scalars(sa.select(Event.id)).all() == [100]
+            s.add(Event(kind="login"))
+            s.commit()
+            assert s.scalars(sa.select(Event.id).order_by(Event.id)).all() == [100, 110]
+        insp = sa.inspect(eng)
+        users_id = insp.get_columns(f"orm_users_{driver}")[0]
+        assert users_id["default"] == f"nextval('orm_users_{driver}_id_seq'::regclass)"
+        assert users_id["autoincrement"] is True
+        with eng.connect() as conn:
+            seq = conn.execute(sa.text(f"SELECT pg_get_serial_sequence('orm_users_{driver}', 'id')")).scalar()
+            assert seq == f"public.orm_users_{driver}_id_seq"
+        Base.metadata.drop_all(eng)
         eng.dispose()
 
 

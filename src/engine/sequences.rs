@@ -1,0 +1,373 @@
+//! CREATE SEQUENCE, serial and identity columns, and a sequence read as a
+//! relation (`SELECT * FROM s`). The values themselves come from
+//! [`crate::write::sequences`].
+
+use std::sync::Arc;
+
+use datafusion::sql::sqlparser::ast::{DataType, Expr, ObjectName, SequenceOptions};
+
+use super::{Output, Session};
+use crate::catalog::{Identity, Kind, Object, PgType, SYSTEM_SCHEMAS, SequenceDef};
+use crate::error::{Error, ErrorKind, Result};
+use crate::write::sequences::type_bounds;
+
+fn invalid(message: String) -> Error {
+    Error::new(ErrorKind::InvalidParameter, message)
+}
+
+/// The integer an option gives (`5`, `-1`, `+3`).
+fn option_value(e: &Expr) -> Result<i64> {
+    let text = e.to_string().replace(' ', "");
+    text.trim_start_matches('+')
+        .parse::<i64>()
+        .map_err(|_| Error::syntax(format!("syntax error at or near \"{e}\"")))
+}
+
+/// The type of a sequence (`AS type`, or an identity column's type).
+pub fn sequence_type(ty: &PgType) -> Result<PgType> {
+    match ty.name.as_str() {
+        "smallint" | "integer" | "bigint" => Ok(ty.clone()),
+        _ => Err(invalid(
+            "sequence type must be smallint, integer, or bigint".into(),
+        )),
+    }
+}
+
+/// A sequence of `ty` with `options`, checked as PostgreSQL checks them.
+pub fn sequence_def(
+    ty: PgType,
+    options: &[SequenceOptions],
+    owned_by: Option<(String, String)>,
+) -> Result<SequenceDef> {
+    let (tmin, tmax) = type_bounds(&ty.name);
+    let (mut increment, mut min, mut max, mut start, mut cache, mut cycle) =
+        (1, None, None, None, 1, false);
+    for o in options {
+        match o {
+            SequenceOptions::IncrementBy(e, _) => increment = option_value(e)?,
+            SequenceOptions::MinValue(e) => min = e.as_ref().map(option_value).transpose()?,
+            SequenceOptions::MaxValue(e) => max = e.as_ref().map(option_value).transpose()?,
+            SequenceOptions::StartWith(e, _) => start = Some(option_value(e)?),
+            SequenceOptions::Cache(e) => cache = option_value(e)?,
+            SequenceOptions::Cycle(c) => cycle = !*c,
+        }
+    }
+    if increment == 0 {
+        return Err(invalid("INCREMENT must not be zero".into()));
+    }
+    let min = min.unwrap_or(if increment > 0 { 1 } else { tmin });
+    let max = max.unwrap_or(if increment > 0 { tmax } else { -1 });
+    let name = &ty.name;
+    if min < tmin || min > tmax {
+        return Err(invalid(format!(
+            "MINVALUE ({min}) is out of range for sequence data type {name}"
+        )));
+    }
+    if max < tmin || max > tmax {
+        return Err(invalid(format!(
+            "MAXVALUE ({max}) is out of range for sequence data type {name}"
+        )));
+    }
+    if min >= max {
+        return Err(invalid(format!(
+            "MINVALUE ({min}) must be less than MAXVALUE ({max})"
+        )));
+    }
+    let start = start.unwrap_or(if increment > 0 { min } else { max });
+    if start < min {
+        return Err(invalid(format!(
+            "START value ({start}) cannot be less than MINVALUE ({min})"
+        )));
+    }
+    if start > max {
+        return Err(invalid(format!(
+            "START value ({start}) cannot be greater than MAXVALUE ({max})"
+        )));
+    }
+    if cache <= 0 {
+        return Err(invalid(format!(
+            "CACHE ({cache}) must be greater than zero"
+        )));
+    }
+    Ok(SequenceDef {
+        id: uuid::Uuid::new_v4().to_string(),
+        ty,
+        start,
+        increment,
+        min,
+        max,
+        cycle,
+        cache,
+        owned_by,
+    })
+}
+
+/// The type a `serial` column stands for, if `ty` is one.
+pub fn serial_type(ty: &DataType) -> Option<PgType> {
+    let DataType::Custom(name, args) = ty else {
+        return None;
+    };
+    if !args.is_empty() {
+        return None;
+    }
+    let n = name.0.last()?.as_ident()?.value.to_ascii_lowercase();
+    Some(PgType::simple(match n.as_str() {
+        "smallserial" | "serial2" => "smallint",
+        "serial" | "serial4" => "integer",
+        "bigserial" | "serial8" => "bigint",
+        _ => return None,
+    }))
+}
+
+/// A column's sequence, to be created with its table.
+pub struct ColumnSequence {
+    pub column: String,
+    pub ty: PgType,
+    pub options: Vec<SequenceOptions>,
+}
+
+/// The default that takes a column's values from sequence `name` of
+/// `schema`.
+pub fn nextval_default(schema: &str, name: &str) -> String {
+    let quote = |s: &str| crate::frontend::names::quote_ident_if_needed(s).replace('\'', "''");
+    format!("nextval('{}.{}')", quote(schema), quote(name))
+}
+
+/// PostgreSQL's name for a column's sequence: `<table>_<column>_seq`,
+/// with a number added when that is taken.
+fn free_name(
+    session: &Session,
+    schema: &str,
+    table: &str,
+    column: &str,
+    taken: &[String],
+) -> String {
+    let snap = session.engine.catalog().snapshot();
+    let base = format!("{table}_{column}_seq");
+    (0..)
+        .map(|i| {
+            if i == 0 {
+                base.clone()
+            } else {
+                format!("{base}{i}")
+            }
+        })
+        .find(|n| snap.relation(schema, n).is_none() && !taken.contains(n))
+        .expect("a free name")
+}
+
+/// The sequences of a new table's serial and identity columns, each owned
+/// by its column, and the columns' defaults set to take from them.
+pub fn column_sequences(
+    session: &Session,
+    schema: &str,
+    table: &str,
+    columns: &mut [crate::catalog::ColumnDef],
+    wanted: Vec<ColumnSequence>,
+) -> Result<Vec<Object>> {
+    let mut out: Vec<Object> = Vec::new();
+    for w in wanted {
+        let taken: Vec<String> = out.iter().map(|o| o.name.clone()).collect();
+        let name = free_name(session, schema, table, &w.column, &taken);
+        let def = sequence_def(
+            w.ty,
+            &w.options,
+            Some((table.to_string(), w.column.clone())),
+        )?;
+        if let Some(c) = columns.iter_mut().find(|c| c.name == w.column) {
+            c.default = Some(nextval_default(schema, &name));
+        }
+        out.push(Object::sequence(schema, &name, def));
+    }
+    Ok(out)
+}
+
+/// `CREATE SEQUENCE [IF NOT EXISTS] name [AS type] [options] [OWNED BY t.c | NONE]`.
+pub async fn create_sequence(
+    session: &mut Session,
+    if_not_exists: bool,
+    name: &ObjectName,
+    data_type: Option<&DataType>,
+    options: &[SequenceOptions],
+    owned_by: Option<&ObjectName>,
+) -> Result<Output> {
+    let (schema, seq) = session.qualify(name)?;
+    let snap = session.engine.catalog().snapshot();
+    if !snap.schema_exists(&schema) || SYSTEM_SCHEMAS.contains(&schema.as_str()) {
+        return Err(super::ddl::missing_schema(&schema));
+    }
+    if snap.relation(&schema, &seq).is_some() {
+        if if_not_exists {
+            session.notice(format!("relation \"{seq}\" already exists, skipping"));
+            return Ok(Output::command("CREATE SEQUENCE"));
+        }
+        return Err(super::ddl::duplicate_relation(&seq));
+    }
+    let ty = match data_type {
+        Some(t) => sequence_type(&PgType::from_sql(t)?)?,
+        None => PgType::simple("bigint"),
+    };
+    let owner = match owned_by {
+        None => None,
+        Some(o) if o.to_string().eq_ignore_ascii_case("none") => None,
+        Some(o) => {
+            let parts: Vec<String> =
+                o.0.iter()
+                    .filter_map(|p| p.as_ident())
+                    .map(crate::frontend::names::normalize_ident)
+                    .collect();
+            let Some((column, table)) = parts.split_last() else {
+                return Err(Error::syntax("OWNED BY needs a table and a column"));
+            };
+            if table.is_empty() {
+                return Err(invalid("invalid OWNED BY option".into())
+                    .with_hint("Specify OWNED BY table.column or OWNED BY NONE."));
+            }
+            let table_name = ObjectName::from(
+                table
+                    .iter()
+                    .map(|t| datafusion::sql::sqlparser::ast::Ident::with_quote('"', t))
+                    .collect::<Vec<_>>(),
+            );
+            let (tschema, tname) = session.qualify(&table_name)?;
+            let entry = snap
+                .relation(&tschema, &tname)
+                .filter(|e| e.kind() == Kind::Table)
+                .ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::UndefinedTable,
+                        format!("relation \"{tname}\" does not exist"),
+                    )
+                })?;
+            if tschema != schema {
+                return Err(Error::new(
+                    ErrorKind::ObjectNotInPrerequisiteState,
+                    "sequence must be in same schema as table it is linked to",
+                ));
+            }
+            if entry.table_def()?.column(column).is_none() {
+                return Err(Error::new(
+                    ErrorKind::UndefinedColumn,
+                    format!("column \"{column}\" of relation \"{tname}\" does not exist"),
+                ));
+            }
+            Some((tname, column.clone()))
+        }
+    };
+    let def = sequence_def(ty, options, owner)?;
+    let created = super::ddl::register(session, Object::sequence(&schema, &seq, def)).await;
+    match created {
+        Err(e) if if_not_exists && e.kind == ErrorKind::DuplicateTable => {
+            session.notice(format!("relation \"{seq}\" already exists, skipping"));
+        }
+        other => other?,
+    }
+    Ok(Output::command("CREATE SEQUENCE"))
+}
+
+/// The columns of an identity column's sequence options, for a column
+/// declared `GENERATED { ALWAYS | BY DEFAULT } AS IDENTITY [(options)]`.
+pub fn identity(generated_as: &datafusion::sql::sqlparser::ast::GeneratedAs) -> Result<Identity> {
+    use datafusion::sql::sqlparser::ast::GeneratedAs;
+    match generated_as {
+        GeneratedAs::Always => Ok(Identity::Always),
+        GeneratedAs::ByDefault => Ok(Identity::ByDefault),
+        GeneratedAs::ExpStored => Err(Error::not_supported("generated columns")),
+    }
+}
+
+/// A sequence read as a relation: one row, `last_value`, `log_cnt`,
+/// `is_called`, as PostgreSQL shows it.
+pub async fn as_relation(
+    session: &Session,
+    def: &SequenceDef,
+) -> Result<Arc<dyn datafusion::catalog::TableProvider>> {
+    use datafusion::arrow::array::{BooleanArray, Int64Array, RecordBatch};
+    use datafusion::arrow::datatypes::{DataType as A, Field, Schema};
+    let position = session.engine.sequences().position(def).await?;
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("last_value", A::Int64, false),
+        Field::new("log_cnt", A::Int64, false),
+        Field::new("is_called", A::Boolean, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(Int64Array::from(vec![position.last.unwrap_or(def.start)])),
+            Arc::new(Int64Array::from(vec![0])),
+            Arc::new(BooleanArray::from(vec![position.last.is_some()])),
+        ],
+    )?;
+    Ok(Arc::new(datafusion::datasource::MemTable::try_new(
+        schema,
+        vec![vec![batch]],
+    )?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::sql::sqlparser::ast::{Expr, Value};
+
+    fn n(v: i64) -> Expr {
+        Expr::value(Value::Number(v.to_string(), false))
+    }
+
+    #[test]
+    fn defaults_and_checks_follow_postgres() {
+        let up = sequence_def(PgType::simple("integer"), &[], None).unwrap();
+        assert_eq!(
+            (up.start, up.min, up.max, up.increment),
+            (1, 1, i64::from(i32::MAX), 1)
+        );
+        let down = sequence_def(
+            PgType::simple("bigint"),
+            &[SequenceOptions::IncrementBy(n(-2), true)],
+            None,
+        )
+        .unwrap();
+        assert_eq!((down.start, down.min, down.max), (-1, i64::MIN, -1));
+        let refused = |options: &[SequenceOptions]| {
+            sequence_def(PgType::simple("smallint"), options, None)
+                .unwrap_err()
+                .message
+        };
+        assert_eq!(
+            refused(&[SequenceOptions::IncrementBy(n(0), false)]),
+            "INCREMENT must not be zero"
+        );
+        assert_eq!(
+            refused(&[SequenceOptions::MaxValue(Some(n(40000)))]),
+            "MAXVALUE (40000) is out of range for sequence data type smallint"
+        );
+        assert_eq!(
+            refused(&[
+                SequenceOptions::MinValue(Some(n(5))),
+                SequenceOptions::StartWith(n(1), false)
+            ]),
+            "START value (1) cannot be less than MINVALUE (5)"
+        );
+        assert!(sequence_type(&PgType::simple("text")).is_err());
+    }
+
+    #[test]
+    fn serial_types_stand_for_integers() {
+        let custom = |n: &str| {
+            DataType::Custom(
+                ObjectName::from(vec![datafusion::sql::sqlparser::ast::Ident::new(n)]),
+                vec![],
+            )
+        };
+        assert_eq!(serial_type(&custom("BIGSERIAL")).unwrap().name, "bigint");
+        assert_eq!(serial_type(&custom("serial4")).unwrap().name, "integer");
+        assert_eq!(
+            serial_type(&custom("smallserial")).unwrap().name,
+            "smallint"
+        );
+        assert!(serial_type(&custom("serialx")).is_none());
+        assert_eq!(
+            nextval_default("Mart", "t_id_seq"),
+            "nextval('\"Mart\".t_id_seq')"
+        );
+    }
+}
