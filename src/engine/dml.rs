@@ -141,20 +141,27 @@ pub(super) fn fill_defaults(
             if !is_default(cell) {
                 continue;
             }
-            *cell = match def.column(column).and_then(|c| c.default.as_deref()) {
-                Some(sql) => Parser::new(&PostgreSqlDialect {})
-                    .try_with_sql(sql)
-                    .and_then(|mut p| p.parse_expr())
-                    .map_err(|e| {
-                        Error::internal(format!(
-                            "the default of column \"{column}\" ({sql}) does not parse: {e}"
-                        ))
-                    })?,
-                None => Expr::value(Value::Null),
-            };
+            *cell = default_expr(def, column)?;
         }
     }
     Ok(())
+}
+
+/// The default expression of `column`, or NULL when it has none.
+fn default_expr(def: &crate::catalog::TableDef, column: &str) -> Result<Expr> {
+    Ok(
+        match def.column(column).and_then(|c| c.default.as_deref()) {
+            Some(sql) => Parser::new(&PostgreSqlDialect {})
+                .try_with_sql(sql)
+                .and_then(|mut p| p.parse_expr())
+                .map_err(|e| {
+                    Error::internal(format!(
+                        "the default of column \"{column}\" ({sql}) does not parse: {e}"
+                    ))
+                })?,
+            None => Expr::value(Value::Null),
+        },
+    )
 }
 
 pub async fn update(session: &mut Session, up: Update) -> Result<Output> {
@@ -180,7 +187,25 @@ pub async fn update(session: &mut Session, up: Update) -> Result<Output> {
     let mut sets: Vec<(String, Expr)> = Vec::new();
     for a in &up.assignments {
         let col = target.assigned_column(&a.target, "UPDATE")?;
-        sets.push((col, a.value.clone()));
+        if target.def.column(&col).and_then(|c| c.identity)
+            == Some(crate::catalog::Identity::Always)
+            && !is_default(&a.value)
+        {
+            return Err(Error::new(
+                crate::error::ErrorKind::GeneratedAlways,
+                format!("column \"{col}\" can only be updated to DEFAULT"),
+            )
+            .with_detail(format!(
+                "Column \"{col}\" is an identity column defined as GENERATED ALWAYS."
+            )));
+        }
+        // `SET c = DEFAULT`: the column's default (NULL without one).
+        let value = if is_default(&a.value) {
+            default_expr(&target.def, &col)?
+        } else {
+            a.value.clone()
+        };
+        sets.push((col, value));
     }
     let (outcome, rows) = write::update::update(
         &wc,

@@ -147,14 +147,10 @@ impl Handler for Truncate {
         if self.0.partitions.is_some() {
             return Err(crate::error::Error::not_supported("TRUNCATE ... PARTITION"));
         }
-        if matches!(
+        let restart = matches!(
             self.0.identity,
             Some(datafusion::sql::sqlparser::ast::TruncateIdentityOption::Restart)
-        ) {
-            return Err(crate::error::Error::not_supported(
-                "TRUNCATE ... RESTART IDENTITY",
-            ));
-        }
+        );
         let wc = session.write_context();
         // Every table resolved and opened before any is emptied.
         let mut targets = Vec::new();
@@ -164,6 +160,24 @@ impl Handler for Truncate {
         }
         for target in &targets {
             crate::write::delete::delete(&wc, target, None, false).await?;
+        }
+        if restart {
+            // The sequences the tables' columns own start again.
+            let snap = session.engine().catalog().snapshot();
+            for target in &targets {
+                for o in snap.of_kind(crate::catalog::Kind::Sequence) {
+                    if let crate::catalog::Def::Sequence(d) = &o.def
+                        && o.schema == target.schema
+                        && d.owned_by.as_ref().is_some_and(|(t, _)| t == &target.name)
+                    {
+                        session
+                            .engine()
+                            .sequences()
+                            .set(&o.name, d, d.start, false)
+                            .await?;
+                    }
+                }
+            }
         }
         Ok(Output::Command {
             tag: "TRUNCATE TABLE".into(),
