@@ -44,6 +44,8 @@ const BLOCK: usize = 32;
 /// sequence (by id).
 pub struct Sequences {
     lake: Arc<Lake>,
+    /// Set once the state table is known to exist.
+    created: tokio::sync::OnceCell<()>,
     blocks: tokio::sync::Mutex<HashMap<String, VecDeque<i64>>>,
     /// The last value this server handed out, per sequence.
     handed: Mutex<HashMap<String, i64>>,
@@ -70,6 +72,7 @@ impl Sequences {
     pub fn new(lake: Arc<Lake>) -> Arc<Sequences> {
         Arc::new(Sequences {
             lake,
+            created: Default::default(),
             blocks: Default::default(),
             handed: Default::default(),
         })
@@ -79,6 +82,9 @@ impl Sequences {
     async fn state(&self) -> Result<deltalake::DeltaTable> {
         use datafusion::arrow::datatypes::{Field, Schema};
         let url = self.lake.url_for(STATE_LOCATION)?;
+        if self.created.initialized() {
+            return self.lake.table_now(&url).await;
+        }
         if !self.lake.exists(&url).await? {
             let schema = Schema::new(vec![Field::new("sequence", DataType::Utf8, true)]);
             let created = self
@@ -92,6 +98,7 @@ impl Sequences {
                 return Err(e);
             }
         }
+        let _ = self.created.set(());
         self.lake.table_now(&url).await
     }
 
@@ -326,11 +333,9 @@ impl std::hash::Hash for SequenceFn {
 
 /// The sequence a function argument names (`'s'`, `'mart.s'`, `'"S"'`),
 /// by the session's search path.
-pub fn find(
-    catalog: &Catalog,
-    search_path: &[String],
-    text: &str,
-) -> Result<(Object, Arc<SequenceDef>)> {
+/// The relation a name written as text names (`regclass` input), by the
+/// search path when unqualified: 42P01 when there is none.
+fn relation(catalog: &Catalog, search_path: &[String], text: &str) -> Result<(Object, String)> {
     let parts = crate::types::ident::parse_ident(text, true)?;
     let snap = catalog.snapshot();
     let (found, name) = match parts.as_slice() {
@@ -340,8 +345,7 @@ pub fn find(
                 .find_map(|schema| snap.relation(schema, name)),
             name,
         ),
-        [schema, name] => (snap.relation(schema, name), name),
-        [_, schema, name] => (snap.relation(schema, name), name),
+        [schema, name] | [_, schema, name] => (snap.relation(schema, name), name),
         _ => {
             return Err(Error::new(
                 ErrorKind::Syntax,
@@ -355,6 +359,15 @@ pub fn find(
             format!("relation \"{text}\" does not exist"),
         )
     })?;
+    Ok((found.clone(), name.clone()))
+}
+
+pub fn find(
+    catalog: &Catalog,
+    search_path: &[String],
+    text: &str,
+) -> Result<(Object, Arc<SequenceDef>)> {
+    let (found, name) = relation(catalog, search_path, text)?;
     match &found.def {
         Def::Sequence(def) => Ok((found.clone(), def.clone())),
         _ => Err(Error::new(
@@ -566,28 +579,8 @@ impl std::hash::Hash for SerialSequence {
 
 impl SerialSequence {
     fn lookup(&self, table: &str, column: &str) -> Result<Option<String>> {
-        let parts = crate::types::ident::parse_ident(table, true)?;
+        let (rel, name) = relation(&self.catalog, &self.search_path, table)?;
         let snap = self.catalog.snapshot();
-        let (schema, name) = match parts.as_slice() {
-            [name] => (
-                self.search_path
-                    .iter()
-                    .find(|s| snap.relation(s, name).is_some())
-                    .cloned(),
-                name.clone(),
-            ),
-            [schema, name] | [_, schema, name] => (Some(schema.clone()), name.clone()),
-            _ => (None, String::new()),
-        };
-        let rel = schema
-            .as_ref()
-            .and_then(|s| snap.relation(s, &name))
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorKind::UndefinedTable,
-                    format!("relation \"{table}\" does not exist"),
-                )
-            })?;
         if !rel.declared_columns().iter().any(|c| c.name == column) {
             return Err(Error::new(
                 ErrorKind::UndefinedColumn,
