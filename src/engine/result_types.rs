@@ -272,6 +272,13 @@ fn expr_source(e: &Expr, input: &LogicalPlan, sources: &[Option<Source>]) -> Opt
                 .and_then(|n| n.parse().ok())
                 .map(Source::Param)
         }
+        // `a || b` on jsonb (see `jsonb_operands`).
+        Expr::BinaryExpr(b) if b.op == datafusion::logical_expr::Operator::StringConcat => {
+            let jsonb = |x: &Expr| matches!(expr_source(x, input, sources), Some(Source::Type(t)) if t.name == "jsonb");
+            let (l, r) = (&*b.left, &*b.right);
+            ((jsonb(l) && (jsonb(r) || untyped_text(r))) || (jsonb(r) && untyped_text(l)))
+                .then(|| Source::Type(PgType::simple("jsonb")))
+        }
         Expr::ScalarFunction(f) => {
             let name = f.func.name();
             if let Some(t) = TextType::of_function(name) {
@@ -328,6 +335,90 @@ impl JsonArguments {
     }
 }
 
+/// `a || b` (jsonb when a side is), or `a - b` planned as `jsonb_delete`
+/// (which needs a jsonb on the left).
+fn jsonb_operator(e: &Expr) -> bool {
+    use datafusion::logical_expr::Operator;
+    match e {
+        Expr::BinaryExpr(b) => b.op == Operator::StringConcat,
+        Expr::ScalarFunction(f) => f.func.name() == crate::types::jsonb_edit::DELETE,
+        _ => false,
+    }
+}
+
+/// Whether `e` is text written without a type (a string literal, maybe
+/// cast to text by coercion), which PostgreSQL reads as the other side's type.
+fn untyped_text(e: &Expr) -> bool {
+    use datafusion::common::ScalarValue;
+    match e {
+        Expr::Literal(
+            ScalarValue::Utf8(_) | ScalarValue::Utf8View(_) | ScalarValue::LargeUtf8(_),
+            _,
+        ) => true,
+        Expr::Cast(c) => untyped_text(&c.expr),
+        _ => false,
+    }
+}
+
+/// `a || b` with a jsonb side and the other jsonb or untyped becomes
+/// `jsonb_concat(a, b)`; `jsonb_delete` of a value known not to be jsonb
+/// is PostgreSQL's 42883 (there is no `-` on text or json).
+fn jsonb_operands(
+    e: Expr,
+    input: &LogicalPlan,
+    sources: &[Option<Source>],
+) -> datafusion::error::Result<datafusion::common::tree_node::Transformed<Expr>> {
+    use datafusion::common::tree_node::Transformed;
+    use datafusion::logical_expr::ExprSchemable;
+    let type_of = |x: &Expr| match expr_source(x, input, sources) {
+        Some(Source::Type(t)) => Some(t.name),
+        _ => None,
+    };
+    match e {
+        Expr::BinaryExpr(b) => {
+            let concat = Expr::BinaryExpr(b.clone());
+            if matches!(expr_source(&concat, input, sources), Some(Source::Type(t)) if t.name == "jsonb")
+            {
+                let f = crate::types::jsonb_edit::udf(crate::types::jsonb_edit::CONCAT);
+                return Ok(Transformed::yes(Expr::ScalarFunction(
+                    datafusion::logical_expr::expr::ScalarFunction::new_udf(
+                        Arc::new(f),
+                        vec![*b.left, *b.right],
+                    ),
+                )));
+            }
+            Ok(Transformed::no(Expr::BinaryExpr(b)))
+        }
+        Expr::ScalarFunction(f) => {
+            if let Some(left) = f.args.first().and_then(type_of)
+                && left != "jsonb"
+            {
+                let right = f.args.get(1).map_or("unknown".to_string(), |r| {
+                    if untyped_text(r) {
+                        return "unknown".to_string();
+                    }
+                    type_of(r).unwrap_or_else(|| {
+                        r.get_type(input.schema())
+                            .map(|t| PgType::from_arrow(&t).name)
+                            .unwrap_or_else(|_| "unknown".into())
+                    })
+                });
+                return Err(crate::error::Error::new(
+                    crate::error::ErrorKind::UndefinedFunction,
+                    format!("operator does not exist: {left} - {right}"),
+                )
+                .with_hint(
+                    "No operator matches the given name and argument types. \
+                     You might need to add explicit type casts.",
+                )
+                .into());
+            }
+            Ok(Transformed::no(Expr::ScalarFunction(f)))
+        }
+        other => Ok(Transformed::no(other)),
+    }
+}
+
 fn json_consumer(e: &Expr) -> Option<fn(usize) -> bool> {
     match e {
         Expr::ScalarFunction(f) => crate::types::json_fns::json_arguments(f.func.name()),
@@ -358,7 +449,7 @@ impl datafusion::optimizer::AnalyzerRule for JsonArguments {
         };
         plan.transform_up_with_subqueries(|node| {
             let wanted = node.expressions().iter().any(|e| {
-                e.exists(|x| Ok(json_consumer(x).is_some()))
+                e.exists(|x| Ok(json_consumer(x).is_some() || jsonb_operator(x)))
                     .unwrap_or(false)
             });
             let inputs = node.inputs();
@@ -371,6 +462,9 @@ impl datafusion::optimizer::AnalyzerRule for JsonArguments {
             node.map_expressions(|e| {
                 let saved = names.save(&e);
                 let marked = e.transform_up(|x| {
+                    if jsonb_operator(&x) {
+                        return jsonb_operands(x, &input, &sources);
+                    }
                     let Some(which) = json_consumer(&x) else {
                         return Ok(Transformed::no(x));
                     };

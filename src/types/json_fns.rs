@@ -239,6 +239,9 @@ pub fn json_list_result(name: &str) -> Option<bool> {
 
 /// Functions whose result is a JSON document (and whether jsonb).
 pub fn json_result(name: &str) -> Option<bool> {
+    if super::jsonb_edit::gives_jsonb(name) {
+        return Some(true);
+    }
     match name {
         "to_jsonb"
         | "jsonb_build_array"

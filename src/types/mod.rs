@@ -12,6 +12,7 @@ pub mod integers;
 pub mod json;
 pub mod json_fns;
 pub mod jsonb;
+pub mod jsonb_edit;
 pub mod like;
 pub mod numeric;
 pub mod output;

@@ -329,12 +329,48 @@ impl ExprPlanner for JsonOperators {
             BinaryOperator::LongArrow => JsonOp::GetText,
             BinaryOperator::HashArrow => JsonOp::Path,
             BinaryOperator::HashLongArrow => JsonOp::PathText,
+            BinaryOperator::HashMinus => {
+                return Ok(PlannerResult::Planned(Expr::ScalarFunction(
+                    ScalarFunction::new_udf(
+                        Arc::new(super::jsonb_edit::udf(super::jsonb_edit::DELETE_PATH)),
+                        vec![expr.left, expr.right],
+                    ),
+                )));
+            }
+            BinaryOperator::Minus if jsonb_minus(&expr, schema) => {
+                return Ok(PlannerResult::Planned(Expr::ScalarFunction(
+                    ScalarFunction::new_udf(
+                        Arc::new(super::jsonb_edit::udf(super::jsonb_edit::DELETE)),
+                        vec![expr.left, expr.right],
+                    ),
+                )));
+            }
             _ => return Ok(self.plan_test(expr, schema)),
         };
         Ok(PlannerResult::Planned(Expr::ScalarFunction(
             ScalarFunction::new_udf(Arc::new(op.udf()), vec![expr.left, expr.right]),
         )))
     }
+}
+
+/// Whether `a - b` can only mean jsonb's `-`: text on the left that is not
+/// a bare literal (`'5' - 1` is integer arithmetic), and a key, an index or
+/// a list of keys on the right. PostgreSQL has no `-` on text or json; the
+/// analyzer that knows declared types refuses those.
+fn jsonb_minus(expr: &RawBinaryExpr, schema: &DFSchema) -> bool {
+    use datafusion::logical_expr::ExprSchemable;
+    let text =
+        |t: &DataType| matches!(t, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8);
+    if matches!(expr.left, Expr::Literal(..)) {
+        return false;
+    }
+    let (Ok(left), Ok(right)) = (expr.left.get_type(schema), expr.right.get_type(schema)) else {
+        return false;
+    };
+    text(&left)
+        && (text(&right)
+            || right.is_integer()
+            || matches!(&right, DataType::List(f) if text(f.data_type())))
 }
 
 impl JsonOperators {
@@ -444,6 +480,7 @@ pub fn register(ctx: &datafusion::prelude::SessionContext) {
         ctx.register_udf(op.udf());
     }
     super::json_fns::register(ctx);
+    super::jsonb_edit::register(ctx);
     ctx.register_udf(super::numeric::udf());
     let uuid = datafusion::functions::string::uuid();
     ctx.register_udf(uuid.as_ref().clone().with_aliases(["gen_random_uuid"]));

@@ -30,6 +30,9 @@ fn unqualify(e: DfExpr) -> Result<DfExpr> {
 
 /// Plan `SELECT exprs FROM target WHERE pred` and pull out the DataFusion
 /// expressions, unqualified, for delta-rs' builders.
+/// The analyzer rule that knows json and jsonb values (engine::result_types).
+const JSON_ARGUMENTS: &str = "sluice_json_arguments";
+
 pub(super) async fn plan_exprs(
     wc: &WriteContext,
     target: &Target,
@@ -41,11 +44,22 @@ pub(super) async fn plan_exprs(
     } else {
         exprs.join(", ")
     };
-    let plan = wc
-        .ctx
-        .state()
+    let state = wc.ctx.state();
+    let mut plan = state
         .create_logical_plan(&target.select_sql(&list, pred))
         .await?;
+    // delta-rs plans these expressions again over a scan of its own, where
+    // the declared types of the columns cannot be traced: jsonb's `||` and
+    // the documents passed to JSON builders are settled here, on the plan
+    // that reads the catalog's table.
+    if let Some(rule) = state
+        .analyzer()
+        .rules
+        .iter()
+        .find(|r| r.name() == JSON_ARGUMENTS)
+    {
+        plan = rule.analyze(plan, state.config_options())?;
+    }
     let mut projections = Vec::new();
     let mut filter = None;
     let mut node = &plan;
