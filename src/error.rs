@@ -350,8 +350,15 @@ fn classify_arrow(e: &datafusion::arrow::error::ArrowError) -> Error {
 /// A value that does not parse as its target type: 22007 for dates and
 /// times, 22P02 otherwise, as PostgreSQL reports them.
 fn cast_error(m: &str) -> Error {
-    let text = clean_cast(m);
-    let kind = if text.contains("type date") || text.contains("type timestamp") {
+    let mut text = clean_cast(m);
+    // Arrow's interval parser capitalises PostgreSQL's words.
+    if let Some(rest) = text.strip_prefix("Invalid input syntax for type") {
+        text = format!("invalid input syntax for type{rest}");
+    }
+    let kind = if text.contains("type date")
+        || text.contains("type timestamp")
+        || text.contains("type interval")
+    {
         ErrorKind::InvalidDatetime
     } else {
         ErrorKind::InvalidText

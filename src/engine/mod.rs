@@ -1249,9 +1249,19 @@ impl Session {
 
     /// Prepare a statement for the extended protocol: infer parameter types
     /// and the result columns without running it.
-    pub async fn prepare(&mut self, sql: &str) -> Result<Option<Prepared>> {
+    ///
+    /// `declared` names the types the client gave its parameters (by
+    /// position, `None` where it left one to the server).
+    pub async fn prepare(
+        &mut self,
+        sql: &str,
+        declared: &[Option<&str>],
+    ) -> Result<Option<Prepared>> {
         self.engine.catalog.refresh().await?;
         let mut stmts = self.parse(sql)?;
+        if let Some(Stmt::Sql(s)) = stmts.first_mut() {
+            frontend::compat::declared_parameters(s, declared);
+        }
         if stmts.is_empty() {
             return Ok(None);
         }

@@ -140,6 +140,48 @@ pub fn rewrite(stmt: &mut Statement, text: Option<&str>) {
     *stmt = s;
 }
 
+/// A parameter the client declared as a date, time, timestamp or
+/// interval has that type, as in PostgreSQL, whatever the expression
+/// around it suggests: `now() - $1` with an interval `$1` is a timestamp
+/// (the planner, left alone, reads `$1` as a timestamp and the difference
+/// as a duration). Other declared types agree with what the planner infers
+/// or are converted when the value is bound.
+pub fn declared_parameters(stmt: &mut Statement, declared: &[Option<&str>]) {
+    use crate::visit::visit_expressions_mut;
+    use datafusion::sql::sqlparser::ast::{CastKind, DataType, Expr, TimezoneInfo, Value};
+    let ty = |name: &str| match name {
+        "interval" => Some(DataType::Interval {
+            fields: None,
+            precision: None,
+        }),
+        "date" => Some(DataType::Date),
+        "time" => Some(DataType::Time(None, TimezoneInfo::None)),
+        "timestamp" => Some(DataType::Timestamp(None, TimezoneInfo::None)),
+        "timestamptz" => Some(DataType::Timestamp(None, TimezoneInfo::WithTimeZone)),
+        _ => None,
+    };
+    if !declared.iter().flatten().any(|n| ty(n).is_some()) {
+        return;
+    }
+    let _ = visit_expressions_mut(stmt, |e: &mut Expr| {
+        if let Expr::Value(v) = e
+            && let Value::Placeholder(p) = &v.value
+            && let Ok(n) = p.trim_start_matches('$').parse::<usize>()
+            && let Some(Some(name)) = n.checked_sub(1).and_then(|i| declared.get(i))
+            && let Some(data_type) = ty(name)
+        {
+            *e = Expr::Cast {
+                kind: CastKind::Cast,
+                expr: Box::new(e.clone()),
+                data_type,
+                array: false,
+                format: None,
+            };
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
 /// `regclass` or `pg_catalog.regclass`.
 fn is_regclass(t: &datafusion::sql::sqlparser::ast::DataType) -> bool {
     use datafusion::sql::sqlparser::ast::DataType;
@@ -226,6 +268,18 @@ pub fn typed_casts<N: datafusion::sql::sqlparser::ast::VisitMut>(node: &mut N) {
     use crate::visit::visit_expressions_mut;
     use datafusion::sql::sqlparser::ast::{DataType, ExactNumberInfo, Expr, Value};
     let _ = visit_expressions_mut(node, |e: &mut Expr| {
+        // `INTERVAL '1 day 03:04:05'`: PostgreSQL's forms, in the one
+        // Arrow's parser reads exactly.
+        if let Expr::Interval(iv) = e
+            && iv.leading_field.is_none()
+            && iv.last_field.is_none()
+            && let Expr::Value(v) = iv.value.as_mut()
+            && let Value::SingleQuotedString(text) = &mut v.value
+            && let Some(canonical) = crate::types::interval::canonical(text)
+        {
+            *text = canonical;
+            return ControlFlow::Continue(());
+        }
         if let Expr::Cast {
             expr, data_type, ..
         } = e

@@ -682,8 +682,10 @@ impl QueryParser for Parser {
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
+        let declared: Vec<Option<&str>> =
+            types.iter().map(|t| t.as_ref().map(|t| t.name())).collect();
         let mut session = self.session.lock().await;
-        match session.prepare(sql).await {
+        match session.prepare(sql, &declared).await {
             Ok(p) => Ok(p.map(|p| PreparedStatement(Some(p), Arc::from(sql), Arc::from(types)))),
             Err(e) => Err(to_pgwire(&e)),
         }

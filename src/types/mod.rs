@@ -9,6 +9,7 @@ pub mod checked;
 pub mod datetime;
 pub mod ident;
 pub mod integers;
+pub mod interval;
 pub mod json;
 pub mod json_fns;
 pub mod jsonb;

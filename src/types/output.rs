@@ -94,7 +94,16 @@ pub fn decimal_text(v: i128, scale: i8, out: &mut String) {
     if v < 0 {
         out.push('-');
     }
-    let scale = scale.max(0) as usize;
+    if scale < 0 {
+        // A negative scale (an exponent literal: `1e15` is 1 with scale
+        // -15) is an integer with that many zeros more.
+        out.push_str(digits);
+        if v != 0 {
+            out.extend(std::iter::repeat_n('0', scale.unsigned_abs() as usize));
+        }
+        return;
+    }
+    let scale = scale as usize;
     if scale == 0 {
         out.push_str(digits);
     } else if digits.len() > scale {
@@ -142,7 +151,10 @@ pub fn numeric_binary(arr: &ArrayRef) -> Option<ArrayRef> {
 /// PostgreSQL's binary `numeric` of a Decimal128 value of `scale`.
 fn numeric_bytes(v: i128, scale: i8) -> Vec<u8> {
     let dscale = scale.max(0) as usize;
-    let digits = v.unsigned_abs().to_string();
+    let mut digits = v.unsigned_abs().to_string();
+    if scale < 0 && v != 0 {
+        digits.extend(std::iter::repeat_n('0', scale.unsigned_abs() as usize));
+    }
     // Integer and fraction digits, each padded to whole groups of four
     // away from the decimal point.
     let (int, frac) = if digits.len() > dscale {
@@ -437,6 +449,20 @@ mod tests {
             text.as_string::<i32>().value(0),
             r#"{"x y",z,"","a\"b","null",NULL}"#
         );
+    }
+
+    #[test]
+    fn negative_scales_are_integers() {
+        let text = |v, scale| {
+            let mut s = String::new();
+            decimal_text(v, scale, &mut s);
+            s
+        };
+        assert_eq!(text(1, -15), "1000000000000000");
+        assert_eq!(text(-15, -2), "-1500");
+        assert_eq!(text(0, -3), "0");
+        // 1500 as base-10000 digits: weight 0, one group.
+        assert_eq!(numeric_bytes(15, -2)[..4], [0, 1, 0, 0]);
     }
 
     #[test]

@@ -347,6 +347,82 @@ fn format_datetime(dt: NaiveDateTime, offset: Option<i32>, template: &[Piece]) -
     out
 }
 
+/// `to_char(interval)`: PostgreSQL's fields of an interval (years and
+/// months of its months, its days, and hours that may pass 23); fields
+/// that name a calendar date (month and day names, weeks) print nothing.
+/// A negative field keeps its sign inside the width (`-02`, or `-1` for
+/// `DD`), as PostgreSQL's printf does.
+fn format_interval(months: i32, days: i32, nanos: i64, template: &[Piece]) -> String {
+    let micros = nanos / 1000;
+    let (hour, rest) = (micros / 3_600_000_000, micros % 3_600_000_000);
+    let (minute, rest) = (rest / 60_000_000, rest % 60_000_000);
+    let (second, fraction) = (rest / 1_000_000, rest % 1_000_000);
+    let (year, month) = (i64::from(months / 12), i64::from(months % 12));
+    let mut out = String::new();
+    for p in template {
+        let (name, fm, th) = match p {
+            Piece::Text(t) => {
+                out.push_str(t);
+                continue;
+            }
+            Piece::Field { name, fm, th } => (*name, *fm, *th),
+        };
+        let num = |v: i64, width: usize| -> String {
+            let s = if fm {
+                v.to_string()
+            } else {
+                format!("{v:0width$}")
+            };
+            match th {
+                Some(lower) => format!("{s}{}", ordinal(v, lower)),
+                None => s,
+            }
+        };
+        // Hours, minutes and seconds widen by their sign.
+        let time = |v: i64| num(v, if v < 0 { 3 } else { 2 });
+        let s = match name.to_ascii_uppercase().as_str() {
+            "HH24" => time(hour),
+            "HH12" | "HH" => time(match hour % 12 {
+                0 => 12,
+                h => h,
+            }),
+            "MI" => time(minute),
+            "SS" => time(second),
+            "SSSS" | "SSSSS" => num(hour * 3600 + minute * 60 + second, 0),
+            "MS" => num(fraction / 1000, 3),
+            "US" => num(fraction, 6),
+            f if f.starts_with("FF") => {
+                let digits: u32 = f[2..].parse().unwrap_or(6);
+                num(fraction / 10i64.pow(6 - digits.min(6)), digits as usize)
+            }
+            "AM" | "PM" | "A.M." | "P.M." => {
+                let pm = hour.rem_euclid(24) >= 12;
+                let s = match (name.contains('.'), pm) {
+                    (false, false) => "AM",
+                    (false, true) => "PM",
+                    (true, false) => "A.M.",
+                    (true, true) => "P.M.",
+                };
+                if name.chars().any(|c| c.is_ascii_lowercase()) {
+                    s.to_ascii_lowercase()
+                } else {
+                    s.to_string()
+                }
+            }
+            "YYYY" => num(year, 4),
+            "YYY" => num(year % 1000, 3),
+            "YY" => num(year % 100, 2),
+            "Y" => num(year % 10, 1),
+            "MM" => num(month, 2),
+            "DD" => num(i64::from(days), 2),
+            "DDD" => num(0, 3),
+            _ => String::new(),
+        };
+        out.push_str(&s);
+    }
+    out
+}
+
 /// `text` read as `template` says, as `to_date` / `to_timestamp` do:
 /// fields not in the template are the first of January, midnight.
 #[cfg(test)]
@@ -742,6 +818,7 @@ impl ScalarUDFImpl for ToChar {
                 DataType::Date32
                 | DataType::Date64
                 | DataType::Timestamp(..)
+                | DataType::Interval(_)
                 | DataType::Null
                 | DataType::Utf8
                 | DataType::Utf8View
@@ -790,6 +867,26 @@ impl ScalarUDFImpl for ToChar {
                         out.append_null();
                     } else {
                         out.append_value(format_number(text.value(i), &pieces, fm));
+                    }
+                }
+            }
+            DataType::Interval(_) => {
+                let pieces = pieces(&template);
+                let spans = datafusion::arrow::compute::cast(
+                    &input,
+                    &DataType::Interval(datafusion::arrow::datatypes::IntervalUnit::MonthDayNano),
+                )?;
+                let spans =
+                    spans.as_primitive::<datafusion::arrow::datatypes::IntervalMonthDayNanoType>();
+                for v in spans.iter() {
+                    match v {
+                        Some(v) => out.append_value(format_interval(
+                            v.months,
+                            v.days,
+                            v.nanoseconds,
+                            &pieces,
+                        )),
+                        None => out.append_null(),
                     }
                 }
             }
@@ -975,6 +1072,26 @@ mod tests {
         assert_eq!(char_of(t, "MS US"), "500 500000");
         assert_eq!(char_of(t, "\"Q\"Q YYYY\"-W\"IW"), "Q1 2024-W10");
         assert_eq!(char_of(t, "DDD J"), "065 2460375");
+    }
+
+    #[test]
+    fn interval_templates() {
+        let span = |m, d, micros: i64, t| format_interval(m, d, micros * 1000, &pieces(t));
+        let time = (27 * 3600 + 4 * 60 + 5) * 1_000_000 + 678_000;
+        assert_eq!(
+            span(14, 3, time, "YYYY MM DD HH24 HH12 HH MI SS MS US SSSS AM"),
+            "0001 02 03 27 03 03 04 05 678 678000 97445 AM"
+        );
+        assert_eq!(
+            span(0, -1, -(2 * 3600 + 30 * 60) * 1_000_000, "DD HH24:MI:SS"),
+            "-1 -02:-30:00"
+        );
+        assert_eq!(span(0, 0, 0, "HH12"), "12");
+        assert_eq!(
+            span(0, 0, 30 * 3_600_000_000, "HH24 FMHH24 DDD"),
+            "30 30 000"
+        );
+        assert_eq!(span(0, 0, 15 * 3_600_000_000, "HH12 PM"), "03 PM");
     }
 
     #[test]

@@ -429,6 +429,7 @@ impl AnalyzerRule for TextInputCasts {
         let timestamp_text = Arc::new(ScalarUDF::new_from_impl(TimestampText {
             signature: Signature::any(1, Volatility::Immutable),
         }));
+        let interval_in = Arc::new(super::interval::udf());
         plan.transform_up_with_subqueries(|node| {
             let schema: DFSchema = match node.inputs().as_slice() {
                 [one] => one.schema().as_ref().clone(),
@@ -479,6 +480,19 @@ impl AnalyzerRule for TextInputCasts {
                         {
                             let text = timestamp_text.call(vec![(*c.expr).clone()]);
                             Ok(Transformed::yes(cast(text, c.field.data_type().clone())))
+                        }
+                        DataType::Interval(unit)
+                            if c.expr.get_type(&schema).is_ok_and(|t| is_text(&t)) =>
+                        {
+                            let read = interval_in.call(vec![(*c.expr).clone()]);
+                            Ok(Transformed::yes(
+                                if *unit == datafusion::arrow::datatypes::IntervalUnit::MonthDayNano
+                                {
+                                    read
+                                } else {
+                                    cast(read, c.field.data_type().clone())
+                                },
+                            ))
                         }
                         DataType::Binary if c.expr.get_type(&schema).is_ok_and(|t| is_text(&t)) => {
                             Ok(Transformed::yes(bytea.call(vec![(*c.expr).clone()])))

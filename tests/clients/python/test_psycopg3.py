@@ -135,6 +135,16 @@ def test_datetime_parameters(target):
         assert rows == [(base.replace(tzinfo=UTC),), (base.replace(tzinfo=UTC),)]
         d = conn.execute("SELECT count(*) FROM events WHERE ts::date = %s", (dt.date(2026, 11, 1),)).fetchone()
         assert d == (6,)
+        # a timedelta is an interval, also beside a timestamp it is subtracted from
+        span = dt.timedelta(days=1, hours=3, minutes=4, seconds=5)
+        assert conn.execute("SELECT %s::interval", (span,)).fetchone() == (span,)
+        ids = conn.execute(
+            "SELECT id FROM events WHERE ts > %s - %s ORDER BY id",
+            (base + dt.timedelta(hours=5), dt.timedelta(hours=2)),
+        ).fetchall()
+        assert ids == [(4,), (5,)]
+        row = conn.execute("SELECT %s + %s, now() - %s < now()", (base, span, span)).fetchone()
+        assert row == (base + span, True)
 
 
 def test_scalar_parameters(target):

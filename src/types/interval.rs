@@ -1,0 +1,383 @@
+//! PostgreSQL's `interval` input, which Arrow's parser only partly reads:
+//! a time field (`1 day 03:04:05`, `-01:30`), units and their
+//! abbreviations (`2 h 3 m`, `1 mon`, `100 ms`), fractions that carry down
+//! (`1.5 years` is 1 year 6 mons, `1.5 days` 1 day 12:00:00), `ago`, the
+//! `@` of the verbose style, a year-month field (`1-2`), a bare number of
+//! seconds, and ISO 8601 (`P1Y2M3DT4H5M6.5S`). Values keep microseconds,
+//! as PostgreSQL does.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, IntervalMonthDayNanoBuilder};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, IntervalMonthDayNano, IntervalUnit};
+use datafusion::common::ScalarValue;
+use datafusion::error::Result as DfResult;
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+
+use crate::error::{Error, ErrorKind};
+
+const MICROS_PER_SECOND: f64 = 1e6;
+const MICROS_PER_DAY: f64 = 86_400.0 * MICROS_PER_SECOND;
+
+/// An interval being read: months, days and microseconds, each with
+/// fractions carried down as PostgreSQL does (a month is 30 days, a day 24
+/// hours).
+#[derive(Default)]
+struct Parts {
+    months: f64,
+    days: f64,
+    micros: f64,
+}
+
+impl Parts {
+    fn add_months(&mut self, m: f64) {
+        let whole = m.trunc();
+        self.months += whole;
+        self.add_days((m - whole) * 30.0);
+    }
+    fn add_days(&mut self, d: f64) {
+        let whole = d.trunc();
+        self.days += whole;
+        self.micros += (d - whole) * MICROS_PER_DAY;
+    }
+    fn add(&mut self, unit: Unit, n: f64) {
+        match unit {
+            Unit::Micros(per) => self.micros += n * per,
+            Unit::Days(per) => self.add_days(n * per),
+            Unit::Months(per) => self.add_months(n * per),
+        }
+    }
+    fn finish(self, negate: bool) -> Option<IntervalMonthDayNano> {
+        let sign = if negate { -1.0 } else { 1.0 };
+        let months = (self.months * sign).round();
+        let days = (self.days * sign).round();
+        let micros = (self.micros * sign).round();
+        let fits32 = |v: f64| (i32::MIN as f64..=i32::MAX as f64).contains(&v);
+        if !fits32(months) || !fits32(days) || micros.abs() > (i64::MAX / 1000) as f64 {
+            return None;
+        }
+        Some(IntervalMonthDayNano::new(
+            months as i32,
+            days as i32,
+            micros as i64 * 1000,
+        ))
+    }
+}
+
+/// What one of a unit counts.
+#[derive(Clone, Copy)]
+enum Unit {
+    Micros(f64),
+    Days(f64),
+    Months(f64),
+}
+
+fn unit(word: &str) -> Option<Unit> {
+    Some(match word {
+        "microsecond" | "microseconds" | "us" | "usec" | "usecs" | "useconds" => Unit::Micros(1.0),
+        "millisecond" | "milliseconds" | "ms" | "msec" | "msecs" | "mseconds" => {
+            Unit::Micros(1000.0)
+        }
+        "second" | "seconds" | "s" | "sec" | "secs" => Unit::Micros(MICROS_PER_SECOND),
+        "minute" | "minutes" | "m" | "min" | "mins" => Unit::Micros(60.0 * MICROS_PER_SECOND),
+        "hour" | "hours" | "h" | "hr" | "hrs" => Unit::Micros(3600.0 * MICROS_PER_SECOND),
+        "day" | "days" | "d" => Unit::Days(1.0),
+        "week" | "weeks" | "w" => Unit::Days(7.0),
+        "month" | "months" | "mon" | "mons" => Unit::Months(1.0),
+        "year" | "years" | "y" | "yr" | "yrs" => Unit::Months(12.0),
+        "decade" | "decades" => Unit::Months(120.0),
+        "century" | "centuries" | "c" => Unit::Months(1200.0),
+        "millennium" | "millennia" | "millenniums" => Unit::Months(12000.0),
+        _ => return None,
+    })
+}
+
+/// `[+-]h:m[:s[.f]]` as signed microseconds.
+fn time_field(t: &str) -> Option<f64> {
+    let (sign, body) = match t.as_bytes().first()? {
+        b'-' => (-1.0, &t[1..]),
+        b'+' => (1.0, &t[1..]),
+        _ => (1.0, t),
+    };
+    let parts: Vec<&str> = body.split(':').collect();
+    if !(2..=3).contains(&parts.len()) {
+        return None;
+    }
+    let whole = |s: &str| (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())).then_some(());
+    whole(parts[0])?;
+    whole(parts[1])?;
+    let hours: f64 = parts[0].parse().ok()?;
+    let minutes: f64 = parts[1].parse().ok()?;
+    let seconds: f64 = match parts.get(2) {
+        Some(s) => {
+            let (int, frac) = s.split_once('.').unwrap_or((s, "0"));
+            whole(int)?;
+            if !frac.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            s.parse().ok()?
+        }
+        None => 0.0,
+    };
+    Some(sign * ((hours * 60.0 + minutes) * 60.0 + seconds) * MICROS_PER_SECOND)
+}
+
+/// A signed decimal number.
+fn number(t: &str) -> Option<f64> {
+    let body = t.strip_prefix(['+', '-']).unwrap_or(t);
+    let ok = !body.is_empty()
+        && body.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && body.bytes().filter(|b| *b == b'.').count() <= 1
+        && body != ".";
+    ok.then(|| t.parse().ok()).flatten()
+}
+
+/// Split `1day` into `1` and `day`; other tokens stay whole.
+fn tokens(text: &str) -> Vec<String> {
+    let mut out = vec![];
+    for word in text.split_whitespace() {
+        let digits = word
+            .find(|c: char| c.is_ascii_alphabetic())
+            .filter(|&i| i > 0 && number(&word[..i]).is_some());
+        match digits {
+            Some(i) => {
+                out.push(word[..i].to_string());
+                out.push(word[i..].to_string());
+            }
+            None => out.push(word.to_string()),
+        }
+    }
+    out
+}
+
+/// ISO 8601's `P[nY][nM][nW][nD][T[nH][nM][nS]]`.
+fn iso(text: &str) -> Option<Parts> {
+    let body = text.strip_prefix('p')?;
+    let mut parts = Parts::default();
+    let mut in_time = false;
+    let mut num = String::new();
+    let mut any = false;
+    for c in body.chars() {
+        match c {
+            't' if !in_time && num.is_empty() => in_time = true,
+            '0'..='9' | '.' | '-' | '+' => num.push(c),
+            _ => {
+                let n = number(&num)?;
+                num.clear();
+                let u = match (c, in_time) {
+                    ('y', false) => Unit::Months(12.0),
+                    ('m', false) => Unit::Months(1.0),
+                    ('w', false) => Unit::Days(7.0),
+                    ('d', false) => Unit::Days(1.0),
+                    ('h', true) => Unit::Micros(3600.0 * MICROS_PER_SECOND),
+                    ('m', true) => Unit::Micros(60.0 * MICROS_PER_SECOND),
+                    ('s', true) => Unit::Micros(MICROS_PER_SECOND),
+                    _ => return None,
+                };
+                parts.add(u, n);
+                any = true;
+            }
+        }
+    }
+    (num.is_empty() && any).then_some(parts)
+}
+
+/// `text` read as PostgreSQL reads an interval (IntervalStyle `postgres`).
+pub fn parse(text: &str) -> Result<IntervalMonthDayNano, Error> {
+    let bad = || {
+        Error::new(
+            ErrorKind::InvalidDatetime,
+            format!("invalid input syntax for type interval: \"{text}\""),
+        )
+    };
+    let lower = text.trim().to_ascii_lowercase();
+    if lower.starts_with('p') {
+        let parts = iso(&lower).ok_or_else(bad)?;
+        return parts.finish(false).ok_or_else(|| out_of_range(text));
+    }
+    let lower = lower.strip_prefix('@').unwrap_or(&lower);
+    let toks = tokens(lower);
+    let mut parts = Parts::default();
+    let mut negate = false;
+    let mut any = false;
+    let mut i = 0;
+    while i < toks.len() {
+        let t = toks[i].as_str();
+        if t == "ago" && i + 1 == toks.len() && any {
+            negate = true;
+            i += 1;
+            continue;
+        }
+        if let Some(micros) = time_field(t) {
+            parts.micros += micros;
+            any = true;
+            i += 1;
+            continue;
+        }
+        if let Some((y, m)) = t.split_once('-').filter(|(y, _)| !y.is_empty())
+            && let (Some(y), Some(m)) = (number(y), number(m))
+        {
+            parts.add_months(y * 12.0 + m);
+            any = true;
+            i += 1;
+            continue;
+        }
+        let n = number(t).ok_or_else(bad)?;
+        let next = toks.get(i + 1).map(String::as_str);
+        match next.and_then(unit) {
+            Some(u) => {
+                parts.add(u, n);
+                i += 2;
+            }
+            // A number before a time field counts days (`1 02:03:04`).
+            None if next.is_some_and(|n| time_field(n).is_some()) => {
+                parts.add_days(n);
+                i += 1;
+            }
+            // A bare number counts seconds.
+            None if next.is_none() => {
+                parts.add(Unit::Micros(MICROS_PER_SECOND), n);
+                i += 1;
+            }
+            None => return Err(bad()),
+        }
+        any = true;
+    }
+    if !any {
+        return Err(bad());
+    }
+    parts.finish(negate).ok_or_else(|| out_of_range(text))
+}
+
+fn out_of_range(text: &str) -> Error {
+    Error::new(
+        ErrorKind::DatetimeOverflow,
+        format!("interval out of range: \"{text}\""),
+    )
+}
+
+/// `'...'::interval` of text that is not a literal: each value read by
+/// [`parse`].
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct IntervalIn {
+    signature: Signature,
+}
+
+/// The function casts of text to `interval` become.
+pub fn udf() -> ScalarUDF {
+    ScalarUDF::new_from_impl(IntervalIn {
+        signature: Signature::any(1, Volatility::Immutable),
+    })
+}
+
+impl ScalarUDFImpl for IntervalIn {
+    fn name(&self) -> &str {
+        "sluice_interval_in"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Interval(IntervalUnit::MonthDayNano))
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let n = args.number_rows;
+        let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
+        let input = cast(&args.args[0].to_array(n)?, &DataType::Utf8)?;
+        let texts = input.as_string::<i32>();
+        let mut out = IntervalMonthDayNanoBuilder::with_capacity(texts.len());
+        for v in texts.iter() {
+            match v {
+                Some(t) => out.append_value(parse(t)?),
+                None => out.append_null(),
+            }
+        }
+        let array: ArrayRef = Arc::new(out.finish());
+        Ok(if scalar {
+            ColumnarValue::Scalar(ScalarValue::try_from_array(&array, 0)?)
+        } else {
+            ColumnarValue::Array(array)
+        })
+    }
+}
+
+/// The text of an `INTERVAL '...'` literal in a form Arrow's parser reads
+/// exactly (`M months D days N nanoseconds`); `None` when PostgreSQL
+/// would not read it either, so that the planner reports it.
+pub fn canonical(text: &str) -> Option<String> {
+    let v = parse(text).ok()?;
+    Some(format!(
+        "{} months {} days {} nanoseconds",
+        v.months, v.days, v.nanoseconds
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(t: &str) -> (i32, i32, i64) {
+        let v = parse(t).unwrap_or_else(|e| panic!("{t}: {e}"));
+        (v.months, v.days, v.nanoseconds / 1000)
+    }
+
+    const H: i64 = 3_600_000_000;
+
+    #[test]
+    fn reads_what_postgresql_reads() {
+        assert_eq!(
+            p("1 day 03:04:05"),
+            (0, 1, 3 * H + 4 * 60_000_000 + 5_000_000)
+        );
+        assert_eq!(p("1day"), (0, 1, 0));
+        assert_eq!(p("5"), (0, 0, 5_000_000));
+        assert_eq!(p("1:2"), (0, 0, H + 2 * 60_000_000));
+        assert_eq!(p("1.5 years"), (18, 0, 0));
+        assert_eq!(p("1.5 months"), (1, 15, 0));
+        assert_eq!(p("1.5 weeks"), (0, 10, 12 * H));
+        assert_eq!(p("1.5 days"), (0, 1, 12 * H));
+        assert_eq!(p("-1 day 02:00"), (0, -1, 2 * H));
+        assert_eq!(p("-1 day -02:00"), (0, -1, -2 * H));
+        assert_eq!(p("1 day ago"), (0, -1, 0));
+        assert_eq!(p("@ 1 hour"), (0, 0, H));
+        assert_eq!(
+            p("P1Y2M3DT4H5M6.5S"),
+            (14, 3, 4 * H + 5 * 60_000_000 + 6_500_000)
+        );
+        assert_eq!(p("PT1.5H"), (0, 0, H + H / 2));
+        assert_eq!(p("1-2"), (14, 0, 0));
+        assert_eq!(p("1 02:03:04"), (0, 1, 2 * H + 3 * 60_000_000 + 4_000_000));
+        assert_eq!(p("10:00:00.123456789"), (0, 0, 10 * H + 123_457));
+        assert_eq!(p("2 h 3 m 4 s"), (0, 0, 2 * H + 3 * 60_000_000 + 4_000_000));
+        assert_eq!(p("1 mon"), (1, 0, 0));
+        assert_eq!(p("100 ms"), (0, 0, 100_000));
+        assert_eq!(p("3 millennia"), (36000, 0, 0));
+        assert_eq!(p("-01:30"), (0, 0, -(H + H / 2)));
+        assert_eq!(p("+3 days"), (0, 3, 0));
+        assert_eq!(p("1 year -2 months"), (10, 0, 0));
+        assert_eq!(
+            p("1 year 2 mons 3 days 04:05:06.5"),
+            (14, 3, 4 * H + 5 * 60_000_000 + 6_500_000)
+        );
+    }
+
+    #[test]
+    fn refuses_what_postgresql_refuses() {
+        for t in [
+            "abc",
+            "",
+            "1 fortnight",
+            "5 ago",
+            "P",
+            "Pxyz",
+            "1:2:3:4",
+            "ago",
+        ] {
+            let e = parse(t).expect_err(t);
+            assert_eq!(e.kind, ErrorKind::InvalidDatetime, "{t}");
+        }
+    }
+}
