@@ -406,6 +406,8 @@ fn edit(
     if level >= path.len() {
         return Ok(());
     }
+    // PostgreSQL checks the step for NULL on reaching any value, a scalar too.
+    step(path, level)?;
     let last = level + 1 == path.len();
     match &mut at.kind {
         Kind::Object(members) => {

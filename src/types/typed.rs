@@ -345,6 +345,16 @@ impl ExprPlanner for JsonOperators {
                     ),
                 )));
             }
+            BinaryOperator::Plus
+            | BinaryOperator::Minus
+            | BinaryOperator::Multiply
+            | BinaryOperator::Divide
+            | BinaryOperator::Modulo => {
+                return Ok(match literal_arithmetic(&expr, schema) {
+                    Some(e) => PlannerResult::Planned(e),
+                    None => PlannerResult::Original(expr),
+                });
+            }
             _ => return Ok(self.plan_test(expr, schema)),
         };
         Ok(PlannerResult::Planned(Expr::ScalarFunction(
@@ -371,6 +381,43 @@ fn jsonb_minus(expr: &RawBinaryExpr, schema: &DFSchema) -> bool {
         && (text(&right)
             || right.is_integer()
             || matches!(&right, DataType::List(f) if text(f.data_type())))
+}
+
+/// `'5' - 1`, `2 * '3'`: an untyped literal in arithmetic with a number
+/// is a number of the same type, as in PostgreSQL (where `'1.5' + 1` is
+/// 22P02 too).
+fn literal_arithmetic(expr: &RawBinaryExpr, schema: &DFSchema) -> Option<Expr> {
+    use datafusion::logical_expr::{ExprSchemable, Operator};
+    let op = match expr.op {
+        BinaryOperator::Plus => Operator::Plus,
+        BinaryOperator::Minus => Operator::Minus,
+        BinaryOperator::Multiply => Operator::Multiply,
+        BinaryOperator::Divide => Operator::Divide,
+        BinaryOperator::Modulo => Operator::Modulo,
+        _ => return None,
+    };
+    let typed = |text: &Expr, other: &Expr| -> Option<Expr> {
+        let Expr::Literal(ScalarValue::Utf8(Some(_)), _) = text else {
+            return None;
+        };
+        let t = other.get_type(schema).ok()?;
+        t.is_numeric().then(|| {
+            Expr::Cast(datafusion::logical_expr::Cast::new(
+                Box::new(text.clone()),
+                t,
+            ))
+        })
+    };
+    let (left, right) = if let Some(l) = typed(&expr.left, &expr.right) {
+        (l, expr.right.clone())
+    } else {
+        (expr.left.clone(), typed(&expr.right, &expr.left)?)
+    };
+    Some(Expr::BinaryExpr(datafusion::logical_expr::BinaryExpr::new(
+        Box::new(left),
+        op,
+        Box::new(right),
+    )))
 }
 
 impl JsonOperators {
