@@ -335,13 +335,18 @@ impl JsonArguments {
     }
 }
 
-/// `a || b` (jsonb when a side is), or `a - b` planned as `jsonb_delete`
-/// (which needs a jsonb on the left).
+/// `a || b` (jsonb when a side is), `a - b` planned as `jsonb_delete`
+/// (which needs a jsonb on the left), or `pg_typeof(x)` (which names x's
+/// declared type where Arrow's says less: `jsonb`, `uuid`, `character
+/// varying`).
 fn jsonb_operator(e: &Expr) -> bool {
     use datafusion::logical_expr::Operator;
     match e {
         Expr::BinaryExpr(b) => b.op == Operator::StringConcat,
-        Expr::ScalarFunction(f) => f.func.name() == crate::types::jsonb_edit::DELETE,
+        Expr::ScalarFunction(f) => matches!(
+            f.func.name(),
+            crate::types::jsonb_edit::DELETE | "pg_typeof"
+        ),
         _ => false,
     }
 }
@@ -388,6 +393,20 @@ fn jsonb_operands(
                 )));
             }
             Ok(Transformed::no(Expr::BinaryExpr(b)))
+        }
+        Expr::ScalarFunction(f) if f.func.name() == "pg_typeof" => {
+            // Only where the declared type says more than the stored one:
+            // text-stored types and the character types.
+            let declared = f.args.first().and_then(type_of).filter(|t| {
+                TextType::of(t).is_some() || t == "character varying" || t == "character"
+            });
+            Ok(match declared {
+                Some(t) => Transformed::yes(Expr::Literal(
+                    datafusion::common::ScalarValue::Utf8(Some(t)),
+                    None,
+                )),
+                None => Transformed::no(Expr::ScalarFunction(f)),
+            })
         }
         Expr::ScalarFunction(f) => {
             if let Some(left) = f.args.first().and_then(type_of)
