@@ -397,10 +397,17 @@ fn literal_arithmetic(expr: &RawBinaryExpr, schema: &DFSchema) -> Option<Expr> {
         _ => return None,
     };
     let typed = |text: &Expr, other: &Expr| -> Option<Expr> {
-        let Expr::Literal(ScalarValue::Utf8(Some(_)), _) = text else {
+        let Expr::Literal(ScalarValue::Utf8(Some(s)), _) = text else {
             return None;
         };
-        let t = other.get_type(schema).ok()?;
+        let t = match other.get_type(schema).ok()? {
+            // A numeric literal keeps its own digits (`1.5 * '2'` is 3.0).
+            DataType::Decimal128(p, sc) => super::numeric::literal_digits(s)
+                .map_or(DataType::Decimal128(p, sc), |(p, sc)| {
+                    DataType::Decimal128(p, sc)
+                }),
+            t => t,
+        };
         t.is_numeric().then(|| {
             Expr::Cast(datafusion::logical_expr::Cast::new(
                 Box::new(text.clone()),

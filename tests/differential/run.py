@@ -280,6 +280,8 @@ class Runner:
         self.pg_reject_examples: dict[str, str] = {}
         self.unknown_mismatches = 0
         self.xx000 = 0
+        # An internal error is a finding whatever the oracle: (sql, message).
+        self.xx000_examples: list[tuple[str, str]] = []
         self.query_time = 0.0
         self.reduce_time = 0.0
         self.reduced_per_group = Counter()
@@ -317,6 +319,7 @@ class Runner:
         pg, sl = self.run_both(sql)
         if not sl.ok and sl.sqlstate == "XX000":
             self.xx000 += 1
+            self.xx000_examples.append((sql, sl.message))
         v = self.crash_verdict(pg, sl, classify(pg, sl, is_ordered(q)))
         if not pg.ok:
             self.pg_rejects[pg.sqlstate] += 1
@@ -386,6 +389,13 @@ class Runner:
         status, detail = oracles.check(case, self._sl_run)
         if status == "error" and detail["sqlstate"] == "XX000":
             self.xx000 += 1
+            failed = next(
+                (q for q, o in zip(case.queries(), detail["outcomes"]) if not o.ok),
+                case.sql(),
+            )
+            self.xx000_examples.append((failed, detail["message"]))
+            print(f"[XX000] seed={seed} #{index} {which}: {detail['message']}\n    {failed}",
+                  flush=True)
         if status == "error":
             if detail["sqlstate"] in ("CRASH", "LOST"):
                 v = Verdict("crash", {})
@@ -509,6 +519,9 @@ class Runner:
                                       key=lambda kv: KIND_ORDER.index(kv[0]) if kv[0] in KIND_ORDER else 99)),
             "unknown_mismatches": self.unknown_mismatches,
             "xx000_errors": self.xx000,
+            "xx000_examples": [
+                {"sql": q, "message": m} for q, m in self.xx000_examples[:10]
+            ],
             "pg_rejected": dict(self.pg_rejects.most_common()),
             "pg_rejected_examples": self.pg_reject_examples,
             "seconds": round(self.elapsed, 1),
