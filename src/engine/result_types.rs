@@ -479,7 +479,7 @@ impl datafusion::optimizer::AnalyzerRule for JsonArguments {
             let sources = walk(&input, &mut tables);
             let names = NamePreserver::new(&node);
             node.map_expressions(|e| {
-                let saved = names.save(&e);
+                let saved = crate::types::save_name(&names, &e);
                 let marked = e.transform_up(|x| {
                     if jsonb_operator(&x) {
                         return jsonb_operands(x, &input, &sources);
@@ -513,7 +513,7 @@ impl datafusion::optimizer::AnalyzerRule for JsonArguments {
                         changed,
                     ))
                 })?;
-                Ok(marked.update_data(|e| saved.restore(e)))
+                Ok(marked.update_data(|e| crate::types::keep_name(saved, e)))
             })
         })
         .map(|t| t.data)

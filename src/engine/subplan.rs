@@ -48,14 +48,14 @@ impl OptimizerRule for CorrelatedSubplans {
             // schema must not change.
             let names = NamePreserver::new(&node);
             node.map_expressions(|e| {
-                let saved = names.save(&e);
+                let saved = crate::types::save_name(&names, &e);
                 let rewritten = e.transform_up(|x| match x {
                     Expr::ScalarSubquery(sq) if !sq.outer_ref_columns.is_empty() => {
                         Ok(Transformed::yes(subplan_call(sq)?))
                     }
                     other => Ok(Transformed::no(other)),
                 })?;
-                Ok(rewritten.update_data(|e| saved.restore(e)))
+                Ok(rewritten.update_data(|e| crate::types::keep_name(saved, e)))
             })
         })
     }

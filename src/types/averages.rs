@@ -47,13 +47,13 @@ impl AnalyzerRule for NumericAverages {
             let names = NamePreserver::new(&node);
             let mut averaged: Vec<String> = vec![];
             let rewritten = node.map_expressions(|e| {
-                let saved = names.save(&e);
+                let saved = crate::types::save_name(&names, &e);
                 let name = e.schema_name().to_string();
                 let widened = e.transform_up(|x| widen(x, &schema))?;
                 if widened.transformed {
                     averaged.push(name);
                 }
-                Ok(widened.update_data(|e| saved.restore(e)))
+                Ok(widened.update_data(|e| crate::types::keep_name(saved, e)))
             })?;
             if !rewritten.transformed {
                 return Ok(rewritten);

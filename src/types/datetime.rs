@@ -93,7 +93,7 @@ pub fn rewrite_plan(plan: LogicalPlan) -> DfResult<LogicalPlan> {
         };
         let names = NamePreserver::new(&node);
         let node = node.map_expressions(|e| {
-            let saved = names.save(&e);
+            let saved = crate::types::save_name(&names, &e);
             // Top down; a date_part already wrapped in a float8 cast is
             // left as it is.
             let rewritten = e.transform_down(|x| match &x {
@@ -105,7 +105,7 @@ pub fn rewrite_plan(plan: LogicalPlan) -> DfResult<LogicalPlan> {
                 }
                 _ => rewrite(x, &schema),
             })?;
-            Ok(rewritten.update_data(|x| saved.restore(x)))
+            Ok(rewritten.update_data(|x| crate::types::keep_name(saved, x)))
         })?;
         // A changed type changes the schema of this node and those above.
         node.map_data(|n| n.recompute_schema())

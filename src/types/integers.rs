@@ -251,7 +251,7 @@ pub fn rewrite_plan(plan: LogicalPlan) -> Result<LogicalPlan> {
                 if matches!(e, Expr::GroupingSet(_)) || grouping_function(&e) {
                     return Ok(Transformed::no(e));
                 }
-                let saved = names.save(&e);
+                let saved = crate::types::save_name(&names, &e);
                 let e = narrow(e)?
                     .transform_data(|e| function_results(e, &input))?
                     .transform_data(|e| ranking_results(e, &input, &ranked))?;
@@ -260,7 +260,7 @@ pub fn rewrite_plan(plan: LogicalPlan) -> Result<LogicalPlan> {
                 } else {
                     e
                 };
-                Ok(e.update_data(|x| saved.restore(x)))
+                Ok(e.update_data(|x| crate::types::keep_name(saved, x)))
             })?;
             if let LogicalPlan::Window(w) = &node.data {
                 for (e, f) in w.window_expr.iter().zip(

@@ -100,7 +100,7 @@ fn rewrite_plan(plan: LogicalPlan) -> DfResult<LogicalPlan> {
     plan.transform_up_with_subqueries(|node| {
         let names = NamePreserver::new(&node);
         node.map_expressions(|e| {
-            let saved = names.save(&e);
+            let saved = crate::types::save_name(&names, &e);
             let rewritten = e.transform_up(|x| match x {
                 Expr::Like(like) if like.escape_char.is_some_and(|c| c != '\\') => {
                     let escape = like.escape_char.unwrap_or('\\');
@@ -117,7 +117,7 @@ fn rewrite_plan(plan: LogicalPlan) -> DfResult<LogicalPlan> {
                 }
                 other => Ok(Transformed::no(other)),
             })?;
-            Ok(rewritten.update_data(|x| saved.restore(x)))
+            Ok(rewritten.update_data(|x| crate::types::keep_name(saved, x)))
         })
     })
     .map(|t| t.data)

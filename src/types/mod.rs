@@ -32,6 +32,64 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorKind, Result};
 
+/// The name an analyzer rule keeps for an expression it rewrites (see
+/// [`save_name`] and [`keep_name`]).
+pub(crate) enum KeptName {
+    One(datafusion::logical_expr::expr_rewriter::SavedName),
+    /// A `GROUPING SETS` / `ROLLUP` / `CUBE` list: the names of its
+    /// expressions, in order. An alias around the list would make it a
+    /// single grouping key, and the aggregate's schema would no longer fit
+    /// (`Aggregate schema has wrong number of fields`).
+    Set(Vec<datafusion::logical_expr::expr_rewriter::SavedName>),
+}
+
+fn grouping_exprs_mut(
+    g: &mut datafusion::logical_expr::expr::GroupingSet,
+) -> Vec<&mut datafusion::logical_expr::Expr> {
+    use datafusion::logical_expr::expr::GroupingSet as G;
+    match g {
+        G::Rollup(v) | G::Cube(v) => v.iter_mut().collect(),
+        G::GroupingSets(sets) => sets.iter_mut().flatten().collect(),
+    }
+}
+
+/// Remember `e`'s output name (its members' names for a grouping list).
+pub(crate) fn save_name(
+    names: &datafusion::logical_expr::expr_rewriter::NamePreserver,
+    e: &datafusion::logical_expr::Expr,
+) -> KeptName {
+    use datafusion::logical_expr::expr::GroupingSet as G;
+    match e {
+        datafusion::logical_expr::Expr::GroupingSet(g) => KeptName::Set(match g {
+            G::Rollup(v) | G::Cube(v) => v.iter().map(|x| names.save(x)).collect(),
+            G::GroupingSets(sets) => sets.iter().flatten().map(|x| names.save(x)).collect(),
+        }),
+        _ => KeptName::One(names.save(e)),
+    }
+}
+
+/// `e`, rewritten, under the name [`save_name`] remembered.
+pub(crate) fn keep_name(
+    saved: KeptName,
+    e: datafusion::logical_expr::Expr,
+) -> datafusion::logical_expr::Expr {
+    use datafusion::logical_expr::Expr;
+    match (saved, e) {
+        (KeptName::Set(names), Expr::GroupingSet(mut g)) => {
+            for (x, name) in grouping_exprs_mut(&mut g).into_iter().zip(names) {
+                let taken = std::mem::replace(
+                    x,
+                    Expr::Literal(datafusion::common::ScalarValue::Null, None),
+                );
+                *x = name.restore(taken);
+            }
+            Expr::GroupingSet(g)
+        }
+        (KeptName::One(name), e) => name.restore(e),
+        (KeptName::Set(_), e) => e,
+    }
+}
+
 /// Every expression of every node of `plan`, subqueries' too, rewritten
 /// bottom-up by `f`, which is given the schema of the node's inputs; the
 /// nodes keep their output names. For analyzer rules that replace an
@@ -57,9 +115,9 @@ pub(crate) fn rewrite_expressions(
         }
         let names = datafusion::logical_expr::expr_rewriter::NamePreserver::new(&node);
         node.map_expressions(|e| {
-            let saved = names.save(&e);
+            let saved = crate::types::save_name(&names, &e);
             let rewritten = e.transform_up(|x| f(x, &schema))?;
-            Ok(rewritten.update_data(|e| saved.restore(e)))
+            Ok(rewritten.update_data(|e| keep_name(saved, e)))
         })
     })
     .map(|t| t.data)

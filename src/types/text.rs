@@ -437,7 +437,7 @@ impl AnalyzerRule for TextInputCasts {
             };
             let names = NamePreserver::new(&node);
             node.map_expressions(|e| {
-                let saved = names.save(&e);
+                let saved = crate::types::save_name(&names, &e);
                 let rewritten = e.transform_up(|x| match &x {
                     Expr::Cast(c) => match c.field.data_type() {
                         DataType::List(elem)
@@ -502,7 +502,7 @@ impl AnalyzerRule for TextInputCasts {
                     _ => Ok(Transformed::no(x)),
                 })?;
                 // Keep the column names the plan above expects.
-                Ok(rewritten.update_data(|x| saved.restore(x)))
+                Ok(rewritten.update_data(|x| crate::types::keep_name(saved, x)))
             })
         })
         .map(|t| t.data)
@@ -531,7 +531,7 @@ impl AnalyzerRule for TextLiteralComparisons {
             };
             let names = NamePreserver::new(&node);
             node.map_expressions(|e| {
-                let saved = names.save(&e);
+                let saved = crate::types::save_name(&names, &e);
                 let rewritten = e.transform_up(|x| {
                     // `x = ANY('{a,b}')` (node-postgres sends an array
                     // parameter as text): the text is an array of x's type.
@@ -591,7 +591,7 @@ impl AnalyzerRule for TextLiteralComparisons {
                     }
                     Ok(Transformed::no(x))
                 })?;
-                Ok(rewritten.update_data(|x| saved.restore(x)))
+                Ok(rewritten.update_data(|x| crate::types::keep_name(saved, x)))
             })
         })
         .map(|t| t.data)
