@@ -505,7 +505,8 @@ fn join_array(items: impl Iterator<Item = Option<String>>) -> String {
     text
 }
 
-fn parse(text: &str) -> Result<Value> {
+/// `text` as a JSON document; 22P02 naming it when it is not one.
+pub(super) fn parse(text: &str) -> Result<Value> {
     jsonb::parse(text).ok_or_else(|| {
         DataFusionError::from(
             Error::new(ErrorKind::InvalidText, "invalid input syntax for type json")

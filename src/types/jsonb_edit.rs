@@ -20,6 +20,7 @@ use datafusion::logical_expr::{
     Volatility,
 };
 
+use super::json_fns::parse;
 use super::jsonb::{self, Kind, Value};
 use crate::error::{Error, ErrorKind};
 
@@ -259,15 +260,6 @@ impl Edit {
         }
         Ok(Arc::new(out.finish()))
     }
-}
-
-fn parse(text: &str) -> Result<Value> {
-    jsonb::parse(text).ok_or_else(|| {
-        DataFusionError::from(
-            Error::new(ErrorKind::InvalidText, "invalid input syntax for type json")
-                .with_detail(format!("The input \"{text}\" is not valid JSON.")),
-        )
-    })
 }
 
 fn invalid(msg: &str) -> DataFusionError {
