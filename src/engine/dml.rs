@@ -94,6 +94,26 @@ fn is_default(cell: &Expr) -> bool {
         if id.quote_style.is_none() && id.value.eq_ignore_ascii_case("default"))
 }
 
+/// How many columns a query body gives, when its select list says so
+/// without a `*`.
+fn query_width(body: &SetExpr) -> Option<usize> {
+    match body {
+        SetExpr::Select(s) => s
+            .projection
+            .iter()
+            .all(|item| {
+                matches!(
+                    item,
+                    SelectItem::UnnamedExpr(_) | SelectItem::ExprWithAlias { .. }
+                )
+            })
+            .then_some(s.projection.len()),
+        SetExpr::SetOperation { left, .. } => query_width(left),
+        SetExpr::Query(q) => query_width(&q.body),
+        _ => None,
+    }
+}
+
 /// A value given for a `GENERATED ALWAYS` identity column (anything but
 /// `DEFAULT` in VALUES, or a listed column filled by a query): 428C9.
 pub(super) fn refuse_generated_always(
@@ -111,7 +131,9 @@ pub(super) fn refuse_generated_always(
                 .rows
                 .iter()
                 .any(|r| r.get(i).is_some_and(|c| !is_default(c))),
-            _ => listed,
+            // A query fills the listed columns, or the first as many
+            // columns as it has (all of them when that is not known).
+            body => listed || query_width(body).is_none_or(|w| i < w),
         };
         if given {
             return Err(Error::new(

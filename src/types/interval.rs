@@ -11,8 +11,8 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, IntervalMonthDayNanoBuilder};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, IntervalMonthDayNano, IntervalUnit};
-use datafusion::common::ScalarValue;
 use datafusion::error::Result as DfResult;
+use datafusion::functions::utils::make_scalar_function;
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
@@ -56,13 +56,19 @@ impl Parts {
         let days = (self.days * sign).round();
         let micros = (self.micros * sign).round();
         let fits32 = |v: f64| (i32::MIN as f64..=i32::MAX as f64).contains(&v);
-        if !fits32(months) || !fits32(days) || micros.abs() > (i64::MAX / 1000) as f64 {
+        // Nanoseconds in an i64: at most i64::MAX / 1000 microseconds (a
+        // bound f64 holds exactly; NaN, from inf - inf, is out of range too).
+        if !fits32(months)
+            || !fits32(days)
+            || micros.is_nan()
+            || micros.abs() >= 9_223_372_036_854_775.0
+        {
             return None;
         }
         Some(IntervalMonthDayNano::new(
             months as i32,
             days as i32,
-            micros as i64 * 1000,
+            (micros as i64).checked_mul(1000)?,
         ))
     }
 }
@@ -105,6 +111,12 @@ fn time_field(t: &str) -> Option<f64> {
     let parts: Vec<&str> = body.split(':').collect();
     if !(2..=3).contains(&parts.len()) {
         return None;
+    }
+    // `m:s.f`: two fields with a fraction are minutes and seconds.
+    if parts.len() == 2 && parts[1].contains('.') {
+        let minutes: f64 = number(parts[0]).filter(|_| !parts[0].contains(['.', '+', '-']))?;
+        let seconds: f64 = number(parts[1]).filter(|_| !parts[1].contains(['+', '-']))?;
+        return Some(sign * (minutes * 60.0 + seconds) * MICROS_PER_SECOND);
     }
     let whole = |s: &str| (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())).then_some(());
     whole(parts[0])?;
@@ -217,10 +229,17 @@ pub fn parse(text: &str) -> Result<IntervalMonthDayNano, Error> {
             i += 1;
             continue;
         }
-        if let Some((y, m)) = t.split_once('-').filter(|(y, _)| !y.is_empty())
+        // `[-]y-m`: the sign applies to both fields.
+        let (ym_sign, ym) = match t.strip_prefix('-') {
+            Some(rest) => (-1.0, rest),
+            None => (1.0, t),
+        };
+        if let Some((y, m)) = ym
+            .split_once('-')
+            .filter(|(y, _)| !y.is_empty() && !y.starts_with('+'))
             && let (Some(y), Some(m)) = (number(y), number(m))
         {
-            parts.add_months(y * 12.0 + m);
+            parts.add_months(ym_sign * (y * 12.0 + m));
             any = true;
             i += 1;
             continue;
@@ -284,23 +303,21 @@ impl ScalarUDFImpl for IntervalIn {
         Ok(DataType::Interval(IntervalUnit::MonthDayNano))
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        let n = args.number_rows;
-        let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
-        let input = cast(&args.args[0].to_array(n)?, &DataType::Utf8)?;
-        let texts = input.as_string::<i32>();
-        let mut out = IntervalMonthDayNanoBuilder::with_capacity(texts.len());
-        for v in texts.iter() {
-            match v {
-                Some(t) => out.append_value(parse(t)?),
-                None => out.append_null(),
-            }
-        }
-        let array: ArrayRef = Arc::new(out.finish());
-        Ok(if scalar {
-            ColumnarValue::Scalar(ScalarValue::try_from_array(&array, 0)?)
-        } else {
-            ColumnarValue::Array(array)
-        })
+        make_scalar_function(
+            |arrays: &[ArrayRef]| {
+                let input = cast(&arrays[0], &DataType::Utf8)?;
+                let texts = input.as_string::<i32>();
+                let mut out = IntervalMonthDayNanoBuilder::with_capacity(texts.len());
+                for v in texts.iter() {
+                    match v {
+                        Some(t) => out.append_value(parse(t)?),
+                        None => out.append_null(),
+                    }
+                }
+                Ok(Arc::new(out.finish()) as ArrayRef)
+            },
+            vec![],
+        )(&args.args)
     }
 }
 
@@ -349,6 +366,8 @@ mod tests {
         );
         assert_eq!(p("PT1.5H"), (0, 0, H + H / 2));
         assert_eq!(p("1-2"), (14, 0, 0));
+        assert_eq!(p("-1-2"), (-14, 0, 0));
+        assert_eq!(p("1:2.5"), (0, 0, 62_500_000));
         assert_eq!(p("1 02:03:04"), (0, 1, 2 * H + 3 * 60_000_000 + 4_000_000));
         assert_eq!(p("10:00:00.123456789"), (0, 0, 10 * H + 123_457));
         assert_eq!(p("2 h 3 m 4 s"), (0, 0, 2 * H + 3 * 60_000_000 + 4_000_000));
@@ -362,6 +381,20 @@ mod tests {
             p("1 year 2 mons 3 days 04:05:06.5"),
             (14, 3, 4 * H + 5 * 60_000_000 + 6_500_000)
         );
+    }
+
+    #[test]
+    fn out_of_range_is_an_error_not_a_wrap() {
+        for t in [
+            "9223372036854776 us",
+            "99999999999 years",
+            "3000000000 days",
+            &format!("{} us -{} us", "9".repeat(320), "9".repeat(320)),
+        ] {
+            let e = parse(t).expect_err(t);
+            assert_eq!(e.kind, ErrorKind::DatetimeOverflow, "{t}");
+        }
+        assert_eq!(p("9223372036854775 us").2, 9_223_372_036_854_775);
     }
 
     #[test]

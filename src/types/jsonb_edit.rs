@@ -13,8 +13,8 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringBuilder};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::ScalarValue;
 use datafusion::error::{DataFusionError, Result};
+use datafusion::functions::utils::make_scalar_function;
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
     Volatility,
@@ -101,22 +101,10 @@ impl ScalarUDFImpl for Edit {
         Ok(DataType::Utf8)
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let n = args.number_rows;
-        let scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let arrays = args
-            .args
-            .iter()
-            .map(|a| a.to_array(n))
-            .collect::<Result<Vec<ArrayRef>>>()?;
-        let array = self.compute(&arrays, n)?;
-        Ok(if scalar {
-            ColumnarValue::Scalar(ScalarValue::try_from_array(&array, 0)?)
-        } else {
-            ColumnarValue::Array(array)
-        })
+        make_scalar_function(
+            |arrays: &[ArrayRef]| self.compute(arrays, arrays[0].len()),
+            vec![],
+        )(&args.args)
     }
 }
 
@@ -475,10 +463,12 @@ fn edit(
 /// Objects without their members whose value is null, at every depth.
 fn strip_nulls(v: Value) -> Value {
     value(match v.kind {
+        // Of duplicate keys the last counts, as jsonb keeps it.
         Kind::Object(m) => Kind::Object(
-            m.into_iter()
+            jsonb::jsonb_members(&m)
+                .into_iter()
                 .filter(|(_, v)| !matches!(v.kind, Kind::Null))
-                .map(|(k, v)| (k, strip_nulls(v)))
+                .map(|(k, v)| (k.clone(), strip_nulls(v.clone())))
                 .collect(),
         ),
         Kind::Array(items) => Kind::Array(items.into_iter().map(strip_nulls).collect()),
@@ -613,6 +603,7 @@ mod tests {
             text(strip_nulls(v(r#"{"a":null,"b":[null,{"c":null}]}"#))),
             r#"{"b": [null, {}]}"#
         );
+        assert_eq!(text(strip_nulls(v(r#"{"a":1,"a":null}"#))), "{}");
         let mut s = String::new();
         pretty(&mut s, &v(r#"{"a":[1,{"b":null}],"c":{},"d":[]}"#), 0);
         assert_eq!(

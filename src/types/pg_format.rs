@@ -396,7 +396,8 @@ fn format_interval(months: i32, days: i32, nanos: i64, template: &[Piece]) -> St
                 num(fraction / 10i64.pow(6 - digits.min(6)), digits as usize)
             }
             "AM" | "PM" | "A.M." | "P.M." => {
-                let pm = hour.rem_euclid(24) >= 12;
+                // C's `%`, as PostgreSQL: -3 hours is AM.
+                let pm = hour % 24 >= 12;
                 let s = match (name.contains('.'), pm) {
                     (false, false) => "AM",
                     (false, true) => "PM",
@@ -415,7 +416,8 @@ fn format_interval(months: i32, days: i32, nanos: i64, template: &[Piece]) -> St
             "Y" => num(year % 10, 1),
             "MM" => num(month, 2),
             "DD" => num(i64::from(days), 2),
-            "DDD" => num(0, 3),
+            // PostgreSQL counts 30 days to each month here.
+            "DDD" => num(i64::from(months) * 30 + i64::from(days), 3),
             _ => String::new(),
         };
         out.push_str(&s);
@@ -1091,6 +1093,8 @@ mod tests {
             span(0, 0, 30 * 3_600_000_000, "HH24 FMHH24 DDD"),
             "30 30 000"
         );
+        assert_eq!(span(14, 3, 0, "DDD"), "423");
+        assert_eq!(span(0, 0, -3 * 3_600_000_000, "AM"), "AM");
         assert_eq!(span(0, 0, 15 * 3_600_000_000, "HH12 PM"), "03 PM");
     }
 

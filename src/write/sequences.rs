@@ -39,6 +39,8 @@ use crate::lake::Lake;
 const STATE_LOCATION: &str = "_sluice/sequences";
 /// The fewest values one reservation takes.
 const BLOCK: usize = 32;
+/// The most values one reservation takes, whatever CACHE says.
+const MAX_BLOCK: usize = 10_000;
 
 /// The values this server has reserved and not handed out yet, per
 /// sequence (by id).
@@ -125,7 +127,11 @@ impl Sequences {
                 out.push(v);
                 continue;
             }
-            let want = (n - out.len()).max(BLOCK).max(def.cache.max(1) as usize);
+            // Values are held one by one: a huge CACHE is served in
+            // blocks of at most MAX_BLOCK.
+            let want = (n - out.len())
+                .max(BLOCK)
+                .max(def.cache.clamp(1, MAX_BLOCK as i64) as usize);
             let reserved = self.reserve(name, def, want, out.is_empty()).await?;
             if reserved.is_empty() {
                 // The end of a sequence without CYCLE, reached part-way.
