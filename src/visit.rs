@@ -65,6 +65,33 @@ pub fn visit_expressions<N: Visit, B>(
     walk(node, &mut V(&mut f))
 }
 
+/// Call `f` on the sequence name of every `nextval`, `currval` and
+/// `setval` call of `node` whose first argument is a string literal.
+pub fn sequence_names_mut<N: VisitMut>(node: &mut N, mut f: impl FnMut(&mut String)) {
+    use datafusion::sql::sqlparser::ast::{FunctionArg, FunctionArgExpr, FunctionArguments, Value};
+    let _ = visit_expressions_mut(node, |e: &mut Expr| {
+        if let Expr::Function(func) = e
+            && func
+                .name
+                .0
+                .last()
+                .and_then(|p| p.as_ident())
+                .is_some_and(|i| {
+                    ["nextval", "currval", "setval"]
+                        .iter()
+                        .any(|n| i.value.eq_ignore_ascii_case(n))
+                })
+            && let FunctionArguments::List(list) = &mut func.args
+            && let Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(v)))) =
+                list.args.first_mut()
+            && let Value::SingleQuotedString(name) = &mut v.value
+        {
+            f(name);
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
 /// Call `f` on every relation name `node` reads or writes.
 pub fn visit_relations<N: Visit, B>(
     node: &N,

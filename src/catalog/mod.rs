@@ -150,6 +150,23 @@ impl Snapshot {
             .unwrap_or(&[])
     }
 
+    /// The sequences a column of `schema.table` owns (serial and identity
+    /// columns, `OWNED BY`), with the column.
+    pub fn owned_sequences<'a>(
+        &'a self,
+        schema: &'a str,
+        table: &'a str,
+    ) -> impl Iterator<Item = (&'a Object, &'a Arc<SequenceDef>, &'a str)> {
+        self.of_kind(Kind::Sequence)
+            .filter_map(move |o| match &o.def {
+                Def::Sequence(d) if o.schema == schema => match &d.owned_by {
+                    Some((t, c)) if t == table => Some((o, d, c.as_str())),
+                    _ => None,
+                },
+                _ => None,
+            })
+    }
+
     /// The objects whose definitions read or refer to `schema.name`.
     pub fn dependents(&self, schema: &str, name: &str) -> Vec<&Object> {
         let target = RelName::new(schema, name);

@@ -163,6 +163,31 @@ impl ColumnDef {
         Some(text.clone())
     }
 
+    /// The sequences the default takes values from (`nextval('s')`), as
+    /// `(schema, name)`; an unqualified name (a default stored before
+    /// defaults were bound to their schema) is taken to be in `schema`.
+    pub fn default_sequences(&self, schema: &str) -> Vec<(String, String)> {
+        use datafusion::sql::sqlparser::{dialect::PostgreSqlDialect, parser::Parser};
+        let Some(text) = &self.default else {
+            return vec![];
+        };
+        let Ok(mut e) = Parser::new(&PostgreSqlDialect {})
+            .try_with_sql(text)
+            .and_then(|mut p| p.parse_expr())
+        else {
+            return vec![];
+        };
+        let mut out = vec![];
+        crate::visit::sequence_names_mut(&mut e, |name| {
+            match crate::types::ident::parse_ident(name, true).as_deref() {
+                Ok([n]) => out.push((schema.to_string(), n.clone())),
+                Ok([s, n] | [_, s, n]) => out.push((s.clone(), n.clone())),
+                _ => {}
+            }
+        });
+        out
+    }
+
     /// A nullable column without default.
     pub fn plain(name: &str, ty: PgType) -> ColumnDef {
         ColumnDef {

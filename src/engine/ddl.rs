@@ -161,6 +161,7 @@ fn columns_from_sql(
                 ColumnOption::Default(e) => {
                     let mut e = e.clone();
                     crate::frontend::compat::sequence_arguments(&mut e);
+                    super::sequences::bind_default(session, &mut e)?;
                     def.default = Some(e.to_string());
                 }
                 ColumnOption::Generated {
@@ -1339,71 +1340,65 @@ pub async fn drop(
                 .collect();
             victims.extend(companions);
             // A table's serial and identity sequences go with it.
-            let owned: Vec<Object> = snap
-                .of_kind(Kind::Sequence)
-                .filter(|s| {
-                    let Def::Sequence(d) = &s.def else {
-                        return false;
-                    };
-                    d.owned_by.as_ref().is_some_and(|(t, _)| {
-                        victims.iter().any(|v| {
-                            v.kind() == Kind::Table && v.schema == s.schema && &v.name == t
-                        })
-                    }) && !victims.iter().any(|v| v.is_relation(&s.schema, &s.name))
-                })
+            let owned: Vec<Object> = victims
+                .iter()
+                .filter(|v| v.kind() == Kind::Table)
+                .flat_map(|v| snap.owned_sequences(&v.schema, &v.name))
+                .map(|(o, _, _)| o)
+                .filter(|o| !victims.iter().any(|v| v.is_relation(&o.schema, &o.name)))
                 .cloned()
                 .collect();
             victims.extend(owned);
-            // A sequence a column's default takes from: refused, or the
-            // default goes too (CASCADE).
+            // A column default that takes values from a sequence that goes:
+            // refused, or the default goes too (CASCADE). An identity
+            // column needs its sequence.
             let mut defaults_dropped: Vec<(String, String, String)> = Vec::new();
-            for v in victims
-                .iter()
-                .filter(|v| want == Kind::Sequence && v.kind() == Kind::Sequence)
-            {
-                let Def::Sequence(d) = &v.def else { continue };
-                let Some((table, column)) = &d.owned_by else {
-                    continue;
-                };
+            for table in snap.of_kind(Kind::Table) {
                 if victims
                     .iter()
-                    .any(|x| x.kind() == Kind::Table && x.schema == v.schema && &x.name == table)
+                    .any(|v| v.is_relation(&table.schema, &table.name))
                 {
                     continue;
                 }
-                let used = snap
-                    .relation(&v.schema, table)
-                    .and_then(|t| t.stored().and_then(|t| t.column(column).cloned()))
-                    .filter(|c| c.default.is_some());
-                let Some(c) = used else { continue };
-                if c.identity.is_some() {
-                    return Err(Error::new(
-                        ErrorKind::DependentObjects,
-                        format!(
-                            "cannot drop sequence {} because column {column} of table {table} requires it",
-                            v.name
-                        ),
-                    )
-                    .with_hint(format!("You can drop column {column} of table {table} instead.")));
+                for c in table.declared_columns() {
+                    let Some((_, sequence)) =
+                        c.default_sequences(&table.schema)
+                            .into_iter()
+                            .find(|(s, n)| {
+                                victims
+                                    .iter()
+                                    .any(|v| v.kind() == Kind::Sequence && v.is_relation(s, n))
+                            })
+                    else {
+                        continue;
+                    };
+                    let (schema, column, table) = (&table.schema, &c.name, &table.name);
+                    if c.identity.is_some() {
+                        return Err(Error::new(
+                            ErrorKind::DependentObjects,
+                            format!(
+                                "cannot drop sequence {sequence} because column {column} of table {table} requires it"
+                            ),
+                        )
+                        .with_hint(format!("You can drop column {column} of table {table} instead.")));
+                    }
+                    if !cascade {
+                        return Err(Error::new(
+                            ErrorKind::DependentObjects,
+                            format!(
+                                "cannot drop sequence {sequence} because other objects depend on it"
+                            ),
+                        )
+                        .with_detail(format!(
+                            "default value for column {column} of table {table} depends on sequence {sequence}"
+                        ))
+                        .with_hint("Use DROP ... CASCADE to drop the dependent objects too."));
+                    }
+                    session.notice(format!(
+                        "drop cascades to default value for column {column} of table {table}"
+                    ));
+                    defaults_dropped.push((schema.clone(), table.clone(), column.clone()));
                 }
-                if !cascade {
-                    return Err(Error::new(
-                        ErrorKind::DependentObjects,
-                        format!(
-                            "cannot drop sequence {} because other objects depend on it",
-                            v.name
-                        ),
-                    )
-                    .with_detail(format!(
-                        "default value for column {column} of table {table} depends on sequence {}",
-                        v.name
-                    ))
-                    .with_hint("Use DROP ... CASCADE to drop the dependent objects too."));
-                }
-                session.notice(format!(
-                    "drop cascades to default value for column {column} of table {table}"
-                ));
-                defaults_dropped.push((v.schema.clone(), table.clone(), column.clone()));
             }
             // Views that read what goes: refused, or dropped too (CASCADE).
             let mut i = 0;
@@ -2209,10 +2204,32 @@ async fn save_def(
                 e.comments
                     .retain(|column, _| column.is_empty() || def.column(column).is_some());
             }
+            // A sequence the renamed column owns follows it.
+            if let Some((old, new)) = &renamed {
+                rename_owners(entries, &schema, |t, c| {
+                    (t == name && c == old).then(|| (name.clone(), new.clone()))
+                });
+            }
             Ok(())
         })
         .await?;
     Ok(())
+}
+
+/// The sequences of `schema` whose owner (table, column) `rename` gives a
+/// new name to are owned by it under that name.
+fn rename_owners(
+    entries: &mut [Object],
+    schema: &str,
+    rename: impl Fn(&str, &str) -> Option<(String, String)>,
+) {
+    for e in entries.iter_mut().filter(|e| e.schema == schema) {
+        if let Def::Sequence(d) = &mut e.def
+            && let Some(owner) = d.owned_by.as_ref().and_then(|(t, c)| rename(t, c))
+        {
+            std::sync::Arc::make_mut(d).owned_by = Some(owner);
+        }
+    }
 }
 
 /// Rename the table or view `schema.name` to `new_name` (and a table's
@@ -2254,6 +2271,12 @@ pub(super) async fn rename_relation(
                     )
                 })?;
             e.name = n2.clone();
+            // The table's serial and identity sequences follow it.
+            if kind == Kind::Table {
+                rename_owners(entries, &s, |t, c| {
+                    (t == old).then(|| (n2.clone(), c.to_string()))
+                });
+            }
             if let Some((q, q2)) = &quarantine
                 && let Some(e) = entries
                     .iter_mut()

@@ -469,10 +469,38 @@ fn planning_context(
         &ctx,
         sequences,
         catalog,
-        vec![default_schema.to_string()],
+        relation_names(
+            catalog.clone(),
+            vec![default_schema.to_string()],
+            SystemTables { schemas: vec![] },
+        ),
         &Default::default(),
     );
     ctx
+}
+
+/// How functions that take a relation's name as text (`nextval('s')`,
+/// `pg_get_serial_sequence('t', 'c')`) find it: the binder's rule, over
+/// the catalog as it is at the call. `None` for a table of a system
+/// schema.
+fn relation_names(
+    catalog: Arc<Catalog>,
+    search_path: Vec<String>,
+    system: SystemTables,
+) -> crate::write::sequences::Names {
+    Arc::new(move |text: &str| {
+        let name = ObjectName::from(
+            crate::types::ident::parse_ident(text, true)?
+                .iter()
+                .map(|p| datafusion::sql::sqlparser::ast::Ident::with_quote('"', p))
+                .collect::<Vec<_>>(),
+        );
+        let snapshot = catalog.snapshot();
+        match bind::Resolver::new(&snapshot, search_path.clone(), &system).resolve(&name)? {
+            bind::Resolved::Object(o) => Ok(Some(o)),
+            _ => Ok(None),
+        }
+    })
 }
 
 /// The tables of the system schemas (`pg_catalog`, `information_schema`,
@@ -775,7 +803,11 @@ impl Session {
             &self.ctx,
             &self.engine.sequences,
             &self.engine.catalog,
-            self.settings.search_path(),
+            relation_names(
+                self.engine.catalog.clone(),
+                self.settings.search_path(),
+                self.system_tables(),
+            ),
             &self.sequence_values,
         );
     }

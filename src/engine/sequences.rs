@@ -7,7 +7,7 @@ use std::sync::Arc;
 use datafusion::sql::sqlparser::ast::{DataType, Expr, ObjectName, SequenceOptions};
 
 use super::{Output, Session};
-use crate::catalog::{Identity, Kind, Object, PgType, SYSTEM_SCHEMAS, SequenceDef};
+use crate::catalog::{Identity, Object, PgType, SYSTEM_SCHEMAS, SequenceDef};
 use crate::error::{Error, ErrorKind, Result};
 use crate::write::sequences::type_bounds;
 
@@ -129,8 +129,13 @@ pub struct ColumnSequence {
 /// The default that takes a column's values from sequence `name` of
 /// `schema`.
 pub fn nextval_default(schema: &str, name: &str) -> String {
-    let quote = |s: &str| crate::frontend::names::quote_ident_if_needed(s).replace('\'', "''");
-    format!("nextval('{}.{}')", quote(schema), quote(name))
+    format!("nextval('{}')", qualified(schema, name).replace('\'', "''"))
+}
+
+/// `schema.name` as the text a sequence function reads as a name.
+fn qualified(schema: &str, name: &str) -> String {
+    let quote = crate::frontend::names::quote_ident_if_needed;
+    format!("{}.{}", quote(schema), quote(name))
 }
 
 /// PostgreSQL's name for a column's sequence: `<table>_<column>_seq`,
@@ -154,6 +159,30 @@ fn free_name(
         })
         .find(|n| snap.relation(schema, n).is_none() && !taken.contains(n))
         .expect("a free name")
+}
+
+/// The `nextval('s')` calls of a column default name their sequence by
+/// schema, as PostgreSQL binds them when the default is created (42P01
+/// when there is none; another kind of relation fails when used): a later
+/// `search_path` does not move them, and DROP SEQUENCE sees what depends
+/// on the sequence.
+pub fn bind_default(session: &Session, e: &mut Expr) -> Result<()> {
+    let snapshot = session.engine.catalog().snapshot();
+    let system = session.system_tables();
+    let resolver = session.resolver(&snapshot, &system);
+    let mut failed = None;
+    crate::visit::sequence_names_mut(e, |text| {
+        if failed.is_some() {
+            return;
+        }
+        let found = crate::types::ident::parse_ident(text, true)
+            .and_then(|parts| resolver.resolve(&crate::frontend::names::quoted_name(&parts)));
+        match found.map(|r| r.rel_name()) {
+            Ok(r) => *text = qualified(&r.schema, &r.name),
+            Err(x) => failed = Some(x),
+        }
+    });
+    failed.map_or(Ok(()), Err)
 }
 
 /// The sequences of a new table's serial and identity columns, each owned
@@ -223,29 +252,15 @@ pub async fn create_sequence(
                 return Err(invalid("invalid OWNED BY option".into())
                     .with_hint("Specify OWNED BY table.column or OWNED BY NONE."));
             }
-            let table_name = ObjectName::from(
-                table
-                    .iter()
-                    .map(|t| datafusion::sql::sqlparser::ast::Ident::with_quote('"', t))
-                    .collect::<Vec<_>>(),
-            );
-            let (tschema, tname) = session.qualify(&table_name)?;
-            let entry = snap
-                .relation(&tschema, &tname)
-                .filter(|e| e.kind() == Kind::Table)
-                .ok_or_else(|| {
-                    Error::new(
-                        ErrorKind::UndefinedTable,
-                        format!("relation \"{tname}\" does not exist"),
-                    )
-                })?;
+            let (tschema, tname, def) =
+                session.resolve_table(&crate::frontend::names::quoted_name(table))?;
             if tschema != schema {
                 return Err(Error::new(
                     ErrorKind::ObjectNotInPrerequisiteState,
                     "sequence must be in same schema as table it is linked to",
                 ));
             }
-            if entry.table_def()?.column(column).is_none() {
+            if def.column(column).is_none() {
                 return Err(Error::new(
                     ErrorKind::UndefinedColumn,
                     format!("column \"{column}\" of relation \"{tname}\" does not exist"),
@@ -295,7 +310,9 @@ pub async fn as_relation(
         vec![
             Arc::new(Int64Array::from(vec![position.last.unwrap_or(def.start)])),
             Arc::new(Int64Array::from(vec![0])),
-            Arc::new(BooleanArray::from(vec![position.last.is_some()])),
+            Arc::new(BooleanArray::from(vec![
+                position.last.is_some() && position.called,
+            ])),
         ],
     )?;
     Ok(Arc::new(datafusion::datasource::MemTable::try_new(

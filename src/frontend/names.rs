@@ -67,6 +67,11 @@ pub fn quoted(s: &str) -> Ident {
     Ident::with_quote('"', s)
 }
 
+/// The name of `parts` as they are (each quoted, so not folded again).
+pub fn quoted_name(parts: &[String]) -> ObjectName {
+    ObjectName::from(parts.iter().map(|p| quoted(p)).collect::<Vec<_>>())
+}
+
 /// One argument of a table function: `value`, or `name => value` /
 /// `name := value` with the name lower-cased. `None` for other forms.
 pub fn function_argument(a: &FunctionArg) -> Option<(Option<String>, &Expr)> {

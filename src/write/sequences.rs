@@ -3,21 +3,26 @@
 //!
 //! A sequence's definition is a catalog object ([`SequenceDef`]); where it
 //! stands is kept apart, in the lake's `_sluice/sequences` Delta table, as
-//! one application transaction per sequence (`sequence/<id>`) whose
-//! version is the last value handed out by any server. A server reserves
-//! values in blocks, one commit per block: at least 32 values or as many as
-//! the statement asks for at once (an INSERT of 10,000 rows reserves them
-//! in one commit). A crash or restart skips what was left of a block, as
-//! PostgreSQL skips the values it logged ahead; values are never handed out
-//! twice, since two servers' commits of one sequence conflict and the
-//! loser reads the new position and tries again.
+//! two application transactions per sequence written in every commit:
+//! `sequence/<id>`, whose version is the last value handed out by any
+//! server (or, after `setval(…, false)` or a restart, the value the next
+//! call returns), and `sequence/<id>/called`, 1 or 0, which says which.
+//! A server reserves values in blocks, one commit per block: at least 32
+//! values or as many as the statement asks for at once (an INSERT of
+//! 10,000 rows reserves them in one commit). A crash or restart skips what
+//! was left of a block, as PostgreSQL skips the values it logged ahead;
+//! values are never handed out twice, since two servers' commits of one
+//! sequence conflict and the loser reads the new position and tries again.
+//! Each sequence has its own lock in a server: a reservation waiting on
+//! the store holds up the callers of that sequence only.
 //!
 //! ```text
 //!  nextval('s') ──► session: currval, lastval
 //!        │
 //!        ▼
 //!  Sequences (per server): reserved blocks ──► _sluice/sequences
-//!                                               txn sequence/<id> = last value
+//!                                     txn sequence/<id> = position
+//!                                     txn sequence/<id>/called = 0 | 1
 //! ```
 
 use std::collections::{HashMap, VecDeque};
@@ -42,15 +47,20 @@ const BLOCK: usize = 32;
 /// The most values one reservation takes, whatever CACHE says.
 const MAX_BLOCK: usize = 10_000;
 
+/// The values this server reserved for one sequence and has not handed
+/// out yet.
+type Block = Arc<tokio::sync::Mutex<VecDeque<i64>>>;
+
 /// The values this server has reserved and not handed out yet, per
 /// sequence (by id).
 pub struct Sequences {
     lake: Arc<Lake>,
     /// Set once the state table is known to exist.
     created: tokio::sync::OnceCell<()>,
-    blocks: tokio::sync::Mutex<HashMap<String, VecDeque<i64>>>,
-    /// The last value this server handed out, per sequence.
-    handed: Mutex<HashMap<String, i64>>,
+    blocks: Mutex<HashMap<String, Block>>,
+    /// Where each sequence stands as far as this server's callers see
+    /// it: the last value it handed out, or the value set.
+    handed: Mutex<HashMap<String, Position>>,
 }
 
 impl std::fmt::Debug for Sequences {
@@ -63,11 +73,36 @@ fn app_id(def: &SequenceDef) -> String {
     format!("sequence/{}", def.id)
 }
 
-/// Where a sequence stands: the last value handed out, `None` before the
-/// first.
+fn called_id(def: &SequenceDef) -> String {
+    format!("sequence/{}/called", def.id)
+}
+
+/// Where a sequence stands, as PostgreSQL shows it: `last_value` and
+/// `is_called`. Before the first call `last` is `None`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Position {
     pub last: Option<i64>,
+    /// Whether `last` was handed out; when not, the next call returns it.
+    pub called: bool,
+}
+
+impl Position {
+    /// The transactions that record this position of `def`.
+    fn transactions(&self, def: &SequenceDef) -> Vec<super::AppTransaction> {
+        let Some(last) = self.last else {
+            return vec![];
+        };
+        vec![
+            super::AppTransaction {
+                app_id: app_id(def),
+                version: last,
+            },
+            super::AppTransaction {
+                app_id: called_id(def),
+                version: i64::from(self.called),
+            },
+        ]
+    }
 }
 
 impl Sequences {
@@ -104,23 +139,42 @@ impl Sequences {
         self.lake.table_now(&url).await
     }
 
-    /// Where `def` stands: the last value this server handed out, else
-    /// the lake's position (where values reserved by servers count as
-    /// handed out).
-    pub async fn position(&self, def: &SequenceDef) -> Result<Position> {
-        if let Some(v) = self.handed.lock().unwrap().get(&def.id) {
-            return Ok(Position { last: Some(*v) });
-        }
-        let table = self.state().await?;
+    /// Where `def` stands in the lake (where values reserved by servers
+    /// count as handed out).
+    async fn stored(table: &deltalake::DeltaTable, def: &SequenceDef) -> Result<Position> {
+        let last = super::applied_version(table, &app_id(def)).await?;
+        // Written with every position; a lake from before it was kept
+        // had only positions handed out.
+        let called = super::applied_version(table, &called_id(def)).await?;
         Ok(Position {
-            last: super::applied_version(&table, &app_id(def)).await?,
+            last,
+            called: called.is_none_or(|c| c != 0),
         })
+    }
+
+    /// Where `def` stands: as this server last handed out or set it, else
+    /// as the lake has it.
+    pub async fn position(&self, def: &SequenceDef) -> Result<Position> {
+        if let Some(p) = self.handed.lock().unwrap().get(&def.id) {
+            return Ok(*p);
+        }
+        Self::stored(&self.state().await?, def).await
+    }
+
+    /// The lock of `def`'s reserved values.
+    fn block(&self, def: &SequenceDef) -> Block {
+        self.blocks
+            .lock()
+            .unwrap()
+            .entry(def.id.clone())
+            .or_default()
+            .clone()
     }
 
     /// The next `n` values of `def` (`name` for messages).
     pub async fn next(&self, name: &str, def: &SequenceDef, n: usize) -> Result<Vec<i64>> {
-        let mut blocks = self.blocks.lock().await;
-        let block = blocks.entry(def.id.clone()).or_default();
+        let block = self.block(def);
+        let mut block = block.lock().await;
         let mut out = Vec::with_capacity(n);
         while out.len() < n {
             if let Some(v) = block.pop_front() {
@@ -140,7 +194,13 @@ impl Sequences {
             block.extend(reserved);
         }
         if let Some(v) = out.last() {
-            self.handed.lock().unwrap().insert(def.id.clone(), *v);
+            self.handed.lock().unwrap().insert(
+                def.id.clone(),
+                Position {
+                    last: Some(*v),
+                    called: true,
+                },
+            );
         }
         Ok(out)
     }
@@ -154,31 +214,31 @@ impl Sequences {
         want: usize,
         first: bool,
     ) -> Result<Vec<i64>> {
-        let id = app_id(def);
         let mut attempt = 0;
         loop {
             attempt += 1;
             let table = self.state().await?;
-            let mut last = super::applied_version(&table, &id).await?;
+            let mut at = Self::stored(&table, def).await?;
             let mut values = Vec::with_capacity(want);
             while values.len() < want {
-                match step(def, last) {
+                match step(def, at) {
                     Some(v) => {
                         values.push(v);
-                        last = Some(v);
+                        at = Position {
+                            last: Some(v),
+                            called: true,
+                        };
                     }
                     None if values.is_empty() && first => return Err(exhausted(name, def)),
                     None => break,
                 }
             }
-            let Some(upto) = last.filter(|_| !values.is_empty()) else {
+            if values.is_empty() {
                 return Ok(values);
-            };
-            let txn = super::AppTransaction {
-                app_id: id.clone(),
-                version: upto,
-            };
-            match super::record_transactions(&self.lake, &table, &[txn], vec![]).await {
+            }
+            match super::record_transactions(&self.lake, &table, &at.transactions(def), vec![])
+                .await
+            {
                 Ok(_) => return Ok(values),
                 Err(e) if e.kind == ErrorKind::SerializationFailure && attempt < 100 => continue,
                 Err(e) => return Err(e),
@@ -199,39 +259,69 @@ impl Sequences {
                 ),
             ));
         }
-        let last = if called {
-            value
-        } else {
-            value.checked_sub(def.increment).ok_or_else(|| {
-                Error::not_supported(format!(
-                    "setval of sequence \"{name}\" to {value} with is_called false"
-                ))
-            })?
-        };
-        let mut blocks = self.blocks.lock().await;
-        blocks.remove(&def.id);
+        self.reposition(&[(def, value, called)]).await
+    }
+
+    /// Restart each of `defs` at its START value, in one commit: all of
+    /// them or none (TRUNCATE ... RESTART IDENTITY).
+    pub async fn restart(&self, defs: &[&SequenceDef]) -> Result<()> {
+        let moves: Vec<(&SequenceDef, i64, bool)> =
+            defs.iter().map(|d| (*d, d.start, false)).collect();
+        self.reposition(&moves).await
+    }
+
+    /// Move each sequence to a value, `called` or not, in one commit,
+    /// dropping the values this server reserved for them.
+    async fn reposition(&self, moves: &[(&SequenceDef, i64, bool)]) -> Result<()> {
+        if moves.is_empty() {
+            return Ok(());
+        }
+        // Locked in one order, so two callers never wait on each other.
+        let mut ordered: Vec<&(&SequenceDef, i64, bool)> = moves.iter().collect();
+        ordered.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+        ordered.dedup_by(|a, b| a.0.id == b.0.id);
+        let blocks: Vec<Block> = ordered.iter().map(|(d, _, _)| self.block(d)).collect();
+        let mut guards = Vec::with_capacity(blocks.len());
+        for b in &blocks {
+            guards.push(b.lock().await);
+        }
+        let positions: Vec<(&SequenceDef, Position)> = ordered
+            .iter()
+            .map(|(d, value, called)| {
+                (
+                    *d,
+                    Position {
+                        last: Some(*value),
+                        called: *called,
+                    },
+                )
+            })
+            .collect();
+        let txns: Vec<super::AppTransaction> = positions
+            .iter()
+            .flat_map(|(d, p)| p.transactions(d))
+            .collect();
         let table = self.state().await?;
-        let txn = super::AppTransaction {
-            app_id: app_id(def),
-            version: last,
-        };
-        super::record_transactions(&self.lake, &table, &[txn], vec![]).await?;
+        super::record_transactions(&self.lake, &table, &txns, vec![]).await?;
         let mut handed = self.handed.lock().unwrap();
-        if called {
-            handed.insert(def.id.clone(), value);
-        } else {
-            handed.remove(&def.id);
+        for ((d, p), guard) in positions.iter().zip(guards.iter_mut()) {
+            guard.clear();
+            handed.insert(d.id.clone(), *p);
         }
         Ok(())
     }
 }
 
-/// The value after `last` (the start when `None`), or `None` at the end
-/// of a sequence without CYCLE.
-fn step(def: &SequenceDef, last: Option<i64>) -> Option<i64> {
-    let Some(last) = last else {
+/// The value after `at`: the start before the first call, the value set
+/// when it was not handed out; `None` at the end of a sequence without
+/// CYCLE.
+fn step(def: &SequenceDef, at: Position) -> Option<i64> {
+    let Some(last) = at.last else {
         return Some(def.start);
     };
+    if !at.called {
+        return Some(last);
+    }
     let next = i128::from(last) + i128::from(def.increment);
     if next > i128::from(def.max) || next < i128::from(def.min) {
         return def
@@ -309,8 +399,7 @@ struct SequenceFn {
     call: Call,
     signature: Signature,
     sequences: Arc<Sequences>,
-    catalog: Arc<Catalog>,
-    search_path: Vec<String>,
+    names: Names,
     session: SessionState,
 }
 
@@ -324,7 +413,7 @@ impl PartialEq for SequenceFn {
     fn eq(&self, other: &Self) -> bool {
         self.call == other.call
             && Arc::ptr_eq(&self.session, &other.session)
-            && self.search_path == other.search_path
+            && Arc::ptr_eq(&self.names, &other.names)
     }
 }
 
@@ -333,54 +422,34 @@ impl Eq for SequenceFn {}
 impl std::hash::Hash for SequenceFn {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         self.call.hash(state);
-        self.search_path.hash(state);
     }
 }
 
-/// The sequence a function argument names (`'s'`, `'mart.s'`, `'"S"'`),
-/// by the session's search path.
-/// The relation a name written as text names (`regclass` input), by the
-/// search path when unqualified: 42P01 when there is none.
-fn relation(catalog: &Catalog, search_path: &[String], text: &str) -> Result<(Object, String)> {
-    let parts = crate::types::ident::parse_ident(text, true)?;
-    let snap = catalog.snapshot();
-    let (found, name) = match parts.as_slice() {
-        [name] => (
-            search_path
-                .iter()
-                .find_map(|schema| snap.relation(schema, name)),
-            name,
-        ),
-        [schema, name] | [_, schema, name] => (snap.relation(schema, name), name),
-        _ => {
-            return Err(Error::new(
-                ErrorKind::Syntax,
-                format!("improper relation name (too many dotted names): {text}"),
-            ));
-        }
-    };
-    let found = found.ok_or_else(|| {
-        Error::new(
-            ErrorKind::UndefinedTable,
-            format!("relation \"{text}\" does not exist"),
-        )
-    })?;
-    Ok((found.clone(), name.clone()))
+/// The relation a name written as text denotes (`regclass` input:
+/// `'s'`, `'mart.s'`, `'"S"'`), by the binder's rules and the session's
+/// search path; 42P01 when there is none, `None` for a table of a system
+/// schema.
+pub type Names = Arc<dyn Fn(&str) -> Result<Option<Object>> + Send + Sync>;
+
+/// The sequence `text` names.
+fn find(names: &Names, text: &str) -> Result<(Object, Arc<SequenceDef>)> {
+    match names(text)? {
+        Some(found) => match &found.def {
+            Def::Sequence(def) => {
+                let def = def.clone();
+                Ok((found, def))
+            }
+            _ => Err(not_a_sequence(&found.name)),
+        },
+        None => Err(not_a_sequence(text)),
+    }
 }
 
-pub fn find(
-    catalog: &Catalog,
-    search_path: &[String],
-    text: &str,
-) -> Result<(Object, Arc<SequenceDef>)> {
-    let (found, name) = relation(catalog, search_path, text)?;
-    match &found.def {
-        Def::Sequence(def) => Ok((found.clone(), def.clone())),
-        _ => Err(Error::new(
-            ErrorKind::WrongObjectType,
-            format!("\"{name}\" is not a sequence"),
-        )),
-    }
+fn not_a_sequence(name: &str) -> Error {
+    Error::new(
+        ErrorKind::WrongObjectType,
+        format!("\"{name}\" is not a sequence"),
+    )
 }
 
 impl ScalarUDFImpl for SequenceFn {
@@ -439,7 +508,7 @@ impl ScalarUDFImpl for SequenceFn {
         let same =
             n > 0 && names.null_count() == 0 && (0..n).all(|i| names.value(i) == names.value(0));
         if self.call == Call::Next && same {
-            let (o, def) = find(&self.catalog, &self.search_path, names.value(0))?;
+            let (o, def) = find(&self.names, names.value(0))?;
             let values = wait(self.sequences.next(&o.name, &def, n))?;
             let last = *values.last().expect("n > 0 values");
             let mut s = self.session.lock().unwrap();
@@ -459,15 +528,21 @@ impl ScalarUDFImpl for SequenceFn {
             Some(c) => Some(c.to_array(n)?),
             None => None,
         };
+        // Each name is looked up once per batch.
+        let mut found: HashMap<&str, (Object, Arc<SequenceDef>)> = HashMap::new();
         for i in 0..n {
             if names.is_null(i) {
                 out.append_null();
                 continue;
             }
-            let (o, def) = find(&self.catalog, &self.search_path, names.value(i))?;
+            let text = names.value(i);
+            if !found.contains_key(text) {
+                found.insert(text, find(&self.names, text)?);
+            }
+            let (o, def) = &found[text];
             match self.call {
                 Call::Next => {
-                    let v = wait(self.sequences.next(&o.name, &def, 1))?[0];
+                    let v = wait(self.sequences.next(&o.name, def, 1))?[0];
                     let mut s = self.session.lock().unwrap();
                     s.by_sequence.insert(def.id.clone(), v);
                     s.last = Some(v);
@@ -511,7 +586,7 @@ impl ScalarUDFImpl for SequenceFn {
                         Some(c) => c.as_boolean().value(i),
                         None => true,
                     };
-                    wait(self.sequences.set(&o.name, &def, v, called))?;
+                    wait(self.sequences.set(&o.name, def, v, called))?;
                     if called {
                         self.session
                             .lock()
@@ -562,16 +637,21 @@ impl ScalarUDFImpl for PerRow {
 /// `pg_get_serial_sequence(table, column)`: the sequence a serial or
 /// identity column takes its values from, as `schema.name`; NULL for
 /// another column.
-#[derive(Debug)]
 struct SerialSequence {
     signature: Signature,
     catalog: Arc<Catalog>,
-    search_path: Vec<String>,
+    names: Names,
+}
+
+impl std::fmt::Debug for SerialSequence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SerialSequence")
+    }
 }
 
 impl PartialEq for SerialSequence {
     fn eq(&self, other: &Self) -> bool {
-        self.search_path == other.search_path
+        Arc::ptr_eq(&self.names, &other.names)
     }
 }
 
@@ -579,29 +659,32 @@ impl Eq for SerialSequence {}
 
 impl std::hash::Hash for SerialSequence {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.search_path.hash(state);
+        self.name().hash(state);
     }
 }
 
 impl SerialSequence {
     fn lookup(&self, table: &str, column: &str) -> Result<Option<String>> {
-        let (rel, name) = relation(&self.catalog, &self.search_path, table)?;
-        let snap = self.catalog.snapshot();
+        // A system table has no serial columns.
+        let Some(rel) = (self.names)(table)? else {
+            return Ok(None);
+        };
         if !rel.declared_columns().iter().any(|c| c.name == column) {
             return Err(Error::new(
                 ErrorKind::UndefinedColumn,
-                format!("column \"{column}\" of relation \"{name}\" does not exist"),
+                format!(
+                    "column \"{column}\" of relation \"{}\" does not exist",
+                    rel.name
+                ),
             ));
         }
         let quote = crate::frontend::names::quote_ident_if_needed;
-        Ok(snap
-            .of_kind(crate::catalog::Kind::Sequence)
-            .find(|o| {
-                o.schema == rel.schema
-                    && matches!(&o.def, Def::Sequence(d)
-                        if d.owned_by.as_ref().is_some_and(|(t, c)| t == &rel.name && c == column))
-            })
-            .map(|o| format!("{}.{}", quote(&o.schema), quote(&o.name))))
+        let snap = self.catalog.snapshot();
+        let found = snap
+            .owned_sequences(&rel.schema, &rel.name)
+            .find(|(_, _, c)| *c == column)
+            .map(|(o, _, _)| format!("{}.{}", quote(&o.schema), quote(&o.name)));
+        Ok(found)
     }
 }
 
@@ -633,14 +716,14 @@ impl ScalarUDFImpl for SerialSequence {
     }
 }
 
-/// Register `nextval`, `currval`, `setval` and `lastval` in `ctx`, looking
-/// names up by `search_path` and keeping `currval` / `lastval` in
-/// `session`.
+/// Register `nextval`, `currval`, `setval`, `lastval` and
+/// `pg_get_serial_sequence` in `ctx`, looking names up with `names` and
+/// keeping `currval` / `lastval` in `session`.
 pub fn register(
     ctx: &SessionContext,
     sequences: &Arc<Sequences>,
     catalog: &Arc<Catalog>,
-    search_path: Vec<String>,
+    names: Names,
     session: &SessionState,
 ) {
     use DataType::{Boolean, Int64, Utf8};
@@ -666,15 +749,14 @@ pub fn register(
             call,
             signature: Signature::one_of(signature, Volatility::Volatile),
             sequences: sequences.clone(),
-            catalog: catalog.clone(),
-            search_path: search_path.clone(),
+            names: names.clone(),
             session: session.clone(),
         }));
     }
     ctx.register_udf(ScalarUDF::new_from_impl(SerialSequence {
         signature: Signature::exact(vec![Utf8, Utf8], Volatility::Stable),
         catalog: catalog.clone(),
-        search_path,
+        names,
     }));
 }
 
@@ -697,17 +779,41 @@ mod tests {
         }
     }
 
+    fn at(last: i64) -> Position {
+        Position {
+            last: Some(last),
+            called: true,
+        }
+    }
+
     #[test]
     fn steps_within_bounds() {
         let up = seq(1, 1, 1, 3, false);
-        assert_eq!(step(&up, None), Some(1));
-        assert_eq!(step(&up, Some(2)), Some(3));
-        assert_eq!(step(&up, Some(3)), None);
+        let first = Position {
+            last: None,
+            called: false,
+        };
+        assert_eq!(step(&up, first), Some(1));
+        assert_eq!(step(&up, at(2)), Some(3));
+        assert_eq!(step(&up, at(3)), None);
         let cycling = seq(1, 2, 1, 4, true);
-        assert_eq!(step(&cycling, Some(3)), Some(1));
+        assert_eq!(step(&cycling, at(3)), Some(1));
         let down = seq(-1, -1, -3, -1, true);
-        assert_eq!(step(&down, Some(-3)), Some(-1));
+        assert_eq!(step(&down, at(-3)), Some(-1));
         let big = seq(i64::MAX - 1, 5, 1, i64::MAX, false);
-        assert_eq!(step(&big, Some(i64::MAX - 1)), None);
+        assert_eq!(step(&big, at(i64::MAX - 1)), None);
+    }
+
+    #[test]
+    fn a_value_set_but_not_called_comes_next() {
+        // setval('s', min, false) on a descending sequence at its
+        // minimum: the next value is min itself, with nothing to subtract.
+        let down = seq(-1, -1, i64::MIN, -1, false);
+        let set = Position {
+            last: Some(i64::MIN),
+            called: false,
+        };
+        assert_eq!(step(&down, set), Some(i64::MIN));
+        assert_eq!(step(&down, at(i64::MIN)), None);
     }
 }

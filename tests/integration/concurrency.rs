@@ -202,7 +202,8 @@ async fn race(a: &Server, b: &Server) {
 
 /// Two servers on one lake, four clients each calling `nextval` and
 /// inserting into a `bigserial` table: no value is handed out twice, and a
-/// server started again continues past every value handed out before.
+/// server started again continues past every value handed out before and
+/// starts from a value set with `setval(…, false)`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_servers_never_hand_out_a_sequence_value_twice() {
     let root = tempfile::tempdir().unwrap();
@@ -267,4 +268,25 @@ async fn two_servers_never_hand_out_a_sequence_value_twice() {
         .unwrap()
         .get(0);
     assert!(next > before, "{next} after {before}");
+    // A value set and not yet handed out is the next one, for any server.
+    again
+        .connect()
+        .await
+        .query_one("SELECT setval('ids', 7000, false)", &[])
+        .await
+        .unwrap();
+    drop(again);
+    let last = Server::start_on(&lake);
+    let c = last.connect().await;
+    let row = c
+        .query_one("SELECT last_value, is_called FROM ids", &[])
+        .await
+        .unwrap();
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, bool>(1)), (7000, false));
+    let next: i64 = c
+        .query_one("SELECT nextval('ids')", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(next, 7000);
 }

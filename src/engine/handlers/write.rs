@@ -152,33 +152,32 @@ impl Handler for Truncate {
             Some(datafusion::sql::sqlparser::ast::TruncateIdentityOption::Restart)
         );
         let wc = session.write_context();
-        // Every table resolved and opened before any is emptied.
+        // Every table resolved and opened, and the sequences to restart
+        // found, before any table is emptied.
         let mut targets = Vec::new();
         for t in &self.0.table_names {
             let (schema, table, def) = session.resolve_table(&t.name)?;
             targets.push(crate::write::Target::open(&wc, &schema, &table, def, None).await?);
         }
+        let snap = session.engine().catalog().snapshot();
+        let owned: Vec<&crate::catalog::SequenceDef> = if restart {
+            targets
+                .iter()
+                .flat_map(|t| snap.owned_sequences(&t.schema, &t.name))
+                .map(|(_, d, _)| d.as_ref())
+                .collect()
+        } else {
+            vec![]
+        };
+        // One commit per table: a failure part-way leaves the tables
+        // before it empty and the rest as they were, as a client that
+        // truncated them one by one would.
         for target in &targets {
             crate::write::delete::delete(&wc, target, None, false).await?;
         }
-        if restart {
-            // The sequences the tables' columns own start again.
-            let snap = session.engine().catalog().snapshot();
-            for target in &targets {
-                for o in snap.of_kind(crate::catalog::Kind::Sequence) {
-                    if let crate::catalog::Def::Sequence(d) = &o.def
-                        && o.schema == target.schema
-                        && d.owned_by.as_ref().is_some_and(|(t, _)| t == &target.name)
-                    {
-                        session
-                            .engine()
-                            .sequences()
-                            .set(&o.name, d, d.start, false)
-                            .await?;
-                    }
-                }
-            }
-        }
+        // The sequences start again in one commit after the tables are
+        // empty: a failure before it leaves values that only skip.
+        session.engine().sequences().restart(&owned).await?;
         Ok(Output::Command {
             tag: "TRUNCATE TABLE".into(),
             rows: None,
