@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray};
 use datafusion::arrow::array::{RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::ScalarValue;
+use datafusion::functions::utils::make_scalar_function;
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility, create_udf,
 };
@@ -459,37 +460,33 @@ pub fn current_setting_udf(settings: &Settings) -> ScalarUDF {
             "current_setting",
             one_or_two,
             DataType::Utf8,
-            Arc::new(move |args| {
-                let n = args
-                    .iter()
-                    .find_map(|a| match a {
-                        ColumnarValue::Array(a) => Some(a.len()),
-                        _ => None,
-                    })
-                    .unwrap_or(1);
-                let names = args[0].to_array(n)?;
-                let names = names.as_string::<i32>();
-                let missing_ok = match args.get(1) {
-                    Some(m) => Some(m.to_array(n)?),
-                    None => None,
-                };
-                let mut out = datafusion::arrow::array::StringBuilder::new();
-                for i in 0..n {
-                    if names.is_null(i) {
-                        out.append_null();
-                        continue;
-                    }
-                    let name = names.value(i);
-                    match values.get(&name.to_lowercase()) {
-                        Some(v) => out.append_value(v),
-                        None if missing_ok.as_ref().is_some_and(|m| m.as_boolean().value(i)) => {
-                            out.append_null()
+            Arc::new(make_scalar_function(
+                move |args: &[ArrayRef]| {
+                    let n = args[0].len();
+                    let names = args[0].as_string::<i32>();
+                    let missing_ok = args.get(1);
+                    let mut out = datafusion::arrow::array::StringBuilder::new();
+                    for i in 0..n {
+                        if names.is_null(i) {
+                            out.append_null();
+                            continue;
                         }
-                        None => return Err(missing(name)),
+                        let name = names.value(i);
+                        match values.get(&name.to_lowercase()) {
+                            Some(v) => out.append_value(v),
+                            None if missing_ok
+                                .as_ref()
+                                .is_some_and(|m| m.as_boolean().value(i)) =>
+                            {
+                                out.append_null()
+                            }
+                            None => return Err(missing(name)),
+                        }
                     }
-                }
-                shaped_like(args, Arc::new(out.finish()))
-            }),
+                    Ok(Arc::new(out.finish()) as ArrayRef)
+                },
+                vec![],
+            )),
         ),
     )
 }
@@ -644,13 +641,17 @@ pub fn register_functions(ctx: &SessionContext) {
         vec![DataType::Utf8],
         DataType::Int32,
         Volatility::Stable,
-        Arc::new(|args| {
-            let names = args[0].to_array(1)?;
-            let names = names.as_string::<i32>();
-            let out: datafusion::arrow::array::Int32Array =
-                names.iter().map(|n| n.and_then(type_oid)).collect();
-            shaped_like(args, Arc::new(out))
-        }),
+        Arc::new(make_scalar_function(
+            |args: &[ArrayRef]| {
+                let out: datafusion::arrow::array::Int32Array = args[0]
+                    .as_string::<i32>()
+                    .iter()
+                    .map(|n| n.and_then(type_oid))
+                    .collect();
+                Ok(Arc::new(out) as ArrayRef)
+            },
+            vec![],
+        )),
     ));
     ctx.register_udf(crate::types::json::json_build_object());
     // No session has a temporary schema (ADBC's schema query).
@@ -666,34 +667,23 @@ pub fn register_functions(ctx: &SessionContext) {
         vec![DataType::Int64],
         DataType::Utf8,
         Volatility::Immutable,
-        Arc::new(|args| {
-            let sizes = args[0].to_array(1)?;
-            let sizes = datafusion::arrow::compute::cast(&sizes, &DataType::Int64)?;
-            let sizes = sizes.as_primitive::<datafusion::arrow::datatypes::Int64Type>();
-            let out: datafusion::arrow::array::StringArray =
-                sizes.iter().map(|v| v.map(size_pretty)).collect();
-            shaped_like(args, Arc::new(out))
-        }),
+        Arc::new(make_scalar_function(
+            |args: &[ArrayRef]| {
+                let sizes = datafusion::arrow::compute::cast(&args[0], &DataType::Int64)?;
+                let out: datafusion::arrow::array::StringArray = sizes
+                    .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+                    .iter()
+                    .map(|v| v.map(size_pretty))
+                    .collect();
+                Ok(Arc::new(out) as ArrayRef)
+            },
+            vec![],
+        )),
     ));
     ctx.register_udf(constant_udf(
         "version",
         "PostgreSQL 15.0 (Sluice 0.1.0) on x86_64-pc-linux-gnu, compiled by rustc, 64-bit",
     ));
-}
-
-/// A function's result `out` as a scalar when every argument was one,
-/// else as the array it is.
-fn shaped_like(
-    args: &[ColumnarValue],
-    out: datafusion::arrow::array::ArrayRef,
-) -> datafusion::error::Result<ColumnarValue> {
-    Ok(
-        if args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) {
-            ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
-        } else {
-            ColumnarValue::Array(out)
-        },
-    )
 }
 
 /// The OID of the type `name` spells in SQL, if Sluice has it.

@@ -11,8 +11,9 @@ use datafusion::arrow::compute::kernels::numeric;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::Transformed;
-use datafusion::common::{DFSchema, ScalarValue};
+use datafusion::common::DFSchema;
 use datafusion::error::{DataFusionError, Result};
+use datafusion::functions::utils::make_scalar_function;
 use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::{
     BinaryExpr, ColumnarValue, Expr, ExprSchemable, LogicalPlan, Operator, ScalarFunctionArgs,
@@ -106,16 +107,12 @@ impl ScalarUDFImpl for Checked {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let n = args.number_rows;
-        let scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let arrays = args
-            .args
-            .iter()
-            .map(|a| a.to_array(if scalar { 1 } else { n }))
-            .collect::<Result<Vec<ArrayRef>>>()?;
+        make_scalar_function(|arrays: &[ArrayRef]| self.apply(arrays), vec![])(&args.args)
+    }
+}
+
+impl Checked {
+    fn apply(&self, arrays: &[ArrayRef]) -> Result<ArrayRef> {
         let out = match self.op {
             Op::Add => numeric::add(&arrays[0], &arrays[1]),
             Op::Sub => numeric::sub(&arrays[0], &arrays[1]),
@@ -131,11 +128,7 @@ impl ScalarUDFImpl for Checked {
             }
             other => other.into(),
         })?;
-        Ok(if scalar {
-            ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
-        } else {
-            ColumnarValue::Array(out)
-        })
+        Ok(out)
     }
 }
 

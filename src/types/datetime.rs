@@ -380,14 +380,18 @@ impl datafusion::logical_expr::ScalarUDFImpl for IntervalTimes {
         &self,
         args: datafusion::logical_expr::ScalarFunctionArgs,
     ) -> DfResult<datafusion::logical_expr::ColumnarValue> {
+        datafusion::functions::utils::make_scalar_function(|a| self.apply(a), vec![])(&args.args)
+    }
+}
+
+impl IntervalTimes {
+    fn apply(
+        &self,
+        arrays: &[datafusion::arrow::array::ArrayRef],
+    ) -> DfResult<datafusion::arrow::array::ArrayRef> {
         use datafusion::arrow::array::{Array, AsArray, IntervalMonthDayNanoBuilder};
         use datafusion::arrow::datatypes::{Float64Type, IntervalMonthDayNanoType};
-        let n = args.number_rows;
-        let scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, datafusion::logical_expr::ColumnarValue::Scalar(_)));
-        let arrays = datafusion::logical_expr::ColumnarValue::values_to_arrays(&args.args)?;
+        let n = arrays[0].len();
         let spans = arrays[0].as_primitive::<IntervalMonthDayNanoType>();
         let factors = arrays[1].as_primitive::<Float64Type>();
         let mut out = IntervalMonthDayNanoBuilder::with_capacity(n);
@@ -407,14 +411,7 @@ impl datafusion::logical_expr::ScalarUDFImpl for IntervalTimes {
             }
             out.append_value(interval_times(spans.value(i), factor)?);
         }
-        let array: datafusion::arrow::array::ArrayRef = std::sync::Arc::new(out.finish());
-        Ok(if scalar {
-            datafusion::logical_expr::ColumnarValue::Scalar(
-                datafusion::common::ScalarValue::try_from_array(&array, 0)?,
-            )
-        } else {
-            datafusion::logical_expr::ColumnarValue::Array(array)
-        })
+        Ok(std::sync::Arc::new(out.finish()))
     }
 }
 

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, AsArray, ListBuilder, StringBuilder};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, ListBuilder, StringBuilder};
 use datafusion::arrow::datatypes::{DataType, Field};
 use datafusion::error::Result as DfResult;
 use datafusion::logical_expr::{
@@ -134,44 +134,35 @@ impl ScalarUDFImpl for ParseIdent {
         Ok(DataType::new_list(DataType::Utf8, true))
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        let scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let n = if scalar { 1 } else { args.number_rows };
-        let text = args.args[0].to_array(n)?;
-        let text = datafusion::arrow::compute::cast(&text, &DataType::Utf8)?;
-        let text = text.as_string::<i32>();
-        let strict = match args.args.get(1) {
-            Some(a) => Some(a.to_array(n)?),
-            None => None,
-        };
-        let strict = strict.as_ref().map(|a| a.as_boolean());
-        let mut out = ListBuilder::new(StringBuilder::new())
-            .with_field(Arc::new(Field::new_list_field(DataType::Utf8, true)));
-        for row in 0..n {
-            let strict = match strict {
-                Some(s) if s.is_null(row) => None,
-                Some(s) => Some(s.value(row)),
-                None => Some(true),
-            };
-            match (text.is_null(row), strict) {
-                (false, Some(strict)) => {
-                    for part in parse_ident(text.value(row), strict)? {
-                        out.values().append_value(part);
-                    }
-                    out.append(true);
-                }
-                _ => out.append(false),
-            }
-        }
-        let array: Arc<dyn Array> = Arc::new(out.finish());
-        Ok(if scalar {
-            ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(&array, 0)?)
-        } else {
-            ColumnarValue::Array(array)
-        })
+        datafusion::functions::utils::make_scalar_function(parse_ident_array, vec![])(&args.args)
     }
+}
+
+/// `parse_ident` of each row: the text and, when given, `strict`.
+fn parse_ident_array(args: &[ArrayRef]) -> DfResult<ArrayRef> {
+    let n = args[0].len();
+    let text = datafusion::arrow::compute::cast(&args[0], &DataType::Utf8)?;
+    let text = text.as_string::<i32>();
+    let strict = args.get(1).map(|a| a.as_boolean());
+    let mut out = ListBuilder::new(StringBuilder::new())
+        .with_field(Arc::new(Field::new_list_field(DataType::Utf8, true)));
+    for row in 0..n {
+        let strict = match strict {
+            Some(s) if s.is_null(row) => None,
+            Some(s) => Some(s.value(row)),
+            None => Some(true),
+        };
+        match (text.is_null(row), strict) {
+            (false, Some(strict)) => {
+                for part in parse_ident(text.value(row), strict)? {
+                    out.values().append_value(part);
+                }
+                out.append(true);
+            }
+            _ => out.append(false),
+        }
+    }
+    Ok(Arc::new(out.finish()))
 }
 
 /// Register `parse_ident` in place of the catalog library's, which split on

@@ -14,6 +14,7 @@ use datafusion::arrow::array::{
 use datafusion::arrow::datatypes::{DataType, Float64Type, TimeUnit, TimestampMicrosecondType};
 use datafusion::common::{DataFusionError, ScalarValue, exec_err, plan_err};
 use datafusion::error::Result;
+use datafusion::functions::utils::make_scalar_function;
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
@@ -790,18 +791,6 @@ fn template_of(v: &ColumnarValue) -> Result<Option<String>> {
     }
 }
 
-fn finish(array: ArrayRef, scalar: bool) -> Result<ColumnarValue> {
-    Ok(if scalar {
-        ColumnarValue::Scalar(ScalarValue::try_from_array(&array, 0)?)
-    } else {
-        ColumnarValue::Array(array)
-    })
-}
-
-fn all_scalar(args: &[ColumnarValue]) -> bool {
-    args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)))
-}
-
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct ToChar {
     signature: Signature,
@@ -835,86 +824,85 @@ impl ScalarUDFImpl for ToChar {
         }
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let scalar = all_scalar(&args.args);
-        let n = args.number_rows;
         let Some(template) = template_of(&args.args[1])? else {
             return Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)));
         };
-        let input = args.args[0].to_array(n)?;
-        let mut out = StringBuilder::with_capacity(n, n * template.len());
-        match input.data_type() {
-            t if t.is_numeric() => {
-                let (pieces, fm) =
-                    numeric_template(&template).map_err(DataFusionError::NotImplemented)?;
-                let text = match t {
-                    DataType::Float32 | DataType::Float64 => {
-                        // PostgreSQL rounds a float to 15 significant digits first.
-                        let f = datafusion::arrow::compute::cast(&input, &DataType::Float64)?;
-                        let f = f.as_primitive::<Float64Type>();
-                        let mut b = StringBuilder::with_capacity(n, n * 16);
-                        for i in 0..f.len() {
-                            if f.is_null(i) {
-                                b.append_null();
-                            } else {
-                                b.append_value(float_text(f.value(i)));
-                            }
+        make_scalar_function(|a: &[ArrayRef]| to_char(&a[0], &template), vec![])(&args.args[..1])
+    }
+}
+
+/// `to_char` of each value of `input` by `template`.
+fn to_char(input: &ArrayRef, template: &str) -> Result<ArrayRef> {
+    let n = input.len();
+    let mut out = StringBuilder::with_capacity(n, n * template.len());
+    match input.data_type() {
+        t if t.is_numeric() => {
+            let (pieces, fm) =
+                numeric_template(template).map_err(DataFusionError::NotImplemented)?;
+            let text = match t {
+                DataType::Float32 | DataType::Float64 => {
+                    // PostgreSQL rounds a float to 15 significant digits first.
+                    let f = datafusion::arrow::compute::cast(&input, &DataType::Float64)?;
+                    let f = f.as_primitive::<Float64Type>();
+                    let mut b = StringBuilder::with_capacity(n, n * 16);
+                    for i in 0..f.len() {
+                        if f.is_null(i) {
+                            b.append_null();
+                        } else {
+                            b.append_value(float_text(f.value(i)));
                         }
-                        Arc::new(b.finish()) as ArrayRef
                     }
-                    _ => datafusion::arrow::compute::cast(&input, &DataType::Utf8)?,
-                };
-                let text = text.as_string::<i32>();
-                for i in 0..text.len() {
-                    if text.is_null(i) {
-                        out.append_null();
-                    } else {
-                        out.append_value(format_number(text.value(i), &pieces, fm));
-                    }
+                    Arc::new(b.finish()) as ArrayRef
                 }
-            }
-            DataType::Interval(_) => {
-                let pieces = pieces(&template);
-                let spans = datafusion::arrow::compute::cast(
-                    &input,
-                    &DataType::Interval(datafusion::arrow::datatypes::IntervalUnit::MonthDayNano),
-                )?;
-                let spans =
-                    spans.as_primitive::<datafusion::arrow::datatypes::IntervalMonthDayNanoType>();
-                for v in spans.iter() {
-                    match v {
-                        Some(v) => out.append_value(format_interval(
-                            v.months,
-                            v.days,
-                            v.nanoseconds,
-                            &pieces,
-                        )),
-                        None => out.append_null(),
-                    }
-                }
-            }
-            _ => {
-                let pieces = pieces(&template);
-                let offset =
-                    matches!(input.data_type(), DataType::Timestamp(_, Some(_))).then_some(0);
-                let micros = datafusion::arrow::compute::cast(
-                    &input,
-                    &DataType::Timestamp(TimeUnit::Microsecond, None),
-                )?;
-                let micros = micros.as_primitive::<TimestampMicrosecondType>();
-                for i in 0..micros.len() {
-                    if micros.is_null(i) {
-                        out.append_null();
-                        continue;
-                    }
-                    let Some(dt) = chrono::DateTime::from_timestamp_micros(micros.value(i)) else {
-                        return exec_err!("timestamp out of range");
-                    };
-                    out.append_value(format_datetime(dt.naive_utc(), offset, &pieces));
+                _ => datafusion::arrow::compute::cast(&input, &DataType::Utf8)?,
+            };
+            let text = text.as_string::<i32>();
+            for i in 0..text.len() {
+                if text.is_null(i) {
+                    out.append_null();
+                } else {
+                    out.append_value(format_number(text.value(i), &pieces, fm));
                 }
             }
         }
-        finish(Arc::new(out.finish()), scalar)
+        DataType::Interval(_) => {
+            let pieces = pieces(template);
+            let spans = datafusion::arrow::compute::cast(
+                &input,
+                &DataType::Interval(datafusion::arrow::datatypes::IntervalUnit::MonthDayNano),
+            )?;
+            let spans =
+                spans.as_primitive::<datafusion::arrow::datatypes::IntervalMonthDayNanoType>();
+            for v in spans.iter() {
+                match v {
+                    Some(v) => {
+                        out.append_value(format_interval(v.months, v.days, v.nanoseconds, &pieces))
+                    }
+                    None => out.append_null(),
+                }
+            }
+        }
+        _ => {
+            let pieces = pieces(template);
+            let offset = matches!(input.data_type(), DataType::Timestamp(_, Some(_))).then_some(0);
+            let micros = datafusion::arrow::compute::cast(
+                &input,
+                &DataType::Timestamp(TimeUnit::Microsecond, None),
+            )?;
+            let micros = micros.as_primitive::<TimestampMicrosecondType>();
+            for i in 0..micros.len() {
+                if micros.is_null(i) {
+                    out.append_null();
+                    continue;
+                }
+                let Some(dt) = chrono::DateTime::from_timestamp_micros(micros.value(i)) else {
+                    return exec_err!("timestamp out of range");
+                };
+                out.append_value(format_datetime(dt.naive_utc(), offset, &pieces));
+            }
+        }
     }
+    Ok(Arc::new(out.finish()))
 }
 
 /// A float's digits as PostgreSQL's `to_char(float8)` reads them: 15
@@ -970,29 +958,11 @@ impl ScalarUDFImpl for Parse {
         })
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let scalar = all_scalar(&args.args);
-        let n = args.number_rows;
-        let input = args.args[0].to_array(n)?;
         if args.args.len() == 1 {
-            if !self.timestamp || !input.data_type().is_numeric() {
+            if !self.timestamp || !args.args[0].data_type().is_numeric() {
                 return plan_err!("{} needs a template", self.name());
             }
-            // Seconds since the epoch, with their fraction.
-            let f = datafusion::arrow::compute::cast(&input, &DataType::Float64)?;
-            let f = f.as_primitive::<Float64Type>();
-            let mut b = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
-            for i in 0..f.len() {
-                if f.is_null(i) {
-                    b.append_null();
-                    continue;
-                }
-                let micros = (f.value(i) * 1e6).round();
-                if !micros.is_finite() || micros.abs() > 9.2e18 {
-                    return exec_err!("timestamp out of range: \"{}\"", f.value(i));
-                }
-                b.append_value(micros as i64);
-            }
-            return finish(Arc::new(b.finish()), scalar);
+            return make_scalar_function(|a: &[ArrayRef]| from_seconds(&a[0]), vec![])(&args.args);
         }
         let Some(template) = template_of(&args.args[1])? else {
             let t = if self.timestamp {
@@ -1002,14 +972,42 @@ impl ScalarUDFImpl for Parse {
             };
             return Ok(ColumnarValue::Scalar(ScalarValue::try_from(&t)?));
         };
-        let fmt = input_format(&template).map_err(input_error)?;
+        make_scalar_function(|a: &[ArrayRef]| self.parse(&a[0], &template), vec![])(&args.args[..1])
+    }
+}
+
+/// `to_timestamp(seconds)`: seconds since the epoch, with their fraction.
+fn from_seconds(input: &ArrayRef) -> Result<ArrayRef> {
+    let n = input.len();
+    let f = datafusion::arrow::compute::cast(&input, &DataType::Float64)?;
+    let f = f.as_primitive::<Float64Type>();
+    let mut b = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
+    for i in 0..f.len() {
+        if f.is_null(i) {
+            b.append_null();
+            continue;
+        }
+        let micros = (f.value(i) * 1e6).round();
+        if !micros.is_finite() || micros.abs() > 9.2e18 {
+            return exec_err!("timestamp out of range: \"{}\"", f.value(i));
+        }
+        b.append_value(micros as i64);
+    }
+    Ok(Arc::new(b.finish()))
+}
+
+impl Parse {
+    /// Each text of `input` read by `template`.
+    fn parse(&self, input: &ArrayRef, template: &str) -> Result<ArrayRef> {
+        let n = input.len();
+        let fmt = input_format(template).map_err(input_error)?;
         let text = datafusion::arrow::compute::cast(&input, &DataType::Utf8)?;
         let text = text.as_string::<i32>();
         let read = |i: usize| -> Result<Option<NaiveDateTime>> {
             if text.is_null(i) {
                 return Ok(None);
             }
-            read_datetime(text.value(i), &fmt, &template)
+            read_datetime(text.value(i), &fmt, template)
                 .map(Some)
                 .map_err(input_error)
         };
@@ -1027,7 +1025,7 @@ impl ScalarUDFImpl for Parse {
             }
             Arc::new(b.finish())
         };
-        finish(array, scalar)
+        Ok(array)
     }
 }
 

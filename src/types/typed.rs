@@ -10,6 +10,7 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Int64Type};
 use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::error::Result;
+use datafusion::functions::utils::make_scalar_function;
 use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult, RawBinaryExpr};
 use datafusion::logical_expr::{
@@ -205,14 +206,17 @@ impl ScalarUDFImpl for JsonGet {
         Ok(DataType::Utf8)
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let n = args.number_rows;
-        let scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let docs = cast(&args.args[0].to_array(n)?, &DataType::Utf8)?;
+        make_scalar_function(|arrays: &[ArrayRef]| self.get(arrays), vec![])(&args.args)
+    }
+}
+
+impl JsonGet {
+    /// The value of each document's key or path.
+    fn get(&self, arrays: &[ArrayRef]) -> Result<ArrayRef> {
+        let n = arrays[0].len();
+        let docs = cast(&arrays[0], &DataType::Utf8)?;
         let docs = docs.as_string::<i32>();
-        let key = args.args[1].to_array(n)?;
+        let key = &arrays[1];
         // The key column read once: a list of path steps, integer indexes
         // or text keys.
         let list = matches!(key.data_type(), DataType::List(_));
@@ -288,12 +292,7 @@ impl ScalarUDFImpl for JsonGet {
                 None => out.append_null(),
             }
         }
-        let array: ArrayRef = Arc::new(out.finish());
-        Ok(if scalar {
-            ColumnarValue::Scalar(ScalarValue::try_from_array(&array, 0)?)
-        } else {
-            ColumnarValue::Array(array)
-        })
+        Ok(Arc::new(out.finish()))
     }
 }
 
