@@ -40,7 +40,8 @@ const FIELDS: &[&str] = &[
     "FF5", "FF6", "A.M.", "a.m.", "P.M.", "p.m.", "AM", "am", "PM", "pm", "Y,YYY", "YYYY", "YYY",
     "YY", "Y", "IYYY", "IYY", "IY", "I", "MONTH", "Month", "month", "MON", "Mon", "mon", "MM",
     "DAY", "Day", "day", "DY", "Dy", "dy", "DDD", "DD", "D", "IDDD", "ID", "WW", "W", "IW", "CC",
-    "J", "Q", "TZH", "TZM", "TZ", "tz", "OF", "BC", "AD", "bc", "ad",
+    "J", "Q", "RM", "rm", "TZH", "TZM", "TZ", "tz", "OF", "B.C.", "b.c.", "A.D.", "a.d.", "BC",
+    "AD", "bc", "ad",
 ];
 
 /// Case-sensitive patterns (their case chooses the output's).
@@ -50,7 +51,7 @@ fn case_sensitive(f: &str) -> bool {
             f,
             "MONTH" | "MON" | "DAY" | "DY" | "AM" | "PM" | "A.M." | "P.M."
         )
-        || matches!(f, "TZ" | "BC" | "AD")
+        || matches!(f, "TZ" | "BC" | "AD" | "B.C." | "A.D." | "RM")
 }
 
 fn field_at(rest: &str) -> Option<&'static str> {
@@ -171,7 +172,9 @@ const DAYS: [&str; 7] = [
     "Saturday",
 ];
 
+/// The suffix of `n` for TH: by its last digits, whatever its sign.
 fn ordinal(n: i64, lower: bool) -> &'static str {
+    let n = n.unsigned_abs();
     let s = match (n % 100, n % 10) {
         (11..=13, _) => "th",
         (_, 1) => "st",
@@ -204,9 +207,52 @@ fn named(name: &str, pattern: &str, width: usize, fm: bool) -> String {
     if fm { s } else { format!("{s:<width$}") }
 }
 
-/// `dt` (with UTC offset `offset` seconds for a timestamptz) as `template`
-/// says.
-fn format_datetime(dt: NaiveDateTime, offset: Option<i32>, template: &[Piece]) -> String {
+/// What the fields a timestamp and an interval share print: the time of
+/// day (hours may pass 23 in an interval), the fraction of the second,
+/// the year, month and day. An interval's fields may be negative.
+struct Clock {
+    hour: i64,
+    minute: i64,
+    second: i64,
+    /// The fraction of the second, in nanoseconds.
+    nanos: i64,
+    year: i64,
+    month: i64,
+    day: i64,
+    /// `DDD`: the day of the year (an interval counts 30 days a month).
+    day_of_year: i64,
+}
+
+/// How a number prints in a field: its value, its width, and whether a
+/// minus sign goes outside the width (`-0001` for `YYYY`) or counts in it
+/// (`-1` for `DD`), as PostgreSQL chooses per field.
+type Num<'a> = &'a dyn Fn(i64, usize, bool) -> String;
+
+/// A field only one kind of value has, printed from its name, whether
+/// `FM` fills it, and how a number prints.
+type OtherField<'a> = &'a dyn Fn(&str, bool, Num) -> Result<Option<String>>;
+
+/// Roman numerals of the months, December first, as PostgreSQL indexes
+/// them.
+const ROMAN_MONTHS: [&str; 12] = [
+    "XII", "XI", "X", "IX", "VIII", "VII", "VI", "V", "IV", "III", "II", "I",
+];
+
+/// PostgreSQL's Julian day of a year, month and day (`date2j`), which
+/// also reads an interval's fields.
+fn julian_day(year: i64, month: i64, day: i64) -> i64 {
+    let (year, month) = if month > 2 {
+        (year + 4800, month + 1)
+    } else {
+        (year + 4799, month + 13)
+    };
+    let century = year / 100;
+    year * 365 - 32167 + year / 4 - century + century / 4 + 7834 * month / 256 + day
+}
+
+/// `template` with each field printed from `clock`, or by `other`; a
+/// field neither knows prints nothing.
+fn render(template: &[Piece], clock: &Clock, other: OtherField) -> Result<String> {
     let mut out = String::new();
     for p in template {
         let (name, fm, th) = match p {
@@ -216,11 +262,11 @@ fn format_datetime(dt: NaiveDateTime, offset: Option<i32>, template: &[Piece]) -
             }
             Piece::Field { name, fm, th } => (*name, *fm, *th),
         };
-        let num = |v: i64, width: usize| -> String {
+        let printed = |v: i64, width: usize, outside: bool| -> String {
             let s = if fm {
                 v.to_string()
-            } else if v < 0 {
-                format!("-{:0width$}", -v)
+            } else if v < 0 && outside {
+                format!("-{:0width$}", v.unsigned_abs())
             } else {
                 format!("{v:0width$}")
             };
@@ -229,29 +275,30 @@ fn format_datetime(dt: NaiveDateTime, offset: Option<i32>, template: &[Piece]) -
                 None => s,
             }
         };
-        let hour12 = match dt.hour() % 12 {
-            0 => 12,
-            h => h,
-        };
-        let year = i64::from(dt.year());
-        let iso = dt.iso_week();
-        let s = match name.to_ascii_uppercase().as_str() {
-            "HH24" => num(i64::from(dt.hour()), 2),
-            "HH12" | "HH" => num(i64::from(hour12), 2),
-            "MI" => num(i64::from(dt.minute()), 2),
-            "SS" => num(i64::from(dt.second()), 2),
-            "SSSS" | "SSSSS" => num(i64::from(dt.num_seconds_from_midnight()), 0),
-            "MS" => num(i64::from(dt.nanosecond() / 1_000_000), 3),
-            "US" => num(i64::from(dt.nanosecond() / 1_000), 6),
+        let signed = |v: i64, width: usize| printed(v, width, true);
+        let num = |v: i64, width: usize| printed(v, width, false);
+        let upper = name.to_ascii_uppercase();
+        let s = match upper.as_str() {
+            "HH24" => signed(clock.hour, 2),
+            "HH12" | "HH" => signed(
+                match clock.hour % 12 {
+                    0 => 12,
+                    h => h,
+                },
+                2,
+            ),
+            "MI" => signed(clock.minute, 2),
+            "SS" => signed(clock.second, 2),
+            "SSSS" | "SSSSS" => num(clock.hour * 3600 + clock.minute * 60 + clock.second, 0),
+            "MS" => num(clock.nanos / 1_000_000, 3),
+            "US" => num(clock.nanos / 1_000, 6),
             f if f.starts_with("FF") => {
-                let digits: u32 = f[2..].parse().unwrap_or(6);
-                num(
-                    i64::from(dt.nanosecond() / 10u32.pow(9 - digits)),
-                    digits as usize,
-                )
+                let digits: u32 = f[2..].parse::<u32>().unwrap_or(6).min(9);
+                num(clock.nanos / 10i64.pow(9 - digits), digits as usize)
             }
             "AM" | "PM" | "A.M." | "P.M." => {
-                let pm = dt.hour() >= 12;
+                // C's `%`, as PostgreSQL: an interval of -3 hours is AM.
+                let pm = clock.hour % 24 >= 12;
                 let s = match (name.contains('.'), pm) {
                     (false, false) => "AM",
                     (false, true) => "PM",
@@ -264,21 +311,67 @@ fn format_datetime(dt: NaiveDateTime, offset: Option<i32>, template: &[Piece]) -
                     s.to_string()
                 }
             }
-            "Y,YYY" => {
-                let y = year.abs();
-                format!("{},{:03}", y / 1000, y % 1000)
+            "Y,YYY" => format!("{},{:03}", clock.year / 1000, clock.year % 1000),
+            "YYYY" => signed(clock.year, 4),
+            "YYY" => signed(clock.year % 1000, 3),
+            "YY" => signed(clock.year % 100, 2),
+            "Y" => num(clock.year % 10, 1),
+            "MM" => signed(clock.month, 2),
+            "DD" => num(clock.day, 2),
+            "DDD" => num(clock.day_of_year, 3),
+            "WW" => num((clock.day_of_year - 1) / 7 + 1, 2),
+            "W" => num((clock.day - 1) / 7 + 1, 1),
+            // Nothing without months, as PostgreSQL.
+            "Q" if clock.month == 0 => String::new(),
+            "Q" => num((clock.month - 1) / 3 + 1, 1),
+            "J" => num(julian_day(clock.year, clock.month, clock.day), 0),
+            "RM" if clock.month == 0 && clock.year == 0 => String::new(),
+            "RM" => {
+                let at = match clock.month {
+                    0 if clock.year >= 0 => 0,
+                    0 => 11,
+                    m if m < 0 => (-(m + 1)) as usize,
+                    m => (12 - m) as usize,
+                };
+                let r = ROMAN_MONTHS[at.min(11)];
+                let r = if name == "rm" {
+                    r.to_ascii_lowercase()
+                } else {
+                    r.to_string()
+                };
+                if fm { r } else { format!("{r:<4}") }
             }
-            "YYYY" => num(year, 4),
-            "YYY" => num(year % 1000, 3),
-            "YY" => num(year % 100, 2),
-            "Y" => num(year % 10, 1),
+            _ => other(name, fm, &printed)?.unwrap_or_default(),
+        };
+        out.push_str(&s);
+    }
+    Ok(out)
+}
+
+/// `to_char(timestamp)`, and of a date or a `timestamptz` (with `offset`,
+/// the session's offset from UTC in seconds, for `TZ` and `OF`).
+fn format_datetime(dt: NaiveDateTime, offset: Option<i32>, template: &[Piece]) -> Result<String> {
+    let year = i64::from(dt.year());
+    let iso = dt.iso_week();
+    let clock = Clock {
+        hour: i64::from(dt.hour()),
+        minute: i64::from(dt.minute()),
+        second: i64::from(dt.second()),
+        nanos: i64::from(dt.nanosecond()),
+        year,
+        month: i64::from(dt.month()),
+        day: i64::from(dt.day()),
+        day_of_year: i64::from(dt.ordinal()),
+    };
+    render(template, &clock, &|name, fm, printed| {
+        let num = |v: i64, width: usize| printed(v, width, true);
+        Ok(Some(match name.to_ascii_uppercase().as_str() {
             "IYYY" => num(i64::from(iso.year()), 4),
             "IYY" => num(i64::from(iso.year()) % 1000, 3),
             "IY" => num(i64::from(iso.year()) % 100, 2),
             "I" => num(i64::from(iso.year()) % 10, 1),
             "MONTH" => named(MONTHS[dt.month0() as usize], name, 9, fm),
             "MON" => named(&MONTHS[dt.month0() as usize][..3], name, 3, fm),
-            "MM" => num(i64::from(dt.month()), 2),
             "DAY" => named(
                 DAYS[dt.weekday().num_days_from_sunday() as usize],
                 name,
@@ -291,16 +384,12 @@ fn format_datetime(dt: NaiveDateTime, offset: Option<i32>, template: &[Piece]) -
                 3,
                 fm,
             ),
-            "DDD" => num(i64::from(dt.ordinal()), 3),
-            "DD" => num(i64::from(dt.day()), 2),
             "D" => num(i64::from(dt.weekday().number_from_sunday()), 1),
             "IDDD" => num(
                 i64::from((iso.week() - 1) * 7 + dt.weekday().number_from_monday()),
                 3,
             ),
             "ID" => num(i64::from(dt.weekday().number_from_monday()), 1),
-            "WW" => num(i64::from((dt.ordinal() - 1) / 7 + 1), 2),
-            "W" => num(i64::from((dt.day() - 1) / 7 + 1), 1),
             "IW" => num(i64::from(iso.week()), 2),
             "CC" => num(
                 if year > 0 {
@@ -310,10 +399,13 @@ fn format_datetime(dt: NaiveDateTime, offset: Option<i32>, template: &[Piece]) -
                 },
                 2,
             ),
-            "J" => num(i64::from(dt.date().num_days_from_ce()) + 1_721_425, 0),
-            "Q" => num(i64::from(dt.month0() / 3 + 1), 1),
-            "BC" | "AD" => {
-                let s = if year > 0 { "AD" } else { "BC" };
+            "BC" | "AD" | "B.C." | "A.D." => {
+                let s = match (year > 0, name.contains('.')) {
+                    (true, false) => "AD",
+                    (false, false) => "BC",
+                    (true, true) => "A.D.",
+                    (false, true) => "B.C.",
+                };
                 if name.chars().any(|c| c.is_ascii_lowercase()) {
                     s.to_ascii_lowercase()
                 } else {
@@ -321,13 +413,8 @@ fn format_datetime(dt: NaiveDateTime, offset: Option<i32>, template: &[Piece]) -
                 }
             }
             "TZ" => match offset {
-                Some(0) => {
-                    if name == "tz" {
-                        "utc".into()
-                    } else {
-                        "UTC".into()
-                    }
-                }
+                Some(0) if name == "tz" => "utc".into(),
+                Some(0) => "UTC".into(),
                 _ => String::new(),
             },
             "OF" | "TZH" | "TZM" => {
@@ -341,89 +428,67 @@ fn format_datetime(dt: NaiveDateTime, offset: Option<i32>, template: &[Piece]) -
                     _ => format!("{sign}{h:02}:{m:02}"),
                 }
             }
-            _ => String::new(),
-        };
-        out.push_str(&s);
-    }
-    out
+            _ => return Ok(None),
+        }))
+    })
 }
 
 /// `to_char(interval)`: PostgreSQL's fields of an interval (years and
-/// months of its months, its days, and hours that may pass 23); fields
-/// that name a calendar date (month and day names, weeks) print nothing.
-/// A negative field keeps its sign inside the width (`-02`, or `-1` for
-/// `DD`), as PostgreSQL's printf does.
-fn format_interval(months: i32, days: i32, nanos: i64, template: &[Piece]) -> String {
+/// months of its months, its days, and hours that may pass 23). Fields
+/// of a calendar date (names of months and days, the day of the week,
+/// era, time zone) are 22007, as in PostgreSQL; ISO week fields are not
+/// supported for an interval.
+fn format_interval(months: i32, days: i32, nanos: i64, template: &[Piece]) -> Result<String> {
     let micros = nanos / 1000;
     let (hour, rest) = (micros / 3_600_000_000, micros % 3_600_000_000);
     let (minute, rest) = (rest / 60_000_000, rest % 60_000_000);
     let (second, fraction) = (rest / 1_000_000, rest % 1_000_000);
-    let (year, month) = (i64::from(months / 12), i64::from(months % 12));
-    let mut out = String::new();
-    for p in template {
-        let (name, fm, th) = match p {
-            Piece::Text(t) => {
-                out.push_str(t);
-                continue;
-            }
-            Piece::Field { name, fm, th } => (*name, *fm, *th),
+    let clock = Clock {
+        hour,
+        minute,
+        second,
+        nanos: fraction * 1000,
+        year: i64::from(months / 12),
+        month: i64::from(months % 12),
+        day: i64::from(days),
+        // PostgreSQL counts 30 days to each month here.
+        day_of_year: i64::from(months) * 30 + i64::from(days),
+    };
+    // PostgreSQL reads the ISO week fields from the date its fields name
+    // as a year, month and day (the interval 0 is 30 November, 1 BC).
+    let iso_date = NaiveDate::from_num_days_from_ce_opt(
+        (julian_day(clock.year, clock.month, clock.day) - 1_721_425) as i32,
+    );
+    render(template, &clock, &|name, _, printed| {
+        let upper = name.to_ascii_uppercase();
+        let iso = |f: &dyn Fn(NaiveDate) -> String| {
+            iso_date.map(f).map(Some).ok_or_else(|| {
+                DataFusionError::Execution("interval out of range for to_char".into())
+            })
         };
-        let num = |v: i64, width: usize| -> String {
-            let s = if fm {
-                v.to_string()
-            } else {
-                format!("{v:0width$}")
-            };
-            match th {
-                Some(lower) => format!("{s}{}", ordinal(v, lower)),
-                None => s,
-            }
-        };
-        // Hours, minutes and seconds widen by their sign.
-        let time = |v: i64| num(v, if v < 0 { 3 } else { 2 });
-        let s = match name.to_ascii_uppercase().as_str() {
-            "HH24" => time(hour),
-            "HH12" | "HH" => time(match hour % 12 {
-                0 => 12,
-                h => h,
+        let iso_year = |d: NaiveDate| i64::from(d.iso_week().year());
+        let widened = |width: usize| width + usize::from(clock.year < 0);
+        match upper.as_str() {
+            "CC" => Ok(Some(printed(clock.year / 100, 2, true))),
+            // Widened for a minus sign by the interval's years, not the
+            // ISO year's, as PostgreSQL does.
+            "IYYY" => iso(&|d| printed(iso_year(d), widened(4), false)),
+            "IYY" => iso(&|d| printed(iso_year(d) % 1000, widened(3), false)),
+            "IY" => iso(&|d| printed(iso_year(d) % 100, widened(2), false)),
+            "I" => iso(&|d| printed(iso_year(d) % 10, 1, false)),
+            "IW" => iso(&|d| printed(i64::from(d.iso_week().week()), 2, false)),
+            "IDDD" => iso(&|d| {
+                let day = (d.iso_week().week() - 1) * 7 + d.weekday().number_from_monday();
+                printed(i64::from(day), 3, false)
             }),
-            "MI" => time(minute),
-            "SS" => time(second),
-            "SSSS" | "SSSSS" => num(hour * 3600 + minute * 60 + second, 0),
-            "MS" => num(fraction / 1000, 3),
-            "US" => num(fraction, 6),
-            f if f.starts_with("FF") => {
-                let digits: u32 = f[2..].parse().unwrap_or(6);
-                num(fraction / 10i64.pow(6 - digits.min(6)), digits as usize)
-            }
-            "AM" | "PM" | "A.M." | "P.M." => {
-                // C's `%`, as PostgreSQL: -3 hours is AM.
-                let pm = hour % 24 >= 12;
-                let s = match (name.contains('.'), pm) {
-                    (false, false) => "AM",
-                    (false, true) => "PM",
-                    (true, false) => "A.M.",
-                    (true, true) => "P.M.",
-                };
-                if name.chars().any(|c| c.is_ascii_lowercase()) {
-                    s.to_ascii_lowercase()
-                } else {
-                    s.to_string()
-                }
-            }
-            "YYYY" => num(year, 4),
-            "YYY" => num(year % 1000, 3),
-            "YY" => num(year % 100, 2),
-            "Y" => num(year % 10, 1),
-            "MM" => num(month, 2),
-            "DD" => num(i64::from(days), 2),
-            // PostgreSQL counts 30 days to each month here.
-            "DDD" => num(i64::from(months) * 30 + i64::from(days), 3),
-            _ => String::new(),
-        };
-        out.push_str(&s);
-    }
-    out
+            _ => Err(crate::error::Error::new(
+                crate::error::ErrorKind::InvalidDatetime,
+                "invalid format specification for an interval value",
+            )
+            .with_hint("Intervals are not tied to specific calendar dates.")
+            .into()),
+        }
+    })
 }
 
 /// `text` read as `template` says, as `to_date` / `to_timestamp` do:
@@ -876,7 +941,7 @@ fn to_char(input: &ArrayRef, template: &str) -> Result<ArrayRef> {
             for v in spans.iter() {
                 match v {
                     Some(v) => {
-                        out.append_value(format_interval(v.months, v.days, v.nanoseconds, &pieces))
+                        out.append_value(format_interval(v.months, v.days, v.nanoseconds, &pieces)?)
                     }
                     None => out.append_null(),
                 }
@@ -884,7 +949,13 @@ fn to_char(input: &ArrayRef, template: &str) -> Result<ArrayRef> {
         }
         _ => {
             let pieces = pieces(template);
-            let offset = matches!(input.data_type(), DataType::Timestamp(_, Some(_))).then_some(0);
+            // A date is formatted as PostgreSQL's to_char(timestamptz), in the
+            // session's time zone (UTC).
+            let offset = matches!(
+                input.data_type(),
+                DataType::Timestamp(_, Some(_)) | DataType::Date32 | DataType::Date64
+            )
+            .then_some(0);
             let micros = datafusion::arrow::compute::cast(
                 &input,
                 &DataType::Timestamp(TimeUnit::Microsecond, None),
@@ -898,7 +969,7 @@ fn to_char(input: &ArrayRef, template: &str) -> Result<ArrayRef> {
                 let Some(dt) = chrono::DateTime::from_timestamp_micros(micros.value(i)) else {
                     return exec_err!("timestamp out of range");
                 };
-                out.append_value(format_datetime(dt.naive_utc(), offset, &pieces));
+                out.append_value(format_datetime(dt.naive_utc(), offset, &pieces)?);
             }
         }
     }
@@ -1052,7 +1123,7 @@ mod tests {
     }
 
     fn char_of(s: &str, t: &str) -> String {
-        format_datetime(at(s), None, &pieces(t))
+        format_datetime(at(s), None, &pieces(t)).unwrap()
     }
 
     fn num(v: &str, t: &str) -> String {
@@ -1076,7 +1147,7 @@ mod tests {
 
     #[test]
     fn interval_templates() {
-        let span = |m, d, micros: i64, t| format_interval(m, d, micros * 1000, &pieces(t));
+        let span = |m, d, micros: i64, t| format_interval(m, d, micros * 1000, &pieces(t)).unwrap();
         let time = (27 * 3600 + 4 * 60 + 5) * 1_000_000 + 678_000;
         assert_eq!(
             span(14, 3, time, "YYYY MM DD HH24 HH12 HH MI SS MS US SSSS AM"),
