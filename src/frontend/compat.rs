@@ -266,7 +266,7 @@ fn casts_name_to_oid(stmt: &Statement) -> bool {
 pub fn typed_casts<N: datafusion::sql::sqlparser::ast::VisitMut>(node: &mut N) {
     use crate::types::typed::TextType;
     use crate::visit::visit_expressions_mut;
-    use datafusion::sql::sqlparser::ast::{DataType, ExactNumberInfo, Expr, Value};
+    use datafusion::sql::sqlparser::ast::{DataType, ExactNumberInfo, Expr, TypedString, Value};
     let _ = visit_expressions_mut(node, |e: &mut Expr| {
         // `INTERVAL '1 day 03:04:05'`: PostgreSQL's forms, in the one
         // Arrow's parser reads exactly.
@@ -279,6 +279,14 @@ pub fn typed_casts<N: datafusion::sql::sqlparser::ast::VisitMut>(node: &mut N) {
         {
             *text = canonical;
             return ControlFlow::Continue(());
+        }
+        // A timestamp without a precision is microseconds, as a stored one
+        // and PostgreSQL's are (DataFusion's default, nanoseconds, holds
+        // only the years 1677 to 2262).
+        if let Expr::Cast { data_type, .. } | Expr::TypedString(TypedString { data_type, .. }) = e
+            && let DataType::Timestamp(precision @ None, _) = data_type
+        {
+            *precision = Some(6);
         }
         if let Expr::Cast {
             expr, data_type, ..

@@ -17,6 +17,12 @@ use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::Transformed;
+use datafusion::common::{DFSchema, ScalarValue};
+use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan};
+use datafusion::optimizer::AnalyzerRule;
+
 use crate::error::{Error, ErrorKind};
 
 const MICROS_PER_SECOND: f64 = 1e6;
@@ -318,6 +324,185 @@ impl ScalarUDFImpl for IntervalIn {
             },
             vec![],
         )(&args.args)
+    }
+}
+
+/// An interval's place in PostgreSQL's order: its length in nanoseconds
+/// with 30 days to a month and 24 hours to a day, so that `'1 day' =
+/// '24 hours'`, `'1 month' = '30 days'` and `'36 hours' > '1 day'`.
+/// Arrow compares months, days and nanoseconds one after another.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct IntervalKey {
+    signature: Signature,
+}
+
+const NANOS_PER_DAY: i128 = 86_400 * 1_000_000_000;
+
+fn key_udf() -> ScalarUDF {
+    ScalarUDF::new_from_impl(IntervalKey {
+        signature: Signature::exact(
+            vec![DataType::Interval(IntervalUnit::MonthDayNano)],
+            Volatility::Immutable,
+        ),
+    })
+}
+
+impl ScalarUDFImpl for IntervalKey {
+    fn name(&self) -> &str {
+        "sluice_interval_key"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Decimal128(38, 0))
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        make_scalar_function(
+            |arrays: &[ArrayRef]| {
+                use datafusion::arrow::array::Decimal128Array;
+                use datafusion::arrow::datatypes::IntervalMonthDayNanoType;
+                let spans = arrays[0].as_primitive::<IntervalMonthDayNanoType>();
+                let keys: Decimal128Array = spans
+                    .iter()
+                    .map(|v| {
+                        v.map(|v| {
+                            (i128::from(v.months) * 30 + i128::from(v.days)) * NANOS_PER_DAY
+                                + i128::from(v.nanoseconds)
+                        })
+                    })
+                    .collect();
+                Ok(Arc::new(keys.with_precision_and_scale(38, 0)?) as ArrayRef)
+            },
+            vec![],
+        )(&args.args)
+    }
+}
+
+/// Comparisons and sorts of intervals in PostgreSQL's order (see
+/// [`IntervalKey`]): each side of `=`, `<>`, `<`, `<=`, `>`, `>=`,
+/// `IS [NOT] DISTINCT FROM`, `BETWEEN` and `IN (...)` and each ORDER BY key
+/// of type interval (of a query or an aggregate) is compared by its
+/// length, and `max` / `min` of an
+/// interval is the longest / shortest. Runs after type coercion, when both
+/// sides of a comparison have one type.
+#[derive(Debug, Default)]
+pub struct IntervalComparisons;
+
+fn is_interval(e: &Expr, schema: &DFSchema) -> bool {
+    matches!(
+        e.get_type(schema),
+        Ok(DataType::Interval(IntervalUnit::MonthDayNano))
+    )
+}
+
+fn by_length(e: Expr) -> Expr {
+    key_udf().call(vec![e])
+}
+
+impl AnalyzerRule for IntervalComparisons {
+    fn name(&self) -> &str {
+        "sluice_interval_comparisons"
+    }
+
+    fn analyze(&self, plan: LogicalPlan, _: &ConfigOptions) -> DfResult<LogicalPlan> {
+        let plan = super::rewrite_expressions(plan, |x, schema| {
+            use datafusion::logical_expr::{Between, BinaryExpr, Operator as O, expr::InList};
+            Ok(match x {
+                Expr::BinaryExpr(BinaryExpr { left, op, right })
+                    if matches!(
+                        op,
+                        O::Eq
+                            | O::NotEq
+                            | O::Lt
+                            | O::LtEq
+                            | O::Gt
+                            | O::GtEq
+                            | O::IsDistinctFrom
+                            | O::IsNotDistinctFrom
+                    ) && is_interval(&left, schema)
+                        && is_interval(&right, schema) =>
+                {
+                    Transformed::yes(Expr::BinaryExpr(BinaryExpr {
+                        left: Box::new(by_length(*left)),
+                        op,
+                        right: Box::new(by_length(*right)),
+                    }))
+                }
+                Expr::Between(Between {
+                    expr,
+                    negated,
+                    low,
+                    high,
+                }) if is_interval(&expr, schema) => Transformed::yes(Expr::Between(Between {
+                    expr: Box::new(by_length(*expr)),
+                    negated,
+                    low: Box::new(by_length(*low)),
+                    high: Box::new(by_length(*high)),
+                })),
+                Expr::InList(InList {
+                    expr,
+                    list,
+                    negated,
+                }) if is_interval(&expr, schema) => Transformed::yes(Expr::InList(InList {
+                    expr: Box::new(by_length(*expr)),
+                    list: list.into_iter().map(by_length).collect(),
+                    negated,
+                })),
+                // max and min by length: the first value in that order.
+                Expr::AggregateFunction(mut f)
+                    if matches!(f.func.name(), "max" | "min")
+                        && f.params.order_by.is_empty()
+                        && !f.params.distinct
+                        && f.params.args.len() == 1
+                        && is_interval(&f.params.args[0], schema) =>
+                {
+                    let asc = f.func.name() == "min";
+                    let arg = f.params.args[0].clone();
+                    f.func = datafusion::functions_aggregate::first_last::first_value_udaf();
+                    f.params.order_by = vec![by_length(arg).sort(asc, false)];
+                    Transformed::yes(Expr::AggregateFunction(f))
+                }
+                // An aggregate's ORDER BY (string_agg(..., ORDER BY x)).
+                Expr::AggregateFunction(mut f)
+                    if f.params
+                        .order_by
+                        .iter()
+                        .any(|o| is_interval(&o.expr, schema)) =>
+                {
+                    for o in f.params.order_by.iter_mut() {
+                        if is_interval(&o.expr, schema) {
+                            let e = std::mem::replace(
+                                &mut o.expr,
+                                Expr::Literal(ScalarValue::Null, None),
+                            );
+                            o.expr = by_length(e);
+                        }
+                    }
+                    Transformed::yes(Expr::AggregateFunction(f))
+                }
+                other => Transformed::no(other),
+            })
+        })?;
+        plan.transform_up_with_subqueries(|node| {
+            let LogicalPlan::Sort(mut sort) = node else {
+                return Ok(Transformed::no(node));
+            };
+            let schema = sort.input.schema().clone();
+            let mut changed = false;
+            for s in sort.expr.iter_mut() {
+                if is_interval(&s.expr, &schema) {
+                    let e = std::mem::replace(&mut s.expr, Expr::Literal(ScalarValue::Null, None));
+                    s.expr = by_length(e);
+                    changed = true;
+                }
+            }
+            Ok(Transformed::new_transformed(
+                LogicalPlan::Sort(sort),
+                changed,
+            ))
+        })
+        .map(|t| t.data)
     }
 }
 
