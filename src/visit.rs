@@ -65,25 +65,38 @@ pub fn visit_expressions<N: Visit, B>(
     walk(node, &mut V(&mut f))
 }
 
+/// The first argument of a `nextval`, `currval` or `setval` call: the
+/// sequence's name.
+pub fn sequence_argument(e: &mut Expr) -> Option<&mut Expr> {
+    use datafusion::sql::sqlparser::ast::{FunctionArg, FunctionArgExpr, FunctionArguments};
+    let Expr::Function(func) = e else {
+        return None;
+    };
+    let named = func
+        .name
+        .0
+        .last()
+        .and_then(|p| p.as_ident())
+        .is_some_and(|i| {
+            ["nextval", "currval", "setval"]
+                .iter()
+                .any(|n| i.value.eq_ignore_ascii_case(n))
+        });
+    match &mut func.args {
+        FunctionArguments::List(list) if named => match list.args.first_mut() {
+            Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(arg))) => Some(arg),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 /// Call `f` on the sequence name of every `nextval`, `currval` and
 /// `setval` call of `node` whose first argument is a string literal.
 pub fn sequence_names_mut<N: VisitMut>(node: &mut N, mut f: impl FnMut(&mut String)) {
-    use datafusion::sql::sqlparser::ast::{FunctionArg, FunctionArgExpr, FunctionArguments, Value};
+    use datafusion::sql::sqlparser::ast::Value;
     let _ = visit_expressions_mut(node, |e: &mut Expr| {
-        if let Expr::Function(func) = e
-            && func
-                .name
-                .0
-                .last()
-                .and_then(|p| p.as_ident())
-                .is_some_and(|i| {
-                    ["nextval", "currval", "setval"]
-                        .iter()
-                        .any(|n| i.value.eq_ignore_ascii_case(n))
-                })
-            && let FunctionArguments::List(list) = &mut func.args
-            && let Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(v)))) =
-                list.args.first_mut()
+        if let Some(Expr::Value(v)) = sequence_argument(e)
             && let Value::SingleQuotedString(name) = &mut v.value
         {
             f(name);

@@ -490,12 +490,8 @@ fn relation_names(
     system: SystemTables,
 ) -> crate::write::sequences::Names {
     Arc::new(move |text: &str| {
-        let name = ObjectName::from(
-            crate::types::ident::parse_ident(text, true)?
-                .iter()
-                .map(|p| datafusion::sql::sqlparser::ast::Ident::with_quote('"', p))
-                .collect::<Vec<_>>(),
-        );
+        let name =
+            crate::frontend::names::quoted_name(&crate::types::ident::parse_ident(text, true)?);
         let snapshot = catalog.snapshot();
         match bind::Resolver::new(&snapshot, search_path.clone(), &system).resolve(&name)? {
             bind::Resolved::Object(o) => Ok(Some(o)),
@@ -1111,6 +1107,7 @@ impl Session {
     /// PostgreSQL spellings DataFusion plans differently, adjusted.
     fn rewrite_for_planning(&self, stmt: Statement) -> Result<Statement> {
         let mut stmt = rewrite_for_datafusion(stmt);
+        crate::frontend::compat::timestamp_casts(&mut stmt);
         settings::inline_current_settings(&mut stmt, &self.settings)?;
         let state = self.ctx.state_ref();
         let state = state.read();

@@ -116,8 +116,8 @@ fn sql_type(dt: &DataType) -> Option<SqlType> {
             SqlType::Numeric(ExactNumberInfo::PrecisionAndScale(*p as u64, *s as i64))
         }
         DataType::Date32 => SqlType::Date,
-        DataType::Timestamp(_, None) => SqlType::Timestamp(None, TimezoneInfo::None),
-        DataType::Timestamp(_, Some(_)) => SqlType::Timestamp(None, TimezoneInfo::WithTimeZone),
+        DataType::Timestamp(_, None) => SqlType::Timestamp(Some(6), TimezoneInfo::None),
+        DataType::Timestamp(_, Some(_)) => SqlType::Timestamp(Some(6), TimezoneInfo::WithTimeZone),
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => SqlType::Text,
         DataType::Binary | DataType::LargeBinary => SqlType::Bytea,
         _ => return None,

@@ -88,6 +88,7 @@ pub fn rewrite(stmt: &mut Statement, text: Option<&str>) {
     generate_subscripts(&mut s);
     expand_array(&mut s);
     typed_casts(&mut s);
+    timestamp_casts(&mut s);
     prefix_operators(&mut s);
     if catalog {
         regproc_names(&mut s);
@@ -156,8 +157,8 @@ pub fn declared_parameters(stmt: &mut Statement, declared: &[Option<&str>]) {
         }),
         "date" => Some(DataType::Date),
         "time" => Some(DataType::Time(None, TimezoneInfo::None)),
-        "timestamp" => Some(DataType::Timestamp(None, TimezoneInfo::None)),
-        "timestamptz" => Some(DataType::Timestamp(None, TimezoneInfo::WithTimeZone)),
+        "timestamp" => Some(DataType::Timestamp(Some(6), TimezoneInfo::None)),
+        "timestamptz" => Some(DataType::Timestamp(Some(6), TimezoneInfo::WithTimeZone)),
         _ => None,
     };
     if !declared.iter().flatten().any(|n| ty(n).is_some()) {
@@ -201,24 +202,10 @@ fn is_regclass(t: &datafusion::sql::sqlparser::ast::DataType) -> bool {
 /// the sequence functions look the name up themselves, by the search
 /// path, so the cast is dropped.
 pub fn sequence_arguments<N: datafusion::sql::sqlparser::ast::VisitMut>(node: &mut N) {
-    use crate::visit::visit_expressions_mut;
-    use datafusion::sql::sqlparser::ast::{
-        Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Value,
-    };
+    use crate::visit::{sequence_argument, visit_expressions_mut};
+    use datafusion::sql::sqlparser::ast::{Expr, Value};
     let _ = visit_expressions_mut(node, |e: &mut Expr| {
-        let Expr::Function(f) = e else {
-            return ControlFlow::<()>::Continue(());
-        };
-        let is_sequence_fn = f.name.0.last().and_then(|p| p.as_ident()).is_some_and(|i| {
-            ["nextval", "currval", "setval"]
-                .iter()
-                .any(|n| i.value.eq_ignore_ascii_case(n))
-        });
-        if !is_sequence_fn {
-            return ControlFlow::Continue(());
-        }
-        if let FunctionArguments::List(list) = &mut f.args
-            && let Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(arg))) = list.args.first_mut()
+        if let Some(arg) = sequence_argument(e)
             && let Expr::Cast {
                 expr, data_type, ..
             } = arg
@@ -227,7 +214,7 @@ pub fn sequence_arguments<N: datafusion::sql::sqlparser::ast::VisitMut>(node: &m
         {
             *arg = expr.as_ref().clone();
         }
-        ControlFlow::Continue(())
+        ControlFlow::<()>::Continue(())
     });
 }
 
@@ -266,7 +253,7 @@ fn casts_name_to_oid(stmt: &Statement) -> bool {
 pub fn typed_casts<N: datafusion::sql::sqlparser::ast::VisitMut>(node: &mut N) {
     use crate::types::typed::TextType;
     use crate::visit::visit_expressions_mut;
-    use datafusion::sql::sqlparser::ast::{DataType, ExactNumberInfo, Expr, TypedString, Value};
+    use datafusion::sql::sqlparser::ast::{DataType, ExactNumberInfo, Expr, Value};
     let _ = visit_expressions_mut(node, |e: &mut Expr| {
         // `INTERVAL '1 day 03:04:05'`: PostgreSQL's forms, in the one
         // Arrow's parser reads exactly.
@@ -279,14 +266,6 @@ pub fn typed_casts<N: datafusion::sql::sqlparser::ast::VisitMut>(node: &mut N) {
         {
             *text = canonical;
             return ControlFlow::Continue(());
-        }
-        // A timestamp without a precision is microseconds, as a stored one
-        // and PostgreSQL's are (DataFusion's default, nanoseconds, holds
-        // only the years 1677 to 2262).
-        if let Expr::Cast { data_type, .. } | Expr::TypedString(TypedString { data_type, .. }) = e
-            && let DataType::Timestamp(precision @ None, _) = data_type
-        {
-            *precision = Some(6);
         }
         if let Expr::Cast {
             expr, data_type, ..
@@ -333,6 +312,35 @@ pub fn typed_casts<N: datafusion::sql::sqlparser::ast::VisitMut>(node: &mut N) {
         }
         ControlFlow::<()>::Continue(())
     });
+}
+
+/// Every cast to a timestamp in `node` in microseconds (see
+/// [`timestamp_micros`]): statements that do not pass through [`rewrite`]
+/// (the query of a CREATE TABLE AS) are planned with it too.
+pub fn timestamp_casts<N: datafusion::sql::sqlparser::ast::VisitMut>(node: &mut N) {
+    use datafusion::sql::sqlparser::ast::{Expr, TypedString};
+    let _ = crate::visit::visit_expressions_mut(node, |e: &mut Expr| {
+        if let Expr::Cast { data_type, .. } | Expr::TypedString(TypedString { data_type, .. }) = e {
+            timestamp_micros(data_type);
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
+/// A timestamp type without a precision (of an array's elements too) is
+/// microseconds, as a stored timestamp and PostgreSQL's are: DataFusion's
+/// default, nanoseconds, holds only the years 1677 to 2262.
+pub fn timestamp_micros(data_type: &mut datafusion::sql::sqlparser::ast::DataType) {
+    use datafusion::sql::sqlparser::ast::{ArrayElemTypeDef, DataType};
+    match data_type {
+        DataType::Timestamp(precision @ None, _) => *precision = Some(6),
+        DataType::Array(
+            ArrayElemTypeDef::AngleBracket(inner)
+            | ArrayElemTypeDef::SquareBracket(inner, _)
+            | ArrayElemTypeDef::Parenthesis(inner),
+        ) => timestamp_micros(inner),
+        _ => {}
+    }
 }
 
 /// PostgreSQL's prefix operators `@ x` (absolute value), `|/ x` (square

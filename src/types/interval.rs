@@ -400,6 +400,17 @@ fn by_length(e: Expr) -> Expr {
     key_udf().call(vec![e])
 }
 
+/// The interval keys of `order` sorted by length; whether there was one.
+fn sort_by_length(order: &mut [datafusion::logical_expr::SortExpr], schema: &DFSchema) -> bool {
+    let mut changed = false;
+    for o in order.iter_mut().filter(|o| is_interval(&o.expr, schema)) {
+        let e = std::mem::replace(&mut o.expr, Expr::Literal(ScalarValue::Null, None));
+        o.expr = by_length(e);
+        changed = true;
+    }
+    changed
+}
+
 impl AnalyzerRule for IntervalComparisons {
     fn name(&self) -> &str {
         "sluice_interval_comparisons"
@@ -470,15 +481,7 @@ impl AnalyzerRule for IntervalComparisons {
                         .iter()
                         .any(|o| is_interval(&o.expr, schema)) =>
                 {
-                    for o in f.params.order_by.iter_mut() {
-                        if is_interval(&o.expr, schema) {
-                            let e = std::mem::replace(
-                                &mut o.expr,
-                                Expr::Literal(ScalarValue::Null, None),
-                            );
-                            o.expr = by_length(e);
-                        }
-                    }
+                    sort_by_length(&mut f.params.order_by, schema);
                     Transformed::yes(Expr::AggregateFunction(f))
                 }
                 other => Transformed::no(other),
@@ -489,14 +492,7 @@ impl AnalyzerRule for IntervalComparisons {
                 return Ok(Transformed::no(node));
             };
             let schema = sort.input.schema().clone();
-            let mut changed = false;
-            for s in sort.expr.iter_mut() {
-                if is_interval(&s.expr, &schema) {
-                    let e = std::mem::replace(&mut s.expr, Expr::Literal(ScalarValue::Null, None));
-                    s.expr = by_length(e);
-                    changed = true;
-                }
-            }
+            let changed = sort_by_length(&mut sort.expr, &schema);
             Ok(Transformed::new_transformed(
                 LogicalPlan::Sort(sort),
                 changed,

@@ -221,12 +221,20 @@ struct Clock {
     day: i64,
     /// `DDD`: the day of the year (an interval counts 30 days a month).
     day_of_year: i64,
+    /// `J`: the Julian day.
+    julian: i64,
 }
 
-/// How a number prints in a field: its value, its width, and whether a
-/// minus sign goes outside the width (`-0001` for `YYYY`) or counts in it
-/// (`-1` for `DD`), as PostgreSQL chooses per field.
-type Num<'a> = &'a dyn Fn(i64, usize, bool) -> String;
+/// How a number prints in a field: its value and its width, a minus sign
+/// counted in the width, as C's `%0*d` does. PostgreSQL widens some
+/// fields by one when the value they are part of is negative (`-0001`
+/// for `YYYY`, `000` for `YY` of -100 years, but `-1` for `DD`).
+type Num<'a> = &'a dyn Fn(i64, usize) -> String;
+
+/// `width`, one wider when `whole` is negative.
+fn widened(width: usize, whole: i64) -> usize {
+    width + usize::from(whole < 0)
+}
 
 /// A field only one kind of value has, printed from its name, whether
 /// `FM` fills it, and how a number prints.
@@ -262,11 +270,9 @@ fn render(template: &[Piece], clock: &Clock, other: OtherField) -> Result<String
             }
             Piece::Field { name, fm, th } => (*name, *fm, *th),
         };
-        let printed = |v: i64, width: usize, outside: bool| -> String {
+        let num = |v: i64, width: usize| -> String {
             let s = if fm {
                 v.to_string()
-            } else if v < 0 && outside {
-                format!("-{:0width$}", v.unsigned_abs())
             } else {
                 format!("{v:0width$}")
             };
@@ -275,20 +281,18 @@ fn render(template: &[Piece], clock: &Clock, other: OtherField) -> Result<String
                 None => s,
             }
         };
-        let signed = |v: i64, width: usize| printed(v, width, true);
-        let num = |v: i64, width: usize| printed(v, width, false);
         let upper = name.to_ascii_uppercase();
         let s = match upper.as_str() {
-            "HH24" => signed(clock.hour, 2),
-            "HH12" | "HH" => signed(
+            "HH24" => num(clock.hour, widened(2, clock.hour)),
+            "HH12" | "HH" => num(
                 match clock.hour % 12 {
                     0 => 12,
                     h => h,
                 },
-                2,
+                widened(2, clock.hour),
             ),
-            "MI" => signed(clock.minute, 2),
-            "SS" => signed(clock.second, 2),
+            "MI" => num(clock.minute, widened(2, clock.minute)),
+            "SS" => num(clock.second, widened(2, clock.second)),
             "SSSS" | "SSSSS" => num(clock.hour * 3600 + clock.minute * 60 + clock.second, 0),
             "MS" => num(clock.nanos / 1_000_000, 3),
             "US" => num(clock.nanos / 1_000, 6),
@@ -312,11 +316,11 @@ fn render(template: &[Piece], clock: &Clock, other: OtherField) -> Result<String
                 }
             }
             "Y,YYY" => format!("{},{:03}", clock.year / 1000, clock.year % 1000),
-            "YYYY" => signed(clock.year, 4),
-            "YYY" => signed(clock.year % 1000, 3),
-            "YY" => signed(clock.year % 100, 2),
+            "YYYY" => num(clock.year, widened(4, clock.year)),
+            "YYY" => num(clock.year % 1000, widened(3, clock.year)),
+            "YY" => num(clock.year % 100, widened(2, clock.year)),
             "Y" => num(clock.year % 10, 1),
-            "MM" => signed(clock.month, 2),
+            "MM" => num(clock.month, widened(2, clock.month)),
             "DD" => num(clock.day, 2),
             "DDD" => num(clock.day_of_year, 3),
             "WW" => num((clock.day_of_year - 1) / 7 + 1, 2),
@@ -324,7 +328,7 @@ fn render(template: &[Piece], clock: &Clock, other: OtherField) -> Result<String
             // Nothing without months, as PostgreSQL.
             "Q" if clock.month == 0 => String::new(),
             "Q" => num((clock.month - 1) / 3 + 1, 1),
-            "J" => num(julian_day(clock.year, clock.month, clock.day), 0),
+            "J" => num(clock.julian, 0),
             "RM" if clock.month == 0 && clock.year == 0 => String::new(),
             "RM" => {
                 let at = match clock.month {
@@ -341,7 +345,7 @@ fn render(template: &[Piece], clock: &Clock, other: OtherField) -> Result<String
                 };
                 if fm { r } else { format!("{r:<4}") }
             }
-            _ => other(name, fm, &printed)?.unwrap_or_default(),
+            _ => other(name, fm, &num)?.unwrap_or_default(),
         };
         out.push_str(&s);
     }
@@ -351,25 +355,31 @@ fn render(template: &[Piece], clock: &Clock, other: OtherField) -> Result<String
 /// `to_char(timestamp)`, and of a date or a `timestamptz` (with `offset`,
 /// the session's offset from UTC in seconds, for `TZ` and `OF`).
 fn format_datetime(dt: NaiveDateTime, offset: Option<i32>, template: &[Piece]) -> Result<String> {
+    // Year 0 is 1 BC: years print without a sign, as PostgreSQL's do.
+    let era_year = |y: i32| {
+        let y = i64::from(y);
+        if y <= 0 { 1 - y } else { y }
+    };
     let year = i64::from(dt.year());
     let iso = dt.iso_week();
+    let iso_year = era_year(iso.year());
     let clock = Clock {
         hour: i64::from(dt.hour()),
         minute: i64::from(dt.minute()),
         second: i64::from(dt.second()),
         nanos: i64::from(dt.nanosecond()),
-        year,
+        year: era_year(dt.year()),
         month: i64::from(dt.month()),
         day: i64::from(dt.day()),
         day_of_year: i64::from(dt.ordinal()),
+        julian: i64::from(dt.date().num_days_from_ce()) + 1_721_425,
     };
-    render(template, &clock, &|name, fm, printed| {
-        let num = |v: i64, width: usize| printed(v, width, true);
+    render(template, &clock, &|name, fm, num| {
         Ok(Some(match name.to_ascii_uppercase().as_str() {
-            "IYYY" => num(i64::from(iso.year()), 4),
-            "IYY" => num(i64::from(iso.year()) % 1000, 3),
-            "IY" => num(i64::from(iso.year()) % 100, 2),
-            "I" => num(i64::from(iso.year()) % 10, 1),
+            "IYYY" => num(iso_year, 4),
+            "IYY" => num(iso_year % 1000, 3),
+            "IY" => num(iso_year % 100, 2),
+            "I" => num(iso_year % 10, 1),
             "MONTH" => named(MONTHS[dt.month0() as usize], name, 9, fm),
             "MON" => named(&MONTHS[dt.month0() as usize][..3], name, 3, fm),
             "DAY" => named(
@@ -391,14 +401,14 @@ fn format_datetime(dt: NaiveDateTime, offset: Option<i32>, template: &[Piece]) -
             ),
             "ID" => num(i64::from(dt.weekday().number_from_monday()), 1),
             "IW" => num(i64::from(iso.week()), 2),
-            "CC" => num(
-                if year > 0 {
+            "CC" => {
+                let century = if year > 0 {
                     (year + 99) / 100
                 } else {
-                    -((99 - year) / 100)
-                },
-                2,
-            ),
+                    -((99 - (year - 1)) / 100)
+                };
+                num(century, widened(2, century))
+            }
             "BC" | "AD" | "B.C." | "A.D." => {
                 let s = match (year > 0, name.contains('.')) {
                     (true, false) => "AD",
@@ -443,23 +453,31 @@ fn format_interval(months: i32, days: i32, nanos: i64, template: &[Piece]) -> Re
     let (hour, rest) = (micros / 3_600_000_000, micros % 3_600_000_000);
     let (minute, rest) = (rest / 60_000_000, rest % 60_000_000);
     let (second, fraction) = (rest / 1_000_000, rest % 1_000_000);
+    let (year, month, day) = (
+        i64::from(months / 12),
+        i64::from(months % 12),
+        i64::from(days),
+    );
+    // PostgreSQL reads the Julian day and the ISO week fields from the
+    // date the fields name as a year, month and day (the interval 0 is 30
+    // November, 1 BC).
+    let julian = julian_day(year, month, day);
     let clock = Clock {
         hour,
         minute,
         second,
         nanos: fraction * 1000,
-        year: i64::from(months / 12),
-        month: i64::from(months % 12),
-        day: i64::from(days),
+        year,
+        month,
+        day,
         // PostgreSQL counts 30 days to each month here.
         day_of_year: i64::from(months) * 30 + i64::from(days),
+        julian,
     };
-    // PostgreSQL reads the ISO week fields from the date its fields name
-    // as a year, month and day (the interval 0 is 30 November, 1 BC).
-    let iso_date = NaiveDate::from_num_days_from_ce_opt(
-        (julian_day(clock.year, clock.month, clock.day) - 1_721_425) as i32,
-    );
-    render(template, &clock, &|name, _, printed| {
+    let iso_date = i32::try_from(julian - 1_721_425)
+        .ok()
+        .and_then(NaiveDate::from_num_days_from_ce_opt);
+    render(template, &clock, &|name, _, num| {
         let upper = name.to_ascii_uppercase();
         let iso = |f: &dyn Fn(NaiveDate) -> String| {
             iso_date.map(f).map(Some).ok_or_else(|| {
@@ -467,19 +485,18 @@ fn format_interval(months: i32, days: i32, nanos: i64, template: &[Piece]) -> Re
             })
         };
         let iso_year = |d: NaiveDate| i64::from(d.iso_week().year());
-        let widened = |width: usize| width + usize::from(clock.year < 0);
         match upper.as_str() {
-            "CC" => Ok(Some(printed(clock.year / 100, 2, true))),
+            "CC" => Ok(Some(num(year / 100, widened(2, year / 100)))),
             // Widened for a minus sign by the interval's years, not the
             // ISO year's, as PostgreSQL does.
-            "IYYY" => iso(&|d| printed(iso_year(d), widened(4), false)),
-            "IYY" => iso(&|d| printed(iso_year(d) % 1000, widened(3), false)),
-            "IY" => iso(&|d| printed(iso_year(d) % 100, widened(2), false)),
-            "I" => iso(&|d| printed(iso_year(d) % 10, 1, false)),
-            "IW" => iso(&|d| printed(i64::from(d.iso_week().week()), 2, false)),
+            "IYYY" => iso(&|d| num(iso_year(d), widened(4, year))),
+            "IYY" => iso(&|d| num(iso_year(d) % 1000, widened(3, year))),
+            "IY" => iso(&|d| num(iso_year(d) % 100, widened(2, year))),
+            "I" => iso(&|d| num(iso_year(d) % 10, 1)),
+            "IW" => iso(&|d| num(i64::from(d.iso_week().week()), 2)),
             "IDDD" => iso(&|d| {
                 let day = (d.iso_week().week() - 1) * 7 + d.weekday().number_from_monday();
-                printed(i64::from(day), 3, false)
+                num(i64::from(day), 3)
             }),
             _ => Err(crate::error::Error::new(
                 crate::error::ErrorKind::InvalidDatetime,

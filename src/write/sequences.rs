@@ -6,7 +6,10 @@
 //! two application transactions per sequence written in every commit:
 //! `sequence/<id>`, whose version is the last value handed out by any
 //! server (or, after `setval(…, false)` or a restart, the value the next
-//! call returns), and `sequence/<id>/called`, 1 or 0, which says which.
+//! call returns), and `sequence/<id>/uncalled`, equal to it exactly when
+//! that value was not handed out yet. A server that knows only the first
+//! (an older Sluice) moves the position away from the mark, so its
+//! values count as handed out and none is handed out twice.
 //! A server reserves values in blocks, one commit per block: at least 32
 //! values or as many as the statement asks for at once (an INSERT of
 //! 10,000 rows reserves them in one commit). A crash or restart skips what
@@ -22,7 +25,7 @@
 //!        ▼
 //!  Sequences (per server): reserved blocks ──► _sluice/sequences
 //!                                     txn sequence/<id> = position
-//!                                     txn sequence/<id>/called = 0 | 1
+//!                                     txn sequence/<id>/uncalled = mark
 //! ```
 
 use std::collections::{HashMap, VecDeque};
@@ -73,8 +76,8 @@ fn app_id(def: &SequenceDef) -> String {
     format!("sequence/{}", def.id)
 }
 
-fn called_id(def: &SequenceDef) -> String {
-    format!("sequence/{}/called", def.id)
+fn uncalled_id(def: &SequenceDef) -> String {
+    format!("sequence/{}/uncalled", def.id)
 }
 
 /// Where a sequence stands, as PostgreSQL shows it: `last_value` and
@@ -98,8 +101,14 @@ impl Position {
                 version: last,
             },
             super::AppTransaction {
-                app_id: called_id(def),
-                version: i64::from(self.called),
+                app_id: uncalled_id(def),
+                // The position itself when not called; another value
+                // when called.
+                version: if self.called {
+                    last.wrapping_add(1)
+                } else {
+                    last
+                },
             },
         ]
     }
@@ -143,12 +152,10 @@ impl Sequences {
     /// count as handed out).
     async fn stored(table: &deltalake::DeltaTable, def: &SequenceDef) -> Result<Position> {
         let last = super::applied_version(table, &app_id(def)).await?;
-        // Written with every position; a lake from before it was kept
-        // had only positions handed out.
-        let called = super::applied_version(table, &called_id(def)).await?;
+        let mark = super::applied_version(table, &uncalled_id(def)).await?;
         Ok(Position {
             last,
-            called: called.is_none_or(|c| c != 0),
+            called: last.is_none() || mark != last,
         })
     }
 
@@ -301,8 +308,18 @@ impl Sequences {
             .iter()
             .flat_map(|(d, p)| p.transactions(d))
             .collect();
-        let table = self.state().await?;
-        super::record_transactions(&self.lake, &table, &txns, vec![]).await?;
+        // The new positions do not depend on the old: a conflict with a
+        // reservation is tried again.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let table = self.state().await?;
+            match super::record_transactions(&self.lake, &table, &txns, vec![]).await {
+                Ok(_) => break,
+                Err(e) if e.kind == ErrorKind::SerializationFailure && attempt < 100 => continue,
+                Err(e) => return Err(e),
+            }
+        }
         let mut handed = self.handed.lock().unwrap();
         for ((d, p), guard) in positions.iter().zip(guards.iter_mut()) {
             guard.clear();
