@@ -405,6 +405,13 @@ fn literal_arithmetic(expr: &RawBinaryExpr, schema: &DFSchema) -> Option<Expr> {
                 .map_or(DataType::Decimal128(p, sc), |(p, sc)| {
                     DataType::Decimal128(p, sc)
                 }),
+            // An integer literal that fits in 32 bits is an `integer`
+            // (made Int32 later): so is the text beside it (`'5' - 1`).
+            _ if matches!(other, Expr::Literal(ScalarValue::Int64(Some(v)), _)
+                if i32::try_from(*v).is_ok()) =>
+            {
+                DataType::Int32
+            }
             t => t,
         };
         t.is_numeric().then(|| {
