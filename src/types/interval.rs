@@ -418,20 +418,11 @@ impl AnalyzerRule for IntervalComparisons {
 
     fn analyze(&self, plan: LogicalPlan, _: &ConfigOptions) -> DfResult<LogicalPlan> {
         let plan = super::rewrite_expressions(plan, |x, schema| {
-            use datafusion::logical_expr::{Between, BinaryExpr, Operator as O, expr::InList};
+            use datafusion::logical_expr::{Between, BinaryExpr, expr::InList};
             Ok(match x {
                 Expr::BinaryExpr(BinaryExpr { left, op, right })
-                    if matches!(
-                        op,
-                        O::Eq
-                            | O::NotEq
-                            | O::Lt
-                            | O::LtEq
-                            | O::Gt
-                            | O::GtEq
-                            | O::IsDistinctFrom
-                            | O::IsNotDistinctFrom
-                    ) && is_interval(&left, schema)
+                    if super::is_comparison(&op)
+                        && is_interval(&left, schema)
                         && is_interval(&right, schema) =>
                 {
                     Transformed::yes(Expr::BinaryExpr(BinaryExpr {

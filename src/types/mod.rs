@@ -90,6 +90,23 @@ pub(crate) fn keep_name(
     }
 }
 
+/// Whether `op` compares its sides: `= <> < <= > >=` and `IS [NOT]
+/// DISTINCT FROM`.
+pub(crate) fn is_comparison(op: &datafusion::logical_expr::Operator) -> bool {
+    use datafusion::logical_expr::Operator as O;
+    matches!(
+        op,
+        O::Eq
+            | O::NotEq
+            | O::Lt
+            | O::LtEq
+            | O::Gt
+            | O::GtEq
+            | O::IsDistinctFrom
+            | O::IsNotDistinctFrom
+    )
+}
+
 /// Every expression of every node of `plan`, subqueries' too, rewritten
 /// bottom-up by `f`, which is given the schema of the node's inputs; the
 /// nodes keep their output names. For analyzer rules that replace an

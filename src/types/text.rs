@@ -550,18 +550,7 @@ impl AnalyzerRule for TextLiteralComparisons {
                     let Expr::BinaryExpr(BinaryExpr { left, op, right }) = &x else {
                         return Ok(Transformed::no(x));
                     };
-                    use datafusion::logical_expr::Operator as O;
-                    if !matches!(
-                        op,
-                        O::Eq
-                            | O::NotEq
-                            | O::Lt
-                            | O::LtEq
-                            | O::Gt
-                            | O::GtEq
-                            | O::IsDistinctFrom
-                            | O::IsNotDistinctFrom
-                    ) {
+                    if !super::is_comparison(op) {
                         return Ok(Transformed::no(x));
                     }
                     let as_array = |text: &Expr, other: &Expr| -> Option<Expr> {
