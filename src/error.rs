@@ -22,6 +22,8 @@ pub enum ErrorKind {
     DuplicateColumn,
     DuplicateObject,
     DatatypeMismatch,
+    /// 42846: a cast PostgreSQL does not have (`integer` to `timestamp`).
+    CannotCoerce,
     InvalidText,
     /// 22025: a LIKE pattern ending in its escape character.
     InvalidEscapeSequence,

@@ -18,6 +18,7 @@ pub fn sqlstate(kind: ErrorKind) -> &'static str {
         DuplicateColumn => "42701",
         DuplicateObject => "42710",
         DatatypeMismatch => "42804",
+        CannotCoerce => "42846",
         InvalidText => "22P02",
         InvalidEscapeSequence => "22025",
         InvalidDatetime => "22007",

@@ -475,6 +475,23 @@ impl AnalyzerRule for TextInputCasts {
                                 cast(text, t.clone())
                             }))
                         }
+                        // PostgreSQL has no cast from a number to a
+                        // timestamp; Arrow's would count in the target's
+                        // unit.
+                        t @ DataType::Timestamp(..)
+                            if c.expr.get_type(&schema).is_ok_and(|from| from.is_numeric()) =>
+                        {
+                            let from = c.expr.get_type(&schema)?;
+                            Err(crate::error::Error::new(
+                                crate::error::ErrorKind::CannotCoerce,
+                                format!(
+                                    "cannot cast type {} to {}",
+                                    crate::types::PgType::from_arrow(&from).name,
+                                    crate::types::PgType::from_arrow(t).name
+                                ),
+                            )
+                            .into())
+                        }
                         DataType::Timestamp(..)
                             if c.expr.get_type(&schema).is_ok_and(|t| is_text(&t)) =>
                         {
