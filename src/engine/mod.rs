@@ -383,6 +383,7 @@ fn planning_context(
                 Arc::new(crate::types::like::LikeEscapes),
                 Arc::new(crate::types::averages::NumericAverages),
                 Arc::new(crate::types::numeric::NumericScales),
+                Arc::new(crate::types::interval::IntervalWindows),
             ];
             rules.extend(datafusion::optimizer::Analyzer::new().rules);
             rules.push(Arc::new(crate::types::text::TextInputCasts));

@@ -17,10 +17,15 @@ use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 
+use datafusion::common::Column;
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::Transformed;
+use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, ScalarValue};
-use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan};
+use datafusion::functions_aggregate::first_last::first_value_udaf;
+use datafusion::logical_expr::{
+    Aggregate, Distinct, Expr, ExprSchemable, LogicalPlan, Projection, WindowFrameBound,
+    WindowFrameUnits, when,
+};
 use datafusion::optimizer::AnalyzerRule;
 
 use crate::error::{Error, ErrorKind};
@@ -363,15 +368,7 @@ impl ScalarUDFImpl for IntervalKey {
                 use datafusion::arrow::array::Decimal128Array;
                 use datafusion::arrow::datatypes::IntervalMonthDayNanoType;
                 let spans = arrays[0].as_primitive::<IntervalMonthDayNanoType>();
-                let keys: Decimal128Array = spans
-                    .iter()
-                    .map(|v| {
-                        v.map(|v| {
-                            (i128::from(v.months) * 30 + i128::from(v.days)) * NANOS_PER_DAY
-                                + i128::from(v.nanoseconds)
-                        })
-                    })
-                    .collect();
+                let keys: Decimal128Array = spans.iter().map(|v| v.map(span_length)).collect();
                 Ok(Arc::new(keys.with_precision_and_scale(38, 0)?) as ArrayRef)
             },
             vec![],
@@ -451,6 +448,20 @@ impl AnalyzerRule for IntervalComparisons {
                     list: list.into_iter().map(by_length).collect(),
                     negated,
                 })),
+                // x IN (SELECT ...) of intervals: both sides by length.
+                Expr::InSubquery(mut q) if is_interval(&q.expr, schema) => {
+                    let plan = q.subquery.subquery.clone();
+                    let (qualifier, field) = plan.schema().qualified_field(0);
+                    let column = Expr::Column(Column::new(qualifier.cloned(), field.name()));
+                    let name = field.name().clone();
+                    q.subquery.subquery = Arc::new(LogicalPlan::Projection(Projection::try_new(
+                        vec![by_length(column).alias(name)],
+                        plan,
+                    )?));
+                    let e = std::mem::replace(&mut *q.expr, Expr::Literal(ScalarValue::Null, None));
+                    *q.expr = by_length(e);
+                    Transformed::yes(Expr::InSubquery(q))
+                }
                 // max and min by length: the first value in that order.
                 Expr::AggregateFunction(mut f)
                     if matches!(f.func.name(), "max" | "min")
@@ -461,8 +472,21 @@ impl AnalyzerRule for IntervalComparisons {
                 {
                     let asc = f.func.name() == "min";
                     let arg = f.params.args[0].clone();
-                    f.func = datafusion::functions_aggregate::first_last::first_value_udaf();
+                    f.func = first_value_udaf();
                     f.params.order_by = vec![by_length(arg).sort(asc, false)];
+                    Transformed::yes(Expr::AggregateFunction(f))
+                }
+                // count(DISTINCT iv) counts lengths: '1 day' and '24 hours'
+                // are one value.
+                Expr::AggregateFunction(mut f)
+                    if f.func.name() == "count"
+                        && f.params.distinct
+                        && f.params.args.iter().any(|a| is_interval(a, schema)) =>
+                {
+                    for a in f.params.args.iter_mut().filter(|a| is_interval(a, schema)) {
+                        let e = std::mem::replace(a, Expr::Literal(ScalarValue::Null, None));
+                        *a = by_length(e);
+                    }
                     Transformed::yes(Expr::AggregateFunction(f))
                 }
                 // An aggregate's ORDER BY (string_agg(..., ORDER BY x)).
@@ -478,19 +502,239 @@ impl AnalyzerRule for IntervalComparisons {
                 other => Transformed::no(other),
             })
         })?;
-        plan.transform_up_with_subqueries(|node| {
-            let LogicalPlan::Sort(mut sort) = node else {
-                return Ok(Transformed::no(node));
-            };
-            let schema = sort.input.schema().clone();
-            let changed = sort_by_length(&mut sort.expr, &schema);
-            Ok(Transformed::new_transformed(
-                LogicalPlan::Sort(sort),
-                changed,
-            ))
+        plan.transform_up_with_subqueries(|node| match node {
+            LogicalPlan::Sort(mut sort) => {
+                let schema = sort.input.schema().clone();
+                let changed = sort_by_length(&mut sort.expr, &schema);
+                Ok(Transformed::new_transformed(
+                    LogicalPlan::Sort(sort),
+                    changed,
+                ))
+            }
+            LogicalPlan::Aggregate(agg) => group_by_length(agg),
+            // Equality keys of a join (INTERSECT and EXCEPT are joins).
+            LogicalPlan::Join(mut join) => {
+                let (left, right) = (join.left.schema().clone(), join.right.schema().clone());
+                let mut changed = false;
+                for (l, r) in join.on.iter_mut() {
+                    if is_interval(l, &left) && is_interval(r, &right) {
+                        let taken = std::mem::replace(l, Expr::Literal(ScalarValue::Null, None));
+                        *l = by_length(taken);
+                        let taken = std::mem::replace(r, Expr::Literal(ScalarValue::Null, None));
+                        *r = by_length(taken);
+                        changed = true;
+                    }
+                }
+                Ok(Transformed::new_transformed(
+                    LogicalPlan::Join(join),
+                    changed,
+                ))
+            }
+            // DISTINCT ON (iv) keeps one row per length.
+            LogicalPlan::Distinct(Distinct::On(mut on)) => {
+                let schema = on.input.schema().clone();
+                let mut changed = false;
+                for e in on.on_expr.iter_mut() {
+                    if is_interval(e, &schema) {
+                        let taken = std::mem::replace(e, Expr::Literal(ScalarValue::Null, None));
+                        *e = by_length(taken);
+                        changed = true;
+                    }
+                }
+                if let Some(order) = on.sort_expr.as_mut() {
+                    changed |= sort_by_length(order, &schema);
+                }
+                Ok(Transformed::new_transformed(
+                    LogicalPlan::Distinct(Distinct::On(on)),
+                    changed,
+                ))
+            }
+            LogicalPlan::Distinct(Distinct::All(input)) => {
+                let keys = input
+                    .schema()
+                    .iter()
+                    .map(|(q, f)| Expr::Column(Column::new(q.cloned(), f.name())))
+                    .collect();
+                let agg = Aggregate::try_new(input, keys, vec![])?;
+                let grouped = group_by_length(agg)?;
+                Ok(match grouped.data {
+                    LogicalPlan::Aggregate(agg) if !grouped.transformed => {
+                        // No interval: leave the DISTINCT as it was.
+                        Transformed::no(LogicalPlan::Distinct(Distinct::All(agg.input)))
+                    }
+                    plan => Transformed::yes(plan),
+                })
+            }
+            other => Ok(Transformed::no(other)),
         })
         .map(|t| t.data)
     }
+}
+
+/// Windows over intervals in PostgreSQL's order: a PARTITION BY or ORDER
+/// BY key of type interval becomes its length (a partition key is not
+/// shown, and the order is the same), and a RANGE frame's offsets become
+/// lengths too, so `RANGE BETWEEN interval '1 day' PRECEDING AND CURRENT
+/// ROW` measures what PostgreSQL measures. Runs before type coercion,
+/// which refuses a RANGE frame over an interval key.
+#[derive(Debug, Default)]
+pub struct IntervalWindows;
+
+impl AnalyzerRule for IntervalWindows {
+    fn name(&self) -> &str {
+        "sluice_interval_windows"
+    }
+
+    fn analyze(&self, plan: LogicalPlan, _: &ConfigOptions) -> DfResult<LogicalPlan> {
+        super::rewrite_expressions(plan, |x, schema| {
+            let Expr::WindowFunction(mut w) = x else {
+                return Ok(Transformed::no(x));
+            };
+            let mut changed = false;
+            for p in w.params.partition_by.iter_mut() {
+                if is_interval(p, schema) {
+                    let e = std::mem::replace(p, Expr::Literal(ScalarValue::Null, None));
+                    *p = by_length(e);
+                    changed = true;
+                }
+            }
+            if sort_by_length(&mut w.params.order_by, schema) {
+                changed = true;
+                let frame = &mut w.params.window_frame;
+                if frame.units == WindowFrameUnits::Range {
+                    for b in [&mut frame.start_bound, &mut frame.end_bound] {
+                        if let WindowFrameBound::Preceding(v) | WindowFrameBound::Following(v) = b {
+                            *v = length_of(v)?;
+                        }
+                    }
+                }
+            }
+            Ok(Transformed::new_transformed(
+                Expr::WindowFunction(w),
+                changed,
+            ))
+        })
+    }
+}
+
+/// A RANGE frame offset given as an interval, as a length (what
+/// [`IntervalKey`] computes); an unbounded end stays unbounded.
+fn length_of(v: &ScalarValue) -> DfResult<ScalarValue> {
+    let span = match v {
+        v if v.is_null() => return Ok(ScalarValue::Null),
+        ScalarValue::IntervalMonthDayNano(Some(span)) => *span,
+        other => match other.cast_to(&DataType::Interval(IntervalUnit::MonthDayNano))? {
+            ScalarValue::IntervalMonthDayNano(Some(span)) => span,
+            _ => return Ok(ScalarValue::Null),
+        },
+    };
+    Ok(ScalarValue::Decimal128(Some(span_length(span)), 38, 0))
+}
+
+fn span_length(v: IntervalMonthDayNano) -> i128 {
+    (i128::from(v.months) * 30 + i128::from(v.days)) * NANOS_PER_DAY + i128::from(v.nanoseconds)
+}
+
+/// GROUP BY (and DISTINCT) of intervals by length, as PostgreSQL groups
+/// them: `'1 day'` and `'24 hours'` are one group. Each interval key is
+/// replaced by its length, the group shows one of its values (as
+/// PostgreSQL shows the first it met), and a projection gives the
+/// aggregate's columns their old names.
+fn group_by_length(agg: Aggregate) -> DfResult<Transformed<LogicalPlan>> {
+    use datafusion::logical_expr::utils::grouping_set_to_exprlist;
+    let input_schema = agg.input.schema().clone();
+    // The grouping columns the aggregate shows, in order (each distinct
+    // expression of its grouping sets once).
+    let shown_groups: Vec<Expr> = grouping_set_to_exprlist(&agg.group_expr)?
+        .into_iter()
+        .cloned()
+        .collect();
+    let keyed: Vec<bool> = shown_groups
+        .iter()
+        .map(|e| is_interval(e, &input_schema))
+        .collect();
+    // A correlated subquery's DISTINCT or GROUP BY is left as it is: the
+    // aggregate this adds would keep the planner from decorrelating it.
+    let correlated = agg
+        .input
+        .exists(|n| Ok(n.contains_outer_reference()))
+        .unwrap_or(true);
+    if !keyed.contains(&true) || correlated {
+        return Ok(Transformed::no(LogicalPlan::Aggregate(agg)));
+    }
+    let sets = agg
+        .group_expr
+        .iter()
+        .any(|e| matches!(e, Expr::GroupingSet(_)));
+    let value_name = |i: usize| format!("__sluice_interval_value_{i}");
+    let group = if sets {
+        // Inside grouping sets an expression keeps no alias; the key's own
+        // name is the column's.
+        let mut group = agg.group_expr.clone();
+        for e in &mut group {
+            if let Expr::GroupingSet(set) = e {
+                for x in super::grouping_exprs_mut(set) {
+                    if is_interval(x, &input_schema) {
+                        let taken = std::mem::replace(x, Expr::Literal(ScalarValue::Null, None));
+                        *x = by_length(taken);
+                    }
+                }
+            } else if is_interval(e, &input_schema) {
+                let taken = std::mem::replace(e, Expr::Literal(ScalarValue::Null, None));
+                *e = by_length(taken);
+            }
+        }
+        group
+    } else {
+        agg.group_expr
+            .iter()
+            .zip(&keyed)
+            .enumerate()
+            .map(|(i, (e, keyed))| match keyed {
+                true => by_length(e.clone()).alias(format!("__sluice_interval_group_{i}")),
+                false => e.clone(),
+            })
+            .collect()
+    };
+    let mut aggr = agg.aggr_expr.clone();
+    for (i, e) in shown_groups.iter().enumerate().filter(|(i, _)| keyed[*i]) {
+        aggr.push(
+            first_value_udaf()
+                .call(vec![e.clone()])
+                .alias(value_name(i)),
+        );
+    }
+    let old_schema = agg.schema.clone();
+    let grouped = Aggregate::try_new(agg.input, group, aggr)?;
+    let new_schema = grouped.schema.clone();
+    let column = |i: usize| {
+        let (q, f) = new_schema.qualified_field(i);
+        Expr::Column(Column::new(q.cloned(), f.name()))
+    };
+    let mut shown = Vec::with_capacity(old_schema.fields().len());
+    for (i, (q, f)) in old_schema.iter().enumerate() {
+        let e = if i < keyed.len() && keyed[i] {
+            let value = Expr::Column(Column::new_unqualified(value_name(i)));
+            if sets {
+                // A grouping set without this column shows NULL: its
+                // length is NULL there (and only there, or for a NULL
+                // interval).
+                when(
+                    column(i).is_null(),
+                    Expr::Literal(ScalarValue::IntervalMonthDayNano(None), None),
+                )
+                .otherwise(value)?
+            } else {
+                value
+            }
+        } else {
+            column(i)
+        };
+        shown.push(e.alias_qualified(q.cloned(), f.name()));
+    }
+    Ok(Transformed::yes(LogicalPlan::Projection(
+        Projection::try_new(shown, Arc::new(LogicalPlan::Aggregate(grouped)))?,
+    )))
 }
 
 /// The text of an `INTERVAL '...'` literal in a form Arrow's parser reads
