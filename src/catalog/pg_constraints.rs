@@ -29,7 +29,7 @@ use datafusion::logical_expr::{
 use datafusion::physical_plan::{ExecutionPlan, collect};
 use datafusion::prelude::SessionContext;
 
-use super::{Catalog, Kind, TableDef};
+use super::{Catalog, Def, Kind, SequenceDef, TableDef};
 
 /// OIDs of constraints (and of the index relations of keys) start here,
 /// far above the ones datafusion-pg-catalog hands out from 16384.
@@ -206,6 +206,10 @@ enum Which {
     Description,
     /// pg_namespace with PostgreSQL 15's columns.
     Namespace,
+    /// pg_sequence: one row per sequence.
+    Sequence,
+    /// pg_depend: PostgreSQL's own rows and a sequence's owning column.
+    Depend,
 }
 
 #[async_trait]
@@ -251,6 +255,8 @@ impl SchemaProvider for PgCatalog {
             "pg_attribute" => Which::Attribute,
             "pg_attrdef" => Which::AttrDef,
             "pg_description" => Which::Description,
+            "pg_sequence" => Which::Sequence,
+            "pg_depend" => Which::Depend,
             _ => return self.inner.table(name).await,
         };
         let (Some(class), Some(namespace), Some(own)) = (
@@ -572,6 +578,13 @@ impl Derived {
                 );
             }
         }
+        let sequences = self.sequences(&ns_names);
+        for (i, q) in sequences.iter().enumerate() {
+            tables.insert(
+                (q.schema.clone(), q.name.clone()),
+                (q.oid, q.namespace, class.num_rows() + i),
+            );
+        }
         let cons = self.constraints(&tables);
         let described = self.descriptions(&tables, &ns_names);
         {
@@ -631,7 +644,31 @@ impl Derived {
                     .map(index_row)
                     .collect(),
             ),
-            Which::Class => self.class_with(class, &tables, &cons),
+            Which::Class => {
+                let patched = self.class_with(class, &tables, &cons)?;
+                let rows = self.batch(sequences.iter().map(sequence_class_row).collect())?;
+                Ok(concat_batches(&self.schema, &[patched, rows])?)
+            }
+            Which::Sequence => self.batch(sequences.iter().map(sequence_row).collect()),
+            Which::Depend => {
+                let builtin = self.rows(state, &self.own).await?;
+                let owned = self.batch(
+                    sequences
+                        .iter()
+                        .filter_map(|q| owner_dependency(q, &tables, &self.catalog))
+                        .collect(),
+                )?;
+                let builtin = RecordBatch::try_new(
+                    self.schema.clone(),
+                    builtin
+                        .columns()
+                        .iter()
+                        .zip(self.schema.fields())
+                        .map(|(c, f)| cast(c, f.data_type()))
+                        .collect::<std::result::Result<Vec<_>, _>>()?,
+                )?;
+                Ok(concat_batches(&self.schema, &[builtin, owned])?)
+            }
             Which::Attribute => {
                 let attrs = self.rows(state, &self.own).await?;
                 self.attributes_with(attrs, &tables)
@@ -1015,6 +1052,37 @@ impl Derived {
         Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
     }
 
+    /// The catalog's sequences with their OIDs (see [`sequence_oids`]).
+    fn sequences(&self, ns_names: &HashMap<i64, String>) -> Vec<Seq> {
+        let ns_oids: HashMap<&str, i64> = ns_names.iter().map(|(o, n)| (n.as_str(), *o)).collect();
+        let snap = self.catalog.snapshot();
+        let mut found: Vec<(String, String, i64, Arc<SequenceDef>)> = snap
+            .of_kind(Kind::Sequence)
+            .filter_map(|o| match &o.def {
+                Def::Sequence(d) => Some((
+                    o.schema.clone(),
+                    o.name.clone(),
+                    *ns_oids.get(o.schema.as_str())?,
+                    d.clone(),
+                )),
+                _ => None,
+            })
+            .collect();
+        found.sort_by(|a, b| a.3.id.cmp(&b.3.id));
+        let oids = sequence_oids(found.iter().map(|f| f.3.id.as_str()));
+        found
+            .into_iter()
+            .zip(oids)
+            .map(|((schema, name, namespace, def), oid)| Seq {
+                oid,
+                namespace,
+                schema,
+                name,
+                def,
+            })
+            .collect()
+    }
+
     /// pg_class with the constraint columns filled and a row per key.
     fn class_with(
         &self,
@@ -1154,6 +1222,128 @@ impl Derived {
             &datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(rows.len())),
         )?)
     }
+}
+
+/// OIDs of sequences: from a hash of the sequence's id, the same in
+/// every session and on every server of a lake, between the OIDs
+/// datafusion-pg-catalog hands out and [`CON_OID_BASE`]. `ids` come in
+/// order; a clash takes the next free OID.
+const SEQ_OID_BASE: i64 = 600_000;
+const SEQ_OIDS: u64 = 400_000;
+
+fn sequence_oids<'a>(ids: impl Iterator<Item = &'a str>) -> Vec<i64> {
+    let mut taken = std::collections::HashSet::new();
+    ids.map(|id| {
+        // FNV-1a: stable across builds and platforms.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in id.bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        let mut slot = h % SEQ_OIDS;
+        while !taken.insert(slot) {
+            slot = (slot + 1) % SEQ_OIDS;
+        }
+        SEQ_OID_BASE + slot as i64
+    })
+    .collect()
+}
+
+/// A sequence as the catalog tables show it.
+struct Seq {
+    oid: i64,
+    namespace: i64,
+    schema: String,
+    name: String,
+    def: Arc<SequenceDef>,
+}
+
+/// PostgreSQL's type OIDs of a sequence's type.
+fn sequence_type_oid(def: &SequenceDef) -> i64 {
+    match def.ty.name.as_str() {
+        "smallint" => 21,
+        "integer" => 23,
+        _ => 20,
+    }
+}
+
+fn sequence_class_row(q: &Seq) -> Vec<(&'static str, V)> {
+    vec![
+        ("oid", V::I(q.oid)),
+        ("relname", V::S(q.name.clone())),
+        ("relnamespace", V::I(q.namespace)),
+        ("reltype", V::I(0)),
+        ("reloftype", V::I(0)),
+        ("relowner", V::I(0)),
+        ("relam", V::I(0)),
+        ("relfilenode", V::I(q.oid)),
+        ("reltablespace", V::I(0)),
+        ("relpages", V::I(1)),
+        ("reltuples", V::I(1)),
+        ("relallvisible", V::I(0)),
+        ("reltoastrelid", V::I(0)),
+        ("relhasindex", V::B(false)),
+        ("relisshared", V::B(false)),
+        ("relpersistence", V::S("p".into())),
+        ("relkind", V::S("S".into())),
+        ("relnatts", V::I(3)),
+        ("relchecks", V::I(0)),
+        ("relhasrules", V::B(false)),
+        ("relhastriggers", V::B(false)),
+        ("relhassubclass", V::B(false)),
+        ("relrowsecurity", V::B(false)),
+        ("relforcerowsecurity", V::B(false)),
+        ("relispopulated", V::B(true)),
+        ("relreplident", V::S("n".into())),
+        ("relispartition", V::B(false)),
+        ("relrewrite", V::I(0)),
+        ("relfrozenxid", V::I(0)),
+        ("relminmxid", V::I(0)),
+    ]
+}
+
+fn sequence_row(q: &Seq) -> Vec<(&'static str, V)> {
+    let d = &q.def;
+    vec![
+        ("seqrelid", V::I(q.oid)),
+        ("seqtypid", V::I(sequence_type_oid(d))),
+        ("seqstart", V::I(d.start)),
+        ("seqincrement", V::I(d.increment)),
+        ("seqmax", V::I(d.max)),
+        ("seqmin", V::I(d.min)),
+        ("seqcache", V::I(d.cache)),
+        ("seqcycle", V::B(d.cycle)),
+    ]
+}
+
+/// The pg_depend row that ties a sequence to the column that owns it:
+/// `a` (auto) for a serial column or `OWNED BY`, `i` (internal) for an
+/// identity column, as psql's `\d` reads them.
+fn owner_dependency(
+    q: &Seq,
+    tables: &HashMap<(String, String), (i64, i64, usize)>,
+    catalog: &Catalog,
+) -> Option<Vec<(&'static str, V)>> {
+    let (table, column) = q.def.owned_by.as_ref()?;
+    let &(table_oid, _, _) = tables.get(&(q.schema.clone(), table.clone()))?;
+    // `pg_class`'s own OID as this session's catalog gives it (what
+    // `'pg_catalog.pg_class'::regclass` is here), as the descriptions do.
+    let pg_class = tables
+        .get(&("pg_catalog".to_string(), "pg_class".to_string()))
+        .map_or(1259, |t| t.0);
+    let snap = catalog.snapshot();
+    let def = snap.relation(&q.schema, table)?.table_def().ok()?;
+    let position = def.columns.iter().position(|c| &c.name == column)?;
+    let identity = def.columns[position].identity.is_some();
+    Some(vec![
+        ("classid", V::I(pg_class)),
+        ("objid", V::I(q.oid)),
+        ("objsubid", V::I(0)),
+        ("refclassid", V::I(pg_class)),
+        ("refobjid", V::I(table_oid)),
+        ("refobjsubid", V::I(position as i64 + 1)),
+        ("deptype", V::S(if identity { "i" } else { "a" }.into())),
+    ])
 }
 
 fn constraint_row(c: &Con) -> Vec<(&'static str, V)> {

@@ -2058,7 +2058,7 @@ pub async fn add_expectation(
     Ok(Output::command("ALTER TABLE"))
 }
 
-/// `COMMENT ON {TABLE | VIEW | MATERIALIZED VIEW | COLUMN | SCHEMA} name IS
+/// `COMMENT ON {TABLE | VIEW | MATERIALIZED VIEW | SEQUENCE | COLUMN | SCHEMA} name IS
 /// 'text' | NULL`: kept with the object in the catalog (an empty text
 /// removes the comment, as in PostgreSQL), shown by `pg_description`,
 /// `obj_description` and `col_description`.
@@ -2089,7 +2089,7 @@ pub async fn comment(
             }
             (Kind::Schema, String::new(), name, None)
         }
-        C::Table | C::View | C::MaterializedView | C::Column => {
+        C::Table | C::View | C::MaterializedView | C::Sequence | C::Column => {
             let (relation, column) = if object_type == C::Column {
                 let mut parts = object_name.0.clone();
                 let column = parts.pop().and_then(|p| p.as_ident().cloned());
@@ -2120,6 +2120,7 @@ pub async fn comment(
                 C::Table => Some(Kind::Table),
                 C::View => Some(Kind::View),
                 C::MaterializedView => Some(Kind::MaterializedView),
+                C::Sequence => Some(Kind::Sequence),
                 _ => None,
             };
             let fits =

@@ -28,7 +28,9 @@ CREATE TABLE t (
   parent_id bigint REFERENCES parent (id)
 );
 CREATE VIEW v AS SELECT id, amount FROM t;
+CREATE SEQUENCE counter START 10 INCREMENT 5 MAXVALUE 1000;
 COMMENT ON TABLE t IS 'amounts by id';
+COMMENT ON SEQUENCE counter IS 'ticket numbers';
 COMMENT ON COLUMN t.amount IS 'in USD';
 INSERT INTO parent VALUES (1, 'p');
 INSERT INTO t VALUES (1, 2.50, 'a', '2026-11-01 00:00:00+00', 1), (2, 0, 'none', NULL, NULL);
@@ -57,6 +59,7 @@ META = [
     r"\l", r"\dn", r"\dt", r"\dv", r"\dm", r"\di", r"\df", r"\dT", r"\d t", r"\d+ t",
     r"\du", r"\dp", r"\d", r"\d v", r"\dt+", r"\conninfo",
     r"\dn+", r"\dv+", r"\l+", r"\dm+", r"\di+", r"\d+ v",
+    r"\ds", r"\ds+", r"\d counter",
 ]
 
 
@@ -100,7 +103,13 @@ def test_describe_table_matches_postgres(pg, sluice):
     assert got == want
 
 
-@pytest.mark.parametrize("cmd", [r"\dt", r"\dv", r"\dn", r"\di", r"\d+ t"])
+def test_describe_sequence_matches_postgres(pg, sluice):
+    want = ok(psql(pg, r"\d counter"), r"\d counter")
+    got = ok(psql(sluice, r"\d counter"), r"\d counter")
+    assert "1000" in got and got == want
+
+
+@pytest.mark.parametrize("cmd", [r"\dt", r"\dv", r"\dn", r"\di", r"\ds", r"\d+ t"])
 def test_listing_matches_postgres(pg, sluice, cmd):
     """Listings over the same objects; owner and size columns differ by server."""
     def norm(out: str) -> list[str]:

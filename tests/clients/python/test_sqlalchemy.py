@@ -37,6 +37,7 @@ CREATE TABLE shop.orders (
   qty         integer DEFAULT 1
 );
 CREATE VIEW shop.big_orders AS SELECT id, amount FROM shop.orders WHERE amount > 100;
+CREATE SEQUENCE shop.invoice_no START 1000;
 INSERT INTO shop.customers VALUES (1, 'a@x.io', 'Ada', true, '2026-01-01'), (2, 'b@x.io', 'Bob', false, NULL);
 INSERT INTO shop.orders VALUES (10, 1, 150.00, '2026-11-01 10:00:00+00', 'first', 2), (11, 2, 5.50, '2026-11-02 11:00:00+00', 'none', 1);
 """
@@ -69,6 +70,9 @@ def test_schema_table_view_names(engine):
     assert insp.has_table("orders", schema="shop")
     assert not insp.has_table("nope", schema="shop")
     assert insp.has_schema("shop")
+    assert insp.get_sequence_names(schema="shop") == ["invoice_no"]
+    assert insp.has_sequence("invoice_no", schema="shop")
+    assert not insp.has_sequence("orders", schema="shop")
 
 
 def test_get_columns(engine):
