@@ -188,6 +188,37 @@ impl ColumnDef {
         out
     }
 
+    /// Point the default's calls of sequence `from` (`(schema, name)`,
+    /// as [`ColumnDef::default_sequences`] gives it) at the sequence named
+    /// `to` (its text, `schema.name`).
+    pub fn rename_sequence(&mut self, schema: &str, from: &(String, String), to: &str) {
+        use datafusion::sql::sqlparser::{dialect::PostgreSqlDialect, parser::Parser};
+        let Some(text) = &self.default else {
+            return;
+        };
+        let Ok(mut e) = Parser::new(&PostgreSqlDialect {})
+            .try_with_sql(text)
+            .and_then(|mut p| p.parse_expr())
+        else {
+            return;
+        };
+        let mut changed = false;
+        crate::visit::sequence_names_mut(&mut e, |name| {
+            let named = match crate::types::ident::parse_ident(name, true).as_deref() {
+                Ok([n]) => Some((schema.to_string(), n.clone())),
+                Ok([s, n] | [_, s, n]) => Some((s.clone(), n.clone())),
+                _ => None,
+            };
+            if named.as_ref() == Some(from) {
+                *name = to.to_string();
+                changed = true;
+            }
+        });
+        if changed {
+            self.default = Some(e.to_string());
+        }
+    }
+
     /// A nullable column without default.
     pub fn plain(name: &str, ty: PgType) -> ColumnDef {
         ColumnDef {

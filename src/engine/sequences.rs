@@ -33,31 +33,115 @@ pub fn sequence_type(ty: &PgType) -> Result<PgType> {
     }
 }
 
+/// What a statement's sequence options give; `min` / `max` are
+/// `Some(None)` for `NO MINVALUE` / `NO MAXVALUE`.
+#[derive(Default)]
+struct Given {
+    increment: Option<i64>,
+    min: Option<Option<i64>>,
+    max: Option<Option<i64>>,
+    start: Option<i64>,
+    cache: Option<i64>,
+    cycle: Option<bool>,
+}
+
+fn given(options: &[SequenceOptions]) -> Result<Given> {
+    let mut g = Given::default();
+    for o in options {
+        match o {
+            SequenceOptions::IncrementBy(e, _) => g.increment = Some(option_value(e)?),
+            SequenceOptions::MinValue(e) => g.min = Some(e.as_ref().map(option_value).transpose()?),
+            SequenceOptions::MaxValue(e) => g.max = Some(e.as_ref().map(option_value).transpose()?),
+            SequenceOptions::StartWith(e, _) => g.start = Some(option_value(e)?),
+            SequenceOptions::Cache(e) => g.cache = Some(option_value(e)?),
+            SequenceOptions::Cycle(no) => g.cycle = Some(!*no),
+        }
+    }
+    Ok(g)
+}
+
 /// A sequence of `ty` with `options`, checked as PostgreSQL checks them.
 pub fn sequence_def(
     ty: PgType,
     options: &[SequenceOptions],
     owned_by: Option<(String, String)>,
 ) -> Result<SequenceDef> {
-    let (tmin, tmax) = type_bounds(&ty.name);
-    let (mut increment, mut min, mut max, mut start, mut cache, mut cycle) =
-        (1, None, None, None, 1, false);
-    for o in options {
-        match o {
-            SequenceOptions::IncrementBy(e, _) => increment = option_value(e)?,
-            SequenceOptions::MinValue(e) => min = e.as_ref().map(option_value).transpose()?,
-            SequenceOptions::MaxValue(e) => max = e.as_ref().map(option_value).transpose()?,
-            SequenceOptions::StartWith(e, _) => start = Some(option_value(e)?),
-            SequenceOptions::Cache(e) => cache = option_value(e)?,
-            SequenceOptions::Cycle(c) => cycle = !*c,
-        }
-    }
+    let g = given(options)?;
+    checked(
+        SequenceDef {
+            id: uuid::Uuid::new_v4().to_string(),
+            ty,
+            start: 0,
+            increment: g.increment.unwrap_or(1),
+            min: 0,
+            max: 0,
+            cycle: g.cycle.unwrap_or(false),
+            cache: g.cache.unwrap_or(1),
+            owned_by,
+        },
+        g.min.flatten(),
+        g.max.flatten(),
+        g.start,
+    )
+}
+
+/// `def` after `ALTER SEQUENCE ... [AS ty] options`, as PostgreSQL's
+/// `init_params` does it: what is not given stays, `NO MINVALUE` / `NO
+/// MAXVALUE` take the default for the increment's direction, and a new
+/// type moves a bound that was the old type's limit to the new one's.
+pub fn altered_def(
+    def: &SequenceDef,
+    ty: Option<PgType>,
+    options: &[SequenceOptions],
+) -> Result<SequenceDef> {
+    let g = given(options)?;
+    let ty = ty.unwrap_or_else(|| def.ty.clone());
+    let (old_min, old_max) = type_bounds(&def.ty.name);
+    let retyped = ty.name != def.ty.name;
+    let min = match g.min {
+        Some(given) => given,
+        None if retyped && def.min == old_min => None,
+        None => Some(def.min),
+    };
+    let max = match g.max {
+        Some(given) => given,
+        None if retyped && def.max == old_max => None,
+        None => Some(def.max),
+    };
+    checked(
+        SequenceDef {
+            id: def.id.clone(),
+            ty,
+            start: 0,
+            increment: g.increment.unwrap_or(def.increment),
+            min: 0,
+            max: 0,
+            cycle: g.cycle.unwrap_or(def.cycle),
+            cache: g.cache.unwrap_or(def.cache),
+            owned_by: def.owned_by.clone(),
+        },
+        min,
+        max,
+        Some(g.start.unwrap_or(def.start)),
+    )
+}
+
+/// `def` with its bounds and start (their defaults where not given),
+/// checked as PostgreSQL checks them.
+fn checked(
+    mut def: SequenceDef,
+    min: Option<i64>,
+    max: Option<i64>,
+    start: Option<i64>,
+) -> Result<SequenceDef> {
+    let (tmin, tmax) = type_bounds(&def.ty.name);
+    let increment = def.increment;
     if increment == 0 {
         return Err(invalid("INCREMENT must not be zero".into()));
     }
     let min = min.unwrap_or(if increment > 0 { 1 } else { tmin });
     let max = max.unwrap_or(if increment > 0 { tmax } else { -1 });
-    let name = &ty.name;
+    let name = &def.ty.name;
     if min < tmin || min > tmax {
         return Err(invalid(format!(
             "MINVALUE ({min}) is out of range for sequence data type {name}"
@@ -84,22 +168,32 @@ pub fn sequence_def(
             "START value ({start}) cannot be greater than MAXVALUE ({max})"
         )));
     }
-    if cache <= 0 {
+    if def.cache <= 0 {
         return Err(invalid(format!(
-            "CACHE ({cache}) must be greater than zero"
+            "CACHE ({}) must be greater than zero",
+            def.cache
         )));
     }
-    Ok(SequenceDef {
-        id: uuid::Uuid::new_v4().to_string(),
-        ty,
-        start,
-        increment,
-        min,
-        max,
-        cycle,
-        cache,
-        owned_by,
-    })
+    (def.min, def.max, def.start) = (min, max, start);
+    Ok(def)
+}
+
+/// `value`, where a sequence would stand after `RESTART` (or stands now),
+/// checked against `def`'s bounds as PostgreSQL checks it.
+fn check_restart(def: &SequenceDef, value: i64) -> Result<()> {
+    if value < def.min {
+        return Err(invalid(format!(
+            "RESTART value ({value}) cannot be less than MINVALUE ({})",
+            def.min
+        )));
+    }
+    if value > def.max {
+        return Err(invalid(format!(
+            "RESTART value ({value}) cannot be greater than MAXVALUE ({})",
+            def.max
+        )));
+    }
+    Ok(())
 }
 
 /// The type a `serial` column stands for, if `ty` is one.
@@ -238,36 +332,7 @@ pub async fn create_sequence(
     };
     let owner = match owned_by {
         None => None,
-        Some(o) if o.to_string().eq_ignore_ascii_case("none") => None,
-        Some(o) => {
-            let parts: Vec<String> =
-                o.0.iter()
-                    .filter_map(|p| p.as_ident())
-                    .map(crate::frontend::names::normalize_ident)
-                    .collect();
-            let Some((column, table)) = parts.split_last() else {
-                return Err(Error::syntax("OWNED BY needs a table and a column"));
-            };
-            if table.is_empty() {
-                return Err(invalid("invalid OWNED BY option".into())
-                    .with_hint("Specify OWNED BY table.column or OWNED BY NONE."));
-            }
-            let (tschema, tname, def) =
-                session.resolve_table(&crate::frontend::names::quoted_name(table))?;
-            if tschema != schema {
-                return Err(Error::new(
-                    ErrorKind::ObjectNotInPrerequisiteState,
-                    "sequence must be in same schema as table it is linked to",
-                ));
-            }
-            if def.column(column).is_none() {
-                return Err(Error::new(
-                    ErrorKind::UndefinedColumn,
-                    format!("column \"{column}\" of relation \"{tname}\" does not exist"),
-                ));
-            }
-            Some((tname, column.clone()))
-        }
+        Some(o) => owner(session, &schema, o)?,
     };
     let def = sequence_def(ty, options, owner)?;
     let created = super::ddl::register(session, Object::sequence(&schema, &seq, def)).await;
@@ -278,6 +343,201 @@ pub async fn create_sequence(
         other => other?,
     }
     Ok(Output::command("CREATE SEQUENCE"))
+}
+
+/// The column `OWNED BY table.column` names (`None` for `OWNED BY NONE`),
+/// which must be in the sequence's schema.
+fn owner(session: &Session, schema: &str, o: &ObjectName) -> Result<Option<(String, String)>> {
+    if o.to_string().eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    let parts: Vec<String> =
+        o.0.iter()
+            .filter_map(|p| p.as_ident())
+            .map(crate::frontend::names::normalize_ident)
+            .collect();
+    let Some((column, table)) = parts.split_last() else {
+        return Err(Error::syntax("OWNED BY needs a table and a column"));
+    };
+    if table.is_empty() {
+        return Err(invalid("invalid OWNED BY option".into())
+            .with_hint("Specify OWNED BY table.column or OWNED BY NONE."));
+    }
+    let (tschema, tname, def) =
+        session.resolve_table(&crate::frontend::names::quoted_name(table))?;
+    if tschema != schema {
+        return Err(Error::new(
+            ErrorKind::ObjectNotInPrerequisiteState,
+            "sequence must be in same schema as table it is linked to",
+        ));
+    }
+    if def.column(column).is_none() {
+        return Err(Error::new(
+            ErrorKind::UndefinedColumn,
+            format!("column \"{column}\" of relation \"{tname}\" does not exist"),
+        ));
+    }
+    Ok(Some((tname, column.clone())))
+}
+
+/// `ALTER SEQUENCE [IF EXISTS] name {RENAME TO n | SET SCHEMA s | options}`.
+/// Options change the definition in the catalog; `RESTART` then moves the
+/// sequence (one more commit, in the sequences' own table), and without it
+/// the values this server had reserved are dropped, so the next value
+/// follows the new options. A rename or a move rewrites the column
+/// defaults that take from the sequence.
+pub async fn alter_sequence(
+    session: &mut Session,
+    stmt: &crate::frontend::sequence_options::AlterSequence,
+) -> Result<Output> {
+    use crate::frontend::sequence_options::AlterSequenceAction as A;
+    let done = Ok(Output::command("ALTER SEQUENCE"));
+    let (schema, name) = session.qualify(&stmt.name)?;
+    let snap = session.engine.catalog().snapshot();
+    let Some(object) = snap.relation(&schema, &name) else {
+        if stmt.if_exists {
+            session.notice(format!("relation \"{name}\" does not exist, skipping"));
+            return done;
+        }
+        return Err(Error::new(
+            ErrorKind::UndefinedTable,
+            format!("relation \"{name}\" does not exist"),
+        ));
+    };
+    let crate::catalog::Def::Sequence(def) = &object.def else {
+        return Err(Error::new(
+            ErrorKind::WrongObjectType,
+            format!("\"{name}\" is not a sequence"),
+        ));
+    };
+    let def = def.clone();
+    match &stmt.action {
+        A::Rename(new) => {
+            let new = crate::frontend::names::normalize_ident(new);
+            move_sequence(session, (&schema, &name), (&schema, &new)).await?;
+        }
+        A::SetSchema(target) => {
+            let target = crate::frontend::names::normalize_ident(target);
+            if let Some((table, _)) = &def.owned_by {
+                return Err(Error::new(
+                    ErrorKind::FeatureNotSupported,
+                    "cannot move an owned sequence into another schema",
+                )
+                .with_detail(format!(
+                    "Sequence \"{name}\" is linked to table \"{table}\"."
+                )));
+            }
+            if !snap.schema_exists(&target) || SYSTEM_SCHEMAS.contains(&target.as_str()) {
+                return Err(super::ddl::missing_schema(&target));
+            }
+            if target != schema {
+                move_sequence(session, (&schema, &name), (&target, &name)).await?;
+            }
+        }
+        A::Options {
+            data_type,
+            options,
+            restart,
+            owned_by,
+        } => {
+            let ty = data_type
+                .as_ref()
+                .map(|t| sequence_type(&PgType::from_sql(t)?))
+                .transpose()?;
+            let mut new = altered_def(&def, ty, options)?;
+            if let Some(o) = owned_by {
+                new.owned_by = owner(session, &schema, o)?;
+            }
+            let sequences = session.engine.sequences();
+            let restart_at = match restart {
+                Some(Some(e)) => Some(option_value(e)?),
+                Some(None) => Some(new.start),
+                None => None,
+            };
+            match restart_at {
+                Some(v) => check_restart(&new, v)?,
+                None => {
+                    let now = sequences.position(&def).await?;
+                    check_restart(&new, now.last.unwrap_or(def.start))?;
+                }
+            }
+            let new = Arc::new(new);
+            let stored = new.clone();
+            let (s, n) = (schema.clone(), name.clone());
+            session
+                .engine
+                .catalog
+                .mutate(move |entries| {
+                    let e = entries
+                        .iter_mut()
+                        .find(|e| {
+                            e.schema == s
+                                && e.name == n
+                                && matches!(&e.def, crate::catalog::Def::Sequence(d) if d.id == stored.id)
+                        })
+                        .ok_or_else(|| {
+                            Error::new(
+                                ErrorKind::UndefinedTable,
+                                format!("relation \"{n}\" does not exist"),
+                            )
+                        })?;
+                    e.def = crate::catalog::Def::Sequence(stored.clone());
+                    Ok(())
+                })
+                .await?;
+            match restart_at {
+                Some(v) => sequences.set(&name, &new, v, false).await?,
+                None => sequences.forget(&new).await?,
+            }
+        }
+    }
+    done
+}
+
+/// Rename or move sequence `from` to `to`, and the column defaults that
+/// take from it with it.
+async fn move_sequence(session: &Session, from: (&str, &str), to: (&str, &str)) -> Result<()> {
+    let snap = session.engine.catalog().snapshot();
+    if snap.relation(to.0, to.1).is_some() {
+        return Err(super::ddl::duplicate_relation(to.1));
+    }
+    let from = (from.0.to_string(), from.1.to_string());
+    let to = (to.0.to_string(), to.1.to_string());
+    let text = qualified(&to.0, &to.1);
+    session
+        .engine
+        .catalog
+        .mutate(move |entries| {
+            if entries.iter().any(|e| e.schema == to.0 && e.name == to.1) {
+                return Err(super::ddl::duplicate_relation(&to.1));
+            }
+            let Some(e) = entries.iter_mut().find(|e| {
+                e.kind() == crate::catalog::Kind::Sequence && e.schema == from.0 && e.name == from.1
+            }) else {
+                return Err(Error::new(
+                    ErrorKind::UndefinedTable,
+                    format!("relation \"{}\" does not exist", from.1),
+                ));
+            };
+            e.schema = to.0.clone();
+            e.name = to.1.clone();
+            for e in entries.iter_mut() {
+                let table_schema = e.schema.clone();
+                if let crate::catalog::Def::Table(t) = &mut e.def
+                    && t.columns
+                        .iter()
+                        .any(|c| c.default_sequences(&table_schema).contains(&from))
+                {
+                    let t = Arc::make_mut(t);
+                    for c in &mut t.columns {
+                        c.rename_sequence(&table_schema, &from, &text);
+                    }
+                }
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(())
 }
 
 /// The columns of an identity column's sequence options, for a column
@@ -365,6 +625,46 @@ mod tests {
             "START value (1) cannot be less than MINVALUE (5)"
         );
         assert!(sequence_type(&PgType::simple("text")).is_err());
+    }
+
+    #[test]
+    fn altering_keeps_what_is_not_given_and_follows_a_new_type() {
+        let small = sequence_def(
+            PgType::simple("smallint"),
+            &[SequenceOptions::StartWith(n(7), true)],
+            None,
+        )
+        .unwrap();
+        let wider = altered_def(&small, Some(PgType::simple("bigint")), &[]).unwrap();
+        // The old type's limit moves to the new one's; other settings stay.
+        assert_eq!((wider.min, wider.max, wider.start), (1, i64::MAX, 7));
+        assert_eq!(wider.id, small.id);
+        let capped = altered_def(&small, None, &[SequenceOptions::MaxValue(Some(n(100)))]).unwrap();
+        let kept = altered_def(&capped, Some(PgType::simple("integer")), &[]).unwrap();
+        assert_eq!(kept.max, 100);
+        let down = altered_def(
+            &small,
+            None,
+            &[
+                SequenceOptions::IncrementBy(n(-1), true),
+                SequenceOptions::MinValue(None),
+                SequenceOptions::MaxValue(None),
+                SequenceOptions::StartWith(n(-5), true),
+            ],
+        )
+        .unwrap();
+        assert_eq!((down.min, down.max), (i64::from(i16::MIN), -1));
+        assert_eq!(
+            altered_def(&small, None, &[SequenceOptions::MinValue(Some(n(8)))])
+                .unwrap_err()
+                .message,
+            "START value (7) cannot be less than MINVALUE (8)"
+        );
+        assert!(check_restart(&small, 32767).is_ok());
+        assert_eq!(
+            check_restart(&small, 0).unwrap_err().message,
+            "RESTART value (0) cannot be less than MINVALUE (1)"
+        );
     }
 
     #[test]

@@ -36,7 +36,7 @@ pub mod features;
 pub mod merge;
 pub mod names;
 pub mod schedule;
-mod sequence_options;
+pub mod sequence_options;
 pub mod template;
 
 use datafusion::sql::sqlparser::ast::helpers::stmt_create_table::CreateTableBuilder;
@@ -127,6 +127,8 @@ pub enum Stmt {
         if_exists: bool,
         policy: Option<crate::catalog::schedule::RefreshPolicy>,
     },
+    /// `ALTER SEQUENCE [IF EXISTS] s ...` (see [`sequence_options::AlterSequence`])
+    AlterSequence(Box<sequence_options::AlterSequence>),
     /// `ALTER MATERIALIZED VIEW [IF EXISTS] v RENAME TO w`
     RenameMaterializedView {
         name: ObjectName,
@@ -489,6 +491,11 @@ fn parse_extension(p: &mut Parser) -> Result<Option<Stmt>> {
         && let Some(stmt) = add_expectation(p)?
     {
         return Ok(Some(stmt));
+    }
+    if peek_word(p, 0, "ALTER") && peek_word(p, 1, "SEQUENCE") {
+        return Ok(Some(Stmt::AlterSequence(Box::new(
+            sequence_options::parse_alter(p)?,
+        ))));
     }
     if peek_word(p, 0, "MERGE") {
         return Ok(Some(Stmt::Merge(Box::new(merge::parse_merge(p)?))));

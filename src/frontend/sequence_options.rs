@@ -5,7 +5,12 @@
 //! SEQUENCE` and of an identity column (`AS IDENTITY (...)`) are put in
 //! that order before the statement is parsed.
 
+use datafusion::sql::sqlparser::ast::{DataType, Expr, Ident, ObjectName, SequenceOptions};
+use datafusion::sql::sqlparser::keywords::Keyword;
+use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Whitespace};
+
+use crate::error::{Error, Result};
 
 fn word(t: &Token) -> Option<String> {
     match t {
@@ -164,6 +169,53 @@ pub fn normalize(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn alter(sql: &str) -> Result<AlterSequence> {
+        let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
+        let mut p = Parser::new(&dialect).try_with_sql(sql)?;
+        parse_alter(&mut p)
+    }
+
+    #[test]
+    fn alter_sequence_reads_options_in_any_order() {
+        let a = alter(
+            "ALTER SEQUENCE IF EXISTS s.q RESTART CYCLE INCREMENT -2 AS integer OWNED BY NONE",
+        )
+        .unwrap();
+        assert!(a.if_exists);
+        assert_eq!(a.name.to_string(), "s.q");
+        let AlterSequenceAction::Options {
+            data_type,
+            options,
+            restart,
+            owned_by,
+        } = a.action
+        else {
+            panic!("options expected");
+        };
+        assert_eq!(data_type.unwrap().to_string(), "INTEGER");
+        assert_eq!(options.len(), 2);
+        assert!(matches!(restart, Some(None)));
+        assert_eq!(owned_by.unwrap().to_string(), "NONE");
+        let a = alter("ALTER SEQUENCE q RESTART WITH 5").unwrap();
+        assert!(matches!(
+            a.action,
+            AlterSequenceAction::Options {
+                restart: Some(Some(_)),
+                ..
+            }
+        ));
+        assert!(matches!(
+            alter("ALTER SEQUENCE q RENAME TO r").unwrap().action,
+            AlterSequenceAction::Rename(_)
+        ));
+        assert!(matches!(
+            alter("ALTER SEQUENCE q SET SCHEMA x").unwrap().action,
+            AlterSequenceAction::SetSchema(_)
+        ));
+        assert!(alter("ALTER SEQUENCE q").is_err());
+        assert!(alter("ALTER SEQUENCE q CACHE 2 CACHE 3").is_err());
+    }
     use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
     use datafusion::sql::sqlparser::tokenizer::Tokenizer;
 
@@ -198,4 +250,129 @@ mod tests {
         );
         assert_eq!(text("SELECT 1"), "SELECT 1");
     }
+}
+
+/// `ALTER SEQUENCE [IF EXISTS] name action`.
+#[derive(Debug, Clone)]
+pub struct AlterSequence {
+    pub name: ObjectName,
+    pub if_exists: bool,
+    pub action: AlterSequenceAction,
+}
+
+#[derive(Debug, Clone)]
+pub enum AlterSequenceAction {
+    /// `RENAME TO new_name`
+    Rename(Ident),
+    /// `SET SCHEMA schema`
+    SetSchema(Ident),
+    /// Options, in any order, each at most once.
+    Options {
+        /// `AS type`
+        data_type: Option<DataType>,
+        options: Vec<SequenceOptions>,
+        /// `RESTART` (`Some(None)`) or `RESTART [WITH] n`.
+        restart: Option<Option<Expr>>,
+        /// `OWNED BY table.column` or `OWNED BY NONE`.
+        owned_by: Option<ObjectName>,
+    },
+}
+
+/// Parse `ALTER SEQUENCE ...` (the parser stands on `ALTER`).
+pub fn parse_alter(p: &mut Parser) -> Result<AlterSequence> {
+    p.expect_keyword(Keyword::ALTER)?;
+    p.expect_keyword(Keyword::SEQUENCE)?;
+    let if_exists = p.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
+    let name = p.parse_object_name(false)?;
+    if p.parse_keywords(&[Keyword::RENAME, Keyword::TO]) {
+        let new_name = p.parse_identifier()?;
+        return Ok(AlterSequence {
+            name,
+            if_exists,
+            action: AlterSequenceAction::Rename(new_name),
+        });
+    }
+    if p.parse_keywords(&[Keyword::SET, Keyword::SCHEMA]) {
+        let schema = p.parse_identifier()?;
+        return Ok(AlterSequence {
+            name,
+            if_exists,
+            action: AlterSequenceAction::SetSchema(schema),
+        });
+    }
+    let (mut data_type, mut options, mut restart, mut owned_by) = (None, Vec::new(), None, None);
+    let mut seen: Vec<&'static str> = Vec::new();
+    let mut once = |what: &'static str| {
+        if seen.contains(&what) {
+            return Err(Error::syntax("conflicting or redundant options"));
+        }
+        seen.push(what);
+        Ok(())
+    };
+    loop {
+        if p.parse_keyword(Keyword::AS) {
+            once("AS")?;
+            data_type = Some(p.parse_data_type()?);
+        } else if p.parse_keyword(Keyword::INCREMENT) {
+            once("INCREMENT")?;
+            let by = p.parse_keyword(Keyword::BY);
+            options.push(SequenceOptions::IncrementBy(p.parse_number()?, by));
+        } else if p.parse_keywords(&[Keyword::NO, Keyword::MINVALUE]) {
+            once("MINVALUE")?;
+            options.push(SequenceOptions::MinValue(None));
+        } else if p.parse_keyword(Keyword::MINVALUE) {
+            once("MINVALUE")?;
+            options.push(SequenceOptions::MinValue(Some(p.parse_number()?)));
+        } else if p.parse_keywords(&[Keyword::NO, Keyword::MAXVALUE]) {
+            once("MAXVALUE")?;
+            options.push(SequenceOptions::MaxValue(None));
+        } else if p.parse_keyword(Keyword::MAXVALUE) {
+            once("MAXVALUE")?;
+            options.push(SequenceOptions::MaxValue(Some(p.parse_number()?)));
+        } else if p.parse_keyword(Keyword::START) {
+            once("START")?;
+            let with = p.parse_keyword(Keyword::WITH);
+            options.push(SequenceOptions::StartWith(p.parse_number()?, with));
+        } else if p.parse_keyword(Keyword::RESTART) {
+            once("RESTART")?;
+            let with = p.parse_keyword(Keyword::WITH);
+            let value = match p.peek_token().token {
+                Token::Number(..) | Token::Minus | Token::Plus => Some(p.parse_number()?),
+                _ if with => Some(p.parse_number()?),
+                _ => None,
+            };
+            restart = Some(value);
+        } else if p.parse_keyword(Keyword::CACHE) {
+            once("CACHE")?;
+            options.push(SequenceOptions::Cache(p.parse_number()?));
+        } else if p.parse_keywords(&[Keyword::NO, Keyword::CYCLE]) {
+            once("CYCLE")?;
+            options.push(SequenceOptions::Cycle(true));
+        } else if p.parse_keyword(Keyword::CYCLE) {
+            once("CYCLE")?;
+            options.push(SequenceOptions::Cycle(false));
+        } else if p.parse_keywords(&[Keyword::OWNED, Keyword::BY]) {
+            once("OWNED BY")?;
+            owned_by = Some(p.parse_object_name(false)?);
+        } else {
+            break;
+        }
+    }
+    if seen.is_empty() {
+        let found = p.peek_token();
+        return Err(Error::syntax(format!(
+            "syntax error at or near \"{}\"",
+            found.token
+        )));
+    }
+    Ok(AlterSequence {
+        name,
+        if_exists,
+        action: AlterSequenceAction::Options {
+            data_type,
+            options,
+            restart,
+            owned_by,
+        },
+    })
 }

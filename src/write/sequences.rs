@@ -168,6 +168,49 @@ impl Sequences {
         Self::stored(&self.state().await?, def).await
     }
 
+    /// Drop the values this server reserved for `def`, so that the next
+    /// value follows its (changed) options (ALTER SEQUENCE). When no other
+    /// server reserved after this one, the lake goes back to the last value
+    /// this server handed out, so that nothing is skipped (as PostgreSQL
+    /// with CACHE 1); otherwise the next value comes after the other
+    /// server's reservation.
+    pub async fn forget(&self, def: &SequenceDef) -> Result<()> {
+        let block = self.block(def);
+        let mut block = block.lock().await;
+        let handed = self.handed.lock().unwrap().get(&def.id).copied();
+        if let (Some(&end), Some(handed @ Position { called: true, .. })) = (block.back(), handed) {
+            let reserved = Position {
+                last: Some(end),
+                called: true,
+            };
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                let table = self.state().await?;
+                if Self::stored(&table, def).await? != reserved {
+                    break;
+                }
+                match super::record_transactions(
+                    &self.lake,
+                    &table,
+                    &handed.transactions(def),
+                    vec![],
+                )
+                .await
+                {
+                    Ok(_) => break,
+                    // Another server reserved meanwhile: look again.
+                    Err(e) if e.kind == ErrorKind::SerializationFailure && attempt < 100 => {
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        block.clear();
+        Ok(())
+    }
+
     /// The lock of `def`'s reserved values.
     fn block(&self, def: &SequenceDef) -> Block {
         self.blocks

@@ -124,3 +124,21 @@ impl Handler for CreateExternal {
         ddl::create_external_table(session, *self.0).await
     }
 }
+
+/// `ALTER SEQUENCE`.
+pub struct AlterSequence(pub Box<crate::frontend::sequence_options::AlterSequence>);
+
+#[async_trait]
+impl Handler for AlterSequence {
+    fn name(&self) -> String {
+        "ALTER SEQUENCE".into()
+    }
+
+    fn role(&self) -> Role {
+        Role::Admin
+    }
+
+    async fn execute(self: Box<Self>, session: &mut Session, _: &ParamValues) -> Result<Output> {
+        crate::engine::sequences::alter_sequence(session, &self.0).await
+    }
+}

@@ -126,6 +126,7 @@ pub fn handler(stmt: Stmt) -> Box<dyn Handler> {
             if_exists,
             cascade,
         }),
+        Stmt::AlterSequence(a) => Box::new(ddl::AlterSequence(a)),
         Stmt::RenameMaterializedView {
             name,
             if_exists,
