@@ -434,12 +434,13 @@ pub async fn alter_sequence(
                 move_sequence(session, (&schema, &name), (&target, &name)).await?;
             }
         }
-        A::Options {
-            data_type,
-            options,
-            restart,
-            owned_by,
-        } => {
+        A::Options(o) => {
+            let crate::frontend::sequence_options::AlterOptions {
+                data_type,
+                options,
+                restart,
+                owned_by,
+            } = o.as_ref();
             let ty = data_type
                 .as_ref()
                 .map(|t| sequence_type(&PgType::from_sql(t)?))

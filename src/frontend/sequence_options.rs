@@ -184,15 +184,15 @@ mod tests {
         .unwrap();
         assert!(a.if_exists);
         assert_eq!(a.name.to_string(), "s.q");
-        let AlterSequenceAction::Options {
+        let AlterSequenceAction::Options(o) = a.action else {
+            panic!("options expected");
+        };
+        let AlterOptions {
             data_type,
             options,
             restart,
             owned_by,
-        } = a.action
-        else {
-            panic!("options expected");
-        };
+        } = *o;
         assert_eq!(data_type.unwrap().to_string(), "INTEGER");
         assert_eq!(options.len(), 2);
         assert!(matches!(restart, Some(None)));
@@ -200,10 +200,7 @@ mod tests {
         let a = alter("ALTER SEQUENCE q RESTART WITH 5").unwrap();
         assert!(matches!(
             a.action,
-            AlterSequenceAction::Options {
-                restart: Some(Some(_)),
-                ..
-            }
+            AlterSequenceAction::Options(o) if matches!(o.restart, Some(Some(_)))
         ));
         assert!(matches!(
             alter("ALTER SEQUENCE q RENAME TO r").unwrap().action,
@@ -267,15 +264,19 @@ pub enum AlterSequenceAction {
     /// `SET SCHEMA schema`
     SetSchema(Ident),
     /// Options, in any order, each at most once.
-    Options {
-        /// `AS type`
-        data_type: Option<DataType>,
-        options: Vec<SequenceOptions>,
-        /// `RESTART` (`Some(None)`) or `RESTART [WITH] n`.
-        restart: Option<Option<Expr>>,
-        /// `OWNED BY table.column` or `OWNED BY NONE`.
-        owned_by: Option<ObjectName>,
-    },
+    Options(Box<AlterOptions>),
+}
+
+/// The options of an `ALTER SEQUENCE`.
+#[derive(Debug, Clone)]
+pub struct AlterOptions {
+    /// `AS type`
+    pub data_type: Option<DataType>,
+    pub options: Vec<SequenceOptions>,
+    /// `RESTART` (`Some(None)`) or `RESTART [WITH] n`.
+    pub restart: Option<Option<Expr>>,
+    /// `OWNED BY table.column` or `OWNED BY NONE`.
+    pub owned_by: Option<ObjectName>,
 }
 
 /// Parse `ALTER SEQUENCE ...` (the parser stands on `ALTER`).
@@ -368,11 +369,11 @@ pub fn parse_alter(p: &mut Parser) -> Result<AlterSequence> {
     Ok(AlterSequence {
         name,
         if_exists,
-        action: AlterSequenceAction::Options {
+        action: AlterSequenceAction::Options(Box::new(AlterOptions {
             data_type,
             options,
             restart,
             owned_by,
-        },
+        })),
     })
 }
