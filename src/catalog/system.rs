@@ -318,7 +318,7 @@ async fn materialized_views(catalog: &super::Catalog) -> crate::error::Result<Re
         };
         let table = lake.table(&lake.url_for(&def.table.location)?).await.ok();
         let info = match &table {
-            Some(t) => crate::lake::last_commit_info(t).await,
+            Some(t) => crate::lake::last_refresh_info(t).await,
             None => None,
         };
         let refresh = info.as_ref().and_then(|i| i.get("sluice.refresh"));

@@ -158,6 +158,34 @@ pub async fn last_commit_info(
         .find_map(|a| a.get("commitInfo").and_then(|i| i.as_object()).cloned())
 }
 
+/// How far back [`last_refresh_info`] looks.
+const REFRESH_LOOKBACK: u64 = 16;
+
+/// The `commitInfo` of the newest of the last few commits of `table` that
+/// a refresh made (it has `sluice.refresh`): a commit that only changed
+/// table properties (turning on the change data feed when a view comes to
+/// read this one) or compacted files does not hide what the last refresh
+/// consumed.
+pub async fn last_refresh_info(
+    table: &DeltaTable,
+) -> Option<serde_json::Map<String, serde_json::Value>> {
+    let newest = table.version()?;
+    for version in (newest.saturating_sub(REFRESH_LOOKBACK)..=newest).rev() {
+        let Ok(Some(actions)) = commit_actions(table, version).await else {
+            continue;
+        };
+        let info = actions
+            .into_iter()
+            .find_map(|a| a.get("commitInfo").and_then(|i| i.as_object()).cloned());
+        if let Some(info) = info
+            && info.contains_key("sluice.refresh")
+        {
+            return Some(info);
+        }
+    }
+    None
+}
+
 /// The table location and version `provider` reads when it is one pinned
 /// snapshot of a Delta table (made by [`provider`]): what it returns
 /// changes only with that table's version.

@@ -389,7 +389,7 @@ impl Scheduler {
             .table(&lake.url_for(&def.table.location).ok()?)
             .await
             .ok()?;
-        let info = crate::lake::last_commit_info(&table).await?;
+        let info = crate::lake::last_refresh_info(&table).await?;
         let sources = info.get("sluice.refresh")?.get("sources")?.as_object()?;
         Some(
             sources
