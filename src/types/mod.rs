@@ -16,6 +16,7 @@ pub mod jsonb;
 pub mod jsonb_edit;
 pub mod like;
 pub mod numeric;
+pub mod ordered;
 pub mod output;
 pub mod pg_format;
 pub mod text;
@@ -138,6 +139,33 @@ pub(crate) fn rewrite_expressions(
         })
     })
     .map(|t| t.data)
+}
+
+/// `agg` (an aggregation a rule rebuilt) under a projection that shows
+/// the columns `old` (the aggregation's schema before) had, with their
+/// names and qualifiers: column `i` is `shown(i, column i of agg, old
+/// field i)`.
+pub(crate) fn shown_as(
+    old: &datafusion::common::DFSchemaRef,
+    agg: datafusion::logical_expr::Aggregate,
+    shown: impl Fn(
+        usize,
+        datafusion::logical_expr::Expr,
+        &datafusion::arrow::datatypes::Field,
+    ) -> datafusion::error::Result<datafusion::logical_expr::Expr>,
+) -> datafusion::error::Result<datafusion::logical_expr::LogicalPlan> {
+    use datafusion::logical_expr::{Expr, LogicalPlan, Projection};
+    let new = agg.schema.clone();
+    let mut exprs = Vec::with_capacity(old.fields().len());
+    for (i, (q, f)) in old.iter().enumerate() {
+        let (nq, nf) = new.qualified_field(i);
+        let column = Expr::Column(datafusion::common::Column::new(nq.cloned(), nf.name()));
+        exprs.push(shown(i, column, f)?.alias_qualified(q.cloned(), f.name()));
+    }
+    Ok(LogicalPlan::Projection(Projection::try_new(
+        exprs,
+        std::sync::Arc::new(LogicalPlan::Aggregate(agg)),
+    )?))
 }
 
 /// A column type as declared in SQL, normalised to PostgreSQL's own spelling.
