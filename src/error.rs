@@ -44,6 +44,8 @@ pub enum ErrorKind {
     WrongObjectType,
     FeatureNotSupported,
     InvalidParameter,
+    /// A window frame's offset that is negative (or NULL).
+    InvalidWindowOffset,
     AmbiguousColumn,
     Grouping,
     InFailedTransaction,

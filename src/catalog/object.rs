@@ -167,24 +167,8 @@ impl ColumnDef {
     /// `(schema, name)`; an unqualified name (a default stored before
     /// defaults were bound to their schema) is taken to be in `schema`.
     pub fn default_sequences(&self, schema: &str) -> Vec<(String, String)> {
-        use datafusion::sql::sqlparser::{dialect::PostgreSqlDialect, parser::Parser};
-        let Some(text) = &self.default else {
-            return vec![];
-        };
-        let Ok(mut e) = Parser::new(&PostgreSqlDialect {})
-            .try_with_sql(text)
-            .and_then(|mut p| p.parse_expr())
-        else {
-            return vec![];
-        };
         let mut out = vec![];
-        crate::visit::sequence_names_mut(&mut e, |name| {
-            match crate::types::ident::parse_ident(name, true).as_deref() {
-                Ok([n]) => out.push((schema.to_string(), n.clone())),
-                Ok([s, n] | [_, s, n]) => out.push((s.clone(), n.clone())),
-                _ => {}
-            }
-        });
+        self.sequence_calls(schema, |_, named| out.push(named));
         out
     }
 
@@ -192,31 +176,40 @@ impl ColumnDef {
     /// as [`ColumnDef::default_sequences`] gives it) at the sequence named
     /// `to` (its text, `schema.name`).
     pub fn rename_sequence(&mut self, schema: &str, from: &(String, String), to: &str) {
-        use datafusion::sql::sqlparser::{dialect::PostgreSqlDialect, parser::Parser};
-        let Some(text) = &self.default else {
-            return;
-        };
-        let Ok(mut e) = Parser::new(&PostgreSqlDialect {})
-            .try_with_sql(text)
-            .and_then(|mut p| p.parse_expr())
-        else {
-            return;
-        };
         let mut changed = false;
-        crate::visit::sequence_names_mut(&mut e, |name| {
-            let named = match crate::types::ident::parse_ident(name, true).as_deref() {
-                Ok([n]) => Some((schema.to_string(), n.clone())),
-                Ok([s, n] | [_, s, n]) => Some((s.clone(), n.clone())),
-                _ => None,
-            };
-            if named.as_ref() == Some(from) {
-                *name = to.to_string();
+        let rewritten = self.sequence_calls(schema, |text, named| {
+            if &named == from {
+                *text = to.to_string();
                 changed = true;
             }
         });
-        if changed {
+        if let (true, Some(e)) = (changed, rewritten) {
             self.default = Some(e.to_string());
         }
+    }
+
+    /// The default, parsed, after `f` saw the name text of each sequence
+    /// it calls with the `(schema, name)` it denotes.
+    fn sequence_calls(
+        &self,
+        schema: &str,
+        mut f: impl FnMut(&mut String, (String, String)),
+    ) -> Option<datafusion::sql::sqlparser::ast::Expr> {
+        use datafusion::sql::sqlparser::{dialect::PostgreSqlDialect, parser::Parser};
+        let text = self.default.as_ref()?;
+        let mut e = Parser::new(&PostgreSqlDialect {})
+            .try_with_sql(text)
+            .and_then(|mut p| p.parse_expr())
+            .ok()?;
+        crate::visit::sequence_names_mut(&mut e, |name| {
+            let named = match crate::types::ident::parse_ident(name, true).as_deref() {
+                Ok([n]) => (schema.to_string(), n.clone()),
+                Ok([s, n] | [_, s, n]) => (s.clone(), n.clone()),
+                _ => return,
+            };
+            f(name, named);
+        });
+        Some(e)
     }
 
     /// A nullable column without default.

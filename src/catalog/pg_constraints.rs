@@ -5,8 +5,9 @@
 //!
 //! Tables get their OIDs from datafusion-pg-catalog's `pg_class`; each
 //! constraint gets one derived from its table's (`CON_OID_BASE + table
-//! oid * 64 + position`). A PRIMARY KEY or UNIQUE constraint also shows
-//! as an index relation (same OID), as psql lists keys under "Indexes".
+//! oid * PER_TABLE + position`); sequences get theirs from their ids (see
+//! [`sequence_oids`]). A PRIMARY KEY or UNIQUE constraint also shows as an
+//! index relation (same OID), as psql lists keys under "Indexes".
 //! Delta has no index: the access method is shown as `delta`.
 //! `pg_get_constraintdef` and `pg_get_indexdef` answer from the
 //! definitions the last scan of these tables produced.
@@ -1457,7 +1458,11 @@ fn array(ty: &DataType, values: &[Option<V>]) -> Result<ArrayRef> {
                 _ => None,
             })))
         }
-        DataType::Int16 | DataType::Int32 | DataType::Int64 => ints(),
+        DataType::Int16
+        | DataType::Int32
+        | DataType::Int64
+        | DataType::Float32
+        | DataType::Float64 => ints(),
         DataType::List(_) => Arc::new(datafusion::arrow::array::ListArray::from_iter_primitive::<
             datafusion::arrow::datatypes::Int64Type,
             _,

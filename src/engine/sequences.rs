@@ -88,7 +88,8 @@ pub fn sequence_def(
 /// `def` after `ALTER SEQUENCE ... [AS ty] options`, as PostgreSQL's
 /// `init_params` does it: what is not given stays, `NO MINVALUE` / `NO
 /// MAXVALUE` take the default for the increment's direction, and a new
-/// type moves a bound that was the old type's limit to the new one's.
+/// type moves a bound that was the old type's limit to the new type's
+/// (whatever the direction).
 pub fn altered_def(
     def: &SequenceDef,
     ty: Option<PgType>,
@@ -98,14 +99,15 @@ pub fn altered_def(
     let ty = ty.unwrap_or_else(|| def.ty.clone());
     let (old_min, old_max) = type_bounds(&def.ty.name);
     let retyped = ty.name != def.ty.name;
+    let (new_min, new_max) = type_bounds(&ty.name);
     let min = match g.min {
         Some(given) => given,
-        None if retyped && def.min == old_min => None,
+        None if retyped && def.min == old_min => Some(new_min),
         None => Some(def.min),
     };
     let max = match g.max {
         Some(given) => given,
-        None if retyped && def.max == old_max => None,
+        None if retyped && def.max == old_max => Some(new_max),
         None => Some(def.max),
     };
     checked(
@@ -445,36 +447,33 @@ pub async fn alter_sequence(
                 .as_ref()
                 .map(|t| sequence_type(&PgType::from_sql(t)?))
                 .transpose()?;
-            let mut new = altered_def(&def, ty, options)?;
-            if let Some(o) = owned_by {
-                new.owned_by = owner(session, &schema, o)?;
-            }
+            let owner_change = owned_by
+                .as_ref()
+                .map(|o| {
+                    refuse_identity_owner(&snap, &schema, &name, &def)?;
+                    owner(session, &schema, o)
+                })
+                .transpose()?;
+            let restart_given = restart
+                .as_ref()
+                .map(|r| r.as_ref().map(option_value).transpose())
+                .transpose()?;
             let sequences = session.engine.sequences();
-            let restart_at = match restart {
-                Some(Some(e)) => Some(option_value(e)?),
-                Some(None) => Some(new.start),
-                None => None,
-            };
-            match restart_at {
-                Some(v) => check_restart(&new, v)?,
-                None => {
-                    let now = sequences.position(&def).await?;
-                    check_restart(&new, now.last.unwrap_or(def.start))?;
-                }
-            }
-            let new = Arc::new(new);
-            let stored = new.clone();
-            let (s, n) = (schema.clone(), name.clone());
+            let now = sequences.position(&def).await?;
+            // Worked out inside the catalog change, on the definition as it
+            // stands then (another server may have changed it meanwhile).
+            let outcome: std::sync::Mutex<Option<Altered>> = Default::default();
+            let (s, n, id) = (schema.clone(), name.clone(), def.id.clone());
             session
                 .engine
                 .catalog
-                .mutate(move |entries| {
+                .mutate(|entries| {
                     let e = entries
                         .iter_mut()
                         .find(|e| {
                             e.schema == s
                                 && e.name == n
-                                && matches!(&e.def, crate::catalog::Def::Sequence(d) if d.id == stored.id)
+                                && matches!(&e.def, crate::catalog::Def::Sequence(d) if d.id == id)
                         })
                         .ok_or_else(|| {
                             Error::new(
@@ -482,17 +481,73 @@ pub async fn alter_sequence(
                                 format!("relation \"{n}\" does not exist"),
                             )
                         })?;
-                    e.def = crate::catalog::Def::Sequence(stored.clone());
+                    let crate::catalog::Def::Sequence(current) = &e.def else {
+                        unreachable!("matched a sequence")
+                    };
+                    let mut new = altered_def(current, ty.clone(), options)?;
+                    if let Some(o) = &owner_change {
+                        new.owned_by = o.clone();
+                    }
+                    let restart_at = restart_given.map(|v| v.unwrap_or(new.start));
+                    check_restart(
+                        &new,
+                        restart_at.unwrap_or(now.last.unwrap_or(current.start)),
+                    )?;
+                    let new = Arc::new(new);
+                    *outcome.lock().expect("not poisoned") =
+                        Some((new.clone(), restart_at, current.start));
+                    e.def = crate::catalog::Def::Sequence(new);
                     Ok(())
                 })
                 .await?;
+            let Some((new, restart_at, old_start)) = outcome.into_inner().expect("not poisoned")
+            else {
+                return done;
+            };
             match restart_at {
                 Some(v) => sequences.set(&name, &new, v, false).await?,
+                // A sequence never used stays at its old start, as
+                // PostgreSQL's last_value does; START changes only where
+                // RESTART goes.
+                None if now.last.is_none() && new.start != old_start => {
+                    sequences.set(&name, &new, old_start, false).await?
+                }
                 None => sequences.forget(&new).await?,
             }
         }
     }
     done
+}
+
+/// What an ALTER SEQUENCE with options made: the new definition, where
+/// it restarts (if it does) and the start it had before.
+type Altered = (Arc<SequenceDef>, Option<i64>, i64);
+
+/// PostgreSQL does not let `OWNED BY` change an identity column's
+/// sequence.
+fn refuse_identity_owner(
+    snap: &crate::catalog::Snapshot,
+    schema: &str,
+    name: &str,
+    def: &SequenceDef,
+) -> Result<()> {
+    let Some((table, column)) = &def.owned_by else {
+        return Ok(());
+    };
+    let identity = snap
+        .relation(schema, table)
+        .and_then(|t| t.table_def().ok())
+        .is_some_and(|t| t.column(column).is_some_and(|c| c.identity.is_some()));
+    if identity {
+        return Err(Error::new(
+            ErrorKind::FeatureNotSupported,
+            "cannot change ownership of identity sequence",
+        )
+        .with_detail(format!(
+            "Sequence \"{name}\" is linked to table \"{table}\"."
+        )));
+    }
+    Ok(())
 }
 
 /// Rename or move sequence `from` to `to`, and the column defaults that

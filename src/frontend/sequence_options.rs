@@ -293,6 +293,9 @@ pub fn parse_alter(p: &mut Parser) -> Result<AlterSequence> {
             action: AlterSequenceAction::Rename(new_name),
         });
     }
+    if p.parse_keywords(&[Keyword::OWNER, Keyword::TO]) {
+        return Err(Error::not_supported("ALTER SEQUENCE OWNER TO"));
+    }
     if p.parse_keywords(&[Keyword::SET, Keyword::SCHEMA]) {
         let schema = p.parse_identifier()?;
         return Ok(AlterSequence {

@@ -397,12 +397,17 @@ fn by_length(e: Expr) -> Expr {
     key_udf().call(vec![e])
 }
 
+/// Replace `e` by its length, in place.
+fn to_length(e: &mut Expr) {
+    let taken = std::mem::replace(e, Expr::Literal(ScalarValue::Null, None));
+    *e = by_length(taken);
+}
+
 /// The interval keys of `order` sorted by length; whether there was one.
 fn sort_by_length(order: &mut [datafusion::logical_expr::SortExpr], schema: &DFSchema) -> bool {
     let mut changed = false;
     for o in order.iter_mut().filter(|o| is_interval(&o.expr, schema)) {
-        let e = std::mem::replace(&mut o.expr, Expr::Literal(ScalarValue::Null, None));
-        o.expr = by_length(e);
+        to_length(&mut o.expr);
         changed = true;
     }
     changed
@@ -458,8 +463,7 @@ impl AnalyzerRule for IntervalComparisons {
                         vec![by_length(column).alias(name)],
                         plan,
                     )?));
-                    let e = std::mem::replace(&mut *q.expr, Expr::Literal(ScalarValue::Null, None));
-                    *q.expr = by_length(e);
+                    to_length(&mut q.expr);
                     Transformed::yes(Expr::InSubquery(q))
                 }
                 // max and min by length: the first value in that order.
@@ -484,8 +488,7 @@ impl AnalyzerRule for IntervalComparisons {
                         && f.params.args.iter().any(|a| is_interval(a, schema)) =>
                 {
                     for a in f.params.args.iter_mut().filter(|a| is_interval(a, schema)) {
-                        let e = std::mem::replace(a, Expr::Literal(ScalarValue::Null, None));
-                        *a = by_length(e);
+                        to_length(a);
                     }
                     Transformed::yes(Expr::AggregateFunction(f))
                 }
@@ -502,72 +505,85 @@ impl AnalyzerRule for IntervalComparisons {
                 other => Transformed::no(other),
             })
         })?;
-        plan.transform_up_with_subqueries(|node| match node {
-            LogicalPlan::Sort(mut sort) => {
-                let schema = sort.input.schema().clone();
-                let changed = sort_by_length(&mut sort.expr, &schema);
-                Ok(Transformed::new_transformed(
-                    LogicalPlan::Sort(sort),
-                    changed,
-                ))
-            }
-            LogicalPlan::Aggregate(agg) => group_by_length(agg),
-            // Equality keys of a join (INTERSECT and EXCEPT are joins).
-            LogicalPlan::Join(mut join) => {
-                let (left, right) = (join.left.schema().clone(), join.right.schema().clone());
-                let mut changed = false;
-                for (l, r) in join.on.iter_mut() {
-                    if is_interval(l, &left) && is_interval(r, &right) {
-                        let taken = std::mem::replace(l, Expr::Literal(ScalarValue::Null, None));
-                        *l = by_length(taken);
-                        let taken = std::mem::replace(r, Expr::Literal(ScalarValue::Null, None));
-                        *r = by_length(taken);
-                        changed = true;
-                    }
+        plans_by_length(plan, false).map(|t| t.data)
+    }
+}
+
+/// The plan nodes of `node` (and of its subqueries) that compare intervals
+/// by length. The GROUP BY and DISTINCT of a correlated subquery (and of
+/// what it holds) are left as they are: the aggregate and projection the
+/// rewrite adds would keep the planner from decorrelating it, or from
+/// seeing that a HAVING there is aggregated.
+fn plans_by_length(node: LogicalPlan, correlated: bool) -> DfResult<Transformed<LogicalPlan>> {
+    let correlated =
+        correlated || matches!(&node, LogicalPlan::Subquery(q) if !q.outer_ref_columns.is_empty());
+    node.map_subqueries(|c| plans_by_length(c, correlated))?
+        .transform_sibling(|n| n.map_children(|c| plans_by_length(c, correlated)))?
+        .transform_parent(|n| node_by_length(n, correlated))
+}
+
+fn node_by_length(node: LogicalPlan, correlated: bool) -> DfResult<Transformed<LogicalPlan>> {
+    match node {
+        LogicalPlan::Sort(mut sort) => {
+            let schema = sort.input.schema().clone();
+            let changed = sort_by_length(&mut sort.expr, &schema);
+            Ok(Transformed::new_transformed(
+                LogicalPlan::Sort(sort),
+                changed,
+            ))
+        }
+        LogicalPlan::Aggregate(agg) if !correlated => group_by_length(agg),
+        // Equality keys of a join (INTERSECT and EXCEPT are joins).
+        LogicalPlan::Join(mut join) => {
+            let (left, right) = (join.left.schema().clone(), join.right.schema().clone());
+            let mut changed = false;
+            for (l, r) in join.on.iter_mut() {
+                if is_interval(l, &left) && is_interval(r, &right) {
+                    to_length(l);
+                    to_length(r);
+                    changed = true;
                 }
-                Ok(Transformed::new_transformed(
-                    LogicalPlan::Join(join),
-                    changed,
-                ))
             }
-            // DISTINCT ON (iv) keeps one row per length.
-            LogicalPlan::Distinct(Distinct::On(mut on)) => {
-                let schema = on.input.schema().clone();
-                let mut changed = false;
-                for e in on.on_expr.iter_mut() {
-                    if is_interval(e, &schema) {
-                        let taken = std::mem::replace(e, Expr::Literal(ScalarValue::Null, None));
-                        *e = by_length(taken);
-                        changed = true;
-                    }
+            Ok(Transformed::new_transformed(
+                LogicalPlan::Join(join),
+                changed,
+            ))
+        }
+        // DISTINCT ON (iv) keeps one row per length.
+        LogicalPlan::Distinct(Distinct::On(mut on)) => {
+            let schema = on.input.schema().clone();
+            let mut changed = false;
+            for e in on.on_expr.iter_mut() {
+                if is_interval(e, &schema) {
+                    to_length(e);
+                    changed = true;
                 }
-                if let Some(order) = on.sort_expr.as_mut() {
-                    changed |= sort_by_length(order, &schema);
+            }
+            if let Some(order) = on.sort_expr.as_mut() {
+                changed |= sort_by_length(order, &schema);
+            }
+            Ok(Transformed::new_transformed(
+                LogicalPlan::Distinct(Distinct::On(on)),
+                changed,
+            ))
+        }
+        LogicalPlan::Distinct(Distinct::All(input)) if !correlated => {
+            let keys = input
+                .schema()
+                .iter()
+                .map(|(q, f)| Expr::Column(Column::new(q.cloned(), f.name())))
+                .collect();
+            let agg = Aggregate::try_new(input, keys, vec![])?;
+            let grouped = group_by_length(agg)?;
+            Ok(match grouped.data {
+                LogicalPlan::Aggregate(agg) if !grouped.transformed => {
+                    // No interval: leave the DISTINCT as it was.
+                    Transformed::no(LogicalPlan::Distinct(Distinct::All(agg.input)))
                 }
-                Ok(Transformed::new_transformed(
-                    LogicalPlan::Distinct(Distinct::On(on)),
-                    changed,
-                ))
-            }
-            LogicalPlan::Distinct(Distinct::All(input)) => {
-                let keys = input
-                    .schema()
-                    .iter()
-                    .map(|(q, f)| Expr::Column(Column::new(q.cloned(), f.name())))
-                    .collect();
-                let agg = Aggregate::try_new(input, keys, vec![])?;
-                let grouped = group_by_length(agg)?;
-                Ok(match grouped.data {
-                    LogicalPlan::Aggregate(agg) if !grouped.transformed => {
-                        // No interval: leave the DISTINCT as it was.
-                        Transformed::no(LogicalPlan::Distinct(Distinct::All(agg.input)))
-                    }
-                    plan => Transformed::yes(plan),
-                })
-            }
-            other => Ok(Transformed::no(other)),
-        })
-        .map(|t| t.data)
+                plan => Transformed::yes(plan),
+            })
+        }
+        other => Ok(Transformed::no(other)),
     }
 }
 
@@ -593,8 +609,7 @@ impl AnalyzerRule for IntervalWindows {
             let mut changed = false;
             for p in w.params.partition_by.iter_mut() {
                 if is_interval(p, schema) {
-                    let e = std::mem::replace(p, Expr::Literal(ScalarValue::Null, None));
-                    *p = by_length(e);
+                    to_length(p);
                     changed = true;
                 }
             }
@@ -623,12 +638,27 @@ fn length_of(v: &ScalarValue) -> DfResult<ScalarValue> {
     let span = match v {
         v if v.is_null() => return Ok(ScalarValue::Null),
         ScalarValue::IntervalMonthDayNano(Some(span)) => *span,
+        // PostgreSQL's spellings first (`'1 day 02:00'`), then Arrow's
+        // (the form interval literals are given to the planner in).
+        ScalarValue::Utf8(Some(text)) | ScalarValue::Utf8View(Some(text))
+            if parse(text).is_ok() =>
+        {
+            parse(text)?
+        }
         other => match other.cast_to(&DataType::Interval(IntervalUnit::MonthDayNano))? {
             ScalarValue::IntervalMonthDayNano(Some(span)) => span,
             _ => return Ok(ScalarValue::Null),
         },
     };
-    Ok(ScalarValue::Decimal128(Some(span_length(span)), 38, 0))
+    let length = span_length(span);
+    if length < 0 {
+        return Err(Error::new(
+            ErrorKind::InvalidWindowOffset,
+            "invalid preceding or following size in window function",
+        )
+        .into());
+    }
+    Ok(ScalarValue::Decimal128(Some(length), 38, 0))
 }
 
 fn span_length(v: IntervalMonthDayNano) -> i128 {
@@ -675,13 +705,11 @@ fn group_by_length(agg: Aggregate) -> DfResult<Transformed<LogicalPlan>> {
             if let Expr::GroupingSet(set) = e {
                 for x in super::grouping_exprs_mut(set) {
                     if is_interval(x, &input_schema) {
-                        let taken = std::mem::replace(x, Expr::Literal(ScalarValue::Null, None));
-                        *x = by_length(taken);
+                        to_length(x);
                     }
                 }
             } else if is_interval(e, &input_schema) {
-                let taken = std::mem::replace(e, Expr::Literal(ScalarValue::Null, None));
-                *e = by_length(taken);
+                to_length(e);
             }
         }
         group
@@ -706,35 +734,24 @@ fn group_by_length(agg: Aggregate) -> DfResult<Transformed<LogicalPlan>> {
     }
     let old_schema = agg.schema.clone();
     let grouped = Aggregate::try_new(agg.input, group, aggr)?;
-    let new_schema = grouped.schema.clone();
-    let column = |i: usize| {
-        let (q, f) = new_schema.qualified_field(i);
-        Expr::Column(Column::new(q.cloned(), f.name()))
-    };
-    let mut shown = Vec::with_capacity(old_schema.fields().len());
-    for (i, (q, f)) in old_schema.iter().enumerate() {
-        let e = if i < keyed.len() && keyed[i] {
-            let value = Expr::Column(Column::new_unqualified(value_name(i)));
-            if sets {
-                // A grouping set without this column shows NULL: its
-                // length is NULL there (and only there, or for a NULL
-                // interval).
-                when(
-                    column(i).is_null(),
-                    Expr::Literal(ScalarValue::IntervalMonthDayNano(None), None),
-                )
-                .otherwise(value)?
-            } else {
-                value
-            }
+    let shown = super::shown_as(&old_schema, grouped, |i, column, _| {
+        if i >= keyed.len() || !keyed[i] {
+            return Ok(column);
+        }
+        let value = Expr::Column(Column::new_unqualified(value_name(i)));
+        // A grouping set without this column shows NULL: its length is
+        // NULL there (and only there, or for a NULL interval).
+        if sets {
+            when(
+                column.is_null(),
+                Expr::Literal(ScalarValue::IntervalMonthDayNano(None), None),
+            )
+            .otherwise(value)
         } else {
-            column(i)
-        };
-        shown.push(e.alias_qualified(q.cloned(), f.name()));
-    }
-    Ok(Transformed::yes(LogicalPlan::Projection(
-        Projection::try_new(shown, Arc::new(LogicalPlan::Aggregate(grouped)))?,
-    )))
+            Ok(value)
+        }
+    })?;
+    Ok(Transformed::yes(shown))
 }
 
 /// The text of an `INTERVAL '...'` literal in a form Arrow's parser reads
