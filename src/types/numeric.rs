@@ -11,9 +11,10 @@
 //! [`NumericScales`] gives the arithmetic on numerics PostgreSQL's scales
 //! where DataFusion's differ: a quotient has 20 fractional digits, rounded
 //! (DataFusion keeps the dividend's scale plus 4, truncated: `1::numeric /
-//! 3` was `0.3333`), and `round(x, d)` / `trunc(x, d)` have scale `d`
+//! 3` was `0.3333`), `round(x, d)` / `trunc(x, d)` have scale `d`
 //! (DataFusion keeps the scale of `x` when it is smaller, or larger for
-//! `trunc`).
+//! `trunc`), and `floor`, `ceil`, `round` and `trunc` of a numeric are
+//! whole numbers of scale 0 with room for a carry.
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::config::ConfigOptions;
@@ -210,6 +211,29 @@ fn scaled(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
                         Expr::Literal(ScalarValue::Int32(Some(scale as i32)), None),
                     ],
                 ),
+            )))
+        }
+        // floor / ceil / round / trunc of a numeric: a whole number, at
+        // scale 0 as PostgreSQL gives it, with room for the digit a carry
+        // adds (`ceil(9999.99)` is 10000; DataFusion kept `numeric(6,2)`
+        // and overflowed, and printed `1.00` for 1).
+        Expr::ScalarFunction(mut f)
+            if matches!(f.func.name(), "floor" | "ceil" | "round" | "trunc")
+                && f.args.len() == 1 =>
+        {
+            let Ok(DataType::Decimal128(p, s)) = f.args[0].get_type(schema) else {
+                return Ok(Transformed::no(Expr::ScalarFunction(f)));
+            };
+            if s <= 0 || p >= 38 {
+                return Ok(Transformed::no(Expr::ScalarFunction(f)));
+            }
+            let integer = p - s as u8;
+            let carry = u8::from(f.func.name() != "trunc");
+            let arg = std::mem::replace(&mut f.args[0], Expr::Literal(ScalarValue::Null, None));
+            f.args[0] = decimal(arg, (p + 1, s));
+            Ok(Transformed::yes(decimal(
+                Expr::ScalarFunction(f),
+                ((integer + carry).max(1), 0),
             )))
         }
         Expr::ScalarFunction(mut f)

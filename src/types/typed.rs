@@ -542,6 +542,9 @@ pub fn register(ctx: &datafusion::prelude::SessionContext) {
     super::json_fns::register(ctx);
     super::jsonb_edit::register(ctx);
     ctx.register_udf(super::numeric::udf());
+    // PostgreSQL spells ceil both ways.
+    let ceil = datafusion::functions::math::ceil();
+    ctx.register_udf(ceil.as_ref().clone().with_aliases(["ceiling"]));
     let uuid = datafusion::functions::string::uuid();
     ctx.register_udf(uuid.as_ref().clone().with_aliases(["gen_random_uuid"]));
     ctx.register_udf(ScalarUDF::new_from_impl(TypeOf {
