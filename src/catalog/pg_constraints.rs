@@ -109,6 +109,12 @@ pub fn install(ctx: &SessionContext, catalog: Arc<Catalog>, database: &str) -> R
         signature: Signature::any(2, Volatility::Stable),
     }));
     let view_defs: Definitions = Default::default();
+    let placed: Placed = Default::default();
+    ctx.register_udf(ScalarUDF::new_from_impl(Visible {
+        name: "pg_table_is_visible",
+        placed: placed.clone(),
+        signature: Signature::variadic_any(Volatility::Stable),
+    }));
     ctx.register_udf(ScalarUDF::new_from_impl(GetDef {
         name: REGCLASS_NAME,
         defs: relation_names.clone(),
@@ -170,6 +176,7 @@ pub fn install(ctx: &SessionContext, catalog: Arc<Catalog>, database: &str) -> R
             index_defs,
             index_columns,
             relation_names,
+            placed,
             comments,
             view_defs,
             extra: Default::default(),
@@ -187,6 +194,7 @@ struct PgCatalog {
     index_defs: Definitions,
     index_columns: IndexColumns,
     relation_names: Definitions,
+    placed: Placed,
     comments: Described,
     /// The queries of views and materialized views, for `pg_get_viewdef`.
     view_defs: Definitions,
@@ -279,6 +287,7 @@ impl SchemaProvider for PgCatalog {
             index_defs: self.index_defs.clone(),
             index_columns: self.index_columns.clone(),
             relation_names: self.relation_names.clone(),
+            placed: self.placed.clone(),
             comments: self.comments.clone(),
             view_defs: self.view_defs.clone(),
         })))
@@ -493,6 +502,7 @@ struct Derived {
     index_defs: Definitions,
     index_columns: IndexColumns,
     relation_names: Definitions,
+    placed: Placed,
     comments: Described,
     view_defs: Definitions,
 }
@@ -596,6 +606,17 @@ impl Derived {
             }
         }
         {
+            let mut placed = self.placed.write().expect("not poisoned");
+            placed.clear();
+            for ((schema, name), (oid, _, _)) in &tables {
+                placed.insert(*oid, (schema.clone(), name.clone()));
+            }
+            for c in cons.iter().filter(|c| c.index_def.is_some()) {
+                if let Some(schema) = ns_names.get(&c.namespace) {
+                    placed.insert(c.oid, (schema.clone(), c.name.clone()));
+                }
+            }
+            drop(placed);
             let mut shown = self.relation_names.write().expect("not poisoned");
             shown.clear();
             for ((schema, name), (oid, _, _)) in &tables {
@@ -1566,6 +1587,86 @@ macro_rules! same_by_name {
 }
 
 same_by_name!(GetDef);
+
+/// Where each relation of the last `pg_class` built is: OID to (schema,
+/// name), for `pg_table_is_visible`.
+type Placed = Arc<RwLock<HashMap<i64, (String, String)>>>;
+
+/// `pg_table_is_visible(oid)`: whether the relation is found by its bare
+/// name, that is its schema is on the search path (`pg_catalog` first when
+/// the path does not name it) and no schema before it there has a relation
+/// of that name. The session's search path comes as a second argument the
+/// statement is given when it is planned; without it (or before this
+/// session built `pg_class`) every relation counts as visible. NULL for an
+/// OID that is no relation.
+#[derive(Debug)]
+struct Visible {
+    name: &'static str,
+    placed: Placed,
+    signature: Signature,
+}
+
+same_by_name!(Visible);
+
+impl ScalarUDFImpl for Visible {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Boolean)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let rows = args.number_rows;
+        let mut args = args.args.into_iter();
+        let (Some(oids), path) = (args.next(), args.next()) else {
+            return Err(DataFusionError::Plan(
+                "pg_table_is_visible needs an OID".into(),
+            ));
+        };
+        let oids = oids.into_array(rows)?;
+        let oids = cast(&oids, &DataType::Int64)?;
+        let oids = oids.as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+        let path = match path {
+            Some(ColumnarValue::Scalar(v)) => v.cast_to(&DataType::Utf8)?.to_string(),
+            _ => String::new(),
+        };
+        let placed = self.placed.read().expect("not poisoned");
+        if path.is_empty() || placed.is_empty() {
+            return Ok(ColumnarValue::Array(Arc::new(BooleanArray::from(vec![
+                true;
+                rows
+            ]))));
+        }
+        let mut schemas: Vec<&str> = path
+            .split(',')
+            .map(|s| s.trim().trim_matches('"'))
+            .filter(|s| !s.is_empty() && *s != "$user")
+            .collect();
+        if !schemas.contains(&"pg_catalog") {
+            schemas.insert(0, "pg_catalog");
+        }
+        let names: std::collections::HashSet<(&str, &str)> = placed
+            .values()
+            .map(|(s, n)| (s.as_str(), n.as_str()))
+            .collect();
+        let visible: BooleanArray = oids
+            .iter()
+            .map(|oid| {
+                let (schema, name) = placed.get(&oid?)?;
+                let at = schemas.iter().position(|s| s == schema);
+                Some(at.is_some_and(|at| {
+                    !schemas[..at]
+                        .iter()
+                        .any(|earlier| names.contains(&(*earlier, name.as_str())))
+                }))
+            })
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(visible)))
+    }
+}
 
 impl ScalarUDFImpl for GetDef {
     fn name(&self) -> &str {

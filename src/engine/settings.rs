@@ -362,7 +362,8 @@ fn visible_udf(name: &str) -> ScalarUDF {
 }
 
 /// `current_setting('name' [, missing_ok])` with a constant name becomes
-/// the session's value of that setting, as text. Plans are kept per
+/// the session's value of that setting, as text, and
+/// `pg_table_is_visible(oid)` is given the session's search path. Plans are kept per
 /// statement and settings (`Session::plan_cached`), so a later `SET` is
 /// seen. An unknown name is `42704`, or NULL with `missing_ok` true.
 pub fn inline_current_settings(
@@ -389,6 +390,20 @@ pub fn inline_current_settings(
             }
             _ => None,
         };
+        // pg_table_is_visible(oid) is answered by the session's search
+        // path, given to it as a second argument.
+        if named.is_some_and(|n| n.value.eq_ignore_ascii_case("pg_table_is_visible")) {
+            if let FunctionArguments::List(list) = &mut f.args
+                && list.args.len() == 1
+            {
+                let path = settings.search_path().join(",");
+                list.args
+                    .push(FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::value(
+                        Value::SingleQuotedString(path),
+                    ))));
+            }
+            return ControlFlow::Continue(());
+        }
         if !named.is_some_and(|n| n.value.eq_ignore_ascii_case("current_setting")) {
             return ControlFlow::Continue(());
         }

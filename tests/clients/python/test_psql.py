@@ -29,6 +29,8 @@ CREATE TABLE t (
 );
 CREATE VIEW v AS SELECT id, amount FROM t;
 CREATE SEQUENCE counter START 10 INCREMENT 5 MAXVALUE 1000;
+CREATE SCHEMA elsewhere;
+CREATE TABLE elsewhere.hidden (a integer);
 COMMENT ON TABLE t IS 'amounts by id';
 COMMENT ON SEQUENCE counter IS 'ticket numbers';
 COMMENT ON COLUMN t.amount IS 'in USD';
@@ -109,7 +111,7 @@ def test_describe_sequence_matches_postgres(pg, sluice):
     assert "1000" in got and got == want
 
 
-@pytest.mark.parametrize("cmd", [r"\dt", r"\dv", r"\dn", r"\di", r"\ds", r"\d+ t"])
+@pytest.mark.parametrize("cmd", [r"\dt", r"\dv", r"\dn", r"\di", r"\ds", r"\dp", r"\d+ t"])
 def test_listing_matches_postgres(pg, sluice, cmd):
     """Listings over the same objects; owner and size columns differ by server."""
     def norm(out: str) -> list[str]:
