@@ -589,7 +589,9 @@ impl Derived {
                 );
             }
         }
-        let sequences = self.sequences(&ns_names);
+        // Schema name -> namespace OID.
+        let ns_oids: HashMap<&str, i64> = ns_names.iter().map(|(o, n)| (n.as_str(), *o)).collect();
+        let sequences = self.sequences(&ns_oids);
         for (i, q) in sequences.iter().enumerate() {
             tables.insert(
                 (q.schema.clone(), q.name.clone()),
@@ -597,7 +599,7 @@ impl Derived {
             );
         }
         let cons = self.constraints(&tables);
-        let described = self.descriptions(&tables, &ns_names);
+        let described = self.descriptions(&tables, &ns_oids);
         {
             let mut map = self.comments.write().expect("not poisoned");
             map.clear();
@@ -726,10 +728,9 @@ impl Derived {
     fn descriptions(
         &self,
         tables: &HashMap<(String, String), (i64, i64, usize)>,
-        ns_names: &HashMap<i64, String>,
+        ns_oid: &HashMap<&str, i64>,
     ) -> Vec<Description> {
         let (pg_class, pg_namespace) = ("pg_class", "pg_namespace");
-        let ns_oid: HashMap<&str, i64> = ns_names.iter().map(|(o, n)| (n.as_str(), *o)).collect();
         let snap = self.catalog.snapshot();
         let mut out = Vec::new();
         for (schema, text) in [
@@ -1075,8 +1076,7 @@ impl Derived {
     }
 
     /// The catalog's sequences with their OIDs (see [`sequence_oids`]).
-    fn sequences(&self, ns_names: &HashMap<i64, String>) -> Vec<Seq> {
-        let ns_oids: HashMap<&str, i64> = ns_names.iter().map(|(o, n)| (n.as_str(), *o)).collect();
+    fn sequences(&self, ns_oids: &HashMap<&str, i64>) -> Vec<Seq> {
         let snap = self.catalog.snapshot();
         let mut found: Vec<(String, String, i64, Arc<SequenceDef>)> = snap
             .of_kind(Kind::Sequence)

@@ -553,10 +553,6 @@ fn refuse_identity_owner(
 /// Rename or move sequence `from` to `to`, and the column defaults that
 /// take from it with it.
 async fn move_sequence(session: &Session, from: (&str, &str), to: (&str, &str)) -> Result<()> {
-    let snap = session.engine.catalog().snapshot();
-    if snap.relation(to.0, to.1).is_some() {
-        return Err(super::ddl::duplicate_relation(to.1));
-    }
     let from = (from.0.to_string(), from.1.to_string());
     let to = (to.0.to_string(), to.1.to_string());
     let text = qualified(&to.0, &to.1);
