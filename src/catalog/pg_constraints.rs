@@ -115,11 +115,9 @@ pub fn install(ctx: &SessionContext, catalog: Arc<Catalog>, database: &str) -> R
         placed: placed.clone(),
         signature: Signature::variadic_any(Volatility::Stable),
     }));
-    ctx.register_udf(ScalarUDF::new_from_impl(GetDef {
-        name: REGCLASS_NAME,
-        defs: relation_names.clone(),
-        pretty: None,
-        columns: None,
+    ctx.register_udf(ScalarUDF::new_from_impl(RelationName {
+        placed: placed.clone(),
+        shown: relation_names.clone(),
         signature: Signature::variadic_any(Volatility::Volatile),
     }));
     ctx.register_udf(ScalarUDF::new_from_impl(GetDef {
@@ -159,6 +157,9 @@ pub fn install(ctx: &SessionContext, catalog: Arc<Catalog>, database: &str) -> R
         signature: Signature::variadic_any(Volatility::Volatile),
     }));
     // Sluice has no temporary schemas (dbt's catalog query asks).
+    ctx.register_udf(ScalarUDF::new_from_impl(RegclassFound {
+        signature: Signature::any(2, Volatility::Stable),
+    }));
     ctx.register_udf(ScalarUDF::new_from_impl(NoTempSchema {
         signature: Signature::any(1, Volatility::Immutable),
     }));
@@ -226,6 +227,7 @@ impl SchemaProvider for PgCatalog {
     fn table_names(&self) -> Vec<String> {
         let mut names = self.inner.table_names();
         names.extend(self.extra.read().unwrap().keys().cloned());
+        names.push("pg_user_mappings".to_string());
         names
     }
 
@@ -243,6 +245,22 @@ impl SchemaProvider for PgCatalog {
         }
         let which = match name.to_ascii_lowercase().as_str() {
             "pg_policy" => return Ok(Some(empty_pg_policy()?)),
+            "pg_user_mappings" => return Ok(Some(empty_user_mappings()?)),
+            // Empty catalogs whose array columns the generic tables type as
+            // text (psql's `\dy`, `\drds`, `\ddp`, `\dX` unnest or search them).
+            n @ ("pg_event_trigger" | "pg_db_role_setting" | "pg_default_acl"
+            | "pg_statistic_ext") => {
+                let Some(own) = self.inner.table(n).await? else {
+                    return Ok(None);
+                };
+                let arrays: &[&str] = match n {
+                    "pg_event_trigger" => &["evttags"],
+                    "pg_db_role_setting" => &["setconfig"],
+                    "pg_statistic_ext" => &["stxkind"],
+                    _ => &["defaclacl"],
+                };
+                return Ok(Some(empty_with_arrays(&own.schema(), arrays)?));
+            }
             // Tables and views as the catalog has them (the generic ones
             // listed views as tables and had no views: dbt then dropped a
             // view with DROP TABLE).
@@ -298,6 +316,7 @@ impl SchemaProvider for PgCatalog {
             .read()
             .unwrap()
             .contains_key(&name.to_ascii_lowercase())
+            || name.eq_ignore_ascii_case("pg_user_mappings")
             || self.inner.table_exist(name)
     }
 }
@@ -405,6 +424,78 @@ impl ScalarUDFImpl for NoTempSchema {
             datafusion::arrow::array::BooleanArray::from(vec![false; args.number_rows]),
         )))
     }
+}
+
+/// `sluice_regclass_found(oid, name)`: the OID a `'name'::regclass` lookup
+/// found, `42P01` naming the relation when it found none.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct RegclassFound {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for RegclassFound {
+    fn name(&self) -> &str {
+        crate::frontend::compat::REGCLASS_FOUND
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, types: &[DataType]) -> Result<DataType> {
+        Ok(types.first().cloned().unwrap_or(DataType::Int32))
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let missing = match &args.args[0] {
+            ColumnarValue::Scalar(v) => v.is_null(),
+            ColumnarValue::Array(a) => a.null_count() > 0,
+        };
+        if missing {
+            let name = match &args.args[1] {
+                ColumnarValue::Scalar(v) => v.to_string(),
+                ColumnarValue::Array(a) => {
+                    datafusion::common::ScalarValue::try_from_array(a, 0)?.to_string()
+                }
+            };
+            return Err(crate::error::Error::new(
+                crate::error::ErrorKind::UndefinedTable,
+                format!("relation \"{name}\" does not exist"),
+            )
+            .into());
+        }
+        Ok(args.args[0].clone())
+    }
+}
+
+/// An empty table of `schema`'s columns, those named in `arrays` as text
+/// arrays.
+fn empty_with_arrays(schema: &SchemaRef, arrays: &[&str]) -> Result<Arc<dyn TableProvider>> {
+    let text_array = DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)));
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            if arrays.contains(&f.name().as_str()) {
+                Field::new(f.name(), text_array.clone(), true)
+            } else {
+                f.as_ref().clone()
+            }
+        })
+        .collect();
+    let schema = Arc::new(Schema::new(fields));
+    Ok(Arc::new(MemTable::try_new(schema, vec![vec![]])?))
+}
+
+/// `pg_user_mappings` (psql's `\deu`): Sluice has no foreign servers.
+fn empty_user_mappings() -> Result<Arc<dyn TableProvider>> {
+    let options = DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)));
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("umid", DataType::Int32, false),
+        Field::new("srvid", DataType::Int32, false),
+        Field::new("srvname", DataType::Utf8, false),
+        Field::new("umuser", DataType::Int32, false),
+        Field::new("usename", DataType::Utf8, false),
+        Field::new("umoptions", options, true),
+    ]));
+    Ok(Arc::new(MemTable::try_new(schema, vec![vec![]])?))
 }
 
 /// `pg_policy` as PostgreSQL types it (Sluice has no row-level security),
@@ -1592,6 +1683,116 @@ same_by_name!(GetDef);
 /// name), for `pg_table_is_visible`.
 type Placed = Arc<RwLock<HashMap<i64, (String, String)>>>;
 
+/// Which relations of `placed` a search path (text, as `SET` takes it)
+/// finds by their bare names: `pg_catalog` first unless the path names it,
+/// an earlier schema's relation of the same name hiding a later one.
+struct Visibility<'a> {
+    placed: &'a HashMap<i64, (String, String)>,
+    schemas: Vec<&'a str>,
+    names: std::collections::HashSet<(&'a str, &'a str)>,
+}
+
+impl<'a> Visibility<'a> {
+    fn new(placed: &'a HashMap<i64, (String, String)>, path: &'a str) -> Self {
+        let mut schemas: Vec<&str> = path
+            .split(',')
+            .map(|s| s.trim().trim_matches('"'))
+            .filter(|s| !s.is_empty() && *s != "$user")
+            .collect();
+        if !schemas.contains(&"pg_catalog") {
+            schemas.insert(0, "pg_catalog");
+        }
+        let names = placed
+            .values()
+            .map(|(s, n)| (s.as_str(), n.as_str()))
+            .collect();
+        Visibility {
+            placed,
+            schemas,
+            names,
+        }
+    }
+
+    /// Whether relation `oid` is visible; None for an unknown OID.
+    fn of(&self, oid: i64) -> Option<bool> {
+        let (schema, name) = self.placed.get(&oid)?;
+        let at = self.schemas.iter().position(|s| s == schema);
+        Some(at.is_some_and(|at| {
+            !self.schemas[..at]
+                .iter()
+                .any(|earlier| self.names.contains(&(*earlier, name.as_str())))
+        }))
+    }
+}
+
+/// A relation OID shown as a `regclass` (`sluice_regclass_name(oid,
+/// path)`): the bare name when the search path finds it by that name,
+/// else qualified by its schema.
+#[derive(Debug)]
+struct RelationName {
+    placed: Placed,
+    /// The names shown without a path: qualified outside `public`.
+    shown: Definitions,
+    signature: Signature,
+}
+
+impl PartialEq for RelationName {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+impl Eq for RelationName {}
+impl std::hash::Hash for RelationName {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        REGCLASS_NAME.hash(state);
+    }
+}
+
+impl ScalarUDFImpl for RelationName {
+    fn name(&self) -> &str {
+        REGCLASS_NAME
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let rows = args.number_rows;
+        let mut args = args.args.into_iter();
+        let (Some(oids), path) = (args.next(), args.next()) else {
+            return Err(DataFusionError::Plan(format!(
+                "{REGCLASS_NAME} needs an OID"
+            )));
+        };
+        let oids = cast(&oids.into_array(rows)?, &DataType::Int64)?;
+        let oids = oids.as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+        let path = match path {
+            Some(ColumnarValue::Scalar(v)) => v.cast_to(&DataType::Utf8)?.to_string(),
+            _ => String::new(),
+        };
+        let placed = self.placed.read().expect("not poisoned");
+        let shown = self.shown.read().expect("not poisoned");
+        let seen = Visibility::new(&placed, &path);
+        let out: StringArray = oids
+            .iter()
+            .map(|oid| {
+                let oid = oid?;
+                match (path.is_empty(), placed.get(&oid), seen.of(oid)) {
+                    (false, Some((_, name)), Some(true)) => Some(quote(name)),
+                    (false, Some((schema, name)), _) => {
+                        Some(format!("{}.{}", quote(schema), quote(name)))
+                    }
+                    // An OID no relation has shows as the number.
+                    _ => shown.get(&oid).cloned().or_else(|| Some(oid.to_string())),
+                }
+            })
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(out)))
+    }
+}
+
 /// `pg_table_is_visible(oid)`: whether the relation is found by its bare
 /// name, that is its schema is on the search path (`pg_catalog` first when
 /// the path does not name it) and no schema before it there has a relation
@@ -1640,30 +1841,8 @@ impl ScalarUDFImpl for Visible {
                 rows
             ]))));
         }
-        let mut schemas: Vec<&str> = path
-            .split(',')
-            .map(|s| s.trim().trim_matches('"'))
-            .filter(|s| !s.is_empty() && *s != "$user")
-            .collect();
-        if !schemas.contains(&"pg_catalog") {
-            schemas.insert(0, "pg_catalog");
-        }
-        let names: std::collections::HashSet<(&str, &str)> = placed
-            .values()
-            .map(|(s, n)| (s.as_str(), n.as_str()))
-            .collect();
-        let visible: BooleanArray = oids
-            .iter()
-            .map(|oid| {
-                let (schema, name) = placed.get(&oid?)?;
-                let at = schemas.iter().position(|s| s == schema);
-                Some(at.is_some_and(|at| {
-                    !schemas[..at]
-                        .iter()
-                        .any(|earlier| names.contains(&(*earlier, name.as_str())))
-                }))
-            })
-            .collect();
+        let seen = Visibility::new(&placed, &path);
+        let visible: BooleanArray = oids.iter().map(|oid| seen.of(oid?)).collect();
         Ok(ColumnarValue::Array(Arc::new(visible)))
     }
 }

@@ -115,6 +115,14 @@ pub fn install(ctx: &SessionContext, database: &str) -> DfResult<()> {
     }
     ctx.register_udf(pg::create_pg_table_is_visible());
     ctx.register_udf(pg::format_type::create_format_type_udf());
+    ctx.register_udf(datafusion::logical_expr::ScalarUDF::new_from_impl(
+        RegtypeName {
+            signature: datafusion::logical_expr::Signature::any(
+                1,
+                datafusion::logical_expr::Volatility::Stable,
+            ),
+        },
+    ));
     ctx.register_udf(pg::create_session_user_udf());
     ctx.register_udtf("pg_get_keywords", statics.pg_get_keywords.clone());
     ctx.register_udf(pg::pg_get_expr_udf::create_pg_get_expr_udf());
@@ -141,4 +149,39 @@ pub fn install(ctx: &SessionContext, database: &str) -> DfResult<()> {
     // generate_series / range accept int4 bounds.
     pg::generate_series_arg_coercion::CoerceIntArgsToBigInt::widen(ctx);
     Ok(())
+}
+
+/// A type OID shown as a `regtype` shows (a select item `x::regtype`):
+/// `format_type(x, NULL)`.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct RegtypeName {
+    signature: datafusion::logical_expr::Signature,
+}
+
+impl datafusion::logical_expr::ScalarUDFImpl for RegtypeName {
+    fn name(&self) -> &str {
+        crate::frontend::compat::REGTYPE_NAME
+    }
+    fn signature(&self) -> &datafusion::logical_expr::Signature {
+        &self.signature
+    }
+    fn return_type(
+        &self,
+        _: &[datafusion::arrow::datatypes::DataType],
+    ) -> DfResult<datafusion::arrow::datatypes::DataType> {
+        Ok(datafusion::arrow::datatypes::DataType::Utf8)
+    }
+    fn invoke_with_args(
+        &self,
+        args: datafusion::logical_expr::ScalarFunctionArgs,
+    ) -> DfResult<datafusion::logical_expr::ColumnarValue> {
+        use datafusion::logical_expr::ColumnarValue;
+        let oids = args.args[0].cast_to(&datafusion::arrow::datatypes::DataType::Int64, None)?;
+        let typmod = ColumnarValue::Scalar(datafusion::common::ScalarValue::Int64(None));
+        let format = pg::format_type::create_format_type_udf();
+        format.invoke_with_args(datafusion::logical_expr::ScalarFunctionArgs {
+            args: vec![oids, typmod],
+            ..args
+        })
+    }
 }

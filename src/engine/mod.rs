@@ -255,6 +255,7 @@ impl Engine {
         };
         session.install_pg_settings();
         session.install_sequence_functions();
+        session.install_schema_functions();
         session
     }
 
@@ -811,11 +812,19 @@ impl Session {
         );
     }
 
+    /// `current_schema()` and `current_schemas()` over the search path.
+    fn install_schema_functions(&self) {
+        for udf in settings::schema_udfs(self.engine.catalog.clone(), self.settings.search_path()) {
+            self.ctx.register_udf(udf);
+        }
+    }
+
     /// Unqualified names in queries resolve in the first schema of
     /// search_path; `current_setting` reads the settings as they are now.
     fn sync_default_schema(&mut self) {
         self.ctx
             .register_udf(settings::current_setting_udf(&self.settings));
+        self.install_schema_functions();
         self.install_pg_settings();
         self.install_sequence_functions();
         let schema = self.settings.current_schema();

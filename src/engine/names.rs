@@ -66,6 +66,11 @@ fn first_argument(f: &datafusion::sql::sqlparser::ast::Function) -> Option<&Expr
     }
 }
 
+/// Whether `f` calls the function `name` (unqualified).
+fn function_named(f: &datafusion::sql::sqlparser::ast::Function, name: &str) -> bool {
+    matches!(f.name.0.as_slice(), [p] if p.as_ident().is_some_and(|i| i.value == name))
+}
+
 /// The type and argument of a cast rewritten to a typed-text input
 /// function (`sluice_uuid_in(x)` for `x::uuid`).
 fn typed_cast(
@@ -107,6 +112,29 @@ fn figure(e: &Expr) -> (Option<String>, u8) {
             match unconstrained_numeric(f).map(figure) {
                 Some((Some(n), 2)) => (Some(n), 2),
                 _ => (Some("numeric".to_string()), 1),
+            }
+        }
+        // A name cast to regclass or regtype, looked up: named after the type.
+        Expr::Function(f) if function_named(f, crate::frontend::compat::REGCLASS_FOUND) => {
+            (Some("regclass".into()), 1)
+        }
+        Expr::Function(f) if function_named(f, crate::frontend::compat::REGTYPE_FOUND) => {
+            (Some("regtype".into()), 1)
+        }
+        // An OID cast to regclass or regtype, shown as a name: named after
+        // the OID's expression, as the cast was.
+        Expr::Function(f)
+            if function_named(f, crate::catalog::pg_constraints::REGCLASS_NAME)
+                || function_named(f, crate::frontend::compat::REGTYPE_NAME) =>
+        {
+            let ty = if function_named(f, crate::frontend::compat::REGTYPE_NAME) {
+                "regtype"
+            } else {
+                "regclass"
+            };
+            match first_argument(f).map(figure) {
+                Some((Some(n), 2)) => (Some(n), 2),
+                _ => (Some(ty.into()), 1),
             }
         }
         Expr::Function(f) => (

@@ -390,9 +390,12 @@ pub fn inline_current_settings(
             }
             _ => None,
         };
-        // pg_table_is_visible(oid) is answered by the session's search
-        // path, given to it as a second argument.
-        if named.is_some_and(|n| n.value.eq_ignore_ascii_case("pg_table_is_visible")) {
+        // pg_table_is_visible(oid), and a regclass shown as a name, are
+        // answered by the session's search path, given as a second argument.
+        if named.is_some_and(|n| {
+            n.value.eq_ignore_ascii_case("pg_table_is_visible")
+                || n.value == crate::catalog::pg_constraints::REGCLASS_NAME
+        }) {
             if let FunctionArguments::List(list) = &mut f.args
                 && list.args.len() == 1
             {
@@ -506,6 +509,74 @@ pub fn current_setting_udf(settings: &Settings) -> ScalarUDF {
     )
 }
 
+/// The schemas of `path` that exist now, in order, as
+/// `current_schemas(include_implicit)` lists them: with the implicit
+/// `pg_catalog` first unless the path names it.
+fn existing_schemas(
+    catalog: &crate::catalog::Catalog,
+    path: &[String],
+    implicit: bool,
+) -> Vec<String> {
+    let snapshot = catalog.snapshot();
+    let mut out: Vec<String> = Vec::new();
+    if implicit && !path.iter().any(|s| s == "pg_catalog") {
+        out.push("pg_catalog".to_string());
+    }
+    for s in path {
+        if snapshot.schema_exists(s) && !out.contains(s) {
+            out.push(s.clone());
+        }
+    }
+    out
+}
+
+/// `current_schema()` and `current_schemas(include_implicit)` over the
+/// session's search path as a `SET` last left it: the first schema of the
+/// path that exists (NULL when none does), and the existing ones in order.
+pub fn schema_udfs(catalog: Arc<crate::catalog::Catalog>, path: Vec<String>) -> [ScalarUDF; 2] {
+    let (c1, p1) = (catalog.clone(), path.clone());
+    let current = create_udf(
+        "current_schema",
+        vec![],
+        DataType::Utf8,
+        Volatility::Stable,
+        Arc::new(move |_| {
+            let first = existing_schemas(&c1, &p1, false).into_iter().next();
+            Ok(ColumnarValue::Scalar(ScalarValue::Utf8(first)))
+        }),
+    );
+    let item = Arc::new(Field::new("item", DataType::Utf8, true));
+    let list_type = DataType::List(item.clone());
+    let schemas = create_udf(
+        "current_schemas",
+        vec![DataType::Boolean],
+        list_type,
+        Volatility::Stable,
+        Arc::new(make_scalar_function(
+            move |args: &[ArrayRef]| {
+                let flags = args[0].as_boolean();
+                let mut out = datafusion::arrow::array::ListBuilder::new(
+                    datafusion::arrow::array::StringBuilder::new(),
+                )
+                .with_field(item.clone());
+                for i in 0..flags.len() {
+                    if flags.is_null(i) {
+                        out.append_null();
+                        continue;
+                    }
+                    for s in existing_schemas(&catalog, &path, flags.value(i)) {
+                        out.values().append_value(s);
+                    }
+                    out.append(true);
+                }
+                Ok(Arc::new(out.finish()) as ArrayRef)
+            },
+            vec![],
+        )),
+    );
+    [current, schemas]
+}
+
 /// `pg_catalog.pg_settings` as `settings` are now: one row per setting
 /// with PostgreSQL 15's columns.
 pub fn pg_settings(
@@ -612,9 +683,58 @@ pub fn register_functions(ctx: &SessionContext) {
         "pg_function_is_visible",
         "pg_type_is_visible",
         "pg_collation_is_visible",
+        "pg_conversion_is_visible",
+        "pg_operator_is_visible",
+        "pg_opclass_is_visible",
+        "pg_opfamily_is_visible",
+        "pg_statistics_obj_is_visible",
+        "pg_ts_config_is_visible",
+        "pg_ts_dict_is_visible",
+        "pg_ts_parser_is_visible",
+        "pg_ts_template_is_visible",
     ] {
         ctx.register_udf(visible_udf(name));
     }
+    // The one tablespace, pg_default, is in the data directory: PostgreSQL
+    // shows its location as an empty string (psql's `\db`).
+    ctx.register_udf(create_udf(
+        "pg_tablespace_location",
+        vec![DataType::Int64],
+        DataType::Utf8,
+        Volatility::Stable,
+        Arc::new(|_| {
+            Ok(ColumnarValue::Scalar(ScalarValue::Utf8(
+                Some(String::new()),
+            )))
+        }),
+    ));
+    // An encoding's number (psql's `\dO` compares collencoding with the
+    // database's): UTF8 is 6 and SQL_ASCII 0 in PostgreSQL, an unknown name -1.
+    ctx.register_udf(create_udf(
+        "pg_char_to_encoding",
+        vec![DataType::Utf8],
+        DataType::Int32,
+        Volatility::Stable,
+        Arc::new(make_scalar_function(
+            |args: &[ArrayRef]| {
+                let out: datafusion::arrow::array::Int32Array = args[0]
+                    .as_string::<i32>()
+                    .iter()
+                    .map(|n| {
+                        n.map(
+                            |n| match n.to_ascii_uppercase().replace(['-', '_'], "").as_str() {
+                                "SQLASCII" => 0,
+                                "UTF8" | "UNICODE" => 6,
+                                _ => -1,
+                            },
+                        )
+                    })
+                    .collect();
+                Ok(Arc::new(out) as ArrayRef)
+            },
+            vec![],
+        )),
+    ));
     for name in [
         "pg_get_function_result",
         "pg_get_function_arguments",
@@ -668,6 +788,32 @@ pub fn register_functions(ctx: &SessionContext) {
             vec![],
         )),
     ));
+    // `'bigint'::regtype`: the same lookup, `42704` for an unknown name.
+    ctx.register_udf(create_udf(
+        crate::frontend::compat::REGTYPE_FOUND,
+        vec![DataType::Utf8],
+        DataType::Int32,
+        Volatility::Stable,
+        Arc::new(make_scalar_function(
+            |args: &[ArrayRef]| {
+                let out = args[0]
+                    .as_string::<i32>()
+                    .iter()
+                    .map(|n| match n {
+                        None => Ok(None),
+                        Some(n) => type_oid(n).map(Some).ok_or_else(|| {
+                            datafusion::error::DataFusionError::from(Error::new(
+                                ErrorKind::UndefinedObject,
+                                format!("type \"{n}\" does not exist"),
+                            ))
+                        }),
+                    })
+                    .collect::<datafusion::error::Result<datafusion::arrow::array::Int32Array>>()?;
+                Ok(Arc::new(out) as ArrayRef)
+            },
+            vec![],
+        )),
+    ));
     ctx.register_udf(crate::types::json::json_build_object());
     // No session has a temporary schema (ADBC's schema query).
     ctx.register_udf(create_udf(
@@ -695,6 +841,7 @@ pub fn register_functions(ctx: &SessionContext) {
             vec![],
         )),
     ));
+    ctx.register_udf(constant_udf("getdatabaseencoding", "UTF8"));
     ctx.register_udf(constant_udf(
         "version",
         "PostgreSQL 15.0 (Sluice 0.1.0) on x86_64-pc-linux-gnu, compiled by rustc, 64-bit",

@@ -85,6 +85,7 @@ pub fn rewrite(stmt: &mut Statement, text: Option<&str>) {
     }
     sequence_arguments(&mut s);
     scalar_function_aliases(&mut s);
+    format_arguments(&mut s);
     generate_subscripts(&mut s);
     expand_array(&mut s);
     typed_casts(&mut s);
@@ -92,7 +93,8 @@ pub fn rewrite(stmt: &mut Statement, text: Option<&str>) {
     prefix_operators(&mut s);
     if catalog {
         regproc_names(&mut s);
-        catalog_regclass(&mut s);
+        tableoid_columns(&mut s);
+        regclass_literals(&mut s);
         // datafusion-pg-catalog knows the exact text of some client
         // queries and substitutes its own; those are taken whole. Its
         // general rules are applied to everything else, except the one
@@ -135,8 +137,9 @@ pub fn rewrite(stmt: &mut Statement, text: Option<&str>) {
     } else if casts_name_to_oid(&s) {
         // `SELECT obj_description('t'::regclass)`: the name is looked up
         // in the catalog tables as in a catalog query.
-        catalog_regclass(&mut s);
+        regclass_literals(&mut s);
         s = RewriteRegCastToSubquery::new().rewrite(s);
+        regclass_names(&mut s);
     }
     *stmt = s;
 }
@@ -480,7 +483,8 @@ fn without_trigger_subqueries(stmt: &mut Statement) {
 }
 
 /// A select item that is a relation OID cast to `regclass` shows the
-/// relation's name, as in PostgreSQL (the
+/// relation's name, and a type OID cast to `regtype` the type's, as in
+/// PostgreSQL (the
 /// compatibility layer turns the cast into the OID). Only whole select
 /// items: a regclass inside an expression (compared, cast on to oid)
 /// stays an OID.
@@ -502,25 +506,72 @@ fn regclass_names(stmt: &mut Statement) {
         else {
             continue;
         };
-        if !data_type
-            .to_string()
-            .to_ascii_lowercase()
-            .ends_with("regclass")
-            || matches!(expr.as_ref(), Expr::Value(_))
-        {
+        if matches!(expr.as_ref(), Expr::Value(_)) {
             continue;
         }
-        let call = call(
-            crate::catalog::pg_constraints::REGCLASS_NAME,
-            vec![expr.as_ref().clone()],
-            vec![],
-        );
+        let ty = data_type.to_string().to_ascii_lowercase();
+        let call = if ty.ends_with("regclass") {
+            call(
+                crate::catalog::pg_constraints::REGCLASS_NAME,
+                vec![expr.as_ref().clone()],
+                vec![],
+            )
+        } else if ty.ends_with("regtype") {
+            // A type OID shows as the type's SQL name (`bigint`).
+            call(REGTYPE_NAME, vec![expr.as_ref().clone()], vec![])
+        } else {
+            continue;
+        };
         // An alias named like the column would clash with it (ORDER BY).
         *item = match alias {
             Some(alias) => SelectItem::ExprWithAlias { expr: call, alias },
             None => SelectItem::UnnamedExpr(call),
         };
     }
+}
+
+/// `format(fmt, a, b, ...)`: each argument after the format string is
+/// cast to text, so it shows as PostgreSQL shows that value (the function
+/// itself works on text, `types::pg_format`).
+pub fn format_arguments<N: datafusion::sql::sqlparser::ast::VisitMut>(node: &mut N) {
+    use crate::visit::visit_expressions_mut;
+    use datafusion::sql::sqlparser::ast::{
+        CastKind, DataType, Expr, FunctionArg, FunctionArgExpr, FunctionArguments,
+    };
+    let _ = visit_expressions_mut(node, |e: &mut Expr| {
+        if let Expr::Function(f) = e
+            && let [.., name] = f.name.0.as_slice()
+            && name
+                .as_ident()
+                .is_some_and(|i| i.value.eq_ignore_ascii_case("format"))
+            && let FunctionArguments::List(list) = &mut f.args
+        {
+            for arg in list.args.iter_mut().skip(1) {
+                if let FunctionArg::Unnamed(FunctionArgExpr::Expr(a)) = arg
+                    && !matches!(
+                        a,
+                        Expr::Cast {
+                            data_type: DataType::Text,
+                            ..
+                        }
+                    )
+                {
+                    let inner = std::mem::replace(
+                        a,
+                        Expr::value(datafusion::sql::sqlparser::ast::Value::Null),
+                    );
+                    *a = Expr::Cast {
+                        kind: CastKind::Cast,
+                        expr: Box::new(inner),
+                        data_type: DataType::Text,
+                        array: false,
+                        format: None,
+                    };
+                }
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
 }
 
 /// A call of function `name` with `args` (and clauses such as ORDER BY).
@@ -683,28 +734,186 @@ pub fn generate_subscripts<N: datafusion::sql::sqlparser::ast::VisitMut>(node: &
     });
 }
 
-/// `'pg_class'::regclass`: PostgreSQL looks for a relation in
-/// `pg_catalog` before the search path, so a one-part name of a catalog
-/// table (`pg_...`) is read as `pg_catalog.pg_...` (SQLAlchemy and DBeaver
-/// compare `pg_description.classoid` with one).
-fn catalog_regclass(stmt: &mut Statement) {
+/// `x.tableoid`, the system column, on a `pg_catalog` table `x`: the OID
+/// of that catalog table, as `'pg_catalog.x'::regclass` finds it (psql's
+/// `\dd` and `\dL` join pg_description's `classoid` with it). An alias
+/// is looked up in the SELECT that uses it, then in the enclosing ones.
+fn tableoid_columns(stmt: &mut Statement) {
+    use datafusion::sql::sqlparser::ast::{Expr, Select, TableWithJoins, VisitorMut};
+    use std::collections::HashMap;
+    /// The `pg_catalog` tables of each enclosing SELECT's FROM, by alias.
+    struct Scopes(Vec<HashMap<String, String>>);
+    fn catalog_tables(from: &[TableWithJoins], out: &mut HashMap<String, String>) {
+        fn factor(t: &TableFactor, out: &mut HashMap<String, String>) {
+            match t {
+                TableFactor::Table { name, alias, .. } => {
+                    let parts: Vec<String> = name
+                        .0
+                        .iter()
+                        .filter_map(|p| p.as_ident())
+                        .map(|i| i.value.to_ascii_lowercase())
+                        .collect();
+                    let table = match parts.as_slice() {
+                        [s, t] if s == "pg_catalog" => t.clone(),
+                        [t] if t.starts_with("pg_") => t.clone(),
+                        _ => return,
+                    };
+                    let key = alias
+                        .as_ref()
+                        .map(|a| a.name.value.to_ascii_lowercase())
+                        .unwrap_or_else(|| table.clone());
+                    out.insert(key, table);
+                }
+                TableFactor::NestedJoin {
+                    table_with_joins, ..
+                } => catalog_tables(std::slice::from_ref(table_with_joins), out),
+                _ => {}
+            }
+        }
+        for t in from {
+            factor(&t.relation, out);
+            for j in &t.joins {
+                factor(&j.relation, out);
+            }
+        }
+    }
+    impl VisitorMut for Scopes {
+        type Break = ();
+        fn pre_visit_select(&mut self, s: &mut Select) -> ControlFlow<()> {
+            let mut scope = HashMap::new();
+            catalog_tables(&s.from, &mut scope);
+            self.0.push(scope);
+            ControlFlow::Continue(())
+        }
+        fn post_visit_select(&mut self, _: &mut Select) -> ControlFlow<()> {
+            self.0.pop();
+            ControlFlow::Continue(())
+        }
+        fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+            if let Expr::CompoundIdentifier(parts) = e
+                && let [alias, column] = parts.as_slice()
+                && column.value.eq_ignore_ascii_case("tableoid")
+            {
+                let alias = alias.value.to_ascii_lowercase();
+                if let Some(table) = self.0.iter().rev().find_map(|s| s.get(&alias))
+                    && let Some(lookup) = relation_lookup(&format!("pg_catalog.{table}"))
+                {
+                    *e = lookup;
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = crate::visit::walk_mut(stmt, &mut Scopes(Vec::new()));
+}
+
+/// The function a type name cast to `regtype` becomes: the type's OID.
+pub const REGTYPE_FOUND: &str = "sluice_regtype_found";
+
+/// The function a type OID cast to `regtype` in a select item becomes:
+/// the type's name, as `format_type(oid, NULL)` shows it.
+pub const REGTYPE_NAME: &str = "sluice_regtype_name";
+
+/// The function a relation name cast to `regclass` becomes: the OID its
+/// lookup found, or `42P01` naming the relation.
+pub const REGCLASS_FOUND: &str = "sluice_regclass_found";
+
+/// `'t'::regclass`, `'s.t'::regclass`: the relation's OID, found as
+/// PostgreSQL finds it. A one-part name is looked up in `pg_catalog` and
+/// then along the session's search path (`current_schemas(true)`, which
+/// lists exactly that), the first match winning; a two-part name in its
+/// schema. A name nothing matches is `42P01`. The cast stays around the
+/// lookup, so a select item shows the relation's name. A type name cast
+/// to `regtype` is looked up as `to_regtype` does, by any SQL spelling of
+/// the type (`bigint`, `int8`, `character varying`), `42704` when none.
+fn regclass_literals(stmt: &mut Statement) {
     use crate::visit::visit_expressions_mut;
     use datafusion::sql::sqlparser::ast::{Expr, Value};
     let _ = visit_expressions_mut(stmt, |e: &mut Expr| {
+        // `'bigint'::regtype`: the type's OID by any of its SQL names.
+        if let Expr::Cast {
+            expr, data_type, ..
+        } = e
+            && data_type
+                .to_string()
+                .to_ascii_lowercase()
+                .trim_start_matches("pg_catalog.")
+                == "regtype"
+            && let Expr::Value(v) = expr.as_ref()
+            && let Value::SingleQuotedString(text) = &v.value
+            && !text.bytes().all(|b| b.is_ascii_digit())
+        {
+            let name = Expr::value(Value::SingleQuotedString(text.clone()));
+            **expr = call(REGTYPE_FOUND, vec![name], vec![]);
+            return ControlFlow::Continue(());
+        }
         if let Expr::Cast {
             expr, data_type, ..
         } = e
             && is_regclass(data_type)
-            && let Expr::Value(v) = expr.as_mut()
-            && let Value::SingleQuotedString(name) = &mut v.value
-            && name.starts_with("pg_")
-            && !name.contains('.')
-            && !name.contains('"')
+            && let Expr::Value(v) = expr.as_ref()
+            && let Value::SingleQuotedString(text) = &v.value
+            && !text.bytes().all(|b| b.is_ascii_digit())
+            && let Some(lookup) = relation_lookup(text)
         {
-            *name = format!("pg_catalog.{name}");
+            **expr = call(
+                REGCLASS_FOUND,
+                vec![lookup, Expr::value(Value::SingleQuotedString(text.clone()))],
+                vec![],
+            );
         }
         ControlFlow::<()>::Continue(())
     });
+}
+
+/// `(SELECT c.oid FROM pg_class c JOIN pg_namespace n ... LIMIT 1)` for the
+/// relation `text` names; None when `text` is not a relation name.
+fn relation_lookup(text: &str) -> Option<datafusion::sql::sqlparser::ast::Expr> {
+    use datafusion::sql::sqlparser::ast::{Expr, Value};
+    use std::sync::OnceLock;
+    static TEMPLATES: OnceLock<[Expr; 2]> = OnceLock::new();
+    let [bare, qualified] = TEMPLATES.get_or_init(|| {
+        let parse = |sql: &str| {
+            let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
+            datafusion::sql::sqlparser::parser::Parser::new(&dialect)
+                .try_with_sql(sql)
+                .and_then(|mut p| p.parse_expr())
+                .expect("the regclass lookup parses")
+        };
+        let from = "SELECT c.oid FROM pg_catalog.pg_class c \
+                    JOIN pg_catalog.pg_namespace n ON c.relnamespace = n.oid";
+        [
+            parse(&format!(
+                "({from} WHERE c.relname = $1 \
+                 AND array_position(current_schemas(true), n.nspname) IS NOT NULL \
+                 ORDER BY array_position(current_schemas(true), n.nspname) LIMIT 1)"
+            )),
+            parse(&format!(
+                "({from} WHERE n.nspname = $1 AND c.relname = $2 LIMIT 1)"
+            )),
+        ]
+    });
+    let parts = crate::types::ident::parse_ident(text, true).ok()?;
+    let (template, values) = match parts.as_slice() {
+        [name] => (bare, vec![name.clone()]),
+        [schema, name] | [_, schema, name] => (qualified, vec![schema.clone(), name.clone()]),
+        _ => return None,
+    };
+    let mut lookup = template.clone();
+    let _ = crate::visit::visit_expressions_mut(&mut lookup, |e: &mut Expr| {
+        if let Expr::Value(v) = e
+            && let Value::Placeholder(p) = &v.value
+            && let Some(value) = p
+                .trim_start_matches('$')
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| values.get(i - 1))
+        {
+            *e = Expr::value(Value::SingleQuotedString(value.clone()));
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    Some(lookup)
 }
 
 /// pg_type's function columns hold function names here: a comparison

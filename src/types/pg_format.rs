@@ -1117,9 +1117,230 @@ impl Parse {
     }
 }
 
+/// `format(formatstr, arg, ...)`, PostgreSQL's: `%s` (the argument's
+/// text, an empty string for NULL), `%I` (quoted as an identifier when it
+/// must be), `%L` (quoted as a literal, `NULL` for NULL) and `%%`, each
+/// with an optional argument position (`%2$s`), a `-` flag and a width
+/// (`%-10s`, `%*s`, `%*1$s`). The arguments arrive as text: the parser
+/// casts them (`frontend::compat::format_arguments`), so each shows as its
+/// text cast does.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Format {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for Format {
+    fn name(&self) -> &str {
+        "format"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let rows = args.number_rows;
+        let scalar = args
+            .args
+            .iter()
+            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let arrays = args
+            .args
+            .iter()
+            .map(|a| {
+                let a = a.to_array(rows)?;
+                Ok(datafusion::arrow::compute::cast(&a, &DataType::Utf8)?)
+            })
+            .collect::<Result<Vec<ArrayRef>>>()?;
+        let Some((template, values)) = arrays.split_first() else {
+            return plan_err!("format needs a format string");
+        };
+        let template = template.as_string::<i32>();
+        let values: Vec<_> = values.iter().map(|a| a.as_string::<i32>()).collect();
+        let mut out = StringBuilder::new();
+        for row in 0..template.len() {
+            if template.is_null(row) {
+                out.append_null();
+                continue;
+            }
+            let args: Vec<Option<&str>> = values
+                .iter()
+                .map(|v| (!v.is_null(row)).then(|| v.value(row)))
+                .collect();
+            out.append_value(format_pg(template.value(row), &args)?);
+        }
+        let array: ArrayRef = Arc::new(out.finish());
+        if scalar {
+            Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(
+                &array, 0,
+            )?))
+        } else {
+            Ok(ColumnarValue::Array(array))
+        }
+    }
+}
+
+/// PostgreSQL's `format` over text arguments (None is NULL).
+fn format_pg(template: &str, args: &[Option<&str>]) -> Result<String> {
+    let invalid = |what: &str| {
+        DataFusionError::from(crate::error::Error::new(
+            crate::error::ErrorKind::InvalidParameter,
+            what.to_string(),
+        ))
+    };
+    let too_few = || invalid("too few arguments for format()");
+    let chars: Vec<char> = template.chars().collect();
+    let mut out = String::new();
+    let mut next = 0usize;
+    let mut i = 0usize;
+    // A number at `i`, and the position after it.
+    let number = |i: usize| -> (Option<usize>, usize) {
+        let mut j = i;
+        while j < chars.len() && chars[j].is_ascii_digit() {
+            j += 1;
+        }
+        let n = chars[i..j].iter().collect::<String>().parse().ok();
+        (n, j)
+    };
+    while i < chars.len() {
+        let c = chars[i];
+        i += 1;
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        if i >= chars.len() {
+            return Err(invalid("unterminated format() type specifier"));
+        }
+        if chars[i] == '%' {
+            out.push('%');
+            i += 1;
+            continue;
+        }
+        // [position$][flags][width]type
+        let mut position = None;
+        let (n, j) = number(i);
+        if n.is_some() && chars.get(j) == Some(&'$') {
+            position = n;
+            i = j + 1;
+        }
+        let mut left = false;
+        while chars.get(i) == Some(&'-') {
+            left = true;
+            i += 1;
+        }
+        let mut width: Option<i64> = None;
+        if chars.get(i) == Some(&'*') {
+            i += 1;
+            let (n, j) = number(i);
+            let at = match n {
+                Some(0) if chars.get(j) == Some(&'$') => {
+                    return Err(invalid(
+                        "format specifies argument 0, but arguments are numbered from 1",
+                    ));
+                }
+                Some(n) if chars.get(j) == Some(&'$') => {
+                    i = j + 1;
+                    n - 1
+                }
+                _ => {
+                    next += 1;
+                    next - 1
+                }
+            };
+            let w = args.get(at).ok_or_else(too_few)?;
+            width = match w {
+                Some(w) => Some(
+                    w.trim()
+                        .parse::<i64>()
+                        .map_err(|_| invalid("width argument of format() is not an integer"))?,
+                ),
+                None => None,
+            };
+        } else {
+            let (n, j) = number(i);
+            if let Some(n) = n {
+                width = Some(n as i64);
+                i = j;
+            }
+        }
+        let Some(&kind) = chars.get(i) else {
+            return Err(invalid("unterminated format() type specifier"));
+        };
+        i += 1;
+        let at = match position {
+            Some(0) => {
+                return Err(invalid(
+                    "format specifies argument 0, but arguments are numbered from 1",
+                ));
+            }
+            Some(p) => {
+                next = p;
+                p - 1
+            }
+            None => {
+                next += 1;
+                next - 1
+            }
+        };
+        let value = *args.get(at).ok_or_else(too_few)?;
+        let text = match kind {
+            's' => value.unwrap_or("").to_string(),
+            'I' => match value {
+                Some(v) => crate::frontend::names::quote_ident_if_needed(v),
+                None => {
+                    return Err(DataFusionError::from(crate::error::Error::new(
+                        crate::error::ErrorKind::NullValueNotAllowed,
+                        "null values cannot be formatted as an SQL identifier",
+                    )));
+                }
+            },
+            'L' => match value {
+                Some(v) => quote_literal(v),
+                None => "NULL".to_string(),
+            },
+            other => {
+                return Err(invalid(&format!(
+                    "unrecognized format() type specifier \"{other}\""
+                )));
+            }
+        };
+        // A negative width left-justifies, as the `-` flag does.
+        let (left, width) = match width {
+            Some(w) if w < 0 => (true, w.unsigned_abs() as usize),
+            Some(w) => (left, w as usize),
+            None => (left, 0),
+        };
+        let pad = width.saturating_sub(text.chars().count());
+        if left {
+            out.push_str(&text);
+            out.extend(std::iter::repeat_n(' ', pad));
+        } else {
+            out.extend(std::iter::repeat_n(' ', pad));
+            out.push_str(&text);
+        }
+    }
+    Ok(out)
+}
+
+/// PostgreSQL's `quote_literal` of a text: single quotes doubled, and an
+/// `E''` string when it holds a backslash.
+fn quote_literal(v: &str) -> String {
+    let body = v.replace('\'', "''");
+    if v.contains('\\') {
+        format!("E'{}'", body.replace('\\', "\\\\"))
+    } else {
+        format!("'{body}'")
+    }
+}
+
 /// Register `to_char`, `to_date` and `to_timestamp` in place of
-/// DataFusion's functions of those names.
+/// DataFusion's functions of those names, and `format`.
 pub fn register(ctx: &datafusion::prelude::SessionContext) {
+    ctx.register_udf(ScalarUDF::new_from_impl(Format {
+        signature: Signature::variadic_any(Volatility::Stable),
+    }));
     ctx.register_udf(ScalarUDF::new_from_impl(ToChar {
         signature: Signature::any(2, Volatility::Immutable),
     }));
@@ -1146,6 +1367,36 @@ mod tests {
     fn num(v: &str, t: &str) -> String {
         let (p, fm) = numeric_template(t).unwrap();
         format_number(v, &p, fm)
+    }
+
+    #[test]
+    fn format_like_postgres() {
+        let f = |t: &str, a: &[Option<&str>]| format_pg(t, a).unwrap();
+        assert_eq!(f("Hello %s, %s", &[Some("World"), None]), "Hello World, ");
+        assert_eq!(
+            f("%I.%I", &[Some("My Schema"), Some("t")]),
+            "\"My Schema\".t"
+        );
+        assert_eq!(f("v = %L", &[Some("O'Reilly")]), "v = 'O''Reilly'");
+        assert_eq!(f("%L", &[None]), "NULL");
+        assert_eq!(f("%L", &[Some("a\\b")]), "E'a\\\\b'");
+        assert_eq!(
+            f("%2$s %1$s %s", &[Some("a"), Some("b"), Some("c")]),
+            "b a b"
+        );
+        assert_eq!(
+            f("|%10s|%-4s|", &[Some("x"), Some("y")]),
+            "|         x|y   |"
+        );
+        assert_eq!(f("|%*s|", &[Some("3"), Some("x")]), "|  x|");
+        assert_eq!(f("|%*s|", &[Some("-3"), Some("x")]), "|x  |");
+        assert_eq!(f("100%%", &[]), "100%");
+        assert!(format_pg("%s %s", &[Some("a")]).is_err());
+        assert!(format_pg("%x", &[Some("a")]).is_err());
+        assert!(format_pg("%I", &[None]).is_err());
+        assert!(format_pg("50%", &[]).is_err());
+        assert!(format_pg("%*0$s", &[Some("1"), Some("a")]).is_err());
+        assert!(format_pg("%0$s", &[Some("a")]).is_err());
     }
 
     #[test]
