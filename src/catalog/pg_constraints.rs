@@ -667,6 +667,22 @@ impl Derived {
         let class = self.rows(state, &self.class).await?;
         let namespace = self.rows(state, &self.namespace).await?;
         let ns_names: HashMap<i64, String> = pairs(&namespace, "oid", "nspname")?;
+        // The catalog's relations get OIDs of their own (see
+        // `relation_oids`), the same in every session and on every server.
+        let stable = relation_oids(&self.catalog.snapshot());
+        let remap: HashMap<i64, i64> = {
+            let oids = int_column(&class, "oid")?;
+            let rel_ns = int_column(&class, "relnamespace")?;
+            let names = text_column(&class, "relname")?;
+            (0..class.num_rows())
+                .filter_map(|row| {
+                    let schema = ns_names.get(&rel_ns[row])?;
+                    let key = (schema.clone(), names[row].clone());
+                    Some((oids[row], *stable.get(&key)?))
+                })
+                .collect()
+        };
+        let class = with_mapped(class, "oid", &remap)?;
         // (schema, table) -> (oid, namespace oid, row in pg_class)
         let oids = int_column(&class, "oid")?;
         let rel_ns = int_column(&class, "relnamespace")?;
@@ -785,7 +801,7 @@ impl Derived {
                 Ok(concat_batches(&self.schema, &[builtin, owned])?)
             }
             Which::Attribute => {
-                let attrs = self.rows(state, &self.own).await?;
+                let attrs = with_mapped(self.rows(state, &self.own).await?, "attrelid", &remap)?;
                 self.attributes_with(attrs, &tables)
             }
             Which::AttrDef => self.batch(
@@ -1347,19 +1363,85 @@ const SEQ_OIDS: u64 = 400_000;
 fn sequence_oids<'a>(ids: impl Iterator<Item = &'a str>) -> Vec<i64> {
     let mut taken = std::collections::HashSet::new();
     ids.map(|id| {
-        // FNV-1a: stable across builds and platforms.
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in id.bytes() {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        let mut slot = h % SEQ_OIDS;
+        let mut slot = fnv1a(id) % SEQ_OIDS;
         while !taken.insert(slot) {
             slot = (slot + 1) % SEQ_OIDS;
         }
         SEQ_OID_BASE + slot as i64
     })
     .collect()
+}
+
+/// OIDs of the catalog's tables, views and materialized views, by object
+/// id: from a hash of the id, so every session and every server of a lake
+/// gives a relation the same OID (pgjdbc reads the OID of a result
+/// column's table from RowDescription and looks it up in `pg_class` on the
+/// same or another connection). Ids are taken in order; a clash takes the
+/// next free OID. Between the OIDs datafusion-pg-catalog hands out and
+/// the sequences'.
+pub fn relation_oids(snapshot: &super::Snapshot) -> HashMap<(String, String), i64> {
+    const BASE: i64 = 200_000;
+    const SLOTS: u64 = 400_000;
+    // A table's identity is where it is stored (a rename keeps its OID);
+    // a view's is its name.
+    let mut keyed: Vec<(String, &crate::catalog::Object)> = snapshot
+        .objects()
+        .iter()
+        .filter_map(|o| {
+            let key = match &o.def {
+                Def::Table(t) => t.location.clone(),
+                Def::MaterializedView(m) => m.table.location.clone(),
+                _ if matches!(o.kind(), Kind::View | Kind::External) => {
+                    format!("{}.{}", o.schema, o.name)
+                }
+                _ => return None,
+            };
+            Some((key, o))
+        })
+        .collect();
+    keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let mut taken = std::collections::HashSet::new();
+    keyed
+        .into_iter()
+        .map(|(key, o)| {
+            let mut slot = fnv1a(&key) % SLOTS;
+            while !taken.insert(slot) {
+                slot = (slot + 1) % SLOTS;
+            }
+            ((o.schema.clone(), o.name.clone()), BASE + slot as i64)
+        })
+        .collect()
+}
+
+/// FNV-1a: stable across builds and platforms.
+fn fnv1a(text: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// `batch` with the integer column `name`'s values replaced through `map`
+/// (values it does not list kept), in the column's own type.
+fn with_mapped(batch: RecordBatch, name: &str, map: &HashMap<i64, i64>) -> Result<RecordBatch> {
+    let Some(at) = batch.schema().index_of(name).ok() else {
+        return Ok(batch);
+    };
+    if map.is_empty() {
+        return Ok(batch);
+    }
+    let old = batch.column(at);
+    let wide = cast(old, &DataType::Int64)?;
+    let mapped: datafusion::arrow::array::Int64Array = wide
+        .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+        .iter()
+        .map(|v| v.map(|v| map.get(&v).copied().unwrap_or(v)))
+        .collect();
+    let mut columns = batch.columns().to_vec();
+    columns[at] = cast(&mapped, old.data_type())?;
+    Ok(RecordBatch::try_new(batch.schema(), columns)?)
 }
 
 /// A sequence as the catalog tables show it.

@@ -26,9 +26,15 @@ pub const PARAM_KEY: &str = "sluice.param";
 
 #[derive(Debug, Clone, PartialEq)]
 enum Source {
-    Type(PgType),
+    /// A declared type, and the relation column it is (its OID and
+    /// attribute number) when it passes one through unchanged.
+    Type(PgType, Option<(i64, i16)>),
     Param(usize),
 }
+
+/// Field metadata: the column is column `attnum` of relation `oid`
+/// (`"oid,attnum"`), for RowDescription.
+pub const ORIGIN_KEY: &str = "sluice.origin";
 
 /// `schema` (the result columns of `plan`) with the PostgreSQL types that
 /// can be traced attached as metadata.
@@ -38,11 +44,7 @@ pub fn annotate(
     snapshot: &Snapshot,
     lake: &Lake,
 ) -> SchemaRef {
-    let mut tables = Tables {
-        snapshot,
-        lake,
-        by_url: None,
-    };
+    let mut tables = Tables::new(snapshot, lake);
     let sources = walk(plan, &mut tables);
     if sources.iter().all(Option::is_none) || sources.len() != schema.fields().len() {
         return schema;
@@ -53,14 +55,17 @@ pub fn annotate(
         .zip(sources)
         .map(|(f, s)| {
             let mut meta = f.metadata().clone();
-            match s {
-                Some(Source::Type(t)) if fits(&t, f) => {
+            match &s {
+                Some(Source::Type(t, _)) if fits(t, f) => {
                     meta.insert(PG_TYPE_KEY.into(), format!("{},{}", t.oid(), t.typmod()));
                 }
                 Some(Source::Param(n)) => {
                     meta.insert(PARAM_KEY.into(), n.to_string());
                 }
                 _ => {}
+            }
+            if let Some(Source::Type(_, Some((oid, attnum)))) = s {
+                meta.insert(ORIGIN_KEY.into(), format!("{oid},{attnum}"));
             }
             f.as_ref().clone().with_metadata(meta)
         })
@@ -78,11 +83,7 @@ pub fn declared(
     snapshot: &Snapshot,
     lake: &Lake,
 ) -> Vec<Option<PgType>> {
-    let mut tables = Tables {
-        snapshot,
-        lake,
-        by_url: None,
-    };
+    let mut tables = Tables::new(snapshot, lake);
     let sources = walk(plan, &mut tables);
     if sources.len() != schema.fields().len() {
         return vec![None; schema.fields().len()];
@@ -91,7 +92,7 @@ pub fn declared(
         .into_iter()
         .zip(schema.fields())
         .map(|(s, f)| match s {
-            Some(Source::Type(t)) if fits(&t, f) => Some(t),
+            Some(Source::Type(t, _)) if fits(&t, f) => Some(t),
             _ => None,
         })
         .collect()
@@ -116,32 +117,67 @@ fn same_storage(stored: &DataType, read: &DataType) -> bool {
     stored == read || (text(stored) && text(read))
 }
 
+/// A table found by its location, and its OID.
+type Located = (Arc<crate::catalog::TableDef>, Option<i64>);
+
 /// The catalog's tables by location, built when a plan first reads one.
 struct Tables<'a> {
     snapshot: &'a Snapshot,
     lake: &'a Lake,
-    by_url: Option<HashMap<String, Arc<crate::catalog::TableDef>>>,
+    by_url: Option<HashMap<String, Located>>,
+    oids: Option<HashMap<(String, String), i64>>,
 }
 
-impl Tables<'_> {
-    fn at(&mut self, url: &url::Url) -> Option<Arc<crate::catalog::TableDef>> {
-        let (snapshot, lake) = (self.snapshot, self.lake);
-        let map = self.by_url.get_or_insert_with(|| {
-            snapshot
-                .objects()
-                .iter()
-                .filter_map(|o| {
-                    let def = match &o.def {
-                        Def::Table(t) => t.clone(),
-                        Def::MaterializedView(m) => Arc::new(m.table.clone()),
-                        _ => return None,
-                    };
-                    let url = lake.url_for(&def.location).ok()?;
-                    Some((url.as_str().trim_end_matches('/').to_string(), def))
-                })
-                .collect()
-        });
-        map.get(url.as_str().trim_end_matches('/')).cloned()
+impl<'a> Tables<'a> {
+    fn new(snapshot: &'a Snapshot, lake: &'a Lake) -> Self {
+        Tables {
+            snapshot,
+            lake,
+            by_url: None,
+            oids: None,
+        }
+    }
+
+    /// The relations' OIDs, as pg_class shows them.
+    fn oids(&mut self) -> &HashMap<(String, String), i64> {
+        let snapshot = self.snapshot;
+        self.oids
+            .get_or_insert_with(|| crate::catalog::pg_constraints::relation_oids(snapshot))
+    }
+
+    /// The table stored at `url`, and its OID.
+    fn at(&mut self, url: &url::Url) -> Option<Located> {
+        if self.by_url.is_none() {
+            let (snapshot, lake) = (self.snapshot, self.lake);
+            let oids = self.oids().clone();
+            self.by_url = Some(
+                snapshot
+                    .objects()
+                    .iter()
+                    .filter_map(|o| {
+                        let def = match &o.def {
+                            Def::Table(t) => t.clone(),
+                            Def::MaterializedView(m) => Arc::new(m.table.clone()),
+                            _ => return None,
+                        };
+                        let url = lake.url_for(&def.location).ok()?;
+                        let oid = oids.get(&(o.schema.clone(), o.name.clone())).copied();
+                        Some((url.as_str().trim_end_matches('/').to_string(), (def, oid)))
+                    })
+                    .collect(),
+            );
+        }
+        self.by_url
+            .as_ref()?
+            .get(url.as_str().trim_end_matches('/'))
+            .cloned()
+    }
+
+    /// The OID of the view a scan reads, when it is one of the catalog's.
+    fn view_oid(&mut self, scan: &TableScan) -> Option<i64> {
+        let schema = scan.table_name.schema()?;
+        let key = (schema.to_string(), scan.table_name.table().to_string());
+        self.oids().get(&key).copied()
     }
 }
 
@@ -186,10 +222,18 @@ fn walk(plan: &LogicalPlan, tables: &mut Tables) -> Vec<Option<Source>> {
             let Some(first) = inputs.next() else {
                 return none(plan);
             };
+            // A column of the same type in every input keeps the type; it
+            // is no one relation's column.
             inputs.fold(first, |acc, next| {
                 acc.into_iter()
                     .zip(next)
-                    .map(|(a, b)| if a == b { a } else { None })
+                    .map(|(a, b)| match (a, b) {
+                        (Some(Source::Type(a, _)), Some(Source::Type(b, _))) if a == b => {
+                            Some(Source::Type(a, None))
+                        }
+                        (a, b) if a == b => a,
+                        _ => None,
+                    })
                     .collect()
             })
         }
@@ -213,10 +257,10 @@ fn walk(plan: &LogicalPlan, tables: &mut Tables) -> Vec<Option<Source>> {
                     let source = input.get(i).cloned().flatten();
                     let unnested = u.list_type_columns.iter().any(|(c, _)| *c == i);
                     match source {
-                        Some(Source::Type(t)) if unnested => t
+                        Some(Source::Type(t, _)) if unnested => t
                             .name
                             .strip_suffix("[]")
-                            .map(|element| Source::Type(PgType::simple(element))),
+                            .map(|element| Source::Type(PgType::simple(element), None)),
                         other if !unnested => other,
                         _ => None,
                     }
@@ -236,21 +280,34 @@ fn scan_sources(scan: &TableScan, tables: &mut Tables) -> Vec<Option<Source>> {
     let Ok(provider) = source_as_provider(&scan.source) else {
         return vec![None; scan.projected_schema.fields().len()];
     };
+    // A column is the relation's attribute of its position (PostgreSQL
+    // reports a view's own columns, not those of the tables it reads).
+    let attnum = |i: usize| i16::try_from(i + 1).ok();
     let all: Vec<Option<Source>> =
         if let Some(url) = crate::lake::provider_location(provider.as_ref()) {
-            let def = tables.at(url);
+            let found = tables.at(url);
             provider
                 .schema()
                 .fields()
                 .iter()
-                .map(|f| {
-                    def.as_ref()
-                        .and_then(|d| d.column(f.name()))
-                        .map(|c| Source::Type(c.ty.clone()))
+                .enumerate()
+                .map(|(i, f)| {
+                    let (def, oid) = found.as_ref()?;
+                    let c = def.column(f.name())?;
+                    let origin = oid.zip(attnum(i));
+                    Some(Source::Type(c.ty.clone(), origin))
                 })
                 .collect()
         } else if let Some(view) = provider.get_logical_plan() {
+            let oid = tables.view_oid(scan);
             walk(&view, tables)
+                .into_iter()
+                .enumerate()
+                .map(|(i, s)| match s {
+                    Some(Source::Type(t, _)) => Some(Source::Type(t, oid.zip(attnum(i)))),
+                    other => other,
+                })
+                .collect()
         } else {
             vec![None; provider.schema().fields().len()]
         };
@@ -274,43 +331,40 @@ fn expr_source(e: &Expr, input: &LogicalPlan, sources: &[Option<Source>]) -> Opt
         }
         // `a || b` on jsonb (see `jsonb_operands`).
         Expr::BinaryExpr(b) if b.op == datafusion::logical_expr::Operator::StringConcat => {
-            let jsonb = |x: &Expr| matches!(expr_source(x, input, sources), Some(Source::Type(t)) if t.name == "jsonb");
+            let jsonb = |x: &Expr| matches!(expr_source(x, input, sources), Some(Source::Type(t, _)) if t.name == "jsonb");
             let (l, r) = (&*b.left, &*b.right);
             ((jsonb(l) && (jsonb(r) || untyped_text(r))) || (jsonb(r) && untyped_text(l)))
-                .then(|| Source::Type(PgType::simple("jsonb")))
+                .then(|| Source::Type(PgType::simple("jsonb"), None))
         }
         Expr::ScalarFunction(f) => {
             let name = f.func.name();
             if let Some(t) = TextType::of_function(name) {
-                return Some(Source::Type(PgType::simple(t.name())));
+                return Some(Source::Type(PgType::simple(t.name()), None));
             }
             if name == "uuid" {
-                return Some(Source::Type(PgType::simple("uuid")));
+                return Some(Source::Type(PgType::simple("uuid"), None));
             }
             if let Some(jsonb) = crate::types::json_fns::json_list_result(name) {
-                return Some(Source::Type(PgType::simple(if jsonb {
-                    "jsonb[]"
-                } else {
-                    "json[]"
-                })));
+                return Some(Source::Type(
+                    PgType::simple(if jsonb { "jsonb[]" } else { "json[]" }),
+                    None,
+                ));
             }
             if let Some(jsonb) = crate::types::json_fns::json_result(name) {
-                return Some(Source::Type(PgType::simple(if jsonb {
-                    "jsonb"
-                } else {
-                    "json"
-                })));
+                return Some(Source::Type(
+                    PgType::simple(if jsonb { "jsonb" } else { "json" }),
+                    None,
+                ));
             }
             if name == JsonOp::Get.function() || name == JsonOp::Path.function() {
                 let jsonb = matches!(
                     f.args.first().and_then(|a| expr_source(a, input, sources)),
-                    Some(Source::Type(t)) if t.name == "jsonb"
+                    Some(Source::Type(t, _)) if t.name == "jsonb"
                 );
-                return Some(Source::Type(PgType::simple(if jsonb {
-                    "jsonb"
-                } else {
-                    "json"
-                })));
+                return Some(Source::Type(
+                    PgType::simple(if jsonb { "jsonb" } else { "json" }),
+                    None,
+                ));
             }
             None
         }
@@ -376,13 +430,13 @@ fn jsonb_operands(
     use datafusion::common::tree_node::Transformed;
     use datafusion::logical_expr::ExprSchemable;
     let type_of = |x: &Expr| match expr_source(x, input, sources) {
-        Some(Source::Type(t)) => Some(t.name),
+        Some(Source::Type(t, _)) => Some(t.name),
         _ => None,
     };
     match e {
         Expr::BinaryExpr(b) => {
             let concat = Expr::BinaryExpr(b.clone());
-            if matches!(expr_source(&concat, input, sources), Some(Source::Type(t)) if t.name == "jsonb")
+            if matches!(expr_source(&concat, input, sources), Some(Source::Type(t, _)) if t.name == "jsonb")
             {
                 let f = crate::types::jsonb_edit::udf(crate::types::jsonb_edit::CONCAT);
                 return Ok(Transformed::yes(Expr::ScalarFunction(
@@ -461,11 +515,7 @@ impl datafusion::optimizer::AnalyzerRule for JsonArguments {
             return Ok(plan);
         };
         let snapshot = catalog.snapshot();
-        let mut tables = Tables {
-            snapshot: &snapshot,
-            lake: catalog.lake(),
-            by_url: None,
-        };
+        let mut tables = Tables::new(&snapshot, catalog.lake());
         plan.transform_up_with_subqueries(|node| {
             let wanted = node.expressions().iter().any(|e| {
                 e.exists(|x| Ok(json_consumer(x).is_some() || jsonb_operator(x)))
@@ -495,7 +545,7 @@ impl datafusion::optimizer::AnalyzerRule for JsonArguments {
                         let already = matches!(arg, Expr::ScalarFunction(g)
                             if g.func.name() == crate::types::json_fns::MARKED);
                         let json = matches!(expr_source(arg, &input, &sources),
-                            Some(Source::Type(t)) if t.name == "json" || t.name == "jsonb");
+                            Some(Source::Type(t, _)) if t.name == "json" || t.name == "jsonb");
                         if which(i) && json && !already {
                             *arg = Expr::ScalarFunction(
                                 datafusion::logical_expr::expr::ScalarFunction::new_udf(

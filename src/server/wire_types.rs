@@ -16,7 +16,7 @@ use pgwire::api::stmt::StoredStatement;
 use pgwire::error::PgWireResult;
 use pgwire::types::format::FormatOptions;
 
-use crate::engine::result_types::{PARAM_KEY, PG_TYPE_KEY};
+use crate::engine::result_types::{ORIGIN_KEY, PARAM_KEY, PG_TYPE_KEY};
 
 /// datafusion-pg-catalog's field metadata on oid columns of the catalog.
 const OID_ALIAS_KEY: &str = "pg.oid_alias";
@@ -69,6 +69,23 @@ pub fn fields(
             *info = FieldInfo::new(info.name().to_string(), None, None, ty, info.format())
                 .with_format_options(info.format_options().clone())
                 .with_type_modifier(typmod);
+        }
+        // The relation column a result column is (pgjdbc's getTableName and
+        // isNullable look it up in pg_class and pg_attribute).
+        if let Some((oid, attnum)) = meta
+            .get(ORIGIN_KEY)
+            .and_then(|o| o.split_once(','))
+            .and_then(|(oid, n)| Some((oid.parse::<i32>().ok()?, n.parse::<i16>().ok()?)))
+        {
+            *info = FieldInfo::new(
+                info.name().to_string(),
+                Some(oid),
+                Some(attnum),
+                info.datatype().clone(),
+                info.format(),
+            )
+            .with_format_options(info.format_options().clone())
+            .with_type_modifier(info.type_modifier());
         }
     }
     Ok(fields)

@@ -61,7 +61,6 @@ def pytest_runtest_makereport(item, call):
 # to pass fails the run (strict), so this list is kept true.
 KNOWN_GAPS = {
     "test_dbt.py::test_docs_catalog_columns_match": "a computed numeric column of CREATE TABLE AS keeps the precision and scale it is stored with (numeric(22,2) where PostgreSQL has an unconstrained numeric)",
-    "test_jdbc.py::test_jdbc[sluice]": "RowDescription carries no table OID or column number (ResultSetMetaData.isNullable, getTableName)",
 }
 
 

@@ -76,6 +76,23 @@ def test_result_type_modifiers(target):
         assert ts.type_code == 1184
 
 
+def test_result_columns_name_their_table(target):
+    """RowDescription names each plain column's table (pg_class OID, the
+    same on every connection) and attribute number; a computed column has
+    neither, as in PostgreSQL."""
+    with connect(target, autocommit=True) as conn:
+        conn.execute("CREATE TABLE origins (a integer, b text, c numeric(6,2))")
+        cur = conn.execute("SELECT c, a, a + 1 AS d FROM origins")
+        res = cur.pgresult
+        oid = conn.execute("SELECT 'origins'::regclass::oid").fetchone()[0]
+        assert [res.ftable(i) for i in range(3)] == [oid, oid, 0]
+        assert [res.ftablecol(i) for i in range(3)] == [3, 1, 0]
+    with connect(target, autocommit=True) as other:
+        assert other.execute("SELECT 'origins'::regclass::oid").fetchone()[0] == oid
+        name = other.execute("SELECT relname FROM pg_class WHERE oid = %s", (oid,)).fetchone()[0]
+        assert name == "origins"
+
+
 def test_values_default_and_generate_series_alias(target):
     """Two PostgreSQL forms that client-generated SQL uses: DEFAULT inside a
     multi-row VALUES list, and a set-returning function's alias as column name."""
