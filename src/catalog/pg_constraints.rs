@@ -216,6 +216,8 @@ enum Which {
     Description,
     /// pg_namespace with PostgreSQL 15's columns.
     Namespace,
+    /// pg_collation with PostgreSQL 15's columns (`colliculocale`).
+    Collation,
     /// pg_sequence: one row per sequence.
     Sequence,
     /// pg_depend: PostgreSQL's own rows and a sequence's owning column.
@@ -276,6 +278,7 @@ impl SchemaProvider for PgCatalog {
                 return Ok(Some(relations_table(&own.schema(), &self.catalog, kind)?));
             }
             "pg_namespace" => Which::Namespace,
+            "pg_collation" => Which::Collation,
             "pg_class" => Which::Class,
             "pg_constraint" => Which::Constraint,
             "pg_index" => Which::Index,
@@ -542,6 +545,16 @@ fn typed(schema: &SchemaRef) -> SchemaRef {
         // PostgreSQL 15's pg_namespace has no `options`.
         .filter(|f| !(f.name() == "options" && schema.field_with_name("nspname").is_ok()))
         .collect();
+    // PostgreSQL 15's pg_collation has an ICU locale (psql's `\dO`).
+    if schema.field_with_name("collctype").is_ok()
+        && schema.field_with_name("colliculocale").is_err()
+    {
+        let at = fields
+            .iter()
+            .position(|f| f.name() == "collctype")
+            .map_or(fields.len(), |i| i + 1);
+        fields.insert(at, Field::new("colliculocale", DataType::Utf8, true));
+    }
     if schema.field_with_name("relname").is_ok() {
         // In PostgreSQL 15's order, before `relpartbound` (DBeaver reads
         // `c.*` and keys its columns by position).
@@ -810,23 +823,31 @@ impl Derived {
                     .flat_map(|(oid, def)| attrdef_rows(*oid, def))
                     .collect(),
             ),
-            Which::Namespace => {
-                let columns = self
-                    .schema
-                    .fields()
-                    .iter()
-                    .map(|f| match namespace.column_by_name(f.name()) {
-                        Some(c) if c.data_type() == f.data_type() => c.clone(),
-                        _ => new_null_array(f.data_type(), namespace.num_rows()),
-                    })
-                    .collect();
-                Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
+            Which::Namespace => self.by_name(&namespace),
+            Which::Collation => {
+                let rows = self.rows(state, &self.own).await?;
+                self.by_name(&rows)
             }
             Which::Description => {
                 let builtin = self.rows(state, &self.own).await?;
                 self.descriptions_with(builtin, &tables, &described)
             }
         }
+    }
+
+    /// `rows` in this table's columns, taken by name; a column `rows` has
+    /// not (or of another type) is NULL.
+    fn by_name(&self, rows: &RecordBatch) -> Result<RecordBatch> {
+        let columns = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| match rows.column_by_name(f.name()) {
+                Some(c) if c.data_type() == f.data_type() => c.clone(),
+                _ => new_null_array(f.data_type(), rows.num_rows()),
+            })
+            .collect();
+        Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
     }
 
     /// The descriptions of schemas, relations and their columns: the

@@ -233,6 +233,10 @@ impl Engine {
         let settings = Settings::default();
         let ctx = self.context(&settings.current_schema(), true);
         let caller = activity::install(&ctx, self.activity.clone(), DATABASE);
+        if let Some(schema) = ctx.catalog(DATABASE).and_then(|c| c.schema("pg_catalog")) {
+            let table = sequences::PgSequences::new(self.catalog.clone(), self.sequences.clone());
+            let _ = schema.register_table("pg_sequences".into(), Arc::new(table));
+        }
         let prepared = prepared::PreparedStatements::default();
         prepared.install(&ctx, DATABASE);
         let session = Session {

@@ -633,6 +633,110 @@ pub async fn as_relation(
     )?))
 }
 
+/// `pg_catalog.pg_sequences`: every sequence with its options and where
+/// it stands (`last_value` NULL before the first `nextval`), as of the
+/// scan.
+#[derive(Debug)]
+pub struct PgSequences {
+    catalog: Arc<crate::catalog::Catalog>,
+    sequences: Arc<crate::write::sequences::Sequences>,
+}
+
+impl PgSequences {
+    pub fn new(
+        catalog: Arc<crate::catalog::Catalog>,
+        sequences: Arc<crate::write::sequences::Sequences>,
+    ) -> Self {
+        PgSequences { catalog, sequences }
+    }
+
+    fn columns() -> datafusion::arrow::datatypes::SchemaRef {
+        use datafusion::arrow::datatypes::{DataType as A, Field, Schema};
+        let int = |n: &str| Field::new(n, A::Int64, false);
+        Arc::new(Schema::new(vec![
+            Field::new("schemaname", A::Utf8, false),
+            Field::new("sequencename", A::Utf8, false),
+            Field::new("sequenceowner", A::Utf8, false),
+            Field::new("data_type", A::Utf8, false),
+            int("start_value"),
+            int("min_value"),
+            int("max_value"),
+            int("increment_by"),
+            Field::new("cycle", A::Boolean, false),
+            int("cache_size"),
+            Field::new("last_value", A::Int64, true),
+        ]))
+    }
+}
+
+#[async_trait::async_trait]
+impl datafusion::catalog::TableProvider for PgSequences {
+    fn schema(&self) -> datafusion::arrow::datatypes::SchemaRef {
+        Self::columns()
+    }
+    fn table_type(&self) -> datafusion::datasource::TableType {
+        datafusion::datasource::TableType::View
+    }
+    async fn scan(
+        &self,
+        _state: &dyn datafusion::catalog::Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[datafusion::logical_expr::Expr],
+        _limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+        use datafusion::arrow::array::{
+            ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray,
+        };
+        let snapshot = self.catalog.snapshot();
+        let mut found: Vec<(&Object, &SequenceDef)> = snapshot
+            .objects()
+            .iter()
+            .filter_map(|o| match &o.def {
+                crate::catalog::Def::Sequence(d) => Some((o, d.as_ref())),
+                _ => None,
+            })
+            .collect();
+        found.sort_by(|a, b| (&a.0.schema, &a.0.name).cmp(&(&b.0.schema, &b.0.name)));
+        let mut last = Vec::with_capacity(found.len());
+        for (_, def) in &found {
+            let p = self.sequences.position(def).await?;
+            last.push(p.last.filter(|_| p.called));
+        }
+        let text = |f: &dyn Fn(&(&Object, &SequenceDef)) -> String| -> ArrayRef {
+            Arc::new(found.iter().map(|x| Some(f(x))).collect::<StringArray>())
+        };
+        let int = |f: &dyn Fn(&SequenceDef) -> i64| -> ArrayRef {
+            Arc::new(found.iter().map(|x| Some(f(x.1))).collect::<Int64Array>())
+        };
+        let columns: Vec<ArrayRef> = vec![
+            text(&|x| x.0.schema.clone()),
+            text(&|x| x.0.name.clone()),
+            text(&|_| "postgres".to_string()),
+            text(&|x| x.1.ty.name.clone()),
+            int(&|d| d.start),
+            int(&|d| d.min),
+            int(&|d| d.max),
+            int(&|d| d.increment),
+            Arc::new(
+                found
+                    .iter()
+                    .map(|x| Some(x.1.cycle))
+                    .collect::<BooleanArray>(),
+            ),
+            int(&|d| d.cache),
+            Arc::new(Int64Array::from(last)),
+        ];
+        let schema = Self::columns();
+        let batch = RecordBatch::try_new(schema.clone(), columns)?;
+        let exec = datafusion::datasource::memory::MemorySourceConfig::try_new_exec(
+            &[vec![batch]],
+            schema,
+            projection.cloned(),
+        )?;
+        Ok(exec)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

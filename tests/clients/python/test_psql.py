@@ -65,7 +65,7 @@ META = [
     # the rest of psql's listings: Sluice has few of these objects (no
     # operators, text search configurations or event triggers of its own),
     # but each command runs without an error
-    r"\do", r"\db", r"\dc", r"\dd", r"\dD", r"\dA", r"\dC", r"\dE", r"\dL",
+    r"\do", r"\db", r"\dc", r"\dd", r"\dD", r"\dA", r"\dC", r"\dE", r"\dL", r"\dO",
     r"\dP", r"\dX", r"\dx", r"\dy", r"\dF", r"\dFd", r"\dFp", r"\dFt", r"\ddp",
     r"\drds", r"\des", r"\dew", r"\det", r"\deu", r"\dRp", r"\dRs", r"\dg", r"\z",
     r"\da", r"\dl", r"\dconfig",
