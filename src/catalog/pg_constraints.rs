@@ -38,10 +38,21 @@ const CON_OID_BASE: i64 = 1_000_000;
 /// Constraints per table that get distinct OIDs (and are listed).
 const PER_TABLE: i64 = 1024;
 
-/// The function a reverse `::regclass` cast in a client's catalog query
-/// becomes: a relation's name (schema-qualified outside `public`) from its
-/// OID, as PostgreSQL shows a regclass.
+/// The function a reverse `::regclass` cast in a select item becomes: a
+/// relation's name from its OID, as PostgreSQL shows a regclass (qualified
+/// when the search path does not find it by its bare name).
 pub const REGCLASS_NAME: &str = "sluice_regclass_name";
+
+/// The function a type name cast to `regtype` becomes: the type's OID.
+pub const REGTYPE_FOUND: &str = "sluice_regtype_found";
+
+/// The function a type OID cast to `regtype` in a select item becomes:
+/// the type's name, as `format_type(oid, NULL)` shows it.
+pub const REGTYPE_NAME: &str = "sluice_regtype_name";
+
+/// The function a relation name cast to `regclass` becomes: the OID its
+/// lookup found, or `42P01` naming the relation.
+pub const REGCLASS_FOUND: &str = "sluice_regclass_found";
 
 /// `pg_am` OIDs: tables are `heap`, keys shown as indexes `btree` (as a
 /// PostgreSQL key's index would be).
@@ -438,7 +449,7 @@ struct RegclassFound {
 
 impl ScalarUDFImpl for RegclassFound {
     fn name(&self) -> &str {
-        crate::frontend::compat::REGCLASS_FOUND
+        crate::catalog::pg_constraints::REGCLASS_FOUND
     }
     fn signature(&self) -> &Signature {
         &self.signature

@@ -160,7 +160,7 @@ struct RegtypeName {
 
 impl datafusion::logical_expr::ScalarUDFImpl for RegtypeName {
     fn name(&self) -> &str {
-        crate::frontend::compat::REGTYPE_NAME
+        crate::catalog::pg_constraints::REGTYPE_NAME
     }
     fn signature(&self) -> &datafusion::logical_expr::Signature {
         &self.signature

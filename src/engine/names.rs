@@ -115,19 +115,19 @@ fn figure(e: &Expr) -> (Option<String>, u8) {
             }
         }
         // A name cast to regclass or regtype, looked up: named after the type.
-        Expr::Function(f) if function_named(f, crate::frontend::compat::REGCLASS_FOUND) => {
+        Expr::Function(f) if function_named(f, crate::catalog::pg_constraints::REGCLASS_FOUND) => {
             (Some("regclass".into()), 1)
         }
-        Expr::Function(f) if function_named(f, crate::frontend::compat::REGTYPE_FOUND) => {
+        Expr::Function(f) if function_named(f, crate::catalog::pg_constraints::REGTYPE_FOUND) => {
             (Some("regtype".into()), 1)
         }
         // An OID cast to regclass or regtype, shown as a name: named after
         // the OID's expression, as the cast was.
         Expr::Function(f)
             if function_named(f, crate::catalog::pg_constraints::REGCLASS_NAME)
-                || function_named(f, crate::frontend::compat::REGTYPE_NAME) =>
+                || function_named(f, crate::catalog::pg_constraints::REGTYPE_NAME) =>
         {
-            let ty = if function_named(f, crate::frontend::compat::REGTYPE_NAME) {
+            let ty = if function_named(f, crate::catalog::pg_constraints::REGTYPE_NAME) {
                 "regtype"
             } else {
                 "regclass"

@@ -790,7 +790,7 @@ pub fn register_functions(ctx: &SessionContext) {
     ));
     // `'bigint'::regtype`: the same lookup, `42704` for an unknown name.
     ctx.register_udf(create_udf(
-        crate::frontend::compat::REGTYPE_FOUND,
+        crate::catalog::pg_constraints::REGTYPE_FOUND,
         vec![DataType::Utf8],
         DataType::Int32,
         Volatility::Stable,

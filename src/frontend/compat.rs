@@ -7,6 +7,7 @@
 
 use std::ops::ControlFlow;
 
+use crate::catalog::pg_constraints::{REGCLASS_FOUND, REGTYPE_FOUND, REGTYPE_NAME};
 use crate::visit::visit_relations;
 use datafusion::sql::sqlparser::ast::{ObjectName, Statement, TableFactor};
 use datafusion_pg_catalog::sql::rules::{
@@ -806,17 +807,6 @@ fn tableoid_columns(stmt: &mut Statement) {
     }
     let _ = crate::visit::walk_mut(stmt, &mut Scopes(Vec::new()));
 }
-
-/// The function a type name cast to `regtype` becomes: the type's OID.
-pub const REGTYPE_FOUND: &str = "sluice_regtype_found";
-
-/// The function a type OID cast to `regtype` in a select item becomes:
-/// the type's name, as `format_type(oid, NULL)` shows it.
-pub const REGTYPE_NAME: &str = "sluice_regtype_name";
-
-/// The function a relation name cast to `regclass` becomes: the OID its
-/// lookup found, or `42P01` naming the relation.
-pub const REGCLASS_FOUND: &str = "sluice_regclass_found";
 
 /// `'t'::regclass`, `'s.t'::regclass`: the relation's OID, found as
 /// PostgreSQL finds it. A one-part name is looked up in `pg_catalog` and

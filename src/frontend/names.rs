@@ -44,14 +44,7 @@ pub fn quote_ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
 
-/// An identifier as PostgreSQL prints one (`quote_ident`): quoted only
-/// when it is not all lower case letters, digits and underscores.
-pub fn quote_ident_if_needed(s: &str) -> String {
-    let plain = s.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if plain { s.to_string() } else { quote_ident(s) }
-}
+pub use crate::types::ident::quote_ident_if_needed;
 
 /// Column names as a quoted, comma-separated SQL list.
 pub fn quote_list(columns: &[String]) -> String {

@@ -31,6 +31,19 @@ fn is_ident_cont(c: char) -> bool {
     is_ident_start(c) || c.is_ascii_digit() || c == '$'
 }
 
+/// An identifier as PostgreSQL prints one (`quote_ident`): quoted only
+/// when it is not all lower case letters, digits and underscores.
+pub fn quote_ident_if_needed(s: &str) -> String {
+    let plain = s.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if plain {
+        s.to_string()
+    } else {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    }
+}
+
 /// Split `text` into identifiers as PostgreSQL's `parse_ident` does. With
 /// `strict` false, whatever follows the last identifier is ignored.
 pub fn parse_ident(text: &str, strict: bool) -> Result<Vec<String>, Error> {

@@ -1288,7 +1288,7 @@ fn format_pg(template: &str, args: &[Option<&str>]) -> Result<String> {
         let text = match kind {
             's' => value.unwrap_or("").to_string(),
             'I' => match value {
-                Some(v) => crate::frontend::names::quote_ident_if_needed(v),
+                Some(v) => crate::types::ident::quote_ident_if_needed(v),
                 None => {
                     return Err(DataFusionError::from(crate::error::Error::new(
                         crate::error::ErrorKind::NullValueNotAllowed,
