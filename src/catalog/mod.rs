@@ -69,6 +69,9 @@ pub struct Snapshot {
     /// For each table, the foreign keys (of any table) that point at it:
     /// (child, the foreign key).
     referencing: HashMap<(String, String), Vec<(RelName, ForeignKeyDef)>>,
+    /// Each relation's OID (see [`pg_constraints::relation_oids`]), worked
+    /// out when first asked for.
+    oids: std::sync::OnceLock<HashMap<(String, String), i64>>,
 }
 
 impl Snapshot {
@@ -106,7 +109,17 @@ impl Snapshot {
             relations,
             schemas,
             referencing,
+            oids: Default::default(),
         }
+    }
+
+    /// The OID `pg_class` gives relation `schema.name`, the same in every
+    /// session and on every server of the lake.
+    pub fn relation_oid(&self, schema: &str, name: &str) -> Option<i64> {
+        self.oids
+            .get_or_init(|| pg_constraints::relation_oids(self))
+            .get(&(schema.to_string(), name.to_string()))
+            .copied()
     }
 
     /// Every object, schemas first, in name order.

@@ -693,7 +693,7 @@ impl Derived {
         let ns_names: HashMap<i64, String> = pairs(&namespace, "oid", "nspname")?;
         // The catalog's relations get OIDs of their own (see
         // `relation_oids`), the same in every session and on every server.
-        let stable = relation_oids(&self.catalog.snapshot());
+        let snapshot = self.catalog.snapshot();
         let remap: HashMap<i64, i64> = {
             let oids = int_column(&class, "oid")?;
             let rel_ns = int_column(&class, "relnamespace")?;
@@ -701,8 +701,7 @@ impl Derived {
             (0..class.num_rows())
                 .filter_map(|row| {
                     let schema = ns_names.get(&rel_ns[row])?;
-                    let key = (schema.clone(), names[row].clone());
-                    Some((oids[row], *stable.get(&key)?))
+                    Some((oids[row], snapshot.relation_oid(schema, &names[row])?))
                 })
                 .collect()
         };
@@ -1404,14 +1403,15 @@ fn sequence_oids<'a>(ids: impl Iterator<Item = &'a str>) -> Vec<i64> {
     .collect()
 }
 
-/// OIDs of the catalog's tables, views and materialized views, by object
-/// id: from a hash of the id, so every session and every server of a lake
-/// gives a relation the same OID (pgjdbc reads the OID of a result
-/// column's table from RowDescription and looks it up in `pg_class` on the
-/// same or another connection). Ids are taken in order; a clash takes the
-/// next free OID. Between the OIDs datafusion-pg-catalog hands out and
-/// the sequences'.
-pub fn relation_oids(snapshot: &super::Snapshot) -> HashMap<(String, String), i64> {
+/// OIDs of the catalog's tables, views and materialized views, by
+/// (schema, name): from a hash of where a table is stored (of a view's
+/// name), so every session and every server of a lake gives a relation the
+/// same OID (pgjdbc reads the OID of a result column's table from
+/// RowDescription and looks it up in `pg_class` on the same or another
+/// connection). Keys are taken in order; a clash takes the next free OID.
+/// Between the OIDs datafusion-pg-catalog hands out and the sequences'.
+/// Read through [`super::Snapshot::relation_oid`], which keeps the map.
+pub(super) fn relation_oids(snapshot: &super::Snapshot) -> HashMap<(String, String), i64> {
     const BASE: i64 = 200_000;
     const SLOTS: u64 = 400_000;
     // A table's identity is where it is stored (a rename keeps its OID);

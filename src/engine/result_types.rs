@@ -125,7 +125,6 @@ struct Tables<'a> {
     snapshot: &'a Snapshot,
     lake: &'a Lake,
     by_url: Option<HashMap<String, Located>>,
-    oids: Option<HashMap<(String, String), i64>>,
 }
 
 impl<'a> Tables<'a> {
@@ -134,22 +133,13 @@ impl<'a> Tables<'a> {
             snapshot,
             lake,
             by_url: None,
-            oids: None,
         }
-    }
-
-    /// The relations' OIDs, as pg_class shows them.
-    fn oids(&mut self) -> &HashMap<(String, String), i64> {
-        let snapshot = self.snapshot;
-        self.oids
-            .get_or_insert_with(|| crate::catalog::pg_constraints::relation_oids(snapshot))
     }
 
     /// The table stored at `url`, and its OID.
     fn at(&mut self, url: &url::Url) -> Option<Located> {
         if self.by_url.is_none() {
             let (snapshot, lake) = (self.snapshot, self.lake);
-            let oids = self.oids().clone();
             self.by_url = Some(
                 snapshot
                     .objects()
@@ -161,7 +151,7 @@ impl<'a> Tables<'a> {
                             _ => return None,
                         };
                         let url = lake.url_for(&def.location).ok()?;
-                        let oid = oids.get(&(o.schema.clone(), o.name.clone())).copied();
+                        let oid = snapshot.relation_oid(&o.schema, &o.name);
                         Some((url.as_str().trim_end_matches('/').to_string(), (def, oid)))
                     })
                     .collect(),
@@ -174,10 +164,9 @@ impl<'a> Tables<'a> {
     }
 
     /// The OID of the view a scan reads, when it is one of the catalog's.
-    fn view_oid(&mut self, scan: &TableScan) -> Option<i64> {
+    fn view_oid(&self, scan: &TableScan) -> Option<i64> {
         let schema = scan.table_name.schema()?;
-        let key = (schema.to_string(), scan.table_name.table().to_string());
-        self.oids().get(&key).copied()
+        self.snapshot.relation_oid(schema, scan.table_name.table())
     }
 }
 

@@ -695,19 +695,6 @@ pub fn register_functions(ctx: &SessionContext) {
     ] {
         ctx.register_udf(visible_udf(name));
     }
-    // The one tablespace, pg_default, is in the data directory: PostgreSQL
-    // shows its location as an empty string (psql's `\db`).
-    ctx.register_udf(create_udf(
-        "pg_tablespace_location",
-        vec![DataType::Int64],
-        DataType::Utf8,
-        Volatility::Stable,
-        Arc::new(|_| {
-            Ok(ColumnarValue::Scalar(ScalarValue::Utf8(
-                Some(String::new()),
-            )))
-        }),
-    ));
     // An encoding's number (psql's `\dO` compares collencoding with the
     // database's): UTF8 is 6 and SQL_ASCII 0 in PostgreSQL, an unknown name -1.
     ctx.register_udf(create_udf(
@@ -735,10 +722,14 @@ pub fn register_functions(ctx: &SessionContext) {
             vec![],
         )),
     ));
+    // Empty text: no function has a signature of its own here, and the one
+    // tablespace, pg_default, is in the data directory, whose location
+    // PostgreSQL shows as an empty string (psql's `\db`).
     for name in [
         "pg_get_function_result",
         "pg_get_function_arguments",
         "pg_get_function_identity_arguments",
+        "pg_tablespace_location",
     ] {
         ctx.register_udf(create_udf(
             name,
@@ -769,51 +760,40 @@ pub fn register_functions(ctx: &SessionContext) {
         ctx.register_udf(null_udf(name, ty));
     }
     // The OID of a type named in SQL ('int8', 'character varying',
-    // 'text[]'), NULL for a type Sluice does not have (psycopg's TypeInfo
-    // probes for hstore this way).
-    ctx.register_udf(create_udf(
-        "to_regtype",
-        vec![DataType::Utf8],
-        DataType::Int32,
-        Volatility::Stable,
-        Arc::new(make_scalar_function(
-            |args: &[ArrayRef]| {
-                let out: datafusion::arrow::array::Int32Array = args[0]
-                    .as_string::<i32>()
-                    .iter()
-                    .map(|n| n.and_then(type_oid))
-                    .collect();
-                Ok(Arc::new(out) as ArrayRef)
-            },
-            vec![],
-        )),
-    ));
-    // `'bigint'::regtype`: the same lookup, `42704` for an unknown name.
-    ctx.register_udf(create_udf(
-        crate::catalog::pg_constraints::REGTYPE_FOUND,
-        vec![DataType::Utf8],
-        DataType::Int32,
-        Volatility::Stable,
-        Arc::new(make_scalar_function(
-            |args: &[ArrayRef]| {
-                let out = args[0]
-                    .as_string::<i32>()
-                    .iter()
-                    .map(|n| match n {
-                        None => Ok(None),
-                        Some(n) => type_oid(n).map(Some).ok_or_else(|| {
-                            datafusion::error::DataFusionError::from(Error::new(
-                                ErrorKind::UndefinedObject,
-                                format!("type \"{n}\" does not exist"),
-                            ))
-                        }),
-                    })
-                    .collect::<datafusion::error::Result<datafusion::arrow::array::Int32Array>>()?;
-                Ok(Arc::new(out) as ArrayRef)
-            },
-            vec![],
-        )),
-    ));
+    // 'text[]'): NULL for a type Sluice does not have from `to_regtype`
+    // (psycopg's TypeInfo probes for hstore this way), `42704` from
+    // `'name'::regtype`.
+    for (name, strict) in [
+        ("to_regtype", false),
+        (crate::catalog::pg_constraints::REGTYPE_FOUND, true),
+    ] {
+        ctx.register_udf(create_udf(
+            name,
+            vec![DataType::Utf8],
+            DataType::Int32,
+            Volatility::Stable,
+            Arc::new(make_scalar_function(
+                move |args: &[ArrayRef]| {
+                    let out = args[0]
+                        .as_string::<i32>()
+                        .iter()
+                        .map(|n| match n.map(|n| (n, type_oid(n))) {
+                            Some((n, None)) if strict => {
+                                Err(datafusion::error::DataFusionError::from(Error::new(
+                                    ErrorKind::UndefinedObject,
+                                    format!("type \"{n}\" does not exist"),
+                                )))
+                            }
+                            found => Ok(found.and_then(|(_, oid)| oid)),
+                        })
+                        .collect::<datafusion::error::Result<datafusion::arrow::array::Int32Array>>(
+                        )?;
+                    Ok(Arc::new(out) as ArrayRef)
+                },
+                vec![],
+            )),
+        ));
+    }
     ctx.register_udf(crate::types::json::json_build_object());
     // No session has a temporary schema (ADBC's schema query).
     ctx.register_udf(create_udf(

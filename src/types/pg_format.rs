@@ -1181,6 +1181,10 @@ impl ScalarUDFImpl for Format {
     }
 }
 
+/// The widest field `format` pads to: a width from a value must not make
+/// one call allocate without bound.
+const MAX_WIDTH: usize = 10 * 1024 * 1024;
+
 /// PostgreSQL's `format` over text arguments (None is NULL).
 fn format_pg(template: &str, args: &[Option<&str>]) -> Result<String> {
     let invalid = |what: &str| {
@@ -1312,6 +1316,12 @@ fn format_pg(template: &str, args: &[Option<&str>]) -> Result<String> {
             Some(w) => (left, w as usize),
             None => (left, 0),
         };
+        if width > MAX_WIDTH {
+            return Err(DataFusionError::from(crate::error::Error::new(
+                crate::error::ErrorKind::InvalidParameter,
+                format!("format() width {width} is over the limit of {MAX_WIDTH}"),
+            )));
+        }
         let pad = width.saturating_sub(text.chars().count());
         if left {
             out.push_str(&text);
@@ -1397,6 +1407,7 @@ mod tests {
         assert!(format_pg("50%", &[]).is_err());
         assert!(format_pg("%*0$s", &[Some("1"), Some("a")]).is_err());
         assert!(format_pg("%0$s", &[Some("a")]).is_err());
+        assert!(format_pg("%*s", &[Some("2000000000"), Some("a")]).is_err());
     }
 
     #[test]
