@@ -257,8 +257,29 @@ fn casts_name_to_oid(stmt: &Statement) -> bool {
 pub fn typed_casts<N: datafusion::sql::sqlparser::ast::VisitMut>(node: &mut N) {
     use crate::types::typed::TextType;
     use crate::visit::visit_expressions_mut;
-    use datafusion::sql::sqlparser::ast::{DataType, ExactNumberInfo, Expr, Value};
+    use datafusion::sql::sqlparser::ast::{DataType, ExactNumberInfo, Expr, TypedString, Value};
+    let text_type = |data_type: &DataType| match data_type {
+        DataType::Uuid => Some(TextType::Uuid),
+        DataType::JSON => Some(TextType::Json),
+        DataType::JSONB => Some(TextType::Jsonb),
+        DataType::Custom(name, args) if args.is_empty() => name
+            .0
+            .last()
+            .and_then(|p| p.as_ident())
+            .and_then(|i| TextType::of(&i.value.to_ascii_lowercase())),
+        _ => None,
+    };
     let _ = visit_expressions_mut(node, |e: &mut Expr| {
+        // `uuid '…'`, `jsonb '…'`: a typed literal reads its text as the
+        // cast does.
+        if let Expr::TypedString(TypedString {
+            data_type, value, ..
+        }) = e
+            && let Some(ty) = text_type(data_type)
+        {
+            *e = call(ty.function(), vec![Expr::Value(value.clone())], vec![]);
+            return ControlFlow::Continue(());
+        }
         // `INTERVAL '1 day 03:04:05'`: PostgreSQL's forms, in the one
         // Arrow's parser reads exactly.
         if let Expr::Interval(iv) = e
@@ -297,18 +318,7 @@ pub fn typed_casts<N: datafusion::sql::sqlparser::ast::VisitMut>(node: &mut N) {
                 }
                 return ControlFlow::Continue(());
             }
-            let ty = match data_type {
-                DataType::Uuid => Some(TextType::Uuid),
-                DataType::JSON => Some(TextType::Json),
-                DataType::JSONB => Some(TextType::Jsonb),
-                DataType::Custom(name, args) if args.is_empty() => name
-                    .0
-                    .last()
-                    .and_then(|p| p.as_ident())
-                    .and_then(|i| TextType::of(&i.value.to_ascii_lowercase())),
-                _ => None,
-            };
-            if let Some(ty) = ty {
+            if let Some(ty) = text_type(data_type) {
                 let null = Expr::Value(Value::Null.into());
                 let arg = std::mem::replace(expr.as_mut(), null);
                 *e = call(ty.function(), vec![arg], vec![]);
@@ -531,23 +541,33 @@ fn regclass_names(stmt: &mut Statement) {
     }
 }
 
-/// `format(fmt, a, b, ...)`: each argument after the format string is
-/// cast to text, so it shows as PostgreSQL shows that value (the function
-/// itself works on text, `types::pg_format`).
+/// `format(fmt, a, ...)`, `concat(a, ...)` and `concat_ws(sep, a, ...)`:
+/// each value argument shows as PostgreSQL's output function prints it
+/// (`t` for true, `\\x01` for bytea), so it is wrapped in
+/// [`crate::types::text::OUTPUT_TEXT`]. The argument of `quote_literal` and
+/// `quote_nullable` is cast to text, as theirs is in PostgreSQL (`true`).
+/// A text literal, and an explicit cast to text (`true::text` is `true`),
+/// stay as they are.
 pub fn format_arguments<N: datafusion::sql::sqlparser::ast::VisitMut>(node: &mut N) {
     use crate::visit::visit_expressions_mut;
     use datafusion::sql::sqlparser::ast::{
-        CastKind, DataType, Expr, FunctionArg, FunctionArgExpr, FunctionArguments,
+        DataType, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Value,
     };
     let _ = visit_expressions_mut(node, |e: &mut Expr| {
         if let Expr::Function(f) = e
             && let [.., name] = f.name.0.as_slice()
-            && name
-                .as_ident()
-                .is_some_and(|i| i.value.eq_ignore_ascii_case("format"))
+            && let Some((skip, cast)) = name.as_ident().and_then(|i| {
+                let n = i.value.to_ascii_lowercase();
+                match n.as_str() {
+                    "format" | "concat_ws" => Some((1, false)),
+                    "concat" => Some((0, false)),
+                    "quote_literal" | "quote_nullable" => Some((0, true)),
+                    _ => None,
+                }
+            })
             && let FunctionArguments::List(list) = &mut f.args
         {
-            for arg in list.args.iter_mut().skip(1) {
+            for arg in list.args.iter_mut().skip(skip) {
                 if let FunctionArg::Unnamed(FunctionArgExpr::Expr(a)) = arg
                     && !matches!(
                         a,
@@ -556,17 +576,19 @@ pub fn format_arguments<N: datafusion::sql::sqlparser::ast::VisitMut>(node: &mut
                             ..
                         }
                     )
+                    && !matches!(a, Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_)))
                 {
-                    let inner = std::mem::replace(
-                        a,
-                        Expr::value(datafusion::sql::sqlparser::ast::Value::Null),
-                    );
-                    *a = Expr::Cast {
-                        kind: CastKind::Cast,
-                        expr: Box::new(inner),
-                        data_type: DataType::Text,
-                        array: false,
-                        format: None,
+                    let inner = std::mem::replace(a, Expr::value(Value::Null));
+                    *a = if cast {
+                        Expr::Cast {
+                            kind: datafusion::sql::sqlparser::ast::CastKind::Cast,
+                            expr: Box::new(inner),
+                            data_type: DataType::Text,
+                            array: false,
+                            format: None,
+                        }
+                    } else {
+                        call(crate::types::text::OUTPUT_TEXT, vec![inner], vec![])
                     };
                 }
             }

@@ -29,6 +29,23 @@ pub fn fields(
     options: Option<Arc<FormatOptions>>,
     params: &[Option<Type>],
 ) -> PgWireResult<Vec<FieldInfo>> {
+    // PostgreSQL's arrays have any number of dimensions in one type
+    // (`int4[]`); the wire encoder knows lists of one level only.
+    if let Some(f) = schema.fields().iter().find(|f| {
+        matches!(f.data_type(), datafusion::arrow::datatypes::DataType::List(e)
+            if matches!(e.data_type(), datafusion::arrow::datatypes::DataType::List(_)))
+    }) {
+        return Err(pgwire::error::PgWireError::UserError(Box::new(
+            pgwire::error::ErrorInfo::new(
+                "ERROR".into(),
+                "0A000".into(),
+                format!(
+                    "column \"{}\" is a multi-dimensional array, which Sluice cannot send as a result yet; unnest it or send array_to_string(...)",
+                    f.name()
+                ),
+            ),
+        )));
+    }
     let mut fields = arrow_pg::datatypes::arrow_schema_to_pg_fields(schema, format, options)?;
     for (info, field) in fields.iter_mut().zip(schema.fields()) {
         let meta = field.metadata();

@@ -267,8 +267,166 @@ fn scaled(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
     }
 }
 
+/// The function a cast from `numeric` to `float8` or `real` calls.
+pub const TO_FLOAT: &str = "sluice_numeric_to_float";
+
+/// `v × 10^-scale` as the nearest `f64`, as PostgreSQL's cast (which reads
+/// the numeric's text) gives it. Arrow's cast divides by `10^scale` in
+/// floating point, which rounds twice: `1e15::float8` was
+/// `999999999999999.9`.
+pub fn decimal_to_f64(v: i128, scale: i8) -> f64 {
+    const EXACT: u128 = 1 << 53;
+    const POWERS: [f64; 23] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+        1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+    ];
+    // Both operands exact, one correctly rounded operation.
+    if v.unsigned_abs() <= EXACT && scale.unsigned_abs() <= 22 {
+        let power = POWERS[scale.unsigned_abs() as usize];
+        return if scale >= 0 {
+            v as f64 / power
+        } else {
+            v as f64 * power
+        };
+    }
+    format!("{v}e{}", -i32::from(scale))
+        .parse()
+        .unwrap_or(f64::NAN)
+}
+
+/// A numeric column as `float8` ([`decimal_to_f64`]) or `real` (read from
+/// the text, so rounded once; 22003 beyond real's range, as in
+/// PostgreSQL).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ToFloat {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for ToFloat {
+    fn name(&self) -> &str {
+        TO_FLOAT
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, args: &[DataType]) -> Result<DataType> {
+        Ok(match args.get(1) {
+            Some(DataType::Float32) => DataType::Float32,
+            _ => DataType::Float64,
+        })
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        use datafusion::arrow::array::{Array, AsArray, Float32Array, Float64Array};
+        use datafusion::arrow::datatypes::{Decimal128Type, Decimal256Type};
+        let real = *args.return_field.data_type() == DataType::Float32;
+        let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
+        let input = args.args[0].to_array(args.number_rows)?;
+        let text = |i: usize| -> Option<String> {
+            match input.data_type() {
+                DataType::Decimal128(_, s) => {
+                    let v = input.as_primitive::<Decimal128Type>().value(i);
+                    Some(format!("{v}e{}", -i32::from(*s)))
+                }
+                DataType::Decimal256(_, s) => {
+                    let v = input.as_primitive::<Decimal256Type>().value(i);
+                    Some(format!("{v}e{}", -i32::from(*s)))
+                }
+                _ => None,
+            }
+        };
+        let out: datafusion::arrow::array::ArrayRef = if real {
+            let mut values = Vec::with_capacity(input.len());
+            for i in 0..input.len() {
+                if input.is_null(i) {
+                    values.push(None);
+                    continue;
+                }
+                let Some(t) = text(i) else {
+                    return datafusion::common::exec_err!("{TO_FLOAT} of a non-numeric");
+                };
+                let f: f32 = t.parse().unwrap_or(f32::NAN);
+                if f.is_infinite() {
+                    let mut shown = String::new();
+                    if let DataType::Decimal128(_, s) = input.data_type() {
+                        super::output::decimal_text(
+                            input.as_primitive::<Decimal128Type>().value(i),
+                            *s,
+                            &mut shown,
+                        );
+                    } else {
+                        shown = t;
+                    }
+                    return Err(crate::error::Error::new(
+                        crate::error::ErrorKind::NumericOutOfRange,
+                        format!("\"{shown}\" is out of range for type real"),
+                    )
+                    .into());
+                }
+                values.push(Some(f));
+            }
+            std::sync::Arc::new(Float32Array::from(values))
+        } else {
+            match input.data_type() {
+                DataType::Decimal128(_, s) => {
+                    let s = *s;
+                    let a = input.as_primitive::<Decimal128Type>();
+                    std::sync::Arc::new(a.unary::<_, datafusion::arrow::datatypes::Float64Type>(
+                        |v| decimal_to_f64(v, s),
+                    ))
+                }
+                _ => {
+                    let values: Float64Array = (0..input.len())
+                        .map(|i| {
+                            if input.is_null(i) {
+                                return Ok(None);
+                            }
+                            match text(i) {
+                                Some(t) => Ok(Some(t.parse().unwrap_or(f64::NAN))),
+                                None => {
+                                    datafusion::common::exec_err!("{TO_FLOAT} of a non-numeric")
+                                }
+                            }
+                        })
+                        .collect::<Result<_>>()?;
+                    std::sync::Arc::new(values)
+                }
+            }
+        };
+        Ok(if scalar {
+            ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
+        } else {
+            ColumnarValue::Array(out)
+        })
+    }
+}
+
+/// [`TO_FLOAT`]: `sluice_numeric_to_float(x, <a value of the float type>)`.
+pub fn to_float_udf() -> ScalarUDF {
+    ScalarUDF::new_from_impl(ToFloat {
+        signature: Signature::any(2, Volatility::Immutable),
+    })
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn numeric_to_float_rounds_once() {
+        assert_eq!(decimal_to_f64(1, -15), 1e15);
+        assert_eq!(decimal_to_f64(1, -100), 1e100);
+        assert_eq!(
+            decimal_to_f64(-71_234_567_890_123_456_789, 20),
+            -0.712_345_678_901_234_6
+        );
+        assert_eq!(
+            decimal_to_f64(-712_345_678_901_234_567_890, 20),
+            -7.123_456_789_012_345
+        );
+        assert_eq!(decimal_to_f64(15, 1), 1.5);
+        assert_eq!(decimal_to_f64(0, 10), 0.0);
+        assert_eq!(decimal_to_f64(i128::MAX, 0), 1.7014118346046923e38);
+    }
+
     use super::*;
 
     #[test]

@@ -72,6 +72,25 @@ fn timestamp_text(micros: i64, tz: bool) -> String {
     s
 }
 
+/// A time of day in microseconds as PostgreSQL prints it: `10:11:12`,
+/// `10:11:12.5` (only the fractional digits it has).
+fn time_text(micros: i64) -> String {
+    let secs = micros.div_euclid(1_000_000);
+    let frac = micros.rem_euclid(1_000_000);
+    let mut s = format!(
+        "{:02}:{:02}:{:02}",
+        secs / 3600,
+        (secs / 60) % 60,
+        secs % 60
+    );
+    if frac != 0 {
+        let f = format!("{frac:06}");
+        s.push('.');
+        s.push_str(f.trim_end_matches('0'));
+    }
+    s
+}
+
 /// A timestamp in seconds or milliseconds (`factor` to microseconds); one
 /// beyond the microsecond range prints its raw value.
 fn scaled_text(value: i64, factor: i64, tz: bool) -> String {
@@ -372,6 +391,22 @@ pub fn render(arr: &ArrayRef) -> Option<ArrayRef> {
                 }
             }
         }
+        DataType::Time64(TimeUnit::Microsecond) => {
+            let a = arr.as_primitive::<datafusion::arrow::datatypes::Time64MicrosecondType>();
+            strings(arr, |i| time_text(a.value(i)))
+        }
+        DataType::Time64(_) => {
+            let a = arr.as_primitive::<datafusion::arrow::datatypes::Time64NanosecondType>();
+            strings(arr, |i| time_text(a.value(i).div_euclid(1_000)))
+        }
+        DataType::Time32(TimeUnit::Millisecond) => {
+            let a = arr.as_primitive::<datafusion::arrow::datatypes::Time32MillisecondType>();
+            strings(arr, |i| time_text(i64::from(a.value(i)) * 1_000))
+        }
+        DataType::Time32(_) => {
+            let a = arr.as_primitive::<datafusion::arrow::datatypes::Time32SecondType>();
+            strings(arr, |i| time_text(i64::from(a.value(i)) * 1_000_000))
+        }
         DataType::Interval(datafusion::arrow::datatypes::IntervalUnit::MonthDayNano) => {
             let a = arr.as_primitive::<datafusion::arrow::datatypes::IntervalMonthDayNanoType>();
             strings(arr, |i| {
@@ -383,6 +418,47 @@ pub fn render(arr: &ArrayRef) -> Option<ArrayRef> {
     })
 }
 
+/// `bytea` as PostgreSQL prints it (`bytea_output = hex`): `\x01ff`.
+pub fn bytea_text(arr: &ArrayRef) -> Option<ArrayRef> {
+    if !matches!(
+        arr.data_type(),
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView
+    ) {
+        return None;
+    }
+    let bytes = datafusion::arrow::compute::cast(arr, &DataType::Binary).ok()?;
+    let bytes = bytes.as_binary::<i32>();
+    Some(strings(arr, |i| {
+        let v = bytes.value(i);
+        let mut out = String::with_capacity(2 + 2 * v.len());
+        out.push_str("\\x");
+        for b in v {
+            out.push_str(&format!("{b:02x}"));
+        }
+        out
+    }))
+}
+
+/// `arr` as PostgreSQL's output functions print it, which is what
+/// `format`'s `%s` and `concat` show: booleans as `t`/`f` (a cast to text
+/// gives `true`), bytea in hex, arrays, floats, timestamps and intervals as
+/// [`render`] and [`array_text`] do, the rest as Arrow's cast to text.
+pub fn output_text(arr: &ArrayRef) -> Result<ArrayRef, datafusion::arrow::error::ArrowError> {
+    if let DataType::Boolean = arr.data_type() {
+        let b = arr.as_boolean();
+        return Ok(strings(arr, |i| {
+            if b.value(i) { "t" } else { "f" }.to_string()
+        }));
+    }
+    match render(arr)
+        .or_else(|| array_text(arr))
+        .or_else(|| bytea_text(arr))
+    {
+        Some(text) => Ok(text),
+        None => datafusion::arrow::compute::cast(arr, &DataType::Utf8),
+    }
+}
+
 /// Whether [`render`] prints values of type `t`.
 pub fn renders(t: &DataType) -> bool {
     matches!(
@@ -390,6 +466,8 @@ pub fn renders(t: &DataType) -> bool {
         DataType::Float64
             | DataType::Float32
             | DataType::Timestamp(..)
+            | DataType::Time32(_)
+            | DataType::Time64(_)
             | DataType::Interval(datafusion::arrow::datatypes::IntervalUnit::MonthDayNano)
     )
 }
@@ -397,6 +475,25 @@ pub fn renders(t: &DataType) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_print_only_the_digits_they_have() {
+        assert_eq!(time_text(0), "00:00:00");
+        assert_eq!(time_text(36_672_500_000), "10:11:12.5");
+        assert_eq!(time_text(86_399_999_999), "23:59:59.999999");
+        let nanos: ArrayRef =
+            Arc::new(datafusion::arrow::array::Time64NanosecondArray::from(vec![
+                Some(1_500),
+                None,
+            ]));
+        let text = render(&nanos).unwrap();
+        assert_eq!(text.as_string::<i32>().value(0), "00:00:00.000001");
+        assert!(text.is_null(1));
+        let bytes: ArrayRef = Arc::new(BinaryArray::from(vec![&b"\x01\xff"[..], &b""[..]]));
+        let text = output_text(&bytes).unwrap();
+        assert_eq!(text.as_string::<i32>().value(0), "\\x01ff");
+        assert_eq!(text.as_string::<i32>().value(1), "\\x");
+    }
 
     #[test]
     fn intervals_print_like_postgres() {

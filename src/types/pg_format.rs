@@ -1122,8 +1122,9 @@ impl Parse {
 /// must be), `%L` (quoted as a literal, `NULL` for NULL) and `%%`, each
 /// with an optional argument position (`%2$s`), a `-` flag and a width
 /// (`%-10s`, `%*s`, `%*1$s`). The arguments arrive as text: the parser
-/// casts them (`frontend::compat::format_arguments`), so each shows as its
-/// text cast does.
+/// wraps them in [`super::text::OUTPUT_TEXT`]
+/// (`frontend::compat::format_arguments`), so each shows as PostgreSQL's
+/// output function prints it.
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct Format {
     signature: Signature,
@@ -1345,12 +1346,65 @@ fn quote_literal(v: &str) -> String {
     }
 }
 
+/// `quote_literal(text)` and `quote_nullable(text)`: the text as a string
+/// literal (`'it''s'`, `E'a\\b'`); NULL stays NULL, or is the word `NULL`
+/// for `quote_nullable`. The parser casts any other argument to text, as
+/// PostgreSQL's `quote_literal(anyelement)` does.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct QuoteLiteral {
+    signature: Signature,
+    nullable: bool,
+}
+
+impl ScalarUDFImpl for QuoteLiteral {
+    fn name(&self) -> &str {
+        if self.nullable {
+            "quote_nullable"
+        } else {
+            "quote_literal"
+        }
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let nullable = self.nullable;
+        make_scalar_function(
+            move |args: &[ArrayRef]| {
+                let text = datafusion::arrow::compute::cast(&args[0], &DataType::Utf8)?;
+                let out: datafusion::arrow::array::StringArray = text
+                    .as_string::<i32>()
+                    .iter()
+                    .map(|v| match v {
+                        Some(v) => Some(quote_literal(v)),
+                        None => nullable.then(|| "NULL".to_string()),
+                    })
+                    .collect();
+                Ok(Arc::new(out) as ArrayRef)
+            },
+            vec![],
+        )(&args.args)
+    }
+}
+
 /// Register `to_char`, `to_date` and `to_timestamp` in place of
-/// DataFusion's functions of those names, and `format`.
+/// DataFusion's functions of those names, `format`, and the output text
+/// function its arguments go through.
 pub fn register(ctx: &datafusion::prelude::SessionContext) {
     ctx.register_udf(ScalarUDF::new_from_impl(Format {
         signature: Signature::variadic_any(Volatility::Stable),
     }));
+    ctx.register_udf(super::text::output_text_udf());
+    ctx.register_udf(super::text::array_to_string_udf());
+    for nullable in [false, true] {
+        ctx.register_udf(ScalarUDF::new_from_impl(QuoteLiteral {
+            signature: Signature::any(1, Volatility::Immutable),
+            nullable,
+        }));
+    }
     ctx.register_udf(ScalarUDF::new_from_impl(ToChar {
         signature: Signature::any(2, Volatility::Immutable),
     }));

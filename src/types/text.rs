@@ -128,7 +128,7 @@ impl ScalarUDFImpl for TextToArray {
         let elem = element_type(args.scalar_arguments)?;
         Ok(Arc::new(Field::new(
             NAME,
-            DataType::List(Arc::new(Field::new("element", elem, true))),
+            DataType::List(Arc::new(Field::new_list_field(elem, true))),
             true,
         )))
     }
@@ -354,11 +354,17 @@ impl ScalarUDFImpl for TimestampText {
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct TextOut {
     signature: Signature,
+    /// The output function's text rather than the cast's.
+    output: bool,
 }
 
 impl ScalarUDFImpl for TextOut {
     fn name(&self) -> &str {
-        "sluice_text_out"
+        if self.output {
+            OUTPUT_TEXT
+        } else {
+            "sluice_text_out"
+        }
     }
     fn signature(&self) -> &Signature {
         &self.signature
@@ -368,15 +374,154 @@ impl ScalarUDFImpl for TextOut {
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
         let input = args.args[0].to_array(args.number_rows)?;
+        // A cast of a boolean to text spells the word (`true`); the output
+        // function (`format`, `concat`) prints `t`.
         Ok(ColumnarValue::Array(
-            match crate::types::output::render(&input)
-                .or_else(|| crate::types::output::array_text(&input))
-            {
-                Some(text) => text,
-                None => datafusion::arrow::compute::cast(&input, &DataType::Utf8)?,
+            if !self.output && *input.data_type() == DataType::Boolean {
+                datafusion::arrow::compute::cast(&input, &DataType::Utf8)?
+            } else {
+                crate::types::output::output_text(&input)?
             },
         ))
     }
+}
+
+/// The name of the function that gives a value's text as PostgreSQL's
+/// output function prints it (`t` for true); the parser wraps the
+/// arguments of `format`, `concat` and `concat_ws` in it.
+pub const OUTPUT_TEXT: &str = "sluice_output_text";
+
+/// [`OUTPUT_TEXT`], for registration.
+pub fn output_text_udf() -> ScalarUDF {
+    ScalarUDF::new_from_impl(TextOut {
+        signature: Signature::any(1, Volatility::Immutable),
+        output: true,
+    })
+}
+
+/// `array_to_string(array, sep [, null_text])`, PostgreSQL's: every
+/// element of every dimension as its output function prints it (`t`,
+/// `1e+100`, `2024-02-29 13:45:00`), joined by `sep`; a NULL element is
+/// skipped, or shown as `null_text` when given. DataFusion's prints
+/// Arrow's text (`true`, `2024-02-29T13:45:00`).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ArrayToString {
+    signature: Signature,
+    aliases: Vec<String>,
+}
+
+impl ScalarUDFImpl for ArrayToString {
+    fn name(&self) -> &str {
+        "array_to_string"
+    }
+    fn aliases(&self) -> &[String] {
+        &self.aliases
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let rows = args.number_rows;
+        let scalar = args
+            .args
+            .iter()
+            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let [array, rest @ ..] = args.args.as_slice() else {
+            return exec_err!("array_to_string needs an array and a separator");
+        };
+        if !(1..=2).contains(&rest.len()) {
+            return exec_err!("array_to_string needs an array and a separator");
+        }
+        let array = array.to_array(rows)?;
+        let texts = rest
+            .iter()
+            .map(|a| {
+                Ok(datafusion::arrow::compute::cast(
+                    &a.to_array(rows)?,
+                    &DataType::Utf8,
+                )?)
+            })
+            .collect::<DfResult<Vec<ArrayRef>>>()?;
+        let sep = texts[0].as_string::<i32>();
+        let null_text = texts.get(1).map(|a| a.as_string::<i32>());
+        let out: StringArray = match leaves(&array)? {
+            None => (0..rows).map(|_| None::<String>).collect(),
+            Some((values, offsets)) => {
+                let values = crate::types::output::output_text(&values)?;
+                let values = values.as_string::<i32>();
+                (0..rows)
+                    .map(|row| {
+                        if array.is_null(row) || sep.is_null(row) {
+                            return None;
+                        }
+                        let null = null_text.filter(|n| !n.is_null(row)).map(|n| n.value(row));
+                        let mut out = String::new();
+                        let mut first = true;
+                        for i in offsets[row]..offsets[row + 1] {
+                            let item = if values.is_null(i) {
+                                match null {
+                                    Some(n) => n,
+                                    None => continue,
+                                }
+                            } else {
+                                values.value(i)
+                            };
+                            if !first {
+                                out.push_str(sep.value(row));
+                            }
+                            first = false;
+                            out.push_str(item);
+                        }
+                        Some(out)
+                    })
+                    .collect()
+            }
+        };
+        let out: ArrayRef = Arc::new(out);
+        Ok(if scalar {
+            ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
+        } else {
+            ColumnarValue::Array(out)
+        })
+    }
+}
+
+/// The innermost values of a (nested) list column and, per row, where its
+/// values start and end among them; `None` for a column that is not a list
+/// (an untyped NULL).
+fn leaves(array: &ArrayRef) -> DfResult<Option<(ArrayRef, Vec<usize>)>> {
+    let list = match array.data_type() {
+        DataType::List(_) => array.clone(),
+        DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
+            datafusion::arrow::compute::cast(array, &DataType::List(f.clone()))?
+        }
+        DataType::Null => return Ok(None),
+        other => return exec_err!("array_to_string of a {other}, not an array"),
+    };
+    let list = list.as_list::<i32>();
+    let offsets: Vec<usize> = list.value_offsets().iter().map(|o| *o as usize).collect();
+    let values = list.values();
+    if matches!(
+        values.data_type(),
+        DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..)
+    ) {
+        let Some((leaf, inner)) = leaves(values)? else {
+            return Ok(None);
+        };
+        return Ok(Some((leaf, offsets.iter().map(|o| inner[*o]).collect())));
+    }
+    Ok(Some((values.clone(), offsets)))
+}
+
+/// [`ArrayToString`], for registration in place of DataFusion's.
+pub fn array_to_string_udf() -> ScalarUDF {
+    ScalarUDF::new_from_impl(ArrayToString {
+        signature: Signature::variadic_any(Volatility::Immutable),
+        aliases: vec!["array_join".to_string(), "list_to_string".to_string()],
+    })
 }
 
 fn invalid_text(message: String) -> datafusion::error::DataFusionError {
@@ -425,11 +570,13 @@ impl AnalyzerRule for TextInputCasts {
         }));
         let text_out = Arc::new(ScalarUDF::new_from_impl(TextOut {
             signature: Signature::any(1, Volatility::Immutable),
+            output: false,
         }));
         let timestamp_text = Arc::new(ScalarUDF::new_from_impl(TimestampText {
             signature: Signature::any(1, Volatility::Immutable),
         }));
         let interval_in = Arc::new(super::interval::udf());
+        let to_float = Arc::new(super::numeric::to_float_udf());
         plan.transform_up_with_subqueries(|node| {
             let schema: DFSchema = match node.inputs().as_slice() {
                 [one] => one.schema().as_ref().clone(),
@@ -455,6 +602,22 @@ impl AnalyzerRule for TextInputCasts {
                             ]);
                             Ok(Transformed::yes(cast(rounded, t.clone())))
                         }
+                        // numeric -> float is the float nearest the
+                        // value; Arrow's division rounds twice.
+                        t @ (DataType::Float64 | DataType::Float32)
+                            if c.expr.get_type(&schema).is_ok_and(|from| {
+                                matches!(from, DataType::Decimal128(..) | DataType::Decimal256(..))
+                            }) =>
+                        {
+                            let like = if *t == DataType::Float32 {
+                                ScalarValue::Float32(None)
+                            } else {
+                                ScalarValue::Float64(None)
+                            };
+                            Ok(Transformed::yes(
+                                to_float.call(vec![(*c.expr).clone(), lit(like)]),
+                            ))
+                        }
                         // float -> integer rounds half to even (rint) in
                         // PostgreSQL; Arrow truncates.
                         t if t.is_integer()
@@ -465,7 +628,13 @@ impl AnalyzerRule for TextInputCasts {
                         t if is_text(t)
                             && c.expr.get_type(&schema).is_ok_and(|from| {
                                 crate::types::output::renders(&from)
-                                    || matches!(from, DataType::List(_))
+                                    || matches!(
+                                        from,
+                                        DataType::List(_)
+                                            | DataType::Binary
+                                            | DataType::LargeBinary
+                                            | DataType::BinaryView
+                                    )
                             }) =>
                         {
                             let text = text_out.call(vec![(*c.expr).clone()]);

@@ -484,7 +484,14 @@ impl ScalarUDFImpl for TypeOf {
             DataType::Time32(_) | DataType::Time64(_) => "time without time zone".to_string(),
             // A type, not a column's declaration: no modifiers (`numeric`,
             // not `numeric(38,16)`), as regtype prints it.
-            other => super::PgType::from_arrow(other).name,
+            // An array type has no dimensions: `integer[]` for `{{1},{2}}`.
+            other => {
+                let name = super::PgType::from_arrow(other).name;
+                match name.find("[]") {
+                    Some(at) => format!("{}[]", &name[..at]),
+                    None => name,
+                }
+            }
         };
         Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(name))))
     }
