@@ -132,11 +132,16 @@ impl SubPlan {
                 other => Ok(Transformed::no(other)),
             })
         };
-        let plan = self
-            .plan
-            .as_ref()
-            .clone()
-            .transform_up(|node| node.map_expressions(bind))?;
+        // Each expression keeps its name: a literal in place of an outer
+        // column renames an aggregate (`first_value(outer_ref(a.x))`),
+        // which the projection above reads by that name.
+        let plan = self.plan.as_ref().clone().transform_up(|node| {
+            let names = NamePreserver::new(&node);
+            node.map_expressions(|e| {
+                let saved = crate::types::save_name(&names, &e);
+                Ok(bind(e)?.update_data(|e| crate::types::keep_name(saved, e)))
+            })
+        })?;
         // Schemas computed with the outer references typed need recomputing.
         plan.data.recompute_schema()
     }

@@ -152,11 +152,25 @@ fn without_distinct(q: &mut Query) {
 /// s.v IS NULL OR c IS NULL)`: no row when the subquery is empty, none
 /// when it has `c` or a NULL, as PostgreSQL answers.
 fn constant_not_in(q: &mut Query, is_aggregate: &dyn Fn(&str) -> bool, columns_of: &ColumnsOf) {
-    let SetExpr::Select(s) = q.body.as_mut() else {
-        return;
-    };
-    if let Some(w) = s.selection.as_mut() {
-        where_conjuncts(w, is_aggregate, columns_of);
+    for s in selects(&mut q.body) {
+        if let Some(w) = s.selection.as_mut() {
+            where_conjuncts(w, is_aggregate, columns_of);
+        }
+    }
+}
+
+/// The SELECTs of a query body: itself, or every branch of a set
+/// operation (`SELECT ... WHERE ... UNION SELECT ...`). A parenthesized
+/// query is a query of its own, visited as such.
+fn selects(body: &mut SetExpr) -> Vec<&mut Select> {
+    match body {
+        SetExpr::Select(s) => vec![s.as_mut()],
+        SetExpr::SetOperation { left, right, .. } => {
+            let mut out = selects(left);
+            out.extend(selects(right));
+            out
+        }
+        _ => Vec::new(),
     }
 }
 
@@ -197,8 +211,73 @@ fn where_conjuncts(e: &mut Expr, is_aggregate: &dyn Fn(&str) -> bool, columns_of
                 *e = exists;
             }
         }
+        Expr::InSubquery {
+            expr,
+            subquery,
+            negated: true,
+        } if correlated(subquery) => {
+            if let Some(exists) = correlated_not_in(expr, subquery, is_aggregate, columns_of) {
+                *e = exists;
+            }
+        }
         _ => {}
     }
+}
+
+/// `x NOT IN (SELECT v FROM ... WHERE w)` as a condition of WHERE, where
+/// the subquery reads columns of the outer query: DataFusion plans NOT IN
+/// as a null-aware anti join, which takes one key only, so a correlated
+/// one failed. Where NULL and false both drop the row it is `NOT EXISTS
+/// (SELECT 1 FROM ... WHERE (w) AND ((v) = (x) OR (v) IS NULL OR (x) IS
+/// NULL))`: true when no row is there, and when none has `x` or a NULL,
+/// as PostgreSQL answers. The same restrictions as
+/// [`correlated_value_in`], except that `v` may be any expression.
+fn correlated_not_in(
+    x: &Expr,
+    rows: &Query,
+    is_aggregate: &dyn Fn(&str) -> bool,
+    columns_of: &ColumnsOf,
+) -> Option<Expr> {
+    if rows.with.is_some() || rows.limit_clause.is_some() || rows.fetch.is_some() {
+        return None;
+    }
+    let SetExpr::Select(s) = rows.body.as_ref() else {
+        return None;
+    };
+    if grouped(s)
+        || s.having.is_some()
+        || s.from.is_empty()
+        || matches!(s.distinct, Some(Distinct::On(_)))
+    {
+        return None;
+    }
+    let [SelectItem::UnnamedExpr(v) | SelectItem::ExprWithAlias { expr: v, .. }] =
+        s.projection.as_slice()
+    else {
+        return None;
+    };
+    if Names::of(v).nested || aggregates(v, is_aggregate) || captured(x, rows, columns_of) {
+        return None;
+    }
+    let condition = value(
+        "($1) = ($2) OR ($2) IS NULL OR ($1) IS NULL",
+        &[x.clone(), v.clone()],
+    )?;
+    let mut q = rows.clone();
+    let SetExpr::Select(s) = q.body.as_mut() else {
+        return None;
+    };
+    s.selection = Some(match s.selection.take() {
+        Some(w) => value("($1) AND ($2)", &[w, condition])?,
+        None => condition,
+    });
+    s.projection = vec![SelectItem::UnnamedExpr(value("1", &[])?)];
+    s.distinct = None;
+    q.order_by = None;
+    Some(Expr::Exists {
+        subquery: Box::new(q),
+        negated: true,
+    })
 }
 
 /// `x IN (SELECT v FROM ... WHERE w)` as a condition of WHERE, where `v`
@@ -338,7 +417,7 @@ fn planned_filters(q: &mut Query, out: &mut Vec<usize>) {
             _ => {}
         }
     }
-    if let SetExpr::Select(s) = q.body.as_mut() {
+    for s in selects(&mut q.body) {
         for e in s.selection.iter_mut().chain(s.having.iter_mut()) {
             walk(e, true, out);
         }
