@@ -27,6 +27,8 @@ pub enum ErrorKind {
     InvalidText,
     /// 22025: a LIKE pattern ending in its escape character.
     InvalidEscapeSequence,
+    /// 2201B: a regular expression that does not compile.
+    InvalidRegularExpression,
     InvalidDatetime,
     /// 22008: a date, time or interval beyond its type's range.
     DatetimeOverflow,

@@ -388,6 +388,7 @@ fn planning_context(
                 Arc::new(crate::types::like::LikeEscapes),
                 Arc::new(crate::types::averages::NumericAverages),
                 Arc::new(crate::types::numeric::NumericScales),
+                Arc::new(crate::types::floats::FloatsOverNumerics),
                 Arc::new(crate::types::interval::IntervalWindows),
             ];
             rules.extend(datafusion::optimizer::Analyzer::new().rules);
@@ -472,6 +473,8 @@ fn planning_context(
     }
     crate::types::typed::register(&ctx);
     crate::types::pg_format::register(&ctx);
+    crate::types::arrays::register(&ctx);
+    crate::types::functions::register(&ctx);
     crate::types::ident::register(&ctx);
     crate::write::sequences::register(
         &ctx,

@@ -87,6 +87,7 @@ pub fn rewrite(stmt: &mut Statement, text: Option<&str>) {
     sequence_arguments(&mut s);
     scalar_function_aliases(&mut s);
     format_arguments(&mut s);
+    substring_patterns(&mut s);
     generate_subscripts(&mut s);
     expand_array(&mut s);
     typed_casts(&mut s);
@@ -270,6 +271,17 @@ pub fn typed_casts<N: datafusion::sql::sqlparser::ast::VisitMut>(node: &mut N) {
         _ => None,
     };
     let _ = visit_expressions_mut(node, |e: &mut Expr| {
+        // `-INTERVAL '1 day'`: DataFusion's planner drops the sign of a
+        // negated interval literal; negated as an expression it keeps it.
+        if let Expr::UnaryOp {
+            op: datafusion::sql::sqlparser::ast::UnaryOperator::Minus,
+            expr,
+        } = e
+            && matches!(expr.as_ref(), Expr::Interval(_))
+        {
+            let literal = std::mem::replace(expr.as_mut(), Expr::Value(Value::Null.into()));
+            **expr = Expr::Nested(Box::new(literal));
+        }
         // `uuid '…'`, `jsonb '…'`: a typed literal reads its text as the
         // cast does.
         if let Expr::TypedString(TypedString {
@@ -296,6 +308,26 @@ pub fn typed_casts<N: datafusion::sql::sqlparser::ast::VisitMut>(node: &mut N) {
             expr, data_type, ..
         } = e
         {
+            // `1e308::float8`: a number literal read as the float, not
+            // as a numeric first (which holds 76 digits).
+            // Only where the float holds it: beyond, the numeric path
+            // reports the value out of range.
+            if matches!(
+                data_type,
+                DataType::Double(_)
+                    | DataType::DoublePrecision
+                    | DataType::Float8
+                    | DataType::Float64
+            ) && let Expr::Value(v) = expr.as_mut()
+                && let Value::Number(n, _) = &v.value
+                && n.parse::<f64>().is_ok_and(|f| {
+                    f.is_finite()
+                        && (f != 0.0 || n.chars().all(|c| !c.is_ascii_digit() || c == '0'))
+                })
+            {
+                v.value = Value::SingleQuotedString(n.clone());
+                return ControlFlow::Continue(());
+            }
             if let DataType::Numeric(ExactNumberInfo::None)
             | DataType::Decimal(ExactNumberInfo::None)
             | DataType::Dec(ExactNumberInfo::None) = data_type
@@ -358,8 +390,8 @@ pub fn timestamp_micros(data_type: &mut datafusion::sql::sqlparser::ast::DataTyp
 }
 
 /// PostgreSQL's prefix operators `@ x` (absolute value), `|/ x` (square
-/// root) and `||/ x` (cube root), which DataFusion does not plan, as the
-/// functions they are. An unaliased select item keeps an operator's name,
+/// root) and `||/ x` (cube root), and the array overlap `a && b`, which
+/// DataFusion does not plan, as the functions they are. An unaliased select item keeps an operator's name,
 /// `?column?`.
 fn prefix_operators(stmt: &mut Statement) {
     use crate::visit::visit_expressions_mut;
@@ -374,9 +406,16 @@ fn prefix_operators(stmt: &mut Statement) {
         && let SetExpr::Select(select) = q.body.as_mut()
     {
         for item in select.projection.iter_mut() {
-            if let SelectItem::UnnamedExpr(e @ Expr::UnaryOp { .. }) = item
-                && let Expr::UnaryOp { op, .. } = e
-                && function(op).is_some()
+            let named = match item {
+                SelectItem::UnnamedExpr(Expr::UnaryOp { op, .. }) => function(op).is_some(),
+                SelectItem::UnnamedExpr(Expr::BinaryOp {
+                    op: datafusion::sql::sqlparser::ast::BinaryOperator::PGOverlap,
+                    ..
+                }) => true,
+                _ => false,
+            };
+            if let SelectItem::UnnamedExpr(e) = item
+                && named
             {
                 *item = SelectItem::ExprWithAlias {
                     expr: e.clone(),
@@ -386,14 +425,27 @@ fn prefix_operators(stmt: &mut Statement) {
         }
     }
     let _ = visit_expressions_mut(stmt, |e: &mut Expr| {
+        let null = || Expr::Value(datafusion::sql::sqlparser::ast::Value::Null.into());
         if let Expr::UnaryOp { op, expr } = e
             && let Some(f) = function(op)
         {
-            let arg = std::mem::replace(
-                expr.as_mut(),
-                Expr::Value(datafusion::sql::sqlparser::ast::Value::Null.into()),
-            );
+            let arg = std::mem::replace(expr.as_mut(), null());
             *e = call(f, vec![arg], vec![]);
+        }
+        // `a && b` of arrays: whether they have an element in common.
+        if let Expr::BinaryOp {
+            left,
+            op: datafusion::sql::sqlparser::ast::BinaryOperator::PGOverlap,
+            right,
+        } = e
+        {
+            let (l, r) = (
+                std::mem::replace(left.as_mut(), null()),
+                std::mem::replace(right.as_mut(), null()),
+            );
+            // NULL elements match nothing, as in PostgreSQL.
+            let l = call("array_remove", vec![l, null()], vec![]);
+            *e = call("array_has_any", vec![l, r], vec![]);
         }
         ControlFlow::<()>::Continue(())
     });
@@ -539,6 +591,38 @@ fn regclass_names(stmt: &mut Statement) {
             None => SelectItem::UnnamedExpr(call),
         };
     }
+}
+
+/// `substring(s FROM 'pattern')` and `substring(s, 'pattern')`: a text
+/// literal where the start position goes is a POSIX regular expression, and
+/// the result is the part of `s` it matches, or of its first parenthesized
+/// group when it has one: `regexp_match(s, pattern)[1]`, which answers
+/// exactly that.
+fn substring_patterns(stmt: &mut Statement) {
+    use datafusion::sql::sqlparser::ast::{Expr, Value};
+    let _ = crate::visit::visit_expressions_mut(stmt, |e: &mut Expr| {
+        if let Expr::Substring {
+            expr,
+            substring_from: Some(from),
+            substring_for: None,
+            ..
+        } = e
+            && let Expr::Value(v) = from.as_ref()
+            && matches!(v.value, Value::SingleQuotedString(_))
+        {
+            let text = std::mem::replace(expr.as_mut(), Expr::Value(Value::Null.into()));
+            let matched = call("regexp_match", vec![text, from.as_ref().clone()], vec![]);
+            *e = call(
+                "array_element",
+                vec![
+                    matched,
+                    Expr::Value(Value::Number("1".into(), false).into()),
+                ],
+                vec![],
+            );
+        }
+        ControlFlow::<()>::Continue(())
+    });
 }
 
 /// `format(fmt, a, ...)`, `concat(a, ...)` and `concat_ws(sep, a, ...)`:

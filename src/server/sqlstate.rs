@@ -37,6 +37,7 @@ pub fn sqlstate(kind: ErrorKind) -> &'static str {
         WrongObjectType => "42809",
         FeatureNotSupported => "0A000",
         InvalidParameter => "22023",
+        InvalidRegularExpression => "2201B",
         InvalidWindowOffset => "22013",
         AmbiguousColumn => "42702",
         Grouping => "42803",

@@ -29,15 +29,22 @@ enum Op {
     Sub,
     Mul,
     Neg,
+    /// `+`, `-`, `*`, `/` on floats: Arrow's give `Infinity` on overflow
+    /// and on a division by zero, PostgreSQL's fail (22003, 22012).
+    FloatAdd,
+    FloatSub,
+    FloatMul,
+    FloatDiv,
 }
 
 impl Op {
     /// The binary operator this replaces (none for negation).
     fn operator(self) -> Option<Operator> {
         match self {
-            Op::Add => Some(Operator::Plus),
-            Op::Sub => Some(Operator::Minus),
-            Op::Mul => Some(Operator::Multiply),
+            Op::Add | Op::FloatAdd => Some(Operator::Plus),
+            Op::Sub | Op::FloatSub => Some(Operator::Minus),
+            Op::Mul | Op::FloatMul => Some(Operator::Multiply),
+            Op::FloatDiv => Some(Operator::Divide),
             Op::Neg => None,
         }
     }
@@ -48,6 +55,10 @@ impl Op {
             Op::Sub => "sluice_int_sub",
             Op::Mul => "sluice_int_mul",
             Op::Neg => "sluice_int_neg",
+            Op::FloatAdd => "sluice_float_add",
+            Op::FloatSub => "sluice_float_sub",
+            Op::FloatMul => "sluice_float_mul",
+            Op::FloatDiv => "sluice_float_div",
         }
     }
 }
@@ -118,6 +129,9 @@ impl Checked {
             Op::Sub => numeric::sub(&arrays[0], &arrays[1]),
             Op::Mul => numeric::mul(&arrays[0], &arrays[1]),
             Op::Neg => numeric::neg(&arrays[0]),
+            Op::FloatAdd | Op::FloatSub | Op::FloatMul | Op::FloatDiv => {
+                return float_checked(self.op, &arrays[0], &arrays[1]);
+            }
         };
         let out = out.map_err(|e| match e {
             datafusion::arrow::error::ArrowError::ArithmeticOverflow(_) => {
@@ -132,7 +146,66 @@ impl Checked {
     }
 }
 
-/// Plans `+`, `-`, `*` and unary `-` on integers as the checked functions.
+/// A float operation as PostgreSQL's: a finite result from finite operands
+/// (`22003 value out of range: overflow` otherwise), no division by zero
+/// (`22012`), and a product or quotient of nonzero operands that is not
+/// zero (`22003 value out of range: underflow`).
+fn float_checked(op: Op, a: &ArrayRef, b: &ArrayRef) -> Result<ArrayRef> {
+    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::arrow::datatypes::Float64Type;
+    let a64 = datafusion::arrow::compute::cast(a, &DataType::Float64)?;
+    let b64 = datafusion::arrow::compute::cast(b, &DataType::Float64)?;
+    let (x, y) = (
+        a64.as_primitive::<Float64Type>(),
+        b64.as_primitive::<Float64Type>(),
+    );
+    let fail = |message: &str| {
+        Err(DataFusionError::from(Error::new(
+            ErrorKind::NumericOutOfRange,
+            message.to_string(),
+        )))
+    };
+    if op == Op::FloatDiv {
+        for i in 0..y.len() {
+            if !y.is_null(i) && !x.is_null(i) && y.value(i) == 0.0 && !x.value(i).is_nan() {
+                return Err(DataFusionError::from(Error::new(
+                    ErrorKind::DivisionByZero,
+                    "division by zero",
+                )));
+            }
+        }
+    }
+    let out = match op {
+        Op::FloatAdd => numeric::add(a, b),
+        Op::FloatSub => numeric::sub(a, b),
+        Op::FloatMul => numeric::mul(a, b),
+        _ => numeric::div(a, b),
+    }?;
+    let r64 = datafusion::arrow::compute::cast(&out, &DataType::Float64)?;
+    let r = r64.as_primitive::<Float64Type>();
+    for i in 0..r.len() {
+        if r.is_null(i) {
+            continue;
+        }
+        let (v, p, q) = (r.value(i), x.value(i), y.value(i));
+        if v.is_infinite() && p.is_finite() && q.is_finite() {
+            return fail("value out of range: overflow");
+        }
+        let underflow = match op {
+            Op::FloatMul => p != 0.0 && q != 0.0,
+            Op::FloatDiv => p != 0.0 && q.is_finite(),
+            _ => false,
+        };
+        if v == 0.0 && underflow {
+            return fail("value out of range: underflow");
+        }
+    }
+    Ok(out)
+}
+
+/// Plans `+`, `-`, `*` and unary `-` on integers as the checked functions,
+/// `+`, `-`, `*` and `/` on floats as the float ones, and `round(float)`
+/// as PostgreSQL's, which rounds halves to even.
 #[derive(Debug)]
 pub struct CheckedIntegers;
 
@@ -148,7 +221,31 @@ impl AnalyzerRule for CheckedIntegers {
 
 fn checked(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
     let integer = |x: &Expr| x.get_type(schema).is_ok_and(|t| is_integer(&t));
+    let float = |x: &Expr| x.get_type(schema).is_ok_and(|t| t.is_floating());
     match e {
+        Expr::BinaryExpr(BinaryExpr { left, op, right })
+            if matches!(
+                op,
+                Operator::Plus | Operator::Minus | Operator::Multiply | Operator::Divide
+            ) && float(&left)
+                && left.get_type(schema).ok() == right.get_type(schema).ok() =>
+        {
+            let op = match op {
+                Operator::Plus => Op::FloatAdd,
+                Operator::Minus => Op::FloatSub,
+                Operator::Multiply => Op::FloatMul,
+                _ => Op::FloatDiv,
+            };
+            Ok(Transformed::yes(Expr::ScalarFunction(
+                ScalarFunction::new_udf(udf(op), vec![*left, *right]),
+            )))
+        }
+        Expr::ScalarFunction(f)
+            if f.name() == "round" && f.args.len() == 1 && float(&f.args[0]) =>
+        {
+            let x = f.args.into_iter().next().expect("one argument");
+            Ok(Transformed::yes(super::text::rint(x)))
+        }
         Expr::BinaryExpr(BinaryExpr { left, op, right })
             if matches!(op, Operator::Plus | Operator::Minus | Operator::Multiply)
                 && integer(&left)

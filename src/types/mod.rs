@@ -4,9 +4,12 @@
 //! `numeric(12,2)`, `jsonb`) in the catalog, because Arrow cannot say
 //! `varchar(20)`; the Delta table stores the Arrow type it maps to.
 
+pub mod arrays;
 pub mod averages;
 pub mod checked;
 pub mod datetime;
+pub mod floats;
+pub mod functions;
 pub mod ident;
 pub mod integers;
 pub mod interval;

@@ -315,6 +315,24 @@ impl ScalarUDFImpl for ToFloat {
             _ => DataType::Float64,
         })
     }
+    /// Nullable as its argument is, as the cast it replaces.
+    fn return_field_from_args(
+        &self,
+        args: datafusion::logical_expr::ReturnFieldArgs,
+    ) -> Result<datafusion::arrow::datatypes::FieldRef> {
+        let types: Vec<DataType> = args
+            .arg_fields
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect();
+        Ok(std::sync::Arc::new(
+            datafusion::arrow::datatypes::Field::new(
+                TO_FLOAT,
+                self.return_type(&types)?,
+                args.arg_fields[0].is_nullable(),
+            ),
+        ))
+    }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         use datafusion::arrow::array::{Array, AsArray, Float32Array, Float64Array};
         use datafusion::arrow::datatypes::{Decimal128Type, Decimal256Type};

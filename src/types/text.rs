@@ -542,7 +542,7 @@ fn is_fractional_decimal(e: &Expr, schema: &DFSchema) -> bool {
 
 /// `x` rounded to the nearest integer, halves to even, as C's `rint`:
 /// `CASE WHEN abs(x - trunc(x)) = 0.5 THEN 2 * round(x / 2) ELSE round(x) END`.
-fn rint(x: Expr) -> Expr {
+pub(crate) fn rint(x: Expr) -> Expr {
     use datafusion::functions::math::expr_fn::{abs, round, trunc};
     // Typed already (this runs after type coercion): all in float8.
     let x = cast(x, DataType::Float64);

@@ -1,0 +1,252 @@
+//! PostgreSQL's array functions where DataFusion's of the same name answer
+//! differently: `array_remove` and `array_replace` act on every element
+//! equal to (not distinct from) the value, NULL included (DataFusion's act
+//! on the first only, and a NULL value makes the result NULL), and
+//! `array_dims` is the text `[1:3]` (DataFusion's is a list of lengths).
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, ListArray, StringArray, UInt32Array,
+};
+use datafusion::arrow::buffer::OffsetBuffer;
+use datafusion::arrow::compute::kernels::{cmp, zip::zip};
+use datafusion::arrow::compute::{filter, not, take};
+use datafusion::arrow::datatypes::{DataType, FieldRef};
+use datafusion::common::{ScalarValue, exec_err};
+use datafusion::error::Result;
+use datafusion::logical_expr::{
+    ArrayFunctionArgument, ArrayFunctionSignature, ColumnarValue, ReturnFieldArgs,
+    ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature, Volatility,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Edit {
+    Remove,
+    Replace,
+}
+
+/// `array_remove(array, value)` and `array_replace(array, value, with)`.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ArrayEdit {
+    edit: Edit,
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for ArrayEdit {
+    fn name(&self) -> &str {
+        match self.edit {
+            Edit::Remove => "array_remove",
+            Edit::Replace => "array_replace",
+        }
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, args: &[DataType]) -> Result<DataType> {
+        Ok(args[0].clone())
+    }
+    fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
+        Ok(Arc::new(
+            args.arg_fields[0].as_ref().clone().with_nullable(true),
+        ))
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let rows = args.number_rows;
+        let scalar = args
+            .args
+            .iter()
+            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let arrays = args
+            .args
+            .iter()
+            .map(|a| a.to_array(rows))
+            .collect::<Result<Vec<_>>>()?;
+        let out = edit(&arrays[0], &arrays[1], arrays.get(2))?;
+        Ok(if scalar {
+            ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
+        } else {
+            ColumnarValue::Array(out)
+        })
+    }
+}
+
+/// The list column `list` with each element not distinct from its row's
+/// `target` removed, or replaced by its row's `with`.
+fn edit(list: &ArrayRef, target: &ArrayRef, with: Option<&ArrayRef>) -> Result<ArrayRef> {
+    let DataType::List(field) = list.data_type() else {
+        return exec_err!("array_remove/array_replace of a {}", list.data_type());
+    };
+    let list = list.as_list::<i32>();
+    let offsets: Vec<usize> = list.value_offsets().iter().map(|o| *o as usize).collect();
+    let (start, end) = (offsets[0], offsets[offsets.len() - 1]);
+    let values = list.values().slice(start, end - start);
+    // The row each element belongs to, to line the targets up with them.
+    let mut row_of = Vec::with_capacity(values.len());
+    for row in 0..list.len() {
+        row_of.extend(std::iter::repeat_n(
+            row as u32,
+            offsets[row + 1] - offsets[row],
+        ));
+    }
+    let row_of = UInt32Array::from(row_of);
+    let targets = take(target.as_ref(), &row_of, None)?;
+    let same: BooleanArray = cmp::not_distinct(&values, &targets)?;
+    let (values, offsets) = match (with, list.len()) {
+        (Some(with), _) => {
+            let with = take(with.as_ref(), &row_of, None)?;
+            let replaced = zip(&same, &with, &values)?;
+            let shifted: Vec<i32> = offsets.iter().map(|o| (o - start) as i32).collect();
+            (replaced, shifted)
+        }
+        (None, rows) => {
+            let keep = not(&same)?;
+            let kept = filter(&values, &keep)?;
+            let mut shifted = Vec::with_capacity(rows + 1);
+            shifted.push(0i32);
+            let mut n = 0i32;
+            for row in 0..rows {
+                for i in offsets[row]..offsets[row + 1] {
+                    if keep.value(i - start) {
+                        n += 1;
+                    }
+                }
+                shifted.push(n);
+            }
+            (kept, shifted)
+        }
+    };
+    Ok(Arc::new(ListArray::try_new(
+        field.clone(),
+        OffsetBuffer::new(offsets.into()),
+        values,
+        list.nulls().cloned(),
+    )?))
+}
+
+/// `array_dims(array)`: `[1:3]`, `[1:2][1:3]` for an array of arrays;
+/// NULL for an empty array.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ArrayDims {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for ArrayDims {
+    fn name(&self) -> &str {
+        "array_dims"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
+        let input = args.args[0].to_array(args.number_rows)?;
+        let out: ArrayRef = match input.data_type() {
+            DataType::List(_) => {
+                let list = input.as_list::<i32>();
+                Arc::new(
+                    (0..list.len())
+                        .map(|row| {
+                            if list.is_null(row) {
+                                return None;
+                            }
+                            let mut dims = String::new();
+                            let mut level = list.value(row);
+                            loop {
+                                if level.is_empty() {
+                                    break;
+                                }
+                                dims.push_str(&format!("[1:{}]", level.len()));
+                                match level.data_type() {
+                                    DataType::List(_) if !level.is_null(0) => {
+                                        level = level.as_list::<i32>().value(0);
+                                    }
+                                    _ => break,
+                                }
+                            }
+                            (!dims.is_empty()).then_some(dims)
+                        })
+                        .collect::<StringArray>(),
+                )
+            }
+            DataType::Null => Arc::new(StringArray::new_null(input.len())),
+            other => return exec_err!("array_dims of a {other}, not an array"),
+        };
+        Ok(if scalar {
+            ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
+        } else {
+            ColumnarValue::Array(out)
+        })
+    }
+}
+
+/// Register the functions of this module in place of DataFusion's.
+pub fn register(ctx: &datafusion::prelude::SessionContext) {
+    let array = |arguments: Vec<ArrayFunctionArgument>| Signature {
+        type_signature: TypeSignature::ArraySignature(ArrayFunctionSignature::Array {
+            arguments,
+            array_coercion: Some(datafusion::common::utils::ListCoercion::FixedSizedListToList),
+        }),
+        volatility: Volatility::Immutable,
+        parameter_names: None,
+    };
+    use ArrayFunctionArgument::{Array as A, Element as E};
+    ctx.register_udf(ScalarUDF::new_from_impl(ArrayEdit {
+        edit: Edit::Remove,
+        signature: array(vec![A, E]),
+    }));
+    ctx.register_udf(ScalarUDF::new_from_impl(ArrayEdit {
+        edit: Edit::Replace,
+        signature: array(vec![A, E, E]),
+    }));
+    ctx.register_udf(ScalarUDF::new_from_impl(ArrayDims {
+        signature: Signature::any(1, Volatility::Immutable),
+    }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::Int32Array;
+    use datafusion::arrow::datatypes::Int32Type;
+
+    fn lists(rows: Vec<Option<Vec<Option<i32>>>>) -> ArrayRef {
+        Arc::new(ListArray::from_iter_primitive::<Int32Type, _, _>(rows))
+    }
+
+    #[test]
+    fn remove_and_replace_every_equal_element() {
+        let list = lists(vec![
+            Some(vec![Some(1), Some(2), Some(1), None]),
+            None,
+            Some(vec![None, Some(3)]),
+        ]);
+        let target: ArrayRef = Arc::new(Int32Array::from(vec![Some(1), Some(1), None]));
+        let removed = edit(&list, &target, None).unwrap();
+        assert_eq!(
+            removed.as_ref(),
+            lists(vec![Some(vec![Some(2), None]), None, Some(vec![Some(3)])]).as_ref()
+        );
+        let with: ArrayRef = Arc::new(Int32Array::from(vec![9, 9, 0]));
+        let replaced = edit(&list, &target, Some(&with)).unwrap();
+        assert_eq!(
+            replaced.as_ref(),
+            lists(vec![
+                Some(vec![Some(9), Some(2), Some(9), None]),
+                None,
+                Some(vec![Some(0), Some(3)]),
+            ])
+            .as_ref()
+        );
+        // A slice of a list column keeps its rows.
+        let tail = list.slice(2, 1);
+        let one: ArrayRef = Arc::new(Int32Array::from(vec![Some(3)]));
+        assert_eq!(
+            edit(&tail, &one, None).unwrap().as_ref(),
+            lists(vec![Some(vec![None])]).as_ref()
+        );
+    }
+}

@@ -1,0 +1,259 @@
+//! A float beside a numeric is a float, as in PostgreSQL, where `numeric`
+//! casts to `double precision` implicitly and not the other way round.
+//! DataFusion prefers the decimal: `float_col > 1.5` turned each float
+//! into a decimal, which fails on `1e20` (`22003 numeric field overflow`)
+//! and rounds others (`coalesce(0.123456789::float8, 1.5)` kept 15
+//! digits). An analyzer rule ahead of type coercion casts the numeric
+//! operands of comparisons, arithmetic, `IN`, `BETWEEN`, `CASE`,
+//! `coalesce`, `greatest`, `least` and `nullif` to the float type when a
+//! float is among them, and so the columns of `UNION` branches.
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::DFSchema;
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::error::Result;
+use datafusion::logical_expr::expr::{Between, Case, InList, ScalarFunction};
+use datafusion::logical_expr::expr_rewriter::NamePreserver;
+use datafusion::logical_expr::{
+    BinaryExpr, Expr, ExprSchemable, LogicalPlan, LogicalPlanBuilder, Operator, cast,
+};
+use datafusion::optimizer::AnalyzerRule;
+
+#[derive(Debug, Default)]
+pub struct FloatsOverNumerics;
+
+impl AnalyzerRule for FloatsOverNumerics {
+    fn name(&self) -> &str {
+        "sluice_floats_over_numerics"
+    }
+
+    fn analyze(&self, plan: LogicalPlan, _: &ConfigOptions) -> Result<LogicalPlan> {
+        let mut changed = false;
+        plan.transform_up_with_subqueries(|node| {
+            let node = match rows(node, changed)? {
+                Transformed {
+                    data,
+                    transformed: true,
+                    ..
+                } => {
+                    changed = true;
+                    data
+                }
+                t => t.data,
+            };
+            let inputs = node.inputs();
+            if inputs.is_empty() {
+                return Ok(Transformed::no(node));
+            }
+            let mut schema = DFSchema::empty();
+            for input in inputs {
+                schema.merge(input.schema());
+            }
+            let names = NamePreserver::new(&node);
+            let rewritten = node.map_expressions(|e| {
+                let saved = super::save_name(&names, &e);
+                let out = e.transform_up(|x| floats(x, &schema))?;
+                Ok(out.update_data(|e| super::keep_name(saved, e)))
+            })?;
+            changed |= rewritten.transformed;
+            // The types of this node's columns, and of every node above,
+            // follow from the casts.
+            if changed {
+                Ok(Transformed::yes(rewritten.data.recompute_schema()?))
+            } else {
+                Ok(rewritten)
+            }
+        })
+        .map(|t| t.data)
+    }
+}
+
+/// The branches of a `UNION`, with a numeric column cast to float where
+/// another branch has a float there. (`VALUES` rows are given one type per
+/// column as they are planned, before any analyzer rule sees them.)
+fn rows(node: LogicalPlan, below: bool) -> Result<Transformed<LogicalPlan>> {
+    match node {
+        LogicalPlan::Union(u) if u.inputs.len() > 1 => {
+            let width = u.schema.fields().len();
+            let mut targets = Vec::with_capacity(width);
+            for c in 0..width {
+                let types: Vec<DataType> = u
+                    .inputs
+                    .iter()
+                    .map(|i| i.schema().field(c).data_type().clone())
+                    .collect();
+                targets.push(resolved(&types));
+            }
+            if targets.iter().all(Option::is_none) {
+                // A union's column types are its inputs' as planned: when
+                // a cast below changed them, they are worked out again.
+                return Ok(if below {
+                    Transformed::yes(LogicalPlan::Union(
+                        datafusion::logical_expr::Union::try_new_with_loose_types(u.inputs)?,
+                    ))
+                } else {
+                    Transformed::no(LogicalPlan::Union(u))
+                });
+            }
+            let inputs = u
+                .inputs
+                .iter()
+                .map(|input| {
+                    let exprs: Vec<Expr> = input
+                        .schema()
+                        .iter()
+                        .zip(&targets)
+                        .map(|((q, f), to)| {
+                            let column = Expr::Column(datafusion::common::Column::from((q, f)));
+                            match to {
+                                Some(to) if is_decimal(f.data_type()) => {
+                                    cast(column, to.clone()).alias_qualified(q.cloned(), f.name())
+                                }
+                                _ => column,
+                            }
+                        })
+                        .collect();
+                    Ok(std::sync::Arc::new(
+                        LogicalPlanBuilder::from(input.as_ref().clone())
+                            .project(exprs)?
+                            .build()?,
+                    ))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok(Transformed::yes(LogicalPlan::Union(
+                datafusion::logical_expr::Union::try_new_with_loose_types(inputs)?,
+            )))
+        }
+        other => Ok(Transformed::no(other)),
+    }
+}
+
+fn is_decimal(t: &DataType) -> bool {
+    matches!(t, DataType::Decimal128(..) | DataType::Decimal256(..))
+}
+
+/// The float type `types` resolve to when one of them is a float and
+/// another a decimal, else None.
+fn resolved(types: &[DataType]) -> Option<DataType> {
+    if !types.iter().any(is_decimal) {
+        return None;
+    }
+    if types.contains(&DataType::Float64) {
+        Some(DataType::Float64)
+    } else if types.contains(&DataType::Float32) {
+        Some(DataType::Float32)
+    } else {
+        None
+    }
+}
+
+/// `e` cast to `to` when it is a decimal.
+fn widened(e: Expr, to: &DataType, schema: &DFSchema) -> Expr {
+    match e.get_type(schema) {
+        Ok(t) if is_decimal(&t) => cast(e, to.clone()),
+        _ => e,
+    }
+}
+
+fn floats(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
+    let ty = |x: &Expr| x.get_type(schema).unwrap_or(DataType::Null);
+    match e {
+        Expr::BinaryExpr(BinaryExpr { left, op, right })
+            if matches!(
+                op,
+                Operator::Eq
+                    | Operator::NotEq
+                    | Operator::Lt
+                    | Operator::LtEq
+                    | Operator::Gt
+                    | Operator::GtEq
+                    | Operator::IsDistinctFrom
+                    | Operator::IsNotDistinctFrom
+                    | Operator::Plus
+                    | Operator::Minus
+                    | Operator::Multiply
+                    | Operator::Divide
+                    | Operator::Modulo
+            ) && resolved(&[ty(&left), ty(&right)]).is_some() =>
+        {
+            // An operator of PostgreSQL's on float4 and numeric is float8's.
+            let to = DataType::Float64;
+            let side = |x: Expr| match ty(&x) {
+                DataType::Float32 => cast(x, DataType::Float64),
+                _ => widened(x, &to, schema),
+            };
+            Ok(Transformed::yes(Expr::BinaryExpr(BinaryExpr::new(
+                Box::new(side(*left)),
+                op,
+                Box::new(side(*right)),
+            ))))
+        }
+        Expr::Between(b) if resolved(&[ty(&b.expr), ty(&b.low), ty(&b.high)]).is_some() => {
+            let to = DataType::Float64;
+            let side = |x: Expr| match ty(&x) {
+                DataType::Float32 => cast(x, DataType::Float64),
+                _ => widened(x, &to, schema),
+            };
+            Ok(Transformed::yes(Expr::Between(Between::new(
+                Box::new(side(*b.expr)),
+                b.negated,
+                Box::new(side(*b.low)),
+                Box::new(side(*b.high)),
+            ))))
+        }
+        Expr::InList(l) => {
+            let mut types: Vec<DataType> = l.list.iter().map(ty).collect();
+            types.push(ty(&l.expr));
+            let Some(_) = resolved(&types) else {
+                return Ok(Transformed::no(Expr::InList(l)));
+            };
+            let to = DataType::Float64;
+            let side = |x: Expr| match ty(&x) {
+                DataType::Float32 => cast(x, DataType::Float64),
+                _ => widened(x, &to, schema),
+            };
+            Ok(Transformed::yes(Expr::InList(InList::new(
+                Box::new(side(*l.expr)),
+                l.list.into_iter().map(side).collect(),
+                l.negated,
+            ))))
+        }
+        Expr::Case(c) => {
+            let types: Vec<DataType> = c
+                .when_then_expr
+                .iter()
+                .map(|(_, t)| ty(t))
+                .chain(c.else_expr.as_deref().map(ty))
+                .collect();
+            let Some(to) = resolved(&types) else {
+                return Ok(Transformed::no(Expr::Case(c)));
+            };
+            Ok(Transformed::yes(Expr::Case(Case::new(
+                c.expr,
+                c.when_then_expr
+                    .into_iter()
+                    .map(|(w, t)| (w, Box::new(widened(*t, &to, schema))))
+                    .collect(),
+                c.else_expr.map(|x| Box::new(widened(*x, &to, schema))),
+            ))))
+        }
+        Expr::ScalarFunction(f)
+            if matches!(f.name(), "coalesce" | "greatest" | "least" | "nullif") =>
+        {
+            let types: Vec<DataType> = f.args.iter().map(ty).collect();
+            let Some(to) = resolved(&types) else {
+                return Ok(Transformed::no(Expr::ScalarFunction(f)));
+            };
+            let args = f
+                .args
+                .into_iter()
+                .map(|x| widened(x, &to, schema))
+                .collect();
+            Ok(Transformed::yes(Expr::ScalarFunction(
+                ScalarFunction::new_udf(f.func, args),
+            )))
+        }
+        other => Ok(Transformed::no(other)),
+    }
+}
