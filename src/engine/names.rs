@@ -425,8 +425,34 @@ fn alias_repeated_in(body: &mut SetExpr) {
             SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
         )
     });
+    // DataFusion names a cast after what it casts: `1.5::float8` and
+    // `(1.5::float8)::text` would be two columns of one name to it.
+    fn uncast(e: &Expr) -> &Expr {
+        match e {
+            Expr::Cast { expr, .. } | Expr::Nested(expr) => uncast(expr),
+            other => other,
+        }
+    }
     let mut seen: std::collections::HashMap<String, usize> = Default::default();
+    let mut cast_of: std::collections::HashMap<String, usize> = Default::default();
     for (pos, item) in select.projection.iter_mut().enumerate() {
+        if let SelectItem::UnnamedExpr(e @ (Expr::Cast { .. } | Expr::Nested(_))) = item {
+            let n = cast_of.entry(uncast(e).to_string()).or_default();
+            *n += 1;
+            if *n > 1
+                && let (Some(name), _) = figure(e)
+                && !seen.contains_key(&name)
+            {
+                seen.insert(name.clone(), 1);
+                *item = SelectItem::ExprWithAlias {
+                    expr: e.clone(),
+                    alias: Ident::with_quote('"', name),
+                };
+                continue;
+            }
+        } else if let SelectItem::UnnamedExpr(e) = item {
+            *cast_of.entry(e.to_string()).or_default() += 1;
+        }
         let (name, plain) = match item {
             SelectItem::UnnamedExpr(e @ (Expr::Identifier(_) | Expr::CompoundIdentifier(_))) => {
                 (figure(e).0.unwrap_or_default(), true)

@@ -224,62 +224,6 @@ fn where_conjuncts(e: &mut Expr, is_aggregate: &dyn Fn(&str) -> bool, columns_of
     }
 }
 
-/// `x NOT IN (SELECT v FROM ... WHERE w)` as a condition of WHERE, where
-/// the subquery reads columns of the outer query: DataFusion plans NOT IN
-/// as a null-aware anti join, which takes one key only, so a correlated
-/// one failed. Where NULL and false both drop the row it is `NOT EXISTS
-/// (SELECT 1 FROM ... WHERE (w) AND ((v) = (x) OR (v) IS NULL OR (x) IS
-/// NULL))`: true when no row is there, and when none has `x` or a NULL,
-/// as PostgreSQL answers. The same restrictions as
-/// [`correlated_value_in`], except that `v` may be any expression.
-fn correlated_not_in(
-    x: &Expr,
-    rows: &Query,
-    is_aggregate: &dyn Fn(&str) -> bool,
-    columns_of: &ColumnsOf,
-) -> Option<Expr> {
-    if rows.with.is_some() || rows.limit_clause.is_some() || rows.fetch.is_some() {
-        return None;
-    }
-    let SetExpr::Select(s) = rows.body.as_ref() else {
-        return None;
-    };
-    if grouped(s)
-        || s.having.is_some()
-        || s.from.is_empty()
-        || matches!(s.distinct, Some(Distinct::On(_)))
-    {
-        return None;
-    }
-    let [SelectItem::UnnamedExpr(v) | SelectItem::ExprWithAlias { expr: v, .. }] =
-        s.projection.as_slice()
-    else {
-        return None;
-    };
-    if Names::of(v).nested || aggregates(v, is_aggregate) || captured(x, rows, columns_of) {
-        return None;
-    }
-    let condition = value(
-        "($1) = ($2) OR ($2) IS NULL OR ($1) IS NULL",
-        &[x.clone(), v.clone()],
-    )?;
-    let mut q = rows.clone();
-    let SetExpr::Select(s) = q.body.as_mut() else {
-        return None;
-    };
-    s.selection = Some(match s.selection.take() {
-        Some(w) => value("($1) AND ($2)", &[w, condition])?,
-        None => condition,
-    });
-    s.projection = vec![SelectItem::UnnamedExpr(value("1", &[])?)];
-    s.distinct = None;
-    q.order_by = None;
-    Some(Expr::Exists {
-        subquery: Box::new(q),
-        negated: true,
-    })
-}
-
 /// `x IN (SELECT v FROM ... WHERE w)` as a condition of WHERE, where `v`
 /// reads columns of the outer query: DataFusion decorrelates outer columns
 /// in a WHERE, not in a select list (`0A000`, or `XX000 single expression
@@ -293,6 +237,45 @@ fn correlated_value_in(
     is_aggregate: &dyn Fn(&str) -> bool,
     columns_of: &ColumnsOf,
 ) -> Option<Expr> {
+    let reads_outer = |v: &Expr| {
+        let declared = Names::of(rows).declared;
+        Names::of(v)
+            .qualifiers
+            .iter()
+            .any(|q| !declared.contains(q))
+    };
+    as_exists(x, rows, is_aggregate, columns_of, false, reads_outer)
+}
+
+/// `x NOT IN (SELECT v FROM ... WHERE w)` as a condition of WHERE, where
+/// the subquery reads columns of the outer query: DataFusion plans NOT IN
+/// as a null-aware anti join, which takes one key only, so a correlated
+/// one failed. Where NULL and false both drop the row it is `NOT EXISTS
+/// (SELECT 1 FROM ... WHERE (w) AND ((x) = (v) OR (v) IS NULL OR (x) IS
+/// NULL))`: true when no row is there, and when none has `x` or a NULL,
+/// as PostgreSQL answers. The same restrictions as
+/// [`correlated_value_in`], except that `v` may be any expression.
+fn correlated_not_in(
+    x: &Expr,
+    rows: &Query,
+    is_aggregate: &dyn Fn(&str) -> bool,
+    columns_of: &ColumnsOf,
+) -> Option<Expr> {
+    as_exists(x, rows, is_aggregate, columns_of, true, |_| true)
+}
+
+/// `[NOT] EXISTS (SELECT 1 FROM ... WHERE (w) AND <x against v>)` for
+/// `x [NOT] IN (SELECT v FROM ... WHERE w)`, when the subquery is a plain
+/// select of one value `v` that `wanted` accepts and that reads no nested
+/// query or aggregate, and `x` cannot be captured by the subquery's tables.
+fn as_exists(
+    x: &Expr,
+    rows: &Query,
+    is_aggregate: &dyn Fn(&str) -> bool,
+    columns_of: &ColumnsOf,
+    negated: bool,
+    wanted: impl Fn(&Expr) -> bool,
+) -> Option<Expr> {
     if rows.with.is_some() || rows.limit_clause.is_some() || rows.fetch.is_some() {
         return None;
     }
@@ -311,16 +294,21 @@ fn correlated_value_in(
     else {
         return None;
     };
-    let declared = Names::of(rows).declared;
-    let read = Names::of(v);
-    if read.nested
+    if Names::of(v).nested
         || aggregates(v, is_aggregate)
-        || !read.qualifiers.iter().any(|q| !declared.contains(q))
+        || !wanted(v)
         || captured(x, rows, columns_of)
     {
         return None;
     }
-    let condition = value("($1) = ($2)", &[x.clone(), v.clone()])?;
+    let condition = if negated {
+        value(
+            "($1) = ($2) OR ($2) IS NULL OR ($1) IS NULL",
+            &[x.clone(), v.clone()],
+        )?
+    } else {
+        value("($1) = ($2)", &[x.clone(), v.clone()])?
+    };
     let mut q = rows.clone();
     let SetExpr::Select(s) = q.body.as_mut() else {
         return None;
@@ -334,7 +322,7 @@ fn correlated_value_in(
     q.order_by = None;
     Some(Expr::Exists {
         subquery: Box::new(q),
-        negated: false,
+        negated,
     })
 }
 
@@ -1143,10 +1131,15 @@ mod tests {
                 .to_string();
             assert_eq!(rewritten(same), printed);
         }
-        // A correlated NOT IN is counted.
+        // A correlated NOT IN is a NOT EXISTS that a NULL on either side
+        // also satisfies.
+        let not_in =
+            rewritten("SELECT a FROM e WHERE e.a NOT IN (SELECT d.b FROM d WHERE d.c = e.c)");
         assert!(
-            rewritten("SELECT a FROM e WHERE e.a NOT IN (SELECT d.b FROM d WHERE d.c = e.c)")
-                .contains("count(*)")
+            not_in.contains("WHERE NOT EXISTS (SELECT 1 FROM d WHERE")
+                && not_in.contains("(d.b) IS NULL OR (e.a) IS NULL")
+                && !not_in.contains("NOT IN"),
+            "{not_in}"
         );
     }
 

@@ -88,6 +88,7 @@ pub fn rewrite(stmt: &mut Statement, text: Option<&str>) {
     scalar_function_aliases(&mut s);
     format_arguments(&mut s);
     substring_patterns(&mut s);
+    make_interval_arguments(&mut s);
     generate_subscripts(&mut s);
     expand_array(&mut s);
     typed_casts(&mut s);
@@ -593,25 +594,111 @@ fn regclass_names(stmt: &mut Statement) {
     }
 }
 
-/// `substring(s FROM 'pattern')` and `substring(s, 'pattern')`: a text
-/// literal where the start position goes is a POSIX regular expression, and
-/// the result is the part of `s` it matches, or of its first parenthesized
-/// group when it has one: `regexp_match(s, pattern)[1]`, which answers
-/// exactly that.
-fn substring_patterns(stmt: &mut Statement) {
-    use datafusion::sql::sqlparser::ast::{Expr, Value};
+/// `make_interval(days => 3)`: PostgreSQL's seven parameters (`years`,
+/// `months`, `weeks`, `days`, `hours`, `mins`, `secs`) all default to 0,
+/// which DataFusion's named arguments cannot leave out; the call is given
+/// all seven, in order. A call with a name it does not have is left as it
+/// is, for the planner to refuse.
+fn make_interval_arguments(stmt: &mut Statement) {
+    use datafusion::sql::sqlparser::ast::{
+        Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Value,
+    };
+    const PARAMETERS: [&str; 7] = ["years", "months", "weeks", "days", "hours", "mins", "secs"];
     let _ = crate::visit::visit_expressions_mut(stmt, |e: &mut Expr| {
-        if let Expr::Substring {
-            expr,
+        if let Expr::Function(f) = e
+            && let [.., name] = f.name.0.as_slice()
+            && name
+                .as_ident()
+                .is_some_and(|i| i.value.eq_ignore_ascii_case("make_interval"))
+            && let FunctionArguments::List(list) = &mut f.args
+            && list.args.len() <= PARAMETERS.len()
+        {
+            let mut slots: Vec<Option<Expr>> = vec![None; PARAMETERS.len()];
+            for (i, arg) in list.args.iter().enumerate() {
+                let (slot, x) = match arg {
+                    FunctionArg::Unnamed(FunctionArgExpr::Expr(x)) => (i, x),
+                    FunctionArg::Named {
+                        name,
+                        arg: FunctionArgExpr::Expr(x),
+                        ..
+                    }
+                    | FunctionArg::ExprNamed {
+                        name: Expr::Identifier(name),
+                        arg: FunctionArgExpr::Expr(x),
+                        ..
+                    } => match PARAMETERS
+                        .iter()
+                        .position(|p| name.value.eq_ignore_ascii_case(p))
+                    {
+                        Some(slot) => (slot, x),
+                        None => return ControlFlow::Continue(()),
+                    },
+                    _ => return ControlFlow::Continue(()),
+                };
+                if slots[slot].is_some() {
+                    return ControlFlow::Continue(());
+                }
+                slots[slot] = Some(x.clone());
+            }
+            list.args = slots
+                .into_iter()
+                .map(|x| {
+                    FunctionArg::Unnamed(FunctionArgExpr::Expr(
+                        x.unwrap_or_else(|| Expr::Value(Value::Number("0".into(), false).into())),
+                    ))
+                })
+                .collect();
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
+/// `substring(s FROM 'pattern')` and `substring(s, 'pattern')` (not
+/// `substr`, whose second argument is always a position): a text literal
+/// where the start position goes is a POSIX regular expression, and the
+/// result is the part of `s` it matches, or of its first parenthesized
+/// group when it has one: `regexp_match(s, pattern, 's')[1]`, which answers
+/// exactly that (`s`: `.` matches a newline, as in PostgreSQL). A select
+/// item keeps PostgreSQL's name, `substring`.
+fn substring_patterns(stmt: &mut Statement) {
+    use datafusion::sql::sqlparser::ast::{Expr, Ident, SelectItem, SetExpr, Value};
+    let pattern = |e: &Expr| {
+        matches!(e, Expr::Substring {
             substring_from: Some(from),
             substring_for: None,
+            shorthand: false,
             ..
-        } = e
-            && let Expr::Value(v) = from.as_ref()
-            && matches!(v.value, Value::SingleQuotedString(_))
+        } if matches!(from.as_ref(), Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_))))
+    };
+    if let Statement::Query(q) = stmt
+        && let SetExpr::Select(select) = q.body.as_mut()
+    {
+        for item in select.projection.iter_mut() {
+            if let SelectItem::UnnamedExpr(e) = item
+                && pattern(e)
+            {
+                *item = SelectItem::ExprWithAlias {
+                    expr: e.clone(),
+                    alias: Ident::new("substring"),
+                };
+            }
+        }
+    }
+    let _ = crate::visit::visit_expressions_mut(stmt, |e: &mut Expr| {
+        if pattern(e)
+            && let Expr::Substring {
+                expr,
+                substring_from: Some(from),
+                ..
+            } = e
         {
             let text = std::mem::replace(expr.as_mut(), Expr::Value(Value::Null.into()));
-            let matched = call("regexp_match", vec![text, from.as_ref().clone()], vec![]);
+            let flags = Expr::Value(Value::SingleQuotedString("s".into()).into());
+            let matched = call(
+                "regexp_match",
+                vec![text, from.as_ref().clone(), flags],
+                vec![],
+            );
             *e = call(
                 "array_element",
                 vec![

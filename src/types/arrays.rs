@@ -125,7 +125,7 @@ fn edit(list: &ArrayRef, target: &ArrayRef, with: Option<&ArrayRef>) -> Result<A
 }
 
 /// `array_dims(array)`: `[1:3]`, `[1:2][1:3]` for an array of arrays;
-/// NULL for an empty array.
+/// NULL for an empty array (also `{{}}`).
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct ArrayDims {
     signature: Signature,
@@ -156,8 +156,10 @@ impl ScalarUDFImpl for ArrayDims {
                             let mut dims = String::new();
                             let mut level = list.value(row);
                             loop {
+                                // An empty array, at any depth, has no
+                                // dimensions: `{{}}` is `{}`.
                                 if level.is_empty() {
-                                    break;
+                                    return None;
                                 }
                                 dims.push_str(&format!("[1:{}]", level.len()));
                                 match level.data_type() {

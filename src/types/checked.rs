@@ -2,7 +2,10 @@
 //! (`22003 bigint out of range`): DataFusion's `+`, `-`, `*` and unary `-`
 //! on integers wrap around, which turns an overflow into a wrong answer.
 //! An analyzer rule, after type coercion, plans them on integer operands as
-//! functions that use Arrow's checked kernels.
+//! functions that use Arrow's checked kernels. The same rule plans `+ - * /`
+//! on floats as functions that fail where PostgreSQL's do (overflow,
+//! underflow, division by zero: Arrow gives `Infinity` or 0), and
+//! `round(float)` as PostgreSQL's, halves to even.
 
 use std::sync::Arc;
 
@@ -118,6 +121,12 @@ impl ScalarUDFImpl for Checked {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        if matches!(
+            self.op,
+            Op::FloatAdd | Op::FloatSub | Op::FloatMul | Op::FloatDiv
+        ) {
+            return float_checked(self.op, &args.args[0], &args.args[1]);
+        }
         make_scalar_function(|arrays: &[ArrayRef]| self.apply(arrays), vec![])(&args.args)
     }
 }
@@ -130,7 +139,9 @@ impl Checked {
             Op::Mul => numeric::mul(&arrays[0], &arrays[1]),
             Op::Neg => numeric::neg(&arrays[0]),
             Op::FloatAdd | Op::FloatSub | Op::FloatMul | Op::FloatDiv => {
-                return float_checked(self.op, &arrays[0], &arrays[1]);
+                return Err(DataFusionError::Internal(
+                    "float operations are not computed on arrays".into(),
+                ));
             }
         };
         let out = out.map_err(|e| match e {
@@ -150,46 +161,64 @@ impl Checked {
 /// (`22003 value out of range: overflow` otherwise), no division by zero
 /// (`22012`), and a product or quotient of nonzero operands that is not
 /// zero (`22003 value out of range: underflow`).
-fn float_checked(op: Op, a: &ArrayRef, b: &ArrayRef) -> Result<ArrayRef> {
-    use datafusion::arrow::array::{Array, AsArray};
+fn float_checked(op: Op, a: &ColumnarValue, b: &ColumnarValue) -> Result<ColumnarValue> {
+    use datafusion::arrow::array::{Array, AsArray, Float64Array};
     use datafusion::arrow::datatypes::Float64Type;
-    let a64 = datafusion::arrow::compute::cast(a, &DataType::Float64)?;
-    let b64 = datafusion::arrow::compute::cast(b, &DataType::Float64)?;
-    let (x, y) = (
-        a64.as_primitive::<Float64Type>(),
-        b64.as_primitive::<Float64Type>(),
-    );
-    let fail = |message: &str| {
-        Err(DataFusionError::from(Error::new(
-            ErrorKind::NumericOutOfRange,
-            message.to_string(),
-        )))
-    };
-    if op == Op::FloatDiv {
-        for i in 0..y.len() {
-            if !y.is_null(i) && !x.is_null(i) && y.value(i) == 0.0 && !x.value(i).is_nan() {
-                return Err(DataFusionError::from(Error::new(
-                    ErrorKind::DivisionByZero,
-                    "division by zero",
-                )));
+    /// One operand's values in float8: a column, or one value for all rows.
+    enum Side {
+        Column(Float64Array),
+        Value(Option<f64>),
+    }
+    impl Side {
+        fn of(c: &ColumnarValue) -> Result<Side> {
+            Ok(match c {
+                ColumnarValue::Array(a) => Side::Column(
+                    datafusion::arrow::compute::cast(a, &DataType::Float64)?
+                        .as_primitive::<Float64Type>()
+                        .clone(),
+                ),
+                ColumnarValue::Scalar(v) => Side::Value(match v.cast_to(&DataType::Float64)? {
+                    datafusion::common::ScalarValue::Float64(f) => f,
+                    _ => None,
+                }),
+            })
+        }
+        fn at(&self, i: usize) -> Option<f64> {
+            match self {
+                Side::Column(a) => (!a.is_null(i)).then(|| a.value(i)),
+                Side::Value(v) => *v,
             }
         }
     }
+    let datum = |c: &ColumnarValue| -> Result<Box<dyn datafusion::arrow::array::Datum>> {
+        Ok(match c {
+            ColumnarValue::Array(a) => Box::new(a.clone()),
+            ColumnarValue::Scalar(v) => Box::new(v.to_scalar()?),
+        })
+    };
+    let (x, y) = (Side::of(a)?, Side::of(b)?);
+    let (l, r) = (datum(a)?, datum(b)?);
     let out = match op {
-        Op::FloatAdd => numeric::add(a, b),
-        Op::FloatSub => numeric::sub(a, b),
-        Op::FloatMul => numeric::mul(a, b),
-        _ => numeric::div(a, b),
+        Op::FloatAdd => numeric::add(l.as_ref(), r.as_ref()),
+        Op::FloatSub => numeric::sub(l.as_ref(), r.as_ref()),
+        Op::FloatMul => numeric::mul(l.as_ref(), r.as_ref()),
+        _ => numeric::div(l.as_ref(), r.as_ref()),
     }?;
-    let r64 = datafusion::arrow::compute::cast(&out, &DataType::Float64)?;
-    let r = r64.as_primitive::<Float64Type>();
-    for i in 0..r.len() {
-        if r.is_null(i) {
+    let fail = |kind: ErrorKind, message: &str| {
+        Err(DataFusionError::from(Error::new(kind, message.to_string())))
+    };
+    let result = datafusion::arrow::compute::cast(&out, &DataType::Float64)?;
+    let result = result.as_primitive::<Float64Type>();
+    for i in 0..result.len() {
+        let (Some(p), Some(q)) = (x.at(i), y.at(i)) else {
             continue;
+        };
+        if op == Op::FloatDiv && q == 0.0 && !p.is_nan() {
+            return fail(ErrorKind::DivisionByZero, "division by zero");
         }
-        let (v, p, q) = (r.value(i), x.value(i), y.value(i));
+        let v = result.value(i);
         if v.is_infinite() && p.is_finite() && q.is_finite() {
-            return fail("value out of range: overflow");
+            return fail(ErrorKind::NumericOutOfRange, "value out of range: overflow");
         }
         let underflow = match op {
             Op::FloatMul => p != 0.0 && q != 0.0,
@@ -197,10 +226,19 @@ fn float_checked(op: Op, a: &ArrayRef, b: &ArrayRef) -> Result<ArrayRef> {
             _ => false,
         };
         if v == 0.0 && underflow {
-            return fail("value out of range: underflow");
+            return fail(
+                ErrorKind::NumericOutOfRange,
+                "value out of range: underflow",
+            );
         }
     }
-    Ok(out)
+    Ok(
+        if matches!(a, ColumnarValue::Scalar(_)) && matches!(b, ColumnarValue::Scalar(_)) {
+            ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(&out, 0)?)
+        } else {
+            ColumnarValue::Array(out)
+        },
+    )
 }
 
 /// Plans `+`, `-`, `*` and unary `-` on integers as the checked functions,

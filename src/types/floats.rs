@@ -4,9 +4,11 @@
 //! into a decimal, which fails on `1e20` (`22003 numeric field overflow`)
 //! and rounds others (`coalesce(0.123456789::float8, 1.5)` kept 15
 //! digits). An analyzer rule ahead of type coercion casts the numeric
-//! operands of comparisons, arithmetic, `IN`, `BETWEEN`, `CASE`,
-//! `coalesce`, `greatest`, `least` and `nullif` to the float type when a
-//! float is among them, and so the columns of `UNION` branches.
+//! operands of comparisons (also `CASE x WHEN v`), `+ - * /`, `IN (list)`,
+//! `BETWEEN`, the results of `CASE`, and the arguments of `coalesce`,
+//! `greatest`, `least` and `nullif` to the float type when a float is
+//! among them, and so the columns of `UNION` branches. Not yet: `IN
+//! (subquery)`, `= ANY(array)` and `JOIN ... USING`.
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::DFSchema;
@@ -156,8 +158,19 @@ fn widened(e: Expr, to: &DataType, schema: &DFSchema) -> Expr {
     }
 }
 
+/// An operand of a comparison or arithmetic between a float and a numeric:
+/// PostgreSQL's operators on `real` and `numeric` are `double precision`'s,
+/// so both a numeric and a `real` become `double precision`.
+fn compared(e: Expr, schema: &DFSchema) -> Expr {
+    match e.get_type(schema) {
+        Ok(DataType::Float32) => cast(e, DataType::Float64),
+        _ => widened(e, &DataType::Float64, schema),
+    }
+}
+
 fn floats(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
     let ty = |x: &Expr| x.get_type(schema).unwrap_or(DataType::Null);
+    let side = |x: Expr| compared(x, schema);
     match e {
         Expr::BinaryExpr(BinaryExpr { left, op, right })
             if matches!(
@@ -174,15 +187,8 @@ fn floats(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
                     | Operator::Minus
                     | Operator::Multiply
                     | Operator::Divide
-                    | Operator::Modulo
             ) && resolved(&[ty(&left), ty(&right)]).is_some() =>
         {
-            // An operator of PostgreSQL's on float4 and numeric is float8's.
-            let to = DataType::Float64;
-            let side = |x: Expr| match ty(&x) {
-                DataType::Float32 => cast(x, DataType::Float64),
-                _ => widened(x, &to, schema),
-            };
             Ok(Transformed::yes(Expr::BinaryExpr(BinaryExpr::new(
                 Box::new(side(*left)),
                 op,
@@ -190,11 +196,6 @@ fn floats(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
             ))))
         }
         Expr::Between(b) if resolved(&[ty(&b.expr), ty(&b.low), ty(&b.high)]).is_some() => {
-            let to = DataType::Float64;
-            let side = |x: Expr| match ty(&x) {
-                DataType::Float32 => cast(x, DataType::Float64),
-                _ => widened(x, &to, schema),
-            };
             Ok(Transformed::yes(Expr::Between(Between::new(
                 Box::new(side(*b.expr)),
                 b.negated,
@@ -205,14 +206,9 @@ fn floats(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
         Expr::InList(l) => {
             let mut types: Vec<DataType> = l.list.iter().map(ty).collect();
             types.push(ty(&l.expr));
-            let Some(_) = resolved(&types) else {
+            if resolved(&types).is_none() {
                 return Ok(Transformed::no(Expr::InList(l)));
-            };
-            let to = DataType::Float64;
-            let side = |x: Expr| match ty(&x) {
-                DataType::Float32 => cast(x, DataType::Float64),
-                _ => widened(x, &to, schema),
-            };
+            }
             Ok(Transformed::yes(Expr::InList(InList::new(
                 Box::new(side(*l.expr)),
                 l.list.into_iter().map(side).collect(),
@@ -220,22 +216,39 @@ fn floats(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
             ))))
         }
         Expr::Case(c) => {
-            let types: Vec<DataType> = c
+            // `CASE x WHEN v ...` compares `x` with each `v`.
+            let operand: Vec<DataType> = c
+                .expr
+                .as_deref()
+                .map(|x| {
+                    std::iter::once(ty(x))
+                        .chain(c.when_then_expr.iter().map(|(w, _)| ty(w)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let compare = resolved(&operand).is_some();
+            let results: Vec<DataType> = c
                 .when_then_expr
                 .iter()
                 .map(|(_, t)| ty(t))
                 .chain(c.else_expr.as_deref().map(ty))
                 .collect();
-            let Some(to) = resolved(&types) else {
+            let to = resolved(&results);
+            if !compare && to.is_none() {
                 return Ok(Transformed::no(Expr::Case(c)));
+            }
+            let result = |x: Expr| match &to {
+                Some(to) => widened(x, to, schema),
+                None => x,
             };
+            let when = |x: Expr| if compare { side(x) } else { x };
             Ok(Transformed::yes(Expr::Case(Case::new(
-                c.expr,
+                c.expr.map(|x| Box::new(when(*x))),
                 c.when_then_expr
                     .into_iter()
-                    .map(|(w, t)| (w, Box::new(widened(*t, &to, schema))))
+                    .map(|(w, t)| (Box::new(when(*w)), Box::new(result(*t))))
                     .collect(),
-                c.else_expr.map(|x| Box::new(widened(*x, &to, schema))),
+                c.else_expr.map(|x| Box::new(result(*x))),
             ))))
         }
         Expr::ScalarFunction(f)

@@ -1,8 +1,7 @@
 //! PostgreSQL functions DataFusion does not have: `age`, `justify_days`,
-//! `justify_hours`, `justify_interval`, `make_timestamp`, `isfinite`,
-//! `num_nulls`, `num_nonnulls`, `div`, `regexp_split_to_array`, and the
-//! other names PostgreSQL gives to functions DataFusion has (`sign`,
-//! `every`, `variance`).
+//! `justify_hours`, `justify_interval`, `make_timestamp`, `make_interval`,
+//! `isfinite`, `num_nulls`, `num_nonnulls`, `div`, `sign`,
+//! `regexp_split_to_array`, and `every` (DataFusion's `bool_and`).
 
 use std::sync::Arc;
 
@@ -43,10 +42,12 @@ enum Function {
     NumNonNulls,
     Div,
     RegexpSplitToArray,
+    MakeInterval,
+    Sign,
 }
 
 impl Function {
-    const ALL: [Function; 10] = [
+    const ALL: [Function; 12] = [
         Function::Age,
         Function::JustifyDays,
         Function::JustifyHours,
@@ -57,6 +58,8 @@ impl Function {
         Function::NumNonNulls,
         Function::Div,
         Function::RegexpSplitToArray,
+        Function::MakeInterval,
+        Function::Sign,
     ];
 
     fn name(self) -> &'static str {
@@ -71,6 +74,8 @@ impl Function {
             Function::NumNonNulls => "num_nonnulls",
             Function::Div => "div",
             Function::RegexpSplitToArray => "regexp_split_to_array",
+            Function::MakeInterval => "make_interval",
+            Function::Sign => "sign",
         }
     }
 
@@ -86,7 +91,8 @@ impl Function {
             | Function::NumNulls
             | Function::NumNonNulls
             | Function::RegexpSplitToArray
-            | Function::MakeTimestamp => Signature::variadic_any(volatility),
+            | Function::MakeTimestamp
+            | Function::MakeInterval => Signature::variadic_any(volatility),
             Function::Div => Signature::any(2, volatility),
             _ => Signature::any(1, volatility),
         }
@@ -139,7 +145,41 @@ impl ScalarUDFImpl for Pg {
             }
             Function::IsFinite => DataType::Boolean,
             Function::NumNulls | Function::NumNonNulls => DataType::Int32,
-            Function::Div => DataType::Decimal128(38, 0),
+            Function::Div => {
+                // div(numeric, numeric): PostgreSQL has no float form.
+                if let Some(t) = types.iter().find(|t| t.is_floating()) {
+                    return Err(ours(
+                        Error::new(
+                            ErrorKind::UndefinedFunction,
+                            format!(
+                                "function div({}) does not exist",
+                                types
+                                    .iter()
+                                    .map(|t| super::PgType::from_arrow(t).name)
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                        )
+                        .with_hint(format!(
+                            "Cast the {} to numeric.",
+                            super::PgType::from_arrow(t).name
+                        )),
+                    ));
+                }
+                DataType::Decimal128(38, 0)
+            }
+            Function::MakeInterval => {
+                arity(7..=7)?;
+                DataType::Interval(datafusion::arrow::datatypes::IntervalUnit::MonthDayNano)
+            }
+            // sign(numeric) is a numeric; of anything else, PostgreSQL
+            // picks sign(double precision).
+            Function::Sign => match types.first() {
+                Some(DataType::Decimal128(..) | DataType::Decimal256(..)) => {
+                    DataType::Decimal128(1, 0)
+                }
+                _ => DataType::Float64,
+            },
             Function::RegexpSplitToArray => {
                 arity(2..=3)?;
                 DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true)))
@@ -248,6 +288,8 @@ fn apply(function: Function, args: &[ArrayRef]) -> Result<ArrayRef> {
         }
         Function::Div => div(&args[0], &args[1])?,
         Function::RegexpSplitToArray => split(args)?,
+        Function::MakeInterval => make_interval(args)?,
+        Function::Sign => sign(&args[0])?,
         Function::NumNulls | Function::NumNonNulls => unreachable!("counted above"),
     })
 }
@@ -388,46 +430,153 @@ fn justify_interval(v: IntervalMonthDayNano) -> IntervalMonthDayNano {
     IntervalMonthDayNano::new(months, days, nanos)
 }
 
-/// `make_timestamp(year, month, day, hour, min, sec)` in microseconds.
+/// `make_timestamp(year, month, day, hour, min, sec)` in microseconds, as
+/// PostgreSQL checks it: a negative year is BC (`-44` is 44 BC), year 0 and
+/// impossible dates are `22008`, the time may be `24:00:00` and the
+/// seconds 60, and the seconds round to microseconds half to even.
 fn make_timestamp(f: &[i32], sec: f64) -> Result<i64> {
-    let date = NaiveDate::from_ymd_opt(f[0], f[1] as u32, f[2] as u32).ok_or_else(|| {
+    let out_of_range = |what: &str, text: String| {
         ours(Error::new(
             ErrorKind::DatetimeOverflow,
-            format!(
-                "date field value out of range: {}-{:02}-{:02}",
-                f[0], f[1], f[2]
-            ),
+            format!("{what} field value out of range: {text}"),
         ))
-    })?;
-    let micros = (sec * 1e6).round() as i64;
-    if !(0..=23).contains(&f[3]) || !(0..=59).contains(&f[4]) || !(0..60_000_000).contains(&micros)
+    };
+    let (year, month, day, hour, min) = (f[0], f[1], f[2], f[3], f[4]);
+    let date_text = || format!("{year}-{month:02}-{day:02}");
+    // Astronomical numbering, chrono's: 1 BC is year 0.
+    let astronomical = match year {
+        0 => return Err(out_of_range("date", date_text())),
+        y if y < 0 => y + 1,
+        y => y,
+    };
+    let date = u32::try_from(month)
+        .ok()
+        .zip(u32::try_from(day).ok())
+        .and_then(|(m, d)| NaiveDate::from_ymd_opt(astronomical, m, d))
+        .ok_or_else(|| out_of_range("date", date_text()))?;
+    if hour < 0
+        || !(0..=59).contains(&min)
+        || !(0.0..=60.0).contains(&sec)
+        || hour > 24
+        || (hour == 24 && (min > 0 || sec > 0.0))
     {
-        return Err(ours(Error::new(
-            ErrorKind::DatetimeOverflow,
-            format!(
-                "time field value out of range: {}:{:02}:{:02}",
-                f[3], f[4], sec
-            ),
-        )));
+        return Err(out_of_range("time", format!("{hour}:{min:02}:{sec:02}")));
     }
     let midnight = date
         .and_hms_opt(0, 0, 0)
         .map(|d| d.and_utc().timestamp_micros())
         .unwrap_or_default();
-    Ok(midnight + (i64::from(f[3]) * 60 + i64::from(f[4])) * 60_000_000 + micros)
+    let micros = (sec * 1e6).round_ties_even() as i64;
+    Ok(midnight + (i64::from(hour) * 60 + i64::from(min)) * 60_000_000 + micros)
+}
+
+/// `make_interval(years, months, weeks, days, hours, mins, secs)`, every
+/// argument given (the parser fills the ones a call leaves out with 0).
+fn make_interval(args: &[ArrayRef]) -> Result<ArrayRef> {
+    let ints = args[..6]
+        .iter()
+        .map(|a| datafusion::arrow::compute::cast(a, &DataType::Int64))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let ints: Vec<&datafusion::arrow::array::Int64Array> =
+        ints.iter().map(|a| a.as_primitive()).collect();
+    let secs = datafusion::arrow::compute::cast(&args[6], &DataType::Float64)?;
+    let secs = secs.as_primitive::<datafusion::arrow::datatypes::Float64Type>();
+    let overflow = || {
+        ours(Error::new(
+            ErrorKind::DatetimeOverflow,
+            "interval out of range",
+        ))
+    };
+    let mut out = Vec::with_capacity(secs.len());
+    for r in 0..secs.len() {
+        if secs.is_null(r) || ints.iter().any(|a| a.is_null(r)) {
+            out.push(None);
+            continue;
+        }
+        let v: Vec<i64> = ints.iter().map(|a| a.value(r)).collect();
+        let months = v[0].checked_mul(12).and_then(|m| m.checked_add(v[1]));
+        let days = v[2].checked_mul(7).and_then(|d| d.checked_add(v[3]));
+        let secs = secs.value(r);
+        let nanos = v[4]
+            .checked_mul(3_600_000_000_000)
+            .zip(v[5].checked_mul(60_000_000_000))
+            .and_then(|(h, m)| h.checked_add(m))
+            .and_then(|t| {
+                let micros = (secs * 1e6).round_ties_even();
+                (micros.abs() < 9.2e15).then(|| t.checked_add(micros as i64 * 1000))?
+            });
+        let (Some(months), Some(days), Some(nanos)) = (
+            months.and_then(|m| i32::try_from(m).ok()),
+            days.and_then(|d| i32::try_from(d).ok()),
+            nanos,
+        ) else {
+            return Err(overflow());
+        };
+        out.push(Some(IntervalMonthDayNano::new(months, days, nanos)));
+    }
+    Ok(Arc::new(IntervalMonthDayNanoArray::from(out)))
+}
+
+/// `sign(x)`: -1, 0 or 1, a numeric of a numeric and a float of anything
+/// else (NaN stays NaN).
+fn sign(x: &ArrayRef) -> Result<ArrayRef> {
+    Ok(match x.data_type() {
+        DataType::Decimal128(..) => {
+            let d = x.as_primitive::<datafusion::arrow::datatypes::Decimal128Type>();
+            let out: Decimal128Array = d.iter().map(|v| v.map(i128::signum)).collect();
+            Arc::new(out.with_precision_and_scale(1, 0)?)
+        }
+        DataType::Decimal256(..) => {
+            let d = x.as_primitive::<datafusion::arrow::datatypes::Decimal256Type>();
+            let zero = datafusion::arrow::datatypes::i256::ZERO;
+            let out: Decimal128Array = d
+                .iter()
+                .map(|v| v.map(|v| i128::from(v > zero) - i128::from(v < zero)))
+                .collect();
+            Arc::new(out.with_precision_and_scale(1, 0)?)
+        }
+        _ => {
+            let f = datafusion::arrow::compute::cast(x, &DataType::Float64)?;
+            let f = f.as_primitive::<datafusion::arrow::datatypes::Float64Type>();
+            Arc::new(
+                f.unary::<_, datafusion::arrow::datatypes::Float64Type>(|v| {
+                    if v.is_nan() {
+                        v
+                    } else if v > 0.0 {
+                        1.0
+                    } else if v < 0.0 {
+                        -1.0
+                    } else {
+                        0.0
+                    }
+                }),
+            )
+        }
+    })
 }
 
 /// `div(a, b)`: the integer quotient of two numbers, truncated toward zero,
 /// as a numeric.
 fn div(a: &ArrayRef, b: &ArrayRef) -> Result<ArrayRef> {
     let scale = |t: &DataType| match t {
-        DataType::Decimal128(_, s) | DataType::Decimal256(_, s) => (*s).max(0),
-        t if t.is_floating() => 10,
+        DataType::Decimal32(_, s)
+        | DataType::Decimal64(_, s)
+        | DataType::Decimal128(_, s)
+        | DataType::Decimal256(_, s) => (*s).max(0),
         _ => 0,
     };
     let s = scale(a.data_type()).max(scale(b.data_type()));
+    // An operand that does not fit 38 digits at the common scale is an
+    // error, not a NULL.
     let as_decimal = |x: &ArrayRef| -> Result<Decimal128Array> {
-        let d = datafusion::arrow::compute::cast(x, &DataType::Decimal128(38, s))?;
+        let d = datafusion::arrow::compute::cast_with_options(
+            x,
+            &DataType::Decimal128(38, s),
+            &datafusion::arrow::compute::CastOptions {
+                safe: false,
+                ..Default::default()
+            },
+        )?;
         Ok(
             d.as_primitive::<datafusion::arrow::datatypes::Decimal128Type>()
                 .clone(),
@@ -453,6 +602,54 @@ fn div(a: &ArrayRef, b: &ArrayRef) -> Result<ArrayRef> {
     ))
 }
 
+/// The inline flags of a PostgreSQL regular expression with `flags`: `.`
+/// matches a newline unless `n`, `m` or `p` says otherwise, `^`/`$` match
+/// at lines with `n`, `m` or `w`, `i` ignores case, `x` is the expanded
+/// syntax. `g` is refused, as PostgreSQL refuses it here.
+fn regex_flags(function: &str, flags: &str) -> Result<String> {
+    let (mut dot_newline, mut lines, mut case, mut expanded) = (true, false, false, false);
+    for c in flags.chars() {
+        match c {
+            'i' => case = true,
+            'c' => case = false,
+            'n' | 'm' => (dot_newline, lines) = (false, true),
+            'p' => (dot_newline, lines) = (false, false),
+            'w' => (dot_newline, lines) = (true, true),
+            's' => (dot_newline, lines) = (true, false),
+            'x' => expanded = true,
+            't' => expanded = false,
+            'g' => {
+                return Err(ours(Error::new(
+                    ErrorKind::InvalidParameter,
+                    format!("{function}() does not support the \"global\" option"),
+                )));
+            }
+            other => {
+                return Err(ours(Error::new(
+                    ErrorKind::InvalidParameter,
+                    format!("invalid regular expression option: \"{other}\""),
+                )));
+            }
+        }
+    }
+    let mut out = String::from("(?");
+    for (on, flag) in [
+        (dot_newline, 's'),
+        (lines, 'm'),
+        (case, 'i'),
+        (expanded, 'x'),
+    ] {
+        if on {
+            out.push(flag);
+        }
+    }
+    Ok(if out.len() == 2 {
+        String::new()
+    } else {
+        out + ")"
+    })
+}
+
 /// `regexp_split_to_array(text, pattern [, flags])`: the pieces between
 /// the matches. A match of no characters at the start or end of the text,
 /// or right after another match, splits nothing, as in PostgreSQL.
@@ -470,24 +667,7 @@ fn split(args: &[ArrayRef]) -> Result<ArrayRef> {
             out.append_null();
             continue;
         }
-        let mut pattern = String::new();
-        if let Some(f) = flags {
-            for c in f.value(r).chars() {
-                match c {
-                    'i' => pattern.push_str("(?i)"),
-                    'c' => {}
-                    'n' | 'm' => pattern.push_str("(?m)"),
-                    's' => pattern.push_str("(?s)"),
-                    'x' => pattern.push_str("(?x)"),
-                    other => {
-                        return Err(ours(Error::new(
-                            ErrorKind::InvalidParameter,
-                            format!("invalid regular expression option: \"{other}\""),
-                        )));
-                    }
-                }
-            }
-        }
+        let mut pattern = regex_flags("regexp_split_to_array", flags.map_or("", |f| f.value(r)))?;
         pattern.push_str(patterns.value(r));
         if compiled.as_ref().is_none_or(|(p, _)| *p != pattern) {
             let re = regex::Regex::new(&pattern).map_err(|e| {
@@ -520,8 +700,8 @@ fn split(args: &[ArrayRef]) -> Result<ArrayRef> {
     Ok(Arc::new(out.finish()))
 }
 
-/// Register the functions of this module, and PostgreSQL's names for
-/// DataFusion's `signum`, `bool_and` and `var_samp`.
+/// Register the functions of this module, `every` (DataFusion's
+/// `bool_and`), and the ordered-set aggregates.
 pub fn register(ctx: &datafusion::prelude::SessionContext) {
     for function in Function::ALL {
         ctx.register_udf(ScalarUDF::new_from_impl(Pg {
@@ -529,24 +709,15 @@ pub fn register(ctx: &datafusion::prelude::SessionContext) {
             signature: function.signature(),
         }));
     }
-    ctx.register_udf(
-        datafusion::functions::math::signum()
-            .as_ref()
-            .clone()
-            .with_aliases(["sign"]),
-    );
     ctx.register_udaf(
         datafusion::functions_aggregate::bool_and_or::bool_and_udaf()
             .as_ref()
             .clone()
             .with_aliases(["every"]),
     );
-    ctx.register_udaf(
-        datafusion::functions_aggregate::variance::var_samp_udaf()
-            .as_ref()
-            .clone()
-            .with_aliases(["variance"]),
-    );
+    for udaf in super::ordered_set::udafs() {
+        ctx.register_udaf(udaf);
+    }
 }
 
 #[cfg(test)]

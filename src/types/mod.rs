@@ -20,6 +20,7 @@ pub mod jsonb_edit;
 pub mod like;
 pub mod numeric;
 pub mod ordered;
+pub mod ordered_set;
 pub mod output;
 pub mod pg_format;
 pub mod text;

@@ -274,8 +274,14 @@ pub const TO_FLOAT: &str = "sluice_numeric_to_float";
 /// the numeric's text) gives it. Arrow's cast divides by `10^scale` in
 /// floating point, which rounds twice: `1e15::float8` was
 /// `999999999999999.9`.
-pub fn decimal_to_f64(v: i128, scale: i8) -> f64 {
+pub fn decimal_to_f64(mut v: i128, mut scale: i8) -> f64 {
     const EXACT: u128 = 1 << 53;
+    // A column's scale is often wider than its values' digits
+    // (`numeric(38,16)`): trailing zeros cost the fast path nothing.
+    while scale > 0 && v != 0 && v % 10 == 0 {
+        v /= 10;
+        scale -= 1;
+    }
     const POWERS: [f64; 23] = [
         1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
         1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
@@ -289,13 +295,16 @@ pub fn decimal_to_f64(v: i128, scale: i8) -> f64 {
             v as f64 * power
         };
     }
+    scientific(v, scale).parse().unwrap_or(f64::NAN)
+}
+
+/// `v × 10^-scale` as text a float parser reads exactly (`15e-1`).
+fn scientific(v: impl std::fmt::Display, scale: i8) -> String {
     format!("{v}e{}", -i32::from(scale))
-        .parse()
-        .unwrap_or(f64::NAN)
 }
 
 /// A numeric column as `float8` ([`decimal_to_f64`]) or `real` (read from
-/// the text, so rounded once; 22003 beyond real's range, as in
+/// the text, so rounded once; 22003 beyond real's range either way, as in
 /// PostgreSQL).
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct ToFloat {
@@ -341,14 +350,14 @@ impl ScalarUDFImpl for ToFloat {
         let input = args.args[0].to_array(args.number_rows)?;
         let text = |i: usize| -> Option<String> {
             match input.data_type() {
-                DataType::Decimal128(_, s) => {
-                    let v = input.as_primitive::<Decimal128Type>().value(i);
-                    Some(format!("{v}e{}", -i32::from(*s)))
-                }
-                DataType::Decimal256(_, s) => {
-                    let v = input.as_primitive::<Decimal256Type>().value(i);
-                    Some(format!("{v}e{}", -i32::from(*s)))
-                }
+                DataType::Decimal128(_, s) => Some(scientific(
+                    input.as_primitive::<Decimal128Type>().value(i),
+                    *s,
+                )),
+                DataType::Decimal256(_, s) => Some(scientific(
+                    input.as_primitive::<Decimal256Type>().value(i),
+                    *s,
+                )),
                 _ => None,
             }
         };
@@ -363,7 +372,10 @@ impl ScalarUDFImpl for ToFloat {
                     return datafusion::common::exec_err!("{TO_FLOAT} of a non-numeric");
                 };
                 let f: f32 = t.parse().unwrap_or(f32::NAN);
-                if f.is_infinite() {
+                // Beyond real's range either way: too large, or a nonzero
+                // value that reads as 0.
+                let zero = t.trim_start_matches('-').starts_with("0e");
+                if f.is_infinite() || (f == 0.0 && !zero) {
                     let mut shown = String::new();
                     if let DataType::Decimal128(_, s) = input.data_type() {
                         super::output::decimal_text(

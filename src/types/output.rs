@@ -59,7 +59,14 @@ fn timestamp_text(micros: i64, tz: bool) -> String {
     let Some(dt) = chrono::DateTime::from_timestamp_micros(micros) else {
         return micros.to_string();
     };
-    let mut s = dt.format("%Y-%m-%d %H:%M:%S").to_string();
+    // Years before 1 are BC, counted from 1 (chrono's year 0 is 1 BC).
+    use chrono::Datelike;
+    let bc = dt.year() <= 0;
+    let mut s = if bc {
+        format!("{:04}-{}", 1 - dt.year(), dt.format("%m-%d %H:%M:%S"))
+    } else {
+        dt.format("%Y-%m-%d %H:%M:%S").to_string()
+    };
     let frac = dt.timestamp_subsec_micros();
     if frac != 0 {
         let f = format!("{frac:06}");
@@ -68,6 +75,9 @@ fn timestamp_text(micros: i64, tz: bool) -> String {
     }
     if tz {
         s.push_str("+00");
+    }
+    if bc {
+        s.push_str(" BC");
     }
     s
 }
@@ -224,17 +234,7 @@ pub fn array_text(arr: &ArrayRef) -> Option<ArrayRef> {
     };
     let values = list.values();
     let nested = matches!(values.data_type(), DataType::List(_));
-    let elements: ArrayRef = match values.data_type() {
-        DataType::List(_) => array_text(values)?,
-        DataType::Boolean => {
-            let b = values.as_boolean();
-            strings(values, |i| if b.value(i) { "t" } else { "f" }.to_string())
-        }
-        _ => match render(values) {
-            Some(text) => text,
-            None => datafusion::arrow::compute::cast(values, &DataType::Utf8).ok()?,
-        },
-    };
+    let elements = output_utf8(values).ok()?;
     let elements = elements.as_string::<i32>();
     Some(strings(arr, |row| {
         let mut out = String::from("{");
@@ -426,6 +426,7 @@ pub fn bytea_text(arr: &ArrayRef) -> Option<ArrayRef> {
     ) {
         return None;
     }
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let bytes = datafusion::arrow::compute::cast(arr, &DataType::Binary).ok()?;
     let bytes = bytes.as_binary::<i32>();
     Some(strings(arr, |i| {
@@ -433,7 +434,8 @@ pub fn bytea_text(arr: &ArrayRef) -> Option<ArrayRef> {
         let mut out = String::with_capacity(2 + 2 * v.len());
         out.push_str("\\x");
         for b in v {
-            out.push_str(&format!("{b:02x}"));
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 15)]));
         }
         out
     }))
@@ -443,12 +445,19 @@ pub fn bytea_text(arr: &ArrayRef) -> Option<ArrayRef> {
 /// `format`'s `%s` and `concat` show: booleans as `t`/`f` (a cast to text
 /// gives `true`), bytea in hex, arrays, floats, timestamps and intervals as
 /// [`render`] and [`array_text`] do, the rest as Arrow's cast to text.
+/// Text comes back as it is, in whichever string type it has.
 pub fn output_text(arr: &ArrayRef) -> Result<ArrayRef, datafusion::arrow::error::ArrowError> {
-    if let DataType::Boolean = arr.data_type() {
-        let b = arr.as_boolean();
-        return Ok(strings(arr, |i| {
-            if b.value(i) { "t" } else { "f" }.to_string()
-        }));
+    match arr.data_type() {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => return Ok(arr.clone()),
+        DataType::Boolean => {
+            let b = arr.as_boolean();
+            let out: StringArray = b
+                .iter()
+                .map(|v| v.map(|v| if v { "t" } else { "f" }))
+                .collect();
+            return Ok(Arc::new(out));
+        }
+        _ => {}
     }
     match render(arr)
         .or_else(|| array_text(arr))
@@ -456,6 +465,16 @@ pub fn output_text(arr: &ArrayRef) -> Result<ArrayRef, datafusion::arrow::error:
     {
         Some(text) => Ok(text),
         None => datafusion::arrow::compute::cast(arr, &DataType::Utf8),
+    }
+}
+
+/// [`output_text`] as `Utf8`.
+pub fn output_utf8(arr: &ArrayRef) -> Result<ArrayRef, datafusion::arrow::error::ArrowError> {
+    let text = output_text(arr)?;
+    if *text.data_type() == DataType::Utf8 {
+        Ok(text)
+    } else {
+        datafusion::arrow::compute::cast(&text, &DataType::Utf8)
     }
 }
 

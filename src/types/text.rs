@@ -369,10 +369,17 @@ impl ScalarUDFImpl for TextOut {
     fn signature(&self) -> &Signature {
         &self.signature
     }
-    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
-        Ok(DataType::Utf8)
+    /// Text keeps its string type (no copy of a `Utf8View` column).
+    fn return_type(&self, args: &[DataType]) -> DfResult<DataType> {
+        Ok(match args.first() {
+            Some(t @ (DataType::LargeUtf8 | DataType::Utf8View)) if self.output => t.clone(),
+            _ => DataType::Utf8,
+        })
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        if self.output && args.arg_fields[0].data_type().is_string() {
+            return Ok(args.args[0].clone());
+        }
         let input = args.args[0].to_array(args.number_rows)?;
         // A cast of a boolean to text spells the word (`true`); the output
         // function (`format`, `concat`) prints `t`.
@@ -380,7 +387,7 @@ impl ScalarUDFImpl for TextOut {
             if !self.output && *input.data_type() == DataType::Boolean {
                 datafusion::arrow::compute::cast(&input, &DataType::Utf8)?
             } else {
-                crate::types::output::output_text(&input)?
+                crate::types::output::output_utf8(&input)?
             },
         ))
     }
@@ -450,7 +457,7 @@ impl ScalarUDFImpl for ArrayToString {
         let out: StringArray = match leaves(&array)? {
             None => (0..rows).map(|_| None::<String>).collect(),
             Some((values, offsets)) => {
-                let values = crate::types::output::output_text(&values)?;
+                let values = crate::types::output::output_utf8(&values)?;
                 let values = values.as_string::<i32>();
                 (0..rows)
                     .map(|row| {
@@ -540,17 +547,49 @@ fn is_fractional_decimal(e: &Expr, schema: &DFSchema) -> bool {
         )
 }
 
-/// `x` rounded to the nearest integer, halves to even, as C's `rint`:
-/// `CASE WHEN abs(x - trunc(x)) = 0.5 THEN 2 * round(x / 2) ELSE round(x) END`.
+/// `x` rounded to the nearest integer, halves to even, as C's `rint`
+/// (PostgreSQL's `round(float)` and float-to-integer casts), in
+/// `double precision`.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Rint {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for Rint {
+    fn name(&self) -> &str {
+        "sluice_rint"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Float64)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        use datafusion::arrow::datatypes::Float64Type;
+        Ok(match &args.args[0] {
+            ColumnarValue::Scalar(v) => {
+                ColumnarValue::Scalar(match v.cast_to(&DataType::Float64)? {
+                    ScalarValue::Float64(f) => ScalarValue::Float64(f.map(f64::round_ties_even)),
+                    other => other,
+                })
+            }
+            ColumnarValue::Array(a) => {
+                let f = datafusion::arrow::compute::cast(a, &DataType::Float64)?;
+                ColumnarValue::Array(Arc::new(
+                    f.as_primitive::<Float64Type>()
+                        .unary::<_, Float64Type>(f64::round_ties_even),
+                ))
+            }
+        })
+    }
+}
+
 pub(crate) fn rint(x: Expr) -> Expr {
-    use datafusion::functions::math::expr_fn::{abs, round, trunc};
-    // Typed already (this runs after type coercion): all in float8.
-    let x = cast(x, DataType::Float64);
-    let half = abs(x.clone() - trunc(vec![x.clone()])).eq(lit(0.5f64));
-    let even = lit(2.0f64) * round(vec![x.clone() / lit(2.0f64)]);
-    datafusion::logical_expr::when(half, even)
-        .otherwise(round(vec![x]))
-        .expect("a CASE with one branch and ELSE")
+    ScalarUDF::new_from_impl(Rint {
+        signature: Signature::any(1, Volatility::Immutable),
+    })
+    .call(vec![x])
 }
 
 /// Rewrites text casts Arrow cannot do into the parsers above, and makes
