@@ -29,6 +29,8 @@ pub enum ErrorKind {
     InvalidEscapeSequence,
     /// 2201B: a regular expression that does not compile.
     InvalidRegularExpression,
+    /// 2201G: a `width_bucket` count or bounds that make no buckets.
+    InvalidWidthBucket,
     InvalidDatetime,
     /// 22008: a date, time or interval beyond its type's range.
     DatetimeOverflow,

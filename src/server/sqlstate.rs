@@ -38,6 +38,7 @@ pub fn sqlstate(kind: ErrorKind) -> &'static str {
         FeatureNotSupported => "0A000",
         InvalidParameter => "22023",
         InvalidRegularExpression => "2201B",
+        InvalidWidthBucket => "2201G",
         InvalidWindowOffset => "22013",
         AmbiguousColumn => "42702",
         Grouping => "42803",

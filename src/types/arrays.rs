@@ -13,8 +13,9 @@ use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::compute::kernels::{cmp, zip::zip};
 use datafusion::arrow::compute::{filter, not, take};
 use datafusion::arrow::datatypes::{DataType, FieldRef};
-use datafusion::common::{ScalarValue, exec_err};
+use datafusion::common::exec_err;
 use datafusion::error::Result;
+use datafusion::functions::utils::make_scalar_function;
 use datafusion::logical_expr::{
     ArrayFunctionArgument, ArrayFunctionSignature, ColumnarValue, ReturnFieldArgs,
     ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature, Volatility,
@@ -52,22 +53,7 @@ impl ScalarUDFImpl for ArrayEdit {
         ))
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let rows = args.number_rows;
-        let scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let arrays = args
-            .args
-            .iter()
-            .map(|a| a.to_array(rows))
-            .collect::<Result<Vec<_>>>()?;
-        let out = edit(&arrays[0], &arrays[1], arrays.get(2))?;
-        Ok(if scalar {
-            ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
-        } else {
-            ColumnarValue::Array(out)
-        })
+        make_scalar_function(|a: &[ArrayRef]| edit(&a[0], &a[1], a.get(2)), vec![])(&args.args)
     }
 }
 
@@ -142,47 +128,45 @@ impl ScalarUDFImpl for ArrayDims {
         Ok(DataType::Utf8)
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
-        let input = args.args[0].to_array(args.number_rows)?;
-        let out: ArrayRef = match input.data_type() {
-            DataType::List(_) => {
-                let list = input.as_list::<i32>();
-                Arc::new(
-                    (0..list.len())
-                        .map(|row| {
-                            if list.is_null(row) {
+        make_scalar_function(|a: &[ArrayRef]| dims(&a[0]), vec![])(&args.args)
+    }
+}
+
+/// The text of [`ArrayDims`] for each row of `input`.
+fn dims(input: &ArrayRef) -> Result<ArrayRef> {
+    Ok(match input.data_type() {
+        DataType::List(_) => {
+            let list = input.as_list::<i32>();
+            Arc::new(
+                (0..list.len())
+                    .map(|row| {
+                        if list.is_null(row) {
+                            return None;
+                        }
+                        let mut dims = String::new();
+                        let mut level = list.value(row);
+                        loop {
+                            // An empty array, at any depth, has no
+                            // dimensions: `{{}}` is `{}`.
+                            if level.is_empty() {
                                 return None;
                             }
-                            let mut dims = String::new();
-                            let mut level = list.value(row);
-                            loop {
-                                // An empty array, at any depth, has no
-                                // dimensions: `{{}}` is `{}`.
-                                if level.is_empty() {
-                                    return None;
+                            dims.push_str(&format!("[1:{}]", level.len()));
+                            match level.data_type() {
+                                DataType::List(_) if !level.is_null(0) => {
+                                    level = level.as_list::<i32>().value(0);
                                 }
-                                dims.push_str(&format!("[1:{}]", level.len()));
-                                match level.data_type() {
-                                    DataType::List(_) if !level.is_null(0) => {
-                                        level = level.as_list::<i32>().value(0);
-                                    }
-                                    _ => break,
-                                }
+                                _ => break,
                             }
-                            (!dims.is_empty()).then_some(dims)
-                        })
-                        .collect::<StringArray>(),
-                )
-            }
-            DataType::Null => Arc::new(StringArray::new_null(input.len())),
-            other => return exec_err!("array_dims of a {other}, not an array"),
-        };
-        Ok(if scalar {
-            ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
-        } else {
-            ColumnarValue::Array(out)
-        })
-    }
+                        }
+                        (!dims.is_empty()).then_some(dims)
+                    })
+                    .collect::<StringArray>(),
+            )
+        }
+        DataType::Null => Arc::new(StringArray::new_null(input.len())),
+        other => return exec_err!("array_dims of a {other}, not an array"),
+    })
 }
 
 /// Register the functions of this module in place of DataFusion's.

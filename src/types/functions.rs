@@ -1,6 +1,6 @@
 //! PostgreSQL functions DataFusion does not have: `age`, `justify_days`,
 //! `justify_hours`, `justify_interval`, `make_timestamp`, `make_interval`,
-//! `isfinite`, `num_nulls`, `num_nonnulls`, `div`, `sign`,
+//! `isfinite`, `num_nulls`, `num_nonnulls`, `div`, `sign`, `width_bucket`,
 //! `regexp_split_to_array`, and `every` (DataFusion's `bool_and`).
 
 use std::sync::Arc;
@@ -44,10 +44,11 @@ enum Function {
     RegexpSplitToArray,
     MakeInterval,
     Sign,
+    WidthBucket,
 }
 
 impl Function {
-    const ALL: [Function; 12] = [
+    const ALL: [Function; 13] = [
         Function::Age,
         Function::JustifyDays,
         Function::JustifyHours,
@@ -60,6 +61,7 @@ impl Function {
         Function::RegexpSplitToArray,
         Function::MakeInterval,
         Function::Sign,
+        Function::WidthBucket,
     ];
 
     fn name(self) -> &'static str {
@@ -76,6 +78,7 @@ impl Function {
             Function::RegexpSplitToArray => "regexp_split_to_array",
             Function::MakeInterval => "make_interval",
             Function::Sign => "sign",
+            Function::WidthBucket => "width_bucket",
         }
     }
 
@@ -94,6 +97,7 @@ impl Function {
             | Function::MakeTimestamp
             | Function::MakeInterval => Signature::variadic_any(volatility),
             Function::Div => Signature::any(2, volatility),
+            Function::WidthBucket => Signature::any(4, volatility),
             _ => Signature::any(1, volatility),
         }
     }
@@ -174,6 +178,7 @@ impl ScalarUDFImpl for Pg {
             }
             // sign(numeric) is a numeric; of anything else, PostgreSQL
             // picks sign(double precision).
+            Function::WidthBucket => DataType::Int32,
             Function::Sign => match types.first() {
                 Some(DataType::Decimal128(..) | DataType::Decimal256(..)) => {
                     DataType::Decimal128(1, 0)
@@ -189,38 +194,6 @@ impl ScalarUDFImpl for Pg {
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let function = self.function;
-        let rows = args.number_rows;
-        if matches!(function, Function::NumNulls | Function::NumNonNulls) {
-            let arrays = args
-                .args
-                .iter()
-                .map(|a| a.to_array(rows))
-                .collect::<Result<Vec<_>>>()?;
-            // Logical: an untyped NULL is a column without a null mask.
-            let masks: Vec<_> = arrays.iter().map(|a| a.logical_nulls()).collect();
-            let counts: Int32Array = (0..rows)
-                .map(|r| {
-                    let nulls = masks
-                        .iter()
-                        .filter(|m| m.as_ref().is_some_and(|m| m.is_null(r)))
-                        .count() as i32;
-                    Some(if function == Function::NumNulls {
-                        nulls
-                    } else {
-                        arrays.len() as i32 - nulls
-                    })
-                })
-                .collect();
-            let scalar = args
-                .args
-                .iter()
-                .all(|a| matches!(a, ColumnarValue::Scalar(_)));
-            return Ok(if scalar {
-                ColumnarValue::Scalar(ScalarValue::try_from_array(&counts, 0)?)
-            } else {
-                ColumnarValue::Array(Arc::new(counts))
-            });
-        }
         if function == Function::Age && args.args.len() == 1 {
             let today = chrono::Utc::now().date_naive().and_hms_opt(0, 0, 0);
             let micros = today.map(|t| t.and_utc().timestamp_micros());
@@ -290,7 +263,26 @@ fn apply(function: Function, args: &[ArrayRef]) -> Result<ArrayRef> {
         Function::RegexpSplitToArray => split(args)?,
         Function::MakeInterval => make_interval(args)?,
         Function::Sign => sign(&args[0])?,
-        Function::NumNulls | Function::NumNonNulls => unreachable!("counted above"),
+        Function::WidthBucket => width_bucket(args)?,
+        Function::NumNulls | Function::NumNonNulls => {
+            // Logical: an untyped NULL is a column without a null mask.
+            let masks: Vec<_> = args.iter().map(|a| a.logical_nulls()).collect();
+            let rows = args.first().map_or(0, |a| a.len());
+            let counts: Int32Array = (0..rows)
+                .map(|r| {
+                    let nulls = masks
+                        .iter()
+                        .filter(|m| m.as_ref().is_some_and(|m| m.is_null(r)))
+                        .count() as i32;
+                    Some(if function == Function::NumNulls {
+                        nulls
+                    } else {
+                        args.len() as i32 - nulls
+                    })
+                })
+                .collect();
+            Arc::new(counts)
+        }
     })
 }
 
@@ -341,31 +333,20 @@ fn age(a: NaiveDateTime, b: NaiveDateTime) -> IntervalMonthDayNano {
     let mut day = i64::from(hi.day()) - i64::from(lo.day());
     let mut month = i64::from(hi.month()) - i64::from(lo.month());
     let mut year = i64::from(hi.year()) - i64::from(lo.year());
-    while micros < 0 {
-        micros += 1_000_000;
-        sec -= 1;
+    // A negative field borrows from the next larger one; a day borrows
+    // the length of the earlier timestamp's month.
+    fn borrow(field: &mut i64, next: &mut i64, size: i64) {
+        while *field < 0 {
+            *field += size;
+            *next -= 1;
+        }
     }
-    while sec < 0 {
-        sec += 60;
-        min -= 1;
-    }
-    while min < 0 {
-        min += 60;
-        hour -= 1;
-    }
-    while hour < 0 {
-        hour += 24;
-        day -= 1;
-    }
-    // A day borrows the length of the earlier timestamp's month.
-    while day < 0 {
-        day += days_in_month(lo.year(), lo.month());
-        month -= 1;
-    }
-    while month < 0 {
-        month += 12;
-        year -= 1;
-    }
+    borrow(&mut micros, &mut sec, 1_000_000);
+    borrow(&mut sec, &mut min, 60);
+    borrow(&mut min, &mut hour, 60);
+    borrow(&mut hour, &mut day, 24);
+    borrow(&mut day, &mut month, days_in_month(lo.year(), lo.month()));
+    borrow(&mut month, &mut year, 12);
     let sign = if flip { -1 } else { 1 };
     let nanos = (((hour * 60 + min) * 60 + sec) * 1_000_000 + micros) * 1000;
     IntervalMonthDayNano::new(
@@ -553,6 +534,151 @@ fn sign(x: &ArrayRef) -> Result<ArrayRef> {
             )
         }
     })
+}
+
+/// `width_bucket(x, low, high, count)`: which of `count` equal buckets
+/// between `low` and `high` holds `x` (0 below, `count + 1` above; the
+/// buckets run downward when `low > high`). Numerics are bucketed exactly,
+/// floats in `double precision`, as in PostgreSQL.
+fn width_bucket(args: &[ArrayRef]) -> Result<ArrayRef> {
+    let invalid = |m: &str| ours(Error::new(ErrorKind::InvalidWidthBucket, m.to_string()));
+    let counts = datafusion::arrow::compute::cast(&args[3], &DataType::Int64)?;
+    let counts = counts.as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+    let decimal = args[..3].iter().all(|a| {
+        matches!(
+            a.data_type(),
+            DataType::Decimal128(..) | DataType::Int16 | DataType::Int32 | DataType::Int64
+        )
+    }) && args[..3]
+        .iter()
+        .any(|a| matches!(a.data_type(), DataType::Decimal128(..)));
+    // The three bounds as exact integers at one scale, or as floats.
+    let values: Vec<Vec<Option<i128>>>;
+    let floats: Vec<Vec<Option<f64>>>;
+    if decimal {
+        let scale = args[..3]
+            .iter()
+            .map(|a| match a.data_type() {
+                DataType::Decimal128(_, s) => (*s).max(0),
+                _ => 0,
+            })
+            .max()
+            .unwrap_or(0);
+        values = args[..3]
+            .iter()
+            .map(|a| {
+                let d = datafusion::arrow::compute::cast_with_options(
+                    a,
+                    &DataType::Decimal128(38, scale),
+                    &datafusion::arrow::compute::CastOptions {
+                        safe: false,
+                        ..Default::default()
+                    },
+                )?;
+                Ok(
+                    d.as_primitive::<datafusion::arrow::datatypes::Decimal128Type>()
+                        .iter()
+                        .collect(),
+                )
+            })
+            .collect::<Result<_>>()?;
+        floats = Vec::new();
+    } else {
+        floats = args[..3]
+            .iter()
+            .map(|a| {
+                let f = datafusion::arrow::compute::cast(a, &DataType::Float64)?;
+                Ok(
+                    f.as_primitive::<datafusion::arrow::datatypes::Float64Type>()
+                        .iter()
+                        .collect(),
+                )
+            })
+            .collect::<Result<_>>()?;
+        values = Vec::new();
+    }
+    let mut out = Vec::with_capacity(counts.len());
+    for r in 0..counts.len() {
+        let Some(count) = (!counts.is_null(r)).then(|| counts.value(r)) else {
+            out.push(None);
+            continue;
+        };
+        if count <= 0 || count > i64::from(i32::MAX - 1) {
+            return Err(invalid("count must be greater than zero"));
+        }
+        let bucket = if decimal {
+            let (Some(x), Some(low), Some(high)) = (values[0][r], values[1][r], values[2][r])
+            else {
+                out.push(None);
+                continue;
+            };
+            if low == high {
+                return Err(invalid("lower bound cannot equal upper bound"));
+            }
+            let (offset, width) = if low < high {
+                if x < low {
+                    out.push(Some(0));
+                    continue;
+                }
+                if x >= high {
+                    out.push(Some(count as i32 + 1));
+                    continue;
+                }
+                (x - low, high - low)
+            } else {
+                if x > low {
+                    out.push(Some(0));
+                    continue;
+                }
+                if x <= high {
+                    out.push(Some(count as i32 + 1));
+                    continue;
+                }
+                (low - x, low - high)
+            };
+            offset
+                .checked_mul(i128::from(count))
+                .map(|n| n / width + 1)
+                .ok_or_else(|| {
+                    ours(Error::new(
+                        ErrorKind::NumericOutOfRange,
+                        "value out of range",
+                    ))
+                })? as i32
+        } else {
+            let (Some(x), Some(low), Some(high)) = (floats[0][r], floats[1][r], floats[2][r])
+            else {
+                out.push(None);
+                continue;
+            };
+            if low == high {
+                return Err(invalid("lower bound cannot equal upper bound"));
+            }
+            if x.is_nan() || low.is_nan() || high.is_nan() {
+                return Err(invalid(
+                    "operand, lower bound, and upper bound cannot be NaN",
+                ));
+            }
+            let n = count as f64;
+            if low < high {
+                if x < low {
+                    0
+                } else if x >= high {
+                    count as i32 + 1
+                } else {
+                    ((n * ((x - low) / (high - low))) as i32 + 1).min(count as i32)
+                }
+            } else if x > low {
+                0
+            } else if x <= high {
+                count as i32 + 1
+            } else {
+                ((n * ((low - x) / (low - high))) as i32 + 1).min(count as i32)
+            }
+        };
+        out.push(Some(bucket));
+    }
+    Ok(Arc::new(Int32Array::from(out)))
 }
 
 /// `div(a, b)`: the integer quotient of two numbers, truncated toward zero,

@@ -431,69 +431,57 @@ impl ScalarUDFImpl for ArrayToString {
         Ok(DataType::Utf8)
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        let rows = args.number_rows;
-        let scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let [array, rest @ ..] = args.args.as_slice() else {
-            return exec_err!("array_to_string needs an array and a separator");
-        };
-        if !(1..=2).contains(&rest.len()) {
+        if !(2..=3).contains(&args.args.len()) {
             return exec_err!("array_to_string needs an array and a separator");
         }
-        let array = array.to_array(rows)?;
-        let texts = rest
-            .iter()
-            .map(|a| {
-                Ok(datafusion::arrow::compute::cast(
-                    &a.to_array(rows)?,
-                    &DataType::Utf8,
-                )?)
-            })
-            .collect::<DfResult<Vec<ArrayRef>>>()?;
-        let sep = texts[0].as_string::<i32>();
-        let null_text = texts.get(1).map(|a| a.as_string::<i32>());
-        let out: StringArray = match leaves(&array)? {
-            None => (0..rows).map(|_| None::<String>).collect(),
-            Some((values, offsets)) => {
-                let values = crate::types::output::output_utf8(&values)?;
-                let values = values.as_string::<i32>();
-                (0..rows)
-                    .map(|row| {
-                        if array.is_null(row) || sep.is_null(row) {
-                            return None;
-                        }
-                        let null = null_text.filter(|n| !n.is_null(row)).map(|n| n.value(row));
-                        let mut out = String::new();
-                        let mut first = true;
-                        for i in offsets[row]..offsets[row + 1] {
-                            let item = if values.is_null(i) {
-                                match null {
-                                    Some(n) => n,
-                                    None => continue,
-                                }
-                            } else {
-                                values.value(i)
-                            };
-                            if !first {
-                                out.push_str(sep.value(row));
-                            }
-                            first = false;
-                            out.push_str(item);
-                        }
-                        Some(out)
-                    })
-                    .collect()
-            }
-        };
-        let out: ArrayRef = Arc::new(out);
-        Ok(if scalar {
-            ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
-        } else {
-            ColumnarValue::Array(out)
-        })
+        datafusion::functions::utils::make_scalar_function(joined, vec![])(&args.args)
     }
+}
+
+/// [`ArrayToString`] of argument columns.
+fn joined(args: &[ArrayRef]) -> DfResult<ArrayRef> {
+    let (array, rest) = (&args[0], &args[1..]);
+    let rows = array.len();
+    let texts = rest
+        .iter()
+        .map(|a| datafusion::arrow::compute::cast(a, &DataType::Utf8))
+        .collect::<Result<Vec<ArrayRef>, _>>()?;
+    let sep = texts[0].as_string::<i32>();
+    let null_text = texts.get(1).map(|a| a.as_string::<i32>());
+    let out: StringArray = match leaves(array)? {
+        None => (0..rows).map(|_| None::<String>).collect(),
+        Some((values, offsets)) => {
+            let values = crate::types::output::output_utf8(&values)?;
+            let values = values.as_string::<i32>();
+            (0..rows)
+                .map(|row| {
+                    if array.is_null(row) || sep.is_null(row) {
+                        return None;
+                    }
+                    let null = null_text.filter(|n| !n.is_null(row)).map(|n| n.value(row));
+                    let mut out = String::new();
+                    let mut first = true;
+                    for i in offsets[row]..offsets[row + 1] {
+                        let item = if values.is_null(i) {
+                            match null {
+                                Some(n) => n,
+                                None => continue,
+                            }
+                        } else {
+                            values.value(i)
+                        };
+                        if !first {
+                            out.push_str(sep.value(row));
+                        }
+                        first = false;
+                        out.push_str(item);
+                    }
+                    Some(out)
+                })
+                .collect()
+        }
+    };
+    Ok(Arc::new(out))
 }
 
 /// The innermost values of a (nested) list column and, per row, where its
