@@ -7,15 +7,16 @@
 //! operands of comparisons (also `CASE x WHEN v`), `+ - * /`, `IN (list)`,
 //! `BETWEEN`, the results of `CASE`, and the arguments of `coalesce`,
 //! `greatest`, `least` and `nullif` to the float type when a float is
-//! among them, and so the columns of `UNION` branches. Not yet: `IN
-//! (subquery)`, `= ANY(array)` and `JOIN ... USING`.
+//! among them, and so the columns of `UNION` branches and the value of an
+//! `IN (subquery)`. Not yet: `= ANY(array)` (refused while planning, before
+//! any analyzer rule), `JOIN ... USING` and `VALUES` rows.
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::DFSchema;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::error::Result;
-use datafusion::logical_expr::expr::{Between, Case, InList, ScalarFunction};
+use datafusion::logical_expr::expr::{Between, Case, InList, InSubquery, ScalarFunction};
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::{
     BinaryExpr, Expr, ExprSchemable, LogicalPlan, LogicalPlanBuilder, Operator, cast,
@@ -213,6 +214,29 @@ fn floats(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
                 Box::new(side(*l.expr)),
                 l.list.into_iter().map(side).collect(),
                 l.negated,
+            ))))
+        }
+        // `x IN (SELECT v ...)`: the subquery's value is cast in a
+        // projection over it.
+        Expr::InSubquery(mut q) => {
+            let inner = q.subquery.subquery.schema().field(0).data_type().clone();
+            if resolved(&[ty(&q.expr), inner.clone()]).is_none() {
+                return Ok(Transformed::no(Expr::InSubquery(q)));
+            }
+            if is_decimal(&inner) || inner == DataType::Float32 {
+                let plan = q.subquery.subquery.as_ref().clone();
+                let (qualifier, field) = plan.schema().qualified_field(0);
+                let column = Expr::Column(datafusion::common::Column::from((qualifier, field)));
+                let name = field.name().clone();
+                let cast_plan = LogicalPlanBuilder::from(plan)
+                    .project(vec![cast(column, DataType::Float64).alias(name)])?
+                    .build()?;
+                q.subquery.subquery = std::sync::Arc::new(cast_plan);
+            }
+            Ok(Transformed::yes(Expr::InSubquery(InSubquery::new(
+                Box::new(side(*q.expr)),
+                q.subquery,
+                q.negated,
             ))))
         }
         Expr::Case(c) => {
