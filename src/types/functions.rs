@@ -225,13 +225,20 @@ fn apply(function: Function, args: &[ArrayRef]) -> Result<ArrayRef> {
                 &DataType::Interval(datafusion::arrow::datatypes::IntervalUnit::MonthDayNano),
             )?;
             let spans = spans.as_primitive::<IntervalMonthDayNanoType>();
-            Arc::new(
-                spans.unary::<_, IntervalMonthDayNanoType>(|v| match function {
+            // Days carried past i32's range are out of range, not wrapped.
+            Arc::new(spans.try_unary::<_, IntervalMonthDayNanoType, _>(|v| {
+                let carried = i64::from(v.days).abs() + (v.nanoseconds / NANOS_PER_DAY).abs();
+                if carried > i64::from(i32::MAX) {
+                    return Err(datafusion::arrow::error::ArrowError::ArithmeticOverflow(
+                        "interval out of range".into(),
+                    ));
+                }
+                Ok(match function {
                     Function::JustifyDays => justify_days(v),
                     Function::JustifyHours => justify_hours(v),
                     _ => justify_interval(v),
-                }),
-            )
+                })
+            })?)
         }
         Function::MakeTimestamp => {
             let ints = args[..5]
@@ -536,6 +543,37 @@ fn sign(x: &ArrayRef) -> Result<ArrayRef> {
     })
 }
 
+/// The largest scale among `types` (integers count as 0).
+fn common_scale<'a>(types: impl Iterator<Item = &'a DataType>) -> i8 {
+    types
+        .map(|t| match t {
+            DataType::Decimal32(_, s)
+            | DataType::Decimal64(_, s)
+            | DataType::Decimal128(_, s)
+            | DataType::Decimal256(_, s) => (*s).max(0),
+            _ => 0,
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// `x` as exact `numeric(38, scale)` values; a value that does not fit is
+/// an error (22003), not a NULL.
+fn decimals_at(x: &ArrayRef, scale: i8) -> Result<Decimal128Array> {
+    let d = datafusion::arrow::compute::cast_with_options(
+        x,
+        &DataType::Decimal128(38, scale),
+        &datafusion::arrow::compute::CastOptions {
+            safe: false,
+            ..Default::default()
+        },
+    )?;
+    Ok(
+        d.as_primitive::<datafusion::arrow::datatypes::Decimal128Type>()
+            .clone(),
+    )
+}
+
 /// `width_bucket(x, low, high, count)`: which of `count` equal buckets
 /// between `low` and `high` holds `x` (0 below, `count + 1` above; the
 /// buckets run downward when `low > high`). Numerics are bucketed exactly,
@@ -556,31 +594,10 @@ fn width_bucket(args: &[ArrayRef]) -> Result<ArrayRef> {
     let values: Vec<Vec<Option<i128>>>;
     let floats: Vec<Vec<Option<f64>>>;
     if decimal {
-        let scale = args[..3]
-            .iter()
-            .map(|a| match a.data_type() {
-                DataType::Decimal128(_, s) => (*s).max(0),
-                _ => 0,
-            })
-            .max()
-            .unwrap_or(0);
+        let scale = common_scale(args[..3].iter().map(|a| a.data_type()));
         values = args[..3]
             .iter()
-            .map(|a| {
-                let d = datafusion::arrow::compute::cast_with_options(
-                    a,
-                    &DataType::Decimal128(38, scale),
-                    &datafusion::arrow::compute::CastOptions {
-                        safe: false,
-                        ..Default::default()
-                    },
-                )?;
-                Ok(
-                    d.as_primitive::<datafusion::arrow::datatypes::Decimal128Type>()
-                        .iter()
-                        .collect(),
-                )
-            })
+            .map(|a| Ok(decimals_at(a, scale)?.iter().collect()))
             .collect::<Result<_>>()?;
         floats = Vec::new();
     } else {
@@ -684,31 +701,8 @@ fn width_bucket(args: &[ArrayRef]) -> Result<ArrayRef> {
 /// `div(a, b)`: the integer quotient of two numbers, truncated toward zero,
 /// as a numeric.
 fn div(a: &ArrayRef, b: &ArrayRef) -> Result<ArrayRef> {
-    let scale = |t: &DataType| match t {
-        DataType::Decimal32(_, s)
-        | DataType::Decimal64(_, s)
-        | DataType::Decimal128(_, s)
-        | DataType::Decimal256(_, s) => (*s).max(0),
-        _ => 0,
-    };
-    let s = scale(a.data_type()).max(scale(b.data_type()));
-    // An operand that does not fit 38 digits at the common scale is an
-    // error, not a NULL.
-    let as_decimal = |x: &ArrayRef| -> Result<Decimal128Array> {
-        let d = datafusion::arrow::compute::cast_with_options(
-            x,
-            &DataType::Decimal128(38, s),
-            &datafusion::arrow::compute::CastOptions {
-                safe: false,
-                ..Default::default()
-            },
-        )?;
-        Ok(
-            d.as_primitive::<datafusion::arrow::datatypes::Decimal128Type>()
-                .clone(),
-        )
-    };
-    let (a, b) = (as_decimal(a)?, as_decimal(b)?);
+    let s = common_scale([a.data_type(), b.data_type()].into_iter());
+    let (a, b) = (decimals_at(a, s)?, decimals_at(b, s)?);
     let mut out = Vec::with_capacity(a.len());
     for i in 0..a.len() {
         if a.is_null(i) || b.is_null(i) {
