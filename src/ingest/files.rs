@@ -268,7 +268,7 @@ pub async fn file_table(
     kind: FileKind,
     o: &ReadOptions,
 ) -> Result<Arc<dyn TableProvider>> {
-    if super::source::is_http(path) && kind != FileKind::Parquet {
+    if super::source::is_http(path) {
         return http_table(session, path, kind, o).await;
     }
     if o.api.credentials != super::http::Credentials::ByUrl {
@@ -341,7 +341,7 @@ pub async fn file_table(
     Ok(Arc::new(ListingTable::try_new(config)?))
 }
 
-/// CSV or JSON from an HTTP(S) URL: one streaming GET, no Range or HEAD.
+/// A file from an HTTP(S) URL: one streaming GET, no Range or HEAD.
 async fn http_table(
     session: &dyn Session,
     path: &str,
@@ -375,7 +375,15 @@ async fn http_table(
             };
             super::web::api_table(client, &url, api).await
         }
-        _ => {
+        FileKind::Parquet => {
+            if columns.is_some() {
+                return Err(Error::not_supported(
+                    "columns => with read_parquet over HTTP (a Parquet file names its own columns)",
+                ));
+            }
+            super::http_parquet::parquet_table(client, &url, o.api.credentials.clone()).await
+        }
+        FileKind::Csv => {
             let options = super::web::CsvOptions {
                 header: o.header.unwrap_or(true),
                 delimiter: o.delimiter.unwrap_or(b','),

@@ -23,8 +23,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use datafusion::catalog::Session;
+use futures::StreamExt;
 use futures::stream::BoxStream;
-use futures::{StreamExt, TryStreamExt};
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use url::Url;
@@ -146,6 +146,17 @@ pub struct Response {
     inner: reqwest::Response,
     /// Secrets the request carried, scrubbed from any text we show.
     secrets: Vec<String>,
+    /// What asking for the rest of the body again takes.
+    again: Again,
+}
+
+/// The request that gave a response, to send again for the rest of its
+/// body when the connection drops part way.
+#[derive(Clone)]
+struct Again {
+    client: reqwest::Client,
+    headers: HeaderMap,
+    retries: u32,
 }
 
 impl Response {
@@ -164,21 +175,8 @@ impl Response {
             _ => Encoding::Sniff,
         };
         let label = redact(&self.url);
-        let secrets = self.secrets;
-        let raw = self
-            .inner
-            .bytes_stream()
-            .map_err(move |e| {
-                Error::new(
-                    ErrorKind::ConnectionFailure,
-                    scrub(
-                        &format!("reading {label}: {}", describe(&e.without_url())),
-                        &secrets,
-                    ),
-                )
-            })
-            .boxed();
-        decompress(raw, encoding, redact(&self.url))
+        let raw = resumed(self);
+        decompress(raw, encoding, label)
     }
 
     /// The whole body, at most `limit` bytes (a page of an API).
@@ -201,6 +199,211 @@ impl Response {
         }
         Ok(out.freeze())
     }
+}
+
+/// The raw bytes of a response's body. When the connection drops part
+/// way, the rest is asked for again (with backoff, up to `max_retries`
+/// times in all): `Range: bytes=N-` when the server said it answers
+/// ranges, and the whole body again otherwise, its first N bytes skipped.
+/// Either way the server must show it is the same body (the same strong
+/// `ETag` or `Last-Modified`, or for a whole body without them the same
+/// length); a body that changed, or that nothing identifies, fails the
+/// read instead of splicing two different documents.
+fn resumed(resp: Response) -> BoxStream<'static, Result<Bytes>> {
+    struct State {
+        body: BoxStream<'static, reqwest::Result<Bytes>>,
+        /// Bytes of the body given out so far.
+        offset: u64,
+        /// Bytes of the current answer to drop (a whole body sent again).
+        skip: u64,
+        failures: u32,
+        done: bool,
+        first: Identity,
+        url: Url,
+        again: Again,
+        secrets: Vec<String>,
+    }
+    let first = Identity::of(&resp.headers);
+    let state = State {
+        body: resp.inner.bytes_stream().boxed(),
+        offset: 0,
+        skip: 0,
+        failures: 0,
+        done: false,
+        first,
+        url: resp.url,
+        again: resp.again,
+        secrets: resp.secrets,
+    };
+    futures::stream::unfold(state, |mut s| async move {
+        loop {
+            if s.done {
+                return None;
+            }
+            let failure = match s.body.next().await {
+                None => return None,
+                Some(Ok(mut chunk)) => {
+                    if s.skip > 0 {
+                        let n = s.skip.min(chunk.len() as u64);
+                        s.skip -= n;
+                        let _ = chunk.split_to(n as usize);
+                        if chunk.is_empty() {
+                            continue;
+                        }
+                    }
+                    s.offset += chunk.len() as u64;
+                    return Some((Ok(chunk), s));
+                }
+                Some(Err(e)) => describe(&e.without_url()),
+            };
+            // The connection dropped: ask for the rest until it comes or
+            // the retries are spent.
+            let mut why = failure;
+            loop {
+                if s.failures >= s.again.retries {
+                    s.done = true;
+                    let e = Error::new(
+                        ErrorKind::ConnectionFailure,
+                        scrub(
+                            &format!(
+                                "reading {}: {why} (after {} bytes and {} attempts)",
+                                redact(&s.url),
+                                s.offset,
+                                s.failures + 1
+                            ),
+                            &s.secrets,
+                        ),
+                    );
+                    return Some((Err(e), s));
+                }
+                let wait = backoff(s.failures);
+                s.failures += 1;
+                tracing::warn!(
+                    "reading {}: {why} after {} bytes; asking for the rest in {wait:?}",
+                    redact(&s.url),
+                    s.offset
+                );
+                tokio::time::sleep(wait).await;
+                match rest_of(&s.url, &s.again, &s.first, s.offset).await {
+                    Rest::Body { body, skip } => {
+                        s.body = body;
+                        s.skip = skip;
+                        break;
+                    }
+                    Rest::Again(reason) => why = reason,
+                    Rest::Fail(e) => {
+                        s.done = true;
+                        return Some((Err(e), s));
+                    }
+                }
+            }
+        }
+    })
+    .boxed()
+}
+
+/// What tells one version of a body from another.
+#[derive(Debug, Clone, PartialEq)]
+struct Identity {
+    /// A strong `ETag`, or else `Last-Modified`: usable in `If-Range`.
+    validator: Option<HeaderValue>,
+    length: Option<u64>,
+    ranges: bool,
+}
+
+impl Identity {
+    fn of(headers: &HeaderMap) -> Identity {
+        let get = |h| headers.get(h).filter(|v| !v.is_empty()).cloned();
+        let etag = get(reqwest::header::ETAG).filter(|v| !v.as_bytes().starts_with(b"W/"));
+        Identity {
+            validator: etag.or_else(|| get(reqwest::header::LAST_MODIFIED)),
+            length: headers
+                .get(reqwest::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.trim().parse().ok()),
+            ranges: headers
+                .get(reqwest::header::ACCEPT_RANGES)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("bytes")),
+        }
+    }
+}
+
+enum Rest {
+    /// The rest comes in `body`, after its first `skip` bytes.
+    Body {
+        body: BoxStream<'static, reqwest::Result<Bytes>>,
+        skip: u64,
+    },
+    /// A passing failure: try again.
+    Again(String),
+    Fail(Error),
+}
+
+/// Ask for the body of `url` from byte `offset` on.
+async fn rest_of(url: &Url, again: &Again, first: &Identity, offset: u64) -> Rest {
+    let label = redact(url);
+    let mut request = again.client.get(url.clone()).headers(again.headers.clone());
+    if first.ranges && offset > 0 {
+        request = request.header(reqwest::header::RANGE, format!("bytes={offset}-"));
+        if let Some(v) = &first.validator {
+            request = request.header(reqwest::header::IF_RANGE, v.clone());
+        }
+    }
+    let resp = match request.send().await {
+        Ok(r) => r,
+        Err(e) => return Rest::Again(describe(&e.without_url())),
+    };
+    let status = resp.status();
+    let now = Identity::of(resp.headers());
+    let changed = || {
+        Rest::Fail(Error::new(
+            ErrorKind::RemoteError,
+            format!(
+                "reading {label}: the connection dropped after {offset} bytes and the body \
+                 asked for again is not the same (it changed, or the server gives no ETag, \
+                 Last-Modified or length to tell); read it again"
+            ),
+        ))
+    };
+    if status == StatusCode::PARTIAL_CONTENT {
+        let starts = resp
+            .headers()
+            .get(reqwest::header::CONTENT_RANGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().strip_prefix("bytes "))
+            .and_then(|v| v.split('-').next())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if starts != Some(offset) || (first.validator.is_some() && now.validator != first.validator)
+        {
+            return changed();
+        }
+        return Rest::Body {
+            body: resp.bytes_stream().boxed(),
+            skip: 0,
+        };
+    }
+    if status.is_success() {
+        // The whole body again: the same one only if the server says so.
+        let same = match (&first.validator, &first.length) {
+            (Some(v), _) => now.validator.as_ref() == Some(v),
+            (None, Some(n)) => now.length == Some(*n),
+            (None, None) => false,
+        };
+        if !same {
+            return changed();
+        }
+        return Rest::Body {
+            body: resp.bytes_stream().boxed(),
+            skip: offset,
+        };
+    }
+    if retryable(status) {
+        return Rest::Again(format!("HTTP {status}"));
+    }
+    Rest::Fail(Error::new(
+        ErrorKind::RemoteError,
+        format!("reading {label}: asking for the rest after {offset} bytes: HTTP {status}"),
+    ))
 }
 
 /// What the body is compressed with.
@@ -278,6 +481,12 @@ impl Inflate {
     }
 }
 
+/// Compressed bytes fed to the decoder at a time. Deflate expands at
+/// most about 1032 times, so what one step gives out stays within a few
+/// MiB however the input was chunked and whatever it expands to (a small
+/// body that inflates to gigabytes streams, it is never held whole).
+const INFLATE_STEP: usize = 4096;
+
 /// Decompress a stream of chunks as it flows; `label` names it in errors.
 pub fn decompress(input: ByteStream, encoding: Encoding, label: String) -> ByteStream {
     struct State {
@@ -285,12 +494,15 @@ pub fn decompress(input: ByteStream, encoding: Encoding, label: String) -> ByteS
         inflate: Option<Inflate>,
         /// Bytes held until there are two to sniff.
         head: Vec<u8>,
+        /// Input not yet fed to the decoder.
+        pending: Bytes,
         done: bool,
     }
     let state = State {
         input,
         inflate: None,
         head: Vec::new(),
+        pending: Bytes::new(),
         done: false,
     };
     futures::stream::unfold(state, move |mut s| {
@@ -306,9 +518,25 @@ pub fn decompress(input: ByteStream, encoding: Encoding, label: String) -> ByteS
                 if s.done {
                     return None;
                 }
+                if !s.pending.is_empty() {
+                    let inflate = s.inflate.as_mut().expect("chosen");
+                    let step = if matches!(inflate, Inflate::Plain) {
+                        s.pending.len()
+                    } else {
+                        s.pending.len().min(INFLATE_STEP)
+                    };
+                    match inflate.feed(s.pending.split_to(step)) {
+                        Ok(out) if out.is_empty() => continue,
+                        Ok(out) => return Some((Ok(out), s)),
+                        Err(e) => {
+                            s.done = true;
+                            return Some((Err(bad(e)), s));
+                        }
+                    }
+                }
                 match s.input.next().await {
                     Some(Ok(chunk)) => {
-                        let chunk = if s.inflate.is_none() {
+                        s.pending = if s.inflate.is_none() {
                             s.head.extend_from_slice(&chunk);
                             if s.head.len() < 2 {
                                 continue;
@@ -318,14 +546,6 @@ pub fn decompress(input: ByteStream, encoding: Encoding, label: String) -> ByteS
                         } else {
                             chunk
                         };
-                        match s.inflate.as_mut().expect("chosen").feed(chunk) {
-                            Ok(out) if out.is_empty() => continue,
-                            Ok(out) => return Some((Ok(out), s)),
-                            Err(e) => {
-                                s.done = true;
-                                return Some((Err(bad(e)), s));
-                            }
-                        }
                     }
                     Some(Err(e)) => {
                         s.done = true;
@@ -588,10 +808,11 @@ impl HttpClient {
                 .map(|s| s.secrets().into_iter().map(String::from).collect())
                 .unwrap_or_default();
             let redacted = redact(&url);
+            let headers = self.headers_for(set);
             let sent = self
                 .client
                 .get(url.clone())
-                .headers(self.headers_for(set))
+                .headers(headers.clone())
                 .send()
                 .await;
             let resp = match sent {
@@ -627,6 +848,11 @@ impl HttpClient {
                     headers: resp.headers().clone(),
                     inner: resp,
                     secrets,
+                    again: Again {
+                        client: self.client.clone(),
+                        headers,
+                        retries: self.config.max_retries,
+                    },
                 });
             }
             if status.is_redirection()
@@ -777,6 +1003,7 @@ pub fn parse_link_header(value: &str) -> Vec<(String, Vec<String>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures::TryStreamExt;
 
     #[test]
     fn link_headers_give_the_next_page() {
@@ -907,5 +1134,26 @@ mod tests {
             .await
             .unwrap_err();
         assert!(e.message.contains("cannot decompress"), "{}", e.message);
+    }
+    #[tokio::test]
+    async fn a_body_that_inflates_hugely_streams_in_bounded_pieces() {
+        // 256 MiB of zeros is about 250 KiB of gzip, given as one chunk.
+        let zeros = vec![0u8; 1 << 20];
+        let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        for _ in 0..256 {
+            std::io::Write::write_all(&mut z, &zeros).unwrap();
+        }
+        let packed = z.finish().unwrap();
+        let input = futures::stream::iter([Ok(Bytes::from(packed))]).boxed();
+        let mut out = decompress(input, Encoding::Sniff, "bomb".into());
+        let (mut total, mut largest) = (0usize, 0usize);
+        while let Some(piece) = out.next().await {
+            let piece = piece.unwrap();
+            assert!(piece.iter().all(|b| *b == 0));
+            total += piece.len();
+            largest = largest.max(piece.len());
+        }
+        assert_eq!(total, 256 << 20);
+        assert!(largest <= 8 << 20, "a piece of {largest} bytes");
     }
 }

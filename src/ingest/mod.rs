@@ -8,6 +8,7 @@
 //!
 //!  read_csv / read_json / read_parquet ─▶ files (object stores, DataFusion readers)
 //!                                     └─▶ web (http:// and https://: plain GET, pages)
+//!                                     └─▶ http_parquet (a URL's body kept in a temporary file)
 //!  read_text / read_log ─▶ source (files or a URL, gzip, lines) ─▶ logs (parsers)
 //! ```
 
@@ -15,6 +16,7 @@ pub mod binary;
 pub mod convert;
 pub mod files;
 pub mod http;
+pub mod http_parquet;
 pub mod jsonpath;
 pub mod logs;
 pub mod pg_tls;

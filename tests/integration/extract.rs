@@ -41,6 +41,9 @@ struct Reply {
     status: &'static str,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
+    /// Close the connection after this many bytes of the body (whose
+    /// full length the Content-Length header still announces).
+    cut: Option<usize>,
 }
 
 fn reply(status: &'static str, body: impl Into<Vec<u8>>) -> Reply {
@@ -48,6 +51,7 @@ fn reply(status: &'static str, body: impl Into<Vec<u8>>) -> Reply {
         status,
         headers: vec![],
         body: body.into(),
+        cut: None,
     }
 }
 
@@ -56,6 +60,59 @@ impl Reply {
         self.headers.push((k.to_string(), v.to_string()));
         self
     }
+
+    fn cut(mut self, at: usize) -> Reply {
+        self.cut = Some(at);
+        self
+    }
+}
+
+/// `body` as a server that answers ranges sends it: from the `Range:
+/// bytes=N-` of the request on (206), or whole (200).
+fn ranged(r: &Request, body: &[u8]) -> Reply {
+    match r
+        .headers
+        .get("range")
+        .and_then(|v| v.strip_prefix("bytes="))
+        .and_then(|v| v.strip_suffix('-'))
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        Some(from) if from < body.len() => reply("206 Partial Content", &body[from..]).header(
+            "Content-Range",
+            &format!("bytes {from}-{}/{}", body.len() - 1, body.len()),
+        ),
+        _ => reply("200 OK", body),
+    }
+}
+
+/// A Parquet file of `n` rows: id, name, at.
+fn parquet_file(n: i64) -> Vec<u8> {
+    use datafusion::arrow::array::{Int64Array, StringArray, TimestampMicrosecondArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+    use datafusion::arrow::record_batch::RecordBatch;
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("name", DataType::Utf8, true),
+        Field::new("at", DataType::Timestamp(TimeUnit::Microsecond, None), true),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(Int64Array::from_iter_values(0..n)),
+            Arc::new(StringArray::from_iter_values(
+                (0..n).map(|i| format!("row {i}")),
+            )),
+            Arc::new(TimestampMicrosecondArray::from_iter_values(
+                (0..n).map(|i| 1_767_225_600_000_000 + i * 60_000_000),
+            )),
+        ],
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    let mut w = datafusion::parquet::arrow::ArrowWriter::try_new(&mut out, schema, None).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    out
 }
 
 type Handler = dyn Fn(&Request) -> Reply + Send + Sync;
@@ -113,7 +170,8 @@ fn serve(handler: Arc<Handler>) -> (u16, Arc<Mutex<Vec<Request>>>) {
                 }
                 out.push_str("\r\n");
                 let mut bytes = out.into_bytes();
-                bytes.extend(r.body);
+                let end = r.cut.unwrap_or(r.body.len());
+                bytes.extend_from_slice(&r.body[..end]);
                 let _ = stream.write_all(&bytes);
                 let _ = stream.flush();
             });
@@ -147,7 +205,20 @@ fn items(from: usize, to: usize) -> String {
 const TOKEN: &str = "tok-s3cret-123";
 
 fn api(rate_limited: Arc<AtomicUsize>) -> Arc<Handler> {
+    // Requests seen per path of the dropped-connection cases.
+    let asked: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+    let parquet = parquet_file(5000);
+    let users: String = std::iter::once("id,name\n".to_string())
+        .chain((1..=20000).map(|i| format!("{i},user {i}\n")))
+        .collect();
     Arc::new(move |r: &Request| {
+        let nth = || {
+            let mut m = asked.lock().unwrap();
+            let n = m.entry(r.path().to_string()).or_insert(0);
+            *n += 1;
+            *n
+        };
+        let half = users.len() / 2;
         let page = |name: &str| r.param(name).and_then(|p| p.parse::<usize>().ok());
         match r.path() {
             "/plain/items.json" => reply("200 OK", items(1, 4)),
@@ -237,6 +308,39 @@ fn api(rate_limited: Arc<AtomicUsize>) -> Arc<Handler> {
                 reply("200 OK", gzip(body.as_bytes())).header("Content-Encoding", "gzip")
             }
             "/gzip/access.log.gz" => reply("200 OK", gzip(COMBINED.as_bytes())),
+            "/plain/data.parquet" => reply("200 OK", parquet.clone()),
+            "/gzip/data.parquet" => {
+                reply("200 OK", gzip(&parquet)).header("Content-Encoding", "gzip")
+            }
+            "/plain/not.parquet" => reply("200 OK", "id,name\n1,ann\n"),
+            // The connection drops half way through every whole answer.
+            "/dropped/ranged.csv" => {
+                let rep = if !r.headers.contains_key("range") {
+                    reply("200 OK", users.clone()).cut(half)
+                } else if r.headers.get("if-range").map(String::as_str) == Some("\"v1\"") {
+                    ranged(r, users.as_bytes())
+                } else {
+                    reply("412 Precondition Failed", "no If-Range")
+                };
+                rep.header("ETag", "\"v1\"")
+                    .header("Accept-Ranges", "bytes")
+            }
+            "/dropped/whole.csv" => {
+                let rep = reply("200 OK", users.clone()).header("ETag", "\"w1\"");
+                if nth() == 1 { rep.cut(half) } else { rep }
+            }
+            "/dropped/changed.csv" => {
+                if nth() == 1 {
+                    reply("200 OK", users.clone())
+                        .header("ETag", "\"a\"")
+                        .cut(half)
+                } else {
+                    reply("200 OK", users.clone()).header("ETag", "\"b\"")
+                }
+            }
+            "/dropped/always.csv" => reply("200 OK", users.clone())
+                .header("ETag", "\"x\"")
+                .cut(half),
             "/since/orders" => {
                 let all = [
                     (1, "2026-01-01T00:00:00Z"),
@@ -429,6 +533,116 @@ async fn files_are_read_from_servers_without_range_or_head() {
         seen.iter().all(|r| !r.headers.contains_key("range")),
         "{seen:?}"
     );
+    drop(api.server);
+}
+
+#[tokio::test]
+async fn dropped_connections_resume_and_parquet_needs_no_range() {
+    let (api, c) = start_api().await;
+    let b = &api.base;
+    let whole = ["20000|200010000"];
+    // The connection drops half way: the rest is asked for with a Range
+    // (the server answers ranges), or as the whole body again, its first
+    // half skipped (it does not); the same ETag shows it is the same body.
+    for path in ["/dropped/ranged.csv", "/dropped/whole.csv"] {
+        assert_eq!(
+            rows(
+                &c,
+                &format!("SELECT count(*), sum(id) FROM read_csv('{b}{path}')")
+            )
+            .await,
+            whole,
+            "{path}"
+        );
+    }
+    let n = c
+        .execute(
+            &format!("CREATE TABLE users AS SELECT * FROM read_csv('{b}/dropped/ranged.csv')"),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 20000);
+    {
+        let seen = api.seen.lock().unwrap();
+        let asks: Vec<&Request> = seen
+            .iter()
+            .filter(|r| r.path() == "/dropped/ranged.csv")
+            .collect();
+        // Two statements, each a whole answer cut short and the rest.
+        assert_eq!(asks.len(), 4, "{asks:?}");
+        for rest in [asks[1], asks[3]] {
+            let range = rest.headers.get("range").expect("a Range request");
+            let from: usize = range["bytes=".len()..range.len() - 1].parse().unwrap();
+            assert!(from > 0, "{range}");
+        }
+        assert!(
+            seen.iter()
+                .filter(|r| r.path() == "/dropped/whole.csv")
+                .all(|r| !r.headers.contains_key("range"))
+        );
+    }
+    // A body that changed between the two answers is never spliced.
+    let (state, msg) = fails(
+        &c,
+        &format!("SELECT count(*) FROM read_csv('{b}/dropped/changed.csv')"),
+    )
+    .await;
+    assert_eq!(state, "HV000", "{msg}");
+    assert!(
+        msg.contains("not the same") && msg.contains("/dropped/changed.csv"),
+        "{msg}"
+    );
+    // A connection that always drops fails after the configured retries.
+    let (state, msg) = fails(
+        &c,
+        &format!("SELECT count(*) FROM read_csv('{b}/dropped/always.csv')"),
+    )
+    .await;
+    assert_eq!(state, "08001", "{msg}");
+    assert!(msg.contains("4 attempts"), "{msg}");
+    // Parquet from a server without Range or HEAD, plain or gzip-encoded.
+    for path in ["/plain/data.parquet", "/gzip/data.parquet"] {
+        assert_eq!(
+            rows(
+                &c,
+                &format!(
+                    "SELECT count(*), max(name), min(at), sum(id) FROM read_parquet('{b}{path}')"
+                )
+            )
+            .await,
+            ["5000|row 999|2026-01-01 00:00:00|12497500"],
+            "{path}"
+        );
+    }
+    c.batch_execute(&format!(
+        "CREATE TABLE events AS SELECT id, at FROM read_parquet('{b}/plain/data.parquet') WHERE id % 2 = 0"
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        rows(&c, "SELECT count(*), max(at) FROM events").await,
+        ["2500|2026-01-04 11:18:00"]
+    );
+    let (state, msg) = fails(
+        &c,
+        &format!("SELECT * FROM read_parquet('{b}/plain/not.parquet')"),
+    )
+    .await;
+    assert_eq!(state, "22000", "{msg}");
+    assert!(
+        msg.contains("/plain/not.parquet") && msg.contains("Parquet"),
+        "{msg}"
+    );
+    let (state, _) = fails(
+        &c,
+        &format!("SELECT * FROM read_parquet('{b}/missing.parquet')"),
+    )
+    .await;
+    assert_eq!(state, "58P01");
+    // The connection stays usable, and nothing needed HEAD.
+    assert_eq!(rows(&c, "SELECT count(*) FROM users").await, ["20000"]);
+    assert!(api.seen.lock().unwrap().iter().all(|r| r.method == "GET"));
     drop(api.server);
 }
 
