@@ -95,4 +95,8 @@ step "JSON extraction smoke benchmark against DuckDB (100,000 documents, debug b
 ROWS=100000 RUNS=1 SLUICE_BIN="$CARGO_TARGET_DIR/debug/sluice" SLUICE_BENCH_PYTHON="$SLUICE_TEST_PYTHON" \
     benchmarks/json/run.sh >/dev/null
 
+step "access-log load smoke benchmark against DuckDB and Python (16 MiB, debug build)"
+MB=16 RUNS=1 SLUICE_BIN="$CARGO_TARGET_DIR/debug/sluice" SLUICE_BENCH_PYTHON="$SLUICE_TEST_PYTHON" \
+    benchmarks/logs/run.sh >/dev/null
+
 step "all tests passed"
