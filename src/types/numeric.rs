@@ -437,8 +437,178 @@ pub fn to_float_udf() -> ScalarUDF {
     })
 }
 
+/// The function a cast from `float8` or `real` to `numeric(p,s)` calls.
+pub const FROM_FLOAT: &str = "sluice_float_to_numeric";
+
+/// `v` as `numeric(precision, scale)` the way PostgreSQL casts it: the
+/// float's shortest faithful decimal of `digits` significant digits (15 for
+/// `float8`, 6 for `real`, as `float8_numeric` prints with `DBL_DIG`), then
+/// rounded half away from zero to `scale`. Arrow multiplies by `10^scale` in
+/// floating point, which shows the binary noise: `1e20::float8::numeric(38,15)`
+/// was `99999999999999996863.366107917975552`.
+pub fn float_to_decimal(v: f64, digits: usize, precision: u8, scale: i8) -> Result<i128> {
+    let overflow = |detail: String| -> datafusion::error::DataFusionError {
+        crate::error::Error::new(
+            crate::error::ErrorKind::NumericOutOfRange,
+            "numeric field overflow",
+        )
+        .with_detail(detail)
+        .into()
+    };
+    if !v.is_finite() {
+        return Err(overflow(format!(
+            "A field with precision {precision}, scale {scale} cannot hold an infinite or NaN value."
+        )));
+    }
+    // d.ddddde±x with `digits` significant digits.
+    let text = format!("{:.*e}", digits - 1, v);
+    let (mantissa, exponent) = text.split_once('e').expect("exponent form");
+    let negative = mantissa.starts_with('-');
+    let whole: i128 = mantissa
+        .chars()
+        .filter(char::is_ascii_digit)
+        .fold(0, |n, c| n * 10 + i128::from(c as u8 - b'0'));
+    let exponent: i32 = exponent.parse().expect("an exponent");
+    // value = whole × 10^(exponent - (digits - 1)); unscaled = value × 10^scale.
+    let shift = exponent - (digits as i32 - 1) + i32::from(scale);
+    let too_big = || {
+        overflow(format!(
+            "A field with precision {precision}, scale {scale} must round to an absolute value \
+             less than 10^{}.",
+            i32::from(precision) - i32::from(scale)
+        ))
+    };
+    let magnitude = if whole == 0 {
+        0
+    } else if shift >= 0 {
+        10i128
+            .checked_pow(shift as u32)
+            .and_then(|p| whole.checked_mul(p))
+            .ok_or_else(too_big)?
+    } else if -shift > 38 {
+        0
+    } else {
+        let p = 10i128.pow((-shift) as u32);
+        let (q, r) = (whole / p, whole % p);
+        // Half away from zero, as numeric rounds.
+        if r * 2 >= p { q + 1 } else { q }
+    };
+    if precision < 39 && magnitude >= 10i128.pow(u32::from(precision)) {
+        return Err(too_big());
+    }
+    Ok(if negative { -magnitude } else { magnitude })
+}
+
+/// A float column as `numeric(p,s)` ([`float_to_decimal`]).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct FromFloat {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for FromFloat {
+    fn name(&self) -> &str {
+        FROM_FLOAT
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    /// The type of the second argument, a NULL of the target type.
+    fn return_type(&self, args: &[DataType]) -> Result<DataType> {
+        match args.get(1) {
+            Some(t @ DataType::Decimal128(..)) => Ok(t.clone()),
+            _ => datafusion::common::plan_err!("{FROM_FLOAT} needs a numeric(p,s) target"),
+        }
+    }
+    /// Nullable as its argument is, as the cast it replaces.
+    fn return_field_from_args(
+        &self,
+        args: datafusion::logical_expr::ReturnFieldArgs,
+    ) -> Result<datafusion::arrow::datatypes::FieldRef> {
+        let types: Vec<DataType> = args
+            .arg_fields
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect();
+        Ok(std::sync::Arc::new(
+            datafusion::arrow::datatypes::Field::new(
+                FROM_FLOAT,
+                self.return_type(&types)?,
+                args.arg_fields[0].is_nullable(),
+            ),
+        ))
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        use datafusion::arrow::array::{Array, AsArray, Decimal128Array};
+        use datafusion::arrow::datatypes::{Float32Type, Float64Type};
+        let DataType::Decimal128(precision, scale) = *args.return_field.data_type() else {
+            return datafusion::common::exec_err!("{FROM_FLOAT} needs a numeric(p,s) target");
+        };
+        let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
+        let input = args.args[0].to_array(args.number_rows)?;
+        let value = |i: usize| -> Option<(f64, usize)> {
+            match input.data_type() {
+                DataType::Float64 => Some((input.as_primitive::<Float64Type>().value(i), 15)),
+                // A real's own 6 digits, not those of its double.
+                DataType::Float32 => {
+                    let f = input.as_primitive::<Float32Type>().value(i);
+                    Some((format!("{:.5e}", f).parse().unwrap_or(f64::NAN), 6))
+                }
+                _ => None,
+            }
+        };
+        let out: Decimal128Array = (0..input.len())
+            .map(|i| {
+                if input.is_null(i) {
+                    return Ok(None);
+                }
+                match value(i) {
+                    Some((v, digits)) => float_to_decimal(v, digits, precision, scale).map(Some),
+                    None => datafusion::common::exec_err!("{FROM_FLOAT} of a non-float"),
+                }
+            })
+            .collect::<Result<Decimal128Array>>()?
+            .with_precision_and_scale(precision, scale)?;
+        let out: datafusion::arrow::array::ArrayRef = std::sync::Arc::new(out);
+        Ok(if scalar {
+            ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
+        } else {
+            ColumnarValue::Array(out)
+        })
+    }
+}
+
+/// [`FROM_FLOAT`]: `sluice_float_to_numeric(x, <a NULL numeric(p,s)>)`.
+pub fn from_float_udf() -> ScalarUDF {
+    ScalarUDF::new_from_impl(FromFloat {
+        signature: Signature::any(2, Volatility::Immutable),
+    })
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn float_to_numeric_keeps_the_floats_digits() {
+        // PostgreSQL: 15 significant digits of a float8, then the scale.
+        assert_eq!(
+            float_to_decimal(1e20, 15, 38, 15).unwrap(),
+            100_000_000_000_000_000_000_000_000_000_000_000
+        );
+        assert_eq!(float_to_decimal(0.1, 15, 10, 5).unwrap(), 10_000);
+        assert_eq!(float_to_decimal(2.675, 15, 10, 2).unwrap(), 268);
+        assert_eq!(float_to_decimal(-2.5, 15, 10, 0).unwrap(), -3);
+        assert_eq!(float_to_decimal(1.0 / 3.0, 15, 38, 20).unwrap(), 33_333_333_333_333_300_000);
+        assert_eq!(float_to_decimal(1e-30, 15, 10, 5).unwrap(), 0);
+        assert_eq!(float_to_decimal(0.0, 15, 10, 5).unwrap(), 0);
+        // A real keeps its own 6 digits.
+        let third: f64 = format!("{:.5e}", 1.0f32 / 3.0).parse().unwrap();
+        assert_eq!(float_to_decimal(third, 6, 10, 8).unwrap(), 33_333_300);
+        let e = float_to_decimal(1234.5, 15, 5, 2).unwrap_err().to_string();
+        assert!(e.contains("numeric field overflow"), "{e}");
+        assert!(float_to_decimal(f64::INFINITY, 15, 10, 2).is_err());
+        assert!(float_to_decimal(f64::NAN, 15, 10, 2).is_err());
+        assert!(float_to_decimal(1e300, 15, 38, 0).is_err());
+    }
 
     #[test]
     fn numeric_to_float_rounds_once() {

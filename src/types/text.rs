@@ -604,6 +604,7 @@ impl AnalyzerRule for TextInputCasts {
         }));
         let interval_in = Arc::new(super::interval::udf());
         let to_float = Arc::new(super::numeric::to_float_udf());
+        let from_float = Arc::new(super::numeric::from_float_udf());
         plan.transform_up_with_subqueries(|node| {
             let schema: DFSchema = match node.inputs().as_slice() {
                 [one] => one.schema().as_ref().clone(),
@@ -643,6 +644,19 @@ impl AnalyzerRule for TextInputCasts {
                             };
                             Ok(Transformed::yes(
                                 to_float.call(vec![(*c.expr).clone(), lit(like)]),
+                            ))
+                        }
+                        // float -> numeric keeps the float's 15 (real: 6)
+                        // significant digits; Arrow's product shows the
+                        // binary noise beyond them.
+                        t @ DataType::Decimal128(..)
+                            if c.expr.get_type(&schema).is_ok_and(|from| {
+                                matches!(from, DataType::Float64 | DataType::Float32)
+                            }) =>
+                        {
+                            let like = ScalarValue::try_from(t)?;
+                            Ok(Transformed::yes(
+                                from_float.call(vec![(*c.expr).clone(), lit(like)]),
                             ))
                         }
                         // float -> integer rounds half to even (rint) in
