@@ -12,6 +12,7 @@
 //!           format => 'regex:<re>'     filename, line_number, <named groups>, _error
 //! ```
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
@@ -101,8 +102,8 @@ pub struct AccessLine<'a> {
     pub protocol: Option<&'a str>,
     pub status: i32,
     pub bytes: Option<i64>,
-    pub referer: Option<String>,
-    pub user_agent: Option<String>,
+    pub referer: Option<Cow<'a, str>>,
+    pub user_agent: Option<Cow<'a, str>>,
 }
 
 /// A cursor over a line, for the access log grammar.
@@ -164,9 +165,10 @@ fn dash(s: &str) -> Option<&str> {
     (s != "-").then_some(s)
 }
 
-fn unescape(s: &str) -> String {
+/// `\"` and `\\` undone; borrowed when there are none (most lines).
+fn unescape(s: &str) -> Cow<'_, str> {
     if !s.contains('\\') {
-        return s.to_string();
+        return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len());
     let mut chars = s.chars();
@@ -185,7 +187,7 @@ fn unescape(s: &str) -> String {
             out.push(c);
         }
     }
-    out
+    Cow::Owned(out)
 }
 
 /// Parse one access log line; the error says what did not fit.
@@ -202,10 +204,9 @@ pub fn parse_access_line(
         parse_clf_time(time_text.as_bytes()).ok_or_else(|| format!("bad time [{time_text}]"))?;
     let request = c.quoted("the request")?;
     let (method, path, protocol) = {
-        let parts: Vec<&str> = request.split(' ').filter(|p| !p.is_empty()).collect();
-        match parts.as_slice() {
-            [m, p, proto] => (Some(*m), Some(*p), Some(*proto)),
-            [m, p] => (Some(*m), Some(*p), None),
+        let mut parts = request.split(' ').filter(|p| !p.is_empty());
+        match (parts.next(), parts.next(), parts.next(), parts.next()) {
+            (Some(m), Some(p), proto, None) => (Some(m), Some(p), proto),
             // "-" (a connection closed before a request) or garbage: the
             // line is still a line of the log.
             _ => (None, None, None),
@@ -301,8 +302,8 @@ impl LineParser for AccessLog {
                     time.append_value(a.time);
                     status.append_value(a.status);
                     size.append_option(a.bytes);
-                    referer.append_option(a.referer);
-                    agent.append_option(a.user_agent);
+                    referer.append_option(a.referer.as_deref());
+                    agent.append_option(a.user_agent.as_deref());
                     error.append_null();
                 }
                 Err(why) => {
