@@ -342,7 +342,7 @@ fn query_names(q: &Query, schema: &Schema) -> Option<SchemaRef> {
 
 /// In a query with ORDER BY, an unaliased cast of a column in the select
 /// list gets the name PostgreSQL gives it (the column's) as an alias. Then
-/// `SELECT id::bigint FROM t ORDER BY id` sorts by the output column, as
+/// `SELECT id::bigint FROM t ORDER BY id` (or `(id::int)::text`) sorts by the output column, as
 /// PostgreSQL does, instead of failing in DataFusion because the cast and
 /// the column share a name (apache/datafusion#13558). Left alone when a
 /// wildcard or another item could take the same name.
@@ -372,11 +372,16 @@ pub fn alias_column_casts(stmt: &mut Statement) {
             continue;
         };
         let Some(name) = name else { continue };
-        let plain_column = matches!(
-            e,
-            Expr::Cast { expr, .. }
-                if matches!(expr.as_ref(), Expr::Identifier(_) | Expr::CompoundIdentifier(_))
-        );
+        // A cast of a column, or of a cast of one (`(id::int)::text`),
+        // parenthesized or not: DataFusion names each after the column.
+        fn of_column(e: &Expr) -> bool {
+            match e {
+                Expr::Cast { expr, .. } | Expr::Nested(expr) => of_column(expr),
+                Expr::Identifier(_) | Expr::CompoundIdentifier(_) => true,
+                _ => false,
+            }
+        }
+        let plain_column = matches!(e, Expr::Cast { expr, .. } if of_column(expr));
         if plain_column && names.iter().filter(|n| n.as_ref() == Some(name)).count() == 1 {
             *item = SelectItem::ExprWithAlias {
                 expr: e.clone(),
