@@ -597,7 +597,10 @@ mod tests {
         assert_eq!(float_to_decimal(0.1, 15, 10, 5).unwrap(), 10_000);
         assert_eq!(float_to_decimal(2.675, 15, 10, 2).unwrap(), 268);
         assert_eq!(float_to_decimal(-2.5, 15, 10, 0).unwrap(), -3);
-        assert_eq!(float_to_decimal(1.0 / 3.0, 15, 38, 20).unwrap(), 33_333_333_333_333_300_000);
+        assert_eq!(
+            float_to_decimal(1.0 / 3.0, 15, 38, 20).unwrap(),
+            33_333_333_333_333_300_000
+        );
         assert_eq!(float_to_decimal(1e-30, 15, 10, 5).unwrap(), 0);
         assert_eq!(float_to_decimal(0.0, 15, 10, 5).unwrap(), 0);
         // A real keeps its own 6 digits.
