@@ -241,7 +241,14 @@ fn resumed(resp: Response) -> BoxStream<'static, Result<Bytes>> {
                 return None;
             }
             let failure = match s.body.next().await {
-                None => return None,
+                // An answer may end cleanly short of the length announced
+                // (a 206 with less than asked for): the rest is still due.
+                None => match s.first.length {
+                    Some(total) if s.offset < total => {
+                        format!("the answer ended after {} of {total} bytes", s.offset)
+                    }
+                    _ => return None,
+                },
                 Some(Ok(mut chunk)) => {
                     if s.skip > 0 {
                         let n = s.skip.min(chunk.len() as u64);
@@ -343,11 +350,12 @@ enum Rest {
 async fn rest_of(url: &Url, again: &Again, first: &Identity, offset: u64) -> Rest {
     let label = redact(url);
     let mut request = again.client.get(url.clone()).headers(again.headers.clone());
-    if first.ranges && offset > 0 {
-        request = request.header(reqwest::header::RANGE, format!("bytes={offset}-"));
-        if let Some(v) = &first.validator {
-            request = request.header(reqwest::header::IF_RANGE, v.clone());
-        }
+    // A range only with a validator: `If-Range` makes the server send the
+    // whole (new) body when it changed, instead of a piece of it.
+    if let (true, true, Some(v)) = (first.ranges, offset > 0, &first.validator) {
+        request = request
+            .header(reqwest::header::RANGE, format!("bytes={offset}-"))
+            .header(reqwest::header::IF_RANGE, v.clone());
     }
     let resp = match request.send().await {
         Ok(r) => r,
@@ -366,15 +374,24 @@ async fn rest_of(url: &Url, again: &Again, first: &Identity, offset: u64) -> Res
         ))
     };
     if status == StatusCode::PARTIAL_CONTENT {
-        let starts = resp
+        // `bytes START-END/TOTAL`
+        let range = resp
             .headers()
             .get(reqwest::header::CONTENT_RANGE)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().strip_prefix("bytes "))
-            .and_then(|v| v.split('-').next())
+            .map(str::to_string)
+            .unwrap_or_default();
+        let (span, total) = range.split_once('/').unwrap_or((&range, "*"));
+        let starts = span
+            .split('-')
+            .next()
             .and_then(|v| v.trim().parse::<u64>().ok());
-        if starts != Some(offset) || (first.validator.is_some() && now.validator != first.validator)
-        {
+        let total = total.trim().parse::<u64>().ok();
+        // A 206 need not repeat Last-Modified; `If-Range` already vouched.
+        let other_validator = now.validator.is_some() && now.validator != first.validator;
+        let other_length = matches!((total, first.length), (Some(t), Some(n)) if t != n);
+        if starts != Some(offset) || other_validator || other_length {
             return changed();
         }
         return Rest::Body {
@@ -383,12 +400,14 @@ async fn rest_of(url: &Url, again: &Again, first: &Identity, offset: u64) -> Res
         };
     }
     if status.is_success() {
-        // The whole body again: the same one only if the server says so.
-        let same = match (&first.validator, &first.length) {
-            (Some(v), _) => now.validator.as_ref() == Some(v),
-            (None, Some(n)) => now.length == Some(*n),
-            (None, None) => false,
-        };
+        // The whole body again: the same one only if the server says so
+        // (or if none of the first was given out).
+        let same = offset == 0
+            || match (&first.validator, &first.length) {
+                (Some(v), _) => now.validator.as_ref() == Some(v),
+                (None, Some(n)) => now.length == Some(*n),
+                (None, None) => false,
+            };
         if !same {
             return changed();
         }

@@ -93,6 +93,13 @@ impl ScalarUDFImpl for Unconstrained {
     fn simplify(&self, mut args: Vec<Expr>, info: &SimplifyContext) -> Result<ExprSimplifyResult> {
         let arg = args.remove(0);
         match info.get_data_type(&arg) {
+            // A float keeps its own digits, as in a cast with a precision.
+            Ok(t @ (DataType::Float64 | DataType::Float32)) => {
+                let like = ScalarValue::try_from(&unconstrained(&t))?;
+                Ok(ExprSimplifyResult::Simplified(
+                    from_float_udf().call(vec![arg, Expr::Literal(like, None)]),
+                ))
+            }
             Ok(t) => Ok(ExprSimplifyResult::Simplified(Expr::Cast(Cast::new(
                 Box::new(arg),
                 unconstrained(&t),
@@ -102,6 +109,20 @@ impl ScalarUDFImpl for Unconstrained {
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let target = unconstrained(&args.args[0].data_type());
+        if let DataType::Decimal128(precision, scale) = target
+            && matches!(
+                args.args[0].data_type(),
+                DataType::Float64 | DataType::Float32
+            )
+        {
+            return from_float_udf().invoke_with_args(ScalarFunctionArgs {
+                args: vec![
+                    args.args[0].clone(),
+                    ColumnarValue::Scalar(ScalarValue::Decimal128(None, precision, scale)),
+                ],
+                ..args
+            });
+        }
         let options = datafusion::arrow::compute::CastOptions {
             safe: false,
             ..Default::default()
@@ -455,9 +476,15 @@ pub fn float_to_decimal(v: f64, digits: usize, precision: u8, scale: i8) -> Resu
         .with_detail(detail)
         .into()
     };
-    if !v.is_finite() {
+    if v.is_infinite() {
         return Err(overflow(format!(
-            "A field with precision {precision}, scale {scale} cannot hold an infinite or NaN value."
+            "A field with precision {precision}, scale {scale} cannot hold an infinite value."
+        )));
+    }
+    if v.is_nan() {
+        return Err(overflow(format!(
+            "A field with precision {precision}, scale {scale} cannot hold NaN here (numeric \
+             values are decimals without NaN)."
         )));
     }
     // d.ddddde±x with `digits` significant digits.
@@ -472,10 +499,15 @@ pub fn float_to_decimal(v: f64, digits: usize, precision: u8, scale: i8) -> Resu
     // value = whole × 10^(exponent - (digits - 1)); unscaled = value × 10^scale.
     let shift = exponent - (digits as i32 - 1) + i32::from(scale);
     let too_big = || {
+        let digits = i32::from(precision) - i32::from(scale);
+        let bound = if digits > 0 {
+            format!("10^{digits}")
+        } else {
+            "1".to_string()
+        };
         overflow(format!(
             "A field with precision {precision}, scale {scale} must round to an absolute value \
-             less than 10^{}.",
-            i32::from(precision) - i32::from(scale)
+             less than {bound}."
         ))
     };
     let magnitude = if whole == 0 {
@@ -608,6 +640,14 @@ mod tests {
         assert_eq!(float_to_decimal(third, 6, 10, 8).unwrap(), 33_333_300);
         let e = float_to_decimal(1234.5, 15, 5, 2).unwrap_err().to_string();
         assert!(e.contains("numeric field overflow"), "{e}");
+        let e = crate::error::Error::from(float_to_decimal(1.5, 15, 3, 3).unwrap_err());
+        assert!(
+            e.detail
+                .as_deref()
+                .is_some_and(|d| d.ends_with("less than 1.")),
+            "{e:?}"
+        );
+        assert!(float_to_decimal(0.5, 15, 3, 3).is_ok());
         assert!(float_to_decimal(f64::INFINITY, 15, 10, 2).is_err());
         assert!(float_to_decimal(f64::NAN, 15, 10, 2).is_err());
         assert!(float_to_decimal(1e300, 15, 38, 0).is_err());

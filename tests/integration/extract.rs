@@ -325,6 +325,28 @@ fn api(rate_limited: Arc<AtomicUsize>) -> Arc<Handler> {
                 rep.header("ETag", "\"v1\"")
                     .header("Accept-Ranges", "bytes")
             }
+            // The rest comes in two ranges: the first stops short.
+            "/dropped/short.csv" => {
+                let three_quarters = users.len() * 3 / 4;
+                let from = r
+                    .headers
+                    .get("range")
+                    .and_then(|v| v.strip_prefix("bytes="))
+                    .and_then(|v| v.strip_suffix('-'))
+                    .and_then(|v| v.parse::<usize>().ok());
+                let rep = match from {
+                    None => reply("200 OK", users.clone()).cut(half),
+                    Some(f) if f < three_quarters => {
+                        reply("206 Partial Content", &users.as_bytes()[f..three_quarters]).header(
+                            "Content-Range",
+                            &format!("bytes {f}-{}/{}", three_quarters - 1, users.len()),
+                        )
+                    }
+                    Some(_) => ranged(r, users.as_bytes()),
+                };
+                rep.header("ETag", "\"s1\"")
+                    .header("Accept-Ranges", "bytes")
+            }
             "/dropped/whole.csv" => {
                 let rep = reply("200 OK", users.clone()).header("ETag", "\"w1\"");
                 if nth() == 1 { rep.cut(half) } else { rep }
@@ -544,7 +566,11 @@ async fn dropped_connections_resume_and_parquet_needs_no_range() {
     // The connection drops half way: the rest is asked for with a Range
     // (the server answers ranges), or as the whole body again, its first
     // half skipped (it does not); the same ETag shows it is the same body.
-    for path in ["/dropped/ranged.csv", "/dropped/whole.csv"] {
+    for path in [
+        "/dropped/ranged.csv",
+        "/dropped/short.csv",
+        "/dropped/whole.csv",
+    ] {
         assert_eq!(
             rows(
                 &c,
