@@ -288,6 +288,27 @@ fn scaled(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
     }
 }
 
+/// The result field of a function standing in for a cast: its return type,
+/// nullable as its first argument is (as the cast it replaces).
+fn cast_field(
+    f: &dyn ScalarUDFImpl,
+    name: &str,
+    args: &datafusion::logical_expr::ReturnFieldArgs,
+) -> Result<datafusion::arrow::datatypes::FieldRef> {
+    let types: Vec<DataType> = args
+        .arg_fields
+        .iter()
+        .map(|f| f.data_type().clone())
+        .collect();
+    Ok(std::sync::Arc::new(
+        datafusion::arrow::datatypes::Field::new(
+            name,
+            f.return_type(&types)?,
+            args.arg_fields[0].is_nullable(),
+        ),
+    ))
+}
+
 /// The function a cast from `numeric` to `float8` or `real` calls.
 pub const TO_FLOAT: &str = "sluice_numeric_to_float";
 
@@ -345,23 +366,11 @@ impl ScalarUDFImpl for ToFloat {
             _ => DataType::Float64,
         })
     }
-    /// Nullable as its argument is, as the cast it replaces.
     fn return_field_from_args(
         &self,
         args: datafusion::logical_expr::ReturnFieldArgs,
     ) -> Result<datafusion::arrow::datatypes::FieldRef> {
-        let types: Vec<DataType> = args
-            .arg_fields
-            .iter()
-            .map(|f| f.data_type().clone())
-            .collect();
-        Ok(std::sync::Arc::new(
-            datafusion::arrow::datatypes::Field::new(
-                TO_FLOAT,
-                self.return_type(&types)?,
-                args.arg_fields[0].is_nullable(),
-            ),
-        ))
+        cast_field(self, TO_FLOAT, &args)
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         use datafusion::arrow::array::{Array, AsArray, Float32Array, Float64Array};
@@ -551,23 +560,11 @@ impl ScalarUDFImpl for FromFloat {
             _ => datafusion::common::plan_err!("{FROM_FLOAT} needs a numeric(p,s) target"),
         }
     }
-    /// Nullable as its argument is, as the cast it replaces.
     fn return_field_from_args(
         &self,
         args: datafusion::logical_expr::ReturnFieldArgs,
     ) -> Result<datafusion::arrow::datatypes::FieldRef> {
-        let types: Vec<DataType> = args
-            .arg_fields
-            .iter()
-            .map(|f| f.data_type().clone())
-            .collect();
-        Ok(std::sync::Arc::new(
-            datafusion::arrow::datatypes::Field::new(
-                FROM_FLOAT,
-                self.return_type(&types)?,
-                args.arg_fields[0].is_nullable(),
-            ),
-        ))
+        cast_field(self, FROM_FLOAT, &args)
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         use datafusion::arrow::array::{Array, AsArray, Decimal128Array};

@@ -67,16 +67,19 @@ impl Reply {
     }
 }
 
-/// `body` as a server that answers ranges sends it: from the `Range:
-/// bytes=N-` of the request on (206), or whole (200).
-fn ranged(r: &Request, body: &[u8]) -> Reply {
-    match r
-        .headers
+/// N of a request's `Range: bytes=N-`.
+fn range_start(r: &Request) -> Option<usize> {
+    r.headers
         .get("range")
         .and_then(|v| v.strip_prefix("bytes="))
         .and_then(|v| v.strip_suffix('-'))
         .and_then(|v| v.parse::<usize>().ok())
-    {
+}
+
+/// `body` as a server that answers ranges sends it: from the `Range:
+/// bytes=N-` of the request on (206), or whole (200).
+fn ranged(r: &Request, body: &[u8]) -> Reply {
+    match range_start(r) {
         Some(from) if from < body.len() => reply("206 Partial Content", &body[from..]).header(
             "Content-Range",
             &format!("bytes {from}-{}/{}", body.len() - 1, body.len()),
@@ -328,13 +331,7 @@ fn api(rate_limited: Arc<AtomicUsize>) -> Arc<Handler> {
             // The rest comes in two ranges: the first stops short.
             "/dropped/short.csv" => {
                 let three_quarters = users.len() * 3 / 4;
-                let from = r
-                    .headers
-                    .get("range")
-                    .and_then(|v| v.strip_prefix("bytes="))
-                    .and_then(|v| v.strip_suffix('-'))
-                    .and_then(|v| v.parse::<usize>().ok());
-                let rep = match from {
+                let rep = match range_start(r) {
                     None => reply("200 OK", users.clone()).cut(half),
                     Some(f) if f < three_quarters => {
                         reply("206 Partial Content", &users.as_bytes()[f..three_quarters]).header(
