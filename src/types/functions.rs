@@ -1,7 +1,9 @@
 //! PostgreSQL functions DataFusion does not have: `age`, `justify_days`,
 //! `justify_hours`, `justify_interval`, `make_timestamp`, `make_interval`,
 //! `isfinite`, `num_nulls`, `num_nonnulls`, `div`, `sign`, `width_bucket`,
-//! `regexp_split_to_array`, and `every` (DataFusion's `bool_and`).
+//! `regexp_split_to_array`, the list behind the set-returning
+//! `regexp_matches`, `every` (DataFusion's `bool_and`) and `variance`
+//! (`var_samp`).
 
 use std::sync::Arc;
 
@@ -42,13 +44,14 @@ enum Function {
     NumNonNulls,
     Div,
     RegexpSplitToArray,
+    RegexpMatches,
     MakeInterval,
     Sign,
     WidthBucket,
 }
 
 impl Function {
-    const ALL: [Function; 13] = [
+    const ALL: [Function; 14] = [
         Function::Age,
         Function::JustifyDays,
         Function::JustifyHours,
@@ -59,6 +62,7 @@ impl Function {
         Function::NumNonNulls,
         Function::Div,
         Function::RegexpSplitToArray,
+        Function::RegexpMatches,
         Function::MakeInterval,
         Function::Sign,
         Function::WidthBucket,
@@ -76,6 +80,7 @@ impl Function {
             Function::NumNonNulls => "num_nonnulls",
             Function::Div => "div",
             Function::RegexpSplitToArray => "regexp_split_to_array",
+            Function::RegexpMatches => "sluice_regexp_matches",
             Function::MakeInterval => "make_interval",
             Function::Sign => "sign",
             Function::WidthBucket => "width_bucket",
@@ -94,6 +99,7 @@ impl Function {
             | Function::NumNulls
             | Function::NumNonNulls
             | Function::RegexpSplitToArray
+            | Function::RegexpMatches
             | Function::MakeTimestamp
             | Function::MakeInterval => Signature::variadic_any(volatility),
             Function::Div => Signature::any(2, volatility),
@@ -189,6 +195,12 @@ impl ScalarUDFImpl for Pg {
                 arity(2..=3)?;
                 DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true)))
             }
+            Function::RegexpMatches => {
+                arity(2..=3)?;
+                let text_array =
+                    DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true)));
+                DataType::List(Arc::new(Field::new_list_field(text_array, true)))
+            }
         };
         Ok(Arc::new(Field::new(self.function.name(), t, true)))
     }
@@ -268,6 +280,7 @@ fn apply(function: Function, args: &[ArrayRef]) -> Result<ArrayRef> {
         }
         Function::Div => div(&args[0], &args[1])?,
         Function::RegexpSplitToArray => split(args)?,
+        Function::RegexpMatches => matches(args)?,
         Function::MakeInterval => make_interval(args)?,
         Function::Sign => sign(&args[0])?,
         Function::WidthBucket => width_bucket(args)?,
@@ -770,6 +783,84 @@ fn regex_flags(function: &str, flags: &str) -> Result<String> {
     })
 }
 
+/// A pattern with its flags, compiled once for the rows that share it.
+struct Compiled {
+    function: &'static str,
+    last: Option<(String, regex::Regex)>,
+}
+
+impl Compiled {
+    fn new(function: &'static str) -> Compiled {
+        Compiled {
+            function,
+            last: None,
+        }
+    }
+
+    /// `pattern` under `flags` (PostgreSQL's letters, without `g`).
+    fn get(&mut self, pattern: &str, flags: &str) -> Result<&regex::Regex> {
+        let mut full = regex_flags(self.function, flags)?;
+        full.push_str(pattern);
+        if self.last.as_ref().is_none_or(|(p, _)| *p != full) {
+            let re = regex::Regex::new(&full).map_err(|e| {
+                ours(Error::new(
+                    ErrorKind::InvalidRegularExpression,
+                    format!("invalid regular expression: {e}"),
+                ))
+            })?;
+            self.last = Some((full, re));
+        }
+        match &self.last {
+            Some((_, re)) => Ok(re),
+            None => exec_err!("{}: no pattern", self.function),
+        }
+    }
+}
+
+/// `sluice_regexp_matches(text, pattern [, flags])`: the rows of
+/// PostgreSQL's set-returning `regexp_matches` as one list per input row
+/// (unnested by the rewriter): the first match, or every match with the
+/// `g` flag, each the text array of its capture groups (a group that took
+/// no part is NULL), or of the whole match when the pattern has no groups.
+/// No match (or a NULL argument) is no row.
+fn matches(args: &[ArrayRef]) -> Result<ArrayRef> {
+    let text = |a: &ArrayRef| datafusion::arrow::compute::cast(a, &DataType::Utf8);
+    let strings = text(&args[0])?;
+    let patterns = text(&args[1])?;
+    let flags = args.get(2).map(text).transpose()?;
+    let (strings, patterns) = (strings.as_string::<i32>(), patterns.as_string::<i32>());
+    let flags = flags.as_ref().map(|f| f.as_string::<i32>());
+    let mut out = ListBuilder::new(ListBuilder::new(StringBuilder::new()));
+    let mut compiled = Compiled::new("regexp_matches");
+    for r in 0..strings.len() {
+        if strings.is_null(r) || patterns.is_null(r) || flags.is_some_and(|f| f.is_null(r)) {
+            out.append_null();
+            continue;
+        }
+        let given = flags.map_or("", |f| f.value(r));
+        let global = given.contains('g');
+        let re = compiled.get(patterns.value(r), &given.replace('g', ""))?;
+        let s = strings.value(r);
+        let groups = re.captures_len() > 1;
+        for caps in re
+            .captures_iter(s)
+            .take(if global { usize::MAX } else { 1 })
+        {
+            let one = out.values();
+            if groups {
+                for g in caps.iter().skip(1) {
+                    one.values().append_option(g.map(|m| m.as_str()));
+                }
+            } else {
+                one.values().append_value(&caps[0]);
+            }
+            one.append(true);
+        }
+        out.append(true);
+    }
+    Ok(Arc::new(out.finish()))
+}
+
 /// `regexp_split_to_array(text, pattern [, flags])`: the pieces between
 /// the matches. A match of no characters at the start or end of the text,
 /// or right after another match, splits nothing, as in PostgreSQL.
@@ -781,26 +872,13 @@ fn split(args: &[ArrayRef]) -> Result<ArrayRef> {
     let (strings, patterns) = (strings.as_string::<i32>(), patterns.as_string::<i32>());
     let flags = flags.as_ref().map(|f| f.as_string::<i32>());
     let mut out = ListBuilder::new(StringBuilder::new());
-    let mut compiled: Option<(String, regex::Regex)> = None;
+    let mut compiled = Compiled::new("regexp_split_to_array");
     for r in 0..strings.len() {
         if strings.is_null(r) || patterns.is_null(r) || flags.is_some_and(|f| f.is_null(r)) {
             out.append_null();
             continue;
         }
-        let mut pattern = regex_flags("regexp_split_to_array", flags.map_or("", |f| f.value(r)))?;
-        pattern.push_str(patterns.value(r));
-        if compiled.as_ref().is_none_or(|(p, _)| *p != pattern) {
-            let re = regex::Regex::new(&pattern).map_err(|e| {
-                ours(Error::new(
-                    ErrorKind::InvalidRegularExpression,
-                    format!("invalid regular expression: {e}"),
-                ))
-            })?;
-            compiled = Some((pattern, re));
-        }
-        let Some((_, re)) = compiled.as_ref() else {
-            return exec_err!("regexp_split_to_array: no pattern");
-        };
+        let re = compiled.get(patterns.value(r), flags.map_or("", |f| f.value(r)))?;
         let s = strings.value(r);
         let mut start = 0;
         let mut last_end = None;
@@ -821,7 +899,7 @@ fn split(args: &[ArrayRef]) -> Result<ArrayRef> {
 }
 
 /// Register the functions of this module, `every` (DataFusion's
-/// `bool_and`), and the ordered-set aggregates.
+/// `bool_and`), `variance` (`var_samp`), and the ordered-set aggregates.
 pub fn register(ctx: &datafusion::prelude::SessionContext) {
     for function in Function::ALL {
         ctx.register_udf(ScalarUDF::new_from_impl(Pg {
@@ -834,6 +912,13 @@ pub fn register(ctx: &datafusion::prelude::SessionContext) {
             .as_ref()
             .clone()
             .with_aliases(["every"]),
+    );
+    // PostgreSQL's historical name for the sample variance.
+    ctx.register_udaf(
+        datafusion::functions_aggregate::variance::var_samp_udaf()
+            .as_ref()
+            .clone()
+            .with_aliases(["variance"]),
     );
     for udaf in super::ordered_set::udafs() {
         ctx.register_udaf(udaf);

@@ -204,6 +204,12 @@ pub const SET_FUNCTIONS: &[(&str, &[&str], &[&str])] = &[
         &["sluice_jsonb_path_query"],
         &["jsonb_path_query"],
     ),
+    // Not JSON, but a set-returning function of one column all the same.
+    (
+        "regexp_matches",
+        &["sluice_regexp_matches"],
+        &["regexp_matches"],
+    ),
 ];
 
 /// The aggregates the rewriter builds on `array_agg`: (name, the function
