@@ -15,6 +15,7 @@
 //! allow_link_local = false     # 169.254.0.0/16, fe80::/10, fd00:ec2::254
 //! timeout = "30s"              # longest wait for the next bytes of a response
 //! max_retries = 5              # 429, 5xx and dropped connections
+//! max_download = "10GB"        # largest body read_parquet copies to TMPDIR
 //!
 //! [http."orders-api"]          # a header set, named in SQL: headers => 'orders-api'
 //! base_url = "https://api.example.com/v1/"
@@ -190,6 +191,8 @@ pub struct HttpConfig {
     pub max_retry_wait: Duration,
     /// Redirects followed per request.
     pub max_redirects: usize,
+    /// Largest body `read_parquet` copies into the temporary folder.
+    pub max_download: u64,
     pub header_sets: Vec<HeaderSet>,
 }
 
@@ -202,6 +205,7 @@ impl Default for HttpConfig {
             max_retries: 5,
             max_retry_wait: Duration::from_secs(120),
             max_redirects: 10,
+            max_download: 10 << 30,
             header_sets: Vec::new(),
         }
     }
@@ -368,6 +372,27 @@ fn parse_files(item: &toml_edit::Item) -> std::result::Result<Option<Vec<String>
     Ok(roots)
 }
 
+/// `512MB`, `2 GB`, `1.5GiB`, `1048576`: bytes (KB, MB, GB are powers of 1024,
+/// as PostgreSQL's memory settings).
+pub fn parse_bytes(text: &str) -> Option<usize> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let n: f64 = number.parse().ok()?;
+    let factor: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kb" | "kib" | "k" => 1024.0,
+        "mb" | "mib" | "m" => 1024.0 * 1024.0,
+        "gb" | "gib" | "g" => 1024.0 * 1024.0 * 1024.0,
+        "tb" | "tib" | "t" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    let bytes = n * factor;
+    (bytes >= 1.0 && bytes < usize::MAX as f64).then_some(bytes as usize)
+}
+
 /// `"30s"`, `"500ms"`, `"2m"` or a number of seconds.
 fn duration(item: &toml_edit::Item) -> Option<Duration> {
     if let Some(i) = item.as_integer() {
@@ -420,6 +445,14 @@ fn parse_http(item: &toml_edit::Item) -> std::result::Result<HttpConfig, String>
                 } else {
                     http.max_redirects = n as usize;
                 }
+            }
+            "max_download" => {
+                let n = match value.as_integer() {
+                    Some(i) => u64::try_from(i).ok().filter(|n| *n > 0),
+                    None => value.as_str().and_then(parse_bytes).map(|n| n as u64),
+                };
+                http.max_download =
+                    n.ok_or_else(|| bad_value("a size such as \"10GB\" or \"512MB\""))?;
             }
             _ => return Err(format!("[http] unknown option {key}")),
         }
@@ -572,6 +605,7 @@ AWS_REGION = "eu-west-1"
 allow_link_local = true
 timeout = "1500ms"
 max_retries = 2
+max_download = "1.5GB"
 
 [http."orders"]
 base_url = "https://api.example.com/v1"
@@ -595,6 +629,15 @@ X-Api-Key = "k-99999"
         assert!(h.allow_link_local);
         assert_eq!(h.timeout, Duration::from_millis(1500));
         assert_eq!(h.max_retries, 2);
+        assert_eq!(h.max_download, 3 << 29);
+        assert_eq!(HttpConfig::default().max_download, 10 << 30);
+        assert_eq!(
+            Config::parse("[http]\nmax_download = 4096\n")
+                .unwrap()
+                .http
+                .max_download,
+            4096
+        );
         assert_eq!(h.header_sets.len(), 3);
         let orders = h.header_set("orders").unwrap();
         assert_eq!(orders.headers, vec![("X-Tenant".into(), "acme".into())]);
@@ -621,6 +664,10 @@ X-Api-Key = "k-99999"
     fn bad_http_sections_stop_the_start_without_quoting_values() {
         let e = Config::parse("[http]\nallow_linklocal = true\n").unwrap_err();
         assert!(e.contains("[http] unknown option allow_linklocal"), "{e}");
+        for bad in ["\"lots\"", "0", "-1"] {
+            let e = Config::parse(&format!("[http]\nmax_download = {bad}\n")).unwrap_err();
+            assert!(e.contains("[http] max_download must be a size"), "{e}");
+        }
         let e = Config::parse("[http.\"a\"]\nbase_url = \"https://x/\"\ntoken = \"sekrit\"\n")
             .unwrap_err();
         assert!(e.contains("[http.\"a\"] unknown option token"), "{e}");
@@ -684,5 +731,21 @@ X-Api-Key = "k-99999"
                 assert!(!e.contains("s3cr3t"), "seed {seed}: {e}");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::parse_bytes;
+
+    #[test]
+    fn sizes_read_like_postgres_settings() {
+        assert_eq!(parse_bytes("512MB"), Some(512 << 20));
+        assert_eq!(parse_bytes(" 2 GB "), Some(2 << 30));
+        assert_eq!(parse_bytes("1.5GiB"), Some(3 << 29));
+        assert_eq!(parse_bytes("4096"), Some(4096));
+        assert_eq!(parse_bytes("lots"), None);
+        assert_eq!(parse_bytes("0"), None);
+        assert_eq!(parse_bytes("3 parsecs"), None);
     }
 }

@@ -87,6 +87,8 @@ pub enum ErrorKind {
     InsufficientPrivilege,
     /// 53200: the memory pool refused what a statement needed.
     OutOfMemory,
+    /// 53400: a configured limit (such as `[http] max_download`) was reached.
+    ConfigurationLimitExceeded,
     /// 08001: a remote database could not be reached.
     ConnectionFailure,
     /// 58P01: a file or URL that is not there (HTTP 404).

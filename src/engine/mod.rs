@@ -287,7 +287,7 @@ impl Engine {
 fn memory_limit() -> Result<Option<usize>> {
     match std::env::var("SLUICE_MEMORY_LIMIT") {
         Ok(v) if v.trim().eq_ignore_ascii_case("unlimited") => Ok(None),
-        Ok(v) => parse_bytes(&v).map(Some).ok_or_else(|| {
+        Ok(v) => crate::config::parse_bytes(&v).map(Some).ok_or_else(|| {
             Error::new(
                 ErrorKind::InvalidParameter,
                 format!(
@@ -317,27 +317,6 @@ fn machine_memory() -> Option<usize> {
         .ok()
         .and_then(|v| v.trim().parse::<usize>().ok());
     Some(cgroup.map_or(total, |c| c.min(total)))
-}
-
-/// `512MB`, `2 GB`, `1.5GiB`, `1048576`: bytes (KB, MB, GB are powers of 1024,
-/// as PostgreSQL's memory settings).
-pub fn parse_bytes(text: &str) -> Option<usize> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let n: f64 = number.parse().ok()?;
-    let factor: f64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "kb" | "kib" | "k" => 1024.0,
-        "mb" | "mib" | "m" => 1024.0 * 1024.0,
-        "gb" | "gib" | "g" => 1024.0 * 1024.0 * 1024.0,
-        "tb" | "tib" | "t" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
-        _ => return None,
-    };
-    let bytes = n * factor;
-    (bytes >= 1.0 && bytes < usize::MAX as f64).then_some(bytes as usize)
 }
 
 fn engine_options() -> Result<SessionConfig> {
@@ -1520,22 +1499,6 @@ fn rewrite_for_datafusion(mut stmt: Statement) -> Statement {
         ControlFlow::<()>::Continue(())
     });
     stmt
-}
-
-#[cfg(test)]
-mod memory_limit_tests {
-    use super::parse_bytes;
-
-    #[test]
-    fn sizes_read_like_postgres_settings() {
-        assert_eq!(parse_bytes("512MB"), Some(512 << 20));
-        assert_eq!(parse_bytes(" 2 GB "), Some(2 << 30));
-        assert_eq!(parse_bytes("1.5GiB"), Some(3 << 29));
-        assert_eq!(parse_bytes("4096"), Some(4096));
-        assert_eq!(parse_bytes("lots"), None);
-        assert_eq!(parse_bytes("0"), None);
-        assert_eq!(parse_bytes("3 parsecs"), None);
-    }
 }
 
 #[cfg(test)]

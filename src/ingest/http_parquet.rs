@@ -5,7 +5,9 @@
 //! under the system's temporary folder (`TMPDIR`); the table reads that
 //! file, and the file is removed when the last plan holding it is dropped.
 //! Memory holds one chunk of the body while downloading and one row group's
-//! batch while reading.
+//! batch while reading; the copy may grow to `[http] max_download` (10 GB
+//! unless the config file says otherwise), past which the statement fails
+//! with 53400.
 //!
 //! ```text
 //!  plan:     GET ─▶ body ─▶ temporary file ─▶ footer ─▶ schema
@@ -123,8 +125,22 @@ pub async fn parquet_table(
         .map_err(local)?
         .into_parts();
     let mut out = tokio::fs::File::from_std(std_file);
+    let limit = client.config().max_download;
+    let mut written: u64 = 0;
     while let Some(chunk) = body.next().await {
-        out.write_all(&chunk?).await.map_err(local)?;
+        let chunk = chunk?;
+        written += chunk.len() as u64;
+        if written > limit {
+            // The partial copy goes with `path` when it is dropped here.
+            return Err(Error::new(
+                ErrorKind::ConfigurationLimitExceeded,
+                format!(
+                    "{label}: the file is larger than [http] max_download ({limit} bytes); \
+                     raise it in the config file"
+                ),
+            ));
+        }
+        out.write_all(&chunk).await.map_err(local)?;
     }
     out.flush().await.map_err(local)?;
     drop(out);

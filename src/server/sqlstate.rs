@@ -55,6 +55,7 @@ pub fn sqlstate(kind: ErrorKind) -> &'static str {
         SequenceLimit => "2200H",
         QueryCanceled => "57014",
         OutOfMemory => "53200",
+        ConfigurationLimitExceeded => "53400",
         SerializationFailure => "40001",
         InvalidTableDefinition => "42P16",
         DataException => "22000",
