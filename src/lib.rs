@@ -14,6 +14,7 @@ pub mod error;
 pub mod features;
 pub mod frontend;
 pub mod ingest;
+pub mod interrupt;
 pub mod lake;
 pub mod metrics;
 pub mod project;

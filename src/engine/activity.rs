@@ -90,9 +90,23 @@ pub struct Backend {
     rows: AtomicU64,
     rows_cancel_target: AtomicU64,
     rows_cancel: Notify,
+    /// Each cancel asked for, as the number of the statement it is for:
+    /// what a statement waiting inside synchronous code listens to (see
+    /// [`crate::interrupt`]).
+    cancels: tokio::sync::watch::Sender<u64>,
 }
 
 impl Backend {
+    /// The number of the statement begun last.
+    pub fn statement(&self) -> u64 {
+        self.statements.load(Ordering::SeqCst)
+    }
+
+    /// The cancels asked for from now on (see [`Backend::cancels`]).
+    pub fn cancel_requests(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.cancels.subscribe()
+    }
+
     pub fn terminating(&self) -> bool {
         self.terminating.load(Ordering::SeqCst)
     }
@@ -122,9 +136,10 @@ impl Backend {
     pub fn request_cancel(&self) {
         let now = self.now.lock().unwrap_or_else(|e| e.into_inner());
         if now.state == State::Active {
-            self.cancel_target
-                .store(self.statements.load(Ordering::SeqCst), Ordering::SeqCst);
+            let n = self.statements.load(Ordering::SeqCst);
+            self.cancel_target.store(n, Ordering::SeqCst);
             drop(now);
+            self.cancels.send_replace(n);
             self.cancel.notify_one();
             return;
         }
@@ -132,6 +147,7 @@ impl Backend {
         if rows != 0 {
             self.rows_cancel_target.store(rows, Ordering::SeqCst);
             drop(now);
+            self.cancels.send_replace(rows);
             self.rows_cancel.notify_one();
         }
     }
@@ -242,6 +258,7 @@ impl Activity {
             rows: AtomicU64::new(0),
             rows_cancel_target: AtomicU64::new(0),
             rows_cancel: Notify::new(),
+            cancels: tokio::sync::watch::Sender::new(0),
         });
         self.backends
             .lock()

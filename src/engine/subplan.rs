@@ -185,7 +185,7 @@ impl ScalarUDFImpl for SubPlan {
             .iter()
             .map(|a| a.to_array(rows))
             .collect::<DfResult<Vec<_>>>()?;
-        let handle = tokio::runtime::Handle::try_current().map_err(|_| {
+        tokio::runtime::Handle::try_current().map_err(|_| {
             ours(Error::not_supported(
                 "a correlated subquery outside the query runtime",
             ))
@@ -200,7 +200,7 @@ impl ScalarUDFImpl for SubPlan {
             let value = match memo.get(&key) {
                 Some(v) => v.clone(),
                 None => {
-                    let v = tokio::task::block_in_place(|| handle.block_on(self.run(&key)))?;
+                    let v = crate::interrupt::block_on(self.run(&key))?;
                     memo.insert(key, v.clone());
                     v
                 }

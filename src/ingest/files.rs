@@ -441,12 +441,6 @@ fn regex_escape(s: &str) -> String {
     out
 }
 
-/// Run a future from synchronous planning code (table functions are
-/// called while a statement is planned, inside the runtime).
-pub(crate) fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(f))
-}
-
 pub(crate) fn literal_str(e: &Expr) -> Option<String> {
     match e {
         Expr::Literal(ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)), _) => {
@@ -580,7 +574,7 @@ impl super::NamedTableFunction for ReadFiles {
                 api_only.join(", ")
             )));
         }
-        block_on(file_table(session, &self.lake, &path, self.kind, &o))
+        crate::interrupt::block_on(file_table(session, &self.lake, &path, self.kind, &o))
             .map_err(|e| DataFusionError::External(Box::new(e)))
     }
 }

@@ -618,7 +618,7 @@ impl super::NamedTableFunction for ReadLines {
         }
         let lake = self.lake.clone();
         let log = self.log;
-        super::files::block_on(async move {
+        crate::interrupt::block_on(async move {
             let files = locate(session, &lake, &path, &credentials).await?;
             if log {
                 let format = format.unwrap_or(LogFormat::Combined);

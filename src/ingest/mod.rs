@@ -96,7 +96,7 @@ pub fn constant_text(session: &dyn Session, e: &Expr) -> crate::error::Result<Op
     };
     let value = match e {
         Expr::Literal(v, _) => v.clone(),
-        Expr::ScalarSubquery(sq) => files::block_on(async {
+        Expr::ScalarSubquery(sq) => crate::interrupt::block_on(async {
             let plan = session.create_physical_plan(&sq.subquery).await?;
             let batches = datafusion::physical_plan::collect(plan, session.task_ctx()).await?;
             let rows: usize = batches.iter().map(|b| b.num_rows()).sum();

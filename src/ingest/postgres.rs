@@ -298,10 +298,7 @@ impl super::NamedTableFunction for PostgresQuery {
             )));
         };
         let conn = target_of(session, &conn).map_err(to_df)?;
-        let (schema, jsonb) = tokio::task::block_in_place(|| {
-            tokio::runtime::Handle::current().block_on(describe(&conn, &sql))
-        })
-        .map_err(to_df)?;
+        let (schema, jsonb) = crate::interrupt::block_on(describe(&conn, &sql)).map_err(to_df)?;
         let part = RemoteQuery {
             conn,
             sql,

@@ -307,12 +307,8 @@ impl Handler {
     }
 }
 
-pub(super) fn timeout_error() -> Error {
-    Error::new(
-        ErrorKind::QueryCanceled,
-        "canceling statement due to statement timeout",
-    )
-}
+pub(super) use crate::interrupt::timeout_error;
+use crate::interrupt::{Interrupt, canceled_error};
 
 async fn send_notices<C>(client: &mut C, notices: Vec<String>) -> PgWireResult<()>
 where
@@ -355,16 +351,38 @@ async fn run(
     let started = std::time::Instant::now();
     session.activity_started(text);
     let _idle = Finished(session.backend_handle());
-    let result = match session.statement_timeout() {
-        Some(limit) => match tokio::time::timeout(limit, session.execute(stmt, params)).await {
-            Ok(r) => r,
-            Err(_) => Err(timeout_error()),
-        },
-        None => session.execute(stmt, params).await,
-    };
+    let limit = session.statement_timeout();
+    let interrupt = interrupt_of(session, limit);
+    let result = interrupt
+        .scope(bounded(limit, session.execute(stmt, params)))
+        .await;
     session.activity_finished();
     crate::metrics::query_finished(result.is_ok(), started.elapsed());
     result
+}
+
+/// What ends the statement `session` has just begun early, for waits in
+/// synchronous code: its cancels and `limit` (statement_timeout) from now.
+fn interrupt_of(session: &Session, limit: Option<Duration>) -> Interrupt {
+    let deadline = limit.map(|l| tokio::time::Instant::now() + l);
+    let backend = session.backend_handle();
+    Interrupt::new(
+        deadline,
+        backend.map(|b| (b.cancel_requests(), b.statement())),
+    )
+}
+
+/// `work`, failed with 57014 once `limit` (statement_timeout) has passed.
+async fn bounded<T>(
+    limit: Option<Duration>,
+    work: impl std::future::Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    match limit {
+        Some(limit) => tokio::time::timeout(limit, work)
+            .await
+            .unwrap_or_else(|_| Err(timeout_error())),
+        None => work.await,
+    }
 }
 
 /// Marks the connection no longer active when a statement is dropped
@@ -463,9 +481,14 @@ fn encode_rows(
         let n = b.rows_started();
         Arc::new(Sending(b, n))
     });
+    let interrupt = Interrupt::new(
+        deadline,
+        sending.as_ref().map(|s| (s.0.cancel_requests(), s.1)),
+    );
     let batches = stream::unfold(Some(stream), move |state| {
         let failed = failed.clone();
         let sending = sending.clone();
+        let interrupt = interrupt.clone();
         async move {
             let mut s = state?;
             let fail = |e: Error| {
@@ -487,11 +510,8 @@ fn encode_rows(
                 }
             };
             let next = tokio::select! {
-                next = timed => next,
-                () = canceled => Err(Error::new(
-                    ErrorKind::QueryCanceled,
-                    "canceling statement due to user request",
-                )),
+                next = interrupt.scope(timed) => next,
+                () = canceled => Err(canceled_error()),
             };
             match next {
                 Err(e) => Some((Err(fail(e)), None)),
@@ -673,9 +693,12 @@ fn wire_type(t: &Option<DataType>) -> Type {
 impl QueryParser for Parser {
     type Statement = PreparedStatement;
 
+    /// Parse plans the statement, which may read a remote file's schema
+    /// (`read_csv('https://…')`): like any statement, it is active in
+    /// `pg_stat_activity`, a cancel stops it, and statement_timeout bounds it.
     async fn parse_sql<C>(
         &self,
-        _client: &C,
+        client: &C,
         sql: &str,
         types: &[Option<Type>],
     ) -> PgWireResult<Option<Self::Statement>>
@@ -684,8 +707,35 @@ impl QueryParser for Parser {
     {
         let declared: Vec<Option<&str>> =
             types.iter().map(|t| t.as_ref().map(|t| t.name())).collect();
+        // Installed before the statement shows as active, so a cancel
+        // that sees it active reaches this receiver.
+        let receiver = match client
+            .session_extensions()
+            .get::<Arc<pgwire::api::ConnectionHandle>>()
+        {
+            Some(h) => Some(h.start_query().await),
+            None => None,
+        };
+        let canceled = async {
+            // An error only means the sender was replaced: no cancel.
+            if let Some(rx) = receiver
+                && rx.await.is_ok()
+            {
+                return;
+            }
+            std::future::pending::<()>().await
+        };
         let mut session = self.session.lock().await;
-        match session.prepare(sql, &declared).await {
+        session.activity_started(sql);
+        let _idle = Finished(session.backend_handle());
+        let limit = session.statement_timeout();
+        let interrupt = interrupt_of(&session, limit);
+        let prepared = tokio::select! {
+            r = interrupt.scope(bounded(limit, session.prepare(sql, &declared))) => r,
+            () = canceled => Err(canceled_error()),
+        };
+        session.activity_finished();
+        match prepared {
             Ok(p) => Ok(p.map(|p| PreparedStatement(Some(p), Arc::from(sql), Arc::from(types)))),
             Err(e) => Err(to_pgwire(&e)),
         }

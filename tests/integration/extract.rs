@@ -44,6 +44,9 @@ struct Reply {
     /// Close the connection after this many bytes of the body (whose
     /// full length the Content-Length header still announces).
     cut: Option<usize>,
+    /// After the body, one more byte a second for five minutes (of a
+    /// Content-Length that announces them all): a server that is slow.
+    trickle: bool,
 }
 
 fn reply(status: &'static str, body: impl Into<Vec<u8>>) -> Reply {
@@ -52,6 +55,7 @@ fn reply(status: &'static str, body: impl Into<Vec<u8>>) -> Reply {
         headers: vec![],
         body: body.into(),
         cut: None,
+        trickle: false,
     }
 }
 
@@ -63,6 +67,11 @@ impl Reply {
 
     fn cut(mut self, at: usize) -> Reply {
         self.cut = Some(at);
+        self
+    }
+
+    fn trickle(mut self) -> Reply {
+        self.trickle = true;
         self
     }
 }
@@ -163,10 +172,11 @@ fn serve(handler: Arc<Handler>) -> (u16, Arc<Mutex<Vec<Request>>>) {
                 } else {
                     reply("405 Method Not Allowed", "GET only")
                 };
+                const TRICKLE: &[u8] = b"a";
+                let length = r.body.len() + if r.trickle { 300 * TRICKLE.len() } else { 0 };
                 let mut out = format!(
-                    "HTTP/1.1 {}\r\nContent-Length: {}\r\nConnection: close\r\n",
+                    "HTTP/1.1 {}\r\nContent-Length: {length}\r\nConnection: close\r\n",
                     r.status,
-                    r.body.len()
                 );
                 for (k, v) in &r.headers {
                     out.push_str(&format!("{k}: {v}\r\n"));
@@ -177,6 +187,12 @@ fn serve(handler: Arc<Handler>) -> (u16, Arc<Mutex<Vec<Request>>>) {
                 bytes.extend_from_slice(&r.body[..end]);
                 let _ = stream.write_all(&bytes);
                 let _ = stream.flush();
+                for _ in 0..if r.trickle { 300 } else { 0 } {
+                    std::thread::sleep(std::time::Duration::from_secs(1));
+                    if stream.write_all(TRICKLE).is_err() {
+                        break;
+                    }
+                }
             });
         }
     });
@@ -316,6 +332,10 @@ fn api(rate_limited: Arc<AtomicUsize>) -> Arc<Handler> {
                 reply("200 OK", gzip(&parquet)).header("Content-Encoding", "gzip")
             }
             "/plain/not.parquet" => reply("200 OK", "id,name\n1,ann\n"),
+            // A header line that takes five minutes to end.
+            "/slow/trickle.csv" => reply("200 OK", "a").trickle(),
+            // Over the config file's max_download (1MB).
+            "/plain/big.parquet" => reply("200 OK", parquet_file(100_000)),
             // The connection drops half way through every whole answer.
             "/dropped/ranged.csv" => {
                 let rep = if !r.headers.contains_key("range") {
@@ -411,6 +431,7 @@ fn write_config(dir: &Path, port: u16) -> std::path::PathBuf {
 max_retries = 3
 max_retry_wait = "5s"
 timeout = "10s"
+max_download = "1MB"
 
 [http."local-api"]
 base_url = "http://127.0.0.1:{port}/secure/"
@@ -663,9 +684,110 @@ async fn dropped_connections_resume_and_parquet_needs_no_range() {
     )
     .await;
     assert_eq!(state, "58P01");
+    // A copy larger than [http] max_download is refused, and removed.
+    let spooled = || {
+        std::fs::read_dir(std::env::temp_dir())
+            .unwrap()
+            .filter(|e| {
+                let name = e.as_ref().unwrap().file_name();
+                name.to_string_lossy().starts_with("sluice-http-")
+            })
+            .count()
+    };
+    let before = spooled();
+    let (state, msg) = fails(
+        &c,
+        &format!("SELECT count(*) FROM read_parquet('{b}/plain/big.parquet')"),
+    )
+    .await;
+    assert_eq!(state, "53400", "{msg}");
+    assert!(
+        msg.contains("/plain/big.parquet") && msg.contains("max_download (1048576 bytes)"),
+        "{msg}"
+    );
+    assert!(spooled() <= before, "the partial copy stays behind");
     // The connection stays usable, and nothing needed HEAD.
     assert_eq!(rows(&c, "SELECT count(*) FROM users").await, ["20000"]);
     assert!(api.seen.lock().unwrap().iter().all(|r| r.method == "GET"));
+    drop(api.server);
+}
+
+/// `f`, whose error it returns, while a CancelRequest for `c` is sent
+/// every 300 ms (one that arrives before the statement starts is ignored,
+/// as in PostgreSQL). Still running after a minute fails the test.
+async fn canceled_while<F>(c: &Client, f: F) -> tokio_postgres::Error
+where
+    F: std::future::Future<Output = Result<(), tokio_postgres::Error>>,
+{
+    let token = c.cancel_token();
+    tokio::pin!(f);
+    let limit = tokio::time::sleep(std::time::Duration::from_secs(60));
+    tokio::pin!(limit);
+    loop {
+        tokio::select! {
+            r = &mut f => return r.expect_err("the statement ended without being canceled"),
+            _ = &mut limit => panic!("a canceled statement was still running after 60 s"),
+            _ = tokio::time::sleep(std::time::Duration::from_millis(300)) => {
+                token.cancel_query(NoTls).await.unwrap();
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn planning_that_waits_on_a_slow_server_is_canceled_and_timed_out() {
+    let (api, c) = start_api().await;
+    // Planning reads the file's schema from a server that sends a byte a
+    // second, inside a table function that waits synchronously: with the
+    // extended protocol as with a simple query, a cancel stops it and
+    // statement_timeout bounds it (both used to wait for the server).
+    let sql = format!(
+        "SELECT count(*) FROM read_csv('{}/slow/trickle.csv')",
+        api.base
+    );
+    for extended in [true, false] {
+        let e = canceled_while(&c, async {
+            if extended {
+                c.query(&sql, &[]).await.map(|_| ())
+            } else {
+                c.simple_query(&sql).await.map(|_| ())
+            }
+        })
+        .await;
+        assert_eq!(sqlstate(&e), "57014", "{e}");
+        let message = e.as_db_error().map(|d| d.message().to_string());
+        assert_eq!(
+            message.as_deref(),
+            Some("canceling statement due to user request"),
+            "extended: {extended}"
+        );
+        assert_eq!(rows(&c, "SELECT 41 + 1").await, ["42"]);
+    }
+    c.batch_execute("SET statement_timeout = '500ms'")
+        .await
+        .unwrap();
+    for extended in [true, false] {
+        let bounded = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+            if extended {
+                c.query(&sql, &[]).await.map(|_| ())
+            } else {
+                c.simple_query(&sql).await.map(|_| ())
+            }
+        });
+        let e = bounded
+            .await
+            .expect("statement_timeout stops planning")
+            .unwrap_err();
+        assert_eq!(sqlstate(&e), "57014", "{e}");
+        let message = e.as_db_error().map(|d| d.message().to_string());
+        assert_eq!(
+            message.as_deref(),
+            Some("canceling statement due to statement timeout"),
+            "extended: {extended}"
+        );
+    }
+    c.batch_execute("SET statement_timeout = 0").await.unwrap();
+    assert_eq!(rows(&c, "SELECT 41 + 1").await, ["42"]);
     drop(api.server);
 }
 
