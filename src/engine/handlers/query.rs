@@ -124,6 +124,9 @@ impl Handler for Query {
                     ),
                 })
             }
+            // A statement canceled or out of time while it was planned
+            // (reading a remote file's schema) fails now.
+            Err(e) if e.kind == crate::error::ErrorKind::QueryCanceled => Err(e),
             // Describe of a statement that will fail to plan: its error
             // comes when it runs.
             Err(_) => Ok(Described {
