@@ -783,6 +783,43 @@ fn regex_flags(function: &str, flags: &str) -> Result<String> {
     })
 }
 
+/// The `(text, pattern [, flags])` arguments of a regular-expression
+/// function, as text.
+struct RegexArgs {
+    strings: ArrayRef,
+    patterns: ArrayRef,
+    flags: Option<ArrayRef>,
+}
+
+impl RegexArgs {
+    fn of(args: &[ArrayRef]) -> Result<RegexArgs> {
+        let text = |a: &ArrayRef| datafusion::arrow::compute::cast(a, &DataType::Utf8);
+        Ok(RegexArgs {
+            strings: text(&args[0])?,
+            patterns: text(&args[1])?,
+            flags: args.get(2).map(text).transpose()?,
+        })
+    }
+
+    fn rows(&self) -> usize {
+        self.strings.len()
+    }
+
+    /// Row `r`'s text, pattern and flags (`""` when not given); `None`
+    /// when one of them is NULL.
+    fn row(&self, r: usize) -> Option<(&str, &str, &str)> {
+        fn value(a: &ArrayRef, r: usize) -> Option<&str> {
+            let a = a.as_string::<i32>();
+            (!a.is_null(r)).then(|| a.value(r))
+        }
+        let flags = match &self.flags {
+            Some(f) => value(f, r)?,
+            None => "",
+        };
+        Some((value(&self.strings, r)?, value(&self.patterns, r)?, flags))
+    }
+}
+
 /// A pattern with its flags, compiled once for the rows that share it.
 struct Compiled {
     function: &'static str,
@@ -824,23 +861,16 @@ impl Compiled {
 /// no part is NULL), or of the whole match when the pattern has no groups.
 /// No match (or a NULL argument) is no row.
 fn matches(args: &[ArrayRef]) -> Result<ArrayRef> {
-    let text = |a: &ArrayRef| datafusion::arrow::compute::cast(a, &DataType::Utf8);
-    let strings = text(&args[0])?;
-    let patterns = text(&args[1])?;
-    let flags = args.get(2).map(text).transpose()?;
-    let (strings, patterns) = (strings.as_string::<i32>(), patterns.as_string::<i32>());
-    let flags = flags.as_ref().map(|f| f.as_string::<i32>());
+    let args = RegexArgs::of(args)?;
     let mut out = ListBuilder::new(ListBuilder::new(StringBuilder::new()));
     let mut compiled = Compiled::new("regexp_matches");
-    for r in 0..strings.len() {
-        if strings.is_null(r) || patterns.is_null(r) || flags.is_some_and(|f| f.is_null(r)) {
+    for r in 0..args.rows() {
+        let Some((s, pattern, given)) = args.row(r) else {
             out.append_null();
             continue;
-        }
-        let given = flags.map_or("", |f| f.value(r));
+        };
         let global = given.contains('g');
-        let re = compiled.get(patterns.value(r), &given.replace('g', ""))?;
-        let s = strings.value(r);
+        let re = compiled.get(pattern, &given.replace('g', ""))?;
         let groups = re.captures_len() > 1;
         for caps in re
             .captures_iter(s)
@@ -865,21 +895,15 @@ fn matches(args: &[ArrayRef]) -> Result<ArrayRef> {
 /// the matches. A match of no characters at the start or end of the text,
 /// or right after another match, splits nothing, as in PostgreSQL.
 fn split(args: &[ArrayRef]) -> Result<ArrayRef> {
-    let text = |a: &ArrayRef| datafusion::arrow::compute::cast(a, &DataType::Utf8);
-    let strings = text(&args[0])?;
-    let patterns = text(&args[1])?;
-    let flags = args.get(2).map(text).transpose()?;
-    let (strings, patterns) = (strings.as_string::<i32>(), patterns.as_string::<i32>());
-    let flags = flags.as_ref().map(|f| f.as_string::<i32>());
+    let args = RegexArgs::of(args)?;
     let mut out = ListBuilder::new(StringBuilder::new());
     let mut compiled = Compiled::new("regexp_split_to_array");
-    for r in 0..strings.len() {
-        if strings.is_null(r) || patterns.is_null(r) || flags.is_some_and(|f| f.is_null(r)) {
+    for r in 0..args.rows() {
+        let Some((s, pattern, flags)) = args.row(r) else {
             out.append_null();
             continue;
-        }
-        let re = compiled.get(patterns.value(r), flags.map_or("", |f| f.value(r)))?;
-        let s = strings.value(r);
+        };
+        let re = compiled.get(pattern, flags)?;
         let mut start = 0;
         let mut last_end = None;
         for m in re.find_iter(s) {
