@@ -14,6 +14,7 @@ be in the table exactly once.
 import argparse
 import json
 import random
+import sys
 import threading
 import time
 from collections import defaultdict
@@ -156,6 +157,8 @@ def main():
     rss = []
     while any(t.is_alive() for t in threads):
         rss.append((round(time.monotonic() - start), *(rss_mib(args.pid) or [None] * 3)))
+        # As it goes, so a run that fails at the end still shows the curve.
+        print("rss", *rss[-1], file=sys.stderr, flush=True)
         time.sleep(args.sample)
     for t in threads:
         t.join()
@@ -167,7 +170,8 @@ def main():
         distinct = c.execute(
             "SELECT count(*) FROM (SELECT DISTINCT client, seq FROM load_events) d"
         ).fetchone()[0]
-        balance = c.execute("SELECT sum(balance) FROM load_accounts").fetchone()[0]
+        # sum(bigint) is numeric, as in PostgreSQL.
+        balance = int(c.execute("SELECT sum(balance) FROM load_accounts").fetchone()[0] or 0)
 
     total = sum(len(v) for v in stats.latency.values())
     report = {
