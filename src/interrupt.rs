@@ -41,9 +41,19 @@ impl Interrupt {
         Interrupt { deadline, cancel }
     }
 
-    /// Run `work` with this as the statement's interrupt.
-    pub async fn scope<F: Future>(self, work: F) -> F::Output {
-        CURRENT.scope(self, work).await
+    /// Run `work` as the statement this interrupts: ended with 57014 when
+    /// the statement is canceled or out of time, whether `work` waits in
+    /// async code (dropped) or in synchronous code (through [`block_on`]).
+    pub async fn run<T>(self, work: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
+        let ended = self.clone().ended();
+        CURRENT
+            .scope(self, async {
+                tokio::select! {
+                    r = work => r,
+                    e = ended => Err(e),
+                }
+            })
+            .await
     }
 
     /// Completes, with the error the statement ends with, when it is
@@ -123,7 +133,7 @@ mod tests {
 
         let deadline = Instant::now() + Duration::from_millis(50);
         let e = Interrupt::new(Some(deadline), None)
-            .scope(async { block_on(slow()) })
+            .run(async { block_on(slow()) })
             .await
             .unwrap_err();
         assert_eq!(e.message, "canceling statement due to statement timeout");
@@ -138,7 +148,7 @@ mod tests {
             requests
         });
         let e = Interrupt::new(None, Some((rx, 5)))
-            .scope(async { block_on(slow()) })
+            .run(async { block_on(slow()) })
             .await
             .unwrap_err();
         assert_eq!(e.kind, ErrorKind::QueryCanceled);

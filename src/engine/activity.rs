@@ -85,11 +85,8 @@ pub struct Backend {
     /// The statement whose rows are going out (0: none): it has returned
     /// its result stream, and the work that stream does (a join, an
     /// aggregate) runs while the rows are sent. A cancel then stops the
-    /// stream: `rows_cancel_target` names the statement, `rows_cancel`
-    /// wakes it.
+    /// stream, through `cancels`.
     rows: AtomicU64,
-    rows_cancel_target: AtomicU64,
-    rows_cancel: Notify,
     /// Each cancel asked for, as the number of the statement it is for:
     /// what a statement waiting inside synchronous code listens to (see
     /// [`crate::interrupt`]).
@@ -145,15 +142,13 @@ impl Backend {
         }
         let rows = self.rows.load(Ordering::SeqCst);
         if rows != 0 {
-            self.rows_cancel_target.store(rows, Ordering::SeqCst);
             drop(now);
             self.cancels.send_replace(rows);
-            self.rows_cancel.notify_one();
         }
     }
 
     /// The rows of the statement that just returned begin to go out; its
-    /// number, for [`Backend::rows_canceled`] and [`Backend::rows_sent`].
+    /// number, for [`Backend::cancel_requests`] and [`Backend::rows_sent`].
     pub fn rows_started(&self) -> u64 {
         let n = self.statements.load(Ordering::SeqCst);
         self.rows.store(n, Ordering::SeqCst);
@@ -165,16 +160,6 @@ impl Backend {
         let _ = self
             .rows
             .compare_exchange(n, 0, Ordering::SeqCst, Ordering::SeqCst);
-    }
-
-    /// Completes when a cancel asks to stop the rows of statement `n`.
-    pub async fn rows_canceled(&self, n: u64) {
-        loop {
-            self.rows_cancel.notified().await;
-            if self.rows_cancel_target.load(Ordering::SeqCst) == n {
-                return;
-            }
-        }
     }
 
     /// Is the statement a cancel was asked for still the one in progress?
@@ -256,8 +241,6 @@ impl Activity {
             terminating: AtomicBool::new(false),
             terminate: Notify::new(),
             rows: AtomicU64::new(0),
-            rows_cancel_target: AtomicU64::new(0),
-            rows_cancel: Notify::new(),
             cancels: tokio::sync::watch::Sender::new(0),
         });
         self.backends

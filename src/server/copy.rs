@@ -61,7 +61,7 @@ impl CopyHandler for CopyReceiver {
         let fed = match copy.deadline {
             Some(d) => tokio::time::timeout_at(d, copy.feed(&data.data))
                 .await
-                .unwrap_or_else(|_| Err(super::handler::timeout_error())),
+                .unwrap_or_else(|_| Err(crate::interrupt::timeout_error())),
             None => copy.feed(&data.data).await,
         };
         if let Err(e) = fed {
@@ -92,7 +92,7 @@ impl CopyHandler for CopyReceiver {
             .deadline
             .is_some_and(|d| d <= tokio::time::Instant::now())
         {
-            return Err(self.fail(&super::handler::timeout_error()).await);
+            return Err(self.fail(&crate::interrupt::timeout_error()).await);
         }
         match copy.finish().await {
             Ok((rows, skipped)) => {

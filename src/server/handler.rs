@@ -307,8 +307,7 @@ impl Handler {
     }
 }
 
-pub(super) use crate::interrupt::timeout_error;
-use crate::interrupt::{Interrupt, canceled_error};
+use crate::interrupt::Interrupt;
 
 async fn send_notices<C>(client: &mut C, notices: Vec<String>) -> PgWireResult<()>
 where
@@ -351,38 +350,25 @@ async fn run(
     let started = std::time::Instant::now();
     session.activity_started(text);
     let _idle = Finished(session.backend_handle());
-    let limit = session.statement_timeout();
-    let interrupt = interrupt_of(session, limit);
-    let result = interrupt
-        .scope(bounded(limit, session.execute(stmt, params)))
+    let result = interrupt_of(session)
+        .run(session.execute(stmt, params))
         .await;
     session.activity_finished();
     crate::metrics::query_finished(result.is_ok(), started.elapsed());
     result
 }
 
-/// What ends the statement `session` has just begun early, for waits in
-/// synchronous code: its cancels and `limit` (statement_timeout) from now.
-fn interrupt_of(session: &Session, limit: Option<Duration>) -> Interrupt {
-    let deadline = limit.map(|l| tokio::time::Instant::now() + l);
+/// What ends the statement `session` has just begun early: its cancels,
+/// and statement_timeout from now.
+fn interrupt_of(session: &Session) -> Interrupt {
+    let deadline = session
+        .statement_timeout()
+        .map(|l| tokio::time::Instant::now() + l);
     let backend = session.backend_handle();
     Interrupt::new(
         deadline,
         backend.map(|b| (b.cancel_requests(), b.statement())),
     )
-}
-
-/// `work`, failed with 57014 once `limit` (statement_timeout) has passed.
-async fn bounded<T>(
-    limit: Option<Duration>,
-    work: impl std::future::Future<Output = Result<T, Error>>,
-) -> Result<T, Error> {
-    match limit {
-        Some(limit) => tokio::time::timeout(limit, work)
-            .await
-            .unwrap_or_else(|_| Err(timeout_error())),
-        None => work.await,
-    }
 }
 
 /// Marks the connection no longer active when a statement is dropped
@@ -486,8 +472,9 @@ fn encode_rows(
         sending.as_ref().map(|s| (s.0.cancel_requests(), s.1)),
     );
     let batches = stream::unfold(Some(stream), move |state| {
+        // The rows are going out while the stream lives.
+        let _sending = &sending;
         let failed = failed.clone();
-        let sending = sending.clone();
         let interrupt = interrupt.clone();
         async move {
             let mut s = state?;
@@ -495,25 +482,7 @@ fn encode_rows(
                 failed.store(true, std::sync::atomic::Ordering::SeqCst);
                 to_pgwire(&e)
             };
-            let timed = async {
-                match deadline {
-                    Some(d) => tokio::time::timeout_at(d, s.next())
-                        .await
-                        .map_err(|_| timeout_error()),
-                    None => Ok(s.next().await),
-                }
-            };
-            let canceled = async {
-                match &sending {
-                    Some(rows) => rows.0.rows_canceled(rows.1).await,
-                    None => std::future::pending().await,
-                }
-            };
-            let next = tokio::select! {
-                next = interrupt.scope(timed) => next,
-                () = canceled => Err(canceled_error()),
-            };
-            match next {
+            match interrupt.run(async { Ok(s.next().await) }).await {
                 Err(e) => Some((Err(fail(e)), None)),
                 Ok(None) => None,
                 Ok(Some(Ok(b))) => Some((Ok(b), Some(s))),
@@ -698,7 +667,7 @@ impl QueryParser for Parser {
     /// `pg_stat_activity`, a cancel stops it, and statement_timeout bounds it.
     async fn parse_sql<C>(
         &self,
-        client: &C,
+        _client: &C,
         sql: &str,
         types: &[Option<Type>],
     ) -> PgWireResult<Option<Self::Statement>>
@@ -707,33 +676,12 @@ impl QueryParser for Parser {
     {
         let declared: Vec<Option<&str>> =
             types.iter().map(|t| t.as_ref().map(|t| t.name())).collect();
-        // Installed before the statement shows as active, so a cancel
-        // that sees it active reaches this receiver.
-        let receiver = match client
-            .session_extensions()
-            .get::<Arc<pgwire::api::ConnectionHandle>>()
-        {
-            Some(h) => Some(h.start_query().await),
-            None => None,
-        };
-        let canceled = async {
-            // An error only means the sender was replaced: no cancel.
-            if let Some(rx) = receiver
-                && rx.await.is_ok()
-            {
-                return;
-            }
-            std::future::pending::<()>().await
-        };
         let mut session = self.session.lock().await;
         session.activity_started(sql);
         let _idle = Finished(session.backend_handle());
-        let limit = session.statement_timeout();
-        let interrupt = interrupt_of(&session, limit);
-        let prepared = tokio::select! {
-            r = interrupt.scope(bounded(limit, session.prepare(sql, &declared))) => r,
-            () = canceled => Err(canceled_error()),
-        };
+        let prepared = interrupt_of(&session)
+            .run(session.prepare(sql, &declared))
+            .await;
         session.activity_finished();
         match prepared {
             Ok(p) => Ok(p.map(|p| PreparedStatement(Some(p), Arc::from(sql), Arc::from(types)))),
