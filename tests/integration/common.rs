@@ -208,3 +208,27 @@ pub fn python() -> String {
 
 /// A real S3 HTTP server over a folder (buckets are sub-folders).
 pub use crate::s3::start_s3;
+
+/// Runs `query` while `cancel` is sent every 200 ms (a cancel that
+/// arrives before the statement starts is ignored, as in PostgreSQL);
+/// the error the statement ended with. A statement still running after
+/// two minutes fails the test: the cancel did not reach it.
+pub async fn canceled<F, Fut>(
+    query: impl std::future::Future<Output = Result<(), tokio_postgres::Error>>,
+    cancel: F,
+) -> tokio_postgres::Error
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    tokio::pin!(query);
+    let limit = tokio::time::sleep(std::time::Duration::from_secs(120));
+    tokio::pin!(limit);
+    loop {
+        tokio::select! {
+            r = &mut query => return r.expect_err("the statement ended without being canceled"),
+            _ = &mut limit => panic!("a canceled statement was still running after 120 s"),
+            _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => cancel().await,
+        }
+    }
+}

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio_postgres::{Client, NoTls};
 
-use crate::common::{Server, rows, sqlstate};
+use crate::common::{Server, canceled, rows, sqlstate};
 
 /// A request as the test server saw it.
 #[derive(Debug, Clone)]
@@ -712,28 +712,6 @@ async fn dropped_connections_resume_and_parquet_needs_no_range() {
     drop(api.server);
 }
 
-/// `f`, whose error it returns, while a CancelRequest for `c` is sent
-/// every 300 ms (one that arrives before the statement starts is ignored,
-/// as in PostgreSQL). Still running after a minute fails the test.
-async fn canceled_while<F>(c: &Client, f: F) -> tokio_postgres::Error
-where
-    F: std::future::Future<Output = Result<(), tokio_postgres::Error>>,
-{
-    let token = c.cancel_token();
-    tokio::pin!(f);
-    let limit = tokio::time::sleep(std::time::Duration::from_secs(60));
-    tokio::pin!(limit);
-    loop {
-        tokio::select! {
-            r = &mut f => return r.expect_err("the statement ended without being canceled"),
-            _ = &mut limit => panic!("a canceled statement was still running after 60 s"),
-            _ = tokio::time::sleep(std::time::Duration::from_millis(300)) => {
-                token.cancel_query(NoTls).await.unwrap();
-            }
-        }
-    }
-}
-
 #[tokio::test]
 async fn planning_that_waits_on_a_slow_server_is_canceled_and_timed_out() {
     let (api, c) = start_api().await;
@@ -746,13 +724,17 @@ async fn planning_that_waits_on_a_slow_server_is_canceled_and_timed_out() {
         api.base
     );
     for extended in [true, false] {
-        let e = canceled_while(&c, async {
-            if extended {
-                c.query(&sql, &[]).await.map(|_| ())
-            } else {
-                c.simple_query(&sql).await.map(|_| ())
-            }
-        })
+        let token = c.cancel_token();
+        let e = canceled(
+            async {
+                if extended {
+                    c.query(&sql, &[]).await.map(|_| ())
+                } else {
+                    c.simple_query(&sql).await.map(|_| ())
+                }
+            },
+            || async { token.cancel_query(NoTls).await.unwrap() },
+        )
         .await;
         assert_eq!(sqlstate(&e), "57014", "{e}");
         let message = e.as_db_error().map(|d| d.message().to_string());

@@ -1,7 +1,7 @@
 //! The wire protocol as drivers use it: extended queries with typed
 //! parameters, binary results, command tags, errors, timeouts.
 
-use crate::common::{Server, sqlstate};
+use crate::common::{Server, canceled, sqlstate};
 
 /// Ten billion rows: runs far longer than any test waits.
 const SLOW_QUERY: &str =
@@ -466,30 +466,6 @@ async fn errors_carry_sqlstate_and_leave_the_connection_usable() {
         .filter(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(_)))
         .count();
     assert_eq!(versions, 1, "a failed statement must not commit");
-}
-
-/// Runs `query` on `c` while `cancel` is sent every 200 ms (a cancel that
-/// arrives before the statement starts is ignored, as in PostgreSQL);
-/// the error the statement ended with. A statement still running after
-/// two minutes fails the test: the cancel did not reach it.
-async fn canceled<F, Fut>(
-    query: impl std::future::Future<Output = Result<(), tokio_postgres::Error>>,
-    cancel: F,
-) -> tokio_postgres::Error
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    tokio::pin!(query);
-    let limit = tokio::time::sleep(std::time::Duration::from_secs(120));
-    tokio::pin!(limit);
-    loop {
-        tokio::select! {
-            r = &mut query => return r.expect_err("the statement ended without being canceled"),
-            _ = &mut limit => panic!("a canceled statement was still running after 120 s"),
-            _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => cancel().await,
-        }
-    }
 }
 
 #[tokio::test]
