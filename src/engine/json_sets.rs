@@ -183,24 +183,31 @@ struct SetInFrom {
 
 impl SetInFrom {
     fn of(f: &TableFactor) -> Option<SetInFrom> {
-        let TableFactor::Table {
-            name,
-            alias,
-            args: Some(args),
-            with_hints,
-            version: None,
-            with_ordinality: false,
-            ..
-        } = f
-        else {
-            return None;
+        // `f(...)` and `LATERAL f(...)`: a function in FROM reads the
+        // relations before it either way.
+        let (name, alias, args) = match f {
+            TableFactor::Table {
+                name,
+                alias,
+                args: Some(args),
+                with_hints,
+                version: None,
+                with_ordinality: false,
+                ..
+            } if with_hints.is_empty() && args.settings.as_ref().is_none_or(Vec::is_empty) => {
+                (name, alias, &args.args)
+            }
+            TableFactor::Function {
+                name,
+                args,
+                with_ordinality: false,
+                alias,
+                ..
+            } => (name, alias, args),
+            _ => return None,
         };
         let fname = simple_name(name)?;
-        if !with_hints.is_empty() || !args.settings.as_ref().is_none_or(Vec::is_empty) {
-            return None;
-        }
         let exprs: Vec<Expr> = args
-            .args
             .iter()
             .map(|a| match a {
                 FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e.clone()),
@@ -290,6 +297,23 @@ impl SetInFrom {
         Some(query)
     }
 
+    /// Keep a row the function has no output for: each list it unnests
+    /// is one NULL where it is empty.
+    fn keep_rows(&mut self) {
+        for c in self.calls.iter_mut() {
+            if let Expr::Function(f) = c
+                && let FunctionArguments::List(list) = &mut f.args
+                && let [FunctionArg::Unnamed(FunctionArgExpr::Expr(arg))] = list.args.as_mut_slice()
+            {
+                *arg = call(
+                    crate::types::arrays::OR_NULL_ELEMENT,
+                    vec![arg.clone()],
+                    vec![],
+                );
+            }
+        }
+    }
+
     /// Does the function read columns (of a relation before it)?
     fn reads_columns(&self) -> bool {
         use datafusion::sql::sqlparser::ast::Visitor;
@@ -345,9 +369,7 @@ fn qualifier(f: &TableFactor) -> Option<Ident> {
             args: None,
             ..
         }
-        | TableFactor::Derived { alias: Some(a), .. } => {
-            a.columns.is_empty().then(|| a.name.clone())
-        }
+        | TableFactor::Derived { alias: Some(a), .. } => Some(a.name.clone()),
         TableFactor::Table {
             name, args: None, ..
         } => name.0.last()?.as_ident().cloned(),
@@ -355,55 +377,139 @@ fn qualifier(f: &TableFactor) -> Option<Ident> {
     }
 }
 
+/// A relation merged with the set-returning function after it: the
+/// function's alias, the relation's name, the function's column names.
+type Rename = (String, Ident, Vec<Ident>);
+
+/// `relation` followed by the function `next`: the derived table of both
+/// when the function reads columns (of `relation`, which names them).
+/// With `keep_rows` (`LEFT JOIN LATERAL`), a row of `relation` the
+/// function has no output for is kept, with NULLs for the function's columns.
+fn merge_set(
+    relation: &TableFactor,
+    next: &TableFactor,
+    keep_rows: bool,
+) -> Option<(TableFactor, Rename)> {
+    let mut set = SetInFrom::of(next).filter(SetInFrom::reads_columns)?;
+    if keep_rows {
+        set.keep_rows();
+    }
+    let name = qualifier(relation)?;
+    let query = set.query(Some((&name, relation)))?;
+    let alias = set
+        .alias
+        .as_ref()
+        .map(|a| a.name.value.to_ascii_lowercase())
+        .unwrap_or_else(|| set.function.clone());
+    let derived = TableFactor::Derived {
+        lateral: false,
+        subquery: query,
+        alias: Some(TableAlias {
+            explicit: true,
+            name: name.clone(),
+            columns: vec![],
+            at: None,
+        }),
+        sample: None,
+    };
+    Some((derived, (alias, name, set.names)))
+}
+
+/// How a set-returning function is joined to the relation it reads
+/// without a condition: `Some(false)` for an inner join (`CROSS JOIN`,
+/// `JOIN ... ON true`), `Some(true)` for `LEFT JOIN ... ON true`.
+fn unconditional(op: &datafusion::sql::sqlparser::ast::JoinOperator) -> Option<bool> {
+    use datafusion::sql::sqlparser::ast::{JoinConstraint as C, JoinOperator as J, Value};
+    let always = |e: &Expr| matches!(e, Expr::Value(v) if v.value == Value::Boolean(true));
+    match op {
+        J::CrossJoin(C::None) => Some(false),
+        J::Join(C::On(e)) | J::Inner(C::On(e)) | J::CrossJoin(C::On(e)) if always(e) => Some(false),
+        J::Left(C::On(e)) | J::LeftOuter(C::On(e)) if always(e) => Some(true),
+        _ => None,
+    }
+}
+
 /// `FROM t AS a, jsonb_array_elements(a.doc) AS e` (the function reads
-/// the relation before it, as LATERAL) as
+/// the relation before it, as LATERAL; also `CROSS JOIN LATERAL` and
+/// `JOIN LATERAL ... ON true`) as
 /// `FROM (SELECT a.*, unnest(...) AS value FROM t AS a) AS a`, with `e.value`
 /// read as `a.value`.
 fn lateral_sets(q: &mut Query) {
     let SetExpr::Select(select) = q.body.as_mut() else {
         return;
     };
-    let mut renames: Vec<(String, Ident, Vec<Ident>)> = vec![];
+    let mut renames: Vec<Rename> = vec![];
+    // Joined: `t CROSS JOIN LATERAL f(t.x)` when `t` is the first relation.
+    for from in select.from.iter_mut() {
+        while let Some(join) = from.joins.first()
+            && let Some(keep_rows) = unconditional(&join.join_operator)
+            && let Some((merged, rename)) = merge_set(&from.relation, &join.relation, keep_rows)
+        {
+            from.relation = merged;
+            from.joins.remove(0);
+            renames.push(rename);
+        }
+    }
+    // Listed: `t, f(t.x)`.
     let mut i = 1;
     while i < select.from.len() {
         let (before, at) = (&select.from[i - 1], &select.from[i]);
         let merge = (before.joins.is_empty() && at.joins.is_empty())
-            .then(|| SetInFrom::of(&at.relation))
-            .flatten()
-            .filter(SetInFrom::reads_columns)
-            .and_then(|set| Some((qualifier(&before.relation)?, set)));
-        let Some((name, set)) = merge else {
+            .then(|| merge_set(&before.relation, &at.relation, false))
+            .flatten();
+        let Some((merged, rename)) = merge else {
             i += 1;
             continue;
         };
-        let Some(query) = set.query(Some((&name, &before.relation))) else {
-            i += 1;
-            continue;
-        };
-        let alias = set
-            .alias
-            .as_ref()
-            .map(|a| a.name.value.to_ascii_lowercase())
-            .unwrap_or_else(|| set.function.clone());
-        renames.push((alias, name.clone(), set.names.clone()));
-        select.from[i - 1].relation = TableFactor::Derived {
-            lateral: false,
-            subquery: query,
-            alias: Some(TableAlias {
-                explicit: true,
-                name,
-                columns: vec![],
-                at: None,
-            }),
-            sample: None,
-        };
+        renames.push(rename);
+        select.from[i - 1].relation = merged;
         select.from.remove(i);
     }
     if renames.is_empty() {
         return;
     }
+    // A select item that is the function's alias alone (`SELECT e` of
+    // `jsonb_array_elements_text(d) AS e`) keeps that name for its column;
+    // `e.*` is the function's columns.
+    let renamed = |a: &Ident| {
+        renames
+            .iter()
+            .find(|(alias, _, _)| a.value.to_ascii_lowercase() == *alias)
+    };
+    let mut projection = Vec::with_capacity(select.projection.len());
+    for item in std::mem::take(&mut select.projection) {
+        match &item {
+            SelectItem::UnnamedExpr(Expr::Identifier(a))
+                if renamed(a).is_some_and(|(_, _, names)| {
+                    names.len() == 1 && !names[0].value.eq_ignore_ascii_case(&a.value)
+                }) =>
+            {
+                projection.push(SelectItem::ExprWithAlias {
+                    expr: Expr::Identifier(a.clone()),
+                    alias: a.clone(),
+                });
+            }
+            SelectItem::QualifiedWildcard(SelectItemQualifiedWildcardKind::ObjectName(n), _) => {
+                let found = match n.0.as_slice() {
+                    [part] => part.as_ident().and_then(renamed),
+                    _ => None,
+                };
+                match found {
+                    Some((_, q, names)) => projection.extend(names.iter().map(|c| {
+                        SelectItem::UnnamedExpr(Expr::CompoundIdentifier(vec![
+                            q.clone(),
+                            c.clone(),
+                        ]))
+                    })),
+                    None => projection.push(item),
+                }
+            }
+            _ => projection.push(item),
+        }
+    }
+    select.projection = projection;
     // References to the function's alias now name the merged relation.
-    struct Renames<'a>(&'a [(String, Ident, Vec<Ident>)]);
+    struct Renames<'a>(&'a [Rename]);
     impl VisitorMut for Renames<'_> {
         type Break = ();
         fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {

@@ -169,6 +169,71 @@ fn dims(input: &ArrayRef) -> Result<ArrayRef> {
     })
 }
 
+/// The function [`OrNullElement`] is registered as.
+pub const OR_NULL_ELEMENT: &str = "sluice_or_null_element";
+
+/// `sluice_or_null_element(list)`: the list, or a list of one NULL where it
+/// is empty or NULL, so that `unnest` of it keeps the row: how a
+/// set-returning function joined with `LEFT JOIN LATERAL ... ON true`
+/// keeps a row it has no output for, as NULLs.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct OrNullElement {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for OrNullElement {
+    fn name(&self) -> &str {
+        OR_NULL_ELEMENT
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, args: &[DataType]) -> Result<DataType> {
+        match &args[0] {
+            DataType::List(field) => Ok(DataType::List(Arc::new(
+                field.as_ref().clone().with_nullable(true),
+            ))),
+            other => exec_err!("{OR_NULL_ELEMENT} of a {other}, not an array"),
+        }
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        make_scalar_function(|a: &[ArrayRef]| or_null_element(&a[0]), vec![])(&args.args)
+    }
+}
+
+fn or_null_element(input: &ArrayRef) -> Result<ArrayRef> {
+    use datafusion::arrow::array::{MutableArrayData, make_array};
+    let DataType::List(field) = input.data_type() else {
+        return exec_err!("{OR_NULL_ELEMENT} of a {}, not an array", input.data_type());
+    };
+    let list = input.as_list::<i32>();
+    let values = list.values().to_data();
+    let mut out = MutableArrayData::new(vec![&values], true, values.len() + list.len());
+    let mut offsets = Vec::with_capacity(list.len() + 1);
+    offsets.push(0i32);
+    let mut n = 0i32;
+    for row in 0..list.len() {
+        let (start, end) = (
+            list.value_offsets()[row] as usize,
+            list.value_offsets()[row + 1] as usize,
+        );
+        if list.is_null(row) || start == end {
+            out.try_extend_nulls(1)?;
+            n += 1;
+        } else {
+            out.try_extend(0, start, end)?;
+            n += (end - start) as i32;
+        }
+        offsets.push(n);
+    }
+    Ok(Arc::new(ListArray::try_new(
+        Arc::new(field.as_ref().clone().with_nullable(true)),
+        OffsetBuffer::new(offsets.into()),
+        make_array(out.freeze()),
+        None,
+    )?))
+}
+
 /// Register the functions of this module in place of DataFusion's.
 pub fn register(ctx: &datafusion::prelude::SessionContext) {
     let array = |arguments: Vec<ArrayFunctionArgument>| Signature {
@@ -191,6 +256,9 @@ pub fn register(ctx: &datafusion::prelude::SessionContext) {
     ctx.register_udf(ScalarUDF::new_from_impl(ArrayDims {
         signature: Signature::any(1, Volatility::Immutable),
     }));
+    ctx.register_udf(ScalarUDF::new_from_impl(OrNullElement {
+        signature: Signature::any(1, Volatility::Immutable),
+    }));
 }
 
 #[cfg(test)]
@@ -201,6 +269,24 @@ mod tests {
 
     fn lists(rows: Vec<Option<Vec<Option<i32>>>>) -> ArrayRef {
         Arc::new(ListArray::from_iter_primitive::<Int32Type, _, _>(rows))
+    }
+
+    #[test]
+    fn an_empty_or_null_list_becomes_one_null_element() {
+        let out = or_null_element(&lists(vec![
+            Some(vec![Some(1), Some(2)]),
+            Some(vec![]),
+            None,
+            Some(vec![None, Some(3)]),
+        ]))
+        .unwrap();
+        let expected = lists(vec![
+            Some(vec![Some(1), Some(2)]),
+            Some(vec![None]),
+            Some(vec![None]),
+            Some(vec![None, Some(3)]),
+        ]);
+        assert_eq!(out.as_ref(), expected.as_ref());
     }
 
     #[test]
