@@ -175,6 +175,17 @@ pub fn install(ctx: &SessionContext, catalog: Arc<Catalog>, database: &str) -> R
         signature: Signature::any(1, Volatility::Immutable),
     }));
     ctx.register_udtf("pg_partition_ancestors", Arc::new(PartitionAncestors));
+    for name in [
+        "pg_table_size",
+        "pg_relation_size",
+        "pg_total_relation_size",
+    ] {
+        ctx.register_udf(ScalarUDF::new_from_impl(RelationSize {
+            name,
+            catalog: catalog.clone(),
+            signature: Signature::variadic_any(Volatility::Volatile),
+        }));
+    }
     ctx.register_udf(ScalarUDF::new_from_impl(ExpandArray {
         signature: Signature::any(1, Volatility::Immutable),
     }));
@@ -2247,5 +2258,111 @@ impl ScalarUDFImpl for Describe {
                 .collect()
         };
         Ok(ColumnarValue::Array(Arc::new(out)))
+    }
+}
+
+/// `pg_table_size(oid)`, `pg_relation_size` and `pg_total_relation_size`:
+/// the bytes of the data files of a table's (or materialized view's)
+/// current Delta version — what psql's `\dt+` shows as its size. A view or
+/// an external table stores nothing here (0, as PostgreSQL shows a view),
+/// a sequence one page (8192, as PostgreSQL's); NULL for an OID that is
+/// no relation.
+#[derive(Debug)]
+struct RelationSize {
+    name: &'static str,
+    catalog: Arc<Catalog>,
+    signature: Signature,
+}
+
+same_by_name!(RelationSize);
+
+/// The size of a sequence: PostgreSQL's one page.
+const SEQUENCE_SIZE: i64 = 8192;
+
+impl RelationSize {
+    fn size_of(&self, object: &super::Object) -> Result<Option<i64>> {
+        let location = match &object.def {
+            Def::Table(t) => &t.location,
+            Def::MaterializedView(m) => &m.table.location,
+            Def::View(_) | Def::External(_) => return Ok(Some(0)),
+            Def::Sequence(_) => return Ok(Some(SEQUENCE_SIZE)),
+            Def::Schema | Def::FeatureService(_) => return Ok(None),
+        };
+        let lake = self.catalog.lake();
+        let url = lake.url_for(location)?;
+        let table = crate::interrupt::block_on(lake.table(&url))?;
+        let Ok(state) = table.snapshot() else {
+            return Ok(Some(0));
+        };
+        let files = state
+            .snapshot()
+            .try_log_data()
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        Ok(Some(files.iter().map(|f| f.size()).sum()))
+    }
+}
+
+impl ScalarUDFImpl for RelationSize {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Int64)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let n = args.number_rows;
+        let Some(first) = args.args.first() else {
+            return Err(DataFusionError::Plan(format!("{} needs an OID", self.name)));
+        };
+        let oids = cast(&first.to_array(n)?, &DataType::Int64)?;
+        let oids = oids.as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+        let snapshot = self.catalog.snapshot();
+        // OID to object, for the relations and then the sequences.
+        let mut by_oid: HashMap<i64, &super::Object> = snapshot
+            .objects()
+            .iter()
+            .filter_map(|o| Some((snapshot.relation_oid(&o.schema, &o.name)?, o)))
+            .collect();
+        let mut sequences: Vec<&super::Object> = snapshot
+            .of_kind(Kind::Sequence)
+            .filter(|o| matches!(o.def, Def::Sequence(_)))
+            .collect();
+        sequences.sort_by(|a, b| match (&a.def, &b.def) {
+            (Def::Sequence(x), Def::Sequence(y)) => x.id.cmp(&y.id),
+            _ => std::cmp::Ordering::Equal,
+        });
+        let ids = sequences.iter().filter_map(|o| match &o.def {
+            Def::Sequence(d) => Some(d.id.as_str()),
+            _ => None,
+        });
+        by_oid.extend(
+            sequence_oids(ids)
+                .into_iter()
+                .zip(sequences.iter().copied()),
+        );
+        // Each relation once, however many rows name it.
+        let mut sizes: HashMap<i64, Option<i64>> = HashMap::new();
+        let mut out = datafusion::arrow::array::Int64Builder::with_capacity(oids.len());
+        for oid in oids.iter() {
+            let size = match oid {
+                Some(oid) => match sizes.get(&oid) {
+                    Some(size) => *size,
+                    None => {
+                        let size = match by_oid.get(&oid) {
+                            Some(o) => self.size_of(o)?,
+                            None => None,
+                        };
+                        sizes.insert(oid, size);
+                        size
+                    }
+                },
+                None => None,
+            };
+            out.append_option(size);
+        }
+        Ok(ColumnarValue::Array(Arc::new(out.finish())))
     }
 }

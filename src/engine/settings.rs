@@ -745,14 +745,11 @@ pub fn register_functions(ctx: &SessionContext) {
     }
     // Sluice has no shared objects: these answer NULL, as
     // PostgreSQL does for an object without one (`obj_description` and
-    // `col_description` are pg_catalog's, with the catalog's comments). A relation's
-    // size on disk is not computed here (it would read the table's Delta
-    // log): NULL, which psql's `\dt+` shows as an empty size.
+    // `col_description` are pg_catalog's, with the catalog's comments). A
+    // relation's size is pg_catalog's (it reads the table's Delta log); a
+    // database's or tablespace's is not computed: NULL, shown as empty.
     for (name, ty) in [
         ("shobj_description", DataType::Utf8),
-        ("pg_table_size", DataType::Int64),
-        ("pg_relation_size", DataType::Int64),
-        ("pg_total_relation_size", DataType::Int64),
         ("pg_indexes_size", DataType::Int64),
         ("pg_database_size", DataType::Int64),
         ("pg_tablespace_size", DataType::Int64),

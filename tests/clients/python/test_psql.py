@@ -143,3 +143,29 @@ def test_listing_matches_postgres(pg, sluice, cmd):
     want = pick(norm(ok(psql(pg, cmd), cmd)), cmd)
     got = pick(norm(ok(psql(sluice, cmd), cmd)), cmd)
     assert got == want
+
+
+def sizes(target, cmd: str) -> dict[str, str]:
+    """Name to the Size column of a `\\d?+` listing."""
+    out = ok(psql(target, cmd), cmd)
+    rows = [[c.strip() for c in line.split("|")] for line in out.splitlines() if "|" in line]
+    header, body = rows[0], rows[1:]
+    name, size = header.index("Name"), header.index("Size")
+    return {r[name]: r[size] for r in body}
+
+
+def test_listings_show_sizes(pg, sluice):
+    """`\\dt+` shows a table's size (on Sluice, its Delta data files'), a
+    view's `0 bytes` and a sequence's one page, as on PostgreSQL."""
+    for target in (pg, sluice):
+        tables = sizes(target, r"\dt+")
+        assert re.fullmatch(r"\d+ (bytes|kB)", tables["t"]), tables
+        assert tables["t"] != "0 bytes", tables
+        assert sizes(target, r"\dv+")["v"] == "0 bytes"
+        assert sizes(target, r"\ds+")["counter"] == "8192 bytes"
+    # the size follows the data
+    before = ok(psql(sluice, r"SELECT pg_table_size('t'::regclass)"), "size")
+    ok(psql(sluice, "INSERT INTO t (id, amount) SELECT g, 1 FROM generate_series(100, 2000) g"), "insert")
+    after = ok(psql(sluice, r"SELECT pg_table_size('t'::regclass)"), "size")
+    ok(psql(sluice, "DELETE FROM t WHERE id >= 100"), "cleanup")
+    assert int(after.split()[2]) > int(before.split()[2])
