@@ -14,6 +14,7 @@ pub mod access;
 pub mod activity;
 mod bind;
 pub mod copy;
+mod correlated_names;
 mod cursors;
 pub mod ddl;
 pub mod dml;
@@ -392,6 +393,13 @@ fn planning_context(
                 .position(|r| r.name() == "decorrelate_lateral_join")
                 .map_or(rules.len(), |i| i + 1);
             rules.insert(at, Arc::new(subplan::CorrelatedSubplans));
+            // Correlated columns of one name get names of their own
+            // before DataFusion pulls them out of their subqueries.
+            let at = rules
+                .iter()
+                .position(|r| r.name() == "decorrelate_predicate_subquery")
+                .unwrap_or(0);
+            rules.insert(at, Arc::new(correlated_names::UniqueCorrelatedNames));
             rules
         })
         .with_physical_optimizer_rules({
