@@ -42,8 +42,8 @@ use datafusion::logical_expr::{
 };
 use datafusion::sql::sqlparser::ast::{
     BinaryOperator, Distinct, Expr, FunctionArg, FunctionArgExpr, FunctionArgumentClause,
-    FunctionArguments, GroupByExpr, Ident, LimitClause, OrderByKind, Query, Select, SelectItem,
-    SetExpr, Statement, TableAlias, TableFactor, UnaryOperator, Value, VisitorMut,
+    FunctionArguments, GroupByExpr, Ident, LimitClause, OrderByExpr, OrderByKind, Query, Select,
+    SelectItem, SetExpr, Statement, TableAlias, TableFactor, UnaryOperator, Value, VisitorMut,
 };
 
 use super::using_joins::ColumnsOf;
@@ -192,7 +192,7 @@ fn where_conjuncts(e: &mut Expr, is_aggregate: &dyn Fn(&str) -> bool, columns_of
             expr,
             subquery,
             negated: true,
-        } if constant(expr) => {
+        } if constant(expr) && !correlated(subquery) => {
             if let Some(exists) = over_rows(
                 "NOT EXISTS (SELECT 1 FROM (SELECT 1) AS __sluice_rows(v) \
                  WHERE __sluice_rows.v = $1 OR __sluice_rows.v IS NULL OR $1 IS NULL)",
@@ -324,6 +324,20 @@ fn as_exists(
         subquery: Box::new(q),
         negated,
     })
+}
+
+/// The sort keys of an ORDER BY without a key that repeats an earlier
+/// one (`ORDER BY a, b, a DESC` sorts as `ORDER BY a, b`): an ordered
+/// aggregate given one key twice failed (`XX000 number of columns must
+/// match number of fields`).
+fn first_keys(order: Vec<OrderByExpr>) -> Vec<OrderByExpr> {
+    let mut kept: Vec<OrderByExpr> = Vec::with_capacity(order.len());
+    for key in order {
+        if !kept.iter().any(|k| k.expr == key.expr) {
+            kept.push(key);
+        }
+    }
+    kept
 }
 
 /// Does `s` have a GROUP BY (of anything)?
@@ -794,6 +808,7 @@ fn single_row(q: &mut Query, is_aggregate: &dyn Fn(&str) -> bool) -> Option<Expr
             Some(OrderByKind::All(_)) => return None,
             None => vec![],
         };
+        let order = first_keys(order);
         let clauses = if order.is_empty() {
             vec![]
         } else {
@@ -885,7 +900,7 @@ fn array_of_rows(e: &Expr) -> Option<Expr> {
         return None;
     }
     let order = match q.order_by.take().map(|o| o.kind) {
-        Some(OrderByKind::Expressions(exprs)) => exprs,
+        Some(OrderByKind::Expressions(exprs)) => first_keys(exprs),
         Some(OrderByKind::All(_)) => return None,
         None => vec![],
     };
