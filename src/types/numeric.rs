@@ -151,10 +151,30 @@ impl AnalyzerRule for NumericScales {
     }
 }
 
+/// The type of `e` once type coercion has run: this rule runs before it,
+/// when a `CASE`, `coalesce` or `nullif` still has the type of its first
+/// branch (`round(CASE ... THEN 12.5 ELSE n END)` was computed at
+/// `numeric(4,1)` and failed with `22003` for `n = 1234.56`).
+fn coerced_type(e: &Expr, schema: &DFSchema) -> Result<DataType> {
+    use datafusion::common::tree_node::TreeNode;
+    use datafusion::optimizer::analyzer::type_coercion::TypeCoercionRewriter;
+    let plain = matches!(
+        e,
+        Expr::Column(_) | Expr::Literal(..) | Expr::Cast(_) | Expr::TryCast(_)
+    );
+    if !plain {
+        let mut coercion = TypeCoercionRewriter::new(schema);
+        if let Ok(coerced) = e.clone().rewrite(&mut coercion) {
+            return coerced.data.get_type(schema);
+        }
+    }
+    e.get_type(schema)
+}
+
 /// Precision and scale of `e` as a numeric operand: a decimal's own, an
 /// integer's as [`unconstrained`] widens it.
 fn decimal_of(e: &Expr, schema: &DFSchema) -> Option<(u8, i8)> {
-    match e.get_type(schema).ok()? {
+    match coerced_type(e, schema).ok()? {
         DataType::Decimal128(p, s) if (0..=p as i8).contains(&s) => Some((p, s)),
         t @ (DataType::Int8
         | DataType::Int16
@@ -191,8 +211,8 @@ fn scaled(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
             left,
             op: Operator::Divide,
             right,
-        }) if matches!(left.get_type(schema), Ok(DataType::Decimal128(..)))
-            || matches!(right.get_type(schema), Ok(DataType::Decimal128(..))) =>
+        }) if matches!(coerced_type(&left, schema), Ok(DataType::Decimal128(..)))
+            || matches!(coerced_type(&right, schema), Ok(DataType::Decimal128(..))) =>
         {
             let (Some((p1, s1)), Some((p2, s2))) =
                 (decimal_of(&left, schema), decimal_of(&right, schema))
@@ -242,7 +262,7 @@ fn scaled(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
             if matches!(f.func.name(), "floor" | "ceil" | "round" | "trunc")
                 && f.args.len() == 1 =>
         {
-            let Ok(DataType::Decimal128(p, s)) = f.args[0].get_type(schema) else {
+            let Ok(DataType::Decimal128(p, s)) = coerced_type(&f.args[0], schema) else {
                 return Ok(Transformed::no(Expr::ScalarFunction(f)));
             };
             if s <= 0 || p >= 38 {
@@ -265,8 +285,10 @@ fn scaled(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
                 return Ok(Transformed::no(Expr::ScalarFunction(f)));
             };
             let integer = p - s as u8;
-            if !matches!(f.args[0].get_type(schema), Ok(DataType::Decimal128(..)))
-                || d == s
+            if !matches!(
+                coerced_type(&f.args[0], schema),
+                Ok(DataType::Decimal128(..))
+            ) || d == s
                 || integer + d as u8 > 38
             {
                 return Ok(Transformed::no(Expr::ScalarFunction(f)));
