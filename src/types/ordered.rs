@@ -8,7 +8,8 @@
 //! `array_agg(x ORDER BY ...) FILTER (WHERE x IS NOT NULL)`, which sorts
 //! its own input, joined by `array_to_string(..., sep)` in a projection
 //! above; the NULL filter keeps `string_agg`'s answers (NULLs skipped, NULL
-//! when there is nothing to join).
+//! when there is nothing to join). `string_agg(DISTINCT x, sep ORDER BY x)`
+//! keeps its DISTINCT on `array_agg`.
 
 use datafusion::common::ScalarValue;
 use datafusion::common::config::ConfigOptions;
@@ -50,7 +51,7 @@ fn function(e: &Expr) -> Option<&AggregateFunction> {
 /// and separator.
 fn ordered_string_agg(e: &Expr) -> Option<(&AggregateFunction, &ScalarValue)> {
     let f = function(e)?;
-    if f.func.name() != "string_agg" || f.params.distinct || f.params.order_by.is_empty() {
+    if f.func.name() != "string_agg" || f.params.order_by.is_empty() {
         return None;
     }
     match f.params.args.as_slice() {
@@ -91,7 +92,7 @@ fn each_sorted(agg: Aggregate) -> Result<Transformed<LogicalPlan>> {
                 let sorted = Expr::AggregateFunction(AggregateFunction::new_udf(
                     array_agg_udaf(),
                     vec![value],
-                    false,
+                    f.params.distinct,
                     Some(Box::new(filter)),
                     f.params.order_by.clone(),
                     f.params.null_treatment,
