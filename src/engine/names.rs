@@ -93,6 +93,19 @@ fn figure(e: &Expr) -> (Option<String>, u8) {
         Expr::Identifier(id) => (Some(super::normalize_ident(id)), 2),
         Expr::CompoundIdentifier(parts) => (parts.last().map(super::normalize_ident), 2),
         Expr::Nested(inner) => figure(inner),
+        // An indirection is named after its last field, else after what
+        // it subscripts (`m[1]` is `m`, `(a).f[2]` is `f`).
+        Expr::CompoundFieldAccess { root, access_chain } => {
+            match access_chain.iter().rev().find_map(|a| match a {
+                datafusion::sql::sqlparser::ast::AccessExpr::Dot(Expr::Identifier(id)) => {
+                    Some(super::normalize_ident(id))
+                }
+                _ => None,
+            }) {
+                Some(field) => (Some(field), 2),
+                None => figure(root),
+            }
+        }
         Expr::Cast {
             expr, data_type, ..
         } => match figure(expr) {
@@ -164,14 +177,14 @@ fn figure(e: &Expr) -> (Option<String>, u8) {
         Expr::Ceil { .. } => (Some("ceil".into()), 2),
         Expr::Floor { .. } => (Some("floor".into()), 2),
         Expr::Array(_) => (Some("array".into()), 2),
+        // A scalar subquery is named after its one column, whatever name
+        // that has (`(SELECT CASE ... END)` is `case`, `(SELECT 1 + 2)`
+        // `?column?`), as PostgreSQL names it.
         Expr::Subquery(q) => match first_select(&q.body).and_then(|s| s.projection.first()) {
             Some(SelectItem::ExprWithAlias { alias, .. }) => {
                 (Some(super::normalize_ident(alias)), 2)
             }
-            Some(SelectItem::UnnamedExpr(e)) => match figure(e) {
-                (Some(n), 2) => (Some(n), 2),
-                _ => (None, 0),
-            },
+            Some(SelectItem::UnnamedExpr(e)) => (Some(pg_name(e)), 2),
             _ => (None, 0),
         },
         _ => (None, 0),
@@ -1042,6 +1055,18 @@ mod tests {
         );
         assert_eq!(names("SELECT *, *, 1 FROM t", 3), ["df0", "df1", "df2"]);
         assert_eq!(names("SELECT CASE WHEN a THEN 1 END FROM t", 1), ["case"]);
+        // A subscript is named after what it subscripts.
+        assert_eq!(
+            names("SELECT m[1], (m)[2], m[1][2], (a || b)[1] FROM t", 4),
+            ["m", "m", "m", "?column?"]
+        );
+        assert_eq!(
+            names(
+                "SELECT (SELECT CASE WHEN a THEN 1 END), (SELECT 1 + 2), (SELECT a::text) FROM t",
+                3
+            ),
+            ["case", "?column?", "a"]
+        );
     }
 
     fn parsed(sql: &str) -> Statement {
