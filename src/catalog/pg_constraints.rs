@@ -2197,11 +2197,7 @@ impl ScalarUDFImpl for Describe {
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let n = args.number_rows;
-        let Some(first) = args.args.first() else {
-            return Err(DataFusionError::Plan(format!("{} needs an OID", self.name)));
-        };
-        let oids = cast(&first.to_array(n)?, &DataType::Int64)?;
-        let oids = oids.as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+        let oids = oid_argument(self.name, &args)?;
         let second = match args.args.get(1) {
             Some(a) => Some(a.to_array(n)?),
             None => None,
@@ -2261,6 +2257,17 @@ impl ScalarUDFImpl for Describe {
     }
 }
 
+/// The first argument of the function `name`, a column of OIDs.
+fn oid_argument(name: &str, args: &ScalarFunctionArgs) -> Result<Int64Array> {
+    let Some(first) = args.args.first() else {
+        return Err(DataFusionError::Plan(format!("{name} needs an OID")));
+    };
+    let oids = cast(&first.to_array(args.number_rows)?, &DataType::Int64)?;
+    Ok(oids
+        .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+        .clone())
+}
+
 /// `pg_table_size(oid)`, `pg_relation_size` and `pg_total_relation_size`:
 /// the bytes of the data files of a table's (or materialized view's)
 /// current Delta version — what psql's `\dt+` shows as its size. A view or
@@ -2313,12 +2320,7 @@ impl ScalarUDFImpl for RelationSize {
         Ok(DataType::Int64)
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let n = args.number_rows;
-        let Some(first) = args.args.first() else {
-            return Err(DataFusionError::Plan(format!("{} needs an OID", self.name)));
-        };
-        let oids = cast(&first.to_array(n)?, &DataType::Int64)?;
-        let oids = oids.as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+        let oids = oid_argument(self.name, &args)?;
         let snapshot = self.catalog.snapshot();
         // OID to object, for the relations and then the sequences.
         let mut by_oid: HashMap<i64, &super::Object> = snapshot
