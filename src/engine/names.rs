@@ -419,22 +419,30 @@ pub fn repeated_alias(name: &str, pos: usize) -> String {
 /// projection's names to be unique. The later items of a name, and plain
 /// columns beside a wildcard (which may expand to the same column), get an
 /// alias with a mark that the result's column names drop.
+///
+/// The plain columns of a set operation's later branches get such an alias
+/// too: the result is named after the first branch, and DataFusion's union
+/// coercion names a column it casts after the column, which failed beside
+/// a qualified column of that name (`SELECT a.id, 1 FROM a UNION SELECT 1,
+/// b.id FROM b`: `XX000 Schema contains qualified field name b.id and
+/// unqualified field name id`).
 pub fn alias_repeated_names(stmt: &mut Statement) {
     let Statement::Query(q) = stmt else { return };
-    alias_repeated_in(q.body.as_mut());
+    alias_repeated_in(q.body.as_mut(), false);
 }
 
-/// [`alias_repeated_names`] in every select of a set operation.
-fn alias_repeated_in(body: &mut SetExpr) {
+/// [`alias_repeated_names`] in every select of a set operation; `later`
+/// for a branch after the first.
+fn alias_repeated_in(body: &mut SetExpr, later: bool) {
     use datafusion::sql::sqlparser::ast::Ident;
     let select = match body {
         SetExpr::Select(s) => s,
         SetExpr::SetOperation { left, right, .. } => {
-            alias_repeated_in(left);
-            alias_repeated_in(right);
+            alias_repeated_in(left, later);
+            alias_repeated_in(right, true);
             return;
         }
-        SetExpr::Query(q) => return alias_repeated_in(q.body.as_mut()),
+        SetExpr::Query(q) => return alias_repeated_in(q.body.as_mut(), later),
         _ => return,
     };
     let wildcard = select.projection.iter().any(|i| {
@@ -481,7 +489,7 @@ fn alias_repeated_in(body: &mut SetExpr) {
         };
         let count = seen.entry(name.clone()).or_default();
         *count += 1;
-        if *count == 1 && !(plain && wildcard) {
+        if *count == 1 && !(plain && (wildcard || later)) {
             continue;
         }
         let expr = match item {
@@ -1203,6 +1211,18 @@ mod tests {
             "SELECT id AS \"id\u{1f}0\", t.id AS \"id\u{1f}1\", 1, 1 AS \"?column?\u{1f}3\""
         ));
         assert!(text.contains("y AS \"n\u{1f}5\", c.oid AS \"oid\u{1f}6\", c.*"));
+        // The plain columns of a later branch of a set operation.
+        let mut stmt = datafusion::sql::sqlparser::parser::Parser::parse_sql(
+            &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
+            "SELECT a.id, 1 FROM a UNION SELECT 1, b.id FROM b",
+        )
+        .unwrap()
+        .remove(0);
+        alias_repeated_names(&mut stmt);
+        assert_eq!(
+            stmt.to_string(),
+            "SELECT a.id, 1 FROM a UNION SELECT 1, b.id AS \"id\u{1f}1\" FROM b"
+        );
         let schema = Schema::new(vec![
             Field::new("id", DataType::Int64, true),
             Field::new("id\u{1f}1", DataType::Int64, true),
