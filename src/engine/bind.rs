@@ -661,6 +661,8 @@ impl<'s> Binder<'s> {
             Some(crate::frontend::Stmt::Sql(s)) => *s,
             _ => return Err(cannot_read(Error::internal("not a query"))),
         };
+        // As for a query (the view keeps its query as written).
+        crate::engine::names::alias_repeated_names(&mut stmt);
         self.depth += 1;
         let bound = self.bind(&mut stmt).await;
         self.depth -= 1;
