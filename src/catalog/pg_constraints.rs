@@ -1224,32 +1224,19 @@ impl Derived {
         Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
     }
 
-    /// The catalog's sequences with their OIDs (see [`sequence_oids`]).
+    /// The catalog's sequences with their OIDs (see [`numbered_sequences`]).
     fn sequences(&self, ns_oids: &HashMap<&str, i64>) -> Vec<Seq> {
         let snap = self.catalog.snapshot();
-        let mut found: Vec<(String, String, i64, Arc<SequenceDef>)> = snap
-            .of_kind(Kind::Sequence)
-            .filter_map(|o| match &o.def {
-                Def::Sequence(d) => Some((
-                    o.schema.clone(),
-                    o.name.clone(),
-                    *ns_oids.get(o.schema.as_str())?,
-                    d.clone(),
-                )),
-                _ => None,
-            })
-            .collect();
-        found.sort_by(|a, b| a.3.id.cmp(&b.3.id));
-        let oids = sequence_oids(found.iter().map(|f| f.3.id.as_str()));
-        found
+        numbered_sequences(&snap)
             .into_iter()
-            .zip(oids)
-            .map(|((schema, name, namespace, def), oid)| Seq {
-                oid,
-                namespace,
-                schema,
-                name,
-                def,
+            .filter_map(|(oid, o, def)| {
+                Some(Seq {
+                    oid,
+                    namespace: *ns_oids.get(o.schema.as_str())?,
+                    schema: o.schema.clone(),
+                    name: o.name.clone(),
+                    def: def.clone(),
+                })
             })
             .collect()
     }
@@ -1401,6 +1388,24 @@ impl Derived {
 /// order; a clash takes the next free OID.
 const SEQ_OID_BASE: i64 = 600_000;
 const SEQ_OIDS: u64 = 400_000;
+
+/// Every sequence of `snap` with its OID (see [`sequence_oids`]): the one
+/// numbering `pg_class` and the size functions share.
+fn numbered_sequences(snap: &super::Snapshot) -> Vec<(i64, &super::Object, &Arc<SequenceDef>)> {
+    let mut found: Vec<(&super::Object, &Arc<SequenceDef>)> = snap
+        .of_kind(Kind::Sequence)
+        .filter_map(|o| match &o.def {
+            Def::Sequence(d) => Some((o, d)),
+            _ => None,
+        })
+        .collect();
+    found.sort_by(|a, b| a.1.id.cmp(&b.1.id));
+    let oids = sequence_oids(found.iter().map(|(_, d)| d.id.as_str()));
+    oids.into_iter()
+        .zip(found)
+        .map(|(oid, (o, d))| (oid, o, d))
+        .collect()
+}
 
 fn sequence_oids<'a>(ids: impl Iterator<Item = &'a str>) -> Vec<i64> {
     let mut taken = std::collections::HashSet::new();
@@ -2297,15 +2302,22 @@ impl RelationSize {
         };
         let lake = self.catalog.lake();
         let url = lake.url_for(location)?;
-        let table = crate::interrupt::block_on(lake.table(&url))?;
+        // A table that cannot be read has no size to show (NULL), as
+        // psql's listings show it, rather than failing the whole listing;
+        // a cancel or statement_timeout still ends the statement.
+        let table = match crate::interrupt::block_on(lake.table(&url)) {
+            Ok(t) => t,
+            Err(e) if e.kind == crate::error::ErrorKind::QueryCanceled => return Err(e.into()),
+            Err(_) => return Ok(None),
+        };
         let Ok(state) = table.snapshot() else {
             return Ok(Some(0));
         };
-        let files = state
+        Ok(state
             .snapshot()
             .try_log_data()
-            .map_err(|e| DataFusionError::External(Box::new(e)))?;
-        Ok(Some(files.iter().map(|f| f.size()).sum()))
+            .ok()
+            .map(|files| files.iter().map(|f| f.size()).sum()))
     }
 }
 
@@ -2328,22 +2340,10 @@ impl ScalarUDFImpl for RelationSize {
             .iter()
             .filter_map(|o| Some((snapshot.relation_oid(&o.schema, &o.name)?, o)))
             .collect();
-        let mut sequences: Vec<&super::Object> = snapshot
-            .of_kind(Kind::Sequence)
-            .filter(|o| matches!(o.def, Def::Sequence(_)))
-            .collect();
-        sequences.sort_by(|a, b| match (&a.def, &b.def) {
-            (Def::Sequence(x), Def::Sequence(y)) => x.id.cmp(&y.id),
-            _ => std::cmp::Ordering::Equal,
-        });
-        let ids = sequences.iter().filter_map(|o| match &o.def {
-            Def::Sequence(d) => Some(d.id.as_str()),
-            _ => None,
-        });
         by_oid.extend(
-            sequence_oids(ids)
+            numbered_sequences(&snapshot)
                 .into_iter()
-                .zip(sequences.iter().copied()),
+                .map(|(oid, o, _)| (oid, o)),
         );
         // Each relation once, however many rows name it.
         let mut sizes: HashMap<i64, Option<i64>> = HashMap::new();
