@@ -112,6 +112,7 @@ fn filter(f: Filter, output: &[Column]) -> Result<Transformed<LogicalPlan>> {
     }
     let predicate = f
         .predicate
+        .clone()
         .transform(|e| match e {
             Expr::Column(c) => Ok(match renamed.get(&c) {
                 Some(n) => Transformed::yes(Expr::Column(n.clone())),
@@ -121,11 +122,15 @@ fn filter(f: Filter, output: &[Column]) -> Result<Transformed<LogicalPlan>> {
         })?
         .data;
     let plan = LogicalPlanBuilder::from(f.input.as_ref().clone())
-        .project(below)?
-        .filter(predicate)?
-        .project(columns)?
-        .build()?;
-    Ok(Transformed::yes(plan))
+        .project(below)
+        .and_then(|b| b.filter(predicate))
+        .and_then(|b| b.project(columns))
+        .and_then(|b| b.build());
+    // A plan this rule cannot rebuild is left as it was.
+    Ok(match plan {
+        Ok(plan) => Transformed::yes(plan),
+        Err(_) => Transformed::no(LogicalPlan::Filter(f)),
+    })
 }
 
 #[cfg(test)]
