@@ -392,6 +392,18 @@ fn clean_cast(m: &str) -> String {
 /// What the planner cannot run yet, named as the user wrote it: a
 /// subquery it could not turn into a join reaches execution as a logical
 /// expression, and DataFusion's text is a dump of its plan.
+/// A correlated subquery condition used as a value in a form the planner
+/// cannot run with PostgreSQL's three values.
+pub fn subquery_value_not_supported() -> Error {
+    Error::not_supported("a correlated IN, EXISTS or ANY (subquery) used as a value in this form")
+        .with_hint(
+            "As a value (a select list, a CASE, under NOT or OR) the subquery must be a plain \
+             SELECT ... FROM tables WHERE ..., the columns on the left of IN must not be \
+             columns of those tables too, and an aggregate on the left needs an uncorrelated \
+             subquery; as a condition of WHERE it is planned as a join.",
+        )
+}
+
 fn not_implemented(m: String) -> Error {
     let left = |kind: &str| {
         m.starts_with(&format!(
@@ -399,14 +411,7 @@ fn not_implemented(m: String) -> Error {
         ))
     };
     if left("InSubquery") || left("Exists") {
-        return Error::not_supported(
-            "a correlated IN, EXISTS or ANY (subquery) used as a value in this form",
-        )
-        .with_hint(
-            "As a value (a select list, a CASE, under NOT or OR) the subquery must be a plain \
-             SELECT ... FROM tables WHERE ..., and the columns on the left of IN must not be \
-             columns of those tables too; as a condition of WHERE it is planned as a join.",
-        );
+        return subquery_value_not_supported();
     }
     if left("ScalarSubquery") {
         return Error::not_supported("a correlated scalar subquery in this form").with_hint(

@@ -1152,7 +1152,7 @@ impl Session {
                 _ => None,
             }
         };
-        subquery::rewrite(&mut stmt, &|n| aggregates.contains_key(n), &columns_of);
+        subquery::rewrite(&mut stmt, &|n| aggregates.contains_key(n), &columns_of)?;
         Ok(stmt)
     }
 

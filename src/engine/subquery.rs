@@ -27,6 +27,15 @@
 //!                                        WHEN (SELECT count(*) ... WHERE w AND (x = v) IS NULL) > 0 THEN NULL
 //!                                        ELSE false END
 //! ```
+//!
+//! An aggregate on the left of an uncorrelated one (`HAVING NOT (sum(x) IN
+//! (SELECT v ...))`) cannot move into a subquery, where it would aggregate
+//! the subquery's rows: the rows are gathered once into an array and
+//! compared as `x op ANY/ALL (array)`. DataFusion answers `x op ANY
+//! (array)` false where PostgreSQL answers NULL, so outside AND/OR chains
+//! of a filter (where the two mean the same) it is `NOT (x op' ALL
+//! (array))`, with `op'` the negated comparison. A condition that stays a
+//! join where NULL and false differ is refused (0A000), never answered.
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -42,8 +51,9 @@ use datafusion::logical_expr::{
 };
 use datafusion::sql::sqlparser::ast::{
     BinaryOperator, Distinct, Expr, FunctionArg, FunctionArgExpr, FunctionArgumentClause,
-    FunctionArguments, GroupByExpr, Ident, LimitClause, OrderByExpr, OrderByKind, Query, Select,
-    SelectItem, SetExpr, Statement, TableAlias, TableFactor, UnaryOperator, Value, VisitorMut,
+    FunctionArguments, GroupByExpr, Ident, JoinConstraint, JoinOperator, LimitClause, OrderByExpr,
+    OrderByKind, Query, Select, SelectItem, SetExpr, Statement, TableAlias, TableFactor,
+    UnaryOperator, Value, VisitorMut,
 };
 
 use super::using_joins::ColumnsOf;
@@ -56,7 +66,11 @@ pub const VALUE: &str = "sluice_subquery_value";
 /// Rewrite the scalar subqueries of `stmt` (see the module docs).
 /// `is_aggregate` tells aggregate function names.
 /// `columns_of` tells the columns of a table of a FROM (None: unknown).
-pub fn rewrite(stmt: &mut Statement, is_aggregate: &dyn Fn(&str) -> bool, columns_of: &ColumnsOf) {
+pub fn rewrite(
+    stmt: &mut Statement,
+    is_aggregate: &dyn Fn(&str) -> bool,
+    columns_of: &ColumnsOf,
+) -> crate::error::Result<()> {
     struct V<'a> {
         is_aggregate: &'a dyn Fn(&str) -> bool,
         columns_of: &'a ColumnsOf<'a>,
@@ -65,12 +79,21 @@ pub fn rewrite(stmt: &mut Statement, is_aggregate: &dyn Fn(&str) -> bool, column
         compared: Vec<usize>,
         /// Addresses of those that are conditions of a WHERE or HAVING.
         filters: Vec<usize>,
+        /// Addresses of the conditions of a WHERE, HAVING or join ON
+        /// reached through AND and OR only, where a NULL and false both
+        /// drop the row (see [`monotone`]).
+        monotone: Vec<usize>,
+        /// Addresses of the subquery conditions anywhere in a WHERE,
+        /// HAVING or join ON (outside nested queries).
+        conditions: Vec<usize>,
+        error: Option<Error>,
     }
     impl VisitorMut for V<'_> {
         type Break = ();
         fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
             constant_not_in(q, self.is_aggregate, self.columns_of);
             planned_filters(q, &mut self.filters);
+            monotone(q, &mut self.monotone, &mut self.conditions);
             ControlFlow::Continue(())
         }
         fn pre_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
@@ -110,23 +133,158 @@ pub fn rewrite(stmt: &mut Statement, is_aggregate: &dyn Fn(&str) -> bool, column
             if let Some(collected) = array_of_rows(e) {
                 *e = collected;
             }
-            if !self.filters.contains(&(e as *const Expr as usize))
-                && let Some(counted) = subquery_value(e, self.is_aggregate, self.columns_of)
+            let at = e as *const Expr as usize;
+            if !self.monotone.contains(&at)
+                && let Some(all) = any_of_array(e)
             {
-                *e = counted;
+                *e = all;
+            }
+            if !self.filters.contains(&at) {
+                match subquery_value(e, self.is_aggregate, self.columns_of) {
+                    Some(counted) => *e = counted,
+                    // Left to DataFusion, whose mark join answers false
+                    // where PostgreSQL answers NULL: right only where the
+                    // two mean the same.
+                    None if self.conditions.contains(&at) && !self.monotone.contains(&at) => {
+                        self.error = Some(crate::error::subquery_value_not_supported());
+                        return ControlFlow::Break(());
+                    }
+                    None => {}
+                }
             }
             ControlFlow::Continue(())
         }
     }
-    let _ = crate::visit::walk_mut(
-        stmt,
-        &mut V {
-            is_aggregate,
-            columns_of,
-            compared: Vec::new(),
-            filters: Vec::new(),
-        },
-    );
+    let mut v = V {
+        is_aggregate,
+        columns_of,
+        compared: Vec::new(),
+        filters: Vec::new(),
+        monotone: Vec::new(),
+        conditions: Vec::new(),
+        error: None,
+    };
+    let _ = crate::visit::walk_mut(stmt, &mut v);
+    v.error.map_or(Ok(()), Err)
+}
+
+/// `x op ANY (array)`, which DataFusion answers false where PostgreSQL
+/// answers NULL (no element compares true and one is NULL, or `x` is NULL,
+/// or `=` ANY of an empty array with a NULL `x`), as `NOT (x op' ALL
+/// (array))` with the negated operator, whose three values DataFusion
+/// keeps: ANY is true if some element compares true, else NULL if some
+/// compares NULL, else false, which is exactly the negation of ALL of the
+/// negated comparison.
+fn any_of_array(e: &Expr) -> Option<Expr> {
+    let Expr::AnyOp {
+        left,
+        compare_op,
+        right,
+        ..
+    } = e
+    else {
+        return None;
+    };
+    if matches!(right.as_ref(), Expr::Subquery(_)) {
+        return None;
+    }
+    let negated = negation(compare_op)?;
+    Some(Expr::UnaryOp {
+        op: UnaryOperator::Not,
+        expr: Box::new(Expr::Nested(Box::new(Expr::AllOp {
+            left: left.clone(),
+            compare_op: negated,
+            right: right.clone(),
+        }))),
+    })
+}
+
+/// The comparison true exactly where `op` is false.
+fn negation(op: &BinaryOperator) -> Option<BinaryOperator> {
+    Some(match op {
+        BinaryOperator::Eq => BinaryOperator::NotEq,
+        BinaryOperator::NotEq => BinaryOperator::Eq,
+        BinaryOperator::Lt => BinaryOperator::GtEq,
+        BinaryOperator::GtEq => BinaryOperator::Lt,
+        BinaryOperator::Gt => BinaryOperator::LtEq,
+        BinaryOperator::LtEq => BinaryOperator::Gt,
+        _ => return None,
+    })
+}
+
+/// Addresses of the conditions of each WHERE, HAVING and join ON of `q`
+/// reached through AND and OR only (`monotone`), where a NULL drops the
+/// row as false does, and of every subquery condition in them outside
+/// nested queries (`conditions`).
+fn monotone(q: &mut Query, monotone: &mut Vec<usize>, conditions: &mut Vec<usize>) {
+    fn walk(e: &mut Expr, out: &mut Vec<usize>) {
+        match e {
+            Expr::BinaryOp {
+                left,
+                op: BinaryOperator::And | BinaryOperator::Or,
+                right,
+            } => {
+                walk(left, out);
+                walk(right, out);
+            }
+            Expr::Nested(inner) => walk(inner, out),
+            _ => out.push(e as *const Expr as usize),
+        }
+    }
+    struct Conditions<'a>(&'a mut Vec<usize>, usize);
+    impl VisitorMut for Conditions<'_> {
+        type Break = ();
+        fn pre_visit_query(&mut self, _: &mut Query) -> ControlFlow<()> {
+            self.1 += 1;
+            ControlFlow::Continue(())
+        }
+        fn post_visit_query(&mut self, _: &mut Query) -> ControlFlow<()> {
+            self.1 -= 1;
+            ControlFlow::Continue(())
+        }
+        fn pre_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+            let condition = match e {
+                Expr::InSubquery { .. } => true,
+                Expr::AnyOp { right, .. } | Expr::AllOp { right, .. } => {
+                    matches!(right.as_ref(), Expr::Subquery(_))
+                }
+                _ => false,
+            };
+            if self.1 == 0 && condition {
+                self.0.push(e as *const Expr as usize);
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    for s in selects(&mut q.body) {
+        let ons = s.from.iter_mut().flat_map(|f| {
+            f.joins
+                .iter_mut()
+                .filter_map(|j| match &mut j.join_operator {
+                    JoinOperator::Join(c)
+                    | JoinOperator::Inner(c)
+                    | JoinOperator::Left(c)
+                    | JoinOperator::LeftOuter(c)
+                    | JoinOperator::Right(c)
+                    | JoinOperator::RightOuter(c)
+                    | JoinOperator::FullOuter(c) => match c {
+                        JoinConstraint::On(e) => Some(e),
+                        _ => None,
+                    },
+                    _ => None,
+                })
+        });
+        let filters: Vec<&mut Expr> = s
+            .selection
+            .iter_mut()
+            .chain(s.having.iter_mut())
+            .chain(ons)
+            .collect();
+        for e in filters {
+            walk(e, monotone);
+            let _ = crate::visit::walk_mut(e, &mut Conditions(conditions, 0));
+        }
+    }
 }
 
 /// The rows of `IN`, `ANY`, `ALL` and `EXISTS` as a set: their `DISTINCT`
@@ -609,9 +767,15 @@ fn subquery_value(
             | BinaryOperator::LtEq
             | BinaryOperator::Gt
             | BinaryOperator::GtEq
-    ) || aggregates(left, is_aggregate)
-    {
+    ) {
         return None;
+    }
+    if aggregates(left, is_aggregate) {
+        // NOT (x op ANY rows) is x op' ALL rows, with op' the negation.
+        return match negated {
+            true => aggregated_value(left, negation(&op)?, rows, !any),
+            false => aggregated_value(left, op, rows, any),
+        };
     }
     let compare = format!("$1 {op} $2");
     let decisive = if any {
@@ -628,6 +792,29 @@ fn subquery_value(
         "CASE WHEN $1 > 0 THEN false WHEN $2 > 0 THEN NULL ELSE true END"
     };
     value(template, &[decided, unknown])
+}
+
+/// `x op ANY/ALL (SELECT v ...)` (`any`: ANY) where `x` aggregates the
+/// outer query's rows, which a subquery counting the rows that decide it
+/// cannot hold (there `x` would aggregate the subquery's rows): the rows
+/// of an uncorrelated subquery are gathered once into an array, compared
+/// the way [`any_of_array`] does. No row gives no array: ANY is false and
+/// ALL is true then, whatever `x` is. A correlated one is not rewritten.
+fn aggregated_value(left: &Expr, op: BinaryOperator, rows: &Query, any: bool) -> Option<Expr> {
+    if correlated(rows) {
+        return None;
+    }
+    let array = "coalesce((SELECT array_agg(__sluice_rows.__sluice_v) \
+                 FROM (SELECT 1) AS __sluice_rows(__sluice_v)))";
+    let template = if any {
+        format!(
+            "CASE WHEN {array} IS NULL THEN false ELSE NOT ($1 {} ALL ({array})) END",
+            negation(&op)?
+        )
+    } else {
+        format!("CASE WHEN {array} IS NULL THEN true ELSE $1 {op} ALL ({array}) END")
+    };
+    over_rows(&template, left, rows)
 }
 
 /// The expression `template` with `$1`, `$2`, ... replaced by `args`.
@@ -1111,7 +1298,7 @@ mod tests {
         )
         .unwrap()
         .remove(0);
-        rewrite(&mut stmt, &|n| matches!(n, "count" | "max"), &table_columns);
+        rewrite(&mut stmt, &|n| matches!(n, "count" | "max"), &table_columns).unwrap();
         stmt.to_string()
     }
 
@@ -1194,6 +1381,55 @@ mod tests {
             rewritten("SELECT x = ANY (SELECT f.c FROM f WHERE f.c <> e.c) FROM e")
                 .contains("(f.c <> e.c) AND (x = f.c)")
         );
+    }
+
+    #[test]
+    fn any_of_an_array_is_the_negation_of_all_where_null_can_differ_from_false() {
+        assert_eq!(
+            rewritten("SELECT a = ANY (ARRAY[1, NULL]), a > ANY (b) FROM e"),
+            "SELECT NOT (a <> ALL(ARRAY[1, NULL])), NOT (a <= ALL(b)) FROM e"
+        );
+        // Through AND and OR in WHERE a NULL drops the row as false does.
+        let same = "SELECT a FROM e WHERE a = ANY(b) OR c = 1";
+        assert_eq!(rewritten(same), same);
+        assert_eq!(
+            rewritten("SELECT a FROM e WHERE NOT (a = ANY (b))"),
+            "SELECT a FROM e WHERE NOT (NOT (a <> ALL(b)))"
+        );
+    }
+
+    #[test]
+    fn an_aggregate_in_a_subquery_condition_is_compared_with_the_rows_gathered_once() {
+        let rows = "coalesce((SELECT array_agg(__sluice_rows.__sluice_v) \
+                    FROM (SELECT b FROM d) AS __sluice_rows (__sluice_v)))";
+        assert_eq!(
+            rewritten("SELECT count(a) NOT IN (SELECT b FROM d) FROM e"),
+            format!(
+                "SELECT CASE WHEN {rows} IS NULL THEN true ELSE count(a) <> ALL({rows}) END FROM e"
+            )
+        );
+        assert_eq!(
+            rewritten("SELECT c FROM e GROUP BY c HAVING NOT (max(a) > ANY (SELECT b FROM d))"),
+            format!(
+                "SELECT c FROM e GROUP BY c HAVING NOT (CASE WHEN {rows} IS NULL THEN false \
+                 ELSE NOT (max(a) <= ALL({rows})) END)"
+            )
+        );
+    }
+
+    #[test]
+    fn a_condition_left_to_a_mark_join_where_null_is_not_false_is_refused() {
+        let mut stmt = datafusion::sql::sqlparser::parser::Parser::parse_sql(
+            &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
+            "SELECT c FROM e GROUP BY c HAVING NOT (max(a) IN (SELECT b FROM d WHERE d.b = e.c))",
+        )
+        .unwrap()
+        .remove(0);
+        let e = rewrite(&mut stmt, &|n| n == "max", &table_columns).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::FeatureNotSupported);
+        // Where NULL and false mean the same, the join answers it.
+        let same = "SELECT c FROM e GROUP BY c HAVING max(a) IN (SELECT b FROM d WHERE d.b = e.c) OR c = 1";
+        assert_eq!(rewritten(same), same);
     }
 
     #[test]
