@@ -63,6 +63,30 @@ async fn extended_protocol_with_typed_parameters_and_binary_results() {
     assert_eq!(params, vec!["int8", "int4"]);
     let row = c.query_one(&s, &[&41i64, &4i32]).await.unwrap();
     assert_eq!((row.get::<_, i64>(0), row.get::<_, i32>(1)), (42, 4));
+    // The array of `x op ANY/ALL ($n)` is an array of x's type, and a
+    // NULL element makes an unmatched ANY NULL, as in PostgreSQL.
+    let s = c
+        .prepare("SELECT id, qty = ANY($1), id < ALL($2) FROM app.items ORDER BY id")
+        .await
+        .unwrap();
+    let params: Vec<_> = s.params().iter().map(|t| t.name().to_string()).collect();
+    assert_eq!(params, vec!["_int4", "_int8"]);
+    let rows = c
+        .query(&s, &[&vec![Some(10i32), None], &vec![2i64, 5]])
+        .await
+        .unwrap();
+    let got: Vec<(i64, Option<bool>, Option<bool>)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (0, None, Some(true)),
+            (1, Some(true), Some(true)),
+            (2, None, Some(false))
+        ]
+    );
 }
 
 /// A value's bytes as the server sent them, whatever its type.

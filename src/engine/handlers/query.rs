@@ -60,18 +60,70 @@ pub fn parameter_types(plan: &datafusion::logical_expr::LogicalPlan) -> Vec<Opti
     types
 }
 
-/// `(placeholder, type)` of every `CAST($n AS type)` in `plan`.
+/// `(placeholder, type)` of every `CAST($n AS type)` in `plan`, and of
+/// every array a value is compared with (`x = ANY($n)`, planned as
+/// `array_has($n, x)` or a comparison of `x` with `array_min($n)` /
+/// `array_max($n)`): an array of `x`'s type, as PostgreSQL infers it.
 fn cast_placeholders(plan: &datafusion::logical_expr::LogicalPlan) -> Vec<(String, DataType)> {
     use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
-    use datafusion::logical_expr::{Cast, Expr, TryCast};
+    use datafusion::logical_expr::{BinaryExpr, Cast, Expr, ExprSchemable, Operator, TryCast};
+    /// The placeholder `e` reads as an array (`array_min($n)`), if any.
+    fn array_placeholder(e: &Expr) -> Option<&str> {
+        match e {
+            Expr::ScalarFunction(f)
+                if matches!(f.name(), "array_min" | "array_max")
+                    && let [Expr::Placeholder(p)] = f.args.as_slice() =>
+            {
+                Some(&p.id)
+            }
+            _ => None,
+        }
+    }
     let mut found = Vec::new();
     let _ = plan.apply_with_subqueries(|node| {
+        let inputs = node.inputs();
+        let type_of = |e: &Expr| {
+            inputs
+                .iter()
+                .find_map(|i| e.get_type(i.schema()).ok())
+                .filter(|t| !t.is_null())
+        };
+        let list = |t: DataType| DataType::new_list(t, true);
         node.apply_expressions(|e| {
             e.apply(|x| {
-                if let Expr::Cast(Cast { expr, field }) | Expr::TryCast(TryCast { expr, field }) = x
-                    && let Expr::Placeholder(p) = expr.as_ref()
-                {
-                    found.push((p.id.clone(), field.data_type().clone()));
+                match x {
+                    Expr::Cast(Cast { expr, field }) | Expr::TryCast(TryCast { expr, field }) => {
+                        if let Expr::Placeholder(p) = expr.as_ref() {
+                            found.push((p.id.clone(), field.data_type().clone()));
+                        }
+                    }
+                    Expr::ScalarFunction(f) if f.name() == "array_has" => {
+                        if let [Expr::Placeholder(p), value] = f.args.as_slice()
+                            && let Some(t) = type_of(value)
+                        {
+                            found.push((p.id.clone(), list(t)));
+                        }
+                    }
+                    Expr::BinaryExpr(BinaryExpr { left, op, right })
+                        if matches!(
+                            op,
+                            Operator::Eq
+                                | Operator::NotEq
+                                | Operator::Lt
+                                | Operator::LtEq
+                                | Operator::Gt
+                                | Operator::GtEq
+                        ) =>
+                    {
+                        for (array, value) in [(left, right), (right, left)] {
+                            if let Some(p) = array_placeholder(array)
+                                && let Some(t) = type_of(value)
+                            {
+                                found.push((p.to_string(), list(t)));
+                            }
+                        }
+                    }
+                    _ => {}
                 }
                 Ok(TreeNodeRecursion::Continue)
             })
