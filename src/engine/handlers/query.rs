@@ -104,17 +104,17 @@ fn cast_placeholders(plan: &datafusion::logical_expr::LogicalPlan) -> Vec<(Strin
                             found.push((p.id.clone(), list(t)));
                         }
                     }
-                    Expr::BinaryExpr(BinaryExpr { left, op, right })
-                        if matches!(
-                            op,
+                    Expr::BinaryExpr(BinaryExpr {
+                        left,
+                        op:
                             Operator::Eq
-                                | Operator::NotEq
-                                | Operator::Lt
-                                | Operator::LtEq
-                                | Operator::Gt
-                                | Operator::GtEq
-                        ) =>
-                    {
+                            | Operator::NotEq
+                            | Operator::Lt
+                            | Operator::LtEq
+                            | Operator::Gt
+                            | Operator::GtEq,
+                        right,
+                    }) => {
                         for (array, value) in [(left, right), (right, left)] {
                             if let Some(p) = array_placeholder(array)
                                 && let Some(t) = type_of(value)
