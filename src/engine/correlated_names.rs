@@ -8,7 +8,10 @@
 //! the value of an `IN` (`t.id IN (SELECT a3.id ... WHERE a2.id = t.id)`),
 //! became one column of the renamed output: the join compared `t.id` with
 //! `a3.id` twice, and rows were lost or kept wrongly (a correlated `NOT IN`
-//! over a join answered 3 rows where PostgreSQL answers 10). This rule,
+//! over a join answered 3 rows where PostgreSQL answers 10). An output
+//! expression DataFusion names after a column (`CAST(a.k AS bigint)` is
+//! `a.k`) clashed with that column pulled up beside it (`XX000 Projections
+//! require unique expression names`). This rule,
 //! run just before DataFusion's, gives each such inner column a name of
 //! its own under the filter that reads it.
 
@@ -57,7 +60,7 @@ impl OptimizerRule for UniqueCorrelatedNames {
 /// A subquery whose correlated filters read inner columns of one name
 /// (or of its output's name), with those columns renamed.
 fn subquery(s: Subquery) -> Result<Transformed<LogicalPlan>> {
-    let output = s.subquery.schema().columns();
+    let output = outputs(&s.subquery);
     let inner = s.subquery.as_ref().clone();
     // Nested subqueries are not entered: each is handled on its own.
     let fixed = inner.transform_up(|node| match node {
@@ -74,21 +77,56 @@ fn subquery(s: Subquery) -> Result<Transformed<LogicalPlan>> {
     })))
 }
 
+/// A column of a subquery's output: its name, and the column it passes
+/// through unchanged (None: an expression named like a column, as DataFusion
+/// names `CAST(a.k AS bigint)` after `a.k`).
+type Output = (Column, Option<Column>);
+
+/// The output columns of `plan`.
+fn outputs(plan: &LogicalPlan) -> Vec<Output> {
+    let columns = plan.schema().columns();
+    match plan {
+        LogicalPlan::Projection(p) => columns
+            .into_iter()
+            .zip(&p.expr)
+            .map(|(c, e)| match e.clone().unalias() {
+                Expr::Column(inner) => (c, Some(inner)),
+                _ => (c, None),
+            })
+            .collect(),
+        _ => columns.into_iter().map(|c| (c.clone(), Some(c))).collect(),
+    }
+}
+
 /// The inner columns of `f`'s correlated conditions that share a name with
-/// another of them or with a column of the subquery's `output`.
-fn clashing(f: &Filter, output: &[Column]) -> Vec<Column> {
+/// another of them or with a column of the subquery's `output` that is not
+/// that column itself.
+fn clashing(f: &Filter, output: &[Output]) -> Vec<Column> {
     let correlated: BTreeSet<&Column> = split_conjunction(&f.predicate)
         .into_iter()
         .filter(|c| c.contains_outer())
         .flat_map(|c| c.column_refs())
         .collect();
-    let mut by_name: HashMap<&str, BTreeSet<&Column>> = HashMap::new();
-    for c in correlated.iter().copied().chain(output.iter()) {
-        by_name.entry(c.name.as_str()).or_default().insert(c);
+    // What each name stands for: a column, or an output expression (by
+    // its position). A column goes by its name and by its qualified name,
+    // which an unqualified output expression is named after.
+    let mut by_name: HashMap<String, BTreeSet<Result<&Column, usize>>> = HashMap::new();
+    for c in correlated.iter().copied() {
+        for name in [c.name.clone(), c.flat_name()] {
+            by_name.entry(name).or_default().insert(Ok(c));
+        }
     }
+    for (i, (name, passed)) in output.iter().enumerate() {
+        let meaning = passed.as_ref().ok_or(i);
+        by_name
+            .entry(name.name.clone())
+            .or_default()
+            .insert(meaning);
+    }
+    let clashes = |name: String| by_name.get(&name).is_some_and(|s| s.len() > 1);
     correlated
         .into_iter()
-        .filter(|c| by_name.get(c.name.as_str()).is_some_and(|s| s.len() > 1))
+        .filter(|c| clashes(c.name.clone()) || clashes(c.flat_name()))
         .cloned()
         .collect()
 }
@@ -96,7 +134,7 @@ fn clashing(f: &Filter, output: &[Column]) -> Vec<Column> {
 /// `Filter(p, input)` as `Projection(input's columns, Filter(p',
 /// Projection(input's columns, c AS unique..., input)))`, where `p'`
 /// reads each clashing column `c` by its unique name.
-fn filter(f: Filter, output: &[Column]) -> Result<Transformed<LogicalPlan>> {
+fn filter(f: Filter, output: &[Output]) -> Result<Transformed<LogicalPlan>> {
     let clash = clashing(&f, output);
     let schema = f.input.schema().clone();
     if clash.is_empty() || !clash.iter().all(|c| schema.has_column(c)) {
@@ -188,5 +226,9 @@ mod tests {
             (SELECT 1 FROM o a2 JOIN i a3 ON a2.column2 = a3.column2 \
              WHERE a2.column1 = a1.column1 AND a3.column1 = a1.column1 + 7)";
         assert_eq!(rows(sql).await, ["|2|"]);
+        // A cast of the correlated column, which DataFusion names after it.
+        let sql = "SELECT a1.column1 FROM o a1 WHERE 4 IN \
+            (SELECT CAST(a2.column1 AS bigint) FROM i a2 WHERE a2.column1 = a1.column1)";
+        assert_eq!(rows(sql).await, ["|4|"]);
     }
 }
