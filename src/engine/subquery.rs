@@ -155,6 +155,12 @@ pub fn rewrite(
             ControlFlow::Continue(())
         }
     }
+    let _ = crate::visit::visit_expressions_mut(stmt, |e| {
+        if let Some(set) = as_in(e) {
+            *e = set;
+        }
+        ControlFlow::<()>::Continue(())
+    });
     let mut v = V {
         is_aggregate,
         columns_of,
@@ -166,6 +172,34 @@ pub fn rewrite(
     };
     let _ = crate::visit::walk_mut(stmt, &mut v);
     v.error.map_or(Ok(()), Err)
+}
+
+/// `x = ANY (SELECT ...)` as `x IN (SELECT ...)` and `x <> ALL (SELECT
+/// ...)` as `x NOT IN (SELECT ...)`, which they are: planned as joins in a
+/// WHERE, as IN is, not as counts.
+fn as_in(e: &Expr) -> Option<Expr> {
+    let (expr, subquery, negated) = match e {
+        Expr::AnyOp {
+            left,
+            compare_op: BinaryOperator::Eq,
+            right,
+            ..
+        } => (left, right, false),
+        Expr::AllOp {
+            left,
+            compare_op: BinaryOperator::NotEq,
+            right,
+        } => (left, right, true),
+        _ => return None,
+    };
+    let Expr::Subquery(subquery) = subquery.as_ref() else {
+        return None;
+    };
+    Some(Expr::InSubquery {
+        expr: expr.clone(),
+        subquery: subquery.clone(),
+        negated,
+    })
 }
 
 /// `x op ANY (array)`, which DataFusion answers false where PostgreSQL
@@ -547,8 +581,9 @@ fn over_rows(template: &str, value: &Expr, rows: &Query) -> Option<Expr> {
 /// DataFusion plans as (semi, anti or mark) joins: `x IN` reached through
 /// AND only, where a NULL and false both drop the row (and `x NOT IN` when
 /// uncorrelated), and `EXISTS` through AND, OR and NOT, as it is never
-/// NULL. `x op ANY/ALL` is never left to it: its rewrite of those into
-/// EXISTS loses rows under a set operation.
+/// NULL. `x op ANY/ALL` is never left to it (`= ANY` and `<> ALL` are IN
+/// and NOT IN by then, see [`as_in`]): its rewrite of those into EXISTS
+/// loses rows under a set operation.
 fn planned_filters(q: &mut Query, out: &mut Vec<usize>) {
     fn walk(e: &mut Expr, conjunct: bool, out: &mut Vec<usize>) {
         match e {
@@ -1362,9 +1397,9 @@ mod tests {
         // Correlated, with a qualified left side: the comparison joins the
         // subquery's WHERE, where DataFusion decorrelates it.
         assert_eq!(
-            rewritten("SELECT e.a <> ALL (SELECT d.b FROM d WHERE d.c = e.c) FROM e"),
-            "SELECT CASE WHEN (SELECT count(*) FROM d WHERE (d.c = e.c) AND (NOT (e.a <> d.b))) > 0 \
-             THEN false WHEN (SELECT count(*) FROM d WHERE (d.c = e.c) AND ((e.a <> d.b) IS NULL)) > 0 \
+            rewritten("SELECT e.a < ALL (SELECT d.b FROM d WHERE d.c = e.c) FROM e"),
+            "SELECT CASE WHEN (SELECT count(*) FROM d WHERE (d.c = e.c) AND (NOT (e.a < d.b))) > 0 \
+             THEN false WHEN (SELECT count(*) FROM d WHERE (d.c = e.c) AND ((e.a < d.b) IS NULL)) > 0 \
              THEN NULL ELSE true END FROM e"
         );
         // An unqualified left side would mean the subquery's column there,
@@ -1380,6 +1415,16 @@ mod tests {
         assert!(
             rewritten("SELECT x = ANY (SELECT f.c FROM f WHERE f.c <> e.c) FROM e")
                 .contains("(f.c <> e.c) AND (x = f.c)")
+        );
+    }
+
+    #[test]
+    fn equal_to_any_of_rows_is_in_and_unequal_to_all_is_not_in() {
+        assert_eq!(
+            rewritten(
+                "SELECT a FROM e WHERE a = ANY (SELECT b FROM d) AND c <> ALL (SELECT b FROM d)"
+            ),
+            "SELECT a FROM e WHERE a IN (SELECT b FROM d) AND c NOT IN (SELECT b FROM d)"
         );
     }
 
