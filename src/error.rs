@@ -404,6 +404,14 @@ pub fn subquery_value_not_supported() -> Error {
         )
 }
 
+/// A correlated scalar subquery the planner cannot run where it stands.
+fn correlated_scalar_not_supported() -> Error {
+    Error::not_supported("a correlated scalar subquery in this form").with_hint(
+        "Outer columns are supported in the WHERE of a subquery over tables; write one \
+         that orders or limits rows of a join by them as a join or a LATERAL subquery.",
+    )
+}
+
 fn not_implemented(m: String) -> Error {
     let left = |kind: &str| {
         m.starts_with(&format!(
@@ -414,10 +422,7 @@ fn not_implemented(m: String) -> Error {
         return subquery_value_not_supported();
     }
     if left("ScalarSubquery") {
-        return Error::not_supported("a correlated scalar subquery in this form").with_hint(
-            "Outer columns are supported in the WHERE of a subquery over tables; write one \
-             that orders or limits rows of a join by them as a join or a LATERAL subquery.",
-        );
+        return correlated_scalar_not_supported();
     }
     Error::new(ErrorKind::FeatureNotSupported, m)
 }
@@ -493,6 +498,12 @@ pub(crate) fn classify_message(raw: &str) -> Option<Error> {
         return Some(Error::not_supported(
             "NOT IN (subquery) naming a column of the outer query unqualified (qualify it, or use NOT EXISTS)",
         ));
+    }
+    // A correlated scalar subquery (or a subquery condition made into one,
+    // as a value) that DataFusion's decorrelation carried into a join
+    // condition, which it cannot run.
+    if msg.contains("Correlated scalar subquery can only be used in") {
+        return Some(correlated_scalar_not_supported());
     }
     // `a.x` where `a` is a column (a table function's, named after its
     // alias) and not a table: DataFusion reads `.x` as a field of it.
@@ -730,6 +741,11 @@ mod tests {
             "Unsupported something".into(),
         ));
         assert_eq!(e.message, "Unsupported something");
+        let e = classify_datafusion(datafusion::error::DataFusionError::Plan(
+            "Correlated scalar subquery can only be used in Projection, Filter, Aggregate plan nodes"
+                .into(),
+        ));
+        assert_eq!(e.kind, ErrorKind::FeatureNotSupported);
     }
 
     #[test]

@@ -159,6 +159,9 @@ pub fn rewrite(
         if let Some(set) = as_in(e) {
             *e = set;
         }
+        if let Some(lifted) = outer_conditions_lifted(e, is_aggregate) {
+            *e = lifted;
+        }
         ControlFlow::<()>::Continue(())
     });
     let mut v = V {
@@ -200,6 +203,111 @@ fn as_in(e: &Expr) -> Option<Expr> {
         subquery: subquery.clone(),
         negated,
     })
+}
+
+/// `[NOT] EXISTS` or `x [NOT] IN` of a subquery whose WHERE has
+/// conditions on outer columns alone (`EXISTS (SELECT 1 FROM u WHERE u.k =
+/// t.k AND t.a IN (SELECT ...))`), which DataFusion decorrelates wrongly
+/// or not at all (`42703`, lost rows), with those conditions taken out of
+/// it: they hold for every row of the subquery or for none, and none
+/// makes EXISTS and IN false and NOT IN true.
+///
+/// ```text
+///  EXISTS (SELECT ... WHERE c AND w)    ─▶ (c) IS TRUE AND EXISTS (SELECT ... WHERE w)
+///  x IN (SELECT v ... WHERE c AND w)    ─▶ (c) IS TRUE AND x IN (SELECT v ... WHERE w)
+///  x NOT IN (SELECT v ... WHERE c AND w) ─▶ (c) IS NOT TRUE OR x NOT IN (SELECT v ... WHERE w)
+/// ```
+///
+/// Only for a plain select (no grouping, aggregate or LIMIT, which keep
+/// or make rows whatever the WHERE) and conditions that name every column
+/// by a qualifier the subquery's FROM does not declare.
+fn outer_conditions_lifted(e: &Expr, is_aggregate: &dyn Fn(&str) -> bool) -> Option<Expr> {
+    let (subquery, template) = match e {
+        Expr::Exists { subquery, negated } => (
+            subquery,
+            if *negated {
+                "NOT (($1) IS TRUE AND $2)"
+            } else {
+                "($1) IS TRUE AND $2"
+            },
+        ),
+        Expr::InSubquery {
+            subquery, negated, ..
+        } => (
+            subquery,
+            if *negated {
+                "($1) IS NOT TRUE OR $2"
+            } else {
+                "($1) IS TRUE AND $2"
+            },
+        ),
+        _ => return None,
+    };
+    if subquery.with.is_some() || subquery.limit_clause.is_some() || subquery.fetch.is_some() {
+        return None;
+    }
+    let mut rows = subquery.as_ref().clone();
+    let SetExpr::Select(s) = rows.body.as_mut() else {
+        return None;
+    };
+    if grouped(s)
+        || s.having.is_some()
+        || s.projection.iter().any(|item| match item {
+            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
+                aggregates(e, is_aggregate)
+            }
+            _ => false,
+        })
+    {
+        return None;
+    }
+    let from = Names::of(&s.from).declared;
+    let outer_only = |c: &Expr| {
+        let names = Names::of(c);
+        names.unqualified.is_empty()
+            && !names.qualifiers.is_empty()
+            && names.qualifiers.iter().all(|q| !from.contains(q))
+    };
+    fn conjuncts(e: Expr, out: &mut Vec<Expr>) {
+        match e {
+            Expr::BinaryOp {
+                left,
+                op: BinaryOperator::And,
+                right,
+            } => {
+                conjuncts(*left, out);
+                conjuncts(*right, out);
+            }
+            Expr::Nested(inner) => conjuncts(*inner, out),
+            other => out.push(other),
+        }
+    }
+    let mut all = Vec::new();
+    conjuncts(s.selection.clone()?, &mut all);
+    let (lifted, kept): (Vec<Expr>, Vec<Expr>) = all.into_iter().partition(|c| outer_only(c));
+    let and = |parts: Vec<Expr>| {
+        parts.into_iter().reduce(|a, b| Expr::BinaryOp {
+            left: Box::new(Expr::Nested(Box::new(a))),
+            op: BinaryOperator::And,
+            right: Box::new(Expr::Nested(Box::new(b))),
+        })
+    };
+    let lifted = and(lifted)?;
+    s.selection = and(kept);
+    let rows = Box::new(rows);
+    let inner = match e {
+        Expr::Exists { .. } => Expr::Exists {
+            subquery: rows,
+            negated: false,
+        },
+        Expr::InSubquery { expr, negated, .. } => Expr::InSubquery {
+            expr: expr.clone(),
+            subquery: rows,
+            negated: *negated,
+        },
+        _ => return None,
+    };
+    value(template, &[lifted, inner])
 }
 
 /// `x op ANY (array)`, which DataFusion answers false where PostgreSQL
@@ -1426,6 +1534,29 @@ mod tests {
             ),
             "SELECT a FROM e WHERE a IN (SELECT b FROM d) AND c NOT IN (SELECT b FROM d)"
         );
+    }
+
+    #[test]
+    fn conditions_on_outer_columns_alone_leave_the_subquery() {
+        assert_eq!(
+            rewritten(
+                "SELECT a FROM e WHERE NOT EXISTS (SELECT 1 FROM d WHERE d.b = e.a AND e.c > 1)"
+            ),
+            "SELECT a FROM e WHERE NOT ((e.c > 1) IS TRUE AND EXISTS (SELECT 1 FROM d WHERE d.b = e.a))"
+        );
+        assert!(
+            rewritten("SELECT a FROM e WHERE e.a NOT IN (SELECT d.b FROM d WHERE e.c > 1)")
+                .starts_with("SELECT a FROM e WHERE (e.c > 1) IS NOT TRUE OR ")
+        );
+        // A column of the subquery's tables, an unqualified one, or rows
+        // an aggregate makes whatever the WHERE: left as they are.
+        for same in [
+            "SELECT a FROM e WHERE EXISTS (SELECT 1 FROM d WHERE d.b = e.a AND c > 1)",
+            "SELECT a FROM e WHERE EXISTS (SELECT 1 FROM d AS e WHERE e.c > 1)",
+            "SELECT a FROM e WHERE EXISTS (SELECT count(*) FROM d WHERE e.c > 1)",
+        ] {
+            assert!(!rewritten(same).contains("IS TRUE"), "{same}");
+        }
     }
 
     #[test]
