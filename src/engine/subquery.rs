@@ -162,6 +162,9 @@ pub fn rewrite(
         if let Some(lifted) = outer_conditions_lifted(e, is_aggregate) {
             *e = lifted;
         }
+        if let Some(compared) = outer_value_in(e, is_aggregate) {
+            *e = compared;
+        }
         ControlFlow::<()>::Continue(())
     });
     let mut v = V {
@@ -243,31 +246,10 @@ fn outer_conditions_lifted(e: &Expr, is_aggregate: &dyn Fn(&str) -> bool) -> Opt
         ),
         _ => return None,
     };
-    if subquery.with.is_some() || subquery.limit_clause.is_some() || subquery.fetch.is_some() {
-        return None;
-    }
     let mut rows = subquery.as_ref().clone();
-    let SetExpr::Select(s) = rows.body.as_mut() else {
-        return None;
-    };
-    if grouped(s)
-        || s.having.is_some()
-        || s.projection.iter().any(|item| match item {
-            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
-                aggregates(e, is_aggregate)
-            }
-            _ => false,
-        })
-    {
-        return None;
-    }
+    let s = plain_rows(&mut rows, is_aggregate)?;
     let from = Names::of(&s.from).declared;
-    let outer_only = |c: &Expr| {
-        let names = Names::of(c);
-        names.unqualified.is_empty()
-            && !names.qualifiers.is_empty()
-            && names.qualifiers.iter().all(|q| !from.contains(q))
-    };
+    let outer_only = |c: &Expr| outer_only(c, &from);
     fn conjuncts(e: Expr, out: &mut Vec<Expr>) {
         match e {
             Expr::BinaryOp {
@@ -308,6 +290,78 @@ fn outer_conditions_lifted(e: &Expr, is_aggregate: &dyn Fn(&str) -> bool) -> Opt
         _ => return None,
     };
     value(template, &[lifted, inner])
+}
+
+/// The SELECT of `q` when it is a plain one, whose rows are those its
+/// WHERE keeps (no WITH, grouping, aggregate, LIMIT or set operation).
+fn plain_rows<'a>(q: &'a mut Query, is_aggregate: &dyn Fn(&str) -> bool) -> Option<&'a mut Select> {
+    if q.with.is_some() || q.limit_clause.is_some() || q.fetch.is_some() {
+        return None;
+    }
+    let SetExpr::Select(s) = q.body.as_mut() else {
+        return None;
+    };
+    let aggregated = s.projection.iter().any(|item| match item {
+        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
+            aggregates(e, is_aggregate)
+        }
+        _ => false,
+    });
+    if grouped(s) || s.having.is_some() || aggregated {
+        return None;
+    }
+    Some(s)
+}
+
+/// Does `e` read columns, every one qualified by a name that `from` (the
+/// names a subquery's FROM declares) does not have: outer columns alone?
+fn outer_only(e: &Expr, from: &[String]) -> bool {
+    let names = Names::of(e);
+    names.unqualified.is_empty()
+        && !names.qualifiers.is_empty()
+        && names.qualifiers.iter().all(|q| !from.contains(q))
+}
+
+/// `x [NOT] IN (SELECT v ... WHERE w)` whose `v` reads outer columns
+/// alone: every row of the subquery has the one value `v`, so it is `CASE
+/// WHEN EXISTS (SELECT 1 ... WHERE w) THEN x = v ELSE false END` (`x <> v`
+/// and true for NOT IN), which DataFusion can decorrelate (it failed with
+/// `XX000 single expression required`).
+fn outer_value_in(e: &Expr, is_aggregate: &dyn Fn(&str) -> bool) -> Option<Expr> {
+    let Expr::InSubquery {
+        expr,
+        subquery,
+        negated,
+    } = e
+    else {
+        return None;
+    };
+    let mut rows = subquery.as_ref().clone();
+    let s = plain_rows(&mut rows, is_aggregate)?;
+    let [SelectItem::UnnamedExpr(v) | SelectItem::ExprWithAlias { expr: v, .. }] =
+        s.projection.as_slice()
+    else {
+        return None;
+    };
+    if !outer_only(v, &Names::of(&s.from).declared) {
+        return None;
+    }
+    let v = v.clone();
+    s.projection = vec![SelectItem::UnnamedExpr(Expr::value(Value::Number(
+        "1".to_string(),
+        false,
+    )))];
+    s.distinct = None;
+    let exists = Expr::Exists {
+        subquery: Box::new(rows),
+        negated: false,
+    };
+    let template = if *negated {
+        "CASE WHEN $1 THEN ($2) <> ($3) ELSE true END"
+    } else {
+        "CASE WHEN $1 THEN ($2) = ($3) ELSE false END"
+    };
+    value(template, &[exists, expr.as_ref().clone(), v])
 }
 
 /// `x op ANY (array)`, which DataFusion answers false where PostgreSQL
@@ -1557,6 +1611,15 @@ mod tests {
         ] {
             assert!(!rewritten(same).contains("IS TRUE"), "{same}");
         }
+    }
+
+    #[test]
+    fn in_rows_of_one_outer_value_is_a_comparison_with_it() {
+        assert_eq!(
+            rewritten("SELECT a FROM e WHERE e.a NOT IN (SELECT e.c FROM d WHERE d.b > 1)"),
+            "SELECT a FROM e WHERE CASE WHEN (SELECT count(*) FROM (SELECT 1 FROM d WHERE d.b > 1) \
+             AS __sluice_rows) > 0 THEN (e.a) <> (e.c) ELSE true END"
+        );
     }
 
     #[test]
