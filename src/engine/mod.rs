@@ -400,6 +400,12 @@ fn planning_context(
                 .position(|r| r.name() == "decorrelate_predicate_subquery")
                 .unwrap_or(0);
             rules.insert(at, Arc::new(correlated_names::UniqueCorrelatedNames));
+            // A union left with one branch keeps the union's names.
+            let at = rules
+                .iter()
+                .position(|r| r.name() == "propagate_empty_relation")
+                .map_or(rules.len(), |i| i + 1);
+            rules.insert(at, Arc::new(set_ops::OneBranchUnions));
             rules
         })
         .with_physical_optimizer_rules({

@@ -1,4 +1,5 @@
-//! `INTERSECT ALL` and `EXCEPT ALL` with PostgreSQL's multiplicities.
+//! `INTERSECT ALL` and `EXCEPT ALL` with PostgreSQL's multiplicities, and
+//! a `UNION` whose branches but one are empty.
 //!
 //! DataFusion plans `l INTERSECT ALL r` as a semi join of `l` with `r` on
 //! every column, which keeps each row of `l` that has any match: a value
@@ -7,11 +8,16 @@
 //! Numbering the copies of each row on both sides and joining on the number
 //! too gives `min(m, n)` and `max(m - n, 0)` copies, as PostgreSQL does.
 
+use std::sync::Arc;
+
 use datafusion::common::tree_node::Transformed;
 use datafusion::common::{Column, NullEquality};
 use datafusion::error::Result;
 use datafusion::functions_window::expr_fn::row_number;
-use datafusion::logical_expr::{Expr, ExprFunctionExt, JoinType, LogicalPlan, LogicalPlanBuilder};
+use datafusion::logical_expr::{
+    Expr, ExprFunctionExt, JoinType, LogicalPlan, LogicalPlanBuilder, Projection,
+};
+use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
 
 const COPY: &str = "__sluice_copy";
 
@@ -90,4 +96,69 @@ fn rewrite(plan: LogicalPlan) -> Result<LogicalPlan> {
         Ok(Transformed::yes(plan))
     })
     .map(|t| t.data)
+}
+
+/// A `UNION` left with one branch that can have rows (the others' filters
+/// are false) keeps the union's names. DataFusion's
+/// `propagate_empty_relation` replaces it by a projection of the branch
+/// that reads the union's column names from it, which fail when the branch
+/// names them otherwise (`SELECT bool_and(false) ... WHERE false UNION
+/// SELECT DISTINCT b ...`: `42703 column "bool_and(Boolean(false))" does
+/// not exist`). This rule, run just after it, renames the branch's columns
+/// by position instead: a projection of plain columns, one per column of
+/// its input, some of which the input does not have.
+#[derive(Debug, Default)]
+pub struct OneBranchUnions;
+
+impl OptimizerRule for OneBranchUnions {
+    fn name(&self) -> &str {
+        "sluice_one_branch_unions"
+    }
+
+    fn supports_rewrite(&self) -> bool {
+        true
+    }
+
+    fn rewrite(
+        &self,
+        plan: LogicalPlan,
+        _: &dyn OptimizerConfig,
+    ) -> Result<Transformed<LogicalPlan>> {
+        plan.transform_up_with_subqueries(|node| {
+            let LogicalPlan::Projection(p) = &node else {
+                return Ok(Transformed::no(node));
+            };
+            let input = p.input.schema();
+            let columns: Option<Vec<&Column>> = p
+                .expr
+                .iter()
+                .map(|e| match e {
+                    Expr::Column(c) => Some(c),
+                    _ => None,
+                })
+                .collect();
+            let misread = columns.is_some_and(|c| {
+                c.len() == input.fields().len() && c.iter().any(|c| !input.has_column(c))
+            });
+            if !misread {
+                return Ok(Transformed::no(node));
+            }
+            let renamed = input
+                .columns()
+                .into_iter()
+                .zip(p.schema.iter())
+                .map(|(c, (qualifier, field))| {
+                    Expr::Column(c).alias_qualified(qualifier.cloned(), field.name())
+                })
+                .collect();
+            match Projection::try_new_with_schema(
+                renamed,
+                Arc::clone(&p.input),
+                Arc::clone(&p.schema),
+            ) {
+                Ok(p) => Ok(Transformed::yes(LogicalPlan::Projection(p))),
+                Err(_) => Ok(Transformed::no(node)),
+            }
+        })
+    }
 }
