@@ -369,6 +369,7 @@ fn planning_context(
                 Arc::new(crate::types::averages::NumericAverages),
                 Arc::new(crate::types::numeric::NumericScales),
                 Arc::new(crate::types::floats::FloatsOverNumerics),
+                Arc::new(crate::types::arrays::ArrayElementTypes),
                 Arc::new(crate::types::interval::IntervalWindows),
             ];
             rules.extend(datafusion::optimizer::Analyzer::new().rules);

@@ -861,9 +861,9 @@ impl ExtendedQueryHandler for Handler {
             return Ok(Response::EmptyQuery);
         };
         let text = portal.statement.statement.1.clone();
-        let as_text = super::wire_types::text_parameters(portal);
-        let typed_portal = as_text.as_ref().unwrap_or(portal);
         let server_types: Vec<Type> = prepared.param_types.iter().map(wire_type).collect();
+        let as_text = super::wire_types::text_parameters(portal, &server_types);
+        let typed_portal = as_text.as_ref().unwrap_or(portal);
         let server_refs: Vec<Option<&Type>> = server_types.iter().map(Some).collect();
         let inferred: Vec<Option<&DataType>> =
             prepared.param_types.iter().map(|t| t.as_ref()).collect();

@@ -145,15 +145,54 @@ pub fn binary_value(col: &ArrayRef, field: &FieldInfo) -> Option<ArrayRef> {
     (array.len() == col.len()).then_some(array)
 }
 
+/// PostgreSQL's binary form of the `text[]` whose text form is `text`
+/// (None when it is not one: the text decoder then reports it).
+fn binary_text_array(text: &[u8]) -> Option<Bytes> {
+    let items = crate::types::text::parse_array_text(std::str::from_utf8(text).ok()?).ok()?;
+    let mut out = Vec::new();
+    let dims: i32 = if items.is_empty() { 0 } else { 1 };
+    out.extend_from_slice(&dims.to_be_bytes());
+    out.extend_from_slice(&i32::from(items.iter().any(Option::is_none)).to_be_bytes());
+    out.extend_from_slice(&Type::TEXT.oid().to_be_bytes());
+    if dims == 1 {
+        out.extend_from_slice(&i32::try_from(items.len()).ok()?.to_be_bytes());
+        out.extend_from_slice(&1i32.to_be_bytes());
+    }
+    for item in &items {
+        match item {
+            None => out.extend_from_slice(&(-1i32).to_be_bytes()),
+            Some(s) => {
+                out.extend_from_slice(&i32::try_from(s.len()).ok()?.to_be_bytes());
+                out.extend_from_slice(s.as_bytes());
+            }
+        }
+    }
+    Some(Bytes::from(out))
+}
+
 /// `portal` with its `uuid`, `json` and `jsonb` parameters as text
 /// (the client's binary forms decoded), which the rest of the parameter
-/// path reads as the text Sluice stores; `None` when it has none.
-pub fn text_parameters<S: Clone>(portal: &Portal<S>) -> Option<Portal<S>> {
+/// path reads as the text Sluice stores, and its `text[]` parameters sent
+/// as text in the binary form (the text form's decoder keeps the blanks
+/// between elements and reads `""` as NULL: ADBC's `{"r", "v"}` matched
+/// nothing); `None` when it has none. `server` is the types Sluice
+/// inferred, for parameters the client left untyped.
+pub fn text_parameters<S: Clone>(portal: &Portal<S>, server: &[Type]) -> Option<Portal<S>> {
     let types = &portal.statement.parameter_types;
-    let typed = |i: usize| types.get(i).cloned().flatten();
+    let typed = |i: usize| {
+        types
+            .get(i)
+            .cloned()
+            .flatten()
+            .or_else(|| server.get(i).cloned())
+    };
     let is_text_kept =
         |t: &Option<Type>| matches!(t, Some(Type::UUID) | Some(Type::JSON) | Some(Type::JSONB));
-    if !(0..portal.parameters.len()).any(|i| is_text_kept(&typed(i))) {
+    let is_text_array = |i: usize| {
+        !portal.parameter_format.is_binary(i)
+            && matches!(typed(i), Some(Type::TEXT_ARRAY) | Some(Type::VARCHAR_ARRAY))
+    };
+    if !(0..portal.parameters.len()).any(|i| is_text_kept(&typed(i)) || is_text_array(i)) {
         return None;
     }
     let mut formats = Vec::with_capacity(portal.parameters.len());
@@ -162,6 +201,16 @@ pub fn text_parameters<S: Clone>(portal: &Portal<S>) -> Option<Portal<S>> {
     for (i, v) in portal.parameters.iter().enumerate() {
         let binary = portal.parameter_format.is_binary(i);
         let t = typed(i);
+        if is_text_array(i)
+            && let Some(encoded) = v.as_ref().and_then(|b| binary_text_array(b))
+        {
+            formats.push(1);
+            values.push(Some(encoded));
+            if let Some(d) = declared.get_mut(i) {
+                *d = t;
+            }
+            continue;
+        }
         if !is_text_kept(&t) {
             formats.push(if binary { 1 } else { 0 });
             values.push(v.clone());

@@ -3,6 +3,8 @@
 //! equal to (not distinct from) the value, NULL included (DataFusion's act
 //! on the first only, and a NULL value makes the result NULL), and
 //! `array_dims` is the text `[1:3]` (DataFusion's is a list of lengths).
+//! And `x = ANY(array)` of numerics of different types compares them at a
+//! common type, as PostgreSQL does (see [`ArrayElementTypes`]).
 
 use std::sync::Arc;
 
@@ -321,4 +323,100 @@ mod tests {
             lists(vec![Some(vec![None])]).as_ref()
         );
     }
+}
+
+/// `x op ANY/ALL (array)` (and `IN` a subquery compared as an array) of
+/// numerics of different precisions or scales, or a float beside a
+/// numeric: DataFusion plans them with `array_has(array, x)`, whose
+/// coercion turns no array of one numeric type into another (`price =
+/// ANY(ARRAY[1.5, 2.25])` was `42804`). An analyzer rule, ahead of type
+/// coercion, casts both to their common type: a float when one is a float
+/// (as PostgreSQL compares a numeric with a float), else the decimal both
+/// fit in.
+#[derive(Debug, Default)]
+pub struct ArrayElementTypes;
+
+impl datafusion::optimizer::AnalyzerRule for ArrayElementTypes {
+    fn name(&self) -> &str {
+        "sluice_array_element_types"
+    }
+
+    fn analyze(
+        &self,
+        plan: datafusion::logical_expr::LogicalPlan,
+        _: &datafusion::common::config::ConfigOptions,
+    ) -> Result<datafusion::logical_expr::LogicalPlan> {
+        use datafusion::common::DFSchema;
+        use datafusion::common::tree_node::{Transformed, TreeNode};
+        use datafusion::logical_expr::expr_rewriter::NamePreserver;
+        plan.transform_up_with_subqueries(|node| {
+            let inputs = node.inputs();
+            if inputs.is_empty() {
+                return Ok(Transformed::no(node));
+            }
+            let mut schema = DFSchema::empty();
+            for input in inputs {
+                schema.merge(input.schema());
+            }
+            let names = NamePreserver::new(&node);
+            let rewritten = node.map_expressions(|e| {
+                let saved = super::save_name(&names, &e);
+                let out = e.transform_up(|x| Ok(common_element_type(x, &schema)))?;
+                Ok(out.update_data(|e| super::keep_name(saved, e)))
+            })?;
+            if rewritten.transformed {
+                Ok(Transformed::yes(rewritten.data.recompute_schema()?))
+            } else {
+                Ok(rewritten)
+            }
+        })
+        .map(|t| t.data)
+    }
+}
+
+/// `array_has(array, x)` with both cast to the common type of the
+/// array's elements and `x`, when they are numerics of different types
+/// one of which is a decimal.
+fn common_element_type(
+    e: datafusion::logical_expr::Expr,
+    schema: &datafusion::common::DFSchema,
+) -> datafusion::common::tree_node::Transformed<datafusion::logical_expr::Expr> {
+    use datafusion::common::tree_node::Transformed;
+    use datafusion::logical_expr::type_coercion::binary::comparison_coercion;
+    use datafusion::logical_expr::{Expr, ExprSchemable, cast};
+    let Expr::ScalarFunction(f) = &e else {
+        return Transformed::no(e);
+    };
+    if f.name() != "array_has" {
+        return Transformed::no(e);
+    }
+    let [array, x] = f.args.as_slice() else {
+        return Transformed::no(e);
+    };
+    let (Ok(DataType::List(element)), Ok(t)) = (array.get_type(schema), x.get_type(schema)) else {
+        return Transformed::no(e);
+    };
+    let element = element.data_type();
+    let mismatched = element != &t
+        && element.is_numeric()
+        && t.is_numeric()
+        && (element.is_decimal() || t.is_decimal());
+    if !mismatched {
+        return Transformed::no(e);
+    }
+    let common = if element.is_floating() || t.is_floating() {
+        Some(DataType::Float64)
+    } else {
+        comparison_coercion(element, &t)
+    };
+    let Some(common) = common else {
+        return Transformed::no(e);
+    };
+    let args = vec![
+        cast(array.clone(), DataType::new_list(common.clone(), true)),
+        cast(x.clone(), common),
+    ];
+    let mut f = f.clone();
+    f.args = args;
+    Transformed::yes(Expr::ScalarFunction(f))
 }

@@ -8,8 +8,8 @@
 //! `BETWEEN`, the results of `CASE`, and the arguments of `coalesce`,
 //! `greatest`, `least` and `nullif` to the float type when a float is
 //! among them, and so the columns of `UNION` branches and the value of an
-//! `IN (subquery)`. Not yet: `= ANY(array)` (refused while planning, before
-//! any analyzer rule), `JOIN ... USING` and `VALUES` rows.
+//! `IN (subquery)`; `= ANY(array)` is cast by [`super::arrays::ArrayElementTypes`].
+//! Not yet: `JOIN ... USING` and `VALUES` rows.
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::DFSchema;

@@ -104,6 +104,31 @@ def test_values_default_and_generate_series_alias(target):
         assert conn.execute("SELECT g.n FROM generate_series(1, 2) AS g(n)").fetchall() == [(1,), (2,)]
 
 
+def test_untyped_array_parameters_in_text_form(target):
+    """An array parameter the client leaves untyped and sends as text, as
+    libpq-based drivers do (ADBC's `relkind = ANY($2)` with `{"r", "v"}`):
+    blanks between elements, quoted elements, NULL and the empty string."""
+    with connect(target, autocommit=True) as conn:
+        conn.execute("CREATE TABLE kinds (k text, n numeric(12,2))")
+        conn.execute("INSERT INTO kinds VALUES ('r', 1.50), ('v', 2.25), ('', 3.00), (NULL, 4.00)")
+        pg = conn.pgconn
+        sql = b"SELECT n FROM kinds WHERE k = ANY($1) ORDER BY n"
+        got = {}
+        for text in [b'{"r", "v"}', b"{ r , v }", b'{"",NULL}', b'{"NULL"}']:
+            r = pg.exec_params(sql, [text], None, None, 0)
+            assert r.status == pq.ExecStatus.TUPLES_OK, r.error_message
+            got[text] = [r.get_value(i, 0) for i in range(r.ntuples)]
+        assert got == {
+            b'{"r", "v"}': [b"1.50", b"2.25"],
+            b"{ r , v }": [b"1.50", b"2.25"],
+            b'{"",NULL}': [b"3.00"],
+            b'{"NULL"}': [],
+        }
+        # Numerics of other scales than the column's compare by value.
+        rows = conn.execute("SELECT n FROM kinds WHERE n = ANY(ARRAY[1.5, 2.250]) ORDER BY n").fetchall()
+        assert rows == [(D("1.50"),), (D("2.25"),)]
+
+
 def test_connect_parameter_status(target):
     with connect(target) as conn:
         info = conn.info
