@@ -16,8 +16,8 @@
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    Expr, ObjectName, Query, Select, Statement, TableFactor, ValueWithSpan, Visit, VisitMut,
-    Visitor, VisitorMut,
+    BinaryOperator, Expr, ObjectName, Query, Select, Statement, TableFactor, ValueWithSpan, Visit,
+    VisitMut, Visitor, VisitorMut,
 };
 
 /// Walk `node`, calling `visitor`'s hooks (sqlparser's `node.visit`).
@@ -216,6 +216,28 @@ impl<B> Visitor for Dyn<'_, B> {
     fn post_visit_value(&mut self, v: &ValueWithSpan) -> ControlFlow<B> {
         self.0.post_visit_value(v)
     }
+}
+
+/// The conditions `e` joins by AND, parentheses looked through
+/// (`a AND (b AND c)` is `[a, b, c]`).
+pub fn conjuncts(e: &Expr) -> Vec<&Expr> {
+    fn walk<'a>(e: &'a Expr, out: &mut Vec<&'a Expr>) {
+        match e {
+            Expr::BinaryOp {
+                left,
+                op: BinaryOperator::And,
+                right,
+            } => {
+                walk(left, out);
+                walk(right, out);
+            }
+            Expr::Nested(inner) => walk(inner, out),
+            other => out.push(other),
+        }
+    }
+    let mut out = Vec::new();
+    walk(e, &mut out);
+    out
 }
 
 #[cfg(test)]

@@ -250,23 +250,10 @@ fn outer_conditions_lifted(e: &Expr, is_aggregate: &dyn Fn(&str) -> bool) -> Opt
     let s = plain_rows(&mut rows, is_aggregate)?;
     let from = Names::of(&s.from).declared;
     let outer_only = |c: &Expr| outer_only(c, &from);
-    fn conjuncts(e: Expr, out: &mut Vec<Expr>) {
-        match e {
-            Expr::BinaryOp {
-                left,
-                op: BinaryOperator::And,
-                right,
-            } => {
-                conjuncts(*left, out);
-                conjuncts(*right, out);
-            }
-            Expr::Nested(inner) => conjuncts(*inner, out),
-            other => out.push(other),
-        }
-    }
-    let mut all = Vec::new();
-    conjuncts(s.selection.clone()?, &mut all);
-    let (lifted, kept): (Vec<Expr>, Vec<Expr>) = all.into_iter().partition(|c| outer_only(c));
+    let (lifted, kept): (Vec<Expr>, Vec<Expr>) = crate::visit::conjuncts(s.selection.as_ref()?)
+        .into_iter()
+        .cloned()
+        .partition(|c| outer_only(c));
     let and = |parts: Vec<Expr>| {
         parts.into_iter().reduce(|a, b| Expr::BinaryOp {
             left: Box::new(Expr::Nested(Box::new(a))),
@@ -832,24 +819,11 @@ fn outer_only_condition(q: &Query) -> bool {
         return false;
     };
     let declared = Names::of(q).declared;
-    fn conjuncts<'a>(e: &'a Expr, out: &mut Vec<&'a Expr>) {
-        match e {
-            Expr::BinaryOp {
-                left,
-                op: BinaryOperator::And,
-                right,
-            } => {
-                conjuncts(left, out);
-                conjuncts(right, out);
-            }
-            Expr::Nested(inner) => conjuncts(inner, out),
-            other => out.push(other),
-        }
-    }
-    let mut all = vec![];
-    if let Some(w) = &s.selection {
-        conjuncts(w, &mut all);
-    }
+    let all = s
+        .selection
+        .as_ref()
+        .map(crate::visit::conjuncts)
+        .unwrap_or_default();
     all.into_iter().any(|c| {
         let names = Names::of(c);
         names.unqualified.is_empty()

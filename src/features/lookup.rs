@@ -157,21 +157,6 @@ fn column(e: &Expr, qualifiers: &[Vec<String>]) -> Option<String> {
     }
 }
 
-fn conjuncts<'a>(e: &'a Expr, out: &mut Vec<&'a Expr>) {
-    match e {
-        Expr::BinaryOp {
-            left,
-            op: BinaryOperator::And,
-            right,
-        } => {
-            conjuncts(left, out);
-            conjuncts(right, out);
-        }
-        Expr::Nested(inner) => conjuncts(inner, out),
-        other => out.push(other),
-    }
-}
-
 fn condition(e: &Expr, q: &[Vec<String>]) -> Option<(String, Values)> {
     match e {
         Expr::BinaryOp {
@@ -282,8 +267,7 @@ pub fn recognize(stmt: &Statement) -> Option<Lookup> {
         qualifiers = vec![vec![normalize_ident(&a.name)]];
     }
     let columns = projection(&s.projection, &qualifiers)?;
-    let mut found = Vec::new();
-    conjuncts(s.selection.as_ref()?, &mut found);
+    let found = crate::visit::conjuncts(s.selection.as_ref()?);
     let mut keys: Vec<(String, Values)> = Vec::new();
     for e in found {
         let (c, v) = condition(e, &qualifiers)?;

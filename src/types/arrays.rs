@@ -346,31 +346,9 @@ impl datafusion::optimizer::AnalyzerRule for ArrayElementTypes {
         plan: datafusion::logical_expr::LogicalPlan,
         _: &datafusion::common::config::ConfigOptions,
     ) -> Result<datafusion::logical_expr::LogicalPlan> {
-        use datafusion::common::DFSchema;
-        use datafusion::common::tree_node::{Transformed, TreeNode};
-        use datafusion::logical_expr::expr_rewriter::NamePreserver;
-        plan.transform_up_with_subqueries(|node| {
-            let inputs = node.inputs();
-            if inputs.is_empty() {
-                return Ok(Transformed::no(node));
-            }
-            let mut schema = DFSchema::empty();
-            for input in inputs {
-                schema.merge(input.schema());
-            }
-            let names = NamePreserver::new(&node);
-            let rewritten = node.map_expressions(|e| {
-                let saved = super::save_name(&names, &e);
-                let out = e.transform_up(|x| Ok(common_element_type(x, &schema)))?;
-                Ok(out.update_data(|e| super::keep_name(saved, e)))
-            })?;
-            if rewritten.transformed {
-                Ok(Transformed::yes(rewritten.data.recompute_schema()?))
-            } else {
-                Ok(rewritten)
-            }
-        })
-        .map(|t| t.data)
+        // The casts change no output type (`array_has` is a boolean), so
+        // the plan's schemas stand.
+        super::rewrite_expressions(plan, |x, schema| Ok(common_element_type(x, schema)))
     }
 }
 
