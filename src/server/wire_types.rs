@@ -170,12 +170,38 @@ fn binary_text_array(text: &[u8]) -> Option<Bytes> {
     Some(Bytes::from(out))
 }
 
+/// The array literal `text` (of numbers, dates, times: no element is an
+/// empty string) with no blank around an element, each quoted only when it
+/// holds a blank or a character the literal's syntax uses (`{1, NULL}` is
+/// `{1,NULL}`), the form the text decoder reads right.
+fn plain_array_text(text: &[u8]) -> Option<Bytes> {
+    let items = crate::types::text::parse_array_text(std::str::from_utf8(text).ok()?).ok()?;
+    let items: Vec<String> = items
+        .into_iter()
+        .map(|item| match item {
+            None => "NULL".to_string(),
+            Some(s)
+                if s.is_empty()
+                    || s.eq_ignore_ascii_case("null")
+                    || s.chars().any(|c| {
+                        c.is_whitespace() || matches!(c, '{' | '}' | ',' | '"' | '\\')
+                    }) =>
+            {
+                format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+            }
+            Some(s) => s,
+        })
+        .collect();
+    Some(Bytes::from(format!("{{{}}}", items.join(","))))
+}
+
 /// `portal` with its `uuid`, `json` and `jsonb` parameters as text
 /// (the client's binary forms decoded), which the rest of the parameter
-/// path reads as the text Sluice stores, and its `text[]` parameters sent
-/// as text in the binary form (the text form's decoder keeps the blanks
+/// path reads as the text Sluice stores, its `text[]` parameters sent as
+/// text in the binary form (the text form's decoder keeps the blanks
 /// between elements and reads `""` as NULL: ADBC's `{"r", "v"}` matched
-/// nothing); `None` when it has none. `server` is the types Sluice
+/// nothing), and other arrays sent as text respelled without blanks
+/// (`{1, 3}` failed to parse); `None` when it has none. `server` is the types Sluice
 /// inferred, for parameters the client left untyped.
 pub fn text_parameters<S: Clone>(portal: &Portal<S>, server: &[Type]) -> Option<Portal<S>> {
     let types = &portal.statement.parameter_types;
@@ -192,7 +218,15 @@ pub fn text_parameters<S: Clone>(portal: &Portal<S>, server: &[Type]) -> Option<
         !portal.parameter_format.is_binary(i)
             && matches!(typed(i), Some(Type::TEXT_ARRAY) | Some(Type::VARCHAR_ARRAY))
     };
-    if !(0..portal.parameters.len()).any(|i| is_text_kept(&typed(i)) || is_text_array(i)) {
+    // Any other array sent as text: its literal respelled without blanks.
+    let is_other_array = |i: usize| {
+        !portal.parameter_format.is_binary(i)
+            && !is_text_array(i)
+            && typed(i).is_some_and(|t| matches!(t.kind(), postgres_types::Kind::Array(_)))
+    };
+    if !(0..portal.parameters.len())
+        .any(|i| is_text_kept(&typed(i)) || is_text_array(i) || is_other_array(i))
+    {
         return None;
     }
     let mut formats = Vec::with_capacity(portal.parameters.len());
@@ -209,6 +243,13 @@ pub fn text_parameters<S: Clone>(portal: &Portal<S>, server: &[Type]) -> Option<
             if let Some(d) = declared.get_mut(i) {
                 *d = t;
             }
+            continue;
+        }
+        if is_other_array(i)
+            && let Some(respelled) = v.as_ref().and_then(|b| plain_array_text(b))
+        {
+            formats.push(0);
+            values.push(Some(respelled));
             continue;
         }
         if !is_text_kept(&t) {

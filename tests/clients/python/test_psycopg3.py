@@ -124,6 +124,14 @@ def test_untyped_array_parameters_in_text_form(target):
             b'{"",NULL}': [b"3.00"],
             b'{"NULL"}': [],
         }
+        # Arrays of other types sent as text with blanks, as ADBC spells them.
+        for sql, text, want in [
+            (b"SELECT count(*) FROM kinds WHERE n = ANY($1)", b"{1.50, 4}", b"2"),
+            (b"SELECT count(*) FROM kinds WHERE length(k) = ANY($1)", b"{ 0 , NULL }", b"1"),
+        ]:
+            r = pg.exec_params(sql, [text], None, None, 0)
+            assert r.status == pq.ExecStatus.TUPLES_OK, r.error_message
+            assert r.get_value(0, 0) == want, text
         # Numerics of other scales than the column's compare by value.
         rows = conn.execute("SELECT n FROM kinds WHERE n = ANY(ARRAY[1.5, 2.250]) ORDER BY n").fetchall()
         assert rows == [(D("1.50"),), (D("2.25"),)]
