@@ -21,6 +21,7 @@ pub mod project;
 pub mod quality;
 pub mod scheduler;
 pub mod server;
+pub mod tree;
 pub mod types;
 pub mod visit;
 pub mod write;

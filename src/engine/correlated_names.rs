@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use datafusion::common::Column;
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::tree_node::Transformed;
 use datafusion::error::Result;
 use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{Expr, Filter, LogicalPlan, LogicalPlanBuilder, Subquery};
@@ -48,8 +48,8 @@ impl OptimizerRule for UniqueCorrelatedNames {
         plan: LogicalPlan,
         _config: &dyn OptimizerConfig,
     ) -> Result<Transformed<LogicalPlan>> {
-        plan.transform_up_with_subqueries(|node| {
-            node.map_subqueries(|sq| match sq {
+        crate::tree::transform_up_with_subqueries(plan, |node| {
+            crate::tree::map_subqueries(node, |sq| match sq {
                 LogicalPlan::Subquery(s) => subquery(s),
                 other => Ok(Transformed::no(other)),
             })
@@ -63,7 +63,7 @@ fn subquery(s: Subquery) -> Result<Transformed<LogicalPlan>> {
     let output = outputs(&s.subquery);
     let inner = s.subquery.as_ref().clone();
     // Nested subqueries are not entered: each is handled on its own.
-    let fixed = inner.transform_up(|node| match node {
+    let fixed = crate::tree::transform_up(inner, |node| match node {
         LogicalPlan::Filter(f) => filter(f, &output),
         other => Ok(Transformed::no(other)),
     })?;
@@ -148,17 +148,14 @@ fn filter(f: Filter, output: &[Output]) -> Result<Transformed<LogicalPlan>> {
         below.push(Expr::Column(c.clone()).alias(&name));
         renamed.insert(c, Column::new_unqualified(name));
     }
-    let predicate = f
-        .predicate
-        .clone()
-        .transform(|e| match e {
-            Expr::Column(c) => Ok(match renamed.get(&c) {
-                Some(n) => Transformed::yes(Expr::Column(n.clone())),
-                None => Transformed::no(Expr::Column(c)),
-            }),
-            other => Ok(Transformed::no(other)),
-        })?
-        .data;
+    let predicate = crate::tree::transform_up(f.predicate.clone(), |e| match e {
+        Expr::Column(c) => Ok(match renamed.get(&c) {
+            Some(n) => Transformed::yes(Expr::Column(n.clone())),
+            None => Transformed::no(Expr::Column(c)),
+        }),
+        other => Ok(Transformed::no(other)),
+    })?
+    .data;
     let plan = LogicalPlanBuilder::from(f.input.as_ref().clone())
         .project(below)
         .and_then(|b| b.filter(predicate))

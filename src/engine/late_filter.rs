@@ -25,7 +25,7 @@ use std::fmt::{self, Formatter};
 use std::sync::Arc;
 
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::tree_node::{Transformed, TreeNodeRecursion};
 use datafusion::datasource::physical_plan::{
     FileOpener, FileScanConfig, FileScanConfigBuilder, FileSource, ParquetSource,
 };
@@ -53,7 +53,7 @@ impl PhysicalOptimizerRule for SelectiveRowFilter {
         plan: Arc<dyn ExecutionPlan>,
         _config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        plan.transform_up(|node| {
+        crate::tree::transform_up(plan, |node| {
             let Some(scan) = node.downcast_ref::<DataSourceExec>() else {
                 return Ok(Transformed::no(node));
             };
@@ -101,7 +101,7 @@ impl PhysicalOptimizerRule for SelectiveRowFilter {
 /// The dynamic filters inside a scan predicate.
 fn dynamic_filters(predicate: &Arc<dyn PhysicalExpr>) -> Vec<Arc<dyn PhysicalExpr>> {
     let mut found = Vec::new();
-    let _ = predicate.apply(|node| {
+    let _ = crate::tree::apply(predicate, |node| {
         if node.downcast_ref::<DynamicFilterPhysicalExpr>().is_some() {
             found.push(node.clone());
             return Ok(TreeNodeRecursion::Jump);
@@ -121,7 +121,7 @@ fn narrowed_to_keys(dynamic: &[Arc<dyn PhysicalExpr>]) -> bool {
             return false;
         };
         let mut listed = false;
-        let _ = current.apply(|node| {
+        let _ = crate::tree::apply(&current, |node: &Arc<dyn PhysicalExpr>| {
             if node.downcast_ref::<InListExpr>().is_some() {
                 listed = true;
                 return Ok(TreeNodeRecursion::Stop);

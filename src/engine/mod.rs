@@ -621,7 +621,7 @@ fn pinned_snapshots(plan: &LogicalPlan) -> Option<Vec<(url::Url, Option<u64>)>> 
     use datafusion::common::tree_node::TreeNodeRecursion;
     use datafusion::datasource::source_as_provider;
     let mut tables = Some(Vec::new());
-    let _ = plan.apply_with_subqueries(|node| {
+    let _ = crate::tree::apply_with_subqueries(plan, |node| {
         let LogicalPlan::TableScan(scan) = node else {
             return Ok(TreeNodeRecursion::Continue);
         };

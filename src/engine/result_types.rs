@@ -498,16 +498,16 @@ impl datafusion::optimizer::AnalyzerRule for JsonArguments {
         plan: LogicalPlan,
         _: &datafusion::common::config::ConfigOptions,
     ) -> datafusion::error::Result<LogicalPlan> {
-        use datafusion::common::tree_node::{Transformed, TreeNode};
+        use datafusion::common::tree_node::Transformed;
         use datafusion::logical_expr::expr_rewriter::NamePreserver;
         let Some(catalog) = self.catalog.upgrade() else {
             return Ok(plan);
         };
         let snapshot = catalog.snapshot();
         let mut tables = Tables::new(&snapshot, catalog.lake());
-        plan.transform_up_with_subqueries(|node| {
+        crate::tree::transform_up_with_subqueries(plan, |node| {
             let wanted = node.expressions().iter().any(|e| {
-                e.exists(|x| Ok(json_consumer(x).is_some() || jsonb_operator(x)))
+                crate::tree::exists(e, |x| Ok(json_consumer(x).is_some() || jsonb_operator(x)))
                     .unwrap_or(false)
             });
             let inputs = node.inputs();
@@ -517,9 +517,9 @@ impl datafusion::optimizer::AnalyzerRule for JsonArguments {
             let input = inputs[0].clone();
             let sources = walk(&input, &mut tables);
             let names = NamePreserver::new(&node);
-            node.map_expressions(|e| {
+            crate::tree::map_expressions(node, |e| {
                 let saved = crate::types::save_name(&names, &e);
-                let marked = e.transform_up(|x| {
+                let marked = crate::tree::transform_up(e, |x| {
                     if jsonb_operator(&x) {
                         return jsonb_operands(x, &input, &sources);
                     }

@@ -23,7 +23,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::Result;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::ExecutionPlan;
@@ -61,7 +61,7 @@ pub fn physical_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
 /// Whether any node of `plan` outputs two columns of one name.
 fn names_a_column_twice(plan: &Arc<dyn ExecutionPlan>) -> bool {
     let mut twice = false;
-    let _ = plan.apply(|node| {
+    let _ = crate::tree::apply(plan, |node| {
         let schema = node.schema();
         let mut seen = HashSet::new();
         if schema

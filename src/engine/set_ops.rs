@@ -41,7 +41,7 @@ impl datafusion::optimizer::AnalyzerRule for SetOperationsAll {
 }
 
 fn rewrite(plan: LogicalPlan) -> Result<LogicalPlan> {
-    plan.transform_up_with_subqueries(|node| {
+    crate::tree::transform_up_with_subqueries(plan, |node| {
         let LogicalPlan::Join(join) = &node else {
             return Ok(Transformed::no(node));
         };
@@ -124,7 +124,7 @@ impl OptimizerRule for OneBranchUnions {
         plan: LogicalPlan,
         _: &dyn OptimizerConfig,
     ) -> Result<Transformed<LogicalPlan>> {
-        plan.transform_up_with_subqueries(|node| {
+        crate::tree::transform_up_with_subqueries(plan, |node| {
             let LogicalPlan::Projection(p) = &node else {
                 return Ok(Transformed::no(node));
             };

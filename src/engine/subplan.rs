@@ -15,7 +15,7 @@ use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::Array;
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::tree_node::Transformed;
 use datafusion::common::{Column, ScalarValue};
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::SessionState;
@@ -43,13 +43,13 @@ impl OptimizerRule for CorrelatedSubplans {
         plan: LogicalPlan,
         _config: &dyn OptimizerConfig,
     ) -> DfResult<Transformed<LogicalPlan>> {
-        plan.transform_up(|node| {
+        crate::tree::transform_up(plan, |node| {
             // The rewritten expressions keep their names: the node's
             // schema must not change.
             let names = NamePreserver::new(&node);
-            node.map_expressions(|e| {
+            crate::tree::map_expressions(node, |e| {
                 let saved = crate::types::save_name(&names, &e);
-                let rewritten = e.transform_up(|x| match x {
+                let rewritten = crate::tree::transform_up(e, |x| match x {
                     Expr::ScalarSubquery(sq) if !sq.outer_ref_columns.is_empty() => {
                         Ok(Transformed::yes(subplan_call(sq)?))
                     }
@@ -117,7 +117,7 @@ impl SubPlan {
     /// The subquery with the outer columns bound to `values`.
     fn bound(&self, values: &[ScalarValue]) -> DfResult<LogicalPlan> {
         let bind = |e: Expr| {
-            e.transform_up(|x| match x {
+            crate::tree::transform_up(e, |x| match x {
                 Expr::OuterReferenceColumn(_, c) => match self.outer.iter().position(|o| o == &c) {
                     Some(i) => Ok(Transformed::yes(lit(values[i].clone()))),
                     None => Ok(Transformed::no(Expr::OuterReferenceColumn(
@@ -135,9 +135,9 @@ impl SubPlan {
         // Each expression keeps its name: a literal in place of an outer
         // column renames an aggregate (`first_value(outer_ref(a.x))`),
         // which the projection above reads by that name.
-        let plan = self.plan.as_ref().clone().transform_up(|node| {
+        let plan = crate::tree::transform_up(self.plan.as_ref().clone(), |node| {
             let names = NamePreserver::new(&node);
-            node.map_expressions(|e| {
+            crate::tree::map_expressions(node, |e| {
                 let saved = crate::types::save_name(&names, &e);
                 Ok(bind(e)?.update_data(|e| crate::types::keep_name(saved, e)))
             })

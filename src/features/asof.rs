@@ -23,7 +23,7 @@ use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use datafusion::catalog::Session;
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::tree_node::{Transformed, TreeNodeRecursion};
 use datafusion::common::{DFSchemaRef, not_impl_err};
 use datafusion::error::Result as DfResult;
 use datafusion::execution::context::QueryPlanner;
@@ -288,7 +288,7 @@ impl AnalyzerRule for AsofJoins {
     }
 
     fn analyze(&self, plan: LogicalPlan, _: &ConfigOptions) -> DfResult<LogicalPlan> {
-        plan.transform_up_with_subqueries(asof_join).map(|t| t.data)
+        crate::tree::transform_up_with_subqueries(plan, asof_join).map(|t| t.data)
     }
 }
 
@@ -301,7 +301,7 @@ fn asof_join(plan: LogicalPlan) -> DfResult<Transformed<LogicalPlan>> {
     };
     let conditions = split_conjunction(filter);
     let Some(at) = conditions.iter().position(|e| is_marker(e)) else {
-        let nested = filter.exists(|e| Ok(is_marker(e))).unwrap_or(false);
+        let nested = crate::tree::exists(filter, |e| Ok(is_marker(e))).unwrap_or(false);
         if nested {
             return not_impl_err!(
                 "ASOF JOIN conditions must be equalities joined by AND, with one comparison of times"

@@ -436,7 +436,9 @@ impl Lookup {
                 let mut columns: Vec<ArrayRef> = Vec::new();
                 for (i, k) in key_names.iter().enumerate() {
                     let ty = full.field_with_name(k)?.data_type().clone();
-                    let vals = combos.iter().map(|c| c[i].clone());
+                    // A vector, not a mapped iterator: `iter_to_array` is compiled once
+                    // per iterator type, some 1,400 functions each.
+                    let vals: Vec<ScalarValue> = combos.iter().map(|c| c[i].clone()).collect();
                     columns.push(if combos.is_empty() {
                         datafusion::arrow::array::new_empty_array(&ty)
                     } else {

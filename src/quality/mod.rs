@@ -18,7 +18,7 @@ pub mod keys;
 use datafusion::arrow::array::{Array, BooleanArray};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::tree_node::Transformed;
 use datafusion::common::{Column, DFSchema, ScalarValue};
 use datafusion::dataframe::DataFrame;
 use datafusion::logical_expr::{
@@ -62,7 +62,7 @@ pub fn plan_check(ctx: &SessionContext, check: &CheckDef, schema: &DFSchema) -> 
 /// puts it in the constraint's default name).
 pub fn only_column(e: &Expr) -> Option<String> {
     let mut found: Vec<String> = Vec::new();
-    let _ = e.apply(|x| {
+    let _ = crate::tree::apply(e, |x| {
         if let Expr::Column(c) = x
             && !found.contains(&c.name)
         {
@@ -217,7 +217,7 @@ fn in_name_order(def: &TableDef) -> Vec<&CheckDef> {
 /// `e` with each of `def`'s columns replaced by its value in `row`
 /// (table order): a condition over the row a statement would write.
 pub fn substitute_columns(e: Expr, def: &TableDef, row: &[Expr]) -> Result<Expr> {
-    Ok(e.transform_up(|x| {
+    Ok(crate::tree::transform_up(e, |x| {
         Ok(match x {
             Expr::Column(c) => match def.columns.iter().position(|d| d.name == c.name) {
                 Some(i) => Transformed::yes(row[i].clone()),

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::DFSchema;
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::tree_node::Transformed;
 use datafusion::error::Result;
 use datafusion::logical_expr::expr::{AggregateFunction, WindowFunction};
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
@@ -36,7 +36,7 @@ impl AnalyzerRule for NumericAverages {
     }
 
     fn analyze(&self, plan: LogicalPlan, _: &ConfigOptions) -> Result<LogicalPlan> {
-        plan.transform_up_with_subqueries(|node| {
+        crate::tree::transform_up_with_subqueries(plan, |node| {
             if !matches!(node, LogicalPlan::Aggregate(_) | LogicalPlan::Window(_)) {
                 return Ok(Transformed::no(node));
             }
@@ -46,10 +46,10 @@ impl AnalyzerRule for NumericAverages {
             }
             let names = NamePreserver::new(&node);
             let mut averaged: Vec<String> = vec![];
-            let rewritten = node.map_expressions(|e| {
+            let rewritten = crate::tree::map_expressions(node, |e| {
                 let saved = crate::types::save_name(&names, &e);
                 let name = e.schema_name().to_string();
-                let widened = e.transform_up(|x| widen(x, &schema))?;
+                let widened = crate::tree::transform_up(e, |x| widen(x, &schema))?;
                 if widened.transformed {
                     averaged.push(name);
                 }

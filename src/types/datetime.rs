@@ -6,7 +6,7 @@
 
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use datafusion::common::DFSchema;
-use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::tree_node::{Transformed, TreeNodeRecursion};
 use datafusion::error::Result as DfResult;
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::{BinaryExpr, Expr, ExprSchemable, LogicalPlan, Operator, cast, lit};
@@ -86,17 +86,17 @@ fn rewrite(x: Expr, schema: &DFSchema) -> DfResult<Transformed<Expr>> {
 /// `plan` (as the SQL planner gave it, before analysis: the types it
 /// changes are then the plan's own) with PostgreSQL's date and time rules.
 pub fn rewrite_plan(plan: LogicalPlan) -> DfResult<LogicalPlan> {
-    plan.transform_up_with_subqueries(|node| {
+    crate::tree::transform_up_with_subqueries(plan, |node| {
         let schema: DFSchema = match node.inputs().as_slice() {
             [one] => one.schema().as_ref().clone(),
             _ => node.schema().as_ref().clone(),
         };
         let names = NamePreserver::new(&node);
-        let node = node.map_expressions(|e| {
+        let node = crate::tree::map_expressions(node, |e| {
             let saved = crate::types::save_name(&names, &e);
             // Top down; a date_part already wrapped in a float8 cast is
             // left as it is.
-            let rewritten = e.transform_down(|x| match &x {
+            let rewritten = crate::tree::transform_down(e, |x| match &x {
                 Expr::Cast(c)
                     if *c.field.data_type() == DataType::Float64
                         && matches!(c.expr.as_ref(), Expr::ScalarFunction(f) if f.name() == "date_part") =>

@@ -14,7 +14,7 @@
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::DFSchema;
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::tree_node::Transformed;
 use datafusion::error::Result;
 use datafusion::logical_expr::expr::{Between, Case, InList, InSubquery, ScalarFunction};
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
@@ -33,7 +33,7 @@ impl AnalyzerRule for FloatsOverNumerics {
 
     fn analyze(&self, plan: LogicalPlan, _: &ConfigOptions) -> Result<LogicalPlan> {
         let mut changed = false;
-        plan.transform_up_with_subqueries(|node| {
+        crate::tree::transform_up_with_subqueries(plan, |node| {
             let node = match rows(node, changed)? {
                 Transformed {
                     data,
@@ -54,9 +54,9 @@ impl AnalyzerRule for FloatsOverNumerics {
                 schema.merge(input.schema());
             }
             let names = NamePreserver::new(&node);
-            let rewritten = node.map_expressions(|e| {
+            let rewritten = crate::tree::map_expressions(node, |e| {
                 let saved = super::save_name(&names, &e);
-                let out = e.transform_up(|x| floats(x, &schema))?;
+                let out = crate::tree::transform_up(e, |x| floats(x, &schema))?;
                 Ok(out.update_data(|e| super::keep_name(saved, e)))
             })?;
             changed |= rewritten.transformed;

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::tree_node::{Transformed, TreeNodeRecursion};
 use datafusion::common::{Column, DFSchema, ScalarValue};
 use datafusion::error::Result;
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
@@ -25,7 +25,7 @@ use datafusion::optimizer::analyzer::type_coercion::coerce_union_schema;
 
 /// `e` with its integer literals that fit in 32 bits made Int32.
 fn narrow(e: Expr) -> Result<Transformed<Expr>> {
-    e.transform_up(|x| match x {
+    crate::tree::transform_up(e, |x| match x {
         Expr::Literal(ScalarValue::Int64(Some(v)), meta) if i32::try_from(v).is_ok() => Ok(
             Transformed::yes(Expr::Literal(ScalarValue::Int32(Some(v as i32)), meta)),
         ),
@@ -55,7 +55,7 @@ fn cast_in_place(e: &mut Expr, t: DataType) {
 }
 
 fn numeric_aggregates(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
-    e.transform_up(|x| match x {
+    crate::tree::transform_up(e, |x| match x {
         Expr::AggregateFunction(mut a) => {
             let Some(t) = numeric_argument(a.func.name(), &a.params.args, schema) else {
                 return Ok(Transformed::no(Expr::AggregateFunction(a)));
@@ -91,7 +91,7 @@ fn numeric_aggregates(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
 fn function_results(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
     let type_of = |e: &Expr| e.get_type(schema).ok();
     let is_date = |e: &Expr| matches!(type_of(e), Some(DataType::Date32 | DataType::Date64));
-    e.transform_up(|x| {
+    crate::tree::transform_up(e, |x| {
         let wanted = match &x {
             Expr::ScalarFunction(f) if matches!(f.name(), "array_length" | "cardinality") => {
                 Some(DataType::Int32)
@@ -157,7 +157,7 @@ fn ranking_results(
     if ranked.is_empty() {
         return Ok(Transformed::no(e));
     }
-    e.transform_up(|x| match x {
+    crate::tree::transform_up(e, |x| match x {
         Expr::Column(c) => match ranked.get(&c.name) {
             Some(t)
                 if Expr::Column(c.clone())
@@ -175,7 +175,7 @@ fn ranking_results(
 /// Whether a node of `plan` (subqueries included) is one `found` picks.
 fn holds(plan: &LogicalPlan, found: impl Fn(&LogicalPlan) -> bool) -> bool {
     let mut hit = false;
-    let _ = plan.apply_with_subqueries(|n| {
+    let _ = crate::tree::apply_with_subqueries(plan, |n| {
         hit = found(n);
         Ok(if hit {
             TreeNodeRecursion::Stop
@@ -188,8 +188,10 @@ fn holds(plan: &LogicalPlan, found: impl Fn(&LogicalPlan) -> bool) -> bool {
 
 /// Whether `e` calls the aggregate `grouping(...)`.
 fn grouping_function(e: &Expr) -> bool {
-    e.exists(|x| Ok(matches!(x, Expr::AggregateFunction(a) if a.func.name() == "grouping")))
-        .unwrap_or(true)
+    crate::tree::exists(e, |x| {
+        Ok(matches!(x, Expr::AggregateFunction(a) if a.func.name() == "grouping"))
+    })
+    .unwrap_or(true)
 }
 
 /// Whether `plan` holds a recursive query: its work table's columns were
@@ -203,7 +205,7 @@ fn has_subqueries(plan: &LogicalPlan) -> bool {
     holds(plan, |n| {
         matches!(n, LogicalPlan::Subquery(_))
             || n.expressions().iter().any(|e| {
-                e.exists(|x| {
+                crate::tree::exists(e, |x| {
                     Ok(matches!(
                         x,
                         Expr::ScalarSubquery(_)
@@ -224,7 +226,7 @@ pub fn rewrite_plan(plan: LogicalPlan) -> Result<LogicalPlan> {
     }
     // Columns of window nodes below that hold a ranking function's result.
     let mut ranked: HashMap<String, DataType> = HashMap::new();
-    let rewritten = plan.transform_up_with_subqueries(|node| match node {
+    let rewritten = crate::tree::transform_up_with_subqueries(plan, |node| match node {
         // LIMIT and OFFSET are bigints, as the planner wants them.
         LogicalPlan::Limit(_) => Ok(Transformed::no(node)),
         LogicalPlan::Values(v) => values(v),
@@ -242,7 +244,7 @@ pub fn rewrite_plan(plan: LogicalPlan) -> Result<LogicalPlan> {
                     Arc::new(merged)
                 }
             };
-            let node = node.map_expressions(|e| {
+            let node = crate::tree::map_expressions(node, |e| {
                 // A grouping set names its columns after its expressions,
                 // and an alias would hide it from the physical planner:
                 // its literals stay as planned. So does `grouping(...)`,
@@ -292,7 +294,7 @@ pub fn rewrite_plan(plan: LogicalPlan) -> Result<LogicalPlan> {
 /// now. A name given two different types in the plan is left as it is.
 fn outer_references(plan: LogicalPlan) -> Result<LogicalPlan> {
     let mut types: HashMap<Column, Option<DataType>> = HashMap::new();
-    plan.apply_with_subqueries(|n| {
+    crate::tree::apply_with_subqueries(&plan, |n| {
         for (q, f) in n.schema().iter() {
             let c = Column::new(q.cloned(), f.name());
             types
@@ -307,7 +309,7 @@ fn outer_references(plan: LogicalPlan) -> Result<LogicalPlan> {
         Ok(TreeNodeRecursion::Continue)
     })?;
     let retype = |e: Expr| -> Result<Transformed<Expr>> {
-        e.transform_up(|x| match x {
+        crate::tree::transform_up(e, |x| match x {
             Expr::OuterReferenceColumn(f, c) => match types.get(&c) {
                 Some(Some(t)) if t != f.data_type() => {
                     Ok(Transformed::yes(Expr::OuterReferenceColumn(
@@ -328,10 +330,10 @@ fn outer_references(plan: LogicalPlan) -> Result<LogicalPlan> {
             .collect::<Result<_>>()?;
         Ok(s)
     };
-    plan.transform_up_with_subqueries(|node| {
-        let node = node.map_expressions(|e| {
+    crate::tree::transform_up_with_subqueries(plan, |node| {
+        let node = crate::tree::map_expressions(node, |e| {
             retype(e)?.transform_data(|e| {
-                e.transform_up(|x| {
+                crate::tree::transform_up(e, |x| {
                     Ok(Transformed::yes(match x {
                         Expr::ScalarSubquery(s) => Expr::ScalarSubquery(subquery(s)?),
                         Expr::Exists(mut x) => {

@@ -19,7 +19,7 @@ use datafusion::logical_expr::{
 
 use datafusion::common::Column;
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::tree_node::Transformed;
 use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::functions_aggregate::first_last::first_value_udaf;
 use datafusion::logical_expr::{
@@ -517,8 +517,8 @@ impl AnalyzerRule for IntervalComparisons {
 fn plans_by_length(node: LogicalPlan, correlated: bool) -> DfResult<Transformed<LogicalPlan>> {
     let correlated =
         correlated || matches!(&node, LogicalPlan::Subquery(q) if !q.outer_ref_columns.is_empty());
-    node.map_subqueries(|c| plans_by_length(c, correlated))?
-        .transform_sibling(|n| n.map_children(|c| plans_by_length(c, correlated)))?
+    crate::tree::map_subqueries(node, |c| plans_by_length(c, correlated))?
+        .transform_sibling(|n| crate::tree::map_children(n, |c| plans_by_length(c, correlated)))?
         .transform_parent(|n| node_by_length(n, correlated))
 }
 
@@ -685,9 +685,7 @@ fn group_by_length(agg: Aggregate) -> DfResult<Transformed<LogicalPlan>> {
         .collect();
     // A correlated subquery's DISTINCT or GROUP BY is left as it is: the
     // aggregate this adds would keep the planner from decorrelating it.
-    let correlated = agg
-        .input
-        .exists(|n| Ok(n.contains_outer_reference()))
+    let correlated = crate::tree::exists(agg.input.as_ref(), |n| Ok(n.contains_outer_reference()))
         .unwrap_or(true);
     if !keyed.contains(&true) || correlated {
         return Ok(Transformed::no(LogicalPlan::Aggregate(agg)));

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, AsArray, StringArray};
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::tree_node::Transformed;
 use datafusion::error::Result as DfResult;
 use datafusion::logical_expr::expr::Like;
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
@@ -97,11 +97,11 @@ impl datafusion::optimizer::AnalyzerRule for LikeEscapes {
 }
 
 fn rewrite_plan(plan: LogicalPlan) -> DfResult<LogicalPlan> {
-    plan.transform_up_with_subqueries(|node| {
+    crate::tree::transform_up_with_subqueries(plan, |node| {
         let names = NamePreserver::new(&node);
-        node.map_expressions(|e| {
+        crate::tree::map_expressions(node, |e| {
             let saved = crate::types::save_name(&names, &e);
-            let rewritten = e.transform_up(|x| match x {
+            let rewritten = crate::tree::transform_up(e, |x| match x {
                 Expr::Like(like) if like.escape_char.is_some_and(|c| c != '\\') => {
                     let escape = like.escape_char.unwrap_or('\\');
                     let udf = ScalarUDF::new_from_impl(LikeEscape {

@@ -125,8 +125,8 @@ pub(crate) fn rewrite_expressions(
         datafusion::common::tree_node::Transformed<datafusion::logical_expr::Expr>,
     >,
 ) -> datafusion::error::Result<datafusion::logical_expr::LogicalPlan> {
-    use datafusion::common::tree_node::{Transformed, TreeNode};
-    plan.transform_up_with_subqueries(|node| {
+    use datafusion::common::tree_node::Transformed;
+    crate::tree::transform_up_with_subqueries(plan, |node| {
         let inputs = node.inputs();
         if inputs.is_empty() {
             return Ok(Transformed::no(node));
@@ -136,9 +136,9 @@ pub(crate) fn rewrite_expressions(
             schema.merge(input.schema());
         }
         let names = datafusion::logical_expr::expr_rewriter::NamePreserver::new(&node);
-        node.map_expressions(|e| {
+        crate::tree::map_expressions(node, |e| {
             let saved = crate::types::save_name(&names, &e);
-            let rewritten = e.transform_up(|x| f(x, &schema))?;
+            let rewritten = crate::tree::transform_up(e, |x| f(x, &schema))?;
             Ok(rewritten.update_data(|e| keep_name(saved, e)))
         })
     })

@@ -164,6 +164,8 @@ fn coerced_type(e: &Expr, schema: &DFSchema) -> Result<DataType> {
     );
     if !plain {
         let mut coercion = TypeCoercionRewriter::new(schema);
+        // One instantiation, with DataFusion's own rewriter.
+        #[allow(clippy::disallowed_methods)]
         if let Ok(coerced) = e.clone().rewrite(&mut coercion) {
             return coerced.data.get_type(schema);
         }

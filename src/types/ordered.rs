@@ -30,7 +30,7 @@ impl AnalyzerRule for OrderedStringAggregates {
     }
 
     fn analyze(&self, plan: LogicalPlan, _: &ConfigOptions) -> Result<LogicalPlan> {
-        plan.transform_up_with_subqueries(|node| match node {
+        crate::tree::transform_up_with_subqueries(plan, |node| match node {
             LogicalPlan::Aggregate(agg) if conflicting(&agg) => each_sorted(agg),
             other => Ok(Transformed::no(other)),
         })

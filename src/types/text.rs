@@ -12,7 +12,7 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray, BinaryArray, ListArray,
 use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::tree_node::Transformed;
 use datafusion::common::{DFSchema, ScalarValue, exec_err};
 use datafusion::error::Result as DfResult;
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
@@ -605,15 +605,15 @@ impl AnalyzerRule for TextInputCasts {
         let interval_in = Arc::new(super::interval::udf());
         let to_float = Arc::new(super::numeric::to_float_udf());
         let from_float = Arc::new(super::numeric::from_float_udf());
-        plan.transform_up_with_subqueries(|node| {
+        crate::tree::transform_up_with_subqueries(plan, |node| {
             let schema: DFSchema = match node.inputs().as_slice() {
                 [one] => one.schema().as_ref().clone(),
                 _ => node.schema().as_ref().clone(),
             };
             let names = NamePreserver::new(&node);
-            node.map_expressions(|e| {
+            crate::tree::map_expressions(node, |e| {
                 let saved = crate::types::save_name(&names, &e);
-                let rewritten = e.transform_up(|x| match &x {
+                let rewritten = crate::tree::transform_up(e, |x| match &x {
                     Expr::Cast(c) => match c.field.data_type() {
                         DataType::List(elem)
                             if c.expr.get_type(&schema).is_ok_and(|t| is_text(&t)) =>
@@ -751,15 +751,15 @@ impl AnalyzerRule for TextLiteralComparisons {
     fn analyze(&self, plan: LogicalPlan, _: &ConfigOptions) -> DfResult<LogicalPlan> {
         use datafusion::logical_expr::BinaryExpr;
         let udf = Arc::new(text_to_array_udf());
-        plan.transform_up_with_subqueries(|node| {
+        crate::tree::transform_up_with_subqueries(plan, |node| {
             let schema: DFSchema = match node.inputs().as_slice() {
                 [one] => one.schema().as_ref().clone(),
                 _ => node.schema().as_ref().clone(),
             };
             let names = NamePreserver::new(&node);
-            node.map_expressions(|e| {
+            crate::tree::map_expressions(node, |e| {
                 let saved = crate::types::save_name(&names, &e);
-                let rewritten = e.transform_up(|x| {
+                let rewritten = crate::tree::transform_up(e, |x| {
                     // `x = ANY('{a,b}')` (node-postgres sends an array
                     // parameter as text): the text is an array of x's type.
                     if let Expr::ScalarFunction(f) = &x

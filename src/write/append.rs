@@ -158,9 +158,9 @@ impl<'a> Append<'a> {
 /// (scans, values, projections, unions), so a predicate above it may be
 /// evaluated below it without judging rows it drops.
 fn row_wise(plan: &LogicalPlan) -> bool {
-    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    use datafusion::common::tree_node::TreeNodeRecursion;
     let mut only = true;
-    let _ = plan.apply(|n| {
+    let _ = crate::tree::apply(plan, |n| {
         if !matches!(
             n,
             LogicalPlan::Projection(_)

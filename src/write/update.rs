@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::tree_node::Transformed;
 use datafusion::common::{Column, DFSchema, ScalarValue};
 use datafusion::logical_expr::{Expr as DfExpr, LogicalPlan, cast};
 use datafusion::sql::sqlparser::ast::{Expr, Update};
@@ -19,7 +19,7 @@ use crate::frontend::names::quote_ident as ident;
 use crate::quality::expect::Action;
 
 fn unqualify(e: DfExpr) -> Result<DfExpr> {
-    Ok(e.transform_up(|x| {
+    Ok(crate::tree::transform_up(e, |x| {
         Ok(match x {
             DfExpr::Column(c) => Transformed::yes(DfExpr::Column(Column::new_unqualified(c.name))),
             other => Transformed::no(other),

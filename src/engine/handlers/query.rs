@@ -65,7 +65,7 @@ pub fn parameter_types(plan: &datafusion::logical_expr::LogicalPlan) -> Vec<Opti
 /// `array_has($n, x)` or a comparison of `x` with `array_min($n)` /
 /// `array_max($n)`): an array of `x`'s type, as PostgreSQL infers it.
 fn cast_placeholders(plan: &datafusion::logical_expr::LogicalPlan) -> Vec<(String, DataType)> {
-    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    use datafusion::common::tree_node::TreeNodeRecursion;
     use datafusion::logical_expr::{BinaryExpr, Cast, Expr, ExprSchemable, Operator, TryCast};
     /// The placeholder `e` reads as an array (`array_min($n)`), if any.
     fn array_placeholder(e: &Expr) -> Option<&str> {
@@ -80,7 +80,7 @@ fn cast_placeholders(plan: &datafusion::logical_expr::LogicalPlan) -> Vec<(Strin
         }
     }
     let mut found = Vec::new();
-    let _ = plan.apply_with_subqueries(|node| {
+    let _ = crate::tree::apply_with_subqueries(plan, |node| {
         let inputs = node.inputs();
         let type_of = |e: &Expr| {
             inputs
@@ -89,8 +89,8 @@ fn cast_placeholders(plan: &datafusion::logical_expr::LogicalPlan) -> Vec<(Strin
                 .filter(|t| !t.is_null())
         };
         let list = |t: DataType| DataType::new_list(t, true);
-        node.apply_expressions(|e| {
-            e.apply(|x| {
+        crate::tree::apply_expressions(node, |e| {
+            crate::tree::apply(e, |x| {
                 match x {
                     Expr::Cast(Cast { expr, field }) | Expr::TryCast(TryCast { expr, field }) => {
                         if let Expr::Placeholder(p) = expr.as_ref() {

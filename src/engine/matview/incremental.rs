@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use datafusion::catalog::TableProvider;
 use datafusion::common::Column;
-use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::tree_node::{Transformed, TreeNodeRecursion};
 use datafusion::datasource::{provider_as_source, source_as_provider};
 use datafusion::logical_expr::{
     Aggregate, Expr, JoinType, LogicalPlan, LogicalPlanBuilder, Projection, SubqueryAlias,
@@ -109,7 +109,7 @@ const TOUCHED: &str = "__sluice_touched";
 /// Views read inside the query replaced by their plans, so that the scans
 /// of their tables are seen.
 pub fn inline_views(plan: LogicalPlan) -> Result<LogicalPlan, Reason> {
-    plan.transform_down_with_subqueries(|node| {
+    crate::tree::transform_down_with_subqueries(plan, |node| {
         let LogicalPlan::TableScan(scan) = &node else {
             return Ok(Transformed::no(node));
         };
@@ -139,7 +139,7 @@ fn delta_scan(scan: &TableScan) -> Option<(Url, Option<u64>)> {
 /// is recomputed on every refresh.
 pub fn untracked(plan: &LogicalPlan) -> Option<String> {
     let mut found = None;
-    let _ = plan.apply_with_subqueries(|node| {
+    let _ = crate::tree::apply_with_subqueries(plan, |node| {
         if let LogicalPlan::TableScan(scan) = node {
             let is_view = source_as_provider(&scan.source)
                 .map(|p| p.get_logical_plan().is_some())
@@ -204,7 +204,7 @@ impl Deriver<'_> {
 
     fn reads_changed(&self, plan: &LogicalPlan) -> bool {
         let mut found = false;
-        let _ = plan.apply_with_subqueries(|node| {
+        let _ = crate::tree::apply_with_subqueries(plan, |node| {
             if let LogicalPlan::TableScan(scan) = node
                 && self.changing(scan).is_some()
             {
@@ -221,7 +221,7 @@ impl Deriver<'_> {
     /// would give the new rows other values than a full run.
     fn check_expressions(&self, node: &LogicalPlan) -> Result<(), Refused> {
         let mut refused = None;
-        let _ = node.apply_subqueries(|sub| {
+        let _ = crate::tree::apply_subqueries(node, |sub| {
             if self.reads_changed(sub) {
                 refused = Some("a subquery reads a changed source".to_string());
                 return Ok(TreeNodeRecursion::Stop);
@@ -240,26 +240,24 @@ impl Deriver<'_> {
     /// `plan` with each changed source read as the view last saw it.
     fn old(&self, plan: &LogicalPlan) -> Result<LogicalPlan, Refused> {
         let mut missing = false;
-        let out = plan
-            .clone()
-            .transform_up_with_subqueries(|node| {
-                let LogicalPlan::TableScan(scan) = &node else {
-                    return Ok(Transformed::no(node));
-                };
-                let Some(c) = self.changing(scan) else {
-                    return Ok(Transformed::no(node));
-                };
-                let Some(old) = &c.old else {
-                    missing = true;
-                    return Ok(Transformed::no(node));
-                };
-                Ok(Transformed::yes(LogicalPlan::TableScan(TableScan {
-                    source: provider_as_source(old.clone()),
-                    ..scan.clone()
-                })))
-            })
-            .map_err(df_err)?
-            .data;
+        let out = crate::tree::transform_up_with_subqueries(plan.clone(), |node| {
+            let LogicalPlan::TableScan(scan) = &node else {
+                return Ok(Transformed::no(node));
+            };
+            let Some(c) = self.changing(scan) else {
+                return Ok(Transformed::no(node));
+            };
+            let Some(old) = &c.old else {
+                missing = true;
+                return Ok(Transformed::no(node));
+            };
+            Ok(Transformed::yes(LogicalPlan::TableScan(TableScan {
+                source: provider_as_source(old.clone()),
+                ..scan.clone()
+            })))
+        })
+        .map_err(df_err)?
+        .data;
         if missing {
             return Err(Refused::NeedsOld);
         }
@@ -721,7 +719,7 @@ fn touched_keys(terms: Vec<LogicalPlan>, keys: &[Expr]) -> Result<LogicalPlan, R
 
 fn plan_has_aggregate(plan: &LogicalPlan) -> bool {
     let mut found = false;
-    let _ = plan.apply(|n| {
+    let _ = crate::tree::apply(plan, |n| {
         if matches!(n, LogicalPlan::Aggregate(_) | LogicalPlan::Window(_)) {
             found = true;
             return Ok(TreeNodeRecursion::Stop);
