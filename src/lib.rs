@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod project;
 pub mod quality;
 pub mod scheduler;
+pub mod send_sync;
 pub mod server;
 pub mod tree;
 pub mod types;

@@ -196,6 +196,8 @@ pub struct Catalog {
     current: RwLock<Arc<Snapshot>>,
 }
 
+crate::send_sync::send_sync_by_fields!(Catalog { lake, url, current });
+
 impl std::fmt::Debug for Catalog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Catalog")

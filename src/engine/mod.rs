@@ -90,6 +90,19 @@ pub struct Engine {
     sequences: Arc<crate::write::sequences::Sequences>,
 }
 
+crate::send_sync::send_sync_by_fields!(Engine {
+    lake,
+    table_functions,
+    catalog,
+    runtime,
+    options,
+    online,
+    notifier,
+    orchestrator,
+    activity,
+    sequences
+});
+
 impl Engine {
     pub async fn open(lake_spec: &str) -> Result<Arc<Engine>> {
         Engine::open_with(lake_spec, HashMap::new()).await
@@ -679,6 +692,25 @@ pub struct Session {
     /// The process id clients know the session by (0: not a connection).
     pid: i32,
 }
+
+crate::send_sync::send_sync_by_fields!(Session {
+    engine,
+    caller,
+    backend,
+    plans,
+    ctx,
+    settings,
+    txn,
+    block,
+    notices,
+    user,
+    stream_failed,
+    listening,
+    cursors,
+    prepared,
+    sequence_values,
+    pid
+});
 
 impl Session {
     /// The channels it listens on, for its connection to deliver.

@@ -222,6 +222,13 @@ pub struct Lake {
     freshness: Duration,
 }
 
+crate::send_sync::send_sync_by_fields!(Lake {
+    root,
+    storage_options,
+    tables,
+    freshness
+});
+
 /// Incremental updates a cached table state takes before it is read afresh,
 /// once its version is at most [`RELOAD_WINDOW`] commits past a checkpoint
 /// (Delta writes one every `delta.checkpointInterval` commits, 100 by

@@ -135,6 +135,19 @@ pub struct Scheduler {
     model_seen: Mutex<HashMap<String, HashMap<RelName, i64>>>,
 }
 
+crate::send_sync::send_sync_by_fields!(Scheduler {
+    engine,
+    leases,
+    holder,
+    retry_base,
+    running,
+    seen,
+    reported,
+    planned,
+    models,
+    model_seen
+});
+
 /// How one view of a wave ended.
 enum Ended {
     Succeeded(RunStatus),

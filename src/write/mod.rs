@@ -74,6 +74,8 @@ pub struct WriteContext {
     pub catalog: Arc<Catalog>,
 }
 
+crate::send_sync::send_sync_by_fields!(WriteContext { ctx, lake, catalog });
+
 /// A Delta application transaction: the writer `app_id` has applied its
 /// input up to `version`. A write that carries one commits only if the
 /// table has not seen that writer at this version or later already, so a

@@ -27,6 +27,14 @@ pub struct Target {
     pub table: DeltaTable,
 }
 
+crate::send_sync::send_sync_by_fields!(Target {
+    schema,
+    name,
+    alias,
+    def,
+    table
+});
+
 impl Target {
     /// The newest snapshot of `schema.name` (a table of definition `def`).
     pub async fn open(
