@@ -19,16 +19,14 @@ use datafusion::error::Result;
 use datafusion::logical_expr::{Expr, LogicalPlan};
 
 type Rewrite<'a, N> = dyn FnMut(N) -> Result<Transformed<N>> + 'a;
+type Visit<'a, N> = dyn FnMut(&N) -> Result<TreeNodeRecursion> + 'a;
 
 /// `node.transform_up(f)`: children before their parent.
 pub fn transform_up<N: TreeNode>(
     node: N,
     mut f: impl FnMut(N) -> Result<Transformed<N>>,
 ) -> Result<Transformed<N>> {
-    fn dyn_up<N: TreeNode>(node: N, f: &mut Rewrite<'_, N>) -> Result<Transformed<N>> {
-        node.transform_up(f)
-    }
-    dyn_up(node, &mut f)
+    node.transform_up(&mut f as &mut Rewrite<'_, N>)
 }
 
 /// `node.transform_down(f)`: a parent before its children.
@@ -36,10 +34,7 @@ pub fn transform_down<N: TreeNode>(
     node: N,
     mut f: impl FnMut(N) -> Result<Transformed<N>>,
 ) -> Result<Transformed<N>> {
-    fn dyn_down<N: TreeNode>(node: N, f: &mut Rewrite<'_, N>) -> Result<Transformed<N>> {
-        node.transform_down(f)
-    }
-    dyn_down(node, &mut f)
+    node.transform_down(&mut f as &mut Rewrite<'_, N>)
 }
 
 /// `node.map_children(f)`: `f` on each child, not deeper.
@@ -47,10 +42,7 @@ pub fn map_children<N: TreeNode>(
     node: N,
     mut f: impl FnMut(N) -> Result<Transformed<N>>,
 ) -> Result<Transformed<N>> {
-    fn dyn_children<N: TreeNode>(node: N, f: &mut Rewrite<'_, N>) -> Result<Transformed<N>> {
-        node.map_children(f)
-    }
-    dyn_children(node, &mut f)
+    node.map_children(&mut f as &mut Rewrite<'_, N>)
 }
 
 /// `node.apply(f)`: every node, a parent before its children.
@@ -58,21 +50,12 @@ pub fn apply<'n, N: TreeNode>(
     node: &'n N,
     mut f: impl FnMut(&'n N) -> Result<TreeNodeRecursion>,
 ) -> Result<TreeNodeRecursion> {
-    fn dyn_apply<'n, N: TreeNode>(
-        node: &'n N,
-        f: &mut dyn FnMut(&'n N) -> Result<TreeNodeRecursion>,
-    ) -> Result<TreeNodeRecursion> {
-        node.apply(f)
-    }
-    dyn_apply(node, &mut f)
+    node.apply(&mut f as &mut dyn FnMut(&'n N) -> Result<TreeNodeRecursion>)
 }
 
 /// `node.exists(f)`: whether `f` holds for a node of the tree.
 pub fn exists<N: TreeNode>(node: &N, mut f: impl FnMut(&N) -> Result<bool>) -> Result<bool> {
-    fn dyn_exists<N: TreeNode>(node: &N, f: &mut dyn FnMut(&N) -> Result<bool>) -> Result<bool> {
-        node.exists(f)
-    }
-    dyn_exists(node, &mut f)
+    node.exists(&mut f as &mut dyn FnMut(&N) -> Result<bool>)
 }
 
 /// `plan.transform_up_with_subqueries(f)`: every plan node, subqueries'
@@ -81,13 +64,7 @@ pub fn transform_up_with_subqueries(
     plan: LogicalPlan,
     mut f: impl FnMut(LogicalPlan) -> Result<Transformed<LogicalPlan>>,
 ) -> Result<Transformed<LogicalPlan>> {
-    fn dyn_up(
-        plan: LogicalPlan,
-        f: &mut Rewrite<'_, LogicalPlan>,
-    ) -> Result<Transformed<LogicalPlan>> {
-        plan.transform_up_with_subqueries(f)
-    }
-    dyn_up(plan, &mut f)
+    plan.transform_up_with_subqueries(&mut f as &mut Rewrite<'_, LogicalPlan>)
 }
 
 /// `plan.transform_down_with_subqueries(f)`: every plan node, subqueries'
@@ -96,13 +73,7 @@ pub fn transform_down_with_subqueries(
     plan: LogicalPlan,
     mut f: impl FnMut(LogicalPlan) -> Result<Transformed<LogicalPlan>>,
 ) -> Result<Transformed<LogicalPlan>> {
-    fn dyn_down(
-        plan: LogicalPlan,
-        f: &mut Rewrite<'_, LogicalPlan>,
-    ) -> Result<Transformed<LogicalPlan>> {
-        plan.transform_down_with_subqueries(f)
-    }
-    dyn_down(plan, &mut f)
+    plan.transform_down_with_subqueries(&mut f as &mut Rewrite<'_, LogicalPlan>)
 }
 
 /// `plan.apply_with_subqueries(f)`: every plan node, subqueries' plans
@@ -111,13 +82,7 @@ pub fn apply_with_subqueries(
     plan: &LogicalPlan,
     mut f: impl FnMut(&LogicalPlan) -> Result<TreeNodeRecursion>,
 ) -> Result<TreeNodeRecursion> {
-    fn dyn_apply(
-        plan: &LogicalPlan,
-        f: &mut dyn FnMut(&LogicalPlan) -> Result<TreeNodeRecursion>,
-    ) -> Result<TreeNodeRecursion> {
-        plan.apply_with_subqueries(f)
-    }
-    dyn_apply(plan, &mut f)
+    plan.apply_with_subqueries(&mut f as &mut Visit<'_, LogicalPlan>)
 }
 
 /// `plan.apply_subqueries(f)`: the plans of the subqueries in this node's
@@ -126,13 +91,7 @@ pub fn apply_subqueries(
     plan: &LogicalPlan,
     mut f: impl FnMut(&LogicalPlan) -> Result<TreeNodeRecursion>,
 ) -> Result<TreeNodeRecursion> {
-    fn dyn_apply(
-        plan: &LogicalPlan,
-        f: &mut dyn FnMut(&LogicalPlan) -> Result<TreeNodeRecursion>,
-    ) -> Result<TreeNodeRecursion> {
-        plan.apply_subqueries(f)
-    }
-    dyn_apply(plan, &mut f)
+    plan.apply_subqueries(&mut f as &mut Visit<'_, LogicalPlan>)
 }
 
 /// `plan.map_subqueries(f)`: the plans of the subqueries in this node's
@@ -141,13 +100,7 @@ pub fn map_subqueries(
     plan: LogicalPlan,
     mut f: impl FnMut(LogicalPlan) -> Result<Transformed<LogicalPlan>>,
 ) -> Result<Transformed<LogicalPlan>> {
-    fn dyn_map(
-        plan: LogicalPlan,
-        f: &mut Rewrite<'_, LogicalPlan>,
-    ) -> Result<Transformed<LogicalPlan>> {
-        plan.map_subqueries(f)
-    }
-    dyn_map(plan, &mut f)
+    plan.map_subqueries(&mut f as &mut Rewrite<'_, LogicalPlan>)
 }
 
 /// `plan.map_expressions(f)`: this node's own expressions.
@@ -155,10 +108,7 @@ pub fn map_expressions(
     plan: LogicalPlan,
     mut f: impl FnMut(Expr) -> Result<Transformed<Expr>>,
 ) -> Result<Transformed<LogicalPlan>> {
-    fn dyn_map(plan: LogicalPlan, f: &mut Rewrite<'_, Expr>) -> Result<Transformed<LogicalPlan>> {
-        plan.map_expressions(f)
-    }
-    dyn_map(plan, &mut f)
+    plan.map_expressions(&mut f as &mut Rewrite<'_, Expr>)
 }
 
 /// `plan.apply_expressions(f)`: this node's own expressions.
@@ -166,13 +116,7 @@ pub fn apply_expressions(
     plan: &LogicalPlan,
     mut f: impl FnMut(&Expr) -> Result<TreeNodeRecursion>,
 ) -> Result<TreeNodeRecursion> {
-    fn dyn_apply(
-        plan: &LogicalPlan,
-        f: &mut dyn FnMut(&Expr) -> Result<TreeNodeRecursion>,
-    ) -> Result<TreeNodeRecursion> {
-        plan.apply_expressions(f)
-    }
-    dyn_apply(plan, &mut f)
+    plan.apply_expressions(&mut f as &mut Visit<'_, Expr>)
 }
 
 #[cfg(test)]
