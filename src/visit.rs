@@ -240,6 +240,27 @@ pub fn conjuncts(e: &Expr) -> Vec<&Expr> {
     out
 }
 
+/// [`conjuncts`], each condition mutable in place.
+pub fn conjuncts_mut(e: &mut Expr) -> Vec<&mut Expr> {
+    fn walk<'a>(e: &'a mut Expr, out: &mut Vec<&'a mut Expr>) {
+        match e {
+            Expr::BinaryOp {
+                left,
+                op: BinaryOperator::And,
+                right,
+            } => {
+                walk(left, out);
+                walk(right, out);
+            }
+            Expr::Nested(inner) => walk(inner, out),
+            other => out.push(other),
+        }
+    }
+    let mut out = Vec::new();
+    walk(e, &mut out);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -519,16 +519,13 @@ fn selects(body: &mut SetExpr) -> Vec<&mut Select> {
 /// [`constant_not_in`]) and an `IN` whose rows' value reads outer
 /// columns (see [`correlated_value_in`]).
 fn where_conjuncts(e: &mut Expr, is_aggregate: &dyn Fn(&str) -> bool, columns_of: &ColumnsOf) {
+    for e in crate::visit::conjuncts_mut(e) {
+        where_conjunct(e, is_aggregate, columns_of);
+    }
+}
+
+fn where_conjunct(e: &mut Expr, is_aggregate: &dyn Fn(&str) -> bool, columns_of: &ColumnsOf) {
     match e {
-        Expr::BinaryOp {
-            left,
-            op: BinaryOperator::And,
-            right,
-        } => {
-            where_conjuncts(left, is_aggregate, columns_of);
-            where_conjuncts(right, is_aggregate, columns_of);
-        }
-        Expr::Nested(inner) => where_conjuncts(inner, is_aggregate, columns_of),
         Expr::InSubquery {
             expr,
             subquery,
