@@ -28,6 +28,7 @@ pub mod names;
 pub mod params;
 mod planner;
 pub mod prepared;
+mod range_window;
 pub mod result_types;
 mod safe_pushdown;
 pub mod sequences;
@@ -425,6 +426,7 @@ fn planning_context(
         .with_physical_optimizer_rules({
             let mut rules = safe_pushdown::physical_rules();
             rules.push(Arc::new(late_filter::SelectiveRowFilter));
+            rules.push(Arc::new(range_window::RangeWindows));
             rules
         })
         .build();
