@@ -516,7 +516,7 @@ impl Windows {
             columns.push(args);
         }
         let ranges = if keys.is_empty() {
-            Vec::from([0..rows])
+            std::iter::once(0..rows).collect()
         } else {
             let sort_columns = keys
                 .iter()
