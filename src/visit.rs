@@ -5,8 +5,9 @@
 //! again, some three thousand functions with their stack-growth shims.
 //! With one visitor type per rewrite that was four fifths of the
 //! functions this crate compiled and half of its build time. Every walk
-//! goes through here instead: the visitor is held as a trait object, so
-//! the tree's walk is compiled once per break type.
+//! goes through here instead: the visitor is held as a trait object and
+//! its break value kept aside, so the tree's walk is compiled once for
+//! changing walks and once for reading ones.
 //!
 //! [`visit_expressions_mut`], [`visit_expressions`] and
 //! [`visit_relations`] call their closure where sqlparser's functions of
@@ -26,13 +27,25 @@ pub fn walk_mut<N: VisitMut, B>(
     node: &mut N,
     visitor: &mut dyn VisitorMut<Break = B>,
 ) -> ControlFlow<B> {
-    node.visit(&mut DynMut(visitor))
+    let mut keep = KeepBreak {
+        inner: visitor,
+        broke: None,
+    };
+    let _ = node.visit(&mut DynMut(&mut keep));
+    keep.broke
+        .map_or(ControlFlow::Continue(()), ControlFlow::Break)
 }
 
 /// Walk `node` without changing it (sqlparser's `node.visit`).
 #[allow(clippy::disallowed_methods)]
 pub fn walk<N: Visit, B>(node: &N, visitor: &mut dyn Visitor<Break = B>) -> ControlFlow<B> {
-    node.visit(&mut Dyn(visitor))
+    let mut keep = KeepBreak {
+        inner: visitor,
+        broke: None,
+    };
+    let _ = node.visit(&mut Dyn(&mut keep));
+    keep.broke
+        .map_or(ControlFlow::Continue(()), ControlFlow::Break)
 }
 
 /// Call `f` on every expression of `node`, children before their parent.
@@ -120,102 +133,104 @@ pub fn visit_relations<N: Visit, B>(
     walk(node, &mut V(&mut f))
 }
 
-/// The one visitor type the mutable walk is compiled for.
-struct DynMut<'a, B>(&'a mut dyn VisitorMut<Break = B>);
+/// Implements the hooks of [`VisitorMut`] (`mut`) or [`Visitor`]
+/// (`shared`) by handing each call to the implementing type's `forward`.
+macro_rules! hooks {
+    (@each mut $($hook:ident($node:ty)),*) => {
+        $(
+            fn $hook(&mut self, node: &mut $node) -> ControlFlow<Self::Break> {
+                self.forward(|v| v.$hook(node))
+            }
+        )*
+    };
+    (@each shared $($hook:ident($node:ty)),*) => {
+        $(
+            fn $hook(&mut self, node: &$node) -> ControlFlow<Self::Break> {
+                self.forward(|v| v.$hook(node))
+            }
+        )*
+    };
+    ($kind:ident) => {
+        hooks!(@each $kind pre_visit_query(Query),
+            post_visit_query(Query),
+            pre_visit_select(Select),
+            post_visit_select(Select),
+            pre_visit_relation(ObjectName),
+            post_visit_relation(ObjectName),
+            pre_visit_table_factor(TableFactor),
+            post_visit_table_factor(TableFactor),
+            pre_visit_expr(Expr),
+            post_visit_expr(Expr),
+            pre_visit_statement(Statement),
+            post_visit_statement(Statement),
+            pre_visit_value(ValueWithSpan),
+            post_visit_value(ValueWithSpan));
+    };
+}
 
-impl<B> VisitorMut for DynMut<'_, B> {
-    type Break = B;
-    fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<B> {
-        self.0.pre_visit_query(q)
-    }
-    fn post_visit_query(&mut self, q: &mut Query) -> ControlFlow<B> {
-        self.0.post_visit_query(q)
-    }
-    fn pre_visit_select(&mut self, s: &mut Select) -> ControlFlow<B> {
-        self.0.pre_visit_select(s)
-    }
-    fn post_visit_select(&mut self, s: &mut Select) -> ControlFlow<B> {
-        self.0.post_visit_select(s)
-    }
-    fn pre_visit_relation(&mut self, r: &mut ObjectName) -> ControlFlow<B> {
-        self.0.pre_visit_relation(r)
-    }
-    fn post_visit_relation(&mut self, r: &mut ObjectName) -> ControlFlow<B> {
-        self.0.post_visit_relation(r)
-    }
-    fn pre_visit_table_factor(&mut self, t: &mut TableFactor) -> ControlFlow<B> {
-        self.0.pre_visit_table_factor(t)
-    }
-    fn post_visit_table_factor(&mut self, t: &mut TableFactor) -> ControlFlow<B> {
-        self.0.post_visit_table_factor(t)
-    }
-    fn pre_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<B> {
-        self.0.pre_visit_expr(e)
-    }
-    fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<B> {
-        self.0.post_visit_expr(e)
-    }
-    fn pre_visit_statement(&mut self, s: &mut Statement) -> ControlFlow<B> {
-        self.0.pre_visit_statement(s)
-    }
-    fn post_visit_statement(&mut self, s: &mut Statement) -> ControlFlow<B> {
-        self.0.post_visit_statement(s)
-    }
-    fn pre_visit_value(&mut self, v: &mut ValueWithSpan) -> ControlFlow<B> {
-        self.0.pre_visit_value(v)
-    }
-    fn post_visit_value(&mut self, v: &mut ValueWithSpan) -> ControlFlow<B> {
-        self.0.post_visit_value(v)
+/// The one visitor type the mutable walk is compiled for: its break type
+/// is always `()` (see [`KeepBreak`]).
+struct DynMut<'a>(&'a mut dyn VisitorMut<Break = ()>);
+
+impl DynMut<'_> {
+    fn forward(
+        &mut self,
+        hook: impl FnOnce(&mut dyn VisitorMut<Break = ()>) -> ControlFlow<()>,
+    ) -> ControlFlow<()> {
+        hook(&mut *self.0)
     }
 }
 
-/// The one visitor type the read-only walk is compiled for.
-struct Dyn<'a, B>(&'a mut dyn Visitor<Break = B>);
+impl VisitorMut for DynMut<'_> {
+    type Break = ();
+    hooks!(mut);
+}
 
-impl<B> Visitor for Dyn<'_, B> {
-    type Break = B;
-    fn pre_visit_query(&mut self, q: &Query) -> ControlFlow<B> {
-        self.0.pre_visit_query(q)
+/// The one visitor type the read-only walk is compiled for.
+struct Dyn<'a>(&'a mut dyn Visitor<Break = ()>);
+
+impl Dyn<'_> {
+    fn forward(
+        &mut self,
+        hook: impl FnOnce(&mut dyn Visitor<Break = ()>) -> ControlFlow<()>,
+    ) -> ControlFlow<()> {
+        hook(&mut *self.0)
     }
-    fn post_visit_query(&mut self, q: &Query) -> ControlFlow<B> {
-        self.0.post_visit_query(q)
+}
+
+impl Visitor for Dyn<'_> {
+    type Break = ();
+    hooks!(shared);
+}
+
+/// A visitor with any break type seen as one that breaks with `()`: the
+/// value it broke with is kept here, so the walk of the whole tree is
+/// compiled once, not once per break type.
+struct KeepBreak<'a, V: ?Sized, B> {
+    inner: &'a mut V,
+    broke: Option<B>,
+}
+
+impl<V: ?Sized, B> KeepBreak<'_, V, B> {
+    fn forward(&mut self, hook: impl FnOnce(&mut V) -> ControlFlow<B>) -> ControlFlow<()> {
+        match hook(self.inner) {
+            ControlFlow::Continue(()) => ControlFlow::Continue(()),
+            ControlFlow::Break(b) => {
+                self.broke = Some(b);
+                ControlFlow::Break(())
+            }
+        }
     }
-    fn pre_visit_select(&mut self, s: &Select) -> ControlFlow<B> {
-        self.0.pre_visit_select(s)
-    }
-    fn post_visit_select(&mut self, s: &Select) -> ControlFlow<B> {
-        self.0.post_visit_select(s)
-    }
-    fn pre_visit_relation(&mut self, r: &ObjectName) -> ControlFlow<B> {
-        self.0.pre_visit_relation(r)
-    }
-    fn post_visit_relation(&mut self, r: &ObjectName) -> ControlFlow<B> {
-        self.0.post_visit_relation(r)
-    }
-    fn pre_visit_table_factor(&mut self, t: &TableFactor) -> ControlFlow<B> {
-        self.0.pre_visit_table_factor(t)
-    }
-    fn post_visit_table_factor(&mut self, t: &TableFactor) -> ControlFlow<B> {
-        self.0.post_visit_table_factor(t)
-    }
-    fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<B> {
-        self.0.pre_visit_expr(e)
-    }
-    fn post_visit_expr(&mut self, e: &Expr) -> ControlFlow<B> {
-        self.0.post_visit_expr(e)
-    }
-    fn pre_visit_statement(&mut self, s: &Statement) -> ControlFlow<B> {
-        self.0.pre_visit_statement(s)
-    }
-    fn post_visit_statement(&mut self, s: &Statement) -> ControlFlow<B> {
-        self.0.post_visit_statement(s)
-    }
-    fn pre_visit_value(&mut self, v: &ValueWithSpan) -> ControlFlow<B> {
-        self.0.pre_visit_value(v)
-    }
-    fn post_visit_value(&mut self, v: &ValueWithSpan) -> ControlFlow<B> {
-        self.0.post_visit_value(v)
-    }
+}
+
+impl<B> VisitorMut for KeepBreak<'_, dyn VisitorMut<Break = B> + '_, B> {
+    type Break = ();
+    hooks!(mut);
+}
+
+impl<B> Visitor for KeepBreak<'_, dyn Visitor<Break = B> + '_, B> {
+    type Break = ();
+    hooks!(shared);
 }
 
 /// The conditions `e` joins by AND, parentheses looked through
