@@ -756,7 +756,7 @@ impl Partition {
                 }
             })
             .fold(self.emitted, usize::min);
-        let drop = keep - self.base;
+        let drop = keep.saturating_sub(self.base);
         // Slicing is cheap, but the arrays keep their buffers until the
         // next append copies what is left: wait for a worthwhile amount.
         if drop == 0 || (drop < 1024 && drop * 2 < self.positions.len()) {
@@ -779,7 +779,7 @@ impl Partition {
 
     /// The first row from `from` on whose position fails `before`.
     fn seek(&self, from: usize, before: impl Fn(i128) -> bool) -> usize {
-        let start = from - self.base;
+        let start = from.saturating_sub(self.base).min(self.positions.len());
         let n = self.positions[start..]
             .iter()
             .take_while(|p| before(**p))
