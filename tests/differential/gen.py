@@ -466,6 +466,16 @@ class Gen:
         if kind == "agg" and oslots:
             total = keys is not None and all(any(k == c.sql() for c in order_exprs) for k in keys)
             frames = ["", "RANGE BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING"]
+            # offsets in units of the one ORDER BY column
+            if len(order_exprs) == 1 and order_exprs[0].t in (INT, BIGINT):
+                frames += ["RANGE BETWEEN 1 PRECEDING AND CURRENT ROW",
+                           "RANGE BETWEEN 3 PRECEDING AND 1 FOLLOWING",
+                           "RANGE BETWEEN CURRENT ROW AND 2 FOLLOWING",
+                           "RANGE BETWEEN 5 PRECEDING AND 2 PRECEDING"]
+            elif len(order_exprs) == 1 and order_exprs[0].t in (DATE, TS, TSTZ):
+                frames += ["RANGE BETWEEN INTERVAL '1 day' PRECEDING AND CURRENT ROW",
+                           "RANGE BETWEEN INTERVAL '12 hours' PRECEDING AND INTERVAL '1 hour' FOLLOWING",
+                           "RANGE BETWEEN CURRENT ROW AND INTERVAL '3 days' FOLLOWING"]
             if total:
                 frames += ["ROWS BETWEEN 1 PRECEDING AND CURRENT ROW",
                            "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW",
