@@ -51,6 +51,8 @@ pub enum ErrorKind {
     /// A window frame's offset that is negative (or NULL).
     InvalidWindowOffset,
     AmbiguousColumn,
+    /// 42725: a function name that more than one function has.
+    AmbiguousFunction,
     Grouping,
     InFailedTransaction,
     /// 22004: a NULL where none is allowed (a JSON object key).

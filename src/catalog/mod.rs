@@ -22,6 +22,7 @@ mod deparse;
 pub mod info_schema;
 mod object;
 pub mod pg_constraints;
+pub mod pg_proc;
 pub mod pg_setup;
 pub mod provider;
 pub mod rules;

@@ -2249,6 +2249,12 @@ impl ScalarUDFImpl for Describe {
                                 .into_iter()
                                 .find(|k| *k == name)
                                 .and_then(|k| comments.get(&(oid, k, 0)).cloned())
+                                .or_else(|| {
+                                    // PostgreSQL's own functions, types,
+                                    // operators, ... (psql's `\df+`, `\dT`).
+                                    let class = PG_CATALOG_OIDS.iter().find(|(_, n)| *n == name)?.0;
+                                    super::pg_proc::builtin_description(oid, class)
+                                })
                         }
                         None => comments
                             .get(&(oid, "pg_class", 0))

@@ -78,7 +78,7 @@ impl CatalogInfo for Catalogs {
 }
 
 /// The static tables, decoded on first use.
-fn static_tables() -> DfResult<Arc<PgCatalogStaticTables>> {
+pub(crate) fn static_tables() -> DfResult<Arc<PgCatalogStaticTables>> {
     static TABLES: OnceLock<std::result::Result<Arc<PgCatalogStaticTables>, String>> =
         OnceLock::new();
     TABLES
@@ -114,7 +114,11 @@ pub fn install(ctx: &SessionContext, database: &str) -> DfResult<()> {
         ctx.register_udf(pg::has_privilege_udf::create_has_privilege_udf(name));
     }
     ctx.register_udf(pg::create_pg_table_is_visible());
-    ctx.register_udf(pg::format_type::create_format_type_udf());
+    // format_type, the function printers and the regproc conversions by
+    // PostgreSQL's rules over the static pg_proc and pg_type.
+    for udf in super::pg_proc::udfs() {
+        ctx.register_udf(udf);
+    }
     ctx.register_udf(datafusion::logical_expr::ScalarUDF::new_from_impl(
         RegtypeName {
             signature: datafusion::logical_expr::Signature::any(
@@ -178,7 +182,7 @@ impl datafusion::logical_expr::ScalarUDFImpl for RegtypeName {
         use datafusion::logical_expr::ColumnarValue;
         let oids = args.args[0].cast_to(&datafusion::arrow::datatypes::DataType::Int64, None)?;
         let typmod = ColumnarValue::Scalar(datafusion::common::ScalarValue::Int64(None));
-        let format = pg::format_type::create_format_type_udf();
+        let format = super::pg_proc::format_type_udf();
         format.invoke_with_args(datafusion::logical_expr::ScalarFunctionArgs {
             args: vec![oids, typmod],
             ..args

@@ -134,14 +134,30 @@ fn figure(e: &Expr) -> (Option<String>, u8) {
         Expr::Function(f) if function_named(f, crate::catalog::pg_constraints::REGTYPE_FOUND) => {
             (Some("regtype".into()), 1)
         }
+        Expr::Function(f) if function_named(f, crate::catalog::pg_proc::REGPROC_FOUND) => {
+            (Some("regproc".into()), 1)
+        }
+        Expr::Function(f) if function_named(f, crate::catalog::pg_proc::REGPROCEDURE_FOUND) => {
+            (Some("regprocedure".into()), 1)
+        }
         // An OID cast to regclass or regtype, shown as a name: named after
         // the OID's expression, as the cast was.
         Expr::Function(f)
-            if function_named(f, crate::catalog::pg_constraints::REGCLASS_NAME)
-                || function_named(f, crate::catalog::pg_constraints::REGTYPE_NAME) =>
+            if [
+                crate::catalog::pg_constraints::REGCLASS_NAME,
+                crate::catalog::pg_constraints::REGTYPE_NAME,
+                crate::catalog::pg_proc::REGPROC_NAME,
+                crate::catalog::pg_proc::REGPROCEDURE_NAME,
+            ]
+            .iter()
+            .any(|n| function_named(f, n)) =>
         {
             let ty = if function_named(f, crate::catalog::pg_constraints::REGTYPE_NAME) {
                 "regtype"
+            } else if function_named(f, crate::catalog::pg_proc::REGPROC_NAME) {
+                "regproc"
+            } else if function_named(f, crate::catalog::pg_proc::REGPROCEDURE_NAME) {
+                "regprocedure"
             } else {
                 "regclass"
             };

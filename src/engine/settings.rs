@@ -722,27 +722,19 @@ pub fn register_functions(ctx: &SessionContext) {
             vec![],
         )),
     ));
-    // Empty text: no function has a signature of its own here, and the one
-    // tablespace, pg_default, is in the data directory, whose location
-    // PostgreSQL shows as an empty string (psql's `\db`).
-    for name in [
-        "pg_get_function_result",
-        "pg_get_function_arguments",
-        "pg_get_function_identity_arguments",
+    // The one tablespace, pg_default, is in the data directory, whose
+    // location PostgreSQL shows as an empty string (psql's `\db`).
+    ctx.register_udf(create_udf(
         "pg_tablespace_location",
-    ] {
-        ctx.register_udf(create_udf(
-            name,
-            vec![DataType::Int64],
-            DataType::Utf8,
-            Volatility::Stable,
-            Arc::new(|_| {
-                Ok(ColumnarValue::Scalar(ScalarValue::Utf8(
-                    Some(String::new()),
-                )))
-            }),
-        ));
-    }
+        vec![DataType::Int64],
+        DataType::Utf8,
+        Volatility::Stable,
+        Arc::new(|_| {
+            Ok(ColumnarValue::Scalar(ScalarValue::Utf8(
+                Some(String::new()),
+            )))
+        }),
+    ));
     // Sluice has no shared objects: these answer NULL, as
     // PostgreSQL does for an object without one (`obj_description` and
     // `col_description` are pg_catalog's, with the catalog's comments). A
@@ -774,15 +766,17 @@ pub fn register_functions(ctx: &SessionContext) {
                     let out = args[0]
                         .as_string::<i32>()
                         .iter()
-                        .map(|n| match n.map(|n| (n, type_oid(n))) {
-                            Some((n, None)) if strict => {
-                                Err(datafusion::error::DataFusionError::from(Error::new(
-                                    ErrorKind::UndefinedObject,
-                                    format!("type \"{n}\" does not exist"),
-                                )))
-                            }
-                            found => Ok(found.and_then(|(_, oid)| oid)),
-                        })
+                        .map(
+                            |n| match n.map(|n| (n, crate::catalog::pg_proc::sql_type_oid(n))) {
+                                Some((n, None)) if strict => {
+                                    Err(datafusion::error::DataFusionError::from(Error::new(
+                                        ErrorKind::UndefinedObject,
+                                        format!("type \"{n}\" does not exist"),
+                                    )))
+                                }
+                                found => Ok(found.and_then(|(_, oid)| oid)),
+                            },
+                        )
                         .collect::<datafusion::error::Result<datafusion::arrow::array::Int32Array>>(
                         )?;
                     Ok(Arc::new(out) as ArrayRef)
@@ -823,20 +817,6 @@ pub fn register_functions(ctx: &SessionContext) {
         "version",
         "PostgreSQL 15.0 (Sluice 0.1.0) on x86_64-pc-linux-gnu, compiled by rustc, 64-bit",
     ));
-}
-
-/// The OID of the type `name` spells in SQL, if Sluice has it.
-fn type_oid(name: &str) -> Option<i32> {
-    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-    use datafusion::sql::sqlparser::parser::Parser;
-    let ty = Parser::new(&PostgreSqlDialect {})
-        .try_with_sql(name)
-        .and_then(|mut p| p.parse_data_type())
-        .ok()?;
-    crate::types::PgType::from_sql(&ty)
-        .ok()?
-        .known_oid()
-        .map(|o| o as i32)
 }
 
 /// A function of any arguments whose answer is a NULL of type `ty`.
@@ -896,11 +876,14 @@ mod tests {
 
     #[test]
     fn type_names_resolve_to_postgres_oids() {
-        assert_eq!(type_oid("int8"), Some(20));
-        assert_eq!(type_oid("character varying"), Some(1043));
-        assert_eq!(type_oid("text[]"), Some(1009));
-        assert_eq!(type_oid("hstore"), None);
-        assert_eq!(type_oid("not a type"), None);
+        assert_eq!(crate::catalog::pg_proc::sql_type_oid("int8"), Some(20));
+        assert_eq!(
+            crate::catalog::pg_proc::sql_type_oid("character varying"),
+            Some(1043)
+        );
+        assert_eq!(crate::catalog::pg_proc::sql_type_oid("text[]"), Some(1009));
+        assert_eq!(crate::catalog::pg_proc::sql_type_oid("hstore"), None);
+        assert_eq!(crate::catalog::pg_proc::sql_type_oid("not a type"), None);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 use std::ops::ControlFlow;
 
 use crate::catalog::pg_constraints::{REGCLASS_FOUND, REGTYPE_FOUND, REGTYPE_NAME};
+use crate::catalog::pg_proc::{REGPROC_FOUND, REGPROC_NAME, REGPROCEDURE_FOUND, REGPROCEDURE_NAME};
 use crate::visit::visit_relations;
 use datafusion::sql::sqlparser::ast::{ObjectName, Statement, TableFactor};
 use datafusion_pg_catalog::sql::rules::{
@@ -224,8 +225,8 @@ pub fn sequence_arguments<N: datafusion::sql::sqlparser::ast::VisitMut>(node: &m
     });
 }
 
-/// Whether `stmt` casts a string literal to an OID alias type
-/// (`'t'::regclass`, `'int8'::regtype`, ...).
+/// Whether `stmt` casts a string or number literal to an OID alias type
+/// (`'t'::regclass`, `'int8'::regtype`, `870::regproc`, ...).
 fn casts_name_to_oid(stmt: &Statement) -> bool {
     use crate::visit::visit_expressions;
     use datafusion::sql::sqlparser::ast::{DataType, Expr, Value};
@@ -233,7 +234,7 @@ fn casts_name_to_oid(stmt: &Statement) -> bool {
         if let Expr::Cast {
             expr, data_type, ..
         } = e
-            && matches!(expr.as_ref(), Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_)))
+            && matches!(expr.as_ref(), Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_) | Value::Number(..)))
         {
             let name = match data_type {
                 DataType::Regclass => "regclass".to_string(),
@@ -245,7 +246,10 @@ fn casts_name_to_oid(stmt: &Statement) -> bool {
                     .unwrap_or_default(),
                 _ => String::new(),
             };
-            if matches!(name.as_str(), "regclass" | "regtype" | "regnamespace" | "regproc") {
+            if matches!(
+                name.as_str(),
+                "regclass" | "regtype" | "regnamespace" | "regproc" | "regprocedure"
+            ) {
                 return ControlFlow::Break(());
             }
         }
@@ -553,7 +557,37 @@ fn without_trigger_subqueries(stmt: &mut Statement) {
 /// items: a regclass inside an expression (compared, cast on to oid)
 /// stays an OID.
 fn regclass_names(stmt: &mut Statement) {
-    use datafusion::sql::sqlparser::ast::{Expr, SelectItem, SetExpr};
+    use datafusion::sql::sqlparser::ast::{DataType, Expr, SelectItem, SetExpr};
+    // Cast on to text anywhere, an OID alias is its name
+    // (`c.oid::regclass::text = 'orders'`, `p.oid::regprocedure::text`).
+    let _ = crate::visit::visit_expressions_mut(stmt, |e: &mut Expr| {
+        if let Expr::Cast {
+            expr: outer,
+            data_type: DataType::Text | DataType::Varchar(_) | DataType::String(_),
+            ..
+        } = e
+            && let Expr::Cast {
+                expr: inner,
+                data_type,
+                ..
+            } = outer.as_mut()
+        {
+            let ty = data_type.to_string().to_ascii_lowercase();
+            let name = match ty.trim_start_matches("pg_catalog.") {
+                "regclass" => crate::catalog::pg_constraints::REGCLASS_NAME,
+                "regtype" => REGTYPE_NAME,
+                "regproc" => REGPROC_NAME,
+                "regprocedure" => REGPROCEDURE_NAME,
+                _ => return ControlFlow::<()>::Continue(()),
+            };
+            let arg = std::mem::replace(
+                inner.as_mut(),
+                Expr::Value(datafusion::sql::sqlparser::ast::Value::Null.into()),
+            );
+            **outer = call(name, vec![arg], vec![]);
+        }
+        ControlFlow::<()>::Continue(())
+    });
     let Statement::Query(q) = stmt else { return };
     let SetExpr::Select(select) = q.body.as_mut() else {
         return;
@@ -570,7 +604,9 @@ fn regclass_names(stmt: &mut Statement) {
         else {
             continue;
         };
-        if matches!(expr.as_ref(), Expr::Value(_)) {
+        // A number cast shows the object's name as well (`870::regproc`).
+        if matches!(expr.as_ref(), Expr::Value(v) if !matches!(v.value, datafusion::sql::sqlparser::ast::Value::Number(..)))
+        {
             continue;
         }
         let ty = data_type.to_string().to_ascii_lowercase();
@@ -583,6 +619,10 @@ fn regclass_names(stmt: &mut Statement) {
         } else if ty.ends_with("regtype") {
             // A type OID shows as the type's SQL name (`bigint`).
             call(REGTYPE_NAME, vec![expr.as_ref().clone()], vec![])
+        } else if ty.ends_with("regprocedure") {
+            call(REGPROCEDURE_NAME, vec![expr.as_ref().clone()], vec![])
+        } else if ty.ends_with("regproc") {
+            call(REGPROC_NAME, vec![expr.as_ref().clone()], vec![])
         } else {
             continue;
         };
@@ -1028,6 +1068,28 @@ fn regclass_literals(stmt: &mut Statement) {
         {
             let name = Expr::value(Value::SingleQuotedString(text.clone()));
             **expr = call(REGTYPE_FOUND, vec![name], vec![]);
+            return ControlFlow::Continue(());
+        }
+        // `'lower'::regproc`, `'upper(text)'::regprocedure`: the one
+        // function named, `42725` when the name has overloads.
+        if let Expr::Cast {
+            expr, data_type, ..
+        } = e
+            && let Some(lookup) = match data_type
+                .to_string()
+                .to_ascii_lowercase()
+                .trim_start_matches("pg_catalog.")
+            {
+                "regproc" => Some(REGPROC_FOUND),
+                "regprocedure" => Some(REGPROCEDURE_FOUND),
+                _ => None,
+            }
+            && let Expr::Value(v) = expr.as_ref()
+            && let Value::SingleQuotedString(text) = &v.value
+            && !text.bytes().all(|b| b.is_ascii_digit())
+        {
+            let name = Expr::value(Value::SingleQuotedString(text.clone()));
+            **expr = call(lookup, vec![name], vec![]);
             return ControlFlow::Continue(());
         }
         if let Expr::Cast {

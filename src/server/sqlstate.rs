@@ -41,6 +41,7 @@ pub fn sqlstate(kind: ErrorKind) -> &'static str {
         InvalidWidthBucket => "2201G",
         InvalidWindowOffset => "22013",
         AmbiguousColumn => "42702",
+        AmbiguousFunction => "42725",
         Grouping => "42803",
         InFailedTransaction => "25P02",
         NoActiveTransaction => "25P01",

@@ -494,6 +494,29 @@ fn leaves(array: &ArrayRef) -> DfResult<Option<(ArrayRef, Vec<usize>)>> {
             datafusion::arrow::compute::cast(array, &DataType::List(f.clone()))?
         }
         DataType::Null => return Ok(None),
+        // Array text, as the static catalogs keep their ACL columns
+        // (`pg_proc.proacl` is `{postgres=X/postgres}`).
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+            let texts = datafusion::arrow::compute::cast(array, &DataType::Utf8)?;
+            let mut builder = datafusion::arrow::array::ListBuilder::new(
+                datafusion::arrow::array::StringBuilder::new(),
+            );
+            for text in texts.as_string::<i32>().iter() {
+                match text {
+                    None => builder.append_null(),
+                    Some(t) => {
+                        let items = parse_array_text(t).map_err(|e| {
+                            datafusion::error::DataFusionError::Execution(format!(
+                                "array_to_string of text that is no array: {e}"
+                            ))
+                        })?;
+                        builder.values().extend(items);
+                        builder.append(true);
+                    }
+                }
+            }
+            Arc::new(builder.finish()) as ArrayRef
+        }
         other => return exec_err!("array_to_string of a {other}, not an array"),
     };
     let list = list.as_list::<i32>();

@@ -78,6 +78,23 @@ async fn psql_meta_commands_show_sluice_objects() {
     }
     let (_, out) = psql(&server, &["-c", "\\dp raw.*"]);
     assert!(out.contains("events"), "{out}");
+    // Functions: their types, definitions and ambiguity, as PostgreSQL's.
+    let (ok, out) = psql(&server, &["-v", "ON_ERROR_STOP=1", "-c", "\\df+ upper"]);
+    assert!(ok && out.contains("| text             | text  "), "{out}");
+    assert!(
+        out.contains("uppercase") && out.contains("anyrange"),
+        "{out}"
+    );
+    let (ok, out) = psql(&server, &["-c", "\\sf upper(text)"]);
+    assert!(
+        ok && out.contains("CREATE OR REPLACE FUNCTION pg_catalog.upper(text)\n RETURNS text\n"),
+        "{out}"
+    );
+    let (ok, out) = psql(&server, &["-c", "\\sf lower"]);
+    assert!(
+        !ok && out.contains("more than one function named \"lower\""),
+        "{out}"
+    );
     // An error leaves psql's session usable for the next command.
     let (ok, out) = psql(
         &server,
