@@ -183,6 +183,7 @@ pub fn install(ctx: &SessionContext, catalog: Arc<Catalog>, database: &str) -> R
         ctx.register_udf(ScalarUDF::new_from_impl(RelationSize {
             name,
             catalog: catalog.clone(),
+            indexes: index_defs.clone(),
             signature: Signature::variadic_any(Volatility::Volatile),
         }));
     }
@@ -2281,14 +2282,17 @@ fn oid_argument(name: &str, args: &ScalarFunctionArgs) -> Result<Int64Array> {
 
 /// `pg_table_size(oid)`, `pg_relation_size` and `pg_total_relation_size`:
 /// the bytes of the data files of a table's (or materialized view's)
-/// current Delta version — what psql's `\dt+` shows as its size. A view or
-/// an external table stores nothing here (0, as PostgreSQL shows a view),
+/// current Delta version — what psql's `\dt+` shows as its size. A view,
+/// an external table or a key's index stores nothing here (0, as
+/// PostgreSQL shows a view),
 /// a sequence one page (8192, as PostgreSQL's); NULL for an OID that is
 /// no relation.
 #[derive(Debug)]
 struct RelationSize {
     name: &'static str,
     catalog: Arc<Catalog>,
+    /// The keys shown as indexes (by the pg_class scan of the query).
+    indexes: Definitions,
     signature: Signature,
 }
 
@@ -2361,6 +2365,16 @@ impl ScalarUDFImpl for RelationSize {
                     None => {
                         let size = match by_oid.get(&oid) {
                             Some(o) => self.size_of(o)?,
+                            // A key shown as an index stores nothing of
+                            // its own: Delta keeps no index (psql's `\di+`).
+                            None if self
+                                .indexes
+                                .read()
+                                .expect("not poisoned")
+                                .contains_key(&oid) =>
+                            {
+                                Some(0)
+                            }
                             None => None,
                         };
                         sizes.insert(oid, size);

@@ -156,13 +156,17 @@ def sizes(target, cmd: str) -> dict[str, str]:
 
 def test_listings_show_sizes(pg, sluice):
     """`\\dt+` shows a table's size (on Sluice, its Delta data files'), a
-    view's `0 bytes` and a sequence's one page, as on PostgreSQL."""
+    view's `0 bytes` and a sequence's one page, as on PostgreSQL; `\\di+`
+    a key's index (none on Sluice: `0 bytes`)."""
     for target in (pg, sluice):
         tables = sizes(target, r"\dt+")
         assert re.fullmatch(r"\d+ (bytes|kB)", tables["t"]), tables
         assert tables["t"] != "0 bytes", tables
         assert sizes(target, r"\dv+")["v"] == "0 bytes"
         assert sizes(target, r"\ds+")["counter"] == "8192 bytes"
+    # A key's index: PostgreSQL's pages, Sluice's nothing (Delta keeps none).
+    assert re.fullmatch(r"\d+ (bytes|kB)", sizes(pg, r"\di+")["t_pkey"])
+    assert sizes(sluice, r"\di+")["t_pkey"] == "0 bytes"
     # the size follows the data
     before = ok(psql(sluice, r"SELECT pg_table_size('t'::regclass)"), "size")
     ok(psql(sluice, "INSERT INTO t (id, amount) SELECT g, 1 FROM generate_series(100, 2000) g"), "insert")
