@@ -385,6 +385,8 @@ fn planning_context(
                 Arc::new(crate::types::floats::FloatsOverNumerics),
                 Arc::new(crate::types::arrays::ArrayElementTypes),
                 Arc::new(crate::types::interval::IntervalWindows),
+                Arc::new(crate::types::shift::ShiftDefaults),
+                Arc::new(crate::types::boolean_tests::BooleanTests),
             ];
             rules.extend(datafusion::optimizer::Analyzer::new().rules);
             rules.push(Arc::new(crate::types::text::TextInputCasts));

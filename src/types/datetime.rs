@@ -25,6 +25,13 @@ fn is_date(e: &Expr, schema: &DFSchema) -> bool {
         .is_ok_and(|t| matches!(t, DataType::Date32 | DataType::Date64))
 }
 
+/// A date plus or minus an interval: a timestamp in PostgreSQL (made one
+/// by [`rewrite`] once it reaches the expression).
+fn is_date_shifted(e: &Expr, schema: &DFSchema) -> bool {
+    matches!(e, Expr::BinaryExpr(BinaryExpr { left, op: Operator::Plus | Operator::Minus, right })
+        if is_interval(left, schema) || is_interval(right, schema))
+}
+
 fn timestamp(e: Expr) -> Expr {
     cast(e, DataType::Timestamp(TimeUnit::Microsecond, None))
 }
@@ -52,7 +59,10 @@ fn rewrite(x: Expr, schema: &DFSchema) -> DfResult<Transformed<Expr>> {
         // `date_trunc(field, date)` truncates the date as a timestamptz
         // (PostgreSQL's only candidate for a date).
         Expr::ScalarFunction(mut f)
-            if f.name() == "date_trunc" && f.args.len() == 2 && is_date(&f.args[1], schema) =>
+            if f.name() == "date_trunc"
+                && f.args.len() == 2
+                && is_date(&f.args[1], schema)
+                && !is_date_shifted(&f.args[1], schema) =>
         {
             let d = std::mem::replace(&mut f.args[1], lit(0));
             f.args[1] = cast(

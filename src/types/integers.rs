@@ -101,8 +101,10 @@ fn function_results(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
             {
                 Some(DataType::Int32)
             }
+            // The type `a` has once coerced (a CASE's is its branches'
+            // common type, not its first branch's).
             Expr::ScalarFunction(f) if f.name() == "nullif" && f.args.len() == 2 => {
-                type_of(&f.args[0])
+                super::numeric::coerced_type(&f.args[0], schema).ok()
             }
             _ => None,
         };

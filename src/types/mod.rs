@@ -6,6 +6,7 @@
 
 pub mod arrays;
 pub mod averages;
+pub mod boolean_tests;
 pub mod checked;
 pub mod datetime;
 pub mod floats;
@@ -23,6 +24,7 @@ pub mod ordered;
 pub mod ordered_set;
 pub mod output;
 pub mod pg_format;
+pub mod shift;
 pub mod text;
 pub mod typed;
 pub mod uuid;

@@ -155,7 +155,9 @@ impl AnalyzerRule for NumericScales {
 /// when a `CASE`, `coalesce` or `nullif` still has the type of its first
 /// branch (`round(CASE ... THEN 12.5 ELSE n END)` was computed at
 /// `numeric(4,1)` and failed with `22003` for `n = 1234.56`).
-fn coerced_type(e: &Expr, schema: &DFSchema) -> Result<DataType> {
+/// An expression that coercion cannot type has no type here: its type
+/// before coercion may be narrower than its values (the first branch's).
+pub(crate) fn coerced_type(e: &Expr, schema: &DFSchema) -> Result<DataType> {
     use datafusion::common::tree_node::TreeNode;
     use datafusion::optimizer::analyzer::type_coercion::TypeCoercionRewriter;
     let plain = matches!(
@@ -166,9 +168,8 @@ fn coerced_type(e: &Expr, schema: &DFSchema) -> Result<DataType> {
         let mut coercion = TypeCoercionRewriter::new(schema);
         // One instantiation, with DataFusion's own rewriter.
         #[allow(clippy::disallowed_methods)]
-        if let Ok(coerced) = e.clone().rewrite(&mut coercion) {
-            return coerced.data.get_type(schema);
-        }
+        let coerced = e.clone().rewrite(&mut coercion)?;
+        return coerced.data.get_type(schema);
     }
     e.get_type(schema)
 }

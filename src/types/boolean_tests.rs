@@ -1,0 +1,54 @@
+//! `x IS TRUE`, `IS FALSE`, `IS NOT TRUE` and `IS NOT FALSE` planned as
+//! the comparisons DataFusion executes them by (`x IS NOT DISTINCT FROM
+//! true`, ...). Planned as they are, the logical plan says the test is
+//! never NULL while the executed comparison says it may be, and an
+//! aggregate above (`SELECT DISTINCT b IS FALSE FROM t`) stops on the
+//! disagreement with an internal error. The answers are the same.
+
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::Transformed;
+use datafusion::error::Result;
+use datafusion::logical_expr::expr_rewriter::NamePreserver;
+use datafusion::logical_expr::{BinaryExpr, Expr, LogicalPlan, Operator, lit};
+use datafusion::optimizer::AnalyzerRule;
+
+/// Plans the boolean tests as comparisons (see the module docs).
+#[derive(Debug)]
+pub struct BooleanTests;
+
+impl AnalyzerRule for BooleanTests {
+    fn name(&self) -> &str {
+        "sluice_boolean_tests"
+    }
+
+    fn analyze(&self, plan: LogicalPlan, _: &ConfigOptions) -> Result<LogicalPlan> {
+        crate::tree::transform_up_with_subqueries(plan, |node| {
+            let names = NamePreserver::new(&node);
+            let rewritten = crate::tree::map_expressions(node, |e| {
+                let saved = crate::types::save_name(&names, &e);
+                let tested = crate::tree::transform_up(e, |x| Ok(comparison(x)))?;
+                Ok(tested.update_data(|e| crate::types::keep_name(saved, e)))
+            })?;
+            if !rewritten.transformed {
+                return Ok(rewritten);
+            }
+            Ok(Transformed::yes(rewritten.data.recompute_schema()?))
+        })
+        .map(|t| t.data)
+    }
+}
+
+fn comparison(e: Expr) -> Transformed<Expr> {
+    let (x, op, value) = match e {
+        Expr::IsTrue(x) => (x, Operator::IsNotDistinctFrom, true),
+        Expr::IsFalse(x) => (x, Operator::IsNotDistinctFrom, false),
+        Expr::IsNotTrue(x) => (x, Operator::IsDistinctFrom, true),
+        Expr::IsNotFalse(x) => (x, Operator::IsDistinctFrom, false),
+        other => return Transformed::no(other),
+    };
+    Transformed::yes(Expr::BinaryExpr(BinaryExpr::new(
+        x,
+        op,
+        Box::new(lit(value)),
+    )))
+}
