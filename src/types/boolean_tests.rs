@@ -1,6 +1,6 @@
 //! `x IS TRUE`, `IS FALSE`, `IS NOT TRUE` and `IS NOT FALSE` planned as
 //! the comparisons DataFusion executes them by (`x IS NOT DISTINCT FROM
-//! true`, ...). Planned as they are, the logical plan says the test is
+//! true`, ...), and `IS [NOT] UNKNOWN` as `IS [NOT] NULL`. Planned as they are, the logical plan says the test is
 //! never NULL while the executed comparison says it may be, and an
 //! aggregate above (`SELECT DISTINCT b IS FALSE FROM t`) stops on the
 //! disagreement with an internal error. The answers are the same.
@@ -40,6 +40,9 @@ impl AnalyzerRule for BooleanTests {
 
 fn comparison(e: Expr) -> Transformed<Expr> {
     let (x, op, value) = match e {
+        // A boolean is unknown when it is NULL.
+        Expr::IsUnknown(x) => return Transformed::yes(Expr::IsNull(x)),
+        Expr::IsNotUnknown(x) => return Transformed::yes(Expr::IsNotNull(x)),
         Expr::IsTrue(x) => (x, Operator::IsNotDistinctFrom, true),
         Expr::IsFalse(x) => (x, Operator::IsNotDistinctFrom, false),
         Expr::IsNotTrue(x) => (x, Operator::IsDistinctFrom, true),
