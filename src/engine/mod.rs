@@ -387,6 +387,7 @@ fn planning_context(
                 Arc::new(crate::types::interval::IntervalWindows),
                 Arc::new(crate::types::shift::ShiftDefaults),
                 Arc::new(crate::types::boolean_tests::BooleanTests),
+                Arc::new(crate::types::grouping_sets::GroupingSetNames),
             ];
             rules.extend(datafusion::optimizer::Analyzer::new().rules);
             rules.push(Arc::new(crate::types::text::TextInputCasts));

@@ -11,6 +11,7 @@ pub mod checked;
 pub mod datetime;
 pub mod floats;
 pub mod functions;
+pub mod grouping_sets;
 pub mod ident;
 pub mod integers;
 pub mod interval;
