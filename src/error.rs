@@ -429,6 +429,25 @@ fn not_implemented(m: String) -> Error {
     Error::new(ErrorKind::FeatureNotSupported, m)
 }
 
+/// A copy of a shared error (one many partitions of a plan report) that
+/// keeps what classifying it reads: the variant of an unsupported feature
+/// or exhausted memory, Sluice's own error, the text of the rest.
+fn rebuilt(e: &datafusion::error::DataFusionError) -> datafusion::error::DataFusionError {
+    use datafusion::error::DataFusionError as D;
+    match e {
+        D::NotImplemented(m) => D::NotImplemented(m.clone()),
+        D::ResourcesExhausted(m) => D::ResourcesExhausted(m.clone()),
+        D::Shared(inner) => rebuilt(inner),
+        D::Context(c, inner) => D::Context(c.clone(), Box::new(rebuilt(inner))),
+        D::Diagnostic(_, inner) => rebuilt(inner),
+        D::External(inner) => match inner.downcast_ref::<Error>() {
+            Some(err) => D::External(Box::new(err.clone())),
+            None => D::Execution(inner.to_string()),
+        },
+        other => D::Execution(other.to_string()),
+    }
+}
+
 fn classify_datafusion(e: datafusion::error::DataFusionError) -> Error {
     use datafusion::error::DataFusionError as D;
     match e {
@@ -449,9 +468,9 @@ fn classify_datafusion(e: datafusion::error::DataFusionError) -> Error {
             classify_message(&msg).unwrap_or_else(|| Error::new(ErrorKind::Internal, msg))
         }
         D::Context(_, inner) => classify_datafusion(*inner),
-        D::Shared(inner) => classify_datafusion(
-            std::sync::Arc::try_unwrap(inner).unwrap_or_else(|a| D::Execution(a.to_string())),
-        ),
+        D::Shared(inner) => {
+            classify_datafusion(std::sync::Arc::try_unwrap(inner).unwrap_or_else(|a| rebuilt(&a)))
+        }
         D::Diagnostic(_, inner) => classify_datafusion(*inner),
         D::Collection(mut errs) if !errs.is_empty() => classify_datafusion(errs.remove(0)),
         other => {
@@ -719,6 +738,17 @@ fn quoted_after(text: &str, marker: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shared_error_keeps_its_kind() {
+        // Held by another partition too, so it cannot be unwrapped.
+        let shared = std::sync::Arc::new(datafusion::error::DataFusionError::NotImplemented(
+            "Aggregate can not be used as a sliding accumulator".into(),
+        ));
+        let _other_partition = shared.clone();
+        let e = classify_datafusion(datafusion::error::DataFusionError::Shared(shared));
+        assert_eq!(e.kind, ErrorKind::FeatureNotSupported, "{e:?}");
+    }
 
     #[test]
     fn subqueries_the_planner_cannot_run_are_named_not_dumped() {

@@ -49,7 +49,9 @@ impl AnalyzerRule for GroupingSetNames {
             }
             // `grouping(key)` finds its key among the set's expressions.
             for e in agg.aggr_expr.iter_mut() {
-                let Expr::AggregateFunction(f) = e else { continue };
+                let Expr::AggregateFunction(f) = e else {
+                    continue;
+                };
                 if f.func.name() != "grouping" {
                     continue;
                 }
