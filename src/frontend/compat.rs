@@ -90,6 +90,7 @@ pub fn rewrite(stmt: &mut Statement, text: Option<&str>) {
     format_arguments(&mut s);
     substring_patterns(&mut s);
     make_interval_arguments(&mut s);
+    repeated_rollup_keys(&mut s);
     generate_subscripts(&mut s);
     expand_array(&mut s);
     typed_casts(&mut s);
@@ -1260,5 +1261,57 @@ fn regproc_zero(stmt: &mut Statement) {
             }
         }
         ControlFlow::<()>::Continue(())
+    });
+}
+
+/// `ROLLUP (a.k, k)`, `CUBE (x, x)`: a key named twice is spelled out as
+/// the grouping sets it stands for (`GROUPING SETS ((a.k, k), (a.k), ())`),
+/// whose sets may repeat a key, as PostgreSQL allows; planned as written
+/// the aggregate's schema named the key twice (`XX000`). Keys are told
+/// apart by their last name only: spelling out a rollup or cube whose keys
+/// only look alike is the same grouping.
+fn repeated_rollup_keys(stmt: &mut Statement) {
+    use crate::visit::visit_expressions_mut;
+    use datafusion::sql::sqlparser::ast::Expr;
+    /// Cubes of more keys keep their form (2^n sets).
+    const MAX_CUBE: usize = 8;
+    let last_name = |e: &Expr| match e {
+        Expr::Identifier(i) => i.value.to_ascii_lowercase(),
+        Expr::CompoundIdentifier(ids) => ids
+            .last()
+            .map(|i| i.value.to_ascii_lowercase())
+            .unwrap_or_default(),
+        other => other.to_string(),
+    };
+    let _ = visit_expressions_mut(stmt, |e: &mut Expr| {
+        let (elements, cube) = match e {
+            Expr::Rollup(v) => (v, false),
+            Expr::Cube(v) if v.len() <= MAX_CUBE => (v, true),
+            _ => return ControlFlow::<()>::Continue(()),
+        };
+        let names: Vec<String> = elements.iter().flatten().map(last_name).collect();
+        let unique: std::collections::HashSet<&String> = names.iter().collect();
+        if unique.len() == names.len() {
+            return ControlFlow::Continue(());
+        }
+        let n = elements.len();
+        let sets: Vec<Vec<Expr>> = if cube {
+            (0..1usize << n)
+                .rev()
+                .map(|mask| {
+                    (0..n)
+                        .filter(|i| mask & (1 << (n - 1 - i)) != 0)
+                        .flat_map(|i| elements[i].clone())
+                        .collect()
+                })
+                .collect()
+        } else {
+            (0..=n)
+                .rev()
+                .map(|k| elements[..k].iter().flatten().cloned().collect())
+                .collect()
+        };
+        *e = Expr::GroupingSets(sets);
+        ControlFlow::Continue(())
     });
 }
