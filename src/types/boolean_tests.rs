@@ -8,7 +8,6 @@
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::Transformed;
 use datafusion::error::Result;
-use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::{BinaryExpr, Expr, LogicalPlan, Operator, lit};
 use datafusion::optimizer::AnalyzerRule;
 
@@ -22,19 +21,8 @@ impl AnalyzerRule for BooleanTests {
     }
 
     fn analyze(&self, plan: LogicalPlan, _: &ConfigOptions) -> Result<LogicalPlan> {
-        crate::tree::transform_up_with_subqueries(plan, |node| {
-            let names = NamePreserver::new(&node);
-            let rewritten = crate::tree::map_expressions(node, |e| {
-                let saved = crate::types::save_name(&names, &e);
-                let tested = crate::tree::transform_up(e, |x| Ok(comparison(x)))?;
-                Ok(tested.update_data(|e| crate::types::keep_name(saved, e)))
-            })?;
-            if !rewritten.transformed {
-                return Ok(rewritten);
-            }
-            Ok(Transformed::yes(rewritten.data.recompute_schema()?))
-        })
-        .map(|t| t.data)
+        // Type coercion, after this, recomputes the schemas.
+        super::rewrite_expressions(plan, |x, _| Ok(comparison(x)))
     }
 }
 

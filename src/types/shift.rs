@@ -11,7 +11,6 @@ use datafusion::common::tree_node::Transformed;
 use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::error::Result;
 use datafusion::logical_expr::expr::WindowFunction;
-use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::type_coercion::binary::comparison_coercion;
 use datafusion::logical_expr::{Cast, Expr, ExprSchemable, LogicalPlan, WindowFunctionDefinition};
 use datafusion::optimizer::AnalyzerRule;
@@ -26,26 +25,8 @@ impl AnalyzerRule for ShiftDefaults {
     }
 
     fn analyze(&self, plan: LogicalPlan, _: &ConfigOptions) -> Result<LogicalPlan> {
-        crate::tree::transform_up_with_subqueries(plan, |node| {
-            if !matches!(node, LogicalPlan::Window(_)) {
-                return Ok(Transformed::no(node));
-            }
-            let mut schema = DFSchema::empty();
-            for input in node.inputs() {
-                schema.merge(input.schema());
-            }
-            let names = NamePreserver::new(&node);
-            let rewritten = crate::tree::map_expressions(node, |e| {
-                let saved = crate::types::save_name(&names, &e);
-                let widened = crate::tree::transform_up(e, |x| common(x, &schema))?;
-                Ok(widened.update_data(|e| crate::types::keep_name(saved, e)))
-            })?;
-            if !rewritten.transformed {
-                return Ok(rewritten);
-            }
-            Ok(Transformed::yes(rewritten.data.recompute_schema()?))
-        })
-        .map(|t| t.data)
+        // Type coercion, after this, recomputes the schemas.
+        super::rewrite_expressions(plan, common)
     }
 }
 
