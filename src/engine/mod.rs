@@ -18,6 +18,7 @@ mod correlated_names;
 mod cursors;
 pub mod ddl;
 pub mod dml;
+mod empty_subqueries;
 pub mod events;
 mod handlers;
 mod json_sets;
@@ -418,6 +419,13 @@ fn planning_context(
                 .position(|r| r.name() == "decorrelate_predicate_subquery")
                 .unwrap_or(0);
             rules.insert(at, Arc::new(correlated_names::UniqueCorrelatedNames));
+            // An IN or EXISTS over a subquery found empty is answered
+            // before DataFusion decorrelates it.
+            let at = rules
+                .iter()
+                .position(|r| r.name() == "decorrelate_predicate_subquery")
+                .unwrap_or(0);
+            rules.insert(at, Arc::new(empty_subqueries::EmptySubqueries));
             // A union left with one branch keeps the union's names.
             let at = rules
                 .iter()
