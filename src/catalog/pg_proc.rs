@@ -618,6 +618,18 @@ impl Functions {
         self.format_type(oid, None).unwrap_or_else(|| "???".into())
     }
 
+    /// The function `oid` names, if any: an OID beyond int4 (a Sluice
+    /// relation's, from a hash) is no built-in function, not one it
+    /// would wrap to.
+    fn proc(&self, oid: i64) -> Option<&Proc> {
+        self.procs.get(&i32::try_from(oid).ok()?)
+    }
+
+    /// [`Self::format_type`] of an OID column's value.
+    fn format_type_of(&self, oid: i64, typmod: Option<i32>) -> Option<String> {
+        self.format_type(i32::try_from(oid).ok()?, typmod)
+    }
+
     /// `format_type(oid, typmod)`: None for an OID that is no type.
     pub fn format_type(&self, oid: i32, typmod: Option<i32>) -> Option<String> {
         let row = self.types.get(&oid)?;
@@ -896,11 +908,11 @@ impl Functions {
 
     /// `regprocout`: a function's name, qualified when the bare name is
     /// not unique among the functions the search path sees.
-    fn regproc_text(&self, oid: i32) -> String {
+    fn regproc_text(&self, oid: i64) -> String {
         if oid == 0 {
             return "-".into();
         }
-        let Some(proc) = self.procs.get(&oid) else {
+        let Some(proc) = self.proc(oid) else {
             return oid.to_string();
         };
         let visible = self.visible(&proc.name);
@@ -916,11 +928,11 @@ impl Functions {
     }
 
     /// `regprocedureout`: `name(type,type)`.
-    fn regprocedure_text(&self, oid: i32) -> String {
+    fn regprocedure_text(&self, oid: i64) -> String {
         if oid == 0 {
             return "-".into();
         }
-        let Some(proc) = self.procs.get(&oid) else {
+        let Some(proc) = self.proc(oid) else {
             return oid.to_string();
         };
         let name = if proc.namespace == PG_CATALOG {
@@ -1139,7 +1151,7 @@ pub fn sql_type_oid(name: &str) -> Option<i32> {
 }
 
 /// A function of one OID column answering text (NULL for a NULL OID).
-fn text_of_oid(name: &str, f: fn(&Functions, i32) -> Result<Option<String>, Error>) -> ScalarUDF {
+fn text_of_oid(name: &str, f: fn(&Functions, i64) -> Result<Option<String>, Error>) -> ScalarUDF {
     create_udf(
         name,
         vec![DataType::Int64],
@@ -1153,7 +1165,7 @@ fn text_of_oid(name: &str, f: fn(&Functions, i32) -> Result<Option<String>, Erro
                     .as_primitive::<Int64Type>()
                     .iter()
                     .map(|o| match o {
-                        Some(o) => f(functions, o as i32),
+                        Some(o) => f(functions, o),
                         None => Ok(None),
                     })
                     .collect::<Result<StringArray, Error>>()?;
@@ -1206,9 +1218,11 @@ pub fn format_type_udf() -> ScalarUDF {
                 let out: StringArray = (0..oids.len())
                     .map(|i| {
                         (!oids.is_null(i)).then(|| {
-                            let typmod = (!mods.is_null(i)).then(|| mods.value(i) as i32);
+                            // A modifier beyond int4 is none.
+                            let typmod = (!mods.is_null(i))
+                                .then(|| i32::try_from(mods.value(i)).unwrap_or(-1));
                             functions
-                                .format_type(oids.value(i) as i32, typmod)
+                                .format_type_of(oids.value(i), typmod)
                                 .unwrap_or_else(|| "???".into())
                         })
                     })
@@ -1225,30 +1239,26 @@ pub fn udfs() -> Vec<ScalarUDF> {
     vec![
         format_type_udf(),
         text_of_oid("pg_get_function_result", |f, oid| {
-            Ok(f.procs.get(&oid).and_then(|p| f.result(p)))
+            Ok(f.proc(oid).and_then(|p| f.result(p)))
         }),
         text_of_oid("pg_get_function_arguments", |f, oid| {
-            Ok(f.procs
-                .get(&oid)
+            Ok(f.proc(oid)
                 .and_then(|p| f.arguments(p, false, true))
                 .map(|(a, _)| a))
         }),
         text_of_oid("pg_get_function_identity_arguments", |f, oid| {
-            Ok(f.procs
-                .get(&oid)
+            Ok(f.proc(oid)
                 .and_then(|p| f.arguments(p, false, false))
                 .map(|(a, _)| a))
         }),
         text_of_oid("pg_get_functiondef", |f, oid| {
-            f.procs.get(&oid).map(|p| f.definition(p)).transpose()
+            f.proc(oid).map(|p| f.definition(p)).transpose()
         }),
         // psql's `\df+` reads a SQL-standard body through this; the
         // others have none (NULL).
-        text_of_oid("pg_get_function_sqlbody", |f, oid| {
-            match f.procs.get(&oid) {
-                Some(p) if p.has_sql_body => Err(f.unprintable(p)),
-                _ => Ok(None),
-            }
+        text_of_oid("pg_get_function_sqlbody", |f, oid| match f.proc(oid) {
+            Some(p) if p.has_sql_body => Err(f.unprintable(p)),
+            _ => Ok(None),
         }),
         text_of_oid(REGPROC_NAME, |f, oid| Ok(Some(f.regproc_text(oid)))),
         text_of_oid(REGPROCEDURE_NAME, |f, oid| {
@@ -1301,17 +1311,28 @@ mod tests {
             f.regproc("nope.lower").unwrap_err().kind,
             ErrorKind::UndefinedFunction
         );
-        let upper = f.regprocedure("upper(text)").unwrap();
-        assert_eq!(f.regprocedure("pg_catalog.UPPER( text )").unwrap(), upper);
+        let upper = i64::from(f.regprocedure("upper(text)").unwrap());
+        assert_eq!(
+            i64::from(f.regprocedure("pg_catalog.UPPER( text )").unwrap()),
+            upper
+        );
+        // An OID beyond int4 is no function, not the one it would wrap to.
+        let wrapped = upper + (1i64 << 32);
+        assert!(f.proc(wrapped).is_none());
+        assert_eq!(f.regproc_text(wrapped), wrapped.to_string());
+        assert_eq!(f.format_type_of(25 + (1i64 << 32), None), None);
         assert_eq!(f.regprocedure_text(upper), "upper(text)");
         assert_eq!(f.regproc_text(upper), "pg_catalog.upper");
-        assert_eq!(f.regproc_text(f.regproc("array_in").unwrap()), "array_in");
+        assert_eq!(
+            f.regproc_text(f.regproc("array_in").unwrap().into()),
+            "array_in"
+        );
         assert_eq!(f.regproc_text(0), "-");
         assert_eq!(
             f.regprocedure("upper(nope)").unwrap_err().kind,
             ErrorKind::UndefinedObject
         );
-        let numeric = f.regprocedure("round(numeric, integer)").unwrap();
+        let numeric = f.regprocedure("round(numeric, integer)").unwrap().into();
         assert_eq!(f.regprocedure_text(numeric), "round(numeric,integer)");
         assert_eq!(
             split_types("numeric(10, 2), text[]"),
