@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use datafusion::arrow::array::{ArrayRef, Int32Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::catalog::{MemTable, SchemaProvider, TableProvider};
@@ -112,7 +111,6 @@ impl InformationSchema {
     }
 }
 
-#[async_trait]
 impl SchemaProvider for InformationSchema {
     fn table_names(&self) -> Vec<String> {
         TABLES.iter().map(|s| s.to_string()).collect()
@@ -121,285 +119,355 @@ impl SchemaProvider for InformationSchema {
     fn table_exist(&self, name: &str) -> bool {
         TABLES.contains(&name)
     }
+    crate::send_sync::schema_table_by!(Self::table_boxed);
+}
 
-    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
-        let snap = self.catalog.snapshot();
-        let db = || Some(DATABASE.to_string());
-        let s = DataType::Utf8;
-        let provider = match name {
-            "schemata" => {
-                let mut names: Vec<String> = snap.schemas();
-                names.extend(SYSTEM_SCHEMAS.iter().map(|s| s.to_string()));
-                mem(
-                    vec![
-                        ("catalog_name", s.clone()),
-                        ("schema_name", s.clone()),
-                        ("schema_owner", s.clone()),
-                    ],
-                    vec![
-                        text(names.iter().map(|_| db()).collect()),
-                        text(names.iter().map(|n| Some(n.clone())).collect()),
-                        text(names.iter().map(|_| Some("sluice".to_string())).collect()),
-                    ],
-                )?
-            }
-            "sequences" => {
-                let seqs: Vec<(&super::Object, &super::SequenceDef)> = snap
-                    .objects()
-                    .iter()
-                    .filter_map(|o| match &o.def {
-                        Def::Sequence(d) => Some((o, d.as_ref())),
-                        _ => None,
-                    })
-                    .collect();
-                let num = |f: &dyn Fn(&super::SequenceDef) -> i64| {
-                    text(seqs.iter().map(|(_, d)| Some(f(d).to_string())).collect())
-                };
-                let bits = |d: &super::SequenceDef| match d.ty.name.as_str() {
-                    "smallint" => 16,
-                    "integer" => 32,
-                    _ => 64,
-                };
-                mem(
-                    vec![
-                        ("sequence_catalog", s.clone()),
-                        ("sequence_schema", s.clone()),
-                        ("sequence_name", s.clone()),
-                        ("data_type", s.clone()),
-                        ("numeric_precision", DataType::Int32),
-                        ("numeric_precision_radix", DataType::Int32),
-                        ("numeric_scale", DataType::Int32),
-                        ("start_value", s.clone()),
-                        ("minimum_value", s.clone()),
-                        ("maximum_value", s.clone()),
-                        ("increment", s.clone()),
-                        ("cycle_option", s.clone()),
-                    ],
-                    vec![
-                        text(seqs.iter().map(|_| db()).collect()),
-                        text(seqs.iter().map(|(o, _)| Some(o.schema.clone())).collect()),
-                        text(seqs.iter().map(|(o, _)| Some(o.name.clone())).collect()),
-                        text(seqs.iter().map(|(_, d)| Some(d.ty.name.clone())).collect()),
-                        int(seqs.iter().map(|(_, d)| Some(bits(d))).collect()),
-                        int(seqs.iter().map(|_| Some(2)).collect()),
-                        int(seqs.iter().map(|_| Some(0)).collect()),
-                        num(&|d| d.start),
-                        num(&|d| d.min),
-                        num(&|d| d.max),
-                        num(&|d| d.increment),
-                        text(
-                            seqs.iter()
-                                .map(|(_, d)| Some(if d.cycle { "YES" } else { "NO" }.to_string()))
-                                .collect(),
-                        ),
-                    ],
-                )?
-            }
-            "tables" => {
-                let rels: Vec<_> = snap
-                    .objects()
-                    .iter()
-                    .filter(|e| {
-                        !matches!(
-                            e.kind(),
-                            Kind::Schema | Kind::Sequence | Kind::FeatureService
-                        )
-                    })
-                    .collect();
-                mem(
-                    vec![
-                        ("table_catalog", s.clone()),
-                        ("table_schema", s.clone()),
-                        ("table_name", s.clone()),
-                        ("table_type", s.clone()),
-                    ],
-                    vec![
-                        text(rels.iter().map(|_| db()).collect()),
-                        text(rels.iter().map(|e| Some(e.schema.clone())).collect()),
-                        text(rels.iter().map(|e| Some(e.name.clone())).collect()),
-                        text(
-                            rels.iter()
-                                .map(|e| {
-                                    Some(
-                                        match e.kind() {
-                                            Kind::View => "VIEW",
-                                            Kind::External => "FOREIGN",
-                                            Kind::MaterializedView => "MATERIALIZED VIEW",
-                                            _ => "BASE TABLE",
-                                        }
-                                        .to_string(),
-                                    )
-                                })
-                                .collect(),
-                        ),
-                    ],
-                )?
-            }
-            "views" => {
-                let views: Vec<_> = snap
-                    .objects()
-                    .iter()
-                    .filter(|e| e.kind() == Kind::View)
-                    .collect();
-                mem(
-                    vec![
-                        ("table_catalog", s.clone()),
-                        ("table_schema", s.clone()),
-                        ("table_name", s.clone()),
-                        ("view_definition", s.clone()),
-                    ],
-                    vec![
-                        text(views.iter().map(|_| db()).collect()),
-                        text(views.iter().map(|e| Some(e.schema.clone())).collect()),
-                        text(views.iter().map(|e| Some(e.name.clone())).collect()),
-                        text(
-                            views
-                                .iter()
-                                .map(|e| match &e.def {
-                                    Def::View(v) => Some(v.sql.clone()),
-                                    _ => None,
-                                })
-                                .collect(),
-                        ),
-                    ],
-                )?
-            }
-            "columns" => {
-                let mut rows: Vec<(String, String, i32, ColumnDef)> = Vec::new();
-                for (schema, rel, cols) in self.all_columns().await {
-                    for (i, c) in cols.into_iter().enumerate() {
-                        rows.push((schema.clone(), rel.clone(), i as i32 + 1, c));
-                    }
-                }
-                let base = |c: &ColumnDef| {
-                    if c.ty.name.ends_with("[]") {
-                        "ARRAY".to_string()
-                    } else {
-                        c.ty.name.clone()
-                    }
-                };
-                let is_char =
-                    |c: &ColumnDef| matches!(c.ty.name.as_str(), "character varying" | "character");
-                let numeric_precision = |c: &ColumnDef| match c.ty.name.as_str() {
-                    "smallint" => Some(16),
-                    "integer" => Some(32),
-                    "bigint" => Some(64),
-                    "real" => Some(24),
-                    "double precision" => Some(53),
-                    "numeric" => c.ty.length.map(|p| p as i32),
-                    _ => None,
-                };
-                let numeric_scale = |c: &ColumnDef| match c.ty.name.as_str() {
-                    "smallint" | "integer" | "bigint" => Some(0),
-                    "numeric" => c.ty.scale,
-                    _ => None,
-                };
-                let udt = |c: &ColumnDef| {
-                    let n = match c.ty.name.trim_end_matches("[]") {
-                        "smallint" => "int2",
-                        "integer" => "int4",
-                        "bigint" => "int8",
-                        "real" => "float4",
-                        "double precision" => "float8",
-                        "character varying" => "varchar",
-                        "character" => "bpchar",
-                        "boolean" => "bool",
-                        "timestamp without time zone" => "timestamp",
-                        "timestamp with time zone" => "timestamptz",
-                        other => other,
-                    };
-                    if c.ty.name.ends_with("[]") {
-                        format!("_{n}")
-                    } else {
-                        n.to_string()
-                    }
-                };
-                mem(
-                    vec![
-                        ("table_catalog", s.clone()),
-                        ("table_schema", s.clone()),
-                        ("table_name", s.clone()),
-                        ("column_name", s.clone()),
-                        ("ordinal_position", DataType::Int32),
-                        ("column_default", s.clone()),
-                        ("is_nullable", s.clone()),
-                        ("data_type", s.clone()),
-                        ("character_maximum_length", DataType::Int32),
-                        ("numeric_precision", DataType::Int32),
-                        ("numeric_scale", DataType::Int32),
-                        ("udt_name", s.clone()),
-                    ],
-                    vec![
-                        text(rows.iter().map(|_| db()).collect()),
-                        text(rows.iter().map(|r| Some(r.0.clone())).collect()),
-                        text(rows.iter().map(|r| Some(r.1.clone())).collect()),
-                        text(rows.iter().map(|r| Some(r.3.name.clone())).collect()),
-                        int(rows.iter().map(|r| Some(r.2)).collect()),
-                        text(rows.iter().map(|r| r.3.shown_default()).collect()),
-                        text(
-                            rows.iter()
-                                .map(|r| Some(if r.3.not_null { "NO" } else { "YES" }.to_string()))
-                                .collect(),
-                        ),
-                        text(rows.iter().map(|r| Some(base(&r.3))).collect()),
-                        int(rows
-                            .iter()
-                            .map(|r| {
-                                if is_char(&r.3) {
-                                    r.3.ty.length.map(|l| l as i32)
-                                } else {
-                                    None
-                                }
-                            })
-                            .collect()),
-                        int(rows.iter().map(|r| numeric_precision(&r.3)).collect()),
-                        int(rows.iter().map(|r| numeric_scale(&r.3)).collect()),
-                        text(rows.iter().map(|r| Some(udt(&r.3))).collect()),
-                    ],
-                )?
-            }
-            "table_constraints" | "check_constraints" => {
-                // (schema, table, constraint name, type, check clause)
-                let mut rows: Vec<(String, String, String, &str, Option<String>)> = Vec::new();
-                for e in snap.objects().iter().filter(|e| e.kind() == Kind::Table) {
-                    let Ok(def) = e.table_def() else { continue };
-                    for k in &def.keys {
-                        let kind = if k.primary { "PRIMARY KEY" } else { "UNIQUE" };
-                        rows.push((e.schema.clone(), e.name.clone(), k.name.clone(), kind, None));
-                    }
-                    for f in &def.foreign_keys {
-                        let kind = "FOREIGN KEY";
-                        rows.push((e.schema.clone(), e.name.clone(), f.name.clone(), kind, None));
-                    }
-                    for c in &def.checks {
-                        let clause = Some(format!("({})", c.expr));
-                        rows.push((
-                            e.schema.clone(),
-                            e.name.clone(),
-                            c.name.clone(),
-                            "CHECK",
-                            clause,
-                        ));
-                    }
-                }
-                if name == "check_constraints" {
-                    rows.retain(|r| r.3 == "CHECK");
+impl InformationSchema {
+    /// `SchemaProvider::table` (see `crate::send_sync::schema_table_by`).
+    fn table_boxed<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> futures::future::BoxFuture<'a, DfResult<Option<Arc<dyn TableProvider>>>> {
+        Box::pin(async move {
+            let snap = self.catalog.snapshot();
+            let db = || Some(DATABASE.to_string());
+            let s = DataType::Utf8;
+            let provider = match name {
+                "schemata" => {
+                    let mut names: Vec<String> = snap.schemas();
+                    names.extend(SYSTEM_SCHEMAS.iter().map(|s| s.to_string()));
                     mem(
                         vec![
-                            ("constraint_catalog", s.clone()),
-                            ("constraint_schema", s.clone()),
-                            ("constraint_name", s.clone()),
-                            ("check_clause", s.clone()),
+                            ("catalog_name", s.clone()),
+                            ("schema_name", s.clone()),
+                            ("schema_owner", s.clone()),
+                        ],
+                        vec![
+                            text(names.iter().map(|_| db()).collect()),
+                            text(names.iter().map(|n| Some(n.clone())).collect()),
+                            text(names.iter().map(|_| Some("sluice".to_string())).collect()),
+                        ],
+                    )?
+                }
+                "sequences" => {
+                    let seqs: Vec<(&super::Object, &super::SequenceDef)> = snap
+                        .objects()
+                        .iter()
+                        .filter_map(|o| match &o.def {
+                            Def::Sequence(d) => Some((o, d.as_ref())),
+                            _ => None,
+                        })
+                        .collect();
+                    let num = |f: &dyn Fn(&super::SequenceDef) -> i64| {
+                        text(seqs.iter().map(|(_, d)| Some(f(d).to_string())).collect())
+                    };
+                    let bits = |d: &super::SequenceDef| match d.ty.name.as_str() {
+                        "smallint" => 16,
+                        "integer" => 32,
+                        _ => 64,
+                    };
+                    mem(
+                        vec![
+                            ("sequence_catalog", s.clone()),
+                            ("sequence_schema", s.clone()),
+                            ("sequence_name", s.clone()),
+                            ("data_type", s.clone()),
+                            ("numeric_precision", DataType::Int32),
+                            ("numeric_precision_radix", DataType::Int32),
+                            ("numeric_scale", DataType::Int32),
+                            ("start_value", s.clone()),
+                            ("minimum_value", s.clone()),
+                            ("maximum_value", s.clone()),
+                            ("increment", s.clone()),
+                            ("cycle_option", s.clone()),
+                        ],
+                        vec![
+                            text(seqs.iter().map(|_| db()).collect()),
+                            text(seqs.iter().map(|(o, _)| Some(o.schema.clone())).collect()),
+                            text(seqs.iter().map(|(o, _)| Some(o.name.clone())).collect()),
+                            text(seqs.iter().map(|(_, d)| Some(d.ty.name.clone())).collect()),
+                            int(seqs.iter().map(|(_, d)| Some(bits(d))).collect()),
+                            int(seqs.iter().map(|_| Some(2)).collect()),
+                            int(seqs.iter().map(|_| Some(0)).collect()),
+                            num(&|d| d.start),
+                            num(&|d| d.min),
+                            num(&|d| d.max),
+                            num(&|d| d.increment),
+                            text(
+                                seqs.iter()
+                                    .map(|(_, d)| {
+                                        Some(if d.cycle { "YES" } else { "NO" }.to_string())
+                                    })
+                                    .collect(),
+                            ),
+                        ],
+                    )?
+                }
+                "tables" => {
+                    let rels: Vec<_> = snap
+                        .objects()
+                        .iter()
+                        .filter(|e| {
+                            !matches!(
+                                e.kind(),
+                                Kind::Schema | Kind::Sequence | Kind::FeatureService
+                            )
+                        })
+                        .collect();
+                    mem(
+                        vec![
+                            ("table_catalog", s.clone()),
+                            ("table_schema", s.clone()),
+                            ("table_name", s.clone()),
+                            ("table_type", s.clone()),
+                        ],
+                        vec![
+                            text(rels.iter().map(|_| db()).collect()),
+                            text(rels.iter().map(|e| Some(e.schema.clone())).collect()),
+                            text(rels.iter().map(|e| Some(e.name.clone())).collect()),
+                            text(
+                                rels.iter()
+                                    .map(|e| {
+                                        Some(
+                                            match e.kind() {
+                                                Kind::View => "VIEW",
+                                                Kind::External => "FOREIGN",
+                                                Kind::MaterializedView => "MATERIALIZED VIEW",
+                                                _ => "BASE TABLE",
+                                            }
+                                            .to_string(),
+                                        )
+                                    })
+                                    .collect(),
+                            ),
+                        ],
+                    )?
+                }
+                "views" => {
+                    let views: Vec<_> = snap
+                        .objects()
+                        .iter()
+                        .filter(|e| e.kind() == Kind::View)
+                        .collect();
+                    mem(
+                        vec![
+                            ("table_catalog", s.clone()),
+                            ("table_schema", s.clone()),
+                            ("table_name", s.clone()),
+                            ("view_definition", s.clone()),
+                        ],
+                        vec![
+                            text(views.iter().map(|_| db()).collect()),
+                            text(views.iter().map(|e| Some(e.schema.clone())).collect()),
+                            text(views.iter().map(|e| Some(e.name.clone())).collect()),
+                            text(
+                                views
+                                    .iter()
+                                    .map(|e| match &e.def {
+                                        Def::View(v) => Some(v.sql.clone()),
+                                        _ => None,
+                                    })
+                                    .collect(),
+                            ),
+                        ],
+                    )?
+                }
+                "columns" => {
+                    let mut rows: Vec<(String, String, i32, ColumnDef)> = Vec::new();
+                    for (schema, rel, cols) in self.all_columns().await {
+                        for (i, c) in cols.into_iter().enumerate() {
+                            rows.push((schema.clone(), rel.clone(), i as i32 + 1, c));
+                        }
+                    }
+                    let base = |c: &ColumnDef| {
+                        if c.ty.name.ends_with("[]") {
+                            "ARRAY".to_string()
+                        } else {
+                            c.ty.name.clone()
+                        }
+                    };
+                    let is_char = |c: &ColumnDef| {
+                        matches!(c.ty.name.as_str(), "character varying" | "character")
+                    };
+                    let numeric_precision = |c: &ColumnDef| match c.ty.name.as_str() {
+                        "smallint" => Some(16),
+                        "integer" => Some(32),
+                        "bigint" => Some(64),
+                        "real" => Some(24),
+                        "double precision" => Some(53),
+                        "numeric" => c.ty.length.map(|p| p as i32),
+                        _ => None,
+                    };
+                    let numeric_scale = |c: &ColumnDef| match c.ty.name.as_str() {
+                        "smallint" | "integer" | "bigint" => Some(0),
+                        "numeric" => c.ty.scale,
+                        _ => None,
+                    };
+                    let udt = |c: &ColumnDef| {
+                        let n = match c.ty.name.trim_end_matches("[]") {
+                            "smallint" => "int2",
+                            "integer" => "int4",
+                            "bigint" => "int8",
+                            "real" => "float4",
+                            "double precision" => "float8",
+                            "character varying" => "varchar",
+                            "character" => "bpchar",
+                            "boolean" => "bool",
+                            "timestamp without time zone" => "timestamp",
+                            "timestamp with time zone" => "timestamptz",
+                            other => other,
+                        };
+                        if c.ty.name.ends_with("[]") {
+                            format!("_{n}")
+                        } else {
+                            n.to_string()
+                        }
+                    };
+                    mem(
+                        vec![
+                            ("table_catalog", s.clone()),
+                            ("table_schema", s.clone()),
+                            ("table_name", s.clone()),
+                            ("column_name", s.clone()),
+                            ("ordinal_position", DataType::Int32),
+                            ("column_default", s.clone()),
+                            ("is_nullable", s.clone()),
+                            ("data_type", s.clone()),
+                            ("character_maximum_length", DataType::Int32),
+                            ("numeric_precision", DataType::Int32),
+                            ("numeric_scale", DataType::Int32),
+                            ("udt_name", s.clone()),
                         ],
                         vec![
                             text(rows.iter().map(|_| db()).collect()),
                             text(rows.iter().map(|r| Some(r.0.clone())).collect()),
-                            text(rows.iter().map(|r| Some(r.2.clone())).collect()),
-                            text(rows.iter().map(|r| r.4.clone()).collect()),
+                            text(rows.iter().map(|r| Some(r.1.clone())).collect()),
+                            text(rows.iter().map(|r| Some(r.3.name.clone())).collect()),
+                            int(rows.iter().map(|r| Some(r.2)).collect()),
+                            text(rows.iter().map(|r| r.3.shown_default()).collect()),
+                            text(
+                                rows.iter()
+                                    .map(|r| {
+                                        Some(if r.3.not_null { "NO" } else { "YES" }.to_string())
+                                    })
+                                    .collect(),
+                            ),
+                            text(rows.iter().map(|r| Some(base(&r.3))).collect()),
+                            int(rows
+                                .iter()
+                                .map(|r| {
+                                    if is_char(&r.3) {
+                                        r.3.ty.length.map(|l| l as i32)
+                                    } else {
+                                        None
+                                    }
+                                })
+                                .collect()),
+                            int(rows.iter().map(|r| numeric_precision(&r.3)).collect()),
+                            int(rows.iter().map(|r| numeric_scale(&r.3)).collect()),
+                            text(rows.iter().map(|r| Some(udt(&r.3))).collect()),
                         ],
                     )?
-                } else {
-                    let no = || Some("NO".to_string());
+                }
+                "table_constraints" | "check_constraints" => {
+                    // (schema, table, constraint name, type, check clause)
+                    let mut rows: Vec<(String, String, String, &str, Option<String>)> = Vec::new();
+                    for e in snap.objects().iter().filter(|e| e.kind() == Kind::Table) {
+                        let Ok(def) = e.table_def() else { continue };
+                        for k in &def.keys {
+                            let kind = if k.primary { "PRIMARY KEY" } else { "UNIQUE" };
+                            rows.push((
+                                e.schema.clone(),
+                                e.name.clone(),
+                                k.name.clone(),
+                                kind,
+                                None,
+                            ));
+                        }
+                        for f in &def.foreign_keys {
+                            let kind = "FOREIGN KEY";
+                            rows.push((
+                                e.schema.clone(),
+                                e.name.clone(),
+                                f.name.clone(),
+                                kind,
+                                None,
+                            ));
+                        }
+                        for c in &def.checks {
+                            let clause = Some(format!("({})", c.expr));
+                            rows.push((
+                                e.schema.clone(),
+                                e.name.clone(),
+                                c.name.clone(),
+                                "CHECK",
+                                clause,
+                            ));
+                        }
+                    }
+                    if name == "check_constraints" {
+                        rows.retain(|r| r.3 == "CHECK");
+                        mem(
+                            vec![
+                                ("constraint_catalog", s.clone()),
+                                ("constraint_schema", s.clone()),
+                                ("constraint_name", s.clone()),
+                                ("check_clause", s.clone()),
+                            ],
+                            vec![
+                                text(rows.iter().map(|_| db()).collect()),
+                                text(rows.iter().map(|r| Some(r.0.clone())).collect()),
+                                text(rows.iter().map(|r| Some(r.2.clone())).collect()),
+                                text(rows.iter().map(|r| r.4.clone()).collect()),
+                            ],
+                        )?
+                    } else {
+                        let no = || Some("NO".to_string());
+                        mem(
+                            vec![
+                                ("constraint_catalog", s.clone()),
+                                ("constraint_schema", s.clone()),
+                                ("constraint_name", s.clone()),
+                                ("table_catalog", s.clone()),
+                                ("table_schema", s.clone()),
+                                ("table_name", s.clone()),
+                                ("constraint_type", s.clone()),
+                                ("is_deferrable", s.clone()),
+                                ("initially_deferred", s.clone()),
+                                ("enforced", s.clone()),
+                            ],
+                            vec![
+                                text(rows.iter().map(|_| db()).collect()),
+                                text(rows.iter().map(|r| Some(r.0.clone())).collect()),
+                                text(rows.iter().map(|r| Some(r.2.clone())).collect()),
+                                text(rows.iter().map(|_| db()).collect()),
+                                text(rows.iter().map(|r| Some(r.0.clone())).collect()),
+                                text(rows.iter().map(|r| Some(r.1.clone())).collect()),
+                                text(rows.iter().map(|r| Some(r.3.to_string())).collect()),
+                                text(rows.iter().map(|_| no()).collect()),
+                                text(rows.iter().map(|_| no()).collect()),
+                                text(rows.iter().map(|_| Some("YES".to_string())).collect()),
+                            ],
+                        )?
+                    }
+                }
+                "key_column_usage" => {
+                    // (schema, table, constraint, column, position)
+                    let mut rows: Vec<(String, String, String, String, i32)> = Vec::new();
+                    for e in snap.objects().iter().filter(|e| e.kind() == Kind::Table) {
+                        let Ok(def) = e.table_def() else { continue };
+                        for k in &def.keys {
+                            for (i, c) in k.columns.iter().enumerate() {
+                                rows.push((
+                                    e.schema.clone(),
+                                    e.name.clone(),
+                                    k.name.clone(),
+                                    c.clone(),
+                                    i as i32 + 1,
+                                ));
+                            }
+                        }
+                    }
                     mem(
                         vec![
                             ("constraint_catalog", s.clone()),
@@ -408,10 +476,8 @@ impl SchemaProvider for InformationSchema {
                             ("table_catalog", s.clone()),
                             ("table_schema", s.clone()),
                             ("table_name", s.clone()),
-                            ("constraint_type", s.clone()),
-                            ("is_deferrable", s.clone()),
-                            ("initially_deferred", s.clone()),
-                            ("enforced", s.clone()),
+                            ("column_name", s.clone()),
+                            ("ordinal_position", DataType::Int32),
                         ],
                         vec![
                             text(rows.iter().map(|_| db()).collect()),
@@ -420,56 +486,14 @@ impl SchemaProvider for InformationSchema {
                             text(rows.iter().map(|_| db()).collect()),
                             text(rows.iter().map(|r| Some(r.0.clone())).collect()),
                             text(rows.iter().map(|r| Some(r.1.clone())).collect()),
-                            text(rows.iter().map(|r| Some(r.3.to_string())).collect()),
-                            text(rows.iter().map(|_| no()).collect()),
-                            text(rows.iter().map(|_| no()).collect()),
-                            text(rows.iter().map(|_| Some("YES".to_string())).collect()),
+                            text(rows.iter().map(|r| Some(r.3.clone())).collect()),
+                            int(rows.iter().map(|r| Some(r.4)).collect()),
                         ],
                     )?
                 }
-            }
-            "key_column_usage" => {
-                // (schema, table, constraint, column, position)
-                let mut rows: Vec<(String, String, String, String, i32)> = Vec::new();
-                for e in snap.objects().iter().filter(|e| e.kind() == Kind::Table) {
-                    let Ok(def) = e.table_def() else { continue };
-                    for k in &def.keys {
-                        for (i, c) in k.columns.iter().enumerate() {
-                            rows.push((
-                                e.schema.clone(),
-                                e.name.clone(),
-                                k.name.clone(),
-                                c.clone(),
-                                i as i32 + 1,
-                            ));
-                        }
-                    }
-                }
-                mem(
-                    vec![
-                        ("constraint_catalog", s.clone()),
-                        ("constraint_schema", s.clone()),
-                        ("constraint_name", s.clone()),
-                        ("table_catalog", s.clone()),
-                        ("table_schema", s.clone()),
-                        ("table_name", s.clone()),
-                        ("column_name", s.clone()),
-                        ("ordinal_position", DataType::Int32),
-                    ],
-                    vec![
-                        text(rows.iter().map(|_| db()).collect()),
-                        text(rows.iter().map(|r| Some(r.0.clone())).collect()),
-                        text(rows.iter().map(|r| Some(r.2.clone())).collect()),
-                        text(rows.iter().map(|_| db()).collect()),
-                        text(rows.iter().map(|r| Some(r.0.clone())).collect()),
-                        text(rows.iter().map(|r| Some(r.1.clone())).collect()),
-                        text(rows.iter().map(|r| Some(r.3.clone())).collect()),
-                        int(rows.iter().map(|r| Some(r.4)).collect()),
-                    ],
-                )?
-            }
-            _ => return Ok(None),
-        };
-        Ok(Some(provider))
+                _ => return Ok(None),
+            };
+            Ok(Some(provider))
+        })
     }
 }

@@ -634,7 +634,6 @@ struct Derived {
     view_defs: Definitions,
 }
 
-#[async_trait]
 impl TableProvider for Derived {
     fn schema(&self) -> SchemaRef {
         self.schema.clone()
@@ -643,18 +642,24 @@ impl TableProvider for Derived {
     fn table_type(&self) -> TableType {
         TableType::View
     }
+    crate::send_sync::scan_by!(Self::scan_boxed);
+}
 
-    async fn scan(
-        &self,
-        state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        filters: &[Expr],
+impl Derived {
+    /// `TableProvider::scan` (see `crate::send_sync::scan_by`).
+    fn scan_boxed<'a>(
+        &'a self,
+        state: &'a dyn Session,
+        projection: Option<&'a Vec<usize>>,
+        filters: &'a [Expr],
         limit: Option<usize>,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        let batch = self.build(state).await?;
-        MemTable::try_new(self.schema.clone(), vec![vec![batch]])?
-            .scan(state, projection, filters, limit)
-            .await
+    ) -> futures::future::BoxFuture<'a, Result<Arc<dyn ExecutionPlan>>> {
+        Box::pin(async move {
+            let batch = self.build(state).await?;
+            MemTable::try_new(self.schema.clone(), vec![vec![batch]])?
+                .scan(state, projection, filters, limit)
+                .await
+        })
     }
 }
 

@@ -131,7 +131,6 @@ pub async fn open_table(
     crate::lake::provider(&table).await
 }
 
-#[async_trait]
 impl SchemaProvider for SluiceSchemaProvider {
     fn table_names(&self) -> Vec<String> {
         self.catalog
@@ -140,53 +139,62 @@ impl SchemaProvider for SluiceSchemaProvider {
             .map(|e| e.name.clone())
             .collect()
     }
-
-    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
-        let snap = self.catalog.snapshot();
-        let Some(entry) = snap.relation(&self.schema, name) else {
-            return Ok(None);
-        };
-        let sql = match &entry.def {
-            Def::Table(def) => {
-                return Ok(Some(open_table(&self.catalog, def).await.map_err(ext)?));
-            }
-            // Read through the binder, which knows where it stands.
-            Def::Schema | Def::FeatureService(_) | Def::Sequence(_) => return Ok(None),
-            Def::View(v) => v.sql.clone(),
-            Def::External(e) => {
-                let state = (self.factory)(&self.schema).state();
-                return Ok(Some((self.external)(e, &state).map_err(ext)?));
-            }
-            Def::MaterializedView(m) => {
-                return Ok(Some(
-                    open_table(&self.catalog, &m.table).await.map_err(ext)?,
-                ));
-            }
-        };
-        {
-            {
-                let ctx = (self.factory)(&self.schema);
-                let plan = ctx.state().create_logical_plan(&sql).await.map_err(|e| {
-                    ext(Error::new(
-                        ErrorKind::DependentObjects,
-                        format!(
-                            "view \"{}.{}\" cannot be read: {}",
-                            self.schema,
-                            name,
-                            Error::from(e)
-                        ),
-                    ))
-                })?;
-                Ok(Some(Arc::new(ViewTable::new(plan, Some(sql)))))
-            }
-        }
-    }
+    crate::send_sync::schema_table_by!(Self::table_boxed);
 
     fn table_exist(&self, name: &str) -> bool {
         self.catalog
             .snapshot()
             .relation(&self.schema, name)
             .is_some()
+    }
+}
+
+impl SluiceSchemaProvider {
+    /// `SchemaProvider::table` (see `crate::send_sync::schema_table_by`).
+    fn table_boxed<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> futures::future::BoxFuture<'a, DfResult<Option<Arc<dyn TableProvider>>>> {
+        Box::pin(async move {
+            let snap = self.catalog.snapshot();
+            let Some(entry) = snap.relation(&self.schema, name) else {
+                return Ok(None);
+            };
+            let sql = match &entry.def {
+                Def::Table(def) => {
+                    return Ok(Some(open_table(&self.catalog, def).await.map_err(ext)?));
+                }
+                // Read through the binder, which knows where it stands.
+                Def::Schema | Def::FeatureService(_) | Def::Sequence(_) => return Ok(None),
+                Def::View(v) => v.sql.clone(),
+                Def::External(e) => {
+                    let state = (self.factory)(&self.schema).state();
+                    return Ok(Some((self.external)(e, &state).map_err(ext)?));
+                }
+                Def::MaterializedView(m) => {
+                    return Ok(Some(
+                        open_table(&self.catalog, &m.table).await.map_err(ext)?,
+                    ));
+                }
+            };
+            {
+                {
+                    let ctx = (self.factory)(&self.schema);
+                    let plan = ctx.state().create_logical_plan(&sql).await.map_err(|e| {
+                        ext(Error::new(
+                            ErrorKind::DependentObjects,
+                            format!(
+                                "view \"{}.{}\" cannot be read: {}",
+                                self.schema,
+                                name,
+                                Error::from(e)
+                            ),
+                        ))
+                    })?;
+                    Ok(Some(Arc::new(ViewTable::new(plan, Some(sql)))))
+                }
+            }
+        })
     }
 }
 

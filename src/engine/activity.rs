@@ -413,7 +413,6 @@ impl StatActivity {
     }
 }
 
-#[async_trait::async_trait]
 impl TableProvider for StatActivity {
     fn schema(&self) -> SchemaRef {
         schema()
@@ -422,16 +421,22 @@ impl TableProvider for StatActivity {
     fn table_type(&self) -> TableType {
         TableType::View
     }
+    crate::send_sync::scan_by!(Self::scan_boxed);
+}
 
-    async fn scan(
-        &self,
-        state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        filters: &[Expr],
+impl StatActivity {
+    /// `TableProvider::scan` (see `crate::send_sync::scan_by`).
+    fn scan_boxed<'a>(
+        &'a self,
+        state: &'a dyn Session,
+        projection: Option<&'a Vec<usize>>,
+        filters: &'a [Expr],
         limit: Option<usize>,
-    ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let table = MemTable::try_new(schema(), vec![vec![self.batch()?]])?;
-        table.scan(state, projection, filters, limit).await
+    ) -> futures::future::BoxFuture<'a, DfResult<Arc<dyn ExecutionPlan>>> {
+        Box::pin(async move {
+            let table = MemTable::try_new(schema(), vec![vec![self.batch()?]])?;
+            table.scan(state, projection, filters, limit).await
+        })
     }
 }
 

@@ -28,7 +28,7 @@ use tokio::task::JoinHandle;
 
 use super::last_ident;
 use super::{Output, Session};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result, ResultFuture};
 use crate::frontend::copy::{CopyEndpoint, CopyFormat, CopyOptions, CopyRelation, CopyStmt};
 use crate::frontend::names::quote_ident as ident;
 use crate::ingest::binary::BinaryDecoder;
@@ -298,21 +298,24 @@ impl CopyIn {
     }
 
     /// The data is complete: write what is left and commit. Returns the
-    /// rows written and the rows skipped by `ON_ERROR ignore`.
-    pub async fn finish(mut self) -> Result<(usize, u64)> {
-        for batch in self.decoder.finish()? {
-            self.send(batch).await?;
-        }
-        let tx = self.tx.take().expect("not finished");
-        // If the writer is gone this fails; its result below says why.
-        let _ = tx.send(Msg::End).await;
-        drop(tx);
-        let outcome = self.writer_result().await?;
-        if let Some(run) = self.run.take() {
-            run.record(outcome.version).await;
-        }
-        let n = outcome.rows;
-        Ok((n, self.decoder.skipped()))
+    /// rows written and the rows skipped by `ON_ERROR ignore`. (Boxed: the
+    /// wire's generic COPY handler awaits it, see [`ResultFuture`].)
+    pub fn finish(mut self) -> ResultFuture<'static, (usize, u64)> {
+        Box::pin(async move {
+            for batch in self.decoder.finish()? {
+                self.send(batch).await?;
+            }
+            let tx = self.tx.take().expect("not finished");
+            // If the writer is gone this fails; its result below says why.
+            let _ = tx.send(Msg::End).await;
+            drop(tx);
+            let outcome = self.writer_result().await?;
+            if let Some(run) = self.run.take() {
+                run.record(outcome.version).await;
+            }
+            let n = outcome.rows;
+            Ok((n, self.decoder.skipped()))
+        })
     }
 }
 

@@ -11,11 +11,10 @@
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
-use async_trait::async_trait;
 use tokio::sync::broadcast;
 
 use crate::catalog::Object;
-use crate::error::Result;
+use crate::error::{Result, ResultFuture};
 
 /// The channel refreshes notify on; the payload is JSON with the object,
 /// its new version and the refresh method.
@@ -131,10 +130,9 @@ pub struct RunStatus {
 
 /// Runs refreshes as the scheduler does (retries, run history, the
 /// objects downstream).
-#[async_trait]
 pub trait Orchestrator: Send + Sync {
     /// Refresh `view` now, then every object that depends on it.
-    async fn refresh_now(self: Arc<Self>, view: Object) -> Result<RunStatus>;
+    fn refresh_now(self: Arc<Self>, view: Object) -> ResultFuture<'static, RunStatus>;
     /// Run the schedules from now on (in a server).
     fn start(self: Arc<Self>) -> Result<()>;
 }

@@ -180,7 +180,6 @@ fn schema() -> SchemaRef {
 #[derive(Debug)]
 struct Table(PreparedStatements);
 
-#[async_trait::async_trait]
 impl TableProvider for Table {
     fn schema(&self) -> SchemaRef {
         schema()
@@ -189,15 +188,21 @@ impl TableProvider for Table {
     fn table_type(&self) -> TableType {
         TableType::View
     }
+    crate::send_sync::scan_by!(Self::scan_boxed);
+}
 
-    async fn scan(
-        &self,
-        state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        filters: &[Expr],
+impl Table {
+    /// `TableProvider::scan` (see `crate::send_sync::scan_by`).
+    fn scan_boxed<'a>(
+        &'a self,
+        state: &'a dyn Session,
+        projection: Option<&'a Vec<usize>>,
+        filters: &'a [Expr],
         limit: Option<usize>,
-    ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let table = MemTable::try_new(schema(), vec![vec![self.0.batch()?]])?;
-        table.scan(state, projection, filters, limit).await
+    ) -> futures::future::BoxFuture<'a, DfResult<Arc<dyn ExecutionPlan>>> {
+        Box::pin(async move {
+            let table = MemTable::try_new(schema(), vec![vec![self.0.batch()?]])?;
+            table.scan(state, projection, filters, limit).await
+        })
     }
 }

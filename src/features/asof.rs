@@ -19,7 +19,6 @@ use std::cmp::Ordering;
 use std::fmt;
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use datafusion::catalog::Session;
 use datafusion::common::config::ConfigOptions;
@@ -37,6 +36,7 @@ use datafusion::logical_expr::{
 use datafusion::optimizer::AnalyzerRule;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, PhysicalPlanner};
+use futures::future::BoxFuture;
 
 use super::asof_exec::{AsofJoinExec, AsofSpec};
 use crate::frontend::asof::MATCH_MARKER;
@@ -464,63 +464,111 @@ enum Side {
 #[derive(Debug)]
 pub struct AsofPlanner;
 
-#[async_trait]
+// Written out rather than with `#[async_trait]`: the future is made by a
+// function of one lifetime (see `crate::send_sync::scan_by`).
 impl ExtensionPlanner for AsofPlanner {
-    async fn plan_extension(
-        &self,
-        planner: &dyn PhysicalPlanner,
-        node: &dyn UserDefinedLogicalNode,
-        logical_inputs: &[&LogicalPlan],
-        physical_inputs: &[Arc<dyn ExecutionPlan>],
-        session: &dyn Session,
-        planning: &PhysicalPlanningContext,
-    ) -> DfResult<Option<Arc<dyn ExecutionPlan>>> {
-        let Some(node) = node.as_any().downcast_ref::<AsofJoin>() else {
-            return Ok(None);
-        };
-        let (ls, rs) = (logical_inputs[0].schema(), logical_inputs[1].schema());
-        let on_left = |e: &Expr| planner.create_physical_expr(e, ls, session, planning);
-        let on_right = |e: &Expr| planner.create_physical_expr(e, rs, session, planning);
-        let time_type = node.right_time.get_type(rs)?;
-        let unit_micros = micros_per_unit(&time_type).ok_or_else(|| {
-            datafusion::error::DataFusionError::NotImplemented(format!(
-                "ASOF JOIN on times of type {time_type}: use a timestamp, date or integer"
-            ))
-        })?;
-        let max_age = match (node.max_age_micros, unit_micros) {
-            (None, _) => None,
-            (Some(age), TimeScale::Micros(per)) => Some(age / per.max(1)),
-            (Some(age), TimeScale::PerMicro(n)) => Some(age.saturating_mul(n)),
-            (Some(_), TimeScale::Plain) => {
-                return not_impl_err!("a TTL needs a timestamp or date time column");
-            }
-        };
-        let spec = AsofSpec {
-            left_keys: node
-                .keys
-                .iter()
-                .map(|(l, _)| on_left(l))
-                .collect::<DfResult<_>>()?,
-            right_keys: node
-                .keys
-                .iter()
-                .map(|(_, r)| on_right(r))
-                .collect::<DfResult<_>>()?,
-            left_time: on_left(&node.left_time)?,
-            right_time: on_right(&node.right_time)?,
-            cutoff: node.cutoff.as_ref().map(on_right).transpose()?,
-            op: node.op,
-            keep_unmatched: node.keep_unmatched,
-            max_age,
-        };
-        let schema = Arc::new(node.schema.as_arrow().clone());
-        Ok(Some(Arc::new(AsofJoinExec::try_new(
-            physical_inputs[0].clone(),
-            physical_inputs[1].clone(),
-            Arc::new(spec),
-            schema,
-        )?)))
+    #[allow(clippy::too_many_arguments)]
+    fn plan_extension<
+        'life0,
+        'life1,
+        'life2,
+        'life3,
+        'life4,
+        'life5,
+        'life6,
+        'life7,
+        'async_trait,
+    >(
+        &'life0 self,
+        planner: &'life1 dyn PhysicalPlanner,
+        node: &'life2 dyn UserDefinedLogicalNode,
+        logical_inputs: &'life3 [&'life4 LogicalPlan],
+        physical_inputs: &'life5 [Arc<dyn ExecutionPlan>],
+        session: &'life6 dyn Session,
+        planning: &'life7 PhysicalPlanningContext,
+    ) -> BoxFuture<'async_trait, DfResult<Option<Arc<dyn ExecutionPlan>>>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        'life3: 'async_trait,
+        'life4: 'async_trait,
+        'life5: 'async_trait,
+        'life6: 'async_trait,
+        'life7: 'async_trait,
+        Self: 'async_trait,
+    {
+        ready(plan_asof(
+            planner,
+            node,
+            logical_inputs,
+            physical_inputs,
+            session,
+            planning,
+        ))
     }
+}
+
+/// A boxed future of `value`, made under no bounds.
+fn ready<'a, T: Send + 'a>(value: T) -> BoxFuture<'a, T> {
+    Box::pin(std::future::ready(value))
+}
+
+/// The physical plan of an [`AsofJoin`] node (`None` for other nodes);
+/// planning it awaits nothing.
+fn plan_asof(
+    planner: &dyn PhysicalPlanner,
+    node: &dyn UserDefinedLogicalNode,
+    logical_inputs: &[&LogicalPlan],
+    physical_inputs: &[Arc<dyn ExecutionPlan>],
+    session: &dyn Session,
+    planning: &PhysicalPlanningContext,
+) -> DfResult<Option<Arc<dyn ExecutionPlan>>> {
+    let Some(node) = node.as_any().downcast_ref::<AsofJoin>() else {
+        return Ok(None);
+    };
+    let (ls, rs) = (logical_inputs[0].schema(), logical_inputs[1].schema());
+    let on_left = |e: &Expr| planner.create_physical_expr(e, ls, session, planning);
+    let on_right = |e: &Expr| planner.create_physical_expr(e, rs, session, planning);
+    let time_type = node.right_time.get_type(rs)?;
+    let unit_micros = micros_per_unit(&time_type).ok_or_else(|| {
+        datafusion::error::DataFusionError::NotImplemented(format!(
+            "ASOF JOIN on times of type {time_type}: use a timestamp, date or integer"
+        ))
+    })?;
+    let max_age = match (node.max_age_micros, unit_micros) {
+        (None, _) => None,
+        (Some(age), TimeScale::Micros(per)) => Some(age / per.max(1)),
+        (Some(age), TimeScale::PerMicro(n)) => Some(age.saturating_mul(n)),
+        (Some(_), TimeScale::Plain) => {
+            return not_impl_err!("a TTL needs a timestamp or date time column");
+        }
+    };
+    let spec = AsofSpec {
+        left_keys: node
+            .keys
+            .iter()
+            .map(|(l, _)| on_left(l))
+            .collect::<DfResult<_>>()?,
+        right_keys: node
+            .keys
+            .iter()
+            .map(|(_, r)| on_right(r))
+            .collect::<DfResult<_>>()?,
+        left_time: on_left(&node.left_time)?,
+        right_time: on_right(&node.right_time)?,
+        cutoff: node.cutoff.as_ref().map(on_right).transpose()?,
+        op: node.op,
+        keep_unmatched: node.keep_unmatched,
+        max_age,
+    };
+    let schema = Arc::new(node.schema.as_arrow().clone());
+    Ok(Some(Arc::new(AsofJoinExec::try_new(
+        physical_inputs[0].clone(),
+        physical_inputs[1].clone(),
+        Arc::new(spec),
+        schema,
+    )?)))
 }
 
 enum TimeScale {
@@ -555,17 +603,34 @@ fn micros_per_unit(t: &DataType) -> Option<TimeScale> {
 #[derive(Debug)]
 pub struct SluiceQueryPlanner;
 
-#[async_trait]
+// Written out rather than with `#[async_trait]` (see `plan_extension`).
 impl QueryPlanner for SluiceQueryPlanner {
-    async fn create_physical_plan(
-        &self,
-        logical_plan: &LogicalPlan,
-        session: &dyn Session,
-    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+    fn create_physical_plan<'life0, 'life1, 'life2, 'async_trait>(
+        &'life0 self,
+        logical_plan: &'life1 LogicalPlan,
+        session: &'life2 dyn Session,
+    ) -> BoxFuture<'async_trait, DfResult<Arc<dyn ExecutionPlan>>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        Self: 'async_trait,
+    {
+        physical_plan(logical_plan, session)
+    }
+}
+
+/// DataFusion's physical plan of `logical_plan` with the extension
+/// planners, as a future made under no bounds.
+fn physical_plan<'a>(
+    logical_plan: &'a LogicalPlan,
+    session: &'a dyn Session,
+) -> BoxFuture<'a, DfResult<Arc<dyn ExecutionPlan>>> {
+    Box::pin(async move {
         let planner = DefaultPhysicalPlanner::with_extension_planners(vec![
             deltalake::delta_datafusion::planner::DeltaExtensionPlanner::new(),
             Arc::new(AsofPlanner),
         ]);
         planner.create_physical_plan(logical_plan, session).await
-    }
+    })
 }

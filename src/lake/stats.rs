@@ -167,36 +167,7 @@ impl TableProvider for WithStatistics {
     fn get_logical_plan(&self) -> Option<std::borrow::Cow<'_, LogicalPlan>> {
         self.inner.get_logical_plan()
     }
-
-    async fn scan(
-        &self,
-        state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        filters: &[Expr],
-        limit: Option<usize>,
-    ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let plan = self.inner.scan(state, projection, filters, limit).await?;
-        let plan = super::keep_limit::keep_limit(plan);
-        if self.columns.is_empty() {
-            return Ok(plan);
-        }
-        let filled = crate::tree::transform_up(plan, |node| {
-            let Some(scan) = node.downcast_ref::<DataSourceExec>() else {
-                return Ok(Transformed::no(node));
-            };
-            let Some(config) = scan.data_source().downcast_ref::<FileScanConfig>() else {
-                return Ok(Transformed::no(node));
-            };
-            let stats = fill(config, &self.columns);
-            let config = FileScanConfigBuilder::from(config.clone())
-                .with_statistics(stats)
-                .build();
-            Ok(Transformed::yes(
-                DataSourceExec::from_data_source(config) as Arc<dyn ExecutionPlan>
-            ))
-        })?;
-        Ok(filled.data)
-    }
+    crate::send_sync::scan_by!(Self::scan_boxed);
 
     fn supports_filters_pushdown(
         &self,
@@ -226,6 +197,41 @@ impl TableProvider for WithStatistics {
         insert_op: InsertOp,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         self.inner.insert_into(state, input, insert_op).await
+    }
+}
+
+impl WithStatistics {
+    /// `TableProvider::scan` (see `crate::send_sync::scan_by`).
+    fn scan_boxed<'a>(
+        &'a self,
+        state: &'a dyn Session,
+        projection: Option<&'a Vec<usize>>,
+        filters: &'a [Expr],
+        limit: Option<usize>,
+    ) -> futures::future::BoxFuture<'a, DfResult<Arc<dyn ExecutionPlan>>> {
+        Box::pin(async move {
+            let plan = self.inner.scan(state, projection, filters, limit).await?;
+            let plan = super::keep_limit::keep_limit(plan);
+            if self.columns.is_empty() {
+                return Ok(plan);
+            }
+            let filled = crate::tree::transform_up(plan, |node| {
+                let Some(scan) = node.downcast_ref::<DataSourceExec>() else {
+                    return Ok(Transformed::no(node));
+                };
+                let Some(config) = scan.data_source().downcast_ref::<FileScanConfig>() else {
+                    return Ok(Transformed::no(node));
+                };
+                let stats = fill(config, &self.columns);
+                let config = FileScanConfigBuilder::from(config.clone())
+                    .with_statistics(stats)
+                    .build();
+                Ok(Transformed::yes(
+                    DataSourceExec::from_data_source(config) as Arc<dyn ExecutionPlan>
+                ))
+            })?;
+            Ok(filled.data)
+        })
     }
 }
 

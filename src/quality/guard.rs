@@ -20,14 +20,13 @@ use datafusion::physical_plan::streaming::PartitionStream;
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, ResultFuture};
 
-#[async_trait::async_trait]
 pub trait InputHook: Send + Sync {
     /// A batch on its way to the writer.
     fn batch(&mut self, batch: &RecordBatch) -> Result<()>;
     /// The input ended: the last word before the commit.
-    async fn end(&mut self) -> Result<()>;
+    fn end<'a>(&'a mut self) -> ResultFuture<'a, ()>;
 }
 
 /// `df` with `hooks` on its stream; `df` itself without hooks.

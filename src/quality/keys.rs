@@ -22,7 +22,7 @@ use deltalake::DeltaTable;
 use super::guard::InputHook;
 use crate::catalog::TableDef;
 pub use crate::catalog::rules::{ForeignKeyDef, KeyDef, SetOnDelete};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result, ResultFuture};
 use crate::frontend::names::{quote_ident as ident, quote_list as ident_list};
 
 /// SQL for the checks of a PRIMARY KEY or UNIQUE constraint.
@@ -204,7 +204,6 @@ struct KeyHook {
     spill: Option<Spill>,
 }
 
-#[async_trait::async_trait]
 impl InputHook for KeyHook {
     fn batch(&mut self, batch: &RecordBatch) -> Result<()> {
         if self.spill.is_none() {
@@ -224,23 +223,25 @@ impl InputHook for KeyHook {
         self.spill.as_mut().expect("just made").add(batch)
     }
 
-    async fn end(&mut self) -> Result<()> {
-        match self.spill.as_mut() {
-            Some(spill) => {
-                let check = spill.context().await?;
-                check_keys(&check, &self.keys, self.existing.as_ref()).await?;
-                let spilled = spill.names();
-                check_references(
-                    &check,
-                    &self.table,
-                    &self.refs,
-                    self.existing.is_some(),
-                    &spilled,
-                )
-                .await
+    fn end<'a>(&'a mut self) -> ResultFuture<'a, ()> {
+        Box::pin(async move {
+            match self.spill.as_mut() {
+                Some(spill) => {
+                    let check = spill.context().await?;
+                    check_keys(&check, &self.keys, self.existing.as_ref()).await?;
+                    let spilled = spill.names();
+                    check_references(
+                        &check,
+                        &self.table,
+                        &self.refs,
+                        self.existing.is_some(),
+                        &spilled,
+                    )
+                    .await
+                }
+                None => Ok(()),
             }
-            None => Ok(()),
-        }
+        })
     }
 }
 

@@ -18,14 +18,13 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use chrono::Utc;
 
 use crate::catalog::schedule::{Standing, Trigger, lease_key};
 use crate::catalog::{Def, MatViewDef, Object, RelName};
 use crate::engine::Engine;
 use crate::engine::events::{Orchestrator, RunStatus};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, ResultFuture};
 use crate::lake::lease::{Held, Leases};
 
 mod history;
@@ -630,14 +629,15 @@ impl Scheduler {
     }
 }
 
-#[async_trait]
 impl Orchestrator for Scheduler {
-    async fn refresh_now(self: Arc<Self>, view: Object) -> Result<RunStatus> {
-        // The wave runs as its own task: a client that goes away does not
-        // cut a refresh (or its run record) short.
-        tokio::spawn(async move { self.wave(view, Why::Manual, None).await })
-            .await
-            .map_err(|e| Error::internal(format!("refresh task failed: {e}")))?
+    fn refresh_now(self: Arc<Self>, view: Object) -> ResultFuture<'static, RunStatus> {
+        Box::pin(async move {
+            // The wave runs as its own task: a client that goes away does
+            // not cut a refresh (or its run record) short.
+            tokio::spawn(async move { self.wave(view, Why::Manual, None).await })
+                .await
+                .map_err(|e| Error::internal(format!("refresh task failed: {e}")))?
+        })
     }
 
     fn start(self: Arc<Self>) -> Result<()> {

@@ -9,6 +9,7 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::ParamValues;
 use datafusion::execution::SendableRecordBatchStream;
+use futures::future::BoxFuture;
 use futures::{Sink, SinkExt, StreamExt, stream};
 use pgwire::api::auth::StartupHandler;
 use pgwire::api::auth::noop::NoopStartupHandler;
@@ -35,7 +36,7 @@ use super::sqlstate::{error_info, to_pgwire};
 use super::txn_status::SessionStatus;
 use crate::catalog::DATABASE;
 use crate::engine::{Output, Prepared, Session};
-use crate::error::{Error, ErrorKind};
+use crate::error::{Error, ErrorKind, ResultFuture};
 use crate::frontend::Stmt;
 use pgwire::api::auth::DefaultServerParameterProvider;
 use pgwire::api::auth::sasl::SASLAuthStartupHandler;
@@ -341,21 +342,45 @@ fn pg_error_info(e: PgWireError) -> pgwire::error::ErrorInfo {
 
 /// Run a statement (`text` as the client sent it) under the session's
 /// statement_timeout.
-async fn run(
-    session: &mut Session,
+///
+/// The future is boxed here, where proving it `Send` is cheap, rather than
+/// in pgwire's generic handler methods that await it (see
+/// [`crate::error::ResultFuture`]); so are those of [`respond`] and
+/// [`prepare`].
+fn run<'a>(
+    session: &'a mut Session,
     stmt: Stmt,
-    params: &ParamValues,
-    text: &str,
-) -> Result<Output, Error> {
-    let started = std::time::Instant::now();
-    session.activity_started(text);
-    let _idle = Finished(session.backend_handle());
-    let result = interrupt_of(session)
-        .run(session.execute(stmt, params))
-        .await;
-    session.activity_finished();
-    crate::metrics::query_finished(result.is_ok(), started.elapsed());
-    result
+    params: &'a ParamValues,
+    text: &'a str,
+) -> ResultFuture<'a, Output> {
+    Box::pin(async move {
+        let started = std::time::Instant::now();
+        session.activity_started(text);
+        let _idle = Finished(session.backend_handle());
+        let result = interrupt_of(session)
+            .run(session.execute(stmt, params))
+            .await;
+        session.activity_finished();
+        crate::metrics::query_finished(result.is_ok(), started.elapsed());
+        result
+    })
+}
+
+/// Prepare `sql` (Parse) under the session's statement_timeout.
+fn prepare<'a>(
+    session: &'a mut Session,
+    sql: &'a str,
+    declared: &'a [Option<&'a str>],
+) -> ResultFuture<'a, Option<Prepared>> {
+    Box::pin(async move {
+        session.activity_started(sql);
+        let _idle = Finished(session.backend_handle());
+        let prepared = interrupt_of(session)
+            .run(session.prepare(sql, declared))
+            .await;
+        session.activity_finished();
+        prepared
+    })
 }
 
 /// What ends the statement `session` has just begun early: its cancels,
@@ -394,7 +419,18 @@ impl Drop for Sending {
 }
 
 /// Encode a statement's output as a pgwire response.
-async fn respond(
+fn respond<'a>(
+    output: Output,
+    format: &'a Format,
+    params: &'a [Option<Type>],
+    options: Arc<FormatOptions>,
+    session: &'a Session,
+    copy: &'a CopySlot,
+) -> BoxFuture<'a, PgWireResult<Response>> {
+    Box::pin(respond_now(output, format, params, options, session, copy))
+}
+
+async fn respond_now(
     output: Output,
     format: &Format,
     params: &[Option<Type>],
@@ -677,13 +713,7 @@ impl QueryParser for Parser {
         let declared: Vec<Option<&str>> =
             types.iter().map(|t| t.as_ref().map(|t| t.name())).collect();
         let mut session = self.session.lock().await;
-        session.activity_started(sql);
-        let _idle = Finished(session.backend_handle());
-        let prepared = interrupt_of(&session)
-            .run(session.prepare(sql, &declared))
-            .await;
-        session.activity_finished();
-        match prepared {
+        match prepare(&mut session, sql, &declared).await {
             Ok(p) => Ok(p.map(|p| PreparedStatement(Some(p), Arc::from(sql), Arc::from(types)))),
             Err(e) => Err(to_pgwire(&e)),
         }

@@ -18,7 +18,7 @@ use datafusion::prelude::SessionContext;
 use super::{Target, WriteContext, WriteOptions, conform, write_plan};
 use crate::catalog::TableDef;
 use crate::catalog::system::EXPECTATION_RESULTS;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result, ResultFuture};
 use crate::frontend::names::quote_ident as ident;
 use crate::quality::expect::Action;
 use crate::quality::expect::{
@@ -242,17 +242,18 @@ impl Pending {
 /// The append as the last step of a rewrite's input, after its key checks.
 struct AtEnd(Option<Pending>);
 
-#[async_trait::async_trait]
 impl crate::quality::guard::InputHook for AtEnd {
     fn batch(&mut self, _: &RecordBatch) -> Result<()> {
         Ok(())
     }
 
-    async fn end(&mut self) -> Result<()> {
-        match self.0.take() {
-            Some(p) => p.write().await,
-            None => Ok(()),
-        }
+    fn end<'a>(&'a mut self) -> ResultFuture<'a, ()> {
+        Box::pin(async move {
+            match self.0.take() {
+                Some(p) => p.write().await,
+                None => Ok(()),
+            }
+        })
     }
 }
 
@@ -472,23 +473,24 @@ struct QuarantineHook {
     writer: Option<QuarantineWriter>,
 }
 
-#[async_trait::async_trait]
 impl crate::quality::guard::InputHook for QuarantineHook {
     fn batch(&mut self, _: &RecordBatch) -> Result<()> {
         Ok(())
     }
 
-    async fn end(&mut self) -> Result<()> {
-        if let Some(tx) = self.tx.take() {
-            let _ = tx.send(QMsg::End).await;
-        }
-        match self.writer.take() {
-            Some(w) => match w.await {
-                Ok(r) => r.map(|_| ()),
-                Err(e) => Err(Error::internal(format!("quarantine writer failed: {e}"))),
-            },
-            None => Ok(()),
-        }
+    fn end<'a>(&'a mut self) -> ResultFuture<'a, ()> {
+        Box::pin(async move {
+            if let Some(tx) = self.tx.take() {
+                let _ = tx.send(QMsg::End).await;
+            }
+            match self.writer.take() {
+                Some(w) => match w.await {
+                    Ok(r) => r.map(|_| ()),
+                    Err(e) => Err(Error::internal(format!("quarantine writer failed: {e}"))),
+                },
+                None => Ok(()),
+            }
+        })
     }
 }
 

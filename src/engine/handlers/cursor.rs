@@ -5,7 +5,6 @@
 //! large result in pieces (psycopg's named cursors) with only the rows of
 //! one FETCH in memory. Cursors only move forward.
 
-use async_trait::async_trait;
 use datafusion::common::ParamValues;
 use datafusion::sql::sqlparser::ast::{
     CloseCursor, Declare, FetchDirection, Query as SqlQuery, Statement, Value,
@@ -14,7 +13,7 @@ use datafusion::sql::sqlparser::ast::{
 use super::{Described, Handler};
 use crate::engine::access::Role;
 use crate::engine::{Output, Session};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result, ResultFuture};
 
 pub struct DeclareCursor {
     name: String,
@@ -46,7 +45,6 @@ impl DeclareCursor {
     }
 }
 
-#[async_trait]
 impl Handler for DeclareCursor {
     fn name(&self) -> String {
         "DECLARE CURSOR".into()
@@ -56,39 +54,43 @@ impl Handler for DeclareCursor {
         Role::Reader
     }
 
-    async fn describe(&self, session: &Session) -> Result<Described> {
-        let query = self.query().describe(session).await?;
-        Ok(Described {
-            params: query.params,
-            columns: None,
+    fn describe<'a>(&'a self, session: &'a Session) -> ResultFuture<'a, Described> {
+        Box::pin(async move {
+            let query = self.query().describe(session).await?;
+            Ok(Described {
+                params: query.params,
+                columns: None,
+            })
         })
     }
 
-    async fn execute(
+    fn execute<'a>(
         self: Box<Self>,
-        session: &mut Session,
-        params: &ParamValues,
-    ) -> Result<Output> {
-        if !self.hold && !session.in_transaction_block() {
-            return Err(Error::new(
-                ErrorKind::NoActiveTransaction,
-                "DECLARE CURSOR can only be used in transaction blocks",
-            ));
-        }
-        if session.cursors.contains(&self.name) {
-            return Err(Error::new(
-                ErrorKind::DuplicateCursor,
-                format!("cursor \"{}\" already exists", self.name),
-            ));
-        }
-        let (name, hold) = (self.name.clone(), self.hold);
-        match self.query().execute(session, params).await? {
-            Output::Rows { schema, stream, .. } => {
-                session.cursors.open(name, schema, stream, hold);
-                Ok(Output::command("DECLARE CURSOR"))
+        session: &'a mut Session,
+        params: &'a ParamValues,
+    ) -> ResultFuture<'a, Output> {
+        Box::pin(async move {
+            if !self.hold && !session.in_transaction_block() {
+                return Err(Error::new(
+                    ErrorKind::NoActiveTransaction,
+                    "DECLARE CURSOR can only be used in transaction blocks",
+                ));
             }
-            _ => Err(Error::internal("a cursor's query returned no rows")),
-        }
+            if session.cursors.contains(&self.name) {
+                return Err(Error::new(
+                    ErrorKind::DuplicateCursor,
+                    format!("cursor \"{}\" already exists", self.name),
+                ));
+            }
+            let (name, hold) = (self.name.clone(), self.hold);
+            match self.query().execute(session, params).await? {
+                Output::Rows { schema, stream, .. } => {
+                    session.cursors.open(name, schema, stream, hold);
+                    Ok(Output::command("DECLARE CURSOR"))
+                }
+                _ => Err(Error::internal("a cursor's query returned no rows")),
+            }
+        })
     }
 }
 
@@ -148,7 +150,6 @@ fn no_cursor(name: &str) -> Error {
     )
 }
 
-#[async_trait]
 impl Handler for Fetch {
     fn name(&self) -> String {
         "FETCH".into()
@@ -162,35 +163,42 @@ impl Handler for Fetch {
         false
     }
 
-    async fn describe(&self, session: &Session) -> Result<Described> {
-        let schema = session
-            .cursors
-            .schema(&self.name)
-            .ok_or_else(|| no_cursor(&self.name))?;
-        Ok(Described {
-            params: vec![],
-            columns: Some(schema),
+    fn describe<'a>(&'a self, session: &'a Session) -> ResultFuture<'a, Described> {
+        Box::pin(async move {
+            let schema = session
+                .cursors
+                .schema(&self.name)
+                .ok_or_else(|| no_cursor(&self.name))?;
+            Ok(Described {
+                params: vec![],
+                columns: Some(schema),
+            })
         })
     }
 
-    async fn execute(self: Box<Self>, session: &mut Session, _: &ParamValues) -> Result<Output> {
-        let count = self.count?;
-        let (schema, stream) = session
-            .cursors
-            .fetch(&self.name, count)
-            .await
-            .ok_or_else(|| no_cursor(&self.name))??;
-        Ok(Output::Rows {
-            schema,
-            stream,
-            tag: "FETCH",
+    fn execute<'a>(
+        self: Box<Self>,
+        session: &'a mut Session,
+        _: &'a ParamValues,
+    ) -> ResultFuture<'a, Output> {
+        Box::pin(async move {
+            let count = self.count?;
+            let (schema, stream) = session
+                .cursors
+                .fetch(&self.name, count)
+                .await
+                .ok_or_else(|| no_cursor(&self.name))??;
+            Ok(Output::Rows {
+                schema,
+                stream,
+                tag: "FETCH",
+            })
         })
     }
 }
 
 pub struct Close(pub CloseCursor);
 
-#[async_trait]
 impl Handler for Close {
     fn name(&self) -> String {
         "CLOSE CURSOR".into()
@@ -204,19 +212,25 @@ impl Handler for Close {
         false
     }
 
-    async fn execute(self: Box<Self>, session: &mut Session, _: &ParamValues) -> Result<Output> {
-        match &self.0 {
-            CloseCursor::All => session.cursors.close_all(),
-            CloseCursor::Specific { name } => {
-                let name = crate::frontend::names::normalize_ident(name);
-                if !session.cursors.close(&name) {
-                    return Err(no_cursor(&name));
+    fn execute<'a>(
+        self: Box<Self>,
+        session: &'a mut Session,
+        _: &'a ParamValues,
+    ) -> ResultFuture<'a, Output> {
+        Box::pin(async move {
+            match &self.0 {
+                CloseCursor::All => session.cursors.close_all(),
+                CloseCursor::Specific { name } => {
+                    let name = crate::frontend::names::normalize_ident(name);
+                    if !session.cursors.close(&name) {
+                        return Err(no_cursor(&name));
+                    }
                 }
             }
-        }
-        Ok(Output::command(match &self.0 {
-            CloseCursor::All => "CLOSE CURSOR ALL",
-            CloseCursor::Specific { .. } => "CLOSE CURSOR",
-        }))
+            Ok(Output::command(match &self.0 {
+                CloseCursor::All => "CLOSE CURSOR ALL",
+                CloseCursor::Specific { .. } => "CLOSE CURSOR",
+            }))
+        })
     }
 }

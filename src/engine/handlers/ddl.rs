@@ -1,19 +1,17 @@
 //! CREATE, DROP and ALTER of schemas, tables, views and external tables.
 
-use async_trait::async_trait;
 use datafusion::common::ParamValues;
 use datafusion::sql::sqlparser::ast::{ObjectName, Statement};
 
 use super::{Handler, first_words};
 use crate::engine::access::Role;
 use crate::engine::{Output, Session, ddl};
-use crate::error::Result;
+use crate::error::ResultFuture;
 use crate::frontend::{Expectation, ExternalTable};
 
 /// CREATE SCHEMA, CREATE VIEW, DROP, ALTER TABLE.
 pub struct Ddl(pub Statement);
 
-#[async_trait]
 impl Handler for Ddl {
     fn name(&self) -> String {
         first_words(&self.0.to_string(), 2)
@@ -23,48 +21,54 @@ impl Handler for Ddl {
         Role::Admin
     }
 
-    async fn execute(self: Box<Self>, session: &mut Session, _: &ParamValues) -> Result<Output> {
-        match self.0 {
-            Statement::CreateSchema {
-                schema_name,
-                if_not_exists,
-                ..
-            } => ddl::create_schema(session, &schema_name, if_not_exists).await,
-            Statement::CreateView(cv) => ddl::create_view(session, cv).await,
-            Statement::Drop {
-                object_type,
-                if_exists,
-                names,
-                cascade,
-                ..
-            } => ddl::drop(session, object_type, if_exists, names, cascade).await,
-            Statement::AlterTable(at) => ddl::alter_table(session, at).await,
-            Statement::CreateSequence {
-                temporary: false,
-                if_not_exists,
-                name,
-                data_type,
-                sequence_options,
-                owned_by,
-            } => {
-                crate::engine::sequences::create_sequence(
-                    session,
+    fn execute<'a>(
+        self: Box<Self>,
+        session: &'a mut Session,
+        _: &'a ParamValues,
+    ) -> ResultFuture<'a, Output> {
+        Box::pin(async move {
+            match self.0 {
+                Statement::CreateSchema {
+                    schema_name,
                     if_not_exists,
-                    &name,
-                    data_type.as_ref(),
-                    &sequence_options,
-                    owned_by.as_ref(),
-                )
-                .await
+                    ..
+                } => ddl::create_schema(session, &schema_name, if_not_exists).await,
+                Statement::CreateView(cv) => ddl::create_view(session, cv).await,
+                Statement::Drop {
+                    object_type,
+                    if_exists,
+                    names,
+                    cascade,
+                    ..
+                } => ddl::drop(session, object_type, if_exists, names, cascade).await,
+                Statement::AlterTable(at) => ddl::alter_table(session, at).await,
+                Statement::CreateSequence {
+                    temporary: false,
+                    if_not_exists,
+                    name,
+                    data_type,
+                    sequence_options,
+                    owned_by,
+                } => {
+                    crate::engine::sequences::create_sequence(
+                        session,
+                        if_not_exists,
+                        &name,
+                        data_type.as_ref(),
+                        &sequence_options,
+                        owned_by.as_ref(),
+                    )
+                    .await
+                }
+                Statement::Comment {
+                    object_type,
+                    object_name,
+                    comment,
+                    if_exists,
+                } => ddl::comment(session, object_type, object_name, comment, if_exists).await,
+                _ => unreachable!("dispatched for DDL only"),
             }
-            Statement::Comment {
-                object_type,
-                object_name,
-                comment,
-                if_exists,
-            } => ddl::comment(session, object_type, object_name, comment, if_exists).await,
-            _ => unreachable!("dispatched for DDL only"),
-        }
+        })
     }
 }
 
@@ -74,7 +78,6 @@ pub struct CreateTable(
     pub Vec<Expectation>,
 );
 
-#[async_trait]
 impl Handler for CreateTable {
     fn name(&self) -> String {
         "CREATE TABLE".into()
@@ -84,15 +87,18 @@ impl Handler for CreateTable {
         Role::Admin
     }
 
-    async fn execute(self: Box<Self>, session: &mut Session, _: &ParamValues) -> Result<Output> {
-        ddl::create_table(session, *self.0, self.1).await
+    fn execute<'a>(
+        self: Box<Self>,
+        session: &'a mut Session,
+        _: &'a ParamValues,
+    ) -> ResultFuture<'a, Output> {
+        Box::pin(async move { ddl::create_table(session, *self.0, self.1).await })
     }
 }
 
 /// ALTER TABLE t ADD CONSTRAINT c EXPECT (...).
 pub struct AddExpectation(pub ObjectName, pub Box<Expectation>);
 
-#[async_trait]
 impl Handler for AddExpectation {
     fn name(&self) -> String {
         "ALTER TABLE".into()
@@ -102,15 +108,18 @@ impl Handler for AddExpectation {
         Role::Admin
     }
 
-    async fn execute(self: Box<Self>, session: &mut Session, _: &ParamValues) -> Result<Output> {
-        ddl::add_expectation(session, &self.0, *self.1).await
+    fn execute<'a>(
+        self: Box<Self>,
+        session: &'a mut Session,
+        _: &'a ParamValues,
+    ) -> ResultFuture<'a, Output> {
+        Box::pin(async move { ddl::add_expectation(session, &self.0, *self.1).await })
     }
 }
 
 /// CREATE EXTERNAL TABLE.
 pub struct CreateExternal(pub Box<ExternalTable>);
 
-#[async_trait]
 impl Handler for CreateExternal {
     fn name(&self) -> String {
         "CREATE EXTERNAL TABLE".into()
@@ -120,15 +129,18 @@ impl Handler for CreateExternal {
         Role::Admin
     }
 
-    async fn execute(self: Box<Self>, session: &mut Session, _: &ParamValues) -> Result<Output> {
-        ddl::create_external_table(session, *self.0).await
+    fn execute<'a>(
+        self: Box<Self>,
+        session: &'a mut Session,
+        _: &'a ParamValues,
+    ) -> ResultFuture<'a, Output> {
+        Box::pin(async move { ddl::create_external_table(session, *self.0).await })
     }
 }
 
 /// `ALTER SEQUENCE`.
 pub struct AlterSequence(pub Box<crate::frontend::sequence_options::AlterSequence>);
 
-#[async_trait]
 impl Handler for AlterSequence {
     fn name(&self) -> String {
         "ALTER SEQUENCE".into()
@@ -138,7 +150,11 @@ impl Handler for AlterSequence {
         Role::Admin
     }
 
-    async fn execute(self: Box<Self>, session: &mut Session, _: &ParamValues) -> Result<Output> {
-        crate::engine::sequences::alter_sequence(session, &self.0).await
+    fn execute<'a>(
+        self: Box<Self>,
+        session: &'a mut Session,
+        _: &'a ParamValues,
+    ) -> ResultFuture<'a, Output> {
+        Box::pin(async move { crate::engine::sequences::alter_sequence(session, &self.0).await })
     }
 }

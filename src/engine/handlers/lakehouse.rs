@@ -1,17 +1,15 @@
 //! DESCRIBE HISTORY, OPTIMIZE, VACUUM, RESTORE.
 
-use async_trait::async_trait;
 use datafusion::common::ParamValues;
 
 use super::{Described, Handler};
 use crate::engine::access::Role;
 use crate::engine::{Output, Session, lakehouse};
-use crate::error::Result;
+use crate::error::ResultFuture;
 use crate::frontend::Stmt;
 
 pub struct Lakehouse(pub Stmt);
 
-#[async_trait]
 impl Handler for Lakehouse {
     fn name(&self) -> String {
         match &self.0 {
@@ -30,26 +28,36 @@ impl Handler for Lakehouse {
         }
     }
 
-    async fn describe(&self, _: &Session) -> Result<Described> {
-        Ok(Described {
-            params: vec![],
-            columns: lakehouse::result_schema(&self.0),
+    fn describe<'a>(&'a self, _: &'a Session) -> ResultFuture<'a, Described> {
+        Box::pin(async move {
+            Ok(Described {
+                params: vec![],
+                columns: lakehouse::result_schema(&self.0),
+            })
         })
     }
 
-    async fn execute(self: Box<Self>, session: &mut Session, _: &ParamValues) -> Result<Output> {
-        match self.0 {
-            Stmt::DescribeHistory { table, limit } => {
-                lakehouse::history(session, &table, limit).await
+    fn execute<'a>(
+        self: Box<Self>,
+        session: &'a mut Session,
+        _: &'a ParamValues,
+    ) -> ResultFuture<'a, Output> {
+        Box::pin(async move {
+            match self.0 {
+                Stmt::DescribeHistory { table, limit } => {
+                    lakehouse::history(session, &table, limit).await
+                }
+                Stmt::Optimize { table, zorder } => {
+                    lakehouse::optimize(session, &table, zorder).await
+                }
+                Stmt::Vacuum {
+                    table,
+                    retain_hours,
+                    dry_run,
+                } => lakehouse::vacuum(session, &table, retain_hours, dry_run).await,
+                Stmt::Restore { table, at } => lakehouse::restore(session, &table, at).await,
+                _ => unreachable!("dispatched for lakehouse statements only"),
             }
-            Stmt::Optimize { table, zorder } => lakehouse::optimize(session, &table, zorder).await,
-            Stmt::Vacuum {
-                table,
-                retain_hours,
-                dry_run,
-            } => lakehouse::vacuum(session, &table, retain_hours, dry_run).await,
-            Stmt::Restore { table, at } => lakehouse::restore(session, &table, at).await,
-            _ => unreachable!("dispatched for lakehouse statements only"),
-        }
+        })
     }
 }

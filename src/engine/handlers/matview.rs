@@ -1,14 +1,13 @@
 //! CREATE MATERIALIZED VIEW ... PARTITIONED BY, REFRESH MATERIALIZED VIEW, EXPLAIN REFRESH MATERIALIZED VIEW and
 //! ALTER MATERIALIZED VIEW ... RENAME TO.
 
-use async_trait::async_trait;
 use datafusion::common::ParamValues;
 use datafusion::sql::sqlparser::ast::ObjectName;
 
 use super::{Described, Handler};
 use crate::engine::access::Role;
 use crate::engine::{Output, Session, matview};
-use crate::error::Result;
+use crate::error::ResultFuture;
 
 pub struct Refresh {
     pub name: ObjectName,
@@ -18,7 +17,6 @@ pub struct Refresh {
     pub feature: bool,
 }
 
-#[async_trait]
 impl Handler for Refresh {
     fn name(&self) -> String {
         if self.explain {
@@ -38,30 +36,38 @@ impl Handler for Refresh {
         }
     }
 
-    async fn describe(&self, _: &Session) -> Result<Described> {
-        Ok(Described {
-            params: vec![],
-            columns: self.explain.then(matview::explain_schema),
+    fn describe<'a>(&'a self, _: &'a Session) -> ResultFuture<'a, Described> {
+        Box::pin(async move {
+            Ok(Described {
+                params: vec![],
+                columns: self.explain.then(matview::explain_schema),
+            })
         })
     }
 
-    async fn execute(self: Box<Self>, session: &mut Session, _: &ParamValues) -> Result<Output> {
-        if self.feature {
-            let snapshot = session.engine.catalog().snapshot();
-            let system = session.system_tables();
-            let o = session
-                .resolver(&snapshot, &system)
-                .object(&self.name, crate::catalog::Kind::MaterializedView)?;
-            if o.feature().is_none() {
-                return Err(crate::error::Error::new(
-                    crate::error::ErrorKind::WrongObjectType,
-                    format!("\"{}\" is not a feature view", o.name),
-                ));
+    fn execute<'a>(
+        self: Box<Self>,
+        session: &'a mut Session,
+        _: &'a ParamValues,
+    ) -> ResultFuture<'a, Output> {
+        Box::pin(async move {
+            if self.feature {
+                let snapshot = session.engine.catalog().snapshot();
+                let system = session.system_tables();
+                let o = session
+                    .resolver(&snapshot, &system)
+                    .object(&self.name, crate::catalog::Kind::MaterializedView)?;
+                if o.feature().is_none() {
+                    return Err(crate::error::Error::new(
+                        crate::error::ErrorKind::WrongObjectType,
+                        format!("\"{}\" is not a feature view", o.name),
+                    ));
+                }
+                matview::refresh(session, &self.name, self.full, false).await?;
+                return Ok(Output::command("REFRESH FEATURE VIEW"));
             }
-            matview::refresh(session, &self.name, self.full, false).await?;
-            return Ok(Output::command("REFRESH FEATURE VIEW"));
-        }
-        matview::refresh(session, &self.name, self.full, self.explain).await
+            matview::refresh(session, &self.name, self.full, self.explain).await
+        })
     }
 }
 
@@ -71,7 +77,6 @@ pub struct Rename {
     pub new_name: ObjectName,
 }
 
-#[async_trait]
 impl Handler for Rename {
     fn name(&self) -> String {
         "ALTER MATERIALIZED VIEW".into()
@@ -81,8 +86,14 @@ impl Handler for Rename {
         Role::Admin
     }
 
-    async fn execute(self: Box<Self>, session: &mut Session, _: &ParamValues) -> Result<Output> {
-        matview::rename(session, &self.name, self.if_exists, &self.new_name).await
+    fn execute<'a>(
+        self: Box<Self>,
+        session: &'a mut Session,
+        _: &'a ParamValues,
+    ) -> ResultFuture<'a, Output> {
+        Box::pin(async move {
+            matview::rename(session, &self.name, self.if_exists, &self.new_name).await
+        })
     }
 }
 
@@ -95,7 +106,6 @@ pub struct Create {
     pub refresh: Option<crate::catalog::schedule::RefreshPolicy>,
 }
 
-#[async_trait]
 impl Handler for Create {
     fn name(&self) -> String {
         "CREATE MATERIALIZED VIEW".into()
@@ -105,16 +115,22 @@ impl Handler for Create {
         Role::Admin
     }
 
-    async fn execute(self: Box<Self>, session: &mut Session, _: &ParamValues) -> Result<Output> {
-        matview::create(
-            session,
-            *self.cv,
-            self.partition_by,
-            self.expectations,
-            None,
-            self.refresh,
-        )
-        .await
+    fn execute<'a>(
+        self: Box<Self>,
+        session: &'a mut Session,
+        _: &'a ParamValues,
+    ) -> ResultFuture<'a, Output> {
+        Box::pin(async move {
+            matview::create(
+                session,
+                *self.cv,
+                self.partition_by,
+                self.expectations,
+                None,
+                self.refresh,
+            )
+            .await
+        })
     }
 }
 
@@ -126,7 +142,6 @@ pub struct SetRefresh {
     pub policy: Option<crate::catalog::schedule::RefreshPolicy>,
 }
 
-#[async_trait]
 impl Handler for SetRefresh {
     fn name(&self) -> String {
         if self.feature {
@@ -140,14 +155,20 @@ impl Handler for SetRefresh {
         Role::Admin
     }
 
-    async fn execute(self: Box<Self>, session: &mut Session, _: &ParamValues) -> Result<Output> {
-        matview::set_refresh(
-            session,
-            &self.name,
-            self.feature,
-            self.if_exists,
-            self.policy,
-        )
-        .await
+    fn execute<'a>(
+        self: Box<Self>,
+        session: &'a mut Session,
+        _: &'a ParamValues,
+    ) -> ResultFuture<'a, Output> {
+        Box::pin(async move {
+            matview::set_refresh(
+                session,
+                &self.name,
+                self.feature,
+                self.if_exists,
+                self.policy,
+            )
+            .await
+        })
     }
 }

@@ -21,14 +21,13 @@ mod query;
 mod session;
 mod write;
 
-use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::ParamValues;
 use datafusion::sql::sqlparser::ast::Statement;
 
 use super::access::Role;
 use super::{Output, Session};
-use crate::error::{Error, Result};
+use crate::error::{Error, ResultFuture};
 use crate::frontend::Stmt;
 
 /// What Describe reports of a statement before it runs.
@@ -40,7 +39,6 @@ pub struct Described {
     pub columns: Option<SchemaRef>,
 }
 
-#[async_trait]
 pub trait Handler: Send + Sync {
     /// The statement's name in messages (`DROP TABLE`).
     fn name(&self) -> String;
@@ -57,15 +55,15 @@ pub trait Handler: Send + Sync {
         true
     }
     /// Its parameters and result columns, without running it.
-    async fn describe(&self, _session: &Session) -> Result<Described> {
-        Ok(Described::default())
+    fn describe<'a>(&'a self, _session: &'a Session) -> ResultFuture<'a, Described> {
+        Box::pin(async move { Ok(Described::default()) })
     }
     /// Run it. `params` are the extended protocol's parameter values.
-    async fn execute(
+    fn execute<'a>(
         self: Box<Self>,
-        session: &mut Session,
-        params: &ParamValues,
-    ) -> Result<Output>;
+        session: &'a mut Session,
+        params: &'a ParamValues,
+    ) -> ResultFuture<'a, Output>;
 }
 
 /// The handler of `stmt`: the one place statements are dispatched.
@@ -155,7 +153,6 @@ fn sql_handler(s: Statement) -> Box<dyn Handler> {
 /// privilege, like COPY FROM a file.
 struct ServerSide(Box<dyn Handler>);
 
-#[async_trait]
 impl Handler for ServerSide {
     fn name(&self) -> String {
         "reading server-side files or URLs (read_csv, read_json, read_log, ...)".into()
@@ -166,15 +163,15 @@ impl Handler for ServerSide {
     fn server_files(&self) -> bool {
         true
     }
-    async fn describe(&self, session: &Session) -> Result<Described> {
-        self.0.describe(session).await
+    fn describe<'a>(&'a self, session: &'a Session) -> ResultFuture<'a, Described> {
+        Box::pin(async move { self.0.describe(session).await })
     }
-    async fn execute(
+    fn execute<'a>(
         self: Box<Self>,
-        session: &mut Session,
-        params: &ParamValues,
-    ) -> Result<Output> {
-        self.0.execute(session, params).await
+        session: &'a mut Session,
+        params: &'a ParamValues,
+    ) -> ResultFuture<'a, Output> {
+        Box::pin(async move { self.0.execute(session, params).await })
     }
 }
 
@@ -254,7 +251,6 @@ pub fn first_words(sql: &str, n: usize) -> String {
 /// A statement whose form was refused when it was read: fails with that.
 struct Failing(Error);
 
-#[async_trait]
 impl Handler for Failing {
     fn name(&self) -> String {
         "statement".into()
@@ -262,18 +258,21 @@ impl Handler for Failing {
     fn role(&self) -> Role {
         Role::Reader
     }
-    async fn describe(&self, _: &Session) -> Result<Described> {
-        Err(self.0.clone())
+    fn describe<'a>(&'a self, _: &'a Session) -> ResultFuture<'a, Described> {
+        Box::pin(async move { Err(self.0.clone()) })
     }
-    async fn execute(self: Box<Self>, _: &mut Session, _: &ParamValues) -> Result<Output> {
-        Err(self.0)
+    fn execute<'a>(
+        self: Box<Self>,
+        _: &'a mut Session,
+        _: &'a ParamValues,
+    ) -> ResultFuture<'a, Output> {
+        Box::pin(async move { Err(self.0) })
     }
 }
 
 /// A statement sqlparser knows and Sluice does not run: 0A000.
 struct Unsupported(Statement);
 
-#[async_trait]
 impl Handler for Unsupported {
     fn name(&self) -> String {
         first_words(&self.0.to_string(), 2)
@@ -281,10 +280,16 @@ impl Handler for Unsupported {
     fn role(&self) -> Role {
         Role::Admin
     }
-    async fn execute(self: Box<Self>, _: &mut Session, _: &ParamValues) -> Result<Output> {
-        Err(Error::not_supported(format!(
-            "statement \"{}\"",
-            first_words(&self.0.to_string(), 3)
-        )))
+    fn execute<'a>(
+        self: Box<Self>,
+        _: &'a mut Session,
+        _: &'a ParamValues,
+    ) -> ResultFuture<'a, Output> {
+        Box::pin(async move {
+            Err(Error::not_supported(format!(
+                "statement \"{}\"",
+                first_words(&self.0.to_string(), 3)
+            )))
+        })
     }
 }

@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::{ParamValues, ScalarValue};
@@ -14,12 +13,11 @@ use datafusion::sql::sqlparser::ast::{Expr, Statement, Value};
 use super::{Described, Handler};
 use crate::engine::access::Role;
 use crate::engine::{Output, Session, normalize_ident};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result, ResultFuture};
 
 /// `LISTEN ch`, `UNLISTEN ch | *`, `NOTIFY ch [, 'payload']`.
 pub struct Channel(pub Statement);
 
-#[async_trait]
 impl Handler for Channel {
     fn name(&self) -> String {
         super::first_words(&self.0.to_string(), 1)
@@ -29,43 +27,49 @@ impl Handler for Channel {
         Role::Reader
     }
 
-    async fn execute(self: Box<Self>, session: &mut Session, _: &ParamValues) -> Result<Output> {
-        let listening = session.listening();
-        match self.0 {
-            Statement::LISTEN { channel } => {
-                listening
-                    .lock()
-                    .expect("listen set")
-                    .insert(normalize_ident(&channel));
-                Ok(Output::command("LISTEN"))
-            }
-            Statement::UNLISTEN { channel } => {
-                let mut set = listening.lock().expect("listen set");
-                if channel.value == "*" && channel.quote_style.is_none() {
-                    set.clear();
-                } else {
-                    set.remove(&normalize_ident(&channel));
+    fn execute<'a>(
+        self: Box<Self>,
+        session: &'a mut Session,
+        _: &'a ParamValues,
+    ) -> ResultFuture<'a, Output> {
+        Box::pin(async move {
+            let listening = session.listening();
+            match self.0 {
+                Statement::LISTEN { channel } => {
+                    listening
+                        .lock()
+                        .expect("listen set")
+                        .insert(normalize_ident(&channel));
+                    Ok(Output::command("LISTEN"))
                 }
-                Ok(Output::command("UNLISTEN"))
-            }
-            Statement::NOTIFY { channel, payload } => {
-                let payload = payload.unwrap_or_default();
-                // PostgreSQL's limit on a payload.
-                if payload.len() >= 8000 {
-                    return Err(Error::new(
-                        ErrorKind::InvalidParameter,
-                        "payload string too long",
-                    ));
+                Statement::UNLISTEN { channel } => {
+                    let mut set = listening.lock().expect("listen set");
+                    if channel.value == "*" && channel.quote_style.is_none() {
+                        set.clear();
+                    } else {
+                        set.remove(&normalize_ident(&channel));
+                    }
+                    Ok(Output::command("UNLISTEN"))
                 }
-                session.engine.notifier().notify(
-                    session.pid(),
-                    &normalize_ident(&channel),
-                    &payload,
-                );
-                Ok(Output::command("NOTIFY"))
+                Statement::NOTIFY { channel, payload } => {
+                    let payload = payload.unwrap_or_default();
+                    // PostgreSQL's limit on a payload.
+                    if payload.len() >= 8000 {
+                        return Err(Error::new(
+                            ErrorKind::InvalidParameter,
+                            "payload string too long",
+                        ));
+                    }
+                    session.engine.notifier().notify(
+                        session.pid(),
+                        &normalize_ident(&channel),
+                        &payload,
+                    );
+                    Ok(Output::command("NOTIFY"))
+                }
+                other => Err(Error::internal(format!("not a channel statement: {other}"))),
             }
-            other => Err(Error::internal(format!("not a channel statement: {other}"))),
-        }
+        })
     }
 }
 
@@ -130,7 +134,6 @@ impl RefreshCall {
     }
 }
 
-#[async_trait]
 impl Handler for RefreshCall {
     fn name(&self) -> String {
         "sluice.refresh".into()
@@ -140,40 +143,44 @@ impl Handler for RefreshCall {
         Role::Writer
     }
 
-    async fn describe(&self, _: &Session) -> Result<Described> {
-        let params = match self.param_index() {
-            Some(n) => vec![Some(DataType::Utf8); n],
-            None => vec![],
-        };
-        Ok(Described {
-            params,
-            columns: (!self.call).then(status_schema),
+    fn describe<'a>(&'a self, _: &'a Session) -> ResultFuture<'a, Described> {
+        Box::pin(async move {
+            let params = match self.param_index() {
+                Some(n) => vec![Some(DataType::Utf8); n],
+                None => vec![],
+            };
+            Ok(Described {
+                params,
+                columns: (!self.call).then(status_schema),
+            })
         })
     }
 
-    async fn execute(
+    fn execute<'a>(
         self: Box<Self>,
-        session: &mut Session,
-        params: &ParamValues,
-    ) -> Result<Output> {
-        let name = self.view_name(params)?;
-        let object_name = crate::frontend::names::parse_object_name(&name)?;
-        let snapshot = session.engine.catalog().snapshot();
-        let system = session.system_tables();
-        let object = session
-            .resolver(&snapshot, &system)
-            .object(&object_name, crate::catalog::Kind::MaterializedView)?;
-        let orchestrator = session.engine.orchestrator().cloned().ok_or_else(|| {
-            Error::not_supported("sluice.refresh without a scheduler (run it in sluice serve)")
-        })?;
-        let run = orchestrator.refresh_now(object).await?;
-        if self.call {
-            return Ok(Output::command("CALL"));
-        }
-        let batch = RecordBatch::try_new(
-            status_schema(),
-            vec![Arc::new(StringArray::from(vec![run.status])) as ArrayRef],
-        )?;
-        Output::batches(status_schema(), vec![batch], "SELECT")
+        session: &'a mut Session,
+        params: &'a ParamValues,
+    ) -> ResultFuture<'a, Output> {
+        Box::pin(async move {
+            let name = self.view_name(params)?;
+            let object_name = crate::frontend::names::parse_object_name(&name)?;
+            let snapshot = session.engine.catalog().snapshot();
+            let system = session.system_tables();
+            let object = session
+                .resolver(&snapshot, &system)
+                .object(&object_name, crate::catalog::Kind::MaterializedView)?;
+            let orchestrator = session.engine.orchestrator().cloned().ok_or_else(|| {
+                Error::not_supported("sluice.refresh without a scheduler (run it in sluice serve)")
+            })?;
+            let run = orchestrator.refresh_now(object).await?;
+            if self.call {
+                return Ok(Output::command("CALL"));
+            }
+            let batch = RecordBatch::try_new(
+                status_schema(),
+                vec![Arc::new(StringArray::from(vec![run.status])) as ArrayRef],
+            )?;
+            Output::batches(status_schema(), vec![batch], "SELECT")
+        })
     }
 }

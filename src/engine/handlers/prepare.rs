@@ -3,7 +3,6 @@
 //! parameters bound, as the extended protocol's named statements are (the
 //! two share one namespace, as in PostgreSQL).
 
-use async_trait::async_trait;
 use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::sql::sqlparser::ast::{
     DataType as SqlType, Expr, Ident, ObjectName, SelectItem, SetExpr, Statement,
@@ -13,7 +12,7 @@ use super::{Described, Handler};
 use crate::engine::access::Role;
 use crate::engine::prepared::SqlPrepared;
 use crate::engine::{Output, Session, normalize_ident};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result, ResultFuture};
 use crate::frontend::Stmt;
 use crate::types::PgType;
 
@@ -24,7 +23,6 @@ pub struct Prepare {
     pub statement: Box<Statement>,
 }
 
-#[async_trait]
 impl Handler for Prepare {
     fn name(&self) -> String {
         "PREPARE".into()
@@ -32,65 +30,71 @@ impl Handler for Prepare {
     fn role(&self) -> Role {
         Role::Reader
     }
-    async fn execute(self: Box<Self>, session: &mut Session, _: &ParamValues) -> Result<Output> {
-        // PostgreSQL prepares queries and row writes only (an `EXECUTE`
-        // inside would run itself without end).
-        if !matches!(
-            self.statement.as_ref(),
-            Statement::Query(_)
-                | Statement::Insert(_)
-                | Statement::Update(_)
-                | Statement::Delete(_)
-        ) {
-            return Err(Error::syntax(format!(
-                "PREPARE takes SELECT, VALUES, INSERT, UPDATE or DELETE, not {}",
-                super::first_words(&self.statement.to_string(), 2)
-            )));
-        }
-        let name = normalize_ident(&self.name);
-        if session.prepared.contains(&name) {
-            return Err(Error::new(
-                ErrorKind::DuplicatePreparedStatement,
-                format!("prepared statement \"{name}\" already exists"),
-            ));
-        }
-        let declared = self
-            .types
-            .iter()
-            .map(PgType::from_sql)
-            .collect::<Result<Vec<_>>>()?;
-        let text = format!("PREPARE {} AS {}", self.name, self.statement);
-        // A query is planned now, as PostgreSQL analyses it at PREPARE:
-        // one that cannot plan (a missing table) fails here.
-        if let Statement::Query(_) = self.statement.as_ref() {
-            session.plan_cached(&self.statement).await?;
-        }
-        let stmt = Stmt::Sql(self.statement);
-        let described = super::handler(stmt.clone()).describe(session).await?;
-        let count = described.params.len().max(declared.len());
-        let types: Vec<_> = (0..count)
-            .map(|i| match declared.get(i) {
-                Some(t) => Some(t.arrow_type()),
-                None => described.params.get(i).cloned().flatten(),
-            })
-            .collect();
-        let names = types
-            .iter()
-            .map(|t| match t {
-                Some(t) => PgType::from_arrow(t).name,
-                None => "text".to_string(),
-            })
-            .collect();
-        if !session
-            .prepared
-            .add_sql(&name, &text, names, SqlPrepared { stmt, types })
-        {
-            return Err(Error::new(
-                ErrorKind::DuplicatePreparedStatement,
-                format!("prepared statement \"{name}\" already exists"),
-            ));
-        }
-        Ok(Output::command("PREPARE"))
+    fn execute<'a>(
+        self: Box<Self>,
+        session: &'a mut Session,
+        _: &'a ParamValues,
+    ) -> ResultFuture<'a, Output> {
+        Box::pin(async move {
+            // PostgreSQL prepares queries and row writes only (an `EXECUTE`
+            // inside would run itself without end).
+            if !matches!(
+                self.statement.as_ref(),
+                Statement::Query(_)
+                    | Statement::Insert(_)
+                    | Statement::Update(_)
+                    | Statement::Delete(_)
+            ) {
+                return Err(Error::syntax(format!(
+                    "PREPARE takes SELECT, VALUES, INSERT, UPDATE or DELETE, not {}",
+                    super::first_words(&self.statement.to_string(), 2)
+                )));
+            }
+            let name = normalize_ident(&self.name);
+            if session.prepared.contains(&name) {
+                return Err(Error::new(
+                    ErrorKind::DuplicatePreparedStatement,
+                    format!("prepared statement \"{name}\" already exists"),
+                ));
+            }
+            let declared = self
+                .types
+                .iter()
+                .map(PgType::from_sql)
+                .collect::<Result<Vec<_>>>()?;
+            let text = format!("PREPARE {} AS {}", self.name, self.statement);
+            // A query is planned now, as PostgreSQL analyses it at PREPARE:
+            // one that cannot plan (a missing table) fails here.
+            if let Statement::Query(_) = self.statement.as_ref() {
+                session.plan_cached(&self.statement).await?;
+            }
+            let stmt = Stmt::Sql(self.statement);
+            let described = super::handler(stmt.clone()).describe(session).await?;
+            let count = described.params.len().max(declared.len());
+            let types: Vec<_> = (0..count)
+                .map(|i| match declared.get(i) {
+                    Some(t) => Some(t.arrow_type()),
+                    None => described.params.get(i).cloned().flatten(),
+                })
+                .collect();
+            let names = types
+                .iter()
+                .map(|t| match t {
+                    Some(t) => PgType::from_arrow(t).name,
+                    None => "text".to_string(),
+                })
+                .collect();
+            if !session
+                .prepared
+                .add_sql(&name, &text, names, SqlPrepared { stmt, types })
+            {
+                return Err(Error::new(
+                    ErrorKind::DuplicatePreparedStatement,
+                    format!("prepared statement \"{name}\" already exists"),
+                ));
+            }
+            Ok(Output::command("PREPARE"))
+        })
     }
 }
 
@@ -173,7 +177,6 @@ impl Execute {
     }
 }
 
-#[async_trait]
 impl Handler for Execute {
     fn name(&self) -> String {
         "EXECUTE".into()
@@ -183,28 +186,36 @@ impl Handler for Execute {
         // it runs.
         Role::Reader
     }
-    async fn describe(&self, session: &Session) -> Result<Described> {
-        let (_, p) = self.statement(session)?;
-        let inner = super::handler(p.stmt).describe(session).await?;
-        Ok(Described {
-            params: vec![],
-            columns: inner.columns,
+    fn describe<'a>(&'a self, session: &'a Session) -> ResultFuture<'a, Described> {
+        Box::pin(async move {
+            let (_, p) = self.statement(session)?;
+            let inner = super::handler(p.stmt).describe(session).await?;
+            Ok(Described {
+                params: vec![],
+                columns: inner.columns,
+            })
         })
     }
-    async fn execute(self: Box<Self>, session: &mut Session, _: &ParamValues) -> Result<Output> {
-        let (name, p) = self.statement(session)?;
-        if self.values.len() != p.types.len() {
-            return Err(Error::syntax(format!(
-                "wrong number of parameters for prepared statement \"{name}\""
-            ))
-            .with_detail(format!(
-                "Expected {} parameters but got {}.",
-                p.types.len(),
-                self.values.len()
-            )));
-        }
-        let values = self.values(session, &p).await?;
-        let params = ParamValues::List(values.into_iter().map(Into::into).collect());
-        Box::pin(session.execute(p.stmt, &params)).await
+    fn execute<'a>(
+        self: Box<Self>,
+        session: &'a mut Session,
+        _: &'a ParamValues,
+    ) -> ResultFuture<'a, Output> {
+        Box::pin(async move {
+            let (name, p) = self.statement(session)?;
+            if self.values.len() != p.types.len() {
+                return Err(Error::syntax(format!(
+                    "wrong number of parameters for prepared statement \"{name}\""
+                ))
+                .with_detail(format!(
+                    "Expected {} parameters but got {}.",
+                    p.types.len(),
+                    self.values.len()
+                )));
+            }
+            let values = self.values(session, &p).await?;
+            let params = ParamValues::List(values.into_iter().map(Into::into).collect());
+            Box::pin(session.execute(p.stmt, &params)).await
+        })
     }
 }

@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use datafusion::arrow::array::{RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::ParamValues;
@@ -12,7 +11,7 @@ use super::{Described, Handler, first_words};
 use crate::catalog::{self, Kind};
 use crate::engine::access::Role;
 use crate::engine::{Output, Session, names, params};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result, ResultFuture};
 use crate::features::lookup;
 
 /// `SELECT`, `VALUES`, `WITH`, `EXPLAIN [ANALYZE]`; with the online lookup
@@ -132,7 +131,6 @@ fn cast_placeholders(plan: &datafusion::logical_expr::LogicalPlan) -> Vec<(Strin
     found
 }
 
-#[async_trait]
 impl Handler for Query {
     fn name(&self) -> String {
         first_words(&self.0.to_string(), 1)
@@ -152,82 +150,86 @@ impl Handler for Query {
         self.1.is_none()
     }
 
-    async fn describe(&self, session: &Session) -> Result<Described> {
-        if let Some(l) = &self.1
-            && let Some(t) = online_target(session, l).await?
-            && l.fits(&t)
-        {
-            return Ok(Described {
-                params: l.param_types(&t),
-                columns: Some(l.schema(&t)?),
-            });
-        }
-        match session.plan_cached(&self.0).await {
-            Ok(plan) => {
-                let planned = plan.schema().as_arrow();
-                Ok(Described {
-                    params: parameter_types(&plan),
-                    columns: Some(
-                        session.result_types(
-                            &plan,
-                            names::pg_result_names(&self.0, planned)
-                                .unwrap_or_else(|| Arc::new(planned.clone())),
-                        ),
-                    ),
-                })
-            }
-            // A statement canceled or out of time while it was planned
-            // (reading a remote file's schema) fails now.
-            Err(e) if e.kind == crate::error::ErrorKind::QueryCanceled => Err(e),
-            // Describe of a statement that will fail to plan: its error
-            // comes when it runs.
-            Err(_) => Ok(Described {
-                params: vec![None; params::count_placeholders(&self.0)],
-                columns: None,
-            }),
-        }
-    }
-
-    async fn execute(
-        self: Box<Self>,
-        session: &mut Session,
-        params: &ParamValues,
-    ) -> Result<Output> {
-        if let Some(l) = &self.1 {
-            if let Some(t) = online_target(session, l).await?
+    fn describe<'a>(&'a self, session: &'a Session) -> ResultFuture<'a, Described> {
+        Box::pin(async move {
+            if let Some(l) = &self.1
+                && let Some(t) = online_target(session, l).await?
                 && l.fits(&t)
             {
-                let batch = l.answer(&t, params, crate::features::online::now_micros())?;
-                let schema = batch.schema();
-                let stream = datafusion::physical_plan::memory::MemoryStream::try_new(
-                    vec![batch],
-                    schema.clone(),
-                    None,
-                )?;
-                return Ok(Output::Rows {
-                    schema,
-                    stream: Box::pin(stream),
-                    tag: "SELECT",
+                return Ok(Described {
+                    params: l.param_types(&t),
+                    columns: Some(l.schema(&t)?),
                 });
             }
-            // Planned as a query: on the newest catalog, like any other.
-            session.engine().catalog().refresh().await?;
-        }
-        let has_params = matches!(params, ParamValues::List(v) if !v.is_empty());
-        if has_params && matches!(self.0, Statement::Query(_)) {
-            // A prepared query: its plan, kept while nothing it reads
-            // changed, with the parameters' values put in.
-            let typing = session.plan_cached(&self.0).await?;
-            let plan = typing.clone().with_param_values(params.clone())?;
-            return session
-                .run_plan_typed(&self.0, plan, "SELECT", &typing)
-                .await;
-        }
-        let stmt = match params::bind(crate::frontend::Stmt::Sql(Box::new(self.0)), params)? {
-            crate::frontend::Stmt::Sql(s) => *s,
-            _ => unreachable!("bound as it came"),
-        };
-        session.query(stmt).await
+            match session.plan_cached(&self.0).await {
+                Ok(plan) => {
+                    let planned = plan.schema().as_arrow();
+                    Ok(Described {
+                        params: parameter_types(&plan),
+                        columns: Some(
+                            session.result_types(
+                                &plan,
+                                names::pg_result_names(&self.0, planned)
+                                    .unwrap_or_else(|| Arc::new(planned.clone())),
+                            ),
+                        ),
+                    })
+                }
+                // A statement canceled or out of time while it was planned
+                // (reading a remote file's schema) fails now.
+                Err(e) if e.kind == crate::error::ErrorKind::QueryCanceled => Err(e),
+                // Describe of a statement that will fail to plan: its error
+                // comes when it runs.
+                Err(_) => Ok(Described {
+                    params: vec![None; params::count_placeholders(&self.0)],
+                    columns: None,
+                }),
+            }
+        })
+    }
+
+    fn execute<'a>(
+        self: Box<Self>,
+        session: &'a mut Session,
+        params: &'a ParamValues,
+    ) -> ResultFuture<'a, Output> {
+        Box::pin(async move {
+            if let Some(l) = &self.1 {
+                if let Some(t) = online_target(session, l).await?
+                    && l.fits(&t)
+                {
+                    let batch = l.answer(&t, params, crate::features::online::now_micros())?;
+                    let schema = batch.schema();
+                    let stream = datafusion::physical_plan::memory::MemoryStream::try_new(
+                        vec![batch],
+                        schema.clone(),
+                        None,
+                    )?;
+                    return Ok(Output::Rows {
+                        schema,
+                        stream: Box::pin(stream),
+                        tag: "SELECT",
+                    });
+                }
+                // Planned as a query: on the newest catalog, like any other.
+                session.engine().catalog().refresh().await?;
+            }
+            let has_params = matches!(params, ParamValues::List(v) if !v.is_empty());
+            if has_params && matches!(self.0, Statement::Query(_)) {
+                // A prepared query: its plan, kept while nothing it reads
+                // changed, with the parameters' values put in.
+                let typing = session.plan_cached(&self.0).await?;
+                let plan = typing.clone().with_param_values(params.clone())?;
+                return session
+                    .run_plan_typed(&self.0, plan, "SELECT", &typing)
+                    .await;
+            }
+            let stmt = match params::bind(crate::frontend::Stmt::Sql(Box::new(self.0)), params)? {
+                crate::frontend::Stmt::Sql(s) => *s,
+                _ => unreachable!("bound as it came"),
+            };
+            session.query(stmt).await
+        })
     }
 }
 
@@ -277,7 +279,6 @@ pub fn describe_schema() -> SchemaRef {
     ]))
 }
 
-#[async_trait]
 impl Handler for DescribeTable {
     fn name(&self) -> String {
         "DESCRIBE".into()
@@ -287,65 +288,73 @@ impl Handler for DescribeTable {
         Role::Reader
     }
 
-    async fn describe(&self, _: &Session) -> Result<Described> {
-        Ok(Described {
-            params: vec![],
-            columns: Some(describe_schema()),
+    fn describe<'a>(&'a self, _: &'a Session) -> ResultFuture<'a, Described> {
+        Box::pin(async move {
+            Ok(Described {
+                params: vec![],
+                columns: Some(describe_schema()),
+            })
         })
     }
 
-    async fn execute(self: Box<Self>, session: &mut Session, _: &ParamValues) -> Result<Output> {
-        let (schema, rel) = session.qualify(&self.0)?;
-        let columns: Vec<catalog::ColumnDef> = match session.catalog_entry(&schema, &rel) {
-            Some(e) if e.kind() == Kind::Table => e.table_def()?.columns.clone(),
-            Some(e) if matches!(e.kind(), Kind::View | Kind::External) => {
-                let plan = session
-                    .plan(Statement::Query(crate::engine::select_all(&e.rel_name())?))
-                    .await?;
-                plan.schema()
-                    .fields()
-                    .iter()
-                    .map(|f| {
-                        catalog::ColumnDef::plain(
-                            f.name(),
-                            catalog::PgType::from_arrow(f.data_type()),
-                        )
-                    })
-                    .collect()
-            }
-            _ => {
-                return Err(Error::new(
-                    ErrorKind::UndefinedTable,
-                    format!(
-                        "relation \"{}\" does not exist",
-                        crate::engine::display_name(&self.0)
-                    ),
-                ));
-            }
-        };
-        let out = describe_schema();
-        let batch = RecordBatch::try_new(
-            out.clone(),
-            vec![
-                Arc::new(StringArray::from_iter_values(
-                    columns.iter().map(|c| c.name.clone()),
-                )),
-                Arc::new(StringArray::from_iter_values(
-                    columns.iter().map(|c| c.ty.display()),
-                )),
-                Arc::new(StringArray::from_iter_values(
-                    columns
+    fn execute<'a>(
+        self: Box<Self>,
+        session: &'a mut Session,
+        _: &'a ParamValues,
+    ) -> ResultFuture<'a, Output> {
+        Box::pin(async move {
+            let (schema, rel) = session.qualify(&self.0)?;
+            let columns: Vec<catalog::ColumnDef> = match session.catalog_entry(&schema, &rel) {
+                Some(e) if e.kind() == Kind::Table => e.table_def()?.columns.clone(),
+                Some(e) if matches!(e.kind(), Kind::View | Kind::External) => {
+                    let plan = session
+                        .plan(Statement::Query(crate::engine::select_all(&e.rel_name())?))
+                        .await?;
+                    plan.schema()
+                        .fields()
                         .iter()
-                        .map(|c| if c.not_null { "NO" } else { "YES" }),
-                )),
-                Arc::new(StringArray::from(
-                    columns
-                        .iter()
-                        .map(|c| c.shown_default())
-                        .collect::<Vec<_>>(),
-                )),
-            ],
-        )?;
-        Output::batches(out, vec![batch], "SELECT")
+                        .map(|f| {
+                            catalog::ColumnDef::plain(
+                                f.name(),
+                                catalog::PgType::from_arrow(f.data_type()),
+                            )
+                        })
+                        .collect()
+                }
+                _ => {
+                    return Err(Error::new(
+                        ErrorKind::UndefinedTable,
+                        format!(
+                            "relation \"{}\" does not exist",
+                            crate::engine::display_name(&self.0)
+                        ),
+                    ));
+                }
+            };
+            let out = describe_schema();
+            let batch = RecordBatch::try_new(
+                out.clone(),
+                vec![
+                    Arc::new(StringArray::from_iter_values(
+                        columns.iter().map(|c| c.name.clone()),
+                    )),
+                    Arc::new(StringArray::from_iter_values(
+                        columns.iter().map(|c| c.ty.display()),
+                    )),
+                    Arc::new(StringArray::from_iter_values(
+                        columns
+                            .iter()
+                            .map(|c| if c.not_null { "NO" } else { "YES" }),
+                    )),
+                    Arc::new(StringArray::from(
+                        columns
+                            .iter()
+                            .map(|c| c.shown_default())
+                            .collect::<Vec<_>>(),
+                    )),
+                ],
+            )?;
+            Output::batches(out, vec![batch], "SELECT")
+        })
     }
 }
