@@ -78,7 +78,27 @@ struct Proc {
     argdefaults: Option<Vec<String>>,
     src: String,
     bin: Option<String>,
-    has_sql_body: bool,
+    /// A SQL-standard body (`RETURN ...`, `BEGIN ATOMIC ... END`): the
+    /// static table keeps it as a parse tree; its text is PostgreSQL 15's
+    /// (see [`sql_bodies`]), `Some(None)` for a function PostgreSQL 15
+    /// lacks.
+    sql_body: Option<Option<String>>,
+}
+
+/// PostgreSQL 15's text of its built-in functions' SQL-standard bodies,
+/// by `schema.name(argument types)` (`scripts/pg-sql-bodies.sh` writes
+/// the file).
+fn sql_bodies() -> HashMap<String, String> {
+    #[derive(serde::Deserialize)]
+    struct Row {
+        function: String,
+        body: String,
+    }
+    include_str!("pg_sql_bodies.jsonl")
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Row>(line).ok())
+        .map(|r| (r.function, r.body))
+        .collect()
 }
 
 /// One row of `pg_type`.
@@ -339,7 +359,8 @@ impl Functions {
                     },
                     src: src[i].clone().unwrap_or_default(),
                     bin: bin[i].clone(),
-                    has_sql_body: sqlbody[i].is_some(),
+                    // Its text is found below, once the types are known.
+                    sql_body: sqlbody[i].is_some().then_some(None),
                 };
                 functions
                     .by_name
@@ -351,6 +372,28 @@ impl Functions {
         }
         for oids in functions.by_name.values_mut() {
             oids.sort_unstable();
+        }
+        let mut bodies = sql_bodies();
+        let with_body: Vec<(i32, String)> = functions
+            .procs
+            .iter()
+            .filter(|(_, p)| p.sql_body.is_some())
+            .map(|(oid, p)| {
+                let types: Vec<String> =
+                    p.argtypes.iter().map(|t| functions.type_name(*t)).collect();
+                let key = format!(
+                    "{}.{}({})",
+                    namespace_name(p.namespace),
+                    p.name,
+                    types.join(", ")
+                );
+                (*oid, key)
+            })
+            .collect();
+        for (oid, key) in with_body {
+            if let Some(p) = functions.procs.get_mut(&oid) {
+                p.sql_body = Some(bodies.remove(&key));
+            }
         }
         Ok(functions)
     }
@@ -799,7 +842,8 @@ impl Functions {
     }
 
     /// The error for a function whose SQL-standard body (`RETURN ...`,
-    /// `BEGIN ATOMIC ... END`) is kept only as a parse tree here.
+    /// `BEGIN ATOMIC ... END`) is kept only as a parse tree here and that
+    /// PostgreSQL 15 does not have.
     fn unprintable(&self, proc: &Proc) -> Error {
         Error::new(
             ErrorKind::FeatureNotSupported,
@@ -819,9 +863,11 @@ impl Functions {
                 format!("\"{}\" is an aggregate function", proc.name),
             ));
         }
-        if proc.has_sql_body {
-            return Err(self.unprintable(proc));
-        }
+        let sql_body = match &proc.sql_body {
+            Some(None) => return Err(self.unprintable(proc)),
+            Some(Some(body)) => Some(body),
+            None => None,
+        };
         let function = proc.kind != 'p';
         let (arguments, _) = self.arguments(proc, false, true).ok_or_else(|| {
             Error::new(
@@ -891,6 +937,11 @@ impl Functions {
         }
         if out.len() != options {
             out.push('\n');
+        }
+        if let Some(body) = sql_body {
+            out.push_str(body);
+            out.push('\n');
+            return Ok(out);
         }
         out.push_str("AS ");
         if let Some(bin) = &proc.bin {
@@ -1257,8 +1308,12 @@ pub fn udfs() -> Vec<ScalarUDF> {
         // psql's `\df+` reads a SQL-standard body through this; the
         // others have none (NULL).
         text_of_oid("pg_get_function_sqlbody", |f, oid| match f.proc(oid) {
-            Some(p) if p.has_sql_body => Err(f.unprintable(p)),
-            _ => Ok(None),
+            Some(p) => match &p.sql_body {
+                Some(Some(body)) => Ok(Some(body.clone())),
+                Some(None) => Err(f.unprintable(p)),
+                None => Ok(None),
+            },
+            None => Ok(None),
         }),
         text_of_oid(REGPROC_NAME, |f, oid| Ok(Some(f.regproc_text(oid)))),
         text_of_oid(REGPROCEDURE_NAME, |f, oid| {

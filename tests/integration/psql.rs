@@ -90,6 +90,19 @@ async fn psql_meta_commands_show_sluice_objects() {
         ok && out.contains("CREATE OR REPLACE FUNCTION pg_catalog.upper(text)\n RETURNS text\n"),
         "{out}"
     );
+    // A built-in SQL function shows its SQL-standard body, in \sf and in
+    // \df+'s source column.
+    let (ok, out) = psql(&server, &["-c", "\\sf lpad(text,integer)"]);
+    assert!(
+        ok && out
+            .contains(" IMMUTABLE PARALLEL SAFE STRICT COST 1\nRETURN lpad($1, $2, ' '::text)\n"),
+        "{out}"
+    );
+    let (ok, out) = psql(&server, &["-v", "ON_ERROR_STOP=1", "-c", "\\df+ rpad"]);
+    assert!(
+        ok && out.contains("RETURN rpad($1, $2, ' '::text)"),
+        "{out}"
+    );
     let (ok, out) = psql(&server, &["-c", "\\sf lower"]);
     assert!(
         !ok && out.contains("more than one function named \"lower\""),
