@@ -85,6 +85,14 @@ const PG_CATALOG_OIDS: &[(i64, &str)] = &[
     (3764, "pg_ts_template"),
 ];
 
+/// The catalog PostgreSQL gives the fixed OID `oid`.
+fn fixed_catalog_name(oid: i64) -> Option<&'static str> {
+    PG_CATALOG_OIDS
+        .iter()
+        .find(|(fixed, _)| *fixed == oid)
+        .map(|(_, name)| *name)
+}
+
 /// A description: (objoid, the catalog of the object, objsubid, text).
 type Description = (i64, &'static str, i64, String);
 
@@ -1920,8 +1928,14 @@ impl ScalarUDFImpl for RelationName {
                     (false, Some((schema, name)), _) => {
                         Some(format!("{}.{}", quote(schema), quote(name)))
                     }
-                    // An OID no relation has shows as the number.
-                    _ => shown.get(&oid).cloned().or_else(|| Some(oid.to_string())),
+                    // PostgreSQL's fixed OID of a catalog shows its name
+                    // (`1259::regclass` is pg_class); an OID no relation
+                    // has shows as the number.
+                    _ => shown
+                        .get(&oid)
+                        .cloned()
+                        .or_else(|| fixed_catalog_name(oid).map(str::to_string))
+                        .or_else(|| Some(oid.to_string())),
                 }
             })
             .collect();
