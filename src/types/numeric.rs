@@ -230,17 +230,22 @@ fn scaled(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
             // so that the truncating division can be rounded.
             let integer = (p1 - s1 as u8) as i16 + s2 as i16;
             let scale = (QUOTIENT_SCALE.max(s1).max(s2) as i16).min(37 - integer);
-            if scale <= s1 as i16 + 4 {
+            if scale < s1 as i16 {
                 return Ok(Transformed::no(Expr::BinaryExpr(BinaryExpr::new(
                     left,
                     Operator::Divide,
                     right,
                 ))));
             }
-            // DataFusion divides at the dividend's scale plus 4.
+            // DataFusion divides at the dividend's scale plus 4, truncating:
+            // the dividend is widened so that at least one digit more than
+            // kept is computed, and the quotient rounded (truncated at a
+            // finer scale, it rounds as the exact quotient does).
+            // `1.0000000000000000 / 1.50` was truncated to ...66666.
+            let dividend_scale = (scale - 3).max(s1 as i16);
             let dividend = decimal(
                 *left,
-                ((p1 - s1 as u8) + (scale - 3) as u8, (scale - 3) as i8),
+                ((p1 - s1 as u8) + dividend_scale as u8, dividend_scale as i8),
             );
             let quotient = Expr::BinaryExpr(BinaryExpr::new(
                 Box::new(dividend),
