@@ -86,6 +86,9 @@ pub fn rewrite(
         /// Addresses of the subquery conditions anywhere in a WHERE,
         /// HAVING or join ON (outside nested queries).
         conditions: Vec<usize>,
+        /// Addresses of the subquery conditions of a grouped SELECT's list
+        /// and HAVING whose left side is an expression (see [`grouped_conditions`]).
+        grouped: Vec<usize>,
         error: Option<Error>,
     }
     impl VisitorMut for V<'_> {
@@ -94,6 +97,7 @@ pub fn rewrite(
             constant_not_in(q, self.is_aggregate, self.columns_of);
             planned_filters(q, &mut self.filters);
             monotone(q, &mut self.monotone, &mut self.conditions);
+            grouped_conditions(q, self.is_aggregate, &mut self.grouped);
             ControlFlow::Continue(())
         }
         fn pre_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
@@ -140,7 +144,8 @@ pub fn rewrite(
                 *e = all;
             }
             if !self.filters.contains(&at) {
-                match subquery_value(e, self.is_aggregate, self.columns_of) {
+                let grouped = self.grouped.contains(&at);
+                match subquery_value(e, grouped, self.is_aggregate, self.columns_of) {
                     Some(counted) => *e = counted,
                     // Left to DataFusion, whose mark join answers false
                     // where PostgreSQL answers NULL: right only where the
@@ -174,6 +179,7 @@ pub fn rewrite(
         filters: Vec::new(),
         monotone: Vec::new(),
         conditions: Vec::new(),
+        grouped: Vec::new(),
         error: None,
     };
     let _ = crate::visit::walk_mut(stmt, &mut v);
@@ -765,6 +771,47 @@ fn planned_filters(q: &mut Query, out: &mut Vec<usize>) {
     }
 }
 
+/// The subquery conditions (`x [NOT] IN`, `x op ANY/ALL`) in the select
+/// list and HAVING of `q`'s grouped SELECTs whose `x` is an expression,
+/// not a column: after the grouping only the grouped expression exists,
+/// not the columns it reads, so `x` cannot move into a subquery that
+/// counts rows (`length(s) IN (SELECT ...) ... GROUP BY length(s)` failed
+/// with 42703 for `s`); the rows of an uncorrelated subquery are gathered
+/// instead, as for an aggregate `x`.
+fn grouped_conditions(q: &mut Query, is_aggregate: &dyn Fn(&str) -> bool, out: &mut Vec<usize>) {
+    let column = |e: &Expr| matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_));
+    for s in selects(&mut q.body) {
+        let aggregated = s.projection.iter().any(|item| match item {
+            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
+                aggregates(e, is_aggregate)
+            }
+            _ => false,
+        });
+        if !(grouped(s) || s.having.is_some() || aggregated) {
+            continue;
+        }
+        let items = s.projection.iter_mut().filter_map(|item| match item {
+            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => Some(e),
+            _ => None,
+        });
+        for e in items.chain(s.having.iter_mut()) {
+            let _ = crate::visit::visit_expressions_mut(e, |e: &mut Expr| {
+                let expression = match &*e {
+                    Expr::InSubquery { expr: left, .. } => !column(left),
+                    Expr::AnyOp { left, right, .. } | Expr::AllOp { left, right, .. } => {
+                        matches!(right.as_ref(), Expr::Subquery(_)) && !column(left)
+                    }
+                    _ => false,
+                };
+                if expression {
+                    out.push(e as *const Expr as usize);
+                }
+                ControlFlow::<()>::Continue(())
+            });
+        }
+    }
+}
+
 /// Does `q` name a table that none of its own FROM lists declares (a
 /// column of the outer query, written qualified)?
 fn correlated(q: &Query) -> bool {
@@ -895,6 +942,7 @@ impl datafusion::sql::sqlparser::ast::Visitor for Names {
 /// compares false, else NULL if some compares NULL, else true.
 fn subquery_value(
     e: &Expr,
+    grouped: bool,
     is_aggregate: &dyn Fn(&str) -> bool,
     columns_of: &ColumnsOf,
 ) -> Option<Expr> {
@@ -938,12 +986,15 @@ fn subquery_value(
     ) {
         return None;
     }
-    if aggregates(left, is_aggregate) {
+    if aggregates(left, is_aggregate) || grouped {
         // NOT (x op ANY rows) is x op' ALL rows, with op' the negation.
-        return match negated {
+        let gathered = match negated {
             true => aggregated_value(left, negation(&op)?, rows, !any),
-            false => aggregated_value(left, op, rows, any),
+            false => aggregated_value(left, op.clone(), rows, any),
         };
+        if gathered.is_some() || !grouped {
+            return gathered;
+        }
     }
     let compare = format!("$1 {op} $2");
     let decisive = if any {
