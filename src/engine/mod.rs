@@ -394,6 +394,7 @@ fn planning_context(
             rules.push(Arc::new(crate::types::text::TextInputCasts));
             rules.push(Arc::new(crate::types::checked::CheckedIntegers));
             rules.push(Arc::new(crate::types::interval::IntervalComparisons));
+            rules.push(Arc::new(crate::types::float_zeros::FloatZeros));
             rules.push(Arc::new(crate::types::ordered::OrderedStringAggregates));
             rules.push(Arc::new(result_types::JsonArguments::new(catalog)));
             // After type coercion: the sides of every comparison agree.
