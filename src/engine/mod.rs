@@ -20,6 +20,7 @@ pub mod ddl;
 pub mod dml;
 mod empty_subqueries;
 pub mod events;
+mod global_having;
 mod handlers;
 mod json_sets;
 pub mod lakehouse;
@@ -395,6 +396,7 @@ fn planning_context(
             rules.push(Arc::new(crate::types::checked::CheckedIntegers));
             rules.push(Arc::new(crate::types::interval::IntervalComparisons));
             rules.push(Arc::new(crate::types::float_zeros::FloatZeros));
+            rules.push(Arc::new(global_having::GlobalHaving));
             rules.push(Arc::new(crate::types::ordered::OrderedStringAggregates));
             rules.push(Arc::new(result_types::JsonArguments::new(catalog)));
             // After type coercion: the sides of every comparison agree.

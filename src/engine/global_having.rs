@@ -1,0 +1,103 @@
+//! A HAVING condition of an aggregate without GROUP BY stays above it.
+//!
+//! DataFusion's filter pushdown moves below an aggregate every condition
+//! that reads grouping columns only, which a condition reading no column
+//! at all does vacuously. That is right for `GROUP BY a`, where it drops
+//! the same groups, and wrong without GROUP BY, where the aggregate makes
+//! its one row whatever its input: `HAVING (SELECT false)` gave a row with
+//! `count(*)` 0 where PostgreSQL gives none, and a HAVING scalar subquery
+//! that was NULL filtered nothing. An analyzer rule makes such a condition
+//! also read a column the aggregate computes, through a function that
+//! returns the condition as it is, so that it is never pushed below.
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::Column;
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::Transformed;
+use datafusion::error::Result;
+use datafusion::logical_expr::expr::ScalarFunction;
+use datafusion::logical_expr::{
+    Aggregate, ColumnarValue, Expr, Filter, LogicalPlan, ScalarFunctionArgs, ScalarUDF,
+    ScalarUDFImpl, Signature, Volatility,
+};
+use datafusion::optimizer::AnalyzerRule;
+
+/// The function that keeps a condition above its aggregate.
+const KEPT: &str = "sluice_having";
+
+/// Keeps HAVING above an aggregate without GROUP BY (see the module
+/// docs).
+#[derive(Debug)]
+pub struct GlobalHaving;
+
+impl AnalyzerRule for GlobalHaving {
+    fn name(&self) -> &str {
+        "sluice_global_having"
+    }
+
+    fn analyze(&self, plan: LogicalPlan, _: &ConfigOptions) -> Result<LogicalPlan> {
+        crate::tree::transform_up_with_subqueries(plan, |node| {
+            let LogicalPlan::Filter(filter) = node else {
+                return Ok(Transformed::no(node));
+            };
+            let LogicalPlan::Aggregate(agg) = filter.input.as_ref() else {
+                return Ok(Transformed::no(LogicalPlan::Filter(filter)));
+            };
+            let Some(computed) = row_of_its_own(agg) else {
+                return Ok(Transformed::no(LogicalPlan::Filter(filter)));
+            };
+            let kept = Expr::ScalarFunction(ScalarFunction::new_udf(
+                kept_udf(),
+                vec![filter.predicate, Expr::Column(computed)],
+            ));
+            Ok(Transformed::yes(LogicalPlan::Filter(Filter::try_new(
+                kept,
+                filter.input,
+            )?)))
+        })
+        .map(|t| t.data)
+    }
+}
+
+/// A column `agg` computes, when it is an aggregate without GROUP BY.
+fn row_of_its_own(agg: &Aggregate) -> Option<Column> {
+    if !agg.group_expr.is_empty() || agg.schema.fields().is_empty() {
+        return None;
+    }
+    let (qualifier, field) = agg.schema.qualified_field(0);
+    Some(Column::new(qualifier.cloned(), field.name()))
+}
+
+fn kept_udf() -> Arc<ScalarUDF> {
+    static UDF: std::sync::OnceLock<Arc<ScalarUDF>> = std::sync::OnceLock::new();
+    UDF.get_or_init(|| {
+        Arc::new(ScalarUDF::new_from_impl(Kept {
+            signature: Signature::any(2, Volatility::Immutable),
+        }))
+    })
+    .clone()
+}
+
+/// `sluice_having(condition, column)`: the condition.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Kept {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for Kept {
+    fn name(&self) -> &str {
+        KEPT
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Boolean)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let condition = args.args.into_iter().next().expect("two arguments");
+        condition.cast_to(&DataType::Boolean, None)
+    }
+}
