@@ -551,7 +551,16 @@ fn invalid_text(message: String) -> datafusion::error::DataFusionError {
 
 /// A decimal with digits after the point (not already rounded).
 fn is_fractional_decimal(e: &Expr, schema: &DFSchema) -> bool {
-    let rounded = matches!(e, Expr::ScalarFunction(f) if f.name() == "round");
+    // Rounded to a whole number already; `round(x, 20)` (a quotient, see
+    // `numeric::NumericScales`) is not: CAST(-3.75 / 1 AS bigint) was -3.
+    let rounded = matches!(e, Expr::ScalarFunction(f) if f.name() == "round"
+    && match f.args.as_slice() {
+        [_] => true,
+        [_, Expr::Literal(places, _)] => {
+            matches!(places, ScalarValue::Int64(Some(0)) | ScalarValue::Int32(Some(0)))
+        }
+        _ => false,
+    });
     !rounded
         && e.get_type(schema).is_ok_and(
             |t| matches!(t, DataType::Decimal128(_, s) | DataType::Decimal256(_, s) if s > 0),
