@@ -1329,6 +1329,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_sql_body_of_postgresql_15_is_found() {
+        // The file's every line parses, and each names a function of the
+        // static pg_proc: a body lost to a typo would answer 0A000.
+        let file = include_str!("pg_sql_bodies.jsonl").lines().count();
+        assert_eq!(sql_bodies().len(), file);
+        let f = Functions::get().unwrap();
+        let found = f
+            .procs
+            .values()
+            .filter(|p| matches!(p.sql_body, Some(Some(_))))
+            .count();
+        assert_eq!(found, file, "of {file} bodies");
+    }
+
+    #[test]
     fn every_argument_list_prints_with_its_defaults() {
         let f = Functions::get().unwrap();
         assert!(f.procs.len() > 3000, "{} functions", f.procs.len());

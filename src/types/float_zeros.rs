@@ -68,7 +68,9 @@ fn compared(x: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
         return Ok(Transformed::no(Expr::ScalarFunction(f)));
     }
     let t = f.args[0].get_type(schema)?;
-    if !matches!(t, DataType::Float32 | DataType::Float64) {
+    // The CASE reads `a` twice: a volatile one (`random()`) could be
+    // compared as one value and returned as another.
+    if !matches!(t, DataType::Float32 | DataType::Float64) || f.args[0].is_volatile() {
         return Ok(Transformed::no(Expr::ScalarFunction(f)));
     }
     let mut args = f.args.into_iter();
