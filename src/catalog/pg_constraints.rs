@@ -715,6 +715,16 @@ impl Derived {
     async fn build(&self, state: &dyn Session) -> Result<RecordBatch> {
         let class = self.rows(state, &self.class).await?;
         let namespace = self.rows(state, &self.namespace).await?;
+        // `information_schema` keeps the OID the static `pg_proc` and
+        // `pg_type` place its functions and types in (psql's `\df
+        // information_schema.*` joins them).
+        let fixed: HashMap<i64, i64> = pairs(&namespace, "oid", "nspname")?
+            .into_iter()
+            .filter(|(_, name)| name == "information_schema")
+            .map(|(oid, _)| (oid, i64::from(super::pg_proc::INFORMATION_SCHEMA)))
+            .collect();
+        let namespace = with_mapped(namespace, "oid", &fixed)?;
+        let class = with_mapped(class, "relnamespace", &fixed)?;
         let ns_names: HashMap<i64, String> = pairs(&namespace, "oid", "nspname")?;
         // The catalog's relations get OIDs of their own (see
         // `relation_oids`), the same in every session and on every server.
@@ -1284,6 +1294,23 @@ impl Derived {
                 }
             }
         }
+        // `information_schema`'s relations are views, as in PostgreSQL
+        // (`\dv information_schema.*`).
+        let info_schema = i64::from(super::pg_proc::INFORMATION_SCHEMA);
+        let kinds: Vec<String> = text_column(&class, "relkind")?
+            .into_iter()
+            .zip(int_column(&class, "relnamespace")?)
+            .zip(&oids)
+            .map(|((k, ns), o)| {
+                if matviews.contains(o) {
+                    "m".to_string()
+                } else if ns == info_schema {
+                    "v".to_string()
+                } else {
+                    k
+                }
+            })
+            .collect();
         let mut columns: Vec<ArrayRef> = Vec::new();
         for f in self.schema.fields() {
             let patched: Option<Vec<V>> = match f.name().as_str() {
@@ -1293,21 +1320,7 @@ impl Derived {
                         .collect(),
                 ),
                 "relhasindex" => Some(oids.iter().map(|o| V::B(keyed.contains_key(o))).collect()),
-                "relkind" => {
-                    let kinds = text_column(&class, "relkind")?;
-                    Some(
-                        oids.iter()
-                            .zip(kinds)
-                            .map(|(o, k)| {
-                                V::S(if matviews.contains(o) {
-                                    "m".to_string()
-                                } else {
-                                    k
-                                })
-                            })
-                            .collect(),
-                    )
-                }
+                "relkind" => Some(kinds.iter().map(|k| V::S(k.clone())).collect()),
                 "relhastriggers" => Some(
                     oids.iter()
                         .map(|o| V::B(referenced.contains_key(o)))
@@ -1315,21 +1328,18 @@ impl Derived {
                 ),
                 // Tables and materialized views use PostgreSQL's default
                 // table access method (`default_table_access_method`).
-                "relam" => {
-                    let kinds = text_column(&class, "relkind")?;
-                    Some(
-                        kinds
-                            .iter()
-                            .map(|k| {
-                                V::I(if matches!(k.as_str(), "r" | "m") {
-                                    HEAP
-                                } else {
-                                    0
-                                })
+                "relam" => Some(
+                    kinds
+                        .iter()
+                        .map(|k| {
+                            V::I(if matches!(k.as_str(), "r" | "m") {
+                                HEAP
+                            } else {
+                                0
                             })
-                            .collect(),
-                    )
-                }
+                        })
+                        .collect(),
+                ),
                 _ => None,
             };
             let col = match (patched, class.column_by_name(f.name())) {

@@ -25,6 +25,9 @@ use crate::error::{Error, ErrorKind};
 
 /// The namespace of PostgreSQL's built-in objects.
 const PG_CATALOG: i32 = 11;
+/// The namespace OID the static tables give `information_schema`'s
+/// functions and types; `pg_namespace` shows the schema with it.
+pub const INFORMATION_SCHEMA: i32 = 13283;
 
 /// The function a name cast to `regproc` becomes: the function's OID.
 pub const REGPROC_FOUND: &str = "sluice_regproc_found";

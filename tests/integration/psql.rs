@@ -103,6 +103,22 @@ async fn psql_meta_commands_show_sluice_objects() {
         ok && out.contains("RETURN rpad($1, $2, ' '::text)"),
         "{out}"
     );
+    // information_schema's functions are found in its schema, and its
+    // relations are views.
+    let (ok, out) = psql(
+        &server,
+        &[
+            "-c",
+            "\\df information_schema.*",
+            "-c",
+            "\\dv information_schema.*",
+        ],
+    );
+    assert!(
+        ok && out.contains("information_schema | _pg_expandarray")
+            && out.contains("information_schema | columns           | view"),
+        "{out}"
+    );
     let (ok, out) = psql(&server, &["-c", "\\sf lower"]);
     assert!(
         !ok && out.contains("more than one function named \"lower\""),
