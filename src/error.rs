@@ -480,6 +480,24 @@ fn classify_datafusion(e: datafusion::error::DataFusionError) -> Error {
             let msg = inner.to_string();
             classify_message(&msg).unwrap_or_else(|| Error::new(ErrorKind::Internal, msg))
         }
+        // The names were bound before the optimizer ran: one it cannot
+        // find while pulling a subquery up is a shape its decorrelation
+        // does not handle (an uncorrelated scalar subquery over a derived
+        // table whose WHERE has a correlated one), not a missing column.
+        D::Context(context, inner)
+            if matches!(*inner, D::SchemaError(..))
+                && [
+                    "'scalar_subquery_to_join'",
+                    "'decorrelate_predicate_subquery'",
+                ]
+                .iter()
+                .any(|rule| context.contains(rule)) =>
+        {
+            Error::not_supported("a subquery nested in this form").with_hint(
+                "The planner could not turn a nested correlated subquery into a join; write \
+                 the inner subquery as a join or a LATERAL subquery.",
+            )
+        }
         D::Context(_, inner) => classify_datafusion(*inner),
         D::Shared(inner) => {
             classify_datafusion(std::sync::Arc::try_unwrap(inner).unwrap_or_else(|a| rebuilt(&a)))
@@ -761,6 +779,30 @@ mod tests {
         let _other_partition = shared.clone();
         let e = classify_datafusion(datafusion::error::DataFusionError::Shared(shared));
         assert_eq!(e.kind, ErrorKind::FeatureNotSupported, "{e:?}");
+    }
+
+    #[test]
+    fn a_name_lost_in_decorrelation_is_a_shape_not_supported() {
+        use datafusion::common::{Column, SchemaError};
+        use datafusion::error::DataFusionError as D;
+        let lost = || {
+            D::SchemaError(
+                Box::new(SchemaError::FieldNotFound {
+                    field: Box::new(Column::new(Some("r"), "k")),
+                    valid_fields: vec![Column::new(Some("r"), "v")],
+                }),
+                Box::new(None),
+            )
+        };
+        let e = classify_datafusion(D::Context(
+            "Optimizer rule 'scalar_subquery_to_join' failed".into(),
+            Box::new(lost()),
+        ));
+        assert_eq!(e.kind, ErrorKind::FeatureNotSupported, "{e:?}");
+        assert!(e.message.contains("subquery nested"), "{e:?}");
+        // Outside decorrelation a missing column stays one.
+        let e = classify_datafusion(D::Context("planning".into(), Box::new(lost())));
+        assert_eq!(e.kind, ErrorKind::UndefinedColumn, "{e:?}");
     }
 
     #[test]

@@ -34,6 +34,7 @@ mod range_window;
 pub mod result_types;
 mod safe_pushdown;
 pub mod sequences;
+mod set_comparison_names;
 mod set_ops;
 pub mod settings;
 mod subplan;
@@ -429,6 +430,13 @@ fn planning_context(
                 .position(|r| r.name() == "decorrelate_predicate_subquery")
                 .unwrap_or(0);
             rules.insert(at, Arc::new(empty_subqueries::EmptySubqueries));
+            // `x op ANY/ALL (subquery)` keeps the name of the select
+            // item holding it when DataFusion rewrites it.
+            let at = rules
+                .iter()
+                .position(|r| r.name() == "rewrite_set_comparison")
+                .unwrap_or(0);
+            rules.insert(at, Arc::new(set_comparison_names::SetComparisonNames));
             // A union left with one branch keeps the union's names.
             let at = rules
                 .iter()
