@@ -107,7 +107,14 @@ fn idle_in_transaction_default() -> Option<&'static String> {
 
 impl Settings {
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.values.get(&name.to_lowercase()).map(|s| s.as_str())
+        // Asked for on every statement (statement_timeout, search_path):
+        // lowered only when it is not already.
+        let value = if name.chars().any(|c| !c.is_lowercase() && c.is_alphabetic()) {
+            self.values.get(&name.to_lowercase())
+        } else {
+            self.values.get(name)
+        };
+        value.map(|s| s.as_str())
     }
 
     /// Schemas in `search_path`, `$user` skipped.

@@ -43,6 +43,12 @@ fn float_text(v: f64) -> String {
     if !v.is_finite() {
         return non_finite(v);
     }
+    // The shortest form of a value in [1e-4, 1e15) has an exponent in
+    // -4..15 (the shortest decimal of a double below 1e15 is below it, and
+    // 1e-4 is itself that double): plain, without the exponent form.
+    if v == 0.0 || (1e-4..1e15).contains(&v.abs()) {
+        return format!("{v}");
+    }
     shortest_text(format!("{v}"), format!("{v:e}"), 15)
 }
 
@@ -51,6 +57,9 @@ fn f32_text(v: f32) -> String {
         return non_finite(v as f64);
     }
     // The shortest form of the f32 itself, not of its widened f64.
+    if v == 0.0 || (1e-4..1e6).contains(&v.abs()) {
+        return format!("{v}");
+    }
     shortest_text(format!("{v}"), format!("{v:e}"), 6)
 }
 
@@ -60,18 +69,25 @@ fn timestamp_text(micros: i64, tz: bool) -> String {
         return micros.to_string();
     };
     // Years before 1 are BC, counted from 1 (chrono's year 0 is 1 BC).
-    use chrono::Datelike;
+    use chrono::{Datelike, Timelike};
+    use std::fmt::Write;
     let bc = dt.year() <= 0;
-    let mut s = if bc {
-        format!("{:04}-{}", 1 - dt.year(), dt.format("%m-%d %H:%M:%S"))
-    } else {
-        dt.format("%Y-%m-%d %H:%M:%S").to_string()
-    };
+    let year = if bc { 1 - dt.year() } else { dt.year() };
+    let mut s = String::with_capacity(32);
+    let _ = write!(
+        s,
+        "{year:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        dt.month(),
+        dt.day(),
+        dt.hour(),
+        dt.minute(),
+        dt.second()
+    );
     let frac = dt.timestamp_subsec_micros();
     if frac != 0 {
-        let f = format!("{frac:06}");
-        s.push('.');
-        s.push_str(f.trim_end_matches('0'));
+        let at = s.len();
+        let _ = write!(s, ".{frac:06}");
+        s.truncate(s.trim_end_matches('0').len().max(at + 2));
     }
     if tz {
         s.push_str("+00");
@@ -631,6 +647,51 @@ mod tests {
         assert_eq!(float_text(-0.000015), "-1.5e-05");
         assert_eq!(float_text(0.0001), "0.0001");
         assert_eq!(float_text(0.0), "0");
+        assert_eq!(float_text(-0.0), "-0");
+    }
+
+    #[test]
+    fn the_plain_range_agrees_with_the_exponent_form() {
+        // Values around the range's ends, and a spread of others, print as
+        // the exponent form decides.
+        let mut values: Vec<f64> = Vec::new();
+        for edge in [1e-4, 1e15, 1e-5, 1e14] {
+            let mut v: f64 = edge;
+            for _ in 0..50 {
+                v = f64::from_bits(v.to_bits() - 1);
+            }
+            for _ in 0..100 {
+                values.push(v);
+                values.push(-v);
+                v = f64::from_bits(v.to_bits() + 1);
+            }
+        }
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let v = f64::from_bits(x);
+            if v.is_finite() {
+                values.push(v);
+            }
+            values.push((x % 1_000_000_007) as f64 / 1e9 * 10f64.powi((x % 40) as i32 - 20));
+        }
+        for v in values {
+            assert_eq!(
+                float_text(v),
+                shortest_text(format!("{v}"), format!("{v:e}"), 15),
+                "{v:e}"
+            );
+            let f = v as f32;
+            if f.is_finite() {
+                assert_eq!(
+                    f32_text(f),
+                    shortest_text(format!("{f}"), format!("{f:e}"), 6),
+                    "{f:e}"
+                );
+            }
+        }
     }
 
     #[test]
@@ -638,5 +699,13 @@ mod tests {
         assert_eq!(timestamp_text(0, false), "1970-01-01 00:00:00");
         assert_eq!(timestamp_text(500_000, false), "1970-01-01 00:00:00.5");
         assert_eq!(timestamp_text(123, true), "1970-01-01 00:00:00.000123+00");
+        assert_eq!(
+            timestamp_text(253_402_300_800_000_000, false),
+            "10000-01-01 00:00:00"
+        );
+        assert_eq!(
+            timestamp_text(-63_517_824_000_000_000 + 120_000, false),
+            "0044-03-15 00:00:00.12 BC"
+        );
     }
 }

@@ -142,6 +142,10 @@ pub fn handler(stmt: Stmt) -> Box<dyn Handler> {
 }
 
 fn sql_handler(s: Statement) -> Box<dyn Handler> {
+    // An online lookup reads only its `online.` relation: no server file.
+    if let Some(l) = crate::features::lookup::recognize(&s) {
+        return Box::new(query::Query::online(s, l));
+    }
     if super::access::reads_server_side(&s) {
         return Box::new(ServerSide(plain_sql_handler(s)));
     }

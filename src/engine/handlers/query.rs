@@ -23,6 +23,11 @@ impl Query {
         let l = lookup::recognize(&s);
         Query(s, l)
     }
+
+    /// `s`, already recognized as the online lookup `l`.
+    pub fn online(s: Statement, l: lookup::Lookup) -> Query {
+        Query(s, Some(l))
+    }
 }
 
 /// The parameter types a plan infers for `$1`, `$2`, ...
