@@ -27,6 +27,7 @@ pub mod lakehouse;
 mod late_filter;
 pub mod matview;
 pub mod names;
+mod order_repair;
 pub mod params;
 mod planner;
 pub mod prepared;
@@ -447,6 +448,11 @@ fn planning_context(
         })
         .with_physical_optimizer_rules({
             let mut rules = safe_pushdown::physical_rules();
+            let at = rules
+                .iter()
+                .position(|r| r.name() == "SanityCheckPlan")
+                .unwrap_or(rules.len());
+            rules.insert(at, Arc::new(order_repair::OrderRepair));
             rules.push(Arc::new(late_filter::SelectiveRowFilter));
             rules.push(Arc::new(range_window::RangeWindows));
             rules
