@@ -44,11 +44,13 @@ fn is_float(e: &Expr, schema: &DFSchema) -> bool {
 fn compared(x: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
     let f = match x {
         Expr::ScalarFunction(f) => f,
+        // Each WHEN reads `x` again: a volatile one (`CASE random() WHEN
+        // ...`) must stay read once.
         Expr::Case(Case {
             expr: Some(base),
             when_then_expr,
             else_expr,
-        }) if is_float(&base, schema) => {
+        }) if is_float(&base, schema) && !base.is_volatile() => {
             let when_then_expr = when_then_expr
                 .into_iter()
                 .map(|(w, then)| {
@@ -86,4 +88,40 @@ fn compared(x: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
         vec![(Box::new(equal), Box::new(null))],
         Some(Box::new(a)),
     ))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::datatypes::{Field, Schema};
+    use datafusion::logical_expr::{col, lit};
+
+    fn schema() -> DFSchema {
+        DFSchema::try_from(Schema::new(vec![Field::new("x", DataType::Float64, true)])).unwrap()
+    }
+
+    fn simple_case(base: Expr) -> Expr {
+        Expr::Case(Case::new(
+            Some(Box::new(base)),
+            vec![(Box::new(lit(0.0)), Box::new(lit(1)))],
+            Some(Box::new(lit(2))),
+        ))
+    }
+
+    #[test]
+    fn a_float_case_compares_each_value_with_equals() {
+        let out = compared(simple_case(col("x")), &schema()).unwrap();
+        assert!(out.transformed);
+        assert!(matches!(out.data, Expr::Case(Case { expr: None, .. })));
+    }
+
+    #[test]
+    fn a_volatile_operand_is_read_once() {
+        let random = datafusion::functions::math::expr_fn::random();
+        let out = compared(simple_case(random.clone()), &schema()).unwrap();
+        assert!(!out.transformed, "{}", out.data);
+        let nullif = datafusion::functions::core::expr_fn::nullif(random, lit(0.0));
+        let out = compared(nullif, &schema()).unwrap();
+        assert!(!out.transformed, "{}", out.data);
+    }
 }
