@@ -144,7 +144,7 @@ pub fn handler(stmt: Stmt) -> Box<dyn Handler> {
 fn sql_handler(s: Statement) -> Box<dyn Handler> {
     // An online lookup reads only its `online.` relation: no server file.
     if let Some(l) = crate::features::lookup::recognize(&s) {
-        return Box::new(query::Query::online(s, l));
+        return Box::new(query::Query::new(s, Some(l)));
     }
     if super::access::reads_server_side(&s) {
         return Box::new(ServerSide(plain_sql_handler(s)));
@@ -184,7 +184,8 @@ fn plain_sql_handler(s: Statement) -> Box<dyn Handler> {
         Statement::LISTEN { .. } | Statement::UNLISTEN { .. } | Statement::NOTIFY { .. } => {
             Box::new(orchestration::Channel(s))
         }
-        Statement::Query(_) | Statement::Explain { .. } => Box::new(query::Query::new(s)),
+        // Not an online lookup: `sql_handler` looked first.
+        Statement::Query(_) | Statement::Explain { .. } => Box::new(query::Query::new(s, None)),
         Statement::Declare { stmts } if stmts.len() == 1 => {
             match cursor::DeclareCursor::new(&stmts[0]) {
                 Ok(d) => Box::new(d),

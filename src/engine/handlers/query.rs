@@ -19,14 +19,9 @@ use crate::features::lookup;
 pub struct Query(pub Statement, Option<lookup::Lookup>);
 
 impl Query {
-    pub fn new(s: Statement) -> Query {
-        let l = lookup::recognize(&s);
+    /// `s`, with the online lookup it was recognized as, if any.
+    pub fn new(s: Statement, l: Option<lookup::Lookup>) -> Query {
         Query(s, l)
-    }
-
-    /// `s`, already recognized as the online lookup `l`.
-    pub fn online(s: Statement, l: lookup::Lookup) -> Query {
-        Query(s, Some(l))
     }
 }
 
