@@ -269,6 +269,21 @@ impl TableDef {
         ))
     }
 
+    /// The column sets of the primary key and UNIQUE constraints, for
+    /// [`crate::lake::keyed_provider`].
+    pub fn key_columns(&self) -> Vec<Vec<String>> {
+        self.keys.iter().map(|k| k.columns.clone()).collect()
+    }
+
+    /// The columns that are a primary key or UNIQUE constraint alone.
+    pub fn unique_columns(&self) -> Vec<String> {
+        self.keys
+            .iter()
+            .filter(|k| k.columns.len() == 1)
+            .map(|k| k.columns[0].clone())
+            .collect()
+    }
+
     /// Names of every constraint and expectation: one namespace per table.
     pub fn constraint_names(&self) -> Vec<String> {
         let keys = self.keys.iter().map(|k| &k.name);

@@ -128,7 +128,7 @@ pub async fn open_table(
     let lake = catalog.lake();
     let url = lake.url_for(&def.location)?;
     let table = lake.table(&url).await?;
-    crate::lake::provider(&table).await
+    crate::lake::keyed_provider(&table, def.key_columns()).await
 }
 
 impl SchemaProvider for SluiceSchemaProvider {
@@ -305,7 +305,13 @@ impl SchemaProvider for TimeTravelSchema {
             TimeTravel::Version(v) if latest.version() == Some(v as u64) => latest,
             _ => lake.table_at(&url, &at).await.map_err(ext)?,
         };
-        Ok(Some(crate::lake::provider(&delta).await.map_err(ext)?))
+        // The keys only choose how a scan decodes, never what it returns,
+        // so today's keys serve an older version too.
+        Ok(Some(
+            crate::lake::keyed_provider(&delta, def.key_columns())
+                .await
+                .map_err(ext)?,
+        ))
     }
 
     fn table_exist(&self, name: &str) -> bool {

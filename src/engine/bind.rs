@@ -598,7 +598,11 @@ impl<'s> Binder<'s> {
             TimeTravel::Version(v) if latest.version() == Some(v as u64) => latest,
             _ => lake.table_at(&url, &at).await?,
         };
-        Ok(provider_as_source(crate::lake::provider(&table).await?))
+        // The keys only choose how a scan decodes, never what it returns,
+        // so today's keys serve an older version too.
+        Ok(provider_as_source(
+            crate::lake::keyed_provider(&table, def.key_columns()).await?,
+        ))
     }
 
     /// The newest snapshot of the table at `url`, once per statement.
@@ -623,7 +627,7 @@ impl<'s> Binder<'s> {
                     let def = o.stored().expect("a stored relation");
                     let url = self.session.engine.lake().url_for(&def.location)?;
                     let table = self.snapshot(&o.rel_name(), &url).await?;
-                    crate::lake::provider(&table).await?
+                    crate::lake::keyed_provider(&table, def.key_columns()).await?
                 }
                 Def::View(v) => Box::pin(self.view(o, &v.sql)).await?,
                 Def::External(x) => self.external(x)?,

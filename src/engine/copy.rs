@@ -229,6 +229,7 @@ impl CopyIn {
             SaveMode::Append,
             WriteOptions {
                 txns,
+                unique_columns: target.def.unique_columns(),
                 ..Default::default()
             },
         ));

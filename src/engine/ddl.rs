@@ -941,6 +941,7 @@ async fn write_new_table(
         SaveMode::ErrorIfExists,
         crate::write::WriteOptions {
             partition_by: def.partition_by.clone(),
+            unique_columns: def.unique_columns(),
             ..Default::default()
         },
     )
@@ -1825,6 +1826,7 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
                 SaveMode::Overwrite,
                 crate::write::WriteOptions {
                     partition_by: def.partition_by.clone(),
+                    unique_columns: def.unique_columns(),
                     new_schema: true,
                     ..Default::default()
                 },

@@ -163,7 +163,14 @@ pub async fn optimize(
         cols.push(z);
     }
     let table = open(session, name).await?;
-    let mut builder = table.optimize();
+    let mut builder = table
+        .optimize()
+        .with_writer_properties(crate::write::writer_properties(
+            deltalake::parquet::basic::Compression::ZSTD(
+                deltalake::parquet::basic::ZstdLevel::try_new(4).expect("a valid level"),
+            ),
+            &def.unique_columns(),
+        ));
     if !cols.is_empty() {
         builder = builder.with_type(OptimizeType::ZOrder(cols));
     }

@@ -49,15 +49,30 @@ static SCAN_DEFAULTS: LazyLock<Arc<datafusion::execution::SessionState>> =
 /// A DataFusion provider reading `table`'s snapshot.
 /// Its scans carry column estimates from the Delta log ([`stats`]).
 pub async fn provider(table: &DeltaTable) -> Result<Arc<dyn datafusion::catalog::TableProvider>> {
+    keyed_provider(table, Vec::new()).await
+}
+
+/// [`provider`] for a table whose rows are unique on each column set of
+/// `keys` (its primary key and UNIQUE constraints). A scan whose filters
+/// hold every column of one of them to a value keeps at most a row per
+/// value, so it applies its filter while decoding and decodes the other
+/// columns for those rows only.
+pub async fn keyed_provider(
+    table: &DeltaTable,
+    keys: Vec<Vec<String>>,
+) -> Result<Arc<dyn datafusion::catalog::TableProvider>> {
     let delta = table
         .table_provider()
         .with_session(SCAN_DEFAULTS.clone())
         .await?;
-    Ok(Arc::new(stats::WithStatistics::new(
-        delta,
-        stats::table_columns(table),
-        (table.table_url().clone(), table.version()),
-    )))
+    Ok(Arc::new(
+        stats::WithStatistics::new(
+            delta,
+            stats::table_columns(table),
+            (table.table_url().clone(), table.version()),
+        )
+        .with_keys(keys),
+    ))
 }
 
 /// The location of the Delta table a provider of [`provider`] reads.

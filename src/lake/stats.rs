@@ -13,6 +13,10 @@
 //! fills the scan's statistics with it. The values are marked inexact, so
 //! they steer estimates only: a Delta writer may truncate string bounds,
 //! and nothing is ever answered from them.
+//!
+//! The provider also knows the table's keys: a scan whose filters hold a
+//! key to a value keeps at most one row, so it filters while decoding
+//! (`crate::engine::late_filter` explains why other scans do not).
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
@@ -25,13 +29,16 @@ use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::Transformed;
 use datafusion::common::{Column, ColumnStatistics, ScalarValue, Statistics};
 use datafusion::datasource::TableType;
-use datafusion::datasource::physical_plan::{FileScanConfig, FileScanConfigBuilder};
+use datafusion::datasource::physical_plan::{
+    FileScanConfig, FileScanConfigBuilder, FileSource, ParquetSource,
+};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::Result as DfResult;
 use datafusion::functions_aggregate::min_max::{MaxAccumulator, MinAccumulator};
 use datafusion::logical_expr::Accumulator;
 use datafusion::logical_expr::dml::InsertOp;
-use datafusion::logical_expr::{Expr, LogicalPlan, TableProviderFilterPushDown};
+use datafusion::logical_expr::utils::split_conjunction;
+use datafusion::logical_expr::{Expr, LogicalPlan, Operator, TableProviderFilterPushDown};
 use datafusion::physical_optimizer::pruning::PruningStatistics;
 use datafusion::physical_plan::ExecutionPlan;
 use deltalake::DeltaTable;
@@ -132,6 +139,9 @@ impl Fold {
 pub(crate) struct WithStatistics {
     inner: Arc<dyn TableProvider>,
     columns: Arc<Columns>,
+    /// Column sets each of which no two rows share (the table's primary
+    /// key and UNIQUE constraints).
+    keys: Vec<Vec<String>>,
     /// The table's location and the version this provider reads.
     pub(crate) snapshot: (url::Url, Option<u64>),
 }
@@ -145,8 +155,15 @@ impl WithStatistics {
         WithStatistics {
             inner,
             columns,
+            keys: Vec::new(),
             snapshot,
         }
+    }
+
+    /// The same provider, told which column sets identify a row.
+    pub(crate) fn with_keys(mut self, keys: Vec<Vec<String>>) -> Self {
+        self.keys = keys;
+        self
     }
 }
 
@@ -212,7 +229,8 @@ impl WithStatistics {
         Box::pin(async move {
             let plan = self.inner.scan(state, projection, filters, limit).await?;
             let plan = super::keep_limit::keep_limit(plan);
-            if self.columns.is_empty() {
+            let by_key = pins_a_key(&self.keys, filters);
+            if self.columns.is_empty() && !by_key {
                 return Ok(plan);
             }
             let filled = crate::tree::transform_up(plan, |node| {
@@ -222,17 +240,103 @@ impl WithStatistics {
                 let Some(config) = scan.data_source().downcast_ref::<FileScanConfig>() else {
                     return Ok(Transformed::no(node));
                 };
-                let stats = fill(config, &self.columns);
-                let config = FileScanConfigBuilder::from(config.clone())
-                    .with_statistics(stats)
-                    .build();
+                let mut builder = FileScanConfigBuilder::from(config.clone());
+                if !self.columns.is_empty() {
+                    builder = builder.with_statistics(fill(config, &self.columns));
+                }
+                if by_key && let Some(source) = filtered_while_decoding(config) {
+                    builder = builder.with_source(source);
+                }
                 Ok(Transformed::yes(
-                    DataSourceExec::from_data_source(config) as Arc<dyn ExecutionPlan>
+                    DataSourceExec::from_data_source(builder.build()) as Arc<dyn ExecutionPlan>,
                 ))
             })?;
             Ok(filled.data)
         })
     }
+}
+
+/// Whether `filters` hold every column of one of `keys` equal to a value
+/// (or to one of a few listed values), so the scan keeps at most that
+/// many rows of the table.
+fn pins_a_key(keys: &[Vec<String>], filters: &[Expr]) -> bool {
+    if keys.is_empty() {
+        return false;
+    }
+    let mut pinned: Vec<&str> = Vec::new();
+    for filter in filters {
+        for conjunct in split_conjunction(filter) {
+            if let Some(name) = pinned_column(conjunct) {
+                pinned.push(name);
+            }
+        }
+    }
+    keys.iter()
+        .any(|key| !key.is_empty() && key.iter().all(|c| pinned.contains(&c.as_str())))
+}
+
+/// Most values an `IN` list may hold for its column to count as pinned.
+const PINNING_LIST: usize = 16;
+
+/// The column `expr` holds to a value: `c = v`, `v = c` or `c IN (v, ...)`
+/// with a few constant values, the column under casts or not.
+fn pinned_column(expr: &Expr) -> Option<&str> {
+    fn column(e: &Expr) -> Option<&str> {
+        match e {
+            Expr::Column(c) => Some(c.name.as_str()),
+            Expr::Cast(c) => column(&c.expr),
+            Expr::TryCast(c) => column(&c.expr),
+            _ => None,
+        }
+    }
+    fn constant(e: &Expr) -> bool {
+        match e {
+            Expr::Literal(v, _) => !v.is_null(),
+            Expr::Cast(c) => constant(&c.expr),
+            Expr::TryCast(c) => constant(&c.expr),
+            _ => false,
+        }
+    }
+    match expr {
+        Expr::BinaryExpr(b) if b.op == Operator::Eq => {
+            if constant(&b.right) {
+                column(&b.left)
+            } else if constant(&b.left) {
+                column(&b.right)
+            } else {
+                None
+            }
+        }
+        Expr::InList(l)
+            if !l.negated && l.list.len() <= PINNING_LIST && l.list.iter().all(constant) =>
+        {
+            column(&l.expr)
+        }
+        _ => None,
+    }
+}
+
+/// The scan's Parquet source set to apply its predicate while decoding:
+/// for a filter that keeps a row or a few, the other columns are decoded
+/// for those rows only (see `crate::engine::late_filter` for why this is
+/// not the default). DataFusion pushes the query's filter into the source
+/// later, when it optimizes the physical plan; a filter the Parquet reader
+/// cannot apply row by row stays above the scan. `None` when the scan is
+/// not of Parquet files or reads row positions (Delta deletion vectors),
+/// which delta-rs never combines with a row filter.
+fn filtered_while_decoding(config: &FileScanConfig) -> Option<Arc<dyn FileSource>> {
+    let parquet = config.file_source.downcast_ref::<ParquetSource>()?;
+    if parquet.table_parquet_options().global.pushdown_filters
+        || !parquet.table_schema().virtual_columns().is_empty()
+    {
+        return None;
+    }
+    Some(Arc::new(
+        parquet
+            .clone()
+            .with_pushdown_filters(true)
+            .with_reorder_filters(true),
+    ))
 }
 
 /// The scan's statistics with each unknown column estimate taken from the
@@ -373,5 +477,30 @@ mod tests {
             stats.column_statistics[0].min_value,
             inexact(ScalarValue::Int64(Some(100)))
         );
+    }
+
+    #[test]
+    fn a_filter_pins_a_key_when_it_holds_every_column_to_values() {
+        use datafusion::logical_expr::{cast, col, lit};
+        let keys = vec![vec!["id".to_string()], vec!["a".into(), "b".into()]];
+        let pins = |filters: &[Expr]| pins_a_key(&keys, filters);
+        assert!(pins(&[col("id").eq(lit(5i64))]));
+        assert!(pins(&[lit(5i64).eq(cast(col("id"), DataType::Int32))]));
+        assert!(pins(
+            &[col("id").in_list(vec![lit(1i64), lit(2i64)], false)]
+        ));
+        assert!(pins(&[col("x").gt(lit(1)).and(col("id").eq(lit(5i64)))]));
+        assert!(pins(&[col("a").eq(lit(1)), col("b").eq(lit("x"))]));
+        // Not a single row or a few.
+        assert!(!pins(&[col("a").eq(lit(1))]));
+        assert!(!pins(&[col("id").gt(lit(5i64))]));
+        assert!(!pins(&[col("id").eq(lit(5i64)).or(col("x").eq(lit(1)))]));
+        assert!(!pins(&[col("id").in_list(vec![lit(1i64)], true)]));
+        assert!(!pins(&[
+            col("id").in_list((0..17).map(|i| lit(i as i64)).collect(), false)
+        ]));
+        assert!(!pins(&[col("id").eq(col("x"))]));
+        assert!(!pins(&[col("id").eq(lit(ScalarValue::Int64(None)))]));
+        assert!(!pins_a_key(&[], &[col("id").eq(lit(5i64))]));
     }
 }

@@ -107,6 +107,7 @@ impl<'a> Append<'a> {
         WriteOptions {
             txns: self.txns.clone(),
             metadata: self.metadata.clone(),
+            unique_columns: self.target.def.unique_columns(),
             ..Default::default()
         }
     }
@@ -142,6 +143,9 @@ impl<'a> Append<'a> {
             .clone()
             .write(batches.clone())
             .with_save_mode(SaveMode::Append)
+            .with_writer_properties(super::data_file_properties(
+                &self.target.def.unique_columns(),
+            ))
             .with_session_state(std::sync::Arc::new(self.wc.ctx.state()))
             .with_commit_properties(super::commit_properties_with(&self.txns))
             .await?;

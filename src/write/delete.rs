@@ -68,6 +68,7 @@ pub async fn delete(
             .table
             .clone()
             .delete()
+            .with_writer_properties(super::data_file_properties(&target.def.unique_columns()))
             .with_session_state(Arc::new(wc.ctx.state()))
             .with_commit_properties(commit_properties());
         if let Some(p) = pred.clone() {

@@ -158,6 +158,7 @@ pub async fn merge(wc: &WriteContext, mut m: MergeStmt, keyed_upsert: bool) -> R
         .table
         .clone()
         .merge(source, on)
+        .with_writer_properties(super::data_file_properties(&target.def.unique_columns()))
         .with_source_alias(&source_alias)
         .with_target_alias(&target_alias)
         .with_session_state(Arc::new(wc.ctx.state()))
@@ -734,6 +735,7 @@ pub async fn merge_groups(
         .table
         .clone()
         .merge(source, on)
+        .with_writer_properties(super::data_file_properties(&target.def.unique_columns()))
         .with_source_alias(s)
         .with_target_alias(t)
         .with_session_state(Arc::new(wc.ctx.state()))

@@ -309,6 +309,7 @@ impl Target {
             SaveMode::Overwrite,
             WriteOptions {
                 partition_by: self.def.partition_by.clone(),
+                unique_columns: self.def.unique_columns(),
                 ..Default::default()
             },
         )

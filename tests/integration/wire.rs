@@ -930,6 +930,109 @@ async fn a_join_on_few_keys_filters_the_probe_scan_while_decoding() {
     );
 }
 
+/// A lookup by primary key reads one small page of the key column and
+/// decodes the other columns for the one row it keeps; a filter on a
+/// column that is no key is applied after decoding, as before.
+#[tokio::test]
+async fn a_lookup_by_key_filters_its_scan_while_decoding() {
+    let server = Server::start();
+    let c = server.connect().await;
+    c.batch_execute(
+        "CREATE TABLE kv (id bigint PRIMARY KEY, v text);
+         INSERT INTO kv SELECT g, 'v' || g FROM generate_series(1, 50000) AS t(g);",
+    )
+    .await
+    .unwrap();
+    // The file: pages of at most 4,096 rows, and no dictionary for the key
+    // (its values never repeat) that a lookup would have to load whole.
+    let file = std::fs::read_dir(server.lake.join("public/kv"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "parquet"))
+        .expect("a data file");
+    let reader =
+        deltalake::parquet::file::serialized_reader::SerializedFileReader::new_with_options(
+            std::fs::File::open(&file).unwrap(),
+            deltalake::parquet::file::serialized_reader::ReadOptionsBuilder::new()
+                .with_page_index()
+                .build(),
+        )
+        .unwrap();
+    use deltalake::parquet::file::reader::FileReader;
+    let meta = reader.metadata();
+    let group = meta.row_group(0);
+    assert!(
+        group.column(0).dictionary_page_offset().is_none(),
+        "id has a dictionary"
+    );
+    assert!(
+        group.column(1).dictionary_page_offset().is_some(),
+        "v lost its dictionary"
+    );
+    let pages = &meta.offset_index().expect("an offset index")[0][0];
+    let first_rows: Vec<i64> = pages
+        .page_locations()
+        .iter()
+        .map(|p| p.first_row_index)
+        .collect();
+    assert!(
+        first_rows.windows(2).all(|w| w[1] - w[0] <= 4096),
+        "pages longer than 4,096 rows: {first_rows:?}"
+    );
+    let lookup = c.prepare("SELECT v FROM kv WHERE id = $1").await.unwrap();
+    for id in [1i64, 4097, 31234, 50000] {
+        let rows = c.query(&lookup, &[&id]).await.unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].get::<_, String>(0), format!("v{id}"));
+    }
+    assert!(c.query(&lookup, &[&50001i64]).await.unwrap().is_empty());
+
+    let scan_of = |query: &'static str| {
+        let c = &c;
+        async move {
+            let plan = c
+                .simple_query(&format!("EXPLAIN ANALYZE {query}"))
+                .await
+                .unwrap()
+                .into_iter()
+                .filter_map(|m| match m {
+                    tokio_postgres::SimpleQueryMessage::Row(r) => r.get(1).map(str::to_string),
+                    _ => None,
+                })
+                .collect::<String>();
+            plan.lines()
+                .find(|l| l.contains("DataSourceExec") && l.contains("/kv/"))
+                .unwrap_or_else(|| panic!("no scan of kv in\n{plan}"))
+                .to_string()
+        }
+    };
+    let metric = |scan: &str, name: &str| -> String {
+        scan.split(&format!("{name}="))
+            .nth(1)
+            .and_then(|rest| rest.split(',').next())
+            .unwrap_or_else(|| panic!("no {name} in\n{scan}"))
+            .to_string()
+    };
+    let by_key = scan_of("SELECT v FROM kv WHERE id = 31234").await;
+    assert_eq!(
+        metric(&by_key, "pushdown_rows_matched"),
+        "1",
+        "the lookup did not filter while decoding:\n{by_key}"
+    );
+    // The page index kept one page of at most 4,096 rows.
+    let pruned = metric(&by_key, "pushdown_rows_pruned");
+    assert!(
+        !pruned.contains('K') || pruned.trim_end_matches(" K").parse::<f64>().unwrap() < 4.1,
+        "the lookup read more than one page:\n{by_key}"
+    );
+    let by_value = scan_of("SELECT id FROM kv WHERE v = 'v31234'").await;
+    assert_eq!(
+        metric(&by_value, "pushdown_rows_matched"),
+        "0",
+        "a filter on a column that is no key filtered while decoding:\n{by_value}"
+    );
+}
+
 #[tokio::test]
 async fn connections_past_the_limit_are_refused_with_53300() {
     let s = Server::start_with_env(&[("SLUICE_MAX_CONNECTIONS", "2".to_string())]);
