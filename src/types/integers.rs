@@ -12,14 +12,14 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
 use datafusion::common::tree_node::{Transformed, TreeNodeRecursion};
 use datafusion::common::{Column, DFSchema, ScalarValue};
 use datafusion::error::Result;
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::{
-    Expr, ExprSchemable, LogicalPlan, Operator, Subquery, Union, Values, WindowFunctionDefinition,
-    cast,
+    Expr, ExprSchemable, LogicalPlan, Operator, RecursiveQuery, Subquery, TableScan,
+    TableScanBuilder, Union, Values, WindowFunctionDefinition, cast,
 };
 use datafusion::optimizer::analyzer::type_coercion::coerce_union_schema;
 
@@ -196,10 +196,67 @@ fn grouping_function(e: &Expr) -> bool {
     .unwrap_or(true)
 }
 
-/// Whether `plan` holds a recursive query: its work table's columns were
-/// typed from the initial term as planned, so its literals stay as they are.
+/// Whether `plan` holds a recursive query.
 fn recursive(plan: &LogicalPlan) -> bool {
     holds(plan, |n| matches!(n, LogicalPlan::RecursiveQuery(_)))
+}
+
+/// A recursive query whose terms got PostgreSQL's integer types: the work
+/// table (typed from the static term as planned) takes the static term's
+/// new types, and the recursive term reading it is typed again. `None`
+/// when the recursive term's columns then differ from the static term's
+/// (`SELECT 1 UNION ALL SELECT n * 3000000000 FROM t`): PostgreSQL refuses
+/// such a query, DataFusion casts, and the query keeps DataFusion's types.
+fn recursive_query(q: RecursiveQuery) -> Result<Option<LogicalPlan>> {
+    use datafusion::catalog::cte_worktable::CteWorkTable;
+    use datafusion::datasource::{provider_as_source, source_as_provider};
+    let work: SchemaRef = Arc::new(Schema::new_with_metadata(
+        q.static_term
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect::<Vec<_>>(),
+        q.static_term.schema().inner().metadata().clone(),
+    ));
+    let is_work_table = |scan: &TableScan| {
+        source_as_provider(&scan.source).is_ok_and(|p| {
+            p.downcast_ref::<CteWorkTable>()
+                .is_some_and(|w| w.name() == q.name && w.schema() != work)
+        })
+    };
+    let recursive_term = crate::tree::transform_up_with_subqueries(
+        Arc::unwrap_or_clone(q.recursive_term.clone()),
+        |node| match node {
+            LogicalPlan::TableScan(scan) if is_work_table(&scan) => {
+                let source = provider_as_source(Arc::new(CteWorkTable::new(&q.name, work.clone())));
+                let scan = TableScanBuilder::new(scan.table_name, source)
+                    .with_projection(scan.projection)
+                    .with_filters(scan.filters)
+                    .with_fetch(scan.fetch)
+                    .build()?;
+                Ok(Transformed::yes(LogicalPlan::TableScan(scan)))
+            }
+            node => Ok(Transformed::yes(node.recompute_schema()?)),
+        },
+    )?
+    .data;
+    let types = |p: &LogicalPlan| -> Vec<DataType> {
+        p.schema()
+            .fields()
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect()
+    };
+    if types(&recursive_term) != types(&q.static_term) {
+        return Ok(None);
+    }
+    Ok(Some(LogicalPlan::RecursiveQuery(RecursiveQuery::try_new(
+        q.name,
+        q.static_term,
+        Arc::new(recursive_term),
+        q.is_distinct,
+    )?)))
 }
 
 /// Whether `plan` has a subquery, whose outer references may need retyping.
@@ -223,9 +280,9 @@ fn has_subqueries(plan: &LogicalPlan) -> bool {
 
 /// `plan` (as the SQL planner gave it) with PostgreSQL's integer literals.
 pub fn rewrite_plan(plan: LogicalPlan) -> Result<LogicalPlan> {
-    if recursive(&plan) {
-        return Ok(plan);
-    }
+    // What a recursive query whose terms disagree keeps.
+    let planned = recursive(&plan).then(|| plan.clone());
+    let mut disagree = false;
     // Columns of window nodes below that hold a ranking function's result.
     let mut ranked: HashMap<String, DataType> = HashMap::new();
     let rewritten = crate::tree::transform_up_with_subqueries(plan, |node| match node {
@@ -233,6 +290,13 @@ pub fn rewrite_plan(plan: LogicalPlan) -> Result<LogicalPlan> {
         LogicalPlan::Limit(_) => Ok(Transformed::no(node)),
         LogicalPlan::Values(v) => values(v),
         LogicalPlan::Union(u) => union(u),
+        LogicalPlan::RecursiveQuery(q) => match recursive_query(q.clone())? {
+            Some(typed) => Ok(Transformed::yes(typed)),
+            None => {
+                disagree = true;
+                Ok(Transformed::no(LogicalPlan::RecursiveQuery(q)))
+            }
+        },
         node => {
             let names = NamePreserver::new(&node);
             let aggregates = matches!(node, LogicalPlan::Aggregate(_) | LogicalPlan::Window(_));
@@ -282,6 +346,9 @@ pub fn rewrite_plan(plan: LogicalPlan) -> Result<LogicalPlan> {
             node.map_data(|n| n.recompute_schema())
         }
     })?;
+    if let (true, Some(planned)) = (disagree, planned) {
+        return Ok(planned);
+    }
     // Retyping outer references rebuilds every node's schema: only when
     // a type changed and some subquery could refer to it.
     if rewritten.transformed && has_subqueries(&rewritten.data) {
