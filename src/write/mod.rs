@@ -233,19 +233,27 @@ pub fn commit_properties() -> deltalake::kernel::transaction::CommitProperties {
 /// fifth of a 100,000-row file.
 pub const DATA_PAGE_ROWS: usize = 4096;
 
+/// Largest dictionary page of a column chunk; past it the writer stores
+/// the chunk's further values plainly. Every reader of a page loads its
+/// chunk's dictionary whole, so a column of mostly distinct values
+/// (names, comments, ids) made a lookup of one row decode up to a
+/// megabyte, Parquet's default. A column of a few thousand distinct
+/// values keeps its dictionary whole.
+pub const DICTIONARY_PAGE_BYTES: usize = 128 * 1024;
+
 /// How every writer of Sluice lays out Parquet files: `compression` (what
 /// delta-rs chooses: Snappy for writes, ZSTD for compaction), pages of at
-/// most [`DATA_PAGE_ROWS`] rows, and no dictionary for `unique` columns
-/// (each a key of its own): values that never repeat gain nothing from
-/// one, and every reader of the column loads it whole, a lookup by key
-/// too.
+/// most [`DATA_PAGE_ROWS`] rows, dictionaries of at most
+/// [`DICTIONARY_PAGE_BYTES`], and none for `unique` columns (each a key
+/// of its own): values that never repeat gain nothing from one.
 pub fn writer_properties(
     compression: deltalake::parquet::basic::Compression,
     unique: &[String],
 ) -> deltalake::parquet::file::properties::WriterProperties {
     let mut builder = deltalake::parquet::file::properties::WriterProperties::builder()
         .set_compression(compression)
-        .set_data_page_row_count_limit(DATA_PAGE_ROWS);
+        .set_data_page_row_count_limit(DATA_PAGE_ROWS)
+        .set_dictionary_page_size_limit(DICTIONARY_PAGE_BYTES);
     for column in unique {
         builder = builder.set_column_dictionary_enabled(
             deltalake::parquet::schema::types::ColumnPath::from(column.as_str()),
