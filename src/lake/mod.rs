@@ -20,7 +20,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use datafusion::arrow::datatypes::Schema as ArrowSchema;
 use deltalake::kernel::StructType;
@@ -262,13 +262,40 @@ struct Cached {
     checked: Instant,
     /// Updates since it was read afresh.
     updates: u32,
+    /// On a local lake, the modification time of the table's log folder
+    /// taken before the log was listed ([`LogStamp`]).
+    stamp: Option<SystemTime>,
 }
 
 impl Cached {
-    /// Current enough to serve without asking storage.
-    fn fresh(&self, window: Duration) -> bool {
-        self.checked.elapsed() < window && !reload_due(&self.table, self.updates)
+    /// Current enough to serve without asking storage: asked within the
+    /// window, or, on a local lake, the log folder is as it was when it
+    /// was listed.
+    fn fresh(&self, window: Duration, url: &Url) -> bool {
+        let unchanged = || self.stamp.is_some() && log_stamp(url) == self.stamp;
+        (self.checked.elapsed() < window || unchanged()) && !reload_due(&self.table, self.updates)
     }
+}
+
+/// How long after its last change a log folder's modification time is
+/// trusted to tell every later change. A commit adds a file to the folder,
+/// which sets its time; but the time has the file system's granularity
+/// (a clock tick, or up to two seconds on some file systems), so a commit
+/// in the same tick as the previous change would leave it as it was.
+const STAMP_SETTLED: Duration = Duration::from_secs(2);
+
+/// The modification time of the log folder of the local table at `url`,
+/// if it last changed at least [`STAMP_SETTLED`] ago: then any later
+/// commit gives it another time. `None` for other stores and for a folder
+/// that changed since (its listing is read as before).
+fn log_stamp(url: &Url) -> Option<SystemTime> {
+    if url.scheme() != "file" {
+        return None;
+    }
+    let log = url.to_file_path().ok()?.join("_delta_log");
+    let modified = std::fs::metadata(log).ok()?.modified().ok()?;
+    let age = SystemTime::now().duration_since(modified).ok()?;
+    (age >= STAMP_SETTLED).then_some(modified)
 }
 
 /// Is it time to read `table`, `updates` updates after it was read afresh,
@@ -291,8 +318,8 @@ fn reload_due(table: &DeltaTable, updates: u32) -> bool {
 
 /// How long a table's state, once read, is taken as the newest without
 /// asking storage again: `SLUICE_FRESHNESS_MS`, by default 0 for local
-/// lakes (asking is a directory listing) and 1 s for object stores (a LIST
-/// request). Commits made by this process are known at once, whatever the
+/// lakes (asking is a look at the log folder's time, or a listing; see
+/// [`log_stamp`]) and 1 s for object stores (a LIST request). Commits made by this process are known at once, whatever the
 /// window; commits by others are seen at most this much later.
 fn freshness_for(root: &Url) -> Result<Duration> {
     if let Ok(v) = std::env::var("SLUICE_FRESHNESS_MS") {
@@ -412,7 +439,7 @@ impl Lake {
     /// lake's freshness window ago.
     pub async fn table(&self, url: &Url) -> Result<DeltaTable> {
         if let Some(c) = self.tables.lock().unwrap().get(url)
-            && c.fresh(self.freshness)
+            && c.fresh(self.freshness, url)
         {
             return Ok(c.table.clone());
         }
@@ -426,7 +453,7 @@ impl Lake {
     /// [`Lake::table`] and fail.
     pub async fn table_for_read(&self, url: &Url) -> Result<DeltaTable> {
         let cached = match self.tables.lock().unwrap().get(url) {
-            Some(c) if c.fresh(self.freshness) => return Ok(c.table.clone()),
+            Some(c) if c.fresh(self.freshness, url) => return Ok(c.table.clone()),
             Some(c) => Some((c.table.clone(), c.updates)),
             None => None,
         };
@@ -466,6 +493,8 @@ impl Lake {
             let unreachable = storage_unreachable(&e);
             (open_error(url, e), unreachable)
         };
+        // Taken before the listing: a commit after it changes the folder.
+        let stamp = log_stamp(url);
         let (table, updates) = match cached {
             Some((mut t, updates)) if !reload_due(&t, updates) => {
                 let before = t.version();
@@ -482,7 +511,7 @@ impl Lake {
                 0,
             ),
         };
-        self.keep(&table, Some(updates));
+        self.keep(&table, Some(updates), stamp);
         Ok(table)
     }
 
@@ -535,12 +564,13 @@ impl Lake {
 
     /// Keep a table state we produced (after a commit) so the next open is cheap.
     pub fn remember(&self, table: &DeltaTable) {
-        self.keep(table, None);
+        self.keep(table, None, None);
     }
 
     /// Keep `table` unless we hold a newer state; `updates` since it was
-    /// read afresh, or (`None`) one more than the state it replaces had.
-    fn keep(&self, table: &DeltaTable, updates: Option<u32>) {
+    /// read afresh, or (`None`) one more than the state it replaces had;
+    /// `stamp`, the log folder's time taken before its log was listed.
+    fn keep(&self, table: &DeltaTable, updates: Option<u32>, stamp: Option<SystemTime>) {
         if table.version().is_some() {
             let url = table.table_url().clone();
             let mut tables = self.tables.lock().unwrap();
@@ -560,6 +590,7 @@ impl Lake {
                     table: table.clone(),
                     checked: Instant::now(),
                     updates,
+                    stamp,
                 };
                 tables.insert(url, cached);
             }

@@ -110,3 +110,47 @@ async fn repeated_statements_on_an_unchanged_s3_lake_cost_no_reads() {
     );
     assert_eq!(per("delete") + per("copy"), 0.0, "{insert_cost:?}");
 }
+
+/// On a local lake (no freshness window) a statement on an unchanged table
+/// asks storage nothing once the log folders have been still for a while,
+/// and a commit by another server is seen by the very next statement.
+#[tokio::test]
+async fn an_unchanged_local_lake_is_not_listed_and_another_servers_commit_is_seen_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let a = Server::start_on(&lake);
+    let c = a.connect().await;
+    c.batch_execute(
+        "CREATE TABLE kv (id bigint PRIMARY KEY, v text);
+         INSERT INTO kv SELECT i, 'v' || i FROM generate_series(1, 100) AS s(i);",
+    )
+    .await
+    .unwrap();
+    let count = c.prepare("SELECT count(*) FROM kv").await.unwrap();
+    let n = |r: tokio_postgres::Row| r.get::<_, i64>(0);
+    assert_eq!(n(c.query_one(&count, &[]).await.unwrap()), 100);
+
+    // Until the folders are still, every statement lists; after, none.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    c.query_one(&count, &[]).await.unwrap();
+    let before = requests(&c).await;
+    for _ in 0..20 {
+        assert_eq!(n(c.query_one(&count, &[]).await.unwrap()), 100);
+    }
+    let cost = diff(&before, &requests(&c).await);
+    assert!(
+        cost.is_empty(),
+        "reads of an unchanged table asked storage: {cost:?}"
+    );
+
+    // Another server's commit changes the folder: seen at once, twice in
+    // a row (the second within the same second as the first).
+    let b = Server::start_on(&lake);
+    let o = b.connect().await;
+    for expected in [101, 102] {
+        o.batch_execute(&format!("INSERT INTO kv VALUES ({expected}, 'x')"))
+            .await
+            .unwrap();
+        assert_eq!(n(c.query_one(&count, &[]).await.unwrap()), expected);
+    }
+}
