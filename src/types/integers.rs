@@ -606,6 +606,11 @@ mod tests {
         );
         assert_eq!(
             types("WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 3) SELECT n FROM r").await,
+            [Int32]
+        );
+        // Terms that then disagree (PostgreSQL: 42804) keep the planned types.
+        assert_eq!(
+            types("WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n * 3000000000 FROM r WHERE n < 3) SELECT n FROM r").await,
             [Int64]
         );
         assert_eq!(

@@ -191,6 +191,34 @@ pub async fn rows(c: &Client, sql: &str) -> Vec<String> {
         .collect()
 }
 
+/// The line of `EXPLAIN ANALYZE query` that scans the files of table
+/// `table` (its `DataSourceExec`, with its metrics).
+pub async fn analyzed_scan(c: &Client, query: &str, table: &str) -> String {
+    let plan = c
+        .simple_query(&format!("EXPLAIN ANALYZE {query}"))
+        .await
+        .unwrap_or_else(|e| panic!("EXPLAIN ANALYZE {query}: {e:?}"))
+        .into_iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(1).map(str::to_string),
+            _ => None,
+        })
+        .collect::<String>();
+    plan.lines()
+        .find(|l| l.contains("DataSourceExec") && l.contains(&format!("/{table}/")))
+        .unwrap_or_else(|| panic!("no scan of {table} in\n{plan}"))
+        .to_string()
+}
+
+/// The value of metric `name` in a line of [`analyzed_scan`].
+pub fn scan_metric(scan: &str, name: &str) -> String {
+    scan.split(&format!("{name}="))
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .unwrap_or_else(|| panic!("no {name} in\n{scan}"))
+        .to_string()
+}
+
 /// The SQLSTATE of a failed statement.
 pub fn sqlstate(e: &tokio_postgres::Error) -> String {
     e.as_db_error()

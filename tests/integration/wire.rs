@@ -904,28 +904,15 @@ async fn a_join_on_few_keys_filters_the_probe_scan_while_decoding() {
     assert_eq!(row.get::<_, i64>(0), 80);
     assert_eq!(row.get::<_, i64>(1), 7_801_960);
 
-    let plan = c
-        .simple_query(&format!("EXPLAIN ANALYZE {query}"))
-        .await
-        .unwrap()
-        .into_iter()
-        .filter_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(1).map(str::to_string),
-            _ => None,
-        })
-        .collect::<String>();
-    let fact_scan = plan
-        .lines()
-        .find(|l| l.contains("DataSourceExec") && l.contains("/fact/"))
-        .unwrap_or_else(|| panic!("no scan of fact in\n{plan}"));
-    // 200,000 rows read, 80 kept: the rest are dropped by the row filter.
-    let pruned = fact_scan
-        .split("pushdown_rows_pruned=")
-        .nth(1)
-        .and_then(|rest| rest.split(',').next())
-        .unwrap_or_else(|| panic!("no row filter metrics in\n{fact_scan}"));
+    let fact_scan = crate::common::analyzed_scan(&c, query, "fact").await;
+    // The rows the page index keeps are decoded and filtered: 80 are left.
+    let metric = |name| crate::common::scan_metric(&fact_scan, name);
     assert_eq!(
-        pruned, "199.9 K",
+        (
+            metric("pushdown_rows_matched").as_str(),
+            metric("pushdown_rows_pruned") != "0"
+        ),
+        ("80", true),
         "the scan of fact did not filter while decoding:\n{fact_scan}"
     );
 }
@@ -987,33 +974,8 @@ async fn a_lookup_by_key_filters_its_scan_while_decoding() {
     }
     assert!(c.query(&lookup, &[&50001i64]).await.unwrap().is_empty());
 
-    let scan_of = |query: &'static str| {
-        let c = &c;
-        async move {
-            let plan = c
-                .simple_query(&format!("EXPLAIN ANALYZE {query}"))
-                .await
-                .unwrap()
-                .into_iter()
-                .filter_map(|m| match m {
-                    tokio_postgres::SimpleQueryMessage::Row(r) => r.get(1).map(str::to_string),
-                    _ => None,
-                })
-                .collect::<String>();
-            plan.lines()
-                .find(|l| l.contains("DataSourceExec") && l.contains("/kv/"))
-                .unwrap_or_else(|| panic!("no scan of kv in\n{plan}"))
-                .to_string()
-        }
-    };
-    let metric = |scan: &str, name: &str| -> String {
-        scan.split(&format!("{name}="))
-            .nth(1)
-            .and_then(|rest| rest.split(',').next())
-            .unwrap_or_else(|| panic!("no {name} in\n{scan}"))
-            .to_string()
-    };
-    let by_key = scan_of("SELECT v FROM kv WHERE id = 31234").await;
+    use crate::common::{analyzed_scan, scan_metric as metric};
+    let by_key = analyzed_scan(&c, "SELECT v FROM kv WHERE id = 31234", "kv").await;
     assert_eq!(
         metric(&by_key, "pushdown_rows_matched"),
         "1",
@@ -1025,7 +987,7 @@ async fn a_lookup_by_key_filters_its_scan_while_decoding() {
         !pruned.contains('K') || pruned.trim_end_matches(" K").parse::<f64>().unwrap() < 4.1,
         "the lookup read more than one page:\n{by_key}"
     );
-    let by_value = scan_of("SELECT id FROM kv WHERE v = 'v31234'").await;
+    let by_value = analyzed_scan(&c, "SELECT id FROM kv WHERE v = 'v31234'", "kv").await;
     assert_eq!(
         metric(&by_value, "pushdown_rows_matched"),
         "0",
