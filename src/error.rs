@@ -353,6 +353,9 @@ fn classify_arrow(e: &datafusion::arrow::error::ArrowError) -> Error {
                 format!("{} out of range", arrow_name_to_pg(ty)),
             )
         }
+        A::CastError(m) if value_out_of_range(m).is_some() => {
+            value_out_of_range(m).expect("checked")
+        }
         A::CastError(m) | A::ParseError(m) => cast_error(m),
         A::ArithmeticOverflow(m) => Error::new(ErrorKind::NumericOutOfRange, m.clone()),
         A::ComputeError(m) if m.contains("Overflow") || m.contains("overflow") => {
@@ -656,6 +659,9 @@ pub(crate) fn classify_message(raw: &str) -> Option<Error> {
         }
         return Some(e);
     }
+    if let Some(e) = value_out_of_range(&msg) {
+        return Some(e);
+    }
     if let Some(pos) = msg.find("Can't cast value") {
         let ty = msg[pos..].rsplit("to type ").next().unwrap_or("").trim();
         return Some(Error::new(
@@ -741,6 +747,19 @@ fn pg_style(msg: &str, kind: ErrorKind) -> String {
 }
 
 /// Map an Arrow type name as DataFusion prints it (`Int32`) to PostgreSQL's.
+/// Arrow's cast of a number that does not fit its target type (a numeric
+/// to an integer: "value of 3000000000 is out of range Int32"), as
+/// PostgreSQL says it: 22003 "integer out of range".
+fn value_out_of_range(msg: &str) -> Option<Error> {
+    let at = msg.find("value of ")?;
+    let (_, ty) = msg[at..].split_once(" is out of range ")?;
+    let ty = ty.split_whitespace().next()?;
+    Some(Error::new(
+        ErrorKind::NumericOutOfRange,
+        format!("{} out of range", arrow_name_to_pg(ty)),
+    ))
+}
+
 pub fn arrow_name_to_pg(name: &str) -> String {
     match name {
         "Int16" => "smallint",
@@ -922,6 +941,20 @@ mod tests {
             .unwrap();
         assert_eq!(e.kind, ErrorKind::UndefinedColumn);
         assert_eq!(e.message, "column \"zz\" does not exist");
+    }
+
+    #[test]
+    fn a_number_too_large_for_its_cast_is_22003() {
+        let e =
+            classify_message("Arrow error: Cast error: value of -3000000000 is out of range Int32")
+                .unwrap();
+        assert_eq!(e.kind, ErrorKind::NumericOutOfRange);
+        assert_eq!(e.message, "integer out of range");
+        let e = classify_arrow(&datafusion::arrow::error::ArrowError::CastError(
+            "value of 70000 is out of range Int16".into(),
+        ));
+        assert_eq!(e.kind, ErrorKind::NumericOutOfRange);
+        assert_eq!(e.message, "smallint out of range");
     }
 
     #[test]
