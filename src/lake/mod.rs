@@ -235,13 +235,18 @@ pub struct Lake {
     tables: Mutex<HashMap<Url, Cached>>,
     /// How long a table state read from storage counts as current.
     freshness: Duration,
+    /// Whether a local table's log folder time may stand for a listing
+    /// ([`log_stamp`]): on a local lake, unless `SLUICE_FRESHNESS_MS` says
+    /// how fresh to be (a network file system may cache a folder's time).
+    folder_times: bool,
 }
 
 crate::send_sync::send_sync_by_fields!(Lake {
     root,
     storage_options,
     tables,
-    freshness
+    freshness,
+    folder_times
 });
 
 /// Incremental updates a cached table state takes before it is read afresh,
@@ -392,11 +397,14 @@ impl Lake {
             }
         }
         let freshness = freshness_for(&root)?;
+        let folder_times =
+            root.scheme() == "file" && std::env::var_os("SLUICE_FRESHNESS_MS").is_none();
         Ok(Arc::new(Lake {
             root,
             storage_options,
             tables: Mutex::new(HashMap::new()),
             freshness,
+            folder_times,
         }))
     }
 
@@ -494,7 +502,11 @@ impl Lake {
             (open_error(url, e), unreachable)
         };
         // Taken before the listing: a commit after it changes the folder.
-        let stamp = log_stamp(url);
+        let stamp = if self.folder_times {
+            log_stamp(url)
+        } else {
+            None
+        };
         let (table, updates) = match cached {
             Some((mut t, updates)) if !reload_due(&t, updates) => {
                 let before = t.version();

@@ -113,7 +113,8 @@ async fn repeated_statements_on_an_unchanged_s3_lake_cost_no_reads() {
 
 /// On a local lake (no freshness window) a statement on an unchanged table
 /// asks storage nothing once the log folders have been still for a while,
-/// and a commit by another server is seen by the very next statement.
+/// unless `SLUICE_FRESHNESS_MS` is set; a commit by another server is seen
+/// by the very next statement.
 #[tokio::test]
 async fn an_unchanged_local_lake_is_not_listed_and_another_servers_commit_is_seen_at_once() {
     let dir = tempfile::tempdir().unwrap();
@@ -141,6 +142,19 @@ async fn an_unchanged_local_lake_is_not_listed_and_another_servers_commit_is_see
     assert!(
         cost.is_empty(),
         "reads of an unchanged table asked storage: {cost:?}"
+    );
+    // A window set explicitly is the only rule: every statement lists.
+    let listing = Server::start_on_with_env(&lake, &[("SLUICE_FRESHNESS_MS", "0".to_string())]);
+    let l = listing.connect().await;
+    l.query_one("SELECT count(*) FROM kv", &[]).await.unwrap();
+    let before = requests(&l).await;
+    for _ in 0..5 {
+        l.query_one("SELECT count(*) FROM kv", &[]).await.unwrap();
+    }
+    let cost = diff(&before, &requests(&l).await);
+    assert!(
+        cost.iter().any(|(op, n)| op == "list" && *n >= 5),
+        "with SLUICE_FRESHNESS_MS=0 reads did not list: {cost:?}"
     );
 
     // Another server's commit changes the folder: seen at once, twice in
