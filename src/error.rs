@@ -353,10 +353,9 @@ fn classify_arrow(e: &datafusion::arrow::error::ArrowError) -> Error {
                 format!("{} out of range", arrow_name_to_pg(ty)),
             )
         }
-        A::CastError(m) if value_out_of_range(m).is_some() => {
-            value_out_of_range(m).expect("checked")
+        A::CastError(m) | A::ParseError(m) => {
+            value_out_of_range(m).unwrap_or_else(|| cast_error(m))
         }
-        A::CastError(m) | A::ParseError(m) => cast_error(m),
         A::ArithmeticOverflow(m) => Error::new(ErrorKind::NumericOutOfRange, m.clone()),
         A::ComputeError(m) if m.contains("Overflow") || m.contains("overflow") => {
             Error::new(ErrorKind::NumericOutOfRange, m.clone())
@@ -746,7 +745,6 @@ fn pg_style(msg: &str, kind: ErrorKind) -> String {
     }
 }
 
-/// Map an Arrow type name as DataFusion prints it (`Int32`) to PostgreSQL's.
 /// Arrow's cast of a number that does not fit its target type (a numeric
 /// to an integer: "value of 3000000000 is out of range Int32"), as
 /// PostgreSQL says it: 22003 "integer out of range".
@@ -760,6 +758,7 @@ fn value_out_of_range(msg: &str) -> Option<Error> {
     ))
 }
 
+/// Map an Arrow type name as DataFusion prints it (`Int32`) to PostgreSQL's.
 pub fn arrow_name_to_pg(name: &str) -> String {
     match name {
         "Int16" => "smallint",

@@ -268,7 +268,7 @@ struct Cached {
     /// Updates since it was read afresh.
     updates: u32,
     /// On a local lake, the modification time of the table's log folder
-    /// taken before the log was listed ([`LogStamp`]).
+    /// taken before the log was listed ([`log_stamp`]).
     stamp: Option<SystemTime>,
 }
 
@@ -324,8 +324,9 @@ fn reload_due(table: &DeltaTable, updates: u32) -> bool {
 /// How long a table's state, once read, is taken as the newest without
 /// asking storage again: `SLUICE_FRESHNESS_MS`, by default 0 for local
 /// lakes (asking is a look at the log folder's time, or a listing; see
-/// [`log_stamp`]) and 1 s for object stores (a LIST request). Commits made by this process are known at once, whatever the
-/// window; commits by others are seen at most this much later.
+/// [`log_stamp`]) and 1 s for object stores (a LIST request). Commits made
+/// by this process are known at once, whatever the window; commits by
+/// others are seen at most this much later.
 fn freshness_for(root: &Url) -> Result<Duration> {
     if let Ok(v) = std::env::var("SLUICE_FRESHNESS_MS") {
         let ms: u64 = v.trim().parse().map_err(|_| {

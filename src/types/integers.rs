@@ -207,7 +207,7 @@ fn recursive(plan: &LogicalPlan) -> bool {
 /// when the recursive term's columns then differ from the static term's
 /// (`SELECT 1 UNION ALL SELECT n * 3000000000 FROM t`): PostgreSQL refuses
 /// such a query, DataFusion casts, and the query keeps DataFusion's types.
-fn recursive_query(q: RecursiveQuery) -> Result<Option<LogicalPlan>> {
+fn recursive_query(q: &RecursiveQuery) -> Result<Option<LogicalPlan>> {
     use datafusion::catalog::cte_worktable::CteWorkTable;
     use datafusion::datasource::{provider_as_source, source_as_provider};
     let work: SchemaRef = Arc::new(Schema::new_with_metadata(
@@ -225,22 +225,23 @@ fn recursive_query(q: RecursiveQuery) -> Result<Option<LogicalPlan>> {
                 .is_some_and(|w| w.name() == q.name && w.schema() != work)
         })
     };
-    let recursive_term = crate::tree::transform_up_with_subqueries(
-        Arc::unwrap_or_clone(q.recursive_term.clone()),
-        |node| match node {
-            LogicalPlan::TableScan(scan) if is_work_table(&scan) => {
-                let source = provider_as_source(Arc::new(CteWorkTable::new(&q.name, work.clone())));
-                let scan = TableScanBuilder::new(scan.table_name, source)
-                    .with_projection(scan.projection)
-                    .with_filters(scan.filters)
-                    .with_fetch(scan.fetch)
-                    .build()?;
-                Ok(Transformed::yes(LogicalPlan::TableScan(scan)))
+    let recursive_term =
+        crate::tree::transform_up_with_subqueries(q.recursive_term.as_ref().clone(), |node| {
+            match node {
+                LogicalPlan::TableScan(scan) if is_work_table(&scan) => {
+                    let source =
+                        provider_as_source(Arc::new(CteWorkTable::new(&q.name, work.clone())));
+                    let scan = TableScanBuilder::new(scan.table_name, source)
+                        .with_projection(scan.projection)
+                        .with_filters(scan.filters)
+                        .with_fetch(scan.fetch)
+                        .build()?;
+                    Ok(Transformed::yes(LogicalPlan::TableScan(scan)))
+                }
+                node => Ok(Transformed::yes(node.recompute_schema()?)),
             }
-            node => Ok(Transformed::yes(node.recompute_schema()?)),
-        },
-    )?
-    .data;
+        })?
+        .data;
     let types = |p: &LogicalPlan| -> Vec<DataType> {
         p.schema()
             .fields()
@@ -252,8 +253,8 @@ fn recursive_query(q: RecursiveQuery) -> Result<Option<LogicalPlan>> {
         return Ok(None);
     }
     Ok(Some(LogicalPlan::RecursiveQuery(RecursiveQuery::try_new(
-        q.name,
-        q.static_term,
+        q.name.clone(),
+        Arc::clone(&q.static_term),
         Arc::new(recursive_term),
         q.is_distinct,
     )?)))
@@ -290,7 +291,7 @@ pub fn rewrite_plan(plan: LogicalPlan) -> Result<LogicalPlan> {
         LogicalPlan::Limit(_) => Ok(Transformed::no(node)),
         LogicalPlan::Values(v) => values(v),
         LogicalPlan::Union(u) => union(u),
-        LogicalPlan::RecursiveQuery(q) => match recursive_query(q.clone())? {
+        LogicalPlan::RecursiveQuery(q) => match recursive_query(&q)? {
             Some(typed) => Ok(Transformed::yes(typed)),
             None => {
                 disagree = true;
