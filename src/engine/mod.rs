@@ -27,6 +27,7 @@ pub mod lakehouse;
 mod late_filter;
 pub mod matview;
 pub mod names;
+mod null_conditions;
 mod order_repair;
 pub mod params;
 mod planner;
@@ -438,6 +439,13 @@ fn planning_context(
                 .position(|r| r.name() == "rewrite_set_comparison")
                 .unwrap_or(0);
             rules.insert(at, Arc::new(set_comparison_names::SetComparisonNames));
+            // A filter with a NULL condition keeps no row before anything
+            // else it tests is evaluated.
+            let at = rules
+                .iter()
+                .position(|r| r.name() == "simplify_expressions")
+                .map_or(rules.len(), |i| i + 1);
+            rules.insert(at, Arc::new(null_conditions::NullConditions));
             // A union left with one branch keeps the union's names.
             let at = rules
                 .iter()
@@ -1175,6 +1183,16 @@ impl Session {
         let mut stmt = self.rewrite_for_planning(stmt)?;
         let bound = binder.bind(&mut stmt).await?;
         using_joins::rewrite(&mut stmt, &|f| bound.columns(f))?;
+        // After the USING joins, whose merged columns an expression moved
+        // into a subquery could no longer name.
+        {
+            let state = self.ctx.state_ref();
+            let state = state.read();
+            let aggregates = state.aggregate_functions();
+            subquery::rewrite(&mut stmt, &|n| aggregates.contains_key(n), &|f| {
+                bound.columns(f)
+            })?;
+        }
         self.plan_bound(stmt, &bound)
     }
 
@@ -1188,40 +1206,6 @@ impl Session {
         let aggregates = state.aggregate_functions();
         json_sets::rewrite(&mut stmt);
         names::distinct_cast_names(&mut stmt, &|n| aggregates.contains_key(n));
-        // Asked only for the tables of a correlated subquery used as a
-        // value, so the catalog is looked at then, not for every statement.
-        let withs = names::with_query_names(&stmt);
-        let columns_of = |f: &TableFactor| -> Option<Vec<String>> {
-            let TableFactor::Table {
-                name,
-                args: None,
-                version: None,
-                ..
-            } = f
-            else {
-                return None;
-            };
-            // A WITH query's name hides a table's.
-            if let [only] = name.0.as_slice()
-                && only
-                    .as_ident()
-                    .is_none_or(|i| withs.contains(&crate::frontend::names::normalize_ident(i)))
-            {
-                return None;
-            }
-            let snapshot = self.engine.catalog().snapshot();
-            let system = self.system_tables();
-            match self.resolver(&snapshot, &system).lookup(name).ok()?? {
-                bind::Resolved::Object(o) if !o.declared_columns().is_empty() => Some(
-                    o.declared_columns()
-                        .iter()
-                        .map(|c| c.name.clone())
-                        .collect(),
-                ),
-                _ => None,
-            }
-        };
-        subquery::rewrite(&mut stmt, &|n| aggregates.contains_key(n), &columns_of)?;
         Ok(stmt)
     }
 
@@ -1521,11 +1505,16 @@ fn rewrite_for_datafusion(mut stmt: Statement) -> Statement {
     use crate::visit::visit_expressions_mut;
     use datafusion::sql::sqlparser::ast::{CharacterLength, DataType as SqlType, Expr};
     use std::ops::ControlFlow;
-    names::drop_constant_order_keys(&mut stmt);
-    names::alias_derived_names(&mut stmt);
-    names::alias_ordinal_order_keys(&mut stmt);
-    names::alias_column_casts(&mut stmt);
-    names::alias_repeated_names(&mut stmt);
+    // What EXPLAIN plans is its statement, named as when it runs.
+    let query = match &mut stmt {
+        Statement::Explain { statement, .. } => statement.as_mut(),
+        other => other,
+    };
+    names::drop_constant_order_keys(query);
+    names::alias_derived_names(query);
+    names::alias_ordinal_order_keys(query);
+    names::alias_column_casts(query);
+    names::alias_repeated_names(query);
     let _ = visit_expressions_mut(&mut stmt, |e| {
         // mod(a, b) is PostgreSQL's a % b (same sign rules).
         if let Expr::Function(f) = e

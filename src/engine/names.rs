@@ -925,7 +925,10 @@ pub(super) fn at_level<T: datafusion::sql::sqlparser::ast::Visit>(
 }
 
 /// [`at_level`], changing expressions after their parts.
-pub(super) fn at_level_mut(e: &mut Expr, f: &mut dyn FnMut(&mut Expr)) -> ControlFlow<()> {
+pub(super) fn at_level_mut<N: datafusion::sql::sqlparser::ast::VisitMut>(
+    e: &mut N,
+    f: &mut dyn FnMut(&mut Expr),
+) -> ControlFlow<()> {
     struct L<'a> {
         f: &'a mut dyn FnMut(&mut Expr),
         depth: usize,

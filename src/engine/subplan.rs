@@ -43,14 +43,28 @@ impl OptimizerRule for CorrelatedSubplans {
         plan: LogicalPlan,
         _config: &dyn OptimizerConfig,
     ) -> DfResult<Transformed<LogicalPlan>> {
-        crate::tree::transform_up(plan, |node| {
+        // Also inside the plans of subqueries, where an outer column of a
+        // nested subquery is a column of the subquery around it.
+        crate::tree::transform_up_with_subqueries(plan, |node| {
+            // The outer columns must be columns of the node's inputs (not
+            // of a query further out, which the node cannot pass).
+            let inputs: Vec<datafusion::common::DFSchemaRef> =
+                node.inputs().iter().map(|i| i.schema().clone()).collect();
+            let runnable = |sq: &Subquery| {
+                sq.outer_ref_columns.iter().all(|e| match e {
+                    Expr::OuterReferenceColumn(_, c) => inputs.iter().any(|s| s.has_column(c)),
+                    _ => false,
+                })
+            };
             // The rewritten expressions keep their names: the node's
             // schema must not change.
             let names = NamePreserver::new(&node);
             crate::tree::map_expressions(node, |e| {
                 let saved = crate::types::save_name(&names, &e);
                 let rewritten = crate::tree::transform_up(e, |x| match x {
-                    Expr::ScalarSubquery(sq) if !sq.outer_ref_columns.is_empty() => {
+                    Expr::ScalarSubquery(sq)
+                        if !sq.outer_ref_columns.is_empty() && runnable(&sq) =>
+                    {
                         Ok(Transformed::yes(subplan_call(sq)?))
                     }
                     other => Ok(Transformed::no(other)),

@@ -51,9 +51,9 @@ use datafusion::logical_expr::{
 };
 use datafusion::sql::sqlparser::ast::{
     BinaryOperator, Distinct, Expr, FunctionArg, FunctionArgExpr, FunctionArgumentClause,
-    FunctionArguments, GroupByExpr, Ident, JoinConstraint, JoinOperator, LimitClause, OrderByExpr,
-    OrderByKind, Query, Select, SelectItem, SetExpr, Statement, TableAlias, TableFactor,
-    UnaryOperator, Value, VisitorMut,
+    FunctionArguments, GroupByExpr, Ident, JoinConstraint, JoinOperator, LimitClause, ObjectName,
+    OrderByExpr, OrderByKind, Query, Select, SelectItem, SetExpr, Statement, TableAlias,
+    TableFactor, UnaryOperator, Value, VisitorMut,
 };
 
 use super::using_joins::ColumnsOf;
@@ -89,15 +89,43 @@ pub fn rewrite(
         /// Addresses of the subquery conditions of a grouped SELECT's list
         /// and HAVING whose left side is an expression (see [`grouped_conditions`]).
         grouped: Vec<usize>,
+        /// The names each query being visited declares in its FROM,
+        /// innermost last.
+        levels: Vec<Vec<String>>,
         error: Option<Error>,
+    }
+    impl V<'_> {
+        /// Does `e`, an expression of the innermost query being visited,
+        /// read a column of a query around it? Moved into a subquery that
+        /// counts rows, it would name a query two levels out, which
+        /// DataFusion's decorrelation loses (`42703`).
+        fn reads_enclosing(&self, e: &Expr) -> bool {
+            self.levels.last().is_some_and(|declared| {
+                Names::of(e)
+                    .qualifiers
+                    .iter()
+                    .any(|q| !declared.contains(q))
+            })
+        }
     }
     impl VisitorMut for V<'_> {
         type Break = ();
         fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
+            qualified_lefts(q, self.columns_of);
             constant_not_in(q, self.is_aggregate, self.columns_of);
             planned_filters(q, &mut self.filters);
             monotone(q, &mut self.monotone, &mut self.conditions);
             grouped_conditions(q, self.is_aggregate, &mut self.grouped);
+            limited_order_conditions(q, &mut self.grouped);
+            let declared = selects(&mut q.body)
+                .into_iter()
+                .flat_map(|s| Names::of(&s.from).declared)
+                .collect();
+            self.levels.push(declared);
+            ControlFlow::Continue(())
+        }
+        fn post_visit_query(&mut self, _: &mut Query) -> ControlFlow<()> {
+            self.levels.pop();
             ControlFlow::Continue(())
         }
         fn pre_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
@@ -144,7 +172,8 @@ pub fn rewrite(
                 *e = all;
             }
             if !self.filters.contains(&at) {
-                let grouped = self.grouped.contains(&at);
+                let grouped = self.grouped.contains(&at)
+                    || condition_left(e).is_some_and(|x| self.reads_enclosing(x));
                 match subquery_value(e, grouped, self.is_aggregate, self.columns_of) {
                     Some(counted) => *e = counted,
                     // Left to DataFusion, whose mark join answers false
@@ -180,10 +209,82 @@ pub fn rewrite(
         monotone: Vec::new(),
         conditions: Vec::new(),
         grouped: Vec::new(),
+        levels: Vec::new(),
         error: None,
     };
     let _ = crate::visit::walk_mut(stmt, &mut v);
     v.error.map_or(Ok(()), Err)
+}
+
+/// The relations of a FROM: the name each is qualified by and its columns,
+/// when known.
+type Relations = [(Option<ObjectName>, Option<Vec<String>>)];
+
+/// The left side `x` of each subquery condition of `q`'s SELECTs (`x [NOT]
+/// IN (SELECT ...)`, `x op ANY/ALL (SELECT ...)`), with every unqualified
+/// column qualified by the one relation of that SELECT's FROM that has it:
+/// moved into a subquery that counts rows, `s` of `s IN (SELECT 'a' FROM u
+/// WHERE u.k = t.k)` would mean `u.s`. Left as it is when a relation's
+/// columns are not known.
+fn qualified_lefts(q: &mut Query, columns_of: &ColumnsOf) {
+    use super::names::at_level_mut;
+    use super::using_joins::{columns, qualifier};
+    let single = matches!(q.body.as_ref(), SetExpr::Select(_));
+    let mut relations = Vec::new();
+    let qualify = |e: &mut Expr, relations: &Relations| {
+        if let Some(x) = condition_left(e) {
+            qualify_columns(x, relations)
+        }
+    };
+    for s in selects(&mut q.body) {
+        relations = s
+            .from
+            .iter()
+            .flat_map(|f| std::iter::once(&f.relation).chain(f.joins.iter().map(|j| &j.relation)))
+            .map(|f| (qualifier(f), columns(f, columns_of)))
+            .collect();
+        let _ = at_level_mut(s, &mut |e| qualify(e, &relations));
+    }
+    // ORDER BY reads the one SELECT's relations.
+    if single && let Some(order) = q.order_by.as_mut() {
+        let _ = at_level_mut(order, &mut |e| qualify(e, &relations));
+    }
+}
+
+/// Each unqualified column of `x` (outside nested queries) qualified by
+/// the one of `relations` that has it; nothing when a relation's columns
+/// are not known.
+fn qualify_columns(x: &mut Expr, relations: &Relations) {
+    if relations.iter().any(|(q, c)| q.is_none() || c.is_none()) {
+        return;
+    }
+    let _ = super::names::at_level_mut(x, &mut |e| {
+        let Expr::Identifier(id) = e else {
+            return;
+        };
+        let name = crate::frontend::names::normalize_ident(id);
+        let mut having = relations
+            .iter()
+            .filter(|(_, c)| c.as_ref().is_some_and(|c| c.contains(&name)));
+        if let (Some((Some(q), _)), None) = (having.next(), having.next()) {
+            let mut parts: Vec<Ident> = q.0.iter().filter_map(|p| p.as_ident().cloned()).collect();
+            parts.push(id.clone());
+            *e = Expr::CompoundIdentifier(parts);
+        }
+    });
+}
+
+/// The `x` of `x [NOT] IN (SELECT ...)` and `x op ANY/ALL (SELECT ...)`.
+fn condition_left(e: &mut Expr) -> Option<&mut Expr> {
+    match e {
+        Expr::InSubquery { expr, .. } => Some(expr),
+        Expr::AnyOp { left, right, .. } | Expr::AllOp { left, right, .. }
+            if matches!(right.as_ref(), Expr::Subquery(_)) =>
+        {
+            Some(left)
+        }
+        _ => None,
+    }
 }
 
 /// `x = ANY (SELECT ...)` as `x IN (SELECT ...)` and `x <> ALL (SELECT
@@ -260,15 +361,8 @@ fn outer_conditions_lifted(e: &Expr, is_aggregate: &dyn Fn(&str) -> bool) -> Opt
         .into_iter()
         .cloned()
         .partition(|c| outer_only(c));
-    let and = |parts: Vec<Expr>| {
-        parts.into_iter().reduce(|a, b| Expr::BinaryOp {
-            left: Box::new(Expr::Nested(Box::new(a))),
-            op: BinaryOperator::And,
-            right: Box::new(Expr::Nested(Box::new(b))),
-        })
-    };
-    let lifted = and(lifted)?;
-    s.selection = and(kept);
+    let lifted = and_all(lifted)?;
+    s.selection = and_all(kept);
     let rows = Box::new(rows);
     let inner = match e {
         Expr::Exists { .. } => Expr::Exists {
@@ -812,6 +906,25 @@ fn grouped_conditions(q: &mut Query, is_aggregate: &dyn Fn(&str) -> bool, out: &
     }
 }
 
+/// The subquery conditions in the ORDER BY of `q` when it has a LIMIT:
+/// its first row is taken by an ordered aggregate (see [`single_row`]),
+/// whose sort keys cannot hold a subquery that counts rows, so the rows
+/// of an uncorrelated one are gathered instead, as for an aggregate `x`.
+fn limited_order_conditions(q: &mut Query, out: &mut Vec<usize>) {
+    if q.limit_clause.is_none() {
+        return;
+    }
+    let Some(order) = q.order_by.as_mut() else {
+        return;
+    };
+    let _ = crate::visit::visit_expressions_mut(order, |e: &mut Expr| {
+        if condition_left(e).is_some() {
+            out.push(e as *const Expr as usize);
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
 /// Does `q` name a table that none of its own FROM lists declares (a
 /// column of the outer query, written qualified)?
 fn correlated(q: &Query) -> bool {
@@ -855,12 +968,11 @@ fn captured(e: &Expr, q: &Query, columns_of: &ColumnsOf) -> bool {
     outer.unqualified.iter().any(|n| known.contains(n))
 }
 
-/// Does the WHERE of `q` have a condition on outer columns alone
-/// (`WHERE d.k = e.k AND e.s <> 'a'`)? DataFusion's decorrelation of a
-/// count under such a condition loses rows in a filter.
-fn outer_only_condition(q: &Query) -> bool {
+/// The conditions of the WHERE of `q` on outer columns alone (`e.s <>
+/// 'a'` of `WHERE d.k = e.k AND e.s <> 'a'`), and the others.
+fn outer_only_conjuncts(q: &Query) -> (Vec<Expr>, Vec<Expr>) {
     let SetExpr::Select(s) = q.body.as_ref() else {
-        return false;
+        return (Vec::new(), Vec::new());
     };
     let declared = Names::of(q).declared;
     let all = s
@@ -868,12 +980,21 @@ fn outer_only_condition(q: &Query) -> bool {
         .as_ref()
         .map(crate::visit::conjuncts)
         .unwrap_or_default();
-    all.into_iter().any(|c| {
+    all.into_iter().cloned().partition(|c| {
         let names = Names::of(c);
         names.unqualified.is_empty()
             && !names.nested
             && !names.qualifiers.is_empty()
             && names.qualifiers.iter().all(|q| !declared.contains(q))
+    })
+}
+
+/// `parts` joined by AND, each parenthesized (None: no part).
+fn and_all(parts: Vec<Expr>) -> Option<Expr> {
+    parts.into_iter().reduce(|a, b| Expr::BinaryOp {
+        left: Box::new(Expr::Nested(Box::new(a))),
+        op: BinaryOperator::And,
+        right: Box::new(Expr::Nested(Box::new(b))),
     })
 }
 
@@ -1049,13 +1170,14 @@ fn value(template: &str, args: &[Expr]) -> Option<Expr> {
 }
 
 /// The scalar subquery counting the rows of `rows` for which `condition`
-/// holds, where `$1` is `left` and `$2` the row's value. An uncorrelated
-/// `rows` is read as a derived table whose only column is `__sluice_v`. A
-/// correlated one must be a plain `SELECT v FROM ... WHERE ...`, as
-/// DataFusion decorrelates outer columns in a WHERE, not inside a derived
-/// table: it keeps its FROM and gets the condition added to its WHERE
-/// (unless a column of `left` would then mean one of the subquery's, or a
-/// condition reads outer columns alone); otherwise there is no rewrite.
+/// holds, where `$1` is `left` and `$2` the row's value. A plain `SELECT v
+/// FROM ... WHERE ...` keeps its FROM and gets the condition added to its
+/// WHERE, as DataFusion decorrelates outer columns in a WHERE, not inside
+/// a derived table (within another subquery, not even when `rows` is
+/// uncorrelated), unless a column of `left` would then mean one of the
+/// subquery's; conditions on outer columns alone are taken out of it.
+/// Otherwise an uncorrelated `rows` is read as a derived table whose only
+/// column is `__sluice_v`, and a correlated one is not rewritten.
 fn counted(
     rows: &Query,
     condition: Option<&str>,
@@ -1066,8 +1188,7 @@ fn counted(
     let left = left.cloned().unwrap_or(Expr::value(Value::Null));
     let mut q = rows.clone();
     let correlated = correlated(rows);
-    let plain = correlated
-        && !captured(&left, rows, columns_of)
+    let plain = !captured(&left, rows, columns_of)
         && q.with.is_none()
         && q.fetch.is_none()
         && q.limit_clause.is_none()
@@ -1103,11 +1224,18 @@ fn counted(
         s.projection = vec![SelectItem::UnnamedExpr(value("count(*)", &[])?)];
         q.order_by = None;
         // DataFusion's decorrelation of a count under a condition on outer
-        // columns alone loses rows in a filter: left as it was.
-        if outer_only_condition(&q) {
-            return None;
+        // columns alone loses rows in a filter: such conditions hold for
+        // every row of the subquery or for none, so they choose between
+        // the count of the others and none.
+        let (lifted, kept) = outer_only_conjuncts(&q);
+        if let SetExpr::Select(s) = q.body.as_mut() {
+            s.selection = and_all(kept);
         }
-        return Some(Expr::Subquery(Box::new(q)));
+        let count = Expr::Subquery(Box::new(q));
+        return match and_all(lifted) {
+            Some(lifted) => value("CASE WHEN $1 THEN $2 ELSE 0 END", &[lifted, count]),
+            None => Some(count),
+        };
     }
     if correlated {
         // Outer columns inside a derived table: not decorrelated either.
@@ -1189,8 +1317,20 @@ fn single_row(q: &mut Query, is_aggregate: &dyn Fn(&str) -> bool) -> Option<Expr
     {
         return None;
     }
-    let item = match &mut select.projection[0] {
-        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
+    let (item, output) = match &mut select.projection[0] {
+        SelectItem::ExprWithAlias { expr: e, alias } => {
+            (e, Some(crate::frontend::names::normalize_ident(alias)))
+        }
+        SelectItem::UnnamedExpr(e) => {
+            let output = match &*e {
+                Expr::Identifier(id) => Some(crate::frontend::names::normalize_ident(id)),
+                Expr::CompoundIdentifier(parts) => {
+                    parts.last().map(crate::frontend::names::normalize_ident)
+                }
+                _ => None,
+            };
+            (e, output)
+        }
         _ => return None,
     };
     if aggregates(item, is_aggregate) {
@@ -1214,6 +1354,24 @@ fn single_row(q: &mut Query, is_aggregate: &dyn Fn(&str) -> bool) -> Option<Expr
             Some(OrderByKind::All(_)) => return None,
             None => vec![],
         };
+        // A key naming the output column (by name or as `1`) is its
+        // expression, which the aggregate reads from the rows.
+        let order = order
+            .into_iter()
+            .map(|mut key| {
+                let names_output = match &key.expr {
+                    Expr::Identifier(id) => {
+                        output.as_deref() == Some(&*crate::frontend::names::normalize_ident(id))
+                    }
+                    Expr::Value(v) => v.value == Value::Number("1".into(), false),
+                    _ => false,
+                };
+                if names_output {
+                    key.expr = item.clone();
+                }
+                key
+            })
+            .collect();
         let order = first_keys(order);
         let clauses = if order.is_empty() {
             vec![]
@@ -1586,19 +1744,50 @@ mod tests {
              THEN false WHEN (SELECT count(*) FROM d WHERE (d.c = e.c) AND ((e.a < d.b) IS NULL)) > 0 \
              THEN NULL ELSE true END FROM e"
         );
-        // An unqualified left side would mean the subquery's column there,
-        // and a condition on outer columns alone is decorrelated wrongly:
-        // neither is rewritten.
-        for same in [
-            "SELECT a = ANY (SELECT d.a FROM d WHERE d.c = e.c) FROM e",
-            "SELECT e.a = ANY (SELECT 1 FROM d WHERE d.c = e.c) FROM e",
-        ] {
-            assert!(!rewritten(same).contains("count(*)"), "{same}");
-        }
+        // An unqualified left side would mean the subquery's column there:
+        // not rewritten.
+        let same = "SELECT a = ANY (SELECT d.a FROM d WHERE d.c = e.c) FROM e";
+        assert!(!rewritten(same).contains("count(*)"), "{same}");
+        // A condition on outer columns alone, which DataFusion decorrelates
+        // wrongly, chooses between the count of the other rows and none.
+        assert_eq!(
+            rewritten("SELECT e.a = ANY (SELECT 1 FROM d WHERE d.c = e.c) FROM e"),
+            "SELECT CASE WHEN CASE WHEN e.a = 1 THEN (SELECT count(*) FROM d WHERE d.c = e.c) \
+             ELSE 0 END > 0 THEN true \
+             WHEN CASE WHEN (e.a = 1) IS NULL THEN (SELECT count(*) FROM d WHERE d.c = e.c) \
+             ELSE 0 END > 0 THEN NULL ELSE false END FROM e"
+        );
         // One that no table of the subquery has is the outer query's.
         assert!(
             rewritten("SELECT x = ANY (SELECT f.c FROM f WHERE f.c <> e.c) FROM e")
                 .contains("(f.c <> e.c) AND (x = f.c)")
+        );
+    }
+
+    #[test]
+    fn left_sides_are_qualified_and_moved_only_where_they_can_be_read() {
+        // An unqualified column of the one outer relation that has it is
+        // qualified by it before it moves into the subquery.
+        assert!(
+            rewritten("SELECT c IN (SELECT d.b FROM d WHERE d.a = f.c) FROM f")
+                .contains("WHERE (d.a = f.c) AND (f.c = d.b)")
+        );
+        // Reading a query two levels out, or in the ORDER BY of a LIMIT:
+        // the rows are gathered, the left side stays where it is.
+        for gathered in [
+            "SELECT 1 FROM e WHERE EXISTS (SELECT 1 FROM d WHERE d.b = 1 OR e.a IN (SELECT f.c FROM f))",
+            "SELECT (SELECT d.a FROM d ORDER BY d.b IN (SELECT f.c FROM f) LIMIT 1) FROM e",
+        ] {
+            let out = rewritten(gathered);
+            assert!(
+                out.contains("array_agg") && !out.contains("count(*)"),
+                "{out}"
+            );
+        }
+        // The first row ordered by the output column's name.
+        assert_eq!(
+            rewritten("SELECT (SELECT d.a AS x FROM d ORDER BY x DESC LIMIT 1) FROM e"),
+            "SELECT (SELECT first_value(d.a ORDER BY d.a DESC) AS x FROM d) FROM e"
         );
     }
 
@@ -1639,8 +1828,8 @@ mod tests {
     fn in_rows_of_one_outer_value_is_a_comparison_with_it() {
         assert_eq!(
             rewritten("SELECT a FROM e WHERE e.a NOT IN (SELECT e.c FROM d WHERE d.b > 1)"),
-            "SELECT a FROM e WHERE CASE WHEN (SELECT count(*) FROM (SELECT 1 FROM d WHERE d.b > 1) \
-             AS __sluice_rows) > 0 THEN (e.a) <> (e.c) ELSE true END"
+            "SELECT a FROM e WHERE CASE WHEN (SELECT count(*) FROM d WHERE d.b > 1) > 0 \
+             THEN (e.a) <> (e.c) ELSE true END"
         );
     }
 

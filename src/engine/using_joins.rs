@@ -182,7 +182,7 @@ fn output_names(q: &Query, columns_of: &ColumnsOf) -> Option<Vec<String>> {
 }
 
 /// The name a FROM relation's columns are qualified by.
-fn qualifier(f: &TableFactor) -> Option<ObjectName> {
+pub(super) fn qualifier(f: &TableFactor) -> Option<ObjectName> {
     match f {
         TableFactor::Table {
             alias: Some(a),
@@ -203,7 +203,7 @@ fn qualifier(f: &TableFactor) -> Option<ObjectName> {
 }
 
 /// The columns of a FROM relation, as its qualifier names them.
-fn columns(f: &TableFactor, columns_of: &ColumnsOf) -> Option<Vec<String>> {
+pub(super) fn columns(f: &TableFactor, columns_of: &ColumnsOf) -> Option<Vec<String>> {
     let underlying = match f {
         TableFactor::Derived { subquery, .. } => output_names(subquery, columns_of),
         TableFactor::Table { .. } => columns_of(f),
