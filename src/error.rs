@@ -358,7 +358,8 @@ fn classify_arrow(e: &datafusion::arrow::error::ArrowError) -> Error {
         }
         A::ArithmeticOverflow(m) => Error::new(ErrorKind::NumericOutOfRange, m.clone()),
         A::ComputeError(m) if m.contains("Overflow") || m.contains("overflow") => {
-            Error::new(ErrorKind::NumericOutOfRange, m.clone())
+            value_out_of_range(m)
+                .unwrap_or_else(|| Error::new(ErrorKind::NumericOutOfRange, m.clone()))
         }
         A::ExternalError(inner) => {
             if let Some(df) = inner.downcast_ref::<datafusion::error::DataFusionError>() {
@@ -748,10 +749,19 @@ fn pg_style(msg: &str, kind: ErrorKind) -> String {
 /// Arrow's cast of a number that does not fit its target type (a numeric
 /// to an integer: "value of 3000000000 is out of range Int32"), as
 /// PostgreSQL says it: 22003 "integer out of range".
+/// Also an Arrow kernel's overflow of an integer array ("Int32Array
+/// overflow on abs(-2147483648)").
 fn value_out_of_range(msg: &str) -> Option<Error> {
-    let at = msg.find("value of ")?;
-    let (_, ty) = msg[at..].split_once(" is out of range ")?;
-    let ty = ty.split_whitespace().next()?;
+    let ty = match msg.find("value of ") {
+        Some(at) => {
+            let (_, ty) = msg[at..].split_once(" is out of range ")?;
+            ty.split_whitespace().next()?
+        }
+        None => {
+            let (before, _) = msg.split_once("Array overflow")?;
+            before.rsplit([' ', ':']).next()?
+        }
+    };
     Some(Error::new(
         ErrorKind::NumericOutOfRange,
         format!("{} out of range", arrow_name_to_pg(ty)),
@@ -881,6 +891,22 @@ mod tests {
                 "A field with precision 5, scale 1 must round to an absolute value less than 10^4."
             )
         );
+    }
+
+    #[test]
+    fn an_integer_array_overflow_names_the_type() {
+        let e = classify_datafusion(datafusion::error::DataFusionError::ArrowError(
+            Box::new(datafusion::arrow::error::ArrowError::ComputeError(
+                "Int32Array overflow on abs(-2147483648)".into(),
+            )),
+            None,
+        ));
+        assert_eq!(e.kind, ErrorKind::NumericOutOfRange);
+        assert_eq!(e.message, "integer out of range");
+        let e = classify_datafusion(datafusion::error::DataFusionError::Execution(
+            "Compute error: Int64Array overflow on abs(-9223372036854775808)".into(),
+        ));
+        assert_eq!(e.message, "bigint out of range");
     }
 
     #[test]

@@ -104,6 +104,22 @@ impl ScalarUDFImpl for Checked {
         Ok(args[0].clone())
     }
 
+    /// NULL only from a NULL operand, as the operator it replaces: a
+    /// result that is never NULL must stay so, or a UNION whose schema
+    /// was derived before the replacement disagrees with its plan.
+    fn return_field_from_args(
+        &self,
+        args: datafusion::logical_expr::ReturnFieldArgs,
+    ) -> Result<datafusion::arrow::datatypes::FieldRef> {
+        let data_type = args.arg_fields[0].data_type().clone();
+        let nullable = args.arg_fields.iter().any(|f| f.is_nullable());
+        Ok(Arc::new(datafusion::arrow::datatypes::Field::new(
+            self.name(),
+            data_type,
+            nullable,
+        )))
+    }
+
     /// Named as the operator it replaces (`t.k + Int64(1)`): the column it
     /// makes keeps its name, so no alias is needed, which a grouping set
     /// cannot carry (`GROUPING SETS ((k + 1), (k + 1))` failed).

@@ -922,8 +922,9 @@ fn split(args: &[ArrayRef]) -> Result<ArrayRef> {
     Ok(Arc::new(out.finish()))
 }
 
-/// Register the functions of this module, `every` (DataFusion's
-/// `bool_and`), `variance` (`var_samp`), and the ordered-set aggregates.
+/// Register the functions of this module, `bool_and` (also `every`) and
+/// `bool_or` over sliding frames, `variance` (`var_samp`), and the
+/// ordered-set aggregates.
 pub fn register(ctx: &datafusion::prelude::SessionContext) {
     for function in Function::ALL {
         ctx.register_udf(ScalarUDF::new_from_impl(Pg {
@@ -931,12 +932,9 @@ pub fn register(ctx: &datafusion::prelude::SessionContext) {
             signature: function.signature(),
         }));
     }
-    ctx.register_udaf(
-        datafusion::functions_aggregate::bool_and_or::bool_and_udaf()
-            .as_ref()
-            .clone()
-            .with_aliases(["every"]),
-    );
+    for udaf in super::sliding_bools::udafs() {
+        ctx.register_udaf(udaf);
+    }
     // PostgreSQL's historical name for the sample variance.
     ctx.register_udaf(
         datafusion::functions_aggregate::variance::var_samp_udaf()

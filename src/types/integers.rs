@@ -81,8 +81,9 @@ fn numeric_aggregates(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
 }
 
 /// Function and operator results PostgreSQL types otherwise than
-/// DataFusion: `array_length`, `cardinality` and the days between two dates
-/// are `integer` (DataFusion: 64 bits); `NULLIF(a, b)` is of `a`'s type when
+/// DataFusion: `array_length`, `cardinality`, the lengths and positions in
+/// a string and the days between two dates are `integer` (DataFusion: 64
+/// bits); `NULLIF(a, b)` is of `a`'s type when
 /// `=` compares the two without promoting `a` (two integers, two numerics),
 /// where DataFusion gives the type both coerce to
 /// (`NULLIF(-3.75, CAST(NULL AS numeric(18,6)))` printed `-3.750000`) —
@@ -93,7 +94,19 @@ fn function_results(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
     let is_date = |e: &Expr| matches!(type_of(e), Some(DataType::Date32 | DataType::Date64));
     crate::tree::transform_up(e, |x| {
         let wanted = match &x {
-            Expr::ScalarFunction(f) if matches!(f.name(), "array_length" | "cardinality") => {
+            // Of a `LargeUtf8` (what `string_agg` makes) DataFusion's
+            // lengths and positions are 64 bits too.
+            Expr::ScalarFunction(f)
+                if matches!(
+                    f.name(),
+                    "array_length"
+                        | "cardinality"
+                        | "character_length"
+                        | "octet_length"
+                        | "bit_length"
+                        | "strpos"
+                ) =>
+            {
                 Some(DataType::Int32)
             }
             Expr::BinaryExpr(b)

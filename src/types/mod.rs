@@ -27,6 +27,7 @@ pub mod ordered_set;
 pub mod output;
 pub mod pg_format;
 pub mod shift;
+pub mod sliding_bools;
 pub mod text;
 pub mod typed;
 pub mod uuid;
@@ -144,9 +145,62 @@ pub(crate) fn rewrite_expressions(
             let saved = crate::types::save_name(&names, &e);
             let rewritten = crate::tree::transform_up(e, |x| f(x, &schema))?;
             Ok(rewritten.update_data(|e| keep_name(saved, e)))
-        })
+        })?
+        .map_data(grouping_arguments_as_grouped)
     })
     .map(|t| t.data)
+}
+
+/// An aggregation whose grouped expressions a rule rewrote (and aliased
+/// to their old names) with each argument of `GROUPING(...)` that is one
+/// of them rewritten the same way: DataFusion finds the argument among
+/// the grouped expressions by equality, alias included (`GROUPING(b IS
+/// UNKNOWN) ... GROUP BY b IS UNKNOWN` failed with XX000).
+fn grouping_arguments_as_grouped(
+    plan: datafusion::logical_expr::LogicalPlan,
+) -> datafusion::error::Result<datafusion::logical_expr::LogicalPlan> {
+    use datafusion::logical_expr::{Expr, LogicalPlan};
+    let LogicalPlan::Aggregate(agg) = plan else {
+        return Ok(plan);
+    };
+    let aliased: Vec<&Expr> = agg
+        .group_expr
+        .iter()
+        .flat_map(|g| match g {
+            Expr::GroupingSet(set) => set.distinct_expr(),
+            other => vec![other],
+        })
+        .filter(|g| matches!(g, Expr::Alias(_)))
+        .collect();
+    if aliased.is_empty() {
+        return Ok(LogicalPlan::Aggregate(agg));
+    }
+    let as_grouped = |arg: Expr| -> Expr {
+        aliased
+            .iter()
+            .find(|g| matches!(g, Expr::Alias(a) if *a.expr == arg))
+            .map_or(arg, |g| (*g).clone())
+    };
+    let aggr_expr = agg
+        .aggr_expr
+        .iter()
+        .cloned()
+        .map(|e| {
+            crate::tree::transform_up(e, |x| match x {
+                Expr::AggregateFunction(mut call) if call.func.name() == "grouping" => {
+                    call.params.args = call.params.args.into_iter().map(as_grouped).collect();
+                    Ok(datafusion::common::tree_node::Transformed::yes(
+                        Expr::AggregateFunction(call),
+                    ))
+                }
+                other => Ok(datafusion::common::tree_node::Transformed::no(other)),
+            })
+            .map(|t| t.data)
+        })
+        .collect::<datafusion::error::Result<Vec<Expr>>>()?;
+    let mut agg = agg;
+    agg.aggr_expr = aggr_expr;
+    Ok(LogicalPlan::Aggregate(agg))
 }
 
 /// `agg` (an aggregation a rule rebuilt) under a projection that shows
