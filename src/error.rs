@@ -537,6 +537,15 @@ fn strip_df(msg: &str) -> String {
 /// counterpart. Only called for errors that arrive as text.
 pub(crate) fn classify_message(raw: &str) -> Option<Error> {
     let msg = strip_df(raw);
+    // One of ours that a reader printed with `{:?}` into its own message
+    // (a row filter of a Parquet scan: "Error evaluating filter predicate:
+    // External(Error { kind: NumericOutOfRange, message: \"bigint out of
+    // range\", .. })"): its message says what it was.
+    if let Some(inner) = debug_printed_message(&msg)
+        && let Some(e) = classify_message(&inner)
+    {
+        return Some(e);
+    }
     let lower = msg.to_lowercase();
     if msg.contains("MERGE matched a target row with multiple source rows") {
         return Some(
@@ -717,6 +726,22 @@ pub(crate) fn classify_message(raw: &str) -> Option<Error> {
     Some(Error::new(kind, pg_style(&msg, kind)))
 }
 
+/// The message of a Sluice [`Error`] printed with `{:?}` inside `text`.
+fn debug_printed_message(text: &str) -> Option<String> {
+    let at = text.find("Error { kind: ")?;
+    let start = text[at..].find("message: \"")? + at + "message: \"".len();
+    let mut out = String::new();
+    let mut chars = text[start..].chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => return Some(out),
+            '\\' => out.push(chars.next()?),
+            c => out.push(c),
+        }
+    }
+    None
+}
+
 /// Reword the most common DataFusion messages the way PostgreSQL says them.
 fn pg_style(msg: &str, kind: ErrorKind) -> String {
     match kind {
@@ -891,6 +916,18 @@ mod tests {
                 "A field with precision 5, scale 1 must round to an absolute value less than 10^4."
             )
         );
+    }
+
+    #[test]
+    fn one_of_ours_printed_into_a_readers_message_keeps_its_class() {
+        let e = classify_datafusion(datafusion::error::DataFusionError::Execution(
+            "Parquet error: External: Compute error: Error evaluating filter predicate: \
+             External(Error { kind: NumericOutOfRange, message: \"bigint out of range\", \
+             detail: None, hint: None, context: None, object: None })"
+                .into(),
+        ));
+        assert_eq!(e.kind, ErrorKind::NumericOutOfRange);
+        assert_eq!(e.message, "bigint out of range");
     }
 
     #[test]

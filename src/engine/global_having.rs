@@ -19,8 +19,8 @@ use datafusion::common::tree_node::Transformed;
 use datafusion::error::Result;
 use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::{
-    Aggregate, ColumnarValue, Expr, Filter, LogicalPlan, ScalarFunctionArgs, ScalarUDF,
-    ScalarUDFImpl, Signature, Volatility,
+    ColumnarValue, Expr, Filter, LogicalPlan, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
+    Signature, Volatility,
 };
 use datafusion::optimizer::AnalyzerRule;
 
@@ -42,10 +42,7 @@ impl AnalyzerRule for GlobalHaving {
             let LogicalPlan::Filter(filter) = node else {
                 return Ok(Transformed::no(node));
             };
-            let LogicalPlan::Aggregate(agg) = filter.input.as_ref() else {
-                return Ok(Transformed::no(LogicalPlan::Filter(filter)));
-            };
-            let Some(computed) = row_of_its_own(agg) else {
+            let Some(computed) = row_of_its_own(filter.input.as_ref()) else {
                 return Ok(Transformed::no(LogicalPlan::Filter(filter)));
             };
             let kept = Expr::ScalarFunction(ScalarFunction::new_udf(
@@ -61,12 +58,22 @@ impl AnalyzerRule for GlobalHaving {
     }
 }
 
-/// A column `agg` computes, when it is an aggregate without GROUP BY.
-fn row_of_its_own(agg: &Aggregate) -> Option<Column> {
-    if !agg.group_expr.is_empty() || agg.schema.fields().is_empty() {
+/// A column of `input` when it is an aggregate without GROUP BY, or a
+/// projection of one (a rule that retypes an aggregate shows it through
+/// one: `avg` of a numeric).
+fn row_of_its_own(input: &LogicalPlan) -> Option<Column> {
+    let mut below = input;
+    while let LogicalPlan::Projection(p) = below {
+        below = p.input.as_ref();
+    }
+    let LogicalPlan::Aggregate(agg) = below else {
+        return None;
+    };
+    let schema = input.schema();
+    if !agg.group_expr.is_empty() || schema.fields().is_empty() {
         return None;
     }
-    let (qualifier, field) = agg.schema.qualified_field(0);
+    let (qualifier, field) = schema.qualified_field(0);
     Some(Column::new(qualifier.cloned(), field.name()))
 }
 
