@@ -20,6 +20,7 @@ pub mod json;
 pub mod json_fns;
 pub mod jsonb;
 pub mod jsonb_edit;
+pub mod lazy_coalesce;
 pub mod like;
 pub mod numeric;
 pub mod ordered;
