@@ -416,65 +416,8 @@ fn planning_context(
             rules.push(Arc::new(crate::features::asof::AsofJoins));
             rules
         })
-        .with_optimizer_rules({
-            // Correlated subqueries DataFusion could not decorrelate become
-            // subplans right after it tried, before the rules that do not
-            // count a subquery's outer columns as read: filter pushdown
-            // (which moves such a filter to one side of a join, or below
-            // a table alias), common expressions and column pruning.
-            let mut rules = datafusion::optimizer::Optimizer::new().rules;
-            let at = rules
-                .iter()
-                .position(|r| r.name() == "decorrelate_lateral_join")
-                .map_or(rules.len(), |i| i + 1);
-            rules.insert(at, Arc::new(subplan::CorrelatedSubplans));
-            // Correlated columns of one name get names of their own
-            // before DataFusion pulls them out of their subqueries.
-            let at = rules
-                .iter()
-                .position(|r| r.name() == "decorrelate_predicate_subquery")
-                .unwrap_or(0);
-            rules.insert(at, Arc::new(correlated_names::UniqueCorrelatedNames));
-            // An IN or EXISTS over a subquery found empty is answered
-            // before DataFusion decorrelates it.
-            let at = rules
-                .iter()
-                .position(|r| r.name() == "decorrelate_predicate_subquery")
-                .unwrap_or(0);
-            rules.insert(at, Arc::new(empty_subqueries::EmptySubqueries));
-            // `x op ANY/ALL (subquery)` keeps the name of the select
-            // item holding it when DataFusion rewrites it.
-            let at = rules
-                .iter()
-                .position(|r| r.name() == "rewrite_set_comparison")
-                .unwrap_or(0);
-            rules.insert(at, Arc::new(set_comparison_names::SetComparisonNames));
-            // A filter with a NULL condition keeps no row before anything
-            // else it tests is evaluated.
-            let at = rules
-                .iter()
-                .position(|r| r.name() == "simplify_expressions")
-                .map_or(rules.len(), |i| i + 1);
-            rules.insert(at, Arc::new(null_conditions::NullConditions));
-            // A union left with one branch keeps the union's names.
-            let at = rules
-                .iter()
-                .position(|r| r.name() == "propagate_empty_relation")
-                .map_or(rules.len(), |i| i + 1);
-            rules.insert(at, Arc::new(set_ops::OneBranchUnions));
-            rules
-        })
-        .with_physical_optimizer_rules({
-            let mut rules = safe_pushdown::physical_rules();
-            let at = rules
-                .iter()
-                .position(|r| r.name() == "SanityCheckPlan")
-                .unwrap_or(rules.len());
-            rules.insert(at, Arc::new(order_repair::OrderRepair));
-            rules.push(Arc::new(late_filter::SelectiveRowFilter));
-            rules.push(Arc::new(range_window::RangeWindows));
-            rules
-        })
+        .with_optimizer_rules(optimizer_rules())
+        .with_physical_optimizer_rules(physical_optimizer_rules())
         .build();
     let ctx = SessionContext::new_with_state(state);
     let cat2 = catalog.clone();
@@ -1506,6 +1449,73 @@ fn legacy_names<T: datafusion::sql::sqlparser::ast::VisitMut>(stmt: &mut T) {
         }
     }
     let _ = crate::visit::walk_mut(stmt, &mut V);
+}
+
+/// DataFusion's optimizer rules with Sluice's among them (also what a
+/// correlated subquery run per row is optimized with).
+pub(crate) fn optimizer_rules() -> Vec<Arc<dyn datafusion::optimizer::OptimizerRule + Send + Sync>>
+{
+    // Correlated subqueries DataFusion could not decorrelate become
+    // subplans right after it tried, before the rules that do not
+    // count a subquery's outer columns as read: filter pushdown
+    // (which moves such a filter to one side of a join, or below
+    // a table alias), common expressions and column pruning.
+    let mut rules = datafusion::optimizer::Optimizer::new().rules;
+    let at = rules
+        .iter()
+        .position(|r| r.name() == "decorrelate_lateral_join")
+        .map_or(rules.len(), |i| i + 1);
+    rules.insert(at, Arc::new(subplan::CorrelatedSubplans));
+    // Correlated columns of one name get names of their own
+    // before DataFusion pulls them out of their subqueries.
+    let at = rules
+        .iter()
+        .position(|r| r.name() == "decorrelate_predicate_subquery")
+        .unwrap_or(0);
+    rules.insert(at, Arc::new(correlated_names::UniqueCorrelatedNames));
+    // An IN or EXISTS over a subquery found empty is answered
+    // before DataFusion decorrelates it.
+    let at = rules
+        .iter()
+        .position(|r| r.name() == "decorrelate_predicate_subquery")
+        .unwrap_or(0);
+    rules.insert(at, Arc::new(empty_subqueries::EmptySubqueries));
+    // `x op ANY/ALL (subquery)` keeps the name of the select
+    // item holding it when DataFusion rewrites it.
+    let at = rules
+        .iter()
+        .position(|r| r.name() == "rewrite_set_comparison")
+        .unwrap_or(0);
+    rules.insert(at, Arc::new(set_comparison_names::SetComparisonNames));
+    // A filter with a NULL condition keeps no row before anything
+    // else it tests is evaluated.
+    let at = rules
+        .iter()
+        .position(|r| r.name() == "simplify_expressions")
+        .map_or(rules.len(), |i| i + 1);
+    rules.insert(at, Arc::new(null_conditions::NullConditions));
+    // A union left with one branch keeps the union's names.
+    let at = rules
+        .iter()
+        .position(|r| r.name() == "propagate_empty_relation")
+        .map_or(rules.len(), |i| i + 1);
+    rules.insert(at, Arc::new(set_ops::OneBranchUnions));
+    rules
+}
+
+/// DataFusion's physical optimizer rules with Sluice's among them (also
+/// what a correlated subquery run per row is planned with).
+pub(crate) fn physical_optimizer_rules()
+-> Vec<Arc<dyn datafusion::physical_optimizer::PhysicalOptimizerRule + Send + Sync>> {
+    let mut rules = safe_pushdown::physical_rules();
+    let at = rules
+        .iter()
+        .position(|r| r.name() == "SanityCheckPlan")
+        .unwrap_or(rules.len());
+    rules.insert(at, Arc::new(order_repair::OrderRepair));
+    rules.push(Arc::new(late_filter::SelectiveRowFilter));
+    rules.push(Arc::new(range_window::RangeWindows));
+    rules
 }
 
 /// Adjust PostgreSQL spellings DataFusion plans differently: an explicit

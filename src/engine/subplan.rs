@@ -119,9 +119,18 @@ impl std::hash::Hash for SubPlan {
     }
 }
 
-/// Plans and runs the per-row subqueries.
-static STATE: LazyLock<SessionState> =
-    LazyLock::new(|| SessionStateBuilder::new().with_default_features().build());
+/// Plans and runs the per-row subqueries, with Sluice's optimizer and
+/// physical rules (DataFusion's own moved a filter above an outer join
+/// below it, reading the other side's column of the same name) and its
+/// query planner (an ASOF join inside).
+static STATE: LazyLock<SessionState> = LazyLock::new(|| {
+    SessionStateBuilder::new()
+        .with_default_features()
+        .with_query_planner(Arc::new(crate::features::asof::SluiceQueryPlanner))
+        .with_optimizer_rules(super::optimizer_rules())
+        .with_physical_optimizer_rules(super::physical_optimizer_rules())
+        .build()
+});
 
 fn ours(e: Error) -> DataFusionError {
     DataFusionError::External(Box::new(e))
@@ -164,6 +173,10 @@ impl SubPlan {
         let plan = self.bound(values)?;
         let plan = STATE.optimize(&plan)?;
         let physical = STATE.create_physical_plan(&plan).await?;
+        eprintln!(
+            "DEBUG physical {}",
+            datafusion::physical_plan::displayable(physical.as_ref()).indent(true)
+        );
         let batches = datafusion::physical_plan::collect(physical, STATE.task_ctx()).await?;
         let mut found: Option<ScalarValue> = None;
         for b in batches.iter().filter(|b| b.num_rows() > 0) {
