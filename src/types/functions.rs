@@ -932,6 +932,7 @@ pub fn register(ctx: &datafusion::prelude::SessionContext) {
             signature: function.signature(),
         }));
     }
+    ctx.register_udf(super::like::similar_to_escape_udf());
     for udaf in super::sliding_bools::udafs() {
         ctx.register_udaf(udaf);
     }

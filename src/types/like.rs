@@ -2,10 +2,16 @@
 //! the backslash; PostgreSQL takes any (`ESCAPE '!'`, SQLAlchemy's `'/'`).
 //! The pattern is rewritten to backslash escapes when the statement runs,
 //! so it may be a literal, a parameter or a column.
+//!
+//! `SIMILAR TO`, which DataFusion runs as a regular expression match of
+//! the pattern as it is (`'abc' SIMILAR TO 'a%'` was false, `'xabcx'
+//! SIMILAR TO 'abc'` true), is matched with the regular expression
+//! PostgreSQL's `similar_to_escape(pattern [, escape])` makes of it: the
+//! whole string, `%` and `_` as wildcards, `.` literal.
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, AsArray, StringArray};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::tree_node::Transformed;
 use datafusion::error::Result as DfResult;
@@ -37,6 +43,146 @@ pub fn to_backslash_escapes(pattern: &str, escape: char) -> Result<String, Strin
         }
     }
     Ok(out)
+}
+
+/// The regular expression a `SIMILAR TO` pattern stands for, as
+/// PostgreSQL's `similar_to_escape` makes it: anchored at both ends, `%`
+/// any string, `_` any character, `(` a group, `| * + ? { }` and bracket
+/// expressions as in a regular expression, every other character
+/// (`.`, `^`, `$`, a backslash) literal, and the escape character making
+/// the next one literal.
+pub fn similar_to_regex(pattern: &str, escape: Option<char>) -> Result<String, String> {
+    let mut out = String::with_capacity(pattern.len() + 10);
+    out.push_str("^(?:");
+    let mut chars = pattern.chars().peekable();
+    while let Some(c) = chars.next() {
+        if Some(c) == escape {
+            match chars.next() {
+                // SUBSTRING's separators mean nothing to a match.
+                Some('"') => {}
+                Some(next) => out.push_str(&regex_syntax_escape(next)),
+                None => {
+                    return Err("SIMILAR TO pattern must not end with escape character".into());
+                }
+            }
+            continue;
+        }
+        match c {
+            '[' => {
+                out.push('[');
+                if chars.peek() == Some(&'^') {
+                    chars.next();
+                    out.push('^');
+                }
+                // A `]` first in a bracket expression is one of its characters.
+                if chars.peek() == Some(&']') {
+                    chars.next();
+                    out.push_str("\\]");
+                }
+                for inner in chars.by_ref() {
+                    match inner {
+                        ']' => break,
+                        '\\' | '[' | '&' | '~' => {
+                            out.push('\\');
+                            out.push(inner);
+                        }
+                        other => out.push(other),
+                    }
+                }
+                out.push(']');
+            }
+            '%' => out.push_str(".*"),
+            '_' => out.push('.'),
+            '(' => out.push_str("(?:"),
+            '|' | '*' | '+' | '?' | '{' | '}' | ')' => out.push(c),
+            other => out.push_str(&regex_syntax_escape(other)),
+        }
+    }
+    out.push_str(")$");
+    Ok(out)
+}
+
+/// `c` as a literal in a regular expression.
+fn regex_syntax_escape(c: char) -> String {
+    let mut buf = [0u8; 4];
+    regex::escape(c.encode_utf8(&mut buf))
+}
+
+/// `similar_to_escape(pattern [, escape])`: the regular expression of a
+/// `SIMILAR TO` pattern (see [`similar_to_regex`]); NULL for a NULL
+/// pattern, no escape character for an empty one.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct SimilarToEscape {
+    signature: Signature,
+}
+
+/// The function `similar_to_escape`.
+pub fn similar_to_escape_udf() -> ScalarUDF {
+    ScalarUDF::new_from_impl(SimilarToEscape {
+        signature: Signature::one_of(
+            vec![
+                datafusion::logical_expr::TypeSignature::String(1),
+                datafusion::logical_expr::TypeSignature::String(2),
+            ],
+            Volatility::Immutable,
+        ),
+    })
+}
+
+impl ScalarUDFImpl for SimilarToEscape {
+    fn name(&self) -> &str {
+        "similar_to_escape"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let n = args.number_rows;
+        let text = |i: usize| -> DfResult<Option<ArrayRef>> {
+            match args.args.get(i) {
+                Some(a) => Ok(Some(datafusion::arrow::compute::cast(
+                    &a.to_array(n)?,
+                    &DataType::Utf8,
+                )?)),
+                None => Ok(None),
+            }
+        };
+        let patterns = text(0)?.expect("one argument or two");
+        let patterns = patterns.as_string::<i32>();
+        let escapes = text(1)?;
+        let escapes = escapes.as_ref().map(|e| e.as_string::<i32>());
+        let invalid = |m: String| {
+            datafusion::error::DataFusionError::External(Box::new(crate::error::Error::new(
+                crate::error::ErrorKind::InvalidEscapeSequence,
+                m,
+            )))
+        };
+        let mut out = datafusion::arrow::array::StringBuilder::new();
+        for i in 0..n {
+            let escape = match escapes {
+                None => Some(Some('\\')),
+                Some(e) if e.is_null(i) => None,
+                Some(e) => {
+                    let mut cs = e.value(i).chars();
+                    match (cs.next(), cs.next()) {
+                        (None, _) => Some(None),
+                        (Some(c), None) => Some(Some(c)),
+                        _ => return Err(invalid("invalid escape string".into())),
+                    }
+                }
+            };
+            match (patterns.is_null(i), escape) {
+                (false, Some(escape)) => {
+                    out.append_value(similar_to_regex(patterns.value(i), escape).map_err(invalid)?)
+                }
+                _ => out.append_null(),
+            }
+        }
+        Ok(ColumnarValue::Array(Arc::new(out.finish())))
+    }
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -115,6 +261,22 @@ fn rewrite_plan(plan: LogicalPlan) -> DfResult<LogicalPlan> {
                         ..like
                     })))
                 }
+                // The pattern as the regular expression it stands for.
+                Expr::SimilarTo(like) => {
+                    let mut args = vec![cast(*like.pattern, DataType::Utf8)];
+                    if let Some(e) = like.escape_char {
+                        args.push(Expr::Literal(
+                            datafusion::common::ScalarValue::Utf8(Some(e.to_string())),
+                            None,
+                        ));
+                    }
+                    let pattern = Arc::new(similar_to_escape_udf()).call(args);
+                    Ok(Transformed::yes(Expr::SimilarTo(Like {
+                        pattern: Box::new(pattern),
+                        escape_char: None,
+                        ..like
+                    })))
+                }
                 other => Ok(Transformed::no(other)),
             })?;
             Ok(rewritten.update_data(|x| crate::types::keep_name(saved, x)))
@@ -126,6 +288,32 @@ fn rewrite_plan(plan: LogicalPlan) -> DfResult<LogicalPlan> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn similar_to_patterns_become_anchored_regular_expressions() {
+        let re = |p: &str| similar_to_regex(p, Some('\\')).unwrap();
+        assert_eq!(re("a%"), "^(?:a.*)$");
+        assert_eq!(re("a_c"), "^(?:a.c)$");
+        assert_eq!(re("a.c"), "^(?:a\\.c)$");
+        assert_eq!(re("(b|c)+%"), "^(?:(?:b|c)+.*)$");
+        assert_eq!(re("[^]a-c]x"), "^(?:[^\\]a-c]x)$");
+        assert_eq!(re("100\\%"), "^(?:100%)$");
+        assert_eq!(similar_to_regex("a#_", Some('#')).unwrap(), "^(?:a_)$");
+        assert!(similar_to_regex("a\\", Some('\\')).is_err());
+        for (text, pattern, matches) in [
+            ("abc", "a%", true),
+            ("abc", "%c", true),
+            ("abc", "a_c", true),
+            ("abcdefg", "_bcd%", true),
+            ("xabcx", "abc", false),
+            ("abc", "abc|xyz", true),
+            ("a.c", "a.c", true),
+            ("abc", "a.c", false),
+        ] {
+            let r = regex::Regex::new(&re(pattern)).unwrap();
+            assert_eq!(r.is_match(text), matches, "{text} SIMILAR TO {pattern}");
+        }
+    }
 
     #[test]
     fn escapes_become_backslashes() {
