@@ -1004,6 +1004,95 @@ pub fn with_query_names(stmt: &Statement) -> std::collections::HashSet<String> {
     withs.0
 }
 
+/// `OVER (w ORDER BY ...)` and `OVER (w ROWS ...)`, a window that names a
+/// window of the WINDOW clause and adds to it, as PostgreSQL reads them:
+/// the named window's PARTITION BY, its ORDER BY unless the reference has
+/// one, and its frame unless the reference has one. DataFusion dropped
+/// the named window (`sum(v) OVER (w RANGE BETWEEN CURRENT ROW AND
+/// UNBOUNDED FOLLOWING)` summed over no order).
+pub fn inherit_named_windows(stmt: &mut Statement) {
+    use datafusion::sql::sqlparser::ast::{NamedWindowExpr, WindowSpec, WindowType};
+    struct V;
+    impl VisitorMut for V {
+        type Break = ();
+        fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
+            let mut selects: Vec<&mut datafusion::sql::sqlparser::ast::Select> = Vec::new();
+            fn collect<'a>(
+                body: &'a mut SetExpr,
+                out: &mut Vec<&'a mut datafusion::sql::sqlparser::ast::Select>,
+            ) {
+                match body {
+                    SetExpr::Select(s) => out.push(s),
+                    SetExpr::SetOperation { left, right, .. } => {
+                        collect(left, out);
+                        collect(right, out);
+                    }
+                    _ => {}
+                }
+            }
+            collect(&mut q.body, &mut selects);
+            for s in selects {
+                // Each definition, with those it names filled in first.
+                let mut defs: Vec<(String, WindowSpec)> = Vec::new();
+                for def in &s.named_window {
+                    let spec = match &def.1 {
+                        NamedWindowExpr::WindowSpec(spec) => inherited(spec, &defs),
+                        NamedWindowExpr::NamedWindow(other) => {
+                            let name = crate::frontend::names::normalize_ident(other);
+                            match defs.iter().find(|(n, _)| *n == name) {
+                                Some((_, spec)) => spec.clone(),
+                                None => continue,
+                            }
+                        }
+                    };
+                    defs.push((crate::frontend::names::normalize_ident(&def.0), spec));
+                }
+                if defs.is_empty() {
+                    continue;
+                }
+                let _ = at_level_mut(s, &mut |e| {
+                    if let Expr::Function(f) = e
+                        && let Some(WindowType::WindowSpec(spec)) = &mut f.over
+                        && spec.window_name.is_some()
+                    {
+                        *spec = inherited(spec, &defs);
+                    }
+                });
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    /// `spec` with the named window it refers to filled in (as it is when
+    /// it names none, or one not defined here).
+    fn inherited(spec: &WindowSpec, defs: &[(String, WindowSpec)]) -> WindowSpec {
+        let Some(name) = &spec.window_name else {
+            return spec.clone();
+        };
+        let name = crate::frontend::names::normalize_ident(name);
+        let Some((_, base)) = defs.iter().find(|(n, _)| *n == name) else {
+            return spec.clone();
+        };
+        WindowSpec {
+            window_name: None,
+            partition_by: if spec.partition_by.is_empty() {
+                base.partition_by.clone()
+            } else {
+                spec.partition_by.clone()
+            },
+            order_by: if spec.order_by.is_empty() {
+                base.order_by.clone()
+            } else {
+                spec.order_by.clone()
+            },
+            window_frame: spec
+                .window_frame
+                .clone()
+                .or_else(|| base.window_frame.clone()),
+        }
+    }
+    let _ = crate::visit::walk_mut(stmt, &mut V);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
