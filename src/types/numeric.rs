@@ -537,17 +537,35 @@ pub fn float_to_decimal(v: f64, digits: usize, precision: u8, scale: i8) -> Resu
     let exponent: i32 = exponent.parse().expect("an exponent");
     // value = whole × 10^(exponent - (digits - 1)); unscaled = value × 10^scale.
     let shift = exponent - (digits as i32 - 1) + i32::from(scale);
-    let too_big = || {
+    scaled_decimal(negative, whole, shift, precision, scale)
+}
+
+/// `±whole × 10^shift` rounded half away from zero to a whole number, the
+/// unscaled value of a `numeric(precision, scale)`; `22003 numeric field
+/// overflow` when it does not fit.
+fn scaled_decimal(
+    negative: bool,
+    whole: i128,
+    shift: i32,
+    precision: u8,
+    scale: i8,
+) -> Result<i128> {
+    let too_big = || -> datafusion::error::DataFusionError {
         let digits = i32::from(precision) - i32::from(scale);
         let bound = if digits > 0 {
             format!("10^{digits}")
         } else {
             "1".to_string()
         };
-        overflow(format!(
+        crate::error::Error::new(
+            crate::error::ErrorKind::NumericOutOfRange,
+            "numeric field overflow",
+        )
+        .with_detail(format!(
             "A field with precision {precision}, scale {scale} must round to an absolute value \
              less than {bound}."
         ))
+        .into()
     };
     let magnitude = if whole == 0 {
         0
@@ -562,12 +580,50 @@ pub fn float_to_decimal(v: f64, digits: usize, precision: u8, scale: i8) -> Resu
         let p = 10i128.pow((-shift) as u32);
         let (q, r) = (whole / p, whole % p);
         // Half away from zero, as numeric rounds.
-        if r * 2 >= p { q + 1 } else { q }
+        if r >= p - r { q + 1 } else { q }
     };
     if precision < 39 && magnitude >= 10i128.pow(u32::from(precision)) {
         return Err(too_big());
     }
     Ok(if negative { -magnitude } else { magnitude })
+}
+
+/// Text in PostgreSQL's numeric input form (`-1.5`, `.5`, `12.`, `4.2e9`,
+/// `1.2E-5`, spaces around) as the unscaled value of a
+/// `numeric(precision, scale)`, rounded half away from zero; `None` for
+/// text that is not a number. Digits past the 38th significant one are
+/// dropped.
+pub fn text_to_decimal(text: &str, precision: u8, scale: i8) -> Option<Result<i128>> {
+    let t = text.trim();
+    let (negative, t) = match t.as_bytes().first()? {
+        b'-' => (true, &t[1..]),
+        b'+' => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let (mantissa, exponent) = match t.find(['e', 'E']) {
+        Some(at) => (&t[..at], t[at + 1..].parse::<i32>().ok()?),
+        None => (t, 0),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if int.is_empty() && frac.is_empty()
+        || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let digits = format!("{int}{frac}");
+    let digits = digits.trim_start_matches('0');
+    let kept = &digits[..digits.len().min(38)];
+    let dropped = (digits.len() - kept.len()) as i32;
+    let whole: i128 = if kept.is_empty() {
+        0
+    } else {
+        kept.parse().ok()?
+    };
+    let shift = exponent
+        .checked_sub(frac.len() as i32)?
+        .checked_add(dropped)?
+        .checked_add(i32::from(scale))?;
+    Some(scaled_decimal(negative, whole, shift, precision, scale))
 }
 
 /// A float column as `numeric(p,s)` ([`float_to_decimal`]).
@@ -636,6 +692,91 @@ impl ScalarUDFImpl for FromFloat {
     }
 }
 
+/// The function a cast from text to `numeric(p,s)` calls: Arrow's reads no
+/// exponent (`'4.2e9'::numeric` was `22P02`).
+pub const FROM_TEXT: &str = "sluice_text_to_numeric";
+
+/// A text column as `numeric(p,s)` ([`text_to_decimal`]).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct FromText {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for FromText {
+    fn name(&self) -> &str {
+        FROM_TEXT
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    /// The type of the second argument, a NULL of the target type.
+    fn return_type(&self, args: &[DataType]) -> Result<DataType> {
+        match args.get(1) {
+            Some(t @ DataType::Decimal128(..)) => Ok(t.clone()),
+            _ => datafusion::common::plan_err!("{FROM_TEXT} needs a numeric(p,s) target"),
+        }
+    }
+    fn return_field_from_args(
+        &self,
+        args: datafusion::logical_expr::ReturnFieldArgs,
+    ) -> Result<datafusion::arrow::datatypes::FieldRef> {
+        cast_field(self, FROM_TEXT, &args)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        use datafusion::arrow::array::{Array, AsArray, Decimal128Array};
+        let DataType::Decimal128(precision, scale) = *args.return_field.data_type() else {
+            return datafusion::common::exec_err!("{FROM_TEXT} needs a numeric(p,s) target");
+        };
+        let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
+        let input = datafusion::arrow::compute::cast(
+            &args.args[0].to_array(args.number_rows)?,
+            &DataType::Utf8,
+        )?;
+        let input = input.as_string::<i32>();
+        let out: Decimal128Array = (0..input.len())
+            .map(|i| {
+                if input.is_null(i) {
+                    return Ok(None);
+                }
+                let text = input.value(i);
+                match text_to_decimal(text, precision, scale) {
+                    Some(v) => v.map(Some),
+                    None => {
+                        let word = text.trim().trim_start_matches(['+', '-']).to_lowercase();
+                        let (kind, message) = if ["nan", "inf", "infinity"].contains(&word.as_str())
+                        {
+                            (
+                                crate::error::ErrorKind::NumericOutOfRange,
+                                format!("numeric field overflow: {text} is not a decimal number"),
+                            )
+                        } else {
+                            (
+                                crate::error::ErrorKind::InvalidText,
+                                format!("invalid input syntax for type numeric: \"{text}\""),
+                            )
+                        };
+                        Err(crate::error::Error::new(kind, message).into())
+                    }
+                }
+            })
+            .collect::<Result<Decimal128Array>>()?
+            .with_precision_and_scale(precision, scale)?;
+        let out: datafusion::arrow::array::ArrayRef = std::sync::Arc::new(out);
+        Ok(if scalar {
+            ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
+        } else {
+            ColumnarValue::Array(out)
+        })
+    }
+}
+
+/// [`FROM_TEXT`]: `sluice_text_to_numeric(text, <a NULL numeric(p,s)>)`.
+pub fn from_text_udf() -> ScalarUDF {
+    ScalarUDF::new_from_impl(FromText {
+        signature: Signature::any(2, Volatility::Immutable),
+    })
+}
+
 /// [`FROM_FLOAT`]: `sluice_float_to_numeric(x, <a NULL numeric(p,s)>)`.
 pub fn from_float_udf() -> ScalarUDF {
     ScalarUDF::new_from_impl(FromFloat {
@@ -678,6 +819,23 @@ mod tests {
         assert!(float_to_decimal(f64::INFINITY, 15, 10, 2).is_err());
         assert!(float_to_decimal(f64::NAN, 15, 10, 2).is_err());
         assert!(float_to_decimal(1e300, 15, 38, 0).is_err());
+    }
+
+    #[test]
+    fn text_to_numeric_reads_exponents_and_rounds_half_away() {
+        let d = |t: &str, p: u8, s: i8| text_to_decimal(t, p, s).map(|r| r.unwrap());
+        assert_eq!(d("4.2e9", 38, 10), Some(42_000_000_000_000_000_000));
+        assert_eq!(d("1.2E-5", 38, 10), Some(120_000));
+        assert_eq!(d(" -1.25 ", 10, 1), Some(-13));
+        assert_eq!(d(".5", 10, 2), Some(50));
+        assert_eq!(d("12.", 10, 0), Some(12));
+        assert_eq!(d("+7e0", 10, 0), Some(7));
+        assert_eq!(d("1e-400", 10, 2), Some(0));
+        assert_eq!(d("0.000", 10, 2), Some(0));
+        for bad in ["", ".", "e5", "1e", "1.2.3", "abc", "1e5x", "--1", "NaN"] {
+            assert!(text_to_decimal(bad, 10, 2).is_none(), "{bad}");
+        }
+        assert!(text_to_decimal("1e9", 10, 2).unwrap().is_err());
     }
 
     #[test]

@@ -637,6 +637,7 @@ impl AnalyzerRule for TextInputCasts {
         let interval_in = Arc::new(super::interval::udf());
         let to_float = Arc::new(super::numeric::to_float_udf());
         let from_float = Arc::new(super::numeric::from_float_udf());
+        let from_text = Arc::new(super::numeric::from_text_udf());
         crate::tree::transform_up_with_subqueries(plan, |node| {
             let schema: DFSchema = match node.inputs().as_slice() {
                 [one] => one.schema().as_ref().clone(),
@@ -689,6 +690,16 @@ impl AnalyzerRule for TextInputCasts {
                             let like = ScalarValue::try_from(t)?;
                             Ok(Transformed::yes(
                                 from_float.call(vec![(*c.expr).clone(), lit(like)]),
+                            ))
+                        }
+                        // text -> numeric reads an exponent (`4.2e9`), as
+                        // PostgreSQL's numeric input does; Arrow's does not.
+                        t @ DataType::Decimal128(..)
+                            if c.expr.get_type(&schema).is_ok_and(|from| is_text(&from)) =>
+                        {
+                            let like = ScalarValue::try_from(t)?;
+                            Ok(Transformed::yes(
+                                from_text.call(vec![(*c.expr).clone(), lit(like)]),
                             ))
                         }
                         // float -> integer rounds half to even (rint) in
