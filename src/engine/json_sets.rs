@@ -92,12 +92,51 @@ pub fn rewrite(stmt: &mut Statement) {
                     && let Some(args) = plain_args(&f.args)
                 {
                     *e = series(args);
+                } else if name == "unnest"
+                    && let Some(args) = plain_args(&f.args)
+                    && let [rows] = args.as_slice()
+                    && series_list(rows).is_some()
+                {
+                    // `unnest(generate_series(...))`: the series is rows
+                    // already.
+                    *e = rows.clone();
+                } else if name == crate::types::arrays::OR_NULL_ELEMENT
+                    && let Some(args) = plain_args(&f.args)
+                    && let [rows] = args.as_slice()
+                    && let Some(list) = series_list(rows)
+                {
+                    // A list function of the series' list (a LEFT JOIN
+                    // LATERAL keeping rows without any).
+                    *e = call(crate::types::arrays::OR_NULL_ELEMENT, vec![list], vec![]);
                 }
             }
             ControlFlow::Continue(())
         }
     }
     let _ = crate::visit::walk_mut(stmt, &mut V);
+}
+
+/// The list of the series, when `e` is what [`series`] makes of a
+/// `generate_series(...)`.
+fn series_list(e: &Expr) -> Option<Expr> {
+    let rows = match e {
+        Expr::Cast { expr, .. } => expr.as_ref(),
+        e => e,
+    };
+    let Expr::Function(f) = rows else {
+        return None;
+    };
+    if simple_name(&f.name).as_deref() != Some("unnest") {
+        return None;
+    }
+    match plain_args(&f.args)?.as_slice() {
+        [g @ Expr::Function(inner)]
+            if simple_name(&inner.name).as_deref() == Some("generate_series") =>
+        {
+            Some(g.clone())
+        }
+        _ => None,
+    }
 }
 
 /// `generate_series(...)` outside FROM, a set of rows as in PostgreSQL
@@ -216,6 +255,9 @@ impl SetInFrom {
             .collect::<Option<_>>()?;
         let (lists, columns): (&[&str], &[&str]) = if fname == "unnest" && exprs.len() == 1 {
             (&[], &["unnest"])
+        } else if fname == "generate_series" && (2..=3).contains(&exprs.len()) {
+            // Unnested as in a select list (see `series`).
+            (&["generate_series"], &["generate_series"])
         } else {
             let (_, lists, columns) = SET_FUNCTIONS.iter().find(|(n, _, _)| *n == fname)?;
             (lists, columns)
@@ -340,8 +382,10 @@ impl SetInFrom {
 /// `(SELECT unnest(keys(d)) AS key, unnest(values(d)) AS value) AS e`.
 fn set_function_in_from(f: &TableFactor) -> Option<TableFactor> {
     let set = SetInFrom::of(f)?;
-    if set.function == "unnest" {
-        // Left to the subquery rewrite, which knows unnest alone.
+    if set.function == "unnest" || set.function == "generate_series" {
+        // Left to the subquery rewrite, which knows unnest alone, and to
+        // the table function generate_series (reading columns of the
+        // relation before it, it is joined with it above).
         return None;
     }
     Some(TableFactor::Derived {
