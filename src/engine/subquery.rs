@@ -117,6 +117,7 @@ pub fn rewrite(
             monotone(q, &mut self.monotone, &mut self.conditions);
             grouped_conditions(q, self.is_aggregate, &mut self.grouped);
             limited_order_conditions(q, &mut self.grouped);
+            aggregated_conditions(q, self.is_aggregate, &mut self.grouped);
             let declared = selects(&mut q.body)
                 .into_iter()
                 .flat_map(|s| Names::of(&s.from).declared)
@@ -903,6 +904,29 @@ fn grouped_conditions(q: &mut Query, is_aggregate: &dyn Fn(&str) -> bool, out: &
                 ControlFlow::<()>::Continue(())
             });
         }
+    }
+}
+
+/// The subquery conditions inside the arguments and FILTER of an
+/// aggregate of `q`'s SELECTs (`sum(u) FILTER (WHERE u IN (SELECT ...))`):
+/// a subquery counting rows there is run once per input row, so the rows
+/// of an uncorrelated one are gathered once instead (it took 17 s over a
+/// thousand rows).
+fn aggregated_conditions(q: &mut Query, is_aggregate: &dyn Fn(&str) -> bool, out: &mut Vec<usize>) {
+    for s in selects(&mut q.body) {
+        let _ = super::names::at_level_mut(s, &mut |e| {
+            let Expr::Function(f) = e else { return };
+            let name = f.name.to_string().to_ascii_lowercase();
+            if f.over.is_some() || !is_aggregate(&name) {
+                return;
+            }
+            let _ = crate::visit::visit_expressions_mut(f, |x: &mut Expr| {
+                if condition_left(x).is_some() {
+                    out.push(x as *const Expr as usize);
+                }
+                ControlFlow::<()>::Continue(())
+            });
+        });
     }
 }
 

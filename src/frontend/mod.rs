@@ -174,10 +174,20 @@ pub fn parse(sql: &str) -> Result<Vec<Stmt>> {
         let stmt = match parse_extension(&mut parser)? {
             Some(s) => s,
             None => match parser.parse_statement()? {
-                Statement::CreateTable(ct) => Stmt::CreateTable {
-                    ct: Box::new(ct),
-                    expectations: vec![],
-                },
+                Statement::CreateTable(mut ct) => {
+                    // The query of a CREATE TABLE AS is read as any query.
+                    if let Some(q) = ct.query.take() {
+                        let mut query = Statement::Query(q);
+                        compat::rewrite(&mut query, None);
+                        if let Statement::Query(q) = query {
+                            ct.query = Some(q);
+                        }
+                    }
+                    Stmt::CreateTable {
+                        ct: Box::new(ct),
+                        expectations: vec![],
+                    }
+                }
                 other if schedule::refresh_call(&other).is_some() => {
                     schedule::refresh_call(&other).expect("checked")
                 }
