@@ -9,7 +9,8 @@ use datafusion::arrow::array::ArrayRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use pgwire::api::results::{FieldFormat, FieldInfo};
 
-/// Replace text-format timestamp and float columns by their PostgreSQL text.
+/// Replace text-format timestamp and float columns (and arrays of them) by
+/// their PostgreSQL text.
 pub fn pg_text(batch: RecordBatch, fields: &[FieldInfo]) -> RecordBatch {
     let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
     let mut changed = false;
@@ -38,6 +39,19 @@ pub fn pg_text(batch: RecordBatch, fields: &[FieldInfo]) -> RecordBatch {
             .get(i)
             .is_some_and(|f| f.format() == FieldFormat::Text)
             && let Some(text) = crate::types::output::render(col)
+        {
+            *col = text;
+            changed = true;
+            continue;
+        }
+        // An array of such values: its elements as PostgreSQL prints them
+        // (`{1.5,2}`, not `{1.5,2.0}`).
+        if fields
+            .get(i)
+            .is_some_and(|f| f.format() == FieldFormat::Text)
+            && let datafusion::arrow::datatypes::DataType::List(item) = col.data_type()
+            && crate::types::output::renders(item.data_type())
+            && let Some(text) = crate::types::output::array_text(col)
         {
             *col = text;
             changed = true;
