@@ -9,6 +9,7 @@ pub mod averages;
 pub mod boolean_tests;
 pub mod checked;
 pub mod datetime;
+pub mod encoding;
 pub mod float_zeros;
 pub mod floats;
 pub mod functions;
