@@ -167,6 +167,12 @@ pub fn rewrite(
                 *e = collected;
             }
             let at = e as *const Expr as usize;
+            if self.monotone.contains(&at)
+                && let Some(exists) = row_in(e)
+            {
+                *e = exists;
+                return ControlFlow::Continue(());
+            }
             if !self.monotone.contains(&at)
                 && let Some(all) = any_of_array(e)
             {
@@ -286,6 +292,103 @@ fn condition_left(e: &mut Expr) -> Option<&mut Expr> {
         }
         _ => None,
     }
+}
+
+/// `(a, b) [NOT] IN (SELECT x, y ...)` as a condition of a WHERE,
+/// HAVING or ON (reached through AND and OR, where NULL and false both
+/// drop the row), which DataFusion cannot plan (`XX000 Too many
+/// columns`): `EXISTS (SELECT 1 ... WHERE (w) AND x = a AND y = b)`, and
+/// for NOT IN `NOT EXISTS (... WHERE (w) AND (x = a AND y = b) IS NOT
+/// FALSE)`, true only when no row is equal or unknown, as NOT IN is. A
+/// subquery other than a plain `SELECT ... FROM ... WHERE` is read as a
+/// derived table.
+fn row_in(e: &Expr) -> Option<Expr> {
+    let Expr::InSubquery {
+        expr,
+        subquery,
+        negated,
+    } = e
+    else {
+        return None;
+    };
+    let Expr::Tuple(left) = expr.as_ref() else {
+        return None;
+    };
+    let plain = subquery.with.is_none()
+        && subquery.limit_clause.is_none()
+        && subquery.fetch.is_none()
+        && matches!(subquery.body.as_ref(), SetExpr::Select(s)
+            if !grouped(s) && s.having.is_none() && s.distinct.is_none() && !s.from.is_empty());
+    let (mut rows, values): (Query, Vec<Expr>) = if plain {
+        let SetExpr::Select(s) = subquery.body.as_ref() else {
+            return None;
+        };
+        let values = s
+            .projection
+            .iter()
+            .map(|item| match item {
+                SelectItem::UnnamedExpr(v) | SelectItem::ExprWithAlias { expr: v, .. } => {
+                    Some(v.clone())
+                }
+                _ => None,
+            })
+            .collect::<Option<Vec<_>>>()?;
+        (subquery.as_ref().clone(), values)
+    } else {
+        let columns: Vec<String> = (1..=left.len()).map(|i| format!("__sluice_c{i}")).collect();
+        let q = crate::frontend::template::query(
+            &format!(
+                "SELECT 1 FROM (SELECT 1) AS __sluice_rows({})",
+                columns.join(", ")
+            ),
+            &[],
+        )
+        .ok()?;
+        let values = columns
+            .iter()
+            .map(|c| {
+                Expr::CompoundIdentifier(vec![Ident::new("__sluice_rows"), Ident::new(c.clone())])
+            })
+            .collect();
+        let mut q = q;
+        struct Derived<'a>(&'a Query);
+        impl VisitorMut for Derived<'_> {
+            type Break = ();
+            fn post_visit_table_factor(&mut self, f: &mut TableFactor) -> ControlFlow<()> {
+                if let TableFactor::Derived { subquery, .. } = f {
+                    **subquery = self.0.clone();
+                }
+                ControlFlow::Continue(())
+            }
+        }
+        let _ = crate::visit::walk_mut(&mut q, &mut Derived(subquery));
+        (*q, values)
+    };
+    if values.len() != left.len() {
+        return None;
+    }
+    let equal = left
+        .iter()
+        .zip(&values)
+        .map(|(l, v)| value("($1) = ($2)", &[l.clone(), v.clone()]))
+        .collect::<Option<Vec<_>>>()?;
+    let mut condition = and_all(equal)?;
+    if *negated {
+        condition = value("($1) IS NOT FALSE", &[condition])?;
+    }
+    let SetExpr::Select(s) = rows.body.as_mut() else {
+        return None;
+    };
+    s.selection = Some(match s.selection.take() {
+        Some(w) => value("($1) AND ($2)", &[w, condition])?,
+        None => condition,
+    });
+    s.projection = vec![SelectItem::UnnamedExpr(value("1", &[])?)];
+    rows.order_by = None;
+    Some(Expr::Exists {
+        subquery: Box::new(rows),
+        negated: *negated,
+    })
 }
 
 /// `x = ANY (SELECT ...)` as `x IN (SELECT ...)` and `x <> ALL (SELECT
