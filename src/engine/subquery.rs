@@ -173,6 +173,14 @@ pub fn rewrite(
                 *e = exists;
                 return ControlFlow::Continue(());
             }
+            if matches!(e, Expr::InSubquery { expr, .. } if matches!(expr.as_ref(), Expr::Tuple(_)))
+            {
+                self.error = Some(crate::error::Error::not_supported(
+                    "a row of values IN (subquery) used as a value (outside a condition of \
+                     WHERE, HAVING or ON)",
+                ));
+                return ControlFlow::Break(());
+            }
             if !self.monotone.contains(&at)
                 && let Some(all) = any_of_array(e)
             {
