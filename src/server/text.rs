@@ -45,13 +45,12 @@ pub fn pg_text(batch: RecordBatch, fields: &[FieldInfo]) -> RecordBatch {
             continue;
         }
         // An array of such values: its elements as PostgreSQL prints them
-        // (`{1.5,2}`, not `{1.5,2.0}`).
+        // (`{1.5,2}`, not `{1.5,2.0}`), a list of their texts, which the
+        // encoder quotes as array elements where needed.
         if fields
             .get(i)
             .is_some_and(|f| f.format() == FieldFormat::Text)
-            && let datafusion::arrow::datatypes::DataType::List(item) = col.data_type()
-            && crate::types::output::renders(item.data_type())
-            && let Some(text) = crate::types::output::array_text(col)
+            && let Some(text) = rendered_elements(col)
         {
             *col = text;
             changed = true;
@@ -70,4 +69,24 @@ pub fn pg_text(batch: RecordBatch, fields: &[FieldInfo]) -> RecordBatch {
             .collect::<Vec<_>>(),
     ));
     RecordBatch::try_new(schema, columns).unwrap_or(batch)
+}
+
+/// A list column whose elements [`crate::types::output::render`] prints,
+/// as a list of those texts.
+fn rendered_elements(col: &ArrayRef) -> Option<ArrayRef> {
+    use datafusion::arrow::array::{Array, AsArray, ListArray};
+    use datafusion::arrow::datatypes::{DataType, Field};
+    let DataType::List(item) = col.data_type() else {
+        return None;
+    };
+    if !crate::types::output::renders(item.data_type()) {
+        return None;
+    }
+    let list = col.as_list::<i32>();
+    let texts = crate::types::output::render(list.values())?;
+    let texts = datafusion::arrow::compute::cast(&texts, &DataType::Utf8).ok()?;
+    let field = Arc::new(Field::new(item.name(), DataType::Utf8, true));
+    ListArray::try_new(field, list.offsets().clone(), texts, list.nulls().cloned())
+        .ok()
+        .map(|l| Arc::new(l) as ArrayRef)
 }
