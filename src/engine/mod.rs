@@ -1532,6 +1532,7 @@ fn rewrite_for_datafusion(mut stmt: Statement) -> Statement {
     };
     names::drop_constant_order_keys(query);
     names::alias_derived_names(query);
+    names::distinct_on_positions(query);
     names::alias_ordinal_order_keys(query);
     names::alias_column_casts(query);
     names::alias_repeated_names(query);

@@ -443,8 +443,19 @@ pub fn repeated_alias(name: &str, pos: usize) -> String {
 /// b.id FROM b`: `XX000 Schema contains qualified field name b.id and
 /// unqualified field name id`).
 pub fn alias_repeated_names(stmt: &mut Statement) {
-    let Statement::Query(q) = stmt else { return };
-    alias_repeated_in(q.body.as_mut(), false);
+    // Every query, nested ones too (`SELECT count(*) FROM (SELECT DISTINCT
+    // a, b, a FROM t) s` was XX000).
+    struct V;
+    impl VisitorMut for V {
+        type Break = ();
+        fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
+            alias_repeated_in(q.body.as_mut(), false);
+            ControlFlow::Continue(())
+        }
+    }
+    if matches!(stmt, Statement::Query(_)) {
+        let _ = crate::visit::walk_mut(stmt, &mut V);
+    }
 }
 
 /// [`alias_repeated_names`] in every select of a set operation; `later`
@@ -644,6 +655,39 @@ pub fn alias_derived_names(stmt: &mut Statement) {
                 && alias.as_ref().is_none_or(|a| a.columns.is_empty())
             {
                 alias_items(subquery.body.as_mut());
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = crate::visit::walk_mut(stmt, &mut V);
+}
+
+/// `DISTINCT ON (1)`, a position in the select list, as the item's
+/// expression (DataFusion read the number itself: `XX000 SELECT DISTINCT
+/// ON expressions must match initial ORDER BY expressions`).
+pub fn distinct_on_positions(stmt: &mut Statement) {
+    use datafusion::sql::sqlparser::ast::Distinct;
+    struct V;
+    impl VisitorMut for V {
+        type Break = ();
+        fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
+            let SetExpr::Select(select) = q.body.as_mut() else {
+                return ControlFlow::Continue(());
+            };
+            if select.projection.iter().any(is_wildcard) {
+                return ControlFlow::Continue(());
+            }
+            let items = select.projection.clone();
+            if let Some(Distinct::On(keys)) = select.distinct.as_mut() {
+                for key in keys.iter_mut() {
+                    if let Some(pos) = ordinal(key)
+                        && let Some(
+                            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. },
+                        ) = items.get(pos)
+                    {
+                        *key = e.clone();
+                    }
+                }
             }
             ControlFlow::Continue(())
         }

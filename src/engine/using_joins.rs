@@ -263,6 +263,56 @@ fn constraint(op: &JoinOperator) -> Option<&JoinConstraint> {
     }
 }
 
+/// `NATURAL [kind] JOIN r` as `[kind] JOIN r USING (the columns both
+/// sides have)`, in the left side's order, when both sides' columns are
+/// known: its merged columns are then PostgreSQL's (DataFusion's FULL
+/// NATURAL JOIN gave the left key, NULL for the rows only the right side
+/// has). No common column makes it a join on `true`.
+fn natural_as_using(select: &mut Select, columns_of: &ColumnsOf) {
+    use JoinOperator as J;
+    for item in select.from.iter_mut() {
+        let mut left: Option<Vec<String>> = columns(&item.relation, columns_of);
+        for join in item.joins.iter_mut() {
+            let right = columns(&join.relation, columns_of);
+            if matches!(
+                constraint(&join.join_operator),
+                Some(JoinConstraint::Natural)
+            ) && let (Some(l), Some(r)) = (&left, &right)
+            {
+                let common: Vec<ObjectName> = l
+                    .iter()
+                    .filter(|c| r.contains(c))
+                    .map(|c| ObjectName::from(vec![Ident::with_quote('"', c)]))
+                    .collect();
+                let c = if common.is_empty() {
+                    JoinConstraint::On(Expr::Value(
+                        datafusion::sql::sqlparser::ast::Value::Boolean(true).into(),
+                    ))
+                } else {
+                    JoinConstraint::Using(common)
+                };
+                join.join_operator = match &join.join_operator {
+                    J::Join(_) => J::Join(c),
+                    J::Inner(_) => J::Inner(c),
+                    J::Left(_) => J::Left(c),
+                    J::LeftOuter(_) => J::LeftOuter(c),
+                    J::Right(_) => J::Right(c),
+                    J::RightOuter(_) => J::RightOuter(c),
+                    J::FullOuter(_) => J::FullOuter(c),
+                    other => other.clone(),
+                };
+            }
+            left = match (left, right) {
+                (Some(mut l), Some(r)) => {
+                    l.extend(r.into_iter().filter(|c| !l.contains(c)).collect::<Vec<_>>());
+                    Some(l)
+                }
+                _ => None,
+            };
+        }
+    }
+}
+
 fn on_mut(op: &mut JoinOperator) -> Option<&mut Expr> {
     use JoinOperator as J;
     match op {
@@ -506,6 +556,7 @@ fn merge_in(
         }
         _ => return Ok(()),
     };
+    natural_as_using(select, columns_of);
     let has_using = select.from.iter().any(|item| {
         item.joins.iter().any(|j| {
             using_columns(&j.join_operator).is_some()
