@@ -15,9 +15,6 @@
 //! UPDATE` refuses incoming rows that share a key (21000). Rows with a NULL
 //! key never conflict.
 
-use std::ops::ControlFlow;
-
-use crate::visit::visit_expressions_mut;
 use datafusion::sql::sqlparser::ast::{
     ConflictTarget, Expr, Ident, Insert, OnConflict, OnConflictAction, OnInsert, TableObject,
 };
@@ -27,13 +24,14 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::frontend::names::{quote_ident as ident, quote_list as ident_list};
 use crate::write::Target;
 
-/// Unqualified column names in `DO UPDATE` refer to the existing row.
+/// Unqualified column names in `DO UPDATE` refer to the existing row;
+/// those of a subquery in it are the subquery's own (`SET v = (SELECT f1
+/// FROM u)` was 42P01).
 fn qualify_with(mut e: Expr, alias: &str) -> Expr {
-    let _ = visit_expressions_mut(&mut e, |x| {
+    let _ = super::names::at_level_mut(&mut e, &mut |x| {
         if let Expr::Identifier(id) = x {
             *x = Expr::CompoundIdentifier(vec![Ident::with_quote('"', alias), id.clone()]);
         }
-        ControlFlow::<()>::Continue(())
     });
     e
 }

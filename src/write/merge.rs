@@ -72,6 +72,145 @@ fn factor_name(f: &TableFactor) -> Option<String> {
     }
 }
 
+/// Each scalar subquery in a WHEN condition or an action's values that
+/// reads neither the target nor the source (`SET v = (SELECT f FROM u)`)
+/// as the one value it has, computed once before the merge: the merge
+/// plans its expressions over the target and source rows alone, where a
+/// subquery's tables cannot be found (it was 42P01). A subquery that
+/// plans on its own needs no row of the merge; one that does not is
+/// refused (0A000). More than one row is 21000, as in PostgreSQL.
+async fn uncorrelated_subqueries_as_values(wc: &WriteContext, m: &mut MergeStmt) -> Result<()> {
+    use datafusion::sql::sqlparser::ast::Query;
+    use std::ops::ControlFlow;
+    let aliases: Vec<String> = [factor_name(&m.target), factor_name(&m.source)]
+        .into_iter()
+        .flatten()
+        .collect();
+    // Does the subquery name the target or the source?
+    let reads_row = |q: &Query| {
+        let mut named = false;
+        let _ = crate::visit::visit_expressions(q, |x| {
+            if let Expr::CompoundIdentifier(parts) = x
+                && parts.len() >= 2
+                && aliases.contains(&normalize_ident(&parts[parts.len() - 2]))
+            {
+                named = true;
+            }
+            ControlFlow::<()>::Continue(())
+        });
+        named
+    };
+    let mut found: Vec<Query> = Vec::new();
+    let mut exprs: Vec<&mut Expr> = Vec::new();
+    for c in m.clauses.iter_mut() {
+        exprs.extend(c.condition.as_mut());
+        match &mut c.action {
+            MergeAction::Update(sets) => exprs.extend(sets.iter_mut().map(|a| &mut a.value)),
+            MergeAction::Insert {
+                values: Some(values),
+                ..
+            } => exprs.extend(values.iter_mut()),
+            _ => {}
+        }
+    }
+    for e in exprs.iter_mut() {
+        let _ = crate::visit::visit_expressions_mut(&mut **e, |x| {
+            if let Expr::Subquery(q) = x
+                && !found.contains(q)
+            {
+                found.push(q.as_ref().clone());
+            }
+            ControlFlow::<()>::Continue(())
+        });
+    }
+    let mut values: Vec<(Query, Expr)> = Vec::new();
+    for q in found {
+        let df = match wc
+            .ctx
+            .sql(&format!("SELECT * FROM ({q}) AS __sluice_value LIMIT 2"))
+            .await
+        {
+            Ok(df) => df,
+            // Merged rows are planned without their subqueries' tables.
+            Err(_) if reads_row(&q) => {
+                return Err(Error::not_supported(
+                    "a subquery reading the target or source row in MERGE or ON CONFLICT \
+                     DO UPDATE",
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if df.schema().fields().len() != 1 {
+            continue;
+        }
+        let batches = df.collect().await?;
+        let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+        if rows > 1 {
+            return Err(Error::new(
+                ErrorKind::CardinalityViolation,
+                "more than one row returned by a subquery used as an expression",
+            ));
+        }
+        let Some(value) = batches
+            .iter()
+            .find(|b| b.num_rows() > 0)
+            .map(|b| b.column(0).clone())
+        else {
+            values.push((q, Expr::value(datafusion::sql::sqlparser::ast::Value::Null)));
+            continue;
+        };
+        if let Some(literal) = sql_literal(&value) {
+            values.push((q, literal));
+        }
+    }
+    for e in exprs {
+        let _ = crate::visit::visit_expressions_mut(e, |x| {
+            if let Expr::Subquery(q) = x
+                && let Some((_, v)) = values.iter().find(|(found, _)| found == q.as_ref())
+            {
+                *x = v.clone();
+            }
+            ControlFlow::<()>::Continue(())
+        });
+    }
+    Ok(())
+}
+
+/// The first value of `column` as SQL: `CAST('<text>' AS <type>)`, or
+/// NULL; `None` for a type without a plain SQL spelling.
+fn sql_literal(column: &datafusion::arrow::array::ArrayRef) -> Option<Expr> {
+    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::arrow::datatypes::{DataType, TimeUnit};
+    let ty = match column.data_type() {
+        DataType::Boolean => "boolean".to_string(),
+        DataType::Int16 => "smallint".to_string(),
+        DataType::Int32 => "integer".to_string(),
+        DataType::Int64 => "bigint".to_string(),
+        DataType::Float32 => "real".to_string(),
+        DataType::Float64 => "double precision".to_string(),
+        DataType::Decimal128(p, s) => format!("numeric({p},{s})"),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "text".to_string(),
+        DataType::Date32 => "date".to_string(),
+        DataType::Timestamp(TimeUnit::Microsecond, None) => "timestamp".to_string(),
+        DataType::Timestamp(TimeUnit::Microsecond, Some(_)) => "timestamptz".to_string(),
+        _ => return None,
+    };
+    if column.is_null(0) {
+        return Some(Expr::value(datafusion::sql::sqlparser::ast::Value::Null));
+    }
+    let text = crate::types::output::output_utf8(&column.slice(0, 1)).ok()?;
+    let text = text.as_string::<i32>().value(0).replace('\'', "''");
+    let q =
+        crate::frontend::template::query(&format!("SELECT CAST('{text}' AS {ty})"), &[]).ok()?;
+    match *q.body {
+        datafusion::sql::sqlparser::ast::SetExpr::Select(s) => match s.projection.first() {
+            Some(datafusion::sql::sqlparser::ast::SelectItem::UnnamedExpr(e)) => Some(e.clone()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 fn is_do_nothing(action: &MergeAction) -> bool {
     matches!(action, MergeAction::DoNothing)
 }
@@ -83,6 +222,7 @@ fn is_do_nothing(action: &MergeAction) -> bool {
 /// source holds each key once (INSERT ... ON CONFLICT), so inserts cannot
 /// repeat a key. The target and every name in `m` are qualified.
 pub async fn merge(wc: &WriteContext, mut m: MergeStmt, keyed_upsert: bool) -> Result<Outcome> {
+    uncorrelated_subqueries_as_values(wc, &mut m).await?;
     if let Some(source_alias) = factor_name(&m.source) {
         source_names_when_not_matched(&mut m, &source_alias);
     }
