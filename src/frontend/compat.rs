@@ -96,6 +96,8 @@ pub fn rewrite(stmt: &mut Statement, text: Option<&str>) {
     typed_casts(&mut s);
     timestamp_casts(&mut s);
     prefix_operators(&mut s);
+    sorted_distinct_aggregates(&mut s);
+    view_name_arguments(&mut s);
     if catalog {
         regproc_names(&mut s);
         tableoid_columns(&mut s);
@@ -393,6 +395,76 @@ pub fn timestamp_micros(data_type: &mut datafusion::sql::sqlparser::ast::DataTyp
         ) => timestamp_micros(inner),
         _ => {}
     }
+}
+
+/// `pg_get_viewdef('name')`, PostgreSQL's form taking the view's name, as
+/// `pg_get_viewdef('name'::regclass)` (it answered NULL).
+fn view_name_arguments(stmt: &mut Statement) {
+    use datafusion::sql::sqlparser::ast::{
+        CastKind, DataType, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Value,
+    };
+    let _ = crate::visit::visit_expressions_mut(stmt, |e| {
+        if let Expr::Function(f) = e
+            && f.name
+                .0
+                .last()
+                .and_then(|p| p.as_ident())
+                .is_some_and(|i| i.value.eq_ignore_ascii_case("pg_get_viewdef"))
+            && let FunctionArguments::List(list) = &mut f.args
+            && let Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(first))) = list.args.first_mut()
+            && matches!(first, Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_)))
+        {
+            *first = Expr::Cast {
+                kind: CastKind::DoubleColon,
+                expr: Box::new(first.clone()),
+                data_type: DataType::Regclass,
+                array: false,
+                format: None,
+            };
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
+/// `array_agg(DISTINCT x)` (and `string_agg`, `json_agg`, `jsonb_agg`)
+/// without ORDER BY collects its values sorted, as PostgreSQL's DISTINCT
+/// aggregates do (it sorts to find the repeats): DataFusion's came in the
+/// order of a hash table (`{2,NULL,1,3}` for PostgreSQL's
+/// `{1,2,3,NULL}`). The sort is by the first argument, NULLs last.
+fn sorted_distinct_aggregates(stmt: &mut Statement) {
+    use datafusion::sql::sqlparser::ast::{
+        DuplicateTreatment, Expr, FunctionArg, FunctionArgExpr, FunctionArgumentClause,
+        FunctionArguments, OrderByExpr, OrderByOptions,
+    };
+    let _ = crate::visit::visit_expressions_mut(stmt, |e| {
+        if let Expr::Function(f) = e
+            && f.over.is_none()
+            && f.name.0.len() == 1
+            && f.name.0[0].as_ident().is_some_and(|i| {
+                ["array_agg", "string_agg", "json_agg", "jsonb_agg"]
+                    .contains(&i.value.to_ascii_lowercase().as_str())
+            })
+            && let FunctionArguments::List(list) = &mut f.args
+            && list.duplicate_treatment == Some(DuplicateTreatment::Distinct)
+            && !list
+                .clauses
+                .iter()
+                .any(|c| matches!(c, FunctionArgumentClause::OrderBy(_)))
+            && let Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(first))) = list.args.first()
+        {
+            let key = OrderByExpr {
+                expr: first.clone(),
+                options: OrderByOptions {
+                    asc: None,
+                    nulls_first: None,
+                },
+                with_fill: None,
+            };
+            list.clauses
+                .push(FunctionArgumentClause::OrderBy(vec![key]));
+        }
+        ControlFlow::<()>::Continue(())
+    });
 }
 
 /// PostgreSQL's prefix operators `@ x` (absolute value), `|/ x` (square
