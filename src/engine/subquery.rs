@@ -168,7 +168,7 @@ pub fn rewrite(
             }
             let at = e as *const Expr as usize;
             if self.monotone.contains(&at)
-                && let Some(exists) = row_in(e)
+                && let Some(exists) = row_in(e, self.columns_of)
             {
                 *e = exists;
                 return ControlFlow::Continue(());
@@ -308,9 +308,10 @@ fn condition_left(e: &mut Expr) -> Option<&mut Expr> {
 /// columns`): `EXISTS (SELECT 1 ... WHERE (w) AND x = a AND y = b)`, and
 /// for NOT IN `NOT EXISTS (... WHERE (w) AND (x = a AND y = b) IS NOT
 /// FALSE)`, true only when no row is equal or unknown, as NOT IN is. A
-/// subquery other than a plain `SELECT ... FROM ... WHERE` is read as a
-/// derived table.
-fn row_in(e: &Expr) -> Option<Expr> {
+/// subquery other than a plain `SELECT ... FROM ... WHERE`, or one whose
+/// tables could capture a column of the left side, is read as a derived
+/// table.
+fn row_in(e: &Expr, columns_of: &ColumnsOf) -> Option<Expr> {
     let Expr::InSubquery {
         expr,
         subquery,
@@ -322,7 +323,11 @@ fn row_in(e: &Expr) -> Option<Expr> {
     let Expr::Tuple(left) = expr.as_ref() else {
         return None;
     };
-    let plain = subquery.with.is_none()
+    // A column on the left that would mean one of the subquery's own once
+    // written inside it (`WHERE (f1, f2) IN (SELECT f2, f3 FROM t)` over
+    // `t` itself) keeps it outside: the rows are then a derived table.
+    let plain = !captured(expr, subquery, columns_of)
+        && subquery.with.is_none()
         && subquery.limit_clause.is_none()
         && subquery.fetch.is_none()
         && matches!(subquery.body.as_ref(), SetExpr::Select(s)
