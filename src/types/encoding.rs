@@ -3,7 +3,8 @@
 //! `escape` (zero bytes and bytes with the high bit set as `\nnn`,
 //! backslashes doubled). DataFusion's drops the padding and never breaks
 //! lines. A text argument is read as bytea input (`encode('\x1234',
-//! 'hex')` is `1234`), as PostgreSQL reads the literal.
+//! 'hex')` is `1234`), as PostgreSQL reads the literal. `decode(text,
+//! format)` reads the three back, base64 with its line breaks.
 
 use std::sync::Arc;
 
@@ -131,6 +132,94 @@ impl ScalarUDFImpl for Encode {
     }
 }
 
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Decode {
+    signature: Signature,
+}
+
+/// The function `decode`.
+pub fn decode_udf() -> ScalarUDF {
+    ScalarUDF::new_from_impl(Decode {
+        signature: Signature::any(2, Volatility::Immutable),
+    })
+}
+
+/// The bytes of base64 `text`, whitespace (line breaks) skipped.
+pub fn from_base64(text: &str) -> std::result::Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let (mut acc, mut bits, mut ended) = (0u32, 0u32, false);
+    for c in text.bytes().filter(|b| !b.is_ascii_whitespace()) {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            b'=' => {
+                ended = true;
+                continue;
+            }
+            other => {
+                return Err(format!(
+                    "invalid symbol \"{}\" found while decoding base64 sequence",
+                    char::from(other)
+                ));
+            }
+        };
+        if ended {
+            return Err("invalid base64 end sequence".into());
+        }
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Ok(out)
+}
+
+impl ScalarUDFImpl for Decode {
+    fn name(&self) -> &str {
+        "decode"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Binary)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let n = args.number_rows;
+        let text = datafusion::arrow::compute::cast(&args.args[0].to_array(n)?, &DataType::Utf8)?;
+        let text = text.as_string::<i32>();
+        let formats =
+            datafusion::arrow::compute::cast(&args.args[1].to_array(n)?, &DataType::Utf8)?;
+        let formats = formats.as_string::<i32>();
+        let mut out = datafusion::arrow::array::BinaryBuilder::new();
+        let invalid = |m: String| -> datafusion::error::DataFusionError {
+            Error::new(ErrorKind::InvalidParameter, m).into()
+        };
+        for i in 0..n {
+            if text.is_null(i) || formats.is_null(i) {
+                out.append_null();
+                continue;
+            }
+            let t = text.value(i);
+            let bytes = match formats.value(i).to_ascii_lowercase().as_str() {
+                "base64" => from_base64(t).map_err(invalid)?,
+                "hex" => super::text::parse_bytea_text(&format!("\\x{t}"))
+                    .map_err(|_| invalid(format!("invalid hexadecimal data: \"{t}\"")))?,
+                "escape" => super::text::parse_bytea_text(t).map_err(invalid)?,
+                other => return Err(invalid(format!("unrecognized encoding: \"{other}\""))),
+            };
+            out.append_value(bytes);
+        }
+        Ok(ColumnarValue::Array(Arc::new(out.finish())))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,5 +233,9 @@ mod tests {
         let long = base64(&[b'x'; 60]);
         assert_eq!(long.lines().map(str::len).collect::<Vec<_>>(), vec![76, 4]);
         assert_eq!(escape(b"a\\b\x00\xff"), "a\\\\b\\000\\377");
+        let bytes: Vec<u8> = (0..=255).collect();
+        assert_eq!(from_base64(&base64(&bytes)).unwrap(), bytes);
+        assert_eq!(from_base64("AQI=").unwrap(), vec![1, 2]);
+        assert!(from_base64("AQ!=").is_err());
     }
 }
