@@ -116,7 +116,7 @@ pub fn rewrite(
             planned_filters(q, &mut self.filters);
             monotone(q, &mut self.monotone, &mut self.conditions);
             grouped_conditions(q, self.is_aggregate, &mut self.grouped);
-            limited_order_conditions(q, &mut self.grouped);
+            ordered_conditions(q, &mut self.grouped);
             aggregated_conditions(q, self.is_aggregate, &mut self.grouped);
             let declared = selects(&mut q.body)
                 .into_iter()
@@ -1046,14 +1046,12 @@ fn aggregated_conditions(q: &mut Query, is_aggregate: &dyn Fn(&str) -> bool, out
     }
 }
 
-/// The subquery conditions in the ORDER BY of `q` when it has a LIMIT:
-/// its first row is taken by an ordered aggregate (see [`single_row`]),
-/// whose sort keys cannot hold a subquery that counts rows, so the rows
-/// of an uncorrelated one are gathered instead, as for an aggregate `x`.
-fn limited_order_conditions(q: &mut Query, out: &mut Vec<usize>) {
-    if q.limit_clause.is_none() {
-        return;
-    }
+/// The subquery conditions in the ORDER BY of `q`: DataFusion cannot
+/// decorrelate a subquery that counts rows in a sort key (0A000), nor in
+/// the ordered aggregate that takes a LIMIT 1 subquery's first row (see
+/// [`single_row`]), so the rows of an uncorrelated one are gathered
+/// instead, as for an aggregate `x`.
+fn ordered_conditions(q: &mut Query, out: &mut Vec<usize>) {
     let Some(order) = q.order_by.as_mut() else {
         return;
     };
