@@ -121,10 +121,16 @@ fn function_results(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
             }
             _ => None,
         };
+        // A string function of a CASE that type coercion makes a
+        // `LargeUtf8` later (`position('a' IN CASE ... string_agg(...)
+        // END)`) is 64 bits only then: cast now, whatever it is yet.
+        let of_strings = matches!(&x, Expr::ScalarFunction(f)
+            if matches!(f.name(), "character_length" | "octet_length" | "bit_length" | "strpos"));
         let retype = match (wanted, type_of(&x)) {
             (Some(DataType::Int32), Some(DataType::Int64 | DataType::UInt64)) => {
                 Some(DataType::Int32)
             }
+            (Some(DataType::Int32), Some(DataType::Int32)) if of_strings => Some(DataType::Int32),
             (Some(t), Some(now)) if now != t => {
                 let both = |p: fn(&DataType) -> bool| p(&t) && p(&now);
                 (both(DataType::is_integer) || both(|d| matches!(d, DataType::Decimal128(..))))
