@@ -939,63 +939,7 @@ fn find_text(e: &Expr, text: &str) -> Option<Expr> {
     found
 }
 
-/// Call `f` on every expression of `node` outside nested queries.
-pub(super) fn at_level<T: datafusion::sql::sqlparser::ast::Visit>(
-    node: &T,
-    f: &mut dyn FnMut(&Expr),
-) -> ControlFlow<()> {
-    struct L<'a> {
-        f: &'a mut dyn FnMut(&Expr),
-        depth: usize,
-    }
-    impl datafusion::sql::sqlparser::ast::Visitor for L<'_> {
-        type Break = ();
-        fn pre_visit_query(&mut self, _: &Query) -> ControlFlow<()> {
-            self.depth += 1;
-            ControlFlow::Continue(())
-        }
-        fn post_visit_query(&mut self, _: &Query) -> ControlFlow<()> {
-            self.depth -= 1;
-            ControlFlow::Continue(())
-        }
-        fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
-            if self.depth == 0 {
-                (self.f)(e);
-            }
-            ControlFlow::Continue(())
-        }
-    }
-    crate::visit::walk(node, &mut L { f, depth: 0 })
-}
-
-/// [`at_level`], changing expressions after their parts.
-pub(super) fn at_level_mut<N: datafusion::sql::sqlparser::ast::VisitMut>(
-    e: &mut N,
-    f: &mut dyn FnMut(&mut Expr),
-) -> ControlFlow<()> {
-    struct L<'a> {
-        f: &'a mut dyn FnMut(&mut Expr),
-        depth: usize,
-    }
-    impl VisitorMut for L<'_> {
-        type Break = ();
-        fn pre_visit_query(&mut self, _: &mut Query) -> ControlFlow<()> {
-            self.depth += 1;
-            ControlFlow::Continue(())
-        }
-        fn post_visit_query(&mut self, _: &mut Query) -> ControlFlow<()> {
-            self.depth -= 1;
-            ControlFlow::Continue(())
-        }
-        fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
-            if self.depth == 0 {
-                (self.f)(e);
-            }
-            ControlFlow::Continue(())
-        }
-    }
-    crate::visit::walk_mut(e, &mut L { f, depth: 0 })
-}
+pub(super) use crate::visit::{at_level, at_level_mut};
 
 /// `schema` with its fields renamed, position by position.
 pub fn with_names(schema: &Schema, names: &[String]) -> SchemaRef {

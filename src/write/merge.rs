@@ -113,14 +113,15 @@ async fn uncorrelated_subqueries_as_values(wc: &WriteContext, m: &mut MergeStmt)
             _ => {}
         }
     }
+    // Subqueries of the merge's own expressions, not those nested in
+    // them (which may read their enclosing subquery's tables).
     for e in exprs.iter_mut() {
-        let _ = crate::visit::visit_expressions_mut(&mut **e, |x| {
+        let _ = crate::visit::at_level_mut(&mut **e, &mut |x| {
             if let Expr::Subquery(q) = x
                 && !found.contains(q)
             {
                 found.push(q.as_ref().clone());
             }
-            ControlFlow::<()>::Continue(())
         });
     }
     let mut values: Vec<(Query, Expr)> = Vec::new();
@@ -164,13 +165,12 @@ async fn uncorrelated_subqueries_as_values(wc: &WriteContext, m: &mut MergeStmt)
         }
     }
     for e in exprs {
-        let _ = crate::visit::visit_expressions_mut(e, |x| {
+        let _ = crate::visit::at_level_mut(e, &mut |x| {
             if let Expr::Subquery(q) = x
                 && let Some((_, v)) = values.iter().find(|(found, _)| found == q.as_ref())
             {
                 *x = v.clone();
             }
-            ControlFlow::<()>::Continue(())
         });
     }
     Ok(())
