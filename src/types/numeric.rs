@@ -610,15 +610,20 @@ pub fn text_to_decimal(text: &str, precision: u8, scale: i8) -> Option<Result<i1
     {
         return None;
     }
-    let digits = format!("{int}{frac}");
-    let digits = digits.trim_start_matches('0');
-    let kept = &digits[..digits.len().min(38)];
-    let dropped = (digits.len() - kept.len()) as i32;
-    let whole: i128 = if kept.is_empty() {
-        0
-    } else {
-        kept.parse().ok()?
-    };
+    // The significant digits, at most 38 of them, read without copying
+    // the text (a COPY of a numeric column reads every value here).
+    let (mut whole, mut kept, mut dropped) = (0i128, 0usize, 0i32);
+    for b in int.bytes().chain(frac.bytes()) {
+        if kept == 0 && b == b'0' {
+            continue;
+        }
+        if kept == 38 {
+            dropped += 1;
+            continue;
+        }
+        whole = whole * 10 + i128::from(b - b'0');
+        kept += 1;
+    }
     let shift = exponent
         .checked_sub(frac.len() as i32)?
         .checked_add(dropped)?
@@ -626,15 +631,32 @@ pub fn text_to_decimal(text: &str, precision: u8, scale: i8) -> Option<Result<i1
     Some(scaled_decimal(negative, whole, shift, precision, scale))
 }
 
-/// A float column as `numeric(p,s)` ([`float_to_decimal`]).
+/// The function a cast from text to `numeric(p,s)` calls: Arrow's reads no
+/// exponent (`'4.2e9'::numeric` was `22P02`).
+pub const FROM_TEXT: &str = "sluice_text_to_numeric";
+
+/// What a cast to `numeric(p,s)` reads.
+#[derive(Debug, PartialEq, Eq, Hash, Clone, Copy)]
+enum Source {
+    /// A float ([`float_to_decimal`]).
+    Float,
+    /// Text ([`text_to_decimal`]).
+    Text,
+}
+
+/// A float or text column as `numeric(p,s)`: `f(x, <a NULL numeric(p,s)>)`.
 #[derive(Debug, PartialEq, Eq, Hash)]
-struct FromFloat {
+struct ToNumeric {
+    from: Source,
     signature: Signature,
 }
 
-impl ScalarUDFImpl for FromFloat {
+impl ScalarUDFImpl for ToNumeric {
     fn name(&self) -> &str {
-        FROM_FLOAT
+        match self.from {
+            Source::Float => FROM_FLOAT,
+            Source::Text => FROM_TEXT,
+        }
     }
     fn signature(&self) -> &Signature {
         &self.signature
@@ -643,44 +665,50 @@ impl ScalarUDFImpl for FromFloat {
     fn return_type(&self, args: &[DataType]) -> Result<DataType> {
         match args.get(1) {
             Some(t @ DataType::Decimal128(..)) => Ok(t.clone()),
-            _ => datafusion::common::plan_err!("{FROM_FLOAT} needs a numeric(p,s) target"),
+            _ => datafusion::common::plan_err!("{} needs a numeric(p,s) target", self.name()),
         }
     }
     fn return_field_from_args(
         &self,
         args: datafusion::logical_expr::ReturnFieldArgs,
     ) -> Result<datafusion::arrow::datatypes::FieldRef> {
-        cast_field(self, FROM_FLOAT, &args)
+        cast_field(self, self.name(), &args)
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         use datafusion::arrow::array::{Array, AsArray, Decimal128Array};
         use datafusion::arrow::datatypes::{Float32Type, Float64Type};
         let DataType::Decimal128(precision, scale) = *args.return_field.data_type() else {
-            return datafusion::common::exec_err!("{FROM_FLOAT} needs a numeric(p,s) target");
+            return datafusion::common::exec_err!("{} needs a numeric(p,s) target", self.name());
         };
         let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
-        let input = args.args[0].to_array(args.number_rows)?;
-        let value = |i: usize| -> Option<(f64, usize)> {
-            match input.data_type() {
-                DataType::Float64 => Some((input.as_primitive::<Float64Type>().value(i), 15)),
+        let mut input = args.args[0].to_array(args.number_rows)?;
+        if self.from == Source::Text {
+            input = datafusion::arrow::compute::cast(&input, &DataType::Utf8)?;
+        }
+        let convert = |i: usize| -> Result<i128> {
+            match (self.from, input.data_type()) {
+                (Source::Float, DataType::Float64) => float_to_decimal(
+                    input.as_primitive::<Float64Type>().value(i),
+                    15,
+                    precision,
+                    scale,
+                ),
                 // A real's own 6 digits, not those of its double.
-                DataType::Float32 => {
+                (Source::Float, DataType::Float32) => {
                     let f = input.as_primitive::<Float32Type>().value(i);
-                    Some((format!("{:.5e}", f).parse().unwrap_or(f64::NAN), 6))
+                    let v = format!("{:.5e}", f).parse().unwrap_or(f64::NAN);
+                    float_to_decimal(v, 6, precision, scale)
                 }
-                _ => None,
+                (Source::Text, _) => {
+                    let text = input.as_string::<i32>().value(i);
+                    text_to_decimal(text, precision, scale)
+                        .unwrap_or_else(|| Err(not_a_number(text).into()))
+                }
+                _ => datafusion::common::exec_err!("{FROM_FLOAT} of a non-float"),
             }
         };
         let out: Decimal128Array = (0..input.len())
-            .map(|i| {
-                if input.is_null(i) {
-                    return Ok(None);
-                }
-                match value(i) {
-                    Some((v, digits)) => float_to_decimal(v, digits, precision, scale).map(Some),
-                    None => datafusion::common::exec_err!("{FROM_FLOAT} of a non-float"),
-                }
-            })
+            .map(|i| (!input.is_null(i)).then(|| convert(i)).transpose())
             .collect::<Result<Decimal128Array>>()?
             .with_precision_and_scale(precision, scale)?;
         let out: datafusion::arrow::array::ArrayRef = std::sync::Arc::new(out);
@@ -692,94 +720,35 @@ impl ScalarUDFImpl for FromFloat {
     }
 }
 
-/// The function a cast from text to `numeric(p,s)` calls: Arrow's reads no
-/// exponent (`'4.2e9'::numeric` was `22P02`).
-pub const FROM_TEXT: &str = "sluice_text_to_numeric";
-
-/// A text column as `numeric(p,s)` ([`text_to_decimal`]).
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct FromText {
-    signature: Signature,
-}
-
-impl ScalarUDFImpl for FromText {
-    fn name(&self) -> &str {
-        FROM_TEXT
-    }
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-    /// The type of the second argument, a NULL of the target type.
-    fn return_type(&self, args: &[DataType]) -> Result<DataType> {
-        match args.get(1) {
-            Some(t @ DataType::Decimal128(..)) => Ok(t.clone()),
-            _ => datafusion::common::plan_err!("{FROM_TEXT} needs a numeric(p,s) target"),
-        }
-    }
-    fn return_field_from_args(
-        &self,
-        args: datafusion::logical_expr::ReturnFieldArgs,
-    ) -> Result<datafusion::arrow::datatypes::FieldRef> {
-        cast_field(self, FROM_TEXT, &args)
-    }
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        use datafusion::arrow::array::{Array, AsArray, Decimal128Array};
-        let DataType::Decimal128(precision, scale) = *args.return_field.data_type() else {
-            return datafusion::common::exec_err!("{FROM_TEXT} needs a numeric(p,s) target");
-        };
-        let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
-        let input = datafusion::arrow::compute::cast(
-            &args.args[0].to_array(args.number_rows)?,
-            &DataType::Utf8,
-        )?;
-        let input = input.as_string::<i32>();
-        let out: Decimal128Array = (0..input.len())
-            .map(|i| {
-                if input.is_null(i) {
-                    return Ok(None);
-                }
-                let text = input.value(i);
-                match text_to_decimal(text, precision, scale) {
-                    Some(v) => v.map(Some),
-                    None => {
-                        let word = text.trim().trim_start_matches(['+', '-']).to_lowercase();
-                        let (kind, message) = if ["nan", "inf", "infinity"].contains(&word.as_str())
-                        {
-                            (
-                                crate::error::ErrorKind::NumericOutOfRange,
-                                format!("numeric field overflow: {text} is not a decimal number"),
-                            )
-                        } else {
-                            (
-                                crate::error::ErrorKind::InvalidText,
-                                format!("invalid input syntax for type numeric: \"{text}\""),
-                            )
-                        };
-                        Err(crate::error::Error::new(kind, message).into())
-                    }
-                }
-            })
-            .collect::<Result<Decimal128Array>>()?
-            .with_precision_and_scale(precision, scale)?;
-        let out: datafusion::arrow::array::ArrayRef = std::sync::Arc::new(out);
-        Ok(if scalar {
-            ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
-        } else {
-            ColumnarValue::Array(out)
-        })
+/// The error of text that is not a decimal number: NaN and infinity,
+/// which Sluice's numeric cannot hold, are 22003; anything else 22P02.
+fn not_a_number(text: &str) -> crate::error::Error {
+    let word = text.trim().trim_start_matches(['+', '-']).to_lowercase();
+    if ["nan", "inf", "infinity"].contains(&word.as_str()) {
+        crate::error::Error::new(
+            crate::error::ErrorKind::NumericOutOfRange,
+            format!("numeric field overflow: {text} is not a decimal number"),
+        )
+    } else {
+        crate::error::Error::new(
+            crate::error::ErrorKind::InvalidText,
+            format!("invalid input syntax for type numeric: \"{text}\""),
+        )
     }
 }
 
 /// [`FROM_TEXT`]: `sluice_text_to_numeric(text, <a NULL numeric(p,s)>)`.
 pub fn from_text_udf() -> ScalarUDF {
-    ScalarUDF::new_from_impl(FromText {
+    ScalarUDF::new_from_impl(ToNumeric {
+        from: Source::Text,
         signature: Signature::any(2, Volatility::Immutable),
     })
 }
 
 /// [`FROM_FLOAT`]: `sluice_float_to_numeric(x, <a NULL numeric(p,s)>)`.
 pub fn from_float_udf() -> ScalarUDF {
-    ScalarUDF::new_from_impl(FromFloat {
+    ScalarUDF::new_from_impl(ToNumeric {
+        from: Source::Float,
         signature: Signature::any(2, Volatility::Immutable),
     })
 }
