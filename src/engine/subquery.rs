@@ -244,6 +244,22 @@ type Relations = [(Option<ObjectName>, Option<Vec<String>>)];
 fn qualified_lefts(q: &mut Query, columns_of: &ColumnsOf) {
     use super::names::at_level_mut;
     use super::using_joins::{columns, qualifier};
+    // Most queries have no such condition: their relations' columns are
+    // not looked up.
+    let mut any = false;
+    let _ = crate::visit::visit_expressions(q, |e: &Expr| {
+        any = matches!(e, Expr::InSubquery { .. })
+            || matches!(e, Expr::AnyOp { right, .. } | Expr::AllOp { right, .. }
+                if matches!(right.as_ref(), Expr::Subquery(_)));
+        if any {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    });
+    if !any {
+        return;
+    }
     let single = matches!(q.body.as_ref(), SetExpr::Select(_));
     let mut relations = Vec::new();
     let qualify = |e: &mut Expr, relations: &Relations| {
@@ -332,7 +348,7 @@ fn row_in(e: &Expr, columns_of: &ColumnsOf) -> Option<Expr> {
         && subquery.fetch.is_none()
         && matches!(subquery.body.as_ref(), SetExpr::Select(s)
             if !grouped(s) && s.having.is_none() && s.distinct.is_none() && !s.from.is_empty());
-    let (mut rows, values): (Query, Vec<Expr>) = if plain {
+    let (rows, values): (Query, Vec<Expr>) = if plain {
         let SetExpr::Select(s) = subquery.body.as_ref() else {
             return None;
         };
@@ -389,6 +405,12 @@ fn row_in(e: &Expr, columns_of: &ColumnsOf) -> Option<Expr> {
     if *negated {
         condition = value("($1) IS NOT FALSE", &[condition])?;
     }
+    exists_where(rows, condition, *negated)
+}
+
+/// `[NOT] EXISTS (SELECT 1 FROM ... WHERE (w) AND (condition))` of the
+/// plain select `rows`.
+fn exists_where(mut rows: Query, condition: Expr, negated: bool) -> Option<Expr> {
     let SetExpr::Select(s) = rows.body.as_mut() else {
         return None;
     };
@@ -397,10 +419,11 @@ fn row_in(e: &Expr, columns_of: &ColumnsOf) -> Option<Expr> {
         None => condition,
     });
     s.projection = vec![SelectItem::UnnamedExpr(value("1", &[])?)];
+    s.distinct = None;
     rows.order_by = None;
     Some(Expr::Exists {
         subquery: Box::new(rows),
-        negated: *negated,
+        negated,
     })
 }
 
@@ -864,21 +887,7 @@ fn as_exists(
     } else {
         value("($1) = ($2)", &[x.clone(), v.clone()])?
     };
-    let mut q = rows.clone();
-    let SetExpr::Select(s) = q.body.as_mut() else {
-        return None;
-    };
-    s.selection = Some(match s.selection.take() {
-        Some(w) => value("($1) AND ($2)", &[w, condition])?,
-        None => condition,
-    });
-    s.projection = vec![SelectItem::UnnamedExpr(value("1", &[])?)];
-    s.distinct = None;
-    q.order_by = None;
-    Some(Expr::Exists {
-        subquery: Box::new(q),
-        negated,
-    })
+    exists_where(rows.clone(), condition, negated)
 }
 
 /// The sort keys of an ORDER BY without a key that repeats an earlier
