@@ -556,6 +556,24 @@ pub(crate) fn classify_message(raw: &str) -> Option<Error> {
             .with_hint("Ensure that not more than one source row matches any one target row."),
         );
     }
+    // A pattern the regular expression engine refuses (`~`, SIMILAR TO):
+    // PostgreSQL's 2201B, with the engine's reason.
+    if msg.contains("Regular expression did not compile") || msg.contains("regex parse error") {
+        let reason = msg
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("error: "))
+            .unwrap_or("the pattern does not compile");
+        return Some(Error::new(
+            ErrorKind::InvalidRegularExpression,
+            format!("invalid regular expression: {reason}"),
+        ));
+    }
+    if msg.contains("Invalid escape character in SIMILAR TO expression") {
+        return Some(Error::new(
+            ErrorKind::InvalidEscapeSequence,
+            "invalid escape string",
+        ));
+    }
     // DataFusion plans NOT IN (subquery) as a null-aware anti join, which it
     // can build on one key only: a correlated NOT IN is not supported yet.
     if msg.contains("null_aware anti join only supports single column join key") {
@@ -915,6 +933,18 @@ mod tests {
             Some(
                 "A field with precision 5, scale 1 must round to an absolute value less than 10^4."
             )
+        );
+    }
+
+    #[test]
+    fn a_pattern_that_does_not_compile_is_2201b() {
+        let e = classify_datafusion(datafusion::error::DataFusionError::Execution(
+            "Compute error: Regular expression did not compile: Syntax(\nregex parse error:\n    ^(?:a{)$\nerror: repetition quantifier expects a valid decimal\n)".into(),
+        ));
+        assert_eq!(e.kind, ErrorKind::InvalidRegularExpression);
+        assert_eq!(
+            e.message,
+            "invalid regular expression: repetition quantifier expects a valid decimal"
         );
     }
 
