@@ -24,6 +24,7 @@ static CONNECTIONS_TOTAL: AtomicU64 = AtomicU64::new(0);
 static QUERIES_OK: AtomicU64 = AtomicU64::new(0);
 static QUERIES_ERROR: AtomicU64 = AtomicU64::new(0);
 static QUERY_DURATION: Histogram = Histogram::new();
+static KEY_READS: AtomicU64 = AtomicU64::new(0);
 static ROWS_WRITTEN: AtomicU64 = AtomicU64::new(0);
 static BYTES_WRITTEN: AtomicU64 = AtomicU64::new(0);
 static REFRESH_RUNS: Mutex<BTreeMap<String, u64>> = Mutex::new(BTreeMap::new());
@@ -45,6 +46,11 @@ pub fn query_finished(ok: bool, elapsed: Duration) {
     let outcome = if ok { &QUERIES_OK } else { &QUERIES_ERROR };
     outcome.fetch_add(1, Ordering::Relaxed);
     QUERY_DURATION.observe(elapsed);
+}
+
+/// A lookup by key was answered by the key reader, without planning.
+pub fn key_read() {
+    KEY_READS.fetch_add(1, Ordering::Relaxed);
 }
 
 /// Rows and bytes were committed to a table.
@@ -127,6 +133,14 @@ pub fn render() -> String {
         &[("status", "error")],
         &QUERIES_ERROR,
     );
+
+    family(
+        &mut out,
+        "sluice_key_reads_total",
+        "counter",
+        "Lookups by key answered from the pages that may hold the key, without planning a query.",
+    );
+    counter_sample(&mut out, "sluice_key_reads_total", &[], &KEY_READS);
 
     family(
         &mut out,

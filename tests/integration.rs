@@ -25,6 +25,8 @@ mod fuzz;
 mod ingest;
 #[path = "integration/interop.rs"]
 mod interop;
+#[path = "integration/key_reads.rs"]
+mod key_reads;
 #[path = "integration/matviews.rs"]
 mod matviews;
 #[path = "integration/online.rs"]

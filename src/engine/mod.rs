@@ -23,6 +23,7 @@ pub mod events;
 mod global_having;
 mod handlers;
 mod json_sets;
+mod key_read;
 pub mod lakehouse;
 mod late_filter;
 pub mod matview;
@@ -1040,8 +1041,13 @@ impl Session {
         typing: &LogicalPlan,
     ) -> Result<Output> {
         let pg = names::pg_result_names(stmt, plan.schema().as_arrow());
-        let df = self.ctx.execute_logical_plan(plan).await?;
-        let stream = df.execute_stream().await?;
+        let stream = match self.rows_by_key(&plan).await? {
+            Some(stream) => stream,
+            None => {
+                let df = self.ctx.execute_logical_plan(plan).await?;
+                df.execute_stream().await?
+            }
+        };
         let (schema, stream): (SchemaRef, SendableRecordBatchStream) = match pg {
             // Same columns under PostgreSQL's names (types as each batch has them).
             Some(named) => {
@@ -1066,6 +1072,22 @@ impl Session {
             stream,
             tag,
         })
+    }
+
+    /// The rows of `plan` when it is a lookup by key the key reader answers
+    /// ([`key_read`]), without optimizing or physically planning it.
+    async fn rows_by_key(&self, plan: &LogicalPlan) -> Result<Option<SendableRecordBatchStream>> {
+        let snapshot = self.engine.catalog.snapshot();
+        let Some(k) = key_read::recognize(plan, &snapshot) else {
+            return Ok(None);
+        };
+        let Some(rows) = k.rows(&self.engine.lake).await? else {
+            return Ok(None);
+        };
+        let stream =
+            datafusion::physical_plan::memory::MemoryStream::try_new(rows, k.schema(), None)?;
+        crate::metrics::key_read();
+        Ok(Some(Box::pin(stream)))
     }
 
     /// `schema`, the result columns of `plan`, with their PostgreSQL types.

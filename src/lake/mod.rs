@@ -36,6 +36,7 @@ pub mod changes;
 pub mod io;
 mod keep_limit;
 pub mod lease;
+pub mod point;
 mod stats;
 
 /// Scan settings for reading Delta tables: DataFusion's own defaults. By
@@ -217,6 +218,15 @@ pub fn snapshot_of(
     provider
         .downcast_ref::<stats::WithStatistics>()
         .map(|p| p.snapshot.clone())
+}
+
+/// The column sets no two rows of `provider`'s table share (its primary
+/// key and UNIQUE constraints), when it is a Delta table made by
+/// [`keyed_provider`].
+pub fn keys_of(provider: &dyn datafusion::catalog::TableProvider) -> Option<&[Vec<String>]> {
+    provider
+        .downcast_ref::<stats::WithStatistics>()
+        .map(|p| p.keys.as_slice())
 }
 
 /// Which snapshot of a table to read.

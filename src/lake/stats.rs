@@ -141,7 +141,7 @@ pub(crate) struct WithStatistics {
     columns: Arc<Columns>,
     /// Column sets each of which no two rows share (the table's primary
     /// key and UNIQUE constraints).
-    keys: Vec<Vec<String>>,
+    pub(crate) keys: Vec<Vec<String>>,
     /// The table's location and the version this provider reads.
     pub(crate) snapshot: (url::Url, Option<u64>),
 }

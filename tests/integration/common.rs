@@ -154,6 +154,17 @@ impl Server {
         panic!("server never logged {needle:?}");
     }
 
+    /// The address of the metrics endpoint of a server started with
+    /// `--metrics 127.0.0.1:0`.
+    pub fn metrics_addr(&self) -> String {
+        let log = self.wait_for_log("metrics at http://");
+        log.lines()
+            .find_map(|l| l.strip_prefix("metrics at http://"))
+            .and_then(|l| l.strip_suffix("/metrics"))
+            .expect("metrics address in the log")
+            .to_string()
+    }
+
     /// kill -9: no shutdown, no flush, nothing.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
@@ -259,4 +270,32 @@ where
             _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => cancel().await,
         }
     }
+}
+
+/// `GET /metrics` at `addr`: the response's head and body.
+pub async fn scrape_metrics(addr: &str) -> (String, String) {
+    let addr = addr.to_string();
+    let body = tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut sock = std::net::TcpStream::connect(&addr).unwrap();
+        sock.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut out = String::new();
+        sock.read_to_string(&mut out).unwrap();
+        out
+    })
+    .await
+    .unwrap();
+    let (head, text) = body.split_once("\r\n\r\n").expect("an HTTP response");
+    (head.to_string(), text.to_string())
+}
+
+/// The value of the sample whose line starts with `name` in Prometheus
+/// text.
+pub fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{name} not in\n{text}"))
 }

@@ -417,13 +417,7 @@ async fn two_servers_never_refresh_one_view_at_once() {
 #[tokio::test]
 async fn metrics_are_prometheus_text() {
     let s = Server::start_with_args(&["--metrics", "127.0.0.1:0"]);
-    let log = s.wait_for_log("metrics at http://");
-    let addr = log
-        .lines()
-        .find_map(|l| l.strip_prefix("metrics at http://"))
-        .and_then(|l| l.strip_suffix("/metrics"))
-        .unwrap()
-        .to_string();
+    let addr = s.metrics_addr();
     let c = s.connect().await;
     c.batch_execute(
         "CREATE TABLE m (x bigint); INSERT INTO m VALUES (1), (2);
@@ -433,27 +427,10 @@ async fn metrics_are_prometheus_text() {
     .await
     .unwrap();
     let _ = c.simple_query("SELECT * FROM no_such_table").await;
-    let body = tokio::task::spawn_blocking(move || {
-        use std::io::{Read, Write};
-        let mut sock = std::net::TcpStream::connect(&addr).unwrap();
-        sock.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-            .unwrap();
-        let mut out = String::new();
-        sock.read_to_string(&mut out).unwrap();
-        out
-    })
-    .await
-    .unwrap();
-    let (head, text) = body.split_once("\r\n\r\n").unwrap();
+    let (head, text) = crate::common::scrape_metrics(&addr).await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert!(head.contains("text/plain; version=0.0.4"), "{head}");
-    let value = |name: &str| -> f64 {
-        text.lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("{name} not in\n{text}"))
-    };
+    let value = |name: &str| crate::common::metric(&text, name);
     assert!(value("sluice_connections ") >= 1.0);
     assert!(value("sluice_queries_total{status=\"ok\"}") >= 4.0);
     assert!(value("sluice_queries_total{status=\"error\"}") >= 1.0);
