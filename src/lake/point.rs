@@ -21,7 +21,7 @@ use std::sync::{Arc, LazyLock, Mutex};
 
 use datafusion::arrow::array::{Array, ArrayRef, RecordBatch, Scalar};
 use datafusion::arrow::compute::kernels::cmp::eq;
-use datafusion::arrow::compute::{cast, filter_record_batch};
+use datafusion::arrow::compute::{cast, concat_batches, filter_record_batch};
 use datafusion::arrow::datatypes::{DataType, Schema};
 use datafusion::common::{Column, ScalarValue};
 use datafusion::datasource::listing::PartitionedFile;
@@ -140,7 +140,8 @@ pub async fn rows_by_key(
     let mut out = Vec::new();
     for f in files {
         let meta = metadata(&root, f, reader(f)?).await?;
-        match read_file(reader(f)?, meta, key, value, columns).await? {
+        let file = (root.clone(), f.path.to_string());
+        match read_file(&file, &|| Ok(reader(f)?), meta, key, value, columns).await? {
             Some(batches) => out.extend(batches),
             None => return Ok(None),
         }
@@ -248,7 +249,8 @@ async fn metadata(root: &str, f: &FileBounds, mut reader: Reader) -> Result<Arro
 /// The rows of one file whose `key` equals `value`; `None` when the file
 /// lacks a column (added after it was written, or a partition column).
 async fn read_file(
-    reader: Reader,
+    file: &FileKey,
+    reader: &(dyn Fn() -> Result<Reader> + Send + Sync),
     meta: ArrowReaderMetadata,
     key: &str,
     value: &ScalarValue,
@@ -273,33 +275,139 @@ async fn read_file(
     }
     roots.sort_unstable();
     roots.dedup();
-    let Some((row_groups, selection)) = selected(&parquet, key_at, value) else {
-        return Ok(Some(Vec::new()));
-    };
-    let mask = ProjectionMask::roots(descr, roots);
-    let mut stream = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, meta)
-        .with_row_groups(row_groups)
-        .with_row_selection(selection)
-        .with_projection(mask)
-        .build()
-        .map_err(DataFusionError::from)?;
+    let fields: Vec<_> = roots.iter().map(|&i| schema.field(i).clone()).collect();
+    let needed = Arc::new(Schema::new(fields));
     let mut out = Vec::new();
-    while let Some(batch) = stream.try_next().await.map_err(DataFusionError::from)? {
+    for unit in units(&parquet, key_at, value) {
+        let batch = match cached_unit(file, &unit, &needed) {
+            Some(b) => b,
+            None => {
+                let b = read_unit(reader()?, meta.clone(), &unit, &roots, &needed).await?;
+                keep_unit(file, &unit, &b);
+                b
+            }
+        };
         let kept = matching(&batch, key, value)?;
         if kept.num_rows() == 0 {
             continue;
         }
         let picked = columns
             .iter()
-            .map(|c| Ok(kept.column(kept.schema().index_of(c)?).clone()))
+            .map(|c| Ok(kept.column(needed.index_of(c)?).clone()))
             .collect::<Result<Vec<ArrayRef>>>()?;
         let fields: Vec<_> = columns
             .iter()
-            .map(|c| Ok(kept.schema().field_with_name(c)?.clone()))
+            .map(|c| Ok(needed.field_with_name(c)?.clone()))
             .collect::<Result<_>>()?;
         out.push(RecordBatch::try_new(Arc::new(Schema::new(fields)), picked)?);
     }
     Ok(Some(out))
+}
+
+/// Rows `first..first + rows` of row group `group` (of `group_rows`): a
+/// page of the key column that may hold the value, or a whole row group
+/// of a file without a page index.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Unit {
+    group: usize,
+    first: usize,
+    rows: usize,
+    group_rows: usize,
+}
+
+/// Decode the `roots` columns of one unit.
+async fn read_unit(
+    reader: Reader,
+    meta: ArrowReaderMetadata,
+    unit: &Unit,
+    roots: &[usize],
+    needed: &Arc<Schema>,
+) -> Result<RecordBatch> {
+    let mask = ProjectionMask::roots(
+        meta.metadata().file_metadata().schema_descr(),
+        roots.to_vec(),
+    );
+    let mut selectors = Vec::with_capacity(3);
+    if unit.first > 0 {
+        selectors.push(RowSelector::skip(unit.first));
+    }
+    selectors.push(RowSelector::select(unit.rows));
+    let after = unit.group_rows.saturating_sub(unit.first + unit.rows);
+    if after > 0 {
+        selectors.push(RowSelector::skip(after));
+    }
+    let mut stream = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, meta)
+        .with_row_groups(vec![unit.group])
+        .with_row_selection(RowSelection::from(selectors))
+        .with_projection(mask)
+        .with_batch_size(unit.rows.max(1))
+        .build()
+        .map_err(DataFusionError::from)?;
+    let mut batches = Vec::new();
+    while let Some(batch) = stream.try_next().await.map_err(DataFusionError::from)? {
+        // In the order asked for (the reader keeps file order).
+        batches.push(RecordBatch::try_new(
+            needed.clone(),
+            batch.columns().to_vec(),
+        )?);
+    }
+    Ok(concat_batches(needed, &batches)?)
+}
+
+/// A data file: its table's root and its path in the table.
+type FileKey = (String, String);
+
+/// Decoded columns of recently read units, by file, row group, first row
+/// and column, and their summed size. Data files never change, so a
+/// unit decoded once answers every later lookup of a key in it (as a
+/// database's buffer cache keeps the pages it read).
+static UNITS: LazyLock<Mutex<UnitCache>> = LazyLock::new(Default::default);
+/// Decoded columns kept at most, in bytes of memory.
+const UNIT_BYTES: usize = 64 << 20;
+/// A unit of more rows than this (a row group without a page index) is
+/// decoded for each lookup, not kept.
+const UNIT_ROWS: usize = 65_536;
+
+type UnitKey = (FileKey, usize, usize, String);
+
+#[derive(Default)]
+struct UnitCache {
+    columns: HashMap<UnitKey, ArrayRef>,
+    bytes: usize,
+}
+
+/// The unit's columns of `needed`, when every one is kept.
+fn cached_unit(file: &FileKey, unit: &Unit, needed: &Arc<Schema>) -> Option<RecordBatch> {
+    let cache = UNITS.lock().unwrap_or_else(|e| e.into_inner());
+    let mut columns = Vec::with_capacity(needed.fields().len());
+    for f in needed.fields() {
+        let key = (file.clone(), unit.group, unit.first, f.name().clone());
+        let c = cache.columns.get(&key)?;
+        if c.data_type() != f.data_type() || c.len() != unit.rows {
+            return None;
+        }
+        columns.push(c.clone());
+    }
+    RecordBatch::try_new(needed.clone(), columns).ok()
+}
+
+fn keep_unit(file: &FileKey, unit: &Unit, batch: &RecordBatch) {
+    if unit.rows > UNIT_ROWS || batch.num_rows() != unit.rows {
+        return;
+    }
+    let mut cache = UNITS.lock().unwrap_or_else(|e| e.into_inner());
+    for (f, c) in batch.schema().fields().iter().zip(batch.columns()) {
+        let size = c.get_array_memory_size();
+        if cache.bytes + size > UNIT_BYTES {
+            cache.columns.clear();
+            cache.bytes = 0;
+        }
+        let key = (file.clone(), unit.group, unit.first, f.name().clone());
+        if let Some(old) = cache.columns.insert(key, c.clone()) {
+            cache.bytes = cache.bytes.saturating_sub(old.get_array_memory_size());
+        }
+        cache.bytes += size;
+    }
 }
 
 /// A file reader DataFusion makes (it reads through the table's object
@@ -337,24 +445,24 @@ fn matching(batch: &RecordBatch, key: &str, value: &ScalarValue) -> Result<Recor
     Ok(filter_record_batch(batch, &mask)?)
 }
 
-/// The row groups of a file whose statistics of column `leaf` may hold
-/// `value`, and within them the rows of the pages that may (all rows where
-/// the file has no page index). `None` when no row group may.
-fn selected(
-    parquet: &ParquetMetaData,
-    leaf: usize,
-    value: &ScalarValue,
-) -> Option<(Vec<usize>, RowSelection)> {
-    let mut groups = Vec::new();
-    let mut selectors = Vec::new();
+/// The units of a file that may hold `value` in column `leaf`: the pages
+/// of row groups whose statistics may hold it whose page index bounds may,
+/// or whole row groups where the file has no page index.
+fn units(parquet: &ParquetMetaData, leaf: usize, value: &ScalarValue) -> Vec<Unit> {
+    let mut out = Vec::new();
     for (g, rg) in parquet.row_groups().iter().enumerate() {
         if let Some(s) = rg.column(leaf).statistics()
             && !statistics_may_hold(s, value)
         {
             continue;
         }
-        groups.push(g);
         let rows = usize::try_from(rg.num_rows()).unwrap_or(0);
+        let whole = Unit {
+            group: g,
+            first: 0,
+            rows,
+            group_rows: rows,
+        };
         let pages = parquet
             .offset_index()
             .and_then(|o| o.get(g))
@@ -365,7 +473,7 @@ fn selected(
             .and_then(|c| c.get(g))
             .and_then(|c| c.get(leaf));
         let (Some(pages), Some(index)) = (pages, index) else {
-            selectors.push(RowSelector::select(rows));
+            out.push(whole);
             continue;
         };
         for (p, page) in pages.iter().enumerate() {
@@ -374,18 +482,17 @@ fn selected(
                 .get(p + 1)
                 .map(|n| usize::try_from(n.first_row_index).unwrap_or(rows))
                 .unwrap_or(rows);
-            let n = end.saturating_sub(first);
-            if page_may_hold(index, p, value) {
-                selectors.push(RowSelector::select(n));
-            } else {
-                selectors.push(RowSelector::skip(n));
+            if end > first && page_may_hold(index, p, value) {
+                out.push(Unit {
+                    group: g,
+                    first,
+                    rows: end - first,
+                    group_rows: rows,
+                });
             }
         }
     }
-    if groups.is_empty() {
-        return None;
-    }
-    Some((groups, RowSelection::from(selectors)))
+    out
 }
 
 /// The value as the Parquet physical type compares it.
