@@ -83,7 +83,15 @@ async fn lookups_by_key_answer_as_the_planned_query() {
          ALTER TABLE wide ADD COLUMN w integer;
          INSERT INTO wide VALUES (2, 'new', 20);
          CREATE TABLE ck (k char(3) PRIMARY KEY, x int);
-         INSERT INTO ck VALUES ('a', 1);",
+         INSERT INTO ck VALUES ('a', 1);
+         CREATE TABLE ty (id int PRIMARY KEY, j jsonb, u uuid, a int[], ta text[], b bytea,
+             f float8, r real, bo boolean, ts timestamp, tz timestamptz, dt date,
+             nu numeric(20,4), s varchar(10), js json);
+         INSERT INTO ty VALUES (1, '{\"a\":[1,2]}', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
+             ARRAY[1,NULL,3], ARRAY['x','y'], '\\xdeadbeef', 1.5, 2.5, true,
+             '2026-01-02 03:04:05.123456', '2026-01-02 03:04:05+02', '2026-01-02',
+             12345.6789, 'abc', '[1, 2]'), (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+             NULL, NULL, NULL, NULL, NULL, NULL, NULL);",
     )
     .await
     .unwrap();
@@ -91,6 +99,9 @@ async fn lookups_by_key_answer_as_the_planned_query() {
     // (statement, parameters, answered by the key reader)
     let cases: Vec<Case> = vec![
         ("SELECT v, n, d, t FROM kv WHERE id = 1", vec![], true),
+        // Every column type, in the binary format.
+        ("SELECT * FROM ty WHERE id = 1", vec![], true),
+        ("SELECT * FROM ty WHERE id = $1", vec![Box::new(2i32)], true),
         ("SELECT * FROM kv WHERE id = 20000", vec![], true),
         ("SELECT * FROM kv k WHERE k.id = -5", vec![], true),
         ("SELECT v AS w, id FROM kv WHERE 9 = id", vec![], true),
