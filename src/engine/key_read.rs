@@ -143,14 +143,7 @@ pub fn recognize(plan: &LogicalPlan, snapshot: &catalog::Snapshot) -> Option<Key
 fn integer(v: &ScalarValue, to: &DataType) -> Option<ScalarValue> {
     match v {
         ScalarValue::Null => ScalarValue::try_from(to).ok(),
-        ScalarValue::Int8(_)
-        | ScalarValue::Int16(_)
-        | ScalarValue::Int32(_)
-        | ScalarValue::Int64(_)
-        | ScalarValue::UInt8(_)
-        | ScalarValue::UInt16(_)
-        | ScalarValue::UInt32(_)
-        | ScalarValue::UInt64(_) => v.cast_to(to).ok(),
+        v if v.data_type().is_integer() => v.cast_to(to).ok(),
         _ => None,
     }
 }
