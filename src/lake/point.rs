@@ -81,7 +81,7 @@ const METADATA_BYTES: usize = 64 << 20;
 
 #[derive(Default)]
 struct MetadataCache {
-    files: HashMap<(String, String), ArrowReaderMetadata>,
+    files: HashMap<FileKey, ArrowReaderMetadata>,
     bytes: usize,
 }
 
@@ -139,9 +139,10 @@ pub async fn rows_by_key(
     let root = table.table_url().to_string();
     let mut out = Vec::new();
     for f in files {
-        let meta = metadata(&root, f, reader(f)?).await?;
         let file = (root.clone(), f.path.to_string());
-        match read_file(&file, &|| Ok(reader(f)?), meta, key, value, columns).await? {
+        let open = || -> Result<Reader> { Ok(reader(f)?) };
+        let meta = metadata(&file, &open).await?;
+        match read_file(&file, &open, meta, key, value, columns).await? {
             Some(batches) => out.extend(batches),
             None => return Ok(None),
         }
@@ -219,16 +220,20 @@ fn may_hold(min: Option<&ScalarValue>, max: Option<&ScalarValue>, value: &Scalar
 }
 
 /// The file's Parquet metadata with its page index, read once.
-async fn metadata(root: &str, f: &FileBounds, mut reader: Reader) -> Result<ArrowReaderMetadata> {
-    let key = (root.to_string(), f.path.to_string());
+async fn metadata(
+    file: &FileKey,
+    open: &(dyn Fn() -> Result<Reader> + Send + Sync),
+) -> Result<ArrowReaderMetadata> {
     if let Some(m) = METADATA
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .files
-        .get(&key)
+        .get(file)
     {
         return Ok(m.clone());
     }
+    // A reader only when the metadata is read: making one is not free.
+    let mut reader = open()?;
     let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
     let meta = ArrowReaderMetadata::load_async(&mut reader, options)
         .await
@@ -241,7 +246,7 @@ async fn metadata(root: &str, f: &FileBounds, mut reader: Reader) -> Result<Arro
     }
     if size <= METADATA_BYTES {
         cache.bytes += size;
-        cache.files.insert(key, meta.clone());
+        cache.files.insert(file.clone(), meta.clone());
     }
     Ok(meta)
 }
@@ -277,29 +282,39 @@ async fn read_file(
     roots.dedup();
     let fields: Vec<_> = roots.iter().map(|&i| schema.field(i).clone()).collect();
     let needed = Arc::new(Schema::new(fields));
+    let out_fields: Vec<_> = columns
+        .iter()
+        .map(|c| Ok(needed.field_with_name(c)?.clone()))
+        .collect::<Result<_>>()?;
+    let out_schema = Arc::new(Schema::new(out_fields));
     let mut out = Vec::new();
+    let keep_rows = |b: &RecordBatch| matching(b, key, value);
     for unit in units(&parquet, key_at, value) {
-        let batch = match cached_unit(file, &unit, &needed) {
-            Some(b) => b,
+        let found = match cached_unit(file, &unit, &needed) {
+            Some(b) => vec![keep_rows(&b)?],
             None => {
-                let b = read_unit(reader()?, meta.clone(), &unit, &roots, &needed).await?;
-                keep_unit(file, &unit, &b);
-                b
+                read_unit(
+                    reader()?,
+                    meta.clone(),
+                    file,
+                    &unit,
+                    &roots,
+                    &needed,
+                    &keep_rows,
+                )
+                .await?
             }
         };
-        let kept = matching(&batch, key, value)?;
-        if kept.num_rows() == 0 {
-            continue;
+        for kept in found {
+            if kept.num_rows() == 0 {
+                continue;
+            }
+            let picked = columns
+                .iter()
+                .map(|c| Ok(kept.column(needed.index_of(c)?).clone()))
+                .collect::<Result<Vec<ArrayRef>>>()?;
+            out.push(RecordBatch::try_new(out_schema.clone(), picked)?);
         }
-        let picked = columns
-            .iter()
-            .map(|c| Ok(kept.column(needed.index_of(c)?).clone()))
-            .collect::<Result<Vec<ArrayRef>>>()?;
-        let fields: Vec<_> = columns
-            .iter()
-            .map(|c| Ok(needed.field_with_name(c)?.clone()))
-            .collect::<Result<_>>()?;
-        out.push(RecordBatch::try_new(Arc::new(Schema::new(fields)), picked)?);
     }
     Ok(Some(out))
 }
@@ -315,14 +330,22 @@ struct Unit {
     group_rows: usize,
 }
 
-/// Decode the `roots` columns of one unit.
+/// Rows decoded at a time from a unit too large to keep.
+const BATCH_ROWS: usize = 8192;
+
+/// Decode the `roots` columns of one unit and keep the rows `keep_rows`
+/// keeps. A unit of at most [`UNIT_ROWS`] rows is decoded whole and kept
+/// for later lookups; a larger one (a row group of a file without a page
+/// index) is filtered batch by batch, never held whole.
 async fn read_unit(
     reader: Reader,
     meta: ArrowReaderMetadata,
+    file: &FileKey,
     unit: &Unit,
     roots: &[usize],
     needed: &Arc<Schema>,
-) -> Result<RecordBatch> {
+    keep_rows: &(dyn Fn(&RecordBatch) -> Result<RecordBatch> + Send + Sync),
+) -> Result<Vec<RecordBatch>> {
     let mask = ProjectionMask::roots(
         meta.metadata().file_metadata().schema_descr(),
         roots.to_vec(),
@@ -336,22 +359,31 @@ async fn read_unit(
     if after > 0 {
         selectors.push(RowSelector::skip(after));
     }
+    let whole = unit.rows <= UNIT_ROWS;
     let mut stream = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, meta)
         .with_row_groups(vec![unit.group])
         .with_row_selection(RowSelection::from(selectors))
         .with_projection(mask)
-        .with_batch_size(unit.rows.max(1))
+        .with_batch_size(if whole { unit.rows } else { BATCH_ROWS })
         .build()
         .map_err(DataFusionError::from)?;
-    let mut batches = Vec::new();
+    let mut decoded = Vec::new();
+    let mut found = Vec::new();
     while let Some(batch) = stream.try_next().await.map_err(DataFusionError::from)? {
         // In the order asked for (the reader keeps file order).
-        batches.push(RecordBatch::try_new(
-            needed.clone(),
-            batch.columns().to_vec(),
-        )?);
+        let batch = RecordBatch::try_new(needed.clone(), batch.columns().to_vec())?;
+        if whole {
+            decoded.push(batch);
+        } else {
+            found.push(keep_rows(&batch)?);
+        }
     }
-    Ok(concat_batches(needed, &batches)?)
+    if whole {
+        let batch = concat_batches(needed, &decoded)?;
+        keep_unit(file, unit, &batch);
+        found.push(keep_rows(&batch)?);
+    }
+    Ok(found)
 }
 
 /// A data file: its table's root and its path in the table.
@@ -392,7 +424,7 @@ fn cached_unit(file: &FileKey, unit: &Unit, needed: &Arc<Schema>) -> Option<Reco
 }
 
 fn keep_unit(file: &FileKey, unit: &Unit, batch: &RecordBatch) {
-    if unit.rows > UNIT_ROWS || batch.num_rows() != unit.rows {
+    if batch.num_rows() != unit.rows {
         return;
     }
     let mut cache = UNITS.lock().unwrap_or_else(|e| e.into_inner());
@@ -457,6 +489,9 @@ fn units(parquet: &ParquetMetaData, leaf: usize, value: &ScalarValue) -> Vec<Uni
             continue;
         }
         let rows = usize::try_from(rg.num_rows()).unwrap_or(0);
+        if rows == 0 {
+            continue;
+        }
         let whole = Unit {
             group: g,
             first: 0,
@@ -471,7 +506,9 @@ fn units(parquet: &ParquetMetaData, leaf: usize, value: &ScalarValue) -> Vec<Uni
         let index = parquet
             .column_index()
             .and_then(|c| c.get(g))
-            .and_then(|c| c.get(leaf));
+            .and_then(|c| c.get(leaf))
+            // Page locations without bounds pick no page.
+            .filter(|c| !matches!(c, ColumnIndexMetaData::NONE));
         let (Some(pages), Some(index)) = (pages, index) else {
             out.push(whole);
             continue;
@@ -549,6 +586,129 @@ fn page_may_hold(index: &ColumnIndexMetaData, page: usize, value: &ScalarValue) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A file with one row group of `rows` rows (`k` = 0.., `v` = "v<k>"),
+    /// with or without a page index, read through a local store.
+    async fn file(
+        dir: &std::path::Path,
+        rows: i64,
+        page_index: bool,
+    ) -> (FileKey, impl Fn() -> Result<Reader> + Send + Sync) {
+        use datafusion::arrow::array::{Int64Array, StringArray};
+        use datafusion::arrow::datatypes::Field;
+        use datafusion::parquet::arrow::ArrowWriter;
+        use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, false),
+            Field::new("v", DataType::Utf8, false),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int64Array::from_iter_values(0..rows)),
+                Arc::new(StringArray::from_iter_values(
+                    (0..rows).map(|i| format!("v{i}")),
+                )),
+            ],
+        )
+        .unwrap();
+        let stats = if page_index {
+            EnabledStatistics::Page
+        } else {
+            EnabledStatistics::Chunk
+        };
+        let props = WriterProperties::builder()
+            .set_statistics_enabled(stats)
+            .set_data_page_row_count_limit(4096)
+            .set_max_row_group_row_count(Some(usize::MAX))
+            .build();
+        let name = format!("f-{rows}-{page_index}.parquet");
+        let out = std::fs::File::create(dir.join(&name)).unwrap();
+        let mut w = ArrowWriter::try_new(out, schema, Some(props)).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        let size = std::fs::metadata(dir.join(&name)).unwrap().len();
+        let store: Arc<dyn object_store::ObjectStore> =
+            Arc::new(object_store::local::LocalFileSystem::new_with_prefix(dir).unwrap());
+        let readers = DefaultParquetFileReaderFactory::new(store);
+        let key = (format!("test://{}", dir.display()), name.clone());
+        let open = move || -> Result<Reader> {
+            Ok(readers
+                .create_reader(
+                    0,
+                    PartitionedFile::new(name.clone(), size),
+                    None,
+                    &ExecutionPlanMetricsSet::new(),
+                )
+                .map(Reader)?)
+        };
+        (key, open)
+    }
+
+    async fn lookup(
+        file: &FileKey,
+        open: &(dyn Fn() -> Result<Reader> + Send + Sync),
+        k: i64,
+    ) -> Vec<String> {
+        let meta = metadata(file, open).await.unwrap();
+        let batches = read_file(
+            file,
+            open,
+            meta,
+            "k",
+            &ScalarValue::Int64(Some(k)),
+            &["v".to_string()],
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        batches
+            .iter()
+            .flat_map(|b| {
+                let v = b
+                    .column(0)
+                    .as_any()
+                    .downcast_ref::<datafusion::arrow::array::StringArray>()
+                    .unwrap();
+                (0..v.len())
+                    .map(|i| v.value(i).to_string())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn pages_are_read_and_kept_and_large_row_groups_are_filtered_by_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        // With a page index: one page of 4,096 rows per lookup, kept.
+        let (key, open) = file(dir.path(), 20_000, true).await;
+        let meta = metadata(&key, &open).await.unwrap();
+        let picked = units(meta.metadata(), 0, &ScalarValue::Int64(Some(5_000)));
+        assert_eq!(picked.len(), 1, "{picked:?}");
+        assert!(picked[0].rows <= 4096, "{picked:?}");
+        assert_eq!(lookup(&key, &open, 5_000).await, ["v5000"]);
+        assert_eq!(lookup(&key, &open, 5_000).await, ["v5000"]);
+        assert_eq!(lookup(&key, &open, 5_001).await, ["v5001"]);
+        assert!(lookup(&key, &open, 20_000).await.is_empty());
+        // Without one: the whole row group is the unit, more rows than are
+        // kept, and it is read in batches.
+        let rows = i64::try_from(UNIT_ROWS).unwrap() + 10_000;
+        let (key, open) = file(dir.path(), rows, false).await;
+        let meta = metadata(&key, &open).await.unwrap();
+        let picked = units(meta.metadata(), 0, &ScalarValue::Int64(Some(7)));
+        assert_eq!(picked.len(), 1);
+        assert!(picked[0].rows > UNIT_ROWS);
+        assert_eq!(
+            lookup(&key, &open, rows - 1).await,
+            [format!("v{}", rows - 1)]
+        );
+        assert_eq!(lookup(&key, &open, 7).await, ["v7"]);
+        let cached = UNITS.lock().unwrap();
+        assert!(
+            !cached.columns.keys().any(|(f, ..)| f == &key),
+            "a large unit was kept"
+        );
+    }
 
     #[test]
     fn bounds_decide_which_files_may_hold_a_value() {
