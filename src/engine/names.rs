@@ -662,6 +662,16 @@ pub fn alias_derived_names(stmt: &mut Statement) {
     let _ = crate::visit::walk_mut(stmt, &mut V);
 }
 
+/// The SELECT of a query body whose list positions are its items: not a
+/// set operation, and no wildcard (beside one, a position is not the
+/// item's).
+fn numbered_select(body: &mut SetExpr) -> Option<&mut datafusion::sql::sqlparser::ast::Select> {
+    match body {
+        SetExpr::Select(s) if !s.projection.iter().any(is_wildcard) => Some(s),
+        _ => None,
+    }
+}
+
 /// `DISTINCT ON (1)`, a position in the select list, as the item's
 /// expression (DataFusion read the number itself: `XX000 SELECT DISTINCT
 /// ON expressions must match initial ORDER BY expressions`).
@@ -671,12 +681,9 @@ pub fn distinct_on_positions(stmt: &mut Statement) {
     impl VisitorMut for V {
         type Break = ();
         fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
-            let SetExpr::Select(select) = q.body.as_mut() else {
+            let Some(select) = numbered_select(q.body.as_mut()) else {
                 return ControlFlow::Continue(());
             };
-            if select.projection.iter().any(is_wildcard) {
-                return ControlFlow::Continue(());
-            }
             let items = select.projection.clone();
             if let Some(Distinct::On(keys)) = select.distinct.as_mut() {
                 for key in keys.iter_mut() {
@@ -705,17 +712,13 @@ pub fn alias_ordinal_order_keys(stmt: &mut Statement) {
     impl VisitorMut for V {
         type Break = ();
         fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
-            // Beside a wildcard, a position is not the item's.
-            let SetExpr::Select(select) = q.body.as_mut() else {
+            let Some(select) = numbered_select(q.body.as_mut()) else {
                 return ControlFlow::Continue(());
             };
             let Some(OrderByKind::Expressions(keys)) = q.order_by.as_mut().map(|o| &mut o.kind)
             else {
                 return ControlFlow::Continue(());
             };
-            if select.projection.iter().any(is_wildcard) {
-                return ControlFlow::Continue(());
-            }
             let names = item_names(&select.projection);
             for key in keys.iter_mut() {
                 let Some(pos) = ordinal(&key.expr) else {
