@@ -13,6 +13,7 @@
 pub mod access;
 pub mod activity;
 mod bind;
+mod char_semantics;
 pub mod copy;
 mod correlated_names;
 mod cursors;
@@ -413,6 +414,7 @@ fn planning_context(
             rules.push(Arc::new(global_having::GlobalHaving));
             rules.push(Arc::new(crate::types::ordered::OrderedStringAggregates));
             rules.push(Arc::new(result_types::JsonArguments::new(catalog)));
+            rules.push(Arc::new(char_semantics::CharSemantics::new(catalog)));
             // After type coercion: the sides of every comparison agree.
             rules.push(Arc::new(crate::features::asof::AsofJoins));
             rules

@@ -25,7 +25,7 @@ pub use crate::types::PG_TYPE_KEY;
 pub const PARAM_KEY: &str = "sluice.param";
 
 #[derive(Debug, Clone, PartialEq)]
-enum Source {
+pub(super) enum Source {
     /// A declared type, and the relation column it is (its OID and
     /// attribute number) when it passes one through unchanged.
     Type(PgType, Option<(i64, i16)>),
@@ -121,14 +121,14 @@ fn same_storage(stored: &DataType, read: &DataType) -> bool {
 type Located = (Arc<crate::catalog::TableDef>, Option<i64>);
 
 /// The catalog's tables by location, built when a plan first reads one.
-struct Tables<'a> {
+pub(super) struct Tables<'a> {
     snapshot: &'a Snapshot,
     lake: &'a Lake,
     by_url: Option<HashMap<String, Located>>,
 }
 
 impl<'a> Tables<'a> {
-    fn new(snapshot: &'a Snapshot, lake: &'a Lake) -> Self {
+    pub(super) fn new(snapshot: &'a Snapshot, lake: &'a Lake) -> Self {
         Tables {
             snapshot,
             lake,
@@ -174,7 +174,7 @@ fn none(plan: &LogicalPlan) -> Vec<Option<Source>> {
     vec![None; plan.schema().fields().len()]
 }
 
-fn walk(plan: &LogicalPlan, tables: &mut Tables) -> Vec<Option<Source>> {
+pub(super) fn walk(plan: &LogicalPlan, tables: &mut Tables) -> Vec<Option<Source>> {
     match plan {
         LogicalPlan::Projection(p) => {
             let input = walk(&p.input, tables);
@@ -233,6 +233,24 @@ fn walk(plan: &LogicalPlan, tables: &mut Tables) -> Vec<Option<Source>> {
                 .iter()
                 .map(|e| expr_source(e, &a.input, &input))
                 .collect();
+            // min/max of a character(n) column is one of its values, shown
+            // at its width.
+            if out.len() == a.group_expr.len() {
+                out.extend(a.aggr_expr.iter().map(|e| {
+                    let Expr::AggregateFunction(f) = e.clone().unalias() else {
+                        return None;
+                    };
+                    if !matches!(f.func.name(), "min" | "max") || f.params.args.len() != 1 {
+                        return None;
+                    }
+                    match expr_source(&f.params.args[0], &a.input, &input) {
+                        Some(Source::Type(t, _)) if t.name == "character" => {
+                            Some(Source::Type(t, None))
+                        }
+                        _ => None,
+                    }
+                }));
+            }
             out.resize(plan.schema().fields().len(), None);
             out
         }
@@ -306,7 +324,11 @@ fn scan_sources(scan: &TableScan, tables: &mut Tables) -> Vec<Option<Source>> {
     }
 }
 
-fn expr_source(e: &Expr, input: &LogicalPlan, sources: &[Option<Source>]) -> Option<Source> {
+pub(super) fn expr_source(
+    e: &Expr,
+    input: &LogicalPlan,
+    sources: &[Option<Source>],
+) -> Option<Source> {
     match e {
         Expr::Alias(a) => expr_source(&a.expr, input, sources),
         Expr::Column(c) => {
@@ -396,7 +418,7 @@ fn jsonb_operator(e: &Expr) -> bool {
 
 /// Whether `e` is text written without a type (a string literal, maybe
 /// cast to text by coercion), which PostgreSQL reads as the other side's type.
-fn untyped_text(e: &Expr) -> bool {
+pub(super) fn untyped_text(e: &Expr) -> bool {
     use datafusion::common::ScalarValue;
     match e {
         Expr::Literal(

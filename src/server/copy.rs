@@ -457,6 +457,36 @@ fn is_jsonb_text(jsonb: &[bool], i: usize, ty: &datafusion::arrow::datatypes::Da
     jsonb.get(i).copied().unwrap_or(false) && *ty == datafusion::arrow::datatypes::DataType::Utf8
 }
 
+/// `batch` with its `character(n)` columns padded to `n`, as PostgreSQL
+/// writes them.
+fn padded_chars(batch: RecordBatch, widths: &[Option<usize>]) -> RecordBatch {
+    if widths.iter().all(Option::is_none) {
+        return batch;
+    }
+    let mut fields: Vec<datafusion::arrow::datatypes::Field> = Vec::with_capacity(widths.len());
+    let mut cols = Vec::with_capacity(widths.len());
+    for ((f, col), w) in batch
+        .schema()
+        .fields()
+        .iter()
+        .zip(batch.columns())
+        .zip(widths)
+    {
+        match w.and_then(|w| crate::types::bpchar::pad(col, w)) {
+            Some(p) => {
+                fields.push(f.as_ref().clone().with_data_type(p.data_type().clone()));
+                cols.push(p);
+            }
+            None => {
+                fields.push(f.as_ref().clone());
+                cols.push(col.clone());
+            }
+        }
+    }
+    let schema = Arc::new(datafusion::arrow::datatypes::Schema::new(fields));
+    RecordBatch::try_new(schema, cols).unwrap_or(batch)
+}
+
 /// The schema binary COPY sends: jsonb text columns become bytes.
 fn binary_schema(
     schema: &datafusion::arrow::datatypes::Schema,
@@ -563,11 +593,18 @@ pub fn copy_out_stream(
     // The encoder writes the signature before its first row; ours goes
     // with the first message instead (below), which may be the trailer.
     let mut encoder_signature = binary;
+    let widths: Vec<Option<usize>> = out
+        .schema
+        .fields()
+        .iter()
+        .map(|f| crate::types::bpchar::field_width(f))
+        .collect();
     let rows = out
         .stream
         .map(move |b| {
             let msgs = b
                 .map_err(|e| to_pgwire(&Error::from(e)))
+                .map(|b| padded_chars(b, &widths))
                 .and_then(|b| jsonb_binary(b, &jsonb))
                 .and_then(|b| encode_batch(&mut enc, &fields, b));
             match msgs {

@@ -10,11 +10,22 @@ use datafusion::arrow::record_batch::RecordBatch;
 use pgwire::api::results::{FieldFormat, FieldInfo};
 
 /// Replace text-format timestamp and float columns (and arrays of them) by
-/// their PostgreSQL text.
+/// their PostgreSQL text, and pad `character(n)` columns to `n`.
 pub fn pg_text(batch: RecordBatch, fields: &[FieldInfo]) -> RecordBatch {
     let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
     let mut changed = false;
     for (i, col) in columns.iter_mut().enumerate() {
+        // character(n): padded to n in either format (its binary form is
+        // its text).
+        if let Some(padded) = fields
+            .get(i)
+            .and_then(|f| crate::types::bpchar::width(f.datatype(), f.type_modifier()))
+            .and_then(|w| crate::types::bpchar::pad(col, w))
+        {
+            *col = padded;
+            changed = true;
+            continue;
+        }
         if let Some(binary) = fields
             .get(i)
             .and_then(|f| super::wire_types::binary_value(col, f))

@@ -7,6 +7,7 @@
 pub mod arrays;
 pub mod averages;
 pub mod boolean_tests;
+pub mod bpchar;
 pub mod checked;
 pub mod datetime;
 pub mod encoding;

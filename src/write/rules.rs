@@ -74,15 +74,23 @@ impl ScalarUDFImpl for AssertNotNull {
 
 /// Enforces `varchar(n)` / `char(n)`: a longer value fails with 22001,
 /// unless the excess characters are all spaces, which are cut off, as in
-/// PostgreSQL.
+/// PostgreSQL. A `char(n)` value is stored without its trailing spaces
+/// (`trim`): they carry no meaning there (PostgreSQL compares, concatenates
+/// and measures it without them), and the value is padded to `n` where it
+/// is shown (see [`crate::types::bpchar`]).
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct FitLength {
     signature: Signature,
+    trim: bool,
 }
 
 impl ScalarUDFImpl for FitLength {
     fn name(&self) -> &str {
-        "sluice_fit_length"
+        if self.trim {
+            "sluice_fit_char"
+        } else {
+            "sluice_fit_length"
+        }
     }
     fn signature(&self) -> &Signature {
         &self.signature
@@ -105,11 +113,21 @@ impl ScalarUDFImpl for FitLength {
         let input = args.args[0].to_array(args.number_rows)?;
         let input = datafusion::arrow::compute::cast(&input, &DataType::Utf8)?;
         let strings = input.as_string::<i32>();
-        // No value has more bytes than the limit has characters: all fit.
+        // No value has more bytes than the limit has characters: all fit;
+        // and none ends in a space: nothing to trim.
         let offsets = strings.value_offsets();
-        if offsets.windows(2).all(|w| (w[1] - w[0]) as usize <= max) {
+        let fit = offsets.windows(2).all(|w| (w[1] - w[0]) as usize <= max);
+        if fit && !(self.trim && strings.iter().flatten().any(|v| v.ends_with(' '))) {
             return Ok(ColumnarValue::Array(input));
         }
+        let trim = self.trim;
+        let kept = |v: &str| -> String {
+            if trim {
+                v.trim_end_matches(' ').to_string()
+            } else {
+                v.to_string()
+            }
+        };
         let mut out = Vec::with_capacity(strings.len());
         for i in 0..strings.len() {
             if strings.is_null(i) {
@@ -118,9 +136,9 @@ impl ScalarUDFImpl for FitLength {
             }
             let v = strings.value(i);
             match v.char_indices().nth(max) {
-                None => out.push(Some(v.to_string())),
+                None => out.push(Some(kept(v))),
                 Some((cut, _)) if v[cut..].chars().all(|c| c == ' ') => {
-                    out.push(Some(v[..cut].to_string()))
+                    out.push(Some(kept(&v[..cut])))
                 }
                 Some(_) => {
                     return Err(datafusion::error::DataFusionError::External(Box::new(
@@ -156,6 +174,7 @@ pub fn store_expr(e: DfExpr, def: &TableDef, column: &str, table: &str) -> DfExp
     if let ("character varying" | "character", Some(n)) = (c.ty.name.as_str(), c.ty.length) {
         let fit = ScalarUDF::new_from_impl(FitLength {
             signature: Signature::any(3, Volatility::Immutable),
+            trim: c.ty.name == "character",
         });
         e = fit.call(vec![e, lit(n as i64), lit(c.ty.display())]);
     }

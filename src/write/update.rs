@@ -30,8 +30,10 @@ fn unqualify(e: DfExpr) -> Result<DfExpr> {
 
 /// Plan `SELECT exprs FROM target WHERE pred` and pull out the DataFusion
 /// expressions, unqualified, for delta-rs' builders.
-/// The analyzer rule that knows json and jsonb values (engine::result_types).
-const JSON_ARGUMENTS: &str = "sluice_json_arguments";
+/// The analyzer rules that know declared types the plan of delta-rs cannot
+/// trace: json and jsonb values (engine::result_types) and character(n)
+/// comparisons (engine::char_semantics).
+const DECLARED_TYPE_RULES: [&str; 2] = ["sluice_json_arguments", "sluice_char_semantics"];
 
 pub(super) async fn plan_exprs(
     wc: &WriteContext,
@@ -50,13 +52,14 @@ pub(super) async fn plan_exprs(
         .await?;
     // delta-rs plans these expressions again over a scan of its own, where
     // the declared types of the columns cannot be traced: jsonb's `||` and
-    // the documents passed to JSON builders are settled here, on the plan
-    // that reads the catalog's table.
-    if let Some(rule) = state
+    // the documents passed to JSON builders and the character(n) values
+    // compared with literals are settled here, on the plan that reads the
+    // catalog's table.
+    for rule in state
         .analyzer()
         .rules
         .iter()
-        .find(|r| r.name() == JSON_ARGUMENTS)
+        .filter(|r| DECLARED_TYPE_RULES.contains(&r.name()))
     {
         plan = rule.analyze(plan, state.config_options())?;
     }

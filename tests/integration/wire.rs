@@ -175,6 +175,80 @@ async fn declared_types_reach_row_descriptions_and_binary_values() {
     assert_eq!(n, 1);
 }
 
+/// character(n): described as bpchar, sent padded to n in text, binary and
+/// COPY, and a padded value read back finds its row again as a parameter
+/// (PostgreSQL ignores a character value's trailing spaces when comparing).
+#[tokio::test]
+async fn character_values_go_out_padded_and_are_found_by_the_value_read_back() {
+    use futures::TryStreamExt;
+    let server = Server::start();
+    let c = server.connect().await;
+    c.batch_execute(
+        "CREATE TABLE codes (k char(4) PRIMARY KEY, n integer);
+         INSERT INTO codes VALUES ('ab', 1), ('xyz ', 2), ('q      ', 3);",
+    )
+    .await
+    .unwrap();
+    let s = c
+        .prepare("SELECT k, n, k::text AS t FROM codes ORDER BY n")
+        .await
+        .unwrap();
+    assert_eq!(column_types(&s), ["bpchar", "int4", "text"]);
+    let rows = c.query(&s, &[]).await.unwrap();
+    let binary: Vec<Vec<u8>> = rows.iter().map(|r| r.get::<_, Raw>(0).0).collect();
+    assert_eq!(
+        binary,
+        [b"ab  ".to_vec(), b"xyz ".to_vec(), b"q   ".to_vec()]
+    );
+    let texts: Vec<String> = rows.iter().map(|r| r.get(2)).collect();
+    assert_eq!(texts, ["ab", "xyz", "q"]);
+    let text = c
+        .simple_query("SELECT k FROM codes ORDER BY n")
+        .await
+        .unwrap();
+    assert_eq!(rows_of(&text), ["ab  ", "xyz ", "q   "]);
+    // The value as read, passed back: the row it came from.
+    for r in &rows {
+        let k: String = r.get(0);
+        let n: i32 = r.get(1);
+        let found = c
+            .query("SELECT n FROM codes WHERE k = $1", &[&k])
+            .await
+            .unwrap();
+        assert_eq!(found.len(), 1, "{k:?}");
+        assert_eq!(found[0].get::<_, i32>(0), n);
+        let updated = c
+            .execute("UPDATE codes SET n = n + 10 WHERE k = $1", &[&k])
+            .await
+            .unwrap();
+        assert_eq!(updated, 1, "{k:?}");
+    }
+    // A key written with or without its spaces is the same key.
+    let e = c
+        .batch_execute("INSERT INTO codes VALUES ('ab ', 9)")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "23505", "{e:?}");
+    c.batch_execute(
+        "INSERT INTO codes VALUES ('xyz', 9) ON CONFLICT (k) DO UPDATE SET n = excluded.n",
+    )
+    .await
+    .unwrap();
+    let copied: Vec<u8> = c
+        .copy_out("COPY codes TO STDOUT")
+        .await
+        .unwrap()
+        .try_fold(Vec::new(), |mut acc, chunk| async move {
+            acc.extend_from_slice(&chunk);
+            Ok(acc)
+        })
+        .await
+        .unwrap();
+    let mut lines: Vec<&str> = std::str::from_utf8(&copied).unwrap().lines().collect();
+    lines.sort();
+    assert_eq!(lines, ["ab  \t11", "q   \t13", "xyz \t9"]);
+}
+
 /// The type names of a prepared statement's result columns.
 fn column_types(s: &tokio_postgres::Statement) -> Vec<String> {
     s.columns()

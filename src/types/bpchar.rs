@@ -1,0 +1,107 @@
+//! `character(n)` (`bpchar`): a value is stored without trailing spaces,
+//! which carry no meaning for it in PostgreSQL (comparisons, `length`,
+//! `||` and casts to text ignore them), and is shown padded with spaces to
+//! `n` characters, as PostgreSQL stores and prints it.
+//!
+//! ```text
+//!  INSERT 'a ' ──trim──▶ stored 'a' ──result column char(3)──▶ shown 'a  '
+//! ```
+//!
+//! Where PostgreSQL does see the padding (`LIKE`, `octet_length`,
+//! `concat`) the planner pads the column first (see
+//! `engine::result_types::CharSemantics`).
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringBuilder};
+use datafusion::arrow::datatypes::{DataType, Field};
+use pgwire::api::Type;
+
+use super::PG_TYPE_KEY;
+
+/// PostgreSQL's OID of `character`.
+const BPCHAR_OID: u32 = 1042;
+
+/// The width a column of type `ty` with modifier `typmod` is shown at: `n`
+/// for `character(n)`.
+pub fn width(ty: &Type, typmod: i32) -> Option<usize> {
+    (*ty == Type::BPCHAR && typmod > 4).then(|| (typmod - 4) as usize)
+}
+
+/// The width of a result column whose field metadata declares
+/// `character(n)`.
+pub fn field_width(field: &Field) -> Option<usize> {
+    let (oid, typmod) = field.metadata().get(PG_TYPE_KEY)?.split_once(',')?;
+    let typmod: i32 = typmod.parse().ok()?;
+    (oid.parse::<u32>().ok()? == BPCHAR_OID && typmod > 4).then(|| (typmod - 4) as usize)
+}
+
+/// `col`'s strings padded with spaces to `width` characters (a longer value
+/// is kept whole); `None` when `col` is not text.
+pub fn pad(col: &ArrayRef, width: usize) -> Option<ArrayRef> {
+    let padded = |v: &str, out: &mut String| {
+        out.clear();
+        out.push_str(v);
+        let n = v.chars().count();
+        out.extend(std::iter::repeat_n(' ', width.saturating_sub(n)));
+    };
+    let mut b = StringBuilder::with_capacity(col.len(), col.len() * width);
+    let mut buf = String::with_capacity(width);
+    let mut push = |v: Option<&str>| match v {
+        Some(v) => {
+            padded(v, &mut buf);
+            b.append_value(&buf);
+        }
+        None => b.append_null(),
+    };
+    match col.data_type() {
+        DataType::Utf8 => col.as_string::<i32>().iter().for_each(&mut push),
+        DataType::LargeUtf8 => col.as_string::<i64>().iter().for_each(&mut push),
+        DataType::Utf8View => col.as_string_view().iter().for_each(&mut push),
+        _ => return None,
+    }
+    Some(Arc::new(b.finish()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{StringArray, StringViewArray};
+    use std::collections::HashMap;
+
+    #[test]
+    fn values_are_padded_to_the_declared_width_in_characters() {
+        let col: ArrayRef = Arc::new(StringArray::from(vec![
+            Some("a"),
+            None,
+            Some(""),
+            Some("é"),
+            Some("abcd"),
+        ]));
+        let out = pad(&col, 3).unwrap();
+        let out = out.as_string::<i32>();
+        assert_eq!(out.value(0), "a  ");
+        assert!(out.is_null(1));
+        assert_eq!(out.value(2), "   ");
+        assert_eq!(out.value(3), "é  ");
+        assert_eq!(out.value(4), "abcd");
+        let view: ArrayRef = Arc::new(StringViewArray::from(vec!["xy"]));
+        assert_eq!(pad(&view, 4).unwrap().as_string::<i32>().value(0), "xy  ");
+        let ints: ArrayRef = Arc::new(datafusion::arrow::array::Int32Array::from(vec![1]));
+        assert!(pad(&ints, 3).is_none());
+    }
+
+    #[test]
+    fn the_width_comes_from_the_declared_type() {
+        assert_eq!(width(&Type::BPCHAR, 7), Some(3));
+        assert_eq!(width(&Type::BPCHAR, -1), None);
+        assert_eq!(width(&Type::VARCHAR, 7), None);
+        let field = |meta: &str| {
+            Field::new("k", DataType::Utf8, true)
+                .with_metadata(HashMap::from([(PG_TYPE_KEY.to_string(), meta.to_string())]))
+        };
+        assert_eq!(field_width(&field("1042,9")), Some(5));
+        assert_eq!(field_width(&field("1043,9")), None);
+        assert_eq!(field_width(&Field::new("k", DataType::Utf8, true)), None);
+    }
+}
