@@ -26,6 +26,7 @@ const TABLES: &[&str] = &[
 pub struct InformationSchema {
     catalog: Arc<Catalog>,
     factory: ContextFactory,
+    prepare: super::provider::ViewPreparer,
 }
 
 impl std::fmt::Debug for InformationSchema {
@@ -35,8 +36,16 @@ impl std::fmt::Debug for InformationSchema {
 }
 
 impl InformationSchema {
-    pub fn new(catalog: Arc<Catalog>, factory: ContextFactory) -> Self {
-        InformationSchema { catalog, factory }
+    pub fn new(
+        catalog: Arc<Catalog>,
+        factory: ContextFactory,
+        prepare: super::provider::ViewPreparer,
+    ) -> Self {
+        InformationSchema {
+            catalog,
+            factory,
+            prepare,
+        }
     }
 }
 
@@ -89,7 +98,9 @@ impl InformationSchema {
             {
                 {
                     let ctx = (self.factory)(&e.schema);
-                    if let Ok(plan) = ctx.state().create_logical_plan(&sql).await {
+                    if let Ok(plan) =
+                        super::provider::plan_view(&ctx.state(), &sql, self.prepare).await
+                    {
                         let cols = plan
                             .schema()
                             .fields()

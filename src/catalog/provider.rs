@@ -30,6 +30,10 @@ pub type ExternalOpener = Arc<
         + Sync,
 >;
 
+/// Prepares a view's stored query for planning as the engine prepares a
+/// query (result columns of one name made distinct).
+pub type ViewPreparer = fn(&mut datafusion::sql::sqlparser::ast::Statement);
+
 /// Schema under which time-travel references are resolved; the frontend
 /// rewrites `t VERSION AS OF 3` to `"__time_travel"."public.t@v3"`.
 pub const TIME_TRAVEL_SCHEMA: &str = "__time_travel";
@@ -39,6 +43,7 @@ pub struct SluiceCatalogProvider {
     catalog: Arc<Catalog>,
     factory: ContextFactory,
     external: ExternalOpener,
+    prepare: ViewPreparer,
     extra: Arc<RwLock<HashMap<String, Arc<dyn SchemaProvider>>>>,
 }
 
@@ -49,9 +54,15 @@ impl std::fmt::Debug for SluiceCatalogProvider {
 }
 
 impl SluiceCatalogProvider {
-    pub fn new(catalog: Arc<Catalog>, factory: ContextFactory, external: ExternalOpener) -> Self {
+    pub fn new(
+        catalog: Arc<Catalog>,
+        factory: ContextFactory,
+        external: ExternalOpener,
+        prepare: ViewPreparer,
+    ) -> Self {
         SluiceCatalogProvider {
             external,
+            prepare,
             catalog,
             factory,
             extra: Arc::new(RwLock::new(HashMap::new())),
@@ -86,6 +97,7 @@ impl CatalogProvider for SluiceCatalogProvider {
                 schema: name.to_string(),
                 factory: self.factory.clone(),
                 external: self.external.clone(),
+                prepare: self.prepare,
             }));
         }
         None
@@ -106,6 +118,7 @@ pub struct SluiceSchemaProvider {
     schema: String,
     factory: ContextFactory,
     external: ExternalOpener,
+    prepare: ViewPreparer,
 }
 
 impl std::fmt::Debug for SluiceSchemaProvider {
@@ -118,6 +131,27 @@ impl std::fmt::Debug for SluiceSchemaProvider {
 
 fn ext(e: Error) -> DataFusionError {
     DataFusionError::External(Box::new(e))
+}
+
+/// The plan of a view's stored query, prepared by `prepare` when it parses
+/// as one statement.
+pub async fn plan_view(
+    state: &datafusion::execution::SessionState,
+    sql: &str,
+    prepare: ViewPreparer,
+) -> DfResult<datafusion::logical_expr::LogicalPlan> {
+    use datafusion::sql::sqlparser::{dialect::PostgreSqlDialect, parser::Parser};
+    match Parser::parse_sql(&PostgreSqlDialect {}, sql).as_deref_mut() {
+        Ok([stmt]) => {
+            prepare(stmt);
+            state
+                .statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(
+                    stmt.clone(),
+                )))
+                .await
+        }
+        _ => state.create_logical_plan(sql).await,
+    }
 }
 
 /// Open the newest snapshot of a catalog table as a DataFusion provider.
@@ -180,17 +214,19 @@ impl SluiceSchemaProvider {
             {
                 {
                     let ctx = (self.factory)(&self.schema);
-                    let plan = ctx.state().create_logical_plan(&sql).await.map_err(|e| {
-                        ext(Error::new(
-                            ErrorKind::DependentObjects,
-                            format!(
-                                "view \"{}.{}\" cannot be read: {}",
-                                self.schema,
-                                name,
-                                Error::from(e)
-                            ),
-                        ))
-                    })?;
+                    let plan = plan_view(&ctx.state(), &sql, self.prepare)
+                        .await
+                        .map_err(|e| {
+                            ext(Error::new(
+                                ErrorKind::DependentObjects,
+                                format!(
+                                    "view \"{}.{}\" cannot be read: {}",
+                                    self.schema,
+                                    name,
+                                    Error::from(e)
+                                ),
+                            ))
+                        })?;
                     Ok(Some(Arc::new(ViewTable::new(plan, Some(sql)))))
                 }
             }

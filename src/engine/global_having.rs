@@ -1,4 +1,5 @@
-//! A HAVING condition of an aggregate without GROUP BY stays above it.
+//! A HAVING condition of an aggregate without GROUP BY, or grouped by sets
+//! that include the empty one (`ROLLUP`, `CUBE`), stays above it.
 //!
 //! DataFusion's filter pushdown moves below an aggregate every condition
 //! that reads grouping columns only, which a condition reading no column
@@ -6,7 +7,8 @@
 //! the same groups, and wrong without GROUP BY, where the aggregate makes
 //! its one row whatever its input: `HAVING (SELECT false)` gave a row with
 //! `count(*)` 0 where PostgreSQL gives none, and a HAVING scalar subquery
-//! that was NULL filtered nothing. An analyzer rule makes such a condition
+//! that was NULL filtered nothing. The grand total of a `CUBE` is such a
+//! row too. An analyzer rule makes such a condition
 //! also read a column the aggregate computes, through a function that
 //! returns the condition as it is, so that it is never pushed below.
 
@@ -45,10 +47,29 @@ impl AnalyzerRule for GlobalHaving {
             let Some(computed) = row_of_its_own(filter.input.as_ref()) else {
                 return Ok(Transformed::no(LogicalPlan::Filter(filter)));
             };
-            let kept = Expr::ScalarFunction(ScalarFunction::new_udf(
+            // A subquery condition that reads a column it computes
+            // (`max(k) NOT IN (SELECT ...)`) stays above it anyway, and
+            // must stay a condition of the filter, which DataFusion
+            // decorrelates as a join that knows NULL; as an argument it
+            // would be a mark join, which does not. The rest goes into the
+            // function whole (the optimizer may split it further).
+            let (plain, wrapped): (Vec<Expr>, Vec<Expr>) =
+                datafusion::logical_expr::utils::split_conjunction_owned(filter.predicate.clone())
+                    .into_iter()
+                    .partition(|c| {
+                        let already = matches!(c, Expr::ScalarFunction(f) if f.func.name() == KEPT);
+                        already || (subquery_condition(c) && !c.column_refs().is_empty())
+                    });
+            let Some(wrapped) = wrapped.into_iter().reduce(Expr::and) else {
+                return Ok(Transformed::no(LogicalPlan::Filter(filter)));
+            };
+            let kept = std::iter::once(Expr::ScalarFunction(ScalarFunction::new_udf(
                 kept_udf(),
-                vec![filter.predicate, Expr::Column(computed)],
-            ));
+                vec![wrapped, Expr::Column(computed)],
+            )))
+            .chain(plain)
+            .reduce(Expr::and)
+            .expect("one condition at least");
             Ok(Transformed::yes(LogicalPlan::Filter(Filter::try_new(
                 kept,
                 filter.input,
@@ -58,9 +79,9 @@ impl AnalyzerRule for GlobalHaving {
     }
 }
 
-/// A column of `input` when it is an aggregate without GROUP BY, or a
-/// projection of one (a rule that retypes an aggregate shows it through
-/// one: `avg` of a numeric).
+/// A column of `input` when it is an aggregate that makes a row of no
+/// input (see [`makes_a_row_of_nothing`]), or a projection of one (a rule
+/// that retypes an aggregate shows it through one: `avg` of a numeric).
 fn row_of_its_own(input: &LogicalPlan) -> Option<Column> {
     let mut below = input;
     while let LogicalPlan::Projection(p) = below {
@@ -70,11 +91,33 @@ fn row_of_its_own(input: &LogicalPlan) -> Option<Column> {
         return None;
     };
     let schema = input.schema();
-    if !agg.group_expr.is_empty() || schema.fields().is_empty() {
+    if !makes_a_row_of_nothing(&agg.group_expr) || schema.fields().is_empty() {
         return None;
     }
     let (qualifier, field) = schema.qualified_field(0);
     Some(Column::new(qualifier.cloned(), field.name()))
+}
+
+/// `x [NOT] IN (SELECT ...)` or `[NOT] EXISTS (...)`, maybe negated.
+fn subquery_condition(e: &Expr) -> bool {
+    match e {
+        Expr::Not(inner) => subquery_condition(inner),
+        Expr::InSubquery(_) | Expr::Exists(_) => true,
+        _ => false,
+    }
+}
+
+/// Whether an aggregate grouped by `group_expr` makes a row even of no
+/// input: one without GROUP BY, or with grouping sets that include the
+/// empty one (every `ROLLUP` and `CUBE`, `GROUPING SETS (..., ())`).
+fn makes_a_row_of_nothing(group_expr: &[Expr]) -> bool {
+    use datafusion::logical_expr::expr::GroupingSet;
+    match group_expr {
+        [] => true,
+        [Expr::GroupingSet(GroupingSet::Rollup(_) | GroupingSet::Cube(_))] => true,
+        [Expr::GroupingSet(GroupingSet::GroupingSets(sets))] => sets.iter().any(Vec::is_empty),
+        _ => false,
+    }
 }
 
 fn kept_udf() -> Arc<ScalarUDF> {

@@ -433,11 +433,20 @@ fn planning_context(
     let lake = catalog.lake().clone();
     let external: crate::catalog::provider::ExternalOpener =
         Arc::new(move |def, state| crate::ingest::files::external_table(def, &lake, state));
-    let provider = SluiceCatalogProvider::new(catalog.clone(), factory.clone(), external);
+    let provider = SluiceCatalogProvider::new(
+        catalog.clone(),
+        factory.clone(),
+        external,
+        names::alias_repeated_names,
+    );
     use datafusion::catalog::CatalogProvider;
     let _ = provider.register_schema(
         "information_schema",
-        Arc::new(InformationSchema::new(catalog.clone(), factory)),
+        Arc::new(InformationSchema::new(
+            catalog.clone(),
+            factory,
+            names::alias_repeated_names,
+        )),
     );
     ctx.register_catalog(DATABASE, Arc::new(provider));
     let (rows, value) = subquery::functions();

@@ -732,11 +732,43 @@ fn without_distinct(q: &mut Query) {
 /// `NOT EXISTS (SELECT 1 FROM (SELECT v ...) AS s(v) WHERE s.v = c OR
 /// s.v IS NULL OR c IS NULL)`: no row when the subquery is empty, none
 /// when it has `c` or a NULL, as PostgreSQL answers.
+/// The same holds of such a condition of HAVING (its constant reads no
+/// aggregate either).
 fn constant_not_in(q: &mut Query, is_aggregate: &dyn Fn(&str) -> bool, columns_of: &ColumnsOf) {
     for s in selects(&mut q.body) {
         if let Some(w) = s.selection.as_mut() {
             where_conjuncts(w, is_aggregate, columns_of);
         }
+        if let Some(h) = s.having.as_mut() {
+            for e in crate::visit::conjuncts_mut(h) {
+                if let Expr::InSubquery { expr, .. } = e
+                    && !aggregates(expr, is_aggregate)
+                {
+                    constant_not_in_conjunct(e);
+                }
+            }
+        }
+    }
+}
+
+/// `c NOT IN (SELECT v ...)` with a constant `c` and an uncorrelated
+/// subquery, as the `NOT EXISTS` of [`constant_not_in`].
+fn constant_not_in_conjunct(e: &mut Expr) {
+    if let Expr::InSubquery {
+        expr,
+        subquery,
+        negated: true,
+    } = e
+        && constant(expr)
+        && !correlated(subquery)
+        && let Some(exists) = over_rows(
+            "NOT EXISTS (SELECT 1 FROM (SELECT 1) AS __sluice_rows(v) \
+             WHERE __sluice_rows.v = $1 OR __sluice_rows.v IS NULL OR $1 IS NULL)",
+            expr,
+            subquery,
+        )
+    {
+        *e = exists;
     }
 }
 
@@ -770,16 +802,7 @@ fn where_conjunct(e: &mut Expr, is_aggregate: &dyn Fn(&str) -> bool, columns_of:
             expr,
             subquery,
             negated: true,
-        } if constant(expr) && !correlated(subquery) => {
-            if let Some(exists) = over_rows(
-                "NOT EXISTS (SELECT 1 FROM (SELECT 1) AS __sluice_rows(v) \
-                 WHERE __sluice_rows.v = $1 OR __sluice_rows.v IS NULL OR $1 IS NULL)",
-                expr,
-                subquery,
-            ) {
-                *e = exists;
-            }
-        }
+        } if constant(expr) && !correlated(subquery) => constant_not_in_conjunct(e),
         Expr::InSubquery {
             expr,
             subquery,
