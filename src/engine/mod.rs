@@ -411,6 +411,7 @@ fn planning_context(
             rules.push(Arc::new(crate::types::interval::IntervalComparisons));
             rules.push(Arc::new(crate::types::float_zeros::FloatZeros));
             rules.push(Arc::new(crate::types::lazy_coalesce::LazyCoalesce));
+            rules.push(Arc::new(crate::types::lazy_coalesce::LazyFilteredArguments));
             rules.push(Arc::new(global_having::GlobalHaving));
             rules.push(Arc::new(crate::types::ordered::OrderedStringAggregates));
             rules.push(Arc::new(result_types::JsonArguments::new(catalog)));

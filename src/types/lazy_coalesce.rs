@@ -8,6 +8,10 @@
 //! planned, after type coercion, as the `CASE WHEN a IS NOT NULL THEN a
 //! WHEN b IS NOT NULL THEN b ... ELSE z END` it stands for, which
 //! evaluates each branch for its rows only. Others stay `coalesce`.
+//!
+//! The arguments of an aggregate with `FILTER (WHERE ...)` are evaluated
+//! for the rows the filter keeps only, the same way (see
+//! [`LazyFilteredArguments`]).
 
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::Transformed;
@@ -71,6 +75,64 @@ fn as_case(e: Expr, _: &DFSchema) -> Result<Transformed<Expr>> {
     Ok(Transformed::yes(Expr::Case(Case::new(
         None, when_then, otherwise,
     ))))
+}
+
+/// `agg(x) FILTER (WHERE c)` computes `x` only for the rows where `c`
+/// holds, as PostgreSQL does (`count(x + 1) FILTER (WHERE x < 100)` never
+/// adds to the largest integer). DataFusion computes the arguments for
+/// every row and then drops those `c` does not keep, so an argument that
+/// can fail is planned as `CASE WHEN c THEN x END`, which gives the
+/// aggregate the same values for the rows it keeps.
+#[derive(Debug)]
+pub struct LazyFilteredArguments;
+
+impl AnalyzerRule for LazyFilteredArguments {
+    fn name(&self) -> &str {
+        "sluice_lazy_filtered_arguments"
+    }
+
+    fn analyze(&self, plan: LogicalPlan, _: &ConfigOptions) -> Result<LogicalPlan> {
+        super::rewrite_expressions(plan, filtered_arguments)
+    }
+}
+
+fn filtered_arguments(e: Expr, _: &DFSchema) -> Result<Transformed<Expr>> {
+    let Expr::AggregateFunction(mut f) = e else {
+        return Ok(Transformed::no(e));
+    };
+    let Some(condition) = f.params.filter.as_deref().cloned() else {
+        return Ok(Transformed::no(Expr::AggregateFunction(f)));
+    };
+    // A constant (a delimiter, a fraction) stays as it is: it fails for
+    // every row or none, and some aggregates want it literal.
+    let lazy =
+        |a: &Expr| may_fail(a) && !a.column_refs().is_empty() && !already_guarded(a, &condition);
+    if condition.is_volatile() || !f.params.args.iter().any(lazy) {
+        return Ok(Transformed::no(Expr::AggregateFunction(f)));
+    }
+    f.params.args = std::mem::take(&mut f.params.args)
+        .into_iter()
+        .map(|a| {
+            if lazy(&a) {
+                Expr::Case(Case::new(
+                    None,
+                    vec![(Box::new(condition.clone()), Box::new(a))],
+                    None,
+                ))
+            } else {
+                a
+            }
+        })
+        .collect();
+    Ok(Transformed::yes(Expr::AggregateFunction(f)))
+}
+
+/// `a` is already `CASE WHEN condition THEN ... END` (the rule ran before).
+fn already_guarded(a: &Expr, condition: &Expr) -> bool {
+    matches!(a, Expr::Case(c) if c.expr.is_none()
+        && c.else_expr.is_none()
+        && c.when_then_expr.len() == 1
+        && c.when_then_expr[0].0.as_ref() == condition)
 }
 
 #[cfg(test)]
