@@ -136,6 +136,28 @@ impl ScalarUDFImpl for Checked {
         })
     }
 
+    /// A NULL operand makes the result NULL without computing the other,
+    /// as PostgreSQL folds a strict operator of a NULL constant when it
+    /// plans (`NULL::bigint + k = abs(i8)` never takes `abs`).
+    fn simplify(
+        &self,
+        args: Vec<Expr>,
+        info: &datafusion::logical_expr::simplify::SimplifyContext,
+    ) -> Result<datafusion::logical_expr::simplify::ExprSimplifyResult> {
+        use datafusion::logical_expr::simplify::ExprSimplifyResult;
+        let null = args
+            .iter()
+            .any(|a| matches!(a, Expr::Literal(v, _) if v.is_null()));
+        if !null {
+            return Ok(ExprSimplifyResult::Original(args));
+        }
+        let t = info.get_data_type(&args[0])?;
+        Ok(ExprSimplifyResult::Simplified(Expr::Literal(
+            datafusion::common::ScalarValue::try_from(&t)?,
+            None,
+        )))
+    }
+
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         if matches!(
             self.op,

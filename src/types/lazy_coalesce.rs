@@ -107,23 +107,30 @@ fn filtered_arguments(e: Expr, _: &DFSchema) -> Result<Transformed<Expr>> {
     // every row or none, and some aggregates want it literal.
     let lazy =
         |a: &Expr| may_fail(a) && !a.column_refs().is_empty() && !already_guarded(a, &condition);
-    if condition.is_volatile() || !f.params.args.iter().any(lazy) {
+    let ordered_by_lazy = f.params.order_by.iter().any(|o| lazy(&o.expr));
+    if condition.is_volatile() || !(f.params.args.iter().any(lazy) || ordered_by_lazy) {
         return Ok(Transformed::no(Expr::AggregateFunction(f)));
     }
+    let guard = |a: Expr| {
+        if lazy(&a) {
+            Expr::Case(Case::new(
+                None,
+                vec![(Box::new(condition.clone()), Box::new(a))],
+                None,
+            ))
+        } else {
+            a
+        }
+    };
+    // The ORDER BY of the aggregate too, the same way: with DISTINCT it
+    // must stay the argument it orders by.
     f.params.args = std::mem::take(&mut f.params.args)
         .into_iter()
-        .map(|a| {
-            if lazy(&a) {
-                Expr::Case(Case::new(
-                    None,
-                    vec![(Box::new(condition.clone()), Box::new(a))],
-                    None,
-                ))
-            } else {
-                a
-            }
-        })
+        .map(guard)
         .collect();
+    for o in f.params.order_by.iter_mut() {
+        o.expr = guard(o.expr.clone());
+    }
     Ok(Transformed::yes(Expr::AggregateFunction(f)))
 }
 
@@ -151,6 +158,38 @@ mod tests {
         assert_eq!(
             case.data.to_string(),
             "CASE WHEN a IS NOT NULL THEN a ELSE b / c END"
+        );
+    }
+
+    #[test]
+    fn a_filtered_aggregate_computes_arguments_that_can_fail_for_its_rows_only() {
+        use datafusion::arrow::datatypes::DataType;
+        use datafusion::functions_aggregate::expr_fn::count;
+        use datafusion::functions_aggregate::string_agg::string_agg;
+        use datafusion::logical_expr::{ExprFunctionExt, ExprSchemable};
+        let schema = DFSchema::empty();
+        let filtered = |e: Expr| e.filter(col("x").lt(lit(100))).build().unwrap();
+        let once = filtered_arguments(filtered(count(col("x") / col("y"))), &schema).unwrap();
+        assert!(once.transformed);
+        assert!(
+            once.data.to_string().contains(
+                "count(CASE WHEN x < Int32(100) THEN x / y END) FILTER (WHERE x < Int32(100))"
+            ),
+            "{}",
+            once.data
+        );
+        // Not twice, and not a column or a constant argument.
+        assert!(!filtered_arguments(once.data, &schema).unwrap().transformed);
+        let plain = filtered(string_agg(
+            col("s"),
+            lit(",").cast_to(&DataType::Utf8View, &schema).unwrap(),
+        ));
+        assert!(!filtered_arguments(plain, &schema).unwrap().transformed);
+        // Without FILTER nothing changes.
+        assert!(
+            !filtered_arguments(count(col("x") / col("y")), &schema)
+                .unwrap()
+                .transformed
         );
     }
 }
