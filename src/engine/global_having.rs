@@ -81,11 +81,17 @@ impl AnalyzerRule for GlobalHaving {
 
 /// A column of `input` when it is an aggregate that makes a row of no
 /// input (see [`makes_a_row_of_nothing`]), or a projection of one (a rule
-/// that retypes an aggregate shows it through one: `avg` of a numeric).
+/// that retypes an aggregate shows it through one: `avg` of a numeric), or
+/// a derived table of one.
 fn row_of_its_own(input: &LogicalPlan) -> Option<Column> {
     let mut below = input;
-    while let LogicalPlan::Projection(p) = below {
-        below = p.input.as_ref();
+    loop {
+        below = match below {
+            LogicalPlan::Projection(p) => p.input.as_ref(),
+            // A derived table of one: `FROM (SELECT count(*) ...) d WHERE ...`.
+            LogicalPlan::SubqueryAlias(a) => a.input.as_ref(),
+            _ => break,
+        };
     }
     let LogicalPlan::Aggregate(agg) = below else {
         return None;
