@@ -35,6 +35,7 @@ pub mod params;
 mod planner;
 pub mod prepared;
 mod range_window;
+mod repeated_orderings;
 pub mod result_types;
 mod safe_pushdown;
 pub mod sequences;
@@ -1534,6 +1535,8 @@ pub(crate) fn optimizer_rules() -> Vec<Arc<dyn datafusion::optimizer::OptimizerR
         .position(|r| r.name() == "propagate_empty_relation")
         .map_or(rules.len(), |i| i + 1);
     rules.insert(at, Arc::new(set_ops::OneBranchUnions));
+    // Last: after every simplification of a pass.
+    rules.push(Arc::new(repeated_orderings::RepeatedOrderings));
     rules
 }
 
