@@ -73,6 +73,8 @@ pub struct Snapshot {
     /// Each relation's OID (see [`pg_constraints::relation_oids`]), worked
     /// out when first asked for.
     oids: std::sync::OnceLock<HashMap<(String, String), i64>>,
+    /// Whether a table or materialized view has a `character(n)` column.
+    character_columns: bool,
 }
 
 impl Snapshot {
@@ -104,6 +106,10 @@ impl Snapshot {
                 }
             }
         }
+        let character_columns = objects.iter().any(|o| {
+            o.stored()
+                .is_some_and(|t| t.columns.iter().any(|c| c.ty.name == "character"))
+        });
         Snapshot {
             version,
             objects,
@@ -111,7 +117,14 @@ impl Snapshot {
             schemas,
             referencing,
             oids: Default::default(),
+            character_columns,
         }
+    }
+
+    /// Whether a table or materialized view has a `character(n)` column
+    /// (whose values the planner compares as such).
+    pub fn has_character_columns(&self) -> bool {
+        self.character_columns
     }
 
     /// The OID `pg_class` gives relation `schema.name`, the same in every

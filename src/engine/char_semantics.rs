@@ -17,10 +17,10 @@ use std::sync::Arc;
 use datafusion::common::tree_node::Transformed;
 use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
-use datafusion::logical_expr::{Expr, JoinType, LogicalPlan, Operator};
+use datafusion::logical_expr::{Expr, JoinType, LogicalPlan};
 
 use super::result_types::{Source, Tables, expr_source, untyped_text, walk};
-use crate::catalog::{Catalog, Def};
+use crate::catalog::Catalog;
 
 #[derive(Debug)]
 pub struct CharSemantics {
@@ -89,20 +89,6 @@ fn padded(e: Expr, width: usize, input: &LogicalPlan) -> Expr {
     }
 }
 
-fn comparison(op: Operator) -> bool {
-    matches!(
-        op,
-        Operator::Eq
-            | Operator::NotEq
-            | Operator::Lt
-            | Operator::LtEq
-            | Operator::Gt
-            | Operator::GtEq
-            | Operator::IsDistinctFrom
-            | Operator::IsNotDistinctFrom
-    )
-}
-
 /// A function that reads a `character(n)` argument with its padding.
 fn sees_padding(f: &ScalarFunction) -> bool {
     matches!(f.func.name(), "octet_length" | "concat" | "concat_ws")
@@ -111,7 +97,7 @@ fn sees_padding(f: &ScalarFunction) -> bool {
 /// Whether `e` is an expression this rule may change.
 fn candidate(e: &Expr) -> bool {
     match e {
-        Expr::BinaryExpr(b) => comparison(b.op),
+        Expr::BinaryExpr(b) => crate::types::is_comparison(&b.op),
         Expr::InList(_) | Expr::Like(_) | Expr::SimilarTo(_) => true,
         Expr::ScalarFunction(f) => sees_padding(f),
         _ => false,
@@ -132,7 +118,7 @@ fn rewrite(
                 Some(Source::Type(t, _)) if t.name == "character varying")
     };
     Ok(match e {
-        Expr::BinaryExpr(mut b) if comparison(b.op) => {
+        Expr::BinaryExpr(mut b) if crate::types::is_comparison(&b.op) => {
             if width(&b.left).is_some() && as_char(&b.right) {
                 b.right = Box::new(trimmed(*b.right));
             } else if width(&b.right).is_some() && as_char(&b.left) {
@@ -178,19 +164,6 @@ fn rewrite(
     })
 }
 
-/// Whether any table or materialized view of the catalog has a
-/// `character(n)` column.
-fn any_char_column(catalog: &Catalog) -> bool {
-    catalog.snapshot().objects().iter().any(|o| {
-        let columns = match &o.def {
-            Def::Table(t) => &t.columns,
-            Def::MaterializedView(m) => &m.table.columns,
-            _ => return false,
-        };
-        columns.iter().any(|c| c.ty.name == "character")
-    })
-}
-
 impl datafusion::optimizer::AnalyzerRule for CharSemantics {
     fn name(&self) -> &str {
         "sluice_char_semantics"
@@ -204,10 +177,10 @@ impl datafusion::optimizer::AnalyzerRule for CharSemantics {
         let Some(catalog) = self.catalog.upgrade() else {
             return Ok(plan);
         };
-        if !any_char_column(&catalog) {
+        let snapshot = catalog.snapshot();
+        if !snapshot.has_character_columns() {
             return Ok(plan);
         }
-        let snapshot = catalog.snapshot();
         let mut tables = Tables::new(&snapshot, catalog.lake());
         crate::tree::transform_up_with_subqueries(plan, |node| {
             let wanted = node

@@ -45,7 +45,10 @@ pub fn pad(col: &ArrayRef, width: usize) -> Option<ArrayRef> {
         let n = v.chars().count();
         out.extend(std::iter::repeat_n(' ', width.saturating_sub(n)));
     };
-    let mut b = StringBuilder::with_capacity(col.len(), col.len() * width);
+    // Reserved up to 1 MiB: a wide declared width (char(10485760)) grows
+    // the buffer as values come, not all at once.
+    let mut b =
+        StringBuilder::with_capacity(col.len(), col.len().saturating_mul(width).min(1 << 20));
     let mut buf = String::with_capacity(width);
     let mut push = |v: Option<&str>| match v {
         Some(v) => {
