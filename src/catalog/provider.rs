@@ -141,12 +141,13 @@ pub async fn plan_view(
     prepare: ViewPreparer,
 ) -> DfResult<datafusion::logical_expr::LogicalPlan> {
     use datafusion::sql::sqlparser::{dialect::PostgreSqlDialect, parser::Parser};
-    match Parser::parse_sql(&PostgreSqlDialect {}, sql).as_deref_mut() {
-        Ok([stmt]) => {
-            prepare(stmt);
+    match Parser::parse_sql(&PostgreSqlDialect {}, sql) {
+        Ok(mut stmts) if stmts.len() == 1 => {
+            let mut stmt = stmts.remove(0);
+            prepare(&mut stmt);
             state
                 .statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(
-                    stmt.clone(),
+                    stmt,
                 )))
                 .await
         }

@@ -8,7 +8,6 @@
 
 use datafusion::common::tree_node::Transformed;
 use datafusion::error::Result;
-use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
 
@@ -29,17 +28,7 @@ impl OptimizerRule for RepeatedOrderings {
         plan: LogicalPlan,
         _config: &dyn OptimizerConfig,
     ) -> Result<Transformed<LogicalPlan>> {
-        crate::tree::transform_up_with_subqueries(plan, |node| {
-            if !matches!(node, LogicalPlan::Aggregate(_)) {
-                return Ok(Transformed::no(node));
-            }
-            let names = NamePreserver::new(&node);
-            crate::tree::map_expressions(node, |e| {
-                let saved = crate::types::save_name(&names, &e);
-                let done = crate::tree::transform_up(e, first_of_each)?;
-                Ok(done.update_data(|e| crate::types::keep_name(saved, e)))
-            })
-        })
+        crate::types::rewrite_plan_expressions(plan, |e, _| first_of_each(e))
     }
 }
 

@@ -463,28 +463,16 @@ fn padded_chars(batch: RecordBatch, widths: &[Option<usize>]) -> RecordBatch {
     if widths.iter().all(Option::is_none) {
         return batch;
     }
-    let mut fields: Vec<datafusion::arrow::datatypes::Field> = Vec::with_capacity(widths.len());
-    let mut cols = Vec::with_capacity(widths.len());
-    for ((f, col), w) in batch
-        .schema()
-        .fields()
+    let columns = batch
+        .columns()
         .iter()
-        .zip(batch.columns())
         .zip(widths)
-    {
-        match w.and_then(|w| crate::types::bpchar::pad(col, w)) {
-            Some(p) => {
-                fields.push(f.as_ref().clone().with_data_type(p.data_type().clone()));
-                cols.push(p);
-            }
-            None => {
-                fields.push(f.as_ref().clone());
-                cols.push(col.clone());
-            }
-        }
-    }
-    let schema = Arc::new(datafusion::arrow::datatypes::Schema::new(fields));
-    RecordBatch::try_new(schema, cols).unwrap_or(batch)
+        .map(|(col, w)| {
+            w.and_then(|w| crate::types::bpchar::pad(col, w))
+                .unwrap_or_else(|| col.clone())
+        })
+        .collect();
+    super::text::with_columns(batch, columns)
 }
 
 /// The schema binary COPY sends: jsonb text columns become bytes.

@@ -70,6 +70,12 @@ pub fn pg_text(batch: RecordBatch, fields: &[FieldInfo]) -> RecordBatch {
     if !changed {
         return batch;
     }
+    with_columns(batch, columns)
+}
+
+/// `batch` with `columns` in place of its own, each field retyped to its
+/// new column's type.
+pub fn with_columns(batch: RecordBatch, columns: Vec<ArrayRef>) -> RecordBatch {
     let schema = Arc::new(datafusion::arrow::datatypes::Schema::new(
         batch
             .schema()

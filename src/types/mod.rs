@@ -120,19 +120,33 @@ pub(crate) fn is_comparison(op: &datafusion::logical_expr::Operator) -> bool {
     )
 }
 
+/// A rewrite of one expression given the schema of its node's inputs.
+pub(crate) type ExprRewrite = fn(
+    datafusion::logical_expr::Expr,
+    &datafusion::common::DFSchema,
+) -> datafusion::error::Result<
+    datafusion::common::tree_node::Transformed<datafusion::logical_expr::Expr>,
+>;
+
 /// Every expression of every node of `plan`, subqueries' too, rewritten
 /// bottom-up by `f`, which is given the schema of the node's inputs; the
 /// nodes keep their output names. For analyzer rules that replace an
 /// operator or a function with another.
 pub(crate) fn rewrite_expressions(
     plan: datafusion::logical_expr::LogicalPlan,
-    f: fn(
-        datafusion::logical_expr::Expr,
-        &datafusion::common::DFSchema,
-    ) -> datafusion::error::Result<
-        datafusion::common::tree_node::Transformed<datafusion::logical_expr::Expr>,
-    >,
+    f: ExprRewrite,
 ) -> datafusion::error::Result<datafusion::logical_expr::LogicalPlan> {
+    rewrite_plan_expressions(plan, f).map(|t| t.data)
+}
+
+/// [`rewrite_expressions`], saying whether anything changed (for
+/// optimizer rules).
+pub(crate) fn rewrite_plan_expressions(
+    plan: datafusion::logical_expr::LogicalPlan,
+    f: ExprRewrite,
+) -> datafusion::error::Result<
+    datafusion::common::tree_node::Transformed<datafusion::logical_expr::LogicalPlan>,
+> {
     use datafusion::common::tree_node::Transformed;
     crate::tree::transform_up_with_subqueries(plan, |node| {
         let inputs = node.inputs();
@@ -151,7 +165,6 @@ pub(crate) fn rewrite_expressions(
         })?
         .map_data(grouping_arguments_as_grouped)
     })
-    .map(|t| t.data)
 }
 
 /// An aggregation whose grouped expressions a rule rewrote (and aliased
