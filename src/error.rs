@@ -785,6 +785,23 @@ fn pg_style(msg: &str, kind: ErrorKind) -> String {
             }
             msg.to_string()
         }
+        ErrorKind::Grouping => {
+            // DataFusion: `... column "public.t.a" must appear in the GROUP
+            // BY clause or must be part of an aggregate function, currently
+            // only "count(Int64(1))" appears ...`; PostgreSQL names the
+            // column by its relation only.
+            if let Some(start) = msg.find("column \"") {
+                let rest = &msg[start + "column \"".len()..];
+                if let Some(end) = rest.find('"') {
+                    let parts: Vec<&str> = rest[..end].split('.').collect();
+                    let name = parts[parts.len().saturating_sub(2)..].join(".");
+                    return format!(
+                        "column \"{name}\" must appear in the GROUP BY clause or be used in an aggregate function"
+                    );
+                }
+            }
+            msg.to_string()
+        }
         _ => msg.to_string(),
     }
 }
@@ -850,6 +867,18 @@ mod tests {
         let _other_partition = shared.clone();
         let e = classify_datafusion(datafusion::error::DataFusionError::Shared(shared));
         assert_eq!(e.kind, ErrorKind::FeatureNotSupported, "{e:?}");
+    }
+
+    #[test]
+    fn a_column_outside_group_by_is_named_as_postgresql_names_it() {
+        let e = classify_datafusion(datafusion::error::DataFusionError::Plan(
+            "Column in SELECT must be in GROUP BY or an aggregate function: While expanding wildcard, column \"public.gt.a\" must appear in the GROUP BY clause or must be part of an aggregate function, currently only \"count(Int64(1))\" appears in the SELECT clause satisfies this requirement".into(),
+        ));
+        assert_eq!(e.kind, ErrorKind::Grouping, "{e:?}");
+        assert_eq!(
+            e.message,
+            "column \"gt.a\" must appear in the GROUP BY clause or be used in an aggregate function"
+        );
     }
 
     #[test]

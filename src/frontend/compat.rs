@@ -91,6 +91,7 @@ pub fn rewrite(stmt: &mut Statement, text: Option<&str>) {
     substring_patterns(&mut s);
     make_interval_arguments(&mut s);
     repeated_rollup_keys(&mut s);
+    super::one_group::one_group(&mut s);
     generate_subscripts(&mut s);
     expand_array(&mut s);
     typed_casts(&mut s);

@@ -35,6 +35,7 @@ pub mod expect;
 pub mod features;
 pub mod merge;
 pub mod names;
+pub mod one_group;
 pub mod schedule;
 pub mod sequence_options;
 pub mod template;
