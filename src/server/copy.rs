@@ -496,13 +496,15 @@ fn binary_schema(
     Arc::new(Schema::new(fields))
 }
 
-fn jsonb_binary(batch: RecordBatch, jsonb: &[bool]) -> PgWireResult<RecordBatch> {
+/// `batch` as binary COPY sends it: jsonb text with its version byte,
+/// and a numeric the encoder cannot send as PostgreSQL would (beyond its
+/// 96 bits, or a zero that keeps its display scale) in PostgreSQL's bytes.
+fn binary_columns(batch: RecordBatch, jsonb: &[bool]) -> PgWireResult<RecordBatch> {
     use datafusion::arrow::array::{Array, AsArray, BinaryBuilder};
-    if !jsonb.iter().any(|j| *j) {
-        return Ok(batch);
-    }
-    let mut cols = Vec::new();
-    for (i, col) in batch.columns().iter().enumerate() {
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    let mut cols = batch.columns().to_vec();
+    let mut changed = false;
+    for (i, col) in cols.iter_mut().enumerate() {
         if is_jsonb_text(jsonb, i, col.data_type()) {
             let a = col.as_string::<i32>();
             let mut b = BinaryBuilder::with_capacity(a.len(), a.value_data().len() + a.len());
@@ -517,12 +519,27 @@ fn jsonb_binary(batch: RecordBatch, jsonb: &[bool]) -> PgWireResult<RecordBatch>
                     b.append_value(&v);
                 }
             }
-            cols.push(Arc::new(b.finish()) as datafusion::arrow::array::ArrayRef);
-        } else {
-            cols.push(col.clone());
+            *col = Arc::new(b.finish());
+            changed = true;
+        } else if let Some(bytes) = crate::types::output::numeric_binary(col) {
+            *col = bytes;
+            changed = true;
         }
     }
-    RecordBatch::try_new(binary_schema(&batch.schema(), jsonb), cols)
+    if !changed {
+        return Ok(batch);
+    }
+    let schema = batch.schema();
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .zip(&cols)
+        .map(|(f, c)| match c.data_type() {
+            DataType::Binary => Field::new(f.name(), DataType::Binary, true),
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)
         .map_err(|e| to_pgwire(&Error::from(e)))
 }
 
@@ -593,7 +610,13 @@ pub fn copy_out_stream(
             let msgs = b
                 .map_err(|e| to_pgwire(&Error::from(e)))
                 .map(|b| padded_chars(b, &widths))
-                .and_then(|b| jsonb_binary(b, &jsonb))
+                .and_then(|b| {
+                    if binary {
+                        binary_columns(b, &jsonb)
+                    } else {
+                        Ok(b)
+                    }
+                })
                 .and_then(|b| encode_batch(&mut enc, &fields, b));
             match msgs {
                 Ok(m) => stream::iter(

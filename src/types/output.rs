@@ -183,7 +183,10 @@ pub fn numeric_binary(arr: &ArrayRef) -> Option<ArrayRef> {
         return None;
     };
     let a = arr.as_primitive::<Decimal128Type>();
-    if fits_wire_decimal(a, *precision, *scale) {
+    // The encoder sends a zero without its display scale (`0` where
+    // PostgreSQL sends `0.00`, which a binary reader prints).
+    let zero_with_scale = *scale > 0 && a.iter().any(|v| v == Some(0));
+    if fits_wire_decimal(a, *precision, *scale) && !zero_with_scale {
         return None;
     }
     let values: BinaryArray = a
@@ -617,6 +620,14 @@ mod tests {
                 .unwrap(),
         );
         assert!(render(&small).is_none() && numeric_binary(&small).is_none());
+        // A zero keeps its display scale (`0.00`), which the encoder drops.
+        let zero: ArrayRef = Arc::new(
+            Decimal128Array::from(vec![Some(125), Some(0)])
+                .with_precision_and_scale(10, 2)
+                .unwrap(),
+        );
+        let zero = numeric_binary(&zero).unwrap();
+        assert_eq!(zero.as_binary::<i32>().value(1), [0, 0, 0, 0, 0, 0, 0, 2]);
         // PostgreSQL's own bytes (numeric_send) of these values.
         let hex = |v: i128, s: i8| {
             numeric_bytes(v, s)

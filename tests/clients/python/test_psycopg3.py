@@ -280,6 +280,24 @@ def test_copy_binary_in_and_out(target):
         assert got == [(r[0], r[1], r[2].quantize(D("0.01"), rounding=decimal.ROUND_HALF_UP), *r[3:]) for r in rows]
 
 
+def test_numeric_zero_keeps_its_scale(target):
+    """A numeric zero in binary results and binary COPY carries its
+    display scale (`0.00`), as PostgreSQL sends it; readers that print
+    the value (ADBC, Polars) show it."""
+    with connect(target, autocommit=True) as conn:
+        conn.execute("CREATE TABLE zero_scale (id bigint, amount numeric(12,2))")
+        conn.execute("INSERT INTO zero_scale VALUES (1, 0), (2, 1.5), (3, NULL)")
+        query = "SELECT amount, 0.0::numeric(4,1) FROM zero_scale ORDER BY id"
+        for binary in (False, True):
+            rows = conn.cursor(binary=binary).execute(query).fetchall()
+            assert [tuple(str(v) for v in r) for r in rows] == [
+                ("0.00", "0.0"), ("1.50", "0.0"), ("None", "0.0")], binary
+        with conn.cursor().copy(f"COPY ({query}) TO STDOUT (FORMAT BINARY)") as copy:
+            copy.set_types(["numeric", "numeric"])
+            got = [tuple(str(v) for v in r) for r in copy.rows()]
+        assert got == [("0.00", "0.0"), ("1.50", "0.0"), ("None", "0.0")]
+
+
 def test_named_cursor_fetchmany(target):
     """Server-side cursor: DECLARE ... CURSOR, FETCH FORWARD n, CLOSE."""
     with connect(target) as conn:
