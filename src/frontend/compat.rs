@@ -65,7 +65,8 @@ pub fn cte_names(stmt: &Statement) -> std::collections::HashSet<String> {
 
 /// Apply the client-compatibility rewrites to `stmt`; `text` is its SQL
 /// as the client sent it, when known.
-pub fn rewrite(stmt: &mut Statement, text: Option<&str>) {
+pub fn rewrite(stmt: &mut Statement, text: Option<&str>) -> crate::error::Result<()> {
+    super::row_count::whole_row_counts(stmt)?;
     let universal: [&dyn SqlStatementRewriteRule; 4] = [
         &StripCallableQualifier,
         &RewritePgCatalogOperator,
@@ -150,6 +151,7 @@ pub fn rewrite(stmt: &mut Statement, text: Option<&str>) {
         regclass_names(&mut s);
     }
     *stmt = s;
+    Ok(())
 }
 
 /// A parameter the client declared as a date, time, timestamp or

@@ -36,6 +36,7 @@ pub mod features;
 pub mod merge;
 pub mod names;
 pub mod one_group;
+pub mod row_count;
 pub mod schedule;
 pub mod sequence_options;
 pub mod template;
@@ -179,7 +180,7 @@ pub fn parse(sql: &str) -> Result<Vec<Stmt>> {
                     // The query of a CREATE TABLE AS is read as any query.
                     if let Some(q) = ct.query.take() {
                         let mut query = Statement::Query(q);
-                        compat::rewrite(&mut query, None);
+                        compat::rewrite(&mut query, None)?;
                         if let Statement::Query(q) = query {
                             ct.query = Some(q);
                         }
@@ -193,7 +194,7 @@ pub fn parse(sql: &str) -> Result<Vec<Stmt>> {
                     schedule::refresh_call(&other).expect("checked")
                 }
                 mut other => {
-                    compat::rewrite(&mut other, lone);
+                    compat::rewrite(&mut other, lone)?;
                     Stmt::Sql(Box::new(other))
                 }
             },
