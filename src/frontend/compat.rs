@@ -93,6 +93,7 @@ pub fn rewrite(stmt: &mut Statement, text: Option<&str>) -> crate::error::Result
     make_interval_arguments(&mut s);
     repeated_rollup_keys(&mut s);
     super::one_group::one_group(&mut s);
+    super::values_subqueries::values_subqueries(&mut s);
     generate_subscripts(&mut s);
     expand_array(&mut s);
     typed_casts(&mut s);

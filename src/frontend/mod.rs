@@ -40,6 +40,7 @@ pub mod row_count;
 pub mod schedule;
 pub mod sequence_options;
 pub mod template;
+pub mod values_subqueries;
 
 use datafusion::sql::sqlparser::ast::helpers::stmt_create_table::CreateTableBuilder;
 use datafusion::sql::sqlparser::ast::{ColumnDef, CreateTable, DataType, ObjectName, Statement};
