@@ -293,20 +293,36 @@ fn scaled(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
                 return Ok(Transformed::no(Expr::ScalarFunction(f)));
             };
             let integer = p - s as u8;
-            if !matches!(
-                coerced_type(&f.args[0], schema),
-                Ok(DataType::Decimal128(..))
-            ) || d == s
-                || integer + d as u8 > 38
-            {
+            if integer + d as u8 > 38 {
+                return Ok(Transformed::no(Expr::ScalarFunction(f)));
+            }
+            match coerced_type(&f.args[0], schema) {
+                Ok(DataType::Decimal128(..)) => {}
+                // An integer is a numeric here, as PostgreSQL casts it
+                // (there is no `round(integer, integer)`): DataFusion's
+                // answered in floating point (`trunc(i8, 1)` of a large
+                // bigint lost digits).
+                Ok(t) if t.is_integer() => {
+                    let arg =
+                        std::mem::replace(&mut f.args[0], Expr::Literal(ScalarValue::Null, None));
+                    f.args[0] = decimal(arg, (p, s));
+                    if d == s {
+                        return Ok(Transformed::yes(Expr::ScalarFunction(f)));
+                    }
+                }
+                _ => return Ok(Transformed::no(Expr::ScalarFunction(f))),
+            }
+            if d == s {
                 return Ok(Transformed::no(Expr::ScalarFunction(f)));
             }
             let target = ((integer + d as u8).max(1), d);
             if d > s {
-                // Widened first: both keep the scale of their argument.
-                let arg = std::mem::replace(&mut f.args[0], Expr::Literal(ScalarValue::Null, None));
-                f.args[0] = decimal(arg, target);
-                Ok(Transformed::yes(Expr::ScalarFunction(f)))
+                // Both keep the scale of their argument: the result is
+                // widened. Not the argument: a column of a derived table
+                // has, before coercion, the type of its CASE's first
+                // branch, which may have fewer digits than its values
+                // (the argument was rounded to them before `trunc`).
+                Ok(Transformed::yes(decimal(Expr::ScalarFunction(f), target)))
             } else if f.func.name() == "trunc" {
                 // `round` already answers at scale `d`; `trunc` keeps `s`.
                 Ok(Transformed::yes(decimal(Expr::ScalarFunction(f), target)))
