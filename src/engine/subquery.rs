@@ -759,11 +759,12 @@ fn constant_not_in_conjunct(e: &mut Expr) {
         subquery,
         negated: true,
     } = e
-        && constant(expr)
+        && constant_value(expr)
         && !correlated(subquery)
         && let Some(exists) = over_rows(
-            "NOT EXISTS (SELECT 1 FROM (SELECT 1) AS __sluice_rows(v) \
-             WHERE __sluice_rows.v = $1 OR __sluice_rows.v IS NULL OR $1 IS NULL)",
+            "NOT EXISTS (SELECT 1 FROM (SELECT 1) AS __sluice_rows(__sluice_v) \
+             WHERE __sluice_rows.__sluice_v = $1 OR __sluice_rows.__sluice_v IS NULL \
+             OR $1 IS NULL)",
             expr,
             subquery,
         )
@@ -802,7 +803,7 @@ fn where_conjunct(e: &mut Expr, is_aggregate: &dyn Fn(&str) -> bool, columns_of:
             expr,
             subquery,
             negated: true,
-        } if constant(expr) && !correlated(subquery) => constant_not_in_conjunct(e),
+        } if constant_value(expr) && !correlated(subquery) => constant_not_in_conjunct(e),
         Expr::InSubquery {
             expr,
             subquery,
@@ -1419,6 +1420,18 @@ fn counted(
         None => "(SELECT count(*) FROM (SELECT 1) AS __sluice_rows)".to_string(),
     };
     over_rows(&template, &left, rows)
+}
+
+/// A value the same for every row: [`constant`], or a scalar subquery
+/// that reads no column of the outer query (`(SELECT avg(x) FROM t)`;
+/// DataFusion dropped `(SELECT 1.5) NOT IN (SELECT NULL ...)` from the
+/// plan, keeping every row).
+fn constant_value(e: &Expr) -> bool {
+    match e {
+        Expr::Nested(inner) => constant_value(inner),
+        Expr::Subquery(q) => !correlated(q),
+        e => constant(e),
+    }
 }
 
 /// Does `e` read no column and run no query?
