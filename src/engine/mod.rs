@@ -44,6 +44,7 @@ mod set_ops;
 pub mod settings;
 mod subplan;
 mod subquery;
+mod top_k_keys;
 pub mod upsert;
 mod using_joins;
 #[cfg(test)]
@@ -1550,6 +1551,12 @@ pub(crate) fn physical_optimizer_rules()
         .position(|r| r.name() == "SanityCheckPlan")
         .unwrap_or(rules.len());
     rules.insert(at, Arc::new(order_repair::OrderRepair));
+    // Before the dynamic filters are placed (their TopK's keys change).
+    let at = rules
+        .iter()
+        .position(|r| r.name() == "FilterPushdown(Post)")
+        .unwrap_or(rules.len());
+    rules.insert(at, Arc::new(top_k_keys::TopKKeys));
     rules.push(Arc::new(late_filter::SelectiveRowFilter));
     rules.push(Arc::new(range_window::RangeWindows));
     rules
