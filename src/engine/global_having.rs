@@ -45,7 +45,7 @@ impl AnalyzerRule for GlobalHaving {
                 return Ok(Transformed::no(node));
             };
             let Some(computed) = row_of_its_own(filter.input.as_ref()) else {
-                return Ok(Transformed::no(LogicalPlan::Filter(filter)));
+                return pin_constant_conditions(filter);
             };
             // A subquery condition that reads a column it computes
             // (`max(k) NOT IN (SELECT ...)`) stays above it anyway, and
@@ -77,6 +77,46 @@ impl AnalyzerRule for GlobalHaving {
         })
         .map(|t| t.data)
     }
+}
+
+/// The conditions without columns of a filter with such an aggregate
+/// further below (one side of a join, under a grouped aggregate), tied to
+/// a column of the filter's input: DataFusion pushes a condition without
+/// columns into every input of a join and on below the aggregate, where
+/// it no longer removes the aggregate's row (`FROM (SELECT max(x) FROM t)
+/// d JOIN u ON true WHERE (SELECT NULL::boolean)` kept every row of `u`).
+/// Tied to a column, it stops above the node that computes that column.
+fn pin_constant_conditions(filter: Filter) -> Result<Transformed<LogicalPlan>> {
+    let below = crate::tree::exists(filter.input.as_ref(), |n| {
+        Ok(matches!(n, LogicalPlan::Aggregate(a) if makes_a_row_of_nothing(&a.group_expr)))
+    })?;
+    let schema = filter.input.schema();
+    if !below || schema.fields().is_empty() {
+        return Ok(Transformed::no(LogicalPlan::Filter(filter)));
+    }
+    let (constant, plain): (Vec<Expr>, Vec<Expr>) =
+        datafusion::logical_expr::utils::split_conjunction_owned(filter.predicate.clone())
+            .into_iter()
+            .partition(|c| {
+                c.column_refs().is_empty()
+                    && !matches!(c, Expr::ScalarFunction(f) if f.func.name() == KEPT)
+            });
+    let Some(constant) = constant.into_iter().reduce(Expr::and) else {
+        return Ok(Transformed::no(LogicalPlan::Filter(filter)));
+    };
+    let (qualifier, field) = schema.qualified_field(0);
+    let column = Column::new(qualifier.cloned(), field.name());
+    let kept = std::iter::once(Expr::ScalarFunction(ScalarFunction::new_udf(
+        kept_udf(),
+        vec![constant, Expr::Column(column)],
+    )))
+    .chain(plain)
+    .reduce(Expr::and)
+    .expect("one condition at least");
+    Ok(Transformed::yes(LogicalPlan::Filter(Filter::try_new(
+        kept,
+        filter.input,
+    )?)))
 }
 
 /// A column of `input` when it is an aggregate that makes a row of no
