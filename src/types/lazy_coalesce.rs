@@ -51,11 +51,31 @@ fn may_fail(e: &Expr) -> bool {
     .unwrap_or(true)
 }
 
-fn as_case(e: Expr, _: &DFSchema) -> Result<Transformed<Expr>> {
+fn as_case(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
     let Expr::ScalarFunction(f) = &e else {
         return Ok(Transformed::no(e));
     };
-    if f.name() != "coalesce" || f.args.len() < 2 || !f.args[1..].iter().any(may_fail) {
+    if f.name() != "coalesce" || f.args.len() < 2 {
+        return Ok(Transformed::no(e));
+    }
+    // Nothing after a constant that is not NULL is ever needed, and
+    // PostgreSQL drops it while planning, before it could fail
+    // (`COALESCE(3, CAST(3000000000 * 7 AS integer))` is 3).
+    if let Some(i) = f.args.iter().position(set_constant)
+        && i + 1 < f.args.len()
+    {
+        let Expr::ScalarFunction(mut f) = e else {
+            unreachable!("matched above")
+        };
+        f.args.truncate(i + 1);
+        if i == 0 {
+            return Ok(Transformed::yes(f.args.remove(0)));
+        }
+        return Ok(Transformed::yes(
+            as_case(Expr::ScalarFunction(f), schema)?.data,
+        ));
+    }
+    if !f.args[1..].iter().any(may_fail) {
         return Ok(Transformed::no(e));
     }
     let Expr::ScalarFunction(f) = e else {
@@ -75,6 +95,15 @@ fn as_case(e: Expr, _: &DFSchema) -> Result<Transformed<Expr>> {
     Ok(Transformed::yes(Expr::Case(Case::new(
         None, when_then, otherwise,
     ))))
+}
+
+/// A literal (maybe cast) that is not NULL.
+fn set_constant(e: &Expr) -> bool {
+    match e {
+        Expr::Literal(v, _) => !v.is_null(),
+        Expr::Cast(c) => set_constant(&c.expr),
+        _ => false,
+    }
 }
 
 /// `agg(x) FILTER (WHERE c)` computes `x` only for the rows where `c`
