@@ -398,15 +398,21 @@ fn cell<'a>(c: &'a Cells<'a>, row: usize) -> Option<Option<&'a [u8]>> {
     })
 }
 
+/// The messages of `batch`'s rows, and whether the encoder wrote them
+/// (its first row starts with the binary signature).
 fn encode_batch(
     enc: &mut RowEncoder,
     fields: &Arc<Vec<FieldInfo>>,
     batch: RecordBatch,
-) -> PgWireResult<Vec<CopyData>> {
-    let schema = batch.schema();
+) -> PgWireResult<(Vec<CopyData>, bool)> {
     let mut out = Vec::with_capacity(batch.num_rows());
     match enc {
         RowEncoder::Binary(b) => {
+            if let Some(rows) = super::binary_rows::binary_rows(&batch) {
+                return Ok((rows.into_iter().map(CopyData::new).collect(), false));
+            }
+            let batch = numeric_columns(batch)?;
+            let schema = batch.schema();
             for r in 0..batch.num_rows() {
                 for (i, col) in batch.columns().iter().enumerate() {
                     arrow_pg::encoder::encode_value(b, col, r, schema.field(i), &fields[i])?;
@@ -432,7 +438,7 @@ fn encode_batch(
             }
         }
     }
-    Ok(out)
+    Ok((out, true))
 }
 
 /// One CopyData message of a COPY TO and the data rows it holds.
@@ -496,12 +502,9 @@ fn binary_schema(
     Arc::new(Schema::new(fields))
 }
 
-/// `batch` as binary COPY sends it: jsonb text with its version byte,
-/// and a numeric the encoder cannot send as PostgreSQL would (beyond its
-/// 96 bits, or a zero that keeps its display scale) in PostgreSQL's bytes.
+/// `batch` as binary COPY sends it: jsonb text with its version byte.
 fn binary_columns(batch: RecordBatch, jsonb: &[bool]) -> PgWireResult<RecordBatch> {
     use datafusion::arrow::array::{Array, AsArray, BinaryBuilder};
-    use datafusion::arrow::datatypes::{DataType, Field, Schema};
     let mut cols = batch.columns().to_vec();
     let mut changed = false;
     for (i, col) in cols.iter_mut().enumerate() {
@@ -521,7 +524,22 @@ fn binary_columns(batch: RecordBatch, jsonb: &[bool]) -> PgWireResult<RecordBatc
             }
             *col = Arc::new(b.finish());
             changed = true;
-        } else if let Some(bytes) = crate::types::output::numeric_binary(col) {
+        }
+    }
+    if !changed {
+        return Ok(batch);
+    }
+    with_binary_columns(batch, cols)
+}
+
+/// `batch` with a numeric the encoder cannot send as PostgreSQL would
+/// (beyond its 96 bits, or a zero that keeps its display scale) in
+/// PostgreSQL's bytes.
+fn numeric_columns(batch: RecordBatch) -> PgWireResult<RecordBatch> {
+    let mut cols = batch.columns().to_vec();
+    let mut changed = false;
+    for col in cols.iter_mut() {
+        if let Some(bytes) = crate::types::output::numeric_binary(col) {
             *col = bytes;
             changed = true;
         }
@@ -529,6 +547,16 @@ fn binary_columns(batch: RecordBatch, jsonb: &[bool]) -> PgWireResult<RecordBatc
     if !changed {
         return Ok(batch);
     }
+    with_binary_columns(batch, cols)
+}
+
+/// `batch` with its columns replaced by `cols`, of which the binary ones
+/// are new.
+fn with_binary_columns(
+    batch: RecordBatch,
+    cols: Vec<datafusion::arrow::array::ArrayRef>,
+) -> PgWireResult<RecordBatch> {
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
     let schema = batch.schema();
     let fields: Vec<Field> = schema
         .fields()
@@ -619,10 +647,10 @@ pub fn copy_out_stream(
                 })
                 .and_then(|b| encode_batch(&mut enc, &fields, b));
             match msgs {
-                Ok(m) => stream::iter(
+                Ok((m, encoded)) => stream::iter(
                     m.into_iter()
                         .map(|d| {
-                            let data = if std::mem::take(&mut encoder_signature) {
+                            let data = if encoded && std::mem::take(&mut encoder_signature) {
                                 d.data.slice(BINARY_HEADER_LEN..)
                             } else {
                                 d.data

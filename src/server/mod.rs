@@ -3,6 +3,7 @@
 //! to protocol messages.
 
 pub mod auth;
+mod binary_rows;
 mod conn;
 pub mod copy;
 mod handler;

@@ -197,7 +197,7 @@ pub fn numeric_binary(arr: &ArrayRef) -> Option<ArrayRef> {
 }
 
 /// PostgreSQL's binary `numeric` of a Decimal128 value of `scale`.
-fn numeric_bytes(v: i128, scale: i8) -> Vec<u8> {
+pub(crate) fn numeric_bytes(v: i128, scale: i8) -> Vec<u8> {
     let dscale = scale.max(0) as usize;
     let mut digits = v.unsigned_abs().to_string();
     if scale < 0 && v != 0 {
