@@ -325,12 +325,9 @@ pub struct CopyOut {
     pub options: CopyOptions,
     pub schema: SchemaRef,
     pub stream: SendableRecordBatchStream,
-    /// Columns declared jsonb (their binary format has a version byte).
-    pub jsonb: Vec<bool>,
 }
 
 async fn copy_out(session: &mut Session, stmt: CopyStmt) -> Result<Output> {
-    let mut jsonb = Vec::new();
     let query = match stmt.relation {
         CopyRelation::Query(q) => Statement::Query(q),
         CopyRelation::Table { name, columns } => {
@@ -348,10 +345,6 @@ async fn copy_out(session: &mut Session, stmt: CopyStmt) -> Result<Output> {
                 }
                 columns
             };
-            jsonb = target_cols
-                .iter()
-                .map(|c| def.column(c).is_some_and(|d| d.ty.name == "jsonb"))
-                .collect();
             let list: Vec<String> = target_cols.iter().map(|c| ident(c)).collect();
             let sql = format!(
                 "SELECT {} FROM {}.{}",
@@ -371,7 +364,6 @@ async fn copy_out(session: &mut Session, stmt: CopyStmt) -> Result<Output> {
             options: stmt.options,
             schema,
             stream,
-            jsonb,
         })),
         _ => Err(Error::internal("COPY query returned no rows")),
     }

@@ -458,11 +458,6 @@ fn binary_header() -> bytes::Bytes {
     b.freeze()
 }
 
-/// jsonb values in binary format start with a version byte (1).
-fn is_jsonb_text(jsonb: &[bool], i: usize, ty: &datafusion::arrow::datatypes::DataType) -> bool {
-    jsonb.get(i).copied().unwrap_or(false) && *ty == datafusion::arrow::datatypes::DataType::Utf8
-}
-
 /// `batch` with its `character(n)` columns padded to `n`, as PostgreSQL
 /// writes them.
 fn padded_chars(batch: RecordBatch, widths: &[Option<usize>]) -> RecordBatch {
@@ -481,55 +476,30 @@ fn padded_chars(batch: RecordBatch, widths: &[Option<usize>]) -> RecordBatch {
     super::text::with_columns(batch, columns)
 }
 
-/// The schema binary COPY sends: jsonb text columns become bytes.
-fn binary_schema(
-    schema: &datafusion::arrow::datatypes::Schema,
-    jsonb: &[bool],
-) -> datafusion::arrow::datatypes::SchemaRef {
-    use datafusion::arrow::datatypes::{DataType, Field, Schema};
-    let fields: Vec<Field> = schema
-        .fields()
-        .iter()
-        .enumerate()
-        .map(|(i, f)| {
-            if is_jsonb_text(jsonb, i, f.data_type()) {
-                Field::new(f.name(), DataType::Binary, true)
-            } else {
-                f.as_ref().clone()
-            }
-        })
-        .collect();
-    Arc::new(Schema::new(fields))
-}
-
-/// `batch` as binary COPY sends it: jsonb text with its version byte.
-fn binary_columns(batch: RecordBatch, jsonb: &[bool]) -> PgWireResult<RecordBatch> {
-    use datafusion::arrow::array::{Array, AsArray, BinaryBuilder};
+/// `batch` with its values in the binary forms of their declared types,
+/// as binary results have them: `character(n)` padded, a `uuid` in 16
+/// bytes, a `jsonb` after its version byte. Numerics are left to the
+/// encoders (see [`numeric_columns`]).
+fn binary_values(batch: RecordBatch, fields: &[FieldInfo]) -> RecordBatch {
     let mut cols = batch.columns().to_vec();
     let mut changed = false;
-    for (i, col) in cols.iter_mut().enumerate() {
-        if is_jsonb_text(jsonb, i, col.data_type()) {
-            let a = col.as_string::<i32>();
-            let mut b = BinaryBuilder::with_capacity(a.len(), a.value_data().len() + a.len());
-            let mut v = Vec::new();
-            for r in 0..a.len() {
-                if a.is_null(r) {
-                    b.append_null();
-                } else {
-                    v.clear();
-                    v.push(1u8);
-                    v.extend_from_slice(a.value(r).as_bytes());
-                    b.append_value(&v);
-                }
-            }
-            *col = Arc::new(b.finish());
+    for (col, f) in cols.iter_mut().zip(fields) {
+        if *f.datatype() == pgwire::api::Type::NUMERIC {
+            continue;
+        }
+        if let Some(v) = crate::types::bpchar::width(f.datatype(), f.type_modifier())
+            .and_then(|w| crate::types::bpchar::pad(col, w))
+            .or_else(|| super::wire_types::binary_value(col, f))
+        {
+            *col = v;
             changed = true;
         }
     }
-    if !changed {
-        return Ok(batch);
+    if changed {
+        super::text::with_columns(batch, cols)
+    } else {
+        batch
     }
-    with_binary_columns(batch, cols)
 }
 
 /// `batch` with a numeric the encoder cannot send as PostgreSQL would
@@ -591,17 +561,17 @@ pub fn copy_out_stream(
     let ncols = names.len();
     let mut first: Vec<PgWireResult<CopyChunk>> = Vec::new();
     let mut last: Vec<PgWireResult<CopyChunk>> = Vec::new();
-    // Only the binary format marks jsonb (a version byte); text is text.
-    let jsonb = if binary { out.jsonb.clone() } else { vec![] };
     let (mut enc, fields) = if binary {
         last.push(Ok(CopyChunk {
             data: bytes::Bytes::from_static(&[0xff, 0xff]),
             rows: 0,
         }));
-        let fields = Arc::new(arrow_pg::datatypes::arrow_schema_to_pg_fields(
-            &binary_schema(&out.schema, &jsonb),
+        // The declared types (uuid, jsonb, character(n)), as results have.
+        let fields = Arc::new(super::wire_types::fields(
+            &out.schema,
             &Format::UnifiedBinary,
             Some(options.clone()),
+            &[],
         )?);
         (
             RowEncoder::Binary(CopyEncoder::new_binary(fields.clone())),
@@ -637,12 +607,11 @@ pub fn copy_out_stream(
         .map(move |b| {
             let msgs = b
                 .map_err(|e| to_pgwire(&Error::from(e)))
-                .map(|b| padded_chars(b, &widths))
-                .and_then(|b| {
+                .map(|b| {
                     if binary {
-                        binary_columns(b, &jsonb)
+                        binary_values(b, &fields)
                     } else {
-                        Ok(b)
+                        padded_chars(b, &widths)
                     }
                 })
                 .and_then(|b| encode_batch(&mut enc, &fields, b));

@@ -298,6 +298,31 @@ def test_numeric_zero_keeps_its_scale(target):
         assert got == [("0.00", "0.0"), ("1.50", "0.0"), ("None", "0.0")]
 
 
+def test_copy_binary_out_sends_declared_types(target):
+    """Binary COPY TO sends each value in its declared type's binary form
+    (uuid in 16 bytes, jsonb after its version byte, character(n) padded),
+    with and without an array column beside them."""
+    with connect(target, autocommit=True) as conn:
+        conn.execute("SET TIME ZONE 'UTC'")
+        conn.execute("CREATE TABLE copy_types (u uuid, j jsonb, c char(3), t timestamptz, d date, "
+                     "s smallint, r real, n numeric(10,3), b bytea, a integer[])")
+        conn.execute("INSERT INTO copy_types VALUES ('12345678-1234-5678-1234-567812345678', "
+                     "'{\"a\": 1}', 'x', '2024-01-02 03:04:05+00', '1999-12-31', 7, 1.5, -12.5, "
+                     "'\\x0102', '{1,2}'), (NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL)")
+        types = ["uuid", "jsonb", "bpchar", "timestamptz", "date", "int2", "float4", "numeric", "bytea"]
+        expected = [
+            (uuid.UUID("12345678-1234-5678-1234-567812345678"), {"a": 1}, "x  ",
+             dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC), dt.date(1999, 12, 31), 7, 1.5, "-12.500", b"\x01\x02"),
+            (None, None, None, None, None, None, None, "0.000", None),
+        ]
+        for columns in ("u, j, c, t, d, s, r, n, b", "u, j, c, t, d, s, r, n, b, a"):
+            with conn.cursor().copy(
+                    f"COPY (SELECT {columns} FROM copy_types ORDER BY n) TO STDOUT (FORMAT BINARY)") as copy:
+                copy.set_types(types + (["int4[]"] if columns.endswith("a") else []))
+                got = [r[:7] + (str(r[7]),) + (None if r[8] is None else bytes(r[8]),) for r in copy.rows()]
+            assert got == expected, columns
+
+
 def test_named_cursor_fetchmany(target):
     """Server-side cursor: DECLARE ... CURSOR, FETCH FORWARD n, CLOSE."""
     with connect(target) as conn:
