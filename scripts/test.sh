@@ -69,6 +69,10 @@ step "rules smoke benchmark (SF 0.01, debug build)"
 SF=0.01 RUNS=1 BASE_ROWS=100000 APPEND_ROWS=10000 SLUICE_BIN="$CARGO_TARGET_DIR/debug/sluice" \
     SLUICE_BENCH_PYTHON="$SLUICE_TEST_PYTHON" benchmarks/rules/run.sh >/dev/null
 
+step "DataFrame read smoke benchmark (100,000 rows, debug build): Polars over ADBC and connectorx, the frames from both servers equal"
+ROWS=100000 REPS=1 SLUICE_BIN="$CARGO_TARGET_DIR/debug/sluice" SLUICE_BENCH_PYTHON="$SLUICE_TEST_PYTHON" \
+    benchmarks/dataframes/run.sh >/dev/null
+
 step "materialized view smoke benchmark (SF 0.01, debug build)"
 SF=0.01 RUNS=1 SLUICE_BIN="$CARGO_TARGET_DIR/debug/sluice" SLUICE_BENCH_PYTHON="$SLUICE_TEST_PYTHON" \
     benchmarks/matview/run.sh >/dev/null
