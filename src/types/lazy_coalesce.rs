@@ -51,7 +51,7 @@ fn may_fail(e: &Expr) -> bool {
     .unwrap_or(true)
 }
 
-fn as_case(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
+fn as_case(e: Expr, _: &DFSchema) -> Result<Transformed<Expr>> {
     let Expr::ScalarFunction(f) = &e else {
         return Ok(Transformed::no(e));
     };
@@ -72,7 +72,7 @@ fn as_case(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
             return Ok(Transformed::yes(f.args.remove(0)));
         }
         return Ok(Transformed::yes(
-            as_case(Expr::ScalarFunction(f), schema)?.data,
+            as_case(Expr::ScalarFunction(f), &DFSchema::empty())?.data,
         ));
     }
     if !f.args[1..].iter().any(may_fail) {
