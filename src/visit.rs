@@ -255,6 +255,20 @@ pub fn conjuncts(e: &Expr) -> Vec<&Expr> {
     out
 }
 
+/// `=`, `<>`, `<`, `<=`, `>` or `>=`: an operator that is NULL when either
+/// side is.
+pub fn is_comparison(op: &BinaryOperator) -> bool {
+    matches!(
+        op,
+        BinaryOperator::Eq
+            | BinaryOperator::NotEq
+            | BinaryOperator::Lt
+            | BinaryOperator::LtEq
+            | BinaryOperator::Gt
+            | BinaryOperator::GtEq
+    )
+}
+
 /// [`conjuncts`], each condition mutable in place.
 pub fn conjuncts_mut(e: &mut Expr) -> Vec<&mut Expr> {
     fn walk<'a>(e: &'a mut Expr, out: &mut Vec<&'a mut Expr>) {

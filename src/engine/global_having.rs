@@ -53,27 +53,10 @@ impl AnalyzerRule for GlobalHaving {
             // decorrelates as a join that knows NULL; as an argument it
             // would be a mark join, which does not. The rest goes into the
             // function whole (the optimizer may split it further).
-            let (plain, wrapped): (Vec<Expr>, Vec<Expr>) =
-                datafusion::logical_expr::utils::split_conjunction_owned(filter.predicate.clone())
-                    .into_iter()
-                    .partition(|c| {
-                        let already = matches!(c, Expr::ScalarFunction(f) if f.func.name() == KEPT);
-                        already || (subquery_condition(c) && !c.column_refs().is_empty())
-                    });
-            let Some(wrapped) = wrapped.into_iter().reduce(Expr::and) else {
-                return Ok(Transformed::no(LogicalPlan::Filter(filter)));
-            };
-            let kept = std::iter::once(Expr::ScalarFunction(ScalarFunction::new_udf(
-                kept_udf(),
-                vec![wrapped, Expr::Column(computed)],
-            )))
-            .chain(plain)
-            .reduce(Expr::and)
-            .expect("one condition at least");
-            Ok(Transformed::yes(LogicalPlan::Filter(Filter::try_new(
-                kept,
-                filter.input,
-            )?)))
+            keep(filter, computed, |c| {
+                let already = matches!(c, Expr::ScalarFunction(f) if f.func.name() == KEPT);
+                !(already || (subquery_condition(c) && !c.column_refs().is_empty()))
+            })
         })
         .map(|t| t.data)
     }
@@ -94,21 +77,31 @@ fn pin_constant_conditions(filter: Filter) -> Result<Transformed<LogicalPlan>> {
     if !below || schema.fields().is_empty() {
         return Ok(Transformed::no(LogicalPlan::Filter(filter)));
     }
-    let (constant, plain): (Vec<Expr>, Vec<Expr>) =
-        datafusion::logical_expr::utils::split_conjunction_owned(filter.predicate.clone())
-            .into_iter()
-            .partition(|c| {
-                c.column_refs().is_empty()
-                    && !matches!(c, Expr::ScalarFunction(f) if f.func.name() == KEPT)
-            });
-    let Some(constant) = constant.into_iter().reduce(Expr::and) else {
-        return Ok(Transformed::no(LogicalPlan::Filter(filter)));
-    };
     let (qualifier, field) = schema.qualified_field(0);
     let column = Column::new(qualifier.cloned(), field.name());
+    keep(filter, column, |c| {
+        c.column_refs().is_empty() && !matches!(c, Expr::ScalarFunction(f) if f.func.name() == KEPT)
+    })
+}
+
+/// `filter` with the conditions `tied` selects joined into one
+/// `sluice_having(conditions, column)` beside the others; unchanged when
+/// it selects none.
+fn keep(
+    filter: Filter,
+    column: Column,
+    tied: impl Fn(&Expr) -> bool,
+) -> Result<Transformed<LogicalPlan>> {
+    let (wrapped, plain): (Vec<Expr>, Vec<Expr>) =
+        datafusion::logical_expr::utils::split_conjunction_owned(filter.predicate.clone())
+            .into_iter()
+            .partition(|c| tied(c));
+    let Some(wrapped) = wrapped.into_iter().reduce(Expr::and) else {
+        return Ok(Transformed::no(LogicalPlan::Filter(filter)));
+    };
     let kept = std::iter::once(Expr::ScalarFunction(ScalarFunction::new_udf(
         kept_udf(),
-        vec![constant, Expr::Column(column)],
+        vec![wrapped, Expr::Column(column)],
     )))
     .chain(plain)
     .reduce(Expr::and)

@@ -1267,15 +1267,7 @@ fn subquery_value(
         } => (expr, BinaryOperator::Eq, subquery, true, *negated),
         _ => return None,
     };
-    if !matches!(
-        op,
-        BinaryOperator::Eq
-            | BinaryOperator::NotEq
-            | BinaryOperator::Lt
-            | BinaryOperator::LtEq
-            | BinaryOperator::Gt
-            | BinaryOperator::GtEq
-    ) {
+    if !crate::visit::is_comparison(&op) {
         return None;
     }
     if aggregates(left, is_aggregate) || grouped {

@@ -742,6 +742,14 @@ fn parse_extension(p: &mut Parser) -> Result<Option<Stmt>> {
     Ok(None)
 }
 
+/// One statement of `sql` as sqlparser reads it, for the rewrites' tests.
+#[cfg(test)]
+pub(crate) fn parse_one(sql: &str) -> Statement {
+    datafusion::sql::sqlparser::parser::Parser::parse_sql(&SluiceDialect::default(), sql)
+        .expect("parses")
+        .remove(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -151,13 +151,9 @@ fn has_aggregate(s: &Select) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frontend::dialect::SluiceDialect;
-    use datafusion::sql::sqlparser::parser::Parser;
 
     fn rewritten(sql: &str) -> String {
-        let mut stmt = Parser::parse_sql(&SluiceDialect::default(), sql)
-            .unwrap()
-            .remove(0);
+        let mut stmt = crate::frontend::parse_one(sql);
         one_group(&mut stmt);
         stmt.to_string()
     }

@@ -21,9 +21,9 @@
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    BinaryOperator, DuplicateTreatment, Expr, FunctionArg, FunctionArgExpr, FunctionArguments,
-    Ident, Join, JoinConstraint, JoinOperator, ObjectName, Query, Select, SetExpr, Statement,
-    TableFactor, VisitorMut,
+    DuplicateTreatment, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, Join,
+    JoinConstraint, JoinOperator, ObjectName, Query, Select, SetExpr, Statement, TableFactor,
+    VisitorMut,
 };
 
 use super::names::normalize_ident;
@@ -246,15 +246,7 @@ fn present_column(join: &Join, name: &str) -> Option<Expr> {
             let Expr::BinaryOp { left, op, right } = c else {
                 return None;
             };
-            if !matches!(
-                op,
-                BinaryOperator::Eq
-                    | BinaryOperator::NotEq
-                    | BinaryOperator::Lt
-                    | BinaryOperator::LtEq
-                    | BinaryOperator::Gt
-                    | BinaryOperator::GtEq
-            ) {
+            if !crate::visit::is_comparison(op) {
                 return None;
             }
             [left, right]
@@ -280,13 +272,9 @@ fn present_column(join: &Join, name: &str) -> Option<Expr> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frontend::dialect::SluiceDialect;
-    use datafusion::sql::sqlparser::parser::Parser;
 
     fn rewritten(sql: &str) -> Result<String> {
-        let mut stmt = Parser::parse_sql(&SluiceDialect::default(), sql)
-            .unwrap()
-            .remove(0);
+        let mut stmt = crate::frontend::parse_one(sql);
         whole_row_counts(&mut stmt)?;
         Ok(stmt.to_string())
     }

@@ -166,13 +166,9 @@ fn template() -> Option<Query> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frontend::dialect::SluiceDialect;
-    use datafusion::sql::sqlparser::parser::Parser;
 
     fn rewritten(sql: &str) -> String {
-        let mut stmt = Parser::parse_sql(&SluiceDialect::default(), sql)
-            .unwrap()
-            .remove(0);
+        let mut stmt = crate::frontend::parse_one(sql);
         values_subqueries(&mut stmt);
         stmt.to_string()
     }
