@@ -896,10 +896,12 @@ fn as_exists(
     else {
         return None;
     };
+    // An uncorrelated scalar subquery `x` reads its own tables wherever
+    // it is written.
     if Names::of(v).nested
         || aggregates(v, is_aggregate)
         || !wanted(v)
-        || captured(x, rows, columns_of)
+        || (!constant_value(x) && captured(x, rows, columns_of))
     {
         return None;
     }
