@@ -458,24 +458,6 @@ fn binary_header() -> bytes::Bytes {
     b.freeze()
 }
 
-/// `batch` with its `character(n)` columns padded to `n`, as PostgreSQL
-/// writes them.
-fn padded_chars(batch: RecordBatch, widths: &[Option<usize>]) -> RecordBatch {
-    if widths.iter().all(Option::is_none) {
-        return batch;
-    }
-    let columns = batch
-        .columns()
-        .iter()
-        .zip(widths)
-        .map(|(col, w)| {
-            w.and_then(|w| crate::types::bpchar::pad(col, w))
-                .unwrap_or_else(|| col.clone())
-        })
-        .collect();
-    super::text::with_columns(batch, columns)
-}
-
 /// `batch` with its values in the binary forms of their declared types,
 /// as binary results have them: `character(n)` padded, a `uuid` in 16
 /// bytes, a `jsonb` after its version byte. Numerics are left to the
@@ -578,10 +560,13 @@ pub fn copy_out_stream(
             fields,
         )
     } else {
-        let fields = Arc::new(arrow_pg::datatypes::arrow_schema_to_pg_fields(
+        // The declared types: `character(n)` is padded where the rows
+        // become text (`pg_text`).
+        let fields = Arc::new(super::wire_types::fields(
             &out.schema,
             &Format::UnifiedText,
             Some(options.clone()),
+            &[],
         )?);
         let mut t = TextRows::new(&out.options, &names);
         if out.options.header != Header::None {
@@ -596,24 +581,12 @@ pub fn copy_out_stream(
     // The encoder writes the signature before its first row; ours goes
     // with the first message instead (below), which may be the trailer.
     let mut encoder_signature = binary;
-    let widths: Vec<Option<usize>> = out
-        .schema
-        .fields()
-        .iter()
-        .map(|f| crate::types::bpchar::field_width(f))
-        .collect();
     let rows = out
         .stream
         .map(move |b| {
             let msgs = b
                 .map_err(|e| to_pgwire(&Error::from(e)))
-                .map(|b| {
-                    if binary {
-                        binary_values(b, &fields)
-                    } else {
-                        padded_chars(b, &widths)
-                    }
-                })
+                .map(|b| if binary { binary_values(b, &fields) } else { b })
                 .and_then(|b| encode_batch(&mut enc, &fields, b));
             match msgs {
                 Ok((m, encoded)) => stream::iter(

@@ -14,26 +14,13 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringBuilder};
-use datafusion::arrow::datatypes::{DataType, Field};
+use datafusion::arrow::datatypes::DataType;
 use pgwire::api::Type;
-
-use super::PG_TYPE_KEY;
-
-/// PostgreSQL's OID of `character`.
-const BPCHAR_OID: u32 = 1042;
 
 /// The width a column of type `ty` with modifier `typmod` is shown at: `n`
 /// for `character(n)`.
 pub fn width(ty: &Type, typmod: i32) -> Option<usize> {
     (*ty == Type::BPCHAR && typmod > 4).then(|| (typmod - 4) as usize)
-}
-
-/// The width of a result column whose field metadata declares
-/// `character(n)`.
-pub fn field_width(field: &Field) -> Option<usize> {
-    let (oid, typmod) = field.metadata().get(PG_TYPE_KEY)?.split_once(',')?;
-    let typmod: i32 = typmod.parse().ok()?;
-    (oid.parse::<u32>().ok()? == BPCHAR_OID && typmod > 4).then(|| (typmod - 4) as usize)
 }
 
 /// `col`'s strings padded with spaces to `width` characters (a longer value
@@ -70,7 +57,6 @@ pub fn pad(col: &ArrayRef, width: usize) -> Option<ArrayRef> {
 mod tests {
     use super::*;
     use datafusion::arrow::array::{StringArray, StringViewArray};
-    use std::collections::HashMap;
 
     #[test]
     fn values_are_padded_to_the_declared_width_in_characters() {
@@ -99,12 +85,5 @@ mod tests {
         assert_eq!(width(&Type::BPCHAR, 7), Some(3));
         assert_eq!(width(&Type::BPCHAR, -1), None);
         assert_eq!(width(&Type::VARCHAR, 7), None);
-        let field = |meta: &str| {
-            Field::new("k", DataType::Utf8, true)
-                .with_metadata(HashMap::from([(PG_TYPE_KEY.to_string(), meta.to_string())]))
-        };
-        assert_eq!(field_width(&field("1042,9")), Some(5));
-        assert_eq!(field_width(&field("1043,9")), None);
-        assert_eq!(field_width(&Field::new("k", DataType::Utf8, true)), None);
     }
 }
