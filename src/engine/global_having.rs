@@ -70,18 +70,25 @@ impl AnalyzerRule for GlobalHaving {
 /// d JOIN u ON true WHERE (SELECT NULL::boolean)` kept every row of `u`).
 /// Tied to a column, it stops above the node that computes that column.
 fn pin_constant_conditions(filter: Filter) -> Result<Transformed<LogicalPlan>> {
-    let below = crate::tree::exists(filter.input.as_ref(), |n| {
-        Ok(matches!(n, LogicalPlan::Aggregate(a) if makes_a_row_of_nothing(&a.group_expr)))
-    })?;
+    let constant = |c: &Expr| {
+        c.column_refs().is_empty() && !matches!(c, Expr::ScalarFunction(f) if f.func.name() == KEPT)
+    };
+    // The common filter reads columns in every condition: the plan below
+    // is not walked for it.
     let schema = filter.input.schema();
-    if !below || schema.fields().is_empty() {
+    if schema.fields().is_empty()
+        || !datafusion::logical_expr::utils::split_conjunction(&filter.predicate)
+            .into_iter()
+            .any(constant)
+        || !crate::tree::exists(filter.input.as_ref(), |n| {
+            Ok(matches!(n, LogicalPlan::Aggregate(a) if makes_a_row_of_nothing(&a.group_expr)))
+        })?
+    {
         return Ok(Transformed::no(LogicalPlan::Filter(filter)));
     }
     let (qualifier, field) = schema.qualified_field(0);
     let column = Column::new(qualifier.cloned(), field.name());
-    keep(filter, column, |c| {
-        c.column_refs().is_empty() && !matches!(c, Expr::ScalarFunction(f) if f.func.name() == KEPT)
-    })
+    keep(filter, column, constant)
 }
 
 /// `filter` with the conditions `tied` selects joined into one

@@ -79,6 +79,11 @@ fn select_over(values: &mut Values) -> Option<SetExpr> {
     if values.rows.iter().any(|r| r.len() != width) {
         return None;
     }
+    // Both made before the list is changed: `None` leaves it as it was.
+    let mut list = template()?;
+    let SetExpr::Select(mut select) = *template()?.body else {
+        return None;
+    };
     // Per column, the cells taken out of the list, by row number.
     let mut taken: Vec<Vec<CaseWhen>> = vec![Vec::new(); width];
     for (i, row) in values.rows.iter_mut().enumerate() {
@@ -115,17 +120,14 @@ fn select_over(values: &mut Values) -> Option<SetExpr> {
             }
         })
         .collect();
-    let list = Query {
-        body: Box::new(SetExpr::Values(std::mem::replace(
-            values,
-            Values {
-                explicit_row: false,
-                value_keyword: false,
-                rows: vec![],
-            },
-        ))),
-        ..template()?
-    };
+    list.body = Box::new(SetExpr::Values(std::mem::replace(
+        values,
+        Values {
+            explicit_row: false,
+            value_keyword: false,
+            rows: vec![],
+        },
+    )));
     let alias = TableAlias {
         explicit: true,
         name: Ident::with_quote('"', LIST),
@@ -137,9 +139,6 @@ fn select_over(values: &mut Values) -> Option<SetExpr> {
             })
             .collect(),
         at: None,
-    };
-    let SetExpr::Select(mut select) = *template()?.body else {
-        return None;
     };
     select.projection = projection;
     select.from[0].relation = TableFactor::Derived {
