@@ -396,6 +396,7 @@ fn planning_context(
             // Ours first that must see the plan before DataFusion coerces it.
             let mut rules: Vec<Arc<dyn datafusion::optimizer::AnalyzerRule + Send + Sync>> = vec![
                 Arc::new(crate::types::text::TextLiteralComparisons),
+                Arc::new(crate::types::date_comparisons::DateTimestampComparisons),
                 Arc::new(set_ops::SetOperationsAll),
                 Arc::new(crate::types::like::LikeEscapes),
                 Arc::new(crate::types::averages::NumericAverages),
@@ -412,6 +413,7 @@ fn planning_context(
             rules.push(Arc::new(crate::types::checked::CheckedIntegers));
             rules.push(Arc::new(crate::types::interval::IntervalComparisons));
             rules.push(Arc::new(crate::types::float_zeros::FloatZeros));
+            rules.push(Arc::new(crate::types::zero_products::DecimalZeroProducts));
             rules.push(Arc::new(crate::types::lazy_coalesce::LazyCoalesce));
             rules.push(Arc::new(crate::types::lazy_coalesce::LazyFilteredArguments));
             rules.push(Arc::new(global_having::GlobalHaving));

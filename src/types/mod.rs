@@ -9,6 +9,7 @@ pub mod averages;
 pub mod boolean_tests;
 pub mod bpchar;
 pub mod checked;
+pub mod date_comparisons;
 pub mod datetime;
 pub mod encoding;
 pub mod float_zeros;
@@ -34,6 +35,7 @@ pub mod sliding_bools;
 pub mod text;
 pub mod typed;
 pub mod uuid;
+pub mod zero_products;
 
 use std::sync::Arc;
 
