@@ -163,6 +163,22 @@ impl Settings {
                     format!("parameter \"{name}\" cannot be changed"),
                 ));
             }
+            "timezone" => {
+                self.values.insert(name, utc_zone(value)?);
+                return Ok(());
+            }
+            "datestyle" => {
+                self.values.insert(name, iso_date_style(value)?);
+                return Ok(());
+            }
+            "intervalstyle" => {
+                if !value.trim().eq_ignore_ascii_case("postgres") {
+                    return Err(Error::not_supported(format!("IntervalStyle {value}"))
+                        .with_hint("Intervals are shown in the postgres style."));
+                }
+                self.values.insert(name, "postgres".into());
+                return Ok(());
+            }
             "client_encoding" => {
                 let v = value.to_uppercase().replace('-', "");
                 if v != "UTF8" && v != "UNICODE" {
@@ -262,6 +278,95 @@ pub fn set(session: &mut Session, set: Set) -> Result<Output> {
         other => return Err(Error::not_supported(format!("\"{other}\""))),
     }
     Ok(Output::command("SET"))
+}
+
+/// The names PostgreSQL reads as UTC (and `LOCAL`: the server's zone,
+/// which is UTC).
+const UTC_NAMES: &[&str] = &[
+    "utc",
+    "etc/utc",
+    "uct",
+    "etc/uct",
+    "gmt",
+    "etc/gmt",
+    "gmt0",
+    "gmt+0",
+    "gmt-0",
+    "etc/gmt0",
+    "etc/gmt+0",
+    "etc/gmt-0",
+    "greenwich",
+    "etc/greenwich",
+    "universal",
+    "etc/universal",
+    "zulu",
+    "etc/zulu",
+    "z",
+    "local",
+    "default",
+    "0",
+    "+0",
+    "-0",
+    "00",
+    "+00",
+    "-00",
+    "+00:00",
+    "-00:00",
+];
+
+/// `TimeZone`: Sluice computes and shows every time in UTC, so a session
+/// may name UTC in any of its spellings; another zone would be accepted
+/// and then ignored (a `date` compared with a `timestamptz` at the wrong
+/// midnight), so it is refused: 0A000 for a zone PostgreSQL knows, 22023
+/// for a name it does not.
+fn utc_zone(value: &str) -> Result<String> {
+    let v = value.trim();
+    // SET TIME ZONE INTERVAL '+00:00' HOUR TO MINUTE
+    let v = match v.get(..8) {
+        Some(head) if head.eq_ignore_ascii_case("interval") => {
+            v.split('\'').nth(1).unwrap_or(v).trim()
+        }
+        _ => v,
+    };
+    if UTC_NAMES.iter().any(|n| v.eq_ignore_ascii_case(n)) {
+        return Ok("UTC".into());
+    }
+    let known = v.parse::<datafusion::arrow::array::timezone::Tz>().is_ok()
+        || v.trim_start_matches(['+', '-'])
+            .split(':')
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
+    if known {
+        Err(Error::not_supported(format!("time zone \"{v}\""))
+            .with_hint("Sluice computes and shows times in UTC: TimeZone can only be UTC."))
+    } else {
+        Err(Error::new(
+            ErrorKind::InvalidParameter,
+            format!("invalid value for parameter \"TimeZone\": \"{v}\""),
+        ))
+    }
+}
+
+/// `DateStyle`: dates are shown as ISO (`2024-02-29`) and read month
+/// first; a setting that keeps both is accepted, another refused (0A000),
+/// an unknown word is 22023 as in PostgreSQL.
+fn iso_date_style(value: &str) -> Result<String> {
+    for part in value.split(',') {
+        let p = part.trim().trim_matches('\'').trim();
+        match p.to_ascii_lowercase().as_str() {
+            "iso" | "mdy" | "us" | "noneuropean" | "" => {}
+            "sql" | "postgres" | "german" | "dmy" | "ymd" | "euro" | "european" => {
+                return Err(Error::not_supported(format!("DateStyle {value}"))
+                    .with_hint("Dates are shown as ISO and read month first (ISO, MDY)."));
+            }
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::InvalidParameter,
+                    format!("invalid value for parameter \"DateStyle\": \"{value}\""),
+                ));
+            }
+        }
+    }
+    Ok("ISO, MDY".into())
 }
 
 /// The name PostgreSQL gives a setting (and `SHOW`'s column): the few
@@ -909,6 +1014,40 @@ mod tests {
         ] {
             assert_eq!(size_pretty(n), text, "{n}");
         }
+    }
+
+    #[test]
+    fn only_utc_time_zones_and_iso_date_styles_are_taken() {
+        let mut s = Settings::default();
+        for utc in [
+            "UTC",
+            "Etc/UTC",
+            "gmt",
+            "Z",
+            "0",
+            "+00:00",
+            "INTERVAL '+00:00' HOUR TO MINUTE",
+        ] {
+            s.set("TimeZone", utc).unwrap();
+            assert_eq!(s.get("timezone").unwrap(), "UTC", "{utc}");
+        }
+        let code = |r: Result<()>| match r.unwrap_err().kind {
+            ErrorKind::FeatureNotSupported => "0A000",
+            ErrorKind::InvalidParameter => "22023",
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(code(s.set("timezone", "America/New_York")), "0A000");
+        assert_eq!(code(s.set("timezone", "+05:30")), "0A000");
+        assert_eq!(code(s.set("timezone", "Mars/Olympus")), "22023");
+        assert_eq!(s.get("timezone").unwrap(), "UTC");
+        s.set("DateStyle", "ISO").unwrap();
+        s.set("DateStyle", "iso, mdy").unwrap();
+        assert_eq!(s.get("datestyle").unwrap(), "ISO, MDY");
+        assert_eq!(code(s.set("DateStyle", "German")), "0A000");
+        assert_eq!(code(s.set("DateStyle", "ISO, DMY")), "0A000");
+        assert_eq!(code(s.set("DateStyle", "sideways")), "22023");
+        s.set("IntervalStyle", "Postgres").unwrap();
+        assert_eq!(code(s.set("IntervalStyle", "iso_8601")), "0A000");
     }
 
     #[test]

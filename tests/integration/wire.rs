@@ -546,11 +546,23 @@ async fn errors_carry_sqlstate_and_leave_the_connection_usable() {
             "CREATE TRIGGER tr AFTER INSERT ON t FOR EACH ROW EXECUTE FUNCTION f()",
             "0A000",
         ),
+        // Settings Sluice would accept and then ignore are refused: times
+        // are computed and shown in UTC, dates as ISO.
+        ("SET TIME ZONE 'America/New_York'", "0A000"),
+        ("SET timezone = 'Nowhere/Atlantis'", "22023"),
+        ("SET DateStyle = 'German'", "0A000"),
+        ("SET IntervalStyle = 'iso_8601'", "0A000"),
     ];
     for (sql, code) in cases {
         let e = c.simple_query(sql).await.unwrap_err();
         assert_eq!(sqlstate(&e), code, "{sql}: {e}");
     }
+    // UTC in any spelling is taken, and the session kept UTC throughout.
+    c.batch_execute("SET TIME ZONE 'Etc/UTC'; SET timezone = 'GMT'; SET DateStyle = 'ISO, MDY'")
+        .await
+        .unwrap();
+    let tz: String = c.query_one("SHOW TimeZone", &[]).await.unwrap().get(0);
+    assert_eq!(tz, "UTC");
     // Nothing was written by the failed inserts.
     let n: i64 = c
         .query_one("SELECT count(*) FROM t", &[])
