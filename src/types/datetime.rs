@@ -83,6 +83,12 @@ fn rewrite(x: Expr, schema: &DFSchema) -> DfResult<Transformed<Expr>> {
                     micros.args[0] = lit("microsecond");
                     cast(Expr::ScalarFunction(micros), DataType::Float64) / lit(1_000_000f64)
                 }
+                // An interval's epoch counts a year as 365.25 days.
+                Some("epoch") if is_interval(&f.args[1], schema) => cast(
+                    datafusion::logical_expr::ScalarUDF::new_from_impl(Extract::new())
+                        .call(f.args.clone()),
+                    DataType::Float64,
+                ),
                 Some("epoch") | None => return Ok(Transformed::no(Expr::ScalarFunction(f))),
                 Some(_) => cast(Expr::ScalarFunction(f), DataType::Float64),
             };
@@ -151,6 +157,17 @@ fn extract_field(part: &str) -> Field {
 }
 
 /// The scale of `EXTRACT(part FROM <t>)`'s numeric, as PostgreSQL gives it.
+/// The integer digits of an extracted value: an epoch of any timestamp or
+/// interval has at most 16 (and a float holds the value whole only that
+/// far). Typed so narrowly, `avg(EXTRACT(...))` keeps PostgreSQL's 16
+/// fractional digits (from `numeric(38, 0)` it kept 4).
+const EXTRACT_DIGITS: u8 = 20;
+
+/// The type of an extracted value of `scale` fractional digits.
+fn extract_type(scale: i8) -> DataType {
+    DataType::Decimal128(EXTRACT_DIGITS + scale.max(0) as u8, scale)
+}
+
 fn extract_scale(field: Field, t: &DataType) -> i8 {
     match field {
         Field::Fraction(s) => s,
@@ -251,7 +268,7 @@ impl datafusion::logical_expr::ScalarUDFImpl for Extract {
         Ok(std::sync::Arc::new(
             datafusion::arrow::datatypes::Field::new(
                 self.name(),
-                DataType::Decimal128(38, scale),
+                extract_type(scale),
                 args.arg_fields[1].is_nullable(),
             ),
         ))
@@ -268,6 +285,10 @@ impl datafusion::logical_expr::ScalarUDFImpl for Extract {
         };
         let field = extract_field(&part);
         let scale = extract_scale(field, args.arg_fields[1].data_type());
+        if field == Field::Epoch && matches!(args.arg_fields[1].data_type(), DataType::Interval(_))
+        {
+            return interval_epoch(&args.args[1], args.number_rows, scale);
+        }
         let source = match field {
             Field::Fraction(_) => "microsecond".to_string(),
             _ => part,
@@ -318,8 +339,54 @@ impl datafusion::logical_expr::ScalarUDFImpl for Extract {
             }
             _ => value,
         };
-        value.cast_to(&DataType::Decimal128(38, scale), None)
+        value.cast_to(&extract_type(scale), None)
     }
+}
+
+/// The seconds of an interval as PostgreSQL counts them for its epoch: a
+/// year of months is 365.25 days, the other months 30 days each, a day
+/// 86400 seconds (DataFusion counted every month as 30 days, a year 360).
+fn interval_epoch_micros(v: datafusion::arrow::datatypes::IntervalMonthDayNano) -> i128 {
+    const DAY: i128 = 86_400_000_000;
+    let months = i128::from(v.months);
+    // 365.25 days, in microseconds: whole.
+    months / 12 * (DAY * 1461 / 4)
+        + months % 12 * 30 * DAY
+        + i128::from(v.days) * DAY
+        + i128::from(v.nanoseconds) / 1000
+}
+
+/// `EXTRACT(EPOCH FROM interval)` of `value`, at `scale` (6).
+fn interval_epoch(
+    value: &datafusion::logical_expr::ColumnarValue,
+    rows: usize,
+    scale: i8,
+) -> DfResult<datafusion::logical_expr::ColumnarValue> {
+    use datafusion::arrow::array::{Array, AsArray, Decimal128Array};
+    use datafusion::arrow::datatypes::IntervalMonthDayNanoType;
+    let array = value.to_array(rows)?;
+    let array = datafusion::arrow::compute::cast(
+        &array,
+        &DataType::Interval(datafusion::arrow::datatypes::IntervalUnit::MonthDayNano),
+    )?;
+    let intervals = array.as_primitive::<IntervalMonthDayNanoType>();
+    let down = 10i128.pow(u32::from(6u8.saturating_sub(scale.max(0) as u8)));
+    let out: Decimal128Array = intervals
+        .iter()
+        .map(|v| v.map(|v| interval_epoch_micros(v) / down))
+        .collect();
+    let out = out.with_precision_and_scale(EXTRACT_DIGITS + scale.max(0) as u8, scale)?;
+    let out: std::sync::Arc<dyn Array> = std::sync::Arc::new(out);
+    Ok(match value {
+        datafusion::logical_expr::ColumnarValue::Scalar(_) => {
+            datafusion::logical_expr::ColumnarValue::Scalar(
+                datafusion::common::ScalarValue::try_from_array(&out, 0)?,
+            )
+        }
+        datafusion::logical_expr::ColumnarValue::Array(_) => {
+            datafusion::logical_expr::ColumnarValue::Array(out)
+        }
+    })
 }
 
 /// PostgreSQL's `interval * float8` (and `interval / float8`, the product
@@ -441,4 +508,24 @@ fn interval_times_expr(span: Expr, factor: Expr, divide: bool) -> Expr {
         ),
         cast(factor, DataType::Float64),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::datatypes::IntervalMonthDayNano;
+
+    #[test]
+    fn an_interval_epoch_counts_years_as_postgres_does() {
+        // PostgreSQL 15: EXTRACT(EPOCH FROM interval ...)
+        for (months, days, nanos, micros) in [
+            (12, 0, 0, 31_557_600_000_000i128),
+            (13, 2, 10_801_500_000_000, 34_333_201_500_000),
+            (-13, 0, 0, -34_149_600_000_000),
+            (0, -1, -1_000, -86_400_000_001),
+        ] {
+            let v = IntervalMonthDayNano::new(months, days, nanos);
+            assert_eq!(interval_epoch_micros(v), micros, "{months} {days} {nanos}");
+        }
+    }
 }
