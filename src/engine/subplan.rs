@@ -173,10 +173,6 @@ impl SubPlan {
         let plan = self.bound(values)?;
         let plan = STATE.optimize(&plan)?;
         let physical = STATE.create_physical_plan(&plan).await?;
-        eprintln!(
-            "DEBUG physical {}",
-            datafusion::physical_plan::displayable(physical.as_ref()).indent(true)
-        );
         let batches = datafusion::physical_plan::collect(physical, STATE.task_ctx()).await?;
         let mut found: Option<ScalarValue> = None;
         for b in batches.iter().filter(|b| b.num_rows() > 0) {
