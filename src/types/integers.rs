@@ -92,7 +92,25 @@ fn numeric_aggregates(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
 fn function_results(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
     let type_of = |e: &Expr| e.get_type(schema).ok();
     let is_date = |e: &Expr| matches!(type_of(e), Some(DataType::Date32 | DataType::Date64));
+    let is_day = |e: &Expr| matches!(type_of(e), Some(DataType::Date32));
     crate::tree::transform_up(e, |x| {
+        // The days between two dates, counted as integers: DataFusion
+        // types `a - b` as a bigint but computes a duration, which a
+        // comparison with a number then failed on once the optimizer
+        // moved the cast around it (`WHERE d - DATE '2024-01-01' = 31`
+        // was XX000).
+        if let Expr::BinaryExpr(b) = &x
+            && b.op == Operator::Minus
+            && is_day(&b.left)
+            && is_day(&b.right)
+        {
+            let Expr::BinaryExpr(b) = x else {
+                unreachable!("matched above")
+            };
+            return Ok(Transformed::yes(
+                cast(*b.left, DataType::Int32) - cast(*b.right, DataType::Int32),
+            ));
+        }
         let wanted = match &x {
             // Of a `LargeUtf8` (what `string_agg` makes) DataFusion's
             // lengths and positions are 64 bits too.
