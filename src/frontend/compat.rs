@@ -67,6 +67,8 @@ pub fn cte_names(stmt: &Statement) -> std::collections::HashSet<String> {
 /// as the client sent it, when known.
 pub fn rewrite(stmt: &mut Statement, text: Option<&str>) -> crate::error::Result<()> {
     super::row_count::whole_row_counts(stmt)?;
+    super::fetch::fetch_as_limit(stmt)?;
+    super::collate::byte_collations(stmt)?;
     let universal: [&dyn SqlStatementRewriteRule; 4] = [
         &StripCallableQualifier,
         &RewritePgCatalogOperator,

@@ -28,11 +28,13 @@
 //! is rewritten into SQL text to be parsed again.
 
 pub mod asof;
+pub mod collate;
 pub mod compat;
 pub mod copy;
 pub mod dialect;
 pub mod expect;
 pub mod features;
+pub mod fetch;
 pub mod merge;
 pub mod names;
 pub mod one_group;
