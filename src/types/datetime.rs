@@ -197,6 +197,16 @@ impl datafusion::logical_expr::planner::ExprPlanner for DateTimePlanner {
     > {
         use datafusion::logical_expr::planner::PlannerResult;
         use datafusion::sql::sqlparser::ast::BinaryOperator;
+        if expr.op == BinaryOperator::Minus {
+            let stamp = |e: &Expr| matches!(e.get_type(schema), Ok(DataType::Timestamp(..)));
+            let (l, r) = (&expr.left, &expr.right);
+            if (stamp(l) && (stamp(r) || is_date(r, schema))) || (is_date(l, schema) && stamp(r)) {
+                return Ok(PlannerResult::Planned(
+                    datafusion::logical_expr::ScalarUDF::new_from_impl(TimestampDifference::new())
+                        .call(vec![timestamp(expr.left), timestamp(expr.right)]),
+                ));
+            }
+        }
         let divide = match expr.op {
             BinaryOperator::Multiply => false,
             BinaryOperator::Divide => true,
@@ -397,6 +407,24 @@ fn interval_times(
     v: datafusion::arrow::datatypes::IntervalMonthDayNano,
     factor: f64,
 ) -> DfResult<datafusion::arrow::datatypes::IntervalMonthDayNano> {
+    interval_scaled(
+        f64::from(v.months),
+        f64::from(v.days),
+        (v.nanoseconds / 1000) as f64,
+        |x| x * factor,
+    )
+}
+
+/// An interval of `months`, `days` and `micros` with each part scaled by
+/// `scale` and the fractions carried down as PostgreSQL's `interval_mul`
+/// and `interval_div` carry them (a month's fraction to days of 30, a
+/// day's to seconds), rounded to microseconds.
+pub(crate) fn interval_scaled(
+    months: f64,
+    days: f64,
+    micros: f64,
+    scale: impl Fn(f64) -> f64,
+) -> DfResult<datafusion::arrow::datatypes::IntervalMonthDayNano> {
     let round = |x: f64| (x * 1e6).round_ties_even() / 1e6;
     let out_of_range =
         || datafusion::common::DataFusionError::Execution("interval out of range".to_string());
@@ -407,19 +435,20 @@ fn interval_times(
             Err(out_of_range())
         }
     };
-    let months = whole(f64::from(v.months) * factor)?;
-    let mut days = whole(f64::from(v.days) * factor)?;
-    let month_days = round((f64::from(v.months) * factor - f64::from(months)) * 30.0);
-    let mut secs = round(
-        (f64::from(v.days) * factor - f64::from(days) + month_days - month_days.trunc()) * 86_400.0,
-    );
+    let months_scaled = scale(months);
+    let days_scaled = scale(days);
+    let months = whole(months_scaled)?;
+    let mut days = whole(days_scaled)?;
+    let month_days = round((months_scaled - f64::from(months)) * 30.0);
+    let mut secs =
+        round((days_scaled - f64::from(days) + month_days - month_days.trunc()) * 86_400.0);
     if secs.abs() >= 86_400.0 {
         let carried = (secs / 86_400.0).trunc();
         days += carried as i32;
         secs -= carried * 86_400.0;
     }
     days += month_days.trunc() as i32;
-    let micros = ((v.nanoseconds / 1000) as f64 * factor + secs * 1e6).round_ties_even();
+    let micros = (scale(micros) + secs * 1e6).round_ties_even();
     if !micros.is_finite() || micros.abs() >= 9.2e18 {
         return Err(out_of_range());
     }
@@ -428,6 +457,87 @@ fn interval_times(
         days,
         (micros as i64) * 1000,
     ))
+}
+
+/// `timestamp - timestamp` (either may be a `timestamptz` or a `date`): an
+/// `interval` of days and time, as PostgreSQL's `timestamp_mi` gives it
+/// (whole days of 24 hours counted as days, `59 days 14:00:00`).
+/// DataFusion's difference is a duration, which clients were sent as
+/// text (`1430:00:00`).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct TimestampDifference {
+    signature: datafusion::logical_expr::Signature,
+}
+
+impl TimestampDifference {
+    fn new() -> Self {
+        TimestampDifference {
+            signature: datafusion::logical_expr::Signature::exact(
+                vec![
+                    DataType::Timestamp(TimeUnit::Microsecond, None),
+                    DataType::Timestamp(TimeUnit::Microsecond, None),
+                ],
+                datafusion::logical_expr::Volatility::Immutable,
+            ),
+        }
+    }
+}
+
+/// The interval between two instants `micros` apart, as PostgreSQL's
+/// `interval_justify_hours` leaves it: days and time of the same sign.
+pub(crate) fn justified_micros(micros: i64) -> datafusion::arrow::datatypes::IntervalMonthDayNano {
+    const DAY: i64 = 86_400_000_000;
+    datafusion::arrow::datatypes::IntervalMonthDayNano::new(
+        0,
+        (micros / DAY) as i32,
+        (micros % DAY) * 1000,
+    )
+}
+
+impl datafusion::logical_expr::ScalarUDFImpl for TimestampDifference {
+    fn name(&self) -> &str {
+        "timestamp_mi"
+    }
+    fn signature(&self) -> &datafusion::logical_expr::Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Interval(
+            datafusion::arrow::datatypes::IntervalUnit::MonthDayNano,
+        ))
+    }
+    fn invoke_with_args(
+        &self,
+        args: datafusion::logical_expr::ScalarFunctionArgs,
+    ) -> DfResult<datafusion::logical_expr::ColumnarValue> {
+        datafusion::functions::utils::make_scalar_function(
+            |a| {
+                use datafusion::arrow::array::{AsArray, IntervalMonthDayNanoArray};
+                use datafusion::arrow::datatypes::TimestampMicrosecondType;
+                let (l, r) = (
+                    a[0].as_primitive::<TimestampMicrosecondType>(),
+                    a[1].as_primitive::<TimestampMicrosecondType>(),
+                );
+                let out: IntervalMonthDayNanoArray = l
+                    .iter()
+                    .zip(r.iter())
+                    .map(|(l, r)| match (l, r) {
+                        (Some(l), Some(r)) => l
+                            .checked_sub(r)
+                            .map(|d| Some(justified_micros(d)))
+                            .ok_or_else(|| {
+                                datafusion::common::DataFusionError::Execution(
+                                    "interval out of range".to_string(),
+                                )
+                            }),
+                        _ => Ok(None),
+                    })
+                    .collect::<DfResult<_>>()?;
+                Ok(std::sync::Arc::new(out) as datafusion::arrow::array::ArrayRef)
+            },
+            vec![],
+        )(&args.args)
+    }
 }
 
 /// `interval * number`, `number * interval` and `interval / number`.

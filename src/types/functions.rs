@@ -938,6 +938,7 @@ pub fn register(ctx: &datafusion::prelude::SessionContext) {
     for udaf in super::sliding_bools::udafs() {
         ctx.register_udaf(udaf);
     }
+    ctx.register_udaf(super::interval_avg::udaf());
     // PostgreSQL's historical name for the sample variance.
     ctx.register_udaf(
         datafusion::functions_aggregate::variance::var_samp_udaf()

@@ -19,6 +19,7 @@ pub mod grouping_sets;
 pub mod ident;
 pub mod integers;
 pub mod interval;
+pub mod interval_avg;
 pub mod json;
 pub mod json_fns;
 pub mod jsonb;
