@@ -69,6 +69,7 @@ pub fn rewrite(stmt: &mut Statement, text: Option<&str>) -> crate::error::Result
     super::row_count::whole_row_counts(stmt)?;
     super::fetch::fetch_as_limit(stmt)?;
     super::collate::byte_collations(stmt)?;
+    super::table_functions::table_functions(stmt)?;
     let universal: [&dyn SqlStatementRewriteRule; 4] = [
         &StripCallableQualifier,
         &RewritePgCatalogOperator,

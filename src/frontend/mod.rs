@@ -41,6 +41,7 @@ pub mod one_group;
 pub mod row_count;
 pub mod schedule;
 pub mod sequence_options;
+pub mod table_functions;
 pub mod template;
 pub mod values_subqueries;
 
@@ -742,6 +743,18 @@ fn parse_extension(p: &mut Parser) -> Result<Option<Stmt>> {
         return Ok(Some(Stmt::Restore { table, at }));
     }
     Ok(None)
+}
+
+/// A plain `SELECT 1 FROM x`, whose parts a rewrite fills in.
+pub(crate) fn plain_select() -> Option<datafusion::sql::sqlparser::ast::Query> {
+    let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
+    match datafusion::sql::sqlparser::parser::Parser::parse_sql(&dialect, "SELECT 1 FROM x")
+        .ok()?
+        .pop()?
+    {
+        Statement::Query(q) => Some(*q),
+        _ => None,
+    }
 }
 
 /// One statement of `sql` as sqlparser reads it, for the rewrites' tests.

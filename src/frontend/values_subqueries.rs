@@ -80,8 +80,8 @@ fn select_over(values: &mut Values) -> Option<SetExpr> {
         return None;
     }
     // Both made before the list is changed: `None` leaves it as it was.
-    let mut list = template()?;
-    let SetExpr::Select(mut select) = *template()?.body else {
+    let mut list = super::plain_select()?;
+    let SetExpr::Select(mut select) = *super::plain_select()?.body else {
         return None;
     };
     // Per column, the cells taken out of the list, by row number.
@@ -148,18 +148,6 @@ fn select_over(values: &mut Values) -> Option<SetExpr> {
         sample: None,
     };
     Some(SetExpr::Select(select))
-}
-
-/// A plain `SELECT 1 FROM x`, whose parts the rewrite fills in.
-fn template() -> Option<Query> {
-    let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
-    match datafusion::sql::sqlparser::parser::Parser::parse_sql(&dialect, "SELECT 1 FROM x")
-        .ok()?
-        .pop()?
-    {
-        Statement::Query(q) => Some(*q),
-        _ => None,
-    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,324 @@
+//! Set-returning functions in FROM as PostgreSQL reads them:
+//!
+//! - A function in a FROM list may read the relation before it without
+//!   `LATERAL` (`FROM t, unnest(t.tags) AS u(tag)`); a bare `unnest` of
+//!   another relation's column failed to plan (the comma form of
+//!   `LATERAL unnest(...)`, which Sluice merges with the relation it reads,
+//!   was read as a plain table factor). It is now the `LATERAL` function
+//!   it means when the relation before it stands alone.
+//! - `WITH ORDINALITY` adds a column `ordinality` numbering the rows from
+//!   1 (DataFusion refused it for `unnest` and ignored it for
+//!   `generate_series`, one column short). The function becomes a derived
+//!   table that numbers its rows, which keeps the function's order; a
+//!   function that reads another relation's columns with it is refused
+//!   (0A000).
+
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::{
+    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectName, Query, Select,
+    SelectItem, SetExpr, Statement, TableAlias, TableAliasColumnDef, TableFactor, TableWithJoins,
+    VisitorMut, WildcardAdditionalOptions,
+};
+
+use crate::error::{Error, Result};
+
+/// Both rewrites over every query of `stmt` (see the module docs).
+pub fn table_functions(stmt: &mut Statement) -> Result<()> {
+    struct Functions;
+    impl VisitorMut for Functions {
+        type Break = Error;
+        fn post_visit_query(&mut self, q: &mut Query) -> ControlFlow<Error> {
+            match selects(q.body.as_mut()) {
+                Ok(()) => ControlFlow::Continue(()),
+                Err(e) => ControlFlow::Break(e),
+            }
+        }
+    }
+    fn selects(body: &mut SetExpr) -> Result<()> {
+        match body {
+            SetExpr::Select(s) => {
+                lateral_functions(s);
+                for item in &mut s.from {
+                    ordinality(&mut item.relation)?;
+                    for j in &mut item.joins {
+                        ordinality(&mut j.relation)?;
+                    }
+                }
+                Ok(())
+            }
+            SetExpr::SetOperation { left, right, .. } => {
+                selects(left)?;
+                selects(right)
+            }
+            _ => Ok(()),
+        }
+    }
+    match crate::visit::walk_mut(stmt, &mut Functions) {
+        ControlFlow::Break(e) => Err(e),
+        ControlFlow::Continue(()) => Ok(()),
+    }
+}
+
+/// Whether `e` names a column (and so may read a relation before it).
+fn reads_columns(e: &Expr) -> bool {
+    let mut found = false;
+    let _ = datafusion::sql::sqlparser::ast::visit_expressions(e, |x| {
+        if matches!(x, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) {
+            found = true;
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    });
+    found
+}
+
+/// A comma-separated `unnest` that reads columns, as the `LATERAL`
+/// function it is (merged with the relation before it later, when that
+/// relation stands alone).
+fn lateral_functions(s: &mut Select) {
+    for i in 1..s.from.len() {
+        let alone = s.from[i - 1].joins.is_empty() && s.from[i].joins.is_empty();
+        let reads = matches!(&s.from[i].relation, TableFactor::UNNEST { array_exprs, with_offset: false, .. }
+            if array_exprs.iter().any(reads_columns));
+        if !(alone && reads) {
+            continue;
+        }
+        if let TableFactor::UNNEST {
+            alias,
+            array_exprs,
+            with_ordinality,
+            ..
+        } = &s.from[i].relation
+        {
+            s.from[i].relation = TableFactor::Function {
+                lateral: true,
+                name: ObjectName::from(vec![Ident::new("unnest")]),
+                args: array_exprs
+                    .iter()
+                    .map(|e| FunctionArg::Unnamed(FunctionArgExpr::Expr(e.clone())))
+                    .collect(),
+                with_ordinality: *with_ordinality,
+                alias: alias.clone(),
+            };
+        }
+    }
+}
+
+/// `f(...) WITH ORDINALITY [AS a(c, ...)]` as `(SELECT *, row_number()
+/// OVER () AS ordinality FROM f(...)) AS a(c, ..., ordinality)`.
+fn ordinality(t: &mut TableFactor) -> Result<()> {
+    let (name, args, alias) = match t {
+        TableFactor::Table {
+            name,
+            args: Some(args),
+            with_ordinality: true,
+            alias,
+            ..
+        } => (
+            name.clone(),
+            args.args
+                .iter()
+                .filter_map(|a| match a {
+                    FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e.clone()),
+                    _ => None,
+                })
+                .collect::<Vec<_>>(),
+            alias.take(),
+        ),
+        TableFactor::UNNEST {
+            array_exprs,
+            with_ordinality: true,
+            with_offset: false,
+            alias,
+            ..
+        } => (
+            ObjectName::from(vec![Ident::new("unnest")]),
+            array_exprs.clone(),
+            alias.take(),
+        ),
+        TableFactor::Function {
+            name,
+            args,
+            with_ordinality: true,
+            alias,
+            ..
+        } => (
+            name.clone(),
+            args.iter()
+                .filter_map(|a| match a {
+                    FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e.clone()),
+                    _ => None,
+                })
+                .collect(),
+            alias.take(),
+        ),
+        _ => return Ok(()),
+    };
+    if args.iter().any(reads_columns) {
+        return Err(Error::not_supported(
+            "WITH ORDINALITY of a function that reads another relation's columns",
+        )
+        .with_hint("Number the rows with row_number() OVER (...) instead."));
+    }
+    let mut query = crate::frontend::plain_select()
+        .ok_or_else(|| Error::internal("the template of a derived table did not parse"))?;
+    // Unchanged but for WITH ORDINALITY; the alias names the function's
+    // column as before (`generate_series(1, 3) AS g` is column `g`).
+    let function_alias = alias.as_ref().map(|a| TableAlias {
+        columns: a.columns.iter().take(1).cloned().collect(),
+        ..a.clone()
+    });
+    let inner = match std::mem::replace(
+        t,
+        TableFactor::Derived {
+            lateral: false,
+            subquery: Box::new(query.clone()),
+            alias: None,
+            sample: None,
+        },
+    ) {
+        TableFactor::Table {
+            name,
+            args,
+            with_hints,
+            version,
+            partitions,
+            json_path,
+            sample,
+            index_hints,
+            ..
+        } => TableFactor::Table {
+            name,
+            alias: function_alias,
+            args,
+            with_hints,
+            version,
+            with_ordinality: false,
+            partitions,
+            json_path,
+            sample,
+            index_hints,
+        },
+        TableFactor::UNNEST { array_exprs, .. } => TableFactor::UNNEST {
+            alias: function_alias,
+            array_exprs,
+            with_offset: false,
+            with_offset_alias: None,
+            with_ordinality: false,
+        },
+        TableFactor::Function {
+            lateral,
+            name,
+            args,
+            ..
+        } => TableFactor::Function {
+            lateral,
+            name,
+            args,
+            with_ordinality: false,
+            alias: function_alias,
+        },
+        _ => unreachable!("matched above"),
+    };
+    let number = Expr::Function(datafusion::sql::sqlparser::ast::Function {
+        name: ObjectName::from(vec![Ident::new("row_number")]),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(datafusion::sql::sqlparser::ast::FunctionArgumentList {
+            duplicate_treatment: None,
+            args: vec![],
+            clauses: vec![],
+        }),
+        filter: None,
+        null_treatment: None,
+        over: Some(datafusion::sql::sqlparser::ast::WindowType::WindowSpec(
+            datafusion::sql::sqlparser::ast::WindowSpec {
+                window_name: None,
+                partition_by: vec![],
+                order_by: vec![],
+                window_frame: None,
+            },
+        )),
+        within_group: vec![],
+    });
+    let SetExpr::Select(select) = query.body.as_mut() else {
+        return Ok(());
+    };
+    select.projection = vec![
+        SelectItem::Wildcard(WildcardAdditionalOptions::default()),
+        SelectItem::ExprWithAlias {
+            expr: number,
+            alias: Ident::new("ordinality"),
+        },
+    ];
+    select.from = vec![TableWithJoins {
+        relation: inner,
+        joins: vec![],
+    }];
+    let derived_alias = match alias {
+        Some(mut a) => {
+            if !a.columns.is_empty() && a.columns.len() < 2 {
+                a.columns.push(TableAliasColumnDef::from_name("ordinality"));
+            }
+            a
+        }
+        None => TableAlias {
+            explicit: true,
+            at: None,
+            name: name
+                .0
+                .last()
+                .and_then(|p| p.as_ident())
+                .cloned()
+                .unwrap_or_else(|| Ident::new("f")),
+            columns: vec![],
+        },
+    };
+    *t = TableFactor::Derived {
+        lateral: false,
+        subquery: Box::new(query),
+        alias: Some(derived_alias),
+        sample: None,
+    };
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rewritten(sql: &str) -> Result<String> {
+        let mut s = crate::frontend::parse_one(sql);
+        table_functions(&mut s)?;
+        Ok(s.to_string())
+    }
+
+    #[test]
+    fn a_comma_unnest_of_a_column_is_a_lateral_join() {
+        assert_eq!(
+            rewritten("SELECT * FROM t, unnest(t.tags) AS x(tag), v").unwrap(),
+            "SELECT * FROM t, LATERAL unnest(t.tags) AS x (tag), v"
+        );
+        // Of a constant, or after a full join: as written.
+        for sql in [
+            "SELECT * FROM t, UNNEST(ARRAY[1, 2]) AS x",
+            "SELECT * FROM t JOIN u ON t.a = u.a, UNNEST(t.tags) AS x",
+        ] {
+            assert_eq!(rewritten(sql).unwrap(), sql);
+        }
+    }
+
+    #[test]
+    fn with_ordinality_numbers_the_rows() {
+        assert_eq!(
+            rewritten("SELECT * FROM generate_series(1, 3) WITH ORDINALITY AS g(v, n)").unwrap(),
+            "SELECT * FROM (SELECT *, row_number() OVER () AS ordinality FROM generate_series(1, 3) AS g (v)) AS g (v, n)"
+        );
+        assert_eq!(
+            rewritten("SELECT * FROM unnest(ARRAY['a']) WITH ORDINALITY").unwrap(),
+            "SELECT * FROM (SELECT *, row_number() OVER () AS ordinality FROM UNNEST(ARRAY['a'])) AS unnest"
+        );
+        assert!(rewritten("SELECT * FROM t, unnest(t.tags) WITH ORDINALITY AS x(tag, n)").is_err());
+    }
+}
