@@ -90,6 +90,7 @@ pub fn rewrite(stmt: &mut Statement, text: Option<&str>) -> crate::error::Result
         s = rule.rewrite(s);
     }
     sequence_arguments(&mut s);
+    local_times(&mut s);
     scalar_function_aliases(&mut s);
     format_arguments(&mut s);
     substring_patterns(&mut s);
@@ -597,6 +598,77 @@ pub fn scalar_function_aliases<N: datafusion::sql::sqlparser::ast::VisitMut>(nod
         }
     }
     let _ = crate::visit::walk_mut(node, &mut Aliases);
+}
+
+/// `localtimestamp` and `localtime`, SQL's current date and time without
+/// a zone (DataFusion looked for columns of those names): `now()` cast to
+/// `timestamp` or `time`, a select item of one named as PostgreSQL names
+/// it.
+fn local_times(stmt: &mut Statement) {
+    use datafusion::sql::sqlparser::ast::{
+        CastKind, DataType, Expr, Ident, SelectItem, TimezoneInfo, VisitorMut,
+    };
+    fn local(e: &Expr) -> Option<(&'static str, DataType)> {
+        // The parser reads the keyword as a call without arguments.
+        let Expr::Function(f) = e else { return None };
+        if !matches!(
+            f.args,
+            datafusion::sql::sqlparser::ast::FunctionArguments::None
+        ) {
+            return None;
+        }
+        let [part] = f.name.0.as_slice() else {
+            return None;
+        };
+        let i = part.as_ident()?;
+        if i.quote_style.is_some() {
+            return None;
+        }
+        match i.value.to_ascii_lowercase().as_str() {
+            "localtimestamp" => Some((
+                "localtimestamp",
+                DataType::Timestamp(None, TimezoneInfo::WithoutTimeZone),
+            )),
+            "localtime" => Some(("localtime", DataType::Time(None, TimezoneInfo::None))),
+            _ => None,
+        }
+    }
+    fn now_as(data_type: DataType) -> Expr {
+        Expr::Cast {
+            kind: CastKind::Cast,
+            expr: Box::new(call("now", vec![], vec![])),
+            data_type,
+            array: false,
+            format: None,
+        }
+    }
+    struct Local;
+    impl VisitorMut for Local {
+        type Break = ();
+        fn pre_visit_select(
+            &mut self,
+            s: &mut datafusion::sql::sqlparser::ast::Select,
+        ) -> ControlFlow<()> {
+            for item in s.projection.iter_mut() {
+                if let SelectItem::UnnamedExpr(e) = item
+                    && let Some((name, t)) = local(e)
+                {
+                    *item = SelectItem::ExprWithAlias {
+                        expr: now_as(t),
+                        alias: Ident::new(name),
+                    };
+                }
+            }
+            ControlFlow::Continue(())
+        }
+        fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+            if let Some((_, t)) = local(e) {
+                *e = now_as(t);
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = crate::visit::walk_mut(stmt, &mut Local);
 }
 
 /// `pg_trigger` is always empty, so the values a query over it alone

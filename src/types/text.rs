@@ -308,15 +308,56 @@ pub fn with_seconds(text: &str) -> Option<String> {
     Some(format!("{}:00{}", &t[..i], &t[i..]))
 }
 
-/// Text read as a timestamp: a time of day without seconds gets them.
+/// PostgreSQL's special date and time input words (`'epoch'`, `'now'`,
+/// `'today'`, `'tomorrow'`, `'yesterday'`) as the text Arrow reads: a
+/// timestamp, or a date when `date`. `now` is the moment the statement is
+/// planned, as a constant of PostgreSQL's is; the day is UTC's, the
+/// session's time zone.
+fn special_time(text: &str, date: bool) -> Option<String> {
+    let t = text.trim();
+    // Most text is a date or time: no copy made of it.
+    if t.len() > 9 || !t.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        return None;
+    }
+    let now = chrono::Utc::now().naive_utc();
+    let day = |offset: i64| now.date() + chrono::Duration::days(offset);
+    let at = match t.to_ascii_lowercase().as_str() {
+        "epoch" => chrono::DateTime::UNIX_EPOCH.naive_utc(),
+        "now" => now,
+        "today" => day(0).and_time(chrono::NaiveTime::MIN),
+        "tomorrow" => day(1).and_time(chrono::NaiveTime::MIN),
+        "yesterday" => day(-1).and_time(chrono::NaiveTime::MIN),
+        _ => return None,
+    };
+    Some(if date {
+        at.format("%Y-%m-%d").to_string()
+    } else {
+        at.format("%Y-%m-%d %H:%M:%S%.6f").to_string()
+    })
+}
+
+/// Text as Arrow's parser takes it for a timestamp (or a date): a time of
+/// day without seconds gets them, a special word its value.
+fn time_input(text: &str, date: bool) -> Option<String> {
+    special_time(text, date).or_else(|| if date { None } else { with_seconds(text) })
+}
+
+/// Text read as a timestamp: a time of day without seconds gets them, a
+/// special word (`'epoch'`, `'today'`) its value; read as a date, the
+/// special words only.
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct TimestampText {
     signature: Signature,
+    date: bool,
 }
 
 impl ScalarUDFImpl for TimestampText {
     fn name(&self) -> &str {
-        "sluice_timestamp_text"
+        if self.date {
+            "sluice_date_text"
+        } else {
+            "sluice_timestamp_text"
+        }
     }
     fn signature(&self) -> &Signature {
         &self.signature
@@ -327,23 +368,23 @@ impl ScalarUDFImpl for TimestampText {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
         if let ColumnarValue::Scalar(v) = &args.args[0] {
             let text = v.try_as_str().flatten();
-            return Ok(ColumnarValue::Scalar(ScalarValue::Utf8(
-                text.map(|t| with_seconds(t).unwrap_or_else(|| t.to_string())),
-            )));
+            return Ok(ColumnarValue::Scalar(ScalarValue::Utf8(text.map(|t| {
+                time_input(t, self.date).unwrap_or_else(|| t.to_string())
+            }))));
         }
         let input = args.args[0].to_array(args.number_rows)?;
         let input = datafusion::arrow::compute::cast(&input, &DataType::Utf8)?;
         let strings = input.as_string::<i32>();
-        // Copied only when some value needs its seconds.
+        // Copied only when some value needs changing.
         if !strings
             .iter()
-            .any(|v| v.is_some_and(|t| with_seconds(t).is_some()))
+            .any(|v| v.is_some_and(|t| time_input(t, self.date).is_some()))
         {
             return Ok(ColumnarValue::Array(input));
         }
         let out: StringArray = strings
             .iter()
-            .map(|v| v.map(|t| with_seconds(t).unwrap_or_else(|| t.to_string())))
+            .map(|v| v.map(|t| time_input(t, self.date).unwrap_or_else(|| t.to_string())))
             .collect();
         Ok(ColumnarValue::Array(Arc::new(out)))
     }
@@ -633,6 +674,11 @@ impl AnalyzerRule for TextInputCasts {
         }));
         let timestamp_text = Arc::new(ScalarUDF::new_from_impl(TimestampText {
             signature: Signature::any(1, Volatility::Immutable),
+            date: false,
+        }));
+        let date_text = Arc::new(ScalarUDF::new_from_impl(TimestampText {
+            signature: Signature::any(1, Volatility::Immutable),
+            date: true,
         }));
         let interval_in = Arc::new(super::interval::udf());
         let to_float = Arc::new(super::numeric::to_float_udf());
@@ -745,11 +791,28 @@ impl AnalyzerRule for TextInputCasts {
                             )
                             .into())
                         }
+                        // `'now'` written in the statement is `now()`: the
+                        // same moment as every other `now()` of it.
+                        t @ DataType::Timestamp(..)
+                            if matches!(c.expr.as_ref(), Expr::Literal(v, _)
+                                if v.try_as_str().flatten().is_some_and(|s| s.trim().eq_ignore_ascii_case("now"))) =>
+                        {
+                            Ok(Transformed::yes(cast(
+                                datafusion::functions::datetime::expr_fn::now(),
+                                t.clone(),
+                            )))
+                        }
                         DataType::Timestamp(..)
                             if c.expr.get_type(&schema).is_ok_and(|t| is_text(&t)) =>
                         {
                             let text = timestamp_text.call(vec![(*c.expr).clone()]);
                             Ok(Transformed::yes(cast(text, c.field.data_type().clone())))
+                        }
+                        DataType::Date32
+                            if c.expr.get_type(&schema).is_ok_and(|t| is_text(&t)) =>
+                        {
+                            let text = date_text.call(vec![(*c.expr).clone()]);
+                            Ok(Transformed::yes(cast(text, DataType::Date32)))
                         }
                         DataType::Interval(unit)
                             if c.expr.get_type(&schema).is_ok_and(|t| is_text(&t)) =>
@@ -876,6 +939,27 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn special_words_are_dates_and_times() {
+        assert_eq!(
+            special_time(" Epoch", false).as_deref(),
+            Some("1970-01-01 00:00:00.000000")
+        );
+        assert_eq!(special_time("epoch", true).as_deref(), Some("1970-01-01"));
+        let today = chrono::Utc::now().date_naive();
+        assert_eq!(
+            special_time("TOMORROW", true),
+            Some(
+                (today + chrono::Duration::days(1))
+                    .format("%Y-%m-%d")
+                    .to_string()
+            )
+        );
+        for other in ["2024-01-01", "infinity", "nowhere", ""] {
+            assert_eq!(special_time(other, false), None, "{other}");
+        }
+    }
 
     #[test]
     fn array_text_parses_like_postgres() {
