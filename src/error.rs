@@ -404,6 +404,12 @@ fn clean_cast(m: &str) -> String {
         let pg = arrow_name_to_pg(ty);
         return format!("invalid input syntax for type {pg}: \"{value}\"");
     }
+    // Arrow's timestamp parser: `Error parsing timestamp from 'x': reason`.
+    if let Some(rest) = m.strip_prefix("Error parsing timestamp from '")
+        && let Some((value, _)) = rest.split_once("': ")
+    {
+        return format!("invalid input syntax for type timestamp: \"{value}\"");
+    }
     m.to_string()
 }
 
@@ -1085,5 +1091,19 @@ mod tests {
         )
         .unwrap();
         assert_eq!(e.kind, ErrorKind::InvalidText);
+    }
+
+    #[test]
+    fn a_timestamp_that_does_not_parse_is_22007() {
+        let e = classify_arrow(&datafusion::arrow::error::ArrowError::ParseError(
+            "Error parsing timestamp from 'infinity': timestamp must contain at least 10 \
+             characters"
+                .into(),
+        ));
+        assert_eq!(e.kind, ErrorKind::InvalidDatetime);
+        assert_eq!(
+            e.message,
+            "invalid input syntax for type timestamp: \"infinity\""
+        );
     }
 }
