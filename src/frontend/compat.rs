@@ -86,6 +86,9 @@ pub fn rewrite(stmt: &mut Statement, text: Option<&str>) -> crate::error::Result
     );
     let catalog = reads_system_catalogs(&s);
     let original = text.map(str::to_string).unwrap_or_else(|| s.to_string());
+    if catalog && original.to_ascii_lowercase().contains("pg_indexes") {
+        pg_indexes_view(&mut s)?;
+    }
     for rule in universal {
         s = rule.rewrite(s);
     }
@@ -324,6 +327,18 @@ pub fn typed_casts<N: datafusion::sql::sqlparser::ast::VisitMut>(node: &mut N) {
             expr, data_type, ..
         } = e
         {
+            // `'t'::name`, PostgreSQL's type of catalog names, which tools'
+            // catalog queries cast to: text here, as the catalog's names are.
+            if let DataType::Custom(n, args) = data_type
+                && args.is_empty()
+                && n.0
+                    .last()
+                    .and_then(|p| p.as_ident())
+                    .is_some_and(|i| i.value.eq_ignore_ascii_case("name"))
+            {
+                *data_type = DataType::Text;
+                return ControlFlow::Continue(());
+            }
             // `1e308::float8`: a number literal read as the float, not
             // as a numeric first (which holds 76 digits).
             // Only where the float holds it: beyond, the numeric path
@@ -669,6 +684,77 @@ fn local_times(stmt: &mut Statement) {
         }
     }
     let _ = crate::visit::walk_mut(stmt, &mut Local);
+}
+
+/// PostgreSQL's definition of the `pg_indexes` view, over the catalog
+/// tables Sluice fills in.
+const PG_INDEXES: &str = "SELECT n.nspname AS schemaname, c.relname AS tablename, \
+     i.relname AS indexname, CAST(NULL AS text) AS tablespace, \
+     pg_get_indexdef(i.oid) AS indexdef \
+     FROM pg_catalog.pg_index x \
+     JOIN pg_catalog.pg_class c ON c.oid = x.indrelid \
+     JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid \
+     LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+     WHERE c.relkind IN ('r', 'm', 'p') AND i.relkind IN ('i', 'I')";
+
+/// `pg_indexes` (or `pg_catalog.pg_indexes`) read as the view it is in
+/// PostgreSQL (it was an unknown relation).
+fn pg_indexes_view(stmt: &mut Statement) -> crate::error::Result<()> {
+    use datafusion::sql::sqlparser::ast::{Ident, TableAlias, VisitorMut};
+    let ctes = cte_names(stmt);
+    let view = super::template::query(PG_INDEXES, &[])?;
+    struct Views<'a> {
+        view: &'a datafusion::sql::sqlparser::ast::Query,
+        ctes: &'a std::collections::HashSet<String>,
+    }
+    impl VisitorMut for Views<'_> {
+        type Break = ();
+        fn pre_visit_table_factor(&mut self, t: &mut TableFactor) -> ControlFlow<()> {
+            let TableFactor::Table {
+                name,
+                alias,
+                args: None,
+                ..
+            } = t
+            else {
+                return ControlFlow::Continue(());
+            };
+            let parts: Vec<String> = name
+                .0
+                .iter()
+                .filter_map(|p| p.as_ident())
+                .map(|i| i.value.to_ascii_lowercase())
+                .collect();
+            let is_view = match parts.as_slice() {
+                [t] => t == "pg_indexes" && !self.ctes.contains(t),
+                [s, t] => s == "pg_catalog" && t == "pg_indexes",
+                _ => false,
+            };
+            if is_view {
+                let alias = alias.take().unwrap_or(TableAlias {
+                    explicit: true,
+                    name: Ident::new("pg_indexes"),
+                    columns: vec![],
+                    at: None,
+                });
+                *t = TableFactor::Derived {
+                    lateral: false,
+                    subquery: Box::new(self.view.clone()),
+                    alias: Some(alias),
+                    sample: None,
+                };
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = crate::visit::walk_mut(
+        stmt,
+        &mut Views {
+            view: &view,
+            ctes: &ctes,
+        },
+    );
+    Ok(())
 }
 
 /// `pg_trigger` is always empty, so the values a query over it alone
