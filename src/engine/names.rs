@@ -112,6 +112,8 @@ fn figure(e: &Expr) -> (Option<String>, u8) {
             (Some(n), 2) => (Some(n), 2),
             _ => (Some(type_name(data_type)), 1),
         },
+        // The function PostgreSQL calls for it.
+        Expr::AtTimeZone { .. } => (Some("timezone".to_string()), 1),
         // A cast to a type kept as text, rewritten to its input function.
         Expr::Function(f) if typed_cast(f).is_some() => {
             let (ty, arg) = typed_cast(f).expect("checked");
@@ -483,13 +485,18 @@ fn alias_repeated_in(body: &mut SetExpr, later: bool) {
     fn uncast(e: &Expr) -> &Expr {
         match e {
             Expr::Cast { expr, .. } | Expr::Nested(expr) => uncast(expr),
+            // Planned as a cast too.
+            Expr::AtTimeZone { timestamp, .. } => uncast(timestamp),
             other => other,
         }
     }
     let mut seen: std::collections::HashMap<String, usize> = Default::default();
     let mut cast_of: std::collections::HashMap<String, usize> = Default::default();
     for (pos, item) in select.projection.iter_mut().enumerate() {
-        if let SelectItem::UnnamedExpr(e @ (Expr::Cast { .. } | Expr::Nested(_))) = item {
+        if let SelectItem::UnnamedExpr(
+            e @ (Expr::Cast { .. } | Expr::Nested(_) | Expr::AtTimeZone { .. }),
+        ) = item
+        {
             let n = cast_of.entry(uncast(e).to_string()).or_default();
             *n += 1;
             if *n > 1
@@ -1149,6 +1156,10 @@ mod tests {
             ["count", "sum", "df2", "a", "?column?", "df5", "upper"]
         );
         assert_eq!(names("SELECT 1 UNION SELECT 2", 1), ["?column?"]);
+        assert_eq!(
+            names("SELECT a AT TIME ZONE 'UTC', a FROM t", 2),
+            ["timezone", "a"]
+        );
         assert_eq!(
             names(
                 "SELECT DATE '2024-02-29', TIMESTAMPTZ '2024-02-29 00:00:00+00', INTERVAL '1 day'",

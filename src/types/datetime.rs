@@ -36,7 +36,66 @@ fn timestamp(e: Expr) -> Expr {
     cast(e, DataType::Timestamp(TimeUnit::Microsecond, None))
 }
 
+/// The zone of `x AT TIME ZONE 'zone'`, which DataFusion plans as a cast
+/// to a nanosecond timestamp in that zone (no statement casts to one).
+fn at_time_zone(x: &Expr) -> Option<(&Expr, &str)> {
+    match x {
+        Expr::Cast(c) => match c.field.data_type() {
+            DataType::Timestamp(TimeUnit::Nanosecond, Some(zone)) => Some((&c.expr, zone)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// A zone `AT TIME ZONE` takes: a name of the zone database (or UTC). An
+/// offset (`'+05'`) PostgreSQL reads the POSIX way, west of Greenwich;
+/// refused rather than read the other way.
+fn zone_of(name: &str) -> DfResult<datafusion::arrow::array::timezone::Tz> {
+    let offset =
+        name.starts_with(['+', '-']) || name.chars().next().is_some_and(|c| c.is_ascii_digit());
+    match name.parse::<datafusion::arrow::array::timezone::Tz>() {
+        Ok(tz) if !offset => Ok(tz),
+        Ok(_) => Err(
+            crate::error::Error::not_supported(format!("AT TIME ZONE '{name}'"))
+                .with_hint("Name the zone (AT TIME ZONE 'America/New_York', 'UTC').")
+                .into(),
+        ),
+        Err(_) => Err(crate::error::Error::new(
+            crate::error::ErrorKind::InvalidParameter,
+            format!("time zone \"{name}\" not recognized"),
+        )
+        .into()),
+    }
+}
+
 fn rewrite(x: Expr, schema: &DFSchema) -> DfResult<Transformed<Expr>> {
+    if let Some((value, zone)) = at_time_zone(&x) {
+        zone_of(zone)?;
+        // An AT TIME ZONE inside first: its type says which way this one goes.
+        let value = crate::tree::transform_down(value.clone(), |x| rewrite(x, schema))?.data;
+        let zone = zone.to_string();
+        let aware = matches!(value.get_type(schema), Ok(DataType::Timestamp(_, Some(_))));
+        return Ok(Transformed::yes(if aware {
+            // An instant, as the wall-clock time in the zone: a timestamp.
+            datafusion::logical_expr::ScalarUDF::new_from_impl(LocalTime::new()).call(vec![
+                cast(
+                    value,
+                    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                ),
+                lit(zone),
+            ])
+        } else {
+            // A wall-clock time in the zone, as the instant: a timestamptz.
+            cast(
+                cast(
+                    timestamp(value),
+                    DataType::Timestamp(TimeUnit::Microsecond, Some(zone.into())),
+                ),
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            )
+        }));
+    }
     match x {
         Expr::BinaryExpr(BinaryExpr { left, op, right })
             if matches!(op, Operator::Plus | Operator::Minus)
@@ -457,6 +516,78 @@ pub(crate) fn interval_scaled(
         days,
         (micros as i64) * 1000,
     ))
+}
+
+/// `timestamptz AT TIME ZONE 'zone'`: the wall-clock time in the zone of
+/// each instant, a `timestamp` (DataFusion kept the instant, shown in
+/// UTC).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct LocalTime {
+    signature: datafusion::logical_expr::Signature,
+}
+
+impl LocalTime {
+    fn new() -> Self {
+        LocalTime {
+            signature: datafusion::logical_expr::Signature::any(
+                2,
+                datafusion::logical_expr::Volatility::Immutable,
+            ),
+        }
+    }
+}
+
+impl datafusion::logical_expr::ScalarUDFImpl for LocalTime {
+    fn name(&self) -> &str {
+        "timezone"
+    }
+    fn signature(&self) -> &datafusion::logical_expr::Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Timestamp(TimeUnit::Microsecond, None))
+    }
+    fn invoke_with_args(
+        &self,
+        args: datafusion::logical_expr::ScalarFunctionArgs,
+    ) -> DfResult<datafusion::logical_expr::ColumnarValue> {
+        use chrono::{Offset, TimeZone};
+        use datafusion::arrow::array::{AsArray, TimestampMicrosecondArray};
+        use datafusion::arrow::datatypes::TimestampMicrosecondType;
+        let zone = match &args.args[1] {
+            datafusion::logical_expr::ColumnarValue::Scalar(v) => {
+                v.try_as_str().flatten().unwrap_or("UTC").to_string()
+            }
+            datafusion::logical_expr::ColumnarValue::Array(_) => {
+                return datafusion::common::not_impl_err!("AT TIME ZONE of a zone per row");
+            }
+        };
+        let tz = zone_of(&zone)?;
+        let scalar = matches!(
+            args.args[0],
+            datafusion::logical_expr::ColumnarValue::Scalar(_)
+        );
+        let input = args.args[0].to_array(args.number_rows)?;
+        let instants = input.as_primitive::<TimestampMicrosecondType>();
+        let out: TimestampMicrosecondArray = instants
+            .iter()
+            .map(|v| {
+                v.and_then(|us| {
+                    let at = chrono::DateTime::from_timestamp_micros(us)?.naive_utc();
+                    let offset = tz.offset_from_utc_datetime(&at).fix().local_minus_utc();
+                    us.checked_add(i64::from(offset) * 1_000_000)
+                })
+            })
+            .collect();
+        let out: datafusion::arrow::array::ArrayRef = std::sync::Arc::new(out);
+        Ok(if scalar {
+            datafusion::logical_expr::ColumnarValue::Scalar(
+                datafusion::common::ScalarValue::try_from_array(&out, 0)?,
+            )
+        } else {
+            datafusion::logical_expr::ColumnarValue::Array(out)
+        })
+    }
 }
 
 /// `timestamp - timestamp` (either may be a `timestamptz` or a `date`): an

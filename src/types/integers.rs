@@ -487,6 +487,36 @@ fn values(v: Values) -> Result<Transformed<LogicalPlan>> {
         }
         rows.push(out);
     }
+    // DataFusion types a column of floats and numerics as a numeric
+    // (`Decimal128(30, 15)`), casting each cell to it: seen through that
+    // cast, the column is PostgreSQL's float.
+    for (i, field) in schema.fields().iter().enumerate() {
+        let planned = |e: &Expr| match e {
+            Expr::Cast(c) if c.field.data_type() == field.data_type() => {
+                c.expr.get_type(&empty).ok()
+            }
+            e => e.get_type(&empty).ok(),
+        };
+        let cells = rows
+            .iter()
+            .filter(|r| !matches!(&r[i], Expr::Literal(v, _) if v.is_null()))
+            .map(|r| planned(&r[i]))
+            .collect::<Option<Vec<_>>>();
+        // Uncast here; the column is typed with the others below.
+        if matches!(field.data_type(), DataType::Decimal128(..))
+            && cells.is_some_and(|c| float_of(c.iter()).is_some())
+        {
+            for r in rows.iter_mut() {
+                if let Expr::Cast(c) = &mut r[i]
+                    && c.field.data_type() == field.data_type()
+                {
+                    let null = Expr::Literal(ScalarValue::Null, None);
+                    r[i] = std::mem::replace(c.expr.as_mut(), null);
+                }
+            }
+            changed = true;
+        }
+    }
     if !changed {
         return Ok(Transformed::no(LogicalPlan::Values(Values {
             schema,
@@ -510,7 +540,9 @@ fn values(v: Values) -> Result<Transformed<LogicalPlan>> {
             .next()
             .filter(|first| present.all(|t| t == *first))
             .cloned();
-        let target = one.unwrap_or_else(|| field.data_type().clone());
+        let target = one
+            .or_else(|| float_of(types.iter().flatten()))
+            .unwrap_or_else(|| field.data_type().clone());
         for (r, t) in rows.iter_mut().zip(&types) {
             if t.as_ref() != Some(&target) {
                 cast_in_place(&mut r[i], target.clone());
@@ -526,6 +558,26 @@ fn values(v: Values) -> Result<Transformed<LogicalPlan>> {
         schema: Arc::new(schema),
         values: rows,
     })))
+}
+
+/// The float a column of numbers some of which are floats is, as
+/// PostgreSQL resolves it: `double precision` if one is, else `real`
+/// (`VALUES (1.5::float8), (2.25)` is a `double precision` column; it was
+/// a numeric of 15 fractional digits).
+fn float_of<'a>(types: impl Iterator<Item = &'a DataType> + Clone) -> Option<DataType> {
+    let numbers = types
+        .clone()
+        .all(|t| t.is_integer() || t.is_floating() || matches!(t, DataType::Decimal128(..)));
+    if !numbers {
+        return None;
+    }
+    if types.clone().any(|t| *t == DataType::Float64) {
+        Some(DataType::Float64)
+    } else if types.clone().any(|t| t.is_floating()) {
+        Some(DataType::Float32)
+    } else {
+        None
+    }
 }
 
 /// A UNION takes the types its inputs coerce to, as the analyzer will
