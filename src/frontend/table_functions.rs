@@ -41,8 +41,10 @@ pub fn table_functions(stmt: &mut Statement) -> Result<()> {
                 lateral_functions(s);
                 for item in &mut s.from {
                     ordinality(&mut item.relation)?;
+                    time_series(&mut item.relation)?;
                     for j in &mut item.joins {
                         ordinality(&mut j.relation)?;
+                        time_series(&mut j.relation)?;
                     }
                 }
                 Ok(())
@@ -103,6 +105,121 @@ fn lateral_functions(s: &mut Select) {
             };
         }
     }
+}
+
+/// Whether `e` is an interval: a literal, or a cast to one.
+fn is_interval(e: &Expr) -> bool {
+    use datafusion::sql::sqlparser::ast::{DataType, TypedString};
+    match e {
+        Expr::Interval(_) => true,
+        Expr::Nested(inner) => is_interval(inner),
+        Expr::Cast { data_type, .. } | Expr::TypedString(TypedString { data_type, .. }) => {
+            matches!(data_type, DataType::Interval { .. })
+        }
+        _ => false,
+    }
+}
+
+/// Whether `e` is a date: a literal, or a cast to one.
+fn is_date(e: &Expr) -> bool {
+    use datafusion::sql::sqlparser::ast::{DataType, TypedString};
+    match e {
+        Expr::Nested(inner) => is_date(inner),
+        Expr::Cast { data_type, .. } | Expr::TypedString(TypedString { data_type, .. }) => {
+            matches!(data_type, DataType::Date)
+        }
+        _ => false,
+    }
+}
+
+/// `generate_series(start, stop, interval)` in FROM, a series of
+/// timestamps: DataFusion's table function takes only nanosecond
+/// timestamps (a `TIMESTAMP '...'` bound failed), so it is planned as the
+/// select-list form, `(SELECT generate_series(...) AS name) AS alias`.
+/// Dates are `timestamptz` bounds, as PostgreSQL resolves them. Bounds
+/// that read another relation's columns are left as written.
+fn time_series(t: &mut TableFactor) -> Result<()> {
+    use datafusion::sql::sqlparser::ast::{CastKind, DataType, TimezoneInfo};
+    let TableFactor::Table {
+        name,
+        args: Some(args),
+        alias,
+        with_ordinality: false,
+        ..
+    } = t
+    else {
+        return Ok(());
+    };
+    if !name
+        .0
+        .last()
+        .and_then(|p| p.as_ident())
+        .is_some_and(|i| i.value.eq_ignore_ascii_case("generate_series"))
+    {
+        return Ok(());
+    }
+    let mut bounds: Vec<Expr> = args
+        .args
+        .iter()
+        .filter_map(|a| match a {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e.clone()),
+            _ => None,
+        })
+        .collect();
+    if bounds.len() != 3
+        || bounds.len() != args.args.len()
+        || !is_interval(&bounds[2])
+        || bounds.iter().any(reads_columns)
+    {
+        return Ok(());
+    }
+    for b in bounds.iter_mut().take(2) {
+        if is_date(b) {
+            *b = Expr::Cast {
+                kind: CastKind::Cast,
+                expr: Box::new(b.clone()),
+                data_type: DataType::Timestamp(None, TimezoneInfo::WithTimeZone),
+                array: false,
+                format: None,
+            };
+        }
+    }
+    let mut query = crate::frontend::plain_select()
+        .ok_or_else(|| Error::internal("the template of a derived table did not parse"))?;
+    let alias = alias.take();
+    let column = alias
+        .as_ref()
+        .map(|a| {
+            a.columns
+                .first()
+                .map(|c| c.name.clone())
+                .unwrap_or_else(|| a.name.clone())
+        })
+        .unwrap_or_else(|| Ident::new("generate_series"));
+    let SetExpr::Select(select) = query.body.as_mut() else {
+        return Ok(());
+    };
+    select.projection = vec![SelectItem::ExprWithAlias {
+        expr: crate::frontend::compat::call("generate_series", bounds, vec![]),
+        alias: column,
+    }];
+    select.from = vec![];
+    let alias = alias.map(|mut a| {
+        a.columns.clear();
+        a
+    });
+    *t = TableFactor::Derived {
+        lateral: false,
+        subquery: Box::new(query),
+        alias: Some(alias.unwrap_or(TableAlias {
+            explicit: true,
+            name: Ident::new("generate_series"),
+            columns: vec![],
+            at: None,
+        })),
+        sample: None,
+    };
+    Ok(())
 }
 
 /// `f(...) WITH ORDINALITY [AS a(c, ...)]` as `(SELECT *, row_number()
@@ -304,6 +421,24 @@ mod tests {
         for sql in [
             "SELECT * FROM t, UNNEST(ARRAY[1, 2]) AS x",
             "SELECT * FROM t JOIN u ON t.a = u.a, UNNEST(t.tags) AS x",
+        ] {
+            assert_eq!(rewritten(sql).unwrap(), sql);
+        }
+    }
+
+    #[test]
+    fn a_series_of_times_in_from_is_the_select_list_form() {
+        assert_eq!(
+            rewritten(
+                "SELECT d FROM generate_series(DATE '2024-01-01', DATE '2024-01-03', INTERVAL '1 day') AS d"
+            )
+            .unwrap(),
+            "SELECT d FROM (SELECT generate_series(CAST(DATE '2024-01-01' AS TIMESTAMP WITH TIME ZONE), \
+             CAST(DATE '2024-01-03' AS TIMESTAMP WITH TIME ZONE), INTERVAL '1 day') AS d) AS d"
+        );
+        for sql in [
+            "SELECT * FROM generate_series(1, 10, 2)",
+            "SELECT * FROM t, generate_series(t.a, t.b, INTERVAL '1 day') AS g",
         ] {
             assert_eq!(rewritten(sql).unwrap(), sql);
         }
