@@ -37,6 +37,16 @@ pub async fn insert(session: &mut Session, ins: Insert) -> Result<Output> {
     let wc = session.write_context();
     let (schema, name, def) = session.resolve_table(table_name(&ins.table)?)?;
     let target = Target::open(&wc, &schema, &name, def, None).await?;
+    // RETURNING reads the table by its alias; planned before anything is
+    // written, so that a mistake in it commits nothing.
+    let alias = ins
+        .table_alias
+        .as_ref()
+        .map(|a| normalize_ident(&a.alias))
+        .unwrap_or_else(|| target.name.clone());
+    if let Some(items) = &ins.returning {
+        returning_exprs_of(session, &target.def, &alias, items)?;
+    }
     let listed: Vec<String> = ins.columns.iter().map(last_ident).collect();
     let targets = target.target_columns(&listed)?;
     let Some(mut source) = ins.source else {
@@ -84,7 +94,7 @@ pub async fn insert(session: &mut Session, ins: Insert) -> Result<Output> {
         }
         Some(items) => {
             let (_, batches) = append.run_returning(df).await?;
-            returning(session, batches, &target, &items, "INSERT 0").await
+            returning(session, batches, &target, &alias, &items, "INSERT 0").await
         }
     }
 }
@@ -190,8 +200,15 @@ pub async fn update(session: &mut Session, up: Update) -> Result<Output> {
     use datafusion::sql::sqlparser::ast::UpdateTableFromKind;
     let from = match &up.from {
         Some(UpdateTableFromKind::AfterSet(f) | UpdateTableFromKind::BeforeSet(f)) => {
-            if up.returning.is_some() {
-                return Err(Error::not_supported("UPDATE ... FROM ... RETURNING"));
+            // RETURNING reads the updated rows of the target: `*` would
+            // also take the FROM list's columns in PostgreSQL.
+            if up
+                .returning
+                .as_ref()
+                .is_some_and(|items| items.iter().any(|i| matches!(i, SelectItem::Wildcard(_))))
+            {
+                return Err(Error::not_supported("RETURNING * of UPDATE ... FROM")
+                    .with_hint("Return the target's columns (RETURNING t.*, or by name)."));
             }
             Some(
                 f.iter()
@@ -206,6 +223,10 @@ pub async fn update(session: &mut Session, up: Update) -> Result<Output> {
     let (name, alias) = target(&up.table)?;
     let (schema, tname, def) = session.resolve_table(&name)?;
     let target = Target::open(&wc, &schema, &tname, def, alias).await?;
+    let shown = target.alias.clone().unwrap_or_else(|| target.name.clone());
+    if let Some(items) = &up.returning {
+        returning_exprs_of(session, &target.def, &shown, items)?;
+    }
     let mut sets: Vec<(String, Expr)> = Vec::new();
     for a in &up.assignments {
         let col = target.assigned_column(&a.target, "UPDATE")?;
@@ -239,7 +260,9 @@ pub async fn update(session: &mut Session, up: Update) -> Result<Output> {
     )
     .await?;
     match (rows, &up.returning) {
-        (Some(batches), Some(items)) => returning(session, batches, &target, items, "UPDATE").await,
+        (Some(batches), Some(items)) => {
+            returning(session, batches, &target, &shown, items, "UPDATE").await
+        }
         _ => Ok(Output::count("UPDATE", outcome.rows)),
     }
 }
@@ -258,6 +281,10 @@ pub async fn delete(session: &mut Session, del: Delete) -> Result<Output> {
     let (name, alias) = target(&from[0])?;
     let (schema, tname, def) = session.resolve_table(&name)?;
     let target = Target::open(&wc, &schema, &tname, def, alias).await?;
+    let shown = target.alias.clone().unwrap_or_else(|| target.name.clone());
+    if let Some(items) = &del.returning {
+        returning_exprs_of(session, &target.def, &shown, items)?;
+    }
     let (outcome, rows) = write::delete::delete(
         &wc,
         &target,
@@ -266,28 +293,47 @@ pub async fn delete(session: &mut Session, del: Delete) -> Result<Output> {
     )
     .await?;
     match (rows, &del.returning) {
-        (Some(batches), Some(items)) => returning(session, batches, &target, items, "DELETE").await,
+        (Some(batches), Some(items)) => {
+            returning(session, batches, &target, &shown, items, "DELETE").await
+        }
         _ => Ok(Output::count("DELETE", outcome.rows)),
     }
 }
 
 /// Evaluate a RETURNING list over the rows a statement wrote or removed.
-async fn returning(
+pub(super) async fn returning(
     session: &Session,
     mut batches: Vec<RecordBatch>,
     target: &Target,
+    alias: &str,
     items: &[SelectItem],
     tag: &'static str,
 ) -> Result<Output> {
     if batches.is_empty() {
         batches.push(RecordBatch::new_empty(target.def.arrow_schema()));
     }
-    let df = session.ctx.read_batches(batches)?.alias(&target.name)?;
+    let df = session.ctx.read_batches(batches)?.alias(alias)?;
     let exprs = returning_exprs(session, &df, items)?;
     let out = df.select(exprs)?;
     let schema: SchemaRef = Arc::new(out.schema().as_arrow().clone());
     let rows = out.collect().await?;
     Output::batches(schema, rows, tag)
+}
+
+/// Plan a RETURNING list over the table `def` read as `alias`, to refuse a
+/// mistake in it before the statement writes.
+pub(super) fn returning_exprs_of(
+    session: &Session,
+    def: &crate::catalog::TableDef,
+    alias: &str,
+    items: &[SelectItem],
+) -> Result<()> {
+    let df = session
+        .ctx
+        .read_batch(RecordBatch::new_empty(def.arrow_schema()))?
+        .alias(alias)?;
+    returning_exprs(session, &df, items)?;
+    Ok(())
 }
 
 /// The expressions of a RETURNING list over rows shaped like the table.
@@ -300,7 +346,8 @@ fn returning_exprs(session: &Session, df: &DataFrame, items: &[SelectItem]) -> R
             }
             SelectItem::UnnamedExpr(e) => {
                 let x = session.ctx.parse_sql_expr(&e.to_string(), df.schema())?;
-                exprs.push(x.alias(e.to_string().to_lowercase()));
+                // Named as PostgreSQL names a select item (`t.id` is `id`).
+                exprs.push(x.alias(super::names::pg_name(e)));
             }
             SelectItem::ExprWithAlias { expr, alias } => {
                 let x = session.ctx.parse_sql_expr(&expr.to_string(), df.schema())?;
@@ -314,12 +361,20 @@ fn returning_exprs(session: &Session, df: &DataFrame, items: &[SelectItem]) -> R
 
 /// Result columns of a DML statement's RETURNING clause, for Describe.
 pub async fn returning_schema(session: &Session, s: &Statement) -> Result<Option<SchemaRef>> {
-    let (name, items) = match s {
-        Statement::Insert(i) => (table_name(&i.table)?.clone(), &i.returning),
-        Statement::Update(u) => (target(&u.table)?.0, &u.returning),
+    let (name, alias, items) = match s {
+        Statement::Insert(i) => (
+            table_name(&i.table)?.clone(),
+            i.table_alias.as_ref().map(|a| normalize_ident(&a.alias)),
+            &i.returning,
+        ),
+        Statement::Update(u) => {
+            let (name, alias) = target(&u.table)?;
+            (name, alias, &u.returning)
+        }
         Statement::Delete(d) => match &d.from {
             FromTable::WithFromKeyword(t) | FromTable::WithoutKeyword(t) if t.len() == 1 => {
-                (target(&t[0])?.0, &d.returning)
+                let (name, alias) = target(&t[0])?;
+                (name, alias, &d.returning)
             }
             _ => return Ok(None),
         },
@@ -330,7 +385,7 @@ pub async fn returning_schema(session: &Session, s: &Statement) -> Result<Option
     let df = session
         .ctx
         .read_batch(RecordBatch::new_empty(def.arrow_schema()))?
-        .alias(&tname)?;
+        .alias(alias.as_deref().unwrap_or(&tname))?;
     let exprs = returning_exprs(session, &df, items)?;
     let out = df.select(exprs)?;
     Ok(Some(Arc::new(out.schema().as_arrow().clone())))

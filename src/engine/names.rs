@@ -219,7 +219,7 @@ fn expr_name(e: &Expr) -> Option<String> {
 }
 
 /// The name PostgreSQL gives an unaliased select item, columns included.
-fn pg_name(e: &Expr) -> String {
+pub fn pg_name(e: &Expr) -> String {
     figure(e).0.unwrap_or_else(|| UNNAMED.into())
 }
 

@@ -44,9 +44,7 @@ pub async fn upsert(session: &mut Session, mut ins: Insert) -> Result<Output> {
     else {
         return Err(Error::not_supported("INSERT ... ON DUPLICATE KEY UPDATE"));
     };
-    if ins.returning.is_some() {
-        return Err(Error::not_supported("INSERT ... ON CONFLICT ... RETURNING"));
-    }
+    let returning = ins.returning.take();
     let keys: Vec<String> = match conflict_target {
         Some(ConflictTarget::Columns(c)) => c.iter().map(normalize_ident).collect(),
         Some(ConflictTarget::OnConstraint(_)) => {
@@ -127,6 +125,43 @@ pub async fn upsert(session: &mut Session, mut ins: Insert) -> Result<Output> {
             .join(", ")
     );
     let table = format!("{name} AS {}", ident(&alias));
+    // RETURNING: the rows of the key values inserted or updated, read from
+    // the version the MERGE commits (see `returned_sql`).
+    let returned = match &returning {
+        Some(_) => {
+            // A NULL in a NOT NULL key fails the write itself (23502).
+            let nullable: Vec<String> = keys
+                .iter()
+                .filter(|k| target.def.column(k).is_some_and(|c| !c.not_null))
+                .map(|k| format!("{} IS NULL", ident(k)))
+                .collect();
+            let nulls = format!(
+                "SELECT 1 FROM {rows} AS __sluice_rows WHERE {} LIMIT 1",
+                nullable.join(" OR ")
+            );
+            if !nullable.is_empty() && session.ctx.sql(&nulls).await?.count().await? > 0 {
+                return Err(Error::not_supported(
+                    "INSERT ... ON CONFLICT ... RETURNING of a row whose conflict key is NULL",
+                ));
+            }
+            let unchanged = match &action {
+                OnConflictAction::DoNothing => Some(String::new()),
+                OnConflictAction::DoUpdate(up) => up.selection.as_ref().map(|w| {
+                    format!(
+                        " AND NOT COALESCE(({}), false)",
+                        qualify_with(w.clone(), &alias)
+                    )
+                }),
+            };
+            // The list is planned now: a mistake in it must fail the
+            // statement before anything is committed.
+            if let Some(items) = &returning {
+                super::dml::returning_exprs_of(session, &target.def, &alias, items)?;
+            }
+            Some(returned_sql(&target, &alias, &keys, &rows, &on, unchanged))
+        }
+        None => None,
+    };
     let merge_sql = match action {
         OnConflictAction::DoNothing => {
             // The first row of each key goes in; NULL keys are all distinct.
@@ -181,6 +216,7 @@ pub async fn upsert(session: &mut Session, mut ins: Insert) -> Result<Output> {
             )
         }
     };
+    let def_after = target.def.clone();
     drop(target);
     let mut stmts = session.parse(&merge_sql)?;
     let Some(crate::frontend::Stmt::Merge(m)) = stmts.pop() else {
@@ -189,5 +225,52 @@ pub async fn upsert(session: &mut Session, mut ins: Insert) -> Result<Output> {
     let mut m = *m;
     session.qualify_merge(&mut m)?;
     let outcome = crate::write::merge::merge(&wc, m, true).await?;
-    Ok(Output::count("INSERT", outcome.rows))
+    match (returned, returning) {
+        (Some(sql), Some(items)) => {
+            let after = Target::open(&wc, &schema_name, &table_name, def_after, None).await?;
+            let sql = sql.replace(NEW_VERSION, &after.pinned_sql_at(outcome.version));
+            let rows = session.ctx.sql(&sql).await?.collect().await?;
+            super::dml::returning(session, rows, &after, &alias, &items, "INSERT 0").await
+        }
+        _ => Ok(Output::count("INSERT", outcome.rows)),
+    }
+}
+
+/// Stands for the table's committed version in [`returned_sql`].
+const NEW_VERSION: &str = "__sluice_new_version__";
+
+/// The rows an upsert inserted or updated, in the order of the incoming
+/// rows: the rows of the new version (named [`NEW_VERSION`] until it is
+/// known) whose key an incoming row has, but for the keys the old version
+/// (`target`) had and the statement left as they were (`unchanged`: all
+/// of them for `DO NOTHING` (""), those whose `DO UPDATE ... WHERE` fails).
+fn returned_sql(
+    target: &Target,
+    alias: &str,
+    keys: &[String],
+    rows: &str,
+    on: &str,
+    unchanged: Option<String>,
+) -> String {
+    let a = ident(alias);
+    let key_list = ident_list(keys);
+    let matched = keys
+        .iter()
+        .map(|k| format!("{a}.{k} = __sluice_in.{k}", k = ident(k)))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let kept = unchanged
+        .map(|cond| {
+            format!(
+                " WHERE NOT EXISTS (SELECT 1 FROM {old} AS {a} JOIN {rows} AS excluded ON {on} \
+                 WHERE {matched}{cond})",
+                old = target.pinned_sql(),
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        "SELECT {a}.* FROM {NEW_VERSION} AS {a} JOIN (SELECT {key_list}, min(__sluice_n) AS __sluice_n \
+         FROM (SELECT *, row_number() OVER () AS __sluice_n FROM {rows} AS __sluice_rows) AS __sluice_numbered \
+         GROUP BY {key_list}) AS __sluice_in ON {matched}{kept} ORDER BY __sluice_in.__sluice_n"
+    )
 }

@@ -90,7 +90,11 @@ impl Target {
 
     /// The name that reads exactly the opened snapshot.
     pub fn pinned_sql(&self) -> String {
-        let version = self.table.version().unwrap_or(0) as i64;
+        self.pinned_sql_at(self.table.version().unwrap_or(0) as i64)
+    }
+
+    /// The name that reads exactly `version` of the table.
+    pub fn pinned_sql_at(&self, version: i64) -> String {
         let pinned = time_travel_name(&self.schema, &self.name, &TimeTravel::Version(version));
         format!("{}.{}", ident(TIME_TRAVEL_SCHEMA), ident(&pinned))
     }

@@ -141,7 +141,21 @@ pub async fn update(
     let sets = sets.to_vec();
     // RETURNING: the new rows, computed on the snapshot the update reads.
     let returned = if new_rows {
-        let sql = target.select_sql(&target.new_row_sql(&sets), pred);
+        let sql = match from {
+            None => target.select_sql(&target.new_row_sql(&sets), pred),
+            // Each target row once, however many FROM rows match it (as
+            // the update itself takes them).
+            Some(f) => format!(
+                "SELECT {all} FROM (SELECT DISTINCT ON (__sluice_r) {new}, __sluice_r FROM \
+                 (SELECT *, row_number() OVER () AS __sluice_r FROM {pinned}) AS {qualifier}, {f} \
+                 WHERE {cond}) AS __sluice_returned",
+                all = target.columns_sql(),
+                new = target.new_row_sql(&sets),
+                pinned = target.pinned_sql(),
+                qualifier = ident(target.alias.as_deref().unwrap_or(&target.name)),
+                cond = pred.map(|p| p.to_string()).unwrap_or_else(|| "TRUE".into()),
+            ),
+        };
         Some(wc.ctx.sql(&sql).await?.collect().await?)
     } else {
         None
