@@ -31,6 +31,7 @@ pub mod matview;
 pub mod names;
 mod null_conditions;
 mod order_repair;
+mod outer_constants;
 pub mod params;
 mod planner;
 pub mod prepared;
@@ -1548,6 +1549,8 @@ pub(crate) fn optimizer_rules() -> Vec<Arc<dyn datafusion::optimizer::OptimizerR
 pub(crate) fn physical_optimizer_rules()
 -> Vec<Arc<dyn datafusion::physical_optimizer::PhysicalOptimizerRule + Send + Sync>> {
     let mut rules = safe_pushdown::physical_rules();
+    // First: join selection and the sort rules read the joins' constants.
+    rules.insert(0, Arc::new(outer_constants::OuterJoinConstants));
     let at = rules
         .iter()
         .position(|r| r.name() == "SanityCheckPlan")

@@ -65,7 +65,7 @@ pub fn table_functions(stmt: &mut Statement) -> Result<()> {
 /// Whether `e` names a column (and so may read a relation before it).
 fn reads_columns(e: &Expr) -> bool {
     let mut found = false;
-    let _ = datafusion::sql::sqlparser::ast::visit_expressions(e, |x| {
+    let _ = crate::visit::visit_expressions(e, |x: &Expr| {
         if matches!(x, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) {
             found = true;
             return ControlFlow::Break(());

@@ -17,7 +17,7 @@
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::DFSchema;
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::tree_node::Transformed;
 use datafusion::error::Result;
 use datafusion::logical_expr::{BinaryExpr, Cast, Expr, ExprSchemable, LogicalPlan, Operator};
 use datafusion::optimizer::AnalyzerRule;
@@ -51,17 +51,16 @@ fn is_decimal(t: &DataType) -> bool {
 fn constant(e: &Expr) -> bool {
     e.column_refs().is_empty()
         && !e.is_volatile()
-        && !e
-            .exists(|e| {
-                Ok(matches!(
-                    e,
-                    Expr::OuterReferenceColumn(..)
-                        | Expr::ScalarSubquery(_)
-                        | Expr::Exists(_)
-                        | Expr::InSubquery(_)
-                ))
-            })
-            .unwrap_or(true)
+        && !crate::tree::exists(e, |e| {
+            Ok(matches!(
+                e,
+                Expr::OuterReferenceColumn(..)
+                    | Expr::ScalarSubquery(_)
+                    | Expr::Exists(_)
+                    | Expr::InSubquery(_)
+            ))
+        })
+        .unwrap_or(true)
 }
 
 fn typed(x: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
