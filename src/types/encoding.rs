@@ -29,6 +29,52 @@ pub fn encode_udf() -> ScalarUDF {
     })
 }
 
+/// `length(bytea)` and `octet_length(text | bytea)`: the number of bytes,
+/// an `integer` (a bytea reached `length` as its hex text, so
+/// `length('hello'::bytea)` was 12, and `octet_length` refused it).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ByteLength {
+    signature: Signature,
+}
+
+/// `octet_length` of text (its UTF-8 bytes) or of a `bytea`.
+pub fn octet_length_udf() -> ScalarUDF {
+    ScalarUDF::new_from_impl(ByteLength {
+        signature: Signature::any(1, Volatility::Immutable),
+    })
+}
+
+/// The bytes of a `bytea`, as [`ByteLength`] counts them.
+pub fn byte_length(arg: datafusion::logical_expr::Expr) -> datafusion::logical_expr::Expr {
+    octet_length_udf().call(vec![arg])
+}
+
+impl ScalarUDFImpl for ByteLength {
+    fn name(&self) -> &str {
+        "octet_length"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Int32)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
+        let input = args.args[0].to_array(args.number_rows)?;
+        let input = datafusion::arrow::compute::cast(&input, &DataType::Binary)?;
+        let bytes = input.as_binary::<i32>();
+        let out: datafusion::arrow::array::Int32Array =
+            bytes.iter().map(|b| b.map(|b| b.len() as i32)).collect();
+        let out: ArrayRef = Arc::new(out);
+        Ok(if scalar {
+            ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(&out, 0)?)
+        } else {
+            ColumnarValue::Array(out)
+        })
+    }
+}
+
 const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /// `bytes` in base64, 76 characters a line.

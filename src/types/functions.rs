@@ -935,6 +935,7 @@ pub fn register(ctx: &datafusion::prelude::SessionContext) {
     ctx.register_udf(super::like::similar_to_escape_udf());
     ctx.register_udf(super::encoding::encode_udf());
     ctx.register_udf(super::encoding::decode_udf());
+    ctx.register_udf(super::encoding::octet_length_udf());
     for udaf in super::sliding_bools::udafs() {
         ctx.register_udaf(udaf);
     }

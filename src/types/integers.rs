@@ -93,7 +93,21 @@ fn function_results(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
     let type_of = |e: &Expr| e.get_type(schema).ok();
     let is_date = |e: &Expr| matches!(type_of(e), Some(DataType::Date32 | DataType::Date64));
     let is_day = |e: &Expr| matches!(type_of(e), Some(DataType::Date32));
+    let is_bytes = |e: &Expr| {
+        matches!(
+            type_of(e),
+            Some(DataType::Binary | DataType::LargeBinary | DataType::BinaryView)
+        )
+    };
     crate::tree::transform_up(e, |x| {
+        // The length of a bytea is its bytes.
+        if let Expr::ScalarFunction(f) = &x
+            && matches!(f.name(), "character_length" | "octet_length")
+            && let [arg] = f.args.as_slice()
+            && is_bytes(arg)
+        {
+            return Ok(Transformed::yes(super::encoding::byte_length(arg.clone())));
+        }
         // The days between two dates, counted as integers: DataFusion
         // types `a - b` as a bigint but computes a duration, which a
         // comparison with a number then failed on once the optimizer
