@@ -1585,6 +1585,7 @@ fn rewrite_for_datafusion(mut stmt: Statement) -> Statement {
     names::alias_ordinal_order_keys(query);
     names::alias_column_casts(query);
     names::alias_repeated_names(query);
+    names::alias_mod_calls(query);
     names::inherit_named_windows(query);
     let _ = visit_expressions_mut(&mut stmt, |e| {
         // mod(a, b) is PostgreSQL's a % b (same sign rules).

@@ -537,6 +537,38 @@ fn alias_repeated_in(body: &mut SetExpr, later: bool) {
     }
 }
 
+/// Unaliased `mod(a, b)` select items keep PostgreSQL's name `mod` as an
+/// alias: the function is planned as `a % b`, which DataFusion names like
+/// the operator beside it (`SELECT mod(10, 3), 10 % 3` failed with two
+/// columns of one name).
+pub fn alias_mod_calls(stmt: &mut Statement) {
+    use datafusion::sql::sqlparser::ast::Ident;
+    struct V;
+    impl VisitorMut for V {
+        type Break = ();
+        fn pre_visit_select(
+            &mut self,
+            s: &mut datafusion::sql::sqlparser::ast::Select,
+        ) -> ControlFlow<()> {
+            for item in s.projection.iter_mut() {
+                let is_mod = matches!(&*item, SelectItem::UnnamedExpr(Expr::Function(f))
+                    if f.name.0.len() == 1
+                        && f.name.0[0]
+                            .as_ident()
+                            .is_some_and(|i| i.value.eq_ignore_ascii_case("mod")));
+                if is_mod && let SelectItem::UnnamedExpr(e) = item {
+                    *item = SelectItem::ExprWithAlias {
+                        expr: e.clone(),
+                        alias: Ident::with_quote('"', "mod"),
+                    };
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = crate::visit::walk_mut(stmt, &mut V);
+}
+
 /// ORDER BY keys naming a constant select item (`SELECT 'total', sum(x)
 /// ... GROUP BY k ORDER BY 1`), by position or alias, are left out:
 /// sorting by a constant changes nothing, and DataFusion refuses the key

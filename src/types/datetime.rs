@@ -142,6 +142,14 @@ fn rewrite(x: Expr, schema: &DFSchema) -> DfResult<Transformed<Expr>> {
                     micros.args[0] = lit("microsecond");
                     cast(Expr::ScalarFunction(micros), DataType::Float64) / lit(1_000_000f64)
                 }
+                // Parts DataFusion lacks, from EXTRACT's.
+                Some(
+                    "century" | "centuries" | "millennium" | "millennia" | "decade" | "decades",
+                ) => cast(
+                    datafusion::logical_expr::ScalarUDF::new_from_impl(Extract::new())
+                        .call(f.args.clone()),
+                    DataType::Float64,
+                ),
                 // An interval's epoch counts a year as 365.25 days.
                 Some("epoch") if is_interval(&f.args[1], schema) => cast(
                     datafusion::logical_expr::ScalarUDF::new_from_impl(Extract::new())
@@ -256,6 +264,40 @@ impl datafusion::logical_expr::planner::ExprPlanner for DateTimePlanner {
     > {
         use datafusion::logical_expr::planner::PlannerResult;
         use datafusion::sql::sqlparser::ast::BinaryOperator;
+        let mut expr = expr;
+        // A quoted literal beside a date, time or interval takes the type
+        // PostgreSQL resolves it to: the other side's for an interval and
+        // for `timestamp - '...'` / `date - '...'`, an interval added to a
+        // timestamp (`ts + '1 day'`, `interval '1 day' + '1 hour'`).
+        if matches!(expr.op, BinaryOperator::Plus | BinaryOperator::Minus) {
+            let text =
+                |e: &Expr| matches!(e, Expr::Literal(v, _) if v.try_as_str().flatten().is_some());
+            let interval =
+                DataType::Interval(datafusion::arrow::datatypes::IntervalUnit::MonthDayNano);
+            let minus = expr.op == BinaryOperator::Minus;
+            let lt = expr.left.get_type(schema).ok();
+            let rt = expr.right.get_type(schema).ok();
+            if text(&expr.right) {
+                match &lt {
+                    Some(DataType::Interval(_)) => expr.right = cast(expr.right, interval),
+                    Some(t @ DataType::Timestamp(..)) if minus => {
+                        expr.right = cast(expr.right, t.clone())
+                    }
+                    Some(DataType::Timestamp(..)) => expr.right = cast(expr.right, interval),
+                    Some(DataType::Date32) if minus => {
+                        expr.right = cast(expr.right, DataType::Date32)
+                    }
+                    _ => {}
+                }
+            } else if text(&expr.left) && !minus {
+                match &rt {
+                    Some(DataType::Interval(_) | DataType::Timestamp(..)) => {
+                        expr.left = cast(expr.left, interval)
+                    }
+                    _ => {}
+                }
+            }
+        }
         if expr.op == BinaryOperator::Minus {
             let stamp = |e: &Expr| matches!(e.get_type(schema), Ok(DataType::Timestamp(..)));
             let (l, r) = (&expr.left, &expr.right);
@@ -358,8 +400,28 @@ impl datafusion::logical_expr::ScalarUDFImpl for Extract {
         {
             return interval_epoch(&args.args[1], args.number_rows, scale);
         }
+        // Counted from the year (DataFusion has no such parts).
+        let of_year: Option<fn(f64) -> f64> = match part.trim().to_ascii_lowercase().as_str() {
+            "century" | "centuries" => Some(|y| {
+                if y > 0.0 {
+                    ((y + 99.0) / 100.0).floor()
+                } else {
+                    -((99.0 - (y - 1.0)) / 100.0).floor()
+                }
+            }),
+            "millennium" | "millennia" => Some(|y| {
+                if y > 0.0 {
+                    ((y + 999.0) / 1000.0).floor()
+                } else {
+                    -((999.0 - (y - 1.0)) / 1000.0).floor()
+                }
+            }),
+            "decade" | "decades" => Some(|y| (y / 10.0).floor()),
+            _ => None,
+        };
         let source = match field {
             Field::Fraction(_) => "microsecond".to_string(),
+            _ if of_year.is_some() => "year".to_string(),
             _ => part,
         };
         let date_part = datafusion::functions::datetime::date_part();
@@ -406,7 +468,22 @@ impl datafusion::logical_expr::ScalarUDFImpl for Extract {
                     other => other,
                 }
             }
-            _ => value,
+            _ => match of_year {
+                Some(f) => match value {
+                    ColumnarValue::Scalar(ScalarValue::Float64(v)) => {
+                        ColumnarValue::Scalar(ScalarValue::Float64(v.map(f)))
+                    }
+                    ColumnarValue::Array(a) => {
+                        use datafusion::arrow::array::AsArray;
+                        let a = a.as_primitive::<datafusion::arrow::datatypes::Float64Type>();
+                        ColumnarValue::Array(std::sync::Arc::new(
+                            a.unary::<_, datafusion::arrow::datatypes::Float64Type>(f),
+                        ))
+                    }
+                    other => other,
+                },
+                None => value,
+            },
         };
         value.cast_to(&extract_type(scale), None)
     }
