@@ -1190,7 +1190,7 @@ mod tests {
         assert_eq!(names("SELECT 1 UNION SELECT 2", 1), ["?column?"]);
         assert_eq!(
             names("SELECT a AT TIME ZONE 'UTC', a FROM t", 2),
-            ["timezone", "a"]
+            ["timezone", "df1"]
         );
         assert_eq!(
             names(
