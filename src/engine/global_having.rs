@@ -41,8 +41,10 @@ impl AnalyzerRule for GlobalHaving {
 
     fn analyze(&self, plan: LogicalPlan, _: &ConfigOptions) -> Result<LogicalPlan> {
         crate::tree::transform_up_with_subqueries(plan, |node| {
-            let LogicalPlan::Filter(filter) = node else {
-                return Ok(Transformed::no(node));
+            let filter = match node {
+                LogicalPlan::Filter(filter) => filter,
+                LogicalPlan::Join(join) => return pin_constant_join_conditions(join),
+                other => return Ok(Transformed::no(other)),
             };
             let Some(computed) = row_of_its_own(filter.input.as_ref()) else {
                 return pin_constant_conditions(filter);
@@ -89,6 +91,53 @@ fn pin_constant_conditions(filter: Filter) -> Result<Transformed<LogicalPlan>> {
     let (qualifier, field) = schema.qualified_field(0);
     let column = Column::new(qualifier.cloned(), field.name());
     keep(filter, column, constant)
+}
+
+/// The same for the `ON` condition of a join: a condition without columns
+/// (`LEFT JOIN u ON false`, an INNER join once a WHERE rejects its NULLs)
+/// was pushed into both inputs, below an aggregate without GROUP BY on one
+/// side, which then still made its row (`SELECT count(*) FROM (SELECT
+/// max(x) FROM t) d LEFT JOIN u ON false WHERE u.k NOT IN (100)` counted
+/// every row of `u`). Tied to a column of the left input, it stays above
+/// that input's aggregate.
+fn pin_constant_join_conditions(
+    mut join: datafusion::logical_expr::Join,
+) -> Result<Transformed<LogicalPlan>> {
+    let constant = |c: &Expr| {
+        c.column_refs().is_empty() && !matches!(c, Expr::ScalarFunction(f) if f.func.name() == KEPT)
+    };
+    let Some(on) = join.filter.take() else {
+        return Ok(Transformed::no(LogicalPlan::Join(join)));
+    };
+    let left = join.left.schema();
+    let aggregate_below = |input: &LogicalPlan| {
+        crate::tree::exists(input, |n| {
+            Ok(matches!(n, LogicalPlan::Aggregate(a) if makes_a_row_of_nothing(&a.group_expr)))
+        })
+    };
+    if left.fields().is_empty()
+        || !datafusion::logical_expr::utils::split_conjunction(&on)
+            .into_iter()
+            .any(constant)
+        || !(aggregate_below(join.left.as_ref())? || aggregate_below(join.right.as_ref())?)
+    {
+        join.filter = Some(on);
+        return Ok(Transformed::no(LogicalPlan::Join(join)));
+    }
+    let (qualifier, field) = left.qualified_field(0);
+    let column = Column::new(qualifier.cloned(), field.name());
+    let (wrapped, plain): (Vec<Expr>, Vec<Expr>) =
+        datafusion::logical_expr::utils::split_conjunction_owned(on)
+            .into_iter()
+            .partition(|c| constant(c));
+    let wrapped = wrapped.into_iter().reduce(Expr::and).expect("one at least");
+    join.filter = std::iter::once(Expr::ScalarFunction(ScalarFunction::new_udf(
+        kept_udf(),
+        vec![wrapped, Expr::Column(column)],
+    )))
+    .chain(plain)
+    .reduce(Expr::and);
+    Ok(Transformed::yes(LogicalPlan::Join(join)))
 }
 
 /// `filter` with the conditions `tied` selects joined into one
