@@ -6,8 +6,9 @@
 
 use datafusion::arrow::datatypes::Schema;
 use datafusion::sql::sqlparser::ast::{
-    AlterTable, AlterTableOperation, ColumnOption, CreateTable, CreateView, HiveDistributionStyle,
-    Ident, ObjectName, ObjectType, RenameTableNameKind, SchemaName, Statement, TableConstraint,
+    AlterColumnOperation, AlterTable, AlterTableOperation, ColumnOption, CreateTable, CreateView,
+    HiveDistributionStyle, Ident, ObjectName, ObjectType, RenameTableNameKind, SchemaName,
+    Statement, TableConstraint,
 };
 use deltalake::DeltaTableBuilder;
 use deltalake::protocol::SaveMode;
@@ -1981,6 +1982,38 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
                     format!("constraint \"{constraint}\" of relation \"{name}\" does not exist"),
                 ));
             }
+            save_def(session, &schema, &name, def, None).await?;
+        }
+        AlterTableOperation::AlterColumn {
+            column_name,
+            op: op @ (AlterColumnOperation::SetDefault { .. } | AlterColumnOperation::DropDefault),
+        } => {
+            let col = normalize_ident(&column_name);
+            let Some(column) = def.columns.iter_mut().find(|c| c.name == col) else {
+                return Err(Error::new(
+                    ErrorKind::UndefinedColumn,
+                    format!("column \"{col}\" of relation \"{name}\" does not exist"),
+                ));
+            };
+            // The default of an identity column is its sequence.
+            if column.identity.is_some() {
+                return Err(Error::new(
+                    ErrorKind::Syntax,
+                    format!("column \"{col}\" of relation \"{name}\" is an identity column"),
+                )
+                .with_hint("Use ALTER TABLE ... ALTER COLUMN ... DROP IDENTITY instead."));
+            }
+            // A default applies to rows written from now on: the files
+            // stay as they are.
+            column.default = match op {
+                AlterColumnOperation::SetDefault { value } => {
+                    let mut e = value;
+                    crate::frontend::compat::sequence_arguments(&mut e);
+                    super::sequences::bind_default(session, &mut e)?;
+                    Some(e.to_string())
+                }
+                _ => None,
+            };
             save_def(session, &schema, &name, def, None).await?;
         }
         other => return Err(Error::not_supported(format!("ALTER TABLE {other}"))),
