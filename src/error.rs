@@ -87,6 +87,10 @@ pub enum ErrorKind {
     CharacterNotInRepertoire,
     /// 42501: the user's role does not allow the statement.
     InsufficientPrivilege,
+    /// 2201E: the logarithm of zero or of a negative number.
+    InvalidLogarithmArgument,
+    /// 2201F: a root of a negative number, zero to a negative power.
+    InvalidPowerArgument,
     /// 53200: the memory pool refused what a statement needed.
     OutOfMemory,
     /// 53400: a configured limit (such as `[http] max_download`) was reached.
@@ -713,6 +717,17 @@ pub(crate) fn classify_message(raw: &str) -> Option<Error> {
                     .trim_end_matches(" to valid types")
             ),
         ));
+    }
+    // The float and numeric power functions' own refusals, as PostgreSQL
+    // words them (DataFusion's text came wrapped in "Compute error: ").
+    for text in [
+        "cannot take square root of a negative number",
+        "zero raised to a negative power is undefined",
+        "a negative number raised to a non-integer power yields a complex result",
+    ] {
+        if lower.contains(text) {
+            return Some(Error::new(ErrorKind::InvalidPowerArgument, text));
+        }
     }
     let kind = if lower.contains("divide by zero") || lower.contains("division by zero") {
         return Some(Error::new(ErrorKind::DivisionByZero, "division by zero"));

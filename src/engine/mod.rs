@@ -417,6 +417,9 @@ fn planning_context(
             rules.push(Arc::new(crate::types::zero_products::DecimalZeroProducts));
             rules.push(Arc::new(crate::types::lazy_coalesce::LazyCoalesce));
             rules.push(Arc::new(crate::types::lazy_coalesce::LazyFilteredArguments));
+            rules.push(Arc::new(
+                crate::types::guarded_conditions::GuardedConditions,
+            ));
             rules.push(Arc::new(global_having::GlobalHaving));
             rules.push(Arc::new(crate::types::ordered::OrderedStringAggregates));
             rules.push(Arc::new(result_types::JsonArguments::new(catalog)));

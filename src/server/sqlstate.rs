@@ -39,6 +39,8 @@ pub fn sqlstate(kind: ErrorKind) -> &'static str {
         InvalidParameter => "22023",
         InvalidRegularExpression => "2201B",
         InvalidWidthBucket => "2201G",
+        InvalidLogarithmArgument => "2201E",
+        InvalidPowerArgument => "2201F",
         InvalidWindowOffset => "22013",
         AmbiguousColumn => "42702",
         AmbiguousFunction => "42725",

@@ -936,6 +936,9 @@ pub fn register(ctx: &datafusion::prelude::SessionContext) {
     ctx.register_udf(super::encoding::encode_udf());
     ctx.register_udf(super::encoding::decode_udf());
     ctx.register_udf(super::encoding::octet_length_udf());
+    for udf in super::logarithms::udfs() {
+        ctx.register_udf(udf);
+    }
     for udaf in super::sliding_bools::udafs() {
         ctx.register_udaf(udaf);
     }
