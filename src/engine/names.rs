@@ -543,26 +543,44 @@ fn alias_repeated_in(body: &mut SetExpr, later: bool) {
 /// columns of one name).
 pub fn alias_mod_calls(stmt: &mut Statement) {
     use datafusion::sql::sqlparser::ast::Ident;
+    /// In a set operation's later branch the name is marked (the result
+    /// is named after the first branch, whose names DataFusion gives the
+    /// later ones).
+    fn in_body(body: &mut SetExpr, later: bool) {
+        let select = match body {
+            SetExpr::Select(s) => s,
+            SetExpr::SetOperation { left, right, .. } => {
+                in_body(left, later);
+                in_body(right, true);
+                return;
+            }
+            SetExpr::Query(q) => return in_body(q.body.as_mut(), later),
+            _ => return,
+        };
+        for (pos, item) in select.projection.iter_mut().enumerate() {
+            let is_mod = matches!(&*item, SelectItem::UnnamedExpr(Expr::Function(f))
+                if f.name.0.len() == 1
+                    && f.name.0[0]
+                        .as_ident()
+                        .is_some_and(|i| i.value.eq_ignore_ascii_case("mod")));
+            if is_mod && let SelectItem::UnnamedExpr(e) = item {
+                let name = if later {
+                    repeated_alias("mod", pos)
+                } else {
+                    "mod".to_string()
+                };
+                *item = SelectItem::ExprWithAlias {
+                    expr: e.clone(),
+                    alias: Ident::with_quote('"', name),
+                };
+            }
+        }
+    }
     struct V;
     impl VisitorMut for V {
         type Break = ();
-        fn pre_visit_select(
-            &mut self,
-            s: &mut datafusion::sql::sqlparser::ast::Select,
-        ) -> ControlFlow<()> {
-            for item in s.projection.iter_mut() {
-                let is_mod = matches!(&*item, SelectItem::UnnamedExpr(Expr::Function(f))
-                    if f.name.0.len() == 1
-                        && f.name.0[0]
-                            .as_ident()
-                            .is_some_and(|i| i.value.eq_ignore_ascii_case("mod")));
-                if is_mod && let SelectItem::UnnamedExpr(e) = item {
-                    *item = SelectItem::ExprWithAlias {
-                        expr: e.clone(),
-                        alias: Ident::with_quote('"', "mod"),
-                    };
-                }
-            }
+        fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
+            in_body(q.body.as_mut(), false);
             ControlFlow::Continue(())
         }
     }
