@@ -281,6 +281,7 @@ impl Engine {
             cursors: Default::default(),
             pid: 0,
             sequence_values: Default::default(),
+            temp_tables: Vec::new(),
         };
         session.install_pg_settings();
         session.install_sequence_functions();
@@ -703,6 +704,8 @@ pub struct Session {
     sequence_values: crate::write::sequences::SessionState,
     /// The process id clients know the session by (0: not a connection).
     pid: i32,
+    /// The tables it created `TEMPORARY`, dropped when it ends.
+    temp_tables: Vec<datafusion::sql::sqlparser::ast::ObjectName>,
 }
 
 crate::send_sync::send_sync_by_fields!(Session {
@@ -721,13 +724,39 @@ crate::send_sync::send_sync_by_fields!(Session {
     cursors,
     prepared,
     sequence_values,
-    pid
+    pid,
+    temp_tables
 });
 
 impl Session {
     /// The channels it listens on, for its connection to deliver.
     pub fn listening(&self) -> events::Listening {
         self.listening.clone()
+    }
+
+    /// A table this session created `TEMPORARY`: it is dropped when the
+    /// session ends ([`Session::end`]).
+    pub fn created_temporary(&mut self, name: datafusion::sql::sqlparser::ast::ObjectName) {
+        self.temp_tables.push(name);
+    }
+
+    /// The end of the session (its connection closed): its temporary
+    /// tables are dropped. A table that cannot be is left, with a warning
+    /// in the server's log.
+    pub async fn end(&mut self) {
+        for name in std::mem::take(&mut self.temp_tables) {
+            let dropped = ddl::drop(
+                self,
+                datafusion::sql::sqlparser::ast::ObjectType::Table,
+                true,
+                vec![name.clone()],
+                false,
+            )
+            .await;
+            if let Err(e) = dropped {
+                tracing::warn!("temporary table {name} was not dropped: {e}");
+            }
+        }
     }
 
     pub fn set_pid(&mut self, pid: i32) {

@@ -409,6 +409,8 @@ where
     SinkExt::<PgWireBackendMessage>::close(&mut socket)
         .await
         .ok();
+    // Its temporary tables go with it.
+    events.session.lock().await.end().await;
     Ok(())
 }
 

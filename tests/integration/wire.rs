@@ -1219,3 +1219,41 @@ async fn pg_stat_activity_shows_connections_and_signals_stop_them() {
     // Closed connections leave too; the watcher's is still there.
     assert_eq!(activity_of(&admin, "watcher").await.len(), 1);
 }
+
+#[tokio::test]
+async fn a_temporary_table_is_dropped_when_its_session_ends() {
+    let server = Server::start();
+    let c = server.connect().await;
+    c.batch_execute(
+        "CREATE TEMP TABLE scratch AS SELECT 1 AS x; \
+         CREATE TEMPORARY TABLE scratch2 (a integer); INSERT INTO scratch2 VALUES (5)",
+    )
+    .await
+    .unwrap();
+    let n: i64 = c
+        .query_one("SELECT count(*) FROM scratch, scratch2", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1);
+    drop(c);
+    // The session ends when the server sees the connection close.
+    let other = server.connect().await;
+    let mut left = -1i64;
+    for _ in 0..50 {
+        left = other
+            .query_one(
+                "SELECT count(*) FROM information_schema.tables \
+                 WHERE table_name IN ('scratch', 'scratch2')",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(left, 0, "temporary tables outlived their session");
+}

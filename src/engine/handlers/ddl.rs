@@ -92,7 +92,20 @@ impl Handler for CreateTable {
         session: &'a mut Session,
         _: &'a ParamValues,
     ) -> ResultFuture<'a, Output> {
-        Box::pin(async move { ddl::create_table(session, *self.0, self.1).await })
+        Box::pin(async move {
+            let temporary = self.0.temporary;
+            let name = self.0.name.clone();
+            let out = ddl::create_table(session, *self.0, self.1).await?;
+            // Dropped when the session ends; its rows live in the lake
+            // as any table's until then.
+            if temporary && let Ok((schema, table, _)) = session.resolve_table(&name) {
+                session.created_temporary(datafusion::sql::sqlparser::ast::ObjectName::from(vec![
+                    datafusion::sql::sqlparser::ast::Ident::with_quote('"', schema),
+                    datafusion::sql::sqlparser::ast::Ident::with_quote('"', table),
+                ]));
+            }
+            Ok(out)
+        })
     }
 }
 
