@@ -289,13 +289,11 @@ impl datafusion::logical_expr::planner::ExprPlanner for DateTimePlanner {
                     }
                     _ => {}
                 }
-            } else if text(&expr.left) && !minus {
-                match &rt {
-                    Some(DataType::Interval(_) | DataType::Timestamp(..)) => {
-                        expr.left = cast(expr.left, interval)
-                    }
-                    _ => {}
-                }
+            } else if text(&expr.left)
+                && !minus
+                && matches!(&rt, Some(DataType::Interval(_) | DataType::Timestamp(..)))
+            {
+                expr.left = cast(expr.left, interval)
             }
         }
         if expr.op == BinaryOperator::Minus {
