@@ -270,12 +270,9 @@ fn float_checked(op: Op, a: &ColumnarValue, b: &ColumnarValue) -> Result<Columna
             );
         }
     }
-    Ok(
-        if matches!(a, ColumnarValue::Scalar(_)) && matches!(b, ColumnarValue::Scalar(_)) {
-            ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(&out, 0)?)
-        } else {
-            ColumnarValue::Array(out)
-        },
+    super::columnar(
+        out,
+        matches!(a, ColumnarValue::Scalar(_)) && matches!(b, ColumnarValue::Scalar(_)),
     )
 }
 

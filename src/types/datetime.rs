@@ -451,39 +451,36 @@ impl datafusion::logical_expr::ScalarUDFImpl for Extract {
         let value = match field {
             Field::Fraction(s) => {
                 let divisor = 10f64.powi(i32::from(s));
-                let div = |x: f64| x / divisor;
-                match value {
-                    ColumnarValue::Scalar(ScalarValue::Float64(v)) => {
-                        ColumnarValue::Scalar(ScalarValue::Float64(v.map(div)))
-                    }
-                    ColumnarValue::Array(a) => {
-                        use datafusion::arrow::array::AsArray;
-                        let a = a.as_primitive::<datafusion::arrow::datatypes::Float64Type>();
-                        ColumnarValue::Array(std::sync::Arc::new(
-                            a.unary::<_, datafusion::arrow::datatypes::Float64Type>(div),
-                        ))
-                    }
-                    other => other,
-                }
+                map_floats(value, |x: f64| x / divisor)
             }
             _ => match of_year {
-                Some(f) => match value {
-                    ColumnarValue::Scalar(ScalarValue::Float64(v)) => {
-                        ColumnarValue::Scalar(ScalarValue::Float64(v.map(f)))
-                    }
-                    ColumnarValue::Array(a) => {
-                        use datafusion::arrow::array::AsArray;
-                        let a = a.as_primitive::<datafusion::arrow::datatypes::Float64Type>();
-                        ColumnarValue::Array(std::sync::Arc::new(
-                            a.unary::<_, datafusion::arrow::datatypes::Float64Type>(f),
-                        ))
-                    }
-                    other => other,
-                },
+                Some(f) => map_floats(value, f),
                 None => value,
             },
         };
         value.cast_to(&extract_type(scale), None)
+    }
+}
+
+/// `f` of each float of `value`.
+fn map_floats(
+    value: datafusion::logical_expr::ColumnarValue,
+    f: impl Fn(f64) -> f64,
+) -> datafusion::logical_expr::ColumnarValue {
+    use datafusion::common::ScalarValue;
+    use datafusion::logical_expr::ColumnarValue;
+    match value {
+        ColumnarValue::Scalar(ScalarValue::Float64(v)) => {
+            ColumnarValue::Scalar(ScalarValue::Float64(v.map(f)))
+        }
+        ColumnarValue::Array(a) => {
+            use datafusion::arrow::array::AsArray;
+            let a = a.as_primitive::<datafusion::arrow::datatypes::Float64Type>();
+            ColumnarValue::Array(std::sync::Arc::new(
+                a.unary::<_, datafusion::arrow::datatypes::Float64Type>(f),
+            ))
+        }
+        other => other,
     }
 }
 
@@ -521,16 +518,10 @@ fn interval_epoch(
         .collect();
     let out = out.with_precision_and_scale(EXTRACT_DIGITS + scale.max(0) as u8, scale)?;
     let out: std::sync::Arc<dyn Array> = std::sync::Arc::new(out);
-    Ok(match value {
-        datafusion::logical_expr::ColumnarValue::Scalar(_) => {
-            datafusion::logical_expr::ColumnarValue::Scalar(
-                datafusion::common::ScalarValue::try_from_array(&out, 0)?,
-            )
-        }
-        datafusion::logical_expr::ColumnarValue::Array(_) => {
-            datafusion::logical_expr::ColumnarValue::Array(out)
-        }
-    })
+    super::columnar(
+        out,
+        matches!(value, datafusion::logical_expr::ColumnarValue::Scalar(_)),
+    )
 }
 
 /// PostgreSQL's `interval * float8` (and `interval / float8`, the product
@@ -655,13 +646,7 @@ impl datafusion::logical_expr::ScalarUDFImpl for LocalTime {
             })
             .collect();
         let out: datafusion::arrow::array::ArrayRef = std::sync::Arc::new(out);
-        Ok(if scalar {
-            datafusion::logical_expr::ColumnarValue::Scalar(
-                datafusion::common::ScalarValue::try_from_array(&out, 0)?,
-            )
-        } else {
-            datafusion::logical_expr::ColumnarValue::Array(out)
-        })
+        super::columnar(out, scalar)
     }
 }
 

@@ -67,11 +67,7 @@ impl ScalarUDFImpl for ByteLength {
         let out: datafusion::arrow::array::Int32Array =
             bytes.iter().map(|b| b.map(|b| b.len() as i32)).collect();
         let out: ArrayRef = Arc::new(out);
-        Ok(if scalar {
-            ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(&out, 0)?)
-        } else {
-            ColumnarValue::Array(out)
-        })
+        super::columnar(out, scalar)
     }
 }
 

@@ -133,6 +133,20 @@ pub(crate) type ExprRewrite = fn(
     datafusion::common::tree_node::Transformed<datafusion::logical_expr::Expr>,
 >;
 
+/// A function's result `out` as the value it returns: one value when its
+/// arguments were (`scalar`), else the array.
+pub(crate) fn columnar(
+    out: datafusion::arrow::array::ArrayRef,
+    scalar: bool,
+) -> datafusion::error::Result<datafusion::logical_expr::ColumnarValue> {
+    use datafusion::logical_expr::ColumnarValue;
+    Ok(if scalar {
+        ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(&out, 0)?)
+    } else {
+        ColumnarValue::Array(out)
+    })
+}
+
 /// Every expression of every node of `plan`, subqueries' too, rewritten
 /// bottom-up by `f`, which is given the schema of the node's inputs; the
 /// nodes keep their output names. For analyzer rules that replace an

@@ -498,11 +498,7 @@ impl ScalarUDFImpl for ToFloat {
                 }
             }
         };
-        Ok(if scalar {
-            ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
-        } else {
-            ColumnarValue::Array(out)
-        })
+        super::columnar(out, scalar)
     }
 }
 
@@ -728,11 +724,7 @@ impl ScalarUDFImpl for ToNumeric {
             .collect::<Result<Decimal128Array>>()?
             .with_precision_and_scale(precision, scale)?;
         let out: datafusion::arrow::array::ArrayRef = std::sync::Arc::new(out);
-        Ok(if scalar {
-            ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
-        } else {
-            ColumnarValue::Array(out)
-        })
+        super::columnar(out, scalar)
     }
 }
 
