@@ -10,8 +10,8 @@
 //!   1 (DataFusion refused it for `unnest` and ignored it for
 //!   `generate_series`, one column short). The function becomes a derived
 //!   table that numbers its rows, which keeps the function's order; a
-//!   function that reads another relation's columns with it is refused
-//!   (0A000).
+//!   function that reads another relation's columns is left to DataFusion,
+//!   which refuses it.
 
 use std::ops::ControlFlow;
 
@@ -241,7 +241,7 @@ fn ordinality(t: &mut TableFactor) -> Result<()> {
                     _ => None,
                 })
                 .collect::<Vec<_>>(),
-            alias.take(),
+            alias.clone(),
         ),
         TableFactor::UNNEST {
             array_exprs,
@@ -252,7 +252,7 @@ fn ordinality(t: &mut TableFactor) -> Result<()> {
         } => (
             ObjectName::from(vec![Ident::new("unnest")]),
             array_exprs.clone(),
-            alias.take(),
+            alias.clone(),
         ),
         TableFactor::Function {
             name,
@@ -268,15 +268,16 @@ fn ordinality(t: &mut TableFactor) -> Result<()> {
                     _ => None,
                 })
                 .collect(),
-            alias.take(),
+            alias.clone(),
         ),
         _ => return Ok(()),
     };
+    // Reading another relation's columns, the function cannot be a
+    // derived table of its own: left as written, for DataFusion to plan
+    // or refuse (psql asks for `pg_partition_ancestors(t.x) WITH
+    // ORDINALITY` in a subquery it never runs here).
     if args.iter().any(reads_columns) {
-        return Err(Error::not_supported(
-            "WITH ORDINALITY of a function that reads another relation's columns",
-        )
-        .with_hint("Number the rows with row_number() OVER (...) instead."));
+        return Ok(());
     }
     let mut query = crate::frontend::plain_select()
         .ok_or_else(|| Error::internal("the template of a derived table did not parse"))?;
@@ -454,6 +455,7 @@ mod tests {
             rewritten("SELECT * FROM unnest(ARRAY['a']) WITH ORDINALITY").unwrap(),
             "SELECT * FROM (SELECT *, row_number() OVER () AS ordinality FROM UNNEST(ARRAY['a'])) AS unnest"
         );
-        assert!(rewritten("SELECT * FROM t, unnest(t.tags) WITH ORDINALITY AS x(tag, n)").is_err());
+        let correlated = "SELECT * FROM t, LATERAL unnest(t.tags) WITH ORDINALITY AS x (tag, n)";
+        assert_eq!(rewritten(correlated).unwrap(), correlated);
     }
 }
