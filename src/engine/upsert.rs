@@ -51,8 +51,35 @@ pub async fn upsert(session: &mut Session, mut ins: Insert) -> Result<Output> {
             return Err(Error::not_supported("ON CONFLICT ON CONSTRAINT"));
         }
         None => match action {
-            // Nothing can conflict without a key: a plain INSERT.
-            OnConflictAction::DoNothing => return super::dml::insert(session, ins).await,
+            // DO NOTHING without a target skips a row that would break the
+            // table's key: with one key, that key. Without one nothing can
+            // conflict, and a key the INSERT does not set (a serial) takes
+            // fresh values: a plain INSERT.
+            OnConflictAction::DoNothing => {
+                let TableObject::TableName(name) = &ins.table else {
+                    return Err(Error::not_supported("INSERT into a table function"));
+                };
+                let (_, _, def) = session.resolve_table(name)?;
+                let listed: Vec<String> = ins.columns.iter().map(last_ident).collect();
+                let sets = |columns: &[String]| {
+                    listed.is_empty() || columns.iter().all(|c| listed.contains(c))
+                };
+                match def.keys.as_slice() {
+                    [key] if sets(&key.columns) => key.columns.clone(),
+                    [_, _, ..] => {
+                        return Err(Error::not_supported(
+                            "ON CONFLICT DO NOTHING without a conflict target on a table with \
+                             several keys",
+                        )
+                        .with_hint("Name the key: ON CONFLICT (column, ...) DO NOTHING."));
+                    }
+                    _ => {
+                        ins.on = None;
+                        ins.returning = returning;
+                        return super::dml::insert(session, ins).await;
+                    }
+                }
+            }
             OnConflictAction::DoUpdate(_) => {
                 return Err(Error::syntax(
                     "ON CONFLICT DO UPDATE requires inference specification or constraint name",
