@@ -1592,15 +1592,7 @@ fn unnest_in_from(f: &TableFactor) -> Option<TableFactor> {
     if alias.as_ref().is_some_and(|a| a.columns.len() > 1) {
         return None;
     }
-    let column = alias
-        .as_ref()
-        .map(|a| {
-            a.columns
-                .first()
-                .map(|c| c.name.clone())
-                .unwrap_or(a.name.clone())
-        })
-        .unwrap_or_else(|| Ident::new("unnest"));
+    let column = crate::frontend::names::function_column(alias.as_ref(), "unnest");
     let sql_alias = TableAlias {
         explicit: true,
         name: alias

@@ -56,6 +56,23 @@ pub fn quote_list(columns: &[String]) -> String {
 }
 
 /// A quoted identifier as an AST node (keeps its case).
+/// The name of the one column of a set-returning function in FROM: its
+/// alias's first column, else the alias itself (`generate_series(1, 3) AS
+/// g` is column `g`), else `default` (the function's name).
+pub fn function_column(
+    alias: Option<&datafusion::sql::sqlparser::ast::TableAlias>,
+    default: &str,
+) -> Ident {
+    alias
+        .map(|a| {
+            a.columns
+                .first()
+                .map(|c| c.name.clone())
+                .unwrap_or_else(|| a.name.clone())
+        })
+        .unwrap_or_else(|| Ident::new(default))
+}
+
 pub fn quoted(s: &str) -> Ident {
     Ident::with_quote('"', s)
 }

@@ -187,15 +187,7 @@ fn time_series(t: &mut TableFactor) -> Result<()> {
     let mut query = crate::frontend::plain_select()
         .ok_or_else(|| Error::internal("the template of a derived table did not parse"))?;
     let alias = alias.take();
-    let column = alias
-        .as_ref()
-        .map(|a| {
-            a.columns
-                .first()
-                .map(|c| c.name.clone())
-                .unwrap_or_else(|| a.name.clone())
-        })
-        .unwrap_or_else(|| Ident::new("generate_series"));
+    let column = super::names::function_column(alias.as_ref(), "generate_series");
     let SetExpr::Select(select) = query.body.as_mut() else {
         return Ok(());
     };

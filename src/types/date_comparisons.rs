@@ -16,7 +16,7 @@ use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::Transformed;
 use datafusion::error::Result;
 use datafusion::logical_expr::expr::{Between, InList};
-use datafusion::logical_expr::{BinaryExpr, Cast, Expr, ExprSchemable, LogicalPlan, Operator};
+use datafusion::logical_expr::{BinaryExpr, Cast, Expr, ExprSchemable, LogicalPlan};
 use datafusion::optimizer::AnalyzerRule;
 
 /// Casts the date side of a date-timestamp comparison (see the module
@@ -53,19 +53,7 @@ fn widened(e: Expr, schema: &DFSchema, to: &DataType) -> (Expr, bool) {
 
 fn compared(x: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
     match x {
-        Expr::BinaryExpr(BinaryExpr { left, op, right })
-            if matches!(
-                op,
-                Operator::Eq
-                    | Operator::NotEq
-                    | Operator::Lt
-                    | Operator::LtEq
-                    | Operator::Gt
-                    | Operator::GtEq
-                    | Operator::IsDistinctFrom
-                    | Operator::IsNotDistinctFrom
-            ) =>
-        {
+        Expr::BinaryExpr(BinaryExpr { left, op, right }) if super::is_comparison(&op) => {
             let (lt, rt) = (type_of(&left, schema), type_of(&right, schema));
             let (left, right, changed) = match (&lt, &rt) {
                 (Some(DataType::Date32), Some(t @ DataType::Timestamp(..))) => {

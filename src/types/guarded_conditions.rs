@@ -15,7 +15,6 @@
 //! powers, and the parsing functions. Conjuncts that cannot fail stay as
 //! they are, so plain comparisons still prune files and row groups.
 
-use datafusion::arrow::datatypes::DataType;
 use datafusion::common::DFSchema;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::Transformed;
@@ -94,13 +93,7 @@ fn can_fail_here(x: &Expr, schema: &DFSchema) -> bool {
             ..
         }) => !matches!(right.as_ref(), Expr::Literal(v, _) if !v.is_null() && !is_zero(v)),
         Expr::Cast(c) => {
-            matches!(
-                c.expr.get_type(schema),
-                Ok(DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
-            ) && !matches!(
-                c.field.data_type(),
-                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
-            )
+            c.expr.get_type(schema).is_ok_and(|t| t.is_string()) && !c.field.data_type().is_string()
         }
         Expr::ScalarFunction(f) => FAILING.contains(&f.name()),
         _ => false,
@@ -205,6 +198,7 @@ fn guard_operands(c: Expr, guard: &Expr, schema: &DFSchema) -> Result<Transforme
 #[cfg(test)]
 mod tests {
     use super::*;
+    use datafusion::arrow::datatypes::DataType;
     use datafusion::arrow::datatypes::{Field, Schema};
     use datafusion::logical_expr::{col, lit};
 

@@ -100,9 +100,10 @@ fn function_results(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
         )
     };
     crate::tree::transform_up(e, |x| {
-        // The length of a bytea is its bytes.
+        // The length of a bytea is its bytes (`octet_length` is Sluice's
+        // own, which counts them).
         if let Expr::ScalarFunction(f) = &x
-            && matches!(f.name(), "character_length" | "octet_length")
+            && f.name() == "character_length"
             && let [arg] = f.args.as_slice()
             && is_bytes(arg)
         {

@@ -14,7 +14,6 @@
 //! products with a constant side are wrapped; a product of two columns
 //! is never replaced.
 
-use datafusion::arrow::datatypes::DataType;
 use datafusion::common::DFSchema;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::Transformed;
@@ -35,16 +34,6 @@ impl AnalyzerRule for DecimalZeroProducts {
     fn analyze(&self, plan: LogicalPlan, _: &ConfigOptions) -> Result<LogicalPlan> {
         super::rewrite_expressions(plan, typed)
     }
-}
-
-fn is_decimal(t: &DataType) -> bool {
-    matches!(
-        t,
-        DataType::Decimal32(..)
-            | DataType::Decimal64(..)
-            | DataType::Decimal128(..)
-            | DataType::Decimal256(..)
-    )
 }
 
 /// An expression the simplifier may fold into one literal.
@@ -77,7 +66,7 @@ fn typed(x: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
     }
     let product = x.get_type(schema)?;
     let (l, r) = (left.get_type(schema)?, right.get_type(schema)?);
-    if !is_decimal(&product) || (product == l && product == r) {
+    if !product.is_decimal() || (product == l && product == r) {
         return Ok(Transformed::no(x));
     }
     Ok(Transformed::yes(Expr::Cast(Cast::new(
@@ -89,6 +78,7 @@ fn typed(x: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use datafusion::arrow::datatypes::DataType;
     use datafusion::arrow::datatypes::{Field, Schema};
     use datafusion::logical_expr::{col, lit};
     use datafusion::scalar::ScalarValue;
