@@ -185,7 +185,7 @@ pub async fn upsert(session: &mut Session, mut ins: Insert) -> Result<Output> {
             if let Some(items) = &returning {
                 super::dml::returning_exprs_of(session, &target.def, &alias, items)?;
             }
-            Some(returned_sql(&target, &alias, &keys, &rows, &on, unchanged))
+            Some((target.pinned_sql(), unchanged))
         }
         None => None,
     };
@@ -253,9 +253,11 @@ pub async fn upsert(session: &mut Session, mut ins: Insert) -> Result<Output> {
     session.qualify_merge(&mut m)?;
     let outcome = crate::write::merge::merge(&wc, m, true).await?;
     match (returned, returning) {
-        (Some(sql), Some(items)) => {
+        (Some(returned), Some(items)) => {
             let after = Target::open(&wc, &schema_name, &table_name, def_after, None).await?;
-            let sql = sql.replace(NEW_VERSION, &after.pinned_sql_at(outcome.version));
+            let (old, unchanged) = returned;
+            let new = after.pinned_sql_at(outcome.version);
+            let sql = returned_sql(&old, &new, &alias, &keys, &rows, &on, unchanged);
             let rows = session.ctx.sql(&sql).await?.collect().await?;
             super::dml::returning(session, rows, &after, &alias, &items, "INSERT 0").await
         }
@@ -263,16 +265,14 @@ pub async fn upsert(session: &mut Session, mut ins: Insert) -> Result<Output> {
     }
 }
 
-/// Stands for the table's committed version in [`returned_sql`].
-const NEW_VERSION: &str = "__sluice_new_version__";
-
 /// The rows an upsert inserted or updated, in the order of the incoming
-/// rows: the rows of the new version (named [`NEW_VERSION`] until it is
-/// known) whose key an incoming row has, but for the keys the old version
-/// (`target`) had and the statement left as they were (`unchanged`: all
-/// of them for `DO NOTHING` (""), those whose `DO UPDATE ... WHERE` fails).
+/// rows: the rows of the `new` version whose key an incoming row has, but
+/// for the keys the `old` version had and the statement left as they were
+/// (`unchanged`: all of them for `DO NOTHING` (""), those whose `DO UPDATE
+/// ... WHERE` fails).
 fn returned_sql(
-    target: &Target,
+    old: &str,
+    new: &str,
     alias: &str,
     keys: &[String],
     rows: &str,
@@ -290,13 +290,12 @@ fn returned_sql(
         .map(|cond| {
             format!(
                 " WHERE NOT EXISTS (SELECT 1 FROM {old} AS {a} JOIN {rows} AS excluded ON {on} \
-                 WHERE {matched}{cond})",
-                old = target.pinned_sql(),
+                 WHERE {matched}{cond})"
             )
         })
         .unwrap_or_default();
     format!(
-        "SELECT {a}.* FROM {NEW_VERSION} AS {a} JOIN (SELECT {key_list}, min(__sluice_n) AS __sluice_n \
+        "SELECT {a}.* FROM {new} AS {a} JOIN (SELECT {key_list}, min(__sluice_n) AS __sluice_n \
          FROM (SELECT *, row_number() OVER () AS __sluice_n FROM {rows} AS __sluice_rows) AS __sluice_numbered \
          GROUP BY {key_list}) AS __sluice_in ON {matched}{kept} ORDER BY __sluice_in.__sluice_n"
     )
