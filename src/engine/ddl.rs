@@ -113,6 +113,50 @@ pub async fn create_schema(
 
 /// The columns and constraints a CREATE TABLE declares (location and
 /// partitioning are the caller's).
+/// Refuse, before anything is stored, a column default that could never
+/// be computed: one that reads a column (0A000, as in PostgreSQL), names
+/// a function that does not exist (42883), or is a constant the column's
+/// type cannot hold (`DEFAULT 'abc'` of an integer, 22P02). The default is
+/// planned as `CAST((default) AS type)` and simplified, never run: a
+/// `nextval` stays unspent.
+async fn check_defaults(session: &Session, columns: &[ColumnDef]) -> Result<()> {
+    for c in columns {
+        let Some(text) = &c.default else { continue };
+        let expr = datafusion::sql::sqlparser::parser::Parser::new(
+            &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
+        )
+        .try_with_sql(text)
+        .and_then(|mut p| p.parse_expr())
+        .map_err(|e| Error::syntax(format!("the default of column \"{}\": {e}", c.name)))?;
+        let reads_column = crate::visit::visit_expressions(&expr, |x| {
+            if matches!(
+                x,
+                datafusion::sql::sqlparser::ast::Expr::Identifier(_)
+                    | datafusion::sql::sqlparser::ast::Expr::CompoundIdentifier(_)
+            ) {
+                std::ops::ControlFlow::Break(())
+            } else {
+                std::ops::ControlFlow::Continue(())
+            }
+        })
+        .is_break();
+        if reads_column {
+            return Err(Error::new(
+                ErrorKind::FeatureNotSupported,
+                "cannot use column reference in DEFAULT expression",
+            ));
+        }
+        // Through the frontend's rewrites, as an INSERT plans its defaults
+        // (`'{}'::jsonb`, `nextval('s')`).
+        let sql = format!("SELECT CAST(({text}) AS {})", c.ty.display());
+        if let Some(crate::frontend::Stmt::Sql(stmt)) = session.parse(&sql)?.pop() {
+            let plan = session.plan(*stmt).await?;
+            session.context().state().optimize(&plan)?;
+        }
+    }
+    Ok(())
+}
+
 fn columns_from_sql(
     session: &Session,
     ct: &CreateTable,
@@ -783,6 +827,7 @@ pub async fn create_table(
         }
     } else {
         let (mut def, sequences) = columns_from_sql(session, &ct, &expectations, &table)?;
+        check_defaults(session, &def.columns).await?;
         owned = sequences;
         def.partition_by = partition_columns(&ct, &def.columns)?;
         def.location = location.clone();
@@ -2014,6 +2059,8 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
                 }
                 _ => None,
             };
+            let column = column.clone();
+            check_defaults(session, std::slice::from_ref(&column)).await?;
             save_def(session, &schema, &name, def, None).await?;
         }
         other => return Err(Error::not_supported(format!("ALTER TABLE {other}"))),

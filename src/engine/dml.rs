@@ -181,19 +181,22 @@ pub(super) fn fill_defaults(
 
 /// The default expression of `column`, or NULL when it has none.
 fn default_expr(def: &crate::catalog::TableDef, column: &str) -> Result<Expr> {
-    Ok(
-        match def.column(column).and_then(|c| c.default.as_deref()) {
-            Some(sql) => Parser::new(&PostgreSqlDialect {})
-                .try_with_sql(sql)
-                .and_then(|mut p| p.parse_expr())
-                .map_err(|e| {
-                    Error::internal(format!(
-                        "the default of column \"{column}\" ({sql}) does not parse: {e}"
-                    ))
-                })?,
-            None => Expr::value(Value::Null),
-        },
-    )
+    let Some(sql) = def.column(column).and_then(|c| c.default.as_deref()) else {
+        return Ok(Expr::value(Value::Null));
+    };
+    let mut e = Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(sql)
+        .and_then(|mut p| p.parse_expr())
+        .map_err(|e| {
+            Error::internal(format!(
+                "the default of column \"{column}\" ({sql}) does not parse: {e}"
+            ))
+        })?;
+    // The casts spelled as the statement's own were (see
+    // `compat::planned_default`).
+    crate::frontend::compat::typed_casts(&mut e);
+    crate::frontend::compat::timestamp_casts(&mut e);
+    Ok(e)
 }
 
 pub async fn update(session: &mut Session, up: Update) -> Result<Output> {

@@ -391,6 +391,26 @@ pub fn typed_casts<N: datafusion::sql::sqlparser::ast::VisitMut>(node: &mut N) {
     });
 }
 
+/// A column default stored as PostgreSQL prints it (`'{}'::jsonb`), as
+/// text DataFusion plans: the casts spelled as the frontend spells a
+/// statement's own (`'{}'::jsonb` was "Unsupported SQL type JSONB" when a
+/// row took the default). Text that does not parse is returned as it is.
+pub fn planned_default(sql: &str) -> String {
+    let parsed = datafusion::sql::sqlparser::parser::Parser::new(
+        &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
+    )
+    .try_with_sql(sql)
+    .and_then(|mut p| p.parse_expr());
+    match parsed {
+        Ok(mut e) => {
+            typed_casts(&mut e);
+            timestamp_casts(&mut e);
+            e.to_string()
+        }
+        Err(_) => sql.to_string(),
+    }
+}
+
 /// Every cast to a timestamp in `node` in microseconds (see
 /// [`timestamp_micros`]): statements that do not pass through [`rewrite`]
 /// (the query of a CREATE TABLE AS) are planned with it too.

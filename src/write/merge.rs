@@ -414,7 +414,10 @@ pub async fn merge(wc: &WriteContext, mut m: MergeStmt, keyed_upsert: bool) -> R
                     let value = match columns.iter().position(|n| n == &c.name) {
                         Some(i) => expr(&row[i])?,
                         None => match &c.default {
-                            Some(sql) => wc.ctx.parse_sql_expr(sql, &both)?,
+                            Some(sql) => wc.ctx.parse_sql_expr(
+                                &crate::frontend::compat::planned_default(sql),
+                                &both,
+                            )?,
                             None => lit(ScalarValue::Null),
                         },
                     };
@@ -573,7 +576,9 @@ impl Preview {
                             };
                             match (at.and_then(|k| row.get(k)), &c.default) {
                                 (Some(e), _) => typed(c, &e.to_string()),
-                                (None, Some(d)) => typed(c, d),
+                                (None, Some(d)) => {
+                                    typed(c, &crate::frontend::compat::planned_default(d))
+                                }
                                 (None, None) => typed(c, "NULL"),
                             }
                         })

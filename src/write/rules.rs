@@ -221,7 +221,9 @@ pub fn conform(
         let source = match targets.iter().position(|t| t == &c.name) {
             Some(i) => input[i].clone(),
             None => match &c.default {
-                Some(sql) => wc.ctx.parse_sql_expr(sql, df.schema())?,
+                Some(sql) => wc
+                    .ctx
+                    .parse_sql_expr(&crate::frontend::compat::planned_default(sql), df.schema())?,
                 None => lit(ScalarValue::Null),
             },
         };
