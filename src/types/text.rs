@@ -699,6 +699,12 @@ impl AnalyzerRule for TextInputCasts {
                         {
                             let call = udf
                                 .call(vec![(*c.expr).clone(), lit(elem.data_type().to_string())]);
+                            // The parser's list names its element `item`;
+                            // a Delta column's is `element`.
+                            let call = match call.get_type(&schema) {
+                                Ok(t) if &t == c.field.data_type() => call,
+                                _ => cast(call, c.field.data_type().clone()),
+                            };
                             Ok(Transformed::yes(call))
                         }
                         // numeric -> integer rounds half away from zero in
