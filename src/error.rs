@@ -146,7 +146,7 @@ impl Error {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Error {
             kind,
-            message: message.into(),
+            message: without_backtrace(message.into()),
             detail: None,
             hint: None,
             context: None,
@@ -396,6 +396,32 @@ fn cast_error(m: &str) -> Error {
         ErrorKind::InvalidText
     };
     Error::new(kind, text)
+}
+
+/// A message without the stack trace a dependency's error carries when
+/// the process runs with `RUST_BACKTRACE` set (the Delta kernel's do):
+/// clients see the error, never the server's frames.
+fn without_backtrace(message: String) -> String {
+    let frame = |line: &str| {
+        let t = line.trim_start();
+        let digits = t.chars().take_while(|c| c.is_ascii_digit()).count();
+        digits > 0 && t[digits..].starts_with(": ")
+    };
+    let mut lines = message.lines();
+    let mut kept: Vec<&str> = Vec::new();
+    for line in lines.by_ref() {
+        if frame(line) {
+            break;
+        }
+        kept.push(line);
+    }
+    if kept.len() == message.lines().count() {
+        return message;
+    }
+    while kept.last().is_some_and(|l| l.trim().is_empty()) {
+        kept.pop();
+    }
+    kept.join("\n")
 }
 
 fn clean_cast(m: &str) -> String {
@@ -878,6 +904,19 @@ fn quoted_after(text: &str, marker: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn messages_carry_no_stack_trace() {
+        let traced = "Kernel error: Predicate references unknown column: a\n   0: \
+                      buoyant_kernel::error::Error::with_backtrace\n   1: core::ops::x\n";
+        let e = Error::new(ErrorKind::Internal, traced);
+        assert_eq!(
+            e.message,
+            "Kernel error: Predicate references unknown column: a"
+        );
+        let plain = "line one\nline two: 3";
+        assert_eq!(Error::new(ErrorKind::Internal, plain).message, plain);
+    }
 
     #[test]
     fn a_shared_error_keeps_its_kind() {
