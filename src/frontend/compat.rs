@@ -103,6 +103,7 @@ pub fn rewrite(stmt: &mut Statement, text: Option<&str>) -> crate::error::Result
     super::values_subqueries::values_subqueries(&mut s);
     generate_subscripts(&mut s);
     expand_array(&mut s);
+    unicode_strings(&mut s);
     typed_casts(&mut s);
     timestamp_casts(&mut s);
     prefix_operators(&mut s);
@@ -270,6 +271,20 @@ fn casts_name_to_oid(stmt: &Statement) -> bool {
         ControlFlow::Continue(())
     })
     .is_break()
+}
+
+/// `U&'d\0061t\+000061'`: the parser has decoded the escapes; the value
+/// is a plain string (DataFusion's planner refused the literal).
+fn unicode_strings(stmt: &mut Statement) {
+    use datafusion::sql::sqlparser::ast::{Expr, Value};
+    let _ = crate::visit::visit_expressions_mut(stmt, |e: &mut Expr| {
+        if let Expr::Value(v) = e
+            && let Value::UnicodeStringLiteral(text) = &v.value
+        {
+            v.value = Value::SingleQuotedString(text.clone());
+        }
+        ControlFlow::<()>::Continue(())
+    });
 }
 
 /// A cast to a type kept as checked text (`x::uuid`, `CAST(x AS jsonb)`)
