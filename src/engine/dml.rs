@@ -348,12 +348,12 @@ fn returning_exprs(session: &Session, df: &DataFrame, items: &[SelectItem]) -> R
                 exprs.extend(df.schema().columns().into_iter().map(DfExpr::Column));
             }
             SelectItem::UnnamedExpr(e) => {
-                let x = session.ctx.parse_sql_expr(&e.to_string(), df.schema())?;
+                let x = crate::frontend::generated::plan_expr(&session.ctx, e, df.schema())?;
                 // Named as PostgreSQL names a select item (`t.id` is `id`).
                 exprs.push(x.alias(super::names::pg_name(e)));
             }
             SelectItem::ExprWithAlias { expr, alias } => {
-                let x = session.ctx.parse_sql_expr(&expr.to_string(), df.schema())?;
+                let x = crate::frontend::generated::plan_expr(&session.ctx, expr, df.schema())?;
                 exprs.push(x.alias(normalize_ident(alias)));
             }
             other => return Err(Error::not_supported(format!("RETURNING {other}"))),

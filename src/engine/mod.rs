@@ -370,6 +370,10 @@ fn planning_context(
         .with_information_schema(false);
     config.options_mut().sql_parser.enable_ident_normalization = true;
     config.options_mut().sql_parser.parse_float_as_decimal = true;
+    // SQL the engine writes for itself (the write path's queries over a
+    // table) is read with PostgreSQL's grammar, as the client's statement
+    // was: `j ->> 'k' = 'w'` and `j ? 'k'` keep their meaning.
+    config.options_mut().sql_parser.dialect = datafusion::common::config::Dialect::PostgreSQL;
     // `timestamptz` (a cast, a literal, `now()`) is an instant in UTC, as
     // the session's TimeZone says: without a zone DataFusion typed it as a
     // plain timestamp.

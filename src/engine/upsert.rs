@@ -138,7 +138,23 @@ pub async fn upsert(session: &mut Session, mut ins: Insert) -> Result<Output> {
         .unwrap_or_else(|| target.name.clone());
     let col_list = ident_list(&cols);
     let key_list = ident_list(&keys);
-    let rows = format!("(SELECT * FROM ({source}) AS __sluice_src ({col_list}))");
+    // The incoming rows have the target's column types, as `excluded`
+    // does in PostgreSQL (`excluded.a || t.a` of an array written as
+    // '{3,4}'); character types are checked where they are stored.
+    let typed: Vec<String> = cols
+        .iter()
+        .map(|c| {
+            let ty = &target.def.column(c).expect("a target column").ty;
+            match ty.name.as_str() {
+                "character varying" | "character" | "text" => ident(c),
+                _ => format!("CAST({} AS {}) AS {}", ident(c), ty.display(), ident(c)),
+            }
+        })
+        .collect();
+    let rows = format!(
+        "(SELECT {} FROM ({source}) AS __sluice_src ({col_list}))",
+        typed.join(", ")
+    );
     let on = keys
         .iter()
         .map(|k| format!("{}.{} = excluded.{}", ident(&alias), ident(k), ident(k)))
@@ -166,7 +182,13 @@ pub async fn upsert(session: &mut Session, mut ins: Insert) -> Result<Output> {
                 "SELECT 1 FROM {rows} AS __sluice_rows WHERE {} LIMIT 1",
                 nullable.join(" OR ")
             );
-            if !nullable.is_empty() && session.ctx.sql(&nulls).await?.count().await? > 0 {
+            if !nullable.is_empty()
+                && crate::frontend::generated::query(&session.ctx, &nulls)
+                    .await?
+                    .count()
+                    .await?
+                    > 0
+            {
                 return Err(Error::not_supported(
                     "INSERT ... ON CONFLICT ... RETURNING of a row whose conflict key is NULL",
                 ));
@@ -217,7 +239,12 @@ pub async fn upsert(session: &mut Session, mut ins: Insert) -> Result<Output> {
                 "SELECT 1 FROM {rows} AS __sluice_rows WHERE {key_not_null} \
                  GROUP BY {key_list} HAVING count(*) > 1 LIMIT 1"
             );
-            if session.ctx.sql(&dup).await?.count().await? > 0 {
+            if crate::frontend::generated::query(&session.ctx, &dup)
+                .await?
+                .count()
+                .await?
+                > 0
+            {
                 return Err(Error::new(
                     ErrorKind::CardinalityViolation,
                     "ON CONFLICT DO UPDATE command cannot affect row a second time",
@@ -258,7 +285,10 @@ pub async fn upsert(session: &mut Session, mut ins: Insert) -> Result<Output> {
             let (old, unchanged) = returned;
             let new = after.pinned_sql_at(outcome.version);
             let sql = returned_sql(&old, &new, &alias, &keys, &rows, &on, unchanged);
-            let rows = session.ctx.sql(&sql).await?.collect().await?;
+            let rows = crate::frontend::generated::query(&session.ctx, &sql)
+                .await?
+                .collect()
+                .await?;
             super::dml::returning(session, rows, &after, &alias, &items, "INSERT 0").await
         }
         _ => Ok(Output::count("INSERT", outcome.rows)),

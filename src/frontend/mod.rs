@@ -35,6 +35,7 @@ pub mod dialect;
 pub mod expect;
 pub mod features;
 pub mod fetch;
+pub mod generated;
 pub mod merge;
 pub mod names;
 pub mod one_group;

@@ -366,7 +366,10 @@ async fn check_references(
 
 /// The first row of `sql` as PostgreSQL shows a key: `1, a@b`.
 pub async fn first_row(ctx: &SessionContext, sql: &str) -> Result<Option<String>> {
-    let batches = ctx.sql(sql).await?.collect().await?;
+    let batches = crate::frontend::generated::query(ctx, sql)
+        .await?
+        .collect()
+        .await?;
     let Some(b) = batches.iter().find(|b| b.num_rows() > 0) else {
         return Ok(None);
     };

@@ -49,8 +49,7 @@ pub fn default_name(table: &str, column: Option<&str>, kind: &str, taken: &[Stri
 /// The condition of `check`, planned over `schema` (the table's columns,
 /// qualified or not as the caller's plan has them).
 pub fn plan_check(ctx: &SessionContext, check: &CheckDef, schema: &DFSchema) -> Result<Expr> {
-    ctx.parse_sql_expr(&check.expr, schema).map_err(|e| {
-        let e = Error::from(e);
+    crate::frontend::generated::plan_text(ctx, &check.expr, schema).map_err(|e| {
         Error::new(
             e.kind,
             format!("check constraint \"{}\": {}", check.name, e.message),

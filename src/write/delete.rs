@@ -7,7 +7,7 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::sql::sqlparser::ast::{Delete, Expr, FromTable};
 
 use super::update::{count, plan_exprs};
-use super::{Outcome, Target, WriteContext, commit_properties, delete_references, has_subquery};
+use super::{Outcome, Target, WriteContext, builder_refuses, commit_properties, delete_references};
 use crate::error::{Error, Result};
 
 /// A DELETE statement the write path generated (ON DELETE CASCADE), its
@@ -41,8 +41,7 @@ pub async fn delete(
     // RETURNING: the deleted rows, read from the snapshot the delete reads.
     let gone = if old_rows {
         Some(
-            wc.ctx
-                .sql(&target.select_sql("*", pred))
+            crate::frontend::generated::query(&wc.ctx, &target.select_sql("*", pred))
                 .await?
                 .collect()
                 .await?,
@@ -50,9 +49,8 @@ pub async fn delete(
     } else {
         None
     };
-    let n: Outcome = if pred.is_some_and(has_subquery) {
-        // delta-rs cannot evaluate subqueries: keep every row the predicate
-        // does not select, in one overwrite.
+    let n: Outcome = if pred.is_some_and(|p| builder_refuses(p, &target.def)) {
+        // Keep every row the predicate does not select, in one overwrite.
         let n = count(wc, &target.select_sql("count(*)", pred)).await?;
         let all = target.columns_sql();
         let keep = format!(

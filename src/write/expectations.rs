@@ -85,12 +85,13 @@ pub async fn expectations_before(
             .iter()
             .map(|c| format!("sum(CASE WHEN {c} THEN 1 ELSE 0 END)")),
     );
-    let batches = wc
-        .ctx
-        .sql(&format!("SELECT {} FROM {changed}", list.join(", ")))
-        .await?
-        .collect()
-        .await?;
+    let batches = crate::frontend::generated::query(
+        &wc.ctx,
+        &format!("SELECT {} FROM {changed}", list.join(", ")),
+    )
+    .await?
+    .collect()
+    .await?;
     let value = |i: usize| -> u64 {
         batches
             .first()
@@ -109,7 +110,10 @@ pub async fn expectations_before(
             conditions[i]
         );
         async move {
-            let rows = wc.ctx.sql(&sql).await?.collect().await?;
+            let rows = crate::frontend::generated::query(&wc.ctx, &sql)
+                .await?
+                .collect()
+                .await?;
             Ok::<String, Error>(
                 rows.iter()
                     .find(|b| b.num_rows() > 0)
@@ -172,7 +176,7 @@ pub async fn expectations_before(
         );
         let qname = crate::quality::expect::quarantine_table(&target.name);
         let (qdef, qtable) = target.quarantine(wc).await?;
-        let df = wc.ctx.sql(&sql).await?;
+        let df = crate::frontend::generated::query(&wc.ctx, &sql).await?;
         let cols: Vec<String> = qdef.columns.iter().map(|c| c.name.clone()).collect();
         let df = conform(wc, df, &qdef, &cols, &qname)?;
         quarantine = Some(Pending {

@@ -126,10 +126,11 @@ async fn uncorrelated_subqueries_as_values(wc: &WriteContext, m: &mut MergeStmt)
     }
     let mut values: Vec<(Query, Expr)> = Vec::new();
     for q in found {
-        let df = match wc
-            .ctx
-            .sql(&format!("SELECT * FROM ({q}) AS __sluice_value LIMIT 2"))
-            .await
+        let df = match crate::frontend::generated::query(
+            &wc.ctx,
+            &format!("SELECT * FROM ({q}) AS __sluice_value LIMIT 2"),
+        )
+        .await
         {
             Ok(df) => df,
             // Merged rows are planned without their subqueries' tables.
@@ -139,7 +140,7 @@ async fn uncorrelated_subqueries_as_values(wc: &WriteContext, m: &mut MergeStmt)
                      DO UPDATE",
                 ));
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         };
         if df.schema().fields().len() != 1 {
             continue;
@@ -235,7 +236,9 @@ pub async fn merge(wc: &WriteContext, mut m: MergeStmt, keyed_upsert: bool) -> R
     let target = Target::open_qualified(wc, name, Some(target_alias.clone())).await?;
     let source_alias =
         factor_name(&m.source).ok_or_else(|| Error::syntax("the MERGE source needs an alias"))?;
-    let source = wc.ctx.sql(&format!("SELECT * FROM {}", m.source)).await?;
+    let source = crate::frontend::generated::select_all_from(m.source.clone())?;
+    let source = crate::frontend::generated::plan_statement(&wc.ctx, source).await?;
+    let source = wc.ctx.execute_logical_plan(source).await?;
     if source
         .schema()
         .fields()
@@ -255,7 +258,29 @@ pub async fn merge(wc: &WriteContext, mut m: MergeStmt, keyed_upsert: bool) -> R
     let source_schema =
         DFSchema::try_from_qualified_schema(source_alias.as_str(), source.schema().as_arrow())?;
     let both = target_schema.join(&source_schema)?;
-    let expr = |e: &Expr| -> Result<DfExpr> { Ok(wc.ctx.parse_sql_expr(&e.to_string(), &both)?) };
+    // The target's rows beside the source's, as a plan: the declared types
+    // of their columns (jsonb's `||`, character(n) comparisons) are traced
+    // through it, as a query's are.
+    let sides = {
+        let scan = datafusion::logical_expr::LogicalPlanBuilder::scan(
+            target_alias.as_str(),
+            datafusion::datasource::provider_as_source(crate::lake::provider(&target.table).await?),
+            None,
+        )?
+        .build()?;
+        let source =
+            datafusion::logical_expr::LogicalPlanBuilder::from(source.logical_plan().clone())
+                .alias(source_alias.as_str())?
+                .build()?;
+        datafusion::logical_expr::LogicalPlanBuilder::from(scan)
+            .cross_join(source)?
+            .build()?
+    };
+    let state = wc.ctx.state();
+    let expr = |e: &Expr| -> Result<DfExpr> {
+        let planned = crate::frontend::generated::plan_expr(&wc.ctx, e, &both)?;
+        super::declared_types(&state, planned, &sides)
+    };
     let on = expr(&m.on)?;
     let store = |col: &str, e: DfExpr| store_expr(e, &target.def, col, &target.name);
     let as_stored =
@@ -414,10 +439,9 @@ pub async fn merge(wc: &WriteContext, mut m: MergeStmt, keyed_upsert: bool) -> R
                     let value = match columns.iter().position(|n| n == &c.name) {
                         Some(i) => expr(&row[i])?,
                         None => match &c.default {
-                            Some(sql) => wc.ctx.parse_sql_expr(
-                                &crate::frontend::compat::planned_default(sql),
-                                &both,
-                            )?,
+                            Some(sql) => {
+                                crate::frontend::generated::plan_text(&wc.ctx, sql, &both)?
+                            }
                             None => lit(ScalarValue::Null),
                         },
                     };

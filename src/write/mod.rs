@@ -31,7 +31,7 @@ pub mod update;
 
 use std::sync::Arc;
 
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::logical_expr::{Expr as DfExpr, LogicalPlan};
 use datafusion::prelude::SessionContext;
 use deltalake::DeltaTable;
 use deltalake::protocol::SaveMode;
@@ -44,7 +44,7 @@ pub use append::Append;
 pub use expectations::{ExpectRecord, Expected, Pending, Run, expectations_before};
 pub use merge::{GroupMerge, merge_groups};
 pub use references::{delete_references, referencing};
-pub use rules::{conform, has_subquery, new_row, store_expr};
+pub use rules::{builder_refuses, conform, has_subquery, new_row, store_expr};
 pub use target::Target;
 
 /// The single table a generated UPDATE or DELETE targets, with its alias.
@@ -75,6 +75,38 @@ pub struct WriteContext {
 }
 
 crate::send_sync::send_sync_by_fields!(WriteContext { ctx, lake, catalog });
+
+/// `e`, planned over the output of `input`, with the operators and
+/// comparisons whose meaning depends on a column's declared type (jsonb's
+/// `||`, the documents JSON builders embed, character(n) comparisons)
+/// settled by the analyzer rules that trace those types through `input`.
+/// delta-rs plans the expressions it is given again over rows of its own,
+/// where the declared types cannot be traced.
+pub fn declared_types(
+    state: &datafusion::execution::SessionState,
+    e: DfExpr,
+    input: &LogicalPlan,
+) -> Result<DfExpr> {
+    const RULES: [&str; 2] = ["sluice_json_arguments", "sluice_char_semantics"];
+    let mut plan = LogicalPlan::Projection(datafusion::logical_expr::Projection::try_new(
+        vec![e.clone()],
+        Arc::new(input.clone()),
+    )?);
+    for rule in state
+        .analyzer()
+        .rules
+        .iter()
+        .filter(|r| RULES.contains(&r.name()))
+    {
+        plan = rule.analyze(plan, state.config_options())?;
+    }
+    match plan {
+        LogicalPlan::Projection(p) if p.expr.len() == 1 => {
+            Ok(p.expr.into_iter().next().expect("one").unalias())
+        }
+        _ => Ok(e),
+    }
+}
 
 /// A Delta application transaction: the writer `app_id` has applied its
 /// input up to `version`. A write that carries one commits only if the

@@ -27,6 +27,27 @@ pub fn has_subquery(e: &Expr) -> bool {
     .is_break()
 }
 
+/// Whether delta-rs' delete and update builders cannot take `pred` over a
+/// table of `def`: they evaluate no subqueries, and they skip files by the
+/// column statistics the Delta kernel keeps, which array columns do not
+/// have (`a IS NULL` was "Predicate references unknown column"). Such a
+/// statement rewrites the table's rows itself.
+pub fn builder_refuses(pred: &Expr, def: &crate::catalog::TableDef) -> bool {
+    has_subquery(pred)
+        || visit_expressions(pred, |x| {
+            let name = match x {
+                Expr::Identifier(i) => Some(i),
+                Expr::CompoundIdentifier(parts) => parts.last(),
+                _ => None,
+            };
+            match name.and_then(|n| def.column(&crate::frontend::names::normalize_ident(n))) {
+                Some(c) if c.ty.name.ends_with("[]") => ControlFlow::Break(()),
+                _ => ControlFlow::Continue(()),
+            }
+        })
+        .is_break()
+}
+
 /// Fails a statement when a NOT NULL column gets a NULL; otherwise passes
 /// its input through. Runs inside the write plan, batch by batch.
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -221,9 +242,7 @@ pub fn conform(
         let source = match targets.iter().position(|t| t == &c.name) {
             Some(i) => input[i].clone(),
             None => match &c.default {
-                Some(sql) => wc
-                    .ctx
-                    .parse_sql_expr(&crate::frontend::compat::planned_default(sql), df.schema())?,
+                Some(sql) => crate::frontend::generated::plan_text(&wc.ctx, sql, df.schema())?,
                 None => lit(ScalarValue::Null),
             },
         };

@@ -295,7 +295,7 @@ impl Target {
         sql: &str,
         last: Option<Box<dyn crate::quality::guard::InputHook>>,
     ) -> Result<DeltaTable> {
-        let df = wc.ctx.sql(sql).await?;
+        let df = crate::frontend::generated::query(&wc.ctx, sql).await?;
         let df = conform(wc, df, &self.def, &self.all_columns(), &self.name)?;
         // The whole new table goes through: its keys must be unique in it
         // and its references present.

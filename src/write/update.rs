@@ -30,11 +30,6 @@ fn unqualify(e: DfExpr) -> Result<DfExpr> {
 
 /// Plan `SELECT exprs FROM target WHERE pred` and pull out the DataFusion
 /// expressions, unqualified, for delta-rs' builders.
-/// The analyzer rules that know declared types the plan of delta-rs cannot
-/// trace: json and jsonb values (engine::result_types) and character(n)
-/// comparisons (engine::char_semantics).
-const DECLARED_TYPE_RULES: [&str; 2] = ["sluice_json_arguments", "sluice_char_semantics"];
-
 pub(super) async fn plan_exprs(
     wc: &WriteContext,
     target: &Target,
@@ -47,22 +42,16 @@ pub(super) async fn plan_exprs(
         exprs.join(", ")
     };
     let state = wc.ctx.state();
-    let mut plan = state
-        .create_logical_plan(&target.select_sql(&list, pred))
-        .await?;
+    let plan = crate::frontend::generated::plan(&wc.ctx, &target.select_sql(&list, pred)).await?;
     // delta-rs plans these expressions again over a scan of its own, where
-    // the declared types of the columns cannot be traced: jsonb's `||` and
-    // the documents passed to JSON builders and the character(n) values
-    // compared with literals are settled here, on the plan that reads the
-    // catalog's table.
-    for rule in state
+    // the declared types of the columns cannot be traced (jsonb's `||`, the
+    // documents passed to JSON builders, character(n) values compared with
+    // literals), and hands its predicate to the Delta kernel to skip files,
+    // which compares a column's statistics with literals of the column's
+    // own type only: they are given analyzed, as a query's would be.
+    let plan = state
         .analyzer()
-        .rules
-        .iter()
-        .filter(|r| DECLARED_TYPE_RULES.contains(&r.name()))
-    {
-        plan = rule.analyze(plan, state.config_options())?;
-    }
+        .execute_and_check(plan, state.config_options(), |_, _| {})?;
     let mut projections = Vec::new();
     let mut filter = None;
     let mut node = &plan;
@@ -89,7 +78,10 @@ pub(super) async fn plan_exprs(
 }
 
 pub(super) async fn count(wc: &WriteContext, sql: &str) -> Result<usize> {
-    let batches = wc.ctx.sql(sql).await?.collect().await?;
+    let batches = crate::frontend::generated::query(&wc.ctx, sql)
+        .await?
+        .collect()
+        .await?;
     let b = batches
         .first()
         .ok_or_else(|| Error::internal("count returned nothing"))?;
@@ -156,7 +148,12 @@ pub async fn update(
                 cond = pred.map(|p| p.to_string()).unwrap_or_else(|| "TRUE".into()),
             ),
         };
-        Some(wc.ctx.sql(&sql).await?.collect().await?)
+        Some(
+            crate::frontend::generated::query(&wc.ctx, &sql)
+                .await?
+                .collect()
+                .await?,
+        )
     } else {
         None
     };
@@ -202,7 +199,7 @@ pub async fn update(
     }
     // A key or reference that changes is checked over the whole new table.
     let rewrite = from.is_some()
-        || pred.is_some_and(has_subquery)
+        || pred.is_some_and(|p| super::builder_refuses(p, &target.def))
         || sets.iter().any(|(c, e)| {
             has_subquery(e) || target.def.partition_by.contains(c) || target.in_key(c)
         });
