@@ -832,11 +832,12 @@ pub async fn create_table(
         def.partition_by = partition_columns(&ct, &def.columns)?;
         def.location = location.clone();
         let arrow: Schema = def.arrow_schema().as_ref().clone();
-        let checks: Vec<(String, String)> = def
-            .checks
-            .iter()
-            .map(|c| (c.name.clone(), delta_constraint(c)))
-            .collect();
+        let mut checks: Vec<(String, String)> = Vec::new();
+        for c in &def.checks {
+            if let Some(sql) = delta_constraint(c, &arrow).await {
+                checks.push((c.name.clone(), sql));
+            }
+        }
         if let Err(e) = lake
             .create_with_checks(&url, &arrow, &def.partition_by, &table, &checks)
             .await
@@ -2070,8 +2071,23 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
 
 /// A CHECK as Delta stores it, in `delta.constraints.<name>`: Delta
 /// engines fail a row whose condition is NULL, where PostgreSQL passes it.
-fn delta_constraint(check: &quality::CheckDef) -> String {
-    format!("({}) IS NOT FALSE", check.expr)
+/// `None` when a Delta engine could not evaluate it: delta-rs enforces the
+/// stored constraints with plain DataFusion, which knows none of the
+/// operators and functions Sluice adds (`j ->> 'k'`), and refused every
+/// write to the table. Sluice checks every CHECK itself; such a one is
+/// not shown to other Delta writers.
+async fn delta_constraint(
+    check: &quality::CheckDef,
+    schema: &datafusion::arrow::datatypes::Schema,
+) -> Option<String> {
+    let sql = format!("({}) IS NOT FALSE", check.expr);
+    let plain = datafusion::prelude::SessionContext::new();
+    let empty =
+        datafusion::arrow::array::RecordBatch::new_empty(std::sync::Arc::new(schema.clone()));
+    plain.register_batch("rows", empty).ok()?;
+    let probe = format!("SELECT count(*) FROM rows WHERE NOT ({sql})");
+    plain.sql(&probe).await.ok()?.collect().await.ok()?;
+    Some(sql)
 }
 
 /// Add `checks` to the Delta table of `def` as Delta constraints, in one
@@ -2088,10 +2104,16 @@ async fn store_checks(
     let lake = session.engine.lake().clone();
     let table = lake.table(&lake.url_for(&def.location)?).await?;
     let mut properties = std::collections::HashMap::new();
-    properties.insert("delta.minWriterVersion".to_string(), "3".to_string());
+    let arrow = def.arrow_schema();
     for c in checks {
-        properties.insert(format!("delta.constraints.{}", c.name), delta_constraint(c));
+        if let Some(sql) = delta_constraint(c, &arrow).await {
+            properties.insert(format!("delta.constraints.{}", c.name), sql);
+        }
     }
+    if properties.is_empty() {
+        return Ok(());
+    }
+    properties.insert("delta.minWriterVersion".to_string(), "3".to_string());
     let written = table
         .set_tbl_properties()
         .with_properties(properties)
