@@ -270,9 +270,25 @@ pub async fn update(session: &mut Session, up: Update) -> Result<Output> {
     }
 }
 
-pub async fn delete(session: &mut Session, del: Delete) -> Result<Output> {
-    if del.using.is_some() {
-        return Err(Error::not_supported("DELETE ... USING"));
+pub async fn delete(session: &mut Session, mut del: Delete) -> Result<Output> {
+    // `DELETE FROM t USING u WHERE c`: the rows of t for which some row of
+    // u meets c, `DELETE FROM t WHERE EXISTS (SELECT 1 FROM u WHERE c)`.
+    if let Some(using) = del.using.take() {
+        let cond = del
+            .selection
+            .take()
+            .unwrap_or(datafusion::sql::sqlparser::ast::Expr::value(
+                datafusion::sql::sqlparser::ast::Value::Boolean(true),
+            ));
+        let mut q = crate::frontend::template::query("SELECT 1 WHERE $1", &[cond])?;
+        match q.body.as_mut() {
+            datafusion::sql::sqlparser::ast::SetExpr::Select(s) => s.from = using,
+            _ => return Err(Error::internal("DELETE ... USING template")),
+        }
+        del.selection = Some(datafusion::sql::sqlparser::ast::Expr::Exists {
+            subquery: q,
+            negated: false,
+        });
     }
     let from = match &del.from {
         FromTable::WithFromKeyword(t) | FromTable::WithoutKeyword(t) => t,
