@@ -17,7 +17,6 @@ pub mod keys;
 
 use datafusion::arrow::array::{Array, BooleanArray};
 use datafusion::arrow::datatypes::DataType;
-use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::common::tree_node::Transformed;
 use datafusion::common::{Column, DFSchema, ScalarValue};
 use datafusion::dataframe::DataFrame;
@@ -320,18 +319,23 @@ pub fn first_row_text(batch: &datafusion::arrow::array::RecordBatch) -> String {
     failing_row(&columns, 0, batch.num_rows())
 }
 
-/// Row `r` as PostgreSQL shows it in "Failing row contains (...)".
+/// Row `r` as PostgreSQL shows it in "Failing row contains (...)": each
+/// value as its type's output function prints it (`2020-01-01 00:00:00`,
+/// `{a,b}`), NULL as `null`.
 fn failing_row(columns: &[ColumnarValue], r: usize, rows: usize) -> String {
-    let options = FormatOptions::default().with_null("null");
+    use datafusion::arrow::array::{Array, AsArray};
     columns
         .iter()
         .map(|c| {
-            let array = match c.to_array(rows) {
-                Ok(a) => a,
-                Err(_) => return "?".to_string(),
+            let Ok(array) = c.to_array(rows) else {
+                return "?".to_string();
             };
-            match ArrayFormatter::try_new(array.as_ref(), &options) {
-                Ok(f) => f.value(r).to_string(),
+            let one = array.slice(r, 1);
+            if one.is_null(0) {
+                return "null".to_string();
+            }
+            match crate::types::output::output_utf8(&one) {
+                Ok(text) => text.as_string::<i32>().value(0).to_string(),
                 Err(_) => "?".to_string(),
             }
         })
@@ -342,6 +346,33 @@ fn failing_row(columns: &[ColumnarValue], r: usize, rows: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failing_rows_print_values_as_postgres_does() {
+        use datafusion::arrow::array::{
+            ArrayRef, ListArray, StringArray, TimestampMicrosecondArray,
+        };
+        use datafusion::arrow::datatypes::Int32Type;
+        use std::sync::Arc;
+        let ts: ArrayRef = Arc::new(TimestampMicrosecondArray::from(vec![
+            Some(1_577_862_300_000_000),
+            None,
+        ]));
+        let tags: ArrayRef = Arc::new(ListArray::from_iter_primitive::<Int32Type, _, _>(vec![
+            Some(vec![Some(1), Some(2)]),
+            Some(vec![]),
+        ]));
+        let text: ArrayRef = Arc::new(StringArray::from(vec![Some("a b"), None]));
+        let columns: Vec<ColumnarValue> = [ts, tags, text]
+            .into_iter()
+            .map(ColumnarValue::Array)
+            .collect();
+        assert_eq!(
+            failing_row(&columns, 0, 2),
+            "2020-01-01 07:05:00, {1,2}, a b"
+        );
+        assert_eq!(failing_row(&columns, 1, 2), "null, {}, null");
+    }
 
     #[test]
     fn unnamed_constraints_get_postgres_names() {
