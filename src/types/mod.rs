@@ -453,6 +453,17 @@ impl PgType {
         format!("{base}{args}{array}")
     }
 
+    /// The type a value assigned to a column of this type is cast to in
+    /// the SQL the write path builds: the character types as text (their
+    /// length is checked where the value is stored, 22001, as an assignment
+    /// in PostgreSQL is; DataFusion has no `character varying(n)`).
+    pub fn assignment_cast(&self) -> String {
+        match self.name.as_str() {
+            "character varying" | "character" => "text".into(),
+            _ => self.display(),
+        }
+    }
+
     /// The type OID PostgreSQL uses for this type.
     /// PostgreSQL's type modifier (`atttypmod`): the declared length of
     /// `varchar(n)` / `char(n)` plus 4, precision and scale of

@@ -264,7 +264,8 @@ impl ScalarUDFImpl for TextToBytea {
 }
 
 /// `text` with `:00` seconds added to a time of day written without them
-/// (`2024-01-01 10:00`, `2024-01-01T10:00+02`), which PostgreSQL reads and
+/// (`2024-01-01 10:00`, `2024-01-01T10:00+02`) and a zero before a
+/// one-digit hour (`2024-01-01 7:05:09`), which PostgreSQL reads and
 /// Arrow's timestamp parser refuses; `None` when nothing needs adding.
 pub fn with_seconds(text: &str) -> Option<String> {
     let t = text.trim_start();
@@ -297,15 +298,29 @@ pub fn with_seconds(text: &str) -> Option<String> {
     if i == start || b.get(i) != Some(&b':') {
         return None;
     }
+    // A one-digit hour (`7:05`) gets its leading zero.
+    let hour = (start, i);
     i += 1;
     let start = i;
     while i < b.len() && b[i].is_ascii_digit() {
         i += 1;
     }
-    if i - start != 2 || b.get(i) == Some(&b':') {
+    if i - start != 2 {
         return None;
     }
-    Some(format!("{}:00{}", &t[..i], &t[i..]))
+    let short_hour = hour.1 - hour.0 == 1;
+    let seconds = b.get(i) == Some(&b':');
+    if seconds && !short_hour {
+        return None;
+    }
+    let hour_text = if short_hour { "0" } else { "" };
+    let added = if seconds { "" } else { ":00" };
+    Some(format!(
+        "{}{hour_text}{}{added}{}",
+        &t[..hour.0],
+        &t[hour.0..i],
+        &t[i..]
+    ))
 }
 
 /// PostgreSQL's special date and time input words (`'epoch'`, `'now'`,
@@ -940,6 +955,14 @@ mod tests {
             Some("2024-3-5T10:07:00+02")
         );
         assert_eq!(with_seconds("2024-01-01 10:00:05"), None);
+        assert_eq!(
+            with_seconds("2024-01-01 7:05").as_deref(),
+            Some("2024-01-01 07:05:00")
+        );
+        assert_eq!(
+            with_seconds("2024-01-01 7:05:09.5").as_deref(),
+            Some("2024-01-01 07:05:09.5")
+        );
         assert_eq!(with_seconds("2024-01-01"), None);
         assert_eq!(with_seconds("10:00"), None);
     }

@@ -282,7 +282,12 @@ pub async fn merge(wc: &WriteContext, mut m: MergeStmt, keyed_upsert: bool) -> R
         super::declared_types(&state, planned, &sides)
     };
     let on = expr(&m.on)?;
-    let store = |col: &str, e: DfExpr| store_expr(e, &target.def, col, &target.name);
+    // Text stored into a column of another type is read by Sluice's input
+    // functions (`'2020-01-01 00:00'` as a timestamp), as in an INSERT.
+    let store = |col: &str, e: DfExpr| -> Result<DfExpr> {
+        let stored = store_expr(e, &target.def, col, &target.name);
+        super::analyzed_with(&state, stored, &sides, &["sluice_text_input_casts"])
+    };
     let as_stored =
         |col: &str, e: DfExpr| cast(e, target.def.column(col).expect("checked").ty.arrow_type());
     // The new row passes every DROP ROW and QUARANTINE rule (None when the
@@ -376,7 +381,7 @@ pub async fn merge(wc: &WriteContext, mut m: MergeStmt, keyed_upsert: bool) -> R
                     let col = target.assigned_column(&a.target, "MERGE UPDATE")?;
                     let value = expr(&a.value)?;
                     raw.push((col.clone(), as_stored(&col, value.clone())));
-                    sets.push((col.clone(), store(&col, value)));
+                    sets.push((col.clone(), store(&col, value)?));
                 }
                 let old = |c: &str| DfExpr::Column(Column::new(Some(target_alias.as_str()), c));
                 let row = new_row(&target.def, &sets, old);
@@ -446,7 +451,7 @@ pub async fn merge(wc: &WriteContext, mut m: MergeStmt, keyed_upsert: bool) -> R
                         },
                     };
                     raw.push(as_stored(&c.name, value.clone()));
-                    sets.push((c.name.clone(), store(&c.name, value)));
+                    sets.push((c.name.clone(), store(&c.name, value)?));
                 }
                 let row: Vec<DfExpr> = sets.iter().map(|(_, v)| v.clone()).collect();
                 checked(&mut sets, &row)?;
@@ -559,7 +564,7 @@ impl Preview {
                 None => kind,
             };
             let typed = |c: &crate::catalog::ColumnDef, e: &str| {
-                format!("CAST(({e}) AS {})", c.ty.display())
+                format!("CAST(({e}) AS {})", c.ty.assignment_cast())
             };
             let values = match &clause.action {
                 _ if is_do_nothing(&clause.action) => None,

@@ -87,7 +87,22 @@ pub fn declared_types(
     e: DfExpr,
     input: &LogicalPlan,
 ) -> Result<DfExpr> {
-    const RULES: [&str; 2] = ["sluice_json_arguments", "sluice_char_semantics"];
+    analyzed_with(
+        state,
+        e,
+        input,
+        &["sluice_json_arguments", "sluice_char_semantics"],
+    )
+}
+
+/// `e`, planned over the output of `input`, rewritten by the analyzer
+/// rules named `rules`.
+pub fn analyzed_with(
+    state: &datafusion::execution::SessionState,
+    e: DfExpr,
+    input: &LogicalPlan,
+    rules: &[&str],
+) -> Result<DfExpr> {
     let mut plan = LogicalPlan::Projection(datafusion::logical_expr::Projection::try_new(
         vec![e.clone()],
         Arc::new(input.clone()),
@@ -96,7 +111,7 @@ pub fn declared_types(
         .analyzer()
         .rules
         .iter()
-        .filter(|r| RULES.contains(&r.name()))
+        .filter(|r| rules.contains(&r.name()))
     {
         plan = rule.analyze(plan, state.config_options())?;
     }

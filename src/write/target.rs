@@ -118,7 +118,11 @@ impl Target {
             .columns
             .iter()
             .map(|c| match sets.iter().find(|(n, _)| n == &c.name) {
-                Some((_, e)) => format!("CAST({e} AS {}) AS {}", c.ty.display(), ident(&c.name)),
+                Some((_, e)) => format!(
+                    "CAST({e} AS {}) AS {}",
+                    c.ty.assignment_cast(),
+                    ident(&c.name)
+                ),
                 None => format!(
                     "{}.{} AS {}",
                     ident(self.alias.as_deref().unwrap_or(&self.name)),

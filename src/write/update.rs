@@ -171,7 +171,7 @@ pub async fn update(
         .map(|(c, e)| {
             format!(
                 "(CAST({e} AS {}) IS DISTINCT FROM {})",
-                target.def.column(c).expect("checked").ty.display(),
+                target.def.column(c).expect("checked").ty.assignment_cast(),
                 ident(c)
             )
         })
