@@ -43,6 +43,7 @@ pub mod sequences;
 mod set_comparison_names;
 mod set_ops;
 pub mod settings;
+mod srf_sort;
 mod subplan;
 mod subquery;
 mod top_k_keys;
@@ -1233,6 +1234,7 @@ impl Session {
         let state = state.read();
         let aggregates = state.aggregate_functions();
         json_sets::rewrite(&mut stmt);
+        srf_sort::rewrite(&mut stmt);
         names::distinct_cast_names(&mut stmt, &|n| aggregates.contains_key(n));
         Ok(stmt)
     }
