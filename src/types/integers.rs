@@ -171,7 +171,13 @@ fn function_results(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
             }
             _ => None,
         };
+        // An empty array has no dimensions: its length is NULL, not 0.
+        let length = matches!(&x, Expr::ScalarFunction(f) if f.name() == "array_length");
         Ok(match retype {
+            Some(t) if length => Transformed::yes(datafusion::functions::core::expr_fn::nullif(
+                cast(x, t),
+                datafusion::logical_expr::lit(0i32),
+            )),
             Some(t) => Transformed::yes(cast(x, t)),
             None => Transformed::no(x),
         })
