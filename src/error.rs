@@ -478,6 +478,16 @@ fn not_implemented(m: String) -> Error {
     if left("ScalarSubquery") {
         return correlated_scalar_not_supported();
     }
+    if left("OuterReferenceColumn") {
+        return Error::not_supported(
+            "a LATERAL or correlated subquery that reads an outer column below its ORDER BY, \
+             LIMIT, DISTINCT or aggregate",
+        )
+        .with_hint(
+            "For the first rows per outer row, number the rows with row_number() OVER \
+             (PARTITION BY key ORDER BY ...) in a subquery and join on the key.",
+        );
+    }
     Error::new(ErrorKind::FeatureNotSupported, m)
 }
 
