@@ -1724,9 +1724,51 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
             }
             let ty = PgType::from_sql(&column_def.data_type)?;
             if !column_def.options.is_empty() {
-                return Err(Error::not_supported(
-                    "NOT NULL or DEFAULT on ADD COLUMN (existing rows would need the value)",
-                ));
+                // Existing rows take the DEFAULT (or NULL, which NOT NULL
+                // refuses when there are rows): the table is rewritten
+                // with the column in one commit.
+                let mut column = ColumnDef {
+                    name: col.clone(),
+                    ty,
+                    not_null: false,
+                    default: None,
+                    identity: None,
+                };
+                for option in &column_def.options {
+                    use datafusion::sql::sqlparser::ast::ColumnOption;
+                    match &option.option {
+                        ColumnOption::NotNull => column.not_null = true,
+                        ColumnOption::Null => column.not_null = false,
+                        ColumnOption::Default(e) => column.default = Some(e.to_string()),
+                        other => {
+                            return Err(Error::not_supported(format!("{other} on ADD COLUMN")));
+                        }
+                    }
+                }
+                check_defaults(session, std::slice::from_ref(&column)).await?;
+                def.columns.push(column);
+                let wc = session.write_context();
+                let current = entry.table_def()?;
+                let target = crate::write::Target::open(&wc, &schema, &name, current, None).await?;
+                let column = def.columns.last().expect("just added");
+                if column.not_null && column.default.is_none() {
+                    let any =
+                        crate::frontend::generated::query(&wc.ctx, &target.select_sql("1", None))
+                            .await?
+                            .limit(0, Some(1))?
+                            .count()
+                            .await?;
+                    if any > 0 {
+                        return Err(Error::new(
+                            ErrorKind::NotNullViolation,
+                            format!("column \"{col}\" of relation \"{name}\" contains null values"),
+                        ));
+                    }
+                }
+                let written = target.widen(&wc, std::sync::Arc::new(def.clone())).await?;
+                session.engine.lake().committed(&written).await;
+                save_def(session, &schema, &name, def, None).await?;
+                return Ok(Output::command("ALTER TABLE"));
             }
             let field = datafusion::arrow::datatypes::Field::new(&col, ty.arrow_type(), true);
             let kernel: deltalake::kernel::StructType = {

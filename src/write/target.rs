@@ -290,6 +290,48 @@ impl Target {
                 .any(|f| f.columns.iter().any(|c| c == column))
     }
 
+    /// The table with the columns of `wider` (this table's and new ones at
+    /// the end), in one overwrite commit on the opened snapshot: every
+    /// row gets each new column's DEFAULT (or NULL), checked against its
+    /// NOT NULL and the table's rules as an inserted row is. `ALTER TABLE
+    /// ... ADD COLUMN ... DEFAULT`.
+    pub async fn widen(&self, wc: &WriteContext, wider: Arc<TableDef>) -> Result<DeltaTable> {
+        let old: Vec<String> = self.all_columns();
+        let wide = Target {
+            def: wider,
+            ..self.clone_handle()
+        };
+        let df =
+            crate::frontend::generated::query(&wc.ctx, &self.select_sql(&self.columns_sql(), None))
+                .await?;
+        let df = conform(wc, df, &wide.def, &old, &wide.name)?;
+        write_plan(
+            wc.ctx.state(),
+            wc.lake.clone(),
+            self.table.clone(),
+            df.into_unoptimized_plan(),
+            SaveMode::Overwrite,
+            WriteOptions {
+                partition_by: wide.def.partition_by.clone(),
+                unique_columns: wide.def.unique_columns(),
+                new_schema: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .map(|o| o.table)
+    }
+
+    fn clone_handle(&self) -> Target {
+        Target {
+            schema: self.schema.clone(),
+            name: self.name.clone(),
+            alias: self.alias.clone(),
+            def: self.def.clone(),
+            table: self.table.clone(),
+        }
+    }
+
     /// Replace the table's rows with the result of `sql` in one overwrite
     /// commit on the opened snapshot.
     /// `last` runs after the checks, at the end of the input.
