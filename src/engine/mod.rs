@@ -277,6 +277,7 @@ impl Engine {
             block: Block::default(),
             notices: Vec::new(),
             user: None,
+            login: None,
             stream_failed: Default::default(),
             listening: Default::default(),
             cursors: Default::default(),
@@ -696,6 +697,8 @@ pub struct Session {
     notices: Vec<String>,
     /// The authenticated user and rights; `None` when the server has no users.
     user: Option<access::Grant>,
+    /// The user named when the connection started (`session_user`).
+    login: Option<String>,
     /// Set by a result stream that failed after the statement returned, so
     /// the transaction block still aborts.
     stream_failed: Arc<std::sync::atomic::AtomicBool>,
@@ -724,6 +727,7 @@ crate::send_sync::send_sync_by_fields!(Session {
     block,
     notices,
     user,
+    login,
     stream_failed,
     listening,
     cursors,
@@ -809,6 +813,27 @@ impl Session {
     pub fn set_user(&mut self, grant: access::Grant) {
         self.user = Some(grant);
         self.caller.set(self.pid, self.user.clone());
+    }
+
+    /// The user the connection started as: what `session_user` and
+    /// `current_user` answer.
+    pub fn set_login(&mut self, name: &str) {
+        if self.login.as_deref() == Some(name) {
+            return;
+        }
+        self.login = Some(name.to_string());
+        let value = name.to_string();
+        self.ctx.register_udf(datafusion::logical_expr::create_udf(
+            "session_user",
+            vec![],
+            datafusion::arrow::datatypes::DataType::Utf8,
+            datafusion::logical_expr::Volatility::Stable,
+            Arc::new(move |_: &[datafusion::logical_expr::ColumnarValue]| {
+                Ok(datafusion::logical_expr::ColumnarValue::Scalar(
+                    datafusion::common::ScalarValue::Utf8(Some(value.clone())),
+                ))
+            }),
+        ));
     }
 
     pub fn has_user(&self) -> bool {

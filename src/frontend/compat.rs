@@ -89,6 +89,7 @@ pub fn rewrite(stmt: &mut Statement, text: Option<&str>) -> crate::error::Result
     if catalog && original.to_ascii_lowercase().contains("pg_indexes") {
         pg_indexes_view(&mut s)?;
     }
+    niladic_functions(&mut s);
     for rule in universal {
         s = rule.rewrite(s);
     }
@@ -271,6 +272,63 @@ fn casts_name_to_oid(stmt: &Statement) -> bool {
         ControlFlow::Continue(())
     })
     .is_break()
+}
+
+/// SQL's functions written without parentheses: `user` and `current_role`
+/// are `current_user`, and each unaliased one is named as PostgreSQL names
+/// it (`current_user`, not the `session_user()` it is planned as).
+fn niladic_functions(stmt: &mut Statement) {
+    use datafusion::sql::sqlparser::ast::{Expr, FunctionArguments, Ident, SelectItem, SetExpr};
+    const NAMES: [&str; 6] = [
+        "current_user",
+        "session_user",
+        "user",
+        "current_role",
+        "current_catalog",
+        "current_schema",
+    ];
+    let niladic = |e: &Expr| -> Option<String> {
+        let name = match e {
+            Expr::Identifier(i) if i.quote_style.is_none() => i.value.to_ascii_lowercase(),
+            Expr::Function(f) if matches!(f.args, FunctionArguments::None) => {
+                f.name.0.last()?.as_ident()?.value.to_ascii_lowercase()
+            }
+            _ => return None,
+        };
+        NAMES.contains(&name.as_str()).then_some(name)
+    };
+    struct Items<'a>(&'a dyn Fn(&Expr) -> Option<String>);
+    impl datafusion::sql::sqlparser::ast::VisitorMut for Items<'_> {
+        type Break = ();
+        fn pre_visit_query(
+            &mut self,
+            q: &mut datafusion::sql::sqlparser::ast::Query,
+        ) -> ControlFlow<()> {
+            if let SetExpr::Select(select) = q.body.as_mut() {
+                for item in select.projection.iter_mut() {
+                    if let SelectItem::UnnamedExpr(e) = item
+                        && let Some(name) = (self.0)(e)
+                    {
+                        *item = SelectItem::ExprWithAlias {
+                            expr: e.clone(),
+                            alias: Ident::with_quote('"', name),
+                        };
+                    }
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = crate::visit::walk_mut(stmt, &mut Items(&niladic));
+    let _ = crate::visit::visit_expressions_mut(stmt, |e: &mut Expr| {
+        if matches!(niladic(e).as_deref(), Some("user" | "current_role")) {
+            *e = call("current_user", vec![], vec![]);
+            if let Expr::Function(f) = e {
+                f.args = FunctionArguments::None;
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
 }
 
 /// `U&'d\0061t\+000061'`: the parser has decoded the escapes; the value

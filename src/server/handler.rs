@@ -280,17 +280,18 @@ pub struct Handler {
 impl Handler {
     /// Give the session the role of the user who authenticated, once.
     fn bind_user<C: ClientInfo>(&self, session: &mut Session, client: &C) -> PgWireResult<()> {
+        let name = client
+            .metadata()
+            .get(pgwire::api::METADATA_USER)
+            .cloned()
+            .unwrap_or_default();
+        session.set_login(&name);
         let Some(users) = &self.users else {
             return Ok(());
         };
         if session.has_user() {
             return Ok(());
         }
-        let name = client
-            .metadata()
-            .get(pgwire::api::METADATA_USER)
-            .cloned()
-            .unwrap_or_default();
         match users.get(&name) {
             Some(u) => {
                 session.set_user(crate::engine::access::Grant::new(

@@ -91,6 +91,17 @@ async fn users_log_in_with_scram_and_act_within_their_roles() {
     let writer = login(&server, "walt", "writer-pw").await.unwrap();
     let reader = login(&server, "rita", "reader-pw").await.unwrap();
     assert_eq!(count(&reader).await, 1);
+    // Each session is its user, in every spelling.
+    for (client, name) in [(&admin, "ann"), (&writer, "walt"), (&reader, "rita")] {
+        let row = client
+            .query_one("SELECT current_user, session_user, user, current_role", &[])
+            .await
+            .unwrap();
+        for i in 0..4 {
+            assert_eq!(row.get::<_, String>(i), name);
+        }
+        assert_eq!(row.columns()[0].name(), "current_user");
+    }
     for sql in [
         "INSERT INTO t VALUES (2)",
         "DELETE FROM t",
