@@ -385,7 +385,7 @@ impl InformationSchema {
                     let mut rows: Vec<(String, String, String, &str, Option<String>)> = Vec::new();
                     for e in snap.objects().iter().filter(|e| e.kind() == Kind::Table) {
                         let Ok(def) = e.table_def() else { continue };
-                        for k in &def.keys {
+                        for k in def.constraint_keys() {
                             let kind = if k.primary { "PRIMARY KEY" } else { "UNIQUE" };
                             rows.push((
                                 e.schema.clone(),
@@ -467,7 +467,7 @@ impl InformationSchema {
                     let mut rows: Vec<(String, String, String, String, i32)> = Vec::new();
                     for e in snap.objects().iter().filter(|e| e.kind() == Kind::Table) {
                         let Ok(def) = e.table_def() else { continue };
-                        for k in &def.keys {
+                        for k in def.constraint_keys() {
                             for (i, c) in k.columns.iter().enumerate() {
                                 rows.push((
                                     e.schema.clone(),

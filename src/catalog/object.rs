@@ -21,7 +21,7 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use serde::{Deserialize, Serialize};
 
-use super::rules::{CheckDef, ExpectDef, ForeignKeyDef, KeyDef};
+use super::rules::{CheckDef, ExpectDef, ForeignKeyDef, IndexDef, KeyDef};
 use crate::error::{Error, ErrorKind, Result};
 use crate::types::PgType;
 
@@ -244,6 +244,9 @@ pub struct TableDef {
     /// Expectations (`CONSTRAINT name EXPECT ...`), in declaration order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub expectations: Vec<ExpectDef>,
+    /// Indexes declared with `CREATE INDEX`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub indexes: Vec<IndexDef>,
 }
 
 impl TableDef {
@@ -257,6 +260,7 @@ impl TableDef {
             keys: vec![],
             foreign_keys: vec![],
             expectations: vec![],
+            indexes: vec![],
         }
     }
 
@@ -295,6 +299,14 @@ impl TableDef {
             .chain(expectations)
             .cloned()
             .collect()
+    }
+
+    /// The keys that are constraints: all but those of `CREATE UNIQUE
+    /// INDEX`, which are enforced the same way but listed as indexes only.
+    pub fn constraint_keys(&self) -> impl Iterator<Item = &KeyDef> {
+        self.keys
+            .iter()
+            .filter(|k| !self.indexes.iter().any(|i| i.name == k.name))
     }
 
     pub fn column(&self, name: &str) -> Option<&ColumnDef> {

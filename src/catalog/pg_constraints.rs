@@ -687,7 +687,7 @@ struct Con {
     table_oid: i64,
     namespace: i64,
     name: String,
-    /// `p`, `u`, `c` or `f`.
+    /// `p`, `u`, `c` or `f`; `i` for a plain index (no constraint).
     kind: &'static str,
     /// 1-based column positions in the table.
     columns: Vec<i64>,
@@ -703,6 +703,10 @@ struct Con {
     index_oid: i64,
     /// A key's columns, quoted as `pg_get_indexdef` shows them.
     key_columns: Vec<String>,
+    /// A row of `pg_constraint` (a unique index made with `CREATE UNIQUE
+    /// INDEX` is enforced as a key but is no constraint; a plain index
+    /// neither).
+    constraint: bool,
 }
 
 impl Derived {
@@ -826,7 +830,12 @@ impl Derived {
             }
         }
         match self.which {
-            Which::Constraint => self.batch(cons.iter().map(constraint_row).collect()),
+            Which::Constraint => self.batch(
+                cons.iter()
+                    .filter(|c| c.constraint)
+                    .map(constraint_row)
+                    .collect(),
+            ),
             Which::Index => self.batch(
                 cons.iter()
                     .filter(|c| c.index_def.is_some())
@@ -1029,6 +1038,7 @@ impl Derived {
                     index_def: None,
                     index_oid: 0,
                     key_columns: Vec::new(),
+                    constraint: kind != "i",
                 };
             for k in &def.keys {
                 let cols = column_list(&k.columns);
@@ -1042,10 +1052,30 @@ impl Derived {
                     format!("{word} ({cols})"),
                 );
                 c.index_oid = c.oid;
+                c.constraint = !def.indexes.iter().any(|i| i.name == k.name);
                 c.key_columns = k.columns.iter().map(|n| quote(n)).collect();
                 c.index_def = Some(format!(
                     "CREATE UNIQUE INDEX {} ON {}.{} USING delta ({cols})",
                     quote(&k.name),
+                    quote(&e.schema),
+                    quote(&e.name)
+                ));
+                out.push(c);
+            }
+            // A plain index (`i`): an index relation, not a constraint.
+            for ix in def.indexes.iter().filter(|i| !i.unique) {
+                let cols = column_list(&ix.columns);
+                let mut c = con(next(), &ix.name, "i", &ix.columns, String::new());
+                c.index_oid = c.oid;
+                c.key_columns = ix.columns.iter().map(|n| quote(n)).collect();
+                let partial = ix
+                    .predicate
+                    .as_ref()
+                    .map(|p| format!(" WHERE ({p})"))
+                    .unwrap_or_default();
+                c.index_def = Some(format!(
+                    "CREATE INDEX {} ON {}.{} USING delta ({cols}){partial}",
+                    quote(&ix.name),
                     quote(&e.schema),
                     quote(&e.name)
                 ));
@@ -1687,7 +1717,7 @@ fn index_row(c: &Con) -> Vec<(&'static str, V)> {
         ("indrelid", V::I(c.table_oid)),
         ("indnatts", V::I(n)),
         ("indnkeyatts", V::I(n)),
-        ("indisunique", V::B(true)),
+        ("indisunique", V::B(c.kind != "i")),
         ("indnullsnotdistinct", V::B(false)),
         ("indisprimary", V::B(c.kind == "p")),
         ("indisexclusion", V::B(false)),

@@ -12,6 +12,21 @@ pub struct CheckDef {
     pub expr: String,
 }
 
+/// An index declared with `CREATE [UNIQUE] INDEX`. Delta tables have no
+/// index structures: files are skipped by their column statistics. A
+/// plain index is recorded for the clients and tools that list and drop
+/// indexes; a unique one is enforced as a key of the same name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IndexDef {
+    pub name: String,
+    pub columns: Vec<String>,
+    #[serde(default)]
+    pub unique: bool,
+    /// The condition of a partial index (`WHERE ...`), as written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predicate: Option<String>,
+}
+
 /// A PRIMARY KEY or UNIQUE constraint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KeyDef {

@@ -302,6 +302,7 @@ fn columns_from_sql(
         keys: vec![],
         foreign_keys: vec![],
         expectations: vec![],
+        indexes: vec![],
     };
     for (name, columns, primary) in keys {
         let key = new_key(&def, table, name, columns, primary)?;
@@ -344,7 +345,7 @@ fn columns_from_sql(
 
 /// A PRIMARY KEY or UNIQUE constraint for `def`: its columns exist, at
 /// most one primary key, PostgreSQL's name when none is given.
-fn new_key(
+pub(super) fn new_key(
     def: &TableDef,
     table: &str,
     name: Option<String>,
@@ -383,7 +384,7 @@ fn new_key(
 }
 
 /// Add `key` to `def`; a primary key's columns become NOT NULL.
-fn add_key(def: &mut TableDef, key: KeyDef) {
+pub(super) fn add_key(def: &mut TableDef, key: KeyDef) {
     if key.primary {
         for c in def
             .columns
@@ -647,6 +648,7 @@ pub(crate) async fn ensure_quarantine(
         keys: vec![],
         foreign_keys: vec![],
         expectations: vec![],
+        indexes: vec![],
     };
     let lake = session.engine.lake().clone();
     let url = lake.url_for(&qdef.location)?;
@@ -675,7 +677,9 @@ pub(crate) async fn ensure_quarantine(
 }
 
 /// The plain column names of a key's column list.
-fn index_columns(columns: &[datafusion::sql::sqlparser::ast::IndexColumn]) -> Result<Vec<String>> {
+pub(super) fn index_columns(
+    columns: &[datafusion::sql::sqlparser::ast::IndexColumn],
+) -> Result<Vec<String>> {
     columns
         .iter()
         .map(|c| match &c.column.expr {
@@ -968,6 +972,7 @@ async fn table_as(
         keys: vec![],
         foreign_keys: vec![],
         expectations: vec![],
+        indexes: vec![],
     };
     Ok((def, df))
 }
@@ -1330,6 +1335,7 @@ pub async fn drop(
 ) -> Result<Output> {
     match object_type {
         ObjectType::Schema => drop_schemas(session, if_exists, names, cascade).await,
+        ObjectType::Index => super::indexes::drop_indexes(session, if_exists, names).await,
         ObjectType::Table
         | ObjectType::View
         | ObjectType::MaterializedView
@@ -1884,6 +1890,12 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
             for k in def.keys.iter_mut() {
                 rename(&mut k.columns);
             }
+            for ix in def.indexes.iter_mut() {
+                rename(&mut ix.columns);
+                if let Some(p) = ix.predicate.as_mut() {
+                    *p = quality::rename_column(p, &old, &new)?;
+                }
+            }
             for fk in def.foreign_keys.iter_mut() {
                 rename(&mut fk.columns);
                 if fk.parent_schema == schema && fk.parent_table == name {
@@ -2324,7 +2336,7 @@ pub async fn comment(
 /// Store `def` as the definition of table `schema.name`. Its comments stay,
 /// except those of columns it no longer has; `renamed` moves a column's
 /// comment to its new name.
-async fn save_def(
+pub(super) async fn save_def(
     session: &Session,
     schema: &str,
     name: &str,

@@ -23,6 +23,7 @@ mod empty_subqueries;
 pub mod events;
 mod global_having;
 mod handlers;
+mod indexes;
 mod json_sets;
 mod key_read;
 pub mod lakehouse;

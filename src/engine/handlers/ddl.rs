@@ -1,4 +1,4 @@
-//! CREATE, DROP and ALTER of schemas, tables, views and external tables.
+//! CREATE, DROP and ALTER of schemas, tables, views, indexes and external tables.
 
 use datafusion::common::ParamValues;
 use datafusion::sql::sqlparser::ast::{ObjectName, Statement};
@@ -42,6 +42,9 @@ impl Handler for Ddl {
                     ..
                 } => ddl::drop(session, object_type, if_exists, names, cascade).await,
                 Statement::AlterTable(at) => ddl::alter_table(session, at).await,
+                Statement::CreateIndex(ci) => {
+                    crate::engine::indexes::create_index(session, ci).await
+                }
                 Statement::CreateSequence {
                     temporary: false,
                     if_not_exists,

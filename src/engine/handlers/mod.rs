@@ -233,6 +233,7 @@ fn plain_sql_handler(s: Statement) -> Box<dyn Handler> {
         }
         | Statement::Drop { .. }
         | Statement::AlterTable(_)
+        | Statement::CreateIndex(_)
         | Statement::Comment { .. } => Box::new(ddl::Ddl(s)),
         Statement::Set(_)
         | Statement::ShowVariable { .. }
