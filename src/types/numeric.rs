@@ -100,6 +100,13 @@ impl ScalarUDFImpl for Unconstrained {
                     from_float_udf().call(vec![arg, Expr::Literal(like, None)]),
                 ))
             }
+            // Text is read by PostgreSQL's numeric input (`'1e3'`).
+            Ok(t @ (DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)) => {
+                let like = ScalarValue::try_from(&unconstrained(&t))?;
+                Ok(ExprSimplifyResult::Simplified(
+                    from_text_udf().call(vec![arg, Expr::Literal(like, None)]),
+                ))
+            }
             Ok(t) => Ok(ExprSimplifyResult::Simplified(Expr::Cast(Cast::new(
                 Box::new(arg),
                 unconstrained(&t),
@@ -109,6 +116,21 @@ impl ScalarUDFImpl for Unconstrained {
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let target = unconstrained(&args.args[0].data_type());
+        let text = matches!(
+            args.args[0].data_type(),
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+        );
+        if let DataType::Decimal128(precision, scale) = target
+            && text
+        {
+            return from_text_udf().invoke_with_args(ScalarFunctionArgs {
+                args: vec![
+                    args.args[0].clone(),
+                    ColumnarValue::Scalar(ScalarValue::Decimal128(None, precision, scale)),
+                ],
+                ..args
+            });
+        }
         if let DataType::Decimal128(precision, scale) = target
             && matches!(
                 args.args[0].data_type(),
