@@ -142,8 +142,11 @@ fn series_list(e: &Expr) -> Option<Expr> {
 /// `generate_series(...)` outside FROM, a set of rows as in PostgreSQL
 /// (DataFusion's function of that name answers one list): the list
 /// unnested, `integer` when its bounds are integer constants.
-fn series(args: Vec<Expr>) -> Expr {
+fn series(mut args: Vec<Expr>) -> Expr {
     use datafusion::sql::sqlparser::ast::{CastKind, DataType, UnaryOperator, Value};
+    if let Some(step) = args.get_mut(2) {
+        crate::frontend::table_functions::untyped_interval(step);
+    }
     let int4 = |e: &Expr| {
         let (negative, e) = match e {
             Expr::UnaryOp {

@@ -120,6 +120,27 @@ fn is_interval(e: &Expr) -> bool {
     }
 }
 
+/// A series step written as a quoted literal that is no number (`'1
+/// day'`), made an interval, as PostgreSQL resolves its unknown type.
+pub fn untyped_interval(e: &mut Expr) {
+    use datafusion::sql::sqlparser::ast::{CastKind, DataType, Value};
+    if let Expr::Value(v) = e
+        && let Value::SingleQuotedString(text) = &v.value
+        && text.trim().parse::<f64>().is_err()
+    {
+        *e = Expr::Cast {
+            kind: CastKind::Cast,
+            expr: Box::new(e.clone()),
+            data_type: DataType::Interval {
+                fields: None,
+                precision: None,
+            },
+            array: false,
+            format: None,
+        };
+    }
+}
+
 /// Whether `e` is a date: a literal, or a cast to one.
 fn is_date(e: &Expr) -> bool {
     use datafusion::sql::sqlparser::ast::{DataType, TypedString};
@@ -166,6 +187,9 @@ fn time_series(t: &mut TableFactor) -> Result<()> {
             _ => None,
         })
         .collect();
+    if let Some(step) = bounds.get_mut(2) {
+        untyped_interval(step);
+    }
     if bounds.len() != 3
         || bounds.len() != args.args.len()
         || !is_interval(&bounds[2])
