@@ -105,6 +105,7 @@ pub fn rewrite(stmt: &mut Statement, text: Option<&str>) -> crate::error::Result
     generate_subscripts(&mut s);
     expand_array(&mut s);
     unicode_strings(&mut s);
+    row_field_names(&mut s);
     typed_casts(&mut s);
     timestamp_casts(&mut s);
     prefix_operators(&mut s);
@@ -326,6 +327,41 @@ fn niladic_functions(stmt: &mut Statement) {
             if let Expr::Function(f) = e {
                 f.args = FunctionArguments::None;
             }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
+/// `ROW(a, b)` is a record of fields `f1`, `f2`, ... as in PostgreSQL
+/// (`to_jsonb(ROW(1, 'x'))` is `{"f1": 1, "f2": "x"}`); DataFusion's
+/// `row` names them `c0`, `c1`.
+fn row_field_names(stmt: &mut Statement) {
+    use datafusion::sql::sqlparser::ast::{
+        Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Value,
+    };
+    let _ = crate::visit::visit_expressions_mut(stmt, |e: &mut Expr| {
+        if let Expr::Function(f) = e
+            && let [part] = f.name.0.as_slice()
+            && part
+                .as_ident()
+                .is_some_and(|i| i.value.eq_ignore_ascii_case("row"))
+            && let FunctionArguments::List(list) = &f.args
+            && list.duplicate_treatment.is_none()
+            && list.clauses.is_empty()
+            && !list.args.is_empty()
+        {
+            let mut args = Vec::new();
+            for (i, a) in list.args.iter().enumerate() {
+                let FunctionArg::Unnamed(FunctionArgExpr::Expr(x)) = a else {
+                    return ControlFlow::Continue(());
+                };
+                args.push(Expr::value(Value::SingleQuotedString(format!(
+                    "f{}",
+                    i + 1
+                ))));
+                args.push(x.clone());
+            }
+            *e = call("named_struct", args, vec![]);
         }
         ControlFlow::<()>::Continue(())
     });
