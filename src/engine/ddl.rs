@@ -1773,7 +1773,8 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
                 }
                 let written = target.widen(&wc, std::sync::Arc::new(def.clone())).await?;
                 session.engine.lake().committed(&written).await;
-                save_def(session, &schema, &name, def, None).await?;
+                save_def(session, &schema, &name, def.clone(), None).await?;
+                super::alter_columns::sync_quarantine(session, &schema, &name, &def).await?;
                 return Ok(Output::command("ALTER TABLE"));
             }
             let field = datafusion::arrow::datatypes::Field::new(&col, ty.arrow_type(), true);
@@ -1798,7 +1799,8 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
                 default: None,
                 identity: None,
             });
-            save_def(session, &schema, &name, def, None).await?;
+            save_def(session, &schema, &name, def.clone(), None).await?;
+            super::alter_columns::sync_quarantine(session, &schema, &name, &def).await?;
         }
         AlterTableOperation::RenameColumn {
             old_column_name,
@@ -2084,6 +2086,56 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
             }
             save_def(session, &schema, &name, def, None).await?;
         }
+        AlterTableOperation::DropColumn {
+            column_names,
+            if_exists,
+            drop_behavior,
+            ..
+        } => {
+            let cascade = matches!(
+                drop_behavior,
+                Some(datafusion::sql::sqlparser::ast::DropBehavior::Cascade)
+            );
+            return super::alter_columns::drop_columns(
+                session,
+                (&schema, &name),
+                entry.table_def()?,
+                &column_names,
+                if_exists,
+                cascade,
+            )
+            .await;
+        }
+        AlterTableOperation::AlterColumn {
+            column_name,
+            op:
+                AlterColumnOperation::SetDataType {
+                    data_type, using, ..
+                },
+        } => {
+            return super::alter_columns::set_type(
+                session,
+                (&schema, &name),
+                entry.table_def()?,
+                &normalize_ident(&column_name),
+                &data_type,
+                using.as_ref(),
+            )
+            .await;
+        }
+        AlterTableOperation::AlterColumn {
+            column_name,
+            op: op @ (AlterColumnOperation::SetNotNull | AlterColumnOperation::DropNotNull),
+        } => {
+            return super::alter_columns::set_not_null(
+                session,
+                (&schema, &name),
+                entry.table_def()?,
+                &normalize_ident(&column_name),
+                matches!(op, AlterColumnOperation::SetNotNull),
+            )
+            .await;
+        }
         AlterTableOperation::AlterColumn {
             column_name,
             op: op @ (AlterColumnOperation::SetDefault { .. } | AlterColumnOperation::DropDefault),
@@ -2147,7 +2199,7 @@ async fn delta_constraint(
 /// Add `checks` to the Delta table of `def` as Delta constraints, in one
 /// commit that also raises the writer version to 3 as they need. The
 /// rows already there were checked by the caller.
-async fn store_checks(
+pub(super) async fn store_checks(
     session: &Session,
     def: &TableDef,
     checks: &[&quality::CheckDef],
@@ -2179,7 +2231,11 @@ async fn store_checks(
 }
 
 /// Remove the Delta constraints `names` from the table of `def`.
-async fn unstore_checks(session: &Session, def: &TableDef, names: &[String]) -> Result<()> {
+pub(super) async fn unstore_checks(
+    session: &Session,
+    def: &TableDef,
+    names: &[String],
+) -> Result<()> {
     let lake = session.engine.lake().clone();
     let mut table = lake.table(&lake.url_for(&def.location)?).await?;
     for n in names {

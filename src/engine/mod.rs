@@ -12,6 +12,7 @@
 
 pub mod access;
 pub mod activity;
+mod alter_columns;
 mod bind;
 mod char_semantics;
 pub mod copy;

@@ -296,15 +296,34 @@ impl Target {
     /// NOT NULL and the table's rules as an inserted row is. `ALTER TABLE
     /// ... ADD COLUMN ... DEFAULT`.
     pub async fn widen(&self, wc: &WriteContext, wider: Arc<TableDef>) -> Result<DeltaTable> {
-        let old: Vec<String> = self.all_columns();
-        let wide = Target {
-            def: wider,
+        let old = self.all_columns();
+        self.reshape(wc, wider, &self.columns_sql(), &old).await
+    }
+
+    /// The table as `def` describes it, in one overwrite commit on the
+    /// opened snapshot that replaces its schema: each row is `list` (a
+    /// select list over the opened snapshot, the values of the columns
+    /// `targets` names), the other columns of `def` get their DEFAULT or
+    /// NULL, and the rows are checked by `def`'s rules and keys as an
+    /// inserted row is (`ALTER TABLE ... ADD`, `DROP` and `ALTER COLUMN`).
+    pub async fn reshape(
+        &self,
+        wc: &WriteContext,
+        def: Arc<TableDef>,
+        list: &str,
+        targets: &[String],
+    ) -> Result<DeltaTable> {
+        let shaped = Target {
+            def,
             ..self.clone_handle()
         };
-        let df =
-            crate::frontend::generated::query(&wc.ctx, &self.select_sql(&self.columns_sql(), None))
-                .await?;
-        let df = conform(wc, df, &wide.def, &old, &wide.name)?;
+        let df = crate::frontend::generated::query(&wc.ctx, &self.select_sql(list, None)).await?;
+        let df = conform(wc, df, &shaped.def, targets, &shaped.name)?;
+        let parents = crate::quality::keys::parents(&wc.catalog, &shaped.def).await?;
+        let hooks = crate::quality::keys::hook(&shaped.def, &shaped.name, None, parents)
+            .into_iter()
+            .collect();
+        let df = crate::quality::guard::guard(&wc.ctx, df, hooks)?;
         write_plan(
             wc.ctx.state(),
             wc.lake.clone(),
@@ -312,8 +331,8 @@ impl Target {
             df.into_unoptimized_plan(),
             SaveMode::Overwrite,
             WriteOptions {
-                partition_by: wide.def.partition_by.clone(),
-                unique_columns: wide.def.unique_columns(),
+                partition_by: shaped.def.partition_by.clone(),
+                unique_columns: shaped.def.unique_columns(),
                 new_schema: true,
                 ..Default::default()
             },
