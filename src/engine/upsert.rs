@@ -9,6 +9,11 @@
 //!        WHEN NOT MATCHED THEN INSERT (cols) VALUES (excluded.cols)
 //! ```
 //!
+//! The MERGE is built as a syntax tree: the statement's source, values and
+//! conditions go in as the client wrote them, around fixed templates of
+//! the table's own names (`frontend::template`); nothing of the client's
+//! is printed as SQL and read again.
+//!
 //! Delta tables have no unique indexes, so the listed columns are the key
 //! by declaration. As in PostgreSQL, `DO NOTHING` keeps the first of
 //! several incoming rows with one key (a load deduplicates), and `DO
@@ -16,12 +21,15 @@
 //! key never conflict.
 
 use datafusion::sql::sqlparser::ast::{
-    ConflictTarget, Expr, Ident, Insert, OnConflict, OnConflictAction, OnInsert, TableObject,
+    Assignment, BinaryOperator, ConflictTarget, Expr, Ident, Insert, OnConflict, OnConflictAction,
+    OnInsert, Query, TableFactor, TableObject,
 };
 
 use super::{Output, Session, last_ident, normalize_ident};
 use crate::error::{Error, ErrorKind, Result};
+use crate::frontend::merge::{MergeAction, MergeWhen, WhenKind};
 use crate::frontend::names::{quote_ident as ident, quote_list as ident_list};
+use crate::frontend::{generated, template};
 use crate::write::Target;
 
 /// Unqualified column names in `DO UPDATE` refer to the existing row;
@@ -151,100 +159,108 @@ pub async fn upsert(session: &mut Session, mut ins: Insert) -> Result<Output> {
             }
         })
         .collect();
-    let rows = format!(
-        "(SELECT {} FROM ({source}) AS __sluice_src ({col_list}))",
-        typed.join(", ")
-    );
-    let on = keys
+    let rows = *template::query_of(
+        &format!(
+            "SELECT {} FROM {} AS __sluice_src ({col_list})",
+            typed.join(", "),
+            template::relation(1)
+        ),
+        &[],
+        &[*source],
+    )?;
+    // `alias.k = excluded.k AND ...`, as text of the table's own names
+    // for the templates below and as a syntax tree for the MERGE.
+    let on_text = keys
         .iter()
         .map(|k| format!("{}.{} = excluded.{}", ident(&alias), ident(k), ident(k)))
         .collect::<Vec<_>>()
         .join(" AND ");
-    let insert = format!(
-        "WHEN NOT MATCHED THEN INSERT ({col_list}) VALUES ({})",
-        cols.iter()
-            .map(|c| format!("excluded.{}", ident(c)))
+    let on = keys
+        .iter()
+        .map(|k| Expr::BinaryOp {
+            left: Box::new(column(&alias, k)),
+            op: BinaryOperator::Eq,
+            right: Box::new(column("excluded", k)),
+        })
+        .reduce(|a, b| Expr::BinaryOp {
+            left: Box::new(a),
+            op: BinaryOperator::And,
+            right: Box::new(b),
+        })
+        .ok_or_else(|| Error::internal("an upsert without a key"))?;
+    let nulls = |negated: bool| {
+        keys.iter()
+            .map(|k| format!("{} IS {}NULL", ident(k), if negated { "NOT " } else { "" }))
             .collect::<Vec<_>>()
-            .join(", ")
-    );
-    let table = format!("{name} AS {}", ident(&alias));
+    };
     // RETURNING: the rows of the key values inserted or updated, read from
-    // the version the MERGE commits (see `returned_sql`).
+    // the version the MERGE commits (see `returned`).
     let returned = match &returning {
-        Some(_) => {
+        Some(items) => {
             // A NULL in a NOT NULL key fails the write itself (23502).
             let nullable: Vec<String> = keys
                 .iter()
                 .filter(|k| target.def.column(k).is_some_and(|c| !c.not_null))
                 .map(|k| format!("{} IS NULL", ident(k)))
                 .collect();
-            let nulls = format!(
-                "SELECT 1 FROM {rows} AS __sluice_rows WHERE {} LIMIT 1",
-                nullable.join(" OR ")
-            );
-            if !nullable.is_empty()
-                && crate::frontend::generated::query(&session.ctx, &nulls)
-                    .await?
-                    .count()
-                    .await?
-                    > 0
-            {
-                return Err(Error::not_supported(
-                    "INSERT ... ON CONFLICT ... RETURNING of a row whose conflict key is NULL",
-                ));
+            if !nullable.is_empty() {
+                let q = *template::query_of(
+                    &format!(
+                        "SELECT 1 FROM {} AS __sluice_rows WHERE {} LIMIT 1",
+                        template::relation(1),
+                        nullable.join(" OR ")
+                    ),
+                    &[],
+                    std::slice::from_ref(&rows),
+                )?;
+                if generated::rows_of(&session.ctx, q).await?.count().await? > 0 {
+                    return Err(Error::not_supported(
+                        "INSERT ... ON CONFLICT ... RETURNING of a row whose conflict key is NULL",
+                    ));
+                }
             }
-            let unchanged = match &action {
-                OnConflictAction::DoNothing => Some(String::new()),
-                OnConflictAction::DoUpdate(up) => up.selection.as_ref().map(|w| {
-                    format!(
-                        " AND NOT COALESCE(({}), false)",
-                        qualify_with(w.clone(), &alias)
-                    )
-                }),
+            let kept = match &action {
+                OnConflictAction::DoNothing => Kept::All,
+                OnConflictAction::DoUpdate(up) => match &up.selection {
+                    Some(w) => Kept::Unless(Box::new(qualify_with(w.clone(), &alias))),
+                    None => Kept::None,
+                },
             };
             // The list is planned now: a mistake in it must fail the
             // statement before anything is committed.
-            if let Some(items) = &returning {
-                super::dml::returning_exprs_of(session, &target.def, &alias, items)?;
-            }
-            Some((target.pinned_sql(), unchanged))
+            super::dml::returning_exprs_of(session, &target.def, &alias, items)?;
+            Some((target.pinned_sql(), kept))
         }
         None => None,
     };
-    let merge_sql = match action {
+    let (source, clauses) = match action {
         OnConflictAction::DoNothing => {
             // The first row of each key goes in; NULL keys are all distinct.
-            let numbered = format!(
-                "(SELECT *, row_number() OVER (PARTITION BY {key_list}) AS __sluice_n \
-                 FROM {rows} AS __sluice_rows)"
-            );
-            let nulls = keys
-                .iter()
-                .map(|k| format!("{} IS NULL", ident(k)))
-                .collect::<Vec<_>>()
-                .join(" OR ");
-            let first = format!(
-                "(SELECT {col_list} FROM {numbered} AS __sluice_numbered \
-                 WHERE __sluice_n = 1 OR {nulls})"
-            );
-            format!("MERGE INTO {table} USING {first} AS excluded ON {on} {insert}")
+            let first = *template::query_of(
+                &format!(
+                    "SELECT {col_list} FROM (SELECT *, row_number() OVER (PARTITION BY \
+                     {key_list}) AS __sluice_n FROM {} AS __sluice_rows) AS __sluice_numbered \
+                     WHERE __sluice_n = 1 OR {}",
+                    template::relation(1),
+                    nulls(false).join(" OR ")
+                ),
+                &[],
+                std::slice::from_ref(&rows),
+            )?;
+            (first, vec![insert_clause(&cols)])
         }
         OnConflictAction::DoUpdate(up) => {
-            let key_not_null = keys
-                .iter()
-                .map(|k| format!("{} IS NOT NULL", ident(k)))
-                .collect::<Vec<_>>()
-                .join(" AND ");
-            let dup = format!(
-                "SELECT 1 FROM {rows} AS __sluice_rows WHERE {key_not_null} \
-                 GROUP BY {key_list} HAVING count(*) > 1 LIMIT 1"
-            );
-            if crate::frontend::generated::query(&session.ctx, &dup)
-                .await?
-                .count()
-                .await?
-                > 0
-            {
+            let dup = *template::query_of(
+                &format!(
+                    "SELECT 1 FROM {} AS __sluice_rows WHERE {} GROUP BY {key_list} \
+                     HAVING count(*) > 1 LIMIT 1",
+                    template::relation(1),
+                    nulls(true).join(" AND ")
+                ),
+                &[],
+                std::slice::from_ref(&rows),
+            )?;
+            if generated::rows_of(&session.ctx, dup).await?.count().await? > 0 {
                 return Err(Error::new(
                     ErrorKind::CardinalityViolation,
                     "ON CONFLICT DO UPDATE command cannot affect row a second time",
@@ -254,61 +270,92 @@ pub async fn upsert(session: &mut Session, mut ins: Insert) -> Result<Output> {
                      duplicate constrained values.",
                 ));
             }
-            let sets = up
-                .assignments
-                .iter()
-                .map(|a| format!("{} = {}", a.target, qualify_with(a.value.clone(), &alias)))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let when = up
-                .selection
-                .map(|w| format!(" AND ({})", qualify_with(w, &alias)))
-                .unwrap_or_default();
-            format!(
-                "MERGE INTO {table} USING {rows} AS excluded ON {on} \
-                 WHEN MATCHED{when} THEN UPDATE SET {sets} {insert}"
-            )
+            let update = MergeWhen {
+                kind: WhenKind::Matched,
+                condition: up.selection.map(|w| qualify_with(w, &alias)),
+                action: MergeAction::Update(
+                    up.assignments
+                        .into_iter()
+                        .map(|a| Assignment {
+                            value: qualify_with(a.value, &alias),
+                            ..a
+                        })
+                        .collect(),
+                ),
+            };
+            (rows.clone(), vec![update, insert_clause(&cols)])
         }
     };
     let def_after = target.def.clone();
     drop(target);
-    let mut stmts = session.parse(&merge_sql)?;
-    let Some(crate::frontend::Stmt::Merge(m)) = stmts.pop() else {
-        return Err(Error::internal("upsert did not plan as MERGE"));
-    };
-    let mut m = *m;
+    let mut m = template::merge(
+        &format!(
+            "MERGE INTO \"__sluice_target\" AS {} USING {} AS excluded ON TRUE \
+             WHEN NOT MATCHED THEN DO NOTHING",
+            ident(&alias),
+            template::relation(1)
+        ),
+        &[source],
+    )?;
+    if let TableFactor::Table { name: n, .. } = &mut m.target {
+        *n = name.clone();
+    }
+    m.on = on;
+    m.clauses = clauses;
     session.qualify_merge(&mut m)?;
     let outcome = crate::write::merge::merge(&wc, m, true).await?;
     match (returned, returning) {
-        (Some(returned), Some(items)) => {
+        (Some((old, kept)), Some(items)) => {
             let after = Target::open(&wc, &schema_name, &table_name, def_after, None).await?;
-            let (old, unchanged) = returned;
             let new = after.pinned_sql_at(outcome.version);
-            let sql = returned_sql(&old, &new, &alias, &keys, &rows, &on, unchanged);
-            let rows = crate::frontend::generated::query(&session.ctx, &sql)
-                .await?
-                .collect()
-                .await?;
+            let q = returned_rows((&old, &new), &alias, &keys, &on_text, &rows, kept)?;
+            let rows = generated::rows_of(&session.ctx, q).await?.collect().await?;
             super::dml::returning(session, rows, &after, &alias, &items, "INSERT 0").await
         }
         _ => Ok(Output::count("INSERT", outcome.rows)),
     }
 }
 
+/// `alias.column`, quoted.
+fn column(alias: &str, name: &str) -> Expr {
+    Expr::CompoundIdentifier(vec![
+        Ident::with_quote('"', alias),
+        Ident::with_quote('"', name),
+    ])
+}
+
+/// `WHEN NOT MATCHED THEN INSERT (cols) VALUES (excluded.cols)`.
+fn insert_clause(cols: &[String]) -> MergeWhen {
+    MergeWhen {
+        kind: WhenKind::NotMatched,
+        condition: None,
+        action: MergeAction::Insert {
+            columns: cols.iter().map(|c| Ident::with_quote('"', c)).collect(),
+            values: Some(cols.iter().map(|c| column("excluded", c)).collect()),
+        },
+    }
+}
+
+/// The keys an upsert left as they were: none (`DO UPDATE`), all that
+/// existed (`DO NOTHING`), or those whose `DO UPDATE ... WHERE` fails.
+enum Kept {
+    None,
+    All,
+    Unless(Box<Expr>),
+}
+
 /// The rows an upsert inserted or updated, in the order of the incoming
-/// rows: the rows of the `new` version whose key an incoming row has, but
-/// for the keys the `old` version had and the statement left as they were
-/// (`unchanged`: all of them for `DO NOTHING` (""), those whose `DO UPDATE
-/// ... WHERE` fails).
-fn returned_sql(
-    old: &str,
-    new: &str,
+/// `rows`: the rows of the `new` version whose key an incoming row has,
+/// but for the keys the `old` version had and the statement left as they
+/// were (`kept`).
+fn returned_rows(
+    (old, new): (&str, &str),
     alias: &str,
     keys: &[String],
-    rows: &str,
     on: &str,
-    unchanged: Option<String>,
-) -> String {
+    rows: &Query,
+    kept: Kept,
+) -> Result<Query> {
     let a = ident(alias);
     let key_list = ident_list(keys);
     let matched = keys
@@ -316,17 +363,32 @@ fn returned_sql(
         .map(|k| format!("{a}.{k} = __sluice_in.{k}", k = ident(k)))
         .collect::<Vec<_>>()
         .join(" AND ");
-    let kept = unchanged
-        .map(|cond| {
+    let rel = template::relation(1);
+    let (kept, args) = match kept {
+        Kept::None => (String::new(), vec![]),
+        Kept::All => (
             format!(
-                " WHERE NOT EXISTS (SELECT 1 FROM {old} AS {a} JOIN {rows} AS excluded ON {on} \
-                 WHERE {matched}{cond})"
-            )
-        })
-        .unwrap_or_default();
-    format!(
-        "SELECT {a}.* FROM {new} AS {a} JOIN (SELECT {key_list}, min(__sluice_n) AS __sluice_n \
-         FROM (SELECT *, row_number() OVER () AS __sluice_n FROM {rows} AS __sluice_rows) AS __sluice_numbered \
-         GROUP BY {key_list}) AS __sluice_in ON {matched}{kept} ORDER BY __sluice_in.__sluice_n"
-    )
+                " WHERE NOT EXISTS (SELECT 1 FROM {old} AS {a} JOIN {rel} AS excluded ON {on} \
+                 WHERE {matched})"
+            ),
+            vec![],
+        ),
+        Kept::Unless(cond) => (
+            format!(
+                " WHERE NOT EXISTS (SELECT 1 FROM {old} AS {a} JOIN {rel} AS excluded ON {on} \
+                 WHERE {matched} AND NOT COALESCE(($1), false))"
+            ),
+            vec![*cond],
+        ),
+    };
+    Ok(*template::query_of(
+        &format!(
+            "SELECT {a}.* FROM {new} AS {a} JOIN (SELECT {key_list}, min(__sluice_n) AS __sluice_n \
+             FROM (SELECT *, row_number() OVER () AS __sluice_n FROM {rel} AS __sluice_rows) \
+             AS __sluice_numbered GROUP BY {key_list}) AS __sluice_in ON {matched}{kept} \
+             ORDER BY __sluice_in.__sluice_n"
+        ),
+        &args,
+        std::slice::from_ref(rows),
+    )?)
 }

@@ -17,7 +17,7 @@ use datafusion::dataframe::DataFrame;
 use datafusion::execution::context::SessionContext;
 use datafusion::logical_expr::{Expr as DfExpr, LogicalPlan};
 use datafusion::sql::parser::Statement as DfStatement;
-use datafusion::sql::sqlparser::ast::{Expr, SetExpr, Statement, TableFactor};
+use datafusion::sql::sqlparser::ast::{Expr, Query, SetExpr, Statement, TableFactor};
 use datafusion::sql::sqlparser::parser::Parser;
 
 use super::dialect::SluiceDialect;
@@ -65,6 +65,12 @@ pub async fn plan_statement(ctx: &SessionContext, mut stmt: Statement) -> Result
         .state()
         .statement_to_plan(DfStatement::Statement(Box::new(stmt)))
         .await?)
+}
+
+/// The rows of the query `q`, a syntax tree.
+pub async fn rows_of(ctx: &SessionContext, q: Query) -> Result<DataFrame> {
+    let plan = plan_statement(ctx, Statement::Query(Box::new(q))).await?;
+    Ok(ctx.execute_logical_plan(plan).await?)
 }
 
 /// The rows of the query `sql`.
