@@ -204,10 +204,14 @@ fn aggregate_call(f: &Function, outer: &str, pair: bool) -> Expr {
                 _ => None,
             })
             .collect();
+        // json_agg keeps each document's own text, as to_json does;
+        // jsonb_agg normalizes it.
         let value = if pair {
             call("sluice_json_member", exprs, vec![])
-        } else {
+        } else if outer.starts_with("sluice_jsonb") {
             call("to_jsonb", exprs, vec![])
+        } else {
+            call("to_json", exprs, vec![])
         };
         *args = vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(value))];
     }

@@ -1019,7 +1019,9 @@ impl JsonFn {
                             t.push_str(", ");
                         }
                         quote(&mut t, key.value(row));
-                        t.push_str(": ");
+                        // json keeps PostgreSQL's text (`{"a" : 1}`);
+                        // jsonb prints its own (`{"a": 1}`).
+                        t.push_str(if self.jsonb { ": " } else { " : " });
                         t.push_str(pair[1][row].as_deref().unwrap_or("null"));
                     }
                     t.push('}');
