@@ -15,6 +15,7 @@ use datafusion::sql::sqlparser::ast::{
     TableFactor, VisitorMut,
 };
 
+use super::using_joins::ColumnsOf;
 use crate::frontend::compat::call;
 use crate::types::json_fns::{AGGREGATES, SET_FUNCTIONS};
 
@@ -46,12 +47,15 @@ fn plain_args(args: &FunctionArguments) -> Option<Vec<Expr>> {
 }
 
 /// Rewrite the JSON set-returning functions and aggregates of `stmt`.
-pub fn rewrite(stmt: &mut Statement) {
-    struct V;
-    impl VisitorMut for V {
+/// `columns_of` names a table's columns, where it is known: a bare name
+/// that is a column of the relation a function follows reads the column,
+/// as in PostgreSQL, not the function's value.
+pub fn rewrite(stmt: &mut Statement, columns_of: &ColumnsOf) {
+    struct V<'a>(&'a ColumnsOf<'a>);
+    impl VisitorMut for V<'_> {
         type Break = ();
         fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
-            lateral_sets(q);
+            lateral_sets(q, self.0);
             // A select item that is one of these calls is named after it.
             if let SetExpr::Select(s) = q.body.as_mut() {
                 for item in s.projection.iter_mut() {
@@ -113,7 +117,7 @@ pub fn rewrite(stmt: &mut Statement) {
             ControlFlow::Continue(())
         }
     }
-    let _ = crate::visit::walk_mut(stmt, &mut V);
+    let _ = crate::visit::walk_mut(stmt, &mut V(columns_of));
 }
 
 /// The list of the series, when `e` is what [`series`] makes of a
@@ -485,17 +489,26 @@ fn unconditional(op: &datafusion::sql::sqlparser::ast::JoinOperator) -> Option<b
 /// `JOIN LATERAL ... ON true`) as
 /// `FROM (SELECT a.*, unnest(...) AS value FROM t AS a) AS a`, with `e.value`
 /// read as `a.value`.
-fn lateral_sets(q: &mut Query) {
+fn lateral_sets(q: &mut Query, columns_of: &ColumnsOf) {
     let SetExpr::Select(select) = q.body.as_mut() else {
         return;
     };
     let mut renames: Vec<Rename> = vec![];
+    // Aliases that are also a column of the relation before the function:
+    // a bare one reads that column.
+    let mut shadowed: Vec<String> = vec![];
+    let mut shadows = |relation: &TableFactor, rename: &Rename| {
+        if columns_of(relation).is_some_and(|cols| cols.contains(&rename.0)) {
+            shadowed.push(rename.0.clone());
+        }
+    };
     // Joined: `t CROSS JOIN LATERAL f(t.x)` when `t` is the first relation.
     for from in select.from.iter_mut() {
         while let Some(join) = from.joins.first()
             && let Some(keep_rows) = unconditional(&join.join_operator)
             && let Some((merged, rename)) = merge_set(&from.relation, &join.relation, keep_rows)
         {
+            shadows(&from.relation, &rename);
             from.relation = merged;
             from.joins.remove(0);
             renames.push(rename);
@@ -512,6 +525,7 @@ fn lateral_sets(q: &mut Query) {
             i += 1;
             continue;
         };
+        shadows(&select.from[i - 1].relation, &rename);
         renames.push(rename);
         select.from[i - 1].relation = merged;
         select.from.remove(i);
@@ -526,6 +540,7 @@ fn lateral_sets(q: &mut Query) {
         renames
             .iter()
             .find(|(alias, _, _)| a.value.to_ascii_lowercase() == *alias)
+            .filter(|(alias, _, _)| !shadowed.contains(alias))
     };
     let mut projection = Vec::with_capacity(select.projection.len());
     for item in std::mem::take(&mut select.projection) {
@@ -560,7 +575,7 @@ fn lateral_sets(q: &mut Query) {
     }
     select.projection = projection;
     // References to the function's alias now name the merged relation.
-    struct Renames<'a>(&'a [Rename]);
+    struct Renames<'a>(&'a [Rename], &'a [String]);
     impl VisitorMut for Renames<'_> {
         type Break = ();
         fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
@@ -581,7 +596,8 @@ fn lateral_sets(q: &mut Query) {
                     }
                 }
                 Expr::Identifier(a) => {
-                    if let Some((_, q, names)) = found(a)
+                    if let Some((alias, q, names)) = found(a)
+                        && !self.1.contains(alias)
                         && names.len() == 1
                         && !names[0].value.eq_ignore_ascii_case(&a.value)
                     {
@@ -593,5 +609,5 @@ fn lateral_sets(q: &mut Query) {
             ControlFlow::Continue(())
         }
     }
-    let _ = crate::visit::walk_mut(q, &mut Renames(&renames));
+    let _ = crate::visit::walk_mut(q, &mut Renames(&renames, &shadowed));
 }

@@ -1260,7 +1260,20 @@ impl Session {
         let state = self.ctx.state_ref();
         let state = state.read();
         let aggregates = state.aggregate_functions();
-        json_sets::rewrite(&mut stmt);
+        // A table's columns, for a name the set-returning functions'
+        // aliases may shadow.
+        let columns_of = |f: &datafusion::sql::sqlparser::ast::TableFactor| {
+            let datafusion::sql::sqlparser::ast::TableFactor::Table {
+                name, args: None, ..
+            } = f
+            else {
+                return None;
+            };
+            self.resolve_table(name)
+                .ok()
+                .map(|(_, _, def)| def.column_names())
+        };
+        json_sets::rewrite(&mut stmt, &columns_of);
         srf_sort::rewrite(&mut stmt);
         names::distinct_cast_names(&mut stmt, &|n| aggregates.contains_key(n));
         Ok(stmt)
