@@ -81,7 +81,11 @@ pub fn rewrite(stmt: &mut Statement, columns_of: &ColumnsOf) -> Result<()> {
                 let entry = (normalize_ident(&c.alias.name), columns);
                 self.ctes.last_mut().expect("pushed").push(entry);
             }
-            match merge_using_columns(q, &|f| self.lookup(f)) {
+            let merged = merge_using_columns(q, &|f| self.lookup(f));
+            if merged.is_ok() {
+                one_column_rows(q, &|f| self.lookup(f));
+            }
+            match merged {
                 Ok(()) => ControlFlow::Continue(()),
                 Err(e) => {
                     self.error = Some(e);
@@ -679,6 +683,108 @@ fn merge_in(
         }
     }
     Ok(())
+}
+
+/// Whether `q` is a set-returning function in FROM as the frontend plans
+/// it: one select item that unnests a list or is a series, no FROM.
+fn set_function(q: &Query) -> bool {
+    let SetExpr::Select(s) = q.body.as_ref() else {
+        return false;
+    };
+    let item = match s.projection.as_slice() {
+        [SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. }] => e,
+        _ => return false,
+    };
+    let item = match item {
+        Expr::Cast { expr, .. } => expr.as_ref(),
+        e => e,
+    };
+    s.from.is_empty()
+        && matches!(item, Expr::Function(f) if f.name.0.last().and_then(|p| p.as_ident())
+            .is_some_and(|i| ["unnest", "generate_series"].contains(&i.value.to_ascii_lowercase().as_str())))
+}
+
+/// A bare name that is no column of the query's relations but the alias
+/// of a set-returning function of one column reads that column:
+/// PostgreSQL reads it as the function's whole row, which for a function
+/// of one column is its value (`FROM jsonb_array_elements(d) AS e WHERE e ->> 'k'
+/// = 'x'`). Left alone where a relation's columns cannot be known.
+fn one_column_rows(q: &mut Query, columns_of: &ColumnsOf) {
+    let SetExpr::Select(select) = q.body.as_mut() else {
+        return;
+    };
+    let mut names: Vec<String> = Vec::new();
+    let mut rows: Vec<(String, String)> = Vec::new();
+    for item in &select.from {
+        for f in std::iter::once(&item.relation).chain(item.joins.iter().map(|j| &j.relation)) {
+            let Some(cols) = columns(f, columns_of) else {
+                return;
+            };
+            if let TableFactor::Derived {
+                alias: Some(a),
+                subquery,
+                ..
+            } = f
+                && set_function(subquery)
+                && let [only] = cols.as_slice()
+                && *only != normalize_ident(&a.name)
+            {
+                rows.push((normalize_ident(&a.name), only.clone()));
+            }
+            names.extend(cols);
+        }
+    }
+    rows.retain(|(alias, _)| !names.contains(alias));
+    if rows.is_empty() {
+        return;
+    }
+    let value = |id: &Ident| {
+        let n = normalize_ident(id);
+        rows.iter().find(|(a, _)| *a == n).map(|(a, c)| {
+            Expr::CompoundIdentifier(vec![Ident::with_quote('"', a), Ident::with_quote('"', c)])
+        })
+    };
+    let mut refs = |e: &mut Expr| {
+        if let Expr::Identifier(id) = e
+            && let Some(v) = value(id)
+        {
+            *e = v;
+        }
+    };
+    for item in select.projection.iter_mut() {
+        match item {
+            // Named as it was written.
+            SelectItem::UnnamedExpr(Expr::Identifier(id)) if value(id).is_some() => {
+                let expr = value(id).expect("found");
+                *item = SelectItem::ExprWithAlias {
+                    expr,
+                    alias: id.clone(),
+                };
+            }
+            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
+                let _ = at_level_mut(e, &mut refs);
+            }
+            _ => {}
+        }
+    }
+    if let Some(w) = select.selection.as_mut() {
+        let _ = at_level_mut(w, &mut refs);
+    }
+    for item in select.from.iter_mut() {
+        for join in item.joins.iter_mut() {
+            if let Some(on) = on_mut(&mut join.join_operator) {
+                let _ = at_level_mut(on, &mut refs);
+            }
+        }
+    }
+    if let GroupByExpr::Expressions(exprs, _) = &mut select.group_by {
+        for e in exprs {
+            let _ = at_level_mut(e, &mut refs);
+        }
+    }
+    if let Some(h) = select.having.as_mut() {
+        let _ = at_level_mut(h, &mut refs);
+    }
 }
 
 #[cfg(test)]
