@@ -257,6 +257,9 @@ impl SetInFrom {
             _ => return None,
         };
         let fname = simple_name(name)?;
+        if let Some(set) = SetInFrom::records(&fname, args, alias.as_ref()) {
+            return Some(set);
+        }
         let exprs: Vec<Expr> = args
             .iter()
             .map(|a| match a {
@@ -301,6 +304,80 @@ impl SetInFrom {
             names,
             alias: alias.clone(),
             function: fname,
+        })
+    }
+
+    /// `jsonb_to_recordset(d) AS x(a int, b text)` (and `json_`, and
+    /// `_to_record` of one object): each declared column read from the
+    /// object's member of its name, as PostgreSQL's populate functions do:
+    /// a json or jsonb column takes the member's document, a text column its
+    /// text, any other type its text cast; a missing member is NULL.
+    fn records(fname: &str, args: &[FunctionArg], alias: Option<&TableAlias>) -> Option<SetInFrom> {
+        use datafusion::sql::sqlparser::ast::{BinaryOperator, CastKind, DataType, Value};
+        let (jsonb, set) = match fname {
+            "jsonb_to_recordset" => (true, true),
+            "json_to_recordset" => (false, true),
+            "jsonb_to_record" => (true, false),
+            "json_to_record" => (false, false),
+            _ => return None,
+        };
+        let [FunctionArg::Unnamed(FunctionArgExpr::Expr(doc))] = args else {
+            return None;
+        };
+        let alias = alias?;
+        let element = if set {
+            let list = if jsonb {
+                "sluice_jsonb_array_elements"
+            } else {
+                "sluice_json_array_elements"
+            };
+            call(
+                "unnest",
+                vec![call(list, vec![doc.clone()], vec![])],
+                vec![],
+            )
+        } else {
+            doc.clone()
+        };
+        let mut calls = Vec::new();
+        let mut names = Vec::new();
+        for c in &alias.columns {
+            let ty = c.data_type.clone()?;
+            let member = Expr::value(Value::SingleQuotedString(c.name.value.clone()));
+            let document = matches!(ty, DataType::JSON | DataType::JSONB);
+            let read = Expr::BinaryOp {
+                left: Box::new(Expr::Nested(Box::new(element.clone()))),
+                op: if document {
+                    BinaryOperator::Arrow
+                } else {
+                    BinaryOperator::LongArrow
+                },
+                right: Box::new(member),
+            };
+            let mut value = Expr::Cast {
+                kind: CastKind::Cast,
+                expr: Box::new(Expr::Nested(Box::new(read))),
+                data_type: ty,
+                array: false,
+                format: None,
+            };
+            // Casts planned as a statement's own are (`jsonb`, timestamps).
+            crate::frontend::compat::typed_casts(&mut value);
+            crate::frontend::compat::timestamp_casts(&mut value);
+            calls.push(value);
+            names.push(c.name.clone());
+        }
+        if names.is_empty() {
+            return None;
+        }
+        Some(SetInFrom {
+            calls,
+            names,
+            alias: Some(TableAlias {
+                columns: vec![],
+                ..alias.clone()
+            }),
+            function: fname.to_string(),
         })
     }
 
@@ -353,17 +430,24 @@ impl SetInFrom {
     /// Keep a row the function has no output for: each list it unnests
     /// is one NULL where it is empty.
     fn keep_rows(&mut self) {
+        // Each `unnest(list)`, wherever it stands in a call (a declared
+        // column of `jsonb_to_recordset` reads a member of it).
         for c in self.calls.iter_mut() {
-            if let Expr::Function(f) = c
-                && let FunctionArguments::List(list) = &mut f.args
-                && let [FunctionArg::Unnamed(FunctionArgExpr::Expr(arg))] = list.args.as_mut_slice()
-            {
-                *arg = call(
-                    crate::types::arrays::OR_NULL_ELEMENT,
-                    vec![arg.clone()],
-                    vec![],
-                );
-            }
+            let _ = crate::visit::visit_expressions_mut(c, |e: &mut Expr| {
+                if let Expr::Function(f) = e
+                    && simple_name(&f.name).as_deref() == Some("unnest")
+                    && let FunctionArguments::List(list) = &mut f.args
+                    && let [FunctionArg::Unnamed(FunctionArgExpr::Expr(arg))] =
+                        list.args.as_mut_slice()
+                {
+                    *arg = call(
+                        crate::types::arrays::OR_NULL_ELEMENT,
+                        vec![arg.clone()],
+                        vec![],
+                    );
+                }
+                ControlFlow::<()>::Continue(())
+            });
         }
     }
 
