@@ -677,6 +677,60 @@ fn prefix_operators(stmt: &mut Statement) {
             let l = call("array_remove", vec![l, null()], vec![]);
             *e = call("array_has_any", vec![l, r], vec![]);
         }
+        // `s ^@ p`: whether s starts with p.
+        if let Expr::BinaryOp {
+            left,
+            op: datafusion::sql::sqlparser::ast::BinaryOperator::PGStartsWith,
+            right,
+        } = e
+        {
+            let (l, r) = (
+                std::mem::replace(left.as_mut(), null()),
+                std::mem::replace(right.as_mut(), null()),
+            );
+            *e = call("starts_with", vec![l, r], vec![]);
+        }
+        // `~x` of an integer: its bits inverted, -x - 1.
+        if let Expr::UnaryOp {
+            op: UnaryOperator::BitwiseNot,
+            expr,
+        } = e
+        {
+            let x = std::mem::replace(expr.as_mut(), null());
+            *e = Expr::Nested(Box::new(Expr::BinaryOp {
+                left: Box::new(Expr::UnaryOp {
+                    op: UnaryOperator::Minus,
+                    expr: Box::new(Expr::Nested(Box::new(x))),
+                }),
+                op: datafusion::sql::sqlparser::ast::BinaryOperator::Minus,
+                right: Box::new(Expr::value(datafusion::sql::sqlparser::ast::Value::Number(
+                    "1".into(),
+                    false,
+                ))),
+            }));
+        }
+        // The clock functions of a statement that runs in its own
+        // transaction: the statement's time, and the time now.
+        if let Expr::Function(f) = e
+            && let [part] = f.name.0.as_slice()
+            && let Some(i) = part.as_ident()
+            && i.quote_style.is_none()
+        {
+            let now = matches!(
+                i.value.to_ascii_lowercase().as_str(),
+                "statement_timestamp" | "transaction_timestamp" | "clock_timestamp"
+            );
+            if now
+                && matches!(&f.args, datafusion::sql::sqlparser::ast::FunctionArguments::List(l) if l.args.is_empty())
+            {
+                let name = i.value.to_ascii_lowercase();
+                let mut c = call("now", vec![], vec![]);
+                if name == "clock_timestamp" {
+                    c = call(crate::types::functions::CLOCK_TIMESTAMP, vec![], vec![]);
+                }
+                *e = c;
+            }
+        }
         ControlFlow::<()>::Continue(())
     });
 }

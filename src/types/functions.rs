@@ -922,6 +922,28 @@ fn split(args: &[ArrayRef]) -> Result<ArrayRef> {
     Ok(Arc::new(out.finish()))
 }
 
+/// `clock_timestamp()`: the time when it is evaluated (`now()` is the
+/// statement's start), a `timestamptz`.
+fn clock_timestamp_udf() -> ScalarUDF {
+    use datafusion::arrow::datatypes::TimeUnit;
+    datafusion::logical_expr::create_udf(
+        CLOCK_TIMESTAMP,
+        vec![],
+        DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        datafusion::logical_expr::Volatility::Volatile,
+        Arc::new(|_: &[ColumnarValue]| {
+            let micros = chrono::Utc::now().timestamp_micros();
+            Ok(ColumnarValue::Scalar(ScalarValue::TimestampMicrosecond(
+                Some(micros),
+                Some("UTC".into()),
+            )))
+        }),
+    )
+}
+
+/// The name `clock_timestamp()` is planned as.
+pub const CLOCK_TIMESTAMP: &str = "sluice_clock_timestamp";
+
 /// Register the functions of this module, `bool_and` (also `every`) and
 /// `bool_or` over sliding frames, `variance` (`var_samp`), and the
 /// ordered-set aggregates.
@@ -939,6 +961,7 @@ pub fn register(ctx: &datafusion::prelude::SessionContext) {
     for udf in super::logarithms::udfs() {
         ctx.register_udf(udf);
     }
+    ctx.register_udf(clock_timestamp_udf());
     for udaf in super::sliding_bools::udafs() {
         ctx.register_udaf(udaf);
     }
