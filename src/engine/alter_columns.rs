@@ -86,7 +86,8 @@ fn depends_error(what: &str, col: &str, name: &str, views: &[String]) -> Error {
 
 /// Rewrite `schema.name` (now `old`) as `new`, each row the select list
 /// `list` filling the columns `targets`; the Delta copies of the CHECKs
-/// `checks_out` go before and those of `checks_in` come back after.
+/// `checks_out` go before and come back after (those `new` keeps). Its
+/// quarantine table follows.
 async fn rewrite(
     session: &mut Session,
     (schema, name): (&str, &str),
@@ -110,8 +111,8 @@ async fn rewrite(
         .filter(|c| checks_out.contains(&c.name))
         .collect();
     store_checks(session, &new, &back).await?;
-    save_def(session, schema, name, new, None).await?;
-    Ok(())
+    save_def(session, schema, name, new.clone(), None).await?;
+    Box::pin(sync_quarantine(session, schema, name, &new)).await
 }
 
 pub async fn drop_columns(
@@ -219,11 +220,6 @@ pub async fn drop_columns(
         &checks_out,
     )
     .await?;
-    let now = session
-        .catalog_entry(schema, name)
-        .ok_or_else(|| Error::internal("the table just altered"))?
-        .table_def()?;
-    sync_quarantine(session, schema, name, &now).await?;
     Ok(Output::command("ALTER TABLE"))
 }
 
@@ -299,11 +295,6 @@ pub async fn set_type(
         &checks_out,
     )
     .await?;
-    let now = session
-        .catalog_entry(schema, name)
-        .ok_or_else(|| Error::internal("the table just altered"))?
-        .table_def()?;
-    sync_quarantine(session, schema, name, &now).await?;
     Ok(Output::command("ALTER TABLE"))
 }
 

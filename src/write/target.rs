@@ -319,26 +319,7 @@ impl Target {
         };
         let df = crate::frontend::generated::query(&wc.ctx, &self.select_sql(list, None)).await?;
         let df = conform(wc, df, &shaped.def, targets, &shaped.name)?;
-        let parents = crate::quality::keys::parents(&wc.catalog, &shaped.def).await?;
-        let hooks = crate::quality::keys::hook(&shaped.def, &shaped.name, None, parents)
-            .into_iter()
-            .collect();
-        let df = crate::quality::guard::guard(&wc.ctx, df, hooks)?;
-        write_plan(
-            wc.ctx.state(),
-            wc.lake.clone(),
-            self.table.clone(),
-            df.into_unoptimized_plan(),
-            SaveMode::Overwrite,
-            WriteOptions {
-                partition_by: shaped.def.partition_by.clone(),
-                unique_columns: shaped.def.unique_columns(),
-                new_schema: true,
-                ..Default::default()
-            },
-        )
-        .await
-        .map(|o| o.table)
+        shaped.overwrite(wc, df, None, true).await
     }
 
     fn clone_handle(&self) -> Target {
@@ -362,8 +343,21 @@ impl Target {
     ) -> Result<DeltaTable> {
         let df = crate::frontend::generated::query(&wc.ctx, sql).await?;
         let df = conform(wc, df, &self.def, &self.all_columns(), &self.name)?;
-        // The whole new table goes through: its keys must be unique in it
-        // and its references present.
+        self.overwrite(wc, df, last, false).await
+    }
+
+    /// Replace the table's rows with `df` (in the table's columns) in one
+    /// overwrite commit on the opened snapshot, its schema too with
+    /// `new_schema`: the whole new table goes through, so its keys must be
+    /// unique in it and its references present; `last` runs after those
+    /// checks, at the end of the input.
+    async fn overwrite(
+        &self,
+        wc: &WriteContext,
+        df: datafusion::dataframe::DataFrame,
+        last: Option<Box<dyn crate::quality::guard::InputHook>>,
+        new_schema: bool,
+    ) -> Result<DeltaTable> {
         let parents = crate::quality::keys::parents(&wc.catalog, &self.def).await?;
         let hooks = crate::quality::keys::hook(&self.def, &self.name, None, parents)
             .into_iter()
@@ -379,6 +373,7 @@ impl Target {
             WriteOptions {
                 partition_by: self.def.partition_by.clone(),
                 unique_columns: self.def.unique_columns(),
+                new_schema,
                 ..Default::default()
             },
         )
