@@ -29,6 +29,7 @@ mod json_sets;
 mod key_read;
 pub mod lakehouse;
 mod late_filter;
+mod lateral_top;
 pub mod matview;
 pub mod names;
 mod null_conditions;
@@ -1255,6 +1256,7 @@ impl Session {
     /// PostgreSQL spellings DataFusion plans differently, adjusted.
     fn rewrite_for_planning(&self, stmt: Statement) -> Result<Statement> {
         let mut stmt = rewrite_for_datafusion(stmt);
+        lateral_top::rewrite(&mut stmt);
         crate::frontend::compat::timestamp_casts(&mut stmt);
         settings::inline_current_settings(&mut stmt, &self.settings)?;
         let state = self.ctx.state_ref();
