@@ -279,6 +279,31 @@ pub(super) fn walk(plan: &LogicalPlan, tables: &mut Tables) -> Vec<Option<Source
             out.resize(plan.schema().fields().len(), None);
             out
         }
+        // A VALUES column of one declared type in every row (`VALUES
+        // ('{"a":1}'::json)`): that type; it is no relation's column.
+        LogicalPlan::Values(v) => {
+            let empty = LogicalPlan::EmptyRelation(datafusion::logical_expr::EmptyRelation {
+                produce_one_row: true,
+                schema: std::sync::Arc::new(datafusion::common::DFSchema::empty()),
+            });
+            let width = plan.schema().fields().len();
+            (0..width)
+                .map(|i| {
+                    let mut types = v.values.iter().map(|row| {
+                        row.get(i)
+                            .and_then(|e| expr_source(e, &empty, &[]))
+                            .and_then(|s| match s {
+                                Source::Type(t, _) => Some(t),
+                                Source::Param(_) => None,
+                            })
+                    });
+                    let first = types.next().flatten()?;
+                    types
+                        .all(|t| t.as_ref() == Some(&first))
+                        .then_some(Source::Type(first, None))
+                })
+                .collect()
+        }
         _ => none(plan),
     }
 }
