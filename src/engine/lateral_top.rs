@@ -251,61 +251,13 @@ fn reads_outer(e: &Expr, inner: &[String]) -> bool {
 
 /// Whether `e` calls an aggregate or a window function.
 fn aggregates(e: &Expr) -> bool {
-    const AGGREGATES: [&str; 16] = [
-        "count",
-        "sum",
-        "avg",
-        "min",
-        "max",
-        "array_agg",
-        "string_agg",
-        "bool_and",
-        "bool_or",
-        "every",
-        "json_agg",
-        "jsonb_agg",
-        "json_object_agg",
-        "jsonb_object_agg",
-        "stddev",
-        "variance",
-    ];
     crate::visit::visit_expressions(e, |x| match x {
-        Expr::Function(f)
-            if f.over.is_some()
-                || f.name.0.last().and_then(|p| p.as_ident()).is_some_and(|i| {
-                    AGGREGATES.contains(&i.value.to_ascii_lowercase().as_str())
-                }) =>
-        {
+        Expr::Function(f) if f.over.is_some() || crate::frontend::one_group::is_aggregate(f) => {
             ControlFlow::Break(())
         }
         _ => ControlFlow::Continue(()),
     })
     .is_break()
-}
-
-fn conjuncts(e: Expr, out: &mut Vec<Expr>) {
-    match e {
-        Expr::BinaryOp {
-            left,
-            op: BinaryOperator::And,
-            right,
-        } => {
-            conjuncts(*left, out);
-            conjuncts(*right, out);
-        }
-        Expr::Nested(inner)
-            if matches!(
-                inner.as_ref(),
-                Expr::BinaryOp {
-                    op: BinaryOperator::And,
-                    ..
-                }
-            ) =>
-        {
-            conjuncts(*inner, out)
-        }
-        other => out.push(other),
-    }
 }
 
 /// The derived table numbering the rows of a LATERAL subquery with a
@@ -376,10 +328,11 @@ fn top_rows(f: &TableFactor) -> Option<(TableFactor, Expr, String, Option<Vec<St
     // The correlation: `inner = outer` conjuncts; the rest stays inside.
     let mut pairs: Vec<(Expr, Expr)> = Vec::new();
     let mut kept: Vec<Expr> = Vec::new();
-    let mut all = Vec::new();
-    if let Some(w) = &s.selection {
-        conjuncts(w.clone(), &mut all);
-    }
+    let all: Vec<Expr> = s
+        .selection
+        .as_ref()
+        .map(|w| crate::visit::conjuncts(w).into_iter().cloned().collect())
+        .unwrap_or_default();
     for c in all {
         if !reads_outer(&c, &inner) {
             kept.push(c);
@@ -502,6 +455,8 @@ fn top_rows(f: &TableFactor) -> Option<(TableFactor, Expr, String, Option<Vec<St
             None => eq,
         });
     }
+    // The last row number kept; a limit past u64 keeps every row.
+    let last = offset.saturating_add(limit);
     let row = || column(ROW.to_string());
     let mut cond = cond?;
     if offset > 0 {
@@ -519,7 +474,7 @@ fn top_rows(f: &TableFactor) -> Option<(TableFactor, Expr, String, Option<Vec<St
         Expr::BinaryOp {
             left: Box::new(row()),
             op: BinaryOperator::LtEq,
-            right: Box::new(number(offset + limit)),
+            right: Box::new(number(last)),
         },
     );
     Some((

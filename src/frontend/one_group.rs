@@ -124,17 +124,21 @@ fn count_star() -> Expr {
     })
 }
 
+/// Whether `f` is a call of an aggregate function (not as a window).
+pub fn is_aggregate(f: &datafusion::sql::sqlparser::ast::Function) -> bool {
+    f.over.is_none()
+        && matches!(f.name.0.as_slice(), [part] if part
+            .as_ident()
+            .is_some_and(|i| AGGREGATES.contains(&i.value.to_ascii_lowercase().as_str())))
+}
+
 /// Does the select list or HAVING of `s` (not a subquery's) call an
 /// aggregate?
 fn has_aggregate(s: &Select) -> bool {
     let mut found = false;
     let mut look = |e: &Expr| {
         if let Expr::Function(f) = e
-            && f.over.is_none()
-            && let [part] = f.name.0.as_slice()
-            && part
-                .as_ident()
-                .is_some_and(|i| AGGREGATES.contains(&i.value.to_ascii_lowercase().as_str()))
+            && is_aggregate(f)
         {
             found = true;
         }
