@@ -28,8 +28,7 @@ fn column_of<'a>(
     })
 }
 
-/// Whether the SQL text `sql` (a query or an expression) names `col`,
-/// or reads every column (`*`).
+/// Whether `stmt` (a query or an expression) names the column `col`.
 fn names_column(stmt: &impl datafusion::sql::sqlparser::ast::Visit, col: &str) -> bool {
     crate::visit::visit_expressions(stmt, |e| match e {
         Expr::Identifier(i) if normalize_ident(i) == col => std::ops::ControlFlow::Break(()),
@@ -38,7 +37,6 @@ fn names_column(stmt: &impl datafusion::sql::sqlparser::ast::Visit, col: &str) -
         {
             std::ops::ControlFlow::Break(())
         }
-        Expr::Wildcard(_) | Expr::QualifiedWildcard(..) => std::ops::ControlFlow::Break(()),
         _ => std::ops::ControlFlow::Continue(()),
     })
     .is_break()
@@ -50,6 +48,32 @@ fn mentions(expr: &str, columns: &[String]) -> bool {
         Ok(e) => columns.iter().any(|c| names_column(&e, c)),
         Err(_) => true,
     }
+}
+
+/// Whether a select list of `stmt` is `*` or `t.*` (a view stores the
+/// columns it had; `count(*)` and `a * b` are no such list).
+fn reads_every_column(stmt: &datafusion::sql::sqlparser::ast::Statement) -> bool {
+    use datafusion::sql::sqlparser::ast::{Query, SelectItem, SetExpr, Visitor};
+    struct Star;
+    impl Visitor for Star {
+        type Break = ();
+        fn pre_visit_query(&mut self, q: &Query) -> std::ops::ControlFlow<()> {
+            match q.body.as_ref() {
+                SetExpr::Select(s)
+                    if s.projection.iter().any(|i| {
+                        matches!(
+                            i,
+                            SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
+                        )
+                    }) =>
+                {
+                    std::ops::ControlFlow::Break(())
+                }
+                _ => std::ops::ControlFlow::Continue(()),
+            }
+        }
+    }
+    crate::visit::walk(stmt, &mut Star).is_break()
 }
 
 /// The views that read `schema.name` and may read its column `col` (a
@@ -65,7 +89,7 @@ fn views_reading(session: &Session, schema: &str, name: &str, col: &str) -> Vec<
                 return true;
             };
             match crate::frontend::generated::statement(&view.sql) {
-                Ok(stmt) => names_column(&stmt, col) || view.sql.contains('*'),
+                Ok(stmt) => names_column(&stmt, col) || reads_every_column(&stmt),
                 Err(_) => true,
             }
         })
@@ -387,12 +411,7 @@ pub(super) async fn sync_quarantine(
     let mut columns: Vec<crate::catalog::ColumnDef> = def
         .columns
         .iter()
-        .map(|c| crate::catalog::ColumnDef {
-            not_null: false,
-            default: None,
-            identity: None,
-            ..c.clone()
-        })
+        .map(super::ddl::quarantine_column)
         .collect();
     for own in [BROKEN_RULES, QUARANTINED_AT] {
         if let Some(c) = old.column(own) {

@@ -595,6 +595,17 @@ pub(super) fn new_expectation(
 /// Create `<table>__quarantine` when `def` quarantines rows and it does
 /// not exist yet: the table's columns (nullable, no rules) plus the rules
 /// a row broke and when.
+/// A column of a table as its quarantine table has it: the type alone,
+/// nullable, without default or identity (it keeps the rows a rule refused).
+pub(super) fn quarantine_column(c: &ColumnDef) -> ColumnDef {
+    ColumnDef {
+        not_null: false,
+        default: None,
+        identity: None,
+        ..c.clone()
+    }
+}
+
 pub(crate) async fn ensure_quarantine(
     session: &Session,
     schema: &str,
@@ -609,15 +620,7 @@ pub(crate) async fn ensure_quarantine(
     if session.catalog_entry(schema, &name).is_some() {
         return Ok(());
     }
-    let mut columns: Vec<ColumnDef> = def
-        .columns
-        .iter()
-        .map(|c| ColumnDef {
-            not_null: false,
-            default: None,
-            ..c.clone()
-        })
-        .collect();
+    let mut columns: Vec<ColumnDef> = def.columns.iter().map(quarantine_column).collect();
     columns.push(ColumnDef {
         name: BROKEN_RULES.into(),
         ty: PgType::from_sql(&datafusion::sql::sqlparser::ast::DataType::Array(
