@@ -644,26 +644,9 @@ fn merge_in(
             let _ = at_level_mut(e, &mut refs);
         }
     }
-    if let Some(w) = select.selection.as_mut() {
-        let _ = at_level_mut(w, &mut refs);
-    }
     // The ON of a join after a USING join may name its merged column too
     // (a USING join's own ON is of qualified names, left alone).
-    for (item, first) in select.from.iter_mut().zip(first_using) {
-        for join in item.joins.iter_mut().skip(first + 1) {
-            if let Some(on) = on_mut(&mut join.join_operator) {
-                let _ = at_level_mut(on, &mut refs);
-            }
-        }
-    }
-    if let GroupByExpr::Expressions(exprs, _) = &mut select.group_by {
-        for e in exprs {
-            let _ = at_level_mut(e, &mut refs);
-        }
-    }
-    if let Some(h) = select.having.as_mut() {
-        let _ = at_level_mut(h, &mut refs);
-    }
+    at_clauses(select, &|i| first_using[i] + 1, &mut refs);
     // ORDER BY a bare name reads the output column of that name first.
     let outputs: Vec<String> = select
         .projection
@@ -767,23 +750,34 @@ fn one_column_rows(q: &mut Query, columns_of: &ColumnsOf) {
             _ => {}
         }
     }
+    at_clauses(select, &|_| 0, &mut refs);
+}
+
+/// `refs` applied at the query's own level (not in subqueries) to its
+/// WHERE, the ON of the joins of each FROM item `i` from its join
+/// `first_join(i)` on, GROUP BY and HAVING.
+fn at_clauses(
+    select: &mut Select,
+    first_join: &dyn Fn(usize) -> usize,
+    refs: &mut dyn FnMut(&mut Expr),
+) {
     if let Some(w) = select.selection.as_mut() {
-        let _ = at_level_mut(w, &mut refs);
+        let _ = at_level_mut(w, refs);
     }
-    for item in select.from.iter_mut() {
-        for join in item.joins.iter_mut() {
+    for (i, item) in select.from.iter_mut().enumerate() {
+        for join in item.joins.iter_mut().skip(first_join(i)) {
             if let Some(on) = on_mut(&mut join.join_operator) {
-                let _ = at_level_mut(on, &mut refs);
+                let _ = at_level_mut(on, refs);
             }
         }
     }
     if let GroupByExpr::Expressions(exprs, _) = &mut select.group_by {
         for e in exprs {
-            let _ = at_level_mut(e, &mut refs);
+            let _ = at_level_mut(e, refs);
         }
     }
     if let Some(h) = select.having.as_mut() {
-        let _ = at_level_mut(h, &mut refs);
+        let _ = at_level_mut(h, refs);
     }
 }
 
