@@ -497,21 +497,35 @@ fn alias_repeated_in(body: &mut SetExpr, later: bool) {
             e @ (Expr::Cast { .. } | Expr::Nested(_) | Expr::AtTimeZone { .. }),
         ) = item
         {
-            let n = cast_of.entry(uncast(e).to_string()).or_default();
+            let n = cast_of.entry(without_casts(uncast(e))).or_default();
             *n += 1;
-            if *n > 1
-                && let (Some(name), _) = figure(e)
-                && !seen.contains_key(&name)
-            {
-                seen.insert(name.clone(), 1);
+            if *n > 1 {
+                let alias = match figure(e) {
+                    (Some(name), _) if !seen.contains_key(&name) => {
+                        seen.insert(name.clone(), 1);
+                        name
+                    }
+                    (name, _) => repeated_alias(&name.unwrap_or_else(|| UNNAMED.into()), pos),
+                };
                 *item = SelectItem::ExprWithAlias {
                     expr: e.clone(),
-                    alias: Ident::with_quote('"', name),
+                    alias: Ident::with_quote('"', alias),
                 };
                 continue;
             }
         } else if let SelectItem::UnnamedExpr(e) = item {
-            *cast_of.entry(e.to_string()).or_default() += 1;
+            // Named as an earlier item with casts inside (`p::text || x`
+            // beside `(p || x)::text`).
+            let n = cast_of.entry(without_casts(e)).or_default();
+            *n += 1;
+            if *n > 1 && !matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) {
+                let name = figure(e).0.unwrap_or_else(|| UNNAMED.into());
+                *item = SelectItem::ExprWithAlias {
+                    expr: e.clone(),
+                    alias: Ident::with_quote('"', repeated_alias(&name, pos)),
+                };
+                continue;
+            }
         }
         let (name, plain) = match item {
             SelectItem::UnnamedExpr(e @ (Expr::Identifier(_) | Expr::CompoundIdentifier(_))) => {
@@ -930,21 +944,29 @@ fn distinct_in(body: &mut SetExpr, order: Vec<&mut Expr>, is_aggregate: &dyn Fn(
     }
     // The spelling without casts keeps its name: a bare `k` may stand
     // inside the others.
-    let targets: Vec<String> = by_key
+    // The n-th further spelling is wrapped n times, so that three
+    // spellings get three names.
+    let targets: Vec<(String, usize)> = by_key
         .into_iter()
         .flat_map(|(key, mut texts)| {
             texts.sort_by_key(|t| *t != key);
-            texts.into_iter().skip(1)
+            texts.into_iter().zip(0..).skip(1)
         })
         .collect();
+    let wrap = |inner: Expr, times: usize| {
+        (0..times).fold(inner, |e, _| {
+            crate::frontend::compat::call(crate::types::typed::SAME, vec![e], vec![])
+        })
+    };
     if targets.is_empty() {
         return;
     }
     for p in parts {
         let _ = at_level_mut(p, &mut |e| {
-            if !targets.contains(&e.to_string()) {
+            let text = e.to_string();
+            let Some(&(_, times)) = targets.iter().find(|(t, _)| *t == text) else {
                 return;
-            }
+            };
             if is_call(e)
                 && let Expr::Function(f) = e
             {
@@ -956,16 +978,12 @@ fn distinct_in(body: &mut SetExpr, order: Vec<&mut Expr>, is_aggregate: &dyn Fn(
                         arg,
                         Expr::value(datafusion::sql::sqlparser::ast::Value::Null),
                     );
-                    *arg = crate::frontend::compat::call(
-                        crate::types::typed::SAME,
-                        vec![inner],
-                        vec![],
-                    );
+                    *arg = wrap(inner, times);
                 }
-            } else if grouped.contains(&e.to_string()) {
+            } else if grouped.contains(&text) {
                 let inner =
                     std::mem::replace(e, Expr::value(datafusion::sql::sqlparser::ast::Value::Null));
-                *e = crate::frontend::compat::call(crate::types::typed::SAME, vec![inner], vec![]);
+                *e = wrap(inner, times);
             }
         });
     }
@@ -1173,6 +1191,12 @@ mod tests {
         assert_eq!(
             distinct(sql),
             "SELECT k::TEXT, sum(v) FROM t GROUP BY 1 ORDER BY sum(same_value(v::NUMERIC))"
+        );
+        // Three spellings, three names.
+        assert_eq!(
+            distinct("SELECT sum(k), sum(k::NUMERIC), sum(k::FLOAT8) FROM t"),
+            "SELECT sum(k), sum(same_value(k::NUMERIC)), sum(same_value(same_value(k::FLOAT8))) \
+             FROM t"
         );
         // Subqueries are their own level.
         let sql = "SELECT sum(k), (SELECT sum(k::NUMERIC) FROM u) FROM t";
