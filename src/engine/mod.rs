@@ -418,6 +418,7 @@ fn planning_context(
                 Arc::new(crate::types::shift::ShiftDefaults),
                 Arc::new(crate::types::boolean_tests::BooleanTests),
                 Arc::new(crate::types::grouping_sets::GroupingSetNames),
+                Arc::new(result_types::JsonArguments::operators(catalog)),
             ];
             rules.extend(datafusion::optimizer::Analyzer::new().rules);
             rules.push(Arc::new(crate::types::text::TextInputCasts));
@@ -1123,11 +1124,32 @@ impl Session {
         typing: &LogicalPlan,
     ) -> Result<Output> {
         let pg = names::pg_result_names(stmt, plan.schema().as_arrow());
+        let mut quotients = vec![];
         let stream = match self.rows_by_key(&plan).await? {
             Some(stream) => stream,
             None => {
-                let df = self.ctx.execute_logical_plan(plan).await?;
-                df.execute_stream().await?
+                // Optimized here, so that the result's numeric quotients
+                // can be written at their own places (which the analyzer
+                // decides).
+                let state = self.ctx.state();
+                let optimized = if matches!(plan, LogicalPlan::Explain(_) | LogicalPlan::Analyze(_))
+                {
+                    state.optimize(&plan)?
+                } else {
+                    let analyzed = state.analyzer().execute_and_check(
+                        plan,
+                        state.config_options(),
+                        |_, _| {},
+                    )?;
+                    let (analyzed, at) = crate::types::quotient::display_scales(analyzed)?;
+                    quotients = at;
+                    state.optimizer().optimize(analyzed, &state, |_, _| {})?
+                };
+                let physical = state
+                    .query_planner()
+                    .create_physical_plan(&optimized, &state)
+                    .await?;
+                datafusion::physical_plan::execute_stream(physical, self.ctx.task_ctx())?
             }
         };
         let (schema, stream): (SchemaRef, SendableRecordBatchStream) = match pg {
@@ -1148,7 +1170,28 @@ impl Session {
             }
             None => (stream.schema(), stream),
         };
-        let schema = self.result_types(typing, schema);
+        let mut schema = self.result_types(typing, schema);
+        if !quotients.is_empty() {
+            // Numeric quotients sent as the text of each value's places.
+            let fields: Vec<datafusion::arrow::datatypes::Field> = schema
+                .fields()
+                .iter()
+                .enumerate()
+                .map(|(i, f)| {
+                    let f = f.as_ref().clone();
+                    if !quotients.contains(&i) {
+                        return f;
+                    }
+                    let mut meta = f.metadata().clone();
+                    meta.insert(result_types::PG_TYPE_KEY.into(), "1700,-1".into());
+                    f.with_metadata(meta)
+                })
+                .collect();
+            schema = Arc::new(datafusion::arrow::datatypes::Schema::new_with_metadata(
+                fields,
+                schema.metadata().clone(),
+            ));
+        }
         Ok(Output::Rows {
             schema,
             stream,

@@ -412,15 +412,37 @@ pub(super) fn expr_source(
 /// `jsonb_agg`, ...) that already are documents — a json/jsonb column, a
 /// cast, the result of `->` or of another builder — so that they are
 /// embedded, not quoted as strings (see [`crate::types::json_fns`]).
+///
+/// The same rule, made with [`JsonArguments::operators`], plans the jsonb
+/// operators (see [`jsonb_operator`]); it runs before type coercion, which
+/// casts a jsonb operand of `||` to text and so hides its type.
 #[derive(Debug)]
 pub struct JsonArguments {
     catalog: std::sync::Weak<crate::catalog::Catalog>,
+    operators: bool,
 }
 
 impl JsonArguments {
     pub fn new(catalog: &Arc<crate::catalog::Catalog>) -> Self {
         JsonArguments {
             catalog: Arc::downgrade(catalog),
+            operators: false,
+        }
+    }
+
+    pub fn operators(catalog: &Arc<crate::catalog::Catalog>) -> Self {
+        JsonArguments {
+            catalog: Arc::downgrade(catalog),
+            operators: true,
+        }
+    }
+
+    /// Whether this stage of the rule rewrites `x`.
+    fn wants(&self, x: &Expr) -> bool {
+        if self.operators {
+            jsonb_operator(x)
+        } else {
+            json_consumer(x).is_some()
         }
     }
 }
@@ -537,7 +559,11 @@ fn json_consumer(e: &Expr) -> Option<fn(usize) -> bool> {
 
 impl datafusion::optimizer::AnalyzerRule for JsonArguments {
     fn name(&self) -> &str {
-        "sluice_json_arguments"
+        if self.operators {
+            "sluice_jsonb_operators"
+        } else {
+            "sluice_json_arguments"
+        }
     }
 
     fn analyze(
@@ -553,10 +579,10 @@ impl datafusion::optimizer::AnalyzerRule for JsonArguments {
         let snapshot = catalog.snapshot();
         let mut tables = Tables::new(&snapshot, catalog.lake());
         crate::tree::transform_up_with_subqueries(plan, |node| {
-            let wanted = node.expressions().iter().any(|e| {
-                crate::tree::exists(e, |x| Ok(json_consumer(x).is_some() || jsonb_operator(x)))
-                    .unwrap_or(false)
-            });
+            let wanted = node
+                .expressions()
+                .iter()
+                .any(|e| crate::tree::exists(e, |x| Ok(self.wants(x))).unwrap_or(false));
             let inputs = node.inputs();
             if !wanted || inputs.len() != 1 {
                 return Ok(Transformed::no(node));
@@ -567,7 +593,10 @@ impl datafusion::optimizer::AnalyzerRule for JsonArguments {
             crate::tree::map_expressions(node, |e| {
                 let saved = crate::types::save_name(&names, &e);
                 let marked = crate::tree::transform_up(e, |x| {
-                    if jsonb_operator(&x) {
+                    if !self.wants(&x) {
+                        return Ok(Transformed::no(x));
+                    }
+                    if self.operators {
                         return jsonb_operands(x, &input, &sources);
                     }
                     let Some(which) = json_consumer(&x) else {

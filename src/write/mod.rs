@@ -91,7 +91,11 @@ pub fn declared_types(
         state,
         e,
         input,
-        &["sluice_json_arguments", "sluice_char_semantics"],
+        &[
+            "sluice_jsonb_operators",
+            "sluice_json_arguments",
+            "sluice_char_semantics",
+        ],
     )
 }
 
