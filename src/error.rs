@@ -769,6 +769,12 @@ pub(crate) fn classify_message(raw: &str) -> Option<Error> {
         return Some(Error::new(ErrorKind::DivisionByZero, "division by zero"));
     } else if let Some(rest) = msg.strip_prefix("Cannot cast string '") {
         return Some(cast_error(&format!("Cannot cast string '{rest}")));
+    } else if let Some(at) = ["Error parsing timestamp from '", "Cannot cast string '"]
+        .iter()
+        .find_map(|p| msg.find(p))
+    {
+        // A cast the optimizer folded, inside its "rule failed" wrapping.
+        return Some(cast_error(&msg[at..]));
     } else if lower.contains("table '") && lower.contains("not found") {
         ErrorKind::UndefinedTable
     } else if lower.starts_with("no field named") || lower.contains("schema error: no field named")
@@ -1168,6 +1174,18 @@ mod tests {
         assert_eq!(
             e.message,
             "invalid input syntax for type timestamp: \"infinity\""
+        );
+        // Folded by the optimizer, inside its wrapping.
+        let e = classify_message(
+            "Generic DeltaTable error: Optimizer rule 'simplify_expressions' failed\ncaused \
+             by\nArrow error: Parser error: Error parsing timestamp from 'bad': timestamp \
+             must contain at least 10 characters",
+        )
+        .unwrap();
+        assert_eq!(e.kind, ErrorKind::InvalidDatetime);
+        assert_eq!(
+            e.message,
+            "invalid input syntax for type timestamp: \"bad\""
         );
     }
 }

@@ -219,6 +219,25 @@ pub async fn upsert(session: &mut Session, mut ins: Insert) -> Result<Output> {
                     ));
                 }
             }
+            // The rows are found again by their key: one the update
+            // changes is not found.
+            if let OnConflictAction::DoUpdate(up) = &action
+                && let Some(key) = up.assignments.iter().find_map(|a| match &a.target {
+                    datafusion::sql::sqlparser::ast::AssignmentTarget::ColumnName(n) => {
+                        n.0.last()
+                            .and_then(|p| p.as_ident())
+                            .map(crate::frontend::names::normalize_ident)
+                            .filter(|c| keys.contains(c))
+                    }
+                    _ => None,
+                })
+            {
+                return Err(Error::not_supported(format!(
+                    "INSERT ... ON CONFLICT DO UPDATE ... RETURNING that sets the conflict key \
+                     column \"{key}\""
+                ))
+                .with_hint("Run the statement without RETURNING and select the rows after it."));
+            }
             let kept = match &action {
                 OnConflictAction::DoNothing => Kept::All,
                 OnConflictAction::DoUpdate(up) => match &up.selection {

@@ -529,11 +529,24 @@ async fn command_tags_report_affected_rows() {
 async fn errors_carry_sqlstate_and_leave_the_connection_usable() {
     let server = Server::start();
     let c = server.connect().await;
-    c.batch_execute("CREATE TABLE t (a integer NOT NULL)")
-        .await
-        .unwrap();
+    c.batch_execute(
+        "CREATE TABLE t (a integer NOT NULL); \
+         CREATE TABLE k (a int, b text, PRIMARY KEY (a, b))",
+    )
+    .await
+    .unwrap();
     let cases = [
         ("SELEC 1", "42601"),
+        // A cast the optimizer folds is still the input error it is.
+        (
+            "INSERT INTO t SELECT extract(year FROM 'bad'::timestamptz)::int",
+            "22007",
+        ),
+        // The rows RETURNING reads back are found by their key.
+        (
+            "INSERT INTO k VALUES (1, 'x') ON CONFLICT (a, b) DO UPDATE SET b = 'y' RETURNING *",
+            "0A000",
+        ),
         ("SELECT * FROM nope", "42P01"),
         ("SELECT zz FROM t", "42703"),
         ("CREATE TABLE t (b int)", "42P07"),
