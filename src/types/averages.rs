@@ -1,32 +1,27 @@
-//! `avg` of a numeric with PostgreSQL's digits. PostgreSQL divides the sum
-//! by the count to at least 16 significant digits, rounded (`avg` of 1.00,
-//! 2.00, 2.50 is 1.8333333333333333); DataFusion keeps the input's scale
-//! plus 4, truncated (1.833333), and whatever is computed from it next (a
-//! division, a multiplication) carries those six digits as if they were
-//! exact. An analyzer rule, before type coercion, averages a numeric of a
-//! smaller scale as one of scale 13 (DataFusion answers at scale 17) and
-//! rounds the result to 16 fractional digits in a projection above: the
-//! digits PostgreSQL shows for averages from 1 to 9999.
+//! `avg` of a numeric or an integer with PostgreSQL's digits. PostgreSQL
+//! divides the sum by the count (`numeric_avg`), so an average has the
+//! places of that quotient: at least 16 significant digits, chosen per
+//! value (`avg` of 1.00, 2.00, 2.50 is 1.8333333333333333, of 95000.50
+//! and 120000 it is 107500.250000000000). DataFusion keeps the input's
+//! scale plus 4, truncated (1.833333), and whatever is computed from it
+//! next carries those six digits as if they were exact. An analyzer rule,
+//! before type coercion, computes the average as its sum and count and
+//! divides them in a projection above with `quotient`'s division.
 
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::DFSchema;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::Transformed;
+use datafusion::common::{Column, DFSchema};
 use datafusion::error::Result;
-use datafusion::logical_expr::expr::{AggregateFunction, WindowFunction};
-use datafusion::logical_expr::expr_rewriter::NamePreserver;
+use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::{
     Aggregate, Cast, Expr, ExprSchemable, LogicalPlan, Projection, WindowFunctionDefinition,
 };
 use datafusion::optimizer::AnalyzerRule;
 
-/// The scale an average's input is read at; its result is rounded to
-/// `SCALE + 3` (see the module docs).
-const SCALE: i8 = 13;
-
-/// Averages numerics at [`SCALE`] (see the module docs).
+/// Averages numerics as PostgreSQL does (see the module docs).
 #[derive(Debug)]
 pub struct NumericAverages;
 
@@ -36,100 +31,195 @@ impl AnalyzerRule for NumericAverages {
     }
 
     fn analyze(&self, plan: LogicalPlan, _: &ConfigOptions) -> Result<LogicalPlan> {
-        crate::tree::transform_up_with_subqueries(plan, |node| {
-            if !matches!(node, LogicalPlan::Aggregate(_) | LogicalPlan::Window(_)) {
-                return Ok(Transformed::no(node));
-            }
-            let mut schema = DFSchema::empty();
-            for input in node.inputs() {
-                schema.merge(input.schema());
-            }
-            let names = NamePreserver::new(&node);
-            let mut averaged: Vec<String> = vec![];
-            let rewritten = crate::tree::map_expressions(node, |e| {
-                let saved = crate::types::save_name(&names, &e);
-                let name = e.schema_name().to_string();
-                let widened = crate::tree::transform_up(e, |x| widen(x, &schema))?;
-                if widened.transformed {
-                    averaged.push(name);
-                }
-                Ok(widened.update_data(|e| crate::types::keep_name(saved, e)))
-            })?;
-            if !rewritten.transformed {
-                return Ok(rewritten);
-            }
-            let node = rewritten.data.recompute_schema()?;
-            // The same columns, the averages rounded; without the internal
-            // grouping id of grouping sets, which the analyzer's rule for
-            // `grouping(...)` drops from the aggregate's output after this.
-            let columns = node
-                .schema()
-                .iter()
-                .filter(|(q, f)| q.is_some() || f.name() != Aggregate::INTERNAL_GROUPING_ID)
-                .map(|(qualifier, field)| {
-                    let column = Expr::Column((qualifier, field).into());
-                    if qualifier.is_none() && averaged.contains(field.name()) {
-                        Expr::Cast(Cast::new(
-                            Box::new(column),
-                            DataType::Decimal128(38, SCALE + 3),
-                        ))
-                        .alias(field.name())
-                    } else {
-                        column
-                    }
-                })
-                .collect();
-            let projection = Projection::try_new(columns, Arc::new(node))?;
-            Ok(Transformed::yes(LogicalPlan::Projection(projection)))
+        crate::tree::transform_up_with_subqueries(plan, |node| match node {
+            LogicalPlan::Aggregate(a) => averaged_aggregate(a),
+            LogicalPlan::Window(w) => averaged_window(w),
+            other => Ok(Transformed::no(other)),
         })
         .map(|t| t.data)
     }
 }
 
-/// The argument of `avg` as a numeric of [`SCALE`], when it is a numeric of
-/// a smaller scale whose integer digits still fit.
-fn widened(args: &mut [Expr], schema: &DFSchema) -> bool {
-    let [arg] = args else {
-        return false;
-    };
-    match arg.get_type(schema) {
-        Ok(DataType::Decimal128(p, s))
-            if s < SCALE && (p as i16 - s as i16) <= 38 - SCALE as i16 =>
-        {
-            *arg = Expr::Cast(Cast::new(
-                Box::new(arg.clone()),
-                DataType::Decimal128(38, SCALE),
-            ));
-            true
+/// An average split into its sum and count, computed under the names it
+/// has as columns of the node: `avg` is the average's own.
+struct Split {
+    avg: String,
+    sum: String,
+    count: String,
+    /// The argument's precision and scale, as summed: the average has
+    /// no more integer digits than it.
+    arg_type: (u8, i8),
+}
+
+/// The decimal an average's argument of type `t` is summed as.
+fn summed(t: &DataType) -> Option<(u8, i8)> {
+    match super::numeric::unconstrained(t) {
+        DataType::Decimal128(p, s) if t.is_integer() || matches!(t, DataType::Decimal128(..)) => {
+            Some((p, s))
         }
-        _ => false,
+        _ => None,
     }
 }
 
-fn widen(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
-    match e {
-        Expr::AggregateFunction(AggregateFunction { func, mut params }) if func.name() == "avg" => {
-            let changed = widened(&mut params.args, schema);
-            let e = Expr::AggregateFunction(AggregateFunction { func, params });
-            Ok(if changed {
-                Transformed::yes(e)
-            } else {
-                Transformed::no(e)
-            })
-        }
-        Expr::WindowFunction(mut w) if matches!(&w.fun, WindowFunctionDefinition::AggregateUDF(f) if f.name() == "avg") =>
-        {
-            let WindowFunction { params, .. } = w.as_mut();
-            let changed = widened(&mut params.args, schema);
-            let e = Expr::WindowFunction(w);
-            Ok(if changed {
-                Transformed::yes(e)
-            } else {
-                Transformed::no(e)
-            })
-        }
-        other => Ok(Transformed::no(other)),
+/// The argument as summed, as counted, its decimal type, and the names of
+/// the sum and the count.
+type Parts = (Expr, Expr, (u8, i8), (String, String));
+
+/// `avg(x)` (an aggregate call or a window call's parts) as `sum(x)` and
+/// `count(x)` with the same options, when `x` is a numeric or an integer.
+fn split(args: &[Expr], schema: &DFSchema, at: usize) -> Option<Parts> {
+    let [arg] = args else { return None };
+    let (p, s) = summed(&arg.get_type(schema).ok()?)?;
+    let (sum, count) = (
+        format!("__sluice_avg_sum_{at}"),
+        format!("__sluice_avg_count_{at}"),
+    );
+    let decimal = Expr::Cast(Cast::new(Box::new(arg.clone()), DataType::Decimal128(p, s)));
+    Some((decimal, arg.clone(), (p, s), (sum, count)))
+}
+
+/// The quotient of a split average's columns, named as the average.
+fn quotient(split: &Split) -> Option<Expr> {
+    let (p, s) = split.arg_type;
+    let integer = (p - s as u8) as i16;
+    let scale = (QUOTIENT_SCALE.max(s) as i16).min(38 - integer);
+    if scale < s as i16 {
+        return None;
     }
+    let count = Expr::Cast(Cast::new(
+        Box::new(Expr::Column(Column::new_unqualified(&split.count))),
+        DataType::Decimal128(20, 0),
+    ));
+    Some(
+        super::quotient::divide(
+            Expr::Column(Column::new_unqualified(&split.sum)),
+            count,
+            38,
+            scale as i8,
+        )
+        .alias(&split.avg),
+    )
+}
+
+/// `e` without the aliases around it.
+fn strip_alias(e: &Expr) -> &Expr {
+    match e {
+        Expr::Alias(a) => strip_alias(&a.expr),
+        other => other,
+    }
+}
+
+/// The fractional digits an average is stored with (see `quotient`).
+const QUOTIENT_SCALE: i8 = 20;
+
+/// `node` (whose columns are `schema`'s) under a projection of the same
+/// columns with each split average computed from its sum and count.
+fn above(node: LogicalPlan, splits: &[Split]) -> Result<Transformed<LogicalPlan>> {
+    let columns = node
+        .schema()
+        .iter()
+        .filter(|(q, f)| q.is_some() || f.name() != Aggregate::INTERNAL_GROUPING_ID)
+        .filter(|(q, f)| q.is_some() || !splits.iter().any(|s| &s.count == f.name()))
+        .map(|(qualifier, field)| {
+            let column = Expr::Column((qualifier, field).into());
+            match splits
+                .iter()
+                .find(|s| qualifier.is_none() && &s.sum == field.name())
+            {
+                Some(split) => quotient(split).expect("checked when split"),
+                None => column,
+            }
+        })
+        .collect();
+    let projection = Projection::try_new(columns, Arc::new(node))?;
+    Ok(Transformed::yes(LogicalPlan::Projection(projection)))
+}
+
+fn averaged_aggregate(a: Aggregate) -> Result<Transformed<LogicalPlan>> {
+    let schema = a.input.schema().clone();
+    let mut exprs = vec![];
+    let mut counts = vec![];
+    let mut splits = vec![];
+    for (at, e) in a.aggr_expr.iter().enumerate() {
+        let parts = match strip_alias(e) {
+            Expr::AggregateFunction(f) if f.func.name() == "avg" => {
+                split(&f.params.args, &schema, at).map(|p| (f, p))
+            }
+            _ => None,
+        };
+        let Some((f, (decimal, arg, arg_type, (sum, count)))) = parts else {
+            exprs.push(e.clone());
+            continue;
+        };
+        let this = Split {
+            avg: e.schema_name().to_string(),
+            sum: sum.clone(),
+            count: count.clone(),
+            arg_type,
+        };
+        if quotient(&this).is_none() {
+            exprs.push(e.clone());
+            continue;
+        }
+        let call = |func: Arc<datafusion::logical_expr::AggregateUDF>, arg: Expr| {
+            let mut params = f.params.clone();
+            params.args = vec![arg];
+            Expr::AggregateFunction(AggregateFunction { func, params })
+        };
+        exprs.push(call(datafusion::functions_aggregate::sum::sum_udaf(), decimal).alias(sum));
+        counts.push(call(datafusion::functions_aggregate::count::count_udaf(), arg).alias(count));
+        splits.push(this);
+    }
+    if splits.is_empty() {
+        return Ok(Transformed::no(LogicalPlan::Aggregate(a)));
+    }
+    exprs.extend(counts);
+    let node = LogicalPlan::Aggregate(Aggregate::try_new(a.input, a.group_expr, exprs)?);
+    above(node, &splits)
+}
+
+fn averaged_window(w: datafusion::logical_expr::Window) -> Result<Transformed<LogicalPlan>> {
+    let schema = w.input.schema().clone();
+    let mut exprs = vec![];
+    let mut counts = vec![];
+    let mut splits = vec![];
+    for (at, e) in w.window_expr.iter().enumerate() {
+        let parts = match strip_alias(e) {
+            Expr::WindowFunction(f) if matches!(&f.fun, WindowFunctionDefinition::AggregateUDF(u) if u.name() == "avg") => {
+                split(&f.params.args, &schema, at).map(|p| (f, p))
+            }
+            _ => None,
+        };
+        let Some((f, (decimal, arg, arg_type, (sum, count)))) = parts else {
+            exprs.push(e.clone());
+            continue;
+        };
+        let this = Split {
+            avg: e.schema_name().to_string(),
+            sum: sum.clone(),
+            count: count.clone(),
+            arg_type,
+        };
+        if quotient(&this).is_none() {
+            exprs.push(e.clone());
+            continue;
+        }
+        let call = |func: Arc<datafusion::logical_expr::AggregateUDF>, arg: Expr| {
+            let mut g = f.as_ref().clone();
+            g.fun = WindowFunctionDefinition::AggregateUDF(func);
+            g.params.args = vec![arg];
+            Expr::WindowFunction(Box::new(g))
+        };
+        exprs.push(call(datafusion::functions_aggregate::sum::sum_udaf(), decimal).alias(sum));
+        counts.push(call(datafusion::functions_aggregate::count::count_udaf(), arg).alias(count));
+        splits.push(this);
+    }
+    if splits.is_empty() {
+        return Ok(Transformed::no(LogicalPlan::Window(w)));
+    }
+    exprs.extend(counts);
+    let node = LogicalPlan::Window(datafusion::logical_expr::Window::try_new(exprs, w.input)?);
+    above(node, &splits)
 }
 
 #[cfg(test)]
@@ -140,7 +230,7 @@ mod tests {
     use datafusion::prelude::SessionContext;
 
     #[tokio::test]
-    async fn averages_carry_sixteen_digits() {
+    async fn averages_are_postgres_quotients() {
         let state = datafusion::execution::session_state::SessionStateBuilder::new()
             .with_default_features()
             .with_analyzer_rules({
@@ -154,11 +244,13 @@ mod tests {
         for (sql, expected) in [
             (
                 "SELECT avg(x) AS a, avg(x) / 2 AS h FROM t",
-                "| 1.8333333333333333 | 0.91666666666666665000 |",
+                // PostgreSQL's value, stored at scale 20 (the places are
+                // written when the result is sent).
+                "| 1.83333333333333330000 | 0.916666666666666650000000 |",
             ),
             (
                 "SELECT avg(x) OVER () AS w FROM t LIMIT 1",
-                "| 1.8333333333333333 |",
+                "| 1.83333333333333330000 |",
             ),
         ] {
             let sql = format!(

@@ -9,8 +9,9 @@
 //! type, so the optimizer sees a cast.
 //!
 //! [`NumericScales`] gives the arithmetic on numerics PostgreSQL's scales
-//! where DataFusion's differ: a quotient has 20 fractional digits, rounded
-//! (DataFusion keeps the dividend's scale plus 4, truncated: `1::numeric /
+//! where DataFusion's differ: a quotient is PostgreSQL's, rounded at the
+//! places it chooses per value and stored at scale 20 (see `quotient`;
+//! DataFusion keeps the dividend's scale plus 4, truncated: `1::numeric /
 //! 3` was `0.3333`), `round(x, d)` / `trunc(x, d)` have scale `d`
 //! (DataFusion keeps the scale of `x` when it is smaller, or larger for
 //! `trunc`), and `floor`, `ceil`, `round` and `trunc` of a numeric are
@@ -21,7 +22,7 @@ use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::Transformed;
 use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::error::Result;
-use datafusion::logical_expr::expr::{Cast, ScalarFunction};
+use datafusion::logical_expr::expr::Cast;
 use datafusion::logical_expr::simplify::{ExprSimplifyResult, SimplifyContext};
 use datafusion::logical_expr::{
     BinaryExpr, ColumnarValue, Expr, ExprSchemable, LogicalPlan, Operator, ScalarFunctionArgs,
@@ -153,9 +154,9 @@ impl ScalarUDFImpl for Unconstrained {
     }
 }
 
-/// The fractional digits of a quotient of numerics: PostgreSQL's for a
-/// quotient between 0.0001 and 1 (it chooses per value, at least 16
-/// significant digits).
+/// The fractional digits a quotient of numerics is stored with: the most
+/// PostgreSQL gives a quotient between 0.0001 and 1 (it chooses per value,
+/// at least 16 significant digits).
 const QUOTIENT_SCALE: i8 = 20;
 
 /// Numeric quotients, `round` and `trunc` at PostgreSQL's scales (see the
@@ -216,6 +217,25 @@ fn decimal_of(e: &Expr, schema: &DFSchema) -> Option<(u8, i8)> {
     }
 }
 
+/// The value of a numeric or integer constant, as a decimal of its scale.
+fn constant(e: &Expr) -> Option<(i128, i8)> {
+    match e {
+        Expr::Negative(inner) => constant(inner).map(|(v, s)| (-v, s)),
+        // `10::numeric`
+        Expr::ScalarFunction(f) if f.func.name() == FUNCTION && f.args.len() == 1 => {
+            constant(&f.args[0])
+        }
+        Expr::Literal(v, _) => match v {
+            ScalarValue::Decimal128(Some(v), _, s) => Some((*v, *s)),
+            ScalarValue::Int64(Some(v)) => Some((*v as i128, 0)),
+            ScalarValue::Int32(Some(v)) => Some((*v as i128, 0)),
+            ScalarValue::Int16(Some(v)) => Some((*v as i128, 0)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 fn decimal(e: Expr, (p, s): (u8, i8)) -> Expr {
     Expr::Cast(Cast::new(Box::new(e), DataType::Decimal128(p, s)))
 }
@@ -248,10 +268,9 @@ fn scaled(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
                     right,
                 ))));
             };
-            // The quotient's integer digits, and one more digit than kept
-            // so that the truncating division can be rounded.
+            // Room for the quotient's integer digits.
             let integer = (p1 - s1 as u8) as i16 + s2 as i16;
-            let scale = (QUOTIENT_SCALE.max(s1).max(s2) as i16).min(37 - integer);
+            let scale = (QUOTIENT_SCALE.max(s1).max(s2) as i16).min(38 - integer);
             if scale < s1 as i16 {
                 return Ok(Transformed::no(Expr::BinaryExpr(BinaryExpr::new(
                     left,
@@ -259,29 +278,20 @@ fn scaled(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
                     right,
                 ))));
             }
-            // DataFusion divides at the dividend's scale plus 4, truncating:
-            // the dividend is widened so that at least one digit more than
-            // kept is computed, and the quotient rounded (truncated at a
-            // finer scale, it rounds as the exact quotient does).
-            // `1.0000000000000000 / 1.50` was truncated to ...66666.
-            let dividend_scale = (scale - 3).max(s1 as i16);
-            let dividend = decimal(
-                *left,
-                ((p1 - s1 as u8) + dividend_scale as u8, dividend_scale as i8),
-            );
-            let quotient = Expr::BinaryExpr(BinaryExpr::new(
-                Box::new(dividend),
-                Operator::Divide,
-                Box::new(decimal(*right, (p2, s2))),
-            ));
-            Ok(Transformed::yes(Expr::ScalarFunction(
-                ScalarFunction::new_udf(
-                    datafusion::functions::math::round(),
-                    vec![
-                        quotient,
-                        Expr::Literal(ScalarValue::Int32(Some(scale as i32)), None),
-                    ],
-                ),
+            // Of two constants: stored at its own places, which the
+            // constant it is folded into keeps.
+            let scale = match (constant(&left), constant(&right)) {
+                (Some((a, _)), Some((b, _))) if b != 0 => {
+                    (super::quotient::places(a, s1, b, s2) as i16).min(scale)
+                }
+                _ => scale,
+            };
+            // Each value at PostgreSQL's places (see `quotient`).
+            Ok(Transformed::yes(super::quotient::divide(
+                decimal(*left, (p1, s1)),
+                decimal(*right, (p2, s2)),
+                38,
+                scale as i8,
             )))
         }
         // floor / ceil / round / trunc of a numeric: a whole number, at

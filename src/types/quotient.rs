@@ -1,0 +1,484 @@
+//! The quotient of numerics, digit for digit as PostgreSQL gives it.
+//!
+//! PostgreSQL chooses a quotient's scale per value (`select_div_scale` in
+//! its `numeric.c`): at least 16 significant digits, estimated from the
+//! leading base-10000 digit groups of the operands, and never fewer
+//! fractional digits than either operand has; the exact quotient is
+//! rounded there, half away from zero. `120000.00 / 12` is
+//! `10000.0000000000000000` (16 places), `1 / 3.0` is
+//! `0.33333333333333333333` (20), `95000.50 / 12` is
+//! `7916.7083333333333333`.
+//!
+//! An Arrow decimal has one scale per column, so [`divide`] computes each
+//! value at its own scale and stores it at the column's (the rule in
+//! `numeric` chooses 20, or fewer when the integer digits need the room):
+//! the value is PostgreSQL's, with zeros after its last place. A result
+//! column that is such a quotient is sent with each value's own places:
+//! [`display_scales`] adds each row's scale beside it and a last
+//! projection that writes the text PostgreSQL would.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int32Array, StringArray};
+use datafusion::arrow::datatypes::{DataType, Decimal128Type, i256};
+use datafusion::common::{Column, ScalarValue};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::expr::ScalarFunction;
+use datafusion::logical_expr::{
+    ColumnarValue, Expr, LogicalPlan, Projection, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
+    Signature, Volatility,
+};
+
+use crate::error::{Error, ErrorKind};
+
+/// `sluice_numeric_divide(a, b, like)`: `a / b` at PostgreSQL's places for
+/// the values, stored at the scale of `like` (a typed NULL).
+pub const DIVIDE: &str = "sluice_numeric_divide";
+/// `sluice_numeric_divide_places(a, b, like)`: the places of each
+/// quotient [`DIVIDE`] computes.
+pub const PLACES: &str = "sluice_numeric_divide_places";
+/// `sluice_numeric_text(q, places)`: a quotient as text with its places.
+pub const TEXT: &str = "sluice_numeric_text";
+
+/// PostgreSQL's minimum significant digits of a quotient.
+const MIN_SIG_DIGITS: i32 = 16;
+
+/// The weight (position of the leading base-10000 group, 0 for the units
+/// group, -1 for the first four fractional digits) and the value of that
+/// group, of `v` at `scale`; (0, 0) for zero.
+fn leading_group(v: i128, scale: i8) -> (i32, u128) {
+    let mut v = v.unsigned_abs();
+    if v == 0 {
+        return (0, 0);
+    }
+    // Align the fractional digits to whole groups of four.
+    let scale = scale.max(0) as u32;
+    let padded = scale.div_ceil(4) * 4;
+    let Some(aligned) = 10u128
+        .checked_pow(padded - scale)
+        .and_then(|m| v.checked_mul(m))
+    else {
+        // Beyond 38 digits once aligned: drop the digits that cannot lead.
+        v /= 10u128.pow(4 - (padded - scale));
+        return leading_group(v as i128, (padded - 4) as i8);
+    };
+    let mut groups = 0i32;
+    let mut rest = aligned;
+    while rest >= 10_000 {
+        rest /= 10_000;
+        groups += 1;
+    }
+    (groups - (padded / 4) as i32, rest)
+}
+
+/// PostgreSQL's scale for `a / b` (`select_div_scale`).
+pub fn places(a: i128, s1: i8, b: i128, s2: i8) -> i32 {
+    let (w1, d1) = leading_group(a, s1);
+    let (w2, d2) = leading_group(b, s2);
+    let mut qweight = w1 - w2;
+    if d1 <= d2 {
+        qweight -= 1;
+    }
+    (MIN_SIG_DIGITS - qweight * 4)
+        .max(s1.max(0) as i32)
+        .max(s2.max(0) as i32)
+        .clamp(0, 1000)
+}
+
+fn overflow() -> DataFusionError {
+    DataFusionError::External(Box::new(Error::new(
+        ErrorKind::NumericOutOfRange,
+        "value overflows numeric format",
+    )))
+}
+
+/// `a / b` rounded half away from zero at `places` and written at `scale`
+/// (at least `places`).
+fn quotient(a: i128, s1: i8, b: i128, s2: i8, places: i32, scale: i8) -> Result<i128> {
+    if b == 0 {
+        return Err(DataFusionError::External(Box::new(Error::new(
+            ErrorKind::DivisionByZero,
+            "division by zero",
+        ))));
+    }
+    // a / 10^s1 / (b / 10^s2) * 10^places = a * 10^(places - s1 + s2) / b
+    let shift = places - s1 as i32 + s2 as i32;
+    let ten = i256::from_i128(10);
+    let (mut num, mut den) = (i256::from_i128(a), i256::from_i128(b));
+    if shift >= 0 {
+        num = num
+            .checked_mul(ten.checked_pow(shift as u32).ok_or_else(overflow)?)
+            .ok_or_else(overflow)?;
+    } else {
+        den = den
+            .checked_mul(ten.checked_pow((-shift) as u32).ok_or_else(overflow)?)
+            .ok_or_else(overflow)?;
+    }
+    let (q, r) = (num / den, num % den);
+    let two_r = r.wrapping_abs().checked_mul(i256::from_i128(2));
+    let q = match two_r {
+        Some(t) if t >= den.wrapping_abs() => {
+            if (num < i256::ZERO) != (den < i256::ZERO) {
+                q - i256::ONE
+            } else {
+                q + i256::ONE
+            }
+        }
+        _ => q,
+    };
+    let widened = q
+        .checked_mul(
+            ten.checked_pow((scale as i32 - places) as u32)
+                .ok_or_else(overflow)?,
+        )
+        .ok_or_else(overflow)?;
+    let v = widened.to_i128().ok_or_else(overflow)?;
+    if v.unsigned_abs() >= 10u128.pow(38) {
+        return Err(overflow());
+    }
+    Ok(v)
+}
+
+fn decimal_scale(t: &DataType) -> Result<i8> {
+    match t {
+        DataType::Decimal128(_, s) => Ok(*s),
+        other => Err(DataFusionError::Internal(format!(
+            "{DIVIDE} of a {other}, not a decimal"
+        ))),
+    }
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Divide {
+    signature: Signature,
+    /// [`PLACES`] instead of [`DIVIDE`].
+    places: bool,
+}
+
+impl ScalarUDFImpl for Divide {
+    fn name(&self) -> &str {
+        if self.places { PLACES } else { DIVIDE }
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, types: &[DataType]) -> Result<DataType> {
+        Ok(if self.places {
+            DataType::Int32
+        } else {
+            types[2].clone()
+        })
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let (s1, s2) = (
+            decimal_scale(&args.args[0].data_type())?,
+            decimal_scale(&args.args[1].data_type())?,
+        );
+        let DataType::Decimal128(precision, scale) = args.args[2].data_type() else {
+            return Err(DataFusionError::Internal(format!(
+                "{DIVIDE}: the result's type is not a decimal"
+            )));
+        };
+        let arrays = ColumnarValue::values_to_arrays(&args.args[..2])?;
+        let (a, b) = (
+            arrays[0].as_primitive::<Decimal128Type>(),
+            arrays[1].as_primitive::<Decimal128Type>(),
+        );
+        let each = (0..args.number_rows).map(|i| {
+            if a.is_null(i) || b.is_null(i) {
+                return Ok(None);
+            }
+            let (x, y) = (a.value(i), b.value(i));
+            let p = places(x, s1, y, s2).min(scale as i32);
+            Ok(Some(if self.places {
+                p as i128
+            } else {
+                quotient(x, s1, y, s2, p, scale)?
+            }))
+        });
+        let values: Vec<Option<i128>> = each.collect::<Result<_>>()?;
+        let out: ArrayRef = if self.places {
+            Arc::new(Int32Array::from_iter(
+                values.into_iter().map(|v| v.map(|v| v as i32)),
+            ))
+        } else {
+            Arc::new(
+                datafusion::arrow::array::Decimal128Array::from_iter(values)
+                    .with_precision_and_scale(precision, scale)?,
+            )
+        };
+        let scalar = args
+            .args
+            .iter()
+            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        Ok(if scalar {
+            ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
+        } else {
+            ColumnarValue::Array(out)
+        })
+    }
+}
+
+/// [`DIVIDE`] as a UDF.
+pub fn divide_udf() -> ScalarUDF {
+    ScalarUDF::new_from_impl(Divide {
+        signature: Signature::any(3, Volatility::Immutable),
+        places: false,
+    })
+}
+
+/// [`PLACES`] as a UDF.
+pub fn places_udf() -> ScalarUDF {
+    ScalarUDF::new_from_impl(Divide {
+        signature: Signature::any(3, Volatility::Immutable),
+        places: true,
+    })
+}
+
+/// `a / b` (numerics of the scales they have) at PostgreSQL's places,
+/// stored as `numeric(precision, scale)`.
+pub fn divide(a: Expr, b: Expr, precision: u8, scale: i8) -> Expr {
+    Expr::ScalarFunction(ScalarFunction::new_udf(
+        Arc::new(divide_udf()),
+        vec![
+            a,
+            b,
+            Expr::Literal(ScalarValue::Decimal128(None, precision, scale), None),
+        ],
+    ))
+}
+
+/// A decimal `v` of `scale` written with `places` fractional digits, its
+/// digits beyond them being zeros.
+fn text_of(v: i128, scale: i8, places: i32) -> String {
+    let places = places.clamp(0, scale.max(0) as i32) as u32;
+    let v = v / 10i128.pow(scale.max(0) as u32 - places);
+    let digits = v.unsigned_abs().to_string();
+    let sign = if v < 0 { "-" } else { "" };
+    if places == 0 {
+        return format!("{sign}{digits}");
+    }
+    let p = places as usize;
+    let digits = format!("{digits:0>width$}", width = p + 1);
+    let (int, frac) = digits.split_at(digits.len() - p);
+    format!("{sign}{int}.{frac}")
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Text {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for Text {
+    fn name(&self) -> &str {
+        TEXT
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let scale = decimal_scale(&args.args[0].data_type())?;
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let values = arrays[0].as_primitive::<Decimal128Type>();
+        let places = datafusion::arrow::compute::cast(&arrays[1], &DataType::Int32)?;
+        let places = places.as_primitive::<datafusion::arrow::datatypes::Int32Type>();
+        let out: StringArray = (0..args.number_rows)
+            .map(|i| {
+                (!values.is_null(i)).then(|| {
+                    let p = if places.is_null(i) {
+                        scale as i32
+                    } else {
+                        places.value(i)
+                    };
+                    text_of(values.value(i), scale, p)
+                })
+            })
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(out)))
+    }
+}
+
+fn text_udf() -> ScalarUDF {
+    ScalarUDF::new_from_impl(Text {
+        signature: Signature::any(2, Volatility::Immutable),
+    })
+}
+
+/// The arguments of `e` when it is (an alias of) a [`DIVIDE`] call.
+fn quotient_call(e: &Expr) -> Option<&[Expr]> {
+    match e {
+        Expr::Alias(a) => quotient_call(&a.expr),
+        Expr::ScalarFunction(f) if f.func.name() == DIVIDE => Some(&f.args),
+        _ => None,
+    }
+}
+
+/// The name of the column carrying the places of result column `i`.
+fn places_name(i: usize) -> String {
+    format!("__sluice_places_{i}")
+}
+
+/// `plan` with the places of the quotients that `targets` (an output
+/// column's position, and the name for its places) are added as columns
+/// of those names, and the names of those it found: a result column is a
+/// quotient of the projection that makes it, or a column of a projection
+/// below it passing one through (a projection over a sort by a column
+/// not shown), through sorts and limits.
+fn with_places(
+    plan: LogicalPlan,
+    targets: &[(usize, String)],
+) -> Result<(LogicalPlan, Vec<String>)> {
+    use datafusion::logical_expr::LogicalPlanBuilder;
+    if targets.is_empty() {
+        return Ok((plan, vec![]));
+    }
+    match plan {
+        LogicalPlan::Projection(p) => {
+            let mut here: Vec<Expr> = vec![];
+            let mut found: Vec<String> = vec![];
+            let mut below: Vec<(usize, String)> = vec![];
+            for (i, name) in targets {
+                let Some(e) = p.expr.get(*i) else { continue };
+                if let Some(args) = quotient_call(e) {
+                    let f = Expr::ScalarFunction(ScalarFunction::new_udf(
+                        Arc::new(places_udf()),
+                        args.to_vec(),
+                    ));
+                    here.push(f.alias(name));
+                    found.push(name.clone());
+                } else if let Expr::Column(c) = e.clone().unalias()
+                    && let Ok(k) = p.input.schema().index_of_column(&c)
+                {
+                    below.push((k, name.clone()));
+                }
+            }
+            let (input, passed) = with_places(Arc::unwrap_or_clone(p.input), &below)?;
+            if found.is_empty() && passed.is_empty() {
+                return Ok((
+                    LogicalPlan::Projection(Projection::try_new(p.expr, Arc::new(input))?),
+                    vec![],
+                ));
+            }
+            let mut exprs = p.expr;
+            exprs.extend(here);
+            exprs.extend(
+                passed
+                    .iter()
+                    .map(|n| Expr::Column(Column::new_unqualified(n.clone()))),
+            );
+            found.extend(passed);
+            Ok((
+                LogicalPlan::Projection(Projection::try_new(exprs, Arc::new(input))?),
+                found,
+            ))
+        }
+        LogicalPlan::Sort(s) => {
+            let (input, found) = with_places(Arc::unwrap_or_clone(s.input), targets)?;
+            let plan = LogicalPlanBuilder::from(input)
+                .sort_with_limit(s.expr, s.fetch)?
+                .build()?;
+            Ok((plan, found))
+        }
+        LogicalPlan::Limit(l) => {
+            let (input, found) = with_places(Arc::unwrap_or_clone(l.input), targets)?;
+            Ok((
+                LogicalPlan::Limit(datafusion::logical_expr::Limit {
+                    skip: l.skip,
+                    fetch: l.fetch,
+                    input: Arc::new(input),
+                }),
+                found,
+            ))
+        }
+        other => Ok((other, vec![])),
+    }
+}
+
+/// `plan`, a query whose rows go to a client, with each result column
+/// that is a numeric quotient written as text at each value's own places
+/// (see the module docs); unchanged when it has none. The text columns
+/// are listed by position: their declared type is `numeric`.
+pub fn display_scales(plan: LogicalPlan) -> Result<(LogicalPlan, Vec<usize>)> {
+    let outputs: Vec<(Option<datafusion::common::TableReference>, Arc<_>)> = plan
+        .schema()
+        .iter()
+        .map(|(q, f)| (q.cloned(), f.clone()))
+        .collect();
+    let decimal = |t: &DataType| matches!(t, DataType::Decimal128(..));
+    let targets: Vec<(usize, String)> = outputs
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, f))| decimal(f.data_type()))
+        .map(|(i, _)| (i, places_name(i)))
+        .collect();
+    if targets.is_empty()
+        || !matches!(
+            plan,
+            LogicalPlan::Projection(_) | LogicalPlan::Sort(_) | LogicalPlan::Limit(_)
+        )
+    {
+        return Ok((plan, vec![]));
+    }
+    let (widened, found) = with_places(plan, &targets)?;
+    if found.is_empty() {
+        return Ok((widened, vec![]));
+    }
+    let mut at = vec![];
+    let exprs: Vec<Expr> = outputs
+        .into_iter()
+        .enumerate()
+        .map(|(i, (q, f))| {
+            let column = Expr::Column(Column::new(q.clone(), f.name()));
+            let name = places_name(i);
+            if found.contains(&name) {
+                at.push(i);
+                Expr::ScalarFunction(ScalarFunction::new_udf(
+                    Arc::new(text_udf()),
+                    vec![column, Expr::Column(Column::new_unqualified(name))],
+                ))
+                .alias_qualified(q, f.name())
+            } else {
+                column
+            }
+        })
+        .collect();
+    let plan = LogicalPlan::Projection(Projection::try_new(exprs, Arc::new(widened))?);
+    Ok((plan, at))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn places_follow_postgres() {
+        // (a, s1, b, s2) -> places, as PostgreSQL 15 answers.
+        assert_eq!(places(12000000, 2, 12, 0), 16); // 120000.00 / 12
+        assert_eq!(places(9500050, 2, 12, 0), 16); // 95000.50 / 12
+        assert_eq!(places(1, 0, 30, 1), 20); // 1 / 3.0
+        assert_eq!(places(1, 2, 7, 0), 20); // 0.01 / 7
+        assert_eq!(places(1000000000, 2, 1, 0), 12); // 1e7 / 1
+        assert_eq!(places(10, 0, 4, 0), 16); // 10 / 4
+        assert_eq!(places(7, 0, 2, 0), 16); // 7 / 2
+        assert_eq!(places(9500050, 2, 3, 4), 8); // 950.0050 ... / 0.0003
+        assert_eq!(places(0, 0, 3, 0), 20); // 0 / 3
+    }
+
+    #[test]
+    fn quotients_round_half_away_at_their_places() {
+        let q = |a, s1, b, s2, scale| {
+            let p = places(a, s1, b, s2).min(scale as i32);
+            text_of(quotient(a, s1, b, s2, p, scale).unwrap(), scale, p)
+        };
+        assert_eq!(q(9500050, 2, 12, 0, 20), "7916.7083333333333333");
+        assert_eq!(q(12000000, 2, 12, 0, 20), "10000.0000000000000000");
+        assert_eq!(q(-500, 2, 3, 0, 20), "-1.6666666666666667");
+        assert_eq!(q(1, 0, 30, 1, 20), "0.33333333333333333333");
+        assert_eq!(q(1000000000, 2, 1, 0, 20), "10000000.000000000000");
+        assert_eq!(q(1, 2, 7, 0, 20), "0.00142857142857142857");
+        assert!(quotient(1, 0, 0, 0, 16, 20).is_err());
+    }
+}
