@@ -20,6 +20,8 @@ const TABLES: &[&str] = &[
     "table_constraints",
     "check_constraints",
     "key_column_usage",
+    "constraint_column_usage",
+    "referential_constraints",
 ];
 
 #[derive(Clone)]
@@ -47,6 +49,26 @@ impl InformationSchema {
             prepare,
         }
     }
+}
+
+/// A schema and a name in it.
+type SchemaName = (String, String);
+
+/// The name and columns of the key (primary or unique) of its parent
+/// table that a foreign key references.
+fn referenced_key(
+    snap: &super::Snapshot,
+    fk: &super::rules::ForeignKeyDef,
+) -> Option<(String, Vec<String>)> {
+    let parent = snap.relation(&fk.parent_schema, &fk.parent_table)?;
+    let def = parent.table_def().ok()?;
+    let mut wanted = fk.parent_columns.clone();
+    wanted.sort();
+    def.keys.iter().find_map(|k| {
+        let mut cols = k.columns.clone();
+        cols.sort();
+        (cols == wanted).then(|| (k.name.clone(), k.columns.clone()))
+    })
 }
 
 fn text(values: Vec<Option<String>>) -> ArrayRef {
@@ -463,8 +485,10 @@ impl InformationSchema {
                     }
                 }
                 "key_column_usage" => {
-                    // (schema, table, constraint, column, position)
-                    let mut rows: Vec<(String, String, String, String, i32)> = Vec::new();
+                    // (schema, table, constraint, column, position,
+                    // position in the referenced key)
+                    let mut rows: Vec<(String, String, String, String, i32, Option<i32>)> =
+                        Vec::new();
                     for e in snap.objects().iter().filter(|e| e.kind() == Kind::Table) {
                         let Ok(def) = e.table_def() else { continue };
                         for k in def.constraint_keys() {
@@ -475,6 +499,27 @@ impl InformationSchema {
                                     k.name.clone(),
                                     c.clone(),
                                     i as i32 + 1,
+                                    None,
+                                ));
+                            }
+                        }
+                        for fk in &def.foreign_keys {
+                            let key = referenced_key(&snap, fk);
+                            for (i, c) in fk.columns.iter().enumerate() {
+                                let at = key
+                                    .as_ref()
+                                    .and_then(|(_, cols)| {
+                                        cols.iter()
+                                            .position(|k| Some(k) == fk.parent_columns.get(i))
+                                    })
+                                    .unwrap_or(i);
+                                rows.push((
+                                    e.schema.clone(),
+                                    e.name.clone(),
+                                    fk.name.clone(),
+                                    c.clone(),
+                                    i as i32 + 1,
+                                    Some(at as i32 + 1),
                                 ));
                             }
                         }
@@ -489,6 +534,7 @@ impl InformationSchema {
                             ("table_name", s.clone()),
                             ("column_name", s.clone()),
                             ("ordinal_position", DataType::Int32),
+                            ("position_in_unique_constraint", DataType::Int32),
                         ],
                         vec![
                             text(rows.iter().map(|_| db()).collect()),
@@ -499,6 +545,110 @@ impl InformationSchema {
                             text(rows.iter().map(|r| Some(r.1.clone())).collect()),
                             text(rows.iter().map(|r| Some(r.3.clone())).collect()),
                             int(rows.iter().map(|r| Some(r.4)).collect()),
+                            int(rows.iter().map(|r| r.5).collect()),
+                        ],
+                    )?
+                }
+                "constraint_column_usage" => {
+                    // (table schema, table, column, constraint schema,
+                    // constraint): a key's own columns, and the columns a
+                    // foreign key references.
+                    let mut rows: Vec<(String, String, String, String, String)> = Vec::new();
+                    for e in snap.objects().iter().filter(|e| e.kind() == Kind::Table) {
+                        let Ok(def) = e.table_def() else { continue };
+                        for k in def.constraint_keys() {
+                            for c in &k.columns {
+                                rows.push((
+                                    e.schema.clone(),
+                                    e.name.clone(),
+                                    c.clone(),
+                                    e.schema.clone(),
+                                    k.name.clone(),
+                                ));
+                            }
+                        }
+                        for fk in &def.foreign_keys {
+                            for c in &fk.parent_columns {
+                                rows.push((
+                                    fk.parent_schema.clone(),
+                                    fk.parent_table.clone(),
+                                    c.clone(),
+                                    e.schema.clone(),
+                                    fk.name.clone(),
+                                ));
+                            }
+                        }
+                    }
+                    mem(
+                        vec![
+                            ("table_catalog", s.clone()),
+                            ("table_schema", s.clone()),
+                            ("table_name", s.clone()),
+                            ("column_name", s.clone()),
+                            ("constraint_catalog", s.clone()),
+                            ("constraint_schema", s.clone()),
+                            ("constraint_name", s.clone()),
+                        ],
+                        vec![
+                            text(rows.iter().map(|_| db()).collect()),
+                            text(rows.iter().map(|r| Some(r.0.clone())).collect()),
+                            text(rows.iter().map(|r| Some(r.1.clone())).collect()),
+                            text(rows.iter().map(|r| Some(r.2.clone())).collect()),
+                            text(rows.iter().map(|_| db()).collect()),
+                            text(rows.iter().map(|r| Some(r.3.clone())).collect()),
+                            text(rows.iter().map(|r| Some(r.4.clone())).collect()),
+                        ],
+                    )?
+                }
+                "referential_constraints" => {
+                    // (schema, constraint, referenced key's schema and name,
+                    // delete rule)
+                    let mut rows: Vec<(String, String, Option<SchemaName>, &str)> = Vec::new();
+                    for e in snap.objects().iter().filter(|e| e.kind() == Kind::Table) {
+                        let Ok(def) = e.table_def() else { continue };
+                        for fk in &def.foreign_keys {
+                            let rule = match (fk.cascade, fk.on_delete_set) {
+                                (true, _) => "CASCADE",
+                                (_, Some(super::rules::SetOnDelete::Null)) => "SET NULL",
+                                (_, Some(super::rules::SetOnDelete::Default)) => "SET DEFAULT",
+                                _ => "NO ACTION",
+                            };
+                            let key = referenced_key(&snap, fk)
+                                .map(|(name, _)| (fk.parent_schema.clone(), name));
+                            rows.push((e.schema.clone(), fk.name.clone(), key, rule));
+                        }
+                    }
+                    let fixed = |v: &str| text(rows.iter().map(|_| Some(v.to_string())).collect());
+                    mem(
+                        vec![
+                            ("constraint_catalog", s.clone()),
+                            ("constraint_schema", s.clone()),
+                            ("constraint_name", s.clone()),
+                            ("unique_constraint_catalog", s.clone()),
+                            ("unique_constraint_schema", s.clone()),
+                            ("unique_constraint_name", s.clone()),
+                            ("match_option", s.clone()),
+                            ("update_rule", s.clone()),
+                            ("delete_rule", s.clone()),
+                        ],
+                        vec![
+                            text(rows.iter().map(|_| db()).collect()),
+                            text(rows.iter().map(|r| Some(r.0.clone())).collect()),
+                            text(rows.iter().map(|r| Some(r.1.clone())).collect()),
+                            text(rows.iter().map(|r| r.2.as_ref().and(db())).collect()),
+                            text(
+                                rows.iter()
+                                    .map(|r| r.2.as_ref().map(|k| k.0.clone()))
+                                    .collect(),
+                            ),
+                            text(
+                                rows.iter()
+                                    .map(|r| r.2.as_ref().map(|k| k.1.clone()))
+                                    .collect(),
+                            ),
+                            fixed("NONE"),
+                            fixed("NO ACTION"),
+                            text(rows.iter().map(|r| Some(r.3.to_string())).collect()),
                         ],
                     )?
                 }

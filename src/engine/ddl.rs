@@ -157,6 +157,47 @@ async fn check_defaults(session: &Session, columns: &[ColumnDef]) -> Result<()> 
     Ok(())
 }
 
+/// The columns `CREATE TABLE t (LIKE s)` takes from `s`: names, types
+/// and NOT NULL, and defaults with `INCLUDING DEFAULTS` (as PostgreSQL;
+/// keys, checks, identity and indexes are not taken).
+fn like_columns(
+    session: &Session,
+    like: &datafusion::sql::sqlparser::ast::CreateTableLikeKind,
+) -> Result<Vec<ColumnDef>> {
+    use datafusion::sql::sqlparser::ast::{CreateTableLikeDefaults, CreateTableLikeKind};
+    let (CreateTableLikeKind::Parenthesized(like) | CreateTableLikeKind::Plain(like)) = like;
+    let (schema, name) = session.qualify(&like.name)?;
+    let snap = session.engine.catalog.snapshot();
+    let Some(source) = snap.relation(&schema, &name) else {
+        return Err(Error::new(
+            ErrorKind::UndefinedTable,
+            format!("relation \"{}\" does not exist", like.name),
+        ));
+    };
+    let Ok(def) = source.table_def() else {
+        return Err(Error::not_supported(format!(
+            "CREATE TABLE (LIKE {}) of a relation that is not a table",
+            like.name
+        )));
+    };
+    let defaults = like.defaults == Some(CreateTableLikeDefaults::Including);
+    Ok(def
+        .columns
+        .iter()
+        .map(|c| ColumnDef {
+            name: c.name.clone(),
+            ty: c.ty.clone(),
+            not_null: c.not_null,
+            default: if defaults && c.identity.is_none() {
+                c.default.clone()
+            } else {
+                None
+            },
+            identity: None,
+        })
+        .collect())
+}
+
 fn columns_from_sql(
     session: &Session,
     ct: &CreateTable,
@@ -176,6 +217,9 @@ fn columns_from_sql(
     // (explicit name, condition) in declaration order; named at the end,
     // when every column is known.
     let mut checks: Vec<(Option<String>, String, Option<String>)> = Vec::new();
+    if let Some(like) = &ct.like {
+        cols = like_columns(session, like)?;
+    }
     for c in &ct.columns {
         let name = normalize_ident(&c.name);
         if cols.iter().any(|x| x.name == name) {
@@ -2559,11 +2603,16 @@ pub(super) fn cast_to_columns(
         .into_iter()
         .zip(&def.columns)
         .map(|(c, d)| {
-            datafusion::logical_expr::cast(
+            let e = datafusion::logical_expr::cast(
                 datafusion::logical_expr::Expr::Column(c),
                 d.ty.arrow_type(),
-            )
-            .alias(&d.name)
+            );
+            let e = if d.not_null {
+                e
+            } else {
+                crate::types::typed::nullable(e)
+            };
+            e.alias(&d.name)
         })
         .collect();
     Ok(df.select(exprs)?)

@@ -537,6 +537,47 @@ impl ScalarUDFImpl for Same {
     }
 }
 
+/// `sluice_nullable(x)` is `x`, in a column that may hold NULL: a table
+/// created from a query takes no NOT NULL from it (as in PostgreSQL), and
+/// a Delta column's nullability is its data's.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Nullable {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for Nullable {
+    fn name(&self) -> &str {
+        "sluice_nullable"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, types: &[DataType]) -> Result<DataType> {
+        Ok(types[0].clone())
+    }
+    fn return_field_from_args(
+        &self,
+        args: datafusion::logical_expr::ReturnFieldArgs,
+    ) -> Result<datafusion::arrow::datatypes::FieldRef> {
+        Ok(Arc::new(
+            args.arg_fields[0].as_ref().clone().with_nullable(true),
+        ))
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        Ok(args.args[0].clone())
+    }
+}
+
+/// `x` as a column that may hold NULL (see [`Nullable`]).
+pub fn nullable(x: Expr) -> Expr {
+    Expr::ScalarFunction(datafusion::logical_expr::expr::ScalarFunction::new_udf(
+        Arc::new(ScalarUDF::new_from_impl(Nullable {
+            signature: Signature::any(1, Volatility::Immutable),
+        })),
+        vec![x],
+    ))
+}
+
 /// Register the input functions, JSON functions and operators,
 /// `gen_random_uuid()`, `pg_typeof()` and `same_value()`.
 pub fn register(ctx: &datafusion::prelude::SessionContext) {
