@@ -215,7 +215,7 @@ fn aggregate_call(f: &Function, outer: &str, pair: bool) -> Expr {
         } else if outer.starts_with("sluice_jsonb") {
             call("to_jsonb", exprs, vec![])
         } else {
-            call("to_json", exprs, vec![])
+            call(crate::types::json_fns::AGG_ELEMENT, exprs, vec![])
         };
         *args = vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(value))];
     }

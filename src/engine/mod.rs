@@ -52,6 +52,7 @@ mod subquery;
 mod top_k_keys;
 pub mod upsert;
 mod using_joins;
+mod whole_rows;
 #[cfg(test)]
 mod write_tests;
 
@@ -1283,6 +1284,7 @@ impl Session {
         let mut stmt = self.rewrite_for_planning(stmt)?;
         let bound = binder.bind(&mut stmt).await?;
         using_joins::rewrite(&mut stmt, &|f| bound.columns(f))?;
+        whole_rows::rewrite(&mut stmt, &|f| bound.columns(f));
         // After the USING joins, whose merged columns an expression moved
         // into a subquery could no longer name.
         {

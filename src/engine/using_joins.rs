@@ -37,53 +37,16 @@ pub type ColumnsOf<'a> = dyn Fn(&TableFactor) -> Option<Vec<String>> + 'a;
 /// `columns_of` answers for tables and versioned tables (as bound).
 pub fn rewrite(stmt: &mut Statement, columns_of: &ColumnsOf) -> Result<()> {
     struct V<'a> {
-        columns_of: &'a ColumnsOf<'a>,
-        /// WITH queries in scope: name and columns.
-        ctes: Vec<Vec<(String, Option<Vec<String>>)>>,
+        scope: Scope<'a>,
         error: Option<Error>,
-    }
-    impl V<'_> {
-        /// A WITH query's columns by its name, else a bound table's.
-        fn lookup(&self, f: &TableFactor) -> Option<Vec<String>> {
-            if let TableFactor::Table {
-                name,
-                args: None,
-                version: None,
-                ..
-            } = f
-                && let [one] = name.0.as_slice()
-                && let Some(id) = one.as_ident()
-            {
-                let n = normalize_ident(id);
-                if let Some(found) = self.ctes.iter().rev().flatten().find(|(c, _)| *c == n) {
-                    return found.1.clone();
-                }
-            }
-            (self.columns_of)(f)
-        }
     }
     impl VisitorMut for V<'_> {
         type Break = ();
         fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
-            self.ctes.push(vec![]);
-            for c in q.with.iter().flat_map(|w| &w.cte_tables) {
-                let named: Vec<String> = c
-                    .alias
-                    .columns
-                    .iter()
-                    .map(|d| normalize_ident(&d.name))
-                    .collect();
-                let columns = if named.is_empty() {
-                    output_names(&c.query, &|f| self.lookup(f))
-                } else {
-                    Some(named)
-                };
-                let entry = (normalize_ident(&c.alias.name), columns);
-                self.ctes.last_mut().expect("pushed").push(entry);
-            }
-            let merged = merge_using_columns(q, &|f| self.lookup(f));
+            self.scope.enter(q);
+            let merged = merge_using_columns(q, &|f| self.scope.lookup(f));
             if merged.is_ok() {
-                one_column_rows(q, &|f| self.lookup(f));
+                one_column_rows(q, &|f| self.scope.lookup(f));
             }
             match merged {
                 Ok(()) => ControlFlow::Continue(()),
@@ -94,17 +57,77 @@ pub fn rewrite(stmt: &mut Statement, columns_of: &ColumnsOf) -> Result<()> {
             }
         }
         fn post_visit_query(&mut self, _: &mut Query) -> ControlFlow<()> {
-            self.ctes.pop();
+            self.scope.leave();
             ControlFlow::Continue(())
         }
     }
     let mut v = V {
-        columns_of,
-        ctes: vec![],
+        scope: Scope::new(columns_of),
         error: None,
     };
     let _ = crate::visit::walk_mut(stmt, &mut v);
     v.error.map_or(Ok(()), Err)
+}
+
+/// The columns of the relations a query level reads: its WITH queries in
+/// scope by their names, else a bound table's.
+pub(super) struct Scope<'a> {
+    columns_of: &'a ColumnsOf<'a>,
+    /// WITH queries in scope, per query level: name and columns.
+    ctes: Vec<Vec<(String, Option<Vec<String>>)>>,
+}
+
+impl<'a> Scope<'a> {
+    pub(super) fn new(columns_of: &'a ColumnsOf<'a>) -> Self {
+        Scope {
+            columns_of,
+            ctes: vec![],
+        }
+    }
+
+    /// A query level begins: its WITH queries come into scope.
+    pub(super) fn enter(&mut self, q: &Query) {
+        self.ctes.push(vec![]);
+        for c in q.with.iter().flat_map(|w| &w.cte_tables) {
+            let named: Vec<String> = c
+                .alias
+                .columns
+                .iter()
+                .map(|d| normalize_ident(&d.name))
+                .collect();
+            let columns = if named.is_empty() {
+                output_names(&c.query, &|f| self.lookup(f))
+            } else {
+                Some(named)
+            };
+            let entry = (normalize_ident(&c.alias.name), columns);
+            self.ctes.last_mut().expect("pushed").push(entry);
+        }
+    }
+
+    /// A query level ends.
+    pub(super) fn leave(&mut self) {
+        self.ctes.pop();
+    }
+
+    /// A WITH query's columns by its name, else a bound table's.
+    pub(super) fn lookup(&self, f: &TableFactor) -> Option<Vec<String>> {
+        if let TableFactor::Table {
+            name,
+            args: None,
+            version: None,
+            ..
+        } = f
+            && let [one] = name.0.as_slice()
+            && let Some(id) = one.as_ident()
+        {
+            let n = normalize_ident(id);
+            if let Some(found) = self.ctes.iter().rev().flatten().find(|(c, _)| *c == n) {
+                return found.1.clone();
+            }
+        }
+        (self.columns_of)(f)
+    }
 }
 
 /// The names of a query's output columns, when each can be known: named
@@ -179,6 +202,11 @@ fn output_names(q: &Query, columns_of: &ColumnsOf) -> Option<Vec<String>> {
             }
             SetExpr::Query(q) => of(&q.body, columns_of),
             SetExpr::SetOperation { left, .. } => of(left, columns_of),
+            // `column1`, `column2`, ... (renamed by an alias's list).
+            SetExpr::Values(v) => v
+                .rows
+                .first()
+                .map(|r| (1..=r.len()).map(|i| format!("column{i}")).collect()),
             _ => None,
         }
     }

@@ -60,7 +60,12 @@ enum F {
     AggArray,
     AggObject,
     Member,
+    AggElement,
 }
+
+/// `json_agg`'s element: `to_json` of the value, after a newline when it
+/// is an array or a record (PostgreSQL writes `[{"a":1}, \n {"a":2}]`).
+pub const AGG_ELEMENT: &str = "sluice_json_agg_element";
 
 /// Every function of this module: (name, what, jsonb's normal form).
 const FUNCTIONS: &[(&str, F, bool)] = &[
@@ -144,6 +149,7 @@ const FUNCTIONS: &[(&str, F, bool)] = &[
     ("sluice_jsonb_agg_object", F::AggObject, true),
     ("sluice_json_agg_object", F::AggObject, false),
     ("sluice_json_member", F::Member, false),
+    (AGG_ELEMENT, F::AggElement, false),
 ];
 
 /// The set-returning functions the rewriter turns into `unnest` of a
@@ -225,7 +231,9 @@ pub const AGGREGATES: &[(&str, &str, bool)] = &[
 /// them must be marked): name and which arguments (`None`: all).
 pub fn json_arguments(name: &str) -> Option<fn(usize) -> bool> {
     match name {
-        "to_jsonb" | "to_json" | "jsonb_build_array" | "json_build_array" => Some(|_| true),
+        "to_jsonb" | "to_json" | "jsonb_build_array" | "json_build_array" | AGG_ELEMENT => {
+            Some(|_| true)
+        }
         "jsonb_build_object" | "json_build_object" => Some(|i| i % 2 == 1),
         "sluice_json_member" => Some(|i| i == 1),
         _ => None,
@@ -308,7 +316,8 @@ fn make(name: &'static str, f: F, jsonb: bool) -> ScalarUDF {
             | F::EachKeys
             | F::EachValues { .. }
             | F::AggArray
-            | F::AggObject => Signature::any(1, Volatility::Immutable),
+            | F::AggObject
+            | F::AggElement => Signature::any(1, Volatility::Immutable),
             _ => Signature::any(2, Volatility::Immutable),
         };
         ScalarUDF::new_from_impl(JsonFn {
@@ -396,8 +405,17 @@ pub fn to_json_texts(a: &ArrayRef) -> Result<Vec<Option<String>>> {
                     out.push(None);
                     continue;
                 }
+                // `to_json` writes an array without spaces (`[1,2]`).
                 let items = to_json_texts(&l.value(i))?;
-                out.push(Some(join_array(items.into_iter())));
+                let mut text = String::from("[");
+                for (k, item) in items.iter().enumerate() {
+                    if k > 0 {
+                        text.push(',');
+                    }
+                    text.push_str(item.as_deref().unwrap_or("null"));
+                }
+                text.push(']');
+                out.push(Some(text));
             }
             Ok(out)
         }
@@ -411,13 +429,14 @@ pub fn to_json_texts(a: &ArrayRef) -> Result<Vec<Option<String>>> {
             Ok((0..n)
                 .map(|i| {
                     (!s.is_null(i)).then(|| {
+                        // A record as `row_to_json` writes it: no spaces.
                         let mut text = String::from("{");
                         for (k, (f, c)) in fields.iter().zip(&columns).enumerate() {
                             if k > 0 {
-                                text.push_str(", ");
+                                text.push(',');
                             }
                             quote(&mut text, f.name());
-                            text.push_str(": ");
+                            text.push(':');
                             text.push_str(c[i].as_deref().unwrap_or("null"));
                         }
                         text.push('}');
@@ -767,7 +786,7 @@ impl JsonFn {
         }
         // Builders take any values; the others read a document first.
         match self.f {
-            F::BuildArray | F::BuildObject | F::ToJson | F::Member => {
+            F::BuildArray | F::BuildObject | F::ToJson | F::Member | F::AggElement => {
                 return self.build(arrays, n);
             }
             F::AggArray | F::AggObject => return self.collected(&arrays[0], n),
@@ -984,6 +1003,22 @@ impl JsonFn {
                     .as_deref()
                     .map(|t| normal(t, self.jsonb))
                     .transpose()?,
+                F::AggElement => {
+                    let structured = matches!(
+                        arrays[0].data_type(),
+                        DataType::List(_)
+                            | DataType::LargeList(_)
+                            | DataType::FixedSizeList(..)
+                            | DataType::Struct(_)
+                    ) && !is_marked(arrays[0].data_type());
+                    values[0][row].as_deref().map(|t| {
+                        if structured {
+                            format!("\n {t}")
+                        } else {
+                            t.to_string()
+                        }
+                    })
+                }
                 F::Member => {
                     let key = keys[0].as_string::<i32>();
                     if key.is_null(row) {
@@ -1050,7 +1085,17 @@ impl JsonFn {
             let items = l.value(row);
             let items = items.as_string::<i32>();
             let text = if self.f == F::AggArray {
-                let t = join_array(items.iter().map(|i| i.map(str::to_string)));
+                // The first element has no newline before it.
+                let t = join_array(items.iter().enumerate().map(|(k, i)| {
+                    i.map(|t| {
+                        if k == 0 {
+                            t.strip_prefix("\n ").unwrap_or(t)
+                        } else {
+                            t
+                        }
+                    })
+                    .map(str::to_string)
+                }));
                 normal(&t, self.jsonb)?
             } else {
                 let mut t = String::from(if self.jsonb { "{" } else { "{ " });
