@@ -70,12 +70,22 @@ type Parts = (Expr, Expr, (u8, i8), (String, String));
 fn split(args: &[Expr], schema: &DFSchema, at: usize) -> Option<Parts> {
     let [arg] = args else { return None };
     let (p, s) = summed(&arg.get_type(schema).ok()?)?;
+    // Room for a digit a later rule may add to the argument.
+    let p = (p + 1).min(38);
     let (sum, count) = (
         format!("__sluice_avg_sum_{at}"),
         format!("__sluice_avg_count_{at}"),
     );
-    let decimal = Expr::Cast(Cast::new(Box::new(arg.clone()), DataType::Decimal128(p, s)));
-    Some((decimal, arg.clone(), (p, s), (sum, count)))
+    // An integer is summed as a numeric (`sum` of a bigint wraps); a
+    // numeric as it comes, whose type a later rule may still widen
+    // (`ceil(n)` gains an integer digit).
+    let t = arg.get_type(schema).ok()?;
+    let summed = if t.is_integer() {
+        Expr::Cast(Cast::new(Box::new(arg.clone()), DataType::Decimal128(p, s)))
+    } else {
+        arg.clone()
+    };
+    Some((summed, arg.clone(), (p, s), (sum, count)))
 }
 
 /// The quotient of a split average's columns, named as the average.

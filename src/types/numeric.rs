@@ -268,8 +268,12 @@ fn scaled(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
                     right,
                 ))));
             };
-            // Room for the quotient's integer digits.
-            let integer = (p1 - s1 as u8) as i16 + s2 as i16;
+            // Room for the quotient's integer digits: as many as a
+            // divisor of the smallest value its scale allows leaves, but
+            // never fewer places than PostgreSQL's for a quotient below 1
+            // (a quotient of more than 18 integer digits is then 22003:
+            // `sum(x) / avg(y)` was rounded at 10 places, a wrong value).
+            let integer = ((p1 - s1 as u8) as i16 + s2 as i16).min(38 - QUOTIENT_SCALE as i16);
             let scale = (QUOTIENT_SCALE.max(s1).max(s2) as i16).min(38 - integer);
             if scale < s1 as i16 {
                 return Ok(Transformed::no(Expr::BinaryExpr(BinaryExpr::new(
