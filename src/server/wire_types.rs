@@ -116,7 +116,8 @@ pub fn binary_value(col: &ArrayRef, field: &FieldInfo) -> Option<ArrayRef> {
     }
     let ty = field.datatype();
     if *ty == Type::NUMERIC {
-        return crate::types::output::numeric_binary(col);
+        return crate::types::output::numeric_binary(col)
+            .or_else(|| crate::types::output::numeric_text_binary(col));
     }
     if *ty != Type::UUID && *ty != Type::JSONB {
         return None;

@@ -179,21 +179,6 @@ fn fits_wire_decimal(a: &Decimal128Array, precision: u8, scale: i8) -> bool {
 /// binary `numeric`: base-10000 digits with a weight, a sign and the
 /// display scale. `None` when the encoder holds every value.
 pub fn numeric_binary(arr: &ArrayRef) -> Option<ArrayRef> {
-    if let DataType::Utf8 = arr.data_type() {
-        // A numeric written as text with its own places (a quotient).
-        let values: BinaryArray = arr
-            .as_string::<i32>()
-            .iter()
-            .map(|v| {
-                v.and_then(|t| {
-                    let (p, s) = super::numeric::literal_digits(t)?;
-                    let v = super::numeric::text_to_decimal(t, p, s)?.ok()?;
-                    Some(numeric_bytes(v, s))
-                })
-            })
-            .collect();
-        return Some(Arc::new(values));
-    }
     let DataType::Decimal128(precision, scale) = arr.data_type() else {
         return None;
     };
@@ -209,6 +194,27 @@ pub fn numeric_binary(arr: &ArrayRef) -> Option<ArrayRef> {
         .map(|v| v.map(|v| numeric_bytes(v, *scale)))
         .collect();
     Some(Arc::new(values))
+}
+
+/// A result column of type `numeric` sent as text (a quotient written at
+/// each value's own places), as PostgreSQL's binary `numeric`; `None` for
+/// a column that is not text.
+pub fn numeric_text_binary(arr: &ArrayRef) -> Option<ArrayRef> {
+    if let DataType::Utf8 = arr.data_type() {
+        let values: BinaryArray = arr
+            .as_string::<i32>()
+            .iter()
+            .map(|v| {
+                v.and_then(|t| {
+                    let (p, s) = super::numeric::literal_digits(t)?;
+                    let v = super::numeric::text_to_decimal(t, p, s)?.ok()?;
+                    Some(numeric_bytes(v, s))
+                })
+            })
+            .collect();
+        return Some(Arc::new(values));
+    }
+    None
 }
 
 /// PostgreSQL's binary `numeric` of a Decimal128 value of `scale`.

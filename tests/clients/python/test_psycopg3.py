@@ -298,6 +298,23 @@ def test_numeric_zero_keeps_its_scale(target):
         assert got == [("0.00", "0.0"), ("1.50", "0.0"), ("None", "0.0")]
 
 
+def test_quotients_and_averages_have_postgres_places(target):
+    """A numeric quotient and an average reach the client with the places
+    PostgreSQL gives each value, in text and in binary results."""
+    with connect(target, autocommit=True) as conn:
+        conn.execute("CREATE TABLE quot (a numeric(10,2), b int)")
+        conn.execute("INSERT INTO quot VALUES (95000.50, 12), (1, 3), (120000, 12)")
+        query = ("SELECT a / b, avg(a) OVER (), a / 3.0 FROM quot ORDER BY a")
+        expected = [
+            ("0.33333333333333333333", "71667.166666666667", "0.33333333333333333333"),
+            ("7916.7083333333333333", "71667.166666666667", "31666.833333333333"),
+            ("10000.0000000000000000", "71667.166666666667", "40000.000000000000"),
+        ]
+        for binary in (False, True):
+            rows = conn.cursor(binary=binary).execute(query).fetchall()
+            assert [tuple(str(v) for v in r) for r in rows] == expected, binary
+
+
 def test_copy_binary_out_sends_declared_types(target):
     """Binary COPY TO sends each value in its declared type's binary form
     (uuid in 16 bytes, jsonb after its version byte, character(n) padded),
