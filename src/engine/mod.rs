@@ -12,6 +12,7 @@
 
 pub mod access;
 pub mod activity;
+mod added_order;
 mod alter_columns;
 mod bind;
 mod char_semantics;
@@ -1689,6 +1690,7 @@ pub(crate) fn physical_optimizer_rules()
     rules.insert(at, Arc::new(top_k_keys::TopKKeys));
     rules.push(Arc::new(late_filter::SelectiveRowFilter));
     rules.push(Arc::new(range_window::RangeWindows));
+    rules.push(Arc::new(added_order::AddedOrder));
     rules
 }
 

@@ -72,7 +72,8 @@ pub async fn keyed_provider(
             stats::table_columns(table),
             (table.table_url().clone(), table.version()),
         )
-        .with_keys(keys),
+        .with_keys(keys)
+        .with_order(stats::file_order(table)),
     ))
 }
 

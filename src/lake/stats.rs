@@ -17,6 +17,13 @@
 //! The provider also knows the table's keys: a scan whose filters hold a
 //! key to a value keeps at most one row, so it filters while decoding
 //! (`crate::engine::late_filter` explains why other scans do not).
+//!
+//! And it reads a table's files in the order they were added (their
+//! modification times in the log): a query without ORDER BY over a table
+//! that fits one scan partition gives its rows in the order they were
+//! inserted, and `string_agg` / `array_agg` without ORDER BY collect them
+//! so, as PostgreSQL's heap order does for a table that was only appended
+//! to. The log lists the newest files first.
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
@@ -51,6 +58,86 @@ type Columns = HashMap<String, ColumnStatistics>;
 static CACHE: LazyLock<Mutex<Cache>> = LazyLock::new(Default::default);
 type Cache = HashMap<(String, u64), Arc<Columns>>;
 const CACHE_ENTRIES: usize = 512;
+
+/// A data file's place in the order the table's rows were added: its
+/// modification time and its position in the log, by its path relative
+/// to the table.
+pub(crate) type FileOrder = HashMap<String, (i64, usize)>;
+
+static ORDER_CACHE: LazyLock<Mutex<HashMap<(String, u64), Arc<FileOrder>>>> =
+    LazyLock::new(Default::default);
+
+/// The [`FileOrder`] of `table`'s snapshot (kept per version, as the
+/// column estimates are).
+pub(crate) fn file_order(table: &DeltaTable) -> Arc<FileOrder> {
+    let (Some(version), Ok(state)) = (table.version(), table.snapshot()) else {
+        return Arc::default();
+    };
+    let key = (
+        format!("{} {}", table.table_url(), state.metadata().id()),
+        version,
+    );
+    let lock = || ORDER_CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(found) = lock().get(&key) {
+        return found.clone();
+    }
+    let Ok(log) = state.snapshot().try_log_data() else {
+        return Arc::default();
+    };
+    let order: FileOrder = log
+        .into_iter()
+        .enumerate()
+        .map(|(i, f)| (f.path().into_owned(), (f.modification_time(), i)))
+        .collect();
+    let order = Arc::new(order);
+    let mut cache = lock();
+    if cache.len() >= CACHE_ENTRIES {
+        cache.clear();
+    }
+    cache.insert(key, order.clone());
+    order
+}
+
+/// `config`'s files, each group in the order its files were added (see
+/// the module docs); `None` when that is their order already.
+fn in_added_order(
+    config: &FileScanConfig,
+    order: &FileOrder,
+    root: &str,
+) -> Option<Vec<datafusion::datasource::physical_plan::FileGroup>> {
+    if order.is_empty() {
+        return None;
+    }
+    let place = |f: &datafusion::datasource::listing::PartitionedFile| {
+        let location = f.object_meta.location.as_ref();
+        let relative = location.strip_prefix(root).unwrap_or(location);
+        // Files the log does not list (none should) go last, as they are.
+        order
+            .get(relative)
+            .map_or((i64::MAX, usize::MAX), |&(t, i)| {
+                // The log lists newer files first: the later of two files of
+                // one time is the one listed first.
+                (t, usize::MAX - i)
+            })
+    };
+    let mut changed = false;
+    let groups = config
+        .file_groups
+        .iter()
+        .map(|g| {
+            let mut files: Vec<_> = g.files().to_vec();
+            let before: Vec<_> = files.iter().map(place).collect();
+            files.sort_by_key(place);
+            changed |= files.iter().map(place).collect::<Vec<_>>() != before;
+            let group = datafusion::datasource::physical_plan::FileGroup::new(files);
+            match g.file_statistics(None) {
+                Some(st) => group.with_statistics(Arc::new(st.clone())),
+                None => group,
+            }
+        })
+        .collect();
+    changed.then_some(groups)
+}
 
 /// The estimate for each column of `table`'s snapshot; empty when the log
 /// carries no statistics.
@@ -144,6 +231,8 @@ pub(crate) struct WithStatistics {
     pub(crate) keys: Vec<Vec<String>>,
     /// The table's location and the version this provider reads.
     pub(crate) snapshot: (url::Url, Option<u64>),
+    /// The order its data files were added in.
+    order: Arc<FileOrder>,
 }
 
 impl WithStatistics {
@@ -157,7 +246,14 @@ impl WithStatistics {
             columns,
             keys: Vec::new(),
             snapshot,
+            order: Arc::default(),
         }
+    }
+
+    /// The same provider, reading its files in the order they were added.
+    pub(crate) fn with_order(mut self, order: Arc<FileOrder>) -> Self {
+        self.order = order;
+        self
     }
 
     /// The same provider, told which column sets identify a row.
@@ -230,9 +326,11 @@ impl WithStatistics {
             let plan = self.inner.scan(state, projection, filters, limit).await?;
             let plan = super::keep_limit::keep_limit(plan);
             let by_key = pins_a_key(&self.keys, filters);
-            if self.columns.is_empty() && !by_key {
+            if self.columns.is_empty() && !by_key && self.order.is_empty() {
                 return Ok(plan);
             }
+            // Object store paths of the table's files begin with this.
+            let root = format!("{}/", self.snapshot.0.path().trim_matches('/'));
             let filled = crate::tree::transform_up(plan, |node| {
                 let Some(scan) = node.downcast_ref::<DataSourceExec>() else {
                     return Ok(Transformed::no(node));
@@ -241,6 +339,9 @@ impl WithStatistics {
                     return Ok(Transformed::no(node));
                 };
                 let mut builder = FileScanConfigBuilder::from(config.clone());
+                if let Some(groups) = in_added_order(config, &self.order, &root) {
+                    builder = builder.with_file_groups(groups);
+                }
                 if !self.columns.is_empty() {
                     builder = builder.with_statistics(fill(config, &self.columns));
                 }
