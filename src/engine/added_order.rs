@@ -41,7 +41,7 @@ impl PhysicalOptimizerRule for AddedOrder {
         // The result of the query: its rows as they come, its partitions
         // merged by a node of the plan or by the executor.
         let plan = if plan.downcast_ref::<CoalescePartitionsExec>().is_some() {
-            let child = Arc::clone(&plan.children()[0]);
+            let child = Arc::clone(plan.children()[0]);
             match unspread(&child)? {
                 Some(c) => with_child(plan, c)?,
                 None => plan,
@@ -107,7 +107,7 @@ fn unspread(plan: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPla
     if !keeps_order {
         return Ok(None);
     }
-    let child = Arc::clone(&plan.children()[0]);
+    let child = Arc::clone(plan.children()[0]);
     match unspread(&child)? {
         Some(c) => Ok(Some(with_child(Arc::clone(plan), c)?)),
         None => Ok(None),

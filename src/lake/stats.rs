@@ -64,8 +64,9 @@ const CACHE_ENTRIES: usize = 512;
 /// to the table.
 pub(crate) type FileOrder = HashMap<String, (i64, usize)>;
 
-static ORDER_CACHE: LazyLock<Mutex<HashMap<(String, u64), Arc<FileOrder>>>> =
-    LazyLock::new(Default::default);
+/// [`FileOrder`]s of recently read table versions, keyed as [`CACHE`].
+type OrderCache = HashMap<(String, u64), Arc<FileOrder>>;
+static ORDER_CACHE: LazyLock<Mutex<OrderCache>> = LazyLock::new(Default::default);
 
 /// The [`FileOrder`] of `table`'s snapshot (kept per version, as the
 /// column estimates are).
