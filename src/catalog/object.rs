@@ -160,6 +160,24 @@ impl ColumnDef {
             let name = name.strip_prefix("public.").unwrap_or(name);
             return Some(format!("nextval('{name}'::regclass)"));
         }
+        // The SQL-standard value functions, as PostgreSQL prints them.
+        const KEYWORDS: &[&str] = &[
+            "CURRENT_DATE",
+            "CURRENT_TIME",
+            "CURRENT_TIMESTAMP",
+            "LOCALTIME",
+            "LOCALTIMESTAMP",
+            "CURRENT_USER",
+            "CURRENT_ROLE",
+            "SESSION_USER",
+            "CURRENT_SCHEMA",
+        ];
+        if let Some(k) = KEYWORDS
+            .iter()
+            .find(|k| k.eq_ignore_ascii_case(text.trim()))
+        {
+            return Some(k.to_string());
+        }
         Some(text.clone())
     }
 

@@ -147,20 +147,27 @@ fn above(node: LogicalPlan, splits: &[Split]) -> Result<Transformed<LogicalPlan>
     Ok(Transformed::yes(LogicalPlan::Projection(projection)))
 }
 
-fn averaged_aggregate(a: Aggregate) -> Result<Transformed<LogicalPlan>> {
-    let schema = a.input.schema().clone();
-    let mut exprs = vec![];
+/// Makes a call of the aggregate function given, over the argument given,
+/// with the options of the average it replaces.
+type Caller<'a> = Box<dyn Fn(Arc<datafusion::logical_expr::AggregateUDF>, Expr) -> Expr + 'a>;
+
+/// `exprs` (a node's aggregate or window calls, over `schema`) with each
+/// average of a numeric or an integer split: its sum in its place and its
+/// count after all of them. `caller` gives an average's argument and what
+/// makes a call like it. `None` when none is split.
+fn split_averages<'a>(
+    exprs: &'a [Expr],
+    schema: &DFSchema,
+    caller: impl Fn(&'a Expr) -> Option<(&'a [Expr], Caller<'a>)>,
+) -> Option<(Vec<Expr>, Vec<Split>)> {
+    let mut out = vec![];
     let mut counts = vec![];
     let mut splits = vec![];
-    for (at, e) in a.aggr_expr.iter().enumerate() {
-        let parts = match strip_alias(e) {
-            Expr::AggregateFunction(f) if f.func.name() == "avg" => {
-                split(&f.params.args, &schema, at).map(|p| (f, p))
-            }
-            _ => None,
-        };
-        let Some((f, (decimal, arg, arg_type, (sum, count)))) = parts else {
-            exprs.push(e.clone());
+    for (at, e) in exprs.iter().enumerate() {
+        let parts = caller(strip_alias(e))
+            .and_then(|(args, call)| split(args, schema, at).map(|p| (call, p)));
+        let Some((call, (summed, arg, arg_type, (sum, count)))) = parts else {
+            out.push(e.clone());
             continue;
         };
         let this = Split {
@@ -170,66 +177,58 @@ fn averaged_aggregate(a: Aggregate) -> Result<Transformed<LogicalPlan>> {
             arg_type,
         };
         if quotient(&this).is_none() {
-            exprs.push(e.clone());
+            out.push(e.clone());
             continue;
         }
-        let call = |func: Arc<datafusion::logical_expr::AggregateUDF>, arg: Expr| {
-            let mut params = f.params.clone();
-            params.args = vec![arg];
-            Expr::AggregateFunction(AggregateFunction { func, params })
-        };
-        exprs.push(call(datafusion::functions_aggregate::sum::sum_udaf(), decimal).alias(sum));
+        out.push(call(datafusion::functions_aggregate::sum::sum_udaf(), summed).alias(sum));
         counts.push(call(datafusion::functions_aggregate::count::count_udaf(), arg).alias(count));
         splits.push(this);
     }
     if splits.is_empty() {
-        return Ok(Transformed::no(LogicalPlan::Aggregate(a)));
+        return None;
     }
-    exprs.extend(counts);
+    out.extend(counts);
+    Some((out, splits))
+}
+
+fn averaged_aggregate(a: Aggregate) -> Result<Transformed<LogicalPlan>> {
+    let schema = a.input.schema().clone();
+    let split = split_averages(&a.aggr_expr, &schema, |e| match e {
+        Expr::AggregateFunction(f) if f.func.name() == "avg" => {
+            let call: Caller = Box::new(move |func, arg| {
+                let mut params = f.params.clone();
+                params.args = vec![arg];
+                Expr::AggregateFunction(AggregateFunction { func, params })
+            });
+            Some((f.params.args.as_slice(), call))
+        }
+        _ => None,
+    });
+    let Some((exprs, splits)) = split else {
+        return Ok(Transformed::no(LogicalPlan::Aggregate(a)));
+    };
     let node = LogicalPlan::Aggregate(Aggregate::try_new(a.input, a.group_expr, exprs)?);
     above(node, &splits)
 }
 
 fn averaged_window(w: datafusion::logical_expr::Window) -> Result<Transformed<LogicalPlan>> {
     let schema = w.input.schema().clone();
-    let mut exprs = vec![];
-    let mut counts = vec![];
-    let mut splits = vec![];
-    for (at, e) in w.window_expr.iter().enumerate() {
-        let parts = match strip_alias(e) {
-            Expr::WindowFunction(f) if matches!(&f.fun, WindowFunctionDefinition::AggregateUDF(u) if u.name() == "avg") => {
-                split(&f.params.args, &schema, at).map(|p| (f, p))
-            }
-            _ => None,
-        };
-        let Some((f, (decimal, arg, arg_type, (sum, count)))) = parts else {
-            exprs.push(e.clone());
-            continue;
-        };
-        let this = Split {
-            avg: e.schema_name().to_string(),
-            sum: sum.clone(),
-            count: count.clone(),
-            arg_type,
-        };
-        if quotient(&this).is_none() {
-            exprs.push(e.clone());
-            continue;
+    let split = split_averages(&w.window_expr, &schema, |e| match e {
+        Expr::WindowFunction(f) if matches!(&f.fun, WindowFunctionDefinition::AggregateUDF(u) if u.name() == "avg") =>
+        {
+            let call: Caller = Box::new(move |func, arg| {
+                let mut g = f.as_ref().clone();
+                g.fun = WindowFunctionDefinition::AggregateUDF(func);
+                g.params.args = vec![arg];
+                Expr::WindowFunction(Box::new(g))
+            });
+            Some((f.params.args.as_slice(), call))
         }
-        let call = |func: Arc<datafusion::logical_expr::AggregateUDF>, arg: Expr| {
-            let mut g = f.as_ref().clone();
-            g.fun = WindowFunctionDefinition::AggregateUDF(func);
-            g.params.args = vec![arg];
-            Expr::WindowFunction(Box::new(g))
-        };
-        exprs.push(call(datafusion::functions_aggregate::sum::sum_udaf(), decimal).alias(sum));
-        counts.push(call(datafusion::functions_aggregate::count::count_udaf(), arg).alias(count));
-        splits.push(this);
-    }
-    if splits.is_empty() {
+        _ => None,
+    });
+    let Some((exprs, splits)) = split else {
         return Ok(Transformed::no(LogicalPlan::Window(w)));
-    }
-    exprs.extend(counts);
+    };
     let node = LogicalPlan::Window(datafusion::logical_expr::Window::try_new(exprs, w.input)?);
     above(node, &splits)
 }
