@@ -71,6 +71,29 @@ static ORDER_CACHE: LazyLock<Mutex<OrderCache>> = LazyLock::new(Default::default
 /// The [`FileOrder`] of `table`'s snapshot (kept per version, as the
 /// column estimates are).
 pub(crate) fn file_order(table: &DeltaTable) -> Arc<FileOrder> {
+    per_version(&ORDER_CACHE, table, |table| {
+        let Ok(state) = table.snapshot() else {
+            return FileOrder::new();
+        };
+        let Ok(log) = state.snapshot().try_log_data() else {
+            return FileOrder::new();
+        };
+        log.into_iter()
+            .enumerate()
+            .map(|(i, f)| (f.path().into_owned(), (f.modification_time(), i)))
+            .collect()
+    })
+}
+
+/// `fold` of `table`'s snapshot, kept in `cache` by table and version:
+/// folding the log is linear in its files. The table id tells a table
+/// dropped and created again at the same place (and versions) from the
+/// one before.
+fn per_version<T: Default>(
+    cache: &Mutex<HashMap<(String, u64), Arc<T>>>,
+    table: &DeltaTable,
+    fold: impl FnOnce(&DeltaTable) -> T,
+) -> Arc<T> {
     let (Some(version), Ok(state)) = (table.version(), table.snapshot()) else {
         return Arc::default();
     };
@@ -78,25 +101,17 @@ pub(crate) fn file_order(table: &DeltaTable) -> Arc<FileOrder> {
         format!("{} {}", table.table_url(), state.metadata().id()),
         version,
     );
-    let lock = || ORDER_CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    let lock = || cache.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(found) = lock().get(&key) {
         return found.clone();
     }
-    let Ok(log) = state.snapshot().try_log_data() else {
-        return Arc::default();
-    };
-    let order: FileOrder = log
-        .into_iter()
-        .enumerate()
-        .map(|(i, f)| (f.path().into_owned(), (f.modification_time(), i)))
-        .collect();
-    let order = Arc::new(order);
-    let mut cache = lock();
-    if cache.len() >= CACHE_ENTRIES {
-        cache.clear();
+    let folded = Arc::new(fold(table));
+    let mut cached = lock();
+    if cached.len() >= CACHE_ENTRIES {
+        cached.clear();
     }
-    cache.insert(key, order.clone());
-    order
+    cached.insert(key, folded.clone());
+    folded
 }
 
 /// `config`'s files, each group in the order its files were added (see
@@ -126,10 +141,12 @@ fn in_added_order(
         .file_groups
         .iter()
         .map(|g| {
+            if g.files().iter().map(place).is_sorted() {
+                return g.clone();
+            }
             let mut files: Vec<_> = g.files().to_vec();
-            let before: Vec<_> = files.iter().map(place).collect();
-            files.sort_by_key(place);
-            changed |= files.iter().map(place).collect::<Vec<_>>() != before;
+            files.sort_by_cached_key(place);
+            changed = true;
             let group = datafusion::datasource::physical_plan::FileGroup::new(files);
             match g.file_statistics(None) {
                 Some(st) => group.with_statistics(Arc::new(st.clone())),
@@ -143,29 +160,7 @@ fn in_added_order(
 /// The estimate for each column of `table`'s snapshot; empty when the log
 /// carries no statistics.
 pub(crate) fn table_columns(table: &DeltaTable) -> Arc<Columns> {
-    let (Some(version), Ok(state)) = (table.version(), table.snapshot()) else {
-        return Arc::default();
-    };
-    // The table id tells a table dropped and created again at the same
-    // place (and version numbers) from the one before.
-    let key = (
-        format!("{} {}", table.table_url(), state.metadata().id()),
-        version,
-    );
-    if let Some(found) = lock().get(&key) {
-        return found.clone();
-    }
-    let columns = Arc::new(fold_log(table));
-    let mut cache = lock();
-    if cache.len() >= CACHE_ENTRIES {
-        cache.clear();
-    }
-    cache.insert(key, columns.clone());
-    columns
-}
-
-fn lock() -> std::sync::MutexGuard<'static, Cache> {
-    CACHE.lock().unwrap_or_else(|e| e.into_inner())
+    per_version(&CACHE, table, fold_log)
 }
 
 fn fold_log(table: &DeltaTable) -> Columns {

@@ -507,11 +507,18 @@ pub const SAME: &str = "same_value";
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct Same {
     signature: Signature,
+    /// `sluice_nullable`: the value in a column that may hold NULL, not
+    /// simplified away (see [`nullable`]).
+    nullable: bool,
 }
 
 impl ScalarUDFImpl for Same {
     fn name(&self) -> &str {
-        SAME
+        if self.nullable {
+            "sluice_nullable"
+        } else {
+            SAME
+        }
     }
     fn signature(&self) -> &Signature {
         &self.signature
@@ -523,56 +530,38 @@ impl ScalarUDFImpl for Same {
         &self,
         args: datafusion::logical_expr::ReturnFieldArgs,
     ) -> Result<datafusion::arrow::datatypes::FieldRef> {
-        Ok(Arc::clone(&args.arg_fields[0]))
+        let field = Arc::clone(&args.arg_fields[0]);
+        Ok(if self.nullable {
+            Arc::new(field.as_ref().clone().with_nullable(true))
+        } else {
+            field
+        })
     }
     fn simplify(
         &self,
         mut args: Vec<Expr>,
         _: &datafusion::logical_expr::simplify::SimplifyContext,
     ) -> Result<datafusion::logical_expr::simplify::ExprSimplifyResult> {
-        Ok(datafusion::logical_expr::simplify::ExprSimplifyResult::Simplified(args.remove(0)))
+        use datafusion::logical_expr::simplify::ExprSimplifyResult;
+        Ok(if self.nullable {
+            ExprSimplifyResult::Original(args)
+        } else {
+            ExprSimplifyResult::Simplified(args.remove(0))
+        })
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         Ok(args.args[0].clone())
     }
 }
 
-/// `sluice_nullable(x)` is `x`, in a column that may hold NULL: a table
-/// created from a query takes no NOT NULL from it (as in PostgreSQL), and
-/// a Delta column's nullability is its data's.
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct Nullable {
-    signature: Signature,
-}
-
-impl ScalarUDFImpl for Nullable {
-    fn name(&self) -> &str {
-        "sluice_nullable"
-    }
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-    fn return_type(&self, types: &[DataType]) -> Result<DataType> {
-        Ok(types[0].clone())
-    }
-    fn return_field_from_args(
-        &self,
-        args: datafusion::logical_expr::ReturnFieldArgs,
-    ) -> Result<datafusion::arrow::datatypes::FieldRef> {
-        Ok(Arc::new(
-            args.arg_fields[0].as_ref().clone().with_nullable(true),
-        ))
-    }
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        Ok(args.args[0].clone())
-    }
-}
-
-/// `x` as a column that may hold NULL (see [`Nullable`]).
+/// `x` in a column that may hold NULL: a table created from a query
+/// takes no NOT NULL from it (as in PostgreSQL), and a Delta column's
+/// nullability is its data's. [`Same`] that says so, and stays.
 pub fn nullable(x: Expr) -> Expr {
     Expr::ScalarFunction(datafusion::logical_expr::expr::ScalarFunction::new_udf(
-        Arc::new(ScalarUDF::new_from_impl(Nullable {
+        Arc::new(ScalarUDF::new_from_impl(Same {
             signature: Signature::any(1, Volatility::Immutable),
+            nullable: true,
         })),
         vec![x],
     ))
@@ -600,6 +589,7 @@ pub fn register(ctx: &datafusion::prelude::SessionContext) {
     }));
     ctx.register_udf(ScalarUDF::new_from_impl(Same {
         signature: Signature::any(1, Volatility::Immutable),
+        nullable: false,
     }));
     use datafusion::execution::FunctionRegistry;
     let _ = ctx
