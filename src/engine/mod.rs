@@ -1138,12 +1138,13 @@ impl Session {
                 {
                     state.optimize(&plan)?
                 } else {
+                    let plan = crate::types::places::mark_explicit_casts(plan)?;
                     let analyzed = state.analyzer().execute_and_check(
                         plan,
                         state.config_options(),
                         |_, _| {},
                     )?;
-                    let (analyzed, at) = crate::types::quotient::display_scales(analyzed)?;
+                    let (analyzed, at) = crate::types::places::display_scales(analyzed)?;
                     quotients = at;
                     state.optimizer().optimize(analyzed, &state, |_, _| {})?
                 };

@@ -33,6 +33,7 @@ pub mod ordered;
 pub mod ordered_set;
 pub mod output;
 pub mod pg_format;
+pub mod places;
 pub mod quotient;
 pub mod shift;
 pub mod sliding_bools;

@@ -328,10 +328,10 @@ fn scaled(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
             else {
                 return Ok(Transformed::no(Expr::ScalarFunction(f)));
             };
-            let integer = p - s as u8;
-            if integer + d as u8 > 38 {
-                return Ok(Transformed::no(Expr::ScalarFunction(f)));
-            }
+            // A value of more integer digits than the scale leaves room
+            // for is 22003 (`round(sum(bigint), 2)` was shown without
+            // its places).
+            let integer = (p - s as u8).min(38 - d as u8);
             match coerced_type(&f.args[0], schema) {
                 Ok(DataType::Decimal128(..)) => {}
                 // An integer is a numeric here, as PostgreSQL casts it

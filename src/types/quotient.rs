@@ -14,19 +14,18 @@
 //! `numeric` chooses 20, or fewer when the integer digits need the room):
 //! the value is PostgreSQL's, with zeros after its last place. A result
 //! column that is such a quotient is sent with each value's own places:
-//! [`display_scales`] adds each row's scale beside it and a last
+//! `places::display_scales` adds each row's scale beside it and a last
 //! projection that writes the text PostgreSQL would.
 
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int32Array, StringArray};
 use datafusion::arrow::datatypes::{DataType, Decimal128Type, i256};
-use datafusion::common::{Column, ScalarValue};
+use datafusion::common::ScalarValue;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::{
-    ColumnarValue, Expr, LogicalPlan, Projection, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
-    Signature, Volatility,
+    ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 
 use crate::error::{Error, ErrorKind};
@@ -179,12 +178,18 @@ impl ScalarUDFImpl for Divide {
                 "{DIVIDE}: the result's type is not a decimal"
             )));
         };
+        let scalar = args
+            .args
+            .iter()
+            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        // Scalars alone make arrays of one row.
+        let rows = if scalar { 1 } else { args.number_rows };
         let arrays = ColumnarValue::values_to_arrays(&args.args[..2])?;
         let (a, b) = (
             arrays[0].as_primitive::<Decimal128Type>(),
             arrays[1].as_primitive::<Decimal128Type>(),
         );
-        let each = (0..args.number_rows).map(|i| {
+        let each = (0..rows).map(|i| {
             if a.is_null(i) || b.is_null(i) {
                 return Ok(None);
             }
@@ -207,10 +212,6 @@ impl ScalarUDFImpl for Divide {
                     .with_precision_and_scale(precision, scale)?,
             )
         };
-        let scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
         Ok(if scalar {
             ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
         } else {
@@ -281,11 +282,17 @@ impl ScalarUDFImpl for Text {
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let scale = decimal_scale(&args.args[0].data_type())?;
+        let scalar = args
+            .args
+            .iter()
+            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        // Scalars alone make arrays of one row.
+        let rows = if scalar { 1 } else { args.number_rows };
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
         let values = arrays[0].as_primitive::<Decimal128Type>();
         let places = datafusion::arrow::compute::cast(&arrays[1], &DataType::Int32)?;
         let places = places.as_primitive::<datafusion::arrow::datatypes::Int32Type>();
-        let out: StringArray = (0..args.number_rows)
+        let out: StringArray = (0..rows)
             .map(|i| {
                 (!values.is_null(i)).then(|| {
                     let p = if places.is_null(i) {
@@ -297,156 +304,19 @@ impl ScalarUDFImpl for Text {
                 })
             })
             .collect();
-        Ok(ColumnarValue::Array(Arc::new(out)))
+        Ok(if scalar {
+            ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
+        } else {
+            ColumnarValue::Array(Arc::new(out))
+        })
     }
 }
 
-fn text_udf() -> ScalarUDF {
+/// [`TEXT`] as a UDF.
+pub fn text_udf() -> ScalarUDF {
     ScalarUDF::new_from_impl(Text {
         signature: Signature::any(2, Volatility::Immutable),
     })
-}
-
-/// The arguments of `e` when it is (an alias of) a [`DIVIDE`] call.
-fn quotient_call(e: &Expr) -> Option<&[Expr]> {
-    match e {
-        Expr::Alias(a) => quotient_call(&a.expr),
-        Expr::ScalarFunction(f) if f.func.name() == DIVIDE => Some(&f.args),
-        _ => None,
-    }
-}
-
-/// The name of the column carrying the places of result column `i`.
-fn places_name(i: usize) -> String {
-    format!("__sluice_places_{i}")
-}
-
-/// `plan` with the places of the quotients that `targets` (an output
-/// column's position, and the name for its places) are added as columns
-/// of those names, and the names of those it found: a result column is a
-/// quotient of the projection that makes it, or a column of a projection
-/// below it passing one through (a projection over a sort by a column
-/// not shown), through sorts and limits.
-fn with_places(
-    plan: LogicalPlan,
-    targets: &[(usize, String)],
-) -> Result<(LogicalPlan, Vec<String>)> {
-    use datafusion::logical_expr::LogicalPlanBuilder;
-    if targets.is_empty() {
-        return Ok((plan, vec![]));
-    }
-    match plan {
-        LogicalPlan::Projection(p) => {
-            let mut here: Vec<Expr> = vec![];
-            let mut found: Vec<String> = vec![];
-            let mut below: Vec<(usize, String)> = vec![];
-            for (i, name) in targets {
-                let Some(e) = p.expr.get(*i) else { continue };
-                if let Some(args) = quotient_call(e) {
-                    let f = Expr::ScalarFunction(ScalarFunction::new_udf(
-                        Arc::new(places_udf()),
-                        args.to_vec(),
-                    ));
-                    here.push(f.alias(name));
-                    found.push(name.clone());
-                } else if let Expr::Column(c) = e.clone().unalias()
-                    && let Ok(k) = p.input.schema().index_of_column(&c)
-                {
-                    below.push((k, name.clone()));
-                }
-            }
-            let (input, passed) = with_places(Arc::unwrap_or_clone(p.input), &below)?;
-            if found.is_empty() && passed.is_empty() {
-                return Ok((
-                    LogicalPlan::Projection(Projection::try_new(p.expr, Arc::new(input))?),
-                    vec![],
-                ));
-            }
-            let mut exprs = p.expr;
-            exprs.extend(here);
-            exprs.extend(
-                passed
-                    .iter()
-                    .map(|n| Expr::Column(Column::new_unqualified(n.clone()))),
-            );
-            found.extend(passed);
-            Ok((
-                LogicalPlan::Projection(Projection::try_new(exprs, Arc::new(input))?),
-                found,
-            ))
-        }
-        LogicalPlan::Sort(s) => {
-            let (input, found) = with_places(Arc::unwrap_or_clone(s.input), targets)?;
-            let plan = LogicalPlanBuilder::from(input)
-                .sort_with_limit(s.expr, s.fetch)?
-                .build()?;
-            Ok((plan, found))
-        }
-        LogicalPlan::Limit(l) => {
-            let (input, found) = with_places(Arc::unwrap_or_clone(l.input), targets)?;
-            Ok((
-                LogicalPlan::Limit(datafusion::logical_expr::Limit {
-                    skip: l.skip,
-                    fetch: l.fetch,
-                    input: Arc::new(input),
-                }),
-                found,
-            ))
-        }
-        other => Ok((other, vec![])),
-    }
-}
-
-/// `plan`, a query whose rows go to a client, with each result column
-/// that is a numeric quotient written as text at each value's own places
-/// (see the module docs); unchanged when it has none. The text columns
-/// are listed by position: their declared type is `numeric`.
-pub fn display_scales(plan: LogicalPlan) -> Result<(LogicalPlan, Vec<usize>)> {
-    let outputs: Vec<(Option<datafusion::common::TableReference>, Arc<_>)> = plan
-        .schema()
-        .iter()
-        .map(|(q, f)| (q.cloned(), f.clone()))
-        .collect();
-    let decimal = |t: &DataType| matches!(t, DataType::Decimal128(..));
-    let targets: Vec<(usize, String)> = outputs
-        .iter()
-        .enumerate()
-        .filter(|(_, (_, f))| decimal(f.data_type()))
-        .map(|(i, _)| (i, places_name(i)))
-        .collect();
-    if targets.is_empty()
-        || !matches!(
-            plan,
-            LogicalPlan::Projection(_) | LogicalPlan::Sort(_) | LogicalPlan::Limit(_)
-        )
-    {
-        return Ok((plan, vec![]));
-    }
-    let (widened, found) = with_places(plan, &targets)?;
-    if found.is_empty() {
-        return Ok((widened, vec![]));
-    }
-    let mut at = vec![];
-    let exprs: Vec<Expr> = outputs
-        .into_iter()
-        .enumerate()
-        .map(|(i, (q, f))| {
-            let column = Expr::Column(Column::new(q.clone(), f.name()));
-            let name = places_name(i);
-            if found.contains(&name) {
-                at.push(i);
-                Expr::ScalarFunction(ScalarFunction::new_udf(
-                    Arc::new(text_udf()),
-                    vec![column, Expr::Column(Column::new_unqualified(name))],
-                ))
-                .alias_qualified(q, f.name())
-            } else {
-                column
-            }
-        })
-        .collect();
-    let plan = LogicalPlan::Projection(Projection::try_new(exprs, Arc::new(widened))?);
-    Ok((plan, at))
 }
 
 #[cfg(test)]

@@ -31,10 +31,28 @@ impl AnalyzerRule for ShiftDefaults {
 }
 
 /// `e` as a `ty`: a literal converted (DataFusion reads a default only
-/// as a literal), anything else cast.
+/// as a literal, and a decimal keeps its places as metadata), anything
+/// else cast.
 fn as_type(e: Expr, ty: &DataType) -> Result<Expr> {
     Ok(match e {
-        Expr::Literal(v, meta) => Expr::Literal(v.cast_to(ty)?, meta),
+        Expr::Literal(v, meta) => {
+            let places = match v.data_type() {
+                DataType::Decimal128(_, s) => Some(s.max(0)),
+                t if t.is_integer() => Some(0),
+                _ => None,
+            };
+            let meta = match places {
+                Some(k) if meta.is_none() && matches!(ty, DataType::Decimal128(..)) => Some(
+                    std::collections::BTreeMap::from([(
+                        super::places::LITERAL_PLACES.to_string(),
+                        k.to_string(),
+                    )])
+                    .into(),
+                ),
+                _ => meta,
+            };
+            Expr::Literal(v.cast_to(ty)?, meta)
+        }
         other => Expr::Cast(Cast::new(Box::new(other), ty.clone())),
     })
 }

@@ -51,6 +51,11 @@ from gen import Ctx, Gen  # noqa: E402
 from reduce import reduce  # noqa: E402
 from sqltree import is_ordered  # noqa: E402
 
+
+def cancels(sql: str) -> bool:
+    """Whether `sql` reads a float column whose values cancel in sums."""
+    return any(re.search(rf"\.{c}\b", sql) for c in schema.CANCELLING)
+
 STATEMENT_TIMEOUT = "10s"
 CLIENT_TIMEOUT = 30.0
 
@@ -320,7 +325,7 @@ class Runner:
         if not sl.ok and sl.sqlstate == "XX000":
             self.xx000 += 1
             self.xx000_examples.append((sql, sl.message))
-        v = self.crash_verdict(pg, sl, classify(pg, sl, is_ordered(q)))
+        v = self.crash_verdict(pg, sl, classify(pg, sl, is_ordered(q), cancels(sql)))
         if not pg.ok:
             self.pg_rejects[pg.sqlstate] += 1
             if not pg.sqlstate.startswith("22"):
@@ -337,7 +342,7 @@ class Runner:
             # The same answer twice, or the difference is not reproducible
             # (a race in Sluice, or someone changing the tables under us).
             p2, s2 = self.run_both(sql)
-            v2 = classify(p2, s2, is_ordered(q))
+            v2 = classify(p2, s2, is_ordered(q), cancels(sql))
             if v2.kind != v.kind:
                 v = Verdict("flaky", {"first": v.kind, "first_detail": v.detail,
                                       "second": v2.kind, "second_pg": p2.summary(),
@@ -358,7 +363,7 @@ class Runner:
                     return False
                 if not p2.ok and p2.sqlstate != pg.sqlstate:
                     return False
-                v2 = classify(p2, s2, is_ordered(node))
+                v2 = classify(p2, s2, is_ordered(node), cancels(s))
                 if reduce_key(v2, s2, p2) != key:
                     return False
                 if v.kind == "column_type" and first_type not in v2.detail.get("types", []):
@@ -371,7 +376,7 @@ class Runner:
             if small is not q:
                 reduced = small.sql()
                 rp, rs = self.run_both(reduced)
-                rv = classify(rp, rs, is_ordered(small))
+                rv = classify(rp, rs, is_ordered(small), cancels(reduced))
                 self.record(seed, index, v, sql, pg, sl, reduced=(reduced, rp, rs, rv), tries=tries)
                 return
         self.record(seed, index, v, sql, pg, sl, tries=tries)

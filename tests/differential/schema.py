@@ -122,6 +122,10 @@ def _b(v):
     return None if v is None else ("true" if v else "false")
 
 
+# Float columns whose values cancel in sums: an aggregate over them may
+# differ by the order of addition (see compare.CANCELLING_ABS_TOL).
+CANCELLING = ("fx",)
+
 T1_COLS = (
     _c("id", INT),
     _c("k", INT),
