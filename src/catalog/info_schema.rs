@@ -428,7 +428,11 @@ impl InformationSchema {
                             ));
                         }
                         for c in &def.checks {
-                            let clause = Some(format!("({})", c.expr));
+                            // pg_get_constraintdef's text without `CHECK `:
+                            // `((x > 0))`.
+                            let plain = super::deparse::check_texts(&c.expr, &def.columns)
+                                .map_or_else(|| c.expr.clone(), |(plain, _)| plain);
+                            let clause = Some(format!("({plain})"));
                             rows.push((
                                 e.schema.clone(),
                                 e.name.clone(),

@@ -129,6 +129,10 @@ fn figure(e: &Expr) -> (Option<String>, u8) {
                 _ => (Some("numeric".to_string()), 1),
             }
         }
+        // `(a, b) OVERLAPS (c, d)`, rewritten to a call.
+        Expr::Function(f) if function_named(f, crate::types::functions::OVERLAPS) => {
+            (Some("overlaps".into()), 2)
+        }
         // A name cast to regclass or regtype, looked up: named after the type.
         Expr::Function(f) if function_named(f, crate::catalog::pg_constraints::REGCLASS_FOUND) => {
             (Some("regclass".into()), 1)

@@ -99,6 +99,7 @@ pub fn rewrite(stmt: &mut Statement, text: Option<&str>) -> crate::error::Result
     format_arguments(&mut s);
     substring_patterns(&mut s);
     make_interval_arguments(&mut s);
+    overlaps(&mut s);
     repeated_rollup_keys(&mut s);
     super::one_group::one_group(&mut s);
     super::values_subqueries::values_subqueries(&mut s);
@@ -1109,6 +1110,27 @@ fn make_interval_arguments(stmt: &mut Statement) {
                     ))
                 })
                 .collect();
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
+/// `(s1, e1) OVERLAPS (s2, e2)`: a call of `types::functions::OVERLAPS`
+/// with the four ends (DataFusion plans no row values there).
+fn overlaps(stmt: &mut Statement) {
+    use datafusion::sql::sqlparser::ast::{BinaryOperator, Expr};
+    let _ = crate::visit::visit_expressions_mut(stmt, |e: &mut Expr| {
+        if let Expr::BinaryOp {
+            left,
+            op: BinaryOperator::Overlaps,
+            right,
+        } = e
+            && let (Expr::Tuple(a), Expr::Tuple(b)) = (left.as_ref(), right.as_ref())
+            && a.len() == 2
+            && b.len() == 2
+        {
+            let args = a.iter().chain(b.iter()).cloned().collect();
+            *e = call(crate::types::functions::OVERLAPS, args, vec![]);
         }
         ControlFlow::<()>::Continue(())
     });

@@ -1,7 +1,8 @@
 //! PostgreSQL functions DataFusion does not have: `age`, `justify_days`,
 //! `justify_hours`, `justify_interval`, `make_timestamp`, `make_interval`,
 //! `isfinite`, `num_nulls`, `num_nonnulls`, `div`, `sign`, `width_bucket`,
-//! `regexp_split_to_array`, the list behind the set-returning
+//! `regexp_split_to_array`, `regexp_substr`, `scale`, `min_scale`,
+//! `trim_scale`, `OVERLAPS`, `pg_sleep`, the list behind the set-returning
 //! `regexp_matches`, `every` (DataFusion's `bool_and`) and `variance`
 //! (`var_samp`).
 
@@ -48,10 +49,15 @@ enum Function {
     MakeInterval,
     Sign,
     WidthBucket,
+    RegexpSubstr,
+    Scale,
+    MinScale,
+    TrimScale,
+    Overlaps,
 }
 
 impl Function {
-    const ALL: [Function; 14] = [
+    const ALL: [Function; 19] = [
         Function::Age,
         Function::JustifyDays,
         Function::JustifyHours,
@@ -66,6 +72,11 @@ impl Function {
         Function::MakeInterval,
         Function::Sign,
         Function::WidthBucket,
+        Function::RegexpSubstr,
+        Function::Scale,
+        Function::MinScale,
+        Function::TrimScale,
+        Function::Overlaps,
     ];
 
     fn name(self) -> &'static str {
@@ -84,6 +95,11 @@ impl Function {
             Function::MakeInterval => "make_interval",
             Function::Sign => "sign",
             Function::WidthBucket => "width_bucket",
+            Function::RegexpSubstr => "regexp_substr",
+            Function::Scale => "scale",
+            Function::MinScale => "min_scale",
+            Function::TrimScale => "trim_scale",
+            Function::Overlaps => OVERLAPS,
         }
     }
 
@@ -101,8 +117,10 @@ impl Function {
             | Function::RegexpSplitToArray
             | Function::RegexpMatches
             | Function::MakeTimestamp
-            | Function::MakeInterval => Signature::variadic_any(volatility),
+            | Function::MakeInterval
+            | Function::RegexpSubstr => Signature::variadic_any(volatility),
             Function::Div => Signature::any(2, volatility),
+            Function::Overlaps => Signature::any(4, volatility),
             Function::WidthBucket => Signature::any(4, volatility),
             _ => Signature::any(1, volatility),
         }
@@ -191,6 +209,15 @@ impl ScalarUDFImpl for Pg {
                 }
                 _ => DataType::Float64,
             },
+            Function::RegexpSubstr => {
+                arity(2..=6)?;
+                DataType::Utf8
+            }
+            Function::Scale | Function::MinScale => {
+                numeric_argument(self.function, &types).map(|_| DataType::Int32)?
+            }
+            Function::TrimScale => numeric_argument(self.function, &types)?,
+            Function::Overlaps => DataType::Boolean,
             Function::RegexpSplitToArray => {
                 arity(2..=3)?;
                 DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true)))
@@ -284,6 +311,9 @@ fn apply(function: Function, args: &[ArrayRef]) -> Result<ArrayRef> {
         Function::MakeInterval => make_interval(args)?,
         Function::Sign => sign(&args[0])?,
         Function::WidthBucket => width_bucket(args)?,
+        Function::RegexpSubstr => regexp_substr(args)?,
+        Function::Scale | Function::MinScale | Function::TrimScale => scales(function, &args[0])?,
+        Function::Overlaps => overlaps(args)?,
         Function::NumNulls | Function::NumNonNulls => {
             // Logical: an untyped NULL is a column without a null mask.
             let masks: Vec<_> = args.iter().map(|a| a.logical_nulls()).collect();
@@ -922,6 +952,245 @@ fn split(args: &[ArrayRef]) -> Result<ArrayRef> {
     Ok(Arc::new(out.finish()))
 }
 
+/// The name `(a, b) OVERLAPS (c, d)` is planned as.
+pub const OVERLAPS: &str = "sluice_overlaps";
+
+/// The numeric type `scale`, `min_scale` and `trim_scale` read their
+/// argument as (an integer is a numeric of scale 0), and the type
+/// `trim_scale` answers.
+fn numeric_argument(function: Function, types: &[&DataType]) -> Result<DataType> {
+    match types {
+        [t @ (DataType::Decimal128(..) | DataType::Null)] => Ok((*t).clone()),
+        [t] if t.is_integer() => Ok(DataType::Decimal128(20, 0)),
+        _ => Err(ours(Error::new(
+            ErrorKind::UndefinedFunction,
+            format!(
+                "function {}({}) does not exist",
+                function.name(),
+                types
+                    .iter()
+                    .map(|t| super::PgType::from_arrow(t).name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ))),
+    }
+}
+
+/// `scale(x)`: the places of `x` (those of its type: `places` shows each
+/// value's own where they differ); `min_scale(x)`: the fewest places that
+/// write the value exactly; `trim_scale(x)`: the value itself, shown at
+/// those places (see `places`).
+fn scales(function: Function, arg: &ArrayRef) -> Result<ArrayRef> {
+    let decimals = match arg.data_type() {
+        DataType::Decimal128(..) => arg.clone(),
+        DataType::Null => {
+            return Ok(datafusion::arrow::array::new_null_array(
+                &if function == Function::TrimScale {
+                    DataType::Null
+                } else {
+                    DataType::Int32
+                },
+                arg.len(),
+            ));
+        }
+        _ => datafusion::arrow::compute::cast(arg, &DataType::Decimal128(20, 0))?,
+    };
+    if function == Function::TrimScale {
+        return Ok(decimals);
+    }
+    let DataType::Decimal128(_, scale) = decimals.data_type().clone() else {
+        return exec_err!("{}: not a numeric", function.name());
+    };
+    let values = decimals.as_primitive::<datafusion::arrow::datatypes::Decimal128Type>();
+    let out: Int32Array = values
+        .iter()
+        .map(|v| {
+            v.map(|v| {
+                if function == Function::Scale {
+                    i32::from(scale.max(0))
+                } else {
+                    min_scale(v, scale)
+                }
+            })
+        })
+        .collect();
+    Ok(Arc::new(out))
+}
+
+/// The fewest fractional digits that write `v` (of `scale`) exactly.
+pub fn min_scale(mut v: i128, scale: i8) -> i32 {
+    let mut places = i32::from(scale.max(0));
+    while places > 0 && v % 10 == 0 {
+        v /= 10;
+        places -= 1;
+    }
+    places
+}
+
+/// `regexp_substr(text, pattern [, start [, n [, flags [, subexpr]]]])`:
+/// the `n`-th match at or after character `start` (or the part its
+/// `subexpr`-th parenthesized group matched), NULL when there is none.
+fn regexp_substr(args: &[ArrayRef]) -> Result<ArrayRef> {
+    use datafusion::arrow::datatypes::Int64Type;
+    let text = |a: &ArrayRef| datafusion::arrow::compute::cast(a, &DataType::Utf8);
+    let int = |a: &ArrayRef| datafusion::arrow::compute::cast(a, &DataType::Int64);
+    let strings = text(&args[0])?;
+    let patterns = text(&args[1])?;
+    let starts = args.get(2).map(int).transpose()?;
+    let counts = args.get(3).map(int).transpose()?;
+    let flags = args.get(4).map(text).transpose()?;
+    let groups = args.get(5).map(int).transpose()?;
+    fn text_at(a: &ArrayRef, r: usize) -> Option<&str> {
+        let a = a.as_string::<i32>();
+        (!a.is_null(r)).then(|| a.value(r))
+    }
+    fn int_at(a: &Option<ArrayRef>, r: usize, default: i64) -> Option<i64> {
+        match a {
+            None => Some(default),
+            Some(a) => {
+                let a = a.as_primitive::<Int64Type>();
+                (!a.is_null(r)).then(|| a.value(r))
+            }
+        }
+    }
+    let invalid = |name: &str, v: i64| {
+        ours(Error::new(
+            ErrorKind::InvalidParameter,
+            format!("invalid value for parameter \"{name}\": {v}"),
+        ))
+    };
+    let mut out = StringBuilder::new();
+    let mut compiled = Compiled::new("regexp_substr");
+    for r in 0..strings.len() {
+        let given = match &flags {
+            Some(f) => text_at(f, r),
+            None => Some(""),
+        };
+        let (Some(s), Some(pattern), Some(start), Some(n), Some(group), Some(given)) = (
+            text_at(&strings, r),
+            text_at(&patterns, r),
+            int_at(&starts, r, 1),
+            int_at(&counts, r, 1),
+            int_at(&groups, r, 0),
+            given,
+        ) else {
+            out.append_null();
+            continue;
+        };
+        if start < 1 {
+            return Err(invalid("start", start));
+        }
+        if n < 1 {
+            return Err(invalid("n", n));
+        }
+        if group < 0 {
+            return Err(invalid("subexpr", group));
+        }
+        let re = compiled.get(pattern, given)?;
+        let Some(mut at) = s
+            .char_indices()
+            .map(|(i, _)| i)
+            .chain([s.len()])
+            .nth((start - 1) as usize)
+        else {
+            out.append_null();
+            continue;
+        };
+        let mut seen = 0;
+        let mut found = None;
+        while let Some(caps) = re.captures_at(s, at) {
+            let whole = caps.get(0).map_or(at..at, |m| m.range());
+            seen += 1;
+            if seen == n {
+                found = caps.get(group as usize).map(|m| m.as_str());
+                break;
+            }
+            at = if whole.end > whole.start {
+                whole.end
+            } else {
+                match s[whole.end..].chars().next() {
+                    Some(c) => whole.end + c.len_utf8(),
+                    None => break,
+                }
+            };
+        }
+        out.append_option(found);
+    }
+    Ok(Arc::new(out.finish()))
+}
+
+/// `sluice_overlaps(s1, e1, s2, e2)`: `(s1, e1) OVERLAPS (s2, e2)` as
+/// PostgreSQL answers it: each period from its earlier to its later end
+/// (an end given as an interval counts from its start), overlapping when
+/// one starts inside the other, NULL where a NULL end leaves it unknown.
+fn overlaps(args: &[ArrayRef]) -> Result<ArrayRef> {
+    use datafusion::arrow::datatypes::Int64Type;
+    let end = |s: &ArrayRef, e: &ArrayRef| -> Result<ArrayRef> {
+        Ok(match e.data_type() {
+            DataType::Interval(_) => datafusion::arrow::compute::kernels::numeric::add(s, e)?,
+            _ => e.clone(),
+        })
+    };
+    let ends = [
+        args[0].clone(),
+        end(&args[0], &args[1])?,
+        args[2].clone(),
+        end(&args[2], &args[3])?,
+    ];
+    let times = ends
+        .iter()
+        .any(|a| matches!(a.data_type(), DataType::Time32(_) | DataType::Time64(_)));
+    let common = if times {
+        DataType::Time64(TimeUnit::Microsecond)
+    } else {
+        DataType::Timestamp(TimeUnit::Microsecond, None)
+    };
+    let micros = ends
+        .iter()
+        .map(|a| {
+            let a = datafusion::arrow::compute::cast(a, &common)?;
+            datafusion::arrow::compute::cast(&a, &DataType::Int64)
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let at = |k: usize, r: usize| {
+        let a = micros[k].as_primitive::<Int64Type>();
+        (!a.is_null(r)).then(|| a.value(r))
+    };
+    let out: BooleanArray = (0..micros[0].len())
+        .map(|r| overlap(at(0, r), at(1, r), at(2, r), at(3, r)))
+        .collect();
+    Ok(Arc::new(out))
+}
+
+/// PostgreSQL's `overlaps_timestamp`.
+fn overlap(s1: Option<i64>, e1: Option<i64>, s2: Option<i64>, e2: Option<i64>) -> Option<bool> {
+    // A period's start is its non-NULL end, or the earlier of the two.
+    let ordered = |s: Option<i64>, e: Option<i64>| match (s, e) {
+        (None, None) => None,
+        (None, Some(e)) => Some((e, None)),
+        (Some(s), None) => Some((s, None)),
+        (Some(s), Some(e)) => Some((s.min(e), Some(s.max(e)))),
+    };
+    let (s1, e1) = ordered(s1, e1)?;
+    let (s2, e2) = ordered(s2, e2)?;
+    match s1.cmp(&s2) {
+        std::cmp::Ordering::Greater => {
+            if s1 < e2? {
+                return Some(true);
+            }
+            e1.map(|_| false)
+        }
+        std::cmp::Ordering::Less => {
+            if s2 < e1? {
+                return Some(true);
+            }
+            e2.map(|_| false)
+        }
+        std::cmp::Ordering::Equal => (e1.is_some() && e2.is_some()).then_some(true),
+    }
+}
+
 /// `clock_timestamp()`: the time when it is evaluated (`now()` is the
 /// statement's start), a `timestamptz`.
 fn clock_timestamp_udf() -> ScalarUDF {
@@ -944,6 +1213,75 @@ fn clock_timestamp_udf() -> ScalarUDF {
 /// The name `clock_timestamp()` is planned as.
 pub const CLOCK_TIMESTAMP: &str = "sluice_clock_timestamp";
 
+/// `pg_sleep(seconds)`: waits, once for each row it is evaluated on, and
+/// answers an empty text (PostgreSQL's `void`, which prints so). The wait is asynchronous, so that a
+/// cancel request or `statement_timeout` ends it at once.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Sleep {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for Sleep {
+    fn name(&self) -> &str {
+        "pg_sleep"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, _: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        exec_err!("pg_sleep is evaluated asynchronously")
+    }
+}
+
+#[async_trait::async_trait]
+impl datafusion::logical_expr::async_udf::AsyncScalarUDFImpl for Sleep {
+    async fn invoke_async_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let rows = args.number_rows;
+        let seconds = match &args.args[0] {
+            ColumnarValue::Scalar(v) => {
+                let v = v.cast_to(&DataType::Float64)?;
+                let each = match v {
+                    ScalarValue::Float64(Some(s)) if s.is_finite() && s > 0.0 => s,
+                    _ => 0.0,
+                };
+                each * rows.max(1) as f64
+            }
+            ColumnarValue::Array(a) => {
+                let a = datafusion::arrow::compute::cast(a, &DataType::Float64)?;
+                a.as_primitive::<datafusion::arrow::datatypes::Float64Type>()
+                    .iter()
+                    .flatten()
+                    .filter(|s| s.is_finite() && *s > 0.0)
+                    .sum()
+            }
+        };
+        // Longer than any statement runs: a day.
+        let seconds = seconds.min(86_400.0);
+        tokio::time::sleep(std::time::Duration::from_secs_f64(seconds)).await;
+        Ok(ColumnarValue::Scalar(ScalarValue::Utf8(
+            Some(String::new()),
+        )))
+    }
+}
+
+fn sleep_udf() -> ScalarUDF {
+    datafusion::logical_expr::async_udf::AsyncScalarUDF::new(Arc::new(Sleep {
+        signature: Signature::any(1, Volatility::Volatile),
+    }))
+    .into_scalar_udf()
+}
+
+/// `min_scale(x)` as a UDF.
+pub fn min_scale_udf() -> ScalarUDF {
+    ScalarUDF::new_from_impl(Pg {
+        function: Function::MinScale,
+        signature: Function::MinScale.signature(),
+    })
+}
+
 /// Register the functions of this module, `bool_and` (also `every`) and
 /// `bool_or` over sliding frames, `variance` (`var_samp`), and the
 /// ordered-set aggregates.
@@ -962,6 +1300,7 @@ pub fn register(ctx: &datafusion::prelude::SessionContext) {
         ctx.register_udf(udf);
     }
     ctx.register_udf(clock_timestamp_udf());
+    ctx.register_udf(sleep_udf());
     for udaf in super::sliding_bools::udafs() {
         ctx.register_udaf(udaf);
     }
@@ -984,6 +1323,22 @@ mod tests {
 
     fn at(s: &str) -> NaiveDateTime {
         NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").unwrap()
+    }
+
+    #[test]
+    fn overlaps_as_postgres() {
+        // (s1, e1) OVERLAPS (s2, e2) over numbers standing for times.
+        assert_eq!(overlap(Some(1), Some(5), Some(4), Some(9)), Some(true));
+        assert_eq!(overlap(Some(1), Some(4), Some(4), Some(9)), Some(false));
+        assert_eq!(overlap(Some(5), Some(1), Some(4), Some(9)), Some(true));
+        assert_eq!(overlap(Some(1), Some(1), Some(1), Some(1)), Some(true));
+        assert_eq!(overlap(Some(1), None, Some(4), Some(9)), None);
+        assert_eq!(overlap(Some(5), None, Some(4), Some(9)), Some(true));
+        assert_eq!(overlap(Some(9), None, Some(4), Some(9)), None);
+        assert_eq!(overlap(Some(9), Some(12), Some(4), Some(9)), Some(false));
+        assert_eq!(overlap(None, None, Some(4), Some(9)), None);
+        assert_eq!(min_scale(1230, 3), 2);
+        assert_eq!(min_scale(0, 4), 0);
     }
 
     #[test]

@@ -210,11 +210,16 @@ pub const SET_FUNCTIONS: &[(&str, &[&str], &[&str])] = &[
         &["sluice_jsonb_path_query"],
         &["jsonb_path_query"],
     ),
-    // Not JSON, but a set-returning function of one column all the same.
+    // Not JSON, but set-returning functions of one column all the same.
     (
         "regexp_matches",
         &["sluice_regexp_matches"],
         &["regexp_matches"],
+    ),
+    (
+        "string_to_table",
+        &["string_to_array"],
+        &["string_to_table"],
     ),
 ];
 

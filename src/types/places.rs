@@ -239,6 +239,10 @@ impl Exprs<'_> {
                     _ => Of::Fixed(own()),
                 }
             }
+            "trim_scale" if args.len() == 1 => Of::Per(Expr::ScalarFunction(ScalarFunction {
+                func: Arc::new(super::functions::min_scale_udf()),
+                args: args.clone(),
+            })),
             "mod" if args.len() == 2 => {
                 let parts = vec![self.of(&args[0]), self.of(&args[1])];
                 larger(parts)
@@ -1000,6 +1004,17 @@ fn text_casts(plan: LogicalPlan) -> Result<LogicalPlan> {
                 {
                     Ok(match local(&f.args[0], &schema) {
                         Some(places) => Transformed::yes(text(f.args[0].clone(), places)),
+                        None => Transformed::no(Expr::ScalarFunction(f)),
+                    })
+                }
+                // `scale(x)`: the places of each value.
+                Expr::ScalarFunction(f)
+                    if f.func.name() == "scale"
+                        && f.args.len() == 1
+                        && f.args[0].get_type(&schema).is_ok_and(|t| is_decimal(&t)) =>
+                {
+                    Ok(match local(&f.args[0], &schema) {
+                        Some(places) => Transformed::yes(places),
                         None => Transformed::no(Expr::ScalarFunction(f)),
                     })
                 }

@@ -671,6 +671,9 @@ async fn statement_timeout_cancels_with_57014() {
         .unwrap();
     let e = c.simple_query(SLOW_QUERY).await.unwrap_err();
     assert_eq!(sqlstate(&e), "57014", "{e}");
+    // pg_sleep waits asynchronously: the timeout ends it.
+    let e = c.simple_query("SELECT pg_sleep(60)").await.unwrap_err();
+    assert_eq!(sqlstate(&e), "57014", "{e}");
     let v: String = c
         .query_one("SHOW statement_timeout", &[])
         .await
