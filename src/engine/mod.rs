@@ -1152,7 +1152,7 @@ impl Session {
                     .query_planner()
                     .create_physical_plan(&optimized, &state)
                     .await?;
-                datafusion::physical_plan::execute_stream(physical, self.ctx.task_ctx())?
+                added_order::execute(physical, self.ctx.task_ctx())?
             }
         };
         let (schema, stream): (SchemaRef, SendableRecordBatchStream) = match pg {

@@ -176,15 +176,8 @@ impl Exprs<'_> {
             ),
             Expr::Cast(Cast { expr, field }) if is_decimal(field.data_type()) => {
                 let data_type = field.data_type();
-                // Written in the query, or giving `round(x, d)` and the
-                // like their scale (`numeric::NumericScales`).
-                let written = match expr.as_ref() {
-                    Expr::Cast(inner) => inner.field.data_type() == data_type,
-                    Expr::ScalarFunction(f) => {
-                        matches!(f.func.name(), "round" | "trunc" | "floor" | "ceil")
-                    }
-                    _ => false,
-                };
+                // Written in the query.
+                let written = matches!(expr.as_ref(), Expr::Cast(inner) if inner.field.data_type() == data_type);
                 let from = expr.get_type(self.schema).ok();
                 match from {
                     _ if written => Of::Fixed(scale_of(data_type)),
@@ -243,6 +236,16 @@ impl Exprs<'_> {
                 func: Arc::new(super::functions::min_scale_udf()),
                 args: args.clone(),
             })),
+            // Whole numbers, or `d` places (none for a negative `d`),
+            // whatever scale the argument had.
+            "floor" | "ceil" | "round" | "trunc" if args.len() == 1 => Of::Fixed(0),
+            "round" | "trunc" if args.len() == 2 => match peeled(&args[1]) {
+                Expr::Literal(v, _) => match v.cast_to(&DataType::Int64) {
+                    Ok(ScalarValue::Int64(Some(d))) => Of::Fixed(d.clamp(0, 38) as i32),
+                    _ => Of::Fixed(own()),
+                },
+                _ => Of::Fixed(own()),
+            },
             "mod" if args.len() == 2 => {
                 let parts = vec![self.of(&args[0]), self.of(&args[1])];
                 larger(parts)
@@ -833,6 +836,15 @@ impl Widen {
             .chain(n_in..n_in + e_in)
             .collect();
         Ok((reordered(plan, &order)?, places))
+    }
+}
+
+/// `e` without the casts coercion put around it.
+fn peeled(e: &Expr) -> &Expr {
+    match e {
+        Expr::Cast(c) => peeled(&c.expr),
+        Expr::TryCast(c) => peeled(&c.expr),
+        e => e,
     }
 }
 

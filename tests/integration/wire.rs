@@ -663,6 +663,40 @@ async fn cancel_stops_a_statement_whose_rows_are_being_computed() {
 }
 
 #[tokio::test]
+async fn union_all_gives_its_branches_in_order() {
+    // PostgreSQL's Append reads its branches one after the other; the
+    // branches run in parallel here, and their rows used to interleave.
+    let server = Server::start();
+    let c = server.connect().await;
+    c.batch_execute(
+        "CREATE TABLE ua (x int); INSERT INTO ua VALUES (1), (2), (3); \
+         CREATE TABLE ub (x int); INSERT INTO ub VALUES (10), (20);",
+    )
+    .await
+    .unwrap();
+    for _ in 0..20 {
+        let rows = c
+            .query(
+                "SELECT x FROM ua UNION ALL SELECT x * 2 FROM ub UNION ALL SELECT 99",
+                &[],
+            )
+            .await
+            .unwrap();
+        let xs: Vec<i32> = rows.iter().map(|r| r.get(0)).collect();
+        assert_eq!(xs, [1, 2, 3, 20, 40, 99]);
+        let rows = c.simple_query("SELECT 1 UNION ALL SELECT 2").await.unwrap();
+        let xs: Vec<&str> = rows
+            .iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(xs, ["1", "2"]);
+    }
+}
+
+#[tokio::test]
 async fn statement_timeout_cancels_with_57014() {
     let server = Server::start();
     let c = server.connect().await;
