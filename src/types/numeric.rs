@@ -159,6 +159,19 @@ impl ScalarUDFImpl for Unconstrained {
 /// at least 16 significant digits).
 const QUOTIENT_SCALE: i8 = 20;
 
+/// The places a product is rounded at when all of its own do not fit.
+const PRODUCT_SCALE: i8 = 20;
+
+/// Whether the product of numerics of these precisions and scales needs
+/// more than 38 digits for its places and integer digits, with more places
+/// than [`PRODUCT_SCALE`].
+fn wide_product(a: Option<(u8, i8)>, b: Option<(u8, i8)>) -> Option<()> {
+    let ((p1, s1), (p2, s2)) = (a?, b?);
+    let places = i16::from(s1) + i16::from(s2);
+    let integer = i16::from(p1) - i16::from(s1) + i16::from(p2) - i16::from(s2);
+    (places > i16::from(PRODUCT_SCALE) && places + integer > 38).then_some(())
+}
+
 /// Numeric quotients, `round` and `trunc` at PostgreSQL's scales (see the
 /// module docs). Runs before type coercion, which recomputes the schemas.
 #[derive(Debug)]
@@ -252,6 +265,37 @@ fn places(e: &Expr) -> Option<i8> {
 
 fn scaled(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
     match e {
+        // A product of numerics whose places and integer digits together
+        // need more than a decimal's 38 digits (`avg(x) * avg(y)`, each of
+        // 16 places): DataFusion kept every place and overflowed at 10^6.
+        // Computed exactly in 256 bits and rounded at 20 places.
+        Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::Multiply,
+            right,
+        }) if matches!(coerced_type(&left, schema), Ok(DataType::Decimal128(..)))
+            && matches!(coerced_type(&right, schema), Ok(DataType::Decimal128(..)))
+            && wide_product(decimal_of(&left, schema), decimal_of(&right, schema)).is_some() =>
+        {
+            let (Some((p1, s1)), Some((p2, s2))) =
+                (decimal_of(&left, schema), decimal_of(&right, schema))
+            else {
+                return Ok(Transformed::no(Expr::BinaryExpr(BinaryExpr::new(
+                    left,
+                    Operator::Multiply,
+                    right,
+                ))));
+            };
+            let wide = |e: Expr, p: u8, s: i8| {
+                Expr::Cast(Cast::new(Box::new(e), DataType::Decimal256(p, s)))
+            };
+            let product = Expr::BinaryExpr(BinaryExpr::new(
+                Box::new(wide(*left, p1, s1)),
+                Operator::Multiply,
+                Box::new(wide(*right, p2, s2)),
+            ));
+            Ok(Transformed::yes(decimal(product, (38, PRODUCT_SCALE))))
+        }
         Expr::BinaryExpr(BinaryExpr {
             left,
             op: Operator::Divide,

@@ -14,9 +14,9 @@
 //!
 //! A cast the analyzer adds to reconcile types keeps the value's places;
 //! a cast the query wrote (`x::numeric(10,2)`) sets them. The two look the
-//! same once the analyzer ran, so [`mark_explicit_casts`] doubles each
-//! written cast to a decimal before it (a cast of a cast to the same type,
-//! which coercion never makes).
+//! same once the analyzer ran, so [`mark_explicit_casts`] marks each
+//! written cast to a decimal before it: a `TRY_CAST` of the cast to the
+//! same type, which neither coercion nor Sluice's rules make.
 //!
 //! Places are followed through projections, filters, sorts, limits,
 //! aliases, joins, unions, `DISTINCT`, aggregates (`sum`, `min`, `max`)
@@ -31,7 +31,8 @@ use datafusion::common::tree_node::Transformed;
 use datafusion::common::{Column, DFSchema, ScalarValue};
 use datafusion::error::Result;
 use datafusion::logical_expr::expr::{
-    AggregateFunction, Alias, Case, Cast, ScalarFunction, WindowFunction, WindowFunctionParams,
+    AggregateFunction, Alias, Case, Cast, ScalarFunction, TryCast, WindowFunction,
+    WindowFunctionParams,
 };
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::utils::grouping_set_to_exprlist;
@@ -176,15 +177,19 @@ impl Exprs<'_> {
             ),
             Expr::Cast(Cast { expr, field }) if is_decimal(field.data_type()) => {
                 let data_type = field.data_type();
-                // Written in the query.
-                let written = matches!(expr.as_ref(), Expr::Cast(inner) if inner.field.data_type() == data_type);
-                let from = expr.get_type(self.schema).ok();
-                match from {
-                    _ if written => Of::Fixed(scale_of(data_type)),
+                // One the analyzer added: the value keeps its places.
+                match expr.get_type(self.schema).ok() {
                     Some(t) if is_decimal(&t) => self.of(expr),
                     Some(t) if t.is_integer() => Of::Fixed(0),
                     _ => Of::Fixed(scale_of(data_type)),
                 }
+            }
+            // A cast written in the query (see `mark_explicit_casts`).
+            Expr::TryCast(TryCast { expr, field })
+                if is_decimal(field.data_type())
+                    && matches!(expr.as_ref(), Expr::Cast(inner) if inner.field.data_type() == field.data_type()) =>
+            {
+                Of::Fixed(scale_of(field.data_type()))
             }
             Expr::Negative(x) => self.of(x),
             Expr::BinaryExpr(BinaryExpr { left, op, right }) => match op {
@@ -929,15 +934,20 @@ fn reordered(plan: LogicalPlan, order: &[usize]) -> Result<LogicalPlan> {
     )?))
 }
 
-/// `plan` with each cast to a decimal the query wrote doubled (a cast of
-/// the cast to the same type), so that [`display_scales`] can tell it from
-/// the casts the analyzer adds. Run before the analyzer.
+/// `plan` with each cast to a decimal the query wrote marked (a `TRY_CAST`
+/// of the cast to the same type, a no-op), so that [`display_scales`] can
+/// tell it from the casts the analyzer adds. Run before the analyzer.
 pub fn mark_explicit_casts(plan: LogicalPlan) -> Result<LogicalPlan> {
     let mark = |e: Expr| {
         crate::tree::transform_up(e, |e| match e {
+            // `types::integers` gives `nullif` its first argument's type
+            // with a cast before this runs: not one the query wrote.
+            Expr::Cast(c) if matches!(c.expr.as_ref(), Expr::ScalarFunction(f) if f.func.name() == "nullif") => {
+                Ok(Transformed::no(Expr::Cast(c)))
+            }
             Expr::Cast(c) if is_decimal(c.field.data_type()) => {
                 let t = c.field.data_type().clone();
-                Ok(Transformed::yes(Expr::Cast(Cast::new(
+                Ok(Transformed::yes(Expr::TryCast(TryCast::new(
                     Box::new(Expr::Cast(c)),
                     t,
                 ))))
