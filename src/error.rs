@@ -357,6 +357,11 @@ fn classify_arrow(e: &datafusion::arrow::error::ArrowError) -> Error {
                 format!("{} out of range", arrow_name_to_pg(ty)),
             )
         }
+        // A decimal rescaled past its precision: `Cannot cast to
+        // Decimal128(38, 16). Overflowing on 9999...`.
+        A::CastError(m) if m.contains("Cannot cast to Decimal") && m.contains("Overflowing on") => {
+            Error::new(ErrorKind::NumericOutOfRange, "numeric field overflow")
+        }
         A::CastError(m) | A::ParseError(m) => {
             value_out_of_range(m).unwrap_or_else(|| cast_error(m))
         }
@@ -1023,6 +1028,19 @@ mod tests {
             e.detail.as_deref(),
             Some("The input \"{\" is not valid JSON.")
         );
+    }
+
+    #[test]
+    fn decimal_rescale_overflow_is_numeric_field_overflow() {
+        let e = classify_datafusion(datafusion::error::DataFusionError::ArrowError(
+            Box::new(datafusion::arrow::error::ArrowError::CastError(
+                "Cannot cast to Decimal128(38, 16). Overflowing on 999999999999999997999999000000000001"
+                    .into(),
+            )),
+            None,
+        ));
+        assert_eq!(e.kind, ErrorKind::NumericOutOfRange);
+        assert_eq!(e.message, "numeric field overflow");
     }
 
     #[test]

@@ -962,19 +962,27 @@ fn numeric_argument(function: Function, types: &[&DataType]) -> Result<DataType>
     match types {
         [t @ (DataType::Decimal128(..) | DataType::Null)] => Ok((*t).clone()),
         [t] if t.is_integer() => Ok(DataType::Decimal128(20, 0)),
-        _ => Err(ours(Error::new(
-            ErrorKind::UndefinedFunction,
-            format!(
-                "function {}({}) does not exist",
-                function.name(),
-                types
-                    .iter()
-                    .map(|t| super::PgType::from_arrow(t).name)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        ))),
+        // `avg(x)` is a float until the analyzer makes it the numeric it
+        // is; a float that stays one is refused when the call runs.
+        [t] if t.is_floating() => Ok(DataType::Decimal128(38, 10)),
+        _ => Err(undefined_numeric_function(function, types)),
     }
+}
+
+/// `42883` for `scale`, `min_scale` or `trim_scale` of `types`.
+fn undefined_numeric_function(function: Function, types: &[&DataType]) -> DataFusionError {
+    ours(Error::new(
+        ErrorKind::UndefinedFunction,
+        format!(
+            "function {}({}) does not exist",
+            function.name(),
+            types
+                .iter()
+                .map(|t| super::PgType::from_arrow(t).name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    ))
 }
 
 /// `scale(x)`: the places of `x` (those of its type: `places` shows each
@@ -984,6 +992,7 @@ fn numeric_argument(function: Function, types: &[&DataType]) -> Result<DataType>
 fn scales(function: Function, arg: &ArrayRef) -> Result<ArrayRef> {
     let decimals = match arg.data_type() {
         DataType::Decimal128(..) => arg.clone(),
+        t if t.is_floating() => return Err(undefined_numeric_function(function, &[&t.clone()])),
         DataType::Null => {
             return Ok(datafusion::arrow::array::new_null_array(
                 &if function == Function::TrimScale {

@@ -988,78 +988,131 @@ fn local(e: &Expr, schema: &DFSchema) -> Option<Expr> {
     }
 }
 
-/// `plan` with each numeric turned to text (a cast, the text of an
-/// argument of `concat`) written at its values' own places.
-fn text_casts(plan: LogicalPlan) -> Result<LogicalPlan> {
+/// `e` where a numeric is turned to text (a cast, `sluice_output_text`,
+/// an argument of `concat`) or its `scale` is read, with the text written
+/// or the scale read at the places `places` gives for that numeric (`None`:
+/// its type's scale is right). `places` is called once for each such
+/// numeric, in the order of a walk from the leaves up.
+fn own_places(
+    e: Expr,
+    schema: &DFSchema,
+    places: &mut dyn FnMut(&Expr) -> Option<Expr>,
+) -> Result<Transformed<Expr>> {
     let is_text =
         |t: &DataType| matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View);
+    let numeric = |x: &Expr| x.get_type(schema).is_ok_and(|t| is_decimal(&t));
     let text = |x: Expr, places: Expr| {
         Expr::ScalarFunction(ScalarFunction::new_udf(
             Arc::new(text_udf()),
             vec![x, places],
         ))
     };
+    crate::tree::transform_up(e, |e| match e {
+        Expr::Cast(Cast { expr, field }) if is_text(field.data_type()) && numeric(&expr) => {
+            Ok(match places(&expr) {
+                Some(p) => Transformed::yes(text(*expr, p)),
+                None => Transformed::no(Expr::Cast(Cast { expr, field })),
+            })
+        }
+        Expr::ScalarFunction(f)
+            if f.func.name() == super::text::OUTPUT_TEXT
+                && f.args.len() == 1
+                && numeric(&f.args[0]) =>
+        {
+            Ok(match places(&f.args[0]) {
+                Some(p) => Transformed::yes(text(f.args[0].clone(), p)),
+                None => Transformed::no(Expr::ScalarFunction(f)),
+            })
+        }
+        // `scale(x)`: the places of each value.
+        Expr::ScalarFunction(f)
+            if f.func.name() == "scale" && f.args.len() == 1 && numeric(&f.args[0]) =>
+        {
+            Ok(match places(&f.args[0]) {
+                Some(p) => Transformed::yes(p),
+                None => Transformed::no(Expr::ScalarFunction(f)),
+            })
+        }
+        Expr::ScalarFunction(mut f) if matches!(f.func.name(), "concat" | "concat_ws") => {
+            let mut changed = false;
+            for a in f.args.iter_mut() {
+                if numeric(a)
+                    && let Some(p) = places(a)
+                {
+                    let x = std::mem::replace(a, lit(0));
+                    *a = text(x, p);
+                    changed = true;
+                }
+            }
+            let e = Expr::ScalarFunction(f);
+            Ok(if changed {
+                Transformed::yes(e)
+            } else {
+                Transformed::no(e)
+            })
+        }
+        e => Ok(Transformed::no(e)),
+    })
+}
+
+/// `plan` with each numeric turned to text written at its values' own
+/// places (see [`own_places`]): in a projection, from the places of its
+/// input's columns (the input widened as for a result column: `'avg ' ||
+/// avg(x)` reads the average's places below); elsewhere from the
+/// expression alone.
+fn text_casts(w: &mut Widen, plan: LogicalPlan) -> Result<LogicalPlan> {
     crate::tree::transform_up_with_subqueries(plan, |node| {
+        let names = NamePreserver::new(&node);
+        if let LogicalPlan::Projection(p) = &node {
+            let schema = p.input.schema().clone();
+            let mut numerics: Vec<Expr> = vec![];
+            for e in &p.expr {
+                own_places(e.clone(), &schema, &mut |x| {
+                    numerics.push(x.clone());
+                    None
+                })?;
+            }
+            if numerics.is_empty() {
+                return Ok(Transformed::no(node));
+            }
+            let refs: Vec<&Expr> = numerics.iter().collect();
+            // An input this cannot widen: the places of the expression alone.
+            if let Ok((input, found)) = over_input(w, p.input.as_ref().clone(), &refs) {
+                let LogicalPlan::Projection(p) = node else {
+                    unreachable!("matched above")
+                };
+                let mut found = found.into_iter().zip(numerics.iter().map(|x| {
+                    x.get_type(&schema)
+                        .map(|t| scale_of(&t))
+                        .unwrap_or_default()
+                }));
+                let mut next = |_: &Expr| match found.next() {
+                    Some((Of::Fixed(k), scale)) if k == scale => None,
+                    Some((of, _)) => Some(of.expr()),
+                    None => None,
+                };
+                let exprs = p
+                    .expr
+                    .into_iter()
+                    .map(|e| {
+                        let saved = names.save(&e);
+                        Ok(saved.restore(own_places(e, &schema, &mut next)?.data))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                return Ok(Transformed::yes(LogicalPlan::Projection(
+                    Projection::try_new(exprs, Arc::new(input))?,
+                )));
+            }
+        }
         let inputs = node.inputs();
         let schema = if inputs.len() == 1 {
             inputs[0].schema().clone()
         } else {
             node.schema().clone()
         };
-        let names = NamePreserver::new(&node);
         crate::tree::map_expressions(node, |e| {
             let saved = names.save(&e);
-            let rewritten = crate::tree::transform_up(e, |e| match e {
-                Expr::Cast(Cast { expr, field })
-                    if is_text(field.data_type())
-                        && expr.get_type(&schema).is_ok_and(|t| is_decimal(&t)) =>
-                {
-                    Ok(match local(&expr, &schema) {
-                        Some(places) => Transformed::yes(text(*expr, places)),
-                        None => Transformed::no(Expr::Cast(Cast { expr, field })),
-                    })
-                }
-                Expr::ScalarFunction(f)
-                    if f.func.name() == super::text::OUTPUT_TEXT
-                        && f.args.len() == 1
-                        && f.args[0].get_type(&schema).is_ok_and(|t| is_decimal(&t)) =>
-                {
-                    Ok(match local(&f.args[0], &schema) {
-                        Some(places) => Transformed::yes(text(f.args[0].clone(), places)),
-                        None => Transformed::no(Expr::ScalarFunction(f)),
-                    })
-                }
-                // `scale(x)`: the places of each value.
-                Expr::ScalarFunction(f)
-                    if f.func.name() == "scale"
-                        && f.args.len() == 1
-                        && f.args[0].get_type(&schema).is_ok_and(|t| is_decimal(&t)) =>
-                {
-                    Ok(match local(&f.args[0], &schema) {
-                        Some(places) => Transformed::yes(places),
-                        None => Transformed::no(Expr::ScalarFunction(f)),
-                    })
-                }
-                Expr::ScalarFunction(mut f) if matches!(f.func.name(), "concat" | "concat_ws") => {
-                    let mut changed = false;
-                    for a in f.args.iter_mut() {
-                        if a.get_type(&schema).is_ok_and(|t| is_decimal(&t))
-                            && let Some(places) = local(a, &schema)
-                        {
-                            let x = std::mem::replace(a, lit(0));
-                            *a = text(x, places);
-                            changed = true;
-                        }
-                    }
-                    let e = Expr::ScalarFunction(f);
-                    Ok(if changed {
-                        Transformed::yes(e)
-                    } else {
-                        Transformed::no(e)
-                    })
-                }
-                e => Ok(Transformed::no(e)),
-            })?;
+            let rewritten = own_places(e, &schema, &mut |x| local(x, &schema))?;
             Ok(rewritten.update_data(|e| saved.restore(e)))
         })
     })
@@ -1082,12 +1135,13 @@ pub fn display_scales(plan: LogicalPlan) -> Result<(LogicalPlan, Vec<usize>)> {
     if matches!(plan, LogicalPlan::Explain(_) | LogicalPlan::Analyze(_)) {
         return Ok((plan, vec![]));
     }
-    let plan = text_casts(plan)?;
+    let mut widen = Widen { next: 0 };
+    let plan = text_casts(&mut widen, plan)?;
     if wanted.is_empty() {
         return Ok((plan, vec![]));
     }
     let original = plan.clone();
-    let (widened, places) = match (Widen { next: 0 }).widen(plan, &wanted) {
+    let (widened, places) = match widen.widen(plan, &wanted) {
         Ok(w) => w,
         // A plan this does not know how to widen keeps its columns' scales.
         Err(_) => return Ok((original, vec![])),
