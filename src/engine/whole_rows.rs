@@ -370,12 +370,7 @@ mod tests {
     use super::*;
 
     fn rewritten(sql: &str) -> String {
-        let mut stmt = datafusion::sql::sqlparser::parser::Parser::parse_sql(
-            &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
-            sql,
-        )
-        .unwrap()
-        .remove(0);
+        let mut stmt = crate::frontend::parse_one(sql);
         let columns_of = |f: &TableFactor| match f {
             TableFactor::Table { name, .. } if name.to_string() == "t" => {
                 Some(vec!["id".to_string(), "name".to_string()])

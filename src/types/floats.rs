@@ -132,7 +132,8 @@ fn rows(node: LogicalPlan, below: bool) -> Result<Transformed<LogicalPlan>> {
     }
 }
 
-fn is_decimal(t: &DataType) -> bool {
+/// Whether `t` is one of Arrow's decimal types.
+pub(crate) fn is_decimal(t: &DataType) -> bool {
     matches!(t, DataType::Decimal128(..) | DataType::Decimal256(..))
 }
 

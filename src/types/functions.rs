@@ -176,23 +176,9 @@ impl ScalarUDFImpl for Pg {
             Function::Div => {
                 // div(numeric, numeric): PostgreSQL has no float form.
                 if let Some(t) = types.iter().find(|t| t.is_floating()) {
-                    return Err(ours(
-                        Error::new(
-                            ErrorKind::UndefinedFunction,
-                            format!(
-                                "function div({}) does not exist",
-                                types
-                                    .iter()
-                                    .map(|t| super::PgType::from_arrow(t).name)
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            ),
-                        )
-                        .with_hint(format!(
-                            "Cast the {} to numeric.",
-                            super::PgType::from_arrow(t).name
-                        )),
-                    ));
+                    return Err(ours(no_such_function(self.function, &types).with_hint(
+                        format!("Cast the {} to numeric.", super::PgType::from_arrow(t).name),
+                    )));
                 }
                 DataType::Decimal128(38, 0)
             }
@@ -965,13 +951,13 @@ fn numeric_argument(function: Function, types: &[&DataType]) -> Result<DataType>
         // `avg(x)` is a float until the analyzer makes it the numeric it
         // is; a float that stays one is refused when the call runs.
         [t] if t.is_floating() => Ok(DataType::Decimal128(38, 10)),
-        _ => Err(undefined_numeric_function(function, types)),
+        _ => Err(ours(no_such_function(function, types))),
     }
 }
 
-/// `42883` for `scale`, `min_scale` or `trim_scale` of `types`.
-fn undefined_numeric_function(function: Function, types: &[&DataType]) -> DataFusionError {
-    ours(Error::new(
+/// `42883`: `function` takes no arguments of `types`.
+fn no_such_function(function: Function, types: &[&DataType]) -> Error {
+    Error::new(
         ErrorKind::UndefinedFunction,
         format!(
             "function {}({}) does not exist",
@@ -982,7 +968,7 @@ fn undefined_numeric_function(function: Function, types: &[&DataType]) -> DataFu
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
-    ))
+    )
 }
 
 /// `scale(x)`: the places of `x` (those of its type: `places` shows each
@@ -992,7 +978,7 @@ fn undefined_numeric_function(function: Function, types: &[&DataType]) -> DataFu
 fn scales(function: Function, arg: &ArrayRef) -> Result<ArrayRef> {
     let decimals = match arg.data_type() {
         DataType::Decimal128(..) => arg.clone(),
-        t if t.is_floating() => return Err(undefined_numeric_function(function, &[&t.clone()])),
+        t if t.is_floating() => return Err(ours(no_such_function(function, &[t]))),
         DataType::Null => {
             return Ok(datafusion::arrow::array::new_null_array(
                 &if function == Function::TrimScale {

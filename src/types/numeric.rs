@@ -162,14 +162,16 @@ const QUOTIENT_SCALE: i8 = 20;
 /// The places a product is rounded at when all of its own do not fit.
 const PRODUCT_SCALE: i8 = 20;
 
-/// Whether the product of numerics of these precisions and scales needs
-/// more than 38 digits for its places and integer digits, with more places
-/// than [`PRODUCT_SCALE`].
-fn wide_product(a: Option<(u8, i8)>, b: Option<(u8, i8)>) -> Option<()> {
+/// The operands' precisions and scales when their product needs more than
+/// 38 digits for its places and integer digits, with more places than
+/// [`PRODUCT_SCALE`]: a product to compute in 256 bits.
+type Operands = ((u8, i8), (u8, i8));
+
+fn wide_product(a: Option<(u8, i8)>, b: Option<(u8, i8)>) -> Option<Operands> {
     let ((p1, s1), (p2, s2)) = (a?, b?);
     let places = i16::from(s1) + i16::from(s2);
     let integer = i16::from(p1) - i16::from(s1) + i16::from(p2) - i16::from(s2);
-    (places > i16::from(PRODUCT_SCALE) && places + integer > 38).then_some(())
+    (places > i16::from(PRODUCT_SCALE) && places + integer > 38).then_some(((p1, s1), (p2, s2)))
 }
 
 /// Numeric quotients, `round` and `trunc` at PostgreSQL's scales (see the
@@ -273,12 +275,9 @@ fn scaled(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
             left,
             op: Operator::Multiply,
             right,
-        }) if matches!(coerced_type(&left, schema), Ok(DataType::Decimal128(..)))
-            && matches!(coerced_type(&right, schema), Ok(DataType::Decimal128(..)))
-            && wide_product(decimal_of(&left, schema), decimal_of(&right, schema)).is_some() =>
-        {
-            let (Some((p1, s1)), Some((p2, s2))) =
-                (decimal_of(&left, schema), decimal_of(&right, schema))
+        }) => {
+            let Some(((p1, s1), (p2, s2))) =
+                wide_product(decimal_of(&left, schema), decimal_of(&right, schema))
             else {
                 return Ok(Transformed::no(Expr::BinaryExpr(BinaryExpr::new(
                     left,

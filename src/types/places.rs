@@ -41,7 +41,9 @@ use datafusion::logical_expr::{
     Operator, Projection, Union, Window, WindowFunctionDefinition,
 };
 
+use super::floats::is_decimal;
 use super::quotient::{DIVIDE, places_udf, text_udf};
+use super::text::is_text;
 
 /// The metadata key of a literal that was converted to a decimal of
 /// another scale (a default of `lag`): its places as written.
@@ -82,10 +84,6 @@ fn scale_of(t: &DataType) -> i32 {
         DataType::Decimal128(_, s) | DataType::Decimal256(_, s) => (*s).max(0) as i32,
         _ => 0,
     }
-}
-
-fn is_decimal(t: &DataType) -> bool {
-    matches!(t, DataType::Decimal128(..) | DataType::Decimal256(..))
 }
 
 /// The places of several values when they meet (a sum, the larger).
@@ -998,8 +996,6 @@ fn own_places(
     schema: &DFSchema,
     places: &mut dyn FnMut(&Expr) -> Option<Expr>,
 ) -> Result<Transformed<Expr>> {
-    let is_text =
-        |t: &DataType| matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View);
     let numeric = |x: &Expr| x.get_type(schema).is_ok_and(|t| is_decimal(&t));
     let text = |x: Expr, places: Expr| {
         Expr::ScalarFunction(ScalarFunction::new_udf(

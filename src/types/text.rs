@@ -197,7 +197,8 @@ pub fn text_to_array_udf() -> ScalarUDF {
     })
 }
 
-fn is_text(t: &DataType) -> bool {
+/// Whether `t` is one of Arrow's string types.
+pub(crate) fn is_text(t: &DataType) -> bool {
     matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
 }
 
