@@ -586,17 +586,23 @@ fn common_scale<'a>(types: impl Iterator<Item = &'a DataType>) -> i8 {
         .unwrap_or(0)
 }
 
-/// `x` as exact `numeric(38, scale)` values; a value that does not fit is
-/// an error (22003), not a NULL.
-fn decimals_at(x: &ArrayRef, scale: i8) -> Result<Decimal128Array> {
-    let d = datafusion::arrow::compute::cast_with_options(
+/// `x` as `to`, a value that does not convert being an error rather than
+/// a NULL (Arrow's `cast` makes it a NULL).
+fn strict_cast(x: &ArrayRef, to: &DataType) -> Result<ArrayRef> {
+    Ok(datafusion::arrow::compute::cast_with_options(
         x,
-        &DataType::Decimal128(38, scale),
+        to,
         &datafusion::arrow::compute::CastOptions {
             safe: false,
             ..Default::default()
         },
-    )?;
+    )?)
+}
+
+/// `x` as exact `numeric(38, scale)` values; a value that does not fit is
+/// an error (22003), not a NULL.
+fn decimals_at(x: &ArrayRef, scale: i8) -> Result<Decimal128Array> {
+    let d = strict_cast(x, &DataType::Decimal128(38, scale))?;
     Ok(
         d.as_primitive::<datafusion::arrow::datatypes::Decimal128Type>()
             .clone(),
@@ -1028,8 +1034,8 @@ pub fn min_scale(mut v: i128, scale: i8) -> i32 {
 /// `subexpr`-th parenthesized group matched), NULL when there is none.
 fn regexp_substr(args: &[ArrayRef]) -> Result<ArrayRef> {
     use datafusion::arrow::datatypes::Int64Type;
-    let text = |a: &ArrayRef| datafusion::arrow::compute::cast(a, &DataType::Utf8);
-    let int = |a: &ArrayRef| datafusion::arrow::compute::cast(a, &DataType::Int64);
+    let text = |a: &ArrayRef| strict_cast(a, &DataType::Utf8);
+    let int = |a: &ArrayRef| strict_cast(a, &DataType::Int64);
     let strings = text(&args[0])?;
     let patterns = text(&args[1])?;
     let starts = args.get(2).map(int).transpose()?;
@@ -1144,8 +1150,8 @@ fn overlaps(args: &[ArrayRef]) -> Result<ArrayRef> {
     let micros = ends
         .iter()
         .map(|a| {
-            let a = datafusion::arrow::compute::cast(a, &common)?;
-            datafusion::arrow::compute::cast(&a, &DataType::Int64)
+            // Text that is not a time is an error, as its cast is.
+            strict_cast(&strict_cast(a, &common)?, &DataType::Int64)
         })
         .collect::<std::result::Result<Vec<_>, _>>()?;
     let at = |k: usize, r: usize| {
