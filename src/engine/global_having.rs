@@ -27,7 +27,7 @@ use datafusion::logical_expr::{
 use datafusion::optimizer::AnalyzerRule;
 
 /// The function that keeps a condition above its aggregate.
-const KEPT: &str = "sluice_having";
+pub(crate) const KEPT: &str = "sluice_having";
 
 /// Keeps HAVING above an aggregate without GROUP BY (see the module
 /// docs).

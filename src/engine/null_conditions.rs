@@ -43,9 +43,20 @@ impl OptimizerRule for NullConditions {
 }
 
 /// Is one of the conditions joined by AND in `predicate` a NULL constant?
+/// Those a HAVING keeps above its aggregate (`global_having`) count too.
 fn has_null_condition(predicate: &Expr) -> bool {
-    let conditions = split_conjunction(predicate);
-    conditions.len() > 1
+    let mut conditions = vec![];
+    let mut kept = false;
+    for c in split_conjunction(predicate) {
+        match c {
+            Expr::ScalarFunction(f) if f.func.name() == super::global_having::KEPT => {
+                kept = true;
+                conditions.extend(f.args.first().map(split_conjunction).unwrap_or_default());
+            }
+            c => conditions.push(c),
+        }
+    }
+    (kept || conditions.len() > 1)
         && conditions.into_iter().any(|c| {
             matches!(
                 c,

@@ -119,10 +119,13 @@ fn strip_alias(e: &Expr) -> &Expr {
     }
 }
 
-/// The fractional digits an average is stored with (see `quotient`): the
-/// places PostgreSQL gives an average from 1 to 9999. One below 1 (which
-/// it gives 20) is rounded at 16 when stored or sent.
-const QUOTIENT_SCALE: i8 = 16;
+/// The fractional digits an average is stored with (see `quotient`), as
+/// a quotient's: the places PostgreSQL gives an average between 0.0001
+/// and 1. One from 1 to 9999 has 16 of them and is sent so (each value
+/// is written with its own places, `places`); one below 0.0001 (24 or
+/// more) is rounded at 20, and one of a `bigint` at 17, which leaves room
+/// for its 21 integer digits.
+const QUOTIENT_SCALE: i8 = 20;
 
 /// `node` (whose columns are `schema`'s) under a projection of the same
 /// columns with each split average computed from its sum and count.
@@ -255,13 +258,13 @@ mod tests {
         for (sql, expected) in [
             (
                 "SELECT avg(x) AS a, avg(x) / 2 AS h FROM t",
-                // PostgreSQL's value, stored at scale 16 (the places are
+                // PostgreSQL's value, stored at scale 20 (the places are
                 // written when the result is sent).
-                "| 1.8333333333333333 | 0.91666666666666665000 |",
+                "| 1.83333333333333330000 | 0.916666666666666650000000 |",
             ),
             (
                 "SELECT avg(x) OVER () AS w FROM t LIMIT 1",
-                "| 1.8333333333333333 |",
+                "| 1.83333333333333330000 |",
             ),
         ] {
             let sql = format!(

@@ -295,6 +295,45 @@ fn scaled(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
             ));
             Ok(Transformed::yes(decimal(product, (38, PRODUCT_SCALE))))
         }
+        // A comparison of numerics whose integer digits and places
+        // together need more than 38 digits (`avg(i) >= avg(big)`, 20 and
+        // 17 places): DataFusion compares them as a decimal of 38 digits
+        // that the larger value overflows (22003). Compared in 256 bits.
+        Expr::BinaryExpr(BinaryExpr { left, op, right })
+            if matches!(
+                op,
+                Operator::Eq
+                    | Operator::NotEq
+                    | Operator::Lt
+                    | Operator::LtEq
+                    | Operator::Gt
+                    | Operator::GtEq
+                    | Operator::IsDistinctFrom
+                    | Operator::IsNotDistinctFrom
+            ) =>
+        {
+            let is_decimal =
+                |e: &Expr| matches!(coerced_type(e, schema), Ok(DataType::Decimal128(..)));
+            let wide = match (decimal_of(&left, schema), decimal_of(&right, schema)) {
+                (Some((p1, s1)), Some((p2, s2))) if is_decimal(&left) || is_decimal(&right) => {
+                    let scale = s1.max(s2);
+                    let integer = (p1 as i16 - s1 as i16).max(p2 as i16 - s2 as i16);
+                    (integer + scale as i16 > 38).then_some(((integer + scale as i16) as u8, scale))
+                }
+                _ => None,
+            };
+            let Some((p, s)) = wide else {
+                return Ok(Transformed::no(Expr::BinaryExpr(BinaryExpr::new(
+                    left, op, right,
+                ))));
+            };
+            let wide = |e: Expr| Expr::Cast(Cast::new(Box::new(e), DataType::Decimal256(p, s)));
+            Ok(Transformed::yes(Expr::BinaryExpr(BinaryExpr::new(
+                Box::new(wide(*left)),
+                op,
+                Box::new(wide(*right)),
+            ))))
+        }
         Expr::BinaryExpr(BinaryExpr {
             left,
             op: Operator::Divide,

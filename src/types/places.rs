@@ -936,11 +936,13 @@ fn reordered(plan: LogicalPlan, order: &[usize]) -> Result<LogicalPlan> {
 /// of the cast to the same type, a no-op), so that [`display_scales`] can
 /// tell it from the casts the analyzer adds. Run before the analyzer.
 pub fn mark_explicit_casts(plan: LogicalPlan) -> Result<LogicalPlan> {
-    let mark = |e: Expr| {
+    let mark = |e: Expr, schema: &DFSchema| {
         crate::tree::transform_up(e, |e| match e {
             // `types::integers` gives `nullif` its first argument's type
-            // with a cast before this runs: not one the query wrote.
-            Expr::Cast(c) if matches!(c.expr.as_ref(), Expr::ScalarFunction(f) if f.func.name() == "nullif") => {
+            // with a cast before this runs: not one the query wrote. A
+            // cast to another type is (`CAST(NULLIF(i, 0) AS
+            // numeric(20,4))`).
+            Expr::Cast(c) if typing_cast_of_nullif(&c, schema) => {
                 Ok(Transformed::no(Expr::Cast(c)))
             }
             Expr::Cast(c) if is_decimal(c.field.data_type()) => {
@@ -956,18 +958,46 @@ pub fn mark_explicit_casts(plan: LogicalPlan) -> Result<LogicalPlan> {
     crate::tree::transform_up_with_subqueries(plan, |node| {
         // The planner already cast each VALUES cell to its column's type.
         let values = matches!(node, LogicalPlan::Values(_));
+        let schema = input_schema(&node);
         let names = NamePreserver::new(&node);
         crate::tree::map_expressions(node, |e| {
             let saved = names.save(&e);
             let marked = match e {
-                Expr::Cast(Cast { expr, field }) if values => mark(*expr)?
+                Expr::Cast(Cast { expr, field }) if values => mark(*expr, &schema)?
                     .update_data(|e| Expr::Cast(Cast::new_from_field(Box::new(e), field))),
-                e => mark(e)?,
+                e => mark(e, &schema)?,
             };
             Ok(marked.update_data(|e| saved.restore(e)))
         })
     })
     .map(|t| t.data)
+}
+
+/// The columns `node`'s expressions read: its inputs' together.
+fn input_schema(node: &LogicalPlan) -> DFSchema {
+    let mut merged = DFSchema::empty();
+    for input in node.inputs() {
+        merged.merge(input.schema());
+    }
+    merged
+}
+
+/// Whether `c` casts a `nullif` to the type its first argument has once
+/// coerced, as `types::integers` does (and so, when the type is not
+/// known, assumed to be).
+fn typing_cast_of_nullif(c: &Cast, schema: &DFSchema) -> bool {
+    let Expr::ScalarFunction(f) = c.expr.as_ref() else {
+        return false;
+    };
+    if f.func.name() != "nullif" {
+        return false;
+    }
+    match f.args.first() {
+        Some(a) => super::numeric::coerced_type(a, schema)
+            .map(|t| &t == c.field.data_type())
+            .unwrap_or(true),
+        None => true,
+    }
 }
 
 /// The places of `e`'s values over an input whose columns show their
