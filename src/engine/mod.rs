@@ -1646,6 +1646,13 @@ pub(crate) fn optimizer_rules() -> Vec<Arc<dyn datafusion::optimizer::OptimizerR
         .position(|r| r.name() == "decorrelate_predicate_subquery")
         .unwrap_or(0);
     rules.insert(at, Arc::new(empty_subqueries::EmptySubqueries));
+    // A scalar subquery whose nested subquery reads the query around it
+    // is a subplan before DataFusion decorrelates the nested one.
+    let at = rules
+        .iter()
+        .position(|r| r.name() == "decorrelate_predicate_subquery")
+        .unwrap_or(0);
+    rules.insert(at, Arc::new(subplan::DeepCorrelations));
     // `x op ANY/ALL (subquery)` keeps the name of the select
     // item holding it when DataFusion rewrites it.
     let at = rules

@@ -15,7 +15,7 @@ use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::Array;
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::tree_node::Transformed;
+use datafusion::common::tree_node::{Transformed, TreeNodeRecursion};
 use datafusion::common::{Column, ScalarValue};
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::SessionState;
@@ -43,48 +43,117 @@ impl OptimizerRule for CorrelatedSubplans {
         plan: LogicalPlan,
         _config: &dyn OptimizerConfig,
     ) -> DfResult<Transformed<LogicalPlan>> {
-        // Also inside the plans of subqueries, where an outer column of a
-        // nested subquery is a column of the subquery around it.
-        crate::tree::transform_up_with_subqueries(plan, |node| {
-            // The outer columns must be columns of the node's inputs (not
-            // of a query further out, which the node cannot pass).
-            let inputs: Vec<datafusion::common::DFSchemaRef> =
-                node.inputs().iter().map(|i| i.schema().clone()).collect();
-            let runnable = |sq: &Subquery| {
-                sq.outer_ref_columns.iter().all(|e| match e {
-                    Expr::OuterReferenceColumn(_, c) => inputs.iter().any(|s| s.has_column(c)),
-                    _ => false,
-                })
-            };
-            // The rewritten expressions keep their names: the node's
-            // schema must not change.
-            let names = NamePreserver::new(&node);
-            crate::tree::map_expressions(node, |e| {
-                let saved = crate::types::save_name(&names, &e);
-                let rewritten = crate::tree::transform_up(e, |x| match x {
-                    Expr::ScalarSubquery(sq)
-                        if !sq.outer_ref_columns.is_empty() && runnable(&sq) =>
-                    {
-                        Ok(Transformed::yes(subplan_call(sq)?))
-                    }
-                    other => Ok(Transformed::no(other)),
-                })?;
-                Ok(rewritten.update_data(|e| crate::types::keep_name(saved, e)))
-            })
+        subplans_where(plan, |sq, passed| {
+            let outer = outer_columns(&sq.outer_ref_columns);
+            (!outer.is_empty() && outer.iter().all(passed)).then_some(outer)
         })
     }
 }
 
-/// `SubPlan(outer columns...)` for a correlated scalar subquery.
-fn subplan_call(sq: Subquery) -> DfResult<Expr> {
+/// `plan` with each correlated scalar subquery made a subplan of the
+/// outer columns `outer_of` gives it (`None`: left as it is), given
+/// which columns its node can pass.
+fn subplans_where(
+    plan: LogicalPlan,
+    outer_of: impl Fn(&Subquery, &dyn Fn(&Column) -> bool) -> Option<Vec<Column>>,
+) -> DfResult<Transformed<LogicalPlan>> {
+    // Also inside the plans of subqueries, where an outer column of a
+    // nested subquery is a column of the subquery around it.
+    crate::tree::transform_up_with_subqueries(plan, |node| {
+        // The outer columns must be columns of the node's inputs (not
+        // of a query further out, which the node cannot pass).
+        let inputs: Vec<datafusion::common::DFSchemaRef> =
+            node.inputs().iter().map(|i| i.schema().clone()).collect();
+        let passed = |c: &Column| inputs.iter().any(|s| s.has_column(c));
+        // The rewritten expressions keep their names: the node's
+        // schema must not change.
+        let names = NamePreserver::new(&node);
+        crate::tree::map_expressions(node, |e| {
+            let saved = crate::types::save_name(&names, &e);
+            let rewritten = crate::tree::transform_up(e, |x| match x {
+                Expr::ScalarSubquery(sq) => match outer_of(&sq, &passed) {
+                    Some(outer) => Ok(Transformed::yes(subplan_call(sq, outer))),
+                    None => Ok(Transformed::no(Expr::ScalarSubquery(sq))),
+                },
+                other => Ok(Transformed::no(other)),
+            })?;
+            Ok(rewritten.update_data(|e| crate::types::keep_name(saved, e)))
+        })
+    })
+}
+
+/// The columns of a subquery's outer references, each once.
+fn outer_columns(refs: &[Expr]) -> Vec<Column> {
     let mut outer: Vec<Column> = Vec::new();
-    for e in &sq.outer_ref_columns {
+    for e in refs {
         if let Expr::OuterReferenceColumn(_, c) = e
             && !outer.contains(c)
         {
             outer.push(c.clone());
         }
     }
+    outer
+}
+
+/// Correlated scalar subqueries whose nested IN, EXISTS or scalar
+/// subquery reads a column of the query around them (`SELECT (SELECT
+/// count(*) FROM b WHERE a.s NOT IN (SELECT ... WHERE c.id = b.i)) FROM
+/// a`) become subplans before DataFusion decorrelates the nested one: it
+/// made `a.s` a column of the join it built inside, which the query
+/// around no longer passed (42703).
+#[derive(Debug, Default)]
+pub struct DeepCorrelations;
+
+impl OptimizerRule for DeepCorrelations {
+    fn name(&self) -> &str {
+        "sluice_deep_correlations"
+    }
+
+    fn rewrite(
+        &self,
+        plan: LogicalPlan,
+        _config: &dyn OptimizerConfig,
+    ) -> DfResult<Transformed<LogicalPlan>> {
+        subplans_where(plan, |sq, passed| {
+            let mut outer = outer_columns(&sq.outer_ref_columns);
+            if !outer.iter().all(passed) {
+                return None;
+            }
+            let deep: Vec<Column> = nested_outer_columns(sq)
+                .into_iter()
+                .filter(|c| passed(c) && !outer.contains(c))
+                .collect();
+            if deep.is_empty() {
+                return None;
+            }
+            outer.extend(deep);
+            Some(outer)
+        })
+    }
+}
+
+/// The outer columns the subqueries nested in `sq` read.
+fn nested_outer_columns(sq: &Subquery) -> Vec<Column> {
+    let mut found = vec![];
+    let _ = crate::tree::apply(sq.subquery.as_ref(), |node| {
+        crate::tree::apply_expressions(node, |e| {
+            crate::tree::apply(e, |x| {
+                let refs = match x {
+                    Expr::ScalarSubquery(s) => &s.outer_ref_columns,
+                    Expr::Exists(x) => &x.subquery.outer_ref_columns,
+                    Expr::InSubquery(x) => &x.subquery.outer_ref_columns,
+                    _ => return Ok(TreeNodeRecursion::Continue),
+                };
+                found.extend(outer_columns(refs));
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })
+    });
+    found
+}
+
+/// `SubPlan(outer columns...)` for a correlated scalar subquery.
+fn subplan_call(sq: Subquery, outer: Vec<Column>) -> Expr {
     let out = sq.subquery.schema().field(0).data_type().clone();
     let udf = ScalarUDF::new_from_impl(SubPlan {
         signature: Signature::variadic_any(Volatility::Volatile),
@@ -94,7 +163,7 @@ fn subplan_call(sq: Subquery) -> DfResult<Expr> {
     });
     let args: Vec<Expr> = outer.into_iter().map(Expr::Column).collect();
     // A function needs an argument; an empty outer list cannot happen here.
-    Ok(udf.call(args))
+    udf.call(args)
 }
 
 #[derive(Debug)]
@@ -137,36 +206,53 @@ fn ours(e: Error) -> DataFusionError {
 }
 
 impl SubPlan {
-    /// The subquery with the outer columns bound to `values`.
+    /// The subquery with the outer columns bound to `values`, also where
+    /// a subquery nested in it reads them.
     fn bound(&self, values: &[ScalarValue]) -> DfResult<LogicalPlan> {
+        let bound_here = |c: &Column| self.outer.iter().position(|o| o == c);
+        let unbound = |refs: Vec<Expr>| -> Vec<Expr> {
+            refs.into_iter()
+                .filter(
+                    |e| !matches!(e, Expr::OuterReferenceColumn(_, c) if bound_here(c).is_some()),
+                )
+                .collect()
+        };
         let bind = |e: Expr| {
             crate::tree::transform_up(e, |x| match x {
-                Expr::OuterReferenceColumn(_, c) => match self.outer.iter().position(|o| o == &c) {
+                Expr::OuterReferenceColumn(f, c) => match bound_here(&c) {
                     Some(i) => Ok(Transformed::yes(lit(values[i].clone()))),
-                    None => Ok(Transformed::no(Expr::OuterReferenceColumn(
-                        Arc::new(datafusion::arrow::datatypes::Field::new(
-                            c.name(),
-                            DataType::Null,
-                            true,
-                        )),
-                        c,
-                    ))),
+                    None => Ok(Transformed::no(Expr::OuterReferenceColumn(f, c))),
                 },
+                // A nested subquery no longer reads what was bound.
+                Expr::ScalarSubquery(mut sq) => {
+                    sq.outer_ref_columns = unbound(sq.outer_ref_columns);
+                    Ok(Transformed::yes(Expr::ScalarSubquery(sq)))
+                }
+                Expr::Exists(mut e) => {
+                    e.subquery.outer_ref_columns = unbound(e.subquery.outer_ref_columns);
+                    Ok(Transformed::yes(Expr::Exists(e)))
+                }
+                Expr::InSubquery(mut e) => {
+                    e.subquery.outer_ref_columns = unbound(e.subquery.outer_ref_columns);
+                    Ok(Transformed::yes(Expr::InSubquery(e)))
+                }
                 other => Ok(Transformed::no(other)),
             })
         };
         // Each expression keeps its name: a literal in place of an outer
         // column renames an aggregate (`first_value(outer_ref(a.x))`),
         // which the projection above reads by that name.
-        let plan = crate::tree::transform_up(self.plan.as_ref().clone(), |node| {
+        let plan = crate::tree::transform_up_with_subqueries(self.plan.as_ref().clone(), |node| {
             let names = NamePreserver::new(&node);
-            crate::tree::map_expressions(node, |e| {
+            let node = crate::tree::map_expressions(node, |e| {
                 let saved = crate::types::save_name(&names, &e);
                 Ok(bind(e)?.update_data(|e| crate::types::keep_name(saved, e)))
-            })
+            })?;
+            // Schemas computed with the outer references typed need
+            // recomputing.
+            node.map_data(|n| n.recompute_schema())
         })?;
-        // Schemas computed with the outer references typed need recomputing.
-        plan.data.recompute_schema()
+        Ok(plan.data)
     }
 
     async fn run(&self, values: &[ScalarValue]) -> DfResult<ScalarValue> {
