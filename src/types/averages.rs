@@ -91,8 +91,14 @@ fn split(args: &[Expr], schema: &DFSchema, at: usize) -> Option<Parts> {
 /// The quotient of a split average's columns, named as the average.
 fn quotient(split: &Split) -> Option<Expr> {
     let (p, s) = split.arg_type;
+    // The average has no more integer digits than its argument's type
+    // allows, which is often far more than its values have (`avg(n * q)`
+    // of a numeric(18,6) and an integer allows 23): never fewer than the
+    // 16 places PostgreSQL gives an average from 1 to 9999, so an
+    // average beyond 10^22 is 22003 rather than rounded short.
     let integer = (p - s as u8) as i16;
-    let scale = (QUOTIENT_SCALE.max(s) as i16).min(38 - integer);
+    let room = (38 - integer).max(MIN_PLACES);
+    let scale = (QUOTIENT_SCALE.max(s) as i16).min(room);
     if scale < s as i16 {
         return None;
     }
@@ -126,6 +132,9 @@ fn strip_alias(e: &Expr) -> &Expr {
 /// more) is rounded at 20, and one of a `bigint` at 17, which leaves room
 /// for its 21 integer digits.
 const QUOTIENT_SCALE: i8 = 20;
+
+/// The places PostgreSQL gives an average from 1 to 9999.
+const MIN_PLACES: i16 = 16;
 
 /// `node` (whose columns are `schema`'s) under a projection of the same
 /// columns with each split average computed from its sum and count.

@@ -1087,6 +1087,15 @@ fn own_places(
 /// avg(x)` reads the average's places below); elsewhere from the
 /// expression alone.
 fn text_casts(w: &mut Widen, plan: LogicalPlan) -> Result<LogicalPlan> {
+    with_places(w, plan, own_places)
+}
+
+/// Rewrites each expression of `plan` with `rewrite`, given the places of
+/// the numerics it asks about: in a projection, from the places of its
+/// input's columns (the input widened as for a result column); elsewhere
+/// from the expression alone.
+fn with_places(w: &mut Widen, plan: LogicalPlan, rewrite: Rewrite) -> Result<LogicalPlan> {
+    let own_places = rewrite;
     crate::tree::transform_up_with_subqueries(plan, |node| {
         let names = NamePreserver::new(&node);
         if let LogicalPlan::Projection(p) = &node {
@@ -1145,6 +1154,37 @@ fn text_casts(w: &mut Widen, plan: LogicalPlan) -> Result<LogicalPlan> {
     .map(|t| t.data)
 }
 
+/// An expression rewritten given the places of the numerics it asks
+/// about (`None`: its type's scale), asked once each, leaves first.
+type Rewrite =
+    fn(Expr, &DFSchema, &mut dyn FnMut(&Expr) -> Option<Expr>) -> Result<Transformed<Expr>>;
+
+/// `e` with each numeric quotient given the places of its operands where
+/// they vary by row (an average below 1 has 20, from 1 up 16, at the one
+/// scale of its column): PostgreSQL's quotient has at least its operands'
+/// places.
+fn divide_operands(
+    e: Expr,
+    schema: &DFSchema,
+    places: &mut dyn FnMut(&Expr) -> Option<Expr>,
+) -> Result<Transformed<Expr>> {
+    crate::tree::transform_up(e, |e| match e {
+        Expr::ScalarFunction(mut f) if f.func.name() == DIVIDE && f.args.len() == 3 => {
+            let scale =
+                |x: &Expr| lit(x.get_type(schema).map(|t| scale_of(&t)).unwrap_or_default());
+            let (p1, p2) = (places(&f.args[0]), places(&f.args[1]));
+            if p1.is_none() && p2.is_none() {
+                return Ok(Transformed::no(Expr::ScalarFunction(f)));
+            }
+            let p1 = p1.unwrap_or_else(|| scale(&f.args[0]));
+            let p2 = p2.unwrap_or_else(|| scale(&f.args[1]));
+            f.args.extend([p1, p2]);
+            Ok(Transformed::yes(Expr::ScalarFunction(f)))
+        }
+        e => Ok(Transformed::no(e)),
+    })
+}
+
 /// `plan`, a query whose rows go to a client, with each numeric result
 /// column whose places vary by row written as text at each value's own
 /// places (see the module docs); unchanged when there is none. The text
@@ -1162,6 +1202,7 @@ pub fn display_scales(plan: LogicalPlan) -> Result<(LogicalPlan, Vec<usize>)> {
         return Ok((plan, vec![]));
     }
     let mut widen = Widen { next: 0 };
+    let plan = with_places(&mut widen, plan, divide_operands)?;
     let plan = text_casts(&mut widen, plan)?;
     if wanted.is_empty() {
         return Ok((plan, vec![]));

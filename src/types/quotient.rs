@@ -20,20 +20,22 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int32Array, StringArray};
-use datafusion::arrow::datatypes::{DataType, Decimal128Type, i256};
+use datafusion::arrow::datatypes::{DataType, Decimal128Type, Int32Type, i256};
 use datafusion::common::ScalarValue;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::{
-    ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+    ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
+    Volatility,
 };
 
 use crate::error::{Error, ErrorKind};
 
-/// `sluice_numeric_divide(a, b, like)`: `a / b` at PostgreSQL's places for
-/// the values, stored at the scale of `like` (a typed NULL).
+/// `sluice_numeric_divide(a, b, like [, places of a, places of b])`:
+/// `a / b` at PostgreSQL's places for the values, stored at the scale of
+/// `like` (a typed NULL). An operand's places are its scale unless given.
 pub const DIVIDE: &str = "sluice_numeric_divide";
-/// `sluice_numeric_divide_places(a, b, like)`: the places of each
+/// `sluice_numeric_divide_places(a, b, like [, ...])`: the places of each
 /// quotient [`DIVIDE`] computes.
 pub const PLACES: &str = "sluice_numeric_divide_places";
 /// `sluice_numeric_text(q, places)`: a quotient as text with its places.
@@ -70,8 +72,16 @@ fn leading_group(v: i128, scale: i8) -> (i32, u128) {
     (groups - (padded / 4) as i32, rest)
 }
 
-/// PostgreSQL's scale for `a / b` (`select_div_scale`).
+/// PostgreSQL's scale for `a / b` (`select_div_scale`), of operands
+/// whose places are their scales.
 pub fn places(a: i128, s1: i8, b: i128, s2: i8) -> i32 {
+    places_of(a, s1, s1 as i32, b, s2, s2 as i32)
+}
+
+/// PostgreSQL's scale for `a / b`, of operands at scales `s1` and `s2`
+/// whose own places are `p1` and `p2` (an average stored at scale 16 may
+/// have 20 of them).
+fn places_of(a: i128, s1: i8, p1: i32, b: i128, s2: i8, p2: i32) -> i32 {
     let (w1, d1) = leading_group(a, s1);
     let (w2, d2) = leading_group(b, s2);
     let mut qweight = w1 - w2;
@@ -79,8 +89,8 @@ pub fn places(a: i128, s1: i8, b: i128, s2: i8) -> i32 {
         qweight -= 1;
     }
     (MIN_SIG_DIGITS - qweight * 4)
-        .max(s1.max(0) as i32)
-        .max(s2.max(0) as i32)
+        .max(p1.max(0))
+        .max(p2.max(0))
         .clamp(0, 1000)
 }
 
@@ -189,12 +199,45 @@ impl ScalarUDFImpl for Divide {
             arrays[0].as_primitive::<Decimal128Type>(),
             arrays[1].as_primitive::<Decimal128Type>(),
         );
+        // The operands' own places, when given (see `places::display_scales`).
+        let own = match args.args.get(3..5) {
+            Some([p1, p2]) => {
+                let cast = |a: &ColumnarValue| {
+                    datafusion::arrow::compute::cast(&a.to_array(rows)?, &DataType::Int32)
+                };
+                Some((cast(p1)?, cast(p2)?))
+            }
+            Some(_) => None,
+            None => None,
+        };
+        let own_places = |i: usize| match &own {
+            Some((p1, p2)) => {
+                let (p1, p2) = (
+                    p1.as_primitive::<Int32Type>(),
+                    p2.as_primitive::<Int32Type>(),
+                );
+                (
+                    if p1.is_null(i) {
+                        s1 as i32
+                    } else {
+                        p1.value(i)
+                    },
+                    if p2.is_null(i) {
+                        s2 as i32
+                    } else {
+                        p2.value(i)
+                    },
+                )
+            }
+            None => (s1 as i32, s2 as i32),
+        };
         let each = (0..rows).map(|i| {
             if a.is_null(i) || b.is_null(i) {
                 return Ok(None);
             }
             let (x, y) = (a.value(i), b.value(i));
-            let p = places(x, s1, y, s2).min(scale as i32);
+            let (p1, p2) = own_places(i);
+            let p = places_of(x, s1, p1, y, s2, p2).min(scale as i32);
             Ok(Some(if self.places {
                 p as i128
             } else {
@@ -223,7 +266,10 @@ impl ScalarUDFImpl for Divide {
 /// [`DIVIDE`] as a UDF.
 pub fn divide_udf() -> ScalarUDF {
     ScalarUDF::new_from_impl(Divide {
-        signature: Signature::any(3, Volatility::Immutable),
+        signature: Signature::one_of(
+            vec![TypeSignature::Any(3), TypeSignature::Any(5)],
+            Volatility::Immutable,
+        ),
         places: false,
     })
 }
@@ -231,7 +277,10 @@ pub fn divide_udf() -> ScalarUDF {
 /// [`PLACES`] as a UDF.
 pub fn places_udf() -> ScalarUDF {
     ScalarUDF::new_from_impl(Divide {
-        signature: Signature::any(3, Volatility::Immutable),
+        signature: Signature::one_of(
+            vec![TypeSignature::Any(3), TypeSignature::Any(5)],
+            Volatility::Immutable,
+        ),
         places: true,
     })
 }
@@ -333,6 +382,11 @@ mod tests {
         assert_eq!(places(1000000000, 2, 1, 0), 12); // 1e7 / 1
         assert_eq!(places(10, 0, 4, 0), 16); // 10 / 4
         assert_eq!(places(7, 0, 2, 0), 16); // 7 / 2
+        // An average stored at scale 20 with 16 places of its own, by 2.50:
+        // its places, not its column's, count.
+        let avg = -394128356666666667i128 * 10i128.pow(4);
+        assert_eq!(places(avg, 20, 250, 2), 20);
+        assert_eq!(places_of(avg, 20, 16, 250, 2, 2), 16);
         assert_eq!(places(9500050, 2, 3, 4), 8); // 950.0050 ... / 0.0003
         assert_eq!(places(0, 0, 3, 0), 20); // 0 / 3
     }
