@@ -201,7 +201,7 @@ impl SluiceSchemaProvider {
                 }
                 // Read through the binder, which knows where it stands.
                 Def::Schema | Def::FeatureService(_) | Def::Sequence(_) => return Ok(None),
-                Def::View(v) => v.sql.clone(),
+                Def::View(v) => v.clone(),
                 Def::External(e) => {
                     let state = (self.factory)(&self.schema).state();
                     return Ok(Some((self.external)(e, &state).map_err(ext)?));
@@ -215,8 +215,9 @@ impl SluiceSchemaProvider {
             {
                 {
                     let ctx = (self.factory)(&self.schema);
-                    let plan = plan_view(&ctx.state(), &sql, self.prepare)
+                    let plan = plan_view(&ctx.state(), &sql.sql, self.prepare)
                         .await
+                        .and_then(|plan| view_columns(plan, &sql))
                         .map_err(|e| {
                             ext(Error::new(
                                 ErrorKind::DependentObjects,
@@ -228,11 +229,44 @@ impl SluiceSchemaProvider {
                                 ),
                             ))
                         })?;
-                    Ok(Some(Arc::new(ViewTable::new(plan, Some(sql)))))
+                    Ok(Some(Arc::new(ViewTable::new(plan, Some(sql.sql.clone())))))
                 }
             }
         })
     }
+}
+
+/// A view's query as planned now, with the columns it had when created,
+/// as PostgreSQL keeps them: a `*` in it does not take in a column added
+/// to its table later. Unchanged when its columns are those, or when one
+/// of them is no longer there once (reading it then fails as before).
+pub(crate) fn view_columns(
+    plan: datafusion::logical_expr::LogicalPlan,
+    view: &super::ViewDef,
+) -> DfResult<datafusion::logical_expr::LogicalPlan> {
+    use datafusion::logical_expr::{Expr, LogicalPlanBuilder};
+    let schema = plan.schema().clone();
+    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    if view.columns.is_empty()
+        || names.len() <= view.columns.len()
+        || names.iter().zip(&view.columns).all(|(n, c)| *n == c.name)
+            && names.len() == view.columns.len()
+    {
+        return Ok(plan);
+    }
+    let mut kept = Vec::with_capacity(view.columns.len());
+    for c in &view.columns {
+        let mut at = names.iter().enumerate().filter(|(_, n)| **n == c.name);
+        match (at.next(), at.next()) {
+            (Some((i, _)), None) => {
+                kept.push(Expr::Column(datafusion::common::Column::from(
+                    schema.qualified_field(i),
+                )));
+            }
+            _ => return Ok(plan),
+        }
+    }
+    LogicalPlanBuilder::from(plan).project(kept)?.build()
 }
 
 /// The `sluice` schema: Sluice's own records, kept as Delta tables under

@@ -88,8 +88,10 @@ fn views_reading(session: &Session, schema: &str, name: &str, col: &str) -> Vec<
             let crate::catalog::Def::View(view) = &o.def else {
                 return true;
             };
+            // A `*` reads the columns the view had when created only.
+            let kept = || view.columns.is_empty() || view.columns.iter().any(|c| c.name == col);
             match crate::frontend::generated::statement(&view.sql) {
-                Ok(stmt) => names_column(&stmt, col) || reads_every_column(&stmt),
+                Ok(stmt) => names_column(&stmt, col) || (reads_every_column(&stmt) && kept()),
                 Err(_) => true,
             }
         })

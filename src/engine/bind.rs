@@ -33,7 +33,9 @@ use datafusion::sql::sqlparser::ast::{
 use deltalake::DeltaTable;
 
 use super::Session;
-use crate::catalog::{DATABASE, Def, ExternalDef, Kind, Object, RelName, SYSTEM_SCHEMAS, Snapshot};
+use crate::catalog::{
+    DATABASE, Def, ExternalDef, Kind, Object, RelName, SYSTEM_SCHEMAS, Snapshot, ViewDef,
+};
 use crate::error::{Error, ErrorKind, Result};
 use crate::frontend::names::{name_parts, quoted};
 use crate::lake::TimeTravel;
@@ -629,7 +631,7 @@ impl<'s> Binder<'s> {
                     let table = self.snapshot(&o.rel_name(), &url).await?;
                     crate::lake::keyed_provider(&table, def.key_columns()).await?
                 }
-                Def::View(v) => Box::pin(self.view(o, &v.sql)).await?,
+                Def::View(v) => Box::pin(self.view(o, v)).await?,
                 Def::External(x) => self.external(x)?,
                 Def::Sequence(d) => crate::engine::sequences::as_relation(self.session, d).await?,
                 Def::Schema | Def::FeatureService(_) => {
@@ -642,7 +644,8 @@ impl<'s> Binder<'s> {
     }
 
     /// A view: its stored (resolved) query, bound and planned here.
-    async fn view(&mut self, o: &Object, sql: &str) -> Result<Arc<dyn TableProvider>> {
+    async fn view(&mut self, o: &Object, v: &ViewDef) -> Result<Arc<dyn TableProvider>> {
+        let sql = v.sql.as_str();
         if self.depth >= MAX_VIEW_DEPTH {
             return Err(Error::new(
                 ErrorKind::InvalidTableDefinition,
@@ -672,6 +675,8 @@ impl<'s> Binder<'s> {
         self.depth -= 1;
         let bound = bound.map_err(cannot_read)?;
         let plan = self.session.plan_bound(stmt, &bound).map_err(cannot_read)?;
+        let plan =
+            crate::catalog::provider::view_columns(plan, v).map_err(|e| cannot_read(e.into()))?;
         Ok(Arc::new(datafusion::catalog::view::ViewTable::new(
             plan,
             Some(sql.to_string()),
