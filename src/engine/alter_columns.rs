@@ -78,7 +78,7 @@ fn reads_every_column(stmt: &datafusion::sql::sqlparser::ast::Statement) -> bool
 
 /// The views that read `schema.name` and may read its column `col` (a
 /// view whose query names it, or reads `*`; any other dependent).
-fn views_reading(session: &Session, schema: &str, name: &str, col: &str) -> Vec<String> {
+pub(super) fn views_reading(session: &Session, schema: &str, name: &str, col: &str) -> Vec<String> {
     let snapshot = session.engine.catalog.snapshot();
     snapshot
         .dependents(schema, name)

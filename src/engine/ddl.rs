@@ -1897,6 +1897,16 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
                     fk.name
                 )));
             }
+            // A view that reads the column keeps its query as written,
+            // which would no longer plan: refused before anything changes.
+            if let Some(view) =
+                super::alter_columns::views_reading(session, &schema, &name, &old).first()
+            {
+                return Err(Error::not_supported(format!(
+                    "RENAME COLUMN of \"{old}\", which view \"{view}\" reads"
+                ))
+                .with_hint("Drop the view, rename the column and create the view again."));
+            }
             // Delta without column mapping stores names in the files, so a
             // rename rewrites the table in one overwrite commit.
             let lake = session.engine.lake().clone();

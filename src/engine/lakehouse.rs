@@ -189,6 +189,19 @@ pub async fn optimize(
     Output::batches(schema, vec![batch], "SELECT")
 }
 
+/// `ANALYZE`: each table named must exist (`42P01`). Sluice plans with
+/// the statistics every write records per file in the Delta log, so
+/// there is nothing to collect.
+pub fn analyze(session: &mut Session, tables: &[ObjectName]) -> Result<Output> {
+    let snapshot = session.engine.catalog().snapshot();
+    let system = session.system_tables();
+    let resolver = session.resolver(&snapshot, &system);
+    for name in tables {
+        resolver.resolve(name)?;
+    }
+    Ok(Output::command("ANALYZE"))
+}
+
 pub async fn vacuum(
     session: &mut Session,
     name: &ObjectName,

@@ -88,6 +88,11 @@ pub enum Stmt {
         retain_hours: Option<u64>,
         dry_run: bool,
     },
+    /// `ANALYZE [VERBOSE] [name [(columns)] [, ...]]`: the tables named
+    /// (none: every table).
+    Analyze {
+        tables: Vec<ObjectName>,
+    },
     Restore {
         table: ObjectName,
         at: TimeTravel,
@@ -328,6 +333,20 @@ fn word_is(t: &Token, kw: &str) -> bool {
 
 fn peek_word(p: &Parser, n: usize, kw: &str) -> bool {
     word_is(&p.peek_nth_token(n).token, kw)
+}
+
+/// Past the `)` closing a `(` just read, nested parentheses included.
+fn skip_to_closing(p: &mut Parser) -> Result<()> {
+    let mut depth = 1;
+    while depth > 0 {
+        match p.next_token().token {
+            Token::LParen => depth += 1,
+            Token::RParen => depth -= 1,
+            Token::EOF | Token::SemiColon => return Err(Error::syntax("syntax error: expected )")),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// `CREATE MATERIALIZED VIEW v [(names, CONSTRAINT c EXPECT (...) [ON
@@ -700,8 +719,41 @@ fn parse_extension(p: &mut Parser) -> Result<Option<Stmt>> {
         }
         return Ok(Some(Stmt::Optimize { table, zorder }));
     }
+    if peek_word(p, 0, "ANALYZE") || peek_word(p, 0, "ANALYSE") {
+        p.next_token();
+        // `(VERBOSE, SKIP_LOCKED ...)` and `VERBOSE` change nothing here.
+        if p.consume_token(&Token::LParen) {
+            skip_to_closing(p)?;
+        }
+        if peek_word(p, 0, "VERBOSE") {
+            p.next_token();
+        }
+        let mut tables = vec![];
+        while !matches!(p.peek_token().token, Token::EOF | Token::SemiColon) {
+            tables.push(p.parse_object_name(false)?);
+            if p.consume_token(&Token::LParen) {
+                skip_to_closing(p)?;
+            }
+            if !p.consume_token(&Token::Comma) {
+                break;
+            }
+        }
+        return Ok(Some(Stmt::Analyze { tables }));
+    }
     if peek_word(p, 0, "VACUUM") {
         p.next_token();
+        // PostgreSQL's options (`FULL`, `ANALYZE`, `(VERBOSE)` ...) change
+        // nothing in a Delta vacuum.
+        if p.consume_token(&Token::LParen) {
+            skip_to_closing(p)?;
+        }
+        while ["FULL", "FREEZE", "VERBOSE", "ANALYZE", "ANALYSE"]
+            .iter()
+            .any(|w| peek_word(p, 0, w))
+            && !matches!(p.peek_nth_token(1).token, Token::EOF | Token::SemiColon)
+        {
+            p.next_token();
+        }
         let table = p.parse_object_name(false)?;
         let mut retain_hours = None;
         let mut dry_run = false;
@@ -903,6 +955,18 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        assert!(matches!(
+            one("VACUUM FULL ANALYZE raw.t"),
+            Stmt::Vacuum { .. }
+        ));
+        match one("ANALYZE VERBOSE raw.t (a, b), u") {
+            Stmt::Analyze { tables } => assert_eq!(tables.len(), 2),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(one("ANALYZE"), Stmt::Analyze { tables } if tables.is_empty()));
+        assert!(
+            matches!(one("ANALYZE (VERBOSE) t"), Stmt::Analyze { tables } if tables.len() == 1)
+        );
         match one("RESTORE TABLE raw.t TO VERSION AS OF 2") {
             Stmt::Restore { at, .. } => assert_eq!(at, TimeTravel::Version(2)),
             other => panic!("{other:?}"),

@@ -1,4 +1,4 @@
-//! DESCRIBE HISTORY, OPTIMIZE, VACUUM, RESTORE.
+//! DESCRIBE HISTORY, OPTIMIZE, VACUUM, RESTORE, ANALYZE.
 
 use datafusion::common::ParamValues;
 
@@ -16,6 +16,7 @@ impl Handler for Lakehouse {
             Stmt::DescribeHistory { .. } => "DESCRIBE HISTORY",
             Stmt::Optimize { .. } => "OPTIMIZE",
             Stmt::Vacuum { .. } => "VACUUM",
+            Stmt::Analyze { .. } => "ANALYZE",
             _ => "RESTORE",
         }
         .into()
@@ -23,7 +24,7 @@ impl Handler for Lakehouse {
 
     fn role(&self) -> Role {
         match &self.0 {
-            Stmt::DescribeHistory { .. } => Role::Reader,
+            Stmt::DescribeHistory { .. } | Stmt::Analyze { .. } => Role::Reader,
             _ => Role::Admin,
         }
     }
@@ -56,6 +57,7 @@ impl Handler for Lakehouse {
                     dry_run,
                 } => lakehouse::vacuum(session, &table, retain_hours, dry_run).await,
                 Stmt::Restore { table, at } => lakehouse::restore(session, &table, at).await,
+                Stmt::Analyze { tables } => lakehouse::analyze(session, &tables),
                 _ => unreachable!("dispatched for lakehouse statements only"),
             }
         })

@@ -137,6 +137,7 @@ pub fn handler(stmt: Stmt) -> Box<dyn Handler> {
         s @ (Stmt::DescribeHistory { .. }
         | Stmt::Optimize { .. }
         | Stmt::Vacuum { .. }
+        | Stmt::Analyze { .. }
         | Stmt::Restore { .. }) => Box::new(lakehouse::Lakehouse(s)),
     }
 }
