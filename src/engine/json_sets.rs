@@ -148,9 +148,7 @@ fn series_list(e: &Expr) -> Option<Expr> {
 /// unnested, `integer` when its bounds are integer constants.
 fn series(mut args: Vec<Expr>) -> Expr {
     use datafusion::sql::sqlparser::ast::{CastKind, DataType, UnaryOperator, Value};
-    if let Some(step) = args.get_mut(2) {
-        crate::frontend::table_functions::untyped_interval(step);
-    }
+    crate::frontend::table_functions::typed_series_args(&mut args);
     let int4 = |e: &Expr| {
         let (negative, e) = match e {
             Expr::UnaryOp {

@@ -120,9 +120,58 @@ fn is_interval(e: &Expr) -> bool {
     }
 }
 
+/// The arguments of `generate_series` typed as PostgreSQL resolves their
+/// unknown types: a step written as a quoted literal that is no number
+/// (`'1 day'`) is an interval, and then a bound written as a quoted
+/// literal has the other bound's type (a timestamp, or `timestamptz` for a
+/// date or another quoted literal).
+pub fn typed_series_args(args: &mut [Expr]) {
+    use datafusion::sql::sqlparser::ast::{CastKind, DataType, TimezoneInfo, TypedString, Value};
+    let [start, stop, step] = args else { return };
+    untyped_interval(step);
+    if !is_interval(step) {
+        return;
+    }
+    let quoted =
+        |e: &Expr| matches!(e, Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_)));
+    let timestamp = |e: &Expr| match e {
+        Expr::Cast { data_type, .. } | Expr::TypedString(TypedString { data_type, .. }) => {
+            match data_type {
+                DataType::Timestamp(..) | DataType::TimestampNtz(_) => Some(data_type.clone()),
+                DataType::Date => Some(DataType::Timestamp(None, TimezoneInfo::WithTimeZone)),
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    let typed = match (quoted(start), quoted(stop)) {
+        (true, true) => DataType::Timestamp(None, TimezoneInfo::WithTimeZone),
+        (true, false) => match timestamp(stop) {
+            Some(t) => t,
+            None => return,
+        },
+        (false, true) => match timestamp(start) {
+            Some(t) => t,
+            None => return,
+        },
+        (false, false) => return,
+    };
+    for b in [start, stop] {
+        if quoted(b) {
+            *b = Expr::Cast {
+                kind: CastKind::Cast,
+                expr: Box::new(b.clone()),
+                data_type: typed.clone(),
+                array: false,
+                format: None,
+            };
+        }
+    }
+}
+
 /// A series step written as a quoted literal that is no number (`'1
 /// day'`), made an interval, as PostgreSQL resolves its unknown type.
-pub fn untyped_interval(e: &mut Expr) {
+fn untyped_interval(e: &mut Expr) {
     use datafusion::sql::sqlparser::ast::{CastKind, DataType, Value};
     if let Expr::Value(v) = e
         && let Value::SingleQuotedString(text) = &v.value
@@ -187,9 +236,7 @@ fn time_series(t: &mut TableFactor) -> Result<()> {
             _ => None,
         })
         .collect();
-    if let Some(step) = bounds.get_mut(2) {
-        untyped_interval(step);
-    }
+    typed_series_args(&mut bounds);
     if bounds.len() != 3
         || bounds.len() != args.args.len()
         || !is_interval(&bounds[2])
