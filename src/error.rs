@@ -597,6 +597,9 @@ pub(crate) fn classify_message(raw: &str) -> Option<Error> {
     {
         return Some(e);
     }
+    if let Some(e) = no_matching_function(&msg) {
+        return Some(e);
+    }
     let lower = msg.to_lowercase();
     if msg.contains("MERGE matched a target row with multiple source rows") {
         return Some(
@@ -812,6 +815,54 @@ pub(crate) fn classify_message(raw: &str) -> Option<Error> {
     Some(Error::new(kind, pg_style(&msg, kind)))
 }
 
+/// DataFusion's "No function matches the given name and argument types
+/// 'f(Int64, Utf8)'" (after its candidate list, and in a signature error
+/// that blames itself): PostgreSQL's `42883 function f(bigint, text) does
+/// not exist`.
+fn no_matching_function(msg: &str) -> Option<Error> {
+    const MARK: &str = "No function matches the given name and argument types '";
+    let at = msg.find(MARK)? + MARK.len();
+    let call = &msg[at..at + msg[at..].find("'.").or_else(|| msg[at..].find('\''))?];
+    let open = call.find('(')?;
+    let (name, args) = (&call[..open], call[open + 1..].strip_suffix(')')?);
+    // The argument types, split at the commas between them.
+    let mut raw = vec![];
+    let (mut depth, mut start) = (0, 0);
+    for (i, c) in args.char_indices() {
+        match c {
+            '(' | '<' | '[' => depth += 1,
+            ')' | '>' | ']' => depth -= 1,
+            ',' if depth == 0 => {
+                raw.push(args[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    if !args.trim().is_empty() {
+        raw.push(args[start..].trim());
+    }
+    let types: Vec<String> = raw
+        .into_iter()
+        .map(|arrow| match arrow_name_to_pg(arrow).as_str() {
+            // A timestamp is named in full in a signature.
+            "timestamp" if arrow.contains('"') => "timestamp with time zone".to_string(),
+            "timestamp" => "timestamp without time zone".to_string(),
+            pg => pg.to_string(),
+        })
+        .collect();
+    Some(
+        Error::new(
+            ErrorKind::UndefinedFunction,
+            format!("function {name}({}) does not exist", types.join(", ")),
+        )
+        .with_hint(
+            "No function matches the given name and argument types. You might need to add \
+             explicit type casts.",
+        ),
+    )
+}
+
 /// The message of a Sluice [`Error`] printed with `{:?}` inside `text`.
 fn debug_printed_message(text: &str) -> Option<String> {
     let at = text.find("Error { kind: ")?;
@@ -896,20 +947,28 @@ fn value_out_of_range(msg: &str) -> Option<Error> {
     ))
 }
 
-/// Map an Arrow type name as DataFusion prints it (`Int32`) to PostgreSQL's.
-pub fn arrow_name_to_pg(name: &str) -> String {
-    match name {
-        "Int16" => "smallint",
-        "Int32" => "integer",
-        "Int64" => "bigint",
-        "Float32" => "real",
+/// Map an Arrow type name as DataFusion prints it (`Int32`,
+/// `Timestamp(µs, "UTC")`) to PostgreSQL's.
+pub fn arrow_name_to_pg(arrow: &str) -> String {
+    let base = arrow.split('(').next().unwrap_or(arrow).trim();
+    match base {
+        "Int8" | "Int16" | "UInt8" => "smallint",
+        "Int32" | "UInt16" => "integer",
+        "Int64" | "UInt32" | "UInt64" => "bigint",
+        "Float16" | "Float32" => "real",
         "Float64" => "double precision",
+        "Utf8" | "Utf8View" | "LargeUtf8" => "text",
         "Boolean" => "boolean",
-        "Date32" => "date",
-        "Utf8" | "LargeUtf8" | "Utf8View" => "text",
+        "Date32" | "Date64" => "date",
+        "Time32" | "Time64" => "time without time zone",
+        "Interval" | "Duration" => "interval",
+        "Binary" | "BinaryView" | "LargeBinary" => "bytea",
+        "Null" => "unknown",
+        "List" | "LargeList" | "FixedSizeList" => "anyarray",
+        "Struct" => "record",
         n if n.starts_with("Decimal") => "numeric",
         n if n.starts_with("Timestamp") => "timestamp",
-        other => other,
+        other => return other.to_string(),
     }
     .to_string()
 }
@@ -925,6 +984,32 @@ fn quoted_after(text: &str, marker: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_matching_function_is_undefined_function() {
+        let e = classify_message(
+            "Error during planning: Function 'generate_series' failed to match any signature\n\
+             This issue was likely caused by a bug in DataFusion's code. No function matches the \
+             given name and argument types 'generate_series(Timestamp(ns, \"UTC\"), Utf8View, \
+             Interval(MonthDayNano))'. You might need to add explicit type casts.\n\tCandidate \
+             functions:\n\tgenerate_series(Int64)",
+        )
+        .unwrap();
+        assert_eq!(e.kind, ErrorKind::UndefinedFunction);
+        assert_eq!(
+            e.message,
+            "function generate_series(timestamp with time zone, text, interval) does not exist"
+        );
+        let e = classify_message(
+            "Error during planning: Failed to coerce arguments. No function matches the given \
+             name and argument types 'left(Int64, Decimal128(3, 1), Timestamp(µs))'. You might",
+        )
+        .unwrap();
+        assert_eq!(
+            e.message,
+            "function left(bigint, numeric, timestamp without time zone) does not exist"
+        );
+    }
 
     #[test]
     fn messages_carry_no_stack_trace() {
