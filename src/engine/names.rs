@@ -129,6 +129,8 @@ fn figure(e: &Expr) -> (Option<String>, u8) {
                 _ => (Some("numeric".to_string()), 1),
             }
         }
+        // `ROW(a, b)`, rewritten to a record of fields f1, f2, ...
+        Expr::Function(f) if function_named(f, "named_struct") => (Some("row".into()), 2),
         // `(a, b) OVERLAPS (c, d)`, rewritten to a call.
         Expr::Function(f) if function_named(f, crate::types::functions::OVERLAPS) => {
             (Some("overlaps".into()), 2)
@@ -195,6 +197,7 @@ fn figure(e: &Expr) -> (Option<String>, u8) {
         } => (Some("substr".into()), 2),
         Expr::Substring { .. } => (Some("substring".into()), 2),
         Expr::Position { .. } => (Some("position".into()), 2),
+        Expr::Overlay { .. } => (Some("overlay".into()), 2),
         Expr::Trim { .. } => (Some("btrim".into()), 2),
         Expr::Ceil { .. } => (Some("ceil".into()), 2),
         Expr::Floor { .. } => (Some("floor".into()), 2),
@@ -498,7 +501,10 @@ fn alias_repeated_in(body: &mut SetExpr, later: bool) {
     let mut cast_of: std::collections::HashMap<String, usize> = Default::default();
     for (pos, item) in select.projection.iter_mut().enumerate() {
         if let SelectItem::UnnamedExpr(
-            e @ (Expr::Cast { .. } | Expr::Nested(_) | Expr::AtTimeZone { .. }),
+            e @ (Expr::Cast { .. }
+            | Expr::Nested(_)
+            | Expr::AtTimeZone { .. }
+            | Expr::TypedString(_)),
         ) = item
         {
             let n = cast_of.entry(without_casts(uncast(e))).or_default();
@@ -1004,6 +1010,10 @@ fn without_casts(e: &Expr) -> String {
                 Expr::value(datafusion::sql::sqlparser::ast::Value::Null),
             );
             *x = inner;
+        }
+        // `DATE '...'` is planned as a cast of its text too.
+        if let Expr::TypedString(t) = x {
+            *x = Expr::Value(t.value.clone());
         }
         ControlFlow::<()>::Continue(())
     });
