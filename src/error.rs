@@ -821,6 +821,21 @@ pub(crate) fn classify_message(raw: &str) -> Option<Error> {
 /// not exist`.
 fn no_matching_function(msg: &str) -> Option<Error> {
     const MARK: &str = "No function matches the given name and argument types '";
+    let hint = "No function matches the given name and argument types. You might need to add \
+                explicit type casts.";
+    // A name no function has (DataFusion suggests one that shares letters
+    // with it, seldom the one meant).
+    if let Some(rest) = msg.split("Invalid function '").nth(1)
+        && let Some(name) = rest.split('\'').next()
+    {
+        return Some(
+            Error::new(
+                ErrorKind::UndefinedFunction,
+                format!("function {name} does not exist"),
+            )
+            .with_hint(hint),
+        );
+    }
     let at = msg.find(MARK)? + MARK.len();
     let call = &msg[at..at + msg[at..].find("'.").or_else(|| msg[at..].find('\''))?];
     let open = call.find('(')?;
@@ -856,10 +871,7 @@ fn no_matching_function(msg: &str) -> Option<Error> {
             ErrorKind::UndefinedFunction,
             format!("function {name}({}) does not exist", types.join(", ")),
         )
-        .with_hint(
-            "No function matches the given name and argument types. You might need to add \
-             explicit type casts.",
-        ),
+        .with_hint(hint),
     )
 }
 
@@ -1009,6 +1021,12 @@ mod tests {
             e.message,
             "function left(bigint, numeric, timestamp without time zone) does not exist"
         );
+        let e = classify_message(
+            "Error during planning: Invalid function 'nope'.\nDid you mean 'now'?",
+        )
+        .unwrap();
+        assert_eq!(e.kind, ErrorKind::UndefinedFunction);
+        assert_eq!(e.message, "function nope does not exist");
     }
 
     #[test]
