@@ -54,10 +54,11 @@ enum Function {
     MinScale,
     TrimScale,
     Overlaps,
+    ToNumber,
 }
 
 impl Function {
-    const ALL: [Function; 19] = [
+    const ALL: [Function; 20] = [
         Function::Age,
         Function::JustifyDays,
         Function::JustifyHours,
@@ -77,6 +78,7 @@ impl Function {
         Function::MinScale,
         Function::TrimScale,
         Function::Overlaps,
+        Function::ToNumber,
     ];
 
     fn name(self) -> &'static str {
@@ -100,6 +102,7 @@ impl Function {
             Function::MinScale => "min_scale",
             Function::TrimScale => "trim_scale",
             Function::Overlaps => OVERLAPS,
+            Function::ToNumber => "to_number",
         }
     }
 
@@ -119,7 +122,7 @@ impl Function {
             | Function::MakeTimestamp
             | Function::MakeInterval
             | Function::RegexpSubstr => Signature::variadic_any(volatility),
-            Function::Div => Signature::any(2, volatility),
+            Function::Div | Function::ToNumber => Signature::any(2, volatility),
             Function::Overlaps => Signature::any(4, volatility),
             Function::WidthBucket => Signature::any(4, volatility),
             _ => Signature::any(1, volatility),
@@ -204,6 +207,18 @@ impl ScalarUDFImpl for Pg {
             }
             Function::TrimScale => numeric_argument(self.function, &types)?,
             Function::Overlaps => DataType::Boolean,
+            // Stored at the places its format reads (10 when the format
+            // is not a constant).
+            Function::ToNumber => {
+                let places = match args.scalar_arguments.get(1) {
+                    Some(Some(format)) => match format.try_as_str() {
+                        Some(Some(f)) => number_format(f).1,
+                        _ => 10,
+                    },
+                    _ => 10,
+                };
+                DataType::Decimal128(38, places)
+            }
             Function::RegexpSplitToArray => {
                 arity(2..=3)?;
                 DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true)))
@@ -228,8 +243,143 @@ impl ScalarUDFImpl for Pg {
                 args.args[0].clone(),
             ]);
         }
+        if function == Function::ToNumber {
+            let DataType::Decimal128(_, places) = args.return_field.data_type() else {
+                return datafusion::common::internal_err!("to_number returns a numeric");
+            };
+            let places = *places;
+            return make_scalar_function(move |a: &[ArrayRef]| to_number(a, places), vec![])(
+                &args.args,
+            );
+        }
         make_scalar_function(move |a: &[ArrayRef]| apply(function, a), vec![])(&args.args)
     }
+}
+
+/// The digit positions of a `to_number` format before and after its
+/// decimal point (`9G999D99`: 4 and 2).
+fn number_format(format: &str) -> (usize, i8) {
+    let upper = format.to_uppercase();
+    let (int, frac) = match upper.find(['D', '.']) {
+        Some(at) => (&upper[..at], &upper[at + 1..]),
+        None => (upper.as_str(), ""),
+    };
+    let digits = |s: &str| s.chars().filter(|c| matches!(c, '9' | '0')).count();
+    (digits(int), digits(frac).min(38) as i8)
+}
+
+/// `to_number(text, format)`: the number `text` writes as `format` reads
+/// it, PostgreSQL's way: each `9` or `0` takes a digit (a blank or a sign
+/// before the first), `D` or `.` the decimal point, `G` or `,` a group
+/// separator, `S`, `MI`, `PL`, `SG` a sign, `L` or `$` a currency sign,
+/// any other character one character; reading stops where the format or
+/// the text ends. Stored at `places`.
+fn to_number(args: &[ArrayRef], places: i8) -> Result<ArrayRef> {
+    use datafusion::arrow::array::Decimal128Array;
+    let text = datafusion::arrow::compute::cast(&args[0], &DataType::Utf8)?;
+    let format = datafusion::arrow::compute::cast(&args[1], &DataType::Utf8)?;
+    let (text, format) = (text.as_string::<i32>(), format.as_string::<i32>());
+    let out: Decimal128Array = (0..text.len())
+        .map(|i| {
+            if text.is_null(i) || format.is_null(i) {
+                return Ok(None);
+            }
+            read_number(text.value(i), format.value(i), places).map(Some)
+        })
+        .collect::<Result<_>>()?;
+    Ok(Arc::new(out.with_precision_and_scale(38, places)?))
+}
+
+/// One value of [`to_number`], unscaled at `places`.
+fn read_number(text: &str, format: &str, places: i8) -> Result<i128> {
+    let input: Vec<char> = text.trim_start().chars().collect();
+    let fmt: Vec<char> = format.to_uppercase().chars().collect();
+    let (mut at, mut f) = (0, 0);
+    let (mut int, mut frac, mut fraction, mut negative) =
+        (String::new(), String::new(), false, false);
+    let peek = |at: usize| input.get(at).copied();
+    let starts = |f: usize, word: &str| fmt[f..].iter().collect::<String>().starts_with(word);
+    while f < fmt.len() && at < input.len() {
+        if starts(f, "FM")
+            || starts(f, "PR")
+            || starts(f, "MI")
+            || starts(f, "PL")
+            || starts(f, "SG")
+        {
+            if !starts(f, "FM") && !starts(f, "PR") && matches!(peek(at), Some('-' | '+')) {
+                negative = peek(at) == Some('-');
+                at += 1;
+            }
+            f += 2;
+            continue;
+        }
+        match fmt[f] {
+            '9' | '0' => match peek(at) {
+                Some(c) if c.is_ascii_digit() => {
+                    if fraction {
+                        frac.push(c)
+                    } else {
+                        int.push(c)
+                    }
+                    at += 1;
+                }
+                Some('-' | '+') if int.is_empty() && !fraction => {
+                    negative = peek(at) == Some('-');
+                    at += 1;
+                    continue;
+                }
+                // Anything else takes the position without a digit.
+                Some(_) => at += 1,
+                None => {}
+            },
+            'D' | '.' => {
+                if peek(at) == Some('.') {
+                    at += 1;
+                }
+                fraction = true;
+            }
+            'G' | ',' => {
+                if peek(at) == Some(',') {
+                    at += 1;
+                }
+            }
+            'S' => {
+                if matches!(peek(at), Some('-' | '+')) {
+                    negative = peek(at) == Some('-');
+                    at += 1;
+                }
+            }
+            'L' | '$' => {
+                if peek(at).is_some_and(|c| !c.is_ascii_digit() && !matches!(c, '-' | '+' | '.')) {
+                    at += 1;
+                }
+            }
+            _ => at += 1,
+        }
+        f += 1;
+    }
+    if int.is_empty() && frac.is_empty() {
+        return Err(ours(Error::new(
+            ErrorKind::InvalidText,
+            "invalid input syntax for type numeric: \" \"",
+        )));
+    }
+    frac.truncate(places.max(0) as usize);
+    while frac.len() < places.max(0) as usize {
+        frac.push('0');
+    }
+    let digits = format!("{int}{frac}");
+    let value: i128 = digits.trim_start_matches('0').parse().or_else(|_| {
+        if digits.chars().all(|c| c == '0') {
+            Ok(0)
+        } else {
+            Err(ours(Error::new(
+                ErrorKind::NumericOutOfRange,
+                "value overflows numeric format",
+            )))
+        }
+    })?;
+    Ok(if negative { -value } else { value })
 }
 
 fn apply(function: Function, args: &[ArrayRef]) -> Result<ArrayRef> {
@@ -300,6 +450,7 @@ fn apply(function: Function, args: &[ArrayRef]) -> Result<ArrayRef> {
         Function::RegexpSubstr => regexp_substr(args)?,
         Function::Scale | Function::MinScale | Function::TrimScale => scales(function, &args[0])?,
         Function::Overlaps => overlaps(args)?,
+        Function::ToNumber => to_number(args, 10)?,
         Function::NumNulls | Function::NumNonNulls => {
             // Logical: an untyped NULL is a column without a null mask.
             let masks: Vec<_> = args.iter().map(|a| a.logical_nulls()).collect();
@@ -1320,6 +1471,28 @@ pub fn register(ctx: &datafusion::prelude::SessionContext) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn to_number_reads_as_postgres() {
+        for (text, format, places, want) in [
+            ("12,454.8-", "99G999D9S", 1, -124548),
+            ("$1,234.50", "L9G999D99", 2, 123450),
+            ("  -1,000", "99G999", 0, -1000),
+            ("12345", "99", 0, 12),
+            ("1e3", "9999", 0, 13),
+            ("42-", "99MI", 0, -42),
+            ("42-", "99", 0, 42),
+            ("1.23456", "9.99", 2, 123),
+        ] {
+            assert_eq!(number_format(format).1, places, "{format}");
+            assert_eq!(
+                read_number(text, format, places).unwrap(),
+                want,
+                "{text} {format}"
+            );
+        }
+        assert!(read_number("abc", "999", 0).is_err());
+    }
+
     use super::*;
 
     fn at(s: &str) -> NaiveDateTime {
