@@ -175,21 +175,12 @@ fn floats(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
     let side = |x: Expr| compared(x, schema);
     match e {
         Expr::BinaryExpr(BinaryExpr { left, op, right })
-            if matches!(
-                op,
-                Operator::Eq
-                    | Operator::NotEq
-                    | Operator::Lt
-                    | Operator::LtEq
-                    | Operator::Gt
-                    | Operator::GtEq
-                    | Operator::IsDistinctFrom
-                    | Operator::IsNotDistinctFrom
-                    | Operator::Plus
-                    | Operator::Minus
-                    | Operator::Multiply
-                    | Operator::Divide
-            ) && resolved(&[ty(&left), ty(&right)]).is_some() =>
+            if (super::is_comparison(&op)
+                || matches!(
+                    op,
+                    Operator::Plus | Operator::Minus | Operator::Multiply | Operator::Divide
+                ))
+                && resolved(&[ty(&left), ty(&right)]).is_some() =>
         {
             Ok(Transformed::yes(Expr::BinaryExpr(BinaryExpr::new(
                 Box::new(side(*left)),

@@ -299,19 +299,7 @@ fn scaled(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
         // together need more than 38 digits (`avg(i) >= avg(big)`, 20 and
         // 17 places): DataFusion compares them as a decimal of 38 digits
         // that the larger value overflows (22003). Compared in 256 bits.
-        Expr::BinaryExpr(BinaryExpr { left, op, right })
-            if matches!(
-                op,
-                Operator::Eq
-                    | Operator::NotEq
-                    | Operator::Lt
-                    | Operator::LtEq
-                    | Operator::Gt
-                    | Operator::GtEq
-                    | Operator::IsDistinctFrom
-                    | Operator::IsNotDistinctFrom
-            ) =>
-        {
+        Expr::BinaryExpr(BinaryExpr { left, op, right }) if super::is_comparison(&op) => {
             let is_decimal =
                 |e: &Expr| matches!(coerced_type(e, schema), Ok(DataType::Decimal128(..)));
             let wide = match (decimal_of(&left, schema), decimal_of(&right, schema)) {
