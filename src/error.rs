@@ -400,7 +400,41 @@ fn cast_error(m: &str) -> Error {
     } else {
         ErrorKind::InvalidText
     };
+    // A date written as one whose parts do not exist (`2026-02-30`,
+    // `2026-13-01`, `25:00`): PostgreSQL's 22008.
+    if kind == ErrorKind::InvalidDatetime
+        && !text.contains("type interval")
+        && let Some((_, value)) = text.split_once(": \"")
+        && let Some(value) = value.strip_suffix('"')
+        && well_formed_datetime(value)
+    {
+        return Error::new(
+            ErrorKind::DatetimeOverflow,
+            format!("date/time field value out of range: \"{value}\""),
+        );
+    }
     Error::new(kind, text)
+}
+
+/// Whether `v` has the shape of an ISO date, maybe with a time of day:
+/// `YYYY-MM-DD[ HH:MM[:SS[.f]]]`, all digits where digits go.
+fn well_formed_datetime(v: &str) -> bool {
+    let (date, time) = v.split_once([' ', 'T']).unwrap_or((v, ""));
+    let parts: Vec<&str> = date.split('-').collect();
+    let digits = |p: &str, n: std::ops::RangeInclusive<usize>| {
+        n.contains(&p.len()) && p.chars().all(|c| c.is_ascii_digit())
+    };
+    let date_ok = matches!(parts.as_slice(), [y, m, d] if digits(y, 4..=4) && digits(m, 1..=2) && digits(d, 1..=2));
+    let time_ok = time.is_empty()
+        || time.split(':').enumerate().all(|(i, p)| {
+            let p = if i == 2 {
+                p.split('.').next().unwrap_or(p)
+            } else {
+                p
+            };
+            i < 3 && digits(p, 1..=2)
+        });
+    date_ok && time_ok
 }
 
 /// A message without the stack trace a dependency's error carries when
@@ -1282,6 +1316,30 @@ mod tests {
         )
         .unwrap();
         assert_eq!(e.kind, ErrorKind::InvalidText);
+    }
+
+    #[test]
+    fn a_date_whose_fields_do_not_exist_is_22008() {
+        for (m, want) in [
+            (
+                "Cannot cast string '2026-02-30' to value of Date32 type",
+                ErrorKind::DatetimeOverflow,
+            ),
+            (
+                "Cannot cast string '2026-13-01' to value of Date32 type",
+                ErrorKind::DatetimeOverflow,
+            ),
+            (
+                "Cannot cast string 'abc' to value of Date32 type",
+                ErrorKind::InvalidDatetime,
+            ),
+        ] {
+            assert_eq!(cast_error(m).kind, want, "{m}");
+        }
+        assert!(well_formed_datetime("2026-01-01 25:00:00"));
+        assert!(well_formed_datetime("2026-02-30"));
+        assert!(!well_formed_datetime("2026-02-30 x"));
+        assert!(!well_formed_datetime("yesterday"));
     }
 
     #[test]
