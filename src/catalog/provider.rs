@@ -238,8 +238,8 @@ impl SluiceSchemaProvider {
 
 /// A view's query as planned now, with the columns it had when created,
 /// as PostgreSQL keeps them: a `*` in it does not take in a column added
-/// to its table later. Unchanged when its columns are those, or when one
-/// of them is no longer there once (reading it then fails as before).
+/// to its table later. Unchanged when it has no more columns than those,
+/// or when one of them is not there exactly once.
 pub(crate) fn view_columns(
     plan: datafusion::logical_expr::LogicalPlan,
     view: &super::ViewDef,
@@ -247,11 +247,7 @@ pub(crate) fn view_columns(
     use datafusion::logical_expr::{Expr, LogicalPlanBuilder};
     let schema = plan.schema().clone();
     let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-    if view.columns.is_empty()
-        || names.len() <= view.columns.len()
-        || names.iter().zip(&view.columns).all(|(n, c)| *n == c.name)
-            && names.len() == view.columns.len()
-    {
+    if view.columns.is_empty() || names.len() <= view.columns.len() {
         return Ok(plan);
     }
     let mut kept = Vec::with_capacity(view.columns.len());

@@ -298,7 +298,7 @@ fn read_number(text: &str, format: &str, places: i8) -> Result<i128> {
     let (mut int, mut frac, mut fraction, mut negative) =
         (String::new(), String::new(), false, false);
     let peek = |at: usize| input.get(at).copied();
-    let starts = |f: usize, word: &str| fmt[f..].iter().collect::<String>().starts_with(word);
+    let starts = |f: usize, word: &str| word.chars().zip(f..).all(|(c, i)| fmt.get(i) == Some(&c));
     while f < fmt.len() && at < input.len() {
         if starts(f, "FM")
             || starts(f, "PR")
@@ -369,6 +369,13 @@ fn read_number(text: &str, format: &str, places: i8) -> Result<i128> {
         frac.push('0');
     }
     let digits = format!("{int}{frac}");
+    // A decimal holds 38 digits.
+    if digits.trim_start_matches('0').len() > 38 {
+        return Err(ours(Error::new(
+            ErrorKind::NumericOutOfRange,
+            "value overflows numeric format",
+        )));
+    }
     let value: i128 = digits.trim_start_matches('0').parse().or_else(|_| {
         if digits.chars().all(|c| c == '0') {
             Ok(0)
@@ -1491,6 +1498,8 @@ mod tests {
             );
         }
         assert!(read_number("abc", "999", 0).is_err());
+        let wide = "9".repeat(40);
+        assert!(read_number(&wide, &wide, 0).is_err());
     }
 
     use super::*;

@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::tree_node::Transformed;
-use datafusion::common::{Column, DFSchema, ScalarValue};
+use datafusion::common::{Column, DFSchema, DFSchemaRef, ScalarValue};
 use datafusion::error::Result;
 use datafusion::logical_expr::expr::{
     AggregateFunction, Alias, Case, Cast, ScalarFunction, TryCast, WindowFunction,
@@ -936,13 +936,13 @@ fn reordered(plan: LogicalPlan, order: &[usize]) -> Result<LogicalPlan> {
 /// of the cast to the same type, a no-op), so that [`display_scales`] can
 /// tell it from the casts the analyzer adds. Run before the analyzer.
 pub fn mark_explicit_casts(plan: LogicalPlan) -> Result<LogicalPlan> {
-    let mark = |e: Expr, schema: &DFSchema| {
+    let mark = |e: Expr, inputs: &[DFSchemaRef]| {
         crate::tree::transform_up(e, |e| match e {
             // `types::integers` gives `nullif` its first argument's type
             // with a cast before this runs: not one the query wrote. A
             // cast to another type is (`CAST(NULLIF(i, 0) AS
             // numeric(20,4))`).
-            Expr::Cast(c) if typing_cast_of_nullif(&c, schema) => {
+            Expr::Cast(c) if typing_cast_of_nullif(&c, inputs) => {
                 Ok(Transformed::no(Expr::Cast(c)))
             }
             Expr::Cast(c) if is_decimal(c.field.data_type()) => {
@@ -958,14 +958,18 @@ pub fn mark_explicit_casts(plan: LogicalPlan) -> Result<LogicalPlan> {
     crate::tree::transform_up_with_subqueries(plan, |node| {
         // The planner already cast each VALUES cell to its column's type.
         let values = matches!(node, LogicalPlan::Values(_));
-        let schema = input_schema(&node);
+        let inputs: Vec<DFSchemaRef> = node
+            .inputs()
+            .iter()
+            .map(|i| Arc::clone(i.schema()))
+            .collect();
         let names = NamePreserver::new(&node);
         crate::tree::map_expressions(node, |e| {
             let saved = names.save(&e);
             let marked = match e {
-                Expr::Cast(Cast { expr, field }) if values => mark(*expr, &schema)?
+                Expr::Cast(Cast { expr, field }) if values => mark(*expr, &inputs)?
                     .update_data(|e| Expr::Cast(Cast::new_from_field(Box::new(e), field))),
-                e => mark(e, &schema)?,
+                e => mark(e, &inputs)?,
             };
             Ok(marked.update_data(|e| saved.restore(e)))
         })
@@ -973,30 +977,34 @@ pub fn mark_explicit_casts(plan: LogicalPlan) -> Result<LogicalPlan> {
     .map(|t| t.data)
 }
 
-/// The columns `node`'s expressions read: its inputs' together.
-fn input_schema(node: &LogicalPlan) -> DFSchema {
-    let mut merged = DFSchema::empty();
-    for input in node.inputs() {
-        merged.merge(input.schema());
-    }
-    merged
-}
-
 /// Whether `c` casts a `nullif` to the type its first argument has once
 /// coerced, as `types::integers` does (and so, when the type is not
-/// known, assumed to be).
-fn typing_cast_of_nullif(c: &Cast, schema: &DFSchema) -> bool {
+/// known, assumed to be). `inputs` are the schemas of the node's inputs,
+/// merged only for such a cast.
+fn typing_cast_of_nullif(c: &Cast, inputs: &[DFSchemaRef]) -> bool {
     let Expr::ScalarFunction(f) = c.expr.as_ref() else {
         return false;
     };
     if f.func.name() != "nullif" {
         return false;
     }
-    match f.args.first() {
-        Some(a) => super::numeric::coerced_type(a, schema)
+    let Some(first) = f.args.first() else {
+        return true;
+    };
+    let typed = |schema: &DFSchema| {
+        super::numeric::coerced_type(first, schema)
             .map(|t| &t == c.field.data_type())
-            .unwrap_or(true),
-        None => true,
+            .unwrap_or(true)
+    };
+    match inputs {
+        [one] => typed(one),
+        many => {
+            let mut merged = DFSchema::empty();
+            for s in many {
+                merged.merge(s);
+            }
+            typed(&merged)
+        }
     }
 }
 

@@ -202,33 +202,27 @@ impl ScalarUDFImpl for Divide {
         // The operands' own places, when given (see `places::display_scales`).
         let own = match args.args.get(3..5) {
             Some([p1, p2]) => {
-                let cast = |a: &ColumnarValue| {
-                    datafusion::arrow::compute::cast(&a.to_array(rows)?, &DataType::Int32)
+                let cast = |a: &ColumnarValue| -> Result<Int32Array> {
+                    let a = datafusion::arrow::compute::cast(&a.to_array(rows)?, &DataType::Int32)?;
+                    Ok(a.as_primitive::<Int32Type>().clone())
                 };
                 Some((cast(p1)?, cast(p2)?))
             }
-            Some(_) => None,
-            None => None,
+            _ => None,
         };
         let own_places = |i: usize| match &own {
-            Some((p1, p2)) => {
-                let (p1, p2) = (
-                    p1.as_primitive::<Int32Type>(),
-                    p2.as_primitive::<Int32Type>(),
-                );
-                (
-                    if p1.is_null(i) {
-                        s1 as i32
-                    } else {
-                        p1.value(i)
-                    },
-                    if p2.is_null(i) {
-                        s2 as i32
-                    } else {
-                        p2.value(i)
-                    },
-                )
-            }
+            Some((p1, p2)) => (
+                if p1.is_null(i) {
+                    s1 as i32
+                } else {
+                    p1.value(i)
+                },
+                if p2.is_null(i) {
+                    s2 as i32
+                } else {
+                    p2.value(i)
+                },
+            ),
             None => (s1 as i32, s2 as i32),
         };
         let each = (0..rows).map(|i| {
