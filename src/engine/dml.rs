@@ -53,7 +53,7 @@ pub async fn insert(session: &mut Session, ins: Insert) -> Result<Output> {
         return Err(Error::not_supported("INSERT without VALUES or SELECT"));
     };
     refuse_generated_always(&source, &targets, !ins.columns.is_empty(), &target.def)?;
-    fill_defaults(&mut source, &targets, &target.def)?;
+    resolve_values(&mut source, &targets, &target.def)?;
     let plan = session.plan(Statement::Query(source)).await?;
     let n_in = plan.schema().fields().len();
     if n_in > targets.len() {
@@ -158,9 +158,13 @@ pub(super) fn refuse_generated_always(
     Ok(())
 }
 
-/// `DEFAULT` as a value of an INSERT's (or upsert's) VALUES rows: the column's default
-/// expression, or NULL when it has none (as PostgreSQL, in any row).
-pub(super) fn fill_defaults(
+/// An INSERT's (or upsert's) VALUES rows as their target columns take
+/// them. `DEFAULT` is the column's default expression, or NULL when it
+/// has none (as PostgreSQL, in any row). A quoted literal in a column
+/// whose other rows give an expression is read as the column's type, as
+/// PostgreSQL coerces each value of an INSERT to its column: `ARRAY['a']`
+/// beside `'{b,c}'` in a `text[]` column.
+pub(super) fn resolve_values(
     source: &mut Query,
     targets: &[String],
     def: &crate::catalog::TableDef,
@@ -176,7 +180,50 @@ pub(super) fn fill_defaults(
             *cell = default_expr(def, column)?;
         }
     }
+    for (at, column) in targets.iter().enumerate() {
+        let cells = || values.rows.iter().filter_map(|r| r.get(at));
+        let mixed = cells().any(is_quoted) && cells().any(|c| !is_quoted(c) && !is_null(c));
+        let Some(ty) = def.column(column).map(|c| &c.ty) else {
+            continue;
+        };
+        if !mixed || matches!(ty.name.as_str(), "text" | "character varying" | "character") {
+            continue;
+        }
+        let data_type = Parser::new(&PostgreSqlDialect {})
+            .try_with_sql(&ty.assignment_cast())
+            .and_then(|mut p| p.parse_data_type())
+            .map_err(|e| {
+                Error::internal(format!(
+                    "the type of column \"{column}\" does not parse: {e}"
+                ))
+            })?;
+        for cell in values.rows.iter_mut().filter_map(|r| r.get_mut(at)) {
+            if is_quoted(cell) {
+                *cell = Expr::Cast {
+                    kind: datafusion::sql::sqlparser::ast::CastKind::Cast,
+                    expr: Box::new(std::mem::replace(cell, Expr::value(Value::Null))),
+                    data_type: data_type.clone(),
+                    format: None,
+                    array: false,
+                };
+            }
+        }
+    }
     Ok(())
+}
+
+/// A quoted literal, whose type PostgreSQL leaves to where it is used.
+fn is_quoted(cell: &Expr) -> bool {
+    matches!(cell, Expr::Value(v) if matches!(
+        v.value,
+        Value::SingleQuotedString(_)
+            | Value::EscapedStringLiteral(_)
+            | Value::DollarQuotedString(_)
+    ))
+}
+
+fn is_null(cell: &Expr) -> bool {
+    matches!(cell, Expr::Value(v) if matches!(v.value, Value::Null))
 }
 
 /// The default expression of `column`, or NULL when it has none.

@@ -59,25 +59,28 @@ pub async fn upsert(session: &mut Session, mut ins: Insert) -> Result<Output> {
             return Err(Error::not_supported("ON CONFLICT ON CONSTRAINT"));
         }
         None => match action {
-            // DO NOTHING without a target skips a row that would break the
-            // table's key: with one key, that key. Without one nothing can
-            // conflict, and a key the INSERT does not set (a serial) takes
-            // fresh values: a plain INSERT.
+            // DO NOTHING without a target skips a row that would break a
+            // key of the table. A key the INSERT does not set (a serial)
+            // takes fresh values and cannot conflict: with one key it
+            // sets, that key; with none, a plain INSERT.
             OnConflictAction::DoNothing => {
                 let TableObject::TableName(name) = &ins.table else {
                     return Err(Error::not_supported("INSERT into a table function"));
                 };
                 let (_, _, def) = session.resolve_table(name)?;
                 let listed: Vec<String> = ins.columns.iter().map(last_ident).collect();
-                let sets = |columns: &[String]| {
-                    listed.is_empty() || columns.iter().all(|c| listed.contains(c))
-                };
-                match def.keys.as_slice() {
-                    [key] if sets(&key.columns) => key.columns.clone(),
-                    [_, _, ..] => {
+                let set = |c: &String| listed.is_empty() || listed.contains(c);
+                let touched: Vec<_> = def
+                    .keys
+                    .iter()
+                    .filter(|k| k.columns.iter().any(set))
+                    .collect();
+                match touched.as_slice() {
+                    [key] if key.columns.iter().all(set) => key.columns.clone(),
+                    [_, ..] => {
                         return Err(Error::not_supported(
-                            "ON CONFLICT DO NOTHING without a conflict target on a table with \
-                             several keys",
+                            "ON CONFLICT DO NOTHING without a conflict target, where the \
+                             INSERT sets more than one key of the table or part of one",
                         )
                         .with_hint("Name the key: ON CONFLICT (column, ...) DO NOTHING."));
                     }
@@ -138,7 +141,7 @@ pub async fn upsert(session: &mut Session, mut ins: Insert) -> Result<Output> {
         return Err(Error::not_supported("INSERT without VALUES or SELECT"));
     };
     super::dml::refuse_generated_always(&source, &cols, true, &target.def)?;
-    super::dml::fill_defaults(&mut source, &cols, &target.def)?;
+    super::dml::resolve_values(&mut source, &cols, &target.def)?;
     let alias = ins
         .table_alias
         .as_ref()

@@ -42,6 +42,38 @@ fn reads_system_catalogs(stmt: &Statement) -> bool {
     .is_break()
 }
 
+/// A WITH query that is an INSERT, UPDATE, DELETE or MERGE (PostgreSQL's
+/// data-modifying WITH) is refused with 0A000 and the statement's own
+/// name; DataFusion answered "Query ... not implemented yet".
+fn data_modifying_with(stmt: &Statement) -> crate::error::Result<()> {
+    use datafusion::sql::sqlparser::ast::{Query, SetExpr, Visitor};
+    struct Withs;
+    impl Visitor for Withs {
+        type Break = &'static str;
+        fn pre_visit_query(&mut self, q: &Query) -> ControlFlow<&'static str> {
+            for cte in q.with.iter().flat_map(|w| &w.cte_tables) {
+                match cte.query.body.as_ref() {
+                    SetExpr::Insert(_) => return ControlFlow::Break("INSERT"),
+                    SetExpr::Update(_) => return ControlFlow::Break("UPDATE"),
+                    SetExpr::Delete(_) => return ControlFlow::Break("DELETE"),
+                    SetExpr::Merge(_) => return ControlFlow::Break("MERGE"),
+                    _ => {}
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    match crate::visit::walk(stmt, &mut Withs) {
+        ControlFlow::Break(kind) => Err(crate::error::Error::not_supported(format!(
+            "{kind} in WITH (a data-modifying WITH query)"
+        ))
+        .with_hint(format!(
+            "Run the {kind} on its own; with RETURNING it returns the rows it wrote."
+        ))),
+        ControlFlow::Continue(()) => Ok(()),
+    }
+}
+
 /// The names every WITH query of `stmt` defines, at any depth.
 pub fn cte_names(stmt: &Statement) -> std::collections::HashSet<String> {
     use datafusion::sql::sqlparser::ast::{Query, Visitor};
@@ -66,6 +98,7 @@ pub fn cte_names(stmt: &Statement) -> std::collections::HashSet<String> {
 /// Apply the client-compatibility rewrites to `stmt`; `text` is its SQL
 /// as the client sent it, when known.
 pub fn rewrite(stmt: &mut Statement, text: Option<&str>) -> crate::error::Result<()> {
+    data_modifying_with(stmt)?;
     super::row_count::whole_row_counts(stmt)?;
     super::fetch::fetch_as_limit(stmt)?;
     super::collate::byte_collations(stmt)?;
