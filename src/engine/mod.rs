@@ -1704,7 +1704,8 @@ pub(crate) fn physical_optimizer_rules()
 
 /// Adjust PostgreSQL spellings DataFusion plans differently: an explicit
 /// cast to `varchar(n)` / `char(n)` cuts the value to n characters
-/// (DataFusion's string type has no length).
+/// (DataFusion's string type has no length), and a `char(n)` one drops
+/// the trailing spaces, which do not count in a `character` value.
 fn rewrite_for_datafusion(mut stmt: Statement) -> Statement {
     use crate::visit::visit_expressions_mut;
     use datafusion::sql::sqlparser::ast::{CharacterLength, DataType as SqlType, Expr};
@@ -1749,17 +1750,30 @@ fn rewrite_for_datafusion(mut stmt: Statement) -> Statement {
             }));
             return ControlFlow::Continue(());
         }
-        if let Expr::Cast {
-            expr, data_type, ..
-        } = e
-            && let SqlType::Varchar(Some(CharacterLength::IntegerLength { length, .. }))
-            | SqlType::CharacterVarying(Some(CharacterLength::IntegerLength {
-                length, ..
-            }))
-            | SqlType::Char(Some(CharacterLength::IntegerLength { length, .. }))
-            | SqlType::Character(Some(CharacterLength::IntegerLength { length, .. })) = data_type
-        {
-            let sql = format!("left(CAST(({expr}) AS TEXT), {length})");
+        // A `character(n)` value has no trailing spaces that count (see
+        // `types::bpchar`), and `character` alone is `character(1)`.
+        let cut = match e {
+            Expr::Cast { data_type, .. } => match data_type {
+                SqlType::Varchar(Some(CharacterLength::IntegerLength { length, .. }))
+                | SqlType::CharacterVarying(Some(CharacterLength::IntegerLength {
+                    length, ..
+                })) => Some((*length, false)),
+                SqlType::Char(Some(CharacterLength::IntegerLength { length, .. }))
+                | SqlType::Character(Some(CharacterLength::IntegerLength { length, .. })) => {
+                    Some((*length, true))
+                }
+                SqlType::Char(None) | SqlType::Character(None) => Some((1, true)),
+                _ => None,
+            },
+            _ => None,
+        };
+        if let (Some((length, blank_padded)), Expr::Cast { expr, .. }) = (cut, &*e) {
+            let left = format!("left(CAST(({expr}) AS TEXT), {length})");
+            let sql = if blank_padded {
+                format!("rtrim({left}, ' ')")
+            } else {
+                left
+            };
             if let Ok(mut parser) = datafusion::sql::sqlparser::parser::Parser::new(
                 &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
             )

@@ -7,7 +7,7 @@
 //! operands of comparisons (also `CASE x WHEN v`), `+ - * /`, `IN (list)`,
 //! `BETWEEN`, the results of `CASE`, and the arguments of `coalesce`,
 //! `greatest`, `least` and `nullif` to the float type when a float is
-//! among them, and so the columns of `UNION` branches and the value of an
+//! among them (a `real` beside an integer is a `double precision`), and so the columns of `UNION` branches and the value of an
 //! `IN (subquery)`; `= ANY(array)` is cast by [`super::arrays::ArrayElementTypes`].
 //! Not yet: `JOIN ... USING` and `VALUES` rows.
 
@@ -152,6 +152,13 @@ fn resolved(types: &[DataType]) -> Option<DataType> {
     }
 }
 
+/// A `real` and an integer: PostgreSQL has no operator for the pair and
+/// takes `double precision`'s (`real_col / 3` is a `double precision`),
+/// where DataFusion would compute in `real`.
+fn real_beside_integer(a: &DataType, b: &DataType) -> bool {
+    matches!((a, b), (DataType::Float32, t) | (t, DataType::Float32) if t.is_integer())
+}
+
 /// `e` cast to `to` when it is a decimal.
 fn widened(e: Expr, to: &DataType, schema: &DFSchema) -> Expr {
     match e.get_type(schema) {
@@ -180,7 +187,8 @@ fn floats(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
                     op,
                     Operator::Plus | Operator::Minus | Operator::Multiply | Operator::Divide
                 ))
-                && resolved(&[ty(&left), ty(&right)]).is_some() =>
+                && (resolved(&[ty(&left), ty(&right)]).is_some()
+                    || real_beside_integer(&ty(&left), &ty(&right))) =>
         {
             Ok(Transformed::yes(Expr::BinaryExpr(BinaryExpr::new(
                 Box::new(side(*left)),

@@ -222,7 +222,18 @@ pub fn parse(text: &str) -> Result<IntervalMonthDayNano, Error> {
         return parts.finish(false).ok_or_else(|| out_of_range(text));
     }
     let lower = lower.strip_prefix('@').unwrap_or(&lower);
-    let toks = tokens(lower);
+    // A sign written apart from its number is its number's: `1 month - 1
+    // day` is a month less a day.
+    let mut toks: Vec<String> = vec![];
+    let mut sign: Option<String> = None;
+    for t in tokens(lower) {
+        match sign.take() {
+            Some(s) => toks.push(s + &t),
+            None if t == "-" || t == "+" => sign = Some(t),
+            None => toks.push(t),
+        }
+    }
+    toks.extend(sign);
     let mut parts = Parts::default();
     let mut negate = false;
     let mut any = false;
@@ -808,6 +819,9 @@ mod tests {
         assert_eq!(p("-01:30"), (0, 0, -(H + H / 2)));
         assert_eq!(p("+3 days"), (0, 3, 0));
         assert_eq!(p("1 year -2 months"), (10, 0, 0));
+        assert_eq!(p("1 month - 1 day"), (1, -1, 0));
+        assert_eq!(p("1 year - 2 mons + 3 days"), (10, 3, 0));
+        assert_eq!(p("- 1 day"), (0, -1, 0));
         assert_eq!(
             p("1 year 2 mons 3 days 04:05:06.5"),
             (14, 3, 4 * H + 5 * 60_000_000 + 6_500_000)
@@ -839,6 +853,7 @@ mod tests {
             "Pxyz",
             "1:2:3:4",
             "ago",
+            "1 day -",
         ] {
             let e = parse(t).expect_err(t);
             assert_eq!(e.kind, ErrorKind::InvalidDatetime, "{t}");

@@ -221,6 +221,11 @@ pub const SET_FUNCTIONS: &[(&str, &[&str], &[&str])] = &[
         &["string_to_array"],
         &["string_to_table"],
     ),
+    (
+        "regexp_split_to_table",
+        &["regexp_split_to_array"],
+        &["regexp_split_to_table"],
+    ),
 ];
 
 /// The aggregates the rewriter builds on `array_agg`: (name, the function
