@@ -1442,7 +1442,8 @@ pub fn min_scale_udf() -> ScalarUDF {
 }
 
 /// Register the functions of this module, `bool_and` (also `every`) and
-/// `bool_or` over sliding frames, `variance` (`var_samp`), and the
+/// `bool_or` over sliding frames, the variances and standard deviations
+/// (`variance` is `var_samp`), and the
 /// ordered-set aggregates.
 pub fn register(ctx: &datafusion::prelude::SessionContext) {
     for function in Function::ALL {
@@ -1464,13 +1465,11 @@ pub fn register(ctx: &datafusion::prelude::SessionContext) {
         ctx.register_udaf(udaf);
     }
     ctx.register_udaf(super::interval_avg::udaf());
-    // PostgreSQL's historical name for the sample variance.
-    ctx.register_udaf(
-        datafusion::functions_aggregate::variance::var_samp_udaf()
-            .as_ref()
-            .clone()
-            .with_aliases(["variance"]),
-    );
+    // Exact for numerics; `variance` is PostgreSQL's historical name for
+    // the sample variance.
+    for udaf in super::variance::udafs() {
+        ctx.register_udaf(udaf);
+    }
     for udaf in super::ordered_set::udafs() {
         ctx.register_udaf(udaf);
     }

@@ -40,6 +40,7 @@ pub mod sliding_bools;
 pub mod text;
 pub mod typed;
 pub mod uuid;
+pub mod variance;
 pub mod zero_products;
 
 use std::sync::Arc;

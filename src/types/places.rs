@@ -19,9 +19,11 @@
 //! same type, which neither coercion nor Sluice's rules make.
 //!
 //! Places are followed through projections, filters, sorts, limits,
-//! aliases, joins, unions, `DISTINCT`, aggregates (`sum`, `min`, `max`)
-//! and windows (`lag`, `lead`, `first_value`, `last_value`, `nth_value`,
-//! `sum`); anything else shows its column's scale, as before.
+//! aliases, joins, unions, `DISTINCT`, aggregates (`sum`, `min`, `max`,
+//! and the variances and standard deviations, whose places are their
+//! own) and windows (`lag`, `lead`, `first_value`, `last_value`,
+//! `nth_value`, `sum`, the variances); anything else shows its column's
+//! scale, as before.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -673,6 +675,8 @@ impl Widen {
         // For each wanted column: the expression whose places it has, and
         // how an aggregate (None for a group's value) takes them.
         let mut asked: Vec<(usize, Expr, Option<Taken>)> = vec![];
+        // Aggregates whose places their twins compute.
+        let mut twins: Vec<(usize, Expr)> = vec![];
         let mut places = HashMap::new();
         for i in wanted.iter().copied() {
             let scale = scale_of(a.schema.field(i).data_type());
@@ -682,6 +686,14 @@ impl Widen {
                 let Some(e) = a.aggr_expr.get(i - group_len) else {
                     continue;
                 };
+                if let Expr::AggregateFunction(f) = unaliased(e)
+                    && let Some(twin) = super::variance::places_twin(f.func.name())
+                {
+                    let mut f = f.clone();
+                    f.func = twin;
+                    twins.push((i, Expr::AggregateFunction(f)));
+                    continue;
+                }
                 match aggregated(e) {
                     Some((kind, arg, filter)) => asked.push((i, arg, Some((kind, filter)))),
                     None => {
@@ -714,6 +726,10 @@ impl Widen {
                 }
             }
         }
+        for (i, twin) in twins {
+            places.insert(i, Places::At(n + more.len()));
+            more.push(twin.alias(self.name()));
+        }
         if more.is_empty() {
             return Ok((LogicalPlan::Aggregate(a), places));
         }
@@ -741,6 +757,8 @@ impl Widen {
             let name = f.fun.name().to_ascii_lowercase();
             let args = &f.params.args;
             let values: Vec<Expr> = match name.as_str() {
+                // Its twin computes its places (see below).
+                n if super::variance::places_twin(n).is_some() => vec![],
                 "lag" | "lead" if args.len() == 3 => vec![args[0].clone(), args[2].clone()],
                 "lag" | "lead" | "first_value" | "last_value" | "nth_value" | "sum"
                     if !args.is_empty() =>
@@ -786,7 +804,9 @@ impl Widen {
             let name = f.fun.name().to_ascii_lowercase();
             let mut params: WindowFunctionParams = f.params.clone();
             let mut ofs = ofs.into_iter();
-            let fun = if name == "sum" {
+            let fun = if let Some(twin) = super::variance::places_twin(&name) {
+                WindowFunctionDefinition::AggregateUDF(twin)
+            } else if name == "sum" {
                 let of = ofs.next().unwrap_or(Of::Fixed(0)).expr();
                 params.args = vec![when_not_null(values[0].clone(), of)];
                 params.distinct = false;
@@ -1044,7 +1064,13 @@ fn own_places(
     crate::tree::transform_up(e, |e| match e {
         Expr::Cast(Cast { expr, field }) if is_text(field.data_type()) && numeric(&expr) => {
             Ok(match places(&expr) {
-                Some(p) => Transformed::yes(text(*expr, p)),
+                // Of the cast's own string type, which what reads it
+                // (`||`) was planned for.
+                Some(p) if field.data_type() == &DataType::Utf8 => Transformed::yes(text(*expr, p)),
+                Some(p) => Transformed::yes(Expr::Cast(Cast {
+                    expr: Box::new(text(*expr, p)),
+                    field,
+                })),
                 None => Transformed::no(Expr::Cast(Cast { expr, field })),
             })
         }
