@@ -170,6 +170,10 @@ pub(crate) fn rewrite_plan_expressions(
     datafusion::common::tree_node::Transformed<datafusion::logical_expr::LogicalPlan>,
 > {
     use datafusion::common::tree_node::Transformed;
+    // Once an expression changed, the columns of its node and of every
+    // node above are typed again: a quotient in a subquery, now of scale
+    // 20, is multiplied above as such.
+    let mut changed = false;
     crate::tree::transform_up_with_subqueries(plan, |node| {
         let inputs = node.inputs();
         if inputs.is_empty() {
@@ -180,12 +184,18 @@ pub(crate) fn rewrite_plan_expressions(
             schema.merge(input.schema());
         }
         let names = datafusion::logical_expr::expr_rewriter::NamePreserver::new(&node);
-        crate::tree::map_expressions(node, |e| {
+        let rewritten = crate::tree::map_expressions(node, |e| {
             let saved = crate::types::save_name(&names, &e);
             let rewritten = crate::tree::transform_up(e, |x| f(x, &schema))?;
             Ok(rewritten.update_data(|e| keep_name(saved, e)))
         })?
-        .map_data(grouping_arguments_as_grouped)
+        .map_data(grouping_arguments_as_grouped)?;
+        changed |= rewritten.transformed;
+        if changed {
+            rewritten.map_data(|p| p.recompute_schema())
+        } else {
+            Ok(rewritten)
+        }
     })
 }
 
