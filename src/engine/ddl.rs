@@ -1647,7 +1647,11 @@ async fn drop_schemas(
             }
             return Err(missing_schema(&name));
         }
-        let objects: Vec<&Object> = snap.relations_in(&name).collect();
+        // A sequence a column owns goes with its table and is not named.
+        let objects: Vec<&Object> = snap
+            .relations_in(&name)
+            .filter(|o| !matches!(&o.def, Def::Sequence(d) if d.owned_by.is_some()))
+            .collect();
         if !objects.is_empty() && !cascade {
             return Err(Error::new(
                 ErrorKind::DependentObjects,
@@ -1659,11 +1663,7 @@ async fn drop_schemas(
                     .map(|o| {
                         format!(
                             "{} {name}.{} depends on schema {name}",
-                            if o.kind() == Kind::View {
-                                "view"
-                            } else {
-                                "table"
-                            },
+                            o.kind().noun(),
                             o.name
                         )
                     })

@@ -1827,6 +1827,37 @@ mod session_tests {
             .await
     }
 
+    /// DROP SCHEMA without CASCADE names what is in the schema by its kind,
+    /// not the sequence a serial column owns (it goes with its table).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_schema_in_use_names_its_objects_by_kind() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open_with(dir.path().to_str().unwrap(), HashMap::new())
+            .await
+            .unwrap();
+        let mut s = engine.session();
+        for sql in [
+            "CREATE SCHEMA shop",
+            "CREATE TABLE shop.customers (id serial PRIMARY KEY, email text)",
+            "CREATE SEQUENCE shop.seq",
+            "CREATE VIEW shop.v AS SELECT id FROM shop.customers",
+        ] {
+            run(&mut s, sql).await.unwrap();
+        }
+        let e = run(&mut s, "DROP SCHEMA shop").await.err().unwrap();
+        assert_eq!(e.kind, ErrorKind::DependentObjects);
+        let mut lines: Vec<&str> = e.detail.as_deref().unwrap().lines().collect();
+        lines.sort();
+        assert_eq!(
+            lines,
+            [
+                "sequence shop.seq depends on schema shop",
+                "table shop.customers depends on schema shop",
+                "view shop.v depends on schema shop",
+            ]
+        );
+    }
+
     /// SAVEPOINT, ROLLBACK TO and RELEASE as PostgreSQL keeps them, and
     /// warnings only where a write that cannot be undone ran.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -374,6 +374,8 @@ class Gen:
             opts.append((3, lambda: E("sum({0})", [x(self.pick([NUMERIC, BIGINT]))], NUMERIC, agg=True), "sum"))
             opts.append((3, lambda: E("avg({0})", [x(self.pick([INT, BIGINT, NUMERIC]))], NUMERIC, agg=True), "avg"))
             opts.append((1, lambda: E("sum(DISTINCT {0})", [x(NUMERIC)], NUMERIC, agg=True), "sum_distinct"))
+            opts.append((1, lambda: E(self.pick(["stddev", "variance", "stddev_pop", "var_pop"]) + "({0})",
+                                      [x(self.pick([INT, BIGINT, NUMERIC]))], NUMERIC, agg=True), "stddev"))
         elif t == FLOAT:
             opts.append((3, lambda: E(self.pick(["sum", "avg"]) + "({0})", [x(FLOAT)], FLOAT, agg=True), "sum"))
         elif t == TEXT:
@@ -414,7 +416,8 @@ class Gen:
                 fn, args = self.pick([("count(*)", []), ("count({0})", [x(self.rtype())]),
                                       ("sum({0})", [x(INT)])])
             elif t == NUMERIC:
-                fn, args = self.pick([("sum({0})", [x(NUMERIC)]), ("avg({0})", [x(self.pick([INT, NUMERIC]))])])
+                fn, args = self.pick([("sum({0})", [x(NUMERIC)]), ("avg({0})", [x(self.pick([INT, NUMERIC]))]),
+                                      (self.pick(["stddev", "var_samp"]) + "({0})", [x(self.pick([INT, NUMERIC]))])])
             elif t == FLOAT:
                 fn, args = self.pick([("sum({0})", [x(FLOAT)]), ("avg({0})", [x(FLOAT)])])
             elif t in ORDERABLE:
