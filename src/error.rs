@@ -50,6 +50,12 @@ pub enum ErrorKind {
     InvalidParameter,
     /// A window frame's offset that is negative (or NULL).
     InvalidWindowOffset,
+    /// 2201W: a negative LIMIT.
+    InvalidLimit,
+    /// 2201X: a negative OFFSET.
+    InvalidOffset,
+    /// 22011: a negative substring length.
+    SubstringError,
     AmbiguousColumn,
     /// 42725: a function name that more than one function has.
     AmbiguousFunction,
@@ -365,7 +371,9 @@ fn classify_arrow(e: &datafusion::arrow::error::ArrowError) -> Error {
         A::CastError(m) | A::ParseError(m) => {
             value_out_of_range(m).unwrap_or_else(|| cast_error(m))
         }
-        A::ArithmeticOverflow(m) => Error::new(ErrorKind::NumericOutOfRange, m.clone()),
+        A::ArithmeticOverflow(m) => {
+            refusal(m).unwrap_or_else(|| Error::new(ErrorKind::NumericOutOfRange, m.clone()))
+        }
         A::ComputeError(m) if m.contains("Overflow") || m.contains("overflow") => {
             value_out_of_range(m)
                 .unwrap_or_else(|| Error::new(ErrorKind::NumericOutOfRange, m.clone()))
@@ -634,6 +642,9 @@ pub(crate) fn classify_message(raw: &str) -> Option<Error> {
     if let Some(e) = no_matching_function(&msg) {
         return Some(e);
     }
+    if let Some(e) = refusal(&msg) {
+        return Some(e);
+    }
     let lower = msg.to_lowercase();
     if msg.contains("MERGE matched a target row with multiple source rows") {
         return Some(
@@ -785,16 +796,28 @@ pub(crate) fn classify_message(raw: &str) -> Option<Error> {
         ));
     }
     if lower.contains("cannot coerce arithmetic expression") {
-        return Some(Error::new(
-            ErrorKind::UndefinedFunction,
-            format!(
-                "operator does not exist: {}",
-                msg.rsplit("expression ")
-                    .next()
-                    .unwrap_or(&msg)
-                    .trim_end_matches(" to valid types")
+        let expr = msg
+            .rsplit("expression ")
+            .next()
+            .unwrap_or(&msg)
+            .trim_end_matches(" to valid types");
+        // The operand types by PostgreSQL's names: `timestamp with time
+        // zone + integer`, not `Timestamp(ns, "UTC") + Int64`.
+        let named = [" + ", " - ", " * ", " / ", " % "]
+            .iter()
+            .find_map(|op| expr.split_once(op).map(|(l, r)| (l, *op, r)))
+            .map(|(l, op, r)| format!("{}{op}{}", arrow_name_to_pg(l), arrow_name_to_pg(r)))
+            .unwrap_or_else(|| expr.to_string());
+        return Some(
+            Error::new(
+                ErrorKind::UndefinedFunction,
+                format!("operator does not exist: {named}"),
+            )
+            .with_hint(
+                "No operator matches the given name and argument types. You might need to add \
+                 explicit type casts.",
             ),
-        ));
+        );
     }
     // The float and numeric power functions' own refusals, as PostgreSQL
     // words them (DataFusion's text came wrapped in "Compute error: ").
@@ -847,6 +870,115 @@ pub(crate) fn classify_message(raw: &str) -> Option<Error> {
         return None;
     };
     Some(Error::new(kind, pg_style(&msg, kind)))
+}
+
+/// A refusal DataFusion words its own way (and answered as an internal
+/// error), as PostgreSQL words and classes it.
+fn refusal(msg: &str) -> Option<Error> {
+    let after = |marker: &str| msg.find(marker).map(|p| &msg[p + marker.len()..]);
+    let first_word = |text: &str| {
+        text.split(|c: char| c.is_whitespace() || c == ',' || c == '\'')
+            .find(|w| !w.is_empty())
+            .unwrap_or("")
+            .to_string()
+    };
+    if let Some(rest) = after("Order by column out of bounds, specified: ") {
+        return Some(Error::new(
+            ErrorKind::InvalidColumnReference,
+            format!(
+                "ORDER BY position {} is not in select list",
+                first_word(rest)
+            ),
+        ));
+    }
+    if msg.contains("LIMIT must be >= 0") {
+        return Some(Error::new(
+            ErrorKind::InvalidLimit,
+            "LIMIT must not be negative",
+        ));
+    }
+    if msg.contains("OFFSET must be >=0") || msg.contains("OFFSET must be >= 0") {
+        return Some(Error::new(
+            ErrorKind::InvalidOffset,
+            "OFFSET must not be negative",
+        ));
+    }
+    if msg.contains("negative count not allowed") {
+        return Some(Error::new(
+            ErrorKind::SubstringError,
+            "negative substring length not allowed",
+        ));
+    }
+    if msg.contains("step can't be 0 for function generate_series") {
+        return Some(Error::new(
+            ErrorKind::InvalidParameter,
+            "step size cannot equal zero",
+        ));
+    }
+    if let Some(rest) = after("invalid Unicode scalar value: ") {
+        let code = first_word(rest);
+        return Some(Error::new(
+            ErrorKind::InvalidParameter,
+            if code.starts_with('-') {
+                "character number must be positive".to_string()
+            } else {
+                format!("requested character too large for encoding: {code}")
+            },
+        ));
+    }
+    if let Some(rest) = after("Unable to parse date from ") {
+        // PostgreSQL writes the month and day with two digits.
+        let parts: Vec<String> = rest
+            .split(',')
+            .take(3)
+            .enumerate()
+            .map(|(i, p)| match (i, p.trim().parse::<i64>()) {
+                (1 | 2, Ok(n)) => format!("{n:02}"),
+                _ => p.trim().to_string(),
+            })
+            .collect();
+        return Some(Error::new(
+            ErrorKind::DatetimeOverflow,
+            format!("date field value out of range: {}", parts.join("-")),
+        ));
+    }
+    if msg.contains("For SELECT DISTINCT, ORDER BY expressions") {
+        return Some(Error::new(
+            ErrorKind::InvalidColumnReference,
+            "for SELECT DISTINCT, ORDER BY expressions must appear in select list",
+        ));
+    }
+    if msg.contains("Too many columns! The subquery should only return one column") {
+        return Some(Error::syntax("subquery has too many columns"));
+    }
+    if msg.contains("Invalid escape character in LIKE expression") {
+        return Some(
+            Error::new(ErrorKind::InvalidEscapeSequence, "invalid escape string")
+                .with_hint("Escape string must be empty or one character."),
+        );
+    }
+    if let Some(rest) = after("Ambiguous reference to unqualified field ") {
+        return Some(Error::new(
+            ErrorKind::AmbiguousColumn,
+            format!("column reference \"{}\" is ambiguous", first_word(rest)),
+        ));
+    }
+    // An integer quotient or product beyond its type (`-2147483648 / -1`):
+    // the type is the one whose least value the dividend is.
+    if let Some(rest) = after("Overflow happened on: ") {
+        let ty = match first_word(rest).parse::<i64>() {
+            Ok(v) if v == i64::from(i16::MIN) => "smallint",
+            Ok(v) if v == i64::from(i32::MIN) => "integer",
+            _ => "bigint",
+        };
+        if rest.contains(" / ") {
+            return Some(Error::new(
+                ErrorKind::NumericOutOfRange,
+                format!("{ty} out of range"),
+            ));
+        }
+    }
+    None
 }
 
 /// DataFusion's "No function matches the given name and argument types
@@ -1013,7 +1145,8 @@ pub fn arrow_name_to_pg(arrow: &str) -> String {
         "List" | "LargeList" | "FixedSizeList" => "anyarray",
         "Struct" => "record",
         n if n.starts_with("Decimal") => "numeric",
-        n if n.starts_with("Timestamp") => "timestamp",
+        n if n.starts_with("Timestamp") && arrow.contains('"') => "timestamp with time zone",
+        n if n.starts_with("Timestamp") => "timestamp without time zone",
         other => return other.to_string(),
     }
     .to_string()
@@ -1285,6 +1418,63 @@ mod tests {
             .unwrap();
         assert_eq!(e.kind, ErrorKind::UndefinedTable);
         assert_eq!(e.message, "relation \"nope\" does not exist");
+    }
+
+    /// Refusals DataFusion words its own way, as PostgreSQL words and
+    /// classes them (they were internal errors).
+    #[test]
+    fn datafusion_refusals_read_like_postgres() {
+        for (raw, kind, text) in [
+            (
+                "Error during planning: Order by column out of bounds, specified: 5, max: 3",
+                ErrorKind::InvalidColumnReference,
+                "ORDER BY position 5 is not in select list",
+            ),
+            (
+                "Error during planning: LIMIT must be >= 0, '-1' was provided",
+                ErrorKind::InvalidLimit,
+                "LIMIT must not be negative",
+            ),
+            (
+                "Error during planning: OFFSET must be >=0, '-1' was provided",
+                ErrorKind::InvalidOffset,
+                "OFFSET must not be negative",
+            ),
+            (
+                "Execution error: negative count not allowed: -1",
+                ErrorKind::SubstringError,
+                "negative substring length not allowed",
+            ),
+            (
+                "Execution error: invalid Unicode scalar value: -1",
+                ErrorKind::InvalidParameter,
+                "character number must be positive",
+            ),
+            (
+                "Execution error: Unable to parse date from 2026, 2, 30",
+                ErrorKind::DatetimeOverflow,
+                "date field value out of range: 2026-02-30",
+            ),
+            (
+                "Error during planning: Too many columns! The subquery should only return one \
+                 column: t.a, t.b",
+                ErrorKind::Syntax,
+                "subquery has too many columns",
+            ),
+            (
+                "Schema error: Ambiguous reference to unqualified field uid",
+                ErrorKind::AmbiguousColumn,
+                "column reference \"uid\" is ambiguous",
+            ),
+            (
+                "Arrow error: Arithmetic overflow: Overflow happened on: -2147483648 / -1",
+                ErrorKind::NumericOutOfRange,
+                "integer out of range",
+            ),
+        ] {
+            let e = classify_message(raw).unwrap_or_else(|| panic!("{raw}"));
+            assert_eq!((e.kind, e.message.as_str()), (kind, text), "{raw}");
+        }
     }
 
     #[test]

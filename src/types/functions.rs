@@ -1459,6 +1459,9 @@ pub fn register(ctx: &datafusion::prelude::SessionContext) {
     for udf in super::logarithms::udfs() {
         ctx.register_udf(udf);
     }
+    for udf in super::float_range::udfs() {
+        ctx.register_udf(udf);
+    }
     ctx.register_udf(clock_timestamp_udf());
     ctx.register_udf(sleep_udf());
     for udaf in super::sliding_bools::udafs() {

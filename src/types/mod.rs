@@ -12,6 +12,7 @@ pub mod checked;
 pub mod date_comparisons;
 pub mod datetime;
 pub mod encoding;
+pub mod float_range;
 pub mod float_zeros;
 pub mod floats;
 pub mod functions;
