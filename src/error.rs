@@ -535,6 +535,16 @@ fn not_implemented(m: String) -> Error {
              (PARTITION BY key ORDER BY ...) in a subquery and join on the key.",
         );
     }
+    // A numeric literal beyond what a 256-bit decimal can hold (`1e300`).
+    if m.contains("exceeds the minimum supported scale")
+        || m.contains("exceeds the maximum supported scale")
+    {
+        return Error::new(
+            ErrorKind::NumericOutOfRange,
+            "value overflows numeric format",
+        )
+        .with_detail("A numeric of Sluice's holds at most 38 digits.");
+    }
     Error::new(ErrorKind::FeatureNotSupported, m)
 }
 

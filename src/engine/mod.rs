@@ -1144,6 +1144,7 @@ impl Session {
                         state.config_options(),
                         |_, _| {},
                     )?;
+                    let analyzed = crate::types::wide::narrowed_results(analyzed)?;
                     let (analyzed, at) = crate::types::places::display_scales(analyzed)?;
                     quotients = at;
                     state.optimizer().optimize(analyzed, &state, |_, _| {})?

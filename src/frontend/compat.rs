@@ -139,6 +139,7 @@ pub fn rewrite(stmt: &mut Statement, text: Option<&str>) -> crate::error::Result
     generate_subscripts(&mut s);
     expand_array(&mut s);
     unicode_strings(&mut s);
+    row_null_tests(&mut s);
     row_field_names(&mut s);
     typed_casts(&mut s);
     timestamp_casts(&mut s);
@@ -363,6 +364,62 @@ fn niladic_functions(stmt: &mut Statement) {
             }
         }
         ControlFlow::<()>::Continue(())
+    });
+}
+
+/// `ROW(a, b) IS NULL` is true when every field is NULL, `IS NOT NULL`
+/// when none is, as in PostgreSQL (a record itself is never NULL there;
+/// DataFusion's struct answered false for `ROW(NULL, NULL) IS NULL`).
+fn row_null_tests(stmt: &mut Statement) {
+    use datafusion::sql::sqlparser::ast::{
+        BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArguments,
+    };
+    fn fields(e: &Expr) -> Option<Vec<Expr>> {
+        match e {
+            Expr::Nested(inner) => fields(inner),
+            Expr::Tuple(items) if items.len() > 1 => Some(items.clone()),
+            Expr::Function(f)
+                if matches!(f.name.0.as_slice(), [part]
+                    if part.as_ident().is_some_and(|i| i.value.eq_ignore_ascii_case("row"))) =>
+            {
+                let FunctionArguments::List(list) = &f.args else {
+                    return None;
+                };
+                list.args
+                    .iter()
+                    .map(|a| match a {
+                        FunctionArg::Unnamed(FunctionArgExpr::Expr(x)) => Some(x.clone()),
+                        _ => None,
+                    })
+                    .collect()
+            }
+            _ => None,
+        }
+    }
+    let _ = crate::visit::visit_expressions_mut(stmt, |e: &mut Expr| {
+        let (inner, negated) = match e {
+            Expr::IsNull(inner) => (inner, false),
+            Expr::IsNotNull(inner) => (inner, true),
+            _ => return ControlFlow::<()>::Continue(()),
+        };
+        let Some(items) = fields(inner) else {
+            return ControlFlow::Continue(());
+        };
+        let test = |x: Expr| {
+            if negated {
+                Expr::IsNotNull(Box::new(x))
+            } else {
+                Expr::IsNull(Box::new(x))
+            }
+        };
+        if let Some(all) = items.into_iter().map(test).reduce(|a, b| Expr::BinaryOp {
+            left: Box::new(a),
+            op: BinaryOperator::And,
+            right: Box::new(b),
+        }) {
+            *e = Expr::Nested(Box::new(all));
+        }
+        ControlFlow::Continue(())
     });
 }
 

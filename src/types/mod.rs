@@ -42,6 +42,7 @@ pub mod text;
 pub mod typed;
 pub mod uuid;
 pub mod variance;
+pub mod wide;
 pub mod zero_products;
 
 use std::sync::Arc;
