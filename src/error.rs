@@ -604,6 +604,22 @@ fn classify_datafusion(e: datafusion::error::DataFusionError) -> Error {
                  the inner subquery as a join or a LATERAL subquery.",
             )
         }
+        // A LATERAL subquery it cannot turn into a join (an aggregate
+        // whose condition compares an outer column other than by
+        // equality), likewise.
+        D::Context(context, inner)
+            if matches!(*inner, D::SchemaError(..))
+                && context.contains("'decorrelate_lateral_join'") =>
+        {
+            Error::not_supported(
+                "a LATERAL subquery with an aggregate whose WHERE compares an outer column \
+                 other than by equality",
+            )
+            .with_hint(
+                "Write each aggregate as a subquery in the select list: \
+                 (SELECT count(*) FROM ... WHERE ...) AS n.",
+            )
+        }
         D::Context(_, inner) => classify_datafusion(*inner),
         D::Shared(inner) => {
             classify_datafusion(std::sync::Arc::try_unwrap(inner).unwrap_or_else(|a| rebuilt(&a)))
