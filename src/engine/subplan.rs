@@ -160,11 +160,17 @@ fn subplan_call(sq: Subquery, outer: Vec<Column>) -> Expr {
         plan: sq.subquery.clone(),
         outer: outer.clone(),
         out,
+        memo: Default::default(),
     });
     let args: Vec<Expr> = outer.into_iter().map(Expr::Column).collect();
     // A function needs an argument; an empty outer list cannot happen here.
     udf.call(args)
 }
+
+/// The most sets of outer values whose results one subquery keeps for
+/// the whole statement (a value found in the same batch is reused beyond
+/// it too).
+const MEMO_ENTRIES: usize = 10_000;
 
 #[derive(Debug)]
 struct SubPlan {
@@ -172,6 +178,11 @@ struct SubPlan {
     plan: Arc<LogicalPlan>,
     outer: Vec<Column>,
     out: DataType,
+    /// The results computed so far in this statement, by outer values: a
+    /// nested loop join evaluates its condition once per pair of batches,
+    /// and ran the subquery again for each (a plan is optimized, and so
+    /// made with a new memo, for each execution).
+    memo: Arc<std::sync::Mutex<HashMap<Vec<ScalarValue>, ScalarValue>>>,
 }
 
 impl PartialEq for SubPlan {
@@ -306,10 +317,16 @@ impl ScalarUDFImpl for SubPlan {
                 .iter()
                 .map(|c| ScalarValue::try_from_array(c.as_ref(), r))
                 .collect::<DfResult<Vec<_>>>()?;
-            let value = match memo.get(&key) {
-                Some(v) => v.clone(),
+            let kept = || self.memo.lock().ok()?.get(&key).cloned();
+            let value = match memo.get(&key).cloned().or_else(kept) {
+                Some(v) => v,
                 None => {
                     let v = crate::interrupt::block_on(self.run(&key))?;
+                    if let Ok(mut kept) = self.memo.lock()
+                        && kept.len() < MEMO_ENTRIES
+                    {
+                        kept.insert(key.clone(), v.clone());
+                    }
                     memo.insert(key, v.clone());
                     v
                 }
