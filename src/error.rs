@@ -1103,6 +1103,12 @@ fn pg_style(msg: &str, kind: ErrorKind) -> String {
                 let rest = &msg[pos + "No field named ".len()..];
                 let token = rest.split_whitespace().next().unwrap_or(rest);
                 let token = token.trim_end_matches(['.', ',']).replace('"', "");
+                // A name qualified by its relation, as the query wrote it,
+                // is named so, without quotes (`column u.nope does not
+                // exist`).
+                if let [relation, col] = token.split('.').collect::<Vec<_>>()[..] {
+                    return format!("column {relation}.{col} does not exist");
+                }
                 let col = token.rsplit('.').next().unwrap_or(&token);
                 return format!("column \"{col}\" does not exist");
             }
@@ -1509,6 +1515,9 @@ mod tests {
             .unwrap();
         assert_eq!(e.kind, ErrorKind::UndefinedColumn);
         assert_eq!(e.message, "column \"zz\" does not exist");
+        let e =
+            classify_message("Schema error: No field named u.nope. Valid fields are u.a.").unwrap();
+        assert_eq!(e.message, "column u.nope does not exist");
     }
 
     #[test]

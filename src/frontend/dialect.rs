@@ -107,6 +107,9 @@ impl Dialect for SluiceDialect {
         expr: &Expr,
         precedence: u8,
     ) -> Option<Result<Expr, ParserError>> {
+        if let Some(between) = symmetric_between(parser, expr) {
+            return Some(between);
+        }
         self.pg.parse_infix(parser, expr, precedence)
     }
 
@@ -120,6 +123,74 @@ impl Dialect for SluiceDialect {
     ) -> Result<Option<Result<Option<ColumnOption>, ParserError>>, ParserError> {
         self.pg.parse_column_option(parser)
     }
+}
+
+/// `x [NOT] BETWEEN SYMMETRIC a AND b`, which sqlparser does not know, as
+/// PostgreSQL's grammar expands it: `x BETWEEN a AND b OR x BETWEEN b AND
+/// a` (with NOT, both negated and joined by AND). `BETWEEN ASYMMETRIC` is
+/// the plain one.
+fn symmetric_between(parser: &mut Parser, expr: &Expr) -> Option<Result<Expr, ParserError>> {
+    use datafusion::sql::sqlparser::ast::BinaryOperator;
+    use datafusion::sql::sqlparser::tokenizer::Token;
+    let word = |n: usize| match parser.peek_nth_token(n).token {
+        Token::Word(w) if w.quote_style.is_none() => Some(w.value.to_ascii_uppercase()),
+        _ => None,
+    };
+    let negated = word(0).as_deref() == Some("NOT");
+    let at = usize::from(negated);
+    if word(at).as_deref() != Some("BETWEEN") {
+        return None;
+    }
+    let symmetric = match word(at + 1).as_deref() {
+        Some("SYMMETRIC") => true,
+        Some("ASYMMETRIC") => false,
+        _ => return None,
+    };
+    for _ in 0..at + 2 {
+        parser.next_token();
+    }
+    let between = match parser.parse_between(expr.clone(), negated) {
+        Ok(b) => b,
+        Err(e) => return Some(Err(e)),
+    };
+    let Expr::Between {
+        expr,
+        negated,
+        low,
+        high,
+    } = between
+    else {
+        return Some(Ok(between));
+    };
+    if !symmetric {
+        return Some(Ok(Expr::Between {
+            expr,
+            negated,
+            low,
+            high,
+        }));
+    }
+    let one = Expr::Between {
+        expr: expr.clone(),
+        negated,
+        low: low.clone(),
+        high: high.clone(),
+    };
+    let other = Expr::Between {
+        expr,
+        negated,
+        low: high,
+        high: low,
+    };
+    Some(Ok(Expr::Nested(Box::new(Expr::BinaryOp {
+        left: Box::new(one),
+        op: if negated {
+            BinaryOperator::And
+        } else {
+            BinaryOperator::Or
+        },
+        right: Box::new(other),
+    }))))
 }
 
 #[cfg(test)]
