@@ -69,6 +69,96 @@ pub fn literal_digits(text: &str) -> Option<(u8, i8)> {
     (precision <= 38).then_some((precision as u8, frac.len() as i8))
 }
 
+/// The places PostgreSQL's numeric input gives a value written as `text`
+/// (`'1.50'` 2, `'1.5e1'` 0, `'2e-3'` 3), or a float as its 15 significant
+/// digits write it (`0.1` 1): each value's own, where the unconstrained
+/// `numeric` it is cast to stores 10. `None` for what is not a number.
+fn input_places(text: &str) -> Option<i32> {
+    let t = text.trim();
+    let t = t.strip_prefix(['+', '-']).unwrap_or(t);
+    let (mantissa, exponent) = match t.find(['e', 'E']) {
+        Some(at) => (&t[..at], t[at + 1..].parse::<i32>().ok()?),
+        None => (t, 0),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if int.is_empty() && frac.is_empty()
+        || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    Some((frac.len() as i32).saturating_sub(exponent).max(0))
+}
+
+/// `sluice_numeric_input_places(x)`: the places of each value of `x` (text
+/// or a float) cast to an unconstrained `numeric`, at most the 10 it is
+/// stored with (see [`input_places`]).
+pub const INPUT_PLACES: &str = "sluice_numeric_input_places";
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct InputPlaces {
+    signature: Signature,
+}
+
+/// [`INPUT_PLACES`] as a UDF.
+pub fn input_places_udf() -> ScalarUDF {
+    ScalarUDF::new_from_impl(InputPlaces {
+        signature: Signature::any(1, Volatility::Immutable),
+    })
+}
+
+impl ScalarUDFImpl for InputPlaces {
+    fn name(&self) -> &str {
+        INPUT_PLACES
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Int32)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        use datafusion::arrow::array::{Array, AsArray, Int32Array};
+        let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
+        let input = args.args[0].to_array(if scalar { 1 } else { args.number_rows })?;
+        let stored = DEFAULT_NUMERIC.1 as i32;
+        let out: Int32Array = if input.data_type().is_floating() {
+            let floats = datafusion::arrow::compute::cast(&input, &DataType::Float64)?;
+            floats
+                .as_primitive::<datafusion::arrow::datatypes::Float64Type>()
+                .iter()
+                .map(|v| {
+                    v.filter(|v| v.is_finite())
+                        .map(|v| float_places(v).min(stored))
+                })
+                .collect()
+        } else {
+            let text = datafusion::arrow::compute::cast(&input, &DataType::Utf8)?;
+            text.as_string::<i32>()
+                .iter()
+                .map(|v| v.and_then(input_places).map(|p| p.min(stored)))
+                .collect()
+        };
+        Ok(if scalar {
+            ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
+        } else {
+            ColumnarValue::Array(std::sync::Arc::new(out))
+        })
+    }
+}
+
+/// The places of a float written with 15 significant digits, its
+/// mantissa's trailing zeros dropped (`1.50000000000000e0` is 1.5).
+fn float_places(v: f64) -> i32 {
+    let written = format!("{v:.14e}");
+    let (mantissa, exponent) = written.split_once('e').unwrap_or((&written, "0"));
+    let mantissa = if mantissa.contains('.') {
+        mantissa.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        mantissa
+    };
+    input_places(&format!("{mantissa}e{exponent}")).unwrap_or(0)
+}
+
 /// [`FUNCTION`] as a UDF.
 pub fn udf() -> ScalarUDF {
     ScalarUDF::new_from_impl(Unconstrained {
@@ -939,6 +1029,21 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn input_places_are_postgres_display_scales() {
+        assert_eq!(input_places("1.50"), Some(2));
+        assert_eq!(input_places(" -3 "), Some(0));
+        assert_eq!(input_places("1.5e1"), Some(0));
+        assert_eq!(input_places("2e-3"), Some(3));
+        assert_eq!(input_places(".25"), Some(2));
+        assert_eq!(input_places("abc"), None);
+        assert_eq!(float_places(0.1), 1);
+        assert_eq!(float_places(2.5), 1);
+        assert_eq!(float_places(100.0), 0);
+        assert_eq!(float_places(1.0 / 3.0), 15);
+        assert_eq!(float_places(1e-5), 5);
+    }
 
     #[test]
     fn literal_digits_are_the_written_ones() {

@@ -234,6 +234,18 @@ impl Exprs<'_> {
                 match args[0].get_type(self.schema) {
                     Ok(t) if is_decimal(&t) => self.of(&args[0]),
                     Ok(t) if t.is_integer() => Of::Fixed(0),
+                    // Text or a float read as an unconstrained numeric:
+                    // each value's own places (`'1.5'::numeric` is 1.5).
+                    Ok(t)
+                        if f.func.name() == super::numeric::FUNCTION
+                            && (is_text(&t) || t.is_floating())
+                            && repeatable(&args[0]) =>
+                    {
+                        Of::Per(Expr::ScalarFunction(ScalarFunction::new_udf(
+                            Arc::new(super::numeric::input_places_udf()),
+                            vec![args[0].clone()],
+                        )))
+                    }
                     _ => Of::Fixed(own()),
                 }
             }
