@@ -703,6 +703,85 @@ fn rounded_digits(value: &str, scale: usize) -> (bool, String, String) {
     (negative && !zero, whole, frac)
 }
 
+/// The digits after the point of a template in scientific notation
+/// (`9.99EEEE`: 2); PostgreSQL allows only digits and a decimal point
+/// beside `EEEE`.
+fn scientific_template(template: &str) -> Result<usize> {
+    let upper = template.to_ascii_uppercase();
+    let body = upper.replacen("EEEE", "", 1);
+    if !body.chars().all(|c| matches!(c, '9' | '0' | '.' | 'D')) || body.contains("EEEE") {
+        return Err(DataFusionError::External(Box::new(
+            crate::error::Error::syntax("\"EEEE\" is incompatible with other formats").with_detail(
+                "\"EEEE\" may only be used together with digit and decimal point patterns.",
+            ),
+        )));
+    }
+    Ok(body.find(['.', 'D']).map_or(0, |at| {
+        body[at + 1..]
+            .chars()
+            .filter(|c| c.is_ascii_digit())
+            .count()
+    }))
+}
+
+/// `e+03` / `e-104`: an exponent as C's `%e` writes it.
+fn exponent_text(exponent: i64) -> String {
+    let sign = if exponent < 0 { '-' } else { '+' };
+    format!("e{sign}{:02}", exponent.unsigned_abs())
+}
+
+/// A float (or an integer, which PostgreSQL formats as one) in scientific
+/// notation with `post` digits after the point: ` 1.23e+03`.
+fn float_scientific(v: f64, post: usize) -> String {
+    if !v.is_finite() {
+        return format!(" {v}");
+    }
+    let written = format!("{v:+.post$e}");
+    let (mantissa, exponent) = written.split_once('e').unwrap_or((&written, "0"));
+    let mantissa = mantissa.replacen('+', " ", 1);
+    format!("{mantissa}{}", exponent_text(exponent.parse().unwrap_or(0)))
+}
+
+/// A numeric (its decimal text) in scientific notation, as PostgreSQL's
+/// `numeric_out_sci` writes it: the exponent of the leading digit, and
+/// the value over that power of ten rounded at `post` places (9.99 with
+/// one place is ` 10.0e+00`).
+fn decimal_scientific(value: &str, post: usize) -> String {
+    let (negative, v) = match value.strip_prefix('-') {
+        Some(v) => (true, v),
+        None => (false, value),
+    };
+    let (whole, frac) = v.split_once('.').unwrap_or((v, ""));
+    let digits: String = whole.chars().chain(frac.chars()).collect();
+    let Some(lead) = digits.find(|c: char| c != '0') else {
+        return format!(" {}{}", rounded_text("0", post), exponent_text(0));
+    };
+    let exponent = whole.len() as i64 - 1 - lead as i64;
+    let significand = format!("{}.{}", &digits[lead..=lead], &digits[lead + 1..]);
+    let sign = if negative { '-' } else { ' ' };
+    format!(
+        "{sign}{}{}",
+        rounded_text(&significand, post),
+        exponent_text(exponent)
+    )
+}
+
+/// `value` (unsigned decimal text) rounded half away from zero to `post`
+/// places, written with them.
+fn rounded_text(value: &str, post: usize) -> String {
+    let (_, whole, frac) = rounded_digits(value, post);
+    let whole = if whole.is_empty() {
+        "0".to_string()
+    } else {
+        whole
+    };
+    if post == 0 {
+        whole
+    } else {
+        format!("{whole}.{frac}")
+    }
+}
+
 /// A number (its decimal text) as a numeric template says.
 fn format_number(value: &str, template: &[NumPiece], fm: bool) -> String {
     let point = template.iter().position(|p| *p == NumPiece::Point);
@@ -918,6 +997,25 @@ fn to_char(input: &ArrayRef, template: &str) -> Result<ArrayRef> {
     let n = input.len();
     let mut out = StringBuilder::with_capacity(n, n * template.len());
     match input.data_type() {
+        t if t.is_numeric() && template.to_ascii_uppercase().contains("EEEE") => {
+            let post = scientific_template(template)?;
+            let decimal = matches!(t, DataType::Decimal128(..) | DataType::Decimal256(..));
+            let text = datafusion::arrow::compute::cast(input, &DataType::Utf8)?;
+            let floats = datafusion::arrow::compute::cast(input, &DataType::Float64)?;
+            let (text, floats) = (
+                text.as_string::<i32>(),
+                floats.as_primitive::<Float64Type>(),
+            );
+            for i in 0..n {
+                if text.is_null(i) {
+                    out.append_null();
+                } else if decimal {
+                    out.append_value(decimal_scientific(text.value(i), post));
+                } else {
+                    out.append_value(float_scientific(floats.value(i), post));
+                }
+            }
+        }
         t if t.is_numeric() => {
             let (pieces, fm) =
                 numeric_template(template).map_err(DataFusionError::NotImplemented)?;
@@ -1537,5 +1635,20 @@ mod tests {
         // Not ASCII: copied, and refused patterns name themselves.
         assert_eq!(num("5", "9 €"), " 5 €");
         assert!(numeric_template("é EEEE").is_err());
+    }
+
+    /// PostgreSQL 15's answers.
+    #[test]
+    fn scientific_notation_is_postgres() {
+        let post = |t: &str| scientific_template(t).unwrap();
+        assert_eq!(decimal_scientific("1234.5", post("9.99EEEE")), " 1.23e+03");
+        assert_eq!(decimal_scientific("-0.000123", post("9.9EEEE")), "-1.2e-04");
+        assert_eq!(decimal_scientific("0", post("9.99EEEE")), " 0.00e+00");
+        assert_eq!(decimal_scientific("12345", post("99.9EEEE")), " 1.2e+04");
+        assert_eq!(decimal_scientific("9.99", post("9.9EEEE")), " 10.0e+00");
+        assert_eq!(float_scientific(5.0, post("9EEEE")), " 5e+00");
+        assert_eq!(float_scientific(1e100, post("9.9EEEE")), " 1.0e+100");
+        assert_eq!(float_scientific(123.0, post("9.9EEEE")), " 1.2e+02");
+        assert!(scientific_template("FM9.999EEEE").is_err());
     }
 }
