@@ -283,6 +283,11 @@ fn casts_name_to_oid(stmt: &Statement) -> bool {
     use crate::visit::visit_expressions;
     use datafusion::sql::sqlparser::ast::{DataType, Expr, Value};
     visit_expressions(stmt, |e: &Expr| {
+        if let Expr::Function(f) = e
+            && f.name.0.last().and_then(|p| p.as_ident()).is_some_and(|i| i.value.eq_ignore_ascii_case("to_regclass"))
+        {
+            return ControlFlow::Break(());
+        }
         if let Expr::Cast {
             expr, data_type, ..
         } = e
@@ -1623,6 +1628,29 @@ fn regclass_literals(stmt: &mut Statement) {
         {
             let name = Expr::value(Value::SingleQuotedString(text.clone()));
             **expr = call(lookup, vec![name], vec![]);
+            return ControlFlow::Continue(());
+        }
+        // `to_regclass('name')`: the relation's OID, NULL when there is none.
+        if let Expr::Function(f) = e
+            && let [part] = f.name.0.as_slice()
+            && part
+                .as_ident()
+                .is_some_and(|i| i.value.eq_ignore_ascii_case("to_regclass"))
+            && let datafusion::sql::sqlparser::ast::FunctionArguments::List(list) = &f.args
+            && let [
+                datafusion::sql::sqlparser::ast::FunctionArg::Unnamed(
+                    datafusion::sql::sqlparser::ast::FunctionArgExpr::Expr(Expr::Value(v)),
+                ),
+            ] = list.args.as_slice()
+            && let Value::SingleQuotedString(text) = &v.value
+        {
+            *e = Expr::Cast {
+                kind: datafusion::sql::sqlparser::ast::CastKind::Cast,
+                expr: Box::new(relation_lookup(text).unwrap_or_else(|| Expr::value(Value::Null))),
+                data_type: datafusion::sql::sqlparser::ast::DataType::Regclass,
+                array: false,
+                format: None,
+            };
             return ControlFlow::Continue(());
         }
         if let Expr::Cast {

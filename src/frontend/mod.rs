@@ -50,7 +50,7 @@ use datafusion::sql::sqlparser::ast::helpers::stmt_create_table::CreateTableBuil
 use datafusion::sql::sqlparser::ast::{ColumnDef, CreateTable, DataType, ObjectName, Statement};
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::Parser;
-use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
+use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer, Whitespace};
 
 pub use dialect::SluiceDialect;
 pub use expect::Expectation;
@@ -168,7 +168,7 @@ pub fn parse(sql: &str) -> Result<Vec<Stmt>> {
     let tokens = Tokenizer::new(&dialect, sql)
         .tokenize_with_location()
         .map_err(|e| Error::syntax(format!("syntax error: {e}")))?;
-    let tokens = sequence_options::normalize(asof::normalize(tokens)?);
+    let tokens = trim_characters(sequence_options::normalize(asof::normalize(tokens)?));
     // The text of a lone statement, for rewrites keyed on what clients send.
     let statements = tokens
         .iter()
@@ -221,6 +221,41 @@ pub fn parse(sql: &str) -> Result<Vec<Stmt>> {
         }
     }
     Ok(out)
+}
+
+/// `trim(LEADING | TRAILING | BOTH FROM s)`, which sqlparser reads only
+/// with the characters to trim written: PostgreSQL's default, a space, is
+/// written in.
+fn trim_characters(mut tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+    let significant: Vec<usize> = tokens
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| !matches!(t.token, Token::Whitespace(_)))
+        .map(|(i, _)| i)
+        .collect();
+    let is = |t: &Token, kw: &str| word_is(t, kw);
+    let mut inserts = vec![];
+    for w in significant.windows(4) {
+        let [trim, open, side, from] = [w[0], w[1], w[2], w[3]].map(|i| &tokens[i].token);
+        if is(trim, "TRIM")
+            && *open == Token::LParen
+            && (is(side, "LEADING") || is(side, "TRAILING") || is(side, "BOTH"))
+            && is(from, "FROM")
+        {
+            inserts.push(w[2] + 1);
+        }
+    }
+    for at in inserts.into_iter().rev() {
+        tokens.insert(
+            at,
+            TokenWithSpan::wrap(Token::SingleQuotedString(" ".into())),
+        );
+        tokens.insert(
+            at,
+            TokenWithSpan::wrap(Token::Whitespace(Whitespace::Space)),
+        );
+    }
+    tokens
 }
 
 /// The tokens of the statement `p` is at, up to (not including) the `;`
