@@ -143,6 +143,7 @@ pub fn rewrite(stmt: &mut Statement, text: Option<&str>) -> crate::error::Result
     row_field_names(&mut s);
     typed_casts(&mut s);
     timestamp_casts(&mut s);
+    signed_powers(&mut s);
     prefix_operators(&mut s);
     sorted_distinct_aggregates(&mut s);
     view_name_arguments(&mut s);
@@ -719,6 +720,52 @@ fn sorted_distinct_aggregates(stmt: &mut Statement) {
 /// root) and `||/ x` (cube root), and the array overlap `a && b`, which
 /// DataFusion does not plan, as the functions they are. An unaliased select item keeps an operator's name,
 /// `?column?`.
+/// A sign binds tighter than `^` in PostgreSQL (`-2 ^ 2` is 4); sqlparser
+/// reads it as the sign of the power (-4). The sign is moved onto the
+/// base of the leftmost power; `-(2 ^ 2)` written with parentheses stays.
+fn signed_powers(stmt: &mut Statement) {
+    use datafusion::sql::sqlparser::ast::{BinaryOperator, Expr, UnaryOperator};
+    fn base(e: &mut Expr) -> &mut Expr {
+        match e {
+            Expr::BinaryOp {
+                left,
+                op: BinaryOperator::PGExp,
+                ..
+            } => base(left),
+            other => other,
+        }
+    }
+    let _ = crate::visit::visit_expressions_mut(stmt, |e: &mut Expr| {
+        if let Expr::UnaryOp {
+            op: op @ (UnaryOperator::Minus | UnaryOperator::Plus),
+            expr,
+        } = e
+            && matches!(
+                expr.as_ref(),
+                Expr::BinaryOp {
+                    op: BinaryOperator::PGExp,
+                    ..
+                }
+            )
+        {
+            let op = *op;
+            let mut power = std::mem::replace(
+                expr.as_mut(),
+                Expr::value(datafusion::sql::sqlparser::ast::Value::Null),
+            );
+            let b = base(&mut power);
+            let operand =
+                std::mem::replace(b, Expr::value(datafusion::sql::sqlparser::ast::Value::Null));
+            *b = Expr::UnaryOp {
+                op,
+                expr: Box::new(operand),
+            };
+            *e = power;
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
 fn prefix_operators(stmt: &mut Statement) {
     use crate::visit::visit_expressions_mut;
     use datafusion::sql::sqlparser::ast::{Expr, Ident, SelectItem, SetExpr, UnaryOperator};
