@@ -32,6 +32,7 @@ pub mod collate;
 pub mod compat;
 pub mod copy;
 pub mod dialect;
+pub mod dml_with;
 pub mod expect;
 pub mod features;
 pub mod fetch;
@@ -203,7 +204,9 @@ pub fn parse(sql: &str) -> Result<Vec<Stmt>> {
                 other if schedule::refresh_call(&other).is_some() => {
                     schedule::refresh_call(&other).expect("checked")
                 }
-                mut other => {
+                other => {
+                    let mut other = dml_with::dml_with(other)?;
+                    dml_with::tuple_assignments(&mut other);
                     compat::rewrite(&mut other, lone)?;
                     Stmt::Sql(Box::new(other))
                 }
