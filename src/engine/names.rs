@@ -824,6 +824,52 @@ pub fn alias_ordinal_order_keys(stmt: &mut Statement) {
     let _ = crate::visit::walk_mut(stmt, &mut V);
 }
 
+/// `ORDER BY rank` naming an unaliased select item by the name PostgreSQL
+/// gives it (`rank() OVER (...)`, `count(*)`, `upper(s)`), which an output
+/// column's name is before any input column's: the item gets that name as
+/// its alias, so that the planner finds it (it answered 42703). A name two
+/// items share is left as it is.
+pub fn alias_named_order_keys(stmt: &mut Statement) {
+    struct V;
+    impl VisitorMut for V {
+        type Break = ();
+        fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
+            let Some(select) = numbered_select(q.body.as_mut()) else {
+                return ControlFlow::Continue(());
+            };
+            let Some(OrderByKind::Expressions(keys)) = q.order_by.as_ref().map(|o| &o.kind) else {
+                return ControlFlow::Continue(());
+            };
+            let names = item_names(&select.projection);
+            for key in keys {
+                let Expr::Identifier(id) = &key.expr else {
+                    continue;
+                };
+                let wanted = super::normalize_ident(id);
+                let mut named = names
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, n)| n.as_deref() == Some(wanted.as_str()));
+                let (Some((pos, _)), None) = (named.next(), named.next()) else {
+                    continue;
+                };
+                let Some(SelectItem::UnnamedExpr(e)) = select.projection.get(pos) else {
+                    continue;
+                };
+                if expr_name(e).is_none() {
+                    continue;
+                }
+                select.projection[pos] = SelectItem::ExprWithAlias {
+                    expr: e.clone(),
+                    alias: pg_alias(&names, pos, false),
+                };
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = crate::visit::walk_mut(stmt, &mut V);
+}
+
 /// Aggregate and window calls, and GROUP BY expressions, of one query
 /// level that differ only in casts (`sum(k::numeric)` and `sum(k)`):
 /// DataFusion names a cast after what it casts and refuses two of one
