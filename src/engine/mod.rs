@@ -23,6 +23,7 @@ pub mod ddl;
 pub mod dml;
 mod empty_subqueries;
 pub mod events;
+mod global_aggregates;
 mod global_having;
 mod handlers;
 mod indexes;
@@ -1674,6 +1675,20 @@ pub(crate) fn optimizer_rules() -> Vec<Arc<dyn datafusion::optimizer::OptimizerR
         .position(|r| r.name() == "propagate_empty_relation")
         .map_or(rules.len(), |i| i + 1);
     rules.insert(at, Arc::new(set_ops::OneBranchUnions));
+    // An aggregate without GROUP BY is under a limit while filters are
+    // pushed down, which none crosses (see `global_aggregates`).
+    let at = rules
+        .iter()
+        .position(|r| r.name() == "push_down_filter")
+        .unwrap_or(rules.len());
+    rules.insert(
+        at + 1,
+        Arc::new(global_aggregates::GlobalAggregateBarrier { lift: true }),
+    );
+    rules.insert(
+        at,
+        Arc::new(global_aggregates::GlobalAggregateBarrier { lift: false }),
+    );
     // Last: after every simplification of a pass.
     rules.push(Arc::new(repeated_orderings::RepeatedOrderings));
     rules
