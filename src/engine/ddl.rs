@@ -250,6 +250,7 @@ fn columns_from_sql(
                 ColumnOption::Default(e) => {
                     let mut e = e.clone();
                     crate::frontend::compat::sequence_arguments(&mut e);
+                    crate::frontend::compat::signed_powers(&mut e);
                     super::sequences::bind_default(session, &mut e)?;
                     def.default = Some(e.to_string());
                 }
@@ -1792,7 +1793,11 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
                     match &option.option {
                         ColumnOption::NotNull => column.not_null = true,
                         ColumnOption::Null => column.not_null = false,
-                        ColumnOption::Default(e) => column.default = Some(e.to_string()),
+                        ColumnOption::Default(e) => {
+                            let mut e = e.clone();
+                            crate::frontend::compat::signed_powers(&mut e);
+                            column.default = Some(e.to_string());
+                        }
                         other => {
                             return Err(Error::not_supported(format!("{other} on ADD COLUMN")));
                         }
@@ -2218,6 +2223,7 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
                 AlterColumnOperation::SetDefault { value } => {
                     let mut e = value;
                     crate::frontend::compat::sequence_arguments(&mut e);
+                    crate::frontend::compat::signed_powers(&mut e);
                     super::sequences::bind_default(session, &mut e)?;
                     Some(e.to_string())
                 }

@@ -206,6 +206,10 @@ pub(super) fn resolve_values(
                     format: None,
                     array: false,
                 };
+                // The casts spelled as the statement's own were (uuid,
+                // json, timestamps).
+                crate::frontend::compat::typed_casts(cell);
+                crate::frontend::compat::timestamp_casts(cell);
             }
         }
     }

@@ -723,7 +723,7 @@ fn sorted_distinct_aggregates(stmt: &mut Statement) {
 /// A sign binds tighter than `^` in PostgreSQL (`-2 ^ 2` is 4); sqlparser
 /// reads it as the sign of the power (-4). The sign is moved onto the
 /// base of the leftmost power; `-(2 ^ 2)` written with parentheses stays.
-fn signed_powers(stmt: &mut Statement) {
+pub fn signed_powers<N: datafusion::sql::sqlparser::ast::VisitMut>(stmt: &mut N) {
     use datafusion::sql::sqlparser::ast::{BinaryOperator, Expr, UnaryOperator};
     fn base(e: &mut Expr) -> &mut Expr {
         match e {
@@ -756,10 +756,12 @@ fn signed_powers(stmt: &mut Statement) {
             let b = base(&mut power);
             let operand =
                 std::mem::replace(b, Expr::value(datafusion::sql::sqlparser::ast::Value::Null));
-            *b = Expr::UnaryOp {
+            // Parenthesized, so that the statement printed and read again
+            // (a column default, a rewrite) keeps the meaning.
+            *b = Expr::Nested(Box::new(Expr::UnaryOp {
                 op,
                 expr: Box::new(operand),
-            };
+            }));
             *e = power;
         }
         ControlFlow::<()>::Continue(())

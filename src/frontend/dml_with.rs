@@ -52,11 +52,14 @@ pub fn dml_with(stmt: Statement) -> Result<Statement> {
                 return Err(Error::not_supported("INSERT without VALUES or SELECT"));
             };
             let mut ctes = with.cte_tables.clone();
+            let mut recursive = false;
             if let Some(own) = source.with.take() {
+                recursive = own.recursive;
                 ctes.extend(own.cte_tables);
             }
             source.with = Some(With {
                 cte_tables: ctes,
+                recursive,
                 ..with
             });
             Ok(Statement::Insert(ins))
@@ -161,7 +164,10 @@ struct Inline<'a>(&'a [Cte]);
 
 impl VisitorMut for Inline<'_> {
     type Break = ();
-    fn pre_visit_table_factor(&mut self, t: &mut TableFactor) -> ControlFlow<()> {
+    /// After the reference's own parts are visited: the query put in its
+    /// place is not visited again (its names were bound where it was
+    /// defined; a WITH query may read a table of its own name).
+    fn post_visit_table_factor(&mut self, t: &mut TableFactor) -> ControlFlow<()> {
         let TableFactor::Table {
             name,
             alias,
@@ -242,6 +248,14 @@ mod tests {
                  DELETE FROM t WHERE k IN (SELECT x FROM b)"
             ),
             "DELETE FROM t WHERE k IN (SELECT x FROM (SELECT k FROM (SELECT 1 AS k) a) b (x))"
+        );
+        // A WITH query reading the table of its own name reads the table.
+        assert_eq!(
+            rewritten(
+                "WITH orders AS (SELECT * FROM orders WHERE open) \
+                 DELETE FROM t WHERE k IN (SELECT k FROM orders)"
+            ),
+            "DELETE FROM t WHERE k IN (SELECT k FROM (SELECT * FROM orders WHERE open) orders)"
         );
         // The table written is never a WITH query.
         assert_eq!(

@@ -76,13 +76,20 @@ fn too_wide() -> datafusion::error::DataFusionError {
 /// `v` at `from` places as a 38-digit decimal at `to` (not more) places.
 fn narrowed(v: i256, from: i8, to: i8) -> Result<i128> {
     let ten = i256::from_i128(10);
-    let shift = (from - to) as u32;
-    let divisor = ten.checked_pow(shift).ok_or_else(too_wide)?;
-    if v % divisor != i256::ZERO {
-        return Err(too_wide());
-    }
-    (v / divisor)
-        .to_i128()
+    let shift = i32::from(from) - i32::from(to);
+    let v = if shift < 0 {
+        // A negative scale (`1e30` of a wide type) gains places.
+        ten.checked_pow(shift.unsigned_abs())
+            .and_then(|m| v.checked_mul(m))
+            .ok_or_else(too_wide)?
+    } else {
+        let divisor = ten.checked_pow(shift as u32).ok_or_else(too_wide)?;
+        if v % divisor != i256::ZERO {
+            return Err(too_wide());
+        }
+        v / divisor
+    };
+    v.to_i128()
         .filter(|n| n.unsigned_abs() < 10u128.pow(38))
         .ok_or_else(too_wide)
 }
@@ -138,5 +145,7 @@ mod tests {
         assert!(narrowed(v("1"), 50, 38).is_err());
         assert!(narrowed(v("123456789012345678901234567890123456789"), 0, 0).is_err());
         assert_eq!(narrowed(v("-7"), 0, 0).unwrap(), -7);
+        // 5 at scale -3 is 5000.
+        assert_eq!(narrowed(v("5"), -3, 0).unwrap(), 5000);
     }
 }
