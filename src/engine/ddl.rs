@@ -248,11 +248,7 @@ fn columns_from_sql(
                 ColumnOption::NotNull => def.not_null = true,
                 ColumnOption::Null => def.not_null = false,
                 ColumnOption::Default(e) => {
-                    let mut e = e.clone();
-                    crate::frontend::compat::sequence_arguments(&mut e);
-                    crate::frontend::compat::signed_powers(&mut e);
-                    super::sequences::bind_default(session, &mut e)?;
-                    def.default = Some(e.to_string());
+                    def.default = Some(stored_default(session, e.clone())?);
                 }
                 ColumnOption::Generated {
                     generated_as,
@@ -1625,6 +1621,19 @@ async fn remove_table_files(session: &Session, entries: &[Object]) {
     }
 }
 
+/// A column default as it is stored: sequence names bound as PostgreSQL
+/// binds a `regclass`, and a signed power parenthesized so that the text
+/// reads back with its meaning.
+fn stored_default(
+    session: &Session,
+    mut e: datafusion::sql::sqlparser::ast::Expr,
+) -> Result<String> {
+    crate::frontend::compat::sequence_arguments(&mut e);
+    crate::frontend::compat::signed_powers(&mut e);
+    super::sequences::bind_default(session, &mut e)?;
+    Ok(e.to_string())
+}
+
 async fn drop_schemas(
     session: &mut Session,
     if_exists: bool,
@@ -2220,13 +2229,7 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
             // A default applies to rows written from now on: the files
             // stay as they are.
             column.default = match op {
-                AlterColumnOperation::SetDefault { value } => {
-                    let mut e = value;
-                    crate::frontend::compat::sequence_arguments(&mut e);
-                    crate::frontend::compat::signed_powers(&mut e);
-                    super::sequences::bind_default(session, &mut e)?;
-                    Some(e.to_string())
-                }
+                AlterColumnOperation::SetDefault { value } => Some(stored_default(session, value)?),
                 _ => None,
             };
             let column = column.clone();

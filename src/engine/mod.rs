@@ -1735,7 +1735,6 @@ fn rewrite_for_datafusion(mut stmt: Statement) -> Statement {
     names::alias_derived_names(query);
     names::distinct_on_positions(query);
     names::alias_ordinal_order_keys(query);
-    names::alias_named_order_keys(query);
     names::alias_column_casts(query);
     names::alias_repeated_names(query);
     names::alias_mod_calls(query);

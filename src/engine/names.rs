@@ -785,7 +785,9 @@ pub fn distinct_on_positions(stmt: &mut Statement) {
 
 /// `ORDER BY 1` naming a select item that is an expression (`SELECT k + 1,
 /// count(*) ... GROUP BY k ORDER BY 1`) orders by an alias of it: DataFusion
-/// refuses the expression itself beside GROUP BY (42803). The alias is the
+/// refuses the expression itself beside GROUP BY (42803). So does `ORDER BY
+/// rank` naming an unaliased item (`rank() OVER (...)`, `count(*)`) by its
+/// PostgreSQL name, which the planner did not know (42703). The alias is the
 /// name PostgreSQL gives the item, marked as a repeat when another item
 /// has that name too (the result's names drop the mark).
 pub fn alias_ordinal_order_keys(stmt: &mut Statement) {
@@ -802,56 +804,25 @@ pub fn alias_ordinal_order_keys(stmt: &mut Statement) {
             };
             let names = item_names(&select.projection);
             for key in keys.iter_mut() {
-                let Some(pos) = ordinal(&key.expr) else {
-                    continue;
-                };
-                let Some(SelectItem::UnnamedExpr(e)) = select.projection.get(pos) else {
-                    continue;
-                };
-                if matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) {
-                    continue;
-                }
-                let alias = pg_alias(&names, pos, false);
-                select.projection[pos] = SelectItem::ExprWithAlias {
-                    expr: e.clone(),
-                    alias: alias.clone(),
-                };
-                key.expr = Expr::Identifier(alias);
-            }
-            ControlFlow::Continue(())
-        }
-    }
-    let _ = crate::visit::walk_mut(stmt, &mut V);
-}
-
-/// `ORDER BY rank` naming an unaliased select item by the name PostgreSQL
-/// gives it (`rank() OVER (...)`, `count(*)`, `upper(s)`), which an output
-/// column's name is before any input column's: the item gets that name as
-/// its alias, so that the planner finds it (it answered 42703). A name two
-/// items share is left as it is.
-pub fn alias_named_order_keys(stmt: &mut Statement) {
-    struct V;
-    impl VisitorMut for V {
-        type Break = ();
-        fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
-            let Some(select) = numbered_select(q.body.as_mut()) else {
-                return ControlFlow::Continue(());
-            };
-            let Some(OrderByKind::Expressions(keys)) = q.order_by.as_ref().map(|o| &o.kind) else {
-                return ControlFlow::Continue(());
-            };
-            let names = item_names(&select.projection);
-            for key in keys {
-                let Expr::Identifier(id) = &key.expr else {
-                    continue;
-                };
-                let wanted = super::normalize_ident(id);
-                let mut named = names
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, n)| n.as_deref() == Some(wanted.as_str()));
-                let (Some((pos, _)), None) = (named.next(), named.next()) else {
-                    continue;
+                // `ORDER BY 2`, or `ORDER BY rank` naming one item by the
+                // name PostgreSQL gives it (an output column's name comes
+                // before an input column's; one two items share is left).
+                let (pos, by_name) = match &key.expr {
+                    Expr::Identifier(id) => {
+                        let wanted = super::normalize_ident(id);
+                        let mut named = names
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, n)| n.as_deref() == Some(wanted.as_str()));
+                        match (named.next(), named.next()) {
+                            (Some((pos, _)), None) => (pos, true),
+                            _ => continue,
+                        }
+                    }
+                    other => match ordinal(other) {
+                        Some(pos) => (pos, false),
+                        None => continue,
+                    },
                 };
                 let Some(SelectItem::UnnamedExpr(e)) = select.projection.get(pos) else {
                     continue;
@@ -859,10 +830,14 @@ pub fn alias_named_order_keys(stmt: &mut Statement) {
                 if expr_name(e).is_none() {
                     continue;
                 }
+                let alias = pg_alias(&names, pos, false);
                 select.projection[pos] = SelectItem::ExprWithAlias {
                     expr: e.clone(),
-                    alias: pg_alias(&names, pos, false),
+                    alias: alias.clone(),
                 };
+                if !by_name {
+                    key.expr = Expr::Identifier(alias);
+                }
             }
             ControlFlow::Continue(())
         }

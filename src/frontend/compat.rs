@@ -377,29 +377,11 @@ fn niladic_functions(stmt: &mut Statement) {
 /// when none is, as in PostgreSQL (a record itself is never NULL there;
 /// DataFusion's struct answered false for `ROW(NULL, NULL) IS NULL`).
 fn row_null_tests(stmt: &mut Statement) {
-    use datafusion::sql::sqlparser::ast::{
-        BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArguments,
-    };
+    use datafusion::sql::sqlparser::ast::{BinaryOperator, Expr};
     fn fields(e: &Expr) -> Option<Vec<Expr>> {
         match e {
             Expr::Nested(inner) => fields(inner),
-            Expr::Tuple(items) if items.len() > 1 => Some(items.clone()),
-            Expr::Function(f)
-                if matches!(f.name.0.as_slice(), [part]
-                    if part.as_ident().is_some_and(|i| i.value.eq_ignore_ascii_case("row"))) =>
-            {
-                let FunctionArguments::List(list) = &f.args else {
-                    return None;
-                };
-                list.args
-                    .iter()
-                    .map(|a| match a {
-                        FunctionArg::Unnamed(FunctionArgExpr::Expr(x)) => Some(x.clone()),
-                        _ => None,
-                    })
-                    .collect()
-            }
-            _ => None,
+            other => row_constructor_fields(other),
         }
     }
     let _ = crate::visit::visit_expressions_mut(stmt, |e: &mut Expr| {
@@ -427,6 +409,32 @@ fn row_null_tests(stmt: &mut Statement) {
         }
         ControlFlow::Continue(())
     });
+}
+
+/// The fields of a row constructor: `(a, b)` or `ROW(a, b)`.
+pub fn row_constructor_fields(
+    e: &datafusion::sql::sqlparser::ast::Expr,
+) -> Option<Vec<datafusion::sql::sqlparser::ast::Expr>> {
+    use datafusion::sql::sqlparser::ast::{Expr, FunctionArg, FunctionArgExpr, FunctionArguments};
+    match e {
+        Expr::Tuple(items) => Some(items.clone()),
+        Expr::Function(f)
+            if matches!(f.name.0.as_slice(), [part]
+                if part.as_ident().is_some_and(|i| i.value.eq_ignore_ascii_case("row"))) =>
+        {
+            let FunctionArguments::List(list) = &f.args else {
+                return None;
+            };
+            list.args
+                .iter()
+                .map(|a| match a {
+                    FunctionArg::Unnamed(FunctionArgExpr::Expr(x)) => Some(x.clone()),
+                    _ => None,
+                })
+                .collect()
+        }
+        _ => None,
+    }
 }
 
 /// `ROW(a, b)` is a record of fields `f1`, `f2`, ... as in PostgreSQL

@@ -92,31 +92,13 @@ pub fn dml_with(stmt: Statement) -> Result<Statement> {
 /// tuple set from a subquery is left (and refused where it is written).
 pub fn tuple_assignments(stmt: &mut Statement) {
     use datafusion::sql::sqlparser::ast::{
-        Assignment, AssignmentTarget, Expr, FunctionArg, FunctionArgExpr, FunctionArguments,
-        OnConflictAction, OnInsert,
+        Assignment, AssignmentTarget, Expr, OnConflictAction, OnInsert,
     };
+    // `SET (a) = (x)` gives one value in parentheses.
     fn values(e: &Expr) -> Option<Vec<Expr>> {
         match e {
-            Expr::Tuple(items) => Some(items.clone()),
             Expr::Nested(inner) => Some(vec![inner.as_ref().clone()]),
-            Expr::Function(f)
-                if f.name.0.len() == 1
-                    && f.name.0[0]
-                        .as_ident()
-                        .is_some_and(|i| i.value.eq_ignore_ascii_case("row")) =>
-            {
-                let FunctionArguments::List(list) = &f.args else {
-                    return None;
-                };
-                list.args
-                    .iter()
-                    .map(|a| match a {
-                        FunctionArg::Unnamed(FunctionArgExpr::Expr(x)) => Some(x.clone()),
-                        _ => None,
-                    })
-                    .collect()
-            }
-            _ => None,
+            other => crate::frontend::compat::row_constructor_fields(other),
         }
     }
     let expand = |assignments: &mut Vec<Assignment>| {
