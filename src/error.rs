@@ -60,6 +60,11 @@ pub enum ErrorKind {
     /// 42725: a function name that more than one function has.
     AmbiguousFunction,
     Grouping,
+    /// 42P20: a window function where none may stand.
+    Windowing,
+    /// 42P17: a definition PostgreSQL refuses as such (a generation
+    /// expression that is not immutable).
+    InvalidObjectDefinition,
     InFailedTransaction,
     /// 22004: a NULL where none is allowed (a JSON object key).
     NullValueNotAllowed,

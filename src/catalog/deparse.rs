@@ -400,6 +400,7 @@ mod tests {
             not_null: false,
             default: None,
             identity: None,
+            generated: None,
         };
         vec![
             c(

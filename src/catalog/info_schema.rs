@@ -133,6 +133,7 @@ impl InformationSchema {
                                 not_null: false,
                                 default: None,
                                 identity: None,
+                                generated: None,
                             })
                             .collect();
                         out.push((e.schema.clone(), e.name.clone(), cols));
@@ -370,6 +371,10 @@ impl InformationSchema {
                             ("numeric_precision", DataType::Int32),
                             ("numeric_scale", DataType::Int32),
                             ("udt_name", s.clone()),
+                            ("is_identity", s.clone()),
+                            ("identity_generation", s.clone()),
+                            ("is_generated", s.clone()),
+                            ("generation_expression", s.clone()),
                         ],
                         vec![
                             text(rows.iter().map(|_| db()).collect()),
@@ -399,6 +404,48 @@ impl InformationSchema {
                             int(rows.iter().map(|r| numeric_precision(&r.3)).collect()),
                             int(rows.iter().map(|r| numeric_scale(&r.3)).collect()),
                             text(rows.iter().map(|r| Some(udt(&r.3))).collect()),
+                            text(
+                                rows.iter()
+                                    .map(|r| {
+                                        Some(
+                                            if r.3.identity.is_some() { "YES" } else { "NO" }
+                                                .into(),
+                                        )
+                                    })
+                                    .collect(),
+                            ),
+                            text(
+                                rows.iter()
+                                    .map(|r| {
+                                        r.3.identity.map(|i| {
+                                            match i {
+                                                crate::catalog::Identity::Always => "ALWAYS",
+                                                crate::catalog::Identity::ByDefault => "BY DEFAULT",
+                                            }
+                                            .to_string()
+                                        })
+                                    })
+                                    .collect(),
+                            ),
+                            text(
+                                rows.iter()
+                                    .map(|r| {
+                                        Some(
+                                            if r.3.generated.is_some() {
+                                                "ALWAYS"
+                                            } else {
+                                                "NEVER"
+                                            }
+                                            .into(),
+                                        )
+                                    })
+                                    .collect(),
+                            ),
+                            text(
+                                rows.iter()
+                                    .map(|r| r.3.generated.as_ref().map(|e| format!("({e})")))
+                                    .collect(),
+                            ),
                         ],
                     )?
                 }

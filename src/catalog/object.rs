@@ -97,6 +97,11 @@ pub struct ColumnDef {
     /// default is its sequence's next value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<Identity>,
+    /// The expression of a generated column (`GENERATED ALWAYS AS (expr)
+    /// STORED`), as SQL text over the table's other columns: every write
+    /// stores its value, computed from the row's other values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generated: Option<String>,
 }
 
 /// How an identity column takes values given by an INSERT.
@@ -238,6 +243,7 @@ impl ColumnDef {
             not_null: false,
             default: None,
             identity: None,
+            generated: None,
         }
     }
 }

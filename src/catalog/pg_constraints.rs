@@ -425,16 +425,65 @@ impl ScalarUDFImpl for ExprText {
         Ok(DataType::Utf8)
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        // `pretty`: PostgreSQL leaves out the parentheses around the
+        // whole expression (a generated column's `(a * 2)` is `a * 2`).
+        let pretty = matches!(
+            args.args.get(2),
+            Some(ColumnarValue::Scalar(
+                datafusion::common::ScalarValue::Boolean(Some(true))
+            ))
+        );
         let Some(first) = args.args.into_iter().next() else {
             return Err(DataFusionError::Plan(
                 "pg_get_expr needs an expression".into(),
             ));
         };
-        Ok(match first {
-            ColumnarValue::Array(a) => ColumnarValue::Array(cast(&a, &DataType::Utf8)?),
-            ColumnarValue::Scalar(v) => ColumnarValue::Scalar(v.cast_to(&DataType::Utf8)?),
-        })
+        let text = match first {
+            ColumnarValue::Array(a) => cast(&a, &DataType::Utf8)?,
+            ColumnarValue::Scalar(v) => {
+                let v = v.cast_to(&DataType::Utf8)?;
+                return Ok(ColumnarValue::Scalar(match v {
+                    datafusion::common::ScalarValue::Utf8(Some(t)) if pretty => {
+                        datafusion::common::ScalarValue::Utf8(Some(unwrapped(&t).to_string()))
+                    }
+                    other => other,
+                }));
+            }
+        };
+        if !pretty {
+            return Ok(ColumnarValue::Array(text));
+        }
+        let out: datafusion::arrow::array::StringArray = text
+            .as_string::<i32>()
+            .iter()
+            .map(|t| t.map(unwrapped))
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(out)))
     }
+}
+
+/// `text` without the parentheses around all of it, when it has them.
+fn unwrapped(text: &str) -> &str {
+    let t = text.trim();
+    if !t.starts_with('(') || !t.ends_with(')') {
+        return text;
+    }
+    let mut depth = 0usize;
+    let mut quoted = false;
+    for (i, c) in t.char_indices() {
+        match c {
+            '\'' => quoted = !quoted,
+            '(' if !quoted => depth += 1,
+            ')' if !quoted => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 && i != t.len() - 1 {
+                    return text;
+                }
+            }
+            _ => {}
+        }
+    }
+    &t[1..t.len() - 1]
 }
 
 /// `pg_is_other_temp_schema(oid)`: always false, no schema is temporary.
@@ -1256,8 +1305,28 @@ impl Derived {
                             .enumerate()
                             .map(|(i, d)| {
                                 Some(V::B(match d {
-                                    Some(c) => c.default.is_some(),
+                                    Some(c) => c.default.is_some() || c.generated.is_some(),
                                     None => old.is_valid(i) && old.value(i),
+                                }))
+                            })
+                            .collect(),
+                    )
+                }
+                // `s` for a generated column. (`attidentity` stays empty:
+                // SQLAlchemy's inspector then looks an identity's sequence
+                // up with a cast of a computed name to regclass, which
+                // Sluice does not evaluate.)
+                "attgenerated" => {
+                    let old = text_column(&attrs, "attgenerated")?;
+                    Some(
+                        declared
+                            .iter()
+                            .zip(old)
+                            .map(|(d, o)| {
+                                Some(V::S(match d {
+                                    Some(c) if c.generated.is_some() => "s".to_string(),
+                                    Some(_) => String::new(),
+                                    None => o,
                                 }))
                             })
                             .collect(),
@@ -1686,9 +1755,13 @@ fn attrdef_rows(oid: i64, def: &TableDef) -> Vec<Vec<(&'static str, V)>> {
         .iter()
         .enumerate()
         .filter_map(|(i, c)| {
-            let text = &c.shown_default()?;
             let num = i as i64 + 1;
-            let literal = text.starts_with('\'') && text.ends_with('\'') && text.len() >= 2;
+            let (text, generated) = match &c.generated {
+                Some(e) => (format!("({e})"), true),
+                None => (c.shown_default()?, false),
+            };
+            let literal =
+                !generated && text.starts_with('\'') && text.ends_with('\'') && text.len() >= 2;
             let shown = if literal {
                 format!("{text}::{}", c.ty.name)
             } else {

@@ -151,6 +151,7 @@ pub async fn drop_columns(
 ) -> Result<Output> {
     let mut def = old.as_ref().clone();
     let mut gone = Vec::new();
+    let listed: Vec<String> = columns.iter().map(normalize_ident).collect();
     for c in columns {
         let col = normalize_ident(c);
         if def.column(&col).is_none() {
@@ -210,6 +211,37 @@ pub async fn drop_columns(
                 fk.name
             ))
             .with_hint("Drop the foreign key first."));
+        }
+        // Generated columns computed from it go with it (CASCADE).
+        let readers: Vec<String> = super::generated_columns::reading(&def, &col)?
+            .into_iter()
+            .filter(|g| !listed.contains(g))
+            .collect();
+        if !readers.is_empty() && !cascade {
+            return Err(Error::new(
+                ErrorKind::DependentObjects,
+                format!(
+                    "cannot drop column {col} of table {name} because other objects depend on it"
+                ),
+            )
+            .with_detail(
+                readers
+                    .iter()
+                    .map(|g| {
+                        format!(
+                            "column {g} of table {name} depends on column {col} of table {name}"
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            )
+            .with_hint("Use DROP ... CASCADE to drop the dependent objects too."));
+        }
+        for g in readers {
+            if !gone.contains(&g) {
+                session.notice(format!("drop cascades to column {g} of table {name}"));
+                gone.push(g);
+            }
         }
         gone.push(col);
     }

@@ -179,7 +179,7 @@ impl CopyIn {
         let wc = session.write_context();
         let (schema_name, table_name, def) = session.resolve_table(name)?;
         let target = Target::open(&wc, &schema_name, &table_name, def, None).await?;
-        let targets = target.target_columns(columns)?;
+        let targets = target.copy_columns(columns)?;
         let typed: Vec<(String, crate::types::PgType)> = targets
             .iter()
             .map(|n| (n.clone(), target.def.column(n).expect("checked").ty.clone()))
@@ -332,19 +332,7 @@ async fn copy_out(session: &mut Session, stmt: CopyStmt) -> Result<Output> {
         CopyRelation::Query(q) => Statement::Query(q),
         CopyRelation::Table { name, columns } => {
             let (schema, table, def) = session.resolve_table(&name)?;
-            let target_cols = if columns.is_empty() {
-                def.columns.iter().map(|c| c.name.clone()).collect()
-            } else {
-                for c in &columns {
-                    if def.column(c).is_none() {
-                        return Err(Error::new(
-                            ErrorKind::UndefinedColumn,
-                            format!("column \"{c}\" of relation \"{table}\" does not exist"),
-                        ));
-                    }
-                }
-                columns
-            };
+            let target_cols = crate::write::copy_columns(&def, &table, &columns)?;
             let list: Vec<String> = target_cols.iter().map(|c| ident(c)).collect();
             let sql = format!(
                 "SELECT {} FROM {}.{}",
@@ -437,7 +425,7 @@ async fn copy_from_files(session: &mut Session, stmt: &CopyStmt, path: &str) -> 
     let wc = session.write_context();
     let (schema_name, table_name, def) = session.resolve_table(name)?;
     let target = Target::open(&wc, &schema_name, &table_name, def, None).await?;
-    let targets = target.target_columns(columns)?;
+    let targets = target.copy_columns(columns)?;
     let state = session.ctx.state();
     let lake = session.engine.lake();
     let options = ReadOptions::default();

@@ -194,6 +194,7 @@ fn like_columns(
                 None
             },
             identity: None,
+            generated: None,
         })
         .collect())
 }
@@ -235,6 +236,7 @@ fn columns_from_sql(
             not_null: serial.is_some(),
             default: None,
             identity: None,
+            generated: None,
         };
         if let Some(ty) = serial {
             sequences.push(ColumnSequence {
@@ -249,6 +251,25 @@ fn columns_from_sql(
                 ColumnOption::Null => def.not_null = false,
                 ColumnOption::Default(e) => {
                     def.default = Some(stored_default(session, e.clone())?);
+                }
+                ColumnOption::Generated {
+                    generated_as: datafusion::sql::sqlparser::ast::GeneratedAs::ExpStored,
+                    generation_expr: Some(e),
+                    generation_expr_mode:
+                        Some(datafusion::sql::sqlparser::ast::GeneratedExpressionMode::Stored),
+                    ..
+                } => {
+                    def.generated = Some(super::generated_columns::stored(session, e)?);
+                }
+                ColumnOption::Generated {
+                    generation_expr: Some(_),
+                    ..
+                } => {
+                    return Err(Error::syntax(format!(
+                        "column \"{}\": a generated column is written GENERATED ALWAYS AS \
+                         (expression) STORED",
+                        def.name
+                    )));
                 }
                 ColumnOption::Generated {
                     generated_as,
@@ -305,6 +326,21 @@ fn columns_from_sql(
                 }
             }
         }
+        if def.generated.is_some() {
+            let both = if def.default.is_some() {
+                Some("default")
+            } else if def.identity.is_some() || sequences.iter().any(|s| s.column == def.name) {
+                Some("identity")
+            } else {
+                None
+            };
+            if let Some(both) = both {
+                return Err(Error::syntax(format!(
+                    "both {both} and generation expression specified for column \"{}\" of table \"{table}\"",
+                    def.name
+                )));
+            }
+        }
         cols.push(def);
     }
     for constraint in &ct.constraints {
@@ -345,6 +381,7 @@ fn columns_from_sql(
         expectations: vec![],
         indexes: vec![],
     };
+    super::generated_columns::check(session, &def)?;
     for (name, columns, primary) in keys {
         let key = new_key(&def, table, name, columns, primary)?;
         add_key(&mut def, key);
@@ -643,6 +680,7 @@ pub(super) fn quarantine_column(c: &ColumnDef) -> ColumnDef {
         not_null: false,
         default: None,
         identity: None,
+        generated: None,
         ..c.clone()
     }
 }
@@ -673,6 +711,7 @@ pub(crate) async fn ensure_quarantine(
         not_null: false,
         default: None,
         identity: None,
+        generated: None,
     });
     columns.push(ColumnDef {
         name: QUARANTINED_AT.into(),
@@ -683,6 +722,7 @@ pub(crate) async fn ensure_quarantine(
         not_null: false,
         default: None,
         identity: None,
+        generated: None,
     });
     let qdef = TableDef {
         columns,
@@ -1006,6 +1046,7 @@ async fn table_as(
             not_null: false,
             default: None,
             identity: None,
+            generated: None,
         });
     }
     let def = TableDef {
@@ -1624,7 +1665,7 @@ async fn remove_table_files(session: &Session, entries: &[Object]) {
 /// A column default as it is stored: sequence names bound as PostgreSQL
 /// binds a `regclass`, and a signed power parenthesized so that the text
 /// reads back with its meaning.
-fn stored_default(
+pub(super) fn stored_default(
     session: &Session,
     mut e: datafusion::sql::sqlparser::ast::Expr,
 ) -> Result<String> {
@@ -1796,6 +1837,7 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
                     not_null: false,
                     default: None,
                     identity: None,
+                    generated: None,
                 };
                 for option in &column_def.options {
                     use datafusion::sql::sqlparser::ast::ColumnOption;
@@ -1807,18 +1849,31 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
                             crate::frontend::compat::signed_powers(&mut e);
                             column.default = Some(e.to_string());
                         }
+                        ColumnOption::Generated {
+                            generated_as: datafusion::sql::sqlparser::ast::GeneratedAs::ExpStored,
+                            generation_expr: Some(e),
+                            ..
+                        } => {
+                            column.generated = Some(super::generated_columns::stored(session, e)?);
+                        }
                         other => {
                             return Err(Error::not_supported(format!("{other} on ADD COLUMN")));
                         }
                     }
                 }
+                if column.generated.is_some() && column.default.is_some() {
+                    return Err(Error::syntax(format!(
+                        "both default and generation expression specified for column \"{col}\" of table \"{name}\""
+                    )));
+                }
                 check_defaults(session, std::slice::from_ref(&column)).await?;
                 def.columns.push(column);
+                super::generated_columns::check(session, &def)?;
                 let wc = session.write_context();
                 let current = entry.table_def()?;
                 let target = crate::write::Target::open(&wc, &schema, &name, current, None).await?;
                 let column = def.columns.last().expect("just added");
-                if column.not_null && column.default.is_none() {
+                if column.not_null && column.default.is_none() && column.generated.is_none() {
                     let any =
                         crate::frontend::generated::query(&wc.ctx, &target.select_sql("1", None))
                             .await?
@@ -1859,6 +1914,7 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
                 not_null: false,
                 default: None,
                 identity: None,
+                generated: None,
             });
             save_def(session, &schema, &name, def.clone(), None).await?;
             super::alter_columns::sync_quarantine(session, &schema, &name, &def).await?;
@@ -1947,6 +2003,7 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
                     c.name = new.clone();
                 }
             }
+            super::generated_columns::rename_column(&mut def, &old, &new)?;
             for p in def.partition_by.iter_mut() {
                 if *p == old {
                     *p = new.clone();
@@ -2184,11 +2241,20 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
                     data_type, using, ..
                 },
         } => {
+            let col = normalize_ident(&column_name);
+            if let Some(g) = super::generated_columns::reading(&def, &col)?.first() {
+                return Err(Error::not_supported(
+                    "cannot alter type of a column used by a generated column",
+                )
+                .with_detail(format!(
+                    "Column \"{col}\" is used by generated column \"{g}\"."
+                )));
+            }
             return super::alter_columns::set_type(
                 session,
                 (&schema, &name),
                 entry.table_def()?,
-                &normalize_ident(&column_name),
+                &col,
                 &data_type,
                 using.as_ref(),
             )
@@ -2218,6 +2284,18 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
                     format!("column \"{col}\" of relation \"{name}\" does not exist"),
                 ));
             };
+            if column.generated.is_some() {
+                let e = Error::new(
+                    ErrorKind::Syntax,
+                    format!("column \"{col}\" of relation \"{name}\" is a generated column"),
+                );
+                return Err(match op {
+                    AlterColumnOperation::DropDefault => {
+                        e.with_hint("Use ALTER TABLE ... ALTER COLUMN ... DROP EXPRESSION instead.")
+                    }
+                    _ => e,
+                });
+            }
             // The default of an identity column is its sequence.
             if column.identity.is_some() {
                 return Err(Error::new(

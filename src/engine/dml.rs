@@ -99,10 +99,7 @@ pub async fn insert(session: &mut Session, ins: Insert) -> Result<Output> {
     }
 }
 
-fn is_default(cell: &Expr) -> bool {
-    matches!(cell, Expr::Identifier(id)
-        if id.quote_style.is_none() && id.value.eq_ignore_ascii_case("default"))
-}
+use write::generated::is_default;
 
 /// How many columns a query body gives, when its select list says so
 /// without a `*`.
@@ -124,8 +121,9 @@ fn query_width(body: &SetExpr) -> Option<usize> {
     }
 }
 
-/// A value given for a `GENERATED ALWAYS` identity column (anything but
-/// `DEFAULT` in VALUES, or a listed column filled by a query): 428C9.
+/// A value given for a `GENERATED ALWAYS` identity column or a generated
+/// column (anything but `DEFAULT` in VALUES, or a listed column filled by
+/// a query): 428C9.
 pub(super) fn refuse_generated_always(
     source: &Query,
     targets: &[String],
@@ -133,7 +131,10 @@ pub(super) fn refuse_generated_always(
     def: &crate::catalog::TableDef,
 ) -> Result<()> {
     for (i, t) in targets.iter().enumerate() {
-        if def.column(t).and_then(|c| c.identity) != Some(crate::catalog::Identity::Always) {
+        let generated = def.column(t).is_some_and(|c| c.generated.is_some());
+        if !generated
+            && def.column(t).and_then(|c| c.identity) != Some(crate::catalog::Identity::Always)
+        {
             continue;
         }
         let given = match source.body.as_ref() {
@@ -145,6 +146,9 @@ pub(super) fn refuse_generated_always(
             // columns as it has (all of them when that is not known).
             body => listed || query_width(body).is_none_or(|w| i < w),
         };
+        if given && generated {
+            return Err(write::generated::given_error(t, false));
+        }
         if given {
             return Err(Error::new(
                 crate::error::ErrorKind::GeneratedAlways,
@@ -284,6 +288,17 @@ pub async fn update(session: &mut Session, up: Update) -> Result<Output> {
     let mut sets: Vec<(String, Expr)> = Vec::new();
     for a in &up.assignments {
         let col = target.assigned_column(&a.target, "UPDATE")?;
+        if target
+            .def
+            .column(&col)
+            .is_some_and(|c| c.generated.is_some())
+        {
+            // Computed from the new row by the write (see
+            // `write::generated`); only DEFAULT may be given.
+            if !is_default(&a.value) {
+                return Err(write::generated::given_error(&col, true));
+            }
+        }
         if target.def.column(&col).and_then(|c| c.identity)
             == Some(crate::catalog::Identity::Always)
             && !is_default(&a.value)

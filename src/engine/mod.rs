@@ -23,6 +23,7 @@ pub mod ddl;
 pub mod dml;
 mod empty_subqueries;
 pub mod events;
+mod generated_columns;
 mod global_aggregates;
 mod global_having;
 mod handlers;

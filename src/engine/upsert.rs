@@ -152,7 +152,7 @@ pub async fn upsert(session: &mut Session, mut ins: Insert) -> Result<Output> {
     // The incoming rows have the target's column types, as `excluded`
     // does in PostgreSQL (`excluded.a || t.a` of an array written as
     // '{3,4}'); character types are checked where they are stored.
-    let typed: Vec<String> = cols
+    let mut typed: Vec<String> = cols
         .iter()
         .map(|c| {
             let ty = &target.def.column(c).expect("a target column").ty;
@@ -162,6 +162,23 @@ pub async fn upsert(session: &mut Session, mut ins: Insert) -> Result<Output> {
             }
         })
         .collect();
+    // `excluded` holds the generated columns of the proposed row too.
+    let mut names = cols.clone();
+    let mut values: Vec<Expr> = cols
+        .iter()
+        .map(|c| Expr::Identifier(crate::frontend::names::quoted(c)))
+        .collect();
+    crate::write::generated::complete_insert(&target.def, &mut names, &mut values, false)?;
+    for (n, v) in names.iter().zip(&values) {
+        let Some(c) = target.def.column(n).filter(|c| c.generated.is_some()) else {
+            continue;
+        };
+        let computed = format!("CAST(({v}) AS {}) AS {}", c.ty.display(), ident(n));
+        match cols.iter().position(|listed| listed == n) {
+            Some(i) => typed[i] = computed,
+            None => typed.push(computed),
+        }
+    }
     let rows = *template::query_of(
         &format!(
             "SELECT {} FROM {} AS __sluice_src ({col_list})",

@@ -48,6 +48,8 @@ pub fn sqlstate(kind: ErrorKind) -> &'static str {
         AmbiguousColumn => "42702",
         AmbiguousFunction => "42725",
         Grouping => "42803",
+        Windowing => "42P20",
+        InvalidObjectDefinition => "42P17",
         InFailedTransaction => "25P02",
         NoActiveTransaction => "25P01",
         NullValueNotAllowed => "22004",

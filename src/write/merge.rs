@@ -212,6 +212,68 @@ fn sql_literal(column: &datafusion::arrow::array::ArrayRef) -> Option<Expr> {
     }
 }
 
+/// Generated columns in the clauses: an UPDATE that changes a column one
+/// reads sets it again, an INSERT computes it from the values it gives;
+/// a value given for one is refused (428C9), but in an upsert's INSERT,
+/// whose rows were refused before and hold placeholders.
+fn generated_columns(
+    target: &Target,
+    m: &mut MergeStmt,
+    target_alias: &str,
+    keyed_upsert: bool,
+) -> Result<()> {
+    use super::generated;
+    use datafusion::sql::sqlparser::ast::{Assignment, Ident, ObjectName};
+    if target.def.columns.iter().all(|c| c.generated.is_none()) {
+        return Ok(());
+    }
+    for clause in &mut m.clauses {
+        match &mut clause.action {
+            MergeAction::Update(assignments) => {
+                let mut sets = Vec::new();
+                for a in assignments.iter() {
+                    let col = target.assigned_column(&a.target, "MERGE UPDATE")?;
+                    if target
+                        .def
+                        .column(&col)
+                        .is_some_and(|c| c.generated.is_some())
+                        && !generated::is_default(&a.value)
+                    {
+                        return Err(generated::given_error(&col, true));
+                    }
+                    sets.push((col, a.value.clone()));
+                }
+                let sets = generated::with_generated_sets(&target.def, target_alias, &sets)?;
+                *assignments = sets
+                    .into_iter()
+                    .map(|(c, value)| Assignment {
+                        target: AssignmentTarget::ColumnName(ObjectName::from(vec![
+                            Ident::with_quote('"', c),
+                        ])),
+                        value,
+                    })
+                    .collect();
+            }
+            MergeAction::Insert { columns, values } => {
+                let given = values.get_or_insert_with(Vec::new);
+                let mut names: Vec<String> = if columns.is_empty() && !given.is_empty() {
+                    target.all_columns()
+                } else {
+                    columns.iter().map(normalize_ident).collect()
+                };
+                if names.len() != given.len() {
+                    // The clause reports it.
+                    continue;
+                }
+                generated::complete_insert(&target.def, &mut names, given, !keyed_upsert)?;
+                *columns = names.iter().map(|c| Ident::with_quote('"', c)).collect();
+            }
+            MergeAction::Delete | MergeAction::DoNothing => {}
+        }
+    }
+    Ok(())
+}
+
 fn is_do_nothing(action: &MergeAction) -> bool {
     matches!(action, MergeAction::DoNothing)
 }
@@ -224,9 +286,6 @@ fn is_do_nothing(action: &MergeAction) -> bool {
 /// repeat a key. The target and every name in `m` are qualified.
 pub async fn merge(wc: &WriteContext, mut m: MergeStmt, keyed_upsert: bool) -> Result<Outcome> {
     uncorrelated_subqueries_as_values(wc, &mut m).await?;
-    if let Some(source_alias) = factor_name(&m.source) {
-        source_names_when_not_matched(&mut m, &source_alias);
-    }
     let TableFactor::Table { name, .. } = &m.target else {
         return Err(Error::not_supported(
             "MERGE into something that is not a table",
@@ -234,6 +293,11 @@ pub async fn merge(wc: &WriteContext, mut m: MergeStmt, keyed_upsert: bool) -> R
     };
     let target_alias = factor_name(&m.target).unwrap_or_default();
     let target = Target::open_qualified(wc, name, Some(target_alias.clone())).await?;
+    // Before the source's names are qualified: `DEFAULT` is a keyword.
+    generated_columns(&target, &mut m, &target_alias, keyed_upsert)?;
+    if let Some(source_alias) = factor_name(&m.source) {
+        source_names_when_not_matched(&mut m, &source_alias);
+    }
     let source_alias =
         factor_name(&m.source).ok_or_else(|| Error::syntax("the MERGE source needs an alias"))?;
     let source = crate::frontend::generated::select_all_from(m.source.clone())?;

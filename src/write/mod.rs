@@ -25,6 +25,7 @@ mod rules;
 mod target;
 
 pub mod delete;
+pub mod generated;
 pub mod merge;
 pub mod sequences;
 pub mod update;
@@ -45,7 +46,7 @@ pub use expectations::{ExpectRecord, Expected, Pending, Run, expectations_before
 pub use merge::{GroupMerge, merge_groups};
 pub use references::{delete_references, referencing};
 pub use rules::{builder_refuses, conform, has_subquery, new_row, store_expr};
-pub use target::Target;
+pub use target::{Target, copy_columns};
 
 /// The single table a generated UPDATE or DELETE targets, with its alias.
 fn single_target(

@@ -239,6 +239,11 @@ pub fn conform(
         .collect();
     let mut exprs = Vec::with_capacity(def.columns.len());
     for c in &def.columns {
+        if c.generated.is_some() {
+            // Computed below, from the row's stored values.
+            exprs.push(cast(lit(ScalarValue::Null), c.ty.arrow_type()).alias(&c.name));
+            continue;
+        }
         let source = match targets.iter().position(|t| t == &c.name) {
             Some(i) => input[i].clone(),
             None => match &c.default {
@@ -248,5 +253,22 @@ pub fn conform(
         };
         exprs.push(store_expr(source, def, &c.name, table).alias(&c.name));
     }
-    crate::quality::filter(&wc.ctx, df.select(exprs)?, def, table)
+    let mut df = df.select(exprs)?;
+    if def.columns.iter().any(|c| c.generated.is_some()) {
+        // Generated columns over the values as stored: a default is
+        // evaluated once (`nextval`), and read as its column holds it.
+        let mut exprs = Vec::with_capacity(def.columns.len());
+        for c in &def.columns {
+            let column = DfExpr::Column(datafusion::common::Column::new_unqualified(&c.name));
+            exprs.push(match &c.generated {
+                Some(sql) => {
+                    let e = crate::frontend::generated::plan_text(&wc.ctx, sql, df.schema())?;
+                    store_expr(e, def, &c.name, table).alias(&c.name)
+                }
+                None => column,
+            });
+        }
+        df = df.select(exprs)?;
+    }
+    crate::quality::filter(&wc.ctx, df, def, table)
 }

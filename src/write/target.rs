@@ -179,6 +179,12 @@ impl Target {
         self.def.columns.iter().map(|c| c.name.clone()).collect()
     }
 
+    /// The columns COPY reads or writes: those listed, or every column
+    /// but the generated ones (see [`copy_columns`]).
+    pub fn copy_columns(&self, listed: &[String]) -> Result<Vec<String>> {
+        copy_columns(&self.def, &self.name, listed)
+    }
+
     /// The table columns a column list names, checked; all columns when
     /// the list is empty.
     pub fn target_columns(&self, listed: &[String]) -> Result<Vec<String>> {
@@ -380,4 +386,45 @@ impl Target {
         .await
         .map(|o| o.table)
     }
+}
+
+/// The columns of `def` that COPY reads or writes, as PostgreSQL takes
+/// them: those `listed` (checked), or every column but the generated ones
+/// when there is no list. A generated column listed is 42P10.
+pub fn copy_columns(def: &TableDef, table: &str, listed: &[String]) -> Result<Vec<String>> {
+    if listed.is_empty() {
+        return Ok(def
+            .columns
+            .iter()
+            .filter(|c| c.generated.is_none())
+            .map(|c| c.name.clone())
+            .collect());
+    }
+    let mut t: Vec<String> = Vec::new();
+    for n in listed {
+        match def.column(n) {
+            None => {
+                return Err(Error::new(
+                    ErrorKind::UndefinedColumn,
+                    format!("column \"{n}\" of relation \"{table}\" does not exist"),
+                ));
+            }
+            Some(c) if c.generated.is_some() => {
+                return Err(Error::new(
+                    ErrorKind::InvalidColumnReference,
+                    format!("column \"{n}\" is a generated column"),
+                )
+                .with_detail("Generated columns cannot be used in COPY."));
+            }
+            Some(_) => {}
+        }
+        if t.contains(n) {
+            return Err(Error::new(
+                ErrorKind::DuplicateColumn,
+                format!("column \"{n}\" specified more than once"),
+            ));
+        }
+        t.push(n.clone());
+    }
+    Ok(t)
 }

@@ -130,7 +130,12 @@ pub async fn update(
         target_owned = target;
         target_owned
     };
-    let sets = sets.to_vec();
+    // Generated columns that read a changed column change with it.
+    let sets = super::generated::with_generated_sets(
+        &target.def,
+        target.alias.as_deref().unwrap_or(&target.name),
+        sets,
+    )?;
     // RETURNING: the new rows, computed on the snapshot the update reads.
     let returned = if new_rows {
         let sql = match from {

@@ -1233,6 +1233,76 @@ async fn text_format_backslash_escapes() {
     drop_peers(peers).await;
 }
 
+/// A generated column is left out of COPY without a column list, both
+/// ways, and computed for the rows COPY FROM loads (text and binary).
+#[tokio::test]
+async fn copy_computes_generated_columns_and_leaves_them_out() {
+    let server = shared_server();
+    let peers = peers(&server, "generated").await;
+    for p in &peers {
+        let (who, c) = (p.name, p.c());
+        create(
+            c,
+            "CREATE TABLE gen (a integer, b integer, \
+             s integer GENERATED ALWAYS AS (a + b) STORED, note text)",
+        )
+        .await;
+        let n = copy_in(c, "COPY gen FROM STDIN", b"1\t2\tx\n10\t\\N\ty\n")
+            .await
+            .unwrap_or_else(|e| panic!("{who}: {e:?}"));
+        assert_eq!(n, 2, "{who}");
+        let n = copy_in(
+            c,
+            "COPY gen (note, a, b) FROM STDIN (FORMAT csv)",
+            b"z,3,4\n",
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{who}: {e:?}"));
+        assert_eq!(n, 1, "{who}");
+        let rows = select_text(c, "SELECT a, s, note FROM gen ORDER BY a").await;
+        let want: &[&[Option<&str>]] = &[
+            &[Some("1"), Some("3"), Some("x")],
+            &[Some("3"), Some("7"), Some("z")],
+            &[Some("10"), None, Some("y")],
+        ];
+        assert_eq!(rows, owned(want), "{who}");
+        let out = copy_out(c, "COPY gen TO STDOUT").await.unwrap();
+        assert_eq!(
+            sorted_lines(&out),
+            ["1\t2\tx", "10\t\\N\ty", "3\t4\tz"],
+            "{who}"
+        );
+        for sql in ["COPY gen (a, s) FROM STDIN", "COPY gen (s) TO STDOUT"] {
+            let e = c
+                .simple_query(sql)
+                .await
+                .err()
+                .unwrap_or_else(|| panic!("{who}: {sql} succeeded"));
+            assert_eq!(sqlstate(&e), "42P10", "{who}: {sql}: {e:?}");
+        }
+        // The binary form carries the same columns.
+        let types = [Type::INT4, Type::INT4, Type::TEXT];
+        let sink = c
+            .copy_in("COPY gen FROM STDIN (FORMAT binary)")
+            .await
+            .unwrap();
+        let writer = BinaryCopyInWriter::new(sink, &types);
+        futures::pin_mut!(writer);
+        writer
+            .as_mut()
+            .write(&[&5i32 as &(dyn ToSql + Sync), &6i32, &"w"])
+            .await
+            .unwrap_or_else(|e| panic!("{who}: {e:?}"));
+        writer
+            .finish()
+            .await
+            .unwrap_or_else(|e| panic!("{who}: {e:?}"));
+        let rows = select_text(c, "SELECT s FROM gen WHERE a = 5").await;
+        assert_eq!(rows, vec![vec![Some("11".to_string())]], "{who}");
+    }
+    drop_peers(peers).await;
+}
+
 // ---------------------------------------------------------------------------
 // PostgreSQL's input rules and output forms, value by value
 // ---------------------------------------------------------------------------
