@@ -766,6 +766,13 @@ pub(crate) fn classify_message(raw: &str) -> Option<Error> {
             "interval out of range",
         ));
     }
+    // Arrow's timestamp arithmetic (`ts + interval * n`).
+    if msg.ends_with("Timestamp out of range") {
+        return Some(Error::new(
+            ErrorKind::DatetimeOverflow,
+            "timestamp out of range",
+        ));
+    }
     if let Some(pos) = msg.find("null value in column") {
         let text = msg[pos..].lines().next().unwrap_or("").to_string();
         return Some(Error::new(ErrorKind::NotNullViolation, text).with_object_of_message());
@@ -1404,6 +1411,13 @@ mod tests {
             "Compute error: Int64Array overflow on abs(-9223372036854775808)".into(),
         ));
         assert_eq!(e.message, "bigint out of range");
+    }
+
+    #[test]
+    fn timestamp_arithmetic_out_of_range_is_22008() {
+        let e = classify_message("Arrow error: Compute error: Timestamp out of range").unwrap();
+        assert_eq!(e.kind, ErrorKind::DatetimeOverflow);
+        assert_eq!(e.message, "timestamp out of range");
     }
 
     #[test]

@@ -1,36 +1,92 @@
 //! `ln`, `log` and `log10` of zero or of a negative number fail with
 //! 2201E, as in PostgreSQL: DataFusion answered `-Infinity` and `NaN`,
 //! which a query then computed on. Each is DataFusion's function behind a
-//! check of its arguments.
+//! check of its arguments, and PostgreSQL's numeric logarithm for numerics.
 
 use datafusion::arrow::array::{Array, ArrayRef};
-use datafusion::arrow::datatypes::{DataType, FieldRef};
+use datafusion::arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
 use datafusion::error::Result;
 use datafusion::logical_expr::{
-    ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
 };
 
 use crate::error::{Error, ErrorKind};
 
 /// DataFusion's logarithm `inner`, refusing arguments that are not
-/// positive.
+/// positive; of numerics, PostgreSQL's numeric logarithm
+/// ([`super::numeric_log`]); `log(x)` of a float is `log10(x)`, exact at
+/// powers of ten (DataFusion's divides two natural logarithms:
+/// `log(1000)` was `2.9999999999999996`).
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct Positive {
     inner: ScalarUDF,
+    /// `log10`, which `log` of one float is.
+    ten: Option<ScalarUDF>,
+    signature: Signature,
 }
 
-/// `ln`, `log` and `log10` with PostgreSQL's errors.
+/// Which logarithm the function `name` of `args` arguments is.
+fn kind(name: &str, args: usize) -> super::numeric_log::Kind {
+    use super::numeric_log::Kind;
+    match (name, args) {
+        ("ln", _) => Kind::Natural,
+        ("log", 2) => Kind::Base,
+        _ => Kind::Ten,
+    }
+}
+
+/// `ln`, `log` and `log10` with PostgreSQL's errors and numerics.
 pub fn udfs() -> Vec<ScalarUDF> {
     use datafusion::functions::math::{ln, log, log10};
     [ln(), log(), log10()]
         .into_iter()
         .map(|f| {
             ScalarUDF::new_from_impl(Positive {
+                ten: (f.name() == "log").then(|| log10().as_ref().clone()),
                 inner: f.as_ref().clone(),
+                signature: Signature::user_defined(datafusion::logical_expr::Volatility::Immutable),
             })
         })
         .collect()
+}
+
+/// A places UDF: the places each numeric logarithm of these arguments is
+/// shown with (see `places::display_scales`), for the function `name`.
+pub fn places_udf(name: &str) -> Option<ScalarUDF> {
+    udfs()
+        .into_iter()
+        .find(|f| f.name() == name)
+        .map(|f| ScalarUDF::new_from_impl(Places { of: f }))
+}
+
+/// The places of [`Positive`]'s numeric values.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Places {
+    of: ScalarUDF,
+}
+
+impl ScalarUDFImpl for Places {
+    fn name(&self) -> &str {
+        match self.of.name() {
+            "ln" => "sluice_ln_places",
+            "log10" => "sluice_log10_places",
+            _ => "sluice_log_places",
+        }
+    }
+    fn signature(&self) -> &Signature {
+        self.of.signature()
+    }
+    fn coerce_types(&self, args: &[DataType]) -> Result<Vec<DataType>> {
+        self.of.coerce_types(args)
+    }
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Int32)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let kind = kind(self.of.name(), args.args.len());
+        super::numeric_log::evaluate(kind, &args.args, args.number_rows, true)
+    }
 }
 
 /// The sign of a value that is not positive: `Some(true)` for zero,
@@ -83,16 +139,34 @@ impl ScalarUDFImpl for Positive {
         self.inner.aliases()
     }
     fn signature(&self) -> &Signature {
-        self.inner.signature()
+        &self.signature
     }
+    /// Numerics stay numerics (`log(b, x)` takes integers as numerics, as
+    /// PostgreSQL has no other); anything else is a float.
     fn coerce_types(&self, args: &[DataType]) -> Result<Vec<DataType>> {
-        self.inner.coerce_types(args)
+        let decimal = |t: &DataType| matches!(t, DataType::Decimal128(_, _));
+        let exact = |t: &DataType| decimal(t) || t.is_integer();
+        let numeric = match args.len() {
+            1 => decimal(&args[0]),
+            2 if self.inner.name() == "log" => {
+                args.iter().all(|t| exact(t) || t.is_null()) && args.iter().any(exact)
+            }
+            _ => false,
+        };
+        Ok(args
+            .iter()
+            .map(|t| match t {
+                t if numeric && decimal(t) => t.clone(),
+                t if numeric && (t.is_integer() || t.is_null()) => DataType::Decimal128(20, 0),
+                _ => DataType::Float64,
+            })
+            .collect())
     }
     fn return_type(&self, args: &[DataType]) -> Result<DataType> {
-        self.inner.return_type(args)
-    }
-    fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
-        self.inner.return_field_from_args(args)
+        if super::numeric_log::takes(args) {
+            return Ok(DataType::Decimal128(38, super::numeric_log::SCALE));
+        }
+        Ok(DataType::Float64)
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         for a in &args.args {
@@ -103,7 +177,19 @@ impl ScalarUDFImpl for Positive {
                 ColumnarValue::Array(a) => check(a)?,
             }
         }
-        self.inner.invoke_with_args(args)
+        let types: Vec<DataType> = args.args.iter().map(|a| a.data_type()).collect();
+        if super::numeric_log::takes(&types) {
+            return super::numeric_log::evaluate(
+                kind(self.inner.name(), args.args.len()),
+                &args.args,
+                args.number_rows,
+                false,
+            );
+        }
+        match &self.ten {
+            Some(ten) if args.args.len() == 1 => ten.invoke_with_args(args),
+            _ => self.inner.invoke_with_args(args),
+        }
     }
 }
 

@@ -30,6 +30,7 @@ pub mod lazy_coalesce;
 pub mod like;
 pub mod logarithms;
 pub mod numeric;
+pub mod numeric_log;
 pub mod ordered;
 pub mod ordered_set;
 pub mod output;

@@ -249,6 +249,21 @@ impl Exprs<'_> {
                     _ => Of::Fixed(own()),
                 }
             }
+            // A numeric logarithm: the places PostgreSQL chose for it.
+            "ln" | "log" | "log10"
+                if matches!(
+                    Expr::ScalarFunction(f.clone()).get_type(self.schema),
+                    Ok(DataType::Decimal128(_, _))
+                ) =>
+            {
+                match super::logarithms::places_udf(f.func.name()) {
+                    Some(udf) => Of::Per(Expr::ScalarFunction(ScalarFunction::new_udf(
+                        Arc::new(udf),
+                        args.clone(),
+                    ))),
+                    None => Of::Fixed(own()),
+                }
+            }
             "trim_scale" if args.len() == 1 => Of::Per(Expr::ScalarFunction(ScalarFunction {
                 func: Arc::new(super::functions::min_scale_udf()),
                 args: args.clone(),

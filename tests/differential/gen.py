@@ -242,6 +242,9 @@ class Gen:
             add(1, "mod", lambda: E("mod({0}, {1})", [a(NUMERIC), lit(self.pick(["2.5", "3.0", "0.7"]), NUMERIC)], NUMERIC))
             add(3, "cast", lambda: E("CAST({0} AS %s)" % self.pick(NUMERIC_CASTS),
                                      [x(self.pick([INT, BIGINT, FLOAT, NUMERIC]))], NUMERIC))
+            add(1, "logarithm", lambda: E(self.pick(["ln", "log", "log10"]) + "(abs({0}) + 1)", [a(NUMERIC)], NUMERIC))
+            add(1, "logarithm", lambda: E("log(%s, abs({0}) + 1)" % self.pick(["2", "10", "1.5", "3.0"]),
+                                          [a(self.pick([NUMERIC, INT]))], NUMERIC))
             add(1, "extract", lambda: E("EXTRACT(%s FROM {0})" % self.pick(DATE_FIELDS), [x(DATE)], NUMERIC))
             add(1, "extract", lambda: E("EXTRACT(%s FROM {0})" % self.pick(TS_FIELDS), [x(TS)], NUMERIC))
         elif t == FLOAT:
@@ -251,6 +254,7 @@ class Gen:
             add(1, "float_functions", lambda: E(self.pick(["abs", "round", "trunc", "ceil", "floor"]) + "({0})",
                                                 [a(FLOAT)], FLOAT))
             add(3, "cast", lambda: E("CAST({0} AS double precision)", [x(self.pick([INT, BIGINT, NUMERIC]))], FLOAT))
+            add(1, "logarithm", lambda: E(self.pick(["ln", "log", "log10"]) + "(abs({0}) + 1)", [a(FLOAT)], FLOAT))
             add(1, "date_part", lambda: E("date_part('%s', {0})" % self.pick(["year", "month", "day", "dow"]),
                                           [x(self.pick([DATE, TS]))], FLOAT))
         elif t == TEXT:
