@@ -51,8 +51,70 @@ fn char_width(e: &Expr, input: &LogicalPlan, sources: &[Option<Source>]) -> Opti
             _ => break,
         };
     }
+    if let Some(n) = char_cast_width(e) {
+        return Some(n);
+    }
     match expr_source(e, input, sources)? {
         Source::Type(t, _) if t.name == "character" => Some(t.length.unwrap_or(1) as usize),
+        _ => None,
+    }
+}
+
+fn reads_char_cast(e: &Expr) -> bool {
+    crate::tree::exists(e, |x| Ok(char_cast_width(x).is_some())).unwrap_or(false)
+}
+
+/// Whether an expression of `plan` (its subqueries' too) casts to
+/// `character(n)`.
+fn has_char_cast(plan: &LogicalPlan) -> bool {
+    let mut found = false;
+    let _ = crate::tree::apply_with_subqueries(plan, |node| {
+        found = node.expressions().iter().any(reads_char_cast);
+        Ok(if found {
+            datafusion::common::tree_node::TreeNodeRecursion::Stop
+        } else {
+            datafusion::common::tree_node::TreeNodeRecursion::Continue
+        })
+    });
+    found
+}
+
+/// The width of a cast to `character(n)` as the planner writes it
+/// (`sluice_bpchar(left(CAST(x AS text), n), ' ')`: `'a'::char(3)`).
+fn char_cast_width(e: &Expr) -> Option<usize> {
+    use datafusion::common::ScalarValue;
+    let Expr::ScalarFunction(trim) = e else {
+        return None;
+    };
+    let [inner, Expr::Literal(space, _)] = trim.args.as_slice() else {
+        return None;
+    };
+    if trim.func.name() != crate::types::bpchar::CAST
+        || !matches!(space, ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) if s == " ")
+    {
+        return None;
+    }
+    let Expr::ScalarFunction(left) = inner else {
+        return None;
+    };
+    let [Expr::Cast(_), n] = left.args.as_slice() else {
+        return None;
+    };
+    let mut n = n;
+    while let Expr::Cast(c) = n {
+        n = &c.expr;
+    }
+    let Expr::Literal(n, _) = n else {
+        return None;
+    };
+    if left.func.name() != "left" {
+        return None;
+    }
+    match n
+        .cast_to(&datafusion::arrow::datatypes::DataType::Int64)
+        .ok()?
+    {
+        ScalarValue::Int64(Some(n)) if n > 0 => Some(n as usize),
         _ => None,
     }
 }
@@ -178,7 +240,7 @@ impl datafusion::optimizer::AnalyzerRule for CharSemantics {
             return Ok(plan);
         };
         let snapshot = catalog.snapshot();
-        if !snapshot.has_character_columns() {
+        if !snapshot.has_character_columns() && !has_char_cast(&plan) {
             return Ok(plan);
         }
         let mut tables = Tables::new(&snapshot, catalog.lake());
@@ -210,6 +272,7 @@ impl datafusion::optimizer::AnalyzerRule for CharSemantics {
             if !sources
                 .iter()
                 .any(|s| matches!(s, Some(Source::Type(t, _)) if t.name == "character"))
+                && !node.expressions().iter().any(reads_char_cast)
             {
                 return Ok(Transformed::no(node));
             }

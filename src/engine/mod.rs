@@ -1787,7 +1787,7 @@ fn rewrite_for_datafusion(mut stmt: Statement) -> Statement {
         if let (Some((length, blank_padded)), Expr::Cast { expr, .. }) = (cut, &*e) {
             let left = format!("left(CAST(({expr}) AS TEXT), {length})");
             let sql = if blank_padded {
-                format!("rtrim({left}, ' ')")
+                format!("{}({left}, ' ')", crate::types::bpchar::CAST)
             } else {
                 left
             };

@@ -53,6 +53,45 @@ pub fn pad(col: &ArrayRef, width: usize) -> Option<ArrayRef> {
     Some(Arc::new(b.finish()))
 }
 
+/// The function a cast to `character(n)` is planned with
+/// (`'a'::char(3)` is `sluice_bpchar(left(CAST('a' AS text), 3), ' ')`):
+/// `rtrim`, under a name of its own so that the planner knows the value
+/// is a `character(n)` one (see `engine::char_semantics`).
+pub const CAST: &str = "sluice_bpchar";
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct CharCast {
+    inner: datafusion::logical_expr::ScalarUDF,
+}
+
+impl datafusion::logical_expr::ScalarUDFImpl for CharCast {
+    fn name(&self) -> &str {
+        CAST
+    }
+    fn signature(&self) -> &datafusion::logical_expr::Signature {
+        self.inner.signature()
+    }
+    fn coerce_types(&self, args: &[DataType]) -> datafusion::error::Result<Vec<DataType>> {
+        self.inner.coerce_types(args)
+    }
+    fn return_type(&self, args: &[DataType]) -> datafusion::error::Result<DataType> {
+        self.inner.return_type(args)
+    }
+    fn invoke_with_args(
+        &self,
+        args: datafusion::logical_expr::ScalarFunctionArgs,
+    ) -> datafusion::error::Result<datafusion::logical_expr::ColumnarValue> {
+        self.inner.invoke_with_args(args)
+    }
+}
+
+/// [`CAST`] as a UDF.
+pub fn cast_udf() -> datafusion::logical_expr::ScalarUDF {
+    datafusion::logical_expr::ScalarUDF::new_from_impl(CharCast {
+        inner: datafusion::functions::string::rtrim().as_ref().clone(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
