@@ -18,6 +18,7 @@ use datafusion::sql::sqlparser::parser::Parser;
 
 use super::{Output, Session, last_ident, normalize_ident};
 use crate::error::{Error, Result};
+use crate::frontend::Overriding;
 use crate::write::{self, Append, Target};
 
 fn table_name(t: &TableObject) -> Result<&ObjectName> {
@@ -27,12 +28,21 @@ fn table_name(t: &TableObject) -> Result<&ObjectName> {
     }
 }
 
-pub async fn insert(session: &mut Session, ins: Insert) -> Result<Output> {
+pub async fn insert(
+    session: &mut Session,
+    ins: Insert,
+    overriding: Option<Overriding>,
+) -> Result<Output> {
     if ins.overwrite && ins.on.is_some() {
         return Err(Error::syntax("INSERT OVERWRITE cannot have ON CONFLICT"));
     }
     if ins.on.is_some() {
-        return Box::pin(super::upsert::upsert(session, ins)).await;
+        if overriding == Some(Overriding::User) {
+            return Err(Error::not_supported(
+                "INSERT ... OVERRIDING USER VALUE ... ON CONFLICT",
+            ));
+        }
+        return Box::pin(super::upsert::upsert(session, ins, overriding)).await;
     }
     let wc = session.write_context();
     let (schema, name, def) = session.resolve_table(table_name(&ins.table)?)?;
@@ -52,7 +62,13 @@ pub async fn insert(session: &mut Session, ins: Insert) -> Result<Output> {
     let Some(mut source) = ins.source else {
         return Err(Error::not_supported("INSERT without VALUES or SELECT"));
     };
-    refuse_generated_always(&source, &targets, !ins.columns.is_empty(), &target.def)?;
+    refuse_generated_always(
+        &source,
+        &targets,
+        !ins.columns.is_empty(),
+        &target.def,
+        overriding,
+    )?;
     resolve_values(&mut source, &targets, &target.def)?;
     let plan = session.plan(Statement::Query(source)).await?;
     let n_in = plan.schema().fields().len();
@@ -67,7 +83,20 @@ pub async fn insert(session: &mut Session, ins: Insert) -> Result<Output> {
         ));
     }
     let df = session.ctx.execute_logical_plan(plan).await?;
-    let mut append = Append::new(&wc, &target).columns(targets[..n_in].to_vec());
+    // OVERRIDING USER VALUE: an identity column takes its sequence's value
+    // whatever is given (the value given fills no column).
+    let filled: Vec<String> = targets[..n_in]
+        .iter()
+        .map(|t| {
+            let identity = target.def.column(t).is_some_and(|c| c.identity.is_some());
+            if identity && overriding == Some(Overriding::User) {
+                String::new()
+            } else {
+                t.clone()
+            }
+        })
+        .collect();
+    let mut append = Append::new(&wc, &target).columns(filled);
     if ins.overwrite {
         // INSERT OVERWRITE (Spark / Databricks): the rows replace every row,
         // in one commit, with the table's rules applied to them.
@@ -129,12 +158,16 @@ pub(super) fn refuse_generated_always(
     targets: &[String],
     listed: bool,
     def: &crate::catalog::TableDef,
+    overriding: Option<Overriding>,
 ) -> Result<()> {
     for (i, t) in targets.iter().enumerate() {
         let generated = def.column(t).is_some_and(|c| c.generated.is_some());
-        if !generated
-            && def.column(t).and_then(|c| c.identity) != Some(crate::catalog::Identity::Always)
-        {
+        // OVERRIDING SYSTEM VALUE takes the value given, USER VALUE the
+        // sequence's.
+        let always = def.column(t).and_then(|c| c.identity)
+            == Some(crate::catalog::Identity::Always)
+            && overriding.is_none();
+        if !generated && !always {
             continue;
         }
         let given = match source.body.as_ref() {
@@ -156,7 +189,8 @@ pub(super) fn refuse_generated_always(
             )
             .with_detail(format!(
                 "Column \"{t}\" is an identity column defined as GENERATED ALWAYS."
-            )));
+            ))
+            .with_hint("Use OVERRIDING SYSTEM VALUE to override."));
         }
     }
     Ok(())

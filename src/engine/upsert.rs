@@ -44,7 +44,11 @@ fn qualify_with(mut e: Expr, alias: &str) -> Expr {
     e
 }
 
-pub async fn upsert(session: &mut Session, mut ins: Insert) -> Result<Output> {
+pub async fn upsert(
+    session: &mut Session,
+    mut ins: Insert,
+    overriding: Option<crate::frontend::Overriding>,
+) -> Result<Output> {
     let Some(OnInsert::OnConflict(OnConflict {
         conflict_target,
         action,
@@ -87,7 +91,7 @@ pub async fn upsert(session: &mut Session, mut ins: Insert) -> Result<Output> {
                     _ => {
                         ins.on = None;
                         ins.returning = returning;
-                        return super::dml::insert(session, ins).await;
+                        return super::dml::insert(session, ins, overriding).await;
                     }
                 }
             }
@@ -140,7 +144,7 @@ pub async fn upsert(session: &mut Session, mut ins: Insert) -> Result<Output> {
     let Some(mut source) = ins.source.take() else {
         return Err(Error::not_supported("INSERT without VALUES or SELECT"));
     };
-    super::dml::refuse_generated_always(&source, &cols, true, &target.def)?;
+    super::dml::refuse_generated_always(&source, &cols, true, &target.def, overriding)?;
     super::dml::resolve_values(&mut source, &cols, &target.def)?;
     let alias = ins
         .table_alias

@@ -65,6 +65,12 @@ use crate::lake::TimeTravel;
 pub enum Stmt {
     /// A standard statement, as sqlparser parsed it.
     Sql(Box<Statement>),
+    /// `INSERT INTO t [(columns)] OVERRIDING {SYSTEM | USER} VALUE ...`,
+    /// which sqlparser does not read: the INSERT without the clause.
+    InsertOverriding {
+        insert: Box<Statement>,
+        overriding: Overriding,
+    },
     /// `CREATE TABLE`, with its expectations.
     CreateTable {
         ct: Box<CreateTable>,
@@ -524,7 +530,100 @@ fn ctas_with_column_names(p: &Parser) -> Option<usize> {
     peek_word(p, n, "AS").then_some(n)
 }
 
+/// Which values an INSERT's identity columns take (`OVERRIDING ...
+/// VALUE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overriding {
+    /// `OVERRIDING SYSTEM VALUE`: the values given, even for a `GENERATED
+    /// ALWAYS` identity column.
+    System,
+    /// `OVERRIDING USER VALUE`: the sequence's, whatever values are given.
+    User,
+}
+
+/// `INSERT ... OVERRIDING {SYSTEM | USER} VALUE ...`: the clause taken out
+/// and the rest parsed as an INSERT; None for any other statement.
+fn insert_overriding(p: &mut Parser) -> Result<Option<Stmt>> {
+    if !peek_word(p, 0, "INSERT") {
+        return Ok(None);
+    }
+    let tokens = statement_tokens(p);
+    let mut significant: Vec<TokenWithSpan> = tokens
+        .iter()
+        .filter(|t| !matches!(t.token, Token::Whitespace(_)))
+        .cloned()
+        .collect();
+    // At the top level: after `INSERT INTO t [(columns)]`.
+    let mut depth = 0usize;
+    let mut at = None;
+    for (i, t) in significant.iter().enumerate() {
+        match &t.token {
+            Token::LParen => depth += 1,
+            Token::RParen => depth = depth.saturating_sub(1),
+            other if depth == 0 && word_is(other, "OVERRIDING") => {
+                at = Some(i);
+                break;
+            }
+            // The rows begin: a column of theirs may be named overriding.
+            other
+                if depth == 0
+                    && ["VALUES", "SELECT", "WITH", "DEFAULT"]
+                        .iter()
+                        .any(|w| word_is(other, w)) =>
+            {
+                break;
+            }
+            _ => {}
+        }
+    }
+    let Some(at) = at else {
+        return Ok(None);
+    };
+    let near = |i: usize| {
+        let token = significant
+            .get(i)
+            .map_or("end of input".to_string(), |t| t.token.to_string());
+        Error::syntax(format!("syntax error at or near \"{token}\""))
+    };
+    let overriding = match significant.get(at + 1).map(|t| &t.token) {
+        Some(t) if word_is(t, "SYSTEM") => Overriding::System,
+        Some(t) if word_is(t, "USER") => Overriding::User,
+        _ => return Err(near(at + 1)),
+    };
+    if !significant
+        .get(at + 2)
+        .is_some_and(|t| word_is(&t.token, "VALUE"))
+    {
+        return Err(near(at + 2));
+    }
+    significant.drain(at..at + 3);
+    for _ in 0..tokens.len() {
+        p.next_token();
+    }
+    let dialect = SluiceDialect::default();
+    let mut sub = Parser::new(&dialect).with_tokens_with_locations(significant);
+    let stmt = sub.parse_statement()?;
+    if sub.peek_token().token != Token::EOF {
+        return Err(Error::syntax(format!(
+            "syntax error at or near \"{}\"",
+            sub.peek_token().token
+        )));
+    }
+    if !matches!(stmt, Statement::Insert(_)) {
+        return Err(Error::syntax("OVERRIDING is only allowed in INSERT"));
+    }
+    let mut stmt = dml_with::dml_with(stmt)?;
+    compat::rewrite(&mut stmt, None)?;
+    Ok(Some(Stmt::InsertOverriding {
+        insert: Box::new(stmt),
+        overriding,
+    }))
+}
+
 fn parse_extension(p: &mut Parser) -> Result<Option<Stmt>> {
+    if let Some(stmt) = insert_overriding(p)? {
+        return Ok(Some(stmt));
+    }
     if let Some(stmt) = features::parse(p)? {
         return Ok(Some(stmt));
     }
@@ -864,6 +963,32 @@ mod tests {
         let mut v = parse(sql).unwrap();
         assert_eq!(v.len(), 1, "{sql}");
         v.remove(0)
+    }
+
+    #[test]
+    fn overriding_comes_out_of_an_insert() {
+        let Stmt::InsertOverriding { insert, overriding } =
+            one("INSERT INTO t (id, v) OVERRIDING SYSTEM VALUE VALUES (1, 'a') RETURNING id")
+        else {
+            panic!("not read as INSERT ... OVERRIDING")
+        };
+        assert_eq!(overriding, Overriding::System);
+        assert_eq!(
+            insert.to_string(),
+            "INSERT INTO t (id, v) VALUES (1, 'a') RETURNING id"
+        );
+        let Stmt::InsertOverriding { overriding, .. } =
+            one("insert into t overriding user value select 1")
+        else {
+            panic!("not read as INSERT ... OVERRIDING")
+        };
+        assert_eq!(overriding, Overriding::User);
+        // A column named overriding is a column.
+        assert!(matches!(
+            one("INSERT INTO t (overriding) SELECT overriding FROM u"),
+            Stmt::Sql(_)
+        ));
+        assert!(parse("INSERT INTO t OVERRIDING NOTHING VALUE VALUES (1)").is_err());
     }
 
     #[test]

@@ -70,6 +70,9 @@ pub trait Handler: Send + Sync {
 pub fn handler(stmt: Stmt) -> Box<dyn Handler> {
     match stmt {
         Stmt::Sql(s) => sql_handler(*s),
+        Stmt::InsertOverriding { insert, overriding } => {
+            Box::new(write::Dml(*insert, Some(overriding)))
+        }
         Stmt::CreateTable { ct, expectations } => Box::new(ddl::CreateTable(ct, expectations)),
         Stmt::AddExpectation { table, expectation } => {
             Box::new(ddl::AddExpectation(table, expectation))
@@ -202,7 +205,7 @@ fn plain_sql_handler(s: Statement) -> Box<dyn Handler> {
         Statement::Close { cursor } => Box::new(cursor::Close(cursor)),
         Statement::ExplainTable { table_name, .. } => Box::new(query::DescribeTable(table_name)),
         Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) => {
-            Box::new(write::Dml(s))
+            Box::new(write::Dml(s, None))
         }
         Statement::Truncate(t) => Box::new(write::Truncate(t)),
         Statement::Prepare {

@@ -7,10 +7,11 @@ use super::{Described, Handler, first_words};
 use crate::engine::access::Role;
 use crate::engine::{Output, Session, copy, dml, params};
 use crate::error::ResultFuture;
-use crate::frontend::{MergeStmt, Stmt, copy::CopyStmt};
+use crate::frontend::{MergeStmt, Overriding, Stmt, copy::CopyStmt};
 
-/// INSERT (and INSERT ... ON CONFLICT), UPDATE, DELETE.
-pub struct Dml(pub Statement);
+/// INSERT (and INSERT ... ON CONFLICT, with its OVERRIDING clause),
+/// UPDATE, DELETE.
+pub struct Dml(pub Statement, pub Option<Overriding>);
 
 impl Handler for Dml {
     fn name(&self) -> String {
@@ -57,7 +58,7 @@ impl Handler for Dml {
                     if ins.on.is_some() {
                         session.qualify_dml(&mut ins)?;
                     }
-                    dml::insert(session, ins).await
+                    dml::insert(session, ins, self.1).await
                 }
                 Statement::Update(mut up) => {
                     session.qualify_dml(&mut up)?;
