@@ -1305,6 +1305,7 @@ impl Session {
 
     /// PostgreSQL spellings DataFusion plans differently, adjusted.
     fn rewrite_for_planning(&self, stmt: Statement) -> Result<Statement> {
+        names::refuse_ambiguous_order_keys(&stmt)?;
         let mut stmt = rewrite_for_datafusion(stmt);
         lateral_top::rewrite(&mut stmt);
         crate::frontend::compat::timestamp_casts(&mut stmt);

@@ -810,12 +810,22 @@ pub fn alias_ordinal_order_keys(stmt: &mut Statement) {
                 let (pos, by_name) = match &key.expr {
                     Expr::Identifier(id) => {
                         let wanted = super::normalize_ident(id);
-                        let mut named = names
+                        let named: Vec<usize> = names
                             .iter()
                             .enumerate()
-                            .filter(|(_, n)| n.as_deref() == Some(wanted.as_str()));
-                        match (named.next(), named.next()) {
-                            (Some((pos, _)), None) => (pos, true),
+                            .filter(|(_, n)| n.as_deref() == Some(wanted.as_str()))
+                            .map(|(i, _)| i)
+                            .collect();
+                        // Items of one name are one key when they are one
+                        // expression (`count(*), count(*) ... ORDER BY
+                        // count`); two different ones were refused (see
+                        // `refuse_ambiguous_order_keys`).
+                        let same = named
+                            .windows(2)
+                            .all(|w| select.projection.get(w[0]) == select.projection.get(w[1]));
+                        match named.first() {
+                            // Named again by the alias it gets when shared.
+                            Some(&pos) if same => (pos, named.len() == 1),
                             _ => continue,
                         }
                     }
@@ -843,6 +853,55 @@ pub fn alias_ordinal_order_keys(stmt: &mut Statement) {
         }
     }
     let _ = crate::visit::walk_mut(stmt, &mut V);
+}
+
+/// `ORDER BY name` where two items of the select list have that name and
+/// are not the same expression (`SELECT 1 AS a, 2 AS a ORDER BY a`):
+/// 42702, as PostgreSQL says (`findTargetlistEntrySQL92`).
+pub fn refuse_ambiguous_order_keys(stmt: &Statement) -> crate::error::Result<()> {
+    use datafusion::sql::sqlparser::ast::Visitor;
+    struct V;
+    impl Visitor for V {
+        type Break = crate::error::Error;
+        fn pre_visit_query(&mut self, q: &Query) -> ControlFlow<Self::Break> {
+            let SetExpr::Select(select) = q.body.as_ref() else {
+                return ControlFlow::Continue(());
+            };
+            let Some(OrderByKind::Expressions(keys)) = q.order_by.as_ref().map(|o| &o.kind) else {
+                return ControlFlow::Continue(());
+            };
+            let names = item_names(&select.projection);
+            let expr = |item: &SelectItem| match item {
+                SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
+                    Some(e.clone())
+                }
+                _ => None,
+            };
+            for key in keys {
+                let Expr::Identifier(id) = &key.expr else {
+                    continue;
+                };
+                let wanted = super::normalize_ident(id);
+                let named: Vec<Option<Expr>> = names
+                    .iter()
+                    .zip(&select.projection)
+                    .filter(|(n, _)| n.as_deref() == Some(wanted.as_str()))
+                    .map(|(_, item)| expr(item))
+                    .collect();
+                if named.len() > 1 && named.iter().any(|e| e != &named[0]) {
+                    return ControlFlow::Break(crate::error::Error::new(
+                        crate::error::ErrorKind::AmbiguousColumn,
+                        format!("ORDER BY \"{wanted}\" is ambiguous"),
+                    ));
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    match crate::visit::walk(stmt, &mut V) {
+        ControlFlow::Break(e) => Err(e),
+        ControlFlow::Continue(()) => Ok(()),
+    }
 }
 
 /// Aggregate and window calls, and GROUP BY expressions, of one query
