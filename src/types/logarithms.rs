@@ -24,6 +24,8 @@ struct Positive {
     /// `log10`, which `log` of one float is.
     ten: Option<ScalarUDF>,
     signature: Signature,
+    /// The scale of a numeric result (see `numeric_log::PLANNED_SCALE`).
+    scale: i8,
 }
 
 /// Which logarithm the function `name` of `args` arguments is.
@@ -36,8 +38,13 @@ fn kind(name: &str, args: usize) -> super::numeric_log::Kind {
     }
 }
 
-/// `ln`, `log` and `log10` with PostgreSQL's errors and numerics.
+/// `ln`, `log` and `log10` with PostgreSQL's errors and numerics, a
+/// numeric planned at `numeric_log::PLANNED_SCALE` places.
 pub fn udfs() -> Vec<ScalarUDF> {
+    at_scale(super::numeric_log::PLANNED_SCALE)
+}
+
+fn at_scale(scale: i8) -> Vec<ScalarUDF> {
     use datafusion::functions::math::{ln, log, log10};
     [ln(), log(), log10()]
         .into_iter()
@@ -46,24 +53,36 @@ pub fn udfs() -> Vec<ScalarUDF> {
                 ten: (f.name() == "log").then(|| log10().as_ref().clone()),
                 inner: f.as_ref().clone(),
                 signature: Signature::user_defined(datafusion::logical_expr::Volatility::Immutable),
+                scale,
             })
         })
         .collect()
 }
 
-/// A places UDF: the places each numeric logarithm of these arguments is
-/// shown with (see `places::display_scales`), for the function `name`.
-pub fn places_udf(name: &str) -> Option<ScalarUDF> {
-    udfs()
+/// The logarithm `name` (`ln`, `log`, `log10`) whose numeric is stored at
+/// `numeric_log::SCALE` places: what the analyzer puts in the place of the
+/// planned one (see `numeric::NumericScales`).
+pub fn wide_udf(name: &str) -> Option<ScalarUDF> {
+    at_scale(super::numeric_log::SCALE)
         .into_iter()
         .find(|f| f.name() == name)
-        .map(|f| ScalarUDF::new_from_impl(Places { of: f }))
+}
+
+/// A places UDF: the places each numeric logarithm of these arguments is
+/// shown with (see `places::display_scales`), for the function `name`
+/// whose numeric has `scale` places.
+pub fn places_udf(name: &str, scale: i8) -> Option<ScalarUDF> {
+    at_scale(scale)
+        .into_iter()
+        .find(|f| f.name() == name)
+        .map(|f| ScalarUDF::new_from_impl(Places { of: f, scale }))
 }
 
 /// The places of [`Positive`]'s numeric values.
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct Places {
     of: ScalarUDF,
+    scale: i8,
 }
 
 impl ScalarUDFImpl for Places {
@@ -85,7 +104,7 @@ impl ScalarUDFImpl for Places {
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let kind = kind(self.of.name(), args.args.len());
-        super::numeric_log::evaluate(kind, &args.args, args.number_rows, true)
+        super::numeric_log::evaluate(kind, &args.args, args.number_rows, true, self.scale)
     }
 }
 
@@ -164,7 +183,7 @@ impl ScalarUDFImpl for Positive {
     }
     fn return_type(&self, args: &[DataType]) -> Result<DataType> {
         if super::numeric_log::takes(args) {
-            return Ok(DataType::Decimal128(38, super::numeric_log::SCALE));
+            return Ok(DataType::Decimal128(38, self.scale));
         }
         Ok(DataType::Float64)
     }
@@ -184,6 +203,7 @@ impl ScalarUDFImpl for Positive {
                 &args.args,
                 args.number_rows,
                 false,
+                self.scale,
             );
         }
         match &self.ten {

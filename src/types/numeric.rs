@@ -357,6 +357,25 @@ fn places(e: &Expr) -> Option<i8> {
 
 fn scaled(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
     match e {
+        // A numeric logarithm, planned at fewer places, stored at
+        // PostgreSQL's (see `numeric_log`).
+        Expr::ScalarFunction(f)
+            if matches!(f.func.name(), "ln" | "log" | "log10")
+                && matches!(
+                    coerced_type(&Expr::ScalarFunction(f.clone()), schema),
+                    Ok(DataType::Decimal128(_, s)) if s != super::numeric_log::SCALE
+                ) =>
+        {
+            match super::logarithms::wide_udf(f.func.name()) {
+                Some(wide) => Ok(Transformed::yes(Expr::ScalarFunction(
+                    datafusion::logical_expr::expr::ScalarFunction::new_udf(
+                        std::sync::Arc::new(wide),
+                        f.args,
+                    ),
+                ))),
+                None => Ok(Transformed::no(Expr::ScalarFunction(f))),
+            }
+        }
         // A product of numerics whose places and integer digits together
         // need more than a decimal's 38 digits (`avg(x) * avg(y)`, each of
         // 16 places): DataFusion kept every place and overflowed at 10^6.

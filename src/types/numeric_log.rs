@@ -8,7 +8,9 @@
 //!
 //! The logarithm is computed in fixed point with 32 fractional digits
 //! (256-bit integers), rounded at PostgreSQL's places, and stored at
-//! [`SCALE`] places; [`places`] gives the places it is shown with (see
+//! [`SCALE`] places (planned at [`PLANNED_SCALE`] until the analyzer widens
+//! it, so that a product of two logarithms can be planned at all); the
+//! places UDF gives the places it is shown with (see
 //! `places::display_scales`).
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Decimal128Array, Int32Array};
@@ -23,6 +25,10 @@ use crate::error::{Error, ErrorKind};
 /// The scale a numeric logarithm is stored at (as a quotient is): a value
 /// PostgreSQL gives more places (a logarithm below 0.0001) is rounded here.
 pub const SCALE: i8 = 20;
+
+/// The scale a numeric logarithm is planned with: DataFusion refuses to
+/// type a product whose scales add up to more than 38.
+pub const PLANNED_SCALE: i8 = 16;
 
 /// Fractional digits of the fixed-point computation.
 const DIGITS: u32 = 32;
@@ -121,18 +127,18 @@ impl Value {
 }
 
 /// The places PostgreSQL gives a logarithm: 16 significant digits, no
-/// fewer than an argument's places (`dscales`), capped at [`SCALE`].
-fn result_places(weight: i32, dscales: &[i32]) -> i32 {
+/// fewer than an argument's places (`dscales`), capped at `scale`.
+fn result_places(weight: i32, dscales: &[i32], scale: i8) -> i32 {
     let mut r = 16 - weight;
     for d in dscales {
         r = r.max(*d);
     }
-    r.clamp(0, SCALE as i32)
+    r.clamp(0, scale as i32)
 }
 
-/// The value (stored at [`SCALE`] places, rounded at its own) and places
+/// The value (stored at `scale` places, rounded at its own) and places
 /// of one logarithm; `base` is given for [`Kind::Base`].
-fn one(kind: Kind, base: Option<Value>, x: Value) -> Result<(i128, i32)> {
+fn one(kind: Kind, base: Option<Value>, x: Value, scale: i8) -> Result<(i128, i32)> {
     let ln_x = x.ln();
     let (fixed, weight, dscales) = match kind {
         Kind::Natural => (ln_x, x.ln_weight(), vec![x.s as i32]),
@@ -152,8 +158,8 @@ fn one(kind: Kind, base: Option<Value>, x: Value) -> Result<(i128, i32)> {
             )
         }
     };
-    let places = result_places(weight, &dscales);
-    // Round half away from zero at `places`, then store at SCALE.
+    let places = result_places(weight, &dscales, scale);
+    // Round half away from zero at `places`, then store at `scale`.
     let cut = pow10(DIGITS - places as u32);
     let half = cut / i256::from_i128(2);
     let rounded = if fixed < i256::ZERO {
@@ -162,7 +168,7 @@ fn one(kind: Kind, base: Option<Value>, x: Value) -> Result<(i128, i32)> {
         (fixed + half) / cut
     };
     let stored = rounded
-        .checked_mul(pow10((SCALE as i32 - places) as u32))
+        .checked_mul(pow10((scale as i32 - places) as u32))
         .and_then(|v| v.to_i128())
         .filter(|v| v.unsigned_abs() < 10u128.pow(38))
         .ok_or_else(|| {
@@ -189,12 +195,13 @@ pub fn takes(args: &[DataType]) -> bool {
 }
 
 /// The logarithms of `args` (decimals: `x`, or `b, x`), as numerics at
-/// [`SCALE`] places, or with `places` the places each is shown with.
+/// `scale` places, or with `places` the places each is shown with.
 pub fn evaluate(
     kind: Kind,
     args: &[ColumnarValue],
     rows: usize,
     places: bool,
+    scale: i8,
 ) -> Result<ColumnarValue> {
     let scalar = args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
     let rows = if scalar { 1 } else { rows };
@@ -237,7 +244,7 @@ pub fn evaluate(
             )
             .into());
         }
-        let (v, p) = one(kind, base, x)?;
+        let (v, p) = one(kind, base, x, scale)?;
         values.push(Some(if places { p as i128 } else { v }));
     }
     let out: ArrayRef = if places {
@@ -245,7 +252,7 @@ pub fn evaluate(
             values.into_iter().map(|v| v.map(|v| v as i32)),
         ))
     } else {
-        Arc::new(Decimal128Array::from_iter(values).with_precision_and_scale(38, SCALE)?)
+        Arc::new(Decimal128Array::from_iter(values).with_precision_and_scale(38, scale)?)
     };
     Ok(if scalar {
         ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
@@ -260,7 +267,7 @@ mod tests {
 
     fn shown(kind: Kind, base: Option<(i128, i8)>, x: (i128, i8)) -> String {
         let v = |(u, s)| Value { u, s };
-        let (stored, places) = one(kind, base.map(v), v(x)).unwrap();
+        let (stored, places) = one(kind, base.map(v), v(x), SCALE).unwrap();
         let text = stored.to_string();
         let (int, frac) = text.split_at(text.len() - SCALE as usize);
         format!(
@@ -308,6 +315,6 @@ mod tests {
     #[test]
     fn a_base_of_one_divides_by_zero() {
         let v = |u| Value { u, s: 0 };
-        assert!(one(Kind::Base, Some(v(1)), v(8)).is_err());
+        assert!(one(Kind::Base, Some(v(1)), v(8), SCALE).is_err());
     }
 }

@@ -256,7 +256,11 @@ impl Exprs<'_> {
                     Ok(DataType::Decimal128(_, _))
                 ) =>
             {
-                match super::logarithms::places_udf(f.func.name()) {
+                let scale = match Expr::ScalarFunction(f.clone()).get_type(self.schema) {
+                    Ok(DataType::Decimal128(_, s)) => s,
+                    _ => super::numeric_log::SCALE,
+                };
+                match super::logarithms::places_udf(f.func.name(), scale) {
                     Some(udf) => Of::Per(Expr::ScalarFunction(ScalarFunction::new_udf(
                         Arc::new(udf),
                         args.clone(),
