@@ -106,6 +106,8 @@ pub enum ErrorKind {
     OutOfMemory,
     /// 53400: a configured limit (such as `[http] max_download`) was reached.
     ConfigurationLimitExceeded,
+    /// 54000: a value beyond what a type can hold (`chr(0)`).
+    ProgramLimitExceeded,
     /// 08001: a remote database could not be reached.
     ConnectionFailure,
     /// 58P01: a file or URL that is not there (HTTP 404).

@@ -64,6 +64,7 @@ pub fn sqlstate(kind: ErrorKind) -> &'static str {
         QueryCanceled => "57014",
         OutOfMemory => "53200",
         ConfigurationLimitExceeded => "53400",
+        ProgramLimitExceeded => "54000",
         SerializationFailure => "40001",
         InvalidTableDefinition => "42P16",
         DataException => "22000",

@@ -1457,6 +1457,7 @@ pub fn register(ctx: &datafusion::prelude::SessionContext) {
     ctx.register_udf(super::encoding::decode_udf());
     ctx.register_udf(super::encoding::octet_length_udf());
     ctx.register_udf(super::bpchar::cast_udf());
+    ctx.register_udf(super::chr::udf());
     for udf in super::logarithms::udfs() {
         ctx.register_udf(udf);
     }

@@ -66,10 +66,6 @@ impl Value {
             .map_or(1, |d| d as i32 + 1)
     }
 
-    fn as_f64(self) -> f64 {
-        self.u as f64 / 10f64.powi(self.s as i32)
-    }
-
     /// ln(x) times 10^32.
     fn ln(self) -> i256 {
         let one = pow10(DIGITS);
@@ -108,21 +104,64 @@ impl Value {
 
     /// PostgreSQL's estimate of the decimal weight of ln(x)
     /// (`estimate_ln_dweight`): of x - 1 for x in [0.9, 1.1], else of
-    /// ln(x) truncated toward zero.
+    /// ln(x) as estimated from x's first two base-10000 digits, truncated
+    /// toward zero.
     fn ln_weight(self) -> i32 {
-        let x = self.as_f64();
-        if (0.9..=1.1).contains(&x) {
-            let Some(unit) = 10i128.checked_pow(self.s.max(0) as u32) else {
-                return 0;
-            };
-            let d = self.u - unit;
-            if d == 0 {
-                return 0;
+        let s = self.s as i32;
+        let u = i256::from_i128(self.u);
+        if s >= 0 {
+            let unit = pow10(s as u32);
+            let ten_u = u * i256::from_i128(10);
+            if ten_u >= unit * i256::from_i128(9) && ten_u <= unit * i256::from_i128(11) {
+                let d = u - unit;
+                if d == i256::ZERO {
+                    return 0;
+                }
+                let digits = d.wrapping_abs().to_string().len() as i32;
+                return digits - 1 - s;
             }
-            Value { u: d, s: self.s }.digits() - 1 - self.s as i32
-        } else {
-            x.ln().abs().log10() as i32
         }
+        // x's digits in groups of four aligned at the decimal point.
+        let text = self.u.unsigned_abs().to_string();
+        let (int, frac) = if s <= 0 {
+            (
+                format!("{text}{}", "0".repeat((-s) as usize)),
+                String::new(),
+            )
+        } else if text.len() as i32 > s {
+            let at = text.len() - s as usize;
+            (text[..at].to_string(), text[at..].to_string())
+        } else {
+            (
+                String::new(),
+                format!("{}{text}", "0".repeat((s as usize) - text.len())),
+            )
+        };
+        let int = format!("{}{int}", "0".repeat((4 - int.len() % 4) % 4));
+        let frac = format!("{frac}{}", "0".repeat((4 - frac.len() % 4) % 4));
+        let groups: Vec<u32> = format!("{int}{frac}")
+            .as_bytes()
+            .chunks(4)
+            .map(|c| {
+                std::str::from_utf8(c)
+                    .ok()
+                    .and_then(|g| g.parse().ok())
+                    .unwrap_or(0)
+            })
+            .collect();
+        let mut weight = (int.len() / 4) as i32 - 1;
+        let Some(first) = groups.iter().position(|g| *g != 0) else {
+            return 0;
+        };
+        weight -= first as i32;
+        let mut digits = f64::from(groups[first]);
+        let mut dweight = weight * 4;
+        if let Some(next) = groups.get(first + 1) {
+            digits = digits * 10000.0 + f64::from(*next);
+            dweight -= 4;
+        }
+        let ln = digits.ln() + f64::from(dweight) * std::f64::consts::LN_10;
+        ln.abs().log10() as i32
     }
 }
 
@@ -134,6 +173,22 @@ fn result_places(weight: i32, dscales: &[i32], scale: i8) -> i32 {
         r = r.max(*d);
     }
     r.clamp(0, scale as i32)
+}
+
+/// The places of one logarithm (see [`result_places`]), without
+/// computing it.
+fn places_of(kind: Kind, base: Option<Value>, x: Value, scale: i8) -> i32 {
+    match kind {
+        Kind::Natural => result_places(x.ln_weight(), &[x.s as i32], scale),
+        Kind::Ten | Kind::Base => {
+            let b = base.unwrap_or(Value { u: 10, s: 0 });
+            result_places(
+                x.ln_weight() - b.ln_weight(),
+                &[b.s as i32, x.s as i32],
+                scale,
+            )
+        }
+    }
 }
 
 /// The value (stored at `scale` places, rounded at its own) and places
@@ -244,8 +299,11 @@ pub fn evaluate(
             )
             .into());
         }
-        let (v, p) = one(kind, base, x, scale)?;
-        values.push(Some(if places { p as i128 } else { v }));
+        values.push(Some(if places {
+            places_of(kind, base, x, scale) as i128
+        } else {
+            one(kind, base, x, scale)?.0
+        }));
     }
     let out: ArrayRef = if places {
         Arc::new(Int32Array::from_iter(
@@ -301,6 +359,11 @@ mod tests {
             "0.1505149978319906"
         );
         assert_eq!(shown(Kind::Natural, None, (2, 0)), "0.6931471805599453");
+        // PostgreSQL estimates the weight from the first eight digits.
+        assert_eq!(
+            shown(Kind::Natural, None, (220264658, 4)),
+            "10.0000000002357747"
+        );
         assert_eq!(shown(Kind::Ten, None, (1, 3)), "-3.0000000000000000");
         assert_eq!(
             shown(

@@ -700,6 +700,7 @@ impl AnalyzerRule for TextInputCasts {
         let to_float = Arc::new(super::numeric::to_float_udf());
         let from_float = Arc::new(super::numeric::from_float_udf());
         let from_text = Arc::new(super::numeric::from_text_udf());
+        let float_in = Arc::new(super::float_input::udf());
         crate::tree::transform_up_with_subqueries(plan, |node| {
             let schema: DFSchema = match node.inputs().as_slice() {
                 [one] => one.schema().as_ref().clone(),
@@ -768,6 +769,20 @@ impl AnalyzerRule for TextInputCasts {
                             let like = ScalarValue::try_from(t)?;
                             Ok(Transformed::yes(
                                 from_text.call(vec![(*c.expr).clone(), lit(like)]),
+                            ))
+                        }
+                        // text -> float: a number beyond the type's range
+                        // is 22003 (Arrow's cast gave an infinity or zero).
+                        t @ (DataType::Float64 | DataType::Float32)
+                            if c.expr.get_type(&schema).is_ok_and(|from| is_text(&from)) =>
+                        {
+                            let like = if *t == DataType::Float32 {
+                                ScalarValue::Float32(None)
+                            } else {
+                                ScalarValue::Float64(None)
+                            };
+                            Ok(Transformed::yes(
+                                float_in.call(vec![(*c.expr).clone(), lit(like)]),
                             ))
                         }
                         // float -> integer rounds half to even (rint) in
