@@ -43,7 +43,7 @@ fn names_column(stmt: &impl datafusion::sql::sqlparser::ast::Visit, col: &str) -
 }
 
 /// Whether the condition text `expr` names one of `columns`.
-fn mentions(expr: &str, columns: &[String]) -> bool {
+pub(super) fn mentions(expr: &str, columns: &[String]) -> bool {
     match crate::frontend::generated::expr(expr) {
         Ok(e) => columns.iter().any(|c| names_column(&e, c)),
         Err(_) => true,
@@ -152,17 +152,54 @@ pub async fn drop_columns(
     let mut def = old.as_ref().clone();
     let mut gone = Vec::new();
     let listed: Vec<String> = columns.iter().map(normalize_ident).collect();
-    for c in columns {
-        let col = normalize_ident(c);
-        if def.column(&col).is_none() {
+    // The columns named, then the generated columns computed from them,
+    // which go with them under CASCADE: each is checked alike.
+    let mut dropping: Vec<String> = Vec::new();
+    for col in &listed {
+        if def.column(col).is_none() {
             if if_exists {
                 session.notice(format!(
                     "column \"{col}\" of relation \"{name}\" does not exist, skipping"
                 ));
                 continue;
             }
-            column_of(&def, name, &col)?;
+            column_of(&def, name, col)?;
         }
+        dropping.push(col.clone());
+    }
+    for col in dropping.clone() {
+        let readers: Vec<String> = super::generated_columns::reading(&def, &col)
+            .into_iter()
+            .filter(|g| !listed.contains(g))
+            .collect();
+        if !readers.is_empty() && !cascade {
+            return Err(Error::new(
+                ErrorKind::DependentObjects,
+                format!(
+                    "cannot drop column {col} of table {name} because other objects depend on it"
+                ),
+            )
+            .with_detail(
+                readers
+                    .iter()
+                    .map(|g| {
+                        format!(
+                            "column {g} of table {name} depends on column {col} of table {name}"
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            )
+            .with_hint("Use DROP ... CASCADE to drop the dependent objects too."));
+        }
+        for g in readers {
+            if !dropping.contains(&g) {
+                session.notice(format!("drop cascades to column {g} of table {name}"));
+                dropping.push(g);
+            }
+        }
+    }
+    for col in dropping {
         if def.partition_by.contains(&col) {
             return Err(Error::not_supported(format!(
                 "dropping the partition column \"{col}\""
@@ -211,37 +248,6 @@ pub async fn drop_columns(
                 fk.name
             ))
             .with_hint("Drop the foreign key first."));
-        }
-        // Generated columns computed from it go with it (CASCADE).
-        let readers: Vec<String> = super::generated_columns::reading(&def, &col)?
-            .into_iter()
-            .filter(|g| !listed.contains(g))
-            .collect();
-        if !readers.is_empty() && !cascade {
-            return Err(Error::new(
-                ErrorKind::DependentObjects,
-                format!(
-                    "cannot drop column {col} of table {name} because other objects depend on it"
-                ),
-            )
-            .with_detail(
-                readers
-                    .iter()
-                    .map(|g| {
-                        format!(
-                            "column {g} of table {name} depends on column {col} of table {name}"
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-            )
-            .with_hint("Use DROP ... CASCADE to drop the dependent objects too."));
-        }
-        for g in readers {
-            if !gone.contains(&g) {
-                session.notice(format!("drop cascades to column {g} of table {name}"));
-                gone.push(g);
-            }
         }
         gone.push(col);
     }

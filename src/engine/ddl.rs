@@ -2242,7 +2242,7 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
                 },
         } => {
             let col = normalize_ident(&column_name);
-            if let Some(g) = super::generated_columns::reading(&def, &col)?.first() {
+            if let Some(g) = super::generated_columns::reading(&def, &col).first() {
                 return Err(Error::not_supported(
                     "cannot alter type of a column used by a generated column",
                 )

@@ -62,16 +62,29 @@ pub async fn insert(
     let Some(mut source) = ins.source else {
         return Err(Error::not_supported("INSERT without VALUES or SELECT"));
     };
-    refuse_generated_always(
-        &source,
-        &targets,
-        !ins.columns.is_empty(),
-        &target.def,
-        overriding,
-    )?;
+    // A query whose width its select list does not say (`SELECT *`) is
+    // checked once planned, against the columns it has.
+    let deferred =
+        !matches!(source.body.as_ref(), SetExpr::Values(_)) && query_width(&source.body).is_none();
+    let refuse = |source: &Query, width| {
+        refuse_generated_always(
+            source,
+            &targets,
+            !ins.columns.is_empty(),
+            &target.def,
+            overriding,
+            width,
+        )
+    };
+    if !deferred {
+        refuse(&source, None)?;
+    }
     resolve_values(&mut source, &targets, &target.def)?;
-    let plan = session.plan(Statement::Query(source)).await?;
+    let plan = session.plan(Statement::Query(source.clone())).await?;
     let n_in = plan.schema().fields().len();
+    if deferred {
+        refuse(&source, Some(n_in))?;
+    }
     if n_in > targets.len() {
         return Err(Error::syntax(
             "INSERT has more expressions than target columns",
@@ -152,13 +165,15 @@ fn query_width(body: &SetExpr) -> Option<usize> {
 
 /// A value given for a `GENERATED ALWAYS` identity column or a generated
 /// column (anything but `DEFAULT` in VALUES, or a listed column filled by
-/// a query): 428C9.
+/// a query, or one of the first `width` columns, all when that is not
+/// known): 428C9.
 pub(super) fn refuse_generated_always(
     source: &Query,
     targets: &[String],
     listed: bool,
     def: &crate::catalog::TableDef,
     overriding: Option<Overriding>,
+    width: Option<usize>,
 ) -> Result<()> {
     for (i, t) in targets.iter().enumerate() {
         let generated = def.column(t).is_some_and(|c| c.generated.is_some());
@@ -177,7 +192,7 @@ pub(super) fn refuse_generated_always(
                 .any(|r| r.get(i).is_some_and(|c| !is_default(c))),
             // A query fills the listed columns, or the first as many
             // columns as it has (all of them when that is not known).
-            body => listed || query_width(body).is_none_or(|w| i < w),
+            body => listed || width.or_else(|| query_width(body)).is_none_or(|w| i < w),
         };
         if given && generated {
             return Err(write::generated::given_error(t, false));
@@ -269,7 +284,7 @@ fn is_null(cell: &Expr) -> bool {
 }
 
 /// The default expression of `column`, or NULL when it has none.
-fn default_expr(def: &crate::catalog::TableDef, column: &str) -> Result<Expr> {
+pub(super) fn default_expr(def: &crate::catalog::TableDef, column: &str) -> Result<Expr> {
     let Some(sql) = def.column(column).and_then(|c| c.default.as_deref()) else {
         return Ok(Expr::value(Value::Null));
     };

@@ -4,8 +4,6 @@
 //! values themselves are computed by the write path
 //! (`crate::write::generated`).
 
-use std::ops::ControlFlow;
-
 use datafusion::common::DFSchema;
 use datafusion::logical_expr::{Expr as DfExpr, Volatility};
 use datafusion::sql::sqlparser::ast::Expr;
@@ -112,50 +110,24 @@ fn refuse_unfit(e: &DfExpr) -> Result<()> {
 }
 
 /// The generated columns of `def` whose expression reads `column`.
-pub(super) fn reading(def: &TableDef, column: &str) -> Result<Vec<String>> {
-    let mut out = Vec::new();
-    for c in &def.columns {
-        if let Some(e) = expression(c)?
-            && columns_read(&e).iter().any(|n| n == column)
-        {
-            out.push(c.name.clone());
-        }
-    }
-    Ok(out)
+pub(super) fn reading(def: &TableDef, column: &str) -> Vec<String> {
+    let column = [column.to_string()];
+    def.columns
+        .iter()
+        .filter(|c| {
+            c.generated
+                .as_deref()
+                .is_some_and(|e| super::alter_columns::mentions(e, &column))
+        })
+        .map(|c| c.name.clone())
+        .collect()
 }
 
 /// The generation expressions of `def` with column `from` named `to`.
 pub(super) fn rename_column(def: &mut TableDef, from: &str, to: &str) -> Result<()> {
     for c in def.columns.iter_mut() {
-        let Some(text) = &c.generated else { continue };
-        let mut e = datafusion::sql::sqlparser::parser::Parser::new(
-            &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
-        )
-        .try_with_sql(text)
-        .and_then(|mut p| p.parse_expr())
-        .map_err(|e| Error::internal(format!("a generation expression does not parse: {e}")))?;
-        let renamed = if crate::frontend::names::quote_ident_if_needed(to).starts_with('"') {
-            datafusion::sql::sqlparser::ast::Ident::with_quote('"', to)
-        } else {
-            datafusion::sql::sqlparser::ast::Ident::new(to)
-        };
-        let mut changed = false;
-        let _ = crate::visit::visit_expressions_mut(&mut e, |x| {
-            let ident = match x {
-                Expr::Identifier(id) => Some(id),
-                Expr::CompoundIdentifier(parts) => parts.last_mut(),
-                _ => None,
-            };
-            if let Some(id) = ident
-                && crate::frontend::names::normalize_ident(id) == from
-            {
-                *id = renamed.clone();
-                changed = true;
-            }
-            ControlFlow::<()>::Continue(())
-        });
-        if changed {
-            c.generated = Some(e.to_string());
+        if let Some(text) = &c.generated {
+            c.generated = Some(crate::quality::rename_column(text, from, to)?);
         }
     }
     Ok(())

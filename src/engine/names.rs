@@ -820,9 +820,12 @@ pub fn alias_ordinal_order_keys(stmt: &mut Statement) {
                         // expression (`count(*), count(*) ... ORDER BY
                         // count`); two different ones were refused (see
                         // `refuse_ambiguous_order_keys`).
-                        let same = named
-                            .windows(2)
-                            .all(|w| select.projection.get(w[0]) == select.projection.get(w[1]));
+                        let same = named.windows(2).all(|w| {
+                            match (select.projection.get(w[0]), select.projection.get(w[1])) {
+                                (Some(a), Some(b)) => same_item(a, b),
+                                _ => false,
+                            }
+                        });
                         match named.first() {
                             // Named again by the alias it gets when shared.
                             Some(&pos) if same => (pos, named.len() == 1),
@@ -855,6 +858,59 @@ pub fn alias_ordinal_order_keys(stmt: &mut Statement) {
     let _ = crate::visit::walk_mut(stmt, &mut V);
 }
 
+/// The expression of a select item, as PostgreSQL compares two of them
+/// for `ORDER BY name`: without parentheses, names folded, a qualified
+/// column by its name (`t.a` is `a`); None for `*`.
+fn item_key(item: &SelectItem, qualified: bool) -> Option<String> {
+    use datafusion::sql::sqlparser::ast::Ident;
+    let mut e = match item {
+        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e.clone(),
+        _ => return None,
+    };
+    let _ = crate::visit::visit_expressions_mut(&mut e, |x| {
+        match x {
+            Expr::Nested(inner) => *x = inner.as_ref().clone(),
+            Expr::Identifier(id) => *id = Ident::new(super::normalize_ident(id)),
+            Expr::CompoundIdentifier(parts) if qualified => {
+                for p in parts.iter_mut() {
+                    *p = Ident::new(super::normalize_ident(p));
+                }
+            }
+            Expr::CompoundIdentifier(parts) => {
+                let last = parts.last().map(super::normalize_ident).unwrap_or_default();
+                *x = Expr::Identifier(Ident::new(last));
+            }
+            Expr::Function(f) => {
+                for part in f.name.0.iter_mut() {
+                    if let Some(id) = part.as_ident() {
+                        *part = datafusion::sql::sqlparser::ast::ObjectNamePart::Identifier(
+                            Ident::new(super::normalize_ident(id)),
+                        );
+                    }
+                }
+            }
+            _ => {}
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    Some(e.to_string())
+}
+
+/// Whether two select items are one expression for `ORDER BY name`: the
+/// same once names are folded, a column named bare being taken for the
+/// same column qualified (`a` and `t.a`), two different qualifiers not
+/// (`v.x` and `w.x`).
+fn same_item(a: &SelectItem, b: &SelectItem) -> bool {
+    let full = (item_key(a, true), item_key(b, true));
+    if full.0 == full.1 {
+        return true;
+    }
+    let bare_a = item_key(a, false);
+    let qualified = |full: &Option<String>, bare: &Option<String>| full != bare;
+    bare_a == item_key(b, false)
+        && !(qualified(&full.0, &bare_a) && qualified(&full.1, &item_key(b, false)))
+}
+
 /// `ORDER BY name` where two items of the select list have that name and
 /// are not the same expression (`SELECT 1 AS a, 2 AS a ORDER BY a`):
 /// 42702, as PostgreSQL says (`findTargetlistEntrySQL92`).
@@ -871,24 +927,18 @@ pub fn refuse_ambiguous_order_keys(stmt: &Statement) -> crate::error::Result<()>
                 return ControlFlow::Continue(());
             };
             let names = item_names(&select.projection);
-            let expr = |item: &SelectItem| match item {
-                SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
-                    Some(e.clone())
-                }
-                _ => None,
-            };
             for key in keys {
                 let Expr::Identifier(id) = &key.expr else {
                     continue;
                 };
                 let wanted = super::normalize_ident(id);
-                let named: Vec<Option<Expr>> = names
+                let named: Vec<&SelectItem> = names
                     .iter()
                     .zip(&select.projection)
                     .filter(|(n, _)| n.as_deref() == Some(wanted.as_str()))
-                    .map(|(_, item)| expr(item))
+                    .map(|(_, item)| item)
                     .collect();
-                if named.len() > 1 && named.iter().any(|e| e != &named[0]) {
+                if named.len() > 1 && named.iter().any(|e| !same_item(e, named[0])) {
                     return ControlFlow::Break(crate::error::Error::new(
                         crate::error::ErrorKind::AmbiguousColumn,
                         format!("ORDER BY \"{wanted}\" is ambiguous"),

@@ -144,7 +144,7 @@ pub async fn upsert(
     let Some(mut source) = ins.source.take() else {
         return Err(Error::not_supported("INSERT without VALUES or SELECT"));
     };
-    super::dml::refuse_generated_always(&source, &cols, true, &target.def, overriding)?;
+    super::dml::refuse_generated_always(&source, &cols, true, &target.def, overriding, None)?;
     super::dml::resolve_values(&mut source, &cols, &target.def)?;
     let alias = ins
         .table_alias
@@ -166,24 +166,28 @@ pub async fn upsert(
             }
         })
         .collect();
-    // `excluded` holds the generated columns of the proposed row too.
-    let mut names = cols.clone();
-    let mut values: Vec<Expr> = cols
-        .iter()
-        .map(|c| Expr::Identifier(crate::frontend::names::quoted(c)))
-        .collect();
-    crate::write::generated::complete_insert(&target.def, &mut names, &mut values, false)?;
-    for (n, v) in names.iter().zip(&values) {
-        let Some(c) = target.def.column(n).filter(|c| c.generated.is_some()) else {
-            continue;
-        };
-        let computed = format!("CAST(({v}) AS {}) AS {}", c.ty.display(), ident(n));
-        match cols.iter().position(|listed| listed == n) {
-            Some(i) => typed[i] = computed,
-            None => typed.push(computed),
+    // A column the INSERT does not set, whose default a generated column
+    // reads, takes its default in the incoming rows, once (`nextval`): the
+    // MERGE inserts it as given.
+    let mut inserted = cols.clone();
+    for c in &target.def.columns {
+        let read = target.def.columns.iter().any(|g| {
+            g.generated
+                .as_deref()
+                .is_some_and(|e| crate::write::generated::reads(e, &c.name))
+        });
+        if read && c.default.is_some() && c.generated.is_none() && !cols.contains(&c.name) {
+            let default = super::dml::default_expr(&target.def, &c.name)?;
+            typed.push(format!(
+                "CAST(({default}) AS {}) AS {}",
+                c.ty.display(),
+                ident(&c.name)
+            ));
+            inserted.push(c.name.clone());
         }
     }
-    let rows = *template::query_of(
+    let inserted_list = ident_list(&inserted);
+    let mut rows = *template::query_of(
         &format!(
             "SELECT {} FROM {} AS __sluice_src ({col_list})",
             typed.join(", "),
@@ -192,6 +196,41 @@ pub async fn upsert(
         &[],
         &[*source],
     )?;
+    // `excluded` holds the generated columns of the proposed row too,
+    // computed over the incoming columns.
+    if target.def.columns.iter().any(|c| c.generated.is_some()) {
+        let mut names = inserted.clone();
+        let mut values: Vec<Expr> = inserted
+            .iter()
+            .map(|c| Expr::Identifier(crate::frontend::names::quoted(c)))
+            .collect();
+        crate::write::generated::complete_insert(
+            &target.def,
+            &mut names,
+            &mut values,
+            false,
+            &|_| false,
+        )?;
+        let list: Vec<String> = names
+            .iter()
+            .zip(&values)
+            .map(|(n, v)| match target.def.column(n) {
+                Some(c) if c.generated.is_some() => {
+                    format!("CAST(({v}) AS {}) AS {}", c.ty.display(), ident(n))
+                }
+                _ => ident(n),
+            })
+            .collect();
+        rows = *template::query_of(
+            &format!(
+                "SELECT {} FROM {} AS __sluice_typed",
+                list.join(", "),
+                template::relation(1)
+            ),
+            &[],
+            &[rows],
+        )?;
+    }
     // `alias.k = excluded.k AND ...`, as text of the table's own names
     // for the templates below and as a syntax tree for the MERGE.
     let on_text = keys
@@ -281,7 +320,7 @@ pub async fn upsert(
             // The first row of each key goes in; NULL keys are all distinct.
             let first = *template::query_of(
                 &format!(
-                    "SELECT {col_list} FROM (SELECT *, row_number() OVER (PARTITION BY \
+                    "SELECT {inserted_list} FROM (SELECT *, row_number() OVER (PARTITION BY \
                      {key_list}) AS __sluice_n FROM {} AS __sluice_rows) AS __sluice_numbered \
                      WHERE __sluice_n = 1 OR {}",
                     template::relation(1),
@@ -290,7 +329,7 @@ pub async fn upsert(
                 &[],
                 std::slice::from_ref(&rows),
             )?;
-            (first, vec![insert_clause(&cols)])
+            (first, vec![insert_clause(&inserted)])
         }
         OnConflictAction::DoUpdate(up) => {
             let dup = *template::query_of(
@@ -326,7 +365,7 @@ pub async fn upsert(
                         .collect(),
                 ),
             };
-            (rows.clone(), vec![update, insert_clause(&cols)])
+            (rows.clone(), vec![update, insert_clause(&inserted)])
         }
     };
     let def_after = target.def.clone();

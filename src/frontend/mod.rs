@@ -547,24 +547,31 @@ fn insert_overriding(p: &mut Parser) -> Result<Option<Stmt>> {
     if !peek_word(p, 0, "INSERT") {
         return Ok(None);
     }
-    let tokens = statement_tokens(p);
-    let mut significant: Vec<TokenWithSpan> = tokens
-        .iter()
-        .filter(|t| !matches!(t.token, Token::Whitespace(_)))
-        .cloned()
-        .collect();
-    // At the top level: after `INSERT INTO t [(columns)]`.
+    // At the top level of `INSERT INTO t [AS a] [(columns)]`, before the
+    // rows begin (a column of theirs may be named overriding), followed by
+    // SYSTEM or USER and VALUE (a table may be named overriding too). Only
+    // this head is looked at: every INSERT passes here.
     let mut depth = 0usize;
-    let mut at = None;
-    for (i, t) in significant.iter().enumerate() {
-        match &t.token {
+    let mut found = None;
+    for n in 0.. {
+        let t = p.peek_nth_token(n).token;
+        match &t {
+            Token::EOF | Token::SemiColon => break,
             Token::LParen => depth += 1,
             Token::RParen => depth = depth.saturating_sub(1),
             other if depth == 0 && word_is(other, "OVERRIDING") => {
-                at = Some(i);
-                break;
+                let kind = match p.peek_nth_token(n + 1).token {
+                    ref k if word_is(k, "SYSTEM") => Some(Overriding::System),
+                    ref k if word_is(k, "USER") => Some(Overriding::User),
+                    _ => None,
+                };
+                if let Some(kind) = kind
+                    && word_is(&p.peek_nth_token(n + 2).token, "VALUE")
+                {
+                    found = Some((n, kind));
+                    break;
+                }
             }
-            // The rows begin: a column of theirs may be named overriding.
             other
                 if depth == 0
                     && ["VALUES", "SELECT", "WITH", "DEFAULT"]
@@ -576,32 +583,29 @@ fn insert_overriding(p: &mut Parser) -> Result<Option<Stmt>> {
             _ => {}
         }
     }
-    let Some(at) = at else {
+    let Some((at, overriding)) = found else {
         return Ok(None);
     };
-    let near = |i: usize| {
-        let token = significant
-            .get(i)
-            .map_or("end of input".to_string(), |t| t.token.to_string());
-        Error::syntax(format!("syntax error at or near \"{token}\""))
-    };
-    let overriding = match significant.get(at + 1).map(|t| &t.token) {
-        Some(t) if word_is(t, "SYSTEM") => Overriding::System,
-        Some(t) if word_is(t, "USER") => Overriding::User,
-        _ => return Err(near(at + 1)),
-    };
-    if !significant
-        .get(at + 2)
-        .is_some_and(|t| word_is(&t.token, "VALUE"))
-    {
-        return Err(near(at + 2));
-    }
-    significant.drain(at..at + 3);
-    for _ in 0..tokens.len() {
-        p.next_token();
+    // The statement's tokens, in one pass, without the clause.
+    let mut kept: Vec<TokenWithSpan> = Vec::new();
+    let mut depth = 0usize;
+    let mut n = 0usize;
+    loop {
+        match p.peek_token().token {
+            Token::EOF => break,
+            Token::SemiColon if depth == 0 => break,
+            Token::LParen => depth += 1,
+            Token::RParen => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        let t = p.next_token();
+        if !(at..at + 3).contains(&n) {
+            kept.push(t);
+        }
+        n += 1;
     }
     let dialect = SluiceDialect::default();
-    let mut sub = Parser::new(&dialect).with_tokens_with_locations(significant);
+    let mut sub = Parser::new(&dialect).with_tokens_with_locations(kept);
     let stmt = sub.parse_statement()?;
     if sub.peek_token().token != Token::EOF {
         return Err(Error::syntax(format!(
@@ -989,6 +993,15 @@ mod tests {
             Stmt::Sql(_)
         ));
         assert!(parse("INSERT INTO t OVERRIDING NOTHING VALUE VALUES (1)").is_err());
+        // A table named overriding is a table.
+        assert!(matches!(
+            one("INSERT INTO overriding VALUES (1)"),
+            Stmt::Sql(_)
+        ));
+        assert!(matches!(
+            one("INSERT INTO s.overriding AS o (a) VALUES (1)"),
+            Stmt::Sql(_)
+        ));
     }
 
     #[test]

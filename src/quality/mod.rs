@@ -185,16 +185,22 @@ pub fn rename_column(expr: &str, old: &str, new: &str) -> Result<String> {
         .try_with_sql(expr)
         .and_then(|mut p| p.parse_expr())
         .map_err(|e| Error::internal(format!("stored check {expr} does not parse: {e}")))?;
+    // Quoted only where PostgreSQL would print it quoted (`"order"`).
+    let renamed = if crate::frontend::names::quote_ident_if_needed(new).starts_with('"') {
+        Ident::with_quote('"', new)
+    } else {
+        Ident::new(new)
+    };
     let _ = visit_expressions_mut(&mut parsed, |e| {
         match e {
             Sql::Identifier(id) if crate::frontend::names::normalize_ident(id) == old => {
-                *id = Ident::with_quote('"', new);
+                *id = renamed.clone();
             }
             Sql::CompoundIdentifier(ids) => {
                 if let Some(last) = ids.last_mut()
                     && crate::frontend::names::normalize_ident(last) == old
                 {
-                    *last = Ident::with_quote('"', new);
+                    *last = renamed.clone();
                 }
             }
             _ => {}

@@ -53,6 +53,11 @@ pub fn columns_read(e: &Expr) -> Vec<String> {
     out
 }
 
+/// Whether the generation expression `sql` reads `column`.
+pub fn reads(sql: &str, column: &str) -> bool {
+    parse(sql, column).is_ok_and(|e| columns_read(&e).iter().any(|c| c == column))
+}
+
 fn column_name(e: &Expr) -> Option<String> {
     match e {
         Expr::Identifier(id) => Some(normalize_ident(id)),
@@ -105,6 +110,67 @@ pub fn given_error(column: &str, update: bool) -> Error {
         .with_detail(format!("Column \"{column}\" is a generated column."))
 }
 
+/// Whether `e` calls a volatile function of `ctx` (`random()`,
+/// `nextval`): a value that must be computed once, not once more inside
+/// a generated column's expression.
+pub fn calls_volatile(ctx: &datafusion::prelude::SessionContext, e: &Expr) -> bool {
+    let state = ctx.state();
+    crate::visit::visit_expressions(e, |x| {
+        let volatile = matches!(x, Expr::Function(f) if f
+        .name
+        .0
+        .last()
+        .and_then(|p| p.as_ident())
+        .and_then(|n| state.scalar_functions().get(&normalize_ident(n)))
+        .is_some_and(|u| {
+            u.signature().volatility == datafusion::logical_expr::Volatility::Volatile
+        }));
+        if volatile {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    })
+    .is_break()
+}
+
+/// A volatile value for a column that a generated column reads, where
+/// the write would compute it twice: 0A000.
+fn volatile_error(column: &str, generated: &str) -> Error {
+    Error::not_supported(format!(
+        "a volatile value (random(), nextval(), ...) for column \"{column}\", which generated \
+         column \"{generated}\" reads, in UPDATE, MERGE or INSERT ... ON CONFLICT"
+    ))
+    .with_hint("Give the value as a constant, or write it with INSERT or COPY.")
+}
+
+/// Generated column `g`'s expression `e` with each column it reads
+/// replaced by `value(column)` (None: left as written); a volatile value
+/// is refused (see [`volatile_error`]).
+fn computed(
+    g: &ColumnDef,
+    e: Expr,
+    volatile: &dyn Fn(&Expr) -> bool,
+    mut value: impl FnMut(&str) -> Result<Option<Expr>>,
+) -> Result<Expr> {
+    let mut failed = None;
+    let out = substitute(e, |name| match value(name) {
+        Ok(Some(v)) if volatile(&v) => {
+            failed = Some(volatile_error(name, &g.name));
+            None
+        }
+        Ok(v) => v,
+        Err(e) => {
+            failed = Some(e);
+            None
+        }
+    });
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
+}
+
 /// The assignments of an UPDATE (`(column, value over the old row)`) with
 /// those of the generated columns added: each generated column that reads
 /// an assigned column is set to its expression over the new values. The
@@ -112,10 +178,12 @@ pub fn given_error(column: &str, update: bool) -> Error {
 /// alias or name), so that a FROM list or a MERGE source beside the
 /// target cannot take them. An assignment of a generated column itself
 /// (`SET g = DEFAULT`, the only one an UPDATE may give) computes it again.
+/// `volatile` tells a value that must not be computed twice.
 pub fn with_generated_sets(
     def: &TableDef,
     qualifier: &str,
     sets: &[(String, Expr)],
+    volatile: &dyn Fn(&Expr) -> bool,
 ) -> Result<Vec<(String, Expr)>> {
     let mut out: Vec<(String, Expr)> = sets
         .iter()
@@ -133,26 +201,18 @@ pub fn with_generated_sets(
         {
             continue;
         }
-        let mut failed = None;
-        let value = substitute(e, |name| {
-            let c = def.column(name)?;
-            Some(match given.iter().find(|(s, _)| s == name) {
-                Some((_, v)) => match as_column(v.clone(), c) {
-                    Ok(v) => v,
-                    Err(e) => {
-                        failed = Some(e);
-                        return None;
-                    }
-                },
+        let value = computed(g, e, volatile, |name| {
+            let Some(c) = def.column(name) else {
+                return Ok(None);
+            };
+            Ok(Some(match given.iter().find(|(s, _)| s == name) {
+                Some((_, v)) => as_column(v.clone(), c)?,
                 None => Expr::CompoundIdentifier(vec![
                     Ident::with_quote('"', qualifier),
                     Ident::with_quote('"', name),
                 ]),
-            })
-        });
-        if let Some(e) = failed {
-            return Err(e);
-        }
+            }))
+        })?;
         out.push((g.name.clone(), value));
     }
     Ok(out)
@@ -163,12 +223,14 @@ pub fn with_generated_sets(
 /// listed takes its default, or NULL): `columns` and `values` are
 /// completed in place. `refuse`: a value other than `DEFAULT` given for
 /// a generated column is an error (for MERGE as the user wrote it; an
-/// upsert refused those already and passes placeholders).
+/// upsert refused those already and passes placeholders). `volatile`
+/// tells a value that must not be computed twice.
 pub fn complete_insert(
     def: &TableDef,
     columns: &mut Vec<String>,
     values: &mut Vec<Expr>,
     refuse: bool,
+    volatile: &dyn Fn(&Expr) -> bool,
 ) -> Result<()> {
     if def.columns.iter().all(|c| c.generated.is_none()) {
         return Ok(());
@@ -190,27 +252,23 @@ pub fn complete_insert(
     }
     for g in &def.columns {
         let Some(e) = expression(g)? else { continue };
-        let mut failed = None;
-        let value = substitute(e, |name| {
-            let c = def.column(name)?;
-            if let Some((_, v)) = given.iter().find(|(s, _)| s == name) {
-                return Some(v.clone());
-            }
-            let default = match &c.default {
-                Some(sql) => match parse(sql, name).and_then(|d| as_column(d, c)) {
-                    Ok(d) => d,
-                    Err(e) => {
-                        failed = Some(e);
-                        return None;
-                    }
-                },
-                None => Expr::value(datafusion::sql::sqlparser::ast::Value::Null),
+        let value = computed(g, e, volatile, |name| {
+            let Some(c) = def.column(name) else {
+                return Ok(None);
             };
-            Some(default)
-        });
-        if let Some(e) = failed {
-            return Err(e);
-        }
+            if let Some((_, v)) = given.iter().find(|(s, _)| s == name) {
+                return Ok(Some(v.clone()));
+            }
+            Ok(Some(match &c.default {
+                Some(sql) => {
+                    let mut d = parse(sql, name)?;
+                    crate::frontend::compat::typed_casts(&mut d);
+                    crate::frontend::compat::timestamp_casts(&mut d);
+                    as_column(d, c)?
+                }
+                None => Expr::value(datafusion::sql::sqlparser::ast::Value::Null),
+            }))
+        })?;
         match columns.iter().position(|c| c == &g.name) {
             Some(i) => values[i] = value,
             None => {
@@ -259,19 +317,36 @@ mod tests {
         parse(sql, "x").unwrap()
     }
 
+    fn never(_: &Expr) -> bool {
+        false
+    }
+
+    #[test]
+    fn a_volatile_value_a_generated_column_reads_is_refused() {
+        let random = |e: &Expr| e.to_string().contains("random");
+        let e = with_generated_sets(&table(), "t", &[("b".into(), expr("random()"))], &random)
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::FeatureNotSupported);
+        let mut columns = vec!["a".to_string()];
+        let mut values = vec![expr("random()")];
+        assert!(complete_insert(&table(), &mut columns, &mut values, true, &random).is_err());
+    }
+
     #[test]
     fn an_update_of_a_column_read_sets_the_generated_column_again() {
-        let sets = with_generated_sets(&table(), "t", &[("a".into(), expr("a + 1"))]).unwrap();
+        let sets =
+            with_generated_sets(&table(), "t", &[("a".into(), expr("a + 1"))], &never).unwrap();
         let shown: Vec<String> = sets.iter().map(|(c, e)| format!("{c}={e}")).collect();
         assert_eq!(
             shown,
             ["a=a + 1", "g=CAST((a + 1) AS INTEGER) * 2 + \"t\".\"b\""]
         );
         // Nothing read changes: nothing to compute.
-        let sets = with_generated_sets(&table(), "t", &[("x".into(), expr("1"))]).unwrap();
+        let sets = with_generated_sets(&table(), "t", &[("x".into(), expr("1"))], &never).unwrap();
         assert_eq!(sets.len(), 1);
         // `g = DEFAULT`: computed again from the row as it is.
-        let sets = with_generated_sets(&table(), "t", &[("g".into(), expr("DEFAULT"))]).unwrap();
+        let sets =
+            with_generated_sets(&table(), "t", &[("g".into(), expr("DEFAULT"))], &never).unwrap();
         assert_eq!(sets.len(), 1);
         assert_eq!(sets[0].1.to_string(), "\"t\".\"a\" * 2 + \"t\".\"b\"");
     }
@@ -280,15 +355,15 @@ mod tests {
     fn an_insert_computes_generated_columns_from_the_values_given() {
         let mut columns = vec!["a".to_string()];
         let mut values = vec![expr("s.v")];
-        complete_insert(&table(), &mut columns, &mut values, true).unwrap();
+        complete_insert(&table(), &mut columns, &mut values, true, &never).unwrap();
         assert_eq!(columns, ["a", "g"]);
         assert_eq!(values[1].to_string(), "CAST((s.v) AS INTEGER) * 2 + NULL");
         let mut columns = vec!["a".to_string(), "g".to_string()];
         let mut values = vec![expr("1"), expr("5")];
-        let e = complete_insert(&table(), &mut columns, &mut values, true).unwrap_err();
+        let e = complete_insert(&table(), &mut columns, &mut values, true, &never).unwrap_err();
         assert_eq!(e.kind, ErrorKind::GeneratedAlways);
         let mut values = vec![expr("1"), expr("DEFAULT")];
-        complete_insert(&table(), &mut columns, &mut values, true).unwrap();
+        complete_insert(&table(), &mut columns, &mut values, true, &never).unwrap();
         assert_eq!(values[1].to_string(), "CAST((1) AS INTEGER) * 2 + NULL");
     }
 }

@@ -217,6 +217,7 @@ fn sql_literal(column: &datafusion::arrow::array::ArrayRef) -> Option<Expr> {
 /// a value given for one is refused (428C9), but in an upsert's INSERT,
 /// whose rows were refused before and hold placeholders.
 fn generated_columns(
+    wc: &WriteContext,
     target: &Target,
     m: &mut MergeStmt,
     target_alias: &str,
@@ -224,6 +225,7 @@ fn generated_columns(
 ) -> Result<()> {
     use super::generated;
     use datafusion::sql::sqlparser::ast::{Assignment, Ident, ObjectName};
+    let volatile = |e: &Expr| generated::calls_volatile(&wc.ctx, e);
     if target.def.columns.iter().all(|c| c.generated.is_none()) {
         return Ok(());
     }
@@ -243,7 +245,8 @@ fn generated_columns(
                     }
                     sets.push((col, a.value.clone()));
                 }
-                let sets = generated::with_generated_sets(&target.def, target_alias, &sets)?;
+                let sets =
+                    generated::with_generated_sets(&target.def, target_alias, &sets, &volatile)?;
                 *assignments = sets
                     .into_iter()
                     .map(|(c, value)| Assignment {
@@ -265,7 +268,13 @@ fn generated_columns(
                     // The clause reports it.
                     continue;
                 }
-                generated::complete_insert(&target.def, &mut names, given, !keyed_upsert)?;
+                generated::complete_insert(
+                    &target.def,
+                    &mut names,
+                    given,
+                    !keyed_upsert,
+                    &volatile,
+                )?;
                 *columns = names.iter().map(|c| Ident::with_quote('"', c)).collect();
             }
             MergeAction::Delete | MergeAction::DoNothing => {}
@@ -294,7 +303,7 @@ pub async fn merge(wc: &WriteContext, mut m: MergeStmt, keyed_upsert: bool) -> R
     let target_alias = factor_name(&m.target).unwrap_or_default();
     let target = Target::open_qualified(wc, name, Some(target_alias.clone())).await?;
     // Before the source's names are qualified: `DEFAULT` is a keyword.
-    generated_columns(&target, &mut m, &target_alias, keyed_upsert)?;
+    generated_columns(wc, &target, &mut m, &target_alias, keyed_upsert)?;
     if let Some(source_alias) = factor_name(&m.source) {
         source_names_when_not_matched(&mut m, &source_alias);
     }

@@ -135,6 +135,7 @@ pub async fn update(
         &target.def,
         target.alias.as_deref().unwrap_or(&target.name),
         sets,
+        &|e| super::generated::calls_volatile(&wc.ctx, e),
     )?;
     // RETURNING: the new rows, computed on the snapshot the update reads.
     let returned = if new_rows {
