@@ -191,26 +191,7 @@ impl Target {
         if listed.is_empty() {
             return Ok(self.all_columns());
         }
-        let mut t: Vec<String> = Vec::new();
-        for n in listed {
-            if self.def.column(n).is_none() {
-                return Err(Error::new(
-                    ErrorKind::UndefinedColumn,
-                    format!(
-                        "column \"{n}\" of relation \"{}\" does not exist",
-                        self.name
-                    ),
-                ));
-            }
-            if t.contains(n) {
-                return Err(Error::new(
-                    ErrorKind::DuplicateColumn,
-                    format!("column \"{n}\" specified more than once"),
-                ));
-            }
-            t.push(n.clone());
-        }
-        Ok(t)
+        named_columns(&self.def, &self.name, listed, false)
     }
 
     /// `df` (rows to append) with the table's rules on it: expectations
@@ -400,6 +381,17 @@ pub fn copy_columns(def: &TableDef, table: &str, listed: &[String]) -> Result<Ve
             .map(|c| c.name.clone())
             .collect());
     }
+    named_columns(def, table, listed, true)
+}
+
+/// The columns `listed` of `def`, checked: each exists (42703) and is named
+/// once (42701); with `copy`, none is generated (42P10).
+fn named_columns(
+    def: &TableDef,
+    table: &str,
+    listed: &[String],
+    copy: bool,
+) -> Result<Vec<String>> {
     let mut t: Vec<String> = Vec::new();
     for n in listed {
         match def.column(n) {
@@ -409,7 +401,7 @@ pub fn copy_columns(def: &TableDef, table: &str, listed: &[String]) -> Result<Ve
                     format!("column \"{n}\" of relation \"{table}\" does not exist"),
                 ));
             }
-            Some(c) if c.generated.is_some() => {
+            Some(c) if copy && c.generated.is_some() => {
                 return Err(Error::new(
                     ErrorKind::InvalidColumnReference,
                     format!("column \"{n}\" is a generated column"),
