@@ -98,6 +98,9 @@ impl Dialect for SluiceDialect {
     }
 
     fn parse_prefix(&self, parser: &mut Parser) -> Option<Result<Expr, ParserError>> {
+        if let Some(op) = prefix_operator(parser) {
+            return Some(op);
+        }
         self.pg.parse_prefix(parser)
     }
 
@@ -123,6 +126,30 @@ impl Dialect for SluiceDialect {
     ) -> Result<Option<Result<Option<ColumnOption>, ParserError>>, ParserError> {
         self.pg.parse_column_option(parser)
     }
+}
+
+/// A prefix operator of PostgreSQL's "any other operator" class (`@`,
+/// `|/`, `||/`, `!!`, `~`), whose operand takes in the operators that bind
+/// tighter than that class, as PostgreSQL's grammar has it: `@ -5 + 2` is
+/// `@ (-5 + 2)`, 3 (sqlparser read `(@ -5) + 2`, 7).
+fn prefix_operator(parser: &mut Parser) -> Option<Result<Expr, ParserError>> {
+    use datafusion::sql::sqlparser::ast::UnaryOperator;
+    use datafusion::sql::sqlparser::dialect::{Dialect, PostgreSqlDialect, Precedence};
+    use datafusion::sql::sqlparser::tokenizer::Token;
+    let op = match parser.peek_token().token {
+        Token::AtSign => UnaryOperator::PGAbs,
+        Token::PGSquareRoot => UnaryOperator::PGSquareRoot,
+        Token::PGCubeRoot => UnaryOperator::PGCubeRoot,
+        Token::DoubleExclamationMark => UnaryOperator::PGPrefixFactorial,
+        Token::Tilde => UnaryOperator::BitwiseNot,
+        _ => return None,
+    };
+    parser.next_token();
+    let operand = parser.parse_subexpr(PostgreSqlDialect {}.prec_value(Precedence::PgOther));
+    Some(operand.map(|e| Expr::UnaryOp {
+        op,
+        expr: Box::new(e),
+    }))
 }
 
 /// `x [NOT] BETWEEN SYMMETRIC a AND b`, which sqlparser does not know, as
