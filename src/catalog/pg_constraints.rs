@@ -1113,10 +1113,19 @@ impl Derived {
             }
             // A plain index (`i`): an index relation, not a constraint.
             for ix in def.indexes.iter().filter(|i| !i.unique) {
-                let cols = column_list(&ix.columns);
+                // An expression index shows its elements as written.
+                let cols = if ix.expressions.is_empty() {
+                    column_list(&ix.columns)
+                } else {
+                    ix.expressions.join(", ")
+                };
                 let mut c = con(next(), &ix.name, "i", &ix.columns, String::new());
                 c.index_oid = c.oid;
-                c.key_columns = ix.columns.iter().map(|n| quote(n)).collect();
+                c.key_columns = if ix.expressions.is_empty() {
+                    ix.columns.iter().map(|n| quote(n)).collect()
+                } else {
+                    ix.expressions.clone()
+                };
                 let partial = ix
                     .predicate
                     .as_ref()

@@ -25,6 +25,10 @@ pub struct IndexDef {
     /// The condition of a partial index (`WHERE ...`), as written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub predicate: Option<String>,
+    /// The index's elements as written, when one is an expression
+    /// (`lower(email)`): `columns` are then the columns they read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expressions: Vec<String>,
 }
 
 /// A PRIMARY KEY or UNIQUE constraint.

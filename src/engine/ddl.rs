@@ -2025,6 +2025,9 @@ pub async fn alter_table(session: &mut Session, at: AlterTable) -> Result<Output
                 if let Some(p) = ix.predicate.as_mut() {
                     *p = quality::rename_column(p, &old, &new)?;
                 }
+                for e in ix.expressions.iter_mut() {
+                    *e = quality::rename_column(e, &old, &new)?;
+                }
             }
             for fk in def.foreign_keys.iter_mut() {
                 rename(&mut fk.columns);

@@ -72,7 +72,7 @@ pub async fn create_index(session: &mut Session, ci: CreateIndex) -> Result<Outp
         }
     };
     let mut def: TableDef = entry.table_def()?.as_ref().clone();
-    let columns = index_columns(&ci.columns)?;
+    let (columns, expressions, named) = index_elements(session, &def, &ci)?;
     if let Some(c) = columns.iter().find(|c| def.column(c).is_none()) {
         return Err(Error::new(
             ErrorKind::UndefinedColumn,
@@ -95,7 +95,7 @@ pub async fn create_index(session: &mut Session, ci: CreateIndex) -> Result<Outp
             }
             name
         }
-        None => generated_name(session, &schema, &table, &columns),
+        None => generated_name(session, &schema, &table, &named),
     };
     if ci.unique {
         let key = new_key(&def, &table, Some(name.clone()), columns.clone(), false)?;
@@ -109,9 +109,60 @@ pub async fn create_index(session: &mut Session, ci: CreateIndex) -> Result<Outp
         columns,
         unique: ci.unique,
         predicate: ci.predicate.as_ref().map(|p| p.to_string()),
+        expressions,
     });
     save_def(session, &schema, &table, def, None).await?;
     Ok(Output::command("CREATE INDEX"))
+}
+
+/// The elements of an index: the columns it reads, its elements as
+/// written when one is an expression (none otherwise), and the names
+/// PostgreSQL names a new index after (a column's, an expression's
+/// function's or `expr`). An expression must plan over the table's
+/// columns; a unique index on one is 0A000 (not a key Sluice enforces).
+fn index_elements(
+    session: &Session,
+    def: &TableDef,
+    ci: &CreateIndex,
+) -> Result<(Vec<String>, Vec<String>, Vec<String>)> {
+    use datafusion::sql::sqlparser::ast::Expr;
+    if ci
+        .columns
+        .iter()
+        .all(|c| matches!(c.column.expr, Expr::Identifier(_)))
+    {
+        let columns = index_columns(&ci.columns)?;
+        return Ok((columns.clone(), vec![], columns));
+    }
+    if ci.unique {
+        return Err(Error::not_supported(
+            "a unique index on an expression (CREATE UNIQUE INDEX ... ((expression)))",
+        ));
+    }
+    let schema = datafusion::common::DFSchema::try_from(def.arrow_schema().as_ref().clone())?;
+    let (mut columns, mut expressions, mut named) = (vec![], vec![], vec![]);
+    for c in &ci.columns {
+        let e = &c.column.expr;
+        crate::frontend::generated::plan_text(session.context(), &e.to_string(), &schema)?;
+        for col in crate::write::generated::columns_read(e) {
+            if !columns.contains(&col) {
+                columns.push(col);
+            }
+        }
+        expressions.push(e.to_string());
+        named.push(match e {
+            Expr::Identifier(id) => crate::frontend::names::normalize_ident(id),
+            Expr::Function(f) => f
+                .name
+                .0
+                .last()
+                .and_then(|p| p.as_ident())
+                .map(crate::frontend::names::normalize_ident)
+                .unwrap_or_else(|| "expr".into()),
+            _ => "expr".into(),
+        });
+    }
+    Ok((columns, expressions, named))
 }
 
 /// The schema and table holding index `name` (qualified, or found along
