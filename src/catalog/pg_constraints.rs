@@ -1120,6 +1120,19 @@ impl Derived {
                     ix.expressions.join(", ")
                 };
                 let mut c = con(next(), &ix.name, "i", &ix.columns, String::new());
+                if !ix.expressions.is_empty() {
+                    // An expression is column 0 of `indkey`, as in PostgreSQL.
+                    c.columns = ix
+                        .expressions
+                        .iter()
+                        .map(|e| {
+                            positions(&def, std::slice::from_ref(e))
+                                .first()
+                                .copied()
+                                .unwrap_or(0)
+                        })
+                        .collect();
+                }
                 c.index_oid = c.oid;
                 c.key_columns = if ix.expressions.is_empty() {
                     ix.columns.iter().map(|n| quote(n)).collect()

@@ -82,13 +82,13 @@ pub async fn insert(
     resolve_values(&mut source, &targets, &target.def)?;
     let plan = session.plan(Statement::Query(source.clone())).await?;
     let n_in = plan.schema().fields().len();
-    if deferred {
-        refuse(&source, Some(n_in))?;
-    }
     if n_in > targets.len() {
         return Err(Error::syntax(
             "INSERT has more expressions than target columns",
         ));
+    }
+    if deferred {
+        refuse(&source, Some(n_in))?;
     }
     if n_in < targets.len() && !ins.columns.is_empty() {
         return Err(Error::syntax(

@@ -12,7 +12,7 @@
 
 use datafusion::sql::sqlparser::ast::{CreateIndex, ObjectName};
 
-use super::ddl::{add_key, index_columns, new_key, save_def};
+use super::ddl::{add_key, new_key, save_def};
 use super::{Output, Session};
 use crate::catalog::rules::IndexDef;
 use crate::catalog::{Kind, TableDef};
@@ -126,12 +126,23 @@ fn index_elements(
     ci: &CreateIndex,
 ) -> Result<(Vec<String>, Vec<String>, Vec<String>)> {
     use datafusion::sql::sqlparser::ast::Expr;
-    if ci
-        .columns
-        .iter()
-        .all(|c| matches!(c.column.expr, Expr::Identifier(_)))
-    {
-        let columns = index_columns(&ci.columns)?;
+    // `((a))` is the column `a`, as in PostgreSQL.
+    let element = |e: &Expr| -> Expr {
+        let mut e = e.clone();
+        while let Expr::Nested(inner) = e {
+            e = *inner;
+        }
+        e
+    };
+    let elements: Vec<Expr> = ci.columns.iter().map(|c| element(&c.column.expr)).collect();
+    if elements.iter().all(|e| matches!(e, Expr::Identifier(_))) {
+        let columns: Vec<String> = elements
+            .iter()
+            .map(|e| match e {
+                Expr::Identifier(id) => crate::frontend::names::normalize_ident(id),
+                _ => unreachable!("identifiers only"),
+            })
+            .collect();
         return Ok((columns.clone(), vec![], columns));
     }
     if ci.unique {
@@ -140,17 +151,38 @@ fn index_elements(
         ));
     }
     let schema = datafusion::common::DFSchema::try_from(def.arrow_schema().as_ref().clone())?;
-    let (mut columns, mut expressions, mut named) = (vec![], vec![], vec![]);
-    for c in &ci.columns {
-        let e = &c.column.expr;
-        crate::frontend::generated::plan_text(session.context(), &e.to_string(), &schema)?;
+    let (mut columns, mut expressions, mut named) = (vec![], vec![], Vec::<String>::new());
+    for e in &elements {
+        let planned =
+            crate::frontend::generated::plan_text(session.context(), &e.to_string(), &schema)?;
+        let volatile = crate::tree::exists(&planned, |x| {
+            Ok(
+                matches!(x, datafusion::logical_expr::Expr::ScalarFunction(f)
+                if f.func.signature().volatility != datafusion::logical_expr::Volatility::Immutable),
+            )
+        })?;
+        if volatile {
+            return Err(Error::new(
+                ErrorKind::InvalidObjectDefinition,
+                "functions in index expression must be marked IMMUTABLE",
+            ));
+        }
         for col in crate::write::generated::columns_read(e) {
             if !columns.contains(&col) {
                 columns.push(col);
             }
         }
-        expressions.push(e.to_string());
-        named.push(match e {
+        // As written; pg_get_indexdef puts any expression but a column or
+        // a function call in parentheses.
+        expressions.push(match e {
+            Expr::Identifier(_) | Expr::Function(_) => e.to_string(),
+            // An operator prints in parentheses of its own.
+            Expr::BinaryOp { .. } | Expr::UnaryOp { .. } => format!("(({e}))"),
+            _ => format!("({e})"),
+        });
+        // Named after the column or function, numbered when repeated
+        // (`lower`, `lower1`), as PostgreSQL names a new index.
+        let base = match e {
             Expr::Identifier(id) => crate::frontend::names::normalize_ident(id),
             Expr::Function(f) => f
                 .name
@@ -160,7 +192,14 @@ fn index_elements(
                 .map(crate::frontend::names::normalize_ident)
                 .unwrap_or_else(|| "expr".into()),
             _ => "expr".into(),
-        });
+        };
+        let mut name = base.clone();
+        let mut n = 0;
+        while named.contains(&name) {
+            n += 1;
+            name = format!("{base}{n}");
+        }
+        named.push(name);
     }
     Ok((columns, expressions, named))
 }

@@ -861,7 +861,7 @@ pub fn alias_ordinal_order_keys(stmt: &mut Statement) {
 /// The expression of a select item, as PostgreSQL compares two of them
 /// for `ORDER BY name`: without parentheses, names folded, a qualified
 /// column by its name (`t.a` is `a`); None for `*`.
-fn item_key(item: &SelectItem, qualified: bool) -> Option<String> {
+fn item_key(item: &SelectItem, qualified: bool) -> Option<Expr> {
     use datafusion::sql::sqlparser::ast::Ident;
     let mut e = match item {
         SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e.clone(),
@@ -893,7 +893,7 @@ fn item_key(item: &SelectItem, qualified: bool) -> Option<String> {
         }
         ControlFlow::<()>::Continue(())
     });
-    Some(e.to_string())
+    Some(e)
 }
 
 /// Whether two select items are one expression for `ORDER BY name`: the
@@ -906,7 +906,7 @@ fn same_item(a: &SelectItem, b: &SelectItem) -> bool {
         return true;
     }
     let bare_a = item_key(a, false);
-    let qualified = |full: &Option<String>, bare: &Option<String>| full != bare;
+    let qualified = |full: &Option<Expr>, bare: &Option<Expr>| full != bare;
     bare_a == item_key(b, false)
         && !(qualified(&full.0, &bare_a) && qualified(&full.1, &item_key(b, false)))
 }

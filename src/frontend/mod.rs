@@ -557,6 +557,15 @@ fn insert_overriding(p: &mut Parser) -> Result<Option<Stmt>> {
         let t = p.peek_nth_token(n).token;
         match &t {
             Token::EOF | Token::SemiColon => break,
+            // `(SELECT ...`, `(VALUES ...`: the rows begin.
+            Token::LParen
+                if depth == 0
+                    && ["VALUES", "SELECT", "WITH"]
+                        .iter()
+                        .any(|w| word_is(&p.peek_nth_token(n + 1).token, w)) =>
+            {
+                break;
+            }
             Token::LParen => depth += 1,
             Token::RParen => depth = depth.saturating_sub(1),
             other if depth == 0 && word_is(other, "OVERRIDING") => {

@@ -22,7 +22,7 @@ pub const TEXT_TO_FLOAT: &str = "sluice_text_to_float";
 /// One text value as a float of `real` (f32) or `double precision` range.
 fn parse(text: &str, real: bool) -> std::result::Result<f64, Error> {
     let type_name = if real { "real" } else { "double precision" };
-    let t = text.trim_matches(|c: char| c.is_ascii_whitespace());
+    let t = text.trim_matches(|c: char| c.is_ascii_whitespace() || c == '\u{b}');
     let lower = t.to_ascii_lowercase();
     let unsigned = lower.trim_start_matches(['+', '-']);
     let negative = lower.starts_with('-');
@@ -33,12 +33,14 @@ fn parse(text: &str, real: bool) -> std::result::Result<f64, Error> {
             f64::INFINITY
         });
     }
-    if lower == "nan" {
+    if unsigned == "nan" && lower.len() - unsigned.len() <= 1 {
         return Ok(f64::NAN);
     }
     // strtod reads hexadecimal too (`0x10` is 16).
     if let Some(hex) = unsigned.strip_prefix("0x")
         && lower.len() - unsigned.len() <= 1
+        && !hex.is_empty()
+        && hex.bytes().all(|b| b.is_ascii_hexdigit())
         && let Ok(v) = u64::from_str_radix(hex, 16)
     {
         let v = v as f64;
@@ -71,7 +73,7 @@ fn parse(text: &str, real: bool) -> std::result::Result<f64, Error> {
         .next()
         .is_some_and(|m| m.bytes().any(|b| (b'1'..=b'9').contains(&b)));
     if real {
-        let r = v as f32;
+        let r: f32 = t.parse().map_err(|_| invalid())?;
         if r.is_infinite() || (r == 0.0 && mantissa_nonzero) {
             return Err(out_of_range());
         }
@@ -159,6 +161,8 @@ mod tests {
             assert_eq!(e.kind, ErrorKind::NumericOutOfRange, "{text}");
         }
         assert_eq!(parse("0x10", false).unwrap(), 16.0);
+        assert!(parse("-nan", false).unwrap().is_nan());
+        assert!(parse("0x+10", false).is_err());
         for text in ["abc", "", "1.5x", "--1", "infinityx", "1.5e"] {
             let e = parse(text, false).unwrap_err();
             assert_eq!(e.kind, ErrorKind::InvalidText, "{text}");

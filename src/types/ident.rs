@@ -31,9 +31,9 @@ fn is_ident_cont(c: char) -> bool {
     is_ident_start(c) || c.is_ascii_digit() || c == '$'
 }
 
-/// PostgreSQL 15's reserved key words, and those that may be a type or
-/// function name but not a column name: an identifier spelled like one
-/// is quoted.
+/// PostgreSQL 15's key words other than the unreserved ones (reserved,
+/// type or function name, column name): `quote_identifier` quotes an
+/// identifier spelled like one.
 const RESERVED: &[&str] = &[
     "all",
     "analyse",
@@ -135,6 +135,58 @@ const RESERVED: &[&str] = &[
     "where",
     "window",
     "with",
+    // Column-name key words: no function or type name.
+    "between",
+    "bigint",
+    "bit",
+    "boolean",
+    "char",
+    "character",
+    "coalesce",
+    "dec",
+    "decimal",
+    "exists",
+    "extract",
+    "float",
+    "greatest",
+    "grouping",
+    "inout",
+    "int",
+    "integer",
+    "interval",
+    "least",
+    "national",
+    "nchar",
+    "none",
+    "normalize",
+    "nullif",
+    "numeric",
+    "out",
+    "overlay",
+    "position",
+    "precision",
+    "real",
+    "row",
+    "setof",
+    "smallint",
+    "substring",
+    "time",
+    "timestamp",
+    "treat",
+    "trim",
+    "values",
+    "varchar",
+    "xmlattributes",
+    "xmlconcat",
+    "xmlelement",
+    "xmlexists",
+    "xmlforest",
+    "xmlnamespaces",
+    "xmlparse",
+    "xmlpi",
+    "xmlroot",
+    "xmlserialize",
+    "xmltable",
 ];
 
 /// An identifier as PostgreSQL prints one (`quote_ident`): quoted only
