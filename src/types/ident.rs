@@ -338,8 +338,43 @@ fn parse_ident_array(args: &[ArrayRef]) -> DfResult<ArrayRef> {
     Ok(Arc::new(out.finish()))
 }
 
-/// Register `parse_ident` in place of the catalog library's, which split on
-/// every dot and kept the whitespace around it.
+/// `quote_ident(text)`: the text as PostgreSQL's `quote_identifier`
+/// writes an identifier (see [`quote_ident_if_needed`]); the catalog
+/// library's quoted no key word.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct QuoteIdent {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for QuoteIdent {
+    fn name(&self) -> &str {
+        "quote_ident"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        datafusion::functions::utils::make_scalar_function(
+            |args: &[ArrayRef]| {
+                let text = datafusion::arrow::compute::cast(&args[0], &DataType::Utf8)?;
+                let out: datafusion::arrow::array::StringArray = text
+                    .as_string::<i32>()
+                    .iter()
+                    .map(|v| v.map(quote_ident_if_needed))
+                    .collect();
+                Ok(Arc::new(out) as ArrayRef)
+            },
+            vec![],
+        )(&args.args)
+    }
+}
+
+/// Register `parse_ident` and `quote_ident` in place of the catalog
+/// library's: its `parse_ident` split on every dot and kept the
+/// whitespace around it.
 pub fn register(ctx: &datafusion::prelude::SessionContext) {
     ctx.register_udf(ScalarUDF::new_from_impl(ParseIdent {
         signature: Signature::one_of(
@@ -349,6 +384,9 @@ pub fn register(ctx: &datafusion::prelude::SessionContext) {
             ],
             Volatility::Immutable,
         ),
+    }));
+    ctx.register_udf(ScalarUDF::new_from_impl(QuoteIdent {
+        signature: Signature::uniform(1, vec![DataType::Utf8], Volatility::Immutable),
     }));
 }
 
