@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, AsArray, StringArray};
 use datafusion::arrow::datatypes::{DataType, Int64Type};
-use datafusion::common::ScalarValue;
 use datafusion::error::Result;
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
@@ -71,11 +70,7 @@ impl ScalarUDFImpl for Chr {
             });
         }
         let out = Arc::new(StringArray::from(out));
-        Ok(if scalar {
-            ColumnarValue::Scalar(ScalarValue::try_from_array(out.as_ref(), 0)?)
-        } else {
-            ColumnarValue::Array(out)
-        })
+        super::columnar(out, scalar)
     }
 }
 

@@ -15,7 +15,6 @@
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Decimal128Array, Int32Array};
 use datafusion::arrow::datatypes::{DataType, Decimal128Type, i256};
-use datafusion::common::ScalarValue;
 use datafusion::error::Result;
 use datafusion::logical_expr::ColumnarValue;
 use std::sync::Arc;
@@ -312,11 +311,7 @@ pub fn evaluate(
     } else {
         Arc::new(Decimal128Array::from_iter(values).with_precision_and_scale(38, scale)?)
     };
-    Ok(if scalar {
-        ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
-    } else {
-        ColumnarValue::Array(out)
-    })
+    super::columnar(out, scalar)
 }
 
 #[cfg(test)]

@@ -114,7 +114,8 @@ pub fn given_error(column: &str, update: bool) -> Error {
 /// `nextval`): a value that must be computed once, not once more inside
 /// a generated column's expression.
 pub fn calls_volatile(ctx: &datafusion::prelude::SessionContext, e: &Expr) -> bool {
-    let state = ctx.state();
+    let state = ctx.state_ref();
+    let state = state.read();
     crate::visit::visit_expressions(e, |x| {
         let volatile = matches!(x, Expr::Function(f) if f
         .name
