@@ -36,10 +36,17 @@ pub(super) async fn plan_exprs(
     exprs: &[String],
     pred: Option<&Expr>,
 ) -> Result<(Vec<DfExpr>, Option<DfExpr>)> {
+    // Each named apart: two assignments of one value (`SET a = 1, b = 1`)
+    // would be two select items of one name, which DataFusion refuses.
     let list = if exprs.is_empty() {
         "1".to_string()
     } else {
-        exprs.join(", ")
+        exprs
+            .iter()
+            .enumerate()
+            .map(|(i, e)| format!("{e} AS __sluice_set_{i}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     };
     let state = wc.ctx.state();
     let plan = crate::frontend::generated::plan(&wc.ctx, &target.select_sql(&list, pred)).await?;
