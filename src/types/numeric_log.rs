@@ -203,7 +203,17 @@ fn one(kind: Kind, base: Option<Value>, x: Value, scale: i8) -> Result<(i128, i3
             };
             let ln_b = b.ln();
             if ln_b == i256::ZERO {
-                return Err(Error::new(ErrorKind::DivisionByZero, "division by zero").into());
+                // A base of 1 divides by zero; one within 10^-32 of it
+                // gives a logarithm beyond any numeric Sluice stores.
+                return Err(if b.u == 10i128.pow(b.s.max(0) as u32) {
+                    Error::new(ErrorKind::DivisionByZero, "division by zero")
+                } else {
+                    Error::new(
+                        ErrorKind::NumericOutOfRange,
+                        "value overflows numeric format",
+                    )
+                }
+                .into());
             }
             (
                 ln_x * pow10(DIGITS) / ln_b,
